@@ -1,0 +1,251 @@
+/**
+ * HCN (HNS v2) object shapes as HNS sends and receives them, and the two
+ * interfaces every HNS backend implements: the raw C-API-shaped {@link HcnApi}
+ * (FFI binding or in-memory HNS) and the typed {@link HnsClient} built on it.
+ *
+ * Field names are HNS's own (PascalCase), so objects round-trip unchanged.
+ *
+ * @module
+ */
+
+/** HCN schema version carried by every v2 object. */
+export interface HcnSchemaVersion {
+  /** Major version; 2 for the v2 API. */
+  Major: number;
+  /** Minor version. */
+  Minor: number;
+}
+
+/** One HNS policy: a type name and type-specific settings. */
+export interface HcnPolicy {
+  /** Policy type, e.g. `ProviderAddress` or `RemoteSubnetRoute`. */
+  Type: string;
+  /** Type-specific settings object. */
+  Settings?: Record<string, unknown>;
+}
+
+/** An IP configuration of an endpoint. */
+export interface HcnIpConfiguration {
+  /** The IP address (v4 or v6). */
+  IpAddress: string;
+  /** Prefix length, when known. */
+  PrefixLength?: number;
+}
+
+/** Endpoint flags (`HostComputeEndpoint.Flags`). */
+export const EndpointFlags = {
+  None: 0,
+  RemoteEndpoint: 1,
+} as const;
+
+/** A `HostComputeEndpoint`. */
+export interface HcnEndpoint {
+  /** GUID assigned by HNS. */
+  ID?: string;
+  /** Friendly name. */
+  Name?: string;
+  /** ID of the network the endpoint is attached to. */
+  HostComputeNetwork?: string;
+  /** IP configurations; the first one is the endpoint's address. */
+  IpConfigurations?: HcnIpConfiguration[];
+  /** MAC address, dash-separated (`02-11-0a-f4-02-0f`). */
+  MacAddress?: string;
+  /** {@link EndpointFlags}. */
+  Flags?: number;
+  /** Policies, e.g. `ProviderAddress` for overlay remote endpoints. */
+  Policies?: HcnPolicy[];
+  /** Always {Major: 2, Minor: 0} for v2 objects. */
+  SchemaVersion?: HcnSchemaVersion;
+  /** Anything else HNS returns is kept verbatim. */
+  [extra: string]: unknown;
+}
+
+/** Load balancer flags (`HostComputeLoadBalancer.Flags`). */
+export const LoadBalancerFlags = {
+  None: 0,
+  DSR: 1,
+  IPv6: 2,
+} as const;
+
+/** Port mapping flags (`PortMappings[].Flags`). */
+export const PortMappingFlags = {
+  None: 0,
+  ILB: 1,
+  LocalRoutedVIP: 2,
+  UseMux: 4,
+  PreserveDIP: 8,
+  VipExternalIP: 16,
+} as const;
+
+/** Distribution types (`PortMappings[].DistributionType`). */
+export const DistributionType = {
+  None: 0,
+  SourceIPProtocol: 1,
+  SourceIP: 2,
+} as const;
+
+/** IANA protocol numbers HNS uses in port mappings. */
+export const IpProtocol = {
+  TCP: 6,
+  UDP: 17,
+  SCTP: 132,
+} as const;
+
+/** One port mapping of a load balancer. */
+export interface HcnPortMapping {
+  /** IANA protocol number (6 TCP, 17 UDP). */
+  Protocol: number;
+  /** Port on the backend endpoints. */
+  InternalPort: number;
+  /** Port on the frontend VIP (or the node port). */
+  ExternalPort: number;
+  /** {@link DistributionType}. */
+  DistributionType?: number;
+  /** {@link PortMappingFlags}. */
+  Flags?: number;
+}
+
+/** A `HostComputeLoadBalancer`. */
+export interface HcnLoadBalancer {
+  /** GUID assigned by HNS. */
+  ID?: string;
+  /** Backend endpoint IDs. */
+  HostComputeEndpoints: string[];
+  /** Source VIP for SNAT (overlay networks). */
+  SourceVIP?: string;
+  /** Frontend VIPs; empty for NodePort load balancers. */
+  FrontendVIPs?: string[];
+  /** Port mappings (hnsproxy always sends exactly one). */
+  PortMappings: HcnPortMapping[];
+  /** {@link LoadBalancerFlags}. */
+  Flags?: number;
+  /** Always {Major: 2, Minor: 0} for v2 objects. */
+  SchemaVersion?: HcnSchemaVersion;
+  /** Anything else HNS returns is kept verbatim. */
+  [extra: string]: unknown;
+}
+
+/** A `HostComputeNetwork`. */
+export interface HcnNetwork {
+  /** GUID assigned by HNS. */
+  ID?: string;
+  /** Network name, e.g. `cbr0` or `vxlan0`. */
+  Name?: string;
+  /** `NAT`, `Transparent`, `L2Bridge`, `L2Tunnel`, `ICS`, `Private` or `Overlay`. */
+  Type?: string;
+  /** Network policies, e.g. `RemoteSubnetRoute`. */
+  Policies?: HcnPolicy[];
+  /** IPAM configuration. */
+  Ipams?: Array<{ Type?: string; Subnets?: Array<{ IpAddressPrefix?: string }> }>;
+  /** Network flags. */
+  Flags?: number;
+  /** Always {Major: 2, Minor: 0} for v2 objects. */
+  SchemaVersion?: HcnSchemaVersion;
+  /** Anything else HNS returns is kept verbatim. */
+  [extra: string]: unknown;
+}
+
+/** The three HCN object kinds. */
+export type HcnKind = "Network" | "Endpoint" | "LoadBalancer";
+
+/** An opaque HCN handle (a pointer for FFI, a number for the in-memory HNS). */
+export type HcnHandle = unknown;
+
+/**
+ * The HCN C API, one method per C function family, with strings already
+ * converted to and from JS and every returned buffer already freed.
+ *
+ * Methods throw {@link import("./errors.ts").HnsError} when the HRESULT is a
+ * failure or HNS returned a non-empty error record.
+ */
+export interface HcnApi {
+  /** Whether `HcnModifyLoadBalancer` is exported by the loaded library. */
+  readonly hasModifyLoadBalancer: boolean;
+  /** `HcnEnumerateX(query)`: a JSON array of IDs as text. */
+  enumerate(kind: HcnKind, query: string): Promise<string>;
+  /** `HcnOpenX(id)`: a handle the caller must close. */
+  open(kind: HcnKind, id: string): Promise<HcnHandle>;
+  /**
+   * `HcnCreateX(id, settings)` (endpoints take the open network handle):
+   * a handle the caller must close. A zero/empty `id` lets HNS assign one.
+   */
+  create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle>;
+  /** `HcnModifyX(handle, settings)`. */
+  modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void>;
+  /** `HcnQueryXProperties(handle, query)`: the object's JSON. */
+  query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string>;
+  /** `HcnDeleteX(id)`. */
+  delete(kind: HcnKind, id: string): Promise<void>;
+  /** `HcnCloseX(handle)`. */
+  close(kind: HcnKind, handle: HcnHandle): Promise<void>;
+  /** `HNSCall(method, path, request)`: the response JSON. */
+  hnsCall(method: string, path: string, request: string): Promise<string>;
+  /** Release the libraries (no further calls). */
+  dispose(): void;
+}
+
+/** HNS version as reported by `HNSCall GET /globals/version`. */
+export interface HnsVersion {
+  /** Major version. */
+  major: number;
+  /** Minor version. */
+  minor: number;
+}
+
+/** What the running HNS supports, derived from its version. */
+export interface HnsFeatures {
+  /** The v2 API, remote subnet routes and host routes (9.2+). */
+  api: boolean;
+  /** Direct server return (9.3–9.x or 10.2+). */
+  dsr: boolean;
+  /** IPv6 dual-stack (11.10+). */
+  ipv6DualStack: boolean;
+  /** Session affinity via DistributionType SourceIP (12.0+). */
+  sessionAffinity: boolean;
+  /** In-place load balancer update with HcnModifyLoadBalancer (15.4+). */
+  modifyLoadBalancer: boolean;
+}
+
+/**
+ * Typed HNS operations used by hnsproxy. Every method opens and closes any
+ * handle it needs on every path and throws a typed
+ * {@link import("./errors.ts").HnsError} on failure.
+ */
+export interface HnsClient {
+  /** HNS version, or null when it cannot be read. */
+  version(): Promise<HnsVersion | null>;
+  /** Features derived from {@link HnsClient.version}. */
+  features(): Promise<HnsFeatures>;
+
+  /** All networks with their properties. */
+  listNetworks(): Promise<HcnNetwork[]>;
+  /** The network with this name, or undefined. */
+  findNetworkByName(name: string): Promise<HcnNetwork | undefined>;
+
+  /** IDs of all endpoints (one Enumerate call). */
+  listEndpointIds(): Promise<string[]>;
+  /** All endpoints with properties, optionally only those of one network. */
+  listEndpoints(networkId?: string): Promise<HcnEndpoint[]>;
+  /** One endpoint, or undefined when HNS does not have it. */
+  getEndpoint(id: string): Promise<HcnEndpoint | undefined>;
+  /** Create an endpoint on a network; returns it as HNS holds it (with ID). */
+  createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint>;
+  /** Delete an endpoint by ID. */
+  deleteEndpoint(id: string): Promise<void>;
+
+  /** IDs of all load balancers (one Enumerate call). */
+  listLoadBalancerIds(): Promise<string[]>;
+  /** All load balancers with properties. */
+  listLoadBalancers(): Promise<HcnLoadBalancer[]>;
+  /** One load balancer, or undefined when HNS does not have it. */
+  getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined>;
+  /** Create a load balancer; returns it as HNS holds it (with ID). */
+  createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
+  /** Replace a load balancer's settings in place (needs ModifyLoadbalancer). */
+  modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
+  /** Delete a load balancer by ID. */
+  deleteLoadBalancer(id: string): Promise<void>;
+
+  /** Release the backend. */
+  close(): void;
+}
