@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import type { LogFields, Logger } from "../../lib/log/types.ts";
+
+function capturingLogger() {
+  const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
+  const logger: Logger = {
+    error: (message, fields) => lines.push({ level: "error", message, fields }),
+    warn: (message, fields) => lines.push({ level: "warn", message, fields }),
+    info: (message, fields) => lines.push({ level: "info", message, fields }),
+    debug: () => {},
+    enabled: () => false,
+    with: () => logger,
+  };
+  return { logger, lines };
+}
+
+const LB = {
+  kind: "LoadBalancer" as const,
+  id: "A1B2C3D4-0000-0000-0000-000000000001",
+  key: "lb/tcp/10.96.0.10:80",
+};
+const EP = {
+  kind: "Endpoint" as const,
+  id: "a1b2c3d4-0000-0000-0000-000000000002",
+  key: "ep/remote/10.244.2.15",
+};
+
+Deno.test("ownership: a missing file is an empty record, and nothing is written until a change", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "sub", "state.json");
+  const record = await OwnershipRecord.load(path);
+  assert.equal(record.size, 0);
+  assert.equal(record.loadError, undefined);
+  await record.flush();
+  await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: add/remove round-trips through the file; IDs compare case-insensitively", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "sub", "state.json");
+  const record = await OwnershipRecord.load(path);
+  record.add(LB);
+  record.add(EP);
+  assert.equal(record.dirty, true);
+  await record.flush();
+  assert.equal(record.dirty, false);
+  assert.ok(record.owns(LB.id.toLowerCase()));
+  assert.ok(record.owns(EP.id.toUpperCase()));
+  assert.ok(!record.owns("ffffffff-0000-0000-0000-000000000000"));
+
+  const again = await OwnershipRecord.load(path);
+  assert.deepEqual(again.list(), [LB, EP], "LBs first, then endpoints");
+  assert.deepEqual(again.list("Endpoint"), [EP]);
+  again.remove(LB.id.toLowerCase());
+  again.add(EP); // unchanged: not dirty
+  await again.flush();
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [EP]);
+  const entries = [...Deno.readDirSync(join(dir, "sub"))].map((e) => e.name);
+  assert.deepEqual(entries, ["state.json"], "no temp files left behind");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: writes are batched — changes reach the file only on flush", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const record = await OwnershipRecord.load(path);
+  for (let i = 0; i < 100; i++) {
+    record.add({ kind: "Endpoint", id: `id-${i}`, key: `ep/remote/10.0.0.${i}` });
+  }
+  await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  await record.flush();
+  assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 100);
+  record.remove("id-0");
+  record.remove("id-1");
+  assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 100);
+  await record.flush();
+  assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 98);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: a corrupt file is a clear error and an empty record; it is kept aside on the next write", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  await Deno.writeTextFile(path, '{"version":1,"objects":[{"kind":"LoadBal');
+  const { logger, lines } = capturingLogger();
+  const record = await OwnershipRecord.load(path, { logger });
+  assert.equal(record.size, 0, "owns nothing, so deletes nothing");
+  assert.match(record.loadError ?? "", /corrupt ownership record .*state\.json: not JSON/);
+  assert.ok(lines.some((l) => l.level === "error" && /corrupt/.test(l.message)));
+  record.add(LB);
+  await record.flush();
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB]);
+  assert.equal(
+    await Deno.readTextFile(path + ".corrupt"),
+    '{"version":1,"objects":[{"kind":"LoadBal',
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: wrong shape or version is rejected; malformed entries are skipped", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  for (
+    const [text, pattern] of [
+      ["[]", /not a JSON object/],
+      ['{"version":2,"objects":[]}', /unsupported version 2/],
+      ['{"version":1,"objects":{}}', /"objects" is not an array/],
+    ] as const
+  ) {
+    await Deno.writeTextFile(path, text);
+    const record = await OwnershipRecord.load(path);
+    assert.equal(record.size, 0);
+    assert.match(record.loadError ?? "", pattern);
+  }
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      version: 1,
+      objects: [LB, { kind: "Network", id: "x", key: "y" }, { id: 3 }],
+    }),
+  );
+  const { logger, lines } = capturingLogger();
+  const record = await OwnershipRecord.load(path, { logger });
+  assert.equal(record.loadError, undefined);
+  assert.deepEqual(record.list(), [LB]);
+  assert.equal(lines.filter((l) => l.level === "warn").length, 2);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: a failed write keeps the record dirty and the old file intact", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const record = await OwnershipRecord.load(path);
+  record.add(LB);
+  await record.flush();
+  // A directory where the temp file would go makes the write fail.
+  await Deno.mkdir(`${path}.tmp-${Deno.pid}`);
+  record.add(EP);
+  await assert.rejects(record.flush());
+  assert.equal(record.dirty, true);
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB]);
+  await Deno.remove(`${path}.tmp-${Deno.pid}`);
+  await record.flush();
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB, EP]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: an in-memory record never touches the filesystem", async () => {
+  const record = OwnershipRecord.inMemory([LB]);
+  assert.equal(record.path, null);
+  assert.ok(record.owns(LB.id));
+  record.add(EP);
+  await record.flush();
+  assert.equal(record.dirty, false);
+});

@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { BoundedFrequencyRunner } from "../../lib/proxy/runner.ts";
+import { Backoff } from "../../lib/proxy/backoff.ts";
+import { ManualTimers, settle } from "./fake_timers.ts";
+
+/** A sync function that records start times and can be held open. */
+function recorder(timers: ManualTimers) {
+  const starts: number[] = [];
+  let release: (() => void) | undefined;
+  let hold = false;
+  let failNext = 0;
+  const fn = async () => {
+    starts.push(timers.now());
+    if (failNext > 0) {
+      failNext--;
+      throw new Error("boom");
+    }
+    if (hold) await new Promise<void>((resolve) => (release = resolve));
+  };
+  return {
+    fn,
+    starts,
+    hold() {
+      hold = true;
+    },
+    release() {
+      hold = false;
+      release?.();
+    },
+    failTimes(n: number) {
+      failNext = n;
+    },
+  };
+}
+
+function newRunner(timers: ManualTimers, fn: () => Promise<void>, min = 1000, max = 30_000) {
+  return new BoundedFrequencyRunner(fn, {
+    minIntervalMs: min,
+    maxIntervalMs: max,
+    timers,
+    errorBackoff: new Backoff({ initialMs: 1000, maxMs: 8000, jitter: 0, clock: timers }),
+  });
+}
+
+Deno.test("runner: start runs once right away", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  runner.start();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0]);
+  await runner.stop();
+});
+
+Deno.test("runner: a burst of requests within minInterval coalesces into one run", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  runner.start();
+  await timers.advance(0);
+  for (let i = 0; i < 10; i++) {
+    runner.run();
+    await timers.advance(50);
+  }
+  assert.deepEqual(rec.starts, [0]);
+  await timers.advance(1000);
+  assert.deepEqual(rec.starts, [0, 1000]);
+  await timers.advance(5000);
+  assert.deepEqual(rec.starts, [0, 1000], "no further run without a request");
+  await runner.stop();
+});
+
+Deno.test("runner: a request after minInterval has passed runs immediately", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  runner.start();
+  await timers.advance(5000);
+  runner.run();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 5000]);
+  await runner.stop();
+});
+
+Deno.test("runner: requests during a run give exactly one more run, never overlapping", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  rec.hold();
+  runner.start();
+  await timers.advance(0);
+  assert.equal(runner.running, true);
+  runner.run();
+  runner.run();
+  await timers.advance(3000);
+  assert.deepEqual(rec.starts, [0], "no second run while the first is in flight");
+  rec.release();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 3000]);
+  await timers.advance(10_000);
+  assert.deepEqual(rec.starts, [0, 3000]);
+  await runner.stop();
+});
+
+Deno.test("runner: runs at least once per maxInterval without requests", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(95_000);
+  assert.deepEqual(rec.starts, [0, 30_000, 60_000, 90_000]);
+  await runner.stop();
+});
+
+Deno.test("runner: a request pushes the periodic run back", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(20_000);
+  runner.run();
+  await timers.advance(30_000);
+  assert.deepEqual(rec.starts, [0, 20_000, 50_000]);
+  await runner.stop();
+});
+
+Deno.test("runner: retryAfter schedules a run, bounded by minInterval", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  runner.start();
+  await timers.advance(0);
+  runner.retryAfter(4000);
+  await timers.advance(3999);
+  assert.deepEqual(rec.starts, [0]);
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 4000]);
+  runner.retryAfter(0);
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 4000], "minInterval still applies");
+  await timers.advance(1000);
+  assert.deepEqual(rec.starts, [0, 4000, 5000]);
+  await runner.stop();
+});
+
+Deno.test("runner: a failing run is retried with backoff and recovers", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 500, 60_000);
+  rec.failTimes(3);
+  runner.start();
+  await timers.advance(20_000);
+  // fails at 0, retried after 1 s, 2 s, 4 s; the 4th run succeeds.
+  assert.deepEqual(rec.starts, [0, 1000, 3000, 7000]);
+  await runner.stop();
+});
+
+Deno.test("runner: stop waits for the run in flight and prevents further runs", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn);
+  rec.hold();
+  runner.start();
+  await timers.advance(0);
+  let stopped = false;
+  const stopping = runner.stop().then(() => (stopped = true));
+  await settle();
+  assert.equal(stopped, false);
+  rec.release();
+  await stopping;
+  runner.run();
+  await timers.advance(100_000);
+  assert.deepEqual(rec.starts, [0]);
+  assert.equal(timers.pendingCount, 0);
+});
+
+Deno.test("runner: rejects invalid intervals", () => {
+  assert.throws(() =>
+    new BoundedFrequencyRunner(() => Promise.resolve(), {
+      minIntervalMs: 10,
+      maxIntervalMs: 5,
+    }), RangeError);
+});
