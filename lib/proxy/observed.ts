@@ -1,0 +1,254 @@
+/**
+ * The observed cache: the agent's memory of what HNS holds, kept current by
+ * apply (every create, modify and delete) and corrected by the periodic
+ * resync. It implements the pure core's {@link ObservedState} with an index
+ * by HNS ID and a reference count per endpoint ID, so a resync that
+ * enumerates IDs can tell what vanished without reading any object, and
+ * apply can tell whether an endpoint is still referenced without asking HNS.
+ *
+ * @module
+ */
+
+import type {
+  EpKey,
+  LbKey,
+  ObservedEndpoint,
+  ObservedLoadBalancer,
+  ObservedState,
+} from "./model.ts";
+
+/** Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively. */
+export class ObservedCache implements ObservedState {
+  readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
+  readonly #eps = new Map<EpKey, ObservedEndpoint>();
+  readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
+  readonly #foreignEps = new Map<EpKey, ObservedEndpoint>();
+  /** Lower-case ID → key, for owned and foreign objects alike. */
+  readonly #lbKeyById = new Map<string, LbKey>();
+  readonly #epKeyById = new Map<string, EpKey>();
+  /** Lower-case endpoint ID → number of owned LBs referencing it. */
+  readonly #refs = new Map<string, number>();
+  /** Owned objects without a usable key, by lower-case ID. */
+  readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
+  readonly #strayEps = new Map<string, ObservedEndpoint>();
+
+  /** A cache holding a copy of `state` (or nothing). */
+  constructor(state?: ObservedState) {
+    if (state) this.replace(state);
+  }
+
+  /** Load balancers hnsproxy owns, by key. */
+  get loadBalancers(): ReadonlyMap<LbKey, ObservedLoadBalancer> {
+    return this.#lbs;
+  }
+
+  /** Remote endpoints hnsproxy owns, by key. */
+  get endpoints(): ReadonlyMap<EpKey, ObservedEndpoint> {
+    return this.#eps;
+  }
+
+  /** Load balancers of others, by key (never touched; kept for conflict reports). */
+  get foreignLoadBalancers(): ReadonlyMap<LbKey, ObservedLoadBalancer> {
+    return this.#foreignLbs;
+  }
+
+  /** Remote endpoints of others, by key (never touched). */
+  get foreignEndpoints(): ReadonlyMap<EpKey, ObservedEndpoint> {
+    return this.#foreignEps;
+  }
+
+  /** Owned load balancers without a usable key (to be deleted), by HNS ID. */
+  get strayLoadBalancers(): ReadonlyMap<string, ObservedLoadBalancer> {
+    return this.#strayLbs;
+  }
+
+  /** Owned endpoints without a usable key (to be deleted), by HNS ID. */
+  get strayEndpoints(): ReadonlyMap<string, ObservedEndpoint> {
+    return this.#strayEps;
+  }
+
+  /** Replace everything with a copy of `state` (after a full HNS read). */
+  replace(state: ObservedState): void {
+    this.clear();
+    for (const lb of state.strayLoadBalancers?.values() ?? []) this.#strayLbs.set(norm(lb.id), lb);
+    for (const ep of state.strayEndpoints?.values() ?? []) this.#strayEps.set(norm(ep.id), ep);
+    for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
+    for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
+    for (const lb of state.loadBalancers.values()) this.setLoadBalancer(lb);
+    for (const ep of state.endpoints.values()) this.setEndpoint(ep);
+  }
+
+  /** Forget everything (HNS restarted). */
+  clear(): void {
+    this.#lbs.clear();
+    this.#eps.clear();
+    this.#foreignLbs.clear();
+    this.#foreignEps.clear();
+    this.#lbKeyById.clear();
+    this.#epKeyById.clear();
+    this.#refs.clear();
+    this.#strayLbs.clear();
+    this.#strayEps.clear();
+  }
+
+  /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
+  setLoadBalancer(lb: ObservedLoadBalancer): void {
+    this.#dropLb(lb.key);
+    this.#dropLbId(lb.id);
+    this.#lbs.set(lb.key, lb);
+    this.#lbKeyById.set(norm(lb.id), lb.key);
+    this.#count(lb, +1);
+  }
+
+  /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
+  setEndpoint(ep: ObservedEndpoint): void {
+    this.#dropEp(ep.key);
+    this.#dropEpId(ep.id);
+    this.#eps.set(ep.key, ep);
+    this.#epKeyById.set(norm(ep.id), ep.key);
+  }
+
+  /**
+   * Remember a load balancer of others holding `key`. Several foreign LBs
+   * cannot share a key (HNS refuses duplicates), so the last one wins.
+   */
+  setForeignLoadBalancer(lb: ObservedLoadBalancer): void {
+    if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
+    const old = this.#foreignLbs.get(lb.key);
+    if (old) this.#lbKeyById.delete(norm(old.id));
+    this.#foreignLbs.set(lb.key, lb);
+    this.#lbKeyById.set(norm(lb.id), lb.key);
+  }
+
+  /** Remember a remote endpoint of others holding `key`. */
+  setForeignEndpoint(ep: ObservedEndpoint): void {
+    if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
+    const old = this.#foreignEps.get(ep.key);
+    if (old) this.#epKeyById.delete(norm(old.id));
+    this.#foreignEps.set(ep.key, ep);
+    this.#epKeyById.set(norm(ep.id), ep.key);
+  }
+
+  /** Move a foreign load balancer to the owned ones (adoption); false when unknown. */
+  adoptLoadBalancer(key: LbKey, id: string, serviceKey?: string): boolean {
+    const lb = this.#foreignLbs.get(key) ?? this.#lbs.get(key);
+    if (!lb || !sameId(lb.id, id)) return false;
+    this.setLoadBalancer(serviceKey === undefined ? lb : { ...lb, serviceKey });
+    return true;
+  }
+
+  /** Move a foreign endpoint to the owned ones (adoption); false when unknown. */
+  adoptEndpoint(key: EpKey, id: string): boolean {
+    const ep = this.#foreignEps.get(key) ?? this.#eps.get(key);
+    if (!ep || !sameId(ep.id, id)) return false;
+    this.setEndpoint(ep);
+    return true;
+  }
+
+  /** Forget the load balancer with this ID (owned, foreign or stray); returns what was removed. */
+  removeLoadBalancerById(id: string): ObservedLoadBalancer | undefined {
+    const stray = this.#strayLbs.get(norm(id));
+    if (stray) this.#strayLbs.delete(norm(id));
+    return this.#dropLbId(id) ?? stray;
+  }
+
+  /** Forget the endpoint with this ID (owned, foreign or stray); returns what was removed. */
+  removeEndpointById(id: string): ObservedEndpoint | undefined {
+    const stray = this.#strayEps.get(norm(id));
+    if (stray) this.#strayEps.delete(norm(id));
+    return this.#dropEpId(id) ?? stray;
+  }
+
+  /** The load balancer (owned or foreign) with this ID, if any. */
+  loadBalancerById(id: string): ObservedLoadBalancer | undefined {
+    const key = this.#lbKeyById.get(norm(id));
+    if (key === undefined) return undefined;
+    const owned = this.#lbs.get(key);
+    if (owned && sameId(owned.id, id)) return owned;
+    const foreign = this.#foreignLbs.get(key);
+    return foreign && sameId(foreign.id, id) ? foreign : undefined;
+  }
+
+  /** The endpoint (owned or foreign) with this ID, if any. */
+  endpointById(id: string): ObservedEndpoint | undefined {
+    const key = this.#epKeyById.get(norm(id));
+    if (key === undefined) return undefined;
+    const owned = this.#eps.get(key);
+    if (owned && sameId(owned.id, id)) return owned;
+    const foreign = this.#foreignEps.get(key);
+    return foreign && sameId(foreign.id, id) ? foreign : undefined;
+  }
+
+  /** Whether an owned load balancer references the endpoint with this ID. */
+  endpointReferenced(id: string): boolean {
+    return (this.#refs.get(norm(id)) ?? 0) > 0;
+  }
+
+  /** A snapshot for the pure core (maps copied, objects shared). */
+  snapshot(): ObservedState {
+    return {
+      loadBalancers: new Map(this.#lbs),
+      endpoints: new Map(this.#eps),
+      foreignLoadBalancers: new Map(this.#foreignLbs),
+      foreignEndpoints: new Map(this.#foreignEps),
+      strayLoadBalancers: new Map(this.#strayLbs),
+      strayEndpoints: new Map(this.#strayEps),
+    };
+  }
+
+  #dropLb(key: LbKey): void {
+    const old = this.#lbs.get(key);
+    if (!old) return;
+    this.#lbs.delete(key);
+    this.#lbKeyById.delete(norm(old.id));
+    this.#count(old, -1);
+  }
+
+  #dropEp(key: EpKey): void {
+    const old = this.#eps.get(key);
+    if (!old) return;
+    this.#eps.delete(key);
+    this.#epKeyById.delete(norm(old.id));
+  }
+
+  #dropLbId(id: string): ObservedLoadBalancer | undefined {
+    const found = this.loadBalancerById(id);
+    if (!found) return undefined;
+    if (this.#lbs.get(found.key) === found) {
+      this.#dropLb(found.key);
+    } else {
+      this.#foreignLbs.delete(found.key);
+      this.#lbKeyById.delete(norm(id));
+    }
+    return found;
+  }
+
+  #dropEpId(id: string): ObservedEndpoint | undefined {
+    const found = this.endpointById(id);
+    if (!found) return undefined;
+    if (this.#eps.get(found.key) === found) {
+      this.#dropEp(found.key);
+    } else {
+      this.#foreignEps.delete(found.key);
+      this.#epKeyById.delete(norm(id));
+    }
+    return found;
+  }
+
+  #count(lb: ObservedLoadBalancer, delta: number): void {
+    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map(norm))) {
+      const n = (this.#refs.get(ref) ?? 0) + delta;
+      if (n > 0) this.#refs.set(ref, n);
+      else this.#refs.delete(ref);
+    }
+  }
+}
+
+/** Case-insensitive GUID comparison. */
+export function sameId(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+function norm(id: string): string {
+  return id.toLowerCase();
+}
