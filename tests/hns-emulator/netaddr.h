@@ -1,0 +1,12 @@
+/*
+ * netaddr.h - IPv4/IPv6 text parsing into a canonical form, so that
+ * "10.0.0.1" and "::ffff:10.0.0.1" or "fd00::1" and "FD00:0::1" compare as
+ * HNS compares them (as addresses, not as strings).
+ */
+#ifndef HNSEMU_NETADDR_H
+#define HNSEMU_NETADDR_H
+
+/* Parse an address; on success write a canonical key (at least 34 bytes) and return 1. */
+int ip_canonical(const char *text, char key[34]);
+
+#endif

@@ -1,0 +1,114 @@
+/* util.c - see util.h. */
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t n) {
+  fprintf(stderr, "hnsemu: out of memory allocating %lu bytes\n", (unsigned long)n);
+  abort();
+}
+
+void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) oom(n);
+  return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+  void *p = calloc(count ? count : 1, size ? size : 1);
+  if (!p) oom(count * size);
+  return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) oom(n);
+  return q;
+}
+
+char *xstrndup(const char *s, size_t n) {
+  char *d = xmalloc(n + 1);
+  memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+int ascii_casecmp_n(const char *a, size_t alen, const char *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  for (size_t i = 0; i < n; i++) {
+    int d = lower((unsigned char)a[i]) - lower((unsigned char)b[i]);
+    if (d) return d;
+  }
+  return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+int ascii_casecmp(const char *a, const char *b) {
+  return ascii_casecmp_n(a, strlen(a), b, strlen(b));
+}
+
+void ascii_upper(char *s) {
+  for (; *s; s++)
+    if (*s >= 'a' && *s <= 'z') *s = (char)(*s - 32);
+}
+
+void sb_init(sbuf *b) {
+  b->p = NULL;
+  b->n = 0;
+  b->cap = 0;
+}
+
+void sb_free(sbuf *b) {
+  free(b->p);
+  sb_init(b);
+}
+
+static void sb_reserve(sbuf *b, size_t extra) {
+  if (b->n + extra + 1 <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < b->n + extra + 1) cap *= 2;
+  b->p = xrealloc(b->p, cap);
+  b->cap = cap;
+}
+
+void sb_putn(sbuf *b, const char *s, size_t n) {
+  sb_reserve(b, n);
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+
+void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+
+void sb_putc(sbuf *b, char c) { sb_putn(b, &c, 1); }
+
+void sb_printf(sbuf *b, const char *fmt, ...) {
+  char tmp[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof tmp) {
+    sb_putn(b, tmp, (size_t)n);
+    return;
+  }
+  sb_reserve(b, (size_t)n);
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->n += (size_t)n;
+}
+
+char *sb_take(sbuf *b) {
+  if (!b->p) sb_reserve(b, 0), b->p[0] = 0;
+  char *p = b->p;
+  sb_init(b);
+  return p;
+}
