@@ -1,0 +1,775 @@
+/**
+ * A fake kube-apiserver for tests and the demo: a real HTTP(S) server on
+ * loopback that serves list and watch of any registered resource with the
+ * semantics of a v1.26+ API server.
+ *
+ * - Lists: `kind`/`apiVersion` (`ServiceList`, ...), items without
+ *   kind/apiVersion, the list's resourceVersion, pagination with `limit` and
+ *   opaque `continue` tokens that read a consistent snapshot and expire (410)
+ *   once history was compacted past them; `resourceVersion=0` ignores `limit`
+ *   like the watch cache does.
+ * - Watches: a chunked `application/json` stream of newline-delimited
+ *   `{"type","object"}` frames; replay from a resourceVersion, synthetic
+ *   ADDED events when started without one, `DELETED`/`ADDED` when an update
+ *   moves an object out of/into the selector, BOOKMARKs when asked for and
+ *   enabled, the server-side timeout (`timeoutSeconds`), and an ERROR event
+ *   with a 410 `Status` for a compacted resourceVersion (or, on a knob, an
+ *   HTTP 410).
+ * - One resourceVersion counter across all resources.
+ * - Errors are `Status` objects: 400 for bad selectors, 401 without a valid
+ *   bearer token or client certificate (when tokens are configured), 404,
+ *   and injected failures ({@linkcode FakeApiServer.failNext}).
+ * - Faults: {@linkcode FakeApiServer.compactBefore},
+ *   {@linkcode FakeApiServer.disconnectWatches} (connection reset mid-stream),
+ *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection).
+ *
+ * @module
+ */
+
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import {
+  type Matcher,
+  parseFieldSelector,
+  parseLabelSelector,
+  SelectorError,
+} from "./selectors.ts";
+
+/** A resource the fake serves. */
+export interface FakeResource {
+  /** Plural name, e.g. `services`. */
+  plural: string;
+  /** API group ("" for core). */
+  group: string;
+  /** Version, e.g. `v1`. */
+  version: string;
+  /** Kind, e.g. `Service`. */
+  kind: string;
+  /** Whether objects live in namespaces. */
+  namespaced: boolean;
+}
+
+/** An object as stored by the fake (any shape; only metadata is interpreted). */
+export interface FakeObject {
+  /** Group/version. */
+  apiVersion?: string;
+  /** Kind. */
+  kind?: string;
+  /** Metadata: name (required), namespace (for namespaced resources), labels. */
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  /** Anything else. */
+  [field: string]: unknown;
+}
+
+/** One request the fake served, for assertions. */
+export interface RequestRecord {
+  /** `list`, `watch`, `get` or `other`. */
+  verb: "list" | "watch" | "get" | "other";
+  /** Resource plural, when the path named one. */
+  resource?: string;
+  /** Path without query. */
+  path: string;
+  /** Query parameters. */
+  query: Record<string, string>;
+  /** Status code answered. */
+  status: number;
+  /** `token`, `cert:<CN>` or `anonymous`. */
+  user: string;
+}
+
+/** A failure to inject into upcoming requests. */
+export interface InjectedFailure {
+  /** How many requests fail (default 1). */
+  count?: number;
+  /** Only requests for this resource plural. */
+  resource?: string;
+  /** Only this verb. */
+  verb?: "list" | "watch" | "get";
+  /** Status message. */
+  message?: string;
+  /** `Retry-After` header in seconds. */
+  retryAfterSeconds?: number;
+}
+
+/** TLS settings of the fake (PEM strings). */
+export interface FakeTlsOptions {
+  /** Server certificate chain. */
+  cert: string;
+  /** Server private key. */
+  key: string;
+  /** CA whose client certificates authenticate requests. */
+  clientCA?: string;
+}
+
+/** Options of {@linkcode FakeApiServer}. */
+export interface FakeApiServerOptions {
+  /** Bearer tokens accepted; when set, requests without one (or a client cert) get 401. */
+  tokens?: string[];
+  /** Serve HTTPS. */
+  tls?: FakeTlsOptions;
+  /** Send BOOKMARK events this often to watches that allow them (0: only on demand). */
+  bookmarkIntervalMs?: number;
+  /** Server-side timeout of watches that send no `timeoutSeconds` (default 1800). */
+  defaultWatchTimeoutSeconds?: number;
+  /** Answer a watch from a compacted resourceVersion with an HTTP 410 instead of an ERROR event. */
+  expiredWatchAsHttpStatus?: boolean;
+  /** First resourceVersion handed out (default 1000). */
+  initialResourceVersion?: number;
+}
+
+/** The resources served out of the box. */
+export const BUILTIN_RESOURCES: readonly FakeResource[] = [
+  { plural: "services", group: "", version: "v1", kind: "Service", namespaced: true },
+  {
+    plural: "endpointslices",
+    group: "discovery.k8s.io",
+    version: "v1",
+    kind: "EndpointSlice",
+    namespaced: true,
+  },
+  { plural: "nodes", group: "", version: "v1", kind: "Node", namespaced: false },
+  { plural: "namespaces", group: "", version: "v1", kind: "Namespace", namespaced: false },
+  { plural: "pods", group: "", version: "v1", kind: "Pod", namespaced: true },
+];
+
+const REASONS: Record<number, string> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "NotFound",
+  405: "MethodNotAllowed",
+  409: "Conflict",
+  410: "Expired",
+  422: "Invalid",
+  429: "TooManyRequests",
+  500: "InternalError",
+  503: "ServiceUnavailable",
+  504: "Timeout",
+};
+
+interface HistoryEntry {
+  rv: number;
+  resource: string;
+  key: string;
+  /** The object after the change (undefined after a delete). */
+  next?: FakeObject;
+  /** The object before the change. */
+  prev?: FakeObject;
+}
+
+interface Watcher {
+  resource: string;
+  namespace?: string;
+  labels: Matcher;
+  fields: Matcher;
+  bookmarks: boolean;
+  silenced: boolean;
+  res: http.ServerResponse;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+function apiVersionOf(r: FakeResource): string {
+  return r.group ? `${r.group}/${r.version}` : r.version;
+}
+
+function keyOf(obj: FakeObject): string {
+  const ns = obj.metadata.namespace;
+  return ns ? `${ns}/${obj.metadata.name}` : obj.metadata.name;
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+/** A Status object as the API server sends it. */
+export function statusObject(
+  code: number,
+  message: string,
+  reason = REASONS[code] ?? "",
+  details?: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  };
+}
+
+/** The fake API server. */
+export class FakeApiServer {
+  readonly #opts: FakeApiServerOptions;
+  readonly #resources = new Map<string, FakeResource>();
+  readonly #objects = new Map<string, Map<string, FakeObject>>();
+  #history: HistoryEntry[] = [];
+  #rv: number;
+  #compactedBefore = 0;
+  #server?: http.Server;
+  #url = "";
+  readonly #watchers = new Set<Watcher>();
+  readonly #failures: (InjectedFailure & { status: number })[] = [];
+  #bookmarkTimer?: ReturnType<typeof setInterval>;
+  #uid = 0;
+  /** Every request served, oldest first. */
+  readonly requests: RequestRecord[] = [];
+
+  /** A stopped fake server; call {@linkcode start}. */
+  constructor(options: FakeApiServerOptions = {}) {
+    this.#opts = options;
+    this.#rv = options.initialResourceVersion ?? 1000;
+    for (const r of BUILTIN_RESOURCES) this.registerResource(r);
+  }
+
+  /** Serves another resource (custom or built-in kinds not listed in {@linkcode BUILTIN_RESOURCES}). */
+  registerResource(resource: FakeResource): void {
+    this.#resources.set(resource.plural, resource);
+    if (!this.#objects.has(resource.plural)) this.#objects.set(resource.plural, new Map());
+  }
+
+  /** Starts listening on 127.0.0.1 on a free port. */
+  async start(): Promise<this> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
+    const tls = this.#opts.tls;
+    this.#server = tls
+      ? https.createServer({
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      }, handler)
+      : http.createServer(handler);
+    await new Promise<void>((resolve, reject) => {
+      this.#server!.once("error", reject);
+      this.#server!.listen(0, "127.0.0.1", () => resolve());
+    });
+    const { port } = this.#server.address() as AddressInfo;
+    this.#url = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
+    const every = this.#opts.bookmarkIntervalMs ?? 0;
+    if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
+    return this;
+  }
+
+  /** The base URL, e.g. `http://127.0.0.1:41234`. */
+  get url(): string {
+    if (!this.#url) throw new Error("FakeApiServer: not started");
+    return this.#url;
+  }
+
+  /** The current (latest handed out) resourceVersion. */
+  get resourceVersion(): string {
+    return String(this.#rv);
+  }
+
+  /** Closes every connection and stops listening. */
+  async stop(): Promise<void> {
+    if (this.#bookmarkTimer !== undefined) clearInterval(this.#bookmarkTimer);
+    for (const w of this.#watchers) this.#endWatch(w, "close");
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  // ---- objects ----
+
+  #resource(resource: string): FakeResource {
+    const r = this.#resources.get(resource);
+    if (!r) throw new Error(`FakeApiServer: unknown resource "${resource}"`);
+    return r;
+  }
+
+  #store(resource: string): Map<string, FakeObject> {
+    this.#resource(resource);
+    return this.#objects.get(resource)!;
+  }
+
+  #record(resource: string, key: string, prev?: FakeObject, next?: FakeObject): number {
+    const rv = ++this.#rv;
+    const entry: HistoryEntry = { rv, resource, key, prev, next };
+    this.#history.push(entry);
+    this.#dispatch(entry);
+    return rv;
+  }
+
+  #stamp(resource: string, obj: FakeObject, prev?: FakeObject): FakeObject {
+    const r = this.#resource(resource);
+    if (typeof obj?.metadata?.name !== "string" || obj.metadata.name === "") {
+      throw new Error(`FakeApiServer: ${resource} object without metadata.name`);
+    }
+    if (r.namespaced && !obj.metadata.namespace) {
+      throw new Error(`FakeApiServer: ${resource} ${obj.metadata.name} without metadata.namespace`);
+    }
+    const stored: FakeObject = { apiVersion: apiVersionOf(r), kind: r.kind, ...clone(obj) };
+    stored.apiVersion = apiVersionOf(r);
+    stored.kind = r.kind;
+    stored.metadata.uid = prev?.metadata.uid ??
+      `00000000-0000-4000-8000-${String(++this.#uid).padStart(12, "0")}`;
+    stored.metadata.creationTimestamp = prev?.metadata.creationTimestamp ??
+      new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    stored.metadata.resourceVersion = String(this.#rv + 1);
+    return stored;
+  }
+
+  /** Creates an object; throws when it exists. Returns the stored object (with resourceVersion). */
+  create(resource: string, obj: FakeObject): FakeObject {
+    const store = this.#store(resource);
+    const stored = this.#stamp(resource, obj);
+    const key = keyOf(stored);
+    if (store.has(key)) throw new Error(`FakeApiServer: ${resource} "${key}" already exists`);
+    store.set(key, stored);
+    this.#record(resource, key, undefined, stored);
+    return clone(stored);
+  }
+
+  /** Replaces an object; throws when it does not exist. */
+  update(resource: string, obj: FakeObject): FakeObject {
+    const store = this.#store(resource);
+    const key = keyOf(obj);
+    const prev = store.get(key);
+    if (!prev) throw new Error(`FakeApiServer: ${resource} "${key}" not found`);
+    const stored = this.#stamp(resource, obj, prev);
+    store.set(key, stored);
+    this.#record(resource, key, prev, stored);
+    return clone(stored);
+  }
+
+  /** Creates or replaces an object. */
+  apply(resource: string, obj: FakeObject): FakeObject {
+    return this.#store(resource).has(keyOf(obj))
+      ? this.update(resource, obj)
+      : this.create(resource, obj);
+  }
+
+  /** Deletes an object by `namespace/name` (or `name`); throws when it does not exist. */
+  delete(resource: string, key: string): FakeObject {
+    const store = this.#store(resource);
+    const prev = store.get(key);
+    if (!prev) throw new Error(`FakeApiServer: ${resource} "${key}" not found`);
+    store.delete(key);
+    const rv = this.#record(resource, key, prev, undefined);
+    const last = clone(prev);
+    last.metadata.resourceVersion = String(rv);
+    return last;
+  }
+
+  /** One object by key, or undefined. */
+  get(resource: string, key: string): FakeObject | undefined {
+    const obj = this.#store(resource).get(key);
+    return obj ? clone(obj) : undefined;
+  }
+
+  /** All objects of a resource, sorted by key. */
+  list(resource: string): FakeObject[] {
+    return [...this.#store(resource).entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([, o]) => clone(o));
+  }
+
+  // ---- faults ----
+
+  /**
+   * Forgets history older than `rv` (default: the current resourceVersion):
+   * watches and continue tokens from an older resourceVersion get 410 Gone.
+   */
+  compactBefore(rv: string | number = this.#rv): void {
+    const n = Number(rv);
+    this.#compactedBefore = Math.max(this.#compactedBefore, n);
+    this.#history = this.#history.filter((e) => e.rv >= n);
+  }
+
+  /** Makes the next matching request(s) fail with `status` and a Status body. */
+  failNext(status: number, failure: InjectedFailure = {}): void {
+    this.#failures.push({ status, count: 1, ...failure });
+  }
+
+  /** Resets the connections of open watches (of one resource, or all) mid-stream. */
+  disconnectWatches(resource?: string): number {
+    return this.#endMatching(resource, "reset");
+  }
+
+  /** Ends open watches cleanly, as the server-side timeout does. */
+  closeWatches(resource?: string): number {
+    return this.#endMatching(resource, "close");
+  }
+
+  /**
+   * Keeps open watches connected but sends them nothing more, not even the
+   * end at their timeout: a half-open connection the client must detect.
+   */
+  silenceWatches(resource?: string): number {
+    let n = 0;
+    for (const w of this.#watchers) {
+      if (resource && w.resource !== resource) continue;
+      w.silenced = true;
+      clearTimeout(w.timer);
+      n++;
+    }
+    return n;
+  }
+
+  /** Sends a BOOKMARK with the current resourceVersion to every watch that allows them. */
+  sendBookmarks(): void {
+    for (const w of this.#watchers) {
+      if (!w.bookmarks || w.silenced) continue;
+      const r = this.#resource(w.resource);
+      this.#write(w, {
+        type: "BOOKMARK",
+        object: {
+          kind: r.kind,
+          apiVersion: apiVersionOf(r),
+          metadata: { resourceVersion: String(this.#rv) },
+        },
+      });
+    }
+  }
+
+  /** How many watches are open (of one resource, or all). */
+  openWatches(resource?: string): number {
+    let n = 0;
+    for (const w of this.#watchers) if (!resource || w.resource === resource) n++;
+    return n;
+  }
+
+  /** How many requests of a verb (and resource) were served. */
+  count(verb: RequestRecord["verb"], resource?: string): number {
+    return this.requests.filter((r) => r.verb === verb && (!resource || r.resource === resource))
+      .length;
+  }
+
+  #endMatching(resource: string | undefined, how: "reset" | "close"): number {
+    let n = 0;
+    for (const w of [...this.#watchers]) {
+      if (resource && w.resource !== resource) continue;
+      this.#endWatch(w, how);
+      n++;
+    }
+    return n;
+  }
+
+  #endWatch(w: Watcher, how: "reset" | "close"): void {
+    clearTimeout(w.timer);
+    this.#watchers.delete(w);
+    if (how === "reset") w.res.socket?.destroy();
+    else w.res.end();
+  }
+
+  // ---- HTTP ----
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const query = Object.fromEntries(url.searchParams);
+    const route = this.#route(url.pathname);
+    const watch = query.watch === "true" || query.watch === "1";
+    const verb: RequestRecord["verb"] = !route
+      ? "other"
+      : route.name
+      ? "get"
+      : watch
+      ? "watch"
+      : "list";
+    const record: RequestRecord = {
+      verb,
+      resource: route?.resource.plural,
+      path: url.pathname,
+      query,
+      status: 200,
+      user: "anonymous",
+    };
+    this.requests.push(record);
+    const fail = (
+      code: number,
+      message: string,
+      reason?: string,
+      extra?: Record<string, string>,
+    ) => {
+      record.status = code;
+      res.writeHead(code, { "Content-Type": "application/json", ...extra });
+      res.end(JSON.stringify(statusObject(code, message, reason)));
+    };
+
+    // Authentication: a verified client certificate or a known bearer token.
+    const socket = req.socket as TLSSocket;
+    if (this.#opts.tls?.clientCA && socket.authorized) {
+      const cn = socket.getPeerCertificate?.()?.subject?.CN;
+      record.user = `cert:${cn ?? ""}`;
+    } else {
+      const auth = req.headers.authorization ?? "";
+      const token = auth.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+      if (token && this.#opts.tokens?.includes(token)) record.user = "token";
+      else if (this.#opts.tokens && this.#opts.tokens.length > 0) {
+        return fail(401, "Unauthorized");
+      }
+    }
+
+    if (req.method !== "GET") {
+      return fail(405, `the server does not allow this method on the requested resource`);
+    }
+    if (url.pathname === "/version") {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ major: "1", minor: "31", gitVersion: "v1.31.0-fake" }));
+      return;
+    }
+    if (url.pathname === "/healthz" || url.pathname === "/readyz" || url.pathname === "/livez") {
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (!route) return fail(404, "the server could not find the requested resource");
+
+    const injected = this.#takeFailure(route.resource.plural, verb);
+    if (injected) {
+      const extra: Record<string, string> = {};
+      if (injected.retryAfterSeconds) extra["Retry-After"] = String(injected.retryAfterSeconds);
+      const what = verb === "get" ? "get" : verb;
+      const message = injected.message ??
+        (injected.status === 403
+          ? `${route.resource.plural} is forbidden: User "${record.user}" cannot ${what} resource "${route.resource.plural}" in API group "${route.resource.group}" at the cluster scope`
+          : injected.status === 401
+          ? "Unauthorized"
+          : `injected failure ${injected.status}`);
+      return fail(injected.status, message, undefined, extra);
+    }
+
+    let labels: Matcher, fields: Matcher;
+    try {
+      labels = parseLabelSelector(query.labelSelector);
+      fields = parseFieldSelector(query.fieldSelector);
+    } catch (err) {
+      if (err instanceof SelectorError) return fail(400, err.message);
+      throw err;
+    }
+    if (query.resourceVersion !== undefined && !/^\d*$/.test(query.resourceVersion)) {
+      return fail(400, `invalid resource version "${query.resourceVersion}"`);
+    }
+
+    if (route.name) {
+      const key = route.namespace ? `${route.namespace}/${route.name}` : route.name;
+      const obj = this.#objects.get(route.resource.plural)!.get(key);
+      if (!obj) {
+        record.status = 404;
+        res.writeHead(404, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(statusObject(
+          404,
+          `${route.resource.plural} "${route.name}" not found`,
+          "NotFound",
+          { name: route.name, kind: route.resource.plural },
+        )));
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(obj));
+      return;
+    }
+
+    const scoped = (o: FakeObject) =>
+      (!route.namespace || o.metadata.namespace === route.namespace) && labels(o) && fields(o);
+    if (watch) return this.#startWatch(route, query, scoped, labels, fields, res, record);
+    this.#serveList(route.resource, query, scoped, res, record);
+  }
+
+  #route(
+    path: string,
+  ): { resource: FakeResource; namespace?: string; name?: string } | undefined {
+    const parts = path.split("/").filter((p) => p !== "");
+    let rest: string[];
+    let group = "";
+    if (parts[0] === "api" && parts.length >= 3) {
+      if (parts[1] !== "v1") return undefined;
+      rest = parts.slice(2);
+    } else if (parts[0] === "apis" && parts.length >= 4) {
+      group = parts[1];
+      rest = parts.slice(3);
+    } else return undefined;
+    const version = parts[0] === "api" ? parts[1] : parts[2];
+    let namespace: string | undefined;
+    if (rest[0] === "namespaces" && rest.length >= 3) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    if (rest.length < 1 || rest.length > 2) return undefined;
+    const resource = this.#resources.get(rest[0]);
+    if (!resource || resource.group !== group || resource.version !== version) return undefined;
+    if (namespace && !resource.namespaced) return undefined;
+    return { resource, namespace, name: rest[1] };
+  }
+
+  #takeFailure(resource: string, verb: RequestRecord["verb"]) {
+    const i = this.#failures.findIndex((f) =>
+      (!f.resource || f.resource === resource) && (!f.verb || f.verb === verb)
+    );
+    if (i < 0) return undefined;
+    const f = this.#failures[i];
+    if (--f.count! <= 0) this.#failures.splice(i, 1);
+    return f;
+  }
+
+  /** The objects of a resource as they were at `rv` (undoing later history). */
+  #stateAt(resource: string, rv: number): Map<string, FakeObject> {
+    const state = new Map(this.#objects.get(resource)!);
+    for (let i = this.#history.length - 1; i >= 0 && this.#history[i].rv > rv; i--) {
+      const e = this.#history[i];
+      if (e.resource !== resource) continue;
+      if (e.prev) state.set(e.key, e.prev);
+      else state.delete(e.key);
+    }
+    return state;
+  }
+
+  #serveList(
+    resource: FakeResource,
+    query: Record<string, string>,
+    match: (o: FakeObject) => boolean,
+    res: http.ServerResponse,
+    record: RequestRecord,
+  ): void {
+    let snapshotRv = this.#rv;
+    let start = "";
+    if (query.continue) {
+      let token: { v?: string; rv?: number; start?: string };
+      try {
+        token = JSON.parse(atob(query.continue));
+      } catch {
+        token = {};
+      }
+      if (token.v !== "meta.k8s.io/v1" || typeof token.rv !== "number" || !token.start) {
+        record.status = 400;
+        res.writeHead(400, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(statusObject(400, "continue key is not valid")));
+        return;
+      }
+      if (token.rv < this.#compactedBefore) {
+        record.status = 410;
+        res.writeHead(410, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(statusObject(
+          410,
+          "The provided continue parameter is too old to display a consistent list result. " +
+            "You can start a new list without the continue parameter.",
+          "Expired",
+        )));
+        return;
+      }
+      snapshotRv = token.rv;
+      start = token.start;
+    }
+    const state = snapshotRv === this.#rv
+      ? this.#objects.get(resource.plural)!
+      : this.#stateAt(resource.plural, snapshotRv);
+    const keys = [...state.keys()].filter((k) => k >= start).sort();
+    const matching = keys.map((k) => state.get(k)!).filter(match);
+    // resourceVersion=0 is served from the watch cache, which ignores limit.
+    const limit = query.resourceVersion === "0" ? 0 : Number(query.limit ?? 0);
+    const page = limit > 0 ? matching.slice(0, limit) : matching;
+    const metadata: Record<string, unknown> = { resourceVersion: String(snapshotRv) };
+    if (limit > 0 && matching.length > limit) {
+      const last = page[page.length - 1];
+      metadata.continue = btoa(
+        JSON.stringify({ v: "meta.k8s.io/v1", rv: snapshotRv, start: `${keyOf(last)}\u0000` }),
+      );
+      if (!query.labelSelector && !query.fieldSelector) {
+        metadata.remainingItemCount = matching.length - limit;
+      }
+    }
+    const items = page.map((o) => {
+      const { apiVersion: _a, kind: _k, ...rest } = o;
+      return rest;
+    });
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({
+      kind: `${resource.kind}List`,
+      apiVersion: apiVersionOf(resource),
+      metadata,
+      items,
+    }));
+  }
+
+  #startWatch(
+    route: { resource: FakeResource; namespace?: string },
+    query: Record<string, string>,
+    match: (o: FakeObject) => boolean,
+    labels: Matcher,
+    fields: Matcher,
+    res: http.ServerResponse,
+    record: RequestRecord,
+  ): void {
+    const resource = route.resource;
+    const from = query.resourceVersion ?? "";
+    const fromRv = from === "" || from === "0" ? undefined : Number(from);
+    const expired = fromRv !== undefined && fromRv < this.#compactedBefore;
+    const gone = statusObject(
+      410,
+      `too old resource version: ${from} (${this.#compactedBefore})`,
+      "Expired",
+    );
+    if (expired && this.#opts.expiredWatchAsHttpStatus) {
+      record.status = 410;
+      res.writeHead(410, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(gone));
+      return;
+    }
+    res.writeHead(200, {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-cache, private",
+      "Transfer-Encoding": "chunked",
+    });
+    const w: Watcher = {
+      resource: resource.plural,
+      namespace: route.namespace,
+      labels: (o) => (!route.namespace || o.metadata?.namespace === route.namespace) && labels(o),
+      fields,
+      bookmarks: query.allowWatchBookmarks === "true",
+      silenced: false,
+      res,
+    };
+    if (expired) {
+      res.end(JSON.stringify({ type: "ERROR", object: gone }) + "\n");
+      return;
+    }
+    this.#watchers.add(w);
+    res.on("close", () => {
+      clearTimeout(w.timer);
+      this.#watchers.delete(w);
+    });
+    const timeout = Number(query.timeoutSeconds ?? this.#opts.defaultWatchTimeoutSeconds ?? 1800);
+    w.timer = setTimeout(() => this.#endWatch(w, "close"), timeout * 1000);
+    res.flushHeaders();
+    if (fromRv === undefined) {
+      for (const obj of this.list(resource.plural)) {
+        if (match(obj)) this.#write(w, { type: "ADDED", object: obj });
+      }
+    } else {
+      for (const e of this.#history) {
+        if (e.rv > fromRv && e.resource === resource.plural) this.#send(w, e);
+      }
+    }
+  }
+
+  #dispatch(e: HistoryEntry): void {
+    for (const w of this.#watchers) if (w.resource === e.resource) this.#send(w, e);
+  }
+
+  #send(w: Watcher, e: HistoryEntry): void {
+    const matches = (o?: FakeObject) => o !== undefined && w.labels(o) && w.fields(o);
+    const was = matches(e.prev);
+    const is = matches(e.next);
+    if (e.next) {
+      if (is) this.#write(w, { type: was ? "MODIFIED" : "ADDED", object: e.next });
+      else if (was) this.#write(w, { type: "DELETED", object: e.next });
+    } else if (was) {
+      const last = clone(e.prev!);
+      last.metadata.resourceVersion = String(e.rv);
+      this.#write(w, { type: "DELETED", object: last });
+    }
+  }
+
+  #write(w: Watcher, event: { type: string; object: unknown }): void {
+    if (w.silenced || w.res.writableEnded || w.res.destroyed) return;
+    w.res.write(JSON.stringify(event) + "\n");
+  }
+}
