@@ -1,0 +1,358 @@
+/**
+ * The typed HNS client: {@link HnsClient} over any {@link HcnApi} (the FFI
+ * binding or the in-memory HNS).
+ *
+ * - Lists are Enumerate + (Open, Query, Close) per ID, like hcsshim's `hcn`
+ *   package; an object that vanished in between is left out.
+ * - `get*` answers undefined when HNS does not have the object.
+ * - Every handle is closed on every path, errors included.
+ * - Failures are {@link HnsError}s whose operation names the client operation
+ *   and the C function (`createLoadBalancer (HcnCreateLoadBalancer)`) and whose
+ *   object names what was operated on.
+ * - Objects HNS returns that are not JSON objects are left out of lists and
+ *   reported to {@link HnsClientOptions.onSkip}, so the caller can log them.
+ *
+ * @module
+ */
+
+import { HnsError, HResult, isNotFound } from "./errors.ts";
+import { featuresOf } from "./features.ts";
+import { kindWords } from "./names.ts";
+import type {
+  HcnApi,
+  HcnEndpoint,
+  HcnHandle,
+  HcnKind,
+  HcnLoadBalancer,
+  HcnNetwork,
+  HnsClient,
+  HnsFeatures,
+  HnsVersion,
+} from "./types.ts";
+
+/** The query every QueryXProperties call sends (schema 2.0, no flags, no filter). */
+export const PROPERTIES_QUERY = JSON.stringify({ SchemaVersion: { Major: 2, Minor: 0 }, Flags: 0 });
+
+/** An Enumerate query with an optional filter (the filter travels as a JSON string). */
+export function enumerateQuery(filter?: Record<string, string>): string {
+  return JSON.stringify({
+    SchemaVersion: { Major: 2, Minor: 0 },
+    Flags: 0,
+    ...(filter ? { Filter: JSON.stringify(filter) } : {}),
+  });
+}
+
+/** An object HNS returned that the client could not use, and why. */
+export interface SkippedObject {
+  /** The object's kind. */
+  kind: HcnKind;
+  /** The ID it was enumerated under. */
+  id: string;
+  /** Why it was left out, one line. */
+  reason: string;
+  /** The text HNS returned for it. */
+  text: string;
+}
+
+/** Options of {@link createHnsClient}. */
+export interface HnsClientOptions {
+  /** Called for each object left out of a list or `get*` because its JSON is unusable. */
+  onSkip?: (skipped: SkippedObject) => void;
+  /** How many objects a list opens and queries at once (default 4). */
+  listConcurrency?: number;
+}
+
+/** `10.96.0.10:80/TCP`, `*:30080/UDP` (NodePort): how messages name a load balancer. */
+export function describeLoadBalancer(lb: Partial<HcnLoadBalancer>): string {
+  const vips = Array.isArray(lb.FrontendVIPs) && lb.FrontendVIPs.length > 0
+    ? lb.FrontendVIPs.join(",")
+    : "*";
+  const pm = Array.isArray(lb.PortMappings) ? lb.PortMappings[0] : undefined;
+  if (!pm) return lb.ID ? `load balancer ${lb.ID}` : `load balancer ${vips}`;
+  const proto = pm.Protocol === 6 ? "TCP" : pm.Protocol === 17 ? "UDP" : `proto ${pm.Protocol}`;
+  return `load balancer ${vips}:${pm.ExternalPort}/${proto}`;
+}
+
+/** `endpoint 10.244.2.15` (its first IP), else its ID. */
+export function describeEndpoint(ep: Partial<HcnEndpoint>): string {
+  const ip = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0]?.IpAddress : undefined;
+  return `endpoint ${ip ?? ep.ID ?? "(no IP)"}`;
+}
+
+/** Parse HNSCall's version answer; null when it is not a successful version document. */
+export function parseVersionResponse(text: string): HnsVersion | null {
+  try {
+    const doc = JSON.parse(text);
+    const out = doc?.Output;
+    if (doc?.Success === false || !out) return null;
+    const major = Number(out.Major);
+    const minor = Number(out.Minor);
+    if (!Number.isInteger(major) || !Number.isInteger(minor) || major < 0 || minor < 0) {
+      return null;
+    }
+    return { major, minor };
+  } catch {
+    return null;
+  }
+}
+
+class Client implements HnsClient {
+  readonly #api: HcnApi;
+  readonly #onSkip: (s: SkippedObject) => void;
+  readonly #concurrency: number;
+  #version: HnsVersion | undefined;
+
+  constructor(api: HcnApi, options: HnsClientOptions) {
+    this.#api = api;
+    this.#onSkip = options.onSkip ?? (() => {});
+    this.#concurrency = Math.max(1, Math.floor(options.listConcurrency ?? 4));
+  }
+
+  /** Run `body` with `handle`, then close it whatever happens; a close error never hides `body`'s. */
+  async #using<T>(kind: HcnKind, handle: HcnHandle, body: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await body();
+    } catch (err) {
+      await this.#api.close(kind, handle).catch(() => {});
+      throw err;
+    }
+    await this.#api.close(kind, handle);
+    return result;
+  }
+
+  /** Parse an object's JSON; undefined (and reported) when it is not a JSON object. */
+  #parse<T>(kind: HcnKind, id: string, text: string): T | undefined {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      this.#onSkip({ kind, id, text, reason: `not JSON: ${(err as Error).message}` });
+      return undefined;
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      this.#onSkip({ kind, id, text, reason: "not a JSON object" });
+      return undefined;
+    }
+    return value as T;
+  }
+
+  async #enumerate(kind: HcnKind, filter?: Record<string, string>): Promise<string[]> {
+    const text = await this.#api.enumerate(kind, enumerateQuery(filter));
+    let ids: unknown;
+    try {
+      ids = JSON.parse(text === "" ? "[]" : text);
+    } catch {
+      ids = undefined;
+    }
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
+      throw new HnsError({
+        hresult: HResult.INVALID_JSON,
+        operation: `HcnEnumerate${kind}s`,
+        hnsMessage: `expected a JSON array of IDs, got ${text.slice(0, 200)}`,
+      });
+    }
+    return ids as string[];
+  }
+
+  /** Open, query, close one object; undefined when it is gone or unusable. */
+  async #fetch<T>(kind: HcnKind, id: string): Promise<T | undefined> {
+    let handle: HcnHandle;
+    try {
+      handle = await this.#api.open(kind, id);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const text = await this.#using(kind, handle, async () => {
+      try {
+        return await this.#api.query(kind, handle, PROPERTIES_QUERY);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    });
+    return text === undefined ? undefined : this.#parse<T>(kind, id, text);
+  }
+
+  async #list<T>(kind: HcnKind, filter?: Record<string, string>): Promise<T[]> {
+    const ids = await this.#enumerate(kind, filter);
+    const found: Array<T | undefined> = new Array(ids.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const i = next++;
+        found[i] = await this.#fetch<T>(kind, ids[i]);
+      }
+    };
+    const workers = Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker);
+    await Promise.all(workers);
+    return found.filter((o): o is Awaited<T> => o !== undefined);
+  }
+
+  /** Wrap a failure with the client operation and object. */
+  async #context<T>(operation: string, object: string | undefined, body: () => Promise<T>) {
+    try {
+      return await body();
+    } catch (err) {
+      if (err instanceof HnsError) {
+        throw err.withContext(`${operation} (${err.operation})`, object ?? err.object);
+      }
+      throw err;
+    }
+  }
+
+  async version(): Promise<HnsVersion | null> {
+    if (this.#version) return this.#version;
+    let text: string;
+    try {
+      text = await this.#api.hnsCall("GET", "/globals/version", "");
+    } catch (err) {
+      if (err instanceof HnsError) return null;
+      throw err;
+    }
+    const version = parseVersionResponse(text);
+    // Only a readable version is cached: an unreadable one is asked again next time.
+    if (version) this.#version = version;
+    return version;
+  }
+
+  async features(): Promise<HnsFeatures> {
+    const features = featuresOf(await this.version());
+    features.modifyLoadBalancer &&= this.#api.hasModifyLoadBalancer;
+    return features;
+  }
+
+  listNetworks(): Promise<HcnNetwork[]> {
+    return this.#context("listNetworks", "networks", () => this.#list<HcnNetwork>("Network"));
+  }
+
+  findNetworkByName(name: string): Promise<HcnNetwork | undefined> {
+    return this.#context("findNetworkByName", `network ${name}`, async () => {
+      const found = await this.#list<HcnNetwork>("Network", { Name: name });
+      // HNS compares names without case; prefer an exact match when several differ only in case.
+      return found.find((n) => n.Name === name) ?? found[0];
+    });
+  }
+
+  listEndpointIds(): Promise<string[]> {
+    return this.#context("listEndpointIds", "endpoints", () => this.#enumerate("Endpoint"));
+  }
+
+  listEndpoints(networkId?: string): Promise<HcnEndpoint[]> {
+    const object = networkId ? `endpoints of network ${networkId}` : "endpoints";
+    return this.#context(
+      "listEndpoints",
+      object,
+      () =>
+        this.#list<HcnEndpoint>("Endpoint", networkId ? { VirtualNetwork: networkId } : undefined),
+    );
+  }
+
+  getEndpoint(id: string): Promise<HcnEndpoint | undefined> {
+    return this.#context("getEndpoint", `endpoint ${id}`, () => this.#fetch("Endpoint", id));
+  }
+
+  createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
+    return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
+      const network = await this.#api.open("Network", networkId);
+      return await this.#using("Network", network, async () => {
+        const settings = JSON.stringify({ ...endpoint, HostComputeNetwork: networkId });
+        const handle = await this.#api.create("Endpoint", endpoint.ID ?? "", settings, network);
+        return await this.#using("Endpoint", handle, async () => {
+          const text = await this.#api.query("Endpoint", handle, PROPERTIES_QUERY);
+          return this.#created<HcnEndpoint>("Endpoint", text);
+        });
+      });
+    });
+  }
+
+  deleteEndpoint(id: string): Promise<void> {
+    return this.#context(
+      "deleteEndpoint",
+      `endpoint ${id}`,
+      () => this.#api.delete("Endpoint", id),
+    );
+  }
+
+  listLoadBalancerIds(): Promise<string[]> {
+    return this.#context(
+      "listLoadBalancerIds",
+      "load balancers",
+      () => this.#enumerate("LoadBalancer"),
+    );
+  }
+
+  listLoadBalancers(): Promise<HcnLoadBalancer[]> {
+    return this.#context(
+      "listLoadBalancers",
+      "load balancers",
+      () => this.#list<HcnLoadBalancer>("LoadBalancer"),
+    );
+  }
+
+  getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined> {
+    return this.#context(
+      "getLoadBalancer",
+      `load balancer ${id}`,
+      () => this.#fetch("LoadBalancer", id),
+    );
+  }
+
+  createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+    return this.#context("createLoadBalancer", describeLoadBalancer(lb), async () => {
+      const handle = await this.#api.create("LoadBalancer", lb.ID ?? "", JSON.stringify(lb));
+      return await this.#using("LoadBalancer", handle, async () => {
+        const text = await this.#api.query("LoadBalancer", handle, PROPERTIES_QUERY);
+        return this.#created<HcnLoadBalancer>("LoadBalancer", text);
+      });
+    });
+  }
+
+  modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+    const object = `${describeLoadBalancer(lb)} (${id})`;
+    return this.#context("modifyLoadBalancer", object, async () => {
+      const handle = await this.#api.open("LoadBalancer", id);
+      return await this.#using("LoadBalancer", handle, async () => {
+        await this.#api.modify("LoadBalancer", handle, JSON.stringify({ ...lb, ID: id }));
+        const text = await this.#api.query("LoadBalancer", handle, PROPERTIES_QUERY);
+        return this.#created<HcnLoadBalancer>("LoadBalancer", text);
+      });
+    });
+  }
+
+  deleteLoadBalancer(id: string): Promise<void> {
+    return this.#context(
+      "deleteLoadBalancer",
+      `load balancer ${id}`,
+      () => this.#api.delete("LoadBalancer", id),
+    );
+  }
+
+  close(): void {
+    this.#api.dispose();
+  }
+
+  /** The properties of an object just created or modified; unusable JSON is an error here. */
+  #created<T>(kind: HcnKind, text: string): T {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new HnsError({
+        hresult: HResult.INVALID_JSON,
+        operation: `HcnQuery${kind}Properties`,
+        hnsMessage: `the new ${kindWords(kind)} is not a JSON object: ${text.slice(0, 200)}`,
+      });
+    }
+    return value as T;
+  }
+}
+
+/** The typed client over `api`; see the module notes for its guarantees. */
+export function createHnsClient(api: HcnApi, options: HnsClientOptions = {}): HnsClient {
+  return new Client(api, options);
+}

@@ -1,0 +1,440 @@
+/**
+ * The HCN C API over `Deno.dlopen`: {@link HcnApi} backed by computenetwork.dll,
+ * vmcompute.dll and ole32.dll on Windows, or by one library exporting all of
+ * their functions (the project's HNS emulator, `--hns-library PATH`).
+ *
+ * Marshalling rules kept here and nowhere else:
+ * - strings go in as NUL-terminated UTF-16 buffers and come out as `PWSTR`s
+ *   that are copied into JS and then freed with `CoTaskMemFree`, exactly once,
+ *   result and error record alike, on every path;
+ * - IDs go in as 16-byte GUID structs (`REFGUID`); the empty ID is the zero GUID;
+ * - out-parameters are 8-byte buffers read back as pointers;
+ * - a failed HRESULT or a non-empty error record is an {@link HnsError}.
+ *
+ * HCN calls and `HNSCall` run `nonblocking` (on a worker thread) so the event
+ * loop stays free while HNS works; the buffers they read are kept referenced
+ * until the call has settled.
+ *
+ * @module
+ */
+
+import { HnsError } from "./errors.ts";
+import { guidToBytes, isGuid } from "./guid.ts";
+import {
+  CO_TASK_MEM_FREE,
+  HCN_KINDS,
+  HCN_OPERATIONS,
+  hcnFunctionName,
+  type HcnOperation,
+  HNS_CALL,
+} from "./names.ts";
+import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+import { encodeWide, readWide } from "./wstr.ts";
+
+/** E_FAIL: what a success HRESULT with an error record and no usable ErrorCode becomes. */
+export const E_FAIL = 0x80004005;
+
+/** A library that could not be loaded or lacks a required symbol; the message is one line. */
+export class HnsLibraryError extends Error {
+  /** The library path that failed. */
+  readonly library: string;
+  /** The missing symbols, when that was the cause. */
+  readonly missingSymbols: string[];
+
+  /** An error about `library`; `missingSymbols` names what it does not export. */
+  constructor(message: string, library: string, missingSymbols: string[] = []) {
+    super(message);
+    this.name = "HnsLibraryError";
+    this.library = library;
+    this.missingSymbols = missingSymbols;
+  }
+}
+
+/** Where the FFI binding loads its functions from. */
+export interface FfiHcnOptions {
+  /**
+   * One library exporting every HCN function, `HNSCall` and `CoTaskMemFree`.
+   * Without it the Windows System32 DLLs are used (and other systems fail).
+   */
+  library?: string;
+}
+
+type Params = Deno.NativeType[];
+
+function fn(parameters: Params, nonblocking: boolean, optional = false): Deno.ForeignFunction {
+  return { parameters, result: "i32", nonblocking, optional };
+}
+
+/** C parameter lists per operation (the endpoint create takes the network handle first). */
+function hcnParams(op: HcnOperation, kind: HcnKind): Params {
+  switch (op) {
+    case "enumerate": // (PCWSTR query, PWSTR* ids, PWSTR* error)
+      return ["buffer", "buffer", "buffer"];
+    case "create": // ([HCN_NETWORK network,] REFGUID id, PCWSTR settings, HCN_X* out, PWSTR* error)
+      return kind === "Endpoint"
+        ? ["pointer", "buffer", "buffer", "buffer", "buffer"]
+        : ["buffer", "buffer", "buffer", "buffer"];
+    case "open": // (REFGUID id, HCN_X* out, PWSTR* error)
+      return ["buffer", "buffer", "buffer"];
+    case "modify": // (HCN_X x, PCWSTR settings, PWSTR* error)
+      return ["pointer", "buffer", "buffer"];
+    case "query": // (HCN_X x, PCWSTR query, PWSTR* properties, PWSTR* error)
+      return ["pointer", "buffer", "buffer", "buffer"];
+    case "delete": // (REFGUID id, PWSTR* error)
+      return ["buffer", "buffer"];
+    case "close": // (HCN_X x)
+      return ["pointer"];
+  }
+}
+
+/** The computenetwork.dll symbol table; HcnModifyLoadBalancer is optional (HNS 15.4+). */
+export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
+  const out: Record<string, Deno.ForeignFunction> = {};
+  for (const kind of HCN_KINDS) {
+    for (const op of HCN_OPERATIONS) {
+      const name = hcnFunctionName(op, kind);
+      out[name] = fn(hcnParams(op, kind), op !== "close", name === "HcnModifyLoadBalancer");
+    }
+  }
+  return out;
+}
+
+/** The vmcompute.dll symbol table: `HNSCall(PCWSTR method, PCWSTR path, PCWSTR request, PWSTR* response)`. */
+export function hnsCallSymbols(): Record<string, Deno.ForeignFunction> {
+  return { [HNS_CALL]: fn(["buffer", "buffer", "buffer", "buffer"], true) };
+}
+
+/** The ole32.dll symbol table: `void CoTaskMemFree(void*)`. */
+export function coTaskMemSymbols(): Record<string, Deno.ForeignFunction> {
+  return { [CO_TASK_MEM_FREE]: { parameters: ["pointer"], result: "void" } };
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+type Library = { close(): void; symbols: Record<string, AnyFn | null> };
+
+/** The last, most specific part of Deno's "Could not open library: ..." message, on one line. */
+function loadCause(err: unknown, path: string): string {
+  let msg = err instanceof Error ? err.message : String(err);
+  const marker = "Could not open library: ";
+  const at = msg.lastIndexOf(marker);
+  if (at >= 0) msg = msg.slice(at + marker.length);
+  if (msg.startsWith(path + ": ")) msg = msg.slice(path.length + 2);
+  return msg.replace(/\s+/g, " ").trim();
+}
+
+/**
+ * dlopen `path` with every symbol looked up optionally, then fail with one
+ * line naming the library and the missing required symbols, if any.
+ */
+function openLibrary(path: string, symbols: Record<string, Deno.ForeignFunction>): Library {
+  const lenient: Record<string, Deno.ForeignFunction> = {};
+  for (const [name, def] of Object.entries(symbols)) lenient[name] = { ...def, optional: true };
+  let lib: Library;
+  try {
+    lib = Deno.dlopen(path, lenient) as unknown as Library;
+  } catch (err) {
+    throw new HnsLibraryError(`cannot load HNS library ${path}: ${loadCause(err, path)}`, path);
+  }
+  const missing = Object.entries(symbols)
+    .filter(([name, def]) => !def.optional && lib.symbols[name] === null)
+    .map(([name]) => name);
+  if (missing.length > 0) {
+    lib.close();
+    throw new HnsLibraryError(
+      `HNS library ${path} does not export ${missing.join(", ")}`,
+      path,
+      missing,
+    );
+  }
+  return lib;
+}
+
+/** `${SystemRoot}\System32\<dll>`, the only place hnsproxy loads Windows DLLs from. */
+export function system32Path(dll: string): string {
+  const root = Deno.env.get("SystemRoot") ?? Deno.env.get("windir") ?? "C:\\Windows";
+  return `${root.replace(/[\\/]+$/, "")}\\System32\\${dll}`;
+}
+
+/** The message an error record carries: its `Error` field, else the raw text on one line. */
+function recordMessage(record: string): { message: string; code?: number } {
+  try {
+    const parsed = JSON.parse(record);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+      const message = typeof parsed.Error === "string" && parsed.Error !== ""
+        ? parsed.Error
+        : record;
+      let code: number | undefined;
+      if (typeof parsed.ErrorCode === "number" && Number.isInteger(parsed.ErrorCode)) {
+        code = parsed.ErrorCode >>> 0;
+      } else if (
+        typeof parsed.ErrorCode === "string" && /^(0x)?[0-9a-f]{1,8}$/i.test(parsed.ErrorCode)
+      ) {
+        code = parseInt(parsed.ErrorCode.replace(/^0x/i, ""), 16) >>> 0;
+      }
+      return { message: message.replace(/\s+/g, " ").trim(), code };
+    }
+  } catch {
+    // Not JSON: the raw text is the message.
+  }
+  return { message: record.replace(/\s+/g, " ").trim() };
+}
+
+/**
+ * The error for an HCN call's outcome, or undefined on success. A non-empty
+ * error record is a failure even under a success HRESULT; then the record's
+ * failure `ErrorCode` is used, else E_FAIL.
+ */
+export function hcnFailure(
+  operation: string,
+  hr: number,
+  errorRecord: string | undefined,
+  object?: string,
+): HnsError | undefined {
+  const failed = (hr | 0) < 0;
+  if (!failed && !errorRecord) return undefined;
+  const parsed = errorRecord ? recordMessage(errorRecord) : undefined;
+  let hresult = hr >>> 0;
+  if (!failed) {
+    hresult = parsed?.code !== undefined && (parsed.code | 0) < 0 ? parsed.code : E_FAIL;
+  }
+  return new HnsError({
+    hresult,
+    operation,
+    object,
+    hnsMessage: parsed?.message || undefined,
+    errorRecord: errorRecord || undefined,
+  });
+}
+
+/** The E_INVALIDARG error for an ID that is not a GUID (raised before any C call). */
+export function invalidGuidError(operation: string, id: string): HnsError {
+  return new HnsError({
+    hresult: 0x80070057,
+    operation,
+    object: id,
+    hnsMessage: `"${id}" is not a GUID`,
+  });
+}
+
+/** An ID as a GUID struct, or an E_INVALIDARG {@link HnsError} naming the C function. */
+function guidArg(operation: string, id: string): Uint8Array<ArrayBuffer> {
+  if (!isGuid(id) && id !== "") throw invalidGuidError(operation, id);
+  return guidToBytes(id);
+}
+
+/**
+ * The error for a failed `HNSCall`: its HRESULT, and the message of the
+ * response document (`{"Success":false,"Error":...}`) when there is one.
+ */
+export function hnsCallFailure(hr: number, response: string, method: string, path: string) {
+  const parsed = response ? recordMessage(response) : undefined;
+  return new HnsError({
+    hresult: hr,
+    operation: HNS_CALL,
+    object: `${method} ${path}`,
+    hnsMessage: parsed?.message || undefined,
+    errorRecord: response || undefined,
+  });
+}
+
+/** Keeps values reachable until the point of the call (buffers a worker thread reads). */
+function keepAlive(..._values: unknown[]): void {}
+
+/** {@link HcnApi} over the real (or emulated) HCN C API. */
+class FfiHcnApi implements HcnApi {
+  readonly hasModifyLoadBalancer: boolean;
+  readonly #libs: Library[];
+  readonly #fns: Record<string, AnyFn | null> = {};
+  readonly #modifySource: string;
+  #disposed = false;
+
+  constructor(libs: Library[], modifySource: string) {
+    this.#libs = libs;
+    for (const lib of libs) Object.assign(this.#fns, lib.symbols);
+    this.hasModifyLoadBalancer = this.#fns["HcnModifyLoadBalancer"] != null;
+    this.#modifySource = modifySource;
+  }
+
+  #fn(name: string): AnyFn {
+    if (this.#disposed) throw new Error(`HNS library is closed; cannot call ${name}`);
+    const f = this.#fns[name];
+    if (!f) throw new Error(`${name} is not bound`);
+    return f;
+  }
+
+  /** Copy out and free the string an out-parameter points to; undefined for NULL. */
+  #take(out: BigUint64Array): string | undefined {
+    const ptr = Deno.UnsafePointer.create(out[0]);
+    if (ptr === null) return undefined;
+    out[0] = 0n;
+    try {
+      return readWide(ptr);
+    } finally {
+      this.#fn(CO_TASK_MEM_FREE)(ptr);
+    }
+  }
+
+  /**
+   * Run an HCN function whose last parameter is the error record and, when
+   * `result` is given, whose result is a string out-parameter; free both.
+   */
+  async #callString(
+    name: string,
+    object: string | undefined,
+    args: unknown[],
+    result?: BigUint64Array,
+  ): Promise<string | undefined> {
+    const errOut = new BigUint64Array(1);
+    const hr = await this.#fn(name)(...args, ...(result ? [result] : []), errOut) as number;
+    keepAlive(args, result, errOut);
+    let record: string | undefined;
+    let text: string | undefined;
+    try {
+      text = result ? this.#take(result) : undefined;
+    } finally {
+      record = this.#take(errOut);
+    }
+    const failure = hcnFailure(name, hr, record, object);
+    if (failure) throw failure;
+    return text;
+  }
+
+  /** Run an HCN function returning a handle through an out-parameter before the error record. */
+  async #callHandle(
+    kind: HcnKind,
+    name: string,
+    object: string | undefined,
+    args: unknown[],
+  ): Promise<HcnHandle> {
+    const handleOut = new BigUint64Array(1);
+    const errOut = new BigUint64Array(1);
+    const hr = await this.#fn(name)(...args, handleOut, errOut) as number;
+    keepAlive(args, handleOut, errOut);
+    const handle = Deno.UnsafePointer.create(handleOut[0]);
+    const record = this.#take(errOut);
+    const failure = hcnFailure(name, hr, record, object);
+    if (failure) {
+      // A handle handed out alongside an error is still ours to close.
+      if (handle !== null) this.#fn(hcnFunctionName("close", kind))(handle);
+      throw failure;
+    }
+    if (handle === null) {
+      throw new HnsError({
+        hresult: E_FAIL,
+        operation: name,
+        object,
+        hnsMessage: "no handle returned",
+      });
+    }
+    return handle;
+  }
+
+  enumerate(kind: HcnKind, query: string): Promise<string> {
+    const out = new BigUint64Array(1);
+    return this.#callString(hcnFunctionName("enumerate", kind), undefined, [encodeWide(query)], out)
+      .then((text) => text ?? "");
+  }
+
+  open(kind: HcnKind, id: string): Promise<HcnHandle> {
+    const name = hcnFunctionName("open", kind);
+    return this.#callHandle(kind, name, id, [guidArg(name, id)]);
+  }
+
+  create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle> {
+    const name = hcnFunctionName("create", kind);
+    const args: unknown[] = [guidArg(name, id), encodeWide(settings)];
+    if (kind === "Endpoint") args.unshift(asPointer(network));
+    return this.#callHandle(kind, name, id || undefined, args);
+  }
+
+  async modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
+    const name = hcnFunctionName("modify", kind);
+    if (kind === "LoadBalancer" && !this.hasModifyLoadBalancer) {
+      throw new HnsError({
+        hresult: 0x80004001,
+        operation: name,
+        hnsMessage: `${this.#modifySource} does not export ${name}`,
+      });
+    }
+    await this.#callString(name, undefined, [asPointer(handle), encodeWide(settings)]);
+  }
+
+  async query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
+    const out = new BigUint64Array(1);
+    const name = hcnFunctionName("query", kind);
+    return await this.#callString(name, undefined, [asPointer(handle), encodeWide(query)], out) ??
+      "";
+  }
+
+  async delete(kind: HcnKind, id: string): Promise<void> {
+    const name = hcnFunctionName("delete", kind);
+    await this.#callString(name, id, [guidArg(name, id)]);
+  }
+
+  close(kind: HcnKind, handle: HcnHandle): Promise<void> {
+    const name = hcnFunctionName("close", kind);
+    try {
+      const hr = this.#fn(name)(asPointer(handle)) as number;
+      const failure = hcnFailure(name, hr, undefined);
+      return failure ? Promise.reject(failure) : Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async hnsCall(method: string, path: string, request: string): Promise<string> {
+    const args = [encodeWide(method), encodeWide(path), encodeWide(request)];
+    const out = new BigUint64Array(1);
+    const hr = await this.#fn(HNS_CALL)(...args, out) as number;
+    keepAlive(args, out);
+    const response = this.#take(out) ?? "";
+    if ((hr | 0) < 0) throw hnsCallFailure(hr, response, method, path);
+    return response;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const lib of this.#libs) lib.close();
+  }
+}
+
+/** A handle as the pointer FFI passes; anything else is passed as NULL (HNS then says E_HANDLE). */
+function asPointer(handle: HcnHandle): Deno.PointerValue {
+  return handle !== null && typeof handle === "object" ? handle as Deno.PointerObject : null;
+}
+
+/**
+ * Load the HCN API. With `library`, every symbol comes from that one file;
+ * otherwise, on Windows, from computenetwork.dll, vmcompute.dll and ole32.dll
+ * in System32. Throws {@link HnsLibraryError} (one line) when a library does
+ * not load or lacks a required symbol.
+ */
+export function openFfiHcnApi(options: FfiHcnOptions = {}): HcnApi {
+  if (options.library) {
+    const lib = openLibrary(options.library, {
+      ...hcnSymbols(),
+      ...hnsCallSymbols(),
+      ...coTaskMemSymbols(),
+    });
+    return new FfiHcnApi([lib], options.library);
+  }
+  if (Deno.build.os !== "windows") {
+    throw new HnsLibraryError(
+      `HNS exists only on Windows; on ${Deno.build.os} pass --hns-library PATH ` +
+        `(or set HNSPROXY_HNS_LIBRARY) or use --hns-backend memory`,
+      "",
+    );
+  }
+  const libs: Library[] = [];
+  try {
+    const computenetwork = system32Path("computenetwork.dll");
+    libs.push(openLibrary(computenetwork, hcnSymbols()));
+    libs.push(openLibrary(system32Path("vmcompute.dll"), hnsCallSymbols()));
+    libs.push(openLibrary(system32Path("ole32.dll"), coTaskMemSymbols()));
+    return new FfiHcnApi(libs, computenetwork);
+  } catch (err) {
+    for (const lib of libs) lib.close();
+    throw err;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * An {@link HcnApi} decorator that counts and times every call per C function
+ * name (`HcnCreateLoadBalancer`, `HNSCall`, ...) and tells listeners about
+ * each one, so metrics and benchmarks see exactly what hnsproxy asked of HNS.
+ *
+ * @module
+ */
+
+import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
+import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+
+/**
+ * Called after every call with the C function name, its duration in seconds
+ * and, when it failed, the error (an {@link import("./errors.ts").HnsError}
+ * for HNS failures).
+ */
+export type HcnCallHook = (fn: string, seconds: number, error?: Error) => void;
+
+/** Totals for one C function. */
+export interface HcnCallStats {
+  /** Calls made, failed ones included. */
+  calls: number;
+  /** Calls that failed. */
+  errors: number;
+  /** Time spent in the calls, in seconds. */
+  seconds: number;
+}
+
+/** An {@link HcnApi} that also keeps per-function statistics. */
+export interface InstrumentedHcnApi extends HcnApi {
+  /** Totals per C function name, for every function called at least once. */
+  stats(): Record<string, HcnCallStats>;
+  /** Total calls over all functions. */
+  totalCalls(): number;
+  /** Start counting afresh. */
+  resetStats(): void;
+  /** Add a listener; returns the function that removes it. */
+  onCall(hook: HcnCallHook): () => void;
+}
+
+/** Wrap `api` so every call is counted, timed and reported to `hook` (and later listeners). */
+export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedHcnApi {
+  const stats = new Map<string, HcnCallStats>();
+  const hooks = new Set<HcnCallHook>(hook ? [hook] : []);
+
+  const record = (fn: string, started: number, error?: Error) => {
+    const seconds = (performance.now() - started) / 1000;
+    const s = stats.get(fn) ?? { calls: 0, errors: 0, seconds: 0 };
+    s.calls++;
+    if (error) s.errors++;
+    s.seconds += seconds;
+    stats.set(fn, s);
+    for (const h of hooks) {
+      try {
+        h(fn, seconds, error);
+      } catch {
+        // A broken listener must not turn a good HNS call into a failure.
+      }
+    }
+  };
+
+  async function timed<T>(fn: string, body: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const out = await body();
+      record(fn, started);
+      return out;
+    } catch (err) {
+      record(fn, started, err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+  }
+
+  const name = (op: HcnOperation, kind: HcnKind) => hcnFunctionName(op, kind);
+
+  return {
+    get hasModifyLoadBalancer() {
+      return api.hasModifyLoadBalancer;
+    },
+    enumerate: (kind: HcnKind, query: string) =>
+      timed(name("enumerate", kind), () => api.enumerate(kind, query)),
+    open: (kind: HcnKind, id: string) => timed(name("open", kind), () => api.open(kind, id)),
+    create: (kind: HcnKind, id: string, settings: string, network?: HcnHandle) =>
+      timed(name("create", kind), () => api.create(kind, id, settings, network)),
+    modify: (kind: HcnKind, handle: HcnHandle, settings: string) =>
+      timed(name("modify", kind), () => api.modify(kind, handle, settings)),
+    query: (kind: HcnKind, handle: HcnHandle, query: string) =>
+      timed(name("query", kind), () => api.query(kind, handle, query)),
+    delete: (kind: HcnKind, id: string) => timed(name("delete", kind), () => api.delete(kind, id)),
+    close: (kind: HcnKind, handle: HcnHandle) =>
+      timed(name("close", kind), () => api.close(kind, handle)),
+    hnsCall: (method: string, path: string, request: string) =>
+      timed(HNS_CALL, () => api.hnsCall(method, path, request)),
+    dispose: () => api.dispose(),
+    stats: () => Object.fromEntries([...stats].map(([k, v]) => [k, { ...v }])),
+    totalCalls: () => [...stats.values()].reduce((n, s) => n + s.calls, 0),
+    resetStats: () => stats.clear(),
+    onCall(h: HcnCallHook) {
+      hooks.add(h);
+      return () => hooks.delete(h);
+    },
+  };
+}
