@@ -1,0 +1,422 @@
+import assert from "node:assert/strict";
+import { type ApplyContext, applyPlan } from "../../lib/proxy/apply.ts";
+import { Backoff } from "../../lib/proxy/backoff.ts";
+import { ObservedCache } from "../../lib/proxy/observed.ts";
+import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import type {
+  CreateEndpointOp,
+  CreateLoadBalancerOp,
+  DesiredLoadBalancer,
+  LoadBalancerConflict,
+  Plan,
+  PlanOp,
+} from "../../lib/proxy/model.ts";
+import { MemoryHcnApi } from "../../lib/hns/memory.ts";
+import { createHnsClient } from "../../lib/hns/client.ts";
+import { HResult } from "../../lib/hns/errors.ts";
+import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
+
+const NET = "11111111-1111-1111-1111-111111111111";
+const LOCAL_EP = "22222222-2222-2222-2222-222222222222";
+
+/** An overlay network with one CNI endpoint (10.244.1.5) on this node. */
+function newHns() {
+  const api = new MemoryHcnApi({
+    state: {
+      Networks: [{ ID: NET, Name: "vxlan0", Type: "Overlay" }],
+      Endpoints: [{
+        ID: LOCAL_EP,
+        Name: "pod-a",
+        HostComputeNetwork: NET,
+        IpConfigurations: [{ IpAddress: "10.244.1.5", PrefixLength: 24 }],
+        MacAddress: "00-15-5d-00-00-01",
+      }],
+    },
+  });
+  return { api, client: createHnsClient(api) };
+}
+
+function context(client: ReturnType<typeof createHnsClient>, extra: Partial<ApplyContext> = {}) {
+  const conflicts: LoadBalancerConflict[] = [];
+  const ctx: ApplyContext = {
+    client,
+    observed: new ObservedCache(),
+    ownership: OwnershipRecord.inMemory(),
+    backoff: new Backoff({ jitter: 0, clock: { now: () => 0 } }),
+    existingEndpoints: new Map([["ep/local/10.244.1.5", LOCAL_EP]]),
+    uncertain: new Set(),
+    hooks: { onConflict: (c) => conflicts.push(c) },
+    ...extra,
+  };
+  return { ctx, conflicts };
+}
+
+function remoteEp(ip: string, providerAddress = "192.168.1.12"): CreateEndpointOp {
+  const [a, b, c, d] = ip.split(".").map((x) => Number(x).toString(16).padStart(2, "0"));
+  const mac = `02-11-${a}-${b}-${c}-${d}`;
+  return {
+    op: "createEndpoint",
+    key: `ep/remote/${ip}`,
+    networkId: NET,
+    endpoint: {
+      key: `ep/remote/${ip}`,
+      ip,
+      remote: true,
+      family: "IPv4",
+      mac,
+      providerAddress,
+      networkId: NET,
+      role: "remote",
+    },
+    payload: {
+      SchemaVersion: { Major: 2, Minor: 0 },
+      HostComputeNetwork: NET,
+      IpConfigurations: [{ IpAddress: ip }],
+      MacAddress: mac,
+      Flags: 1,
+      Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: providerAddress } }],
+    },
+  };
+}
+
+function lb(
+  vip: string,
+  port: number,
+  backends: string[],
+  extra: Partial<DesiredLoadBalancer> = {},
+) {
+  const desired: DesiredLoadBalancer = {
+    key: `lb/tcp/${vip}:${port}`,
+    kind: "clusterIP",
+    serviceKey: `default/svc-${port}`,
+    portName: "",
+    family: "IPv4",
+    protocol: 6,
+    vip,
+    externalPort: port,
+    internalPort: 8080,
+    flags: 0,
+    portMappingFlags: 0,
+    distributionType: 0,
+    sourceVip: "10.244.1.250",
+    backends: [...backends].sort(),
+    ...extra,
+  };
+  return desired;
+}
+
+function createLb(desired: DesiredLoadBalancer): CreateLoadBalancerOp {
+  return {
+    op: "createLoadBalancer",
+    key: desired.key,
+    serviceKey: desired.serviceKey,
+    loadBalancer: desired,
+  };
+}
+
+function plan(...ops: PlanOp[]): Plan {
+  return { ops, conflicts: [] };
+}
+
+async function lbsInHns(client: ReturnType<typeof createHnsClient>) {
+  return (await client.listLoadBalancers()).map((l) => ({
+    vip: l.FrontendVIPs?.[0],
+    port: l.PortMappings[0].ExternalPort,
+    backends: l.HostComputeEndpoints.length,
+  })).sort((a, b) => a.port - b.port);
+}
+
+Deno.test("apply: creates endpoints then LBs with resolved backend IDs; records what HNS holds", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const svc = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7", "ep/local/10.244.1.5"]);
+  const result = await applyPlan(
+    plan(remoteEp("10.244.2.7"), createLb(svc)),
+    ctx,
+  );
+  assert.equal(result.failed.length, 0);
+  assert.equal(result.deferred.length, 0);
+  assert.equal(result.writes, 2);
+  assert.equal(result.retryAfterMs, undefined);
+
+  const ep = ctx.observed.endpoints.get("ep/remote/10.244.2.7");
+  const observedLb = ctx.observed.loadBalancers.get(svc.key);
+  assert.ok(ep && observedLb);
+  assert.deepEqual(
+    [...observedLb.hns.HostComputeEndpoints].map((x) => x.toLowerCase()).sort(),
+    [ep.id, LOCAL_EP].map((x) => x.toLowerCase()).sort(),
+  );
+  assert.equal(observedLb.serviceKey, "default/svc-80");
+  assert.ok(ctx.ownership.owns(ep.id));
+  assert.ok(ctx.ownership.owns(observedLb.id));
+  assert.ok(!ctx.ownership.owns(LOCAL_EP), "the CNI's endpoint is never owned");
+  assert.deepEqual(await lbsInHns(client), [{ vip: "10.96.0.10", port: 80, backends: 2 }]);
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: deletes LBs before endpoints; not-found deletes count as done", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const svc = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  await applyPlan(plan(remoteEp("10.244.2.7"), createLb(svc)), ctx);
+  const lbId = ctx.observed.loadBalancers.get(svc.key)!.id;
+  const epId = ctx.observed.endpoints.get("ep/remote/10.244.2.7")!.id;
+
+  // An owned endpoint that vanished out of band: its delete is a no-op success.
+  const gone = "33333333-3333-3333-3333-333333333333";
+  ctx.ownership.add({ kind: "Endpoint", id: gone, key: "ep/remote/10.244.3.3" });
+
+  const result = await applyPlan(
+    plan(
+      { op: "deleteLoadBalancer", key: svc.key, id: lbId, reason: "stale" },
+      { op: "deleteEndpoint", key: "ep/remote/10.244.2.7", id: epId, reason: "stale" },
+      { op: "deleteEndpoint", key: "ep/remote/10.244.3.3", id: gone, reason: "stale" },
+    ),
+    ctx,
+  );
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(api.objectCount("LoadBalancer"), 0);
+  assert.equal(api.objectCount("Endpoint"), 1, "only the CNI's endpoint is left");
+  assert.equal(ctx.ownership.size, 0);
+  assert.equal(ctx.observed.loadBalancers.size + ctx.observed.endpoints.size, 0);
+});
+
+Deno.test("apply: never deletes what the ownership record does not list", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const result = await applyPlan(
+    plan({ op: "deleteEndpoint", key: "ep/local/10.244.1.5", id: LOCAL_EP, reason: "stale" }),
+    ctx,
+  );
+  assert.equal(result.failed.length, 1);
+  assert.match(String(result.failed[0].error), /not owned/);
+  assert.equal(result.writes, 0);
+  assert.equal(api.objectCount("Endpoint"), 1);
+});
+
+Deno.test("apply: a failed endpoint blocks only the LBs that need it; a retry converges", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  api.failCall("HcnCreateEndpoint", 1, HResult.MANAGER_STOPPED);
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 81, ["ep/remote/10.244.2.8"]);
+  const c = lb("10.96.0.12", 82, ["ep/local/10.244.1.5"]);
+  const first = await applyPlan(
+    plan(remoteEp("10.244.2.7"), remoteEp("10.244.2.8"), createLb(a), createLb(b), createLb(c)),
+    ctx,
+  );
+  assert.deepEqual(first.failed.map((f) => f.op.key), ["ep/remote/10.244.2.7"]);
+  assert.deepEqual(first.deferred.map((o) => o.key), [a.key]);
+  assert.deepEqual(
+    first.applied.map((o) => o.key).sort(),
+    [
+      "ep/remote/10.244.2.8",
+      b.key,
+      c.key,
+    ].sort(),
+  );
+  assert.equal(first.retryAfterMs, 1000);
+  assert.equal(ctx.backoff.get("ep/remote/10.244.2.7")?.failures, 1);
+
+  // Still backing off: not even tried.
+  const early = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a)), ctx);
+  assert.equal(early.writes, 0);
+  assert.equal(early.deferred.length, 2);
+
+  const later = { ...ctx, backoff: new Backoff({ jitter: 0 }) };
+  const second = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a)), later);
+  assert.equal(second.failed.length + second.deferred.length, 0);
+  assert.deepEqual((await lbsInHns(client)).map((l) => l.port), [80, 81, 82]);
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a failed replace-delete blocks only that key's re-create", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
+  await applyPlan(plan(createLb(a), createLb(b)), ctx);
+  const idA = ctx.observed.loadBalancers.get(a.key)!.id;
+  const idB = ctx.observed.loadBalancers.get(b.key)!.id;
+  api.failCall("HcnDeleteLoadBalancer", 1, HResult.MANAGER_STOPPED);
+  const a2 = { ...a, internalPort: 9090 };
+  const b2 = { ...b, internalPort: 9090 };
+  const result = await applyPlan(
+    plan(
+      { op: "deleteLoadBalancer", key: a.key, id: idA, reason: "replace" },
+      { op: "deleteLoadBalancer", key: b.key, id: idB, reason: "replace" },
+      createLb(a2),
+      createLb(b2),
+    ),
+    ctx,
+  );
+  assert.deepEqual(result.failed.map((f) => f.op.key), [a.key]);
+  assert.deepEqual(result.deferred.map((o) => o.key), [a.key]);
+  const held = await client.listLoadBalancers();
+  const ports = held.map((l) =>
+    `${l.PortMappings[0].ExternalPort}->${l.PortMappings[0].InternalPort}`
+  );
+  assert.deepEqual(ports.sort(), ["80->8080", "81->9090"], "a keeps working with its old LB");
+  assert.ok(ctx.ownership.owns(idA));
+});
+
+Deno.test("apply: a port conflict with an owned LB the cache forgot is resolved by replacing it", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  await applyPlan(plan(createLb(a)), ctx);
+  const oldId = ctx.observed.loadBalancers.get(a.key)!.id;
+  const forgetful = { ...ctx, observed: new ObservedCache() };
+  const result = await applyPlan(plan(createLb({ ...a, internalPort: 9090 })), forgetful);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  const held = await client.listLoadBalancers();
+  assert.equal(held.length, 1);
+  assert.notEqual(held[0].ID?.toLowerCase(), oldId.toLowerCase());
+  assert.equal(held[0].PortMappings[0].InternalPort, 9090);
+  assert.ok(!ctx.ownership.owns(oldId));
+  assert.ok(ctx.ownership.owns(held[0].ID!));
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a port conflict with a foreign LB is reported and retried, never deleted", async () => {
+  const { api, client } = newHns();
+  const foreign: HcnLoadBalancer = {
+    HostComputeEndpoints: [LOCAL_EP],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 1234, ExternalPort: 80 }],
+  };
+  const foreignId = (await client.createLoadBalancer(foreign)).ID!;
+  const { ctx, conflicts } = context(client);
+  const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  const result = await applyPlan(plan(createLb(a)), ctx);
+  assert.equal(result.failed.length, 1);
+  assert.deepEqual(conflicts.map((c) => [c.key, c.foreignId]), [[a.key, foreignId]]);
+  assert.ok(result.retryAfterMs !== undefined);
+  assert.equal(ctx.observed.foreignLoadBalancers.get(a.key)?.id, foreignId);
+  const held = await client.listLoadBalancers();
+  assert.deepEqual(held.map((l) => l.ID), [foreignId]);
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: plan conflicts are reported and scheduled for a retry", async () => {
+  const { client } = newHns();
+  const { ctx, conflicts } = context(client);
+  const conflict = { key: "lb/tcp/10.96.0.10:80", serviceKey: "default/a", foreignId: "x" };
+  const result = await applyPlan({ ops: [], conflicts: [conflict] }, ctx);
+  assert.deepEqual(result.conflicts, [conflict]);
+  assert.deepEqual(conflicts, [conflict]);
+  assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs > 0);
+});
+
+Deno.test("apply: a create whose read-back failed is taken over on retry, not duplicated or leaked", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  api.failCall("HcnQueryEndpointProperties", 1, HResult.MANAGER_STOPPED);
+  api.failCall("HcnQueryLoadBalancerProperties", 1, HResult.MANAGER_STOPPED);
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
+  const first = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
+  assert.deepEqual(first.failed.map((f) => f.op.key).sort(), ["ep/remote/10.244.2.7", b.key]);
+  assert.equal(api.objectCount("LoadBalancer"), 1, "HNS did make b");
+  assert.equal(api.objectCount("Endpoint"), 2, "HNS did make the remote endpoint");
+
+  const retry = { ...ctx, backoff: new Backoff({ jitter: 0 }) };
+  const second = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), retry);
+  assert.equal(second.failed.length, 0, String(second.failed[0]?.error));
+  assert.equal(api.objectCount("LoadBalancer"), 2);
+  assert.equal(api.objectCount("Endpoint"), 2);
+  for (const held of await client.listLoadBalancers()) assert.ok(ctx.ownership.owns(held.ID!));
+  assert.equal(ctx.ownership.size, 3);
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: modify in place; a modify of a vanished LB creates it afresh", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a)), ctx);
+  const id = ctx.observed.loadBalancers.get(a.key)!.id;
+  const a2 = lb("10.96.0.10", 80, ["ep/local/10.244.1.5", "ep/remote/10.244.2.7"]);
+  const modified = await applyPlan(
+    plan({ op: "modifyLoadBalancer", key: a.key, id, serviceKey: a.serviceKey, loadBalancer: a2 }),
+    ctx,
+  );
+  assert.equal(modified.failed.length, 0, String(modified.failed[0]?.error));
+  assert.equal((await client.getLoadBalancer(id))?.HostComputeEndpoints.length, 2);
+  assert.equal(ctx.observed.loadBalancers.get(a.key)?.id, id);
+
+  await client.deleteLoadBalancer(id); // out of band
+  const recreated = await applyPlan(
+    plan({ op: "modifyLoadBalancer", key: a.key, id, serviceKey: a.serviceKey, loadBalancer: a2 }),
+    ctx,
+  );
+  assert.equal(recreated.failed.length, 0, String(recreated.failed[0]?.error));
+  const held = await client.listLoadBalancers();
+  assert.equal(held.length, 1);
+  assert.ok(ctx.ownership.owns(held[0].ID!));
+  assert.ok(!ctx.ownership.owns(id));
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: an endpoint still used by an LB whose update failed is not deleted yet", async () => {
+  const { client } = newHns();
+  const { ctx } = context(client);
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a)), ctx);
+  const epId = ctx.observed.endpoints.get("ep/remote/10.244.2.7")!.id;
+  const result = await applyPlan(
+    plan({ op: "deleteEndpoint", key: "ep/remote/10.244.2.7", id: epId, reason: "stale" }),
+    ctx,
+  );
+  assert.equal(result.writes, 0);
+  assert.deepEqual(result.deferred.map((o) => o.key), ["ep/remote/10.244.2.7"]);
+  assert.ok(result.retryAfterMs !== undefined);
+});
+
+Deno.test("apply: with concurrency the outcome is the same", async () => {
+  for (const concurrency of [1, 4]) {
+    const { api, client } = newHns();
+    const { ctx } = context(client, { concurrency });
+    const ops: PlanOp[] = [];
+    const lbs: PlanOp[] = [];
+    for (let i = 1; i <= 20; i++) {
+      ops.push(remoteEp(`10.244.2.${i}`));
+      lbs.push(
+        createLb(lb(`10.96.0.${i}`, 80, [`ep/remote/10.244.2.${i}`, "ep/local/10.244.1.5"])),
+      );
+    }
+    const result = await applyPlan(plan(...ops, ...lbs), ctx);
+    assert.equal(result.failed.length, 0);
+    assert.equal(result.writes, 40);
+    assert.equal(api.objectCount("LoadBalancer"), 20);
+    assert.equal(ctx.ownership.size, 40);
+    assert.equal(api.openHandles(), 0);
+  }
+});
+
+Deno.test("apply: adoption records ownership without any HNS call", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const held = await client.createLoadBalancer({
+    HostComputeEndpoints: [LOCAL_EP],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 8080, ExternalPort: 80 }],
+  });
+  ctx.observed.setForeignLoadBalancer({ key: "lb/tcp/10.96.0.10:80", id: held.ID!, hns: held });
+  const calls = Object.values(api.callCounts()).reduce((a, b) => a + b, 0);
+  const result = await applyPlan(
+    plan({
+      op: "adoptLoadBalancer",
+      key: "lb/tcp/10.96.0.10:80",
+      id: held.ID!,
+      serviceKey: "default/a",
+      wasForeign: true,
+    }),
+    ctx,
+  );
+  assert.equal(result.applied.length, 1);
+  assert.equal(Object.values(api.callCounts()).reduce((a, b) => a + b, 0), calls);
+  assert.ok(ctx.ownership.owns(held.ID!));
+  assert.equal(ctx.observed.loadBalancers.get("lb/tcp/10.96.0.10:80")?.serviceKey, "default/a");
+  assert.equal(ctx.observed.foreignLoadBalancers.size, 0);
+});
