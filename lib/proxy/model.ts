@@ -138,15 +138,27 @@ export interface DesiredLoadBalancer {
   backends: readonly EpKey[];
 }
 
-/** Why hnsproxy wants an endpoint of its own. */
-export type RemoteEndpointRole = "remote" | "sourceVip";
+/**
+ * Why hnsproxy wants an endpoint of its own:
+ * - `remote`: a pod on another node (flag RemoteEndpoint, MAC derived from the IP);
+ * - `serviceVip`: on overlay, a remote endpoint for each cluster IP with the
+ *   host's MAC and this node as provider address (as kube-proxy does);
+ * - `sourceVip`: on overlay, the host endpoint holding `--source-vip`
+ *   (not a remote endpoint; any endpoint with that IP satisfies it).
+ */
+export type RemoteEndpointRole = "remote" | "serviceVip" | "sourceVip";
 
-/** One desired HNS remote endpoint (a pod on another node, or the source VIP). */
+/**
+ * One endpoint hnsproxy wants to exist and owns: a remote endpoint (a pod on
+ * another node, an overlay service VIP) or the overlay source-VIP endpoint.
+ */
 export interface DesiredRemoteEndpoint {
-  /** Stable key `ep/remote/<ip>`. */
+  /** Stable key `ep/remote/<ip>` (or `ep/sourcevip/<ip>`). */
   key: EpKey;
-  /** Pod IP (or the source VIP). */
+  /** Pod IP, cluster IP or source VIP (canonical text). */
   ip: string;
+  /** Whether it is created with flag RemoteEndpoint (false only for the source VIP). */
+  remote: boolean;
   /** IP family. */
   family: IpFamily;
   /** MAC address (dash-separated lower-case hex, see net.ts `remoteEndpointMac`). */
@@ -264,12 +276,22 @@ export interface ObservedEndpoint {
 export interface ObservedState {
   /** Load balancers hnsproxy owns, by key. */
   loadBalancers: ReadonlyMap<LbKey, ObservedLoadBalancer>;
-  /** Remote endpoints hnsproxy owns, by key. */
+  /** Endpoints hnsproxy owns (remote endpoints, the source-VIP endpoint), by key. */
   endpoints: ReadonlyMap<EpKey, ObservedEndpoint>;
   /** Load balancers in HNS that are not hnsproxy's, by key. Never touched. */
   foreignLoadBalancers: ReadonlyMap<LbKey, ObservedLoadBalancer>;
-  /** Remote endpoints in HNS that are not hnsproxy's, by key. Never touched. */
+  /**
+   * Endpoints in HNS that are not hnsproxy's, by key (remote ones and any that
+   * hold a source VIP). Never touched; LBs may reference them.
+   */
   foreignEndpoints: ReadonlyMap<EpKey, ObservedEndpoint>;
+  /**
+   * Owned load balancers with no usable key (unparsable, or a duplicate of
+   * another owned LB's key), by HNS ID: deleted on a full reconcile.
+   */
+  strayLoadBalancers?: ReadonlyMap<string, ObservedLoadBalancer>;
+  /** Owned endpoints with no usable key or a duplicate key, by HNS ID: deleted on a full reconcile. */
+  strayEndpoints?: ReadonlyMap<string, ObservedEndpoint>;
 }
 
 /** The ownership record's content: HNS IDs hnsproxy created (compared case-insensitively). */
@@ -290,8 +312,11 @@ export interface DeleteLoadBalancerOp {
   id: string;
   /** The service it belonged to, when known. */
   serviceKey?: ObjectKey;
-  /** Why: `stale` (no longer desired) or `replace` (recreated later in the plan). */
-  reason: "stale" | "replace";
+  /**
+   * Why: `stale` (no longer desired), `replace` (recreated later in the plan)
+   * or `stray` (owned but unparsable or a duplicate).
+   */
+  reason: "stale" | "replace" | "stray";
 }
 
 /** Delete a remote endpoint hnsproxy owns. */
@@ -302,8 +327,11 @@ export interface DeleteEndpointOp {
   key: EpKey;
   /** HNS ID to delete. */
   id: string;
-  /** Why: `stale` (no longer referenced) or `replace` (recreated later in the plan). */
-  reason: "stale" | "replace";
+  /**
+   * Why: `stale` (no longer wanted), `replace` (recreated later in the plan)
+   * or `stray` (owned but unparsable or a duplicate).
+   */
+  reason: "stale" | "replace" | "stray";
 }
 
 /** Create a remote endpoint. */

@@ -1,0 +1,136 @@
+/**
+ * HNS JSON for desired objects, and the comparison of what HNS holds with what
+ * is desired. Comparison normalizes what HNS may render differently: the case
+ * of GUIDs and MACs, the order of backend lists, IPv6 spelling, and absent
+ * versus zero flags.
+ *
+ * @module
+ */
+
+import {
+  EndpointFlags,
+  type HcnEndpoint,
+  type HcnLoadBalancer,
+  type HcnPolicy,
+} from "../hns/types.ts";
+import type { DesiredLoadBalancer, DesiredRemoteEndpoint } from "./model.ts";
+import { canonicalIp, normalizeMac } from "./net.ts";
+
+const SCHEMA = { Major: 2, Minor: 0 } as const;
+
+/** The HNS JSON to create or modify a desired load balancer with these backend IDs. */
+export function loadBalancerPayload(
+  lb: DesiredLoadBalancer,
+  backendIds: readonly string[],
+): HcnLoadBalancer {
+  const out: HcnLoadBalancer = {
+    HostComputeEndpoints: [...backendIds],
+    FrontendVIPs: lb.vip !== undefined ? [lb.vip] : [],
+    PortMappings: [{
+      Protocol: lb.protocol,
+      InternalPort: lb.internalPort,
+      ExternalPort: lb.externalPort,
+      DistributionType: lb.distributionType,
+      Flags: lb.portMappingFlags,
+    }],
+    Flags: lb.flags,
+    SchemaVersion: { ...SCHEMA },
+  };
+  if (lb.sourceVip !== undefined) out.SourceVIP = lb.sourceVip;
+  return out;
+}
+
+/** The HNS JSON to create a desired endpoint (HNS assigns the ID). */
+export function endpointPayload(ep: DesiredRemoteEndpoint): HcnEndpoint {
+  const out: HcnEndpoint = {
+    HostComputeNetwork: ep.networkId,
+    IpConfigurations: [{ IpAddress: ep.ip }],
+    MacAddress: ep.mac,
+    Flags: ep.remote ? EndpointFlags.RemoteEndpoint : EndpointFlags.None,
+    SchemaVersion: { ...SCHEMA },
+  };
+  if (ep.remote && ep.providerAddress !== undefined) {
+    out.Policies = [{
+      Type: "ProviderAddress",
+      Settings: { ProviderAddress: ep.providerAddress },
+    }];
+  }
+  return out;
+}
+
+const ipOrRaw = (s: unknown): string => {
+  const t = String(s ?? "");
+  return canonicalIp(t) ?? t.toLowerCase();
+};
+
+/** A load balancer reduced to the fields hnsproxy programs, normalized for comparison. */
+export interface NormalizedLoadBalancer {
+  /** Canonical frontend VIPs, sorted. */
+  vips: string[];
+  /** Canonical SourceVIP or "". */
+  sourceVip: string;
+  /** LB flags (0 when absent). */
+  flags: number;
+  /** Protocol, internal port, external port, distribution type, flags of each port mapping. */
+  portMappings: Array<[number, number, number, number, number]>;
+  /** Backend IDs, upper case, sorted, unique. */
+  backends: string[];
+}
+
+/** Normalize an HNS load balancer (as read or as sent) for comparison. */
+export function normalizeLoadBalancer(lb: HcnLoadBalancer): NormalizedLoadBalancer {
+  const pms = Array.isArray(lb.PortMappings) ? lb.PortMappings : [];
+  return {
+    vips: (Array.isArray(lb.FrontendVIPs) ? lb.FrontendVIPs : []).map(ipOrRaw).sort(),
+    sourceVip: lb.SourceVIP ? ipOrRaw(lb.SourceVIP) : "",
+    flags: lb.Flags ?? 0,
+    portMappings: pms.map((pm) => [
+      pm.Protocol ?? 0,
+      pm.InternalPort ?? 0,
+      pm.ExternalPort ?? 0,
+      pm.DistributionType ?? 0,
+      pm.Flags ?? 0,
+    ]),
+    backends: [
+      ...new Set(
+        (Array.isArray(lb.HostComputeEndpoints) ? lb.HostComputeEndpoints : []).map((id) =>
+          String(id).toUpperCase()
+        ),
+      ),
+    ].sort(),
+  };
+}
+
+/** Whether two HNS load balancers program the same thing. */
+export function sameLoadBalancer(a: HcnLoadBalancer, b: HcnLoadBalancer): boolean {
+  return JSON.stringify(normalizeLoadBalancer(a)) === JSON.stringify(normalizeLoadBalancer(b));
+}
+
+function providerAddressOf(policies: HcnPolicy[] | undefined): string {
+  for (const p of Array.isArray(policies) ? policies : []) {
+    if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
+      const pa = (p.Settings as Record<string, unknown> | undefined)?.ProviderAddress;
+      return pa ? ipOrRaw(pa) : "";
+    }
+  }
+  return "";
+}
+
+/**
+ * Whether an endpoint in HNS is what a desired endpoint asks for. For pod
+ * remote endpoints: same IP, remote flag, MAC, provider address and network.
+ * For the service-VIP and source-VIP endpoints any endpoint with the IP on
+ * the network will do, as for kube-proxy.
+ */
+export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+  const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
+  if (!cfg || ipOrRaw(cfg.IpAddress) !== want.ip) return false;
+  if (
+    hns.HostComputeNetwork !== undefined &&
+    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
+  ) return false;
+  if (want.role !== "remote") return true;
+  if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) return false;
+  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
+}
