@@ -134,3 +134,21 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint)
   if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
 }
+
+/**
+ * Whether an endpoint in HNS is exactly what a desired endpoint would be
+ * created as (IP, network, remote flag, MAC, provider address), whatever its
+ * role. Used to decide whether a foreign endpoint may be adopted.
+ */
+export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+  const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
+  if (!cfg || ipOrRaw(cfg.IpAddress) !== want.ip) return false;
+  if (
+    hns.HostComputeNetwork !== undefined &&
+    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
+  ) return false;
+  const remote = ((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0;
+  if (remote !== want.remote) return false;
+  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  return !want.remote || providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
+}

@@ -1,0 +1,506 @@
+/**
+ * The reconcile step of the pure core: desired state × observed state → the
+ * smallest ordered plan of HNS operations, and the adoption of what HNS
+ * already holds at start.
+ *
+ * Plan order (kpng's, with one refinement): delete LBs → delete endpoints
+ * nothing references any more → create endpoints → create and modify LBs →
+ * delete endpoints that only the modified LBs still referenced. The last
+ * phase exists because HNS refuses to delete an endpoint an LB references;
+ * an LB modified in place drops the reference only in phase 4.
+ *
+ * Ownership: only objects in `ObservedState.loadBalancers` / `.endpoints`
+ * (owned or adopted) are ever modified or deleted. Foreign objects are never
+ * touched; a foreign LB holding a desired key is reported as a conflict.
+ *
+ * @module
+ */
+
+import type { HcnEndpoint, HcnLoadBalancer, HnsFeatures } from "../hns/types.ts";
+import type { ObjectKey } from "../kube/model.ts";
+import { endpointKeyFromHns, isKeyError, loadBalancerKeyFromHns } from "./keys.ts";
+import type {
+  AdoptEndpointOp,
+  AdoptLoadBalancerOp,
+  CreateEndpointOp,
+  CreateLoadBalancerOp,
+  DeleteEndpointOp,
+  DeleteLoadBalancerOp,
+  DesiredLoadBalancer,
+  DesiredRemoteEndpoint,
+  DesiredState,
+  EpKey,
+  LbKey,
+  LoadBalancerConflict,
+  ModifyLoadBalancerOp,
+  ObservedEndpoint,
+  ObservedLoadBalancer,
+  ObservedState,
+  OwnedIds,
+  Plan,
+  PlanOp,
+} from "./model.ts";
+import {
+  endpointMatchesExactly,
+  endpointPayload,
+  endpointSatisfies,
+  loadBalancerPayload,
+  sameLoadBalancer,
+} from "./payload.ts";
+
+/** Options of {@link reconcile}. */
+export interface ReconcileOptions {
+  /** What the running HNS supports (ModifyLoadbalancer decides modify vs delete+create). */
+  features: HnsFeatures;
+  /**
+   * Partial reconcile: only these services' LBs (and the endpoints they
+   * reference or stop referencing) are considered. Absent: full reconcile,
+   * which also deletes owned objects nothing wants and stray objects.
+   * After a change of the node context (network, local endpoints) run a full
+   * reconcile: it can affect every service.
+   */
+  dirty?: ReadonlySet<ObjectKey>;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const idKey = (id: string) => id.toUpperCase();
+
+/**
+ * The HNS ID a backend key resolves to: an owned (or adopted) endpoint, an
+ * existing endpoint named by the desired state (CNI, root host endpoint), or
+ * a foreign endpoint holding the key. Undefined when it does not exist yet.
+ */
+export function resolveEndpointId(
+  key: EpKey,
+  desired: Pick<DesiredState, "existingEndpoints">,
+  observed: Pick<ObservedState, "endpoints" | "foreignEndpoints">,
+): string | undefined {
+  return observed.endpoints.get(key)?.id ?? desired.existingEndpoints.get(key) ??
+    observed.foreignEndpoints.get(key)?.id;
+}
+
+/**
+ * The HNS payload of a desired LB with its backends resolved, or undefined
+ * when some backend endpoint does not exist yet.
+ */
+export function resolvedLoadBalancerPayload(
+  lb: DesiredLoadBalancer,
+  desired: Pick<DesiredState, "existingEndpoints">,
+  observed: Pick<ObservedState, "endpoints" | "foreignEndpoints">,
+): HcnLoadBalancer | undefined {
+  const ids: string[] = [];
+  for (const b of lb.backends) {
+    const id = resolveEndpointId(b, desired, observed);
+    if (id === undefined) return undefined;
+    ids.push(id);
+  }
+  return loadBalancerPayload(lb, ids);
+}
+
+/** What happens to an owned LB in the plan being built. */
+type LbFate = "delete" | "recreate" | "modify" | "create";
+
+/**
+ * The smallest ordered plan that turns `observed` into `desired`. Unchanged
+ * objects cost nothing; a changed LB is modified in place when HNS supports
+ * ModifyLoadbalancer, else deleted and recreated. Remote endpoints are deleted
+ * only when no LB references them any more and hnsproxy owns them.
+ */
+export function reconcile(
+  desired: DesiredState,
+  observed: ObservedState,
+  opts: ReconcileOptions,
+): Plan {
+  const full = opts.dirty === undefined;
+  const dirty = opts.dirty ?? new Set<ObjectKey>();
+
+  // Owned endpoint ID → key, and endpoint ID → keys of the LBs referencing it.
+  const epKeyById = new Map<string, EpKey>();
+  for (const ep of observed.endpoints.values()) epKeyById.set(idKey(ep.id), ep.key);
+  for (const ep of observed.strayEndpoints?.values() ?? []) {
+    epKeyById.set(idKey(ep.id), `stray/${ep.id}`);
+  }
+  const ownedRefs = new Map<string, LbKey[]>();
+  const foreignRefs = new Set<string>();
+  for (const lb of observed.loadBalancers.values()) {
+    for (const id of lb.hns.HostComputeEndpoints ?? []) {
+      const k = idKey(String(id));
+      if (!epKeyById.has(k)) continue;
+      const list = ownedRefs.get(k);
+      if (list) list.push(lb.key);
+      else ownedRefs.set(k, [lb.key]);
+    }
+  }
+  const markForeign = (lb: ObservedLoadBalancer) => {
+    for (const id of lb.hns.HostComputeEndpoints ?? []) foreignRefs.add(idKey(String(id)));
+  };
+  for (const lb of observed.foreignLoadBalancers.values()) markForeign(lb);
+  // Stray LBs are deleted on a full reconcile; on a partial one they keep their references.
+  if (!full) { for (const lb of observed.strayLoadBalancers?.values() ?? []) markForeign(lb); }
+
+  // LB keys in scope.
+  const lbScope = new Set<LbKey>();
+  for (const lb of desired.loadBalancers.values()) {
+    if (full || dirty.has(lb.serviceKey)) lbScope.add(lb.key);
+  }
+  for (const lb of observed.loadBalancers.values()) {
+    if (full || (lb.serviceKey !== undefined && dirty.has(lb.serviceKey))) lbScope.add(lb.key);
+  }
+
+  // Endpoints in scope: those the in-scope LBs want, the services' own ones, the context's.
+  const epScope = new Set<EpKey>();
+  if (full) { for (const k of desired.remoteEndpoints.keys()) epScope.add(k); }
+  else {
+    for (const k of lbScope) {
+      for (const b of desired.loadBalancers.get(k)?.backends ?? []) epScope.add(b);
+    }
+    for (const s of dirty) {
+      for (const e of desired.services.get(s)?.remoteEndpoints ?? []) {
+        if (e.role === "serviceVip") epScope.add(e.key);
+      }
+    }
+    for (const e of desired.remoteEndpoints.values()) {
+      if (e.role === "sourceVip") epScope.add(e.key);
+    }
+  }
+
+  // Endpoint decisions.
+  const createEps: CreateEndpointOp[] = [];
+  const replaceEps: DeleteEndpointOp[] = [];
+  const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
+  const replacedIds = new Set<string>();
+  for (const key of [...epScope].sort(cmp)) {
+    const want = desired.remoteEndpoints.get(key);
+    if (!want) continue;
+    const have = observed.endpoints.get(key);
+    if (have) {
+      if (endpointSatisfies(have.hns, want)) continue;
+      if (foreignRefs.has(idKey(have.id))) continue; // cannot free it; keep using it
+      replaceEps.push({ op: "deleteEndpoint", key, id: have.id, reason: "replace" });
+      replacedIds.add(idKey(have.id));
+    } else if (observed.foreignEndpoints.has(key)) {
+      continue; // a foreign endpoint holds the IP: use it, never touch it
+    }
+    createEps.push(createOp(want));
+    pending.add(key);
+  }
+
+  // LBs that reference a replaced endpoint must go before it and come back after.
+  const forced = new Set<LbKey>();
+  for (const id of replacedIds) for (const k of ownedRefs.get(id) ?? []) forced.add(k);
+  for (const k of forced) lbScope.add(k);
+
+  // LB decisions.
+  const fate = new Map<LbKey, LbFate>();
+  const deleteLbs: DeleteLoadBalancerOp[] = [];
+  const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
+  const conflicts: LoadBalancerConflict[] = [];
+  for (const key of [...lbScope].sort(cmp)) {
+    const want = desired.loadBalancers.get(key);
+    const have = observed.loadBalancers.get(key);
+    if (!want) {
+      if (have) {
+        fate.set(key, "delete");
+        deleteLbs.push(deleteLbOp(have, "stale"));
+      }
+      continue;
+    }
+    if (!have) {
+      const foreign = observed.foreignLoadBalancers.get(key);
+      if (foreign) {
+        conflicts.push({ key, serviceKey: want.serviceKey, foreignId: foreign.id });
+        continue;
+      }
+      fate.set(key, "create");
+      upsertLbs.push({
+        op: "createLoadBalancer",
+        key,
+        serviceKey: want.serviceKey,
+        loadBalancer: want,
+      });
+      continue;
+    }
+    if (!forced.has(key) && !want.backends.some((b) => pending.has(b))) {
+      const payload = resolvedLoadBalancerPayload(want, desired, observed);
+      if (payload && sameLoadBalancer(have.hns, payload)) continue;
+    }
+    if (opts.features.modifyLoadBalancer && !forced.has(key)) {
+      fate.set(key, "modify");
+      upsertLbs.push({
+        op: "modifyLoadBalancer",
+        key,
+        id: have.id,
+        serviceKey: want.serviceKey,
+        loadBalancer: want,
+      });
+    } else {
+      fate.set(key, "recreate");
+      deleteLbs.push(deleteLbOp(have, "replace"));
+      upsertLbs.push({
+        op: "createLoadBalancer",
+        key,
+        serviceKey: want.serviceKey,
+        loadBalancer: want,
+      });
+    }
+  }
+  if (full) {
+    for (const lb of observed.strayLoadBalancers?.values() ?? []) {
+      deleteLbs.push(deleteLbOp(lb, "stray"));
+    }
+  }
+
+  // Stale owned endpoints: in scope when a full reconcile, or when an in-scope LB referenced them.
+  const staleCandidates = new Map<string, { key: EpKey; id: string; reason: "stale" | "stray" }>();
+  const considerStale = (key: EpKey, id: string, reason: "stale" | "stray") => {
+    if (reason === "stale" && desired.remoteEndpoints.has(key)) return;
+    if (replacedIds.has(idKey(id))) return;
+    staleCandidates.set(idKey(id), { key, id, reason });
+  };
+  if (full) {
+    for (const ep of observed.endpoints.values()) considerStale(ep.key, ep.id, "stale");
+    for (const ep of observed.strayEndpoints?.values() ?? []) considerStale(ep.key, ep.id, "stray");
+  } else {
+    for (const k of lbScope) {
+      const have = observed.loadBalancers.get(k);
+      for (const id of have?.hns.HostComputeEndpoints ?? []) {
+        const epKey = epKeyById.get(idKey(String(id)));
+        const ep = epKey !== undefined ? observed.endpoints.get(epKey) : undefined;
+        if (ep && idKey(ep.id) === idKey(String(id))) considerStale(ep.key, ep.id, "stale");
+      }
+    }
+  }
+  const earlyDeletes: DeleteEndpointOp[] = [];
+  const lateDeletes: DeleteEndpointOp[] = [];
+  for (
+    const [id, c] of [...staleCandidates].sort((a, b) => cmp(a[1].key, b[1].key) || cmp(a[0], b[0]))
+  ) {
+    if (foreignRefs.has(id)) continue;
+    let late = false, blocked = false;
+    for (const k of ownedRefs.get(id) ?? []) {
+      const f = fate.get(k);
+      if (f === "delete" || f === "recreate") continue;
+      if (f === "modify") late = true;
+      else blocked = true; // an LB outside this plan still uses it
+    }
+    if (blocked) continue;
+    (late ? lateDeletes : earlyDeletes).push({
+      op: "deleteEndpoint",
+      key: c.key,
+      id: c.id,
+      reason: c.reason,
+    });
+  }
+
+  const ops: PlanOp[] = [
+    ...deleteLbs.sort((a, b) => cmp(a.key, b.key) || cmp(a.id, b.id)),
+    ...replaceEps,
+    ...earlyDeletes,
+    ...createEps,
+    ...upsertLbs,
+    ...lateDeletes,
+  ];
+  return { ops, conflicts };
+}
+
+function deleteLbOp(
+  lb: ObservedLoadBalancer,
+  reason: DeleteLoadBalancerOp["reason"],
+): DeleteLoadBalancerOp {
+  const op: DeleteLoadBalancerOp = { op: "deleteLoadBalancer", key: lb.key, id: lb.id, reason };
+  if (lb.serviceKey !== undefined) op.serviceKey = lb.serviceKey;
+  return op;
+}
+
+function createOp(want: DesiredRemoteEndpoint): CreateEndpointOp {
+  return {
+    op: "createEndpoint",
+    key: want.key,
+    networkId: want.networkId,
+    endpoint: want,
+    payload: endpointPayload(want),
+  };
+}
+
+/** An HNS object left out of the observed state at adoption, and why. */
+export interface SkippedObject {
+  /** `loadBalancer` or `endpoint`. */
+  kind: "loadBalancer" | "endpoint";
+  /** HNS ID ("" when it had none). */
+  id: string;
+  /** Whether hnsproxy owns it (owned unparsable objects become strays instead). */
+  owned: boolean;
+  /** Why, e.g. `no PortMappings`. */
+  reason: string;
+}
+
+/** Options of {@link adoptObserved}. */
+export interface AdoptOptions {
+  /**
+   * Take over foreign LBs and endpoints that are exactly what is desired
+   * (e.g. left by kube-proxy, or by hnsproxy with a lost ownership record).
+   * Default true. Foreign objects that differ are never taken.
+   */
+  adoptForeign?: boolean;
+}
+
+/** The result of {@link adoptObserved}. */
+export interface Adoption {
+  /** What hnsproxy knows HNS holds, keyed. */
+  observed: ObservedState;
+  /** Objects kept as they are (no HNS call); foreign ones become owned. */
+  adopted: Array<AdoptLoadBalancerOp | AdoptEndpointOp>;
+  /** HNS objects that could not be interpreted, left alone (or strays when owned). */
+  skipped: SkippedObject[];
+}
+
+/**
+ * Build the observed state from a full HNS listing at start. Owned objects
+ * (by the ownership record) are kept under their key; those equal to desired
+ * are adopted as they are. Foreign objects equal to desired are adopted when
+ * `adoptForeign`; other foreign objects are recorded only to detect conflicts
+ * and are never touched. Owned objects without a usable key, or duplicates of
+ * a key, become strays (deleted by the next full reconcile).
+ * `hnsEndpoints` should be the endpoints of the proxy's network.
+ */
+export function adoptObserved(
+  hnsLbs: readonly HcnLoadBalancer[],
+  hnsEndpoints: readonly HcnEndpoint[],
+  owned: OwnedIds,
+  desired: DesiredState,
+  opts: AdoptOptions = {},
+): Adoption {
+  const adoptForeign = opts.adoptForeign ?? true;
+  const ownedLbs = new Set([...owned.loadBalancers].map(idKey));
+  const ownedEps = new Set([...owned.endpoints].map(idKey));
+  const sourceVips = new Set<string>();
+  for (const e of desired.remoteEndpoints.values()) {
+    if (e.role === "sourceVip") sourceVips.add(e.ip);
+  }
+
+  const endpoints = new Map<EpKey, ObservedEndpoint>();
+  const foreignEndpoints = new Map<EpKey, ObservedEndpoint>();
+  const strayEndpoints = new Map<string, ObservedEndpoint>();
+  const loadBalancers = new Map<LbKey, ObservedLoadBalancer>();
+  const foreignLoadBalancers = new Map<LbKey, ObservedLoadBalancer>();
+  const strayLoadBalancers = new Map<string, ObservedLoadBalancer>();
+  const adoptedEps = new Map<EpKey, AdoptEndpointOp>();
+  const adoptedLbs = new Map<LbKey, AdoptLoadBalancerOp>();
+  const skipped: SkippedObject[] = [];
+
+  const sortedById = <T extends { ID?: string }>(xs: readonly T[]) =>
+    [...xs].sort((a, b) => cmp(idKey(String(a?.ID ?? "")), idKey(String(b?.ID ?? ""))));
+
+  for (const hns of sortedById(hnsEndpoints)) {
+    const id = typeof hns?.ID === "string" ? hns.ID : "";
+    const isOwned = id !== "" && ownedEps.has(idKey(id));
+    const key = hns && id ? endpointKeyFromHns(hns, sourceVips) : { reason: "no ID" };
+    if (isKeyError(key)) {
+      if (isOwned) strayEndpoints.set(id, { key: `stray/${id}`, id, hns });
+      else skipped.push({ kind: "endpoint", id, owned: false, reason: key.reason });
+      continue;
+    }
+    const want = desired.remoteEndpoints.get(key);
+    const obs: ObservedEndpoint = { key, id, hns };
+    if (isOwned) {
+      const prev = endpoints.get(key);
+      if (prev) {
+        // Two owned endpoints with one IP: keep the one that fits, the other is a stray.
+        const keepNew = want !== undefined && endpointSatisfies(hns, want) &&
+          !endpointSatisfies(prev.hns, want);
+        const loser = keepNew ? prev : obs;
+        strayEndpoints.set(loser.id, { ...loser, key: `stray/${loser.id}` });
+        if (!keepNew) continue;
+        adoptedEps.delete(key);
+      }
+      endpoints.set(key, obs);
+      if (want && endpointSatisfies(hns, want)) {
+        adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: false });
+      }
+      continue;
+    }
+    if (key.startsWith("ep/local/")) continue; // the CNI's endpoints: not ours to track
+    if (endpoints.has(key) || foreignEndpoints.has(key)) continue;
+    if (adoptForeign && want && endpointMatchesExactly(hns, want)) {
+      endpoints.set(key, obs);
+      adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
+    } else {
+      foreignEndpoints.set(key, obs);
+    }
+  }
+
+  const partial: Pick<ObservedState, "endpoints" | "foreignEndpoints"> = {
+    endpoints,
+    foreignEndpoints,
+  };
+  const equalToDesired = (hns: HcnLoadBalancer, want: DesiredLoadBalancer | undefined) => {
+    if (!want) return false;
+    const payload = resolvedLoadBalancerPayload(want, desired, partial);
+    return payload !== undefined && sameLoadBalancer(hns, payload);
+  };
+
+  for (const hns of sortedById(hnsLbs)) {
+    const id = typeof hns?.ID === "string" ? hns.ID : "";
+    const isOwned = id !== "" && ownedLbs.has(idKey(id));
+    const key = hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" };
+    if (isKeyError(key)) {
+      if (isOwned) strayLoadBalancers.set(id, { key: `stray/${id}`, id, hns });
+      else skipped.push({ kind: "loadBalancer", id, owned: false, reason: key.reason });
+      continue;
+    }
+    const want = desired.loadBalancers.get(key);
+    const equal = equalToDesired(hns, want);
+    const obs: ObservedLoadBalancer = { key, id, hns };
+    if (want) obs.serviceKey = want.serviceKey;
+    if (isOwned) {
+      const prev = loadBalancers.get(key);
+      if (prev) {
+        const keepNew = equal && !equalToDesired(prev.hns, want);
+        const loser = keepNew ? prev : obs;
+        strayLoadBalancers.set(loser.id, { ...loser, key: `stray/${loser.id}` });
+        if (!keepNew) continue;
+        adoptedLbs.delete(key);
+      }
+      loadBalancers.set(key, obs);
+      if (equal) {
+        adoptedLbs.set(key, {
+          op: "adoptLoadBalancer",
+          key,
+          id,
+          serviceKey: want!.serviceKey,
+          wasForeign: false,
+        });
+      }
+      continue;
+    }
+    if (loadBalancers.has(key) || foreignLoadBalancers.has(key)) continue;
+    if (adoptForeign && equal) {
+      loadBalancers.set(key, obs);
+      adoptedLbs.set(key, {
+        op: "adoptLoadBalancer",
+        key,
+        id,
+        serviceKey: want!.serviceKey,
+        wasForeign: true,
+      });
+    } else {
+      foreignLoadBalancers.set(key, obs);
+    }
+  }
+
+  return {
+    observed: {
+      loadBalancers,
+      endpoints,
+      foreignLoadBalancers,
+      foreignEndpoints,
+      strayLoadBalancers,
+      strayEndpoints,
+    },
+    adopted: [
+      ...[...adoptedEps.values()].sort((a, b) => cmp(a.key, b.key)),
+      ...[...adoptedLbs.values()].sort((a, b) => cmp(a.key, b.key)),
+    ],
+    skipped,
+  };
+}
