@@ -16,6 +16,7 @@
  */
 
 import { HnsError, HResult, isNotFound } from "./errors.ts";
+import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
 import { kindWords } from "./names.ts";
 import type {
@@ -60,23 +61,6 @@ export interface HnsClientOptions {
   onSkip?: (skipped: SkippedObject) => void;
   /** How many objects a list opens and queries at once (default 4). */
   listConcurrency?: number;
-}
-
-/** `10.96.0.10:80/TCP`, `*:30080/UDP` (NodePort): how messages name a load balancer. */
-export function describeLoadBalancer(lb: Partial<HcnLoadBalancer>): string {
-  const vips = Array.isArray(lb.FrontendVIPs) && lb.FrontendVIPs.length > 0
-    ? lb.FrontendVIPs.join(",")
-    : "*";
-  const pm = Array.isArray(lb.PortMappings) ? lb.PortMappings[0] : undefined;
-  if (!pm) return lb.ID ? `load balancer ${lb.ID}` : `load balancer ${vips}`;
-  const proto = pm.Protocol === 6 ? "TCP" : pm.Protocol === 17 ? "UDP" : `proto ${pm.Protocol}`;
-  return `load balancer ${vips}:${pm.ExternalPort}/${proto}`;
-}
-
-/** `endpoint 10.244.2.15` (its first IP), else its ID. */
-export function describeEndpoint(ep: Partial<HcnEndpoint>): string {
-  const ip = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0]?.IpAddress : undefined;
-  return `endpoint ${ip ?? ep.ID ?? "(no IP)"}`;
 }
 
 /** Parse HNSCall's version answer; null when it is not a successful version document. */
@@ -179,14 +163,23 @@ class Client implements HnsClient {
     const ids = await this.#enumerate(kind, filter);
     const found: Array<T | undefined> = new Array(ids.length);
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < ids.length) {
+      while (!failed && next < ids.length) {
         const i = next++;
-        found[i] = await this.#fetch<T>(kind, ids[i]);
+        try {
+          found[i] = await this.#fetch<T>(kind, ids[i]);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
     const workers = Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker);
-    await Promise.all(workers);
+    // Wait for every worker, so no handle is still open when the list fails.
+    const settled = await Promise.allSettled(workers);
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (rejected) throw rejected.reason;
     return found.filter((o): o is Awaited<T> => o !== undefined);
   }
 

@@ -123,30 +123,43 @@ function loadCause(err: unknown, path: string): string {
 }
 
 /**
- * dlopen `path` with every symbol looked up optionally, then fail with one
- * line naming the library and the missing required symbols, if any.
+ * dlopen `path` and bind `symbols`; fail with one line naming the library and
+ * the missing required symbols, if any. An optional symbol that is missing is
+ * left out (its entry in `symbols` of the result is absent).
  */
 function openLibrary(path: string, symbols: Record<string, Deno.ForeignFunction>): Library {
-  const lenient: Record<string, Deno.ForeignFunction> = {};
-  for (const [name, def] of Object.entries(symbols)) lenient[name] = { ...def, optional: true };
-  let lib: Library;
+  // Probe which symbols exist with plain blocking lookups first: Deno wraps a
+  // missing optional *nonblocking* symbol in a function instead of null.
+  const probeDefs: Record<string, Deno.ForeignFunction> = {};
+  for (const name of Object.keys(symbols)) {
+    probeDefs[name] = { parameters: [], result: "void", optional: true };
+  }
+  let probe: Library;
   try {
-    lib = Deno.dlopen(path, lenient) as unknown as Library;
+    probe = Deno.dlopen(path, probeDefs) as unknown as Library;
   } catch (err) {
     throw new HnsLibraryError(`cannot load HNS library ${path}: ${loadCause(err, path)}`, path);
   }
-  const missing = Object.entries(symbols)
-    .filter(([name, def]) => !def.optional && lib.symbols[name] === null)
-    .map(([name]) => name);
-  if (missing.length > 0) {
-    lib.close();
-    throw new HnsLibraryError(
-      `HNS library ${path} does not export ${missing.join(", ")}`,
-      path,
-      missing,
-    );
+  try {
+    const present = Object.keys(symbols).filter((name) => probe.symbols[name] !== null);
+    const missing = Object.entries(symbols)
+      .filter(([name, def]) => !def.optional && !present.includes(name))
+      .map(([name]) => name);
+    if (missing.length > 0) {
+      const named = missing.length > 3
+        ? `${missing.slice(0, 3).join(", ")} and ${missing.length - 3} more HNS functions`
+        : missing.join(", ");
+      throw new HnsLibraryError(`HNS library ${path} does not export ${named}`, path, missing);
+    }
+    const defs = Object.fromEntries(present.map((name) => [name, symbols[name]]));
+    try {
+      return Deno.dlopen(path, defs) as unknown as Library;
+    } catch (err) {
+      throw new HnsLibraryError(`cannot load HNS library ${path}: ${loadCause(err, path)}`, path);
+    }
+  } finally {
+    probe.close();
   }
-  return lib;
 }
 
 /** `${SystemRoot}\System32\<dll>`, the only place hnsproxy loads Windows DLLs from. */
@@ -335,16 +348,21 @@ class FfiHcnApi implements HcnApi {
       .then((text) => text ?? "");
   }
 
-  open(kind: HcnKind, id: string): Promise<HcnHandle> {
+  async open(kind: HcnKind, id: string): Promise<HcnHandle> {
     const name = hcnFunctionName("open", kind);
-    return this.#callHandle(kind, name, id, [guidArg(name, id)]);
+    return await this.#callHandle(kind, name, id, [guidArg(name, id)]);
   }
 
-  create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle> {
+  async create(
+    kind: HcnKind,
+    id: string,
+    settings: string,
+    network?: HcnHandle,
+  ): Promise<HcnHandle> {
     const name = hcnFunctionName("create", kind);
     const args: unknown[] = [guidArg(name, id), encodeWide(settings)];
     if (kind === "Endpoint") args.unshift(asPointer(network));
-    return this.#callHandle(kind, name, id || undefined, args);
+    return await this.#callHandle(kind, name, id || undefined, args);
   }
 
   async modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
