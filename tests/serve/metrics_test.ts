@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { ListenError } from "../../lib/serve/http.ts";
+import { exponentialBuckets, ProxyMetrics, serveMetrics } from "../../lib/serve/metrics.ts";
+import { parseExposition } from "./prom.ts";
+
+const NOW = Date.UTC(2024, 10, 22, 2, 56, 54, 500);
+
+const KUBE_PROXY_FAMILIES: Record<string, string> = {
+  kubeproxy_sync_proxy_rules_duration_seconds: "histogram",
+  kubeproxy_sync_full_proxy_rules_duration_seconds: "histogram",
+  kubeproxy_sync_partial_proxy_rules_duration_seconds: "histogram",
+  kubeproxy_sync_proxy_rules_last_timestamp_seconds: "gauge",
+  kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds: "gauge",
+  kubeproxy_network_programming_duration_seconds: "histogram",
+  kubeproxy_sync_proxy_rules_endpoint_changes_pending: "gauge",
+  kubeproxy_sync_proxy_rules_endpoint_changes_total: "counter",
+  kubeproxy_sync_proxy_rules_service_changes_pending: "gauge",
+  kubeproxy_sync_proxy_rules_service_changes_total: "counter",
+  kubeproxy_sync_proxy_rules_no_local_endpoints_total: "gauge",
+  kubeproxy_proxy_healthz_total: "counter",
+  kubeproxy_proxy_livez_total: "counter",
+  hnsproxy_hns_calls_total: "counter",
+  hnsproxy_hns_call_errors_total: "counter",
+  hnsproxy_hns_call_duration_seconds: "histogram",
+  hnsproxy_owned_objects: "gauge",
+  hnsproxy_sync_plan_operations: "histogram",
+  hnsproxy_sync_plan_operations_total: "counter",
+  hnsproxy_drift_repairs_total: "counter",
+  hnsproxy_sync_failures_total: "counter",
+  hnsproxy_build_info: "gauge",
+};
+
+/** A simulated run: two syncs, some changes, HNS calls and a plan. */
+function simulate(m: ProxyMetrics): void {
+  m.countChanges(3, 7);
+  m.setPending(3, 7);
+  m.syncQueued();
+  m.observeSync(0.05, "full");
+  m.setPending(0, 0);
+  m.countChanges(0, 2);
+  m.observeSync(0.0015, "partial");
+  m.observeNetworkProgramming(1.2);
+  m.observeNetworkProgramming(-3); // clock skew: counted as 0
+  m.setNoLocalEndpoints(1, 2);
+  m.observeHnsCall("HcnCreateLoadBalancer", 0.002);
+  m.observeHnsCall("HcnCreateLoadBalancer", 0.004, 0x803b0013);
+  m.observeHnsCall("HcnDeleteEndpoint", 0.001, "0x80070490");
+  m.observeHnsCall("HcnQueryEndpointProperties", 0.001, 0);
+  m.setOwnedObjects({ loadbalancer: 12, endpoint: 5 });
+  m.observePlan({ create: 3, update: 1, delete: 0 });
+  m.driftRepaired("loadbalancer", 2);
+  m.syncFailed();
+}
+
+Deno.test("every kube-proxy and hnsproxy family is registered with its type", async () => {
+  const { types } = parseExposition(await new ProxyMetrics().text());
+  for (const [name, type] of Object.entries(KUBE_PROXY_FAMILIES)) {
+    assert.equal(types.get(name), type, name);
+  }
+});
+
+Deno.test("values after simulated syncs", async () => {
+  const m = new ProxyMetrics({ now: () => NOW, version: "0.1.0" });
+  simulate(m);
+  const { samples: s } = parseExposition(await m.text());
+  const v = (key: string) => s.get(key);
+
+  // Sync durations: both syncs in the overall histogram, one each in full/partial.
+  assert.equal(v('kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 2);
+  const sum = v('kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"}')!;
+  assert.ok(Math.abs(sum - 0.0515) < 1e-12, String(sum));
+  assert.equal(v('kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 1);
+  assert.equal(v('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}'), 1);
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.002"}'),
+    1,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.064"}'),
+    2,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="16.384"}'),
+    2,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}'),
+    NOW / 1000,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family="IPv4"}'),
+    NOW / 1000,
+  );
+
+  // Change tracking.
+  assert.equal(v("kubeproxy_sync_proxy_rules_service_changes_total"), 3);
+  assert.equal(v("kubeproxy_sync_proxy_rules_endpoint_changes_total"), 9);
+  assert.equal(v("kubeproxy_sync_proxy_rules_service_changes_pending"), 0);
+  assert.equal(v("kubeproxy_sync_proxy_rules_endpoint_changes_pending"), 0);
+
+  // The two metrics winkernel never fills.
+  assert.equal(v('kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}'), 2);
+  assert.equal(
+    v('kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="0"}'),
+    1,
+  );
+  assert.equal(
+    v('kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="2"}'),
+    2,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="internal"}'),
+    1,
+  );
+  assert.equal(
+    v('kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"}'),
+    2,
+  );
+
+  // HNS calls, errors by HRESULT, latency.
+  assert.equal(v('hnsproxy_hns_calls_total{operation="HcnCreateLoadBalancer"}'), 2);
+  assert.equal(v('hnsproxy_hns_calls_total{operation="HcnQueryEndpointProperties"}'), 1);
+  assert.equal(
+    v('hnsproxy_hns_call_errors_total{hresult="0x803B0013",operation="HcnCreateLoadBalancer"}'),
+    1,
+  );
+  assert.equal(
+    v('hnsproxy_hns_call_errors_total{hresult="0x80070490",operation="HcnDeleteEndpoint"}'),
+    1,
+  );
+  assert.equal(
+    [...s.keys()].filter((k) => k.startsWith("hnsproxy_hns_call_errors_total")).length,
+    2,
+    "S_OK is not an error",
+  );
+  assert.equal(
+    v('hnsproxy_hns_call_duration_seconds_count{operation="HcnCreateLoadBalancer"}'),
+    2,
+  );
+  assert.equal(v('hnsproxy_owned_objects{kind="loadbalancer"}'), 12);
+  assert.equal(v('hnsproxy_owned_objects{kind="endpoint"}'), 5);
+  assert.equal(v('hnsproxy_sync_plan_operations_count{op="create"}'), 1);
+  assert.equal(v('hnsproxy_sync_plan_operations_sum{op="create"}'), 3);
+  assert.equal(v('hnsproxy_sync_plan_operations_bucket{le="0",op="delete"}'), 1);
+  assert.equal(v('hnsproxy_sync_plan_operations_total{op="create"}'), 3);
+  assert.equal(v('hnsproxy_sync_plan_operations_total{op="delete"}'), undefined);
+  assert.equal(v('hnsproxy_drift_repairs_total{kind="loadbalancer"}'), 2);
+  assert.equal(v("hnsproxy_sync_failures_total"), 1);
+  assert.equal(v('hnsproxy_build_info{version="0.1.0"}'), 1);
+  assert.ok(v("process_resident_memory_bytes")! > 0);
+});
+
+Deno.test("sync buckets are kube-proxy's ExponentialBuckets(0.001, 2, 15)", () => {
+  const b = exponentialBuckets(0.001, 2, 15);
+  assert.equal(b.length, 15);
+  assert.equal(b[0], 0.001);
+  assert.equal(b[14], 16.384);
+});
+
+Deno.test("instances are independent", async () => {
+  const a = new ProxyMetrics();
+  const b = new ProxyMetrics();
+  a.syncFailed();
+  assert.equal(parseExposition(await a.text()).samples.get("hnsproxy_sync_failures_total"), 1);
+  assert.equal(parseExposition(await b.text()).samples.get("hnsproxy_sync_failures_total"), 0);
+});
+
+Deno.test("metrics server: /metrics, /healthz, /proxyMode, /configz", async () => {
+  const m = new ProxyMetrics({ now: () => NOW });
+  simulate(m);
+  const server = serveMetrics("127.0.0.1:0", m, { configz: () => ({ mode: "kernelspace" }) });
+  try {
+    let res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+    const { samples } = parseExposition(await res.text());
+    assert.equal(samples.get("kubeproxy_sync_proxy_rules_service_changes_total"), 3);
+
+    res = await fetch(`${server.url}/healthz`);
+    assert.deepEqual([res.status, await res.text()], [200, "ok"]);
+    res = await fetch(`${server.url}/proxyMode`);
+    assert.deepEqual([res.status, await res.text()], [200, "kernelspace"]);
+    res = await fetch(`${server.url}/configz`);
+    assert.deepEqual(await res.json(), { mode: "kernelspace" });
+    res = await fetch(`${server.url}/nothing`);
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a busy or malformed address is a ListenError naming it", async () => {
+  const m = new ProxyMetrics();
+  const first = serveMetrics("127.0.0.1:0", m);
+  try {
+    const busy = `127.0.0.1:${first.port}`;
+    assert.throws(() => serveMetrics(busy, m), (e: unknown) => {
+      assert.ok(e instanceof ListenError);
+      assert.ok(e.message.startsWith(`metrics server: cannot listen on ${busy}: `), e.message);
+      return true;
+    });
+    assert.throws(() => serveMetrics("localhost:1", m), /not an ip:port address/);
+  } finally {
+    await first.close();
+  }
+});
