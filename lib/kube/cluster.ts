@@ -1,0 +1,154 @@
+/**
+ * The cluster watcher: three reflectors (Services, EndpointSlices, the
+ * agent's Node) with kube-proxy's selectors, converting every object into a
+ * compact record in one {@linkcode ClusterStore}. Malformed objects are
+ * logged with their namespace/name and field and kept out of the store.
+ *
+ * @module
+ */
+
+import type { Logger } from "../log/types.ts";
+import { ENDPOINT_SLICES, keyOf, type KubeObject, NODES, SERVICES } from "./api.ts";
+import { convertEndpointSlice, ConvertError, convertNode, convertService } from "./convert.ts";
+import { Reflector, type ReflectorClient, type ReflectorTiming } from "./reflector.ts";
+import { ClusterStore, type SyncedKind } from "./store.ts";
+
+/**
+ * Services handled by another proxy (`service.kubernetes.io/service-proxy-name`)
+ * and headless ones (`service.kubernetes.io/headless`, set on their slices)
+ * are left out on the server side, exactly as kube-proxy selects.
+ */
+export const SERVICE_SELECTOR =
+  "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless";
+
+/** kube-proxy's selector plus the service-name label every usable slice has. */
+export const ENDPOINT_SLICE_SELECTOR = `${SERVICE_SELECTOR},kubernetes.io/service-name`;
+
+/** Field selector of the agent's own Node. */
+export function nodeFieldSelector(nodeName: string): string {
+  return `metadata.name=${nodeName}`;
+}
+
+/** Options of {@linkcode watchCluster}. */
+export interface WatchClusterOptions {
+  /** API client ({@linkcode KubeClient} or a double). */
+  client: ReflectorClient;
+  /** The agent's node name (`--hostname-override` or the host name). */
+  nodeName: string;
+  /** Logger. */
+  logger: Logger;
+  /** Store to fill (a new one by default). */
+  store?: ClusterStore;
+  /** List page size (default 500). */
+  pageSize?: number;
+  /** Reflector timer overrides (tests). */
+  timing?: Partial<ReflectorTiming>;
+}
+
+/** A running cluster watcher. */
+export interface ClusterWatch {
+  /** The store the reflectors keep current. */
+  store: ClusterStore;
+  /** Resolves once Services and EndpointSlices finished their initial list. */
+  synced: Promise<void>;
+  /** The three reflectors (for their resourceVersions in diagnostics). */
+  reflectors: { services: Reflector; endpointSlices: Reflector; node: Reflector };
+  /** Stops the reflectors and waits for them to end. */
+  stop(): Promise<void>;
+}
+
+/** Starts watching Services, EndpointSlices and the node into a store. */
+export function watchCluster(options: WatchClusterOptions): ClusterWatch {
+  const { client, nodeName, logger, pageSize, timing } = options;
+  const store = options.store ?? new ClusterStore();
+
+  /** Converts; logs and returns undefined for malformed objects. */
+  function convert<T>(kind: string, obj: KubeObject, fn: (o: unknown) => T | null) {
+    try {
+      const record = fn(obj);
+      if (record === null) {
+        logger.debug(5, `${kind} not handled by the proxy`, { object: keyOf(obj) });
+      }
+      return record;
+    } catch (err) {
+      if (!(err instanceof ConvertError)) throw err;
+      logger.warn(`malformed ${kind} skipped`, {
+        object: err.key,
+        field: err.field,
+        error: err.message,
+      });
+      return null;
+    }
+  }
+
+  const synced = (kind: SyncedKind) => () => {
+    logger.info("initial list complete", { resource: kind });
+    store.markSynced(kind);
+  };
+
+  const serviceUpsert = (obj: KubeObject) => {
+    const info = convert("Service", obj, convertService);
+    const key = keyOf(obj);
+    if (info) store.upsertService(info);
+    else if (key) store.deleteService(key);
+  };
+  const sliceUpsert = (obj: KubeObject) => {
+    const info = convert("EndpointSlice", obj, convertEndpointSlice);
+    const key = keyOf(obj);
+    if (info) store.upsertSlice(info);
+    else if (key) store.deleteSlice(key);
+  };
+  const nodeUpsert = (obj: KubeObject) => {
+    if (obj.metadata?.name !== nodeName) return;
+    const info = convert("Node", obj, convertNode);
+    store.setNode(info ?? undefined);
+  };
+
+  const common = { client, logger, pageSize, timing };
+  const services = new Reflector({
+    ...common,
+    resource: SERVICES,
+    labelSelector: SERVICE_SELECTOR,
+    handler: {
+      onAdd: serviceUpsert,
+      onUpdate: serviceUpsert,
+      onDelete: (key) => store.deleteService(key),
+      onSynced: synced("services"),
+    },
+  });
+  const endpointSlices = new Reflector({
+    ...common,
+    resource: ENDPOINT_SLICES,
+    labelSelector: ENDPOINT_SLICE_SELECTOR,
+    handler: {
+      onAdd: sliceUpsert,
+      onUpdate: sliceUpsert,
+      onDelete: (key) => store.deleteSlice(key),
+      onSynced: synced("endpointSlices"),
+    },
+  });
+  const node = new Reflector({
+    ...common,
+    resource: NODES,
+    fieldSelector: nodeFieldSelector(nodeName),
+    handler: {
+      onAdd: nodeUpsert,
+      onUpdate: nodeUpsert,
+      onDelete: (key) => {
+        if (key === nodeName) store.setNode(undefined);
+      },
+      onSynced: synced("node"),
+    },
+  });
+  services.start();
+  endpointSlices.start();
+  node.start();
+  return {
+    store,
+    synced: store.whenSynced(),
+    reflectors: { services, endpointSlices, node },
+    async stop() {
+      await Promise.all([services.stop(), endpointSlices.stop(), node.stop()]);
+    },
+  };
+}

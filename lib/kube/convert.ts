@@ -1,0 +1,391 @@
+/**
+ * API objects → compact records (lib/kube/model.ts). Pure functions: each
+ * validates the fields the proxy reads and throws a {@linkcode ConvertError}
+ * naming the object (`Kind namespace/name`) and the field path when one is
+ * malformed, or returns `null` when the object is valid but not for the proxy
+ * (headless and ExternalName services, FQDN slices), as kube-proxy ignores
+ * them.
+ *
+ * @module
+ */
+
+import { isIPv4, isIPv6 } from "node:net";
+import type {
+  EndpointInfo,
+  EndpointPortInfo,
+  EndpointSliceInfo,
+  IngressInfo,
+  IpFamily,
+  NodeInfo,
+  Protocol,
+  ServiceInfo,
+  ServicePortInfo,
+} from "./model.ts";
+
+/** Label naming the Service an EndpointSlice belongs to. */
+export const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
+/** Annotation with the time of the change that triggered an EndpointSlice update. */
+export const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time";
+/** Annotation asking to keep the destination IP (DSR-style) on Windows load balancers. */
+export const ANNOTATION_PRESERVE_DESTINATION = "preserve-destination";
+/** Node label with the node's zone. */
+export const LABEL_ZONE = "topology.kubernetes.io/zone";
+
+/** A malformed API object: names the object and the offending field. */
+export class ConvertError extends Error {
+  /** `Service`, `EndpointSlice` or `Node`. */
+  readonly kind: string;
+  /** `namespace/name`, or the name for Nodes ("" when unknown). */
+  readonly key: string;
+  /** JSON path of the field, e.g. `spec.ports[1].port`. */
+  readonly field: string;
+
+  /** An error for `kind key`, field `field`. */
+  constructor(kind: string, key: string, field: string, problem: string) {
+    super(`${kind} ${key || "<unnamed>"}: ${field}: ${problem}`);
+    this.name = "ConvertError";
+    this.kind = kind;
+    this.key = key;
+    this.field = field;
+  }
+}
+
+// Many records repeat the same short strings (namespaces, node names, zones);
+// sharing one copy keeps memory proportional to distinct values.
+const interned = new Map<string, string>();
+function intern(s: string): string {
+  const hit = interned.get(s);
+  if (hit !== undefined) return hit;
+  if (interned.size >= 100_000) interned.clear();
+  interned.set(s, s);
+  return s;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 60)}...` : s;
+}
+
+/** Field access with errors that name the object. */
+class Reader {
+  constructor(readonly kind: string, readonly key: string) {}
+
+  fail(field: string, problem: string): never {
+    throw new ConvertError(this.kind, this.key, field, problem);
+  }
+
+  obj(v: unknown, field: string, optional = false): Obj | undefined {
+    if (v === undefined || v === null) {
+      return optional ? undefined : this.fail(field, "missing");
+    }
+    return isObj(v) ? v : this.fail(field, `must be an object, got ${show(v)}`);
+  }
+
+  arr(v: unknown, field: string): unknown[] {
+    if (v === undefined || v === null) return [];
+    return Array.isArray(v) ? v : this.fail(field, `must be a list, got ${show(v)}`);
+  }
+
+  str(v: unknown, field: string): string | undefined {
+    if (v === undefined || v === null) return undefined;
+    return typeof v === "string" ? v : this.fail(field, `must be a string, got ${show(v)}`);
+  }
+
+  oneOf<T extends string>(v: unknown, field: string, allowed: readonly T[], dflt: T): T {
+    const s = this.str(v, field);
+    if (s === undefined || s === "") return dflt;
+    return (allowed as readonly string[]).includes(s)
+      ? s as T
+      : this.fail(field, `must be one of ${allowed.join(", ")}, got ${show(s)}`);
+  }
+
+  port(v: unknown, field: string): number {
+    return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
+      ? v as number
+      : this.fail(field, `must be a port number in 1..65535, got ${show(v)}`);
+  }
+
+  optPort(v: unknown, field: string): number | undefined {
+    return v === undefined || v === null || v === 0 ? undefined : this.port(v, field);
+  }
+
+  ip(v: unknown, field: string, family?: IpFamily): string {
+    const s = this.str(v, field);
+    const fam = s === undefined ? undefined : familyOf(s);
+    if (fam === undefined) return this.fail(field, `must be an IP address, got ${show(v)}`);
+    if (family && fam !== family) {
+      return this.fail(field, `must be an ${family} address, got ${show(v)}`);
+    }
+    return s!;
+  }
+
+  cidr(v: unknown, field: string): string {
+    const s = this.str(v, field)?.trim();
+    const m = s ? /^([^/]+)\/(\d{1,3})$/.exec(s) : null;
+    const fam = m ? familyOf(m[1]) : undefined;
+    if (!m || !fam || Number(m[2]) > (fam === "IPv4" ? 32 : 128)) {
+      return this.fail(field, `must be a CIDR such as 10.0.0.0/8, got ${show(v)}`);
+    }
+    return s!;
+  }
+}
+
+/** `IPv4`, `IPv6`, or undefined for a string that is no IP address. */
+export function familyOf(ip: string): IpFamily | undefined {
+  return isIPv4(ip) ? "IPv4" : isIPv6(ip) ? "IPv6" : undefined;
+}
+
+function metaOf(kind: string, obj: unknown, namespaced: boolean) {
+  const pre = new Reader(kind, "");
+  const o = pre.obj(obj, "object")!;
+  const meta = pre.obj(o.metadata, "metadata")!;
+  const name = pre.str(meta.name, "metadata.name");
+  const namespace = namespaced ? pre.str(meta.namespace, "metadata.namespace") : undefined;
+  const key = namespaced ? `${namespace ?? ""}/${name ?? ""}` : name ?? "";
+  const r = new Reader(kind, key);
+  if (!name) r.fail("metadata.name", "missing");
+  if (namespaced && !namespace) r.fail("metadata.namespace", "missing");
+  const labels = r.obj(meta.labels, "metadata.labels", true) ?? {};
+  const annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? {};
+  const rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
+  return { o, r, name: name!, namespace: namespace ?? "", labels, annotations, rv };
+}
+
+const PROTOCOLS = ["TCP", "UDP", "SCTP"] as const;
+const SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] as const;
+const POLICIES = ["Cluster", "Local"] as const;
+
+/**
+ * Converts a Service. Returns `null` for services the proxy does not handle:
+ * ExternalName and headless ones (no cluster IP), as kube-proxy skips them.
+ */
+export function convertService(obj: unknown): ServiceInfo | null {
+  const { o, r, name, namespace, annotations, rv } = metaOf("Service", obj, true);
+  const spec = r.obj(o.spec, "spec")!;
+  const type = r.oneOf(spec.type, "spec.type", SERVICE_TYPES, "ClusterIP");
+  if (type === "ExternalName") return null;
+  let rawIPs = r.arr(spec.clusterIPs, "spec.clusterIPs");
+  let ipField = "spec.clusterIPs";
+  if (rawIPs.length === 0) {
+    const single = r.str(spec.clusterIP, "spec.clusterIP");
+    rawIPs = single ? [single] : [];
+    ipField = "spec.clusterIP";
+  }
+  if (rawIPs.length === 0 || rawIPs[0] === "None") return null;
+  const clusterIPs = rawIPs.map((ip, i) =>
+    r.ip(ip, ipField === "spec.clusterIP" ? ipField : `${ipField}[${i}]`)
+  );
+  const ipFamilies = clusterIPs.map((ip) => familyOf(ip)!);
+
+  const names = new Set<string>();
+  const ports = r.arr(spec.ports, "spec.ports").map((p, i): ServicePortInfo => {
+    const f = `spec.ports[${i}]`;
+    const po = r.obj(p, f)!;
+    const portName = r.str(po.name, `${f}.name`) ?? "";
+    if (names.has(portName)) r.fail(`${f}.name`, `duplicate port name ${show(portName)}`);
+    names.add(portName);
+    const port = r.port(po.port, `${f}.port`);
+    let targetPort: number | string = port;
+    const tp = po.targetPort;
+    if (typeof tp === "string" && tp !== "") {
+      targetPort = /^\d+$/.test(tp) ? r.port(Number(tp), `${f}.targetPort`) : tp;
+    } else if (tp !== undefined && tp !== null && tp !== 0 && tp !== "") {
+      targetPort = r.port(tp, `${f}.targetPort`);
+    }
+    const info: ServicePortInfo = {
+      name: intern(portName),
+      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
+      port,
+      targetPort: typeof targetPort === "string" ? intern(targetPort) : targetPort,
+    };
+    const nodePort = r.optPort(po.nodePort, `${f}.nodePort`);
+    if (nodePort !== undefined) info.nodePort = nodePort;
+    return info;
+  });
+
+  const externalIPs = r.arr(spec.externalIPs, "spec.externalIPs")
+    .map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
+  const status = r.obj(o.status, "status", true);
+  const lb = status ? r.obj(status.loadBalancer, "status.loadBalancer", true) : undefined;
+  const ingress: IngressInfo[] = [];
+  r.arr(lb?.ingress, "status.loadBalancer.ingress").forEach((ing, i) => {
+    const f = `status.loadBalancer.ingress[${i}]`;
+    const io = r.obj(ing, f)!;
+    if (io.ip === undefined || io.ip === null || io.ip === "") return; // hostname-only
+    const entry: IngressInfo = { ip: r.ip(io.ip, `${f}.ip`) };
+    if (io.ipMode !== undefined && io.ipMode !== null) {
+      entry.ipMode = r.oneOf(io.ipMode, `${f}.ipMode`, ["VIP", "Proxy"] as const, "VIP");
+    }
+    ingress.push(entry);
+  });
+  const loadBalancerSourceRanges = r.arr(
+    spec.loadBalancerSourceRanges,
+    "spec.loadBalancerSourceRanges",
+  ).map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
+
+  const sessionAffinity = r.oneOf(
+    spec.sessionAffinity,
+    "spec.sessionAffinity",
+    ["None", "ClientIP"] as const,
+    "None",
+  );
+  const info: ServiceInfo = {
+    namespace: intern(namespace),
+    name,
+    resourceVersion: rv,
+    type,
+    clusterIPs,
+    ipFamilies,
+    ports,
+    externalIPs,
+    ingress,
+    loadBalancerSourceRanges,
+    externalTrafficPolicy: r.oneOf(
+      spec.externalTrafficPolicy,
+      "spec.externalTrafficPolicy",
+      POLICIES,
+      "Cluster",
+    ),
+    internalTrafficPolicy: r.oneOf(
+      spec.internalTrafficPolicy,
+      "spec.internalTrafficPolicy",
+      POLICIES,
+      "Cluster",
+    ),
+    sessionAffinity,
+    preserveDestination: annotations[ANNOTATION_PRESERVE_DESTINATION] === "true",
+  };
+  if (sessionAffinity === "ClientIP") {
+    const cfg = r.obj(spec.sessionAffinityConfig, "spec.sessionAffinityConfig", true);
+    const ci = cfg ? r.obj(cfg.clientIP, "spec.sessionAffinityConfig.clientIP", true) : undefined;
+    const t = ci?.timeoutSeconds ?? 10800;
+    if (!Number.isInteger(t) || (t as number) < 1 || (t as number) > 86400) {
+      r.fail(
+        "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+        `must be an integer in 1..86400, got ${show(t)}`,
+      );
+    }
+    info.sessionAffinityTimeoutSeconds = t as number;
+  }
+  const hc = r.optPort(spec.healthCheckNodePort, "spec.healthCheckNodePort");
+  if (hc !== undefined) info.healthCheckNodePort = hc;
+  const td = r.str(spec.trafficDistribution, "spec.trafficDistribution");
+  if (td) info.trafficDistribution = intern(td);
+  return info;
+}
+
+/**
+ * Converts an EndpointSlice. Returns `null` for FQDN slices. Ports without a
+ * number are dropped (the API allows them; they carry no traffic).
+ */
+export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
+  const { o, r, name, namespace, labels, annotations, rv } = metaOf("EndpointSlice", obj, true);
+  const serviceName = r.str(labels[LABEL_SERVICE_NAME], `metadata.labels[${LABEL_SERVICE_NAME}]`);
+  if (!serviceName) r.fail(`metadata.labels[${LABEL_SERVICE_NAME}]`, "missing");
+  const addressType = r.str(o.addressType, "addressType");
+  if (!addressType) r.fail("addressType", "missing");
+  if (addressType === "FQDN") return null;
+  if (addressType !== "IPv4" && addressType !== "IPv6") {
+    r.fail("addressType", `must be one of IPv4, IPv6, FQDN, got ${show(addressType)}`);
+  }
+  const family = addressType as IpFamily;
+
+  const ports: EndpointPortInfo[] = [];
+  r.arr(o.ports, "ports").forEach((p, i) => {
+    const f = `ports[${i}]`;
+    const po = r.obj(p, f)!;
+    if (po.port === undefined || po.port === null) return;
+    ports.push({
+      name: intern(r.str(po.name, `${f}.name`) ?? ""),
+      port: r.port(po.port, `${f}.port`),
+      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
+    });
+  });
+
+  const endpoints = r.arr(o.endpoints, "endpoints").map((e, i): EndpointInfo => {
+    const f = `endpoints[${i}]`;
+    const eo = r.obj(e, f)!;
+    const addresses = r.arr(eo.addresses, `${f}.addresses`);
+    if (addresses.length === 0) r.fail(`${f}.addresses`, "must hold at least one address");
+    const address = r.ip(addresses[0], `${f}.addresses[0]`, family);
+    const cond = r.obj(eo.conditions, `${f}.conditions`, true) ?? {};
+    const bool = (v: unknown, field: string, dflt: boolean): boolean => {
+      if (v === undefined || v === null) return dflt;
+      return typeof v === "boolean" ? v : r.fail(field, `must be true or false, got ${show(v)}`);
+    };
+    const ready = bool(cond.ready, `${f}.conditions.ready`, true);
+    const info: EndpointInfo = {
+      address,
+      ready,
+      serving: bool(cond.serving, `${f}.conditions.serving`, ready),
+      terminating: bool(cond.terminating, `${f}.conditions.terminating`, false),
+    };
+    const nodeName = r.str(eo.nodeName, `${f}.nodeName`);
+    if (nodeName) info.nodeName = intern(nodeName);
+    const zone = r.str(eo.zone, `${f}.zone`);
+    if (zone) info.zone = intern(zone);
+    const hints = r.obj(eo.hints, `${f}.hints`, true);
+    if (hints) {
+      const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
+        const zf = `${f}.hints.forZones[${j}]`;
+        const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
+        return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
+      });
+      if (zones.length > 0) info.hintZones = zones;
+    }
+    return info;
+  });
+
+  const info: EndpointSliceInfo = {
+    namespace: intern(namespace),
+    name,
+    serviceName: intern(serviceName!),
+    resourceVersion: rv,
+    addressType: family,
+    ports,
+    endpoints,
+  };
+  // The trigger time only feeds a metric: an unparsable one is ignored.
+  const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
+  if (Number.isFinite(trigger)) info.triggerTimeMs = trigger;
+  return info;
+}
+
+/** Converts a Node. InternalIPs come with the first address of each family first. */
+export function convertNode(obj: unknown): NodeInfo {
+  const { o, r, name, labels, rv } = metaOf("Node", obj, false);
+  const spec = r.obj(o.spec, "spec", true) ?? {};
+  const status = r.obj(o.status, "status", true) ?? {};
+  const internal: string[] = [];
+  r.arr(status.addresses, "status.addresses").forEach((a, i) => {
+    const f = `status.addresses[${i}]`;
+    const ao = r.obj(a, f)!;
+    if (ao.type === "InternalIP") internal.push(r.ip(ao.address, `${f}.address`));
+  });
+  const firsts: string[] = [];
+  for (const fam of ["IPv4", "IPv6"] as const) {
+    const first = internal.find((ip) => familyOf(ip) === fam);
+    if (first !== undefined) firsts.push(first);
+  }
+  firsts.sort((a, b) => internal.indexOf(a) - internal.indexOf(b));
+  const internalIPs = [...firsts, ...internal.filter((ip) => !firsts.includes(ip))];
+  let cidrs = r.arr(spec.podCIDRs, "spec.podCIDRs");
+  let cidrField = "spec.podCIDRs";
+  if (cidrs.length === 0 && spec.podCIDR) {
+    cidrs = [spec.podCIDR];
+    cidrField = "spec.podCIDR";
+  }
+  const podCIDRs = cidrs.map((c, i) =>
+    r.cidr(c, cidrField === "spec.podCIDR" ? cidrField : `${cidrField}[${i}]`)
+  );
+  const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
+  const zone = r.str(labels[LABEL_ZONE], `metadata.labels[${LABEL_ZONE}]`);
+  if (zone) info.zone = zone;
+  return info;
+}

@@ -1,0 +1,276 @@
+/**
+ * The cluster store: the compact Services, EndpointSlices and Node the proxy
+ * works from ({@linkcode ClusterView}), with change tracking in the manner of
+ * kube-proxy's change trackers.
+ *
+ * Every add/update/delete is recorded against the state the object had when
+ * it first changed since the last {@linkcode ClusterStore.takeChanges}; a
+ * burst of events for one service therefore becomes one dirty service key,
+ * and a change that is undone (or that touched only fields the proxy does not
+ * read) leaves nothing pending.
+ *
+ * @module
+ */
+
+import type { ClusterView, EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo } from "./model.ts";
+import { objectKey } from "./model.ts";
+
+/** The work handed to the proxy by {@linkcode ClusterStore.takeChanges}. */
+export interface ChangeSet {
+  /** Services (`namespace/name`) whose service or endpoints changed. */
+  services: Set<ObjectKey>;
+  /** How many services had service changes. */
+  serviceChanges: number;
+  /** How many services had endpoint changes. */
+  endpointChanges: number;
+  /**
+   * Per service with endpoint changes, the earliest EndpointSlice
+   * last-change-trigger-time (epoch ms), for the network programming
+   * latency metric.
+   */
+  triggerTimes: Map<ObjectKey, number>;
+  /** Whether the node record changed. */
+  nodeChanged: boolean;
+}
+
+/** Which initial lists have completed. */
+export type SyncedKind = "services" | "endpointSlices" | "node";
+
+/** Structural equality of compact records, ignoring `resourceVersion`. */
+export function sameRecord(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((v, i) => sameRecord(v, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keys = (o: Record<string, unknown>) =>
+    Object.keys(o).filter((k) => k !== "resourceVersion" && o[k] !== undefined);
+  const ak = keys(ao);
+  const bk = keys(bo);
+  return ak.length === bk.length && ak.every((k) => sameRecord(ao[k], bo[k]));
+}
+
+const NONE: readonly EndpointSliceInfo[] = Object.freeze([]);
+
+/** The cluster state with change tracking; fed by lib/kube/cluster.ts. */
+export class ClusterStore implements ClusterView {
+  readonly #services = new Map<ObjectKey, ServiceInfo>();
+  readonly #slices = new Map<ObjectKey, EndpointSliceInfo>();
+  readonly #bySvc = new Map<ObjectKey, Map<ObjectKey, EndpointSliceInfo>>();
+  readonly #sliceArrays = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
+  #node?: NodeInfo;
+
+  readonly #svcBase = new Map<ObjectKey, ServiceInfo | undefined>();
+  readonly #sliceBase = new Map<ObjectKey, EndpointSliceInfo | undefined>();
+  readonly #triggers = new Map<ObjectKey, number>();
+  #nodeBase?: { value: NodeInfo | undefined };
+
+  readonly #synced = new Set<SyncedKind>();
+  readonly #listeners = new Set<() => void>();
+  #syncWaiters: (() => void)[] = [];
+
+  /** Service events received since start (for `..._service_changes_total`). */
+  serviceChangesTotal = 0;
+  /** EndpointSlice events received since start (for `..._endpoint_changes_total`). */
+  endpointChangesTotal = 0;
+
+  // ---- ClusterView ----
+
+  /** All services. */
+  services(): Iterable<ServiceInfo> {
+    return this.#services.values();
+  }
+
+  /** One service by `namespace/name`. */
+  service(key: ObjectKey): ServiceInfo | undefined {
+    return this.#services.get(key);
+  }
+
+  /** The EndpointSlices of a service (`namespace/serviceName`), sorted by slice name. */
+  slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[] {
+    let arr = this.#sliceArrays.get(serviceKey);
+    if (arr) return arr;
+    const m = this.#bySvc.get(serviceKey);
+    if (!m) return NONE;
+    arr = Object.freeze([...m.values()].sort((a, b) => a.name < b.name ? -1 : 1));
+    this.#sliceArrays.set(serviceKey, arr);
+    return arr;
+  }
+
+  /** The agent's node, once seen. */
+  node(): NodeInfo | undefined {
+    return this.#node;
+  }
+
+  /** Number of services held. */
+  get serviceCount(): number {
+    return this.#services.size;
+  }
+
+  /** Number of EndpointSlices held. */
+  get sliceCount(): number {
+    return this.#slices.size;
+  }
+
+  // ---- mutations ----
+
+  /** Adds or replaces a service. */
+  upsertService(info: ServiceInfo): void {
+    this.#setService(objectKey(info.namespace, info.name), info);
+  }
+
+  /** Removes a service (`namespace/name`); no-op when absent. */
+  deleteService(key: ObjectKey): void {
+    this.#setService(key, undefined);
+  }
+
+  #setService(key: ObjectKey, info: ServiceInfo | undefined): void {
+    this.serviceChangesTotal++;
+    const current = this.#services.get(key);
+    if (current === undefined && info === undefined) return;
+    if (!this.#svcBase.has(key)) this.#svcBase.set(key, current);
+    if (info) this.#services.set(key, info);
+    else this.#services.delete(key);
+    if (sameRecord(this.#svcBase.get(key), info)) this.#svcBase.delete(key);
+    this.#notify();
+  }
+
+  /** Adds or replaces an EndpointSlice. */
+  upsertSlice(info: EndpointSliceInfo): void {
+    this.#setSlice(objectKey(info.namespace, info.name), info);
+  }
+
+  /** Removes an EndpointSlice (`namespace/sliceName`); no-op when absent. */
+  deleteSlice(key: ObjectKey): void {
+    this.#setSlice(key, undefined);
+  }
+
+  #setSlice(key: ObjectKey, info: EndpointSliceInfo | undefined): void {
+    this.endpointChangesTotal++;
+    const current = this.#slices.get(key);
+    if (current === undefined && info === undefined) return;
+    if (!this.#sliceBase.has(key)) this.#sliceBase.set(key, current);
+    if (current) {
+      const svc = objectKey(current.namespace, current.serviceName);
+      const m = this.#bySvc.get(svc);
+      m?.delete(key);
+      if (m?.size === 0) this.#bySvc.delete(svc);
+      this.#sliceArrays.delete(svc);
+    }
+    if (info) {
+      const svc = objectKey(info.namespace, info.serviceName);
+      this.#slices.set(key, info);
+      let m = this.#bySvc.get(svc);
+      if (!m) this.#bySvc.set(svc, m = new Map());
+      m.set(key, info);
+      this.#sliceArrays.delete(svc);
+      if (info.triggerTimeMs !== undefined) {
+        const t = this.#triggers.get(svc);
+        if (t === undefined || info.triggerTimeMs < t) this.#triggers.set(svc, info.triggerTimeMs);
+      }
+    } else {
+      this.#slices.delete(key);
+    }
+    if (sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
+    this.#notify();
+  }
+
+  /** Sets (or clears) the node record. */
+  setNode(info: NodeInfo | undefined): void {
+    if (!this.#nodeBase) this.#nodeBase = { value: this.#node };
+    this.#node = info;
+    if (sameRecord(this.#nodeBase.value, info)) this.#nodeBase = undefined;
+    this.#notify();
+  }
+
+  /** Records that an initial list completed. */
+  markSynced(kind: SyncedKind): void {
+    this.#synced.add(kind);
+    if (this.hasSynced()) {
+      const waiters = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const w of waiters) w();
+    }
+    this.#notify();
+  }
+
+  /** True once both Services and EndpointSlices finished their initial list. */
+  hasSynced(): boolean {
+    return this.#synced.has("services") && this.#synced.has("endpointSlices");
+  }
+
+  /** Whether one initial list completed. */
+  isSynced(kind: SyncedKind): boolean {
+    return this.#synced.has(kind);
+  }
+
+  /** Resolves once {@linkcode hasSynced} is true. */
+  whenSynced(): Promise<void> {
+    if (this.hasSynced()) return Promise.resolve();
+    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+  }
+
+  /** Calls `listener` after every change; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  // ---- change tracking ----
+
+  /** Services with pending service changes (`..._service_changes_pending`). */
+  pendingServiceChanges(): number {
+    return this.#svcBase.size;
+  }
+
+  /** Services with pending endpoint changes (`..._endpoint_changes_pending`). */
+  pendingEndpointChanges(): number {
+    return this.#endpointServices().size;
+  }
+
+  /** Whether anything is pending. */
+  hasPendingChanges(): boolean {
+    return this.#svcBase.size > 0 || this.#sliceBase.size > 0 || this.#nodeBase !== undefined;
+  }
+
+  #endpointServices(): Set<ObjectKey> {
+    const out = new Set<ObjectKey>();
+    for (const [key, base] of this.#sliceBase) {
+      if (base) out.add(objectKey(base.namespace, base.serviceName));
+      const now = this.#slices.get(key);
+      if (now) out.add(objectKey(now.namespace, now.serviceName));
+    }
+    return out;
+  }
+
+  /** Hands over the pending changes and starts a new round. */
+  takeChanges(): ChangeSet {
+    const endpointSvcs = this.#endpointServices();
+    const services = new Set<ObjectKey>([...this.#svcBase.keys(), ...endpointSvcs]);
+    const triggerTimes = new Map<ObjectKey, number>();
+    for (const svc of endpointSvcs) {
+      const t = this.#triggers.get(svc);
+      if (t !== undefined) triggerTimes.set(svc, t);
+    }
+    const changes: ChangeSet = {
+      services,
+      serviceChanges: this.#svcBase.size,
+      endpointChanges: endpointSvcs.size,
+      triggerTimes,
+      nodeChanged: this.#nodeBase !== undefined,
+    };
+    this.#svcBase.clear();
+    this.#sliceBase.clear();
+    this.#triggers.clear();
+    this.#nodeBase = undefined;
+    return changes;
+  }
+}

@@ -1,0 +1,266 @@
+import assert from "node:assert/strict";
+import {
+  convertEndpointSlice,
+  ConvertError,
+  convertNode,
+  convertService,
+} from "../../lib/kube/convert.ts";
+
+function svc(spec: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { metadata: { name: "web", namespace: "shop", resourceVersion: "42" }, spec, ...extra };
+}
+
+Deno.test("convertService: a LoadBalancer service keeps what the proxy reads", () => {
+  const info = convertService(svc({
+    type: "LoadBalancer",
+    clusterIP: "10.96.0.10",
+    clusterIPs: ["10.96.0.10", "fd00::10"],
+    ipFamilies: ["IPv4", "IPv6"],
+    ports: [
+      { name: "http", protocol: "TCP", port: 80, targetPort: "web", nodePort: 30080 },
+      { name: "dns", protocol: "UDP", port: 53, targetPort: 5353 },
+      { name: "plain", port: 8080 },
+    ],
+    externalIPs: ["192.0.2.10"],
+    loadBalancerSourceRanges: ["203.0.113.0/24"],
+    externalTrafficPolicy: "Local",
+    internalTrafficPolicy: "Local",
+    healthCheckNodePort: 32000,
+    sessionAffinity: "ClientIP",
+    sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } },
+    trafficDistribution: "PreferClose",
+    selector: { app: "web" },
+  }, {
+    status: {
+      loadBalancer: {
+        ingress: [{ ip: "198.51.100.7", ipMode: "Proxy" }, { hostname: "lb.example" }, {
+          ip: "198.51.100.8",
+        }],
+      },
+    },
+  }));
+  assert.deepEqual(info, {
+    namespace: "shop",
+    name: "web",
+    resourceVersion: "42",
+    type: "LoadBalancer",
+    clusterIPs: ["10.96.0.10", "fd00::10"],
+    ipFamilies: ["IPv4", "IPv6"],
+    ports: [
+      { name: "http", protocol: "TCP", port: 80, targetPort: "web", nodePort: 30080 },
+      { name: "dns", protocol: "UDP", port: 53, targetPort: 5353 },
+      { name: "plain", protocol: "TCP", port: 8080, targetPort: 8080 },
+    ],
+    externalIPs: ["192.0.2.10"],
+    ingress: [{ ip: "198.51.100.7", ipMode: "Proxy" }, { ip: "198.51.100.8" }],
+    loadBalancerSourceRanges: ["203.0.113.0/24"],
+    externalTrafficPolicy: "Local",
+    internalTrafficPolicy: "Local",
+    sessionAffinity: "ClientIP",
+    sessionAffinityTimeoutSeconds: 600,
+    healthCheckNodePort: 32000,
+    trafficDistribution: "PreferClose",
+    preserveDestination: false,
+  });
+});
+
+Deno.test("convertService: defaults, single clusterIP, preserve-destination annotation", () => {
+  const info = convertService({
+    metadata: { name: "a", namespace: "n", annotations: { "preserve-destination": "true" } },
+    spec: {
+      clusterIP: "10.0.0.1",
+      ports: [{ port: 443, targetPort: "8443" }],
+      sessionAffinity: "ClientIP",
+    },
+  })!;
+  assert.equal(info.type, "ClusterIP");
+  assert.deepEqual(info.clusterIPs, ["10.0.0.1"]);
+  assert.deepEqual(info.ipFamilies, ["IPv4"]);
+  assert.deepEqual(info.ports, [{ name: "", protocol: "TCP", port: 443, targetPort: 8443 }]);
+  assert.equal(info.externalTrafficPolicy, "Cluster");
+  assert.equal(info.sessionAffinityTimeoutSeconds, 10800);
+  assert.equal(info.preserveDestination, true);
+});
+
+Deno.test("convertService: headless and ExternalName services are not for the proxy", () => {
+  assert.equal(convertService(svc({ clusterIP: "None", clusterIPs: ["None"] })), null);
+  assert.equal(convertService(svc({ type: "ExternalName", externalName: "example.com" })), null);
+  assert.equal(convertService(svc({ type: "ClusterIP" })), null, "no IP allocated yet");
+});
+
+function rejects(fn: () => unknown, field: string, object = "shop/web") {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConvertError, String(err));
+    assert.equal(err.field, field);
+    assert.equal(err.key, object);
+    assert.ok(err.message.includes(object) && err.message.includes(field), err.message);
+    return true;
+  });
+}
+
+Deno.test("convertService: malformed fields are named with the object", () => {
+  const base = { clusterIP: "10.0.0.1", ports: [{ port: 80 }] };
+  rejects(
+    () =>
+      convertService(svc({ ...base, ports: [{ name: "a", port: 80 }, { name: "b", port: 0 }] })),
+    "spec.ports[1].port",
+  );
+  rejects(() => convertService(svc({ ...base, ports: [{ port: "80" }] })), "spec.ports[0].port");
+  rejects(
+    () => convertService(svc({ ...base, ports: [{ port: 80, protocol: "ICMP" }] })),
+    "spec.ports[0].protocol",
+  );
+  rejects(
+    () => convertService(svc({ ...base, ports: [{ port: 80, nodePort: 70000 }] })),
+    "spec.ports[0].nodePort",
+  );
+  rejects(
+    () => convertService(svc({ ...base, clusterIPs: ["10.0.0.1", "bogus"] })),
+    "spec.clusterIPs[1]",
+  );
+  rejects(
+    () => convertService(svc({ ...base, externalIPs: ["300.1.1.1"] })),
+    "spec.externalIPs[0]",
+  );
+  rejects(() => convertService(svc({ ...base, type: "Weird" })), "spec.type");
+  rejects(
+    () => convertService(svc({ ...base, externalTrafficPolicy: "Nearby" })),
+    "spec.externalTrafficPolicy",
+  );
+  rejects(
+    () => convertService(svc({ ...base, loadBalancerSourceRanges: ["10.0.0.0/33"] })),
+    "spec.loadBalancerSourceRanges[0]",
+  );
+  rejects(
+    () =>
+      convertService(
+        svc(base, { status: { loadBalancer: { ingress: [{ ip: "1.2.3.4", ipMode: "X" }] } } }),
+      ),
+    "status.loadBalancer.ingress[0].ipMode",
+  );
+  rejects(
+    () =>
+      convertService(svc({
+        ...base,
+        sessionAffinity: "ClientIP",
+        sessionAffinityConfig: { clientIP: { timeoutSeconds: 0 } },
+      })),
+    "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+  );
+  rejects(
+    () => convertService(svc({ ...base, ports: [{ port: 80 }, { port: 81 }] })),
+    "spec.ports[1].name",
+  );
+  rejects(() => convertService({ metadata: { name: "web", namespace: "shop" } }), "spec");
+  rejects(
+    () => convertService({ metadata: { namespace: "shop" }, spec: base }),
+    "metadata.name",
+    "shop/",
+  );
+});
+
+function slice(endpoints: unknown[], extra: Record<string, unknown> = {}) {
+  return {
+    metadata: {
+      name: "web-abc",
+      namespace: "shop",
+      labels: { "kubernetes.io/service-name": "web" },
+      annotations: { "endpoints.kubernetes.io/last-change-trigger-time": "2024-05-01T10:00:00Z" },
+      resourceVersion: "7",
+    },
+    addressType: "IPv4",
+    ports: [{ name: "http", port: 8080, protocol: "TCP" }, { name: "all", port: null }],
+    endpoints,
+    ...extra,
+  };
+}
+
+Deno.test("convertEndpointSlice: conditions with their nil defaults, topology and the trigger time", () => {
+  const info = convertEndpointSlice(slice([
+    { addresses: ["10.244.1.5"], conditions: { ready: true }, nodeName: "n1", zone: "z1" },
+    {
+      addresses: ["10.244.2.6"],
+      conditions: { ready: false, serving: true, terminating: true },
+      hints: { forZones: [{ name: "z2" }] },
+    },
+    { addresses: ["10.244.2.7"] },
+  ]))!;
+  assert.equal(info.serviceName, "web");
+  assert.equal(info.triggerTimeMs, Date.parse("2024-05-01T10:00:00Z"));
+  assert.deepEqual(info.ports, [{ name: "http", port: 8080, protocol: "TCP" }]);
+  assert.deepEqual(info.endpoints, [
+    {
+      address: "10.244.1.5",
+      ready: true,
+      serving: true,
+      terminating: false,
+      nodeName: "n1",
+      zone: "z1",
+    },
+    { address: "10.244.2.6", ready: false, serving: true, terminating: true, hintZones: ["z2"] },
+    { address: "10.244.2.7", ready: true, serving: true, terminating: false },
+  ]);
+});
+
+Deno.test("convertEndpointSlice: FQDN slices are ignored, malformed ones name the field", () => {
+  assert.equal(convertEndpointSlice(slice([], { addressType: "FQDN" })), null);
+  rejects(
+    () => convertEndpointSlice(slice([{ addresses: ["10.0.0.1"] }, { addresses: ["fd00::1"] }])),
+    "endpoints[1].addresses[0]",
+    "shop/web-abc",
+  );
+  rejects(
+    () => convertEndpointSlice(slice([{ addresses: [] }])),
+    "endpoints[0].addresses",
+    "shop/web-abc",
+  );
+  rejects(
+    () => convertEndpointSlice(slice([{ addresses: ["10.0.0.1"], conditions: { ready: "yes" } }])),
+    "endpoints[0].conditions.ready",
+    "shop/web-abc",
+  );
+  rejects(
+    () => convertEndpointSlice(slice([], { ports: [{ port: 99999 }] })),
+    "ports[0].port",
+    "shop/web-abc",
+  );
+  const unlabelled = slice([]);
+  unlabelled.metadata.labels = {} as typeof unlabelled.metadata.labels;
+  rejects(
+    () => convertEndpointSlice(unlabelled),
+    "metadata.labels[kubernetes.io/service-name]",
+    "shop/web-abc",
+  );
+});
+
+Deno.test("convertNode: internal IPs with the first of each family first, zone, pod CIDRs", () => {
+  const info = convertNode({
+    metadata: {
+      name: "win-1",
+      labels: { "topology.kubernetes.io/zone": "z1" },
+      resourceVersion: "3",
+    },
+    spec: { podCIDRs: ["10.244.3.0/24", "fd00:10:244:3::/64"] },
+    status: {
+      addresses: [
+        { type: "Hostname", address: "win-1" },
+        { type: "InternalIP", address: "192.168.1.10" },
+        { type: "InternalIP", address: "192.168.1.11" },
+        { type: "InternalIP", address: "fd00::10" },
+        { type: "ExternalIP", address: "203.0.113.1" },
+      ],
+    },
+  });
+  assert.deepEqual(info, {
+    name: "win-1",
+    internalIPs: ["192.168.1.10", "fd00::10", "192.168.1.11"],
+    podCIDRs: ["10.244.3.0/24", "fd00:10:244:3::/64"],
+    resourceVersion: "3",
+    zone: "z1",
+  });
+  rejects(
+    () => convertNode({ metadata: { name: "win-1" }, spec: { podCIDR: "nope" } }),
+    "spec.podCIDR",
+    "win-1",
+  );
+});

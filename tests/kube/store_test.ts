@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
+import { ClusterStore, sameRecord } from "../../lib/kube/store.ts";
+
+function svc(name: string, port = 80, rv = "1"): ServiceInfo {
+  return {
+    namespace: "ns",
+    name,
+    resourceVersion: rv,
+    type: "ClusterIP",
+    clusterIPs: ["10.96.0.1"],
+    ipFamilies: ["IPv4"],
+    ports: [{ name: "", protocol: "TCP", port, targetPort: 8080 }],
+    externalIPs: [],
+    ingress: [],
+    loadBalancerSourceRanges: [],
+    externalTrafficPolicy: "Cluster",
+    internalTrafficPolicy: "Cluster",
+    sessionAffinity: "None",
+    preserveDestination: false,
+  };
+}
+
+function slc(
+  name: string,
+  service: string,
+  ips: string[],
+  triggerTimeMs?: number,
+): EndpointSliceInfo {
+  return {
+    namespace: "ns",
+    name,
+    serviceName: service,
+    addressType: "IPv4",
+    ports: [{ name: "", port: 8080, protocol: "TCP" }],
+    endpoints: ips.map((address) => ({ address, ready: true, serving: true, terminating: false })),
+    ...(triggerTimeMs !== undefined ? { triggerTimeMs } : {}),
+  };
+}
+
+Deno.test("store: a burst of events for one service becomes one dirty key", () => {
+  const store = new ClusterStore();
+  for (let i = 0; i < 50; i++) store.upsertService(svc("a", 80 + i, String(i)));
+  for (let i = 0; i < 20; i++) store.upsertSlice(slc("a-1", "a", [`10.0.0.${i}`]));
+  store.upsertSlice(slc("a-2", "a", ["10.0.1.1"]));
+  assert.equal(store.pendingServiceChanges(), 1);
+  assert.equal(store.pendingEndpointChanges(), 1);
+  assert.equal(store.serviceChangesTotal, 50);
+  assert.equal(store.endpointChangesTotal, 21);
+  const changes = store.takeChanges();
+  assert.deepEqual([...changes.services], ["ns/a"]);
+  assert.equal(changes.serviceChanges, 1);
+  assert.equal(changes.endpointChanges, 1);
+  assert.equal(store.hasPendingChanges(), false);
+  assert.deepEqual(store.takeChanges().services.size, 0);
+});
+
+Deno.test("store: a change that is undone, or only bumps the resourceVersion, leaves nothing pending", () => {
+  const store = new ClusterStore();
+  store.upsertService(svc("a", 80, "1"));
+  store.takeChanges();
+  store.upsertService(svc("a", 81, "2"));
+  store.upsertService(svc("a", 80, "3"));
+  assert.equal(store.pendingServiceChanges(), 0);
+  store.upsertService(svc("a", 80, "4"));
+  assert.equal(store.hasPendingChanges(), false);
+  store.upsertService(svc("b"));
+  store.deleteService("ns/b");
+  assert.equal(store.hasPendingChanges(), false, "added then deleted before a sync");
+  store.deleteService("ns/never-existed");
+  assert.equal(store.hasPendingChanges(), false);
+});
+
+Deno.test("store: slicesFor groups slices by service and follows moves and deletes", () => {
+  const store = new ClusterStore();
+  store.upsertSlice(slc("a-2", "a", ["10.0.0.2"]));
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"]));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.1"]));
+  assert.deepEqual(store.slicesFor("ns/a").map((s) => s.name), ["a-1", "a-2"]);
+  assert.equal(store.slicesFor("ns/a"), store.slicesFor("ns/a"), "cached until a change");
+  store.takeChanges();
+  store.upsertSlice(slc("a-2", "b", ["10.0.0.2"])); // relabelled to service b
+  assert.deepEqual(store.slicesFor("ns/a").map((s) => s.name), ["a-1"]);
+  assert.deepEqual(store.slicesFor("ns/b").map((s) => s.name), ["a-2", "b-1"]);
+  assert.deepEqual([...store.takeChanges().services].sort(), ["ns/a", "ns/b"]);
+  store.deleteSlice("ns/a-1");
+  assert.deepEqual(store.slicesFor("ns/a"), []);
+  assert.deepEqual([...store.takeChanges().services], ["ns/a"]);
+  assert.equal(store.sliceCount, 2);
+});
+
+Deno.test("store: the earliest trigger time per service with endpoint changes", () => {
+  const store = new ClusterStore();
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"], 5000));
+  store.upsertSlice(slc("a-2", "a", ["10.0.0.2"], 3000));
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.3"], 7000));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.1"]));
+  store.upsertService(svc("c"));
+  const changes = store.takeChanges();
+  assert.deepEqual([...changes.triggerTimes], [["ns/a", 3000]]);
+  assert.equal(store.takeChanges().triggerTimes.size, 0);
+});
+
+Deno.test("store: hasSynced only after both Services and EndpointSlices listed", async () => {
+  const store = new ClusterStore();
+  let resolved = false;
+  const p = store.whenSynced().then(() => resolved = true);
+  store.markSynced("node");
+  store.markSynced("services");
+  await Promise.resolve();
+  assert.equal(store.hasSynced(), false);
+  assert.equal(resolved, false);
+  store.markSynced("endpointSlices");
+  assert.equal(store.hasSynced(), true);
+  await p;
+  assert.equal(resolved, true);
+});
+
+Deno.test("store: node changes are tracked, listeners hear every change", () => {
+  const store = new ClusterStore();
+  let heard = 0;
+  const off = store.onChange(() => heard++);
+  const node = { name: "n", internalIPs: ["192.168.0.1"], podCIDRs: [], resourceVersion: "1" };
+  store.setNode(node);
+  assert.equal(store.takeChanges().nodeChanged, true);
+  store.setNode({ ...node, resourceVersion: "2" });
+  assert.equal(store.takeChanges().nodeChanged, false);
+  store.upsertService(svc("a"));
+  off();
+  store.upsertService(svc("b"));
+  assert.equal(heard, 3);
+});
+
+Deno.test("sameRecord: structural, ignores resourceVersion and undefined fields", () => {
+  assert.ok(
+    sameRecord({ a: [1, { b: 2 }], resourceVersion: "1" }, {
+      a: [1, { b: 2 }],
+      resourceVersion: "2",
+    }),
+  );
+  assert.ok(sameRecord({ a: 1, z: undefined }, { a: 1 }));
+  assert.ok(!sameRecord({ a: [1] }, { a: [1, 2] }));
+  assert.ok(!sameRecord({ a: 1 }, undefined));
+});
