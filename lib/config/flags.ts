@@ -362,8 +362,8 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "MB",
     group: "Logging",
     def: "1800",
-    help: "Rotate the log file when it reaches this many megabytes.",
-    set: (l, v, k) => l.logFileMaxBytes = toInt(k, v, 1, 1 << 20) * 1024 * 1024,
+    help: "Rotate the log file when it reaches this many megabytes; 0: never.",
+    set: (l, v, k) => l.logFileMaxBytes = toInt(k, v, 0, 1 << 20) * 1024 * 1024,
   },
   {
     name: "log-file-max-backups",

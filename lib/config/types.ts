@@ -14,7 +14,7 @@ export interface LoggingConfig {
   verbosity: number;
   /** Log file path; empty for none. */
   file: string;
-  /** Rotate the log file when it would grow past this many bytes. */
+  /** Rotate the log file when it would grow past this many bytes; 0 never rotates. */
   fileMaxBytes: number;
   /** Rotated files kept (`hnsproxy.log.1` ... `.N`). */
   fileMaxBackups: number;

@@ -49,7 +49,11 @@ export function loggerOptionsFrom(logging: {
     verbosity: logging.verbosity,
     stderr: logging.stderr,
     file: logging.file
-      ? { path: logging.file, maxBytes: logging.fileMaxBytes, maxBackups: logging.fileMaxBackups }
+      ? {
+        path: logging.file,
+        maxBytes: logging.fileMaxBytes > 0 ? logging.fileMaxBytes : Infinity,
+        maxBackups: logging.fileMaxBackups,
+      }
       : undefined,
   };
 }

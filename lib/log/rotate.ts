@@ -11,7 +11,7 @@
 export interface RotatingFileOptions {
   /** The live log file. */
   path: string;
-  /** Rotate before the file would exceed this size, in bytes. */
+  /** Rotate before the file would exceed this size, in bytes (Infinity: never). */
   maxBytes: number;
   /** Rotated files to keep; 0 truncates instead. */
   maxBackups: number;

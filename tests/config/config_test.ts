@@ -264,6 +264,7 @@ Deno.test("logging: file, dir, rotation size, stderr", () => {
     "/x.log",
   );
   assert.equal(parse(["--logging-format=json"]).config.logging.format, "json");
+  assert.equal(parse(["--log-file-max-size=0"]).config.logging.fileMaxBytes, 0);
 });
 
 Deno.test("--help and --version short-circuit everything else", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createLogger, type LoggerOptions } from "../../lib/log/mod.ts";
+import { createLogger, type LoggerOptions, loggerOptionsFrom } from "../../lib/log/mod.ts";
 
 // 2024-11-22 02:56:54.123456 local time, as klog prints local time.
 const T = new Date(2024, 10, 22, 2, 56, 54).getTime() + 123.456;
@@ -214,4 +214,25 @@ Deno.test("stderr sink writes klog lines (real process)", async () => {
   assert.ok(m, lines[0]);
   assert.equal(m[9], '"hello" token="[REDACTED]" n=1');
   assert.equal(new TextDecoder().decode(out.stdout), "");
+});
+
+Deno.test("loggerOptionsFrom maps a LoggingConfig (0 max size: never rotate)", () => {
+  const opts = loggerOptionsFrom({
+    format: "json",
+    verbosity: 3,
+    file: "/var/log/hnsproxy.log",
+    fileMaxBytes: 0,
+    fileMaxBackups: 2,
+    stderr: false,
+  });
+  assert.deepEqual(opts, {
+    format: "json",
+    verbosity: 3,
+    stderr: false,
+    file: { path: "/var/log/hnsproxy.log", maxBytes: Infinity, maxBackups: 2 },
+  });
+  assert.equal(
+    loggerOptionsFrom({ ...opts, file: "", fileMaxBytes: 1, fileMaxBackups: 1 } as never).file,
+    undefined,
+  );
 });
