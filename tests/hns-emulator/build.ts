@@ -151,10 +151,29 @@ export async function buildEmulator(opts: BuildOptions = {}): Promise<string> {
 }
 
 /**
+ * Build the rule checker (emulator_check.c) if needed; returns its path:
+ * `build/emulator_check`, or with `windows` `build/windows/hnsemu-check/emulator_check.exe`
+ * (inside the repository, which the Wine tier can see).
+ */
+export async function buildCheckProgram(opts: { windows?: boolean } = {}): Promise<string> {
+  const src = join(EMULATOR_DIR, "emulator_check.c");
+  const flags = ["-O1", "-Wall", "-Wextra", "-Werror", "-std=gnu11"];
+  if (opts.windows) {
+    const out = join(BUILD_DIR, "windows", "hnsemu-check", "emulator_check.exe");
+    if (await isStale(out, [src])) await compile(WINDOWS_CC, [...flags, src], out);
+    return out;
+  }
+  const out = join(BUILD_DIR, "emulator_check");
+  if (await isStale(out, [src])) await compile(LINUX_CC, [...flags, "-pthread", src, "-ldl"], out);
+  return out;
+}
+
+/**
  * A private copy of the library at a fresh path. A process loads one library
  * file once, so test files running in the same process (`deno test --parallel`
  * runs them as workers of one process) share emulator state unless each one
- * loads its own copy.
+ * loads its own copy. The copy lives in a fresh temporary directory: remove
+ * that directory (the copy's parent) when done.
  */
 export async function privateCopy(library: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "hnsemu-" });

@@ -7,6 +7,8 @@
  *   emulator_check LIB env        the HNSEMU_* environment knobs (set by the caller)
  *   emulator_check LIB ctl CMD... drive a state-file HNS from another process;
  *                                 prints one JSON line per command
+ *   --env NAME=VALUE (before the mode, repeatable) sets a knob in-process, for
+ *   runners that pass no environment (Wine).
  *
  * ctl commands: enum KIND QUERY | get KIND ID | create-net JSON |
  *   create-ep NETID JSON | create-lb JSON | modify-lb ID JSON | delete KIND ID |
@@ -1443,17 +1445,23 @@ static int run_ctl(int argc, char **argv, int i) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: emulator_check LIB rules|env|ctl CMD...\n");
+  /* --env NAME=VALUE sets a knob before the library first reads it (Wine passes no environment). */
+  int i = 2;
+  while (i + 1 < argc && strcmp(argv[i], "--env") == 0) {
+    putenv(argv[i + 1]);
+    i += 2;
+  }
+  if (i >= argc) {
+    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|ctl CMD...\n");
     return 2;
   }
   load_library(argv[1]);
   int rc;
-  if (strcmp(argv[2], "rules") == 0) rc = run_rules();
-  else if (strcmp(argv[2], "env") == 0) rc = run_env();
-  else if (strcmp(argv[2], "ctl") == 0) return run_ctl(argc, argv, 3);
+  if (strcmp(argv[i], "rules") == 0) rc = run_rules();
+  else if (strcmp(argv[i], "env") == 0) rc = run_env();
+  else if (strcmp(argv[i], "ctl") == 0) return run_ctl(argc, argv, i + 1);
   else {
-    fprintf(stderr, "emulator_check: unknown mode %s\n", argv[2]);
+    fprintf(stderr, "emulator_check: unknown mode %s\n", argv[i]);
     return 2;
   }
   if (rc) return rc;
