@@ -1,0 +1,493 @@
+import assert from "node:assert/strict";
+import { desiredState } from "../../lib/proxy/desired.ts";
+import {
+  adoptObserved,
+  reconcile,
+  resolvedLoadBalancerPayload,
+} from "../../lib/proxy/reconcile.ts";
+import type {
+  DesiredState,
+  NodeContext,
+  ObservedState,
+  OwnedIds,
+  Plan,
+} from "../../lib/proxy/model.ts";
+import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
+import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import {
+  ALL_FEATURES,
+  ctx,
+  emptyObserved,
+  ep,
+  NO_FEATURES,
+  opList,
+  overlayCtx,
+  type SimHns,
+  simulate,
+  slice,
+  svc,
+  view,
+} from "./core_fixtures.ts";
+
+const MODIFY = ALL_FEATURES;
+const NO_MODIFY = { ...ALL_FEATURES, modifyLoadBalancer: false };
+
+/** Phase of each op kind; a plan's phases must never go backwards. */
+function assertOrdered(plan: Plan): void {
+  const phase = (i: number) => {
+    const o = plan.ops[i];
+    switch (o.op) {
+      case "deleteLoadBalancer":
+        return 1;
+      case "deleteEndpoint": {
+        const later = plan.ops.slice(0, i).some((x) =>
+          x.op === "createLoadBalancer" || x.op === "modifyLoadBalancer"
+        );
+        return later ? 5 : 2;
+      }
+      case "createEndpoint":
+        return 3;
+      case "createLoadBalancer":
+      case "modifyLoadBalancer":
+        return 4;
+      default:
+        return 0;
+    }
+  };
+  let last = 0;
+  for (let i = 0; i < plan.ops.length; i++) {
+    const p = phase(i);
+    assert.ok(p >= last, `op ${i} (${plan.ops[i].op} ${plan.ops[i].key}) out of order`);
+    last = p;
+  }
+}
+
+/** Two services sharing remote endpoint 10.244.2.7. */
+function world(extra: { aEps?: string[]; bEps?: string[] } = {}) {
+  const a = svc({
+    name: "a",
+    clusterIPs: ["10.96.0.1"],
+    type: "NodePort",
+    ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080, nodePort: 30001 }],
+  });
+  const b = svc({ name: "b", clusterIPs: ["10.96.0.2"] });
+  const slices: EndpointSliceInfo[] = [
+    slice(
+      (extra.aEps ?? ["10.244.2.7", "10.244.1.5"]).map((ip) =>
+        ep(ip, { nodeName: ip.startsWith("10.244.1.") ? "node-a" : "node-b" })
+      ),
+      { name: "a-1", serviceName: "a" },
+    ),
+    slice((extra.bEps ?? ["10.244.2.7", "10.244.3.9"]).map((ip) => ep(ip)), {
+      name: "b-1",
+      serviceName: "b",
+    }),
+  ];
+  return { services: [a, b] as ServiceInfo[], slices };
+}
+
+/** Desired state, converge from empty, and return everything needed for the next step. */
+function converged(
+  c: NodeContext,
+  services: ServiceInfo[],
+  slices: EndpointSliceInfo[],
+  features = MODIFY,
+) {
+  const desired = desiredState(view(services, slices), c);
+  const plan = reconcile(desired, emptyObserved(), { features });
+  assertOrdered(plan);
+  const sim = simulate(undefined, plan, desired);
+  return { desired, sim };
+}
+
+Deno.test("from empty: endpoints first, then LBs; applying it converges; a second reconcile is empty", () => {
+  const { services, slices } = world();
+  const desired = desiredState(view(services, slices), overlayCtx());
+  const plan = reconcile(desired, emptyObserved(), { features: MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "createEndpoint ep/remote/10.244.2.7",
+    "createEndpoint ep/remote/10.244.3.9",
+    "createEndpoint ep/remote/10.96.0.1",
+    "createEndpoint ep/remote/10.96.0.2",
+    "createEndpoint ep/sourcevip/10.244.1.2",
+    "createLoadBalancer lb/tcp/10.96.0.1:80",
+    "createLoadBalancer lb/tcp/10.96.0.2:80",
+    "createLoadBalancer lb/tcp/nodeport:30001",
+  ]);
+  assert.deepEqual(plan.conflicts, []);
+  const sim = simulate(undefined, plan, desired);
+  assert.deepEqual(reconcile(desired, sim.observed, { features: MODIFY }).ops, []);
+  assert.deepEqual(
+    reconcile(desired, sim.observed, { features: MODIFY, dirty: new Set(["default/a"]) }).ops,
+    [],
+  );
+});
+
+Deno.test("normalization: case of IDs, backend order, absent vs zero flags, IPv6 spelling do not count as changes", () => {
+  const c = ctx();
+  const s = svc({ clusterIPs: ["fd00:96::a"], ipFamilies: ["IPv6"] });
+  const sl = [slice([ep("fd00:244:2::7"), ep("fd00:244:2::8")], { addressType: "IPv6" })];
+  const { desired, sim } = converged(c, [s], sl);
+  const [key, lb] = [...sim.observed.loadBalancers][0];
+  const fuzzed: HcnLoadBalancer = {
+    ID: lb.id.toLowerCase(),
+    HostComputeEndpoints: [...lb.hns.HostComputeEndpoints].reverse().map((x) => x.toLowerCase()),
+    FrontendVIPs: ["FD00:96:0:0::A"],
+    PortMappings: lb.hns.PortMappings.map(({ Protocol, InternalPort, ExternalPort }) => ({
+      Protocol,
+      InternalPort,
+      ExternalPort,
+    })),
+    Flags: 2,
+  };
+  const observed: ObservedState = {
+    ...sim.observed,
+    loadBalancers: new Map([[key, { ...lb, hns: fuzzed }]]),
+  };
+  assert.deepEqual(reconcile(desired, observed, { features: MODIFY }).ops, []);
+});
+
+Deno.test("one endpoint added: only that service's LBs change (modify with ModifyLoadbalancer)", () => {
+  const c = ctx();
+  const w0 = world();
+  const { sim } = converged(c, w0.services, w0.slices);
+  const w1 = world({ bEps: ["10.244.2.7", "10.244.3.9", "10.244.3.10"] });
+  const desired = desiredState(view(w1.services, w1.slices), c);
+  for (const dirty of [undefined, new Set(["default/b"])]) {
+    const plan = reconcile(desired, sim.observed, { features: MODIFY, dirty });
+    assertOrdered(plan);
+    assert.deepEqual(opList(plan), [
+      "createEndpoint ep/remote/10.244.3.10",
+      "modifyLoadBalancer lb/tcp/10.96.0.2:80",
+    ]);
+    const next = simulate(sim, plan, desired);
+    assert.deepEqual(reconcile(desired, next.observed, { features: MODIFY }).ops, []);
+  }
+});
+
+Deno.test("changed LB without ModifyLoadbalancer: delete then create, in plan order", () => {
+  const c = ctx();
+  const w0 = world();
+  const { sim } = converged(c, w0.services, w0.slices, NO_MODIFY);
+  const w1 = world({ bEps: ["10.244.2.7", "10.244.3.9", "10.244.3.10"] });
+  const desired = desiredState(view(w1.services, w1.slices), c);
+  const plan = reconcile(desired, sim.observed, { features: NO_MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "createEndpoint ep/remote/10.244.3.10",
+    "createLoadBalancer lb/tcp/10.96.0.2:80",
+  ]);
+  assert.equal(plan.ops[0].op === "deleteLoadBalancer" && plan.ops[0].reason, "replace");
+  const next = simulate(sim, plan, desired);
+  assert.deepEqual(reconcile(desired, next.observed, { features: NO_MODIFY }).ops, []);
+});
+
+Deno.test("shared remote endpoint: kept while any LB references it, deleted after the last reference goes", () => {
+  const c = ctx();
+  const w0 = world();
+  for (const features of [MODIFY, NO_MODIFY]) {
+    const { sim } = converged(c, w0.services, w0.slices, features);
+    // b drops the shared endpoint; a still uses it.
+    const w1 = world({ bEps: ["10.244.3.9"] });
+    const d1 = desiredState(view(w1.services, w1.slices), c);
+    const p1 = reconcile(d1, sim.observed, { features, dirty: new Set(["default/b"]) });
+    assert.ok(!opList(p1).some((o) => o.startsWith("deleteEndpoint")), "still referenced by a");
+    const s1 = simulate(sim, p1, d1);
+    // a drops it too: now it goes, after the LBs stop referencing it.
+    const w2 = world({ aEps: ["10.244.1.5"], bEps: ["10.244.3.9"] });
+    const d2 = desiredState(view(w2.services, w2.slices), c);
+    const p2 = reconcile(d2, s1.observed, { features, dirty: new Set(["default/a"]) });
+    assertOrdered(p2);
+    const last = opList(p2);
+    assert.ok(last.includes("deleteEndpoint ep/remote/10.244.2.7"), `${JSON.stringify(last)}`);
+    if (features.modifyLoadBalancer) {
+      assert.deepEqual(last, [
+        "modifyLoadBalancer lb/tcp/10.96.0.1:80",
+        "modifyLoadBalancer lb/tcp/nodeport:30001",
+        "deleteEndpoint ep/remote/10.244.2.7",
+      ]);
+    } else {
+      assert.deepEqual(last, [
+        "deleteLoadBalancer lb/tcp/10.96.0.1:80",
+        "deleteLoadBalancer lb/tcp/nodeport:30001",
+        "deleteEndpoint ep/remote/10.244.2.7",
+        "createLoadBalancer lb/tcp/10.96.0.1:80",
+        "createLoadBalancer lb/tcp/nodeport:30001",
+      ]);
+    }
+    const s2 = simulate(s1, p2, d2); // throws if the endpoint were deleted while referenced
+    assert.deepEqual(reconcile(d2, s2.observed, { features }).ops, []);
+  }
+});
+
+Deno.test("service deleted: its LBs and its exclusive endpoints go; shared ones stay", () => {
+  const c = ctx();
+  const w0 = world();
+  const { sim } = converged(c, w0.services, w0.slices);
+  const d1 = desiredState(view([w0.services[0]], w0.slices), c);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY, dirty: new Set(["default/b"]) });
+  assert.deepEqual(opList(plan), [
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "deleteEndpoint ep/remote/10.244.3.9",
+  ]);
+  const s1 = simulate(sim, plan, d1);
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
+});
+
+Deno.test("partial reconcile touches only dirty services; full reconcile catches the rest", () => {
+  const c = ctx();
+  const w0 = world();
+  const { sim } = converged(c, w0.services, w0.slices);
+  const w1 = world({ aEps: ["10.244.1.5", "10.244.2.7", "10.244.2.8"], bEps: ["10.244.3.9"] });
+  const d1 = desiredState(view(w1.services, w1.slices), c);
+  const onlyA = reconcile(d1, sim.observed, { features: MODIFY, dirty: new Set(["default/a"]) });
+  assert.ok(opList(onlyA).every((o) => !o.includes("10.96.0.2")), "b untouched");
+  const full = reconcile(d1, sim.observed, { features: MODIFY });
+  assert.ok(opList(full).includes("modifyLoadBalancer lb/tcp/10.96.0.2:80"));
+  const s1 = simulate(sim, full, d1);
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
+});
+
+Deno.test("endpoint that changed (provider address): referencing LBs deleted first, endpoint replaced, LBs recreated", () => {
+  const c0 = overlayCtx();
+  const w = world();
+  const { sim } = converged(c0, w.services, w.slices);
+  const c1 = overlayCtx({
+    network: {
+      ...c0.network,
+      remoteSubnetRoutes: [
+        { prefix: "10.244.2.0/24", providerAddress: "192.168.1.21" }, // node-b moved
+        { prefix: "10.244.3.0/24", providerAddress: "192.168.1.12" },
+      ],
+    },
+  });
+  const d1 = desiredState(view(w.services, w.slices), c1);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteLoadBalancer lb/tcp/10.96.0.1:80",
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "deleteLoadBalancer lb/tcp/nodeport:30001",
+    "deleteEndpoint ep/remote/10.244.2.7",
+    "createEndpoint ep/remote/10.244.2.7",
+    "createLoadBalancer lb/tcp/10.96.0.1:80",
+    "createLoadBalancer lb/tcp/10.96.0.2:80",
+    "createLoadBalancer lb/tcp/nodeport:30001",
+  ]);
+  const s1 = simulate(sim, plan, d1);
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
+});
+
+Deno.test("foreign objects: never deleted or modified; a foreign LB on a desired key is a conflict; a foreign endpoint is used", () => {
+  const c = ctx();
+  const w = world();
+  const desired = desiredState(view(w.services, w.slices), c);
+  const foreignLb = (id: string, vip: string, port: number): HcnLoadBalancer => ({
+    ID: id,
+    HostComputeEndpoints: ["FOREIGN-EP"],
+    FrontendVIPs: [vip],
+    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: port }],
+  });
+  const observed: ObservedState = {
+    ...emptyObserved(),
+    foreignLoadBalancers: new Map([
+      ["lb/tcp/10.96.0.2:80", {
+        key: "lb/tcp/10.96.0.2:80",
+        id: "F-1",
+        hns: foreignLb("F-1", "10.96.0.2", 80),
+      }],
+      ["lb/tcp/10.0.0.1:53", {
+        key: "lb/tcp/10.0.0.1:53",
+        id: "F-2",
+        hns: foreignLb("F-2", "10.0.0.1", 53),
+      }],
+    ]),
+    foreignEndpoints: new Map([
+      ["ep/remote/10.244.2.7", {
+        key: "ep/remote/10.244.2.7",
+        id: "F-EP-7",
+        hns: { ID: "F-EP-7", IpConfigurations: [{ IpAddress: "10.244.2.7" }], Flags: 1 },
+      }],
+    ]),
+  };
+  const plan = reconcile(desired, observed, { features: MODIFY });
+  for (const op of plan.ops) {
+    assert.ok(!("id" in op) || !String(op.id).startsWith("F-"), `touched foreign ${op.key}`);
+  }
+  assert.deepEqual(plan.conflicts, [{
+    key: "lb/tcp/10.96.0.2:80",
+    serviceKey: "default/b",
+    foreignId: "F-1",
+  }]);
+  assert.ok(
+    !opList(plan).includes("createEndpoint ep/remote/10.244.2.7"),
+    "foreign endpoint reused",
+  );
+  assert.ok(!opList(plan).includes("createLoadBalancer lb/tcp/10.96.0.2:80"));
+  const sim = simulate({ observed, lbs: new Map(), eps: new Map(), writes: 0 }, plan, desired);
+  const nodeport = [...sim.lbs.values()].find((l) => l.FrontendVIPs?.length === 0);
+  assert.ok(nodeport?.HostComputeEndpoints.includes("F-EP-7"));
+});
+
+Deno.test("strays (owned but unparsable or duplicate) are deleted on a full reconcile only", () => {
+  const c = ctx();
+  const w = world();
+  const { desired, sim } = converged(c, w.services, w.slices);
+  const observed: ObservedState = {
+    ...sim.observed,
+    strayLoadBalancers: new Map([["S-LB", {
+      key: "stray/S-LB",
+      id: "S-LB",
+      hns: { ID: "S-LB", HostComputeEndpoints: [], PortMappings: [] },
+    }]]),
+    strayEndpoints: new Map([["S-EP", { key: "stray/S-EP", id: "S-EP", hns: { ID: "S-EP" } }]]),
+  };
+  assert.deepEqual(
+    reconcile(desired, observed, { features: MODIFY, dirty: new Set(["default/a"]) }).ops,
+    [],
+  );
+  const plan = reconcile(desired, observed, { features: MODIFY });
+  assert.deepEqual(plan.ops.map((o) => `${o.op} ${"id" in o ? o.id : ""}`), [
+    "deleteLoadBalancer S-LB",
+    "deleteEndpoint S-EP",
+  ]);
+});
+
+/** HNS as a fresh agent would list it: the simulator's objects plus extras. */
+function listing(sim: SimHns, extra: { lbs?: HcnLoadBalancer[]; eps?: HcnEndpoint[] } = {}) {
+  return {
+    lbs: [...sim.lbs.values(), ...(extra.lbs ?? [])],
+    eps: [...sim.eps.values(), ...(extra.eps ?? [])],
+  };
+}
+
+function ownedOf(sim: SimHns): OwnedIds {
+  return { loadBalancers: [...sim.lbs.keys()], endpoints: [...sim.eps.keys()] };
+}
+
+Deno.test("restart with an unchanged cluster: everything adopted, zero HNS writes", () => {
+  for (const c of [ctx(), overlayCtx()]) {
+    const w = world();
+    const { desired, sim } = converged(c, w.services, w.slices);
+    const l = listing(sim);
+    const fresh = desiredState(view(w.services, w.slices), c);
+    const a = adoptObserved(l.lbs, l.eps, ownedOf(sim), fresh);
+    assert.equal(a.adopted.length, sim.lbs.size + sim.eps.size);
+    assert.ok(a.adopted.every((x) => !x.wasForeign));
+    assert.deepEqual(a.skipped, []);
+    assert.deepEqual(reconcile(fresh, a.observed, { features: MODIFY }).ops, []);
+    assert.deepEqual(reconcile(desired, a.observed, { features: NO_FEATURES }).ops, []);
+    for (const lb of a.observed.loadBalancers.values()) {
+      assert.ok(lb.serviceKey, "service recorded");
+    }
+  }
+});
+
+Deno.test("adoption without ownership record: equal foreign objects adopted (or conflicts when adoptForeign=false)", () => {
+  const c = overlayCtx();
+  const w = world();
+  const { sim } = converged(c, w.services, w.slices);
+  const l = listing(sim);
+  const fresh = desiredState(view(w.services, w.slices), c);
+  const none: OwnedIds = { loadBalancers: [], endpoints: [] };
+  const a = adoptObserved(l.lbs, l.eps, none, fresh);
+  assert.ok(a.adopted.length > 0 && a.adopted.every((x) => x.wasForeign));
+  assert.deepEqual(reconcile(fresh, a.observed, { features: MODIFY }).ops, []);
+
+  const strict = adoptObserved(l.lbs, l.eps, none, fresh, { adoptForeign: false });
+  assert.deepEqual(strict.adopted, []);
+  const plan = reconcile(fresh, strict.observed, { features: MODIFY });
+  assert.deepEqual(plan.ops, [], "nothing of others is touched, nothing duplicated");
+  assert.equal(plan.conflicts.length, fresh.loadBalancers.size);
+});
+
+Deno.test("adoption: owned changed → modified, owned undesired → deleted, foreign left alone, broken ones skipped", () => {
+  const c = ctx();
+  const w = world();
+  const { sim } = converged(c, w.services, w.slices);
+  const foreign: HcnLoadBalancer = {
+    ID: "KP-1",
+    HostComputeEndpoints: [],
+    FrontendVIPs: ["10.96.9.9"],
+    PortMappings: [{ Protocol: 17, InternalPort: 53, ExternalPort: 53 }],
+  };
+  const broken = { ID: "KP-2", HostComputeEndpoints: [] } as unknown as HcnLoadBalancer;
+  const brokenOwned = { ID: "OWN-BROKEN", HostComputeEndpoints: [] } as unknown as HcnLoadBalancer;
+  const l = listing(sim, { lbs: [foreign, broken, brokenOwned] });
+  // The cluster changed while the agent was down: b is gone, a gained an endpoint.
+  const w1 = world({ aEps: ["10.244.2.7", "10.244.1.5", "10.244.2.8"] });
+  const fresh = desiredState(view([w1.services[0]], w1.slices), c);
+  const owned = ownedOf(sim);
+  const a = adoptObserved(l.lbs, l.eps, {
+    loadBalancers: [...owned.loadBalancers, "own-broken"],
+    endpoints: owned.endpoints,
+  }, fresh);
+  assert.deepEqual(a.skipped.map((s) => `${s.id} ${s.reason}`), ["KP-2 no PortMappings"]);
+  assert.ok(a.observed.strayLoadBalancers?.has("OWN-BROKEN"));
+  assert.ok(a.observed.foreignLoadBalancers.has("lb/udp/10.96.9.9:53"));
+  const plan = reconcile(fresh, a.observed, { features: MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "deleteLoadBalancer stray/OWN-BROKEN",
+    "deleteEndpoint ep/remote/10.244.3.9",
+    "createEndpoint ep/remote/10.244.2.8",
+    "modifyLoadBalancer lb/tcp/10.96.0.1:80",
+    "modifyLoadBalancer lb/tcp/nodeport:30001",
+  ]);
+  assert.ok(!plan.ops.some((o) => "id" in o && String(o.id).startsWith("KP-")));
+});
+
+Deno.test("adoption: two owned endpoints with one IP → the fitting one kept, the other a stray", () => {
+  const c = ctx();
+  const w = world();
+  const { sim } = converged(c, w.services, w.slices);
+  const dup: HcnEndpoint = {
+    ID: "AAA-DUP",
+    IpConfigurations: [{ IpAddress: "10.244.2.7" }],
+    MacAddress: "00-00-00-00-00-01",
+    Flags: 1,
+  };
+  const l = listing(sim, { eps: [dup] });
+  const owned = ownedOf(sim);
+  const fresh = desiredState(view(w.services, w.slices), c);
+  const a = adoptObserved(l.lbs, l.eps, {
+    loadBalancers: owned.loadBalancers,
+    endpoints: [...owned.endpoints, "AAA-DUP"],
+  }, fresh);
+  assert.ok(a.observed.strayEndpoints?.has("AAA-DUP"));
+  assert.notEqual(a.observed.endpoints.get("ep/remote/10.244.2.7")?.id, "AAA-DUP");
+  const plan = reconcile(fresh, a.observed, { features: MODIFY });
+  assert.deepEqual(plan.ops.map((o) => `${o.op} ${"id" in o ? o.id : ""}`), [
+    "deleteEndpoint AAA-DUP",
+  ]);
+});
+
+Deno.test("adoption of LBs needs their backends: an LB pointing at an endpoint that must be created is changed", () => {
+  const c = ctx();
+  const w = world();
+  const { sim } = converged(c, w.services, w.slices);
+  const l = listing(sim);
+  const fresh = desiredState(view(w.services, w.slices), c);
+  // The endpoints vanished (HNS restarted and lost them), the LBs are listed.
+  const a = adoptObserved(l.lbs, [], ownedOf(sim), fresh);
+  const plan = reconcile(fresh, a.observed, { features: MODIFY });
+  assertOrdered(plan);
+  assert.ok(opList(plan).includes("createEndpoint ep/remote/10.244.2.7"));
+  assert.ok(opList(plan).includes("modifyLoadBalancer lb/tcp/10.96.0.1:80"));
+});
+
+Deno.test("resolvedLoadBalancerPayload: undefined until every backend exists", () => {
+  const c = ctx();
+  const w = world();
+  const desired: DesiredState = desiredState(view(w.services, w.slices), c);
+  const lb = desired.loadBalancers.get("lb/tcp/10.96.0.1:80")!;
+  assert.equal(resolvedLoadBalancerPayload(lb, desired, emptyObserved()), undefined);
+  const { sim } = converged(c, w.services, w.slices);
+  const p = resolvedLoadBalancerPayload(lb, desired, sim.observed)!;
+  assert.deepEqual(p.FrontendVIPs, ["10.96.0.1"]);
+  assert.equal(p.HostComputeEndpoints.length, 2);
+  assert.ok(p.HostComputeEndpoints.includes("LOCAL-0001"));
+});
