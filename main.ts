@@ -1,8 +1,51 @@
 /**
  * hnsproxy — the Kubernetes service proxy for Windows nodes.
  *
+ * `hnsproxy [run] [flags]` runs the agent; the other subcommands inspect HNS,
+ * preview a sync, manage the Windows service and run the demo. Each
+ * subcommand's module is loaded only when it is used.
+ *
  * @module
  */
+import { versionText } from "./lib/config/version.ts";
+
+/** One-screen overview of the subcommands. */
+export const USAGE = `hnsproxy — the Kubernetes service proxy for Windows nodes (HNS)
+
+Usage:
+  hnsproxy [run] [flags]          run the agent (kube-proxy flags; see --help)
+  hnsproxy plan [flags] [--json]  show the desired HNS objects and the operations a sync would make
+  hnsproxy hns version            HNS version and the features hnsproxy derives from it
+  hnsproxy hns list networks|endpoints|loadbalancers [--json]
+  hnsproxy service install [--name hnsproxy] -- <agent flags>
+  hnsproxy service uninstall [--name hnsproxy]
+  hnsproxy demo                   the agent against an embedded demo cluster and an in-memory HNS
+  hnsproxy version                print the version
+
+Run 'hnsproxy --help' for the agent's flags.`;
+
+/** Route a command line to its subcommand; resolves to the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  switch (first) {
+    case "hns":
+      return (await import("./lib/cli/hns.ts")).hnsCommand(rest);
+    case "version":
+      console.log(versionText());
+      return 0;
+    case "help":
+      console.log(USAGE);
+      return 0;
+    default:
+      if (first !== undefined && !first.startsWith("-") && first !== "run") {
+        console.error(`hnsproxy: unknown command "${first}"\n\n${USAGE}`);
+        return 2;
+      }
+      console.error("hnsproxy: the agent is not wired yet");
+      return 1;
+  }
+}
+
 if (import.meta.main) {
-  console.log("hnsproxy 0.1.0");
+  Deno.exit(await main(Deno.args));
 }
