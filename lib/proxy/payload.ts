@@ -103,7 +103,30 @@ export function normalizeLoadBalancer(lb: HcnLoadBalancer): NormalizedLoadBalanc
 
 /** Whether two HNS load balancers program the same thing. */
 export function sameLoadBalancer(a: HcnLoadBalancer, b: HcnLoadBalancer): boolean {
-  return JSON.stringify(normalizeLoadBalancer(a)) === JSON.stringify(normalizeLoadBalancer(b));
+  if ((a.Flags ?? 0) !== (b.Flags ?? 0)) return false;
+  const pa = Array.isArray(a.PortMappings) ? a.PortMappings : [];
+  const pb = Array.isArray(b.PortMappings) ? b.PortMappings : [];
+  if (pa.length !== pb.length) return false;
+  for (let i = 0; i < pa.length; i++) {
+    const x = pa[i], y = pb[i];
+    if (
+      (x.Protocol ?? 0) !== (y.Protocol ?? 0) || (x.InternalPort ?? 0) !== (y.InternalPort ?? 0) ||
+      (x.ExternalPort ?? 0) !== (y.ExternalPort ?? 0) ||
+      (x.DistributionType ?? 0) !== (y.DistributionType ?? 0) || (x.Flags ?? 0) !== (y.Flags ?? 0)
+    ) return false;
+  }
+  const sa = a.SourceVIP ? ipOrRaw(a.SourceVIP) : "";
+  const sb = b.SourceVIP ? ipOrRaw(b.SourceVIP) : "";
+  if (sa !== sb) return false;
+  const na = normalizeLoadBalancer({ ...a, PortMappings: [] });
+  const nb = normalizeLoadBalancer({ ...b, PortMappings: [] });
+  return sameList(na.vips, nb.vips) && sameList(na.backends, nb.backends);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function providerAddressOf(policies: HcnPolicy[] | undefined): string {
@@ -124,7 +147,7 @@ function providerAddressOf(policies: HcnPolicy[] | undefined): string {
  */
 export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
-  if (!cfg || ipOrRaw(cfg.IpAddress) !== want.ip) return false;
+  if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (
     hns.HostComputeNetwork !== undefined &&
     String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
@@ -142,7 +165,7 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint)
  */
 export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
-  if (!cfg || ipOrRaw(cfg.IpAddress) !== want.ip) return false;
+  if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (
     hns.HostComputeNetwork !== undefined &&
     String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
