@@ -11,7 +11,9 @@
  */
 
 import { deepEqual } from "node:assert/strict";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { privateCopy } from "../hns-emulator/build.ts";
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import type { HcnApi, HcnKind } from "../../lib/hns/types.ts";
@@ -50,10 +52,29 @@ export interface Backend {
   dispose(): void;
 }
 
-/** The emulator library: env HNSPROXY_HNS_LIBRARY, else build/hnsemu.so of this repository. */
-export function emulatorLibrary(): string {
+/** The built emulator library: env HNSPROXY_HNS_LIBRARY, else build/hnsemu.so of this repository. */
+export function builtEmulatorLibrary(): string {
   return Deno.env.get("HNSPROXY_HNS_LIBRARY") ||
     fileURLToPath(new URL("../../build/hnsemu.so", import.meta.url));
+}
+
+/**
+ * This test file's own copy of the emulator library: parallel test files run
+ * in one process, and one library file is loaded once per process, so a
+ * shared path would share the emulator's state between files.
+ */
+const privateLibrary = await privateCopy(builtEmulatorLibrary());
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(dirname(privateLibrary), { recursive: true });
+  } catch {
+    // Still mapped (Windows) or already gone: the temp dir is left to the OS.
+  }
+});
+
+/** The emulator library this test file uses (a private copy of the built one). */
+export function emulatorLibrary(): string {
+  return privateLibrary;
 }
 
 /** A NUL-terminated C string. */
