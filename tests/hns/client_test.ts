@@ -544,7 +544,7 @@ backendTest(
     equal(err.operation, "createLoadBalancer (HcnQueryLoadBalancerProperties)");
     equal(err.object, "load balancer 10.96.0.10:80/TCP");
     equal(err.hnsMessage, "The HNS manager is stopped.");
-    ok(err.errorRecord?.includes('"ErrorCode":2151350304'), err.errorRecord);
+    ok(err.errorRecord?.includes(`"ErrorCode":2151350304`), String(err.errorRecord));
     match(err.message, /failed with 0x803B0020 \(HNS manager stopped\)/);
     // The object was created: HNS holds it even though the answer was lost.
     equal(control.objectCount("LoadBalancer"), 1);

@@ -100,7 +100,10 @@ Deno.test({
           HResult.E_NOTIMPL,
         );
         equal(err.operation, "modifyLoadBalancer (HcnModifyLoadBalancer)");
-        ok(err.hnsMessage?.includes("does not export HcnModifyLoadBalancer"), err.hnsMessage);
+        ok(
+          err.hnsMessage?.includes("does not export HcnModifyLoadBalancer"),
+          String(err.hnsMessage),
+        );
         equal(control.callCount("HcnModifyLoadBalancer"), 0);
         assertNoLeaks(control);
       } finally {
