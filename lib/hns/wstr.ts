@@ -14,8 +14,15 @@ export function encodeWide(s: string): Uint16Array<ArrayBuffer> {
   return out;
 }
 
+const strictUtf16 = new TextDecoder("utf-16le", { fatal: true, ignoreBOM: true });
+
 /** The JS string of UTF-16 code units (no terminator expected). */
 export function decodeWide(units: Uint16Array): string {
+  try {
+    return strictUtf16.decode(units);
+  } catch {
+    // Unpaired surrogates: TextDecoder would replace them, so copy unit by unit.
+  }
   const CHUNK = 8192;
   let out = "";
   for (let i = 0; i < units.length; i += CHUNK) {
@@ -24,15 +31,41 @@ export function decodeWide(units: Uint16Array): string {
   return out;
 }
 
+/** Bytes in the smallest memory page of the platforms Deno runs on. */
+const PAGE = 4096;
+
+/**
+ * The length in code units of the NUL-terminated UTF-16 string at `ptr`.
+ * It scans page by page: the page holding the current position is mapped
+ * (the string is there), and the scan never reads past the page in which the
+ * terminator lies, so it never touches memory the string does not reach into.
+ */
+function wideLength(ptr: Deno.PointerObject): number {
+  const address = BigInt(Deno.UnsafePointer.value(ptr));
+  if (address % 2n !== 0n) {
+    // Not 2-byte aligned (never so for HNS strings): read unit by unit.
+    const view = new Deno.UnsafePointerView(ptr);
+    let n = 0;
+    while (view.getUint16(n * 2) !== 0) n++;
+    return n;
+  }
+  let offset = 0;
+  for (;;) {
+    const span = PAGE - Number((address + BigInt(offset)) % BigInt(PAGE));
+    const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr, span, offset));
+    const at = units.indexOf(0);
+    if (at >= 0) return offset / 2 + at;
+    offset += span;
+  }
+}
+
 /**
  * Copy the NUL-terminated UTF-16 string at `ptr` out of foreign memory.
  * The result owns its storage, so the foreign buffer may be freed right after.
  */
 export function readWide(ptr: Deno.PointerObject): string {
-  const view = new Deno.UnsafePointerView(ptr);
-  let n = 0;
-  while (view.getUint16(n * 2) !== 0) n++;
+  const n = wideLength(ptr);
   const units = new Uint16Array(n);
-  if (n > 0) view.copyInto(units);
+  if (n > 0) new Deno.UnsafePointerView(ptr).copyInto(units);
   return decodeWide(units);
 }

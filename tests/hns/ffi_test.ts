@@ -228,7 +228,8 @@ Deno.test("GUID: struct layout is Data1/2/3 little-endian, Data4 in order", () =
 });
 
 Deno.test("UTF-16: encode, read back from foreign memory, decode", () => {
-  for (const s of ["", "cbr0", "réseau-网络-🚀", "\ud800 lone surrogate", "x".repeat(20_000)]) {
+  const cases = ["", "cbr0", "réseau-网络-🚀", "\ufeffBOM kept", "\ud800 lone", "x".repeat(20_000)];
+  for (const s of cases) {
     const wide = encodeWide(s);
     equal(wide.length, s.length + 1);
     equal(wide[s.length], 0);
