@@ -1,0 +1,334 @@
+/**
+ * The agent: config → logger → HNS backend → ownership record → cluster watch
+ * → syncer and bounded-frequency runner → health and metrics servers, and a
+ * graceful stop that closes the watches, writes the ownership record and
+ * leaves HNS as it is (traffic keeps flowing while hnsproxy is down).
+ *
+ * @module
+ */
+
+import type { Config } from "./config/types.ts";
+import { VERSION } from "./config/version.ts";
+import { createHnsClient } from "./hns/client.ts";
+import { HnsError } from "./hns/errors.ts";
+import { instrumentHcnApi } from "./hns/instrument.ts";
+import { openHnsBackend } from "./hns/open.ts";
+import type { HcnApi, HnsClient } from "./hns/types.ts";
+import { enumerateQuery } from "./hns/client.ts";
+import { watchCluster } from "./kube/cluster.ts";
+import { KubeClient } from "./kube/client.ts";
+import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
+import type { ClusterStore } from "./kube/store.ts";
+import type { Logger } from "./log/types.ts";
+import { cleanupOwned, type CleanupResult } from "./proxy/cleanup.ts";
+import type { ContextSettings } from "./proxy/context.ts";
+import { HealthCheckServers } from "./proxy/healthchecks.ts";
+import type { PlanOp } from "./proxy/model.ts";
+import { OwnershipRecord } from "./proxy/ownership.ts";
+import { BoundedFrequencyRunner } from "./proxy/runner.ts";
+import { Syncer, type SyncReport } from "./proxy/syncer.ts";
+import { serveHealthz } from "./serve/healthz.ts";
+import { ProxyHealth } from "./serve/healthz.ts";
+import type { HttpServer } from "./serve/http.ts";
+import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
+
+/** Replaceable parts of the agent (tests, the demo). */
+export interface AgentDeps {
+  /** Logger (required: the CLI makes it from the config). */
+  logger: Logger;
+  /** The HCN API to use instead of opening the configured backend. */
+  hcnApi?: HcnApi;
+  /** The API client to use instead of connecting with the configured kubeconfig. */
+  kubeClient?: ReflectorClient;
+  /** Reflector timer overrides. */
+  reflectorTiming?: Partial<ReflectorTiming>;
+  /** Open the service health-check servers (default true). */
+  serviceHealthChecks?: boolean;
+}
+
+/** A running agent. */
+export interface Agent {
+  /** The cluster state. */
+  readonly store: ClusterStore;
+  /** The sync cycle (observed cache, desired state). */
+  readonly syncer: Syncer;
+  /** Health state behind /healthz and /livez. */
+  readonly health: ProxyHealth;
+  /** The metrics. */
+  readonly metrics: ProxyMetrics;
+  /** The healthz server, when enabled. */
+  readonly healthzServer?: HttpServer;
+  /** The metrics server, when enabled. */
+  readonly metricsServer?: HttpServer;
+  /** Resolves after the first successful programming of HNS. */
+  readonly ready: Promise<void>;
+  /** Stop gracefully; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** The context settings a config implies. */
+export function contextSettings(config: Config): ContextSettings {
+  const bind = config.bindAddress;
+  const specific = bind !== "" && bind !== "0.0.0.0" && bind !== "::";
+  return {
+    nodeName: config.hostnameOverride,
+    nodeIPOverride: specific ? [bind] : [],
+    sourceVips: config.sourceVip ? [config.sourceVip] : [],
+    enableDSR: config.enableDSR,
+    forwardHealthCheckVip: config.forwardHealthCheckVip,
+    rootHnsEndpointName: config.rootHnsEndpointName,
+    healthzPort: portOf(config.healthzBindAddress) ?? 10256,
+  };
+}
+
+function portOf(address: string): number | undefined {
+  const m = /:(\d+)$/.exec(address);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The HNS backend the config names, instrumented into `metrics` when given. */
+export function openHns(
+  config: Config,
+  logger: Logger,
+  metrics?: ProxyMetrics,
+  api?: HcnApi,
+): { api: HcnApi; client: HnsClient } {
+  const raw = api ?? openHnsBackend({
+    backend: config.hnsBackend,
+    library: config.hnsLibrary || undefined,
+  });
+  const instrumented = instrumentHcnApi(raw, (fn, seconds, error) => {
+    metrics?.observeHnsCall(
+      fn,
+      seconds,
+      error instanceof HnsError ? error.hresult : error ? "error" : undefined,
+    );
+  });
+  const client = createHnsClient(instrumented, {
+    onSkip: (s) =>
+      logger.warn("HNS returned an object hnsproxy cannot read; skipped", {
+        kind: s.kind,
+        id: s.id,
+        reason: s.reason,
+      }),
+  });
+  return { api: instrumented, client };
+}
+
+/** IDs of the networks named `name`, in one Enumerate call. */
+export function networkIdsByName(api: HcnApi): (name: string) => Promise<string[]> {
+  return async (name) => {
+    const text = await api.enumerate("Network", enumerateQuery({ Name: name }));
+    const ids = JSON.parse(text === "" ? "[]" : text);
+    return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === "string") : [];
+  };
+}
+
+/** `--cleanup-and-exit`: delete what the ownership record lists; 0 when all of it went. */
+export async function runCleanup(config: Config, deps: AgentDeps): Promise<number> {
+  const log = deps.logger;
+  const ownership = await OwnershipRecord.load(config.stateFile, { logger: log });
+  if (ownership.loadError) {
+    log.error("Not cleaning up: the ownership record is unusable, so nothing is known to be ours", {
+      problem: ownership.loadError,
+    });
+    return 1;
+  }
+  const { client } = openHns(config, log, undefined, deps.hcnApi);
+  let result: CleanupResult;
+  try {
+    result = await cleanupOwned(client, ownership, { logger: log });
+  } finally {
+    client.close();
+  }
+  log.info("Cleanup finished", {
+    deleted: result.deleted.length,
+    remaining: result.remaining.length,
+  });
+  return result.remaining.length === 0 ? 0 : 1;
+}
+
+/** Start the agent. Throws when a part cannot start (bad kubeconfig, unusable HNS library, port taken). */
+export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent> {
+  const log = deps.logger;
+  log.info("Starting hnsproxy", {
+    version: VERSION,
+    node: config.hostnameOverride,
+    network: config.networkName || "(auto)",
+    hnsBackend: config.hnsBackend,
+    stateFile: config.stateFile,
+  });
+  const metrics = new ProxyMetrics({ version: VERSION });
+  const health = new ProxyHealth({ healthTimeoutMs: 2 * config.syncPeriodMs });
+  const ownership = await OwnershipRecord.load(config.stateFile, { logger: log });
+  const { api, client } = openHns(config, log, metrics, deps.hcnApi);
+  const cleanups: Array<() => Promise<void> | void> = [() => client.close()];
+  const closeAll = async () => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.warn("Error while stopping", { err: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  };
+
+  try {
+    const kubeClient = deps.kubeClient ??
+      KubeClient.connect({
+        kubeconfig: config.kubeconfig || undefined,
+        master: config.master || undefined,
+        logger: log,
+      });
+    const watch = watchCluster({
+      client: kubeClient,
+      nodeName: config.hostnameOverride,
+      logger: log,
+      timing: deps.reflectorTiming,
+    });
+    cleanups.push(() => watch.stop());
+    const store = watch.store;
+
+    const healthzServer = config.healthzBindAddress
+      ? serveHealthz(config.healthzBindAddress, health, metrics)
+      : undefined;
+    if (healthzServer) cleanups.push(() => healthzServer.close());
+    const metricsServer = config.metricsBindAddress
+      ? serveMetrics(config.metricsBindAddress, metrics, { configz: () => config })
+      : undefined;
+    if (metricsServer) cleanups.push(() => metricsServer.close());
+    const healthChecks = deps.serviceHealthChecks === false
+      ? undefined
+      : new HealthCheckServers({ logger: log, healthy: () => health.isHealthy() });
+    if (healthChecks) cleanups.push(() => healthChecks.close());
+
+    // Cleanups run in reverse: unsubscribe, runner (waits for the sync in
+    // flight), this flush, health checks, servers, watch, HNS client.
+    cleanups.push(async () => {
+      try {
+        await ownership.flush();
+      } catch (err) {
+        log.error("Cannot write the ownership record at stop", {
+          path: ownership.path,
+          err: err instanceof Error ? err.message : String(err),
+        });
+      }
+    });
+
+    const syncer = new Syncer({
+      client,
+      cluster: store,
+      ownership,
+      networkName: config.networkName,
+      settings: contextSettings(config),
+      syncPeriodMs: config.syncPeriodMs,
+      concurrency: config.hnsConcurrency,
+      logger: log,
+      networkIds: networkIdsByName(api),
+      applyHooks: {
+        onConflict: () => metrics.observePlan({ conflict: 1 }),
+      },
+    });
+
+    let markReady: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (markReady = resolve));
+    const runner = new BoundedFrequencyRunner(async () => {
+      const started = performance.now();
+      let report: SyncReport;
+      try {
+        report = await syncer.sync();
+      } catch (err) {
+        metrics.syncFailed();
+        throw err;
+      }
+      record(report, (performance.now() - started) / 1000);
+      if (report.kind !== "waiting") {
+        health.updated();
+        markReady();
+        if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
+      }
+      const next = [report.retryAfterMs, syncer.nextResyncInMs()].filter((x) =>
+        x !== undefined
+      ) as number[];
+      if (next.length > 0) runner.retryAfter(Math.min(...next));
+    }, {
+      minIntervalMs: config.minSyncPeriodMs,
+      maxIntervalMs: config.syncPeriodMs,
+      logger: log,
+    });
+    cleanups.push(() => runner.stop());
+
+    const record = (report: SyncReport, seconds: number) => {
+      if (report.changes) {
+        metrics.countChanges(
+          report.changes.serviceChanges ?? 0,
+          report.changes.endpointChanges ?? 0,
+        );
+      }
+      metrics.setPending(store.pendingServiceChanges(), store.pendingEndpointChanges());
+      if (report.kind === "waiting" || report.kind === "idle") return;
+      metrics.observeSync(seconds, report.kind === "partial" ? "partial" : "full");
+      if (report.plan) metrics.observePlan(planCounts(report.plan.ops));
+      if (report.repaired.loadBalancers > 0) {
+        metrics.driftRepaired("LoadBalancer", report.repaired.loadBalancers);
+      }
+      if (report.repaired.endpoints > 0) {
+        metrics.driftRepaired("Endpoint", report.repaired.endpoints);
+      }
+      metrics.setOwnedObjects({
+        LoadBalancer: ownership.list("LoadBalancer").length,
+        Endpoint: ownership.list("Endpoint").length,
+      });
+      const now = Date.now();
+      for (const t of report.changes?.triggerTimes?.values() ?? []) {
+        metrics.observeNetworkProgramming((now - t) / 1000);
+      }
+    };
+
+    const unsubscribe = store.onChange(() => {
+      health.queued();
+      metrics.syncQueued();
+      runner.run();
+    });
+    cleanups.push(unsubscribe);
+    health.queued();
+    runner.start();
+
+    let stopping: Promise<void> | undefined;
+    return {
+      store,
+      syncer,
+      health,
+      metrics,
+      healthzServer,
+      metricsServer,
+      ready,
+      stop() {
+        stopping ??= (async () => {
+          log.info("Stopping hnsproxy; HNS is left as it is");
+          await closeAll();
+          log.info("Stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function planCounts(ops: readonly PlanOp[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const op of ops) {
+    const kind = op.op.startsWith("create")
+      ? "create"
+      : op.op.startsWith("modify")
+      ? "update"
+      : op.op.startsWith("delete")
+      ? "delete"
+      : "adopt";
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
+}

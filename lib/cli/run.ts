@@ -1,0 +1,114 @@
+/**
+ * `hnsproxy run` (the default command): parse flags and config, then run the
+ * agent until SIGINT/SIGTERM (SIGBREAK on Windows), or clean up and exit with
+ * `--cleanup-and-exit`.
+ *
+ * @module
+ */
+
+import { runCleanup, startAgent } from "../agent.ts";
+import {
+  ConfigError,
+  helpText,
+  parseConfig,
+  renderConfigFile,
+  versionText,
+} from "../config/mod.ts";
+import type { ParseResult } from "../config/mod.ts";
+import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
+
+/**
+ * Spellings this command accepts besides the config package's flags:
+ * `--cleanup-and-exit` (issue 4's name) for `--cleanup`, and `--json` for
+ * `--output=json`.
+ */
+export function normalizeArgs(args: readonly string[]): string[] {
+  return args.map((a) =>
+    a === "--cleanup-and-exit"
+      ? "--cleanup"
+      : a.startsWith("--cleanup-and-exit=")
+      ? "--cleanup=" + a.slice("--cleanup-and-exit=".length)
+      : a === "--json"
+      ? "--output=json"
+      : a
+  );
+}
+
+/** Parse the command line; prints and returns an exit code when there is nothing to run. */
+export function parseArgs(args: readonly string[]): ParseResult | number {
+  let parsed: ParseResult;
+  try {
+    parsed = parseConfig(normalizeArgs(args), Deno.env.toObject(), Deno.readTextFileSync);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`hnsproxy: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    console.log(helpText());
+    return 0;
+  }
+  if (parsed.version) {
+    console.log(versionText());
+    return 0;
+  }
+  return parsed;
+}
+
+/** Resolves on the first stop signal this platform has. */
+function stopSignal(): { promise: Promise<string>; dispose(): void } {
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  let resolve: (s: string) => void = () => {};
+  const promise = new Promise<string>((r) => (resolve = r));
+  const handlers = signals.map((sig) => {
+    const handler = () => resolve(sig);
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+  return {
+    promise,
+    dispose() {
+      for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+    },
+  };
+}
+
+/** Run the agent with these arguments; resolves to the process exit code. */
+export async function runCommand(args: string[]): Promise<number> {
+  const parsed = parseArgs(args);
+  if (typeof parsed === "number") return parsed;
+  const { config } = parsed;
+  if (config.writeConfigTo) {
+    await Deno.writeTextFile(config.writeConfigTo, renderConfigFile(config));
+    return 0;
+  }
+  let logger;
+  try {
+    logger = createLogger(loggerOptionsFrom(config.logging));
+  } catch (err) {
+    console.error(`hnsproxy: cannot open the log file: ${(err as Error).message}`);
+    return 2;
+  }
+  for (const warning of parsed.warnings) logger.warn(warning);
+  const signal = stopSignal();
+  try {
+    if (config.cleanupAndExit) return await runCleanup(config, { logger });
+    const agent = await startAgent(config, { logger });
+    const sig = await signal.promise;
+    logger.info("Received signal", { signal: sig });
+    await agent.stop();
+    return 0;
+  } catch (err) {
+    logger.error("hnsproxy cannot run", { err: err instanceof Error ? err.message : String(err) });
+    return 1;
+  } finally {
+    signal.dispose();
+    logger.close();
+  }
+}
+
+if (import.meta.main) Deno.exit(await runCommand(Deno.args));

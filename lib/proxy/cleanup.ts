@@ -1,0 +1,99 @@
+/**
+ * `--cleanup-and-exit`: delete every HNS object the ownership record lists —
+ * load balancers first, then endpoints — and nothing else. Objects already
+ * gone count as deleted. Failures are retried a few times with backoff.
+ *
+ * @module
+ */
+
+import { isNotFound } from "../hns/errors.ts";
+import type { HnsClient } from "../hns/types.ts";
+import { type Logger, nullLogger } from "../log/types.ts";
+import type { OwnedObject, OwnershipRecord } from "./ownership.ts";
+
+/** Options of {@link cleanupOwned}. */
+export interface CleanupOptions {
+  /** Logger. */
+  logger?: Logger;
+  /** Rounds over what is left (default 5). */
+  attempts?: number;
+  /** Delay before round `n` (1-based, n ≥ 2), ms (default 1 s, doubling). */
+  delayMs?: (round: number) => number;
+  /** Sleep (default a timer). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** The outcome of {@link cleanupOwned}. */
+export interface CleanupResult {
+  /** Objects deleted (or found already gone). */
+  deleted: OwnedObject[];
+  /** Objects that could not be deleted, with the last error. */
+  remaining: Array<{ object: OwnedObject; error: string }>;
+}
+
+/**
+ * Delete everything the record lists, LBs before endpoints, and write the
+ * record after each round (so an interrupted cleanup resumes where it
+ * stopped). Never touches an object the record does not list.
+ */
+export async function cleanupOwned(
+  client: HnsClient,
+  ownership: OwnershipRecord,
+  options: CleanupOptions = {},
+): Promise<CleanupResult> {
+  const log = options.logger ?? nullLogger;
+  const attempts = Math.max(1, options.attempts ?? 5);
+  const delayMs = options.delayMs ?? ((round: number) => 1000 * 2 ** (round - 2));
+  const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const deleted: OwnedObject[] = [];
+  let errors = new Map<string, string>();
+
+  for (let round = 1; round <= attempts; round++) {
+    const left = [...ownership.list("LoadBalancer"), ...ownership.list("Endpoint")];
+    if (left.length === 0) break;
+    if (round > 1) await sleep(delayMs(round));
+    errors = new Map();
+    for (const object of left) {
+      // An endpoint still used by an LB that failed to go would only fail again.
+      if (object.kind === "Endpoint" && errors.size > 0 && round < attempts) {
+        const lbFailed = [...errors.keys()].some((id) =>
+          ownership.get(id)?.kind === "LoadBalancer"
+        );
+        if (lbFailed) continue;
+      }
+      try {
+        if (object.kind === "LoadBalancer") await client.deleteLoadBalancer(object.id);
+        else await client.deleteEndpoint(object.id);
+      } catch (err) {
+        if (!isNotFound(err)) {
+          errors.set(object.id, err instanceof Error ? err.message : String(err));
+          continue;
+        }
+      }
+      ownership.remove(object.id);
+      deleted.push(object);
+      log.info("Deleted owned HNS object", { kind: object.kind, key: object.key, id: object.id });
+    }
+    try {
+      await ownership.flush();
+    } catch (err) {
+      log.error("Cannot write the ownership record", {
+        path: ownership.path,
+        err: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+  const remaining = ownership.list().map((object) => ({
+    object,
+    error: errors.get(object.id) ?? "not attempted",
+  }));
+  for (const r of remaining) {
+    log.error("Could not delete owned HNS object", {
+      kind: r.object.kind,
+      key: r.object.key,
+      id: r.object.id,
+      err: r.error,
+    });
+  }
+  return { deleted, remaining };
+}

@@ -1,0 +1,168 @@
+/**
+ * Building the {@link NodeContext} from what HNS and the cluster say about
+ * this node: the HNS network (type, RemoteSubnetRoute policies), the CNI's
+ * endpoints on it, the root host endpoint, the node's IPs and zone, and the
+ * proxy's settings.
+ *
+ * @module
+ */
+
+import {
+  EndpointFlags,
+  type HcnEndpoint,
+  type HcnNetwork,
+  type HnsFeatures,
+} from "../hns/types.ts";
+import type { NodeInfo } from "../kube/model.ts";
+import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
+import { canonicalIp } from "./net.ts";
+
+/** The proxy settings that go into the node context. */
+export interface ContextSettings {
+  /** This node's name. */
+  nodeName: string;
+  /**
+   * Node IPs to use instead of the Node object's InternalIPs (`--bind-address`
+   * when it is a specific address); empty to use the Node object's.
+   */
+  nodeIPOverride: readonly string[];
+  /** `--source-vip` addresses. */
+  sourceVips: readonly string[];
+  /** `--enable-dsr`. */
+  enableDSR: boolean;
+  /** `forwardHealthCheckVip`. */
+  forwardHealthCheckVip: boolean;
+  /** `rootHnsEndpointName` (default `cbr0`). */
+  rootHnsEndpointName: string;
+  /** Port of the healthz server. */
+  healthzPort: number;
+}
+
+/** The {@link NetworkInfo} of an HNS network; undefined when it has no ID. */
+export function networkInfo(network: HcnNetwork): NetworkInfo | undefined {
+  if (typeof network.ID !== "string" || network.ID === "") return undefined;
+  const routes: RemoteSubnetRoute[] = [];
+  for (const policy of Array.isArray(network.Policies) ? network.Policies : []) {
+    if (String(policy?.Type ?? "").toLowerCase() !== "remotesubnetroute") continue;
+    const s = (policy.Settings ?? {}) as Record<string, unknown>;
+    const prefix = typeof s.DestinationPrefix === "string" ? s.DestinationPrefix : undefined;
+    const pa = typeof s.ProviderAddress === "string" ? canonicalIp(s.ProviderAddress) : undefined;
+    if (prefix && pa) routes.push({ prefix, providerAddress: pa });
+  }
+  return {
+    id: network.ID,
+    name: String(network.Name ?? ""),
+    type: String(network.Type ?? "").toLowerCase(),
+    remoteSubnetRoutes: routes,
+  };
+}
+
+/** Whether an HNS endpoint is a remote endpoint (flag 1). */
+export function isRemoteEndpoint(ep: HcnEndpoint): boolean {
+  return ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0;
+}
+
+/** The canonical first IP of an HNS endpoint, if any. */
+export function endpointIp(ep: HcnEndpoint): string | undefined {
+  const cfg = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0] : undefined;
+  return cfg?.IpAddress ? canonicalIp(String(cfg.IpAddress)) : undefined;
+}
+
+/** Whether an HNS endpoint is attached to the network with this ID. */
+export function onNetwork(ep: HcnEndpoint, networkId: string): boolean {
+  const net = ep.HostComputeNetwork ?? (ep as Record<string, unknown>).VirtualNetwork;
+  return typeof net === "string" && net.toLowerCase() === networkId.toLowerCase();
+}
+
+/**
+ * The endpoints LBs may use without owning them: non-remote endpoints on the
+ * network (the CNI's pods, host endpoints) that hnsproxy does not own, by
+ * canonical IP → HNS ID.
+ */
+export function localEndpointsOf(
+  endpoints: readonly HcnEndpoint[],
+  networkId: string,
+  owns: (id: string) => boolean,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const ep of endpoints) {
+    if (typeof ep.ID !== "string" || isRemoteEndpoint(ep) || owns(ep.ID)) continue;
+    if (!onNetwork(ep, networkId)) continue;
+    const ip = endpointIp(ep);
+    if (ip && !out.has(ip)) out.set(ip, ep.ID);
+  }
+  return out;
+}
+
+/** The ID of the endpoint named `name` on the network, if any. */
+export function findEndpointByName(
+  endpoints: readonly HcnEndpoint[],
+  networkId: string,
+  name: string,
+): string | undefined {
+  const found = endpoints.find((ep) =>
+    ep.Name === name && typeof ep.ID === "string" && onNetwork(ep, networkId)
+  );
+  return found?.ID;
+}
+
+/** The node's IPs: the override when given, else the Node object's InternalIPs. */
+export function nodeIPsOf(settings: ContextSettings, node: NodeInfo | undefined): string[] {
+  const from = settings.nodeIPOverride.length > 0
+    ? settings.nodeIPOverride
+    : node?.internalIPs ?? [];
+  return from.map((ip) => canonicalIp(ip)).filter((ip): ip is string => ip !== undefined);
+}
+
+/** Everything needed to build a {@link NodeContext}. */
+export interface ContextInputs {
+  /** The proxy's settings. */
+  settings: ContextSettings;
+  /** The HNS network. */
+  network: NetworkInfo;
+  /** What HNS supports. */
+  features: HnsFeatures;
+  /** The network's endpoints as HNS lists them. */
+  endpoints: readonly HcnEndpoint[];
+  /** Whether hnsproxy owns an HNS ID. */
+  owns: (id: string) => boolean;
+  /** The agent's Node, once seen. */
+  node?: NodeInfo;
+}
+
+/** Build the node context. */
+export function buildNodeContext(inputs: ContextInputs): NodeContext {
+  const { settings, network, features, endpoints, owns, node } = inputs;
+  const ctx: NodeContext = {
+    nodeName: settings.nodeName,
+    nodeIPs: nodeIPsOf(settings, node),
+    features,
+    network,
+    sourceVips: settings.sourceVips.map((ip) => canonicalIp(ip) ?? ip),
+    enableDSR: settings.enableDSR,
+    forwardHealthCheckVip: settings.forwardHealthCheckVip,
+    rootHnsEndpointName: settings.rootHnsEndpointName,
+    healthzPort: settings.healthzPort,
+    localEndpoints: localEndpointsOf(endpoints, network.id, owns),
+  };
+  if (node?.zone) ctx.zone = node.zone;
+  const root = findEndpointByName(endpoints, network.id, settings.rootHnsEndpointName);
+  if (root) ctx.rootHnsEndpointId = root;
+  return ctx;
+}
+
+/** Whether two contexts differ in anything that changes the desired state. */
+export function contextChanged(a: NodeContext, b: NodeContext): boolean {
+  if (a.network.id !== b.network.id || a.zone !== b.zone) return true;
+  if (a.rootHnsEndpointId !== b.rootHnsEndpointId) return true;
+  if (a.nodeIPs.join(",") !== b.nodeIPs.join(",")) return true;
+  if (JSON.stringify(a.features) !== JSON.stringify(b.features)) return true;
+  if (
+    JSON.stringify(a.network.remoteSubnetRoutes) !== JSON.stringify(b.network.remoteSubnetRoutes)
+  ) {
+    return true;
+  }
+  if (a.localEndpoints.size !== b.localEndpoints.size) return true;
+  for (const [ip, id] of a.localEndpoints) if (b.localEndpoints.get(ip) !== id) return true;
+  return false;
+}

@@ -1,0 +1,653 @@
+/**
+ * The sync cycle: what one run of the bounded-frequency runner does.
+ *
+ * - Start: wait until the cluster store has synced and the HNS network
+ *   exists; read HNS once (the network's endpoints, all load balancers),
+ *   adopt what already matches, delete owned leftovers, program the rest.
+ * - Fast path: recompute the desired objects of the services that changed
+ *   and apply the partial plan. No HNS reads.
+ * - Periodic resync (every syncPeriod): enumerate network, load balancer and
+ *   endpoint IDs (3 calls) and compare with the observed cache; owned objects
+ *   that vanished are forgotten and recreated (drift repair); a new network
+ *   ID (HNS restarted) rebuilds everything from a fresh read.
+ * - After failures the next run reconciles everything from the cache (still
+ *   no HNS reads), so retries need no bookkeeping per service.
+ *
+ * The ownership record is written once per run, after apply.
+ *
+ * @module
+ */
+
+import { HnsError, HResult } from "../hns/errors.ts";
+import type { HcnEndpoint, HcnNetwork, HnsClient } from "../hns/types.ts";
+import type { ClusterView, ObjectKey } from "../kube/model.ts";
+import { type Logger, nullLogger } from "../log/types.ts";
+import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
+import { Backoff, type Clock, systemClock } from "./backoff.ts";
+import {
+  buildNodeContext,
+  contextChanged,
+  type ContextSettings,
+  isRemoteEndpoint,
+  localEndpointsOf,
+  networkInfo,
+  nodeIPsOf,
+  onNetwork,
+} from "./context.ts";
+import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { endpointKeyFromHns, isKeyError } from "./keys.ts";
+import type {
+  DesiredState,
+  Diagnostic,
+  NodeContext,
+  Plan,
+  PlanOp,
+  ServiceDesired,
+} from "./model.ts";
+import { ObservedCache, sameId } from "./observed.ts";
+import type { OwnershipRecord } from "./ownership.ts";
+import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
+
+/** The changes the cluster store hands over per run. */
+export interface ClusterChanges {
+  /** Services whose service or endpoints changed. */
+  services: Set<ObjectKey>;
+  /** Whether the node record changed. */
+  nodeChanged: boolean;
+  /** How many services had service changes (metrics). */
+  serviceChanges?: number;
+  /** How many services had endpoint changes (metrics). */
+  endpointChanges?: number;
+  /** Per service, the earliest EndpointSlice last-change-trigger-time, epoch ms (metrics). */
+  triggerTimes?: Map<ObjectKey, number>;
+}
+
+/** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
+export interface ClusterSource extends ClusterView {
+  /** True once Services and EndpointSlices finished their initial list. */
+  hasSynced(): boolean;
+  /** Whether the initial list of one kind completed. */
+  isSynced(kind: "services" | "endpointSlices" | "node"): boolean;
+  /** Hand over the pending changes and start a new round. */
+  takeChanges(): ClusterChanges;
+}
+
+/** Options of {@link Syncer}. */
+export interface SyncerOptions {
+  /** The HNS client. */
+  client: HnsClient;
+  /** The cluster state. */
+  cluster: ClusterSource;
+  /** The ownership record (loaded). */
+  ownership: OwnershipRecord;
+  /** `--network-name`; empty picks the only Overlay/L2Bridge network. */
+  networkName: string;
+  /** Settings that go into the node context. */
+  settings: ContextSettings;
+  /** Time between periodic resyncs (syncPeriod), ms. */
+  syncPeriodMs: number;
+  /** HNS calls in flight at once during apply (default 1). */
+  concurrency?: number;
+  /** Logger. */
+  logger?: Logger;
+  /** Clock (default the wall clock). */
+  clock?: Clock;
+  /** Per-object backoff (default 1 s doubling to 5 min). */
+  backoff?: Backoff;
+  /**
+   * IDs of the networks with this name, in one HNS call (Enumerate with a
+   * Name filter). Without it the syncer uses `findNetworkByName`.
+   */
+  networkIds?: (name: string) => Promise<string[]>;
+  /** Metrics hooks for apply. */
+  applyHooks?: ApplyHooks;
+}
+
+/** Why a run did nothing yet. */
+export type WaitingFor = "cluster" | "node" | "network";
+
+/** What one run did. */
+export interface SyncReport {
+  /** `waiting` (not started), `start` (first programming), `full` or `partial`, `idle` (nothing to do). */
+  kind: "waiting" | "start" | "full" | "partial" | "idle";
+  /** What it waits for, when `waiting`. */
+  waitingFor?: WaitingFor;
+  /** Whether the periodic resync ran. */
+  resynced: boolean;
+  /** The plan applied, if any. */
+  plan?: Plan;
+  /** The outcome of apply, if any. */
+  result?: ApplyResult;
+  /** Owned objects found missing in HNS and scheduled for recreation. */
+  repaired: { loadBalancers: number; endpoints: number };
+  /** Services recomputed (all of them on a full run). */
+  services: number;
+  /** The cluster changes this run took over, if any. */
+  changes?: ClusterChanges;
+  /** Ask the runner for another run this many ms from now. */
+  retryAfterMs?: number;
+}
+
+/** What the start of the agent reads and plans (also used by `plan`, which writes nothing). */
+export interface StartState {
+  /** The node context. */
+  ctx: NodeContext;
+  /** The desired state. */
+  desired: DesiredState;
+  /** Adoption of what HNS holds. */
+  adoption: Adoption;
+  /** The plan: adoptions first, then the full reconcile. */
+  plan: Plan;
+  /** Owned IDs that HNS no longer has. */
+  vanishedOwned: string[];
+  /** Every endpoint ID read (of the network). */
+  endpointIds: string[];
+}
+
+/** How long to wait before looking for the network again. */
+const NETWORK_RETRY_MS = 5_000;
+/** Longest wait between lookups of CNI endpoints the cluster names but HNS lacks. */
+const LOCAL_REFRESH_MAX_MS = 30_000;
+
+/**
+ * Find the network: by name, or (no name) the only Overlay/L2Bridge/L2Tunnel
+ * network. Undefined when there is none (or several without a name).
+ */
+export async function findNetwork(
+  client: HnsClient,
+  name: string,
+): Promise<HcnNetwork | undefined> {
+  if (name) return await client.findNetworkByName(name);
+  const candidates = (await client.listNetworks()).filter((n) =>
+    ["overlay", "l2bridge", "l2tunnel"].includes(String(n.Type ?? "").toLowerCase())
+  );
+  return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+/**
+ * Read HNS once and plan the start: the network's endpoints and all load
+ * balancers, the node context, the desired state, adoption and the full
+ * reconcile. Makes no HNS writes.
+ */
+export async function readStart(
+  client: HnsClient,
+  network: HcnNetwork,
+  cluster: ClusterView,
+  ownership: OwnershipRecord,
+  settings: ContextSettings,
+): Promise<StartState> {
+  const net = networkInfo(network);
+  if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
+  const features = await client.features();
+  const endpoints = (await client.listEndpoints(net.id)).filter((ep) => onNetwork(ep, net.id));
+  const lbs = await client.listLoadBalancers();
+  const ctx = buildNodeContext({
+    settings,
+    network: net,
+    features,
+    endpoints,
+    owns: (id) => ownership.owns(id),
+    node: cluster.node(),
+  });
+  const desired = desiredState(cluster, ctx);
+  const owned = {
+    loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
+    endpoints: ownership.list("Endpoint").map((o) => o.id),
+  };
+  const adoption = adoptObserved(lbs, endpoints, owned, desired);
+  const present = new Set([...lbs, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()));
+  const vanishedOwned = ownership.list().map((o) => o.id).filter((id) =>
+    !present.has(id.toLowerCase())
+  );
+  const reconciled = reconcile(desired, adoption.observed, { features });
+  return {
+    ctx,
+    desired,
+    adoption,
+    plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
+    vanishedOwned,
+    endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
+  };
+}
+
+/** The sync cycle; see the module notes. One instance per agent. */
+export class Syncer {
+  readonly #o: SyncerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #backoff: Backoff;
+  readonly #observed = new ObservedCache();
+  readonly #uncertain = new Set<string>();
+  /** Lower-case IDs of every endpoint already classified (ours, foreign, local, other networks). */
+  readonly #knownEndpointIds = new Set<string>();
+  readonly #diagnostics = new Map<ObjectKey, string>();
+  #conflicts = "";
+  /** Backoff for looking up CNI endpoints the cluster names but HNS did not have. */
+  readonly #localRefresh: Backoff;
+  #ctx: NodeContext | undefined;
+  #networkName = "";
+  #desired: DesiredState | undefined;
+  #needFull = true;
+  #lastResync = -Infinity;
+  #waiting: WaitingFor | undefined;
+  #lastWaitLog = -Infinity;
+
+  /** A syncer; nothing happens until {@link sync}. */
+  constructor(options: SyncerOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? nullLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
+    this.#localRefresh = new Backoff({
+      initialMs: 1000,
+      maxMs: LOCAL_REFRESH_MAX_MS,
+      clock: this.#clock,
+    });
+  }
+
+  /** The observed cache (read-only use: metrics, tests). */
+  get observed(): ObservedCache {
+    return this.#observed;
+  }
+
+  /** The node context, once the network was found. */
+  get context(): NodeContext | undefined {
+    return this.#ctx;
+  }
+
+  /** The desired state of the last run, if any. */
+  get desired(): DesiredState | undefined {
+    return this.#desired;
+  }
+
+  /** Milliseconds until the next periodic resync is due, once started. */
+  nextResyncInMs(): number | undefined {
+    if (!this.#ctx) return undefined;
+    return Math.max(0, this.#lastResync + this.#o.syncPeriodMs - this.#clock.now());
+  }
+
+  /** Whether the first programming has happened. */
+  get started(): boolean {
+    return this.#ctx !== undefined;
+  }
+
+  /** One run. Throws only for failed HNS reads (the runner retries with backoff). */
+  async sync(): Promise<SyncReport> {
+    const { cluster } = this.#o;
+    if (!cluster.hasSynced()) return this.#wait("cluster");
+    if (
+      !cluster.node() && !cluster.isSynced("node") && this.#o.settings.nodeIPOverride.length === 0
+    ) {
+      return this.#wait("node");
+    }
+    if (!this.#ctx) return await this.#start();
+
+    let repaired = { loadBalancers: 0, endpoints: 0 };
+    let resynced = false;
+    if (this.#clock.now() - this.#lastResync >= this.#o.syncPeriodMs) {
+      const outcome = await this.#resync();
+      if (outcome === "restart") return await this.#start();
+      repaired = outcome;
+      resynced = true;
+    } else if (this.#localRefresh.size > 0 && this.#localRefresh.ready("local")) {
+      await this.#refreshEndpoints(await this.#o.client.listEndpointIds());
+    }
+
+    const changes = cluster.takeChanges();
+    const ctx = this.#ctx;
+    if (changes.nodeChanged) this.#updateNode();
+    let plan: Plan;
+    let services: number;
+    let kind: SyncReport["kind"];
+    if (this.#needFull || this.#ctx !== ctx || !this.#desired) {
+      this.#desired = desiredState(cluster, this.#ctx);
+      this.#logDiagnostics(this.#desired.services.values(), true);
+      plan = reconcile(this.#desired, this.#observed, { features: this.#ctx.features });
+      services = this.#desired.services.size;
+      kind = "full";
+    } else if (changes.services.size > 0) {
+      const changed = new Map<ObjectKey, ServiceDesired | undefined>();
+      for (const key of changes.services) {
+        const svc = cluster.service(key);
+        changed.set(
+          key,
+          svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx) : undefined,
+        );
+      }
+      this.#desired = updateDesired(this.#desired, changed, this.#ctx);
+      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
+      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
+      plan = reconcile(this.#desired, this.#observed, {
+        features: this.#ctx.features,
+        dirty: changes.services,
+      });
+      services = changes.services.size;
+      kind = "partial";
+    } else {
+      return {
+        kind: "idle",
+        resynced,
+        repaired,
+        services: 0,
+        changes,
+        retryAfterMs: this.#retryDelay(),
+      };
+    }
+    const result = await this.#apply(plan);
+    return {
+      kind,
+      resynced,
+      plan,
+      result,
+      repaired,
+      services,
+      retryAfterMs: this.#retryDelay(result),
+    };
+  }
+
+  #wait(what: WaitingFor, retryAfterMs?: number): SyncReport {
+    const now = this.#clock.now();
+    if (this.#waiting !== what || now - this.#lastWaitLog >= 60_000) {
+      const messages: Record<WaitingFor, string> = {
+        cluster: "Waiting for the initial list of Services and EndpointSlices",
+        node: "Waiting for this node's Node object",
+        network: "Waiting for the HNS network to exist",
+      };
+      this.#log.info(messages[what], {
+        network: what === "network" ? this.#o.networkName || "(any Overlay/L2Bridge)" : undefined,
+        node: what === "node" ? this.#o.settings.nodeName : undefined,
+      });
+      this.#lastWaitLog = now;
+    }
+    this.#waiting = what;
+    return {
+      kind: "waiting",
+      waitingFor: what,
+      resynced: false,
+      repaired: { loadBalancers: 0, endpoints: 0 },
+      services: 0,
+      retryAfterMs,
+    };
+  }
+
+  async #start(): Promise<SyncReport> {
+    const { client, cluster, ownership } = this.#o;
+    const network = await findNetwork(client, this.#o.networkName);
+    if (!network) return this.#wait("network", NETWORK_RETRY_MS);
+    this.#waiting = undefined;
+    // Taken before reading so that changes arriving meanwhile make a later run.
+    const changes = cluster.takeChanges();
+    const start = await readStart(client, network, cluster, ownership, this.#o.settings);
+    this.#ctx = start.ctx;
+    this.#networkName = start.ctx.network.name;
+    this.#desired = start.desired;
+    this.#observed.replace(start.adoption.observed);
+    this.#knownEndpointIds.clear();
+    for (const id of start.endpointIds) this.#knownEndpointIds.add(id.toLowerCase());
+    for (const skipped of start.adoption.skipped) {
+      this.#log.warn("Skipping an HNS object hnsproxy cannot interpret; left alone", {
+        kind: skipped.kind,
+        id: skipped.id,
+        reason: skipped.reason,
+      });
+    }
+    if (start.vanishedOwned.length > 0) {
+      this.#log.info("Forgetting owned HNS objects that no longer exist", {
+        count: start.vanishedOwned.length,
+      });
+      for (const id of start.vanishedOwned) ownership.remove(id);
+    }
+    this.#logDiagnostics(start.desired.services.values(), true);
+    this.#log.info("Programming HNS", {
+      network: start.ctx.network.name,
+      networkId: start.ctx.network.id,
+      type: start.ctx.network.type,
+      loadBalancers: start.desired.loadBalancers.size,
+      remoteEndpoints: start.desired.remoteEndpoints.size,
+      adopted: start.adoption.adopted.length,
+      operations: start.plan.ops.length - start.adoption.adopted.length,
+    });
+    const result = await this.#apply(start.plan);
+    this.#lastResync = this.#clock.now();
+    return {
+      kind: "start",
+      resynced: true,
+      plan: start.plan,
+      result,
+      repaired: { loadBalancers: 0, endpoints: 0 },
+      services: start.desired.services.size,
+      changes,
+      retryAfterMs: this.#retryDelay(result),
+    };
+  }
+
+  /** Compare HNS's IDs with the cache: "restart" when the network changed, else the repairs. */
+  async #resync(): Promise<"restart" | { loadBalancers: number; endpoints: number }> {
+    const { client, ownership } = this.#o;
+    const ctx = this.#ctx!;
+    const networkIds = this.#o.networkIds
+      ? await this.#o.networkIds(this.#networkName)
+      : [(await client.findNetworkByName(this.#networkName))?.ID ?? ""].filter((x) => x !== "");
+    if (!networkIds.some((id) => sameId(id, ctx.network.id))) {
+      this.#log.warn("HNS network changed or vanished (HNS restarted?); reading HNS afresh", {
+        network: this.#networkName,
+        oldId: ctx.network.id,
+        newIds: networkIds.join(","),
+      });
+      this.#reset();
+      return "restart";
+    }
+    const lbIds = new Set((await client.listLoadBalancerIds()).map((id) => id.toLowerCase()));
+    const epIdList = await client.listEndpointIds();
+    const epIds = new Set(epIdList.map((id) => id.toLowerCase()));
+    const repaired = { loadBalancers: 0, endpoints: 0 };
+    for (const lb of [...this.#observed.loadBalancers.values()]) {
+      if (lbIds.has(lb.id.toLowerCase())) continue;
+      this.#log.warn("Load balancer vanished from HNS; recreating it", { key: lb.key, id: lb.id });
+      this.#observed.removeLoadBalancerById(lb.id);
+      ownership.remove(lb.id);
+      repaired.loadBalancers++;
+    }
+    for (const ep of [...this.#observed.endpoints.values()]) {
+      if (epIds.has(ep.id.toLowerCase())) continue;
+      this.#log.warn("Endpoint vanished from HNS; recreating it", { key: ep.key, id: ep.id });
+      this.#observed.removeEndpointById(ep.id);
+      ownership.remove(ep.id);
+      repaired.endpoints++;
+    }
+    for (const lb of [...this.#observed.foreignLoadBalancers.values()]) {
+      if (!lbIds.has(lb.id.toLowerCase())) this.#observed.removeLoadBalancerById(lb.id);
+    }
+    for (const lb of [...this.#observed.strayLoadBalancers.values()]) {
+      if (!lbIds.has(lb.id.toLowerCase())) this.#observed.removeLoadBalancerById(lb.id);
+    }
+    for (
+      const ep of [
+        ...this.#observed.foreignEndpoints.values(),
+        ...this.#observed.strayEndpoints.values(),
+      ]
+    ) {
+      if (!epIds.has(ep.id.toLowerCase())) this.#observed.removeEndpointById(ep.id);
+    }
+    for (const owned of ownership.list()) {
+      const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
+      if (!present.has(owned.id.toLowerCase())) ownership.remove(owned.id);
+    }
+    await this.#refreshEndpoints(epIdList);
+    this.#needFull = true;
+    this.#lastResync = this.#clock.now();
+    return repaired;
+  }
+
+  /**
+   * Bring the CNI endpoint map up to date from an endpoint ID listing: drop
+   * IDs that vanished, read the ones never seen (new pods on this node, or
+   * remote endpoints of others).
+   */
+  async #refreshEndpoints(ids: string[]): Promise<void> {
+    const ctx = this.#ctx!;
+    const present = new Set(ids.map((id) => id.toLowerCase()));
+    const local = new Map(ctx.localEndpoints);
+    for (const [ip, id] of local) if (!present.has(id.toLowerCase())) local.delete(ip);
+    for (const id of [...this.#knownEndpointIds]) {
+      if (!present.has(id)) this.#knownEndpointIds.delete(id);
+    }
+    const fresh: HcnEndpoint[] = [];
+    const localIds = new Set([...local.values()].map((id) => id.toLowerCase()));
+    for (const id of ids) {
+      if (this.#knownEndpointIds.has(id.toLowerCase()) || localIds.has(id.toLowerCase())) continue;
+      if (this.#observed.endpointById(id)) continue;
+      const ep = await this.#o.client.getEndpoint(id);
+      this.#knownEndpointIds.add(id.toLowerCase());
+      if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
+    }
+    for (
+      const [ip, id] of localEndpointsOf(fresh, ctx.network.id, (x) => this.#o.ownership.owns(x))
+    ) {
+      if (!local.has(ip)) local.set(ip, id);
+    }
+    const sourceVips = new Set(ctx.sourceVips);
+    for (const ep of fresh) {
+      if (!isRemoteEndpoint(ep) || !ep.ID || this.#o.ownership.owns(ep.ID)) continue;
+      const key = endpointKeyFromHns(ep, sourceVips);
+      if (!isKeyError(key)) this.#observed.setForeignEndpoint({ key, id: ep.ID, hns: ep });
+    }
+    const next = { ...ctx, localEndpoints: local };
+    if (contextChanged(ctx, next)) {
+      this.#log.debug(2, "CNI endpoints changed", {
+        before: ctx.localEndpoints.size,
+        after: local.size,
+      });
+      this.#ctx = next;
+      this.#needFull = true;
+      // The recompute decides whether anything is still missing.
+      this.#localRefresh.reset("local");
+    } else if (this.#missingLocalEndpoints() > 0) {
+      this.#localRefresh.fail("local");
+    }
+  }
+
+  /** Local endpoints the last computation wanted but HNS did not have. */
+  #missingLocalEndpoints(): number {
+    let n = 0;
+    for (const sd of this.#desired?.services.values() ?? []) {
+      n += sd.diagnostics.filter((d) => d.reason === "LocalEndpointNotFound").length;
+    }
+    return n;
+  }
+
+  #updateNode(): void {
+    const ctx = this.#ctx!;
+    const node = this.#o.cluster.node();
+    const next: NodeContext = { ...ctx, nodeIPs: nodeIPsOf(this.#o.settings, node) };
+    if (node?.zone) next.zone = node.zone;
+    else delete next.zone;
+    if (contextChanged(ctx, next)) {
+      this.#log.info("Node changed; recomputing every service", {
+        nodeIPs: next.nodeIPs.join(","),
+        zone: next.zone,
+      });
+      this.#ctx = next;
+      this.#needFull = true;
+    }
+  }
+
+  #reset(): void {
+    this.#ctx = undefined;
+    this.#desired = undefined;
+    this.#observed.clear();
+    this.#knownEndpointIds.clear();
+    this.#uncertain.clear();
+    this.#needFull = true;
+  }
+
+  async #apply(plan: Plan): Promise<ApplyResult> {
+    const result = await applyPlan(plan, {
+      client: this.#o.client,
+      observed: this.#observed,
+      ownership: this.#o.ownership,
+      backoff: this.#backoff,
+      existingEndpoints: this.#desired?.existingEndpoints ?? new Map(),
+      logger: this.#log,
+      concurrency: this.#o.concurrency,
+      hooks: this.#o.applyHooks,
+      uncertain: this.#uncertain,
+    });
+    const pending = result.failed.length + result.deferred.length + result.conflicts.length;
+    this.#needFull = pending > 0;
+    if (result.failed.some((f) => networkGone(f.error))) {
+      this.#log.warn("HNS reports the network missing; reading HNS afresh on the next run");
+      this.#lastResync = -Infinity;
+    }
+    if (this.#missingLocalEndpoints() === 0) this.#localRefresh.reset("local");
+    else if (this.#localRefresh.size === 0) this.#localRefresh.fail("local");
+    try {
+      await this.#o.ownership.flush();
+    } catch (err) {
+      this.#log.error("Cannot write the ownership record; will retry", {
+        path: this.#o.ownership.path,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      this.#needFull = true;
+    }
+    if (plan.ops.length > 0 || pending > 0) {
+      this.#log.info("Applied HNS changes", {
+        ...countOps(result.applied),
+        failed: result.failed.length,
+        deferred: result.deferred.length,
+        conflicts: result.conflicts.length,
+        writes: result.writes,
+      });
+    }
+    return result;
+  }
+
+  /** When the next run should come without a cluster change. */
+  #retryDelay(result?: ApplyResult): number | undefined {
+    const delays: number[] = [];
+    if (result?.retryAfterMs !== undefined) delays.push(result.retryAfterMs);
+    if (this.#ctx && this.#o.ownership.dirty) delays.push(1000);
+    const local = this.#localRefresh.nextDelay();
+    if (local !== undefined) delays.push(local);
+    return delays.length > 0 ? Math.min(...delays) : undefined;
+  }
+
+  #logDiagnostics(services: Iterable<ServiceDesired>, all: boolean): void {
+    const seen = new Set<ObjectKey>();
+    for (const sd of services) {
+      seen.add(sd.serviceKey);
+      const text = sd.diagnostics.map((d) => d.message).join("\n");
+      if (this.#diagnostics.get(sd.serviceKey) === text) continue;
+      this.#diagnostics.set(sd.serviceKey, text);
+      for (const d of sd.diagnostics) logDiagnostic(this.#log, d);
+    }
+    if (all) {
+      for (const key of [...this.#diagnostics.keys()]) {
+        if (!seen.has(key)) this.#diagnostics.delete(key);
+      }
+    }
+    const conflicts = this.#desired?.conflicts ?? [];
+    const text = conflicts.map((d) => d.message).join("\n");
+    if (text !== this.#conflicts) {
+      this.#conflicts = text;
+      for (const d of conflicts) logDiagnostic(this.#log, d);
+    }
+  }
+}
+
+function logDiagnostic(log: Logger, d: Diagnostic): void {
+  const fields = { service: d.serviceKey, field: d.field, reason: d.reason };
+  if (d.level === "error") log.error(d.message, fields);
+  else log.warn(d.message, fields);
+}
+
+function networkGone(err: unknown): boolean {
+  return err instanceof HnsError && err.hresult === HResult.NETWORK_NOT_FOUND;
+}
+
+/** Operation counts by kind, for log lines and metrics. */
+export function countOps(ops: readonly PlanOp[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const op of ops) out[op.op] = (out[op.op] ?? 0) + 1;
+  return out;
+}

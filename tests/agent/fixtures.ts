@@ -1,0 +1,177 @@
+/**
+ * Cluster and HNS fixtures for the syncer and agent tests: Kubernetes API
+ * objects (as the fake API server serves them) and seeded HNS states in the
+ * emulator's state-file format — an Overlay node with RemoteSubnetRoute
+ * policies and the CNI's pod endpoints, and an L2Bridge node.
+ *
+ * @module
+ */
+
+import type { MemoryHnsState } from "../../lib/hns/memory.ts";
+import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import type { FakeObject } from "../fake-apiserver/mod.ts";
+
+/** This node. */
+export const NODE = "node-1";
+/** This node's IP. */
+export const NODE_IP = "192.168.1.11";
+/** Overlay network ID. */
+export const OVERLAY_NET = "6D6F6E6F-0000-4000-8000-000000000001";
+/** L2Bridge network ID. */
+export const L2BRIDGE_NET = "6D6F6E6F-0000-4000-8000-000000000002";
+/** The CNI's endpoint of pod 10.244.1.5 on this node. */
+export const LOCAL_EP_5 = "10CA1000-0000-4000-8000-000000000005";
+/** The CNI's endpoint of pod 10.244.1.6 on this node. */
+export const LOCAL_EP_6 = "10CA1000-0000-4000-8000-000000000006";
+/** The host endpoint (cbr0). */
+export const HOST_EP = "10CA1000-0000-4000-8000-0000000000FE";
+/** The overlay source VIP. */
+export const SOURCE_VIP = "10.244.1.250";
+
+function localEndpoint(id: string, ip: string, net: string, name: string): HcnEndpoint {
+  return {
+    ID: id,
+    Name: name,
+    HostComputeNetwork: net,
+    IpConfigurations: [{ IpAddress: ip, PrefixLength: 24 }],
+    MacAddress: "00-15-5D-01-00-" + ip.split(".")[3].padStart(2, "0"),
+    Flags: 0,
+    SchemaVersion: { Major: 2, Minor: 0 },
+  };
+}
+
+/** An overlay node: routes for node-2 (10.244.2.0/24) and node-3 (10.244.3.0/24), two CNI pods. */
+export function overlayHns(extra: { LoadBalancers?: HcnLoadBalancer[] } = {}): MemoryHnsState {
+  return {
+    Networks: [{
+      ID: OVERLAY_NET,
+      Name: "vxlan0",
+      Type: "Overlay",
+      Ipams: [{ Type: "Static", Subnets: [{ IpAddressPrefix: "10.244.1.0/24" }] }],
+      Policies: [
+        {
+          Type: "RemoteSubnetRoute",
+          Settings: {
+            DestinationPrefix: "10.244.2.0/24",
+            IsolationId: 4096,
+            ProviderAddress: "192.168.1.12",
+            DistributedRouterMacAddress: "01-02-03-04-05-06",
+          },
+        },
+        {
+          Type: "RemoteSubnetRoute",
+          Settings: {
+            DestinationPrefix: "10.244.3.0/24",
+            IsolationId: 4096,
+            ProviderAddress: "192.168.1.13",
+            DistributedRouterMacAddress: "01-02-03-04-05-06",
+          },
+        },
+      ],
+      SchemaVersion: { Major: 2, Minor: 0 },
+    }],
+    Endpoints: [
+      localEndpoint(LOCAL_EP_5, "10.244.1.5", OVERLAY_NET, "pod-a"),
+      localEndpoint(LOCAL_EP_6, "10.244.1.6", OVERLAY_NET, "pod-b"),
+    ],
+    LoadBalancers: extra.LoadBalancers ?? [],
+  };
+}
+
+/** An l2bridge node (cbr0) with the host endpoint and two CNI pods. */
+export function l2bridgeHns(): MemoryHnsState {
+  return {
+    Networks: [{
+      ID: L2BRIDGE_NET,
+      Name: "cbr0",
+      Type: "L2Bridge",
+      Ipams: [{ Type: "Static", Subnets: [{ IpAddressPrefix: "10.244.1.0/24" }] }],
+      SchemaVersion: { Major: 2, Minor: 0 },
+    }],
+    Endpoints: [
+      localEndpoint(HOST_EP, "10.244.1.2", L2BRIDGE_NET, "cbr0"),
+      localEndpoint(LOCAL_EP_5, "10.244.1.5", L2BRIDGE_NET, "pod-a"),
+      localEndpoint(LOCAL_EP_6, "10.244.1.6", L2BRIDGE_NET, "pod-b"),
+    ],
+    LoadBalancers: [],
+  };
+}
+
+/** This node's Node object. */
+export function nodeObject(): FakeObject {
+  return {
+    metadata: { name: NODE, labels: { "topology.kubernetes.io/zone": "zone-a" } },
+    spec: { podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"] },
+    status: { addresses: [{ type: "InternalIP", address: NODE_IP }] },
+  };
+}
+
+/** Options of {@link serviceObject}. */
+export interface ServiceSpec {
+  type?: "ClusterIP" | "NodePort" | "LoadBalancer";
+  clusterIP: string;
+  ports: Array<
+    { name?: string; port: number; targetPort?: number; nodePort?: number; protocol?: string }
+  >;
+  externalIPs?: string[];
+  ingress?: Array<{ ip: string; ipMode?: string }>;
+  externalTrafficPolicy?: "Cluster" | "Local";
+  healthCheckNodePort?: number;
+  sessionAffinity?: "ClientIP";
+}
+
+/** A Service API object. */
+export function serviceObject(name: string, spec: ServiceSpec, namespace = "default"): FakeObject {
+  const out: FakeObject = {
+    metadata: { name, namespace },
+    spec: {
+      type: spec.type ?? "ClusterIP",
+      clusterIP: spec.clusterIP,
+      clusterIPs: [spec.clusterIP],
+      ipFamilies: [spec.clusterIP.includes(":") ? "IPv6" : "IPv4"],
+      ports: spec.ports.map((p) => ({ protocol: "TCP", targetPort: p.port, ...p })),
+      ...(spec.externalIPs ? { externalIPs: spec.externalIPs } : {}),
+      ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
+      ...(spec.healthCheckNodePort ? { healthCheckNodePort: spec.healthCheckNodePort } : {}),
+      ...(spec.sessionAffinity ? { sessionAffinity: spec.sessionAffinity } : {}),
+    },
+    status: { loadBalancer: spec.ingress ? { ingress: spec.ingress } : {} },
+  };
+  return out;
+}
+
+/** One endpoint of a slice: IP, node, and whether it is ready (default true). */
+export interface EndpointSpec {
+  ip: string;
+  node: string;
+  ready?: boolean;
+  terminating?: boolean;
+}
+
+/** An EndpointSlice API object for `service` with one port. */
+export function sliceObject(
+  service: string,
+  endpoints: EndpointSpec[],
+  port: { name?: string; port: number; protocol?: string },
+  namespace = "default",
+  sliceName = `${service}-abc`,
+): FakeObject {
+  return {
+    metadata: {
+      name: sliceName,
+      namespace,
+      labels: { "kubernetes.io/service-name": service },
+    },
+    addressType: endpoints[0]?.ip.includes(":") ? "IPv6" : "IPv4",
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.ip],
+      nodeName: e.node,
+      conditions: {
+        ready: e.ready ?? true,
+        serving: e.ready ?? true,
+        terminating: e.terminating ?? false,
+      },
+    })),
+    ports: [{ name: port.name ?? "", port: port.port, protocol: port.protocol ?? "TCP" }],
+  };
+}

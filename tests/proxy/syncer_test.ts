@@ -1,0 +1,383 @@
+import assert from "node:assert/strict";
+import { networkIdsByName } from "../../lib/agent.ts";
+import { createHnsClient } from "../../lib/hns/client.ts";
+import { HResult } from "../../lib/hns/errors.ts";
+import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
+import { ClusterStore } from "../../lib/kube/store.ts";
+import { Backoff } from "../../lib/proxy/backoff.ts";
+import type { ContextSettings } from "../../lib/proxy/context.ts";
+import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { Syncer } from "../../lib/proxy/syncer.ts";
+import type { FakeObject } from "../fake-apiserver/mod.ts";
+import {
+  type EndpointSpec,
+  LOCAL_EP_5,
+  NODE,
+  nodeObject,
+  overlayHns,
+  serviceObject,
+  type ServiceSpec,
+  sliceObject,
+  SOURCE_VIP,
+} from "../agent/fixtures.ts";
+
+const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
+
+/** An in-process node: memory HNS, a cluster store, a syncer on a manual clock. */
+function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord.inMemory()) {
+  const api = new MemoryHcnApi({ state });
+  const client = createHnsClient(api);
+  const store = new ClusterStore();
+  store.setNode(convertNode(nodeObject()));
+  for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
+  const clock = {
+    t: 0,
+    now() {
+      return this.t;
+    },
+  };
+  const settings: ContextSettings = {
+    nodeName: NODE,
+    nodeIPOverride: [],
+    sourceVips: [SOURCE_VIP],
+    enableDSR: false,
+    forwardHealthCheckVip: false,
+    rootHnsEndpointName: "cbr0",
+    healthzPort: 10256,
+  };
+  const newSyncer = () =>
+    new Syncer({
+      client,
+      cluster: store,
+      ownership,
+      networkName: "vxlan0",
+      settings,
+      syncPeriodMs: 30_000,
+      clock,
+      backoff: new Backoff({ clock, jitter: 0 }),
+      networkIds: networkIdsByName(api),
+    });
+  const writes = () =>
+    Object.entries(api.callCounts()).filter(([fn]) => WRITES.test(fn)).reduce(
+      (n, [, c]) => n + c,
+      0,
+    );
+  return {
+    api,
+    client,
+    store,
+    clock,
+    ownership,
+    syncer: newSyncer(),
+    newSyncer,
+    writes,
+    service(name: string, spec: ServiceSpec, endpoints: EndpointSpec[]) {
+      store.upsertService(convertService(serviceObject(name, spec))!);
+      const port = spec.ports[0];
+      store.upsertSlice(
+        convertEndpointSlice(sliceObject(name, endpoints, { port: port.targetPort ?? port.port }))!,
+      );
+    },
+    deleteService(name: string) {
+      store.deleteService(`default/${name}`);
+      store.deleteSlice(`default/${name}-abc`);
+    },
+  };
+}
+
+type World = ReturnType<typeof world>;
+
+/** Load balancers in HNS as `vip:port -> backend IPs`. */
+function lbTable(w: World): string[] {
+  const state = w.api.dump();
+  const ipOf = new Map(state.Endpoints.map((e) => [e.ID!, e.IpConfigurations?.[0]?.IpAddress]));
+  return state.LoadBalancers.map((lb) => {
+    const vip = lb.FrontendVIPs?.[0] ?? "*";
+    const pm = lb.PortMappings[0];
+    const backends = lb.HostComputeEndpoints.map((id) => ipOf.get(id)).sort().join(",");
+    return `${vip}:${pm.ExternalPort}->${pm.InternalPort} [${backends}]`;
+  }).sort();
+}
+
+/** IPs of remote pod endpoints (overlay also has one remote endpoint per cluster IP). */
+function remoteIps(w: World): string[] {
+  return w.api.dump().Endpoints.filter((e) => e.Flags === 1).map((e) =>
+    e.IpConfigurations![0].IpAddress
+  ).filter((ip) => ip.startsWith("10.244.")).sort();
+}
+
+const WEB: ServiceSpec = { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] };
+const WEB_EPS: EndpointSpec[] = [
+  { ip: "10.244.1.5", node: NODE },
+  { ip: "10.244.2.7", node: "node-2" },
+];
+
+async function converge(w: World, syncer = w.syncer, maxRuns = 20) {
+  for (let i = 0; i < maxRuns; i++) {
+    const report = await syncer.sync();
+    if (report.retryAfterMs === undefined) return report;
+    w.clock.t += report.retryAfterMs + 1;
+  }
+  throw new Error("did not converge");
+}
+
+Deno.test("syncer: waits for the network, then programs ClusterIP with local and remote backends", async () => {
+  const w = world({ Networks: [], Endpoints: [], LoadBalancers: [] });
+  w.service("web", WEB, WEB_EPS);
+  const waiting = await w.syncer.sync();
+  assert.equal(waiting.kind, "waiting");
+  assert.equal(waiting.waitingFor, "network");
+  assert.ok(waiting.retryAfterMs! > 0);
+
+  w.api.load(overlayHns());
+  const start = await converge(w);
+  assert.equal(start.kind, "start");
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+  const remote = w.api.dump().Endpoints.find((e) =>
+    e.IpConfigurations?.[0].IpAddress === "10.244.2.7"
+  )!;
+  assert.deepEqual(remote.Policies, [{
+    Type: "ProviderAddress",
+    Settings: { ProviderAddress: "192.168.1.12" },
+  }]);
+  assert.equal(remote.MacAddress?.toLowerCase(), "02-11-0a-f4-02-07");
+  assert.equal(w.api.dump().LoadBalancers[0].SourceVIP, SOURCE_VIP);
+  assert.ok(
+    w.api.dump().Endpoints.some((e) => e.IpConfigurations?.[0].IpAddress === SOURCE_VIP),
+    "the source-VIP endpoint exists",
+  );
+  assert.equal(w.api.openHandles(), 0);
+});
+
+Deno.test("syncer: restart with an unchanged cluster adopts everything with zero HNS writes", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("np", {
+    type: "NodePort",
+    clusterIP: "10.96.0.20",
+    ports: [{ port: 80, targetPort: 8080, nodePort: 30080 }],
+  }, [{ ip: "10.244.3.9", node: "node-3" }]);
+  await converge(w);
+  const before = w.api.dump();
+  const writes = w.writes();
+
+  const restarted = w.newSyncer(); // same HNS, same ownership record
+  const report = await converge(w, restarted);
+  assert.equal(report.kind, "start");
+  assert.equal(w.writes(), writes, "no HNS writes");
+  assert.ok(report.plan!.ops.every((op) => op.op.startsWith("adopt")));
+  assert.deepEqual(w.api.dump(), before);
+});
+
+Deno.test("syncer: restart with a lost ownership record adopts identical objects instead of recreating", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const before = w.api.dump();
+  const writes = w.writes();
+  const fresh = OwnershipRecord.inMemory();
+  const restarted = new Syncer({
+    client: w.client,
+    cluster: w.store,
+    ownership: fresh,
+    networkName: "vxlan0",
+    settings: {
+      nodeName: NODE,
+      nodeIPOverride: [],
+      sourceVips: [SOURCE_VIP],
+      enableDSR: false,
+      forwardHealthCheckVip: false,
+      rootHnsEndpointName: "cbr0",
+      healthzPort: 10256,
+    },
+    syncPeriodMs: 30_000,
+    clock: w.clock,
+  });
+  await converge(w, restarted);
+  assert.equal(w.writes(), writes);
+  assert.deepEqual(w.api.dump(), before);
+  assert.equal(fresh.size, w.ownership.size);
+});
+
+Deno.test("syncer: endpoint scale up and down touch only that service; service delete cleans up", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("other", { clusterIP: "10.96.0.11", ports: [{ port: 443 }] }, [
+    { ip: "10.244.3.3", node: "node-3" },
+  ]);
+  await converge(w);
+  const otherId = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.11")!.ID;
+
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }]);
+  const up = await converge(w);
+  assert.equal(up.kind, "partial");
+  assert.deepEqual(up.plan!.ops.map((o) => o.op), ["createEndpoint", "modifyLoadBalancer"]);
+  assert.ok(lbTable(w).includes("10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"));
+
+  w.service("web", WEB, [{ ip: "10.244.1.5", node: NODE }]);
+  const down = await converge(w);
+  assert.deepEqual(down.plan!.ops.map((o) => o.op), [
+    "modifyLoadBalancer",
+    "deleteEndpoint",
+    "deleteEndpoint",
+  ]);
+  assert.deepEqual(remoteIps(w), ["10.244.3.3"]);
+
+  w.deleteService("web");
+  const gone = await converge(w);
+  assert.deepEqual(gone.plan!.ops.map((o) => o.op), ["deleteLoadBalancer"]);
+  assert.deepEqual(lbTable(w), ["10.96.0.11:443->443 [10.244.3.3]"]);
+  assert.equal(
+    w.api.dump().LoadBalancers[0].ID,
+    otherId,
+    "the other service's LB was never touched",
+  );
+  assert.ok(w.api.dump().Endpoints.some((e) => e.ID === LOCAL_EP_5), "CNI endpoints stay");
+});
+
+Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs three", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const calls = () => Object.values(w.api.callCounts()).reduce((a, b) => a + b, 0);
+  const before = calls();
+  const idle = await w.syncer.sync();
+  assert.equal(idle.kind, "idle");
+  assert.equal(calls(), before);
+  w.clock.t += 30_000;
+  const resync = await w.syncer.sync();
+  assert.equal(resync.resynced, true);
+  assert.equal(calls() - before, 3);
+});
+
+Deno.test("syncer: an LB deleted out of band is recreated at the next resync", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const lb = w.api.dump().LoadBalancers[0];
+  await w.client.deleteLoadBalancer(lb.ID!);
+  assert.equal((await w.syncer.sync()).kind, "idle", "not noticed before the resync");
+  w.clock.t += 30_000;
+  const report = await converge(w);
+  assert.equal(report.repaired.loadBalancers, 1);
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+  assert.ok(!w.ownership.owns(lb.ID!));
+  assert.ok(w.ownership.owns(w.api.dump().LoadBalancers[0].ID!));
+});
+
+Deno.test("syncer: foreign LBs are never deleted; a port held by one is reported", async () => {
+  const foreignOther: HcnLoadBalancerLike = {
+    ID: "F0F0F0F0-0000-4000-8000-000000000001",
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.99.0.1"],
+    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
+  };
+  const foreignClash: HcnLoadBalancerLike = {
+    ID: "F0F0F0F0-0000-4000-8000-000000000002",
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+  };
+  const malformed: HcnLoadBalancerLike = {
+    ID: "F0F0F0F0-0000-4000-8000-000000000003",
+    HostComputeEndpoints: [],
+    FrontendVIPs: ["10.99.0.3"],
+    PortMappings: [],
+  };
+  const w = world(overlayHns({ LoadBalancers: [foreignOther, foreignClash, malformed] }));
+  w.service("web", WEB, WEB_EPS);
+  const report = await w.syncer.sync();
+  assert.deepEqual(report.result!.conflicts.map((c) => c.foreignId), [foreignClash.ID]);
+  const ids = w.api.dump().LoadBalancers.map((l) => l.ID).sort();
+  assert.deepEqual(ids, [foreignOther.ID, foreignClash.ID, malformed.ID].sort());
+  assert.ok(report.retryAfterMs !== undefined, "retried later");
+});
+
+type HcnLoadBalancerLike = import("../../lib/hns/types.ts").HcnLoadBalancer;
+
+Deno.test("syncer: HNS restarted (new network ID) rebuilds from a fresh read", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const state = overlayHns();
+  state.Networks![0].ID = "6D6F6E6F-0000-4000-8000-0000000000AA";
+  for (const ep of state.Endpoints!) ep.HostComputeNetwork = state.Networks![0].ID;
+  w.api.load(state); // HNS came back empty but for the CNI's network and pods
+  w.clock.t += 30_000;
+  const report = await converge(w);
+  assert.equal(report.kind, "start");
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+  assert.equal(
+    w.ownership.size,
+    4,
+    "LB, pod and service-VIP remote endpoints, source-VIP endpoint; old IDs forgotten",
+  );
+});
+
+Deno.test("syncer: HNS faults converge with no leaked, duplicate or foreign-deleted object", async () => {
+  const foreign: HcnLoadBalancerLike = {
+    ID: "F0F0F0F0-0000-4000-8000-000000000009",
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.99.0.9"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9, ExternalPort: 9 }],
+  };
+  const w = world(overlayHns({ LoadBalancers: [foreign] }));
+  for (let i = 0; i < 6; i++) {
+    w.service(`svc-${i}`, { clusterIP: `10.96.1.${i}`, ports: [{ port: 80 }] }, [
+      { ip: `10.244.2.${10 + i}`, node: "node-2" },
+      { ip: "10.244.1.6", node: NODE },
+    ]);
+  }
+  w.api.failCall("HcnCreateEndpoint", 2, HResult.MANAGER_STOPPED);
+  w.api.failCall("HcnCreateLoadBalancer", 3, HResult.MANAGER_STOPPED);
+  w.api.failCall("HcnQueryLoadBalancerProperties", 4, HResult.MANAGER_STOPPED);
+  w.api.failCall("HcnEnumerateLoadBalancers", 1, HResult.MANAGER_STOPPED);
+  let threw = 0;
+  for (let i = 0; i < 30; i++) {
+    try {
+      const r = await w.syncer.sync();
+      if (r.retryAfterMs === undefined && r.kind !== "waiting") break;
+      w.clock.t += (r.retryAfterMs ?? 1000) + 1;
+    } catch {
+      threw++;
+      w.clock.t += 1000;
+    }
+  }
+  assert.ok(threw >= 1, "the failed listing surfaced as a failed run");
+  const lbs = w.api.dump().LoadBalancers;
+  assert.equal(lbs.length, 7, "six services and the foreign LB, no duplicates");
+  assert.ok(lbs.some((l) => l.ID === foreign.ID));
+  assert.equal(remoteIps(w).length, 6);
+  for (const lb of lbs) {
+    if (lb.ID !== foreign.ID) assert.ok(w.ownership.owns(lb.ID!), `owned: ${lb.FrontendVIPs}`);
+  }
+  assert.equal(w.ownership.size, 6 + 6 + 6 + 1, "LBs, pod and VIP remote endpoints, source VIP");
+  assert.equal(w.api.openHandles(), 0);
+});
+
+Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked up", async () => {
+  const w = world();
+  w.service("web", WEB, [{ ip: "10.244.1.7", node: NODE }, { ip: "10.244.2.7", node: "node-2" }]);
+  const first = await w.syncer.sync();
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.2.7]"]);
+  assert.ok(first.retryAfterMs !== undefined, "a lookup for the missing endpoint is scheduled");
+  const net = w.api.dump().Networks[0].ID!;
+  const handle = await w.api.open("Network", net);
+  const ep = await w.api.create(
+    "Endpoint",
+    "",
+    JSON.stringify({
+      HostComputeNetwork: net,
+      IpConfigurations: [{ IpAddress: "10.244.1.7" }],
+      SchemaVersion: { Major: 2, Minor: 0 },
+    }),
+    handle,
+  );
+  await w.api.close("Endpoint", ep);
+  await w.api.close("Network", handle);
+  await converge(w);
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.7,10.244.2.7]"]);
+});
+
+export type { FakeObject };
