@@ -62,6 +62,12 @@ export interface Agent {
   readonly metricsServer?: HttpServer;
   /** Resolves after the first successful programming of HNS. */
   readonly ready: Promise<void>;
+  /**
+   * Resolves when no sync is running and none is due right now. A change the
+   * store has seen makes a sync due (with `minSyncPeriod` 0, at once), so a
+   * caller that changed the cluster can wait until the agent acted on it.
+   */
+  idle(): Promise<void>;
   /** Stop gracefully; idempotent. */
   stop(): Promise<void>;
 }
@@ -303,6 +309,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       healthzServer,
       metricsServer,
       ready,
+      idle: () => runner.idle(),
       stop() {
         stopping ??= (async () => {
           log.info("Stopping hnsproxy; HNS is left as it is");
