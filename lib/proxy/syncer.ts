@@ -353,10 +353,12 @@ export class Syncer {
         node: "Waiting for this node's Node object",
         network: "Waiting for the HNS network to exist",
       };
-      this.#log.info(messages[what], {
-        network: what === "network" ? this.#o.networkName || "(any Overlay/L2Bridge)" : undefined,
-        node: what === "node" ? this.#o.settings.nodeName : undefined,
-      });
+      const fields = what === "network"
+        ? { network: this.#o.networkName || "(any Overlay/L2Bridge)" }
+        : what === "node"
+        ? { node: this.#o.settings.nodeName }
+        : {};
+      this.#log.info(messages[what], fields);
       this.#lastWaitLog = now;
     }
     this.#waiting = what;
@@ -377,6 +379,7 @@ export class Syncer {
     this.#waiting = undefined;
     // Taken before reading so that changes arriving meanwhile make a later run.
     const changes = cluster.takeChanges();
+    const startedAt = this.#clock.now();
     const start = await readStart(client, network, cluster, ownership, this.#o.settings);
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
@@ -408,7 +411,7 @@ export class Syncer {
       operations: start.plan.ops.length - start.adoption.adopted.length,
     });
     const result = await this.#apply(start.plan);
-    this.#lastResync = this.#clock.now();
+    this.#lastResync = startedAt;
     return {
       kind: "start",
       resynced: true,
@@ -425,6 +428,7 @@ export class Syncer {
   async #resync(): Promise<"restart" | { loadBalancers: number; endpoints: number }> {
     const { client, ownership } = this.#o;
     const ctx = this.#ctx!;
+    const startedAt = this.#clock.now();
     const networkIds = this.#o.networkIds
       ? await this.#o.networkIds(this.#networkName)
       : [(await client.findNetworkByName(this.#networkName))?.ID ?? ""].filter((x) => x !== "");
@@ -438,6 +442,7 @@ export class Syncer {
       return "restart";
     }
     const lbIds = new Set((await client.listLoadBalancerIds()).map((id) => id.toLowerCase()));
+    this.#log.debug(2, "Periodic resync: comparing HNS IDs with the observed cache");
     const epIdList = await client.listEndpointIds();
     const epIds = new Set(epIdList.map((id) => id.toLowerCase()));
     const repaired = { loadBalancers: 0, endpoints: 0 };
@@ -475,7 +480,7 @@ export class Syncer {
     }
     await this.#refreshEndpoints(epIdList);
     this.#needFull = true;
-    this.#lastResync = this.#clock.now();
+    this.#lastResync = startedAt;
     return repaired;
   }
 

@@ -1,0 +1,248 @@
+/**
+ * Runs the real agent process (`lib/cli/run.ts`, the module `main.ts run`
+ * uses) against a fake API server in this process and the HNS emulator
+ * library with a seeded state file, and reads back what HNS holds.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { MemoryHnsState } from "../../lib/hns/memory.ts";
+import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { FakeApiServer, type FakeObject } from "../fake-apiserver/mod.ts";
+
+const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
+const TOOL = fileURLToPath(new URL("./hns_tool.ts", import.meta.url));
+
+/** The built emulator library: env HNSPROXY_HNS_LIBRARY, else build/hnsemu.so. */
+export function builtEmulatorLibrary(): string {
+  return Deno.env.get("HNSPROXY_HNS_LIBRARY") ||
+    fileURLToPath(new URL("../../build/hnsemu.so", import.meta.url));
+}
+
+/** Options of {@link AgentWorld.create}. */
+export interface WorldOptions {
+  /** HNS to start with. */
+  hns: MemoryHnsState;
+  /** Cluster objects to start with. */
+  services?: FakeObject[];
+  /** EndpointSlices to start with. */
+  slices?: FakeObject[];
+  /** The Node object (none when absent). */
+  node?: FakeObject;
+}
+
+/** A running agent process. */
+export interface AgentProcess {
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** Port of its metrics server. */
+  metricsPort: number;
+  /** Port of its healthz server. */
+  healthzPort: number;
+  /** Everything it wrote to stderr so far. */
+  log(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number>;
+}
+
+/** A free TCP port on loopback (bound and released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** The fake cluster, the HNS state file and the agent processes of one test. */
+export class AgentWorld {
+  /** The fake API server. */
+  readonly api: FakeApiServer;
+  /** Scratch directory. */
+  readonly dir: string;
+  /** The emulator's state file (HNS). */
+  readonly hnsFile: string;
+  /** The agent's ownership record. */
+  readonly stateFile: string;
+  readonly #kubeconfig: string;
+  readonly #agents: AgentProcess[] = [];
+
+  private constructor(api: FakeApiServer, dir: string) {
+    this.api = api;
+    this.dir = dir;
+    this.hnsFile = join(dir, "hns.json");
+    this.stateFile = join(dir, "owned", "state.json");
+    this.#kubeconfig = join(dir, "kubeconfig");
+  }
+
+  /** Start the fake API server with the objects and seed the HNS state file. */
+  static async create(options: WorldOptions): Promise<AgentWorld> {
+    const api = await new FakeApiServer().start();
+    const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+    const world = new AgentWorld(api, dir);
+    for (const s of options.services ?? []) api.create("services", s);
+    for (const s of options.slices ?? []) api.create("endpointslices", s);
+    if (options.node) api.create("nodes", options.node);
+    await Deno.writeTextFile(world.hnsFile, JSON.stringify(options.hns));
+    await Deno.writeTextFile(
+      world.#kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "fake", cluster: { server: api.url } }],
+        users: [{ name: "fake", user: {} }],
+        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
+        "current-context": "fake",
+      }),
+    );
+    return world;
+  }
+
+  /** Start an agent process with the standard flags plus `args`. */
+  startAgent(args: string[] = [], env: Record<string, string> = {}): AgentProcess {
+    const metricsPort = freePort();
+    const healthzPort = freePort();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-check",
+        RUN,
+        "--kubeconfig",
+        this.#kubeconfig,
+        "--hostname-override",
+        "node-1",
+        "--hns-library",
+        builtEmulatorLibrary(),
+        "--state-file",
+        this.stateFile,
+        "--metrics-bind-address",
+        `127.0.0.1:${metricsPort}`,
+        "--healthz-bind-address",
+        `127.0.0.1:${healthzPort}`,
+        "--v",
+        "2",
+        ...args,
+      ],
+      env: { HNSEMU_STATE_FILE: this.hnsFile, NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let text = "";
+    const decoder = new TextDecoder();
+    const reading = (async () => {
+      for await (const chunk of child.stderr) text += decoder.decode(chunk, { stream: true });
+    })();
+    const exited = Promise.all([child.status, reading]).then(([s]) => s.code);
+    const agent: AgentProcess = { child, metricsPort, healthzPort, log: () => text, exited };
+    this.#agents.push(agent);
+    return agent;
+  }
+
+  /** Stop an agent gracefully (SIGTERM) and return its exit code. */
+  async stopAgent(agent: AgentProcess): Promise<number> {
+    try {
+      agent.child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    return await agent.exited;
+  }
+
+  /** Run the agent to completion with extra args (e.g. `--cleanup-and-exit`). */
+  async runAgent(
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number; log: string }> {
+    const agent = this.startAgent(args, env);
+    const code = await agent.exited;
+    return { code, log: agent.log() };
+  }
+
+  /** What HNS holds now. */
+  async hns(): Promise<Required<MemoryHnsState>> {
+    const text = await Deno.readTextFile(this.hnsFile);
+    const state = text.trim() === "" ? {} : JSON.parse(text);
+    return {
+      Networks: state.Networks ?? [],
+      Endpoints: state.Endpoints ?? [],
+      LoadBalancers: state.LoadBalancers ?? [],
+    };
+  }
+
+  /** Load balancers as sorted `vip:port/proto->internal [backend IPs] flags` lines. */
+  async lbTable(): Promise<string[]> {
+    const state = await this.hns();
+    return lbLines(state);
+  }
+
+  /** The ownership record's objects. */
+  async owned(): Promise<Array<{ kind: string; id: string; key: string }>> {
+    try {
+      return JSON.parse(await Deno.readTextFile(this.stateFile)).objects;
+    } catch {
+      return [];
+    }
+  }
+
+  /** Run the out-of-band HNS tool (`delete-lb ID`, ...). */
+  async hnsTool(...args: string[]): Promise<void> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-check", TOOL, builtEmulatorLibrary(), ...args],
+      env: { HNSEMU_STATE_FILE: this.hnsFile },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) {
+      throw new Error(`hns_tool ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  }
+
+  /** The agent's metrics text. */
+  async metrics(agent: AgentProcess): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${agent.metricsPort}/metrics`);
+    return await res.text();
+  }
+
+  /** Stop every agent, the API server, and remove the scratch directory. */
+  async close(): Promise<void> {
+    for (const a of this.#agents) await this.stopAgent(a).catch(() => {});
+    await this.api.stop();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** `vip:port/proto->internal [backend IPs] flags=F pm=P dt=D` lines, sorted. */
+export function lbLines(state: Required<MemoryHnsState>): string[] {
+  const ipOf = new Map(
+    state.Endpoints.map((e) => [String(e.ID).toUpperCase(), e.IpConfigurations?.[0]?.IpAddress]),
+  );
+  return state.LoadBalancers.map((lb: HcnLoadBalancer) => {
+    const vip = lb.FrontendVIPs?.[0] ?? "*";
+    const pm = lb.PortMappings?.[0];
+    if (!pm) return `${vip} (malformed)`;
+    const proto = pm.Protocol === 6 ? "tcp" : pm.Protocol === 17 ? "udp" : String(pm.Protocol);
+    const backends = lb.HostComputeEndpoints.map((id) => ipOf.get(id.toUpperCase()) ?? id).sort()
+      .join(",");
+    return `${vip}:${pm.ExternalPort}/${proto}->${pm.InternalPort} [${backends}] flags=${
+      lb.Flags ?? 0
+    } pm=${pm.Flags ?? 0} dt=${pm.DistributionType ?? 0}`;
+  }).sort();
+}
+
+/** Poll `check` until it returns true or the deadline passes; then fail with `describe()`. */
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  describe: () => Promise<string> | string = () => "",
+  deadlineMs = 30_000,
+): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`not converged: ${what}\n${await describe()}`);
+}
