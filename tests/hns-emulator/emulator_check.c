@@ -689,7 +689,33 @@ static void rules_endpoints(void) {
   res_free(&c);
   free(s);
 
-  const char *bad_ips[] = {"10.244.1", "10.244.1.256", "fd00:::1", "hello", "1.2.3.4.5", ""};
+  /* An IPv4-mapped IPv6 address is the IPv4 address: pod-a's is taken, another is free. */
+  s = ep_json("mapped", "::ffff:10.244.1.5", 0);
+  c = create(EP, h1.h, &ZERO_GUID, s);
+  CHECK_HR(c.hr, 0x800700B7);
+  res_free(&c);
+  free(s);
+  s = ep_json("mapped", "::FFFF:10.244.1.9", 0);
+  char *ep_m = create_id(EP, h1.h, s, &hr);
+  CHECK_HR(hr, 0);
+  free(s);
+  s = ep_json("mapped-again", "10.244.1.9", 0);
+  c = create(EP, h1.h, &ZERO_GUID, s);
+  CHECK_HR(c.hr, 0x800700B7);
+  res_free(&c);
+  free(s);
+  if (ep_m) {
+    guid_t gm = G(ep_m);
+    res d = delete_(EP, &gm);
+    CHECK_HR(d.hr, 0);
+    res_free(&d);
+    free(ep_m);
+  }
+
+  const char *bad_ips[] = {"10.244.1",        "10.244.1.256", "fd00:::1",
+                           "hello",           "1.2.3.4.5",    "",
+                           "::ffff:10.244.1", "1.2.3.4::1",   "::ffff:1.2.3.4:5",
+                           "1:2:3:4:5:6:7:1.2.3.4"};
   for (size_t i = 0; i < sizeof bad_ips / sizeof *bad_ips; i++) {
     s = ep_json("bad", bad_ips[i], 0);
     c = create(EP, h1.h, &ZERO_GUID, s);

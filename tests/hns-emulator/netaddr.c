@@ -41,9 +41,9 @@ static int parse_v6(const char *s, const char *end, uint8_t out[16]) {
     s += 2;
   }
   while (s < end) {
-    /* embedded IPv4 tail */
-    const char *dot = memchr(s, '.', (size_t)(end - s));
-    if (dot) {
+    /* An embedded IPv4 tail ("::ffff:10.0.0.1") can only be the last group:
+       a dot with no colon after it. */
+    if (memchr(s, '.', (size_t)(end - s)) && !memchr(s, ':', (size_t)(end - s))) {
       uint8_t v4[4];
       if (n > 6 || !parse_v4(s, end, v4)) return 0;
       groups[n++] = (uint16_t)(v4[0] << 8 | v4[1]);
