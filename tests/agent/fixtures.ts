@@ -118,12 +118,13 @@ export interface ServiceSpec {
   externalTrafficPolicy?: "Cluster" | "Local";
   healthCheckNodePort?: number;
   sessionAffinity?: "ClientIP";
+  annotations?: Record<string, string>;
 }
 
 /** A Service API object. */
 export function serviceObject(name: string, spec: ServiceSpec, namespace = "default"): FakeObject {
   const out: FakeObject = {
-    metadata: { name, namespace },
+    metadata: { name, namespace, ...(spec.annotations ? { annotations: spec.annotations } : {}) },
     spec: {
       type: spec.type ?? "ClusterIP",
       clusterIP: spec.clusterIP,
