@@ -13,6 +13,7 @@ import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { FakeApiServer, type FakeObject } from "../fake-apiserver/mod.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
+const PLAN = fileURLToPath(new URL("../../lib/cli/plan.ts", import.meta.url));
 const TOOL = fileURLToPath(new URL("./hns_tool.ts", import.meta.url));
 
 /** The built emulator library: env HNSPROXY_HNS_LIBRARY, else build/hnsemu.so. */
@@ -159,6 +160,33 @@ export class AgentWorld {
     const agent = this.startAgent(args, env);
     const code = await agent.exited;
     return { code, log: agent.log() };
+  }
+
+  /** Run `plan` with the standard connection flags plus `args`. */
+  async plan(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-check",
+        PLAN,
+        "--kubeconfig",
+        this.#kubeconfig,
+        "--hostname-override",
+        "node-1",
+        "--hns-library",
+        builtEmulatorLibrary(),
+        "--state-file",
+        this.stateFile,
+        ...args,
+      ],
+      env: { HNSEMU_STATE_FILE: this.hnsFile, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
   }
 
   /** What HNS holds now. */
