@@ -110,6 +110,10 @@ export function nodeObject(): FakeObject {
 export interface ServiceSpec {
   type?: "ClusterIP" | "NodePort" | "LoadBalancer";
   clusterIP: string;
+  /** Dual-stack: every cluster IP (the first is `clusterIP`). */
+  clusterIPs?: string[];
+  internalTrafficPolicy?: "Cluster" | "Local";
+  trafficDistribution?: string;
   ports: Array<
     { name?: string; port: number; targetPort?: number; nodePort?: number; protocol?: string }
   >;
@@ -128,8 +132,12 @@ export function serviceObject(name: string, spec: ServiceSpec, namespace = "defa
     spec: {
       type: spec.type ?? "ClusterIP",
       clusterIP: spec.clusterIP,
-      clusterIPs: [spec.clusterIP],
-      ipFamilies: [spec.clusterIP.includes(":") ? "IPv6" : "IPv4"],
+      clusterIPs: spec.clusterIPs ?? [spec.clusterIP],
+      ipFamilies: (spec.clusterIPs ?? [spec.clusterIP]).map((ip) =>
+        ip.includes(":") ? "IPv6" : "IPv4"
+      ),
+      ...(spec.internalTrafficPolicy ? { internalTrafficPolicy: spec.internalTrafficPolicy } : {}),
+      ...(spec.trafficDistribution ? { trafficDistribution: spec.trafficDistribution } : {}),
       ports: spec.ports.map((p) => ({ protocol: "TCP", targetPort: p.port, ...p })),
       ...(spec.externalIPs ? { externalIPs: spec.externalIPs } : {}),
       ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
@@ -146,7 +154,11 @@ export interface EndpointSpec {
   ip: string;
   node: string;
   ready?: boolean;
+  /** Serving (default: the value of ready). */
+  serving?: boolean;
   terminating?: boolean;
+  /** Topology hints: zones this endpoint is for. */
+  hints?: string[];
 }
 
 /** An EndpointSlice API object for `service` with one port. */
@@ -169,9 +181,10 @@ export function sliceObject(
       nodeName: e.node,
       conditions: {
         ready: e.ready ?? true,
-        serving: e.ready ?? true,
+        serving: e.serving ?? e.ready ?? true,
         terminating: e.terminating ?? false,
       },
+      ...(e.hints ? { hints: { forZones: e.hints.map((name) => ({ name })) } } : {}),
     })),
     ports: [{ name: port.name ?? "", port: port.port, protocol: port.protocol ?? "TCP" }],
   };

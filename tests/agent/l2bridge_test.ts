@@ -118,3 +118,81 @@ Deno.test("agent/l2bridge: every service address type converges; ETP Local healt
     await world.close();
   }
 });
+
+Deno.test("agent/l2bridge: DSR, dual-stack, ITP Local, terminating fallback and zone hints", async () => {
+  const hns = l2bridgeHns();
+  hns.Endpoints!.push({
+    ID: "10CA1000-0000-4000-8000-000000000605",
+    Name: "pod-a-v6",
+    HostComputeNetwork: hns.Networks![0].ID,
+    IpConfigurations: [{ IpAddress: "fd00:244:1::5", PrefixLength: 64 }],
+    MacAddress: "00-15-5D-01-00-65",
+    Flags: 0,
+  });
+  const world = await AgentWorld.create({
+    hns,
+    services: [
+      serviceObject("dual", {
+        clusterIP: "10.96.0.50",
+        clusterIPs: ["10.96.0.50", "fd00:96::50"],
+        ports: [{ port: 80, targetPort: 8080 }],
+      }),
+      serviceObject("itp", {
+        clusterIP: "10.96.0.60",
+        internalTrafficPolicy: "Local",
+        ports: [{ port: 80, targetPort: 8080 }],
+      }),
+      serviceObject("term", { clusterIP: "10.96.0.70", ports: [{ port: 80, targetPort: 8080 }] }),
+      serviceObject("zoned", { clusterIP: "10.96.0.80", ports: [{ port: 80, targetPort: 8080 }] }),
+    ],
+    slices: [
+      sliceObject("dual", [
+        { ip: "10.244.1.5", node: NODE },
+        { ip: "10.244.2.7", node: "node-2" },
+      ], { port: 8080 }),
+      sliceObject(
+        "dual",
+        [
+          { ip: "fd00:244:1::5", node: NODE },
+          { ip: "fd00:244:2::7", node: "node-2" },
+        ],
+        { port: 8080 },
+        "default",
+        "dual-v6",
+      ),
+      sliceObject("itp", [
+        { ip: "10.244.1.6", node: NODE },
+        { ip: "10.244.2.9", node: "node-2" },
+      ], { port: 8080 }),
+      // None ready: the serving-and-terminating ones are used.
+      sliceObject("term", [
+        { ip: "10.244.2.10", node: "node-2", ready: false, serving: true, terminating: true },
+        { ip: "10.244.2.11", node: "node-2", ready: false, serving: false, terminating: true },
+      ], { port: 8080 }),
+      // Every endpoint hinted: only the ones for this node's zone (zone-a).
+      sliceObject("zoned", [
+        { ip: "10.244.2.20", node: "node-2", hints: ["zone-a"] },
+        { ip: "10.244.3.21", node: "node-3", hints: ["zone-b"] },
+      ], { port: 8080 }),
+    ],
+    node: nodeObject(),
+  });
+  try {
+    const agent = world.startAgent(["--network-name", "cbr0", "--enable-dsr"]);
+    const want = [
+      "10.96.0.50:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=1 pm=0 dt=0",
+      "fd00:96::50:80/tcp->8080 [fd00:244:1::5,fd00:244:2::7] flags=3 pm=0 dt=0",
+      "10.96.0.60:80/tcp->8080 [10.244.1.6] flags=1 pm=0 dt=0",
+      "10.96.0.70:80/tcp->8080 [10.244.2.10] flags=1 pm=0 dt=0",
+      "10.96.0.80:80/tcp->8080 [10.244.2.20] flags=1 pm=0 dt=0",
+    ].sort();
+    await eventually(
+      "converged",
+      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
+      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
+    );
+    assert.equal(await world.stopAgent(agent), 0);
+  } finally {
+    await world.close();
+  }
+});
