@@ -144,6 +144,8 @@ export interface StartState {
   endpointIds: string[];
 }
 
+/** Backoff key of ownership record writes. */
+const STATE_FILE_KEY = "state-file";
 /** How long to wait before looking for the network again. */
 const NETWORK_RETRY_MS = 5_000;
 /** Longest wait between lookups of CNI endpoints the cluster names but HNS lacks. */
@@ -324,6 +326,8 @@ export class Syncer {
       services = changes.services.size;
       kind = "partial";
     } else {
+      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
+      await this.#flush();
       return {
         kind: "idle",
         resynced,
@@ -586,15 +590,7 @@ export class Syncer {
     }
     if (this.#missingLocalEndpoints() === 0) this.#localRefresh.reset("local");
     else if (this.#localRefresh.size === 0) this.#localRefresh.fail("local");
-    try {
-      await this.#o.ownership.flush();
-    } catch (err) {
-      this.#log.error("Cannot write the ownership record; will retry", {
-        path: this.#o.ownership.path,
-        err: err instanceof Error ? err.message : String(err),
-      });
-      this.#needFull = true;
-    }
+    await this.#flush();
     if (plan.ops.length > 0 || pending > 0) {
       this.#log.info("Applied HNS changes", {
         ...countOps(result.applied),
@@ -607,11 +603,28 @@ export class Syncer {
     return result;
   }
 
+  /** Write the ownership record if it changed; a failure is logged and retried with backoff. */
+  async #flush(): Promise<void> {
+    try {
+      await this.#o.ownership.flush();
+      this.#backoff.reset(STATE_FILE_KEY);
+    } catch (err) {
+      const retryInMs = this.#backoff.fail(STATE_FILE_KEY, err);
+      this.#log.error("Cannot write the ownership record; will retry", {
+        path: this.#o.ownership.path,
+        err: err instanceof Error ? err.message : String(err),
+        retryInMs,
+      });
+    }
+  }
+
   /** When the next run should come without a cluster change. */
   #retryDelay(result?: ApplyResult): number | undefined {
     const delays: number[] = [];
     if (result?.retryAfterMs !== undefined) delays.push(result.retryAfterMs);
-    if (this.#ctx && this.#o.ownership.dirty) delays.push(1000);
+    if (this.#ctx && this.#o.ownership.dirty) {
+      delays.push(this.#backoff.get(STATE_FILE_KEY) ? this.#backoff.nextDelay() ?? 1000 : 1000);
+    }
     const local = this.#localRefresh.nextDelay();
     if (local !== undefined) delays.push(local);
     return delays.length > 0 ? Math.min(...delays) : undefined;

@@ -381,3 +381,25 @@ Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked
 });
 
 export type { FakeObject };
+
+Deno.test("syncer: an unwritable ownership record does not stop programming; it is written once possible", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const blocker = `${dir}/blocked`;
+    await Deno.writeTextFile(blocker, "a file where the record's directory should be");
+    const ownership = await OwnershipRecord.load(`${blocker}/state.json`);
+    const w = world(overlayHns(), ownership);
+    w.service("web", WEB, WEB_EPS);
+    const first = await w.syncer.sync();
+    assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+    assert.equal(ownership.dirty, true);
+    assert.ok(first.retryAfterMs !== undefined, "a retry of the write is scheduled");
+    await Deno.remove(blocker);
+    await converge(w);
+    assert.equal(ownership.dirty, false);
+    const saved = JSON.parse(await Deno.readTextFile(`${blocker}/state.json`));
+    assert.equal(saved.objects.length, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
