@@ -298,7 +298,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     });
     cleanups.push(unsubscribe);
     health.queued();
-    runner.start();
+    // The first run waits for the initial lists, so it is not spent waiting
+    // (and does not delay the first programming by minSyncPeriod).
+    watch.synced.then(() => runner.start(), () => {});
 
     let stopping: Promise<void> | undefined;
     return {
