@@ -285,14 +285,29 @@ export class KubeClient {
 
   /** Lists one page of a resource. */
   async list(resource: ResourceInfo, params: ListParams, signal?: AbortSignal): Promise<KubeList> {
-    const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
-    const response = await this.get(
-      resource.path,
-      { ...params },
-      `list ${resource.plural}`,
-      signal ? AbortSignal.any([signal, timeout]) : timeout,
+    // An explicit controller rather than AbortSignal.any(): composite signals
+    // are weakly held and can be collected before they fire.
+    const local = new AbortController();
+    const forward = () => local.abort(signal?.reason);
+    signal?.addEventListener("abort", forward);
+    if (signal?.aborted) forward();
+    const timer = setTimeout(
+      () => local.abort(new DOMException("list timed out", "TimeoutError")),
+      this.#requestTimeoutMs,
     );
-    const body = await response.json() as KubeList;
+    let body: KubeList;
+    try {
+      const response = await this.get(
+        resource.path,
+        { ...params },
+        `list ${resource.plural}`,
+        local.signal,
+      );
+      body = await response.json() as KubeList;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", forward);
+    }
     if (typeof body !== "object" || body === null || !Array.isArray(body.items ?? [])) {
       throw new Error(`list ${resource.plural}: the answer is not a list`);
     }
@@ -317,7 +332,7 @@ export class KubeClient {
       signal,
     );
     if (!response.body) throw new Error(`watch ${resource.plural}: the answer has no body`);
-    return decodeWatchStream(response.body, onActivity);
+    return decodeWatchStream(response.body, onActivity, signal);
   }
 
   /** Releases the HTTP connections. */

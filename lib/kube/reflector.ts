@@ -373,8 +373,14 @@ export class Reflector {
     const [min, max] = t.watchTimeoutSeconds;
     const timeoutSeconds = Math.floor(min + t.random() * (max - min + 1));
     const silenceMs = t.silenceMs ?? timeoutSeconds * 1000 + t.silenceMarginMs;
+    // One controller per watch, aborted from `stop` by an explicit listener:
+    // a signal from AbortSignal.any() is only weakly held by its sources and
+    // was seen to be collected mid-stream, leaving a stopped watch running.
     const local = new AbortController();
-    const signal = AbortSignal.any([stop, local.signal]);
+    const forward = () => local.abort();
+    stop.addEventListener("abort", forward);
+    if (stop.aborted) local.abort();
+    const signal = local.signal;
     let silent = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arm = () => {
@@ -416,6 +422,7 @@ export class Reflector {
       throw err;
     } finally {
       clearTimeout(timer);
+      stop.removeEventListener("abort", forward);
       local.abort();
     }
   }

@@ -50,19 +50,27 @@ export function parseWatchFrame(frame: string): WatchEvent {
 /**
  * Yields the events of a watch response body. `onActivity` is called for
  * every chunk received, so a caller can tell a quiet stream from a dead one.
- * Ends when the body ends; throws when the body errors (connection reset,
- * abort) or carries a bad frame.
+ * Ends when the body ends; throws when the body errors (connection reset),
+ * when `signal` aborts, or when a frame is bad.
  */
 export async function* decodeWatchStream(
   body: ReadableStream<Uint8Array>,
   onActivity?: () => void,
+  signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
+  // fetch's own abort does not always end a body that keeps receiving data
+  // (seen with Deno 2.9 under load), so the abort also cancels the reader and
+  // every read checks the signal.
+  const cancel = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", cancel);
   let buffered = "";
   try {
     while (true) {
+      signal?.throwIfAborted();
       const { done, value } = await reader.read();
+      signal?.throwIfAborted();
       if (done) break;
       onActivity?.();
       buffered += decoder.decode(value, { stream: true });
@@ -78,6 +86,7 @@ export async function* decodeWatchStream(
     const rest = (buffered + decoder.decode()).trim();
     if (rest !== "") yield parseWatchFrame(rest);
   } finally {
+    signal?.removeEventListener("abort", cancel);
     // Cancelling releases the connection when the consumer stops early.
     await reader.cancel().catch(() => {});
   }

@@ -389,6 +389,11 @@ export class FakeApiServer {
     this.#failures.push({ status, count: 1, ...failure });
   }
 
+  /** Drops every failure injected with {@linkcode failNext} that has not fired yet. */
+  clearFailures(): void {
+    this.#failures.length = 0;
+  }
+
   /** Resets the connections of open watches (of one resource, or all) mid-stream. */
   disconnectWatches(resource?: string): number {
     return this.#endMatching(resource, "reset");
