@@ -61,6 +61,36 @@ function intern(s: string): string {
   return s;
 }
 
+/**
+ * Empty lists and the common single-family lists are shared between records
+ * (frozen: records are read-only for every consumer).
+ */
+const EMPTY: readonly never[] = Object.freeze([]);
+const FAMILY_LISTS: Record<string, readonly IpFamily[]> = {
+  IPv4: Object.freeze(["IPv4"]),
+  IPv6: Object.freeze(["IPv6"]),
+  "IPv4,IPv6": Object.freeze(["IPv4", "IPv6"]),
+  "IPv6,IPv4": Object.freeze(["IPv6", "IPv4"]),
+};
+
+function shared<T>(list: T[]): T[] {
+  return list.length === 0 ? EMPTY as never as T[] : list;
+}
+
+// Port lists repeat across services and slices (80/443, the same app's
+// ports): identical lists share one frozen copy.
+const portLists = new Map<string, readonly unknown[]>();
+function sharedPorts<T>(list: T[]): T[] {
+  if (list.length === 0) return EMPTY as never as T[];
+  const key = JSON.stringify(list);
+  const hit = portLists.get(key);
+  if (hit) return hit as T[];
+  if (portLists.size >= 10_000) portLists.clear();
+  const frozen = Object.freeze(list.map((p) => Object.freeze(p)));
+  portLists.set(key, frozen);
+  return frozen as T[];
+}
+
 type Obj = Record<string, unknown>;
 
 function isObj(v: unknown): v is Obj {
@@ -181,7 +211,8 @@ export function convertService(obj: unknown): ServiceInfo | null {
   const clusterIPs = rawIPs.map((ip, i) =>
     r.ip(ip, ipField === "spec.clusterIP" ? ipField : `${ipField}[${i}]`)
   );
-  const ipFamilies = clusterIPs.map((ip) => familyOf(ip)!);
+  const families = clusterIPs.map((ip) => familyOf(ip)!);
+  const ipFamilies = (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
 
   const names = new Set<string>();
   const ports = r.arr(spec.ports, "spec.ports").map((p, i): ServicePortInfo => {
@@ -242,10 +273,10 @@ export function convertService(obj: unknown): ServiceInfo | null {
     type,
     clusterIPs,
     ipFamilies,
-    ports,
-    externalIPs,
-    ingress,
-    loadBalancerSourceRanges,
+    ports: sharedPorts(ports),
+    externalIPs: shared(externalIPs),
+    ingress: shared(ingress),
+    loadBalancerSourceRanges: shared(loadBalancerSourceRanges),
     externalTrafficPolicy: r.oneOf(
       spec.externalTrafficPolicy,
       "spec.externalTrafficPolicy",
@@ -348,7 +379,7 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
     serviceName: intern(serviceName!),
     resourceVersion: rv,
     addressType: family,
-    ports,
+    ports: sharedPorts(ports),
     endpoints,
   };
   // The trigger time only feeds a metric: an unparsable one is ignored.

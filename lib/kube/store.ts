@@ -60,7 +60,8 @@ const NONE: readonly EndpointSliceInfo[] = Object.freeze([]);
 export class ClusterStore implements ClusterView {
   readonly #services = new Map<ObjectKey, ServiceInfo>();
   readonly #slices = new Map<ObjectKey, EndpointSliceInfo>();
-  readonly #bySvc = new Map<ObjectKey, Map<ObjectKey, EndpointSliceInfo>>();
+  // Most services have one slice: a small array per service costs less than a Map.
+  readonly #bySvc = new Map<ObjectKey, EndpointSliceInfo[]>();
   readonly #sliceArrays = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
   #node?: NodeInfo;
 
@@ -94,9 +95,9 @@ export class ClusterStore implements ClusterView {
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[] {
     let arr = this.#sliceArrays.get(serviceKey);
     if (arr) return arr;
-    const m = this.#bySvc.get(serviceKey);
-    if (!m) return NONE;
-    arr = Object.freeze([...m.values()].sort((a, b) => a.name < b.name ? -1 : 1));
+    const list = this.#bySvc.get(serviceKey);
+    if (!list) return NONE;
+    arr = Object.freeze([...list].sort((a, b) => a.name < b.name ? -1 : 1));
     this.#sliceArrays.set(serviceKey, arr);
     return arr;
   }
@@ -156,17 +157,18 @@ export class ClusterStore implements ClusterView {
     if (!this.#sliceBase.has(key)) this.#sliceBase.set(key, current);
     if (current) {
       const svc = objectKey(current.namespace, current.serviceName);
-      const m = this.#bySvc.get(svc);
-      m?.delete(key);
-      if (m?.size === 0) this.#bySvc.delete(svc);
+      const list = this.#bySvc.get(svc);
+      const at = list ? list.indexOf(current) : -1;
+      if (at >= 0) list!.splice(at, 1);
+      if (list?.length === 0) this.#bySvc.delete(svc);
       this.#sliceArrays.delete(svc);
     }
     if (info) {
       const svc = objectKey(info.namespace, info.serviceName);
       this.#slices.set(key, info);
-      let m = this.#bySvc.get(svc);
-      if (!m) this.#bySvc.set(svc, m = new Map());
-      m.set(key, info);
+      const list = this.#bySvc.get(svc);
+      if (list) list.push(info);
+      else this.#bySvc.set(svc, [info]);
       this.#sliceArrays.delete(svc);
       if (info.triggerTimeMs !== undefined) {
         const t = this.#triggers.get(svc);

@@ -117,6 +117,11 @@ export interface FakeApiServerOptions {
   expiredWatchAsHttpStatus?: boolean;
   /** First resourceVersion handed out (default 1000). */
   initialResourceVersion?: number;
+  /**
+   * Events kept for watch replay and continue tokens (default 100,000), like
+   * the API server's watch cache window: older history is compacted.
+   */
+  historyLimit?: number;
 }
 
 /** The resources served out of the box. */
@@ -295,6 +300,13 @@ export class FakeApiServer {
     const rv = ++this.#rv;
     const entry: HistoryEntry = { rv, resource, key, prev, next };
     this.#history.push(entry);
+    const limit = this.#opts.historyLimit ?? 100_000;
+    // Trimmed in batches so that a long run of writes is not O(n) each.
+    if (this.#history.length > limit + Math.ceil(limit / 4)) {
+      const drop = this.#history.length - limit;
+      this.#compactedBefore = Math.max(this.#compactedBefore, this.#history[drop].rv);
+      this.#history.splice(0, drop);
+    }
     this.#dispatch(entry);
     return rv;
   }
