@@ -137,7 +137,7 @@ export class ClusterStore implements ClusterView {
     if (info) this.#services.set(key, info);
     else this.#services.delete(key);
     if (sameRecord(this.#svcBase.get(key), info)) this.#svcBase.delete(key);
-    this.#notify();
+    if (!sameRecord(current, info)) this.#notify();
   }
 
   /** Adds or replaces an EndpointSlice. */
@@ -178,15 +178,16 @@ export class ClusterStore implements ClusterView {
       this.#slices.delete(key);
     }
     if (sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
-    this.#notify();
+    if (!sameRecord(current, info)) this.#notify();
   }
 
   /** Sets (or clears) the node record. */
   setNode(info: NodeInfo | undefined): void {
     if (!this.#nodeBase) this.#nodeBase = { value: this.#node };
+    const changed = !sameRecord(this.#node, info);
     this.#node = info;
     if (sameRecord(this.#nodeBase.value, info)) this.#nodeBase = undefined;
-    this.#notify();
+    if (changed) this.#notify();
   }
 
   /** Records that an initial list completed. */
@@ -216,7 +217,10 @@ export class ClusterStore implements ClusterView {
     return new Promise((resolve) => this.#syncWaiters.push(resolve));
   }
 
-  /** Calls `listener` after every change; returns the unsubscribe function. */
+  /**
+   * Calls `listener` after every change the proxy can see (a record that
+   * differs, an initial list completed); returns the unsubscribe function.
+   */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
