@@ -162,8 +162,12 @@ in_chroot_wine() {
 
 # A persistent wineserver, detached from our stdio: without it Wine ends services about a second
 # after the last ordinary process exits, and an inherited pipe would keep CI's output open.
+# Wine's system processes (services.exe, rpcss.exe, ...) inherit the stdio of the process that
+# started them, so they are booted here, detached, right after the server.
 ensure_wineserver() {
-  in_chroot_wine wineserver -p </dev/null >/dev/null 2>&1 || true
+  if in_chroot_wine wineserver -p </dev/null >/dev/null 2>&1; then
+    in_chroot_wine wine wineboot </dev/null >/dev/null 2>&1 || true
+  fi
 }
 
 cmd_stop() {
