@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { encodeWide, readWide } from "../hns/wstr.ts";
 
 /** `dwServiceType` of a service that runs alone in its process. */
 export const SERVICE_WIN32_OWN_PROCESS = 0x10;
@@ -106,24 +107,6 @@ const SYMBOLS = {
 const SERVICE_MAIN = { parameters: ["u32", "pointer"], result: "void" } as const;
 const HANDLER_EX = { parameters: ["u32", "u32", "pointer", "pointer"], result: "u32" } as const;
 
-/** `s` as a NUL-terminated UTF-16 buffer. */
-function wide(s: string): Uint16Array<ArrayBuffer> {
-  const out = new Uint16Array(s.length + 1);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
-/** Copies the NUL-terminated UTF-16 string at `p` out of foreign memory. */
-function readWide(p: Deno.PointerObject): string {
-  const view = new Deno.UnsafePointerView(p);
-  let s = "";
-  for (let off = 0;; off += 2) {
-    const unit = view.getUint16(off);
-    if (unit === 0) return s;
-    s += String.fromCharCode(unit);
-  }
-}
-
 /** Encodes a SERVICE_STATUS (seven DWORDs, 28 bytes). */
 export function encodeServiceStatus(status: ServiceStatus): Uint32Array<ArrayBuffer> {
   return new Uint32Array([
@@ -162,7 +145,7 @@ export function openAdvapi32(): ScmBackend {
 
   return {
     async runDispatcher(name, handlers) {
-      const nameBuf = wide(name);
+      const nameBuf = encodeWide(name);
       const handlerCb = Deno.UnsafeCallback.threadSafe(
         HANDLER_EX,
         (control: number, eventType: number) => handlers.control(control, eventType),
