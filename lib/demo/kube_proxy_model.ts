@@ -120,6 +120,8 @@ export interface KubeProxyStart {
   kind: "start";
   /** Every service port of the cluster at that time. */
   servicePorts: readonly KubeProxyServicePort[];
+  /** The endpoints others hold on the network now (replaces the earlier list). */
+  existingEndpoints?: readonly string[];
 }
 
 /** One sync after changes in the cluster. */
@@ -135,6 +137,11 @@ export interface KubeProxySync {
    * from the previous event's. Added and removed service ports always count.
    */
   changed?: readonly string[];
+  /**
+   * The endpoints others hold on the network now (replaces the earlier list),
+   * e.g. after the CNI made the endpoint of a new pod on this node.
+   */
+  existingEndpoints?: readonly string[];
 }
 
 /** The periodic sync (`syncPeriod`, 30 s by default) with nothing changed. */
@@ -176,8 +183,10 @@ const fn = {
 
 /** The model's memory of HNS and of kube-proxy's own state. */
 class Simulation {
-  /** IPs of the endpoints on the network. */
-  readonly endpoints = new Set<string>();
+  /** IPs of the endpoints on the network others made (the CNI). */
+  external = new Set<string>();
+  /** IPs of the endpoints on the network kube-proxy made. */
+  readonly made = new Set<string>();
   loadBalancers = 0;
   /** Service ports programmed (policyApplied), by ID. */
   readonly applied = new Map<string, KubeProxyServicePort>();
@@ -188,7 +197,7 @@ class Simulation {
   calls: CallCounts = {};
 
   constructor(readonly options: KubeProxyModelOptions) {
-    for (const ip of options.existingEndpoints) this.endpoints.add(ip);
+    this.external = new Set(options.existingEndpoints);
     this.loadBalancers = options.foreignLoadBalancers ?? 0;
   }
 
@@ -213,15 +222,27 @@ class Simulation {
     countCall(this.calls, fn.query("Endpoint"));
     countCall(this.calls, fn.close("Endpoint"));
     countCall(this.calls, fn.close("Network"));
-    this.endpoints.add(ip);
+    this.made.add(ip);
+  }
+
+  /** Whether HNS has an endpoint with this IP on the network. */
+  hasEndpoint(ip: string): boolean {
+    return this.made.has(ip) || this.external.has(ip);
+  }
+
+  /** Endpoints on the network. */
+  endpointCount(): number {
+    let n = this.external.size;
+    for (const ip of this.made) if (!this.external.has(ip)) n++;
+    return n;
   }
 
   /** `hns.deleteEndpoint`: lookup by ID, Delete. */
   deleteEndpoint(ip: string): void {
-    if (!this.endpoints.has(ip)) return;
+    if (!this.made.has(ip)) return;
     this.lookup("Endpoint");
     countCall(this.calls, fn.delete("Endpoint"));
-    this.endpoints.delete(ip);
+    this.made.delete(ip);
   }
 
   /** `hns.deleteLoadBalancer` for `n` load balancers: lookup by ID, Delete. */
@@ -304,21 +325,21 @@ class Simulation {
     if (this.options.forwardHealthCheckVip) this.lookup("Endpoint");
     this.lookup("Network");
     this.lookup("Network");
-    this.list("Endpoint", this.endpoints.size);
+    this.list("Endpoint", this.endpointCount());
     this.list("LoadBalancer", this.loadBalancers);
     const sv = this.options.sourceVip;
-    if (this.options.overlay && sv !== undefined && !this.endpoints.has(sv)) {
+    if (this.options.overlay && sv !== undefined && !this.hasEndpoint(sv)) {
       this.createEndpoint(sv, false);
     }
 
     for (const sp of servicePorts) {
       if (this.applied.has(sp.id)) continue;
-      if (this.options.overlay && sp.clusterIP !== undefined && !this.endpoints.has(sp.clusterIP)) {
+      if (this.options.overlay && sp.clusterIP !== undefined && !this.hasEndpoint(sp.clusterIP)) {
         this.createEndpoint(sp.clusterIP, false);
       }
       if (sp.loadBalancers === 0) continue; // no endpoints: retried next sync
       for (const ip of new Set(sp.remoteEndpoints)) {
-        if (!this.endpoints.has(ip)) this.createEndpoint(ip, this.options.overlay);
+        if (!this.hasEndpoint(ip)) this.createEndpoint(ip, this.options.overlay);
         this.refs.set(ip, (this.refs.get(ip) ?? 0) + 1);
       }
       const old = kept.get(sp.id);
@@ -373,6 +394,9 @@ export function kubeProxyCalls(
   const sim = new Simulation(options);
   return events.map((event) => {
     sim.calls = {};
+    if (event.kind !== "periodic" && event.existingEndpoints) {
+      sim.external = new Set(event.existingEndpoints);
+    }
     if (event.kind === "start") {
       sim.start(event.servicePorts);
     } else if (event.kind === "sync") {
@@ -383,7 +407,7 @@ export function kubeProxyCalls(
     return {
       event,
       calls: sim.calls,
-      hns: { endpoints: sim.endpoints.size, loadBalancers: sim.loadBalancers },
+      hns: { endpoints: sim.endpointCount(), loadBalancers: sim.loadBalancers },
     };
   });
 }
