@@ -1,0 +1,131 @@
+/**
+ * The benchmark's API server process: a {@linkcode FakeApiServer} seeded
+ * with the generated cluster, driven by JSON-lines commands on stdin (one
+ * answer line per command on stdout). It runs in its own process so that
+ * its CPU and memory are not counted as the agent's, as on a real node
+ * where the API server lives elsewhere.
+ *
+ * Commands: `seed {spec}`, `add {service}` (one more remote endpoint),
+ * `remove {service}` (drop the oldest added endpoint), `stats`, `stop`.
+ *
+ * @module
+ */
+
+import { FakeApiServer } from "../tests/fake-apiserver/mod.ts";
+import {
+  endpointsOf,
+  extraEndpoint,
+  type GeneratedEndpoint,
+  nodeObject,
+  type ScenarioSpec,
+  serviceObject,
+  sliceObject,
+} from "./scenario.ts";
+
+/** One command line. */
+export type ApiCommand =
+  | { id: number; cmd: "seed"; spec: ScenarioSpec }
+  | { id: number; cmd: "add"; service: number }
+  | { id: number; cmd: "remove"; service: number }
+  | { id: number; cmd: "stats" }
+  | { id: number; cmd: "stop" };
+
+async function serve(): Promise<void> {
+  const server = await new FakeApiServer({ bookmarkIntervalMs: 0 }).start();
+  let spec: ScenarioSpec | undefined;
+  /** Endpoints of each service, as last written. */
+  const endpoints = new Map<number, GeneratedEndpoint[]>();
+  /** Added endpoints per service, newest last. */
+  const extras = new Map<number, GeneratedEndpoint[]>();
+  let nextExtra = 0;
+  const out = Deno.stdout.writable.getWriter();
+  const encoder = new TextEncoder();
+  const answer = (obj: unknown) => out.write(encoder.encode(JSON.stringify(obj) + "\n"));
+
+  const writeSlice = (i: number) => {
+    server.update("endpointslices", sliceObject(spec!, i, endpoints.get(i)!, new Date()));
+  };
+
+  const decoder = new TextDecoderStream();
+  Deno.stdin.readable.pipeTo(decoder.writable).catch(() => {});
+  let buffer = "";
+  for await (const chunk of decoder.readable) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (!line.trim()) continue;
+      const c = JSON.parse(line) as ApiCommand;
+      try {
+        switch (c.cmd) {
+          case "seed": {
+            const started = performance.now();
+            spec = c.spec;
+            server.create("nodes", nodeObject());
+            const now = new Date();
+            for (let i = 0; i < spec.services; i++) {
+              server.create("services", serviceObject(spec, i));
+              const eps = endpointsOf(spec, i);
+              endpoints.set(i, eps);
+              server.create("endpointslices", sliceObject(spec, i, eps, now));
+            }
+            await answer({
+              id: c.id,
+              ok: true,
+              url: server.url,
+              seedMs: performance.now() - started,
+              objects: 1 + 2 * spec.services,
+            });
+            break;
+          }
+          case "add": {
+            const ep = extraEndpoint(nextExtra++);
+            endpoints.get(c.service)!.push(ep);
+            const list = extras.get(c.service) ?? [];
+            list.push(ep);
+            extras.set(c.service, list);
+            writeSlice(c.service);
+            await answer({ id: c.id, ok: true, ip: ep.ip });
+            break;
+          }
+          case "remove": {
+            const ep = extras.get(c.service)?.shift();
+            if (!ep) throw new Error(`service ${c.service} has no added endpoint`);
+            const eps = endpoints.get(c.service)!;
+            eps.splice(eps.indexOf(ep), 1);
+            writeSlice(c.service);
+            await answer({ id: c.id, ok: true, ip: ep.ip });
+            break;
+          }
+          case "stats":
+            await answer({
+              id: c.id,
+              ok: true,
+              rss: Deno.memoryUsage().rss,
+              watches: server.openWatches(),
+              lists: server.count("list"),
+              watchRequests: server.count("watch"),
+            });
+            break;
+          case "stop":
+            await server.stop();
+            await answer({ id: c.id, ok: true });
+            await out.close();
+            // stdin may still be open; nothing else is left to do.
+            Deno.exit(0);
+            break;
+        }
+      } catch (err) {
+        await answer({
+          id: c.id,
+          ok: false,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+  }
+  await server.stop();
+}
+
+if (import.meta.main) await serve();

@@ -1,0 +1,200 @@
+/**
+ * Scenario 5, churn: after a cold start, endpoint changes arrive at a fixed
+ * rate (an endpoint added to a random service, and once a few seconds of
+ * additions are outstanding, alternately the oldest one removed again, so
+ * the cluster's size stays level). Measured: latency of every change,
+ * backlog (changes written but not yet in HNS) sampled every 100 ms, HNS
+ * calls per change, and memory: heap after a forced GC at the start, middle
+ * and end, and RSS every second.
+ *
+ * @module
+ */
+
+import { ApiServerProcess } from "./apiserver.ts";
+import { coldStart, verifyContent } from "./cold_start.ts";
+import { callDelta, Emulator, seedNodeHns, totalCalls, writeCalls } from "./emulator.ts";
+import { sleep, waitQuiet, waitUntil } from "./harness.ts";
+import { LatencyTracker } from "./latency.ts";
+import { collectGarbage, mib, rssBytes } from "./procstat.ts";
+import { newResult, percentile, type ScenarioResult, slope } from "./results.ts";
+import { expectedHns, issueSpec, prng } from "./scenario.ts";
+
+/** Parameters of {@link runChurn}. */
+export interface ChurnParams {
+  /** Number of services. */
+  services: number;
+  /** Endpoint changes per second. */
+  ratePerSecond: number;
+  /** How long the churn lasts, seconds. */
+  durationS: number;
+  /** Give up on convergence after this long, ms. */
+  timeoutMs: number;
+}
+
+/** Heap after a full GC, bytes (the process runs with --expose-gc). */
+function heapAfterGc(): number {
+  collectGarbage();
+  return Deno.memoryUsage().heapUsed;
+}
+
+/** Run the churn; see the module notes. */
+export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
+  const spec = issueSpec(p.services);
+  const n = p.services.toLocaleString("en-US");
+  const label = `${n} services, ${p.ratePerSecond}/s for ${p.durationS} s:`;
+  const result = newResult(`churn-${p.services}`, `5. Churn, ${n} services`);
+  const started = performance.now();
+  const emulator = await Emulator.open();
+  emulator.reset();
+  const api = ApiServerProcess.start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
+  try {
+    await seedNodeHns(emulator, spec);
+    const { url } = await api.seed(spec);
+    const setup = newResult("setup", "setup");
+    const { agent } = await coldStart({
+      spec,
+      api,
+      apiUrl: url,
+      emulator,
+      stateFile: `${dir}/state.json`,
+      timeoutMs: p.timeoutMs,
+      label: "setup",
+      verify: false,
+    }, setup);
+    result.failures.push(...setup.failures);
+    if (result.failures.length > 0) {
+      await agent.stop();
+      return [result];
+    }
+    await waitQuiet(emulator, 300, 30_000);
+
+    const tracker = new LatencyTracker(spec, agent.probe);
+    const random = prng(11);
+    const counts = new Map<number, number>();
+    const outstanding: number[] = [];
+    const lag = p.ratePerSecond * 3;
+    const total = p.ratePerSecond * p.durationS;
+    const interval = 1000 / p.ratePerSecond;
+    const backlog: number[] = [];
+    const rss: { t: number; bytes: number }[] = [];
+    const heap: number[] = [heapAfterGc()];
+    const rssStart = rssBytes();
+    const syncsBefore = agent.syncs.length;
+    const before = emulator.callCounts();
+    const t0 = performance.now();
+    const backlogTimer = setInterval(() => backlog.push(tracker.backlog), 100);
+    const rssTimer = setInterval(
+      () => rss.push({ t: performance.now() - t0, bytes: rssBytes() }),
+      1000,
+    );
+    let late = 0;
+    try {
+      for (let k = 0; k < total; k++) {
+        const due = t0 + k * interval;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        else if (wait < -interval) late++;
+        if (k === Math.floor(total / 2)) heap.push(heapAfterGc());
+        let i: number;
+        let delta: number;
+        if (outstanding.length >= lag && k % 2 === 1) {
+          i = outstanding.shift()!;
+          delta = -1;
+        } else {
+          i = Math.floor(random() * spec.services);
+          outstanding.push(i);
+          delta = 1;
+        }
+        const extra = (counts.get(i) ?? 0) + delta;
+        counts.set(i, extra);
+        const writtenAt = performance.now();
+        void tracker.track(i, writtenAt, spec.endpointsPerService + extra);
+        if (delta > 0) await api.addEndpoint(i);
+        else await api.removeEndpoint(i);
+      }
+    } finally {
+      clearInterval(rssTimer);
+    }
+    const endedAt = performance.now();
+    const backlogAtEnd = tracker.backlog;
+    let drainMs = NaN;
+    try {
+      drainMs = await waitUntil(() => tracker.backlog === 0, 30_000, "backlog drained", 5) -
+        endedAt;
+    } catch {
+      result.failures.push(`${label} ${tracker.abandon()} changes never reached HNS`);
+    }
+    clearInterval(backlogTimer);
+    await waitQuiet(emulator, 300, 30_000);
+    const calls = callDelta(before, emulator.callCounts());
+    heap.push(heapAfterGc());
+    const rssEnd = rssBytes();
+    const latencies = tracker.done;
+    const syncs = agent.syncs.slice(syncsBefore);
+    const secondHalf = rss.filter((s) => s.t >= (p.durationS * 1000) / 2);
+    const rssSlope = slope(
+      secondHalf.map((s) => s.t / 60_000),
+      secondHalf.map((s) => mib(s.bytes)),
+    );
+    const heapGrowth = mib(heap[heap.length - 1] - heap[0]);
+    result.figures.push(
+      {
+        name: `${label} changes made`,
+        value: total,
+        unit: "changes",
+        note: `at ${(total / ((endedAt - t0) / 1000)).toFixed(1)}/s achieved; ${late} sent late`,
+      },
+      { name: `${label} latency p50`, value: percentile(latencies, 50), unit: "ms" },
+      {
+        name: `${label} latency p99`,
+        value: percentile(latencies, 99),
+        unit: "ms",
+        note: `minSyncPeriod ${agent.config.minSyncPeriodMs} ms batches changes`,
+      },
+      { name: `${label} latency max`, value: Math.max(...latencies), unit: "ms" },
+      { name: `${label} backlog max`, value: Math.max(0, ...backlog), unit: "changes" },
+      {
+        name: `${label} backlog at the end`,
+        value: backlogAtEnd,
+        unit: "changes",
+        note: `drained ${Number.isFinite(drainMs) ? Math.round(drainMs) : "never"} ms later`,
+      },
+      {
+        name: `${label} syncs`,
+        value: syncs.length,
+        unit: "syncs",
+        note: `median ${Math.round(percentile(syncs.map((s) => s.ms), 50))} ms, max ${
+          Math.round(Math.max(0, ...syncs.map((s) => s.ms)))
+        } ms`,
+      },
+      { name: `${label} HNS calls per change`, value: totalCalls(calls) / total, unit: "calls" },
+      { name: `${label} HNS writes per change`, value: writeCalls(calls) / total, unit: "calls" },
+      {
+        name: `${label} heap growth after GC`,
+        value: heapGrowth,
+        unit: "MiB",
+        target: { op: "<", value: 5 },
+        note: `heap after GC at start / middle / end: ${heap.map((h) => mib(h)).join(" / ")} MiB`,
+      },
+      {
+        name: `${label} RSS trend, second half`,
+        value: rssSlope,
+        unit: "MiB/min",
+        note: `RSS ${mib(rssStart)} → ${mib(rssEnd)} MiB`,
+      },
+    );
+    await agent.stop();
+    const extras = new Map([...counts].filter(([, c]) => c !== 0));
+    const expected = expectedHns(spec);
+    // Endpoints removed again are deleted only if no other LB uses them; each is unique here.
+    expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
+    expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
+    await verifyContent(spec, emulator, expected, result, label, extras);
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  result.wallMs = performance.now() - started;
+  return [result];
+}

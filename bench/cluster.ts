@@ -1,0 +1,390 @@
+/**
+ * Scenarios 1–4 and 7 on one generated cluster, in one process: cold start
+ * (1), endpoint additions one at a time (2), a restart with the cluster
+ * unchanged (3), periodic resyncs (4), and kube-proxy's modelled calls for
+ * the same work (7). The phases share the converged HNS, as on a node.
+ *
+ * @module
+ */
+
+import { summarizeCalls } from "../lib/demo/calls.ts";
+import { ApiServerProcess } from "./apiserver.ts";
+import { coldStart, verifyContent } from "./cold_start.ts";
+import {
+  type CallCounts,
+  callDelta,
+  Emulator,
+  seedNodeHns,
+  totalCalls,
+  writeCalls,
+} from "./emulator.ts";
+import { type BenchAgent, sleep, startBenchAgent, waitQuiet, waitUntil } from "./harness.ts";
+import { kubeProxyModelCalls } from "./kube_proxy.ts";
+import { LatencyTracker } from "./latency.ts";
+import { mallocInUse } from "./malloc.ts";
+import { collectGarbage, mib, peakRssBytes, resetPeakRss } from "./procstat.ts";
+import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
+import { expectedHns, issueSpec, nodePortOf, prng, type ScenarioSpec } from "./scenario.ts";
+
+/** Parameters of {@link runCluster}. */
+export interface ClusterParams {
+  /** Number of services. */
+  services: number;
+  /** Endpoint additions in phase 2 (0 skips phases 2). */
+  changes: number;
+  /** Resyncs to observe in phase 4 (0 skips phases 3 and 4). */
+  resyncs: number;
+  /** The restarted agent's `--sync-period`, ms (short, so resyncs come quickly). */
+  resyncPeriodMs: number;
+  /** Give up on convergence after this long, ms. */
+  timeoutMs: number;
+}
+
+/** Run the phases; see the module notes. */
+export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
+  const spec = issueSpec(p.services);
+  const n = p.services.toLocaleString("en-US");
+  const label = `${n} services:`;
+  const emulator = await Emulator.open();
+  emulator.reset();
+  const mallocBase = mallocInUse();
+  const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
+  const stateFile = `${dir}/state.json`;
+  const api = ApiServerProcess.start();
+  const results: ScenarioResult[] = [];
+  try {
+    const seeded = await seedNodeHns(emulator, spec);
+    void seeded;
+    const { url } = await api.seed(spec);
+
+    const cold = newResult(`cold-${p.services}`, `1. Cold start, ${n} services`);
+    results.push(cold);
+    let t = performance.now();
+    const outcome = await coldStart(
+      { spec, api, apiUrl: url, emulator, stateFile, timeoutMs: p.timeoutMs, label },
+      cold,
+    );
+    const coldPeakRss = peakRssBytes();
+    cold.wallMs = performance.now() - t;
+    let agent: BenchAgent = outcome.agent;
+    const model = kubeProxyModelCalls(spec);
+    if (cold.failures.length > 0) {
+      await agent.stop();
+      return results;
+    }
+
+    const extras = new Map<number, number>();
+    if (p.changes > 0) {
+      const inc = newResult(`incremental-${p.services}`, `2. Incremental change, ${n} services`);
+      results.push(inc);
+      t = performance.now();
+      await incremental(spec, api, emulator, agent, p.changes, inc, label, extras);
+      inc.wallMs = performance.now() - t;
+      inc.tables.push(sideBySide("kube-proxy (model) for one endpoint added", [
+        ["ClusterIP-only service, LBs re-created", model.incremental],
+        ["ClusterIP-only service, LBs modified in place", model.incrementalModify],
+        ["NodePort service, LBs re-created", model.incrementalNodePort],
+      ]));
+    }
+
+    if (p.resyncs > 0) {
+      const restart = newResult(`restart-${p.services}`, `3. Restart, ${n} services unchanged`);
+      results.push(restart);
+      t = performance.now();
+      await agent.stop();
+      agent = await restartAgent(spec, url, emulator, stateFile, p, restart, label, extras);
+      restart.wallMs = performance.now() - t;
+      restart.tables.push(sideBySide("kube-proxy (model) restart", [["restart", model.restart]]));
+
+      const resync = newResult(`resync-${p.services}`, `4. Periodic resync, ${n} services`);
+      results.push(resync);
+      t = performance.now();
+      await resyncs(emulator, agent, p, resync, label);
+      resync.wallMs = performance.now() - t;
+      resync.tables.push(
+        sideBySide("kube-proxy (model) periodic sync", [["periodic", model.periodic]]),
+      );
+    }
+
+    const kp = newResult(`kube-proxy-${p.services}`, `7. kube-proxy's calls, ${n} services`);
+    results.push(kp);
+    kp.tables.push(sideBySide(`kube-proxy (model), ${n} services`, [
+      ["cold start", model.coldStart],
+      ["one endpoint added (ClusterIP service)", model.incremental],
+      ["one endpoint added, in-place LB update", model.incrementalModify],
+      ["one endpoint added (NodePort service)", model.incrementalNodePort],
+      ["periodic sync", model.periodic],
+      ["restart, nothing changed", model.restart],
+    ]));
+    kp.figures.push(
+      {
+        name: `${label} kube-proxy cold start, HNS calls`,
+        value: totalCalls(model.coldStart),
+        unit: "calls",
+      },
+      {
+        name: `${label} kube-proxy periodic sync, HNS calls`,
+        value: totalCalls(model.periodic),
+        unit: "calls",
+      },
+      {
+        name: `${label} kube-proxy restart, HNS writes`,
+        value: summarizeCalls(model.restart).writes,
+        unit: "calls",
+      },
+    );
+    await agent.stop();
+
+    // What the emulated HNS itself holds in memory: freed by the reset.
+    collectGarbage();
+    const held = mallocInUse();
+    emulator.reset();
+    const hnsBytes = held - mallocInUse();
+    if (Number.isFinite(hnsBytes) && hnsBytes > 0) {
+      cold.figures.push({
+        name: `${label} peak RSS without the emulated HNS`,
+        value: mib(coldPeakRss - hnsBytes),
+        unit: "MiB",
+        target: p.services >= 10_000 ? { op: "<", value: 300 } : undefined,
+        note:
+          `peak RSS minus the ${mib(hnsBytes)} MiB the emulator's objects hold (malloc in use ` +
+          `freed by HnsEmuReset; ${mib(held - mallocBase)} MiB native growth in all)`,
+      });
+    }
+    return results;
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A table of calls per scenario: total, writes, reads. */
+function sideBySide(title: string, rows: [string, CallCounts][]) {
+  return {
+    title,
+    header: ["scenario", "HNS calls", "writes", "reads", "by function"],
+    rows: rows.map(([name, calls]) => {
+      const s = summarizeCalls(calls);
+      return [name, s.total, s.writes, s.reads, describeCalls(calls)];
+    }),
+  };
+}
+
+/** `HcnCreateEndpoint 1, HcnModifyLoadBalancer 1` — short function names, sorted. */
+export function describeCalls(calls: CallCounts): string {
+  return Object.entries(calls).sort(([a], [b]) => a.localeCompare(b))
+    .map(([fn, c]) => `${fn.replace(/^Hcn/, "")} ${c}`).join(", ");
+}
+
+/** Phase 2: add one endpoint to `changes` different services, one at a time. */
+async function incremental(
+  spec: ScenarioSpec,
+  api: ApiServerProcess,
+  emulator: Emulator,
+  agent: BenchAgent,
+  changes: number,
+  result: ScenarioResult,
+  label: string,
+  extras: Map<number, number>,
+): Promise<void> {
+  const tracker = new LatencyTracker(spec, agent.probe);
+  const random = prng(7);
+  const minSync = agent.config.minSyncPeriodMs;
+  const latencies: number[] = [];
+  const perChange: { calls: CallCounts; lbs: number; resynced: boolean; syncMs: number }[] = [];
+  const chosen = new Set<number>();
+  for (let k = 0; k < changes; k++) {
+    let i: number;
+    do i = Math.floor(random() * spec.services); while (chosen.has(i));
+    chosen.add(i);
+    // An isolated change: the runner may run at once (minSyncPeriod since the last sync).
+    const last = agent.syncs[agent.syncs.length - 1];
+    const freeAt = (last?.startedAt ?? 0) + minSync + 20;
+    if (performance.now() < freeAt) await sleep(freeAt - performance.now());
+    const before = emulator.callCounts();
+    const writtenAt = performance.now();
+    const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
+    await api.addEndpoint(i);
+    extras.set(i, 1);
+    const ms = await Promise.race([done, sleep(15_000).then(() => NaN)]);
+    if (Number.isNaN(ms)) {
+      result.failures.push(`${label} change ${k} (service ${i}) not programmed within 15 s`);
+      return;
+    }
+    latencies.push(ms);
+    await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
+    const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
+    perChange.push({
+      calls: callDelta(before, emulator.callCounts()),
+      lbs: nodePortOf(spec, i) !== undefined ? 2 : 1,
+      resynced: sync.report.resynced,
+      syncMs: sync.ms,
+    });
+  }
+  const quiet = perChange.filter((c) => !c.resynced);
+  const totals = quiet.map((c) => totalCalls(c.calls));
+  const writes = perChange.map((c) => writeCalls(c.calls));
+  const overMin = perChange.filter((c) => writeCalls(c.calls) > 1 + c.lbs).length;
+  const figures: Figure[] = [
+    {
+      name: `${label} event-to-HNS latency p50`,
+      value: percentile(latencies, 50),
+      unit: "ms",
+      note: `${changes} changes; API write → last LB of the service written`,
+    },
+    {
+      name: `${label} event-to-HNS latency p99`,
+      value: percentile(latencies, 99),
+      unit: "ms",
+      target: { op: "<", value: 50 },
+    },
+    { name: `${label} event-to-HNS latency max`, value: Math.max(...latencies), unit: "ms" },
+    {
+      name: `${label} HNS calls per change (median)`,
+      value: percentile(totals, 50),
+      unit: "calls",
+      note: `max ${Math.max(...totals)}; changes whose sync also resynced left out (${
+        perChange.length - quiet.length
+      })`,
+    },
+    {
+      name: `${label} HNS writes per change (max)`,
+      value: Math.max(...writes),
+      unit: "calls",
+      note:
+        `minimum 1 endpoint create + 1 LB update per LB of the service; ${overMin} changes above it`,
+    },
+    {
+      name: `${label} sync duration per change (median)`,
+      value: percentile(perChange.map((c) => c.syncMs), 50),
+      unit: "ms",
+    },
+  ];
+  result.figures.push(...figures);
+  const examples = new Map<string, number>();
+  for (const c of quiet) {
+    const key = describeCallsKey(c.calls);
+    examples.set(key, (examples.get(key) ?? 0) + 1);
+  }
+  result.tables.push({
+    title: `${label} HNS calls of one change (how many changes made exactly these calls)`,
+    header: ["calls", "changes"],
+    rows: [...examples].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v]),
+  });
+  agent.probe.onLbWrite(undefined);
+}
+
+function describeCallsKey(calls: CallCounts): string {
+  return describeCalls(calls) || "(none)";
+}
+
+/** Phase 3: stop the agent, start it again over the same HNS and cluster. */
+async function restartAgent(
+  spec: ScenarioSpec,
+  url: string,
+  emulator: Emulator,
+  stateFile: string,
+  p: ClusterParams,
+  result: ScenarioResult,
+  label: string,
+  extras: ReadonlyMap<number, number>,
+): Promise<BenchAgent> {
+  collectGarbage();
+  resetPeakRss();
+  const before = emulator.callCounts();
+  const agent = await startBenchAgent({
+    apiUrl: url,
+    emulator,
+    stateFile,
+    syncPeriodMs: p.resyncPeriodMs,
+  });
+  const readyAt = await Promise.race([
+    agent.agent.ready.then(() => performance.now()),
+    sleep(p.timeoutMs).then(() => NaN),
+  ]);
+  if (Number.isNaN(readyAt)) {
+    result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
+    return agent;
+  }
+  await waitQuiet(emulator, 300, 30_000);
+  const calls = callDelta(before, emulator.callCounts());
+  result.figures.push(
+    {
+      name: `${label} HNS writes at restart`,
+      value: writeCalls(calls),
+      unit: "calls",
+      target: { op: "==", value: 0 },
+    },
+    {
+      name: `${label} time until ready`,
+      value: readyAt - agent.startedAt,
+      unit: "ms",
+      note: "startAgent → first programming done (lists, HNS read, adoption)",
+    },
+    { name: `${label} HNS calls at restart (all reads)`, value: totalCalls(calls), unit: "calls" },
+    { name: `${label} peak RSS during restart`, value: mib(peakRssBytes()), unit: "MiB" },
+  );
+  result.tables.push({
+    title: `${label} HNS calls at restart by C function`,
+    header: ["function", "calls"],
+    rows: Object.entries(calls).sort(([a], [b]) => a.localeCompare(b)),
+  });
+  const expected = expectedHns(spec);
+  expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
+  expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
+  await verifyContent(spec, emulator, expected, result, label, extras);
+  return agent;
+}
+
+/** Phase 4: watch `p.resyncs` periodic resyncs of the idle agent. */
+async function resyncs(
+  emulator: Emulator,
+  agent: BenchAgent,
+  p: ClusterParams,
+  result: ScenarioResult,
+  label: string,
+): Promise<void> {
+  const marks: { counts: CallCounts; ms: number }[] = [];
+  agent.onSync = (s) => {
+    if (s.report.resynced) marks.push({ counts: emulator.callCounts(), ms: s.ms });
+  };
+  try {
+    await waitUntil(
+      () => marks.length > p.resyncs,
+      (p.resyncs + 2) * p.resyncPeriodMs + 10_000,
+      "periodic resyncs",
+      20,
+    );
+  } catch (err) {
+    result.failures.push(`${label} ${(err as Error).message}`);
+    return;
+  } finally {
+    agent.onSync = undefined;
+  }
+  const per = marks.slice(1).map((m, k) => callDelta(marks[k].counts, m.counts));
+  const totals = per.map((c) => totalCalls(c));
+  result.figures.push(
+    {
+      name: `${label} HNS calls per resync (max)`,
+      value: Math.max(...totals),
+      unit: "calls",
+      target: { op: "<=", value: 5 },
+      note: `${per.length} resyncs, --sync-period ${p.resyncPeriodMs} ms, nothing changed`,
+    },
+    {
+      name: `${label} HNS writes per resync (max)`,
+      value: Math.max(...per.map((c) => writeCalls(c))),
+      unit: "calls",
+    },
+    {
+      name: `${label} resync duration (median)`,
+      value: percentile(marks.slice(1).map((m) => m.ms), 50),
+      unit: "ms",
+    },
+  );
+  result.tables.push({
+    title: `${label} HNS calls of each resync`,
+    header: ["resync", "calls"],
+    rows: per.map((c, k) => [k + 1, describeCalls(c)]),
+  });
+}

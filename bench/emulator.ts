@@ -1,0 +1,187 @@
+/**
+ * The HNS emulator library as the benchmark uses it: its control exports
+ * (object counts, per-function call counters, latency, reset) and the HNS
+ * the node starts with (the network and the CNI's local pod endpoints),
+ * created through the real FFI binding.
+ *
+ * One library file loaded into one process is one HNS, so the agent's FFI
+ * binding (which dlopens the same path) and this control see the same state.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { createHnsClient } from "../lib/hns/client.ts";
+import { openFfiHcnApi } from "../lib/hns/ffi.ts";
+import { allHcnFunctionNames, HNS_CALL } from "../lib/hns/names.ts";
+import type { HcnKind } from "../lib/hns/types.ts";
+import { buildEmulator } from "../tests/hns-emulator/build.ts";
+import {
+  localEndpointIps,
+  localEndpointSettings,
+  networkSettings,
+  type ScenarioSpec,
+} from "./scenario.ts";
+
+/** Calls per C function name. */
+export type CallCounts = Record<string, number>;
+
+/** Every function the emulator counts: the Hcn* functions and HNSCall. */
+export const COUNTED_FUNCTIONS: readonly string[] = [...allHcnFunctionNames(), HNS_CALL];
+
+/** Names of the write functions (create, modify, delete). */
+export const WRITE_FUNCTIONS: readonly string[] = COUNTED_FUNCTIONS.filter((f) =>
+  /^Hcn(Create|Modify|Delete)/.test(f)
+);
+
+const SYMBOLS = {
+  HnsEmuReset: { parameters: [], result: "void" },
+  HnsEmuSetVersion: { parameters: ["u32", "u32"], result: "void" },
+  HnsEmuSetLatencyMicros: { parameters: ["u32"], result: "void" },
+  HnsEmuOpenHandles: { parameters: [], result: "i64" },
+  HnsEmuOutstandingStrings: { parameters: [], result: "i64" },
+  HnsEmuCallCount: { parameters: ["buffer"], result: "i64" },
+  HnsEmuObjectCount: { parameters: ["buffer"], result: "i64" },
+} as const;
+
+function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** The emulator library path: env HNSPROXY_HNS_LIBRARY, else build/hnsemu.so (built if needed). */
+export async function emulatorLibrary(): Promise<string> {
+  const fromEnv = Deno.env.get("HNSPROXY_HNS_LIBRARY");
+  if (fromEnv) return fromEnv;
+  await buildEmulator();
+  return fileURLToPath(new URL("../build/hnsemu.so", import.meta.url));
+}
+
+/** The emulator's control surface. */
+export class Emulator {
+  /** The library path (what the agent's `--hns-library` gets). */
+  readonly library: string;
+  readonly #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  readonly #names = new Map<string, Uint8Array<ArrayBuffer>>();
+
+  private constructor(library: string) {
+    this.library = library;
+    this.#lib = Deno.dlopen(library, SYMBOLS);
+  }
+
+  /** Load the control exports of the built emulator. */
+  static async open(): Promise<Emulator> {
+    return new Emulator(await emulatorLibrary());
+  }
+
+  #c(name: string): Uint8Array<ArrayBuffer> {
+    let b = this.#names.get(name);
+    if (!b) this.#names.set(name, b = cString(name));
+    return b;
+  }
+
+  /** Forget every object, handle and counter. */
+  reset(): void {
+    this.#lib.symbols.HnsEmuReset();
+  }
+
+  /** Sleep this long in every HCN call (outside the emulator's lock). */
+  setLatencyMicros(us: number): void {
+    this.#lib.symbols.HnsEmuSetLatencyMicros(us);
+  }
+
+  /** The HNS version reported. */
+  setVersion(major: number, minor: number): void {
+    this.#lib.symbols.HnsEmuSetVersion(major, minor);
+  }
+
+  /** Objects of a kind HNS holds. */
+  objectCount(kind: HcnKind): number {
+    return Number(this.#lib.symbols.HnsEmuObjectCount(this.#c(kind)));
+  }
+
+  /** Calls of one function so far (failed ones included). */
+  callCount(fn: string): number {
+    return Number(this.#lib.symbols.HnsEmuCallCount(this.#c(fn)));
+  }
+
+  /** Every counted function's calls so far. */
+  callCounts(): CallCounts {
+    const out: CallCounts = {};
+    for (const fn of COUNTED_FUNCTIONS) out[fn] = this.callCount(fn);
+    return out;
+  }
+
+  /** Handles not closed and strings not freed (both 0 when the agent leaks nothing). */
+  leaks(): { openHandles: number; outstandingStrings: number } {
+    return {
+      openHandles: Number(this.#lib.symbols.HnsEmuOpenHandles()),
+      outstandingStrings: Number(this.#lib.symbols.HnsEmuOutstandingStrings()),
+    };
+  }
+
+  /** Release the control exports. */
+  close(): void {
+    this.#lib.close();
+  }
+}
+
+/** Calls made between two snapshots, only the functions that were called. */
+export function callDelta(before: CallCounts, after: CallCounts): CallCounts {
+  const out: CallCounts = {};
+  for (const fn of Object.keys(after)) {
+    const d = after[fn] - (before[fn] ?? 0);
+    if (d !== 0) out[fn] = d;
+  }
+  return out;
+}
+
+/** Sum of the calls in `counts`, optionally only those of `fns`. */
+export function totalCalls(counts: CallCounts, fns?: readonly string[]): number {
+  return Object.entries(counts).filter(([fn]) => !fns || fns.includes(fn))
+    .reduce((n, [, c]) => n + c, 0);
+}
+
+/** HNS write calls (create, modify, delete) in `counts`. */
+export function writeCalls(counts: CallCounts): number {
+  return totalCalls(counts, WRITE_FUNCTIONS);
+}
+
+/**
+ * Give the emulated node the HNS it has before the agent runs: the network
+ * and the CNI's endpoint for every local pod. Returns the network ID.
+ */
+export async function seedNodeHns(emulator: Emulator, spec: ScenarioSpec): Promise<string> {
+  const api = openFfiHcnApi({ library: emulator.library });
+  const client = createHnsClient(api);
+  try {
+    const net = await client.findNetworkByName(networkSettings().Name!) ??
+      await createNetwork(api, client);
+    const ips = localEndpointIps(spec);
+    // The CNI creates pods' endpoints one by one; a few at a time is enough here.
+    let next = 0;
+    const worker = async () => {
+      while (next < ips.length) {
+        const ip = ips[next++];
+        await client.createEndpoint(net.ID!, localEndpointSettings(ip, net.ID!));
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    return net.ID!;
+  } finally {
+    api.dispose();
+  }
+}
+
+async function createNetwork(
+  api: ReturnType<typeof openFfiHcnApi>,
+  client: ReturnType<typeof createHnsClient>,
+) {
+  const handle = await api.create("Network", "", JSON.stringify(networkSettings()));
+  await api.close("Network", handle);
+  const net = await client.findNetworkByName(networkSettings().Name!);
+  if (!net?.ID) throw new Error("the emulator did not keep the benchmark network");
+  return net;
+}

@@ -1,0 +1,207 @@
+/**
+ * `deno task bench` — hnsproxy at scale, against the targets of issue 7.
+ *
+ * ```sh
+ * deno run -A bench/main.ts --quick    # CI smoke check, under 3 minutes
+ * deno run -A bench/main.ts --full     # the report: writes bench/RESULTS.md
+ * deno run -A bench/main.ts --full --only=churn,latency --no-write
+ * ```
+ *
+ * Each scenario runs in its own process (bench/run.ts) with `--expose-gc`
+ * and `MALLOC_ARENA_MAX=1` (so native memory can be attributed, see
+ * bench/malloc.ts). Exits non-zero only when a scenario crashed or found a
+ * correctness failure (not converging, wrong HNS content); missed speed or
+ * memory targets are reported, not fatal.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { allMet, consoleLines, machineInfo, resultsMarkdown, targetedFigures } from "./report.ts";
+import { fmt, meets, newResult, type ScenarioResult, targetText, verdict } from "./results.ts";
+import { RESULT_PREFIX } from "./run.ts";
+
+/** One scenario process to run. */
+export interface PlannedRun {
+  /** Short name for `--only`. */
+  name: string;
+  /** Scenario of bench/run.ts. */
+  scenario: "cluster" | "churn" | "latency";
+  /** Its parameters. */
+  params: Record<string, unknown>;
+}
+
+/** Quick mode: every scenario, smaller (CI). */
+export const QUICK: readonly PlannedRun[] = [
+  {
+    name: "cluster-1000",
+    scenario: "cluster",
+    params: { services: 1000, changes: 10, resyncs: 2, resyncPeriodMs: 1500, timeoutMs: 60_000 },
+  },
+  {
+    name: "cold-10000",
+    scenario: "cluster",
+    params: { services: 10_000, changes: 0, resyncs: 0, resyncPeriodMs: 0, timeoutMs: 120_000 },
+  },
+  {
+    name: "churn",
+    scenario: "churn",
+    params: { services: 1000, ratePerSecond: 100, durationS: 10, timeoutMs: 60_000 },
+  },
+  {
+    name: "latency",
+    scenario: "latency",
+    params: { services: 100, latencyUs: 5000, concurrencies: [1, 8], timeoutMs: 120_000 },
+  },
+];
+
+/** Full mode: the issue's sizes. */
+export const FULL: readonly PlannedRun[] = [
+  {
+    name: "cluster-1000",
+    scenario: "cluster",
+    params: { services: 1000, changes: 200, resyncs: 3, resyncPeriodMs: 5000, timeoutMs: 120_000 },
+  },
+  {
+    name: "cluster-10000",
+    scenario: "cluster",
+    params: {
+      services: 10_000,
+      changes: 200,
+      resyncs: 3,
+      resyncPeriodMs: 5000,
+      timeoutMs: 300_000,
+    },
+  },
+  {
+    name: "churn",
+    scenario: "churn",
+    params: { services: 10_000, ratePerSecond: 100, durationS: 60, timeoutMs: 300_000 },
+  },
+  {
+    name: "latency",
+    scenario: "latency",
+    params: {
+      services: 1000,
+      latencyUs: 5000,
+      concurrencies: [1, 2, 4, 8, 16],
+      timeoutMs: 600_000,
+    },
+  },
+  {
+    name: "concurrency-0ms",
+    scenario: "latency",
+    params: { services: 10_000, latencyUs: 0, concurrencies: [1, 2, 4], timeoutMs: 300_000 },
+  },
+];
+
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+
+/** Run one scenario process; a crash becomes a result with a failure. */
+async function runOne(run: PlannedRun): Promise<ScenarioResult[]> {
+  const started = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      `${HERE}run.ts`,
+      run.scenario,
+      JSON.stringify(run.params),
+    ],
+    cwd: REPO,
+    env: { MALLOC_ARENA_MAX: "1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const line = text.split("\n").find((l) => l.startsWith(RESULT_PREFIX));
+  if (out.success && line) return JSON.parse(line.slice(RESULT_PREFIX.length));
+  const crashed = newResult(run.name, `${run.name} (crashed)`);
+  crashed.wallMs = performance.now() - started;
+  crashed.failures.push(
+    `scenario process exited with code ${out.code}${line ? "" : " without results"}: ${
+      text.trim().split("\n").slice(-5).join(" | ")
+    }`,
+  );
+  return [crashed];
+}
+
+/** bench/kube_memory.ts's report (the kube engineer's store bench), or undefined. */
+async function kubeMemory(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}kube_memory.ts`],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      full: { type: "boolean", default: false },
+      only: { type: "string" },
+      write: { type: "boolean", default: true },
+      "no-write": { type: "boolean", default: false },
+    },
+  });
+  const full = values.full && !values.quick;
+  const mode = full ? "full" : "quick";
+  const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+  const plan = (full ? FULL : QUICK).filter((r) => !only || only.includes(r.name));
+  const started = performance.now();
+  console.log(`hnsproxy bench, ${mode} mode: ${plan.map((r) => r.name).join(", ")}`);
+  const results: ScenarioResult[] = [];
+  for (const run of plan) {
+    const rs = await runOne(run);
+    for (const r of rs) console.log(consoleLines(r).join("\n"));
+    results.push(...rs);
+  }
+  const memory = full && !only ? await kubeMemory() : undefined;
+  if (memory) console.log(`\n== Cluster store memory (bench/kube_memory.ts)\n${memory}`);
+
+  const failures = results.flatMap((r) => r.failures);
+  console.log(`\n== Targets (${fmt((performance.now() - started) / 1000)} s in all)`);
+  for (const f of targetedFigures(results)) {
+    console.log(
+      `  ${meets(f) ? "met   " : "MISSED"} ${f.name}: ${fmt(f.value, 2)} ${f.unit} (target ${
+        targetText(f)
+      }) ${meets(f) ? "" : verdict(f)}`,
+    );
+  }
+  console.log(allMet(results) ? "  every target met" : "  some targets missed (not a failure)");
+
+  if (full && values.write && !values["no-write"]) {
+    let analysis: string | undefined;
+    try {
+      analysis = await Deno.readTextFile(`${HERE}analysis.md`);
+    } catch {
+      analysis = undefined;
+    }
+    const md = resultsMarkdown(await machineInfo(), mode, results, {
+      analysis,
+      kubeMemory: memory,
+      commandLine: `deno run -A bench/main.ts --full${only ? ` --only=${only.join(",")}` : ""}`,
+    });
+    await Deno.writeTextFile(`${HERE}RESULTS.md`, md);
+    console.log(`\nwrote bench/RESULTS.md`);
+  }
+  if (failures.length > 0) {
+    console.log(`\n${failures.length} correctness failure(s):`);
+    for (const f of failures) console.log(`  - ${f}`);
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,41 @@
+/**
+ * One scenario process: `deno run -A bench/run.ts <scenario> '<params JSON>'`.
+ * Runs the scenario (agent in this process, API server in a child process,
+ * HNS emulator library loaded here) and prints its results as one line
+ * `RESULT <json>` on stdout. bench/main.ts starts one per scenario so that
+ * each gets a fresh emulator, heap and peak-RSS count.
+ *
+ * @module
+ */
+
+import { runChurn } from "./churn.ts";
+import { runCluster } from "./cluster.ts";
+import { runHnsLatency } from "./hns_latency.ts";
+import type { ScenarioResult } from "./results.ts";
+
+/** The scenarios this entry point runs, by name. */
+export const SCENARIOS = {
+  cluster: runCluster,
+  churn: runChurn,
+  latency: runHnsLatency,
+} as const;
+
+/** The line prefix of the results. */
+export const RESULT_PREFIX = "RESULT ";
+
+if (import.meta.main) {
+  const [name, params] = Deno.args;
+  const run = SCENARIOS[name as keyof typeof SCENARIOS] as
+    | ((p: unknown) => Promise<ScenarioResult[]>)
+    | undefined;
+  if (!run) {
+    console.error(
+      `bench/run.ts: unknown scenario "${name}" (${Object.keys(SCENARIOS).join(", ")})`,
+    );
+    Deno.exit(2);
+  }
+  const results = await run(JSON.parse(params ?? "{}"));
+  console.log(RESULT_PREFIX + JSON.stringify(results));
+  // Whatever the agent's libraries keep open, the scenario is over.
+  Deno.exit(0);
+}
