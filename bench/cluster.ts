@@ -40,6 +40,9 @@ export interface ClusterParams {
   timeoutMs: number;
 }
 
+/** hnsproxy's measured calls per scenario, for the side-by-side table. */
+type Measured = Partial<Record<"cold" | "incremental" | "restart" | "periodic", CallCounts>>;
+
 /** Run the phases; see the module notes. */
 export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
   const spec = issueSpec(p.services);
@@ -60,25 +63,26 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
     const cold = newResult(`cold-${p.services}`, `1. Cold start, ${n} services`);
     results.push(cold);
     let t = performance.now();
-    const outcome = await coldStart(
+    // Destructured so that nothing else keeps the first agent alive after its restart.
+    let { agent, calls: coldCalls } = await coldStart(
       { spec, api, apiUrl: url, emulator, stateFile, timeoutMs: p.timeoutMs, label },
       cold,
     );
     const coldPeakRss = peakRssBytes();
     cold.wallMs = performance.now() - t;
-    let agent: BenchAgent = outcome.agent;
     const model = kubeProxyModelCalls(spec);
     if (cold.failures.length > 0) {
       await agent.stop();
       return results;
     }
 
+    const measured: Measured = { cold: coldCalls };
     const extras = new Map<number, number>();
     if (p.changes > 0) {
       const inc = newResult(`incremental-${p.services}`, `2. Incremental change, ${n} services`);
       results.push(inc);
       t = performance.now();
-      await incremental(spec, api, emulator, agent, p.changes, inc, label, extras);
+      await incremental(spec, api, emulator, agent, p.changes, inc, label, extras, measured);
       inc.wallMs = performance.now() - t;
       inc.tables.push(sideBySide("kube-proxy (model) for one endpoint added", [
         ["ClusterIP-only service, LBs re-created", model.incremental],
@@ -92,14 +96,25 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       results.push(restart);
       t = performance.now();
       await agent.stop();
-      agent = await restartAgent(spec, url, emulator, stateFile, p, restart, label, extras);
+      const restarted = await restartAgent(
+        spec,
+        url,
+        emulator,
+        stateFile,
+        p,
+        restart,
+        label,
+        extras,
+      );
+      agent = restarted.agent;
+      measured.restart = restarted.calls;
       restart.wallMs = performance.now() - t;
       restart.tables.push(sideBySide("kube-proxy (model) restart", [["restart", model.restart]]));
 
       const resync = newResult(`resync-${p.services}`, `4. Periodic resync, ${n} services`);
       results.push(resync);
       t = performance.now();
-      await resyncs(emulator, agent, p, resync, label);
+      await resyncs(emulator, agent, p, resync, label, measured);
       resync.wallMs = performance.now() - t;
       resync.tables.push(
         sideBySide("kube-proxy (model) periodic sync", [["periodic", model.periodic]]),
@@ -115,6 +130,12 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       ["one endpoint added (NodePort service)", model.incrementalNodePort],
       ["periodic sync", model.periodic],
       ["restart, nothing changed", model.restart],
+    ]));
+    kp.tables.unshift(compare(`hnsproxy (measured) and kube-proxy (model), ${n} services`, [
+      ["cold start", measured.cold, model.coldStart],
+      ["one endpoint added to a ClusterIP service", measured.incremental, model.incremental],
+      ["periodic resync", measured.periodic, model.periodic],
+      ["restart, nothing changed", measured.restart, model.restart],
     ]));
     kp.figures.push(
       {
@@ -170,6 +191,27 @@ function sideBySide(title: string, rows: [string, CallCounts][]) {
   };
 }
 
+/** hnsproxy's measured calls next to kube-proxy's modelled ones. */
+function compare(title: string, rows: [string, CallCounts | undefined, CallCounts][]) {
+  return {
+    title,
+    header: [
+      "scenario",
+      "hnsproxy calls",
+      "hnsproxy writes",
+      "kube-proxy calls",
+      "kube-proxy writes",
+      "calls saved",
+    ],
+    rows: rows.filter(([, m]) => m !== undefined).map(([name, m, k]) => {
+      const a = summarizeCalls(m!);
+      const b = summarizeCalls(k);
+      const saved = b.total > 0 ? `${((1 - a.total / b.total) * 100).toFixed(1)}%` : "";
+      return [name, a.total, a.writes, b.total, b.writes, saved];
+    }),
+  };
+}
+
 /** `HcnCreateEndpoint 1, HcnModifyLoadBalancer 1` — short function names, sorted. */
 export function describeCalls(calls: CallCounts): string {
   return Object.entries(calls).sort(([a], [b]) => a.localeCompare(b))
@@ -186,6 +228,7 @@ async function incremental(
   result: ScenarioResult,
   label: string,
   extras: Map<number, number>,
+  measured: Measured,
 ): Promise<void> {
   const tracker = new LatencyTracker(spec, agent.probe);
   const random = prng(7);
@@ -266,6 +309,15 @@ async function incremental(
     const key = describeCallsKey(c.calls);
     examples.set(key, (examples.get(key) ?? 0) + 1);
   }
+  // The typical change of a ClusterIP-only service, for the side-by-side table.
+  const typical = new Map<string, { calls: CallCounts; n: number }>();
+  for (const c of quiet.filter((c) => c.lbs === 1)) {
+    const key = describeCallsKey(c.calls);
+    const t = typical.get(key) ?? { calls: c.calls, n: 0 };
+    t.n++;
+    typical.set(key, t);
+  }
+  measured.incremental = [...typical.values()].sort((a, b) => b.n - a.n)[0]?.calls;
   result.tables.push({
     title: `${label} HNS calls of one change (how many changes made exactly these calls)`,
     header: ["calls", "changes"],
@@ -288,7 +340,7 @@ async function restartAgent(
   result: ScenarioResult,
   label: string,
   extras: ReadonlyMap<number, number>,
-): Promise<BenchAgent> {
+): Promise<{ agent: BenchAgent; calls: CallCounts }> {
   collectGarbage();
   resetPeakRss();
   const before = emulator.callCounts();
@@ -304,7 +356,7 @@ async function restartAgent(
   ]);
   if (Number.isNaN(readyAt)) {
     result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
-    return agent;
+    return { agent, calls: {} };
   }
   await waitQuiet(emulator, 300, 30_000);
   const calls = callDelta(before, emulator.callCounts());
@@ -333,7 +385,7 @@ async function restartAgent(
   expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
   expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
   await verifyContent(spec, emulator, expected, result, label, extras);
-  return agent;
+  return { agent, calls };
 }
 
 /** Phase 4: watch `p.resyncs` periodic resyncs of the idle agent. */
@@ -343,6 +395,7 @@ async function resyncs(
   p: ClusterParams,
   result: ScenarioResult,
   label: string,
+  measured: Measured,
 ): Promise<void> {
   const marks: { counts: CallCounts; ms: number }[] = [];
   agent.onSync = (s) => {
@@ -363,6 +416,7 @@ async function resyncs(
   }
   const per = marks.slice(1).map((m, k) => callDelta(marks[k].counts, m.counts));
   const totals = per.map((c) => totalCalls(c));
+  measured.periodic = per[totals.indexOf(Math.max(...totals))];
   result.figures.push(
     {
       name: `${label} HNS calls per resync (max)`,
