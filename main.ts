@@ -30,6 +30,12 @@ export async function main(args: string[]): Promise<number> {
   switch (first) {
     case "hns":
       return (await import("./lib/cli/hns.ts")).hnsCommand(rest);
+    case "plan":
+      return (await import("./lib/cli/plan.ts")).planCommand(rest);
+    case "demo":
+      return (await import("./lib/demo/mod.ts")).demoCommand(rest);
+    case "run":
+      return (await import("./lib/cli/run.ts")).runCommand(rest);
     case "version":
       console.log(versionText());
       return 0;
@@ -37,12 +43,11 @@ export async function main(args: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     default:
-      if (first !== undefined && !first.startsWith("-") && first !== "run") {
+      if (first !== undefined && !first.startsWith("-")) {
         console.error(`hnsproxy: unknown command "${first}"\n\n${USAGE}`);
         return 2;
       }
-      console.error("hnsproxy: the agent is not wired yet");
-      return 1;
+      return (await import("./lib/cli/run.ts")).runCommand(args);
   }
 }
 
