@@ -18,7 +18,12 @@
 
 import type { HcnEndpoint, HcnLoadBalancer, HnsFeatures } from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
-import { endpointKeyFromHns, isKeyError, loadBalancerKeyFromHns } from "./keys.ts";
+import {
+  endpointKeyFromHns,
+  isKeyError,
+  loadBalancerKeyFromHns,
+  remoteEndpointKey,
+} from "./keys.ts";
 import type {
   AdoptEndpointOp,
   AdoptLoadBalancerOp,
@@ -40,6 +45,7 @@ import type {
   Plan,
   PlanOp,
 } from "./model.ts";
+import { canonicalIp } from "./net.ts";
 import {
   endpointMatchesExactly,
   endpointPayload,
@@ -54,7 +60,8 @@ export interface ReconcileOptions {
   features: HnsFeatures;
   /**
    * Partial reconcile: only these services' LBs (and the endpoints they
-   * reference or stop referencing) are considered. Absent: full reconcile,
+   * reference or stop referencing, and the overlay service-VIP endpoints of
+   * their observed LBs' VIPs) are considered. Absent: full reconcile,
    * which also deletes owned objects nothing wants and stray objects.
    * After a change of the node context (network, local endpoints) run a full
    * reconcile: it can affect every service.
@@ -267,6 +274,13 @@ export function reconcile(
         const epKey = epKeyById.get(idKey(String(id)));
         const ep = epKey !== undefined ? observed.endpoints.get(epKey) : undefined;
         if (ep && idKey(ep.id) === idKey(String(id))) considerStale(ep.key, ep.id, "stale");
+      }
+      // The overlay service-VIP endpoint of a service is keyed by its LBs' VIP; no LB
+      // references it, so only the VIP ties it to the (deleted or changed) service.
+      for (const vip of have?.hns.FrontendVIPs ?? []) {
+        const ip = canonicalIp(String(vip));
+        const ep = ip !== undefined ? observed.endpoints.get(remoteEndpointKey(ip)) : undefined;
+        if (ep) considerStale(ep.key, ep.id, "stale");
       }
     }
   }

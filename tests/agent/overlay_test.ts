@@ -80,8 +80,9 @@ const WRITE_CALLS = /operation="Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)
 Deno.test("agent/overlay: endpoint scale up and down, then service delete", async () => {
   const world = await AgentWorld.create({ hns: overlayHns(), ...web() });
   try {
-    // A short sync period: the service-VIP endpoint of a deleted service goes at a full reconcile.
-    const agent = world.startAgent([...OVERLAY_ARGS, "--sync-period", "2s"]);
+    // A long sync period: no full reconcile happens, so every deletion below comes from the
+    // partial (dirty-services) sync of the change itself.
+    const agent = world.startAgent([...OVERLAY_ARGS, "--sync-period", "1h"]);
     const table = async () => (await world.lbTable()).join("\n");
     await eventually("initial", async () => (await world.lbTable()).length === 3, table);
     const npLb = (await world.hns()).LoadBalancers.find((l) =>
@@ -132,7 +133,7 @@ Deno.test("agent/overlay: endpoint scale up and down, then service delete", asyn
       table,
     );
     await eventually(
-      "the service's remote endpoints deleted",
+      "the service's remote endpoints, incl. its cluster-IP endpoint, deleted by the partial sync",
       async () =>
         !(await world.hns()).Endpoints.some((e) =>
           ["10.244.2.8", "10.96.0.10"].includes(e.IpConfigurations?.[0].IpAddress ?? "")

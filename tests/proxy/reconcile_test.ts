@@ -236,6 +236,38 @@ Deno.test("service deleted: its LBs and its exclusive endpoints go; shared ones 
   assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
 });
 
+Deno.test("overlay service deleted: a partial reconcile also deletes its service-VIP endpoint", () => {
+  const c = overlayCtx();
+  const w0 = world();
+  const { desired: d0, sim } = converged(c, w0.services, w0.slices);
+  assert.ok(d0.remoteEndpoints.get("ep/remote/10.96.0.2")?.role === "serviceVip");
+  const d1 = desiredState(view([w0.services[0]], w0.slices), c);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY, dirty: new Set(["default/b"]) });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "deleteEndpoint ep/remote/10.244.3.9",
+    "deleteEndpoint ep/remote/10.96.0.2",
+  ]);
+  const s1 = simulate(sim, plan, d1);
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, [], "nothing left over");
+});
+
+Deno.test("overlay cluster IP changed: a partial reconcile replaces the service-VIP endpoint", () => {
+  const c = overlayCtx();
+  const w0 = world();
+  const { sim } = converged(c, w0.services, w0.slices);
+  const b1 = { ...w0.services[1], clusterIPs: ["10.96.0.3"] };
+  const d1 = desiredState(view([w0.services[0], b1], w0.slices), c);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY, dirty: new Set(["default/b"]) });
+  assertOrdered(plan);
+  const ops = opList(plan);
+  assert.ok(ops.includes("deleteEndpoint ep/remote/10.96.0.2"), ops.join("\n"));
+  assert.ok(ops.includes("createEndpoint ep/remote/10.96.0.3"), ops.join("\n"));
+  const s1 = simulate(sim, plan, d1);
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, [], "nothing left over");
+});
+
 Deno.test("partial reconcile touches only dirty services; full reconcile catches the rest", () => {
   const c = ctx();
   const w0 = world();
