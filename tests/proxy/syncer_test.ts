@@ -226,7 +226,10 @@ Deno.test("syncer: endpoint scale up and down touch only that service; service d
 
   w.deleteService("web");
   const gone = await converge(w);
-  assert.deepEqual(gone.plan!.ops.map((o) => o.op), ["deleteLoadBalancer"]);
+  assert.deepEqual(gone.plan!.ops.map((o) => `${o.op} ${o.key}`), [
+    "deleteLoadBalancer lb/tcp/10.96.0.10:80",
+    "deleteEndpoint ep/remote/10.96.0.10", // the overlay service-VIP endpoint, right away
+  ]);
   assert.deepEqual(lbTable(w), ["10.96.0.11:443->443 [10.244.3.3]"]);
   assert.equal(
     w.api.dump().LoadBalancers[0].ID,
