@@ -228,8 +228,13 @@ class Client implements HnsClient {
     });
   }
 
-  listEndpointIds(): Promise<string[]> {
-    return this.#context("listEndpointIds", "endpoints", () => this.#enumerate("Endpoint"));
+  listEndpointIds(networkId?: string): Promise<string[]> {
+    const object = networkId ? `endpoints of network ${networkId}` : "endpoints";
+    return this.#context(
+      "listEndpointIds",
+      object,
+      () => this.#enumerate("Endpoint", networkId ? { VirtualNetwork: networkId } : undefined),
+    );
   }
 
   listEndpoints(networkId?: string): Promise<HcnEndpoint[]> {

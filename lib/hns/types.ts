@@ -222,8 +222,11 @@ export interface HnsClient {
   /** The network with this name, or undefined. */
   findNetworkByName(name: string): Promise<HcnNetwork | undefined>;
 
-  /** IDs of all endpoints (one Enumerate call). */
-  listEndpointIds(): Promise<string[]>;
+  /**
+   * IDs of all endpoints, or only those of one network (one Enumerate call,
+   * filtered by HNS on `VirtualNetwork`).
+   */
+  listEndpointIds(networkId?: string): Promise<string[]>;
   /** All endpoints with properties, optionally only those of one network. */
   listEndpoints(networkId?: string): Promise<HcnEndpoint[]>;
   /** One endpoint, or undefined when HNS does not have it. */

@@ -77,17 +77,25 @@ class Diagnostics {
   readonly list: Diagnostic[] = [];
   readonly #seen = new Set<string>();
   constructor(readonly serviceKey: ObjectKey) {}
-  add(level: DiagnosticLevel, field: string, reason: string, detail: string): void {
+  add(
+    level: DiagnosticLevel,
+    field: string,
+    reason: string,
+    detail: string,
+    endpointIp?: string,
+  ): void {
     const id = `${field}\u0000${reason}`;
     if (this.#seen.has(id)) return;
     this.#seen.add(id);
-    this.list.push({
+    const d: Diagnostic = {
       level,
       serviceKey: this.serviceKey,
       field,
       reason,
       message: `service ${this.serviceKey}: ${field}: ${detail}`,
-    });
+    };
+    if (endpointIp !== undefined) d.endpointIp = endpointIp;
+    this.list.push(d);
   }
 }
 
@@ -265,6 +273,7 @@ function resolveBackends(
         `spec.ports[${spIndex}] endpoint ${c.ip}`,
         "LocalEndpointNotFound",
         `endpoint ${c.ip} is on this node but HNS has no endpoint with that IP on network ${ctx.network.name}; left out`,
+        c.ip,
       );
       continue;
     }

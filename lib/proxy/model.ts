@@ -197,6 +197,8 @@ export interface Diagnostic {
   reason: string;
   /** Human-readable message naming the service and the field. */
   message: string;
+  /** The endpoint IP it is about, when about one endpoint (e.g. `LocalEndpointNotFound`). */
+  endpointIp?: string;
 }
 
 /** A health-check HTTP server wanted on a healthCheckNodePort (ETP=Local services). */

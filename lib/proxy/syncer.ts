@@ -5,7 +5,10 @@
  *   exists; read HNS once (the network's endpoints, all load balancers),
  *   adopt what already matches, delete owned leftovers, program the rest.
  * - Fast path: recompute the desired objects of the services that changed
- *   and apply the partial plan. No HNS reads.
+ *   and apply the partial plan. No HNS reads, except when a changed service
+ *   names a pod on this node whose CNI endpoint the node context lacks: then
+ *   one Enumerate of the network's endpoint IDs and a query of each unknown
+ *   ID, in the same run, so the LBs are updated once with the new pod.
  * - Periodic resync (every syncPeriod): enumerate network, load balancer and
  *   endpoint IDs (3 calls) and compare with the observed cache; owned objects
  *   that vanished are forgotten and recreated (drift repair); a new network
@@ -226,6 +229,8 @@ export class Syncer {
   #conflicts = "";
   /** Backoff for looking up CNI endpoints the cluster names but HNS did not have. */
   readonly #localRefresh: Backoff;
+  /** IPs of missing local endpoints already looked up once (later lookups go by backoff). */
+  #lookedUpLocal = new Set<string>();
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
@@ -292,40 +297,14 @@ export class Syncer {
       repaired = outcome;
       resynced = true;
     } else if (this.#localRefresh.size > 0 && this.#localRefresh.ready("local")) {
-      await this.#refreshEndpoints(await this.#o.client.listEndpointIds());
+      await this.#refreshLocalEndpoints();
     }
 
     const changes = cluster.takeChanges();
     const ctx = this.#ctx;
     if (changes.nodeChanged) this.#updateNode();
-    let plan: Plan;
-    let services: number;
-    let kind: SyncReport["kind"];
-    if (this.#needFull || this.#ctx !== ctx || !this.#desired) {
-      this.#desired = desiredState(cluster, this.#ctx);
-      this.#logDiagnostics(this.#desired.services.values(), true);
-      plan = reconcile(this.#desired, this.#observed, { features: this.#ctx.features });
-      services = this.#desired.services.size;
-      kind = "full";
-    } else if (changes.services.size > 0) {
-      const changed = new Map<ObjectKey, ServiceDesired | undefined>();
-      for (const key of changes.services) {
-        const svc = cluster.service(key);
-        changed.set(
-          key,
-          svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx) : undefined,
-        );
-      }
-      this.#desired = updateDesired(this.#desired, changed, this.#ctx);
-      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-      plan = reconcile(this.#desired, this.#observed, {
-        features: this.#ctx.features,
-        dirty: changes.services,
-      });
-      services = changes.services.size;
-      kind = "partial";
-    } else {
+    const full = this.#needFull || this.#ctx !== ctx || !this.#desired;
+    if (!full && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
       await this.#flush();
       return {
@@ -337,6 +316,48 @@ export class Syncer {
         retryAfterMs: this.#retryDelay(),
       };
     }
+    let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
+    if (full) this.#desired = desiredState(cluster, this.#ctx);
+    else changed = this.#recompute(changes.services);
+    // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
+    // most likely new. Look it up now (one Enumerate of the network's endpoint IDs, a query
+    // of each unknown ID), so the LBs are programmed once with it rather than twice.
+    const before = this.#ctx;
+    if (this.#newLocalMisses()) {
+      try {
+        await this.#refreshLocalEndpoints();
+      } catch (err) {
+        // The changes were taken: apply them now without the pod, look it up again later.
+        this.#log.warn("Cannot look up new CNI endpoints; will retry", {
+          err: err instanceof Error ? err.message : String(err),
+        });
+        this.#localRefresh.fail("local");
+      }
+    }
+    if (this.#ctx !== before) {
+      this.#desired = desiredState(cluster, this.#ctx);
+      changed = undefined;
+    }
+    this.#lookedUpLocal = this.#localMisses();
+
+    let plan: Plan;
+    let services: number;
+    let kind: SyncReport["kind"];
+    if (!changed) {
+      this.#logDiagnostics(this.#desired!.services.values(), true);
+      plan = reconcile(this.#desired!, this.#observed, { features: this.#ctx.features });
+      services = this.#desired!.services.size;
+      kind = "full";
+    } else {
+      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
+      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
+      plan = reconcile(this.#desired!, this.#observed, {
+        features: this.#ctx.features,
+        dirty: changes.services,
+      });
+      services = changes.services.size;
+      kind = "partial";
+    }
     const result = await this.#apply(plan);
     return {
       kind,
@@ -347,6 +368,21 @@ export class Syncer {
       services,
       retryAfterMs: this.#retryDelay(result),
     };
+  }
+
+  /** Recompute the desired objects of these services into the desired state. */
+  #recompute(keys: ReadonlySet<ObjectKey>): Map<ObjectKey, ServiceDesired | undefined> {
+    const { cluster } = this.#o;
+    const changed = new Map<ObjectKey, ServiceDesired | undefined>();
+    for (const key of keys) {
+      const svc = cluster.service(key);
+      changed.set(
+        key,
+        svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!) : undefined,
+      );
+    }
+    this.#desired = updateDesired(this.#desired!, changed, this.#ctx!);
+    return changed;
   }
 
   #wait(what: WaitingFor, retryAfterMs?: number): SyncReport {
@@ -404,6 +440,7 @@ export class Syncer {
       });
       for (const id of start.vanishedOwned) ownership.remove(id);
     }
+    this.#lookedUpLocal = this.#localMisses();
     this.#logDiagnostics(start.desired.services.values(), true);
     this.#log.info("Programming HNS", {
       network: start.ctx.network.name,
@@ -482,24 +519,33 @@ export class Syncer {
       const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
       if (!present.has(owned.id.toLowerCase())) ownership.remove(owned.id);
     }
-    await this.#refreshEndpoints(epIdList);
+    await this.#refreshEndpoints(epIdList, false);
     this.#needFull = true;
     this.#lastResync = startedAt;
     return repaired;
   }
 
+  /** {@link Syncer.#refreshEndpoints} from one Enumerate of the network's endpoint IDs. */
+  async #refreshLocalEndpoints(): Promise<void> {
+    const ids = await this.#o.client.listEndpointIds(this.#ctx!.network.id);
+    await this.#refreshEndpoints(ids, true);
+  }
+
   /**
    * Bring the CNI endpoint map up to date from an endpoint ID listing: drop
    * IDs that vanished, read the ones never seen (new pods on this node, or
-   * remote endpoints of others).
+   * remote endpoints of others). `networkOnly`: the listing holds the
+   * network's endpoints only, so IDs of other networks are not forgotten.
    */
-  async #refreshEndpoints(ids: string[]): Promise<void> {
+  async #refreshEndpoints(ids: string[], networkOnly: boolean): Promise<void> {
     const ctx = this.#ctx!;
     const present = new Set(ids.map((id) => id.toLowerCase()));
     const local = new Map(ctx.localEndpoints);
     for (const [ip, id] of local) if (!present.has(id.toLowerCase())) local.delete(ip);
-    for (const id of [...this.#knownEndpointIds]) {
-      if (!present.has(id)) this.#knownEndpointIds.delete(id);
+    if (!networkOnly) {
+      for (const id of [...this.#knownEndpointIds]) {
+        if (!present.has(id)) this.#knownEndpointIds.delete(id);
+      }
     }
     const fresh: HcnEndpoint[] = [];
     const localIds = new Set([...local.values()].map((id) => id.toLowerCase()));
@@ -534,6 +580,23 @@ export class Syncer {
     } else if (this.#missingLocalEndpoints() > 0) {
       this.#localRefresh.fail("local");
     }
+  }
+
+  /** IPs of local endpoints the desired state wants but the node context lacks. */
+  #localMisses(): Set<string> {
+    const out = new Set<string>();
+    for (const sd of this.#desired?.services.values() ?? []) {
+      for (const d of sd.diagnostics) {
+        if (d.reason === "LocalEndpointNotFound" && d.endpointIp) out.add(d.endpointIp);
+      }
+    }
+    return out;
+  }
+
+  /** Whether the desired state misses a local endpoint not looked up since it went missing. */
+  #newLocalMisses(): boolean {
+    for (const ip of this.#localMisses()) if (!this.#lookedUpLocal.has(ip)) return true;
+    return false;
   }
 
   /** Local endpoints the last computation wanted but HNS did not have. */

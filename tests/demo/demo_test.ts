@@ -86,6 +86,9 @@ Deno.test("demo: each step prints exactly the HNS operations it made", async () 
   match(scale, /update in place load balancer 10\.96\.10\.20:80\/TCP → 4 backends/);
   match(scale, /update in place load balancer node:30080\/TCP → 4 backends/);
   ok(!/delete load balancer/.test(scale), "scaling up deletes no load balancer");
+  // The new local pod's CNI endpoint is looked up in the same sync: one update per LB.
+  equal(made(scale, "hnsproxy made")[1], 3, `one endpoint create and one update per LB:\n${scale}`);
+  ok(!/→ 3 backends/.test(scale), "no intermediate update without the local pod");
 
   const terminating = section(stdout, "2. pod api-1 of shop/api is terminating");
   match(terminating, /update in place load balancer 10\.96\.10\.30:443\/TCP → 2 backends/);

@@ -434,6 +434,7 @@ Deno.test("local endpoints: by nodeName or by IP in HNS; local but missing in HN
   const d = sd.diagnostics.find((x) => x.reason === "LocalEndpointNotFound");
   assert.ok(d);
   assert.match(d.message, /10\.244\.1\.99/);
+  assert.equal(d.endpointIp, "10.244.1.99", "the missing IP, for the syncer's lookup");
 });
 
 Deno.test("overlay: provider address by RemoteSubnetRoute, node IPs, fallback; SourceVIP choice; service-VIP endpoint", () => {

@@ -383,6 +383,108 @@ Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.7,10.244.2.7]"]);
 });
 
+/** Make a CNI-like endpoint for `ip` on the test network, as the CNI would. */
+async function cniEndpoint(w: World, ip: string): Promise<void> {
+  const net = w.api.dump().Networks[0].ID!;
+  const handle = await w.api.open("Network", net);
+  const ep = await w.api.create(
+    "Endpoint",
+    "",
+    JSON.stringify({
+      HostComputeNetwork: net,
+      IpConfigurations: [{ IpAddress: ip }],
+      SchemaVersion: { Major: 2, Minor: 0 },
+    }),
+    handle,
+  );
+  await w.api.close("Endpoint", ep);
+  await w.api.close("Network", handle);
+}
+
+/** HNS calls made while `body` runs, by C function. */
+async function callsDuring(
+  w: World,
+  body: () => Promise<unknown>,
+): Promise<Record<string, number>> {
+  const before = { ...w.api.callCounts() };
+  await body();
+  const out: Record<string, number> = {};
+  for (const [fn, n] of Object.entries(w.api.callCounts())) {
+    if (n !== (before[fn] ?? 0)) out[fn] = n - (before[fn] ?? 0);
+  }
+  return out;
+}
+
+Deno.test("syncer: a new local pod whose CNI endpoint exists costs one LB update, found with one filtered Enumerate", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  await cniEndpoint(w, "10.244.1.7");
+  const lbId = w.api.dump().LoadBalancers[0].ID;
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }]);
+  let report: Awaited<ReturnType<Syncer["sync"]>> | undefined;
+  const calls = await callsDuring(w, async () => report = await w.syncer.sync());
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7]"]);
+  assert.deepEqual(report!.plan!.ops.map((o) => o.op), ["modifyLoadBalancer"]);
+  assert.equal(report!.retryAfterMs, undefined, "nothing left to look up or retry");
+  assert.equal(w.api.dump().LoadBalancers[0].ID, lbId);
+  assert.deepEqual(calls, {
+    HcnEnumerateEndpoints: 1, // filtered by the network
+    HcnOpenEndpoint: 1, // the one unknown ID only
+    HcnQueryEndpointProperties: 1,
+    HcnCloseEndpoint: 1,
+    HcnOpenLoadBalancer: 1,
+    HcnModifyLoadBalancer: 1,
+    HcnQueryLoadBalancerProperties: 1,
+    HcnCloseLoadBalancer: 1,
+  });
+  assert.equal((await w.syncer.sync()).kind, "idle", "no second update");
+});
+
+Deno.test("syncer: a local pod still without CNI endpoint is looked up once per miss, then by backoff", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }]);
+  const first = await callsDuring(w, () => w.syncer.sync());
+  assert.equal(first.HcnEnumerateEndpoints, 1, "looked up in the sync that first missed it");
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+  // Another change of the service: the same IP is still missing, no new lookup right away.
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }, {
+    ip: "10.244.2.8",
+    node: "node-2",
+  }]);
+  const second = await callsDuring(w, () => w.syncer.sync());
+  assert.equal(second.HcnEnumerateEndpoints, undefined, "no lookup before the backoff is due");
+  await cniEndpoint(w, "10.244.1.7");
+  await converge(w);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]",
+  ]);
+  assert.equal(w.api.openHandles(), 0);
+});
+
+Deno.test("syncer: a failed lookup of a new local pod still applies the change, and picks the pod up later", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  await cniEndpoint(w, "10.244.1.7");
+  w.api.failCall("HcnEnumerateEndpoints", 1, HResult.MANAGER_STOPPED);
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }, {
+    ip: "10.244.2.8",
+    node: "node-2",
+  }]);
+  const report = await w.syncer.sync();
+  assert.equal(report.kind, "partial");
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"]);
+  assert.ok(report.retryAfterMs !== undefined, "another lookup is scheduled");
+  await converge(w);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]",
+  ]);
+  assert.equal(w.api.openHandles(), 0);
+});
+
 export type { FakeObject };
 
 Deno.test("syncer: an unwritable ownership record does not stop programming; it is written once possible", async () => {
