@@ -68,6 +68,16 @@ export function endpointIp(ep: HcnEndpoint): string | undefined {
   return cfg?.IpAddress ? canonicalIp(String(cfg.IpAddress)) : undefined;
 }
 
+/** Every canonical IP of an HNS endpoint's IpConfigurations (dual-stack pods have two), in order. */
+export function endpointIps(ep: HcnEndpoint): string[] {
+  const out: string[] = [];
+  for (const cfg of Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations : []) {
+    const ip = cfg?.IpAddress ? canonicalIp(String(cfg.IpAddress)) : undefined;
+    if (ip && !out.includes(ip)) out.push(ip);
+  }
+  return out;
+}
+
 /** Whether an HNS endpoint is attached to the network with this ID. */
 export function onNetwork(ep: HcnEndpoint, networkId: string): boolean {
   const net = ep.HostComputeNetwork ?? (ep as Record<string, unknown>).VirtualNetwork;
@@ -77,7 +87,8 @@ export function onNetwork(ep: HcnEndpoint, networkId: string): boolean {
 /**
  * The endpoints LBs may use without owning them: non-remote endpoints on the
  * network (the CNI's pods, host endpoints) that hnsproxy does not own, by
- * canonical IP → HNS ID.
+ * canonical IP → HNS ID. Every IP of an endpoint is indexed (a dual-stack
+ * pod's one endpoint serves both its IPv4 and its IPv6 address).
  */
 export function localEndpointsOf(
   endpoints: readonly HcnEndpoint[],
@@ -88,8 +99,7 @@ export function localEndpointsOf(
   for (const ep of endpoints) {
     if (typeof ep.ID !== "string" || isRemoteEndpoint(ep) || owns(ep.ID)) continue;
     if (!onNetwork(ep, networkId)) continue;
-    const ip = endpointIp(ep);
-    if (ip && !out.has(ip)) out.set(ip, ep.ID);
+    for (const ip of endpointIps(ep)) if (!out.has(ip)) out.set(ip, ep.ID);
   }
   return out;
 }

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import type { HcnEndpoint } from "../../lib/hns/types.ts";
+import { buildNodeContext, endpointIps, localEndpointsOf } from "../../lib/proxy/context.ts";
+import { desiredForService } from "../../lib/proxy/desired.ts";
+import { ALL_FEATURES, ep, NET_ID, slice, svc } from "./core_fixtures.ts";
+
+const OTHER_NET = "0A0B0C0D-0000-0000-0000-000000000002";
+
+const cni = (id: string, ips: string[], extra: Partial<HcnEndpoint> = {}): HcnEndpoint => ({
+  ID: id,
+  HostComputeNetwork: NET_ID,
+  IpConfigurations: ips.map((IpAddress) => ({ IpAddress })),
+  ...extra,
+});
+
+Deno.test("localEndpointsOf: every IP of a dual-stack CNI endpoint is indexed", () => {
+  const local = localEndpointsOf(
+    [
+      cni("DUAL", ["10.244.1.7", "FD00:10:244:1:0::7"]),
+      cni("V4", ["10.244.1.8"]),
+      cni("REMOTE", ["10.244.2.9"], { Flags: 1 }),
+      cni("OWNED", ["10.244.1.9"]),
+      cni("ELSEWHERE", ["10.244.1.10"], { HostComputeNetwork: OTHER_NET }),
+    ],
+    NET_ID,
+    (id) => id === "OWNED",
+  );
+  assert.deepEqual(
+    [...local],
+    [["10.244.1.7", "DUAL"], ["fd00:10:244:1::7", "DUAL"], ["10.244.1.8", "V4"]],
+  );
+});
+
+Deno.test("endpointIps: canonical, in order, without duplicates or garbage", () => {
+  assert.deepEqual(
+    endpointIps(cni("X", ["10.0.0.1", "fd00::0:1", "nonsense", "10.0.0.1"])),
+    ["10.0.0.1", "fd00::1"],
+  );
+  assert.deepEqual(endpointIps({ ID: "Y" }), []);
+});
+
+Deno.test("a dual-stack pod on this node backs the IPv6 LB with its one CNI endpoint", () => {
+  const ctx = buildNodeContext({
+    settings: {
+      nodeName: "node-a",
+      nodeIPOverride: ["192.168.1.10", "fd00:1::10"],
+      sourceVips: [],
+      enableDSR: false,
+      forwardHealthCheckVip: false,
+      rootHnsEndpointName: "cbr0",
+      healthzPort: 10256,
+    },
+    network: { id: NET_ID, name: "cbr0", type: "l2bridge", remoteSubnetRoutes: [] },
+    features: ALL_FEATURES,
+    endpoints: [cni("DUAL", ["10.244.1.7", "fd00:10:244:1::7"])],
+    owns: () => false,
+  });
+  const sd = desiredForService(
+    svc({ clusterIPs: ["fd00:10:96::10"], ipFamilies: ["IPv6"] }),
+    [slice([ep("fd00:10:244:1::7", { nodeName: "node-a" })], { addressType: "IPv6" })],
+    ctx,
+  );
+  assert.deepEqual(sd.loadBalancers.map((lb) => lb.backends), [["ep/local/fd00:10:244:1::7"]]);
+  assert.deepEqual(sd.existingEndpoints, [{ key: "ep/local/fd00:10:244:1::7", id: "DUAL" }]);
+  assert.ok(!sd.diagnostics.some((d) => d.reason === "LocalEndpointNotFound"));
+});
