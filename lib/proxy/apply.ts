@@ -40,6 +40,7 @@ import type {
 } from "./model.ts";
 import type { ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
+import { resolveEndpointId } from "./reconcile.ts";
 
 /** What happened to one operation. */
 export type OpOutcome = "ok" | "failed" | "deferred";
@@ -311,11 +312,16 @@ class ApplyRun {
     this.#ctx.ownership.add({ kind: "Endpoint", id, key });
   }
 
-  /** Backend endpoint IDs of `lb`, or the first key that has none (yet). */
+  /**
+   * Backend endpoint IDs of `lb`, or the first key that has none (yet). A key
+   * resolves as reconcile resolves it: an owned endpoint, an existing one (CNI,
+   * host), or a foreign endpoint holding the IP (used, never owned).
+   */
   #backendIds(lb: DesiredLoadBalancer): string[] | { missing: EpKey } {
     const ids: string[] = [];
+    const existing = { existingEndpoints: this.#ctx.existingEndpoints };
     for (const key of lb.backends) {
-      const id = this.#ctx.observed.endpoints.get(key)?.id ?? this.#ctx.existingEndpoints.get(key);
+      const id = resolveEndpointId(key, existing, this.#ctx.observed);
       if (id === undefined) return { missing: key };
       ids.push(id);
     }

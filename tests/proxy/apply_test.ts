@@ -154,6 +154,45 @@ Deno.test("apply: creates endpoints then LBs with resolved backend IDs; records 
   assert.equal(api.openHandles(), 0);
 });
 
+Deno.test("apply: an LB backend held by a foreign endpoint resolves to it; the endpoint stays foreign", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  // Someone else (e.g. kube-proxy, or a lost record) made the remote endpoint of 10.244.2.7.
+  const foreign = await client.createEndpoint(NET, remoteEp("10.244.2.7").payload);
+  ctx.observed.setForeignEndpoint({ key: "ep/remote/10.244.2.7", id: foreign.ID!, hns: foreign });
+  const svc = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7", "ep/local/10.244.1.5"]);
+  const result = await applyPlan(plan(createLb(svc)), ctx);
+  assert.deepEqual(result.failed.map((f) => String(f.error)), []);
+  assert.equal(result.deferred.length, 0);
+  const created = ctx.observed.loadBalancers.get(svc.key);
+  assert.ok(created);
+  assert.deepEqual(
+    [...created.hns.HostComputeEndpoints].map((x) => x.toLowerCase()).sort(),
+    [foreign.ID!, LOCAL_EP].map((x) => x.toLowerCase()).sort(),
+  );
+  assert.ok(!ctx.ownership.owns(foreign.ID!), "a foreign endpoint is used, never owned");
+  assert.ok(ctx.observed.foreignEndpoints.has("ep/remote/10.244.2.7"));
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a create refused because a foreign endpoint holds the IP; the LB uses that endpoint", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const foreign = await client.createEndpoint(NET, remoteEp("10.244.2.7").payload);
+  const svc = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const result = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(svc)), ctx);
+  assert.deepEqual(result.failed.map((f) => f.op.key), ["ep/remote/10.244.2.7"]);
+  assert.equal(ctx.observed.foreignEndpoints.get("ep/remote/10.244.2.7")?.id, foreign.ID);
+  assert.deepEqual(
+    ctx.observed.loadBalancers.get(svc.key)?.hns.HostComputeEndpoints.map((x) => x.toLowerCase()),
+    [foreign.ID!.toLowerCase()],
+    "the LB is created on the foreign endpoint",
+  );
+  assert.equal((await client.listEndpoints(NET)).length, 2, "no duplicate endpoint");
+  assert.ok(!ctx.ownership.owns(foreign.ID!));
+  assert.equal(api.openHandles(), 0);
+});
+
 Deno.test("apply: deletes LBs before endpoints; not-found deletes count as done", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);

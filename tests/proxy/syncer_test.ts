@@ -485,6 +485,31 @@ Deno.test("syncer: a failed lookup of a new local pod still applies the change, 
   assert.equal(w.api.openHandles(), 0);
 });
 
+Deno.test("syncer: a pod IP held by a foreign remote endpoint: the LB uses it, it is never touched", async () => {
+  const state = overlayHns();
+  const FOREIGN = "F0F0F0F0-0000-4000-8000-0000000000EE";
+  state.Endpoints!.push({
+    ID: FOREIGN,
+    HostComputeNetwork: state.Networks![0].ID,
+    IpConfigurations: [{ IpAddress: "10.244.2.7" }],
+    MacAddress: "02-aa-bb-cc-dd-ee", // not what hnsproxy would make: not adopted
+    Flags: 1,
+    Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.12" } }],
+  });
+  const w = world(state);
+  w.service("web", WEB, WEB_EPS);
+  const report = await converge(w);
+  assert.deepEqual(report.result?.failed ?? [], []);
+  const lb = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.10");
+  assert.ok(lb?.HostComputeEndpoints.includes(FOREIGN), "the LB uses the foreign endpoint");
+  assert.ok(!w.ownership.owns(FOREIGN));
+  assert.equal(
+    w.api.dump().Endpoints.filter((e) => e.IpConfigurations?.[0].IpAddress === "10.244.2.7").length,
+    1,
+  );
+  assert.equal((await w.syncer.sync()).kind, "idle");
+});
+
 export type { FakeObject };
 
 Deno.test("syncer: an unwritable ownership record does not stop programming; it is written once possible", async () => {
