@@ -203,7 +203,7 @@ export async function buildEmulator(opts: BuildOptions = {}): Promise<string> {
   const flags = ["-O2", "-shared", "-Wall", "-Wextra", "-Werror", "-std=gnu11"];
   const args = windows
     ? [...flags, ...sources]
-    : [...flags, "-fPIC", "-pthread", "-fvisibility=hidden", ...sources];
+    : [...flags, "-fPIC", "-pthread", "-fvisibility=hidden", ...sources, "-ldl"];
   await compile(opts.compiler ?? (windows ? WINDOWS_CC : LINUX_CC), args, output);
   return output;
 }

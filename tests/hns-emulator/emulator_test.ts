@@ -267,6 +267,41 @@ Deno.test("emulator: state file: what one process writes, the next one sees", as
   });
 });
 
+Deno.test("emulator: `<library>.env` configures a process without environment; the environment wins", async () => {
+  await withStateDir(async (file) => {
+    const copy = await privateCopy(library);
+    try {
+      const viaSidecar = `${file}.sidecar.json`;
+      await Deno.writeTextFile(
+        `${copy}.env`,
+        `# written by the test\r\n\r\n  HNSEMU_STATE_FILE=${viaSidecar}\r\n`,
+      );
+      const run = async (env: Record<string, string>, ...cmds: string[]) => {
+        const out = await new Deno.Command(checkProgram, {
+          args: [copy, "ctl", ...cmds],
+          env: cleanEnv(env),
+          clearEnv: true,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const dec = new TextDecoder();
+        assert.equal(out.code, 0, dec.decode(out.stderr));
+        return dec.decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l) as CtlLine);
+      };
+      const [net] = await run({}, "create-net", JSON.stringify({ Name: "cbr0" }));
+      assert.equal(net.hr, "0x00000000");
+      const stored = JSON.parse(await Deno.readTextFile(viaSidecar));
+      assert.deepEqual(stored.Networks.map((n: { ID: string }) => n.ID), [net.out]);
+      // A variable that is set wins over the sidecar's line.
+      await run({ HNSEMU_STATE_FILE: file }, "create-net", JSON.stringify({ Name: "other" }));
+      assert.equal(JSON.parse(await Deno.readTextFile(file)).Networks.length, 1);
+      assert.equal(JSON.parse(await Deno.readTextFile(viaSidecar)).Networks.length, 1);
+    } finally {
+      await Deno.remove(join(copy, ".."), { recursive: true });
+    }
+  });
+});
+
 Deno.test("emulator: state file: two processes racing stay consistent", async () => {
   await withStateDir(async (file) => {
     const [net] = await ctl(file, "create-net", JSON.stringify({ Name: "cbr0", Type: "L2Bridge" }));

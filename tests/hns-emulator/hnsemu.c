@@ -105,11 +105,52 @@ static void parse_env_failures(const char *spec) {
   free(copy);
 }
 
+/* ---- configuration: the environment, else `<library file>.env` ------------ */
+
+/*
+ * The sidecar file holds NAME=VALUE lines (blank lines and `#` comments
+ * ignored, CRLF accepted). It configures processes that get no environment,
+ * such as Windows services under Wine; a variable that is set wins over it.
+ */
+static char *g_sidecar; /* file contents, lines NUL-terminated in place */
+static size_t g_sidecar_len;
+
+static void load_sidecar(void) {
+  char path[4096];
+  if (plat_module_path(path, sizeof path - 8) != 0) return;
+  strcat(path, ".env");
+  char err[256];
+  char *data = NULL;
+  size_t len = 0;
+  int r = plat_read_file(path, &data, &len, err, sizeof err);
+  if (r < 0) fprintf(stderr, "hnsemu: ignoring %s: %s\n", path, err);
+  if (r != 0) return;
+  for (size_t i = 0; i < len; i++) {
+    if (data[i] == '\n' || data[i] == '\r') data[i] = 0;
+  }
+  g_sidecar = data;
+  g_sidecar_len = len;
+}
+
+/* The knob `name`: the environment's value, else the sidecar's, else NULL. */
+static const char *knob(const char *name) {
+  const char *v = getenv(name);
+  if (v) return v;
+  size_t n = strlen(name);
+  for (size_t i = 0; i < g_sidecar_len; i += strlen(g_sidecar + i) + 1) {
+    const char *line = g_sidecar + i;
+    while (*line == ' ' || *line == '\t') line++;
+    if (strncmp(line, name, n) == 0 && line[n] == '=') return line + n + 1;
+  }
+  return NULL;
+}
+
 static void init_once(void) {
   store_init(&g_store);
   hm_init(&g_handles);
   hm_init(&g_strings);
-  const char *v = getenv("HNSEMU_VERSION");
+  load_sidecar();
+  const char *v = knob("HNSEMU_VERSION");
   if (v && *v) {
     unsigned a = 0, b = 0;
     if (sscanf(v, "%u.%u", &a, &b) >= 1) {
@@ -121,12 +162,12 @@ static void init_once(void) {
   }
   g_major = g_env_major;
   g_minor = g_env_minor;
-  const char *lat = getenv("HNSEMU_LATENCY_US");
+  const char *lat = knob("HNSEMU_LATENCY_US");
   if (lat && *lat) g_env_latency_us = (uint32_t)strtoul(lat, NULL, 10);
   __atomic_store_n(&g_latency_us, g_env_latency_us, __ATOMIC_RELAXED);
-  const char *fail = getenv("HNSEMU_FAIL");
+  const char *fail = knob("HNSEMU_FAIL");
   if (fail && *fail) parse_env_failures(fail);
-  persist_configure(getenv("HNSEMU_STATE_FILE"));
+  persist_configure(knob("HNSEMU_STATE_FILE"));
 }
 
 static void ensure_init(void) { plat_once(init_once); }

@@ -1,4 +1,5 @@
 /* platform.c - see platform.h. */
+#define _GNU_SOURCE /* dladdr */
 #include "platform.h"
 
 #include <errno.h>
@@ -50,6 +51,19 @@ uint64_t plat_entropy(void) {
 }
 
 int plat_pid(void) { return (int)GetCurrentProcessId(); }
+
+/* Any object inside this library: its address names the module. */
+static const char g_module_anchor = 0;
+
+int plat_module_path(char *buf, size_t n) {
+  HMODULE h = NULL;
+  if (!GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                              GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                          &g_module_anchor, &h))
+    return -1;
+  DWORD len = GetModuleFileNameA(h, buf, (DWORD)n);
+  return len == 0 || len >= n ? -1 : 0;
+}
 
 void plat_file_ident(const char *path, file_ident *out) {
   memset(out, 0, sizeof *out);
@@ -131,6 +145,7 @@ void plat_unlock_file(void) {
 
 #else /* POSIX */
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
@@ -175,6 +190,18 @@ uint64_t plat_entropy(void) {
 }
 
 int plat_pid(void) { return (int)getpid(); }
+
+/* Any object inside this library: its address names the module. */
+static const char g_module_anchor = 0;
+
+int plat_module_path(char *buf, size_t n) {
+  Dl_info info;
+  if (!dladdr(&g_module_anchor, &info) || !info.dli_fname) return -1;
+  size_t len = strlen(info.dli_fname);
+  if (len >= n) return -1;
+  memcpy(buf, info.dli_fname, len + 1);
+  return 0;
+}
 
 void plat_file_ident(const char *path, file_ident *out) {
   memset(out, 0, sizeof *out);

@@ -1,8 +1,8 @@
 /*
  * platform.h - the few OS services the emulator needs, for POSIX and Win32:
- * one process-wide mutex, one-time init, sleeping, entropy, and the file
- * operations behind HNSEMU_STATE_FILE (identity, read, atomic replace, and a
- * cross-process exclusive lock).
+ * one process-wide mutex, one-time init, sleeping, entropy, the library's own
+ * path, and the file operations behind HNSEMU_STATE_FILE (identity, read,
+ * atomic replace, and a cross-process exclusive lock).
  */
 #ifndef HNSEMU_PLATFORM_H
 #define HNSEMU_PLATFORM_H
@@ -18,6 +18,8 @@ void plat_sleep_us(uint32_t us);
 /* Bits for seeding the GUID generator (differs across processes and calls). */
 uint64_t plat_entropy(void);
 int plat_pid(void);
+/* Path of the library file this code was loaded from: 0 ok, -1 unknown or longer than n. */
+int plat_module_path(char *buf, size_t n);
 
 /* What identifies one version of a file: it changes when the file is replaced or rewritten. */
 typedef struct file_ident {
