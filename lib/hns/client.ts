@@ -5,7 +5,9 @@
  * - Lists are Enumerate + (Open, Query, Close) per ID, like hcsshim's `hcn`
  *   package; an object that vanished in between is left out.
  * - `get*` answers undefined when HNS does not have the object.
- * - Every handle is closed on every path, errors included.
+ * - Every handle is closed on every path, errors included. Inside
+ *   {@link HnsClient.batch} endpoint creates share one network handle, closed
+ *   when the batch ends.
  * - Failures are {@link HnsError}s whose operation names the client operation
  *   and the C function (`createLoadBalancer (HcnCreateLoadBalancer)`) and whose
  *   object names what was operated on.
@@ -85,6 +87,8 @@ class Client implements HnsClient {
   readonly #onSkip: (s: SkippedObject) => void;
   readonly #concurrency: number;
   #version: HnsVersion | undefined;
+  /** The open batch, if any: network handles (lower-case ID → open) reused by createEndpoint. */
+  #batch: { depth: number; networks: Map<string, Promise<HcnHandle>> } | undefined;
 
   constructor(api: HcnApi, options: HnsClientOptions) {
     this.#api = api;
@@ -253,8 +257,7 @@ class Client implements HnsClient {
 
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
     return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
-      const network = await this.#api.open("Network", networkId);
-      return await this.#using("Network", network, async () => {
+      return await this.#withNetwork(networkId, async (network) => {
         const settings = JSON.stringify({ ...endpoint, HostComputeNetwork: networkId });
         const handle = await this.#api.create("Endpoint", endpoint.ID ?? "", settings, network);
         return await this.#using("Endpoint", handle, async () => {
@@ -263,6 +266,44 @@ class Client implements HnsClient {
         });
       });
     });
+  }
+
+  /** Run `body` with an open handle of the network: the batch's, else one of its own. */
+  async #withNetwork<T>(networkId: string, body: (network: HcnHandle) => Promise<T>): Promise<T> {
+    const batch = this.#batch;
+    if (!batch) {
+      const network = await this.#api.open("Network", networkId);
+      return await this.#using("Network", network, () => body(network));
+    }
+    const key = networkId.toLowerCase();
+    let opened = batch.networks.get(key);
+    if (!opened) {
+      const opening = this.#api.open("Network", networkId);
+      batch.networks.set(key, opening);
+      // A failed open is not kept: the next create of the batch tries again.
+      opening.catch(() => {
+        if (batch.networks.get(key) === opening) batch.networks.delete(key);
+      });
+      opened = opening;
+    }
+    return await body(await opened);
+  }
+
+  async batch<T>(body: () => Promise<T>): Promise<T> {
+    const batch = this.#batch ??= { depth: 0, networks: new Map() };
+    batch.depth++;
+    try {
+      return await body();
+    } finally {
+      if (--batch.depth === 0) {
+        this.#batch = undefined;
+        for (const opening of batch.networks.values()) {
+          const network = await opening.catch(() => undefined);
+          // A close failure must not turn a finished batch into a failed one.
+          if (network !== undefined) await this.#api.close("Network", network).catch(() => {});
+        }
+      }
+    }
   }
 
   deleteEndpoint(id: string): Promise<void> {

@@ -249,6 +249,15 @@ export interface HnsClient {
   /** Delete a load balancer by ID. */
   deleteLoadBalancer(id: string): Promise<void>;
 
+  /**
+   * Run `body` as one batch: every {@link HnsClient.createEndpoint} inside it
+   * (concurrent ones included) reuses one open handle per network, opened at
+   * the first create and closed when `body` settles, on every path. Without
+   * a batch each create opens and closes the network. Nested batches share
+   * the outermost one.
+   */
+  batch<T>(body: () => Promise<T>): Promise<T>;
+
   /** Release the backend. */
   close(): void;
 }

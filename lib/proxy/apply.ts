@@ -112,7 +112,8 @@ export interface ApplyResult {
  */
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
   const run = new ApplyRun(ctx);
-  return await run.execute(plan);
+  // One batch: the endpoint creates of the plan share one open handle of their network.
+  return await ctx.client.batch(() => run.execute(plan));
 }
 
 class ApplyRun {

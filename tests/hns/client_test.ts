@@ -178,6 +178,76 @@ backendTest("endpoints: create, get, list by network, delete", async ({ api }) =
 });
 
 backendTest(
+  "batch: endpoint creates share one network handle, closed when the batch ends",
+  async ({ api, control }) => {
+    const { client, networkId } = await node(api);
+    const opens = () => control.callCount("HcnOpenNetwork");
+    const closes = () => control.callCount("HcnCloseNetwork");
+    const [o0, c0] = [opens(), closes()];
+    const ids = await client.batch(async () => {
+      const made = await Promise.all(
+        ["10.244.2.1", "10.244.2.2", "10.244.2.3"].map((ip) =>
+          client.createEndpoint(networkId, remote(ip, "192.168.1.12"))
+        ),
+      );
+      // Nested batches share the outer one.
+      made.push(
+        await client.batch(() =>
+          client.createEndpoint(networkId, remote("10.244.2.4", "192.168.1.12"))
+        ),
+      );
+      equal(control.openHandles(), 1, "the network handle stays open inside the batch");
+      return made.map((e) => e.ID);
+    });
+    equal(ids.length, 4);
+    equal(opens() - o0, 1);
+    equal(closes() - c0, 1);
+    equal(control.openHandles(), 0);
+    // Without a batch each create opens and closes the network.
+    await client.createEndpoint(networkId, remote("10.244.2.5", "192.168.1.12"));
+    equal(opens() - o0, 2);
+    // A batch with no create opens nothing.
+    await client.batch(async () => await client.listEndpointIds());
+    equal(opens() - o0, 2);
+  },
+);
+
+backendTest(
+  "batch: the network handle is closed when the body fails; a failed open is retried",
+  async ({ api, control }) => {
+    const { client, networkId } = await node(api);
+    const boom = new Error("boom");
+    let caught: unknown;
+    try {
+      await client.batch(async () => {
+        await client.createEndpoint(networkId, remote("10.244.2.1", "192.168.1.12"));
+        throw boom;
+      });
+    } catch (err) {
+      caught = err;
+    }
+    equal(caught, boom);
+    equal(control.openHandles(), 0);
+    control.failCall("HcnOpenNetwork", 1, E_FAIL);
+    await client.batch(async () => {
+      await expectHnsError(
+        client.createEndpoint(networkId, remote("10.244.2.2", "192.168.1.12")),
+        E_FAIL,
+      );
+      await client.createEndpoint(networkId, remote("10.244.2.2", "192.168.1.12"));
+      // A create refused by HNS keeps the handle for the next.
+      await expectHnsError(
+        client.createEndpoint(networkId, remote("10.244.2.2", "192.168.1.12")),
+        HResult.ERROR_ALREADY_EXISTS,
+      );
+      await client.createEndpoint(networkId, remote("10.244.2.3", "192.168.1.12"));
+    });
+    equal(control.openHandles(), 0);
+    equal((await client.listEndpointIds(networkId)).length, 2 + 3);
+  },
+);
+
+backendTest(
   "endpoints: an IP used in the network is refused, in another network not",
   async ({ api }) => {
     const { client, networkId } = await node(api);

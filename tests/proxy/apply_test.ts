@@ -193,6 +193,31 @@ Deno.test("apply: a create refused because a foreign endpoint holds the IP; the 
   assert.equal(api.openHandles(), 0);
 });
 
+for (const concurrency of [1, 4]) {
+  Deno.test(`apply: a plan's endpoint creates open the network once (concurrency ${concurrency})`, async () => {
+    const { api, client } = newHns();
+    const { ctx } = context(client, { concurrency });
+    const ips = ["10.244.2.7", "10.244.2.8", "10.244.3.9", "10.244.3.10"];
+    const svc = lb("10.96.0.10", 80, ips.map((ip) => `ep/remote/${ip}`));
+    const result = await applyPlan(plan(...ips.map((ip) => remoteEp(ip)), createLb(svc)), ctx);
+    assert.deepEqual(result.failed, []);
+    assert.equal(api.callCount("HcnCreateEndpoint"), 4);
+    assert.equal(api.callCount("HcnOpenNetwork"), 1);
+    assert.equal(api.callCount("HcnCloseNetwork"), 1);
+    assert.equal(api.openHandles(), 0);
+  });
+}
+
+Deno.test("apply: the network handle is closed when endpoint creates fail", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  api.failCall("HcnCreateEndpoint", 0, HResult.MANAGER_STOPPED);
+  const result = await applyPlan(plan(remoteEp("10.244.2.7"), remoteEp("10.244.2.8")), ctx);
+  assert.equal(result.failed.length, 2);
+  assert.equal(api.callCount("HcnOpenNetwork"), 1);
+  assert.equal(api.openHandles(), 0);
+});
+
 Deno.test("apply: deletes LBs before endpoints; not-found deletes count as done", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);
