@@ -101,6 +101,13 @@ export const FLAGS: readonly FlagSpec[] = [
     set: (l, v, k) => l.cleanupAndExit = toBool(k, v),
   },
   {
+    name: "cleanup-and-exit",
+    bool: true,
+    group: "General",
+    help: "The same as --cleanup.",
+    set: (l, v, k) => l.cleanupAndExit = toBool(k, v),
+  },
+  {
     name: "feature-gates",
     bool: false,
     arg: "key=bool,...",
@@ -441,6 +448,13 @@ export const FLAGS: readonly FlagSpec[] = [
     def: "text",
     help: "Report format of 'plan' and 'hns': 'text' or 'json'.",
     set: (l, v, k) => l.output = toEnum(k, v, ["text", "json"] as const),
+  },
+  {
+    name: "json",
+    bool: true,
+    group: "hnsproxy",
+    help: "The same as --output=json.",
+    set: (l, v, k) => l.output = toBool(k, v) ? "json" : "text",
   },
   // kube-proxy flags without meaning on Windows
   linux("iptables-masquerade-bit", false, "fwmark bit for SNAT"),

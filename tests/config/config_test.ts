@@ -114,6 +114,21 @@ Deno.test("flag forms: --f=v, --f v, bare booleans, -v", () => {
   assert.equal(parse(["--log_file=/x.log"]).config.logging.file, "/x.log");
 });
 
+Deno.test("--cleanup-and-exit is --cleanup; --json is --output=json", () => {
+  assert.equal(parse([]).config.cleanupAndExit, false);
+  assert.equal(parse(["--cleanup"]).config.cleanupAndExit, true);
+  assert.equal(parse(["--cleanup-and-exit"]).config.cleanupAndExit, true);
+  assert.equal(parse(["--cleanup-and-exit=false"]).config.cleanupAndExit, false);
+  assert.equal(parse(["--cleanup-and-exit=true"]).config.cleanupAndExit, true);
+  assert.equal(parse([]).config.output, "text");
+  assert.equal(parse(["--json"]).config.output, "json");
+  assert.equal(parse(["--json=false"]).config.output, "text");
+  assert.equal(parse(["-o", "json"]).config.output, "json");
+  assert.deepEqual(parse(["--cleanup-and-exit", "--json"]).warnings, []);
+  assert.match(helpText(), /--cleanup-and-exit\s+The same as --cleanup\./);
+  assert.match(helpText(), /--json\s+The same as --output=json\./);
+});
+
 Deno.test("command line errors name the flag", () => {
   assert.throws(() => parse(["--no-such-flag"]), hasMessage("--no-such-flag: unknown flag"));
   assert.throws(() => parse(["--enable-dsrr"]), hasMessage("did you mean --enable-dsr?"));
