@@ -180,12 +180,17 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   };
 
   try {
-    const kubeClient = deps.kubeClient ??
-      KubeClient.connect({
+    let kubeClient = deps.kubeClient;
+    if (!kubeClient) {
+      // The agent made it, so the agent releases its HTTP connections (after the watches).
+      const own = KubeClient.connect({
         kubeconfig: config.kubeconfig || undefined,
         master: config.master || undefined,
         logger: log,
       });
+      cleanups.push(() => own.close());
+      kubeClient = own;
+    }
     const watch = watchCluster({
       client: kubeClient,
       nodeName: config.hostnameOverride,
@@ -209,7 +214,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     if (healthChecks) cleanups.push(() => healthChecks.close());
 
     // Cleanups run in reverse: unsubscribe, runner (waits for the sync in
-    // flight), this flush, health checks, servers, watch, HNS client.
+    // flight), this flush, health checks, servers, watch, API client, HNS client.
     cleanups.push(async () => {
       try {
         await ownership.flush();

@@ -176,15 +176,16 @@ async function readCluster(
   config: Config,
   log: Logger,
 ): Promise<{ store: ClusterStore; stop(): Promise<void> }> {
-  const watch = watchCluster({
-    client: KubeClient.connect({
-      kubeconfig: config.kubeconfig || undefined,
-      master: config.master || undefined,
-      logger: log,
-    }),
-    nodeName: config.hostnameOverride,
+  const client = KubeClient.connect({
+    kubeconfig: config.kubeconfig || undefined,
+    master: config.master || undefined,
     logger: log,
   });
+  const watch = watchCluster({ client, nodeName: config.hostnameOverride, logger: log });
+  const stop = async () => {
+    await watch.stop();
+    client.close();
+  };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -204,12 +205,12 @@ async function readCluster(
       await new Promise((r) => setTimeout(r, 20));
     }
   } catch (err) {
-    await watch.stop();
+    await stop();
     throw err;
   } finally {
     clearTimeout(timer);
   }
-  return { store: watch.store, stop: () => watch.stop() };
+  return { store: watch.store, stop };
 }
 
 /** Run `plan` with these arguments; resolves to the process exit code. */

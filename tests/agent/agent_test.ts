@@ -1,0 +1,87 @@
+/**
+ * The agent in this process (lib/agent.ts `startAgent`) against the fake API
+ * server and the in-memory HNS: what a stop releases.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startAgent } from "../../lib/agent.ts";
+import { parseConfig } from "../../lib/config/mod.ts";
+import { MemoryHcnApi } from "../../lib/hns/memory.ts";
+import { KubeClient } from "../../lib/kube/client.ts";
+import { nullLogger } from "../../lib/log/types.ts";
+import { FakeApiServer } from "../fake-apiserver/mod.ts";
+import {
+  NODE,
+  nodeObject,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+  SOURCE_VIP,
+} from "./fixtures.ts";
+
+Deno.test("agent: stop releases the API client it made (no HTTP client left open)", async () => {
+  // Count KubeClient.close calls (the real method still runs).
+  let closed = 0;
+  const realClose = KubeClient.prototype.close;
+  KubeClient.prototype.close = function (this: KubeClient) {
+    closed++;
+    realClose.call(this);
+  };
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  try {
+    api.create(
+      "services",
+      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+    );
+    api.create(
+      "endpointslices",
+      sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
+    );
+    api.create("nodes", nodeObject());
+    const kubeconfig = join(dir, "kubeconfig");
+    await Deno.writeTextFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "fake", cluster: { server: api.url } }],
+        users: [{ name: "fake", user: {} }],
+        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
+        "current-context": "fake",
+      }),
+    );
+    const { config } = parseConfig(
+      [
+        "--kubeconfig",
+        kubeconfig,
+        "--hostname-override",
+        NODE,
+        "--network-name",
+        "vxlan0",
+        "--source-vip",
+        SOURCE_VIP,
+        "--state-file",
+        join(dir, "state.json"),
+        "--healthz-bind-address=",
+        "--metrics-bind-address=",
+      ],
+      {},
+      Deno.readTextFileSync,
+    );
+    const hns = new MemoryHcnApi({ state: overlayHns() });
+    const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+    await agent.ready;
+    assert.equal(hns.dump().LoadBalancers.length, 1);
+    assert.equal(closed, 0);
+    await agent.stop();
+    assert.equal(closed, 1, "the agent closed the API client it connected");
+    await agent.stop();
+    assert.equal(closed, 1, "stop is idempotent");
+  } finally {
+    KubeClient.prototype.close = realClose;
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
