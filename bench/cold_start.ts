@@ -119,7 +119,7 @@ export async function coldStart(
   const calls = callDelta(before, emulator.callCounts());
   const cpu = cpuDelta(cpu0, cpu1);
   const writes = writeCalls(calls);
-  const firstSync = agent.syncs.find((s) => s.report.kind === "start");
+  const firstSync = agent.syncs.find((s) => s.kind === "start");
 
   result.figures.push(
     {

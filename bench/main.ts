@@ -5,6 +5,8 @@
  * deno run -A bench/main.ts --quick    # CI smoke check, under 3 minutes
  * deno run -A bench/main.ts --full     # the report: writes bench/RESULTS.md
  * deno run -A bench/main.ts --full --only=churn,latency --no-write
+ * deno run -A bench/main.ts --full --save=/tmp/r.json      # also keep the raw results
+ * deno run -A bench/main.ts --render=/tmp/r.json           # RESULTS.md from saved results
  * ```
  *
  * Each scenario runs in its own process (bench/run.ts) with `--expose-gc`
@@ -144,6 +146,32 @@ async function kubeMemory(): Promise<string | undefined> {
   }
 }
 
+/** A run's results as saved with `--save`, enough to render RESULTS.md again. */
+interface SavedRun {
+  machine: Awaited<ReturnType<typeof machineInfo>>;
+  mode: string;
+  results: ScenarioResult[];
+  kubeMemory?: string;
+  commandLine: string;
+}
+
+/** Write bench/RESULTS.md, with bench/analysis.md (the hand-written reading of the numbers). */
+async function writeResults(saved: SavedRun): Promise<void> {
+  let analysis: string | undefined;
+  try {
+    analysis = await Deno.readTextFile(`${HERE}analysis.md`);
+  } catch {
+    analysis = undefined;
+  }
+  const md = resultsMarkdown(saved.machine, saved.mode, saved.results, {
+    analysis,
+    kubeMemory: saved.kubeMemory,
+    commandLine: saved.commandLine,
+  });
+  await Deno.writeTextFile(`${HERE}RESULTS.md`, md);
+  console.log(`\nwrote bench/RESULTS.md`);
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -153,8 +181,15 @@ async function main(): Promise<number> {
       only: { type: "string" },
       write: { type: "boolean", default: true },
       "no-write": { type: "boolean", default: false },
+      save: { type: "string" },
+      render: { type: "string" },
     },
   });
+  if (values.render) {
+    const saved = JSON.parse(await Deno.readTextFile(values.render)) as SavedRun;
+    await writeResults(saved);
+    return 0;
+  }
   const full = values.full && !values.quick;
   const mode = full ? "full" : "quick";
   const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -181,21 +216,15 @@ async function main(): Promise<number> {
   }
   console.log(allMet(results) ? "  every target met" : "  some targets missed (not a failure)");
 
-  if (full && values.write && !values["no-write"]) {
-    let analysis: string | undefined;
-    try {
-      analysis = await Deno.readTextFile(`${HERE}analysis.md`);
-    } catch {
-      analysis = undefined;
-    }
-    const md = resultsMarkdown(await machineInfo(), mode, results, {
-      analysis,
-      kubeMemory: memory,
-      commandLine: `deno run -A bench/main.ts --full${only ? ` --only=${only.join(",")}` : ""}`,
-    });
-    await Deno.writeTextFile(`${HERE}RESULTS.md`, md);
-    console.log(`\nwrote bench/RESULTS.md`);
-  }
+  const saved: SavedRun = {
+    machine: await machineInfo(),
+    mode,
+    results,
+    kubeMemory: memory,
+    commandLine: `deno run -A bench/main.ts --${mode}${only ? ` --only=${only.join(",")}` : ""}`,
+  };
+  if (values.save) await Deno.writeTextFile(values.save, JSON.stringify(saved));
+  if (full && values.write && !values["no-write"]) await writeResults(saved);
   if (failures.length > 0) {
     console.log(`\n${failures.length} correctness failure(s):`);
     for (const f of failures) console.log(`  - ${f}`);
