@@ -107,6 +107,47 @@ setup_prefix() {
   touch "$STATE/.prefix-ready"
 }
 
+# The project's npm packages (deno.lock) in the Windows deno's cache. deno.exe under Wine may not be
+# able to fetch them itself (its TLS roots need not include a proxy's CA that the host trusts), so
+# the host's deno fetches them into a scratch DENO_DIR and its npm/ folder is copied over: the npm
+# cache has the same layout on every OS. Redone when deno.lock changes.
+setup_npm_cache() {
+  local lock="$REPO/deno.lock" marker="$STATE/.npm-cache"
+  [[ -f "$lock" ]] || return 0
+  local sum
+  sum="$(sha256sum "$lock" | cut -d' ' -f1)"
+  [[ -f "$marker" && "$(cat "$marker")" == "$sum" ]] && return 0
+  local -a host_deno=(deno)
+  command -v deno >/dev/null || host_deno=(npx -y deno@2.9.6)
+  local tmp
+  tmp="$(mktemp -d)"
+  log "caching the npm packages of deno.lock for the Windows deno"
+  (cd "$REPO" && DENO_DIR="$tmp" "${host_deno[@]}" install --quiet --frozen) </dev/null >&2 ||
+    die "deno install (npm packages for the Windows deno) failed"
+  mkdir -p "$WIN_DENO_DIR/npm"
+  cp -a "$tmp/npm/." "$WIN_DENO_DIR/npm/"
+  rm -rf "$tmp"
+  printf '%s' "$sum" >"$marker"
+}
+
+# Windows services get the environment services.exe builds from the registry, not the one of
+# whoever ran `sc start` (Wine ignores the per-service Environment value too). Put the tier's
+# DENO_DIR into the system environment, so a service running deno.exe uses the same module and npm
+# cache as every other Wine process here (which get the same value from wine_env).
+setup_service_env() {
+  local want marker="$PREFIX/.hnsproxy-service-env"
+  want="DENO_DIR=$(winpath "$WIN_DENO_DIR")"
+  [[ -f "$marker" && "$(cat "$marker")" == "$want" ]] && return 0
+  log "setting the services' DENO_DIR in the Wine registry"
+  ensure_wineserver
+  in_chroot_wine wine reg add 'HKLM\System\CurrentControlSet\Control\Session Manager\Environment' \
+    /v DENO_DIR /t REG_SZ /d "${want#DENO_DIR=}" /f </dev/null >/dev/null 2>&1 ||
+    die "reg add DENO_DIR failed"
+  # services.exe read the environment when it started: restart Wine so the next boot sees it.
+  cmd_stop
+  printf '%s' "$want" >"$marker"
+}
+
 cmd_setup() {
   mkdir -p "$CACHE" "$STATE" "$WIN_DENO_DIR" "$RUNTIME_DIR"
   chmod 700 "$RUNTIME_DIR"
@@ -114,6 +155,8 @@ cmd_setup() {
   setup_chroot
   setup_deno
   setup_prefix
+  setup_service_env
+  setup_npm_cache
 }
 
 # Runs "$@" inside the chroot in a private mount namespace: the binds below vanish with its last process.
