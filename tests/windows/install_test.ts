@@ -14,46 +14,11 @@ import {
   parseScState,
   queryServiceState,
   quoteWindowsArg,
-  type ScResult,
   ScState,
   serviceCommandLine,
   uninstallService,
 } from "../../lib/windows/install.ts";
-
-/** Splits a command line the way CommandLineToArgvW does for arguments after the first. */
-function parseWindowsArgs(line: string): string[] {
-  const args: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    while (line[i] === " " || line[i] === "\t") i++;
-    if (i >= line.length) break;
-    let arg = "";
-    let quoted = false;
-    for (; i < line.length; i++) {
-      const ch = line[i];
-      if (!quoted && (ch === " " || ch === "\t")) break;
-      if (ch === "\\") {
-        let n = 0;
-        while (line[i] === "\\") (n++, i++);
-        if (line[i] === '"') {
-          arg += "\\".repeat(n >> 1);
-          if (n % 2 === 1) arg += '"';
-          else quoted = !quoted;
-        } else {
-          arg += "\\".repeat(n);
-          i--;
-        }
-      } else if (ch === '"') {
-        if (quoted && line[i + 1] === '"') (arg += '"', i++);
-        else quoted = !quoted;
-      } else {
-        arg += ch;
-      }
-    }
-    args.push(arg);
-  }
-  return args;
-}
+import { FakeSc, parseWindowsArgs } from "./doubles.ts";
 
 Deno.test("install: Windows quoting round-trips through CommandLineToArgvW rules", () => {
   const cases = [
@@ -119,60 +84,6 @@ Deno.test("install: a compiled hnsproxy.exe is run directly, deno runs main.ts w
     ["deno.exe", "run", "-A", "C:\\x\\main.ts", "--windows-service"],
   );
 });
-
-/** A double of sc.exe over a table of services, with per-command overrides. */
-class FakeSc {
-  readonly calls: string[][] = [];
-  readonly services = new Map<string, { state: number; binPath: string }>();
-  /** sc sub-commands that fail with this exit code. */
-  readonly failing = new Map<string, number>();
-  /** How many queries a stopping service stays in STOP_PENDING. */
-  stopPendingQueries = 2;
-  private pending = 0;
-
-  readonly run = (args: string[]): Promise<ScResult> => {
-    this.calls.push(args);
-    const [cmd, name] = args;
-    const ok = (stdout = ""): Promise<ScResult> => Promise.resolve({ code: 0, stdout, stderr: "" });
-    const fail = (code: number): Promise<ScResult> =>
-      Promise.resolve({ code, stdout: `[SC] ${cmd} FAILED ${code}`, stderr: "" });
-    const failCode = this.failing.get(cmd);
-    if (failCode !== undefined) return fail(failCode);
-    const svc = this.services.get(name);
-    switch (cmd) {
-      case "create":
-        if (svc) return fail(1073);
-        this.services.set(name, {
-          state: ScState.STOPPED,
-          binPath: args[args.indexOf("binPath=") + 1],
-        });
-        return ok("[SC] CreateService SUCCESS");
-      case "query":
-        if (!svc) return fail(1060);
-        if (svc.state === ScState.STOP_PENDING && this.pending-- <= 0) svc.state = ScState.STOPPED;
-        return ok(
-          `SERVICE_NAME: ${name}\n        TYPE               : 10  WIN32_OWN_PROCESS\n` +
-            `        STATE              : ${svc.state}  X\n`,
-        );
-      case "stop":
-        if (!svc) return fail(1060);
-        if (svc.state !== ScState.RUNNING) return fail(1062);
-        svc.state = ScState.STOP_PENDING;
-        this.pending = this.stopPendingQueries;
-        return ok();
-      case "delete":
-        if (!svc) return fail(1060);
-        this.services.delete(name);
-        return ok();
-      default:
-        return svc ? ok() : fail(1060);
-    }
-  };
-
-  commands(): string[] {
-    return this.calls.map((c) => c[0]);
-  }
-}
 
 Deno.test("install: creates the service with auto start, description and restart actions", async () => {
   const sc = new FakeSc();

@@ -7,12 +7,9 @@
  */
 import assert from "node:assert/strict";
 import {
-  type ScmBackend,
   ServiceAccept,
   ServiceControl,
-  type ServiceHandlers,
   ServiceState,
-  type ServiceStatus,
   Win32Error,
 } from "../../lib/windows/advapi32.ts";
 import {
@@ -22,71 +19,7 @@ import {
   type ServiceRun,
   type WindowsServiceOptions,
 } from "../../lib/windows/scm.ts";
-
-class FakeScm implements ScmBackend {
-  readonly statuses: ServiceStatus[] = [];
-  readonly faults: string[] = [];
-  handlers?: ServiceHandlers;
-  dispatcherName?: string;
-  private inControl = false;
-  private readonly dispatcher = Promise.withResolvers<boolean>();
-
-  runDispatcher(name: string, handlers: ServiceHandlers): Promise<boolean> {
-    this.dispatcherName = name;
-    this.handlers = handlers;
-    return this.dispatcher.promise;
-  }
-
-  setStatus(status: ServiceStatus): boolean {
-    if (status.state === ServiceState.STOPPED) {
-      this.faults.push(
-        `STOPPED reported synchronously${this.inControl ? " inside a control" : ""}`,
-      );
-    }
-    this.statuses.push({ ...status });
-    return true;
-  }
-
-  async setStatusAsync(status: ServiceStatus): Promise<boolean> {
-    await Promise.resolve();
-    this.statuses.push({ ...status });
-    if (status.state === ServiceState.STOPPED) this.dispatcher.resolve(true);
-    return true;
-  }
-
-  /** The SCM starting the service (ServiceMain). */
-  start(error?: Error): void {
-    assert.ok(this.handlers, "dispatcher not running");
-    this.handlers.serviceMain([this.dispatcherName ?? ""], error);
-  }
-
-  /** The SCM sending a control; also reports what was reported while it ran. */
-  control(code: number): { result: number; reported: number[] } {
-    assert.ok(this.handlers, "dispatcher not running");
-    const before = this.statuses.length;
-    this.inControl = true;
-    try {
-      const result = this.handlers.control(code, 0);
-      return { result, reported: this.statuses.slice(before).map((s) => s.state) };
-    } finally {
-      this.inControl = false;
-    }
-  }
-
-  /** The process was not started by the SCM. */
-  refuse(): void {
-    this.dispatcher.resolve(false);
-  }
-
-  get last(): ServiceStatus | undefined {
-    return this.statuses.at(-1);
-  }
-
-  /** States in order, with repeats (progress reports) collapsed. */
-  get stateSequence(): number[] {
-    return this.statuses.map((s) => s.state).filter((s, i, all) => i === 0 || all[i - 1] !== s);
-  }
-}
+import { FakeScm } from "./doubles.ts";
 
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
