@@ -1,7 +1,8 @@
 /**
  * `hnsproxy run` (the default command): parse flags and config, then run the
  * agent until SIGINT/SIGTERM (SIGBREAK on Windows), or clean up and exit with
- * `--cleanup-and-exit`.
+ * `--cleanup-and-exit`. With `--windows-service` the agent runs under the Service
+ * Control Manager instead (lib/windows/agent_service.ts) and stops on its STOP.
  *
  * @module
  */
@@ -16,6 +17,8 @@ import {
 } from "../config/mod.ts";
 import type { ParseResult } from "../config/mod.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
+import { failWindowsService, runAgentAsWindowsService } from "../windows/agent_service.ts";
+import { isWindowsServiceMode } from "../windows/scm.ts";
 
 /**
  * Spellings this command accepts besides the config package's flags:
@@ -80,7 +83,12 @@ function stopSignal(): { promise: Promise<string>; dispose(): void } {
 /** Run the agent with these arguments; resolves to the process exit code. */
 export async function runCommand(args: string[]): Promise<number> {
   const parsed = parseArgs(args);
-  if (typeof parsed === "number") return parsed;
+  if (typeof parsed === "number") {
+    // A service that exits without reporting leaves the SCM waiting: report the failure.
+    return parsed !== 0 && isWindowsServiceMode(args)
+      ? await failWindowsService(parsed, "the command line is not valid")
+      : parsed;
+  }
   const { config } = parsed;
   if (config.writeConfigTo) {
     await Deno.writeTextFile(config.writeConfigTo, renderConfigFile(config));
@@ -91,9 +99,16 @@ export async function runCommand(args: string[]): Promise<number> {
     logger = createLogger(loggerOptionsFrom(config.logging));
   } catch (err) {
     console.error(`hnsproxy: cannot open the log file: ${(err as Error).message}`);
-    return 2;
+    return config.windowsService ? await failWindowsService(2, "cannot open the log file") : 2;
   }
   for (const warning of parsed.warnings) logger.warn(warning);
+  if (config.windowsService && !config.cleanupAndExit) {
+    try {
+      return await runAgentAsWindowsService(config, { logger });
+    } finally {
+      logger.close();
+    }
+  }
   const signal = stopSignal();
   try {
     if (config.cleanupAndExit) return await runCleanup(config, { logger });

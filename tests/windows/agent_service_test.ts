@@ -1,0 +1,120 @@
+/**
+ * The real agent under the service protocol (lib/windows/agent_service.ts), driven by a
+ * double of the SCM: RUNNING once the agent is up, HNS programmed from the fake API server
+ * through the emulator library, a STOP that stops the agent gracefully (ownership record
+ * flushed, HNS left as it is) before STOPPED, and a failed start reported as a
+ * service-specific exit code. Runs everywhere; the Wine tier runs the same agent under
+ * Wine's real SCM (agent_service_wine_test.ts).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { parseConfig } from "../../lib/config/mod.ts";
+import { createLogger } from "../../lib/log/mod.ts";
+import { ServiceControl, ServiceState, Win32Error } from "../../lib/windows/advapi32.ts";
+import { failWindowsService, runAgentAsWindowsService } from "../../lib/windows/agent_service.ts";
+import { eventually } from "../agent/harness.ts";
+import { FakeScm } from "./doubles.ts";
+import { ServiceWorld, WANT_LBS } from "./service_world.ts";
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  await eventually(what, cond, () => "", 30_000);
+}
+
+function configFor(args: string[]) {
+  return parseConfig(args, {}, Deno.readTextFileSync).config;
+}
+
+Deno.test("agent service: RUNNING once up, programs HNS, STOP stops the agent gracefully, then STOPPED", async () => {
+  const world = await ServiceWorld.create();
+  const lines: string[] = [];
+  const logger = createLogger({ stderr: false, verbosity: 2, write: (l) => lines.push(l) });
+  try {
+    const scm = new FakeScm();
+    const exit = runAgentAsWindowsService(configFor(world.agentArgs()), {
+      logger,
+      name: "hnsproxy-test",
+      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
+    });
+    await until(() => scm.handlers !== undefined, "the dispatcher");
+    scm.start();
+    await until(() => scm.last?.state === ServiceState.RUNNING, "RUNNING");
+
+    await eventually(
+      "the service's load balancers in HNS and in the ownership record",
+      async () =>
+        JSON.stringify(await world.lbTable()) === JSON.stringify(WANT_LBS) &&
+        (await world.owned()).filter((o) => o.kind === "LoadBalancer").length === WANT_LBS.length,
+      async () => (await world.lbTable()).join("\n") + "\n" + lines.join(""),
+    );
+    const owned = await world.owned();
+    const lbIds = (await world.hns()).LoadBalancers.map((lb) => String(lb.ID)).sort();
+
+    const { result, reported } = scm.control(ServiceControl.STOP);
+    assert.equal(result, Win32Error.NO_ERROR);
+    assert.deepEqual(reported, [ServiceState.STOP_PENDING]);
+    assert.equal(await exit, 0);
+    assert.deepEqual(scm.stateSequence, [
+      ServiceState.START_PENDING,
+      ServiceState.RUNNING,
+      ServiceState.STOP_PENDING,
+      ServiceState.STOPPED,
+    ]);
+    assert.deepEqual(scm.faults, []);
+    assert.equal(scm.last?.win32ExitCode, 0);
+
+    // Graceful: the record still lists what the agent made, and HNS still holds it.
+    assert.deepEqual(await world.owned(), owned);
+    assert.deepEqual((await world.hns()).LoadBalancers.map((lb) => String(lb.ID)).sort(), lbIds);
+    const log = lines.join("");
+    assert.match(log, /Service stop requested/);
+    assert.match(log, /Stopping hnsproxy; HNS is left as it is/);
+    assert.ok(log.indexOf('Stopped"') < log.indexOf("Service stopped"), log);
+  } finally {
+    logger.close();
+    await world.close();
+  }
+});
+
+Deno.test("agent service: an agent that cannot start is STOPPED with service-specific exit code 1", async () => {
+  const world = await ServiceWorld.create();
+  const lines: string[] = [];
+  const logger = createLogger({ stderr: false, write: (l) => lines.push(l) });
+  try {
+    const scm = new FakeScm();
+    const args = world.agentArgs();
+    args[args.indexOf("--hns-library") + 1] = `${world.dir}/no-such-library.dll`;
+    const exit = runAgentAsWindowsService(configFor(args), {
+      logger,
+      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
+    });
+    await until(() => scm.handlers !== undefined, "the dispatcher");
+    scm.start();
+    assert.equal(await exit, 1);
+    assert.deepEqual(scm.stateSequence, [ServiceState.START_PENDING, ServiceState.STOPPED]);
+    assert.equal(scm.last?.win32ExitCode, Win32Error.ERROR_SERVICE_SPECIFIC_ERROR);
+    assert.equal(scm.last?.serviceSpecificExitCode, 1);
+    assert.match(lines.join(""), /service failed/);
+  } finally {
+    logger.close();
+    await world.close();
+  }
+});
+
+Deno.test("agent service: a command line that cannot run reports its exit code to the SCM", async () => {
+  const scm = new FakeScm();
+  const exit = failWindowsService(2, "the command line is not valid", {
+    scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
+  });
+  await until(() => scm.handlers !== undefined, "the dispatcher");
+  scm.start();
+  assert.equal(await exit, 2);
+  assert.deepEqual(scm.stateSequence, [ServiceState.START_PENDING, ServiceState.STOPPED]);
+  assert.equal(scm.last?.serviceSpecificExitCode, 2);
+  // Not started by the SCM: it only returns the code.
+  const refused = new FakeScm();
+  const alone = failWindowsService(2, "x", { scm: { backend: refused } });
+  await until(() => refused.handlers !== undefined, "the dispatcher");
+  refused.refuse();
+  assert.equal(await alone, 2);
+});
