@@ -36,6 +36,8 @@ export async function main(args: string[]): Promise<number> {
       return (await import("./lib/demo/mod.ts")).demoCommand(rest);
     case "run":
       return (await import("./lib/cli/run.ts")).runCommand(rest);
+    case "service":
+      return (await import("./lib/cli/service.ts")).serviceCommand(rest);
     case "version":
       console.log(versionText());
       return 0;
