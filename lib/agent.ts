@@ -18,17 +18,17 @@ import { enumerateQuery } from "./hns/client.ts";
 import { watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
 import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
+import type { IpFamily } from "./kube/model.ts";
 import type { ClusterStore } from "./kube/store.ts";
 import type { Logger } from "./log/types.ts";
 import { cleanupOwned, type CleanupResult } from "./proxy/cleanup.ts";
 import type { ContextSettings } from "./proxy/context.ts";
 import { HealthCheckServers } from "./proxy/healthchecks.ts";
-import type { PlanOp } from "./proxy/model.ts";
+import type { DesiredState, PlanOp } from "./proxy/model.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
 import { Syncer, type SyncReport } from "./proxy/syncer.ts";
-import { serveHealthz } from "./serve/healthz.ts";
-import { ProxyHealth } from "./serve/healthz.ts";
+import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
 import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
 
@@ -290,13 +290,27 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         LoadBalancer: ownership.list("LoadBalancer").length,
         Endpoint: ownership.list("Endpoint").length,
       });
+      if (syncer.desired) {
+        for (const [family, n] of noLocalEndpointCounts(syncer.desired)) {
+          metrics.setNoLocalEndpoints(n.internal, n.external, family);
+        }
+      }
       const now = Date.now();
       for (const t of report.changes?.triggerTimes?.values() ?? []) {
         metrics.observeNetworkProgramming((now - t) / 1000);
       }
     };
 
+    // /healthz: the node is ineligible while being deleted or tainted for deletion, and
+    // once its Node object is gone; eligible before it was first seen (as kube-proxy).
+    let nodeSeen = false;
+    const syncNodeEligibility = () => {
+      const node = store.node();
+      if (node) nodeSeen = true;
+      health.setNodeEligible(node ? isNodeEligible(node) : !nodeSeen);
+    };
     const unsubscribe = store.onChange(() => {
+      syncNodeEligibility();
       health.queued();
       metrics.syncQueued();
       runner.run();
@@ -330,6 +344,23 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * Service ports with a Local traffic policy and no local endpoint, per family
+ * and policy (both families always listed, so a count can drop back to 0).
+ */
+export function noLocalEndpointCounts(
+  desired: DesiredState,
+): Map<IpFamily, { internal: number; external: number }> {
+  const out = new Map<IpFamily, { internal: number; external: number }>([
+    ["IPv4", { internal: 0, external: 0 }],
+    ["IPv6", { internal: 0, external: 0 }],
+  ]);
+  for (const sd of desired.services.values()) {
+    for (const n of sd.noLocalEndpoints ?? []) out.get(n.family)![n.trafficPolicy]++;
+  }
+  return out;
 }
 
 function planCounts(ops: readonly PlanOp[]): Record<string, number> {

@@ -17,6 +17,7 @@ import type {
   IngressInfo,
   IpFamily,
   NodeInfo,
+  NodeTaint,
   Protocol,
   ServiceInfo,
   ServicePortInfo,
@@ -418,5 +419,21 @@ export function convertNode(obj: unknown): NodeInfo {
   const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
   const zone = r.str(labels[LABEL_ZONE], `metadata.labels[${LABEL_ZONE}]`);
   if (zone) info.zone = zone;
+  const meta = r.obj(o.metadata, "metadata")!;
+  const deletion = r.str(meta.deletionTimestamp, "metadata.deletionTimestamp");
+  if (deletion) info.deletionTimestamp = deletion;
+  const taints: NodeTaint[] = [];
+  r.arr(spec.taints, "spec.taints").forEach((t, i) => {
+    const f = `spec.taints[${i}]`;
+    const to = r.obj(t, f)!;
+    const key = r.str(to.key, `${f}.key`) || r.fail(`${f}.key`, "missing");
+    const taint: NodeTaint = { key };
+    const value = r.str(to.value, `${f}.value`);
+    if (value) taint.value = value;
+    const effect = r.str(to.effect, `${f}.effect`);
+    if (effect) taint.effect = effect;
+    taints.push(taint);
+  });
+  if (taints.length > 0) info.taints = taints;
   return info;
 }

@@ -138,6 +138,20 @@ export interface NodeInfo {
   podCIDRs: string[];
   /** Object resourceVersion, for change detection. */
   resourceVersion?: string;
+  /** `metadata.deletionTimestamp`, when the node is being deleted. */
+  deletionTimestamp?: string;
+  /** `spec.taints`, when there are any. */
+  taints?: NodeTaint[];
+}
+
+/** One taint of a node (`spec.taints[]`). */
+export interface NodeTaint {
+  /** Taint key, e.g. `ToBeDeletedByClusterAutoscaler`. */
+  key: string;
+  /** Taint value, when set. */
+  value?: string;
+  /** `NoSchedule`, `PreferNoSchedule` or `NoExecute`, when set. */
+  effect?: string;
 }
 
 /** `namespace/name` for an object's namespace and name. */

@@ -43,6 +43,7 @@ import type {
   LbKey,
   LbKind,
   NodeContext,
+  NoLocalEndpoints,
   ServiceDesired,
 } from "./model.ts";
 import { canonicalIp, cidrContains, ipFamilyOf, parseCidr, remoteEndpointMac } from "./net.ts";
@@ -548,6 +549,7 @@ export function desiredForService(
   });
 
   const acc: Acc = { lbs: new Map(), remotes: new Map(), existing: new Map(), diags };
+  const noLocal: NoLocalEndpoints[] = [];
   let programmablePorts = 0;
 
   (svc.ports ?? []).forEach((sp, spIndex) => {
@@ -602,6 +604,15 @@ export function desiredForService(
       const local = all.filter((c) => c.local);
       const localSet = usable(local);
       const clusterSet = byTopology(usable(all), ctx.zone);
+      if (localSet.length === 0 && usable(all).length > 0) {
+        // As kube-proxy: only when the service has endpoints elsewhere, and for
+        // external traffic only when the port is reachable from outside.
+        if (itpLocal) noLocal.push({ trafficPolicy: "internal", family });
+        const external = (nodePort !== undefined && nodePort !== 0) ||
+          (externalByFamily.get(family)?.length ?? 0) > 0 ||
+          (ingressByFamily.get(family)?.length ?? 0) > 0;
+        if (etpLocal && external) noLocal.push({ trafficPolicy: "external", family });
+      }
 
       addLb(
         pf,
@@ -718,6 +729,7 @@ export function desiredForService(
     diagnostics: diags.list,
   };
   if (healthCheck) result.healthCheck = healthCheck;
+  if (noLocal.length > 0) result.noLocalEndpoints = noLocal;
   return result;
 }
 

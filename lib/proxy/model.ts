@@ -211,6 +211,19 @@ export interface HealthCheckWanted {
   localEndpoints: number;
 }
 
+/**
+ * A service port (in one family) whose Local traffic policy finds no local
+ * endpoint although the service has endpoints on other nodes: its traffic of
+ * that kind is dropped on this node (kube-proxy's
+ * `sync_proxy_rules_no_local_endpoints_total`).
+ */
+export interface NoLocalEndpoints {
+  /** `internal` (internalTrafficPolicy Local) or `external` (externalTrafficPolicy Local). */
+  trafficPolicy: "internal" | "external";
+  /** The family of the service port's cluster IP. */
+  family: IpFamily;
+}
+
 /** Everything one service wants in HNS (the unit the runner recomputes when dirty). */
 export interface ServiceDesired {
   /** The service, `namespace/name`. */
@@ -223,6 +236,8 @@ export interface ServiceDesired {
   existingEndpoints: readonly ExistingEndpointRef[];
   /** Health-check server, when the service is ETP=Local with a healthCheckNodePort. */
   healthCheck?: HealthCheckWanted;
+  /** Service ports whose Local traffic policy finds no local endpoint (one per port and family). */
+  noLocalEndpoints?: readonly NoLocalEndpoints[];
   /** Problems found in the service's input. */
   diagnostics: readonly Diagnostic[];
 }

@@ -264,3 +264,29 @@ Deno.test("convertNode: internal IPs with the first of each family first, zone, 
     "win-1",
   );
 });
+
+Deno.test("convertNode: deletionTimestamp and taints, for node eligibility", () => {
+  const info = convertNode({
+    metadata: { name: "win-1", resourceVersion: "4", deletionTimestamp: "2025-01-02T03:04:05Z" },
+    spec: {
+      taints: [
+        { key: "ToBeDeletedByClusterAutoscaler", value: "1735787045", effect: "NoSchedule" },
+        { key: "os", effect: "NoSchedule" },
+      ],
+    },
+  });
+  assert.equal(info.deletionTimestamp, "2025-01-02T03:04:05Z");
+  assert.deepEqual(info.taints, [
+    { key: "ToBeDeletedByClusterAutoscaler", value: "1735787045", effect: "NoSchedule" },
+    { key: "os", effect: "NoSchedule" },
+  ]);
+  const plain = convertNode({ metadata: { name: "win-1" }, spec: { taints: [] } });
+  assert.equal("deletionTimestamp" in plain, false);
+  assert.equal("taints" in plain, false);
+  rejects(
+    () =>
+      convertNode({ metadata: { name: "win-1" }, spec: { taints: [{ effect: "NoSchedule" }] } }),
+    "spec.taints[0].key",
+    "win-1",
+  );
+});

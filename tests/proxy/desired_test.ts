@@ -383,6 +383,71 @@ Deno.test("traffic policies: ITP Local → ClusterIP local only; ETP Local → N
   assert.deepEqual(keys(none), ["lb/tcp/10.96.0.10:80"]);
 });
 
+Deno.test("no local endpoints: Local policies without a local endpoint are reported per port and family", () => {
+  const noLocal = (service: Partial<ServiceInfo>, slices: EndpointSliceInfo[]) =>
+    desiredForService(svc(service), slices, ctx()).noLocalEndpoints ?? [];
+  const remoteOnly = [slice([ep("10.244.2.7")])];
+  const withLocal = [slice([ep("10.244.2.7"), ep("10.244.1.5", { nodeName: "node-a" })])];
+  const nodePortLocal: Partial<ServiceInfo> = {
+    type: "NodePort",
+    externalTrafficPolicy: "Local",
+    ports: [port({ nodePort: 30080 })],
+  };
+  assert.deepEqual(noLocal({ internalTrafficPolicy: "Local" }, remoteOnly), [
+    { trafficPolicy: "internal", family: "IPv4" },
+  ]);
+  assert.deepEqual(noLocal(nodePortLocal, remoteOnly), [
+    { trafficPolicy: "external", family: "IPv4" },
+  ]);
+  assert.deepEqual(noLocal({ ...nodePortLocal, internalTrafficPolicy: "Local" }, remoteOnly), [
+    { trafficPolicy: "internal", family: "IPv4" },
+    { trafficPolicy: "external", family: "IPv4" },
+  ]);
+  assert.deepEqual(noLocal({ internalTrafficPolicy: "Local" }, withLocal), [], "has a local one");
+  assert.deepEqual(noLocal(nodePortLocal, withLocal), []);
+  assert.deepEqual(noLocal({ internalTrafficPolicy: "Local" }, []), [], "no endpoints at all");
+  assert.deepEqual(noLocal({}, remoteOnly), [], "Cluster policies");
+  // ETP Local without NodePort, external or ingress IPs: not externally reachable.
+  assert.deepEqual(noLocal({ externalTrafficPolicy: "Local" }, remoteOnly), []);
+  assert.deepEqual(
+    noLocal({ externalTrafficPolicy: "Local", externalIPs: ["192.0.2.10"] }, remoteOnly),
+    [{ trafficPolicy: "external", family: "IPv4" }],
+  );
+  // A local endpoint that is only serving-and-terminating still counts as local.
+  assert.deepEqual(
+    noLocal({ internalTrafficPolicy: "Local" }, [slice([
+      ep("10.244.2.7"),
+      ep("10.244.1.5", { nodeName: "node-a", ready: false, serving: true, terminating: true }),
+    ])]),
+    [],
+  );
+  // Per port and per family.
+  const dual = desiredForService(
+    svc({
+      clusterIPs: ["10.96.0.10", "fd00:96::10"],
+      ipFamilies: ["IPv4", "IPv6"],
+      internalTrafficPolicy: "Local",
+      ports: [port(), port({ name: "metrics", port: 9090, targetPort: 9090 })],
+    }),
+    [
+      {
+        ...slice([ep("10.244.2.7")]),
+        ports: [
+          { name: "http", port: 8080, protocol: "TCP" },
+          { name: "metrics", port: 9090, protocol: "TCP" },
+        ],
+      },
+      slice([ep("fd00:244:2::7")], { name: "web-v6", addressType: "IPv6" }),
+    ],
+    ctx(),
+  );
+  assert.deepEqual(dual.noLocalEndpoints, [
+    { trafficPolicy: "internal", family: "IPv4" },
+    { trafficPolicy: "internal", family: "IPv6" },
+    { trafficPolicy: "internal", family: "IPv4" },
+  ]);
+});
+
 Deno.test("topology: all hinted → this zone; any unhinted → all; no match → all; local policies ignore hints", () => {
   const z = (ip: string, zones?: string[]) => ep(ip, { hintZones: zones });
   const table = [
