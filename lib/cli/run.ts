@@ -20,28 +20,11 @@ import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import { failWindowsService, runAgentAsWindowsService } from "../windows/agent_service.ts";
 import { isWindowsServiceMode } from "../windows/scm.ts";
 
-/**
- * Spellings this command accepts besides the config package's flags:
- * `--cleanup-and-exit` (issue 4's name) for `--cleanup`, and `--json` for
- * `--output=json`.
- */
-export function normalizeArgs(args: readonly string[]): string[] {
-  return args.map((a) =>
-    a === "--cleanup-and-exit"
-      ? "--cleanup"
-      : a.startsWith("--cleanup-and-exit=")
-      ? "--cleanup=" + a.slice("--cleanup-and-exit=".length)
-      : a === "--json"
-      ? "--output=json"
-      : a
-  );
-}
-
 /** Parse the command line; prints and returns an exit code when there is nothing to run. */
 export function parseArgs(args: readonly string[]): ParseResult | number {
   let parsed: ParseResult;
   try {
-    parsed = parseConfig(normalizeArgs(args), Deno.env.toObject(), Deno.readTextFileSync);
+    parsed = parseConfig(args, Deno.env.toObject(), Deno.readTextFileSync);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`hnsproxy: ${err.message}`);

@@ -26,7 +26,6 @@ import {
   uninstallService,
 } from "../windows/install.ts";
 import { WINDOWS_SERVICE_FLAG } from "../windows/scm.ts";
-import { normalizeArgs } from "./run.ts";
 
 /** The usage text of `service`. */
 export const SERVICE_USAGE = `Usage:
@@ -127,7 +126,7 @@ function checkAgentArgs(agentArgs: readonly string[], os: string): {
     throw new UsageError("--help and --version are not agent flags a service can run with");
   }
   try {
-    const parsed = parseConfig(normalizeArgs(args), {}, Deno.readTextFileSync, { os });
+    const parsed = parseConfig(args, {}, Deno.readTextFileSync, { os });
     return { args, config: parsed.config };
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`agent flags: ${err.message}`);
