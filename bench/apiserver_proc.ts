@@ -11,7 +11,7 @@
  * @module
  */
 
-import { FakeApiServer } from "../tests/fake-apiserver/mod.ts";
+import { FakeApiServer } from "../lib/fake-apiserver/mod.ts";
 import {
   endpointsOf,
   extraEndpoint,

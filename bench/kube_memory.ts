@@ -22,7 +22,7 @@ import { watchCluster } from "../lib/kube/cluster.ts";
 import { convertEndpointSlice, convertService } from "../lib/kube/convert.ts";
 import { ClusterStore } from "../lib/kube/store.ts";
 import { nullLogger } from "../lib/log/types.ts";
-import { FakeApiServer, type FakeObject } from "../tests/fake-apiserver/mod.ts";
+import { FakeApiServer, type FakeObject } from "../lib/fake-apiserver/mod.ts";
 
 /** What {@linkcode measureKubeMemory} reports. */
 export interface KubeMemoryResult {

@@ -14,7 +14,7 @@
  */
 
 import type { HcnEndpoint, HcnNetwork } from "../lib/hns/types.ts";
-import type { FakeObject } from "../tests/fake-apiserver/mod.ts";
+import type { FakeObject } from "../lib/fake-apiserver/mod.ts";
 
 /** The numbers that define a benchmark cluster. */
 export interface ScenarioSpec {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { FakeObject } from "../../tests/fake-apiserver/mod.ts";
+import type { FakeObject } from "../fake-apiserver/mod.ts";
 
 /** The node the agent runs on. */
 export const THIS_NODE = "win-node-1";

@@ -9,7 +9,7 @@
 
 import { instrumentHcnApi } from "../hns/instrument.ts";
 import { MemoryHcnApi, type MemoryHnsState } from "../hns/memory.ts";
-import { FakeApiServer } from "../../tests/fake-apiserver/mod.ts";
+import { FakeApiServer } from "../fake-apiserver/mod.ts";
 import {
   type DemoAgent,
   demoAgentArgs,

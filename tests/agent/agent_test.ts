@@ -10,7 +10,7 @@ import { parseConfig } from "../../lib/config/mod.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
-import { FakeApiServer } from "../fake-apiserver/mod.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import {
   NODE,
   nodeObject,

@@ -9,7 +9,7 @@
 
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
-import type { FakeObject } from "../fake-apiserver/mod.ts";
+import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 
 /** This node. */
 export const NODE = "node-1";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
-import { FakeApiServer, type FakeObject } from "../fake-apiserver/mod.ts";
+import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
 const PLAN = fileURLToPath(new URL("../../lib/cli/plan.ts", import.meta.url));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ApiError, SERVICES } from "../../lib/kube/api.ts";
 import { type Env, KubeClient, loadKubeConfig } from "../../lib/kube/client.ts";
-import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/mod.ts";
+import { FakeApiServer, type FakeApiServerOptions } from "../../lib/fake-apiserver/mod.ts";
 import { RecordingLogger, service } from "./helpers.ts";
 
 function envOf(vars: Record<string, string>): Env {

@@ -7,7 +7,7 @@ import {
   watchCluster,
   type WatchClusterOptions,
 } from "../../lib/kube/cluster.ts";
-import { FakeApiServer } from "../fake-apiserver/mod.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { node, RecordingLogger, service, slice, waitFor } from "./helpers.ts";
 
 async function start(seed: (s: FakeApiServer) => void, extra: Partial<WatchClusterOptions> = {}) {

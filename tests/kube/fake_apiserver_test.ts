@@ -3,8 +3,8 @@
  * reflector tests prove nothing: these tests speak raw HTTP to it.
  */
 import assert from "node:assert/strict";
-import { parseFieldSelector, parseLabelSelector } from "../fake-apiserver/selectors.ts";
-import { FakeApiServer } from "../fake-apiserver/mod.ts";
+import { parseFieldSelector, parseLabelSelector } from "../../lib/fake-apiserver/selectors.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { service, slice } from "./helpers.ts";
 
 async function get(server: FakeApiServer, path: string, headers: HeadersInit = {}) {

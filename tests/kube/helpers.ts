@@ -7,7 +7,7 @@
  */
 
 import type { LogFields, Logger } from "../../lib/log/types.ts";
-import type { FakeObject } from "../fake-apiserver/mod.ts";
+import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 
 /** One recorded log line. */
 export interface LogLine {

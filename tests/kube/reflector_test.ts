@@ -9,7 +9,7 @@ import {
   type ReflectorHandler,
   type ReflectorTiming,
 } from "../../lib/kube/reflector.ts";
-import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/mod.ts";
+import { FakeApiServer, type FakeApiServerOptions } from "../../lib/fake-apiserver/mod.ts";
 import { node, RecordingLogger, service, waitFor } from "./helpers.ts";
 
 /** Records every handler call and mirrors the objects it was told about. */

@@ -9,7 +9,7 @@ import { Backoff } from "../../lib/proxy/backoff.ts";
 import type { ContextSettings } from "../../lib/proxy/context.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
-import type { FakeObject } from "../fake-apiserver/mod.ts";
+import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
   LOCAL_EP_5,

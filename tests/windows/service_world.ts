@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { privateCopy } from "../hns-emulator/build.ts";
 import { builtEmulatorLibrary, lbLines } from "../agent/harness.ts";
 import { l2bridgeHns, NODE, nodeObject, serviceObject, sliceObject } from "../agent/fixtures.ts";
-import { FakeApiServer } from "../fake-apiserver/mod.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 
 /** The load balancers the seeded cluster should produce on the l2bridge node. */
