@@ -62,8 +62,12 @@ Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresse
     assert.ok(byIp.has(SOURCE_VIP), "source-VIP endpoint");
     for (const lb of hns.LoadBalancers) assert.equal(lb.SourceVIP, SOURCE_VIP);
     assert.ok(hns.Endpoints.some((e) => e.ID === LOCAL_EP_5), "CNI endpoint untouched");
-    const owned = await world.owned();
-    assert.equal(owned.filter((o) => o.kind === "LoadBalancer").length, 3);
+    // The ownership record is written after the HNS calls of a sync: wait for it.
+    await eventually(
+      "record written",
+      async () => (await world.owned()).filter((o) => o.kind === "LoadBalancer").length === 3,
+      async () => JSON.stringify(await world.owned()),
+    );
     assert.equal(await world.stopAgent(agent), 0);
   } finally {
     await world.close();
