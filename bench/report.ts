@@ -54,6 +54,15 @@ export async function machineInfo(): Promise<MachineInfo> {
     })
       .output();
     if (out.success) commit = new TextDecoder().decode(out.stdout).trim();
+    const status = await new Deno.Command("git", {
+      args: ["status", "--porcelain", "--untracked-files=no"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const dirty = new TextDecoder().decode(status.stdout).split("\n").filter((l) => l.trim());
+    if (status.success && dirty.length > 0) {
+      commit += ` plus uncommitted changes in ${dirty.length} tracked files`;
+    }
   } catch {
     // No git: the commit stays unknown.
   }

@@ -20,6 +20,15 @@ export const SCENARIOS = {
   latency: runHnsLatency,
 } as const;
 
+/** `/proc/loadavg`'s three averages, or "" where it does not exist. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join("/");
+  } catch {
+    return "";
+  }
+}
+
 /** The line prefix of the results. */
 export const RESULT_PREFIX = "RESULT ";
 
@@ -34,7 +43,17 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
+  const loadBefore = loadAverage();
   const results = await run(JSON.parse(params ?? "{}"));
+  const loadAfter = loadAverage();
+  if (loadBefore || loadAfter) {
+    for (const r of results) {
+      r.notes.push(
+        `system load average (1/5/15 min) before the scenario ${loadBefore}, after ${loadAfter}: ` +
+          "other processes on the machine compete for its CPUs",
+      );
+    }
+  }
   console.log(RESULT_PREFIX + JSON.stringify(results));
   // Whatever the agent's libraries keep open, the scenario is over.
   Deno.exit(0);
