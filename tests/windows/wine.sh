@@ -207,7 +207,14 @@ in_chroot_wine() {
 # after the last ordinary process exits, and an inherited pipe would keep CI's output open.
 # Wine's system processes (services.exe, rpcss.exe, ...) inherit the stdio of the process that
 # started them, so they are booted here, detached, right after the server.
+# The server resolves paths in the mount namespace it started in, where only the checkout that
+# started it is bound: a server left running for another checkout is ended first.
 ensure_wineserver() {
+  local owner="$STATE/.wineserver-repo"
+  if [[ "$(cat "$owner" 2>/dev/null)" != "$REPO" ]]; then
+    in_chroot_wine wineserver -k </dev/null >/dev/null 2>&1 || true
+  fi
+  printf '%s' "$REPO" >"$owner"
   if in_chroot_wine wineserver -p </dev/null >/dev/null 2>&1; then
     in_chroot_wine wine wineboot </dev/null >/dev/null 2>&1 || true
   fi
