@@ -210,11 +210,12 @@ in_chroot_wine() {
 # The server resolves paths in the mount namespace it started in, where only the checkout that
 # started it is bound: a server left running for another checkout is ended first.
 ensure_wineserver() {
-  local owner="$STATE/.wineserver-repo"
-  if [[ "$(cat "$owner" 2>/dev/null)" != "$REPO" ]]; then
+  local owner="$STATE/.wineserver-repo" me
+  me="$REPO $(stat -c %d:%i "$REPO")" # the inode too: a checkout deleted and cloned again is another
+  if [[ "$(cat "$owner" 2>/dev/null)" != "$me" ]]; then
     in_chroot_wine wineserver -k </dev/null >/dev/null 2>&1 || true
   fi
-  printf '%s' "$REPO" >"$owner"
+  printf '%s' "$me" >"$owner"
   if in_chroot_wine wineserver -p </dev/null >/dev/null 2>&1; then
     in_chroot_wine wine wineboot </dev/null >/dev/null 2>&1 || true
   fi
