@@ -18,7 +18,14 @@ import {
   totalCalls,
   writeCalls,
 } from "./emulator.ts";
-import { type BenchAgent, sleep, startBenchAgent, waitQuiet, waitUntil } from "./harness.ts";
+import {
+  type BenchAgent,
+  sleep,
+  startBenchAgent,
+  waitQuiet,
+  waitUntil,
+  withTimeout,
+} from "./harness.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { mallocInUse } from "./malloc.ts";
@@ -254,7 +261,7 @@ async function incremental(
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
     extras.set(i, 1);
-    const ms = await Promise.race([done, sleep(15_000).then(() => NaN)]);
+    const ms = await withTimeout(done, 15_000);
     if (Number.isNaN(ms)) {
       result.failures.push(`${label} change ${k} (service ${i}) not programmed within 15 s`);
       return;
@@ -369,10 +376,10 @@ async function restartAgent(
     stateFile,
     syncPeriodMs: p.resyncPeriodMs,
   });
-  const readyAt = await Promise.race([
+  const readyAt = await withTimeout(
     agent.agent.ready.then(() => performance.now()),
-    sleep(p.timeoutMs).then(() => NaN),
-  ]);
+    p.timeoutMs,
+  );
   if (Number.isNaN(readyAt)) {
     result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
     return { agent, calls: {} };

@@ -200,6 +200,21 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * `promise`'s value, or NaN when it has not settled within `ms`. The timer
+ * is cleared either way: a pending timer would keep everything its callback
+ * can reach (an agent, say) alive.
+ */
+export async function withTimeout(promise: Promise<number>, ms: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<number>((resolve) => (timer = setTimeout(() => resolve(NaN), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Poll `done` every `everyMs` until it is true; resolves with the
  * `performance.now()` of the first true poll, rejects after `timeoutMs`.
  */
