@@ -15,8 +15,9 @@ import { coldStart, verifyContent } from "./cold_start.ts";
 import { callDelta, Emulator, seedNodeHns, totalCalls, writeCalls } from "./emulator.ts";
 import { sleep, waitQuiet, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
+import { mallocInUse } from "./malloc.ts";
 import { collectGarbage, mib, rssBytes } from "./procstat.ts";
-import { newResult, percentile, type ScenarioResult, slope } from "./results.ts";
+import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, prng } from "./scenario.ts";
 
 /** Parameters of {@link runChurn}. */
@@ -80,6 +81,8 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     const rss: { t: number; bytes: number }[] = [];
     const heap: number[] = [heapAfterGc()];
     const rssStart = rssBytes();
+    const heapTotalStart = Deno.memoryUsage().heapTotal;
+    const mallocStart = mallocInUse();
     const syncsBefore = agent.syncs.length;
     const before = emulator.callCounts();
     const t0 = performance.now();
@@ -130,13 +133,11 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     const calls = callDelta(before, emulator.callCounts());
     heap.push(heapAfterGc());
     const rssEnd = rssBytes();
+    const heapTotalEnd = Deno.memoryUsage().heapTotal;
+    const mallocEnd = mallocInUse();
     const latencies = tracker.done;
     const syncs = agent.syncs.slice(syncsBefore);
-    const secondHalf = rss.filter((s) => s.t >= (p.durationS * 1000) / 2);
-    const rssSlope = slope(
-      secondHalf.map((s) => s.t / 60_000),
-      secondHalf.map((s) => mib(s.bytes)),
-    );
+    const rssPeak = Math.max(rssStart, rssEnd, ...rss.map((s) => s.bytes));
     // From the middle: by then the outstanding additions (3 s worth) are in place on both sides.
     const heapGrowth = mib(heap[2] - heap[1]);
     result.figures.push(
@@ -179,10 +180,16 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         note: `heap after GC at start / middle / end: ${heap.map((h) => mib(h)).join(" / ")} MiB`,
       },
       {
-        name: `${label} RSS trend, second half`,
-        value: rssSlope,
-        unit: "MiB/min",
-        note: `RSS ${mib(rssStart)} → ${mib(rssEnd)} MiB`,
+        name: `${label} RSS growth, start to end`,
+        value: mib(rssEnd - rssStart),
+        unit: "MiB",
+        note: `RSS after a GC ${mib(rssStart)} → ${mib(rssEnd)} MiB, highest 1 s sample ` +
+          `${mib(rssPeak)} MiB (incl. the emulated HNS); V8 heap capacity ${
+            mib(heapTotalStart)
+          } → ` +
+          `${mib(heapTotalEnd)} MiB, native malloc in use ${mib(mallocStart)} → ${
+            mib(mallocEnd)
+          } MiB`,
       },
     );
     await agent.stop();
