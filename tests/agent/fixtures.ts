@@ -189,3 +189,40 @@ export function sliceObject(
     ports: [{ name: port.name ?? "", port: port.port, protocol: port.protocol ?? "TCP" }],
   };
 }
+
+/** Agent flags for the overlay node of {@link overlayHns}. */
+export const OVERLAY_ARGS: string[] = [
+  "--network-name",
+  "vxlan0",
+  "--source-vip",
+  SOURCE_VIP,
+];
+
+/**
+ * A small overlay cluster: ClusterIP `web` (one local and one remote pod) and
+ * NodePort `np` (one remote pod), with this node's Node object.
+ */
+export function overlayWebCluster(): {
+  services: FakeObject[];
+  slices: FakeObject[];
+  node: FakeObject;
+} {
+  return {
+    services: [
+      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+      serviceObject("np", {
+        type: "NodePort",
+        clusterIP: "10.96.0.20",
+        ports: [{ port: 80, targetPort: 9090, nodePort: 30080 }],
+      }),
+    ],
+    slices: [
+      sliceObject("web", [
+        { ip: "10.244.1.5", node: NODE },
+        { ip: "10.244.2.7", node: "node-2" },
+      ], { port: 8080 }),
+      sliceObject("np", [{ ip: "10.244.3.9", node: "node-3" }], { port: 9090 }),
+    ],
+    node: nodeObject(),
+  };
+}

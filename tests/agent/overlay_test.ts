@@ -8,38 +8,15 @@ import { AgentWorld, eventually } from "./harness.ts";
 import {
   LOCAL_EP_5,
   NODE,
-  nodeObject,
+  OVERLAY_ARGS,
   overlayHns,
-  serviceObject,
+  overlayWebCluster,
   sliceObject,
   SOURCE_VIP,
 } from "./fixtures.ts";
 
-const OVERLAY_ARGS = ["--network-name", "vxlan0", "--source-vip", SOURCE_VIP];
-
-function web() {
-  return {
-    services: [
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-      serviceObject("np", {
-        type: "NodePort",
-        clusterIP: "10.96.0.20",
-        ports: [{ port: 80, targetPort: 9090, nodePort: 30080 }],
-      }),
-    ],
-    slices: [
-      sliceObject("web", [
-        { ip: "10.244.1.5", node: NODE },
-        { ip: "10.244.2.7", node: "node-2" },
-      ], { port: 8080 }),
-      sliceObject("np", [{ ip: "10.244.3.9", node: "node-3" }], { port: 9090 }),
-    ],
-    node: nodeObject(),
-  };
-}
-
 Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresses and source VIP", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...web() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const agent = world.startAgent(OVERLAY_ARGS);
     const want = [
@@ -82,7 +59,7 @@ function metricLines(text: string, name: string): string[] {
 const WRITE_CALLS = /operation="Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)"/;
 
 Deno.test("agent/overlay: endpoint scale up and down, then service delete", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...web() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     // A long sync period: no full reconcile happens, so every deletion below comes from the
     // partial (dirty-services) sync of the change itself.
@@ -153,7 +130,7 @@ Deno.test("agent/overlay: endpoint scale up and down, then service delete", asyn
 });
 
 Deno.test("agent/overlay: a restart with an unchanged cluster makes zero HNS writes", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...web() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const first = world.startAgent(OVERLAY_ARGS);
     await eventually("initial", async () => (await world.lbTable()).length === 3, first.log);
@@ -184,7 +161,7 @@ Deno.test("agent/overlay: a restart with an unchanged cluster makes zero HNS wri
 });
 
 Deno.test("agent/overlay: an LB deleted out of band is recreated within one resync", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...web() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const agent = world.startAgent([...OVERLAY_ARGS, "--sync-period", "2s"]);
     await eventually("initial", async () => (await world.lbTable()).length === 3, agent.log);
@@ -218,7 +195,7 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
   };
   const world = await AgentWorld.create({
     hns: overlayHns({ LoadBalancers: [foreign] }),
-    ...web(),
+    ...overlayWebCluster(),
   });
   try {
     const agent = world.startAgent(OVERLAY_ARGS, {
@@ -268,7 +245,7 @@ Deno.test("agent/overlay: --cleanup-and-exit removes what hnsproxy owns and noth
   };
   const world = await AgentWorld.create({
     hns: overlayHns({ LoadBalancers: [foreign] }),
-    ...web(),
+    ...overlayWebCluster(),
   });
   try {
     const agent = world.startAgent(OVERLAY_ARGS);

@@ -5,43 +5,13 @@
 
 import assert from "node:assert/strict";
 import { AgentWorld, eventually } from "./harness.ts";
-import {
-  NODE,
-  nodeObject,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-  SOURCE_VIP,
-} from "./fixtures.ts";
-
-const ARGS = ["--network-name", "vxlan0", "--source-vip", SOURCE_VIP];
-
-function cluster() {
-  return {
-    services: [
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-      serviceObject("np", {
-        type: "NodePort",
-        clusterIP: "10.96.0.20",
-        ports: [{ port: 80, targetPort: 9090, nodePort: 30080 }],
-      }),
-    ],
-    slices: [
-      sliceObject("web", [
-        { ip: "10.244.1.5", node: NODE },
-        { ip: "10.244.2.7", node: "node-2" },
-      ], { port: 8080 }),
-      sliceObject("np", [{ ip: "10.244.3.9", node: "node-3" }], { port: 9090 }),
-    ],
-    node: nodeObject(),
-  };
-}
+import { OVERLAY_ARGS, overlayHns, overlayWebCluster } from "./fixtures.ts";
 
 Deno.test("plan: shows what a first sync would create and writes nothing", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...cluster() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const before = await Deno.readTextFile(world.hnsFile);
-    const run = await world.plan([...ARGS, "--json"]);
+    const run = await world.plan([...OVERLAY_ARGS, "--json"]);
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout);
     assert.equal(report.network.name, "vxlan0");
@@ -56,7 +26,7 @@ Deno.test("plan: shows what a first sync would create and writes nothing", async
     assert.equal(await Deno.readTextFile(world.hnsFile), before, "HNS unchanged");
     await assert.rejects(Deno.stat(world.stateFile), Deno.errors.NotFound, "no ownership record");
 
-    const text = await world.plan(ARGS);
+    const text = await world.plan(OVERLAY_ARGS);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^Network vxlan0 \(overlay, /);
     assert.match(
@@ -74,12 +44,12 @@ Deno.test("plan: shows what a first sync would create and writes nothing", async
 });
 
 Deno.test("plan: after the agent converged, nothing to do", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...cluster() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
-    const agent = world.startAgent(ARGS);
+    const agent = world.startAgent(OVERLAY_ARGS);
     await eventually("converged", async () => (await world.owned()).length === 8, agent.log);
     assert.equal(await world.stopAgent(agent), 0);
-    const run = await world.plan([...ARGS, "--json"]);
+    const run = await world.plan([...OVERLAY_ARGS, "--json"]);
     assert.equal(run.code, 0, run.stderr);
     const ops: Array<{ op: string }> = JSON.parse(run.stdout).plan.ops;
     assert.equal(ops.length, 8);
@@ -90,7 +60,7 @@ Deno.test("plan: after the agent converged, nothing to do", async () => {
 });
 
 Deno.test("plan: a missing network is a one-line error", async () => {
-  const world = await AgentWorld.create({ hns: overlayHns(), ...cluster() });
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const run = await world.plan(["--network-name", "nope"]);
     assert.equal(run.code, 1);
