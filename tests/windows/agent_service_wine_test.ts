@@ -16,8 +16,14 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
+  sc,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
+  uniqueServiceName,
+  waitForState,
+} from "./sc_helpers.ts";
+import {
   queryServiceState,
-  runSc,
   ScState,
   serviceCommandLine,
   uninstallService,
@@ -28,31 +34,6 @@ import { ServiceWorld, WANT_LBS } from "./service_world.ts";
 const onWindows = Deno.build.os === "windows";
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 const DENO_CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
-
-/** How long the SCM gets to take a running service to STOPPED (the issue's bound). */
-const STOP_BOUND_MS = 10_000;
-/** Generous: deno.exe under Wine loads the agent's module graph and npm packages. */
-const START_BOUND_MS = 60_000;
-
-function uniqueName(): string {
-  return `hnsproxy-e2e-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-async function sc(...args: string[]): Promise<string> {
-  const r = await runSc(args);
-  assert.equal(r.code, 0, `sc ${args.join(" ")} exited ${r.code}: ${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-/** Polls `sc query` until the service is in `want` or `boundMs` passed; returns the last state. */
-async function waitForState(name: string, want: number, boundMs: number): Promise<number | null> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    const state = await queryServiceState(name);
-    if (state === want || Date.now() > deadline) return state;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 function exitCodes(queryOutput: string): { win32: number; service: number } {
   const win32 = /WIN32_EXIT_CODE\s*:\s*(\d+)/.exec(queryOutput);
@@ -76,7 +57,7 @@ async function hnsproxy(...args: string[]): Promise<{ code: number; out: string 
 /** Runs `fn` with a fresh world and service name; the service is removed afterwards. */
 function withWorld(fn: (world: ServiceWorld, name: string) => Promise<void>): () => Promise<void> {
   return async () => {
-    const name = uniqueName();
+    const name = uniqueServiceName("hnsproxy-e2e");
     const world = await ServiceWorld.create();
     try {
       await fn(world, name).catch(async (err) => {

@@ -11,41 +11,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  sc,
+  START_BOUND_MS,
+  STOP_BOUND_MS,
+  uniqueServiceName,
+  waitForState,
+} from "./sc_helpers.ts";
+import {
   installService,
   queryServiceState,
   quoteWindowsArg,
-  runSc,
   ScState,
   uninstallService,
 } from "../../lib/windows/install.ts";
 
 const onWindows = Deno.build.os === "windows";
 const fixture = fileURLToPath(new URL("./fixtures/service_fixture.ts", import.meta.url));
-
-/** How long the SCM gets to take a running service to STOPPED (the issue's bound). */
-const STOP_BOUND_MS = 10_000;
-/** Generous: the first start of deno.exe under Wine compiles the fixture. */
-const START_BOUND_MS = 60_000;
-
-function uniqueName(): string {
-  return `hnsproxy-test-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-async function sc(...args: string[]): Promise<string> {
-  const r = await runSc(args);
-  assert.equal(r.code, 0, `sc ${args.join(" ")} exited ${r.code}: ${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-/** Polls `sc query` until the service is in `want` or `boundMs` passed; returns the last state. */
-async function waitForState(name: string, want: number, boundMs: number): Promise<number | null> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    const state = await queryServiceState(name);
-    if (state === want || Date.now() > deadline) return state;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -71,7 +52,7 @@ function exitCodes(queryOutput: string): { win32: number; service: number } {
 /** Runs `fn` with a fresh marker folder and a service name, removing both afterwards. */
 function withService(fn: (name: string, dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
-    const name = uniqueName();
+    const name = uniqueServiceName("hnsproxy-test");
     const dir = await Deno.makeTempDir({ prefix: "hnsproxy-svc-" });
     try {
       await fn(name, dir).catch(async (err) => {
