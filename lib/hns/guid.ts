@@ -10,11 +10,56 @@
 /** The all-zero GUID text; passing it to a Create call lets HNS assign the ID. */
 export const ZERO_GUID = "00000000-0000-0000-0000-000000000000";
 
-const GUID_RE = /^\{?([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const DASH = 0x2d;
+
+/** Offsets of the dashes in the 36-character text form. */
+const DASH_AT = [8, 13, 18, 23];
+
+/**
+ * For each byte of the GUID struct, the offset in the 36-character text of
+ * its two hex digits: Data1..3 are little-endian, so their digit pairs are
+ * taken back to front; Data4 is in text order.
+ */
+const BYTE_AT = [6, 4, 2, 0, 11, 9, 16, 14, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/** The value of hex digit code `c`, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30; // 0-9
+  const lower = c | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10; // a-f, A-F
+  return -1;
+}
+
+/** Where the 36 characters of a GUID lie in `text` (braces optional), or -1 when it is not one. */
+function guidStart(text: string): number {
+  let start = 0;
+  let end = text.length;
+  if (text.charCodeAt(0) === OPEN_BRACE) start = 1;
+  if (end > start && text.charCodeAt(end - 1) === CLOSE_BRACE) end--;
+  if (end - start !== 36) return -1;
+  for (const at of DASH_AT) if (text.charCodeAt(start + at) !== DASH) return -1;
+  return start;
+}
+
+/** The struct bytes of the GUID at `start` in `text`, or undefined when a digit is not hex. */
+function parseBytes(text: string, start: number): Uint8Array<ArrayBuffer> | undefined {
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) {
+    const at = start + BYTE_AT[i];
+    const hi = hexDigit(text.charCodeAt(at));
+    const lo = hexDigit(text.charCodeAt(at + 1));
+    if (hi < 0 || lo < 0) return undefined;
+    out[i] = (hi << 4) | lo;
+  }
+  return out;
+}
 
 /** True when `text` is a GUID in text form (braces optional, any case). */
 export function isGuid(text: string): boolean {
-  return GUID_RE.test(text);
+  const start = guidStart(text);
+  return start >= 0 && parseBytes(text, start) !== undefined;
 }
 
 /**
@@ -23,9 +68,11 @@ export function isGuid(text: string): boolean {
  */
 export function normalizeGuid(text: string): string {
   if (text === "") return ZERO_GUID;
-  const m = GUID_RE.exec(text);
-  if (!m) throw new TypeError(`"${text}" is not a GUID`);
-  return m.slice(1).join("-").toUpperCase();
+  const start = guidStart(text);
+  if (start < 0 || parseBytes(text, start) === undefined) {
+    throw new TypeError(`"${text}" is not a GUID`);
+  }
+  return text.slice(start, start + 36).toUpperCase();
 }
 
 /** True for the empty string and the all-zero GUID. */
@@ -33,17 +80,16 @@ export function isZeroGuid(text: string): boolean {
   return text === "" || (isGuid(text) && normalizeGuid(text) === ZERO_GUID);
 }
 
-/** The 16-byte GUID struct for `text` (empty text gives the zero GUID). */
+/**
+ * The 16-byte GUID struct for `text` (empty text gives the zero GUID).
+ * Throws a one-line `TypeError` when `text` is not a GUID.
+ */
 export function guidToBytes(text: string): Uint8Array<ArrayBuffer> {
-  const canonical = normalizeGuid(text);
-  const hex = canonical.replaceAll("-", "");
-  const out = new Uint8Array(16);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, parseInt(hex.slice(0, 8), 16), true);
-  view.setUint16(4, parseInt(hex.slice(8, 12), 16), true);
-  view.setUint16(6, parseInt(hex.slice(12, 16), 16), true);
-  for (let i = 0; i < 8; i++) out[8 + i] = parseInt(hex.slice(16 + 2 * i, 18 + 2 * i), 16);
-  return out;
+  if (text === "") return new Uint8Array(16);
+  const start = guidStart(text);
+  const bytes = start < 0 ? undefined : parseBytes(text, start);
+  if (!bytes) throw new TypeError(`"${text}" is not a GUID`);
+  return bytes;
 }
 
 /** The upper-case text of a 16-byte GUID struct. */
