@@ -11,9 +11,9 @@
  * - out-parameters are 8-byte buffers read back as pointers;
  * - a failed HRESULT or a non-empty error record is an {@link HnsError}.
  *
- * HCN calls and `HNSCall` run `nonblocking` (on a worker thread) so the event
- * loop stays free while HNS works; the buffers they read are kept referenced
- * until the call has settled.
+ * Every HCN call (closes included) and `HNSCall` runs `nonblocking` (on a
+ * worker thread) so the event loop stays free while HNS works; the buffers
+ * they read are kept referenced until the call has settled.
  *
  * @module
  */
@@ -93,7 +93,7 @@ export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
   for (const kind of HCN_KINDS) {
     for (const op of HCN_OPERATIONS) {
       const name = hcnFunctionName(op, kind);
-      out[name] = fn(hcnParams(op, kind), op !== "close", name === "HcnModifyLoadBalancer");
+      out[name] = fn(hcnParams(op, kind), true, name === "HcnModifyLoadBalancer");
     }
   }
   return out;
@@ -327,8 +327,8 @@ class FfiHcnApi implements HcnApi {
     const record = this.#take(errOut);
     const failure = hcnFailure(name, hr, record, object);
     if (failure) {
-      // A handle handed out alongside an error is still ours to close.
-      if (handle !== null) this.#fn(hcnFunctionName("close", kind))(handle);
+      // A handle handed out alongside an error is still ours to close; the call's error wins.
+      if (handle !== null) await this.close(kind, handle).catch(() => {});
       throw failure;
     }
     if (handle === null) {
@@ -389,15 +389,11 @@ class FfiHcnApi implements HcnApi {
     await this.#callString(name, id, [guidArg(name, id)]);
   }
 
-  close(kind: HcnKind, handle: HcnHandle): Promise<void> {
+  async close(kind: HcnKind, handle: HcnHandle): Promise<void> {
     const name = hcnFunctionName("close", kind);
-    try {
-      const hr = this.#fn(name)(asPointer(handle)) as number;
-      const failure = hcnFailure(name, hr, undefined);
-      return failure ? Promise.reject(failure) : Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const hr = await this.#fn(name)(asPointer(handle)) as number;
+    const failure = hcnFailure(name, hr, undefined);
+    if (failure) throw failure;
   }
 
   async hnsCall(method: string, path: string, request: string): Promise<string> {
