@@ -5,6 +5,9 @@
  * - Lists are Enumerate + (Open, Query, Close) per ID, like hcsshim's `hcn`
  *   package; an object that vanished in between is left out.
  * - `get*` answers undefined when HNS does not have the object.
+ * - Creates pass an ID the client makes (or the caller's `ID`) and are not
+ *   read back: they answer the object as sent, with that ID in HNS's
+ *   upper-case form. Create + Close, two calls per object.
  * - Every handle is closed on every path, errors included. Inside
  *   {@link HnsClient.batch} endpoint creates share one network handle, closed
  *   when the batch ends.
@@ -20,6 +23,7 @@
 import { HnsError, HResult, isNotFound } from "./errors.ts";
 import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
+import { isGuid, isZeroGuid, newGuid, normalizeGuid } from "./guid.ts";
 import { kindWords } from "./names.ts";
 import type {
   HcnApi,
@@ -258,12 +262,12 @@ class Client implements HnsClient {
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
     return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
       return await this.#withNetwork(networkId, async (network) => {
-        const settings = JSON.stringify({ ...endpoint, HostComputeNetwork: networkId });
-        const handle = await this.#api.create("Endpoint", endpoint.ID ?? "", settings, network);
-        return await this.#using("Endpoint", handle, async () => {
-          const text = await this.#api.query("Endpoint", handle, PROPERTIES_QUERY);
-          return this.#created<HcnEndpoint>("Endpoint", text);
-        });
+        const { ID: given, ...fields } = endpoint;
+        const id = idForCreate(given);
+        const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
+        const handle = await this.#api.create("Endpoint", id, JSON.stringify(sent), network);
+        await this.#api.close("Endpoint", handle);
+        return sent;
       });
     });
   }
@@ -340,11 +344,12 @@ class Client implements HnsClient {
 
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
     return this.#context("createLoadBalancer", describeLoadBalancer(lb), async () => {
-      const handle = await this.#api.create("LoadBalancer", lb.ID ?? "", JSON.stringify(lb));
-      return await this.#using("LoadBalancer", handle, async () => {
-        const text = await this.#api.query("LoadBalancer", handle, PROPERTIES_QUERY);
-        return this.#created<HcnLoadBalancer>("LoadBalancer", text);
-      });
+      const { ID: given, ...fields } = lb;
+      const id = idForCreate(given);
+      const sent: HcnLoadBalancer = { ID: id, ...fields };
+      const handle = await this.#api.create("LoadBalancer", id, JSON.stringify(sent));
+      await this.#api.close("LoadBalancer", handle);
+      return sent;
     });
   }
 
@@ -389,6 +394,19 @@ class Client implements HnsClient {
     }
     return value as T;
   }
+}
+
+/**
+ * The ID to create an object under: the caller's, else a new random GUID.
+ * The client picks the ID (HNS takes a caller's ID as the new object's, as
+ * hcsshim passes one when set) so that the create need not be followed by a
+ * query to learn it. A GUID comes back in HNS's upper-case form; a caller's
+ * ID that is not a GUID is passed on as it is, for the HCN layer to refuse
+ * (E_INVALIDARG) like any other.
+ */
+function idForCreate(given: string | undefined): string {
+  if (given === undefined || isZeroGuid(given)) return newGuid();
+  return isGuid(given) ? normalizeGuid(given) : given;
 }
 
 /** The typed client over `api`; see the module notes for its guarantees. */

@@ -40,7 +40,7 @@ export const EndpointFlags = {
 
 /** A `HostComputeEndpoint`. */
 export interface HcnEndpoint {
-  /** GUID assigned by HNS. */
+  /** GUID: assigned by HNS, or chosen by the creator. */
   ID?: string;
   /** Friendly name. */
   Name?: string;
@@ -107,7 +107,7 @@ export interface HcnPortMapping {
 
 /** A `HostComputeLoadBalancer`. */
 export interface HcnLoadBalancer {
-  /** GUID assigned by HNS. */
+  /** GUID: assigned by HNS, or chosen by the creator. */
   ID?: string;
   /** Backend endpoint IDs. */
   HostComputeEndpoints: string[];
@@ -231,7 +231,14 @@ export interface HnsClient {
   listEndpoints(networkId?: string): Promise<HcnEndpoint[]>;
   /** One endpoint, or undefined when HNS does not have it. */
   getEndpoint(id: string): Promise<HcnEndpoint | undefined>;
-  /** Create an endpoint on a network; returns it as HNS holds it (with ID). */
+  /**
+   * Create an endpoint on a network under its `ID` when the caller set one,
+   * else under a new random GUID the client makes; HNS takes the caller's ID
+   * as the new object's. Returns the endpoint as sent (with that ID, upper
+   * case, and `HostComputeNetwork` set to `networkId`) without reading it back:
+   * two HNS calls, Create and Close (plus the network's Open outside a batch).
+   * A duplicate ID is refused by HNS with ERROR_ALREADY_EXISTS.
+   */
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint>;
   /** Delete an endpoint by ID. */
   deleteEndpoint(id: string): Promise<void>;
@@ -242,7 +249,12 @@ export interface HnsClient {
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */
   getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined>;
-  /** Create a load balancer; returns it as HNS holds it (with ID). */
+  /**
+   * Create a load balancer under its `ID` when the caller set one, else under
+   * a new random GUID the client makes. Returns it as sent (with that ID,
+   * upper case) without reading it back: Create and Close, two HNS calls.
+   * A duplicate ID is refused by HNS with ERROR_ALREADY_EXISTS.
+   */
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
   /** Replace a load balancer's settings in place (needs ModifyLoadbalancer). */
   modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;

@@ -13,8 +13,8 @@
  * - "port already exists" on a create: when the holder is hnsproxy's it is
  *   deleted and the create repeated; when it is someone else's it is reported
  *   (log and {@link ApplyHooks.onConflict}) and retried later, never deleted;
- * - a create that failed after HNS may have made the object (the read-back
- *   failed) leaves the key "uncertain": if a later create hits an identical
+ * - a create that failed after HNS may have made the object (its answer was
+ *   lost) leaves the key "uncertain": if a later create hits an identical
  *   object under that key, it is taken as ours instead of leaking it.
  *
  * @module

@@ -379,6 +379,106 @@ backendTest("load balancers: create, get, list, modify, delete", async ({ api })
   equal(err.hnsMessage, "Element not found.");
 });
 
+/** Calls of each C function while `body` runs. */
+async function callsDuring(
+  control: { callCount(fn: string): number },
+  fns: string[],
+  body: () => Promise<unknown>,
+): Promise<Record<string, number>> {
+  const before = fns.map((fn) => control.callCount(fn));
+  await body();
+  return Object.fromEntries(fns.map((fn, i) => [fn, control.callCount(fn) - before[i]]));
+}
+
+const LB_CALLS = [
+  "HcnCreateLoadBalancer",
+  "HcnQueryLoadBalancerProperties",
+  "HcnCloseLoadBalancer",
+];
+const EP_CALLS = ["HcnCreateEndpoint", "HcnQueryEndpointProperties", "HcnCloseEndpoint"];
+
+backendTest(
+  "creates: Create + Close under an ID the client makes, answered as HNS then holds it",
+  async ({ api, control }) => {
+    const { client, networkId, a } = await node(api);
+    let lb: HcnLoadBalancer | undefined;
+    const lbCalls = await callsDuring(control, LB_CALLS, async () => {
+      lb = await client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a]));
+    });
+    deepEqual(lbCalls, {
+      HcnCreateLoadBalancer: 1,
+      HcnQueryLoadBalancerProperties: 0,
+      HcnCloseLoadBalancer: 1,
+    });
+    match(lb!.ID!, GUID_RE);
+    deepEqual(await client.getLoadBalancer(lb!.ID!), lb);
+
+    let ep: HcnEndpoint | undefined;
+    const epCalls = await callsDuring(control, EP_CALLS, async () => {
+      ep = await client.createEndpoint(networkId, remote("10.244.2.15", "192.168.1.12"));
+    });
+    deepEqual(epCalls, {
+      HcnCreateEndpoint: 1,
+      HcnQueryEndpointProperties: 0,
+      HcnCloseEndpoint: 1,
+    });
+    match(ep!.ID!, GUID_RE);
+    equal(ep!.HostComputeNetwork, networkId);
+    deepEqual(await client.getEndpoint(ep!.ID!), ep);
+
+    const again = await client.createLoadBalancer(nodePortLb(30080, [a]));
+    notEqual(again.ID, lb!.ID, "a new ID per create");
+  },
+);
+
+backendTest(
+  "creates: a caller's ID is kept (upper-cased); a taken one is refused as HNS refuses it",
+  async ({ api, control }) => {
+    const { client, networkId, a } = await node(api);
+    const lbId = "0a1b2c3d-0000-4000-8000-00000000000a";
+    const lb = await client.createLoadBalancer({ ...clusterIpLb("10.96.0.10", 80, [a]), ID: lbId });
+    equal(lb.ID, lbId.toUpperCase());
+    deepEqual(await client.listLoadBalancerIds(), [lbId.toUpperCase()]);
+    const taken = await expectHnsError(
+      client.createLoadBalancer({ ...clusterIpLb("10.96.0.11", 81, [a]), ID: `{${lbId}}` }),
+      HResult.ERROR_ALREADY_EXISTS,
+    );
+    equal(taken.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+    equal(control.objectCount("LoadBalancer"), 1);
+    deepEqual((await client.getLoadBalancer(lbId))?.FrontendVIPs, ["10.96.0.10"]);
+
+    const epId = "0A1B2C3D-0000-4000-8000-00000000000B";
+    const ep = await client.createEndpoint(networkId, {
+      ...remote("10.244.2.15", "192.168.1.12"),
+      ID: epId,
+    });
+    equal(ep.ID, epId);
+    const epTaken = await expectHnsError(
+      client.createEndpoint(networkId, { ...remote("10.244.2.16", "192.168.1.12"), ID: epId }),
+      HResult.ERROR_ALREADY_EXISTS,
+    );
+    equal(epTaken.operation, "createEndpoint (HcnCreateEndpoint)");
+    equal((await client.getEndpoint(epId))?.IpConfigurations?.[0].IpAddress, "10.244.2.15");
+
+    // The zero GUID (or an empty ID) asks for a new one, as HNS would assign it.
+    for (const zero of ["00000000-0000-0000-0000-000000000000", ""]) {
+      const made = await client.createLoadBalancer({ ...nodePortLb(30080, [a]), ID: zero });
+      match(made.ID!, GUID_RE);
+      notEqual(made.ID, "00000000-0000-0000-0000-000000000000");
+      await client.deleteLoadBalancer(made.ID!);
+    }
+
+    // An ID that is not a GUID is refused before HNS is called, as before.
+    const creates = control.callCount("HcnCreateLoadBalancer");
+    const bad = await expectHnsError(
+      client.createLoadBalancer({ ...nodePortLb(30081, [a]), ID: "lb-1" }),
+      HResult.E_INVALIDARG,
+    );
+    equal(bad.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+    equal(control.callCount("HcnCreateLoadBalancer"), creates);
+  },
+);
+
 backendTest("load balancers: a taken (VIP, protocol, port) is 0x803B0013", async ({ api }) => {
   const { client, a, b } = await node(api);
   await client.createLoadBalancer(clusterIpLb("10.96.0.10", 53, [a], 17));
@@ -605,21 +705,20 @@ backendTest("GUIDs: given IDs round-trip byte-exactly through create and open", 
 // ---- failures ----
 
 backendTest(
-  "fail-Nth: a failed query after create is a typed error, handles closed",
+  "fail-Nth: a failed create is a typed error naming the create, and HNS holds nothing",
   async ({ api, control }) => {
     const { client, a } = await node(api);
-    control.failCall("HcnQueryLoadBalancerProperties", 1, HResult.MANAGER_STOPPED);
+    control.failCall("HcnCreateLoadBalancer", 1, HResult.MANAGER_STOPPED);
     const err = await expectHnsError(
       client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a])),
       HResult.MANAGER_STOPPED,
     );
-    equal(err.operation, "createLoadBalancer (HcnQueryLoadBalancerProperties)");
+    equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
     equal(err.object, "load balancer 10.96.0.10:80/TCP");
     equal(err.hnsMessage, "The HNS manager is stopped.");
     ok(err.errorRecord?.includes(`"ErrorCode":2151350304`), String(err.errorRecord));
     match(err.message, /failed with 0x803B0020 \(HNS manager stopped\)/);
-    // The object was created: HNS holds it even though the answer was lost.
-    equal(control.objectCount("LoadBalancer"), 1);
+    equal(control.objectCount("LoadBalancer"), 0);
   },
 );
 
@@ -687,11 +786,7 @@ backendTest(
       HResult.INVALID_REMOTE_ENDPOINT_OPERATION,
     );
     equal(err.hnsMessage, "The operation is not valid for a remote endpoint.");
-    control.failCall("HcnQueryEndpointProperties", 1, HResult.MANAGER_STOPPED);
-    await expectHnsError(
-      client.createEndpoint(networkId, remote("10.244.3.4", "10.0.0.3")),
-      HResult.MANAGER_STOPPED,
-    );
+    equal(control.objectCount("Endpoint"), 2, "only the node's two");
   },
 );
 

@@ -13,8 +13,8 @@ import type {
 } from "../../lib/proxy/model.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
-import { HResult } from "../../lib/hns/errors.ts";
-import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { HnsError, HResult } from "../../lib/hns/errors.ts";
+import type { HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 
 const NET = "11111111-1111-1111-1111-111111111111";
 const LOCAL_EP = "22222222-2222-2222-2222-222222222222";
@@ -372,11 +372,18 @@ Deno.test("apply: plan conflicts are reported and scheduled for a retry", async 
   assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs > 0);
 });
 
-Deno.test("apply: a create whose read-back failed is taken over on retry, not duplicated or leaked", async () => {
+Deno.test("apply: a create whose answer was lost is taken over on retry, not duplicated or leaked", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);
-  api.failCall("HcnQueryEndpointProperties", 1, HResult.MANAGER_STOPPED);
-  api.failCall("HcnQueryLoadBalancerProperties", 1, HResult.MANAGER_STOPPED);
+  // HNS makes the first endpoint and the first load balancer, but the answers are lost.
+  const create = api.create.bind(api);
+  const lost = new Set<HcnKind>(["Endpoint", "LoadBalancer"]);
+  api.create = async (kind, id, settings, network) => {
+    const handle = await create(kind, id, settings, network);
+    if (!lost.delete(kind)) return handle;
+    await api.close(kind, handle);
+    throw new HnsError({ hresult: HResult.MANAGER_STOPPED, operation: `HcnCreate${kind}` });
+  };
   const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
   const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
   const first = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
