@@ -133,7 +133,7 @@ function defaults(env: Record<string, string | undefined>, os: string): Layer {
     logFileMaxBackups: 5,
     hnsLibrary: "",
     hnsBackend: "ffi",
-    hnsConcurrency: 1,
+    hnsConcurrency: 4,
     stateFile: defaultStateFile(env, os),
     cleanupAndExit: false,
     writeConfigTo: "",

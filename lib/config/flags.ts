@@ -426,8 +426,8 @@ export const FLAGS: readonly FlagSpec[] = [
     bool: false,
     arg: "int",
     group: "hnsproxy",
-    def: "1",
-    help: "HNS calls in flight at once.",
+    def: "4",
+    help: "HNS calls in flight at once while applying changes; 1 makes them one at a time.",
     set: (l, v, k) => l.hnsConcurrency = toInt(k, v, 1, 64),
   },
   {

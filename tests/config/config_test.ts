@@ -51,7 +51,7 @@ Deno.test("defaults match kube-proxy's", () => {
     configSyncPeriodMs: 900_000,
     rootHnsEndpointName: "cbr0",
     hnsBackend: "ffi",
-    hnsConcurrency: 1,
+    hnsConcurrency: 4,
     enableDSR: false,
     windowsService: false,
     kubeApiQps: 5,
