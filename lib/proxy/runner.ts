@@ -1,9 +1,16 @@
 /**
  * A bounded-frequency runner in the manner of kube-proxy's: the sync function
- * runs at most once per `minIntervalMs` and at least once per
- * `maxIntervalMs`; requests that arrive while a run is waiting or in flight
- * coalesce into one further run. Runs never overlap. Timers are injectable
- * so tests drive time by hand.
+ * runs at least once per `maxIntervalMs`, and runs that something asked for
+ * (a change, a retry) start at most once per `minIntervalMs`; requests that
+ * arrive while a run is waiting or in flight coalesce into one further run.
+ * Runs never overlap. Timers are injectable so tests drive time by hand.
+ *
+ * Unlike kube-proxy's runner, a periodic run (one due to time alone: the
+ * max interval, or {@link BoundedFrequencyRunner.periodicAfter}) does not
+ * count against `minIntervalMs` for the next requested run, so a change that
+ * arrives just after a periodic run started is handled as soon as that run
+ * ends instead of waiting out the min interval. Periodic runs themselves stay
+ * at least `minIntervalMs` after the previous run of any kind.
  *
  * @module
  */
@@ -30,7 +37,11 @@ export const systemTimers: Timers = {
 
 /** Options for {@link BoundedFrequencyRunner}. */
 export interface RunnerOptions {
-  /** Shortest time between the starts of two runs, in ms (kube-proxy's minSyncPeriod, default 1000). */
+  /**
+   * Shortest time between the starts of two requested or retried runs, and
+   * between any run and a periodic one, in ms (kube-proxy's minSyncPeriod,
+   * default 1000).
+   */
   minIntervalMs?: number;
   /** Longest time between the starts of two runs, in ms (kube-proxy's syncPeriod, default 30000). */
   maxIntervalMs?: number;
@@ -47,7 +58,8 @@ export interface RunnerOptions {
 /**
  * Runs an async function with bounded frequency. Call {@link start} once,
  * {@link run} whenever something changed, {@link retryAfter} when a part of
- * the work must be tried again later, and {@link stop} to finish.
+ * the work must be tried again later, {@link periodicAfter} for time-driven
+ * work due later, and {@link stop} to finish.
  *
  * A run that throws is logged and retried with exponential backoff (never
  * sooner than `minIntervalMs`).
@@ -65,7 +77,11 @@ export class BoundedFrequencyRunner {
   #stopped = false;
   #requested = false;
   #retryAt: number | undefined;
+  #periodicAt: number | undefined;
+  /** Start of the last run of any kind. */
   #lastStart: number | undefined;
+  /** Start of the last run that served a request or a retry (what `minIntervalMs` spaces). */
+  #lastDemandStart: number | undefined;
   #timer: unknown;
   #timerAt: number | undefined;
   #inFlight: Promise<void> | undefined;
@@ -97,7 +113,7 @@ export class BoundedFrequencyRunner {
     this.#schedule();
   }
 
-  /** Request a run: as soon as `minIntervalMs` since the last run's start allows. */
+  /** Request a run: as soon as `minIntervalMs` since the last requested or retried run's start allows. */
   run(): void {
     if (this.#stopped) return;
     this.#requested = true;
@@ -112,6 +128,19 @@ export class BoundedFrequencyRunner {
     if (this.#stopped) return;
     const at = this.#timers.now() + Math.max(0, ms);
     if (this.#retryAt === undefined || at < this.#retryAt) this.#retryAt = at;
+    this.#schedule();
+  }
+
+  /**
+   * Schedule a periodic run no later than `ms` from now (work due to time,
+   * such as a resync, rather than to a change); an earlier pending one wins.
+   * It waits `minIntervalMs` after the previous run of any kind, and does not
+   * hold back later requested runs.
+   */
+  periodicAfter(ms: number): void {
+    if (this.#stopped) return;
+    const at = this.#timers.now() + Math.max(0, ms);
+    if (this.#periodicAt === undefined || at < this.#periodicAt) this.#periodicAt = at;
     this.#schedule();
   }
 
@@ -141,18 +170,27 @@ export class BoundedFrequencyRunner {
 
   /** When the next run should start, or undefined when nothing is due. */
   #nextAt(): number | undefined {
-    const earliestAllowed = this.#lastStart === undefined ? -Infinity : this.#lastStart + this.#min;
+    const demandAllowed = this.#lastDemandStart === undefined
+      ? -Infinity
+      : this.#lastDemandStart + this.#min;
     let at: number | undefined;
-    if (this.#requested) at = earliestAllowed;
-    if (this.#retryAt !== undefined) {
-      const retry = Math.max(this.#retryAt, earliestAllowed);
-      at = at === undefined ? retry : Math.min(at, retry);
-    }
+    const consider = (t: number) => (at = at === undefined ? t : Math.min(at, t));
+    if (this.#requested) consider(demandAllowed);
+    if (this.#retryAt !== undefined) consider(Math.max(this.#retryAt, demandAllowed));
     if (this.#lastStart !== undefined) {
-      const periodic = this.#lastStart + this.#max;
-      at = at === undefined ? periodic : Math.min(at, periodic);
+      if (this.#periodicAt !== undefined) {
+        consider(Math.max(this.#periodicAt, this.#lastStart + this.#min));
+      }
+      consider(this.#lastStart + this.#max);
+    } else if (this.#periodicAt !== undefined) {
+      consider(this.#periodicAt);
     }
     return at;
+  }
+
+  /** Whether a request or a retry is due now (the run about to start serves demand). */
+  #demandDueNow(now: number): boolean {
+    return this.#requested || (this.#retryAt !== undefined && this.#retryAt <= now);
   }
 
   #dueNow(): boolean {
@@ -187,9 +225,13 @@ export class BoundedFrequencyRunner {
       this.#schedule();
       return;
     }
+    const now = this.#timers.now();
+    // A run does all pending work, so it serves every request, retry and periodic due.
+    if (this.#demandDueNow(now)) this.#lastDemandStart = now;
     this.#requested = false;
     this.#retryAt = undefined;
-    this.#lastStart = this.#timers.now();
+    this.#periodicAt = undefined;
+    this.#lastStart = now;
     this.#runs++;
     this.#inFlight = this.#invoke().finally(() => {
       this.#inFlight = undefined;

@@ -124,6 +124,110 @@ Deno.test("runner: a request pushes the periodic run back", async () => {
   await runner.stop();
 });
 
+Deno.test("runner: a periodic run (maxInterval) does not hold back the next request", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(30_100);
+  assert.deepEqual(rec.starts, [0, 30_000]);
+  runner.run();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 30_000, 30_100], "not held until 31,000");
+  runner.run();
+  await timers.advance(999);
+  assert.deepEqual(
+    rec.starts,
+    [0, 30_000, 30_100],
+    "requested runs are still spaced by minInterval",
+  );
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 30_000, 30_100, 31_100]);
+  await runner.stop();
+});
+
+Deno.test("runner: periodicAfter runs when due and does not count against minInterval", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(0);
+  runner.periodicAfter(5000);
+  runner.periodicAfter(8000); // the earlier one wins
+  await timers.advance(4999);
+  assert.deepEqual(rec.starts, [0]);
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 5000]);
+  await timers.advance(100);
+  runner.run();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 5000, 5100]);
+  await timers.advance(10_000);
+  assert.deepEqual(rec.starts, [0, 5000, 5100], "a periodic run is not repeated by itself");
+  await runner.stop();
+});
+
+Deno.test("runner: a periodic run waits minInterval after the previous run of any kind", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(0);
+  runner.periodicAfter(100);
+  await timers.advance(999);
+  assert.deepEqual(rec.starts, [0]);
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 1000]);
+  runner.periodicAfter(0);
+  await timers.advance(999);
+  assert.deepEqual(rec.starts, [0, 1000], "periodic runs do not follow each other sooner either");
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 1000, 2000]);
+  await runner.stop();
+});
+
+Deno.test("runner: a request during a periodic run runs as soon as that run ends", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(0);
+  runner.periodicAfter(5000);
+  rec.hold();
+  await timers.advance(5000);
+  assert.equal(runner.running, true);
+  await timers.advance(100);
+  runner.run();
+  await timers.advance(200);
+  assert.deepEqual(rec.starts, [0, 5000], "never overlapping");
+  rec.release();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 5000, 5300]);
+  await runner.stop();
+});
+
+Deno.test("runner: a periodic run that serves a pending request counts as a requested run", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(0);
+  runner.periodicAfter(1500);
+  await timers.advance(1200);
+  runner.run(); // runs at once: nothing requested since 0
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 1200]);
+  runner.run(); // waits for 2200; the periodic run at 2200 takes it along
+  await timers.advance(1000);
+  assert.deepEqual(rec.starts, [0, 1200, 2200]);
+  runner.run();
+  await timers.advance(999);
+  assert.deepEqual(rec.starts, [0, 1200, 2200]);
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 1200, 2200, 3200]);
+  await runner.stop();
+});
+
 Deno.test("runner: retryAfter schedules a run, bounded by minInterval", async () => {
   const timers = new ManualTimers();
   const rec = recorder(timers);
