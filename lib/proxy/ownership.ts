@@ -1,15 +1,38 @@
 /**
- * The ownership record: a small JSON file listing the HNS objects hnsproxy
- * created (kind, HNS ID, stable key). hnsproxy deletes only what is listed
- * here, so a missing or unreadable record makes it own nothing and delete
- * nothing. Changes are collected in memory and written once per sync,
- * atomically (temp file, fsync, rename).
+ * The ownership record: the HNS objects hnsproxy created (kind, HNS ID,
+ * stable key). hnsproxy deletes only what is listed here, so a missing or
+ * unreadable record makes it own nothing and delete nothing; and what it
+ * created is written down before the run that created it ends, so it is not
+ * forgotten across a crash.
  *
- * File format (version 1):
+ * Two files, both written only by this module:
  *
- * ```json
- * {"version":1,"objects":[{"kind":"LoadBalancer","id":"…","key":"lb/tcp/10.96.0.10:80"}]}
- * ```
+ * - the record `<path>`, written whole and atomically (temp file, fsync,
+ *   rename), one object per line:
+ *
+ *   ```json
+ *   {"version":2,"generation":7,"objects":[
+ *   {"kind":"LoadBalancer","id":"…","key":"lb/tcp/10.96.0.10:80"}
+ *   ]}
+ *   ```
+ *
+ * - the journal `<path>.journal`: the changes since that record was written,
+ *   appended and fsync'd once per sync, so a sync's cost is its changes, not
+ *   the cluster's size. Its first line names the record generation it
+ *   continues; each further line is `{"op":"add","kind":…,"id":…,"key":…}` or
+ *   `{"op":"remove","id":…}`.
+ *
+ * Compaction writes a new record (next generation) with everything, then a
+ * fresh journal for it; it runs when the journal grows past half the record
+ * (at least {@link DEFAULT_COMPACT_AFTER} entries), on the first write after
+ * a load that found no record or a journal not fit for appending, and on
+ * {@link OwnershipRecord.compact} (the agent's stop). Loading replays the
+ * journal over the record when the generations match: a crash between the
+ * two writes of a compaction leaves the previous journal, which the new
+ * record already contains, so it is skipped. A torn last journal line (a
+ * crash during an append) is ignored; an add or remove is idempotent, so
+ * replay order is all that matters. Records of format 1 (no journal) still
+ * load; the first write replaces them with format 2.
  *
  * @module
  */
@@ -30,18 +53,36 @@ export interface OwnedObject {
   key: string;
 }
 
-/** Current file format version. */
-export const OWNERSHIP_FORMAT_VERSION = 1;
+/** Current file format version (record and journal). */
+export const OWNERSHIP_FORMAT_VERSION = 2;
+
+/** Fewest journal entries that make a compaction (more when the record is large). */
+export const DEFAULT_COMPACT_AFTER = 1024;
+
+/** The journal's path for the record at `path`. */
+export function journalPath(path: string): string {
+  return `${path}.journal`;
+}
 
 /** Options for {@link OwnershipRecord.load}. */
 export interface OwnershipLoadOptions {
   /** Logger for the load outcome (default: silent). */
   logger?: Logger;
+  /**
+   * Compact once the journal would hold more than this many entries, or half
+   * the number of owned objects if that is more (default
+   * {@link DEFAULT_COMPACT_AFTER}).
+   */
+  compactAfter?: number;
 }
 
+/** A change not yet written: the object added, or null for a removal. */
+type PendingChange = OwnedObject | null;
+
 /**
- * The set of HNS objects hnsproxy owns, backed by a file (or by nothing, for
- * tests and the `plan` command). IDs compare case-insensitively.
+ * The set of HNS objects hnsproxy owns, backed by a file and its journal (or
+ * by nothing, for tests and the `plan` command). IDs compare
+ * case-insensitively.
  */
 export class OwnershipRecord {
   /** The backing file, or null for an in-memory record. */
@@ -49,21 +90,49 @@ export class OwnershipRecord {
   /**
    * Why the file could not be used (corrupt, unreadable, unknown version),
    * or undefined when it loaded or did not exist. A record with a load
-   * error starts empty; the unusable file is kept beside the new one as
-   * `<path>.corrupt` on the first write.
+   * error starts empty; the unusable file (and its journal) is kept beside
+   * the new one as `<path>.corrupt` (`<path>.journal.corrupt`) on the first
+   * write.
    */
   readonly loadError?: string;
 
   readonly #objects = new Map<string, OwnedObject>();
-  #dirty = false;
+  readonly #counts: Record<OwnedKind, number> = { LoadBalancer: 0, Endpoint: 0 };
+  /** Changes since the last write, by normalized ID (the last change of an ID wins). */
+  #pending = new Map<string, PendingChange>();
   #writing: Promise<void> = Promise.resolve();
-  #preserveCorrupt: boolean;
+  /** Move the unusable record (journal) aside before the first write. */
+  #preserveRecord: boolean;
+  #preserveJournal: boolean;
+  readonly #compactAfter: number;
+  /** Generation of the record on disk; undefined when there is no usable one. */
+  #generation: number | undefined;
+  /** Entries in the journal on disk after its header. */
+  #journalEntries = 0;
+  /** Whether the next write must compact (no record yet, or the journal's end is not known good). */
+  #mustCompact: boolean;
 
-  private constructor(path: string | null, objects: OwnedObject[], loadError?: string) {
+  private constructor(
+    path: string | null,
+    objects: Iterable<OwnedObject>,
+    state: {
+      loadError?: string;
+      generation?: number;
+      journalEntries?: number;
+      appendable?: boolean;
+      preserveJournal?: boolean;
+      compactAfter?: number;
+    } = {},
+  ) {
     this.path = path;
-    this.loadError = loadError;
-    this.#preserveCorrupt = loadError !== undefined;
-    for (const object of objects) this.#objects.set(normalizeId(object.id), { ...object });
+    this.loadError = state.loadError;
+    this.#preserveRecord = state.loadError !== undefined;
+    this.#preserveJournal = state.loadError !== undefined || state.preserveJournal === true;
+    this.#generation = state.generation;
+    this.#journalEntries = state.journalEntries ?? 0;
+    this.#mustCompact = state.generation === undefined || state.appendable !== true;
+    this.#compactAfter = Math.max(1, state.compactAfter ?? DEFAULT_COMPACT_AFTER);
+    for (const object of objects) this.#put(normalizeId(object.id), { ...object });
   }
 
   /** An empty record that is never written anywhere. */
@@ -72,27 +141,28 @@ export class OwnershipRecord {
   }
 
   /**
-   * Load the record from `path`. A missing file is an empty record; a file
-   * that cannot be read or parsed is logged as an error and gives an empty
-   * record with {@link OwnershipRecord.loadError} set (own nothing, so
-   * delete nothing). Never throws for file problems.
+   * Load the record from `path` and replay its journal. A missing file is an
+   * empty record; a file that cannot be read or parsed is logged as an error
+   * and gives an empty record with {@link OwnershipRecord.loadError} set (own
+   * nothing, so delete nothing). Never throws for file problems.
    */
   static async load(path: string, options: OwnershipLoadOptions = {}): Promise<OwnershipRecord> {
     const logger = options.logger ?? nullLogger;
+    const compactAfter = options.compactAfter;
     let text: string;
     try {
       text = await Deno.readTextFile(path);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         logger.info("No ownership record yet; hnsproxy owns no HNS objects", { path });
-        return new OwnershipRecord(path, []);
+        return new OwnershipRecord(path, [], { compactAfter });
       }
       const problem = `cannot read ownership record ${path}: ${errorMessage(err)}`;
       logger.error("Ownership record unreadable; owning nothing, deleting nothing", {
         path,
         err: errorMessage(err),
       });
-      return new OwnershipRecord(path, [], problem);
+      return new OwnershipRecord(path, [], { loadError: problem, compactAfter });
     }
     const parsed = parseRecord(text);
     if (typeof parsed === "string") {
@@ -101,13 +171,59 @@ export class OwnershipRecord {
         path,
         problem: parsed,
       });
-      return new OwnershipRecord(path, [], problem);
+      return new OwnershipRecord(path, [], { loadError: problem, compactAfter });
     }
     for (const skipped of parsed.skipped) {
       logger.warn("Skipping malformed entry in ownership record", { path, entry: skipped });
     }
-    logger.info("Loaded ownership record", { path, objects: parsed.objects.length });
-    return new OwnershipRecord(path, parsed.objects);
+    const objects = new Map<string, OwnedObject>();
+    for (const object of parsed.objects) objects.set(normalizeId(object.id), object);
+
+    const journal = journalPath(path);
+    let journalText: string | undefined;
+    let journalUnreadable = false;
+    try {
+      // A format 1 record has no journal.
+      if (parsed.generation !== undefined) journalText = await Deno.readTextFile(journal);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        // The record alone is still ours (HNS never reuses an ID); what the journal
+        // added since is forgotten, which leaks but never claims what is not ours.
+        logger.error("Ownership journal unreadable; using the record without it", {
+          path: journal,
+          err: errorMessage(err),
+        });
+        journalUnreadable = true;
+      }
+    }
+    let replayed: ReplayResult | undefined;
+    if (journalText !== undefined && parsed.generation !== undefined) {
+      replayed = replayJournal(journalText, parsed.generation, objects);
+      if (replayed.stale) {
+        logger.info("Ownership journal belongs to an older record; ignored", {
+          path: journal,
+          generation: parsed.generation,
+        });
+      }
+      if (replayed.tornTail) {
+        logger.warn("Ignoring an incomplete last line of the ownership journal", { path: journal });
+      }
+      for (const bad of replayed.skipped) {
+        logger.warn("Skipping malformed entry in ownership journal", { path: journal, entry: bad });
+      }
+    }
+    logger.info("Loaded ownership record", {
+      path,
+      objects: objects.size,
+      journalEntries: replayed?.applied ?? 0,
+    });
+    return new OwnershipRecord(path, objects.values(), {
+      generation: parsed.generation,
+      journalEntries: replayed?.applied ?? 0,
+      appendable: replayed?.appendable ?? false,
+      preserveJournal: journalUnreadable,
+      compactAfter,
+    });
   }
 
   /** Whether hnsproxy owns the HNS object with this ID. */
@@ -125,19 +241,36 @@ export class OwnershipRecord {
     const id = normalizeId(object.id);
     const old = this.#objects.get(id);
     if (old && old.kind === object.kind && old.key === object.key) return;
-    this.#objects.set(id, { kind: object.kind, id: object.id, key: object.key });
-    this.#dirty = true;
+    const entry = { kind: object.kind, id: object.id, key: object.key };
+    this.#put(id, entry);
+    this.#pending.set(id, entry);
   }
 
   /** Forget an object (deleted, or vanished from HNS). */
   remove(id: string): void {
-    if (this.#objects.delete(normalizeId(id))) this.#dirty = true;
+    const normalized = normalizeId(id);
+    const old = this.#objects.get(normalized);
+    if (!old) return;
+    this.#objects.delete(normalized);
+    this.#counts[old.kind]--;
+    this.#pending.set(normalized, null);
   }
 
-  /** All owned objects, optionally of one kind, sorted by kind then key then ID. */
+  /** All owned objects, optionally of one kind, sorted by kind then key then ID (O(n log n)). */
   list(kind?: OwnedKind): OwnedObject[] {
-    const all = [...this.#objects.values()].filter((o) => kind === undefined || o.kind === kind);
-    return all.sort(compareObjects);
+    return [...this.values(kind)].sort(compareObjects);
+  }
+
+  /** The owned objects, optionally of one kind, in no particular order. */
+  *values(kind?: OwnedKind): IterableIterator<OwnedObject> {
+    for (const object of this.#objects.values()) {
+      if (kind === undefined || object.kind === kind) yield object;
+    }
+  }
+
+  /** Number of owned objects of one kind, or of all (O(1)). */
+  count(kind?: OwnedKind): number {
+    return kind === undefined ? this.#objects.size : this.#counts[kind];
   }
 
   /** Number of owned objects. */
@@ -147,47 +280,114 @@ export class OwnershipRecord {
 
   /** Whether there are changes not yet written. */
   get dirty(): boolean {
-    return this.#dirty;
+    return this.#pending.size > 0;
   }
 
   /**
-   * Write the record if it changed since the last write (or `force`), atomically:
-   * a temp file beside it, fsync, rename over the old one. Concurrent calls
-   * are serialized. Throws when the file cannot be written (the record stays
-   * dirty so the next flush tries again). A no-op for in-memory records.
+   * Write the changes since the last write, if any (with `force`, write the
+   * whole record even when nothing changed): appended to the journal, or as
+   * a compaction when one is due. Concurrent calls are serialized. Throws
+   * when the files cannot be written (the changes stay pending so the next
+   * flush tries again). A no-op for in-memory records.
    */
   flush(force = false): Promise<void> {
-    const next = this.#writing.then(() => this.#write(force));
+    return this.#serialized(() => this.#write(force));
+  }
+
+  /**
+   * Fold the journal into the record: write the whole record with the
+   * pending changes when the journal holds entries or changes are pending
+   * (the agent does this at stop, so the record alone is complete). Throws
+   * like {@link flush}.
+   */
+  compact(): Promise<void> {
+    return this.#serialized(() => {
+      const needed = this.#pending.size > 0 || this.#journalEntries > 0 ||
+        (this.#mustCompact && this.#generation !== undefined);
+      return this.#write(needed);
+    });
+  }
+
+  #serialized(fn: () => Promise<void>): Promise<void> {
+    const next = this.#writing.then(fn);
     this.#writing = next.catch(() => {});
     return next;
   }
 
-  /** The file contents for the current state. */
-  serialize(): string {
-    const body = { version: OWNERSHIP_FORMAT_VERSION, objects: this.list() };
-    return JSON.stringify(body, null, 1) + "\n";
+  #put(normalized: string, object: OwnedObject): void {
+    const old = this.#objects.get(normalized);
+    if (old) this.#counts[old.kind]--;
+    this.#objects.set(normalized, object);
+    this.#counts[object.kind]++;
+  }
+
+  /** When the journal is this long, the next write compacts instead. */
+  #journalLimit(): number {
+    return Math.max(this.#compactAfter, Math.ceil(this.#objects.size / 2));
   }
 
   async #write(force: boolean): Promise<void> {
     if (this.path === null) {
-      this.#dirty = false;
+      this.#pending.clear();
       return;
     }
-    if (!this.#dirty && !force) return;
-    const path = this.path;
-    this.#dirty = false;
-    const text = this.serialize();
+    if (this.#pending.size === 0 && !force) return;
+    // Taken before the first await: later changes belong to the next write.
+    const batch = this.#pending;
+    this.#pending = new Map();
     try {
-      await Deno.mkdir(dirname(path), { recursive: true });
-      if (this.#preserveCorrupt) {
-        await Deno.rename(path, path + ".corrupt").catch(() => {});
-        this.#preserveCorrupt = false;
+      if (
+        force || this.#mustCompact || this.#journalEntries + batch.size > this.#journalLimit()
+      ) {
+        await this.#compactNow(this.path);
+      } else {
+        await this.#append(this.path, batch);
       }
-      await writeAtomic(path, text);
     } catch (err) {
-      this.#dirty = true;
+      // Not written: the batch stays pending, under the changes made since.
+      for (const [id, change] of batch) if (!this.#pending.has(id)) this.#pending.set(id, change);
       throw err;
     }
+  }
+
+  /** Write the whole current state as the next generation's record, then its empty journal. */
+  async #compactNow(path: string): Promise<void> {
+    const generation = this.#generation === undefined ? firstGeneration() : this.#generation + 1;
+    const text = recordText(generation, this.list()); // before any await: this state, no later one
+    await Deno.mkdir(dirname(path), { recursive: true });
+    if (this.#preserveRecord) {
+      await Deno.rename(path, path + ".corrupt").catch(() => {});
+      this.#preserveRecord = false;
+    }
+    if (this.#preserveJournal) {
+      await Deno.rename(journalPath(path), journalPath(path) + ".corrupt").catch(() => {});
+      this.#preserveJournal = false;
+    }
+    this.#mustCompact = true;
+    await writeAtomic(path, text);
+    // From here the record on disk is complete; a journal of the old generation is ignored.
+    this.#generation = generation;
+    this.#journalEntries = 0;
+    await writeAtomic(journalPath(path), journalHeader(generation));
+    this.#mustCompact = false;
+  }
+
+  /** Append the batch to the journal and fsync it. */
+  async #append(path: string, batch: Map<string, PendingChange>): Promise<void> {
+    let text = "";
+    for (const [id, change] of batch) text += journalLine(id, change) + "\n";
+    // A failed append may leave a partial line: the next write starts a fresh journal.
+    this.#mustCompact = true;
+    // No create: the journal exists since the last compaction (if it was removed, compact).
+    const file = await Deno.open(journalPath(path), { write: true, append: true });
+    try {
+      await writeAll(file, new TextEncoder().encode(text));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    this.#journalEntries += batch.size;
+    this.#mustCompact = false;
   }
 }
 
@@ -196,9 +396,7 @@ export async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    const bytes = new TextEncoder().encode(text);
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await writeAll(file, new TextEncoder().encode(text));
     await file.sync();
   } finally {
     file.close();
@@ -227,12 +425,47 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}
+
+/**
+ * A generation for a record that follows no usable one: the clock, so that
+ * a journal left by an earlier record at that path is never taken for its own.
+ */
+function firstGeneration(): number {
+  return Date.now();
+}
+
+/** The record file's text: one object per line, so large records stay cheap to write and diff. */
+function recordText(generation: number, objects: readonly OwnedObject[]): string {
+  const head = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
+  if (objects.length === 0) return head + "]}\n";
+  const lines = objects.map((o) => JSON.stringify({ kind: o.kind, id: o.id, key: o.key }));
+  return head + "\n" + lines.join(",\n") + "\n]}\n";
+}
+
+function journalHeader(generation: number): string {
+  return JSON.stringify({ version: OWNERSHIP_FORMAT_VERSION, generation }) + "\n";
+}
+
+function journalLine(normalizedId: string, change: PendingChange): string {
+  return JSON.stringify(
+    change
+      ? { op: "add", kind: change.kind, id: change.id, key: change.key }
+      : { op: "remove", id: normalizedId },
+  );
+}
+
 interface ParsedRecord {
+  /** Undefined for format 1, which had no journal. */
+  generation: number | undefined;
   objects: OwnedObject[];
   skipped: unknown[];
 }
 
-/** Parse the file text; a string result explains why it is unusable. */
+/** Parse the record's text (format 1 or 2); a string result explains why it is unusable. */
 function parseRecord(text: string): ParsedRecord | string {
   let data: unknown;
   try {
@@ -243,12 +476,25 @@ function parseRecord(text: string): ParsedRecord | string {
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     return "not a JSON object";
   }
-  const { version, objects } = data as { version?: unknown; objects?: unknown };
-  if (version !== OWNERSHIP_FORMAT_VERSION) {
-    return `unsupported version ${JSON.stringify(version)} (expected ${OWNERSHIP_FORMAT_VERSION})`;
+  const { version, generation, objects } = data as {
+    version?: unknown;
+    generation?: unknown;
+    objects?: unknown;
+  };
+  if (version !== 1 && version !== OWNERSHIP_FORMAT_VERSION) {
+    return `unsupported version ${
+      JSON.stringify(version)
+    } (expected 1 or ${OWNERSHIP_FORMAT_VERSION})`;
+  }
+  if (version !== 1 && !isGeneration(generation)) {
+    return `"generation" is not a non-negative integer`;
   }
   if (!Array.isArray(objects)) return `"objects" is not an array`;
-  const result: ParsedRecord = { objects: [], skipped: [] };
+  const result: ParsedRecord = {
+    generation: version === 1 ? undefined : generation as number,
+    objects: [],
+    skipped: [],
+  };
   for (const entry of objects) {
     if (isOwnedObject(entry)) {
       result.objects.push({ kind: entry.kind, id: entry.id, key: entry.key });
@@ -257,6 +503,83 @@ function parseRecord(text: string): ParsedRecord | string {
     }
   }
   return result;
+}
+
+function isGeneration(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** What replaying a journal did. */
+interface ReplayResult {
+  /** The journal continues another record generation and was not replayed. */
+  stale: boolean;
+  /** Entries applied. */
+  applied: number;
+  /** Unparsable lines other than the last. */
+  skipped: string[];
+  /** The last line was incomplete (a crash during an append) and was ignored. */
+  tornTail: boolean;
+  /** Whether later changes can be appended to it as it is. */
+  appendable: boolean;
+}
+
+/** Apply the journal's entries to `objects` (keyed by normalized ID) when it continues `generation`. */
+function replayJournal(
+  text: string,
+  generation: number,
+  objects: Map<string, OwnedObject>,
+): ReplayResult {
+  const result: ReplayResult = {
+    stale: false,
+    applied: 0,
+    skipped: [],
+    tornTail: false,
+    appendable: false,
+  };
+  const lines = text.split("\n");
+  // Text after the last newline is a line whose append did not finish.
+  const tail = lines.pop() ?? "";
+  result.tornTail = tail !== "";
+  const header = parseJson(lines.shift() ?? "");
+  if (
+    typeof header !== "object" || header === null ||
+    (header as { version?: unknown }).version !== OWNERSHIP_FORMAT_VERSION ||
+    (header as { generation?: unknown }).generation !== generation
+  ) {
+    return { ...result, stale: true, tornTail: false };
+  }
+  for (const line of lines) {
+    const entry = parseJson(line);
+    if (isAddEntry(entry)) {
+      objects.set(normalizeId(entry.id), { kind: entry.kind, id: entry.id, key: entry.key });
+    } else if (isRemoveEntry(entry)) {
+      objects.delete(normalizeId(entry.id));
+    } else {
+      result.skipped.push(line);
+      continue;
+    }
+    result.applied++;
+  }
+  result.appendable = !result.tornTail && result.skipped.length === 0;
+  return result;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isAddEntry(value: unknown): value is OwnedObject & { op: "add" } {
+  return isOwnedObject(value) && (value as { op?: unknown }).op === "add";
+}
+
+function isRemoveEntry(value: unknown): value is { op: "remove"; id: string } {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return v.op === "remove" && typeof v.id === "string" && v.id.length > 0;
 }
 
 function isOwnedObject(value: unknown): value is OwnedObject {

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import { type OwnedObject, OwnershipRecord } from "../../lib/proxy/ownership.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
 const PLAN = fileURLToPath(new URL("../../lib/cli/plan.ts", import.meta.url));
@@ -206,13 +207,9 @@ export class AgentWorld {
     return lbLines(state);
   }
 
-  /** The ownership record's objects. */
-  async owned(): Promise<Array<{ kind: string; id: string; key: string }>> {
-    try {
-      return JSON.parse(await Deno.readTextFile(this.stateFile)).objects;
-    } catch {
-      return [];
-    }
+  /** The ownership record's objects (the record file with its journal replayed). */
+  async owned(): Promise<OwnedObject[]> {
+    return (await OwnershipRecord.load(this.stateFile)).list();
   }
 
   /** Run the out-of-band HNS tool (`delete-lb ID`, ...). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { journalPath, OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import type { LogFields, Logger } from "../../lib/log/types.ts";
 
 function capturingLogger() {
@@ -58,12 +58,12 @@ Deno.test("ownership: add/remove round-trips through the file; IDs compare case-
   again.add(EP); // unchanged: not dirty
   await again.flush();
   assert.deepEqual((await OwnershipRecord.load(path)).list(), [EP]);
-  const entries = [...Deno.readDirSync(join(dir, "sub"))].map((e) => e.name);
-  assert.deepEqual(entries, ["state.json"], "no temp files left behind");
+  const entries = [...Deno.readDirSync(join(dir, "sub"))].map((e) => e.name).sort();
+  assert.deepEqual(entries, ["state.json", "state.json.journal"], "no temp files left behind");
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("ownership: writes are batched — changes reach the file only on flush", async () => {
+Deno.test("ownership: writes are batched — changes reach the files only on flush", async () => {
   const dir = await Deno.makeTempDir();
   const path = join(dir, "state.json");
   const record = await OwnershipRecord.load(path);
@@ -75,9 +75,9 @@ Deno.test("ownership: writes are batched — changes reach the file only on flus
   assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 100);
   record.remove("id-0");
   record.remove("id-1");
-  assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 100);
+  assert.equal((await OwnershipRecord.load(path)).size, 100);
   await record.flush();
-  assert.equal(JSON.parse(await Deno.readTextFile(path)).objects.length, 98);
+  assert.equal((await OwnershipRecord.load(path)).size, 98);
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -106,7 +106,8 @@ Deno.test("ownership: wrong shape or version is rejected; malformed entries are 
   for (
     const [text, pattern] of [
       ["[]", /not a JSON object/],
-      ['{"version":2,"objects":[]}', /unsupported version 2/],
+      ['{"version":3,"generation":1,"objects":[]}', /unsupported version 3/],
+      ['{"version":2,"objects":[]}', /"generation" is not a non-negative integer/],
       ['{"version":1,"objects":{}}', /"objects" is not an array/],
     ] as const
   ) {
@@ -130,21 +131,31 @@ Deno.test("ownership: wrong shape or version is rejected; malformed entries are 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("ownership: a failed write keeps the record dirty and the old file intact", async () => {
+Deno.test("ownership: a failed write keeps the record dirty and the old files intact", async () => {
   const dir = await Deno.makeTempDir();
   const path = join(dir, "state.json");
   const record = await OwnershipRecord.load(path);
   record.add(LB);
   await record.flush();
-  // A directory where the temp file would go makes the write fail.
-  await Deno.mkdir(`${path}.tmp-${Deno.pid}`);
+  // A directory where the journal should be makes the append fail.
+  await Deno.remove(journalPath(path));
+  await Deno.mkdir(journalPath(path));
   record.add(EP);
   await assert.rejects(record.flush());
   assert.equal(record.dirty, true);
   assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB]);
-  await Deno.remove(`${path}.tmp-${Deno.pid}`);
+  await Deno.remove(journalPath(path));
   await record.flush();
   assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB, EP]);
+  // A directory where the temp file would go makes a compaction fail.
+  await Deno.mkdir(`${path}.tmp-${Deno.pid}`);
+  record.remove(LB.id);
+  await assert.rejects(record.compact());
+  assert.equal(record.dirty, true);
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [LB, EP]);
+  await Deno.remove(`${path}.tmp-${Deno.pid}`);
+  await record.flush();
+  assert.deepEqual((await OwnershipRecord.load(path)).list(), [EP]);
   await Deno.remove(dir, { recursive: true });
 });
 

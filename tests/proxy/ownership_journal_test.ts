@@ -1,0 +1,283 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  journalPath,
+  type OwnedObject,
+  OwnershipRecord,
+  writeAtomic,
+} from "../../lib/proxy/ownership.ts";
+import type { LogFields, Logger } from "../../lib/log/types.ts";
+
+function capturingLogger() {
+  const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
+  const logger: Logger = {
+    error: (message, fields) => lines.push({ level: "error", message, fields }),
+    warn: (message, fields) => lines.push({ level: "warn", message, fields }),
+    info: (message, fields) => lines.push({ level: "info", message, fields }),
+    debug: () => {},
+    enabled: () => false,
+    with: () => logger,
+  };
+  return { logger, lines };
+}
+
+function ep(i: number): OwnedObject {
+  return { kind: "Endpoint", id: `EP-${i}`, key: `ep/remote/10.0.0.${i}` };
+}
+
+function lb(i: number): OwnedObject {
+  return { kind: "LoadBalancer", id: `LB-${i}`, key: `lb/tcp/10.96.0.${i}:80` };
+}
+
+async function withDir(fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(join(dir, "state.json"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The record file's objects, without the journal. */
+async function recordFileObjects(path: string): Promise<OwnedObject[]> {
+  return JSON.parse(await Deno.readTextFile(path)).objects;
+}
+
+async function journalLines(path: string): Promise<string[]> {
+  return (await Deno.readTextFile(journalPath(path))).split("\n").filter((l) => l !== "");
+}
+
+Deno.test("ownership journal: a flush after the first appends only the changes; load replays them", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    for (let i = 0; i < 10; i++) record.add(ep(i));
+    record.add(lb(1));
+    await record.flush(); // no record yet: written whole
+    assert.equal((await recordFileObjects(path)).length, 11);
+    assert.equal((await journalLines(path)).length, 1, "a fresh journal: its header only");
+
+    record.add(ep(10));
+    record.remove("ep-0");
+    record.add({ ...lb(1), key: "lb/tcp/10.96.0.1:81" }); // same ID, new key
+    record.add(ep(5)); // unchanged: nothing to write
+    await record.flush();
+    assert.equal((await recordFileObjects(path)).length, 11, "the record file is not rewritten");
+    const lines = await journalLines(path);
+    assert.equal(lines.length, 1 + 3);
+    assert.deepEqual(JSON.parse(lines[2]), { op: "remove", id: "ep-0" });
+
+    const again = await OwnershipRecord.load(path);
+    assert.deepEqual(again.list(), record.list());
+    assert.equal(again.get("LB-1")?.key, "lb/tcp/10.96.0.1:81");
+    assert.ok(!again.owns("EP-0"));
+    assert.ok(again.owns("ep-10"));
+  });
+});
+
+Deno.test("ownership journal: a crash before compaction (no stop) loses nothing written", async () => {
+  await withDir(async (path) => {
+    const first = await OwnershipRecord.load(path);
+    first.add(lb(1));
+    await first.flush();
+    for (let round = 0; round < 5; round++) {
+      first.add(ep(round));
+      if (round > 0) first.remove(`EP-${round - 1}`);
+      await first.flush();
+    }
+    // "Crash": the first instance is simply dropped, never compacted.
+    const second = await OwnershipRecord.load(path);
+    assert.deepEqual(second.list(), [lb(1), ep(4)]);
+    // The second instance appends to the same journal and survives a crash too.
+    second.add(ep(9));
+    await second.flush();
+    assert.equal((await recordFileObjects(path)).length, 1);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(4), ep(9)]);
+  });
+});
+
+Deno.test("ownership journal: a torn last line is ignored, and the next write starts a fresh journal", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    await record.flush();
+    record.add(ep(1));
+    await record.flush();
+    // A crash in the middle of appending the next batch.
+    await Deno.writeTextFile(journalPath(path), '{"op":"add","kind":"Endpoint","id":"EP-2"', {
+      append: true,
+    });
+    const { logger, lines } = capturingLogger();
+    const loaded = await OwnershipRecord.load(path, { logger });
+    assert.equal(loaded.loadError, undefined);
+    assert.deepEqual(loaded.list(), [lb(1), ep(1)]);
+    assert.ok(lines.some((l) => l.level === "warn" && /incomplete last line/.test(l.message)));
+
+    loaded.add(ep(3));
+    await loaded.flush();
+    assert.equal((await journalLines(path)).length, 1, "a fresh journal");
+    assert.equal((await recordFileObjects(path)).length, 3, "compacted with the new change");
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1), ep(3)]);
+  });
+});
+
+Deno.test("ownership journal: a malformed line in the middle is skipped with a warning", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    await record.flush();
+    record.add(ep(1));
+    await record.flush();
+    await Deno.writeTextFile(journalPath(path), "garbage\n", { append: true });
+    record.add(ep(2));
+    await record.flush();
+    const { logger, lines } = capturingLogger();
+    const loaded = await OwnershipRecord.load(path, { logger });
+    assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
+    assert.ok(lines.some((l) => l.level === "warn" && l.fields?.entry === "garbage"));
+  });
+});
+
+Deno.test("ownership journal: compacts once the journal passes the limit, and on compact()", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path, { compactAfter: 3 });
+    record.add(lb(1));
+    await record.flush();
+    record.add(ep(1));
+    record.add(ep(2));
+    await record.flush();
+    assert.equal((await journalLines(path)).length, 1 + 2);
+    record.add(ep(3));
+    await record.flush();
+    assert.equal((await journalLines(path)).length, 1 + 3);
+    record.add(ep(4)); // the 4th entry would pass 3: compaction instead
+    await record.flush();
+    assert.equal((await journalLines(path)).length, 1);
+    assert.equal((await recordFileObjects(path)).length, 5);
+
+    record.remove("EP-4");
+    await record.flush();
+    assert.equal((await journalLines(path)).length, 2);
+    await record.compact();
+    assert.equal((await journalLines(path)).length, 1);
+    assert.deepEqual(await recordFileObjects(path), [lb(1), ep(1), ep(2), ep(3)]);
+    const before = await Deno.stat(path);
+    await record.compact(); // nothing in the journal, nothing pending: no write
+    assert.deepEqual((await Deno.stat(path)).mtime, before.mtime);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1), ep(2), ep(3)]);
+  });
+});
+
+Deno.test("ownership journal: a crash between the two writes of a compaction loses nothing", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    record.add(ep(1));
+    await record.flush();
+    record.remove("EP-1");
+    record.add(ep(2));
+    await record.flush();
+    const oldJournal = await Deno.readTextFile(journalPath(path));
+    record.add(ep(1)); // back again after its removal in the old journal
+    await record.compact();
+    // The crash: the new record is in place, the old journal was not yet replaced.
+    await Deno.writeTextFile(journalPath(path), oldJournal);
+    const { logger, lines } = capturingLogger();
+    const loaded = await OwnershipRecord.load(path, { logger });
+    assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
+    assert.ok(lines.some((l) => /older record; ignored/.test(l.message)));
+    // And the next write does not append to the old journal.
+    loaded.add(ep(3));
+    await loaded.flush();
+    assert.equal((await journalLines(path)).length, 1);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1), ep(2), ep(3)]);
+  });
+});
+
+Deno.test("ownership journal: a format 1 record loads, and the first write upgrades it", async () => {
+  await withDir(async (path) => {
+    await writeAtomic(path, JSON.stringify({ version: 1, objects: [lb(1), ep(1)] }, null, 1));
+    // A journal cannot belong to a format 1 record; one lying about is not replayed.
+    await Deno.writeTextFile(
+      journalPath(path),
+      '{"version":2,"generation":0}\n{"op":"add","kind":"Endpoint","id":"EP-7","key":"k"}\n',
+    );
+    const record = await OwnershipRecord.load(path);
+    assert.equal(record.loadError, undefined);
+    assert.deepEqual(record.list(), [lb(1), ep(1)]);
+    record.add(ep(2));
+    await record.flush();
+    const saved = JSON.parse(await Deno.readTextFile(path));
+    assert.equal(saved.version, 2);
+    assert.ok(Number.isSafeInteger(saved.generation));
+    assert.deepEqual(saved.objects, [lb(1), ep(1), ep(2)]);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1), ep(2)]);
+  });
+});
+
+Deno.test("ownership journal: a journal without its record is not replayed", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    await record.flush();
+    record.add(ep(1));
+    await record.flush();
+    await Deno.remove(path);
+    const loaded = await OwnershipRecord.load(path);
+    assert.equal(loaded.size, 0, "no record: hnsproxy owns nothing");
+    loaded.add(ep(2));
+    await loaded.flush();
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [ep(2)]);
+  });
+});
+
+Deno.test("ownership journal: a corrupt record keeps its journal aside too", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    await record.flush();
+    record.add(ep(1));
+    await record.flush();
+    const journal = await Deno.readTextFile(journalPath(path));
+    await Deno.writeTextFile(path, "{not json");
+    const loaded = await OwnershipRecord.load(path);
+    assert.match(loaded.loadError ?? "", /corrupt/);
+    assert.equal(loaded.size, 0);
+    loaded.add(ep(2));
+    await loaded.flush();
+    assert.equal(await Deno.readTextFile(path + ".corrupt"), "{not json");
+    assert.equal(await Deno.readTextFile(journalPath(path) + ".corrupt"), journal);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [ep(2)]);
+  });
+});
+
+Deno.test("ownership journal: counts per kind follow adds, re-keys and removes", () => {
+  const record = OwnershipRecord.inMemory([lb(1), ep(1)]);
+  assert.equal(record.count("LoadBalancer"), 1);
+  assert.equal(record.count("Endpoint"), 1);
+  record.add(lb(2));
+  record.add({ ...ep(1), kind: "LoadBalancer" }); // same ID, other kind
+  record.remove("EP-404");
+  assert.equal(record.count("LoadBalancer"), 3);
+  assert.equal(record.count("Endpoint"), 0);
+  record.remove("lb-2");
+  assert.equal(record.count("LoadBalancer"), 2);
+  assert.equal(record.count(), 2);
+  assert.deepEqual(
+    [...record.values("LoadBalancer")].map((o) => o.id).sort(),
+    ["EP-1", "LB-1"],
+  );
+});
+
+Deno.test("ownership journal: changes made while a write is in flight are written by the next one", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(lb(1));
+    const first = record.flush();
+    await Promise.resolve();
+    record.add(ep(1)); // the first write's batch may or may not hold it
+    const second = record.flush();
+    await Promise.all([first, second]);
+    assert.equal(record.dirty, false);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1)]);
+  });
+});
