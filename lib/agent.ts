@@ -1,8 +1,11 @@
 /**
  * The agent: config → logger → HNS backend → ownership record → cluster watch
  * → syncer and bounded-frequency runner → health and metrics servers, and a
- * graceful stop that closes the watches, writes the ownership record and
+ * graceful stop that closes the watches, compacts the ownership record and
  * leaves HNS as it is (traffic keeps flowing while hnsproxy is down).
+ *
+ * The periodic resync is scheduled as a periodic run of the runner, so it
+ * never holds back the sync of a change that arrives just after it started.
  *
  * @module
  */
@@ -147,6 +150,15 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
   } finally {
     client.close();
   }
+  try {
+    await ownership.compact();
+  } catch (err) {
+    // cleanupOwned wrote each round to the journal already; this only tidies up.
+    log.warn("Cannot compact the ownership record", {
+      path: ownership.path,
+      err: err instanceof Error ? err.message : String(err),
+    });
+  }
   log.info("Cleanup finished", {
     deleted: result.deleted.length,
     remaining: result.remaining.length,
@@ -214,10 +226,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     if (healthChecks) cleanups.push(() => healthChecks.close());
 
     // Cleanups run in reverse: unsubscribe, runner (waits for the sync in
-    // flight), this flush, health checks, servers, watch, API client, HNS client.
+    // flight), this compaction, health checks, servers, watch, API client, HNS client.
     cleanups.push(async () => {
       try {
-        await ownership.flush();
+        await ownership.compact();
       } catch (err) {
         log.error("Cannot write the ownership record at stop", {
           path: ownership.path,
@@ -258,10 +270,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         markReady();
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
-      const next = [report.retryAfterMs, syncer.nextResyncInMs()].filter((x) =>
-        x !== undefined
-      ) as number[];
-      if (next.length > 0) runner.retryAfter(Math.min(...next));
+      if (report.retryAfterMs !== undefined) runner.retryAfter(report.retryAfterMs);
+      const resyncInMs = syncer.nextResyncInMs();
+      if (resyncInMs !== undefined) runner.periodicAfter(resyncInMs);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
       maxIntervalMs: config.syncPeriodMs,
@@ -287,8 +298,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         metrics.driftRepaired("Endpoint", report.repaired.endpoints);
       }
       metrics.setOwnedObjects({
-        LoadBalancer: ownership.list("LoadBalancer").length,
-        Endpoint: ownership.list("Endpoint").length,
+        LoadBalancer: ownership.count("LoadBalancer"),
+        Endpoint: ownership.count("Endpoint"),
       });
       if (syncer.desired) {
         for (const [family, n] of noLocalEndpointCounts(syncer.desired)) {
