@@ -1,16 +1,18 @@
 /**
  * A bounded-frequency runner in the manner of kube-proxy's: the sync function
- * runs at least once per `maxIntervalMs`, and runs that something asked for
- * (a change, a retry) start at most once per `minIntervalMs`; requests that
- * arrive while a run is waiting or in flight coalesce into one further run.
- * Runs never overlap. Timers are injectable so tests drive time by hand.
+ * runs at least once per `maxIntervalMs` and at most once per `minIntervalMs`;
+ * requests that arrive while a run is waiting or in flight coalesce into one
+ * further run. Runs never overlap. Timers are injectable so tests drive time
+ * by hand.
  *
- * Unlike kube-proxy's runner, a periodic run (one due to time alone: the
- * max interval, or {@link BoundedFrequencyRunner.periodicAfter}) does not
- * count against `minIntervalMs` for the next requested run, so a change that
- * arrives just after a periodic run started is handled as soon as that run
- * ends instead of waiting out the min interval. Periodic runs themselves stay
- * at least `minIntervalMs` after the previous run of any kind.
+ * Unlike kube-proxy's runner, only requested runs ({@link
+ * BoundedFrequencyRunner.run}) count against `minIntervalMs` for the next
+ * request: a change that arrives just after a periodic run (the max
+ * interval, {@link BoundedFrequencyRunner.periodicAfter}) or a retry started
+ * is handled as soon as that run ends instead of waiting out the min
+ * interval. Periodic runs and retries still wait `minIntervalMs` after the
+ * previous run of any kind, so they add at most one run between two
+ * requested ones.
  *
  * @module
  */
@@ -38,8 +40,8 @@ export const systemTimers: Timers = {
 /** Options for {@link BoundedFrequencyRunner}. */
 export interface RunnerOptions {
   /**
-   * Shortest time between the starts of two requested or retried runs, and
-   * between any run and a periodic one, in ms (kube-proxy's minSyncPeriod,
+   * Shortest time between the starts of two requested runs, and between any
+   * run and a retry or periodic one, in ms (kube-proxy's minSyncPeriod,
    * default 1000).
    */
   minIntervalMs?: number;
@@ -80,8 +82,8 @@ export class BoundedFrequencyRunner {
   #periodicAt: number | undefined;
   /** Start of the last run of any kind. */
   #lastStart: number | undefined;
-  /** Start of the last run that served a request or a retry (what `minIntervalMs` spaces). */
-  #lastDemandStart: number | undefined;
+  /** Start of the last run that served a request (what `minIntervalMs` spaces requests from). */
+  #lastRequestedStart: number | undefined;
   #timer: unknown;
   #timerAt: number | undefined;
   #inFlight: Promise<void> | undefined;
@@ -113,7 +115,7 @@ export class BoundedFrequencyRunner {
     this.#schedule();
   }
 
-  /** Request a run: as soon as `minIntervalMs` since the last requested or retried run's start allows. */
+  /** Request a run: as soon as `minIntervalMs` since the last requested run's start allows. */
   run(): void {
     if (this.#stopped) return;
     this.#requested = true;
@@ -134,8 +136,8 @@ export class BoundedFrequencyRunner {
   /**
    * Schedule a periodic run no later than `ms` from now (work due to time,
    * such as a resync, rather than to a change); an earlier pending one wins.
-   * It waits `minIntervalMs` after the previous run of any kind, and does not
-   * hold back later requested runs.
+   * Like a retry, it waits `minIntervalMs` after the previous run of any kind,
+   * and does not hold back later requested runs.
    */
   periodicAfter(ms: number): void {
     if (this.#stopped) return;
@@ -170,27 +172,16 @@ export class BoundedFrequencyRunner {
 
   /** When the next run should start, or undefined when nothing is due. */
   #nextAt(): number | undefined {
-    const demandAllowed = this.#lastDemandStart === undefined
-      ? -Infinity
-      : this.#lastDemandStart + this.#min;
+    const after = (start: number | undefined) =>
+      start === undefined ? -Infinity : start + this.#min;
+    const anyAllowed = after(this.#lastStart);
     let at: number | undefined;
     const consider = (t: number) => (at = at === undefined ? t : Math.min(at, t));
-    if (this.#requested) consider(demandAllowed);
-    if (this.#retryAt !== undefined) consider(Math.max(this.#retryAt, demandAllowed));
-    if (this.#lastStart !== undefined) {
-      if (this.#periodicAt !== undefined) {
-        consider(Math.max(this.#periodicAt, this.#lastStart + this.#min));
-      }
-      consider(this.#lastStart + this.#max);
-    } else if (this.#periodicAt !== undefined) {
-      consider(this.#periodicAt);
-    }
+    if (this.#requested) consider(after(this.#lastRequestedStart));
+    if (this.#retryAt !== undefined) consider(Math.max(this.#retryAt, anyAllowed));
+    if (this.#periodicAt !== undefined) consider(Math.max(this.#periodicAt, anyAllowed));
+    if (this.#lastStart !== undefined) consider(this.#lastStart + this.#max);
     return at;
-  }
-
-  /** Whether a request or a retry is due now (the run about to start serves demand). */
-  #demandDueNow(now: number): boolean {
-    return this.#requested || (this.#retryAt !== undefined && this.#retryAt <= now);
   }
 
   #dueNow(): boolean {
@@ -226,8 +217,8 @@ export class BoundedFrequencyRunner {
       return;
     }
     const now = this.#timers.now();
-    // A run does all pending work, so it serves every request, retry and periodic due.
-    if (this.#demandDueNow(now)) this.#lastDemandStart = now;
+    // A run does all pending work: it serves a pending request whatever made it start.
+    if (this.#requested) this.#lastRequestedStart = now;
     this.#requested = false;
     this.#retryAt = undefined;
     this.#periodicAt = undefined;

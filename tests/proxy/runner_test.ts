@@ -228,6 +228,26 @@ Deno.test("runner: a periodic run that serves a pending request counts as a requ
   await runner.stop();
 });
 
+Deno.test("runner: a retry does not hold back the next request; a request does hold back a retry", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, 30_000);
+  runner.start();
+  await timers.advance(0);
+  runner.retryAfter(4000);
+  await timers.advance(4100);
+  assert.deepEqual(rec.starts, [0, 4000]);
+  runner.run();
+  await timers.advance(0);
+  assert.deepEqual(rec.starts, [0, 4000, 4100]);
+  runner.retryAfter(0);
+  await timers.advance(999);
+  assert.deepEqual(rec.starts, [0, 4000, 4100], "a retry waits minInterval after any run");
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 4000, 4100, 5100]);
+  await runner.stop();
+});
+
 Deno.test("runner: retryAfter schedules a run, bounded by minInterval", async () => {
   const timers = new ManualTimers();
   const rec = recorder(timers);
