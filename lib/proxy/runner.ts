@@ -1,9 +1,9 @@
 /**
  * A bounded-frequency runner in the manner of kube-proxy's: the sync function
- * runs at least once per `maxIntervalMs` and at most once per `minIntervalMs`;
- * requests that arrive while a run is waiting or in flight coalesce into one
- * further run. Runs never overlap. Timers are injectable so tests drive time
- * by hand.
+ * runs at least once per `maxIntervalMs`, and for requests at most once per
+ * `minIntervalMs`; requests that arrive while a run is waiting or in flight
+ * coalesce into one further run. Runs never overlap. Timers are injectable so
+ * tests drive time by hand.
  *
  * Unlike kube-proxy's runner, only requested runs ({@link
  * BoundedFrequencyRunner.run}) count against `minIntervalMs` for the next
