@@ -74,9 +74,14 @@ function opDetail(op: PlanOp): string {
   }
 }
 
+/** A map's values in key order (the desired state's maps are unordered). */
+function byKey<V>(m: ReadonlyMap<string, V>): V[] {
+  return [...m].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, v]) => v);
+}
+
 function diagnostics(start: StartState): Diagnostic[] {
   const out: Diagnostic[] = [];
-  for (const sd of start.desired.services.values()) out.push(...sd.diagnostics);
+  for (const sd of byKey(start.desired.services)) out.push(...sd.diagnostics);
   out.push(...start.desired.conflicts);
   return out;
 }
@@ -93,7 +98,7 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
       (owned.loadError ? ` (unusable: ${owned.loadError})` : ""),
     "",
   );
-  const lbs = [...desired.loadBalancers.values()];
+  const lbs = byKey(desired.loadBalancers);
   out.push(`Desired load balancers (${lbs.length})`);
   if (lbs.length > 0) {
     out.push(table(
@@ -108,7 +113,7 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
       ]),
     ));
   }
-  const eps: DesiredRemoteEndpoint[] = [...desired.remoteEndpoints.values()];
+  const eps: DesiredRemoteEndpoint[] = byKey(desired.remoteEndpoints);
   out.push("", `Desired endpoints owned by hnsproxy (${eps.length})`);
   if (eps.length > 0) {
     out.push(table(
@@ -160,8 +165,8 @@ export function renderJson(start: StartState, owned: OwnershipRecord): string {
         ...(owned.loadError ? { error: owned.loadError } : {}),
       },
       desired: {
-        loadBalancers: [...start.desired.loadBalancers.values()],
-        remoteEndpoints: [...start.desired.remoteEndpoints.values()],
+        loadBalancers: byKey(start.desired.loadBalancers),
+        remoteEndpoints: byKey(start.desired.remoteEndpoints),
       },
       plan: start.plan,
       diagnostics: diagnostics(start),

@@ -242,7 +242,10 @@ export interface ServiceDesired {
   diagnostics: readonly Diagnostic[];
 }
 
-/** The whole desired HNS state of the node. */
+/**
+ * The whole desired HNS state of the node. The maps are in no particular
+ * order (an update patches them in place); sort where order is visible.
+ */
 export interface DesiredState {
   /** Per-service results, by service key. */
   services: ReadonlyMap<ObjectKey, ServiceDesired>;
@@ -262,6 +265,8 @@ export interface DesiredState {
   healthChecks: ReadonlyMap<ObjectKey, HealthCheckWanted>;
   /** Cross-service problems (LB key claimed by several services). */
   conflicts: readonly Diagnostic[];
+  /** Keys of the endpoints the node context itself wants (overlay source VIPs), in `remoteEndpoints`. */
+  contextEndpoints: readonly EpKey[];
 }
 
 /** A load balancer present in HNS, as last seen or as created by hnsproxy. */

@@ -562,7 +562,7 @@ Deno.test("overlay vs l2bridge: source-VIP endpoint and service-VIP endpoints on
   const services = [svc()];
   const slices = [slice([ep("10.244.2.7")])];
   const o = desiredState(view(services, slices), overlayCtx());
-  assert.deepEqual([...o.remoteEndpoints.keys()], [
+  assert.deepEqual([...o.remoteEndpoints.keys()].sort(), [
     "ep/remote/10.244.2.7",
     "ep/remote/10.96.0.10",
     "ep/sourcevip/10.244.1.2",
@@ -571,7 +571,7 @@ Deno.test("overlay vs l2bridge: source-VIP endpoint and service-VIP endpoints on
   assert.equal(sv?.remote, false, "the source-VIP endpoint is a host endpoint, not remote");
   assert.equal(sv?.mac, "00-15-5d-aa-bb-cc");
   const l2 = desiredState(view(services, slices), ctx({ sourceVips: ["10.244.1.2"] }));
-  assert.deepEqual([...l2.remoteEndpoints.keys()], ["ep/remote/10.244.2.7"]);
+  assert.deepEqual([...l2.remoteEndpoints.keys()].sort(), ["ep/remote/10.244.2.7"]);
   assert.equal(l2.loadBalancers.get("lb/tcp/10.96.0.10:80")?.sourceVip, undefined);
   // Overlay service without endpoints: no LB, but kube-proxy's service-VIP endpoint still.
   const empty = desiredState(view(services, []), overlayCtx());
@@ -657,7 +657,7 @@ Deno.test("assemble: remote endpoints shared and refcounted; LB key collisions r
     slice([shared, ep("10.244.2.8")], { name: "b-1", serviceName: "b" }),
   ];
   const d = desiredState(view([b, a], slices), ctx());
-  assert.deepEqual([...d.loadBalancers.keys()], [
+  assert.deepEqual([...d.loadBalancers.keys()].sort(), [
     "lb/tcp/1.2.3.4:80",
     "lb/tcp/10.96.0.1:80",
     "lb/tcp/10.96.0.2:80",
@@ -667,7 +667,10 @@ Deno.test("assemble: remote endpoints shared and refcounted; LB key collisions r
   assert.equal(d.conflicts[0].serviceKey, "default/b");
   assert.equal(d.conflicts[0].reason, "LoadBalancerConflict");
   assert.match(d.conflicts[0].message, /default\/a/);
-  assert.deepEqual([...d.remoteEndpoints.keys()], ["ep/remote/10.244.2.7", "ep/remote/10.244.2.8"]);
+  assert.deepEqual([...d.remoteEndpoints.keys()].sort(), [
+    "ep/remote/10.244.2.7",
+    "ep/remote/10.244.2.8",
+  ]);
   assert.equal(d.endpointRefs.get("ep/remote/10.244.2.7"), 3, "a's two LBs and b's ClusterIP LB");
   assert.equal(d.endpointRefs.get("ep/remote/10.244.2.8"), 1);
 });
@@ -691,7 +694,7 @@ Deno.test("deterministic: shuffled slices, endpoints and services give equal out
   const d2 = desiredState(view([...services].reverse(), s2), overlayCtx());
   assert.deepEqual(d1, d2);
   assert.deepEqual(
-    [...d1.loadBalancers.values()][0].backends,
+    d1.loadBalancers.get("lb/tcp/10.96.0.10:80")?.backends,
     ["ep/local/10.244.1.5", "ep/remote/10.244.2.1", "ep/remote/10.244.2.3", "ep/remote/10.244.3.2"],
   );
 });
@@ -772,8 +775,9 @@ Deno.test("updateDesired: replaces one service's contribution, removal frees its
   ], c);
   const d0 = assembleDesired([a, b], c);
   const d1 = updateDesired(d0, new Map([["default/b", undefined]]), c);
-  assert.deepEqual([...d1.loadBalancers.keys()], ["lb/tcp/10.96.0.1:80"]);
-  assert.deepEqual([...d1.remoteEndpoints.keys()], ["ep/remote/10.244.2.7"]);
+  assert.deepEqual([...d1.loadBalancers.keys()].sort(), ["lb/tcp/10.96.0.1:80"]);
+  assert.deepEqual([...d1.remoteEndpoints.keys()].sort(), ["ep/remote/10.244.2.7"]);
   const d2 = updateDesired(d1, new Map([["default/b", b]]), c);
-  assert.deepEqual(d2, d0);
+  assert.deepEqual(d2, assembleDesired([a, b], c));
+  assert.throws(() => updateDesired(d1, new Map(), c), Error, "already updated");
 });
