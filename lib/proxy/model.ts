@@ -316,6 +316,29 @@ export interface ObservedState {
   strayEndpoints?: ReadonlyMap<string, ObservedEndpoint>;
 }
 
+/**
+ * Lookups over an observed state that let a partial reconcile cost what the
+ * change costs rather than what the cluster holds. The agent's observed cache
+ * keeps them current; `indexObserved` (reconcile.ts) builds them for a plain
+ * {@link ObservedState}. Endpoint IDs compare case-insensitively.
+ */
+export interface ObservedIndex {
+  /** Keys of the owned load balancers whose backends include this endpoint ID. */
+  loadBalancersReferencing(endpointId: string): Iterable<LbKey>;
+  /**
+   * Whether a foreign load balancer references this endpoint ID; with
+   * `includeStray`, a stray (owned, unusable) load balancer counts too.
+   */
+  referencedByOthers(endpointId: string, includeStray: boolean): boolean;
+  /** Keys of the owned load balancers recorded for this service. */
+  loadBalancersOfService(serviceKey: ObjectKey): Iterable<LbKey>;
+  /** The owned endpoint (in `endpoints`) with this ID, if any. */
+  ownedEndpointById(id: string): ObservedEndpoint | undefined;
+}
+
+/** An observed state with its index lookups. */
+export interface IndexedObservedState extends ObservedState, ObservedIndex {}
+
 /** The ownership record's content: HNS IDs hnsproxy created (compared case-insensitively). */
 export interface OwnedIds {
   /** IDs of load balancers hnsproxy created. */

@@ -2,15 +2,19 @@
  * The observed cache: the agent's memory of what HNS holds, kept current by
  * apply (every create, modify and delete) and corrected by the periodic
  * resync. It implements the pure core's {@link ObservedState} with an index
- * by HNS ID and a reference count per endpoint ID, so a resync that
+ * by HNS ID and the referencing LBs per endpoint ID, so a resync that
  * enumerates IDs can tell what vanished without reading any object, and
  * apply can tell whether an endpoint is still referenced without asking HNS.
+ * It also implements the core's `ObservedIndex`, so a partial reconcile looks up
+ * what it needs instead of scanning every object.
  *
  * @module
  */
 
+import type { ObjectKey } from "../kube/model.ts";
 import type {
   EpKey,
+  IndexedObservedState,
   LbKey,
   ObservedEndpoint,
   ObservedLoadBalancer,
@@ -18,7 +22,7 @@ import type {
 } from "./model.ts";
 
 /** Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively. */
-export class ObservedCache implements ObservedState {
+export class ObservedCache implements IndexedObservedState {
   readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #eps = new Map<EpKey, ObservedEndpoint>();
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
@@ -26,8 +30,14 @@ export class ObservedCache implements ObservedState {
   /** Lower-case ID → key, for owned and foreign objects alike. */
   readonly #lbKeyById = new Map<string, LbKey>();
   readonly #epKeyById = new Map<string, EpKey>();
-  /** Lower-case endpoint ID → number of owned LBs referencing it. */
-  readonly #refs = new Map<string, number>();
+  /** Lower-case endpoint ID → keys of the owned LBs referencing it. */
+  readonly #refs = new Map<string, LbKey[]>();
+  /** Lower-case endpoint ID → number of foreign LBs referencing it. */
+  readonly #foreignRefs = new Map<string, number>();
+  /** Lower-case endpoint ID → number of stray LBs referencing it. */
+  readonly #strayRefs = new Map<string, number>();
+  /** Service key → keys of the owned LBs recorded for it. */
+  readonly #lbsByService = new Map<ObjectKey, LbKey[]>();
   /** Owned objects without a usable key, by lower-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
@@ -70,7 +80,10 @@ export class ObservedCache implements ObservedState {
   /** Replace everything with a copy of `state` (after a full HNS read). */
   replace(state: ObservedState): void {
     this.clear();
-    for (const lb of state.strayLoadBalancers?.values() ?? []) this.#strayLbs.set(norm(lb.id), lb);
+    for (const lb of state.strayLoadBalancers?.values() ?? []) {
+      this.#strayLbs.set(norm(lb.id), lb);
+      countIds(this.#strayRefs, lb, +1);
+    }
     for (const ep of state.strayEndpoints?.values() ?? []) this.#strayEps.set(norm(ep.id), ep);
     for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
     for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
@@ -87,6 +100,9 @@ export class ObservedCache implements ObservedState {
     this.#lbKeyById.clear();
     this.#epKeyById.clear();
     this.#refs.clear();
+    this.#foreignRefs.clear();
+    this.#strayRefs.clear();
+    this.#lbsByService.clear();
     this.#strayLbs.clear();
     this.#strayEps.clear();
   }
@@ -97,7 +113,7 @@ export class ObservedCache implements ObservedState {
     this.#dropLbId(lb.id);
     this.#lbs.set(lb.key, lb);
     this.#lbKeyById.set(norm(lb.id), lb.key);
-    this.#count(lb, +1);
+    this.#index(lb, true);
   }
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
@@ -115,9 +131,13 @@ export class ObservedCache implements ObservedState {
   setForeignLoadBalancer(lb: ObservedLoadBalancer): void {
     if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
     const old = this.#foreignLbs.get(lb.key);
-    if (old) this.#lbKeyById.delete(norm(old.id));
+    if (old) {
+      this.#lbKeyById.delete(norm(old.id));
+      countIds(this.#foreignRefs, old, -1);
+    }
     this.#foreignLbs.set(lb.key, lb);
     this.#lbKeyById.set(norm(lb.id), lb.key);
+    countIds(this.#foreignRefs, lb, +1);
   }
 
   /** Remember a remote endpoint of others holding `key`. */
@@ -148,7 +168,10 @@ export class ObservedCache implements ObservedState {
   /** Forget the load balancer with this ID (owned, foreign or stray); returns what was removed. */
   removeLoadBalancerById(id: string): ObservedLoadBalancer | undefined {
     const stray = this.#strayLbs.get(norm(id));
-    if (stray) this.#strayLbs.delete(norm(id));
+    if (stray) {
+      this.#strayLbs.delete(norm(id));
+      countIds(this.#strayRefs, stray, -1);
+    }
     return this.#dropLbId(id) ?? stray;
   }
 
@@ -181,7 +204,29 @@ export class ObservedCache implements ObservedState {
 
   /** Whether an owned load balancer references the endpoint with this ID. */
   endpointReferenced(id: string): boolean {
-    return (this.#refs.get(norm(id)) ?? 0) > 0;
+    return this.#refs.has(norm(id));
+  }
+
+  /** Keys of the owned load balancers whose backends include this endpoint ID. */
+  loadBalancersReferencing(endpointId: string): readonly LbKey[] {
+    return this.#refs.get(norm(endpointId)) ?? [];
+  }
+
+  /** Whether a foreign load balancer (or, with `includeStray`, a stray one) references this endpoint ID. */
+  referencedByOthers(endpointId: string, includeStray: boolean): boolean {
+    const id = norm(endpointId);
+    return this.#foreignRefs.has(id) || (includeStray && this.#strayRefs.has(id));
+  }
+
+  /** Keys of the owned load balancers recorded for this service. */
+  loadBalancersOfService(serviceKey: ObjectKey): readonly LbKey[] {
+    return this.#lbsByService.get(serviceKey) ?? [];
+  }
+
+  /** The owned endpoint with this ID, if any. */
+  ownedEndpointById(id: string): ObservedEndpoint | undefined {
+    const found = this.endpointById(id);
+    return found && this.#eps.get(found.key) === found ? found : undefined;
   }
 
   /** A snapshot for the pure core (maps copied, objects shared). */
@@ -201,7 +246,7 @@ export class ObservedCache implements ObservedState {
     if (!old) return;
     this.#lbs.delete(key);
     this.#lbKeyById.delete(norm(old.id));
-    this.#count(old, -1);
+    this.#index(old, false);
   }
 
   #dropEp(key: EpKey): void {
@@ -219,6 +264,7 @@ export class ObservedCache implements ObservedState {
     } else {
       this.#foreignLbs.delete(found.key);
       this.#lbKeyById.delete(norm(id));
+      countIds(this.#foreignRefs, found, -1);
     }
     return found;
   }
@@ -235,12 +281,35 @@ export class ObservedCache implements ObservedState {
     return found;
   }
 
-  #count(lb: ObservedLoadBalancer, delta: number): void {
-    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map(norm))) {
-      const n = (this.#refs.get(ref) ?? 0) + delta;
-      if (n > 0) this.#refs.set(ref, n);
-      else this.#refs.delete(ref);
+  /** Add an owned LB to (or take it out of) the reference and per-service indexes. */
+  #index(lb: ObservedLoadBalancer, add: boolean): void {
+    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => norm(String(x))))) {
+      listEdit(this.#refs, ref, lb.key, add);
     }
+    if (lb.serviceKey !== undefined) listEdit(this.#lbsByService, lb.serviceKey, lb.key, add);
+  }
+}
+
+/** Add a value to (or remove it from) the list under a key; empty lists are dropped. */
+function listEdit<K, V>(m: Map<K, V[]>, key: K, value: V, add: boolean): void {
+  const list = m.get(key);
+  if (add) {
+    if (list) list.push(value);
+    else m.set(key, [value]);
+    return;
+  }
+  if (!list) return;
+  const i = list.indexOf(value);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) m.delete(key);
+}
+
+/** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
+function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
+  for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => norm(String(x))))) {
+    const n = (counts.get(ref) ?? 0) + delta;
+    if (n > 0) counts.set(ref, n);
+    else counts.delete(ref);
   }
 }
 

@@ -35,10 +35,12 @@ import type {
   DesiredRemoteEndpoint,
   DesiredState,
   EpKey,
+  IndexedObservedState,
   LbKey,
   LoadBalancerConflict,
   ModifyLoadBalancerOp,
   ObservedEndpoint,
+  ObservedIndex,
   ObservedLoadBalancer,
   ObservedState,
   OwnedIds,
@@ -120,38 +122,23 @@ export function reconcile(
 ): Plan {
   const full = opts.dirty === undefined;
   const dirty = opts.dirty ?? new Set<ObjectKey>();
-
-  // Owned endpoint ID → key, and endpoint ID → keys of the LBs referencing it.
-  const epKeyById = new Map<string, EpKey>();
-  for (const ep of observed.endpoints.values()) epKeyById.set(idKey(ep.id), ep.key);
-  for (const ep of observed.strayEndpoints?.values() ?? []) {
-    epKeyById.set(idKey(ep.id), `stray/${ep.id}`);
-  }
-  const ownedRefs = new Map<string, LbKey[]>();
-  const foreignRefs = new Set<string>();
-  for (const lb of observed.loadBalancers.values()) {
-    for (const id of lb.hns.HostComputeEndpoints ?? []) {
-      const k = idKey(String(id));
-      if (!epKeyById.has(k)) continue;
-      const list = ownedRefs.get(k);
-      if (list) list.push(lb.key);
-      else ownedRefs.set(k, [lb.key]);
-    }
-  }
-  const markForeign = (lb: ObservedLoadBalancer) => {
-    for (const id of lb.hns.HostComputeEndpoints ?? []) foreignRefs.add(idKey(String(id)));
-  };
-  for (const lb of observed.foreignLoadBalancers.values()) markForeign(lb);
+  const index = isIndexed(observed) ? observed : indexObserved(observed);
   // Stray LBs are deleted on a full reconcile; on a partial one they keep their references.
-  if (!full) { for (const lb of observed.strayLoadBalancers?.values() ?? []) markForeign(lb); }
+  const referencedByOthers = (id: string) => index.referencedByOthers(id, !full);
 
-  // LB keys in scope.
+  // LB keys in scope: on a partial reconcile, the desired LBs the dirty services hold and
+  // the owned LBs recorded for them.
   const lbScope = new Set<LbKey>();
-  for (const lb of desired.loadBalancers.values()) {
-    if (full || dirty.has(lb.serviceKey)) lbScope.add(lb.key);
-  }
-  for (const lb of observed.loadBalancers.values()) {
-    if (full || (lb.serviceKey !== undefined && dirty.has(lb.serviceKey))) lbScope.add(lb.key);
+  if (full) {
+    for (const k of desired.loadBalancers.keys()) lbScope.add(k);
+    for (const k of observed.loadBalancers.keys()) lbScope.add(k);
+  } else {
+    for (const s of dirty) {
+      for (const lb of desired.services.get(s)?.loadBalancers ?? []) {
+        if (desired.loadBalancers.get(lb.key)?.serviceKey === s) lbScope.add(lb.key);
+      }
+      for (const k of index.loadBalancersOfService(s)) lbScope.add(k);
+    }
   }
 
   // Endpoints in scope: those the in-scope LBs want, the services' own ones, the context's.
@@ -166,8 +153,8 @@ export function reconcile(
         if (e.role === "serviceVip") epScope.add(e.key);
       }
     }
-    for (const e of desired.remoteEndpoints.values()) {
-      if (e.role === "sourceVip") epScope.add(e.key);
+    for (const k of desired.contextEndpoints) {
+      if (desired.remoteEndpoints.get(k)?.role === "sourceVip") epScope.add(k);
     }
   }
 
@@ -182,7 +169,7 @@ export function reconcile(
     const have = observed.endpoints.get(key);
     if (have) {
       if (endpointSatisfies(have.hns, want)) continue;
-      if (foreignRefs.has(idKey(have.id))) continue; // cannot free it; keep using it
+      if (referencedByOthers(have.id)) continue; // cannot free it; keep using it
       replaceEps.push({ op: "deleteEndpoint", key, id: have.id, reason: "replace" });
       replacedIds.add(idKey(have.id));
     } else if (observed.foreignEndpoints.has(key)) {
@@ -194,7 +181,7 @@ export function reconcile(
 
   // LBs that reference a replaced endpoint must go before it and come back after.
   const forced = new Set<LbKey>();
-  for (const id of replacedIds) for (const k of ownedRefs.get(id) ?? []) forced.add(k);
+  for (const id of replacedIds) for (const k of index.loadBalancersReferencing(id)) forced.add(k);
   for (const k of forced) lbScope.add(k);
 
   // LB decisions.
@@ -271,9 +258,8 @@ export function reconcile(
     for (const k of lbScope) {
       const have = observed.loadBalancers.get(k);
       for (const id of have?.hns.HostComputeEndpoints ?? []) {
-        const epKey = epKeyById.get(idKey(String(id)));
-        const ep = epKey !== undefined ? observed.endpoints.get(epKey) : undefined;
-        if (ep && idKey(ep.id) === idKey(String(id))) considerStale(ep.key, ep.id, "stale");
+        const ep = index.ownedEndpointById(String(id));
+        if (ep) considerStale(ep.key, ep.id, "stale");
       }
       // The overlay service-VIP endpoint of a service is keyed by its LBs' VIP; no LB
       // references it, so only the VIP ties it to the (deleted or changed) service.
@@ -287,11 +273,11 @@ export function reconcile(
   const earlyDeletes: DeleteEndpointOp[] = [];
   const lateDeletes: DeleteEndpointOp[] = [];
   for (
-    const [id, c] of [...staleCandidates].sort((a, b) => cmp(a[1].key, b[1].key) || cmp(a[0], b[0]))
+    const [, c] of [...staleCandidates].sort((a, b) => cmp(a[1].key, b[1].key) || cmp(a[0], b[0]))
   ) {
-    if (foreignRefs.has(id)) continue;
+    if (referencedByOthers(c.id)) continue;
     let late = false, blocked = false;
-    for (const k of ownedRefs.get(id) ?? []) {
+    for (const k of index.loadBalancersReferencing(c.id)) {
       const f = fate.get(k);
       if (f === "delete" || f === "recreate") continue;
       if (f === "modify") late = true;
@@ -315,6 +301,56 @@ export function reconcile(
     ...lateDeletes,
   ];
   return { ops, conflicts };
+}
+
+function isIndexed(observed: ObservedState): observed is IndexedObservedState {
+  return typeof (observed as Partial<ObservedIndex>).loadBalancersReferencing === "function";
+}
+
+/**
+ * A plain observed state with its index lookups, built in one pass (the
+ * agent's observed cache keeps them current instead).
+ */
+export function indexObserved(observed: ObservedState): IndexedObservedState {
+  const referencing = new Map<string, LbKey[]>();
+  for (const lb of observed.loadBalancers.values()) {
+    for (const id of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
+      const list = referencing.get(id);
+      if (list) list.push(lb.key);
+      else referencing.set(id, [lb.key]);
+    }
+  }
+  const referencedBy = (lbs: Iterable<ObservedLoadBalancer>) => {
+    const ids = new Set<string>();
+    for (const lb of lbs) {
+      for (const id of lb.hns.HostComputeEndpoints ?? []) ids.add(idKey(String(id)));
+    }
+    return ids;
+  };
+  const foreign = referencedBy(observed.foreignLoadBalancers.values());
+  const stray = referencedBy(observed.strayLoadBalancers?.values() ?? []);
+  const byService = new Map<ObjectKey, LbKey[]>();
+  for (const lb of observed.loadBalancers.values()) {
+    if (lb.serviceKey === undefined) continue;
+    const list = byService.get(lb.serviceKey);
+    if (list) list.push(lb.key);
+    else byService.set(lb.serviceKey, [lb.key]);
+  }
+  const endpointById = new Map<string, ObservedEndpoint>();
+  for (const ep of observed.endpoints.values()) endpointById.set(idKey(ep.id), ep);
+  return {
+    loadBalancers: observed.loadBalancers,
+    endpoints: observed.endpoints,
+    foreignLoadBalancers: observed.foreignLoadBalancers,
+    foreignEndpoints: observed.foreignEndpoints,
+    strayLoadBalancers: observed.strayLoadBalancers,
+    strayEndpoints: observed.strayEndpoints,
+    loadBalancersReferencing: (id) => referencing.get(idKey(id)) ?? [],
+    referencedByOthers: (id, includeStray) =>
+      foreign.has(idKey(id)) || (includeStray && stray.has(idKey(id))),
+    loadBalancersOfService: (serviceKey) => byService.get(serviceKey) ?? [],
+    ownedEndpointById: (id) => endpointById.get(idKey(id)),
+  };
 }
 
 function deleteLbOp(
