@@ -11,8 +11,12 @@
  *   ID, in the same run, so the LBs are updated once with the new pod.
  * - Periodic resync (every syncPeriod): enumerate network, load balancer and
  *   endpoint IDs (3 calls) and compare with the observed cache; owned objects
- *   that vanished are forgotten and recreated (drift repair); a new network
- *   ID (HNS restarted) rebuilds everything from a fresh read.
+ *   that vanished are forgotten and recreated (drift repair) by a full run;
+ *   without drift the next run stays partial (or idle); a new network ID
+ *   (HNS restarted) rebuilds everything from a fresh read.
+ * - A partial run costs what the change costs: the desired state is patched
+ *   for the dirty services, reconcile looks up the observed cache's indexes,
+ *   and the missing-local-endpoint bookkeeping is kept per service.
  * - After failures the next run reconciles everything from the cache (still
  *   no HNS reads), so retries need no bookkeeping per service.
  *
@@ -234,6 +238,8 @@ export class Syncer {
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
+  /** `LocalEndpointNotFound` diagnostics of the desired state, by service (only those with any). */
+  readonly #misses = new Map<ObjectKey, Diagnostic[]>();
   #needFull = true;
   #lastResync = -Infinity;
   #waiting: WaitingFor | undefined;
@@ -317,7 +323,7 @@ export class Syncer {
       };
     }
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
-    if (full) this.#desired = desiredState(cluster, this.#ctx);
+    if (full) this.#setDesired(desiredState(cluster, this.#ctx));
     else changed = this.#recompute(changes.services);
     // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
     // most likely new. Look it up now (one Enumerate of the network's endpoint IDs, a query
@@ -335,7 +341,7 @@ export class Syncer {
       }
     }
     if (this.#ctx !== before) {
-      this.#desired = desiredState(cluster, this.#ctx);
+      this.#setDesired(desiredState(cluster, this.#ctx));
       changed = undefined;
     }
     this.#lookedUpLocal = this.#localMisses();
@@ -381,8 +387,27 @@ export class Syncer {
         svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!) : undefined,
       );
     }
-    this.#desired = updateDesired(this.#desired!, changed, this.#ctx!);
+    this.#setDesired(updateDesired(this.#desired!, changed, this.#ctx!), changed);
     return changed;
+  }
+
+  /**
+   * Take a new desired state and bring the index of missing local endpoints
+   * up to date: for the changed services only, or (no `changed`) for all.
+   */
+  #setDesired(
+    desired: DesiredState | undefined,
+    changed?: ReadonlyMap<ObjectKey, ServiceDesired | undefined>,
+  ): void {
+    this.#desired = desired;
+    if (!changed) this.#misses.clear();
+    const services = changed ? changed.values() : desired?.services.values() ?? [];
+    if (changed) { for (const key of changed.keys()) this.#misses.delete(key); }
+    for (const sd of services) {
+      if (!sd) continue;
+      const misses = sd.diagnostics.filter((d) => d.reason === "LocalEndpointNotFound");
+      if (misses.length > 0) this.#misses.set(sd.serviceKey, misses);
+    }
   }
 
   #wait(what: WaitingFor, retryAfterMs?: number): SyncReport {
@@ -423,7 +448,7 @@ export class Syncer {
     const start = await readStart(client, network, cluster, ownership, this.#o.settings);
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
-    this.#desired = start.desired;
+    this.#setDesired(start.desired);
     this.#observed.replace(start.adoption.observed);
     this.#knownEndpointIds.clear();
     for (const id of start.endpointIds) this.#knownEndpointIds.add(id.toLowerCase());
@@ -501,11 +526,18 @@ export class Syncer {
       ownership.remove(ep.id);
       repaired.endpoints++;
     }
-    for (const lb of [...this.#observed.foreignLoadBalancers.values()]) {
-      if (!lbIds.has(lb.id.toLowerCase())) this.#observed.removeLoadBalancerById(lb.id);
-    }
-    for (const lb of [...this.#observed.strayLoadBalancers.values()]) {
-      if (!lbIds.has(lb.id.toLowerCase())) this.#observed.removeLoadBalancerById(lb.id);
+    // Objects of others (and strays) that vanished: the LBs and endpoints they blocked or
+    // stood in for are decided differently now, so the next run reconciles everything.
+    let othersVanished = 0;
+    for (
+      const lb of [
+        ...this.#observed.foreignLoadBalancers.values(),
+        ...this.#observed.strayLoadBalancers.values(),
+      ]
+    ) {
+      if (lbIds.has(lb.id.toLowerCase())) continue;
+      this.#observed.removeLoadBalancerById(lb.id);
+      othersVanished++;
     }
     for (
       const ep of [
@@ -513,14 +545,18 @@ export class Syncer {
         ...this.#observed.strayEndpoints.values(),
       ]
     ) {
-      if (!epIds.has(ep.id.toLowerCase())) this.#observed.removeEndpointById(ep.id);
+      if (epIds.has(ep.id.toLowerCase())) continue;
+      this.#observed.removeEndpointById(ep.id);
+      othersVanished++;
     }
     for (const owned of ownership.list()) {
       const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
       if (!present.has(owned.id.toLowerCase())) ownership.remove(owned.id);
     }
+    // A changed node context (CNI endpoints) or a new endpoint of others holding a wanted
+    // key sets #needFull there. Without drift the next run stays partial (or idle).
     await this.#refreshEndpoints(epIdList, false);
-    this.#needFull = true;
+    if (repaired.loadBalancers + repaired.endpoints + othersVanished > 0) this.#needFull = true;
     this.#lastResync = startedAt;
     return repaired;
   }
@@ -565,7 +601,9 @@ export class Syncer {
     for (const ep of fresh) {
       if (!isRemoteEndpoint(ep) || !ep.ID || this.#o.ownership.owns(ep.ID)) continue;
       const key = endpointKeyFromHns(ep, sourceVips);
-      if (!isKeyError(key)) this.#observed.setForeignEndpoint({ key, id: ep.ID, hns: ep });
+      if (isKeyError(key)) continue;
+      this.#observed.setForeignEndpoint({ key, id: ep.ID, hns: ep });
+      if (this.#desired?.remoteEndpoints.has(key)) this.#needFull = true;
     }
     const next = { ...ctx, localEndpoints: local };
     if (contextChanged(ctx, next)) {
@@ -585,10 +623,8 @@ export class Syncer {
   /** IPs of local endpoints the desired state wants but the node context lacks. */
   #localMisses(): Set<string> {
     const out = new Set<string>();
-    for (const sd of this.#desired?.services.values() ?? []) {
-      for (const d of sd.diagnostics) {
-        if (d.reason === "LocalEndpointNotFound" && d.endpointIp) out.add(d.endpointIp);
-      }
+    for (const misses of this.#misses.values()) {
+      for (const d of misses) if (d.endpointIp) out.add(d.endpointIp);
     }
     return out;
   }
@@ -602,9 +638,7 @@ export class Syncer {
   /** Local endpoints the last computation wanted but HNS did not have. */
   #missingLocalEndpoints(): number {
     let n = 0;
-    for (const sd of this.#desired?.services.values() ?? []) {
-      n += sd.diagnostics.filter((d) => d.reason === "LocalEndpointNotFound").length;
-    }
+    for (const misses of this.#misses.values()) n += misses.length;
     return n;
   }
 
@@ -626,7 +660,7 @@ export class Syncer {
 
   #reset(): void {
     this.#ctx = undefined;
-    this.#desired = undefined;
+    this.#setDesired(undefined);
     this.#observed.clear();
     this.#knownEndpointIds.clear();
     this.#uncertain.clear();

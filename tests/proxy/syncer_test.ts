@@ -254,6 +254,56 @@ Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs thre
   assert.equal(calls() - before, 3);
 });
 
+Deno.test("syncer: a resync without drift recomputes nothing; the runs after it stay partial", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
+    { ip: "10.244.2.9", node: "node-2" },
+  ]);
+  await converge(w);
+  w.clock.t += 30_000;
+  const resync = await w.syncer.sync();
+  assert.equal(resync.resynced, true);
+  assert.equal(resync.kind, "idle", "nothing vanished: no full reconcile");
+  assert.equal(resync.services, 0);
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }]);
+  const change = await w.syncer.sync();
+  assert.equal(change.kind, "partial");
+  assert.equal(change.services, 1);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]",
+    "10.96.0.11:80->8080 [10.244.2.9]",
+  ]);
+  // A change taken in the same run as a resync is partial too.
+  w.clock.t += 30_000;
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, []);
+  const both = await w.syncer.sync();
+  assert.equal(both.resynced, true);
+  assert.equal(both.kind, "partial");
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"]);
+});
+
+Deno.test("syncer: drift found by a resync is repaired by a full run", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
+    { ip: "10.244.2.9", node: "node-2" },
+  ]);
+  await converge(w);
+  const lb = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.11")!;
+  await w.client.deleteLoadBalancer(lb.ID!);
+  w.clock.t += 30_000;
+  const report = await w.syncer.sync();
+  assert.equal(report.kind, "full");
+  assert.equal(report.repaired.loadBalancers, 1);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]",
+    "10.96.0.11:80->8080 [10.244.2.9]",
+  ]);
+  w.clock.t += 30_000;
+  assert.equal((await w.syncer.sync()).kind, "idle", "repaired: the next resync finds no drift");
+});
+
 Deno.test("syncer: an LB deleted out of band is recreated at the next resync", async () => {
   const w = world();
   w.service("web", WEB, WEB_EPS);
