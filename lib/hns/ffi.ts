@@ -19,7 +19,8 @@
  */
 
 import { HnsError } from "./errors.ts";
-import { guidToBytes, isGuid } from "./guid.ts";
+import { ArgBuffers } from "./argbuffers.ts";
+import { isGuid } from "./guid.ts";
 import {
   CO_TASK_MEM_FREE,
   HCN_KINDS,
@@ -29,7 +30,7 @@ import {
   HNS_CALL,
 } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
-import { encodeWide, readWide } from "./wstr.ts";
+import { readWide } from "./wstr.ts";
 
 /** E_FAIL: what a success HRESULT with an error record and no usable ErrorCode becomes. */
 export const E_FAIL = 0x80004005;
@@ -230,9 +231,9 @@ export function invalidGuidError(operation: string, id: string): HnsError {
 }
 
 /** An ID as a GUID struct, or an E_INVALIDARG {@link HnsError} naming the C function. */
-function guidArg(operation: string, id: string): Uint8Array<ArrayBuffer> {
+function guidArg(buffers: ArgBuffers, operation: string, id: string): Uint8Array<ArrayBuffer> {
   if (!isGuid(id) && id !== "") throw invalidGuidError(operation, id);
-  return guidToBytes(id);
+  return buffers.guid(id);
 }
 
 /**
@@ -259,6 +260,8 @@ class FfiHcnApi implements HcnApi {
   readonly #libs: Library[];
   readonly #fns: Record<string, AnyFn | null> = {};
   readonly #modifySource: string;
+  /** Where the GUIDs, strings and out-parameters passed to C are carved from. */
+  readonly #buffers = new ArgBuffers();
   #disposed = false;
 
   constructor(libs: Library[], modifySource: string) {
@@ -297,7 +300,7 @@ class FfiHcnApi implements HcnApi {
     args: unknown[],
     result?: BigUint64Array,
   ): Promise<string | undefined> {
-    const errOut = new BigUint64Array(1);
+    const errOut = this.#buffers.pointerOut();
     const hr = await this.#fn(name)(...args, ...(result ? [result] : []), errOut) as number;
     keepAlive(args, result, errOut);
     let record: string | undefined;
@@ -319,8 +322,8 @@ class FfiHcnApi implements HcnApi {
     object: string | undefined,
     args: unknown[],
   ): Promise<HcnHandle> {
-    const handleOut = new BigUint64Array(1);
-    const errOut = new BigUint64Array(1);
+    const handleOut = this.#buffers.pointerOut();
+    const errOut = this.#buffers.pointerOut();
     const hr = await this.#fn(name)(...args, handleOut, errOut) as number;
     keepAlive(args, handleOut, errOut);
     const handle = Deno.UnsafePointer.create(handleOut[0]);
@@ -343,14 +346,15 @@ class FfiHcnApi implements HcnApi {
   }
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
-    const out = new BigUint64Array(1);
-    return this.#callString(hcnFunctionName("enumerate", kind), undefined, [encodeWide(query)], out)
+    const out = this.#buffers.pointerOut();
+    const args = [this.#buffers.wide(query)];
+    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out)
       .then((text) => text ?? "");
   }
 
   async open(kind: HcnKind, id: string): Promise<HcnHandle> {
     const name = hcnFunctionName("open", kind);
-    return await this.#callHandle(kind, name, id, [guidArg(name, id)]);
+    return await this.#callHandle(kind, name, id, [guidArg(this.#buffers, name, id)]);
   }
 
   async create(
@@ -360,7 +364,7 @@ class FfiHcnApi implements HcnApi {
     network?: HcnHandle,
   ): Promise<HcnHandle> {
     const name = hcnFunctionName("create", kind);
-    const args: unknown[] = [guidArg(name, id), encodeWide(settings)];
+    const args: unknown[] = [guidArg(this.#buffers, name, id), this.#buffers.wide(settings)];
     if (kind === "Endpoint") args.unshift(asPointer(network));
     return await this.#callHandle(kind, name, id || undefined, args);
   }
@@ -374,19 +378,19 @@ class FfiHcnApi implements HcnApi {
         hnsMessage: `${this.#modifySource} does not export ${name}`,
       });
     }
-    await this.#callString(name, undefined, [asPointer(handle), encodeWide(settings)]);
+    await this.#callString(name, undefined, [asPointer(handle), this.#buffers.wide(settings)]);
   }
 
   async query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
-    const out = new BigUint64Array(1);
+    const out = this.#buffers.pointerOut();
     const name = hcnFunctionName("query", kind);
-    return await this.#callString(name, undefined, [asPointer(handle), encodeWide(query)], out) ??
-      "";
+    const args = [asPointer(handle), this.#buffers.wide(query)];
+    return await this.#callString(name, undefined, args, out) ?? "";
   }
 
   async delete(kind: HcnKind, id: string): Promise<void> {
     const name = hcnFunctionName("delete", kind);
-    await this.#callString(name, id, [guidArg(name, id)]);
+    await this.#callString(name, id, [guidArg(this.#buffers, name, id)]);
   }
 
   async close(kind: HcnKind, handle: HcnHandle): Promise<void> {
@@ -397,8 +401,9 @@ class FfiHcnApi implements HcnApi {
   }
 
   async hnsCall(method: string, path: string, request: string): Promise<string> {
-    const args = [encodeWide(method), encodeWide(path), encodeWide(request)];
-    const out = new BigUint64Array(1);
+    const wide = (s: string) => this.#buffers.wide(s);
+    const args = [wide(method), wide(path), wide(request)];
+    const out = this.#buffers.pointerOut();
     const hr = await this.#fn(HNS_CALL)(...args, out) as number;
     keepAlive(args, out);
     const response = this.#take(out) ?? "";

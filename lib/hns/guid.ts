@@ -43,23 +43,25 @@ function guidStart(text: string): number {
   return start;
 }
 
-/** The struct bytes of the GUID at `start` in `text`, or undefined when a digit is not hex. */
-function parseBytes(text: string, start: number): Uint8Array<ArrayBuffer> | undefined {
-  const out = new Uint8Array(16);
+/**
+ * Write the struct bytes of the GUID at `start` in `text` into `out` (when
+ * given); false when a digit is not hex.
+ */
+function parseBytes(text: string, start: number, out?: Uint8Array): boolean {
   for (let i = 0; i < 16; i++) {
     const at = start + BYTE_AT[i];
     const hi = hexDigit(text.charCodeAt(at));
     const lo = hexDigit(text.charCodeAt(at + 1));
-    if (hi < 0 || lo < 0) return undefined;
-    out[i] = (hi << 4) | lo;
+    if (hi < 0 || lo < 0) return false;
+    if (out) out[i] = (hi << 4) | lo;
   }
-  return out;
+  return true;
 }
 
 /** True when `text` is a GUID in text form (braces optional, any case). */
 export function isGuid(text: string): boolean {
   const start = guidStart(text);
-  return start >= 0 && parseBytes(text, start) !== undefined;
+  return start >= 0 && parseBytes(text, start);
 }
 
 /**
@@ -69,9 +71,7 @@ export function isGuid(text: string): boolean {
 export function normalizeGuid(text: string): string {
   if (text === "") return ZERO_GUID;
   const start = guidStart(text);
-  if (start < 0 || parseBytes(text, start) === undefined) {
-    throw new TypeError(`"${text}" is not a GUID`);
-  }
+  if (start < 0 || !parseBytes(text, start)) throw new TypeError(`"${text}" is not a GUID`);
   return text.slice(start, start + 36).toUpperCase();
 }
 
@@ -81,15 +81,22 @@ export function isZeroGuid(text: string): boolean {
 }
 
 /**
- * The 16-byte GUID struct for `text` (empty text gives the zero GUID).
+ * The 16-byte GUID struct for `text` (empty text gives the zero GUID),
+ * written into `into` when given (its first 16 bytes), else into a new array.
  * Throws a one-line `TypeError` when `text` is not a GUID.
  */
-export function guidToBytes(text: string): Uint8Array<ArrayBuffer> {
-  if (text === "") return new Uint8Array(16);
+export function guidToBytes<T extends Uint8Array = Uint8Array<ArrayBuffer>>(
+  text: string,
+  into?: T,
+): T {
+  const out = into ?? new Uint8Array(16) as T;
+  if (text === "") {
+    out.fill(0, 0, 16);
+    return out;
+  }
   const start = guidStart(text);
-  const bytes = start < 0 ? undefined : parseBytes(text, start);
-  if (!bytes) throw new TypeError(`"${text}" is not a GUID`);
-  return bytes;
+  if (start < 0 || !parseBytes(text, start, out)) throw new TypeError(`"${text}" is not a GUID`);
+  return out;
 }
 
 /** The upper-case text of a 16-byte GUID struct. */

@@ -1,0 +1,46 @@
+/** The slab allocator of FFI argument buffers. */
+
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { ArgBuffers } from "../../lib/hns/argbuffers.ts";
+import { guidToBytes } from "../../lib/hns/guid.ts";
+import { decodeWide } from "../../lib/hns/wstr.ts";
+
+Deno.test("argbuffers: wide strings are NUL-terminated UTF-16 and never share memory", () => {
+  const buffers = new ArgBuffers();
+  const texts = ["", "x", "😀 ü €", "a".repeat(5000), "b".repeat(40_000)];
+  const views = texts.map((t) => buffers.wide(t));
+  for (const [i, view] of views.entries()) {
+    equal(view.length, texts[i].length + 1);
+    equal(view[view.length - 1], 0, "NUL terminator");
+    equal(decodeWide(view.subarray(0, -1)), texts[i]);
+    equal(view.byteOffset % 8, 0, "8-byte aligned");
+  }
+  // Writing one buffer leaves every other intact.
+  views[1].fill(0xffff);
+  equal(decodeWide(views[2].subarray(0, -1)), texts[2]);
+  equal(decodeWide(views[3].subarray(0, -1)), texts[3]);
+  equal(views[0][0], 0);
+});
+
+Deno.test("argbuffers: out-parameters start NULL, GUIDs match guidToBytes, slabs roll over", () => {
+  const buffers = new ArgBuffers();
+  const seen = new Set<ArrayBufferLike>();
+  const outs: BigUint64Array[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    const out = buffers.pointerOut();
+    equal(out[0], 0n);
+    out[0] = BigInt(i + 1);
+    outs.push(out);
+    seen.add(out.buffer);
+  }
+  ok(seen.size > 1, "more than one slab");
+  outs.forEach((out, i) => equal(out[0], BigInt(i + 1), "no region handed out twice"));
+
+  const id = "00112233-4455-6677-8899-aabbccddeeff";
+  deepEqual([...buffers.guid(id)], [...guidToBytes(id)]);
+  deepEqual([...buffers.guid("")], new Array(16).fill(0));
+  const a = buffers.guid(id);
+  const b = buffers.guid(`{${id.toUpperCase()}}`);
+  ok(a.buffer !== b.buffer || a.byteOffset !== b.byteOffset, "two GUIDs, two regions");
+  throws(() => buffers.guid("cbr0"), TypeError);
+});
