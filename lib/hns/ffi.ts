@@ -280,7 +280,9 @@ class FfiHcnApi implements HcnApi {
 
   /** Copy out and free the string an out-parameter points to; undefined for NULL. */
   #take(out: BigUint64Array): string | undefined {
-    const ptr = Deno.UnsafePointer.create(out[0]);
+    const address = out[0];
+    if (address === 0n) return undefined; // the usual error record: none
+    const ptr = Deno.UnsafePointer.create(address);
     if (ptr === null) return undefined;
     out[0] = 0n;
     try {
