@@ -14,6 +14,7 @@ import {
   endpointWords,
   providerAddress,
 } from "../hns/describe.ts";
+import { isZeroGuid, normalizeGuid } from "../hns/guid.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "../hns/names.ts";
 import type { HcnApi, HcnEndpoint, HcnHandle, HcnKind, HcnLoadBalancer } from "../hns/types.ts";
 
@@ -133,7 +134,18 @@ export function recordHcnApi(
     create(kind, id, settings, network) {
       const doc = parse(settings);
       const desc = doc ? describe(kind, doc) : undefined;
-      return call("create", kind, () => desc, () => inner.create(kind, id, settings, network));
+      return call(
+        "create",
+        kind,
+        () => desc,
+        () => inner.create(kind, id, settings, network),
+        (handle) => {
+          // A caller-chosen ID (hnsproxy's client picks one) names the object without a query.
+          if (isZeroGuid(id)) return;
+          if (desc) names.set(normalizeGuid(id), desc);
+          handles.set(handle, id);
+        },
+      );
     },
     modify(kind, handle, settings) {
       const doc = parse(settings);

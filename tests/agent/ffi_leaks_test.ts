@@ -112,9 +112,9 @@ backendTest(
     });
     const fail = HResult.MANAGER_STOPPED;
     b.control.failCall("HcnCreateEndpoint", 3, fail);
-    b.control.failCall("HcnQueryEndpointProperties", 9, fail);
+    b.control.failCall("HcnQueryEndpointProperties", 2, fail);
     b.control.failCall("HcnCreateLoadBalancer", 2, fail);
-    b.control.failCall("HcnQueryLoadBalancerProperties", 4, fail);
+    b.control.failCall("HcnQueryLoadBalancerProperties", 1, fail);
     b.control.failCall("HcnOpenNetwork", 4, fail);
     b.control.failCall("HcnEnumerateEndpoints", 1, fail);
 
