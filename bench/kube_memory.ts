@@ -16,7 +16,6 @@
  */
 
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../lib/kube/client.ts";
 import { watchCluster } from "../lib/kube/cluster.ts";
 import { convertEndpointSlice, convertService } from "../lib/kube/convert.ts";
@@ -181,11 +180,10 @@ export async function measureKubeMemory(
     server.create("services", serviceObject(i));
     server.create("endpointslices", sliceObject(i, endpointsPerSlice));
   }
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: "fake", server: server.url, skipTLSVerify: false }, {
-    name: "bench",
+  const client = new KubeClient({
+    cluster: { name: "fake", server: server.url },
+    user: { name: "bench" },
   });
-  const client = new KubeClient(kc);
   const baseline = heapUsed();
   const started = performance.now();
   const watch = watchCluster({ client, nodeName: "node-0", logger: nullLogger });

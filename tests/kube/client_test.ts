@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { ApiError, SERVICES } from "../../lib/kube/api.ts";
 import { type Env, KubeClient, loadKubeConfig } from "../../lib/kube/client.ts";
 import { FakeApiServer, type FakeApiServerOptions } from "../../lib/fake-apiserver/mod.ts";
+import { hasOpenssl, makePki } from "./pki.ts";
 import { RecordingLogger, service } from "./helpers.ts";
 
 function envOf(vars: Record<string, string>): Env {
@@ -10,108 +11,6 @@ function envOf(vars: Record<string, string>): Env {
 }
 
 const NO_ENV = envOf({});
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-const hasOpenssl = await new Deno.Command("openssl", { args: ["version"], stdout: "null" })
-  .output().then((o) => o.success, () => false);
-
-interface Pki {
-  dir: string;
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  clientCert: string;
-  clientKey: string;
-}
-
-/** A throwaway CA with a server certificate for 127.0.0.1 and a client certificate. */
-async function makePki(): Promise<Pki> {
-  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-pki-" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=test-ca",
-  ], dir);
-  await Deno.writeTextFile(join(dir, "srv.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  await openssl([
-    "req",
-    ...ec,
-    "-keyout",
-    "srv.key",
-    "-out",
-    "srv.csr",
-    "-subj",
-    "/CN=kube-apiserver",
-  ], dir);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    "srv.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "srv.crt",
-    "-days",
-    "1",
-    "-extfile",
-    "srv.ext",
-  ], dir);
-  await Deno.writeTextFile(join(dir, "cli.ext"), "extendedKeyUsage=clientAuth\n");
-  await openssl([
-    "req",
-    ...ec,
-    "-keyout",
-    "cli.key",
-    "-out",
-    "cli.csr",
-    "-subj",
-    "/O=system:node-proxier/CN=system:kube-proxy",
-  ], dir);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    "cli.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cli.crt",
-    "-days",
-    "1",
-    "-extfile",
-    "cli.ext",
-  ], dir);
-  const read = (f: string) => Deno.readTextFile(join(dir, f));
-  return {
-    dir,
-    ca: await read("ca.crt"),
-    serverCert: await read("srv.crt"),
-    serverKey: await read("srv.key"),
-    clientCert: await read("cli.crt"),
-    clientKey: await read("cli.key"),
-  };
-}
 
 const b64 = (s: string) => btoa(s);
 
@@ -238,7 +137,12 @@ Deno.test({
         // Without the CA the server certificate is not trusted.
         await Deno.writeTextFile(
           path,
-          kubeconfigYaml(server.url, `client-certificate-data: ${b64(pki.clientCert)}`),
+          kubeconfigYaml(
+            server.url,
+            `client-certificate-data: ${b64(pki.clientCert)}\nclient-key-data: ${
+              b64(pki.clientKey)
+            }`,
+          ),
         );
         await assert.rejects(
           listWith(KubeClient.connect({ kubeconfig: path, env: NO_ENV })),
@@ -316,7 +220,7 @@ Deno.test("loadKubeConfig: order of sources and the --master override", async ()
       kubeconfigYaml("https://home.example:6443", "token: h"),
     );
     const server = (o: Parameters<typeof loadKubeConfig>[0]) =>
-      loadKubeConfig(o).config.getCurrentCluster()?.server;
+      loadKubeConfig(o).config.cluster.server;
 
     // --kubeconfig wins over $KUBECONFIG.
     assert.equal(
@@ -325,17 +229,17 @@ Deno.test("loadKubeConfig: order of sources and the --master override", async ()
     );
     // $KUBECONFIG: files merged, the first one's current-context wins.
     const merged = loadKubeConfig({ env: envOf({ KUBECONFIG: `${a}:${b}` }) });
-    assert.equal(merged.config.getCurrentCluster()?.server, "https://a.example:6443");
-    assert.deepEqual(merged.config.getContexts().map((c) => c.name).sort(), ["other", "test"]);
+    assert.equal(merged.config.cluster.server, "https://a.example:6443");
+    assert.deepEqual(merged.config.contexts?.toSorted(), ["other", "test"]);
     // ~/.kube/config when nothing else is given.
     assert.equal(server({ env: envOf({ HOME: join(dir, "home") }) }), "https://home.example:6443");
     // --master overrides the server and keeps the credentials.
     const over = loadKubeConfig({ kubeconfig: a, master: "http://127.0.0.1:8080", env: NO_ENV });
-    assert.equal(over.config.getCurrentCluster()?.server, "http://127.0.0.1:8080");
-    assert.equal(over.config.getCurrentUser()?.token, "a");
+    assert.equal(over.config.cluster.server, "http://127.0.0.1:8080");
+    assert.equal(over.config.user.token, "a");
     // --master alone: no credentials.
     const bare = loadKubeConfig({ master: "http://127.0.0.1:8080", env: NO_ENV });
-    assert.equal(bare.config.getCurrentCluster()?.server, "http://127.0.0.1:8080");
+    assert.equal(bare.config.cluster.server, "http://127.0.0.1:8080");
     // Nothing at all: a clear error.
     assert.throws(() => loadKubeConfig({ env: NO_ENV }), /no API server configuration/);
     assert.throws(

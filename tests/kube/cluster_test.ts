@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../../lib/kube/client.ts";
 import {
   ENDPOINT_SLICE_SELECTOR,
@@ -13,11 +12,10 @@ import { node, RecordingLogger, service, slice, waitFor } from "./helpers.ts";
 async function start(seed: (s: FakeApiServer) => void, extra: Partial<WatchClusterOptions> = {}) {
   const server = await new FakeApiServer().start();
   seed(server);
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: "fake", server: server.url, skipTLSVerify: false }, {
-    name: "u",
+  const client = new KubeClient({
+    cluster: { name: "fake", server: server.url },
+    user: { name: "u" },
   });
-  const client = new KubeClient(kc);
   const logger = new RecordingLogger();
   const watch = watchCluster({
     client,

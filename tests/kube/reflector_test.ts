@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { KubeConfig } from "@kubernetes/client-node";
 import { ApiError, type KubeObject, NODES, SERVICES } from "../../lib/kube/api.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import {
@@ -43,12 +42,10 @@ const FAST: Partial<ReflectorTiming> = {
 };
 
 function clientFor(server: FakeApiServer, token?: string): KubeClient {
-  const kc = new KubeConfig();
-  kc.loadFromClusterAndUser({ name: "fake", server: server.url, skipTLSVerify: false }, {
-    name: "test",
-    ...(token ? { token } : {}),
+  return new KubeClient({
+    cluster: { name: "fake", server: server.url },
+    user: { name: "test", ...(token ? { token } : {}) },
   });
-  return new KubeClient(kc);
 }
 
 interface Setup {
