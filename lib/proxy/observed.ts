@@ -202,6 +202,31 @@ export class ObservedCache implements IndexedObservedState {
     return foreign && sameId(foreign.id, id) ? foreign : undefined;
   }
 
+  /**
+   * Load balancers (owned, foreign or stray) whose ID is not in `lowerIds`
+   * (lower-case IDs, e.g. an HNS listing): what vanished from HNS.
+   */
+  loadBalancersMissingFrom(lowerIds: ReadonlySet<string>): ObservedLoadBalancer[] {
+    const out: ObservedLoadBalancer[] = [];
+    for (const id of this.#lbKeyById.keys()) {
+      const lb = lowerIds.has(id) ? undefined : this.loadBalancerById(id);
+      if (lb) out.push(lb);
+    }
+    for (const [id, lb] of this.#strayLbs) if (!lowerIds.has(id)) out.push(lb);
+    return out;
+  }
+
+  /** Endpoints (owned, foreign or stray) whose ID is not in `lowerIds` (lower-case IDs). */
+  endpointsMissingFrom(lowerIds: ReadonlySet<string>): ObservedEndpoint[] {
+    const out: ObservedEndpoint[] = [];
+    for (const id of this.#epKeyById.keys()) {
+      const ep = lowerIds.has(id) ? undefined : this.endpointById(id);
+      if (ep) out.push(ep);
+    }
+    for (const [id, ep] of this.#strayEps) if (!lowerIds.has(id)) out.push(ep);
+    return out;
+  }
+
   /** Whether an owned load balancer references the endpoint with this ID. */
   endpointReferenced(id: string): boolean {
     return this.#refs.has(norm(id));

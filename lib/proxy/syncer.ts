@@ -451,7 +451,7 @@ export class Syncer {
     this.#setDesired(start.desired);
     this.#observed.replace(start.adoption.observed);
     this.#knownEndpointIds.clear();
-    for (const id of start.endpointIds) this.#knownEndpointIds.add(id.toLowerCase());
+    for (const id of start.endpointIds) this.#knownEndpointIds.add(lower(id));
     for (const skipped of start.adoption.skipped) {
       this.#log.warn("Skipping an HNS object hnsproxy cannot interpret; left alone", {
         kind: skipped.kind,
@@ -507,55 +507,46 @@ export class Syncer {
       this.#reset();
       return "restart";
     }
-    const lbIds = new Set((await client.listLoadBalancerIds()).map((id) => id.toLowerCase()));
+    const lbIds = new Set((await client.listLoadBalancerIds()).map(lower));
     this.#log.debug(2, "Periodic resync: comparing HNS IDs with the observed cache");
     const epIdList = await client.listEndpointIds();
-    const epIds = new Set(epIdList.map((id) => id.toLowerCase()));
+    const epLower = epIdList.map(lower);
+    const epIds = new Set(epLower);
     const repaired = { loadBalancers: 0, endpoints: 0 };
-    for (const lb of [...this.#observed.loadBalancers.values()]) {
-      if (lbIds.has(lb.id.toLowerCase())) continue;
-      this.#log.warn("Load balancer vanished from HNS; recreating it", { key: lb.key, id: lb.id });
-      this.#observed.removeLoadBalancerById(lb.id);
-      ownership.remove(lb.id);
-      repaired.loadBalancers++;
-    }
-    for (const ep of [...this.#observed.endpoints.values()]) {
-      if (epIds.has(ep.id.toLowerCase())) continue;
-      this.#log.warn("Endpoint vanished from HNS; recreating it", { key: ep.key, id: ep.id });
-      this.#observed.removeEndpointById(ep.id);
-      ownership.remove(ep.id);
-      repaired.endpoints++;
-    }
     // Objects of others (and strays) that vanished: the LBs and endpoints they blocked or
     // stood in for are decided differently now, so the next run reconciles everything.
     let othersVanished = 0;
-    for (
-      const lb of [
-        ...this.#observed.foreignLoadBalancers.values(),
-        ...this.#observed.strayLoadBalancers.values(),
-      ]
-    ) {
-      if (lbIds.has(lb.id.toLowerCase())) continue;
+    for (const lb of this.#observed.loadBalancersMissingFrom(lbIds)) {
+      const owned = this.#observed.loadBalancers.get(lb.key) === lb;
       this.#observed.removeLoadBalancerById(lb.id);
-      othersVanished++;
+      if (!owned) {
+        othersVanished++;
+        continue;
+      }
+      this.#log.warn("Load balancer vanished from HNS; recreating it", { key: lb.key, id: lb.id });
+      ownership.remove(lb.id);
+      repaired.loadBalancers++;
     }
-    for (
-      const ep of [
-        ...this.#observed.foreignEndpoints.values(),
-        ...this.#observed.strayEndpoints.values(),
-      ]
-    ) {
-      if (epIds.has(ep.id.toLowerCase())) continue;
+    for (const ep of this.#observed.endpointsMissingFrom(epIds)) {
+      const owned = this.#observed.endpoints.get(ep.key) === ep;
       this.#observed.removeEndpointById(ep.id);
-      othersVanished++;
+      if (!owned) {
+        othersVanished++;
+        continue;
+      }
+      this.#log.warn("Endpoint vanished from HNS; recreating it", { key: ep.key, id: ep.id });
+      ownership.remove(ep.id);
+      repaired.endpoints++;
     }
-    for (const owned of ownership.list()) {
+    const gone: string[] = [];
+    for (const owned of ownership.values()) {
       const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
-      if (!present.has(owned.id.toLowerCase())) ownership.remove(owned.id);
+      if (!present.has(lower(owned.id))) gone.push(owned.id);
     }
+    for (const id of gone) ownership.remove(id);
     // A changed node context (CNI endpoints) or a new endpoint of others holding a wanted
     // key sets #needFull there. Without drift the next run stays partial (or idle).
-    await this.#refreshEndpoints(epIdList, false);
+    await this.#refreshEndpoints(epIdList, false, epLower);
     if (repaired.loadBalancers + repaired.endpoints + othersVanished > 0) this.#needFull = true;
     this.#lastResync = startedAt;
     return repaired;
@@ -573,23 +564,27 @@ export class Syncer {
    * remote endpoints of others). `networkOnly`: the listing holds the
    * network's endpoints only, so IDs of other networks are not forgotten.
    */
-  async #refreshEndpoints(ids: string[], networkOnly: boolean): Promise<void> {
+  async #refreshEndpoints(
+    ids: string[],
+    networkOnly: boolean,
+    lowerIds: string[] = ids.map(lower),
+  ): Promise<void> {
     const ctx = this.#ctx!;
-    const present = new Set(ids.map((id) => id.toLowerCase()));
+    const present = new Set(lowerIds);
     const local = new Map(ctx.localEndpoints);
-    for (const [ip, id] of local) if (!present.has(id.toLowerCase())) local.delete(ip);
+    for (const [ip, id] of local) if (!present.has(lower(id))) local.delete(ip);
     if (!networkOnly) {
-      for (const id of [...this.#knownEndpointIds]) {
-        if (!present.has(id)) this.#knownEndpointIds.delete(id);
-      }
+      const gone = [...this.#knownEndpointIds].filter((id) => !present.has(id));
+      for (const id of gone) this.#knownEndpointIds.delete(id);
     }
     const fresh: HcnEndpoint[] = [];
-    const localIds = new Set([...local.values()].map((id) => id.toLowerCase()));
-    for (const id of ids) {
-      if (this.#knownEndpointIds.has(id.toLowerCase()) || localIds.has(id.toLowerCase())) continue;
+    const localIds = new Set([...local.values()].map(lower));
+    for (let i = 0; i < ids.length; i++) {
+      const id = lowerIds[i];
+      if (this.#knownEndpointIds.has(id) || localIds.has(id)) continue;
       if (this.#observed.endpointById(id)) continue;
-      const ep = await this.#o.client.getEndpoint(id);
-      this.#knownEndpointIds.add(id.toLowerCase());
+      const ep = await this.#o.client.getEndpoint(ids[i]);
+      this.#knownEndpointIds.add(id);
       if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
     }
     for (
@@ -748,6 +743,11 @@ export class Syncer {
       for (const d of conflicts) logDiagnostic(this.#log, d);
     }
   }
+}
+
+/** An ID lower-cased, for case-insensitive comparison (HNS IDs are GUIDs). */
+function lower(id: string): string {
+  return id.toLowerCase();
 }
 
 function logDiagnostic(log: Logger, d: Diagnostic): void {

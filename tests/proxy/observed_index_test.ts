@@ -43,8 +43,10 @@ const LB_IDS = ["LB-1", "LB-2", "lb-3", "LB-4", "LB-5", "LB-6"];
 const LB_KEYS = ["lb/tcp/10.96.0.1:80", "lb/tcp/10.96.0.2:80", "lb/udp/nodeport:30053"];
 const SERVICES = ["default/a", "default/b", undefined];
 
-function randomLb(rand: () => number, key = pick(rand, LB_KEYS)): ObservedLoadBalancer {
+/** A random LB; one ID always has one key, as in HNS (the key is the LB's identity). */
+function randomLb(rand: () => number, stray = false): ObservedLoadBalancer {
   const id = pick(rand, LB_IDS);
+  const key = stray ? "stray" : LB_KEYS[LB_IDS.indexOf(id) % LB_KEYS.length];
   const refs = EP_IDS.filter(() => rand() < 0.4).map((x) => rand() < 0.5 ? x.toLowerCase() : x);
   const hns = { ID: id, HostComputeEndpoints: refs } as unknown as HcnLoadBalancer;
   const lb: ObservedLoadBalancer = { key, id, hns };
@@ -90,6 +92,30 @@ function assertSameIndex(cache: ObservedCache, label: string): void {
   }
 }
 
+/** What vanished from a listing holding some of the IDs, against a scan of every object. */
+function assertMissingFrom(cache: ObservedCache, rand: () => number, label: string): void {
+  const listing = new Set(
+    [...EP_IDS, ...LB_IDS, ...LB_IDS.map((x) => `STRAY-${x.slice(3)}`)].filter(() => rand() < 0.6)
+      .map((x) => x.toLowerCase()),
+  );
+  const snap = cache.snapshot();
+  const ids = (xs: Iterable<{ id: string }>) => [...xs].map((x) => x.id).sort();
+  const scan = <T extends { id: string }>(...maps: (ReadonlyMap<string, T> | undefined)[]) =>
+    ids(
+      maps.flatMap((m) => [...m?.values() ?? []]).filter((x) => !listing.has(x.id.toLowerCase())),
+    );
+  assert.deepEqual(
+    ids(cache.loadBalancersMissingFrom(listing)),
+    scan(snap.loadBalancers, snap.foreignLoadBalancers, snap.strayLoadBalancers),
+    `${label}: LBs missing`,
+  );
+  assert.deepEqual(
+    ids(cache.endpointsMissingFrom(listing)),
+    scan(snap.endpoints, snap.foreignEndpoints, snap.strayEndpoints),
+    `${label}: endpoints missing`,
+  );
+}
+
 Deno.test("ObservedCache index lookups follow every change (random sequences)", () => {
   for (let seed = 1; seed <= 40; seed++) {
     const rand = prng(seed);
@@ -107,7 +133,10 @@ Deno.test("ObservedCache index lookups follow every change (random sequences)", 
         cache.adoptLoadBalancer(lb.key, lb.id, pick(rand, ["default/a", "default/b"]));
       } else if (r < 0.93) {
         // A fresh read with strays, as at start.
-        const stray = randomLb(rand, "stray");
+        // Stray IDs are never those of keyed objects (adoption puts an ID in one place).
+        const keyed = randomLb(rand, true);
+        const strayId = `STRAY-${keyed.id.slice(3)}`;
+        const stray = { ...keyed, id: strayId, hns: { ...keyed.hns, ID: strayId } };
         const state: ObservedState = {
           ...cache.snapshot(),
           strayLoadBalancers: new Map([[stray.id, { ...stray, key: `stray/${stray.id}` }]]),
@@ -119,6 +148,7 @@ Deno.test("ObservedCache index lookups follow every change (random sequences)", 
         cache.adoptEndpoint(randomEndpoint(rand).key, pick(rand, EP_IDS));
       }
       assertSameIndex(cache, `seed ${seed}, step ${step}`);
+      assertMissingFrom(cache, rand, `seed ${seed}, step ${step}`);
     }
   }
 });
