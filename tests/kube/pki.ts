@@ -109,3 +109,33 @@ export async function makePki(): Promise<Pki> {
     clientKey: await read("cli.key"),
   };
 }
+
+/** Another client certificate from the CA of `pki`, for common name `cn`. */
+export async function makeClientCert(pki: Pki, cn: string): Promise<{ cert: string; key: string }> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await openssl(
+    ["req", ...ec, "-keyout", `${cn}.key`, "-out", `${cn}.csr`, "-subj", `/CN=${cn}`],
+    pki.dir,
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${cn}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    `${cn}.crt`,
+    "-days",
+    "1",
+    "-extfile",
+    "cli.ext",
+  ], pki.dir);
+  return {
+    cert: await Deno.readTextFile(join(pki.dir, `${cn}.crt`)),
+    key: await Deno.readTextFile(join(pki.dir, `${cn}.key`)),
+  };
+}
