@@ -114,6 +114,10 @@ type LbFate = "delete" | "recreate" | "modify" | "create";
  * objects cost nothing; a changed LB is modified in place when HNS supports
  * ModifyLoadbalancer, else deleted and recreated. Remote endpoints are deleted
  * only when no LB references them any more and hnsproxy owns them.
+ *
+ * A partial reconcile (`opts.dirty`) costs what the dirty services hold when
+ * `observed` carries its index lookups ({@link IndexedObservedState}, e.g. the
+ * agent's observed cache); a plain state is indexed first, in one pass.
  */
 export function reconcile(
   desired: DesiredState,
