@@ -218,6 +218,15 @@ export class Authenticator {
         ...(exec.provideClusterInfo ? { cluster: execClusterInfo(this.#cluster) } : {}),
       },
     };
+    // The compiled hnsproxy is granted only the programs it runs itself
+    // (scripts/compile.ts): say so rather than fail with a permission error.
+    const permission = Deno.permissions.querySync({ name: "run", command: exec.command });
+    if (permission.state !== "granted") {
+      throw new Error(
+        `${where}: this process may not run it (Deno's --allow-run permission does not ` +
+          `include it); use a token, token file or client certificate instead`,
+      );
+    }
     const env: Record<string, string> = {};
     for (const { name, value } of exec.env) env[name] = value;
     env.KUBERNETES_EXEC_INFO = JSON.stringify(info);

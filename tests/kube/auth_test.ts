@@ -547,41 +547,81 @@ Deno.test("auth: an auth-provider user goes through @kubernetes/client-node, loa
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Runs a script importing lib/kube/client.ts with Deno's debug log, which names every npm package loaded. */
-async function loadedPackages(body: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-graph-" });
+/** Runs a script importing lib/kube/client.ts (as `kube`) in its own Deno process. */
+async function runProbe(
+  body: string,
+  flags: string[],
+): Promise<{ success: boolean; stdout: string; stderr: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-probe-" });
   try {
     const script = join(dir, "probe.ts");
     const client = new URL("../../lib/kube/client.ts", import.meta.url).href;
     await Deno.writeTextFile(script, `import * as kube from "${client}";\n${body}\n`);
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "-L", "debug", "--config", join(ROOT, "deno.json"), script],
+      args: ["run", ...flags, "--config", join(ROOT, "deno.json"), script],
       cwd: dir,
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = new TextDecoder().decode(out.stderr);
-    assert.ok(out.success, text.slice(-2000));
-    return text.split("\n").filter((l) => l.includes("Resolved package folder of")).join("\n");
+    const decoder = new TextDecoder();
+    return {
+      success: out.success,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-Deno.test("auth: importing and using lib/kube/client.ts does not load @kubernetes/client-node", async () => {
-  const probe = (user: Record<string, unknown>) => `
+/** The npm packages a probe loads, from Deno's debug log (it names each package folder resolved). */
+async function loadedPackages(body: string): Promise<string> {
+  const out = await runProbe(body, ["-A", "-L", "debug"]);
+  assert.ok(out.success, out.stderr.slice(-2000));
+  return out.stderr.split("\n").filter((l) => l.includes("Resolved package folder of")).join(
+    "\n",
+  );
+}
+
+/** A probe body: connect with a kubeconfig for `user` and make one request, printing any error. */
+function connectProbe(user: Record<string, unknown>): string {
+  return `
     const path = Deno.makeTempFileSync();
     Deno.writeTextFileSync(path, ${JSON.stringify(kubeconfigYaml("http://127.0.0.1:9", user))});
     const client = kube.KubeClient.connect({ kubeconfig: path, env: { get: () => undefined } });
-    await client.list({ path: "/api/v1/services", plural: "services" } as never, {}).catch(() => {});
+    await client.list({ path: "/api/v1/services", plural: "services" } as never, {})
+      .catch((e) => console.log(e.message));
     client.close();
+    Deno.removeSync(path);
   `;
-  const plain = await loadedPackages(probe({ token: "t" }));
+}
+
+Deno.test("auth: importing and using lib/kube/client.ts does not load @kubernetes/client-node", async () => {
+  const plain = await loadedPackages(connectProbe({ token: "t" }));
   assert.match(plain, /yaml@/, "the debug log names the packages loaded");
   assert.doesNotMatch(plain, /@kubernetes\/client-node/);
 
   const legacy = await loadedPackages(
-    probe({ "auth-provider": { name: "gcp", config: { "access-token": "t" } } }),
+    connectProbe({ "auth-provider": { name: "gcp", config: { "access-token": "t" } } }),
   );
   assert.match(legacy, /@kubernetes\/client-node@/);
+});
+
+Deno.test("auth: without permission to run the exec plugin, a clear error", async () => {
+  // The permissions of the compiled hnsproxy (scripts/compile.ts): only sc.exe may run.
+  const out = await runProbe(
+    connectProbe({
+      exec: {
+        apiVersion: "client.authentication.k8s.io/v1",
+        command: "kubelogin",
+        interactiveMode: "Never",
+      },
+    }),
+    ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-run=sc.exe"],
+  );
+  assert.ok(out.success, out.stderr);
+  assert.match(
+    out.stdout,
+    /user "proxy": exec plugin "kubelogin": this process may not run it \(Deno's --allow-run permission/,
+  );
 });
