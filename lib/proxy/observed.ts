@@ -8,9 +8,16 @@
  * It also implements the core's `ObservedIndex`, so a partial reconcile looks up
  * what it needs instead of scanning every object.
  *
+ * Memory: at 10,000 services the cache holds ~52,000 objects, so it keeps of
+ * each only what reconcile compares (see {@link slimLoadBalancer} and
+ * {@link slimEndpoint}) and indexes IDs upper-cased: HNS and hnsproxy's creates
+ * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
+ * so the cache, its indexes and the ownership record share one string per ID.
+ *
  * @module
  */
 
+import type { HcnEndpoint, HcnLoadBalancer, HcnPolicy } from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
 import type {
   EpKey,
@@ -21,24 +28,28 @@ import type {
   ObservedState,
 } from "./model.ts";
 
-/** Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively. */
+/**
+ * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
+ * It stores slim copies of what it is given ({@link slimLoadBalancer},
+ * {@link slimEndpoint}); the objects it hands out are those copies.
+ */
 export class ObservedCache implements IndexedObservedState {
   readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #eps = new Map<EpKey, ObservedEndpoint>();
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #foreignEps = new Map<EpKey, ObservedEndpoint>();
-  /** Lower-case ID → key, for owned and foreign objects alike. */
+  /** Upper-case ID → key, for owned and foreign objects alike. */
   readonly #lbKeyById = new Map<string, LbKey>();
   readonly #epKeyById = new Map<string, EpKey>();
-  /** Lower-case endpoint ID → keys of the owned LBs referencing it. */
+  /** Upper-case endpoint ID → keys of the owned LBs referencing it. */
   readonly #refs = new Map<string, LbKey[]>();
-  /** Lower-case endpoint ID → number of foreign LBs referencing it. */
+  /** Upper-case endpoint ID → number of foreign LBs referencing it. */
   readonly #foreignRefs = new Map<string, number>();
-  /** Lower-case endpoint ID → number of stray LBs referencing it. */
+  /** Upper-case endpoint ID → number of stray LBs referencing it. */
   readonly #strayRefs = new Map<string, number>();
   /** Service key → keys of the owned LBs recorded for it. */
   readonly #lbsByService = new Map<ObjectKey, LbKey[]>();
-  /** Owned objects without a usable key, by lower-case ID. */
+  /** Owned objects without a usable key, by upper-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
 
@@ -80,11 +91,14 @@ export class ObservedCache implements IndexedObservedState {
   /** Replace everything with a copy of `state` (after a full HNS read). */
   replace(state: ObservedState): void {
     this.clear();
-    for (const lb of state.strayLoadBalancers?.values() ?? []) {
+    for (const stray of state.strayLoadBalancers?.values() ?? []) {
+      const lb = slimLoadBalancer(stray);
       this.#strayLbs.set(norm(lb.id), lb);
       countIds(this.#strayRefs, lb, +1);
     }
-    for (const ep of state.strayEndpoints?.values() ?? []) this.#strayEps.set(norm(ep.id), ep);
+    for (const ep of state.strayEndpoints?.values() ?? []) {
+      this.#strayEps.set(norm(ep.id), slimEndpoint(ep));
+    }
     for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
     for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
     for (const lb of state.loadBalancers.values()) this.setLoadBalancer(lb);
@@ -108,7 +122,8 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
-  setLoadBalancer(lb: ObservedLoadBalancer): void {
+  setLoadBalancer(given: ObservedLoadBalancer): void {
+    const lb = slimLoadBalancer(given);
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
     this.#lbs.set(lb.key, lb);
@@ -117,7 +132,8 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
-  setEndpoint(ep: ObservedEndpoint): void {
+  setEndpoint(given: ObservedEndpoint): void {
+    const ep = slimEndpoint(given);
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
@@ -128,7 +144,8 @@ export class ObservedCache implements IndexedObservedState {
    * Remember a load balancer of others holding `key`. Several foreign LBs
    * cannot share a key (HNS refuses duplicates), so the last one wins.
    */
-  setForeignLoadBalancer(lb: ObservedLoadBalancer): void {
+  setForeignLoadBalancer(given: ObservedLoadBalancer): void {
+    const lb = slimLoadBalancer(given);
     if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
     const old = this.#foreignLbs.get(lb.key);
     if (old) {
@@ -141,7 +158,8 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Remember a remote endpoint of others holding `key`. */
-  setForeignEndpoint(ep: ObservedEndpoint): void {
+  setForeignEndpoint(given: ObservedEndpoint): void {
+    const ep = slimEndpoint(given);
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
     if (old) this.#epKeyById.delete(norm(old.id));
@@ -153,7 +171,9 @@ export class ObservedCache implements IndexedObservedState {
   adoptLoadBalancer(key: LbKey, id: string, serviceKey?: string): boolean {
     const lb = this.#foreignLbs.get(key) ?? this.#lbs.get(key);
     if (!lb || !sameId(lb.id, id)) return false;
-    this.setLoadBalancer(serviceKey === undefined ? lb : { ...lb, serviceKey });
+    this.setLoadBalancer(
+      serviceKey === undefined || serviceKey === lb.serviceKey ? lb : { ...lb, serviceKey },
+    );
     return true;
   }
 
@@ -209,10 +229,10 @@ export class ObservedCache implements IndexedObservedState {
   loadBalancersMissingFrom(lowerIds: ReadonlySet<string>): ObservedLoadBalancer[] {
     const out: ObservedLoadBalancer[] = [];
     for (const id of this.#lbKeyById.keys()) {
-      const lb = lowerIds.has(id) ? undefined : this.loadBalancerById(id);
+      const lb = lowerIds.has(id.toLowerCase()) ? undefined : this.loadBalancerById(id);
       if (lb) out.push(lb);
     }
-    for (const [id, lb] of this.#strayLbs) if (!lowerIds.has(id)) out.push(lb);
+    for (const [id, lb] of this.#strayLbs) if (!lowerIds.has(id.toLowerCase())) out.push(lb);
     return out;
   }
 
@@ -220,10 +240,10 @@ export class ObservedCache implements IndexedObservedState {
   endpointsMissingFrom(lowerIds: ReadonlySet<string>): ObservedEndpoint[] {
     const out: ObservedEndpoint[] = [];
     for (const id of this.#epKeyById.keys()) {
-      const ep = lowerIds.has(id) ? undefined : this.endpointById(id);
+      const ep = lowerIds.has(id.toLowerCase()) ? undefined : this.endpointById(id);
       if (ep) out.push(ep);
     }
-    for (const [id, ep] of this.#strayEps) if (!lowerIds.has(id)) out.push(ep);
+    for (const [id, ep] of this.#strayEps) if (!lowerIds.has(id.toLowerCase())) out.push(ep);
     return out;
   }
 
@@ -340,9 +360,64 @@ function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: 
 
 /** Case-insensitive GUID comparison. */
 export function sameId(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
+  return a === b || a.toUpperCase() === b.toUpperCase();
 }
 
+/** The index form of an ID: upper case, which is the ID itself when HNS spelled it so. */
 function norm(id: string): string {
-  return id.toLowerCase();
+  return id.toUpperCase();
+}
+
+/**
+ * A copy of an observed load balancer with only what reconcile and the
+ * indexes read (`sameLoadBalancer`, backend IDs, VIPs): HNS adds many fields
+ * to what it returns, and hnsproxy's own creates carry the schema version.
+ */
+export function slimLoadBalancer(lb: ObservedLoadBalancer): ObservedLoadBalancer {
+  const h = lb.hns;
+  const hns = {} as HcnLoadBalancer;
+  if (h.HostComputeEndpoints !== undefined) hns.HostComputeEndpoints = h.HostComputeEndpoints;
+  if (h.FrontendVIPs !== undefined) hns.FrontendVIPs = h.FrontendVIPs;
+  if (h.PortMappings !== undefined) hns.PortMappings = h.PortMappings;
+  if (h.Flags !== undefined) hns.Flags = h.Flags;
+  if (h.SourceVIP !== undefined) hns.SourceVIP = h.SourceVIP;
+  const out: ObservedLoadBalancer = { key: lb.key, id: lb.id, hns };
+  if (lb.serviceKey !== undefined) out.serviceKey = lb.serviceKey;
+  return out;
+}
+
+/**
+ * A copy of an observed endpoint with only what `endpointSatisfies` reads (IP,
+ * network, flags, MAC, provider address).
+ */
+export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
+  const h = ep.hns;
+  const hns: HcnEndpoint = {};
+  if (h.HostComputeNetwork !== undefined) hns.HostComputeNetwork = h.HostComputeNetwork;
+  if (h.IpConfigurations !== undefined) {
+    const cfgs = h.IpConfigurations;
+    hns.IpConfigurations = !Array.isArray(cfgs)
+      ? cfgs
+      : cfgs.length === 0
+      ? []
+      : [cfgs[0] && typeof cfgs[0] === "object" ? { IpAddress: cfgs[0].IpAddress } : cfgs[0]];
+  }
+  if (h.MacAddress !== undefined) hns.MacAddress = h.MacAddress;
+  if (h.Flags !== undefined) hns.Flags = h.Flags;
+  if (h.Policies !== undefined) {
+    hns.Policies = Array.isArray(h.Policies) ? providerAddressPolicies(h.Policies) : h.Policies;
+  }
+  return { key: ep.key, id: ep.id, hns };
+}
+
+/** The first ProviderAddress policy (the only one `endpointSatisfies` reads), as a list. */
+function providerAddressPolicies(policies: HcnPolicy[]): HcnPolicy[] {
+  for (const p of policies) {
+    if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
+      return p.Settings === undefined || p.Settings === null
+        ? [{ Type: p.Type, Settings: p.Settings }]
+        : [{ Type: p.Type, Settings: { ProviderAddress: p.Settings.ProviderAddress } }];
+    }
+  }
+  return [];
 }

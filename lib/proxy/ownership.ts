@@ -76,9 +76,6 @@ export interface OwnershipLoadOptions {
   compactAfter?: number;
 }
 
-/** A change not yet written: the object added, or null for a removal. */
-type PendingChange = OwnedObject | null;
-
 /**
  * The set of HNS objects hnsproxy owns, backed by a file and its journal (or
  * by nothing, for tests and the `plan` command). IDs compare
@@ -96,10 +93,16 @@ export class OwnershipRecord {
    */
   readonly loadError?: string;
 
-  readonly #objects = new Map<string, OwnedObject>();
-  readonly #counts: Record<OwnedKind, number> = { LoadBalancer: 0, Endpoint: 0 };
-  /** Changes since the last write, by normalized ID (the last change of an ID wins). */
-  #pending = new Map<string, PendingChange>();
+  // Compact storage (one entry per object, no per-object record): normalized ID → key, by
+  // kind, and the ID as given only where it differs from its normalized (upper-case) form.
+  readonly #lbs = new Map<string, string>();
+  readonly #eps = new Map<string, string>();
+  readonly #spelled = new Map<string, string>();
+  /**
+   * Normalized IDs changed since the last write. What is written for one is
+   * its state at the write (owned: an add; not: a remove), i.e. its last change.
+   */
+  #pending = new Set<string>();
   #writing: Promise<void> = Promise.resolve();
   /** Move the unusable record (journal) aside before the first write. */
   #preserveRecord: boolean;
@@ -132,7 +135,7 @@ export class OwnershipRecord {
     this.#journalEntries = state.journalEntries ?? 0;
     this.#mustCompact = state.generation === undefined || state.appendable !== true;
     this.#compactAfter = Math.max(1, state.compactAfter ?? DEFAULT_COMPACT_AFTER);
-    for (const object of objects) this.#put(normalizeId(object.id), { ...object });
+    for (const object of objects) this.#put(normalizeId(object.id), object);
   }
 
   /** An empty record that is never written anywhere. */
@@ -228,32 +231,30 @@ export class OwnershipRecord {
 
   /** Whether hnsproxy owns the HNS object with this ID. */
   owns(id: string): boolean {
-    return this.#objects.has(normalizeId(id));
+    const n = normalizeId(id);
+    return this.#lbs.has(n) || this.#eps.has(n);
   }
 
-  /** The owned object with this ID, if any. */
+  /** The owned object with this ID, if any (a fresh object each call). */
   get(id: string): OwnedObject | undefined {
-    return this.#objects.get(normalizeId(id));
+    return this.#object(normalizeId(id));
   }
 
   /** Record that hnsproxy created (or adopted as its own) this object. */
   add(object: OwnedObject): void {
     const id = normalizeId(object.id);
-    const old = this.#objects.get(id);
-    if (old && old.kind === object.kind && old.key === object.key) return;
-    const entry = { kind: object.kind, id: object.id, key: object.key };
-    this.#put(id, entry);
-    this.#pending.set(id, entry);
+    const mine = object.kind === "LoadBalancer" ? this.#lbs : this.#eps;
+    if (mine.get(id) === object.key) return;
+    this.#put(id, object);
+    this.#pending.add(id);
   }
 
   /** Forget an object (deleted, or vanished from HNS). */
   remove(id: string): void {
     const normalized = normalizeId(id);
-    const old = this.#objects.get(normalized);
-    if (!old) return;
-    this.#objects.delete(normalized);
-    this.#counts[old.kind]--;
-    this.#pending.set(normalized, null);
+    if (!this.#lbs.delete(normalized) && !this.#eps.delete(normalized)) return;
+    this.#spelled.delete(normalized);
+    this.#pending.add(normalized);
   }
 
   /** All owned objects, optionally of one kind, sorted by kind then key then ID (O(n log n)). */
@@ -263,19 +264,30 @@ export class OwnershipRecord {
 
   /** The owned objects, optionally of one kind, in no particular order. */
   *values(kind?: OwnedKind): IterableIterator<OwnedObject> {
-    for (const object of this.#objects.values()) {
-      if (kind === undefined || object.kind === kind) yield object;
+    if (kind !== "Endpoint") {
+      for (const [id, key] of this.#lbs) {
+        yield { kind: "LoadBalancer", id: this.#spelled.get(id) ?? id, key };
+      }
+    }
+    if (kind !== "LoadBalancer") {
+      for (const [id, key] of this.#eps) {
+        yield { kind: "Endpoint", id: this.#spelled.get(id) ?? id, key };
+      }
     }
   }
 
   /** Number of owned objects of one kind, or of all (O(1)). */
   count(kind?: OwnedKind): number {
-    return kind === undefined ? this.#objects.size : this.#counts[kind];
+    return kind === "LoadBalancer"
+      ? this.#lbs.size
+      : kind === "Endpoint"
+      ? this.#eps.size
+      : this.#lbs.size + this.#eps.size;
   }
 
   /** Number of owned objects. */
   get size(): number {
-    return this.#objects.size;
+    return this.#lbs.size + this.#eps.size;
   }
 
   /** Whether there are changes not yet written. */
@@ -315,15 +327,23 @@ export class OwnershipRecord {
   }
 
   #put(normalized: string, object: OwnedObject): void {
-    const old = this.#objects.get(normalized);
-    if (old) this.#counts[old.kind]--;
-    this.#objects.set(normalized, object);
-    this.#counts[object.kind]++;
+    (object.kind === "LoadBalancer" ? this.#eps : this.#lbs).delete(normalized);
+    (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).set(normalized, object.key);
+    if (object.id === normalized) this.#spelled.delete(normalized);
+    else this.#spelled.set(normalized, object.id);
+  }
+
+  #object(normalized: string): OwnedObject | undefined {
+    const id = this.#spelled.get(normalized) ?? normalized;
+    const lbKey = this.#lbs.get(normalized);
+    if (lbKey !== undefined) return { kind: "LoadBalancer", id, key: lbKey };
+    const epKey = this.#eps.get(normalized);
+    return epKey === undefined ? undefined : { kind: "Endpoint", id, key: epKey };
   }
 
   /** When the journal is this long, the next write compacts instead. */
   #journalLimit(): number {
-    return Math.max(this.#compactAfter, Math.ceil(this.#objects.size / 2));
+    return Math.max(this.#compactAfter, Math.ceil(this.size / 2));
   }
 
   async #write(force: boolean): Promise<void> {
@@ -334,7 +354,7 @@ export class OwnershipRecord {
     if (this.#pending.size === 0 && !force) return;
     // Taken before the first await: later changes belong to the next write.
     const batch = this.#pending;
-    this.#pending = new Map();
+    this.#pending = new Set();
     try {
       if (
         force || this.#mustCompact || this.#journalEntries + batch.size > this.#journalLimit()
@@ -345,7 +365,7 @@ export class OwnershipRecord {
       }
     } catch (err) {
       // Not written: the batch stays pending, under the changes made since.
-      for (const [id, change] of batch) if (!this.#pending.has(id)) this.#pending.set(id, change);
+      for (const id of batch) this.#pending.add(id);
       throw err;
     }
   }
@@ -373,9 +393,9 @@ export class OwnershipRecord {
   }
 
   /** Append the batch to the journal and fsync it. */
-  async #append(path: string, batch: Map<string, PendingChange>): Promise<void> {
+  async #append(path: string, batch: Set<string>): Promise<void> {
     let text = "";
-    for (const [id, change] of batch) text += journalLine(id, change) + "\n";
+    for (const id of batch) text += journalLine(id, this.#object(id)) + "\n";
     // A failed append may leave a partial line: the next write starts a fresh journal.
     this.#mustCompact = true;
     // No create: the journal exists since the last compaction (if it was removed, compact).
@@ -450,11 +470,12 @@ function journalHeader(generation: number): string {
   return JSON.stringify({ version: OWNERSHIP_FORMAT_VERSION, generation }) + "\n";
 }
 
-function journalLine(normalizedId: string, change: PendingChange): string {
+/** The journal line of a change: the object now owned, or (undefined) its removal. */
+function journalLine(normalizedId: string, owned: OwnedObject | undefined): string {
   return JSON.stringify(
-    change
-      ? { op: "add", kind: change.kind, id: change.id, key: change.key }
-      : { op: "remove", id: normalizedId },
+    owned
+      ? { op: "add", kind: owned.kind, id: owned.id, key: owned.key }
+      : { op: "remove", id: normalizedId.toLowerCase() },
   );
 }
 
@@ -589,8 +610,9 @@ function isOwnedObject(value: unknown): value is OwnedObject {
     typeof v.id === "string" && v.id.length > 0 && typeof v.key === "string";
 }
 
+/** Upper case: HNS spells GUIDs so, and `toUpperCase` then returns the string itself. */
 function normalizeId(id: string): string {
-  return id.toLowerCase();
+  return id.toUpperCase();
 }
 
 function compareObjects(a: OwnedObject, b: OwnedObject): number {
