@@ -217,7 +217,7 @@ function candidatesFor(
       continue;
     }
     slice.endpoints.forEach((ep, i) => {
-      const ip = canonicalIp(ep.address);
+      const ip = sharedCanonicalIp(ep.address);
       if (!ip || ipFamilyOf(ip) !== family) {
         diags.add(
           "warning",
@@ -414,7 +414,7 @@ export function desiredForService(
   const clusterIpByFamily = new Map<IpFamily, string>();
   (svc.clusterIPs ?? []).forEach((raw, i) => {
     if (raw === "None" || raw === "") return;
-    const ip = canonicalIp(raw);
+    const ip = sharedCanonicalIp(raw);
     if (!ip) {
       diags.add(
         "error",
@@ -707,7 +707,7 @@ export function desiredForService(
       const readyLocal = new Set<string>();
       for (const slice of slices) {
         for (const ep of slice.endpoints) {
-          const ip = canonicalIp(ep.address);
+          const ip = sharedCanonicalIp(ep.address);
           if (!ip || !ep.ready) continue;
           if (
             ctx.localEndpoints.has(ip) ||
@@ -1292,4 +1292,14 @@ export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState 
     out.push(safeDesiredForService(svc, view.slicesFor(`${svc.namespace}/${svc.name}`), ctx));
   }
   return assembleDesired(out, ctx);
+}
+
+/**
+ * {@link canonicalIp}, returning `raw` itself when it is already canonical, so
+ * the desired state shares the cluster store's string instead of holding a
+ * copy (50,000 endpoint IPs at 10,000 services).
+ */
+function sharedCanonicalIp(raw: string): string | undefined {
+  const ip = canonicalIp(raw);
+  return ip === raw ? raw : ip;
 }

@@ -41,14 +41,14 @@ export class ObservedCache implements IndexedObservedState {
   /** Upper-case ID → key, for owned and foreign objects alike. */
   readonly #lbKeyById = new Map<string, LbKey>();
   readonly #epKeyById = new Map<string, EpKey>();
-  /** Upper-case endpoint ID → keys of the owned LBs referencing it. */
-  readonly #refs = new Map<string, LbKey[]>();
+  /** Upper-case endpoint ID → keys of the owned LBs referencing it (see {@link KeyList}). */
+  readonly #refs = new Map<string, KeyList>();
   /** Upper-case endpoint ID → number of foreign LBs referencing it. */
   readonly #foreignRefs = new Map<string, number>();
   /** Upper-case endpoint ID → number of stray LBs referencing it. */
   readonly #strayRefs = new Map<string, number>();
   /** Service key → keys of the owned LBs recorded for it. */
-  readonly #lbsByService = new Map<ObjectKey, LbKey[]>();
+  readonly #lbsByService = new Map<ObjectKey, KeyList>();
   /** Owned objects without a usable key, by upper-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
@@ -254,7 +254,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Keys of the owned load balancers whose backends include this endpoint ID. */
   loadBalancersReferencing(endpointId: string): readonly LbKey[] {
-    return this.#refs.get(norm(endpointId)) ?? [];
+    return asList(this.#refs.get(norm(endpointId)));
   }
 
   /** Whether a foreign load balancer (or, with `includeStray`, a stray one) references this endpoint ID. */
@@ -265,7 +265,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Keys of the owned load balancers recorded for this service. */
   loadBalancersOfService(serviceKey: ObjectKey): readonly LbKey[] {
-    return this.#lbsByService.get(serviceKey) ?? [];
+    return asList(this.#lbsByService.get(serviceKey));
   }
 
   /** The owned endpoint with this ID, if any. */
@@ -335,18 +335,34 @@ export class ObservedCache implements IndexedObservedState {
   }
 }
 
+/**
+ * A list of keys, stored as the key itself while it has one (most endpoints
+ * are referenced by one LB): 40,000 one-element arrays cost ~2 MB.
+ */
+type KeyList = string | string[];
+
+function asList(list: KeyList | undefined): readonly string[] {
+  return list === undefined ? [] : typeof list === "string" ? [list] : list;
+}
+
 /** Add a value to (or remove it from) the list under a key; empty lists are dropped. */
-function listEdit<K, V>(m: Map<K, V[]>, key: K, value: V, add: boolean): void {
+function listEdit<K>(m: Map<K, KeyList>, key: K, value: string, add: boolean): void {
   const list = m.get(key);
   if (add) {
-    if (list) list.push(value);
-    else m.set(key, [value]);
+    if (list === undefined) m.set(key, value);
+    else if (typeof list === "string") m.set(key, [list, value]);
+    else list.push(value);
     return;
   }
-  if (!list) return;
+  if (list === undefined) return;
+  if (typeof list === "string") {
+    if (list === value) m.delete(key);
+    return;
+  }
   const i = list.indexOf(value);
   if (i >= 0) list.splice(i, 1);
-  if (list.length === 0) m.delete(key);
+  if (list.length === 1) m.set(key, list[0]);
+  else if (list.length === 0) m.delete(key);
 }
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
