@@ -404,26 +404,83 @@ export function slimLoadBalancer(lb: ObservedLoadBalancer): ObservedLoadBalancer
 
 /**
  * A copy of an observed endpoint with only what `endpointSatisfies` reads (IP,
- * network, flags, MAC, provider address).
+ * network, flags, MAC, provider address). A well-formed one (one IP
+ * configuration object, policies a list) is kept as flat fields and its
+ * `hns` rebuilt on each read: ~100 bytes less for each of 40,000 endpoints.
  */
 export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
   const h = ep.hns;
+  const cfgs = h.IpConfigurations;
+  const cfg = Array.isArray(cfgs) && cfgs.length > 0 ? cfgs[0] : undefined;
+  const flat = (cfgs === undefined || (Array.isArray(cfgs) &&
+    (cfgs.length === 0 || (typeof cfg === "object" && cfg !== null)))) &&
+    (h.Policies === undefined || Array.isArray(h.Policies));
+  if (flat) {
+    const pa = h.Policies === undefined ? undefined : providerAddressPolicies(h.Policies)[0];
+    return new FlatEndpoint(
+      ep.key,
+      ep.id,
+      h.HostComputeNetwork,
+      cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress,
+      h.MacAddress,
+      h.Flags,
+      h.Policies === undefined ? NO_POLICIES : pa === undefined ? EMPTY_POLICIES : pa.Type,
+      pa?.Settings === undefined
+        ? NO_SETTINGS
+        : pa.Settings === null
+        ? null
+        : pa.Settings.ProviderAddress,
+    );
+  }
   const hns: HcnEndpoint = {};
   if (h.HostComputeNetwork !== undefined) hns.HostComputeNetwork = h.HostComputeNetwork;
-  if (h.IpConfigurations !== undefined) {
-    const cfgs = h.IpConfigurations;
-    hns.IpConfigurations = !Array.isArray(cfgs)
-      ? cfgs
-      : cfgs.length === 0
-      ? []
-      : [cfgs[0] && typeof cfgs[0] === "object" ? { IpAddress: cfgs[0].IpAddress } : cfgs[0]];
-  }
+  if (cfgs !== undefined) hns.IpConfigurations = cfgs;
   if (h.MacAddress !== undefined) hns.MacAddress = h.MacAddress;
   if (h.Flags !== undefined) hns.Flags = h.Flags;
-  if (h.Policies !== undefined) {
-    hns.Policies = Array.isArray(h.Policies) ? providerAddressPolicies(h.Policies) : h.Policies;
-  }
+  if (h.Policies !== undefined) hns.Policies = h.Policies;
   return { key: ep.key, id: ep.id, hns };
+}
+
+const NO_CONFIGS = Symbol("no IpConfigurations");
+const EMPTY_CONFIGS = Symbol("empty IpConfigurations");
+const NO_POLICIES = Symbol("no Policies");
+const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
+const NO_SETTINGS = Symbol("no policy Settings");
+
+/** An observed endpoint as flat fields; `hns` is rebuilt (the same each time) when read. */
+class FlatEndpoint implements ObservedEndpoint {
+  constructor(
+    readonly key: EpKey,
+    readonly id: string,
+    readonly network: string | undefined,
+    readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
+    readonly mac: string | undefined,
+    readonly flags: number | undefined,
+    readonly policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
+    readonly providerAddress: unknown,
+  ) {}
+
+  get hns(): HcnEndpoint {
+    const hns: HcnEndpoint = {};
+    if (this.network !== undefined) hns.HostComputeNetwork = this.network;
+    if (this.ip === EMPTY_CONFIGS) hns.IpConfigurations = [];
+    else if (this.ip !== NO_CONFIGS) hns.IpConfigurations = [{ IpAddress: this.ip }];
+    if (this.mac !== undefined) hns.MacAddress = this.mac;
+    if (this.flags !== undefined) hns.Flags = this.flags;
+    if (this.policyType === EMPTY_POLICIES) hns.Policies = [];
+    else if (this.policyType !== NO_POLICIES) {
+      const pa = this.providerAddress;
+      hns.Policies = [{
+        Type: this.policyType,
+        Settings: pa === NO_SETTINGS
+          ? undefined
+          : pa === null
+          ? null as unknown as undefined
+          : { ProviderAddress: pa },
+      }];
+    }
+    return hns;
+  }
 }
 
 /** The first ProviderAddress policy (the only one `endpointSatisfies` reads), as a list. */
