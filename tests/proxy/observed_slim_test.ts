@@ -1,0 +1,119 @@
+import * as assert from "node:assert/strict";
+import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import type { DesiredRemoteEndpoint } from "../../lib/proxy/model.ts";
+import { ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
+import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { endpointSatisfies, sameLoadBalancer } from "../../lib/proxy/payload.ts";
+
+const NET = "A1B2C3D4-0000-0000-0000-000000000001";
+const want = (role: DesiredRemoteEndpoint["role"], pa?: string): DesiredRemoteEndpoint => ({
+  key: "ep/remote/10.244.2.7",
+  ip: "10.244.2.7",
+  remote: role !== "sourceVip",
+  family: "IPv4",
+  mac: "02-11-0a-f4-02-07",
+  providerAddress: pa,
+  networkId: NET,
+  role,
+});
+
+const endpoints: HcnEndpoint[] = [
+  { ID: "X" },
+  {
+    ID: "X",
+    HostComputeNetwork: NET.toLowerCase(),
+    IpConfigurations: [{ IpAddress: "10.244.2.7", PrefixLength: 24 } as never],
+    MacAddress: "02-11-0A-F4-02-07",
+    Flags: 1,
+    Policies: [
+      { Type: "L4Proxy", Settings: {} },
+      { Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.12", Extra: 1 } },
+    ],
+    SchemaVersion: { Major: 2, Minor: 0 },
+  },
+  { ID: "X", IpConfigurations: [], Flags: 1, MacAddress: "02-11-0a-f4-02-07", Policies: [] },
+  { ID: "X", IpConfigurations: [{ IpAddress: "10.244.2.7" }], Flags: 0, HostComputeNetwork: NET },
+  {
+    ID: "X",
+    IpConfigurations: [{ IpAddress: "10.244.2.7" }],
+    Flags: 1,
+    MacAddress: "02-11-0a-f4-02-07",
+    Policies: [{ Type: "providerAddress" }],
+  },
+  { ID: "X", IpConfigurations: "junk" as never, Policies: "junk" as never },
+  { ID: "X", IpConfigurations: ["10.244.2.7" as never], Flags: 1 },
+];
+
+Deno.test("slim observed endpoints compare as the HNS objects they came from", () => {
+  const wants = [
+    want("remote"),
+    want("remote", "192.168.1.12"),
+    want("serviceVip"),
+    want("sourceVip"),
+  ];
+  for (const [i, hns] of endpoints.entries()) {
+    const slim = slimEndpoint({ key: "ep/remote/10.244.2.7", id: "X", hns });
+    assert.equal(slim.key, "ep/remote/10.244.2.7");
+    assert.equal(slim.id, "X");
+    assert.deepEqual(slim.hns, slim.hns, "the same on every read");
+    for (const w of wants) {
+      assert.equal(endpointSatisfies(slim.hns, w), endpointSatisfies(hns, w), `endpoint ${i}`);
+    }
+  }
+});
+
+Deno.test("slim observed load balancers compare as the HNS objects they came from", () => {
+  const full: HcnLoadBalancer = {
+    ID: "LB-1",
+    HostComputeEndpoints: ["EP-1", "ep-2"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 80, ExternalPort: 80, DistributionType: 0 }],
+    Flags: 0,
+    SourceVIP: "10.244.0.2",
+    SchemaVersion: { Major: 2, Minor: 0 },
+  };
+  const slim = slimLoadBalancer({ key: "lb/tcp/10.96.0.10:80", id: "LB-1", hns: full });
+  assert.equal(slim.hns.SchemaVersion, undefined);
+  assert.ok(sameLoadBalancer(slim.hns, full));
+  assert.ok(!sameLoadBalancer(slim.hns, { ...full, SourceVIP: undefined }));
+});
+
+Deno.test("observed cache: IDs in any case find the same object; listings compare case-insensitively", () => {
+  const cache = new ObservedCache();
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "ab-ep", hns: endpoints[1] });
+  cache.setLoadBalancer({
+    key: "lb/tcp/10.96.0.10:80",
+    id: "AB-LB",
+    serviceKey: "default/a",
+    hns: { HostComputeEndpoints: ["AB-EP"], PortMappings: [] } as HcnLoadBalancer,
+  });
+  assert.equal(cache.endpointById("AB-EP")?.id, "ab-ep");
+  assert.ok(cache.endpointReferenced("ab-ep"));
+  assert.deepEqual(cache.loadBalancersReferencing("Ab-Ep"), ["lb/tcp/10.96.0.10:80"]);
+  assert.deepEqual(cache.endpointsMissingFrom(new Set(["ab-ep"])), []);
+  assert.deepEqual(cache.loadBalancersMissingFrom(new Set(["ab-lb"])), []);
+  assert.deepEqual(cache.loadBalancersMissingFrom(new Set()).map((x) => x.id), ["AB-LB"]);
+});
+
+Deno.test("ownership record keeps IDs as given and finds them in any case", () => {
+  const record = OwnershipRecord.inMemory([
+    { kind: "Endpoint", id: "ab-ep", key: "ep/remote/10.244.2.7" },
+    { kind: "LoadBalancer", id: "AB-LB", key: "lb/tcp/10.96.0.10:80" },
+  ]);
+  assert.ok(record.owns("AB-EP") && record.owns("ab-lb"));
+  assert.deepEqual(record.get("AB-EP"), {
+    kind: "Endpoint",
+    id: "ab-ep",
+    key: "ep/remote/10.244.2.7",
+  });
+  assert.equal(record.count("Endpoint"), 1);
+  // Re-adding under another kind moves it.
+  record.add({ kind: "LoadBalancer", id: "AB-EP", key: "lb/udp/10.96.0.10:53" });
+  assert.deepEqual(record.count("Endpoint"), 0);
+  assert.deepEqual(record.list().map((o) => [o.kind, o.id]), [
+    ["LoadBalancer", "AB-LB"],
+    ["LoadBalancer", "AB-EP"],
+  ]);
+  record.remove("ab-ep");
+  assert.equal(record.size, 1);
+});
