@@ -151,6 +151,22 @@ export interface StartState {
   endpointIds: string[];
 }
 
+/** The periodic resync's listing; the ID sets are absent when the network changed. */
+interface Listing {
+  /** When the listing started (clock ms). */
+  startedAt: number;
+  /** The network ID of the node context it was taken for. */
+  networkId: string;
+  /** IDs of the networks with the configured name. */
+  networkIds: string[];
+  /** Load balancer IDs, upper case. */
+  lbIds?: Set<string>;
+  /** Endpoint IDs, upper case, as listed. */
+  endpointIds?: string[];
+  /** The same as a set. */
+  epIds?: Set<string>;
+}
+
 /** Backoff key of ownership record writes. */
 const STATE_FILE_KEY = "state-file";
 /** How long to wait before looking for the network again. */
@@ -227,7 +243,7 @@ export class Syncer {
   readonly #backoff: Backoff;
   readonly #observed = new ObservedCache();
   readonly #uncertain = new Set<string>();
-  /** Lower-case IDs of every endpoint already classified (ours, foreign, local, other networks). */
+  /** Upper-case IDs of every endpoint already classified (ours, foreign, local, other networks). */
   readonly #knownEndpointIds = new Set<string>();
   readonly #diagnostics = new Map<ObjectKey, string>();
   #conflicts = "";
@@ -451,7 +467,7 @@ export class Syncer {
     this.#setDesired(start.desired);
     this.#observed.replace(start.adoption.observed);
     this.#knownEndpointIds.clear();
-    for (const id of start.endpointIds) this.#knownEndpointIds.add(lower(id));
+    for (const id of start.endpointIds) this.#knownEndpointIds.add(canon(id));
     for (const skipped of start.adoption.skipped) {
       this.#log.warn("Skipping an HNS object hnsproxy cannot interpret; left alone", {
         kind: skipped.kind,
@@ -492,99 +508,147 @@ export class Syncer {
 
   /** Compare HNS's IDs with the cache: "restart" when the network changed, else the repairs. */
   async #resync(): Promise<"restart" | { loadBalancers: number; endpoints: number }> {
-    const { client, ownership } = this.#o;
-    const ctx = this.#ctx!;
+    return await this.#compare(await this.#list());
+  }
+
+  /** The periodic resync's three enumerations (network, LB and endpoint IDs). */
+  async #list(): Promise<Listing> {
+    const { client } = this.#o;
+    const networkId = this.#ctx!.network.id;
     const startedAt = this.#clock.now();
     const networkIds = this.#o.networkIds
       ? await this.#o.networkIds(this.#networkName)
       : [(await client.findNetworkByName(this.#networkName))?.ID ?? ""].filter((x) => x !== "");
-    if (!networkIds.some((id) => sameId(id, ctx.network.id))) {
+    if (!networkIds.some((id) => sameId(id, networkId))) {
+      return { startedAt, networkId, networkIds };
+    }
+    // Both on HNS's worker threads at once.
+    const [lbIds, epIds] = await Promise.all([
+      client.listLoadBalancerIds(),
+      client.listEndpointIds(),
+    ]);
+    const endpointIds = epIds.map(canon);
+    return {
+      startedAt,
+      networkId,
+      networkIds,
+      lbIds: new Set(lbIds.map(canon)),
+      endpointIds,
+      epIds: new Set(endpointIds),
+    };
+  }
+
+  /**
+   * Compare a listing with the cache and the record. `before`: the IDs (upper
+   * case) known when the listing started, if the syncer learnt of objects
+   * since then; those may be missing from it without having vanished.
+   */
+  async #compare(
+    listing: Listing,
+    before?: ReadonlySet<string>,
+  ): Promise<"restart" | { loadBalancers: number; endpoints: number }> {
+    const { ownership } = this.#o;
+    const ctx = this.#ctx!;
+    if (!listing.lbIds || !listing.epIds || !listing.endpointIds) {
       this.#log.warn("HNS network changed or vanished (HNS restarted?); reading HNS afresh", {
         network: this.#networkName,
         oldId: ctx.network.id,
-        newIds: networkIds.join(","),
+        newIds: listing.networkIds.join(","),
       });
       this.#reset();
       return "restart";
     }
-    const lbIds = new Set((await client.listLoadBalancerIds()).map(lower));
+    const { lbIds, epIds } = listing;
     this.#log.debug(2, "Periodic resync: comparing HNS IDs with the observed cache");
-    const epIdList = await client.listEndpointIds();
-    const epLower = epIdList.map(lower);
-    const epIds = new Set(epLower);
+    const observed = this.#observed;
+    const existed = (id: string) => before === undefined || before.has(id);
+    const gone = <T extends { id: string }>(
+      ids: ReadonlySet<string>,
+      ...maps: ReadonlyMap<unknown, T>[]
+    ) => missingFrom(ids, ...maps).filter((o) => existed(canon(o.id)));
     const repaired = { loadBalancers: 0, endpoints: 0 };
     // Objects of others (and strays) that vanished: the LBs and endpoints they blocked or
     // stood in for are decided differently now, so the next run reconciles everything.
     let othersVanished = 0;
-    for (const lb of this.#observed.loadBalancersMissingFrom(lbIds)) {
-      const owned = this.#observed.loadBalancers.get(lb.key) === lb;
-      this.#observed.removeLoadBalancerById(lb.id);
-      if (!owned) {
-        othersVanished++;
-        continue;
-      }
+    for (const lb of gone(lbIds, observed.foreignLoadBalancers, observed.strayLoadBalancers)) {
+      if (observed.removeLoadBalancerById(lb.id)) othersVanished++;
+    }
+    for (const lb of gone(lbIds, observed.loadBalancers)) {
+      observed.removeLoadBalancerById(lb.id);
       this.#log.warn("Load balancer vanished from HNS; recreating it", { key: lb.key, id: lb.id });
       ownership.remove(lb.id);
       repaired.loadBalancers++;
     }
-    for (const ep of this.#observed.endpointsMissingFrom(epIds)) {
-      const owned = this.#observed.endpoints.get(ep.key) === ep;
-      this.#observed.removeEndpointById(ep.id);
-      if (!owned) {
-        othersVanished++;
-        continue;
-      }
+    for (const ep of gone(epIds, observed.foreignEndpoints, observed.strayEndpoints)) {
+      if (observed.removeEndpointById(ep.id)) othersVanished++;
+    }
+    for (const ep of gone(epIds, observed.endpoints)) {
+      observed.removeEndpointById(ep.id);
       this.#log.warn("Endpoint vanished from HNS; recreating it", { key: ep.key, id: ep.id });
       ownership.remove(ep.id);
       repaired.endpoints++;
     }
-    const gone: string[] = [];
+    const goneOwned: string[] = [];
     for (const owned of ownership.values()) {
       const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
-      if (!present.has(lower(owned.id))) gone.push(owned.id);
+      const id = canon(owned.id);
+      if (!present.has(id) && existed(id)) goneOwned.push(owned.id);
     }
-    for (const id of gone) ownership.remove(id);
+    for (const id of goneOwned) ownership.remove(id);
     // A changed node context (CNI endpoints) or a new endpoint of others holding a wanted
     // key sets #needFull there. Without drift the next run stays partial (or idle).
-    await this.#refreshEndpoints(epIdList, false, epLower);
+    await this.#refreshEndpoints(listing.endpointIds, false, epIds, before);
     if (repaired.loadBalancers + repaired.endpoints + othersVanished > 0) this.#needFull = true;
-    this.#lastResync = startedAt;
+    this.#lastResync = listing.startedAt;
     return repaired;
   }
 
   /** {@link Syncer.#refreshEndpoints} from one Enumerate of the network's endpoint IDs. */
   async #refreshLocalEndpoints(): Promise<void> {
     const ids = await this.#o.client.listEndpointIds(this.#ctx!.network.id);
-    await this.#refreshEndpoints(ids, true);
+    await this.#refreshEndpoints(ids.map(canon), true);
   }
 
   /**
-   * Bring the CNI endpoint map up to date from an endpoint ID listing: drop
-   * IDs that vanished, read the ones never seen (new pods on this node, or
-   * remote endpoints of others). `networkOnly`: the listing holds the
-   * network's endpoints only, so IDs of other networks are not forgotten.
+   * Bring the CNI endpoint map up to date from an endpoint ID listing (upper
+   * case): drop IDs that vanished, read the ones never seen (new pods on this
+   * node, or remote endpoints of others). `networkOnly`: the listing holds
+   * the network's endpoints only, so IDs of other networks are not forgotten.
+   * `before`: the IDs known when the listing started, if the syncer learnt of
+   * objects since then (only those can have vanished; one known then that
+   * the cache lacks now was deleted meanwhile, so it is not read as new).
    */
   async #refreshEndpoints(
     ids: string[],
     networkOnly: boolean,
-    lowerIds: string[] = ids.map(lower),
+    present: ReadonlySet<string> = new Set(ids),
+    before?: ReadonlySet<string>,
   ): Promise<void> {
     const ctx = this.#ctx!;
-    const present = new Set(lowerIds);
+    const existed = (id: string) => before === undefined || before.has(id);
     const local = new Map(ctx.localEndpoints);
-    for (const [ip, id] of local) if (!present.has(lower(id))) local.delete(ip);
+    for (const [ip, id] of local) {
+      const c = canon(id);
+      if (!present.has(c) && existed(c)) local.delete(ip);
+    }
+    const known = this.#knownEndpointIds;
     if (!networkOnly) {
-      const gone = [...this.#knownEndpointIds].filter((id) => !present.has(id));
-      for (const id of gone) this.#knownEndpointIds.delete(id);
+      // Deleting the current entry while iterating a Set is safe.
+      for (const id of known) if (!present.has(id) && existed(id)) known.delete(id);
     }
     const fresh: HcnEndpoint[] = [];
-    const localIds = new Set([...local.values()].map(lower));
-    for (let i = 0; i < ids.length; i++) {
-      const id = lowerIds[i];
-      if (this.#knownEndpointIds.has(id) || localIds.has(id)) continue;
-      if (this.#observed.endpointById(id)) continue;
-      const ep = await this.#o.client.getEndpoint(ids[i]);
-      this.#knownEndpointIds.add(id);
+    const localIds = new Set<string>();
+    for (const id of local.values()) localIds.add(canon(id));
+    for (const id of ids) {
+      if (known.has(id) || localIds.has(id)) continue;
+      if (this.#observed.endpointById(id)) {
+        // Ours (or of others, already classified): no need to look it up again next time.
+        known.add(id);
+        continue;
+      }
+      if (before?.has(id)) continue;
+      const ep = await this.#o.client.getEndpoint(id);
+      known.add(id);
       if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
     }
     for (
@@ -745,9 +809,24 @@ export class Syncer {
   }
 }
 
-/** An ID lower-cased, for case-insensitive comparison (HNS IDs are GUIDs). */
-function lower(id: string): string {
-  return id.toLowerCase();
+/**
+ * An ID in upper case, for case-insensitive comparison (HNS IDs are GUIDs).
+ * HNS, the client and the ownership record use this form already, and
+ * upper-casing such a string returns it unchanged: no copy, and its cached
+ * hash is reused by every set it is looked up in.
+ */
+function canon(id: string): string {
+  return id.toUpperCase();
+}
+
+/** Objects of these maps whose ID is not in `ids` (upper-case IDs, e.g. an HNS listing). */
+function missingFrom<T extends { id: string }>(
+  ids: ReadonlySet<string>,
+  ...maps: ReadonlyMap<unknown, T>[]
+): T[] {
+  const out: T[] = [];
+  for (const m of maps) for (const o of m.values()) if (!ids.has(canon(o.id))) out.push(o);
+  return out;
 }
 
 function logDiagnostic(log: Logger, d: Diagnostic): void {
