@@ -6,6 +6,9 @@
  *
  * The periodic resync is scheduled as a periodic run of the runner, so it
  * never holds back the sync of a change that arrives just after it started.
+ * Its HNS listing runs in the background (the syncer's `resyncInBackground`):
+ * runs for changes go on while it is in flight, and the run after it arrived
+ * compares it with the cache.
  *
  * @module
  */
@@ -248,6 +251,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       concurrency: config.hnsConcurrency,
       logger: log,
       networkIds: networkIdsByName(api),
+      resyncInBackground: true,
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
@@ -271,6 +275,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
       if (report.retryAfterMs !== undefined) runner.retryAfter(report.retryAfterMs);
+      // The resync's listing arrives while changes keep running; a run then compares it.
+      report.resyncListing?.then(() => runner.periodicAfter(0));
       const resyncInMs = syncer.nextResyncInMs();
       if (resyncInMs !== undefined) runner.periodicAfter(resyncInMs);
     }, {

@@ -108,6 +108,14 @@ export interface SyncerOptions {
   networkIds?: (name: string) => Promise<string[]>;
   /** Metrics hooks for apply. */
   applyHooks?: ApplyHooks;
+  /**
+   * Run the periodic resync's enumerations outside the run (default false:
+   * a run that resyncs awaits them). A run that finds the resync due starts
+   * them as it ends and reports {@link SyncReport.resyncListing}; the first
+   * run after they arrived compares them with the cache. Runs in between
+   * (changes) are not held back by HNS's listing.
+   */
+  resyncInBackground?: boolean;
 }
 
 /** Why a run did nothing yet. */
@@ -133,6 +141,12 @@ export interface SyncReport {
   changes?: ClusterChanges;
   /** Ask the runner for another run this many ms from now. */
   retryAfterMs?: number;
+  /**
+   * With {@link SyncerOptions.resyncInBackground}: this run started the
+   * resync's listing; settles (never rejects) once it arrived, when the next
+   * run should come to compare it.
+   */
+  resyncListing?: Promise<void>;
 }
 
 /** What the start of the agent reads and plans (also used by `plan`, which writes nothing). */
@@ -165,6 +179,15 @@ interface Listing {
   endpointIds?: string[];
   /** The same as a set. */
   epIds?: Set<string>;
+}
+
+/** A background listing: in flight until `done`, then its outcome. */
+interface PendingListing {
+  done: boolean;
+  listing?: Listing;
+  error?: unknown;
+  /** IDs known when it started, taken by the first run that began while it was in flight. */
+  before?: Set<string>;
 }
 
 /** Backoff key of ownership record writes. */
@@ -258,6 +281,11 @@ export class Syncer {
   readonly #misses = new Map<ObjectKey, Diagnostic[]>();
   #needFull = true;
   #lastResync = -Infinity;
+  /** The background resync's listing, from its start until a run took it. */
+  #pending: PendingListing | undefined;
+  /** Backoff of failed background listings, and when the next may start. */
+  readonly #listingBackoff: Backoff;
+  #listingRetryAt = -Infinity;
   #waiting: WaitingFor | undefined;
   #lastWaitLog = -Infinity;
 
@@ -267,6 +295,7 @@ export class Syncer {
     this.#log = options.logger ?? nullLogger;
     this.#clock = options.clock ?? systemClock;
     this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
+    this.#listingBackoff = new Backoff({ initialMs: 1000, maxMs: 30_000, clock: this.#clock });
     this.#localRefresh = new Backoff({
       initialMs: 1000,
       maxMs: LOCAL_REFRESH_MAX_MS,
@@ -291,8 +320,9 @@ export class Syncer {
 
   /** Milliseconds until the next periodic resync is due, once started. */
   nextResyncInMs(): number | undefined {
-    if (!this.#ctx) return undefined;
-    return Math.max(0, this.#lastResync + this.#o.syncPeriodMs - this.#clock.now());
+    if (!this.#ctx || this.#pending) return undefined;
+    const due = Math.max(this.#lastResync + this.#o.syncPeriodMs, this.#listingRetryAt);
+    return Math.max(0, due - this.#clock.now());
   }
 
   /** Whether the first programming has happened. */
@@ -313,15 +343,30 @@ export class Syncer {
 
     let repaired = { loadBalancers: 0, endpoints: 0 };
     let resynced = false;
-    if (this.#clock.now() - this.#lastResync >= this.#o.syncPeriodMs) {
-      const outcome = await this.#resync();
-      if (outcome === "restart") return await this.#start();
+    const outcome = this.#o.resyncInBackground
+      ? await this.#takeListing()
+      : this.#resyncDue()
+      ? await this.#resync()
+      : undefined;
+    if (outcome === "restart") return await this.#start();
+    if (outcome) {
       repaired = outcome;
       resynced = true;
     } else if (this.#localRefresh.size > 0 && this.#localRefresh.ready("local")) {
       await this.#refreshLocalEndpoints();
     }
+    const report = await this.#run(repaired, resynced);
+    const listing = this.#startListing();
+    if (listing) report.resyncListing = listing;
+    return report;
+  }
 
+  /** A run after the resync step: take the changes, recompute, reconcile, apply. */
+  async #run(
+    repaired: { loadBalancers: number; endpoints: number },
+    resynced: boolean,
+  ): Promise<SyncReport> {
+    const { cluster } = this.#o;
     const changes = cluster.takeChanges();
     const ctx = this.#ctx;
     if (changes.nodeChanged) this.#updateNode();
@@ -339,7 +384,7 @@ export class Syncer {
       };
     }
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
-    if (full) this.#setDesired(desiredState(cluster, this.#ctx));
+    if (full) this.#setDesired(desiredState(cluster, this.#ctx!));
     else changed = this.#recompute(changes.services);
     // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
     // most likely new. Look it up now (one Enumerate of the network's endpoint IDs, a query
@@ -357,7 +402,7 @@ export class Syncer {
       }
     }
     if (this.#ctx !== before) {
-      this.#setDesired(desiredState(cluster, this.#ctx));
+      this.#setDesired(desiredState(cluster, this.#ctx!));
       changed = undefined;
     }
     this.#lookedUpLocal = this.#localMisses();
@@ -367,14 +412,14 @@ export class Syncer {
     let kind: SyncReport["kind"];
     if (!changed) {
       this.#logDiagnostics(this.#desired!.services.values(), true);
-      plan = reconcile(this.#desired!, this.#observed, { features: this.#ctx.features });
+      plan = reconcile(this.#desired!, this.#observed, { features: this.#ctx!.features });
       services = this.#desired!.services.size;
       kind = "full";
     } else {
       this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
       for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
       plan = reconcile(this.#desired!, this.#observed, {
-        features: this.#ctx.features,
+        features: this.#ctx!.features,
         dirty: changes.services,
       });
       services = changes.services.size;
@@ -504,6 +549,75 @@ export class Syncer {
       changes,
       retryAfterMs: this.#retryDelay(result),
     };
+  }
+
+  /** Whether the periodic resync is due. */
+  #resyncDue(): boolean {
+    const now = this.#clock.now();
+    return now - this.#lastResync >= this.#o.syncPeriodMs && now >= this.#listingRetryAt;
+  }
+
+  /** Background mode: start the resync's listing if it is due and none is in flight. */
+  #startListing(): Promise<void> | undefined {
+    if (!this.#o.resyncInBackground || this.#pending || !this.#ctx || !this.#resyncDue()) {
+      return undefined;
+    }
+    const pending: PendingListing = { done: false };
+    this.#pending = pending;
+    return this.#list().then(
+      (listing) => void (pending.listing = listing),
+      (err) => void (pending.error = err ?? new Error("listing failed")),
+    ).finally(() => void (pending.done = true));
+  }
+
+  /**
+   * Background mode, at the start of a run: compare the listing if it has
+   * arrived (the outcome as {@link Syncer.#resync}'s); while it is in flight,
+   * remember what is known before this run changes anything.
+   */
+  async #takeListing(): Promise<
+    "restart" | { loadBalancers: number; endpoints: number } | undefined
+  > {
+    const pending = this.#pending;
+    if (!pending) return undefined;
+    if (!pending.done) {
+      pending.before ??= this.#knownIds();
+      return undefined;
+    }
+    this.#pending = undefined;
+    if (pending.error !== undefined) {
+      const retryInMs = this.#listingBackoff.fail("listing", pending.error);
+      this.#listingRetryAt = this.#clock.now() + retryInMs;
+      this.#log.warn("Periodic resync cannot list HNS objects; will retry", {
+        err: pending.error instanceof Error ? pending.error.message : String(pending.error),
+        retryInMs,
+      });
+      return undefined;
+    }
+    this.#listingBackoff.reset("listing");
+    this.#listingRetryAt = -Infinity;
+    const listing = pending.listing!;
+    // Taken for a context HNS has replaced since: read afresh by then.
+    if (listing.networkId !== this.#ctx!.network.id) return undefined;
+    return await this.#compare(listing, pending.before);
+  }
+
+  /** Upper-case IDs of every object the syncer knows of (cache, record, endpoint maps). */
+  #knownIds(): Set<string> {
+    const out = new Set(this.#knownEndpointIds);
+    const o = this.#observed;
+    const maps: ReadonlyMap<unknown, { id: string }>[] = [
+      o.loadBalancers,
+      o.foreignLoadBalancers,
+      o.strayLoadBalancers,
+      o.endpoints,
+      o.foreignEndpoints,
+      o.strayEndpoints,
+    ];
+    for (const m of maps) for (const x of m.values()) out.add(canon(x.id));
+    for (const owned of this.#o.ownership.values()) out.add(canon(owned.id));
+    for (const id of this.#ctx?.localEndpoints.values() ?? []) out.add(canon(id));
+    return out;
   }
 
   /** Compare HNS's IDs with the cache: "restart" when the network changed, else the repairs. */
@@ -724,6 +838,7 @@ export class Syncer {
     this.#knownEndpointIds.clear();
     this.#uncertain.clear();
     this.#needFull = true;
+    this.#pending = undefined;
   }
 
   async #apply(plan: Plan): Promise<ApplyResult> {
