@@ -8,7 +8,8 @@ import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
 import type { ContextSettings } from "../../lib/proxy/context.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
-import { Syncer } from "../../lib/proxy/syncer.ts";
+import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
+import type { HnsClient } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
@@ -46,7 +47,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
     rootHnsEndpointName: "cbr0",
     healthzPort: 10256,
   };
-  const newSyncer = () =>
+  const newSyncer = (extra: Partial<SyncerOptions> = {}) =>
     new Syncer({
       client,
       cluster: store,
@@ -57,6 +58,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
       clock,
       backoff: new Backoff({ clock, jitter: 0 }),
       networkIds: networkIdsByName(api),
+      ...extra,
     });
   const writes = () =>
     Object.entries(api.callCounts()).filter(([fn]) => WRITES.test(fn)).reduce(
@@ -582,4 +584,131 @@ Deno.test("syncer: an unwritable ownership record does not stop programming; it 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/**
+ * A client whose LB and endpoint listings are taken at once (HNS's state at
+ * the call) but answered only when `release` is called: a listing in flight.
+ */
+function heldListings(inner: HnsClient) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let taken!: () => void;
+  const listed = new Promise<void>((resolve) => (taken = resolve));
+  let pending = 2;
+  const hold = async (ids: Promise<string[]>) => {
+    const result = await ids;
+    if (--pending === 0) taken();
+    await gate;
+    return result;
+  };
+  const overrides: Partial<HnsClient> = {
+    listLoadBalancerIds: () => hold(inner.listLoadBalancerIds()),
+    listEndpointIds: (networkId?: string) =>
+      networkId ? inner.listEndpointIds(networkId) : hold(inner.listEndpointIds()),
+  };
+  const client = new Proxy(inner, {
+    get(target, key) {
+      if (key in overrides) return overrides[key as keyof HnsClient];
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { client, release, listed };
+}
+
+Deno.test("syncer/background resync: objects created while the listing is in flight are kept; a vanished LB is recreated", async () => {
+  const w = world();
+  const held = heldListings(w.client);
+  const syncer = w.newSyncer({ client: held.client, resyncInBackground: true });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  const web = w.api.dump().LoadBalancers[0];
+  await w.client.deleteLoadBalancer(web.ID!);
+
+  w.clock.t += 30_000;
+  const starting = await syncer.sync();
+  assert.equal(starting.resynced, false, "the run only starts the listing");
+  assert.ok(starting.resyncListing);
+  assert.equal(syncer.nextResyncInMs(), undefined, "in flight: not due again");
+  await held.listed;
+
+  // A change runs while the listing is in flight: its new LB and remote endpoint are not in it.
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
+    { ip: "10.244.2.9", node: "node-2" },
+  ]);
+  const change = await syncer.sync();
+  assert.equal(change.kind, "partial");
+  assert.equal(change.resynced, false);
+  const api = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.11")!;
+  assert.ok(api, "the change was applied while the listing was in flight");
+
+  held.release();
+  await starting.resyncListing;
+  const compared = await syncer.sync();
+  assert.equal(compared.resynced, true);
+  assert.deepEqual(compared.repaired, { loadBalancers: 1, endpoints: 0 });
+  assert.ok(syncer.observed.loadBalancerById(api.ID!), "the new LB is not taken as vanished");
+  assert.ok(w.ownership.owns(api.ID!));
+  await converge(w, syncer);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]",
+    "10.96.0.11:80->8080 [10.244.2.9]",
+  ]);
+  assert.ok(w.api.dump().LoadBalancers.some((l) => l.ID === api.ID), "not recreated");
+  assert.equal(remoteIps(w).join(","), "10.244.2.7,10.244.2.9", "no duplicate endpoint");
+});
+
+Deno.test("syncer/background resync: an ID deleted while the listing is in flight is not read as new", async () => {
+  const w = world();
+  const held = heldListings(w.client);
+  const syncer = w.newSyncer({ client: held.client, resyncInBackground: true });
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
+    { ip: "10.244.2.9", node: "node-2" },
+  ]);
+  await converge(w, syncer);
+  w.clock.t += 30_000;
+  const starting = await syncer.sync();
+  await held.listed;
+  w.deleteService("api");
+  const change = await syncer.sync();
+  assert.ok(change.result!.applied.some((op) => op.op === "deleteEndpoint"));
+  held.release();
+  await starting.resyncListing;
+  const before = w.api.callCounts();
+  const compared = await syncer.sync();
+  assert.equal(compared.resynced, true);
+  assert.deepEqual(compared.repaired, { loadBalancers: 0, endpoints: 0 });
+  const after = w.api.callCounts();
+  assert.equal(
+    (after.HcnOpenEndpoint ?? 0) - (before.HcnOpenEndpoint ?? 0),
+    0,
+    "the deleted endpoint is not looked up",
+  );
+  assert.notEqual(compared.kind, "full", "nothing vanished");
+});
+
+Deno.test("syncer/background resync: a failed listing is retried with backoff, changes keep running", async () => {
+  const w = world();
+  const syncer = w.newSyncer({ resyncInBackground: true });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  w.api.failCall("HcnEnumerateLoadBalancers", 1, HResult.MANAGER_STOPPED);
+  w.clock.t += 30_000;
+  const starting = await syncer.sync();
+  await starting.resyncListing;
+  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }]);
+  const failed = await syncer.sync();
+  assert.equal(failed.resynced, false);
+  assert.equal(failed.kind, "partial", "the change is applied despite the failed listing");
+  const retryIn = syncer.nextResyncInMs()!;
+  assert.ok(retryIn > 0 && retryIn <= 30_000, `retried after a backoff (${retryIn} ms)`);
+  w.clock.t += retryIn;
+  const again = await syncer.sync();
+  assert.ok(again.resyncListing, "the retry starts a new listing");
+  await again.resyncListing;
+  const compared = await syncer.sync();
+  assert.equal(compared.resynced, true);
+  assert.equal(syncer.nextResyncInMs(), 30_000 - 0, "the next resync a period after the listing");
 });
