@@ -67,5 +67,17 @@ export function readWide(ptr: Deno.PointerObject): string {
   const n = wideLength(ptr);
   const units = new Uint16Array(n);
   if (n > 0) new Deno.UnsafePointerView(ptr).copyInto(units);
-  return decodeWide(units);
+  return isAscii(units) ? utf8.decode(new Uint8Array(units)) : decodeWide(units);
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Whether every unit is ASCII. HNS's JSON (IDs, listings) almost always is,
+ * and then narrowing the units to bytes and decoding those is several times
+ * faster than decoding UTF-16 (a listing of 50,000 IDs is 4 MB).
+ */
+function isAscii(units: Uint16Array): boolean {
+  for (let i = 0; i < units.length; i++) if (units[i] > 0x7f) return false;
+  return true;
 }

@@ -175,9 +175,7 @@ interface Listing {
   networkIds: string[];
   /** Load balancer IDs, upper case. */
   lbIds?: Set<string>;
-  /** Endpoint IDs, upper case, as listed. */
-  endpointIds?: string[];
-  /** The same as a set. */
+  /** Endpoint IDs, upper case, in listing order. */
   epIds?: Set<string>;
 }
 
@@ -636,20 +634,13 @@ export class Syncer {
     if (!networkIds.some((id) => sameId(id, networkId))) {
       return { startedAt, networkId, networkIds };
     }
-    // Both on HNS's worker threads at once.
-    const [lbIds, epIds] = await Promise.all([
-      client.listLoadBalancerIds(),
-      client.listEndpointIds(),
-    ]);
-    const endpointIds = epIds.map(canon);
-    return {
-      startedAt,
-      networkId,
-      networkIds,
-      lbIds: new Set(lbIds.map(canon)),
-      endpointIds,
-      epIds: new Set(endpointIds),
-    };
+    // One after the other: HNS serializes them anyway, and the first one's result is read on
+    // this thread while the second one runs.
+    const lbIds = new Set<string>();
+    for (const id of await client.listLoadBalancerIds()) lbIds.add(canon(id));
+    const epIds = new Set<string>();
+    for (const id of await client.listEndpointIds()) epIds.add(canon(id));
+    return { startedAt, networkId, networkIds, lbIds, epIds };
   }
 
   /**
@@ -663,7 +654,7 @@ export class Syncer {
   ): Promise<"restart" | { loadBalancers: number; endpoints: number }> {
     const { ownership } = this.#o;
     const ctx = this.#ctx!;
-    if (!listing.lbIds || !listing.epIds || !listing.endpointIds) {
+    if (!listing.lbIds || !listing.epIds) {
       this.#log.warn("HNS network changed or vanished (HNS restarted?); reading HNS afresh", {
         network: this.#networkName,
         oldId: ctx.network.id,
@@ -711,7 +702,7 @@ export class Syncer {
     for (const id of goneOwned) ownership.remove(id);
     // A changed node context (CNI endpoints) or a new endpoint of others holding a wanted
     // key sets #needFull there. Without drift the next run stays partial (or idle).
-    await this.#refreshEndpoints(listing.endpointIds, false, epIds, before);
+    await this.#refreshEndpoints(epIds, false, before);
     if (repaired.loadBalancers + repaired.endpoints + othersVanished > 0) this.#needFull = true;
     this.#lastResync = listing.startedAt;
     return repaired;
@@ -720,7 +711,7 @@ export class Syncer {
   /** {@link Syncer.#refreshEndpoints} from one Enumerate of the network's endpoint IDs. */
   async #refreshLocalEndpoints(): Promise<void> {
     const ids = await this.#o.client.listEndpointIds(this.#ctx!.network.id);
-    await this.#refreshEndpoints(ids.map(canon), true);
+    await this.#refreshEndpoints(new Set(ids.map(canon)), true);
   }
 
   /**
@@ -733,9 +724,8 @@ export class Syncer {
    * the cache lacks now was deleted meanwhile, so it is not read as new).
    */
   async #refreshEndpoints(
-    ids: string[],
+    present: ReadonlySet<string>,
     networkOnly: boolean,
-    present: ReadonlySet<string> = new Set(ids),
     before?: ReadonlySet<string>,
   ): Promise<void> {
     const ctx = this.#ctx!;
@@ -753,7 +743,7 @@ export class Syncer {
     const fresh: HcnEndpoint[] = [];
     const localIds = new Set<string>();
     for (const id of local.values()) localIds.add(canon(id));
-    for (const id of ids) {
+    for (const id of present) {
       if (known.has(id) || localIds.has(id)) continue;
       if (this.#observed.endpointById(id)) {
         // Ours (or of others, already classified): no need to look it up again next time.

@@ -587,23 +587,22 @@ Deno.test("syncer: an unwritable ownership record does not stop programming; it 
 });
 
 /**
- * A client whose LB and endpoint listings are taken at once (HNS's state at
- * the call) but answered only when `release` is called: a listing in flight.
+ * A client whose listing of all endpoints is taken at once (HNS's state at the
+ * call) but answered only when `release` is called: a resync's listing in
+ * flight (the syncer lists LBs first, then endpoints).
  */
 function heldListings(inner: HnsClient) {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let taken!: () => void;
   const listed = new Promise<void>((resolve) => (taken = resolve));
-  let pending = 2;
   const hold = async (ids: Promise<string[]>) => {
     const result = await ids;
-    if (--pending === 0) taken();
+    taken();
     await gate;
     return result;
   };
   const overrides: Partial<HnsClient> = {
-    listLoadBalancerIds: () => hold(inner.listLoadBalancerIds()),
     listEndpointIds: (networkId?: string) =>
       networkId ? inner.listEndpointIds(networkId) : hold(inner.listEndpointIds()),
   };
