@@ -228,7 +228,18 @@ Deno.test("GUID: struct layout is Data1/2/3 little-endian, Data4 in order", () =
 });
 
 Deno.test("UTF-16: encode, read back from foreign memory, decode", () => {
-  const cases = ["", "cbr0", "réseau-网络-🚀", "\ufeffBOM kept", "\ud800 lone", "x".repeat(20_000)];
+  const cases = [
+    "",
+    "cbr0",
+    "réseau-网络-🚀",
+    "\ufeffBOM kept",
+    "\ud800 lone",
+    "x".repeat(20_000),
+    // ASCII is decoded as bytes: the boundary on either side, and a non-ASCII unit last.
+    '\u007f\u0001["ID"]',
+    "x".repeat(9_000) + "\u0080",
+    "x".repeat(9_000) + "\u0100",
+  ];
   for (const s of cases) {
     const wide = encodeWide(s);
     equal(wide.length, s.length + 1);
