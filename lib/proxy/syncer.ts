@@ -13,7 +13,17 @@
  *   endpoint IDs (3 calls) and compare with the observed cache; owned objects
  *   that vanished are forgotten and recreated (drift repair) by a full run;
  *   without drift the next run stays partial (or idle); a new network ID
- *   (HNS restarted) rebuilds everything from a fresh read.
+ *   (HNS restarted) rebuilds everything from a fresh read. IDs compare in
+ *   HNS's upper-case form, so the comparison converts and hashes no string
+ *   of the cache anew.
+ * - With `resyncInBackground` (the agent) the enumerations are not awaited
+ *   by a run: the run that finds the resync due starts them as it ends, runs
+ *   for changes go on meanwhile, and the first run after they arrived
+ *   compares. The first run that begins while they are in flight notes every
+ *   ID known then; only those can have vanished (what that or a later run
+ *   created may be missing from the listing), and a listed ID known then but
+ *   gone from the cache was deleted meanwhile, so it is not read as new. A
+ *   failed listing is logged and retried with backoff (1 s doubling to 30 s).
  * - A partial run costs what the change costs: the desired state is patched
  *   for the dirty services, reconcile looks up the observed cache's indexes,
  *   and the missing-local-endpoint bookkeeping is kept per service.
@@ -316,7 +326,7 @@ export class Syncer {
     return this.#desired;
   }
 
-  /** Milliseconds until the next periodic resync is due, once started. */
+  /** Milliseconds until the next periodic resync is due, once started; undefined while its listing is in flight. */
   nextResyncInMs(): number | undefined {
     if (!this.#ctx || this.#pending) return undefined;
     const due = Math.max(this.#lastResync + this.#o.syncPeriodMs, this.#listingRetryAt);
