@@ -753,9 +753,17 @@ export class Syncer {
     const fresh: HcnEndpoint[] = [];
     const localIds = new Set<string>();
     for (const id of local.values()) localIds.add(canon(id));
+    // A resync checks many IDs (after a cold start, every endpoint created since): one set of
+    // the cache's endpoint IDs beats a lookup by ID each.
+    let cached: Set<string> | undefined;
+    const inCache = (id: string) => {
+      if (networkOnly) return this.#observed.endpointById(id) !== undefined;
+      cached ??= idsOf(this.#observed.endpoints, this.#observed.foreignEndpoints);
+      return cached.has(id);
+    };
     for (const id of present) {
       if (known.has(id) || localIds.has(id)) continue;
-      if (this.#observed.endpointById(id)) {
+      if (inCache(id)) {
         // Ours (or of others, already classified): no need to look it up again next time.
         known.add(id);
         continue;
@@ -932,6 +940,13 @@ export class Syncer {
  */
 function canon(id: string): string {
   return id.toUpperCase();
+}
+
+/** Upper-case IDs of the objects of these maps. */
+function idsOf(...maps: ReadonlyMap<unknown, { id: string }>[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of maps) for (const o of m.values()) out.add(canon(o.id));
+  return out;
 }
 
 /** Objects of these maps whose ID is not in `ids` (upper-case IDs, e.g. an HNS listing). */
