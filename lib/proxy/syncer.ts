@@ -198,6 +198,8 @@ interface PendingListing {
   before?: Set<string>;
 }
 
+/** IDs a background resync puts into its sets between two yields to the event loop. */
+const ID_SLICE = 4096;
 /** Backoff key of ownership record writes. */
 const STATE_FILE_KEY = "state-file";
 /** How long to wait before looking for the network again. */
@@ -646,11 +648,24 @@ export class Syncer {
     }
     // One after the other: HNS serializes them anyway, and the first one's result is read on
     // this thread while the second one runs.
-    const lbIds = new Set<string>();
-    for (const id of await client.listLoadBalancerIds()) lbIds.add(canon(id));
-    const epIds = new Set<string>();
-    for (const id of await client.listEndpointIds()) epIds.add(canon(id));
+    const lbIds = await this.#idSet(await client.listLoadBalancerIds());
+    const epIds = await this.#idSet(await client.listEndpointIds());
     return { startedAt, networkId, networkIds, lbIds, epIds };
+  }
+
+  /**
+   * The upper-case set of a listing. In the background it yields to the
+   * event loop between slices, so a change's run is not held by a large listing.
+   */
+  async #idSet(ids: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const slice = this.#o.resyncInBackground ? ID_SLICE : ids.length;
+    for (let i = 0; i < ids.length; i += slice) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      const end = Math.min(ids.length, i + slice);
+      for (let j = i; j < end; j++) out.add(canon(ids[j]));
+    }
+    return out;
   }
 
   /**
