@@ -612,20 +612,22 @@ export class Syncer {
     return await this.#compare(listing, pending.before);
   }
 
-  /** Upper-case IDs of every object the syncer knows of (cache, record, endpoint maps). */
+  /**
+   * Upper-case IDs of every object the syncer knows of (cache, endpoint
+   * maps). Owned IDs the cache lacks are left out (reading the record costs
+   * more): such an entry then outlives one resync more, nothing worse.
+   */
   #knownIds(): Set<string> {
-    const out = new Set(this.#knownEndpointIds);
     const o = this.#observed;
-    const maps: ReadonlyMap<unknown, { id: string }>[] = [
+    const out = idsOf(
       o.loadBalancers,
       o.foreignLoadBalancers,
       o.strayLoadBalancers,
       o.endpoints,
       o.foreignEndpoints,
       o.strayEndpoints,
-    ];
-    for (const m of maps) for (const x of m.values()) out.add(canon(x.id));
-    for (const owned of this.#o.ownership.values()) out.add(canon(owned.id));
+    );
+    for (const id of this.#knownEndpointIds) out.add(id);
     for (const id of this.#ctx?.localEndpoints.values() ?? []) out.add(canon(id));
     return out;
   }
