@@ -228,8 +228,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       : new HealthCheckServers({ logger: log, healthy: () => health.isHealthy() });
     if (healthChecks) cleanups.push(() => healthChecks.close());
 
-    // Cleanups run in reverse: unsubscribe, runner (waits for the sync in
-    // flight), this compaction, health checks, servers, watch, API client, HNS client.
+    // Cleanups run in reverse: unsubscribe, runner (waits for the sync and the
+    // resync listing in flight), this compaction, health checks, servers, watch, API client, HNS client.
     cleanups.push(async () => {
       try {
         await ownership.compact();
@@ -284,7 +284,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       maxIntervalMs: config.syncPeriodMs,
       logger: log,
     });
-    cleanups.push(() => runner.stop());
+    // The resync's listing runs outside the runner's runs: let it finish before HNS is closed.
+    cleanups.push(async () => {
+      await runner.stop();
+      await syncer.listingSettled();
+    });
 
     const record = (report: SyncReport, seconds: number) => {
       if (report.changes) {

@@ -296,6 +296,8 @@ export class Syncer {
   /** Backoff of failed background listings, and when the next may start. */
   readonly #listingBackoff: Backoff;
   #listingRetryAt = -Infinity;
+  /** The background listing's HNS calls while they run (even after a reset dropped it). */
+  #listingInFlight: Promise<void> | undefined;
   #waiting: WaitingFor | undefined;
   #lastWaitLog = -Infinity;
 
@@ -574,10 +576,23 @@ export class Syncer {
     }
     const pending: PendingListing = { done: false };
     this.#pending = pending;
-    return this.#list().then(
+    const settled = this.#list().then(
       (listing) => void (pending.listing = listing),
       (err) => void (pending.error = err ?? new Error("listing failed")),
-    ).finally(() => void (pending.done = true));
+    ).finally(() => {
+      pending.done = true;
+      if (this.#listingInFlight === settled) this.#listingInFlight = undefined;
+    });
+    this.#listingInFlight = settled;
+    return settled;
+  }
+
+  /**
+   * Resolves once no background listing is in flight. Stop the runner first,
+   * then wait for this before closing the HNS client.
+   */
+  async listingSettled(): Promise<void> {
+    await this.#listingInFlight;
   }
 
   /**

@@ -642,8 +642,13 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   const api = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.11")!;
   assert.ok(api, "the change was applied while the listing was in flight");
 
+  let settled = false;
+  const settling = syncer.listingSettled().then(() => (settled = true));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(settled, false, "listingSettled waits for the listing in flight");
   held.release();
   await starting.resyncListing;
+  await settling;
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
   assert.deepEqual(compared.repaired, { loadBalancers: 1, endpoints: 0 });
