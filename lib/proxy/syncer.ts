@@ -445,6 +445,7 @@ export class Syncer {
       result,
       repaired,
       services,
+      changes,
       retryAfterMs: this.#retryDelay(result),
     };
   }

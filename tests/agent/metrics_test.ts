@@ -1,0 +1,75 @@
+/**
+ * The real agent process over HTTP: the change counters and the network
+ * programming latency follow what the syncs applied (kube-proxy's names),
+ * for the first programming and for partial syncs alike.
+ */
+
+import assert from "node:assert/strict";
+import { ANNOTATION_TRIGGER_TIME } from "../../lib/kube/convert.ts";
+import { parseExposition } from "../serve/prom.ts";
+import { AgentWorld, eventually } from "./harness.ts";
+import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+
+const web = serviceObject("web", {
+  clusterIP: "10.96.0.10",
+  ports: [{ port: 80, targetPort: 8080 }],
+});
+
+function webSlice(ips: string[], triggerTime: Date): ReturnType<typeof sliceObject> {
+  const slice = sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
+  (slice.metadata as Record<string, unknown>).annotations = {
+    [ANNOTATION_TRIGGER_TIME]: triggerTime.toISOString(),
+  };
+  return slice;
+}
+
+Deno.test("agent/metrics: endpoint changes and network programming latency are counted for partial syncs", async () => {
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    services: [web],
+    slices: [webSlice(["10.244.2.7"], new Date())],
+    node: nodeObject(),
+  });
+  try {
+    const agent = world.startAgent(OVERLAY_ARGS);
+    const describe = () => agent.log();
+    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+    const sample = async () => {
+      const { samples } = parseExposition(await world.metrics(agent));
+      return (name: string) => samples.get(name) ?? 0;
+    };
+    let before = await sample();
+    await eventually("first sync counted", async () => {
+      before = await sample();
+      return before('kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}') >= 1;
+    }, describe);
+
+    // One more pod, its change stamped 3 s ago: a partial sync programs it.
+    world.api.update(
+      "endpointslices",
+      webSlice(["10.244.2.7", "10.244.2.8"], new Date(Date.now() - 3000)),
+    );
+    await eventually(
+      "second backend programmed",
+      async () => (await world.lbTable()).some((line) => line.includes("10.244.2.8")),
+      describe,
+    );
+    await eventually("partial sync counted", async () => {
+      const after = await sample();
+      return after("kubeproxy_sync_proxy_rules_endpoint_changes_total") >
+          before("kubeproxy_sync_proxy_rules_endpoint_changes_total") &&
+        after('kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}') >
+          before('kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}');
+    }, describe);
+    const after = await sample();
+    // The 3 s old trigger time lands above the 2 s bucket, not in it.
+    const le2 = 'kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="2"}';
+    assert.equal(after(le2), before(le2), "the 3 s latency must not fall into le=2");
+    assert.ok(
+      after('kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}') >= 1,
+      "the partial sync is timed",
+    );
+  } finally {
+    await world.close();
+  }
+});
