@@ -18,9 +18,11 @@ import type {
   DesiredLoadBalancer,
   DesiredRemoteEndpoint,
   Diagnostic,
+  Plan,
   PlanOp,
 } from "../proxy/model.ts";
 import { OwnershipRecord } from "../proxy/ownership.ts";
+import { endpointPayload } from "../proxy/payload.ts";
 import { findNetwork, readStart, type StartState } from "../proxy/syncer.ts";
 import { parseArgs } from "./run.ts";
 
@@ -153,6 +155,18 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
   return out.join("\n");
 }
 
+/** The plan with each endpoint create's HNS payload filled in (reconcile leaves it out). */
+function withPayloads(plan: Plan): Plan {
+  return {
+    ...plan,
+    ops: plan.ops.map((op) =>
+      op.op === "createEndpoint" && op.payload === undefined
+        ? { ...op, payload: endpointPayload(op.endpoint) }
+        : op
+    ),
+  };
+}
+
 /** The `--json` report. */
 export function renderJson(start: StartState, owned: OwnershipRecord): string {
   return JSON.stringify(
@@ -168,7 +182,7 @@ export function renderJson(start: StartState, owned: OwnershipRecord): string {
         loadBalancers: byKey(start.desired.loadBalancers),
         remoteEndpoints: byKey(start.desired.remoteEndpoints),
       },
-      plan: start.plan,
+      plan: withPayloads(start.plan),
       diagnostics: diagnostics(start),
       skipped: start.adoption.skipped,
     },

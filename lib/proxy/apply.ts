@@ -25,7 +25,12 @@ import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
-import { endpointSatisfies, loadBalancerPayload, sameLoadBalancer } from "./payload.ts";
+import {
+  endpointPayload,
+  endpointSatisfies,
+  loadBalancerPayload,
+  sameLoadBalancer,
+} from "./payload.ts";
 import type {
   CreateEndpointOp,
   CreateLoadBalancerOp,
@@ -246,9 +251,11 @@ class ApplyRun {
 
   async #createEndpoint(op: CreateEndpointOp): Promise<OpOutcome> {
     const { client } = this.#ctx;
+    // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
+    const payload = op.payload ?? endpointPayload(op.endpoint);
     let created: HcnEndpoint;
     try {
-      created = await this.#write(() => client.createEndpoint(op.networkId, op.payload));
+      created = await this.#write(() => client.createEndpoint(op.networkId, payload));
     } catch (err) {
       if (!isAlreadyExists(err)) {
         this.#uncertain.add(op.key);
@@ -256,7 +263,7 @@ class ApplyRun {
       }
       const resolved = await this.#resolveEndpointClash(op, err);
       if (resolved === "retry") {
-        created = await this.#write(() => client.createEndpoint(op.networkId, op.payload));
+        created = await this.#write(() => client.createEndpoint(op.networkId, payload));
       } else if (resolved) {
         created = resolved;
       } else {

@@ -389,8 +389,12 @@ export interface CreateEndpointOp {
   networkId: string;
   /** The desired endpoint. */
   endpoint: DesiredRemoteEndpoint;
-  /** The HNS payload (without ID). */
-  payload: HcnEndpoint;
+  /**
+   * The HNS payload (without ID). Plans built by reconcile leave it out (it is
+   * `endpointPayload(endpoint)`, built when the operation is applied, so a big
+   * plan does not hold one per endpoint); the plan CLI fills it in.
+   */
+  payload?: HcnEndpoint;
 }
 
 /** Create a load balancer. */

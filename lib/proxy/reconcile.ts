@@ -50,7 +50,6 @@ import type {
 import { canonicalIp } from "./net.ts";
 import {
   endpointMatchesExactly,
-  endpointPayload,
   endpointSatisfies,
   loadBalancerPayload,
   sameLoadBalancer,
@@ -372,7 +371,6 @@ function createOp(want: DesiredRemoteEndpoint): CreateEndpointOp {
     key: want.key,
     networkId: want.networkId,
     endpoint: want,
-    payload: endpointPayload(want),
   };
 }
 

@@ -14,7 +14,7 @@ import type {
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import type { HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import type { HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 
 const NET = "11111111-1111-1111-1111-111111111111";
 const LOCAL_EP = "22222222-2222-2222-2222-222222222222";
@@ -51,7 +51,10 @@ function context(client: ReturnType<typeof createHnsClient>, extra: Partial<Appl
   return { ctx, conflicts };
 }
 
-function remoteEp(ip: string, providerAddress = "192.168.1.12"): CreateEndpointOp {
+function remoteEp(
+  ip: string,
+  providerAddress = "192.168.1.12",
+): CreateEndpointOp & { payload: HcnEndpoint } {
   const [a, b, c, d] = ip.split(".").map((x) => Number(x).toString(16).padStart(2, "0"));
   const mac = `02-11-${a}-${b}-${c}-${d}`;
   return {
@@ -152,6 +155,23 @@ Deno.test("apply: creates endpoints then LBs with resolved backend IDs; records 
   assert.ok(!ctx.ownership.owns(LOCAL_EP), "the CNI's endpoint is never owned");
   assert.deepEqual(await lbsInHns(client), [{ vip: "10.96.0.10", port: 80, backends: 2 }]);
   assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: an endpoint create without a payload sends the desired endpoint's HNS JSON", async () => {
+  const { client } = newHns();
+  const { ctx } = context(client);
+  const { payload, ...bare } = remoteEp("10.244.2.7");
+  const result = await applyPlan(plan(bare), ctx);
+  assert.equal(result.failed.length, 0);
+  assert.equal(result.writes, 1);
+  const ep = ctx.observed.endpoints.get("ep/remote/10.244.2.7");
+  assert.ok(ep);
+  const [inHns] = (await client.listEndpoints(NET)).filter((e) => e.ID === ep.id);
+  assert.ok(inHns);
+  assert.deepEqual(inHns.IpConfigurations?.map((c) => c.IpAddress), ["10.244.2.7"]);
+  assert.equal(inHns.MacAddress, payload.MacAddress);
+  assert.equal(inHns.Flags, payload.Flags);
+  assert.deepEqual(inHns.Policies, payload.Policies);
 });
 
 Deno.test("apply: an LB backend held by a foreign endpoint resolves to it; the endpoint stays foreign", async () => {
