@@ -46,9 +46,18 @@ import type {
   LbKind,
   NodeContext,
   NoLocalEndpoints,
+  RemoteSubnetRoute,
   ServiceDesired,
 } from "./model.ts";
-import { canonicalIp, cidrContains, ipFamilyOf, parseCidr, remoteEndpointMac } from "./net.ts";
+import {
+  canonicalIp,
+  cidrContains,
+  ipFamilyOf,
+  parseCidr,
+  type ParsedCidr,
+  parseIp,
+  remoteEndpointMac,
+} from "./net.ts";
 
 /** kube-proxy's default ClientIP affinity timeout; any other value is reported as ignored. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
@@ -137,13 +146,12 @@ interface Placement {
  */
 function placeOnOverlay(ctx: NodeContext, ip: string, nodeName: string | undefined): Placement {
   const family = ipFamilyOf(ip);
+  const parsed = parseIp(ip);
   let best: { len: number; pa: string } | undefined;
-  for (const r of ctx.network.remoteSubnetRoutes) {
-    const pa = canonicalIp(r.providerAddress);
+  for (const { pa, cidr } of parsedRoutes(ctx.network.remoteSubnetRoutes)) {
     if (pa === ip) return { providerAddress: pa, publicIp: false, nodeIp: true };
-    const c = parseCidr(r.prefix);
-    if (pa && c && cidrContains(c, ip) && (!best || c.prefix > best.len)) {
-      best = { len: c.prefix, pa };
+    if (pa && cidr && parsed && cidrContains(cidr, parsed) && (!best || cidr.prefix > best.len)) {
+      best = { len: cidr.prefix, pa };
     }
   }
   if (best) return { providerAddress: best.pa, publicIp: false, nodeIp: false };
@@ -158,6 +166,26 @@ function placeOnOverlay(ctx: NodeContext, ip: string, nodeName: string | undefin
     publicIp: true,
     nodeIp: false,
   };
+}
+
+/** A RemoteSubnetRoute with its provider address canonical and its prefix parsed. */
+interface ParsedRoute {
+  pa: string | undefined;
+  cidr: ParsedCidr | undefined;
+}
+
+// Parsed once per (immutable) route list rather than once per endpoint: at
+// 50,000 endpoints the per-endpoint parsing was most of the garbage of a full desired state,
+// and it gave every endpoint its own copy of its provider address string.
+const routeCache = new WeakMap<readonly RemoteSubnetRoute[], ParsedRoute[]>();
+
+function parsedRoutes(routes: readonly RemoteSubnetRoute[]): ParsedRoute[] {
+  let out = routeCache.get(routes);
+  if (!out) {
+    out = routes.map((r) => ({ pa: canonicalIp(r.providerAddress), cidr: parseCidr(r.prefix) }));
+    routeCache.set(routes, out);
+  }
+  return out;
 }
 
 /** Ready endpoints; when none is ready, the serving-and-terminating ones. */
