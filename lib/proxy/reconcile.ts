@@ -145,9 +145,9 @@ export function reconcile(
   }
 
   // Endpoints in scope: those the in-scope LBs want, the services' own ones, the context's.
+  // A full reconcile takes every desired endpoint: no set copy of 40,000 keys, just the sorted list.
   const epScope = new Set<EpKey>();
-  if (full) { for (const k of desired.remoteEndpoints.keys()) epScope.add(k); }
-  else {
+  if (!full) {
     for (const k of lbScope) {
       for (const b of desired.loadBalancers.get(k)?.backends ?? []) epScope.add(b);
     }
@@ -166,7 +166,8 @@ export function reconcile(
   const replaceEps: DeleteEndpointOp[] = [];
   const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
   const replacedIds = new Set<string>();
-  for (const key of [...epScope].sort(cmp)) {
+  const epKeys = full ? [...desired.remoteEndpoints.keys()] : [...epScope];
+  for (const key of epKeys.sort(cmp)) {
     const want = desired.remoteEndpoints.get(key);
     if (!want) continue;
     const have = observed.endpoints.get(key);
