@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { allMet, consoleLines, machineInfo, resultsMarkdown, targetedFigures } from "./report.ts";
 import { fmt, meets, newResult, type ScenarioResult, targetText, verdict } from "./results.ts";
 import { RESULT_PREFIX } from "./run.ts";
+import { v8FlagsArgument } from "../lib/v8_flags.ts";
 
 /** One scenario process to run. */
 export interface PlannedRun {
@@ -108,7 +109,7 @@ async function runOne(run: PlannedRun): Promise<ScenarioResult[]> {
     args: [
       "run",
       "-A",
-      "--v8-flags=--expose-gc",
+      v8FlagsArgument("--expose-gc"),
       `${HERE}run.ts`,
       run.scenario,
       JSON.stringify(run.params),
@@ -135,7 +136,7 @@ async function runOne(run: PlannedRun): Promise<ScenarioResult[]> {
 async function kubeMemory(): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--v8-flags=--expose-gc", `${HERE}kube_memory.ts`],
+      args: ["run", "-A", v8FlagsArgument("--expose-gc"), `${HERE}kube_memory.ts`],
       cwd: REPO,
       stdout: "piped",
       stderr: "inherit",

@@ -26,6 +26,7 @@
 
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { AGENT_V8_FLAGS, v8FlagsArgument } from "../lib/v8_flags.ts";
 import { hnsproxyIcon } from "./icon.ts";
 import {
   listResources,
@@ -156,6 +157,7 @@ export function compileArgs(o: CompileOptions): string[] {
     o.output,
     "--no-prompt",
     ...PERMISSION_FLAGS,
+    v8FlagsArgument(),
     "--frozen",
     "--exclude-unused-npm",
     ...(o.icon ? ["--icon", o.icon] : []),
@@ -326,6 +328,10 @@ export function inspectExecutable(
     }
   }
   if (permissions.prompt !== false) problems.push("permission prompts are not disabled");
+  const v8Flags = Array.isArray(metadata.v8_flags) ? metadata.v8_flags : [];
+  for (const flag of AGENT_V8_FLAGS) {
+    if (!v8Flags.includes(flag)) problems.push(`V8 flag ${flag} is not baked in`);
+  }
   const entry = (expect.entry ?? ENTRY).split(sep).join("/");
   if (metadata.entrypoint_key !== entry) {
     problems.push(`entrypoint is ${JSON.stringify(metadata.entrypoint_key)}, not ${entry}`);

@@ -51,6 +51,7 @@ interface FakeOptions {
   files?: unknown[];
   entry?: string;
   appVersion?: string;
+  v8Flags?: string[];
 }
 
 const GOOD_PERMISSIONS: Record<string, unknown> = {
@@ -131,6 +132,7 @@ function fakeExe(o: FakeOptions = {}): Uint8Array {
     entrypoint_key: o.entry ?? "main.ts",
     app_name: "hnsproxy",
     app_version: o.appVersion ?? "0.1.0",
+    v8_flags: o.v8Flags ?? ["UNUSED_BUT_NECESSARY_ARG0", "--max-semi-space-size=4"],
   }));
   const vfs = enc.encode(JSON.stringify(o.files ?? GOOD_FILES));
   const payload = concat(
@@ -272,13 +274,22 @@ Deno.test("inspect: a good image passes; each deviation from the intent is named
     /allow_hrtime is granted \(\[\]\) but not intended/,
   );
   match(problems({ permissions: { ...GOOD_PERMISSIONS, prompt: true } }), /prompts/);
+  match(problems({ v8Flags: [] }), /V8 flag --max-semi-space-size=4 is not baked in/);
 });
 
 Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, frozen lock", () => {
   const args = compileArgs({ output: "out.exe", icon: "i.ico", excludes: ["/npm/x/1.0.0/test"] });
   deepEqual(args.slice(0, 5), ["compile", "--target", TARGET, "--output", "out.exe"]);
   equal(TARGET, "x86_64-pc-windows-msvc");
-  for (const f of [...PERMISSION_FLAGS, "--no-prompt", "--frozen", "--exclude-unused-npm"]) {
+  for (
+    const f of [
+      ...PERMISSION_FLAGS,
+      "--no-prompt",
+      "--frozen",
+      "--exclude-unused-npm",
+      "--v8-flags=--max-semi-space-size=4",
+    ]
+  ) {
     ok(args.includes(f), f);
   }
   ok(!args.includes("-A") && !args.includes("--allow-all"));
