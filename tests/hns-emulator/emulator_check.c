@@ -15,6 +15,7 @@
  *   create-eps NETID PREFIX N | count KIND | leaks
  * (KIND is network, endpoint or lb; IDs are GUID text; "-" as QUERY means NULL.)
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1244,7 +1245,37 @@ static void rules_scale(void) {
     res_free(&d);
     free(lbs[i]);
   }
+  /* Every other endpoint deleted (Enumerate's list compacts on the way): the rest keep
+   * their creation order, with and without a network filter. */
+  for (int i = 0; i < N; i += 2) {
+    guid_t g = G(eps[i]);
+    res d = delete_(EP, &g);
+    bad += d.hr != 0;
+    res_free(&d);
+  }
+  CHECK_I64(bad, 0);
+  char *want = malloc((size_t)N / 2 * 39 + 3);
+  size_t n = 0;
+  want[n++] = '[';
+  for (int i = 1; i < N; i += 2) n += (size_t)sprintf(want + n, "%s\"%s\"", i > 1 ? "," : "", eps[i]);
+  want[n++] = ']';
+  want[n] = 0;
+  e = enumerate(EP, "");
+  CHECK(e.out && strcmp(e.out, want) == 0);
+  res_free(&e);
+  char lower[40], q[200];
+  snprintf(lower, sizeof lower, "%s", net);
+  for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p); /* case-insensitive */
+  snprintf(q, sizeof q, "{\"Filter\":\"{\\\"VirtualNetwork\\\":\\\"%s\\\"}\"}", lower);
+  e = enumerate(EP, q);
+  CHECK(e.out && strcmp(e.out, want) == 0);
+  res_free(&e);
+  free(want);
   for (int i = 0; i < N; i++) {
+    if (i % 2 == 0) {
+      free(eps[i]);
+      continue;
+    }
     guid_t g = G(eps[i]);
     res d = delete_(EP, &g);
     bad += d.hr != 0;
@@ -1252,6 +1283,9 @@ static void rules_scale(void) {
     free(eps[i]);
   }
   CHECK_I64(bad, 0);
+  e = enumerate(EP, "");
+  CHECK_STR(e.out, "[]");
+  res_free(&e);
   free(eps);
   free(lbs);
   CHECK_HR(L.close[NET](hn.h), 0);

@@ -102,6 +102,8 @@ void store_init(store *s) {
 
 static void free_obj(obj *o) {
   json_free(o->doc);
+  free(o->id_json);
+  free(o->net_val);
   free(o->key);
   free(o->net_key);
   free_keys(o->idx, o->nidx);
@@ -119,6 +121,7 @@ void store_clear(store *s) {
       o = next;
     }
     hm_clear(&s->by_id[k]);
+    free(s->list[k]);
   }
   hm_clear(&s->ep_ip);
   hm_clear(&s->lb_port);
@@ -141,7 +144,72 @@ obj *store_find(const store *s, obj_kind k, const char *id) {
   return o;
 }
 
+/* The object's list entry's copy of its network value. */
+static void entry_net(listent *e, const obj *o) {
+  e->netlen = o->net_val ? o->net_val_len : SIZE_MAX;
+  if (o->net_val && o->net_val_len <= LIST_INLINE) memcpy(e->net, o->net_val, o->net_val_len);
+}
+
+/* The endpoint's network value as the filter reads it (see matches). */
+static void cache_net_val(obj *o) {
+  free(o->net_val);
+  o->net_val = NULL;
+  o->net_val_len = 0;
+  if (o->kind != K_ENDPOINT) return;
+  const jval *have = json_get(o->doc, "HostComputeNetwork");
+  if (!have) have = json_get(o->doc, "VirtualNetwork");
+  if (!have || have->t != J_STR) return;
+  o->net_val = xstrndup(have->s, have->slen);
+  o->net_val_len = have->slen;
+}
+
+/* The ID as Enumerate writes it: the doc's "ID" string, else the key. */
+static void cache_id_json(obj *o) {
+  sbuf b;
+  sb_init(&b);
+  const jval *id = json_get(o->doc, "ID");
+  if (id && id->t == J_STR) json_write_str(&b, id->s, id->slen);
+  else json_write_str(&b, o->key, strlen(o->key));
+  free(o->id_json);
+  o->id_json_len = b.n;
+  o->id_json = sb_take(&b);
+}
+
+static void list_add(store *s, obj *o) {
+  int k = o->kind;
+  if (s->nlist[k] == s->caplist[k]) {
+    s->caplist[k] = s->caplist[k] ? s->caplist[k] * 2 : 64;
+    s->list[k] = xrealloc(s->list[k], s->caplist[k] * sizeof *s->list[k]);
+  }
+  o->slot = s->nlist[k]++;
+  listent *e = &s->list[k][o->slot];
+  e->o = o;
+  e->idlen = o->id_json_len;
+  if (o->id_json_len <= LIST_INLINE) memcpy(e->id, o->id_json, o->id_json_len);
+  entry_net(e, o);
+}
+
+/* Drop o's entry; compact the list once most of it is dropped entries. */
+static void list_remove(store *s, obj *o) {
+  int k = o->kind;
+  s->list[k][o->slot].o = NULL;
+  if (++s->ndead[k] < 1024 || s->ndead[k] * 2 < s->nlist[k]) return;
+  size_t n = 0;
+  for (size_t i = 0; i < s->nlist[k]; i++) {
+    if (!s->list[k][i].o) continue;
+    s->list[k][n] = s->list[k][i];
+    s->list[k][n].o->slot = n;
+    n++;
+  }
+  s->nlist[k] = n;
+  s->ndead[k] = 0;
+}
+
 static void link_obj(store *s, obj *o) {
+  cache_id_json(o);
+  cache_net_val(o);
+  list_add(s, o);
+  s->id_json_bytes[o->kind] += o->id_json_len;
   o->prev = s->tail[o->kind];
   o->next = NULL;
   if (o->prev) o->prev->next = o;
@@ -157,6 +225,8 @@ static void unlink_obj(store *s, obj *o) {
   if (o->next) o->next->prev = o->prev;
   else s->tail[o->kind] = o->prev;
   s->count[o->kind]--;
+  s->id_json_bytes[o->kind] -= o->id_json_len;
+  list_remove(s, o);
   hm_del_if(&s->by_id[o->kind], o->key, o);
 }
 
@@ -442,6 +512,8 @@ int32_t store_modify(store *s, obj *o, jval *settings) {
   if (o->kind == K_LB) return modify_lb(s, o, settings);
   int32_t hr = modify_policies(o, settings);
   json_free(settings);
+  cache_net_val(o);
+  entry_net(&s->list[o->kind][o->slot], o);
   return hr;
 }
 
@@ -462,7 +534,8 @@ static int value_matches(const jval *have, const jval *want) {
   return json_equal(have, want);
 }
 
-static int matches(const obj *o, const jval *filter) {
+static int matches(const listent *e, const jval *filter) {
+  const obj *o = e->o;
   if (!filter) return 1;
   for (size_t i = 0; i < filter->n; i++) {
     const char *key = filter->keys[i];
@@ -473,6 +546,14 @@ static int matches(const obj *o, const jval *filter) {
       have = json_get(o->doc, "Name");
     } else if (o->kind == K_ENDPOINT && (ascii_casecmp(key, "VirtualNetwork") == 0 ||
                                          ascii_casecmp(key, "HostComputeNetwork") == 0)) {
+      const jval *want = filter->items[i];
+      if (e->netlen != SIZE_MAX && want->t == J_STR) {
+        /* The cached string: value_matches without reading the doc. */
+        const char *net = e->netlen <= LIST_INLINE ? e->net : o->net_val;
+        if (e->netlen == want->slen && memcmp(net, want->s, want->slen) == 0) continue;
+        if (ascii_casecmp_n(net, e->netlen, want->s, want->slen) != 0) return 0;
+        continue;
+      }
       have = json_get(o->doc, "HostComputeNetwork");
       if (!have) have = json_get(o->doc, "VirtualNetwork");
     } else {
@@ -483,26 +564,29 @@ static int matches(const obj *o, const jval *filter) {
   return 1;
 }
 
-static void write_id(sbuf *out, const obj *o, int *first) {
-  if (!*first) sb_putc(out, ',');
+static void write_id(sbuf *out, const listent *e, int *first) {
+  if (!*first) out->p[out->n++] = ',';
   *first = 0;
-  const jval *id = json_get(o->doc, "ID");
-  if (id && id->t == J_STR) json_write_str(out, id->s, id->slen);
-  else json_write_str(out, o->key, strlen(o->key));
+  memcpy(out->p + out->n, e->idlen <= LIST_INLINE ? e->id : e->o->id_json, e->idlen);
+  out->n += e->idlen;
 }
 
 void store_enumerate(const store *s, obj_kind k, const jval *filter, sbuf *out) {
   int first = 1;
+  /* Room for every ID at once (the most a listing holds): write_id only copies. */
+  sb_reserve(out, s->id_json_bytes[k] + s->count[k] + 2);
   sb_putc(out, '[');
   const jval *fid = filter ? json_get(filter, "ID") : NULL;
   if (fid && fid->t == J_STR) {
     obj *o = store_find(s, k, fid->s);
-    if (o && matches(o, filter)) write_id(out, o, &first);
+    if (o && matches(&s->list[k][o->slot], filter)) write_id(out, &s->list[k][o->slot], &first);
   } else {
-    for (const obj *o = s->head[k]; o; o = o->next)
-      if (matches(o, filter)) write_id(out, o, &first);
+    const listent *end = s->list[k] + s->nlist[k];
+    for (const listent *e = s->list[k]; e < end; e++)
+      if (e->o && matches(e, filter)) write_id(out, e, &first);
   }
   sb_putc(out, ']');
+  out->p[out->n] = 0;
 }
 
 /* ---- state documents ------------------------------------------------------ */

@@ -50,12 +50,40 @@ typedef struct obj {
   size_t nidx;
   char **ep_keys; /* LB: endpoints it holds a reference on */
   size_t nep;
+  /* The doc's "ID" as a JSON string literal (quoted, escaped), for Enumerate: one copy
+   * per object instead of a walk of its doc. The ID never changes once linked. */
+  char *id_json;
+  size_t id_json_len;
+  /* Endpoint: the doc's HostComputeNetwork (else VirtualNetwork) if it is a string, for
+   * O(1) network filters; NULL when absent or not a string (filters read the doc then). */
+  char *net_val;
+  size_t net_val_len;
+  size_t slot; /* index of its entry in the store's list of its kind */
 } obj;
+
+/* Bytes of an ID or network value kept in a list entry itself. */
+#define LIST_INLINE 40
+
+/*
+ * An object in its kind's list, in creation order: what Enumerate reads, in
+ * one sequential pass without touching the object (idlen/netlen above
+ * LIST_INLINE: read obj->id_json/net_val; netlen SIZE_MAX: no cached value).
+ * o is NULL for an entry of a deleted object, until the list is compacted.
+ */
+typedef struct listent {
+  obj *o;
+  size_t idlen, netlen;
+  char id[LIST_INLINE];
+  char net[LIST_INLINE];
+} listent;
 
 typedef struct store {
   hmap by_id[NKINDS];
   obj *head[NKINDS], *tail[NKINDS];
   size_t count[NKINDS];
+  size_t id_json_bytes[NKINDS]; /* sum of id_json_len per kind: an Enumerate's size */
+  listent *list[NKINDS];        /* per kind, in creation order (the order of head/next) */
+  size_t nlist[NKINDS], caplist[NKINDS], ndead[NKINDS];
   hmap ep_ip;   /* "<network key>|<canonical ip>" -> endpoint */
   hmap lb_port; /* "<canonical vip or empty>|<protocol>|<external port>" -> LB */
   uint64_t rng;

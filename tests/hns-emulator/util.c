@@ -69,7 +69,7 @@ void sb_free(sbuf *b) {
   sb_init(b);
 }
 
-static void sb_reserve(sbuf *b, size_t extra) {
+void sb_reserve(sbuf *b, size_t extra) {
   if (b->n + extra + 1 <= b->cap) return;
   size_t cap = b->cap ? b->cap : 64;
   while (cap < b->n + extra + 1) cap *= 2;

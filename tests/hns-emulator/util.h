@@ -31,6 +31,8 @@ typedef struct sbuf {
 
 void sb_init(sbuf *b);
 void sb_free(sbuf *b);
+/* Make room for extra more bytes (and the terminator) at once. */
+void sb_reserve(sbuf *b, size_t extra);
 void sb_putn(sbuf *b, const char *s, size_t n);
 void sb_puts(sbuf *b, const char *s);
 void sb_putc(sbuf *b, char c);
