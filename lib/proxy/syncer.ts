@@ -19,10 +19,11 @@
  * - With `resyncInBackground` (the agent) the enumerations are not awaited
  *   by a run: the run that finds the resync due starts them as it ends, runs
  *   for changes go on meanwhile, and the first run after they arrived
- *   compares. The first run that begins while they are in flight notes every
- *   ID known then; only those can have vanished (what that or a later run
- *   created may be missing from the listing), and a listed ID known then but
- *   gone from the cache was deleted meanwhile, so it is not read as new. A
+ *   compares. The run that starts them notes every ID known then (as it
+ *   ends, so the O(cluster) snapshot is not in a later change's run); only
+ *   those can have vanished (what a later run created may be missing from
+ *   the listing), and a listed ID known then but gone from the cache was
+ *   deleted meanwhile, so it is not read as new. A
  *   failed listing is logged and retried with backoff (1 s doubling to 30 s).
  * - A partial run costs what the change costs: the desired state is patched
  *   for the dirty services, reconcile looks up the observed cache's indexes,
@@ -194,12 +195,14 @@ interface PendingListing {
   done: boolean;
   listing?: Listing;
   error?: unknown;
-  /** IDs known when it started, taken by the first run that began while it was in flight. */
-  before?: Set<string>;
+  /** IDs known when it started (upper case). */
+  before: Set<string>;
 }
 
-/** IDs a background resync puts into its sets between two yields to the event loop. */
-const ID_SLICE = 4096;
+/** Longest run, ms, of a background resync's work between two yields to the event loop. */
+const ID_SLICE_MS = 1;
+/** IDs a background resync puts into its sets between two looks at the time. */
+const ID_CHECK = 256;
 /** Backoff key of ownership record writes. */
 const STATE_FILE_KEY = "state-file";
 /** How long to wait before looking for the network again. */
@@ -575,7 +578,7 @@ export class Syncer {
     if (!this.#o.resyncInBackground || this.#pending || !this.#ctx || !this.#resyncDue()) {
       return undefined;
     }
-    const pending: PendingListing = { done: false };
+    const pending: PendingListing = { done: false, before: this.#knownIds() };
     this.#pending = pending;
     const settled = this.#list().then(
       (listing) => void (pending.listing = listing),
@@ -598,18 +601,14 @@ export class Syncer {
 
   /**
    * Background mode, at the start of a run: compare the listing if it has
-   * arrived (the outcome as {@link Syncer.#resync}'s); while it is in flight,
-   * remember what is known before this run changes anything.
+   * arrived (the outcome as {@link Syncer.#resync}'s).
    */
   async #takeListing(): Promise<
     "restart" | { loadBalancers: number; endpoints: number } | undefined
   > {
     const pending = this.#pending;
     if (!pending) return undefined;
-    if (!pending.done) {
-      pending.before ??= this.#knownIds();
-      return undefined;
-    }
+    if (!pending.done) return undefined;
     this.#pending = undefined;
     if (pending.error !== undefined) {
       const retryInMs = this.#listingBackoff.fail("listing", pending.error);
@@ -673,14 +672,24 @@ export class Syncer {
 
   /**
    * The upper-case set of a listing. In the background it yields to the
-   * event loop between slices, so a change's run is not held by a large listing.
+   * event loop whenever it has worked {@link ID_SLICE_MS} in a row, so a
+   * change's run, whose steps (watch event, timer, each HNS call) each wait
+   * for a yield, is held by at most that much per step, not by a whole slice
+   * of a large listing.
    */
   async #idSet(ids: readonly string[]): Promise<Set<string>> {
     const out = new Set<string>();
-    const slice = this.#o.resyncInBackground ? ID_SLICE : ids.length;
-    for (let i = 0; i < ids.length; i += slice) {
-      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
-      const end = Math.min(ids.length, i + slice);
+    if (!this.#o.resyncInBackground) {
+      for (const id of ids) out.add(canon(id));
+      return out;
+    }
+    let sliceStart = performance.now();
+    for (let i = 0; i < ids.length; i += ID_CHECK) {
+      if (i > 0 && performance.now() - sliceStart >= ID_SLICE_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        sliceStart = performance.now();
+      }
+      const end = Math.min(ids.length, i + ID_CHECK);
       for (let j = i; j < end; j++) out.add(canon(ids[j]));
     }
     return out;

@@ -663,6 +663,30 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   assert.equal(remoteIps(w).join(","), "10.244.2.7,10.244.2.9", "no duplicate endpoint");
 });
 
+Deno.test("syncer/background resync: a listing compared with no run in between repairs what vanished before it started", async () => {
+  const w = world();
+  const syncer = w.newSyncer({ resyncInBackground: true });
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
+    { ip: "10.244.2.9", node: "node-2" },
+  ]);
+  await converge(w, syncer);
+  const web = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.10")!;
+  await w.client.deleteLoadBalancer(web.ID!);
+  w.clock.t += 30_000;
+  const starting = await syncer.sync();
+  assert.equal(starting.resynced, false, "the run only starts the listing");
+  await starting.resyncListing;
+  const compared = await syncer.sync();
+  assert.equal(compared.resynced, true);
+  assert.deepEqual(compared.repaired, { loadBalancers: 1, endpoints: 0 });
+  await converge(w, syncer);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]",
+    "10.96.0.11:80->8080 [10.244.2.9]",
+  ]);
+});
+
 Deno.test("syncer/background resync: an ID deleted while the listing is in flight is not read as new", async () => {
   const w = world();
   const held = heldListings(w.client);
