@@ -177,8 +177,15 @@ Deno.test("agent/overlay: an LB deleted out of band is recreated within one resy
       async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
     );
     assert.match(agent.log(), /Load balancer vanished from HNS; recreating it/);
-    const repairs = metricLines(await world.metrics(agent), "hnsproxy_drift_repairs_total");
-    assert.deepEqual(repairs, ['hnsproxy_drift_repairs_total{kind="LoadBalancer"} 1']);
+    // The repair is counted when the sync that recreated the LB finishes, just after the LB shows.
+    const repairs = async () =>
+      metricLines(await world.metrics(agent), "hnsproxy_drift_repairs_total");
+    await eventually(
+      "drift repair counted",
+      async () => (await repairs()).length > 0,
+      async () => (await repairs()).join("\n"),
+    );
+    assert.deepEqual(await repairs(), ['hnsproxy_drift_repairs_total{kind="LoadBalancer"} 1']);
     assert.ok(!(await world.owned()).some((o) => o.id === victim.ID), "the old ID is forgotten");
     assert.equal(await world.stopAgent(agent), 0);
   } finally {

@@ -9,14 +9,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  buildCheckProgram,
-  buildEmulator,
-  BuildError,
-  privateCopy,
-  REPO_ROOT,
-  WINDOWS_CC,
-} from "./build.ts";
+import { buildCheckProgram, buildEmulator, BuildError, privateCopy, WINDOWS_CC } from "./build.ts";
 
 const library = await buildEmulator();
 const checkProgram = await buildCheckProgram();
@@ -511,78 +504,6 @@ Deno.test({
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
-
-// ---- The Windows build under Wine, when the Windows tier's Wine is already set up ----------
-
-const wineCache = Deno.env.get("HNSPROXY_WINE_CACHE") ?? "/var/cache/hnsproxy-wine";
-const wineScript = join(REPO_ROOT, "tests", "windows", "wine.sh");
-const wineReady = hasMingw && [
-  wineScript,
-  join(wineCache, "chroot", ".hnsproxy-wine-ready"),
-  join(wineCache, "state", ".prefix-ready"),
-].every((p) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-});
-
-async function wine(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("bash", {
-    args: [wineScript, "exec", "--", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function winPath(p: string): string {
-  return "Z:" + p.replaceAll("/", "\\");
-}
-
-Deno.test({
-  name: "emulator: the DLL keeps every rule and the state-file lock under Wine",
-  ignore: !wineReady,
-  fn: async () => {
-    const exe = await buildCheckProgram({ windows: true });
-    const dir = join(exe, "..");
-    const dll = await buildEmulator({ windows: true, output: join(dir, "hnsemu.dll") });
-    const rules = await wine([winPath(exe), winPath(dll), "rules"]);
-    assert.equal(rules.code, 0, `rules under Wine failed:\n${rules.stderr}${rules.stdout}`);
-    assert.match(rules.stdout, /^\d+ checks, 0 failed/m);
-
-    const state = join(dir, `hns-${crypto.randomUUID()}.json`);
-    const ctlWine = async (...cmds: string[]) => {
-      const r = await wine([
-        winPath(exe),
-        winPath(dll),
-        "--env",
-        `HNSEMU_STATE_FILE=${winPath(state)}`,
-        "ctl",
-        ...cmds,
-      ]);
-      assert.equal(r.code, 0, `ctl under Wine failed:\n${r.stderr}`);
-      return r.stdout.trim().split(/\r?\n/).map((l) => JSON.parse(l) as CtlLine);
-    };
-    try {
-      const [net] = await ctlWine("create-net", JSON.stringify({ Name: "cbr0" }));
-      const n = 150;
-      const [a, b] = await Promise.all([
-        ctlWine("create-eps", net.out!, "10.244", String(n)),
-        ctlWine("create-eps", net.out!, "10.244", String(n)),
-      ]);
-      assert.equal(a[0].ok! + b[0].ok!, n);
-      assert.equal(a[0].exists! + b[0].exists!, n);
-      // And a Linux process reads what Windows processes wrote.
-      assert.deepEqual(await ctl(state, "count", "endpoint"), [{ cmd: "count", count: n }]);
-    } finally {
-      for (const f of [state, `${state}.lock`]) await Deno.remove(f).catch(() => {});
     }
   },
 });

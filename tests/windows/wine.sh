@@ -6,7 +6,8 @@
 #   wine.sh deno -- ARGS...        run deno.exe with ARGS
 #   wine.sh winpath PATH           print the Windows (Z:\...) form of a Linux path
 #   wine.sh build-dlls             build the tier's DLLs with mingw (test DLL, HNS emulator)
-#   wine.sh test [FILES...]        setup, build, then `deno test -A` under Wine
+#   wine.sh test [FILES...]        setup, build, then `deno test -A` under Wine (without FILES,
+#                                  also the host-side tests/hns-emulator/*_wine_test.ts)
 #   wine.sh stop                   end the persistent wineserver
 #
 # Environment: HNSPROXY_WINE_CACHE (default /var/cache/hnsproxy-wine),
@@ -264,8 +265,9 @@ cmd_test() {
     export HNSPROXY_HNS_LIBRARY
     HNSPROXY_HNS_LIBRARY="$(winpath "$REPO/build/hnsemu.dll")"
   fi
-  local -a files=("$@")
+  local -a files=("$@") host_files=()
   if [[ ${#files[@]} -eq 0 ]]; then
+    host_files=("$REPO"/tests/hns-emulator/*_wine_test.ts)
     local f
     for f in "$REPO"/tests/windows/*_test.ts "$REPO"/tests/hns/*_test.ts; do
       [[ -f "$f" ]] && files+=("$f")
@@ -278,6 +280,12 @@ cmd_test() {
   cmd_stop
   local rc=0
   (cd "$REPO" && cmd_deno -- test -A --no-check=remote "--config=$(winpath "$REPO/deno.json")" "${winfiles[@]}") || rc=$?
+  # Tests that drive Windows programs under Wine from the host's (Linux) deno.
+  if [[ ${#host_files[@]} -gt 0 && -f "${host_files[0]}" ]]; then
+    local -a host_deno=(deno)
+    command -v deno >/dev/null || host_deno=(npx -y deno@2.9.6)
+    (cd "$REPO" && HNSPROXY_WINE_TIER=1 "${host_deno[@]}" test -A "${host_files[@]}") </dev/null || rc=$?
+  fi
   log "setup $((t1 - t0))s, build + tests $((SECONDS - t1))s, exit $rc"
   return $rc
 }
@@ -293,7 +301,7 @@ case "$sub" in
   test) cmd_test "$@" ;;
   stop) cmd_stop ;;
   *)
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
