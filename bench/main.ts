@@ -3,10 +3,10 @@
  *
  * ```sh
  * deno run -A bench/main.ts --quick    # CI smoke check, under 3 minutes
- * deno run -A bench/main.ts --full     # the report: writes bench/RESULTS.md
+ * deno run -A bench/main.ts --full     # the report: bench/RESULTS.md, README table
  * deno run -A bench/main.ts --full --only=churn,latency --no-write
  * deno run -A bench/main.ts --full --save=/tmp/r.json      # also keep the raw results
- * deno run -A bench/main.ts --render=/tmp/r.json           # RESULTS.md from saved results
+ * deno run -A bench/main.ts --render=/tmp/r.json           # the same from saved results
  * ```
  *
  * Each scenario runs in its own process (bench/run.ts) with `--expose-gc`
@@ -20,7 +20,15 @@
 
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { allMet, consoleLines, machineInfo, resultsMarkdown, targetedFigures } from "./report.ts";
+import {
+  allMet,
+  consoleLines,
+  machineInfo,
+  resultsMarkdown,
+  targetedFigures,
+  targetsTable,
+  withReadmeTargets,
+} from "./report.ts";
 import { fmt, meets, newResult, type ScenarioResult, targetText, verdict } from "./results.ts";
 import { RESULT_PREFIX } from "./run.ts";
 import { v8FlagsArgument } from "../lib/v8_flags.ts";
@@ -80,7 +88,13 @@ export const FULL: readonly PlannedRun[] = [
   {
     name: "churn",
     scenario: "churn",
-    params: { services: 10_000, ratePerSecond: 100, durationS: 60, timeoutMs: 300_000 },
+    params: {
+      services: 10_000,
+      ratePerSecond: 100,
+      durationS: 60,
+      warmupS: 60,
+      timeoutMs: 300_000,
+    },
   },
   {
     name: "latency",
@@ -156,7 +170,10 @@ interface SavedRun {
   commandLine: string;
 }
 
-/** Write bench/RESULTS.md, with bench/analysis.md (the hand-written reading of the numbers). */
+/**
+ * Write bench/RESULTS.md, with bench/analysis.md (the hand-written reading of
+ * the numbers), and the copy of its targets table in README.md.
+ */
 async function writeResults(saved: SavedRun): Promise<void> {
   let analysis: string | undefined;
   try {
@@ -170,14 +187,20 @@ async function writeResults(saved: SavedRun): Promise<void> {
     commandLine: saved.commandLine,
   });
   await Deno.writeTextFile(`${HERE}RESULTS.md`, md);
-  // Keep the committed file as `deno fmt --check` (the CI check) wants it.
+  const readmePath = `${REPO}README.md`;
+  const readme = await Deno.readTextFile(readmePath);
+  await Deno.writeTextFile(
+    readmePath,
+    withReadmeTargets(readme, saved.machine, targetsTable(saved.results)),
+  );
+  // Keep the committed files as `deno fmt --check` (the CI check) wants them.
   await new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "-q", `${HERE}RESULTS.md`],
+    args: ["fmt", "-q", `${HERE}RESULTS.md`, readmePath],
     cwd: REPO,
     stdout: "null",
     stderr: "inherit",
   }).output();
-  console.log(`\nwrote bench/RESULTS.md`);
+  console.log(`\nwrote bench/RESULTS.md and the targets table in README.md`);
 }
 
 async function main(): Promise<number> {

@@ -185,3 +185,33 @@ export function resultsMarkdown(
 export function allMet(results: readonly ScenarioResult[]): boolean {
   return targetedFigures(results).every(meets);
 }
+
+/** The README's markers around the copy of the targets table that `--full` keeps current. */
+export const README_TARGETS_START = "<!-- bench:targets (written by bench/main.ts --full) -->";
+/** See {@link README_TARGETS_START}. */
+export const README_TARGETS_END = "<!-- /bench:targets -->";
+
+/**
+ * `readme` with the text between its targets markers replaced by `table`
+ * (a line naming the run, then the table). Throws if the markers are missing
+ * or out of order, so a renamed marker is noticed instead of silently skipped.
+ */
+export function withReadmeTargets(readme: string, machine: MachineInfo, table: string): string {
+  const start = readme.indexOf(README_TARGETS_START);
+  const end = readme.indexOf(README_TARGETS_END);
+  if (start < 0 || end < start) {
+    throw new Error(
+      `README.md: no "${README_TARGETS_START}" … "${README_TARGETS_END}" section for the targets table`,
+    );
+  }
+  const body = [
+    "",
+    `Full run of ${machine.date.slice(0, 10)} (commit ${machine.commit}, ${machine.cores} CPUs, ` +
+    `${machine.deno.split(",")[0]}):`,
+    "",
+    table,
+    "",
+  ].join("\n");
+  return readme.slice(0, start + README_TARGETS_START.length) + "\n" + body + "\n" +
+    readme.slice(end);
+}
