@@ -26,19 +26,7 @@ import type {
   NodeContext,
   ServiceDesired,
 } from "../../lib/proxy/model.ts";
-import { ctx, ep, overlayCtx, port, slice, svc, view } from "./core_fixtures.ts";
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ctx, ep, overlayCtx, port, prng, slice, svc, view } from "./core_fixtures.ts";
 
 /**
  * The join as a plain pass over every service in key order (first claim of an
