@@ -6,20 +6,7 @@ import {
   OwnershipRecord,
   writeAtomic,
 } from "../../lib/proxy/ownership.ts";
-import type { LogFields, Logger } from "../../lib/log/types.ts";
-
-function capturingLogger() {
-  const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
-  const logger: Logger = {
-    error: (message, fields) => lines.push({ level: "error", message, fields }),
-    warn: (message, fields) => lines.push({ level: "warn", message, fields }),
-    info: (message, fields) => lines.push({ level: "info", message, fields }),
-    debug: () => {},
-    enabled: () => false,
-    with: () => logger,
-  };
-  return { logger, lines };
-}
+import { RecordingLogger } from "../kube/helpers.ts";
 
 function ep(i: number): OwnedObject {
   return { kind: "Endpoint", id: `EP-${i}`, key: `ep/remote/10.0.0.${i}` };
@@ -106,7 +93,8 @@ Deno.test("ownership journal: a torn last line is ignored, and the next write st
     await Deno.writeTextFile(journalPath(path), '{"op":"add","kind":"Endpoint","id":"EP-2"', {
       append: true,
     });
-    const { logger, lines } = capturingLogger();
+    const logger = new RecordingLogger();
+    const { lines } = logger;
     const loaded = await OwnershipRecord.load(path, { logger });
     assert.equal(loaded.loadError, undefined);
     assert.deepEqual(loaded.list(), [lb(1), ep(1)]);
@@ -130,7 +118,8 @@ Deno.test("ownership journal: a malformed line in the middle is skipped with a w
     await Deno.writeTextFile(journalPath(path), "garbage\n", { append: true });
     record.add(ep(2));
     await record.flush();
-    const { logger, lines } = capturingLogger();
+    const logger = new RecordingLogger();
+    const { lines } = logger;
     const loaded = await OwnershipRecord.load(path, { logger });
     assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
     assert.ok(lines.some((l) => l.level === "warn" && l.fields?.entry === "garbage"));
@@ -181,7 +170,8 @@ Deno.test("ownership journal: a crash between the two writes of a compaction los
     await record.compact();
     // The crash: the new record is in place, the old journal was not yet replaced.
     await Deno.writeTextFile(journalPath(path), oldJournal);
-    const { logger, lines } = capturingLogger();
+    const logger = new RecordingLogger();
+    const { lines } = logger;
     const loaded = await OwnershipRecord.load(path, { logger });
     assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
     assert.ok(lines.some((l) => /older record; ignored/.test(l.message)));

@@ -1,20 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { journalPath, OwnershipRecord } from "../../lib/proxy/ownership.ts";
-import type { LogFields, Logger } from "../../lib/log/types.ts";
-
-function capturingLogger() {
-  const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
-  const logger: Logger = {
-    error: (message, fields) => lines.push({ level: "error", message, fields }),
-    warn: (message, fields) => lines.push({ level: "warn", message, fields }),
-    info: (message, fields) => lines.push({ level: "info", message, fields }),
-    debug: () => {},
-    enabled: () => false,
-    with: () => logger,
-  };
-  return { logger, lines };
-}
+import { RecordingLogger } from "../kube/helpers.ts";
 
 const LB = {
   kind: "LoadBalancer" as const,
@@ -85,7 +72,8 @@ Deno.test("ownership: a corrupt file is a clear error and an empty record; it is
   const dir = await Deno.makeTempDir();
   const path = join(dir, "state.json");
   await Deno.writeTextFile(path, '{"version":1,"objects":[{"kind":"LoadBal');
-  const { logger, lines } = capturingLogger();
+  const logger = new RecordingLogger();
+  const { lines } = logger;
   const record = await OwnershipRecord.load(path, { logger });
   assert.equal(record.size, 0, "owns nothing, so deletes nothing");
   assert.match(record.loadError ?? "", /corrupt ownership record .*state\.json: not JSON/);
@@ -123,7 +111,8 @@ Deno.test("ownership: wrong shape or version is rejected; malformed entries are 
       objects: [LB, { kind: "Network", id: "x", key: "y" }, { id: 3 }],
     }),
   );
-  const { logger, lines } = capturingLogger();
+  const logger = new RecordingLogger();
+  const { lines } = logger;
   const record = await OwnershipRecord.load(path, { logger });
   assert.equal(record.loadError, undefined);
   assert.deepEqual(record.list(), [LB]);
