@@ -49,8 +49,9 @@ if (import.meta.main) {
   if (loadBefore || loadAfter) {
     for (const r of results) {
       r.notes.push(
-        `system load average (1/5/15 min) before the scenario ${loadBefore}, after ${loadAfter}: ` +
-          "other processes on the machine compete for its CPUs",
+        `system load average (1/5/15 min) before the scenario ${loadBefore}, after ${loadAfter} ` +
+          "(the after figure includes the scenario's own load; above about 0.5 before it, other " +
+          "processes were competing for the CPUs)",
       );
     }
   }
