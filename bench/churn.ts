@@ -28,7 +28,8 @@ import { LatencyTracker } from "./latency.ts";
 import { mallocInUse } from "./malloc.ts";
 import { collectGarbage, mib, rssBytes } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
-import { expectedHns, issueSpec, prng } from "./scenario.ts";
+import { expectedHns, issueSpec } from "./scenario.ts";
+import { prng } from "../tests/prng.ts";
 
 /** Parameters of {@link runChurn}. */
 export interface ChurnParams {

@@ -31,7 +31,8 @@ import { LatencyTracker } from "./latency.ts";
 import { mallocInUse } from "./malloc.ts";
 import { collectGarbage, mib, peakRssBytes, resetPeakRss, rssBytes } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
-import { expectedHns, issueSpec, nodePortOf, prng, type ScenarioSpec } from "./scenario.ts";
+import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
+import { prng } from "../tests/prng.ts";
 
 /** Parameters of {@link runCluster}. */
 export interface ClusterParams {

@@ -12,6 +12,7 @@ import { openHnsBackend, resolveHnsLibrary } from "../../lib/hns/open.ts";
 import type { HcnApi, HcnKind } from "../../lib/hns/types.ts";
 import { clusterIpLb, expectHnsError, GUID_RE } from "./fixtures.ts";
 import { BACKENDS, emulatorLibrary } from "./harness.ts";
+import { prng } from "../prng.ts";
 
 const NET = "3C4E1E30-1A1B-4C5D-9E8F-0A1B2C3D4E5F";
 const EP_A = "AAAAAAAA-1A1B-4C5D-9E8F-0A1B2C3D4E5F";
@@ -122,21 +123,11 @@ Deno.test("open: backend selection", async () => {
 
 // ---- differential: memory vs the C emulator ----
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Step = { op: string; run: (api: HcnApi) => Promise<unknown> };
 
 /** Random operations over small pools of IDs, IPs and ports, so the rules collide often. */
 function script(seedValue: number, length: number): Step[] {
-  const r = rng(seedValue);
+  const r = prng(seedValue);
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
   const id = (kind: string, n: number) =>
     `${kind}0000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;

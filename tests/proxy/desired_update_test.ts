@@ -26,7 +26,8 @@ import type {
   NodeContext,
   ServiceDesired,
 } from "../../lib/proxy/model.ts";
-import { ctx, ep, overlayCtx, port, prng, slice, svc, view } from "./core_fixtures.ts";
+import { ctx, ep, overlayCtx, port, slice, svc, view } from "./core_fixtures.ts";
+import { prng } from "../prng.ts";
 
 /**
  * The join as a plain pass over every service in key order (first claim of an

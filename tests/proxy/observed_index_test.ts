@@ -19,12 +19,12 @@ import {
   emptyObserved,
   ep,
   overlayCtx,
-  prng,
   simulate,
   slice,
   svc,
   view,
 } from "./core_fixtures.ts";
+import { prng } from "../prng.ts";
 
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
 
