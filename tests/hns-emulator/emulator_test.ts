@@ -478,12 +478,21 @@ Deno.test("emulator: the build names a missing compiler in one line", async () =
   }
 });
 
-const hasMingw = await new Deno.Command(WINDOWS_CC, {
-  args: ["--version"],
-  stdout: "null",
-  stderr: "null",
-})
-  .output().then((o) => o.success, () => false);
+/** Whether the mingw cross compiler runs here (spawning a missing program throws synchronously). */
+async function commandRuns(program: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(program, {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+const hasMingw = await commandRuns(WINDOWS_CC);
 
 Deno.test({
   name: "emulator: the Windows DLL builds with mingw and exports the ABI",
