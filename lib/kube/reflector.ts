@@ -21,6 +21,7 @@
  * @module
  */
 
+import { backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log/types.ts";
 import {
   ApiError,
@@ -97,6 +98,9 @@ export interface ReflectorOptions {
   timing?: Partial<ReflectorTiming>;
 }
 
+/** "Equal jitter": between half and all of the exponential delay. */
+const EQUAL_JITTER = [0.5, 1] as const;
+
 const DEFAULT_TIMING: ReflectorTiming = {
   backoffInitialMs: 800,
   backoffMaxMs: 30_000,
@@ -120,21 +124,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done);
   });
-}
-
-/**
- * The delay before retry number `failures` (1-based): exponential from
- * `initial`, capped at `max`, with "equal jitter" (between half and all of
- * the exponential delay) so that many agents do not retry in step.
- */
-export function backoffDelay(
-  failures: number,
-  initial: number,
-  max: number,
-  random: () => number,
-): number {
-  const base = Math.min(max, initial * 2 ** Math.max(0, failures - 1));
-  return base / 2 + random() * (base / 2);
 }
 
 /** Lists and watches one resource, feeding a handler. */
@@ -241,12 +230,11 @@ export class Reflector {
         failures++;
         const delay = err instanceof ApiError && err.retryAfterSeconds
           ? Math.min(err.retryAfterSeconds * 1000, this.#timing.backoffMaxMs)
-          : backoffDelay(
-            failures,
-            this.#timing.backoffInitialMs,
-            this.#timing.backoffMaxMs,
-            this.#timing.random,
-          );
+          : backoffDelay(failures, {
+            initialMs: this.#timing.backoffInitialMs,
+            maxMs: this.#timing.backoffMaxMs,
+            jitter: EQUAL_JITTER,
+          }, this.#timing.random);
         this.#logFailure(err, needList ? "list" : "watch", delay, failures);
         await sleep(delay, signal);
       }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { backoffDelay } from "../backoff.ts";
 import { isNotFound } from "../hns/errors.ts";
 import type { HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
@@ -17,7 +18,7 @@ export interface CleanupOptions {
   logger?: Logger;
   /** Rounds over what is left (default 5). */
   attempts?: number;
-  /** Delay before round `n` (1-based, n ≥ 2), ms (default 1 s, doubling). */
+  /** Delay before round `n` (1-based, n ≥ 2), ms (default 1 s, doubling, capped at 30 s). */
   delayMs?: (round: number) => number;
   /** Sleep (default a timer). */
   sleep?: (ms: number) => Promise<void>;
@@ -43,7 +44,8 @@ export async function cleanupOwned(
 ): Promise<CleanupResult> {
   const log = options.logger ?? nullLogger;
   const attempts = Math.max(1, options.attempts ?? 5);
-  const delayMs = options.delayMs ?? ((round: number) => 1000 * 2 ** (round - 2));
+  const delayMs = options.delayMs ??
+    ((round: number) => backoffDelay(round - 1, { initialMs: 1000, maxMs: 30_000 }));
   const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const deleted: OwnedObject[] = [];
   let errors = new Map<string, string>();
