@@ -4,11 +4,12 @@
  * graceful stop that closes the watches, compacts the ownership record and
  * leaves HNS as it is (traffic keeps flowing while hnsproxy is down).
  *
- * The periodic resync is scheduled as a periodic run of the runner, so it
- * never holds back the sync of a change that arrives just after it started.
- * Its HNS listing runs in the background (the syncer's `resyncInBackground`):
- * runs for changes go on while it is in flight, and the run after it arrived
- * compares it with the cache.
+ * The runner runs the syncer for every change (bounded by minSyncPeriod);
+ * every other run (retries, the periodic resync) is the syncer's decision,
+ * handed to the runner as it is ({@link NextRun}). The resync's HNS listing
+ * runs in the background (the syncer's `resyncInBackground`): runs for
+ * changes go on while it is in flight, and the run after it arrived compares
+ * it with the cache.
  *
  * @module
  */
@@ -33,7 +34,7 @@ import { HealthCheckServers } from "./proxy/healthchecks.ts";
 import type { DesiredState, PlanOp } from "./proxy/model.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
-import { Syncer, type SyncReport } from "./proxy/syncer.ts";
+import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
 import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
@@ -274,16 +275,18 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         markReady();
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
-      if (report.retryAfterMs !== undefined) runner.retryAfter(report.retryAfterMs);
-      // The resync's listing arrives while changes keep running; a run then compares it.
-      report.resyncListing?.then(() => runner.periodicAfter(0));
-      const resyncInMs = syncer.nextResyncInMs();
-      if (resyncInMs !== undefined) runner.periodicAfter(resyncInMs);
+      scheduleNext(report.next);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
-      maxIntervalMs: config.syncPeriodMs,
+      // The syncer schedules the periodic resync itself (report.next).
+      maxIntervalMs: Infinity,
       logger: log,
     });
+    const scheduleNext = (next: NextRun) => {
+      const inMs = nextRunInMs(next);
+      if (inMs !== undefined) runner.runAfter(inMs);
+      next.listingArrived?.then(() => runner.runAfter(0));
+    };
     // The resync's listing runs outside the runner's runs: let it finish before HNS is closed.
     cleanups.push(async () => {
       await runner.stop();
