@@ -296,13 +296,18 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     const record = (report: SyncReport, seconds: number) => {
       if (report.changes) {
         metrics.countChanges(
-          report.changes.serviceChanges ?? 0,
-          report.changes.endpointChanges ?? 0,
+          report.changes.serviceChanges,
+          report.changes.endpointChanges,
         );
       }
       metrics.setPending(store.pendingServiceChanges(), store.pendingEndpointChanges());
-      if (report.kind === "waiting" || report.kind === "idle") return;
-      metrics.observeSync(seconds, report.kind === "partial" ? "partial" : "full");
+      if (report.kind === "waiting") return;
+      // Every successful run counts, idle ones included (kube-proxy stamps every sync, so its
+      // "time since last sync" alerts hold on a quiet node); an idle run recomputes nothing.
+      metrics.observeSync(
+        seconds,
+        report.kind === "partial" || report.kind === "idle" ? "partial" : "full",
+      );
       if (report.plan) metrics.observePlan(planCounts(report.plan.ops));
       if (report.repaired.loadBalancers > 0) {
         metrics.driftRepaired("LoadBalancer", report.repaired.loadBalancers);
