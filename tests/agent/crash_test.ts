@@ -309,3 +309,25 @@ Deno.test("agent/crash: killed in an incremental sync that deletes, cluster chan
     await world.close();
   }
 });
+
+Deno.test("agent/crash: killed in a cold start, then --cleanup-and-exit: nothing it made is left, nothing else touched", async () => {
+  const cluster = services(0, 24);
+  const world = await createWorld(cluster);
+  try {
+    const agent = world.startAgent(OVERLAY_ARGS, SLOW);
+    await killWhen(world, agent, "some LBs made", (m) => m.lbs.length >= 4);
+    const made = await madeIds(world);
+    assert.ok(made.lbs.length + made.eps.length < objectsFor(cluster), "killed mid-sync");
+    const { code, log } = await world.runAgent([...OVERLAY_ARGS, "--cleanup-and-exit"]);
+    assert.equal(code, 0, log);
+    assert.match(log, new RegExp(`deleted=${made.lbs.length + made.eps.length}\\b`));
+    assert.match(log, /remaining=0/);
+    const hns = await world.hns();
+    const seeded = seededHns();
+    assert.deepEqual(hns.LoadBalancers, seeded.LoadBalancers);
+    assert.deepEqual(hns.Endpoints, seeded.Endpoints);
+    assert.deepEqual(await world.owned(), []);
+  } finally {
+    await world.close();
+  }
+});
