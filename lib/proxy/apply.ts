@@ -142,6 +142,8 @@ class ApplyRun {
   readonly #blocked = new Set<string>();
   /** Creates listed in the record and not yet issued, by key. */
   readonly #intents = new Map<string, OwnedObject>();
+  /** Create phases (op names) already listed. */
+  readonly #listedPhases = new Set<PlanOp["op"]>();
   /** Keys of creates whose listing failed, with the error (they are not issued). */
   readonly #unlisted = new Map<string, unknown>();
   /** IDs whose create call succeeded, or failed in a way that may have made the object. */
@@ -235,13 +237,15 @@ class ApplyRun {
   }
 
   /**
-   * At the first create of a phase (`first` is a create with no listing yet):
-   * list every create of that kind from `offset` on that will be tried now,
-   * in one write of the record, before any of them is issued.
+   * At the first create of a phase (`first` is its first op): list every
+   * create of that kind from `offset` on that will be tried now, in one write
+   * of the record, before any of them is issued. (A create that becomes due
+   * later in the phase is listed alone by {@link ApplyRun.#withIntent}.)
    */
   async #listCreates(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
     if (first.op !== "createEndpoint" && first.op !== "createLoadBalancer") return;
-    if (this.#intents.has(first.key) || this.#unlisted.has(first.key)) return;
+    if (this.#listedPhases.has(first.op)) return;
+    this.#listedPhases.add(first.op);
     const kind: OwnedKind = first.op === "createEndpoint" ? "Endpoint" : "LoadBalancer";
     const listed: OwnedObject[] = [];
     for (let i = offset; i < ops.length; i++) {
@@ -250,6 +254,7 @@ class ApplyRun {
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
       listed.push({ kind, id: newGuid(), key: op.key });
     }
+    if (listed.length === 0) return;
     try {
       await this.#ctx.ownership.intend(listed);
       for (const intent of listed) this.#intents.set(intent.key, intent);
