@@ -165,6 +165,7 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
   }
   log.info("Cleanup finished", {
     deleted: result.deleted.length,
+    absent: result.absent.length,
     remaining: result.remaining.length,
   });
   return result.remaining.length === 0 ? 0 : 1;

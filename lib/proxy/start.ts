@@ -8,7 +8,11 @@
  *   "wait for it".
  * - Adoption comes first in the plan: owned objects that match what is
  *   desired, and foreign ones equal to it, are kept with no HNS call.
- * - Owned IDs HNS no longer has are reported, so the caller forgets them.
+ * - Ownership: every object the record lists that HNS holds is owned (then
+ *   adopted, modified or deleted like any owned object), whatever sync it
+ *   came from, finished or killed. The record lists each create before it is
+ *   issued, so a listed ID HNS does not hold is a create that never happened
+ *   or an object deleted since: reported, so the caller forgets it.
  *
  * @module
  */

@@ -12,7 +12,8 @@
  * 6. the desired state: of the changed services, or of all after drift,
  *    failures or a changed context;
  * 7. reconcile with the observed cache (the changed services' keys, or all);
- * 8. apply (apply.ts); 9. write the ownership record; 10. report.
+ * 8. apply (apply.ts: each create is in the ownership record on disk before
+ *    it is issued); 9. write the rest of the ownership record; 10. report.
  *
  * A run reads HNS only to start, to take a resync's listing, and to look up
  * the CNI endpoint of a pod on this node that the node context lacks. After
@@ -345,7 +346,8 @@ export class Syncer {
       });
     }
     if (start.vanishedOwned.length > 0) {
-      this.#log.info("Forgetting owned HNS objects that no longer exist", {
+      // Listed before its create was issued: a create that never happened, or deleted since.
+      this.#log.info("Forgetting listed HNS objects that HNS does not hold", {
         count: start.vanishedOwned.length,
       });
       for (const id of start.vanishedOwned) ownership.remove(id);

@@ -157,6 +157,63 @@ Deno.test("apply: creates endpoints then LBs with resolved backend IDs; records 
   assert.equal(api.openHandles(), 0);
 });
 
+Deno.test("apply: every create is on disk in the ownership record before HNS is asked; one write per phase", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    const { api, client } = newHns();
+    const { ctx } = context(client, { ownership: await OwnershipRecord.load(path) });
+    let writes = 0;
+    const flush = ctx.ownership.flush.bind(ctx.ownership);
+    ctx.ownership.flush = (force) => {
+      writes++;
+      return flush(force);
+    };
+    const unlisted: string[] = [];
+    const create = api.create.bind(api);
+    api.create = async (kind, id, settings, network) => {
+      // What a crash right now would leave: the record on disk.
+      if (!(await OwnershipRecord.load(path)).owns(id)) unlisted.push(`${kind} ${id}`);
+      return await create(kind, id, settings, network);
+    };
+    const ips = ["10.244.2.7", "10.244.2.8", "10.244.2.9"];
+    const lbs = ips.map((ip, i) => lb(`10.96.0.${10 + i}`, 80, [`ep/remote/${ip}`]));
+    const result = await applyPlan(plan(...ips.map((ip) => remoteEp(ip)), ...lbs.map(createLb)), {
+      ...ctx,
+      concurrency: 2,
+    });
+    assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+    assert.equal(api.objectCount("LoadBalancer"), 3);
+    assert.deepEqual(unlisted, [], "created before it was recorded");
+    assert.equal(writes, 2, "one write for the endpoint creates, one for the LB creates");
+    assert.equal(ctx.ownership.dirty, false, "nothing left to write");
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), ctx.ownership.list());
+    assert.equal(ctx.ownership.size, 6);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("apply: a create that made nothing (refused, blocked) is not left in the ownership record", async () => {
+  const { api, client } = newHns();
+  const foreignId = (await client.createLoadBalancer({
+    HostComputeEndpoints: [LOCAL_EP],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 1234, ExternalPort: 80 }],
+  })).ID!;
+  const { ctx } = context(client);
+  api.failCall("HcnCreateEndpoint", 1, HResult.E_INVALIDARG);
+  const refused = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  const blocked = lb("10.96.0.11", 80, ["ep/remote/10.244.2.7"]);
+  const result = await applyPlan(
+    plan(remoteEp("10.244.2.7"), createLb(refused), createLb(blocked)),
+    ctx,
+  );
+  assert.equal(result.applied.length, 0);
+  assert.equal(ctx.ownership.size, 0, ctx.ownership.list().map((o) => o.key).join(", "));
+  assert.deepEqual((await client.listLoadBalancers()).map((l) => l.ID), [foreignId]);
+});
+
 Deno.test("apply: an endpoint create without a payload sends the desired endpoint's HNS JSON", async () => {
   const { client } = newHns();
   const { ctx } = context(client);
@@ -392,24 +449,49 @@ Deno.test("apply: plan conflicts are reported and scheduled for a retry", async 
   assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs > 0);
 });
 
-Deno.test("apply: a create whose answer was lost is taken over on retry, not duplicated or leaked", async () => {
-  const { api, client } = newHns();
-  const { ctx } = context(client);
-  // HNS makes the first endpoint and the first load balancer, but the answers are lost.
+/** HNS makes the first object of each kind in `lost` but the create's answer is lost. */
+function loseCreateAnswers(api: MemoryHcnApi, lost: Set<HcnKind>) {
   const create = api.create.bind(api);
-  const lost = new Set<HcnKind>(["Endpoint", "LoadBalancer"]);
   api.create = async (kind, id, settings, network) => {
     const handle = await create(kind, id, settings, network);
     if (!lost.delete(kind)) return handle;
     await api.close(kind, handle);
     throw new HnsError({ hresult: HResult.MANAGER_STOPPED, operation: `HcnCreate${kind}` });
   };
+}
+
+Deno.test("apply: a create whose answer was lost is found in HNS under its GUID and kept", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  loseCreateAnswers(api, new Set<HcnKind>(["Endpoint", "LoadBalancer"]));
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
+  const result = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(api.objectCount("LoadBalancer"), 2);
+  assert.equal(api.objectCount("Endpoint"), 2);
+  for (const held of await client.listLoadBalancers()) assert.ok(ctx.ownership.owns(held.ID!));
+  assert.equal(ctx.ownership.size, 3, "what HNS holds, nothing more");
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a create whose answer was lost and HNS unreachable stays owned; a retry takes it, nothing leaks", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  loseCreateAnswers(api, new Set<HcnKind>(["Endpoint", "LoadBalancer"]));
+  // The look-ups after the lost answers fail too.
+  api.failCall("HcnOpenEndpoint", 1, HResult.MANAGER_STOPPED);
+  api.failCall("HcnOpenLoadBalancer", 1, HResult.MANAGER_STOPPED);
   const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
   const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
   const first = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
   assert.deepEqual(first.failed.map((f) => f.op.key).sort(), ["ep/remote/10.244.2.7", b.key]);
   assert.equal(api.objectCount("LoadBalancer"), 1, "HNS did make b");
   assert.equal(api.objectCount("Endpoint"), 2, "HNS did make the remote endpoint");
+  for (const held of await client.listLoadBalancers()) {
+    assert.ok(ctx.ownership.owns(held.ID!), "what HNS may hold stays owned");
+  }
+  assert.equal(ctx.ownership.size, 2, "a, never tried, is not listed");
 
   const retry = { ...ctx, backoff: new Backoff({ jitter: 0 }) };
   const second = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), retry);
