@@ -11,8 +11,11 @@
  *   re-create of that key;
  * - "not found" on a delete means done;
  * - "port already exists" on a create: when the holder is hnsproxy's it is
- *   deleted and the create repeated; when it is someone else's it is reported
- *   (log and {@link ApplyHooks.onConflict}) and retried later, never deleted;
+ *   deleted and the create repeated; when it is someone else's it is a
+ *   conflict, never deleted or retried here;
+ * - conflicts (from the plan or found on a create) go to the
+ *   {@link ConflictTracker}, which logs them when they appear and then at
+ *   most once per backoff step, and to {@link ApplyHooks.onConflict};
  * - a create that failed after HNS may have made the object (its answer was
  *   lost) leaves the key "uncertain": if a later create hits an identical
  *   object under that key, it is taken as ours instead of leaking it.
@@ -24,6 +27,7 @@ import { HnsError, HResult, isNotFound, isPortConflict } from "../hns/errors.ts"
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
+import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
   endpointPayload,
@@ -48,7 +52,7 @@ import type { OwnershipRecord } from "./ownership.ts";
 import { resolveEndpointId } from "./reconcile.ts";
 
 /** What happened to one operation. */
-export type OpOutcome = "ok" | "failed" | "deferred";
+export type OpOutcome = "ok" | "failed" | "deferred" | "conflict";
 
 /** Callbacks for metrics and events; all optional. */
 export interface ApplyHooks {
@@ -81,6 +85,8 @@ export interface ApplyContext {
   hooks?: ApplyHooks;
   /** Keys whose last create may have succeeded in HNS unseen; shared across syncs. */
   uncertain?: Set<string>;
+  /** Conflicts across syncs (default: one for this apply, which reports each conflict). */
+  conflicts?: ConflictTracker;
 }
 
 /** One operation that failed. */
@@ -95,7 +101,7 @@ export interface OpFailure {
 export interface ApplyResult {
   /** Operations done (including adoptions, which make no HNS call). */
   applied: PlanOp[];
-  /** Operations that failed this time (each now backing off). */
+  /** Operations that failed this time (each now backing off); conflicts are not failures. */
   failed: OpFailure[];
   /** Operations not tried: backing off, or blocked by a failed dependency. */
   deferred: PlanOp[];
@@ -125,6 +131,7 @@ class ApplyRun {
   readonly #ctx: ApplyContext;
   readonly #log: Logger;
   readonly #uncertain: Set<string>;
+  readonly #tracker: ConflictTracker;
   /** Keys whose earlier operation in this plan failed or was deferred. */
   readonly #blocked = new Set<string>();
   readonly #result: ApplyResult = {
@@ -139,6 +146,7 @@ class ApplyRun {
     this.#ctx = ctx;
     this.#log = ctx.logger ?? nullLogger;
     this.#uncertain = ctx.uncertain ?? new Set();
+    this.#tracker = ctx.conflicts ?? new ConflictTracker({ logger: this.#log });
   }
 
   async execute(plan: Plan): Promise<ApplyResult> {
@@ -147,9 +155,14 @@ class ApplyRun {
     for (const batch of batches(plan.ops)) {
       await pool(batch, concurrency, (op) => this.#one(op));
     }
-    const pending = this.#result.failed.length + this.#result.deferred.length +
-      this.#result.conflicts.length;
-    if (pending > 0) this.#result.retryAfterMs = this.#ctx.backoff.nextDelay() ?? 1000;
+    this.#tracker.note(this.#result.conflicts);
+    const delays: number[] = [];
+    if (this.#result.failed.length + this.#result.deferred.length > 0) {
+      delays.push(this.#ctx.backoff.nextDelay() ?? 1000);
+    }
+    const conflictStep = this.#result.conflicts.length > 0 ? this.#tracker.nextDelay() : undefined;
+    if (conflictStep !== undefined) delays.push(conflictStep);
+    if (delays.length > 0) this.#result.retryAfterMs = Math.min(...delays);
     return this.#result;
   }
 
@@ -160,6 +173,8 @@ class ApplyRun {
       if (outcome === "ok") {
         this.#result.applied.push(op);
         this.#ctx.backoff.reset(op.key);
+      } else if (outcome === "conflict") {
+        this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
       } else if (outcome === "deferred") {
         this.#result.deferred.push(op);
         this.#blocked.add(op.key);
@@ -205,7 +220,7 @@ class ApplyRun {
       }
       finish(outcome);
     } catch (err) {
-      finish("failed", err);
+      finish(err instanceof HeldByForeign ? "conflict" : "failed", err);
     }
   }
 
@@ -355,10 +370,10 @@ class ApplyRun {
         // It vanished out of band: forget it and create it afresh.
         observed.removeLoadBalancerById(op.id);
         this.#ctx.ownership.remove(op.id);
-        hns = await this.#createLoadBalancer(op.key, payload);
+        hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
       }
     } else {
-      hns = await this.#createLoadBalancer(op.key, payload);
+      hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
     }
     const id = requireId(hns, op.key);
     observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
@@ -376,7 +391,11 @@ class ApplyRun {
     return "ok";
   }
 
-  async #createLoadBalancer(key: string, payload: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+  async #createLoadBalancer(
+    key: string,
+    payload: HcnLoadBalancer,
+    serviceKey?: string,
+  ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
     try {
       const created = await this.#write(() => client.createLoadBalancer(payload));
@@ -417,23 +436,15 @@ class ApplyRun {
         return holder;
       }
       observed.setForeignLoadBalancer({ key, id: holder.ID, hns: holder });
-      this.#conflict({ key, serviceKey: "", foreignId: holder.ID });
-      throw err;
+      this.#conflict({ key, serviceKey: serviceKey ?? "", foreignId: holder.ID });
+      throw new HeldByForeign(key, holder.ID, err);
     }
   }
 
+  /** A desired key a foreign object holds: reported to the tracker as the run ends. */
   #conflict(conflict: LoadBalancerConflict): void {
     this.#result.conflicts.push(conflict);
-    if (!this.#ctx.backoff.get(conflict.key)) this.#ctx.backoff.fail(conflict.key);
     this.#ctx.hooks?.onConflict?.(conflict);
-    this.#log.warn(
-      "A load balancer hnsproxy does not own holds this service's port; leaving it alone",
-      {
-        key: conflict.key,
-        service: conflict.serviceKey || undefined,
-        holder: conflict.foreignId,
-      },
-    );
   }
 }
 
@@ -455,6 +466,13 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** A create refused because a foreign load balancer holds the key (a conflict, not a failure). */
+class HeldByForeign extends Error {
+  constructor(key: string, holderId: string, cause: unknown) {
+    super(`${key} is held by load balancer ${holderId}, which hnsproxy does not own`, { cause });
+  }
 }
 
 function isAlreadyExists(err: unknown): boolean {
