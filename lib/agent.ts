@@ -24,6 +24,13 @@ import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
 import { watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
+import { EventRecorder, kubeEventSink } from "./kube/events.ts";
+import {
+  recordConflicts,
+  recordStarting,
+  REPORTING_CONTROLLER,
+  reportingInstance,
+} from "./agent_events.ts";
 import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
 import type { IpFamily } from "./kube/model.ts";
 import type { ClusterStore } from "./kube/store.ts";
@@ -208,6 +215,20 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       cleanups.push(() => own.close());
       kubeClient = own;
     }
+    // Events go out in the background; a refusing API server costs them, never the sync.
+    const recorder = kubeClient instanceof KubeClient
+      ? new EventRecorder({
+        sink: kubeEventSink(kubeClient),
+        reportingController: REPORTING_CONTROLLER,
+        reportingInstance: reportingInstance(config.hostnameOverride),
+        logger: log,
+        onDrop: (reason) => metrics.eventDropped(reason),
+      })
+      : undefined;
+    if (recorder) {
+      cleanups.push(() => recorder.close());
+      recordStarting(recorder, config.hostnameOverride);
+    }
     const watch = watchCluster({
       client: kubeClient,
       nodeName: config.hostnameOverride,
@@ -257,7 +278,14 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
+      conflicts: {
+        onReports: (reports) => {
+          metrics.setConflicts(syncer.conflicts.countsByKind());
+          if (recorder) recordConflicts(recorder, reports);
+        },
+      },
     });
+    metrics.setConflicts(syncer.conflicts.countsByKind());
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));

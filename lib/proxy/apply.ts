@@ -23,8 +23,11 @@
  *   re-create of that key;
  * - "not found" on a delete means done;
  * - "port already exists" on a create: when the holder is hnsproxy's it is
- *   deleted and the create repeated; when it is someone else's it is reported
- *   (log and {@link ApplyHooks.onConflict}) and retried later, never deleted;
+ *   deleted and the create repeated; when it is someone else's it is a
+ *   conflict, never deleted or retried here;
+ * - conflicts (from the plan or found on a create) go to the
+ *   {@link ConflictTracker}, which logs them when they appear and then at
+ *   most once per backoff step, and to {@link ApplyHooks.onConflict};
  * - a create that failed after HNS may have made the object (its answer was
  *   lost) leaves the key "uncertain": if a later create hits an identical
  *   object of hnsproxy's under that key, it is taken instead of replaced.
@@ -37,6 +40,7 @@ import { newGuid } from "../hns/guid.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
+import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
   endpointPayload,
@@ -61,7 +65,7 @@ import type { OwnedKind, OwnedObject, OwnershipRecord } from "./ownership.ts";
 import { resolveEndpointId } from "./reconcile.ts";
 
 /** What happened to one operation. */
-export type OpOutcome = "ok" | "failed" | "deferred";
+export type OpOutcome = "ok" | "failed" | "deferred" | "conflict";
 
 /** Callbacks for metrics and events; all optional. */
 export interface ApplyHooks {
@@ -94,6 +98,8 @@ export interface ApplyContext {
   hooks?: ApplyHooks;
   /** Keys whose last create may have succeeded in HNS unseen; shared across syncs. */
   uncertain?: Set<string>;
+  /** Conflicts across syncs (default: one for this apply, which reports each conflict). */
+  conflicts?: ConflictTracker;
 }
 
 /** One operation that failed. */
@@ -108,7 +114,7 @@ export interface OpFailure {
 export interface ApplyResult {
   /** Operations done (including adoptions, which make no HNS call). */
   applied: PlanOp[];
-  /** Operations that failed this time (each now backing off). */
+  /** Operations that failed this time (each now backing off); conflicts are not failures. */
   failed: OpFailure[];
   /** Operations not tried: backing off, or blocked by a failed dependency. */
   deferred: PlanOp[];
@@ -138,6 +144,7 @@ class ApplyRun {
   readonly #ctx: ApplyContext;
   readonly #log: Logger;
   readonly #uncertain: Set<string>;
+  readonly #tracker: ConflictTracker;
   /** Keys whose earlier operation in this plan failed or was deferred. */
   readonly #blocked = new Set<string>();
   /** Creates listed in the record and not yet issued, by key. */
@@ -160,6 +167,7 @@ class ApplyRun {
     this.#ctx = ctx;
     this.#log = ctx.logger ?? nullLogger;
     this.#uncertain = ctx.uncertain ?? new Set();
+    this.#tracker = ctx.conflicts ?? new ConflictTracker({ logger: this.#log });
   }
 
   async execute(plan: Plan): Promise<ApplyResult> {
@@ -174,9 +182,14 @@ class ApplyRun {
     // Listed creates never issued (deferred, blocked): nothing of theirs exists.
     for (const intent of this.#intents.values()) this.#ctx.ownership.remove(intent.id);
     this.#intents.clear();
-    const pending = this.#result.failed.length + this.#result.deferred.length +
-      this.#result.conflicts.length;
-    if (pending > 0) this.#result.retryAfterMs = this.#ctx.backoff.nextDelay() ?? 1000;
+    this.#tracker.note(this.#result.conflicts);
+    const delays: number[] = [];
+    if (this.#result.failed.length + this.#result.deferred.length > 0) {
+      delays.push(this.#ctx.backoff.nextDelay() ?? 1000);
+    }
+    const conflictStep = this.#result.conflicts.length > 0 ? this.#tracker.nextDelay() : undefined;
+    if (conflictStep !== undefined) delays.push(conflictStep);
+    if (delays.length > 0) this.#result.retryAfterMs = Math.min(...delays);
     return this.#result;
   }
 
@@ -187,6 +200,8 @@ class ApplyRun {
       if (outcome === "ok") {
         this.#result.applied.push(op);
         this.#ctx.backoff.reset(op.key);
+      } else if (outcome === "conflict") {
+        this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
       } else if (outcome === "deferred") {
         this.#result.deferred.push(op);
         this.#blocked.add(op.key);
@@ -232,7 +247,7 @@ class ApplyRun {
       }
       finish(outcome);
     } catch (err) {
-      finish("failed", err);
+      finish(err instanceof HeldByForeign ? "conflict" : "failed", err);
     }
   }
 
@@ -483,10 +498,10 @@ class ApplyRun {
         if (!isNotFound(err)) throw err;
         // It vanished out of band: forget it and create it afresh.
         this.#forget("LoadBalancer", op.id);
-        hns = await this.#createLoadBalancer(op.key, payload);
+        hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
       }
     } else {
-      hns = await this.#createLoadBalancer(op.key, payload);
+      hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
     }
     const id = requireId(hns, op.key);
     observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
@@ -505,11 +520,15 @@ class ApplyRun {
   }
 
   /** Create a load balancer for `key` under a listed GUID (see {@link ApplyRun.#makeLoadBalancer}). */
-  async #createLoadBalancer(key: string, payload: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+  async #createLoadBalancer(
+    key: string,
+    payload: HcnLoadBalancer,
+    serviceKey?: string,
+  ): Promise<HcnLoadBalancer> {
     const created = await this.#withIntent(
       "LoadBalancer",
       key,
-      (id) => this.#makeLoadBalancer(key, { ...payload, ID: id }),
+      (id) => this.#makeLoadBalancer(key, { ...payload, ID: id }, serviceKey),
     );
     this.#uncertain.delete(key);
     return created;
@@ -520,7 +539,11 @@ class ApplyRun {
    * own, take that one (identical, and the key uncertain: an earlier create
    * whose answer was lost) or replace it. A foreign holder is a conflict.
    */
-  async #makeLoadBalancer(key: string, payload: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+  async #makeLoadBalancer(
+    key: string,
+    payload: HcnLoadBalancer,
+    serviceKey?: string,
+  ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
     const id = payload.ID!;
     const create = () =>
@@ -555,23 +578,15 @@ class ApplyRun {
         return await create();
       }
       observed.setForeignLoadBalancer({ key, id: holder.ID, hns: holder });
-      this.#conflict({ key, serviceKey: "", foreignId: holder.ID });
-      throw err;
+      this.#conflict({ key, serviceKey: serviceKey ?? "", foreignId: holder.ID });
+      throw new HeldByForeign(key, holder.ID, err);
     }
   }
 
+  /** A desired key a foreign object holds: reported to the tracker as the run ends. */
   #conflict(conflict: LoadBalancerConflict): void {
     this.#result.conflicts.push(conflict);
-    if (!this.#ctx.backoff.get(conflict.key)) this.#ctx.backoff.fail(conflict.key);
     this.#ctx.hooks?.onConflict?.(conflict);
-    this.#log.warn(
-      "A load balancer hnsproxy does not own holds this service's port; leaving it alone",
-      {
-        key: conflict.key,
-        service: conflict.serviceKey || undefined,
-        holder: conflict.foreignId,
-      },
-    );
   }
 }
 
@@ -593,6 +608,13 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** A create refused because a foreign load balancer holds the key (a conflict, not a failure). */
+class HeldByForeign extends Error {
+  constructor(key: string, holderId: string, cause: unknown) {
+    super(`${key} is held by load balancer ${holderId}, which hnsproxy does not own`, { cause });
+  }
 }
 
 function isAlreadyExists(err: unknown): boolean {

@@ -36,6 +36,7 @@ import type { ChangeSet } from "../kube/store.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
+import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
 import { contextForNode, type ContextSettings } from "./context.ts";
 import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
@@ -92,6 +93,8 @@ export interface SyncerOptions {
   networkIds?: (name: string) => Promise<string[]>;
   /** Metrics hooks for apply. */
   applyHooks?: ApplyHooks;
+  /** Conflict reporting (listener, backoff steps); logger, clock and kinds come from the syncer. */
+  conflicts?: Pick<ConflictTrackerOptions, "onReports" | "initialMs" | "maxMs">;
   /**
    * Run the periodic resync's listing outside the runs (default false: a
    * run that resyncs awaits it). A run that finds the resync due starts it
@@ -172,6 +175,7 @@ export class Syncer {
   readonly #local: LocalEndpoints;
   /** Backoff of ownership record writes. */
   readonly #flushRetry: RetryBackoff;
+  readonly #conflictTracker: ConflictTracker;
   readonly #diagnostics = new Map<ObjectKey, string>();
   #conflicts = "";
   #ctx: NodeContext | undefined;
@@ -187,6 +191,12 @@ export class Syncer {
     this.#log = options.logger ?? nullLogger;
     this.#clock = options.clock ?? systemClock;
     this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
+    this.#conflictTracker = new ConflictTracker({
+      ...options.conflicts,
+      logger: this.#log,
+      clock: this.#clock,
+      kindOf: (key) => this.#desired?.loadBalancers.get(key)?.kind,
+    });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
     this.#resync = new Resync({
       client: options.client,
@@ -208,6 +218,11 @@ export class Syncer {
   /** The observed cache (read-only use: metrics, tests). */
   get observed(): ObservedCache {
     return this.#observed;
+  }
+
+  /** Desired load balancer keys foreign HNS objects hold (read-only use: metrics, tests). */
+  get conflicts(): ConflictTracker {
+    return this.#conflictTracker;
   }
 
   /** The node context, once the network was found. */
@@ -267,6 +282,7 @@ export class Syncer {
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
       await this.#flush();
+      this.#conflictTracker.tick();
       return { kind: "idle", resynced, repaired, services: 0, changes };
     }
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
@@ -494,6 +510,8 @@ export class Syncer {
     if (this.#o.ownership.dirty) retries.push(this.#flushRetry.nextDelay() ?? FLUSH_RETRY_MS);
     const lookup = this.#local.retryInMs();
     if (lookup !== undefined) retries.push(lookup);
+    const conflictStep = this.#conflictTracker.nextDelay();
+    if (conflictStep !== undefined) retries.push(conflictStep);
     if (retries.length > 0) next.retryAfterMs = Math.min(...retries);
     if (this.#o.resyncInBackground) {
       const ctx = this.#ctx!;
@@ -538,8 +556,11 @@ export class Syncer {
       concurrency: this.#o.concurrency,
       hooks: this.#o.applyHooks,
       uncertain: this.#uncertain,
+      conflicts: this.#conflictTracker,
     });
-    const pending = result.failed.length + result.deferred.length + result.conflicts.length;
+    this.#settleConflicts();
+    // A conflict needs no full run: it ends when the holder vanishes (a resync) or the service changes.
+    const pending = result.failed.length + result.deferred.length;
     this.#needFull = pending > 0;
     if (result.failed.some((f) => networkGone(f.error))) {
       this.#log.warn("HNS reports the network missing; reading HNS afresh on the next run");
@@ -547,7 +568,7 @@ export class Syncer {
     }
     this.#local.settle();
     await this.#flush();
-    if (plan.ops.length > 0 || pending > 0) {
+    if (plan.ops.length > 0 || pending + result.conflicts.length > 0) {
       this.#log.info("Applied HNS changes", {
         ...countOps(result.applied),
         failed: result.failed.length,
@@ -557,6 +578,17 @@ export class Syncer {
       });
     }
     return result;
+  }
+
+  /** Report conflicts that are over, then those due for a reminder. */
+  #settleConflicts(): void {
+    const observed = this.#observed;
+    this.#conflictTracker.settle({
+      wantedBy: (key) => this.#desired?.loadBalancers.get(key)?.serviceKey,
+      programmed: (key) => observed.loadBalancers.has(key),
+      holder: (key) => observed.foreignLoadBalancers.get(key)?.id,
+    });
+    this.#conflictTracker.tick();
   }
 
   /** Step 9: write the ownership record if it changed; a failure is logged and retried with backoff. */

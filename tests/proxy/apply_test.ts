@@ -430,9 +430,13 @@ Deno.test("apply: a port conflict with a foreign LB is reported and retried, nev
   const { ctx, conflicts } = context(client);
   const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
   const result = await applyPlan(plan(createLb(a)), ctx);
-  assert.equal(result.failed.length, 1);
-  assert.deepEqual(conflicts.map((c) => [c.key, c.foreignId]), [[a.key, foreignId]]);
+  assert.equal(result.failed.length, 0, "a conflict, not a failure to retry at once");
+  assert.deepEqual(conflicts.map((c) => [c.key, c.serviceKey, c.foreignId]), [
+    [a.key, a.serviceKey, foreignId],
+  ]);
+  assert.deepEqual(result.conflicts.map((c) => c.key), [a.key]);
   assert.ok(result.retryAfterMs !== undefined);
+  assert.ok(ctx.backoff.ready(a.key), "no per-operation backoff: the conflict tracker paces it");
   assert.equal(ctx.observed.foreignLoadBalancers.get(a.key)?.id, foreignId);
   const held = await client.listLoadBalancers();
   assert.deepEqual(held.map((l) => l.ID), [foreignId]);

@@ -22,6 +22,7 @@ import {
   sliceObject,
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
+import { RecordingLogger } from "../kube/helpers.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
@@ -748,4 +749,50 @@ Deno.test("syncer/background resync: a failed listing is retried with backoff, c
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
   assert.equal(compared.next.periodicAfterMs, 30_000, "the next resync a period after the listing");
+});
+
+Deno.test("syncer: a foreign LB on a new service's port is logged once, reminded per backoff step, cleared once", async () => {
+  const w = world();
+  const logger = new RecordingLogger();
+  const syncer = w.newSyncer({ logger });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  // Another proxy takes 10.96.0.20:80 after start; then the service that wants it appears.
+  const foreign = await w.client.createLoadBalancer({
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.96.0.20"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+  });
+  w.service("api", { clusterIP: "10.96.0.20", ports: [{ port: 80, targetPort: 8080 }] }, WEB_EPS);
+  const first = await syncer.sync();
+  assert.deepEqual(first.result!.conflicts.map((c) => c.foreignId), [foreign.ID]);
+  assert.equal(first.result!.failed.length, 0);
+  assert.equal(first.next.retryAfterMs, 5_000, "next look at the conflict's first backoff step");
+  const warnings = () =>
+    logger.lines.filter((l) => l.level === "warn" && /does not own/.test(l.message));
+  assert.equal(warnings().length, 1);
+
+  // 29 more syncs, a second apart (changes to another service, and one resync).
+  let runs = 0;
+  for (let s = 1; s < 30; s++) {
+    w.clock.t += 1000;
+    w.service("web", WEB, s % 2 ? [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }] : WEB_EPS);
+    const report = await syncer.sync();
+    if (report.kind !== "idle") runs++;
+  }
+  assert.ok(runs >= 29, `syncs ran (${runs})`);
+  assert.equal(warnings().length, 1 + 2, "appeared, then reminders at 5 s and 15 s only");
+  assert.equal(syncer.conflicts.size, 1);
+  assert.equal(syncer.conflicts.countsByKind().clusterIP, 1);
+  assert.ok(!lbTable(w).some((l) => l.startsWith("10.96.0.20:80->8080")));
+
+  // The other proxy goes away: the next resync notices, the service is programmed.
+  await w.client.deleteLoadBalancer(foreign.ID!);
+  w.clock.t += 30_000;
+  await converge(w, syncer);
+  assert.ok(lbTable(w).includes("10.96.0.20:80->8080 [10.244.1.5,10.244.2.7]"));
+  assert.equal(syncer.conflicts.size, 0);
+  const over = logger.lines.filter((l) => l.message.startsWith("The conflict"));
+  assert.deepEqual(over.map((l) => l.fields.reason), ["programmed"]);
+  assert.equal(warnings().length, 3, "nothing more once it cleared");
 });
