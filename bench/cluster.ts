@@ -44,6 +44,11 @@ export interface ClusterParams {
   resyncs: number;
   /** The restarted agent's `--sync-period`, ms (short, so resyncs come quickly). */
   resyncPeriodMs: number;
+  /**
+   * The first agent's `--sync-period`, ms (default 10 s): its periodic resyncs run among the
+   * incremental changes, whose latency includes them.
+   */
+  syncPeriodMs?: number;
   /** Give up on convergence after this long, ms. */
   timeoutMs: number;
 }
@@ -76,7 +81,16 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
     let agent: BenchAgent | undefined;
     let coldCalls: CallCounts;
     ({ agent, calls: coldCalls } = await coldStart(
-      { spec, api, apiUrl: url, emulator, stateFile, timeoutMs: p.timeoutMs, label },
+      {
+        spec,
+        api,
+        apiUrl: url,
+        emulator,
+        stateFile,
+        timeoutMs: p.timeoutMs,
+        label,
+        syncPeriodMs: p.syncPeriodMs ?? 10_000,
+      },
       cold,
     ));
     const coldPeakRss = peakRssBytes();
@@ -297,8 +311,10 @@ async function incremental(
       name: `${label} event-to-HNS latency p99`,
       value: percentile(latencies, 99),
       unit: "ms",
-      target: { op: "<", value: 50 },
+      target: { op: "<", value: 20 },
+      note: `--sync-period ${agent.config.syncPeriodMs} ms: periodic resyncs included`,
     },
+    { name: `${label} event-to-HNS latency p99.9`, value: percentile(latencies, 99.9), unit: "ms" },
     { name: `${label} event-to-HNS latency max`, value: Math.max(...latencies), unit: "ms" },
     {
       name: `${label} latency p99, changes not held by a resync`,
