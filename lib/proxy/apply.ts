@@ -10,6 +10,8 @@
  *   the load balancers that need it, a failed replace-delete blocks only the
  *   re-create of that key;
  * - "not found" on a delete means done;
+ * - a modify HNS refuses as unsupported becomes delete + create of that load
+ *   balancer, and so does every later modify of the process (logged once);
  * - "port already exists" on a create: when the holder is hnsproxy's it is
  *   deleted and the create repeated; when it is someone else's it is reported
  *   (log and {@link ApplyHooks.onConflict}) and retried later, never deleted;
@@ -20,7 +22,7 @@
  * @module
  */
 
-import { HnsError, HResult, isNotFound, isPortConflict } from "../hns/errors.ts";
+import { HnsError, HResult, isNotFound, isPortConflict, isUnsupported } from "../hns/errors.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
@@ -348,15 +350,7 @@ class ApplyRun {
     const payload = loadBalancerPayload(op.loadBalancer, ids);
     let hns: HcnLoadBalancer;
     if (op.op === "modifyLoadBalancer") {
-      try {
-        hns = await this.#write(() => client.modifyLoadBalancer(op.id, payload));
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // It vanished out of band: forget it and create it afresh.
-        observed.removeLoadBalancerById(op.id);
-        this.#ctx.ownership.remove(op.id);
-        hns = await this.#createLoadBalancer(op.key, payload);
-      }
+      hns = await this.#modifyOrReplace(op, payload);
     } else {
       hns = await this.#createLoadBalancer(op.key, payload);
     }
@@ -374,6 +368,42 @@ class ApplyRun {
       },
     );
     return "ok";
+  }
+
+  /**
+   * Update in place; where HNS cannot (it answered "not implemented" or "not
+   * supported", now or earlier in the process), delete the old load balancer
+   * and create the new one under the same key instead. At the modify's place
+   * in the plan both orderings hold: the key is free before the create, and
+   * every backend endpoint was created earlier in the plan.
+   */
+  async #modifyOrReplace(
+    op: ModifyLoadBalancerOp,
+    payload: HcnLoadBalancer,
+  ): Promise<HcnLoadBalancer> {
+    const { client, observed, ownership } = this.#ctx;
+    if (!client.modifyUnsupported) {
+      try {
+        return await this.#write(() => client.modifyLoadBalancer(op.id, payload));
+      } catch (err) {
+        if (isNotFound(err)) {
+          // It vanished out of band: forget it and create it afresh.
+          observed.removeLoadBalancerById(op.id);
+          ownership.remove(op.id);
+          return await this.#createLoadBalancer(op.key, payload);
+        }
+        if (!isUnsupported(err)) throw err;
+        warnModifyUnsupportedOnce(client, this.#log, err);
+      }
+    }
+    try {
+      await this.#write(() => client.deleteLoadBalancer(op.id));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    observed.removeLoadBalancerById(op.id);
+    ownership.remove(op.id);
+    return await this.#createLoadBalancer(op.key, payload);
   }
 
   async #createLoadBalancer(key: string, payload: HcnLoadBalancer): Promise<HcnLoadBalancer> {
@@ -435,6 +465,18 @@ class ApplyRun {
       },
     );
   }
+}
+
+/** Clients whose refusal of in-place updates was logged (once per client, i.e. per process). */
+const modifyWarned = new WeakSet<HnsClient>();
+
+function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown): void {
+  if (modifyWarned.has(client)) return;
+  modifyWarned.add(client);
+  log.warn(
+    "HNS cannot update load balancers in place; replacing changed ones (delete + create) from now on",
+    { err: err instanceof Error ? err.message : String(err) },
+  );
 }
 
 /** Group consecutive operations of the same kind: each group may run concurrently. */
