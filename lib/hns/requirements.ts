@@ -83,7 +83,7 @@ export async function checkHnsSupport(
   const features = await client.features();
   const problem = hnsStartupProblem(version, needs);
   if (problem) throw new HnsUnsupportedError(problem, version);
-  logger.info("HNS", {
+  logger.info("HNS version read", {
     version: formatVersion(version!),
     features: enabledFeatures(features).join(",") || "none",
   });
