@@ -339,7 +339,7 @@ class ApplyRun {
   }
 
   async #putLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp): Promise<OpOutcome> {
-    const { client, observed } = this.#ctx;
+    const { observed } = this.#ctx;
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) {
       if (this.#blocked.has(ids.missing) || !this.#ctx.backoff.ready(ids.missing)) {
