@@ -396,13 +396,12 @@ class ApplyRun {
         warnModifyUnsupportedOnce(client, this.#log, err);
       }
     }
-    try {
-      await this.#write(() => client.deleteLoadBalancer(op.id));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    observed.removeLoadBalancerById(op.id);
-    ownership.remove(op.id);
+    await this.#deleteLoadBalancer({
+      op: "deleteLoadBalancer",
+      key: op.key,
+      id: op.id,
+      reason: "replace",
+    });
     return await this.#createLoadBalancer(op.key, payload);
   }
 
