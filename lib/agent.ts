@@ -20,6 +20,7 @@ import { createHnsClient } from "./hns/client.ts";
 import { HnsError } from "./hns/errors.ts";
 import { instrumentHcnApi } from "./hns/instrument.ts";
 import { openHnsBackend } from "./hns/open.ts";
+import { checkHnsSupport } from "./hns/requirements.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
 import { watchCluster } from "./kube/cluster.ts";
@@ -204,6 +205,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   };
 
   try {
+    await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
     let kubeClient = deps.kubeClient;
     if (!kubeClient) {
       // The agent made it, so the agent releases its HTTP connections (after the watches).

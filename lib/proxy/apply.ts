@@ -22,6 +22,8 @@
  *   the load balancers that need it, a failed replace-delete blocks only the
  *   re-create of that key;
  * - "not found" on a delete means done;
+ * - a modify HNS refuses as unsupported becomes delete + create of that load
+ *   balancer, and so does every later modify of the process (logged once);
  * - "port already exists" on a create: when the holder is hnsproxy's it is
  *   deleted and the create repeated; when it is someone else's it is a
  *   conflict, never deleted or retried here;
@@ -35,7 +37,7 @@
  * @module
  */
 
-import { HnsError, HResult, isNotFound, isPortConflict } from "../hns/errors.ts";
+import { HnsError, HResult, isNotFound, isPortConflict, isUnsupported } from "../hns/errors.ts";
 import { newGuid } from "../hns/guid.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
@@ -481,7 +483,7 @@ class ApplyRun {
   }
 
   async #putLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp): Promise<OpOutcome> {
-    const { client, observed } = this.#ctx;
+    const { observed } = this.#ctx;
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) {
       if (this.#blocked.has(ids.missing) || !this.#ctx.backoff.ready(ids.missing)) {
@@ -492,14 +494,7 @@ class ApplyRun {
     const payload = loadBalancerPayload(op.loadBalancer, ids);
     let hns: HcnLoadBalancer;
     if (op.op === "modifyLoadBalancer") {
-      try {
-        hns = await this.#write(() => client.modifyLoadBalancer(op.id, payload));
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // It vanished out of band: forget it and create it afresh.
-        this.#forget("LoadBalancer", op.id);
-        hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
-      }
+      hns = await this.#modifyOrReplace(op, payload);
     } else {
       hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
     }
@@ -517,6 +512,40 @@ class ApplyRun {
       },
     );
     return "ok";
+  }
+
+  /**
+   * Update in place; where HNS cannot (it answered "not implemented" or "not
+   * supported", now or earlier in the process), delete the old load balancer
+   * and create the new one under the same key instead. At the modify's place
+   * in the plan both orderings hold: the key is free before the create, and
+   * every backend endpoint was created earlier in the plan.
+   */
+  async #modifyOrReplace(
+    op: ModifyLoadBalancerOp,
+    payload: HcnLoadBalancer,
+  ): Promise<HcnLoadBalancer> {
+    const { client } = this.#ctx;
+    if (!client.modifyUnsupported) {
+      try {
+        return await this.#write(() => client.modifyLoadBalancer(op.id, payload));
+      } catch (err) {
+        if (isNotFound(err)) {
+          // It vanished out of band: forget it and create it afresh.
+          this.#forget("LoadBalancer", op.id);
+          return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+        }
+        if (!isUnsupported(err)) throw err;
+        warnModifyUnsupportedOnce(client, this.#log, err);
+      }
+    }
+    await this.#deleteLoadBalancer({
+      op: "deleteLoadBalancer",
+      key: op.key,
+      id: op.id,
+      reason: "replace",
+    });
+    return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
   }
 
   /** Create a load balancer for `key` under a listed GUID (see {@link ApplyRun.#makeLoadBalancer}). */
@@ -588,6 +617,18 @@ class ApplyRun {
     this.#result.conflicts.push(conflict);
     this.#ctx.hooks?.onConflict?.(conflict);
   }
+}
+
+/** Clients whose refusal of in-place updates was logged (once per client, i.e. per process). */
+const modifyWarned = new WeakSet<HnsClient>();
+
+function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown): void {
+  if (modifyWarned.has(client)) return;
+  modifyWarned.add(client);
+  log.warn(
+    "HNS cannot update load balancers in place; replacing changed ones (delete + create) from now on",
+    { err: err instanceof Error ? err.message : String(err) },
+  );
 }
 
 /** Group consecutive operations of the same kind: each group may run concurrently. */

@@ -77,7 +77,7 @@ static int64_t g_calls[FN_COUNT];
 static int64_t g_total_hcn_calls;
 static fail_rule *g_rules;
 static size_t g_nrules;
-static uint32_t g_major, g_minor, g_env_major = 15, g_env_minor = 4;
+static uint32_t g_major, g_minor, g_env_major = 15, g_env_minor = 5;
 /* The latency model: base + slope x objects held, read without the lock. Real HNS gets slower as
  * it holds more objects, and some of its work is serialised. */
 static uint32_t g_latency_us, g_env_latency_us;
@@ -245,6 +245,22 @@ typedef struct call {
 } call;
 
 /* Start a call; returns 0 when it already failed (injected or state-file error). Lock taken. */
+/* ---- what the reported version supports (hcsshim's hcn version ranges) ---- */
+
+static int version_at_least(uint32_t major, uint32_t minor) {
+  return g_major > major || (g_major == major && g_minor >= minor);
+}
+
+/* V2ApiSupport: 9.2+. Version 0.0 (unreadable) keeps the API. */
+static int v2_api_supported(void) {
+  return (g_major == 0 && g_minor == 0) || version_at_least(9, 2);
+}
+
+/* ModifyLoadbalancerVersion: 15.5-15.x and 16.0+ (15.4 has none). */
+static int modify_lb_supported(void) {
+  return (g_major == 15 && g_minor >= 5) || g_major >= 16;
+}
+
 static int call_begin(call *c, int fn, int uses_store) {
   ensure_init();
   memset(c, 0, sizeof *c);
@@ -266,6 +282,12 @@ static int call_begin(call *c, int fn, int uses_store) {
     }
   }
   if (c->hr) return 0;
+  /* Close still releases a handle made before the version changed. */
+  if (fn != FN_HNSCALL && fn % NOPS != FN_CLOSE && !v2_api_supported()) {
+    snprintf(c->detail, sizeof c->detail, "the HCN (v2) API needs HNS 9.2 or later");
+    c->hr = HR_E_NOTIMPL;
+    return 0;
+  }
   if (uses_store && persist_enabled()) {
     c->hr = persist_begin(&g_store, c->detail, sizeof c->detail);
     if (c->hr) return 0;
@@ -475,7 +497,8 @@ static int32_t do_modify(obj_kind k, HANDLE_T h, const wch *settings, wch **err)
   call c;
   if (err) *err = NULL;
   if (!call_begin(&c, FN_HCN(k, FN_MODIFY), 1)) return call_end(&c, err);
-  if (k == K_LB && (g_major < 15 || (g_major == 15 && g_minor < 4))) {
+  if (k == K_LB && !modify_lb_supported()) {
+    snprintf(c.detail, sizeof c.detail, "in-place load balancer update needs HNS 15.5-15.x or 16.0+");
     c.hr = HR_E_NOTIMPL;
     return call_end(&c, err);
   }

@@ -15,6 +15,7 @@ import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import type { HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { RecordingLogger } from "../kube/helpers.ts";
 
 const NET = "11111111-1111-1111-1111-111111111111";
 const LOCAL_EP = "22222222-2222-2222-2222-222222222222";
@@ -532,6 +533,82 @@ Deno.test("apply: modify in place; a modify of a vanished LB creates it afresh",
   assert.equal(held.length, 1);
   assert.ok(ctx.ownership.owns(held[0].ID!));
   assert.ok(!ctx.ownership.owns(id));
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a modify HNS answers E_NOTIMPL becomes delete + create, and no modify is tried again", async () => {
+  const { api, client } = newHns();
+  const logger = new RecordingLogger();
+  const { ctx } = context(client, { logger });
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 443, ["ep/remote/10.244.2.7"]);
+  await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
+  const oldIds = [a, b].map((x) => ctx.observed.loadBalancers.get(x.key)!.id);
+  const oldEp = ctx.observed.endpoints.get("ep/remote/10.244.2.7")!.id;
+
+  // The pod moved: both LBs now need 10.244.2.8. Plan order as reconcile makes it with
+  // ModifyLoadbalancer on: create the new endpoint, modify both LBs, then delete the old one.
+  api.failCall("HcnModifyLoadBalancer", 1, HResult.E_NOTIMPL);
+  const a2 = lb("10.96.0.10", 80, ["ep/remote/10.244.2.8"]);
+  const b2 = lb("10.96.0.11", 443, ["ep/remote/10.244.2.8"]);
+  const modify = (d: DesiredLoadBalancer, id: string): PlanOp => ({
+    op: "modifyLoadBalancer",
+    key: d.key,
+    id,
+    serviceKey: d.serviceKey,
+    loadBalancer: d,
+  });
+  const result = await applyPlan(
+    plan(
+      remoteEp("10.244.2.8"),
+      modify(a2, oldIds[0]),
+      modify(b2, oldIds[1]),
+      { op: "deleteEndpoint", key: "ep/remote/10.244.2.7", id: oldEp, reason: "stale" },
+    ),
+    ctx,
+  );
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(result.deferred.length, 0);
+  // One refused modify, then delete + create per LB: no modify of the second LB.
+  assert.equal(api.callCount("HcnModifyLoadBalancer"), 1);
+  assert.equal(result.writes, 1 + 1 + 2 + 2 + 1);
+  assert.equal(client.modifyUnsupported, true);
+
+  const newEp = ctx.observed.endpoints.get("ep/remote/10.244.2.8")!.id;
+  const held = await client.listLoadBalancers();
+  assert.equal(held.length, 2);
+  for (const l of held) assert.deepEqual(l.HostComputeEndpoints, [newEp]);
+  assert.deepEqual(
+    (await client.listEndpoints(NET)).map((e) => e.ID).sort(),
+    [LOCAL_EP, newEp].sort(),
+  );
+  // The record owns the new IDs and forgot the old ones; the cache agrees with HNS.
+  for (const id of oldIds) assert.ok(!ctx.ownership.owns(id) && !ctx.observed.loadBalancerById(id));
+  for (const l of held) {
+    assert.ok(ctx.ownership.owns(l.ID!));
+    assert.ok([...ctx.observed.loadBalancers.values()].some((o) => o.id === l.ID));
+  }
+  assert.equal(ctx.ownership.size, 3);
+
+  // Later plans of the process: modify ops are replaced without asking HNS again.
+  const a3 = lb("10.96.0.10", 80, ["ep/local/10.244.1.5", "ep/remote/10.244.2.8"]);
+  const later = await applyPlan(
+    plan(modify(a3, ctx.observed.loadBalancers.get(a.key)!.id)),
+    ctx,
+  );
+  assert.equal(later.failed.length, 0, String(later.failed[0]?.error));
+  assert.equal(api.callCount("HcnModifyLoadBalancer"), 1);
+  assert.equal(later.writes, 2);
+  assert.equal((await client.listLoadBalancers()).length, 2);
+  assert.equal(
+    (await client.getLoadBalancer(ctx.observed.loadBalancers.get(a.key)!.id))
+      ?.HostComputeEndpoints.length,
+    2,
+  );
+  const warnings = logger.lines.filter((l) =>
+    /cannot update load balancers in place/.test(l.message)
+  );
+  assert.equal(warnings.length, 1);
   assert.equal(api.openHandles(), 0);
 });
 
