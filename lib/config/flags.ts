@@ -440,6 +440,14 @@ export const FLAGS: readonly FlagSpec[] = [
     set: (l, v) => l.stateFile = v,
   },
   {
+    name: "full-hns-read-on-start",
+    bool: true,
+    group: "hnsproxy",
+    help: "Read every HNS object at start, even when the state file vouches for hnsproxy's own " +
+      "(by default those are confirmed by the ID listings and read only when changed).",
+    set: (l, v, k) => l.fullHnsReadOnStart = toBool(k, v),
+  },
+  {
     name: "output",
     shorthand: "o",
     bool: false,

@@ -76,6 +76,8 @@ export interface Config {
   hnsConcurrency: number;
   /** Where the ownership record is kept. */
   stateFile: string;
+  /** Read every HNS object at start instead of trusting the ownership record's fingerprints. */
+  fullHnsReadOnStart: boolean;
   /** Remove everything hnsproxy owns from HNS, then exit (`--cleanup`). */
   cleanupAndExit: boolean;
   /** Write the effective configuration as a KubeProxyConfiguration to this file and exit. */
@@ -127,6 +129,7 @@ export interface Layer {
   hnsBackend?: "ffi" | "memory";
   hnsConcurrency?: number;
   stateFile?: string;
+  fullHnsReadOnStart?: boolean;
   cleanupAndExit?: boolean;
   writeConfigTo?: string;
   output?: "text" | "json";

@@ -170,7 +170,11 @@ class Client implements HnsClient {
   }
 
   async #list<T>(kind: HcnKind, filter?: Record<string, string>): Promise<T[]> {
-    const ids = await this.#enumerate(kind, filter);
+    return await this.#fetchAll<T>(kind, await this.#enumerate(kind, filter));
+  }
+
+  /** Open, query, close each object, `listConcurrency` at once; gone ones are left out. */
+  async #fetchAll<T>(kind: HcnKind, ids: readonly string[]): Promise<T[]> {
     const found: Array<T | undefined> = new Array(ids.length);
     let next = 0;
     let failed = false;
@@ -265,6 +269,14 @@ class Client implements HnsClient {
     return this.#context("getEndpoint", `endpoint ${id}`, () => this.#fetch("Endpoint", id));
   }
 
+  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]> {
+    return this.#context(
+      "getEndpoints",
+      `${ids.length} endpoints`,
+      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids),
+    );
+  }
+
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
     return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
       return await this.#withNetwork(networkId, async (network) => {
@@ -337,6 +349,14 @@ class Client implements HnsClient {
       "listLoadBalancers",
       "load balancers",
       () => this.#list<HcnLoadBalancer>("LoadBalancer"),
+    );
+  }
+
+  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]> {
+    return this.#context(
+      "getLoadBalancers",
+      `${ids.length} load balancers`,
+      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids),
     );
   }
 

@@ -245,6 +245,11 @@ export interface HnsClient {
   /** One endpoint, or undefined when HNS does not have it. */
   getEndpoint(id: string): Promise<HcnEndpoint | undefined>;
   /**
+   * These endpoints (Open, Query, Close each, as many at once as a listing
+   * reads); those HNS does not have are left out.
+   */
+  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]>;
+  /**
    * Create an endpoint on a network under its `ID` when the caller set one,
    * else under a new random GUID the client makes; HNS takes the caller's ID
    * as the new object's. Returns the endpoint as sent (with that ID, upper
@@ -262,6 +267,8 @@ export interface HnsClient {
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */
   getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined>;
+  /** These load balancers, as {@link HnsClient.getEndpoints} reads endpoints. */
+  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]>;
   /**
    * Create a load balancer under its `ID` when the caller set one, else under
    * a new random GUID the client makes. Returns it as sent (with that ID,

@@ -15,6 +15,10 @@
  *   tried) is removed from the record again, with the sync's other changes;
  *   one whose answer was lost stays listed: HNS may hold it;
  * - a delete is forgotten in the record only once HNS confirmed it;
+ * - the record keeps a fingerprint of each owned object's content: dropped
+ *   on disk before the first modify of a plan for all of the plan's modifies
+ *   ({@link OwnershipRecord.distrust}), set from what was sent once a create
+ *   or modify succeeded, and from the observed object at an adoption;
  * - the rest of the bookkeeping is flushed by the caller once per sync.
  *
  * Failure rules:
@@ -45,8 +49,10 @@ import type { Backoff } from "./backoff.ts";
 import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
+  endpointFingerprint,
   endpointPayload,
   endpointSatisfies,
+  loadBalancerFingerprint,
   loadBalancerPayload,
   sameLoadBalancer,
 } from "./payload.ts";
@@ -151,9 +157,9 @@ class ApplyRun {
   readonly #blocked = new Set<string>();
   /** Creates listed in the record and not yet issued, by key. */
   readonly #intents = new Map<string, OwnedObject>();
-  /** Create phases (op names) already listed. */
+  /** Create phases (op names) already listed, and the modify phase once distrusted. */
   readonly #listedPhases = new Set<PlanOp["op"]>();
-  /** Keys of creates whose listing failed, with the error (they are not issued). */
+  /** Keys of creates (modifies) whose listing (distrust) failed, with the error: not issued. */
   readonly #unlisted = new Map<string, unknown>();
   /** IDs whose create call succeeded, or failed in a way that may have made the object. */
   readonly #issued = new Set<string>();
@@ -178,6 +184,7 @@ class ApplyRun {
     let offset = 0;
     for (const batch of batches(plan.ops)) {
       await this.#listCreates(plan.ops, offset, batch[0]);
+      await this.#distrustModifies(plan.ops, offset, batch[0]);
       offset += batch.length;
       await pool(batch, concurrency, (op) => this.#one(op));
     }
@@ -220,13 +227,19 @@ class ApplyRun {
       }
     };
     if (op.op === "adoptLoadBalancer") {
-      this.#ctx.observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
-      this.#ctx.ownership.add({ kind: "LoadBalancer", id: op.id, key: op.key });
+      const { observed } = this.#ctx;
+      observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
+      const hns = observed.loadBalancerById(op.id)?.hns;
+      const fp = hns ? loadBalancerFingerprint(hns) : undefined;
+      this.#ctx.ownership.add({ kind: "LoadBalancer", id: op.id, key: op.key, fp });
       return finish("ok");
     }
     if (op.op === "adoptEndpoint") {
-      this.#ctx.observed.adoptEndpoint(op.key, op.id);
-      this.#ctx.ownership.add({ kind: "Endpoint", id: op.id, key: op.key });
+      const { observed } = this.#ctx;
+      observed.adoptEndpoint(op.key, op.id);
+      const hns = observed.endpointById(op.id)?.hns;
+      const fp = hns ? endpointFingerprint(hns) : undefined;
+      this.#ctx.ownership.add({ kind: "Endpoint", id: op.id, key: op.key, fp });
       return finish("ok");
     }
     if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) return finish("deferred");
@@ -282,6 +295,30 @@ class ApplyRun {
         err: err instanceof Error ? err.message : String(err),
       });
       for (const intent of listed) this.#unlisted.set(intent.key, err);
+    }
+  }
+
+  /**
+   * At the first modify of the plan (`first` is its op): drop on disk the
+   * fingerprints of every load balancer the plan modifies from `offset` on,
+   * in one write, before any modify is issued. If that write fails, none of
+   * them is issued (they fail and retry).
+   */
+  async #distrustModifies(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
+    if (first.op !== "modifyLoadBalancer" || this.#listedPhases.has(first.op)) return;
+    this.#listedPhases.add(first.op);
+    const modifies = ops.slice(offset).filter((op): op is ModifyLoadBalancerOp =>
+      op.op === "modifyLoadBalancer"
+    );
+    try {
+      await this.#ctx.ownership.distrust(modifies.map((op) => op.id));
+    } catch (err) {
+      this.#log.error("Cannot write the ownership record; not modifying HNS objects", {
+        path: this.#ctx.ownership.path,
+        modifies: modifies.length,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      for (const op of modifies) this.#unlisted.set(op.key, err);
     }
   }
 
@@ -463,7 +500,7 @@ class ApplyRun {
   #recordEndpoint(key: EpKey, hns: HcnEndpoint): void {
     const id = requireId(hns, key);
     this.#ctx.observed.setEndpoint({ key, id, hns });
-    this.#ctx.ownership.add({ kind: "Endpoint", id, key });
+    this.#ctx.ownership.add({ kind: "Endpoint", id, key, fp: endpointFingerprint(hns) });
   }
 
   /**
@@ -500,7 +537,8 @@ class ApplyRun {
     }
     const id = requireId(hns, op.key);
     observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
-    this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key });
+    const fp = loadBalancerFingerprint(hns);
+    this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key, fp });
     this.#log.debug(
       2,
       op.op === "modifyLoadBalancer" ? "Updated load balancer" : "Created load balancer",
@@ -526,6 +564,8 @@ class ApplyRun {
     payload: HcnLoadBalancer,
   ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
+    const unlisted = this.#unlisted.get(op.key);
+    if (unlisted !== undefined) throw unlisted;
     if (!client.modifyUnsupported) {
       try {
         return await this.#write(() => client.modifyLoadBalancer(op.id, payload));

@@ -52,7 +52,7 @@ import { idKey, ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
 import { type ArrivedListing, forgetVanished, Resync, vanishedFrom } from "./resync.ts";
-import { findNetwork, readStart } from "./start.ts";
+import { findNetwork, readStart, startReadMode } from "./start.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
 export interface ClusterSource extends ClusterView {
@@ -102,6 +102,8 @@ export interface SyncerOptions {
    * arrived compares it with the cache.
    */
   resyncInBackground?: boolean;
+  /** `--full-hns-read-on-start`: read every HNS object at start, trusting no fingerprint. */
+  fullHnsReadOnStart?: boolean;
 }
 
 /** Why a run did nothing yet. */
@@ -348,7 +350,11 @@ export class Syncer {
     // Taken before reading so that changes arriving meanwhile make a later run.
     const changes = cluster.takeChanges();
     const startedAt = this.#clock.now();
-    const start = await readStart(client, network, cluster, ownership, this.#o.settings);
+    const mode = startReadMode(ownership, {
+      fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
+    });
+    this.#log.info("Reading HNS", { ...mode });
+    const start = await readStart(client, network, cluster, ownership, this.#o.settings, mode);
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
     this.#setDesired(start.desired);
@@ -378,6 +384,7 @@ export class Syncer {
       remoteEndpoints: start.desired.remoteEndpoints.size,
       adopted: start.adoption.adopted.length,
       operations: start.plan.ops.length - start.adoption.adopted.length,
+      trusted: start.trusted,
     });
     const result = await this.#apply(start.plan);
     this.#resync.done(startedAt);
