@@ -1,14 +1,15 @@
 /**
- * The trusted start against the in-memory HNS: on random clusters, after the
- * cluster changed and objects vanished while the agent was down, it yields
- * exactly what a full read yields (observed state, plan, vanished IDs), with
- * reads only for what hnsproxy does not own and what changed.
+ * The trusted start against the HNS emulator library and the in-memory HNS:
+ * on random clusters, after the cluster changed and objects vanished while
+ * the agent was down, it yields exactly what a full read yields (observed
+ * state, plan, vanished IDs), with reads only for what hnsproxy does not own
+ * and what changed.
  */
 
 import assert from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
-import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
-import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import type { MemoryHnsState } from "../../lib/hns/memory.ts";
+import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
@@ -28,6 +29,7 @@ import {
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
 import { prng } from "../prng.ts";
+import { type Backend, backendTest } from "../hns/harness.ts";
 
 const SETTINGS: ContextSettings = {
   nodeName: NODE,
@@ -131,16 +133,35 @@ class RandomCluster {
   }
 }
 
-function seededHns(): MemoryHnsState {
-  const hns = overlayHns({ LoadBalancers: [FOREIGN_LB] });
+/** Seed the backend with the overlay node's HNS: network, CNI pods, a foreign LB and endpoint. */
+async function seed(api: HcnApi): Promise<void> {
+  const hns: MemoryHnsState = overlayHns({ LoadBalancers: [FOREIGN_LB] });
   hns.Endpoints!.push(FOREIGN_EP);
-  return hns;
+  const [network] = hns.Networks!;
+  const net = await api.create("Network", network.ID!, JSON.stringify(network));
+  for (const ep of hns.Endpoints!) {
+    await api.close("Endpoint", await api.create("Endpoint", ep.ID!, JSON.stringify(ep), net));
+  }
+  await api.close("Network", net);
+  for (const lb of hns.LoadBalancers!) {
+    await api.close("LoadBalancer", await api.create("LoadBalancer", lb.ID!, JSON.stringify(lb)));
+  }
 }
 
-/** Program HNS from scratch with a syncer, as the agent's first life does. */
-async function firstLife(api: MemoryHcnApi, cluster: RandomCluster, ownership: OwnershipRecord) {
+/** HNS objects of the CNI and of others in {@link seed}. */
+const UNOWNED = 4;
+
+/** The C functions a read calls. */
+const READ_CALLS = ["Network", "Endpoint", "LoadBalancer"].flatMap((kind) => [
+  `HcnEnumerate${kind}s`,
+  `HcnOpen${kind}`,
+  `HcnQuery${kind}Properties`,
+  `HcnClose${kind}`,
+]);
+
+function syncerOn(api: HcnApi, cluster: RandomCluster, ownership: OwnershipRecord): Syncer {
   const clock = { now: () => 0 };
-  const syncer = new Syncer({
+  return new Syncer({
     client: createHnsClient(api),
     cluster: cluster.store,
     ownership,
@@ -150,7 +171,11 @@ async function firstLife(api: MemoryHcnApi, cluster: RandomCluster, ownership: O
     clock,
     backoff: new Backoff({ clock, jitter: 0 }),
   });
-  const report = await syncer.sync();
+}
+
+/** Program HNS from scratch with a syncer, as the agent's first life does. */
+async function firstLife(api: HcnApi, cluster: RandomCluster, ownership: OwnershipRecord) {
+  const report = await syncerOn(api, cluster, ownership).sync();
   assert.equal(report.kind, "start");
   assert.equal(report.result?.failed.length, 0, String(report.result?.failed[0]?.error));
   cluster.store.takeChanges();
@@ -176,18 +201,19 @@ function dump(state: ObservedState): unknown {
   };
 }
 
-/** Read HNS for a start in `mode` on a copy of `state`, counting Open calls. */
+/** Read HNS for a start (it writes nothing), counting its calls and its object reads. */
 async function startOn(
-  state: Required<MemoryHnsState>,
+  backend: Backend,
   cluster: RandomCluster,
   ownership: OwnershipRecord,
   trusted: boolean,
 ) {
-  const api = new MemoryHcnApi({ state: structuredClone(state) });
-  const client = createHnsClient(api);
+  const client = createHnsClient(backend.api);
   const network = (await findNetwork(client, "vxlan0"))!;
-  const before = api.callCount();
-  const opensBefore = api.callCount("HcnOpenEndpoint") + api.callCount("HcnOpenLoadBalancer");
+  const count = (fns: string[]) => fns.reduce((n, fn) => n + backend.control.callCount(fn), 0);
+  const opened = () => count(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const before = count(READ_CALLS);
+  const opensBefore = opened();
   const start = await readStart(
     client,
     network,
@@ -196,95 +222,90 @@ async function startOn(
     SETTINGS,
     trusted ? { mode: "trusted" } : { mode: "full", reason: "test" },
   );
-  const opens = api.callCount("HcnOpenEndpoint") + api.callCount("HcnOpenLoadBalancer") -
-    opensBefore;
-  return { start, calls: api.callCount() - before, opens };
+  return { start, calls: count(READ_CALLS) - before, opens: opened() - opensBefore };
 }
 
-for (const seed of [1, 2, 3, 4]) {
-  Deno.test(`trusted start (seed ${seed}): yields what a full read yields, reading only what changed`, async () => {
-    const cluster = new RandomCluster(seed, 30);
-    const api = new MemoryHcnApi({ state: seededHns() });
+for (const n of [1, 2, 3, 4]) {
+  backendTest(
+    `trusted start (seed ${n}): yields what a full read yields, reading only what changed`,
+    async (backend) => {
+      const { api } = backend;
+      await seed(api);
+      const cluster = new RandomCluster(n, 30);
+      const ownership = OwnershipRecord.inMemory();
+      await firstLife(api, cluster, ownership);
+      assert.equal(startReadMode(ownership, { fullHnsReadOnStart: false }).mode, "trusted");
+
+      // Unchanged: nothing owned is read; calls are the listings and the unowned objects.
+      const same = await startOn(backend, cluster, ownership, true);
+      const full = await startOn(backend, cluster, ownership, false);
+      assert.deepEqual(dump(same.start.adoption.observed), dump(full.start.adoption.observed));
+      assert.deepEqual(same.start.plan, full.start.plan);
+      assert.equal(same.start.plan.ops.filter((op) => !op.op.startsWith("adopt")).length, 0);
+      assert.equal(same.opens, UNOWNED);
+      assert.ok(same.calls <= 3 * UNOWNED + 10, `${same.calls} calls`);
+      assert.equal(same.start.trusted, ownership.size);
+      assert.ok(full.calls > 3 * ownership.size, `${full.calls} calls of the full read`);
+
+      // While down: the cluster changed, and an owned LB and endpoint vanished out of band.
+      cluster.change();
+      const client = createHnsClient(api);
+      const owned = ownership.list();
+      const goneLb = owned.find((o) => o.kind === "LoadBalancer")!;
+      const goneEp = owned.find((o) =>
+        o.kind === "Endpoint" && o.key.startsWith("ep/remote/10.244")
+      )!;
+      // HNS refuses to delete a referenced endpoint: delete the LBs that use it first.
+      for (const lb of await client.listLoadBalancers()) {
+        if (lb.ID === goneLb.id || lb.HostComputeEndpoints.includes(goneEp.id)) {
+          await client.deleteLoadBalancer(lb.ID!);
+        }
+      }
+      await client.deleteEndpoint(goneEp.id);
+
+      const changed = await startOn(backend, cluster, ownership, true);
+      const fullChanged = await startOn(backend, cluster, ownership, false);
+      assert.deepEqual(
+        dump(changed.start.adoption.observed),
+        dump(fullChanged.start.adoption.observed),
+      );
+      assert.deepEqual(changed.start.plan, fullChanged.start.plan);
+      assert.deepEqual(
+        [...changed.start.vanishedOwned].sort(),
+        [...fullChanged.start.vanishedOwned].sort(),
+      );
+      assert.ok(changed.start.vanishedOwned.includes(goneLb.id));
+      assert.ok(changed.start.vanishedOwned.includes(goneEp.id));
+      const read = changed.opens - UNOWNED;
+      assert.ok(read > 0 && read < ownership.size / 2, `${read} owned objects read`);
+    },
+  );
+}
+
+backendTest(
+  "trusted start: after it and its first programming, the observed cache is what a full read gives",
+  async (backend) => {
+    const { api } = backend;
+    await seed(api);
+    const cluster = new RandomCluster(7, 25);
     const ownership = OwnershipRecord.inMemory();
     await firstLife(api, cluster, ownership);
-    const unowned = 2 + 2; // the CNI's two pods, the foreign LB and endpoint
-    assert.equal(startReadMode(ownership, { fullHnsReadOnStart: false }).mode, "trusted");
-
-    // Unchanged: nothing owned is read; calls are the listings and the unowned objects.
-    const same = await startOn(api.dump(), cluster, ownership, true);
-    const full = await startOn(api.dump(), cluster, ownership, false);
-    assert.deepEqual(dump(same.start.adoption.observed), dump(full.start.adoption.observed));
-    assert.deepEqual(same.start.plan, full.start.plan);
-    assert.equal(same.start.plan.ops.filter((op) => !op.op.startsWith("adopt")).length, 0);
-    assert.equal(same.opens, unowned);
-    assert.ok(same.calls <= 3 * unowned + 10, `${same.calls} calls`);
-    assert.equal(same.start.trusted, ownership.size);
-    assert.ok(full.calls > 3 * ownership.size, `${full.calls} calls of the full read`);
-
-    // While down: the cluster changed, and an owned LB and endpoint vanished out of band.
     cluster.change();
-    const state = api.dump();
-    const owned = ownership.list();
-    const goneLb = owned.find((o) => o.kind === "LoadBalancer")!;
-    const goneEp = owned.find((o) =>
-      o.kind === "Endpoint" && o.key.startsWith("ep/remote/10.244")
-    )!;
-    state.LoadBalancers = state.LoadBalancers.filter((lb) => lb.ID !== goneLb.id);
-    // HNS refuses to delete a referenced endpoint; drop its references too, as a delete of
-    // its LBs would have.
-    state.LoadBalancers = state.LoadBalancers.filter((lb) =>
-      !lb.HostComputeEndpoints.includes(goneEp.id)
-    );
-    state.Endpoints = state.Endpoints.filter((ep) => ep.ID !== goneEp.id);
-
-    const changed = await startOn(state, cluster, ownership, true);
-    const fullChanged = await startOn(state, cluster, ownership, false);
-    assert.deepEqual(
-      dump(changed.start.adoption.observed),
-      dump(fullChanged.start.adoption.observed),
-    );
-    assert.deepEqual(changed.start.plan, fullChanged.start.plan);
-    assert.deepEqual(
-      [...changed.start.vanishedOwned].sort(),
-      [...fullChanged.start.vanishedOwned].sort(),
-    );
-    assert.ok(changed.start.vanishedOwned.includes(goneLb.id));
-    assert.ok(changed.start.vanishedOwned.includes(goneEp.id));
-    const read = changed.opens - unowned;
-    assert.ok(read > 0 && read < ownership.size / 2, `${read} owned objects read`);
-  });
-}
-
-Deno.test("trusted start: after it and its first programming, the observed cache is what a full read gives", async () => {
-  const cluster = new RandomCluster(7, 25);
-  const api = new MemoryHcnApi({ state: seededHns() });
-  const ownership = OwnershipRecord.inMemory();
-  await firstLife(api, cluster, ownership);
-  cluster.change();
-  cluster.change();
-  // The second life: a trusted start, and its programming of what changed.
-  const clock = { now: () => 0 };
-  const syncer = new Syncer({
-    client: createHnsClient(api),
-    cluster: cluster.store,
-    ownership,
-    networkName: "vxlan0",
-    settings: SETTINGS,
-    syncPeriodMs: 30_000,
-    clock,
-    backoff: new Backoff({ clock, jitter: 0 }),
-  });
-  const report = await syncer.sync();
-  assert.equal(report.kind, "start");
-  assert.ok((report.result?.writes ?? 0) > 0);
-  assert.equal(report.result?.failed.length, 0);
-  const full = await startOn(api.dump(), cluster, ownership, false);
-  assert.deepEqual(dump(syncer.observed), dump(full.start.adoption.observed));
-  assert.equal(full.start.plan.ops.filter((op) => !op.op.startsWith("adopt")).length, 0);
-  // And the next trusted start reads nothing of hnsproxy's.
-  const again = await startOn(api.dump(), cluster, ownership, true);
-  assert.equal(again.opens, 4);
-});
+    cluster.change();
+    // The second life: a trusted start, and its programming of what changed.
+    const syncer = syncerOn(api, cluster, ownership);
+    const report = await syncer.sync();
+    assert.equal(report.kind, "start");
+    assert.ok((report.result?.writes ?? 0) > 0);
+    assert.equal(report.result?.failed.length, 0);
+    const full = await startOn(backend, cluster, ownership, false);
+    assert.deepEqual(dump(syncer.observed), dump(full.start.adoption.observed));
+    assert.equal(full.start.plan.ops.filter((op) => !op.op.startsWith("adopt")).length, 0);
+    // And the next trusted start reads nothing of hnsproxy's.
+    const again = await startOn(backend, cluster, ownership, true);
+    assert.equal(again.opens, UNOWNED);
+  },
+);
 
 Deno.test("trusted start: which records are trusted", async () => {
   const dir = await Deno.makeTempDir();
