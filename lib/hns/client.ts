@@ -236,12 +236,16 @@ class Client implements HnsClient {
     });
   }
 
-  listEndpointIds(networkId?: string): Promise<string[]> {
-    const object = networkId ? `endpoints of network ${networkId}` : "endpoints";
+  listEndpointIds(networkId?: string, name?: string): Promise<string[]> {
+    const filter: Record<string, string> = {};
+    if (networkId) filter.VirtualNetwork = networkId;
+    if (name !== undefined) filter.Name = name;
+    const object = (name !== undefined ? `endpoints named ${name}` : "endpoints") +
+      (networkId ? ` of network ${networkId}` : "");
     return this.#context(
       "listEndpointIds",
       object,
-      () => this.#enumerate("Endpoint", networkId ? { VirtualNetwork: networkId } : undefined),
+      () => this.#enumerate("Endpoint", Object.keys(filter).length > 0 ? filter : undefined),
     );
   }
 

@@ -7,8 +7,9 @@
  * 3. take the periodic resync's listing and forget what vanished
  *    (resync.ts); a new network ID starts over at 2;
  * 4. take the cluster's changes;
- * 5. the node context: a changed Node ({@link contextForNode}), CNI
- *    endpoints of new local pods (local_endpoints.ts);
+ * 5. the node context: a changed Node ({@link contextForNode}), the root
+ *    host endpoint when health-check VIP LBs are computed, CNI endpoints of
+ *    new local pods (local_endpoints.ts);
  * 6. the desired state: of the changed services, or of all after drift,
  *    failures or a changed context;
  * 7. reconcile with the observed cache (the changed services' keys, or all);
@@ -263,6 +264,17 @@ export class Syncer {
         this.#setContext(next);
       }
     }
+    if (this.#buildsHealthCheckLbs(changes.services)) {
+      // Their backend, the root host endpoint, as HNS has it now (it may have been recreated).
+      try {
+        this.#setContext(await this.#local.resolveRoot(this.#ctx!));
+      } catch (err) {
+        this.#log.warn("Cannot look up the root HNS endpoint; using the last one known", {
+          name: this.#o.settings.rootHnsEndpointName,
+          err: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
       await this.#flush();
@@ -412,6 +424,19 @@ export class Syncer {
     }
     this.#resync.done(listing.startedAt);
     return repaired;
+  }
+
+  /**
+   * Whether this run computes health-check VIP LBs: with
+   * `forwardHealthCheckVip`, a full run, or a changed service with ingress IPs.
+   */
+  #buildsHealthCheckLbs(changed: ReadonlySet<ObjectKey>): boolean {
+    if (!this.#o.settings.forwardHealthCheckVip) return false;
+    if (this.#needFull || !this.#desired) return true;
+    for (const key of changed) {
+      if ((this.#o.cluster.service(key)?.ingress.length ?? 0) > 0) return true;
+    }
+    return false;
   }
 
   /** Take a lookup's node context; a change (or others holding a wanted key) recomputes all. */

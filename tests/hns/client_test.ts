@@ -164,6 +164,8 @@ backendTest("endpoints: create, get, list by network, delete", async ({ api }) =
   deepEqual((await client.listEndpointIds()).sort(), [a, b, r.ID].sort());
   deepEqual((await client.listEndpointIds(networkId)).sort(), [a, b].sort());
   deepEqual(await client.listEndpointIds(other.toLowerCase()), [r.ID]);
+  deepEqual(await client.listEndpointIds(networkId, "POD-A"), [a], "by name, without case");
+  deepEqual(await client.listEndpointIds(other, "pod-a"), []);
   deepEqual((await client.listEndpoints(networkId)).map((e) => e.ID).sort(), [a, b].sort());
   deepEqual((await client.listEndpoints(other.toLowerCase())).map((e) => e.ID), [r.ID]);
   equal((await client.listEndpoints()).length, 3);

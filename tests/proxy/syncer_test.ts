@@ -13,6 +13,9 @@ import type { HnsClient } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
+  HOST_EP,
+  L2BRIDGE_NET,
+  l2bridgeHns,
   LOCAL_EP_5,
   NODE,
   nodeObject,
@@ -71,6 +74,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
     store,
     clock,
     ownership,
+    settings,
     syncer: newSyncer(),
     newSyncer,
     writes,
@@ -742,4 +746,34 @@ Deno.test("syncer/background resync: a failed listing is retried with backoff, c
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
   assert.equal(compared.next.periodicAfterMs, 30_000, "the next resync a period after the listing");
+});
+
+Deno.test("syncer: health-check VIP LBs built by a change look the root endpoint up (one filtered Enumerate); a recreated one is used", async () => {
+  const w = world(l2bridgeHns());
+  const syncer = w.newSyncer({
+    networkName: "cbr0",
+    settings: { ...w.settings, sourceVips: [], forwardHealthCheckVip: true },
+  });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  // The root endpoint is recreated (no LB uses it yet): same name, new ID.
+  const root = w.api.dump().Endpoints.find((e) => e.ID === HOST_EP)!;
+  await w.client.deleteEndpoint(HOST_EP);
+  const { ID: _, ...fields } = root;
+  const created = await w.client.createEndpoint(L2BRIDGE_NET, fields);
+  const enumerations = () => w.api.callCounts().HcnEnumerateEndpoints ?? 0;
+  const before = enumerations();
+  w.service("lb", {
+    type: "LoadBalancer",
+    clusterIP: "10.96.0.30",
+    ports: [{ port: 443, targetPort: 8080, nodePort: 30443 }],
+    ingress: [{ ip: "198.51.100.1" }],
+  }, [{ ip: "10.244.1.6", node: NODE }]);
+  const report = await converge(w, syncer);
+  assert.equal(report.resynced, false, "no periodic resync came");
+  assert.equal(enumerations() - before, 1, "one Enumerate for the root endpoint");
+  const healthCheck = w.api.dump().LoadBalancers.filter((lb) =>
+    lb.FrontendVIPs?.[0] === "198.51.100.1" && lb.PortMappings[0].ExternalPort === 10256
+  );
+  assert.deepEqual(healthCheck.map((lb) => lb.HostComputeEndpoints), [[created.ID]]);
 });
