@@ -5,7 +5,7 @@
  */
 
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
-import { createHnsClient, type SkippedObject } from "../../lib/hns/client.ts";
+import { createHnsClient, type UnreadableObject } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { backendTest } from "./harness.ts";
@@ -823,7 +823,7 @@ backendTest("objects that are not JSON objects are skipped and reported", async 
     hnsCall: (method, path, request) => api.hnsCall(method, path, request),
     dispose: () => api.dispose(),
   };
-  const skipped: SkippedObject[] = [];
+  const skipped: UnreadableObject[] = [];
   const client = createHnsClient(garbled, { onSkip: (s) => skipped.push(s) });
   deepEqual((await client.listEndpoints()).map((e) => e.ID), [a]);
   deepEqual(skipped.map((s) => [s.kind, s.id]), [["Endpoint", b]]);
