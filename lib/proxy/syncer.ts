@@ -250,12 +250,48 @@ export class Syncer {
     return { ...report, next: this.#next(report.result) };
   }
 
-  /** Steps 4 to 10 of a run: take the changes, recompute, reconcile, apply. */
+  /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
-    const { cluster } = this.#o;
-    const changes = cluster.takeChanges();
+    const changes = this.#o.cluster.takeChanges();
+    await this.#updateContext(changes);
+    if (!this.#needFull && this.#desired && changes.services.size === 0) {
+      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
+      await this.#flush();
+      return { kind: "idle", resynced, repaired, services: 0, changes };
+    }
+    const changed = await this.#computeDesired(changes.services);
+    const desired = this.#desired!;
+    const features = this.#ctx!.features;
+    let plan: Plan;
+    if (changed) {
+      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
+      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
+      plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
+    } else {
+      this.#logDiagnostics(desired.services.values(), true);
+      plan = reconcile(desired, this.#observed, { features });
+    }
+    const result = await this.#apply(plan);
+    return {
+      kind: changed ? "partial" : "full",
+      resynced,
+      plan,
+      result,
+      repaired,
+      services: changed ? changed.size : desired.services.size,
+      changes,
+    };
+  }
+
+  /**
+   * Step 5: the node context for a changed Node, and the root host endpoint
+   * as HNS has it now when health-check VIP LBs are computed (it may have
+   * been recreated).
+   */
+  async #updateContext(changes: ChangeSet): Promise<void> {
+    const { cluster, settings } = this.#o;
     if (changes.nodeChanged) {
-      const next = contextForNode(this.#ctx!, this.#o.settings, cluster.node());
+      const next = contextForNode(this.#ctx!, settings, cluster.node());
       if (next !== this.#ctx) {
         this.#log.info("Node changed; recomputing every service", {
           nodeIPs: next.nodeIPs.join(","),
@@ -265,26 +301,31 @@ export class Syncer {
       }
     }
     if (this.#buildsHealthCheckLbs(changes.services)) {
-      // Their backend, the root host endpoint, as HNS has it now (it may have been recreated).
       try {
         this.#setContext(await this.#local.resolveRoot(this.#ctx!));
       } catch (err) {
         this.#log.warn("Cannot look up the root HNS endpoint; using the last one known", {
-          name: this.#o.settings.rootHnsEndpointName,
+          name: settings.rootHnsEndpointName,
           err: err instanceof Error ? err.message : String(err),
         });
       }
     }
-    if (!this.#needFull && this.#desired && changes.services.size === 0) {
-      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
-      await this.#flush();
-      return { kind: "idle", resynced, repaired, services: 0, changes };
-    }
+  }
+
+  /**
+   * Step 6: the desired state, of these services or (after drift, failures
+   * or a changed context) of all. Returns the changed services' results, or
+   * undefined when all were computed. A pod on this node the cluster names
+   * but the context lacks most likely has a new CNI endpoint: it is looked
+   * up now, so the LBs are programmed once with it rather than twice.
+   */
+  async #computeDesired(
+    services: ReadonlySet<ObjectKey>,
+  ): Promise<Map<ObjectKey, ServiceDesired | undefined> | undefined> {
+    const { cluster } = this.#o;
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
     if (this.#needFull || !this.#desired) this.#setDesired(desiredState(cluster, this.#ctx!));
-    else changed = this.#recompute(changes.services);
-    // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
-    // most likely new. Look it up now, so the LBs are programmed once with it rather than twice.
+    else changed = this.#recompute(services);
     const before = this.#ctx;
     if (this.#local.hasNewMisses()) {
       try {
@@ -302,36 +343,7 @@ export class Syncer {
       changed = undefined;
     }
     this.#local.lookedUp();
-
-    const desired = this.#desired!;
-    const features = this.#ctx!.features;
-    if (!changed) {
-      this.#logDiagnostics(desired.services.values(), true);
-      const plan = reconcile(desired, this.#observed, { features });
-      const result = await this.#apply(plan);
-      return {
-        kind: "full",
-        resynced,
-        plan,
-        result,
-        repaired,
-        services: desired.services.size,
-        changes,
-      };
-    }
-    this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-    for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-    const plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
-    const result = await this.#apply(plan);
-    return {
-      kind: "partial",
-      resynced,
-      plan,
-      result,
-      repaired,
-      services: changes.services.size,
-      changes,
-    };
+    return changed;
   }
 
   /** Step 2: read HNS, adopt what matches, program the rest. */
