@@ -176,6 +176,18 @@ export function contextForNode(
   return contextChanged(ctx, next) ? next : ctx;
 }
 
+/**
+ * The context with the root host endpoint (backend of the health-check VIP
+ * LBs) at this ID, or without one. Returns `ctx` itself when it is unchanged.
+ */
+export function contextWithRoot(ctx: NodeContext, id: string | undefined): NodeContext {
+  if (id === ctx.rootHnsEndpointId) return ctx;
+  const next: NodeContext = { ...ctx };
+  if (id === undefined) delete next.rootHnsEndpointId;
+  else next.rootHnsEndpointId = id;
+  return next;
+}
+
 /** Whether two contexts differ in anything that changes the desired state. */
 export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   if (a.network.id !== b.network.id || a.zone !== b.zone) return true;

@@ -82,12 +82,6 @@ export function sourceVipEndpointKey(ip: string): EpKey {
   return `ep/sourcevip/${ip}`;
 }
 
-/** The IP address named by an `ep/remote/`, `ep/local/` or `ep/sourcevip/` key. */
-export function endpointKeyIp(key: EpKey): string | undefined {
-  const m = /^ep\/(remote|local|sourcevip)\/(.+)$/.exec(key);
-  return m ? m[2] : undefined;
-}
-
 /** Why an HNS object yields no key. */
 export interface KeyError {
   /** Human-readable reason, e.g. `no PortMappings`. */

@@ -7,8 +7,9 @@
  * 3. take the periodic resync's listing and forget what vanished
  *    (resync.ts); a new network ID starts over at 2;
  * 4. take the cluster's changes;
- * 5. the node context: a changed Node ({@link contextForNode}), CNI
- *    endpoints of new local pods (local_endpoints.ts);
+ * 5. the node context: a changed Node ({@link contextForNode}), the root
+ *    host endpoint when health-check VIP LBs are computed, CNI endpoints of
+ *    new local pods (local_endpoints.ts);
  * 6. the desired state: of the changed services, or of all after drift,
  *    failures or a changed context;
  * 7. reconcile with the observed cache (the changed services' keys, or all);
@@ -265,12 +266,49 @@ export class Syncer {
     return { ...report, next: this.#next(report.result) };
   }
 
-  /** Steps 4 to 10 of a run: take the changes, recompute, reconcile, apply. */
+  /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
-    const { cluster } = this.#o;
-    const changes = cluster.takeChanges();
+    const changes = this.#o.cluster.takeChanges();
+    await this.#updateContext(changes);
+    if (!this.#needFull && this.#desired && changes.services.size === 0) {
+      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
+      await this.#flush();
+      this.#conflictTracker.tick();
+      return { kind: "idle", resynced, repaired, services: 0, changes };
+    }
+    const changed = await this.#computeDesired(changes.services);
+    const desired = this.#desired!;
+    const features = this.#ctx!.features;
+    let plan: Plan;
+    if (changed) {
+      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
+      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
+      plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
+    } else {
+      this.#logDiagnostics(desired.services.values(), true);
+      plan = reconcile(desired, this.#observed, { features });
+    }
+    const result = await this.#apply(plan);
+    return {
+      kind: changed ? "partial" : "full",
+      resynced,
+      plan,
+      result,
+      repaired,
+      services: changed ? changed.size : desired.services.size,
+      changes,
+    };
+  }
+
+  /**
+   * Step 5: the node context for a changed Node, and the root host endpoint
+   * as HNS has it now when health-check VIP LBs are computed (it may have
+   * been recreated).
+   */
+  async #updateContext(changes: ChangeSet): Promise<void> {
+    const { cluster, settings } = this.#o;
     if (changes.nodeChanged) {
-      const next = contextForNode(this.#ctx!, this.#o.settings, cluster.node());
+      const next = contextForNode(this.#ctx!, settings, cluster.node());
       if (next !== this.#ctx) {
         this.#log.info("Node changed; recomputing every service", {
           nodeIPs: next.nodeIPs.join(","),
@@ -279,17 +317,32 @@ export class Syncer {
         this.#setContext(next);
       }
     }
-    if (!this.#needFull && this.#desired && changes.services.size === 0) {
-      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
-      await this.#flush();
-      this.#conflictTracker.tick();
-      return { kind: "idle", resynced, repaired, services: 0, changes };
+    if (this.#buildsHealthCheckLbs(changes.services)) {
+      try {
+        this.#setContext(await this.#local.resolveRoot(this.#ctx!));
+      } catch (err) {
+        this.#log.warn("Cannot look up the root HNS endpoint; using the last one known", {
+          name: settings.rootHnsEndpointName,
+          err: err instanceof Error ? err.message : String(err),
+        });
+      }
     }
+  }
+
+  /**
+   * Step 6: the desired state, of these services or (after drift, failures
+   * or a changed context) of all. Returns the changed services' results, or
+   * undefined when all were computed. A pod on this node the cluster names
+   * but the context lacks most likely has a new CNI endpoint: it is looked
+   * up now, so the LBs are programmed once with it rather than twice.
+   */
+  async #computeDesired(
+    services: ReadonlySet<ObjectKey>,
+  ): Promise<Map<ObjectKey, ServiceDesired | undefined> | undefined> {
+    const { cluster } = this.#o;
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
     if (this.#needFull || !this.#desired) this.#setDesired(desiredState(cluster, this.#ctx!));
-    else changed = this.#recompute(changes.services);
-    // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
-    // most likely new. Look it up now, so the LBs are programmed once with it rather than twice.
+    else changed = this.#recompute(services);
     const before = this.#ctx;
     if (this.#local.hasNewMisses()) {
       try {
@@ -307,36 +360,7 @@ export class Syncer {
       changed = undefined;
     }
     this.#local.lookedUp();
-
-    const desired = this.#desired!;
-    const features = this.#ctx!.features;
-    if (!changed) {
-      this.#logDiagnostics(desired.services.values(), true);
-      const plan = reconcile(desired, this.#observed, { features });
-      const result = await this.#apply(plan);
-      return {
-        kind: "full",
-        resynced,
-        plan,
-        result,
-        repaired,
-        services: desired.services.size,
-        changes,
-      };
-    }
-    this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-    for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-    const plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
-    const result = await this.#apply(plan);
-    return {
-      kind: "partial",
-      resynced,
-      plan,
-      result,
-      repaired,
-      services: changes.services.size,
-      changes,
-    };
+    return changed;
   }
 
   /** Step 2: read HNS, adopt what matches, program the rest. */
@@ -430,6 +454,19 @@ export class Syncer {
     }
     this.#resync.done(listing.startedAt);
     return repaired;
+  }
+
+  /**
+   * Whether this run computes health-check VIP LBs: with
+   * `forwardHealthCheckVip`, a full run, or a changed service with ingress IPs.
+   */
+  #buildsHealthCheckLbs(changed: ReadonlySet<ObjectKey>): boolean {
+    if (!this.#o.settings.forwardHealthCheckVip) return false;
+    if (this.#needFull || !this.#desired) return true;
+    for (const key of changed) {
+      if ((this.#o.cluster.service(key)?.ingress.length ?? 0) > 0) return true;
+    }
+    return false;
   }
 
   /** Take a lookup's node context; a change (or others holding a wanted key) recomputes all. */

@@ -10,6 +10,7 @@
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import type { ContextSettings } from "../../lib/proxy/context.ts";
 
 /** This node. */
 export const NODE = "node-1";
@@ -224,5 +225,26 @@ export function overlayWebCluster(): {
       sliceObject("np", [{ ip: "10.244.3.9", node: "node-3" }], { port: 9090 }),
     ],
     node: nodeObject(),
+  };
+}
+
+/** The node context settings of the overlay node (what {@link OVERLAY_ARGS} give the agent). */
+export const OVERLAY_SETTINGS: Readonly<ContextSettings> = {
+  nodeName: NODE,
+  nodeIPOverride: [],
+  sourceVips: [SOURCE_VIP],
+  enableDSR: false,
+  forwardHealthCheckVip: false,
+  rootHnsEndpointName: "cbr0",
+  healthzPort: 10256,
+};
+
+/** A clock for in-process syncers that moves only when a test sets `t` (ms). */
+export function manualClock(): { t: number; now(): number } {
+  return {
+    t: 0,
+    now() {
+      return this.t;
+    },
   };
 }

@@ -9,7 +9,6 @@ import {
 } from "../../lib/proxy/net.ts";
 import {
   endpointKeyFromHns,
-  endpointKeyIp,
   isKeyError,
   loadBalancerKey,
   loadBalancerKeyFromHns,
@@ -126,8 +125,6 @@ Deno.test("endpoint keys from HNS: remote, source VIP, local; IP back from key",
   );
   assert.equal(key({ IpConfigurations: [] }), "error: no IpConfigurations");
   assert.equal(key({ IpConfigurations: [{ IpAddress: "x" }] }), 'error: bad IpAddress "x"');
-  assert.equal(endpointKeyIp("ep/remote/fd00::7"), "fd00::7");
-  assert.equal(endpointKeyIp("ep/host/cbr0"), undefined);
 });
 
 const desiredLb: DesiredLoadBalancer = {
