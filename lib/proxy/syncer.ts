@@ -196,7 +196,7 @@ export class Syncer {
       ...options.conflicts,
       logger: this.#log,
       clock: this.#clock,
-      kindOf: (key) => this.#desired?.loadBalancers.get(key)?.kind,
+      wanted: (key) => this.#desired?.loadBalancers.get(key),
     });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
     this.#resync = new Resync({
