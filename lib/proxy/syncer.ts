@@ -38,15 +38,9 @@ import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { contextForNode, type ContextSettings } from "./context.ts";
 import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { DiagnosticsLog } from "./diagnostics_log.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
-import type {
-  DesiredState,
-  Diagnostic,
-  NodeContext,
-  Plan,
-  PlanOp,
-  ServiceDesired,
-} from "./model.ts";
+import type { DesiredState, NodeContext, Plan, PlanOp, ServiceDesired } from "./model.ts";
 import { idKey, ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
@@ -172,8 +166,7 @@ export class Syncer {
   readonly #local: LocalEndpoints;
   /** Backoff of ownership record writes. */
   readonly #flushRetry: RetryBackoff;
-  readonly #diagnostics = new Map<ObjectKey, string>();
-  #conflicts = "";
+  readonly #diagnostics: DiagnosticsLog;
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
@@ -188,6 +181,7 @@ export class Syncer {
     this.#clock = options.clock ?? systemClock;
     this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
+    this.#diagnostics = new DiagnosticsLog(this.#log);
     this.#resync = new Resync({
       client: options.client,
       periodMs: options.syncPeriodMs,
@@ -262,15 +256,12 @@ export class Syncer {
     const changed = await this.#computeDesired(changes.services);
     const desired = this.#desired!;
     const features = this.#ctx!.features;
-    let plan: Plan;
-    if (changed) {
-      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-      plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
-    } else {
-      this.#logDiagnostics(desired.services.values(), true);
-      plan = reconcile(desired, this.#observed, { features });
-    }
+    this.#diagnostics.update(desired, changed);
+    const plan = reconcile(
+      desired,
+      this.#observed,
+      changed ? { features, dirty: changes.services } : { features },
+    );
     const result = await this.#apply(plan);
     return {
       kind: changed ? "partial" : "full",
@@ -375,7 +366,7 @@ export class Syncer {
       for (const id of start.vanishedOwned) ownership.remove(id);
     }
     this.#local.lookedUp();
-    this.#logDiagnostics(start.desired.services.values(), true);
+    this.#diagnostics.update(start.desired);
     this.#log.info("Programming HNS", {
       network: start.ctx.network.name,
       networkId: start.ctx.network.id,
@@ -608,34 +599,6 @@ export class Syncer {
       });
     }
   }
-
-  #logDiagnostics(services: Iterable<ServiceDesired>, all: boolean): void {
-    const seen = new Set<ObjectKey>();
-    for (const sd of services) {
-      seen.add(sd.serviceKey);
-      const text = sd.diagnostics.map((d) => d.message).join("\n");
-      if (this.#diagnostics.get(sd.serviceKey) === text) continue;
-      this.#diagnostics.set(sd.serviceKey, text);
-      for (const d of sd.diagnostics) logDiagnostic(this.#log, d);
-    }
-    if (all) {
-      for (const key of [...this.#diagnostics.keys()]) {
-        if (!seen.has(key)) this.#diagnostics.delete(key);
-      }
-    }
-    const conflicts = this.#desired?.conflicts ?? [];
-    const text = conflicts.map((d) => d.message).join("\n");
-    if (text !== this.#conflicts) {
-      this.#conflicts = text;
-      for (const d of conflicts) logDiagnostic(this.#log, d);
-    }
-  }
-}
-
-function logDiagnostic(log: Logger, d: Diagnostic): void {
-  const fields = { service: d.serviceKey, field: d.field, reason: d.reason };
-  if (d.level === "error") log.error(d.message, fields);
-  else log.warn(d.message, fields);
 }
 
 function networkGone(err: unknown): boolean {
