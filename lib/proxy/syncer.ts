@@ -15,8 +15,9 @@
  * 7. reconcile with the observed cache (the changed services' keys, or all);
  * 8. apply (apply.ts); 9. write the ownership record; 10. report.
  *
- * A run reads HNS only to start, to take a resync's listing, and to look up
- * the CNI endpoint of a pod on this node that the node context lacks. After
+ * A run reads HNS only to start, to take a resync's listing, to look up the
+ * CNI endpoint of a pod on this node that the node context lacks, and (with
+ * `forwardHealthCheckVip`) the root endpoint when its LBs are computed. After
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
