@@ -16,8 +16,9 @@
  * 8. apply (apply.ts: each create is in the ownership record on disk before
  *    it is issued); 9. write the rest of the ownership record; 10. report.
  *
- * A run reads HNS only to start, to take a resync's listing, and to look up
- * the CNI endpoint of a pod on this node that the node context lacks. After
+ * A run reads HNS only to start, to take a resync's listing, to look up the
+ * CNI endpoint of a pod on this node that the node context lacks, and (with
+ * `forwardHealthCheckVip`) the root endpoint when its LBs are computed. After
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
@@ -40,15 +41,9 @@ import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
 import { contextForNode, type ContextSettings } from "./context.ts";
 import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { DiagnosticsLog } from "./diagnostics_log.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
-import type {
-  DesiredState,
-  Diagnostic,
-  NodeContext,
-  Plan,
-  PlanOp,
-  ServiceDesired,
-} from "./model.ts";
+import type { DesiredState, NodeContext, Plan, PlanOp, ServiceDesired } from "./model.ts";
 import { idKey, ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
@@ -177,8 +172,7 @@ export class Syncer {
   /** Backoff of ownership record writes. */
   readonly #flushRetry: RetryBackoff;
   readonly #conflictTracker: ConflictTracker;
-  readonly #diagnostics = new Map<ObjectKey, string>();
-  #conflicts = "";
+  readonly #diagnostics: DiagnosticsLog;
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
@@ -199,6 +193,7 @@ export class Syncer {
       wanted: (key) => this.#desired?.loadBalancers.get(key),
     });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
+    this.#diagnostics = new DiagnosticsLog(this.#log);
     this.#resync = new Resync({
       client: options.client,
       periodMs: options.syncPeriodMs,
@@ -279,15 +274,12 @@ export class Syncer {
     const changed = await this.#computeDesired(changes.services);
     const desired = this.#desired!;
     const features = this.#ctx!.features;
-    let plan: Plan;
-    if (changed) {
-      this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-      for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-      plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
-    } else {
-      this.#logDiagnostics(desired.services.values(), true);
-      plan = reconcile(desired, this.#observed, { features });
-    }
+    this.#diagnostics.update(desired, changed);
+    const plan = reconcile(
+      desired,
+      this.#observed,
+      changed ? { features, dirty: changes.services } : { features },
+    );
     const result = await this.#apply(plan);
     return {
       kind: changed ? "partial" : "full",
@@ -393,7 +385,7 @@ export class Syncer {
       for (const id of start.vanishedOwned) ownership.remove(id);
     }
     this.#local.lookedUp();
-    this.#logDiagnostics(start.desired.services.values(), true);
+    this.#diagnostics.update(start.desired);
     this.#log.info("Programming HNS", {
       network: start.ctx.network.name,
       networkId: start.ctx.network.id,
@@ -642,34 +634,6 @@ export class Syncer {
       });
     }
   }
-
-  #logDiagnostics(services: Iterable<ServiceDesired>, all: boolean): void {
-    const seen = new Set<ObjectKey>();
-    for (const sd of services) {
-      seen.add(sd.serviceKey);
-      const text = sd.diagnostics.map((d) => d.message).join("\n");
-      if (this.#diagnostics.get(sd.serviceKey) === text) continue;
-      this.#diagnostics.set(sd.serviceKey, text);
-      for (const d of sd.diagnostics) logDiagnostic(this.#log, d);
-    }
-    if (all) {
-      for (const key of [...this.#diagnostics.keys()]) {
-        if (!seen.has(key)) this.#diagnostics.delete(key);
-      }
-    }
-    const conflicts = this.#desired?.conflicts ?? [];
-    const text = conflicts.map((d) => d.message).join("\n");
-    if (text !== this.#conflicts) {
-      this.#conflicts = text;
-      for (const d of conflicts) logDiagnostic(this.#log, d);
-    }
-  }
-}
-
-function logDiagnostic(log: Logger, d: Diagnostic): void {
-  const fields = { service: d.serviceKey, field: d.field, reason: d.reason };
-  if (d.level === "error") log.error(d.message, fields);
-  else log.warn(d.message, fields);
 }
 
 function networkGone(err: unknown): boolean {

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import type { HcnEndpoint } from "../../lib/hns/types.ts";
-import { buildNodeContext, endpointIps, localEndpointsOf } from "../../lib/proxy/context.ts";
+import type { NodeInfo } from "../../lib/kube/model.ts";
+import {
+  buildNodeContext,
+  contextForNode,
+  contextWithRoot,
+  endpointIps,
+  localEndpointsOf,
+} from "../../lib/proxy/context.ts";
 import { desiredForService } from "../../lib/proxy/desired.ts";
-import { ALL_FEATURES, ep, NET_ID, slice, svc } from "./core_fixtures.ts";
+import { ALL_FEATURES, ctx, ep, NET_ID, slice, svc } from "./core_fixtures.ts";
 
 const OTHER_NET = "0A0B0C0D-0000-0000-0000-000000000002";
 
@@ -63,4 +70,38 @@ Deno.test("a dual-stack pod on this node backs the IPv6 LB with its one CNI endp
   assert.deepEqual(sd.loadBalancers.map((lb) => lb.backends), [["ep/local/fd00:10:244:1::7"]]);
   assert.deepEqual(sd.existingEndpoints, [{ key: "ep/local/fd00:10:244:1::7", id: "DUAL" }]);
   assert.ok(!sd.diagnostics.some((d) => d.reason === "LocalEndpointNotFound"));
+});
+
+Deno.test("contextForNode: a changed Node's IPs and zone make a new context; nothing else does", () => {
+  const settings = {
+    nodeName: "node-a",
+    nodeIPOverride: [],
+    sourceVips: [],
+    enableDSR: false,
+    forwardHealthCheckVip: false,
+    rootHnsEndpointName: "cbr0",
+    healthzPort: 10256,
+  };
+  const node: NodeInfo = {
+    name: "node-a",
+    internalIPs: ["192.168.1.10", "fd00:1::10"],
+    zone: "zone-a",
+    podCIDRs: ["10.244.1.0/24"],
+  };
+  const base = ctx({ zone: "zone-a" });
+  assert.equal(contextForNode(base, settings, node), base, "unchanged: the same object");
+  const moved = contextForNode(base, settings, { ...node, internalIPs: ["192.168.1.99"] });
+  assert.deepEqual(moved.nodeIPs, ["192.168.1.99"]);
+  const zoneless = contextForNode(base, settings, { ...node, zone: undefined });
+  assert.equal("zone" in zoneless, false);
+  const overridden = { ...settings, nodeIPOverride: ["192.168.1.10", "fd00:1::10"] };
+  assert.equal(contextForNode(base, overridden, { ...node, internalIPs: [] }), base);
+});
+
+Deno.test("contextWithRoot: sets or drops the root endpoint; the same ID keeps the context", () => {
+  const base = ctx({ rootHnsEndpointId: "ROOT-1" });
+  assert.equal(contextWithRoot(base, "ROOT-1"), base);
+  assert.equal(contextWithRoot(base, "ROOT-2").rootHnsEndpointId, "ROOT-2");
+  assert.equal("rootHnsEndpointId" in contextWithRoot(base, undefined), false);
+  assert.equal(base.rootHnsEndpointId, "ROOT-1", "the given context is not changed");
 });
