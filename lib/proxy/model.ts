@@ -74,8 +74,10 @@ export interface NodeContext {
    */
   sourceVips: readonly string[];
   /**
-   * MAC of the host's interface (dash-separated), used for the source-VIP
-   * endpoint as kube-proxy does. When absent the MAC is derived from the IP.
+   * MAC of the host NIC that holds the node IP (dash-separated, lower case):
+   * on overlay, the MAC of the source-VIP endpoint and of the per-ClusterIP
+   * remote endpoints, as kube-proxy does. Required on overlay (the agent does
+   * not start without it); when absent the MAC is derived from the IP.
    */
   hostMac?: string;
   /** `--enable-dsr`: DSR on ClusterIP LBs (when HNS supports DSR). */

@@ -84,7 +84,11 @@ export function sourceVipEndpoints(ctx: NodeContext): DesiredEndpoint[] {
   return out;
 }
 
-/** The host NIC's MAC; derived from the IP when the context has none. */
+/**
+ * The host NIC's MAC. The agent does not start on overlay without it; when a
+ * context has none (the plan CLI, tests) the MAC is derived from the IP as for
+ * a pod, so that the endpoints stay well-formed.
+ */
 function hostMacFor(ctx: NodeContext, ip: string): string {
-  return ctx.hostMac ?? remoteEndpointMac(ip);
+  return ctx.hostMac || remoteEndpointMac(ip);
 }

@@ -5,7 +5,7 @@ import {
   desiredState,
   updateDesired,
 } from "../../lib/proxy/desired.ts";
-import type { DesiredLoadBalancer, ServiceDesired } from "../../lib/proxy/model.ts";
+import type { DesiredLoadBalancer, NodeContext, ServiceDesired } from "../../lib/proxy/model.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import {
   ALL_FEATURES,
@@ -577,6 +577,27 @@ Deno.test("overlay vs l2bridge: source-VIP endpoint and service-VIP endpoints on
   const empty = desiredState(view(services, []), overlayCtx());
   assert.equal(empty.loadBalancers.size, 0);
   assert.ok(empty.remoteEndpoints.has("ep/remote/10.96.0.10"));
+});
+
+Deno.test("overlay MAC: the host NIC's for the service-VIP and source-VIP endpoints, derived for pods; derived without one", () => {
+  const services = [svc()];
+  const slices = [slice([ep("10.244.2.7")])];
+  const macs = (c: NodeContext) => {
+    const d = desiredState(view(services, slices), c);
+    return Object.fromEntries([...d.remoteEndpoints.values()].map((e) => [e.key, e.mac]));
+  };
+  assert.deepEqual(macs(overlayCtx({ hostMac: "00-15-5d-aa-bb-cc" })), {
+    "ep/remote/10.244.2.7": "02-11-0a-f4-02-07",
+    "ep/remote/10.96.0.10": "00-15-5d-aa-bb-cc",
+    "ep/sourcevip/10.244.1.2": "00-15-5d-aa-bb-cc",
+  });
+  for (const hostMac of [undefined, ""]) {
+    assert.deepEqual(macs(overlayCtx({ hostMac })), {
+      "ep/remote/10.244.2.7": "02-11-0a-f4-02-07",
+      "ep/remote/10.96.0.10": "02-11-0a-60-00-0a",
+      "ep/sourcevip/10.244.1.2": "02-11-0a-f4-01-02",
+    });
+  }
 });
 
 Deno.test("health checks: ETP Local server with local ready count; forwardHealthCheckVip LBs per ingress IP", () => {

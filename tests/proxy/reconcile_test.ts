@@ -312,6 +312,44 @@ Deno.test("endpoint that changed (provider address): referencing LBs deleted fir
   assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
 });
 
+Deno.test("overlay host MAC: service-VIP and source-VIP endpoints made with a derived MAC are replaced, nothing else", () => {
+  const w = world();
+  const before = overlayCtx({ hostMac: undefined });
+  const { sim } = converged(before, w.services, w.slices);
+  assert.equal(
+    sim.observed.endpoints.get("ep/sourcevip/10.244.1.2")?.hns.MacAddress,
+    "02-11-0a-f4-01-02",
+  );
+  const after = overlayCtx({ hostMac: "00-15-5d-aa-bb-cc" });
+  const d1 = desiredState(view(w.services, w.slices), after);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteEndpoint ep/remote/10.96.0.1",
+    "deleteEndpoint ep/remote/10.96.0.2",
+    "deleteEndpoint ep/sourcevip/10.244.1.2",
+    "createEndpoint ep/remote/10.96.0.1",
+    "createEndpoint ep/remote/10.96.0.2",
+    "createEndpoint ep/sourcevip/10.244.1.2",
+  ]);
+  const s1 = simulate(sim, plan, d1);
+  for (const key of ["ep/remote/10.96.0.1", "ep/sourcevip/10.244.1.2"]) {
+    assert.equal(s1.observed.endpoints.get(key)?.hns.MacAddress, "00-15-5d-aa-bb-cc", key);
+  }
+  assert.equal(
+    s1.observed.endpoints.get("ep/remote/10.244.2.7")?.hns.MacAddress,
+    "02-11-0a-f4-02-07",
+  );
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
+  // The same MAC spelled as Windows reports it is no change.
+  const upper = overlayCtx({ hostMac: "00:15:5D:AA:BB:CC" });
+  assert.deepEqual(
+    reconcile(desiredState(view(w.services, w.slices), upper), s1.observed, { features: MODIFY })
+      .ops,
+    [],
+  );
+});
+
 Deno.test("foreign objects: never deleted or modified; a foreign LB on a desired key is a conflict; a foreign endpoint is used", () => {
   const c = ctx();
   const w = world();
