@@ -47,7 +47,13 @@ import type {
 } from "./model.ts";
 import { canonicalIp, ipFamilyOf } from "./net.ts";
 import { isOverlay, podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
-import { nodeIpOf, type PlacementTable, placementTable, placeOnOverlay } from "./placement.ts";
+import {
+  nodeIpOf,
+  type PlacementTable,
+  placementTable,
+  placeOnOverlay,
+  primaryFamily,
+} from "./placement.ts";
 
 export { assembleDesired, updateDesired } from "./desired_join.ts";
 
@@ -435,14 +441,16 @@ function emptyResult(serviceKey: ObjectKey, diagnostics: Diagnostic[] = []) {
 
 /**
  * The families a service serves and its cluster IP in each, as the one
- * frontend of its ClusterIP LBs (headless: none).
+ * frontend of its ClusterIP LBs (headless: none). On overlay only the node's
+ * primary family: kube-proxy runs single-stack there (the other is `null`).
  */
 function clusterIpsByFamily(
   svc: ServiceInfo,
   ctx: NodeContext,
   diags: Diagnostics,
-): Map<IpFamily, readonly [Frontend]> {
-  const out = new Map<IpFamily, readonly [Frontend]>();
+): Map<IpFamily, readonly [Frontend] | null> {
+  const out = new Map<IpFamily, readonly [Frontend] | null>();
+  const only = isOverlay(ctx) ? primaryFamily(ctx) : undefined;
   (svc.clusterIPs ?? []).forEach((raw, i) => {
     if (raw === "None" || raw === "") return;
     const ip = sharedCanonicalIp(raw);
@@ -463,6 +471,16 @@ function clusterIpsByFamily(
         "IPv6Unsupported",
         `IPv6 cluster IP ${ip} skipped: this HNS does not support IPv6 dual-stack`,
       );
+      return;
+    }
+    if (only !== undefined && family !== only) {
+      diags.add(
+        "warning",
+        `spec.clusterIPs[${i}]`,
+        "OverlaySingleStack",
+        `${family} cluster IP ${ip} skipped: overlay networks are single-stack (${only} on this node)`,
+      );
+      out.set(family, null);
       return;
     }
     if (!out.has(family)) out.set(family, [{ ip, field: "spec.clusterIPs" }]);
@@ -534,10 +552,10 @@ function warnUnsupported(svc: ServiceInfo, diags: Diagnostics): void {
   }
 }
 
-/** The external and ingress IPs of a service by family (of families it serves only). */
+/** The external and ingress IPs of a service by family (of the families it serves only). */
 function frontendsByFamily(
   svc: ServiceInfo,
-  families: ReadonlyMap<IpFamily, unknown>,
+  families: ReadonlyMap<IpFamily, readonly [Frontend] | null>,
   diags: Diagnostics,
 ): { external: Map<IpFamily, Frontend[]>; ingress: Map<IpFamily, Frontend[]> } {
   const external = new Map<IpFamily, Frontend[]>();
@@ -554,6 +572,7 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
+    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
     if (!families.has(f)) {
       diags.add(
         "warning",
@@ -588,6 +607,7 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
+    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
     if (!families.has(f)) {
       diags.add(
         "warning",
@@ -677,7 +697,10 @@ export function desiredForService(
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  if (families.size === 0) return emptyResult(serviceKey, diags.list);
+  const byFamily = [...families]
+    .filter((e): e is [IpFamily, readonly [Frontend]] => e[1] !== null)
+    .sort((a, b) => cmp(a[0], b[0]));
+  if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
     ctx,
@@ -696,7 +719,6 @@ export function desiredForService(
   const noLocal: NoLocalEndpoints[] = [];
   let programmablePorts = 0;
 
-  const byFamily = [...families].sort((a, b) => cmp(a[0], b[0]));
   (svc.ports ?? []).forEach((sp, spIndex) => {
     const checked = checkPort(sp, spIndex, diags);
     if (!checked) return;
@@ -730,7 +752,7 @@ export function desiredForService(
   });
 
   if (isOverlay(ctx) && programmablePorts > 0) {
-    for (const [family, [{ ip }]] of families) {
+    for (const [family, [{ ip }]] of byFamily) {
       const ep = serviceVipEndpoint(ctx, ip, family);
       s.endpoints.set(ep.key, ep);
     }

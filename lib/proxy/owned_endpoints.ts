@@ -16,7 +16,7 @@ import type { IpFamily } from "../kube/model.ts";
 import { remoteEndpointKey, sourceVipEndpointKey } from "./keys.ts";
 import type { DesiredEndpoint, EndpointRole, NodeContext } from "./model.ts";
 import { canonicalIp, ipFamilyOf, remoteEndpointMac } from "./net.ts";
-import { nodeIpOf } from "./placement.ts";
+import { nodeIpOf, primaryFamily } from "./placement.ts";
 
 /** Whether the network is an overlay (VXLAN) network. */
 export function isOverlay(ctx: NodeContext): boolean {
@@ -64,18 +64,22 @@ function remoteEndpoint(
   return ep;
 }
 
-/** The endpoints the node context itself wants: the overlay source-VIP endpoint(s). */
+/**
+ * The endpoints the node context itself wants: on overlay, the source-VIP
+ * endpoint of the node's primary family (overlay is single-stack).
+ */
 export function sourceVipEndpoints(ctx: NodeContext): DesiredEndpoint[] {
   if (!isOverlay(ctx)) return [];
+  const family = primaryFamily(ctx);
   const out: DesiredEndpoint[] = [];
   for (const raw of ctx.sourceVips) {
     const ip = canonicalIp(raw);
-    if (!ip) continue;
+    if (!ip || ipFamilyOf(ip) !== family) continue;
     out.push({
       key: sourceVipEndpointKey(ip),
       ip,
       remote: false,
-      family: ipFamilyOf(ip)!,
+      family,
       mac: hostMacFor(ctx, ip),
       networkId: ctx.network.id,
       role: "sourceVip",

@@ -71,6 +71,16 @@ export function nodeIpOf(ctx: NodeContext, family: IpFamily): string | undefined
   return undefined;
 }
 
+/**
+ * The node's primary IP family: that of its first IP (IPv4 when it has none).
+ * Overlay networks are single-stack, as with kube-proxy: only this family is
+ * programmed there.
+ */
+export function primaryFamily(ctx: NodeContext): IpFamily {
+  const first = ctx.nodeIPs.length > 0 ? ipFamilyOf(ctx.nodeIPs[0]) : undefined;
+  return first ?? "IPv4";
+}
+
 /** Where the remote pod `ip` (on node `nodeName`, when known) lives, by the rules above. */
 export function placeOnOverlay(
   table: PlacementTable,

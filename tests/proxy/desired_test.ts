@@ -600,6 +600,61 @@ Deno.test("overlay MAC: the host NIC's for the service-VIP and source-VIP endpoi
   }
 });
 
+Deno.test("overlay is single-stack: only the node's primary family, the other reported once per service", () => {
+  const dualSvc = svc({
+    type: "NodePort",
+    clusterIPs: ["10.96.0.10", "fd00:96::10"],
+    ipFamilies: ["IPv4", "IPv6"],
+    ports: [port({ nodePort: 30080 })],
+    externalIPs: ["192.0.2.10", "2001:db8::10"],
+  });
+  const slices = [
+    slice([ep("10.244.2.7")]),
+    slice([ep("fd00:244:2::7")], { name: "web-v6", addressType: "IPv6" }),
+  ];
+  const sourceVips = ["10.244.1.2", "fd00:244:1::2"];
+  const families = (c: NodeContext) => {
+    const d = desiredState(view([dualSvc], slices), c);
+    const sd = d.services.get("default/web")!;
+    return {
+      lbs: [...d.loadBalancers.keys()].sort(),
+      endpoints: [...d.remoteEndpoints.keys()].sort(),
+      diags: sd.diagnostics.map((x) => `${x.field} ${x.reason}`),
+    };
+  };
+  assert.deepEqual(families(overlayCtx({ sourceVips })), {
+    lbs: ["lb/tcp/192.0.2.10:80", "lb/tcp/10.96.0.10:80", "lb/tcp/nodeport:30080"].sort(),
+    endpoints: ["ep/remote/10.244.2.7", "ep/remote/10.96.0.10", "ep/sourcevip/10.244.1.2"],
+    diags: ["spec.clusterIPs[1] OverlaySingleStack"],
+  });
+  const v6First = overlayCtx({ sourceVips, nodeIPs: ["fd00:1::10", "192.168.1.10"] });
+  const v6 = families(v6First);
+  assert.deepEqual(v6.lbs, [
+    "lb/tcp/[2001:db8::10]:80",
+    "lb/tcp/[fd00:96::10]:80",
+    "lb/tcp/nodeport6:30080",
+  ]);
+  assert.deepEqual(v6.endpoints, [
+    "ep/remote/fd00:244:2::7",
+    "ep/remote/fd00:96::10",
+    "ep/sourcevip/fd00:244:1::2",
+  ]);
+  assert.deepEqual(v6.diags, ["spec.clusterIPs[0] OverlaySingleStack"]);
+  assert.match(
+    desiredForService(dualSvc, slices, v6First).diagnostics[0].message,
+    /default\/web: spec\.clusterIPs\[0\]: IPv4 cluster IP 10\.96\.0\.10 skipped: overlay networks are single-stack \(IPv6 on this node\)/,
+  );
+  // A service only of the other family programs nothing, and says why.
+  const v6Only = desiredForService(svc({ clusterIPs: ["fd00:96::10"] }), slices, overlayCtx());
+  assert.deepEqual(v6Only.loadBalancers, []);
+  assert.deepEqual(v6Only.remoteEndpoints, []);
+  assert.deepEqual(v6Only.diagnostics.map((x) => x.reason), ["OverlaySingleStack"]);
+  // l2bridge stays dual-stack.
+  const l2 = families(ctx());
+  assert.equal(l2.lbs.length, 6);
+  assert.deepEqual(l2.diags, []);
+});
+
 Deno.test("health checks: ETP Local server with local ready count; forwardHealthCheckVip LBs per ingress IP", () => {
   const s = svc({
     type: "LoadBalancer",
