@@ -46,9 +46,11 @@ import type {
   ServiceDesired,
 } from "./model.ts";
 import { canonicalIp, ipFamilyOf } from "./net.ts";
-import { isOverlay, podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
+import { podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
 import {
+  isOverlay,
   nodeIpOf,
+  placementsFor,
   type PlacementTable,
   placementTable,
   placeOnOverlay,
@@ -56,6 +58,7 @@ import {
 } from "./placement.ts";
 
 export { assembleDesired, updateDesired } from "./desired_join.ts";
+export { placementsFor } from "./placement.ts";
 
 /** kube-proxy's default ClientIP affinity timeout; any other value is reported as ignored. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
@@ -236,7 +239,8 @@ function candidatesFor(
  * The endpoints of a backend set one LB can use, and its single internal
  * port: the most common port among the endpoints (ties: the lowest);
  * endpoints with another port are left out with a warning. Local endpoints
- * not found in HNS are left out with a warning. Undefined when none is left.
+ * not found in HNS, and on overlay remote ones not placed yet, are left out
+ * with a warning. Undefined when none is left.
  */
 function selectBackends(
   s: ServiceScope,
@@ -245,8 +249,19 @@ function selectBackends(
 ): { present: Candidate[]; internalPort: number } | undefined {
   const { ctx, diags } = s;
   const { sp, spIndex } = pf;
+  const overlay = isOverlay(ctx);
   const present: Candidate[] = [];
   for (const c of set) {
+    if (overlay && !c.local && !placeOnOverlay(placementsOf(s), c.ip, c.nodeName)) {
+      diags.add(
+        "warning",
+        `endpoint ${c.ip}`,
+        "PlacementUnknown",
+        `endpoint ${c.ip} is in the cluster's pod ranges but no route or Node places it yet; left out until one does`,
+        c.ip,
+      );
+      continue;
+    }
     if (c.local && !ctx.localEndpoints.has(c.ip)) {
       diags.add(
         "warning",
@@ -311,7 +326,7 @@ function backendKeys(
     const key = remoteEndpointKey(c.ip);
     let providerAddress: string | undefined;
     if (overlay) {
-      const placement = placeOnOverlay(s.placements ??= placementTable(ctx), c.ip, c.nodeName);
+      const placement = placeOnOverlay(placementsOf(s), c.ip, c.nodeName)!; // selected: placed
       publicOrNode ||= placement.publicIp || placement.nodeIp;
       providerAddress = placement.providerAddress;
     }
@@ -322,6 +337,11 @@ function backendKeys(
   }
   backends.sort(cmp);
   return { backends, publicOrNode };
+}
+
+/** The context's placement table, built on first use when the caller gave none. */
+function placementsOf(s: ServiceScope): PlacementTable {
+  return s.placements ??= placementTable(s.ctx);
 }
 
 /** The endpoints of a subset ("all" or "local"). */
@@ -684,8 +704,8 @@ function checkPort(
  * Everything one service wants in HNS, from the service, its EndpointSlices
  * and the node context. Pure and deterministic; never throws on bad input
  * (problems become diagnostics naming the service and the field).
- * `placements` is the context's {@link placementTable}, when the caller holds
- * one for many services.
+ * `placements` is the context's {@link placementsFor}, when the caller holds
+ * one for many services (else it is built here when needed).
  */
 export function desiredForService(
   svc: ServiceInfo,
@@ -843,7 +863,7 @@ export function safeDesiredForService(
 
 /** The whole desired state from a cluster view. */
 export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState {
-  const placements = placementTable(ctx);
+  const placements = placementsFor(ctx);
   const out: ServiceDesired[] = [];
   for (const svc of view.services()) {
     const slices = view.slicesFor(`${svc.namespace}/${svc.name}`);

@@ -16,12 +16,7 @@ import type { IpFamily } from "../kube/model.ts";
 import { remoteEndpointKey, sourceVipEndpointKey } from "./keys.ts";
 import type { DesiredEndpoint, EndpointRole, NodeContext } from "./model.ts";
 import { canonicalIp, ipFamilyOf, remoteEndpointMac } from "./net.ts";
-import { nodeIpOf, primaryFamily } from "./placement.ts";
-
-/** Whether the network is an overlay (VXLAN) network. */
-export function isOverlay(ctx: NodeContext): boolean {
-  return ctx.network.type.toLowerCase() === "overlay";
-}
+import { isOverlay, nodeIpOf, primaryFamily } from "./placement.ts";
 
 /** The remote endpoint of a pod on another node; `providerAddress` on overlay only. */
 export function podEndpoint(

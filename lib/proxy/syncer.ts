@@ -52,7 +52,7 @@ import {
   nodeIPsOf,
   onNetwork,
 } from "./context.ts";
-import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { desiredState, placementsFor, safeDesiredForService, updateDesired } from "./desired.ts";
 import { endpointKeyFromHns, isKeyError } from "./keys.ts";
 import type {
   DesiredState,
@@ -457,11 +457,14 @@ export class Syncer {
   #recompute(keys: ReadonlySet<ObjectKey>): Map<ObjectKey, ServiceDesired | undefined> {
     const { cluster } = this.#o;
     const changed = new Map<ObjectKey, ServiceDesired | undefined>();
+    const placements = placementsFor(this.#ctx!);
     for (const key of keys) {
       const svc = cluster.service(key);
       changed.set(
         key,
-        svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!) : undefined,
+        svc
+          ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!, placements)
+          : undefined,
       );
     }
     this.#setDesired(updateDesired(this.#desired!, changed, this.#ctx!), changed);

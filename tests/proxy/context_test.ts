@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import type { HcnEndpoint } from "../../lib/hns/types.ts";
-import { buildNodeContext, endpointIps, localEndpointsOf } from "../../lib/proxy/context.ts";
+import {
+  buildNodeContext,
+  contextChanged,
+  endpointIps,
+  localEndpointsOf,
+} from "../../lib/proxy/context.ts";
 import { desiredForService } from "../../lib/proxy/desired.ts";
-import { ALL_FEATURES, ep, NET_ID, slice, svc } from "./core_fixtures.ts";
+import { ALL_FEATURES, ep, NET_ID, overlayCtx, slice, svc } from "./core_fixtures.ts";
 
 const OTHER_NET = "0A0B0C0D-0000-0000-0000-000000000002";
 
@@ -63,4 +68,16 @@ Deno.test("a dual-stack pod on this node backs the IPv6 LB with its one CNI endp
   assert.deepEqual(sd.loadBalancers.map((lb) => lb.backends), [["ep/local/fd00:10:244:1::7"]]);
   assert.deepEqual(sd.existingEndpoints, [{ key: "ep/local/fd00:10:244:1::7", id: "DUAL" }]);
   assert.ok(!sd.diagnostics.some((d) => d.reason === "LocalEndpointNotFound"));
+});
+
+Deno.test("contextChanged: the host MAC, Nodes' placements and the cluster's pod ranges count", () => {
+  const nodes = [{ nodeName: "n", podCidrs: ["10.244.9.0/24"], providerAddress: "192.168.1.19" }];
+  const base = overlayCtx({ nodePlacements: nodes, clusterCidrs: ["10.244.0.0/16"] });
+  const same = { ...base, nodePlacements: structuredClone(nodes), clusterCidrs: ["10.244.0.0/16"] };
+  assert.equal(contextChanged(base, same), false, "equal copies are no change");
+  const moved = [{ ...nodes[0], providerAddress: "192.168.1.29" }];
+  assert.ok(contextChanged(base, { ...base, nodePlacements: moved }));
+  assert.ok(contextChanged(base, { ...base, nodePlacements: undefined }));
+  assert.ok(contextChanged(base, { ...base, clusterCidrs: [] }));
+  assert.ok(contextChanged(base, { ...base, hostMac: "00-15-5d-00-00-01" }));
 });
