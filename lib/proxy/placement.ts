@@ -39,8 +39,14 @@ export interface Placement {
   readonly nodeIp: boolean;
 }
 
+/** A longest-prefix lookup over CIDRs. */
+export interface PrefixLookup<T> {
+  /** The value of the longest prefix containing `ip`. */
+  longest(ip: ParsedIp): T | undefined;
+}
+
 /** Longest-prefix lookup over CIDRs: per family and prefix length, masked address → value. */
-class PrefixIndex<T> {
+class PrefixIndex<T> implements PrefixLookup<T> {
   readonly #v4 = new Map<number, Map<number, T>>();
   readonly #v6 = new Map<number, Map<string, T>>();
   #lengths4: number[] = [];
@@ -110,15 +116,15 @@ function key6(ip: ParsedIp, len: number): string {
 /** The placement facts of a node context, parsed and indexed. Build with {@link placementTable}. */
 export interface PlacementTable {
   /** Placement by RemoteSubnetRoute prefix. */
-  readonly routes: PrefixIndex<Placement>;
+  readonly routes: PrefixLookup<Placement>;
   /** Placement by a node's pod CIDR. */
-  readonly podCidrs: PrefixIndex<Placement>;
+  readonly podCidrs: PrefixLookup<Placement>;
   /** Placement by node name. */
   readonly byNodeName: ReadonlyMap<string, Placement>;
   /** Node IPs (routes' provider addresses and nodes' addresses), canonical. */
   readonly nodeIps: ReadonlySet<string>;
   /** The cluster's pod ranges. */
-  readonly clusterRanges: PrefixIndex<true>;
+  readonly clusterRanges: PrefixLookup<true>;
   /** This node's IPs, canonical. */
   readonly ownIps: ReadonlySet<string>;
   /** The public placement of each family: this node's IP as provider address. */
