@@ -199,7 +199,13 @@ export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   ) {
     return true;
   }
+  if (a.hostMac !== b.hostMac) return true;
+  if (!sameJson(a.nodePlacements, b.nodePlacements) || !sameJson(a.clusterCidrs, b.clusterCidrs)) {
+    return true;
+  }
   if (a.localEndpoints.size !== b.localEndpoints.size) return true;
   for (const [ip, id] of a.localEndpoints) if (b.localEndpoints.get(ip) !== id) return true;
   return false;
 }
+
+const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);

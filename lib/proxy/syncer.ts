@@ -40,7 +40,7 @@ import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
 import { contextForNode, type ContextSettings } from "./context.ts";
-import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { desiredState, placementsFor, safeDesiredForService, updateDesired } from "./desired.ts";
 import { DiagnosticsLog } from "./diagnostics_log.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
 import type { DesiredState, NodeContext, Plan, PlanOp, ServiceDesired } from "./model.ts";
@@ -477,11 +477,14 @@ export class Syncer {
   #recompute(keys: ReadonlySet<ObjectKey>): Map<ObjectKey, ServiceDesired | undefined> {
     const { cluster } = this.#o;
     const changed = new Map<ObjectKey, ServiceDesired | undefined>();
+    const placements = placementsFor(this.#ctx!);
     for (const key of keys) {
       const svc = cluster.service(key);
       changed.set(
         key,
-        svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!) : undefined,
+        svc
+          ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!, placements)
+          : undefined,
       );
     }
     this.#setDesired(updateDesired(this.#desired!, changed, this.#ctx!), changed);

@@ -3,13 +3,14 @@ import type { HcnEndpoint } from "../../lib/hns/types.ts";
 import type { NodeInfo } from "../../lib/kube/model.ts";
 import {
   buildNodeContext,
+  contextChanged,
   contextForNode,
   contextWithRoot,
   endpointIps,
   localEndpointsOf,
 } from "../../lib/proxy/context.ts";
 import { desiredForService } from "../../lib/proxy/desired.ts";
-import { ALL_FEATURES, ctx, ep, NET_ID, slice, svc } from "./core_fixtures.ts";
+import { ALL_FEATURES, ctx, ep, NET_ID, overlayCtx, slice, svc } from "./core_fixtures.ts";
 
 const OTHER_NET = "0A0B0C0D-0000-0000-0000-000000000002";
 
@@ -104,4 +105,16 @@ Deno.test("contextWithRoot: sets or drops the root endpoint; the same ID keeps t
   assert.equal(contextWithRoot(base, "ROOT-2").rootHnsEndpointId, "ROOT-2");
   assert.equal("rootHnsEndpointId" in contextWithRoot(base, undefined), false);
   assert.equal(base.rootHnsEndpointId, "ROOT-1", "the given context is not changed");
+});
+
+Deno.test("contextChanged: the host MAC, Nodes' placements and the cluster's pod ranges count", () => {
+  const nodes = [{ nodeName: "n", podCidrs: ["10.244.9.0/24"], providerAddress: "192.168.1.19" }];
+  const base = overlayCtx({ nodePlacements: nodes, clusterCidrs: ["10.244.0.0/16"] });
+  const same = { ...base, nodePlacements: structuredClone(nodes), clusterCidrs: ["10.244.0.0/16"] };
+  assert.equal(contextChanged(base, same), false, "equal copies are no change");
+  const moved = [{ ...nodes[0], providerAddress: "192.168.1.29" }];
+  assert.ok(contextChanged(base, { ...base, nodePlacements: moved }));
+  assert.ok(contextChanged(base, { ...base, nodePlacements: undefined }));
+  assert.ok(contextChanged(base, { ...base, clusterCidrs: [] }));
+  assert.ok(contextChanged(base, { ...base, hostMac: "00-15-5d-00-00-01" }));
 });

@@ -20,7 +20,7 @@ import {
   loadBalancerPayload,
   sameLoadBalancer,
 } from "../../lib/proxy/payload.ts";
-import type { DesiredLoadBalancer, DesiredRemoteEndpoint } from "../../lib/proxy/model.ts";
+import type { DesiredEndpoint, DesiredLoadBalancer } from "../../lib/proxy/model.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 
 Deno.test("canonicalIp: strict parsing, RFC 5952 output", () => {
@@ -180,8 +180,8 @@ Deno.test("LB payload: HNS field names; comparison ignores case, order, absent-v
   );
 });
 
-Deno.test("endpoint payload and matching: strict for pods, lenient for service/source VIP", () => {
-  const remote: DesiredRemoteEndpoint = {
+Deno.test("endpoint payload and matching: pods by MAC and provider address, service/source VIP by MAC", () => {
+  const remote: DesiredEndpoint = {
     key: "ep/remote/10.244.2.7",
     ip: "10.244.2.7",
     remote: true,
@@ -206,7 +206,7 @@ Deno.test("endpoint payload and matching: strict for pods, lenient for service/s
   assert.ok(!endpointSatisfies({ ...seen, Policies: [] }, remote), "provider address differs");
   assert.ok(!endpointSatisfies({ ...seen, Flags: 0 }, remote), "not a remote endpoint");
   assert.ok(!endpointSatisfies({ ...seen, HostComputeNetwork: "other" }, remote));
-  const sourceVip: DesiredRemoteEndpoint = {
+  const sourceVip: DesiredEndpoint = {
     ...remote,
     key: "ep/sourcevip/10.244.1.2",
     ip: "10.244.1.2",
@@ -221,6 +221,8 @@ Deno.test("endpoint payload and matching: strict for pods, lenient for service/s
     IpConfigurations: [{ IpAddress: "10.244.1.2" }],
     MacAddress: "11-11-11-11-11-11",
   };
-  assert.ok(endpointSatisfies(other, sourceVip), "any endpoint with the source VIP will do");
-  assert.ok(!endpointMatchesExactly(other, sourceVip), "but is not adopted");
+  assert.ok(!endpointSatisfies(other, sourceVip), "an owned one with another MAC is replaced");
+  assert.ok(!endpointMatchesExactly(other, sourceVip), "and a foreign one is not adopted");
+  const hostMac = { ...other, MacAddress: "00-15-5D-AA-BB-CC", Flags: 1 };
+  assert.ok(endpointSatisfies(hostMac, sourceVip), "the host MAC in any case; flags not compared");
 });
