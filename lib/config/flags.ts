@@ -207,8 +207,17 @@ export const FLAGS: readonly FlagSpec[] = [
     bool: false,
     arg: "name",
     group: "Windows and HNS",
-    help: "HNS network to program. Default: env KUBE_NETWORK.",
+    help: "HNS network to program. Default: env KUBE_NETWORK. Without a name hnsproxy stops " +
+      "with an error listing the host's networks, unless --detect-network is given.",
     set: (l, v) => l.networkName = v,
+  },
+  {
+    name: "detect-network",
+    bool: true,
+    group: "Windows and HNS",
+    help: "With no network name, program the host's only Overlay or L2Bridge network " +
+      "(hnsproxy only; kube-proxy requires the name).",
+    set: (l, v, k) => l.detectNetwork = toBool(k, v),
   },
   {
     name: "source-vip",
@@ -612,18 +621,22 @@ export function scanFlags(args: readonly string[]): ScannedFlag[] {
 }
 
 function unknownFlag(label: string, name: string): ConfigError {
-  const guess = closest(name.replace(/^-+/, ""));
+  const guess = closestName(name.replace(/^-+/, ""), FLAGS.map((f) => f.name));
   const hint = guess ? ` (did you mean --${guess}?)` : "";
   return new ConfigError(label, `unknown flag${hint}; see --help`);
 }
 
-function closest(name: string): string | undefined {
+/**
+ * The candidate closest to a mistyped `name` (case-insensitive edit
+ * distance of at most a quarter of its length, at least 2), or undefined.
+ */
+export function closestName(name: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
-  for (const flag of FLAGS) {
-    const d = editDistance(name, flag.name);
+  for (const candidate of candidates) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) {
-      best = flag.name;
+      best = candidate;
       bestDistance = d;
     }
   }

@@ -54,8 +54,10 @@ export interface Config {
   configSyncPeriodMs: number;
   /** Run under the Windows Service Control Manager. */
   windowsService: boolean;
-  /** HNS network to program (winkernel.networkName, env KUBE_NETWORK); empty = find it. */
+  /** HNS network to program (winkernel.networkName, env KUBE_NETWORK); empty needs `detectNetwork`. */
   networkName: string;
+  /** `--detect-network`: with no network name, program the only Overlay/L2Bridge network. */
+  detectNetwork: boolean;
   /** Source VIP for overlay networks (winkernel.sourceVip), or empty. */
   sourceVip: string;
   /** Program load balancers with Direct Server Return. */
@@ -110,6 +112,7 @@ export interface Layer {
   configSyncPeriodMs?: number;
   windowsService?: boolean;
   networkName?: string;
+  detectNetwork?: boolean;
   sourceVip?: string;
   enableDSR?: boolean;
   rootHnsEndpointName?: string;
