@@ -15,7 +15,7 @@ import { ConfigError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
 import { parseConfigFile } from "./file.ts";
 import { flagsToLayer, scanFlags } from "./flags.ts";
-import { joinHostPort, splitHostPort } from "./net.ts";
+import { joinHostPort, splitHostPort } from "../net/ip.ts";
 import type { Config, Layer } from "./types.ts";
 import { toNodeName } from "./values.ts";
 

@@ -15,7 +15,7 @@ import {
 } from "../hns/types.ts";
 import type { NodeInfo } from "../kube/model.ts";
 import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
-import { canonicalIp } from "./net.ts";
+import { canonicalIp } from "../net/ip.ts";
 
 /** The proxy settings that go into the node context. */
 export interface ContextSettings {

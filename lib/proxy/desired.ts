@@ -56,8 +56,8 @@ import {
   parseCidr,
   type ParsedCidr,
   parseIp,
-  remoteEndpointMac,
-} from "./net.ts";
+} from "../net/ip.ts";
+import { remoteEndpointMac } from "./net.ts";
 
 /** kube-proxy's default ClientIP affinity timeout; any other value is reported as ignored. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
