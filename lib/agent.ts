@@ -40,6 +40,7 @@ import { cleanupOwned, type CleanupResult } from "./proxy/cleanup.ts";
 import type { ContextSettings } from "./proxy/context.ts";
 import { HealthCheckServers } from "./proxy/healthchecks.ts";
 import type { DesiredState, PlanOp } from "./proxy/model.ts";
+import { systemInterfaces } from "./net/host_mac.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
 import { StartupError } from "./proxy/preconditions.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
@@ -106,6 +107,8 @@ export function contextSettings(config: Config): ContextSettings {
     forwardHealthCheckVip: config.forwardHealthCheckVip,
     rootHnsEndpointName: config.rootHnsEndpointName,
     healthzPort: portOf(config.healthzBindAddress) ?? 10256,
+    ...(config.hostMac ? { hostMac: config.hostMac } : {}),
+    hostInterfaces: systemInterfaces,
   };
 }
 

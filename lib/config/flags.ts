@@ -19,6 +19,7 @@ import {
   toFeatureGates,
   toInt,
   toIP,
+  toMac,
   toNodeName,
   toNumber,
 } from "./values.ts";
@@ -224,8 +225,17 @@ export const FLAGS: readonly FlagSpec[] = [
     bool: false,
     arg: "ip",
     group: "Windows and HNS",
-    help: "Source VIP for load-balanced traffic on overlay networks.",
+    help: "Source VIP for load-balanced traffic on overlay networks (required there).",
     set: (l, v, k) => l.sourceVip = toIP(k, v),
+  },
+  {
+    name: "host-mac",
+    bool: false,
+    arg: "mac",
+    group: "Windows and HNS",
+    help: "MAC of the host's network adapter for the overlay source-VIP and service endpoints. " +
+      "Default: the MAC of the interface that holds the node IP (hnsproxy only).",
+    set: (l, v, k) => l.hostMac = toMac(k, v),
   },
   {
     name: "enable-dsr",

@@ -60,6 +60,8 @@ export interface Config {
   detectNetwork: boolean;
   /** Source VIP for overlay networks (winkernel.sourceVip), or empty. */
   sourceVip: string;
+  /** `--host-mac`: the host's MAC on overlay (`00-15-5d-aa-bb-cc`); empty finds it from the node IP. */
+  hostMac: string;
   /** Program load balancers with Direct Server Return. */
   enableDSR: boolean;
   /** Host endpoint that backs health-check VIPs (default `cbr0`). */
@@ -114,6 +116,7 @@ export interface Layer {
   networkName?: string;
   detectNetwork?: boolean;
   sourceVip?: string;
+  hostMac?: string;
   enableDSR?: boolean;
   rootHnsEndpointName?: string;
   forwardHealthCheckVip?: boolean;

@@ -9,6 +9,7 @@
 import { ConfigError } from "./errors.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { canonicalCidr, canonicalIp, joinHostPort, parseCidr, splitHostPort } from "../net/ip.ts";
+import { parseMac } from "../net/mac.ts";
 
 /**
  * A boolean: true/false from a config file; from flags also Go's
@@ -85,6 +86,17 @@ export function toIP(label: string, raw: unknown, allowEmpty = true): string {
     if (ip !== undefined) return ip;
   }
   throw new ConfigError(label, "is not an IP address", raw);
+}
+
+/** A MAC address in hnsproxy's form (`00-15-5d-aa-bb-cc`), or the empty string. */
+export function toMac(label: string, raw: unknown): string {
+  if (typeof raw === "string") {
+    const s = raw.trim();
+    if (s === "") return "";
+    const mac = parseMac(s);
+    if (mac !== undefined) return mac;
+  }
+  throw new ConfigError(label, "is not a MAC address (e.g. 00-15-5D-AA-BB-CC)", raw);
 }
 
 /**

@@ -8,6 +8,10 @@
  *   `KUBE_NETWORK`. Without a name the error lists the networks HNS has;
  *   picking the only Overlay or L2Bridge network is an opt-in
  *   (`--detect-network`).
+ * - On an Overlay network: a source VIP (`--source-vip`,
+ *   `winkernel.sourceVip`), and the host's MAC (`--host-mac`, else the MAC
+ *   of the interface that holds a node IP: lib/net/host_mac.ts). L2Bridge
+ *   needs neither.
  *
  * The messages are pure functions of what HNS and the host report, so tests
  * drive them with tables.
@@ -16,6 +20,9 @@
  */
 
 import type { HcnNetwork } from "../hns/types.ts";
+import { findHostMac } from "../net/host_mac.ts";
+import type { ContextSettings } from "./context.ts";
+import type { NodeContext } from "./model.ts";
 
 /** A configuration or node fact that stops the agent: retrying cannot help. */
 export class StartupError extends Error {
@@ -52,4 +59,27 @@ export function detectNetwork(networks: readonly HcnNetwork[]): HcnNetwork | und
     PROXY_NETWORK_TYPES.includes(String(n.Type ?? "").toLowerCase())
   );
   return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+/**
+ * Check the start's node context against what its network type needs;
+ * throws a {@link StartupError} naming the network, what is missing and
+ * the flag that provides it.
+ */
+export function checkStartContext(ctx: NodeContext, settings: ContextSettings): void {
+  if (ctx.network.type !== "overlay") return;
+  const net = `HNS network ${JSON.stringify(ctx.network.name)} is an Overlay network`;
+  if (ctx.sourceVips.length === 0) {
+    throw new StartupError(
+      `${net} and no source VIP is set: set --source-vip (winkernel.sourceVip) to an address ` +
+        "of this node's pod subnet reserved for it, as kube-proxy requires",
+    );
+  }
+  if (ctx.hostMac === undefined) {
+    const found = settings.hostInterfaces && findHostMac(settings.hostInterfaces(), ctx.nodeIPs);
+    const why = found && "error" in found
+      ? found.error
+      : "the host's interfaces were not read; set --host-mac";
+    throw new StartupError(`${net} and the host's MAC is unknown: ${why}`);
+  }
 }

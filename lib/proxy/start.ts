@@ -7,6 +7,9 @@
  *   name it is a StartupError listing HNS's networks, unless detection is
  *   asked for (`--detect-network`): then the only Overlay, L2Bridge or
  *   L2Tunnel network, and none or several means "wait".
+ * - The node context must satisfy the network type's preconditions
+ *   (overlay: a source VIP and the host's MAC), else a StartupError before
+ *   anything is planned (lib/proxy/preconditions.ts).
  * - Adoption comes first in the plan: owned objects that match what is
  *   desired, and foreign ones equal to it, are kept with no HNS call.
  * - Ownership: every object the record lists that HNS holds is owned (then
@@ -24,7 +27,7 @@ import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "
 import { desiredState } from "./desired.ts";
 import type { DesiredState, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
-import { detectNetwork, networkNameError } from "./preconditions.ts";
+import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
 import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
@@ -84,6 +87,7 @@ export async function readStart(
     owns: (id) => ownership.owns(id),
     node: cluster.node(),
   });
+  checkStartContext(ctx, settings);
   const desired = desiredState(cluster, ctx);
   const owned = {
     loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),

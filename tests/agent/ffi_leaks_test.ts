@@ -18,6 +18,7 @@ import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { backendTest } from "../hns/harness.ts";
 import {
+  HOST_MAC,
   NODE,
   nodeObject,
   overlayHns,
@@ -102,6 +103,7 @@ backendTest(
         enableDSR: false,
         forwardHealthCheckVip: false,
         rootHnsEndpointName: "cbr0",
+        hostMac: HOST_MAC,
         healthzPort: 10256,
       },
       syncPeriodMs: 30_000,

@@ -27,6 +27,8 @@ export const LOCAL_EP_6 = "10CA1000-0000-4000-8000-000000000006";
 export const HOST_EP = "10CA1000-0000-4000-8000-0000000000FE";
 /** The overlay source VIP. */
 export const SOURCE_VIP = "10.244.1.250";
+/** The MAC of this node's adapter (`--host-mac`: NODE_IP is no address of the test machine). */
+export const HOST_MAC = "00-15-5d-01-02-03";
 
 function localEndpoint(id: string, ip: string, net: string, name: string): HcnEndpoint {
   return {
@@ -196,6 +198,8 @@ export const OVERLAY_ARGS: string[] = [
   "vxlan0",
   "--source-vip",
   SOURCE_VIP,
+  "--host-mac",
+  HOST_MAC,
 ];
 
 /**

@@ -64,3 +64,32 @@ Deno.test("a dual-stack pod on this node backs the IPv6 LB with its one CNI endp
   assert.deepEqual(sd.existingEndpoints, [{ key: "ep/local/fd00:10:244:1::7", id: "DUAL" }]);
   assert.ok(!sd.diagnostics.some((d) => d.reason === "LocalEndpointNotFound"));
 });
+
+Deno.test("overlay context: the host's MAC from --host-mac, else the interface holding the node IP", () => {
+  const settings = {
+    nodeName: "node-a",
+    nodeIPOverride: [],
+    sourceVips: ["10.244.1.250"],
+    enableDSR: false,
+    forwardHealthCheckVip: false,
+    rootHnsEndpointName: "cbr0",
+    healthzPort: 10256,
+    hostInterfaces: () => [
+      { name: "lo", address: "127.0.0.1", mac: "00:00:00:00:00:00" },
+      { name: "vEthernet (Ethernet)", address: "192.168.1.10", mac: "00:15:5D:AA:BB:CC" },
+    ],
+  };
+  const build = (type: string, extra: object = {}) =>
+    buildNodeContext({
+      settings: { ...settings, ...extra },
+      network: { id: NET_ID, name: "vxlan0", type, remoteSubnetRoutes: [] },
+      features: ALL_FEATURES,
+      endpoints: [],
+      owns: () => false,
+      node: { name: "node-a", internalIPs: ["192.168.1.10"], podCIDRs: [] },
+    });
+  assert.equal(build("overlay").hostMac, "00-15-5d-aa-bb-cc");
+  assert.equal(build("overlay", { hostMac: "00-15-5d-01-02-03" }).hostMac, "00-15-5d-01-02-03");
+  assert.equal(build("overlay", { nodeIPOverride: ["192.0.2.1"] }).hostMac, undefined);
+  assert.equal(build("l2bridge").hostMac, undefined, "L2Bridge needs no host MAC");
+});

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { detectNetwork, networkNameError, StartupError } from "../../lib/proxy/preconditions.ts";
+import {
+  checkStartContext,
+  detectNetwork,
+  networkNameError,
+  StartupError,
+} from "../../lib/proxy/preconditions.ts";
 import type { HcnNetwork } from "../../lib/hns/types.ts";
+import type { NodeContext } from "../../lib/proxy/model.ts";
+import { overlayCtx } from "./core_fixtures.ts";
 
 const net = (Name: string, Type: string): HcnNetwork => ({ ID: `id-${Name}`, Name, Type });
 
@@ -33,4 +40,37 @@ Deno.test("detectNetwork: the only Overlay/L2Bridge/L2Tunnel network, else none"
     [[net("vxlan0", "Overlay"), net("cbr0", "L2Bridge")], undefined],
   ];
   for (const [networks, want] of cases) assert.equal(detectNetwork(networks)?.Name, want);
+});
+
+Deno.test("checkStartContext: overlay needs a source VIP and the host's MAC; L2Bridge neither", () => {
+  const settings = {
+    nodeName: "n",
+    nodeIPOverride: [],
+    sourceVips: [],
+    enableDSR: false,
+    forwardHealthCheckVip: false,
+    rootHnsEndpointName: "cbr0",
+    healthzPort: 10256,
+    hostInterfaces: () => [{ name: "eth0", address: "10.1.0.4", mac: "00:15:5d:11:22:33" }],
+  };
+  const table: Array<[Partial<NodeContext>, RegExp | undefined]> = [
+    [{ sourceVips: ["10.244.1.250"], hostMac: "00-15-5d-11-22-33" }, undefined],
+    [{ network: { ...overlayCtx().network, type: "l2bridge" }, sourceVips: [] }, undefined],
+    [
+      { sourceVips: [], hostMac: "00-15-5d-11-22-33" },
+      /^HNS network "vxlan0" is an Overlay network and no source VIP is set: set --source-vip/,
+    ],
+    [
+      { sourceVips: ["10.244.1.250"], hostMac: undefined, nodeIPs: ["192.168.1.10"] },
+      /Overlay network and the host's MAC is unknown: no host interface with a hardware address holds the node IP 192\.168\.1\.10; interfaces seen: eth0 10\.1\.0\.4 00-15-5d-11-22-33\. Set --host-mac/,
+    ],
+  ];
+  for (const [extra, want] of table) {
+    const ctx = overlayCtx({ ...extra });
+    if ("hostMac" in extra && extra.hostMac === undefined) delete ctx.hostMac;
+    if (want === undefined) checkStartContext(ctx, settings);
+    else {assert.throws(() =>
+        checkStartContext(ctx, settings), (e) =>
+        e instanceof StartupError && want.test(e.message), JSON.stringify(extra));}
+  }
 });

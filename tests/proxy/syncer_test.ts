@@ -13,6 +13,7 @@ import type { HnsClient } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
+  HOST_MAC,
   LOCAL_EP_5,
   NODE,
   nodeObject,
@@ -46,6 +47,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
     enableDSR: false,
     forwardHealthCheckVip: false,
     rootHnsEndpointName: "cbr0",
+    hostMac: HOST_MAC,
     healthzPort: 10256,
   };
   const newSyncer = (extra: Partial<SyncerOptions> = {}) =>
@@ -192,6 +194,7 @@ Deno.test("syncer: restart with a lost ownership record adopts identical objects
       enableDSR: false,
       forwardHealthCheckVip: false,
       rootHnsEndpointName: "cbr0",
+      hostMac: HOST_MAC,
       healthzPort: 10256,
     },
     syncPeriodMs: 30_000,
