@@ -18,13 +18,12 @@ import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { backendTest } from "../hns/harness.ts";
 import {
-  HOST_MAC,
   NODE,
   nodeObject,
+  OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "./fixtures.ts";
 
 /** Create the overlay fixture's network and CNI endpoints through the API itself. */
@@ -96,16 +95,7 @@ backendTest(
       cluster: cluster(),
       ownership,
       networkName: "vxlan0",
-      settings: {
-        nodeName: NODE,
-        nodeIPOverride: [],
-        sourceVips: [SOURCE_VIP],
-        enableDSR: false,
-        forwardHealthCheckVip: false,
-        rootHnsEndpointName: "cbr0",
-        hostMac: HOST_MAC,
-        healthzPort: 10256,
-      },
+      settings: OVERLAY_SETTINGS,
       syncPeriodMs: 30_000,
       clock,
       backoff: new Backoff({ clock, jitter: 0 }),

@@ -10,6 +10,7 @@
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import type { ContextSettings } from "../../lib/proxy/context.ts";
 
 /** This node. */
 export const NODE = "node-1";
@@ -191,6 +192,18 @@ export function sliceObject(
     ports: [{ name: port.name ?? "", port: port.port, protocol: port.protocol ?? "TCP" }],
   };
 }
+
+/** The node context settings of {@link OVERLAY_ARGS}, for tests that build a Syncer directly. */
+export const OVERLAY_SETTINGS: ContextSettings = {
+  nodeName: NODE,
+  nodeIPOverride: [],
+  sourceVips: [SOURCE_VIP],
+  enableDSR: false,
+  forwardHealthCheckVip: false,
+  rootHnsEndpointName: "cbr0",
+  hostMac: HOST_MAC,
+  healthzPort: 10256,
+};
 
 /** Agent flags for the overlay node of {@link overlayHns}. */
 export const OVERLAY_ARGS: string[] = [

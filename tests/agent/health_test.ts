@@ -8,23 +8,13 @@ import assert from "node:assert/strict";
 import { parseExposition } from "../serve/prom.ts";
 import { type AgentProcess, AgentWorld, eventually } from "./harness.ts";
 import {
-  HOST_MAC,
   NODE,
   nodeObject,
+  OVERLAY_ARGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "./fixtures.ts";
-
-const OVERLAY_ARGS = [
-  "--network-name",
-  "vxlan0",
-  "--source-vip",
-  SOURCE_VIP,
-  "--host-mac",
-  HOST_MAC,
-];
 
 async function get(agent: AgentProcess, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${agent.healthzPort}${path}`);

@@ -6,17 +6,16 @@ import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
-import type { ContextSettings } from "../../lib/proxy/context.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
-  HOST_MAC,
   LOCAL_EP_5,
   NODE,
   nodeObject,
+  OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
   type ServiceSpec,
@@ -40,16 +39,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
       return this.t;
     },
   };
-  const settings: ContextSettings = {
-    nodeName: NODE,
-    nodeIPOverride: [],
-    sourceVips: [SOURCE_VIP],
-    enableDSR: false,
-    forwardHealthCheckVip: false,
-    rootHnsEndpointName: "cbr0",
-    hostMac: HOST_MAC,
-    healthzPort: 10256,
-  };
+  const settings = OVERLAY_SETTINGS;
   const newSyncer = (extra: Partial<SyncerOptions> = {}) =>
     new Syncer({
       client,
@@ -187,16 +177,7 @@ Deno.test("syncer: restart with a lost ownership record adopts identical objects
     cluster: w.store,
     ownership: fresh,
     networkName: "vxlan0",
-    settings: {
-      nodeName: NODE,
-      nodeIPOverride: [],
-      sourceVips: [SOURCE_VIP],
-      enableDSR: false,
-      forwardHealthCheckVip: false,
-      rootHnsEndpointName: "cbr0",
-      hostMac: HOST_MAC,
-      healthzPort: 10256,
-    },
+    settings: OVERLAY_SETTINGS,
     syncPeriodMs: 30_000,
     clock: w.clock,
   });
