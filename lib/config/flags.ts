@@ -83,7 +83,8 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "file",
     group: "General",
     help: "KubeProxyConfiguration file (YAML or JSON, kubeproxy.config.k8s.io/v1alpha1). " +
-      "Flags given on the command line override its fields.",
+      "Flags given on the command line override its fields. A field kube-proxy does not " +
+      "know is an error.",
     set: (l, v) => l.configFile = v,
   },
   {
