@@ -242,7 +242,7 @@ export async function planCommand(args: string[]): Promise<number> {
   }
   let cluster: { store: ClusterStore; stop(): Promise<void> } | undefined;
   try {
-    const network = await findNetwork(hns.client, config.networkName);
+    const network = await findNetwork(hns.client, config.networkName, config.detectNetwork);
     if (!network) {
       console.error(
         `hnsproxy plan: HNS network ${

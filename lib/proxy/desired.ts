@@ -45,7 +45,7 @@ import type {
   NoLocalEndpoints,
   ServiceDesired,
 } from "./model.ts";
-import { canonicalIp, ipFamilyOf } from "./net.ts";
+import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
 import { podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
 import {
   isOverlay,

@@ -24,7 +24,7 @@ import {
 } from "../hns/types.ts";
 import type { IpFamily } from "../kube/model.ts";
 import type { EpKey, LbKey } from "./model.ts";
-import { canonicalIp, hostForPort } from "./net.ts";
+import { canonicalIp, hostForPort } from "../net/ip.ts";
 
 /** Lower-case protocol name for keys: `tcp`, `udp`, `sctp`, else `p<number>`. */
 export function protocolName(protocol: number): string {

@@ -15,7 +15,8 @@
 import type { IpFamily } from "../kube/model.ts";
 import { remoteEndpointKey, sourceVipEndpointKey } from "./keys.ts";
 import type { DesiredEndpoint, EndpointRole, NodeContext } from "./model.ts";
-import { canonicalIp, ipFamilyOf, remoteEndpointMac } from "./net.ts";
+import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
+import { remoteEndpointMac } from "./net.ts";
 import { isOverlay, nodeIpOf, primaryFamily } from "./placement.ts";
 
 /** The remote endpoint of a pod on another node; `providerAddress` on overlay only. */

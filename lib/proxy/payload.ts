@@ -14,7 +14,8 @@ import {
   type HcnPolicy,
 } from "../hns/types.ts";
 import type { DesiredEndpoint, DesiredLoadBalancer } from "./model.ts";
-import { canonicalIp, normalizeMac } from "./net.ts";
+import { canonicalIp } from "../net/ip.ts";
+import { normalizeMac } from "../net/mac.ts";
 
 const SCHEMA = { Major: 2, Minor: 0 } as const;
 

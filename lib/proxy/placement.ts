@@ -27,7 +27,7 @@
 
 import type { IpFamily } from "../kube/model.ts";
 import type { NodeContext } from "./model.ts";
-import { canonicalIp, ipFamilyOf, parseCidr, type ParsedIp, parseIp } from "./net.ts";
+import { canonicalIp, ipFamilyOf, parseCidr, type ParsedIp, parseIp } from "../net/ip.ts";
 
 /** Where one remote pod IP lives. */
 export interface Placement {

@@ -47,7 +47,7 @@ import type {
   Plan,
   PlanOp,
 } from "./model.ts";
-import { canonicalIp } from "./net.ts";
+import { canonicalIp } from "../net/ip.ts";
 import {
   endpointMatchesExactly,
   endpointSatisfies,

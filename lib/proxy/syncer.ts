@@ -68,8 +68,10 @@ export interface SyncerOptions {
   cluster: ClusterSource;
   /** The ownership record (loaded). */
   ownership: OwnershipRecord;
-  /** `--network-name`; empty picks the only Overlay/L2Bridge network. */
+  /** `--network-name`; empty is a StartupError unless `detectNetwork` is set. */
   networkName: string;
+  /** `--detect-network`: with an empty name, program the only Overlay/L2Bridge network. */
+  detectNetwork?: boolean;
   /** Settings that go into the node context. */
   settings: ContextSettings;
   /** Time between periodic resyncs (syncPeriod), ms. */
@@ -358,7 +360,7 @@ export class Syncer {
   /** Step 2: read HNS, adopt what matches, program the rest. */
   async #start(): Promise<SyncReport> {
     const { client, cluster, ownership } = this.#o;
-    const network = await findNetwork(client, this.#o.networkName);
+    const network = await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
     if (!network) return this.#wait("network");
     this.#waiting = undefined;
     // Taken before reading so that changes arriving meanwhile make a later run.

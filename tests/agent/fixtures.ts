@@ -28,6 +28,8 @@ export const LOCAL_EP_6 = "10CA1000-0000-4000-8000-000000000006";
 export const HOST_EP = "10CA1000-0000-4000-8000-0000000000FE";
 /** The overlay source VIP. */
 export const SOURCE_VIP = "10.244.1.250";
+/** The MAC of this node's adapter (`--host-mac`: NODE_IP is no address of the test machine). */
+export const HOST_MAC = "00-15-5d-01-02-03";
 
 function localEndpoint(id: string, ip: string, net: string, name: string): HcnEndpoint {
   return {
@@ -191,12 +193,26 @@ export function sliceObject(
   };
 }
 
+/** The node context settings of {@link OVERLAY_ARGS}, for tests that build a Syncer directly. */
+export const OVERLAY_SETTINGS: ContextSettings = {
+  nodeName: NODE,
+  nodeIPOverride: [],
+  sourceVips: [SOURCE_VIP],
+  enableDSR: false,
+  forwardHealthCheckVip: false,
+  rootHnsEndpointName: "cbr0",
+  hostMac: HOST_MAC,
+  healthzPort: 10256,
+};
+
 /** Agent flags for the overlay node of {@link overlayHns}. */
 export const OVERLAY_ARGS: string[] = [
   "--network-name",
   "vxlan0",
   "--source-vip",
   SOURCE_VIP,
+  "--host-mac",
+  HOST_MAC,
 ];
 
 /**
@@ -227,17 +243,6 @@ export function overlayWebCluster(): {
     node: nodeObject(),
   };
 }
-
-/** The node context settings of the overlay node (what {@link OVERLAY_ARGS} give the agent). */
-export const OVERLAY_SETTINGS: Readonly<ContextSettings> = {
-  nodeName: NODE,
-  nodeIPOverride: [],
-  sourceVips: [SOURCE_VIP],
-  enableDSR: false,
-  forwardHealthCheckVip: false,
-  rootHnsEndpointName: "cbr0",
-  healthzPort: 10256,
-};
 
 /** A clock for in-process syncers that moves only when a test sets `t` (ms). */
 export function manualClock(): { t: number; now(): number } {

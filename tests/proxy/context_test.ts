@@ -118,3 +118,32 @@ Deno.test("contextChanged: the host MAC, Nodes' placements and the cluster's pod
   assert.ok(contextChanged(base, { ...base, clusterCidrs: [] }));
   assert.ok(contextChanged(base, { ...base, hostMac: "00-15-5d-00-00-01" }));
 });
+
+Deno.test("overlay context: the host's MAC from --host-mac, else the interface holding the node IP", () => {
+  const settings = {
+    nodeName: "node-a",
+    nodeIPOverride: [],
+    sourceVips: ["10.244.1.250"],
+    enableDSR: false,
+    forwardHealthCheckVip: false,
+    rootHnsEndpointName: "cbr0",
+    healthzPort: 10256,
+    hostInterfaces: () => [
+      { name: "lo", address: "127.0.0.1", mac: "00:00:00:00:00:00" },
+      { name: "vEthernet (Ethernet)", address: "192.168.1.10", mac: "00:15:5D:AA:BB:CC" },
+    ],
+  };
+  const build = (type: string, extra: object = {}) =>
+    buildNodeContext({
+      settings: { ...settings, ...extra },
+      network: { id: NET_ID, name: "vxlan0", type, remoteSubnetRoutes: [] },
+      features: ALL_FEATURES,
+      endpoints: [],
+      owns: () => false,
+      node: { name: "node-a", internalIPs: ["192.168.1.10"], podCIDRs: [] },
+    });
+  assert.equal(build("overlay").hostMac, "00-15-5d-aa-bb-cc");
+  assert.equal(build("overlay", { hostMac: "00-15-5d-01-02-03" }).hostMac, "00-15-5d-01-02-03");
+  assert.equal(build("overlay", { nodeIPOverride: ["192.0.2.1"] }).hostMac, undefined);
+  assert.equal(build("l2bridge").hostMac, undefined, "L2Bridge needs no host MAC");
+});
