@@ -1,8 +1,9 @@
 /**
  * Building the {@link NodeContext} from what HNS and the cluster say about
  * this node: the HNS network (type, RemoteSubnetRoute policies), the CNI's
- * endpoints on it, the root host endpoint, the node's IPs and zone, and the
- * proxy's settings.
+ * endpoints on it, the root host endpoint, the node's IPs and zone, on
+ * overlay the host's MAC (`--host-mac`, else the interface holding a node
+ * IP), and the proxy's settings.
  *
  * @module
  */
@@ -15,7 +16,8 @@ import {
 } from "../hns/types.ts";
 import type { NodeInfo } from "../kube/model.ts";
 import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
-import { canonicalIp } from "./net.ts";
+import { findHostMac, type HostInterface } from "../net/host_mac.ts";
+import { canonicalIp } from "../net/ip.ts";
 
 /** The proxy settings that go into the node context. */
 export interface ContextSettings {
@@ -36,6 +38,10 @@ export interface ContextSettings {
   rootHnsEndpointName: string;
   /** Port of the healthz server. */
   healthzPort: number;
+  /** `--host-mac`: the host's MAC for overlay endpoints instead of looking it up. */
+  hostMac?: string;
+  /** The host's interfaces, read when an overlay context is built to find the host's MAC. */
+  hostInterfaces?: () => readonly HostInterface[];
 }
 
 /** The {@link NetworkInfo} of an HNS network; undefined when it has no ID. */
@@ -156,6 +162,12 @@ export function buildNodeContext(inputs: ContextInputs): NodeContext {
     localEndpoints: localEndpointsOf(endpoints, network.id, owns),
   };
   if (node?.zone) ctx.zone = node.zone;
+  if (network.type === "overlay") {
+    const found = settings.hostMac !== undefined
+      ? { mac: settings.hostMac }
+      : settings.hostInterfaces && findHostMac(settings.hostInterfaces(), ctx.nodeIPs);
+    if (found && "mac" in found) ctx.hostMac = found.mac;
+  }
   const root = findEndpointByName(endpoints, network.id, settings.rootHnsEndpointName);
   if (root) ctx.rootHnsEndpointId = root;
   return ctx;
@@ -176,10 +188,22 @@ export function contextForNode(
   return contextChanged(ctx, next) ? next : ctx;
 }
 
+/**
+ * The context with the root host endpoint (backend of the health-check VIP
+ * LBs) at this ID, or without one. Returns `ctx` itself when it is unchanged.
+ */
+export function contextWithRoot(ctx: NodeContext, id: string | undefined): NodeContext {
+  if (id === ctx.rootHnsEndpointId) return ctx;
+  const next: NodeContext = { ...ctx };
+  if (id === undefined) delete next.rootHnsEndpointId;
+  else next.rootHnsEndpointId = id;
+  return next;
+}
+
 /** Whether two contexts differ in anything that changes the desired state. */
 export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   if (a.network.id !== b.network.id || a.zone !== b.zone) return true;
-  if (a.rootHnsEndpointId !== b.rootHnsEndpointId) return true;
+  if (a.rootHnsEndpointId !== b.rootHnsEndpointId || a.hostMac !== b.hostMac) return true;
   if (a.nodeIPs.join(",") !== b.nodeIPs.join(",")) return true;
   if (JSON.stringify(a.features) !== JSON.stringify(b.features)) return true;
   if (
@@ -187,7 +211,12 @@ export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   ) {
     return true;
   }
+  if (!sameJson(a.nodePlacements, b.nodePlacements) || !sameJson(a.clusterCidrs, b.clusterCidrs)) {
+    return true;
+  }
   if (a.localEndpoints.size !== b.localEndpoints.size) return true;
   for (const [ip, id] of a.localEndpoints) if (b.localEndpoints.get(ip) !== id) return true;
   return false;
 }
+
+const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);

@@ -13,8 +13,9 @@ import {
   type HcnLoadBalancer,
   type HcnPolicy,
 } from "../hns/types.ts";
-import type { DesiredLoadBalancer, DesiredRemoteEndpoint } from "./model.ts";
-import { canonicalIp, normalizeMac } from "./net.ts";
+import type { DesiredEndpoint, DesiredLoadBalancer } from "./model.ts";
+import { canonicalIp } from "../net/ip.ts";
+import { normalizeMac } from "../net/mac.ts";
 
 const SCHEMA = { Major: 2, Minor: 0 } as const;
 
@@ -41,7 +42,7 @@ export function loadBalancerPayload(
 }
 
 /** The HNS JSON to create a desired endpoint (HNS assigns the ID). */
-export function endpointPayload(ep: DesiredRemoteEndpoint): HcnEndpoint {
+export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
   const out: HcnEndpoint = {
     HostComputeNetwork: ep.networkId,
     IpConfigurations: [{ IpAddress: ep.ip }],
@@ -140,21 +141,23 @@ function providerAddressOf(policies: HcnPolicy[] | undefined): string {
 }
 
 /**
- * Whether an endpoint in HNS is what a desired endpoint asks for. For pod
- * remote endpoints: same IP, remote flag, MAC, provider address and network.
- * For the service-VIP and source-VIP endpoints any endpoint with the IP on
- * the network will do, as for kube-proxy.
+ * Whether an endpoint hnsproxy owns in HNS is what a desired endpoint asks
+ * for: same IP, network and MAC; for pod remote endpoints also the remote
+ * flag and provider address. (An owned service-VIP or source-VIP endpoint
+ * with another MAC was made before the host NIC's MAC was known: replaced.
+ * Endpoints of others holding those IPs are used as they are, as kube-proxy
+ * does.)
  */
-export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (
     hns.HostComputeNetwork !== undefined &&
     String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
   ) return false;
+  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   if (want.role !== "remote") return true;
   if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
 }
 
@@ -163,7 +166,7 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint)
  * created as (IP, network, remote flag, MAC, provider address), whatever its
  * role. Used to decide whether a foreign endpoint may be adopted.
  */
-export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (

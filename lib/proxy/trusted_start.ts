@@ -34,6 +34,7 @@ import { buildNodeContext, type ContextSettings, onNetwork } from "./context.ts"
 import { desiredState } from "./desired.ts";
 import type { DesiredState, NetworkInfo, NodeContext } from "./model.ts";
 import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
+import { checkStartContext } from "./preconditions.ts";
 import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
 import { adoptObserved, resolvedLoadBalancerPayload } from "./reconcile.ts";
 
@@ -82,6 +83,7 @@ export async function readTrusted(
     owns: (id) => ownership.owns(id),
     node: cluster.node(),
   });
+  checkStartContext(ctx, settings);
   const desired = desiredState(cluster, ctx);
 
   const endpoints = others;

@@ -16,8 +16,8 @@ import {
   updateDesired,
 } from "../../lib/proxy/desired.ts";
 import type {
+  DesiredEndpoint,
   DesiredLoadBalancer,
-  DesiredRemoteEndpoint,
   DesiredState,
   Diagnostic,
   EpKey,
@@ -34,10 +34,10 @@ import { prng } from "../prng.ts";
  * LB key or health-check port wins; first service naming a remote endpoint
  * provides it; the context's endpoints last).
  */
-function referenceJoin(services: Iterable<ServiceDesired>, context: DesiredRemoteEndpoint[]) {
+function referenceJoin(services: Iterable<ServiceDesired>, context: DesiredEndpoint[]) {
   const sorted = [...services].sort((a, b) => (a.serviceKey < b.serviceKey ? -1 : 1));
   const loadBalancers = new Map<LbKey, DesiredLoadBalancer>();
-  const remoteEndpoints = new Map<EpKey, DesiredRemoteEndpoint>();
+  const remoteEndpoints = new Map<EpKey, DesiredEndpoint>();
   const endpointRefs = new Map<EpKey, number>();
   const existingEndpoints = new Map<EpKey, string>();
   const healthChecks = new Map<string, HealthCheckWanted>();
@@ -191,6 +191,15 @@ function contexts(): NodeContext[] {
     overlayCtx(),
     overlayCtx({ sourceVips: ["10.244.1.3"], nodeIPs: ["192.168.1.20"] }),
     overlayCtx({ sourceVips: [] }),
+    overlayCtx({ clusterCidrs: ["10.244.0.0/16"] }),
+    overlayCtx({
+      clusterCidrs: ["10.244.0.0/16"],
+      nodePlacements: [{
+        nodeName: "node-c",
+        podCidrs: ["10.244.9.0/24"],
+        providerAddress: "192.168.1.19",
+      }],
+    }),
   ];
 }
 

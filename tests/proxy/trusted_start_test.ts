@@ -21,6 +21,7 @@ import { findNetwork, readStart, startReadMode } from "../../lib/proxy/start.ts"
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import {
   type EndpointSpec,
+  HOST_MAC,
   NODE,
   nodeObject,
   overlayHns,
@@ -39,6 +40,7 @@ const SETTINGS: ContextSettings = {
   forwardHealthCheckVip: false,
   rootHnsEndpointName: "cbr0",
   healthzPort: 10256,
+  hostMac: HOST_MAC,
 };
 
 const FOREIGN_LB: HcnLoadBalancer = {
