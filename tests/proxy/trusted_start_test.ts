@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
+import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
@@ -30,7 +31,7 @@ import {
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
 import { prng } from "../prng.ts";
-import { type Backend, backendTest } from "../hns/harness.ts";
+import { type Backend, BACKENDS, backendTest } from "../hns/harness.ts";
 
 const SETTINGS: ContextSettings = {
   nodeName: NODE,
@@ -335,6 +336,52 @@ Deno.test("trusted start: which records are trusted", async () => {
       mode: "full",
       reason: "ownership record of format 2 has no fingerprints",
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("trusted start: a modify the process whose answer was lost is never vouched for by the old fingerprint", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    const backend = BACKENDS.find((b) => b.name === "memory")!.open();
+    await seed(backend.api);
+    const cluster = new RandomCluster(11, 10);
+    await firstLife(backend.api, cluster, await OwnershipRecord.load(path));
+    const ownership = await OwnershipRecord.load(path);
+    const syncer = syncerOn(backend.api, cluster, ownership);
+    assert.equal((await syncer.sync()).kind, "start");
+
+    // A service's endpoints move. HNS makes the modify, but its answer is lost (as when the
+    // process dies right after the call): hnsproxy cannot know which content HNS holds.
+    const name = cluster.any();
+    const [before] = cluster.store.slicesFor(`default/${name}`);
+    cluster.move(name);
+    let modified = 0;
+    const modify = backend.api.modify.bind(backend.api);
+    backend.api.modify = async (kind, handle, settings) => {
+      await modify(kind, handle, settings);
+      modified++;
+      throw new HnsError({ operation: "HcnModifyLoadBalancer", hresult: HResult.MANAGER_STOPPED });
+    };
+    const report = await syncer.sync();
+    assert.equal(modified, 1, "the modify was issued");
+    assert.equal(report.result?.failed.length, 1);
+
+    // While down, the endpoints move back: what the old fingerprint described is desired again.
+    cluster.store.upsertSlice(before);
+    const record = await OwnershipRecord.load(path);
+    assert.equal(startReadMode(record, { fullHnsReadOnStart: false }).mode, "trusted");
+    const trusted = await startOn(backend, cluster, record, true);
+    const full = await startOn(backend, cluster, record, false);
+    assert.deepEqual(dump(trusted.start.adoption.observed), dump(full.start.adoption.observed));
+    assert.deepEqual(trusted.start.plan, full.start.plan);
+    assert.ok(
+      trusted.start.plan.ops.some((op) => op.op === "modifyLoadBalancer"),
+      "HNS holds the modified LB, so it is changed back",
+    );
+    backend.dispose();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
