@@ -117,8 +117,8 @@ export async function readStart(
     : await readFull(client, net, cluster, ownership, settings, features);
   const { ctx, desired } = read;
   const owned = {
-    loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
-    endpoints: ownership.list("Endpoint").map((o) => o.id),
+    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
+    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
   };
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired);
   const reconciled = reconcile(desired, adoption.observed, { features });
@@ -161,7 +161,9 @@ async function readFull(
     desired: desiredState(cluster, ctx),
     endpoints,
     loadBalancers,
-    vanishedOwned: ownership.list().map((o) => o.id).filter((id) => !present.has(id.toLowerCase())),
+    vanishedOwned: [...ownership.values()].map((o) => o.id).filter((id) =>
+      !present.has(id.toLowerCase())
+    ),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
     trusted: 0,
   };

@@ -100,8 +100,8 @@ export async function readTrusted(
 
   // Backends resolve against the endpoints as adoption keys them (owned, foreign, existing).
   const owned = {
-    loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
-    endpoints: ownership.list("Endpoint").map((o) => o.id),
+    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
+    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
   };
   const resolved = adoptObserved([], endpoints, owned, desired).observed;
   const loadBalancers = await client.getLoadBalancers(lbIds.filter((id) => !ownedLbs.has(id)));
@@ -120,7 +120,7 @@ export async function readTrusted(
   loadBalancers.push(...await client.getLoadBalancers(toRead));
 
   const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
-  const vanishedOwned = ownership.list().map((o) => o.id).filter((id) =>
+  const vanishedOwned = [...ownership.values()].map((o) => o.id).filter((id) =>
     !present.has(id.toUpperCase())
   );
   return {
