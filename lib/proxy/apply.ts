@@ -188,7 +188,7 @@ class ApplyRun {
     let offset = 0;
     for (const batch of batches(plan.ops)) {
       await this.#listCreates(plan.ops, offset, batch[0]);
-      await this.#distrustModifies(plan.ops, offset, batch[0]);
+      await this.#writeDistrust(plan.ops, offset, batch[0]);
       offset += batch.length;
       await pool(batch, concurrency, (op) => this.#one(op));
     }
@@ -290,10 +290,13 @@ class ApplyRun {
       listed.push({ kind, id: newGuid(), key: op.key });
     }
     if (listed.length === 0) return;
+    // The same write drops the fingerprints of the plan's modifies.
+    const modifies = this.#distrustModifies(ops, offset);
     try {
       await this.#ctx.ownership.intend(listed);
       for (const intent of listed) this.#intents.set(intent.key, intent);
     } catch (err) {
+      if (modifies.length > 0) this.#notWritten(modifies, err);
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
         creates: listed.length,
@@ -314,29 +317,45 @@ class ApplyRun {
   }
 
   /**
-   * At the first modify of the plan (`first` is its op): drop on disk the
-   * fingerprints of every load balancer the plan modifies from `offset` on,
-   * in one write, before any modify is issued. If that write fails, none of
-   * them is issued (they fail and retry). Where HNS cannot update in place a
-   * modify is a delete and a create, which need none of this.
+   * Once per plan, before its first create or modify is issued: drop the
+   * fingerprints of every load balancer the plan modifies from `offset` on
+   * (in memory; the caller writes). Where HNS cannot update in place a modify
+   * is a delete and a create, which need none of this. Returns the modifies.
    */
-  async #distrustModifies(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
-    if (first.op !== "modifyLoadBalancer" || this.#modifiesDistrusted) return;
-    if (this.#ctx.client.modifyUnsupported) return;
+  #distrustModifies(ops: readonly PlanOp[], offset: number): ModifyLoadBalancerOp[] {
+    if (this.#modifiesDistrusted || this.#ctx.client.modifyUnsupported) return [];
     this.#modifiesDistrusted = true;
     const modifies = ops.slice(offset).filter((op): op is ModifyLoadBalancerOp =>
       op.op === "modifyLoadBalancer"
     );
+    return this.#ctx.ownership.distrust(modifies.map((op) => op.id)) ? modifies : [];
+  }
+
+  /**
+   * At the plan's first modify, unless a create listing wrote it already:
+   * write the dropped fingerprints ({@link ApplyRun.#distrustModifies}) in
+   * one write before any modify is issued. If that write fails, none of them
+   * is issued (they fail and retry).
+   */
+  async #writeDistrust(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
+    if (first.op !== "modifyLoadBalancer") return;
+    const modifies = this.#distrustModifies(ops, offset);
+    if (modifies.length === 0) return;
     try {
-      await this.#ctx.ownership.distrust(modifies.map((op) => op.id));
+      await this.#ctx.ownership.flush();
     } catch (err) {
-      this.#log.error("Cannot write the ownership record; not modifying HNS objects", {
-        path: this.#ctx.ownership.path,
-        modifies: modifies.length,
-        err: err instanceof Error ? err.message : String(err),
-      });
-      for (const op of modifies) this.#unlisted.set(op.key, err);
+      this.#notWritten(modifies, err);
     }
+  }
+
+  /** Modifies whose fingerprints could not be dropped on disk: not issued. */
+  #notWritten(modifies: readonly ModifyLoadBalancerOp[], err: unknown): void {
+    this.#log.error("Cannot write the ownership record; not modifying HNS objects", {
+      path: this.#ctx.ownership.path,
+      modifies: modifies.length,
+      err: err instanceof Error ? err.message : String(err),
+    });
+    for (const op of modifies) this.#unlisted.set(op.key, err);
   }
 
   /**

@@ -329,19 +329,24 @@ export class OwnershipRecord {
   }
 
   /**
-   * Drop the fingerprints of owned objects about to be modified, and write
-   * that to disk now (one append for all), so that a modify whose answer is
-   * lost, or that the process does not live to record, is never vouched for
-   * by the fingerprint of the content before it. Write the new fingerprint
-   * with {@link add} once the modify succeeded. Objects without one cost
-   * nothing; throws like {@link flush}.
+   * Drop the fingerprints of owned objects about to be modified, so that a
+   * modify whose answer is lost, or that the process does not live to
+   * record, is never vouched for by the fingerprint of the content before
+   * it. The drop must be on disk before the modifies are issued: it is
+   * written by the next {@link flush} or {@link intend}. Returns whether
+   * anything was dropped (objects without a fingerprint cost nothing). Write
+   * the new fingerprint with {@link add} once a modify succeeded.
    */
-  async distrust(ids: Iterable<string>): Promise<void> {
+  distrust(ids: Iterable<string>): boolean {
+    let dropped = false;
     for (const id of ids) {
       const normalized = normalizeId(id);
-      if (this.#fps.delete(normalized)) this.#pending.add(normalized);
+      if (this.#fps.delete(normalized)) {
+        this.#pending.add(normalized);
+        dropped = true;
+      }
     }
-    await this.flush();
+    return dropped;
   }
 
   /** Forget an object (deleted, or vanished from HNS). */

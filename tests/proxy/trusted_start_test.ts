@@ -341,7 +341,7 @@ Deno.test("trusted start: which records are trusted", async () => {
   }
 });
 
-Deno.test("trusted start: a modify the process whose answer was lost is never vouched for by the old fingerprint", async () => {
+Deno.test("trusted start: a modify whose answer was lost is never vouched for by the old fingerprint", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/state.json`;
