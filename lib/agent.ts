@@ -21,7 +21,7 @@ import { instrumentHcnApi } from "./hns/instrument.ts";
 import { openHnsBackend } from "./hns/open.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
-import { watchCluster } from "./kube/cluster.ts";
+import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
 import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
 import type { IpFamily } from "./kube/model.ts";
@@ -210,7 +210,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       client: kubeClient,
       nodeName: config.hostnameOverride,
       logger: log,
-      timing: deps.reflectorTiming,
+      resyncPeriodMs: config.configSyncPeriodMs,
+      timing: { ...reflectorTimingFromEnv((name) => Deno.env.get(name)), ...deps.reflectorTiming },
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;

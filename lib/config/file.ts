@@ -96,7 +96,7 @@ const SCHEMA: Schema = {
   },
   windowsRunAsService: (l, v, k) => l.windowsService = toBool(k, v),
   clusterCIDR: (l, v, k) => l.clusterCIDR = toCIDRs(k, v),
-  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 1),
+  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
   detectLocalMode: null,
   nodePortAddresses: null,
   oomScoreAdj: null,

@@ -498,8 +498,10 @@ export class FakeApiServer {
   /** Sends a BOOKMARK with the current resourceVersion to every watch that allows them. */
   sendBookmarks(): void {
     for (const w of this.#watchers) {
-      // A watch cache sends no bookmark older than the watch's own resourceVersion.
-      if (!w.bookmarks || w.silenced || this.#rv <= w.fromRv) continue;
+      // A watch cache sends no bookmark older than the watch's own
+      // resourceVersion. (One at the same resourceVersion stands for the
+      // progress a live cluster always makes.)
+      if (!w.bookmarks || w.silenced || this.#rv < w.fromRv) continue;
       const r = this.#resource(w.resource);
       this.#write(w, {
         type: "BOOKMARK",

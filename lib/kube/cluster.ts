@@ -7,6 +7,7 @@
  * @module
  */
 
+import { parseDuration } from "../config/duration.ts";
 import type { Logger } from "../log/types.ts";
 import { ENDPOINT_SLICES, keyOf, type KubeObject, NODES, SERVICES } from "./api.ts";
 import { convertEndpointSlice, ConvertError, convertNode, convertService } from "./convert.ts";
@@ -41,8 +42,32 @@ export interface WatchClusterOptions {
   store?: ClusterStore;
   /** List page size (default 500). */
   pageSize?: number;
+  /** Full relist period (`--config-sync-period`); 0 or absent: never. */
+  resyncPeriodMs?: number;
   /** Reflector timer overrides (tests). */
   timing?: Partial<ReflectorTiming>;
+}
+
+/**
+ * Environment variable overriding the reflectors' progress limit (a Go
+ * duration, e.g. `90s`): how long a watch may bring neither an event nor a
+ * bookmark before everything is relisted from scratch.
+ */
+export const WATCH_PROGRESS_TIMEOUT_ENV = "HNSPROXY_WATCH_PROGRESS_TIMEOUT";
+
+/** The reflector timing set by the environment ({@linkcode WATCH_PROGRESS_TIMEOUT_ENV}). */
+export function reflectorTimingFromEnv(
+  get: (name: string) => string | undefined,
+): Partial<ReflectorTiming> {
+  const raw = get(WATCH_PROGRESS_TIMEOUT_ENV);
+  if (!raw) return {};
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) {
+    throw new Error(
+      `${WATCH_PROGRESS_TIMEOUT_ENV}: "${raw}" is not a positive duration (e.g. 90s)`,
+    );
+  }
+  return { progressTimeoutMs: ms };
 }
 
 /** A running cluster watcher. */
@@ -59,7 +84,7 @@ export interface ClusterWatch {
 
 /** Starts watching Services, EndpointSlices and the node into a store. */
 export function watchCluster(options: WatchClusterOptions): ClusterWatch {
-  const { client, nodeName, logger, pageSize, timing } = options;
+  const { client, nodeName, logger, pageSize, timing, resyncPeriodMs } = options;
   const store = options.store ?? new ClusterStore();
 
   /** Converts; logs and returns undefined for malformed objects. */
@@ -104,7 +129,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
     store.setNode(info ?? undefined);
   };
 
-  const common = { client, logger, pageSize, timing };
+  const common = { client, logger, pageSize, timing, resyncPeriodMs };
   const services = new Reflector({
     ...common,
     resource: SERVICES,
