@@ -26,7 +26,7 @@ import { callDelta, Emulator, seedNodeHns, totalCalls, writeCalls } from "./emul
 import { sleep, waitQuiet, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
 import { mallocInUse } from "./malloc.ts";
-import { collectGarbage, mib, rssBytes } from "./procstat.ts";
+import { collectGarbage, mib, peakRssBytes, rssBytes } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -250,6 +250,16 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
           } MiB`,
       },
     );
+    const peak = peakRssBytes();
+    const hnsBytes = emulator.heapBytes();
+    result.figures.push({
+      name: `${label} peak RSS without the emulated HNS`,
+      value: mib(peak - hnsBytes),
+      unit: "MiB",
+      target: spec.services >= 10_000 ? { op: "<", value: 150 } : undefined,
+      note: `peak RSS of the process (${mib(peak)} MiB, cold start included) minus the ` +
+        `${mib(hnsBytes)} MiB the emulated HNS holds (HnsEmuHeapBytes)`,
+    });
     await agent.stop();
     const extras = new Map([...counts].filter(([, c]) => c !== 0));
     const expected = expectedHns(spec);

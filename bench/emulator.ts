@@ -38,6 +38,8 @@ const SYMBOLS = {
   HnsEmuReset: { parameters: [], result: "void" },
   HnsEmuSetVersion: { parameters: ["u32", "u32"], result: "void" },
   HnsEmuSetLatencyMicros: { parameters: ["u32"], result: "void" },
+  HnsEmuSetLatencyModel: { parameters: ["u32", "u32", "i32"], result: "void" },
+  HnsEmuHeapBytes: { parameters: [], result: "i64" },
   HnsEmuOpenHandles: { parameters: [], result: "i64" },
   HnsEmuOutstandingStrings: { parameters: [], result: "i64" },
   HnsEmuCallCount: { parameters: ["buffer"], result: "i64" },
@@ -90,6 +92,19 @@ export class Emulator {
   /** Sleep this long in every HCN call (outside the emulator's lock). */
   setLatencyMicros(us: number): void {
     this.#lib.symbols.HnsEmuSetLatencyMicros(us);
+  }
+
+  /**
+   * Every HCN call takes `baseUs` µs + `slopeNs` ns × the objects HNS holds;
+   * `serial` makes calls wait for each other, as HNS's serialised work does.
+   */
+  setLatencyModel(baseUs: number, slopeNs: number, serial: boolean): void {
+    this.#lib.symbols.HnsEmuSetLatencyModel(baseUs, slopeNs, serial ? 1 : 0);
+  }
+
+  /** Bytes the emulated HNS holds on the heap now (its objects, indexes and buffers). */
+  heapBytes(): number {
+    return Number(this.#lib.symbols.HnsEmuHeapBytes());
   }
 
   /** The HNS version reported. */

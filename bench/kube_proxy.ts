@@ -28,7 +28,7 @@ export interface KubeProxyCalls {
   coldStart: CallCounts;
   /** One endpoint added to one ClusterIP-only service (LBs deleted and re-created). */
   incremental: CallCounts;
-  /** The same with in-place LB updates (newer kube-proxy on HNS 15.4+). */
+  /** The same with in-place LB updates (newer kube-proxy on HNS 15.5+). */
   incrementalModify: CallCounts;
   /** One endpoint added to one service that is also NodePort. */
   incrementalNodePort: CallCounts;

@@ -38,7 +38,7 @@ export interface PlannedRun {
   /** Short name for `--only`. */
   name: string;
   /** Scenario of bench/run.ts. */
-  scenario: "cluster" | "churn" | "latency";
+  scenario: "cluster" | "churn" | "latency" | "realistic";
   /** Its parameters. */
   params: Record<string, unknown>;
 }
@@ -64,6 +64,19 @@ export const QUICK: readonly PlannedRun[] = [
     name: "latency",
     scenario: "latency",
     params: { services: 100, latencyUs: 5000, concurrencies: [1, 8], timeoutMs: 120_000 },
+  },
+  {
+    name: "realistic",
+    scenario: "realistic",
+    params: {
+      services: 1000,
+      baseUs: 200,
+      slopeNs: 20,
+      serial: true,
+      changedServices: 100,
+      hnsConcurrency: 4,
+      timeoutMs: 120_000,
+    },
   },
 ];
 
@@ -110,6 +123,19 @@ export const FULL: readonly PlannedRun[] = [
     name: "concurrency-0ms",
     scenario: "latency",
     params: { services: 10_000, latencyUs: 0, concurrencies: [1, 2, 4], timeoutMs: 300_000 },
+  },
+  {
+    name: "realistic",
+    scenario: "realistic",
+    params: {
+      services: 10_000,
+      baseUs: 200,
+      slopeNs: 20,
+      serial: true,
+      changedServices: 100,
+      hnsConcurrency: 4,
+      timeoutMs: 900_000,
+    },
   },
 ];
 

@@ -11,6 +11,7 @@
 import { runChurn } from "./churn.ts";
 import { runCluster } from "./cluster.ts";
 import { runHnsLatency } from "./hns_latency.ts";
+import { runRealisticHns } from "./realistic_hns.ts";
 import type { ScenarioResult } from "./results.ts";
 
 /** The scenarios this entry point runs, by name. */
@@ -18,6 +19,7 @@ export const SCENARIOS = {
   cluster: runCluster,
   churn: runChurn,
   latency: runHnsLatency,
+  realistic: runRealisticHns,
 } as const;
 
 /** `/proc/loadavg`'s three averages, or "" where it does not exist. */

@@ -4,11 +4,12 @@
  * graceful stop that closes the watches, compacts the ownership record and
  * leaves HNS as it is (traffic keeps flowing while hnsproxy is down).
  *
- * The periodic resync is scheduled as a periodic run of the runner, so it
- * never holds back the sync of a change that arrives just after it started.
- * Its HNS listing runs in the background (the syncer's `resyncInBackground`):
- * runs for changes go on while it is in flight, and the run after it arrived
- * compares it with the cache.
+ * The runner runs the syncer for every change (bounded by minSyncPeriod);
+ * every other run (retries, the periodic resync) is the syncer's decision,
+ * handed to the runner as it is ({@link NextRun}). The resync's HNS listing
+ * runs in the background (the syncer's `resyncInBackground`): runs for
+ * changes go on while it is in flight, and the run after it arrived compares
+ * it with the cache.
  *
  * @module
  */
@@ -19,10 +20,18 @@ import { createHnsClient } from "./hns/client.ts";
 import { HnsError } from "./hns/errors.ts";
 import { instrumentHcnApi } from "./hns/instrument.ts";
 import { openHnsBackend } from "./hns/open.ts";
+import { checkHnsSupport } from "./hns/requirements.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
 import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
+import { EventRecorder, kubeEventSink } from "./kube/events.ts";
+import {
+  recordConflicts,
+  recordStarting,
+  REPORTING_CONTROLLER,
+  reportingInstance,
+} from "./agent_events.ts";
 import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
 import type { IpFamily } from "./kube/model.ts";
 import type { ClusterStore } from "./kube/store.ts";
@@ -33,7 +42,7 @@ import { HealthCheckServers } from "./proxy/healthchecks.ts";
 import type { DesiredState, PlanOp } from "./proxy/model.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
-import { Syncer, type SyncReport } from "./proxy/syncer.ts";
+import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
 import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
@@ -164,6 +173,7 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
   }
   log.info("Cleanup finished", {
     deleted: result.deleted.length,
+    absent: result.absent.length,
     remaining: result.remaining.length,
   });
   return result.remaining.length === 0 ? 0 : 1;
@@ -195,6 +205,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   };
 
   try {
+    await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
     let kubeClient = deps.kubeClient;
     if (!kubeClient) {
       // The agent made it, so the agent releases its HTTP connections (after the watches).
@@ -205,6 +216,20 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       });
       cleanups.push(() => own.close());
       kubeClient = own;
+    }
+    // Events go out in the background; a refusing API server costs them, never the sync.
+    const recorder = kubeClient instanceof KubeClient
+      ? new EventRecorder({
+        sink: kubeEventSink(kubeClient),
+        reportingController: REPORTING_CONTROLLER,
+        reportingInstance: reportingInstance(config.hostnameOverride),
+        logger: log,
+        onDrop: (reason) => metrics.eventDropped(reason),
+      })
+      : undefined;
+    if (recorder) {
+      cleanups.push(() => recorder.close());
+      recordStarting(recorder, config.hostnameOverride);
     }
     const watch = watchCluster({
       client: kubeClient,
@@ -256,7 +281,14 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
+      conflicts: {
+        onReports: (reports) => {
+          metrics.setConflicts(syncer.conflicts.countsByKind());
+          if (recorder) recordConflicts(recorder, reports);
+        },
+      },
     });
+    metrics.setConflicts(syncer.conflicts.countsByKind());
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -275,16 +307,18 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         markReady();
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
-      if (report.retryAfterMs !== undefined) runner.retryAfter(report.retryAfterMs);
-      // The resync's listing arrives while changes keep running; a run then compares it.
-      report.resyncListing?.then(() => runner.periodicAfter(0));
-      const resyncInMs = syncer.nextResyncInMs();
-      if (resyncInMs !== undefined) runner.periodicAfter(resyncInMs);
+      scheduleNext(report.next);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
-      maxIntervalMs: config.syncPeriodMs,
+      // The syncer schedules the periodic resync itself (report.next).
+      maxIntervalMs: Infinity,
       logger: log,
     });
+    const scheduleNext = (next: NextRun) => {
+      const inMs = nextRunInMs(next);
+      if (inMs !== undefined) runner.runAfter(inMs);
+      next.listingArrived?.then(() => runner.runAfter(0));
+    };
     // The resync's listing runs outside the runner's runs: let it finish before HNS is closed.
     cleanups.push(async () => {
       await runner.stop();
@@ -294,13 +328,18 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     const record = (report: SyncReport, seconds: number) => {
       if (report.changes) {
         metrics.countChanges(
-          report.changes.serviceChanges ?? 0,
-          report.changes.endpointChanges ?? 0,
+          report.changes.serviceChanges,
+          report.changes.endpointChanges,
         );
       }
       metrics.setPending(store.pendingServiceChanges(), store.pendingEndpointChanges());
-      if (report.kind === "waiting" || report.kind === "idle") return;
-      metrics.observeSync(seconds, report.kind === "partial" ? "partial" : "full");
+      if (report.kind === "waiting") return;
+      // Every successful run counts, idle ones included (kube-proxy stamps every sync, so its
+      // "time since last sync" alerts hold on a quiet node); an idle run recomputes nothing.
+      metrics.observeSync(
+        seconds,
+        report.kind === "partial" || report.kind === "idle" ? "partial" : "full",
+      );
       if (report.plan) metrics.observePlan(planCounts(report.plan.ops));
       if (report.repaired.loadBalancers > 0) {
         metrics.driftRepaired("LoadBalancer", report.repaired.loadBalancers);

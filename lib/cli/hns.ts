@@ -23,6 +23,7 @@ import {
   providerAddress,
 } from "../hns/describe.ts";
 import { enabledFeatures } from "../hns/features.ts";
+import { hnsStartupProblem } from "../hns/requirements.ts";
 import { isHnsBackendKind, openHnsBackend } from "../hns/open.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns/types.ts";
 
@@ -155,11 +156,15 @@ async function printVersion(client: HnsClient, json: boolean, io: HnsCommandIo) 
   }
   if (!version) {
     io.stdout("HNS version: unknown (every feature is treated as unsupported)\n");
-    return;
+  } else {
+    const on = enabledFeatures(features);
+    io.stdout(`HNS version: ${version.major}.${version.minor}\n`);
+    io.stdout(`features: ${on.length > 0 ? on.join(" ") : "none"}\n`);
   }
-  const on = enabledFeatures(features);
-  io.stdout(`HNS version: ${version.major}.${version.minor}\n`);
-  io.stdout(`features: ${on.length > 0 ? on.join(" ") : "none"}\n`);
+  const problem = hnsStartupProblem(version, { enableDSR: false });
+  const dsrProblem = hnsStartupProblem(version, { enableDSR: true });
+  if (problem) io.stdout(`hnsproxy cannot start here: ${problem}\n`);
+  else if (dsrProblem) io.stdout(`hnsproxy starts here, but not with ${dsrProblem}\n`);
 }
 
 async function printList(

@@ -23,7 +23,7 @@ import type {
 } from "../proxy/model.ts";
 import { OwnershipRecord } from "../proxy/ownership.ts";
 import { endpointPayload } from "../proxy/payload.ts";
-import { findNetwork, readStart, type StartState } from "../proxy/syncer.ts";
+import { findNetwork, readStart, type StartState } from "../proxy/start.ts";
 import { parseArgs } from "./run.ts";
 
 /** How long to wait for the initial lists of the cluster. */

@@ -55,7 +55,7 @@
  *   a remote endpoint for its cluster IP when HNS has none with that IP, a
  *   remote endpoint for each backend HNS has none for, and all its load
  *   balancers. With {@link KubeProxyModelOptions.modifyLoadBalancer} the load
- *   balancers kept are modified in place instead (newer kube-proxy on HNS 15.4+).
+ *   balancers kept are modified in place instead (newer kube-proxy on HNS 15.5+).
  * - A removed service port: its load balancers are deleted and its remote
  *   endpoints released as above; on overlay, the cluster IP's endpoint is
  *   deleted once no service port of that cluster IP is left.
@@ -108,7 +108,7 @@ export interface KubeProxyModelOptions {
   forwardHealthCheckVip?: boolean;
   /**
    * Update the load balancers of a changed service port in place with
-   * `HcnModifyLoadBalancer` (newer kube-proxy on HNS 15.4+) instead of
+   * `HcnModifyLoadBalancer` (newer kube-proxy on HNS 15.5+) instead of
    * deleting and re-creating them (default false).
    */
   modifyLoadBalancer?: boolean;

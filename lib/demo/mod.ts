@@ -163,7 +163,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     );
   }
   bullet(
-    `even with in-place updates (HNS 15.4+) kube-proxy's pattern would make ` +
+    `even with in-place updates (HNS 15.5+) kube-proxy's pattern would make ` +
       `${summaryText(modify)} for these steps, against hnsproxy's ` +
       `${summaryText(total((s) => s.calls))}.`,
   );

@@ -35,6 +35,7 @@
 
 import http from "node:http";
 import https from "node:https";
+import { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import {
@@ -43,6 +44,7 @@ import {
   parseLabelSelector,
   SelectorError,
 } from "./selectors.ts";
+import { EVENT_PATCH_TYPES, eventProblems, EVENTS_RESOURCE, mergePatch } from "./events.ts";
 
 /** A resource the fake serves. */
 export interface FakeResource {
@@ -72,8 +74,8 @@ export interface FakeObject {
 
 /** One request the fake served, for assertions. */
 export interface RequestRecord {
-  /** `list`, `watch`, `get` or `other`. */
-  verb: "list" | "watch" | "get" | "other";
+  /** `list`, `watch`, `get`, `create` (POST), `patch` or `other`. */
+  verb: "list" | "watch" | "get" | "create" | "patch" | "other";
   /** Resource plural, when the path named one. */
   resource?: string;
   /** Path without query. */
@@ -93,7 +95,7 @@ export interface InjectedFailure {
   /** Only requests for this resource plural. */
   resource?: string;
   /** Only this verb. */
-  verb?: "list" | "watch" | "get";
+  verb?: "list" | "watch" | "get" | "create" | "patch";
   /** Status message. */
   message?: string;
   /** `Retry-After` header in seconds. */
@@ -144,6 +146,7 @@ export const BUILTIN_RESOURCES: readonly FakeResource[] = [
   { plural: "nodes", group: "", version: "v1", kind: "Node", namespaced: false },
   { plural: "namespaces", group: "", version: "v1", kind: "Namespace", namespaced: false },
   { plural: "pods", group: "", version: "v1", kind: "Pod", namespaced: true },
+  EVENTS_RESOURCE,
 ];
 
 const REASONS: Record<number, string> = {
@@ -230,6 +233,8 @@ export class FakeApiServer {
   readonly #watchers = new Set<Watcher>();
   readonly #failures: (InjectedFailure & { status: number })[] = [];
   #bookmarkTimer?: ReturnType<typeof setInterval>;
+  #stallEvents = false;
+  readonly #stalled = new Set<http.ServerResponse>();
   #uid = 0;
   /** Every request served, oldest first. */
   readonly requests: RequestRecord[] = [];
@@ -294,6 +299,7 @@ export class FakeApiServer {
   /** Closes every connection and stops listening. */
   async stop(): Promise<void> {
     if (this.#bookmarkTimer !== undefined) clearInterval(this.#bookmarkTimer);
+    this.stallEventWrites(false);
     for (const w of this.#watchers) this.#endWatch(w, "close");
     const server = this.#server;
     this.#server = undefined;
@@ -425,6 +431,16 @@ export class FakeApiServer {
   /** Drops every failure injected with {@linkcode failNext} that has not fired yet. */
   clearFailures(): void {
     this.#failures.length = 0;
+  }
+
+  /**
+   * While on, writes of events are held unanswered (a server that times
+   * out); turning it off answers nothing held, the clients have given up.
+   */
+  stallEventWrites(on: boolean): void {
+    this.#stallEvents = on;
+    if (!on) { for (const r of this.#stalled) r.socket?.destroy(); }
+    if (!on) this.#stalled.clear();
   }
 
   /** Resets the connections of open watches (of one resource, or all) mid-stream. */
@@ -592,6 +608,9 @@ export class FakeApiServer {
       }
     }
 
+    if (req.method === "POST" || req.method === "PATCH") {
+      return this.#handleEventWrite(req, res, url.pathname, record, fail);
+    }
     if (req.method !== "GET") {
       return fail(405, `the server does not allow this method on the requested resource`);
     }
@@ -657,6 +676,100 @@ export class FakeApiServer {
     if (!watch && this.#tooLargeResourceVersion(query, record, res)) return;
     if (watch) return this.#startWatch(route, query, scoped, labels, fields, res, record);
     this.#serveList(route.resource, query, scoped, res, record);
+  }
+
+  /**
+   * POST (create) and PATCH (merge or strategic merge patch) of
+   * events.k8s.io/v1 Events, validated as the API server does; the only
+   * writes the fake serves over HTTP.
+   */
+  #handleEventWrite(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+    record: RequestRecord,
+    fail: (code: number, message: string, reason?: string) => void,
+  ): void {
+    const route = this.#route(path);
+    if (route?.resource.plural !== EVENTS_RESOURCE.plural || !route.namespace) {
+      return fail(405, "the server does not allow this method on the requested resource");
+    }
+    const create = req.method === "POST";
+    record.verb = create ? "create" : "patch";
+    const injected = this.#takeFailure(EVENTS_RESOURCE.plural, record.verb);
+    if (injected) {
+      const message = injected.message ??
+        (injected.status === 403
+          ? `events.events.k8s.io is forbidden: User "${record.user}" cannot ${record.verb} resource "events" in API group "events.k8s.io" in the namespace "${route.namespace}"`
+          : `injected failure ${injected.status}`);
+      return fail(injected.status, message);
+    }
+    if (this.#stallEvents) {
+      this.#stalled.add(res);
+      res.on("close", () => this.#stalled.delete(res));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      let body: FakeObject;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch {
+        return fail(400, "the request body is not JSON");
+      }
+      const reply = (code: number, obj: FakeObject) => {
+        record.status = code;
+        res.writeHead(code, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(obj));
+      };
+      const key = (name: string) => `${route.namespace}/${name}`;
+      if (create) {
+        if (route.name) return fail(405, "POST to a named event");
+        const name = body?.metadata?.name;
+        if (typeof name !== "string" || name === "") {
+          return fail(422, "metadata.name: Required value", "Invalid");
+        }
+        body.metadata.namespace ??= route.namespace;
+        if (body.metadata.namespace !== route.namespace) {
+          return fail(
+            400,
+            "the namespace of the object does not match the namespace of the request",
+          );
+        }
+        const problems = eventProblems(body);
+        if (problems.length > 0) {
+          return fail(422, `Event "${name}" is invalid: ${problems.join(", ")}`, "Invalid");
+        }
+        if (this.get(EVENTS_RESOURCE.plural, key(name))) {
+          return fail(409, `events.events.k8s.io "${name}" already exists`, "AlreadyExists");
+        }
+        return reply(201, this.create(EVENTS_RESOURCE.plural, body));
+      }
+      const type = String(req.headers["content-type"] ?? "").split(";")[0].trim();
+      if (!EVENT_PATCH_TYPES.includes(type)) {
+        return fail(
+          415,
+          `the body of the request was in an unknown format: ${type}`,
+          "UnsupportedMediaType",
+        );
+      }
+      const existing = route.name ? this.get(EVENTS_RESOURCE.plural, key(route.name)) : undefined;
+      if (!existing) {
+        return fail(404, `events.events.k8s.io "${route.name ?? ""}" not found`, "NotFound");
+      }
+      const patched = mergePatch(existing, body) as FakeObject;
+      patched.metadata = {
+        ...patched.metadata,
+        name: existing.metadata.name,
+        namespace: route.namespace,
+      };
+      const problems = eventProblems(patched);
+      if (problems.length > 0) {
+        return fail(422, `Event "${route.name}" is invalid: ${problems.join(", ")}`, "Invalid");
+      }
+      reply(200, this.update(EVENTS_RESOURCE.plural, patched));
+    });
   }
 
   #route(

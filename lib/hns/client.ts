@@ -20,7 +20,7 @@
  * @module
  */
 
-import { HnsError, HResult, isNotFound } from "./errors.ts";
+import { HnsError, HResult, isNotFound, isUnsupported } from "./errors.ts";
 import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
 import { isGuid, isZeroGuid, newGuid, normalizeGuid } from "./guid.ts";
@@ -91,6 +91,8 @@ class Client implements HnsClient {
   readonly #onSkip: (s: SkippedObject) => void;
   readonly #concurrency: number;
   #version: HnsVersion | undefined;
+  /** The refusal that showed in-place LB update unsupported, once one came. */
+  #modifyRefusal: HnsError | undefined;
   /** The open batch, if any: network handles (lower-case ID → open) reused by createEndpoint. */
   #batch: { depth: number; networks: Map<string, Promise<HcnHandle>> } | undefined;
 
@@ -220,8 +222,12 @@ class Client implements HnsClient {
 
   async features(): Promise<HnsFeatures> {
     const features = featuresOf(await this.version());
-    features.modifyLoadBalancer &&= this.#api.hasModifyLoadBalancer;
+    features.modifyLoadBalancer &&= this.#api.hasModifyLoadBalancer && !this.#modifyRefusal;
     return features;
+  }
+
+  get modifyUnsupported(): boolean {
+    return this.#modifyRefusal !== undefined;
   }
 
   listNetworks(): Promise<HcnNetwork[]> {
@@ -356,9 +362,15 @@ class Client implements HnsClient {
   modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
     const object = `${describeLoadBalancer(lb)} (${id})`;
     return this.#context("modifyLoadBalancer", object, async () => {
+      if (this.#modifyRefusal) throw this.#modifyRefusal;
       const handle = await this.#api.open("LoadBalancer", id);
       return await this.#using("LoadBalancer", handle, async () => {
-        await this.#api.modify("LoadBalancer", handle, JSON.stringify({ ...lb, ID: id }));
+        try {
+          await this.#api.modify("LoadBalancer", handle, JSON.stringify({ ...lb, ID: id }));
+        } catch (err) {
+          if (isUnsupported(err)) this.#modifyRefusal = err as HnsError;
+          throw err;
+        }
         const text = await this.#api.query("LoadBalancer", handle, PROPERTIES_QUERY);
         return this.#created<HcnLoadBalancer>("LoadBalancer", text);
       });

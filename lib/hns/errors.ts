@@ -9,6 +9,8 @@
 export const HResult = {
   E_NOTIMPL: 0x80004001,
   E_HANDLE: 0x80070006,
+  ERROR_NOT_SUPPORTED: 0x80070032,
+  ERROR_CALL_NOT_IMPLEMENTED: 0x80070078,
   E_INVALIDARG: 0x80070057,
   ERROR_NOT_FOUND: 0x80070490,
   ERROR_ALREADY_EXISTS: 0x800700b7,
@@ -91,6 +93,8 @@ export class HnsError extends Error {
 const HRESULT_NAMES = new Map<number, string>([
   [HResult.E_NOTIMPL, "not implemented"],
   [HResult.E_HANDLE, "invalid handle"],
+  [HResult.ERROR_NOT_SUPPORTED, "not supported"],
+  [HResult.ERROR_CALL_NOT_IMPLEMENTED, "call not implemented"],
   [HResult.E_INVALIDARG, "invalid argument"],
   [HResult.ERROR_NOT_FOUND, "element not found"],
   [HResult.ERROR_ALREADY_EXISTS, "already exists"],
@@ -116,4 +120,21 @@ export function isNotFound(err: unknown): boolean {
 /** True when the error is HNS's "the specified port already exists". */
 export function isPortConflict(err: unknown): boolean {
   return err instanceof HnsError && err.hresult === HResult.PORT_ALREADY_EXISTS;
+}
+
+const UNSUPPORTED = new Set<number>([
+  HResult.E_NOTIMPL,
+  HResult.ERROR_NOT_SUPPORTED,
+  HResult.ERROR_CALL_NOT_IMPLEMENTED,
+]);
+
+/**
+ * True when HNS refused a call as something this HNS cannot do: E_NOTIMPL,
+ * ERROR_NOT_SUPPORTED or ERROR_CALL_NOT_IMPLEMENTED, or an error record that
+ * says "not supported" / "not implemented" whatever the HRESULT.
+ */
+export function isUnsupported(err: unknown): boolean {
+  if (!(err instanceof HnsError)) return false;
+  if (UNSUPPORTED.has(err.hresult)) return true;
+  return /\bnot (supported|implemented)\b/i.test(err.hnsMessage ?? "");
 }

@@ -88,7 +88,7 @@ function hcnParams(op: HcnOperation, kind: HcnKind): Params {
   }
 }
 
-/** The computenetwork.dll symbol table; HcnModifyLoadBalancer is optional (HNS 15.4+). */
+/** The computenetwork.dll symbol table; HcnModifyLoadBalancer is optional (HNS 15.5–15.x, 16.0+). */
 export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
   const out: Record<string, Deno.ForeignFunction> = {};
   for (const kind of HCN_KINDS) {

@@ -13,8 +13,10 @@
  *   is `0x800700B7`, an invalid one `0x803B001E`.
  * - Load balancers need one or more port mappings (`0x80070057`), existing
  *   endpoints (`0x803B0002`), and a (frontend VIP or none, protocol, external
- *   port) no other load balancer holds (`0x803B0013`). Modify needs HNS 15.4
- *   (`0x80004001`) and follows the same rules.
+ *   port) no other load balancer holds (`0x803B0013`). Modify needs HNS
+ *   15.5–15.x or 16.0+ (else `0x80004001`) and follows the same rules.
+ * - Below HNS 9.2 there is no HCN (v2) API: every call but HNSCall and Close
+ *   is `0x80004001` (version 0.0, unreadable, keeps the API).
  * - Networks with endpoints and endpoints held by a load balancer cannot be
  *   deleted (`0x803B002C`).
  * - Not found: network `0x803B0001`, endpoint `0x803B0002`, LB `0x80070490`.
@@ -53,7 +55,7 @@ export interface MemoryHnsState {
 
 /** Options of {@link MemoryHcnApi}. */
 export interface MemoryHnsOptions {
-  /** HNS version to report (default 15.4); 0.0 makes the version unreadable, as in the emulator. */
+  /** HNS version to report (default 15.5); 0.0 makes the version unreadable, as in the emulator. */
   version?: HnsVersion;
   /** Whether `HcnModifyLoadBalancer` is "exported" (default true). */
   hasModifyLoadBalancer?: boolean;
@@ -275,7 +277,7 @@ export class MemoryHcnApi implements HcnApi {
   /** An in-memory HNS; see {@link MemoryHnsOptions}. */
   constructor(options: MemoryHnsOptions = {}) {
     this.hasModifyLoadBalancer = options.hasModifyLoadBalancer ?? true;
-    this.#defaultVersion = { ...(options.version ?? { major: 15, minor: 4 }) };
+    this.#defaultVersion = { ...(options.version ?? { major: 15, minor: 5 }) };
     this.#version = { ...this.#defaultVersion };
     if (options.state) this.load(options.state);
   }
@@ -513,6 +515,9 @@ export class MemoryHcnApi implements HcnApi {
     });
     try {
       if (injected !== undefined) refuse(injected);
+      if (fn !== HNS_CALL && !fn.startsWith("HcnClose") && !v2ApiSupported(this.#version)) {
+        refuse(HResult.E_NOTIMPL, "the HCN (v2) API needs HNS 9.2 or later");
+      }
       return Promise.resolve(body());
     } catch (err) {
       if (err instanceof Refusal) return Promise.reject(toError(err));
@@ -655,9 +660,11 @@ export class MemoryHcnApi implements HcnApi {
       );
     }
     return this.#call(fn, undefined, () => {
-      const v = this.#version;
-      if (kind === "LoadBalancer" && (v.major < 15 || (v.major === 15 && v.minor < 4))) {
-        refuse(HResult.E_NOTIMPL);
+      if (kind === "LoadBalancer" && !modifyLoadBalancerSupported(this.#version)) {
+        refuse(
+          HResult.E_NOTIMPL,
+          "in-place load balancer update needs HNS 15.5-15.x or 16.0+",
+        );
       }
       const h = this.#findHandle(handle, kind);
       if (!h) refuse(HResult.E_HANDLE);
@@ -739,6 +746,16 @@ export class MemoryHcnApi implements HcnApi {
   dispose(): void {
     this.#disposed = true;
   }
+}
+
+/** hcsshim's V2ApiSupport (9.2+); 0.0, the unreadable version, keeps the API as the emulator does. */
+function v2ApiSupported(v: HnsVersion): boolean {
+  return (v.major === 0 && v.minor === 0) || v.major > 9 || (v.major === 9 && v.minor >= 2);
+}
+
+/** hcsshim's ModifyLoadbalancerVersion: 15.5–15.x and 16.0+. */
+function modifyLoadBalancerSupported(v: HnsVersion): boolean {
+  return (v.major === 15 && v.minor >= 5) || v.major >= 16;
 }
 
 /** Whether an object passes an Enumerate filter (unknown filter keys are ignored, as HNS does). */

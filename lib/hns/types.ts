@@ -202,7 +202,10 @@ export interface HnsFeatures {
   ipv6DualStack: boolean;
   /** Session affinity via DistributionType SourceIP (12.0+). */
   sessionAffinity: boolean;
-  /** In-place load balancer update with HcnModifyLoadBalancer (15.4+). */
+  /**
+   * In-place load balancer update with HcnModifyLoadBalancer (15.5–15.x and
+   * 16.0+, the library exports it, and HNS has not answered "not implemented").
+   */
   modifyLoadBalancer: boolean;
 }
 
@@ -214,8 +217,18 @@ export interface HnsFeatures {
 export interface HnsClient {
   /** HNS version, or null when it cannot be read. */
   version(): Promise<HnsVersion | null>;
-  /** Features derived from {@link HnsClient.version}. */
+  /**
+   * Features derived from {@link HnsClient.version}; `modifyLoadBalancer` also
+   * turns off for the client's life once {@link HnsClient.modifyLoadBalancer}
+   * was refused as unsupported (see {@link HnsClient.modifyUnsupported}).
+   */
   features(): Promise<HnsFeatures>;
+  /**
+   * True once a {@link HnsClient.modifyLoadBalancer} was refused as not
+   * implemented or not supported: later calls fail at once with E_NOTIMPL
+   * without calling HNS, and callers delete and re-create instead.
+   */
+  readonly modifyUnsupported: boolean;
 
   /** All networks with their properties. */
   listNetworks(): Promise<HcnNetwork[]>;
@@ -256,7 +269,11 @@ export interface HnsClient {
    * A duplicate ID is refused by HNS with ERROR_ALREADY_EXISTS.
    */
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
-  /** Replace a load balancer's settings in place (needs ModifyLoadbalancer). */
+  /**
+   * Replace a load balancer's settings in place (needs ModifyLoadbalancer).
+   * A refusal as unsupported ({@link import("./errors.ts").isUnsupported}) sets
+   * {@link HnsClient.modifyUnsupported}.
+   */
   modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
   /** Delete a load balancer by ID. */
   deleteLoadBalancer(id: string): Promise<void>;

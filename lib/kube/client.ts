@@ -15,7 +15,14 @@
 
 import type { Logger } from "../log/types.ts";
 import { nullLogger } from "../log/types.ts";
-import { ApiError, isStatus, type KubeList, type ResourceInfo, type WatchEvent } from "./api.ts";
+import {
+  ApiError,
+  isStatus,
+  type KubeList,
+  type KubeObject,
+  type ResourceInfo,
+  type WatchEvent,
+} from "./api.ts";
 import { Authenticator, type AuthenticatorOptions, type RequestCredentials } from "./auth.ts";
 import { type ConnectionConfig, type ConnectionOptions, loadKubeConfig } from "./kubeconfig.ts";
 import { decodeWatchStream } from "./watch.ts";
@@ -204,6 +211,39 @@ export class KubeClient {
     );
     if (!response.body) throw new Error(`watch ${resource.plural}: the answer has no body`);
     return decodeWatchStream(response.body, onActivity, signal);
+  }
+
+  /**
+   * Sends a write (`POST`, `PATCH`) with a JSON body and returns the decoded
+   * answer. Throws {@linkcode ApiError} for non-2xx answers and the fetch
+   * error for transport failures; `timeoutMs` (default the request timeout)
+   * bounds the whole request.
+   */
+  async send(
+    method: "POST" | "PATCH",
+    path: string,
+    body: unknown,
+    options: { what: string; contentType?: string; timeoutMs?: number },
+  ): Promise<KubeObject> {
+    const url = new URL(this.#server + path);
+    const credentials = await this.#auth.credentials();
+    const client = this.#clientFor(credentials);
+    const headers = new Headers(credentials.headers);
+    headers.set("Accept", "application/json");
+    headers.set("Content-Type", options.contentType ?? "application/json");
+    headers.set("User-Agent", this.#userAgent);
+    this.#logger.debug(4, "API request", { method, url: url.pathname });
+    const response = await fetch(url, {
+      method,
+      headers,
+      body: JSON.stringify(body),
+      client,
+      signal: AbortSignal.timeout(options.timeoutMs ?? this.#requestTimeoutMs),
+    });
+    this.#logger.debug(4, "API response", { url: url.pathname, status: response.status });
+    if (response.status === 401) this.#auth.rejected(credentials);
+    if (!response.ok) throw await apiErrorOf(response, options.what);
+    return await response.json() as KubeObject;
   }
 
   /** Releases the HTTP connections. */

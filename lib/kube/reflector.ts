@@ -36,6 +36,7 @@
  * @module
  */
 
+import { backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log/types.ts";
 import {
   ApiError,
@@ -132,6 +133,9 @@ export interface ReflectorOptions {
   timing?: Partial<ReflectorTiming>;
 }
 
+/** "Equal jitter": between half and all of the exponential delay. */
+const EQUAL_JITTER = [0.5, 1] as const;
+
 const DEFAULT_TIMING: ReflectorTiming = {
   backoffInitialMs: 800,
   backoffMaxMs: 3_000,
@@ -179,21 +183,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done);
   });
-}
-
-/**
- * The delay before retry number `failures` (1-based): exponential from
- * `initial`, capped at `max`, with "equal jitter" (between half and all of
- * the exponential delay) so that many agents do not retry in step.
- */
-export function backoffDelay(
-  failures: number,
-  initial: number,
-  max: number,
-  random: () => number,
-): number {
-  const base = Math.min(max, initial * 2 ** Math.max(0, failures - 1));
-  return base / 2 + random() * (base / 2);
 }
 
 /** Lists and watches one resource, feeding a handler. */
@@ -343,12 +332,11 @@ export class Reflector {
         this.#restartQuietClock = true;
         const delay = err instanceof ApiError && err.retryAfterSeconds
           ? Math.min(err.retryAfterSeconds * 1000, this.#timing.retryAfterMaxMs)
-          : backoffDelay(
-            this.#failures,
-            this.#timing.backoffInitialMs,
-            this.#timing.backoffMaxMs,
-            this.#timing.random,
-          );
+          : backoffDelay(this.#failures, {
+            initialMs: this.#timing.backoffInitialMs,
+            maxMs: this.#timing.backoffMaxMs,
+            jitter: EQUAL_JITTER,
+          }, this.#timing.random);
         if (isPowerOfTwo(this.#troubles)) {
           this.#logFailure(err, list ? "list" : "watch", delay, this.#troubles);
         }

@@ -2,28 +2,47 @@
  * Executes a {@link Plan} through an {@link HnsClient}: deletes, creates and
  * modifies in the plan's order, with per-object backoff, optional
  * concurrency, and bookkeeping of what HNS now holds (the observed cache) and
- * of what hnsproxy owns (the ownership record, flushed by the caller once per
- * sync).
+ * of what hnsproxy owns (the ownership record).
+ *
+ * Ownership rules (see ownership.ts):
+ * - every create goes to HNS under a GUID hnsproxy picked and listed in the
+ *   record on disk beforehand: before the first create of a phase (endpoint
+ *   creates, then load balancer creates) the phase's creates are listed in
+ *   one append and fsync ({@link OwnershipRecord.intend}); a create outside
+ *   such a batch (a modify whose LB vanished) is listed alone. If the record
+ *   cannot be written, those creates are not issued (they fail and retry);
+ * - a listed create that certainly made nothing (refused, deferred, never
+ *   tried) is removed from the record again, with the sync's other changes;
+ *   one whose answer was lost stays listed: HNS may hold it;
+ * - a delete is forgotten in the record only once HNS confirmed it;
+ * - the rest of the bookkeeping is flushed by the caller once per sync.
  *
  * Failure rules:
  * - one failing object never stops the others; a failed endpoint blocks only
  *   the load balancers that need it, a failed replace-delete blocks only the
  *   re-create of that key;
  * - "not found" on a delete means done;
+ * - a modify HNS refuses as unsupported becomes delete + create of that load
+ *   balancer, and so does every later modify of the process (logged once);
  * - "port already exists" on a create: when the holder is hnsproxy's it is
- *   deleted and the create repeated; when it is someone else's it is reported
- *   (log and {@link ApplyHooks.onConflict}) and retried later, never deleted;
+ *   deleted and the create repeated; when it is someone else's it is a
+ *   conflict, never deleted or retried here;
+ * - conflicts (from the plan or found on a create) go to the
+ *   {@link ConflictTracker}, which logs them when they appear and then at
+ *   most once per backoff step, and to {@link ApplyHooks.onConflict};
  * - a create that failed after HNS may have made the object (its answer was
  *   lost) leaves the key "uncertain": if a later create hits an identical
- *   object under that key, it is taken as ours instead of leaking it.
+ *   object of hnsproxy's under that key, it is taken instead of replaced.
  *
  * @module
  */
 
-import { HnsError, HResult, isNotFound, isPortConflict } from "../hns/errors.ts";
+import { HnsError, HResult, isNotFound, isPortConflict, isUnsupported } from "../hns/errors.ts";
+import { newGuid } from "../hns/guid.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
+import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
   endpointPayload,
@@ -44,11 +63,11 @@ import type {
   PlanOp,
 } from "./model.ts";
 import type { ObservedCache } from "./observed.ts";
-import type { OwnershipRecord } from "./ownership.ts";
+import type { OwnedKind, OwnedObject, OwnershipRecord } from "./ownership.ts";
 import { resolveEndpointId } from "./reconcile.ts";
 
 /** What happened to one operation. */
-export type OpOutcome = "ok" | "failed" | "deferred";
+export type OpOutcome = "ok" | "failed" | "deferred" | "conflict";
 
 /** Callbacks for metrics and events; all optional. */
 export interface ApplyHooks {
@@ -81,6 +100,8 @@ export interface ApplyContext {
   hooks?: ApplyHooks;
   /** Keys whose last create may have succeeded in HNS unseen; shared across syncs. */
   uncertain?: Set<string>;
+  /** Conflicts across syncs (default: one for this apply, which reports each conflict). */
+  conflicts?: ConflictTracker;
 }
 
 /** One operation that failed. */
@@ -95,7 +116,7 @@ export interface OpFailure {
 export interface ApplyResult {
   /** Operations done (including adoptions, which make no HNS call). */
   applied: PlanOp[];
-  /** Operations that failed this time (each now backing off). */
+  /** Operations that failed this time (each now backing off); conflicts are not failures. */
   failed: OpFailure[];
   /** Operations not tried: backing off, or blocked by a failed dependency. */
   deferred: PlanOp[];
@@ -125,8 +146,17 @@ class ApplyRun {
   readonly #ctx: ApplyContext;
   readonly #log: Logger;
   readonly #uncertain: Set<string>;
+  readonly #tracker: ConflictTracker;
   /** Keys whose earlier operation in this plan failed or was deferred. */
   readonly #blocked = new Set<string>();
+  /** Creates listed in the record and not yet issued, by key. */
+  readonly #intents = new Map<string, OwnedObject>();
+  /** Create phases (op names) already listed. */
+  readonly #listedPhases = new Set<PlanOp["op"]>();
+  /** Keys of creates whose listing failed, with the error (they are not issued). */
+  readonly #unlisted = new Map<string, unknown>();
+  /** IDs whose create call succeeded, or failed in a way that may have made the object. */
+  readonly #issued = new Set<string>();
   readonly #result: ApplyResult = {
     applied: [],
     failed: [],
@@ -139,17 +169,29 @@ class ApplyRun {
     this.#ctx = ctx;
     this.#log = ctx.logger ?? nullLogger;
     this.#uncertain = ctx.uncertain ?? new Set();
+    this.#tracker = ctx.conflicts ?? new ConflictTracker({ logger: this.#log });
   }
 
   async execute(plan: Plan): Promise<ApplyResult> {
     for (const conflict of plan.conflicts) this.#conflict(conflict);
     const concurrency = Math.max(1, Math.floor(this.#ctx.concurrency ?? 1));
+    let offset = 0;
     for (const batch of batches(plan.ops)) {
+      await this.#listCreates(plan.ops, offset, batch[0]);
+      offset += batch.length;
       await pool(batch, concurrency, (op) => this.#one(op));
     }
-    const pending = this.#result.failed.length + this.#result.deferred.length +
-      this.#result.conflicts.length;
-    if (pending > 0) this.#result.retryAfterMs = this.#ctx.backoff.nextDelay() ?? 1000;
+    // Listed creates never issued (deferred, blocked): nothing of theirs exists.
+    for (const intent of this.#intents.values()) this.#ctx.ownership.remove(intent.id);
+    this.#intents.clear();
+    this.#tracker.note(this.#result.conflicts);
+    const delays: number[] = [];
+    if (this.#result.failed.length + this.#result.deferred.length > 0) {
+      delays.push(this.#ctx.backoff.nextDelay() ?? 1000);
+    }
+    const conflictStep = this.#result.conflicts.length > 0 ? this.#tracker.nextDelay() : undefined;
+    if (conflictStep !== undefined) delays.push(conflictStep);
+    if (delays.length > 0) this.#result.retryAfterMs = Math.min(...delays);
     return this.#result;
   }
 
@@ -160,6 +202,8 @@ class ApplyRun {
       if (outcome === "ok") {
         this.#result.applied.push(op);
         this.#ctx.backoff.reset(op.key);
+      } else if (outcome === "conflict") {
+        this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
       } else if (outcome === "deferred") {
         this.#result.deferred.push(op);
         this.#blocked.add(op.key);
@@ -205,8 +249,122 @@ class ApplyRun {
       }
       finish(outcome);
     } catch (err) {
-      finish("failed", err);
+      finish(err instanceof HeldByForeign ? "conflict" : "failed", err);
     }
+  }
+
+  /**
+   * At the first create of a phase (`first` is its first op): list every
+   * create of that kind from `offset` on that will be tried now, in one write
+   * of the record, before any of them is issued. (A create that becomes due
+   * later in the phase is listed alone by {@link ApplyRun.#withIntent}.)
+   */
+  async #listCreates(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
+    if (first.op !== "createEndpoint" && first.op !== "createLoadBalancer") return;
+    if (this.#listedPhases.has(first.op)) return;
+    this.#listedPhases.add(first.op);
+    const kind: OwnedKind = first.op === "createEndpoint" ? "Endpoint" : "LoadBalancer";
+    const listed: OwnedObject[] = [];
+    for (let i = offset; i < ops.length; i++) {
+      const op = ops[i];
+      if (op.op !== first.op || this.#intents.has(op.key)) continue;
+      if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
+      listed.push({ kind, id: newGuid(), key: op.key });
+    }
+    if (listed.length === 0) return;
+    try {
+      await this.#ctx.ownership.intend(listed);
+      for (const intent of listed) this.#intents.set(intent.key, intent);
+    } catch (err) {
+      this.#log.error("Cannot write the ownership record; not creating HNS objects", {
+        path: this.#ctx.ownership.path,
+        creates: listed.length,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      for (const intent of listed) this.#unlisted.set(intent.key, err);
+    }
+  }
+
+  /**
+   * Run a create of `key` under the GUID listed for it (listed now when its
+   * phase did not). Afterwards the listing stays only when HNS holds, or may
+   * hold, an object under that GUID.
+   */
+  async #withIntent<T>(
+    kind: OwnedKind,
+    key: string,
+    create: (id: string) => Promise<T>,
+  ): Promise<T> {
+    const unlisted = this.#unlisted.get(key);
+    if (unlisted !== undefined) throw unlisted;
+    let intent = this.#intents.get(key);
+    this.#intents.delete(key);
+    if (!intent) {
+      intent = { kind, id: newGuid(), key };
+      await this.#ctx.ownership.intend([intent]);
+    }
+    try {
+      return await create(intent.id);
+    } finally {
+      if (!this.#issued.has(intent.id)) this.#ctx.ownership.remove(intent.id);
+    }
+  }
+
+  /**
+   * One create call under a listed GUID. A refusal (port, ID or IP taken)
+   * made nothing. After any other failure HNS may hold the object (its answer
+   * lost): `lookup` asks HNS for the GUID. Held: the create is done. Not held:
+   * it failed. No answer either: the key turns uncertain and the GUID stays
+   * listed.
+   */
+  async #issueCreate<T>(
+    key: string,
+    id: string,
+    call: () => Promise<T>,
+    lookup: () => Promise<T | undefined>,
+  ): Promise<T> {
+    try {
+      const created = await this.#write(call);
+      this.#issued.add(id);
+      return created;
+    } catch (err) {
+      if (isPortConflict(err) || isAlreadyExists(err)) throw err;
+      let held: T | undefined;
+      try {
+        held = await lookup();
+      } catch {
+        this.#uncertain.add(key);
+        this.#issued.add(id);
+        throw err;
+      }
+      if (held === undefined) throw err;
+      this.#log.info("HNS made the object of a create that reported a failure; keeping it", {
+        key,
+        id,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      this.#issued.add(id);
+      return held;
+    }
+  }
+
+  /** Delete an owned object ("not found" means done), then forget it in the cache and the record. */
+  async #deleteOwned(kind: OwnedKind, id: string): Promise<void> {
+    const { client } = this.#ctx;
+    try {
+      if (kind === "LoadBalancer") await this.#write(() => client.deleteLoadBalancer(id));
+      else await this.#write(() => client.deleteEndpoint(id));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    this.#forget(kind, id);
+  }
+
+  /** Forget an object that is no longer in HNS, in the cache and the record. */
+  #forget(kind: OwnedKind, id: string): void {
+    if (kind === "LoadBalancer") this.#ctx.observed.removeLoadBalancerById(id);
+    else this.#ctx.observed.removeEndpointById(id);
+    this.#ctx.ownership.remove(id);
   }
 
   async #write<T>(call: () => Promise<T>): Promise<T> {
@@ -215,71 +373,61 @@ class ApplyRun {
   }
 
   async #deleteLoadBalancer(op: DeleteLoadBalancerOp): Promise<OpOutcome> {
-    const { client, observed, ownership } = this.#ctx;
-    if (!ownership.owns(op.id)) {
+    if (!this.#ctx.ownership.owns(op.id)) {
       // The plan only deletes what the record lists; refuse anything else outright.
       throw new Error(`refusing to delete load balancer ${op.id} (${op.key}): not owned`);
     }
-    try {
-      await this.#write(() => client.deleteLoadBalancer(op.id));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    observed.removeLoadBalancerById(op.id);
-    ownership.remove(op.id);
+    await this.#deleteOwned("LoadBalancer", op.id);
     this.#log.debug(2, "Deleted load balancer", { key: op.key, id: op.id, reason: op.reason });
     return "ok";
   }
 
   async #deleteEndpoint(op: DeleteEndpointOp): Promise<OpOutcome> {
-    const { client, observed, ownership } = this.#ctx;
-    if (!ownership.owns(op.id)) {
+    if (!this.#ctx.ownership.owns(op.id)) {
       throw new Error(`refusing to delete endpoint ${op.id} (${op.key}): not owned`);
     }
     // A load balancer whose update failed still uses it; HNS would refuse anyway.
-    if (observed.endpointReferenced(op.id)) return "deferred";
-    try {
-      await this.#write(() => client.deleteEndpoint(op.id));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    observed.removeEndpointById(op.id);
-    ownership.remove(op.id);
+    if (this.#ctx.observed.endpointReferenced(op.id)) return "deferred";
+    await this.#deleteOwned("Endpoint", op.id);
     this.#log.debug(2, "Deleted endpoint", { key: op.key, id: op.id, reason: op.reason });
     return "ok";
   }
 
   async #createEndpoint(op: CreateEndpointOp): Promise<OpOutcome> {
-    const { client } = this.#ctx;
-    // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
-    const payload = op.payload ?? endpointPayload(op.endpoint);
-    let created: HcnEndpoint;
-    try {
-      created = await this.#write(() => client.createEndpoint(op.networkId, payload));
-    } catch (err) {
-      if (!isAlreadyExists(err)) {
-        this.#uncertain.add(op.key);
-        throw err;
-      }
-      const resolved = await this.#resolveEndpointClash(op, err);
-      if (resolved === "retry") {
-        created = await this.#write(() => client.createEndpoint(op.networkId, payload));
-      } else if (resolved) {
-        created = resolved;
-      } else {
-        throw err;
-      }
-    }
+    const created = await this.#withIntent("Endpoint", op.key, (id) => this.#makeEndpoint(op, id));
     this.#uncertain.delete(op.key);
     this.#recordEndpoint(op.key, created);
     this.#log.debug(2, "Created endpoint", { key: op.key, id: created.ID });
     return "ok";
   }
 
+  /** Create the endpoint under `id`, or take or replace hnsproxy's own endpoint holding its IP. */
+  async #makeEndpoint(op: CreateEndpointOp, id: string): Promise<HcnEndpoint> {
+    const { client } = this.#ctx;
+    // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
+    const payload: HcnEndpoint = { ...(op.payload ?? endpointPayload(op.endpoint)), ID: id };
+    const create = () =>
+      this.#issueCreate(
+        op.key,
+        id,
+        () => client.createEndpoint(op.networkId, payload),
+        () => client.getEndpoint(id),
+      );
+    try {
+      return await create();
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const resolved = await this.#resolveEndpointClash(op, err);
+      if (resolved === "retry") return await create();
+      if (resolved) return resolved;
+      throw err;
+    }
+  }
+
   /**
    * HNS refused a remote endpoint because one with its IP exists. Ours (in
-   * the record): delete it and retry. Identical and the key uncertain: it is
-   * our own earlier create, take it. Otherwise leave it and fail.
+   * the record): identical and the key uncertain, it is our own earlier
+   * create, take it; else delete it and retry. Not ours: leave it and fail.
    */
   async #resolveEndpointClash(
     op: CreateEndpointOp,
@@ -292,18 +440,16 @@ class ApplyRun {
     );
     if (!holder?.ID) return "retry";
     if (ownership.owns(holder.ID)) {
+      if (this.#uncertain.has(op.key) && endpointSatisfies(holder, op.endpoint)) {
+        this.#log.info("Taking over endpoint an earlier failed create made", {
+          key: op.key,
+          id: holder.ID,
+        });
+        return holder;
+      }
       if (observed.endpointReferenced(holder.ID)) return undefined;
-      await this.#write(() => client.deleteEndpoint(holder.ID!));
-      observed.removeEndpointById(holder.ID);
-      ownership.remove(holder.ID);
+      await this.#deleteOwned("Endpoint", holder.ID);
       return "retry";
-    }
-    if (this.#uncertain.has(op.key) && endpointSatisfies(holder, op.endpoint)) {
-      this.#log.info("Taking over endpoint an earlier failed create made", {
-        key: op.key,
-        id: holder.ID,
-      });
-      return holder;
     }
     observed.setForeignEndpoint({ key: op.key, id: holder.ID, hns: holder });
     this.#log.warn("An endpoint hnsproxy does not own holds this IP; leaving it alone", {
@@ -337,7 +483,7 @@ class ApplyRun {
   }
 
   async #putLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp): Promise<OpOutcome> {
-    const { client, observed } = this.#ctx;
+    const { observed } = this.#ctx;
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) {
       if (this.#blocked.has(ids.missing) || !this.#ctx.backoff.ready(ids.missing)) {
@@ -348,17 +494,9 @@ class ApplyRun {
     const payload = loadBalancerPayload(op.loadBalancer, ids);
     let hns: HcnLoadBalancer;
     if (op.op === "modifyLoadBalancer") {
-      try {
-        hns = await this.#write(() => client.modifyLoadBalancer(op.id, payload));
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // It vanished out of band: forget it and create it afresh.
-        observed.removeLoadBalancerById(op.id);
-        this.#ctx.ownership.remove(op.id);
-        hns = await this.#createLoadBalancer(op.key, payload);
-      }
+      hns = await this.#modifyOrReplace(op, payload);
     } else {
-      hns = await this.#createLoadBalancer(op.key, payload);
+      hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
     }
     const id = requireId(hns, op.key);
     observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
@@ -376,65 +514,121 @@ class ApplyRun {
     return "ok";
   }
 
-  async #createLoadBalancer(key: string, payload: HcnLoadBalancer): Promise<HcnLoadBalancer> {
+  /**
+   * Update in place; where HNS cannot (it answered "not implemented" or "not
+   * supported", now or earlier in the process), delete the old load balancer
+   * and create the new one under the same key instead. At the modify's place
+   * in the plan both orderings hold: the key is free before the create, and
+   * every backend endpoint was created earlier in the plan.
+   */
+  async #modifyOrReplace(
+    op: ModifyLoadBalancerOp,
+    payload: HcnLoadBalancer,
+  ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
-    try {
-      const created = await this.#write(() => client.createLoadBalancer(payload));
-      this.#uncertain.delete(key);
-      return created;
-    } catch (err) {
-      if (!isPortConflict(err)) {
-        this.#uncertain.add(key);
-        throw err;
+    if (!client.modifyUnsupported) {
+      try {
+        return await this.#write(() => client.modifyLoadBalancer(op.id, payload));
+      } catch (err) {
+        if (isNotFound(err)) {
+          // It vanished out of band: forget it and create it afresh.
+          this.#forget("LoadBalancer", op.id);
+          return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+        }
+        if (!isUnsupported(err)) throw err;
+        warnModifyUnsupportedOnce(client, this.#log, err);
       }
+    }
+    await this.#deleteLoadBalancer({
+      op: "deleteLoadBalancer",
+      key: op.key,
+      id: op.id,
+      reason: "replace",
+    });
+    return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+  }
+
+  /** Create a load balancer for `key` under a listed GUID (see {@link ApplyRun.#makeLoadBalancer}). */
+  async #createLoadBalancer(
+    key: string,
+    payload: HcnLoadBalancer,
+    serviceKey?: string,
+  ): Promise<HcnLoadBalancer> {
+    const created = await this.#withIntent(
+      "LoadBalancer",
+      key,
+      (id) => this.#makeLoadBalancer(key, { ...payload, ID: id }, serviceKey),
+    );
+    this.#uncertain.delete(key);
+    return created;
+  }
+
+  /**
+   * Create the load balancer; when its port is taken by one of hnsproxy's
+   * own, take that one (identical, and the key uncertain: an earlier create
+   * whose answer was lost) or replace it. A foreign holder is a conflict.
+   */
+  async #makeLoadBalancer(
+    key: string,
+    payload: HcnLoadBalancer,
+    serviceKey?: string,
+  ): Promise<HcnLoadBalancer> {
+    const { client } = this.#ctx;
+    const id = payload.ID!;
+    const create = () =>
+      this.#issueCreate(
+        key,
+        id,
+        () => client.createLoadBalancer(payload),
+        () => client.getLoadBalancer(id),
+      );
+    try {
+      return await create();
+    } catch (err) {
+      if (!isPortConflict(err)) throw err;
       const holder = (await client.listLoadBalancers()).find((lb) =>
         loadBalancerKeyFromHns(lb) === key
       );
       if (!holder?.ID) throw err; // gone meanwhile: the next attempt will tell
       const { ownership, observed } = this.#ctx;
       if (ownership.owns(holder.ID)) {
+        if (this.#uncertain.has(key) && sameLoadBalancer(holder, payload)) {
+          this.#log.info("Taking over load balancer an earlier failed create made", {
+            key,
+            id: holder.ID,
+          });
+          return holder;
+        }
         this.#log.info("Replacing hnsproxy's own load balancer that holds the port", {
           key,
           id: holder.ID,
         });
-        try {
-          await this.#write(() => client.deleteLoadBalancer(holder.ID!));
-        } catch (deleteErr) {
-          if (!isNotFound(deleteErr)) throw deleteErr;
-        }
-        observed.removeLoadBalancerById(holder.ID);
-        ownership.remove(holder.ID);
-        const created = await this.#write(() => client.createLoadBalancer(payload));
-        this.#uncertain.delete(key);
-        return created;
-      }
-      if (this.#uncertain.has(key) && sameLoadBalancer(holder, payload)) {
-        this.#log.info("Taking over load balancer an earlier failed create made", {
-          key,
-          id: holder.ID,
-        });
-        this.#uncertain.delete(key);
-        return holder;
+        await this.#deleteOwned("LoadBalancer", holder.ID);
+        return await create();
       }
       observed.setForeignLoadBalancer({ key, id: holder.ID, hns: holder });
-      this.#conflict({ key, serviceKey: "", foreignId: holder.ID });
-      throw err;
+      this.#conflict({ key, serviceKey: serviceKey ?? "", foreignId: holder.ID });
+      throw new HeldByForeign(key, holder.ID, err);
     }
   }
 
+  /** A desired key a foreign object holds: reported to the tracker as the run ends. */
   #conflict(conflict: LoadBalancerConflict): void {
     this.#result.conflicts.push(conflict);
-    if (!this.#ctx.backoff.get(conflict.key)) this.#ctx.backoff.fail(conflict.key);
     this.#ctx.hooks?.onConflict?.(conflict);
-    this.#log.warn(
-      "A load balancer hnsproxy does not own holds this service's port; leaving it alone",
-      {
-        key: conflict.key,
-        service: conflict.serviceKey || undefined,
-        holder: conflict.foreignId,
-      },
-    );
   }
+}
+
+/** Clients whose refusal of in-place updates was logged (once per client, i.e. per process). */
+const modifyWarned = new WeakSet<HnsClient>();
+
+function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown): void {
+  if (modifyWarned.has(client)) return;
+  modifyWarned.add(client);
+  log.warn(
+    "HNS cannot update load balancers in place; replacing changed ones (delete + create) from now on",
+    { err: err instanceof Error ? err.message : String(err) },
+  );
 }
 
 /** Group consecutive operations of the same kind: each group may run concurrently. */
@@ -455,6 +649,13 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** A create refused because a foreign load balancer holds the key (a conflict, not a failure). */
+class HeldByForeign extends Error {
+  constructor(key: string, holderId: string, cause: unknown) {
+    super(`${key} is held by load balancer ${holderId}, which hnsproxy does not own`, { cause });
+  }
 }
 
 function isAlreadyExists(err: unknown): boolean {

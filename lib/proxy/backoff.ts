@@ -1,11 +1,19 @@
 /**
- * Per-object exponential backoff with jitter: a failing HNS object waits
- * 1 s, 2 s, 4 s … (capped at 5 min) before it is tried again, while every
- * other object goes ahead. Time comes from an injectable clock so tests need
- * no real waiting.
+ * Exponential backoff with jitter, by the formula of lib/backoff.ts:
+ *
+ * - {@link Backoff}, per object: a failing HNS object waits 1 s, 2 s, 4 s …
+ *   (capped at 5 min) before it is tried again, while every other object
+ *   goes ahead.
+ * - {@link RetryBackoff}, for one thing retried as a whole (the ownership
+ *   record's write, the resync's listing, the lookup of new CNI endpoints):
+ *   it never shares a map with objects' keys.
+ *
+ * Time comes from an injectable clock so tests need no real waiting.
  *
  * @module
  */
+
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 
 /** A source of the current time in milliseconds. */
 export interface Clock {
@@ -50,20 +58,14 @@ export interface BackoffEntry {
  * `lb/tcp/10.96.0.10:80`). Keys without failures are always ready.
  */
 export class Backoff {
-  readonly #initialMs: number;
-  readonly #maxMs: number;
-  readonly #factor: number;
-  readonly #jitter: number;
+  readonly #policy: BackoffPolicy;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #entries = new Map<string, BackoffEntry>();
 
   /** A backoff with the given tuning (defaults: 1 s, ×2, capped at 5 min, ±10 %). */
   constructor(options: BackoffOptions = {}) {
-    this.#initialMs = options.initialMs ?? 1000;
-    this.#maxMs = options.maxMs ?? 300_000;
-    this.#factor = options.factor ?? 2;
-    this.#jitter = options.jitter ?? 0.1;
+    this.#policy = policyOf(options);
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
   }
@@ -74,9 +76,7 @@ export class Backoff {
    */
   fail(key: string, error?: unknown): number {
     const failures = (this.#entries.get(key)?.failures ?? 0) + 1;
-    const base = Math.min(this.#maxMs, this.#initialMs * this.#factor ** (failures - 1));
-    const scale = 1 + this.#jitter * (2 * this.#random() - 1);
-    const delay = Math.max(0, Math.min(this.#maxMs, Math.round(base * scale)));
+    const delay = Math.round(backoffDelay(failures, this.#policy, this.#random));
     this.#entries.set(key, { failures, notBefore: this.#clock.now() + delay, lastError: error });
     return delay;
   }
@@ -118,4 +118,63 @@ export class Backoff {
     }
     return earliest === undefined ? undefined : Math.max(0, earliest - this.#clock.now());
   }
+}
+
+/**
+ * The backoff of one thing retried as a whole: how long to wait after its
+ * consecutive failures, and whether it may be tried now.
+ */
+export class RetryBackoff {
+  readonly #policy: BackoffPolicy;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  #failures = 0;
+  #notBefore = -Infinity;
+
+  /** A backoff with the given tuning (defaults as {@link Backoff}'s). */
+  constructor(options: BackoffOptions = {}) {
+    this.#policy = policyOf(options);
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Record a failure; returns the delay in ms before the next attempt. */
+  fail(): number {
+    this.#failures++;
+    const delay = Math.round(backoffDelay(this.#failures, this.#policy, this.#random));
+    this.#notBefore = this.#clock.now() + delay;
+    return delay;
+  }
+
+  /** Forget the failures (it succeeded or no longer matters). */
+  reset(): void {
+    this.#failures = 0;
+    this.#notBefore = -Infinity;
+  }
+
+  /** Whether it has failed and not yet succeeded. */
+  get failing(): boolean {
+    return this.#failures > 0;
+  }
+
+  /** Whether it may be tried now. */
+  ready(): boolean {
+    return this.#notBefore <= this.#clock.now();
+  }
+
+  /** Milliseconds until it may be tried (0 when ready), or undefined when not failing. */
+  nextDelay(): number | undefined {
+    return this.#failures > 0 ? Math.max(0, this.#notBefore - this.#clock.now()) : undefined;
+  }
+}
+
+/** The formula's policy for these options (±jitter around the exponential delay). */
+function policyOf(options: BackoffOptions): BackoffPolicy {
+  const jitter = options.jitter ?? 0.1;
+  return {
+    initialMs: options.initialMs ?? 1000,
+    maxMs: options.maxMs ?? 300_000,
+    factor: options.factor ?? 2,
+    jitter: [1 - jitter, 1 + jitter],
+  };
 }

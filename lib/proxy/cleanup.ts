@@ -1,11 +1,16 @@
 /**
  * `--cleanup-and-exit`: delete every HNS object the ownership record lists —
- * load balancers first, then endpoints — and nothing else. Objects already
- * gone count as deleted. Failures are retried a few times with backoff.
+ * load balancers first, then endpoints — and nothing else. The record lists
+ * each object before its create is issued (ownership.ts), so it holds
+ * everything hnsproxy made, whenever it was stopped. A listed object HNS does
+ * not hold (a create that never happened, or an object deleted since) is
+ * reported as absent, not as deleted, and dropped from the record. Failures
+ * are retried a few times with backoff.
  *
  * @module
  */
 
+import { backoffDelay } from "../backoff.ts";
 import { isNotFound } from "../hns/errors.ts";
 import type { HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
@@ -17,7 +22,7 @@ export interface CleanupOptions {
   logger?: Logger;
   /** Rounds over what is left (default 5). */
   attempts?: number;
-  /** Delay before round `n` (1-based, n ≥ 2), ms (default 1 s, doubling). */
+  /** Delay before round `n` (1-based, n ≥ 2), ms (default 1 s, doubling, capped at 30 s). */
   delayMs?: (round: number) => number;
   /** Sleep (default a timer). */
   sleep?: (ms: number) => Promise<void>;
@@ -25,8 +30,10 @@ export interface CleanupOptions {
 
 /** The outcome of {@link cleanupOwned}. */
 export interface CleanupResult {
-  /** Objects deleted (or found already gone). */
+  /** Objects deleted. */
   deleted: OwnedObject[];
+  /** Listed objects HNS did not hold (never created, or already deleted); dropped from the record. */
+  absent: OwnedObject[];
   /** Objects that could not be deleted, with the last error. */
   remaining: Array<{ object: OwnedObject; error: string }>;
 }
@@ -43,9 +50,11 @@ export async function cleanupOwned(
 ): Promise<CleanupResult> {
   const log = options.logger ?? nullLogger;
   const attempts = Math.max(1, options.attempts ?? 5);
-  const delayMs = options.delayMs ?? ((round: number) => 1000 * 2 ** (round - 2));
+  const delayMs = options.delayMs ??
+    ((round: number) => backoffDelay(round - 1, { initialMs: 1000, maxMs: 30_000 }));
   const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const deleted: OwnedObject[] = [];
+  const absent: OwnedObject[] = [];
   let errors = new Map<string, string>();
 
   for (let round = 1; round <= attempts; round++) {
@@ -61,6 +70,7 @@ export async function cleanupOwned(
         );
         if (lbFailed) continue;
       }
+      let held = true;
       try {
         if (object.kind === "LoadBalancer") await client.deleteLoadBalancer(object.id);
         else await client.deleteEndpoint(object.id);
@@ -69,10 +79,17 @@ export async function cleanupOwned(
           errors.set(object.id, err instanceof Error ? err.message : String(err));
           continue;
         }
+        held = false;
       }
       ownership.remove(object.id);
-      deleted.push(object);
-      log.info("Deleted owned HNS object", { kind: object.kind, key: object.key, id: object.id });
+      const fields = { kind: object.kind, key: object.key, id: object.id };
+      if (held) {
+        deleted.push(object);
+        log.info("Deleted owned HNS object", fields);
+      } else {
+        absent.push(object);
+        log.info("Owned HNS object not in HNS (never created, or deleted already)", fields);
+      }
     }
     try {
       await ownership.flush();
@@ -95,5 +112,5 @@ export async function cleanupOwned(
       err: r.error,
     });
   }
-  return { deleted, remaining };
+  return { deleted, absent, remaining };
 }

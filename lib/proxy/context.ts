@@ -161,6 +161,21 @@ export function buildNodeContext(inputs: ContextInputs): NodeContext {
   return ctx;
 }
 
+/**
+ * The context for a changed Node object: its IPs (unless overridden) and
+ * zone. Returns `ctx` itself when nothing that matters changed.
+ */
+export function contextForNode(
+  ctx: NodeContext,
+  settings: ContextSettings,
+  node: NodeInfo | undefined,
+): NodeContext {
+  const next: NodeContext = { ...ctx, nodeIPs: nodeIPsOf(settings, node) };
+  if (node?.zone) next.zone = node.zone;
+  else delete next.zone;
+  return contextChanged(ctx, next) ? next : ctx;
+}
+
 /** Whether two contexts differ in anything that changes the desired state. */
 export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   if (a.network.id !== b.network.id || a.zone !== b.zone) return true;

@@ -93,11 +93,11 @@ export class ObservedCache implements IndexedObservedState {
     this.clear();
     for (const stray of state.strayLoadBalancers?.values() ?? []) {
       const lb = slimLoadBalancer(stray);
-      this.#strayLbs.set(norm(lb.id), lb);
+      this.#strayLbs.set(idKey(lb.id), lb);
       countIds(this.#strayRefs, lb, +1);
     }
     for (const ep of state.strayEndpoints?.values() ?? []) {
-      this.#strayEps.set(norm(ep.id), slimEndpoint(ep));
+      this.#strayEps.set(idKey(ep.id), slimEndpoint(ep));
     }
     for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
     for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
@@ -127,7 +127,7 @@ export class ObservedCache implements IndexedObservedState {
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
     this.#lbs.set(lb.key, lb);
-    this.#lbKeyById.set(norm(lb.id), lb.key);
+    this.#lbKeyById.set(idKey(lb.id), lb.key);
     this.#index(lb, true);
   }
 
@@ -137,7 +137,7 @@ export class ObservedCache implements IndexedObservedState {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
-    this.#epKeyById.set(norm(ep.id), ep.key);
+    this.#epKeyById.set(idKey(ep.id), ep.key);
   }
 
   /**
@@ -149,11 +149,11 @@ export class ObservedCache implements IndexedObservedState {
     if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
     const old = this.#foreignLbs.get(lb.key);
     if (old) {
-      this.#lbKeyById.delete(norm(old.id));
+      this.#lbKeyById.delete(idKey(old.id));
       countIds(this.#foreignRefs, old, -1);
     }
     this.#foreignLbs.set(lb.key, lb);
-    this.#lbKeyById.set(norm(lb.id), lb.key);
+    this.#lbKeyById.set(idKey(lb.id), lb.key);
     countIds(this.#foreignRefs, lb, +1);
   }
 
@@ -162,9 +162,9 @@ export class ObservedCache implements IndexedObservedState {
     const ep = slimEndpoint(given);
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
-    if (old) this.#epKeyById.delete(norm(old.id));
+    if (old) this.#epKeyById.delete(idKey(old.id));
     this.#foreignEps.set(ep.key, ep);
-    this.#epKeyById.set(norm(ep.id), ep.key);
+    this.#epKeyById.set(idKey(ep.id), ep.key);
   }
 
   /** Move a foreign load balancer to the owned ones (adoption); false when unknown. */
@@ -187,9 +187,9 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Forget the load balancer with this ID (owned, foreign or stray); returns what was removed. */
   removeLoadBalancerById(id: string): ObservedLoadBalancer | undefined {
-    const stray = this.#strayLbs.get(norm(id));
+    const stray = this.#strayLbs.get(idKey(id));
     if (stray) {
-      this.#strayLbs.delete(norm(id));
+      this.#strayLbs.delete(idKey(id));
       countIds(this.#strayRefs, stray, -1);
     }
     return this.#dropLbId(id) ?? stray;
@@ -197,14 +197,14 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Forget the endpoint with this ID (owned, foreign or stray); returns what was removed. */
   removeEndpointById(id: string): ObservedEndpoint | undefined {
-    const stray = this.#strayEps.get(norm(id));
-    if (stray) this.#strayEps.delete(norm(id));
+    const stray = this.#strayEps.get(idKey(id));
+    if (stray) this.#strayEps.delete(idKey(id));
     return this.#dropEpId(id) ?? stray;
   }
 
   /** The load balancer (owned or foreign) with this ID, if any. */
   loadBalancerById(id: string): ObservedLoadBalancer | undefined {
-    const key = this.#lbKeyById.get(norm(id));
+    const key = this.#lbKeyById.get(idKey(id));
     if (key === undefined) return undefined;
     const owned = this.#lbs.get(key);
     if (owned && sameId(owned.id, id)) return owned;
@@ -214,7 +214,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** The endpoint (owned or foreign) with this ID, if any. */
   endpointById(id: string): ObservedEndpoint | undefined {
-    const key = this.#epKeyById.get(norm(id));
+    const key = this.#epKeyById.get(idKey(id));
     if (key === undefined) return undefined;
     const owned = this.#eps.get(key);
     if (owned && sameId(owned.id, id)) return owned;
@@ -223,43 +223,62 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /**
-   * Load balancers (owned, foreign or stray) whose ID is not in `lowerIds`
-   * (lower-case IDs, e.g. an HNS listing): what vanished from HNS.
+   * Load balancers (owned, foreign or stray) whose ID is not in `ids` (IDs in
+   * {@link idKey} form, e.g. an HNS listing): what vanished from HNS.
    */
-  loadBalancersMissingFrom(lowerIds: ReadonlySet<string>): ObservedLoadBalancer[] {
+  loadBalancersMissingFrom(ids: ReadonlySet<string>): ObservedLoadBalancer[] {
     const out: ObservedLoadBalancer[] = [];
     for (const id of this.#lbKeyById.keys()) {
-      const lb = lowerIds.has(id.toLowerCase()) ? undefined : this.loadBalancerById(id);
+      const lb = ids.has(id) ? undefined : this.loadBalancerById(id);
       if (lb) out.push(lb);
     }
-    for (const [id, lb] of this.#strayLbs) if (!lowerIds.has(id.toLowerCase())) out.push(lb);
+    for (const [id, lb] of this.#strayLbs) if (!ids.has(id)) out.push(lb);
     return out;
   }
 
-  /** Endpoints (owned, foreign or stray) whose ID is not in `lowerIds` (lower-case IDs). */
-  endpointsMissingFrom(lowerIds: ReadonlySet<string>): ObservedEndpoint[] {
+  /** Endpoints (owned, foreign or stray) whose ID is not in `ids` ({@link idKey} form). */
+  endpointsMissingFrom(ids: ReadonlySet<string>): ObservedEndpoint[] {
     const out: ObservedEndpoint[] = [];
     for (const id of this.#epKeyById.keys()) {
-      const ep = lowerIds.has(id.toLowerCase()) ? undefined : this.endpointById(id);
+      const ep = ids.has(id) ? undefined : this.endpointById(id);
       if (ep) out.push(ep);
     }
-    for (const [id, ep] of this.#strayEps) if (!lowerIds.has(id.toLowerCase())) out.push(ep);
+    for (const [id, ep] of this.#strayEps) if (!ids.has(id)) out.push(ep);
+    return out;
+  }
+
+  /** Whether this owned-or-foreign load balancer is one hnsproxy owns (with a key). */
+  ownsLoadBalancer(lb: ObservedLoadBalancer): boolean {
+    return this.#lbs.get(lb.key) === lb;
+  }
+
+  /** Whether this owned-or-foreign endpoint is one hnsproxy owns (with a key). */
+  ownsEndpoint(ep: ObservedEndpoint): boolean {
+    return this.#eps.get(ep.key) === ep;
+  }
+
+  /** The ID of every object in the cache (owned, foreign, stray), in {@link idKey} form. */
+  ids(): Set<string> {
+    const out = new Set<string>(this.#lbKeyById.keys());
+    for (const id of this.#epKeyById.keys()) out.add(id);
+    for (const id of this.#strayLbs.keys()) out.add(id);
+    for (const id of this.#strayEps.keys()) out.add(id);
     return out;
   }
 
   /** Whether an owned load balancer references the endpoint with this ID. */
   endpointReferenced(id: string): boolean {
-    return this.#refs.has(norm(id));
+    return this.#refs.has(idKey(id));
   }
 
   /** Keys of the owned load balancers whose backends include this endpoint ID. */
   loadBalancersReferencing(endpointId: string): readonly LbKey[] {
-    return asList(this.#refs.get(norm(endpointId)));
+    return asList(this.#refs.get(idKey(endpointId)));
   }
 
   /** Whether a foreign load balancer (or, with `includeStray`, a stray one) references this endpoint ID. */
   referencedByOthers(endpointId: string, includeStray: boolean): boolean {
-    const id = norm(endpointId);
+    const id = idKey(endpointId);
     return this.#foreignRefs.has(id) || (includeStray && this.#strayRefs.has(id));
   }
 
@@ -274,23 +293,11 @@ export class ObservedCache implements IndexedObservedState {
     return found && this.#eps.get(found.key) === found ? found : undefined;
   }
 
-  /** A snapshot for the pure core (maps copied, objects shared). */
-  snapshot(): ObservedState {
-    return {
-      loadBalancers: new Map(this.#lbs),
-      endpoints: new Map(this.#eps),
-      foreignLoadBalancers: new Map(this.#foreignLbs),
-      foreignEndpoints: new Map(this.#foreignEps),
-      strayLoadBalancers: new Map(this.#strayLbs),
-      strayEndpoints: new Map(this.#strayEps),
-    };
-  }
-
   #dropLb(key: LbKey): void {
     const old = this.#lbs.get(key);
     if (!old) return;
     this.#lbs.delete(key);
-    this.#lbKeyById.delete(norm(old.id));
+    this.#lbKeyById.delete(idKey(old.id));
     this.#index(old, false);
   }
 
@@ -298,7 +305,7 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#eps.get(key);
     if (!old) return;
     this.#eps.delete(key);
-    this.#epKeyById.delete(norm(old.id));
+    this.#epKeyById.delete(idKey(old.id));
   }
 
   #dropLbId(id: string): ObservedLoadBalancer | undefined {
@@ -308,7 +315,7 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropLb(found.key);
     } else {
       this.#foreignLbs.delete(found.key);
-      this.#lbKeyById.delete(norm(id));
+      this.#lbKeyById.delete(idKey(id));
       countIds(this.#foreignRefs, found, -1);
     }
     return found;
@@ -321,14 +328,14 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropEp(found.key);
     } else {
       this.#foreignEps.delete(found.key);
-      this.#epKeyById.delete(norm(id));
+      this.#epKeyById.delete(idKey(id));
     }
     return found;
   }
 
   /** Add an owned LB to (or take it out of) the reference and per-service indexes. */
   #index(lb: ObservedLoadBalancer, add: boolean): void {
-    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => norm(String(x))))) {
+    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
       listEdit(this.#refs, ref, lb.key, add);
     }
     if (lb.serviceKey !== undefined) listEdit(this.#lbsByService, lb.serviceKey, lb.key, add);
@@ -367,7 +374,7 @@ function listEdit<K>(m: Map<K, KeyList>, key: K, value: string, add: boolean): v
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
 function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
-  for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => norm(String(x))))) {
+  for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
     const n = (counts.get(ref) ?? 0) + delta;
     if (n > 0) counts.set(ref, n);
     else counts.delete(ref);
@@ -379,8 +386,12 @@ export function sameId(a: string, b: string): boolean {
   return a === b || a.toUpperCase() === b.toUpperCase();
 }
 
-/** The index form of an ID: upper case, which is the ID itself when HNS spelled it so. */
-function norm(id: string): string {
+/**
+ * The index form of an ID: upper case, which is the ID itself when HNS
+ * spelled it so (no copy, and its cached hash is reused by every set it is
+ * looked up in). HNS listings compared with the cache use this form.
+ */
+export function idKey(id: string): string {
   return id.toUpperCase();
 }
 

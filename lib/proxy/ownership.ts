@@ -1,9 +1,23 @@
 /**
  * The ownership record: the HNS objects hnsproxy created (kind, HNS ID,
- * stable key). hnsproxy deletes only what is listed here, so a missing or
- * unreadable record makes it own nothing and delete nothing; and what it
- * created is written down before the run that created it ends, so it is not
- * forgotten across a crash.
+ * stable key). hnsproxy modifies and deletes only what is listed here, so a
+ * missing or unreadable record makes it own nothing and delete nothing.
+ *
+ * Rules that keep every object hnsproxy created listed, whenever the process
+ * dies (kill -9, power loss, a crash):
+ *
+ * - Create: hnsproxy picks the object's GUID itself and lists the object
+ *   ({@link OwnershipRecord.intend}: appended and fsync'd, once for a whole
+ *   batch of creates) before it asks HNS to create it. A listed object that
+ *   HNS does not hold is a create that never happened (or failed, or an
+ *   object deleted since): at start it is dropped, and `--cleanup-and-exit`
+ *   counts it as absent.
+ * - Delete: an object stays listed until HNS confirmed its delete (or said it
+ *   is not there); only then is its removal written. Killed in between, the
+ *   object is still listed, so at start it is still owned: adopted if it is
+ *   what is wanted, else deleted.
+ * - Everything else (adoptions, removals) is written once per sync.
+ * - At start, hnsproxy owns exactly the listed objects that HNS holds.
  *
  * Two files, both written only by this module:
  *
@@ -17,10 +31,10 @@
  *   ```
  *
  * - the journal `<path>.journal`: the changes since that record was written,
- *   appended and fsync'd once per sync, so a sync's cost is its changes, not
- *   the cluster's size. Its first line names the record generation it
- *   continues; each further line is `{"op":"add","kind":…,"id":…,"key":…}` or
- *   `{"op":"remove","id":…}`.
+ *   appended and fsync'd per write (a batch of creates, or a sync's other
+ *   changes), so a sync's cost is its changes, not the cluster's size. Its
+ *   first line names the record generation it continues; each further line
+ *   is `{"op":"add","kind":…,"id":…,"key":…}` or `{"op":"remove","id":…}`.
  *
  * Compaction writes a new record (next generation) with everything, then a
  * fresh journal for it; it runs when the journal grows past half the record
@@ -30,9 +44,10 @@
  * journal over the record when the generations match: a crash between the
  * two writes of a compaction leaves the previous journal, which the new
  * record already contains, so it is skipped. A torn last journal line (a
- * crash during an append) is ignored; an add or remove is idempotent, so
- * replay order is all that matters. Records of format 1 (no journal) still
- * load; the first write replaces them with format 2.
+ * crash during an append) is ignored: its creates were never issued, since
+ * they wait for the fsync. An add or remove is idempotent, so replay order is
+ * all that matters. Records of format 1 (no journal) still load; the first
+ * write replaces them with format 2.
  *
  * @module
  */
@@ -247,6 +262,25 @@ export class OwnershipRecord {
     if (mine.get(id) === object.key) return;
     this.#put(id, object);
     this.#pending.add(id);
+  }
+
+  /**
+   * List objects hnsproxy is about to create, and write them to disk now
+   * (with any other pending change: one append and fsync for all), so that
+   * the creates may be issued. Call it before the create calls, never after:
+   * an object HNS holds and the record lacks is foreign for good. An object
+   * whose create then certainly failed is {@link remove}d again. Throws when
+   * the files cannot be written; the objects are then not listed (issue none
+   * of the creates). For an in-memory record this is {@link add}.
+   */
+  async intend(objects: readonly OwnedObject[]): Promise<void> {
+    for (const object of objects) this.add(object);
+    try {
+      await this.flush();
+    } catch (err) {
+      for (const object of objects) this.remove(object.id);
+      throw err;
+    }
   }
 
   /** Forget an object (deleted, or vanished from HNS). */

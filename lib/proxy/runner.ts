@@ -7,17 +7,19 @@
  *
  * Unlike kube-proxy's runner, only requested runs ({@link
  * BoundedFrequencyRunner.run}) count against `minIntervalMs` for the next
- * request: a change that arrives just after a periodic run (the max
- * interval, {@link BoundedFrequencyRunner.periodicAfter}) or a retry started
- * is handled as soon as that run ends instead of waiting out the min
- * interval. Periodic runs and retries still wait `minIntervalMs` after the
- * previous run of any kind, so they add at most one run between two
- * requested ones.
+ * request: a change that arrives just after a scheduled run (the max
+ * interval, or one asked for with {@link BoundedFrequencyRunner.runAfter})
+ * started is handled as soon as that run ends instead of waiting out the min
+ * interval. Scheduled runs still wait `minIntervalMs` after the previous run
+ * of any kind, so they add at most one run between two requested ones.
+ *
+ * The runner decides only how runs are spaced; when work is due without a
+ * request (a retry, a resync) is for its caller to say with `runAfter`.
  *
  * @module
  */
 
-import { Backoff } from "./backoff.ts";
+import { RetryBackoff } from "./backoff.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 
 /** The timer functions the runner needs. */
@@ -45,7 +47,11 @@ export interface RunnerOptions {
    * default 1000).
    */
   minIntervalMs?: number;
-  /** Longest time between the starts of two runs, in ms (kube-proxy's syncPeriod, default 30000). */
+  /**
+   * Longest time between the starts of two runs, in ms (kube-proxy's
+   * syncPeriod, default 30000); `Infinity` when the caller schedules every
+   * run that is due without a request ({@link BoundedFrequencyRunner.runAfter}).
+   */
   maxIntervalMs?: number;
   /** Timers (default the real ones). */
   timers?: Timers;
@@ -54,14 +60,13 @@ export interface RunnerOptions {
   /** Name in log lines (default `sync`). */
   name?: string;
   /** Backoff for runs that throw (default 1 s doubling to 30 s, on the runner's clock). */
-  errorBackoff?: Backoff;
+  errorBackoff?: RetryBackoff;
 }
 
 /**
  * Runs an async function with bounded frequency. Call {@link start} once,
- * {@link run} whenever something changed, {@link retryAfter} when a part of
- * the work must be tried again later, {@link periodicAfter} for time-driven
- * work due later, and {@link stop} to finish.
+ * {@link run} whenever something changed, {@link runAfter} for work due
+ * later without a change (a retry, a resync), and {@link stop} to finish.
  *
  * A run that throws is logged and retried with exponential backoff (never
  * sooner than `minIntervalMs`).
@@ -73,13 +78,13 @@ export class BoundedFrequencyRunner {
   readonly #timers: Timers;
   readonly #logger: Logger;
   readonly #name: string;
-  readonly #errorBackoff: Backoff;
+  readonly #errorBackoff: RetryBackoff;
 
   #started = false;
   #stopped = false;
   #requested = false;
-  #retryAt: number | undefined;
-  #periodicAt: number | undefined;
+  /** When a run asked for with {@link runAfter} is due. */
+  #dueAt: number | undefined;
   /** Start of the last run of any kind. */
   #lastStart: number | undefined;
   /** Start of the last run that served a request (what `minIntervalMs` spaces requests from). */
@@ -104,7 +109,7 @@ export class BoundedFrequencyRunner {
     this.#logger = options.logger ?? nullLogger;
     this.#name = options.name ?? "sync";
     this.#errorBackoff = options.errorBackoff ??
-      new Backoff({ initialMs: 1000, maxMs: 30_000, clock: this.#timers });
+      new RetryBackoff({ initialMs: 1000, maxMs: 30_000, clock: this.#timers });
   }
 
   /** Start the loop; the first run happens right away. */
@@ -123,26 +128,15 @@ export class BoundedFrequencyRunner {
   }
 
   /**
-   * Request a run no later than `ms` from now (still bounded by
-   * `minIntervalMs`); an earlier pending request wins.
+   * Schedule a run no later than `ms` from now (work due to time or a retry
+   * rather than to a change); an earlier pending one wins. It waits
+   * `minIntervalMs` after the previous run of any kind, and does not hold
+   * back later requested runs.
    */
-  retryAfter(ms: number): void {
+  runAfter(ms: number): void {
     if (this.#stopped) return;
     const at = this.#timers.now() + Math.max(0, ms);
-    if (this.#retryAt === undefined || at < this.#retryAt) this.#retryAt = at;
-    this.#schedule();
-  }
-
-  /**
-   * Schedule a periodic run no later than `ms` from now (work due to time,
-   * such as a resync, rather than to a change); an earlier pending one wins.
-   * Like a retry, it waits `minIntervalMs` after the previous run of any kind,
-   * and does not hold back later requested runs.
-   */
-  periodicAfter(ms: number): void {
-    if (this.#stopped) return;
-    const at = this.#timers.now() + Math.max(0, ms);
-    if (this.#periodicAt === undefined || at < this.#periodicAt) this.#periodicAt = at;
+    if (this.#dueAt === undefined || at < this.#dueAt) this.#dueAt = at;
     this.#schedule();
   }
 
@@ -178,9 +172,10 @@ export class BoundedFrequencyRunner {
     let at: number | undefined;
     const consider = (t: number) => (at = at === undefined ? t : Math.min(at, t));
     if (this.#requested) consider(after(this.#lastRequestedStart));
-    if (this.#retryAt !== undefined) consider(Math.max(this.#retryAt, anyAllowed));
-    if (this.#periodicAt !== undefined) consider(Math.max(this.#periodicAt, anyAllowed));
-    if (this.#lastStart !== undefined) consider(this.#lastStart + this.#max);
+    if (this.#dueAt !== undefined) consider(Math.max(this.#dueAt, anyAllowed));
+    if (this.#lastStart !== undefined && this.#max !== Infinity) {
+      consider(this.#lastStart + this.#max);
+    }
     return at;
   }
 
@@ -220,8 +215,7 @@ export class BoundedFrequencyRunner {
     // A run does all pending work: it serves a pending request whatever made it start.
     if (this.#requested) this.#lastRequestedStart = now;
     this.#requested = false;
-    this.#retryAt = undefined;
-    this.#periodicAt = undefined;
+    this.#dueAt = undefined;
     this.#lastStart = now;
     this.#runs++;
     this.#inFlight = this.#invoke().finally(() => {
@@ -234,15 +228,15 @@ export class BoundedFrequencyRunner {
   async #invoke(): Promise<void> {
     try {
       await this.#fn();
-      this.#errorBackoff.reset(this.#name);
+      this.#errorBackoff.reset();
     } catch (err) {
-      const delay = this.#errorBackoff.fail(this.#name, err);
+      const delay = this.#errorBackoff.fail();
       this.#logger.error("Run failed; retrying", {
         runner: this.#name,
         err: err instanceof Error ? err.message : String(err),
         retryInMs: delay,
       });
-      this.retryAfter(delay);
+      this.runAfter(delay);
     }
   }
 

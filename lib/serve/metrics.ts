@@ -78,6 +78,8 @@ export class ProxyMetrics {
   readonly #planTotal: Counter<"op">;
   readonly #drift: Counter<"kind">;
   readonly #syncFailures: Counter;
+  readonly #conflicts: Gauge<"kind">;
+  readonly #eventsDropped: Counter<"reason">;
 
   /** Registers every metric in a fresh registry. */
   constructor(options: ProxyMetricsOptions = {}) {
@@ -205,6 +207,16 @@ export class ProxyMetrics {
       "Syncs that failed and will be retried",
       [],
     );
+    this.#conflicts = gauge(
+      "hnsproxy_conflicts",
+      "Service load balancer keys held by an HNS object hnsproxy does not own, by kind of address",
+      ["kind"],
+    );
+    this.#eventsDropped = counter(
+      "hnsproxy_events_dropped_total",
+      "Kubernetes Events not written, by reason (rejected, unreachable, queueFull)",
+      ["reason"],
+    );
     gauge("hnsproxy_build_info", "A metric with a constant '1' value labeled by version", [
       "version",
     ]).set({ version: options.version ?? "unknown" }, 1);
@@ -302,6 +314,16 @@ export class ProxyMetrics {
   /** Objects found missing or changed out of band and repaired. */
   driftRepaired(kind: string, count = 1): void {
     if (count > 0) this.#drift.inc({ kind }, count);
+  }
+
+  /** Keys blocked by foreign HNS objects now, by kind (kinds not listed keep their value). */
+  setConflicts(counts: Record<string, number>): void {
+    for (const [kind, n] of Object.entries(counts)) this.#conflicts.set({ kind }, n);
+  }
+
+  /** A Kubernetes Event was dropped for `reason`. */
+  eventDropped(reason: string): void {
+    this.#eventsDropped.inc({ reason });
   }
 
   /** A /healthz response was sent with this status. */

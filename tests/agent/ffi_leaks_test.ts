@@ -122,8 +122,8 @@ backendTest(
     for (let i = 0; i < 40 && !converged; i++) {
       try {
         const r = await syncer.sync();
-        converged = r.kind !== "waiting" && r.retryAfterMs === undefined;
-        clock.t += (r.retryAfterMs ?? 0) + 1;
+        converged = r.kind !== "waiting" && r.next.retryAfterMs === undefined;
+        clock.t += (r.next.retryAfterMs ?? 0) + 1;
       } catch {
         clock.t += 1000;
       }

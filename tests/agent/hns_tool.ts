@@ -1,7 +1,8 @@
 /**
  * A tiny out-of-band HNS operator for the agent tests, run as its own
  * process against the emulator library and its state file (as an operator
- * with hnsdiag would): `delete-lb <id>`, `delete-ep <id>`, `create-ep <network> <ip>`.
+ * with hnsdiag would): `delete-lb <id>`, `delete-ep <id>`, `create-ep <network> <ip>`,
+ * `create-lb <HNS JSON>` (another proxy's load balancer).
  *
  * @module
  */
@@ -25,6 +26,9 @@ if (import.meta.main) {
           IpConfigurations: [{ IpAddress: rest[1] }],
           SchemaVersion: { Major: 2, Minor: 0 },
         });
+        break;
+      case "create-lb":
+        await client.createLoadBalancer(JSON.parse(rest[0]));
         break;
       default:
         throw new Error(`unknown command ${command}`);

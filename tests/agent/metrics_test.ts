@@ -73,3 +73,43 @@ Deno.test("agent/metrics: endpoint changes and network programming latency are c
     await world.close();
   }
 });
+
+Deno.test("agent/metrics: every successful run stamps the last-sync gauge and the sync histograms, idle periodic runs included", async () => {
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    services: [web],
+    slices: [webSlice(["10.244.2.7"], new Date())],
+    node: nodeObject(),
+  });
+  try {
+    const agent = world.startAgent([...OVERLAY_ARGS, "--sync-period", "1s"]);
+    const describe = () => agent.log();
+    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+    const sample = async () => {
+      const { samples } = parseExposition(await world.metrics(agent));
+      return (name: string) => samples.get(name) ?? 0;
+    };
+    const last = 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}';
+    const all = 'kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}';
+    const partial = 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}';
+    let before = await sample();
+    await eventually("first sync stamped", async () => {
+      before = await sample();
+      return before(last) > 0;
+    }, describe);
+    // Nothing changes in the cluster or HNS: only the periodic resync runs, and finds nothing.
+    await eventually("idle periodic runs stamped", async () => {
+      const after = await sample();
+      return after(last) > before(last) && after(all) >= before(all) + 2 &&
+        after(partial) >= before(partial) + 2;
+    }, describe);
+    const after = await sample();
+    assert.equal(
+      after("kubeproxy_sync_proxy_rules_endpoint_changes_total"),
+      before("kubeproxy_sync_proxy_rules_endpoint_changes_total"),
+      "no change was synced meanwhile",
+    );
+  } finally {
+    await world.close();
+  }
+});

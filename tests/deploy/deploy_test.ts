@@ -90,8 +90,6 @@ Deno.test("deploy: the ClusterRole is exactly least privilege", () => {
     }
   }
   deepEqual([...granted].sort(), [
-    "core/events:create",
-    "core/events:patch",
     "core/nodes:get",
     "core/nodes:list",
     "core/nodes:watch",

@@ -465,8 +465,12 @@ static char *lb_json(const char *vip, int proto, int port, const char *ep1, cons
 
 static void rules_version(void) {
   int32_t hr;
+  char *r = hnscall("GET", "/globals/version", &hr); /* the default */
+  CHECK_HR(hr, 0);
+  CHECK_STR(r, "{\"Success\":true,\"Error\":\"\",\"Output\":{\"Major\":15,\"Minor\":5}}");
+  free(r);
   L.set_version(15, 4);
-  char *r = hnscall("GET", "/globals/version", &hr);
+  r = hnscall("GET", "/globals/version", &hr);
   CHECK_HR(hr, 0);
   CHECK_STR(r, "{\"Success\":true,\"Error\":\"\",\"Output\":{\"Major\":15,\"Minor\":4}}");
   free(r);
@@ -479,7 +483,28 @@ static void rules_version(void) {
   CHECK(hr < 0);
   CHECK(contains(r, "\"Success\":false"));
   free(r);
-  L.set_version(15, 4);
+  /* An unreadable version keeps the HCN API; below 9.2 there is none (HNSCall still answers). */
+  res e = enumerate(NET, "");
+  CHECK_HR(e.hr, 0);
+  res_free(&e);
+  L.set_version(9, 1);
+  e = enumerate(NET, "");
+  CHECK_HR(e.hr, 0x80004001);
+  CHECK(e.out == NULL);
+  CHECK(contains(e.err, "needs HNS 9.2 or later"));
+  res_free(&e);
+  int32_t hr_net;
+  char *none = create_id(NET, NULL, NET_SETTINGS("old", "NAT"), &hr_net);
+  CHECK_HR(hr_net, 0x80004001);
+  CHECK(none == NULL);
+  r = hnscall("GET", "/globals/version", &hr);
+  CHECK(contains(r, "\"Major\":9,\"Minor\":1"));
+  free(r);
+  L.set_version(9, 2);
+  e = enumerate(NET, "");
+  CHECK_HR(e.hr, 0);
+  res_free(&e);
+  L.set_version(15, 5);
   r = hnscall("GET", "/networks", &hr);
   CHECK(hr < 0);
   CHECK(contains(r, "\"Success\":false"));
@@ -891,7 +916,7 @@ static void rules_load_balancers(void) {
   CHECK_HR(d.hr, 0x803B002C);
   res_free(&d);
 
-  /* Modify (15.4+): replace settings, keep the ID; conflicts exclude the LB itself. */
+  /* Modify (15.5+): replace settings, keep the ID; conflicts exclude the LB itself. */
   guid_t gl = G(lb1);
   res o = open_(LB, &gl);
   s = lb_json("10.96.0.10", 6, 80, ep1, NULL); /* same key as itself, one endpoint fewer */
@@ -924,16 +949,29 @@ static void rules_load_balancers(void) {
   q = query(LB, o.h, ""); /* failed modifies changed nothing */
   CHECK(contains(q.out, "\"FrontendVIPs\":[\"10.96.0.10\"]"));
   res_free(&q);
-  /* Before 15.4 there is no in-place update. */
-  L.set_version(15, 3);
+  /* In-place update exists on 15.5-15.x and 16.0+ only (hcsshim's ModifyLoadbalancerVersion). */
   s = lb_json("10.96.0.10", 6, 81, ep1, NULL);
-  m = modify(LB, o.h, s);
-  CHECK_HR(m.hr, 0x80004001);
-  res_free(&m);
-  L.set_version(15, 4);
-  m = modify(LB, o.h, s);
-  CHECK_HR(m.hr, 0);
-  res_free(&m);
+  static const uint32_t without[][2] = {{15, 4}, {15, 3}, {14, 0}, {12, 0}, {10, 0}};
+  for (size_t i = 0; i < sizeof without / sizeof without[0]; i++) {
+    L.set_version(without[i][0], without[i][1]);
+    m = modify(LB, o.h, s);
+    CHECK_MSG(m.hr == (int32_t)0x80004001, "modify on %u.%u: 0x%08X", (unsigned)without[i][0],
+              (unsigned)without[i][1], (unsigned)m.hr);
+    CHECK(contains(m.err, "needs HNS 15.5-15.x or 16.0+"));
+    res_free(&m);
+  }
+  q = query(LB, o.h, ""); /* refused modifies changed nothing */
+  CHECK(contains(q.out, "\"ExternalPort\":80,"));
+  res_free(&q);
+  static const uint32_t with[][2] = {{15, 5}, {15, 9}, {16, 0}, {17, 2}};
+  for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) {
+    L.set_version(with[i][0], with[i][1]);
+    m = modify(LB, o.h, s);
+    CHECK_MSG(m.hr == 0, "modify on %u.%u: 0x%08X", (unsigned)with[i][0], (unsigned)with[i][1],
+              (unsigned)m.hr);
+    res_free(&m);
+  }
+  L.set_version(15, 5);
   free(s);
   /* Port 80 on 10.96.0.10/TCP is free again. */
   s = lb_json("10.96.0.10", 6, 80, NULL, NULL);

@@ -202,6 +202,52 @@ Deno.test("emulator: a hand-written state file seeds HNS, malformed LB included"
   });
 });
 
+Deno.test("emulator: HNSEMU_VERSION decides in-place update and the HCN API of a process", async () => {
+  await withStateDir(async (file) => {
+    const run = async (version: string, ...cmds: string[]) => {
+      const r = await runCheck(["ctl", ...cmds], {
+        HNSEMU_STATE_FILE: file,
+        HNSEMU_VERSION: version,
+      });
+      assert.deepEqual(r.code, 0, r.stderr);
+      return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as CtlLine);
+    };
+    const [net] = await run(
+      "10.0",
+      "create-net",
+      JSON.stringify({ Name: "cbr0", Type: "L2Bridge" }),
+    );
+    const [ep] = await run(
+      "10.0",
+      ...[
+        "create-ep",
+        net.out!,
+        JSON.stringify({ IpConfigurations: [{ IpAddress: "10.244.1.5" }] }),
+      ],
+    );
+    const lb = {
+      HostComputeEndpoints: [ep.out],
+      FrontendVIPs: ["10.96.0.1"],
+      PortMappings: [{ Protocol: 6, InternalPort: 6443, ExternalPort: 443 }],
+    };
+    const [created] = await run("10.0", "create-lb", JSON.stringify(lb));
+    const changed = JSON.stringify({ ...lb, HostComputeEndpoints: [] });
+    for (const version of ["10.0", "14.0", "15.4"]) {
+      const [m] = await run(version, "modify-lb", created.out!, changed);
+      assert.deepEqual(m.hr, "0x80004001", version);
+      assert.match(m.err!, /needs HNS 15\.5-15\.x or 16\.0\+/);
+    }
+    for (const version of ["15.5", "16.0"]) {
+      const [m] = await run(version, "modify-lb", created.out!, changed);
+      assert.deepEqual(m.hr, "0x00000000", version);
+    }
+    // No HCN (v2) API below 9.2: the objects are there, but no call reaches them.
+    const [listed] = await run("9.1", "enum", "lb", "-");
+    assert.deepEqual(listed.hr, "0x80004001");
+    assert.deepEqual(JSON.parse((await run("9.2", "enum", "lb", "-"))[0].out!), [created.out]);
+  });
+});
+
 Deno.test("emulator: state file: what one process writes, the next one sees", async () => {
   await withStateDir(async (file) => {
     const [net] = await ctl(
@@ -384,7 +430,7 @@ Deno.test("emulator: Deno.dlopen sees UTF-16 strings, GUIDs and handles as HNS g
     s.HnsEmuReset();
     const response = new BigUint64Array(1);
     assert.deepEqual(s.HNSCall(wide("GET"), wide("/globals/version"), wide(""), response), 0);
-    assert.deepEqual(JSON.parse(take(response)!).Output, { Major: 15, Minor: 4 });
+    assert.deepEqual(JSON.parse(take(response)!).Output, { Major: 15, Minor: 5 });
 
     // GUID bytes: Data1..3 little-endian, Data4 in order.
     const guid = new Uint8Array([

@@ -26,11 +26,11 @@ void hm_clear(hmap *m) {
     hentry *e = m->buckets[i];
     while (e) {
       hentry *next = e->next;
-      free(e);
+      xfree(e);
       e = next;
     }
   }
-  free(m->buckets);
+  xfree(m->buckets);
   hm_init(m);
 }
 
@@ -58,7 +58,7 @@ static void rehash(hmap *m, size_t nb) {
       e = next;
     }
   }
-  free(m->buckets);
+  xfree(m->buckets);
   m->buckets = b;
   m->nbuckets = nb;
 }
@@ -90,7 +90,7 @@ void *hm_del(hmap *m, const char *key) {
   if (!e) return NULL;
   void *val = e->val;
   *pp = e->next;
-  free(e);
+  xfree(e);
   m->count--;
   return val;
 }

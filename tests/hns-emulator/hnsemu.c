@@ -4,7 +4,8 @@
  * control functions for tests and benchmarks.
  *
  * Every HCN call follows the same path: sleep the configured latency (outside
- * the lock, so concurrent calls overlap as with real HNS), take the global
+ * the lock, so concurrent calls overlap as with real HNS; or inside it in the
+ * serialised mode, where HNS works one call at a time), take the global
  * lock, count the call, apply an injected failure if one is due, sync with
  * the state file, run the rule, and hand out strings and handles that the
  * leak counters track until CoTaskMemFree / HcnClose*.
@@ -76,8 +77,13 @@ static int64_t g_calls[FN_COUNT];
 static int64_t g_total_hcn_calls;
 static fail_rule *g_rules;
 static size_t g_nrules;
-static uint32_t g_major, g_minor, g_env_major = 15, g_env_minor = 4;
-static uint32_t g_latency_us, g_env_latency_us; /* g_latency_us is read without the lock */
+static uint32_t g_major, g_minor, g_env_major = 15, g_env_minor = 5;
+/* The latency model: base + slope x objects held, read without the lock. Real HNS gets slower as
+ * it holds more objects, and some of its work is serialised. */
+static uint32_t g_latency_us, g_env_latency_us;
+static uint32_t g_slope_ns, g_env_slope_ns; /* nanoseconds per object held */
+static int32_t g_serial, g_env_serial;      /* sleep under the lock: calls do not overlap */
+static int64_t g_objects_held;              /* objects of every kind, as of the last call's end */
 
 typedef struct handle_rec {
   obj_kind kind;
@@ -102,7 +108,7 @@ static void parse_env_failures(const char *spec) {
     }
     add_rule(fn_lookup(name), (uint32_t)nth, (int32_t)(uint32_t)strtoll(hrtext, NULL, 0));
   }
-  free(copy);
+  xfree(copy);
 }
 
 /* ---- configuration: the environment, else `<library file>.env` ------------ */
@@ -145,6 +151,20 @@ static const char *knob(const char *name) {
   return NULL;
 }
 
+static void restore_env_latency(void) {
+  __atomic_store_n(&g_latency_us, g_env_latency_us, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_slope_ns, g_env_slope_ns, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_serial, g_env_serial, __ATOMIC_RELAXED);
+}
+
+/* This call's latency under the model, in microseconds. */
+static uint32_t call_latency_us(void) {
+  uint64_t us = __atomic_load_n(&g_latency_us, __ATOMIC_RELAXED);
+  uint64_t slope = __atomic_load_n(&g_slope_ns, __ATOMIC_RELAXED);
+  if (slope) us += slope * (uint64_t)__atomic_load_n(&g_objects_held, __ATOMIC_RELAXED) / 1000;
+  return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static void init_once(void) {
   store_init(&g_store);
   hm_init(&g_handles);
@@ -164,7 +184,11 @@ static void init_once(void) {
   g_minor = g_env_minor;
   const char *lat = knob("HNSEMU_LATENCY_US");
   if (lat && *lat) g_env_latency_us = (uint32_t)strtoul(lat, NULL, 10);
-  __atomic_store_n(&g_latency_us, g_env_latency_us, __ATOMIC_RELAXED);
+  const char *slope = knob("HNSEMU_LATENCY_SLOPE_NS");
+  if (slope && *slope) g_env_slope_ns = (uint32_t)strtoul(slope, NULL, 10);
+  const char *serial = knob("HNSEMU_LATENCY_SERIAL");
+  if (serial && *serial) g_env_serial = strcmp(serial, "0") != 0;
+  restore_env_latency();
   const char *fail = knob("HNSEMU_FAIL");
   if (fail && *fail) parse_env_failures(fail);
   persist_configure(knob("HNSEMU_STATE_FILE"));
@@ -221,12 +245,30 @@ typedef struct call {
 } call;
 
 /* Start a call; returns 0 when it already failed (injected or state-file error). Lock taken. */
+/* ---- what the reported version supports (hcsshim's hcn version ranges) ---- */
+
+static int version_at_least(uint32_t major, uint32_t minor) {
+  return g_major > major || (g_major == major && g_minor >= minor);
+}
+
+/* V2ApiSupport: 9.2+. Version 0.0 (unreadable) keeps the API. */
+static int v2_api_supported(void) {
+  return (g_major == 0 && g_minor == 0) || version_at_least(9, 2);
+}
+
+/* ModifyLoadbalancerVersion: 15.5-15.x and 16.0+ (15.4 has none). */
+static int modify_lb_supported(void) {
+  return (g_major == 15 && g_minor >= 5) || g_major >= 16;
+}
+
 static int call_begin(call *c, int fn, int uses_store) {
   ensure_init();
   memset(c, 0, sizeof *c);
   c->fn = fn;
-  plat_sleep_us(__atomic_load_n(&g_latency_us, __ATOMIC_RELAXED));
+  int serial = __atomic_load_n(&g_serial, __ATOMIC_RELAXED);
+  if (!serial) plat_sleep_us(call_latency_us());
   plat_mutex_lock();
+  if (serial) plat_sleep_us(call_latency_us());
   g_calls[fn]++;
   if (fn != FN_HNSCALL) g_total_hcn_calls++;
   for (size_t i = 0; i < g_nrules; i++) {
@@ -240,6 +282,12 @@ static int call_begin(call *c, int fn, int uses_store) {
     }
   }
   if (c->hr) return 0;
+  /* Close still releases a handle made before the version changed. */
+  if (fn != FN_HNSCALL && fn % NOPS != FN_CLOSE && !v2_api_supported()) {
+    snprintf(c->detail, sizeof c->detail, "the HCN (v2) API needs HNS 9.2 or later");
+    c->hr = HR_E_NOTIMPL;
+    return 0;
+  }
   if (uses_store && persist_enabled()) {
     c->hr = persist_begin(&g_store, c->detail, sizeof c->detail);
     if (c->hr) return 0;
@@ -259,6 +307,9 @@ static void call_commit(call *c) {
 /* Finish: error record on failure, unlock, return the HRESULT. */
 static int32_t call_end(call *c, wch **error_record) {
   call_commit(c);
+  int64_t held = 0;
+  for (int k = 0; k < NKINDS; k++) held += (int64_t)g_store.count[k];
+  __atomic_store_n(&g_objects_held, held, __ATOMIC_RELAXED);
   if (c->hr < 0 && error_record) {
     sbuf b;
     sb_init(&b);
@@ -286,12 +337,12 @@ static jval *parse_arg(call *c, const wch *text, int allow_empty) {
   size_t len;
   char *utf8 = utf16_to_utf8(text, &len);
   if (len == 0 && allow_empty) {
-    free(utf8);
+    xfree(utf8);
     return NULL;
   }
   char err[200];
   jval *v = json_parse(utf8, len, err, sizeof err);
-  free(utf8);
+  xfree(utf8);
   if (!v || v->t != J_OBJ) {
     if (v) snprintf(err, sizeof err, "not a JSON object");
     json_free(v);
@@ -340,8 +391,8 @@ static void drop_handles(void) {
   for (size_t i = 0; i < g_handles.nbuckets; i++)
     for (hentry *e = g_handles.buckets[i]; e; e = e->next) {
       handle_rec *r = e->val;
-      free(r->key);
-      free(r);
+      xfree(r->key);
+      xfree(r);
     }
   hm_clear(&g_handles);
   g_open_handles = 0;
@@ -446,7 +497,8 @@ static int32_t do_modify(obj_kind k, HANDLE_T h, const wch *settings, wch **err)
   call c;
   if (err) *err = NULL;
   if (!call_begin(&c, FN_HCN(k, FN_MODIFY), 1)) return call_end(&c, err);
-  if (k == K_LB && (g_major < 15 || (g_major == 15 && g_minor < 4))) {
+  if (k == K_LB && !modify_lb_supported()) {
+    snprintf(c.detail, sizeof c.detail, "in-place load balancer update needs HNS 15.5-15.x or 16.0+");
     c.hr = HR_E_NOTIMPL;
     return call_end(&c, err);
   }
@@ -523,8 +575,8 @@ static int32_t do_close(obj_kind k, HANDLE_T h) {
   char hk[32];
   snprintf(hk, sizeof hk, "%llx", (unsigned long long)(uintptr_t)h);
   hm_del(&g_handles, hk);
-  free(r->key);
-  free(r);
+  xfree(r->key);
+  xfree(r);
   g_open_handles--;
   return call_end(&c, NULL);
 }
@@ -625,8 +677,8 @@ EXPORT int32_t HNSCall(const wch *method, const wch *path, const wch *request, w
   }
   *response = out_string(out.p, out.n);
   sb_free(&out);
-  free(m);
-  free(p);
+  xfree(m);
+  xfree(p);
   return call_end(&c, NULL);
 }
 
@@ -642,7 +694,7 @@ EXPORT void CoTaskMemFree(void *p) {
   if (gen) {
     hm_del(&g_strings, k);
     if (gen == g_string_gen) g_outstanding--;
-    free(p);
+    xfree(p);
   } else {
     /* Not ours, or already freed: count it instead of corrupting the heap. */
     g_invalid_frees++;
@@ -659,12 +711,13 @@ EXPORT void HnsEmuReset(void) {
   drop_handles();
   memset(g_calls, 0, sizeof g_calls);
   g_total_hcn_calls = 0;
-  free(g_rules);
+  xfree(g_rules);
   g_rules = NULL;
   g_nrules = 0;
   g_major = g_env_major;
   g_minor = g_env_minor;
-  __atomic_store_n(&g_latency_us, g_env_latency_us, __ATOMIC_RELAXED);
+  restore_env_latency();
+  __atomic_store_n(&g_objects_held, 0, __ATOMIC_RELAXED);
   /* Strings handed out before the reset are still freeable but no longer counted. */
   g_string_gen++;
   g_outstanding = 0;
@@ -692,6 +745,13 @@ EXPORT void HnsEmuSetLatencyMicros(uint32_t us) {
   __atomic_store_n(&g_latency_us, us, __ATOMIC_RELAXED);
 }
 
+EXPORT void HnsEmuSetLatencyModel(uint32_t base_us, uint32_t slope_ns, int32_t serial) {
+  ensure_init();
+  __atomic_store_n(&g_latency_us, base_us, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_slope_ns, slope_ns, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_serial, serial != 0, __ATOMIC_RELAXED);
+}
+
 EXPORT int32_t HnsEmuFailCall(const char *fn, uint32_t nth, int32_t hresult) {
   ensure_init();
   int id = fn ? fn_lookup(fn) : -1;
@@ -705,7 +765,7 @@ EXPORT int32_t HnsEmuFailCall(const char *fn, uint32_t nth, int32_t hresult) {
 EXPORT void HnsEmuClearFailures(void) {
   ensure_init();
   plat_mutex_lock();
-  free(g_rules);
+  xfree(g_rules);
   g_rules = NULL;
   g_nrules = 0;
   plat_mutex_unlock();
@@ -729,6 +789,16 @@ EXPORT int64_t HnsEmuCallCount(const char *fn) {
   if (!fn) return read_counter(&g_total_hcn_calls);
   int id = fn_lookup(fn);
   return id < 0 ? -1 : read_counter(&g_calls[id]);
+}
+
+EXPORT uint32_t HnsEmuNextLatencyMicros(void) {
+  ensure_init();
+  return call_latency_us();
+}
+
+EXPORT int64_t HnsEmuHeapBytes(void) {
+  ensure_init();
+  return heap_bytes();
 }
 
 EXPORT int64_t HnsEmuObjectCount(const char *kind) {

@@ -349,12 +349,12 @@ void json_free(jval *v) {
   if (!v) return;
   for (size_t i = 0; i < v->n; i++) {
     json_free(v->items[i]);
-    if (v->t == J_OBJ) free(v->keys[i]);
+    if (v->t == J_OBJ) xfree(v->keys[i]);
   }
-  free(v->items);
-  free(v->keys);
-  free(v->s);
-  free(v);
+  xfree(v->items);
+  xfree(v->keys);
+  xfree(v->s);
+  xfree(v);
 }
 
 jval *json_clone(const jval *v) {
@@ -534,7 +534,7 @@ void json_del(jval *obj, const char *key) {
   long i = find_key(obj, key);
   if (i < 0) return;
   json_free(obj->items[i]);
-  free(obj->keys[i]);
+  xfree(obj->keys[i]);
   memmove(obj->items + i, obj->items + i + 1, (obj->n - (size_t)i - 1) * sizeof *obj->items);
   memmove(obj->keys + i, obj->keys + i + 1, (obj->n - (size_t)i - 1) * sizeof *obj->keys);
   obj->n--;

@@ -12,8 +12,8 @@ static char *g_lock_path;
 static file_ident g_seen; /* the file version the store currently mirrors */
 
 void persist_configure(const char *path) {
-  free(g_path);
-  free(g_lock_path);
+  xfree(g_path);
+  xfree(g_lock_path);
   g_path = g_lock_path = NULL;
   memset(&g_seen, 0, sizeof g_seen);
   if (!path || !*path) return;
@@ -64,7 +64,7 @@ static int32_t reload(store *s, char *detail, size_t n) {
   size_t i = 0;
   while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
   jval *doc = i == len ? json_new_obj() : json_parse(data, len, err, sizeof err);
-  free(data);
+  xfree(data);
   if (!doc) {
     snprintf(detail, n, "HNSEMU_STATE_FILE %s: invalid JSON: %s", g_path, err);
     return HR_INVALID_DATA;

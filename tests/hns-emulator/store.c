@@ -26,8 +26,8 @@ static void kl_push(keylist *l, const char *s) {
 }
 
 static void free_keys(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
+  for (size_t i = 0; i < n; i++) xfree(v[i]);
+  xfree(v);
 }
 
 static void kl_free(keylist *l) {
@@ -102,13 +102,13 @@ void store_init(store *s) {
 
 static void free_obj(obj *o) {
   json_free(o->doc);
-  free(o->id_json);
-  free(o->net_val);
-  free(o->key);
-  free(o->net_key);
+  xfree(o->id_json);
+  xfree(o->net_val);
+  xfree(o->key);
+  xfree(o->net_key);
   free_keys(o->idx, o->nidx);
   free_keys(o->ep_keys, o->nep);
-  free(o);
+  xfree(o);
 }
 
 void store_clear(store *s) {
@@ -121,7 +121,7 @@ void store_clear(store *s) {
       o = next;
     }
     hm_clear(&s->by_id[k]);
-    free(s->list[k]);
+    xfree(s->list[k]);
   }
   hm_clear(&s->ep_ip);
   hm_clear(&s->lb_port);
@@ -140,7 +140,7 @@ int32_t store_not_found(obj_kind k) {
 obj *store_find(const store *s, obj_kind k, const char *id) {
   char *key = id_key(id);
   obj *o = hm_get(&s->by_id[k], key);
-  free(key);
+  xfree(key);
   return o;
 }
 
@@ -152,7 +152,7 @@ static void entry_net(listent *e, const obj *o) {
 
 /* The endpoint's network value as the filter reads it (see matches). */
 static void cache_net_val(obj *o) {
-  free(o->net_val);
+  xfree(o->net_val);
   o->net_val = NULL;
   o->net_val_len = 0;
   if (o->kind != K_ENDPOINT) return;
@@ -170,7 +170,7 @@ static void cache_id_json(obj *o) {
   const jval *id = json_get(o->doc, "ID");
   if (id && id->t == J_STR) json_write_str(&b, id->s, id->slen);
   else json_write_str(&b, o->key, strlen(o->key));
-  free(o->id_json);
+  xfree(o->id_json);
   o->id_json_len = b.n;
   o->id_json = sb_take(&b);
 }
@@ -647,7 +647,7 @@ int store_load(store *s, const jval *doc, int *changed, char *err, size_t errlen
       if (hm_get(&s->by_id[k], key)) {
         fprintf(stderr, "hnsemu: state file: dropping duplicate %s ID %s\n", kind_array_names[k],
                 key);
-        free(key);
+        xfree(key);
         json_free(d);
         *changed = 1;
         continue;
@@ -665,7 +665,7 @@ int store_load(store *s, const jval *doc, int *changed, char *err, size_t errlen
         char *nkey = net ? xstrdup(net->key) : id_key(nid);
         endpoint_ip_keys(d, nkey, 0, &idx);
         if (net) o->net_key = nkey;
-        else free(nkey);
+        else xfree(nkey);
       } else if (k == K_LB) {
         lb_port_keys(d, 0, &idx);
         lb_endpoint_keys(s, d, 0, &eps);

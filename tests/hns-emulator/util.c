@@ -5,6 +5,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <malloc.h>
+#define usable_size(p) _msize(p)
+#else
+#include <malloc.h>
+#define usable_size(p) malloc_usable_size(p)
+#endif
+
+/* Bytes the library holds in blocks from x*alloc, as the allocator sized them. */
+static int64_t g_heap_bytes;
+
+static void heap_add(void *p) {
+  __atomic_add_fetch(&g_heap_bytes, (int64_t)usable_size(p), __ATOMIC_RELAXED);
+}
+
+static void heap_sub(void *p) {
+  __atomic_sub_fetch(&g_heap_bytes, (int64_t)usable_size(p), __ATOMIC_RELAXED);
+}
+
+int64_t heap_bytes(void) { return __atomic_load_n(&g_heap_bytes, __ATOMIC_RELAXED); }
+
+void xfree(void *p) {
+  if (!p) return;
+  heap_sub(p);
+  free(p);
+}
 
 static void oom(size_t n) {
   fprintf(stderr, "hnsemu: out of memory allocating %lu bytes\n", (unsigned long)n);
@@ -14,18 +40,22 @@ static void oom(size_t n) {
 void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p) oom(n);
+  heap_add(p);
   return p;
 }
 
 void *xcalloc(size_t count, size_t size) {
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) oom(count * size);
+  heap_add(p);
   return p;
 }
 
 void *xrealloc(void *p, size_t n) {
+  if (p) heap_sub(p);
   void *q = realloc(p, n ? n : 1);
   if (!q) oom(n);
+  heap_add(q);
   return q;
 }
 
@@ -65,7 +95,7 @@ void sb_init(sbuf *b) {
 }
 
 void sb_free(sbuf *b) {
-  free(b->p);
+  xfree(b->p);
   sb_init(b);
 }
 

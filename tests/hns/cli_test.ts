@@ -150,7 +150,7 @@ Deno.test("cli: version, with the features in words or as JSON", async () => {
   equal(text.stdout, "HNS version: 12.0\nfeatures: api dsr ipv6DualStack sessionAffinity\n");
   const json = await hns(["version", "--json", "--hns-library", library]);
   deepEqual(JSON.parse(json.stdout), {
-    version: { major: 15, minor: 4 },
+    version: { major: 15, minor: 5 },
     features: {
       api: true,
       dsr: true,
@@ -163,6 +163,20 @@ Deno.test("cli: version, with the features in words or as JSON", async () => {
     env: { HNSEMU_VERSION: "0.0" },
   });
   match(unknown.stdout, /^HNS version: unknown/);
+  match(unknown.stdout, /hnsproxy cannot start here: cannot read the HNS version/);
+  const old = await hns(["version", "--hns-library", library], {
+    env: { HNSEMU_VERSION: "9.1" },
+  });
+  match(old.stdout, /hnsproxy cannot start here: HNS 9\.1 has no HCN \(v2\) API/);
+  const noDsr = await hns(["version", "--hns-library", library], {
+    env: { HNSEMU_VERSION: "10.0" },
+  });
+  equal(
+    noDsr.stdout,
+    "HNS version: 10.0\nfeatures: api\nhnsproxy starts here, but not with --enable-dsr: " +
+      "HNS 10.0 has no Direct Server Return (needs HNS 9.3–9.x or 10.2+); " +
+      "remove the flag (enableDSR in the config file) or update Windows\n",
+  );
 });
 
 Deno.test("cli: the memory backend is an empty HNS", async () => {

@@ -41,9 +41,9 @@ function remote(ip: string, nodeIp: string): HcnEndpoint {
 
 // ---- version and features ----
 
-backendTest("version 15.4 turns every feature on, and is read once", async ({ api, control }) => {
+backendTest("version 15.5 turns every feature on, and is read once", async ({ api, control }) => {
   const client = createHnsClient(api);
-  deepEqual(await client.version(), { major: 15, minor: 4 });
+  deepEqual(await client.version(), { major: 15, minor: 5 });
   deepEqual(await client.features(), {
     api: true,
     dsr: true,
@@ -83,7 +83,7 @@ backendTest(
     const client = createHnsClient(api);
     equal(await client.version(), null);
     deepEqual(Object.values(await client.features()), [false, false, false, false, false]);
-    control.setVersion(15, 4);
+    control.setVersion(15, 5);
     control.failCall("HNSCall", 1, HResult.MANAGER_STOPPED);
     equal(await createHnsClient(api).version(), null);
   },
@@ -572,16 +572,59 @@ backendTest(
   },
 );
 
-backendTest("load balancers: modify needs HNS 15.4", async ({ api, control }) => {
-  const { client, a } = await node(api);
-  const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a]));
-  control.setVersion(15, 3);
-  const err = await expectHnsError(
-    client.modifyLoadBalancer(lb.ID!, clusterIpLb("10.96.0.10", 81, [a])),
-    HResult.E_NOTIMPL,
-  );
-  equal(err.operation, "modifyLoadBalancer (HcnModifyLoadBalancer)");
-  deepEqual(await client.getLoadBalancer(lb.ID!), lb);
+backendTest(
+  "load balancers: modify needs HNS 15.5–15.x or 16.0+; once refused, the client stops asking",
+  async ({ api, control }) => {
+    for (const [major, minor] of [[15, 5], [15, 9], [16, 0], [17, 1]]) {
+      control.setVersion(major, minor);
+      const { client, a } = await node(api);
+      const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a]));
+      await client.modifyLoadBalancer(lb.ID!, clusterIpLb("10.96.0.10", 81, [a]));
+      equal(client.modifyUnsupported, false);
+      equal((await client.features()).modifyLoadBalancer, true, `${major}.${minor}`);
+      control.reset();
+    }
+    for (const [major, minor] of [[15, 4], [15, 3], [14, 0], [12, 0]]) {
+      control.setVersion(major, minor);
+      const { client, a } = await node(api);
+      const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a]));
+      const err = await expectHnsError(
+        client.modifyLoadBalancer(lb.ID!, clusterIpLb("10.96.0.10", 81, [a])),
+        HResult.E_NOTIMPL,
+      );
+      equal(err.operation, "modifyLoadBalancer (HcnModifyLoadBalancer)");
+      deepEqual(await client.getLoadBalancer(lb.ID!), lb);
+      equal(client.modifyUnsupported, true);
+      control.reset();
+    }
+    // A client that was refused once does not call HNS again, even if HNS would now accept.
+    control.setVersion(15, 5);
+    control.failCall("HcnModifyLoadBalancer", 1, HResult.E_NOTIMPL);
+    const { client, a } = await node(api);
+    const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.10", 80, [a]));
+    await expectHnsError(
+      client.modifyLoadBalancer(lb.ID!, clusterIpLb("10.96.0.10", 81, [a])),
+      HResult.E_NOTIMPL,
+    );
+    equal((await client.features()).modifyLoadBalancer, false);
+    const calls = control.callCount("HcnModifyLoadBalancer");
+    await expectHnsError(
+      client.modifyLoadBalancer(lb.ID!, clusterIpLb("10.96.0.10", 82, [a])),
+      HResult.E_NOTIMPL,
+    );
+    equal(control.callCount("HcnModifyLoadBalancer"), calls);
+    deepEqual(await client.getLoadBalancer(lb.ID!), lb);
+  },
+);
+
+backendTest("below HNS 9.2 there is no HCN (v2) API", async ({ api, control }) => {
+  control.setVersion(9, 1);
+  const client = createHnsClient(api);
+  await expectHnsError(client.listNetworks(), HResult.E_NOTIMPL);
+  deepEqual(await client.version(), { major: 9, minor: 1 });
+  equal((await client.features()).api, false);
+  control.setVersion(9, 2);
+  deepEqual(await client.listNetworks(), []);
 });
 
 backendTest("an endpoint held by a load balancer cannot be deleted", async ({ api }) => {

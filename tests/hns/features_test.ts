@@ -21,8 +21,13 @@ Deno.test("features: thresholds of the version table, inclusive", () => {
   deepEqual(on(11, 10), ["api", "dsr", "ipv6DualStack"]);
   deepEqual(on(12, 0), ["api", "dsr", "ipv6DualStack", "sessionAffinity"]);
   deepEqual(on(15, 3), ["api", "dsr", "ipv6DualStack", "sessionAffinity"]);
-  deepEqual(on(15, 4), ["api", "dsr", "ipv6DualStack", "sessionAffinity", "modifyLoadBalancer"]);
-  deepEqual(on(16, 0), ["api", "dsr", "ipv6DualStack", "sessionAffinity", "modifyLoadBalancer"]);
+  // hcsshim's ModifyLoadbalancerVersion: 15.5–15.x and 16.0+, not 15.4.
+  deepEqual(on(15, 4), ["api", "dsr", "ipv6DualStack", "sessionAffinity"]);
+  const all = ["api", "dsr", "ipv6DualStack", "sessionAffinity", "modifyLoadBalancer"];
+  deepEqual(on(15, 5), all);
+  deepEqual(on(15, 99), all);
+  deepEqual(on(16, 0), all);
+  deepEqual(on(17, 3), all);
 });
 
 Deno.test("features: an unreadable version supports nothing", () => {

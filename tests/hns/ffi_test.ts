@@ -89,7 +89,11 @@ Deno.test({
       try {
         equal(api.hasModifyLoadBalancer, false);
         const client = createHnsClient(api);
-        equal((await client.features()).modifyLoadBalancer, false, "15.4 but no symbol");
+        equal(
+          (await client.features()).modifyLoadBalancer,
+          false,
+          "15.5 (the default) but no symbol",
+        );
         const net = await makeNetwork(api, { Name: "cbr0" });
         const ep = await client.createEndpoint(net, {
           IpConfigurations: [{ IpAddress: "10.1.0.2" }],

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { ApiError, type KubeObject, NODES, SERVICES } from "../../lib/kube/api.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import {
-  backoffDelay,
   Reflector,
   type ReflectorClient,
   type ReflectorHandler,
@@ -446,14 +445,4 @@ Deno.test("reflector: ApiError carries the Status reason", async () => {
   assert.equal(err.code, 429);
   assert.equal(err.reason, "TooManyRequests");
   assert.match(err.message, /slow down/);
-});
-
-Deno.test("backoffDelay: exponential with jitter, capped", () => {
-  const lo = () => 0;
-  const hi = () => 0.999999;
-  assert.equal(backoffDelay(1, 800, 30_000, lo), 400);
-  assert.ok(backoffDelay(1, 800, 30_000, hi) < 800);
-  assert.equal(backoffDelay(3, 800, 30_000, lo), 1600);
-  assert.ok(backoffDelay(20, 800, 30_000, hi) <= 30_000);
-  assert.equal(backoffDelay(20, 800, 30_000, lo), 15_000);
 });

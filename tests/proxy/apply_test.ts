@@ -15,6 +15,7 @@ import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import type { HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { RecordingLogger } from "../kube/helpers.ts";
 
 const NET = "11111111-1111-1111-1111-111111111111";
 const LOCAL_EP = "22222222-2222-2222-2222-222222222222";
@@ -155,6 +156,63 @@ Deno.test("apply: creates endpoints then LBs with resolved backend IDs; records 
   assert.ok(!ctx.ownership.owns(LOCAL_EP), "the CNI's endpoint is never owned");
   assert.deepEqual(await lbsInHns(client), [{ vip: "10.96.0.10", port: 80, backends: 2 }]);
   assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: every create is on disk in the ownership record before HNS is asked; one write per phase", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    const { api, client } = newHns();
+    const { ctx } = context(client, { ownership: await OwnershipRecord.load(path) });
+    let writes = 0;
+    const flush = ctx.ownership.flush.bind(ctx.ownership);
+    ctx.ownership.flush = (force) => {
+      writes++;
+      return flush(force);
+    };
+    const unlisted: string[] = [];
+    const create = api.create.bind(api);
+    api.create = async (kind, id, settings, network) => {
+      // What a crash right now would leave: the record on disk.
+      if (!(await OwnershipRecord.load(path)).owns(id)) unlisted.push(`${kind} ${id}`);
+      return await create(kind, id, settings, network);
+    };
+    const ips = ["10.244.2.7", "10.244.2.8", "10.244.2.9"];
+    const lbs = ips.map((ip, i) => lb(`10.96.0.${10 + i}`, 80, [`ep/remote/${ip}`]));
+    const result = await applyPlan(plan(...ips.map((ip) => remoteEp(ip)), ...lbs.map(createLb)), {
+      ...ctx,
+      concurrency: 2,
+    });
+    assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+    assert.equal(api.objectCount("LoadBalancer"), 3);
+    assert.deepEqual(unlisted, [], "created before it was recorded");
+    assert.equal(writes, 2, "one write for the endpoint creates, one for the LB creates");
+    assert.equal(ctx.ownership.dirty, false, "nothing left to write");
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), ctx.ownership.list());
+    assert.equal(ctx.ownership.size, 6);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("apply: a create that made nothing (refused, blocked) is not left in the ownership record", async () => {
+  const { api, client } = newHns();
+  const foreignId = (await client.createLoadBalancer({
+    HostComputeEndpoints: [LOCAL_EP],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 1234, ExternalPort: 80 }],
+  })).ID!;
+  const { ctx } = context(client);
+  api.failCall("HcnCreateEndpoint", 1, HResult.E_INVALIDARG);
+  const refused = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
+  const blocked = lb("10.96.0.11", 80, ["ep/remote/10.244.2.7"]);
+  const result = await applyPlan(
+    plan(remoteEp("10.244.2.7"), createLb(refused), createLb(blocked)),
+    ctx,
+  );
+  assert.equal(result.applied.length, 0);
+  assert.equal(ctx.ownership.size, 0, ctx.ownership.list().map((o) => o.key).join(", "));
+  assert.deepEqual((await client.listLoadBalancers()).map((l) => l.ID), [foreignId]);
 });
 
 Deno.test("apply: an endpoint create without a payload sends the desired endpoint's HNS JSON", async () => {
@@ -373,9 +431,13 @@ Deno.test("apply: a port conflict with a foreign LB is reported and retried, nev
   const { ctx, conflicts } = context(client);
   const a = lb("10.96.0.10", 80, ["ep/local/10.244.1.5"]);
   const result = await applyPlan(plan(createLb(a)), ctx);
-  assert.equal(result.failed.length, 1);
-  assert.deepEqual(conflicts.map((c) => [c.key, c.foreignId]), [[a.key, foreignId]]);
+  assert.equal(result.failed.length, 0, "a conflict, not a failure to retry at once");
+  assert.deepEqual(conflicts.map((c) => [c.key, c.serviceKey, c.foreignId]), [
+    [a.key, a.serviceKey, foreignId],
+  ]);
+  assert.deepEqual(result.conflicts.map((c) => c.key), [a.key]);
   assert.ok(result.retryAfterMs !== undefined);
+  assert.ok(ctx.backoff.ready(a.key), "no per-operation backoff: the conflict tracker paces it");
   assert.equal(ctx.observed.foreignLoadBalancers.get(a.key)?.id, foreignId);
   const held = await client.listLoadBalancers();
   assert.deepEqual(held.map((l) => l.ID), [foreignId]);
@@ -392,24 +454,49 @@ Deno.test("apply: plan conflicts are reported and scheduled for a retry", async 
   assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs > 0);
 });
 
-Deno.test("apply: a create whose answer was lost is taken over on retry, not duplicated or leaked", async () => {
-  const { api, client } = newHns();
-  const { ctx } = context(client);
-  // HNS makes the first endpoint and the first load balancer, but the answers are lost.
+/** HNS makes the first object of each kind in `lost` but the create's answer is lost. */
+function loseCreateAnswers(api: MemoryHcnApi, lost: Set<HcnKind>) {
   const create = api.create.bind(api);
-  const lost = new Set<HcnKind>(["Endpoint", "LoadBalancer"]);
   api.create = async (kind, id, settings, network) => {
     const handle = await create(kind, id, settings, network);
     if (!lost.delete(kind)) return handle;
     await api.close(kind, handle);
     throw new HnsError({ hresult: HResult.MANAGER_STOPPED, operation: `HcnCreate${kind}` });
   };
+}
+
+Deno.test("apply: a create whose answer was lost is found in HNS under its GUID and kept", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  loseCreateAnswers(api, new Set<HcnKind>(["Endpoint", "LoadBalancer"]));
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
+  const result = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(api.objectCount("LoadBalancer"), 2);
+  assert.equal(api.objectCount("Endpoint"), 2);
+  for (const held of await client.listLoadBalancers()) assert.ok(ctx.ownership.owns(held.ID!));
+  assert.equal(ctx.ownership.size, 3, "what HNS holds, nothing more");
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a create whose answer was lost and HNS unreachable stays owned; a retry takes it, nothing leaks", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  loseCreateAnswers(api, new Set<HcnKind>(["Endpoint", "LoadBalancer"]));
+  // The look-ups after the lost answers fail too.
+  api.failCall("HcnOpenEndpoint", 1, HResult.MANAGER_STOPPED);
+  api.failCall("HcnOpenLoadBalancer", 1, HResult.MANAGER_STOPPED);
   const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
   const b = lb("10.96.0.11", 81, ["ep/local/10.244.1.5"]);
   const first = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
   assert.deepEqual(first.failed.map((f) => f.op.key).sort(), ["ep/remote/10.244.2.7", b.key]);
   assert.equal(api.objectCount("LoadBalancer"), 1, "HNS did make b");
   assert.equal(api.objectCount("Endpoint"), 2, "HNS did make the remote endpoint");
+  for (const held of await client.listLoadBalancers()) {
+    assert.ok(ctx.ownership.owns(held.ID!), "what HNS may hold stays owned");
+  }
+  assert.equal(ctx.ownership.size, 2, "a, never tried, is not listed");
 
   const retry = { ...ctx, backoff: new Backoff({ jitter: 0 }) };
   const second = await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), retry);
@@ -446,6 +533,82 @@ Deno.test("apply: modify in place; a modify of a vanished LB creates it afresh",
   assert.equal(held.length, 1);
   assert.ok(ctx.ownership.owns(held[0].ID!));
   assert.ok(!ctx.ownership.owns(id));
+  assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: a modify HNS answers E_NOTIMPL becomes delete + create, and no modify is tried again", async () => {
+  const { api, client } = newHns();
+  const logger = new RecordingLogger();
+  const { ctx } = context(client, { logger });
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+  const b = lb("10.96.0.11", 443, ["ep/remote/10.244.2.7"]);
+  await applyPlan(plan(remoteEp("10.244.2.7"), createLb(a), createLb(b)), ctx);
+  const oldIds = [a, b].map((x) => ctx.observed.loadBalancers.get(x.key)!.id);
+  const oldEp = ctx.observed.endpoints.get("ep/remote/10.244.2.7")!.id;
+
+  // The pod moved: both LBs now need 10.244.2.8. Plan order as reconcile makes it with
+  // ModifyLoadbalancer on: create the new endpoint, modify both LBs, then delete the old one.
+  api.failCall("HcnModifyLoadBalancer", 1, HResult.E_NOTIMPL);
+  const a2 = lb("10.96.0.10", 80, ["ep/remote/10.244.2.8"]);
+  const b2 = lb("10.96.0.11", 443, ["ep/remote/10.244.2.8"]);
+  const modify = (d: DesiredLoadBalancer, id: string): PlanOp => ({
+    op: "modifyLoadBalancer",
+    key: d.key,
+    id,
+    serviceKey: d.serviceKey,
+    loadBalancer: d,
+  });
+  const result = await applyPlan(
+    plan(
+      remoteEp("10.244.2.8"),
+      modify(a2, oldIds[0]),
+      modify(b2, oldIds[1]),
+      { op: "deleteEndpoint", key: "ep/remote/10.244.2.7", id: oldEp, reason: "stale" },
+    ),
+    ctx,
+  );
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(result.deferred.length, 0);
+  // One refused modify, then delete + create per LB: no modify of the second LB.
+  assert.equal(api.callCount("HcnModifyLoadBalancer"), 1);
+  assert.equal(result.writes, 1 + 1 + 2 + 2 + 1);
+  assert.equal(client.modifyUnsupported, true);
+
+  const newEp = ctx.observed.endpoints.get("ep/remote/10.244.2.8")!.id;
+  const held = await client.listLoadBalancers();
+  assert.equal(held.length, 2);
+  for (const l of held) assert.deepEqual(l.HostComputeEndpoints, [newEp]);
+  assert.deepEqual(
+    (await client.listEndpoints(NET)).map((e) => e.ID).sort(),
+    [LOCAL_EP, newEp].sort(),
+  );
+  // The record owns the new IDs and forgot the old ones; the cache agrees with HNS.
+  for (const id of oldIds) assert.ok(!ctx.ownership.owns(id) && !ctx.observed.loadBalancerById(id));
+  for (const l of held) {
+    assert.ok(ctx.ownership.owns(l.ID!));
+    assert.ok([...ctx.observed.loadBalancers.values()].some((o) => o.id === l.ID));
+  }
+  assert.equal(ctx.ownership.size, 3);
+
+  // Later plans of the process: modify ops are replaced without asking HNS again.
+  const a3 = lb("10.96.0.10", 80, ["ep/local/10.244.1.5", "ep/remote/10.244.2.8"]);
+  const later = await applyPlan(
+    plan(modify(a3, ctx.observed.loadBalancers.get(a.key)!.id)),
+    ctx,
+  );
+  assert.equal(later.failed.length, 0, String(later.failed[0]?.error));
+  assert.equal(api.callCount("HcnModifyLoadBalancer"), 1);
+  assert.equal(later.writes, 2);
+  assert.equal((await client.listLoadBalancers()).length, 2);
+  assert.equal(
+    (await client.getLoadBalancer(ctx.observed.loadBalancers.get(a.key)!.id))
+      ?.HostComputeEndpoints.length,
+    2,
+  );
+  const warnings = logger.lines.filter((l) =>
+    /cannot update load balancers in place/.test(l.message)
+  );
+  assert.equal(warnings.length, 1);
   assert.equal(api.openHandles(), 0);
 });
 

@@ -34,11 +34,12 @@ async function setup() {
 
 const noSleep = { sleep: () => Promise.resolve() };
 
-Deno.test("cleanup: deletes LBs then endpoints it owns, nothing else; gone objects count as deleted", async () => {
+Deno.test("cleanup: deletes LBs then endpoints it owns, nothing else; listed objects HNS lacks are reported absent", async () => {
   const { api, client, ownership, theirs, theirLb } = await setup();
   const result = await cleanupOwned(client, ownership, noSleep);
   assert.deepEqual(result.remaining, []);
-  assert.deepEqual(result.deleted.map((o) => o.kind), ["LoadBalancer", "Endpoint", "Endpoint"]);
+  assert.deepEqual(result.deleted.map((o) => o.kind), ["LoadBalancer", "Endpoint"]);
+  assert.deepEqual(result.absent.map((o) => o.key), ["ep/remote/10.244.9.9"]);
   assert.equal(ownership.size, 0);
   assert.deepEqual((await client.listLoadBalancers()).map((l) => l.ID), [theirLb.ID]);
   assert.deepEqual((await client.listEndpoints()).map((e) => e.ID), [theirs.ID]);

@@ -11,7 +11,7 @@ import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import { desiredState } from "../../lib/proxy/desired.ts";
 import type { ObservedLoadBalancer, ObservedState, OwnedIds } from "../../lib/proxy/model.ts";
-import { ObservedCache } from "../../lib/proxy/observed.ts";
+import { idKey, ObservedCache } from "../../lib/proxy/observed.ts";
 import { adoptObserved, indexObserved, reconcile } from "../../lib/proxy/reconcile.ts";
 import {
   ALL_FEATURES,
@@ -50,9 +50,21 @@ function randomEndpoint(rand: () => number) {
   return { key: `ep/remote/10.244.2.${id.slice(3)}`, id, hns: { ID: id } as HcnEndpoint };
 }
 
+/** The cache's state as plain maps (copied, objects shared). */
+function stateOf(cache: ObservedCache): ObservedState {
+  return {
+    loadBalancers: new Map(cache.loadBalancers),
+    endpoints: new Map(cache.endpoints),
+    foreignLoadBalancers: new Map(cache.foreignLoadBalancers),
+    foreignEndpoints: new Map(cache.foreignEndpoints),
+    strayLoadBalancers: new Map(cache.strayLoadBalancers),
+    strayEndpoints: new Map(cache.strayEndpoints),
+  };
+}
+
 /** The cache's answers and a fresh index's answers, for every ID and service. */
 function assertSameIndex(cache: ObservedCache, label: string): void {
-  const plain = indexObserved(cache.snapshot());
+  const plain = indexObserved(stateOf(cache));
   const sorted = (xs: Iterable<string>) => [...xs].sort();
   for (const id of [...EP_IDS, ...EP_IDS.map((x) => x.toLowerCase())]) {
     assert.deepEqual(
@@ -86,13 +98,13 @@ function assertSameIndex(cache: ObservedCache, label: string): void {
 function assertMissingFrom(cache: ObservedCache, rand: () => number, label: string): void {
   const listing = new Set(
     [...EP_IDS, ...LB_IDS, ...LB_IDS.map((x) => `STRAY-${x.slice(3)}`)].filter(() => rand() < 0.6)
-      .map((x) => x.toLowerCase()),
+      .map(idKey),
   );
-  const snap = cache.snapshot();
+  const snap = stateOf(cache);
   const ids = (xs: Iterable<{ id: string }>) => [...xs].map((x) => x.id).sort();
   const scan = <T extends { id: string }>(...maps: (ReadonlyMap<string, T> | undefined)[]) =>
     ids(
-      maps.flatMap((m) => [...m?.values() ?? []]).filter((x) => !listing.has(x.id.toLowerCase())),
+      maps.flatMap((m) => [...m?.values() ?? []]).filter((x) => !listing.has(idKey(x.id))),
     );
   assert.deepEqual(
     ids(cache.loadBalancersMissingFrom(listing)),
@@ -128,7 +140,7 @@ Deno.test("ObservedCache index lookups follow every change (random sequences)", 
         const strayId = `STRAY-${keyed.id.slice(3)}`;
         const stray = { ...keyed, id: strayId, hns: { ...keyed.hns, ID: strayId } };
         const state: ObservedState = {
-          ...cache.snapshot(),
+          ...stateOf(cache),
           strayLoadBalancers: new Map([[stray.id, { ...stray, key: `stray/${stray.id}` }]]),
         };
         cache.replace(state);

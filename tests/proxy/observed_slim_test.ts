@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { DesiredRemoteEndpoint } from "../../lib/proxy/model.ts";
-import { ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
+import { idKey, ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { endpointSatisfies, sameLoadBalancer } from "../../lib/proxy/payload.ts";
 
@@ -78,7 +78,7 @@ Deno.test("slim observed load balancers compare as the HNS objects they came fro
   assert.ok(!sameLoadBalancer(slim.hns, { ...full, SourceVIP: undefined }));
 });
 
-Deno.test("observed cache: IDs in any case find the same object; listings compare case-insensitively", () => {
+Deno.test("observed cache: IDs in any case find the same object; listings compare in the index form (idKey)", () => {
   const cache = new ObservedCache();
   cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "ab-ep", hns: endpoints[1] });
   cache.setLoadBalancer({
@@ -90,9 +90,10 @@ Deno.test("observed cache: IDs in any case find the same object; listings compar
   assert.equal(cache.endpointById("AB-EP")?.id, "ab-ep");
   assert.ok(cache.endpointReferenced("ab-ep"));
   assert.deepEqual(cache.loadBalancersReferencing("Ab-Ep"), ["lb/tcp/10.96.0.10:80"]);
-  assert.deepEqual(cache.endpointsMissingFrom(new Set(["ab-ep"])), []);
-  assert.deepEqual(cache.loadBalancersMissingFrom(new Set(["ab-lb"])), []);
+  assert.deepEqual(cache.endpointsMissingFrom(new Set([idKey("ab-ep")])), []);
+  assert.deepEqual(cache.loadBalancersMissingFrom(new Set([idKey("ab-lb")])), []);
   assert.deepEqual(cache.loadBalancersMissingFrom(new Set()).map((x) => x.id), ["AB-LB"]);
+  assert.deepEqual([...cache.ids()].sort(), ["AB-EP", "AB-LB"]);
 });
 
 Deno.test("ownership record keeps IDs as given and finds them in any case", () => {

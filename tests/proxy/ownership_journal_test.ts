@@ -271,3 +271,28 @@ Deno.test("ownership journal: changes made while a write is in flight are writte
     assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1)]);
   });
 });
+
+Deno.test("ownership journal: intend writes the objects (and pending changes) to disk before it returns", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    record.add(ep(1));
+    await record.flush();
+    record.remove("EP-1"); // a delete HNS confirmed, not yet written
+    await record.intend([lb(1), lb(2)]);
+    assert.equal(record.dirty, false);
+    const lines = await journalLines(path);
+    assert.equal(lines.length, 1 + 3, "one append: the removal and both intents");
+    const onDisk = await OwnershipRecord.load(path);
+    assert.deepEqual(onDisk.list(), [lb(1), lb(2)]);
+  });
+});
+
+Deno.test("ownership journal: an intent that cannot be written is not listed and throws", async () => {
+  await withDir(async (path) => {
+    await Deno.writeTextFile(path + "-dir", "a file");
+    const record = await OwnershipRecord.load(`${path}-dir/state.json`);
+    await assert.rejects(() => record.intend([lb(1)]));
+    assert.ok(!record.owns("LB-1"), "not on disk, so not to be created");
+    assert.equal(record.size, 0);
+  });
+});

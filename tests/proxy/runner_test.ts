@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BoundedFrequencyRunner } from "../../lib/proxy/runner.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { RetryBackoff } from "../../lib/proxy/backoff.ts";
 import { ManualTimers, settle } from "./fake_timers.ts";
 
 /** A sync function that records start times and can be held open. */
@@ -38,7 +38,7 @@ function newRunner(timers: ManualTimers, fn: () => Promise<void>, min = 1000, ma
     minIntervalMs: min,
     maxIntervalMs: max,
     timers,
-    errorBackoff: new Backoff({ initialMs: 1000, maxMs: 8000, jitter: 0, clock: timers }),
+    errorBackoff: new RetryBackoff({ initialMs: 1000, maxMs: 8000, jitter: 0, clock: timers }),
   });
 }
 
@@ -112,6 +112,19 @@ Deno.test("runner: runs at least once per maxInterval without requests", async (
   await runner.stop();
 });
 
+Deno.test("runner: with maxInterval Infinity only requests and runAfter make runs", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = newRunner(timers, rec.fn, 1000, Infinity);
+  runner.start();
+  await timers.advance(100_000);
+  assert.deepEqual(rec.starts, [0]);
+  runner.runAfter(5000);
+  await timers.advance(10_000);
+  assert.deepEqual(rec.starts, [0, 105_000]);
+  await runner.stop();
+});
+
 Deno.test("runner: a request pushes the periodic run back", async () => {
   const timers = new ManualTimers();
   const rec = recorder(timers);
@@ -146,14 +159,14 @@ Deno.test("runner: a periodic run (maxInterval) does not hold back the next requ
   await runner.stop();
 });
 
-Deno.test("runner: periodicAfter runs when due and does not count against minInterval", async () => {
+Deno.test("runner: runAfter runs when due and does not count against minInterval", async () => {
   const timers = new ManualTimers();
   const rec = recorder(timers);
   const runner = newRunner(timers, rec.fn, 1000, 30_000);
   runner.start();
   await timers.advance(0);
-  runner.periodicAfter(5000);
-  runner.periodicAfter(8000); // the earlier one wins
+  runner.runAfter(5000);
+  runner.runAfter(8000); // the earlier one wins
   await timers.advance(4999);
   assert.deepEqual(rec.starts, [0]);
   await timers.advance(1);
@@ -173,12 +186,12 @@ Deno.test("runner: a periodic run waits minInterval after the previous run of an
   const runner = newRunner(timers, rec.fn, 1000, 30_000);
   runner.start();
   await timers.advance(0);
-  runner.periodicAfter(100);
+  runner.runAfter(100);
   await timers.advance(999);
   assert.deepEqual(rec.starts, [0]);
   await timers.advance(1);
   assert.deepEqual(rec.starts, [0, 1000]);
-  runner.periodicAfter(0);
+  runner.runAfter(0);
   await timers.advance(999);
   assert.deepEqual(rec.starts, [0, 1000], "periodic runs do not follow each other sooner either");
   await timers.advance(1);
@@ -192,7 +205,7 @@ Deno.test("runner: a request during a periodic run runs as soon as that run ends
   const runner = newRunner(timers, rec.fn, 1000, 30_000);
   runner.start();
   await timers.advance(0);
-  runner.periodicAfter(5000);
+  runner.runAfter(5000);
   rec.hold();
   await timers.advance(5000);
   assert.equal(runner.running, true);
@@ -212,7 +225,7 @@ Deno.test("runner: a periodic run that serves a pending request counts as a requ
   const runner = newRunner(timers, rec.fn, 1000, 30_000);
   runner.start();
   await timers.advance(0);
-  runner.periodicAfter(1500);
+  runner.runAfter(1500);
   await timers.advance(1200);
   runner.run(); // runs at once: nothing requested since 0
   await timers.advance(0);
@@ -234,13 +247,13 @@ Deno.test("runner: a retry does not hold back the next request; a request does h
   const runner = newRunner(timers, rec.fn, 1000, 30_000);
   runner.start();
   await timers.advance(0);
-  runner.retryAfter(4000);
+  runner.runAfter(4000);
   await timers.advance(4100);
   assert.deepEqual(rec.starts, [0, 4000]);
   runner.run();
   await timers.advance(0);
   assert.deepEqual(rec.starts, [0, 4000, 4100]);
-  runner.retryAfter(0);
+  runner.runAfter(0);
   await timers.advance(999);
   assert.deepEqual(rec.starts, [0, 4000, 4100], "a retry waits minInterval after any run");
   await timers.advance(1);
@@ -248,18 +261,18 @@ Deno.test("runner: a retry does not hold back the next request; a request does h
   await runner.stop();
 });
 
-Deno.test("runner: retryAfter schedules a run, bounded by minInterval", async () => {
+Deno.test("runner: runAfter schedules a run, bounded by minInterval", async () => {
   const timers = new ManualTimers();
   const rec = recorder(timers);
   const runner = newRunner(timers, rec.fn);
   runner.start();
   await timers.advance(0);
-  runner.retryAfter(4000);
+  runner.runAfter(4000);
   await timers.advance(3999);
   assert.deepEqual(rec.starts, [0]);
   await timers.advance(1);
   assert.deepEqual(rec.starts, [0, 4000]);
-  runner.retryAfter(0);
+  runner.runAfter(0);
   await timers.advance(0);
   assert.deepEqual(rec.starts, [0, 4000], "minInterval still applies");
   await timers.advance(1000);

@@ -22,6 +22,7 @@ import {
   sliceObject,
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
+import { RecordingLogger } from "../kube/helpers.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
@@ -118,8 +119,8 @@ const WEB_EPS: EndpointSpec[] = [
 async function converge(w: World, syncer = w.syncer, maxRuns = 20) {
   for (let i = 0; i < maxRuns; i++) {
     const report = await syncer.sync();
-    if (report.retryAfterMs === undefined) return report;
-    w.clock.t += report.retryAfterMs + 1;
+    if (report.next.retryAfterMs === undefined) return report;
+    w.clock.t += report.next.retryAfterMs + 1;
   }
   throw new Error("did not converge");
 }
@@ -130,7 +131,7 @@ Deno.test("syncer: waits for the network, then programs ClusterIP with local and
   const waiting = await w.syncer.sync();
   assert.equal(waiting.kind, "waiting");
   assert.equal(waiting.waitingFor, "network");
-  assert.ok(waiting.retryAfterMs! > 0);
+  assert.ok(waiting.next.retryAfterMs! > 0);
 
   w.api.load(overlayHns());
   const start = await converge(w);
@@ -346,7 +347,7 @@ Deno.test("syncer: foreign LBs are never deleted; a port held by one is reported
   assert.deepEqual(report.result!.conflicts.map((c) => c.foreignId), [foreignClash.ID]);
   const ids = w.api.dump().LoadBalancers.map((l) => l.ID).sort();
   assert.deepEqual(ids, [foreignOther.ID, foreignClash.ID, malformed.ID].sort());
-  assert.ok(report.retryAfterMs !== undefined, "retried later");
+  assert.ok(report.next.retryAfterMs !== undefined, "retried later");
 });
 
 type HcnLoadBalancerLike = import("../../lib/hns/types.ts").HcnLoadBalancer;
@@ -392,8 +393,8 @@ Deno.test("syncer: HNS faults converge with no leaked, duplicate or foreign-dele
   for (let i = 0; i < 30; i++) {
     try {
       const r = await w.syncer.sync();
-      if (r.retryAfterMs === undefined && r.kind !== "waiting") break;
-      w.clock.t += (r.retryAfterMs ?? 1000) + 1;
+      if (r.next.retryAfterMs === undefined && r.kind !== "waiting") break;
+      w.clock.t += (r.next.retryAfterMs ?? 1000) + 1;
     } catch {
       threw++;
       w.clock.t += 1000;
@@ -416,7 +417,10 @@ Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked
   w.service("web", WEB, [{ ip: "10.244.1.7", node: NODE }, { ip: "10.244.2.7", node: "node-2" }]);
   const first = await w.syncer.sync();
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.2.7]"]);
-  assert.ok(first.retryAfterMs !== undefined, "a lookup for the missing endpoint is scheduled");
+  assert.ok(
+    first.next.retryAfterMs !== undefined,
+    "a lookup for the missing endpoint is scheduled",
+  );
   const net = w.api.dump().Networks[0].ID!;
   const handle = await w.api.open("Network", net);
   const ep = await w.api.create(
@@ -478,7 +482,7 @@ Deno.test("syncer: a new local pod whose CNI endpoint exists costs one LB update
   const calls = await callsDuring(w, async () => report = await w.syncer.sync());
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7]"]);
   assert.deepEqual(report!.plan!.ops.map((o) => o.op), ["modifyLoadBalancer"]);
-  assert.equal(report!.retryAfterMs, undefined, "nothing left to look up or retry");
+  assert.equal(report!.next.retryAfterMs, undefined, "nothing left to look up or retry");
   assert.equal(w.api.dump().LoadBalancers[0].ID, lbId);
   assert.deepEqual(calls, {
     HcnEnumerateEndpoints: 1, // filtered by the network
@@ -529,7 +533,7 @@ Deno.test("syncer: a failed lookup of a new local pod still applies the change, 
   const report = await w.syncer.sync();
   assert.equal(report.kind, "partial");
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"]);
-  assert.ok(report.retryAfterMs !== undefined, "another lookup is scheduled");
+  assert.ok(report.next.retryAfterMs !== undefined, "another lookup is scheduled");
   await converge(w);
   assert.deepEqual(lbTable(w), [
     "10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]",
@@ -564,7 +568,7 @@ Deno.test("syncer: a pod IP held by a foreign remote endpoint: the LB uses it, i
 
 export type { FakeObject };
 
-Deno.test("syncer: an unwritable ownership record does not stop programming; it is written once possible", async () => {
+Deno.test("syncer: nothing is created while the ownership record cannot be written; all of it once it can", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const blocker = `${dir}/blocked`;
@@ -572,15 +576,21 @@ Deno.test("syncer: an unwritable ownership record does not stop programming; it 
     const ownership = await OwnershipRecord.load(`${blocker}/state.json`);
     const w = world(overlayHns(), ownership);
     w.service("web", WEB, WEB_EPS);
+    const endpointsBefore = w.api.dump().Endpoints.length;
     const first = await w.syncer.sync();
-    assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
-    assert.equal(ownership.dirty, true);
-    assert.ok(first.retryAfterMs !== undefined, "a retry of the write is scheduled");
+    // Created unrecorded, an object would be foreign after a crash: hnsproxy creates nothing.
+    assert.deepEqual(lbTable(w), []);
+    assert.equal(w.api.dump().Endpoints.length, endpointsBefore);
+    assert.equal(ownership.size, 0);
+    assert.ok(first.result!.failed.length > 0);
+    assert.ok(first.next.retryAfterMs !== undefined, "a retry is scheduled");
     await Deno.remove(blocker);
     await converge(w);
+    assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
     assert.equal(ownership.dirty, false);
-    const saved = JSON.parse(await Deno.readTextFile(`${blocker}/state.json`));
-    assert.equal(saved.objects.length, 4);
+    const saved = await OwnershipRecord.load(`${blocker}/state.json`);
+    assert.deepEqual(saved.list(), ownership.list());
+    assert.equal(saved.size, 4);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -628,8 +638,8 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   w.clock.t += 30_000;
   const starting = await syncer.sync();
   assert.equal(starting.resynced, false, "the run only starts the listing");
-  assert.ok(starting.resyncListing);
-  assert.equal(syncer.nextResyncInMs(), undefined, "in flight: not due again");
+  assert.ok(starting.next.listingArrived);
+  assert.equal(starting.next.periodicAfterMs, undefined, "in flight: not due again");
   await held.listed;
 
   // A change runs while the listing is in flight: its new LB and remote endpoint are not in it.
@@ -647,7 +657,7 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(settled, false, "listingSettled waits for the listing in flight");
   held.release();
-  await starting.resyncListing;
+  await starting.next.listingArrived;
   await settling;
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
@@ -676,7 +686,7 @@ Deno.test("syncer/background resync: a listing compared with no run in between r
   w.clock.t += 30_000;
   const starting = await syncer.sync();
   assert.equal(starting.resynced, false, "the run only starts the listing");
-  await starting.resyncListing;
+  await starting.next.listingArrived;
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
   assert.deepEqual(compared.repaired, { loadBalancers: 1, endpoints: 0 });
@@ -703,7 +713,7 @@ Deno.test("syncer/background resync: an ID deleted while the listing is in fligh
   const change = await syncer.sync();
   assert.ok(change.result!.applied.some((op) => op.op === "deleteEndpoint"));
   held.release();
-  await starting.resyncListing;
+  await starting.next.listingArrived;
   const before = w.api.callCounts();
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
@@ -725,18 +735,64 @@ Deno.test("syncer/background resync: a failed listing is retried with backoff, c
   w.api.failCall("HcnEnumerateLoadBalancers", 1, HResult.MANAGER_STOPPED);
   w.clock.t += 30_000;
   const starting = await syncer.sync();
-  await starting.resyncListing;
+  await starting.next.listingArrived;
   w.service("web", WEB, [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }]);
   const failed = await syncer.sync();
   assert.equal(failed.resynced, false);
   assert.equal(failed.kind, "partial", "the change is applied despite the failed listing");
-  const retryIn = syncer.nextResyncInMs()!;
+  const retryIn = failed.next.periodicAfterMs!;
   assert.ok(retryIn > 0 && retryIn <= 30_000, `retried after a backoff (${retryIn} ms)`);
   w.clock.t += retryIn;
   const again = await syncer.sync();
-  assert.ok(again.resyncListing, "the retry starts a new listing");
-  await again.resyncListing;
+  assert.ok(again.next.listingArrived, "the retry starts a new listing");
+  await again.next.listingArrived;
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
-  assert.equal(syncer.nextResyncInMs(), 30_000 - 0, "the next resync a period after the listing");
+  assert.equal(compared.next.periodicAfterMs, 30_000, "the next resync a period after the listing");
+});
+
+Deno.test("syncer: a foreign LB on a new service's port is logged once, reminded per backoff step, cleared once", async () => {
+  const w = world();
+  const logger = new RecordingLogger();
+  const syncer = w.newSyncer({ logger });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  // Another proxy takes 10.96.0.20:80 after start; then the service that wants it appears.
+  const foreign = await w.client.createLoadBalancer({
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.96.0.20"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+  });
+  w.service("api", { clusterIP: "10.96.0.20", ports: [{ port: 80, targetPort: 8080 }] }, WEB_EPS);
+  const first = await syncer.sync();
+  assert.deepEqual(first.result!.conflicts.map((c) => c.foreignId), [foreign.ID]);
+  assert.equal(first.result!.failed.length, 0);
+  assert.equal(first.next.retryAfterMs, 5_000, "next look at the conflict's first backoff step");
+  const warnings = () =>
+    logger.lines.filter((l) => l.level === "warn" && /does not own/.test(l.message));
+  assert.equal(warnings().length, 1);
+
+  // 29 more syncs, a second apart (changes to another service, and one resync).
+  let runs = 0;
+  for (let s = 1; s < 30; s++) {
+    w.clock.t += 1000;
+    w.service("web", WEB, s % 2 ? [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }] : WEB_EPS);
+    const report = await syncer.sync();
+    if (report.kind !== "idle") runs++;
+  }
+  assert.ok(runs >= 29, `syncs ran (${runs})`);
+  assert.equal(warnings().length, 1 + 2, "appeared, then reminders at 5 s and 15 s only");
+  assert.equal(syncer.conflicts.size, 1);
+  assert.equal(syncer.conflicts.countsByKind().clusterIP, 1);
+  assert.ok(!lbTable(w).some((l) => l.startsWith("10.96.0.20:80->8080")));
+
+  // The other proxy goes away: the next resync notices, the service is programmed.
+  await w.client.deleteLoadBalancer(foreign.ID!);
+  w.clock.t += 30_000;
+  await converge(w, syncer);
+  assert.ok(lbTable(w).includes("10.96.0.20:80->8080 [10.244.1.5,10.244.2.7]"));
+  assert.equal(syncer.conflicts.size, 0);
+  const over = logger.lines.filter((l) => l.message.startsWith("The conflict"));
+  assert.deepEqual(over.map((l) => l.fields.reason), ["programmed"]);
+  assert.equal(warnings().length, 3, "nothing more once it cleared");
 });

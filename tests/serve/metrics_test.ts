@@ -27,6 +27,8 @@ const KUBE_PROXY_FAMILIES: Record<string, string> = {
   hnsproxy_sync_plan_operations_total: "counter",
   hnsproxy_drift_repairs_total: "counter",
   hnsproxy_sync_failures_total: "counter",
+  hnsproxy_conflicts: "gauge",
+  hnsproxy_events_dropped_total: "counter",
   hnsproxy_build_info: "gauge",
 };
 
@@ -50,6 +52,9 @@ function simulate(m: ProxyMetrics): void {
   m.observePlan({ create: 3, update: 1, delete: 0 });
   m.driftRepaired("loadbalancer", 2);
   m.syncFailed();
+  m.setConflicts({ clusterIP: 2, nodePort: 1 });
+  m.setConflicts({ clusterIP: 1 });
+  m.eventDropped("rejected");
 }
 
 Deno.test("every kube-proxy and hnsproxy family is registered with its type", async () => {
@@ -145,6 +150,9 @@ Deno.test("values after simulated syncs", async () => {
   assert.equal(v('hnsproxy_sync_plan_operations_total{op="create"}'), 3);
   assert.equal(v('hnsproxy_sync_plan_operations_total{op="delete"}'), undefined);
   assert.equal(v('hnsproxy_drift_repairs_total{kind="loadbalancer"}'), 2);
+  assert.equal(v('hnsproxy_conflicts{kind="clusterIP"}'), 1, "a gauge: set, not added");
+  assert.equal(v('hnsproxy_conflicts{kind="nodePort"}'), 1);
+  assert.equal(v('hnsproxy_events_dropped_total{reason="rejected"}'), 1);
   assert.equal(v("hnsproxy_sync_failures_total"), 1);
   assert.equal(v('hnsproxy_build_info{version="0.1.0"}'), 1);
   assert.ok(v("process_resident_memory_bytes")! > 0);

@@ -1,0 +1,236 @@
+/**
+ * The CNI endpoints of this node's pods, kept current in the node context
+ * without reading all of HNS.
+ *
+ * - A run whose desired state names a pod on this node that the node context
+ *   lacks (a `LocalEndpointNotFound` diagnostic) looks it up in the same run:
+ *   one Enumerate of the network's endpoint IDs and a query of each ID never
+ *   seen, so the LBs are programmed once with the new pod rather than twice.
+ *   Each missing IP is looked up once when it goes missing; while some stay
+ *   missing, lookups repeat by backoff (1 s doubling to 30 s).
+ * - The periodic resync hands its endpoint listing over, so vanished CNI
+ *   endpoints are dropped and new ones read, with no extra call.
+ * - Every endpoint ID already classified (ours, of others, local, of other
+ *   networks) is remembered, so no ID is queried twice. Remote endpoints of
+ *   others found this way go into the observed cache.
+ *
+ * A lookup returns the next node context as a value; the caller decides what
+ * to recompute.
+ *
+ * @module
+ */
+
+import type { HnsClient } from "../hns/types.ts";
+import type { HcnEndpoint } from "../hns/types.ts";
+import type { ObjectKey } from "../kube/model.ts";
+import type { Logger } from "../log/types.ts";
+import { type Clock, RetryBackoff } from "./backoff.ts";
+import { contextChanged, isRemoteEndpoint, localEndpointsOf, onNetwork } from "./context.ts";
+import { endpointKeyFromHns, isKeyError } from "./keys.ts";
+import type { DesiredState, Diagnostic, NodeContext, ServiceDesired } from "./model.ts";
+import { idKey, type ObservedCache } from "./observed.ts";
+import type { OwnershipRecord } from "./ownership.ts";
+
+/** Options of {@link LocalEndpoints}. */
+export interface LocalEndpointsOptions {
+  /** The HNS client. */
+  client: HnsClient;
+  /** The ownership record (what hnsproxy owns is never a CNI endpoint). */
+  ownership: OwnershipRecord;
+  /** The observed cache (remote endpoints of others are recorded in it). */
+  observed: ObservedCache;
+  /** Clock of the backoff. */
+  clock: Clock;
+  /** Logger. */
+  logger: Logger;
+}
+
+/** The outcome of a lookup. */
+export interface LookupResult {
+  /** The next node context (the same object when nothing changed). */
+  ctx: NodeContext;
+  /** A new remote endpoint of others holds a key the desired state wants. */
+  othersHoldWanted: boolean;
+}
+
+/** Longest wait between lookups of CNI endpoints the cluster names but HNS lacks. */
+const LOOKUP_MAX_MS = 30_000;
+
+/** Lookups of CNI endpoints for new local pods. One per syncer. */
+export class LocalEndpoints {
+  readonly #o: LocalEndpointsOptions;
+  /** IDs ({@link idKey} form) of every endpoint already classified. */
+  readonly #known = new Set<string>();
+  /** `LocalEndpointNotFound` diagnostics of the desired state, by service (only those with any). */
+  readonly #misses = new Map<ObjectKey, Diagnostic[]>();
+  /** IPs of missing local endpoints already looked up once (later lookups go by backoff). */
+  #lookedUp = new Set<string>();
+  readonly #backoff: RetryBackoff;
+
+  /** Nothing known yet. */
+  constructor(options: LocalEndpointsOptions) {
+    this.#o = options;
+    this.#backoff = new RetryBackoff({
+      initialMs: 1000,
+      maxMs: LOOKUP_MAX_MS,
+      clock: options.clock,
+    });
+  }
+
+  /** Start over with the endpoint IDs HNS listed at start. */
+  restart(endpointIds: Iterable<string>): void {
+    this.#known.clear();
+    for (const id of endpointIds) this.#known.add(idKey(id));
+  }
+
+  /** Forget everything (HNS is read afresh). */
+  clear(): void {
+    this.#known.clear();
+  }
+
+  /** The endpoint IDs already classified ({@link idKey} form). */
+  knownIds(): Iterable<string> {
+    return this.#known;
+  }
+
+  /**
+   * Follow a new desired state: its missing local endpoints for the changed
+   * services only, or (no `changed`) for all of them.
+   */
+  track(
+    desired: DesiredState | undefined,
+    changed?: ReadonlyMap<ObjectKey, ServiceDesired | undefined>,
+  ): void {
+    if (!changed) this.#misses.clear();
+    else for (const key of changed.keys()) this.#misses.delete(key);
+    const services = changed ? changed.values() : desired?.services.values() ?? [];
+    for (const sd of services) {
+      if (!sd) continue;
+      const misses = sd.diagnostics.filter((d) => d.reason === "LocalEndpointNotFound");
+      if (misses.length > 0) this.#misses.set(sd.serviceKey, misses);
+    }
+  }
+
+  /** Whether a missing local endpoint has not been looked up since it went missing. */
+  hasNewMisses(): boolean {
+    for (const ip of this.#missingIps()) if (!this.#lookedUp.has(ip)) return true;
+    return false;
+  }
+
+  /** Every missing local endpoint now counts as looked up. */
+  lookedUp(): void {
+    this.#lookedUp = this.#missingIps();
+  }
+
+  /** Whether a lookup is due by backoff (some stay missing after a lookup). */
+  retryDue(): boolean {
+    return this.#backoff.failing && this.#backoff.ready();
+  }
+
+  /** Milliseconds until the next lookup by backoff, if one is pending. */
+  retryInMs(): number | undefined {
+    return this.#backoff.nextDelay();
+  }
+
+  /** After a run applied its plan: back off while local endpoints stay missing. */
+  settle(): void {
+    if (this.#missing() === 0) this.#backoff.reset();
+    else if (!this.#backoff.failing) this.#backoff.fail();
+  }
+
+  /** A lookup failed: try again by backoff. */
+  failed(): void {
+    this.#backoff.fail();
+  }
+
+  /** Look up the network's endpoints: one Enumerate of its endpoint IDs. */
+  async lookUp(ctx: NodeContext, desired: DesiredState | undefined): Promise<LookupResult> {
+    const ids = await this.#o.client.listEndpointIds(ctx.network.id);
+    return await this.refresh(ctx, desired, new Set(ids.map(idKey)), true);
+  }
+
+  /**
+   * Bring the CNI endpoints up to date from an endpoint ID listing
+   * ({@link idKey} form): drop IDs that vanished, read the ones never seen.
+   * `networkOnly`: the listing holds the network's endpoints only, so IDs of
+   * other networks are not forgotten. `before`: the IDs known when the
+   * listing started, if objects may have been learnt of since (only those
+   * can have vanished; one known then that the cache lacks now was deleted
+   * meanwhile, so it is not read as new).
+   */
+  async refresh(
+    ctx: NodeContext,
+    desired: DesiredState | undefined,
+    present: ReadonlySet<string>,
+    networkOnly: boolean,
+    before?: ReadonlySet<string>,
+  ): Promise<LookupResult> {
+    const { client, observed, ownership } = this.#o;
+    const existed = (id: string) => before === undefined || before.has(id);
+    const local = new Map(ctx.localEndpoints);
+    for (const [ip, id] of local) {
+      const k = idKey(id);
+      if (!present.has(k) && existed(k)) local.delete(ip);
+    }
+    const known = this.#known;
+    if (!networkOnly) {
+      // Deleting the current entry while iterating a Set is safe.
+      for (const id of known) if (!present.has(id) && existed(id)) known.delete(id);
+    }
+    const localIds = new Set<string>();
+    for (const id of local.values()) localIds.add(idKey(id));
+    const fresh: HcnEndpoint[] = [];
+    for (const id of present) {
+      if (known.has(id) || localIds.has(id)) continue;
+      if (observed.endpointById(id) !== undefined) {
+        // Ours (or of others, already classified): no need to look it up again next time.
+        known.add(id);
+        continue;
+      }
+      if (before?.has(id)) continue;
+      const ep = await client.getEndpoint(id);
+      known.add(id);
+      if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
+    }
+    for (const [ip, id] of localEndpointsOf(fresh, ctx.network.id, (x) => ownership.owns(x))) {
+      if (!local.has(ip)) local.set(ip, id);
+    }
+    let othersHoldWanted = false;
+    const sourceVips = new Set(ctx.sourceVips);
+    for (const ep of fresh) {
+      if (!isRemoteEndpoint(ep) || !ep.ID || ownership.owns(ep.ID)) continue;
+      const key = endpointKeyFromHns(ep, sourceVips);
+      if (isKeyError(key)) continue;
+      observed.setForeignEndpoint({ key, id: ep.ID, hns: ep });
+      if (desired?.remoteEndpoints.has(key)) othersHoldWanted = true;
+    }
+    const next = { ...ctx, localEndpoints: local };
+    if (!contextChanged(ctx, next)) {
+      if (this.#missing() > 0) this.#backoff.fail();
+      return { ctx, othersHoldWanted };
+    }
+    this.#o.logger.debug(2, "CNI endpoints changed", {
+      before: ctx.localEndpoints.size,
+      after: local.size,
+    });
+    // The recompute decides whether anything is still missing.
+    this.#backoff.reset();
+    return { ctx: next, othersHoldWanted };
+  }
+
+  /** IPs of local endpoints the desired state wants but the node context lacks. */
+  #missingIps(): Set<string> {
+    const out = new Set<string>();
+    for (const misses of this.#misses.values()) {
+      for (const d of misses) if (d.endpointIp) out.add(d.endpointIp);
+    }
+    return out;
+  }
+
+  /** How many local endpoints the desired state wants but the node context lacks. */
+  #missing(): number {
+    let n = 0;
+    for (const misses of this.#misses.values()) n += misses.length;
+    return n;
+  }
+}
