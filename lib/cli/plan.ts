@@ -15,8 +15,8 @@ import type { ClusterStore } from "../kube/store.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import type { Logger } from "../log/types.ts";
 import type {
+  DesiredEndpoint,
   DesiredLoadBalancer,
-  DesiredRemoteEndpoint,
   Diagnostic,
   Plan,
   PlanOp,
@@ -115,7 +115,7 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
       ]),
     ));
   }
-  const eps: DesiredRemoteEndpoint[] = byKey(desired.remoteEndpoints);
+  const eps: DesiredEndpoint[] = byKey(desired.remoteEndpoints);
   out.push("", `Desired endpoints owned by hnsproxy (${eps.length})`);
   if (eps.length > 0) {
     out.push(table(

@@ -139,20 +139,20 @@ export interface DesiredLoadBalancer {
 }
 
 /**
- * Why hnsproxy wants an endpoint of its own:
+ * Why hnsproxy wants an endpoint of its own (see owned_endpoints.ts):
  * - `remote`: a pod on another node (flag RemoteEndpoint, MAC derived from the IP);
  * - `serviceVip`: on overlay, a remote endpoint for each cluster IP with the
- *   host's MAC and this node as provider address (as kube-proxy does);
+ *   host NIC's MAC and this node as provider address (as kube-proxy does);
  * - `sourceVip`: on overlay, the host endpoint holding `--source-vip`
  *   (not a remote endpoint; any endpoint with that IP satisfies it).
  */
-export type RemoteEndpointRole = "remote" | "serviceVip" | "sourceVip";
+export type EndpointRole = "remote" | "serviceVip" | "sourceVip";
 
 /**
  * One endpoint hnsproxy wants to exist and owns: a remote endpoint (a pod on
  * another node, an overlay service VIP) or the overlay source-VIP endpoint.
  */
-export interface DesiredRemoteEndpoint {
+export interface DesiredEndpoint {
   /** Stable key `ep/remote/<ip>` (or `ep/sourcevip/<ip>`). */
   key: EpKey;
   /** Pod IP, cluster IP or source VIP (canonical text). */
@@ -161,14 +161,14 @@ export interface DesiredRemoteEndpoint {
   remote: boolean;
   /** IP family. */
   family: IpFamily;
-  /** MAC address (dash-separated lower-case hex, see net.ts `remoteEndpointMac`). */
+  /** MAC address, dash-separated: derived from the IP for pods, else the host NIC's. */
   mac: string;
-  /** Provider address (overlay only): the IP of the node hosting the pod. */
+  /** Provider address (overlay remote endpoints only): the IP of the node hosting the IP. */
   providerAddress?: string;
   /** HNS network ID the endpoint is created on. */
   networkId: string;
-  /** Pod endpoint or the host's source-VIP endpoint. */
-  role: RemoteEndpointRole;
+  /** What it is for. */
+  role: EndpointRole;
 }
 
 /**
@@ -231,7 +231,7 @@ export interface ServiceDesired {
   /** The service's load balancers, sorted by key. */
   loadBalancers: readonly DesiredLoadBalancer[];
   /** Remote endpoints its load balancers reference, sorted by key. */
-  remoteEndpoints: readonly DesiredRemoteEndpoint[];
+  remoteEndpoints: readonly DesiredEndpoint[];
   /** Existing (not owned) endpoints its load balancers reference, sorted by key. */
   existingEndpoints: readonly ExistingEndpointRef[];
   /** Health-check server, when the service is ETP=Local with a healthCheckNodePort. */
@@ -255,8 +255,11 @@ export interface DesiredState {
    * diagnostic (see `conflicts`).
    */
   loadBalancers: ReadonlyMap<LbKey, DesiredLoadBalancer>;
-  /** Remote endpoints hnsproxy wants (shared across services), by key. */
-  remoteEndpoints: ReadonlyMap<EpKey, DesiredRemoteEndpoint>;
+  /**
+   * Endpoints hnsproxy wants (shared across services), by key: remote ones
+   * and, on overlay, the source-VIP endpoint.
+   */
+  remoteEndpoints: ReadonlyMap<EpKey, DesiredEndpoint>;
   /** How many desired LBs reference each remote endpoint key. */
   endpointRefs: ReadonlyMap<EpKey, number>;
   /** Existing (not owned) endpoints referenced, key → HNS ID. */
@@ -388,7 +391,7 @@ export interface CreateEndpointOp {
   /** The HNS network to create it on. */
   networkId: string;
   /** The desired endpoint. */
-  endpoint: DesiredRemoteEndpoint;
+  endpoint: DesiredEndpoint;
   /**
    * The HNS payload (without ID). Plans built by reconcile leave it out (it is
    * `endpointPayload(endpoint)`, built when the operation is applied, so a big

@@ -13,7 +13,7 @@ import {
   type HcnLoadBalancer,
   type HcnPolicy,
 } from "../hns/types.ts";
-import type { DesiredLoadBalancer, DesiredRemoteEndpoint } from "./model.ts";
+import type { DesiredEndpoint, DesiredLoadBalancer } from "./model.ts";
 import { canonicalIp, normalizeMac } from "./net.ts";
 
 const SCHEMA = { Major: 2, Minor: 0 } as const;
@@ -41,7 +41,7 @@ export function loadBalancerPayload(
 }
 
 /** The HNS JSON to create a desired endpoint (HNS assigns the ID). */
-export function endpointPayload(ep: DesiredRemoteEndpoint): HcnEndpoint {
+export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
   const out: HcnEndpoint = {
     HostComputeNetwork: ep.networkId,
     IpConfigurations: [{ IpAddress: ep.ip }],
@@ -145,7 +145,7 @@ function providerAddressOf(policies: HcnPolicy[] | undefined): string {
  * For the service-VIP and source-VIP endpoints any endpoint with the IP on
  * the network will do, as for kube-proxy.
  */
-export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (
@@ -163,7 +163,7 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredRemoteEndpoint)
  * created as (IP, network, remote flag, MAC, provider address), whatever its
  * role. Used to decide whether a foreign endpoint may be adopted.
  */
-export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredRemoteEndpoint): boolean {
+export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
   if (

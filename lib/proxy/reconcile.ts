@@ -31,8 +31,8 @@ import type {
   CreateLoadBalancerOp,
   DeleteEndpointOp,
   DeleteLoadBalancerOp,
+  DesiredEndpoint,
   DesiredLoadBalancer,
-  DesiredRemoteEndpoint,
   DesiredState,
   EpKey,
   IndexedObservedState,
@@ -366,7 +366,7 @@ function deleteLbOp(
   return op;
 }
 
-function createOp(want: DesiredRemoteEndpoint): CreateEndpointOp {
+function createOp(want: DesiredEndpoint): CreateEndpointOp {
   return {
     op: "createEndpoint",
     key: want.key,

@@ -16,8 +16,8 @@ import {
   updateDesired,
 } from "../../lib/proxy/desired.ts";
 import type {
+  DesiredEndpoint,
   DesiredLoadBalancer,
-  DesiredRemoteEndpoint,
   DesiredState,
   Diagnostic,
   EpKey,
@@ -34,10 +34,10 @@ import { prng } from "../prng.ts";
  * LB key or health-check port wins; first service naming a remote endpoint
  * provides it; the context's endpoints last).
  */
-function referenceJoin(services: Iterable<ServiceDesired>, context: DesiredRemoteEndpoint[]) {
+function referenceJoin(services: Iterable<ServiceDesired>, context: DesiredEndpoint[]) {
   const sorted = [...services].sort((a, b) => (a.serviceKey < b.serviceKey ? -1 : 1));
   const loadBalancers = new Map<LbKey, DesiredLoadBalancer>();
-  const remoteEndpoints = new Map<EpKey, DesiredRemoteEndpoint>();
+  const remoteEndpoints = new Map<EpKey, DesiredEndpoint>();
   const endpointRefs = new Map<EpKey, number>();
   const existingEndpoints = new Map<EpKey, string>();
   const healthChecks = new Map<string, HealthCheckWanted>();

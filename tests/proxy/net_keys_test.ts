@@ -21,7 +21,7 @@ import {
   loadBalancerPayload,
   sameLoadBalancer,
 } from "../../lib/proxy/payload.ts";
-import type { DesiredLoadBalancer, DesiredRemoteEndpoint } from "../../lib/proxy/model.ts";
+import type { DesiredEndpoint, DesiredLoadBalancer } from "../../lib/proxy/model.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 
 Deno.test("canonicalIp: strict parsing, RFC 5952 output", () => {
@@ -184,7 +184,7 @@ Deno.test("LB payload: HNS field names; comparison ignores case, order, absent-v
 });
 
 Deno.test("endpoint payload and matching: strict for pods, lenient for service/source VIP", () => {
-  const remote: DesiredRemoteEndpoint = {
+  const remote: DesiredEndpoint = {
     key: "ep/remote/10.244.2.7",
     ip: "10.244.2.7",
     remote: true,
@@ -209,7 +209,7 @@ Deno.test("endpoint payload and matching: strict for pods, lenient for service/s
   assert.ok(!endpointSatisfies({ ...seen, Policies: [] }, remote), "provider address differs");
   assert.ok(!endpointSatisfies({ ...seen, Flags: 0 }, remote), "not a remote endpoint");
   assert.ok(!endpointSatisfies({ ...seen, HostComputeNetwork: "other" }, remote));
-  const sourceVip: DesiredRemoteEndpoint = {
+  const sourceVip: DesiredEndpoint = {
     ...remote,
     key: "ep/sourcevip/10.244.1.2",
     ip: "10.244.1.2",

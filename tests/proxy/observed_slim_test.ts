@@ -1,12 +1,12 @@
 import * as assert from "node:assert/strict";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
-import type { DesiredRemoteEndpoint } from "../../lib/proxy/model.ts";
+import type { DesiredEndpoint } from "../../lib/proxy/model.ts";
 import { idKey, ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { endpointSatisfies, sameLoadBalancer } from "../../lib/proxy/payload.ts";
 
 const NET = "A1B2C3D4-0000-0000-0000-000000000001";
-const want = (role: DesiredRemoteEndpoint["role"], pa?: string): DesiredRemoteEndpoint => ({
+const want = (role: DesiredEndpoint["role"], pa?: string): DesiredEndpoint => ({
   key: "ep/remote/10.244.2.7",
   ip: "10.244.2.7",
   remote: role !== "sourceVip",
