@@ -13,7 +13,7 @@ import {
   type HcnNetwork,
   type HnsFeatures,
 } from "../hns/types.ts";
-import type { NodeInfo } from "../kube/model.ts";
+import type { NodeInfo, NodePlacement } from "../kube/model.ts";
 import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
 import { canonicalIp } from "./net.ts";
 
@@ -138,6 +138,8 @@ export interface ContextInputs {
   owns: (id: string) => boolean;
   /** The agent's Node, once seen. */
   node?: NodeInfo;
+  /** Every node's placement (pod CIDRs, InternalIPs), by node name. */
+  placements?: ReadonlyMap<string, NodePlacement>;
 }
 
 /** Build the node context. */
@@ -156,6 +158,7 @@ export function buildNodeContext(inputs: ContextInputs): NodeContext {
     localEndpoints: localEndpointsOf(endpoints, network.id, owns),
   };
   if (node?.zone) ctx.zone = node.zone;
+  if (inputs.placements) ctx.nodeIPsByName = nodeIPsByNameOf(inputs.placements);
   const root = findEndpointByName(endpoints, network.id, settings.rootHnsEndpointName);
   if (root) ctx.rootHnsEndpointId = root;
   return ctx;
@@ -174,6 +177,31 @@ export function contextForNode(
   if (node?.zone) next.zone = node.zone;
   else delete next.zone;
   return contextChanged(ctx, next) ? next : ctx;
+}
+
+/** The InternalIPs of every node by name, canonical: where a remote pod on that node lives. */
+export function nodeIPsByNameOf(
+  placements: ReadonlyMap<string, NodePlacement>,
+): Map<string, readonly string[]> {
+  const out = new Map<string, readonly string[]>();
+  for (const [name, p] of placements) {
+    const ips = p.internalIPs.map((ip) => canonicalIp(ip)).filter((ip): ip is string => !!ip);
+    if (ips.length > 0) out.set(name, ips);
+  }
+  return out;
+}
+
+/**
+ * The context with the cluster's current node placements. Only the
+ * services with an endpoint on a changed node read them, and the cluster
+ * store marks those dirty, so the result is not a context change that
+ * recomputes everything ({@link contextChanged} ignores `nodeIPsByName`).
+ */
+export function contextForPlacements(
+  ctx: NodeContext,
+  placements: ReadonlyMap<string, NodePlacement>,
+): NodeContext {
+  return { ...ctx, nodeIPsByName: nodeIPsByNameOf(placements) };
 }
 
 /** Whether two contexts differ in anything that changes the desired state. */

@@ -80,6 +80,7 @@ export async function readStart(
     endpoints,
     owns: (id) => ownership.owns(id),
     node: cluster.node(),
+    placements: cluster.nodePlacements?.(),
   });
   const desired = desiredState(cluster, ctx);
   const owned = {

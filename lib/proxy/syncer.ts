@@ -37,7 +37,7 @@ import { type Logger, nullLogger } from "../log/types.ts";
 import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
-import { contextForNode, type ContextSettings } from "./context.ts";
+import { contextForNode, contextForPlacements, type ContextSettings } from "./context.ts";
 import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
 import type {
@@ -278,6 +278,10 @@ export class Syncer {
         });
         this.#setContext(next);
       }
+    }
+    if (changes.placementsChanged?.size && cluster.nodePlacements) {
+      // The store marked the services with endpoints on those nodes dirty: no full recompute.
+      this.#ctx = contextForPlacements(this.#ctx!, cluster.nodePlacements());
     }
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
