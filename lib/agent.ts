@@ -40,7 +40,9 @@ import { cleanupOwned, type CleanupResult } from "./proxy/cleanup.ts";
 import type { ContextSettings } from "./proxy/context.ts";
 import { HealthCheckServers } from "./proxy/healthchecks.ts";
 import type { DesiredState, PlanOp } from "./proxy/model.ts";
+import { systemInterfaces } from "./net/host_mac.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
+import { StartupError } from "./proxy/preconditions.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
 import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
@@ -78,6 +80,12 @@ export interface Agent {
   /** Resolves after the first successful programming of HNS. */
   readonly ready: Promise<void>;
   /**
+   * Resolves (never rejects) when the agent cannot run on this node (a
+   * {@link StartupError}: no network name, overlay without a source VIP or
+   * host MAC). It then programs nothing more; the caller stops it and exits.
+   */
+  readonly failed: Promise<StartupError>;
+  /**
    * Resolves when no sync is running and none is due right now. A change the
    * store has seen makes a sync due (with `minSyncPeriod` 0, at once), so a
    * caller that changed the cluster can wait until the agent acted on it.
@@ -99,6 +107,9 @@ export function contextSettings(config: Config): ContextSettings {
     forwardHealthCheckVip: config.forwardHealthCheckVip,
     rootHnsEndpointName: config.rootHnsEndpointName,
     healthzPort: portOf(config.healthzBindAddress) ?? 10256,
+    ...(config.hostMac ? { hostMac: config.hostMac } : {}),
+    hostInterfaces: systemInterfaces,
+    ...(config.clusterCIDR.length > 0 ? { clusterCidrs: config.clusterCIDR } : {}),
   };
 }
 
@@ -185,7 +196,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   log.info("Starting hnsproxy", {
     version: VERSION,
     node: config.hostnameOverride,
-    network: config.networkName || "(auto)",
+    network: config.networkName || (config.detectNetwork ? "(detect)" : "(none)"),
     hnsBackend: config.hnsBackend,
     stateFile: config.stateFile,
   });
@@ -272,6 +283,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       cluster: store,
       ownership,
       networkName: config.networkName,
+      detectNetwork: config.detectNetwork,
       settings: contextSettings(config),
       syncPeriodMs: config.syncPeriodMs,
       concurrency: config.hnsConcurrency,
@@ -292,12 +304,23 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));
+    let markFailed: (err: StartupError) => void = () => {};
+    const failed = new Promise<StartupError>((resolve) => (markFailed = resolve));
+    let stopped = false;
     const runner = new BoundedFrequencyRunner(async () => {
+      if (stopped) return;
       const started = performance.now();
       let report: SyncReport;
       try {
         report = await syncer.sync();
       } catch (err) {
+        if (err instanceof StartupError) {
+          // Retrying cannot help: no more runs, and the caller stops the agent.
+          stopped = true;
+          log.error("hnsproxy cannot run on this node", { err: err.message });
+          markFailed(err);
+          return;
+        }
         metrics.syncFailed();
         throw err;
       }
@@ -391,6 +414,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       healthzServer,
       metricsServer,
       ready,
+      failed,
       idle: () => runner.idle(),
       stop() {
         stopping ??= (async () => {

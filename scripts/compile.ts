@@ -102,10 +102,10 @@ export const PERMISSIONS: readonly Permission[] = [
     why: "NODE_NAME, KUBE_NETWORK, HNSPROXY_*, KUBECONFIG, KUBERNETES_SERVICE_*, ProgramData",
   },
   {
-    flag: "--allow-sys=hostname",
+    flag: "--allow-sys=hostname,networkInterfaces",
     key: "allow_sys",
-    values: ["hostname"],
-    why: "the node name from the OS hostname",
+    values: ["hostname", "networkInterfaces"],
+    why: "the node name from the OS hostname; the host's MAC on overlay from its interfaces",
   },
   {
     flag: "--allow-run=sc.exe",

@@ -9,6 +9,7 @@
 
 import { contextSettings, openHns } from "../agent.ts";
 import type { Config } from "../config/types.ts";
+import { distributionWords, loadBalancerFlagWords, portMappingFlagWords } from "../hns/describe.ts";
 import { watchCluster } from "../kube/cluster.ts";
 import { KubeClient } from "../kube/client.ts";
 import type { ClusterStore } from "../kube/store.ts";
@@ -31,19 +32,11 @@ const CLUSTER_TIMEOUT_MS = 30_000;
 
 /** Flag words of a load balancer: `DSR IPv6 LocalRoutedVIP VipExternalIP affinity:SourceIP`. */
 export function lbFlagWords(lb: DesiredLoadBalancer): string {
-  const words: string[] = [];
-  if (lb.flags & 1) words.push("DSR");
-  if (lb.flags & 2) words.push("IPv6");
-  const pm: Array<[number, string]> = [
-    [1, "ILB"],
-    [2, "LocalRoutedVIP"],
-    [4, "UseMux"],
-    [8, "PreserveDIP"],
-    [16, "VipExternalIP"],
+  const words = [
+    ...loadBalancerFlagWords(lb.flags),
+    ...portMappingFlagWords(lb.portMappingFlags),
+    ...distributionWords(lb.distributionType),
   ];
-  for (const [bit, word] of pm) if (lb.portMappingFlags & bit) words.push(word);
-  if (lb.distributionType === 2) words.push("affinity:SourceIP");
-  else if (lb.distributionType === 1) words.push("affinity:SourceIPProtocol");
   return words.length > 0 ? words.join(" ") : "-";
 }
 
@@ -249,7 +242,7 @@ export async function planCommand(args: string[]): Promise<number> {
   }
   let cluster: { store: ClusterStore; stop(): Promise<void> } | undefined;
   try {
-    const network = await findNetwork(hns.client, config.networkName);
+    const network = await findNetwork(hns.client, config.networkName, config.detectNetwork);
     if (!network) {
       console.error(
         `hnsproxy plan: HNS network ${

@@ -96,8 +96,15 @@ export async function runCommand(args: string[]): Promise<number> {
   try {
     if (config.cleanupAndExit) return await runCleanup(config, { logger });
     const agent = await startAgent(config, { logger });
-    const sig = await signal.promise;
-    logger.info("Received signal", { signal: sig });
+    const outcome = await Promise.race([
+      signal.promise.then((sig) => ({ sig })),
+      agent.failed.then((err) => ({ err })),
+    ]);
+    if ("err" in outcome) {
+      await agent.stop();
+      return 1;
+    }
+    logger.info("Received signal", { signal: outcome.sig });
     await agent.stop();
     return 0;
   } catch (err) {

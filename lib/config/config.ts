@@ -15,7 +15,7 @@ import { ConfigError } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
 import { parseConfigFile } from "./file.ts";
 import { flagsToLayer, scanFlags } from "./flags.ts";
-import { joinHostPort, splitHostPort } from "./net.ts";
+import { joinHostPort, splitHostPort } from "../net/ip.ts";
 import type { Config, Layer } from "./types.ts";
 import { toNodeName } from "./values.ts";
 
@@ -31,7 +31,7 @@ export interface ParseOptions {
 export interface ParseResult {
   /** The validated configuration (defaults only when `help` or `version` is set). */
   config: Config;
-  /** One line per ignored flag, deprecated flag or unknown config file field. */
+  /** One line per ignored or deprecated flag. */
   warnings: string[];
   /** `--help` / `-h` was given: print {@link helpText} and exit. */
   help: boolean;
@@ -71,7 +71,6 @@ export function parseConfig(
   if (env.HNSPROXY_HNS_LIBRARY) envLayer.hnsLibrary = env.HNSPROXY_HNS_LIBRARY;
 
   let file: Layer = {};
-  const fileWarnings: string[] = [];
   if (flags.configFile) {
     let text: string;
     try {
@@ -82,9 +81,7 @@ export function parseConfig(
         cause: e,
       });
     }
-    const parsed = parseConfigFile(flags.configFile, text);
-    file = parsed.layer;
-    fileWarnings.push(...parsed.warnings);
+    file = parseConfigFile(flags.configFile, text).layer;
   }
 
   const merged: Layer = { ...defaults(env, os), ...envLayer, ...file, ...flags };
@@ -102,7 +99,7 @@ export function parseConfig(
   const hostname = merged.hostnameOverride ?? defaultHostname(env, options);
   const config = build(merged, hostname);
   validate(config);
-  return { config, warnings: [...fileWarnings, ...warnings], help, version };
+  return { config, warnings, help, version };
 }
 
 function defaults(env: Record<string, string | undefined>, os: string): Layer {
@@ -122,7 +119,9 @@ function defaults(env: Record<string, string | undefined>, os: string): Layer {
     configSyncPeriodMs: 15 * 60_000,
     windowsService: false,
     networkName: "",
+    detectNetwork: false,
     sourceVip: "",
+    hostMac: "",
     enableDSR: false,
     rootHnsEndpointName: "cbr0",
     forwardHealthCheckVip: false,
@@ -196,7 +195,9 @@ function build(l: Layer, hostname: string): Config {
     configSyncPeriodMs: l.configSyncPeriodMs!,
     windowsService: l.windowsService!,
     networkName: l.networkName!,
+    detectNetwork: l.detectNetwork!,
     sourceVip: l.sourceVip!,
+    hostMac: l.hostMac!,
     enableDSR: l.enableDSR!,
     rootHnsEndpointName: l.rootHnsEndpointName!,
     forwardHealthCheckVip: l.forwardHealthCheckVip!,

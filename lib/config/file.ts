@@ -3,19 +3,23 @@
  * JSON): reading one into a {@link Layer}, and writing a {@link Config} back
  * out as one (`--write-config-to`).
  *
- * Unknown fields are warnings, not errors: kube-proxy decodes v1alpha1
- * strictly first and, when that fails, falls back to a lenient decode with
- * a logged warning; hnsproxy does the same in one step. Linux-only sections
- * (iptables other than the sync periods, ipvs, nftables, conntrack, ...)
- * are known fields and are skipped silently, since `kube-proxy
- * --write-config-to` emits all of them.
+ * Strict: a field that is not a KubeProxyConfiguration field is an error
+ * naming the file and the field's path (a mistyped `syncPeriod` must not
+ * silently become the default). Every field of kube-proxy's v1alpha1 type
+ * is known, including the ones that mean nothing on Windows (the
+ * `iptables`, `ipvs`, `nftables`, `conntrack` and `detectLocal` sections,
+ * `oomScoreAdj`, ...) and the ones older kube-proxy releases wrote
+ * (`resourceContainer`, `udpIdleTimeout`): those are skipped silently, since
+ * `kube-proxy --write-config-to` emits them, so a file kube-proxy reads is
+ * a file hnsproxy reads. (kube-proxy itself retries a strict v1alpha1
+ * decoding failure leniently with a logged warning; hnsproxy does not.)
  *
  * @module
  */
 
 import { parse, stringify } from "yaml";
 import { ConfigError } from "./errors.ts";
-import { checkProxyMode } from "./flags.ts";
+import { checkProxyMode, closestName } from "./flags.ts";
 import { formatDuration } from "./duration.ts";
 import type { Config, Layer } from "./types.ts";
 import {
@@ -41,8 +45,10 @@ type Handler = (layer: Layer, value: unknown, label: string) => void;
 /** A field handler, a nested section, or `null` for a known field hnsproxy ignores. */
 type Schema = { [field: string]: Handler | Schema | null };
 
-// Every section kube-proxy knows but which has no meaning on Windows.
-const IGNORED_SECTIONS = ["ipvs", "nftables", "conntrack", "detectLocal", "linux"];
+/** A section of known fields that hnsproxy skips (they have no meaning on Windows). */
+function skipped(...fields: string[]): Schema {
+  return Object.fromEntries(fields.map((f) => [f, null]));
+}
 
 const SCHEMA: Schema = {
   apiVersion: null,
@@ -60,7 +66,7 @@ const SCHEMA: Schema = {
     verbosity: (l, v, k) => l.verbosity = toInt(k, v, 0, 100),
     flushFrequency: null,
     vmodule: null,
-    options: null,
+    options: { text: null, json: null },
   },
   hostnameOverride: (l, v, k) => {
     if (v !== "" && v !== null) l.hostnameOverride = toNodeName(k, v);
@@ -76,11 +82,30 @@ const SCHEMA: Schema = {
   iptables: {
     syncPeriod: (l, v, k) => l.syncPeriodMs ??= toDuration(k, v, 1),
     minSyncPeriod: (l, v, k) => l.minSyncPeriodMs ??= toDuration(k, v),
-    masqueradeBit: null,
-    masqueradeAll: null,
-    localhostNodePorts: null,
-    snatNodeInternalIP: null,
+    ...skipped("masqueradeBit", "masqueradeAll", "localhostNodePorts", "snatNodeInternalIP"),
   },
+  ipvs: skipped(
+    "syncPeriod",
+    "minSyncPeriod",
+    "scheduler",
+    "excludeCIDRs",
+    "strictARP",
+    "tcpTimeout",
+    "tcpFinTimeout",
+    "udpTimeout",
+  ),
+  nftables: skipped("masqueradeBit", "masqueradeAll", "syncPeriod", "minSyncPeriod"),
+  conntrack: skipped(
+    "maxPerCore",
+    "min",
+    "tcpEstablishedTimeout",
+    "tcpCloseWaitTimeout",
+    "tcpBeLiberal",
+    "udpTimeout",
+    "udpStreamTimeout",
+  ),
+  detectLocalMode: null,
+  detectLocal: skipped("bridgeInterface", "interfaceNamePrefix"),
   // Top-level sync periods (the internal and v1alpha2 layout) win over iptables.*.
   syncPeriod: (l, v, k) => l.syncPeriodMs = toDuration(k, v, 1),
   minSyncPeriod: (l, v, k) => l.minSyncPeriodMs = toDuration(k, v),
@@ -91,26 +116,28 @@ const SCHEMA: Schema = {
     rootHnsEndpointName: (l, v, k) => l.rootHnsEndpointName = toStr(k, v),
     forwardHealthCheckVip: (l, v, k) => l.forwardHealthCheckVip = toBool(k, v),
   },
+  windowsRunAsService: (l, v, k) => l.windowsService = toBool(k, v),
+  // The internal (v1alpha2) layout's Windows and Linux sections, accepted as before.
   windows: {
     runAsService: (l, v, k) => l.windowsService = toBool(k, v),
   },
-  windowsRunAsService: (l, v, k) => l.windowsService = toBool(k, v),
+  linux: null,
   clusterCIDR: (l, v, k) => l.clusterCIDR = toCIDRs(k, v),
   configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
-  detectLocalMode: null,
   nodePortAddresses: null,
   oomScoreAdj: null,
   portRange: null,
+  // Fields of older v1alpha1 releases that `--write-config-to` files may still hold.
+  resourceContainer: null,
   udpIdleTimeout: null,
-  ...Object.fromEntries(IGNORED_SECTIONS.map((s) => [s, null])),
 };
 
 /**
- * Read a KubeProxyConfiguration from its text. `path` prefixes every error
- * and warning. Throws {@link ConfigError} for unparsable text, a wrong
- * apiVersion or kind, and bad field values.
+ * Read a KubeProxyConfiguration from its text. `path` prefixes every error.
+ * Throws {@link ConfigError} for unparsable text, a wrong apiVersion or
+ * kind, an unknown field and bad field values.
  */
-export function parseConfigFile(path: string, text: string): { layer: Layer; warnings: string[] } {
+export function parseConfigFile(path: string, text: string): { layer: Layer } {
   let doc: unknown;
   try {
     doc = parse(text, { uniqueKeys: true, prettyErrors: false });
@@ -133,9 +160,8 @@ export function parseConfigFile(path: string, text: string): { layer: Layer; war
     throw new ConfigError(`${path}: kind`, `is not supported (want ${KIND})`, obj.kind ?? "");
   }
   const layer: Layer = {};
-  const warnings: string[] = [];
-  walk(SCHEMA, Object.entries(obj), "", path, layer, warnings);
-  return { layer, warnings };
+  walk(SCHEMA, Object.entries(obj), "", path, layer);
+  return { layer };
 }
 
 function walk(
@@ -144,14 +170,10 @@ function walk(
   prefix: string,
   path: string,
   layer: Layer,
-  warnings: string[],
 ): void {
   for (const [key, value] of entries) {
     const field = prefix + key;
-    if (!Object.hasOwn(schema, key)) {
-      warnings.push(`${path}: unknown field "${field}" is ignored`);
-      continue;
-    }
+    if (!Object.hasOwn(schema, key)) throw unknownField(path, field, schema, prefix);
     const entry = schema[key];
     if (entry === null) continue;
     if (typeof entry === "function") {
@@ -164,8 +186,18 @@ function walk(
     if (typeof value !== "object" || Array.isArray(value)) {
       throw new ConfigError(`${path}: ${field}`, "is not a mapping", value);
     }
-    walk(entry, Object.entries(value), field + ".", path, layer, warnings);
+    walk(entry, Object.entries(value), field + ".", path, layer);
   }
+}
+
+function unknownField(path: string, field: string, schema: Schema, prefix: string): ConfigError {
+  const key = field.slice(prefix.length);
+  const guess = closestName(key, Object.keys(schema));
+  const hint = guess === undefined ? "" : ` (did you mean ${prefix}${guess}?)`;
+  return new ConfigError(
+    `${path}: ${field}`,
+    `is not a KubeProxyConfiguration field${hint}`,
+  );
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   toFeatureGates,
   toInt,
   toIP,
+  toMac,
   toNodeName,
   toNumber,
 } from "./values.ts";
@@ -82,7 +83,8 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "file",
     group: "General",
     help: "KubeProxyConfiguration file (YAML or JSON, kubeproxy.config.k8s.io/v1alpha1). " +
-      "Flags given on the command line override its fields.",
+      "Flags given on the command line override its fields. A field kube-proxy does not " +
+      "know is an error.",
     set: (l, v) => l.configFile = v,
   },
   {
@@ -209,16 +211,34 @@ export const FLAGS: readonly FlagSpec[] = [
     bool: false,
     arg: "name",
     group: "Windows and HNS",
-    help: "HNS network to program. Default: env KUBE_NETWORK.",
+    help: "HNS network to program. Default: env KUBE_NETWORK. Without a name hnsproxy stops " +
+      "with an error listing the host's networks, unless --detect-network is given.",
     set: (l, v) => l.networkName = v,
+  },
+  {
+    name: "detect-network",
+    bool: true,
+    group: "Windows and HNS",
+    help: "With no network name, program the host's only Overlay or L2Bridge network " +
+      "(hnsproxy only; kube-proxy requires the name).",
+    set: (l, v, k) => l.detectNetwork = toBool(k, v),
   },
   {
     name: "source-vip",
     bool: false,
     arg: "ip",
     group: "Windows and HNS",
-    help: "Source VIP for load-balanced traffic on overlay networks.",
+    help: "Source VIP for load-balanced traffic on overlay networks (required there).",
     set: (l, v, k) => l.sourceVip = toIP(k, v),
+  },
+  {
+    name: "host-mac",
+    bool: false,
+    arg: "mac",
+    group: "Windows and HNS",
+    help: "MAC of the host's network adapter for the overlay source-VIP and service endpoints. " +
+      "Default: the MAC of the interface that holds the node IP (hnsproxy only).",
+    set: (l, v, k) => l.hostMac = toMac(k, v),
   },
   {
     name: "enable-dsr",
@@ -614,18 +634,22 @@ export function scanFlags(args: readonly string[]): ScannedFlag[] {
 }
 
 function unknownFlag(label: string, name: string): ConfigError {
-  const guess = closest(name.replace(/^-+/, ""));
+  const guess = closestName(name.replace(/^-+/, ""), FLAGS.map((f) => f.name));
   const hint = guess ? ` (did you mean --${guess}?)` : "";
   return new ConfigError(label, `unknown flag${hint}; see --help`);
 }
 
-function closest(name: string): string | undefined {
+/**
+ * The candidate closest to a mistyped `name` (case-insensitive edit
+ * distance of at most a quarter of its length, at least 2), or undefined.
+ */
+export function closestName(name: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
-  for (const flag of FLAGS) {
-    const d = editDistance(name, flag.name);
+  for (const candidate of candidates) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) {
-      best = flag.name;
+      best = candidate;
       bestDistance = d;
     }
   }

@@ -54,10 +54,14 @@ export interface Config {
   configSyncPeriodMs: number;
   /** Run under the Windows Service Control Manager. */
   windowsService: boolean;
-  /** HNS network to program (winkernel.networkName, env KUBE_NETWORK); empty = find it. */
+  /** HNS network to program (winkernel.networkName, env KUBE_NETWORK); empty needs `detectNetwork`. */
   networkName: string;
+  /** `--detect-network`: with no network name, program the only Overlay/L2Bridge network. */
+  detectNetwork: boolean;
   /** Source VIP for overlay networks (winkernel.sourceVip), or empty. */
   sourceVip: string;
+  /** `--host-mac`: the host's MAC on overlay (`00-15-5d-aa-bb-cc`); empty finds it from the node IP. */
+  hostMac: string;
   /** Program load balancers with Direct Server Return. */
   enableDSR: boolean;
   /** Host endpoint that backs health-check VIPs (default `cbr0`). */
@@ -110,7 +114,9 @@ export interface Layer {
   configSyncPeriodMs?: number;
   windowsService?: boolean;
   networkName?: string;
+  detectNetwork?: boolean;
   sourceVip?: string;
+  hostMac?: string;
   enableDSR?: boolean;
   rootHnsEndpointName?: string;
   forwardHealthCheckVip?: boolean;

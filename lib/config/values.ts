@@ -8,7 +8,8 @@
 
 import { ConfigError } from "./errors.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import { ipFamily, isCIDR, isIP, isIPv6, joinHostPort, splitHostPort } from "./net.ts";
+import { canonicalCidr, canonicalIp, joinHostPort, parseCidr, splitHostPort } from "../net/ip.ts";
+import { parseMac } from "../net/mac.ts";
 
 /**
  * A boolean: true/false from a config file; from flags also Go's
@@ -76,14 +77,26 @@ export function toEnum<T extends string>(label: string, raw: unknown, allowed: r
   throw new ConfigError(label, `is not one of ${allowed.join(", ")}`, raw);
 }
 
-/** An IP address, or the empty string when `allowEmpty`. */
+/** An IP address in canonical form (lib/net/ip.ts), or the empty string when `allowEmpty`. */
 export function toIP(label: string, raw: unknown, allowEmpty = true): string {
   if (typeof raw === "string") {
     const s = raw.trim();
     if (s === "" && allowEmpty) return "";
-    if (isIP(s)) return s;
+    const ip = canonicalIp(s);
+    if (ip !== undefined) return ip;
   }
   throw new ConfigError(label, "is not an IP address", raw);
+}
+
+/** A MAC address in hnsproxy's form (`00-15-5d-aa-bb-cc`), or the empty string. */
+export function toMac(label: string, raw: unknown): string {
+  if (typeof raw === "string") {
+    const s = raw.trim();
+    if (s === "") return "";
+    const mac = parseMac(s);
+    if (mac !== undefined) return mac;
+  }
+  throw new ConfigError(label, "is not a MAC address (e.g. 00-15-5D-AA-BB-CC)", raw);
 }
 
 /**
@@ -94,10 +107,8 @@ export function toBindAddress(label: string, raw: unknown, defaultPort: number):
   if (typeof raw !== "string") throw new ConfigError(label, "is not an ip:port address", raw);
   const s = raw.trim();
   if (s === "") return "";
-  if (isIP(s)) return joinHostPort(s, defaultPort);
-  if (s.startsWith("[") && s.endsWith("]") && isIPv6(s.slice(1, -1))) {
-    return joinHostPort(s.slice(1, -1), defaultPort);
-  }
+  const bare = canonicalIp(s.startsWith("[") && s.endsWith("]") ? s.slice(1, -1) : s);
+  if (bare !== undefined) return joinHostPort(bare, defaultPort);
   const hp = splitHostPort(s);
   if (!hp) {
     throw new ConfigError(label, "is not an ip:port address (e.g. 0.0.0.0:10256, [::]:10256)", raw);
@@ -118,15 +129,14 @@ export function toCIDRs(label: string, raw: unknown): string[] {
   const families = new Set<string>();
   for (const item of items) {
     const s = typeof item === "string" ? item.trim() : item;
-    if (typeof s !== "string" || !isCIDR(s)) {
-      throw new ConfigError(label, "is not a CIDR (e.g. 10.244.0.0/16)", s);
-    }
-    const family = ipFamily(s.slice(0, s.indexOf("/")))!;
+    const cidr = typeof s === "string" ? parseCidr(s) : undefined;
+    if (!cidr) throw new ConfigError(label, "is not a CIDR (e.g. 10.244.0.0/16)", s);
+    const family = cidr.ip.family;
     if (families.has(family)) {
       throw new ConfigError(label, `has more than one ${family} CIDR`, raw);
     }
     families.add(family);
-    out.push(s);
+    out.push(canonicalCidr(s as string)!);
   }
   return out;
 }

@@ -14,7 +14,7 @@ import type { ClusterStore } from "../kube/store.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import type { ClosableLogger } from "../log/mod.ts";
 import { SOURCE_VIP, THIS_NODE } from "./cluster.ts";
-import { NETWORK_NAME } from "./hns_seed.ts";
+import { HOST_MAC, NETWORK_NAME } from "./hns_seed.ts";
 
 /** Where the demo agent connects and writes. */
 export interface DemoAgentSettings {
@@ -35,6 +35,7 @@ export function demoAgentArgs(s: DemoAgentSettings): string[] {
     `--hostname-override=${THIS_NODE}`,
     `--network-name=${NETWORK_NAME}`,
     `--source-vip=${SOURCE_VIP}`,
+    `--host-mac=${HOST_MAC}`,
     `--state-file=${s.stateFile}`,
     "--hns-backend=memory",
     `--log-file=${s.logFile}`,

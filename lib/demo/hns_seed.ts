@@ -15,6 +15,9 @@ import { DEMO_NODES, type DemoPod, demoServices, THIS_NODE } from "./cluster.ts"
 /** Name of the demo's HNS network (`--network-name`). */
 export const NETWORK_NAME = "vxlan0";
 
+/** MAC of the demo node's network adapter (`--host-mac`: the demo's node IP is no host address). */
+export const HOST_MAC = "00-15-5D-52-B0-01";
+
 /** ID of the demo's HNS network. */
 export const NETWORK_ID = "B4D3F2A1-7C6E-4E9B-9A51-3C2D1E0F9A88";
 

@@ -15,7 +15,7 @@ import {
   type HcnLoadBalancer,
   LoadBalancerFlags,
 } from "../hns/types.ts";
-import { canonicalIp } from "../proxy/net.ts";
+import { canonicalIp } from "../net/ip.ts";
 import type { ObjectDescriber } from "./recorder.ts";
 import { DEMO_NODES, type DemoPort, type DemoService, serviceKey } from "./cluster.ts";
 

@@ -8,7 +8,7 @@
  */
 
 import type { MemoryHnsState } from "../hns/memory.ts";
-import { canonicalIp } from "../proxy/net.ts";
+import { canonicalIp } from "../net/ip.ts";
 import type { DemoService } from "./cluster.ts";
 import { serviceKey } from "./cluster.ts";
 import { loadBalancerViews } from "./inventory.ts";

@@ -49,8 +49,8 @@ export function enumerateQuery(filter?: Record<string, string>): string {
   });
 }
 
-/** An object HNS returned that the client could not use, and why. */
-export interface SkippedObject {
+/** An object HNS returned whose JSON the client could not read (left out of a list or `get*`), and why. */
+export interface UnreadableObject {
   /** The object's kind. */
   kind: HcnKind;
   /** The ID it was enumerated under. */
@@ -64,7 +64,7 @@ export interface SkippedObject {
 /** Options of {@link createHnsClient}. */
 export interface HnsClientOptions {
   /** Called for each object left out of a list or `get*` because its JSON is unusable. */
-  onSkip?: (skipped: SkippedObject) => void;
+  onSkip?: (skipped: UnreadableObject) => void;
   /** How many objects a list opens and queries at once (default 4). */
   listConcurrency?: number;
 }
@@ -88,7 +88,7 @@ export function parseVersionResponse(text: string): HnsVersion | null {
 
 class Client implements HnsClient {
   readonly #api: HcnApi;
-  readonly #onSkip: (s: SkippedObject) => void;
+  readonly #onSkip: (s: UnreadableObject) => void;
   readonly #concurrency: number;
   #version: HnsVersion | undefined;
   /** The refusal that showed in-place LB update unsupported, once one came. */
@@ -242,12 +242,16 @@ class Client implements HnsClient {
     });
   }
 
-  listEndpointIds(networkId?: string): Promise<string[]> {
-    const object = networkId ? `endpoints of network ${networkId}` : "endpoints";
+  listEndpointIds(networkId?: string, name?: string): Promise<string[]> {
+    const filter: Record<string, string> = {};
+    if (networkId) filter.VirtualNetwork = networkId;
+    if (name !== undefined) filter.Name = name;
+    const object = (name !== undefined ? `endpoints named ${name}` : "endpoints") +
+      (networkId ? ` of network ${networkId}` : "");
     return this.#context(
       "listEndpointIds",
       object,
-      () => this.#enumerate("Endpoint", networkId ? { VirtualNetwork: networkId } : undefined),
+      () => this.#enumerate("Endpoint", Object.keys(filter).length > 0 ? filter : undefined),
     );
   }
 

@@ -31,7 +31,7 @@
 import { HnsError, HResult } from "./errors.ts";
 import { hcnFailure, hnsCallFailure, invalidGuidError } from "./ffi.ts";
 import { isGuid, newGuid, normalizeGuid, ZERO_GUID } from "./guid.ts";
-import { canonicalIp } from "./ipaddr.ts";
+import { canonicalIp } from "../net/ip.ts";
 import { allHcnFunctionNames, hcnFunctionName, HNS_CALL } from "./names.ts";
 import type {
   HcnApi,

@@ -236,10 +236,11 @@ export interface HnsClient {
   findNetworkByName(name: string): Promise<HcnNetwork | undefined>;
 
   /**
-   * IDs of all endpoints, or only those of one network (one Enumerate call,
-   * filtered by HNS on `VirtualNetwork`).
+   * IDs of all endpoints, or only those of one network, or only those with
+   * one name (one Enumerate call, filtered by HNS on `VirtualNetwork` and
+   * `Name`; HNS compares names without case).
    */
-  listEndpointIds(networkId?: string): Promise<string[]>;
+  listEndpointIds(networkId?: string, name?: string): Promise<string[]>;
   /** All endpoints with properties, optionally only those of one network. */
   listEndpoints(networkId?: string): Promise<HcnEndpoint[]>;
   /** One endpoint, or undefined when HNS does not have it. */

@@ -217,13 +217,13 @@ export class KubeClient {
    * Sends a write (`POST`, `PATCH`) with a JSON body and returns the decoded
    * answer. Throws {@linkcode ApiError} for non-2xx answers and the fetch
    * error for transport failures; `timeoutMs` (default the request timeout)
-   * bounds the whole request.
+   * bounds the whole request, `signal` aborts it.
    */
   async send(
     method: "POST" | "PATCH",
     path: string,
     body: unknown,
-    options: { what: string; contentType?: string; timeoutMs?: number },
+    options: { what: string; contentType?: string; timeoutMs?: number; signal?: AbortSignal },
   ): Promise<KubeObject> {
     const url = new URL(this.#server + path);
     const credentials = await this.#auth.credentials();
@@ -233,17 +233,31 @@ export class KubeClient {
     headers.set("Content-Type", options.contentType ?? "application/json");
     headers.set("User-Agent", this.#userAgent);
     this.#logger.debug(4, "API request", { method, url: url.pathname });
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: JSON.stringify(body),
-      client,
-      signal: AbortSignal.timeout(options.timeoutMs ?? this.#requestTimeoutMs),
-    });
-    this.#logger.debug(4, "API response", { url: url.pathname, status: response.status });
-    if (response.status === 401) this.#auth.rejected(credentials);
-    if (!response.ok) throw await apiErrorOf(response, options.what);
-    return await response.json() as KubeObject;
+    // An explicit controller rather than AbortSignal.any(), as in list().
+    const local = new AbortController();
+    const forward = () => local.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", forward);
+    if (options.signal?.aborted) forward();
+    const timer = setTimeout(
+      () => local.abort(new DOMException(`${options.what} timed out`, "TimeoutError")),
+      options.timeoutMs ?? this.#requestTimeoutMs,
+    );
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        body: JSON.stringify(body),
+        client,
+        signal: local.signal,
+      });
+      this.#logger.debug(4, "API response", { url: url.pathname, status: response.status });
+      if (response.status === 401) this.#auth.rejected(credentials);
+      if (!response.ok) throw await apiErrorOf(response, options.what);
+      return await response.json() as KubeObject;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", forward);
+    }
   }
 
   /** Releases the HTTP connections. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { isIPv4, isIPv6 } from "node:net";
+import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
 import type {
   EndpointInfo,
   EndpointPortInfo,
@@ -149,28 +149,23 @@ class Reader {
 
   ip(v: unknown, field: string, family?: IpFamily): string {
     const s = this.str(v, field);
-    const fam = s === undefined ? undefined : familyOf(s);
+    const fam = s === undefined ? undefined : ipFamilyOf(s);
     if (fam === undefined) return this.fail(field, `must be an IP address, got ${show(v)}`);
     if (family && fam !== family) {
       return this.fail(field, `must be an ${family} address, got ${show(v)}`);
     }
-    return s!;
+    return canonicalIp(s!)!;
   }
 
   cidr(v: unknown, field: string): string {
     const s = this.str(v, field)?.trim();
     const m = s ? /^([^/]+)\/(\d{1,3})$/.exec(s) : null;
-    const fam = m ? familyOf(m[1]) : undefined;
+    const fam = m ? ipFamilyOf(m[1]) : undefined;
     if (!m || !fam || Number(m[2]) > (fam === "IPv4" ? 32 : 128)) {
       return this.fail(field, `must be a CIDR such as 10.0.0.0/8, got ${show(v)}`);
     }
     return s!;
   }
-}
-
-/** `IPv4`, `IPv6`, or undefined for a string that is no IP address. */
-export function familyOf(ip: string): IpFamily | undefined {
-  return isIPv4(ip) ? "IPv4" : isIPv6(ip) ? "IPv6" : undefined;
 }
 
 function metaOf(kind: string, obj: unknown, namespaced: boolean) {
@@ -213,7 +208,7 @@ export function convertService(obj: unknown): ServiceInfo | null {
   const clusterIPs = rawIPs.map((ip, i) =>
     r.ip(ip, ipField === "spec.clusterIP" ? ipField : `${ipField}[${i}]`)
   );
-  const families = clusterIPs.map((ip) => familyOf(ip)!);
+  const families = clusterIPs.map((ip) => ipFamilyOf(ip)!);
   const ipFamilies = (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
 
   const names = new Set<string>();
@@ -442,7 +437,7 @@ function nodeAddresses(
   });
   const firsts: string[] = [];
   for (const fam of ["IPv4", "IPv6"] as const) {
-    const first = internal.find((ip) => familyOf(ip) === fam);
+    const first = internal.find((ip) => ipFamilyOf(ip) === fam);
     if (first !== undefined) firsts.push(first);
   }
   firsts.sort((a, b) => internal.indexOf(a) - internal.indexOf(b));

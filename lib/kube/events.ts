@@ -82,10 +82,15 @@ export interface KubeEvent {
 
 /** Where events are written (the API server, or a test double). */
 export interface EventSink {
-  /** POST the event into its namespace. */
-  create(event: KubeEvent): Promise<unknown>;
-  /** Strategic merge patch of an existing event. */
-  patch(namespace: string, name: string, patch: Record<string, unknown>): Promise<unknown>;
+  /** POST the event into its namespace; `signal` aborts the request. */
+  create(event: KubeEvent, signal?: AbortSignal): Promise<unknown>;
+  /** Strategic merge patch of an existing event; `signal` aborts the request. */
+  patch(
+    namespace: string,
+    name: string,
+    patch: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<unknown>;
 }
 
 /** Why an event was not written. */
@@ -95,16 +100,18 @@ export type EventDropReason = "rejected" | "unreachable" | "queueFull";
 export function kubeEventSink(client: KubeClient, timeoutMs = 10_000): EventSink {
   const base = (ns: string) => `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/events`;
   return {
-    create: (event) =>
+    create: (event, signal) =>
       client.send("POST", base(event.metadata.namespace), event, {
         what: "create event",
         timeoutMs,
+        signal,
       }),
-    patch: (ns, name, patch) =>
+    patch: (ns, name, patch, signal) =>
       client.send("PATCH", `${base(ns)}/${encodeURIComponent(name)}`, patch, {
         what: "patch event",
         contentType: "application/strategic-merge-patch+json",
         timeoutMs,
+        signal,
       }),
   };
 }
@@ -239,7 +246,7 @@ export class EventRecorder {
 
   /**
    * Stop accepting events and give the writes waiting up to `timeoutMs` to
-   * finish; the rest are abandoned.
+   * finish; the rest are abandoned and the one in flight is aborted.
    */
   async close(timeoutMs = 2_000): Promise<void> {
     this.#closed = true;
@@ -297,9 +304,12 @@ export class EventRecorder {
     const { event } = entry;
     if (entry.written && event.series) {
       try {
-        await this.#o.sink.patch(event.metadata.namespace, event.metadata.name, {
-          series: { ...event.series },
-        });
+        await this.#o.sink.patch(
+          event.metadata.namespace,
+          event.metadata.name,
+          { series: { ...event.series } },
+          this.#abort.signal,
+        );
         this.#o.onWrite?.("patch");
         return;
       } catch (err) {
@@ -307,7 +317,7 @@ export class EventRecorder {
         // Deleted meanwhile (events expire after an hour): create it anew.
       }
     }
-    await this.#o.sink.create(structuredClone(event));
+    await this.#o.sink.create(structuredClone(event), this.#abort.signal);
     entry.written = true;
     this.#o.onWrite?.("create");
   }

@@ -8,9 +8,11 @@
  * - every create goes to HNS under a GUID hnsproxy picked and listed in the
  *   record on disk beforehand: before the first create of a phase (endpoint
  *   creates, then load balancer creates) the phase's creates are listed in
- *   one append and fsync ({@link OwnershipRecord.intend}); a create outside
- *   such a batch (a modify whose LB vanished) is listed alone. If the record
- *   cannot be written, those creates are not issued (they fail and retry);
+ *   one append and fsync ({@link OwnershipRecord.intend}), replacing
+ *   modifies included where HNS cannot update in place; a create outside
+ *   such a batch (a modify whose LB vanished, the first refused modify) is
+ *   listed alone. If the record cannot be written, those creates are not
+ *   issued (they fail and retry);
  * - a listed create that certainly made nothing (refused, deferred, never
  *   tried) is removed from the record again, with the sync's other changes;
  *   one whose answer was lost stays listed: HNS may hold it;
@@ -151,8 +153,8 @@ class ApplyRun {
   readonly #blocked = new Set<string>();
   /** Creates listed in the record and not yet issued, by key. */
   readonly #intents = new Map<string, OwnedObject>();
-  /** Create phases (op names) already listed. */
-  readonly #listedPhases = new Set<PlanOp["op"]>();
+  /** Create phases (by the kind they create) already listed. */
+  readonly #listedPhases = new Set<OwnedKind>();
   /** Keys of creates whose listing failed, with the error (they are not issued). */
   readonly #unlisted = new Map<string, unknown>();
   /** IDs whose create call succeeded, or failed in a way that may have made the object. */
@@ -256,18 +258,19 @@ class ApplyRun {
   /**
    * At the first create of a phase (`first` is its first op): list every
    * create of that kind from `offset` on that will be tried now, in one write
-   * of the record, before any of them is issued. (A create that becomes due
-   * later in the phase is listed alone by {@link ApplyRun.#withIntent}.)
+   * of the record, before any of them is issued. Where HNS cannot update a
+   * load balancer in place, a modify is a delete and a create: listed too.
+   * (A create that becomes due later in the phase is listed alone by
+   * {@link ApplyRun.#withIntent}.)
    */
   async #listCreates(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
-    if (first.op !== "createEndpoint" && first.op !== "createLoadBalancer") return;
-    if (this.#listedPhases.has(first.op)) return;
-    this.#listedPhases.add(first.op);
-    const kind: OwnedKind = first.op === "createEndpoint" ? "Endpoint" : "LoadBalancer";
+    const kind = this.#createKind(first);
+    if (kind === undefined || this.#listedPhases.has(kind)) return;
+    this.#listedPhases.add(kind);
     const listed: OwnedObject[] = [];
     for (let i = offset; i < ops.length; i++) {
       const op = ops[i];
-      if (op.op !== first.op || this.#intents.has(op.key)) continue;
+      if (this.#createKind(op) !== kind || this.#intents.has(op.key)) continue;
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
       listed.push({ kind, id: newGuid(), key: op.key });
     }
@@ -283,6 +286,16 @@ class ApplyRun {
       });
       for (const intent of listed) this.#unlisted.set(intent.key, err);
     }
+  }
+
+  /** The kind of object `op` creates in HNS, if it creates one. */
+  #createKind(op: PlanOp): OwnedKind | undefined {
+    if (op.op === "createEndpoint") return "Endpoint";
+    if (op.op === "createLoadBalancer") return "LoadBalancer";
+    if (op.op === "modifyLoadBalancer" && this.#ctx.client.modifyUnsupported) {
+      return "LoadBalancer";
+    }
+    return undefined;
   }
 
   /**

@@ -81,8 +81,8 @@ export interface ConflictTrackerOptions {
   initialMs?: number;
   /** Longest wait between two reports of a conflict, ms (default 300000). */
   maxMs?: number;
-  /** The kind of a desired key (the gauge's label). */
-  kindOf?(key: LbKey): LbKind | undefined;
+  /** The desired load balancer of a key: its kind (the gauge's label) and service. */
+  wanted?(key: LbKey): { kind: LbKind; serviceKey: ObjectKey } | undefined;
   /** Receives each batch of reports (events, metrics). */
   onReports?(reports: readonly ConflictReport[]): void;
 }
@@ -94,7 +94,7 @@ export class ConflictTracker {
   readonly #steps: Backoff;
   readonly #entries = new Map<LbKey, TrackedConflict>();
   readonly #onReports?: (reports: readonly ConflictReport[]) => void;
-  readonly #kindOf?: (key: LbKey) => LbKind | undefined;
+  readonly #wanted?: (key: LbKey) => { kind: LbKind; serviceKey: ObjectKey } | undefined;
 
   /** An empty tracker. */
   constructor(options: ConflictTrackerOptions = {}) {
@@ -107,7 +107,7 @@ export class ConflictTracker {
       clock: this.#clock,
     });
     this.#onReports = options.onReports;
-    this.#kindOf = options.kindOf;
+    this.#wanted = options.wanted;
   }
 
   /**
@@ -122,10 +122,11 @@ export class ConflictTracker {
         if (!known.serviceKey && c.serviceKey) known.serviceKey = c.serviceKey;
         continue;
       }
+      const wanted = this.#wanted?.(c.key);
       const entry: TrackedConflict = {
         key: c.key,
-        serviceKey: c.serviceKey || known?.serviceKey || "",
-        kind: this.#kindOf?.(c.key) ?? known?.kind ?? kindOfKey(c.key),
+        serviceKey: c.serviceKey || wanted?.serviceKey || known?.serviceKey || "",
+        kind: wanted?.kind ?? known?.kind ?? kindOfKey(c.key),
         holderId: c.foreignId,
         since: this.#clock.now(),
         reports: 1,

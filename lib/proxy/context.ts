@@ -1,8 +1,9 @@
 /**
  * Building the {@link NodeContext} from what HNS and the cluster say about
  * this node: the HNS network (type, RemoteSubnetRoute policies), the CNI's
- * endpoints on it, the root host endpoint, the node's IPs and zone, and the
- * proxy's settings.
+ * endpoints on it, the root host endpoint, the node's IPs and zone, on
+ * overlay the host's MAC (`--host-mac`, else the interface holding a node
+ * IP), and the proxy's settings.
  *
  * @module
  */
@@ -13,9 +14,10 @@ import {
   type HcnNetwork,
   type HnsFeatures,
 } from "../hns/types.ts";
-import type { NodeInfo, NodePlacement } from "../kube/model.ts";
-import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
-import { canonicalIp } from "./net.ts";
+import type { NodeInfo, NodePlacement as KubeNodePlacement } from "../kube/model.ts";
+import type { NetworkInfo, NodeContext, NodePlacement, RemoteSubnetRoute } from "./model.ts";
+import { findHostMac, type HostInterface } from "../net/host_mac.ts";
+import { canonicalIp } from "../net/ip.ts";
 
 /** The proxy settings that go into the node context. */
 export interface ContextSettings {
@@ -36,6 +38,12 @@ export interface ContextSettings {
   rootHnsEndpointName: string;
   /** Port of the healthz server. */
   healthzPort: number;
+  /** `--host-mac`: the host's MAC for overlay endpoints instead of looking it up. */
+  hostMac?: string;
+  /** The host's interfaces, read when an overlay context is built to find the host's MAC. */
+  hostInterfaces?: () => readonly HostInterface[];
+  /** `--cluster-cidr`: the cluster's pod IP ranges. */
+  clusterCidrs?: readonly string[];
 }
 
 /** The {@link NetworkInfo} of an HNS network; undefined when it has no ID. */
@@ -138,8 +146,8 @@ export interface ContextInputs {
   owns: (id: string) => boolean;
   /** The agent's Node, once seen. */
   node?: NodeInfo;
-  /** Every node's placement (pod CIDRs, InternalIPs), by node name. */
-  placements?: ReadonlyMap<string, NodePlacement>;
+  /** Every node's placement (pod CIDRs, InternalIPs) by name, as the cluster store holds them. */
+  placements?: ReadonlyMap<string, KubeNodePlacement>;
 }
 
 /** Build the node context. */
@@ -158,7 +166,14 @@ export function buildNodeContext(inputs: ContextInputs): NodeContext {
     localEndpoints: localEndpointsOf(endpoints, network.id, owns),
   };
   if (node?.zone) ctx.zone = node.zone;
-  if (inputs.placements) ctx.nodeIPsByName = nodeIPsByNameOf(inputs.placements);
+  if (inputs.placements) ctx.nodePlacements = nodePlacementsOf(settings, inputs.placements);
+  if (settings.clusterCidrs?.length) ctx.clusterCidrs = settings.clusterCidrs;
+  if (network.type === "overlay") {
+    const found = settings.hostMac !== undefined
+      ? { mac: settings.hostMac }
+      : settings.hostInterfaces && findHostMac(settings.hostInterfaces(), ctx.nodeIPs);
+    if (found && "mac" in found) ctx.hostMac = found.mac;
+  }
   const root = findEndpointByName(endpoints, network.id, settings.rootHnsEndpointName);
   if (root) ctx.rootHnsEndpointId = root;
   return ctx;
@@ -179,35 +194,54 @@ export function contextForNode(
   return contextChanged(ctx, next) ? next : ctx;
 }
 
-/** The InternalIPs of every node by name, canonical: where a remote pod on that node lives. */
-export function nodeIPsByNameOf(
-  placements: ReadonlyMap<string, NodePlacement>,
-): Map<string, readonly string[]> {
-  const out = new Map<string, readonly string[]>();
-  for (const [name, p] of placements) {
-    const ips = p.internalIPs.map((ip) => canonicalIp(ip)).filter((ip): ip is string => !!ip);
-    if (ips.length > 0) out.set(name, ips);
-  }
-  return out;
+/**
+ * The context with the root host endpoint (backend of the health-check VIP
+ * LBs) at this ID, or without one. Returns `ctx` itself when it is unchanged.
+ */
+export function contextWithRoot(ctx: NodeContext, id: string | undefined): NodeContext {
+  if (id === ctx.rootHnsEndpointId) return ctx;
+  const next: NodeContext = { ...ctx };
+  if (id === undefined) delete next.rootHnsEndpointId;
+  else next.rootHnsEndpointId = id;
+  return next;
 }
 
 /**
- * The context with the cluster's current node placements. Only the
- * services with an endpoint on a changed node read them, and the cluster
- * store marks those dirty, so the result is not a context change that
- * recomputes everything ({@link contextChanged} ignores `nodeIPsByName`).
+ * The other nodes' placements for the node context: each node's pod CIDRs
+ * and, as the provider address of its pods, its first InternalIP. Nodes
+ * without an InternalIP and this node itself are left out; sorted by name
+ * so that equal placements compare equal.
+ */
+export function nodePlacementsOf(
+  settings: ContextSettings,
+  placements: ReadonlyMap<string, KubeNodePlacement>,
+): NodePlacement[] {
+  const out: NodePlacement[] = [];
+  for (const [name, p] of placements) {
+    if (name === settings.nodeName) continue;
+    const providerAddress = p.internalIPs.map((ip) => canonicalIp(ip)).find((ip) => ip);
+    if (providerAddress) out.push({ nodeName: name, podCidrs: p.podCIDRs, providerAddress });
+  }
+  return out.sort((a, b) => a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0);
+}
+
+/**
+ * The context with the cluster's current node placements. Returns `ctx`
+ * itself when they place no pod differently.
  */
 export function contextForPlacements(
   ctx: NodeContext,
-  placements: ReadonlyMap<string, NodePlacement>,
+  settings: ContextSettings,
+  placements: ReadonlyMap<string, KubeNodePlacement>,
 ): NodeContext {
-  return { ...ctx, nodeIPsByName: nodeIPsByNameOf(placements) };
+  const next: NodeContext = { ...ctx, nodePlacements: nodePlacementsOf(settings, placements) };
+  return contextChanged(ctx, next) ? next : ctx;
 }
 
 /** Whether two contexts differ in anything that changes the desired state. */
 export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   if (a.network.id !== b.network.id || a.zone !== b.zone) return true;
-  if (a.rootHnsEndpointId !== b.rootHnsEndpointId) return true;
+  if (a.rootHnsEndpointId !== b.rootHnsEndpointId || a.hostMac !== b.hostMac) return true;
   if (a.nodeIPs.join(",") !== b.nodeIPs.join(",")) return true;
   if (JSON.stringify(a.features) !== JSON.stringify(b.features)) return true;
   if (
@@ -215,7 +249,12 @@ export function contextChanged(a: NodeContext, b: NodeContext): boolean {
   ) {
     return true;
   }
+  if (!sameJson(a.nodePlacements, b.nodePlacements) || !sameJson(a.clusterCidrs, b.clusterCidrs)) {
+    return true;
+  }
   if (a.localEndpoints.size !== b.localEndpoints.size) return true;
   for (const [ip, id] of a.localEndpoints) if (b.localEndpoints.get(ip) !== id) return true;
   return false;
 }
+
+const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);

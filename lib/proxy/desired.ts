@@ -45,11 +45,20 @@ import type {
   NoLocalEndpoints,
   ServiceDesired,
 } from "./model.ts";
-import { canonicalIp, ipFamilyOf } from "./net.ts";
-import { isOverlay, podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
-import { nodeIpOf, type PlacementTable, placementTable, placeOnOverlay } from "./placement.ts";
+import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
+import { podEndpoint, serviceVipEndpoint } from "./owned_endpoints.ts";
+import {
+  isOverlay,
+  nodeIpOf,
+  placementsFor,
+  type PlacementTable,
+  placementTable,
+  placeOnOverlay,
+  primaryFamily,
+} from "./placement.ts";
 
 export { assembleDesired, updateDesired } from "./desired_join.ts";
+export { placementsFor } from "./placement.ts";
 
 /** kube-proxy's default ClientIP affinity timeout; any other value is reported as ignored. */
 const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
@@ -230,7 +239,8 @@ function candidatesFor(
  * The endpoints of a backend set one LB can use, and its single internal
  * port: the most common port among the endpoints (ties: the lowest);
  * endpoints with another port are left out with a warning. Local endpoints
- * not found in HNS are left out with a warning. Undefined when none is left.
+ * not found in HNS, and on overlay remote ones not placed yet, are left out
+ * with a warning. Undefined when none is left.
  */
 function selectBackends(
   s: ServiceScope,
@@ -239,8 +249,19 @@ function selectBackends(
 ): { present: Candidate[]; internalPort: number } | undefined {
   const { ctx, diags } = s;
   const { sp, spIndex } = pf;
+  const overlay = isOverlay(ctx);
   const present: Candidate[] = [];
   for (const c of set) {
+    if (overlay && !c.local && !placeOnOverlay(placementsOf(s), c.ip, c.nodeName)) {
+      diags.add(
+        "warning",
+        `endpoint ${c.ip}`,
+        "PlacementUnknown",
+        `endpoint ${c.ip} is in the cluster's pod ranges but no route or Node places it yet; left out until one does`,
+        c.ip,
+      );
+      continue;
+    }
     if (c.local && !ctx.localEndpoints.has(c.ip)) {
       diags.add(
         "warning",
@@ -305,7 +326,7 @@ function backendKeys(
     const key = remoteEndpointKey(c.ip);
     let providerAddress: string | undefined;
     if (overlay) {
-      const placement = placeOnOverlay(s.placements ??= placementTable(ctx), c.ip, c.nodeName);
+      const placement = placeOnOverlay(placementsOf(s), c.ip, c.nodeName)!; // selected: placed
       publicOrNode ||= placement.publicIp || placement.nodeIp;
       providerAddress = placement.providerAddress;
     }
@@ -316,6 +337,11 @@ function backendKeys(
   }
   backends.sort(cmp);
   return { backends, publicOrNode };
+}
+
+/** The context's placement table, built on first use when the caller gave none. */
+function placementsOf(s: ServiceScope): PlacementTable {
+  return s.placements ??= placementTable(s.ctx);
 }
 
 /** The endpoints of a subset ("all" or "local"). */
@@ -435,14 +461,16 @@ function emptyResult(serviceKey: ObjectKey, diagnostics: Diagnostic[] = []) {
 
 /**
  * The families a service serves and its cluster IP in each, as the one
- * frontend of its ClusterIP LBs (headless: none).
+ * frontend of its ClusterIP LBs (headless: none). On overlay only the node's
+ * primary family: kube-proxy runs single-stack there (the other is `null`).
  */
 function clusterIpsByFamily(
   svc: ServiceInfo,
   ctx: NodeContext,
   diags: Diagnostics,
-): Map<IpFamily, readonly [Frontend]> {
-  const out = new Map<IpFamily, readonly [Frontend]>();
+): Map<IpFamily, readonly [Frontend] | null> {
+  const out = new Map<IpFamily, readonly [Frontend] | null>();
+  const only = isOverlay(ctx) ? primaryFamily(ctx) : undefined;
   (svc.clusterIPs ?? []).forEach((raw, i) => {
     if (raw === "None" || raw === "") return;
     const ip = sharedCanonicalIp(raw);
@@ -463,6 +491,16 @@ function clusterIpsByFamily(
         "IPv6Unsupported",
         `IPv6 cluster IP ${ip} skipped: this HNS does not support IPv6 dual-stack`,
       );
+      return;
+    }
+    if (only !== undefined && family !== only) {
+      diags.add(
+        "warning",
+        `spec.clusterIPs[${i}]`,
+        "OverlaySingleStack",
+        `${family} cluster IP ${ip} skipped: overlay networks are single-stack (${only} on this node)`,
+      );
+      out.set(family, null);
       return;
     }
     if (!out.has(family)) out.set(family, [{ ip, field: "spec.clusterIPs" }]);
@@ -534,10 +572,10 @@ function warnUnsupported(svc: ServiceInfo, diags: Diagnostics): void {
   }
 }
 
-/** The external and ingress IPs of a service by family (of families it serves only). */
+/** The external and ingress IPs of a service by family (of the families it serves only). */
 function frontendsByFamily(
   svc: ServiceInfo,
-  families: ReadonlyMap<IpFamily, unknown>,
+  families: ReadonlyMap<IpFamily, readonly [Frontend] | null>,
   diags: Diagnostics,
 ): { external: Map<IpFamily, Frontend[]>; ingress: Map<IpFamily, Frontend[]> } {
   const external = new Map<IpFamily, Frontend[]>();
@@ -554,6 +592,7 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
+    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
     if (!families.has(f)) {
       diags.add(
         "warning",
@@ -588,6 +627,7 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
+    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
     if (!families.has(f)) {
       diags.add(
         "warning",
@@ -664,8 +704,8 @@ function checkPort(
  * Everything one service wants in HNS, from the service, its EndpointSlices
  * and the node context. Pure and deterministic; never throws on bad input
  * (problems become diagnostics naming the service and the field).
- * `placements` is the context's {@link placementTable}, when the caller holds
- * one for many services.
+ * `placements` is the context's {@link placementsFor}, when the caller holds
+ * one for many services (else it is built here when needed).
  */
 export function desiredForService(
   svc: ServiceInfo,
@@ -677,7 +717,10 @@ export function desiredForService(
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  if (families.size === 0) return emptyResult(serviceKey, diags.list);
+  const byFamily = [...families]
+    .filter((e): e is [IpFamily, readonly [Frontend]] => e[1] !== null)
+    .sort((a, b) => cmp(a[0], b[0]));
+  if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
     ctx,
@@ -696,7 +739,6 @@ export function desiredForService(
   const noLocal: NoLocalEndpoints[] = [];
   let programmablePorts = 0;
 
-  const byFamily = [...families].sort((a, b) => cmp(a[0], b[0]));
   (svc.ports ?? []).forEach((sp, spIndex) => {
     const checked = checkPort(sp, spIndex, diags);
     if (!checked) return;
@@ -730,7 +772,7 @@ export function desiredForService(
   });
 
   if (isOverlay(ctx) && programmablePorts > 0) {
-    for (const [family, [{ ip }]] of families) {
+    for (const [family, [{ ip }]] of byFamily) {
       const ep = serviceVipEndpoint(ctx, ip, family);
       s.endpoints.set(ep.key, ep);
     }
@@ -821,7 +863,7 @@ export function safeDesiredForService(
 
 /** The whole desired state from a cluster view. */
 export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState {
-  const placements = placementTable(ctx);
+  const placements = placementsFor(ctx);
   const out: ServiceDesired[] = [];
   for (const svc of view.services()) {
     const slices = view.slicesFor(`${svc.namespace}/${svc.name}`);

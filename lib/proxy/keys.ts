@@ -24,7 +24,7 @@ import {
 } from "../hns/types.ts";
 import type { IpFamily } from "../kube/model.ts";
 import type { EpKey, LbKey } from "./model.ts";
-import { canonicalIp, hostForPort } from "./net.ts";
+import { canonicalIp, hostForPort } from "../net/ip.ts";
 
 /** Lower-case protocol name for keys: `tcp`, `udp`, `sctp`, else `p<number>`. */
 export function protocolName(protocol: number): string {
@@ -80,12 +80,6 @@ export function hostEndpointKey(name: string): EpKey {
 /** Key of the overlay source-VIP endpoint. */
 export function sourceVipEndpointKey(ip: string): EpKey {
   return `ep/sourcevip/${ip}`;
-}
-
-/** The IP address named by an `ep/remote/`, `ep/local/` or `ep/sourcevip/` key. */
-export function endpointKeyIp(key: EpKey): string | undefined {
-  const m = /^ep\/(remote|local|sourcevip)\/(.+)$/.exec(key);
-  return m ? m[2] : undefined;
 }
 
 /** Why an HNS object yields no key. */

@@ -13,6 +13,13 @@
  * - Every endpoint ID already classified (ours, of others, local, of other
  *   networks) is remembered, so no ID is queried twice. Remote endpoints of
  *   others found this way go into the observed cache.
+ * - The root host endpoint (`rootHnsEndpointName`, backend of the
+ *   health-check VIP LBs) follows HNS too: a listing that no longer holds
+ *   its ID drops it, and a new endpoint by that name found among the IDs
+ *   read becomes it, so a recreated one (HNS restart, CNI reinstall) is
+ *   picked up at the next resync with no extra call. {@link
+ *   LocalEndpoints.resolveRoot} asks HNS for it directly (one Enumerate with
+ *   a Name filter) when its LBs are about to be built.
  *
  * A lookup returns the next node context as a value; the caller decides what
  * to recompute.
@@ -25,10 +32,17 @@ import type { HcnEndpoint } from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
-import { contextChanged, isRemoteEndpoint, localEndpointsOf, onNetwork } from "./context.ts";
+import {
+  contextChanged,
+  contextWithRoot,
+  findEndpointByName,
+  isRemoteEndpoint,
+  localEndpointsOf,
+  onNetwork,
+} from "./context.ts";
 import { endpointKeyFromHns, isKeyError } from "./keys.ts";
 import type { DesiredState, Diagnostic, NodeContext, ServiceDesired } from "./model.ts";
-import { idKey, type ObservedCache } from "./observed.ts";
+import { idKey, type ObservedCache, sameId } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 
 /** Options of {@link LocalEndpoints}. */
@@ -143,6 +157,25 @@ export class LocalEndpoints {
     this.#backoff.fail();
   }
 
+  /**
+   * The context with the root host endpoint as HNS has it now: one Enumerate
+   * of the network's endpoints with its name (the current ID is kept while
+   * HNS still lists it).
+   */
+  async resolveRoot(ctx: NodeContext): Promise<NodeContext> {
+    const ids = await this.#o.client.listEndpointIds(ctx.network.id, ctx.rootHnsEndpointName);
+    const current = ctx.rootHnsEndpointId;
+    const id = ids.find((x) => current !== undefined && sameId(x, current)) ?? ids[0];
+    if (id !== current) {
+      this.#o.logger.info("Root HNS endpoint changed", {
+        name: ctx.rootHnsEndpointName,
+        before: current ?? "(none)",
+        after: id ?? "(none)",
+      });
+    }
+    return contextWithRoot(ctx, id);
+  }
+
   /** Look up the network's endpoints: one Enumerate of its endpoint IDs. */
   async lookUp(ctx: NodeContext, desired: DesiredState | undefined): Promise<LookupResult> {
     const ids = await this.#o.client.listEndpointIds(ctx.network.id);
@@ -204,7 +237,10 @@ export class LocalEndpoints {
       observed.setForeignEndpoint({ key, id: ep.ID, hns: ep });
       if (desired?.remoteEndpoints.has(key)) othersHoldWanted = true;
     }
-    const next = { ...ctx, localEndpoints: local };
+    let root = ctx.rootHnsEndpointId;
+    if (root !== undefined && !present.has(idKey(root)) && existed(idKey(root))) root = undefined;
+    root = findEndpointByName(fresh, ctx.network.id, ctx.rootHnsEndpointName) ?? root;
+    const next = contextWithRoot({ ...ctx, localEndpoints: local }, root);
     if (!contextChanged(ctx, next)) {
       if (this.#missing() > 0) this.#backoff.fail();
       return { ctx, othersHoldWanted };
@@ -212,6 +248,7 @@ export class LocalEndpoints {
     this.#o.logger.debug(2, "CNI endpoints changed", {
       before: ctx.localEndpoints.size,
       after: local.size,
+      root: next.rootHnsEndpointId ?? "(none)",
     });
     // The recompute decides whether anything is still missing.
     this.#backoff.reset();

@@ -74,8 +74,10 @@ export interface NodeContext {
    */
   sourceVips: readonly string[];
   /**
-   * MAC of the host's interface (dash-separated), used for the source-VIP
-   * endpoint as kube-proxy does. When absent the MAC is derived from the IP.
+   * MAC of the host NIC that holds the node IP (dash-separated, lower case):
+   * on overlay, the MAC of the source-VIP endpoint and of the per-ClusterIP
+   * remote endpoints, as kube-proxy does. Required on overlay (the agent does
+   * not start without it); when absent the MAC is derived from the IP.
    */
   hostMac?: string;
   /** `--enable-dsr`: DSR on ClusterIP LBs (when HNS supports DSR). */
@@ -95,12 +97,29 @@ export interface NodeContext {
    */
   localEndpoints: ReadonlyMap<string, string>;
   /**
-   * IPs of other nodes by node name, when the runner knows them (the agent
-   * watches only its own Node, so this is usually empty). Fallback provider
-   * address for overlay remote endpoints whose pod IP matches no
-   * RemoteSubnetRoute.
+   * Where other nodes' pods live, from the Node objects (pod CIDRs and
+   * InternalIP): on overlay, the provider address of a pod IP no
+   * RemoteSubnetRoute covers yet (a node that joined after the CNI's routes
+   * were read). Absent or empty when unknown.
    */
-  nodeIPsByName?: ReadonlyMap<string, readonly string[]>;
+  nodePlacements?: readonly NodePlacement[];
+  /**
+   * The cluster's pod IP ranges (`--cluster-cidr`). On overlay a remote pod IP
+   * in them that no route or node places is not programmed until it is (with
+   * a `PlacementUnknown` diagnostic); without them such an IP is treated as
+   * public, as kube-proxy does.
+   */
+  clusterCidrs?: readonly string[];
+}
+
+/** Where one other node's pods live (overlay), from its Node object. */
+export interface NodePlacement {
+  /** The node's name (as in EndpointSlice `nodeName`). */
+  nodeName: string;
+  /** The node's pod CIDRs (`spec.podCIDRs`); may be empty. */
+  podCidrs: readonly string[];
+  /** The node's IP in the primary family (its InternalIP): provider address of its pods. */
+  providerAddress: string;
 }
 
 /** Which service address a load balancer serves. */

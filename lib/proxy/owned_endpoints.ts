@@ -15,13 +15,9 @@
 import type { IpFamily } from "../kube/model.ts";
 import { remoteEndpointKey, sourceVipEndpointKey } from "./keys.ts";
 import type { DesiredEndpoint, EndpointRole, NodeContext } from "./model.ts";
-import { canonicalIp, ipFamilyOf, remoteEndpointMac } from "./net.ts";
-import { nodeIpOf } from "./placement.ts";
-
-/** Whether the network is an overlay (VXLAN) network. */
-export function isOverlay(ctx: NodeContext): boolean {
-  return ctx.network.type.toLowerCase() === "overlay";
-}
+import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
+import { remoteEndpointMac } from "./net.ts";
+import { isOverlay, nodeIpOf, primaryFamily } from "./placement.ts";
 
 /** The remote endpoint of a pod on another node; `providerAddress` on overlay only. */
 export function podEndpoint(
@@ -64,18 +60,22 @@ function remoteEndpoint(
   return ep;
 }
 
-/** The endpoints the node context itself wants: the overlay source-VIP endpoint(s). */
+/**
+ * The endpoints the node context itself wants: on overlay, the source-VIP
+ * endpoint of the node's primary family (overlay is single-stack).
+ */
 export function sourceVipEndpoints(ctx: NodeContext): DesiredEndpoint[] {
   if (!isOverlay(ctx)) return [];
+  const family = primaryFamily(ctx);
   const out: DesiredEndpoint[] = [];
   for (const raw of ctx.sourceVips) {
     const ip = canonicalIp(raw);
-    if (!ip) continue;
+    if (!ip || ipFamilyOf(ip) !== family) continue;
     out.push({
       key: sourceVipEndpointKey(ip),
       ip,
       remote: false,
-      family: ipFamilyOf(ip)!,
+      family,
       mac: hostMacFor(ctx, ip),
       networkId: ctx.network.id,
       role: "sourceVip",
@@ -84,7 +84,11 @@ export function sourceVipEndpoints(ctx: NodeContext): DesiredEndpoint[] {
   return out;
 }
 
-/** The host NIC's MAC; derived from the IP when the context has none. */
+/**
+ * The host NIC's MAC. The agent does not start on overlay without it; when a
+ * context has none (the plan CLI, tests) the MAC is derived from the IP as for
+ * a pod, so that the endpoints stay well-formed.
+ */
 function hostMacFor(ctx: NodeContext, ip: string): string {
-  return ctx.hostMac ?? remoteEndpointMac(ip);
+  return ctx.hostMac || remoteEndpointMac(ip);
 }

@@ -14,7 +14,8 @@ import {
   type HcnPolicy,
 } from "../hns/types.ts";
 import type { DesiredEndpoint, DesiredLoadBalancer } from "./model.ts";
-import { canonicalIp, normalizeMac } from "./net.ts";
+import { canonicalIp } from "../net/ip.ts";
+import { normalizeMac } from "../net/mac.ts";
 
 const SCHEMA = { Major: 2, Minor: 0 } as const;
 
@@ -140,10 +141,12 @@ function providerAddressOf(policies: HcnPolicy[] | undefined): string {
 }
 
 /**
- * Whether an endpoint in HNS is what a desired endpoint asks for. For pod
- * remote endpoints: same IP, remote flag, MAC, provider address and network.
- * For the service-VIP and source-VIP endpoints any endpoint with the IP on
- * the network will do, as for kube-proxy.
+ * Whether an endpoint hnsproxy owns in HNS is what a desired endpoint asks
+ * for: same IP, network and MAC; for pod remote endpoints also the remote
+ * flag and provider address. (An owned service-VIP or source-VIP endpoint
+ * with another MAC was made before the host NIC's MAC was known: replaced.
+ * Endpoints of others holding those IPs are used as they are, as kube-proxy
+ * does.)
  */
 export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
@@ -152,9 +155,9 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): bool
     hns.HostComputeNetwork !== undefined &&
     String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
   ) return false;
+  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   if (want.role !== "remote") return true;
   if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
 }
 

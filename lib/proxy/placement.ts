@@ -5,61 +5,189 @@
  * IP because of it.
  *
  * Rules, in order:
- * 1. the network's RemoteSubnetRoute with the longest prefix containing the
- *    IP gives the provider address; an IP equal to a route's provider address
- *    is itself a node IP (a host-network pod on another node);
- * 2. else the IPs of the endpoint's node, when the context knows them;
- * 3. else, as kube-proxy, this node's IP, and the address counts as public.
+ * 1. an IP that is itself a node's IP (a route's provider address, a node's
+ *    address) is placed on that node and counts as a node IP;
+ * 2. the network's RemoteSubnetRoute with the longest prefix containing the IP;
+ * 3. the node whose pod CIDR (longest prefix) contains the IP;
+ * 4. the endpoint's node, by name;
+ * 5. otherwise an IP in the cluster's pod ranges is not placed: it waits until
+ *    a route or its Node appears (never this node's IP as its provider
+ *    address, which would blackhole it);
+ * 6. any other IP is "public" (kube-proxy's term): this node's IP as provider
+ *    address, and the node IP as its service's SourceVIP.
  *
- * The routes are parsed once per {@link PlacementTable}, not per endpoint.
+ * A pod IP in the cluster's pod ranges never gets one of this node's IPs as
+ * provider address by rules 2–4 either (a stale route or Node): it waits.
+ *
+ * A {@link PlacementTable} holds the context's facts parsed and indexed, so a
+ * lookup costs a few map reads whatever the number of nodes.
  *
  * @module
  */
 
 import type { IpFamily } from "../kube/model.ts";
 import type { NodeContext } from "./model.ts";
-import {
-  canonicalIp,
-  cidrContains,
-  ipFamilyOf,
-  parseCidr,
-  type ParsedCidr,
-  parseIp,
-} from "./net.ts";
+import { canonicalIp, ipFamilyOf, parseCidr, type ParsedIp, parseIp } from "../net/ip.ts";
 
 /** Where one remote pod IP lives. */
 export interface Placement {
-  /** The provider address for its remote endpoint (overlay only). */
-  providerAddress?: string;
+  /** The provider address for its remote endpoint. */
+  readonly providerAddress: string | undefined;
   /** The IP matched no route and no known node: kube-proxy calls it public. */
-  publicIp: boolean;
+  readonly publicIp: boolean;
   /** The IP is itself a node's IP (host-network pod on another node). */
-  nodeIp: boolean;
+  readonly nodeIp: boolean;
 }
 
-/** A RemoteSubnetRoute with its provider address canonical and its prefix parsed. */
-interface ParsedRoute {
-  pa: string | undefined;
-  cidr: ParsedCidr | undefined;
+/** A longest-prefix lookup over CIDRs. */
+export interface PrefixLookup<T> {
+  /** The value of the longest prefix containing `ip`. */
+  longest(ip: ParsedIp): T | undefined;
 }
 
-/** The placement facts of a node context, parsed for lookups. Build with {@link placementTable}. */
+/** Longest-prefix lookup over CIDRs: per family and prefix length, masked address → value. */
+class PrefixIndex<T> implements PrefixLookup<T> {
+  readonly #v4 = new Map<number, Map<number, T>>();
+  readonly #v6 = new Map<number, Map<string, T>>();
+  #lengths4: number[] = [];
+  #lengths6: number[] = [];
+
+  /** Add a CIDR (the first value of a prefix stays); false when the CIDR is malformed. */
+  add(cidr: string, value: T): boolean {
+    const c = parseCidr(cidr);
+    if (!c) return false;
+    if (c.ip.family === "IPv4") {
+      const m = this.#level(this.#v4, c.prefix, "IPv4");
+      const k = key4(c.ip, c.prefix);
+      if (!m.has(k)) m.set(k, value);
+    } else {
+      const m = this.#level(this.#v6, c.prefix, "IPv6");
+      const k = key6(c.ip, c.prefix);
+      if (!m.has(k)) m.set(k, value);
+    }
+    return true;
+  }
+
+  /** The value of the longest prefix containing `ip`. */
+  longest(ip: ParsedIp): T | undefined {
+    if (ip.family === "IPv4") {
+      for (const len of this.#lengths4) {
+        const v = this.#v4.get(len)!.get(key4(ip, len));
+        if (v !== undefined) return v;
+      }
+    } else {
+      for (const len of this.#lengths6) {
+        const v = this.#v6.get(len)!.get(key6(ip, len));
+        if (v !== undefined) return v;
+      }
+    }
+    return undefined;
+  }
+
+  #level<K>(levels: Map<number, Map<K, T>>, len: number, family: IpFamily): Map<K, T> {
+    let m = levels.get(len);
+    if (!m) {
+      m = new Map();
+      levels.set(len, m);
+      const lengths = [...levels.keys()].sort((a, b) => b - a);
+      if (family === "IPv4") this.#lengths4 = lengths;
+      else this.#lengths6 = lengths;
+    }
+    return m;
+  }
+}
+
+function key4(ip: ParsedIp, len: number): number {
+  const b = ip.bytes;
+  const v = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return (v & mask) >>> 0;
+}
+
+function key6(ip: ParsedIp, len: number): string {
+  let out = "";
+  for (let i = 0, bits = len; i < 16; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff << (8 - bits)) & 0xff;
+    out += String.fromCharCode(ip.bytes[i] & mask);
+  }
+  return out;
+}
+
+/** The placement facts of a node context, parsed and indexed. Build with {@link placementTable}. */
 export interface PlacementTable {
-  /** The context it was built from. */
-  readonly ctx: NodeContext;
-  /** Its routes, parsed. */
-  readonly routes: readonly ParsedRoute[];
+  /** Placement by RemoteSubnetRoute prefix. */
+  readonly routes: PrefixLookup<Placement>;
+  /** Placement by a node's pod CIDR. */
+  readonly podCidrs: PrefixLookup<Placement>;
+  /** Placement by node name. */
+  readonly byNodeName: ReadonlyMap<string, Placement>;
+  /** Node IPs (routes' provider addresses and nodes' addresses), canonical. */
+  readonly nodeIps: ReadonlySet<string>;
+  /** The cluster's pod ranges. */
+  readonly clusterRanges: PrefixLookup<true>;
+  /** This node's IPs, canonical. */
+  readonly ownIps: ReadonlySet<string>;
+  /** The public placement of each family: this node's IP as provider address. */
+  readonly publicByFamily: ReadonlyMap<IpFamily, Placement>;
 }
 
-/** The parsed placement facts of a context (build once per context, use for every service). */
+/** Whether the network is an overlay (VXLAN) network, where placement applies. */
+export function isOverlay(ctx: NodeContext): boolean {
+  return ctx.network.type.toLowerCase() === "overlay";
+}
+
+/**
+ * The placement table of a context when its network is an overlay: build it
+ * once per context and pass it to every `desiredForService` of that context.
+ */
+export function placementsFor(ctx: NodeContext): PlacementTable | undefined {
+  return isOverlay(ctx) ? placementTable(ctx) : undefined;
+}
+
+/** The parsed placement facts of a context. */
 export function placementTable(ctx: NodeContext): PlacementTable {
-  return {
-    ctx,
-    routes: ctx.network.remoteSubnetRoutes.map((r) => ({
-      pa: canonicalIp(r.providerAddress),
-      cidr: parseCidr(r.prefix),
-    })),
+  const nodeIps = new Set<string>();
+  const placed = new Map<string, Placement>();
+  const placementOf = (pa: string) => {
+    let p = placed.get(pa);
+    if (!p) {
+      p = { providerAddress: pa, publicIp: false, nodeIp: false };
+      placed.set(pa, p);
+    }
+    return p;
   };
+  const routes = new PrefixIndex<Placement>();
+  for (const r of ctx.network.remoteSubnetRoutes) {
+    const pa = canonicalIp(r.providerAddress);
+    if (!pa) continue;
+    nodeIps.add(pa);
+    routes.add(r.prefix, placementOf(pa));
+  }
+  const podCidrs = new PrefixIndex<Placement>();
+  const byNodeName = new Map<string, Placement>();
+  for (const n of ctx.nodePlacements ?? []) {
+    const pa = canonicalIp(n.providerAddress);
+    if (!pa) continue;
+    nodeIps.add(pa);
+    for (const cidr of n.podCidrs) podCidrs.add(cidr, placementOf(pa));
+    if (!byNodeName.has(n.nodeName)) byNodeName.set(n.nodeName, placementOf(pa));
+  }
+  const clusterRanges = new PrefixIndex<true>();
+  for (const cidr of ctx.clusterCidrs ?? []) clusterRanges.add(cidr, true);
+  const ownIps = new Set<string>();
+  for (const ip of ctx.nodeIPs) {
+    const c = canonicalIp(ip);
+    if (c) ownIps.add(c);
+  }
+  const publicByFamily = new Map<IpFamily, Placement>();
+  for (const family of ["IPv4", "IPv6"] as const) {
+    publicByFamily.set(family, {
+      providerAddress: nodeIpOf(ctx, family),
+      publicIp: true,
+      nodeIp: false,
+    });
+  }
+  return { routes, podCidrs, byNodeName, nodeIps, clusterRanges, ownIps, publicByFamily };
 }
 
 /** The node's first IP of a family, canonical. */
@@ -71,32 +199,34 @@ export function nodeIpOf(ctx: NodeContext, family: IpFamily): string | undefined
   return undefined;
 }
 
-/** Where the remote pod `ip` (on node `nodeName`, when known) lives, by the rules above. */
+/**
+ * The node's primary IP family: that of its first IP (IPv4 when it has none).
+ * Overlay networks are single-stack, as with kube-proxy: only this family is
+ * programmed there.
+ */
+export function primaryFamily(ctx: NodeContext): IpFamily {
+  const first = ctx.nodeIPs.length > 0 ? ipFamilyOf(ctx.nodeIPs[0]) : undefined;
+  return first ?? "IPv4";
+}
+
+/**
+ * Where the remote pod `ip` (canonical; on node `nodeName` when known) lives,
+ * by the rules above; undefined while it must wait.
+ */
 export function placeOnOverlay(
   table: PlacementTable,
   ip: string,
   nodeName: string | undefined,
-): Placement {
-  const { ctx } = table;
-  const family = ipFamilyOf(ip);
+): Placement | undefined {
+  if (table.nodeIps.has(ip)) return { providerAddress: ip, publicIp: false, nodeIp: true };
   const parsed = parseIp(ip);
-  let best: { len: number; pa: string } | undefined;
-  for (const { pa, cidr } of table.routes) {
-    if (pa === ip) return { providerAddress: pa, publicIp: false, nodeIp: true };
-    if (pa && cidr && parsed && cidrContains(cidr, parsed) && (!best || cidr.prefix > best.len)) {
-      best = { len: cidr.prefix, pa };
-    }
+  if (!parsed) return undefined;
+  const inCluster = table.clusterRanges.longest(parsed) !== undefined;
+  let found = table.routes.longest(parsed) ?? table.podCidrs.longest(parsed);
+  if (!found && nodeName !== undefined) {
+    const byName = table.byNodeName.get(nodeName);
+    if (byName && ipFamilyOf(byName.providerAddress!) === parsed.family) found = byName;
   }
-  if (best) return { providerAddress: best.pa, publicIp: false, nodeIp: false };
-  if (nodeName !== undefined && ctx.nodeIPsByName) {
-    const ips = (ctx.nodeIPsByName.get(nodeName) ?? []).map((x) => canonicalIp(x));
-    if (ips.includes(ip)) return { providerAddress: ip, publicIp: false, nodeIp: true };
-    const pa = ips.find((x) => x !== undefined && ipFamilyOf(x) === family);
-    if (pa) return { providerAddress: pa, publicIp: false, nodeIp: false };
-  }
-  return {
-    providerAddress: family ? nodeIpOf(ctx, family) : undefined,
-    publicIp: true,
-    nodeIp: false,
-  };
+  if (found && !(inCluster && table.ownIps.has(found.providerAddress!))) return found;
+  return inCluster ? undefined : table.publicByFamily.get(parsed.family);
 }

@@ -47,7 +47,7 @@ import type {
   Plan,
   PlanOp,
 } from "./model.ts";
-import { canonicalIp } from "./net.ts";
+import { canonicalIp } from "../net/ip.ts";
 import {
   endpointMatchesExactly,
   endpointSatisfies,
@@ -375,8 +375,8 @@ function createOp(want: DesiredEndpoint): CreateEndpointOp {
   };
 }
 
-/** An HNS object left out of the observed state at adoption, and why. */
-export interface SkippedObject {
+/** An HNS object that yields no key (so it is left out of the observed state at adoption), and why. */
+export interface UnkeyedObject {
   /** `loadBalancer` or `endpoint`. */
   kind: "loadBalancer" | "endpoint";
   /** HNS ID ("" when it had none). */
@@ -404,7 +404,7 @@ export interface Adoption {
   /** Objects kept as they are (no HNS call); foreign ones become owned. */
   adopted: Array<AdoptLoadBalancerOp | AdoptEndpointOp>;
   /** HNS objects that could not be interpreted, left alone (or strays when owned). */
-  skipped: SkippedObject[];
+  skipped: UnkeyedObject[];
 }
 
 /**
@@ -439,7 +439,7 @@ export function adoptObserved(
   const strayLoadBalancers = new Map<string, ObservedLoadBalancer>();
   const adoptedEps = new Map<EpKey, AdoptEndpointOp>();
   const adoptedLbs = new Map<LbKey, AdoptLoadBalancerOp>();
-  const skipped: SkippedObject[] = [];
+  const skipped: UnkeyedObject[] = [];
 
   const sortedById = <T extends { ID?: string }>(xs: readonly T[]) =>
     [...xs].sort((a, b) => cmp(idKey(String(a?.ID ?? "")), idKey(String(b?.ID ?? ""))));

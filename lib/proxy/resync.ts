@@ -151,7 +151,11 @@ export class Resync {
    * flight; `knownIds` are the IDs known now ({@link idKey} form). Returns a
    * promise that settles (never rejects) once the listing arrived.
    */
-  start(networkName: string, networkId: string, knownIds: () => Set<string>) {
+  start(
+    networkName: string,
+    networkId: string,
+    knownIds: () => Set<string>,
+  ): Promise<void> | undefined {
     if (this.#pending || !this.due()) return undefined;
     const pending: Pending = { done: false, before: knownIds() };
     this.#pending = pending;

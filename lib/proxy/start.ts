@@ -3,9 +3,13 @@
  * endpoints and every load balancer) and plan the first programming. Nothing
  * here writes to HNS; `plan` runs exactly this and prints the result.
  *
- * - The network is found by name, or (no name) as the only Overlay,
- *   L2Bridge or L2Tunnel network; none (or several without a name) means
- *   "wait for it".
+ * - The network is found by name; none means "wait for it". Without a
+ *   name it is a StartupError listing HNS's networks, unless detection is
+ *   asked for (`--detect-network`): then the only Overlay, L2Bridge or
+ *   L2Tunnel network, and none or several means "wait".
+ * - The node context must satisfy the network type's preconditions
+ *   (overlay: a source VIP and the host's MAC), else a StartupError before
+ *   anything is planned (lib/proxy/preconditions.ts).
  * - Adoption comes first in the plan: owned objects that match what is
  *   desired, and foreign ones equal to it, are kept with no HNS call.
  * - Ownership: every object the record lists that HNS holds is owned (then
@@ -23,6 +27,7 @@ import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "
 import { desiredState } from "./desired.ts";
 import type { DesiredState, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
+import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
 import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
@@ -42,18 +47,19 @@ export interface StartState {
 }
 
 /**
- * Find the network: by name, or (no name) the only Overlay/L2Bridge/L2Tunnel
- * network. Undefined when there is none (or several without a name).
+ * Find the network: by name; without one, with `detect` the only
+ * Overlay/L2Bridge/L2Tunnel network (undefined when there is none or
+ * several), else a StartupError listing HNS's networks.
  */
 export async function findNetwork(
   client: HnsClient,
   name: string,
+  detect = false,
 ): Promise<HcnNetwork | undefined> {
   if (name) return await client.findNetworkByName(name);
-  const candidates = (await client.listNetworks()).filter((n) =>
-    ["overlay", "l2bridge", "l2tunnel"].includes(String(n.Type ?? "").toLowerCase())
-  );
-  return candidates.length === 1 ? candidates[0] : undefined;
+  const networks = await client.listNetworks();
+  if (!detect) throw networkNameError(networks);
+  return detectNetwork(networks);
 }
 
 /**
@@ -82,6 +88,7 @@ export async function readStart(
     node: cluster.node(),
     placements: cluster.nodePlacements?.(),
   });
+  checkStartContext(ctx, settings);
   const desired = desiredState(cluster, ctx);
   const owned = {
     loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),

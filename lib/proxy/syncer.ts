@@ -7,16 +7,18 @@
  * 3. take the periodic resync's listing and forget what vanished
  *    (resync.ts); a new network ID starts over at 2;
  * 4. take the cluster's changes;
- * 5. the node context: a changed Node ({@link contextForNode}), CNI
- *    endpoints of new local pods (local_endpoints.ts);
+ * 5. the node context: a changed Node ({@link contextForNode}), the root
+ *    host endpoint when health-check VIP LBs are computed, CNI endpoints of
+ *    new local pods (local_endpoints.ts);
  * 6. the desired state: of the changed services, or of all after drift,
  *    failures or a changed context;
  * 7. reconcile with the observed cache (the changed services' keys, or all);
  * 8. apply (apply.ts: each create is in the ownership record on disk before
  *    it is issued); 9. write the rest of the ownership record; 10. report.
  *
- * A run reads HNS only to start, to take a resync's listing, and to look up
- * the CNI endpoint of a pod on this node that the node context lacks. After
+ * A run reads HNS only to start, to take a resync's listing, to look up the
+ * CNI endpoint of a pod on this node that the node context lacks, and (with
+ * `forwardHealthCheckVip`) the root endpoint when its LBs are computed. After
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
@@ -38,16 +40,10 @@ import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
 import { contextForNode, contextForPlacements, type ContextSettings } from "./context.ts";
-import { desiredState, safeDesiredForService, updateDesired } from "./desired.ts";
+import { desiredState, placementsFor, safeDesiredForService, updateDesired } from "./desired.ts";
+import { DiagnosticsLog } from "./diagnostics_log.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
-import type {
-  DesiredState,
-  Diagnostic,
-  NodeContext,
-  Plan,
-  PlanOp,
-  ServiceDesired,
-} from "./model.ts";
+import type { DesiredState, NodeContext, Plan, PlanOp, ServiceDesired } from "./model.ts";
 import { idKey, ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
@@ -72,8 +68,10 @@ export interface SyncerOptions {
   cluster: ClusterSource;
   /** The ownership record (loaded). */
   ownership: OwnershipRecord;
-  /** `--network-name`; empty picks the only Overlay/L2Bridge network. */
+  /** `--network-name`; empty is a StartupError unless `detectNetwork` is set. */
   networkName: string;
+  /** `--detect-network`: with an empty name, program the only Overlay/L2Bridge network. */
+  detectNetwork?: boolean;
   /** Settings that go into the node context. */
   settings: ContextSettings;
   /** Time between periodic resyncs (syncPeriod), ms. */
@@ -176,8 +174,7 @@ export class Syncer {
   /** Backoff of ownership record writes. */
   readonly #flushRetry: RetryBackoff;
   readonly #conflictTracker: ConflictTracker;
-  readonly #diagnostics = new Map<ObjectKey, string>();
-  #conflicts = "";
+  readonly #diagnostics: DiagnosticsLog;
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
@@ -195,9 +192,10 @@ export class Syncer {
       ...options.conflicts,
       logger: this.#log,
       clock: this.#clock,
-      kindOf: (key) => this.#desired?.loadBalancers.get(key)?.kind,
+      wanted: (key) => this.#desired?.loadBalancers.get(key),
     });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
+    this.#diagnostics = new DiagnosticsLog(this.#log);
     this.#resync = new Resync({
       client: options.client,
       periodMs: options.syncPeriodMs,
@@ -265,12 +263,46 @@ export class Syncer {
     return { ...report, next: this.#next(report.result) };
   }
 
-  /** Steps 4 to 10 of a run: take the changes, recompute, reconcile, apply. */
+  /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
-    const { cluster } = this.#o;
-    const changes = cluster.takeChanges();
+    const changes = this.#o.cluster.takeChanges();
+    await this.#updateContext(changes);
+    if (!this.#needFull && this.#desired && changes.services.size === 0) {
+      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
+      await this.#flush();
+      this.#conflictTracker.tick();
+      return { kind: "idle", resynced, repaired, services: 0, changes };
+    }
+    const changed = await this.#computeDesired(changes.services);
+    const desired = this.#desired!;
+    const features = this.#ctx!.features;
+    this.#diagnostics.update(desired, changed);
+    const plan = reconcile(
+      desired,
+      this.#observed,
+      changed ? { features, dirty: changes.services } : { features },
+    );
+    const result = await this.#apply(plan);
+    return {
+      kind: changed ? "partial" : "full",
+      resynced,
+      plan,
+      result,
+      repaired,
+      services: changed ? changed.size : desired.services.size,
+      changes,
+    };
+  }
+
+  /**
+   * Step 5: the node context for a changed Node, and the root host endpoint
+   * as HNS has it now when health-check VIP LBs are computed (it may have
+   * been recreated).
+   */
+  async #updateContext(changes: ChangeSet): Promise<void> {
+    const { cluster, settings } = this.#o;
     if (changes.nodeChanged) {
-      const next = contextForNode(this.#ctx!, this.#o.settings, cluster.node());
+      const next = contextForNode(this.#ctx!, settings, cluster.node());
       if (next !== this.#ctx) {
         this.#log.info("Node changed; recomputing every service", {
           nodeIPs: next.nodeIPs.join(","),
@@ -279,21 +311,42 @@ export class Syncer {
         this.#setContext(next);
       }
     }
-    if (changes.placementsChanged?.size && cluster.nodePlacements) {
-      // The store marked the services with endpoints on those nodes dirty: no full recompute.
-      this.#ctx = contextForPlacements(this.#ctx!, cluster.nodePlacements());
+    if (changes.placementsChanged.size > 0 && cluster.nodePlacements) {
+      const next = contextForPlacements(this.#ctx!, settings, cluster.nodePlacements());
+      if (next !== this.#ctx) {
+        this.#log.info("Node placements changed; recomputing every service", {
+          nodes: [...changes.placementsChanged].slice(0, 10).join(","),
+          changed: changes.placementsChanged.size,
+        });
+        this.#setContext(next);
+      }
     }
-    if (!this.#needFull && this.#desired && changes.services.size === 0) {
-      // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
-      await this.#flush();
-      this.#conflictTracker.tick();
-      return { kind: "idle", resynced, repaired, services: 0, changes };
+    if (this.#buildsHealthCheckLbs(changes.services)) {
+      try {
+        this.#setContext(await this.#local.resolveRoot(this.#ctx!));
+      } catch (err) {
+        this.#log.warn("Cannot look up the root HNS endpoint; using the last one known", {
+          name: settings.rootHnsEndpointName,
+          err: err instanceof Error ? err.message : String(err),
+        });
+      }
     }
+  }
+
+  /**
+   * Step 6: the desired state, of these services or (after drift, failures
+   * or a changed context) of all. Returns the changed services' results, or
+   * undefined when all were computed. A pod on this node the cluster names
+   * but the context lacks most likely has a new CNI endpoint: it is looked
+   * up now, so the LBs are programmed once with it rather than twice.
+   */
+  async #computeDesired(
+    services: ReadonlySet<ObjectKey>,
+  ): Promise<Map<ObjectKey, ServiceDesired | undefined> | undefined> {
+    const { cluster } = this.#o;
     let changed: Map<ObjectKey, ServiceDesired | undefined> | undefined;
     if (this.#needFull || !this.#desired) this.#setDesired(desiredState(cluster, this.#ctx!));
-    else changed = this.#recompute(changes.services);
-    // A pod on this node the cluster names but the node context lacks: its CNI endpoint is
-    // most likely new. Look it up now, so the LBs are programmed once with it rather than twice.
+    else changed = this.#recompute(services);
     const before = this.#ctx;
     if (this.#local.hasNewMisses()) {
       try {
@@ -311,42 +364,13 @@ export class Syncer {
       changed = undefined;
     }
     this.#local.lookedUp();
-
-    const desired = this.#desired!;
-    const features = this.#ctx!.features;
-    if (!changed) {
-      this.#logDiagnostics(desired.services.values(), true);
-      const plan = reconcile(desired, this.#observed, { features });
-      const result = await this.#apply(plan);
-      return {
-        kind: "full",
-        resynced,
-        plan,
-        result,
-        repaired,
-        services: desired.services.size,
-        changes,
-      };
-    }
-    this.#logDiagnostics([...changed.values()].filter((s) => s !== undefined), false);
-    for (const [key, sd] of changed) if (!sd) this.#diagnostics.delete(key);
-    const plan = reconcile(desired, this.#observed, { features, dirty: changes.services });
-    const result = await this.#apply(plan);
-    return {
-      kind: "partial",
-      resynced,
-      plan,
-      result,
-      repaired,
-      services: changes.services.size,
-      changes,
-    };
+    return changed;
   }
 
   /** Step 2: read HNS, adopt what matches, program the rest. */
   async #start(): Promise<SyncReport> {
     const { client, cluster, ownership } = this.#o;
-    const network = await findNetwork(client, this.#o.networkName);
+    const network = await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
     if (!network) return this.#wait("network");
     this.#waiting = undefined;
     // Taken before reading so that changes arriving meanwhile make a later run.
@@ -373,7 +397,7 @@ export class Syncer {
       for (const id of start.vanishedOwned) ownership.remove(id);
     }
     this.#local.lookedUp();
-    this.#logDiagnostics(start.desired.services.values(), true);
+    this.#diagnostics.update(start.desired);
     this.#log.info("Programming HNS", {
       network: start.ctx.network.name,
       networkId: start.ctx.network.id,
@@ -436,6 +460,19 @@ export class Syncer {
     return repaired;
   }
 
+  /**
+   * Whether this run computes health-check VIP LBs: with
+   * `forwardHealthCheckVip`, a full run, or a changed service with ingress IPs.
+   */
+  #buildsHealthCheckLbs(changed: ReadonlySet<ObjectKey>): boolean {
+    if (!this.#o.settings.forwardHealthCheckVip) return false;
+    if (this.#needFull || !this.#desired) return true;
+    for (const key of changed) {
+      if ((this.#o.cluster.service(key)?.ingress.length ?? 0) > 0) return true;
+    }
+    return false;
+  }
+
   /** Take a lookup's node context; a change (or others holding a wanted key) recomputes all. */
   #useLookup(lookup: LookupResult): void {
     this.#setContext(lookup.ctx);
@@ -452,11 +489,14 @@ export class Syncer {
   #recompute(keys: ReadonlySet<ObjectKey>): Map<ObjectKey, ServiceDesired | undefined> {
     const { cluster } = this.#o;
     const changed = new Map<ObjectKey, ServiceDesired | undefined>();
+    const placements = placementsFor(this.#ctx!);
     for (const key of keys) {
       const svc = cluster.service(key);
       changed.set(
         key,
-        svc ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!) : undefined,
+        svc
+          ? safeDesiredForService(svc, cluster.slicesFor(key), this.#ctx!, placements)
+          : undefined,
       );
     }
     this.#setDesired(updateDesired(this.#desired!, changed, this.#ctx!), changed);
@@ -609,34 +649,6 @@ export class Syncer {
       });
     }
   }
-
-  #logDiagnostics(services: Iterable<ServiceDesired>, all: boolean): void {
-    const seen = new Set<ObjectKey>();
-    for (const sd of services) {
-      seen.add(sd.serviceKey);
-      const text = sd.diagnostics.map((d) => d.message).join("\n");
-      if (this.#diagnostics.get(sd.serviceKey) === text) continue;
-      this.#diagnostics.set(sd.serviceKey, text);
-      for (const d of sd.diagnostics) logDiagnostic(this.#log, d);
-    }
-    if (all) {
-      for (const key of [...this.#diagnostics.keys()]) {
-        if (!seen.has(key)) this.#diagnostics.delete(key);
-      }
-    }
-    const conflicts = this.#desired?.conflicts ?? [];
-    const text = conflicts.map((d) => d.message).join("\n");
-    if (text !== this.#conflicts) {
-      this.#conflicts = text;
-      for (const d of conflicts) logDiagnostic(this.#log, d);
-    }
-  }
-}
-
-function logDiagnostic(log: Logger, d: Diagnostic): void {
-  const fields = { service: d.serviceKey, field: d.field, reason: d.reason };
-  if (d.level === "error") log.error(d.message, fields);
-  else log.warn(d.message, fields);
 }
 
 function networkGone(err: unknown): boolean {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { splitHostPort } from "../config/net.ts";
+import { splitHostPort } from "../net/ip.ts";
 
 /** A running server. */
 export interface HttpServer {

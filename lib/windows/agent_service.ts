@@ -63,7 +63,9 @@ export async function runAgentAsWindowsService(
       const agent = await start(config, { ...options.deps, logger: log });
       try {
         ready();
-        await aborted(signal);
+        // A StartupError ends the service as failed (exit code 1).
+        const failed = agent.failed.then((err) => Promise.reject(err));
+        await Promise.race([aborted(signal), failed]);
         log.info("Service stop requested", {
           service: name,
           reason: signal.reason instanceof Error ? signal.reason.message : String(signal.reason),

@@ -12,6 +12,7 @@ import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import {
+  HOST_MAC,
   NODE,
   nodeObject,
   overlayHns,
@@ -62,6 +63,8 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
         "vxlan0",
         "--source-vip",
         SOURCE_VIP,
+        "--host-mac",
+        HOST_MAC,
         "--state-file",
         join(dir, "state.json"),
         "--healthz-bind-address=",

@@ -26,8 +26,10 @@ import {
   SOURCE_VIP,
 } from "./fixtures.ts";
 
-/** Per HNS call while the agent is to be killed: makes a cold start of ~100 objects last seconds. */
-const SLOW = { HNSEMU_LATENCY_US: "40000" };
+/** Per HNS call while the agent is to be killed: a cold start of ~100 objects lasts seconds. */
+const SLOW = { HNSEMU_LATENCY_US: "30000" };
+/** The agent's flags while it is to be killed: one HNS call at a time, so each phase is long. */
+const SLOW_ARGS = [...OVERLAY_ARGS, "--hns-concurrency", "1"];
 /** Waits: generous, for a loaded machine (the test normally takes a fraction of this). */
 const WAIT_MS = 25_000;
 
@@ -239,7 +241,7 @@ for (
     let cluster = services(0, 24);
     const world = await createWorld(cluster);
     try {
-      const agent = world.startAgent(OVERLAY_ARGS, SLOW);
+      const agent = world.startAgent(SLOW_ARGS, SLOW);
       await killWhen(
         world,
         agent,
@@ -263,13 +265,13 @@ Deno.test("agent/crash: killed twice in a row mid-sync, then restarted: exact st
   let cluster = services(0, 24);
   const world = await createWorld(cluster);
   try {
-    const first = world.startAgent(OVERLAY_ARGS, SLOW);
+    const first = world.startAgent(SLOW_ARGS, SLOW);
     await killWhen(world, first, "some LBs made", (m) => m.lbs.length >= 3);
     cluster = changeCluster(world, cluster, whileDown(cluster, 40));
     // The restart's own sync (deletes, updates, creates) is killed too.
-    const second = world.startAgent(OVERLAY_ARGS, SLOW);
-    const before = (await madeIds(world)).lbs.length;
-    await killWhen(world, second, "more LBs made", (m) => m.lbs.length >= before + 4);
+    const second = world.startAgent(SLOW_ARGS, SLOW);
+    const target = Math.min((await madeIds(world)).lbs.length + 4, cluster.size);
+    await killWhen(world, second, "more LBs made", (m) => m.lbs.length >= target);
     cluster = changeCluster(world, cluster, whileDown(cluster, 50));
     await restartAndCheck(world, cluster);
   } finally {
@@ -281,7 +283,7 @@ Deno.test("agent/crash: killed in an incremental sync that creates, cluster chan
   let cluster = services(0, 4);
   const world = await createWorld(cluster);
   try {
-    const agent = world.startAgent(OVERLAY_ARGS, SLOW);
+    const agent = world.startAgent(SLOW_ARGS, SLOW);
     await converged(world, agent, cluster);
     const before = (await madeIds(world)).eps.length;
     cluster = changeCluster(world, cluster, new Map([...cluster, ...services(10, 20)]));
@@ -298,7 +300,7 @@ Deno.test("agent/crash: killed in an incremental sync that deletes, cluster chan
   let cluster = services(0, 20);
   const world = await createWorld(cluster);
   try {
-    const agent = world.startAgent(OVERLAY_ARGS, SLOW);
+    const agent = world.startAgent(SLOW_ARGS, SLOW);
     await converged(world, agent, cluster);
     const kept = new Map([...cluster].slice(12));
     cluster = changeCluster(world, cluster, kept);
@@ -314,7 +316,7 @@ Deno.test("agent/crash: killed in a cold start, then --cleanup-and-exit: nothing
   const cluster = services(0, 24);
   const world = await createWorld(cluster);
   try {
-    const agent = world.startAgent(OVERLAY_ARGS, SLOW);
+    const agent = world.startAgent(SLOW_ARGS, SLOW);
     await killWhen(world, agent, "some LBs made", (m) => m.lbs.length >= 4);
     const made = await madeIds(world);
     assert.ok(made.lbs.length + made.eps.length < objectsFor(cluster), "killed mid-sync");

@@ -18,12 +18,13 @@ import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { backendTest } from "../hns/harness.ts";
 import {
+  manualClock,
   NODE,
   nodeObject,
+  OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "./fixtures.ts";
 
 /** Create the overlay fixture's network and CNI endpoints through the API itself. */
@@ -83,27 +84,14 @@ backendTest(
   async (b) => {
     const foreignId = await seed(b.api);
     const client = createHnsClient(b.api);
-    const clock = {
-      t: 0,
-      now() {
-        return this.t;
-      },
-    };
+    const clock = manualClock();
     const ownership = OwnershipRecord.inMemory();
     const syncer = new Syncer({
       client,
       cluster: cluster(),
       ownership,
       networkName: "vxlan0",
-      settings: {
-        nodeName: NODE,
-        nodeIPOverride: [],
-        sourceVips: [SOURCE_VIP],
-        enableDSR: false,
-        forwardHealthCheckVip: false,
-        rootHnsEndpointName: "cbr0",
-        healthzPort: 10256,
-      },
+      settings: OVERLAY_SETTINGS,
       syncPeriodMs: 30_000,
       clock,
       backoff: new Backoff({ clock, jitter: 0 }),

@@ -10,6 +10,7 @@
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import type { ContextSettings } from "../../lib/proxy/context.ts";
 
 /** This node. */
 export const NODE = "node-1";
@@ -27,6 +28,8 @@ export const LOCAL_EP_6 = "10CA1000-0000-4000-8000-000000000006";
 export const HOST_EP = "10CA1000-0000-4000-8000-0000000000FE";
 /** The overlay source VIP. */
 export const SOURCE_VIP = "10.244.1.250";
+/** The MAC of this node's adapter (`--host-mac`: NODE_IP is no address of the test machine). */
+export const HOST_MAC = "00-15-5d-01-02-03";
 
 function localEndpoint(id: string, ip: string, net: string, name: string): HcnEndpoint {
   return {
@@ -190,12 +193,26 @@ export function sliceObject(
   };
 }
 
+/** The node context settings of {@link OVERLAY_ARGS}, for tests that build a Syncer directly. */
+export const OVERLAY_SETTINGS: ContextSettings = {
+  nodeName: NODE,
+  nodeIPOverride: [],
+  sourceVips: [SOURCE_VIP],
+  enableDSR: false,
+  forwardHealthCheckVip: false,
+  rootHnsEndpointName: "cbr0",
+  hostMac: HOST_MAC,
+  healthzPort: 10256,
+};
+
 /** Agent flags for the overlay node of {@link overlayHns}. */
 export const OVERLAY_ARGS: string[] = [
   "--network-name",
   "vxlan0",
   "--source-vip",
   SOURCE_VIP,
+  "--host-mac",
+  HOST_MAC,
 ];
 
 /**
@@ -224,5 +241,15 @@ export function overlayWebCluster(): {
       sliceObject("np", [{ ip: "10.244.3.9", node: "node-3" }], { port: 9090 }),
     ],
     node: nodeObject(),
+  };
+}
+
+/** A clock for in-process syncers that moves only when a test sets `t` (ms). */
+export function manualClock(): { t: number; now(): number } {
+  return {
+    t: 0,
+    now() {
+      return this.t;
+    },
   };
 }

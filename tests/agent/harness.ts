@@ -218,8 +218,8 @@ export class AgentWorld {
     return (await OwnershipRecord.load(this.stateFile)).list();
   }
 
-  /** Run the out-of-band HNS tool (`delete-lb ID`, ...). */
-  async hnsTool(...args: string[]): Promise<void> {
+  /** Run the out-of-band HNS tool (`delete-lb ID`, ...); returns what it printed. */
+  async hnsTool(...args: string[]): Promise<string> {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--no-check", TOOL, builtEmulatorLibrary(), ...args],
       env: { HNSEMU_STATE_FILE: this.hnsFile },
@@ -229,6 +229,7 @@ export class AgentWorld {
     if (out.code !== 0) {
       throw new Error(`hns_tool ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
     }
+    return new TextDecoder().decode(out.stdout).trim();
   }
 
   /** The agent's metrics text. */

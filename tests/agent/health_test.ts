@@ -10,13 +10,11 @@ import { type AgentProcess, AgentWorld, eventually } from "./harness.ts";
 import {
   NODE,
   nodeObject,
+  OVERLAY_ARGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "./fixtures.ts";
-
-const OVERLAY_ARGS = ["--network-name", "vxlan0", "--source-vip", SOURCE_VIP];
 
 async function get(agent: AgentProcess, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${agent.healthzPort}${path}`);

@@ -23,21 +23,33 @@ function webSlice(ips: string[], triggerTime: Date): ReturnType<typeof sliceObje
   return slice;
 }
 
-Deno.test("agent/metrics: endpoint changes and network programming latency are counted for partial syncs", async () => {
-  const world = await AgentWorld.create({
+/** The overlay node serving `web` with one remote pod. */
+function webWorld(): Promise<AgentWorld> {
+  return AgentWorld.create({
     hns: overlayHns(),
     services: [web],
     slices: [webSlice(["10.244.2.7"], new Date())],
     node: nodeObject(),
   });
+}
+
+/** Start the agent (overlay flags plus `args`) and wait until it programmed `web`. */
+async function programmed(world: AgentWorld, args: string[] = []) {
+  const agent = world.startAgent([...OVERLAY_ARGS, ...args]);
+  const describe = () => agent.log();
+  await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+  /** The metrics now, as a lookup by sample name (0 when absent). */
+  const sample = async () => {
+    const { samples } = parseExposition(await world.metrics(agent));
+    return (name: string) => samples.get(name) ?? 0;
+  };
+  return { agent, describe, sample };
+}
+
+Deno.test("agent/metrics: endpoint changes and network programming latency are counted for partial syncs", async () => {
+  const world = await webWorld();
   try {
-    const agent = world.startAgent(OVERLAY_ARGS);
-    const describe = () => agent.log();
-    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
-    const sample = async () => {
-      const { samples } = parseExposition(await world.metrics(agent));
-      return (name: string) => samples.get(name) ?? 0;
-    };
+    const { describe, sample } = await programmed(world);
     let before = await sample();
     await eventually("first sync counted", async () => {
       before = await sample();
@@ -75,20 +87,9 @@ Deno.test("agent/metrics: endpoint changes and network programming latency are c
 });
 
 Deno.test("agent/metrics: every successful run stamps the last-sync gauge and the sync histograms, idle periodic runs included", async () => {
-  const world = await AgentWorld.create({
-    hns: overlayHns(),
-    services: [web],
-    slices: [webSlice(["10.244.2.7"], new Date())],
-    node: nodeObject(),
-  });
+  const world = await webWorld();
   try {
-    const agent = world.startAgent([...OVERLAY_ARGS, "--sync-period", "1s"]);
-    const describe = () => agent.log();
-    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
-    const sample = async () => {
-      const { samples } = parseExposition(await world.metrics(agent));
-      return (name: string) => samples.get(name) ?? 0;
-    };
+    const { describe, sample } = await programmed(world, ["--sync-period", "1s"]);
     const last = 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}';
     const all = 'kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}';
     const partial = 'kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"}';

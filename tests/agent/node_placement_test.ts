@@ -2,8 +2,8 @@
  * Overlay placement follows the cluster as it grows: the agent (in this
  * process, in-memory HNS, fake API server) watches every Node, so a pod on a
  * node that joined after the agent started, whose route the CNI has not
- * added yet, gets that node's InternalIP as its provider address, and a
- * remote endpoint placed before its node was known is replaced once it is.
+ * added yet, gets that node's InternalIP as its provider address, and a pod
+ * seen before its node (inside --cluster-cidr) waits, then is placed on it.
  */
 
 import assert from "node:assert/strict";
@@ -73,6 +73,8 @@ Deno.test("agent/placement: pods on nodes that joined after start get their node
       "--metrics-bind-address=",
       "--sync-period",
       "1h",
+      "--cluster-cidr",
+      "10.244.0.0/16",
     ],
     {},
     Deno.readTextFileSync,
@@ -113,8 +115,8 @@ Deno.test("agent/placement: pods on nodes that joined after start get their node
       describe,
     );
 
-    // A pod on node-6 arrives before node-6's Node object does: once the node is
-    // known, its remote endpoint is placed on it.
+    // A pod on node-6 arrives before node-6's Node object does: it waits (never
+    // this node's IP as provider address), and is placed once the node is known.
     api.update(
       "endpointslices",
       web([
@@ -124,7 +126,13 @@ Deno.test("agent/placement: pods on nodes that joined after start get their node
         { ip: "10.244.6.8", node: "node-6" },
       ]),
     );
+    await eventually(
+      "web's slice with the node-6 pod taken",
+      () => agent.store.slicesFor("default/web")[0]?.endpoints.length === 4,
+    );
     await agent.idle();
+    assert.equal(pa("10.244.6.8"), undefined, "in --cluster-cidr and not placed yet: it waits");
+    assert.equal(hns.dump().LoadBalancers[0].SourceVIP, SOURCE_VIP);
     api.create("nodes", otherNode("node-6", "192.168.1.16", "10.244.6.0/24"));
     await eventually(
       "node-6's pod by its Node",

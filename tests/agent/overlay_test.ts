@@ -5,7 +5,9 @@
 
 import assert from "node:assert/strict";
 import { AgentWorld, eventually } from "./harness.ts";
+import { normalizeMac } from "../../lib/net/mac.ts";
 import {
+  HOST_MAC,
   LOCAL_EP_5,
   NODE,
   OVERLAY_ARGS,
@@ -37,6 +39,10 @@ Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresse
     assert.equal(pa("10.244.3.9"), "192.168.1.13");
     assert.equal(byIp.get("10.244.2.7")?.Flags, 1);
     assert.ok(byIp.has(SOURCE_VIP), "source-VIP endpoint");
+    // The host's MAC (--host-mac) on the source-VIP and the per-ClusterIP endpoints, as kube-proxy.
+    for (const ip of [SOURCE_VIP, "10.96.0.10", "10.96.0.20"]) {
+      assert.equal(normalizeMac(byIp.get(ip)?.MacAddress), HOST_MAC, ip);
+    }
     for (const lb of hns.LoadBalancers) assert.equal(lb.SourceVIP, SOURCE_VIP);
     assert.ok(hns.Endpoints.some((e) => e.ID === LOCAL_EP_5), "CNI endpoint untouched");
     // The ownership record is written after the HNS calls of a sync: wait for it.

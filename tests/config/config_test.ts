@@ -425,19 +425,140 @@ Deno.test("config file: top-level syncPeriod wins over iptables.syncPeriod in an
   }
 });
 
-Deno.test("config file: unknown fields warn, with their path", () => {
-  const text = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+Deno.test("config file: an unknown field is an error naming the file and the field's path", () => {
+  const head = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n";
+  const cases: [string, string][] = [
+    [
+      "winkernel:\n  sourceVIP: 10.0.0.1\n",
+      "kp.yaml: winkernel.sourceVIP: is not a KubeProxyConfiguration field " +
+      "(did you mean winkernel.sourceVip?)",
+    ],
+    [
+      "sycnPeriod: 10s\n",
+      "kp.yaml: sycnPeriod: is not a KubeProxyConfiguration field (did you mean syncPeriod?)",
+    ],
+    ["frobnicate: true\n", "kp.yaml: frobnicate: is not a KubeProxyConfiguration field"],
+    ["ipvs:\n  schedular: rr\n", "kp.yaml: ipvs.schedular: is not a KubeProxyConfiguration field"],
+    ["logging:\n  options:\n    yaml: {}\n", "kp.yaml: logging.options.yaml:"],
+  ];
+  for (const [body, message] of cases) {
+    assert.throws(() => parseConfigFile("kp.yaml", head + body), hasMessage(message));
+  }
+});
+
+/** Every field of kube-proxy's v1alpha1 KubeProxyConfiguration, as `--write-config-to` writes them. */
+const KUBE_PROXY_WRITTEN = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
+bindAddress: 0.0.0.0
+bindAddressHardFail: false
+clientConnection:
+  acceptContentTypes: ""
+  burst: 10
+  contentType: application/vnd.kubernetes.protobuf
+  kubeconfig: ""
+  qps: 5
+clusterCIDR: ""
+configSyncPeriod: 15m0s
+conntrack:
+  maxPerCore: 32768
+  min: 131072
+  tcpBeLiberal: false
+  tcpCloseWaitTimeout: 1h0m0s
+  tcpEstablishedTimeout: 24h0m0s
+  udpStreamTimeout: 0s
+  udpTimeout: 0s
+detectLocal:
+  bridgeInterface: ""
+  interfaceNamePrefix: ""
+detectLocalMode: ""
+enableProfiling: false
+featureGates: {}
+healthzBindAddress: 0.0.0.0:10256
+hostnameOverride: ""
+iptables:
+  localhostNodePorts: true
+  masqueradeAll: false
+  masqueradeBit: 14
+  minSyncPeriod: 1s
+  syncPeriod: 30s
+  snatNodeInternalIP: false
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  strictARP: false
+  syncPeriod: 30s
+  tcpFinTimeout: 0s
+  tcpTimeout: 0s
+  udpTimeout: 0s
+logging:
+  flushFrequency: 5s
+  format: text
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+metricsBindAddress: 127.0.0.1:10249
+mode: ""
+nftables:
+  masqueradeAll: false
+  masqueradeBit: 14
+  minSyncPeriod: 1s
+  syncPeriod: 30s
+nodePortAddresses: null
+oomScoreAdj: -999
+portRange: ""
+resourceContainer: /kube-proxy
+showHiddenMetricsForVersion: ""
+udpIdleTimeout: 250ms
+windowsRunAsService: false
 winkernel:
-  sourceVIP: 10.0.0.1
-frobnicate: true
+  enableDSR: false
+  forwardHealthCheckVip: false
+  networkName: ""
+  rootHnsEndpointName: ""
+  sourceVip: ""
 `;
-  const { layer, warnings } = parseConfigFile("kp.yaml", text);
-  assert.deepEqual(warnings, [
-    'kp.yaml: unknown field "winkernel.sourceVIP" is ignored',
-    'kp.yaml: unknown field "frobnicate" is ignored',
-  ]);
-  assert.equal(layer.sourceVip, undefined);
+
+Deno.test("config file: every field kube-proxy writes (all modes' sections) is accepted", () => {
+  const { layer } = parseConfigFile("kube-proxy.yaml", KUBE_PROXY_WRITTEN);
+  assert.equal(layer.syncPeriodMs, 30_000);
+  assert.equal(layer.minSyncPeriodMs, 1_000);
+});
+
+Deno.test("config file: an unknown field stops main.ts with exit 2, naming the file and field", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/kube-proxy.yaml`;
+    await Deno.writeTextFile(
+      path,
+      "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" +
+        "winkernel:\n  networkName: vxlan0\n  sourceVIP: 10.244.1.2\n",
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-check",
+        new URL("../../main.ts", import.meta.url).pathname,
+        "--config",
+        path,
+        "--hostname-override=n1",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.match(
+      stderr,
+      /kube-proxy\.yaml: winkernel\.sourceVIP: is not a KubeProxyConfiguration field/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("config file errors name the file, the field and the value", async () => {
@@ -507,8 +628,7 @@ Deno.test("renderConfigFile writes a file that reads back to the same settings",
     "-v=3",
   ]);
   const text = renderConfigFile(config);
-  const { layer, warnings } = parseConfigFile("out.yaml", text);
-  assert.deepEqual(warnings, []);
+  const { layer } = parseConfigFile("out.yaml", text);
   assert.equal(layer.enableDSR, true);
   assert.equal(layer.sourceVip, "10.244.1.2");
   assert.equal(layer.networkName, "vxlan0");

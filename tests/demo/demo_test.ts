@@ -69,11 +69,9 @@ Deno.test("demo: exits 0 and shows the programmed HNS state as a table", async (
     table,
     /node:30880\/TCP\s+\(NodePort\)\s+10\.244\.1\.14:8080\s+local\s+DSR, LocalRoutedVIP, VipExternalIP/,
   );
-  // Dual-stack: the IPv6 cluster IP gets its own load balancer.
-  match(
-    table,
-    /\[fd00:10:96::50\]:7\/TCP\s+\[fd00:10:244:2::30\]:7007\s+remote, win-node-2\s+IPv6/,
-  );
+  // Dual-stack on overlay: single-stack as with kube-proxy, the node's primary family (IPv4) only.
+  match(table, /shop\/echo\s+10\.96\.10\.50:7\/TCP\s+10\.244\.2\.30:7007\s+remote, win-node-2/);
+  ok(!/fd00:10:96::50/.test(table), "no IPv6 load balancer on an overlay network");
   match(table, /\(another tool's\)\s+10\.0\.1\.11:9100\/TCP.*left alone by hnsproxy/);
   const [, writes] = made(start, "hnsproxy made");
   ok(writes > 0, "the start created HNS objects");
@@ -96,8 +94,8 @@ Deno.test("demo: each step prints exactly the HNS operations it made", async () 
 
   const deletion = section(stdout, "3. delete the dual-stack service shop/echo");
   match(deletion, /delete load balancer 10\.96\.10\.50:7\/TCP/);
-  match(deletion, /delete load balancer \[fd00:10:96::50\]:7\/TCP/);
-  match(deletion, /delete endpoint fd00:10:244:3::30 \(remote pod, on linux-node-3\)/);
+  match(deletion, /delete endpoint 10\.244\.3\.30 \(remote pod, on linux-node-3\)/);
+  ok(!/fd00:/.test(deletion), "the IPv6 half was never programmed on overlay");
   ok(!/create /.test(deletion), "deleting a service creates nothing");
 
   const restart = section(stdout, "4. restart hnsproxy");

@@ -61,7 +61,7 @@ const GOOD_PERMISSIONS: Record<string, unknown> = {
   allow_ffi: [],
   allow_read: [],
   allow_run: ["sc.exe"],
-  allow_sys: ["hostname"],
+  allow_sys: ["hostname", "networkInterfaces"],
   allow_write: [],
   allow_import: ["deno.land:443"],
   prompt: false,
@@ -267,7 +267,7 @@ Deno.test("inspect: a good image passes; each deviation from the intent is named
   );
   match(
     problems({ permissions: { ...GOOD_PERMISSIONS, allow_sys: null } }),
-    /allow_sys is null, want \["hostname"\]/,
+    /allow_sys is null, want \["hostname","networkInterfaces"\]/,
   );
   match(
     problems({ permissions: { ...GOOD_PERMISSIONS, allow_hrtime: [] } }),
@@ -301,7 +301,7 @@ Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, froze
     "--allow-read",
     "--allow-write",
     "--allow-env",
-    "--allow-sys=hostname",
+    "--allow-sys=hostname,networkInterfaces",
     "--allow-run=sc.exe",
   ]);
   deepEqual(parseArgs(["--check"]), { check: true, entry: ENTRY });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { parseConfig } from "../../lib/config/mod.ts";
-import { splitHostPort } from "../../lib/config/net.ts";
+import { splitHostPort } from "../../lib/net/ip.ts";
 import { ProxyHealth, serveHealthz } from "../../lib/serve/healthz.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

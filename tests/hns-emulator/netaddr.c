@@ -9,11 +9,11 @@ static int parse_v4(const char *s, const char *end, uint8_t out[4]) {
   int part = 0;
   while (part < 4) {
     if (s >= end || *s < '0' || *s > '9') return 0;
+    /* Leading zeros are decimal, any number of them (lib/net/ip.ts, ParseIPSloppy). */
     unsigned v = 0;
-    int digits = 0;
     while (s < end && *s >= '0' && *s <= '9') {
       v = v * 10 + (unsigned)(*s - '0');
-      if (++digits > 3 || v > 255) return 0;
+      if (v > 255) return 0;
       s++;
     }
     out[part++] = (uint8_t)v;

@@ -1,7 +1,9 @@
 /*
  * netaddr.h - IPv4/IPv6 text parsing into a canonical form, so that
  * "10.0.0.1" and "::ffff:10.0.0.1" or "fd00::1" and "FD00:0::1" compare as
- * HNS compares them (as addresses, not as strings).
+ * HNS compares them (as addresses, not as strings). The rules are
+ * lib/net/ip.ts's: IPv4 leading zeros are decimal, an IPv4-mapped IPv6
+ * address is the IPv4 address, no zone IDs, hex digits in either case.
  */
 #ifndef HNSEMU_NETADDR_H
 #define HNSEMU_NETADDR_H

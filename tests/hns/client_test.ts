@@ -5,7 +5,7 @@
  */
 
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
-import { createHnsClient, type SkippedObject } from "../../lib/hns/client.ts";
+import { createHnsClient, type UnreadableObject } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { backendTest } from "./harness.ts";
@@ -164,6 +164,8 @@ backendTest("endpoints: create, get, list by network, delete", async ({ api }) =
   deepEqual((await client.listEndpointIds()).sort(), [a, b, r.ID].sort());
   deepEqual((await client.listEndpointIds(networkId)).sort(), [a, b].sort());
   deepEqual(await client.listEndpointIds(other.toLowerCase()), [r.ID]);
+  deepEqual(await client.listEndpointIds(networkId, "POD-A"), [a], "by name, without case");
+  deepEqual(await client.listEndpointIds(other, "pod-a"), []);
   deepEqual((await client.listEndpoints(networkId)).map((e) => e.ID).sort(), [a, b].sort());
   deepEqual((await client.listEndpoints(other.toLowerCase())).map((e) => e.ID), [r.ID]);
   equal((await client.listEndpoints()).length, 3);
@@ -864,7 +866,7 @@ backendTest("objects that are not JSON objects are skipped and reported", async 
     hnsCall: (method, path, request) => api.hnsCall(method, path, request),
     dispose: () => api.dispose(),
   };
-  const skipped: SkippedObject[] = [];
+  const skipped: UnreadableObject[] = [];
   const client = createHnsClient(garbled, { onSkip: (s) => skipped.push(s) });
   deepEqual((await client.listEndpoints()).map((e) => e.ID), [a]);
   deepEqual(skipped.map((s) => [s.kind, s.id]), [["Endpoint", b]]);

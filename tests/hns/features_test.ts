@@ -7,7 +7,6 @@ import {
   loadBalancerWords,
 } from "../../lib/hns/describe.ts";
 import { enabledFeatures, featuresOf, NO_FEATURES } from "../../lib/hns/features.ts";
-import { canonicalIp } from "../../lib/hns/ipaddr.ts";
 
 Deno.test("features: thresholds of the version table, inclusive", () => {
   const on = (major: number, minor: number) => enabledFeatures(featuresOf({ major, minor }));
@@ -33,29 +32,6 @@ Deno.test("features: thresholds of the version table, inclusive", () => {
 Deno.test("features: an unreadable version supports nothing", () => {
   deepEqual(featuresOf(null), { ...NO_FEATURES });
   deepEqual(enabledFeatures(featuresOf(null)), []);
-});
-
-Deno.test("IP addresses compare as addresses", () => {
-  equal(canonicalIp("10.0.0.1"), "10.0.0.1");
-  equal(canonicalIp("010.000.000.001"), "10.0.0.1");
-  equal(canonicalIp("FD00:0:0::1"), "fd00::1");
-  equal(canonicalIp("::ffff:10.0.0.1"), "10.0.0.1");
-  equal(canonicalIp("::ffff:a00:1"), "10.0.0.1");
-  equal(canonicalIp("::1"), "::1");
-  for (
-    const bad of [
-      "",
-      "10.0.0",
-      "10.0.0.256",
-      "1.2.3.4.5",
-      "fd00::1::2",
-      "host",
-      "fd00::g",
-      " 10.0.0.1",
-    ]
-  ) {
-    equal(canonicalIp(bad), undefined, bad);
-  }
 });
 
 Deno.test("descriptions: load balancers and endpoints in words", () => {

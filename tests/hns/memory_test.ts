@@ -272,3 +272,58 @@ Deno.test("differential: the in-memory HNS answers as the C emulator does", asyn
 function match(value: string | undefined, re: RegExp): void {
   ok(value !== undefined && re.test(value), `${value} matches ${re}`);
 }
+
+Deno.test("differential: the in-memory HNS and the C emulator read IP spellings by one rule set", async () => {
+  // Each spelling is created next to an endpoint at 10.0.0.1 / fd00::1: the same address
+  // conflicts, another one is created, a non-address is refused — the same in both.
+  // [spelling, "same" address as the first endpoint, "other" address, "bad" text]
+  const spellings: Array<[string, "same" | "other" | "bad"]> = [
+    ["10.0.0.1", "same"],
+    ["010.0.0.1", "same"],
+    ["010.000.000.001", "same"],
+    ["::ffff:10.0.0.1", "same"],
+    ["::FFFF:a00:1", "same"],
+    ["10.0.0.2", "other"],
+    ["FD00:0:0::1", "same"],
+    ["fd00::2", "other"],
+    ["fe80::1%eth0", "bad"],
+    ["0x0a.0.0.1", "bad"],
+    ["10.0.0.256", "bad"],
+  ];
+  for (const [ip, kind] of spellings) {
+    const answers: string[] = [];
+    for (const backend of BACKENDS) {
+      const b = backend.open();
+      try {
+        const net = await b.api.create("Network", NET, JSON.stringify({ Name: "cbr0" }));
+        const create = async (id: string, addr: string) =>
+          await b.api.close(
+            "Endpoint",
+            await b.api.create(
+              "Endpoint",
+              id,
+              JSON.stringify({ IpConfigurations: [{ IpAddress: addr }] }),
+              net,
+            ),
+          );
+        await create(EP_A, ip.includes(":") && !/ffff/i.test(ip) ? "fd00::1" : "10.0.0.1");
+        try {
+          await create(EP_B, ip);
+          answers.push(`${b.name}: ok`);
+        } catch (err) {
+          if (!(err instanceof HnsError)) throw err;
+          answers.push(`${b.name}: ${err.hresult.toString(16)}`);
+        }
+        await b.api.close("Network", net);
+      } finally {
+        b.dispose();
+      }
+    }
+    const [ffi, memory] = answers.map((a) => a.split(": ")[1]);
+    equal(memory, ffi, `${ip}: ${answers.join(", ")}`);
+    const conflict = (HResult.ERROR_ALREADY_EXISTS >>> 0).toString(16);
+    if (kind === "same") equal(ffi, conflict, `${ip} is the address already held`);
+    else if (kind === "other") equal(ffi, "ok", `${ip} is another address`);
+    else ok(ffi !== "ok" && ffi !== conflict, `${ip} is refused: ${ffi}`);
+  }
+});

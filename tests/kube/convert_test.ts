@@ -290,3 +290,24 @@ Deno.test("convertNode: deletionTimestamp and taints, for node eligibility", () 
     "win-1",
   );
 });
+
+Deno.test("convert: legacy IP spellings (leading zeros, IPv4-mapped, upper case) become canonical", () => {
+  const info = convertService(svc({
+    clusterIP: "010.096.000.010",
+    clusterIPs: ["010.096.000.010", "FD00:0::10"],
+    ports: [{ port: 80 }],
+    externalIPs: ["::ffff:192.0.2.10"],
+  }))!;
+  assert.deepEqual(info.clusterIPs, ["10.96.0.10", "fd00::10"]);
+  assert.deepEqual(info.ipFamilies, ["IPv4", "IPv6"]);
+  assert.deepEqual(info.externalIPs, ["192.0.2.10"]);
+  const s = convertEndpointSlice(slice([{ addresses: ["::ffff:10.244.1.5"] }, {
+    addresses: ["010.244.001.006"],
+  }]))!;
+  assert.deepEqual(s.endpoints.map((e) => e.address), ["10.244.1.5", "10.244.1.6"]);
+  assert.throws(
+    () => convertService(svc({ clusterIP: "fe80::1%eth0", ports: [{ port: 80 }] })),
+    ConvertError,
+    "a zone ID is no service IP",
+  );
+});

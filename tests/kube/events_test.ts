@@ -190,6 +190,29 @@ Deno.test("events: the queue is bounded; what does not fit is dropped as queueFu
   }
 });
 
+Deno.test("events: closing aborts a write the server holds, and waits for nothing more", async () => {
+  const s = await setup({}, 60_000);
+  try {
+    s.server.stallEventWrites(true);
+    s.recorder.eventf(SVC, "Warning", "HNSConflict", "Program", "");
+    s.recorder.eventf({ ...SVC, name: "queued" }, "Warning", "HNSConflict", "Program", "");
+    await s.recorder.close(50);
+    assert.equal(
+      s.recorder.dropped.unreachable,
+      1,
+      "the held write was aborted, the queued one abandoned",
+    );
+    const drop = s.logger.lines.find((l) => l.message.startsWith("Cannot write"));
+    assert.match(String(drop?.fields.err), /abort/i, "aborted, not timed out");
+    s.recorder.eventf(SVC, "Warning", "HNSConflict", "Program", "");
+    await s.recorder.settled();
+    assert.equal(s.server.count("create", "events"), 1, "nothing is written once closed");
+  } finally {
+    s.server.stallEventWrites(false);
+    await s.close();
+  }
+});
+
 Deno.test("fake API server: validates events as the API server does", async () => {
   const server = await new FakeApiServer().start();
   try {

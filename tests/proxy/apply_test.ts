@@ -536,6 +536,37 @@ Deno.test("apply: modify in place; a modify of a vanished LB creates it afresh",
   assert.equal(api.openHandles(), 0);
 });
 
+Deno.test("apply: where HNS cannot modify, a plan's replacing modifies are listed in the record in one write", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  const lbs = [80, 81, 82].map((port) => lb("10.96.0.10", port, ["ep/local/10.244.1.5"]));
+  await applyPlan(plan(...lbs.map(createLb)), ctx);
+  // The first refused modify teaches the client; the next plan knows it from the start.
+  api.failCall("HcnModifyLoadBalancer", 1, HResult.E_NOTIMPL);
+  const modify = (d: DesiredLoadBalancer): PlanOp => ({
+    op: "modifyLoadBalancer",
+    key: d.key,
+    id: ctx.observed.loadBalancers.get(d.key)!.id,
+    serviceKey: d.serviceKey,
+    loadBalancer: { ...d, internalPort: 9090 },
+  });
+  await applyPlan(plan(modify(lbs[0])), ctx);
+  assert.equal(client.modifyUnsupported, true);
+  let writes = 0;
+  const flush = ctx.ownership.flush.bind(ctx.ownership);
+  ctx.ownership.flush = (force) => {
+    writes++;
+    return flush(force);
+  };
+  const result = await applyPlan(plan(modify(lbs[1]), modify(lbs[2])), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(writes, 1, "one write lists both replacements");
+  const held = await client.listLoadBalancers();
+  assert.deepEqual(held.map((l) => l.PortMappings[0].InternalPort), [9090, 9090, 9090]);
+  for (const l of held) assert.ok(ctx.ownership.owns(l.ID!));
+  assert.equal(ctx.ownership.size, 3);
+});
+
 Deno.test("apply: a modify HNS answers E_NOTIMPL becomes delete + create, and no modify is tried again", async () => {
   const { api, client } = newHns();
   const logger = new RecordingLogger();

@@ -16,7 +16,10 @@ function tracker() {
     clock,
     logger,
     onReports: (r) => void batches.push([...r]),
-    kindOf: (key) => key.includes("nodeport") ? "nodePort" : "clusterIP",
+    wanted: (key) => ({
+      kind: key.includes("nodeport") ? "nodePort" : "clusterIP",
+      serviceKey: "default/a",
+    }),
   });
   return { t, clock, lines, batches };
 }
@@ -111,4 +114,12 @@ Deno.test("conflicts: over when the service no longer wants the key, or hnsproxy
     [B.key, "programmed"],
   ]);
   assert.equal(t.size, 0);
+});
+
+Deno.test("conflicts: a conflict found without its service takes kind and service from the desired state", () => {
+  const { t } = tracker();
+  t.note([{ ...B, serviceKey: "" }]);
+  assert.deepEqual(t.list().map((c) => [c.key, c.serviceKey, c.kind]), [
+    [B.key, "default/a", "nodePort"],
+  ]);
 });

@@ -5,7 +5,7 @@ import {
   desiredState,
   updateDesired,
 } from "../../lib/proxy/desired.ts";
-import type { DesiredLoadBalancer, ServiceDesired } from "../../lib/proxy/model.ts";
+import type { DesiredLoadBalancer, NodeContext, ServiceDesired } from "../../lib/proxy/model.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import {
   ALL_FEATURES,
@@ -503,7 +503,9 @@ Deno.test("local endpoints: by nodeName or by IP in HNS; local but missing in HN
 });
 
 Deno.test("overlay: provider address by RemoteSubnetRoute, node IPs, fallback; SourceVIP choice; service-VIP endpoint", () => {
-  const c = overlayCtx({ nodeIPsByName: new Map([["node-d", ["192.168.1.14"]]]) });
+  const c = overlayCtx({
+    nodePlacements: [{ nodeName: "node-d", podCidrs: [], providerAddress: "192.168.1.14" }],
+  });
   const oneLb = (address: string, nodeName?: string) => {
     const sd = desiredForService(svc(), [slice([ep(address, { nodeName })])], c);
     return { sd, lb: sd.loadBalancers[0], r: sd.remoteEndpoints.find((x) => x.ip === address) };
@@ -558,6 +560,93 @@ Deno.test("overlay: provider address by RemoteSubnetRoute, node IPs, fallback; S
   );
 });
 
+Deno.test("overlay placement: pods of unknown nodes in the pod ranges wait; Node pod CIDRs place them before routes appear", () => {
+  const pods = ["10.244.2.7", "10.244.9.9", "203.0.113.5"];
+  const one = (c: NodeContext, ips = pods, nodeName?: string) => {
+    const sd = desiredForService(svc(), [slice(ips.map((ip) => ep(ip, { nodeName })))], c);
+    const pa = Object.fromEntries(sd.remoteEndpoints.map((e) => [e.ip, e.providerAddress]));
+    return { sd, lb: sd.loadBalancers[0], pa };
+  };
+  const clusterCidrs = ["10.244.0.0/16", "fd00:244::/32"];
+
+  // Without the cluster's pod ranges: as kube-proxy, an unplaced IP is public.
+  const legacy = one(overlayCtx());
+  assert.equal(legacy.pa["10.244.9.9"], "192.168.1.10");
+  assert.equal(legacy.lb.sourceVip, "192.168.1.10");
+
+  // With them: 10.244.9.9 waits (not this node's IP, no SourceVIP flip because of it),
+  // 203.0.113.5 outside them is still public.
+  const waiting = one(overlayCtx({ clusterCidrs }), ["10.244.2.7", "10.244.9.9"]);
+  assert.deepEqual(waiting.lb.backends, ["ep/remote/10.244.2.7"]);
+  assert.deepEqual(Object.keys(waiting.pa).sort(), ["10.244.2.7", "10.96.0.10"]);
+  assert.equal(waiting.lb.sourceVip, "10.244.1.2", "the waiting pod does not flip the SourceVIP");
+  const d = waiting.sd.diagnostics.find((x) => x.reason === "PlacementUnknown");
+  assert.equal(d?.endpointIp, "10.244.9.9");
+  assert.equal(d?.level, "warning");
+  assert.match(d!.message, /default\/web: endpoint 10\.244\.9\.9: .*pod ranges.*left out/);
+  assert.equal(one(overlayCtx({ clusterCidrs })).pa["203.0.113.5"], "192.168.1.10");
+  // Only waiting pods: no LB yet.
+  assert.deepEqual(one(overlayCtx({ clusterCidrs }), ["10.244.9.9"]).sd.loadBalancers, []);
+
+  // A Node's pod CIDR places the pod before the CNI's route exists; routes still win.
+  const nodePlacements = [
+    { nodeName: "node-x", podCidrs: ["10.244.9.0/24"], providerAddress: "192.168.1.19" },
+    { nodeName: "node-y", podCidrs: ["10.244.2.0/24"], providerAddress: "192.168.1.99" },
+    { nodeName: "node-z", podCidrs: ["10.244.9.128/25"], providerAddress: "192.168.1.29" },
+  ];
+  const placed = one(overlayCtx({ clusterCidrs, nodePlacements }), [
+    "10.244.2.7",
+    "10.244.9.9",
+    "10.244.9.200",
+  ]);
+  assert.equal(placed.pa["10.244.9.9"], "192.168.1.19");
+  assert.equal(placed.pa["10.244.9.200"], "192.168.1.29", "longest pod CIDR");
+  assert.equal(placed.pa["10.244.2.7"], "192.168.1.11", "the route wins over a Node's pod CIDR");
+  assert.equal(placed.lb.sourceVip, "10.244.1.2");
+  // By the endpoint's node name when no pod CIDR covers the IP; a node's IP is a node IP.
+  const named = [{ nodeName: "node-x", podCidrs: [], providerAddress: "192.168.1.19" }];
+  const byName = one(overlayCtx({ clusterCidrs, nodePlacements: named }), ["10.244.9.9"], "node-x");
+  assert.equal(byName.pa["10.244.9.9"], "192.168.1.19");
+  const hostNet = one(overlayCtx({ nodePlacements: named }), ["192.168.1.19"], "node-x");
+  assert.equal(hostNet.pa["192.168.1.19"], "192.168.1.19");
+  assert.equal(hostNet.lb.sourceVip, "192.168.1.10", "a node-IP backend → node IP as SourceVIP");
+
+  // Never this node's IP for a pod in the pod ranges, even when a stale Node or route says so.
+  const stale = [{ nodeName: "old", podCidrs: ["10.244.9.0/24"], providerAddress: "192.168.1.10" }];
+  const notMine = one(overlayCtx({ clusterCidrs, nodePlacements: stale }), ["10.244.9.9"]);
+  assert.deepEqual(notMine.sd.loadBalancers, []);
+  assert.ok(notMine.sd.diagnostics.some((x) => x.reason === "PlacementUnknown"));
+
+  // IPv6 prefixes are indexed as well (an IPv6 node).
+  const v6 = overlayCtx({
+    nodeIPs: ["fd00:1::10"],
+    sourceVips: ["fd00:244:1::2"],
+    clusterCidrs,
+    network: {
+      ...overlayCtx().network,
+      remoteSubnetRoutes: [{ prefix: "fd00:244:2::/64", providerAddress: "fd00:1::11" }],
+    },
+    nodePlacements: [{
+      nodeName: "n",
+      podCidrs: ["fd00:244:3::/64"],
+      providerAddress: "fd00:1::12",
+    }],
+  });
+  const sd6 = desiredForService(
+    svc({ clusterIPs: ["fd00:96::10"] }),
+    [slice(["fd00:244:2::7", "fd00:244:3::7", "fd00:244:9::7"].map((ip) => ep(ip)), {
+      addressType: "IPv6",
+    })],
+    v6,
+  );
+  const pa6 = Object.fromEntries(sd6.remoteEndpoints.map((e) => [e.ip, e.providerAddress]));
+  assert.deepEqual(pa6, {
+    "fd00:244:2::7": "fd00:1::11",
+    "fd00:244:3::7": "fd00:1::12",
+    "fd00:96::10": "fd00:1::10",
+  });
+});
+
 Deno.test("overlay vs l2bridge: source-VIP endpoint and service-VIP endpoints only on overlay", () => {
   const services = [svc()];
   const slices = [slice([ep("10.244.2.7")])];
@@ -577,6 +666,82 @@ Deno.test("overlay vs l2bridge: source-VIP endpoint and service-VIP endpoints on
   const empty = desiredState(view(services, []), overlayCtx());
   assert.equal(empty.loadBalancers.size, 0);
   assert.ok(empty.remoteEndpoints.has("ep/remote/10.96.0.10"));
+});
+
+Deno.test("overlay MAC: the host NIC's for the service-VIP and source-VIP endpoints, derived for pods; derived without one", () => {
+  const services = [svc()];
+  const slices = [slice([ep("10.244.2.7")])];
+  const macs = (c: NodeContext) => {
+    const d = desiredState(view(services, slices), c);
+    return Object.fromEntries([...d.remoteEndpoints.values()].map((e) => [e.key, e.mac]));
+  };
+  assert.deepEqual(macs(overlayCtx({ hostMac: "00-15-5d-aa-bb-cc" })), {
+    "ep/remote/10.244.2.7": "02-11-0a-f4-02-07",
+    "ep/remote/10.96.0.10": "00-15-5d-aa-bb-cc",
+    "ep/sourcevip/10.244.1.2": "00-15-5d-aa-bb-cc",
+  });
+  for (const hostMac of [undefined, ""]) {
+    assert.deepEqual(macs(overlayCtx({ hostMac })), {
+      "ep/remote/10.244.2.7": "02-11-0a-f4-02-07",
+      "ep/remote/10.96.0.10": "02-11-0a-60-00-0a",
+      "ep/sourcevip/10.244.1.2": "02-11-0a-f4-01-02",
+    });
+  }
+});
+
+Deno.test("overlay is single-stack: only the node's primary family, the other reported once per service", () => {
+  const dualSvc = svc({
+    type: "NodePort",
+    clusterIPs: ["10.96.0.10", "fd00:96::10"],
+    ipFamilies: ["IPv4", "IPv6"],
+    ports: [port({ nodePort: 30080 })],
+    externalIPs: ["192.0.2.10", "2001:db8::10"],
+  });
+  const slices = [
+    slice([ep("10.244.2.7")]),
+    slice([ep("fd00:244:2::7")], { name: "web-v6", addressType: "IPv6" }),
+  ];
+  const sourceVips = ["10.244.1.2", "fd00:244:1::2"];
+  const families = (c: NodeContext) => {
+    const d = desiredState(view([dualSvc], slices), c);
+    const sd = d.services.get("default/web")!;
+    return {
+      lbs: [...d.loadBalancers.keys()].sort(),
+      endpoints: [...d.remoteEndpoints.keys()].sort(),
+      diags: sd.diagnostics.map((x) => `${x.field} ${x.reason}`),
+    };
+  };
+  assert.deepEqual(families(overlayCtx({ sourceVips })), {
+    lbs: ["lb/tcp/192.0.2.10:80", "lb/tcp/10.96.0.10:80", "lb/tcp/nodeport:30080"].sort(),
+    endpoints: ["ep/remote/10.244.2.7", "ep/remote/10.96.0.10", "ep/sourcevip/10.244.1.2"],
+    diags: ["spec.clusterIPs[1] OverlaySingleStack"],
+  });
+  const v6First = overlayCtx({ sourceVips, nodeIPs: ["fd00:1::10", "192.168.1.10"] });
+  const v6 = families(v6First);
+  assert.deepEqual(v6.lbs, [
+    "lb/tcp/[2001:db8::10]:80",
+    "lb/tcp/[fd00:96::10]:80",
+    "lb/tcp/nodeport6:30080",
+  ]);
+  assert.deepEqual(v6.endpoints, [
+    "ep/remote/fd00:244:2::7",
+    "ep/remote/fd00:96::10",
+    "ep/sourcevip/fd00:244:1::2",
+  ]);
+  assert.deepEqual(v6.diags, ["spec.clusterIPs[0] OverlaySingleStack"]);
+  assert.match(
+    desiredForService(dualSvc, slices, v6First).diagnostics[0].message,
+    /default\/web: spec\.clusterIPs\[0\]: IPv4 cluster IP 10\.96\.0\.10 skipped: overlay networks are single-stack \(IPv6 on this node\)/,
+  );
+  // A service only of the other family programs nothing, and says why.
+  const v6Only = desiredForService(svc({ clusterIPs: ["fd00:96::10"] }), slices, overlayCtx());
+  assert.deepEqual(v6Only.loadBalancers, []);
+  assert.deepEqual(v6Only.remoteEndpoints, []);
+  assert.deepEqual(v6Only.diagnostics.map((x) => x.reason), ["OverlaySingleStack"]);
+  // l2bridge stays dual-stack.
+  const l2 = families(ctx());
+  assert.equal(l2.lbs.length, 6);
+  assert.deepEqual(l2.diags, []);
 });
 
 Deno.test("health checks: ETP Local server with local ready count; forwardHealthCheckVip LBs per ingress IP", () => {

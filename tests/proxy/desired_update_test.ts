@@ -191,6 +191,15 @@ function contexts(): NodeContext[] {
     overlayCtx(),
     overlayCtx({ sourceVips: ["10.244.1.3"], nodeIPs: ["192.168.1.20"] }),
     overlayCtx({ sourceVips: [] }),
+    overlayCtx({ clusterCidrs: ["10.244.0.0/16"] }),
+    overlayCtx({
+      clusterCidrs: ["10.244.0.0/16"],
+      nodePlacements: [{
+        nodeName: "node-c",
+        podCidrs: ["10.244.9.0/24"],
+        providerAddress: "192.168.1.19",
+      }],
+    }),
   ];
 }
 

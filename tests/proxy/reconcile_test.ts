@@ -312,6 +312,85 @@ Deno.test("endpoint that changed (provider address): referencing LBs deleted fir
   assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
 });
 
+Deno.test("overlay placement from Nodes: a waiting pod is created once placed, replaced when its IP moves to another node", () => {
+  const w = world({ bEps: ["10.244.2.7", "10.244.9.9"] });
+  const clusterCidrs = ["10.244.0.0/16"];
+  const nodes = (
+    pa: string,
+  ) => [{ nodeName: "node-x", podCidrs: ["10.244.9.0/24"], providerAddress: pa }];
+  // Unknown node: the pod waits, nothing is created for it, the SourceVIP stays the source VIP.
+  const { desired: d0, sim } = converged(overlayCtx({ clusterCidrs }), w.services, w.slices);
+  assert.ok(!sim.observed.endpoints.has("ep/remote/10.244.9.9"));
+  assert.equal(d0.loadBalancers.get("lb/tcp/10.96.0.2:80")?.sourceVip, "10.244.1.2");
+  // Its Node appears: the endpoint is created, the LB gains it.
+  const d1 = desiredState(
+    view(w.services, w.slices),
+    overlayCtx({ clusterCidrs, nodePlacements: nodes("192.168.1.19") }),
+  );
+  const p1 = reconcile(d1, sim.observed, { features: MODIFY });
+  assertOrdered(p1);
+  assert.deepEqual(opList(p1), [
+    "createEndpoint ep/remote/10.244.9.9",
+    "modifyLoadBalancer lb/tcp/10.96.0.2:80",
+  ]);
+  const s1 = simulate(sim, p1, d1);
+  // The pod CIDR is now another node's (the IP reused there): the endpoint is replaced.
+  const d2 = desiredState(
+    view(w.services, w.slices),
+    overlayCtx({ clusterCidrs, nodePlacements: nodes("192.168.1.29") }),
+  );
+  const p2 = reconcile(d2, s1.observed, { features: MODIFY });
+  assertOrdered(p2);
+  assert.deepEqual(opList(p2), [
+    "deleteLoadBalancer lb/tcp/10.96.0.2:80",
+    "deleteEndpoint ep/remote/10.244.9.9",
+    "createEndpoint ep/remote/10.244.9.9",
+    "createLoadBalancer lb/tcp/10.96.0.2:80",
+  ]);
+  const s2 = simulate(s1, p2, d2);
+  const pa = s2.observed.endpoints.get("ep/remote/10.244.9.9")?.hns.Policies?.[0]?.Settings;
+  assert.deepEqual(pa, { ProviderAddress: "192.168.1.29" });
+  assert.deepEqual(reconcile(d2, s2.observed, { features: MODIFY }).ops, []);
+});
+
+Deno.test("overlay host MAC: service-VIP and source-VIP endpoints made with a derived MAC are replaced, nothing else", () => {
+  const w = world();
+  const before = overlayCtx({ hostMac: undefined });
+  const { sim } = converged(before, w.services, w.slices);
+  assert.equal(
+    sim.observed.endpoints.get("ep/sourcevip/10.244.1.2")?.hns.MacAddress,
+    "02-11-0a-f4-01-02",
+  );
+  const after = overlayCtx({ hostMac: "00-15-5d-aa-bb-cc" });
+  const d1 = desiredState(view(w.services, w.slices), after);
+  const plan = reconcile(d1, sim.observed, { features: MODIFY });
+  assertOrdered(plan);
+  assert.deepEqual(opList(plan), [
+    "deleteEndpoint ep/remote/10.96.0.1",
+    "deleteEndpoint ep/remote/10.96.0.2",
+    "deleteEndpoint ep/sourcevip/10.244.1.2",
+    "createEndpoint ep/remote/10.96.0.1",
+    "createEndpoint ep/remote/10.96.0.2",
+    "createEndpoint ep/sourcevip/10.244.1.2",
+  ]);
+  const s1 = simulate(sim, plan, d1);
+  for (const key of ["ep/remote/10.96.0.1", "ep/sourcevip/10.244.1.2"]) {
+    assert.equal(s1.observed.endpoints.get(key)?.hns.MacAddress, "00-15-5d-aa-bb-cc", key);
+  }
+  assert.equal(
+    s1.observed.endpoints.get("ep/remote/10.244.2.7")?.hns.MacAddress,
+    "02-11-0a-f4-02-07",
+  );
+  assert.deepEqual(reconcile(d1, s1.observed, { features: MODIFY }).ops, []);
+  // The same MAC spelled as Windows reports it is no change.
+  const upper = overlayCtx({ hostMac: "00:15:5D:AA:BB:CC" });
+  assert.deepEqual(
+    reconcile(desiredState(view(w.services, w.slices), upper), s1.observed, { features: MODIFY })
+      .ops,
+    [],
+  );
+});
+
 Deno.test("foreign objects: never deleted or modified; a foreign LB on a desired key is a conflict; a foreign endpoint is used", () => {
   const c = ctx();
   const w = world();

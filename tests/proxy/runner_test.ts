@@ -33,31 +33,38 @@ function recorder(timers: ManualTimers) {
   };
 }
 
-function newRunner(timers: ManualTimers, fn: () => Promise<void>, min = 1000, max = 30_000) {
-  return new BoundedFrequencyRunner(fn, {
+/**
+ * A runner over a {@link recorder} on manual timers, started at time 0 (its
+ * first run held open with `hold`, failing `failTimes` times first).
+ */
+async function started(
+  min = 1000,
+  max = 30_000,
+  options: { hold?: boolean; failTimes?: number } = {},
+) {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = new BoundedFrequencyRunner(rec.fn, {
     minIntervalMs: min,
     maxIntervalMs: max,
     timers,
     errorBackoff: new RetryBackoff({ initialMs: 1000, maxMs: 8000, jitter: 0, clock: timers }),
   });
+  if (options.hold) rec.hold();
+  if (options.failTimes) rec.failTimes(options.failTimes);
+  runner.start();
+  await timers.advance(0);
+  return { timers, rec, runner };
 }
 
 Deno.test("runner: start runs once right away", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  runner.start();
-  await timers.advance(0);
+  const { rec, runner } = await started();
   assert.deepEqual(rec.starts, [0]);
   await runner.stop();
 });
 
 Deno.test("runner: a burst of requests within minInterval coalesces into one run", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started();
   for (let i = 0; i < 10; i++) {
     runner.run();
     await timers.advance(50);
@@ -71,10 +78,7 @@ Deno.test("runner: a burst of requests within minInterval coalesces into one run
 });
 
 Deno.test("runner: a request after minInterval has passed runs immediately", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  runner.start();
+  const { timers, rec, runner } = await started();
   await timers.advance(5000);
   runner.run();
   await timers.advance(0);
@@ -83,12 +87,7 @@ Deno.test("runner: a request after minInterval has passed runs immediately", asy
 });
 
 Deno.test("runner: requests during a run give exactly one more run, never overlapping", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  rec.hold();
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000, { hold: true });
   assert.equal(runner.running, true);
   runner.run();
   runner.run();
@@ -103,20 +102,14 @@ Deno.test("runner: requests during a run give exactly one more run, never overla
 });
 
 Deno.test("runner: runs at least once per maxInterval without requests", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
+  const { timers, rec, runner } = await started(1000, 30_000);
   await timers.advance(95_000);
   assert.deepEqual(rec.starts, [0, 30_000, 60_000, 90_000]);
   await runner.stop();
 });
 
 Deno.test("runner: with maxInterval Infinity only requests and runAfter make runs", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, Infinity);
-  runner.start();
+  const { timers, rec, runner } = await started(1000, Infinity);
   await timers.advance(100_000);
   assert.deepEqual(rec.starts, [0]);
   runner.runAfter(5000);
@@ -126,10 +119,7 @@ Deno.test("runner: with maxInterval Infinity only requests and runAfter make run
 });
 
 Deno.test("runner: a request pushes the periodic run back", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
+  const { timers, rec, runner } = await started(1000, 30_000);
   await timers.advance(20_000);
   runner.run();
   await timers.advance(30_000);
@@ -138,10 +128,7 @@ Deno.test("runner: a request pushes the periodic run back", async () => {
 });
 
 Deno.test("runner: a periodic run (maxInterval) does not hold back the next request", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
+  const { timers, rec, runner } = await started(1000, 30_000);
   await timers.advance(30_100);
   assert.deepEqual(rec.starts, [0, 30_000]);
   runner.run();
@@ -160,11 +147,7 @@ Deno.test("runner: a periodic run (maxInterval) does not hold back the next requ
 });
 
 Deno.test("runner: runAfter runs when due and does not count against minInterval", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(5000);
   runner.runAfter(8000); // the earlier one wins
   await timers.advance(4999);
@@ -181,11 +164,7 @@ Deno.test("runner: runAfter runs when due and does not count against minInterval
 });
 
 Deno.test("runner: a periodic run waits minInterval after the previous run of any kind", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(100);
   await timers.advance(999);
   assert.deepEqual(rec.starts, [0]);
@@ -200,11 +179,7 @@ Deno.test("runner: a periodic run waits minInterval after the previous run of an
 });
 
 Deno.test("runner: a request during a periodic run runs as soon as that run ends", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(5000);
   rec.hold();
   await timers.advance(5000);
@@ -220,11 +195,7 @@ Deno.test("runner: a request during a periodic run runs as soon as that run ends
 });
 
 Deno.test("runner: a periodic run that serves a pending request counts as a requested run", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(1500);
   await timers.advance(1200);
   runner.run(); // runs at once: nothing requested since 0
@@ -241,12 +212,8 @@ Deno.test("runner: a periodic run that serves a pending request counts as a requ
   await runner.stop();
 });
 
-Deno.test("runner: a retry does not hold back the next request; a request does hold back a retry", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 1000, 30_000);
-  runner.start();
-  await timers.advance(0);
+Deno.test("runner: a scheduled run (runAfter) does not hold back the next request; a request does hold one back", async () => {
+  const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(4000);
   await timers.advance(4100);
   assert.deepEqual(rec.starts, [0, 4000]);
@@ -261,31 +228,8 @@ Deno.test("runner: a retry does not hold back the next request; a request does h
   await runner.stop();
 });
 
-Deno.test("runner: runAfter schedules a run, bounded by minInterval", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  runner.start();
-  await timers.advance(0);
-  runner.runAfter(4000);
-  await timers.advance(3999);
-  assert.deepEqual(rec.starts, [0]);
-  await timers.advance(1);
-  assert.deepEqual(rec.starts, [0, 4000]);
-  runner.runAfter(0);
-  await timers.advance(0);
-  assert.deepEqual(rec.starts, [0, 4000], "minInterval still applies");
-  await timers.advance(1000);
-  assert.deepEqual(rec.starts, [0, 4000, 5000]);
-  await runner.stop();
-});
-
 Deno.test("runner: a failing run is retried with backoff and recovers", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn, 500, 60_000);
-  rec.failTimes(3);
-  runner.start();
+  const { timers, rec, runner } = await started(500, 60_000, { failTimes: 3 });
   await timers.advance(20_000);
   // fails at 0, retried after 1 s, 2 s, 4 s; the 4th run succeeds.
   assert.deepEqual(rec.starts, [0, 1000, 3000, 7000]);
@@ -293,12 +237,7 @@ Deno.test("runner: a failing run is retried with backoff and recovers", async ()
 });
 
 Deno.test("runner: stop waits for the run in flight and prevents further runs", async () => {
-  const timers = new ManualTimers();
-  const rec = recorder(timers);
-  const runner = newRunner(timers, rec.fn);
-  rec.hold();
-  runner.start();
-  await timers.advance(0);
+  const { timers, rec, runner } = await started(1000, 30_000, { hold: true });
   let stopped = false;
   const stopping = runner.stop().then(() => (stopped = true));
   await settle();

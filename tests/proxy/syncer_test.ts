@@ -6,16 +6,20 @@ import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
-import type { ContextSettings } from "../../lib/proxy/context.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
+  HOST_EP,
+  L2BRIDGE_NET,
+  l2bridgeHns,
   LOCAL_EP_5,
+  manualClock,
   NODE,
   nodeObject,
+  OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
   type ServiceSpec,
@@ -33,21 +37,8 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
   const store = new ClusterStore();
   store.setNode(convertNode(nodeObject()));
   for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
-  const clock = {
-    t: 0,
-    now() {
-      return this.t;
-    },
-  };
-  const settings: ContextSettings = {
-    nodeName: NODE,
-    nodeIPOverride: [],
-    sourceVips: [SOURCE_VIP],
-    enableDSR: false,
-    forwardHealthCheckVip: false,
-    rootHnsEndpointName: "cbr0",
-    healthzPort: 10256,
-  };
+  const clock = manualClock();
+  const settings = OVERLAY_SETTINGS;
   const newSyncer = (extra: Partial<SyncerOptions> = {}) =>
     new Syncer({
       client,
@@ -72,6 +63,7 @@ function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord
     store,
     clock,
     ownership,
+    settings,
     syncer: newSyncer(),
     newSyncer,
     writes,
@@ -115,6 +107,17 @@ const WEB_EPS: EndpointSpec[] = [
   { ip: "10.244.1.5", node: NODE },
   { ip: "10.244.2.7", node: "node-2" },
 ];
+
+const API: ServiceSpec = { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] };
+const API_EPS: EndpointSpec[] = [{ ip: "10.244.2.9", node: "node-2" }];
+
+/** WEB_EPS with a new pod on this node (10.244.1.7) and a new remote one (10.244.2.8). */
+const WEB_EPS_GROWN: EndpointSpec[] = [
+  ...WEB_EPS,
+  { ip: "10.244.1.7", node: NODE },
+  { ip: "10.244.2.8", node: "node-2" },
+];
+const WEB_GROWN_TABLE = ["10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]"];
 
 async function converge(w: World, syncer = w.syncer, maxRuns = 20) {
   for (let i = 0; i < maxRuns; i++) {
@@ -180,23 +183,7 @@ Deno.test("syncer: restart with a lost ownership record adopts identical objects
   const before = w.api.dump();
   const writes = w.writes();
   const fresh = OwnershipRecord.inMemory();
-  const restarted = new Syncer({
-    client: w.client,
-    cluster: w.store,
-    ownership: fresh,
-    networkName: "vxlan0",
-    settings: {
-      nodeName: NODE,
-      nodeIPOverride: [],
-      sourceVips: [SOURCE_VIP],
-      enableDSR: false,
-      forwardHealthCheckVip: false,
-      rootHnsEndpointName: "cbr0",
-      healthzPort: 10256,
-    },
-    syncPeriodMs: 30_000,
-    clock: w.clock,
-  });
+  const restarted = w.newSyncer({ ownership: fresh });
   await converge(w, restarted);
   assert.equal(w.writes(), writes);
   assert.deepEqual(w.api.dump(), before);
@@ -260,9 +247,7 @@ Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs thre
 Deno.test("syncer: a resync without drift recomputes nothing; the runs after it stay partial", async () => {
   const w = world();
   w.service("web", WEB, WEB_EPS);
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
-    { ip: "10.244.2.9", node: "node-2" },
-  ]);
+  w.service("api", API, API_EPS);
   await converge(w);
   w.clock.t += 30_000;
   const resync = await w.syncer.sync();
@@ -279,7 +264,7 @@ Deno.test("syncer: a resync without drift recomputes nothing; the runs after it 
   ]);
   // A change taken in the same run as a resync is partial too.
   w.clock.t += 30_000;
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, []);
+  w.service("api", API, []);
   const both = await w.syncer.sync();
   assert.equal(both.resynced, true);
   assert.equal(both.kind, "partial");
@@ -289,9 +274,7 @@ Deno.test("syncer: a resync without drift recomputes nothing; the runs after it 
 Deno.test("syncer: drift found by a resync is repaired by a full run", async () => {
   const w = world();
   w.service("web", WEB, WEB_EPS);
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
-    { ip: "10.244.2.9", node: "node-2" },
-  ]);
+  w.service("api", API, API_EPS);
   await converge(w);
   const lb = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.11")!;
   await w.client.deleteLoadBalancer(lb.ID!);
@@ -421,20 +404,7 @@ Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked
     first.next.retryAfterMs !== undefined,
     "a lookup for the missing endpoint is scheduled",
   );
-  const net = w.api.dump().Networks[0].ID!;
-  const handle = await w.api.open("Network", net);
-  const ep = await w.api.create(
-    "Endpoint",
-    "",
-    JSON.stringify({
-      HostComputeNetwork: net,
-      IpConfigurations: [{ IpAddress: "10.244.1.7" }],
-      SchemaVersion: { Major: 2, Minor: 0 },
-    }),
-    handle,
-  );
-  await w.api.close("Endpoint", ep);
-  await w.api.close("Network", handle);
+  await cniEndpoint(w, "10.244.1.7");
   await converge(w);
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.7,10.244.2.7]"]);
 });
@@ -506,17 +476,12 @@ Deno.test("syncer: a local pod still without CNI endpoint is looked up once per 
   assert.equal(first.HcnEnumerateEndpoints, 1, "looked up in the sync that first missed it");
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
   // Another change of the service: the same IP is still missing, no new lookup right away.
-  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }, {
-    ip: "10.244.2.8",
-    node: "node-2",
-  }]);
+  w.service("web", WEB, WEB_EPS_GROWN);
   const second = await callsDuring(w, () => w.syncer.sync());
   assert.equal(second.HcnEnumerateEndpoints, undefined, "no lookup before the backoff is due");
   await cniEndpoint(w, "10.244.1.7");
   await converge(w);
-  assert.deepEqual(lbTable(w), [
-    "10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]",
-  ]);
+  assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
   assert.equal(w.api.openHandles(), 0);
 });
 
@@ -526,18 +491,13 @@ Deno.test("syncer: a failed lookup of a new local pod still applies the change, 
   await converge(w);
   await cniEndpoint(w, "10.244.1.7");
   w.api.failCall("HcnEnumerateEndpoints", 1, HResult.MANAGER_STOPPED);
-  w.service("web", WEB, [...WEB_EPS, { ip: "10.244.1.7", node: NODE }, {
-    ip: "10.244.2.8",
-    node: "node-2",
-  }]);
+  w.service("web", WEB, WEB_EPS_GROWN);
   const report = await w.syncer.sync();
   assert.equal(report.kind, "partial");
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"]);
   assert.ok(report.next.retryAfterMs !== undefined, "another lookup is scheduled");
   await converge(w);
-  assert.deepEqual(lbTable(w), [
-    "10.96.0.10:80->8080 [10.244.1.5,10.244.1.7,10.244.2.7,10.244.2.8]",
-  ]);
+  assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
   assert.equal(w.api.openHandles(), 0);
 });
 
@@ -643,9 +603,7 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   await held.listed;
 
   // A change runs while the listing is in flight: its new LB and remote endpoint are not in it.
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
-    { ip: "10.244.2.9", node: "node-2" },
-  ]);
+  w.service("api", API, API_EPS);
   const change = await syncer.sync();
   assert.equal(change.kind, "partial");
   assert.equal(change.resynced, false);
@@ -677,9 +635,7 @@ Deno.test("syncer/background resync: a listing compared with no run in between r
   const w = world();
   const syncer = w.newSyncer({ resyncInBackground: true });
   w.service("web", WEB, WEB_EPS);
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
-    { ip: "10.244.2.9", node: "node-2" },
-  ]);
+  w.service("api", API, API_EPS);
   await converge(w, syncer);
   const web = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.10")!;
   await w.client.deleteLoadBalancer(web.ID!);
@@ -702,9 +658,7 @@ Deno.test("syncer/background resync: an ID deleted while the listing is in fligh
   const held = heldListings(w.client);
   const syncer = w.newSyncer({ client: held.client, resyncInBackground: true });
   w.service("web", WEB, WEB_EPS);
-  w.service("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }, [
-    { ip: "10.244.2.9", node: "node-2" },
-  ]);
+  w.service("api", API, API_EPS);
   await converge(w, syncer);
   w.clock.t += 30_000;
   const starting = await syncer.sync();
@@ -795,4 +749,34 @@ Deno.test("syncer: a foreign LB on a new service's port is logged once, reminded
   const over = logger.lines.filter((l) => l.message.startsWith("The conflict"));
   assert.deepEqual(over.map((l) => l.fields.reason), ["programmed"]);
   assert.equal(warnings().length, 3, "nothing more once it cleared");
+});
+
+Deno.test("syncer: health-check VIP LBs built by a change look the root endpoint up (one filtered Enumerate); a recreated one is used", async () => {
+  const w = world(l2bridgeHns());
+  const syncer = w.newSyncer({
+    networkName: "cbr0",
+    settings: { ...w.settings, sourceVips: [], forwardHealthCheckVip: true },
+  });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  // The root endpoint is recreated (no LB uses it yet): same name, new ID.
+  const root = w.api.dump().Endpoints.find((e) => e.ID === HOST_EP)!;
+  await w.client.deleteEndpoint(HOST_EP);
+  const { ID: _, ...fields } = root;
+  const created = await w.client.createEndpoint(L2BRIDGE_NET, fields);
+  const enumerations = () => w.api.callCounts().HcnEnumerateEndpoints ?? 0;
+  const before = enumerations();
+  w.service("lb", {
+    type: "LoadBalancer",
+    clusterIP: "10.96.0.30",
+    ports: [{ port: 443, targetPort: 8080, nodePort: 30443 }],
+    ingress: [{ ip: "198.51.100.1" }],
+  }, [{ ip: "10.244.1.6", node: NODE }]);
+  const report = await converge(w, syncer);
+  assert.equal(report.resynced, false, "no periodic resync came");
+  assert.equal(enumerations() - before, 1, "one Enumerate for the root endpoint");
+  const healthCheck = w.api.dump().LoadBalancers.filter((lb) =>
+    lb.FrontendVIPs?.[0] === "198.51.100.1" && lb.PortMappings[0].ExternalPort === 10256
+  );
+  assert.deepEqual(healthCheck.map((lb) => lb.HostComputeEndpoints), [[created.ID]]);
 });

@@ -101,6 +101,35 @@ Deno.test("agent service: an agent that cannot start is STOPPED with service-spe
   }
 });
 
+Deno.test("agent service: a node the agent cannot run on (no network name) ends RUNNING as STOPPED, exit code 1", async () => {
+  const world = await ServiceWorld.create();
+  const lines: string[] = [];
+  const logger = createLogger({ stderr: false, write: (l) => lines.push(l) });
+  try {
+    const scm = new FakeScm();
+    const args = world.agentArgs();
+    args.splice(args.indexOf("--network-name"), 2);
+    const exit = runAgentAsWindowsService(configFor(args), {
+      logger,
+      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
+    });
+    await until(() => scm.handlers !== undefined, "the dispatcher");
+    scm.start();
+    assert.equal(await exit, 1);
+    assert.deepEqual(scm.stateSequence, [
+      ServiceState.START_PENDING,
+      ServiceState.RUNNING,
+      ServiceState.STOPPED,
+    ]);
+    assert.equal(scm.last?.win32ExitCode, Win32Error.ERROR_SERVICE_SPECIFIC_ERROR);
+    assert.equal(scm.last?.serviceSpecificExitCode, 1);
+    assert.match(lines.join(""), /No HNS network is named/);
+  } finally {
+    logger.close();
+    await world.close();
+  }
+});
+
 Deno.test("agent service: a command line that cannot run reports its exit code to the SCM", async () => {
   const scm = new FakeScm();
   const exit = failWindowsService(2, "the command line is not valid", {

@@ -14,6 +14,7 @@ import { builtEmulatorLibrary, lbLines } from "../agent/harness.ts";
 import { l2bridgeHns, NODE, nodeObject, serviceObject, sliceObject } from "../agent/fixtures.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
+import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 
 /** The load balancers the seeded cluster should produce on the l2bridge node. */
 export const WANT_LBS: readonly string[] = [
@@ -131,13 +132,9 @@ export class ServiceWorld {
     return lbLines(await this.hns());
   }
 
-  /** The ownership record's objects (none while it is missing or being replaced). */
+  /** The ownership record's objects: the record file with its journal replayed, as the agent loads it. */
   async owned(): Promise<OwnedObject[]> {
-    try {
-      return JSON.parse(await Deno.readTextFile(this.stateFile)).objects ?? [];
-    } catch {
-      return [];
-    }
+    return (await OwnershipRecord.load(this.stateFile)).list();
   }
 
   /** The agent's log so far. */
