@@ -318,14 +318,10 @@ export class Reflector {
           list = "gone";
           continue;
         }
+        const verb = list ? "list" : "watch";
         if (err instanceof ApiError && err.isResourceVersionTooLarge && !list) {
-          this.#logger.warn(
-            "the API server is behind the resourceVersion held (restored from backup or " +
-              "storage wiped?); relisting from scratch",
-            { resourceVersion: this.#rv, error: err.message },
-          );
+          // Relisting is the cure, after the backoff: a lagging cache must not cause a list storm.
           list = "refresh";
-          continue;
         }
         this.#failures++;
         if (this.#troubles++ === 0) this.#troubledSince = this.#timing.now();
@@ -337,9 +333,7 @@ export class Reflector {
             maxMs: this.#timing.backoffMaxMs,
             jitter: EQUAL_JITTER,
           }, this.#timing.random);
-        if (isPowerOfTwo(this.#troubles)) {
-          this.#logFailure(err, list ? "list" : "watch", delay, this.#troubles);
-        }
+        if (isPowerOfTwo(this.#troubles)) this.#logFailure(err, verb, delay, this.#troubles);
         await this.#timing.sleep(delay, signal);
       }
     }
@@ -374,7 +368,13 @@ export class Reflector {
       error: err instanceof Error ? err.message : String(err),
     };
     const plural = this.#opts.resource.plural;
-    if (err instanceof ApiError && err.code === 401) {
+    if (err instanceof ApiError && err.isResourceVersionTooLarge) {
+      this.#logger.warn(
+        `the API server is behind the resourceVersion held for ${plural} (restored from ` +
+          "backup or storage wiped?); relisting from scratch",
+        { ...fields, resourceVersion: this.#rv },
+      );
+    } else if (err instanceof ApiError && err.code === 401) {
       this.#logger.error(
         `API server rejected the credentials (401 Unauthorized) to ${verb} ${plural}; ` +
           "check the kubeconfig user or the service account token",
