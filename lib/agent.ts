@@ -23,7 +23,7 @@ import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
-import { watchCluster } from "./kube/cluster.ts";
+import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
 import { EventRecorder, kubeEventSink } from "./kube/events.ts";
 import {
@@ -109,6 +109,7 @@ export function contextSettings(config: Config): ContextSettings {
     healthzPort: portOf(config.healthzBindAddress) ?? 10256,
     ...(config.hostMac ? { hostMac: config.hostMac } : {}),
     hostInterfaces: systemInterfaces,
+    ...(config.clusterCIDR.length > 0 ? { clusterCidrs: config.clusterCIDR } : {}),
   };
 }
 
@@ -245,7 +246,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       client: kubeClient,
       nodeName: config.hostnameOverride,
       logger: log,
-      timing: deps.reflectorTiming,
+      resyncPeriodMs: config.configSyncPeriodMs,
+      timing: { ...reflectorTimingFromEnv((name) => Deno.env.get(name)), ...deps.reflectorTiming },
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;

@@ -123,7 +123,7 @@ const SCHEMA: Schema = {
   },
   linux: null,
   clusterCIDR: (l, v, k) => l.clusterCIDR = toCIDRs(k, v),
-  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 1),
+  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
   nodePortAddresses: null,
   oomScoreAdj: null,
   portRange: null,

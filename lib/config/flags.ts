@@ -182,8 +182,10 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "duration",
     group: "Cluster",
     def: "15m0s",
-    help: "How often the watched API objects are re-listed in full. Must be greater than 0.",
-    set: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 1),
+    help: "How often Services, EndpointSlices and Nodes are re-listed in full from the API " +
+      "server (paginated; only differences reach HNS), a safety net for changes a watch " +
+      "cannot see, e.g. an API server restored from backup. 0 turns it off.",
+    set: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
   },
   {
     name: "cluster-cidr",

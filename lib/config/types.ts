@@ -50,7 +50,7 @@ export interface Config {
   syncPeriodMs: number;
   /** Shortest time between two syncs, in ms (kube-proxy minSyncPeriod, default 1 s). */
   minSyncPeriodMs: number;
-  /** Informer resync period, in ms (kube-proxy configSyncPeriod, default 15 min). */
+  /** Full relist period, in ms (kube-proxy configSyncPeriod, default 15 min; 0: off). */
   configSyncPeriodMs: number;
   /** Run under the Windows Service Control Manager. */
   windowsService: boolean;

@@ -151,6 +151,7 @@ async function readFull(
     endpoints,
     owns: (id) => ownership.owns(id),
     node: cluster.node(),
+    placements: cluster.nodePlacements?.(),
   });
   checkStartContext(ctx, settings);
   const present = new Set(

@@ -39,7 +39,7 @@ import { type Logger, nullLogger } from "../log/types.ts";
 import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
-import { contextForNode, type ContextSettings } from "./context.ts";
+import { contextForNode, contextForPlacements, type ContextSettings } from "./context.ts";
 import { desiredState, placementsFor, safeDesiredForService, updateDesired } from "./desired.ts";
 import { DiagnosticsLog } from "./diagnostics_log.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
@@ -309,6 +309,16 @@ export class Syncer {
         this.#log.info("Node changed; recomputing every service", {
           nodeIPs: next.nodeIPs.join(","),
           zone: next.zone,
+        });
+        this.#setContext(next);
+      }
+    }
+    if (changes.placementsChanged.size > 0 && cluster.nodePlacements) {
+      const next = contextForPlacements(this.#ctx!, settings, cluster.nodePlacements());
+      if (next !== this.#ctx) {
+        this.#log.info("Node placements changed; recomputing every service", {
+          nodes: [...changes.placementsChanged].slice(0, 10).join(","),
+          changed: changes.placementsChanged.size,
         });
         this.#setContext(next);
       }
