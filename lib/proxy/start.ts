@@ -28,7 +28,7 @@
  * @module
  */
 
-import type { HcnNetwork, HnsClient, HnsFeatures } from "../hns/types.ts";
+import type { HcnNetwork, HnsClient } from "../hns/types.ts";
 import type { ClusterView } from "../kube/model.ts";
 import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "./context.ts";
 import { desiredState } from "./desired.ts";
@@ -36,7 +36,7 @@ import type { DesiredState, NetworkInfo, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
 import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
-import { type HnsRead, readTrusted } from "./trusted_start.ts";
+import { type HnsRead, readTrusted, type StartPlanning } from "./trusted_start.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
 export interface StartState {
@@ -112,9 +112,23 @@ export async function readStart(
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
   const features = await client.features();
+  // The one way both reads derive the node context and the desired state.
+  const plan: StartPlanning = (endpoints) => {
+    const ctx = buildNodeContext({
+      settings,
+      network: net,
+      features,
+      endpoints,
+      owns: (id) => ownership.owns(id),
+      node: cluster.node(),
+      placements: cluster.nodePlacements?.(),
+    });
+    checkStartContext(ctx, settings);
+    return { ctx, desired: desiredState(cluster, ctx) };
+  };
   const read = mode.mode === "trusted"
-    ? await readTrusted(client, net, cluster, ownership, settings, features)
-    : await readFull(client, net, cluster, ownership, settings, features);
+    ? await readTrusted(client, net, ownership, plan)
+    : await readFull(client, net, ownership, plan);
   const { ctx, desired } = read;
   const owned = {
     loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
@@ -137,29 +151,18 @@ export async function readStart(
 async function readFull(
   client: HnsClient,
   net: NetworkInfo,
-  cluster: ClusterView,
   ownership: OwnershipRecord,
-  settings: ContextSettings,
-  features: HnsFeatures,
+  plan: StartPlanning,
 ): Promise<HnsRead> {
   const endpoints = (await client.listEndpoints(net.id)).filter((ep) => onNetwork(ep, net.id));
   const loadBalancers = await client.listLoadBalancers();
-  const ctx = buildNodeContext({
-    settings,
-    network: net,
-    features,
-    endpoints,
-    owns: (id) => ownership.owns(id),
-    node: cluster.node(),
-    placements: cluster.nodePlacements?.(),
-  });
-  checkStartContext(ctx, settings);
+  const { ctx, desired } = plan(endpoints);
   const present = new Set(
     [...loadBalancers, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()),
   );
   return {
     ctx,
-    desired: desiredState(cluster, ctx),
+    desired,
     endpoints,
     loadBalancers,
     vanishedOwned: [...ownership.values()].map((o) => o.id).filter((id) =>

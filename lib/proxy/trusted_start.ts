@@ -28,13 +28,10 @@
  * @module
  */
 
-import type { HcnEndpoint, HcnLoadBalancer, HnsClient, HnsFeatures } from "../hns/types.ts";
-import type { ClusterView } from "../kube/model.ts";
-import { buildNodeContext, type ContextSettings, onNetwork } from "./context.ts";
-import { desiredState } from "./desired.ts";
+import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
+import { onNetwork } from "./context.ts";
 import type { DesiredState, NetworkInfo, NodeContext } from "./model.ts";
 import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
-import { checkStartContext } from "./preconditions.ts";
 import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
 import { adoptObserved, resolvedLoadBalancerPayload } from "./reconcile.ts";
 
@@ -57,16 +54,23 @@ export interface HnsRead {
 }
 
 /**
+ * The node context and desired state a start derives from the network's
+ * endpoints as HNS holds them (those hnsproxy owns are ignored, so they may
+ * be left out). Throws a StartupError when the context is unusable.
+ */
+export type StartPlanning = (
+  endpoints: readonly HcnEndpoint[],
+) => { ctx: NodeContext; desired: DesiredState };
+
+/**
  * Read HNS for a start, trusting the record's fingerprints (see the module
- * notes). `features` are the running HNS's.
+ * notes); `plan` derives the context and desired state.
  */
 export async function readTrusted(
   client: HnsClient,
   net: NetworkInfo,
-  cluster: ClusterView,
   ownership: OwnershipRecord,
-  settings: ContextSettings,
-  features: HnsFeatures,
+  plan: StartPlanning,
 ): Promise<HnsRead> {
   const endpointIds = await client.listEndpointIds(net.id);
   const lbIds = await client.listLoadBalancerIds();
@@ -75,16 +79,7 @@ export async function readTrusted(
 
   const others = (await client.getEndpoints(endpointIds.filter((id) => !ownedEps.has(id))))
     .filter((ep) => onNetwork(ep, net.id));
-  const ctx = buildNodeContext({
-    settings,
-    network: net,
-    features,
-    endpoints: others,
-    owns: (id) => ownership.owns(id),
-    node: cluster.node(),
-  });
-  checkStartContext(ctx, settings);
-  const desired = desiredState(cluster, ctx);
+  const { ctx, desired } = plan(others);
 
   const endpoints = others;
   const toRead: string[] = [];
