@@ -81,7 +81,7 @@ export async function readTrusted(
     .filter((ep) => onNetwork(ep, net.id));
   const { ctx, desired } = plan(others);
 
-  const endpoints = others;
+  const endpoints = [...others];
   const toRead: string[] = [];
   for (const id of ownedEps) {
     const owned = ownership.get(id)!;
@@ -112,7 +112,7 @@ export async function readTrusted(
       toRead.push(id);
     }
   }
-  loadBalancers.push(...await client.getLoadBalancers(toRead));
+  for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
 
   const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
   const vanishedOwned = [...ownership.values()].map((o) => o.id).filter((id) =>
