@@ -30,10 +30,18 @@
 
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { onNetwork } from "./context.ts";
-import type { DesiredState, NetworkInfo, NodeContext } from "./model.ts";
+import { endpointKeyFromHns, isKeyError } from "./keys.ts";
+import type {
+  DesiredState,
+  EpKey,
+  NetworkInfo,
+  NodeContext,
+  ObservedEndpoint,
+  ObservedState,
+} from "./model.ts";
 import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
 import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
-import { adoptObserved, resolvedLoadBalancerPayload } from "./reconcile.ts";
+import { resolvedLoadBalancerPayload } from "./reconcile.ts";
 
 /** What a start read of HNS yields (full or trusted). */
 export interface HnsRead {
@@ -93,12 +101,7 @@ export async function readTrusted(
   let trusted = ownedEps.size - toRead.length;
   for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
 
-  // Backends resolve against the endpoints as adoption keys them (owned, foreign, existing).
-  const owned = {
-    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
-    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
-  };
-  const resolved = adoptObserved([], endpoints, owned, desired).observed;
+  const resolved = backendIndex(endpoints, ownership, desired);
   const loadBalancers = await client.getLoadBalancers(lbIds.filter((id) => !ownedLbs.has(id)));
   toRead.length = 0;
   for (const id of ownedLbs) {
@@ -127,6 +130,38 @@ export async function readTrusted(
     endpointIds,
     trusted,
   };
+}
+
+/**
+ * Endpoints by key, for resolving load balancer backends to IDs as reconcile
+ * does: owned ones under their recorded key, others under the key HNS's
+ * content gives (the CNI's own left out). Any choice among duplicates is
+ * safe: a load balancer is trusted only when the fingerprint of the payload
+ * built from it equals what HNS holds, so a wrong choice only costs a read.
+ */
+function backendIndex(
+  endpoints: readonly HcnEndpoint[],
+  ownership: OwnershipRecord,
+  desired: DesiredState,
+): Pick<ObservedState, "endpoints" | "foreignEndpoints"> {
+  const sourceVips = new Set<string>();
+  for (const e of desired.remoteEndpoints.values()) {
+    if (e.role === "sourceVip") sourceVips.add(e.ip);
+  }
+  const owned = new Map<EpKey, ObservedEndpoint>();
+  const foreign = new Map<EpKey, ObservedEndpoint>();
+  for (const hns of endpoints) {
+    const id = String(hns.ID ?? "");
+    const mine = ownership.get(id);
+    if (mine?.kind === "Endpoint") {
+      if (!owned.has(mine.key)) owned.set(mine.key, { key: mine.key, id, hns });
+      continue;
+    }
+    const key = endpointKeyFromHns(hns, sourceVips);
+    if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
+    foreign.set(key, { key, id, hns });
+  }
+  return { endpoints: owned, foreignEndpoints: foreign };
 }
 
 /** The listed IDs the record owns as objects of this kind. */
