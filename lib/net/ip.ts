@@ -134,7 +134,7 @@ export function parseIp(s: string): ParsedIp | undefined {
 
 /** The family of an address, or undefined when it is not an IP address. */
 export function ipFamilyOf(s: string): IpFamily | undefined {
-  return parseIp(s)?.family;
+  return isCanonicalIpv4(s) ? "IPv4" : parseIp(s)?.family;
 }
 
 /** Render parsed bytes as canonical text (RFC 5952 for IPv6). */
