@@ -410,8 +410,10 @@ export interface AdoptOptions {
    * replaced by the plan (the move from kube-proxy, `--take-over-foreign`):
    * an LB on a key the desired state claims, and a pod's remote endpoint at
    * an IP hnsproxy needs whose MAC or provider address is wrong, unless an
-   * LB that stays foreign references it (HNS would refuse its delete).
-   * Objects on keys nothing desired claims are never taken. Default false.
+   * LB that stays foreign references it (HNS would refuse its delete). A
+   * cluster IP's remote endpoint that serves (any MAC, as for kube-proxy) is
+   * adopted as it is. Objects on keys nothing desired claims are never
+   * taken. Default false.
    */
   takeOver?: boolean;
 }
@@ -520,7 +522,9 @@ export function adoptObserved(
     }
     if (key.startsWith("ep/local/")) continue; // the CNI's endpoints: not ours to track
     if (endpoints.has(key) || foreignEndpoints.has(key)) continue;
-    if (adoptForeign && want && endpointMatchesExactly(hns, want)) {
+    // Under takeover a cluster IP's endpoint that serves is adopted too (any MAC will do).
+    const serves = takeOver && want?.role === "serviceVip" && endpointSatisfies(hns, want);
+    if (adoptForeign && want && (serves || endpointMatchesExactly(hns, want))) {
       endpoints.set(key, obs);
       adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
     } else if (takeOver && want?.role === "remote" && !pinned.has(idKey(id))) {

@@ -209,10 +209,22 @@ const CASES: Case[] = [
     takeOver: { "KP-EP-OLD": "foreign" },
   },
   {
-    name: "cluster IP's remote endpoint with the host's MAC of another NIC: used, not taken",
+    name: "cluster IP's remote endpoint with another host MAC: adopted as it is (used when off)",
     lbs: [],
     eps: [kpRemote("KP-SVC-VIP", "10.96.0.1", "192.168.1.10", "00-15-5d-99-99-99")],
-    takeOver: { "KP-SVC-VIP": "foreign" },
+    takeOver: { "KP-SVC-VIP": "adopted" },
+    off: { "KP-SVC-VIP": "foreign" },
+  },
+  {
+    name: "source-VIP endpoint of others: used, never taken",
+    lbs: [],
+    eps: [{
+      ID: "KP-SRC-VIP",
+      HostComputeNetwork: NET_ID,
+      IpConfigurations: [{ IpAddress: "10.244.1.2" }],
+      MacAddress: "00-15-5d-99-99-99",
+    }],
+    takeOver: { "KP-SRC-VIP": "foreign" },
   },
 ];
 
