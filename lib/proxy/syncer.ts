@@ -426,8 +426,8 @@ export class Syncer {
       loadBalancers: start.desired.loadBalancers.size,
       remoteEndpoints: start.desired.remoteEndpoints.size,
       adopted: start.adoption.adopted.length,
-      takenOver: start.adoption.takenOver.length,
       operations: start.plan.ops.length - start.adoption.adopted.length,
+      takenOver: start.adoption.takenOver.length,
     });
     const result = await this.#apply(start.plan);
     this.#resync.done(startedAt);
