@@ -408,14 +408,20 @@ export interface AdoptOptions {
   /**
    * Also take over foreign objects that differ from what is desired, to be
    * replaced by the plan (the move from kube-proxy, `--take-over-foreign`):
-   * an LB on a key the desired state claims, and a pod's remote endpoint at
-   * an IP hnsproxy needs whose MAC or provider address is wrong, unless an
-   * LB that stays foreign references it (HNS would refuse its delete). A
-   * cluster IP's remote endpoint that serves (any MAC, as for kube-proxy) is
-   * adopted as it is. Objects on keys nothing desired claims are never
-   * taken. Default false.
+   * an LB on a key the desired state claims, and a remote endpoint (a pod's
+   * or a cluster IP's) at an IP hnsproxy needs whose MAC or provider address
+   * is wrong, unless an LB that stays foreign references it (HNS would refuse
+   * its delete). The source-VIP endpoint is never taken (node setup scripts
+   * make it). Objects on keys nothing desired claims are never taken.
+   * Default false.
    */
   takeOver?: boolean;
+  /**
+   * Whether the desired state carries the host NIC's MAC (`NodeContext.hostMac`).
+   * Without it a cluster IP's endpoint is judged by its provider address
+   * only: its MAC cannot be called wrong. Default true.
+   */
+  hostMacKnown?: boolean;
 }
 
 /** A foreign object that differs from what is desired, taken over to be replaced. */
@@ -469,6 +475,13 @@ export function adoptObserved(
 ): Adoption {
   const takeOver = opts.takeOver ?? false;
   const adoptForeign = (opts.adoptForeign ?? true) || takeOver;
+  const hostMacKnown = opts.hostMacKnown ?? true;
+  /** Whether a foreign remote endpoint holding a wanted IP must be replaced. */
+  const wrong = (hns: HcnEndpoint, want: DesiredEndpoint) =>
+    want.remote &&
+    (hostMacKnown || want.role !== "serviceVip"
+      ? !endpointMatchesExactly(hns, want)
+      : providerAddressOf(hns.Policies) !== (want.providerAddress ?? ""));
   const ownedLbs = new Set([...owned.loadBalancers].map(idKey));
   const ownedEps = new Set([...owned.endpoints].map(idKey));
   // Endpoints that foreign LBs staying foreign reference: HNS refuses to delete them.
@@ -522,12 +535,10 @@ export function adoptObserved(
     }
     if (key.startsWith("ep/local/")) continue; // the CNI's endpoints: not ours to track
     if (endpoints.has(key) || foreignEndpoints.has(key)) continue;
-    // Under takeover a cluster IP's endpoint that serves is adopted too (any MAC will do).
-    const serves = takeOver && want?.role === "serviceVip" && endpointSatisfies(hns, want);
-    if (adoptForeign && want && (serves || endpointMatchesExactly(hns, want))) {
+    if (adoptForeign && want && endpointMatchesExactly(hns, want)) {
       endpoints.set(key, obs);
       adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
-    } else if (takeOver && want?.role === "remote" && !pinned.has(idKey(id))) {
+    } else if (takeOver && want && wrong(hns, want) && !pinned.has(idKey(id))) {
       endpoints.set(key, obs);
       adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
       takenOver.push({ kind: "endpoint", key, id, reason: endpointDifference(hns, want) });

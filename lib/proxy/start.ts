@@ -98,7 +98,10 @@ export async function readStart(
     loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
     endpoints: ownership.list("Endpoint").map((o) => o.id),
   };
-  const adoption = adoptObserved(lbs, endpoints, owned, desired, adopt);
+  const adoption = adoptObserved(lbs, endpoints, owned, desired, {
+    hostMacKnown: ctx.hostMac !== undefined,
+    ...adopt,
+  });
   const present = new Set([...lbs, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()));
   const vanishedOwned = ownership.list().map((o) => o.id).filter((id) =>
     !present.has(id.toLowerCase())

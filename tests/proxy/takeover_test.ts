@@ -8,7 +8,7 @@ import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { desiredState } from "../../lib/proxy/desired.ts";
 import { remoteEndpointMac } from "../../lib/proxy/net.ts";
 import { adoptObserved, type AdoptOptions, reconcile } from "../../lib/proxy/reconcile.ts";
-import type { DesiredState, OwnedIds } from "../../lib/proxy/model.ts";
+import type { DesiredState, NodeContext, OwnedIds } from "../../lib/proxy/model.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import {
   ALL_FEATURES,
@@ -51,9 +51,9 @@ function cluster(): { services: ServiceInfo[]; slices: EndpointSliceInfo[] } {
   };
 }
 
-function desired(): DesiredState {
+function desired(ctx: Partial<NodeContext> = {}): DesiredState {
   const { services, slices } = cluster();
-  return desiredState(view(services, slices), overlayCtx());
+  return desiredState(view(services, slices), overlayCtx(ctx));
 }
 
 /** A remote endpoint as kube-proxy creates it (MAC `02-11-…` from the IP unless given). */
@@ -123,6 +123,8 @@ interface Case {
   takeOver: Record<string, Fate>;
   /** ID → fate with takeover off (today's behaviour); defaults to `takeOver`'s. */
   off?: Record<string, Fate>;
+  /** The node context has no host MAC. */
+  hostMacUnknown?: boolean;
 }
 
 const CASES: Case[] = [
@@ -209,10 +211,31 @@ const CASES: Case[] = [
     takeOver: { "KP-EP-OLD": "foreign" },
   },
   {
-    name: "cluster IP's remote endpoint with another host MAC: adopted as it is (used when off)",
+    name: "cluster IP's remote endpoint with the host's MAC: adopted as it is",
+    lbs: [],
+    eps: [kpRemote("KP-SVC-VIP", "10.96.0.1", "192.168.1.10", "00-15-5d-aa-bb-cc")],
+    takeOver: { "KP-SVC-VIP": "adopted" },
+  },
+  {
+    name: "cluster IP's remote endpoint with another NIC's MAC: taken over (used when off)",
     lbs: [],
     eps: [kpRemote("KP-SVC-VIP", "10.96.0.1", "192.168.1.10", "00-15-5d-99-99-99")],
-    takeOver: { "KP-SVC-VIP": "adopted" },
+    takeOver: { "KP-SVC-VIP": "takenOver" },
+    off: { "KP-SVC-VIP": "foreign" },
+  },
+  {
+    name: "cluster IP's remote endpoint, host MAC unknown: used as is (its MAC cannot be wrong)",
+    hostMacUnknown: true,
+    lbs: [],
+    eps: [kpRemote("KP-SVC-VIP", "10.96.0.1", "192.168.1.10", "00-15-5d-99-99-99")],
+    takeOver: { "KP-SVC-VIP": "foreign" },
+  },
+  {
+    name: "cluster IP's remote endpoint, host MAC unknown, another provider address: taken over",
+    hostMacUnknown: true,
+    lbs: [],
+    eps: [kpRemote("KP-SVC-VIP", "10.96.0.1", "192.168.1.99", "00-15-5d-99-99-99")],
+    takeOver: { "KP-SVC-VIP": "takenOver" },
     off: { "KP-SVC-VIP": "foreign" },
   },
   {
@@ -230,14 +253,17 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`takeover decision: ${c.name}`, () => {
-    const want = desired();
+    const want = desired(c.hostMacUnknown ? { hostMac: undefined } : {});
     for (
       const [opts, expected] of [
         [{ takeOver: true }, c.takeOver],
         [{ takeOver: false }, c.off ?? c.takeOver],
       ] as Array<[AdoptOptions, Record<string, Fate>]>
     ) {
-      const a = adoptObserved(c.lbs, c.eps, NONE, want, opts);
+      const a = adoptObserved(c.lbs, c.eps, NONE, want, {
+        ...opts,
+        hostMacKnown: !c.hostMacUnknown,
+      });
       const got = Object.fromEntries(Object.keys(expected).map((id) => [id, fateOf(a, id)]));
       assert.deepEqual(got, expected, `takeOver=${opts.takeOver}`);
       // Whatever is taken over is also adopted (recorded as owned by apply).
