@@ -134,9 +134,6 @@ export async function createCniEndpoint(hns: HcnApi, pod: DemoPod): Promise<void
 /** win-node-2's IP while kube-proxy ran: the node was replaced since, its pod subnet kept. */
 export const FORMER_WIN_NODE_2_IP = "10.0.1.22";
 
-/** MAC of this node's NIC that holds its IP (kube-proxy's source-VIP and cluster-IP endpoints). */
-export const HOST_MAC = "00-15-5D-0A-01-0B";
-
 /**
  * The cluster as kube-proxy last programmed it, before the node moved to
  * hnsproxy: since then a pod of shop/web moved (web-old on win-node-2 gave

@@ -35,7 +35,7 @@
 
 import type { HcnEndpoint, HcnLoadBalancer } from "../hns/types.ts";
 import type { MemoryHnsState } from "../hns/memory.ts";
-import { cidrContains } from "../proxy/net.ts";
+import { cidrContains } from "../net/ip.ts";
 import type { DemoPort, DemoService } from "./cluster.ts";
 
 /** The node kube-proxy ran on, as it was then. */

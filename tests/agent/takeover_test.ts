@@ -21,6 +21,7 @@ import {
   demoHnsState,
   FOREIGN_LB_ID,
   FORMER_WIN_NODE_2_IP,
+  HOST_MAC,
   kubeProxyLeftoverState,
   NETWORK_NAME,
 } from "../../lib/demo/hns_seed.ts";
@@ -35,6 +36,8 @@ const ARGS = [
   NETWORK_NAME,
   "--source-vip",
   SOURCE_VIP,
+  "--host-mac",
+  HOST_MAC,
   "--min-sync-period",
   "0s",
 ];
