@@ -80,6 +80,11 @@ export interface Config {
   hnsConcurrency: number;
   /** Where the ownership record is kept. */
   stateFile: string;
+  /**
+   * At start, take over (replace) foreign HNS objects on addresses a Service
+   * claims, e.g. kube-proxy's leftovers (`--take-over-foreign`, default true).
+   */
+  takeOverForeign: boolean;
   /** Read every HNS object at start instead of trusting the ownership record's fingerprints. */
   fullHnsReadOnStart: boolean;
   /** Remove everything hnsproxy owns from HNS, then exit (`--cleanup`). */
@@ -135,6 +140,7 @@ export interface Layer {
   hnsBackend?: "ffi" | "memory";
   hnsConcurrency?: number;
   stateFile?: string;
+  takeOverForeign?: boolean;
   fullHnsReadOnStart?: boolean;
   cleanupAndExit?: boolean;
   writeConfigTo?: string;

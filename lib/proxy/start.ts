@@ -18,7 +18,10 @@
  *   (overlay: a source VIP and the host's MAC), else a StartupError before
  *   anything is planned (lib/proxy/preconditions.ts).
  * - Adoption comes first in the plan: owned objects that match what is
- *   desired, and foreign ones equal to it, are kept with no HNS call.
+ *   desired, and foreign ones equal to it, are kept with no HNS call. With
+ *   takeover (`--take-over-foreign`, the agent's first start only) foreign
+ *   objects on keys the desired state claims that differ are adopted too,
+ *   and the reconcile that follows replaces them.
  * - Ownership: every object the record lists that HNS holds is owned (then
  *   adopted, modified or deleted like any owned object), whatever sync it
  *   came from, finished or killed. The record lists each create before it is
@@ -35,7 +38,7 @@ import { desiredState } from "./desired.ts";
 import type { DesiredState, NetworkInfo, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
-import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
+import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./reconcile.ts";
 import { type HnsRead, readTrusted, type StartPlanning } from "./trusted_start.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
@@ -68,7 +71,9 @@ export interface StartReadOptions {
 /**
  * The one place that decides how a start reads HNS: every object when the
  * operator asks for it or the record cannot be trusted (none yet, lost,
- * corrupt, an older format); else the trusted read.
+ * corrupt, an older format); else the trusted read. A takeover
+ * (`--take-over-foreign`) needs no full read: what it takes over is not
+ * owned, and what is not owned is always read in full.
  */
 export function startReadMode(
   ownership: OwnershipRecord,
@@ -98,8 +103,8 @@ export async function findNetwork(
 /**
  * Read HNS once and plan the start: the network's endpoints and all load
  * balancers (every object, or the trusted read: see {@link startReadMode}),
- * the node context, the desired state, adoption and the full reconcile.
- * Makes no HNS writes.
+ * the node context, the desired state, adoption (with `adopt`'s options,
+ * e.g. takeover) and the full reconcile. Makes no HNS writes.
  */
 export async function readStart(
   client: HnsClient,
@@ -107,6 +112,7 @@ export async function readStart(
   cluster: ClusterView,
   ownership: OwnershipRecord,
   settings: ContextSettings,
+  adopt: AdoptOptions = {},
   mode: StartReadMode = { mode: "full", reason: "" },
 ): Promise<StartState> {
   const net = networkInfo(network);
@@ -134,7 +140,10 @@ export async function readStart(
     loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
     endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
   };
-  const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired);
+  const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
+    hostMacKnown: ctx.hostMac !== undefined,
+    ...adopt,
+  });
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
     ctx,

@@ -100,6 +100,13 @@ export interface SyncerOptions {
    * arrived compares it with the cache.
    */
   resyncInBackground?: boolean;
+  /**
+   * `--take-over-foreign`: the first start takes over foreign objects on keys
+   * the desired state claims (see `AdoptOptions.takeOver`). Later starts (HNS
+   * restarted) and runs never do: a foreign object found then is reported,
+   * not fought. Default false.
+   */
+  takeOverForeign?: boolean;
   /** `--full-hns-read-on-start`: read every HNS object at start, trusting no fingerprint. */
   fullHnsReadOnStart?: boolean;
 }
@@ -183,6 +190,8 @@ export class Syncer {
   #needFull = true;
   #waiting: WaitingFor | undefined;
   #lastWaitLog = -Infinity;
+  /** Whether a start has read HNS (only the first one takes over). */
+  #startedOnce = false;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -382,12 +391,30 @@ export class Syncer {
       fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
     });
     this.#log.info("Reading HNS", { ...mode });
-    const start = await readStart(client, network, cluster, ownership, this.#o.settings, mode);
+    const start = await readStart(
+      client,
+      network,
+      cluster,
+      ownership,
+      this.#o.settings,
+      { takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce },
+      mode,
+    );
+    this.#startedOnce = true;
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
     this.#setDesired(start.desired);
     this.#observed.replace(start.adoption.observed);
     this.#local.restart(start.endpointIds);
+    for (const t of start.adoption.takenOver) {
+      this.#log.info("Taking over an HNS object of others on an address a Service claims", {
+        kind: t.kind,
+        key: t.key,
+        id: t.id,
+        service: t.serviceKey,
+        reason: t.reason,
+      });
+    }
     for (const skipped of start.adoption.skipped) {
       this.#log.warn("Skipping an HNS object hnsproxy cannot interpret; left alone", {
         kind: skipped.kind,
@@ -412,6 +439,7 @@ export class Syncer {
       remoteEndpoints: start.desired.remoteEndpoints.size,
       adopted: start.adoption.adopted.length,
       operations: start.plan.ops.length - start.adoption.adopted.length,
+      takenOver: start.adoption.takenOver.length,
       trusted: start.trusted,
     });
     const result = await this.#apply(start.plan);

@@ -50,6 +50,13 @@ const FOREIGN_LB: HcnLoadBalancer = {
   FrontendVIPs: ["10.99.0.1"],
   PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
 };
+/** kube-proxy's LB on a key the random cluster's first service claims, with other backends. */
+const KUBE_PROXY_LB: HcnLoadBalancer = {
+  ID: "F0F0F0F0-0000-4000-8000-000000000003",
+  HostComputeEndpoints: [],
+  FrontendVIPs: ["10.96.0.10"],
+  PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+};
 const FOREIGN_EP: HcnEndpoint = {
   ID: "F0F0F0F0-0000-4000-8000-000000000002",
   HostComputeNetwork: "6D6F6E6F-0000-4000-8000-000000000001",
@@ -138,7 +145,7 @@ class RandomCluster {
 
 /** Seed the backend with the overlay node's HNS: network, CNI pods, a foreign LB and endpoint. */
 async function seed(api: HcnApi): Promise<void> {
-  const hns: MemoryHnsState = overlayHns({ LoadBalancers: [FOREIGN_LB] });
+  const hns: MemoryHnsState = overlayHns({ LoadBalancers: [FOREIGN_LB, KUBE_PROXY_LB] });
   hns.Endpoints!.push(FOREIGN_EP);
   const [network] = hns.Networks!;
   const net = await api.create("Network", network.ID!, JSON.stringify(network));
@@ -152,7 +159,7 @@ async function seed(api: HcnApi): Promise<void> {
 }
 
 /** HNS objects of the CNI and of others in {@link seed}. */
-const UNOWNED = 4;
+const UNOWNED = 5;
 
 /** The C functions a read calls. */
 const READ_CALLS = ["Network", "Endpoint", "LoadBalancer"].flatMap((kind) => [
@@ -210,6 +217,7 @@ async function startOn(
   cluster: RandomCluster,
   ownership: OwnershipRecord,
   trusted: boolean,
+  takeOver = false,
 ) {
   const client = createHnsClient(backend.api);
   const network = (await findNetwork(client, "vxlan0"))!;
@@ -223,6 +231,7 @@ async function startOn(
     cluster.store,
     ownership,
     SETTINGS,
+    { takeOver },
     trusted ? { mode: "trusted" } : { mode: "full", reason: "test" },
   );
   return { start, calls: count(READ_CALLS) - before, opens: opened() - opensBefore };
@@ -249,6 +258,17 @@ for (const n of [1, 2, 3, 4]) {
       assert.ok(same.calls <= 3 * UNOWNED + 10, `${same.calls} calls`);
       assert.equal(same.start.trusted, ownership.size);
       assert.ok(full.calls > 3 * ownership.size, `${full.calls} calls of the full read`);
+
+      // A takeover (kube-proxy's LB on a service's key) comes out the same.
+      const takeTrusted = await startOn(backend, cluster, ownership, true, true);
+      const takeFull = await startOn(backend, cluster, ownership, false, true);
+      assert.deepEqual(
+        dump(takeTrusted.start.adoption.observed),
+        dump(takeFull.start.adoption.observed),
+      );
+      assert.deepEqual(takeTrusted.start.plan, takeFull.start.plan);
+      assert.deepEqual(takeTrusted.start.adoption.takenOver, takeFull.start.adoption.takenOver);
+      assert.ok(takeTrusted.start.adoption.takenOver.some((t) => t.id === KUBE_PROXY_LB.ID));
 
       // While down: the cluster changed, and an owned LB and endpoint vanished out of band.
       cluster.change();
