@@ -7,33 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { type AgentProcess, AgentWorld, eventually } from "./harness.ts";
 import {
-  LOCAL_EP_5,
+  FOREIGN_EP,
+  FOREIGN_LB,
   NODE,
   OVERLAY_ARGS,
-  OVERLAY_NET,
-  overlayHns,
   overlayWebCluster,
+  seededOverlayHns,
   serviceObject,
   sliceObject,
 } from "./fixtures.ts";
 
-const FOREIGN_LB: HcnLoadBalancer = {
-  ID: "F0F0F0F0-0000-4000-8000-000000000001",
-  HostComputeEndpoints: [LOCAL_EP_5],
-  FrontendVIPs: ["10.99.0.1"],
-  PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-};
-const FOREIGN_EP: HcnEndpoint = {
-  ID: "F0F0F0F0-0000-4000-8000-000000000002",
-  HostComputeNetwork: OVERLAY_NET,
-  IpConfigurations: [{ IpAddress: "10.244.3.250", PrefixLength: 32 }],
-  MacAddress: "02-11-0A-F4-03-FA",
-  Flags: 1,
-  Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.13" } }],
-};
 /** Objects in HNS hnsproxy does not own: two CNI pods, a foreign LB and a foreign endpoint. */
 const UNOWNED = 4;
 
@@ -45,12 +30,6 @@ const WEB_TABLE = [
 ];
 /** hnsproxy's objects for the web cluster: 3 LBs, remote pods 2.7 and 3.9, 2 cluster-IP endpoints, the source VIP. */
 const WEB_OWNED = 8;
-
-function seededHns() {
-  const hns = overlayHns({ LoadBalancers: [FOREIGN_LB] });
-  hns.Endpoints!.push(FOREIGN_EP);
-  return hns;
-}
 
 /** Sum of `hnsproxy_hns_calls_total` over the operations `fn` matches. */
 function calls(metrics: string, fn: RegExp): number {
@@ -104,7 +83,7 @@ async function firstLife(world: AgentWorld, kill = false): Promise<void> {
 }
 
 async function withWorld(body: (world: AgentWorld) => Promise<void>): Promise<void> {
-  const world = await AgentWorld.create({ hns: seededHns(), ...overlayWebCluster() });
+  const world = await AgentWorld.create({ hns: seededOverlayHns(), ...overlayWebCluster() });
   try {
     await body(world);
   } finally {
@@ -188,7 +167,7 @@ Deno.test("agent/restart: the cluster changed while it was down (killed): exactl
     await eventually("record lists exactly HNS's objects of hnsproxy", async () => {
       const owned = new Set((await world.owned()).map((o) => o.id.toUpperCase()));
       const held = [...hns.Endpoints, ...hns.LoadBalancers].map((o) => o.ID!.toUpperCase());
-      const seeded = new Set([...seededHns().Endpoints!, FOREIGN_LB].map((o) => o.ID!));
+      const seeded = new Set([...seededOverlayHns().Endpoints!, FOREIGN_LB].map((o) => o.ID!));
       const ours = held.filter((id) => !seeded.has(id));
       return ours.length === 7 && owned.size === 7 && ours.every((id) => owned.has(id));
     });

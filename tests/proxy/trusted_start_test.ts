@@ -14,7 +14,6 @@ import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.t
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
-import type { ContextSettings } from "../../lib/proxy/context.ts";
 import type { ObservedState } from "../../lib/proxy/model.ts";
 import { ObservedCache } from "../../lib/proxy/observed.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
@@ -22,27 +21,17 @@ import { findNetwork, readStart, startReadMode } from "../../lib/proxy/start.ts"
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import {
   type EndpointSpec,
-  HOST_MAC,
   NODE,
   nodeObject,
+  OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "../agent/fixtures.ts";
 import { prng } from "../prng.ts";
 import { type Backend, BACKENDS, backendTest } from "../hns/harness.ts";
 
-const SETTINGS: ContextSettings = {
-  nodeName: NODE,
-  nodeIPOverride: [],
-  sourceVips: [SOURCE_VIP],
-  enableDSR: false,
-  forwardHealthCheckVip: false,
-  rootHnsEndpointName: "cbr0",
-  healthzPort: 10256,
-  hostMac: HOST_MAC,
-};
+const SETTINGS = OVERLAY_SETTINGS;
 
 const FOREIGN_LB: HcnLoadBalancer = {
   ID: "F0F0F0F0-0000-4000-8000-000000000001",
