@@ -30,7 +30,6 @@ import { RecordingLogger } from "../kube/helpers.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
-/** An in-process node: memory HNS, a cluster store, a syncer on a manual clock. */
 /** Only the network's handle (kept to re-read its routes) may be open; closing the syncer closes it. */
 async function assertHandlesClosedAtStop(w: ReturnType<typeof world>): Promise<void> {
   assert.ok(w.api.openHandles() <= 1, `open handles: ${w.api.openHandles()}`);
@@ -38,6 +37,7 @@ async function assertHandlesClosedAtStop(w: ReturnType<typeof world>): Promise<v
   assert.equal(w.api.openHandles(), 0);
 }
 
+/** An in-process node: memory HNS, a cluster store, a syncer on a manual clock. */
 function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord.inMemory()) {
   const api = new MemoryHcnApi({ state });
   const client = createHnsClient(api);
