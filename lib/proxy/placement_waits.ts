@@ -21,6 +21,7 @@ import type { ObjectKey } from "../kube/model.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
 import type { DesiredState, ServiceDesired } from "./model.ts";
+import { ServiceDiagnostics } from "./service_diagnostics.ts";
 
 /** The diagnostic reason of a remote pod IP that waits for its placement. */
 export const PLACEMENT_UNKNOWN = "PlacementUnknown";
@@ -40,8 +41,8 @@ export interface PlacementWaitsOptions {
 /** The waiting pod IPs of the desired state. One per syncer. */
 export class PlacementWaits {
   readonly #o: PlacementWaitsOptions;
-  /** Waiting IPs by service (only services with any). */
-  readonly #byService = new Map<ObjectKey, Set<string>>();
+  /** The `PlacementUnknown` diagnostics, by service. */
+  readonly #byService = new ServiceDiagnostics(PLACEMENT_UNKNOWN);
   /** IPs logged as waiting, with the services that named them then. */
   readonly #logged = new Map<string, string>();
   /** IPs waiting when the routes were last read. */
@@ -67,18 +68,7 @@ export class PlacementWaits {
     desired: DesiredState | undefined,
     changed?: ReadonlyMap<ObjectKey, ServiceDesired | undefined>,
   ): void {
-    if (!changed) this.#byService.clear();
-    else for (const key of changed.keys()) this.#byService.delete(key);
-    const services = changed ? changed.values() : desired?.services.values() ?? [];
-    for (const sd of services) {
-      if (!sd) continue;
-      let ips: Set<string> | undefined;
-      for (const d of sd.diagnostics) {
-        if (d.reason !== PLACEMENT_UNKNOWN || d.endpointIp === undefined) continue;
-        (ips ??= new Set()).add(d.endpointIp);
-      }
-      if (ips) this.#byService.set(sd.serviceKey, ips);
-    }
+    this.#byService.track(desired, changed);
   }
 
   /** How many distinct pod IPs wait for their placement now. */
@@ -155,14 +145,14 @@ export class PlacementWaits {
   }
 
   #waiting(): Set<string> {
-    const out = new Set<string>();
-    for (const ips of this.#byService.values()) for (const ip of ips) out.add(ip);
-    return out;
+    return this.#byService.endpointIps();
   }
 
   #servicesOf(ip: string): string {
     const out: string[] = [];
-    for (const [key, ips] of this.#byService) if (ips.has(ip)) out.push(key);
+    for (const [key, list] of this.#byService.entries()) {
+      if (list.some((d) => d.endpointIp === ip)) out.push(key);
+    }
     return out.sort().join(",");
   }
 }
