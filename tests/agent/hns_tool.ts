@@ -15,7 +15,7 @@
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import type { HcnApi, HcnEndpoint, HcnPolicy, HnsClient } from "../../lib/hns/types.ts";
+import type { HcnApi, HcnEndpoint, HcnNetwork, HcnPolicy, HnsClient } from "../../lib/hns/types.ts";
 
 /** A RemoteSubnetRoute policy as the overlay CNI (flannel's host-gw/vxlan) adds it. */
 export function remoteSubnetRoute(prefix: string, providerAddress: string): HcnPolicy {
@@ -30,28 +30,35 @@ export function remoteSubnetRoute(prefix: string, providerAddress: string): HcnP
   };
 }
 
-/** Add or remove policies of the network named `name` (HcnModifyNetwork, request form). */
-async function modifyNetworkPolicies(
+/** Add or remove a network's policies (HcnModifyNetwork in hcsshim's request form), as the CNI does. */
+export async function modifyNetworkPolicies(
   api: HcnApi,
-  client: HnsClient,
-  name: string,
+  networkId: string,
   requestType: "Add" | "Remove",
-  policies: (network: Record<string, unknown>) => unknown[],
+  policies: unknown[],
 ): Promise<void> {
-  const network = await client.findNetworkByName(name);
-  if (!network?.ID) throw new Error(`no network ${name}`);
-  const handle = await api.open("Network", network.ID);
+  const handle = await api.open("Network", networkId);
   try {
-    const request = { ResourceType: "Policy", RequestType: requestType };
-    const settings = { ...request, Settings: { Policies: policies(network) } };
-    await api.modify("Network", handle, JSON.stringify(settings));
+    const request = {
+      ResourceType: "Policy",
+      RequestType: requestType,
+      Settings: { Policies: policies },
+    };
+    await api.modify("Network", handle, JSON.stringify(request));
   } finally {
     await api.close("Network", handle);
   }
 }
 
+/** The network named `name`, or an error. */
+async function networkNamed(client: HnsClient, name: string): Promise<HcnNetwork & { ID: string }> {
+  const network = await client.findNetworkByName(name);
+  if (!network?.ID) throw new Error(`no network ${name}`);
+  return network as HcnNetwork & { ID: string };
+}
+
 /** The network's RemoteSubnetRoute policies for `prefix`, exactly as HNS holds them. */
-function routesFor(network: Record<string, unknown>, prefix: string): unknown[] {
+function routesFor(network: HcnNetwork, prefix: string): unknown[] {
   const policies = Array.isArray(network.Policies) ? network.Policies : [];
   return policies.filter((p) =>
     p?.Type === "RemoteSubnetRoute" && p?.Settings?.DestinationPrefix === prefix
@@ -110,18 +117,18 @@ if (import.meta.main) {
       case "recreate-ep":
         console.log(await recreateEndpoint(client, rest[0]));
         break;
-      case "add-route":
-        await modifyNetworkPolicies(api, client, rest[0], "Add", () => [
-          remoteSubnetRoute(rest[1], rest[2]),
-        ]);
+      case "add-route": {
+        const network = await networkNamed(client, rest[0]);
+        await modifyNetworkPolicies(api, network.ID, "Add", [remoteSubnetRoute(rest[1], rest[2])]);
         break;
-      case "remove-route":
-        await modifyNetworkPolicies(api, client, rest[0], "Remove", (n) => {
-          const found = routesFor(n, rest[1]);
-          if (found.length === 0) throw new Error(`no route ${rest[1]} on network ${rest[0]}`);
-          return found;
-        });
+      }
+      case "remove-route": {
+        const network = await networkNamed(client, rest[0]);
+        const found = routesFor(network, rest[1]);
+        if (found.length === 0) throw new Error(`no route ${rest[1]} on network ${rest[0]}`);
+        await modifyNetworkPolicies(api, network.ID, "Remove", found);
         break;
+      }
       default:
         throw new Error(`unknown command ${command}`);
     }

@@ -50,7 +50,10 @@ Deno.test("placement waits: a waiting pod IP is logged once (not per service or 
   waits.track(desiredState(cluster(["10.244.9.8"]), routed));
   waits.settle();
   assert.equal(waits.count(), 0);
-  assert.equal(logger.lines.filter((l) => l.message.startsWith("Endpoint no longer waits")).length, 2);
+  assert.equal(
+    logger.lines.filter((l) => l.message.startsWith("Endpoint no longer waits")).length,
+    2,
+  );
 });
 
 Deno.test("placement waits: a new waiting IP asks for a read at once, rate-limited; then reads back off", () => {

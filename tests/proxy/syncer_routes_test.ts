@@ -17,7 +17,7 @@ import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { MIN_READ_INTERVAL_MS } from "../../lib/proxy/placement_waits.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
-import { remoteSubnetRoute } from "../agent/hns_tool.ts";
+import { modifyNetworkPolicies, remoteSubnetRoute } from "../agent/hns_tool.ts";
 import {
   type EndpointSpec,
   manualClock,
@@ -60,20 +60,8 @@ function node() {
     store.upsertSlice(convertEndpointSlice(sliceObject("web", endpoints, { port: 8080 }))!);
   };
   /** The CNI changes the network's routes (HcnModifyNetwork, request form). */
-  const modifyRoutes = async (requestType: "Add" | "Remove", prefix: string, pa: string) => {
-    const h = await api.open("Network", OVERLAY_NET);
-    const policies = [remoteSubnetRoute(prefix, pa)];
-    await api.modify(
-      "Network",
-      h,
-      JSON.stringify({
-        ResourceType: "Policy",
-        RequestType: requestType,
-        Settings: { Policies: policies },
-      }),
-    );
-    await api.close("Network", h);
-  };
+  const modifyRoutes = (requestType: "Add" | "Remove", prefix: string, pa: string) =>
+    modifyNetworkPolicies(api, OVERLAY_NET, requestType, [remoteSubnetRoute(prefix, pa)]);
   const pa = (ip: string) =>
     api.dump().Endpoints.find((e) => e.IpConfigurations?.[0]?.IpAddress === ip)?.Policies?.find(
       (p) => p.Type === "ProviderAddress",
