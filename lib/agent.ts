@@ -290,6 +290,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       logger: log,
       networkIds: networkIdsByName(api),
       resyncInBackground: true,
+      takeOverForeign: config.takeOverForeign,
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },

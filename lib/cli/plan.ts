@@ -135,6 +135,14 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
       plan.conflicts.map((c) => [c.key, c.serviceKey, c.foreignId]),
     ));
   }
+  const taken = start.adoption.takenOver;
+  if (taken.length > 0) {
+    out.push("", `Taken over from others, to be replaced (${taken.length}, --take-over-foreign)`);
+    out.push(table(
+      ["KEY", "SERVICE", "HOLDER", "DIFFERS"],
+      taken.map((t) => [t.key, t.serviceKey ?? "-", t.id, t.reason]),
+    ));
+  }
   const diags = diagnostics(start);
   if (diags.length > 0) {
     out.push("", `Problems (${diags.length})`);
@@ -178,6 +186,7 @@ export function renderJson(start: StartState, owned: OwnershipRecord): string {
       plan: withPayloads(start.plan),
       diagnostics: diagnostics(start),
       skipped: start.adoption.skipped,
+      takenOver: start.adoption.takenOver,
     },
     null,
     2,
@@ -259,6 +268,7 @@ export async function planCommand(args: string[]): Promise<number> {
       cluster.store,
       owned,
       contextSettings(config),
+      { takeOver: config.takeOverForeign },
     );
     console.log(config.output === "json" ? renderJson(start, owned) : renderText(start, owned));
     return 0;

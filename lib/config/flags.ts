@@ -462,6 +462,15 @@ export const FLAGS: readonly FlagSpec[] = [
     set: (l, v) => l.stateFile = v,
   },
   {
+    name: "take-over-foreign",
+    bool: true,
+    group: "hnsproxy",
+    def: "true",
+    help: "At start, replace HNS load balancers and remote endpoints of others (e.g. " +
+      "kube-proxy's) on addresses a Service claims; false leaves them, blocking those services.",
+    set: (l, v, k) => l.takeOverForeign = toBool(k, v),
+  },
+  {
     name: "output",
     shorthand: "o",
     bool: false,

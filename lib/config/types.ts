@@ -80,6 +80,11 @@ export interface Config {
   hnsConcurrency: number;
   /** Where the ownership record is kept. */
   stateFile: string;
+  /**
+   * At start, take over (replace) foreign HNS objects on addresses a Service
+   * claims, e.g. kube-proxy's leftovers (`--take-over-foreign`, default true).
+   */
+  takeOverForeign: boolean;
   /** Remove everything hnsproxy owns from HNS, then exit (`--cleanup`). */
   cleanupAndExit: boolean;
   /** Write the effective configuration as a KubeProxyConfiguration to this file and exit. */
@@ -133,6 +138,7 @@ export interface Layer {
   hnsBackend?: "ffi" | "memory";
   hnsConcurrency?: number;
   stateFile?: string;
+  takeOverForeign?: boolean;
   cleanupAndExit?: boolean;
   writeConfigTo?: string;
   output?: "text" | "json";

@@ -130,7 +130,8 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-function providerAddressOf(policies: HcnPolicy[] | undefined): string {
+/** The provider address of an endpoint's ProviderAddress policy (canonical), or "". */
+export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
   for (const p of Array.isArray(policies) ? policies : []) {
     if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
       const pa = (p.Settings as Record<string, unknown> | undefined)?.ProviderAddress;

@@ -11,7 +11,10 @@
  *   (overlay: a source VIP and the host's MAC), else a StartupError before
  *   anything is planned (lib/proxy/preconditions.ts).
  * - Adoption comes first in the plan: owned objects that match what is
- *   desired, and foreign ones equal to it, are kept with no HNS call.
+ *   desired, and foreign ones equal to it, are kept with no HNS call. With
+ *   takeover (`--take-over-foreign`, the agent's first start only) foreign
+ *   objects on keys the desired state claims that differ are adopted too,
+ *   and the reconcile that follows replaces them.
  * - Ownership: every object the record lists that HNS holds is owned (then
  *   adopted, modified or deleted like any owned object), whatever sync it
  *   came from, finished or killed. The record lists each create before it is
@@ -28,7 +31,7 @@ import { desiredState } from "./desired.ts";
 import type { DesiredState, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
-import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
+import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./reconcile.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
 export interface StartState {
@@ -64,8 +67,8 @@ export async function findNetwork(
 
 /**
  * Read HNS once and plan the start: the network's endpoints and all load
- * balancers, the node context, the desired state, adoption and the full
- * reconcile. Makes no HNS writes.
+ * balancers, the node context, the desired state, adoption (with `adopt`'s
+ * options, e.g. takeover) and the full reconcile. Makes no HNS writes.
  */
 export async function readStart(
   client: HnsClient,
@@ -73,6 +76,7 @@ export async function readStart(
   cluster: ClusterView,
   ownership: OwnershipRecord,
   settings: ContextSettings,
+  adopt: AdoptOptions = {},
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
@@ -94,7 +98,10 @@ export async function readStart(
     loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
     endpoints: ownership.list("Endpoint").map((o) => o.id),
   };
-  const adoption = adoptObserved(lbs, endpoints, owned, desired);
+  const adoption = adoptObserved(lbs, endpoints, owned, desired, {
+    hostMacKnown: ctx.hostMac !== undefined,
+    ...adopt,
+  });
   const present = new Set([...lbs, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()));
   const vanishedOwned = ownership.list().map((o) => o.id).filter((id) =>
     !present.has(id.toLowerCase())

@@ -118,6 +118,13 @@ export interface SyncerOptions {
    * arrived compares it with the cache.
    */
   resyncInBackground?: boolean;
+  /**
+   * `--take-over-foreign`: the first start takes over foreign objects on keys
+   * the desired state claims (see `AdoptOptions.takeOver`). Later starts (HNS
+   * restarted) and runs never do: a foreign object found then is reported,
+   * not fought. Default false.
+   */
+  takeOverForeign?: boolean;
 }
 
 /** Why a run did nothing yet. */
@@ -201,6 +208,8 @@ export class Syncer {
   #needFull = true;
   #waiting: WaitingFor | undefined;
   #lastWaitLog = -Infinity;
+  /** Whether a start has read HNS (only the first one takes over). */
+  #startedOnce = false;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -411,7 +420,10 @@ export class Syncer {
     // Taken before reading so that changes arriving meanwhile make a later run.
     const changes = cluster.takeChanges();
     const startedAt = this.#clock.now();
-    const start = await readStart(client, network, cluster, ownership, this.#o.settings);
+    const start = await readStart(client, network, cluster, ownership, this.#o.settings, {
+      takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce,
+    });
+    this.#startedOnce = true;
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
     this.#setDesired(start.desired);
@@ -424,6 +436,15 @@ export class Syncer {
           network: start.ctx.network.name,
           err: err instanceof Error ? err.message : String(err),
         });
+      });
+    }
+    for (const t of start.adoption.takenOver) {
+      this.#log.info("Taking over an HNS object of others on an address a Service claims", {
+        kind: t.kind,
+        key: t.key,
+        id: t.id,
+        service: t.serviceKey,
+        reason: t.reason,
       });
     }
     for (const skipped of start.adoption.skipped) {
@@ -450,6 +471,7 @@ export class Syncer {
       remoteEndpoints: start.desired.remoteEndpoints.size,
       adopted: start.adoption.adopted.length,
       operations: start.plan.ops.length - start.adoption.adopted.length,
+      takenOver: start.adoption.takenOver.length,
     });
     const result = await this.#apply(start.plan);
     this.#resync.done(startedAt);

@@ -790,3 +790,40 @@ Deno.test("syncer: health-check VIP LBs built by a change look the root endpoint
   );
   assert.deepEqual(healthCheck.map((lb) => lb.HostComputeEndpoints), [[created.ID]]);
 });
+
+Deno.test("syncer: takeOverForeign replaces a foreign LB on a claimed key at the first start only", async () => {
+  const kubeProxys = (id: string): HcnLoadBalancerLike => ({
+    ID: id,
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+  });
+  const other: HcnLoadBalancerLike = { ...kubeProxys("F0F0F0F0-0000-4000-8000-0000000000FF") };
+  other.FrontendVIPs = ["10.99.0.1"];
+  const first = kubeProxys("F0F0F0F0-0000-4000-8000-000000000001");
+  const w = world(overlayHns({ LoadBalancers: [first, other] }));
+  w.service("web", WEB, WEB_EPS);
+  const syncer = w.newSyncer({ takeOverForeign: true });
+  const start = await converge(w, syncer);
+  assert.equal(start.kind, "start");
+  assert.deepEqual(start.result!.conflicts, []);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]",
+    "10.99.0.1:80->9999 [10.244.1.5]",
+  ]);
+  assert.ok(w.ownership.owns(first.ID!), "taken over: updated in place and owned");
+  assert.ok(!w.ownership.owns(other.ID!), "an LB on an unclaimed key stays foreign");
+
+  // HNS restarts and comes back with a foreign LB on the key: a conflict now, not a takeover.
+  const state = overlayHns({ LoadBalancers: [kubeProxys("F0F0F0F0-0000-4000-8000-000000000002")] });
+  state.Networks![0].ID = "6D6F6E6F-0000-4000-8000-0000000000AA";
+  for (const ep of state.Endpoints!) ep.HostComputeNetwork = state.Networks![0].ID;
+  w.api.load(state);
+  w.clock.t += 30_000;
+  const again = await syncer.sync();
+  assert.equal(again.kind, "start");
+  assert.deepEqual(again.result!.conflicts.map((c) => c.foreignId), [
+    "F0F0F0F0-0000-4000-8000-000000000002",
+  ]);
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->9999 [10.244.1.5]"]);
+});
