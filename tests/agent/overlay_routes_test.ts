@@ -71,6 +71,8 @@ Deno.test("agent/overlay routes: a pod with no route waits (gauge), then a route
       "the node-4 pod placed by its route",
       async () => remote(await world.hns(), "10.244.4.7")?.providerAddress === "192.168.1.14",
       describe,
+      // Re-reads back off to 30 s apart (+10% jitter) while the pod waits.
+      60_000,
     );
     await eventually(
       "web's LB uses it",
