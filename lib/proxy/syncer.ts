@@ -202,6 +202,10 @@ export class Syncer {
   readonly #diagnostics: DiagnosticsLog;
   readonly #routes: NetworkRoutes;
   readonly #waits: PlacementWaits;
+  /** The order of each routes read (reads run one at a time), so an older one is never taken after a newer one. */
+  readonly #routesReadSeq = new WeakMap<readonly RemoteSubnetRoute[], number>();
+  #routesReads = 0;
+  #routesTaken = 0;
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
@@ -560,8 +564,11 @@ export class Syncer {
    */
   async #readRoutesQuietly(networkId: string): Promise<RemoteSubnetRoute[] | undefined> {
     if (!this.#ctx || !isOverlay(this.#ctx)) return undefined;
+    const seq = ++this.#routesReads;
     try {
-      return await this.#routes.read(networkId);
+      const routes = await this.#routes.read(networkId);
+      if (routes) this.#routesReadSeq.set(routes, seq);
+      return routes;
     } catch (err) {
       this.#log.warn("Cannot read the HNS network's routes; will retry", {
         network: this.#networkName,
@@ -573,6 +580,10 @@ export class Syncer {
 
   /** Take the network's routes as HNS has them now; true when they changed (all is recomputed). */
   #useRoutes(routes: readonly RemoteSubnetRoute[]): boolean {
+    // A background listing's routes may be older than those a run read since.
+    const seq = this.#routesReadSeq.get(routes) ?? 0;
+    if (seq < this.#routesTaken) return false;
+    this.#routesTaken = seq;
     const next = contextWithRoutes(this.#ctx!, routes);
     if (next === this.#ctx) return false;
     this.#log.info("HNS network routes changed; recomputing every service", {

@@ -11,6 +11,7 @@ import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
+import type { HcnApi, HcnHandle, HcnKind } from "../../lib/hns/types.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
@@ -32,15 +33,54 @@ import {
 } from "../agent/fixtures.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
 
-function node() {
+/** Holds back the answer of the next network Query (read before the hold) until released. */
+class QueryHold {
+  #held: { issued: () => void; released: Promise<void> } | undefined;
+  /** Hold the next network Query's answer; resolves `issued` once it was read. */
+  hold(): { issued: Promise<void>; release: () => void } {
+    let issued!: () => void, release!: () => void;
+    const issuedP = new Promise<void>((r) => (issued = r));
+    const released = new Promise<void>((r) => (release = r));
+    this.#held = { issued, released };
+    return { issued: issuedP, release };
+  }
+  wrap(api: MemoryHcnApi): HcnApi {
+    return {
+      get hasModifyLoadBalancer() {
+        return api.hasModifyLoadBalancer;
+      },
+      enumerate: (kind, query) => api.enumerate(kind, query),
+      open: (kind, id) => api.open(kind, id),
+      create: (kind, id, settings, network) => api.create(kind, id, settings, network),
+      modify: (kind, handle, settings) => api.modify(kind, handle, settings),
+      query: async (kind: HcnKind, handle: HcnHandle, q: string) => {
+        const answer = await api.query(kind, handle, q);
+        const held = kind === "Network" ? this.#held : undefined;
+        if (held) {
+          this.#held = undefined;
+          held.issued();
+          await held.released;
+        }
+        return answer;
+      },
+      delete: (kind, id) => api.delete(kind, id),
+      close: (kind, handle) => api.close(kind, handle),
+      hnsCall: (method, path, request) => api.hnsCall(method, path, request),
+      dispose: () => api.dispose(),
+    };
+  }
+}
+
+function node(options: { inBackground?: boolean } = {}) {
   const api = new MemoryHcnApi({ state: overlayHns() });
+  const queries = new QueryHold();
   const store = new ClusterStore();
   store.setNode(convertNode(nodeObject()));
   for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
   const clock = manualClock();
   const logger = new RecordingLogger();
   const syncer = new Syncer({
-    client: createHnsClient(api),
+    client: createHnsClient(queries.wrap(api)),
     cluster: store,
     ownership: OwnershipRecord.inMemory(),
     networkName: "vxlan0",
@@ -50,6 +90,7 @@ function node() {
     backoff: new Backoff({ clock, jitter: 0 }),
     networkIds: networkIdsByName(api),
     logger,
+    resyncInBackground: options.inBackground ?? false,
   });
   const web = (endpoints: EndpointSpec[]) => {
     store.upsertService(
@@ -67,7 +108,7 @@ function node() {
       (p) => p.Type === "ProviderAddress",
     )?.Settings?.ProviderAddress;
   const calls = () => ({ ...api.callCounts() });
-  return { api, store, clock, logger, syncer, web, modifyRoutes, pa, calls };
+  return { api, queries, store, clock, logger, syncer, web, modifyRoutes, pa, calls };
 }
 
 /** HNS calls made between two `calls()` snapshots, by function, zeros left out. */
@@ -153,6 +194,32 @@ Deno.test("syncer/routes: the resync re-reads the routes; a changed route replac
   assert.equal(n.pa("10.244.2.7"), "192.168.1.22");
   assert.notEqual(id(), oldId, "replaced");
   assert.equal(n.api.openHandles(), 1);
+  await n.syncer.close();
+  assert.equal(n.api.openHandles(), 0);
+});
+
+Deno.test("syncer/routes: a background resync's routes, read before a run read newer ones, are not taken", async () => {
+  const n = node({ inBackground: true });
+  n.web(BASE);
+  await n.syncer.sync();
+  n.clock.t += 3_600_000;
+  // This run starts the background listing as it ends; its routes read is held back.
+  const held = n.queries.hold();
+  const due = await n.syncer.sync();
+  await held.issued;
+  // Meanwhile the CNI moves node-2's subnet, and a waiting pod makes a run read the routes.
+  await n.modifyRoutes("Remove", "10.244.2.0/24", "192.168.1.12");
+  await n.modifyRoutes("Add", "10.244.2.0/24", "192.168.1.22");
+  n.web([...BASE, { ip: "10.244.4.7", node: "node-4" }]);
+  const running = n.syncer.sync();
+  await new Promise((r) => setTimeout(r, 10));
+  held.release();
+  await running;
+  assert.equal(n.pa("10.244.2.7"), "192.168.1.22", "the run's read is taken");
+  await due.next.listingArrived;
+  await n.syncer.sync();
+  assert.equal(n.pa("10.244.2.7"), "192.168.1.22", "the listing's older routes are not");
+  await n.syncer.listingSettled();
   await n.syncer.close();
   assert.equal(n.api.openHandles(), 0);
 });
