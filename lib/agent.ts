@@ -348,6 +348,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     cleanups.push(async () => {
       await runner.stop();
       await syncer.listingSettled();
+      await syncer.close();
     });
 
     const record = (report: SyncReport, seconds: number) => {
@@ -376,6 +377,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         LoadBalancer: ownership.count("LoadBalancer"),
         Endpoint: ownership.count("Endpoint"),
       });
+      metrics.setWaitingPlacement(syncer.waitingPlacement);
       if (syncer.desired) {
         for (const [family, n] of noLocalEndpointCounts(syncer.desired)) {
           metrics.setNoLocalEndpoints(n.internal, n.external, family);

@@ -35,6 +35,7 @@ import type {
   HnsClient,
   HnsFeatures,
   HnsVersion,
+  OpenNetwork,
 } from "./types.ts";
 
 /** The query every QueryXProperties call sends (schema 2.0, no flags, no filter). */
@@ -243,6 +244,34 @@ class Client implements HnsClient {
       const found = await this.#list<HcnNetwork>("Network", { Name: name });
       // HNS compares names without case; prefer an exact match when several differ only in case.
       return found.find((n) => n.Name === name) ?? found[0];
+    });
+  }
+
+  openNetwork(id: string): Promise<OpenNetwork> {
+    const object = `network ${id}`;
+    return this.#context("openNetwork", object, async () => {
+      const handle = await this.#api.open("Network", id);
+      let closed = false;
+      return {
+        id,
+        read: () =>
+          this.#context("readNetwork", object, async () => {
+            if (closed) throw new Error(`network ${id} read after close`);
+            let text: string;
+            try {
+              text = await this.#api.query("Network", handle, PROPERTIES_QUERY);
+            } catch (err) {
+              if (isNotFound(err)) return undefined;
+              throw err;
+            }
+            return this.#parse<HcnNetwork>("Network", id, text);
+          }),
+        close: async () => {
+          if (closed) return;
+          closed = true;
+          await this.#api.close("Network", handle);
+        },
+      };
     });
   }
 

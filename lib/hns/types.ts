@@ -210,6 +210,20 @@ export interface HnsFeatures {
 }
 
 /**
+ * A network whose handle stays open between reads (see
+ * {@link HnsClient.openNetwork}): each read is one HcnQueryNetworkProperties
+ * call. The holder must close it.
+ */
+export interface OpenNetwork {
+  /** The network's ID, as opened. */
+  readonly id: string;
+  /** The network's properties now; undefined when HNS no longer has it. */
+  read(): Promise<HcnNetwork | undefined>;
+  /** Close the handle (HcnCloseNetwork); a second close does nothing. */
+  close(): Promise<void>;
+}
+
+/**
  * Typed HNS operations used by hnsproxy. Every method opens and closes any
  * handle it needs on every path and throws a typed
  * {@link import("./errors.ts").HnsError} on failure.
@@ -234,6 +248,12 @@ export interface HnsClient {
   listNetworks(): Promise<HcnNetwork[]>;
   /** The network with this name, or undefined. */
   findNetworkByName(name: string): Promise<HcnNetwork | undefined>;
+  /**
+   * Open a network and keep the handle (one HcnOpenNetwork call), so that
+   * re-reading it costs one call; the caller closes it. Not found is an
+   * {@link import("./errors.ts").HnsError} like any failure.
+   */
+  openNetwork(id: string): Promise<OpenNetwork>;
 
   /**
    * IDs of all endpoints, or only those of one network, or only those with

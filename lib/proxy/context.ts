@@ -49,6 +49,16 @@ export interface ContextSettings {
 /** The {@link NetworkInfo} of an HNS network; undefined when it has no ID. */
 export function networkInfo(network: HcnNetwork): NetworkInfo | undefined {
   if (typeof network.ID !== "string" || network.ID === "") return undefined;
+  return {
+    id: network.ID,
+    name: String(network.Name ?? ""),
+    type: String(network.Type ?? "").toLowerCase(),
+    remoteSubnetRoutes: remoteSubnetRoutesOf(network),
+  };
+}
+
+/** The network's RemoteSubnetRoute policies (the CNI adds one per node as nodes join), in order. */
+export function remoteSubnetRoutesOf(network: HcnNetwork): RemoteSubnetRoute[] {
   const routes: RemoteSubnetRoute[] = [];
   for (const policy of Array.isArray(network.Policies) ? network.Policies : []) {
     if (String(policy?.Type ?? "").toLowerCase() !== "remotesubnetroute") continue;
@@ -57,12 +67,7 @@ export function networkInfo(network: HcnNetwork): NetworkInfo | undefined {
     const pa = typeof s.ProviderAddress === "string" ? canonicalIp(s.ProviderAddress) : undefined;
     if (prefix && pa) routes.push({ prefix, providerAddress: pa });
   }
-  return {
-    id: network.ID,
-    name: String(network.Name ?? ""),
-    type: String(network.Type ?? "").toLowerCase(),
-    remoteSubnetRoutes: routes,
-  };
+  return routes;
 }
 
 /** Whether an HNS endpoint is a remote endpoint (flag 1). */
@@ -236,6 +241,18 @@ export function contextForPlacements(
 ): NodeContext {
   const next: NodeContext = { ...ctx, nodePlacements: nodePlacementsOf(settings, placements) };
   return contextChanged(ctx, next) ? next : ctx;
+}
+
+/**
+ * The context with the network's RemoteSubnetRoute policies as HNS has them
+ * now. Returns `ctx` itself when they are the same routes in the same order.
+ */
+export function contextWithRoutes(
+  ctx: NodeContext,
+  routes: readonly RemoteSubnetRoute[],
+): NodeContext {
+  if (sameJson(ctx.network.remoteSubnetRoutes, routes)) return ctx;
+  return { ...ctx, network: { ...ctx.network, remoteSubnetRoutes: [...routes] } };
 }
 
 /** Whether two contexts differ in anything that changes the desired state. */

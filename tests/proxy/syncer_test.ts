@@ -30,6 +30,13 @@ import { RecordingLogger } from "../kube/helpers.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
+/** Only the network's handle (kept to re-read its routes) may be open; closing the syncer closes it. */
+async function assertHandlesClosedAtStop(w: ReturnType<typeof world>): Promise<void> {
+  assert.ok(w.api.openHandles() <= 1, `open handles: ${w.api.openHandles()}`);
+  await w.syncer.close();
+  assert.equal(w.api.openHandles(), 0);
+}
+
 /** An in-process node: memory HNS, a cluster store, a syncer on a manual clock. */
 function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord.inMemory()) {
   const api = new MemoryHcnApi({ state });
@@ -153,7 +160,7 @@ Deno.test("syncer: waits for the network, then programs ClusterIP with local and
     w.api.dump().Endpoints.some((e) => e.IpConfigurations?.[0].IpAddress === SOURCE_VIP),
     "the source-VIP endpoint exists",
   );
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: restart with an unchanged cluster adopts everything with zero HNS writes", async () => {
@@ -229,19 +236,22 @@ Deno.test("syncer: endpoint scale up and down touch only that service; service d
   assert.ok(w.api.dump().Endpoints.some((e) => e.ID === LOCAL_EP_5), "CNI endpoints stay");
 });
 
-Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs three", async () => {
+Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs four", async () => {
   const w = world();
   w.service("web", WEB, WEB_EPS);
   await converge(w);
   const calls = () => Object.values(w.api.callCounts()).reduce((a, b) => a + b, 0);
   const before = calls();
+  const queries = () => w.api.callCounts().HcnQueryNetworkProperties ?? 0;
+  const queriesBefore = queries();
   const idle = await w.syncer.sync();
   assert.equal(idle.kind, "idle");
   assert.equal(calls(), before);
   w.clock.t += 30_000;
   const resync = await w.syncer.sync();
   assert.equal(resync.resynced, true);
-  assert.equal(calls() - before, 3);
+  assert.equal(calls() - before, 4, "three Enumerates, and the network's routes");
+  assert.equal(queries() - queriesBefore, 1, "through the handle kept open");
 });
 
 Deno.test("syncer: a resync without drift recomputes nothing; the runs after it stay partial", async () => {
@@ -392,7 +402,7 @@ Deno.test("syncer: HNS faults converge with no leaked, duplicate or foreign-dele
     if (lb.ID !== foreign.ID) assert.ok(w.ownership.owns(lb.ID!), `owned: ${lb.FrontendVIPs}`);
   }
   assert.equal(w.ownership.size, 6 + 6 + 6 + 1, "LBs, pod and VIP remote endpoints, source VIP");
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked up", async () => {
@@ -482,7 +492,7 @@ Deno.test("syncer: a local pod still without CNI endpoint is looked up once per 
   await cniEndpoint(w, "10.244.1.7");
   await converge(w);
   assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a failed lookup of a new local pod still applies the change, and picks the pod up later", async () => {
@@ -498,7 +508,7 @@ Deno.test("syncer: a failed lookup of a new local pod still applies the change, 
   assert.ok(report.next.retryAfterMs !== undefined, "another lookup is scheduled");
   await converge(w);
   assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a pod IP held by a foreign remote endpoint: the LB uses it, it is never touched", async () => {
