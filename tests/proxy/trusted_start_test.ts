@@ -174,7 +174,9 @@ function syncerOn(api: HcnApi, cluster: RandomCluster, ownership: OwnershipRecor
 
 /** Program HNS from scratch with a syncer, as the agent's first life does. */
 async function firstLife(api: HcnApi, cluster: RandomCluster, ownership: OwnershipRecord) {
-  const report = await syncerOn(api, cluster, ownership).sync();
+  const syncer = syncerOn(api, cluster, ownership);
+  const report = await syncer.sync();
+  await syncer.close(); // the agent stops
   assert.equal(report.kind, "start");
   assert.equal(report.result?.failed.length, 0, String(report.result?.failed[0]?.error));
   cluster.store.takeChanges();
@@ -307,6 +309,7 @@ backendTest(
     // The second life: a trusted start, and its programming of what changed.
     const syncer = syncerOn(api, cluster, ownership);
     const report = await syncer.sync();
+    await syncer.close();
     assert.equal(report.kind, "start");
     assert.ok((report.result?.writes ?? 0) > 0);
     assert.equal(report.result?.failed.length, 0);
@@ -375,6 +378,7 @@ Deno.test("trusted start: a modify whose answer was lost is never vouched for by
       throw new HnsError({ operation: "HcnModifyLoadBalancer", hresult: HResult.MANAGER_STOPPED });
     };
     const report = await syncer.sync();
+    await syncer.close();
     assert.equal(modified, 1, "the modify was issued");
     assert.equal(report.result?.failed.length, 1);
 
