@@ -278,3 +278,15 @@ export function manualClock(): { t: number; now(): number } {
     },
   };
 }
+
+/** A kubeconfig (JSON) that points at the fake API server `server` with no credentials. */
+export function fakeKubeconfig(server: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "fake", cluster: { server } }],
+    users: [{ name: "fake", user: {} }],
+    contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
+    "current-context": "fake",
+  });
+}

@@ -16,6 +16,7 @@ import {
   type FakeObject,
 } from "../../lib/fake-apiserver/mod.ts";
 import { type OwnedObject, OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { fakeKubeconfig } from "./fixtures.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
 const PLAN = fileURLToPath(new URL("../../lib/cli/plan.ts", import.meta.url));
@@ -95,14 +96,7 @@ export class AgentWorld {
     await Deno.writeTextFile(world.hnsFile, JSON.stringify(options.hns));
     await Deno.writeTextFile(
       world.#kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "fake", cluster: { server: api.url } }],
-        users: [{ name: "fake", user: {} }],
-        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
-        "current-context": "fake",
-      }),
+      fakeKubeconfig(api.url),
     );
     return world;
   }

@@ -15,6 +15,7 @@ import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
 import {
+  fakeKubeconfig,
   NODE,
   NODE_IP,
   nodeObject,
@@ -39,14 +40,7 @@ Deno.test("agent/placement: pods on nodes that joined after start get their node
   const kubeconfig = join(dir, "kubeconfig");
   await Deno.writeTextFile(
     kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "fake", cluster: { server: api.url } }],
-      users: [{ name: "fake", user: {} }],
-      contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
-      "current-context": "fake",
-    }),
+    fakeKubeconfig(api.url),
   );
   const hns = new MemoryHcnApi({ state: overlayHns() });
   const web = (eps: { ip: string; node: string }[]) => sliceObject("web", eps, { port: 8080 });
