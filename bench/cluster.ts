@@ -21,7 +21,7 @@ import {
 import {
   type BenchAgent,
   sleep,
-  startBenchAgent,
+  startBenchAgentReady,
   waitQuiet,
   waitUntil,
   withTimeout,
@@ -391,16 +391,12 @@ async function restartAgent(
   // What HNS holds that hnsproxy does not own: all a restart with an intact record reads.
   const owned = (await OwnershipRecord.load(stateFile)).size;
   const unowned = emulator.objectCount("Endpoint") + emulator.objectCount("LoadBalancer") - owned;
-  const agent = await startBenchAgent({
+  const { agent, readyAt } = await startBenchAgentReady({
     apiUrl: url,
     emulator,
     stateFile,
     syncPeriodMs: p.resyncPeriodMs,
-  });
-  const readyAt = await withTimeout(
-    agent.agent.ready.then(() => performance.now()),
-    p.timeoutMs,
-  );
+  }, p.timeoutMs);
   if (Number.isNaN(readyAt)) {
     result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
     return { agent, calls: {} };
