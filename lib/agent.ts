@@ -48,6 +48,7 @@ import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/sync
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
 import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Replaceable parts of the agent (tests, the demo). */
 export interface AgentDeps {
@@ -179,7 +180,7 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
     // cleanupOwned wrote each round to the journal already; this only tidies up.
     log.warn("Cannot compact the ownership record", {
       path: ownership.path,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
   }
   log.info("Cleanup finished", {
@@ -210,7 +211,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       try {
         await fn();
       } catch (err) {
-        log.warn("Error while stopping", { err: err instanceof Error ? err.message : String(err) });
+        log.warn("Error while stopping", { err: errorMessage(err) });
       }
     }
   };
@@ -273,7 +274,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       } catch (err) {
         log.error("Cannot write the ownership record at stop", {
           path: ownership.path,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
       }
     });

@@ -26,6 +26,7 @@ import { OwnershipRecord } from "../proxy/ownership.ts";
 import { endpointPayload } from "../proxy/payload.ts";
 import { findNetwork, readStart, type StartState } from "../proxy/start.ts";
 import { parseArgs } from "./run.ts";
+import { errorMessage } from "../errors.ts";
 
 /** How long to wait for the initial lists of the cluster. */
 const CLUSTER_TIMEOUT_MS = 30_000;
@@ -245,7 +246,7 @@ export async function planCommand(args: string[]): Promise<number> {
   try {
     hns = openHns(config, log);
   } catch (err) {
-    console.error(`hnsproxy plan: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`hnsproxy plan: ${errorMessage(err)}`);
     log.close();
     return 1;
   }
@@ -273,7 +274,7 @@ export async function planCommand(args: string[]): Promise<number> {
     console.log(config.output === "json" ? renderJson(start, owned) : renderText(start, owned));
     return 0;
   } catch (err) {
-    console.error(`hnsproxy plan: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`hnsproxy plan: ${errorMessage(err)}`);
     return 1;
   } finally {
     await cluster?.stop();

@@ -18,6 +18,7 @@ import { flagsToLayer, scanFlags } from "./flags.ts";
 import { joinHostPort, splitHostPort } from "../net/ip.ts";
 import type { Config, Layer } from "./types.ts";
 import { toNodeName } from "./values.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Host facts parseConfig needs; injectable for tests. */
 export interface ParseOptions {
@@ -76,7 +77,7 @@ export function parseConfig(
     try {
       text = readFile(flags.configFile);
     } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
+      const reason = errorMessage(e);
       throw new ConfigError("--config", `cannot be read: ${reason}`, flags.configFile, {
         cause: e,
       });

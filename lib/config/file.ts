@@ -35,6 +35,7 @@ import {
   toNumber,
   toStr,
 } from "./values.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The apiVersion hnsproxy reads and writes. */
 export const API_VERSION = "kubeproxy.config.k8s.io/v1alpha1";
@@ -142,7 +143,7 @@ export function parseConfigFile(path: string, text: string): { layer: Layer } {
   try {
     doc = parse(text, { uniqueKeys: true, prettyErrors: false });
   } catch (e) {
-    const reason = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    const reason = (errorMessage(e)).split("\n")[0];
     throw new ConfigError(path, `is not valid YAML or JSON: ${reason}`, undefined, { cause: e });
   }
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {

@@ -48,6 +48,7 @@ import {
   type WatchEvent,
 } from "./api.ts";
 import type { ListParams, WatchParams } from "./client.ts";
+import { errorMessage } from "../errors.ts";
 
 /** What a reflector needs of the API client ({@linkcode KubeClient} provides it). */
 export interface ReflectorClient {
@@ -365,7 +366,7 @@ export class Reflector {
       verb,
       retryInMs: Math.round(delayMs),
       failures,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     };
     const plural = this.#opts.resource.plural;
     if (err instanceof ApiError && err.isResourceVersionTooLarge) {
@@ -501,7 +502,7 @@ export class Reflector {
       this.#logger.error("event handler failed", {
         handler: what,
         key,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     }
   }

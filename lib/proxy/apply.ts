@@ -73,6 +73,7 @@ import type {
 import type { ObservedCache } from "./observed.ts";
 import type { OwnedKind, OwnedObject, OwnershipRecord } from "./ownership.ts";
 import { resolveEndpointId } from "./reconcile.ts";
+import { errorMessage } from "../errors.ts";
 
 /** What happened to one operation. */
 export type OpOutcome = "ok" | "failed" | "deferred" | "conflict";
@@ -226,7 +227,7 @@ class ApplyRun {
           op: op.op,
           key: op.key,
           retryInMs,
-          err: error instanceof Error ? error.message : String(error),
+          err: errorMessage(error),
         });
       }
     };
@@ -300,7 +301,7 @@ class ApplyRun {
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
         creates: listed.length,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
       for (const intent of listed) this.#unlisted.set(intent.key, err);
     }
@@ -353,7 +354,7 @@ class ApplyRun {
     this.#log.error("Cannot write the ownership record; not modifying HNS objects", {
       path: this.#ctx.ownership.path,
       modifies: modifies.length,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
     for (const op of modifies) this.#unlisted.set(op.key, err);
   }
@@ -414,7 +415,7 @@ class ApplyRun {
       this.#log.info("HNS made the object of a create that reported a failure; keeping it", {
         key,
         id,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
       this.#issued.add(id);
       return held;
@@ -528,7 +529,7 @@ class ApplyRun {
     this.#log.warn("An endpoint hnsproxy does not own holds this IP; leaving it alone", {
       key: op.key,
       holder: holder.ID,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
     return undefined;
   }
@@ -703,7 +704,7 @@ function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown)
   modifyWarned.add(client);
   log.warn(
     "HNS cannot update load balancers in place; replacing changed ones (delete + create) from now on",
-    { err: err instanceof Error ? err.message : String(err) },
+    { err: errorMessage(err) },
   );
 }
 

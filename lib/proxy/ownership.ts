@@ -67,6 +67,7 @@
 
 import { dirname } from "node:path";
 import { type Logger, nullLogger } from "../log/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The HNS object kinds hnsproxy creates. */
 export type OwnedKind = "LoadBalancer" | "Endpoint";
@@ -742,8 +743,4 @@ function compareObjects(a: OwnedObject, b: OwnedObject): number {
   if (a.kind !== b.kind) return a.kind < b.kind ? 1 : -1; // LoadBalancer before Endpoint
   if (a.key !== b.key) return a.key < b.key ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
