@@ -135,7 +135,7 @@ class Client implements HnsClient {
     const text = await this.#api.enumerate(kind, enumerateQuery(filter));
     let ids: unknown;
     try {
-      ids = JSON.parse(text === "" ? "[]" : text);
+      ids = await parseIdArray(text === "" ? "[]" : text);
     } catch {
       ids = undefined;
     }
@@ -428,4 +428,37 @@ function idForCreate(given: string | undefined): string {
 /** The typed client over `api`; see the module notes for its guarantees. */
 export function createHnsClient(api: HcnApi, options: HnsClientOptions = {}): HnsClient {
   return new Client(api, options);
+}
+
+/** Characters of a listing {@link parseIdArray} parses between two yields. */
+const ID_ARRAY_CHUNK = 128 * 1024;
+
+/**
+ * `JSON.parse` of a JSON array of strings (an Enumerate's answer), a large
+ * one in chunks with a yield to the event loop between them. Without a
+ * backslash in the text, `","` occurs only between two elements, so the
+ * text is cut there; a cut that is not valid JSON on its own (a string
+ * holding `","` can only come with escapes, but anything unusual) falls back
+ * to one `JSON.parse` of the whole, so the outcome is always JSON.parse's.
+ */
+export async function parseIdArray(text: string): Promise<unknown> {
+  const last = text.length - 1;
+  if (text.length < 2 * ID_ARRAY_CHUNK || text[0] !== "[" || text[last] !== "]") {
+    return JSON.parse(text);
+  }
+  if (text.includes("\\")) return JSON.parse(text);
+  const out: unknown[] = [];
+  try {
+    for (let from = 1; from < last;) {
+      const cut = from + ID_ARRAY_CHUNK >= last ? -1 : text.indexOf('","', from + ID_ARRAY_CHUNK);
+      const end = cut < 0 ? last : cut + 1;
+      const part = JSON.parse(`[${text.slice(from, end)}]`) as unknown[];
+      for (const x of part) out.push(x);
+      from = cut < 0 ? last : cut + 2;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  } catch {
+    return JSON.parse(text);
+  }
+  return out;
 }
