@@ -277,6 +277,16 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /**
+   * The string the cache holds for this ID ({@link idKey} form), or `id`
+   * itself when the cache lacks it: a listing kept as these strings holds no
+   * copy of an ID the cache already holds.
+   */
+  sharedId(id: string): string {
+    const found = this.loadBalancerById(id) ?? this.endpointById(id);
+    return found && found.id === id ? found.id : id;
+  }
+
+  /**
    * The load balancer IDs, then the endpoint IDs, of every object ({@link
    * idKey} form), read from the indexes as they are when each is reached
    * (no copy; the cache may change between two steps).
