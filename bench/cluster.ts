@@ -257,6 +257,14 @@ async function incremental(
   extras: Map<number, number>,
   measured: Measured,
 ): Promise<void> {
+  // A full GC now, at a known time: it lines `--trace-gc` output (ms since the isolate began)
+  // up with performance.now() (the slow changes' write times), to tell GC pauses among them.
+  const gcAt = performance.now();
+  if (collectGarbage()) {
+    result.notes.push(
+      `phase 2: a forced GC (--trace-gc "testing") at performance.now() ${gcAt.toFixed(0)} ms`,
+    );
+  }
   const tracker = new LatencyTracker(spec, agent.probe);
   const random = prng(7);
   const minSync = agent.config.minSyncPeriodMs;
@@ -434,7 +442,7 @@ function slowChanges(
     );
     const decoded = spans.filter((e) => e.endedAt > writtenAt - 50 && e.endedAt < end);
     return [
-      k,
+      `${k} @${writtenAt.toFixed(0)}`,
       f(ms),
       f(cpuMs),
       run ? f(run.startedAt - writtenAt) : "-",
@@ -446,7 +454,7 @@ function slowChanges(
   return {
     title: "Slowest changes: what each waited for (ms; times relative to the API write)",
     header: [
-      "change",
+      "change @write",
       "latency",
       "CPU used",
       "run began",
