@@ -249,10 +249,13 @@ export class LocalEndpoints {
   ): Promise<LookupResult> {
     const { client, observed, ownership } = this.#o;
     const existed = (id: string) => since === undefined || since.existed(id);
-    const local = new Map(ctx.localEndpoints);
-    for (const [ip, id] of local) {
+    // A node may hold thousands of pods: the context's map is copied only when it changes.
+    let copy: Map<string, string> | undefined;
+    const edit = () => (copy ??= new Map(ctx.localEndpoints));
+    const local = () => copy ?? ctx.localEndpoints;
+    for (const [ip, id] of ctx.localEndpoints) {
       const k = idKey(id);
-      if (!present.has(k) && existed(k)) local.delete(ip);
+      if (!present.has(k) && existed(k)) edit().delete(ip);
     }
     const known = this.#known;
     if (!networkOnly) {
@@ -261,11 +264,17 @@ export class LocalEndpoints {
         if (known.has(id) && !present.has(id) && existed(id)) this.#forget(id);
       }
     }
-    const localIds = new Set<string>();
-    for (const id of local.values()) localIds.add(idKey(id));
+    let localIds: Set<string> | undefined;
+    const isLocal = (id: string) => {
+      if (!localIds) {
+        localIds = new Set<string>();
+        for (const x of local().values()) localIds.add(idKey(x));
+      }
+      return localIds.has(id);
+    };
     const fresh: HcnEndpoint[] = [];
     for (const id of since?.unknownListed ?? present) {
-      if (known.has(id) || localIds.has(id) || !present.has(id)) continue;
+      if (known.has(id) || !present.has(id) || isLocal(id)) continue;
       if (observed.endpointById(id) !== undefined) {
         // Ours (or of others, already classified): no need to look it up again next time.
         this.#learn(id);
@@ -277,7 +286,7 @@ export class LocalEndpoints {
       if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
     }
     for (const [ip, id] of localEndpointsOf(fresh, ctx.network.id, (x) => ownership.owns(x))) {
-      if (!local.has(ip)) local.set(ip, id);
+      if (!local().has(ip)) edit().set(ip, id);
     }
     let othersHoldWanted = false;
     const sourceVips = new Set(ctx.sourceVips);
@@ -291,14 +300,16 @@ export class LocalEndpoints {
     let root = ctx.rootHnsEndpointId;
     if (root !== undefined && !present.has(idKey(root)) && existed(idKey(root))) root = undefined;
     root = findEndpointByName(fresh, ctx.network.id, ctx.rootHnsEndpointName) ?? root;
-    const next = contextWithRoot({ ...ctx, localEndpoints: local }, root);
-    if (!contextChanged(ctx, next)) {
+    const next = copy === undefined && root === ctx.rootHnsEndpointId
+      ? ctx
+      : contextWithRoot({ ...ctx, localEndpoints: local() }, root);
+    if (next === ctx || !contextChanged(ctx, next)) {
       if (this.#missing() > 0) this.#backoff.fail();
       return { ctx, othersHoldWanted };
     }
     this.#o.logger.debug(2, "CNI endpoints changed", {
       before: ctx.localEndpoints.size,
-      after: local.size,
+      after: local().size,
       root: next.rootHnsEndpointId ?? "(none)",
     });
     // The recompute decides whether anything is still missing.

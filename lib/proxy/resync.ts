@@ -415,9 +415,9 @@ export async function findCandidates(
 
 /**
  * Mark the IDs known now: those of the cache, the classified endpoints
- * (`known`) and the node context's local endpoints (`localIds`), by journals
- * of what the cache and `known` learn and forget from now on (O(local
- * endpoints) now, O(change) later).
+ * (`known`) and the node context's local endpoints (`localIds`: the
+ * context's, which is replaced, never changed), by journals of what the
+ * cache and `known` learn and forget from now on: O(1) now, O(change) later.
  */
 export function markKnownIds(
   observed: ObservedCache,
@@ -426,12 +426,20 @@ export function markKnownIds(
 ): IdMark {
   const cacheJournal = observed.markIds();
   const knownJournal = known.markIds();
-  const local = new Set<string>();
-  for (const id of localIds) local.add(idKey(id));
+  // Built only when asked for an ID neither the cache nor `known` held (rare: local endpoints are
+  // classified too), as a node may hold thousands of pods.
+  let local: Set<string> | undefined;
+  const isLocal = (id: string) => {
+    if (!local) {
+      local = new Set<string>();
+      for (const x of localIds) local.add(idKey(x));
+    }
+    return local.has(id);
+  };
   return {
     existed: (id) =>
       cacheJournal.heldAtMark(id, observed.hasId(id)) ||
-      knownJournal.heldAtMark(id, known.knows(id)) || local.has(id),
+      knownJournal.heldAtMark(id, known.knows(id)) || isLocal(id),
     end: () => {
       observed.unmarkIds(cacheJournal);
       known.unmarkIds(knownJournal);

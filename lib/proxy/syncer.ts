@@ -602,8 +602,7 @@ export class Syncer {
    * such a record entry then outlives one resync more, nothing worse.
    */
   #markIds(): IdMark {
-    const localIds = [...this.#ctx?.localEndpoints.values() ?? []];
-    return markKnownIds(this.#observed, this.#local, localIds);
+    return markKnownIds(this.#observed, this.#local, this.#ctx?.localEndpoints.values() ?? []);
   }
 
   #reset(): void {
