@@ -595,11 +595,11 @@ export class Syncer {
   }
 
   /**
-   * Mark the IDs of every object the syncer knows of
-   * now (the cache, the classified endpoints, the node context's local
-   * endpoints), by journals of what it learns and forgets from now on: O(1)
-   * now, O(change) later. Owned IDs the cache lacks do not count as known:
-   * such a record entry then outlives one resync more, nothing worse.
+   * Mark the IDs of every object the syncer knows of now (the cache, the
+   * classified endpoints, the node context's local endpoints), by journals
+   * of what it learns and forgets from now on: O(1) now, O(change) later.
+   * Owned IDs the cache lacks do not count as known: such a record entry
+   * then outlives one resync more, nothing worse.
    */
   #markIds(): IdMark {
     return markKnownIds(this.#observed, this.#local, this.#ctx?.localEndpoints.values() ?? []);
