@@ -166,10 +166,11 @@ class Pace implements Pacer {
   step(): Promise<void> | undefined {
     if (++this.#n % CHECK_EVERY !== 0) return undefined;
     if (performance.now() - this.#sliceStart < SLICE_MS && !this.#runEnd()) return undefined;
-    return this.#yield();
+    return this.pause();
   }
 
-  async #yield(): Promise<void> {
+  /** Yield to the event loop, then wait while a run is in flight. */
+  async pause(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 0));
     for (let end = this.#runEnd(); end; end = this.#runEnd()) await end;
     this.#sliceStart = performance.now();
@@ -319,7 +320,7 @@ export class Resync {
   async #list(
     networkName: string,
     networkId: string,
-    pace?: Pacer,
+    pace?: Pace,
     observed?: ObservedCache,
   ): Promise<Listing> {
     const { client } = this.#o;
@@ -332,8 +333,8 @@ export class Resync {
     }
     // One after the other: HNS serializes them anyway, and the first one's result is read on
     // this thread while the second one runs.
-    const lbIds = await idSet(await client.listLoadBalancerIds(), pace, observed);
-    const epIds = await idSet(await client.listEndpointIds(), pace, observed);
+    const lbIds = await idSet(client, "LoadBalancer", pace, observed);
+    const epIds = await idSet(client, "Endpoint", pace, observed);
     return { startedAt, networkId, networkIds, lbIds, epIds };
   }
 }
@@ -354,21 +355,23 @@ async function each<T>(items: Iterable<T>, pace: Pacer | undefined, fn: (item: T
 }
 
 /**
- * The {@link idKey} set of a listing, paced when `pace` is given. With
- * `observed`, IDs the cache holds are kept as the cache's strings, so the
- * listing's own copies die young instead of being promoted while the
- * comparison runs (a listing of 60,000 IDs is some 3 MB of strings).
+ * The {@link idKey} set of the IDs HNS lists of one kind, built as the
+ * answer is parsed (no array of them is built), pausing between chunks by
+ * `pace` when given. With `observed`, IDs the cache holds are kept as the
+ * cache's strings, so the parsed copies die young instead of being promoted
+ * while the comparison runs (60,000 IDs are some 3 MB of strings).
  */
 async function idSet(
-  ids: readonly string[],
-  pace?: Pacer,
+  client: HnsClient,
+  kind: "LoadBalancer" | "Endpoint",
+  pace?: Pace,
   observed?: ObservedCache,
 ): Promise<Set<string>> {
   const out = new Set<string>();
-  await each(ids, pace, (id) => {
+  await client.forEachId(kind, (id) => {
     const key = idKey(id);
     out.add(observed ? observed.sharedId(key) : key);
-  });
+  }, pace && (() => pace.pause()));
   return out;
 }
 
