@@ -32,6 +32,7 @@ import { mallocInUse } from "./malloc.ts";
 import { collectGarbage, mib, peakRssBytes, resetPeakRss, rssBytes } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
+import process from "node:process";
 import { prng } from "../tests/prng.ts";
 import { OwnershipRecord } from "../lib/proxy/ownership.ts";
 
@@ -257,6 +258,14 @@ async function incremental(
   extras: Map<number, number>,
   measured: Measured,
 ): Promise<void> {
+  // A full GC now, at a known time: it lines `--trace-gc` output (ms since the isolate began)
+  // up with performance.now() (the slow changes' write times), to tell GC pauses among them.
+  const gcAt = performance.now();
+  if (collectGarbage()) {
+    result.notes.push(
+      `phase 2: a forced GC (--trace-gc "testing") at performance.now() ${gcAt.toFixed(0)} ms`,
+    );
+  }
   const tracker = new LatencyTracker(spec, agent.probe);
   const random = prng(7);
   const minSync = agent.config.minSyncPeriodMs;
@@ -264,6 +273,8 @@ async function incremental(
   const writtenAts: number[] = [];
   const perChange: { calls: CallCounts; lbs: number; resynced: boolean; syncMs: number }[] = [];
   const chosen = new Set<number>();
+  const listings = traceListings(agent);
+  const arrivals: Arrival[] = [];
   for (let k = 0; k < changes; k++) {
     let i: number;
     do i = Math.floor(random() * spec.services); while (chosen.has(i));
@@ -273,6 +284,7 @@ async function incremental(
     const freeAt = (last?.startedAt ?? 0) + minSync + 20;
     if (performance.now() < freeAt) await sleep(freeAt - performance.now());
     const before = emulator.callCounts();
+    const cpuBefore = cpuMs();
     const writtenAt = performance.now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
@@ -284,6 +296,7 @@ async function incremental(
     }
     latencies.push(ms);
     writtenAts.push(writtenAt);
+    arrivals.push({ writtenAt, ms, cpuMs: cpuMs() - cpuBefore });
     await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
     const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
     perChange.push({
@@ -346,6 +359,8 @@ async function incremental(
     },
   ];
   result.figures.push(...figures);
+  listings.stop();
+  result.tables.push(slowChanges(arrivals, agent, listings.spans));
   const examples = new Map<string, number>();
   for (const c of quiet) {
     const key = describeCallsKey(c.calls);
@@ -366,6 +381,90 @@ async function incremental(
     rows: [...examples].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v]),
   });
   agent.probe.onLbWrite(undefined);
+}
+
+/** One change of phase 2: when it was written, its latency, and the CPU time used meanwhile. */
+interface Arrival {
+  writtenAt: number;
+  ms: number;
+  /** CPU time this process (all its threads) used from the write until programmed. */
+  cpuMs: number;
+}
+
+/** CPU time this process used so far, ms (user + system, all threads). */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/** When the agent's Enumerate calls ran (`performance.now()`), by kind. */
+interface EnumerateSpan {
+  kind: string;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Record the agent's Enumerate calls (the resync's listings) until `stop`. */
+function traceListings(agent: BenchAgent): { spans: EnumerateSpan[]; stop(): void } {
+  const probe = agent.probe;
+  const original = probe.enumerate;
+  const spans: EnumerateSpan[] = [];
+  probe.enumerate = async (kind, query) => {
+    const startedAt = performance.now();
+    try {
+      return await original.call(probe, kind, query);
+    } finally {
+      spans.push({ kind, startedAt, endedAt: performance.now() });
+    }
+  };
+  return { spans, stop: () => void (probe.enumerate = original) };
+}
+
+/**
+ * The slowest changes, each with what it waited for: the CPU time the
+ * process used meanwhile (far below the latency: it waited for a CPU, not
+ * for its own work), the time from the API write to the start of the run
+ * that programmed it (watch delivery and the runner), that run's duration and kind, the runs that were in flight when
+ * it arrived, and whether a listing's Enumerate ended within 50 ms before
+ * the run (its decoding then ran on this thread).
+ */
+function slowChanges(
+  arrivals: Arrival[],
+  agent: BenchAgent,
+  spans: EnumerateSpan[],
+): { title: string; header: string[]; rows: (string | number)[][] } {
+  const slow = arrivals.map((a, k) => ({ ...a, k })).sort((a, b) => b.ms - a.ms).slice(0, 8);
+  const f = (x: number) => x.toFixed(1);
+  const rows = slow.map(({ writtenAt, ms, k, cpuMs }) => {
+    const end = writtenAt + ms;
+    const run = agent.syncs.find((s) => s.startedAt > writtenAt && s.startedAt < end);
+    const busy = agent.syncs.filter((s) =>
+      s.startedAt <= writtenAt && s.startedAt + s.ms > writtenAt
+    );
+    const decoded = spans.filter((e) => e.endedAt > writtenAt - 50 && e.endedAt < end);
+    return [
+      `${k} @${writtenAt.toFixed(0)}`,
+      f(ms),
+      f(cpuMs),
+      run ? f(run.startedAt - writtenAt) : "-",
+      run ? `${f(run.ms)} ${run.kind}${run.resynced ? " +resync" : ""}` : "-",
+      busy.map((s) => `${s.kind}${s.resynced ? "+resync" : ""} ${f(s.ms)}`).join(", ") || "-",
+      decoded.map((e) => `${e.kind} ended ${f(e.endedAt - writtenAt)}`).join(", ") || "-",
+    ];
+  });
+  return {
+    title: "Slowest changes: what each waited for (ms; times relative to the API write)",
+    header: [
+      "change @write",
+      "latency",
+      "CPU used",
+      "run began",
+      "its run",
+      "runs in flight at the write",
+      "listings",
+    ],
+    rows,
+  };
 }
 
 function describeCallsKey(calls: CallCounts): string {

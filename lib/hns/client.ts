@@ -37,6 +37,7 @@ import type {
   HnsVersion,
   OpenNetwork,
 } from "./types.ts";
+import { yieldToEventLoop } from "./wstr.ts";
 
 /** The query every QueryXProperties call sends (schema 2.0, no flags, no filter). */
 export const PROPERTIES_QUERY = JSON.stringify({ SchemaVersion: { Major: 2, Minor: 0 }, Flags: 0 });
@@ -136,7 +137,7 @@ class Client implements HnsClient {
     const text = await this.#api.enumerate(kind, enumerateQuery(filter));
     let ids: unknown;
     try {
-      ids = JSON.parse(text === "" ? "[]" : text);
+      ids = await parseIdArray(text === "" ? "[]" : text);
     } catch {
       ids = undefined;
     }
@@ -377,6 +378,34 @@ class Client implements HnsClient {
     );
   }
 
+  forEachId(
+    kind: "LoadBalancer" | "Endpoint",
+    each: (id: string) => void,
+    pause?: () => Promise<void>,
+  ): Promise<void> {
+    const lbs = kind === "LoadBalancer";
+    return this.#context(
+      lbs ? "listLoadBalancerIds" : "listEndpointIds",
+      lbs ? "load balancers" : "endpoints",
+      async () => {
+        const text = await this.#api.enumerate(kind, enumerateQuery());
+        try {
+          await forEachInIdArray(text === "" ? "[]" : text, (id) => {
+            if (typeof id !== "string") throw new SyntaxError("not an ID");
+            each(id);
+          }, pause);
+        } catch (err) {
+          if (!(err instanceof SyntaxError)) throw err;
+          throw new HnsError({
+            hresult: HResult.INVALID_JSON,
+            operation: `HcnEnumerate${kind}s`,
+            hnsMessage: `expected a JSON array of IDs, got ${text.slice(0, 200)}`,
+          });
+        }
+      },
+    );
+  }
+
   listLoadBalancers(): Promise<HcnLoadBalancer[]> {
     return this.#context(
       "listLoadBalancers",
@@ -477,4 +506,80 @@ function idForCreate(given: string | undefined): string {
 /** The typed client over `api`; see the module notes for its guarantees. */
 export function createHnsClient(api: HcnApi, options: HnsClientOptions = {}): HnsClient {
   return new Client(api, options);
+}
+
+/** Characters of a listing parsed between two yields ({@link parseIdArray}, {@link forEachInIdArray}). */
+const ID_ARRAY_CHUNK = 128 * 1024;
+
+/**
+ * Parse a large JSON array of strings chunk by chunk, handing each chunk's
+ * elements to `part` and awaiting `pause` between chunks. Without a
+ * backslash in the text, `","` occurs only between two elements, so the
+ * text is cut there; a cut is never wrong without being invalid JSON on its
+ * own (it would end in a lone quote). Returns false, having handed over
+ * only whole chunks of the true elements, when the text is small, not
+ * bracketed, holds a backslash or a chunk is not valid alone: then the
+ * caller parses the whole at once.
+ */
+async function eachChunk(
+  text: string,
+  part: (elements: unknown[]) => void,
+  pause: () => Promise<void>,
+): Promise<boolean> {
+  const last = text.length - 1;
+  if (text.length < 2 * ID_ARRAY_CHUNK || text[0] !== "[" || text[last] !== "]") return false;
+  if (text.includes("\\")) return false;
+  for (let from = 1; from < last;) {
+    const cut = from + ID_ARRAY_CHUNK >= last ? -1 : text.indexOf('","', from + ID_ARRAY_CHUNK);
+    const end = cut < 0 ? last : cut + 1;
+    let elements: unknown[];
+    try {
+      elements = JSON.parse(`[${text.slice(from, end)}]`);
+    } catch {
+      return false;
+    }
+    part(elements);
+    from = cut < 0 ? last : cut + 2;
+    await pause();
+  }
+  return true;
+}
+
+/**
+ * `JSON.parse` of a JSON array of strings (an Enumerate's answer), a large
+ * one in chunks with a yield to the event loop between them; the outcome is
+ * always JSON.parse's.
+ */
+export async function parseIdArray(text: string): Promise<unknown> {
+  const out: unknown[] = [];
+  const chunked = await eachChunk(text, (xs) => {
+    for (const x of xs) out.push(x);
+  }, yieldToEventLoop);
+  return chunked ? out : JSON.parse(text);
+}
+
+/**
+ * Hand each element of a JSON array (an Enumerate's answer) to `each`, in
+ * order and once, parsing a large one in chunks with `pause` between them,
+ * so that no array of all of them is ever built. Throws a SyntaxError when
+ * the text is not a JSON array (elements before the fault may have been
+ * handed over).
+ */
+export async function forEachInIdArray(
+  text: string,
+  each: (element: unknown) => void,
+  pause: () => Promise<void> = yieldToEventLoop,
+): Promise<void> {
+  let handed = 0;
+  const chunked = await eachChunk(text, (xs) => {
+    for (const x of xs) {
+      each(x);
+      handed++;
+    }
+  }, pause);
+  if (chunked) return;
+  const all: unknown = JSON.parse(text);
+  if (!Array.isArray(all)) throw new SyntaxError("not a JSON array");
+  // Whole chunks handed over before a fallback are the array's first elements.
+  for (let i = handed; i < all.length; i++) each(all[i]);
 }

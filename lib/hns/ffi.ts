@@ -30,7 +30,7 @@ import {
   HNS_CALL,
 } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
-import { readWide } from "./wstr.ts";
+import { readWide, readWidePaced } from "./wstr.ts";
 
 /** E_FAIL: what a success HRESULT with an error record and no usable ErrorCode becomes. */
 export const E_FAIL = 0x80004005;
@@ -292,15 +292,31 @@ class FfiHcnApi implements HcnApi {
     }
   }
 
+  /** {@link #take}, the string read in paced slices ({@link readWidePaced}). */
+  async #takePaced(out: BigUint64Array): Promise<string | undefined> {
+    const address = out[0];
+    if (address === 0n) return undefined;
+    const ptr = Deno.UnsafePointer.create(address);
+    if (ptr === null) return undefined;
+    out[0] = 0n;
+    try {
+      return await readWidePaced(ptr);
+    } finally {
+      this.#fn(CO_TASK_MEM_FREE)(ptr);
+    }
+  }
+
   /**
    * Run an HCN function whose last parameter is the error record and, when
    * `result` is given, whose result is a string out-parameter; free both.
+   * `paced`: the result may be large; read it in slices.
    */
   async #callString(
     name: string,
     object: string | undefined,
     args: unknown[],
     result?: BigUint64Array,
+    paced = false,
   ): Promise<string | undefined> {
     const errOut = this.#buffers.pointerOut();
     const hr = await this.#fn(name)(...args, ...(result ? [result] : []), errOut) as number;
@@ -308,7 +324,7 @@ class FfiHcnApi implements HcnApi {
     let record: string | undefined;
     let text: string | undefined;
     try {
-      text = result ? this.#take(result) : undefined;
+      text = result ? (paced ? await this.#takePaced(result) : this.#take(result)) : undefined;
     } finally {
       record = this.#take(errOut);
     }
@@ -350,7 +366,8 @@ class FfiHcnApi implements HcnApi {
   enumerate(kind: HcnKind, query: string): Promise<string> {
     const out = this.#buffers.pointerOut();
     const args = [this.#buffers.wide(query)];
-    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out)
+    // A listing of 60,000 IDs is 4.6 MB: read in slices, so other work goes on meanwhile.
+    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out, true)
       .then((text) => text ?? "");
   }
 

@@ -284,6 +284,18 @@ export interface HnsClient {
 
   /** IDs of all load balancers (one Enumerate call). */
   listLoadBalancerIds(): Promise<string[]>;
+  /**
+   * The IDs of all load balancers or all endpoints (one Enumerate call),
+   * handed to `each` as a large answer is parsed chunk by chunk (awaiting
+   * `pause` between chunks, default a yield to the event loop), so that no
+   * array of them is ever built. Throws like the listings; IDs before a
+   * malformed part of the answer may have been handed over.
+   */
+  forEachId(
+    kind: "LoadBalancer" | "Endpoint",
+    each: (id: string) => void,
+    pause?: () => Promise<void>,
+  ): Promise<void>;
   /** All load balancers with properties. */
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */

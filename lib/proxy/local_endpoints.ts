@@ -42,6 +42,7 @@ import {
 } from "./context.ts";
 import { endpointKeyFromHns, isKeyError } from "./keys.ts";
 import type { DesiredState, NodeContext, ServiceDesired } from "./model.ts";
+import { IdJournal } from "./id_journal.ts";
 import { idKey, type ObservedCache, sameId } from "./observed.ts";
 import { ServiceDiagnostics } from "./service_diagnostics.ts";
 import type { OwnershipRecord } from "./ownership.ts";
@@ -68,6 +69,21 @@ export interface LookupResult {
   othersHoldWanted: boolean;
 }
 
+/**
+ * What a resync knows of an endpoint listing taken while objects may have
+ * been learnt of: which IDs were known when it started, and optionally
+ * (found in the background) the only IDs {@link LocalEndpoints.refresh}
+ * needs to look at.
+ */
+export interface ListingScan {
+  /** Whether the ID ({@link idKey} form) was known when the listing started. */
+  existed(id: string): boolean;
+  /** Known IDs the listing lacks (a superset is fine); default: every known ID. */
+  unlistedKnown?: Iterable<string>;
+  /** Listed IDs not known (a superset is fine); default: every listed ID. */
+  unknownListed?: Iterable<string>;
+}
+
 /** Longest wait between lookups of CNI endpoints the cluster names but HNS lacks. */
 const LOOKUP_MAX_MS = 30_000;
 
@@ -81,6 +97,8 @@ export class LocalEndpoints {
   /** IPs of missing local endpoints already looked up once (later lookups go by backoff). */
   #lookedUp = new Set<string>();
   readonly #backoff: RetryBackoff;
+  /** Net changes of {@link #known} since {@link markIds}. */
+  #journal: IdJournal | undefined;
 
   /** Nothing known yet. */
   constructor(options: LocalEndpointsOptions) {
@@ -94,18 +112,48 @@ export class LocalEndpoints {
 
   /** Start over with the endpoint IDs HNS listed at start. */
   restart(endpointIds: Iterable<string>): void {
-    this.#known.clear();
+    this.clear();
     for (const id of endpointIds) this.#known.add(idKey(id));
   }
 
-  /** Forget everything (HNS is read afresh). */
+  /** Forget everything (HNS is read afresh). A journal of {@link markIds} ends. */
   clear(): void {
     this.#known.clear();
+    this.#journal = undefined;
   }
 
-  /** The endpoint IDs already classified ({@link idKey} form). */
+  /** The endpoint IDs already classified ({@link idKey} form; live, no copy). */
   knownIds(): Iterable<string> {
     return this.#known;
+  }
+
+  /** Whether this endpoint ID ({@link idKey} form) is already classified. */
+  knows(id: string): boolean {
+    return this.#known.has(id);
+  }
+
+  /**
+   * Start a journal of the IDs that become known and stop being known (one
+   * at a time); it ends with {@link unmarkIds} or {@link clear}.
+   */
+  markIds(): IdJournal {
+    this.#journal = new IdJournal();
+    return this.#journal;
+  }
+
+  /** End this journal, if it is the current one. */
+  unmarkIds(journal: IdJournal): void {
+    if (this.#journal === journal) this.#journal = undefined;
+  }
+
+  #learn(id: string): void {
+    if (this.#known.has(id)) return;
+    this.#known.add(id);
+    this.#journal?.added(id);
+  }
+
+  #forget(id: string): void {
+    if (this.#known.delete(id)) this.#journal?.removed(id);
   }
 
   /**
@@ -180,47 +228,59 @@ export class LocalEndpoints {
    * Bring the CNI endpoints up to date from an endpoint ID listing
    * ({@link idKey} form): drop IDs that vanished, read the ones never seen.
    * `networkOnly`: the listing holds the network's endpoints only, so IDs of
-   * other networks are not forgotten. `before`: the IDs known when the
-   * listing started, if objects may have been learnt of since (only those
-   * can have vanished; one known then that the cache lacks now was deleted
-   * meanwhile, so it is not read as new).
+   * other networks are not forgotten. `since`, when objects may have been
+   * learnt of since the listing started: which IDs were known then (only
+   * those can have vanished; one known then that the cache lacks now was
+   * deleted meanwhile, so it is not read as new), and optionally the IDs
+   * worth looking at, found beforehand ({@link ListingScan}).
    */
   async refresh(
     ctx: NodeContext,
     desired: DesiredState | undefined,
     present: ReadonlySet<string>,
     networkOnly: boolean,
-    before?: ReadonlySet<string>,
+    since?: ListingScan,
   ): Promise<LookupResult> {
     const { client, observed, ownership } = this.#o;
-    const existed = (id: string) => before === undefined || before.has(id);
-    const local = new Map(ctx.localEndpoints);
-    for (const [ip, id] of local) {
+    const existed = (id: string) => since === undefined || since.existed(id);
+    // A node may hold thousands of pods: the context's map is copied only when it changes.
+    let copy: Map<string, string> | undefined;
+    const edit = () => (copy ??= new Map(ctx.localEndpoints));
+    const local = () => copy ?? ctx.localEndpoints;
+    for (const [ip, id] of ctx.localEndpoints) {
       const k = idKey(id);
-      if (!present.has(k) && existed(k)) local.delete(ip);
+      if (!present.has(k) && existed(k)) edit().delete(ip);
     }
     const known = this.#known;
     if (!networkOnly) {
       // Deleting the current entry while iterating a Set is safe.
-      for (const id of known) if (!present.has(id) && existed(id)) known.delete(id);
+      for (const id of since?.unlistedKnown ?? known) {
+        if (known.has(id) && !present.has(id) && existed(id)) this.#forget(id);
+      }
     }
-    const localIds = new Set<string>();
-    for (const id of local.values()) localIds.add(idKey(id));
+    let localIds: Set<string> | undefined;
+    const isLocal = (id: string) => {
+      if (!localIds) {
+        localIds = new Set<string>();
+        for (const x of local().values()) localIds.add(idKey(x));
+      }
+      return localIds.has(id);
+    };
     const fresh: HcnEndpoint[] = [];
-    for (const id of present) {
-      if (known.has(id) || localIds.has(id)) continue;
+    for (const id of since?.unknownListed ?? present) {
+      if (known.has(id) || !present.has(id) || isLocal(id)) continue;
       if (observed.endpointById(id) !== undefined) {
         // Ours (or of others, already classified): no need to look it up again next time.
-        known.add(id);
+        this.#learn(id);
         continue;
       }
-      if (before?.has(id)) continue;
+      if (since?.existed(id)) continue;
       const ep = await client.getEndpoint(id);
-      known.add(id);
+      this.#learn(id);
       if (ep && onNetwork(ep, ctx.network.id)) fresh.push(ep);
     }
     for (const [ip, id] of localEndpointsOf(fresh, ctx.network.id, (x) => ownership.owns(x))) {
-      if (!local.has(ip)) local.set(ip, id);
+      if (!local().has(ip)) edit().set(ip, id);
     }
     let othersHoldWanted = false;
     const sourceVips = new Set(ctx.sourceVips);
@@ -234,14 +294,16 @@ export class LocalEndpoints {
     let root = ctx.rootHnsEndpointId;
     if (root !== undefined && !present.has(idKey(root)) && existed(idKey(root))) root = undefined;
     root = findEndpointByName(fresh, ctx.network.id, ctx.rootHnsEndpointName) ?? root;
-    const next = contextWithRoot({ ...ctx, localEndpoints: local }, root);
-    if (!contextChanged(ctx, next)) {
+    const next = copy === undefined && root === ctx.rootHnsEndpointId
+      ? ctx
+      : contextWithRoot({ ...ctx, localEndpoints: local() }, root);
+    if (next === ctx || !contextChanged(ctx, next)) {
       if (this.#missing() > 0) this.#backoff.fail();
       return { ctx, othersHoldWanted };
     }
     this.#o.logger.debug(2, "CNI endpoints changed", {
       before: ctx.localEndpoints.size,
-      after: local.size,
+      after: local().size,
       root: next.rootHnsEndpointId ?? "(none)",
     });
     // The recompute decides whether anything is still missing.

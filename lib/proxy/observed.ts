@@ -27,6 +27,7 @@ import type {
   ObservedLoadBalancer,
   ObservedState,
 } from "./model.ts";
+import { IdJournal } from "./id_journal.ts";
 
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
@@ -52,6 +53,8 @@ export class ObservedCache implements IndexedObservedState {
   /** Owned objects without a usable key, by upper-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
+  /** Net ID changes since {@link markIds}, while a resync's listing is compared. */
+  #journal: IdJournal | undefined;
 
   /** A cache holding a copy of `state` (or nothing). */
   constructor(state?: ObservedState) {
@@ -105,8 +108,9 @@ export class ObservedCache implements IndexedObservedState {
     for (const ep of state.endpoints.values()) this.setEndpoint(ep);
   }
 
-  /** Forget everything (HNS restarted). */
+  /** Forget everything (HNS restarted). A journal of {@link markIds} ends. */
   clear(): void {
+    this.#journal = undefined;
     this.#lbs.clear();
     this.#eps.clear();
     this.#foreignLbs.clear();
@@ -127,7 +131,7 @@ export class ObservedCache implements IndexedObservedState {
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
     this.#lbs.set(lb.key, lb);
-    this.#lbKeyById.set(idKey(lb.id), lb.key);
+    this.#putId(this.#lbKeyById, idKey(lb.id), lb.key);
     this.#index(lb, true);
   }
 
@@ -137,7 +141,7 @@ export class ObservedCache implements IndexedObservedState {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
-    this.#epKeyById.set(idKey(ep.id), ep.key);
+    this.#putId(this.#epKeyById, idKey(ep.id), ep.key);
   }
 
   /**
@@ -149,11 +153,11 @@ export class ObservedCache implements IndexedObservedState {
     if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
     const old = this.#foreignLbs.get(lb.key);
     if (old) {
-      this.#lbKeyById.delete(idKey(old.id));
+      this.#deleteId(this.#lbKeyById, idKey(old.id));
       countIds(this.#foreignRefs, old, -1);
     }
     this.#foreignLbs.set(lb.key, lb);
-    this.#lbKeyById.set(idKey(lb.id), lb.key);
+    this.#putId(this.#lbKeyById, idKey(lb.id), lb.key);
     countIds(this.#foreignRefs, lb, +1);
   }
 
@@ -162,9 +166,9 @@ export class ObservedCache implements IndexedObservedState {
     const ep = slimEndpoint(given);
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
-    if (old) this.#epKeyById.delete(idKey(old.id));
+    if (old) this.#deleteId(this.#epKeyById, idKey(old.id));
     this.#foreignEps.set(ep.key, ep);
-    this.#epKeyById.set(idKey(ep.id), ep.key);
+    this.#putId(this.#epKeyById, idKey(ep.id), ep.key);
   }
 
   /** Move a foreign load balancer to the owned ones (adoption); false when unknown. */
@@ -189,7 +193,7 @@ export class ObservedCache implements IndexedObservedState {
   removeLoadBalancerById(id: string): ObservedLoadBalancer | undefined {
     const stray = this.#strayLbs.get(idKey(id));
     if (stray) {
-      this.#strayLbs.delete(idKey(id));
+      this.#deleteId(this.#strayLbs, idKey(id));
       countIds(this.#strayRefs, stray, -1);
     }
     return this.#dropLbId(id) ?? stray;
@@ -198,7 +202,7 @@ export class ObservedCache implements IndexedObservedState {
   /** Forget the endpoint with this ID (owned, foreign or stray); returns what was removed. */
   removeEndpointById(id: string): ObservedEndpoint | undefined {
     const stray = this.#strayEps.get(idKey(id));
-    if (stray) this.#strayEps.delete(idKey(id));
+    if (stray) this.#deleteId(this.#strayEps, idKey(id));
     return this.#dropEpId(id) ?? stray;
   }
 
@@ -266,6 +270,52 @@ export class ObservedCache implements IndexedObservedState {
     return out;
   }
 
+  /** Whether an object (owned, foreign or stray) has this ID ({@link idKey} form). */
+  hasId(id: string): boolean {
+    return this.#lbKeyById.has(id) || this.#epKeyById.has(id) || this.#strayLbs.has(id) ||
+      this.#strayEps.has(id);
+  }
+
+  /**
+   * The string the cache holds for this ID ({@link idKey} form), or `id`
+   * itself when the cache lacks it: a listing kept as these strings holds no
+   * copy of an ID the cache already holds.
+   */
+  sharedId(id: string): string {
+    const found = this.loadBalancerById(id) ?? this.endpointById(id);
+    return found && found.id === id ? found.id : id;
+  }
+
+  /**
+   * The load balancer IDs, then the endpoint IDs, of every object ({@link
+   * idKey} form), read from the indexes as they are when each is reached
+   * (no copy; the cache may change between two steps).
+   */
+  *idKeys(kind: "LoadBalancer" | "Endpoint"): IterableIterator<string> {
+    if (kind === "LoadBalancer") {
+      yield* this.#lbKeyById.keys();
+      yield* this.#strayLbs.keys();
+    } else {
+      yield* this.#epKeyById.keys();
+      yield* this.#strayEps.keys();
+    }
+  }
+
+  /**
+   * Start a journal of the IDs that enter and leave the cache (one at a
+   * time: a new one replaces the last); it ends with {@link unmarkIds} or
+   * {@link clear}.
+   */
+  markIds(): IdJournal {
+    this.#journal = new IdJournal();
+    return this.#journal;
+  }
+
+  /** End this journal, if it is the current one. */
+  unmarkIds(journal: IdJournal): void {
+    if (this.#journal === journal) this.#journal = undefined;
+  }
+
   /** Whether an owned load balancer references the endpoint with this ID. */
   endpointReferenced(id: string): boolean {
     return this.#refs.has(idKey(id));
@@ -297,7 +347,7 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#lbs.get(key);
     if (!old) return;
     this.#lbs.delete(key);
-    this.#lbKeyById.delete(idKey(old.id));
+    this.#deleteId(this.#lbKeyById, idKey(old.id));
     this.#index(old, false);
   }
 
@@ -305,7 +355,7 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#eps.get(key);
     if (!old) return;
     this.#eps.delete(key);
-    this.#epKeyById.delete(idKey(old.id));
+    this.#deleteId(this.#epKeyById, idKey(old.id));
   }
 
   #dropLbId(id: string): ObservedLoadBalancer | undefined {
@@ -315,7 +365,7 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropLb(found.key);
     } else {
       this.#foreignLbs.delete(found.key);
-      this.#lbKeyById.delete(idKey(id));
+      this.#deleteId(this.#lbKeyById, idKey(id));
       countIds(this.#foreignRefs, found, -1);
     }
     return found;
@@ -328,9 +378,21 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropEp(found.key);
     } else {
       this.#foreignEps.delete(found.key);
-      this.#epKeyById.delete(idKey(id));
+      this.#deleteId(this.#epKeyById, idKey(id));
     }
     return found;
+  }
+
+  /** Index an ID, noting it in the journal when it is new to the cache. */
+  #putId<V>(index: Map<string, V>, id: string, value: V): void {
+    const fresh = this.#journal !== undefined && !this.hasId(id);
+    index.set(id, value);
+    if (fresh) this.#journal!.added(id);
+  }
+
+  /** Unindex an ID, noting it in the journal when the cache no longer holds it. */
+  #deleteId(index: Map<string, unknown>, id: string): void {
+    if (index.delete(id) && this.#journal && !this.hasId(id)) this.#journal.removed(id);
   }
 
   /** Add an owned LB to (or take it out of) the reference and per-service indexes. */

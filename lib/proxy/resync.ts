@@ -13,12 +13,17 @@
  *   HNS afresh.
  * - In the background (the agent) the listing is not awaited by a run: the
  *   run that finds the resync due starts it as it ends, runs for changes go
- *   on meanwhile, and the first run after it arrived compares. The IDs known
- *   when it started are noted (as that run ends); only those can have
- *   vanished (what a later run created may be missing from the listing), and
- *   a listed ID known then but gone from the cache was deleted meanwhile, so
- *   it is not read as new. Building the ID sets yields to the event loop
- *   every millisecond, so a change's run is never held back long.
+ *   on meanwhile, and the first run after it was compared takes the result.
+ *   Only IDs known when it started can have vanished (what a later run
+ *   created may be missing from the listing), and a listed ID known then
+ *   but gone from the cache was deleted meanwhile, so it is not read as new.
+ *   Which IDs were known then is told by journals of the IDs learnt and
+ *   forgotten since ({@link IdMark}), not by a copy of every ID.
+ * - The background work (building the listing's ID sets, finding the IDs
+ *   that vanished or are new: O(cluster)) runs in slices of at most
+ *   {@link SLICE_MS} between yields to the event loop, and never while a run
+ *   is in flight ({@link Resync.runStarted}); the run that takes the result
+ *   checks only those IDs again (O(what changed)).
  * - A failed listing is logged and retried with backoff (1 s doubling to
  *   30 s).
  * - IDs compare in the cache's index form ({@link idKey}), so the comparison
@@ -30,6 +35,7 @@
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
+import type { ListingScan, LocalEndpoints } from "./local_endpoints.ts";
 import type { ObservedEndpoint, ObservedLoadBalancer, RemoteSubnetRoute } from "./model.ts";
 import { idKey, type ObservedCache, sameId } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
@@ -50,15 +56,58 @@ export interface Listing {
   routes?: RemoteSubnetRoute[];
 }
 
+/**
+ * Which IDs the syncer knew when a background listing started, told from
+ * journals of what it learnt and forgot since (see the module notes).
+ */
+export interface IdMark {
+  /** Whether the ID ({@link idKey} form) was known at the mark. */
+  existed(id: string): boolean;
+  /** End the journals. */
+  end(): void;
+}
+
+/**
+ * IDs a background comparison found worth a look ({@link idKey} form,
+ * except `owned`: as the record spells them; each once, although an entry
+ * changed between two slices may be seen twice). Each is checked again by the
+ * run that takes them, so the state may change after they were found.
+ */
+export interface Candidates {
+  /** Load balancers of the cache that the listing lacks. */
+  loadBalancers: Set<string>;
+  /** Endpoints of the cache that the listing lacks. */
+  endpoints: Set<string>;
+  /** IDs of the ownership record that the listing lacks. */
+  owned: Set<string>;
+  /** Classified endpoint IDs (LocalEndpoints) that the listing lacks. */
+  unlistedKnown: Set<string>;
+  /** Listed endpoint IDs neither classified nor in the cache. */
+  unknownListed: Set<string>;
+}
+
+/** What a background comparison reads (the syncer's state, as it is when each slice runs). */
+export interface CompareSources {
+  /** The observed cache. */
+  observed: ObservedCache;
+  /** The ownership record. */
+  ownership: OwnershipRecord;
+  /** The endpoint IDs already classified ({@link idKey} form). */
+  knownIds(): Iterable<string>;
+  /** Whether an endpoint ID is already classified. */
+  knows(id: string): boolean;
+}
+
 /** A listing that arrived, ready to be compared. */
 export interface ArrivedListing {
   /** The listing. */
   listing: Listing;
   /**
-   * The IDs known when it started, when objects may have been learnt of
-   * since (background): only those can have vanished.
+   * In the background: which IDs were known when it started (only those
+   * can have vanished), and the candidates found in slices. End the mark
+   * once compared.
    */
-  before?: ReadonlySet<string>;
+  since?: { mark: IdMark; candidates: Candidates };
 }
 
 /** What a comparison found gone from HNS. */
@@ -95,17 +144,47 @@ export interface ResyncOptions {
   readRoutes?: (networkId: string) => Promise<RemoteSubnetRoute[] | undefined>;
 }
 
-/** Longest run, ms, of a background listing's work between two yields to the event loop. */
-const ID_SLICE_MS = 1;
-/** IDs a background listing puts into its sets between two looks at the time. */
-const ID_CHECK = 256;
+/** Longest run, ms, of background resync work between two yields to the event loop. */
+export const SLICE_MS = 1;
+/** Items a background slice handles between two looks at the time. */
+const CHECK_EVERY = 256;
 
 /** A background listing: in flight until `done`, then its outcome. */
 interface Pending {
   done: boolean;
   listing?: Listing;
+  candidates?: Candidates;
   error?: unknown;
-  before: Set<string>;
+  mark: IdMark;
+}
+
+/**
+ * Paces background work: {@link Pace.step} yields to the event loop once
+ * the current slice has run {@link SLICE_MS}, and waits while a run is in
+ * flight, so the work never runs inside a run.
+ */
+class Pace implements Pacer {
+  #sliceStart = performance.now();
+  #n = 0;
+  /** The end of the run in flight, if any. */
+  readonly #runEnd: () => Promise<void> | undefined;
+
+  constructor(runEnd: () => Promise<void> | undefined) {
+    this.#runEnd = runEnd;
+  }
+
+  step(): Promise<void> | undefined {
+    if (++this.#n % CHECK_EVERY !== 0) return undefined;
+    if (performance.now() - this.#sliceStart < SLICE_MS && !this.#runEnd()) return undefined;
+    return this.pause();
+  }
+
+  /** Yield to the event loop, then wait while a run is in flight. */
+  async pause(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    for (let end = this.#runEnd(); end; end = this.#runEnd()) await end;
+    this.#sliceStart = performance.now();
+  }
 }
 
 /** When the resync is due, its listing, and its backoff. One per syncer. */
@@ -114,8 +193,10 @@ export class Resync {
   readonly #backoff: RetryBackoff;
   #last = -Infinity;
   #pending: Pending | undefined;
-  /** The background listing's HNS calls while they run (even after {@link drop}). */
+  /** The background listing's work while it runs (even after {@link drop}). */
   #inFlight: Promise<void> | undefined;
+  /** Settles when the run in flight ends; undefined between runs. */
+  #run: { ended: Promise<void>; end: () => void } | undefined;
 
   /** A resync that is due at once. */
   constructor(options: ResyncOptions) {
@@ -148,7 +229,23 @@ export class Resync {
 
   /** Drop a background listing in flight or arrived (HNS is read afresh). */
   drop(): void {
+    this.#pending?.mark.end();
     this.#pending = undefined;
+  }
+
+  /** A run began: background work waits until {@link runEnded}. */
+  runStarted(): void {
+    if (this.#run) return;
+    let end = () => {};
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    this.#run = { ended, end };
+  }
+
+  /** The run ended: background work may go on. */
+  runEnded(): void {
+    const run = this.#run;
+    this.#run = undefined;
+    run?.end();
   }
 
   /** List now (foreground). */
@@ -158,21 +255,33 @@ export class Resync {
 
   /**
    * Background: start the listing if the resync is due and none is in
-   * flight; `knownIds` are the IDs known now ({@link idKey} form). Returns a
-   * promise that settles (never rejects) once the listing arrived.
+   * flight. `mark` starts the journals of the IDs known now; `sources` is
+   * what the comparison reads. Returns a promise that settles (never
+   * rejects) once the listing arrived and was compared in slices.
    */
   start(
     networkName: string,
     networkId: string,
-    knownIds: () => Set<string>,
+    mark: () => IdMark,
+    sources: CompareSources,
   ): Promise<void> | undefined {
     if (this.#pending || !this.due()) return undefined;
-    const pending: Pending = { done: false, before: knownIds() };
+    const pending: Pending = { done: false, mark: mark() };
     this.#pending = pending;
-    const settled = this.#list(networkName, networkId).then(
-      (listing) => void (pending.listing = listing),
-      (err) => void (pending.error = err ?? new Error("listing failed")),
-    ).finally(() => {
+    const pace = new Pace(() => this.#run?.ended);
+    const settled = (async () => {
+      const listing = await this.#list(networkName, networkId, pace, sources.observed);
+      pending.listing = listing;
+      if (listing.lbIds && listing.epIds && this.#pending === pending) {
+        pending.candidates = await findCandidates(
+          listing.lbIds,
+          listing.epIds,
+          pending.mark,
+          sources,
+          pace,
+        );
+      }
+    })().catch((err) => void (pending.error = err ?? new Error("listing failed"))).finally(() => {
       pending.done = true;
       if (this.#inFlight === settled) this.#inFlight = undefined;
     });
@@ -181,15 +290,16 @@ export class Resync {
   }
 
   /**
-   * Background: the listing, once it arrived for the network `networkId`.
-   * A failed one is logged and backs off; one taken for a network HNS has
-   * replaced since is dropped.
+   * Background: the listing, once it arrived and was compared, for the
+   * network `networkId`. A failed one is logged and backs off; one taken
+   * for a network HNS has replaced since is dropped.
    */
   take(networkId: string): ArrivedListing | undefined {
     const pending = this.#pending;
     if (!pending?.done) return undefined;
     this.#pending = undefined;
     if (pending.error !== undefined) {
+      pending.mark.end();
       const retryInMs = this.#backoff.fail();
       this.#o.logger.warn("Periodic resync cannot list HNS objects; will retry", {
         err: pending.error instanceof Error ? pending.error.message : String(pending.error),
@@ -198,17 +308,31 @@ export class Resync {
       return undefined;
     }
     this.#backoff.reset();
-    const listing = pending.listing!;
-    return listing.networkId === networkId ? { listing, before: pending.before } : undefined;
+    const { listing, candidates, mark } = pending;
+    if (listing!.networkId !== networkId) {
+      mark.end();
+      return undefined;
+    }
+    if (!candidates) {
+      mark.end();
+      return { listing: listing! };
+    }
+    return { listing: listing!, since: { mark, candidates } };
   }
 
   /** Resolves once no background listing is in flight (stop the runs first). */
   async settled(): Promise<void> {
+    this.runEnded();
     await this.#inFlight;
   }
 
   /** The three enumerations (network, LB and endpoint IDs). */
-  async #list(networkName: string, networkId: string): Promise<Listing> {
+  async #list(
+    networkName: string,
+    networkId: string,
+    pace?: Pace,
+    observed?: ObservedCache,
+  ): Promise<Listing> {
     const { client } = this.#o;
     const startedAt = this.#o.clock.now();
     const networkIds = this.#o.networkIds
@@ -219,64 +343,177 @@ export class Resync {
     }
     // One after the other: HNS serializes them anyway, and the first one's result is read on
     // this thread while the second one runs.
-    const lbIds = await this.#idSet(await client.listLoadBalancerIds());
-    const epIds = await this.#idSet(await client.listEndpointIds());
+    const lbIds = await idSet(client, "LoadBalancer", pace, observed);
+    const epIds = await idSet(client, "Endpoint", pace, observed);
     const routes = await this.#o.readRoutes?.(networkId);
     return { startedAt, networkId, networkIds, lbIds, epIds, ...(routes ? { routes } : {}) };
   }
+}
 
-  /**
-   * The {@link idKey} set of a listing. In the background it yields to the
-   * event loop whenever it has worked {@link ID_SLICE_MS} in a row, so a
-   * change's run, whose steps (watch event, timer, each HNS call) each wait
-   * for a yield, is held by at most that much per step.
-   */
-  async #idSet(ids: readonly string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    if (!this.#o.inBackground) {
-      for (const id of ids) out.add(idKey(id));
-      return out;
-    }
-    let sliceStart = performance.now();
-    for (let i = 0; i < ids.length; i += ID_CHECK) {
-      if (i > 0 && performance.now() - sliceStart >= ID_SLICE_MS) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        sliceStart = performance.now();
-      }
-      const end = Math.min(ids.length, i + ID_CHECK);
-      for (let j = i; j < end; j++) out.add(idKey(ids[j]));
-    }
-    return out;
+/** Something that paces a loop: {@link Pace}, or a test's stand-in. */
+export interface Pacer {
+  /** Call once per item; a promise means: await it before the next item. */
+  step(): Promise<void> | undefined;
+}
+
+/** `fn` for each item, pausing when `pace` says so. */
+async function each<T>(items: Iterable<T>, pace: Pacer | undefined, fn: (item: T) => void) {
+  for (const item of items) {
+    fn(item);
+    const wait = pace?.step();
+    if (wait) await wait;
   }
 }
 
 /**
+ * The {@link idKey} set of the IDs HNS lists of one kind, built as the
+ * answer is parsed (no array of them is built), pausing between chunks by
+ * `pace` when given. With `observed`, IDs the cache holds are kept as the
+ * cache's strings, so the parsed copies die young instead of being promoted
+ * while the comparison runs (60,000 IDs are some 3 MB of strings).
+ */
+async function idSet(
+  client: HnsClient,
+  kind: "LoadBalancer" | "Endpoint",
+  pace?: Pace,
+  observed?: ObservedCache,
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  await client.forEachId(kind, (id) => {
+    const key = idKey(id);
+    out.add(observed ? observed.sharedId(key) : key);
+  }, pace && (() => pace.pause()));
+  return out;
+}
+
+/**
+ * Background: the IDs a comparison needs to look at (see {@link
+ * Candidates}), found in paced slices while runs may change the state
+ * between them. IDs learnt since the mark are left out here already; the
+ * run checks every candidate again.
+ */
+export async function findCandidates(
+  lbIds: ReadonlySet<string>,
+  epIds: ReadonlySet<string>,
+  mark: IdMark,
+  sources: CompareSources,
+  pace?: Pacer,
+): Promise<Candidates> {
+  const { observed, ownership } = sources;
+  const out: Candidates = {
+    loadBalancers: new Set(),
+    endpoints: new Set(),
+    owned: new Set(),
+    unlistedKnown: new Set(),
+    unknownListed: new Set(),
+  };
+  await each(observed.idKeys("LoadBalancer"), pace, (id) => {
+    if (!lbIds.has(id) && mark.existed(id)) out.loadBalancers.add(id);
+  });
+  await each(observed.idKeys("Endpoint"), pace, (id) => {
+    if (!epIds.has(id) && mark.existed(id)) out.endpoints.add(id);
+  });
+  await each(ownership.values(), pace, (owned) => {
+    const id = idKey(owned.id);
+    const listed = owned.kind === "LoadBalancer" ? lbIds : epIds;
+    if (!listed.has(id) && mark.existed(id)) out.owned.add(owned.id);
+  });
+  await each(sources.knownIds(), pace, (id) => {
+    if (!epIds.has(id) && mark.existed(id)) out.unlistedKnown.add(id);
+  });
+  await each(epIds, pace, (id) => {
+    if (!sources.knows(id) && !observed.hasId(id)) out.unknownListed.add(id);
+  });
+  return out;
+}
+
+/**
+ * Mark the IDs known now: those of the cache, the classified endpoints
+ * (`known`) and the node context's local endpoints (`localIds`: the
+ * context's, which is replaced, never changed), by journals of what the
+ * cache and `known` learn and forget from now on: O(1) now, O(change) later.
+ */
+export function markKnownIds(
+  observed: ObservedCache,
+  known: Pick<LocalEndpoints, "markIds" | "unmarkIds" | "knows">,
+  localIds: Iterable<string>,
+): IdMark {
+  const cacheJournal = observed.markIds();
+  const knownJournal = known.markIds();
+  // Built only when asked for an ID neither the cache nor `known` held (rare: local endpoints are
+  // classified too), as a node may hold thousands of pods.
+  let local: Set<string> | undefined;
+  const isLocal = (id: string) => {
+    if (!local) {
+      local = new Set<string>();
+      for (const x of localIds) local.add(idKey(x));
+    }
+    return local.has(id);
+  };
+  return {
+    existed: (id) =>
+      cacheJournal.heldAtMark(id, observed.hasId(id)) ||
+      knownJournal.heldAtMark(id, known.knows(id)) || isLocal(id),
+    end: () => {
+      observed.unmarkIds(cacheJournal);
+      known.unmarkIds(knownJournal);
+    },
+  };
+}
+
+/** The {@link ListingScan} of an arrived background listing. */
+export function listingScan(since: { mark: IdMark; candidates: Candidates }): ListingScan {
+  return {
+    existed: (id) => since.mark.existed(id),
+    unlistedKnown: since.candidates.unlistedKnown,
+    unknownListed: since.candidates.unknownListed,
+  };
+}
+
+/**
  * What of the cache and the record a listing's ID sets no longer hold.
- * `before`: the IDs known when it started, if objects may have been learnt
- * of since; only those can have vanished.
+ * `since`, for a background listing: which IDs were known when it started
+ * (only those can have vanished) and the candidates found in slices (only
+ * those are looked at).
  */
 export function vanishedFrom(
   lbIds: ReadonlySet<string>,
   epIds: ReadonlySet<string>,
-  before: ReadonlySet<string> | undefined,
+  since: { mark: IdMark; candidates: Candidates } | undefined,
   observed: ObservedCache,
   ownership: OwnershipRecord,
 ): Vanished {
-  const existed = (o: { id: string }) => before === undefined || before.has(idKey(o.id));
+  const existed = (id: string) => since === undefined || since.mark.existed(idKey(id));
   const out: Vanished = { loadBalancers: [], endpoints: [], others: [], ownedIds: [] };
-  for (const lb of observed.loadBalancersMissingFrom(lbIds)) {
-    if (!existed(lb)) continue;
+  const lbs = since
+    ? [...since.candidates.loadBalancers].map((id) =>
+      lbIds.has(id)
+        ? undefined
+        : observed.loadBalancerById(id) ?? observed.strayLoadBalancers.get(id)
+    )
+    : observed.loadBalancersMissingFrom(lbIds);
+  for (const lb of lbs) {
+    if (!lb || !existed(lb.id)) continue;
     if (observed.ownsLoadBalancer(lb)) out.loadBalancers.push(lb);
     else out.others.push({ kind: "LoadBalancer", id: lb.id });
   }
-  for (const ep of observed.endpointsMissingFrom(epIds)) {
-    if (!existed(ep)) continue;
+  const eps = since
+    ? [...since.candidates.endpoints].map((id) =>
+      epIds.has(id) ? undefined : observed.endpointById(id) ?? observed.strayEndpoints.get(id)
+    )
+    : observed.endpointsMissingFrom(epIds);
+  for (const ep of eps) {
+    if (!ep || !existed(ep.id)) continue;
     if (observed.ownsEndpoint(ep)) out.endpoints.push(ep);
     else out.others.push({ kind: "Endpoint", id: ep.id });
   }
-  for (const owned of ownership.values()) {
-    const present = owned.kind === "LoadBalancer" ? lbIds : epIds;
-    if (!present.has(idKey(owned.id)) && existed(owned)) out.ownedIds.push(owned.id);
+  const owned = since
+    ? [...since.candidates.owned].map((id) => ownership.get(id))
+    : ownership.values();
+  for (const o of owned) {
+    if (!o) continue;
+    const present = o.kind === "LoadBalancer" ? lbIds : epIds;
+    if (!present.has(idKey(o.id)) && existed(o.id)) out.ownedIds.push(o.id);
   }
   return out;
 }

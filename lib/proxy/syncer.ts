@@ -62,10 +62,18 @@ import type {
   RemoteSubnetRoute,
   ServiceDesired,
 } from "./model.ts";
-import { idKey, ObservedCache } from "./observed.ts";
+import { ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
-import { type ArrivedListing, forgetVanished, Resync, vanishedFrom } from "./resync.ts";
+import {
+  type ArrivedListing,
+  forgetVanished,
+  type IdMark,
+  listingScan,
+  markKnownIds,
+  Resync,
+  vanishedFrom,
+} from "./resync.ts";
 import { findNetwork, readStart, startReadMode } from "./start.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
@@ -296,6 +304,16 @@ export class Syncer {
 
   /** One run. Throws only for failed HNS reads (the runner retries with backoff). */
   async sync(): Promise<SyncReport> {
+    // The resync's background work pauses while a run is in flight.
+    this.#resync.runStarted();
+    try {
+      return await this.#sync();
+    } finally {
+      this.#resync.runEnded();
+    }
+  }
+
+  async #sync(): Promise<SyncReport> {
     const { cluster, settings } = this.#o;
     if (!cluster.hasSynced()) return this.#wait("cluster");
     if (!cluster.node() && !cluster.isSynced("node") && settings.nodeIPOverride.length === 0) {
@@ -518,7 +536,15 @@ export class Syncer {
     return arrived ? await this.#compare(arrived) : undefined;
   }
 
-  async #compare({ listing, before }: ArrivedListing): Promise<"restart" | Repairs> {
+  async #compare(arrived: ArrivedListing): Promise<"restart" | Repairs> {
+    try {
+      return await this.#compareListing(arrived);
+    } finally {
+      arrived.since?.mark.end();
+    }
+  }
+
+  async #compareListing({ listing, since }: ArrivedListing): Promise<"restart" | Repairs> {
     const { lbIds, epIds } = listing;
     if (!lbIds || !epIds) {
       this.#log.warn("HNS network changed or vanished (HNS restarted?); reading HNS afresh", {
@@ -531,9 +557,10 @@ export class Syncer {
     }
     this.#log.debug(2, "Periodic resync: comparing HNS IDs with the observed cache");
     const { ownership } = this.#o;
-    const vanished = vanishedFrom(lbIds, epIds, before, this.#observed, ownership);
+    const vanished = vanishedFrom(lbIds, epIds, since, this.#observed, ownership);
     const repaired = forgetVanished(vanished, this.#observed, ownership, this.#log);
-    this.#useLookup(await this.#local.refresh(this.#ctx!, this.#desired, epIds, false, before));
+    const scan = since ? listingScan(since) : undefined;
+    this.#useLookup(await this.#local.refresh(this.#ctx!, this.#desired, epIds, false, scan));
     if (listing.routes) {
       this.#waits.reading();
       this.#useRoutes(listing.routes);
@@ -697,7 +724,17 @@ export class Syncer {
     if (retries.length > 0) next.retryAfterMs = Math.min(...retries);
     if (this.#o.resyncInBackground) {
       const ctx = this.#ctx!;
-      const listing = this.#resync.start(this.#networkName, ctx.network.id, () => this.#knownIds());
+      const listing = this.#resync.start(
+        this.#networkName,
+        ctx.network.id,
+        () => this.#markIds(),
+        {
+          observed: this.#observed,
+          ownership: this.#o.ownership,
+          knownIds: () => this.#local.knownIds(),
+          knows: (id) => this.#local.knows(id),
+        },
+      );
       if (listing) next.listingArrived = listing;
     }
     const resync = this.#resync.dueInMs();
@@ -706,15 +743,14 @@ export class Syncer {
   }
 
   /**
-   * IDs ({@link idKey} form) of every object the syncer knows of. Owned IDs
-   * the cache lacks are left out (reading the record costs more): such an
-   * entry then outlives one resync more, nothing worse.
+   * Mark the IDs of every object the syncer knows of now (the cache, the
+   * classified endpoints, the node context's local endpoints), by journals
+   * of what it learns and forgets from now on: O(1) now, O(change) later.
+   * Owned IDs the cache lacks do not count as known: such a record entry
+   * then outlives one resync more, nothing worse.
    */
-  #knownIds(): Set<string> {
-    const out = this.#observed.ids();
-    for (const id of this.#local.knownIds()) out.add(id);
-    for (const id of this.#ctx?.localEndpoints.values() ?? []) out.add(idKey(id));
-    return out;
+  #markIds(): IdMark {
+    return markKnownIds(this.#observed, this.#local, this.#ctx?.localEndpoints.values() ?? []);
   }
 
   #reset(): void {

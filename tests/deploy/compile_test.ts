@@ -132,7 +132,8 @@ function fakeExe(o: FakeOptions = {}): Uint8Array {
     entrypoint_key: o.entry ?? "main.ts",
     app_name: "hnsproxy",
     app_version: o.appVersion ?? "0.1.0",
-    v8_flags: o.v8Flags ?? ["UNUSED_BUT_NECESSARY_ARG0", "--max-semi-space-size=4"],
+    v8_flags: o.v8Flags ??
+      ["UNUSED_BUT_NECESSARY_ARG0", "--max-semi-space-size=4", "--no-memory-reducer"],
   }));
   const vfs = enc.encode(JSON.stringify(o.files ?? GOOD_FILES));
   const payload = concat(
@@ -287,7 +288,7 @@ Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, froze
       "--no-prompt",
       "--frozen",
       "--exclude-unused-npm",
-      "--v8-flags=--max-semi-space-size=4",
+      "--v8-flags=--max-semi-space-size=4,--no-memory-reducer",
     ]
   ) {
     ok(args.includes(f), f);

@@ -365,6 +365,12 @@ backendTest("load balancers: create, get, list, modify, delete", async ({ api })
   const np = await client.createLoadBalancer(nodePortLb(30080, [a, b]));
 
   deepEqual((await client.listLoadBalancerIds()).sort(), [lb.ID, np.ID].sort());
+  const handed: string[] = [];
+  await client.forEachId("LoadBalancer", (id) => handed.push(id));
+  deepEqual(handed, await client.listLoadBalancerIds(), "forEachId hands over the listing");
+  const eps: string[] = [];
+  await client.forEachId("Endpoint", (id) => eps.push(id));
+  deepEqual(eps, await client.listEndpointIds());
   deepEqual((await client.listLoadBalancers()).map((l) => l.ID).sort(), [lb.ID, np.ID].sort());
   deepEqual(await client.getLoadBalancer(lb.ID!), lb);
 
@@ -874,4 +880,18 @@ backendTest("objects that are not JSON objects are skipped and reported", async 
   equal(await client.getEndpoint(b), undefined);
   equal(skipped.length, 2);
   notEqual(await client.getEndpoint(a), undefined);
+});
+
+Deno.test("forEachId: an answer that is not a JSON array of IDs is INVALID_JSON, naming the listing", async () => {
+  for (const answer of ["{}", '["A", 1]', "[not json"]) {
+    const api = {
+      hasModifyLoadBalancer: true,
+      enumerate: () => Promise.resolve(answer),
+    } as unknown as HcnApi;
+    const err = await expectHnsError(
+      createHnsClient(api).forEachId("Endpoint", () => {}),
+      HResult.INVALID_JSON,
+    );
+    match(err.message, /listEndpointIds/);
+  }
 });

@@ -585,6 +585,10 @@ function heldListings(inner: HnsClient) {
   const overrides: Partial<HnsClient> = {
     listEndpointIds: (networkId?: string) =>
       networkId ? inner.listEndpointIds(networkId) : hold(inner.listEndpointIds()),
+    forEachId: async (kind, each, pause) => {
+      if (kind !== "Endpoint") return await inner.forEachId(kind, each, pause);
+      for (const id of await hold(inner.listEndpointIds())) each(id);
+    },
   };
   const client = new Proxy(inner, {
     get(target, key) {

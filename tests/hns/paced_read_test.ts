@@ -1,0 +1,77 @@
+/**
+ * Large HNS answers (Enumerate listings) are read and parsed in slices; the
+ * outcome must be exactly that of reading and parsing them at once, for any
+ * text: surrogate pairs split between two chunks, strings holding `","`,
+ * escapes, invalid JSON.
+ *
+ * @module
+ */
+
+import { deepEqual, equal, throws } from "node:assert/strict";
+import { forEachInIdArray, parseIdArray } from "../../lib/hns/client.ts";
+import { encodeWide, readWide, readWidePaced } from "../../lib/hns/wstr.ts";
+import { prng } from "../prng.ts";
+
+const GUID = () => crypto.randomUUID().toUpperCase();
+
+Deno.test("readWidePaced: the same string as readWide, across chunk boundaries and odd code units", async () => {
+  const rand = prng(11);
+  const pieces = ["A", "é", "😀", "\ud800", "\udc00", '","', "\\"];
+  for (const size of [0, 1, 65535, 65536, 65537, 200_000]) {
+    let s = "";
+    while (s.length < size) {
+      s += rand() < 0.9 ? "x" : pieces[Math.floor(rand() * pieces.length)];
+    }
+    // A surrogate pair straddling the first chunk boundary.
+    if (size > 70_000) s = s.slice(0, 65535) + "😀" + s.slice(65537);
+    const wide = encodeWide(s);
+    const ptr = Deno.UnsafePointer.of(wide)!;
+    equal(await readWidePaced(ptr), readWide(ptr), `size ${size}`);
+    equal(await readWidePaced(ptr), s, `size ${size}`);
+  }
+});
+
+Deno.test("parseIdArray: JSON.parse's outcome for listings large and small, valid or not", async () => {
+  const big = Array.from({ length: 20_000 }, GUID);
+  const texts = [
+    "[]",
+    JSON.stringify(big),
+    JSON.stringify(big.map((id, i) => (i % 997 === 0 ? '","' : i % 1009 === 0 ? "a\\b" : id))),
+    JSON.stringify(big.map((id, i) => (i === 15_000 ? '"x","y"' : id))),
+    JSON.stringify(big).replace(/","/g, '", "'),
+    JSON.stringify(big.map((id, i) => (i === 9000 ? 42 : id))),
+  ];
+  for (const [i, text] of texts.entries()) {
+    deepEqual(await parseIdArray(text), JSON.parse(text), `text ${i}`);
+  }
+  for (
+    const bad of [JSON.stringify(big).slice(0, -1), JSON.stringify(big).replace('","', '",,"')]
+  ) {
+    throws(() => JSON.parse(bad));
+    let failed = false;
+    await parseIdArray(bad).catch(() => (failed = true));
+    equal(failed, true, "invalid JSON is refused as JSON.parse refuses it");
+  }
+});
+
+Deno.test("forEachInIdArray: hands over JSON.parse's elements, each once and in order, or refuses as it does", async () => {
+  const big = Array.from({ length: 20_000 }, GUID);
+  const valid = [
+    "[]",
+    JSON.stringify(["a", "b"]),
+    JSON.stringify(big),
+    // Not valid as chunks: the fallback after whole chunks were handed over.
+    JSON.stringify(big.map((id, i) => (i === 15_000 ? '"x","y"' : id))),
+    JSON.stringify(big).replace(/","/g, '", "'),
+  ];
+  for (const [i, text] of valid.entries()) {
+    const got: unknown[] = [];
+    await forEachInIdArray(text, (x) => got.push(x));
+    deepEqual(got, JSON.parse(text), `text ${i}`);
+  }
+  for (const bad of ["{}", "null", JSON.stringify(big).slice(0, -1), "[" + JSON.stringify(big)]) {
+    let err: unknown;
+    await forEachInIdArray(bad, () => {}).catch((e) => (err = e));
+    equal(err instanceof SyntaxError, true, `refused: ${bad.slice(0, 20)}`);
+  }
+});
