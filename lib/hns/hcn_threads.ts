@@ -1,0 +1,340 @@
+/**
+ * {@link HcnApi} whose calls run on HNS threads: Deno workers that each load
+ * the HCN libraries and call them synchronously (see {@link HcnCalls}), so the
+ * event loop's thread never waits for HNS and does no marshalling.
+ *
+ * Rules:
+ * - A call is queued on one thread and sent at the end of the current
+ *   microtask run, together with the calls queued beside it: a call never
+ *   waits for others to arrive. A thread runs what it is sent in order and
+ *   answers in batches, at the latest 1 ms after its first unsent answer was
+ *   ready, so a slow call never holds finished ones for long.
+ * - A call goes to the thread expected to finish it first: a thread's queue
+ *   times the recent duration of a call, and an idle thread costs a wake-up
+ *   ({@link WAKE_MICROS}). While HNS answers in microseconds, calls gather on
+ *   one thread and travel in large batches; once calls take a millisecond or
+ *   more, every idle thread gets one and they run at once. Threads start
+ *   when first picked (one at once), up to the number asked for: a new worker
+ *   holds the event loop for tens of milliseconds, once.
+ * - Threads answer in the order they were asked, so each keeps a queue of
+ *   pending calls, no IDs.
+ * - Handles travel as pointer addresses (bigint); the HNS objects and their
+ *   handles are the process's, so any thread may use or close a handle.
+ * - Failures come back as {@link HnsError}s with every field; a thread that
+ *   cannot load the library or dies fails its calls and every later one with
+ *   one clear error.
+ *
+ * @module
+ */
+
+import { HnsError, type HnsErrorInit } from "./errors.ts";
+import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
+import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+
+/** HNS threads when none are asked for. */
+export const DEFAULT_HNS_THREADS = 4;
+
+/** Calls a caller should keep in flight per thread so that batches stay large when HNS is fast. */
+export const CALLS_IN_FLIGHT_PER_THREAD = 16;
+
+/**
+ * What handing a call to an idle thread costs, in µs: a message each way and
+ * two wake-ups, more on a busy machine.
+ */
+export const WAKE_MICROS = 200;
+
+/** How often a send looks again for calls still coming before it goes anyway. */
+const MAX_SEND_CHECKS = 64;
+
+/** The operations a thread runs, in the order of {@link OPS}. */
+const OPS = [
+  "enumerate",
+  "open",
+  "create",
+  "modify",
+  "query",
+  "delete",
+  "close",
+  "hnsCall",
+] as const;
+
+/** An operation of {@link OPS}. */
+export type ThreadOp = typeof OPS[number];
+
+/** Values per request in a batch: the operation's index, then up to four arguments. */
+export const REQUEST_WIDTH = 5;
+
+/** A reply's status: the value, an {@link HnsErrorInit}, or another error's message. */
+export const ReplyStatus = { Ok: 0, HnsFailure: 1, Failure: 2 } as const;
+
+/** The first message to a thread: what to load. */
+export interface ThreadInit {
+  /** `--hns-library`, else the System32 DLLs. */
+  library?: string;
+}
+
+/** The index of an operation in a request. */
+export function opIndex(op: ThreadOp): number {
+  return OPS.indexOf(op);
+}
+
+/** The operation at `index` of a request. */
+export function opAt(index: number): ThreadOp | undefined {
+  return OPS[index];
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** One HNS thread as the event loop's thread sees it. */
+class HnsThread {
+  readonly worker: Worker;
+  /** Requests queued since the last send, {@link REQUEST_WIDTH} values each. */
+  outbox: unknown[] = [];
+  /** Calls sent or queued and not answered, oldest first, from `head`. */
+  pending: Pending[] = [];
+  head = 0;
+  /** Terminated. */
+  ended = false;
+
+  constructor(
+    init: ThreadInit,
+    onMessage: (t: HnsThread, data: unknown) => void,
+    onDead: (t: HnsThread, why: string) => void,
+  ) {
+    this.worker = new Worker(new URL("./hcn_thread.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (e: MessageEvent) => onMessage(this, e.data);
+    this.worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      onDead(this, e.message);
+    };
+    this.worker.onmessageerror = () => onDead(this, "an HNS thread's answer could not be read");
+    this.worker.postMessage(init);
+  }
+
+  get outstanding(): number {
+    return this.pending.length - this.head;
+  }
+
+  /** The oldest pending call, removed. */
+  shift(): Pending {
+    const p = this.pending[this.head++];
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    }
+    return p;
+  }
+}
+
+/** {@link HcnApi} over HNS threads; see the module notes. */
+export class ThreadedHcnApi implements HcnApi {
+  readonly hasModifyLoadBalancer: boolean;
+  /** Calls callers should keep in flight to keep the threads busy. */
+  readonly callsInFlight: number;
+  readonly #threads: HnsThread[];
+  readonly #maxThreads: number;
+  readonly #init: ThreadInit;
+  readonly #release: () => void;
+  #sendScheduled = false;
+  /** Whether a call was queued since the scheduled send last looked. */
+  #queuedSinceCheck = false;
+  #checks = 0;
+  /** Recent duration of one call on a thread, µs (none measured: calls gather on one thread). */
+  #callMicros = 0;
+  #closed: string | undefined;
+  readonly #send = () => this.#sendAll();
+
+  /**
+   * Start one HNS thread that loads what `init` names; up to `threads` are
+   * started as calls need them (module notes). The caller has
+   * loaded the same libraries (so a bad library failed already, with its
+   * message) and `release` unloads them once the threads are gone.
+   */
+  constructor(
+    init: ThreadInit & { threads?: number },
+    hasModifyLoadBalancer: boolean,
+    release: () => void,
+  ) {
+    this.hasModifyLoadBalancer = hasModifyLoadBalancer;
+    this.#release = release;
+    this.#maxThreads = Math.max(1, Math.floor(init.threads ?? DEFAULT_HNS_THREADS));
+    this.callsInFlight = this.#maxThreads * CALLS_IN_FLIGHT_PER_THREAD;
+    this.#init = init.library ? { library: init.library } : {};
+    this.#threads = [this.#spawn()];
+  }
+
+  /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
+  #spawn(): HnsThread {
+    return new HnsThread(this.#init, (t, d) => this.#answer(t, d), (t, why) => this.#dead(t, why));
+  }
+
+  /** Queue one call; see the module notes for where it goes and when it is sent. */
+  #call<T>(
+    op: ThreadOp,
+    kind: HcnKind | undefined,
+    a: unknown,
+    b?: unknown,
+    c?: unknown,
+  ): Promise<T> {
+    if (this.#closed !== undefined) {
+      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(op as HcnOperation, kind!);
+      return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
+    }
+    const thread = this.#pick();
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject });
+    thread.outbox.push(OPS.indexOf(op), kind, a, b, c);
+    this.#queuedSinceCheck = true;
+    if (!this.#sendScheduled) {
+      this.#sendScheduled = true;
+      queueMicrotask(this.#send);
+    }
+    return promise;
+  }
+
+  /**
+   * The thread expected to finish a new call first. A thread not started yet
+   * counts as idle; it is started when it would be picked.
+   */
+  #pick(): HnsThread {
+    const threads = this.#threads;
+    let best = threads[0];
+    let bestCost = Infinity;
+    for (let i = 0; i < threads.length; i++) {
+      const queued = threads[i].outstanding;
+      const cost = queued === 0 ? WAKE_MICROS : queued * this.#callMicros;
+      if (cost < bestCost) {
+        best = threads[i];
+        bestCost = cost;
+      }
+    }
+    if (bestCost > WAKE_MICROS && threads.length < this.#maxThreads) {
+      try {
+        best = this.#spawn();
+        threads.push(best);
+      } catch {
+        // No further thread now: the busy ones take the call.
+      }
+    }
+    return best;
+  }
+
+  #sendAll(): void {
+    // Calls queued by this turn's other continuations still come: send once
+    // the microtasks queued so far have run without queueing another call.
+    if (this.#queuedSinceCheck && this.#checks++ < MAX_SEND_CHECKS) {
+      this.#queuedSinceCheck = false;
+      queueMicrotask(this.#send);
+      return;
+    }
+    this.#sendScheduled = false;
+    this.#queuedSinceCheck = false;
+    this.#checks = 0;
+    this.#sendNow();
+  }
+
+  #sendNow(): void {
+    for (const t of this.#threads) {
+      if (t.outbox.length === 0 || t.ended) continue;
+      const batch = t.outbox;
+      t.outbox = [];
+      t.worker.postMessage(batch);
+    }
+  }
+
+  /** A thread's answers: its busy µs, then status and value per call, oldest first. */
+  #answer(thread: HnsThread, data: unknown): void {
+    const replies = data as unknown[];
+    const count = (replies.length - 1) / 2;
+    if (count > 0) {
+      this.#callMicros = 0.7 * this.#callMicros + 0.3 * ((replies[0] as number) / count);
+    }
+    for (let i = 1; i < replies.length; i += 2) {
+      const p = thread.shift();
+      const status = replies[i];
+      const value = replies[i + 1];
+      if (status === ReplyStatus.Ok) p.resolve(value);
+      else if (status === ReplyStatus.HnsFailure) p.reject(new HnsError(value as HnsErrorInit));
+      else p.reject(new Error(value as string));
+    }
+    if (this.#closed !== undefined && thread.outstanding === 0) this.#end(thread);
+  }
+
+  /**
+   * A thread died: its unanswered calls fail, later calls are refused, and
+   * the other threads end once they have answered what they were sent.
+   */
+  #dead(thread: HnsThread, why: string): void {
+    const message = `HNS thread failed: ${why}`;
+    this.#close(message);
+    while (thread.outstanding > 0) {
+      thread.shift().reject(new Error(`${message}; the call was not answered`));
+    }
+    this.#end(thread);
+  }
+
+  /**
+   * Refuse further calls. Calls already made are still sent, run and
+   * answered (so whatever they open or allocate is closed and freed); each
+   * thread ends when it has answered all of them.
+   */
+  #close(reason: string): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = reason;
+    this.#sendNow();
+    for (const t of this.#threads) if (t.outstanding === 0) this.#end(t);
+  }
+
+  /** End `thread`; the libraries are released when the last thread has ended. */
+  #end(thread: HnsThread): void {
+    if (thread.ended) return;
+    thread.ended = true;
+    thread.worker.terminate();
+    if (this.#threads.every((t) => t.ended)) this.#release();
+  }
+
+  enumerate(kind: HcnKind, query: string): Promise<string> {
+    return this.#call("enumerate", kind, query);
+  }
+
+  open(kind: HcnKind, id: string): Promise<HcnHandle> {
+    return this.#call("open", kind, id);
+  }
+
+  create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle> {
+    return this.#call("create", kind, id, settings, network);
+  }
+
+  modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
+    return this.#call("modify", kind, handle, settings);
+  }
+
+  query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
+    return this.#call("query", kind, handle, query);
+  }
+
+  delete(kind: HcnKind, id: string): Promise<void> {
+    return this.#call("delete", kind, id);
+  }
+
+  close(kind: HcnKind, handle: HcnHandle): Promise<void> {
+    return this.#call("close", kind, handle);
+  }
+
+  hnsCall(method: string, path: string, request: string): Promise<string> {
+    return this.#call("hnsCall", undefined, method, path, request);
+  }
+
+  /** HNS threads started so far. */
+  get threadsStarted(): number {
+    return this.#threads.length;
+  }
+
+  /** Refuse further calls; the threads end once every call made is answered (see #close). */
+  dispose(): void {
+    this.#close("HNS library is closed");
+  }
+}
