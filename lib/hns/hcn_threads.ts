@@ -4,25 +4,33 @@
  * event loop's thread never waits for HNS and does no marshalling.
  *
  * Rules:
- * - A call is queued on one thread and sent at the end of the current
- *   microtask run, together with the calls queued beside it: a call never
- *   waits for others to arrive. A thread runs what it is sent in order and
- *   answers in batches, at the latest 1 ms after its first unsent answer was
- *   ready, so a slow call never holds finished ones for long.
- * - A call goes to the thread expected to finish it first: a thread's queue
- *   times the recent duration of a call, and an idle thread costs a wake-up
- *   ({@link WAKE_MICROS}). While HNS answers in microseconds, calls gather on
- *   one thread and travel in large batches; once calls take a millisecond or
- *   more, every idle thread gets one and they run at once. Threads start
- *   when first picked (one at once), up to the number asked for: a new worker
- *   holds the event loop for tens of milliseconds, once.
+ * - A call is queued on one thread and sent once the microtask queue has gone
+ *   round a few times without a new call, together with the calls queued
+ *   beside it (the continuations of one batch of answers make their next
+ *   calls a few microtasks apart): a call never waits for others to arrive.
+ *   A thread runs what it is sent in order and answers in batches, at the
+ *   latest 1 ms after its first unsent answer was ready, so a slow call never
+ *   holds finished ones for long.
+ * - Where a call goes follows how long calls take (the fastest of each
+ *   recent batch, so a thread the OS set aside does not make HNS look slow).
+ *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
+ *   takes it, the fullest such: while HNS answers in microseconds, calls
+ *   gather on one thread and travel in large batches. Otherwise the thread
+ *   expected to finish it first takes it, an idle one costing a wake-up: once
+ *   calls take a millisecond or more, they run on every thread at once.
+ * - Threads start when needed, up to the number asked for: another one once
+ *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
+ *   event loop for tens of milliseconds, once, and keeps its memory.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
  *   handles are the process's, so any thread may use or close a handle.
- * - Failures come back as {@link HnsError}s with every field; a thread that
- *   cannot load the library or dies fails its calls and every later one with
- *   one clear error.
+ * - Failures come back as {@link HnsError}s with every field. A thread that
+ *   cannot load the library fails each call with that error; one that dies
+ *   fails its unanswered calls, and the API refuses later ones.
+ * - Dispose refuses further calls; calls already made still run and are
+ *   answered (whatever they open or allocate is handed over or freed), then
+ *   the threads end and the libraries are released.
  *
  * @module
  */
@@ -43,8 +51,16 @@ export const CALLS_IN_FLIGHT_PER_THREAD = 16;
  */
 export const WAKE_MICROS = 200;
 
-/** How often a send looks again for calls still coming before it goes anyway. */
-const MAX_SEND_CHECKS = 64;
+/**
+ * The expected wait, in µs, above which another thread is started: a thread
+ * costs memory for good, so only calls that queue for milliseconds get one.
+ */
+export const SPAWN_MICROS = 2000;
+
+/** Microtask rounds without a new call after which queued calls are sent. */
+const SEND_IDLE_ROUNDS = 8;
+/** Microtask rounds after which queued calls are sent even while calls keep coming. */
+const MAX_SEND_ROUNDS = 256;
 
 /** The operations a thread runs, in the order of {@link OPS}. */
 const OPS = [
@@ -141,8 +157,13 @@ export class ThreadedHcnApi implements HcnApi {
   #sendScheduled = false;
   /** Whether a call was queued since the scheduled send last looked. */
   #queuedSinceCheck = false;
-  #checks = 0;
-  /** Recent duration of one call on a thread, µs (none measured: calls gather on one thread). */
+  #rounds = 0;
+  #idleRounds = 0;
+  /**
+   * Recent duration of a call on a thread, µs: the fastest of each batch, so
+   * that a thread the OS set aside for a while does not make HNS look slow.
+   * None measured yet: calls gather on one thread.
+   */
   #callMicros = 0;
   #closed: string | undefined;
   readonly #send = () => this.#sendAll();
@@ -201,17 +222,29 @@ export class ThreadedHcnApi implements HcnApi {
    */
   #pick(): HnsThread {
     const threads = this.#threads;
+    const callMicros = this.#callMicros;
+    // A busy thread that finishes its queue within a wake-up takes the call:
+    // the fullest such, so that fast calls travel in few, large batches.
+    let fill: HnsThread | undefined;
+    for (let i = 0; i < threads.length; i++) {
+      const queued = threads[i].outstanding;
+      if (queued > 0 && queued * callMicros < WAKE_MICROS && queued > (fill?.outstanding ?? 0)) {
+        fill = threads[i];
+      }
+    }
+    if (fill) return fill;
+    // Else the thread expected to finish it first; an idle one costs a wake-up.
     let best = threads[0];
     let bestCost = Infinity;
     for (let i = 0; i < threads.length; i++) {
       const queued = threads[i].outstanding;
-      const cost = queued === 0 ? WAKE_MICROS : queued * this.#callMicros;
+      const cost = queued === 0 ? WAKE_MICROS : queued * callMicros;
       if (cost < bestCost) {
         best = threads[i];
         bestCost = cost;
       }
     }
-    if (bestCost > WAKE_MICROS && threads.length < this.#maxThreads) {
+    if (bestCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
       try {
         best = this.#spawn();
         threads.push(best);
@@ -223,16 +256,21 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   #sendAll(): void {
-    // Calls queued by this turn's other continuations still come: send once
-    // the microtasks queued so far have run without queueing another call.
-    if (this.#queuedSinceCheck && this.#checks++ < MAX_SEND_CHECKS) {
-      this.#queuedSinceCheck = false;
-      queueMicrotask(this.#send);
-      return;
+    // The continuations of this turn's answers still make calls, a few
+    // microtasks apart: send once the microtask queue has gone round
+    // SEND_IDLE_ROUNDS times without a new call (or after MAX_SEND_ROUNDS).
+    if (this.#rounds++ < MAX_SEND_ROUNDS) {
+      if (this.#queuedSinceCheck) this.#idleRounds = 0;
+      if (this.#queuedSinceCheck || this.#idleRounds++ < SEND_IDLE_ROUNDS) {
+        this.#queuedSinceCheck = false;
+        queueMicrotask(this.#send);
+        return;
+      }
     }
     this.#sendScheduled = false;
     this.#queuedSinceCheck = false;
-    this.#checks = 0;
+    this.#rounds = 0;
+    this.#idleRounds = 0;
     this.#sendNow();
   }
 
@@ -245,12 +283,11 @@ export class ThreadedHcnApi implements HcnApi {
     }
   }
 
-  /** A thread's answers: its busy µs, then status and value per call, oldest first. */
+  /** A thread's answers: its fastest call's µs, then status and value per call, oldest first. */
   #answer(thread: HnsThread, data: unknown): void {
     const replies = data as unknown[];
-    const count = (replies.length - 1) / 2;
-    if (count > 0) {
-      this.#callMicros = 0.7 * this.#callMicros + 0.3 * ((replies[0] as number) / count);
+    if (replies.length > 1) {
+      this.#callMicros = 0.7 * this.#callMicros + 0.3 * (replies[0] as number);
     }
     for (let i = 1; i < replies.length; i += 2) {
       const p = thread.shift();
