@@ -12,11 +12,13 @@
 
 import { HnsError } from "./errors.ts";
 import { type HcnCalls, openHcnCalls } from "./ffi.ts";
-import { opAt, ReplyStatus, REQUEST_WIDTH, type ThreadInit } from "./hcn_threads.ts";
+import { opAt, opIndex, ReplyStatus, REQUEST_WIDTH, type ThreadInit } from "./hcn_threads.ts";
 import type { HcnKind } from "./types.ts";
 
 /** How long a finished answer may wait for the rest of its batch, ms. */
 const HOLD_MS = 1;
+
+const ENUMERATE = opIndex("enumerate");
 
 let calls: HcnCalls | undefined;
 let loadError: string | undefined;
@@ -50,7 +52,10 @@ function run(
   throw new Error(`unknown HNS thread operation ${op}`);
 }
 
-/** Run `batch`; answer with the fastest call's µs, then status and value per call. */
+/**
+ * Run `batch`; answer with the fastest call's µs (-1: only listings ran),
+ * then status and value per call.
+ */
 function answer(batch: unknown[]): void {
   let replies: unknown[] = [0];
   let fastest = Infinity;
@@ -82,17 +87,18 @@ function answer(batch: unknown[]): void {
       }
     }
     const now = performance.now();
-    fastest = Math.min(fastest, now - started);
+    // A listing's time grows with what HNS holds: it says nothing of a call on one object.
+    if (batch[i] !== ENUMERATE) fastest = Math.min(fastest, now - started);
     if (firstReady < 0) firstReady = now;
     if (now - firstReady >= HOLD_MS && i + REQUEST_WIDTH < batch.length) {
-      replies[0] = fastest * 1000;
+      replies[0] = fastest === Infinity ? -1 : fastest * 1000;
       self.postMessage(replies);
       replies = [0];
       fastest = Infinity;
       firstReady = -1;
     }
   }
-  replies[0] = fastest === Infinity ? 0 : fastest * 1000;
+  replies[0] = fastest === Infinity ? -1 : fastest * 1000;
   self.postMessage(replies);
 }
 

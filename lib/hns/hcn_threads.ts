@@ -11,8 +11,9 @@
  *   A thread runs what it is sent in order and answers in batches, at the
  *   latest 1 ms after its first unsent answer was ready, so a slow call never
  *   holds finished ones for long.
- * - Where a call goes follows how long calls take (the fastest of each
- *   recent batch, so a thread the OS set aside does not make HNS look slow).
+ * - Where a call goes follows how long calls on one object take (the
+ *   fastest of each recent batch, so a thread the OS set aside does not make
+ *   HNS look slow; listings, which grow with what HNS holds, do not count).
  *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
  *   takes it, the fullest such: while HNS answers in microseconds, calls
  *   gather on one thread and travel in large batches. Otherwise the thread
@@ -283,12 +284,14 @@ export class ThreadedHcnApi implements HcnApi {
     }
   }
 
-  /** A thread's answers: its fastest call's µs, then status and value per call, oldest first. */
+  /**
+   * A thread's answers: its fastest call's µs (-1: only listings, whose time
+   * says nothing of a call on one object), then status and value per call.
+   */
   #answer(thread: HnsThread, data: unknown): void {
     const replies = data as unknown[];
-    if (replies.length > 1) {
-      this.#callMicros = 0.7 * this.#callMicros + 0.3 * (replies[0] as number);
-    }
+    const fastest = replies[0] as number;
+    if (fastest >= 0) this.#callMicros = 0.7 * this.#callMicros + 0.3 * fastest;
     for (let i = 1; i < replies.length; i += 2) {
       const p = thread.shift();
       const status = replies[i];

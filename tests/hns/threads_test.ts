@@ -121,9 +121,26 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
   try {
     equal(api.threadsStarted, 1);
     emu.setLatencyMicros(50_000);
-    await api.enumerate("Network", "");
-    await Promise.all(Array.from({ length: 6 }, () => api.enumerate("Network", "")));
+    // Calls on one object (a listing's time says nothing of those): not found, after 50 ms.
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
+    await missing();
+    await Promise.all(Array.from({ length: 6 }, missing));
     equal(api.threadsStarted, 3);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a slow listing alone starts no thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    emu.setLatencyMicros(50_000);
+    await api.enumerate("Network", "");
+    await Promise.all(Array.from({ length: 3 }, () => api.enumerate("Network", "")));
+    equal(api.threadsStarted, 1);
     assertNoLeaks(emu.control);
   } finally {
     api.dispose();
