@@ -19,6 +19,9 @@
  *   gather on one thread and travel in large batches. Otherwise the thread
  *   expected to finish it first takes it, an idle one costing a wake-up: once
  *   calls take a millisecond or more, they run on every thread at once.
+ * - A thread with a listing pending (a resync's Enumerate, whose time grows
+ *   with what HNS holds) takes no other call that another thread can: an
+ *   event's calls do not queue behind a resync. Listings may queue together.
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
  *   event loop for tens of milliseconds, once, and keeps its memory.
@@ -57,6 +60,13 @@ export const WAKE_MICROS = 200;
  * costs memory for good, so only calls that queue for milliseconds get one.
  */
 export const SPAWN_MICROS = 5000;
+
+/**
+ * What a pending listing is taken to cost the calls queued behind it, in µs:
+ * more than {@link SPAWN_MICROS}, so that a call made while a thread lists
+ * (a resync in the background) goes to another thread, started if need be.
+ */
+export const LISTING_MICROS = 10_000;
 
 /** Microtask rounds without a new call after which queued calls are sent. */
 const SEND_IDLE_ROUNDS = 8;
@@ -103,6 +113,8 @@ export function opAt(index: number): ThreadOp | undefined {
 interface Pending {
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  /** An Enumerate, whose time grows with what HNS holds. */
+  listing: boolean;
 }
 
 /** One HNS thread as the event loop's thread sees it. */
@@ -113,6 +125,8 @@ class HnsThread {
   /** Calls sent or queued and not answered, oldest first, from `head`. */
   pending: Pending[] = [];
   head = 0;
+  /** Listings among the pending calls. */
+  listings = 0;
   /** Terminated. */
   ended = false;
   /** It has answered once (its code is compiled). */
@@ -140,6 +154,7 @@ class HnsThread {
   /** The oldest pending call, removed. */
   shift(): Pending {
     const p = this.pending[this.head++];
+    if (p.listing) this.listings--;
     if (this.head === this.pending.length) {
       this.pending = [];
       this.head = 0;
@@ -207,9 +222,11 @@ export class ThreadedHcnApi implements HcnApi {
       const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(op as HcnOperation, kind!);
       return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
     }
-    const thread = this.#pick();
+    const listing = op === "enumerate";
+    const thread = this.#pick(listing);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject });
+    if (listing) thread.listings++;
+    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, listing });
     thread.outbox.push(OPS.indexOf(op), kind, a, b, c);
     this.#queuedSinceCheck = true;
     if (!this.#sendScheduled) {
@@ -223,27 +240,36 @@ export class ThreadedHcnApi implements HcnApi {
    * The thread expected to finish a new call first. A thread not started yet
    * counts as idle; it is started when it would be picked.
    */
-  #pick(): HnsThread {
+  #pick(listing: boolean): HnsThread {
     const threads = this.#threads;
     const callMicros = this.#callMicros;
     // A busy thread that finishes its queue within a wake-up takes the call:
     // the fullest such, so that fast calls travel in few, large batches.
     let fill: HnsThread | undefined;
     for (let i = 0; i < threads.length; i++) {
-      const queued = threads[i].outstanding;
-      if (queued > 0 && queued * callMicros < WAKE_MICROS && queued > (fill?.outstanding ?? 0)) {
-        fill = threads[i];
+      const t = threads[i];
+      const queued = t.outstanding;
+      if (
+        queued > 0 && (listing || t.listings === 0) && queued * callMicros < WAKE_MICROS &&
+        queued > (fill?.outstanding ?? 0)
+      ) {
+        fill = t;
       }
     }
     if (fill) return fill;
-    // Else the thread expected to finish it first; an idle one costs a wake-up.
+    // Else the thread expected to finish it first; an idle one costs a
+    // wake-up, and a listing (a resync's, say) as much as a new thread, to
+    // any call but another listing.
     let best = threads[0];
     let bestCost = Infinity;
     for (let i = 0; i < threads.length; i++) {
-      const queued = threads[i].outstanding;
-      const cost = queued === 0 ? WAKE_MICROS : queued * callMicros;
+      const t = threads[i];
+      const queued = t.outstanding;
+      const cost = queued === 0
+        ? WAKE_MICROS
+        : queued * callMicros + (!listing && t.listings > 0 ? LISTING_MICROS : 0);
       if (cost < bestCost) {
-        best = threads[i];
+        best = t;
         bestCost = cost;
       }
     }

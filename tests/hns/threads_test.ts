@@ -149,6 +149,27 @@ Deno.test("threads: a slow listing alone starts no thread", async () => {
   }
 });
 
+Deno.test("threads: a call made while a thread lists goes to another thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 2);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    equal(api.threadsStarted, 1);
+    // A resync's listing and an event's call, made in the same turn.
+    const [ids, handle] = await Promise.all([
+      api.enumerate("Network", ""),
+      api.open("Network", net),
+    ]);
+    equal(api.threadsStarted, 2);
+    match(ids, new RegExp(net));
+    await api.close("Network", handle);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
 Deno.test("threads: dispose lets calls already made finish, then refuses more", async () => {
   const emu = openEmulator();
   const api = threaded(emu.library, 2);
