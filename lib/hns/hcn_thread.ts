@@ -2,8 +2,8 @@
  * An HNS thread (a Deno worker; see {@link import("./hcn_threads.ts")}): it
  * loads the HCN libraries named by its first message and runs each batch of
  * calls it is sent synchronously, in order, answering in order. Answers go
- * back when the batch is done, or sooner once the oldest unsent one has
- * waited 1 ms.
+ * back when the batch is done, or after any call once the oldest unsent one
+ * has waited 1 ms.
  *
  * @module
  */

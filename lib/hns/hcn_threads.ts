@@ -8,9 +8,11 @@
  *   round a few times without a new call, together with the calls queued
  *   beside it (the continuations of one batch of answers make their next
  *   calls a few microtasks apart): a call never waits for others to arrive.
- *   A thread runs what it is sent in order and answers in batches, at the
- *   latest 1 ms after its first unsent answer was ready, so a slow call never
- *   holds finished ones for long.
+ *   A thread runs what it is sent in order and answers in batches: when the
+ *   batch is done, or after any call once its oldest unsent answer has
+ *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
+ *   wait for the one call after it; fast calls gather only on a thread whose
+ *   calls are fast).
  * - Where a call goes follows how long calls on one object take (the
  *   fastest of each recent batch, so a thread the OS set aside does not make
  *   HNS look slow; listings, which grow with what HNS holds, do not count).
