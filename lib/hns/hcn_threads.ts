@@ -49,7 +49,7 @@ import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
 export const DEFAULT_HNS_THREADS = 4;
 
 /** Calls a caller should keep in flight per thread so that batches stay large when HNS is fast. */
-export const CALLS_IN_FLIGHT_PER_THREAD = 16;
+export const CALLS_IN_FLIGHT_PER_THREAD = 8;
 
 /**
  * What handing a call to an idle thread costs, in µs: a message each way and
