@@ -21,6 +21,7 @@ import {
   serviceObject,
   sliceObject,
 } from "./scenario.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 /** One command line. */
 export type ApiCommand =
@@ -120,7 +121,7 @@ async function serve(): Promise<void> {
         await answer({
           id: c.id,
           ok: false,
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         });
       }
     }

@@ -196,6 +196,22 @@ export async function startBenchAgent(opts: BenchAgentOptions): Promise<BenchAge
   return bench;
 }
 
+/**
+ * Start the agent and wait until its first programming is done: the agent,
+ * and the `performance.now()` it was ready at (NaN when not within `timeoutMs`).
+ */
+export async function startBenchAgentReady(
+  opts: BenchAgentOptions,
+  timeoutMs: number,
+): Promise<{ agent: BenchAgent; readyAt: number }> {
+  const agent = await startBenchAgent(opts);
+  const readyAt = await withTimeout(
+    agent.agent.ready.then(() => performance.now()),
+    timeoutMs,
+  );
+  return { agent, readyAt };
+}
+
 /** Sleep `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

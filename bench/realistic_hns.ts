@@ -25,7 +25,7 @@ import {
   totalCalls,
   writeCalls,
 } from "./emulator.ts";
-import { startBenchAgent, waitQuiet, withTimeout } from "./harness.ts";
+import { startBenchAgentReady, waitQuiet, withTimeout } from "./harness.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { newResult, type ScenarioResult } from "./results.ts";
@@ -160,16 +160,13 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     // Restart with the cluster unchanged since the change.
     await agent.stop();
     const beforeRestart = emulator.callCounts();
-    agent = await startBenchAgent({
+    let readyAt: number;
+    ({ agent, readyAt } = await startBenchAgentReady({
       apiUrl: url,
       emulator,
       stateFile,
       hnsConcurrency: p.hnsConcurrency,
-    });
-    const readyAt = await withTimeout(
-      agent.agent.ready.then(() => performance.now()),
-      p.timeoutMs,
-    );
+    }, p.timeoutMs));
     if (Number.isNaN(readyAt)) {
       result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
     } else {

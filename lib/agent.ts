@@ -23,7 +23,7 @@ import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
-import { watchCluster } from "./kube/cluster.ts";
+import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";
 import { KubeClient } from "./kube/client.ts";
 import { EventRecorder, kubeEventSink } from "./kube/events.ts";
 import {
@@ -48,6 +48,7 @@ import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/sync
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
 import { ProxyMetrics, serveMetrics } from "./serve/metrics.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Replaceable parts of the agent (tests, the demo). */
 export interface AgentDeps {
@@ -109,6 +110,7 @@ export function contextSettings(config: Config): ContextSettings {
     healthzPort: portOf(config.healthzBindAddress) ?? 10256,
     ...(config.hostMac ? { hostMac: config.hostMac } : {}),
     hostInterfaces: systemInterfaces,
+    ...(config.clusterCIDR.length > 0 ? { clusterCidrs: config.clusterCIDR } : {}),
   };
 }
 
@@ -181,7 +183,7 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
     // cleanupOwned wrote each round to the journal already; this only tidies up.
     log.warn("Cannot compact the ownership record", {
       path: ownership.path,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
   }
   log.info("Cleanup finished", {
@@ -212,7 +214,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       try {
         await fn();
       } catch (err) {
-        log.warn("Error while stopping", { err: err instanceof Error ? err.message : String(err) });
+        log.warn("Error while stopping", { err: errorMessage(err) });
       }
     }
   };
@@ -248,7 +250,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       client: kubeClient,
       nodeName: config.hostnameOverride,
       logger: log,
-      timing: deps.reflectorTiming,
+      resyncPeriodMs: config.configSyncPeriodMs,
+      timing: { ...reflectorTimingFromEnv((name) => Deno.env.get(name)), ...deps.reflectorTiming },
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;
@@ -274,7 +277,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       } catch (err) {
         log.error("Cannot write the ownership record at stop", {
           path: ownership.path,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
       }
     });
@@ -291,6 +294,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       logger: log,
       networkIds: networkIdsByName(api),
       resyncInBackground: true,
+      takeOverForeign: config.takeOverForeign,
+      fullHnsReadOnStart: config.fullHnsReadOnStart,
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
@@ -347,6 +352,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     cleanups.push(async () => {
       await runner.stop();
       await syncer.listingSettled();
+      await syncer.close();
     });
 
     const record = (report: SyncReport, seconds: number) => {
@@ -375,6 +381,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         LoadBalancer: ownership.count("LoadBalancer"),
         Endpoint: ownership.count("Endpoint"),
       });
+      metrics.setWaitingPlacement(syncer.waitingPlacement);
       if (syncer.desired) {
         for (const [family, n] of noLocalEndpointCounts(syncer.desired)) {
           metrics.setNoLocalEndpoints(n.internal, n.external, family);

@@ -38,6 +38,7 @@ import {
   RT,
 } from "./pe.ts";
 import { type CheckRuntime, resolveCheckRuntime } from "./runtime.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -528,6 +529,6 @@ if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (e) {
-    fail(e instanceof Error ? e.message : String(e));
+    fail(errorMessage(e));
   }
 }

@@ -26,6 +26,7 @@ import { enabledFeatures } from "../hns/features.ts";
 import { hnsStartupProblem } from "../hns/requirements.ts";
 import { isHnsBackendKind, openHnsBackend } from "../hns/open.ts";
 import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Where the command writes; tests pass collectors, the CLI uses the process streams. */
 export interface HnsCommandIo {
@@ -119,7 +120,7 @@ export async function hnsCommand(args: string[], io: HnsCommandIo = processIo): 
     await printList(client, kind!, values.json === true, io);
     return 0;
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     io.stderr(`hns: ${message.replace(/\s*\n\s*/g, " ")}\n`);
     if (err instanceof UsageError) io.stderr(`run "hnsproxy hns --help" for usage\n`);
     return 1;

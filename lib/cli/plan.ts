@@ -26,6 +26,7 @@ import { OwnershipRecord } from "../proxy/ownership.ts";
 import { endpointPayload } from "../proxy/payload.ts";
 import { findNetwork, readStart, type StartState } from "../proxy/start.ts";
 import { parseArgs } from "./run.ts";
+import { errorMessage } from "../errors.ts";
 
 /** How long to wait for the initial lists of the cluster. */
 const CLUSTER_TIMEOUT_MS = 30_000;
@@ -135,6 +136,14 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
       plan.conflicts.map((c) => [c.key, c.serviceKey, c.foreignId]),
     ));
   }
+  const taken = start.adoption.takenOver;
+  if (taken.length > 0) {
+    out.push("", `Taken over from others, to be replaced (${taken.length}, --take-over-foreign)`);
+    out.push(table(
+      ["KEY", "SERVICE", "HOLDER", "DIFFERS"],
+      taken.map((t) => [t.key, t.serviceKey ?? "-", t.id, t.reason]),
+    ));
+  }
   const diags = diagnostics(start);
   if (diags.length > 0) {
     out.push("", `Problems (${diags.length})`);
@@ -178,6 +187,7 @@ export function renderJson(start: StartState, owned: OwnershipRecord): string {
       plan: withPayloads(start.plan),
       diagnostics: diagnostics(start),
       skipped: start.adoption.skipped,
+      takenOver: start.adoption.takenOver,
     },
     null,
     2,
@@ -236,7 +246,7 @@ export async function planCommand(args: string[]): Promise<number> {
   try {
     hns = openHns(config, log);
   } catch (err) {
-    console.error(`hnsproxy plan: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`hnsproxy plan: ${errorMessage(err)}`);
     log.close();
     return 1;
   }
@@ -259,11 +269,12 @@ export async function planCommand(args: string[]): Promise<number> {
       cluster.store,
       owned,
       contextSettings(config),
+      { takeOver: config.takeOverForeign },
     );
     console.log(config.output === "json" ? renderJson(start, owned) : renderText(start, owned));
     return 0;
   } catch (err) {
-    console.error(`hnsproxy plan: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`hnsproxy plan: ${errorMessage(err)}`);
     return 1;
   } finally {
     await cluster?.stop();

@@ -19,6 +19,7 @@ import type { ParseResult } from "../config/mod.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import { failWindowsService, runAgentAsWindowsService } from "../windows/agent_service.ts";
 import { isWindowsServiceMode } from "../windows/scm.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Parse the command line; prints and returns an exit code when there is nothing to run. */
 export function parseArgs(args: readonly string[]): ParseResult | number {
@@ -108,7 +109,7 @@ export async function runCommand(args: string[]): Promise<number> {
     await agent.stop();
     return 0;
   } catch (err) {
-    logger.error("hnsproxy cannot run", { err: err instanceof Error ? err.message : String(err) });
+    logger.error("hnsproxy cannot run", { err: errorMessage(err) });
     return 1;
   } finally {
     signal.dispose();

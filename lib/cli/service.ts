@@ -26,6 +26,7 @@ import {
   uninstallService,
 } from "../windows/install.ts";
 import { WINDOWS_SERVICE_FLAG } from "../windows/scm.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The usage text of `service`. */
 export const SERVICE_USAGE = `Usage:
@@ -217,7 +218,7 @@ export async function serviceCommand(
     stdout(`removed service ${parsed.name}\n`);
     return 0;
   } catch (err) {
-    const message = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ");
+    const message = (errorMessage(err)).replace(/\s+/g, " ");
     stderr(`hnsproxy: service ${parsed.action}: ${message}\n`);
     return 1;
   }

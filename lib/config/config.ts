@@ -18,6 +18,7 @@ import { flagsToLayer, scanFlags } from "./flags.ts";
 import { joinHostPort, splitHostPort } from "../net/ip.ts";
 import type { Config, Layer } from "./types.ts";
 import { toNodeName } from "./values.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Host facts parseConfig needs; injectable for tests. */
 export interface ParseOptions {
@@ -76,7 +77,7 @@ export function parseConfig(
     try {
       text = readFile(flags.configFile);
     } catch (e) {
-      const reason = e instanceof Error ? e.message : String(e);
+      const reason = errorMessage(e);
       throw new ConfigError("--config", `cannot be read: ${reason}`, flags.configFile, {
         cause: e,
       });
@@ -134,6 +135,8 @@ function defaults(env: Record<string, string | undefined>, os: string): Layer {
     hnsBackend: "ffi",
     hnsConcurrency: 4,
     stateFile: defaultStateFile(env, os),
+    takeOverForeign: true,
+    fullHnsReadOnStart: false,
     cleanupAndExit: false,
     writeConfigTo: "",
     output: "text",
@@ -215,6 +218,8 @@ function build(l: Layer, hostname: string): Config {
     hnsBackend: l.hnsBackend!,
     hnsConcurrency: l.hnsConcurrency!,
     stateFile: l.stateFile!,
+    takeOverForeign: l.takeOverForeign!,
+    fullHnsReadOnStart: l.fullHnsReadOnStart!,
     cleanupAndExit: l.cleanupAndExit!,
     writeConfigTo: l.writeConfigTo!,
     output: l.output!,

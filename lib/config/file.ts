@@ -35,6 +35,7 @@ import {
   toNumber,
   toStr,
 } from "./values.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The apiVersion hnsproxy reads and writes. */
 export const API_VERSION = "kubeproxy.config.k8s.io/v1alpha1";
@@ -123,7 +124,7 @@ const SCHEMA: Schema = {
   },
   linux: null,
   clusterCIDR: (l, v, k) => l.clusterCIDR = toCIDRs(k, v),
-  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 1),
+  configSyncPeriod: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
   nodePortAddresses: null,
   oomScoreAdj: null,
   portRange: null,
@@ -142,7 +143,7 @@ export function parseConfigFile(path: string, text: string): { layer: Layer } {
   try {
     doc = parse(text, { uniqueKeys: true, prettyErrors: false });
   } catch (e) {
-    const reason = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    const reason = (errorMessage(e)).split("\n")[0];
     throw new ConfigError(path, `is not valid YAML or JSON: ${reason}`, undefined, { cause: e });
   }
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {

@@ -182,8 +182,10 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: "duration",
     group: "Cluster",
     def: "15m0s",
-    help: "How often the watched API objects are re-listed in full. Must be greater than 0.",
-    set: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 1),
+    help: "How often Services, EndpointSlices and Nodes are re-listed in full from the API " +
+      "server (paginated; only differences reach HNS), a safety net for changes a watch " +
+      "cannot see, e.g. an API server restored from backup. 0 turns it off.",
+    set: (l, v, k) => l.configSyncPeriodMs = toDuration(k, v, 0),
   },
   {
     name: "cluster-cidr",
@@ -458,6 +460,23 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Record of the HNS objects hnsproxy owns. " +
       "Default: %ProgramData%\\hnsproxy\\state.json on Windows.",
     set: (l, v) => l.stateFile = v,
+  },
+  {
+    name: "take-over-foreign",
+    bool: true,
+    group: "hnsproxy",
+    def: "true",
+    help: "At start, replace HNS load balancers and remote endpoints of others (e.g. " +
+      "kube-proxy's) on addresses a Service claims; false leaves them, blocking those services.",
+    set: (l, v, k) => l.takeOverForeign = toBool(k, v),
+  },
+  {
+    name: "full-hns-read-on-start",
+    bool: true,
+    group: "hnsproxy",
+    help: "Read every HNS object at start, even when the state file vouches for hnsproxy's own " +
+      "(by default those are confirmed by the ID listings and read only when changed).",
+    set: (l, v, k) => l.fullHnsReadOnStart = toBool(k, v),
   },
   {
     name: "output",

@@ -50,7 +50,7 @@ export interface Config {
   syncPeriodMs: number;
   /** Shortest time between two syncs, in ms (kube-proxy minSyncPeriod, default 1 s). */
   minSyncPeriodMs: number;
-  /** Informer resync period, in ms (kube-proxy configSyncPeriod, default 15 min). */
+  /** Full relist period, in ms (kube-proxy configSyncPeriod, default 15 min; 0: off). */
   configSyncPeriodMs: number;
   /** Run under the Windows Service Control Manager. */
   windowsService: boolean;
@@ -80,6 +80,13 @@ export interface Config {
   hnsConcurrency: number;
   /** Where the ownership record is kept. */
   stateFile: string;
+  /**
+   * At start, take over (replace) foreign HNS objects on addresses a Service
+   * claims, e.g. kube-proxy's leftovers (`--take-over-foreign`, default true).
+   */
+  takeOverForeign: boolean;
+  /** Read every HNS object at start instead of trusting the ownership record's fingerprints. */
+  fullHnsReadOnStart: boolean;
   /** Remove everything hnsproxy owns from HNS, then exit (`--cleanup`). */
   cleanupAndExit: boolean;
   /** Write the effective configuration as a KubeProxyConfiguration to this file and exit. */
@@ -133,6 +140,8 @@ export interface Layer {
   hnsBackend?: "ffi" | "memory";
   hnsConcurrency?: number;
   stateFile?: string;
+  takeOverForeign?: boolean;
+  fullHnsReadOnStart?: boolean;
   cleanupAndExit?: boolean;
   writeConfigTo?: string;
   output?: "text" | "json";

@@ -26,6 +26,8 @@ export interface DemoAgentSettings {
   logFile: string;
   /** Also log to stderr. */
   verbose: boolean;
+  /** More flags, after the demo's own (e.g. `--take-over-foreign=false`). */
+  extraArgs?: string[];
 }
 
 /** The agent's command line for the demo, as an operator would write it. */
@@ -46,6 +48,7 @@ export function demoAgentArgs(s: DemoAgentSettings): string[] {
     "--healthz-bind-address=",
     "--metrics-bind-address=",
     ...(s.verbose ? ["--alsologtostderr"] : []),
+    ...(s.extraArgs ?? []),
   ];
 }
 

@@ -10,7 +10,16 @@
 
 import type { HcnApi, HcnEndpoint, HcnLoadBalancer, HcnNetwork } from "../hns/types.ts";
 import type { MemoryHnsState } from "../hns/memory.ts";
-import { DEMO_NODES, type DemoPod, demoServices, THIS_NODE } from "./cluster.ts";
+import {
+  DEMO_NODES,
+  type DemoPod,
+  type DemoService,
+  demoServices,
+  serviceKey,
+  SOURCE_VIP,
+  THIS_NODE,
+} from "./cluster.ts";
+import { kubeProxyHnsObjects } from "./kube_proxy_objects.ts";
 
 /** Name of the demo's HNS network (`--network-name`). */
 export const NETWORK_NAME = "vxlan0";
@@ -120,4 +129,69 @@ export async function createCniEndpoint(hns: HcnApi, pod: DemoPod): Promise<void
   } finally {
     await hns.close("Network", network);
   }
+}
+
+/** win-node-2's IP while kube-proxy ran: the node was replaced since, its pod subnet kept. */
+export const FORMER_WIN_NODE_2_IP = "10.0.1.22";
+
+/**
+ * The cluster as kube-proxy last programmed it, before the node moved to
+ * hnsproxy: since then a pod of shop/web moved (web-old on win-node-2 gave
+ * way to web-1), shop/legacy was deleted and shop/checkout added, and
+ * win-node-2 was replaced (same pod subnet, new IP).
+ */
+export function kubeProxyEraServices(): DemoService[] {
+  const services = demoServices().filter((s) => serviceKey(s) !== "shop/checkout");
+  const web = services.find((s) => serviceKey(s) === "shop/web")!;
+  web.pods = web.pods.map((p) =>
+    p.name === "web-1" ? { name: "web-old", node: "win-node-2", ip: "10.244.2.9" } : p
+  );
+  services.push({
+    namespace: "shop",
+    name: "legacy",
+    type: "NodePort",
+    clusterIPs: ["10.96.10.90"],
+    ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080, nodePort: 30090 }],
+    pods: [{ name: "legacy-0", node: "linux-node-3", ip: "10.244.3.90" }],
+  });
+  return services;
+}
+
+/**
+ * What HNS holds on the demo node the moment it moves from kube-proxy to
+ * hnsproxy: {@link demoHnsState} plus the endpoints and load balancers
+ * kube-proxy made for `services` (default {@link kubeProxyEraServices}) in
+ * kube-proxy's JSON (lib/demo/kube_proxy_objects.ts), with the other nodes'
+ * IPs of that time (`formerIps`, by node name; default: win-node-2's
+ * former IP). Its objects' IDs start with `C0FFEE00`.
+ */
+export function kubeProxyLeftoverState(
+  services: readonly DemoService[] = kubeProxyEraServices(),
+  formerIps: Readonly<Record<string, string>> = { "win-node-2": FORMER_WIN_NODE_2_IP },
+): Required<MemoryHnsState> {
+  const base = demoHnsState();
+  const self = DEMO_NODES.find((n) => n.name === THIS_NODE)!;
+  const localEndpoints = new Map(
+    (base.Endpoints ?? []).map((ep) => [ep.IpConfigurations![0].IpAddress, ep.ID!]),
+  );
+  let n = 0;
+  const routes = DEMO_NODES.filter((node) => node.name !== THIS_NODE).map((node) => ({
+    prefix: node.podCIDRs[0],
+    providerAddress: formerIps[node.name] ?? node.ips[0],
+  }));
+  const left = kubeProxyHnsObjects(services, {
+    nodeName: THIS_NODE,
+    networkId: NETWORK_ID,
+    nodeIP: self.ips[0],
+    hostMac: HOST_MAC,
+    sourceVip: SOURCE_VIP,
+    routes,
+    localEndpoints,
+    newId: () => `C0FFEE00-0000-4000-8000-${(++n).toString(16).toUpperCase().padStart(12, "0")}`,
+  });
+  return {
+    Networks: base.Networks ?? [],
+    Endpoints: [...(base.Endpoints ?? []), ...left.Endpoints],
+    LoadBalancers: [...(base.LoadBalancers ?? []), ...left.LoadBalancers],
+  };
 }

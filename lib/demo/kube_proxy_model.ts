@@ -42,7 +42,8 @@
  *   remote subnet routes), then runs its first sync in which every service
  *   port is programmed. Its memory (which service ports are programmed,
  *   endpoint reference counts) starts empty; HNS keeps the remote endpoints a
- *   previous run created, and they are found by IP instead of re-created.
+ *   previous run created (`leftoverEndpoints` when that run is not among the
+ *   events), and they are found by IP instead of re-created.
  * - Every sync ({@link KubeProxySync}, {@link KubeProxyPeriodicSync}), even
  *   with nothing to do: looks the network up, looks it up again and lists all
  *   its endpoints, lists all load balancers (forwardHealthCheckVip: also looks
@@ -102,8 +103,14 @@ export interface KubeProxyModelOptions {
   existingEndpoints: readonly string[];
   /** Overlay: `--source-vip`; kube-proxy creates its endpoint when HNS lacks it. */
   sourceVip?: string;
-  /** Load balancers in HNS before the first start that kube-proxy did not create. */
+  /** Load balancers in HNS before the first start (others' and an earlier kube-proxy run's). */
   foreignLoadBalancers?: number;
+  /**
+   * IPs of the remote endpoints an earlier kube-proxy run left in HNS before
+   * the first start: found by IP and reused, deleted once no service port
+   * uses them.
+   */
+  leftoverEndpoints?: readonly string[];
   /** `forwardHealthCheckVip`: every sync also looks up the root host endpoint. */
   forwardHealthCheckVip?: boolean;
   /**
@@ -186,7 +193,7 @@ class Simulation {
   /** IPs of the endpoints on the network others made (the CNI). */
   external = new Set<string>();
   /** IPs of the endpoints on the network kube-proxy made. */
-  readonly made = new Set<string>();
+  readonly made: Set<string>;
   loadBalancers = 0;
   /** Service ports programmed (policyApplied), by ID. */
   readonly applied = new Map<string, KubeProxyServicePort>();
@@ -198,6 +205,7 @@ class Simulation {
 
   constructor(readonly options: KubeProxyModelOptions) {
     this.external = new Set(options.existingEndpoints);
+    this.made = new Set(options.leftoverEndpoints ?? []);
     this.loadBalancers = options.foreignLoadBalancers ?? 0;
   }
 

@@ -58,6 +58,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   const started = performance.now();
   const foreign = new Set([FOREIGN_LB_ID.toUpperCase()]);
+  let kubeProxyIds: ReadonlySet<string> = new Set();
   let result: ScenarioResult;
   let logFile = "";
   try {
@@ -66,6 +67,9 @@ export async function demoCommand(args: string[]): Promise<number> {
       keepLogs,
       onSetup(setup) {
         logFile = setup.logFile;
+        kubeProxyIds = setup.kubeProxyIds;
+        const kp = (kind: "LoadBalancers" | "Endpoints") =>
+          setup.initial[kind].filter((o) => setup.kubeProxyIds.has(String(o.ID))).length;
         const self = DEMO_NODES.find((n) => n.name === THIS_NODE)!;
         const net = setup.initial.Networks[0];
         const routes = (net.Policies ?? []).filter((p) => p.Type === "RemoteSubnetRoute").length;
@@ -85,8 +89,15 @@ export async function demoCommand(args: string[]): Promise<number> {
         );
         para(
           `HNS before start: network ${NETWORK_NAME} (${net.Type}, ${routes} remote subnet ` +
-            `routes), ${setup.initial.Endpoints.length} pod endpoints made by the CNI, ` +
-            `${setup.initial.LoadBalancers.length} load balancer made by another tool`,
+            `routes), ${
+              setup.initial.Endpoints.length - kp("Endpoints")
+            } pod endpoints made by the CNI, ` +
+            `${
+              setup.initial.LoadBalancers.length - kp("LoadBalancers")
+            } load balancer made by another tool, ` +
+            `and what kube-proxy left when the node moved to hnsproxy: ${
+              kp("LoadBalancers")
+            } load balancers, ${kp("Endpoints")} endpoints`,
           "",
         );
         para(`agent: hnsproxy ${setup.args.join(" ")}`, "");
@@ -98,6 +109,7 @@ export async function demoCommand(args: string[]): Promise<number> {
         const h = summarizeCalls(step.calls);
         out(`   hnsproxy made ${h.total} HNS calls (${h.writes} writes):`);
         for (const line of operationLines(step.records)) para(line, "     ", 4);
+        for (const line of step.outcome ?? []) para(line, "   ");
         const k = summarizeCalls(step.kubeProxy);
         para(
           `kube-proxy would make ${k.total} HNS calls (${k.writes} writes): ${
@@ -109,7 +121,19 @@ export async function demoCommand(args: string[]): Promise<number> {
           out();
           out(`   HNS load balancers on ${THIS_NODE} now:`);
           const views = loadBalancerViews(step.state, step.services);
-          for (const line of hnsStateTable(views, foreign, THIS_NODE)) out(`   ${line}`);
+          // Others' LBs: the other tool's, and kube-proxy's that hnsproxy did not take over.
+          const others = new Map([...foreign].map((id) => [id, "another tool's"]));
+          const served = new Set(
+            views.filter((v) => v.service && !kubeProxyIds.has(v.id.toUpperCase())).map((v) =>
+              v.frontend
+            ),
+          );
+          for (const v of views) {
+            if (kubeProxyIds.has(v.id.toUpperCase()) && !served.has(v.frontend) && !v.service) {
+              others.set(v.id.toUpperCase(), "kube-proxy's");
+            }
+          }
+          for (const line of hnsStateTable(views, others, THIS_NODE)) out(`   ${line}`);
         }
       },
     });
@@ -155,6 +179,14 @@ export async function demoCommand(args: string[]): Promise<number> {
     `restart: hnsproxy made ${summarizeCalls(restart.calls).writes} writes and left the ` +
       `${lbsAfterRestart} load balancers in place; kube-proxy would delete ${kpRestartDeletes} ` +
       "and rebuild them one by one.",
+  );
+  const takeover = steps[0];
+  bullet(
+    `moving from kube-proxy: hnsproxy kept what kube-proxy left that was still right, replaced ` +
+      `only what the cluster's changes made wrong (${
+        summarizeCalls(takeover.calls).writes
+      } writes), and never touched kube-proxy's objects on addresses no Service claims; ` +
+      "--take-over-foreign=false leaves all of them alone.",
   );
   if (foreignKept && kpStartDeletes > 0) {
     bullet(

@@ -17,6 +17,7 @@ import {
 import { isZeroGuid, normalizeGuid } from "../hns/guid.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "../hns/names.ts";
 import type { HcnApi, HcnEndpoint, HcnHandle, HcnKind, HcnLoadBalancer } from "../hns/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** One HNS call as the recorder saw it. */
 export interface HnsCallRecord {
@@ -103,7 +104,7 @@ export function recordHcnApi(
       return value;
     } catch (err) {
       rec.object = object();
-      rec.error = err instanceof Error ? err.message : String(err);
+      rec.error = errorMessage(err);
       throw err;
     }
   }
@@ -183,7 +184,7 @@ export function recordHcnApi(
       try {
         return await inner.hnsCall(method, path, request);
       } catch (err) {
-        rec.error = err instanceof Error ? err.message : String(err);
+        rec.error = errorMessage(err);
         throw err;
       }
     },

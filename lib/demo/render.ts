@@ -26,16 +26,20 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return out;
 }
 
-/** The HNS load balancers as a table: service, frontend, backends (local or remote), flags. */
+/**
+ * The HNS load balancers as a table: service, frontend, backends (local or
+ * remote), flags. `foreign`: upper-case IDs of others' load balancers and
+ * whose they are (e.g. `another tool's`).
+ */
 export function hnsStateTable(
   views: readonly LbView[],
-  foreignIds: ReadonlySet<string>,
+  foreign: ReadonlyMap<string, string>,
   thisNode: string,
 ): string[] {
   let previous = "";
   const rows = views.map((v) => {
-    const foreign = foreignIds.has(v.id.toUpperCase());
-    const label = foreign ? "(another tool's)" : serviceLabel(v);
+    const owner = foreign.get(v.id.toUpperCase());
+    const label = owner !== undefined ? `(${owner})` : serviceLabel(v);
     const service = label === previous ? "" : label;
     previous = label;
     const what = v.role ? `${v.frontend}  ${roleWords(v)}` : v.frontend;
@@ -49,7 +53,7 @@ export function hnsStateTable(
       const ip = b.ip.includes(":") ? `[${b.ip}]` : b.ip;
       return `${ip}:${v.internalPort}  ${where}`;
     }).join("\n");
-    const flags = [...v.flags, ...(foreign ? ["left alone by hnsproxy"] : [])];
+    const flags = [...v.flags, ...(owner !== undefined ? ["left alone by hnsproxy"] : [])];
     return [service, what, backends, flags.length ? flags.join(", ") : "-"];
   });
   return table(["service", "frontend", "→ backends", "flags"], rows);

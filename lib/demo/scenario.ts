@@ -1,8 +1,9 @@
 /**
- * The demo's story, run for real: seed the API server and HNS, start the
- * agent, then scale a service up, let a pod terminate, delete a service and
- * restart the agent — measuring hnsproxy's HNS calls at each step and
- * computing kube-proxy's for the same steps.
+ * The demo's story, run for real: seed the API server and HNS (the node as
+ * kube-proxy left it when it stopped), start the agent, which takes over
+ * kube-proxy's objects, then scale a service up, let a pod terminate, delete
+ * a service and restart the agent — measuring hnsproxy's HNS calls at each
+ * step and computing kube-proxy's for the same steps.
  *
  * @module
  */
@@ -32,7 +33,13 @@ import {
   SOURCE_VIP,
   THIS_NODE,
 } from "./cluster.ts";
-import { createCniEndpoint, demoHnsState } from "./hns_seed.ts";
+import { OwnershipRecord } from "../proxy/ownership.ts";
+import {
+  createCniEndpoint,
+  demoHnsState,
+  FORMER_WIN_NODE_2_IP,
+  kubeProxyLeftoverState,
+} from "./hns_seed.ts";
 import { cniEndpointIps, demoDescriber } from "./inventory.ts";
 import {
   kubeProxyCalls,
@@ -50,6 +57,8 @@ export interface StepResult {
   title: string;
   /** What changed in the cluster or on the node, in words. */
   changes: string[];
+  /** What hnsproxy made of it, in words, when the operations alone do not say. */
+  outcome?: string[];
   /** hnsproxy's HNS calls, in order, with their objects. */
   records: HnsCallRecord[];
   /** hnsproxy's HNS calls per C function (from the instrumentation counters). */
@@ -68,6 +77,8 @@ export interface StepResult {
 export interface DemoSetup {
   /** HNS before hnsproxy started. */
   initial: Required<MemoryHnsState>;
+  /** IDs (upper case) of the objects kube-proxy left in `initial`. */
+  kubeProxyIds: ReadonlySet<string>;
   /** The agent's command line. */
   args: string[];
   /** The agent's log file. */
@@ -101,10 +112,21 @@ export interface ScenarioResult {
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-demo-" });
   const services = demoServices();
-  const memory = new MemoryHcnApi({ state: demoHnsState() });
+  const memory = new MemoryHcnApi({ state: kubeProxyLeftoverState() });
   const recorder = recordHcnApi(memory, demoDescriber(demoServices(), SOURCE_VIP));
   const counted = instrumentHcnApi(recorder);
   const initial = memory.dump();
+  const cniIds = new Set(
+    [...demoHnsState().Endpoints ?? [], ...demoHnsState().LoadBalancers ?? []].map((o) => o.ID),
+  );
+  const kubeProxyIds = new Set(
+    [...initial.Endpoints, ...initial.LoadBalancers].filter((o) => !cniIds.has(o.ID)).map((o) =>
+      String(o.ID).toUpperCase()
+    ),
+  );
+  const leftoverRemotes = initial.Endpoints.filter((ep) =>
+    kubeProxyIds.has(String(ep.ID).toUpperCase()) && ((ep.Flags ?? 0) & 1) !== 0
+  );
   const server = await new FakeApiServer().start();
   let running: DemoAgent | undefined;
   const results: StepResult[] = [];
@@ -115,6 +137,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     existingEndpoints: cniEndpointIps(initial),
     sourceVip: SOURCE_VIP,
     foreignLoadBalancers: initial.LoadBalancers.length,
+    leftoverEndpoints: leftoverRemotes.map((ep) => ep.IpConfigurations?.[0]?.IpAddress ?? ""),
     modifyLoadBalancer: modify,
   });
   const events: KubeProxyEvent[] = [];
@@ -125,6 +148,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     changes: string[],
     before: CallCounts,
     event: (state: Required<MemoryHnsState>) => KubeProxyEvent,
+    outcome?: string[],
   ) => {
     const state = memory.dump();
     events.push(event(state));
@@ -141,6 +165,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       state,
       services: services.map((s) => structuredClone(s)),
     };
+    if (outcome) step.outcome = outcome;
     results.push(step);
     options.onStep(step);
   };
@@ -168,19 +193,38 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       server.create(SERVICES, serviceObject(svc));
       for (const slice of sliceObjects(svc)) server.create(SLICES, slice);
     }
-    options.onSetup?.({ initial, args: demoAgentArgs(settings), logFile: settings.logFile });
+    options.onSetup?.({
+      initial,
+      kubeProxyIds,
+      args: demoAgentArgs(settings),
+      logFile: settings.logFile,
+    });
 
-    // 0. Start.
+    // 0. Start: the node moves from kube-proxy to hnsproxy.
     let before = callCounts();
     let agent = await start();
+    const kpLbs = initial.LoadBalancers.filter((lb) => kubeProxyIds.has(String(lb.ID)));
+    const kpEps = initial.Endpoints.filter((ep) => kubeProxyIds.has(String(ep.ID)));
     finish(
-      `hnsproxy starts on ${THIS_NODE} and programs HNS`,
+      `hnsproxy replaces kube-proxy on ${THIS_NODE} and takes over what it left in HNS`,
       [
-        `${services.length} Services (ClusterIP, NodePort, LoadBalancer, externalTrafficPolicy ` +
-        `Local, dual-stack) with ${services.reduce((n, s) => n + s.pods.length, 0)} endpoints`,
+        `kube-proxy stopped, leaving ${kpLbs.length} load balancers and ${kpEps.length} ` +
+        "endpoints in HNS (its own JSON)",
+        "while neither proxy ran: pod web-old 10.244.2.9 of shop/web gave way to web-1 " +
+        "10.244.2.10, shop/legacy was deleted, shop/checkout added, and win-node-2 was " +
+        `replaced (${FORMER_WIN_NODE_2_IP} → 10.0.1.12, same pod subnet)`,
+        `now: ${services.length} Services (ClusterIP, NodePort, LoadBalancer, ` +
+        `externalTrafficPolicy Local, dual-stack) with ` +
+        `${services.reduce((n, s) => n + s.pods.length, 0)} endpoints`,
       ],
       before,
       (state) => ({ kind: "start", servicePorts: ports(state) }),
+      takeoverOutcome(
+        initial,
+        memory.dump(),
+        kubeProxyIds,
+        await OwnershipRecord.load(settings.stateFile),
+      ),
     );
 
     // 1. Scale up: one new pod here (the CNI makes its HNS endpoint first), one on win-node-2.
@@ -271,6 +315,42 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     // A failed run keeps its log for the error message to point at.
     if (succeeded && !options.keepLogs) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * What became of kube-proxy's objects, in words: adopted as they were,
+ * updated in place or replaced (taken over: owned now), left alone (on
+ * addresses no Service claims, or used as they are).
+ */
+function takeoverOutcome(
+  before: Required<MemoryHnsState>,
+  after: Required<MemoryHnsState>,
+  kubeProxyIds: ReadonlySet<string>,
+  owned: OwnershipRecord,
+): string[] {
+  const count = (kind: "LoadBalancers" | "Endpoints") => {
+    const now = new Map(after[kind].map((o) => [String(o.ID).toUpperCase(), o]));
+    const n = { adopted: 0, updated: 0, replaced: 0, left: 0 };
+    for (const o of before[kind]) {
+      const id = String(o.ID).toUpperCase();
+      if (!kubeProxyIds.has(id)) continue;
+      const later = now.get(id);
+      if (!later) n.replaced++;
+      else if (!owned.owns(id)) n.left++;
+      else if (JSON.stringify(later) === JSON.stringify(o)) n.adopted++;
+      else n.updated++;
+    }
+    return n;
+  };
+  const lbs = count("LoadBalancers");
+  const eps = count("Endpoints");
+  return [
+    `kube-proxy's load balancers: ${lbs.adopted} adopted as they were, ${lbs.updated} updated ` +
+    `in place, ${lbs.replaced} replaced (deleted and created anew); ${lbs.left} on addresses ` +
+    "no Service claims left alone",
+    `kube-proxy's endpoints: ${eps.adopted} adopted, ${eps.replaced} replaced (wrong provider ` +
+    `address); ${eps.left} left alone (no longer needed, or used as they are)`,
+  ];
 }
 
 /** Backends of the load balancer whose frontend is `vip`. */

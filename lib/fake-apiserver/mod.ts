@@ -21,7 +21,14 @@
  *   and injected failures ({@linkcode FakeApiServer.failNext}).
  * - Faults: {@linkcode FakeApiServer.compactBefore},
  *   {@linkcode FakeApiServer.disconnectWatches} (connection reset mid-stream),
- *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection).
+ *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection),
+ *   {@linkcode FakeApiServer.outage} (connections refused until
+ *   {@linkcode FakeApiServer.endOutage}) and
+ *   {@linkcode FakeApiServer.restoreFromBackup} (storage gone back in time).
+ * - A resourceVersion newer than the server's, as clients of a restored
+ *   server ask for: a list answers 504 "Too large resource version"; a watch
+ *   is accepted and stays silent (no events, no bookmarks) until the
+ *   server's resourceVersion passes it, as a v1.26 watch cache does.
  *
  * @module
  */
@@ -169,6 +176,8 @@ interface HistoryEntry {
 
 interface Watcher {
   resource: string;
+  /** The resourceVersion the watch started from: nothing at or below it is sent. */
+  fromRv: number;
   namespace?: string;
   labels: Matcher;
   fields: Matcher;
@@ -213,6 +222,7 @@ export function statusObject(
 /** The fake API server. */
 export class FakeApiServer {
   readonly #opts: FakeApiServerOptions;
+  #port = 0;
   readonly #resources = new Map<string, FakeResource>();
   readonly #objects = new Map<string, Map<string, FakeObject>>();
   #history: HistoryEntry[] = [];
@@ -245,23 +255,34 @@ export class FakeApiServer {
   /** Starts listening on 127.0.0.1 on a free port. */
   async start(): Promise<this> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
+    this.#server = this.#createServer(handler);
+    await this.#listen(0);
+    const { port } = this.#server.address() as AddressInfo;
+    this.#port = port;
+    this.#url = `${this.#opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+    const every = this.#opts.bookmarkIntervalMs ?? 0;
+    if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
+    return this;
+  }
+
+  #createServer(
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  ): http.Server {
     const tls = this.#opts.tls;
-    this.#server = tls
+    return tls
       ? https.createServer({
         cert: tls.cert,
         key: tls.key,
         ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
       }, handler)
       : http.createServer(handler);
-    await new Promise<void>((resolve, reject) => {
+  }
+
+  #listen(port: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.#server!.once("error", reject);
-      this.#server!.listen(0, "127.0.0.1", () => resolve());
+      this.#server!.listen(port, "127.0.0.1", () => resolve());
     });
-    const { port } = this.#server.address() as AddressInfo;
-    this.#url = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
-    const every = this.#opts.bookmarkIntervalMs ?? 0;
-    if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
-    return this;
   }
 
   /** The base URL, e.g. `http://127.0.0.1:41234`. */
@@ -447,10 +468,56 @@ export class FakeApiServer {
     return n;
   }
 
+  /**
+   * An outage: open connections are reset and new ones refused (the port is
+   * closed) until {@linkcode endOutage}. Objects can still be changed meanwhile.
+   */
+  async outage(): Promise<void> {
+    const server = this.#server;
+    if (!server) throw new Error("FakeApiServer: not started");
+    this.#endMatching(undefined, "reset");
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  /** Ends an {@linkcode outage}: serves again on the same port. */
+  async endOutage(): Promise<void> {
+    if (this.#server) return;
+    this.#server = this.#createServer((req, res) => this.#handle(req, res));
+    await this.#listen(this.#port);
+  }
+
+  /**
+   * Simulates an API server restored from an etcd backup (or with its
+   * storage wiped): open watches end (the API servers restart), history is
+   * gone, the objects become exactly `objects` (per resource plural; others
+   * empty) and resourceVersions restart at `resourceVersion` (default: the
+   * initial one), lower than what clients hold.
+   */
+  restoreFromBackup(
+    objects: Record<string, FakeObject[]>,
+    resourceVersion = this.#opts.initialResourceVersion ?? 1000,
+  ): void {
+    this.#endMatching(undefined, "reset");
+    for (const store of this.#objects.values()) store.clear();
+    this.#history = [];
+    this.#compactedBefore = 0;
+    this.#rv = resourceVersion;
+    for (const [resource, list] of Object.entries(objects)) {
+      for (const obj of list) this.create(resource, obj);
+    }
+  }
+
   /** Sends a BOOKMARK with the current resourceVersion to every watch that allows them. */
   sendBookmarks(): void {
     for (const w of this.#watchers) {
-      if (!w.bookmarks || w.silenced) continue;
+      // A watch cache sends no bookmark older than the watch's own
+      // resourceVersion. (One at the same resourceVersion stands for the
+      // progress a live cluster always makes.)
+      if (!w.bookmarks || w.silenced || this.#rv < w.fromRv) continue;
       const r = this.#resource(w.resource);
       this.#write(w, {
         type: "BOOKMARK",
@@ -606,6 +673,7 @@ export class FakeApiServer {
 
     const scoped = (o: FakeObject) =>
       (!route.namespace || o.metadata.namespace === route.namespace) && labels(o) && fields(o);
+    if (!watch && this.#tooLargeResourceVersion(query, record, res)) return;
     if (watch) return this.#startWatch(route, query, scoped, labels, fields, res, record);
     this.#serveList(route.resource, query, scoped, res, record);
   }
@@ -740,6 +808,31 @@ export class FakeApiServer {
     return f;
   }
 
+  /**
+   * A list at a resourceVersion newer than the server's: a real server waits
+   * (3 s) for its watch cache to catch up, then answers 504 with Retry-After.
+   */
+  #tooLargeResourceVersion(
+    query: Record<string, string>,
+    record: RequestRecord,
+    res: http.ServerResponse,
+  ): boolean {
+    const asked = query.resourceVersion;
+    if (!asked || asked === "0" || query.continue || Number(asked) <= this.#rv) return false;
+    record.status = 504;
+    res.writeHead(504, { "Content-Type": "application/json", "Retry-After": "1" });
+    res.end(JSON.stringify(statusObject(
+      504,
+      `Timeout: Too large resource version: ${asked}, current: ${this.#rv}`,
+      "Timeout",
+      {
+        causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+        retryAfterSeconds: 1,
+      },
+    )));
+    return true;
+  }
+
   /** The objects of a resource as they were at `rv` (undoing later history). */
   #stateAt(resource: string, rv: number): Map<string, FakeObject> {
     const state = new Map(this.#objects.get(resource)!);
@@ -850,6 +943,7 @@ export class FakeApiServer {
     });
     const w: Watcher = {
       resource: resource.plural,
+      fromRv: fromRv ?? 0,
       namespace: route.namespace,
       labels: (o) => (!route.namespace || o.metadata?.namespace === route.namespace) && labels(o),
       fields,
@@ -885,6 +979,7 @@ export class FakeApiServer {
   }
 
   #send(w: Watcher, e: HistoryEntry): void {
+    if (e.rv <= w.fromRv) return;
     const matches = (o?: FakeObject) => o !== undefined && w.labels(o) && w.fields(o);
     const was = matches(e.prev);
     const is = matches(e.next);

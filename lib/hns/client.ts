@@ -35,6 +35,7 @@ import type {
   HnsClient,
   HnsFeatures,
   HnsVersion,
+  OpenNetwork,
 } from "./types.ts";
 
 /** The query every QueryXProperties call sends (schema 2.0, no flags, no filter). */
@@ -170,7 +171,11 @@ class Client implements HnsClient {
   }
 
   async #list<T>(kind: HcnKind, filter?: Record<string, string>): Promise<T[]> {
-    const ids = await this.#enumerate(kind, filter);
+    return await this.#fetchAll<T>(kind, await this.#enumerate(kind, filter));
+  }
+
+  /** Open, query, close each object, `listConcurrency` at once; gone ones are left out. */
+  async #fetchAll<T>(kind: HcnKind, ids: readonly string[]): Promise<T[]> {
     const found: Array<T | undefined> = new Array(ids.length);
     let next = 0;
     let failed = false;
@@ -242,6 +247,34 @@ class Client implements HnsClient {
     });
   }
 
+  openNetwork(id: string): Promise<OpenNetwork> {
+    const object = `network ${id}`;
+    return this.#context("openNetwork", object, async () => {
+      const handle = await this.#api.open("Network", id);
+      let closed = false;
+      return {
+        id,
+        read: () =>
+          this.#context("readNetwork", object, async () => {
+            if (closed) throw new Error(`network ${id} read after close`);
+            let text: string;
+            try {
+              text = await this.#api.query("Network", handle, PROPERTIES_QUERY);
+            } catch (err) {
+              if (isNotFound(err)) return undefined;
+              throw err;
+            }
+            return this.#parse<HcnNetwork>("Network", id, text);
+          }),
+        close: async () => {
+          if (closed) return;
+          closed = true;
+          await this.#api.close("Network", handle);
+        },
+      };
+    });
+  }
+
   listEndpointIds(networkId?: string, name?: string): Promise<string[]> {
     const filter: Record<string, string> = {};
     if (networkId) filter.VirtualNetwork = networkId;
@@ -267,6 +300,14 @@ class Client implements HnsClient {
 
   getEndpoint(id: string): Promise<HcnEndpoint | undefined> {
     return this.#context("getEndpoint", `endpoint ${id}`, () => this.#fetch("Endpoint", id));
+  }
+
+  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]> {
+    return this.#context(
+      "getEndpoints",
+      `${ids.length} endpoints`,
+      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids),
+    );
   }
 
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
@@ -341,6 +382,14 @@ class Client implements HnsClient {
       "listLoadBalancers",
       "load balancers",
       () => this.#list<HcnLoadBalancer>("LoadBalancer"),
+    );
+  }
+
+  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]> {
+    return this.#context(
+      "getLoadBalancers",
+      `${ids.length} load balancers`,
+      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids),
     );
   }
 

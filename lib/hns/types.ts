@@ -216,6 +216,20 @@ export interface HnsFeatures {
 }
 
 /**
+ * A network whose handle stays open between reads (see
+ * {@link HnsClient.openNetwork}): each read is one HcnQueryNetworkProperties
+ * call. The holder must close it.
+ */
+export interface OpenNetwork {
+  /** The network's ID, as opened. */
+  readonly id: string;
+  /** The network's properties now; undefined when HNS no longer has it. */
+  read(): Promise<HcnNetwork | undefined>;
+  /** Close the handle (HcnCloseNetwork); a second close does nothing. */
+  close(): Promise<void>;
+}
+
+/**
  * Typed HNS operations used by hnsproxy. Every method opens and closes any
  * handle it needs on every path and throws a typed
  * {@link import("./errors.ts").HnsError} on failure.
@@ -240,6 +254,12 @@ export interface HnsClient {
   listNetworks(): Promise<HcnNetwork[]>;
   /** The network with this name, or undefined. */
   findNetworkByName(name: string): Promise<HcnNetwork | undefined>;
+  /**
+   * Open a network and keep the handle (one HcnOpenNetwork call), so that
+   * re-reading it costs one call; the caller closes it. Not found is an
+   * {@link import("./errors.ts").HnsError} like any failure.
+   */
+  openNetwork(id: string): Promise<OpenNetwork>;
 
   /**
    * IDs of all endpoints, or only those of one network, or only those with
@@ -251,6 +271,11 @@ export interface HnsClient {
   listEndpoints(networkId?: string): Promise<HcnEndpoint[]>;
   /** One endpoint, or undefined when HNS does not have it. */
   getEndpoint(id: string): Promise<HcnEndpoint | undefined>;
+  /**
+   * These endpoints (Open, Query, Close each, as many at once as a listing
+   * reads); those HNS does not have are left out.
+   */
+  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]>;
   /**
    * Create an endpoint on a network under its `ID` when the caller set one,
    * else under a new random GUID the client makes; HNS takes the caller's ID
@@ -269,6 +294,8 @@ export interface HnsClient {
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */
   getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined>;
+  /** These load balancers, as {@link HnsClient.getEndpoints} reads endpoints. */
+  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]>;
   /**
    * Create a load balancer under its `ID` when the caller set one, else under
    * a new random GUID the client makes. Returns it as sent (with that ID,

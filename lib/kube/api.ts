@@ -151,6 +151,16 @@ export class ApiError extends Error {
   get isGone(): boolean {
     return this.code === 410;
   }
+
+  /**
+   * Whether the server answered "Too large resource version" (504 Timeout):
+   * it is behind the resourceVersion asked for, as after a restore from
+   * backup. Recognised by the message, as client-go does for servers that
+   * send no `ResourceVersionTooLarge` cause.
+   */
+  get isResourceVersionTooLarge(): boolean {
+    return this.code === 504 && /too large resource version/i.test(this.message);
+  }
 }
 
 /** Whether a decoded value looks like a `Status` object. */

@@ -1,15 +1,24 @@
 /**
- * The cluster watcher: three reflectors (Services, EndpointSlices, the
- * agent's Node) with kube-proxy's selectors, converting every object into a
- * compact record in one {@linkcode ClusterStore}. Malformed objects are
- * logged with their namespace/name and field and kept out of the store.
+ * The cluster watcher: reflectors for Services and EndpointSlices (with
+ * kube-proxy's selectors), the agent's Node, and every Node's placement (pod
+ * CIDRs and InternalIPs only, so 5,000 nodes cost little), converting every
+ * object into a compact record in one {@linkcode ClusterStore}. Malformed
+ * objects are logged with their namespace/name and field and kept out of the
+ * store.
  *
  * @module
  */
 
+import { parseDuration } from "../config/duration.ts";
 import type { Logger } from "../log/types.ts";
 import { ENDPOINT_SLICES, keyOf, type KubeObject, NODES, SERVICES } from "./api.ts";
-import { convertEndpointSlice, ConvertError, convertNode, convertService } from "./convert.ts";
+import {
+  convertEndpointSlice,
+  ConvertError,
+  convertNode,
+  convertNodePlacement,
+  convertService,
+} from "./convert.ts";
 import { Reflector, type ReflectorClient, type ReflectorTiming } from "./reflector.ts";
 import { ClusterStore, type SyncedKind } from "./store.ts";
 
@@ -41,8 +50,34 @@ export interface WatchClusterOptions {
   store?: ClusterStore;
   /** List page size (default 500). */
   pageSize?: number;
+  /** Watch every Node's placement (default true). */
+  watchPlacements?: boolean;
+  /** Full relist period (`--config-sync-period`); 0 or absent: never. */
+  resyncPeriodMs?: number;
   /** Reflector timer overrides (tests). */
   timing?: Partial<ReflectorTiming>;
+}
+
+/**
+ * Environment variable overriding the reflectors' progress limit (a Go
+ * duration, e.g. `90s`): how long a watch may bring neither an event nor a
+ * bookmark before everything is relisted from scratch.
+ */
+export const WATCH_PROGRESS_TIMEOUT_ENV = "HNSPROXY_WATCH_PROGRESS_TIMEOUT";
+
+/** The reflector timing set by the environment ({@linkcode WATCH_PROGRESS_TIMEOUT_ENV}). */
+export function reflectorTimingFromEnv(
+  get: (name: string) => string | undefined,
+): Partial<ReflectorTiming> {
+  const raw = get(WATCH_PROGRESS_TIMEOUT_ENV);
+  if (!raw) return {};
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) {
+    throw new Error(
+      `${WATCH_PROGRESS_TIMEOUT_ENV}: "${raw}" is not a positive duration (e.g. 90s)`,
+    );
+  }
+  return { progressTimeoutMs: ms };
 }
 
 /** A running cluster watcher. */
@@ -51,15 +86,20 @@ export interface ClusterWatch {
   store: ClusterStore;
   /** Resolves once Services and EndpointSlices finished their initial list. */
   synced: Promise<void>;
-  /** The three reflectors (for their resourceVersions in diagnostics). */
-  reflectors: { services: Reflector; endpointSlices: Reflector; node: Reflector };
+  /** The reflectors (for their resourceVersions in diagnostics). */
+  reflectors: {
+    services: Reflector;
+    endpointSlices: Reflector;
+    node: Reflector;
+    nodes?: Reflector;
+  };
   /** Stops the reflectors and waits for them to end. */
   stop(): Promise<void>;
 }
 
 /** Starts watching Services, EndpointSlices and the node into a store. */
 export function watchCluster(options: WatchClusterOptions): ClusterWatch {
-  const { client, nodeName, logger, pageSize, timing } = options;
+  const { client, nodeName, logger, pageSize, timing, resyncPeriodMs } = options;
   const store = options.store ?? new ClusterStore();
 
   /** Converts; logs and returns undefined for malformed objects. */
@@ -104,7 +144,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
     store.setNode(info ?? undefined);
   };
 
-  const common = { client, logger, pageSize, timing };
+  const common = { client, logger, pageSize, timing, resyncPeriodMs };
   const services = new Reflector({
     ...common,
     resource: SERVICES,
@@ -140,15 +180,30 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onSynced: synced("node"),
     },
   });
-  services.start();
-  endpointSlices.start();
-  node.start();
+  const placementUpsert = (obj: KubeObject) => {
+    const placement = convert("Node", obj, convertNodePlacement);
+    const key = keyOf(obj);
+    if (placement) store.upsertNodePlacement(placement);
+    else if (key) store.deleteNodePlacement(key);
+  };
+  const nodes = options.watchPlacements === false ? undefined : new Reflector({
+    ...common,
+    resource: NODES,
+    handler: {
+      onAdd: placementUpsert,
+      onUpdate: placementUpsert,
+      onDelete: (key) => store.deleteNodePlacement(key),
+      onSynced: synced("nodes"),
+    },
+  });
+  const all = [services, endpointSlices, node, ...(nodes ? [nodes] : [])];
+  for (const r of all) r.start();
   return {
     store,
     synced: store.whenSynced(),
-    reflectors: { services, endpointSlices, node },
+    reflectors: { services, endpointSlices, node, nodes },
     async stop() {
-      await Promise.all([services.stop(), endpointSlices.stop(), node.stop()]);
+      await Promise.all(all.map((r) => r.stop()));
     },
   };
 }

@@ -17,6 +17,7 @@ import type {
   IngressInfo,
   IpFamily,
   NodeInfo,
+  NodePlacement,
   NodeTaint,
   Protocol,
   ServiceInfo,
@@ -388,6 +389,45 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
 export function convertNode(obj: unknown): NodeInfo {
   const { o, r, name, labels, rv } = metaOf("Node", obj, false);
   const spec = r.obj(o.spec, "spec", true) ?? {};
+  const { internalIPs, podCIDRs } = nodeAddresses(o, r);
+  const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
+  const zone = r.str(labels[LABEL_ZONE], `metadata.labels[${LABEL_ZONE}]`);
+  if (zone) info.zone = zone;
+  const meta = r.obj(o.metadata, "metadata")!;
+  const deletion = r.str(meta.deletionTimestamp, "metadata.deletionTimestamp");
+  if (deletion) info.deletionTimestamp = deletion;
+  const taints: NodeTaint[] = [];
+  r.arr(spec.taints, "spec.taints").forEach((t, i) => {
+    const f = `spec.taints[${i}]`;
+    const to = r.obj(t, f)!;
+    const key = r.str(to.key, `${f}.key`) || r.fail(`${f}.key`, "missing");
+    const taint: NodeTaint = { key };
+    const value = r.str(to.value, `${f}.value`);
+    if (value) taint.value = value;
+    const effect = r.str(to.effect, `${f}.effect`);
+    if (effect) taint.effect = effect;
+    taints.push(taint);
+  });
+  if (taints.length > 0) info.taints = taints;
+  return info;
+}
+
+/**
+ * Converts any Node into its {@linkcode NodePlacement}: name, pod CIDRs and
+ * InternalIPs; every other field is left unread (and so cannot make it
+ * malformed). Throws {@linkcode ConvertError} naming the node and the field.
+ */
+export function convertNodePlacement(obj: unknown): NodePlacement {
+  const { o, r, name } = metaOf("Node", obj, false);
+  return { name, ...nodeAddresses(o, r) };
+}
+
+/** A node's InternalIPs (first of each family first) and pod CIDRs (`spec.podCIDRs`, else `spec.podCIDR`). */
+function nodeAddresses(
+  o: Record<string, unknown>,
+  r: Reader,
+): { internalIPs: string[]; podCIDRs: string[] } {
+  const spec = r.obj(o.spec, "spec", true) ?? {};
   const status = r.obj(o.status, "status", true) ?? {};
   const internal: string[] = [];
   r.arr(status.addresses, "status.addresses").forEach((a, i) => {
@@ -411,24 +451,5 @@ export function convertNode(obj: unknown): NodeInfo {
   const podCIDRs = cidrs.map((c, i) =>
     r.cidr(c, cidrField === "spec.podCIDR" ? cidrField : `${cidrField}[${i}]`)
   );
-  const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
-  const zone = r.str(labels[LABEL_ZONE], `metadata.labels[${LABEL_ZONE}]`);
-  if (zone) info.zone = zone;
-  const meta = r.obj(o.metadata, "metadata")!;
-  const deletion = r.str(meta.deletionTimestamp, "metadata.deletionTimestamp");
-  if (deletion) info.deletionTimestamp = deletion;
-  const taints: NodeTaint[] = [];
-  r.arr(spec.taints, "spec.taints").forEach((t, i) => {
-    const f = `spec.taints[${i}]`;
-    const to = r.obj(t, f)!;
-    const key = r.str(to.key, `${f}.key`) || r.fail(`${f}.key`, "missing");
-    const taint: NodeTaint = { key };
-    const value = r.str(to.value, `${f}.value`);
-    if (value) taint.value = value;
-    const effect = r.str(to.effect, `${f}.effect`);
-    if (effect) taint.effect = effect;
-    taints.push(taint);
-  });
-  if (taints.length > 0) info.taints = taints;
-  return info;
+  return { internalIPs, podCIDRs };
 }

@@ -27,6 +27,7 @@
 import { type Logger, nullLogger } from "../log/types.ts";
 import { ApiError } from "./api.ts";
 import type { KubeClient } from "./client.ts";
+import { errorMessage } from "../errors.ts";
 
 /** A reference to the object an event is about (core/v1 ObjectReference). */
 export interface ObjectReference {
@@ -335,7 +336,7 @@ export class EventRecorder {
       event: event
         ? `${event.reason} ${event.regarding.kind} ${refName(event.regarding)}`
         : undefined,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
   }
 

@@ -144,6 +144,19 @@ export interface NodeInfo {
   taints?: NodeTaint[];
 }
 
+/**
+ * Where a node's pods live, for any node of the cluster: what placing a
+ * remote endpoint needs (its node's pod CIDRs and InternalIPs), nothing more.
+ */
+export interface NodePlacement {
+  /** Node name. */
+  name: string;
+  /** `spec.podCIDRs` (or `spec.podCIDR`); empty until the node has one. */
+  podCIDRs: readonly string[];
+  /** InternalIP addresses, the first of each family first. */
+  internalIPs: readonly string[];
+}
+
 /** One taint of a node (`spec.taints[]`). */
 export interface NodeTaint {
   /** Taint key, e.g. `ToBeDeletedByClusterAutoscaler`. */
@@ -172,4 +185,10 @@ export interface ClusterView {
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[];
   /** The agent's own node, once seen. */
   node(): NodeInfo | undefined;
+  /**
+   * Every node's placement by node name (the cluster's nodes as the API
+   * server lists them; empty until listed). Optional for views that know
+   * no other nodes.
+   */
+  nodePlacements?(): ReadonlyMap<string, NodePlacement>;
 }

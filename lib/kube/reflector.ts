@@ -10,8 +10,23 @@
  *   relist.
  * - On 410 Gone (HTTP status or an ERROR event) it relists and emits deletes
  *   for the objects that vanished and updates only for the ones that changed.
- * - Backs off exponentially with jitter (capped at 30 s) on errors; 401/403
- *   are logged as errors saying what to check, and retried.
+ * - It relists from scratch (a consistent read: no resourceVersion) when the
+ *   server's history no longer contains what the reflector holds: a watch
+ *   that brought no event and no bookmark for longer than the progress limit
+ *   (a v1.26+ server sends a bookmark about every minute; a server restored
+ *   from backup or with wiped storage holds a watch from a newer
+ *   resourceVersion open and silent), a "Too large resource version" error,
+ *   or a list whose resourceVersion is older than the one held (compared as
+ *   integers when both are). Such a relist, and the periodic one
+ *   (`resyncPeriodMs`), hands every listed object to the handler as an
+ *   update, since resourceVersions of another history say nothing; the
+ *   handler drops what did not change.
+ * - Backs off exponentially with jitter on errors, capped at a few seconds
+ *   so that a server that is back is used again promptly; a successful list
+ *   or watch connection resets the backoff. Failures are logged at the 1st,
+ *   2nd, 4th, 8th, ... consecutive one (logarithmic in an outage's length),
+ *   and the recovery once. 401/403 are logged as errors saying what to
+ *   check, and retried. A `Retry-After` from the server is honoured.
  * - Aborts and resumes a watch that stayed silent longer than its timeout
  *   plus a margin (a half-open connection).
  *
@@ -33,6 +48,7 @@ import {
   type WatchEvent,
 } from "./api.ts";
 import type { ListParams, WatchParams } from "./client.ts";
+import { errorMessage } from "../errors.ts";
 
 /** What a reflector needs of the API client ({@linkcode KubeClient} provides it). */
 export interface ReflectorClient {
@@ -66,8 +82,19 @@ export interface ReflectorHandler {
 export interface ReflectorTiming {
   /** First backoff delay (default 800 ms, as client-go). */
   backoffInitialMs: number;
-  /** Backoff cap (default 30 s). */
+  /**
+   * Backoff cap (default 3 s): the longest wait between attempts, hence the
+   * longest a server that is back goes unused.
+   */
   backoffMaxMs: number;
+  /** Longest wait a `Retry-After` header can impose (default 60 s). */
+  retryAfterMaxMs: number;
+  /**
+   * How long a connected watch may bring neither an event nor a bookmark
+   * before the reflector relists from scratch (default 3 min: three of the
+   * API server's one-minute bookmark intervals).
+   */
+  progressTimeoutMs: number;
   /** Range of the watch `timeoutSeconds`, picked at random per watch (default 300–600 s). */
   watchTimeoutSeconds: [number, number];
   /** Silence allowed beyond the watch timeout before the stream counts as dead (default 30 s). */
@@ -76,6 +103,10 @@ export interface ReflectorTiming {
   silenceMs?: number;
   /** Random numbers in [0, 1) for jitter and timeouts. */
   random: () => number;
+  /** Waits `ms` or until `signal` aborts (the backoff's sleep). */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** A monotonic clock in ms (for the progress limit and the periodic relist). */
+  now: () => number;
 }
 
 /** Options of a {@linkcode Reflector}. */
@@ -94,6 +125,11 @@ export interface ReflectorOptions {
   logger: Logger;
   /** Page size of lists (default 500). */
   pageSize?: number;
+  /**
+   * Relists in full this often (kube-proxy's `configSyncPeriod`); 0 or
+   * absent: never.
+   */
+  resyncPeriodMs?: number;
   /** Timer overrides. */
   timing?: Partial<ReflectorTiming>;
 }
@@ -103,14 +139,38 @@ const EQUAL_JITTER = [0.5, 1] as const;
 
 const DEFAULT_TIMING: ReflectorTiming = {
   backoffInitialMs: 800,
-  backoffMaxMs: 30_000,
+  backoffMaxMs: 3_000,
+  retryAfterMaxMs: 60_000,
+  progressTimeoutMs: 180_000,
   watchTimeoutSeconds: [300, 600],
   silenceMarginMs: 30_000,
   random: Math.random,
+  sleep,
+  now: () => performance.now(),
 };
 
-/** Why a watch stopped. */
-type WatchOutcome = "ended" | "gone" | "silent";
+/**
+ * Why a watch stopped: ended by the server, 410 Gone, a half-open connection,
+ * no progress for too long, or time for the periodic relist.
+ */
+type WatchOutcome = "ended" | "gone" | "silent" | "stalled" | "resync";
+
+/** Why the reflector lists: the first time, after 410 Gone, or from scratch. */
+type ListReason = "initial" | "gone" | "refresh";
+
+/** Whether `n` is 1, 2, 4, 8, ... (failures logged in an outage). */
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/**
+ * Whether resourceVersion `listed` is older than `held`. resourceVersions are
+ * opaque; etcd-backed ones are integers and are compared only when both are.
+ */
+export function resourceVersionWentBack(held: string, listed: string): boolean {
+  const int = /^\d+$/;
+  return int.test(held) && int.test(listed) && BigInt(listed) < BigInt(held);
+}
 
 /** Sleeps `ms`, or less when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -138,6 +198,19 @@ export class Reflector {
   #running?: Promise<void>;
   #resolveSynced!: () => void;
   #rejectSynced!: (err: Error) => void;
+  /** Consecutive failed attempts since the last successful list or watch connection (the backoff). */
+  #failures = 0;
+  /** Consecutive failed attempts since the last progress (what is logged). */
+  #troubles = 0;
+  /** When the current run of failures began. */
+  #troubledSince = 0;
+  /** When the last event, bookmark or list arrived, or a watch connected after a failure. */
+  #quietSince = 0;
+  /** Set by a failure: the next watch connection restarts the progress clock. */
+  #restartQuietClock = false;
+  /** When the last list completed. */
+  #listedAt = 0;
+  #relists = 0;
   /** Resolves when the initial list was delivered; rejects if stopped before. */
   readonly synced: Promise<void>;
 
@@ -184,61 +257,108 @@ export class Reflector {
     return this.#known.size;
   }
 
+  /** How many lists after the initial one completed (410 Gone, from scratch, periodic). */
+  get relists(): number {
+    return this.#relists;
+  }
+
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
-    let needList = true;
-    let failures = 0;
+    let list: ListReason | undefined = "initial";
     while (!signal.aborted) {
       try {
-        if (needList) {
-          await this.#list(signal);
-          needList = false;
-          failures = 0;
+        if (list) {
+          await this.#list(signal, list);
+          list = undefined;
         }
-        const started = performance.now();
+        const started = this.#timing.now();
         const { outcome, events } = await this.#watch(signal);
         if (outcome === "gone") {
           this.#logger.info("watch resourceVersion expired (410 Gone); relisting", {
             resourceVersion: this.#rv,
           });
-          needList = true;
+          list = "gone";
+          continue;
+        }
+        if (outcome === "stalled") {
+          this.#logger.warn(
+            "no event and no bookmark from the API server for longer than the progress limit " +
+              "(an API server restored from backup or with wiped storage is silent like this); " +
+              "relisting from scratch",
+            {
+              resourceVersion: this.#rv,
+              progressTimeoutMs: this.#timing.progressTimeoutMs,
+            },
+          );
+          list = "refresh";
+          continue;
+        }
+        if (outcome === "resync") {
+          this.#logger.debug(2, "periodic relist", { resyncPeriodMs: this.#opts.resyncPeriodMs });
+          list = "refresh";
           continue;
         }
         if (outcome === "silent") {
           this.#logger.warn("watch stream went silent; reconnecting", {
             resourceVersion: this.#rv,
           });
-          failures = 0;
           continue;
         }
-        if (events === 0 && performance.now() - started < 1000) {
+        if (events === 0 && this.#timing.now() - started < 1000) {
           // A watch that ends at once without events is a fault (client-go's
           // "very short watch"): back off instead of spinning.
           throw new Error("watch ended immediately without events");
         }
-        failures = 0;
         this.#logger.debug(4, "watch ended; resuming", { resourceVersion: this.#rv, events });
       } catch (err) {
         if (signal.aborted) break;
-        if (err instanceof ApiError && err.isGone && !needList) {
+        if (err instanceof ApiError && err.isGone && !list) {
           this.#logger.info("watch resourceVersion expired (410 Gone); relisting", {
             resourceVersion: this.#rv,
           });
-          needList = true;
+          list = "gone";
           continue;
         }
-        failures++;
+        const verb = list ? "list" : "watch";
+        if (err instanceof ApiError && err.isResourceVersionTooLarge && !list) {
+          // Relisting is the cure, after the backoff: a lagging cache must not cause a list storm.
+          list = "refresh";
+        }
+        this.#failures++;
+        if (this.#troubles++ === 0) this.#troubledSince = this.#timing.now();
+        this.#restartQuietClock = true;
         const delay = err instanceof ApiError && err.retryAfterSeconds
-          ? Math.min(err.retryAfterSeconds * 1000, this.#timing.backoffMaxMs)
-          : backoffDelay(failures, {
+          ? Math.min(err.retryAfterSeconds * 1000, this.#timing.retryAfterMaxMs)
+          : backoffDelay(this.#failures, {
             initialMs: this.#timing.backoffInitialMs,
             maxMs: this.#timing.backoffMaxMs,
             jitter: EQUAL_JITTER,
           }, this.#timing.random);
-        this.#logFailure(err, needList ? "list" : "watch", delay, failures);
-        await sleep(delay, signal);
+        if (isPowerOfTwo(this.#troubles)) this.#logFailure(err, verb, delay, this.#troubles);
+        await this.#timing.sleep(delay, signal);
       }
     }
+  }
+
+  /** The server answered: attempts start again from the first backoff step. */
+  #connected(): void {
+    this.#failures = 0;
+    if (this.#restartQuietClock) {
+      // An outage is not silence: the progress limit counts from the reconnection.
+      this.#restartQuietClock = false;
+      this.#quietSince = this.#timing.now();
+    }
+  }
+
+  /** An event, a bookmark or a list arrived. */
+  #progress(): void {
+    this.#quietSince = this.#timing.now();
+    if (this.#troubles === 0) return;
+    this.#logger.info(`${this.#opts.resource.plural}: API server answers again`, {
+      failures: this.#troubles,
+      afterMs: Math.round(this.#timing.now() - this.#troubledSince),
+    });
+    this.#troubles = 0;
   }
 
   #logFailure(err: unknown, verb: string, delayMs: number, failures: number): void {
@@ -246,10 +366,16 @@ export class Reflector {
       verb,
       retryInMs: Math.round(delayMs),
       failures,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     };
     const plural = this.#opts.resource.plural;
-    if (err instanceof ApiError && err.code === 401) {
+    if (err instanceof ApiError && err.isResourceVersionTooLarge) {
+      this.#logger.warn(
+        `the API server is behind the resourceVersion held for ${plural} (restored from ` +
+          "backup or storage wiped?); relisting from scratch",
+        { ...fields, resourceVersion: this.#rv },
+      );
+    } else if (err instanceof ApiError && err.code === 401) {
       this.#logger.error(
         `API server rejected the credentials (401 Unauthorized) to ${verb} ${plural}; ` +
           "check the kubeconfig user or the service account token",
@@ -262,12 +388,20 @@ export class Reflector {
         fields,
       );
     } else {
-      this.#logger.warn(`${verb} ${plural} failed; retrying`, fields);
+      this.#logger.warn(
+        `${verb} ${plural} failed; retrying (logged at the 1st, 2nd, 4th, 8th, ... failure)`,
+        fields,
+      );
     }
   }
 
-  /** Lists all pages, then reconciles the handler with what is known. */
-  async #list(signal: AbortSignal): Promise<void> {
+  /**
+   * Lists all pages, then reconciles the handler with what is known. A
+   * relist from scratch, or one whose resourceVersion went back, hands every
+   * object over as an update; otherwise only objects whose resourceVersion
+   * changed are.
+   */
+  async #list(signal: AbortSignal, reason: ListReason): Promise<void> {
     const o = this.#opts;
     const initial = !this.#synced;
     let seen = new Set<string>();
@@ -275,6 +409,7 @@ export class Reflector {
     let cont: string | undefined;
     let listRv = "";
     let pages = 0;
+    let everything = reason === "refresh";
     while (true) {
       let page: KubeList;
       try {
@@ -297,9 +432,19 @@ export class Reflector {
         }
         throw err;
       }
-      pages++;
-      if (listRv === "") listRv = page.metadata?.resourceVersion ?? "";
-      for (const item of page.items ?? []) this.#apply(item, seen);
+      if (pages++ === 0) this.#connected();
+      if (listRv === "") {
+        listRv = page.metadata?.resourceVersion ?? "";
+        if (!initial && resourceVersionWentBack(this.#rv, listRv)) {
+          this.#logger.warn(
+            "the API server's resourceVersion went back in time (restored from backup or " +
+              "storage wiped?); reconciling with every listed object",
+            { held: this.#rv, listed: listRv },
+          );
+          everything = true;
+        }
+      }
+      for (const item of page.items ?? []) this.#apply(item, seen, everything);
       cont = page.metadata?.continue || undefined;
       if (!cont) break;
     }
@@ -314,11 +459,15 @@ export class Reflector {
       this.#call("onDelete", key, () => o.handler.onDelete(key));
     }
     this.#rv = listRv;
+    this.#listedAt = this.#timing.now();
+    this.#progress();
+    if (!initial) this.#relists++;
     this.#logger.debug(2, "listed", {
       objects: seen.size,
       pages,
       deleted,
       resourceVersion: listRv,
+      reason,
     });
     if (initial) {
       this.#synced = true;
@@ -327,8 +476,11 @@ export class Reflector {
     }
   }
 
-  /** Delivers a listed object: add, update when its resourceVersion changed, or nothing. */
-  #apply(obj: KubeObject, seen: Set<string>): void {
+  /**
+   * Delivers a listed object: add, or update when its resourceVersion changed
+   * (or `always`), or nothing.
+   */
+  #apply(obj: KubeObject, seen: Set<string>, always: boolean): void {
     const key = keyOf(obj);
     if (!key) {
       this.#logger.warn("object without metadata.name skipped");
@@ -337,7 +489,7 @@ export class Reflector {
     seen.add(key);
     const rv = obj.metadata?.resourceVersion ?? "";
     const before = this.#known.get(key);
-    if (before === rv && rv !== "") return;
+    if (before === rv && rv !== "" && !always) return;
     this.#known.set(key, rv);
     if (before === undefined) this.#call("onAdd", key, () => this.#opts.handler.onAdd(obj));
     else this.#call("onUpdate", key, () => this.#opts.handler.onUpdate(obj));
@@ -350,9 +502,22 @@ export class Reflector {
       this.#logger.error("event handler failed", {
         handler: what,
         key,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     }
+  }
+
+  /**
+   * When the open watch must end without news from the server: the progress
+   * limit, or the periodic relist (whichever comes first).
+   */
+  #watchDeadline(): { at: number; outcome: "stalled" | "resync" } {
+    const stalled = this.#quietSince + this.#timing.progressTimeoutMs;
+    const period = this.#opts.resyncPeriodMs ?? 0;
+    const resync = period > 0 ? this.#listedAt + period : Infinity;
+    return resync <= stalled
+      ? { at: resync, outcome: "resync" }
+      : { at: stalled, outcome: "stalled" };
   }
 
   async #watch(stop: AbortSignal): Promise<{ outcome: WatchOutcome; events: number }> {
@@ -369,14 +534,27 @@ export class Reflector {
     stop.addEventListener("abort", forward);
     if (stop.aborted) local.abort();
     const signal = local.signal;
-    let silent = false;
+    let ended: WatchOutcome | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arm = () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        silent = true;
+        ended = "silent";
         local.abort();
       }, silenceMs);
+    };
+    // Checked when due and re-armed for what is left: events move the
+    // deadline without a timer per event.
+    let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+    const armDeadline = () => {
+      const { at, outcome } = this.#watchDeadline();
+      const left = at - t.now();
+      if (left <= 0) {
+        ended = outcome;
+        local.abort();
+        return;
+      }
+      deadlineTimer = setTimeout(armDeadline, Math.min(left, 2 ** 31 - 1));
     };
     let events = 0;
     arm();
@@ -393,6 +571,8 @@ export class Reflector {
         signal,
         arm,
       );
+      this.#connected();
+      armDeadline();
       for await (const ev of stream) {
         events++;
         if (ev.type === "ERROR") {
@@ -403,13 +583,17 @@ export class Reflector {
             : new Error(`watch ${o.resource.plural}: ERROR event without a Status`);
         }
         this.#event(ev);
+        this.#progress();
       }
+      const { at, outcome } = this.#watchDeadline();
+      if (t.now() >= at) return { outcome, events };
       return { outcome: "ended", events };
     } catch (err) {
-      if (silent && !stop.aborted) return { outcome: "silent", events };
+      if (ended && !stop.aborted) return { outcome: ended, events };
       throw err;
     } finally {
       clearTimeout(timer);
+      clearTimeout(deadlineTimer);
       stop.removeEventListener("abort", forward);
       local.abort();
     }

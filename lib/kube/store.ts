@@ -7,12 +7,20 @@
  * it first changed since the last {@linkcode ClusterStore.takeChanges}; a
  * burst of events for one service therefore becomes one dirty service key,
  * and a change that is undone (or that touched only fields the proxy does not
- * read) leaves nothing pending.
+ * read) leaves nothing pending. A node whose placement (pod CIDRs,
+ * InternalIPs) changed marks dirty every service with an endpoint on it.
  *
  * @module
  */
 
-import type { ClusterView, EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo } from "./model.ts";
+import type {
+  ClusterView,
+  EndpointSliceInfo,
+  NodeInfo,
+  NodePlacement,
+  ObjectKey,
+  ServiceInfo,
+} from "./model.ts";
 import { objectKey } from "./model.ts";
 
 /** The work handed to the proxy by {@linkcode ClusterStore.takeChanges}. */
@@ -31,10 +39,12 @@ export interface ChangeSet {
   triggerTimes: Map<ObjectKey, number>;
   /** Whether the node record changed. */
   nodeChanged: boolean;
+  /** Nodes whose placement was added, changed or removed. */
+  placementsChanged: Set<string>;
 }
 
 /** Which initial lists have completed. */
-export type SyncedKind = "services" | "endpointSlices" | "node";
+export type SyncedKind = "services" | "endpointSlices" | "node" | "nodes";
 
 /** Structural equality of compact records, ignoring `resourceVersion`. */
 export function sameRecord(a: unknown, b: unknown): boolean {
@@ -64,11 +74,13 @@ export class ClusterStore implements ClusterView {
   readonly #bySvc = new Map<ObjectKey, EndpointSliceInfo[]>();
   readonly #sliceArrays = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
   #node?: NodeInfo;
+  readonly #placements = new Map<string, NodePlacement>();
 
   readonly #svcBase = new Map<ObjectKey, ServiceInfo | undefined>();
   readonly #sliceBase = new Map<ObjectKey, EndpointSliceInfo | undefined>();
   readonly #triggers = new Map<ObjectKey, number>();
   #nodeBase?: { value: NodeInfo | undefined };
+  readonly #placementBase = new Map<string, NodePlacement | undefined>();
 
   readonly #synced = new Set<SyncedKind>();
   readonly #listeners = new Set<() => void>();
@@ -105,6 +117,16 @@ export class ClusterStore implements ClusterView {
   /** The agent's node, once seen. */
   node(): NodeInfo | undefined {
     return this.#node;
+  }
+
+  /** Every node's placement by node name. */
+  nodePlacements(): ReadonlyMap<string, NodePlacement> {
+    return this.#placements;
+  }
+
+  /** One node's placement, once listed. */
+  nodePlacement(name: string): NodePlacement | undefined {
+    return this.#placements.get(name);
   }
 
   /** Number of services held. */
@@ -190,6 +212,26 @@ export class ClusterStore implements ClusterView {
     if (changed) this.#notify();
   }
 
+  /** Adds or replaces a node's placement. */
+  upsertNodePlacement(placement: NodePlacement): void {
+    this.#setPlacement(placement.name, placement);
+  }
+
+  /** Removes a node's placement; no-op when absent. */
+  deleteNodePlacement(name: string): void {
+    this.#setPlacement(name, undefined);
+  }
+
+  #setPlacement(name: string, placement: NodePlacement | undefined): void {
+    const current = this.#placements.get(name);
+    if (current === undefined && placement === undefined) return;
+    if (!this.#placementBase.has(name)) this.#placementBase.set(name, current);
+    if (placement) this.#placements.set(name, placement);
+    else this.#placements.delete(name);
+    if (sameRecord(this.#placementBase.get(name), placement)) this.#placementBase.delete(name);
+    if (!sameRecord(current, placement)) this.#notify();
+  }
+
   /** Records that an initial list completed. */
   markSynced(kind: SyncedKind): void {
     this.#synced.add(kind);
@@ -244,7 +286,8 @@ export class ClusterStore implements ClusterView {
 
   /** Whether anything is pending. */
   hasPendingChanges(): boolean {
-    return this.#svcBase.size > 0 || this.#sliceBase.size > 0 || this.#nodeBase !== undefined;
+    return this.#svcBase.size > 0 || this.#sliceBase.size > 0 || this.#nodeBase !== undefined ||
+      this.#placementBase.size > 0;
   }
 
   #endpointServices(): Set<ObjectKey> {
@@ -257,10 +300,23 @@ export class ClusterStore implements ClusterView {
     return out;
   }
 
+  /** Services with an endpoint on one of `nodes` (one pass over the slices). */
+  #servicesOnNodes(nodes: ReadonlySet<string>, into: Set<ObjectKey>): void {
+    if (nodes.size === 0) return;
+    for (const [svc, slices] of this.#bySvc) {
+      if (into.has(svc)) continue;
+      if (slices.some((s) => s.endpoints.some((e) => e.nodeName && nodes.has(e.nodeName)))) {
+        into.add(svc);
+      }
+    }
+  }
+
   /** Hands over the pending changes and starts a new round. */
   takeChanges(): ChangeSet {
     const endpointSvcs = this.#endpointServices();
     const services = new Set<ObjectKey>([...this.#svcBase.keys(), ...endpointSvcs]);
+    const placementsChanged = new Set(this.#placementBase.keys());
+    this.#servicesOnNodes(placementsChanged, services);
     const triggerTimes = new Map<ObjectKey, number>();
     for (const svc of endpointSvcs) {
       const t = this.#triggers.get(svc);
@@ -272,11 +328,13 @@ export class ClusterStore implements ClusterView {
       endpointChanges: endpointSvcs.size,
       triggerTimes,
       nodeChanged: this.#nodeBase !== undefined,
+      placementsChanged,
     };
     this.#svcBase.clear();
     this.#sliceBase.clear();
     this.#triggers.clear();
     this.#nodeBase = undefined;
+    this.#placementBase.clear();
     return changes;
   }
 }

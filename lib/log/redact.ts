@@ -1,3 +1,4 @@
+import { errorMessage } from "../errors.ts";
 /**
  * Credential redaction for log output: values under sensitive keys, and
  * bearer tokens, basic auth, JWTs, private keys, URL passwords and
@@ -88,7 +89,7 @@ export function errorText(error: Error): string {
   let text = error.message || error.name;
   let cause = error.cause;
   for (let i = 0; i < 4 && cause !== undefined; i++) {
-    const next = cause instanceof Error ? cause.message : String(cause);
+    const next = errorMessage(cause);
     if (!text.includes(next)) text += `: ${next}`;
     cause = cause instanceof Error ? cause.cause : undefined;
   }

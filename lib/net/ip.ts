@@ -134,7 +134,7 @@ export function parseIp(s: string): ParsedIp | undefined {
 
 /** The family of an address, or undefined when it is not an IP address. */
 export function ipFamilyOf(s: string): IpFamily | undefined {
-  return parseIp(s)?.family;
+  return isCanonicalIpv4(s) ? "IPv4" : parseIp(s)?.family;
 }
 
 /** Render parsed bytes as canonical text (RFC 5952 for IPv6). */
@@ -164,8 +164,33 @@ export function formatIp(ip: ParsedIp): string {
 
 /** Canonical text of an address, or undefined when it is not an IP address. */
 export function canonicalIp(s: string): string | undefined {
+  // Most addresses are canonical IPv4 already: the string itself, with nothing allocated.
+  if (isCanonicalIpv4(s)) return s;
   const ip = parseIp(s);
   return ip ? formatIp(ip) : undefined;
+}
+
+/** Whether `s` is an IPv4 address in canonical text: four parts 0–255, no leading zero. */
+function isCanonicalIpv4(s: string): boolean {
+  if (typeof s !== "string" || s.length < 7 || s.length > 15) return false;
+  let parts = 0, value = 0, digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // a virtual final "."
+    if (c === 46) {
+      if (digits === 0 || parts === 4) return false;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && value === 0) return false; // a leading zero: not canonical
+      value = value * 10 + (c - 48);
+      digits++;
+      if (value > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return parts === 4;
 }
 
 /** Parse `addr/len`; undefined when malformed or the length exceeds the family's bits. */

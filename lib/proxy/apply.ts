@@ -17,6 +17,10 @@
  *   tried) is removed from the record again, with the sync's other changes;
  *   one whose answer was lost stays listed: HNS may hold it;
  * - a delete is forgotten in the record only once HNS confirmed it;
+ * - the record keeps a fingerprint of each owned object's content: dropped
+ *   on disk before the first modify of a plan for all of the plan's modifies
+ *   ({@link OwnershipRecord.distrust}), set from what was sent once a create
+ *   or modify succeeded, and from the observed object at an adoption;
  * - the rest of the bookkeeping is flushed by the caller once per sync.
  *
  * Failure rules:
@@ -47,8 +51,10 @@ import type { Backoff } from "./backoff.ts";
 import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
+  endpointFingerprint,
   endpointPayload,
   endpointSatisfies,
+  loadBalancerFingerprint,
   loadBalancerPayload,
   sameLoadBalancer,
 } from "./payload.ts";
@@ -67,6 +73,7 @@ import type {
 import type { ObservedCache } from "./observed.ts";
 import type { OwnedKind, OwnedObject, OwnershipRecord } from "./ownership.ts";
 import { resolveEndpointId } from "./reconcile.ts";
+import { errorMessage } from "../errors.ts";
 
 /** What happened to one operation. */
 export type OpOutcome = "ok" | "failed" | "deferred" | "conflict";
@@ -155,7 +162,9 @@ class ApplyRun {
   readonly #intents = new Map<string, OwnedObject>();
   /** Create phases (by the kind they create) already listed. */
   readonly #listedPhases = new Set<OwnedKind>();
-  /** Keys of creates whose listing failed, with the error (they are not issued). */
+  /** Whether the plan's modifies had their fingerprints dropped on disk. */
+  #modifiesDistrusted = false;
+  /** Keys of creates (modifies) whose listing (distrust) failed, with the error: not issued. */
   readonly #unlisted = new Map<string, unknown>();
   /** IDs whose create call succeeded, or failed in a way that may have made the object. */
   readonly #issued = new Set<string>();
@@ -180,6 +189,7 @@ class ApplyRun {
     let offset = 0;
     for (const batch of batches(plan.ops)) {
       await this.#listCreates(plan.ops, offset, batch[0]);
+      await this.#writeDistrust(plan.ops, offset, batch[0]);
       offset += batch.length;
       await pool(batch, concurrency, (op) => this.#one(op));
     }
@@ -217,18 +227,24 @@ class ApplyRun {
           op: op.op,
           key: op.key,
           retryInMs,
-          err: error instanceof Error ? error.message : String(error),
+          err: errorMessage(error),
         });
       }
     };
     if (op.op === "adoptLoadBalancer") {
-      this.#ctx.observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
-      this.#ctx.ownership.add({ kind: "LoadBalancer", id: op.id, key: op.key });
+      const { observed } = this.#ctx;
+      observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
+      const hns = observed.loadBalancerById(op.id)?.hns;
+      const fp = hns ? loadBalancerFingerprint(hns) : undefined;
+      this.#ctx.ownership.add({ kind: "LoadBalancer", id: op.id, key: op.key, fp });
       return finish("ok");
     }
     if (op.op === "adoptEndpoint") {
-      this.#ctx.observed.adoptEndpoint(op.key, op.id);
-      this.#ctx.ownership.add({ kind: "Endpoint", id: op.id, key: op.key });
+      const { observed } = this.#ctx;
+      observed.adoptEndpoint(op.key, op.id);
+      const hns = observed.endpointById(op.id)?.hns;
+      const fp = hns ? endpointFingerprint(hns) : undefined;
+      this.#ctx.ownership.add({ kind: "Endpoint", id: op.id, key: op.key, fp });
       return finish("ok");
     }
     if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) return finish("deferred");
@@ -275,14 +291,17 @@ class ApplyRun {
       listed.push({ kind, id: newGuid(), key: op.key });
     }
     if (listed.length === 0) return;
+    // The same write drops the fingerprints of the plan's modifies.
+    const modifies = this.#distrustModifies(ops, offset);
     try {
       await this.#ctx.ownership.intend(listed);
       for (const intent of listed) this.#intents.set(intent.key, intent);
     } catch (err) {
+      if (modifies.length > 0) this.#notWritten(modifies, err);
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
         creates: listed.length,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
       for (const intent of listed) this.#unlisted.set(intent.key, err);
     }
@@ -296,6 +315,48 @@ class ApplyRun {
       return "LoadBalancer";
     }
     return undefined;
+  }
+
+  /**
+   * Once per plan, before its first create or modify is issued: drop the
+   * fingerprints of every load balancer the plan modifies from `offset` on
+   * (in memory; the caller writes). Where HNS cannot update in place a modify
+   * is a delete and a create, which need none of this. Returns the modifies.
+   */
+  #distrustModifies(ops: readonly PlanOp[], offset: number): ModifyLoadBalancerOp[] {
+    if (this.#modifiesDistrusted || this.#ctx.client.modifyUnsupported) return [];
+    this.#modifiesDistrusted = true;
+    const modifies = ops.slice(offset).filter((op): op is ModifyLoadBalancerOp =>
+      op.op === "modifyLoadBalancer"
+    );
+    return this.#ctx.ownership.distrust(modifies.map((op) => op.id)) ? modifies : [];
+  }
+
+  /**
+   * At the plan's first modify, unless a create listing wrote it already:
+   * write the dropped fingerprints ({@link ApplyRun.#distrustModifies}) in
+   * one write before any modify is issued. If that write fails, none of them
+   * is issued (they fail and retry).
+   */
+  async #writeDistrust(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
+    if (first.op !== "modifyLoadBalancer") return;
+    const modifies = this.#distrustModifies(ops, offset);
+    if (modifies.length === 0) return;
+    try {
+      await this.#ctx.ownership.flush();
+    } catch (err) {
+      this.#notWritten(modifies, err);
+    }
+  }
+
+  /** Modifies whose fingerprints could not be dropped on disk: not issued. */
+  #notWritten(modifies: readonly ModifyLoadBalancerOp[], err: unknown): void {
+    this.#log.error("Cannot write the ownership record; not modifying HNS objects", {
+      path: this.#ctx.ownership.path,
+      modifies: modifies.length,
+      err: errorMessage(err),
+    });
+    for (const op of modifies) this.#unlisted.set(op.key, err);
   }
 
   /**
@@ -354,7 +415,7 @@ class ApplyRun {
       this.#log.info("HNS made the object of a create that reported a failure; keeping it", {
         key,
         id,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
       this.#issued.add(id);
       return held;
@@ -468,7 +529,7 @@ class ApplyRun {
     this.#log.warn("An endpoint hnsproxy does not own holds this IP; leaving it alone", {
       key: op.key,
       holder: holder.ID,
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
     return undefined;
   }
@@ -476,7 +537,7 @@ class ApplyRun {
   #recordEndpoint(key: EpKey, hns: HcnEndpoint): void {
     const id = requireId(hns, key);
     this.#ctx.observed.setEndpoint({ key, id, hns });
-    this.#ctx.ownership.add({ kind: "Endpoint", id, key });
+    this.#ctx.ownership.add({ kind: "Endpoint", id, key, fp: endpointFingerprint(hns) });
   }
 
   /**
@@ -513,7 +574,8 @@ class ApplyRun {
     }
     const id = requireId(hns, op.key);
     observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
-    this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key });
+    const fp = loadBalancerFingerprint(hns);
+    this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key, fp });
     this.#log.debug(
       2,
       op.op === "modifyLoadBalancer" ? "Updated load balancer" : "Created load balancer",
@@ -539,6 +601,8 @@ class ApplyRun {
     payload: HcnLoadBalancer,
   ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
+    const unlisted = this.#unlisted.get(op.key);
+    if (unlisted !== undefined) throw unlisted;
     if (!client.modifyUnsupported) {
       try {
         return await this.#write(() => client.modifyLoadBalancer(op.id, payload));
@@ -640,7 +704,7 @@ function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown)
   modifyWarned.add(client);
   log.warn(
     "HNS cannot update load balancers in place; replacing changed ones (delete + create) from now on",
-    { err: err instanceof Error ? err.message : String(err) },
+    { err: errorMessage(err) },
   );
 }
 

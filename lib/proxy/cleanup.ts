@@ -15,6 +15,7 @@ import { isNotFound } from "../hns/errors.ts";
 import type { HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { OwnedObject, OwnershipRecord } from "./ownership.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link cleanupOwned}. */
 export interface CleanupOptions {
@@ -76,7 +77,7 @@ export async function cleanupOwned(
         else await client.deleteEndpoint(object.id);
       } catch (err) {
         if (!isNotFound(err)) {
-          errors.set(object.id, err instanceof Error ? err.message : String(err));
+          errors.set(object.id, errorMessage(err));
           continue;
         }
         held = false;
@@ -96,7 +97,7 @@ export async function cleanupOwned(
     } catch (err) {
       log.error("Cannot write the ownership record", {
         path: ownership.path,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
     }
   }

@@ -14,8 +14,8 @@ import {
   type HcnNetwork,
   type HnsFeatures,
 } from "../hns/types.ts";
-import type { NodeInfo } from "../kube/model.ts";
-import type { NetworkInfo, NodeContext, RemoteSubnetRoute } from "./model.ts";
+import type { NodeInfo, NodePlacement as KubeNodePlacement } from "../kube/model.ts";
+import type { NetworkInfo, NodeContext, NodePlacement, RemoteSubnetRoute } from "./model.ts";
 import { findHostMac, type HostInterface } from "../net/host_mac.ts";
 import { canonicalIp } from "../net/ip.ts";
 
@@ -42,11 +42,23 @@ export interface ContextSettings {
   hostMac?: string;
   /** The host's interfaces, read when an overlay context is built to find the host's MAC. */
   hostInterfaces?: () => readonly HostInterface[];
+  /** `--cluster-cidr`: the cluster's pod IP ranges. */
+  clusterCidrs?: readonly string[];
 }
 
 /** The {@link NetworkInfo} of an HNS network; undefined when it has no ID. */
 export function networkInfo(network: HcnNetwork): NetworkInfo | undefined {
   if (typeof network.ID !== "string" || network.ID === "") return undefined;
+  return {
+    id: network.ID,
+    name: String(network.Name ?? ""),
+    type: String(network.Type ?? "").toLowerCase(),
+    remoteSubnetRoutes: remoteSubnetRoutesOf(network),
+  };
+}
+
+/** The network's RemoteSubnetRoute policies (the CNI adds one per node as nodes join), in order. */
+export function remoteSubnetRoutesOf(network: HcnNetwork): RemoteSubnetRoute[] {
   const routes: RemoteSubnetRoute[] = [];
   for (const policy of Array.isArray(network.Policies) ? network.Policies : []) {
     if (String(policy?.Type ?? "").toLowerCase() !== "remotesubnetroute") continue;
@@ -55,12 +67,7 @@ export function networkInfo(network: HcnNetwork): NetworkInfo | undefined {
     const pa = typeof s.ProviderAddress === "string" ? canonicalIp(s.ProviderAddress) : undefined;
     if (prefix && pa) routes.push({ prefix, providerAddress: pa });
   }
-  return {
-    id: network.ID,
-    name: String(network.Name ?? ""),
-    type: String(network.Type ?? "").toLowerCase(),
-    remoteSubnetRoutes: routes,
-  };
+  return routes;
 }
 
 /** Whether an HNS endpoint is a remote endpoint (flag 1). */
@@ -144,6 +151,8 @@ export interface ContextInputs {
   owns: (id: string) => boolean;
   /** The agent's Node, once seen. */
   node?: NodeInfo;
+  /** Every node's placement (pod CIDRs, InternalIPs) by name, as the cluster store holds them. */
+  placements?: ReadonlyMap<string, KubeNodePlacement>;
 }
 
 /** Build the node context. */
@@ -162,6 +171,8 @@ export function buildNodeContext(inputs: ContextInputs): NodeContext {
     localEndpoints: localEndpointsOf(endpoints, network.id, owns),
   };
   if (node?.zone) ctx.zone = node.zone;
+  if (inputs.placements) ctx.nodePlacements = nodePlacementsOf(settings, inputs.placements);
+  if (settings.clusterCidrs?.length) ctx.clusterCidrs = settings.clusterCidrs;
   if (network.type === "overlay") {
     const found = settings.hostMac !== undefined
       ? { mac: settings.hostMac }
@@ -198,6 +209,50 @@ export function contextWithRoot(ctx: NodeContext, id: string | undefined): NodeC
   if (id === undefined) delete next.rootHnsEndpointId;
   else next.rootHnsEndpointId = id;
   return next;
+}
+
+/**
+ * The other nodes' placements for the node context: each node's pod CIDRs
+ * and, as the provider address of its pods, its first InternalIP. Nodes
+ * without an InternalIP and this node itself are left out; sorted by name
+ * so that equal placements compare equal.
+ */
+export function nodePlacementsOf(
+  settings: ContextSettings,
+  placements: ReadonlyMap<string, KubeNodePlacement>,
+): NodePlacement[] {
+  const out: NodePlacement[] = [];
+  for (const [name, p] of placements) {
+    if (name === settings.nodeName) continue;
+    const providerAddress = p.internalIPs.map((ip) => canonicalIp(ip)).find((ip) => ip);
+    if (providerAddress) out.push({ nodeName: name, podCidrs: p.podCIDRs, providerAddress });
+  }
+  return out.sort((a, b) => a.nodeName < b.nodeName ? -1 : a.nodeName > b.nodeName ? 1 : 0);
+}
+
+/**
+ * The context with the cluster's current node placements. Returns `ctx`
+ * itself when they place no pod differently.
+ */
+export function contextForPlacements(
+  ctx: NodeContext,
+  settings: ContextSettings,
+  placements: ReadonlyMap<string, KubeNodePlacement>,
+): NodeContext {
+  const next: NodeContext = { ...ctx, nodePlacements: nodePlacementsOf(settings, placements) };
+  return contextChanged(ctx, next) ? next : ctx;
+}
+
+/**
+ * The context with the network's RemoteSubnetRoute policies as HNS has them
+ * now. Returns `ctx` itself when they are the same routes in the same order.
+ */
+export function contextWithRoutes(
+  ctx: NodeContext,
+  routes: readonly RemoteSubnetRoute[],
+): NodeContext {
+  if (sameJson(ctx.network.remoteSubnetRoutes, routes)) return ctx;
+  return { ...ctx, network: { ...ctx.network, remoteSubnetRoutes: [...routes] } };
 }
 
 /** Whether two contexts differ in anything that changes the desired state. */

@@ -56,6 +56,7 @@ import {
   placeOnOverlay,
   primaryFamily,
 } from "./placement.ts";
+import { errorMessage } from "../errors.ts";
 
 export { assembleDesired, updateDesired } from "./desired_join.ts";
 export { placementsFor } from "./placement.ts";
@@ -854,9 +855,7 @@ export function safeDesiredForService(
       serviceKey,
       field: "",
       reason: "InternalError",
-      message: `service ${serviceKey}: not programmed: ${
-        e instanceof Error ? e.message : String(e)
-      }`,
+      message: `service ${serviceKey}: not programmed: ${errorMessage(e)}`,
     }]);
   }
 }

@@ -4,6 +4,8 @@
  * service's diagnostics are logged when they first appear or change, and the
  * cross-service conflicts when their set changes. Errors log as errors, the
  * rest as warnings, each naming the service, the field and the reason.
+ * `PlacementUnknown` (a remote pod waiting for its placement) is logged per
+ * pod IP instead, by placement_waits.ts.
  *
  * @module
  */
@@ -11,6 +13,7 @@
 import type { ObjectKey } from "../kube/model.ts";
 import type { Logger } from "../log/types.ts";
 import type { DesiredState, Diagnostic, ServiceDesired } from "./model.ts";
+import { PLACEMENT_UNKNOWN } from "./placement_waits.ts";
 
 /** What has been logged, per service and for the conflicts. */
 export class DiagnosticsLog {
@@ -37,10 +40,11 @@ export class DiagnosticsLog {
     for (const sd of services) {
       if (!sd) continue;
       seen.add(sd.serviceKey);
-      const text = sd.diagnostics.map((d) => d.message).join("\n");
+      const diagnostics = sd.diagnostics.filter((d) => d.reason !== PLACEMENT_UNKNOWN);
+      const text = diagnostics.map((d) => d.message).join("\n");
       if (this.#logged.get(sd.serviceKey) === text) continue;
       this.#logged.set(sd.serviceKey, text);
-      for (const d of sd.diagnostics) this.#write(d);
+      for (const d of diagnostics) this.#write(d);
     }
     const gone = changed
       ? [...changed].filter(([, sd]) => !sd).map(([key]) => key)

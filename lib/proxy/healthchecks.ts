@@ -13,6 +13,7 @@ import type { ObjectKey } from "../kube/model.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import { type HttpServer, listen } from "../serve/http.ts";
 import type { HealthCheckWanted } from "./model.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link HealthCheckServers}. */
 export interface HealthCheckServersOptions {
@@ -90,7 +91,7 @@ export class HealthCheckServers {
         this.#log.error("Cannot open service health-check server; will retry", {
           service: w.serviceKey,
           port,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
       }
     }

@@ -41,8 +41,9 @@ import {
   onNetwork,
 } from "./context.ts";
 import { endpointKeyFromHns, isKeyError } from "./keys.ts";
-import type { DesiredState, Diagnostic, NodeContext, ServiceDesired } from "./model.ts";
+import type { DesiredState, NodeContext, ServiceDesired } from "./model.ts";
 import { idKey, type ObservedCache, sameId } from "./observed.ts";
+import { ServiceDiagnostics } from "./service_diagnostics.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 
 /** Options of {@link LocalEndpoints}. */
@@ -75,8 +76,8 @@ export class LocalEndpoints {
   readonly #o: LocalEndpointsOptions;
   /** IDs ({@link idKey} form) of every endpoint already classified. */
   readonly #known = new Set<string>();
-  /** `LocalEndpointNotFound` diagnostics of the desired state, by service (only those with any). */
-  readonly #misses = new Map<ObjectKey, Diagnostic[]>();
+  /** `LocalEndpointNotFound` diagnostics of the desired state, by service. */
+  readonly #misses = new ServiceDiagnostics("LocalEndpointNotFound");
   /** IPs of missing local endpoints already looked up once (later lookups go by backoff). */
   #lookedUp = new Set<string>();
   readonly #backoff: RetryBackoff;
@@ -115,14 +116,7 @@ export class LocalEndpoints {
     desired: DesiredState | undefined,
     changed?: ReadonlyMap<ObjectKey, ServiceDesired | undefined>,
   ): void {
-    if (!changed) this.#misses.clear();
-    else for (const key of changed.keys()) this.#misses.delete(key);
-    const services = changed ? changed.values() : desired?.services.values() ?? [];
-    for (const sd of services) {
-      if (!sd) continue;
-      const misses = sd.diagnostics.filter((d) => d.reason === "LocalEndpointNotFound");
-      if (misses.length > 0) this.#misses.set(sd.serviceKey, misses);
-    }
+    this.#misses.track(desired, changed);
   }
 
   /** Whether a missing local endpoint has not been looked up since it went missing. */
@@ -257,17 +251,11 @@ export class LocalEndpoints {
 
   /** IPs of local endpoints the desired state wants but the node context lacks. */
   #missingIps(): Set<string> {
-    const out = new Set<string>();
-    for (const misses of this.#misses.values()) {
-      for (const d of misses) if (d.endpointIp) out.add(d.endpointIp);
-    }
-    return out;
+    return this.#misses.endpointIps();
   }
 
   /** How many local endpoints the desired state wants but the node context lacks. */
   #missing(): number {
-    let n = 0;
-    for (const misses of this.#misses.values()) n += misses.length;
-    return n;
+    return this.#misses.count();
   }
 }

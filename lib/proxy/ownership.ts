@@ -19,14 +19,27 @@
  * - Everything else (adoptions, removals) is written once per sync.
  * - At start, hnsproxy owns exactly the listed objects that HNS holds.
  *
+ * Each listed object may carry a fingerprint (`fp`) of its content as
+ * hnsproxy last wrote or read it (payload.ts `loadBalancerFingerprint`,
+ * `endpointFingerprint`), so that a start can trust an owned object it does
+ * not read (trusted_start.ts). Rules that keep a fingerprint never wrong:
+ * - a create is listed with no fingerprint; once HNS made it, the fingerprint
+ *   of what was sent is written with the sync's other changes;
+ * - before a modify is issued its fingerprint is dropped on disk
+ *   ({@link OwnershipRecord.distrust}); the new one is written after it;
+ * - an object without a fingerprint is read at start.
+ * The fingerprints are trusted only when the whole record is
+ * ({@link OwnershipRecord.untrusted}): written in format 3, and its journal
+ * readable to the end.
+ *
  * Two files, both written only by this module:
  *
  * - the record `<path>`, written whole and atomically (temp file, fsync,
  *   rename), one object per line:
  *
  *   ```json
- *   {"version":2,"generation":7,"objects":[
- *   {"kind":"LoadBalancer","id":"…","key":"lb/tcp/10.96.0.10:80"}
+ *   {"version":3,"generation":7,"objects":[
+ *   {"kind":"LoadBalancer","id":"…","key":"lb/tcp/10.96.0.10:80","fp":"1x2y3z"}
  *   ]}
  *   ```
  *
@@ -34,7 +47,7 @@
  *   appended and fsync'd per write (a batch of creates, or a sync's other
  *   changes), so a sync's cost is its changes, not the cluster's size. Its
  *   first line names the record generation it continues; each further line
- *   is `{"op":"add","kind":…,"id":…,"key":…}` or `{"op":"remove","id":…}`.
+ *   is `{"op":"add","kind":…,"id":…,"key":…,"fp":…}` or `{"op":"remove","id":…}`.
  *
  * Compaction writes a new record (next generation) with everything, then a
  * fresh journal for it; it runs when the journal grows past half the record
@@ -46,14 +59,15 @@
  * record already contains, so it is skipped. A torn last journal line (a
  * crash during an append) is ignored: its creates were never issued, since
  * they wait for the fsync. An add or remove is idempotent, so replay order is
- * all that matters. Records of format 1 (no journal) still load; the first
- * write replaces them with format 2.
+ * all that matters. Records of format 1 (no journal) and 2 (no fingerprints)
+ * still load, untrusted; the first write replaces them with format 3.
  *
  * @module
  */
 
 import { dirname } from "node:path";
 import { type Logger, nullLogger } from "../log/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The HNS object kinds hnsproxy creates. */
 export type OwnedKind = "LoadBalancer" | "Endpoint";
@@ -66,10 +80,12 @@ export interface OwnedObject {
   id: string;
   /** Stable key of the desired object it implements, e.g. `ep/remote/10.244.2.15`. */
   key: string;
+  /** Fingerprint of its content as hnsproxy last wrote or read it; absent when unknown. */
+  fp?: string;
 }
 
-/** Current file format version (record and journal). */
-export const OWNERSHIP_FORMAT_VERSION = 2;
+/** Current file format version (record and journal); 3 added fingerprints. */
+export const OWNERSHIP_FORMAT_VERSION = 3;
 
 /** Fewest journal entries that make a compaction (more when the record is large). */
 export const DEFAULT_COMPACT_AFTER = 1024;
@@ -107,12 +123,20 @@ export class OwnershipRecord {
    * write.
    */
   readonly loadError?: string;
+  /**
+   * Why the fingerprints cannot be trusted (no record, a load error, an older
+   * format, a journal unreadable or with malformed lines), or undefined when
+   * they can: a start then reads only what it cannot vouch for.
+   */
+  readonly untrusted?: string;
 
   // Compact storage (one entry per object, no per-object record): normalized ID → key, by
   // kind, and the ID as given only where it differs from its normalized (upper-case) form.
   readonly #lbs = new Map<string, string>();
   readonly #eps = new Map<string, string>();
   readonly #spelled = new Map<string, string>();
+  /** Normalized ID → fingerprint, for owned objects whose content is known. */
+  readonly #fps = new Map<string, string>();
   /**
    * Normalized IDs changed since the last write. What is written for one is
    * its state at the write (owned: an add; not: a remove), i.e. its last change.
@@ -135,6 +159,7 @@ export class OwnershipRecord {
     objects: Iterable<OwnedObject>,
     state: {
       loadError?: string;
+      untrusted?: string;
       generation?: number;
       journalEntries?: number;
       appendable?: boolean;
@@ -144,6 +169,7 @@ export class OwnershipRecord {
   ) {
     this.path = path;
     this.loadError = state.loadError;
+    this.untrusted = state.untrusted;
     this.#preserveRecord = state.loadError !== undefined;
     this.#preserveJournal = state.loadError !== undefined || state.preserveJournal === true;
     this.#generation = state.generation;
@@ -173,14 +199,21 @@ export class OwnershipRecord {
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         logger.info("No ownership record yet; hnsproxy owns no HNS objects", { path });
-        return new OwnershipRecord(path, [], { compactAfter });
+        return new OwnershipRecord(path, [], {
+          untrusted: "no ownership record yet",
+          compactAfter,
+        });
       }
       const problem = `cannot read ownership record ${path}: ${errorMessage(err)}`;
       logger.error("Ownership record unreadable; owning nothing, deleting nothing", {
         path,
         err: errorMessage(err),
       });
-      return new OwnershipRecord(path, [], { loadError: problem, compactAfter });
+      return new OwnershipRecord(path, [], {
+        loadError: problem,
+        untrusted: problem,
+        compactAfter,
+      });
     }
     const parsed = parseRecord(text);
     if (typeof parsed === "string") {
@@ -189,7 +222,11 @@ export class OwnershipRecord {
         path,
         problem: parsed,
       });
-      return new OwnershipRecord(path, [], { loadError: problem, compactAfter });
+      return new OwnershipRecord(path, [], {
+        loadError: problem,
+        untrusted: problem,
+        compactAfter,
+      });
     }
     for (const skipped of parsed.skipped) {
       logger.warn("Skipping malformed entry in ownership record", { path, entry: skipped });
@@ -216,7 +253,7 @@ export class OwnershipRecord {
     }
     let replayed: ReplayResult | undefined;
     if (journalText !== undefined && parsed.generation !== undefined) {
-      replayed = replayJournal(journalText, parsed.generation, objects);
+      replayed = replayJournal(journalText, parsed.version, parsed.generation, objects);
       if (replayed.stale) {
         logger.info("Ownership journal belongs to an older record; ignored", {
           path: journal,
@@ -235,10 +272,19 @@ export class OwnershipRecord {
       objects: objects.size,
       journalEntries: replayed?.applied ?? 0,
     });
+    const untrusted = parsed.version !== OWNERSHIP_FORMAT_VERSION
+      ? `ownership record of format ${parsed.version} has no fingerprints`
+      : journalUnreadable
+      ? "ownership journal unreadable"
+      : parsed.skipped.length > 0 || (replayed?.skipped.length ?? 0) > 0
+      ? "ownership record has malformed entries"
+      : undefined;
     return new OwnershipRecord(path, objects.values(), {
+      untrusted,
       generation: parsed.generation,
       journalEntries: replayed?.applied ?? 0,
-      appendable: replayed?.appendable ?? false,
+      // An older format is rewritten whole at the first write.
+      appendable: (replayed?.appendable ?? false) && parsed.version === OWNERSHIP_FORMAT_VERSION,
       preserveJournal: journalUnreadable,
       compactAfter,
     });
@@ -259,7 +305,7 @@ export class OwnershipRecord {
   add(object: OwnedObject): void {
     const id = normalizeId(object.id);
     const mine = object.kind === "LoadBalancer" ? this.#lbs : this.#eps;
-    if (mine.get(id) === object.key) return;
+    if (mine.get(id) === object.key && this.#fps.get(id) === object.fp) return;
     this.#put(id, object);
     this.#pending.add(id);
   }
@@ -283,11 +329,33 @@ export class OwnershipRecord {
     }
   }
 
+  /**
+   * Drop the fingerprints of owned objects about to be modified, so that a
+   * modify whose answer is lost, or that the process does not live to
+   * record, is never vouched for by the fingerprint of the content before
+   * it. The drop must be on disk before the modifies are issued: it is
+   * written by the next {@link flush} or {@link intend}. Returns whether
+   * anything was dropped (objects without a fingerprint cost nothing). Write
+   * the new fingerprint with {@link add} once a modify succeeded.
+   */
+  distrust(ids: Iterable<string>): boolean {
+    let dropped = false;
+    for (const id of ids) {
+      const normalized = normalizeId(id);
+      if (this.#fps.delete(normalized)) {
+        this.#pending.add(normalized);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
+
   /** Forget an object (deleted, or vanished from HNS). */
   remove(id: string): void {
     const normalized = normalizeId(id);
     if (!this.#lbs.delete(normalized) && !this.#eps.delete(normalized)) return;
     this.#spelled.delete(normalized);
+    this.#fps.delete(normalized);
     this.#pending.add(normalized);
   }
 
@@ -299,14 +367,10 @@ export class OwnershipRecord {
   /** The owned objects, optionally of one kind, in no particular order. */
   *values(kind?: OwnedKind): IterableIterator<OwnedObject> {
     if (kind !== "Endpoint") {
-      for (const [id, key] of this.#lbs) {
-        yield { kind: "LoadBalancer", id: this.#spelled.get(id) ?? id, key };
-      }
+      for (const [id, key] of this.#lbs) yield this.#with(id, "LoadBalancer", key);
     }
     if (kind !== "LoadBalancer") {
-      for (const [id, key] of this.#eps) {
-        yield { kind: "Endpoint", id: this.#spelled.get(id) ?? id, key };
-      }
+      for (const [id, key] of this.#eps) yield this.#with(id, "Endpoint", key);
     }
   }
 
@@ -365,14 +429,23 @@ export class OwnershipRecord {
     (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).set(normalized, object.key);
     if (object.id === normalized) this.#spelled.delete(normalized);
     else this.#spelled.set(normalized, object.id);
+    if (object.fp === undefined) this.#fps.delete(normalized);
+    else this.#fps.set(normalized, object.fp);
   }
 
   #object(normalized: string): OwnedObject | undefined {
-    const id = this.#spelled.get(normalized) ?? normalized;
     const lbKey = this.#lbs.get(normalized);
-    if (lbKey !== undefined) return { kind: "LoadBalancer", id, key: lbKey };
+    if (lbKey !== undefined) return this.#with(normalized, "LoadBalancer", lbKey);
     const epKey = this.#eps.get(normalized);
-    return epKey === undefined ? undefined : { kind: "Endpoint", id, key: epKey };
+    return epKey === undefined ? undefined : this.#with(normalized, "Endpoint", epKey);
+  }
+
+  /** The owned object under a normalized ID, with its spelling and fingerprint. */
+  #with(normalized: string, kind: OwnedKind, key: string): OwnedObject {
+    const object: OwnedObject = { kind, id: this.#spelled.get(normalized) ?? normalized, key };
+    const fp = this.#fps.get(normalized);
+    if (fp !== undefined) object.fp = fp;
+    return object;
   }
 
   /** When the journal is this long, the next write compacts instead. */
@@ -496,7 +569,9 @@ function firstGeneration(): number {
 function recordText(generation: number, objects: readonly OwnedObject[]): string {
   const head = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
   if (objects.length === 0) return head + "]}\n";
-  const lines = objects.map((o) => JSON.stringify({ kind: o.kind, id: o.id, key: o.key }));
+  const lines = objects.map((o) =>
+    JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp })
+  );
   return head + "\n" + lines.join(",\n") + "\n]}\n";
 }
 
@@ -508,12 +583,14 @@ function journalHeader(generation: number): string {
 function journalLine(normalizedId: string, owned: OwnedObject | undefined): string {
   return JSON.stringify(
     owned
-      ? { op: "add", kind: owned.kind, id: owned.id, key: owned.key }
+      ? { op: "add", kind: owned.kind, id: owned.id, key: owned.key, fp: owned.fp }
       : { op: "remove", id: normalizedId.toLowerCase() },
   );
 }
 
 interface ParsedRecord {
+  /** The format version. */
+  version: number;
   /** Undefined for format 1, which had no journal. */
   generation: number | undefined;
   objects: OwnedObject[];
@@ -536,23 +613,24 @@ function parseRecord(text: string): ParsedRecord | string {
     generation?: unknown;
     objects?: unknown;
   };
-  if (version !== 1 && version !== OWNERSHIP_FORMAT_VERSION) {
+  if (version !== 1 && version !== 2 && version !== OWNERSHIP_FORMAT_VERSION) {
     return `unsupported version ${
       JSON.stringify(version)
-    } (expected 1 or ${OWNERSHIP_FORMAT_VERSION})`;
+    } (expected 1 to ${OWNERSHIP_FORMAT_VERSION})`;
   }
   if (version !== 1 && !isGeneration(generation)) {
     return `"generation" is not a non-negative integer`;
   }
   if (!Array.isArray(objects)) return `"objects" is not an array`;
   const result: ParsedRecord = {
+    version,
     generation: version === 1 ? undefined : generation as number,
     objects: [],
     skipped: [],
   };
   for (const entry of objects) {
     if (isOwnedObject(entry)) {
-      result.objects.push({ kind: entry.kind, id: entry.id, key: entry.key });
+      result.objects.push(ownedObject(entry));
     } else {
       result.skipped.push(entry);
     }
@@ -578,9 +656,13 @@ interface ReplayResult {
   appendable: boolean;
 }
 
-/** Apply the journal's entries to `objects` (keyed by normalized ID) when it continues `generation`. */
+/**
+ * Apply the journal's entries to `objects` (keyed by normalized ID) when it
+ * continues the record of format `version` and `generation`.
+ */
 function replayJournal(
   text: string,
+  version: number,
   generation: number,
   objects: Map<string, OwnedObject>,
 ): ReplayResult {
@@ -598,7 +680,7 @@ function replayJournal(
   const header = parseJson(lines.shift() ?? "");
   if (
     typeof header !== "object" || header === null ||
-    (header as { version?: unknown }).version !== OWNERSHIP_FORMAT_VERSION ||
+    (header as { version?: unknown }).version !== version ||
     (header as { generation?: unknown }).generation !== generation
   ) {
     return { ...result, stale: true, tornTail: false };
@@ -606,7 +688,7 @@ function replayJournal(
   for (const line of lines) {
     const entry = parseJson(line);
     if (isAddEntry(entry)) {
-      objects.set(normalizeId(entry.id), { kind: entry.kind, id: entry.id, key: entry.key });
+      objects.set(normalizeId(entry.id), ownedObject(entry));
     } else if (isRemoveEntry(entry)) {
       objects.delete(normalizeId(entry.id));
     } else {
@@ -641,7 +723,15 @@ function isOwnedObject(value: unknown): value is OwnedObject {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return (v.kind === "LoadBalancer" || v.kind === "Endpoint") &&
-    typeof v.id === "string" && v.id.length > 0 && typeof v.key === "string";
+    typeof v.id === "string" && v.id.length > 0 && typeof v.key === "string" &&
+    (v.fp === undefined || typeof v.fp === "string");
+}
+
+/** The owned object of a parsed entry (only its own fields). */
+function ownedObject(entry: OwnedObject): OwnedObject {
+  const object: OwnedObject = { kind: entry.kind, id: entry.id, key: entry.key };
+  if (entry.fp !== undefined) object.fp = entry.fp;
+  return object;
 }
 
 /** Upper case: HNS spells GUIDs so, and `toUpperCase` then returns the string itself. */
@@ -653,8 +743,4 @@ function compareObjects(a: OwnedObject, b: OwnedObject): number {
   if (a.kind !== b.kind) return a.kind < b.kind ? 1 : -1; // LoadBalancer before Endpoint
   if (a.key !== b.key) return a.key < b.key ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

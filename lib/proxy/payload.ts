@@ -130,7 +130,8 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-function providerAddressOf(policies: HcnPolicy[] | undefined): string {
+/** The provider address of an endpoint's ProviderAddress policy (canonical), or "". */
+export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
   for (const p of Array.isArray(policies) ? policies : []) {
     if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
       const pa = (p.Settings as Record<string, unknown> | undefined)?.ProviderAddress;
@@ -177,4 +178,47 @@ export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint):
   if (remote !== want.remote) return false;
   if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
   return !want.remote || providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
+}
+
+/**
+ * The fingerprint of a load balancer's content in the normalized form
+ * {@link sameLoadBalancer} compares: two load balancers it calls the same
+ * have the same fingerprint. A 53-bit hash in base 36 (at most 11
+ * characters), kept per owned object in the ownership record.
+ */
+export function loadBalancerFingerprint(lb: HcnLoadBalancer): string {
+  const n = normalizeLoadBalancer(lb);
+  return hash53(
+    `lb|${n.vips.join(",")}|${n.sourceVip}|${n.flags}|${
+      n.portMappings.map((pm) => pm.join(":")).join(";")
+    }|${n.backends.join(",")}`,
+  );
+}
+
+/**
+ * The fingerprint of an endpoint's content in the normalized form
+ * {@link endpointMatchesExactly} compares (IP, network, remote flag, MAC,
+ * provider address); see {@link loadBalancerFingerprint}.
+ */
+export function endpointFingerprint(ep: HcnEndpoint): string {
+  const cfg = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0] : undefined;
+  const remote = ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0 ? 1 : 0;
+  return hash53(
+    `ep|${cfg ? ipOrRaw(cfg.IpAddress) : "-"}|${
+      String(ep.HostComputeNetwork ?? "").toLowerCase()
+    }|${remote}|${normalizeMac(ep.MacAddress)}|${providerAddressOf(ep.Policies)}`,
+  );
+}
+
+/** cyrb53: a fast 53-bit string hash, in base 36. */
+function hash53(text: string): string {
+  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
 }

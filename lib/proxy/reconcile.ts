@@ -12,11 +12,18 @@
  * Ownership: only objects in `ObservedState.loadBalancers` / `.endpoints`
  * (owned or adopted) are ever modified or deleted. Foreign objects are never
  * touched; a foreign LB holding a desired key is reported as a conflict.
+ * Taking over at start (the move from kube-proxy) is adoption's business:
+ * a taken-over object is owned, so reconcile replaces it like its own.
  *
  * @module
  */
 
-import type { HcnEndpoint, HcnLoadBalancer, HnsFeatures } from "../hns/types.ts";
+import {
+  EndpointFlags,
+  type HcnEndpoint,
+  type HcnLoadBalancer,
+  type HnsFeatures,
+} from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
 import {
   endpointKeyFromHns,
@@ -48,10 +55,13 @@ import type {
   PlanOp,
 } from "./model.ts";
 import { canonicalIp } from "../net/ip.ts";
+import { normalizeMac } from "../net/mac.ts";
 import {
   endpointMatchesExactly,
   endpointSatisfies,
   loadBalancerPayload,
+  normalizeLoadBalancer,
+  providerAddressOf,
   sameLoadBalancer,
 } from "./payload.ts";
 
@@ -392,9 +402,40 @@ export interface AdoptOptions {
   /**
    * Take over foreign LBs and endpoints that are exactly what is desired
    * (e.g. left by kube-proxy, or by hnsproxy with a lost ownership record).
-   * Default true. Foreign objects that differ are never taken.
+   * Default true. Without `takeOver`, foreign objects that differ are never taken.
    */
   adoptForeign?: boolean;
+  /**
+   * Also take over foreign objects that differ from what is desired, to be
+   * replaced by the plan (the move from kube-proxy, `--take-over-foreign`):
+   * an LB on a key the desired state claims, and a remote endpoint (a pod's
+   * or a cluster IP's) at an IP hnsproxy needs whose MAC or provider address
+   * is wrong, unless an LB that stays foreign references it (HNS would refuse
+   * its delete). The source-VIP endpoint is never taken (node setup scripts
+   * make it). Objects on keys nothing desired claims are never taken.
+   * Default false.
+   */
+  takeOver?: boolean;
+  /**
+   * Whether the desired state carries the host NIC's MAC (`NodeContext.hostMac`).
+   * Without it a cluster IP's endpoint is judged by its provider address
+   * only: its MAC cannot be called wrong. Default true.
+   */
+  hostMacKnown?: boolean;
+}
+
+/** A foreign object that differs from what is desired, taken over to be replaced. */
+export interface TakenOver {
+  /** `loadBalancer` or `endpoint`. */
+  kind: "loadBalancer" | "endpoint";
+  /** Its key, claimed by the desired state. */
+  key: LbKey | EpKey;
+  /** HNS ID. */
+  id: string;
+  /** The service that claims the LB's key (LBs only). */
+  serviceKey?: ObjectKey;
+  /** What differs, e.g. `provider address 10.0.1.12, want 10.0.1.22`. */
+  reason: string;
 }
 
 /** The result of {@link adoptObserved}. */
@@ -405,15 +446,24 @@ export interface Adoption {
   adopted: Array<AdoptLoadBalancerOp | AdoptEndpointOp>;
   /** HNS objects that could not be interpreted, left alone (or strays when owned). */
   skipped: UnkeyedObject[];
+  /**
+   * Foreign objects that differ from what is desired and were taken over
+   * (`takeOver`): owned from now on (their adoption is in `adopted`), and
+   * replaced by the plan's modify or delete + create. Sorted by key.
+   */
+  takenOver: TakenOver[];
 }
 
 /**
  * Build the observed state from a full HNS listing at start. Owned objects
  * (by the ownership record) are kept under their key; those equal to desired
  * are adopted as they are. Foreign objects equal to desired are adopted when
- * `adoptForeign`; other foreign objects are recorded only to detect conflicts
- * and are never touched. Owned objects without a usable key, or duplicates of
- * a key, become strays (deleted by the next full reconcile).
+ * `adoptForeign` (or `takeOver`); with `takeOver`, foreign objects on keys
+ * the desired state claims that differ are taken over too (see
+ * {@link AdoptOptions.takeOver}), so the reconcile that follows replaces
+ * them. Other foreign objects are recorded only to detect conflicts and are
+ * never touched. Owned objects without a usable key, or duplicates of a key,
+ * become strays (deleted by the next full reconcile).
  * `hnsEndpoints` should be the endpoints of the proxy's network.
  */
 export function adoptObserved(
@@ -423,9 +473,20 @@ export function adoptObserved(
   desired: DesiredState,
   opts: AdoptOptions = {},
 ): Adoption {
-  const adoptForeign = opts.adoptForeign ?? true;
+  const takeOver = opts.takeOver ?? false;
+  const adoptForeign = (opts.adoptForeign ?? true) || takeOver;
+  const hostMacKnown = opts.hostMacKnown ?? true;
+  /** Whether a foreign remote endpoint holding a wanted IP must be replaced. */
+  const wrong = (hns: HcnEndpoint, want: DesiredEndpoint) =>
+    want.remote &&
+    (hostMacKnown || want.role !== "serviceVip"
+      ? !endpointMatchesExactly(hns, want)
+      : providerAddressOf(hns.Policies) !== (want.providerAddress ?? ""));
   const ownedLbs = new Set([...owned.loadBalancers].map(idKey));
   const ownedEps = new Set([...owned.endpoints].map(idKey));
+  // Endpoints that foreign LBs staying foreign reference: HNS refuses to delete them.
+  const pinned = takeOver ? pinnedByForeign(hnsLbs, ownedLbs, desired) : new Set<string>();
+  const takenOver: TakenOver[] = [];
   const sourceVips = new Set<string>();
   for (const e of desired.remoteEndpoints.values()) {
     if (e.role === "sourceVip") sourceVips.add(e.ip);
@@ -477,6 +538,10 @@ export function adoptObserved(
     if (adoptForeign && want && endpointMatchesExactly(hns, want)) {
       endpoints.set(key, obs);
       adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
+    } else if (takeOver && want && wrong(hns, want) && !pinned.has(idKey(id))) {
+      endpoints.set(key, obs);
+      adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: true });
+      takenOver.push({ kind: "endpoint", key, id, reason: endpointDifference(hns, want) });
     } else {
       foreignEndpoints.set(key, obs);
     }
@@ -527,7 +592,7 @@ export function adoptObserved(
       continue;
     }
     if (loadBalancers.has(key) || foreignLoadBalancers.has(key)) continue;
-    if (adoptForeign && equal) {
+    if ((adoptForeign && equal) || (takeOver && want)) {
       loadBalancers.set(key, obs);
       adoptedLbs.set(key, {
         op: "adoptLoadBalancer",
@@ -536,6 +601,18 @@ export function adoptObserved(
         serviceKey: want!.serviceKey,
         wasForeign: true,
       });
+      const replacing = takeOver ? replacedBackend(hns, endpoints, takenOver) : undefined;
+      if (!equal || replacing) {
+        takenOver.push({
+          kind: "loadBalancer",
+          key,
+          id,
+          serviceKey: want!.serviceKey,
+          reason: equal
+            ? `backend ${replacing} is replaced`
+            : loadBalancerDifference(hns, want!, desired, partial),
+        });
+      }
     } else {
       foreignLoadBalancers.set(key, obs);
     }
@@ -555,5 +632,82 @@ export function adoptObserved(
       ...[...adoptedLbs.values()].sort((a, b) => cmp(a.key, b.key)),
     ],
     skipped,
+    takenOver: takenOver.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.key, b.key)),
   };
+}
+
+/**
+ * Upper-case IDs of the endpoints referenced by LBs that stay foreign under
+ * `takeOver`: not owned and not on a key the desired state claims (or
+ * without a usable key).
+ */
+function pinnedByForeign(
+  hnsLbs: readonly HcnLoadBalancer[],
+  ownedLbs: ReadonlySet<string>,
+  desired: DesiredState,
+): Set<string> {
+  const pinned = new Set<string>();
+  for (const hns of hnsLbs) {
+    const id = typeof hns?.ID === "string" ? hns.ID : "";
+    if (id !== "" && ownedLbs.has(idKey(id))) continue;
+    const key = hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" };
+    if (!isKeyError(key) && desired.loadBalancers.has(key)) continue;
+    const refs = Array.isArray(hns?.HostComputeEndpoints) ? hns.HostComputeEndpoints : [];
+    for (const ref of refs) pinned.add(idKey(String(ref)));
+  }
+  return pinned;
+}
+
+/** The key of a backend of `hns` that is a taken-over endpoint (to be replaced), if any. */
+function replacedBackend(
+  hns: HcnLoadBalancer,
+  endpoints: ReadonlyMap<EpKey, ObservedEndpoint>,
+  takenOver: readonly TakenOver[],
+): EpKey | undefined {
+  if (takenOver.length === 0) return undefined;
+  const refs = new Set((hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))));
+  for (const t of takenOver) {
+    if (t.kind === "endpoint" && refs.has(idKey(t.id)) && endpoints.get(t.key)?.id === t.id) {
+      return t.key;
+    }
+  }
+  return undefined;
+}
+
+/** What makes a pod's remote endpoint in HNS differ from the desired one, in words. */
+function endpointDifference(hns: HcnEndpoint, want: DesiredEndpoint): string {
+  const out: string[] = [];
+  if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) out.push("not a remote endpoint");
+  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) {
+    out.push(`MAC ${hns.MacAddress ?? "none"}, want ${want.mac}`);
+  }
+  const pa = providerAddressOf(hns.Policies);
+  if (pa !== (want.providerAddress ?? "")) {
+    out.push(`provider address ${pa || "none"}, want ${want.providerAddress ?? "none"}`);
+  }
+  return out.join("; ") || "other fields differ";
+}
+
+/** What makes an LB in HNS differ from the desired one, in words. */
+function loadBalancerDifference(
+  hns: HcnLoadBalancer,
+  want: DesiredLoadBalancer,
+  desired: DesiredState,
+  observed: Pick<ObservedState, "endpoints" | "foreignEndpoints">,
+): string {
+  const payload = resolvedLoadBalancerPayload(want, desired, observed);
+  if (!payload) return "backends still to be created";
+  const have = normalizeLoadBalancer(hns);
+  const wanted = normalizeLoadBalancer(payload);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const out: string[] = [];
+  if (have.flags !== wanted.flags) out.push(`flags ${have.flags}, want ${wanted.flags}`);
+  if (!same(have.portMappings, wanted.portMappings)) out.push("port mapping differs");
+  if (have.sourceVip !== wanted.sourceVip) {
+    out.push(`source VIP ${have.sourceVip || "none"}, want ${wanted.sourceVip || "none"}`);
+  }
+  if (!same(have.backends, wanted.backends)) {
+    out.push(`backends differ (${have.backends.length}, want ${wanted.backends.length})`);
+  }
+  return out.join("; ") || "other fields differ";
 }

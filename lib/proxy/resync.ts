@@ -1,7 +1,9 @@
 /**
  * The periodic resync: every syncPeriod, list the IDs HNS holds (network,
  * load balancers, endpoints: 3 calls) and compare them with the observed
- * cache and the ownership record, to find what vanished.
+ * cache and the ownership record, to find what vanished; on overlay also
+ * re-read the network's RemoteSubnetRoute policies (one more call, through
+ * a kept-open handle: lib/proxy/network_routes.ts).
  *
  * - Owned objects that vanished are forgotten (cache and record) and
  *   reported, so a full run recreates them (drift repair). Objects of others
@@ -28,7 +30,7 @@
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
-import type { ObservedEndpoint, ObservedLoadBalancer } from "./model.ts";
+import type { ObservedEndpoint, ObservedLoadBalancer, RemoteSubnetRoute } from "./model.ts";
 import { idKey, type ObservedCache, sameId } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 
@@ -44,6 +46,8 @@ export interface Listing {
   lbIds?: Set<string>;
   /** Endpoint IDs ({@link idKey} form), in listing order. */
   epIds?: Set<string>;
+  /** The network's RemoteSubnetRoute policies, when read ({@link ResyncOptions.readRoutes}). */
+  routes?: RemoteSubnetRoute[];
 }
 
 /** A listing that arrived, ready to be compared. */
@@ -83,6 +87,12 @@ export interface ResyncOptions {
   inBackground: boolean;
   /** IDs of the networks with this name, in one HNS call; default `findNetworkByName`. */
   networkIds?: (name: string) => Promise<string[]>;
+  /**
+   * The network's RemoteSubnetRoute policies (one HNS call), read after the
+   * IDs; undefined when they are not read (not overlay, or the read failed:
+   * it logs that itself and never throws).
+   */
+  readRoutes?: (networkId: string) => Promise<RemoteSubnetRoute[] | undefined>;
 }
 
 /** Longest run, ms, of a background listing's work between two yields to the event loop. */
@@ -211,7 +221,8 @@ export class Resync {
     // this thread while the second one runs.
     const lbIds = await this.#idSet(await client.listLoadBalancerIds());
     const epIds = await this.#idSet(await client.listEndpointIds());
-    return { startedAt, networkId, networkIds, lbIds, epIds };
+    const routes = await this.#o.readRoutes?.(networkId);
+    return { startedAt, networkId, networkIds, lbIds, epIds, ...(routes ? { routes } : {}) };
   }
 
   /**

@@ -21,6 +21,7 @@
 
 import { RetryBackoff } from "./backoff.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The timer functions the runner needs. */
 export interface Timers {
@@ -233,7 +234,7 @@ export class BoundedFrequencyRunner {
       const delay = this.#errorBackoff.fail();
       this.#logger.error("Run failed; retrying", {
         runner: this.#name,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
         retryInMs: delay,
       });
       this.runAfter(delay);

@@ -1,7 +1,14 @@
 /**
  * The start of the proxy: find the HNS network, read HNS once (the network's
  * endpoints and every load balancer) and plan the first programming. Nothing
- * here writes to HNS; `plan` runs exactly this and prints the result.
+ * here writes to HNS; `plan` runs exactly this (with a full read) and prints
+ * the result.
+ *
+ * - How HNS is read is decided in one place, {@link startReadMode}: a
+ *   trusted read (trusted_start.ts: the ID listings, and reads of what
+ *   hnsproxy does not own or cannot vouch for) when the ownership record is
+ *   trustworthy, else a full read of every object. Both yield the same
+ *   observed state.
  *
  * - The network is found by name; none means "wait for it". Without a
  *   name it is a StartupError listing HNS's networks, unless detection is
@@ -11,7 +18,10 @@
  *   (overlay: a source VIP and the host's MAC), else a StartupError before
  *   anything is planned (lib/proxy/preconditions.ts).
  * - Adoption comes first in the plan: owned objects that match what is
- *   desired, and foreign ones equal to it, are kept with no HNS call.
+ *   desired, and foreign ones equal to it, are kept with no HNS call. With
+ *   takeover (`--take-over-foreign`, the agent's first start only) foreign
+ *   objects on keys the desired state claims that differ are adopted too,
+ *   and the reconcile that follows replaces them.
  * - Ownership: every object the record lists that HNS holds is owned (then
  *   adopted, modified or deleted like any owned object), whatever sync it
  *   came from, finished or killed. The record lists each create before it is
@@ -25,10 +35,11 @@ import type { HcnNetwork, HnsClient } from "../hns/types.ts";
 import type { ClusterView } from "../kube/model.ts";
 import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "./context.ts";
 import { desiredState } from "./desired.ts";
-import type { DesiredState, NodeContext, Plan } from "./model.ts";
+import type { DesiredState, NetworkInfo, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
-import { type Adoption, adoptObserved, reconcile } from "./reconcile.ts";
+import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./reconcile.ts";
+import { type HnsRead, readTrusted, type StartPlanning } from "./trusted_start.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
 export interface StartState {
@@ -44,6 +55,33 @@ export interface StartState {
   vanishedOwned: string[];
   /** Every endpoint ID read (of the network). */
   endpointIds: string[];
+  /** Owned objects taken from the record without a read (0 for a full read). */
+  trusted: number;
+}
+
+/** How a start reads HNS: trusting the ownership record, or every object (with why). */
+export type StartReadMode = { mode: "trusted" } | { mode: "full"; reason: string };
+
+/** What decides {@link startReadMode}. */
+export interface StartReadOptions {
+  /** `--full-hns-read-on-start`: always read every object. */
+  fullHnsReadOnStart: boolean;
+}
+
+/**
+ * The one place that decides how a start reads HNS: every object when the
+ * operator asks for it or the record cannot be trusted (none yet, lost,
+ * corrupt, an older format); else the trusted read. A takeover
+ * (`--take-over-foreign`) needs no full read: what it takes over is not
+ * owned, and what is not owned is always read in full.
+ */
+export function startReadMode(
+  ownership: OwnershipRecord,
+  options: StartReadOptions,
+): StartReadMode {
+  if (options.fullHnsReadOnStart) return { mode: "full", reason: "--full-hns-read-on-start" };
+  if (ownership.untrusted !== undefined) return { mode: "full", reason: ownership.untrusted };
+  return { mode: "trusted" };
 }
 
 /**
@@ -64,8 +102,9 @@ export async function findNetwork(
 
 /**
  * Read HNS once and plan the start: the network's endpoints and all load
- * balancers, the node context, the desired state, adoption and the full
- * reconcile. Makes no HNS writes.
+ * balancers (every object, or the trusted read: see {@link startReadMode}),
+ * the node context, the desired state, adoption (with `adopt`'s options,
+ * e.g. takeover) and the full reconcile. Makes no HNS writes.
  */
 export async function readStart(
   client: HnsClient,
@@ -73,38 +112,72 @@ export async function readStart(
   cluster: ClusterView,
   ownership: OwnershipRecord,
   settings: ContextSettings,
+  adopt: AdoptOptions = {},
+  mode: StartReadMode = { mode: "full", reason: "" },
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
   const features = await client.features();
-  const endpoints = (await client.listEndpoints(net.id)).filter((ep) => onNetwork(ep, net.id));
-  const lbs = await client.listLoadBalancers();
-  const ctx = buildNodeContext({
-    settings,
-    network: net,
-    features,
-    endpoints,
-    owns: (id) => ownership.owns(id),
-    node: cluster.node(),
-  });
-  checkStartContext(ctx, settings);
-  const desired = desiredState(cluster, ctx);
-  const owned = {
-    loadBalancers: ownership.list("LoadBalancer").map((o) => o.id),
-    endpoints: ownership.list("Endpoint").map((o) => o.id),
+  // The one way both reads derive the node context and the desired state.
+  const plan: StartPlanning = (endpoints) => {
+    const ctx = buildNodeContext({
+      settings,
+      network: net,
+      features,
+      endpoints,
+      owns: (id) => ownership.owns(id),
+      node: cluster.node(),
+      placements: cluster.nodePlacements?.(),
+    });
+    checkStartContext(ctx, settings);
+    return { ctx, desired: desiredState(cluster, ctx) };
   };
-  const adoption = adoptObserved(lbs, endpoints, owned, desired);
-  const present = new Set([...lbs, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()));
-  const vanishedOwned = ownership.list().map((o) => o.id).filter((id) =>
-    !present.has(id.toLowerCase())
-  );
+  const read = mode.mode === "trusted"
+    ? await readTrusted(client, net, ownership, plan)
+    : await readFull(client, net, ownership, plan);
+  const { ctx, desired } = read;
+  const owned = {
+    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
+    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
+  };
+  const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
+    hostMacKnown: ctx.hostMac !== undefined,
+    ...adopt,
+  });
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
     ctx,
     desired,
     adoption,
     plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
-    vanishedOwned,
+    vanishedOwned: read.vanishedOwned,
+    endpointIds: read.endpointIds,
+    trusted: read.trusted,
+  };
+}
+
+/** Read every object of the network and every load balancer. */
+async function readFull(
+  client: HnsClient,
+  net: NetworkInfo,
+  ownership: OwnershipRecord,
+  plan: StartPlanning,
+): Promise<HnsRead> {
+  const endpoints = (await client.listEndpoints(net.id)).filter((ep) => onNetwork(ep, net.id));
+  const loadBalancers = await client.listLoadBalancers();
+  const { ctx, desired } = plan(endpoints);
+  const present = new Set(
+    [...loadBalancers, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()),
+  );
+  return {
+    ctx,
+    desired,
+    endpoints,
+    loadBalancers,
+    vanishedOwned: [...ownership.values()].map((o) => o.id).filter((id) =>
+      !present.has(id.toLowerCase())
+    ),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
+    trusted: 0,
   };
 }

@@ -17,8 +17,11 @@
  *    it is issued); 9. write the rest of the ownership record; 10. report.
  *
  * A run reads HNS only to start, to take a resync's listing, to look up the
- * CNI endpoint of a pod on this node that the node context lacks, and (with
- * `forwardHealthCheckVip`) the root endpoint when its LBs are computed. After
+ * CNI endpoint of a pod on this node that the node context lacks, (with
+ * `forwardHealthCheckVip`) the root endpoint when its LBs are computed, and
+ * on overlay the network's routes when a remote pod waits for its placement
+ * (placement_waits.ts: rate-limited, one call through the network's handle
+ * kept open, network_routes.ts; the resync re-reads them too). After
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
@@ -39,16 +42,31 @@ import { type Logger, nullLogger } from "../log/types.ts";
 import { type ApplyHooks, applyPlan, type ApplyResult } from "./apply.ts";
 import { Backoff, type Clock, RetryBackoff, systemClock } from "./backoff.ts";
 import { ConflictTracker, type ConflictTrackerOptions } from "./conflicts.ts";
-import { contextForNode, type ContextSettings } from "./context.ts";
+import {
+  contextForNode,
+  contextForPlacements,
+  type ContextSettings,
+  contextWithRoutes,
+} from "./context.ts";
 import { desiredState, placementsFor, safeDesiredForService, updateDesired } from "./desired.ts";
 import { DiagnosticsLog } from "./diagnostics_log.ts";
+import { NetworkRoutes } from "./network_routes.ts";
+import { isOverlay } from "./placement.ts";
+import { PlacementWaits } from "./placement_waits.ts";
 import { LocalEndpoints, type LookupResult } from "./local_endpoints.ts";
-import type { DesiredState, NodeContext, Plan, PlanOp, ServiceDesired } from "./model.ts";
+import type {
+  DesiredState,
+  NodeContext,
+  Plan,
+  PlanOp,
+  RemoteSubnetRoute,
+  ServiceDesired,
+} from "./model.ts";
 import { idKey, ObservedCache } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { reconcile } from "./reconcile.ts";
 import { type ArrivedListing, forgetVanished, Resync, vanishedFrom } from "./resync.ts";
-import { findNetwork, readStart } from "./start.ts";
+import { findNetwork, readStart, startReadMode } from "./start.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
 export interface ClusterSource extends ClusterView {
@@ -100,6 +118,15 @@ export interface SyncerOptions {
    * arrived compares it with the cache.
    */
   resyncInBackground?: boolean;
+  /**
+   * `--take-over-foreign`: the first start takes over foreign objects on keys
+   * the desired state claims (see `AdoptOptions.takeOver`). Later starts (HNS
+   * restarted) and runs never do: a foreign object found then is reported,
+   * not fought. Default false.
+   */
+  takeOverForeign?: boolean;
+  /** `--full-hns-read-on-start`: read every HNS object at start, trusting no fingerprint. */
+  fullHnsReadOnStart?: boolean;
 }
 
 /** Why a run did nothing yet. */
@@ -175,12 +202,20 @@ export class Syncer {
   readonly #flushRetry: RetryBackoff;
   readonly #conflictTracker: ConflictTracker;
   readonly #diagnostics: DiagnosticsLog;
+  readonly #routes: NetworkRoutes;
+  readonly #waits: PlacementWaits;
+  /** The order of each routes read (reads run one at a time), so an older one is never taken after a newer one. */
+  readonly #routesReadSeq = new WeakMap<readonly RemoteSubnetRoute[], number>();
+  #routesReads = 0;
+  #routesTaken = 0;
   #ctx: NodeContext | undefined;
   #networkName = "";
   #desired: DesiredState | undefined;
   #needFull = true;
   #waiting: WaitingFor | undefined;
   #lastWaitLog = -Infinity;
+  /** Whether a start has read HNS (only the first one takes over). */
+  #startedOnce = false;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -196,6 +231,8 @@ export class Syncer {
     });
     this.#flushRetry = new RetryBackoff({ clock: this.#clock });
     this.#diagnostics = new DiagnosticsLog(this.#log);
+    this.#routes = new NetworkRoutes(options.client);
+    this.#waits = new PlacementWaits({ clock: this.#clock, logger: this.#log });
     this.#resync = new Resync({
       client: options.client,
       periodMs: options.syncPeriodMs,
@@ -203,6 +240,7 @@ export class Syncer {
       logger: this.#log,
       inBackground: options.resyncInBackground ?? false,
       networkIds: options.networkIds,
+      readRoutes: (networkId) => this.#readRoutesQuietly(networkId),
     });
     this.#local = new LocalEndpoints({
       client: options.client,
@@ -228,6 +266,11 @@ export class Syncer {
     return this.#ctx;
   }
 
+  /** Remote pod IPs on overlay that wait for their placement now (read-only use: metrics). */
+  get waitingPlacement(): number {
+    return this.#waits.count();
+  }
+
   /** The desired state of the last run, if any. */
   get desired(): DesiredState | undefined {
     return this.#desired;
@@ -246,6 +289,11 @@ export class Syncer {
     await this.#resync.settled();
   }
 
+  /** Close the network's handle kept for reading its routes (after {@link listingSettled}). */
+  async close(): Promise<void> {
+    await this.#routes.close();
+  }
+
   /** One run. Throws only for failed HNS reads (the runner retries with backoff). */
   async sync(): Promise<SyncReport> {
     const { cluster, settings } = this.#o;
@@ -259,6 +307,7 @@ export class Syncer {
     if (!resync && this.#local.retryDue()) {
       this.#useLookup(await this.#local.lookUp(this.#ctx, this.#desired));
     }
+    if (!resync && this.#waits.readDue()) await this.#readRoutesForWaits();
     const report = await this.#run(resync ?? NO_REPAIRS, resync !== undefined);
     return { ...report, next: this.#next(report.result) };
   }
@@ -311,6 +360,16 @@ export class Syncer {
         this.#setContext(next);
       }
     }
+    if (changes.placementsChanged.size > 0 && cluster.nodePlacements) {
+      const next = contextForPlacements(this.#ctx!, settings, cluster.nodePlacements());
+      if (next !== this.#ctx) {
+        this.#log.info("Node placements changed; recomputing every service", {
+          nodes: [...changes.placementsChanged].slice(0, 10).join(","),
+          changed: changes.placementsChanged.size,
+        });
+        this.#setContext(next);
+      }
+    }
     if (this.#buildsHealthCheckLbs(changes.services)) {
       try {
         this.#setContext(await this.#local.resolveRoot(this.#ctx!));
@@ -349,6 +408,7 @@ export class Syncer {
         this.#local.failed();
       }
     }
+    if (this.#waits.readDue()) await this.#readRoutesForWaits();
     if (this.#ctx !== before) {
       this.#setDesired(desiredState(cluster, this.#ctx!));
       changed = undefined;
@@ -366,12 +426,43 @@ export class Syncer {
     // Taken before reading so that changes arriving meanwhile make a later run.
     const changes = cluster.takeChanges();
     const startedAt = this.#clock.now();
-    const start = await readStart(client, network, cluster, ownership, this.#o.settings);
+    const mode = startReadMode(ownership, {
+      fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
+    });
+    this.#log.info("Reading HNS", { ...mode });
+    const start = await readStart(
+      client,
+      network,
+      cluster,
+      ownership,
+      this.#o.settings,
+      { takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce },
+      mode,
+    );
+    this.#startedOnce = true;
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
     this.#setDesired(start.desired);
     this.#observed.replace(start.adoption.observed);
     this.#local.restart(start.endpointIds);
+    if (isOverlay(start.ctx)) {
+      // Kept open so that re-reading the routes costs one call (resync, waiting pods).
+      await this.#routes.open(start.ctx.network.id).catch((err) => {
+        this.#log.warn("Cannot open the HNS network to re-read its routes; will retry", {
+          network: start.ctx.network.name,
+          err: err instanceof Error ? err.message : String(err),
+        });
+      });
+    }
+    for (const t of start.adoption.takenOver) {
+      this.#log.info("Taking over an HNS object of others on an address a Service claims", {
+        kind: t.kind,
+        key: t.key,
+        id: t.id,
+        service: t.serviceKey,
+        reason: t.reason,
+      });
+    }
     for (const skipped of start.adoption.skipped) {
       this.#log.warn("Skipping an HNS object hnsproxy cannot interpret; left alone", {
         kind: skipped.kind,
@@ -396,6 +487,8 @@ export class Syncer {
       remoteEndpoints: start.desired.remoteEndpoints.size,
       adopted: start.adoption.adopted.length,
       operations: start.plan.ops.length - start.adoption.adopted.length,
+      takenOver: start.adoption.takenOver.length,
+      trusted: start.trusted,
     });
     const result = await this.#apply(start.plan);
     this.#resync.done(startedAt);
@@ -441,6 +534,10 @@ export class Syncer {
     const vanished = vanishedFrom(lbIds, epIds, before, this.#observed, ownership);
     const repaired = forgetVanished(vanished, this.#observed, ownership, this.#log);
     this.#useLookup(await this.#local.refresh(this.#ctx!, this.#desired, epIds, false, before));
+    if (listing.routes) {
+      this.#waits.reading();
+      this.#useRoutes(listing.routes);
+    }
     // Objects of others (and strays) that vanished: the LBs and endpoints they blocked or
     // stood in for are decided differently now. Without drift the next run stays partial.
     if (repaired.loadBalancers + repaired.endpoints + vanished.others.length > 0) {
@@ -461,6 +558,54 @@ export class Syncer {
       if ((this.#o.cluster.service(key)?.ingress.length ?? 0) > 0) return true;
     }
     return false;
+  }
+
+  /**
+   * The network's routes, read (one call) because remote pods wait for their
+   * placement; a failure or unchanged routes read again by backoff.
+   */
+  async #readRoutesForWaits(): Promise<void> {
+    this.#waits.reading();
+    const routes = await this.#readRoutesQuietly(this.#ctx!.network.id);
+    if (!routes || !this.#useRoutes(routes)) this.#waits.failed();
+  }
+
+  /**
+   * On overlay, the network's RemoteSubnetRoute policies now; undefined on
+   * other networks, when HNS no longer has the network, or when the read
+   * failed (logged; the next read opens the network again).
+   */
+  async #readRoutesQuietly(networkId: string): Promise<RemoteSubnetRoute[] | undefined> {
+    if (!this.#ctx || !isOverlay(this.#ctx)) return undefined;
+    const seq = ++this.#routesReads;
+    try {
+      const routes = await this.#routes.read(networkId);
+      if (routes) this.#routesReadSeq.set(routes, seq);
+      return routes;
+    } catch (err) {
+      this.#log.warn("Cannot read the HNS network's routes; will retry", {
+        network: this.#networkName,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      return undefined;
+    }
+  }
+
+  /** Take the network's routes as HNS has them now; true when they changed (all is recomputed). */
+  #useRoutes(routes: readonly RemoteSubnetRoute[]): boolean {
+    // A background listing's routes may be older than those a run read since.
+    const seq = this.#routesReadSeq.get(routes) ?? 0;
+    if (seq < this.#routesTaken) return false;
+    this.#routesTaken = seq;
+    const next = contextWithRoutes(this.#ctx!, routes);
+    if (next === this.#ctx) return false;
+    this.#log.info("HNS network routes changed; recomputing every service", {
+      network: this.#networkName,
+      before: this.#ctx!.network.remoteSubnetRoutes.length,
+      after: routes.length,
+    });
+    this.#setContext(next);
+    return true;
   }
 
   /** Take a lookup's node context; a change (or others holding a wanted key) recomputes all. */
@@ -500,6 +645,7 @@ export class Syncer {
   ): void {
     this.#desired = desired;
     this.#local.track(desired, changed);
+    this.#waits.track(desired, changed);
   }
 
   /** Step 1: not started yet; say what it waits for (once a minute). */
@@ -544,6 +690,8 @@ export class Syncer {
     if (this.#o.ownership.dirty) retries.push(this.#flushRetry.nextDelay() ?? FLUSH_RETRY_MS);
     const lookup = this.#local.retryInMs();
     if (lookup !== undefined) retries.push(lookup);
+    const routes = this.#waits.retryInMs();
+    if (routes !== undefined) retries.push(routes);
     const conflictStep = this.#conflictTracker.nextDelay();
     if (conflictStep !== undefined) retries.push(conflictStep);
     if (retries.length > 0) next.retryAfterMs = Math.min(...retries);
@@ -577,6 +725,8 @@ export class Syncer {
     this.#uncertain.clear();
     this.#needFull = true;
     this.#resync.drop();
+    // The next start opens the new network; closes and opens run in order.
+    void this.#routes.close();
   }
 
   async #apply(plan: Plan): Promise<ApplyResult> {
@@ -601,6 +751,7 @@ export class Syncer {
       this.#resync.dueNow();
     }
     this.#local.settle();
+    this.#waits.settle();
     await this.#flush();
     if (plan.ops.length > 0 || pending + result.conflicts.length > 0) {
       this.#log.info("Applied HNS changes", {

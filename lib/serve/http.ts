@@ -7,6 +7,7 @@
  */
 
 import { splitHostPort } from "../net/ip.ts";
+import { errorMessage } from "../errors.ts";
 
 /** A running server. */
 export interface HttpServer {
@@ -53,7 +54,7 @@ export function listen(name: string, address: string, handler: Handler): HttpSer
         new Response(`internal error: ${e instanceof Error ? e.message : e}\n`, { status: 500 }),
     }, handler);
   } catch (e) {
-    throw new ListenError(name, address, e instanceof Error ? e.message : String(e), { cause: e });
+    throw new ListenError(name, address, errorMessage(e), { cause: e });
   }
   const hostname = server.addr.hostname;
   const port = server.addr.port;

@@ -78,6 +78,7 @@ export class ProxyMetrics {
   readonly #planTotal: Counter<"op">;
   readonly #drift: Counter<"kind">;
   readonly #syncFailures: Counter;
+  readonly #waitingPlacement: Gauge;
   readonly #conflicts: Gauge<"kind">;
   readonly #eventsDropped: Counter<"reason">;
 
@@ -207,6 +208,11 @@ export class ProxyMetrics {
       "Syncs that failed and will be retried",
       [],
     );
+    this.#waitingPlacement = gauge(
+      "hnsproxy_endpoints_waiting_placement",
+      "Remote pod IPs on overlay not programmed because no RemoteSubnetRoute and no Node places them yet",
+      [],
+    );
     this.#conflicts = gauge(
       "hnsproxy_conflicts",
       "Service load balancer keys held by an HNS object hnsproxy does not own, by kind of address",
@@ -319,6 +325,11 @@ export class ProxyMetrics {
   /** Keys blocked by foreign HNS objects now, by kind (kinds not listed keep their value). */
   setConflicts(counts: Record<string, number>): void {
     for (const [kind, n] of Object.entries(counts)) this.#conflicts.set({ kind }, n);
+  }
+
+  /** Remote pod IPs waiting for their placement now. */
+  setWaitingPlacement(n: number): void {
+    this.#waitingPlacement.set(n);
   }
 
   /** A Kubernetes Event was dropped for `reason`. */

@@ -20,6 +20,7 @@ import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { DEFAULT_SERVICE_NAME } from "./install.ts";
 import { runAsWindowsService, type WindowsServiceOptions } from "./scm.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link runAgentAsWindowsService}. */
 export interface AgentServiceOptions {
@@ -78,7 +79,7 @@ export async function runAgentAsWindowsService(
     return outcome.reason === "failed" || outcome.reason === "stop-timeout" ? 1 : 0;
   } catch (err) {
     log.error("hnsproxy cannot run as a Windows service", {
-      err: err instanceof Error ? err.message : String(err),
+      err: errorMessage(err),
     });
     return 1;
   }

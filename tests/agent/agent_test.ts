@@ -12,6 +12,7 @@ import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import {
+  fakeKubeconfig,
   HOST_MAC,
   NODE,
   nodeObject,
@@ -44,14 +45,7 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
     const kubeconfig = join(dir, "kubeconfig");
     await Deno.writeTextFile(
       kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "fake", cluster: { server: api.url } }],
-        users: [{ name: "fake", user: {} }],
-        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
-        "current-context": "fake",
-      }),
+      fakeKubeconfig(api.url),
     );
     const { config } = parseConfig(
       [

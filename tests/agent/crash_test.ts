@@ -12,15 +12,13 @@
  */
 
 import assert from "node:assert/strict";
-import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { type AgentProcess, AgentWorld, eventually } from "./harness.ts";
 import {
-  LOCAL_EP_5,
+  FOREIGN_EP,
   NODE,
   nodeObject,
   OVERLAY_ARGS,
-  OVERLAY_NET,
-  overlayHns,
+  seededOverlayHns,
   serviceObject,
   sliceObject,
   SOURCE_VIP,
@@ -33,31 +31,10 @@ const SLOW_ARGS = [...OVERLAY_ARGS, "--hns-concurrency", "1"];
 /** Waits: generous, for a loaded machine (the test normally takes a fraction of this). */
 const WAIT_MS = 25_000;
 
-const FOREIGN_LB: HcnLoadBalancer = {
-  ID: "F0F0F0F0-0000-4000-8000-000000000001",
-  HostComputeEndpoints: [LOCAL_EP_5],
-  FrontendVIPs: ["10.99.0.1"],
-  PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-};
-/** A remote endpoint someone else made (no service uses its IP). */
-const FOREIGN_EP: HcnEndpoint = {
-  ID: "F0F0F0F0-0000-4000-8000-000000000002",
-  HostComputeNetwork: OVERLAY_NET,
-  IpConfigurations: [{ IpAddress: "10.244.3.250", PrefixLength: 32 }],
-  MacAddress: "02-11-0A-F4-03-FA",
-  Flags: 1,
-  Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.13" } }],
-};
-
-/** The HNS the node starts with: the CNI's network and pods, and the foreign objects. */
-function seededHns() {
-  const hns = overlayHns({ LoadBalancers: [FOREIGN_LB] });
-  hns.Endpoints!.push(FOREIGN_EP);
-  return hns;
-}
-
 const SEEDED_IDS = new Set(
-  [...seededHns().Endpoints!, ...seededHns().LoadBalancers!].map((o) => o.ID!.toUpperCase()),
+  [...seededOverlayHns().Endpoints!, ...seededOverlayHns().LoadBalancers!].map((o) =>
+    o.ID!.toUpperCase()
+  ),
 );
 
 /** The cluster: service name → its pod IPs (each on node-2 or node-3, by subnet). */
@@ -93,7 +70,7 @@ function sliceOf(name: string, pods: string[]) {
 
 async function createWorld(cluster: Cluster): Promise<AgentWorld> {
   return await AgentWorld.create({
-    hns: seededHns(),
+    hns: seededOverlayHns(),
     services: [...cluster.keys()].map(serviceOf),
     slices: [...cluster].map(([name, pods]) => sliceOf(name, pods)),
     node: nodeObject(),
@@ -210,7 +187,7 @@ async function restartAndCheck(world: AgentWorld, cluster: Cluster): Promise<voi
   assert.equal(code, 0, log);
   assert.match(log, /remaining=0/);
   const hns = await world.hns();
-  const seeded = seededHns();
+  const seeded = seededOverlayHns();
   assert.deepEqual(hns.LoadBalancers, seeded.LoadBalancers, "only the foreign LB, untouched");
   assert.deepEqual(
     hns.Endpoints.map((e) => e.ID).sort(),
@@ -325,7 +302,7 @@ Deno.test("agent/crash: killed in a cold start, then --cleanup-and-exit: nothing
     assert.match(log, new RegExp(`deleted=${made.lbs.length + made.eps.length}\\b`));
     assert.match(log, /remaining=0/);
     const hns = await world.hns();
-    const seeded = seededHns();
+    const seeded = seededOverlayHns();
     assert.deepEqual(hns.LoadBalancers, seeded.LoadBalancers);
     assert.deepEqual(hns.Endpoints, seeded.Endpoints);
     assert.deepEqual(await world.owned(), []);

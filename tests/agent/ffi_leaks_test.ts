@@ -117,6 +117,8 @@ backendTest(
       }
     }
     assert.ok(converged, "converged");
+    // Stop: the network's handle, kept open to re-read its routes, is closed.
+    await syncer.close();
     const lbs = await client.listLoadBalancers();
     assert.equal(lbs.length, 6, "five services and the foreign LB, no duplicates");
     const eps = await client.listEndpoints();

@@ -193,6 +193,31 @@ export function sliceObject(
   };
 }
 
+/** A load balancer of another proxy on an address no Service claims (uses the CNI's pod 5). */
+export const FOREIGN_LB: HcnLoadBalancer = {
+  ID: "F0F0F0F0-0000-4000-8000-000000000001",
+  HostComputeEndpoints: [LOCAL_EP_5],
+  FrontendVIPs: ["10.99.0.1"],
+  PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
+};
+
+/** A remote endpoint someone else made (no service uses its IP). */
+export const FOREIGN_EP: HcnEndpoint = {
+  ID: "F0F0F0F0-0000-4000-8000-000000000002",
+  HostComputeNetwork: OVERLAY_NET,
+  IpConfigurations: [{ IpAddress: "10.244.3.250", PrefixLength: 32 }],
+  MacAddress: "02-11-0A-F4-03-FA",
+  Flags: 1,
+  Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.13" } }],
+};
+
+/** {@link overlayHns} with {@link FOREIGN_LB} and {@link FOREIGN_EP}: objects hnsproxy must leave alone. */
+export function seededOverlayHns(): MemoryHnsState {
+  const hns = overlayHns({ LoadBalancers: [FOREIGN_LB] });
+  hns.Endpoints!.push(FOREIGN_EP);
+  return hns;
+}
+
 /** The node context settings of {@link OVERLAY_ARGS}, for tests that build a Syncer directly. */
 export const OVERLAY_SETTINGS: ContextSettings = {
   nodeName: NODE,
@@ -252,4 +277,16 @@ export function manualClock(): { t: number; now(): number } {
       return this.t;
     },
   };
+}
+
+/** A kubeconfig (JSON) that points at the fake API server `server` with no credentials. */
+export function fakeKubeconfig(server: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "fake", cluster: { server } }],
+    users: [{ name: "fake", user: {} }],
+    contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
+    "current-context": "fake",
+  });
 }

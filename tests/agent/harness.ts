@@ -10,8 +10,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnLoadBalancer } from "../../lib/hns/types.ts";
-import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import {
+  FakeApiServer,
+  type FakeApiServerOptions,
+  type FakeObject,
+} from "../../lib/fake-apiserver/mod.ts";
 import { type OwnedObject, OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { fakeKubeconfig } from "./fixtures.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
 const PLAN = fileURLToPath(new URL("../../lib/cli/plan.ts", import.meta.url));
@@ -33,6 +38,8 @@ export interface WorldOptions {
   slices?: FakeObject[];
   /** The Node object (none when absent). */
   node?: FakeObject;
+  /** Options of the fake API server. */
+  api?: FakeApiServerOptions;
 }
 
 /** A running agent process. */
@@ -80,7 +87,7 @@ export class AgentWorld {
 
   /** Start the fake API server with the objects and seed the HNS state file. */
   static async create(options: WorldOptions): Promise<AgentWorld> {
-    const api = await new FakeApiServer().start();
+    const api = await new FakeApiServer(options.api).start();
     const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
     const world = new AgentWorld(api, dir);
     for (const s of options.services ?? []) api.create("services", s);
@@ -89,14 +96,7 @@ export class AgentWorld {
     await Deno.writeTextFile(world.hnsFile, JSON.stringify(options.hns));
     await Deno.writeTextFile(
       world.#kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "fake", cluster: { server: api.url } }],
-        users: [{ name: "fake", user: {} }],
-        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
-        "current-context": "fake",
-      }),
+      fakeKubeconfig(api.url),
     );
     return world;
   }

@@ -50,7 +50,7 @@ function made(step: string, who: "hnsproxy made" | "kube-proxy would make"): [nu
 Deno.test("demo: exits 0 and shows the programmed HNS state as a table", async () => {
   const { code, stdout, stderr } = await runDemo();
   equal(code, 0, `demo failed:\n${stderr}\n${stdout}`);
-  const start = section(stdout, "▶ hnsproxy starts on win-node-1");
+  const start = section(stdout, "▶ hnsproxy replaces kube-proxy on win-node-1");
   const table = stdout.slice(stdout.indexOf("HNS load balancers on win-node-1 now:"));
   match(table, /service\s+frontend\s+→ backends\s+flags/);
   // One row per kind of service address, backends told apart as local or remote.
@@ -102,6 +102,35 @@ Deno.test("demo: each step prints exactly the HNS operations it made", async () 
   match(restart, /(\d+) of \1 load balancers kept their HNS IDs/);
 });
 
+Deno.test("demo: the start takes over what kube-proxy left, and leaves unclaimed objects alone", async () => {
+  const { stdout } = await runDemo();
+  match(stdout, /what kube-proxy left when the node moved to hnsproxy: \d+ load balancers/);
+  const start = section(stdout, "▶ hnsproxy replaces kube-proxy on win-node-1");
+  // web's LBs still pointed at the pod that moved away: updated in place.
+  match(start, /update in place 2 load balancers: 10\.96\.10\.20:80\/TCP, node:30080\/TCP/);
+  // The endpoints on the replaced node's old IP are replaced (with the LBs that use them).
+  match(start, /delete 3 endpoints: 10\.244\.2\.20, 10\.244\.2\.21, 10\.244\.2\.30/);
+  match(start, /create \d+ endpoints: .*10\.244\.2\.20, 10\.244\.2\.21/);
+  const lbs =
+    /kube-proxy's load balancers: (\d+) adopted as they were, (\d+) updated in place, (\d+) replaced \(deleted and created\s+anew\); (\d+) on addresses\s+no Service claims left alone/
+      .exec(start);
+  ok(lbs, `no takeover summary in:\n${start}`);
+  const [adopted, updated, replaced, left] = lbs.slice(1).map(Number);
+  equal(updated, 2);
+  ok(adopted > 0 && replaced > 0, start);
+  equal(left, 2, "shop/legacy's two load balancers");
+  match(start, /kube-proxy's endpoints: \d+ adopted, 3 replaced \(wrong provider\s+address\)/);
+  // Nothing on shop/legacy's addresses was touched; the table says whose they are.
+  ok(!/10\.96\.10\.90|30090/.test(start.slice(0, start.indexOf("kube-proxy's load balancers"))));
+  const table = stdout.slice(stdout.indexOf("HNS load balancers on win-node-1 now:"));
+  match(table, /\(kube-proxy's\)\s+10\.96\.10\.90:80\/TCP.*left alone by hnsproxy/);
+  // Counted: kube-proxy's own start would delete every load balancer, its leftovers included.
+  match(
+    start,
+    /kube-proxy would make \d+ HNS calls \(\d+ writes\): [\s\S]*HcnDeleteLoadBalancer 12/,
+  );
+});
+
 Deno.test("demo: the agent restart makes no HNS writes", async () => {
   const { stdout } = await runDemo();
   const restart = section(stdout, "4. restart hnsproxy");
@@ -116,7 +145,7 @@ Deno.test("demo: the comparison table adds up the step results", async () => {
   const table = section(stdout, "HNS calls per step");
   const rows = table.split("\n").filter((l) => /\d+ \(\d+ writes\)/.test(l));
   equal(rows.length, 6, `start, 4 steps and the total:\n${table}`);
-  const titles = ["▶ hnsproxy starts", "1. ", "2. ", "3. ", "4. "];
+  const titles = ["▶ hnsproxy replaces kube-proxy", "1. ", "2. ", "3. ", "4. "];
   let sum = [0, 0, 0, 0];
   titles.forEach((title, i) => {
     const step = section(stdout, title);

@@ -138,3 +138,21 @@ Deno.test("kube-proxy model: with ModifyLoadbalancer a changed service port is u
 Deno.test("kube-proxy model: the first event must be a start", () => {
   throws(() => kubeProxyCalls({ overlay: false, existingEndpoints: [] }, [{ kind: "periodic" }]));
 });
+
+Deno.test("kube-proxy model: remote endpoints an earlier run left are reused at start and deleted once unused", () => {
+  const opts = {
+    overlay: false,
+    existingEndpoints: ["l1"],
+    leftoverEndpoints: ["r1", "r2", "old"],
+  };
+  const out = kubeProxyCalls(opts, [
+    { kind: "start", servicePorts: [a, b] },
+    { kind: "sync", servicePorts: [b] },
+  ]);
+  // Found by IP: nothing to create; "old" stays (no service port releases it).
+  deepEqual(out[0].calls.HcnCreateEndpoint, undefined);
+  deepEqual(out[0].hns, { endpoints: 4, loadBalancers: 3 });
+  // a's removal releases r1 (its last user): deleted as kube-proxy's own.
+  deepEqual(out[1].calls.HcnDeleteEndpoint, 1);
+  deepEqual(out[1].hns, { endpoints: 3, loadBalancers: 1 });
+});

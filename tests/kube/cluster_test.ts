@@ -120,7 +120,7 @@ Deno.test("cluster: a burst of watch events becomes one piece of work per servic
     s.create("endpointslices", slice("default", "web-1", "web", ["10.244.1.2"]));
   });
   await t.watch.synced;
-  await waitFor("watches open", () => t.server.openWatches() === 3);
+  await waitFor("watches open", () => t.server.openWatches() === 4);
   t.store.takeChanges();
   for (let i = 0; i < 10; i++) {
     t.server.update("services", service("default", "web", "10.96.0.10", { port: 1000 + i }));

@@ -187,7 +187,9 @@ Deno.test("apply: every create is on disk in the ownership record before HNS is 
     assert.equal(api.objectCount("LoadBalancer"), 3);
     assert.deepEqual(unlisted, [], "created before it was recorded");
     assert.equal(writes, 2, "one write for the endpoint creates, one for the LB creates");
-    assert.equal(ctx.ownership.dirty, false, "nothing left to write");
+    // What is left for the sync's own write: the fingerprints of what HNS made.
+    assert.ok(ctx.ownership.list().every((o) => o.fp !== undefined));
+    await ctx.ownership.flush();
     assert.deepEqual((await OwnershipRecord.load(path)).list(), ctx.ownership.list());
     assert.equal(ctx.ownership.size, 6);
   } finally {
@@ -704,4 +706,52 @@ Deno.test("apply: adoption records ownership without any HNS call", async () => 
   assert.ok(ctx.ownership.owns(held.ID!));
   assert.equal(ctx.observed.loadBalancers.get("lb/tcp/10.96.0.10:80")?.serviceKey, "default/a");
   assert.equal(ctx.observed.foreignLoadBalancers.size, 0);
+});
+
+Deno.test("apply: a modify's old fingerprint is off the disk before HNS is asked, in the plan's one write", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    const { api, client } = newHns();
+    const { ctx } = context(client, { ownership: await OwnershipRecord.load(path) });
+    const web = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7"]);
+    await applyPlan(plan(remoteEp("10.244.2.7"), createLb(web)), ctx);
+    await ctx.ownership.flush();
+    const id = ctx.observed.loadBalancers.get(web.key)!.id;
+    assert.ok((await OwnershipRecord.load(path)).get(id)?.fp, "the created LB has its fingerprint");
+
+    // The pod moved: a create of its new endpoint, and a modify of the LB.
+    let writes = 0;
+    const flush = ctx.ownership.flush.bind(ctx.ownership);
+    ctx.ownership.flush = (force) => {
+      writes++;
+      return flush(force);
+    };
+    const onDisk: Array<string | undefined> = [];
+    const modify = api.modify.bind(api);
+    api.modify = async (kind, handle, settings) => {
+      onDisk.push((await OwnershipRecord.load(path)).get(id)?.fp);
+      return await modify(kind, handle, settings);
+    };
+    const moved = lb("10.96.0.10", 80, ["ep/remote/10.244.2.8"]);
+    const result = await applyPlan(
+      plan(remoteEp("10.244.2.8"), {
+        op: "modifyLoadBalancer",
+        key: moved.key,
+        id,
+        serviceKey: moved.serviceKey,
+        loadBalancer: moved,
+      }),
+      ctx,
+    );
+    assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+    assert.deepEqual(onDisk, [undefined], "no fingerprint on disk while the modify runs");
+    assert.equal(writes, 1, "one write: the endpoint's create and the dropped fingerprint");
+    const fp = ctx.ownership.get(id)?.fp;
+    assert.ok(fp, "the new fingerprint, written with the sync");
+    await ctx.ownership.flush();
+    assert.equal((await OwnershipRecord.load(path)).get(id)?.fp, fp);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

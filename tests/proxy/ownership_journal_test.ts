@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   journalPath,
   type OwnedObject,
+  OWNERSHIP_FORMAT_VERSION,
   OwnershipRecord,
   writeAtomic,
 } from "../../lib/proxy/ownership.ts";
@@ -197,7 +198,7 @@ Deno.test("ownership journal: a format 1 record loads, and the first write upgra
     record.add(ep(2));
     await record.flush();
     const saved = JSON.parse(await Deno.readTextFile(path));
-    assert.equal(saved.version, 2);
+    assert.equal(saved.version, OWNERSHIP_FORMAT_VERSION);
     assert.ok(Number.isSafeInteger(saved.generation));
     assert.deepEqual(saved.objects, [lb(1), ep(1), ep(2)]);
     assert.deepEqual((await OwnershipRecord.load(path)).list(), [lb(1), ep(1), ep(2)]);

@@ -94,7 +94,7 @@ Deno.test("ownership: wrong shape or version is rejected; malformed entries are 
   for (
     const [text, pattern] of [
       ["[]", /not a JSON object/],
-      ['{"version":3,"generation":1,"objects":[]}', /unsupported version 3/],
+      ['{"version":4,"generation":1,"objects":[]}', /unsupported version 4/],
       ['{"version":2,"objects":[]}', /"generation" is not a non-negative integer/],
       ['{"version":1,"objects":{}}', /"objects" is not an array/],
     ] as const

@@ -30,6 +30,13 @@ import { RecordingLogger } from "../kube/helpers.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
+/** Only the network's handle (kept to re-read its routes) may be open; closing the syncer closes it. */
+async function assertHandlesClosedAtStop(w: ReturnType<typeof world>): Promise<void> {
+  assert.ok(w.api.openHandles() <= 1, `open handles: ${w.api.openHandles()}`);
+  await w.syncer.close();
+  assert.equal(w.api.openHandles(), 0);
+}
+
 /** An in-process node: memory HNS, a cluster store, a syncer on a manual clock. */
 function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord.inMemory()) {
   const api = new MemoryHcnApi({ state });
@@ -153,7 +160,7 @@ Deno.test("syncer: waits for the network, then programs ClusterIP with local and
     w.api.dump().Endpoints.some((e) => e.IpConfigurations?.[0].IpAddress === SOURCE_VIP),
     "the source-VIP endpoint exists",
   );
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: restart with an unchanged cluster adopts everything with zero HNS writes", async () => {
@@ -229,19 +236,22 @@ Deno.test("syncer: endpoint scale up and down touch only that service; service d
   assert.ok(w.api.dump().Endpoints.some((e) => e.ID === LOCAL_EP_5), "CNI endpoints stay");
 });
 
-Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs three", async () => {
+Deno.test("syncer: an unchanged cluster costs no HNS call; the resync costs four", async () => {
   const w = world();
   w.service("web", WEB, WEB_EPS);
   await converge(w);
   const calls = () => Object.values(w.api.callCounts()).reduce((a, b) => a + b, 0);
   const before = calls();
+  const queries = () => w.api.callCounts().HcnQueryNetworkProperties ?? 0;
+  const queriesBefore = queries();
   const idle = await w.syncer.sync();
   assert.equal(idle.kind, "idle");
   assert.equal(calls(), before);
   w.clock.t += 30_000;
   const resync = await w.syncer.sync();
   assert.equal(resync.resynced, true);
-  assert.equal(calls() - before, 3);
+  assert.equal(calls() - before, 4, "three Enumerates, and the network's routes");
+  assert.equal(queries() - queriesBefore, 1, "through the handle kept open");
 });
 
 Deno.test("syncer: a resync without drift recomputes nothing; the runs after it stay partial", async () => {
@@ -392,7 +402,7 @@ Deno.test("syncer: HNS faults converge with no leaked, duplicate or foreign-dele
     if (lb.ID !== foreign.ID) assert.ok(w.ownership.owns(lb.ID!), `owned: ${lb.FrontendVIPs}`);
   }
   assert.equal(w.ownership.size, 6 + 6 + 6 + 1, "LBs, pod and VIP remote endpoints, source VIP");
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a pod on this node whose CNI endpoint appears later is picked up", async () => {
@@ -482,7 +492,7 @@ Deno.test("syncer: a local pod still without CNI endpoint is looked up once per 
   await cniEndpoint(w, "10.244.1.7");
   await converge(w);
   assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a failed lookup of a new local pod still applies the change, and picks the pod up later", async () => {
@@ -498,7 +508,7 @@ Deno.test("syncer: a failed lookup of a new local pod still applies the change, 
   assert.ok(report.next.retryAfterMs !== undefined, "another lookup is scheduled");
   await converge(w);
   assert.deepEqual(lbTable(w), WEB_GROWN_TABLE);
-  assert.equal(w.api.openHandles(), 0);
+  await assertHandlesClosedAtStop(w);
 });
 
 Deno.test("syncer: a pod IP held by a foreign remote endpoint: the LB uses it, it is never touched", async () => {
@@ -779,4 +789,41 @@ Deno.test("syncer: health-check VIP LBs built by a change look the root endpoint
     lb.FrontendVIPs?.[0] === "198.51.100.1" && lb.PortMappings[0].ExternalPort === 10256
   );
   assert.deepEqual(healthCheck.map((lb) => lb.HostComputeEndpoints), [[created.ID]]);
+});
+
+Deno.test("syncer: takeOverForeign replaces a foreign LB on a claimed key at the first start only", async () => {
+  const kubeProxys = (id: string): HcnLoadBalancerLike => ({
+    ID: id,
+    HostComputeEndpoints: [LOCAL_EP_5],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 9999, ExternalPort: 80 }],
+  });
+  const other: HcnLoadBalancerLike = { ...kubeProxys("F0F0F0F0-0000-4000-8000-0000000000FF") };
+  other.FrontendVIPs = ["10.99.0.1"];
+  const first = kubeProxys("F0F0F0F0-0000-4000-8000-000000000001");
+  const w = world(overlayHns({ LoadBalancers: [first, other] }));
+  w.service("web", WEB, WEB_EPS);
+  const syncer = w.newSyncer({ takeOverForeign: true });
+  const start = await converge(w, syncer);
+  assert.equal(start.kind, "start");
+  assert.deepEqual(start.result!.conflicts, []);
+  assert.deepEqual(lbTable(w), [
+    "10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]",
+    "10.99.0.1:80->9999 [10.244.1.5]",
+  ]);
+  assert.ok(w.ownership.owns(first.ID!), "taken over: updated in place and owned");
+  assert.ok(!w.ownership.owns(other.ID!), "an LB on an unclaimed key stays foreign");
+
+  // HNS restarts and comes back with a foreign LB on the key: a conflict now, not a takeover.
+  const state = overlayHns({ LoadBalancers: [kubeProxys("F0F0F0F0-0000-4000-8000-000000000002")] });
+  state.Networks![0].ID = "6D6F6E6F-0000-4000-8000-0000000000AA";
+  for (const ep of state.Endpoints!) ep.HostComputeNetwork = state.Networks![0].ID;
+  w.api.load(state);
+  w.clock.t += 30_000;
+  const again = await syncer.sync();
+  assert.equal(again.kind, "start");
+  assert.deepEqual(again.result!.conflicts.map((c) => c.foreignId), [
+    "F0F0F0F0-0000-4000-8000-000000000002",
+  ]);
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->9999 [10.244.1.5]"]);
 });

@@ -11,7 +11,14 @@
 import { join } from "node:path";
 import { privateCopy } from "../hns-emulator/build.ts";
 import { builtEmulatorLibrary, lbLines } from "../agent/harness.ts";
-import { l2bridgeHns, NODE, nodeObject, serviceObject, sliceObject } from "../agent/fixtures.ts";
+import {
+  fakeKubeconfig,
+  l2bridgeHns,
+  NODE,
+  nodeObject,
+  serviceObject,
+  sliceObject,
+} from "../agent/fixtures.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
@@ -80,14 +87,7 @@ export class ServiceWorld {
     await Deno.writeTextFile(`${library}.env`, `HNSEMU_STATE_FILE=${world.hnsFile}\r\n`);
     await Deno.writeTextFile(
       world.#kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "fake", cluster: { server: api.url } }],
-        users: [{ name: "fake", user: {} }],
-        contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
-        "current-context": "fake",
-      }),
+      fakeKubeconfig(api.url),
     );
     return world;
   }

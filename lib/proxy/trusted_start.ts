@@ -1,0 +1,170 @@
+/**
+ * The trusted read of HNS at start: what a full read would return, at the
+ * cost of the objects hnsproxy does not own and of its own objects that
+ * changed. Used when the ownership record can be trusted (start.ts decides).
+ *
+ * Rules:
+ * - The ID listings (the network's endpoints, all load balancers) say which
+ *   objects exist. Listed objects the record does not own (CNI endpoints,
+ *   objects of others) are read as a full read reads them.
+ * - An owned object whose key is still desired, and whose fingerprint in the
+ *   record equals the fingerprint of what hnsproxy would write for that key
+ *   now, is not read: it is taken to be that payload, which is what HNS
+ *   returned when it was written or last read, up to what the comparison in
+ *   payload.ts ignores. Any other owned object is read (its key no longer
+ *   desired, what is desired changed, no fingerprint).
+ * - An owned ID the listings lack, or that is gone when read, is reported as
+ *   vanished: the caller forgets it, and the plan creates it afresh.
+ * - Endpoints come first: the node context (CNI endpoints, root endpoint)
+ *   comes from the objects of others alone, the desired state from it, and a
+ *   load balancer's payload from the endpoints its backends resolve to.
+ *
+ * The trust model: hnsproxy assumes nobody else modifies its objects. An
+ * owned object changed out of band while the agent was down keeps its
+ * changed content until the desired state of its key changes (as while it
+ * runs, where the periodic resync compares IDs only). `--full-hns-read-on-start`
+ * reads everything instead.
+ *
+ * @module
+ */
+
+import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
+import { onNetwork } from "./context.ts";
+import { endpointKeyFromHns, isKeyError } from "./keys.ts";
+import type {
+  DesiredState,
+  EpKey,
+  NetworkInfo,
+  NodeContext,
+  ObservedEndpoint,
+  ObservedState,
+} from "./model.ts";
+import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
+import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
+import { resolvedLoadBalancerPayload } from "./reconcile.ts";
+
+/** What a start read of HNS yields (full or trusted). */
+export interface HnsRead {
+  /** The node context. */
+  ctx: NodeContext;
+  /** The desired state. */
+  desired: DesiredState;
+  /** The network's endpoints, as a full read returns them. */
+  endpoints: HcnEndpoint[];
+  /** The load balancers, as a full read returns them. */
+  loadBalancers: HcnLoadBalancer[];
+  /** Owned IDs that HNS does not hold. */
+  vanishedOwned: string[];
+  /** Every endpoint ID of the network HNS listed. */
+  endpointIds: string[];
+  /** Owned objects taken from the record without a read (0 for a full read). */
+  trusted: number;
+}
+
+/**
+ * The node context and desired state a start derives from the network's
+ * endpoints as HNS holds them (those hnsproxy owns are ignored, so they may
+ * be left out). Throws a StartupError when the context is unusable.
+ */
+export type StartPlanning = (
+  endpoints: readonly HcnEndpoint[],
+) => { ctx: NodeContext; desired: DesiredState };
+
+/**
+ * Read HNS for a start, trusting the record's fingerprints (see the module
+ * notes); `plan` derives the context and desired state.
+ */
+export async function readTrusted(
+  client: HnsClient,
+  net: NetworkInfo,
+  ownership: OwnershipRecord,
+  plan: StartPlanning,
+): Promise<HnsRead> {
+  const endpointIds = await client.listEndpointIds(net.id);
+  const lbIds = await client.listLoadBalancerIds();
+  const ownedEps = ownedOf(ownership, endpointIds, "Endpoint");
+  const ownedLbs = ownedOf(ownership, lbIds, "LoadBalancer");
+
+  const others = (await client.getEndpoints(endpointIds.filter((id) => !ownedEps.has(id))))
+    .filter((ep) => onNetwork(ep, net.id));
+  const { ctx, desired } = plan(others);
+
+  const endpoints = [...others];
+  const toRead: string[] = [];
+  for (const id of ownedEps) {
+    const owned = ownership.get(id)!;
+    const want = desired.remoteEndpoints.get(owned.key);
+    const payload = want && { ...endpointPayload(want), ID: owned.id };
+    if (payload && owned.fp === endpointFingerprint(payload)) endpoints.push(payload);
+    else toRead.push(id);
+  }
+  let trusted = ownedEps.size - toRead.length;
+  for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
+
+  const resolved = backendIndex(endpoints, ownership, desired);
+  const loadBalancers = await client.getLoadBalancers(lbIds.filter((id) => !ownedLbs.has(id)));
+  toRead.length = 0;
+  for (const id of ownedLbs) {
+    const owned = ownership.get(id)!;
+    const want = desired.loadBalancers.get(owned.key);
+    const payload = want && resolvedLoadBalancerPayload(want, desired, resolved);
+    if (payload && owned.fp === loadBalancerFingerprint(payload)) {
+      loadBalancers.push({ ...payload, ID: owned.id });
+      trusted++;
+    } else {
+      toRead.push(id);
+    }
+  }
+  for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
+
+  const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
+  const vanishedOwned = [...ownership.values()].map((o) => o.id).filter((id) =>
+    !present.has(id.toUpperCase())
+  );
+  return {
+    ctx,
+    desired,
+    endpoints,
+    loadBalancers,
+    vanishedOwned,
+    endpointIds,
+    trusted,
+  };
+}
+
+/**
+ * Endpoints by key, for resolving load balancer backends to IDs as reconcile
+ * does: owned ones under their recorded key, others under the key HNS's
+ * content gives (the CNI's own left out). Any choice among duplicates is
+ * safe: a load balancer is trusted only when the fingerprint of the payload
+ * built from it equals what HNS holds, so a wrong choice only costs a read.
+ */
+function backendIndex(
+  endpoints: readonly HcnEndpoint[],
+  ownership: OwnershipRecord,
+  desired: DesiredState,
+): Pick<ObservedState, "endpoints" | "foreignEndpoints"> {
+  const sourceVips = new Set<string>();
+  for (const e of desired.remoteEndpoints.values()) {
+    if (e.role === "sourceVip") sourceVips.add(e.ip);
+  }
+  const owned = new Map<EpKey, ObservedEndpoint>();
+  const foreign = new Map<EpKey, ObservedEndpoint>();
+  for (const hns of endpoints) {
+    const id = String(hns.ID ?? "");
+    const mine = ownership.get(id);
+    if (mine?.kind === "Endpoint") {
+      if (!owned.has(mine.key)) owned.set(mine.key, { key: mine.key, id, hns });
+      continue;
+    }
+    const key = endpointKeyFromHns(hns, sourceVips);
+    if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
+    foreign.set(key, { key, id, hns });
+  }
+  return { endpoints: owned, foreignEndpoints: foreign };
+}
+
+/** The listed IDs the record owns as objects of this kind. */
+function ownedOf(ownership: OwnershipRecord, ids: readonly string[], kind: OwnedKind): Set<string> {
+  return new Set(ids.filter((id) => ownership.get(id)?.kind === kind));
+}

@@ -1,0 +1,118 @@
+/**
+ * The real agent process when the API server is restored from a backup (or
+ * its storage wiped): resourceVersions restart lower, the objects are another
+ * set, and a watch from the resourceVersion the agent holds stays silent.
+ * HNS must come to match the restored cluster: deleted services lose their
+ * load balancers, new ones get theirs.
+ */
+
+import assert from "node:assert/strict";
+import { AgentWorld, eventually } from "./harness.ts";
+import {
+  NODE,
+  nodeObject,
+  OVERLAY_ARGS,
+  overlayHns,
+  overlayWebCluster,
+  serviceObject,
+  sliceObject,
+} from "./fixtures.ts";
+import { WATCH_PROGRESS_TIMEOUT_ENV } from "../../lib/kube/cluster.ts";
+
+/** The cluster of the backup: `web` with other pods, `np` gone, `api` new. */
+function restoredCluster() {
+  return {
+    services: [
+      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+      serviceObject("api", { clusterIP: "10.96.0.30", ports: [{ port: 443, targetPort: 8443 }] }),
+    ],
+    endpointslices: [
+      sliceObject("web", [
+        { ip: "10.244.1.5", node: NODE },
+        { ip: "10.244.2.8", node: "node-2" },
+      ], { port: 8080 }),
+      sliceObject("api", [{ ip: "10.244.3.10", node: "node-3" }], { port: 8443 }),
+    ],
+    nodes: [nodeObject()],
+  };
+}
+
+const RESTORED_LBS = [
+  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
+  "10.96.0.30:443/tcp->8443 [10.244.3.10] flags=0 pm=0 dt=0",
+];
+
+const INITIAL_LBS = 3;
+
+Deno.test("agent/restore: a restored API server (silent watches, lower resourceVersions) is noticed by the progress limit and HNS matches it", async () => {
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    ...overlayWebCluster(),
+    // A healthy server's bookmarks: no relist while nothing is wrong.
+    api: { bookmarkIntervalMs: 200 },
+  });
+  try {
+    // No periodic relist and no periodic HNS resync: only the detection can repair it.
+    const agent = world.startAgent(
+      [...OVERLAY_ARGS, "--config-sync-period", "0", "--sync-period", "1h"],
+      { [WATCH_PROGRESS_TIMEOUT_ENV]: "2s" },
+    );
+    const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+    await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
+    const listsBefore = world.api.count("list");
+    assert.ok(!/progress limit/.test(agent.log()));
+
+    world.api.restoreFromBackup(restoredCluster(), 100);
+    // Detection (2 s) plus one sync; the deadline is generous for a loaded machine.
+    await eventually(
+      "HNS matches the restored cluster",
+      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(RESTORED_LBS),
+      table,
+    );
+    assert.match(agent.log(), /progress limit/);
+    assert.match(agent.log(), /went back in time/);
+    const relists = world.api.requests.slice(0).filter((r) => r.verb === "list").slice(listsBefore);
+    assert.ok(relists.length >= 2, "services and endpointslices relisted");
+    for (const r of relists) assert.equal(r.query.resourceVersion, undefined, "consistent reads");
+
+    // The watches resumed from the restored server's resourceVersions work.
+    world.api.delete("services", "default/api");
+    await eventually(
+      "a change after the restore",
+      async () => (await world.lbTable()).length === 1,
+      table,
+    );
+    assert.equal(await world.stopAgent(agent), 0);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("agent/restore: --config-sync-period relists in full and repairs a restore the watches cannot see", async () => {
+  const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
+  try {
+    const agent = world.startAgent([
+      ...OVERLAY_ARGS,
+      "--config-sync-period",
+      "2s",
+      "--sync-period",
+      "1h",
+    ]);
+    const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+    await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
+    // A backup already ahead of what the agent holds: its watches resume
+    // without an error and without the objects that changed.
+    const held = Number(world.api.resourceVersion);
+    world.api.restoreFromBackup(restoredCluster(), held - 2);
+    await eventually(
+      "HNS matches the restored cluster",
+      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(RESTORED_LBS),
+      table,
+    );
+    const lists = world.api.requests.filter((r) => r.verb === "list");
+    for (const r of lists) assert.equal(r.query.limit, "500", "paginated");
+    assert.equal(await world.stopAgent(agent), 0);
+  } finally {
+    await world.close();
+  }
+});
