@@ -145,7 +145,9 @@ export function benchConfig(opts: BenchAgentOptions): Config {
 export async function startBenchAgent(opts: BenchAgentOptions): Promise<BenchAgent> {
   const config = benchConfig(opts);
   const logger = new CountingLogger();
-  const probe = probeHcnApi(openFfiHcnApi({ library: opts.emulator.library }));
+  const probe = probeHcnApi(
+    openFfiHcnApi({ library: opts.emulator.library, threads: config.hnsConcurrency }),
+  );
   const kubeClient = KubeClient.connect({
     master: opts.apiUrl,
     // An empty environment: never pick up the host's kubeconfig.

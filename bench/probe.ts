@@ -60,6 +60,9 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     get hasModifyLoadBalancer() {
       return api.hasModifyLoadBalancer;
     },
+    get callsInFlight() {
+      return api.callsInFlight;
+    },
     enumerate: (kind, query) => api.enumerate(kind, query),
     open: (kind, id) => api.open(kind, id),
     async create(kind: HcnKind, id: string, settings: string, network?: HcnHandle) {

@@ -129,6 +129,7 @@ export function openHns(
   const raw = api ?? openHnsBackend({
     backend: config.hnsBackend,
     library: config.hnsLibrary || undefined,
+    threads: config.hnsConcurrency,
   });
   const instrumented = instrumentHcnApi(raw, (fn, seconds, error) => {
     metrics?.observeHnsCall(
@@ -138,6 +139,8 @@ export function openHns(
     );
   });
   const client = createHnsClient(instrumented, {
+    // The FFI backend queues calls for its threads; keep enough in flight.
+    listConcurrency: raw.callsInFlight ?? config.hnsConcurrency,
     onSkip: (s) =>
       logger.warn("HNS returned an object hnsproxy cannot read; skipped", {
         kind: s.kind,
@@ -287,7 +290,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       detectNetwork: config.detectNetwork,
       settings: contextSettings(config),
       syncPeriodMs: config.syncPeriodMs,
-      concurrency: config.hnsConcurrency,
+      concurrency: api.callsInFlight ?? config.hnsConcurrency,
       logger: log,
       networkIds: networkIdsByName(api),
       resyncInBackground: true,

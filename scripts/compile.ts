@@ -44,6 +44,13 @@ import { errorMessage } from "../lib/errors.ts";
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
 /** The program compiled. */
 export const ENTRY = "main.ts";
+
+/**
+ * Worker entry points, relative to the root. `deno compile` does not follow
+ * `new Worker(...)`, so each is embedded with `--include` (its imports are in
+ * main.ts's graph already).
+ */
+export const WORKER_MODULES: readonly string[] = ["lib/hns/hcn_thread.ts"];
 /** The Rust target triple of Windows x64. */
 export const TARGET = "x86_64-pc-windows-msvc";
 /** The artifact of `deno task compile`, relative to the root. */
@@ -162,6 +169,7 @@ export function compileArgs(o: CompileOptions): string[] {
     "--frozen",
     "--exclude-unused-npm",
     ...(o.icon ? ["--icon", o.icon] : []),
+    ...WORKER_MODULES.flatMap((m) => ["--include", m]),
     ...(o.excludes ?? []).flatMap((e) => ["--exclude", e]),
     o.entry ?? ENTRY,
   ];
@@ -297,7 +305,7 @@ export function inspectExecutable(
   }
   const { metadata, files } = readDenoStandalone(bytes, headers);
   const embedded = new Set(files);
-  const missing = graph.localModules.filter((m) => !embedded.has(m));
+  const missing = [...graph.localModules, ...WORKER_MODULES].filter((m) => !embedded.has(m));
   if (missing.length > 0) problems.push(`modules not embedded: ${missing.join(", ")}`);
   const npmDirs = new Set(
     files.filter((f) => f.startsWith(".deno_compile_node_modules/")).map((f) => {

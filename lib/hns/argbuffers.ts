@@ -3,9 +3,8 @@
  * carved out of shared slabs.
  *
  * A small typed array with its own `ArrayBuffer` is expensive to make (about
- * 0.6 µs here) and more so to hand to a nonblocking call, which needs its
- * memory off the V8 heap; a view into a larger buffer is a few tens of
- * nanoseconds. Every HCN call takes two to four such buffers.
+ * 0.6 µs here); a view into a larger buffer is a few tens of nanoseconds.
+ * Every HCN call takes two to four such buffers.
  *
  * Regions are never reused: a slab is collected once no view into it is left,
  * so a buffer stays valid (and unshared) for as long as its holder keeps it,

@@ -11,9 +11,9 @@
  * - out-parameters are 8-byte buffers read back as pointers;
  * - a failed HRESULT or a non-empty error record is an {@link HnsError}.
  *
- * Every HCN call (closes included) and `HNSCall` runs `nonblocking` (on a
- * worker thread) so the event loop stays free while HNS works; the buffers
- * they read are kept referenced until the call has settled.
+ * The functions are bound blocking and called by {@link HcnCalls} on the HNS
+ * threads of {@link import("./hcn_threads.ts")}: an HCN call can take
+ * milliseconds, so the event loop's thread never makes one.
  *
  * @module
  */
@@ -29,8 +29,9 @@ import {
   type HcnOperation,
   HNS_CALL,
 } from "./names.ts";
-import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
-import { readWide, readWidePaced } from "./wstr.ts";
+import { ThreadedHcnApi } from "./hcn_threads.ts";
+import type { HcnApi, HcnKind } from "./types.ts";
+import { readWide } from "./wstr.ts";
 
 /** E_FAIL: what a success HRESULT with an error record and no usable ErrorCode becomes. */
 export const E_FAIL = 0x80004005;
@@ -58,12 +59,15 @@ export interface FfiHcnOptions {
    * Without it the Windows System32 DLLs are used (and other systems fail).
    */
   library?: string;
+  /** HNS threads: how many calls run at once (default {@link import("./hcn_threads.ts").DEFAULT_HNS_THREADS}). */
+  threads?: number;
 }
 
 type Params = Deno.NativeType[];
 
-function fn(parameters: Params, nonblocking: boolean, optional = false): Deno.ForeignFunction {
-  return { parameters, result: "i32", nonblocking, optional };
+/** Every function is bound blocking: the HNS threads call them, never the event loop's thread. */
+function fn(parameters: Params, optional = false): Deno.ForeignFunction {
+  return { parameters, result: "i32", optional };
 }
 
 /** C parameter lists per operation (the endpoint create takes the network handle first). */
@@ -94,7 +98,7 @@ export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
   for (const kind of HCN_KINDS) {
     for (const op of HCN_OPERATIONS) {
       const name = hcnFunctionName(op, kind);
-      out[name] = fn(hcnParams(op, kind), true, name === "HcnModifyLoadBalancer");
+      out[name] = fn(hcnParams(op, kind), name === "HcnModifyLoadBalancer");
     }
   }
   return out;
@@ -102,7 +106,7 @@ export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
 
 /** The vmcompute.dll symbol table: `HNSCall(PCWSTR method, PCWSTR path, PCWSTR request, PWSTR* response)`. */
 export function hnsCallSymbols(): Record<string, Deno.ForeignFunction> {
-  return { [HNS_CALL]: fn(["buffer", "buffer", "buffer", "buffer"], true) };
+  return { [HNS_CALL]: fn(["buffer", "buffer", "buffer", "buffer"]) };
 }
 
 /** The ole32.dll symbol table: `void CoTaskMemFree(void*)`. */
@@ -251,11 +255,16 @@ export function hnsCallFailure(hr: number, response: string, method: string, pat
   });
 }
 
-/** Keeps values reachable until the point of the call (buffers a worker thread reads). */
-function keepAlive(..._values: unknown[]): void {}
+/** A handle as the worker threads carry it: the pointer's address (0n is NULL). */
+export type HandleAddress = bigint;
 
-/** {@link HcnApi} over the real (or emulated) HCN C API. */
-class FfiHcnApi implements HcnApi {
+/**
+ * The HCN C API with its marshalling, called synchronously: what each HNS
+ * thread runs (see {@link import("./hcn_threads.ts")}). Handles are pointer
+ * addresses; anything that is not a bigint is passed as NULL (HNS then says
+ * E_HANDLE). Failures throw {@link HnsError}.
+ */
+export class HcnCalls {
   readonly hasModifyLoadBalancer: boolean;
   readonly #libs: Library[];
   readonly #fns: Record<string, AnyFn | null> = {};
@@ -292,39 +301,23 @@ class FfiHcnApi implements HcnApi {
     }
   }
 
-  /** {@link #take}, the string read in paced slices ({@link readWidePaced}). */
-  async #takePaced(out: BigUint64Array): Promise<string | undefined> {
-    const address = out[0];
-    if (address === 0n) return undefined;
-    const ptr = Deno.UnsafePointer.create(address);
-    if (ptr === null) return undefined;
-    out[0] = 0n;
-    try {
-      return await readWidePaced(ptr);
-    } finally {
-      this.#fn(CO_TASK_MEM_FREE)(ptr);
-    }
-  }
-
   /**
    * Run an HCN function whose last parameter is the error record and, when
    * `result` is given, whose result is a string out-parameter; free both.
-   * `paced`: the result may be large; read it in slices.
    */
-  async #callString(
+  #callString(
     name: string,
     object: string | undefined,
     args: unknown[],
     result?: BigUint64Array,
-    paced = false,
-  ): Promise<string | undefined> {
+  ): string | undefined {
+    const f = this.#fn(name);
     const errOut = this.#buffers.pointerOut();
-    const hr = await this.#fn(name)(...args, ...(result ? [result] : []), errOut) as number;
-    keepAlive(args, result, errOut);
+    const hr = (result ? f(...args, result, errOut) : f(...args, errOut)) as number;
     let record: string | undefined;
     let text: string | undefined;
     try {
-      text = result ? (paced ? await this.#takePaced(result) : this.#take(result)) : undefined;
+      text = result ? this.#take(result) : undefined;
     } finally {
       record = this.#take(errOut);
     }
@@ -334,25 +327,26 @@ class FfiHcnApi implements HcnApi {
   }
 
   /** Run an HCN function returning a handle through an out-parameter before the error record. */
-  async #callHandle(
-    kind: HcnKind,
-    name: string,
-    object: string | undefined,
-    args: unknown[],
-  ): Promise<HcnHandle> {
+  #callHandle(kind: HcnKind, name: string, object: string | undefined, args: unknown[]) {
+    const f = this.#fn(name);
     const handleOut = this.#buffers.pointerOut();
     const errOut = this.#buffers.pointerOut();
-    const hr = await this.#fn(name)(...args, handleOut, errOut) as number;
-    keepAlive(args, handleOut, errOut);
-    const handle = Deno.UnsafePointer.create(handleOut[0]);
+    const hr = f(...args, handleOut, errOut) as number;
+    const handle = handleOut[0];
     const record = this.#take(errOut);
     const failure = hcnFailure(name, hr, record, object);
     if (failure) {
       // A handle handed out alongside an error is still ours to close; the call's error wins.
-      if (handle !== null) await this.close(kind, handle).catch(() => {});
+      if (handle !== 0n) {
+        try {
+          this.close(kind, handle);
+        } catch {
+          // The call's error is the one to report.
+        }
+      }
       throw failure;
     }
-    if (handle === null) {
+    if (handle === 0n) {
       throw new HnsError({
         hresult: E_FAIL,
         operation: name,
@@ -363,32 +357,29 @@ class FfiHcnApi implements HcnApi {
     return handle;
   }
 
-  enumerate(kind: HcnKind, query: string): Promise<string> {
+  /** `HcnEnumerateX(query)`: the JSON array of IDs as text. */
+  enumerate(kind: HcnKind, query: string): string {
     const out = this.#buffers.pointerOut();
     const args = [this.#buffers.wide(query)];
-    // A listing of 60,000 IDs is 4.6 MB: read in slices, so other work goes on meanwhile.
-    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out, true)
-      .then((text) => text ?? "");
+    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out) ?? "";
   }
 
-  async open(kind: HcnKind, id: string): Promise<HcnHandle> {
+  /** `HcnOpenX(id)`. */
+  open(kind: HcnKind, id: string): HandleAddress {
     const name = hcnFunctionName("open", kind);
-    return await this.#callHandle(kind, name, id, [guidArg(this.#buffers, name, id)]);
+    return this.#callHandle(kind, name, id, [guidArg(this.#buffers, name, id)]);
   }
 
-  async create(
-    kind: HcnKind,
-    id: string,
-    settings: string,
-    network?: HcnHandle,
-  ): Promise<HcnHandle> {
+  /** `HcnCreateX(id, settings)`; endpoints take the network handle. */
+  create(kind: HcnKind, id: string, settings: string, network?: unknown): HandleAddress {
     const name = hcnFunctionName("create", kind);
     const args: unknown[] = [guidArg(this.#buffers, name, id), this.#buffers.wide(settings)];
     if (kind === "Endpoint") args.unshift(asPointer(network));
-    return await this.#callHandle(kind, name, id || undefined, args);
+    return this.#callHandle(kind, name, id || undefined, args);
   }
 
-  async modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
+  /** `HcnModifyX(handle, settings)`; E_NOTIMPL when the library lacks the LB modify. */
+  modify(kind: HcnKind, handle: unknown, settings: string): void {
     const name = hcnFunctionName("modify", kind);
     if (kind === "LoadBalancer" && !this.hasModifyLoadBalancer) {
       throw new HnsError({
@@ -397,39 +388,43 @@ class FfiHcnApi implements HcnApi {
         hnsMessage: `${this.#modifySource} does not export ${name}`,
       });
     }
-    await this.#callString(name, undefined, [asPointer(handle), this.#buffers.wide(settings)]);
+    this.#callString(name, undefined, [asPointer(handle), this.#buffers.wide(settings)]);
   }
 
-  async query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
+  /** `HcnQueryXProperties(handle, query)`: the object's JSON. */
+  query(kind: HcnKind, handle: unknown, query: string): string {
     const out = this.#buffers.pointerOut();
     const name = hcnFunctionName("query", kind);
     const args = [asPointer(handle), this.#buffers.wide(query)];
-    return await this.#callString(name, undefined, args, out) ?? "";
+    return this.#callString(name, undefined, args, out) ?? "";
   }
 
-  async delete(kind: HcnKind, id: string): Promise<void> {
+  /** `HcnDeleteX(id)`. */
+  delete(kind: HcnKind, id: string): void {
     const name = hcnFunctionName("delete", kind);
-    await this.#callString(name, id, [guidArg(this.#buffers, name, id)]);
+    this.#callString(name, id, [guidArg(this.#buffers, name, id)]);
   }
 
-  async close(kind: HcnKind, handle: HcnHandle): Promise<void> {
+  /** `HcnCloseX(handle)`. */
+  close(kind: HcnKind, handle: unknown): void {
     const name = hcnFunctionName("close", kind);
-    const hr = await this.#fn(name)(asPointer(handle)) as number;
+    const hr = this.#fn(name)(asPointer(handle)) as number;
     const failure = hcnFailure(name, hr, undefined);
     if (failure) throw failure;
   }
 
-  async hnsCall(method: string, path: string, request: string): Promise<string> {
+  /** `HNSCall(method, path, request)`: the response JSON. */
+  hnsCall(method: string, path: string, request: string): string {
     const wide = (s: string) => this.#buffers.wide(s);
     const args = [wide(method), wide(path), wide(request)];
     const out = this.#buffers.pointerOut();
-    const hr = await this.#fn(HNS_CALL)(...args, out) as number;
-    keepAlive(args, out);
+    const hr = this.#fn(HNS_CALL)(...args, out) as number;
     const response = this.#take(out) ?? "";
     if ((hr | 0) < 0) throw hnsCallFailure(hr, response, method, path);
     return response;
   }
 
+  /** Close the libraries (no further calls). */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
@@ -437,25 +432,26 @@ class FfiHcnApi implements HcnApi {
   }
 }
 
-/** A handle as the pointer FFI passes; anything else is passed as NULL (HNS then says E_HANDLE). */
-function asPointer(handle: HcnHandle): Deno.PointerValue {
-  return handle !== null && typeof handle === "object" ? handle as Deno.PointerObject : null;
+/** A handle address as the pointer FFI passes; anything else is NULL. */
+function asPointer(handle: unknown): Deno.PointerValue {
+  return typeof handle === "bigint" ? Deno.UnsafePointer.create(handle) : null;
 }
 
 /**
- * Load the HCN API. With `library`, every symbol comes from that one file;
- * otherwise, on Windows, from computenetwork.dll, vmcompute.dll and ole32.dll
- * in System32. Throws {@link HnsLibraryError} (one line) when a library does
- * not load or lacks a required symbol.
+ * Load the HCN functions for calling them synchronously, on the calling
+ * thread. With `library`, every symbol comes from that one file; otherwise,
+ * on Windows, from computenetwork.dll, vmcompute.dll and ole32.dll in
+ * System32. Throws {@link HnsLibraryError} (one line) when a library does not
+ * load or lacks a required symbol.
  */
-export function openFfiHcnApi(options: FfiHcnOptions = {}): HcnApi {
+export function openHcnCalls(options: FfiHcnOptions = {}): HcnCalls {
   if (options.library) {
     const lib = openLibrary(options.library, {
       ...hcnSymbols(),
       ...hnsCallSymbols(),
       ...coTaskMemSymbols(),
     });
-    return new FfiHcnApi([lib], options.library);
+    return new HcnCalls([lib], options.library);
   }
   if (Deno.build.os !== "windows") {
     throw new HnsLibraryError(
@@ -470,9 +466,25 @@ export function openFfiHcnApi(options: FfiHcnOptions = {}): HcnApi {
     libs.push(openLibrary(computenetwork, hcnSymbols()));
     libs.push(openLibrary(system32Path("vmcompute.dll"), hnsCallSymbols()));
     libs.push(openLibrary(system32Path("ole32.dll"), coTaskMemSymbols()));
-    return new FfiHcnApi(libs, computenetwork);
+    return new HcnCalls(libs, computenetwork);
   } catch (err) {
     for (const lib of libs) lib.close();
+    throw err;
+  }
+}
+
+/**
+ * Load the HCN API as an {@link HcnApi} whose calls run on `threads` HNS
+ * threads (see {@link import("./hcn_threads.ts")}). The libraries are loaded
+ * here first, so a library that cannot be used fails now, with the one-line
+ * {@link HnsLibraryError}, and stays loaded until the API is disposed.
+ */
+export function openFfiHcnApi(options: FfiHcnOptions = {}): HcnApi {
+  const calls = openHcnCalls(options);
+  try {
+    return new ThreadedHcnApi(options, calls.hasModifyLoadBalancer, () => calls.dispose());
+  } catch (err) {
+    calls.dispose();
     throw err;
   }
 }

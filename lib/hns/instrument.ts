@@ -77,6 +77,9 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     get hasModifyLoadBalancer() {
       return api.hasModifyLoadBalancer;
     },
+    get callsInFlight() {
+      return api.callsInFlight;
+    },
     enumerate: (kind: HcnKind, query: string) =>
       timed(name("enumerate", kind), () => api.enumerate(kind, query)),
     open: (kind: HcnKind, id: string) => timed(name("open", kind), () => api.open(kind, id)),

@@ -22,6 +22,8 @@ export interface OpenHnsBackendOptions {
   backend?: HnsBackendKind;
   /** `--hns-library`: one library with every HCN function (FFI backend only). */
   library?: string;
+  /** `--hns-concurrency`: HNS threads, calls run at once (FFI backend only). */
+  threads?: number;
   /** Settings of the in-memory HNS (memory backend only). */
   memory?: MemoryHnsOptions;
 }
@@ -55,5 +57,5 @@ export function openHnsBackend(options: OpenHnsBackendOptions = {}): HcnApi {
   if (backend !== "ffi") {
     throw new Error(`unknown HNS backend "${backend}": use ffi or memory`);
   }
-  return openFfiHcnApi({ library: resolveHnsLibrary(options.library) });
+  return openFfiHcnApi({ library: resolveHnsLibrary(options.library), threads: options.threads });
 }

@@ -180,7 +180,13 @@ export interface HcnApi {
   close(kind: HcnKind, handle: HcnHandle): Promise<void>;
   /** `HNSCall(method, path, request)`: the response JSON. */
   hnsCall(method: string, path: string, request: string): Promise<string>;
-  /** Release the libraries (no further calls). */
+  /**
+   * How many calls a caller should keep in flight to keep this backend busy,
+   * when that differs from how many HNS runs at once (the FFI backend queues
+   * calls for its HNS threads). Undefined: as many as should run at once.
+   */
+  readonly callsInFlight?: number;
+  /** Release the libraries (no further calls); the FFI backend's threads end. */
   dispose(): void;
 }
 

@@ -82,52 +82,7 @@ function isAscii(units: Uint16Array): boolean {
   return true;
 }
 
-/** Longest run, ms, of a paced read between two yields to the event loop. */
-const PACED_SLICE_MS = 1;
-/** Code units a paced read copies and decodes at once. */
-const PACED_CHUNK = 64 * 1024;
-
 /** Yield to the event loop (a macrotask: timers and I/O callbacks run in between). */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/**
- * {@link readWide} in slices of at most about a millisecond, yielding to the
- * event loop between them, so that reading a large answer (an Enumerate of
- * 60,000 IDs is 4.6 MB of UTF-16) never holds other work back for long. The
- * foreign buffer must stay valid until the promise settles.
- */
-export async function readWidePaced(ptr: Deno.PointerObject): Promise<string> {
-  let sliceStart = performance.now();
-  const pace = async () => {
-    if (performance.now() - sliceStart < PACED_SLICE_MS) return;
-    await yieldToEventLoop();
-    sliceStart = performance.now();
-  };
-  const address = BigInt(Deno.UnsafePointer.value(ptr));
-  if (address % 2n !== 0n) return readWide(ptr);
-  // The length, page by page as wideLength scans it.
-  let n = -1;
-  for (let offset = 0; n < 0;) {
-    for (let pages = 0; pages < 64 && n < 0; pages++) {
-      const span = PAGE - Number((address + BigInt(offset)) % BigInt(PAGE));
-      const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr, span, offset));
-      const at = units.indexOf(0);
-      if (at >= 0) n = offset / 2 + at;
-      offset += span;
-    }
-    await pace();
-  }
-  const view = new Deno.UnsafePointerView(ptr);
-  const parts: string[] = [];
-  for (let from = 0; from < n; from += PACED_CHUNK) {
-    const units = new Uint16Array(Math.min(PACED_CHUNK, n - from));
-    view.copyInto(units, from * 2);
-    // A surrogate pair split between two chunks: decodeWide keeps each half as its code unit,
-    // and the two halves joined are the pair again.
-    parts.push(isAscii(units) ? utf8.decode(new Uint8Array(units)) : decodeWide(units));
-    await pace();
-  }
-  return parts.join("");
 }

@@ -22,6 +22,7 @@ import {
   readGraph,
   ROOT,
   TARGET,
+  WORKER_MODULES,
 } from "../../scripts/compile.ts";
 import { hnsproxyIcon, ICON_SIZES, renderIcon } from "../../scripts/icon.ts";
 import {
@@ -72,7 +73,11 @@ const GOOD_FILES = [
   {
     Dir: {
       n: "lib",
-      e: [{ Dir: { n: "cli", e: [{ File: { n: "hns.ts" } }] } }, { File: { n: "x.ts" } }],
+      e: [
+        { Dir: { n: "cli", e: [{ File: { n: "hns.ts" } }] } },
+        { Dir: { n: "hns", e: [{ File: { n: "hcn_thread.ts" } }] } },
+        { File: { n: "x.ts" } },
+      ],
     },
   },
   { File: { n: "main.ts" } },
@@ -218,6 +223,7 @@ Deno.test("pe: headers, sections, resources and Deno's embedded data of an image
     ".deno_compile_node_modules/localhost/yaml/2.9.1/index.js",
     "deno.json",
     "lib/cli/hns.ts",
+    "lib/hns/hcn_thread.ts",
     "lib/x.ts",
     "main.ts",
   ]);
@@ -335,6 +341,42 @@ Deno.test("graph: main.ts's runtime modules, the dynamically imported subcommand
     ok(graph.localModules.includes(m), `${m} is in the graph`);
   }
   ok(graph.localModules.every((m) => !m.startsWith("tests/")), "no test module is compiled in");
+});
+
+Deno.test("graph: every worker entry of lib/ is included explicitly; its imports are in the graph", async () => {
+  const workers: string[] = [];
+  for await (const e of Deno.readDir(join(ROOT, "lib", "hns"))) {
+    if (!e.isFile || !e.name.endsWith(".ts")) continue;
+    const text = await Deno.readTextFile(join(ROOT, "lib", "hns", e.name));
+    for (const m of text.matchAll(/new Worker\(new URL\("\.\/([^"]+)", import\.meta\.url\)/g)) {
+      workers.push(`lib/hns/${m[1]}`);
+    }
+  }
+  ok(workers.length > 0, "the HNS threads are workers");
+  for (const w of workers) ok(WORKER_MODULES.includes(w), `${w} is in WORKER_MODULES`);
+  const args = compileArgs({ output: "out.exe" });
+  for (const w of WORKER_MODULES) {
+    ok(args.join(" ").includes(`--include ${w}`), `${w} is included`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", w],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    equal(out.code, 0, dec.decode(out.stderr));
+    const main = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", ENTRY],
+      cwd: ROOT,
+      stdout: "piped",
+    }).output();
+    const inMain = readGraph(JSON.parse(dec.decode(main.stdout)), ROOT).localModules;
+    const own = readGraph(JSON.parse(dec.decode(out.stdout)), ROOT).localModules;
+    deepEqual(
+      own.filter((m) => m !== w && !inMain.includes(m)),
+      [],
+      `${w} imports only main.ts's modules`,
+    );
+  }
 });
 
 Deno.test("graph: type-only imports are not runtime modules; npm packages close over dependencies", () => {

@@ -1,0 +1,116 @@
+/**
+ * An HNS thread (a Deno worker; see {@link import("./hcn_threads.ts")}): it
+ * loads the HCN libraries named by its first message and runs each batch of
+ * calls it is sent synchronously, in order, answering in order. Answers go
+ * back when the batch is done, or after any call once the oldest unsent one
+ * has waited 1 ms.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { HnsError } from "./errors.ts";
+import { type HcnCalls, openHcnCalls } from "./ffi.ts";
+import { opAt, opIndex, ReplyStatus, REQUEST_WIDTH, type ThreadInit } from "./hcn_threads.ts";
+import type { HcnKind } from "./types.ts";
+
+/** How long a finished answer may wait for the rest of its batch, ms. */
+const HOLD_MS = 1;
+
+const ENUMERATE = opIndex("enumerate");
+
+let calls: HcnCalls | undefined;
+let loadError: string | undefined;
+
+function run(
+  calls: HcnCalls,
+  op: string | undefined,
+  kind: HcnKind,
+  a: unknown,
+  b: unknown,
+  c: unknown,
+): unknown {
+  switch (op) {
+    case "enumerate":
+      return calls.enumerate(kind, a as string);
+    case "open":
+      return calls.open(kind, a as string);
+    case "create":
+      return calls.create(kind, a as string, b as string, c);
+    case "modify":
+      return calls.modify(kind, a, b as string);
+    case "query":
+      return calls.query(kind, a, b as string);
+    case "delete":
+      return calls.delete(kind, a as string);
+    case "close":
+      return calls.close(kind, a);
+    case "hnsCall":
+      return calls.hnsCall(a as string, b as string, c as string);
+  }
+  throw new Error(`unknown HNS thread operation ${op}`);
+}
+
+/**
+ * Run `batch`; answer with the fastest call's µs (-1: only listings ran),
+ * then status and value per call.
+ */
+function answer(batch: unknown[]): void {
+  let replies: unknown[] = [0];
+  let fastest = Infinity;
+  let firstReady = -1;
+  for (let i = 0; i < batch.length; i += REQUEST_WIDTH) {
+    const started = performance.now();
+    try {
+      if (!calls) throw new Error(loadError ?? "HNS library is not loaded");
+      const value = run(
+        calls,
+        opAt(batch[i] as number),
+        batch[i + 1] as HcnKind,
+        batch[i + 2],
+        batch[i + 3],
+        batch[i + 4],
+      );
+      replies.push(ReplyStatus.Ok, value);
+    } catch (err) {
+      if (err instanceof HnsError) {
+        replies.push(ReplyStatus.HnsFailure, {
+          hresult: err.hresult,
+          operation: err.operation,
+          object: err.object,
+          hnsMessage: err.hnsMessage,
+          errorRecord: err.errorRecord,
+        });
+      } else {
+        replies.push(ReplyStatus.Failure, err instanceof Error ? err.message : String(err));
+      }
+    }
+    const now = performance.now();
+    // A listing's time grows with what HNS holds: it says nothing of a call on one object.
+    if (batch[i] !== ENUMERATE) fastest = Math.min(fastest, now - started);
+    if (firstReady < 0) firstReady = now;
+    if (now - firstReady >= HOLD_MS && i + REQUEST_WIDTH < batch.length) {
+      replies[0] = fastest === Infinity ? -1 : fastest * 1000;
+      self.postMessage(replies);
+      replies = [0];
+      fastest = Infinity;
+      firstReady = -1;
+    }
+  }
+  replies[0] = fastest === Infinity ? -1 : fastest * 1000;
+  self.postMessage(replies);
+}
+
+self.onmessage = (e: MessageEvent) => {
+  const data = e.data;
+  if (Array.isArray(data)) {
+    answer(data);
+    return;
+  }
+  try {
+    calls = openHcnCalls({ library: (data as ThreadInit).library });
+  } catch (err) {
+    loadError = err instanceof Error ? err.message : String(err);
+  }
+};

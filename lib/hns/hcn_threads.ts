@@ -1,0 +1,412 @@
+/**
+ * {@link HcnApi} whose calls run on HNS threads: Deno workers that each load
+ * the HCN libraries and call them synchronously (see {@link HcnCalls}), so the
+ * event loop's thread never waits for HNS and does no marshalling.
+ *
+ * Rules:
+ * - A call is queued on one thread and sent once the microtask queue has gone
+ *   round a few times without a new call, together with the calls queued
+ *   beside it (the continuations of one batch of answers make their next
+ *   calls a few microtasks apart): a call never waits for others to arrive.
+ *   A thread runs what it is sent in order and answers in batches: when the
+ *   batch is done, or after any call once its oldest unsent answer has
+ *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
+ *   wait for the one call after it; fast calls gather only on a thread whose
+ *   calls are fast).
+ * - Where a call goes follows how long calls on one object take (the
+ *   fastest of each recent batch, so a thread the OS set aside does not make
+ *   HNS look slow; listings, which grow with what HNS holds, do not count).
+ *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
+ *   takes it, the fullest such: while HNS answers in microseconds, calls
+ *   gather on one thread and travel in large batches. Otherwise the thread
+ *   expected to finish it first takes it, an idle one costing a wake-up: once
+ *   calls take a millisecond or more, they run on every thread at once.
+ * - A thread with a listing pending (a resync's Enumerate, whose time grows
+ *   with what HNS holds) takes no other call that another thread can: an
+ *   event's calls do not queue behind a resync. Listings may queue together.
+ * - Threads start when needed, up to the number asked for: another one once
+ *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
+ *   event loop for tens of milliseconds, once, and keeps its memory.
+ * - Threads answer in the order they were asked, so each keeps a queue of
+ *   pending calls, no IDs.
+ * - Handles travel as pointer addresses (bigint); the HNS objects and their
+ *   handles are the process's, so any thread may use or close a handle.
+ * - Failures come back as {@link HnsError}s with every field. A thread that
+ *   cannot load the library fails each call with that error; one that dies
+ *   fails its unanswered calls, and the API refuses later ones.
+ * - Dispose refuses further calls; calls already made still run and are
+ *   answered (whatever they open or allocate is handed over or freed), then
+ *   the threads end and the libraries are released.
+ *
+ * @module
+ */
+
+import { HnsError, type HnsErrorInit } from "./errors.ts";
+import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
+import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+
+/** HNS threads when none are asked for. */
+export const DEFAULT_HNS_THREADS = 4;
+
+/** Calls a caller should keep in flight per thread so that batches stay large when HNS is fast. */
+export const CALLS_IN_FLIGHT_PER_THREAD = 8;
+
+/**
+ * What handing a call to an idle thread costs, in µs: a message each way and
+ * two wake-ups, more on a busy machine.
+ */
+export const WAKE_MICROS = 200;
+
+/**
+ * The expected wait, in µs, above which another thread is started: a thread
+ * costs memory for good, so only calls that queue for milliseconds get one.
+ */
+export const SPAWN_MICROS = 5000;
+
+/**
+ * What a pending listing is taken to cost the calls queued behind it, in µs:
+ * more than {@link SPAWN_MICROS}, so that a call made while a thread lists
+ * (a resync in the background) goes to another thread, started if need be.
+ */
+export const LISTING_MICROS = 10_000;
+
+/** Microtask rounds without a new call after which queued calls are sent. */
+const SEND_IDLE_ROUNDS = 8;
+/** Microtask rounds after which queued calls are sent even while calls keep coming. */
+const MAX_SEND_ROUNDS = 256;
+
+/** The operations a thread runs, in the order of {@link OPS}. */
+const OPS = [
+  "enumerate",
+  "open",
+  "create",
+  "modify",
+  "query",
+  "delete",
+  "close",
+  "hnsCall",
+] as const;
+
+/** An operation of {@link OPS}. */
+export type ThreadOp = typeof OPS[number];
+
+/** Values per request in a batch: the operation's index, then up to four arguments. */
+export const REQUEST_WIDTH = 5;
+
+/** A reply's status: the value, an {@link HnsErrorInit}, or another error's message. */
+export const ReplyStatus = { Ok: 0, HnsFailure: 1, Failure: 2 } as const;
+
+/** The first message to a thread: what to load. */
+export interface ThreadInit {
+  /** `--hns-library`, else the System32 DLLs. */
+  library?: string;
+}
+
+/** The index of an operation in a request. */
+export function opIndex(op: ThreadOp): number {
+  return OPS.indexOf(op);
+}
+
+/** The operation at `index` of a request. */
+export function opAt(index: number): ThreadOp | undefined {
+  return OPS[index];
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  /** An Enumerate, whose time grows with what HNS holds. */
+  listing: boolean;
+}
+
+/** One HNS thread as the event loop's thread sees it. */
+class HnsThread {
+  readonly worker: Worker;
+  /** Requests queued since the last send, {@link REQUEST_WIDTH} values each. */
+  outbox: unknown[] = [];
+  /** Calls sent or queued and not answered, oldest first, from `head`. */
+  pending: Pending[] = [];
+  head = 0;
+  /** Listings among the pending calls. */
+  listings = 0;
+  /** Terminated. */
+  ended = false;
+  /** It has answered once (its code is compiled). */
+  warm = false;
+
+  constructor(
+    init: ThreadInit,
+    onMessage: (t: HnsThread, data: unknown) => void,
+    onDead: (t: HnsThread, why: string) => void,
+  ) {
+    this.worker = new Worker(new URL("./hcn_thread.ts", import.meta.url), { type: "module" });
+    this.worker.onmessage = (e: MessageEvent) => onMessage(this, e.data);
+    this.worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      onDead(this, e.message);
+    };
+    this.worker.onmessageerror = () => onDead(this, "an HNS thread's answer could not be read");
+    this.worker.postMessage(init);
+  }
+
+  get outstanding(): number {
+    return this.pending.length - this.head;
+  }
+
+  /** The oldest pending call, removed. */
+  shift(): Pending {
+    const p = this.pending[this.head++];
+    if (p.listing) this.listings--;
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    }
+    return p;
+  }
+}
+
+/** {@link HcnApi} over HNS threads; see the module notes. */
+export class ThreadedHcnApi implements HcnApi {
+  readonly hasModifyLoadBalancer: boolean;
+  /** Calls callers should keep in flight to keep the threads busy. */
+  readonly callsInFlight: number;
+  readonly #threads: HnsThread[];
+  readonly #maxThreads: number;
+  readonly #init: ThreadInit;
+  readonly #release: () => void;
+  #sendScheduled = false;
+  /** Whether a call was queued since the scheduled send last looked. */
+  #queuedSinceCheck = false;
+  #rounds = 0;
+  #idleRounds = 0;
+  /**
+   * Recent duration of a call on a thread, µs: the fastest of each batch, so
+   * that a thread the OS set aside for a while does not make HNS look slow.
+   * None measured yet: calls gather on one thread.
+   */
+  #callMicros = 0;
+  #closed: string | undefined;
+  readonly #send = () => this.#sendAll();
+
+  /**
+   * Start one HNS thread that loads what `init` names; up to `threads` are
+   * started as calls need them (module notes). The caller has
+   * loaded the same libraries (so a bad library failed already, with its
+   * message) and `release` unloads them once the threads are gone.
+   */
+  constructor(
+    init: ThreadInit & { threads?: number },
+    hasModifyLoadBalancer: boolean,
+    release: () => void,
+  ) {
+    this.hasModifyLoadBalancer = hasModifyLoadBalancer;
+    this.#release = release;
+    this.#maxThreads = Math.max(1, Math.floor(init.threads ?? DEFAULT_HNS_THREADS));
+    this.callsInFlight = this.#maxThreads * CALLS_IN_FLIGHT_PER_THREAD;
+    this.#init = init.library ? { library: init.library } : {};
+    this.#threads = [this.#spawn()];
+  }
+
+  /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
+  #spawn(): HnsThread {
+    return new HnsThread(this.#init, (t, d) => this.#answer(t, d), (t, why) => this.#dead(t, why));
+  }
+
+  /** Queue one call; see the module notes for where it goes and when it is sent. */
+  #call<T>(
+    op: ThreadOp,
+    kind: HcnKind | undefined,
+    a: unknown,
+    b?: unknown,
+    c?: unknown,
+  ): Promise<T> {
+    if (this.#closed !== undefined) {
+      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(op as HcnOperation, kind!);
+      return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
+    }
+    const listing = op === "enumerate";
+    const thread = this.#pick(listing);
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    if (listing) thread.listings++;
+    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, listing });
+    thread.outbox.push(OPS.indexOf(op), kind, a, b, c);
+    this.#queuedSinceCheck = true;
+    if (!this.#sendScheduled) {
+      this.#sendScheduled = true;
+      queueMicrotask(this.#send);
+    }
+    return promise;
+  }
+
+  /**
+   * The thread expected to finish a new call first. A thread not started yet
+   * counts as idle; it is started when it would be picked.
+   */
+  #pick(listing: boolean): HnsThread {
+    const threads = this.#threads;
+    const callMicros = this.#callMicros;
+    // A busy thread that finishes its queue within a wake-up takes the call:
+    // the fullest such, so that fast calls travel in few, large batches.
+    let fill: HnsThread | undefined;
+    for (let i = 0; i < threads.length; i++) {
+      const t = threads[i];
+      const queued = t.outstanding;
+      if (
+        queued > 0 && (listing || t.listings === 0) && queued * callMicros < WAKE_MICROS &&
+        queued > (fill?.outstanding ?? 0)
+      ) {
+        fill = t;
+      }
+    }
+    if (fill) return fill;
+    // Else the thread expected to finish it first; an idle one costs a
+    // wake-up, and a listing (a resync's, say) as much as a new thread, to
+    // any call but another listing.
+    let best = threads[0];
+    let bestCost = Infinity;
+    for (let i = 0; i < threads.length; i++) {
+      const t = threads[i];
+      const queued = t.outstanding;
+      const cost = queued === 0
+        ? WAKE_MICROS
+        : queued * callMicros + (!listing && t.listings > 0 ? LISTING_MICROS : 0);
+      if (cost < bestCost) {
+        best = t;
+        bestCost = cost;
+      }
+    }
+    if (bestCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
+      try {
+        best = this.#spawn();
+        threads.push(best);
+      } catch {
+        // No further thread now: the busy ones take the call.
+      }
+    }
+    return best;
+  }
+
+  #sendAll(): void {
+    // The continuations of this turn's answers still make calls, a few
+    // microtasks apart: send once the microtask queue has gone round
+    // SEND_IDLE_ROUNDS times without a new call (or after MAX_SEND_ROUNDS).
+    if (this.#rounds++ < MAX_SEND_ROUNDS) {
+      if (this.#queuedSinceCheck) this.#idleRounds = 0;
+      if (this.#queuedSinceCheck || this.#idleRounds++ < SEND_IDLE_ROUNDS) {
+        this.#queuedSinceCheck = false;
+        queueMicrotask(this.#send);
+        return;
+      }
+    }
+    this.#sendScheduled = false;
+    this.#queuedSinceCheck = false;
+    this.#rounds = 0;
+    this.#idleRounds = 0;
+    this.#sendNow();
+  }
+
+  #sendNow(): void {
+    for (const t of this.#threads) {
+      if (t.outbox.length === 0 || t.ended) continue;
+      const batch = t.outbox;
+      t.outbox = [];
+      t.worker.postMessage(batch);
+    }
+  }
+
+  /**
+   * A thread's answers: its fastest call's µs (-1: only listings, whose time
+   * says nothing of a call on one object), then status and value per call.
+   */
+  #answer(thread: HnsThread, data: unknown): void {
+    const replies = data as unknown[];
+    const fastest = replies[0] as number;
+    // A new thread's first calls include compiling its code: not HNS's time.
+    if (fastest >= 0 && thread.warm) this.#callMicros = 0.7 * this.#callMicros + 0.3 * fastest;
+    thread.warm = true;
+    for (let i = 1; i < replies.length; i += 2) {
+      const p = thread.shift();
+      const status = replies[i];
+      const value = replies[i + 1];
+      if (status === ReplyStatus.Ok) p.resolve(value);
+      else if (status === ReplyStatus.HnsFailure) p.reject(new HnsError(value as HnsErrorInit));
+      else p.reject(new Error(value as string));
+    }
+    if (this.#closed !== undefined && thread.outstanding === 0) this.#end(thread);
+  }
+
+  /**
+   * A thread died: its unanswered calls fail, later calls are refused, and
+   * the other threads end once they have answered what they were sent.
+   */
+  #dead(thread: HnsThread, why: string): void {
+    const message = `HNS thread failed: ${why}`;
+    this.#close(message);
+    while (thread.outstanding > 0) {
+      thread.shift().reject(new Error(`${message}; the call was not answered`));
+    }
+    this.#end(thread);
+  }
+
+  /**
+   * Refuse further calls. Calls already made are still sent, run and
+   * answered (so whatever they open or allocate is closed and freed); each
+   * thread ends when it has answered all of them.
+   */
+  #close(reason: string): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = reason;
+    this.#sendNow();
+    for (const t of this.#threads) if (t.outstanding === 0) this.#end(t);
+  }
+
+  /** End `thread`; the libraries are released when the last thread has ended. */
+  #end(thread: HnsThread): void {
+    if (thread.ended) return;
+    thread.ended = true;
+    thread.worker.terminate();
+    if (this.#threads.every((t) => t.ended)) this.#release();
+  }
+
+  enumerate(kind: HcnKind, query: string): Promise<string> {
+    return this.#call("enumerate", kind, query);
+  }
+
+  open(kind: HcnKind, id: string): Promise<HcnHandle> {
+    return this.#call("open", kind, id);
+  }
+
+  create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle> {
+    return this.#call("create", kind, id, settings, network);
+  }
+
+  modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
+    return this.#call("modify", kind, handle, settings);
+  }
+
+  query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
+    return this.#call("query", kind, handle, query);
+  }
+
+  delete(kind: HcnKind, id: string): Promise<void> {
+    return this.#call("delete", kind, id);
+  }
+
+  close(kind: HcnKind, handle: HcnHandle): Promise<void> {
+    return this.#call("close", kind, handle);
+  }
+
+  hnsCall(method: string, path: string, request: string): Promise<string> {
+    return this.#call("hnsCall", undefined, method, path, request);
+  }
+
+  /** HNS threads started so far. */
+  get threadsStarted(): number {
+    return this.#threads.length;
+  }
+
+  /** Refuse further calls; the threads end once every call made is answered (see #close). */
+  dispose(): void {
+    this.#close("HNS library is closed");
+  }
+}

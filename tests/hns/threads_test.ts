@@ -1,0 +1,195 @@
+/**
+ * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
+ * emulator library: answers and failures cross the thread boundary intact,
+ * a call that blocks in HNS leaves the event loop turning, slow calls spread
+ * over the threads, handles move between threads, dispose lets calls already
+ * made finish (nothing leaks), and the leak counters stay at zero.
+ */
+
+import { equal, match, ok, rejects } from "node:assert/strict";
+import { createHnsClient } from "../../lib/hns/client.ts";
+import { HnsError, HResult } from "../../lib/hns/errors.ts";
+import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
+import { ThreadedHcnApi } from "../../lib/hns/hcn_threads.ts";
+import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
+import { clusterIpLb, expectHnsError, makeNetwork } from "./fixtures.ts";
+
+/** The emulator's control surface plus its per-call latency. */
+function openEmulator() {
+  const library = emulatorLibrary();
+  const control = openEmulatorControl(library);
+  control.reset();
+  const latency = Deno.dlopen(library, {
+    HnsEmuSetLatencyMicros: { parameters: ["u32"], result: "void" },
+  });
+  return {
+    library,
+    control,
+    setLatencyMicros: (us: number) => latency.symbols.HnsEmuSetLatencyMicros(us),
+    close() {
+      latency.symbols.HnsEmuSetLatencyMicros(0);
+      latency.close();
+      control.close();
+    },
+  };
+}
+
+function threaded(library: string, threads?: number): ThreadedHcnApi {
+  const api = openFfiHcnApi({ library, threads });
+  ok(api instanceof ThreadedHcnApi);
+  return api;
+}
+
+Deno.test("threads: objects, handles and strings cross threads intact; nothing leaks", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    const client = createHnsClient(api, { listConcurrency: 16 });
+    const net = await makeNetwork(api, { Name: "cbr0-ü" });
+    const found = await client.findNetworkByName("cbr0-ü");
+    equal(found?.ID, net);
+    const created = await Promise.all(
+      Array.from(
+        { length: 40 },
+        (_, i) =>
+          client.createEndpoint(net, { IpConfigurations: [{ IpAddress: `10.1.0.${i + 2}` }] }),
+      ),
+    );
+    const listed = await client.listEndpoints(net);
+    equal(listed.length, 40);
+    equal(
+      new Set(listed.map((e) => e.ID)).size,
+      new Set(created.map((e) => e.ID)).size,
+    );
+    // A handle opened on one thread is closed on whichever thread the close lands on.
+    const handles = await Promise.all(created.map((e) => api.open("Endpoint", e.ID!)));
+    await Promise.all(handles.map((h) => api.close("Endpoint", h)));
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: failures arrive as HnsErrors with every field", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library);
+  try {
+    const invalid = await expectHnsError(api.open("Endpoint", "cbr0"), HResult.E_INVALIDARG);
+    equal(invalid.operation, "HcnOpenEndpoint");
+    equal(invalid.object, "cbr0");
+    match(invalid.hnsMessage ?? "", /is not a GUID/);
+    await expectHnsError(api.close("Endpoint", 12345n), HResult.E_HANDLE);
+    await expectHnsError(api.close("Endpoint", "not a handle"), HResult.E_HANDLE);
+    emu.control.failCall("HcnCreateLoadBalancer", 1, 0x803b0013 | 0);
+    const client = createHnsClient(api);
+    const err = await expectHnsError(
+      client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [])),
+      0x803b0013,
+    );
+    ok(err instanceof HnsError);
+    equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+    ok(err.errorRecord, "the error record crosses the thread boundary");
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a call blocking in HNS leaves timers running", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 1);
+  try {
+    await api.enumerate("Network", "");
+    emu.setLatencyMicros(400_000);
+    const order: string[] = [];
+    const call = api.enumerate("Network", "").then(() => order.push("call"));
+    await new Promise((resolve) => setTimeout(resolve, 20)).then(() => order.push("timer"));
+    await call;
+    equal(order.join(","), "timer,call");
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: slow calls spread over every thread; no more threads than asked", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    equal(api.threadsStarted, 1);
+    await api.enumerate("Network", ""); // the thread's first answer (compiling) is not timed
+    emu.setLatencyMicros(50_000);
+    // Calls on one object (a listing's time says nothing of those): not found, after 50 ms.
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
+    await missing();
+    await Promise.all(Array.from({ length: 6 }, missing));
+    equal(api.threadsStarted, 3);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a slow listing alone starts no thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    emu.setLatencyMicros(50_000);
+    await api.enumerate("Network", "");
+    await Promise.all(Array.from({ length: 3 }, () => api.enumerate("Network", "")));
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a call made while a thread lists goes to another thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 2);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    equal(api.threadsStarted, 1);
+    // A resync's listing and an event's call, made in the same turn.
+    const [ids, handle] = await Promise.all([
+      api.enumerate("Network", ""),
+      api.open("Network", net),
+    ]);
+    equal(api.threadsStarted, 2);
+    match(ids, new RegExp(net));
+    await api.close("Network", handle);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: dispose lets calls already made finish, then refuses more", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 2);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(100_000);
+    const opening = api.open("Network", net);
+    const listing = api.enumerate("Network", "");
+    api.dispose();
+    const handle = await opening;
+    match(await listing, new RegExp(net));
+    equal(emu.control.outstandingStrings(), 0, "the listing's string was freed");
+    // The threads are still there for the calls made before dispose; a new call is refused.
+    await rejects(
+      api.close("Network", handle),
+      /HNS library is closed; cannot call HcnCloseNetwork/,
+    );
+    equal(emu.control.openHandles(), 1, "the handle opened during dispose was handed over");
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
