@@ -32,6 +32,7 @@ import {
 import { ThreadedHcnApi } from "./hcn_threads.ts";
 import type { HcnApi, HcnKind } from "./types.ts";
 import { readWide } from "./wstr.ts";
+import { errorMessage } from "../errors.ts";
 
 /** E_FAIL: what a success HRESULT with an error record and no usable ErrorCode becomes. */
 export const E_FAIL = 0x80004005;
@@ -119,7 +120,7 @@ type Library = { close(): void; symbols: Record<string, AnyFn | null> };
 
 /** The last, most specific part of Deno's "Could not open library: ..." message, on one line. */
 function loadCause(err: unknown, path: string): string {
-  let msg = err instanceof Error ? err.message : String(err);
+  let msg = errorMessage(err);
   const marker = "Could not open library: ";
   const at = msg.lastIndexOf(marker);
   if (at >= 0) msg = msg.slice(at + marker.length);

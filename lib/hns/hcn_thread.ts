@@ -14,6 +14,7 @@ import { HnsError } from "./errors.ts";
 import { type HcnCalls, openHcnCalls } from "./ffi.ts";
 import { opAt, opIndex, ReplyStatus, REQUEST_WIDTH, type ThreadInit } from "./hcn_threads.ts";
 import type { HcnKind } from "./types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** How long a finished answer may wait for the rest of its batch, ms. */
 const HOLD_MS = 1;
@@ -83,7 +84,7 @@ function answer(batch: unknown[]): void {
           errorRecord: err.errorRecord,
         });
       } else {
-        replies.push(ReplyStatus.Failure, err instanceof Error ? err.message : String(err));
+        replies.push(ReplyStatus.Failure, errorMessage(err));
       }
     }
     const now = performance.now();
@@ -111,6 +112,6 @@ self.onmessage = (e: MessageEvent) => {
   try {
     calls = openHcnCalls({ library: (data as ThreadInit).library });
   } catch (err) {
-    loadError = err instanceof Error ? err.message : String(err);
+    loadError = errorMessage(err);
   }
 };

@@ -75,6 +75,7 @@ import {
   vanishedFrom,
 } from "./resync.ts";
 import { findNetwork, readStart, startReadMode } from "./start.ts";
+import { errorMessage } from "../errors.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
 export interface ClusterSource extends ClusterView {
@@ -394,7 +395,7 @@ export class Syncer {
       } catch (err) {
         this.#log.warn("Cannot look up the root HNS endpoint; using the last one known", {
           name: settings.rootHnsEndpointName,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
       }
     }
@@ -421,7 +422,7 @@ export class Syncer {
       } catch (err) {
         // The changes were taken: apply them now without the pod, look it up again later.
         this.#log.warn("Cannot look up new CNI endpoints; will retry", {
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
         this.#local.failed();
       }
@@ -468,7 +469,7 @@ export class Syncer {
       await this.#routes.open(start.ctx.network.id).catch((err) => {
         this.#log.warn("Cannot open the HNS network to re-read its routes; will retry", {
           network: start.ctx.network.name,
-          err: err instanceof Error ? err.message : String(err),
+          err: errorMessage(err),
         });
       });
     }
@@ -612,7 +613,7 @@ export class Syncer {
     } catch (err) {
       this.#log.warn("Cannot read the HNS network's routes; will retry", {
         network: this.#networkName,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
       });
       return undefined;
     }
@@ -821,7 +822,7 @@ export class Syncer {
       const retryInMs = this.#flushRetry.fail();
       this.#log.error("Cannot write the ownership record; will retry", {
         path: this.#o.ownership.path,
-        err: err instanceof Error ? err.message : String(err),
+        err: errorMessage(err),
         retryInMs,
       });
     }
