@@ -343,7 +343,11 @@ export class Syncer {
     }
     const changed = await this.#computeDesired(changes.services);
     const desired = this.#desired!;
-    const features = this.#ctx!.features;
+    // Once HNS refused an in-place update, plan replacements: the plan (and its metrics) say
+    // what apply does.
+    const features = this.#o.client.modifyUnsupported
+      ? { ...this.#ctx!.features, modifyLoadBalancer: false }
+      : this.#ctx!.features;
     this.#diagnostics.update(desired, changed);
     const plan = reconcile(
       desired,

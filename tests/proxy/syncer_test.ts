@@ -831,3 +831,24 @@ Deno.test("syncer: takeOverForeign replaces a foreign LB on a claimed key at the
   ]);
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->9999 [10.244.1.5]"]);
 });
+
+Deno.test("syncer: once HNS refused an in-place update, later plans replace the LB (the plan says what apply does)", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  w.api.failCall("HcnModifyLoadBalancer", 0, HResult.E_NOTIMPL);
+  const grown = [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }];
+  w.service("web", WEB, grown);
+  const refused = await converge(w);
+  assert.ok(
+    refused.plan!.ops.some((op) => op.op === "modifyLoadBalancer"),
+    "the first change is planned in place (HNS claims the feature)",
+  );
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7,10.244.2.8]"]);
+
+  w.service("web", WEB, WEB_EPS);
+  const next = await converge(w);
+  const ops = next.plan!.ops.filter((op) => op.key === "lb/tcp/10.96.0.10:80").map((op) => op.op);
+  assert.deepEqual(ops, ["deleteLoadBalancer", "createLoadBalancer"]);
+  assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
+});
