@@ -21,7 +21,7 @@ import {
   serviceObject,
   sliceObject,
 } from "./scenario.ts";
-import { errorMessage } from "../lib/errors.ts";
+import { serveJsonLines } from "./jsonl.ts";
 
 /** One command line. */
 export type ApiCommand =
@@ -39,93 +39,63 @@ async function serve(): Promise<void> {
   /** Added endpoints per service, newest last. */
   const extras = new Map<number, GeneratedEndpoint[]>();
   let nextExtra = 0;
-  const out = Deno.stdout.writable.getWriter();
-  const encoder = new TextEncoder();
-  const answer = (obj: unknown) => out.write(encoder.encode(JSON.stringify(obj) + "\n"));
 
   const writeSlice = (i: number) => {
     server.update("endpointslices", sliceObject(spec!, i, endpoints.get(i)!, new Date()));
   };
 
-  const decoder = new TextDecoderStream();
-  Deno.stdin.readable.pipeTo(decoder.writable).catch(() => {});
-  let buffer = "";
-  for await (const chunk of decoder.readable) {
-    buffer += chunk;
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (!line.trim()) continue;
-      const c = JSON.parse(line) as ApiCommand;
-      try {
-        switch (c.cmd) {
-          case "seed": {
-            const started = performance.now();
-            spec = c.spec;
-            server.create("nodes", nodeObject());
-            const now = new Date();
-            for (let i = 0; i < spec.services; i++) {
-              server.create("services", serviceObject(spec, i));
-              const eps = endpointsOf(spec, i);
-              endpoints.set(i, eps);
-              server.create("endpointslices", sliceObject(spec, i, eps, now));
-            }
-            await answer({
-              id: c.id,
-              ok: true,
-              url: server.url,
-              seedMs: performance.now() - started,
-              objects: 1 + 2 * spec.services,
-            });
-            break;
-          }
-          case "add": {
-            const ep = extraEndpoint(nextExtra++);
-            endpoints.get(c.service)!.push(ep);
-            const list = extras.get(c.service) ?? [];
-            list.push(ep);
-            extras.set(c.service, list);
-            writeSlice(c.service);
-            await answer({ id: c.id, ok: true, ip: ep.ip });
-            break;
-          }
-          case "remove": {
-            const ep = extras.get(c.service)?.shift();
-            if (!ep) throw new Error(`service ${c.service} has no added endpoint`);
-            const eps = endpoints.get(c.service)!;
-            eps.splice(eps.indexOf(ep), 1);
-            writeSlice(c.service);
-            await answer({ id: c.id, ok: true, ip: ep.ip });
-            break;
-          }
-          case "stats":
-            await answer({
-              id: c.id,
-              ok: true,
-              rss: Deno.memoryUsage().rss,
-              watches: server.openWatches(),
-              lists: server.count("list"),
-              watchRequests: server.count("watch"),
-            });
-            break;
-          case "stop":
-            await server.stop();
-            await answer({ id: c.id, ok: true });
-            await out.close();
-            // stdin may still be open; nothing else is left to do.
-            Deno.exit(0);
-            break;
+  await serveJsonLines(async (message, out) => {
+    const c = message as unknown as ApiCommand;
+    switch (c.cmd) {
+      case "seed": {
+        const started = performance.now();
+        spec = c.spec;
+        server.create("nodes", nodeObject());
+        const now = new Date();
+        for (let i = 0; i < spec.services; i++) {
+          server.create("services", serviceObject(spec, i));
+          const eps = endpointsOf(spec, i);
+          endpoints.set(i, eps);
+          server.create("endpointslices", sliceObject(spec, i, eps, now));
         }
-      } catch (err) {
-        await answer({
-          id: c.id,
-          ok: false,
-          error: errorMessage(err),
-        });
+        return {
+          url: server.url,
+          seedMs: performance.now() - started,
+          objects: 1 + 2 * spec.services,
+        };
       }
+      case "add": {
+        const ep = extraEndpoint(nextExtra++);
+        endpoints.get(c.service)!.push(ep);
+        const list = extras.get(c.service) ?? [];
+        list.push(ep);
+        extras.set(c.service, list);
+        writeSlice(c.service);
+        return { ip: ep.ip };
+      }
+      case "remove": {
+        const ep = extras.get(c.service)?.shift();
+        if (!ep) throw new Error(`service ${c.service} has no added endpoint`);
+        const eps = endpoints.get(c.service)!;
+        eps.splice(eps.indexOf(ep), 1);
+        writeSlice(c.service);
+        return { ip: ep.ip };
+      }
+      case "stats":
+        return {
+          rss: Deno.memoryUsage().rss,
+          watches: server.openWatches(),
+          lists: server.count("list"),
+          watchRequests: server.count("watch"),
+        };
+      case "stop":
+        await server.stop();
+        await out.answer(c.id, { ok: true });
+        await out.close();
+        // stdin may still be open; nothing else is left to do.
+        Deno.exit(0);
     }
-  }
+  });
   await server.stop();
 }
 

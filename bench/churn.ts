@@ -4,8 +4,9 @@
  * additions are outstanding, alternately the oldest one removed again, so
  * the cluster's size stays level). Measured: latency of every change,
  * backlog (changes written but not yet in HNS) sampled every 100 ms, HNS
- * calls per change, and memory: heap after a forced GC at the start, middle
- * and end, and RSS every second.
+ * calls per change, and memory of the agent host process (the agent and the
+ * emulated HNS): the agent's heap after a forced GC at the start, middle and
+ * end, and RSS every second.
  *
  * An optional warm-up churns at the same rate before the measured window.
  * A JS Map's hash table doubles once when it first fills with live and
@@ -19,14 +20,13 @@
  * @module
  */
 
-import { writeHeapSnapshot } from "node:v8";
+import { AgentHost, type MemorySample } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import { callDelta, Emulator, seedNodeHns, totalCalls, writeCalls } from "./emulator.ts";
-import { sleep, waitQuiet, waitUntil } from "./harness.ts";
+import { callDelta, totalCalls, writeCalls } from "./emulator.ts";
+import { sleep, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
-import { mallocInUse } from "./malloc.ts";
-import { collectGarbage, mib, peakRssBytes, rssBytes } from "./procstat.ts";
+import { mib, now } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -51,13 +51,14 @@ export interface ChurnParams {
 const SNAPSHOT_DIR = Deno.env.get("HNSBENCH_HEAP_SNAPSHOTS");
 
 /**
- * Heap after a full GC, bytes (the process runs with --expose-gc); with
+ * The agent's heap after a full GC in the host, bytes; with
  * HNSBENCH_HEAP_SNAPSHOTS set, a heap snapshot `churn-<label>.heapsnapshot` too.
  */
-function heapAfterGc(label: string): number {
-  collectGarbage();
-  const used = Deno.memoryUsage().heapUsed;
-  if (SNAPSHOT_DIR) writeHeapSnapshot(`${SNAPSHOT_DIR}/churn-${label}.heapsnapshot`);
+async function heapAfterGc(host: AgentHost, label: string): Promise<number> {
+  const used = (await host.memory(true)).heapUsed;
+  if (SNAPSHOT_DIR) {
+    await host.writeHeapSnapshot(`${SNAPSHOT_DIR}/churn-${label}.heapsnapshot`);
+  }
   return used;
 }
 
@@ -68,19 +69,18 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
   const label = `${n} services, ${p.ratePerSecond}/s for ${p.durationS} s:`;
   const result = newResult(`churn-${p.services}`, `5. Churn, ${n} services`);
   const started = performance.now();
-  const emulator = await Emulator.open();
-  emulator.reset();
+  const host = await AgentHost.start();
   const api = ApiServerProcess.start();
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   try {
-    await seedNodeHns(emulator, spec);
+    await host.seed(spec);
     const { url } = await api.seed(spec);
     const setup = newResult("setup", "setup");
     const { agent } = await coldStart({
       spec,
       api,
       apiUrl: url,
-      emulator,
+      host,
       stateFile: `${dir}/state.json`,
       timeoutMs: p.timeoutMs,
       label: "setup",
@@ -92,9 +92,12 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
       await agent.stop();
       return [result];
     }
-    await waitQuiet(emulator, 300, 30_000);
+    await host.waitQuiet(300, 30_000);
+    // The cold start's peak is the setup's; churn's own peak is read from the 1 s samples.
+    const coldPeak = host.peakRss();
+    const coldHns = (await host.hns()).heapBytes;
 
-    const tracker = new LatencyTracker(spec, agent.probe);
+    const tracker = await LatencyTracker.attach(spec, host);
     const random = prng(11);
     const counts = new Map<number, number>();
     const outstanding: number[] = [];
@@ -106,18 +109,18 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     const interval = 1000 / p.ratePerSecond;
     const backlog: number[] = [];
     const rss: { t: number; bytes: number }[] = [];
-    const heapStart = heapAfterGc("start");
+    const heapStart = await heapAfterGc(host, "start");
     const heap: number[] = warm > 0 ? [] : [heapStart];
-    let rssStart = rssBytes();
-    const heapTotalStart = Deno.memoryUsage().heapTotal;
-    const mallocStart = mallocInUse();
+    const memStart: MemorySample = await host.memory();
+    let rssStart = host.rss();
     let syncsBefore = agent.syncs.length;
-    let before = emulator.callCounts();
+    let before = await host.callCounts();
+    host.resetPeakRss();
     const t0 = performance.now();
     let measuredFrom = t0;
     const backlogTimer = setInterval(() => backlog.push(tracker.backlog), 100);
     const rssTimer = setInterval(
-      () => rss.push({ t: performance.now() - t0, bytes: rssBytes() }),
+      () => rss.push({ t: performance.now() - t0, bytes: host.rss() }),
       1000,
     );
     let late = 0;
@@ -128,13 +131,13 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         if (wait > 0) await sleep(wait);
         else if (wait < -interval && k >= warm) late++;
         if (k === warm && warm > 0) {
-          heap.push(heapAfterGc("warm"));
-          rssStart = rssBytes();
+          heap.push(await heapAfterGc(host, "warm"));
+          rssStart = host.rss();
           syncsBefore = agent.syncs.length;
-          before = emulator.callCounts();
+          before = await host.callCounts();
           measuredFrom = performance.now();
         }
-        if (k === warm + Math.floor(measured / 2)) heap.push(heapAfterGc("middle"));
+        if (k === warm + Math.floor(measured / 2)) heap.push(await heapAfterGc(host, "middle"));
         let i: number;
         let delta: number;
         if (outstanding.length >= lag && k % 2 === 1) {
@@ -147,7 +150,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         }
         const extra = (counts.get(i) ?? 0) + delta;
         counts.set(i, extra);
-        const writtenAt = performance.now();
+        const writtenAt = now();
         const tracked = tracker.track(i, writtenAt, spec.endpointsPerService + extra);
         if (k >= warm) void tracked.then((ms) => latencies.push(ms));
         if (delta > 0) await api.addEndpoint(i);
@@ -156,7 +159,8 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     } finally {
       clearInterval(rssTimer);
     }
-    const endedAt = performance.now();
+    const endedAt = now();
+    const endedAtMono = performance.now();
     const backlogAtEnd = tracker.backlog;
     let drainMs = NaN;
     try {
@@ -166,12 +170,13 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
       result.failures.push(`${label} ${tracker.abandon()} changes never reached HNS`);
     }
     clearInterval(backlogTimer);
-    await waitQuiet(emulator, 300, 30_000);
-    const calls = callDelta(before, emulator.callCounts());
-    heap.push(heapAfterGc("end"));
-    const rssEnd = rssBytes();
-    const heapTotalEnd = Deno.memoryUsage().heapTotal;
-    const mallocEnd = mallocInUse();
+    await host.waitQuiet(300, 30_000);
+    await host.onLbWrite(undefined);
+    const churnPeak = host.peakRss();
+    const calls = callDelta(before, await host.callCounts());
+    heap.push(await heapAfterGc(host, "end"));
+    const memEnd = await host.memory();
+    const rssEnd = memEnd.rss;
     const syncs = agent.syncs.slice(syncsBefore);
     const rssPeak = Math.max(rssStart, rssEnd, ...rss.map((s) => s.bytes));
     // Without a warm-up, from the middle: by then the outstanding additions (3 s worth) are in
@@ -183,7 +188,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         name: `${label} changes made`,
         value: measured,
         unit: "changes",
-        note: `at ${(measured / ((endedAt - measuredFrom) / 1000)).toFixed(1)}/s achieved; ` +
+        note: `at ${(measured / ((endedAtMono - measuredFrom) / 1000)).toFixed(1)}/s achieved; ` +
           `${late} sent late` + (warm > 0 ? `; after ${warm} changes of warm-up` : ""),
       },
       { name: `${label} latency p50`, value: percentile(latencies, 50), unit: "ms" },
@@ -242,23 +247,23 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         value: mib(rssEnd - rssStart),
         unit: "MiB",
         note: `RSS after a GC ${mib(rssStart)} → ${mib(rssEnd)} MiB, highest 1 s sample ` +
-          `${mib(rssPeak)} MiB (incl. the emulated HNS); V8 heap capacity ${
-            mib(heapTotalStart)
+          `${mib(rssPeak)} MiB (the agent host, incl. the emulated HNS); V8 heap resident ${
+            mib(memStart.heapPhysical)
           } → ` +
-          `${mib(heapTotalEnd)} MiB, native malloc in use ${mib(mallocStart)} → ${
-            mib(mallocEnd)
+          `${mib(memEnd.heapPhysical)} MiB, native malloc in use ${mib(memStart.mallocInUse)} → ${
+            mib(memEnd.mallocInUse)
           } MiB`,
       },
     );
-    const peak = peakRssBytes();
-    const hnsBytes = emulator.heapBytes();
+    const hnsBytes = memEnd.emulatorHeap;
     result.figures.push({
       name: `${label} peak RSS without the emulated HNS`,
-      value: mib(peak - hnsBytes),
+      value: mib(Math.max(churnPeak - hnsBytes, coldPeak - coldHns)),
       unit: "MiB",
       target: spec.services >= 10_000 ? { op: "<", value: 150 } : undefined,
-      note: `peak RSS of the process (${mib(peak)} MiB, cold start included) minus the ` +
-        `${mib(hnsBytes)} MiB the emulated HNS holds (HnsEmuHeapBytes)`,
+      note: `the agent host's peak RSS minus what the emulated HNS held (HnsEmuHeapBytes), ` +
+        `the higher of the cold start (${mib(coldPeak)} − ${mib(coldHns)} MiB) and the churn ` +
+        `(${mib(churnPeak)} − ${mib(hnsBytes)} MiB at its end)`,
     });
     await agent.stop();
     const extras = new Map([...counts].filter(([, c]) => c !== 0));
@@ -266,8 +271,9 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     // Endpoints removed again are deleted only if no other LB uses them; each is unique here.
     expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
     expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
-    await verifyContent(spec, emulator, expected, result, label, extras);
+    await verifyContent(host, spec, expected, result, label, extras);
   } finally {
+    await host.close();
     await api.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

@@ -1,38 +1,26 @@
 /**
- * Scenarios 1–4 and 7 on one generated cluster, in one process: cold start
- * (1), endpoint additions one at a time (2), a restart with the cluster
- * unchanged (3), periodic resyncs (4), and kube-proxy's modelled calls for
- * the same work (7). The phases share the converged HNS, as on a node.
+ * Scenarios 1–4 and 7 on one generated cluster, the agent in one agent host
+ * process (bench/agent_host.ts): cold start (1), endpoint additions one at a
+ * time (2), a restart with the cluster unchanged (3), periodic resyncs (4),
+ * and kube-proxy's modelled calls for the same work (7). The phases share
+ * the converged HNS, as on a node.
  *
  * @module
  */
 
 import { summarizeCalls } from "../lib/demo/calls.ts";
+import { AgentHost, type BenchAgent } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import {
-  type CallCounts,
-  callDelta,
-  Emulator,
-  seedNodeHns,
-  totalCalls,
-  writeCalls,
-} from "./emulator.ts";
-import {
-  type BenchAgent,
-  sleep,
-  startBenchAgentReady,
-  waitQuiet,
-  waitUntil,
-  withTimeout,
-} from "./harness.ts";
+import { type CallCounts, callDelta, totalCalls, writeCalls } from "./emulator.ts";
+import { sleep, waitUntil, withTimeout } from "./harness.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
-import { mallocInUse } from "./malloc.ts";
-import { collectGarbage, mib, peakRssBytes, resetPeakRss, rssBytes } from "./procstat.ts";
+import { memoryBreakdown } from "./memory_breakdown.ts";
+import type { EnumerateSpan } from "./probe.ts";
+import { mib, now } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
-import process from "node:process";
 import { prng } from "../tests/prng.ts";
 import { OwnershipRecord } from "../lib/proxy/ownership.ts";
 
@@ -53,6 +41,11 @@ export interface ClusterParams {
   syncPeriodMs?: number;
   /** Give up on convergence after this long, ms. */
   timeoutMs: number;
+  /**
+   * Summarise a heap snapshot of the agent after the cold start and the
+   * restart (seconds at 10,000 services; the memory breakdown is always there).
+   */
+  heapSnapshot?: boolean;
 }
 
 /** hnsproxy's measured calls per scenario, for the side-by-side table. */
@@ -63,16 +56,14 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
   const spec = issueSpec(p.services);
   const n = p.services.toLocaleString("en-US");
   const label = `${n} services:`;
-  const emulator = await Emulator.open();
-  emulator.reset();
-  const mallocBase = mallocInUse();
+  const host = await AgentHost.start();
+  const mallocBase = (await host.memory()).mallocInUse;
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   const stateFile = `${dir}/state.json`;
   const api = ApiServerProcess.start();
   const results: ScenarioResult[] = [];
   try {
-    const seeded = await seedNodeHns(emulator, spec);
-    void seeded;
+    await host.seed(spec);
     const { url } = await api.seed(spec);
 
     const cold = newResult(`cold-${p.services}`, `1. Cold start, ${n} services`);
@@ -87,17 +78,16 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
         spec,
         api,
         apiUrl: url,
-        emulator,
+        host,
         stateFile,
         timeoutMs: p.timeoutMs,
         label,
         syncPeriodMs: p.syncPeriodMs ?? 10_000,
+        breakdown: true,
+        heapSnapshot: p.heapSnapshot,
       },
       cold,
     ));
-    const coldPeakRss = peakRssBytes();
-    // The emulated HNS only grows during a cold start: its heap now is its peak.
-    const coldHnsBytes = emulator.heapBytes();
     cold.wallMs = performance.now() - t;
     const model = kubeProxyModelCalls(spec);
     if (cold.failures.length > 0) {
@@ -111,7 +101,7 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       const inc = newResult(`incremental-${p.services}`, `2. Incremental change, ${n} services`);
       results.push(inc);
       t = performance.now();
-      await incremental(spec, api, emulator, agent, p.changes, inc, label, extras, measured);
+      await incremental(spec, api, host, agent, p.changes, inc, label, extras, measured);
       inc.wallMs = performance.now() - t;
       inc.tables.push(sideBySide("kube-proxy (model) for one endpoint added", [
         ["ClusterIP-only service, LBs re-created", model.incremental],
@@ -129,7 +119,7 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       const restarted = await restartAgent(
         spec,
         url,
-        emulator,
+        host,
         stateFile,
         p,
         restart,
@@ -144,7 +134,7 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       const resync = newResult(`resync-${p.services}`, `4. Periodic resync, ${n} services`);
       results.push(resync);
       t = performance.now();
-      await resyncs(emulator, agent, p, resync, label, measured);
+      await resyncs(host, agent, p, resync, label, measured);
       resync.wallMs = performance.now() - t;
       resync.tables.push(
         sideBySide("kube-proxy (model) periodic sync", [["periodic", model.periodic]]),
@@ -187,21 +177,19 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
     await agent?.stop();
 
     // Cross-check of the emulator's own counter: what the reset gives back to malloc.
-    collectGarbage();
-    const held = mallocInUse();
-    emulator.reset();
-    const freedByReset = held - mallocInUse();
-    cold.figures.push({
-      name: `${label} peak RSS without the emulated HNS`,
-      value: mib(coldPeakRss - coldHnsBytes),
-      unit: "MiB",
-      target: p.services >= 10_000 ? { op: "<", value: 150 } : undefined,
-      note: `peak RSS minus the ${mib(coldHnsBytes)} MiB the emulated HNS held on its heap ` +
-        `(HnsEmuHeapBytes; its reset freed ${mib(freedByReset)} MiB of malloc, ` +
-        `${mib(held - mallocBase)} MiB native growth in all)`,
-    });
+    const hnsBytes = (await host.hns()).heapBytes;
+    const held = (await host.memory(true)).mallocInUse;
+    await host.reset();
+    const freedByReset = held - (await host.memory()).mallocInUse;
+    cold.notes.push(
+      `${label} the emulated HNS counted ${mib(hnsBytes)} MiB on its heap at the end; its reset ` +
+        `freed ${mib(freedByReset)} MiB of malloc (${
+          mib(held - mallocBase)
+        } MiB native growth of the host in all)`,
+    );
     return results;
   } finally {
+    await host.close();
     await api.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -250,7 +238,7 @@ export function describeCalls(calls: CallCounts): string {
 async function incremental(
   spec: ScenarioSpec,
   api: ApiServerProcess,
-  emulator: Emulator,
+  host: AgentHost,
   agent: BenchAgent,
   changes: number,
   result: ScenarioResult,
@@ -258,22 +246,25 @@ async function incremental(
   extras: Map<number, number>,
   measured: Measured,
 ): Promise<void> {
-  // A full GC now, at a known time: it lines `--trace-gc` output (ms since the isolate began)
-  // up with performance.now() (the slow changes' write times), to tell GC pauses among them.
-  const gcAt = performance.now();
-  if (collectGarbage()) {
-    result.notes.push(
-      `phase 2: a forced GC (--trace-gc "testing") at performance.now() ${gcAt.toFixed(0)} ms`,
-    );
-  }
-  const tracker = new LatencyTracker(spec, agent.probe);
+  // A full GC in the host now, at a known time: it lines the host's `--trace-gc` output (ms
+  // since its isolate began) up with the slow changes' write times, to tell GC pauses among them.
+  const gcAt = now();
+  const hostMemory = await host.memory(true);
+  result.notes.push(
+    `phase 2: a forced GC in the agent host (--trace-gc "testing") ${
+      (gcAt - agent.startedAt).toFixed(0)
+    } ms after the agent started (its heap then ${mib(hostMemory.heapUsed)} MiB used); ` +
+      `change times below are ms after the agent started`,
+  );
+  const tracker = await LatencyTracker.attach(spec, host);
   const random = prng(7);
   const minSync = agent.config.minSyncPeriodMs;
   const latencies: number[] = [];
   const writtenAts: number[] = [];
   const perChange: { calls: CallCounts; lbs: number; resynced: boolean; syncMs: number }[] = [];
   const chosen = new Set<number>();
-  const listings = traceListings(agent);
+  const listings: EnumerateSpan[] = [];
+  await host.onListing((span) => listings.push(span));
   const arrivals: Arrival[] = [];
   for (let k = 0; k < changes; k++) {
     let i: number;
@@ -282,10 +273,10 @@ async function incremental(
     // An isolated change: the runner may run at once (minSyncPeriod since the last sync).
     const last = agent.syncs[agent.syncs.length - 1];
     const freeAt = (last?.startedAt ?? 0) + minSync + 20;
-    if (performance.now() < freeAt) await sleep(freeAt - performance.now());
-    const before = emulator.callCounts();
-    const cpuBefore = cpuMs();
-    const writtenAt = performance.now();
+    if (now() < freeAt) await sleep(freeAt - now());
+    const before = await host.callCounts();
+    const cpuBefore = host.cpu().processMs;
+    const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
     extras.set(i, 1);
@@ -296,11 +287,11 @@ async function incremental(
     }
     latencies.push(ms);
     writtenAts.push(writtenAt);
-    arrivals.push({ writtenAt, ms, cpuMs: cpuMs() - cpuBefore });
+    arrivals.push({ writtenAt, ms, cpuMs: host.cpu().processMs - cpuBefore });
     await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
     const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
     perChange.push({
-      calls: callDelta(before, emulator.callCounts()),
+      calls: callDelta(before, await host.callCounts()),
       lbs: nodePortOf(spec, i) !== undefined ? 2 : 1,
       resynced: sync.resynced,
       syncMs: sync.ms,
@@ -359,8 +350,8 @@ async function incremental(
     },
   ];
   result.figures.push(...figures);
-  listings.stop();
-  result.tables.push(slowChanges(arrivals, agent, listings.spans));
+  await host.onListing(undefined);
+  result.tables.push(slowChanges(arrivals, agent, listings));
   const examples = new Map<string, number>();
   for (const c of quiet) {
     const key = describeCallsKey(c.calls);
@@ -380,49 +371,20 @@ async function incremental(
     header: ["calls", "changes"],
     rows: [...examples].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v]),
   });
-  agent.probe.onLbWrite(undefined);
+  await host.onLbWrite(undefined);
 }
 
 /** One change of phase 2: when it was written, its latency, and the CPU time used meanwhile. */
 interface Arrival {
   writtenAt: number;
   ms: number;
-  /** CPU time this process (all its threads) used from the write until programmed. */
+  /** CPU time the agent host (all its threads) used from the write until programmed (10 ms ticks). */
   cpuMs: number;
-}
-
-/** CPU time this process used so far, ms (user + system, all threads). */
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-}
-
-/** When the agent's Enumerate calls ran (`performance.now()`), by kind. */
-interface EnumerateSpan {
-  kind: string;
-  startedAt: number;
-  endedAt: number;
-}
-
-/** Record the agent's Enumerate calls (the resync's listings) until `stop`. */
-function traceListings(agent: BenchAgent): { spans: EnumerateSpan[]; stop(): void } {
-  const probe = agent.probe;
-  const original = probe.enumerate;
-  const spans: EnumerateSpan[] = [];
-  probe.enumerate = async (kind, query) => {
-    const startedAt = performance.now();
-    try {
-      return await original.call(probe, kind, query);
-    } finally {
-      spans.push({ kind, startedAt, endedAt: performance.now() });
-    }
-  };
-  return { spans, stop: () => void (probe.enumerate = original) };
 }
 
 /**
  * The slowest changes, each with what it waited for: the CPU time the
- * process used meanwhile (far below the latency: it waited for a CPU, not
+ * agent host process used meanwhile (far below the latency: it waited for a CPU, not
  * for its own work), the time from the API write to the start of the run
  * that programmed it (watch delivery and the runner), that run's duration and kind, the runs that were in flight when
  * it arrived, and whether a listing's Enumerate ended within 50 ms before
@@ -431,7 +393,7 @@ function traceListings(agent: BenchAgent): { spans: EnumerateSpan[]; stop(): voi
 function slowChanges(
   arrivals: Arrival[],
   agent: BenchAgent,
-  spans: EnumerateSpan[],
+  spans: readonly EnumerateSpan[],
 ): { title: string; header: string[]; rows: (string | number)[][] } {
   const slow = arrivals.map((a, k) => ({ ...a, k })).sort((a, b) => b.ms - a.ms).slice(0, 8);
   const f = (x: number) => x.toFixed(1);
@@ -443,7 +405,7 @@ function slowChanges(
     );
     const decoded = spans.filter((e) => e.endedAt > writtenAt - 50 && e.endedAt < end);
     return [
-      `${k} @${writtenAt.toFixed(0)}`,
+      `${k} @${(writtenAt - agent.startedAt).toFixed(0)}`,
       f(ms),
       f(cpuMs),
       run ? f(run.startedAt - writtenAt) : "-",
@@ -475,24 +437,22 @@ function describeCallsKey(calls: CallCounts): string {
 async function restartAgent(
   spec: ScenarioSpec,
   url: string,
-  emulator: Emulator,
+  host: AgentHost,
   stateFile: string,
   p: ClusterParams,
   result: ScenarioResult,
   label: string,
   extras: ReadonlyMap<number, number>,
 ): Promise<{ agent: BenchAgent; calls: CallCounts }> {
-  collectGarbage();
-  const heapBefore = Deno.memoryUsage().heapUsed;
-  const rssBefore = rssBytes();
-  resetPeakRss();
-  const before = emulator.callCounts();
   // What HNS holds that hnsproxy does not own: all a restart with an intact record reads.
   const owned = (await OwnershipRecord.load(stateFile)).size;
-  const unowned = emulator.objectCount("Endpoint") + emulator.objectCount("LoadBalancer") - owned;
-  const { agent, readyAt } = await startBenchAgentReady({
+  const held = await host.hns();
+  const unowned = held.endpoints + held.loadBalancers - owned;
+  const idle = await host.memory(true);
+  host.resetPeakRss();
+  const before = await host.callCounts();
+  const { agent, readyAt } = await host.startAgentReady({
     apiUrl: url,
-    emulator,
     stateFile,
     syncPeriodMs: p.resyncPeriodMs,
   }, p.timeoutMs);
@@ -500,10 +460,11 @@ async function restartAgent(
     result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
     return { agent, calls: {} };
   }
-  await waitQuiet(emulator, 300, 30_000);
-  const calls = callDelta(before, emulator.callCounts());
-  const peakRss = peakRssBytes();
-  const hnsBytes = emulator.heapBytes();
+  await host.waitQuiet(300, 30_000);
+  const peakRss = host.peakRss();
+  const calls = callDelta(before, await host.callCounts());
+  // The cluster is unchanged: the emulated HNS holds what it held before the restart.
+  const hnsBytes = (await host.hns()).heapBytes;
   result.figures.push(
     {
       name: `${label} HNS writes at restart`,
@@ -530,17 +491,22 @@ async function restartAgent(
       name: `${label} peak RSS during restart`,
       value: mib(peakRss),
       unit: "MiB",
-      note:
-        `whole process incl. the emulated HNS; before the restart: RSS ${mib(rssBefore)} MiB, ` +
-        `heap after GC ${mib(heapBefore)} MiB (the stopped agent released)`,
+      note: `the agent host process incl. the emulated HNS; before the restart: RSS ${
+        mib(idle.rss)
+      } MiB, heap after GC ${mib(idle.heapUsed)} MiB (the stopped agent released)`,
     },
     {
       name: `${label} peak RSS during restart without the emulated HNS`,
       value: mib(peakRss - hnsBytes),
       unit: "MiB",
       target: spec.services >= 10_000 ? { op: "<", value: 150 } : undefined,
-      note: `minus the ${mib(hnsBytes)} MiB the emulated HNS holds (HnsEmuHeapBytes); the ` +
-        "stopped agent's memory may still be counted in the peak if V8 had not returned it",
+      note:
+        `the agent host's peak minus the ${
+          mib(hnsBytes)
+        } MiB the emulated HNS holds (HnsEmuHeapBytes); ` +
+        `${mib(idle.rss - idle.emulatorHeap)} MiB of the host's RSS before the restart was not ` +
+        "the emulated HNS (runtime, loaded code, and whatever of the stopped agent V8 or malloc " +
+        "had not returned)",
     },
   );
   result.tables.push({
@@ -551,13 +517,14 @@ async function restartAgent(
   const expected = expectedHns(spec);
   expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
   expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
-  await verifyContent(spec, emulator, expected, result, label, extras);
+  await memoryBreakdown(host, result, label, "restart", p.heapSnapshot === true);
+  await verifyContent(host, spec, expected, result, label, extras);
   return { agent, calls };
 }
 
 /** Phase 4: watch `p.resyncs` periodic resyncs of the idle agent. */
 async function resyncs(
-  emulator: Emulator,
+  host: AgentHost,
   agent: BenchAgent,
   p: ClusterParams,
   result: ScenarioResult,
@@ -565,8 +532,9 @@ async function resyncs(
   measured: Measured,
 ): Promise<void> {
   const marks: { counts: CallCounts; ms: number }[] = [];
+  await host.countsOnSync(true);
   agent.onSync = (s) => {
-    if (s.resynced) marks.push({ counts: emulator.callCounts(), ms: s.ms });
+    if (s.resynced && s.calls) marks.push({ counts: s.calls, ms: s.ms });
   };
   try {
     await waitUntil(
@@ -580,6 +548,7 @@ async function resyncs(
     return;
   } finally {
     agent.onSync = undefined;
+    await host.countsOnSync(false);
   }
   const per = marks.slice(1).map((m, k) => callDelta(marks[k].counts, m.counts));
   const totals = per.map((c) => totalCalls(c));

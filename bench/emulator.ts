@@ -12,9 +12,9 @@
 
 import { fileURLToPath } from "node:url";
 import { createHnsClient } from "../lib/hns/client.ts";
-import { openFfiHcnApi } from "../lib/hns/ffi.ts";
+import { openHcnCalls } from "../lib/hns/ffi.ts";
 import { allHcnFunctionNames, HNS_CALL } from "../lib/hns/names.ts";
-import type { HcnKind } from "../lib/hns/types.ts";
+import type { HcnApi, HcnKind } from "../lib/hns/types.ts";
 import { buildEmulator } from "../tests/hns-emulator/build.ts";
 import {
   localEndpointIps,
@@ -165,35 +165,48 @@ export function writeCalls(counts: CallCounts): number {
 }
 
 /**
+ * The HCN API of `library` called synchronously on this thread, no HNS
+ * threads: how the agent host seeds and reads back HNS outside the measured
+ * window without starting threads (and their memory) of its own.
+ */
+export function openSyncHcnApi(library: string): HcnApi {
+  const calls = openHcnCalls({ library });
+  return {
+    hasModifyLoadBalancer: calls.hasModifyLoadBalancer,
+    enumerate: (kind, query) => Promise.resolve(calls.enumerate(kind, query)),
+    open: (kind, id) => Promise.resolve(calls.open(kind, id)),
+    create: (kind, id, settings, network) =>
+      Promise.resolve(calls.create(kind, id, settings, network)),
+    modify: (kind, handle, settings) => Promise.resolve(calls.modify(kind, handle, settings)),
+    query: (kind, handle, query) => Promise.resolve(calls.query(kind, handle, query)),
+    delete: (kind, id) => Promise.resolve(calls.delete(kind, id)),
+    close: (kind, handle) => Promise.resolve(calls.close(kind, handle)),
+    hnsCall: (method, path, request) => Promise.resolve(calls.hnsCall(method, path, request)),
+    dispose: () => calls.dispose(),
+  };
+}
+
+/**
  * Give the emulated node the HNS it has before the agent runs: the network
  * and the CNI's endpoint for every local pod. Returns the network ID.
  */
 export async function seedNodeHns(emulator: Emulator, spec: ScenarioSpec): Promise<string> {
-  const api = openFfiHcnApi({ library: emulator.library });
+  const api = openSyncHcnApi(emulator.library);
   const client = createHnsClient(api);
   try {
     const net = await client.findNetworkByName(networkSettings().Name!) ??
       await createNetwork(api, client);
-    const ips = localEndpointIps(spec);
-    // The CNI creates pods' endpoints one by one; a few at a time is enough here.
-    let next = 0;
-    const worker = async () => {
-      while (next < ips.length) {
-        const ip = ips[next++];
-        await client.createEndpoint(net.ID!, localEndpointSettings(ip, net.ID!));
-      }
-    };
-    await Promise.all(Array.from({ length: 4 }, worker));
+    // The CNI creates pods' endpoints one by one.
+    for (const ip of localEndpointIps(spec)) {
+      await client.createEndpoint(net.ID!, localEndpointSettings(ip, net.ID!));
+    }
     return net.ID!;
   } finally {
     api.dispose();
   }
 }
 
-async function createNetwork(
-  api: ReturnType<typeof openFfiHcnApi>,
-  client: ReturnType<typeof createHnsClient>,
-) {
+async function createNetwork(api: HcnApi, client: ReturnType<typeof createHnsClient>) {
   const handle = await api.create("Network", "", JSON.stringify(networkSettings()));
   await api.close("Network", handle);
   const net = await client.findNetworkByName(networkSettings().Name!);

@@ -1,22 +1,20 @@
 /**
- * Runs the real agent (lib/agent.ts) in this process against the fake API
- * server process and the HNS emulator library, and watches it: every sync
- * report, the load balancer writes (through the probe), HNS object counts
- * (convergence) and call counters (quiescence).
+ * What the benchmark's processes share about the agent under test: its
+ * configuration for a run (through the real flag parser), the logger that
+ * counts its warnings and errors, the record of each sync the host observed,
+ * and the waiting helpers. The agent itself runs in the agent host process
+ * (bench/agent_host_proc.ts).
  *
  * @module
  */
 
-import { type Agent, startAgent } from "../lib/agent.ts";
 import { parseConfig } from "../lib/config/config.ts";
 import type { Config } from "../lib/config/types.ts";
-import { openFfiHcnApi } from "../lib/hns/ffi.ts";
-import { KubeClient } from "../lib/kube/client.ts";
 import type { LogFields, Logger } from "../lib/log/types.ts";
 import type { SyncReport } from "../lib/proxy/syncer.ts";
-import { type Emulator, totalCalls } from "./emulator.ts";
-import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
-import { type ExpectedHns, NETWORK_NAME, NODE_NAME } from "./scenario.ts";
+import type { CallCounts } from "./emulator.ts";
+import { now } from "./procstat.ts";
+import { NETWORK_NAME, NODE_NAME } from "./scenario.ts";
 
 /** A logger that counts warnings and errors and keeps the first few lines. */
 export class CountingLogger implements Logger {
@@ -74,8 +72,6 @@ export class CountingLogger implements Logger {
 export interface BenchAgentOptions {
   /** Base URL of the fake API server. */
   apiUrl: string;
-  /** The emulator (its library is what the agent loads). */
-  emulator: Emulator;
   /** Ownership record path (kept across a restart). */
   stateFile: string;
   /** `--hns-concurrency` (default: the agent's default). */
@@ -86,9 +82,9 @@ export interface BenchAgentOptions {
   syncPeriodMs?: number;
 }
 
-/** One sync the agent ran, as the harness saw it. */
+/** One sync the agent ran, as the host saw it. */
 export interface SyncRecord {
-  /** When the sync started (`performance.now()`). */
+  /** When the sync started ({@link now}). */
   startedAt: number;
   /** How long it took, ms. */
   ms: number;
@@ -100,35 +96,17 @@ export interface SyncRecord {
   ops: number;
   /** HNS writes apply made. */
   writes: number;
+  /** HNS calls so far when it ended, when asked for (`countsOnSync`). */
+  calls?: CallCounts;
 }
 
-/** A running agent under observation. */
-export interface BenchAgent {
-  /** The agent. */
-  agent: Agent;
-  /** Its configuration. */
-  config: Config;
-  /** The HCN API it was given (the probe over the FFI binding). */
-  probe: ProbedHcnApi;
-  /** Its logger. */
-  logger: CountingLogger;
-  /** `performance.now()` just before `startAgent`. */
-  startedAt: number;
-  /** Every sync so far. */
-  syncs: SyncRecord[];
-  /** Called right after each sync finishes (set by a phase that wants it). */
-  onSync?: (sync: SyncRecord) => void;
-  /** Stop the agent (graceful: HNS is left as it is). */
-  stop(): Promise<void>;
-}
-
-/** The agent's configuration for a benchmark run, through the real flag parser. */
-export function benchConfig(opts: BenchAgentOptions): Config {
+/** The agent's configuration for a benchmark run against `library`, through the real flag parser. */
+export function benchConfig(opts: BenchAgentOptions, library: string): Config {
   const args = [
     `--master=${opts.apiUrl}`,
     `--hostname-override=${NODE_NAME}`,
     `--network-name=${NETWORK_NAME}`,
-    `--hns-library=${opts.emulator.library}`,
+    `--hns-library=${library}`,
     `--state-file=${opts.stateFile}`,
   ];
   if (opts.hnsConcurrency !== undefined) args.push(`--hns-concurrency=${opts.hnsConcurrency}`);
@@ -137,79 +115,8 @@ export function benchConfig(opts: BenchAgentOptions): Config {
   const { config } = parseConfig(args, {}, (p) => Deno.readTextFileSync(p), {
     hostname: () => NODE_NAME,
   });
-  // No servers: the harness reads health and metrics in process, and ports stay free.
+  // No servers: the bench reads what it needs through the host, and ports stay free.
   return { ...config, healthzBindAddress: "", metricsBindAddress: "" };
-}
-
-/** Start the agent in this process; see the module notes. */
-export async function startBenchAgent(opts: BenchAgentOptions): Promise<BenchAgent> {
-  const config = benchConfig(opts);
-  const logger = new CountingLogger();
-  const probe = probeHcnApi(
-    openFfiHcnApi({ library: opts.emulator.library, threads: config.hnsConcurrency }),
-  );
-  const kubeClient = KubeClient.connect({
-    master: opts.apiUrl,
-    // An empty environment: never pick up the host's kubeconfig.
-    env: { get: () => undefined },
-  });
-  const startedAt = performance.now();
-  const agent = await startAgent(config, {
-    logger,
-    hcnApi: probe,
-    kubeClient,
-    serviceHealthChecks: false,
-  });
-  const syncs: SyncRecord[] = [];
-  const bench: BenchAgent = {
-    agent,
-    config,
-    probe,
-    logger,
-    startedAt,
-    syncs,
-    async stop() {
-      await agent.stop();
-      kubeClient.close();
-    },
-  };
-  // Observe every run of the syncer (the runner calls it through the property).
-  const syncer = agent.syncer as unknown as { sync: () => Promise<SyncReport> };
-  const original = syncer.sync.bind(agent.syncer);
-  syncer.sync = async () => {
-    const t = performance.now();
-    const report = await original();
-    // Only a summary: keeping the reports would keep every plan alive and
-    // count the harness's memory as the agent's.
-    const record: SyncRecord = {
-      startedAt: t,
-      ms: performance.now() - t,
-      kind: report.kind,
-      resynced: report.resynced,
-      ops: report.plan?.ops.length ?? 0,
-      writes: report.result?.writes ?? 0,
-    };
-    syncs.push(record);
-    bench.onSync?.(record);
-    return report;
-  };
-  return bench;
-}
-
-/**
- * Start the agent and wait until its first programming is done: the agent,
- * and the `performance.now()` it was ready at (NaN when not within `timeoutMs`).
- */
-export async function startBenchAgentReady(
-  opts: BenchAgentOptions,
-  timeoutMs: number,
-): Promise<{ agent: BenchAgent; readyAt: number }> {
-  const agent = await startBenchAgent(opts);
-  const readyAt = await withTimeout(
-    agent.agent.ready.then(() => performance.now()),
-    timeoutMs,
-  );
-  return { agent, readyAt };
 }
 
 /** Sleep `ms`. */
@@ -233,8 +140,8 @@ export async function withTimeout(promise: Promise<number>, ms: number): Promise
 }
 
 /**
- * Poll `done` every `everyMs` until it is true; resolves with the
- * `performance.now()` of the first true poll, rejects after `timeoutMs`.
+ * Poll `done` every `everyMs` until it is true; resolves with the time
+ * ({@link now}) of the first true poll, rejects after `timeoutMs`.
  */
 export async function waitUntil(
   done: () => boolean,
@@ -244,47 +151,8 @@ export async function waitUntil(
 ): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   while (true) {
-    if (done()) return performance.now();
+    if (done()) return now();
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
     await sleep(everyMs);
   }
-}
-
-/** Whether HNS holds exactly the expected objects (counts). */
-export function converged(emulator: Emulator, expected: ExpectedHns): boolean {
-  return emulator.objectCount("LoadBalancer") === expected.loadBalancers &&
-    emulator.objectCount("Endpoint") === expected.endpoints;
-}
-
-/** HNS object counts, for failure messages. */
-export function hnsCounts(emulator: Emulator): string {
-  return `load balancers ${emulator.objectCount("LoadBalancer")}, endpoints ${
-    emulator.objectCount("Endpoint")
-  }`;
-}
-
-/**
- * Wait until no HNS call has been made for `quietMs` (the agent is idle);
- * resolves with the time of the last call seen.
- */
-export async function waitQuiet(
-  emulator: Emulator,
-  quietMs: number,
-  timeoutMs: number,
-): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  let last = totalCalls(emulator.callCounts());
-  let lastChange = performance.now();
-  while (performance.now() - lastChange < quietMs) {
-    if (performance.now() > deadline) {
-      throw new Error(`HNS calls did not stop within ${timeoutMs} ms`);
-    }
-    await sleep(10);
-    const now = totalCalls(emulator.callCounts());
-    if (now !== last) {
-      last = now;
-      lastChange = performance.now();
-    }
-  }
-  return lastChange;
 }

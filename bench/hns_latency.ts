@@ -8,9 +8,10 @@
  * @module
  */
 
+import { AgentHost } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import { Emulator, seedNodeHns, totalCalls } from "./emulator.ts";
+import { totalCalls } from "./emulator.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { newResult, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
@@ -37,7 +38,7 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
     `6. Cold start with ${ms} ms per HNS call, ${n} services`,
   );
   const started = performance.now();
-  const emulator = await Emulator.open();
+  const host = await AgentHost.start();
   const api = ApiServerProcess.start();
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   const rows: (string | number)[][] = [];
@@ -45,15 +46,15 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
     const { url } = await api.seed(spec);
     let sequential = NaN;
     for (const c of p.concurrencies) {
-      emulator.reset();
-      await seedNodeHns(emulator, spec);
-      emulator.setLatencyMicros(p.latencyUs);
+      await host.reset();
+      await host.seed(spec);
+      await host.setLatencyMicros(p.latencyUs);
       const label = `${ms} ms/call, concurrency ${c}:`;
       const { agent, convergeMs, calls } = await coldStart({
         spec,
         api,
         apiUrl: url,
-        emulator,
+        host,
         stateFile: `${dir}/state-${c}.json`,
         timeoutMs: p.timeoutMs,
         label,
@@ -61,8 +62,8 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
         verify: false,
       }, result);
       await agent.stop();
-      emulator.setLatencyMicros(0);
-      await verifyContent(spec, emulator, expectedHns(spec), result, label);
+      await host.setLatencyMicros(0);
+      await verifyContent(host, spec, expectedHns(spec), result, label);
       if (c === 1) sequential = convergeMs;
       rows.push([
         c,
@@ -91,6 +92,7 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
       });
     }
   } finally {
+    await host.close();
     await api.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

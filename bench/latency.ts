@@ -1,13 +1,14 @@
 /**
  * Event-to-HNS latency: each endpoint change written to the API server is
  * tracked until every load balancer of its service has been written to HNS
- * with the service's new backend count (the probe reports LB writes). Used
- * by the incremental and churn scenarios.
+ * with the service's new backend count (the probe in the agent host reports
+ * LB writes). Used by the incremental, churn and realistic-HNS scenarios.
  *
  * @module
  */
 
-import type { LbWrite, ProbedHcnApi } from "./probe.ts";
+import type { AgentHost } from "./agent_host.ts";
+import type { LbWrite } from "./probe.ts";
 import { lbIdentity } from "./probe.ts";
 import { clusterIpOf, nodePortOf, type ScenarioSpec, SERVICE_PORT } from "./scenario.ts";
 
@@ -29,10 +30,15 @@ export class LatencyTracker {
   /** Latencies of the changes done, ms, in completion order. */
   readonly done: number[] = [];
 
-  /** Start listening to the probe's LB writes. */
-  constructor(spec: ScenarioSpec, probe: ProbedHcnApi) {
+  private constructor(spec: ScenarioSpec) {
     this.#spec = spec;
-    probe.onLbWrite((w) => this.#seen(w));
+  }
+
+  /** A tracker listening to the agent's LB writes (until the host's listener is cleared). */
+  static async attach(spec: ScenarioSpec, host: AgentHost): Promise<LatencyTracker> {
+    const tracker = new LatencyTracker(spec);
+    await host.onLbWrite((w) => tracker.#seen(w));
+    return tracker;
   }
 
   /** The LB identities of service `i`. */

@@ -10,12 +10,13 @@
  */
 
 import type { HcnApi, HcnHandle, HcnKind } from "../lib/hns/types.ts";
+import { now } from "./procstat.ts";
 
 /** One load balancer write the agent made. */
 export interface LbWrite {
-  /** `performance.now()` when the agent called HNS. */
+  /** When the agent called HNS ({@link now}). */
   startedAt: number;
-  /** `performance.now()` when HNS answered. */
+  /** When HNS answered. */
   endedAt: number;
   /** `<vip>:<port>` for a VIP LB, `nodeport:<port>` for a NodePort LB. */
   identity: string;
@@ -26,6 +27,16 @@ export interface LbWrite {
 /** Listener of load balancer writes. */
 export type LbWriteListener = (write: LbWrite) => void;
 
+/** When one of the agent's Enumerate calls ran ({@link now}), by kind. */
+export interface EnumerateSpan {
+  /** The HCN kind listed. */
+  kind: string;
+  /** When the agent called HNS. */
+  startedAt: number;
+  /** When HNS answered (or failed). */
+  endedAt: number;
+}
+
 /** The identity of a load balancer as {@link LbWrite.identity} spells it. */
 export function lbIdentity(vip: string | undefined, port: number): string {
   return vip ? `${vip}:${port}` : `nodeport:${port}`;
@@ -35,14 +46,17 @@ export function lbIdentity(vip: string | undefined, port: number): string {
 export interface ProbedHcnApi extends HcnApi {
   /** Set (or clear) the listener of LB writes. */
   onLbWrite(listener: LbWriteListener | undefined): void;
+  /** Set (or clear) the listener of listings. */
+  onEnumerate(listener: ((span: EnumerateSpan) => void) | undefined): void;
 }
 
 /** Wrap `api`; see the module notes. */
 export function probeHcnApi(api: HcnApi): ProbedHcnApi {
   let listener: LbWriteListener | undefined;
+  let listings: ((span: EnumerateSpan) => void) | undefined;
   const report = (startedAt: number, settings: string) => {
     if (!listener) return;
-    const endedAt = performance.now();
+    const endedAt = now();
     try {
       const lb = JSON.parse(settings);
       const pm = lb.PortMappings?.[0];
@@ -63,16 +77,24 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     get callsInFlight() {
       return api.callsInFlight;
     },
-    enumerate: (kind, query) => api.enumerate(kind, query),
+    async enumerate(kind: HcnKind, query: string) {
+      if (!listings) return await api.enumerate(kind, query);
+      const startedAt = now();
+      try {
+        return await api.enumerate(kind, query);
+      } finally {
+        listings?.({ kind, startedAt, endedAt: now() });
+      }
+    },
     open: (kind, id) => api.open(kind, id),
     async create(kind: HcnKind, id: string, settings: string, network?: HcnHandle) {
-      const started = performance.now();
+      const started = now();
       const handle = await api.create(kind, id, settings, network);
       if (kind === "LoadBalancer") report(started, settings);
       return handle;
     },
     async modify(kind: HcnKind, handle: HcnHandle, settings: string) {
-      const started = performance.now();
+      const started = now();
       await api.modify(kind, handle, settings);
       if (kind === "LoadBalancer") report(started, settings);
     },
@@ -83,6 +105,9 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     dispose: () => api.dispose(),
     onLbWrite(l) {
       listener = l;
+    },
+    onEnumerate(l) {
+      listings = l;
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
- * CPU time and memory of this process, from /proc on Linux (the bench
- * machine) with portable fallbacks: total CPU (all threads, exited ones
- * included), CPU of the main thread (the agent's JavaScript), current and
- * peak RSS.
+ * CPU time and memory of a process (this one, or a child such as the agent
+ * host, by its PID), from /proc on Linux (the bench machine) with portable
+ * fallbacks for this process: total CPU (all threads, exited ones included),
+ * CPU of the main thread (the agent's JavaScript), current and peak RSS,
+ * and the worker threads running.
  *
  * @module
  */
@@ -29,16 +30,16 @@ function statCpuMs(path: string): number {
   }
 }
 
-/** CPU used so far by this process and by its main thread. */
-export function cpuTimes(): CpuTimes {
-  let processMs = statCpuMs("/proc/self/stat");
-  if (Number.isNaN(processMs)) {
+/** CPU used so far by process `pid` (default: this one) and by its main thread. */
+export function cpuTimes(pid: number = Deno.pid): CpuTimes {
+  let processMs = statCpuMs(`/proc/${pid}/stat`);
+  if (Number.isNaN(processMs) && pid === Deno.pid) {
     const usage =
       (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } })
         .process?.cpuUsage?.();
     if (usage) processMs = (usage.user + usage.system) / 1000;
   }
-  return { processMs, mainThreadMs: statCpuMs(`/proc/self/task/${Deno.pid}/stat`) };
+  return { processMs, mainThreadMs: statCpuMs(`/proc/${pid}/task/${pid}/stat`) };
 }
 
 /** CPU used between two readings. */
@@ -46,10 +47,10 @@ export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   return { processMs: b.processMs - a.processMs, mainThreadMs: b.mainThreadMs - a.mainThreadMs };
 }
 
-/** A value in kB from /proc/self/status (`VmRSS`, `VmHWM`), in bytes; NaN when unavailable. */
-function statusBytes(field: string): number {
+/** A value in kB from /proc/<pid>/status (`VmRSS`, `VmHWM`), in bytes; NaN when unavailable. */
+function statusBytes(field: string, pid: number): number {
   try {
-    const text = Deno.readTextFileSync("/proc/self/status");
+    const text = Deno.readTextFileSync(`/proc/${pid}/status`);
     const m = text.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
     return m ? Number(m[1]) * 1024 : NaN;
   } catch {
@@ -57,27 +58,55 @@ function statusBytes(field: string): number {
   }
 }
 
-/** Current resident set size, bytes. */
-export function rssBytes(): number {
-  return Deno.memoryUsage().rss;
+/** Current resident set size of process `pid` (default: this one), bytes. */
+export function rssBytes(pid: number = Deno.pid): number {
+  return pid === Deno.pid ? Deno.memoryUsage().rss : statusBytes("VmRSS", pid);
 }
 
 /**
- * Peak resident set size since the last {@link resetPeakRss} (or process
- * start), bytes; falls back to the current RSS where /proc is missing.
+ * Peak resident set size of process `pid` (default: this one) since the last
+ * {@link resetPeakRss} (or its start), bytes; falls back to the current RSS
+ * where /proc is missing.
  */
-export function peakRssBytes(): number {
-  const hwm = statusBytes("VmHWM");
-  return Number.isNaN(hwm) ? rssBytes() : hwm;
+export function peakRssBytes(pid: number = Deno.pid): number {
+  const hwm = statusBytes("VmHWM", pid);
+  return Number.isNaN(hwm) ? rssBytes(pid) : hwm;
 }
 
-/** Restart peak-RSS accounting at the current RSS (Linux: writes 5 to clear_refs). */
-export function resetPeakRss(): boolean {
+/**
+ * Restart peak-RSS accounting of process `pid` (default: this one) at its
+ * current RSS (Linux: writes 5 to clear_refs).
+ */
+export function resetPeakRss(pid: number = Deno.pid): boolean {
   try {
-    Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Threads of this process by name prefix (Deno names a worker's thread
+ * `worker-N`): `{ all, workers }`; NaN where /proc is missing.
+ */
+export function threadCounts(): { all: number; workers: number } {
+  try {
+    let all = 0;
+    let workers = 0;
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      all++;
+      try {
+        if (Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).startsWith("worker-")) {
+          workers++;
+        }
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return { all, workers };
+  } catch {
+    return { all: NaN, workers: NaN };
   }
 }
 
@@ -92,4 +121,13 @@ export function collectGarbage(): boolean {
 /** Bytes → MiB with one decimal. */
 export function mib(bytes: number): number {
   return Math.round(bytes / 1024 / 1024 * 10) / 10;
+}
+
+/**
+ * The benchmark's clock, ms: `performance.timeOrigin + performance.now()`,
+ * monotonic within a process and comparable across the bench's processes
+ * (the agent host's sync and HNS-write times against the API write times).
+ */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
 }

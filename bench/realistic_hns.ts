@@ -15,17 +15,12 @@
  * @module
  */
 
+import { AgentHost } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import {
-  type CallCounts,
-  callDelta,
-  Emulator,
-  seedNodeHns,
-  totalCalls,
-  writeCalls,
-} from "./emulator.ts";
-import { startBenchAgentReady, waitQuiet, withTimeout } from "./harness.ts";
+import { type CallCounts, callDelta, totalCalls, writeCalls } from "./emulator.ts";
+import { withTimeout } from "./harness.ts";
+import { now } from "./procstat.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { newResult, type ScenarioResult } from "./results.ts";
@@ -70,7 +65,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
   );
   const label = `realistic HNS, ${n} services:`;
   const started = performance.now();
-  const emulator = await Emulator.open();
+  const host = await AgentHost.start();
   const api = ApiServerProcess.start();
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   const stateFile = `${dir}/state.json`;
@@ -91,22 +86,22 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
       ms > 0 ? `${(kpMs / ms).toFixed(1)}x` : "",
     ]);
   try {
-    emulator.reset();
-    await seedNodeHns(emulator, spec);
+    await host.seed(spec);
     const { url } = await api.seed(spec);
-    emulator.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
+    await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
 
     // Cold start.
     const cold = await coldStart({
       spec,
       api,
       apiUrl: url,
-      emulator,
+      host,
       stateFile,
       timeoutMs: p.timeoutMs,
       label,
       hnsConcurrency: p.hnsConcurrency,
       verify: false,
+      memoryTarget: false,
     }, result);
     let agent = cold.agent;
     if (result.failures.length > 0) {
@@ -123,23 +118,23 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
 
     // A change of many services at once: one endpoint added to each.
     const changed = Array.from({ length: Math.min(p.changedServices, spec.services) }, (_, k) => k);
-    const tracker = new LatencyTracker(spec, agent.probe);
-    const before = emulator.callCounts();
-    const writtenAt = performance.now();
+    const tracker = await LatencyTracker.attach(spec, host);
+    const before = await host.callCounts();
+    const writtenAt = now();
     const done = changed.map((i) => tracker.track(i, writtenAt, spec.endpointsPerService + 1));
     await Promise.all(changed.map((i) => api.addEndpoint(i)));
     const changeMs = await withTimeout(
       Promise.all(done).then((ms) => Math.max(...ms)),
       p.timeoutMs,
     );
-    agent.probe.onLbWrite(undefined);
+    await host.onLbWrite(undefined);
     if (Number.isNaN(changeMs)) {
       result.failures.push(`${label} the ${changed.length} changes did not reach HNS in time`);
       await agent.stop();
       return [result];
     }
-    await waitQuiet(emulator, 300, p.timeoutMs);
-    const changeCalls = callDelta(before, emulator.callCounts());
+    await host.waitQuiet(300, p.timeoutMs);
+    const changeCalls = callDelta(before, await host.callCounts());
     const withNodePort = changed.filter((i) => nodePortOf(spec, i) !== undefined).length;
     // kube-proxy batches changes that arrive together into one sync: one full read of HNS
     // (its periodic sync's calls) plus each changed service port's own writes.
@@ -159,19 +154,18 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
 
     // Restart with the cluster unchanged since the change.
     await agent.stop();
-    const beforeRestart = emulator.callCounts();
+    const beforeRestart = await host.callCounts();
     let readyAt: number;
-    ({ agent, readyAt } = await startBenchAgentReady({
+    ({ agent, readyAt } = await host.startAgentReady({
       apiUrl: url,
-      emulator,
       stateFile,
       hnsConcurrency: p.hnsConcurrency,
     }, p.timeoutMs));
     if (Number.isNaN(readyAt)) {
       result.failures.push(`${label} the restarted agent was not ready within ${p.timeoutMs} ms`);
     } else {
-      await waitQuiet(emulator, 300, p.timeoutMs);
-      const restartCalls = callDelta(beforeRestart, emulator.callCounts());
+      await host.waitQuiet(300, p.timeoutMs);
+      const restartCalls = callDelta(beforeRestart, await host.callCounts());
       row(
         "restart, nothing changed",
         readyAt - agent.startedAt,
@@ -188,12 +182,12 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     }
     row("kube-proxy periodic sync", 0, {}, kp.periodic, kubeProxyMs(p, kp.periodic, converged));
     await agent.stop();
-    emulator.setLatencyModel(0, 0, false);
+    await host.setLatencyModel(0, 0, false);
     const extras = new Map(changed.map((i) => [i, 1]));
     const after = expectedHns(spec);
     after.remoteEndpoints += changed.length;
     after.endpoints += changed.length;
-    await verifyContent(spec, emulator, after, result, label, extras);
+    await verifyContent(host, spec, after, result, label, extras);
 
     result.tables.unshift({
       title: `${label} time and HNS calls per phase, hnsproxy measured and kube-proxy estimated`,
@@ -216,7 +210,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
         "modelled calls × the latency at the phase's mean object count, one call at a time.",
     );
   } finally {
-    emulator.setLatencyModel(0, 0, false);
+    await host.close();
     await api.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

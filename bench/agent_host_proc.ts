@@ -1,0 +1,347 @@
+/**
+ * The agent host: the process the benchmark measures as the agent. It loads
+ * the HNS emulator library (one library file in one process is one HNS) and
+ * runs the real agent (lib/agent.ts) in it over the real FFI binding and
+ * HNS threads, behind the probe (bench/probe.ts). Driven by JSON lines on
+ * stdin (bench/jsonl.ts; the bench's side is bench/agent_host.ts).
+ *
+ * Rules:
+ * - It holds as little as possible besides the agent and the emulated HNS:
+ *   no record of syncs or writes (each is sent to the bench as an event and
+ *   forgotten), no cluster spec except while seeding or verifying, which the
+ *   bench does only before or after a measured window; both call the
+ *   library synchronously on this thread, so the host starts no HNS threads
+ *   of its own.
+ * - Every time it reports is the bench's clock (procstat `now`), comparable
+ *   with the bench's API write times.
+ * - After the first sync of each agent it takes a memory sample (V8 heap by
+ *   space, malloc in use, the emulated HNS's heap, threads): the composition
+ *   of memory at about the agent's peak, the first sync's garbage included.
+ *
+ * Events: `sync` (each sync, with the HNS call counts when `countsOnSync`),
+ * `lb` (each LB write, while `lbWrites`), `listing` (each Enumerate, while
+ * `listings`), `ready` (the agent's first programming is done).
+ *
+ * Commands: `hns`, `reset`, `latency {us}`, `latencyModel {baseUs, slopeNs,
+ * serial}`, `seed {spec}`, `waitConverged {loadBalancers, endpoints,
+ * timeoutMs}`, `waitQuiet {quietMs, timeoutMs}`, `start {options}`, `stop`,
+ * `log`, `watch {lbWrites, listings, countsOnSync}`, `memory {gc}`,
+ * `firstSync`, `heapSnapshot {path}`, `verify {spec, expected, label,
+ * extras}`, `threadCost {threads}`, `exit`.
+ *
+ * @module
+ */
+
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8";
+import { type Agent, startAgent } from "../lib/agent.ts";
+import type { Config } from "../lib/config/types.ts";
+import { openFfiHcnApi } from "../lib/hns/ffi.ts";
+import { opIndex } from "../lib/hns/hcn_threads.ts";
+import { KubeClient } from "../lib/kube/client.ts";
+import type { SyncReport } from "../lib/proxy/syncer.ts";
+import { Emulator, openSyncHcnApi, seedNodeHns, totalCalls } from "./emulator.ts";
+import {
+  type BenchAgentOptions,
+  benchConfig,
+  CountingLogger,
+  sleep,
+  type SyncRecord,
+  waitUntil,
+} from "./harness.ts";
+import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
+import { mallocInUse } from "./malloc.ts";
+import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
+import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
+import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
+import { contentFailures } from "./verify.ts";
+
+/** Memory of the host at one moment, bytes. */
+export interface MemorySample {
+  /** When ({@link now}). */
+  at: number;
+  /** Resident set size. */
+  rss: number;
+  /** Peak RSS since the bench last reset it. */
+  peakRss: number;
+  /** V8 heap of the agent's isolate (the main thread) by space: used and resident. */
+  spaces: { name: string; used: number; physical: number }[];
+  /** V8 heap resident in all (the spaces' sum). */
+  heapPhysical: number;
+  /** V8 heap in use. */
+  heapUsed: number;
+  /** Memory outside the heap that V8 knows JS objects hold (ArrayBuffers and the like). */
+  external: number;
+  /** Native heap in use (malloc; the emulated HNS's included), NaN when unknown. */
+  mallocInUse: number;
+  /** What the emulated HNS holds on the native heap (HnsEmuHeapBytes). */
+  emulatorHeap: number;
+  /** Threads of the process. */
+  threads: number;
+  /** Worker threads (the agent's HNS threads). */
+  hnsThreads: number;
+}
+
+function memorySample(emulator: Emulator): MemorySample {
+  const spaces = getHeapSpaceStatistics()
+    .filter((s) => s.physical_space_size > 0 || s.space_used_size > 0)
+    .map((s) => ({ name: s.space_name, used: s.space_used_size, physical: s.physical_space_size }));
+  const heap = getHeapStatistics();
+  const threads = threadCounts();
+  return {
+    at: now(),
+    rss: rssBytes(),
+    peakRss: peakRssBytes(),
+    spaces,
+    heapPhysical: heap.total_physical_size,
+    heapUsed: heap.used_heap_size,
+    external: heap.external_memory,
+    mallocInUse: mallocInUse(),
+    emulatorHeap: emulator.heapBytes(),
+    threads: threads.all,
+    hnsThreads: threads.workers,
+  };
+}
+
+/** What the bench asked to be told about. */
+interface Watch {
+  lbWrites: boolean;
+  listings: boolean;
+  countsOnSync: boolean;
+}
+
+/** The agent while it runs, with what observes it. */
+interface Running {
+  agent: Agent;
+  config: Config;
+  probe: ProbedHcnApi;
+  kubeClient: KubeClient;
+  logger: CountingLogger;
+  startedAt: number;
+  /** The sample taken right after the first (`start`) sync. */
+  firstSync?: MemorySample;
+}
+
+/** Start the agent under observation; see the module notes. */
+async function startObserved(
+  opts: BenchAgentOptions,
+  emulator: Emulator,
+  watch: Watch,
+  out: JsonLinesServer,
+): Promise<Running> {
+  const config = benchConfig(opts, emulator.library);
+  const logger = new CountingLogger();
+  const probe = probeHcnApi(
+    openFfiHcnApi({ library: emulator.library, threads: config.hnsConcurrency }),
+  );
+  const kubeClient = KubeClient.connect({
+    master: opts.apiUrl,
+    // An empty environment: never pick up the host's kubeconfig.
+    env: { get: () => undefined },
+  });
+  setWatch(probe, watch, out);
+  const startedAt = now();
+  const agent = await startAgent(config, {
+    logger,
+    hcnApi: probe,
+    kubeClient,
+    serviceHealthChecks: false,
+  });
+  const running: Running = { agent, config, probe, kubeClient, logger, startedAt };
+  // Observe every run of the syncer (the runner calls it through the property).
+  const syncer = agent.syncer as unknown as { sync: () => Promise<SyncReport> };
+  const original = syncer.sync.bind(agent.syncer);
+  syncer.sync = async () => {
+    const t = now();
+    const report = await original();
+    const record: SyncRecord = {
+      startedAt: t,
+      ms: now() - t,
+      kind: report.kind,
+      resynced: report.resynced,
+      ops: report.plan?.ops.length ?? 0,
+      writes: report.result?.writes ?? 0,
+    };
+    if (report.kind === "start" && !running.firstSync) running.firstSync = memorySample(emulator);
+    if (watch.countsOnSync) record.calls = emulator.callCounts();
+    out.emit({ ev: "sync", ...record });
+    return report;
+  };
+  agent.ready.then(() => out.emit({ ev: "ready", at: now() }), () => {});
+  return running;
+}
+
+function setWatch(probe: ProbedHcnApi, watch: Watch, out: JsonLinesServer): void {
+  probe.onLbWrite(watch.lbWrites ? (w) => out.emit({ ev: "lb", ...w }) : undefined);
+  probe.onEnumerate(watch.listings ? (s) => out.emit({ ev: "listing", ...s }) : undefined);
+}
+
+/**
+ * Start `threads` HNS threads as the agent's FFI binding does (a worker
+ * that loads the library and answers a batch of calls); RSS before and
+ * after, for the cost of one thread. Only in a host that runs no agent.
+ */
+async function threadCost(library: string, threads: number) {
+  collectGarbage();
+  await sleep(100);
+  const before = rssBytes();
+  const workers: Worker[] = [];
+  for (let k = 0; k < threads; k++) {
+    const w = new Worker(new URL("../lib/hns/hcn_thread.ts", import.meta.url), {
+      type: "module",
+    });
+    workers.push(w);
+    const answered = new Promise((resolve) => (w.onmessage = resolve));
+    w.postMessage({ library });
+    const batch: unknown[] = [];
+    for (let i = 0; i < 50; i++) {
+      batch.push(opIndex("hnsCall"), "", "GET", "/globals/version", "");
+      batch.push(opIndex("enumerate"), "LoadBalancer", "{}", undefined, undefined);
+    }
+    w.postMessage(batch);
+    await answered;
+  }
+  await sleep(200);
+  return { before, after: rssBytes(), threads };
+}
+
+async function main(): Promise<void> {
+  const emulator = await Emulator.open();
+  let running: Running | undefined;
+  const watch: Watch = { lbWrites: false, listings: false, countsOnSync: false };
+  const log = () =>
+    running
+      ? {
+        errors: running.logger.errors,
+        warnings: running.logger.warnings,
+        samples: running.logger.samples,
+      }
+      : {};
+
+  await serveJsonLines(async (c, out): Promise<Message | void> => {
+    switch (c.cmd) {
+      case "hns":
+        return {
+          calls: emulator.callCounts(),
+          loadBalancers: emulator.objectCount("LoadBalancer"),
+          endpoints: emulator.objectCount("Endpoint"),
+          heapBytes: emulator.heapBytes(),
+          ...emulator.leaks(),
+        };
+      case "reset":
+        emulator.reset();
+        return;
+      case "latency":
+        emulator.setLatencyMicros(c.us as number);
+        return;
+      case "latencyModel":
+        emulator.setLatencyModel(c.baseUs as number, c.slopeNs as number, c.serial as boolean);
+        return;
+      case "seed":
+        return { networkId: await seedNodeHns(emulator, c.spec as ScenarioSpec) };
+      case "waitConverged": {
+        const lbs = c.loadBalancers as number;
+        const eps = c.endpoints as number;
+        try {
+          const at = await waitUntil(
+            () =>
+              emulator.objectCount("LoadBalancer") === lbs &&
+              emulator.objectCount("Endpoint") === eps,
+            c.timeoutMs as number,
+            "convergence",
+          );
+          return { at };
+        } catch (err) {
+          throw new Error(
+            `${(err as Error).message} (load balancers ${emulator.objectCount("LoadBalancer")}, ` +
+              `endpoints ${emulator.objectCount("Endpoint")})`,
+          );
+        }
+      }
+      case "waitQuiet": {
+        // No HNS call for quietMs: the agent is idle. Answers with the time of the last call seen.
+        const deadline = performance.now() + (c.timeoutMs as number);
+        let last = totalCalls(emulator.callCounts());
+        let lastChange = now();
+        while (now() - lastChange < (c.quietMs as number)) {
+          if (performance.now() > deadline) {
+            throw new Error(`HNS calls did not stop within ${c.timeoutMs} ms`);
+          }
+          await sleep(10);
+          const calls = totalCalls(emulator.callCounts());
+          if (calls !== last) {
+            last = calls;
+            lastChange = now();
+          }
+        }
+        return { at: lastChange };
+      }
+      case "start": {
+        if (running) throw new Error("an agent is already running");
+        running = await startObserved(c.options as BenchAgentOptions, emulator, watch, out);
+        return {
+          startedAt: running.startedAt,
+          config: {
+            minSyncPeriodMs: running.config.minSyncPeriodMs,
+            syncPeriodMs: running.config.syncPeriodMs,
+            hnsConcurrency: running.config.hnsConcurrency,
+          },
+        };
+      }
+      case "stop": {
+        if (!running) return {};
+        const r = running;
+        const summary = log();
+        // Forget the agent first: nothing here keeps it alive once it has stopped.
+        running = undefined;
+        await r.agent.stop();
+        r.kubeClient.close();
+        return summary;
+      }
+      case "log":
+        return log();
+      case "watch":
+        watch.lbWrites = c.lbWrites === true;
+        watch.listings = c.listings === true;
+        watch.countsOnSync = c.countsOnSync === true;
+        if (running) setWatch(running.probe, watch, out);
+        return;
+      case "memory":
+        if (c.gc) collectGarbage();
+        return { memory: memorySample(emulator) };
+      case "firstSync":
+        return { memory: running?.firstSync };
+      case "heapSnapshot": {
+        const started = performance.now();
+        writeHeapSnapshot(c.path as string);
+        return { ms: performance.now() - started };
+      }
+      case "verify": {
+        const api = openSyncHcnApi(emulator.library);
+        try {
+          const failures = await contentFailures(
+            api,
+            c.spec as ScenarioSpec,
+            c.expected as ExpectedHns,
+            c.label as string,
+            new Map(c.extras as [number, number][]),
+          );
+          return { failures };
+        } finally {
+          api.dispose();
+        }
+      }
+      case "threadCost":
+        return await threadCost(emulator.library, c.threads as number);
+      case "exit":
+        await out.answer(c.id, { ok: true });
+        await out.close();
+        // The agent's libraries may keep the event loop alive; the bench is done with us.
+        Deno.exit(0);
+        break;
+      default:
+        throw new Error(`unknown command ${c.cmd}`);
+    }
+  });
+}
+
+if (import.meta.main) await main();

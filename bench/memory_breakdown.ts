@@ -1,0 +1,107 @@
+/**
+ * Where the agent's memory is, as tables for a scenario's result: the agent
+ * host's RSS right after the agent's first sync (about its peak) split into
+ * the emulated HNS (not the agent), the V8 heap of the agent's isolate by
+ * space, the native heap (malloc) beside it, the HNS threads, and the rest
+ * (code, stacks, the runtime, free memory malloc has not given back); and,
+ * when asked (slow: seconds at 10,000 services), the largest groups of a
+ * heap snapshot by constructor.
+ *
+ * The cost of one HNS thread is measured apart, in a fresh host that starts
+ * a few of them and runs no agent; a thread of the agent has served more
+ * calls, so it is an estimate. Its native allocations are in malloc in use
+ * too, so the two rows overlap by a little.
+ *
+ * @module
+ */
+
+import { AgentHost } from "./agent_host.ts";
+import { summarizeHeapSnapshot } from "./heap_summary.ts";
+import { mib } from "./procstat.ts";
+import type { ScenarioResult } from "./results.ts";
+
+let threadCost: Promise<number> | undefined;
+
+/** The RSS of one HNS thread, measured once per process. */
+function hnsThreadCost(): Promise<number> {
+  return threadCost ??= AgentHost.threadCost(4);
+}
+
+/**
+ * Add the breakdown of `host`'s memory after the running agent's first sync
+ * to `result` (and the heap snapshot's groups with `snapshot`).
+ */
+export async function memoryBreakdown(
+  host: AgentHost,
+  result: ScenarioResult,
+  label: string,
+  phase: string,
+  snapshot: boolean,
+): Promise<void> {
+  const m = await host.firstSyncMemory();
+  if (!m) {
+    result.notes.push(`${label} ${phase}: no memory sample after the first sync`);
+    return;
+  }
+  const perThread = await hnsThreadCost();
+  const offHeap = m.mallocInUse - m.emulatorHeap;
+  const threads = m.hnsThreads * perThread;
+  const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads;
+  const rows: (string | number)[][] = [
+    ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
+    ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
+    ["agent: RSS without the emulated HNS", mib(m.rss - m.emulatorHeap), ""],
+    ...m.spaces.map((s) => [
+      `V8 heap: ${s.name}`,
+      mib(s.physical),
+      `${mib(s.used)} MiB used`,
+    ]),
+    [
+      "V8 heap of the agent's isolate, in all",
+      mib(m.heapPhysical),
+      `${mib(m.heapUsed)} MiB used (garbage of the first sync included)`,
+    ],
+    [
+      "off-heap: malloc in use, minus the emulated HNS",
+      mib(offHeap),
+      `V8 counts ${mib(m.external)} MiB of it as held by JS objects (ArrayBuffers and the like)`,
+    ],
+    [
+      `HNS threads: ${m.hnsThreads} running`,
+      mib(threads),
+      `about ${mib(perThread)} MiB each (a thread's isolate, stack and buffers; ` +
+      "measured apart, overlaps malloc a little)",
+    ],
+    [
+      "rest: code, stacks, runtime, free memory not returned",
+      mib(rest),
+      `${m.threads} threads in the process`,
+    ],
+  ];
+  result.tables.push({
+    title: `${label} ${phase}: agent memory right after the first sync (MiB)`,
+    header: ["part", "MiB", "remark"],
+    rows,
+  });
+  if (!snapshot) return;
+  const dir = await Deno.makeTempDir({ prefix: "hnsbench-heap-" });
+  try {
+    const path = `${dir}/agent.heapsnapshot`;
+    const ms = await host.writeHeapSnapshot(path);
+    const groups = await summarizeHeapSnapshot(path);
+    const total = groups.reduce((n, g) => n + g.selfSize, 0);
+    result.tables.push({
+      title: `${label} ${phase}: largest groups in the agent's heap (snapshot after convergence, ` +
+        `shallow size, ${mib(total)} MiB live in all; taken in ${Math.round(ms)} ms)`,
+      header: ["constructor or type", "objects", "MiB", "share"],
+      rows: groups.slice(0, 12).map((g) => [
+        g.name,
+        g.count,
+        mib(g.selfSize),
+        `${(g.selfSize / total * 100).toFixed(1)}%`,
+      ]),
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
