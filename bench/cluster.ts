@@ -18,7 +18,7 @@ import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { memoryBreakdown } from "./memory_breakdown.ts";
 import type { EnumerateSpan } from "./probe.ts";
-import { mib, now } from "./procstat.ts";
+import { liveThreadsCpuMs, mib, now } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -275,7 +275,7 @@ async function incremental(
     const freeAt = (last?.startedAt ?? 0) + minSync + 20;
     if (now() < freeAt) await sleep(freeAt - now());
     const before = await host.callCounts();
-    const cpuBefore = host.cpu().processMs;
+    const cpuBefore = liveThreadsCpuMs(host.pid);
     const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
@@ -287,7 +287,7 @@ async function incremental(
     }
     latencies.push(ms);
     writtenAts.push(writtenAt);
-    arrivals.push({ writtenAt, ms, cpuMs: host.cpu().processMs - cpuBefore });
+    arrivals.push({ writtenAt, ms, cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore });
     await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
     const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
     perChange.push({
@@ -378,7 +378,7 @@ async function incremental(
 interface Arrival {
   writtenAt: number;
   ms: number;
-  /** CPU time the agent host (all its threads) used from the write until programmed (10 ms ticks). */
+  /** CPU time the agent host (all its threads) used from the write until programmed. */
   cpuMs: number;
 }
 
@@ -517,7 +517,7 @@ async function restartAgent(
   const expected = expectedHns(spec);
   expected.remoteEndpoints += [...extras.values()].reduce((a, b) => a + b, 0);
   expected.endpoints = expected.localEndpoints + expected.remoteEndpoints;
-  await memoryBreakdown(host, result, label, "restart", p.heapSnapshot === true);
+  await memoryBreakdown(host, result, label, "restart", idle, p.heapSnapshot === true);
   await verifyContent(host, spec, expected, result, label, extras);
   return { agent, calls };
 }

@@ -184,7 +184,7 @@ export async function coldStart(
     result.notes.push(`${label}: the agent logged ${log.errors} errors, e.g. ${log.samples[0]}`);
   }
   if (opts.breakdown) {
-    await memoryBreakdown(host, result, label, "cold start", opts.heapSnapshot === true);
+    await memoryBreakdown(host, result, label, "cold start", idle, opts.heapSnapshot === true);
   }
   if (opts.verify !== false) await verifyContent(host, spec, expected, result, label);
   return { agent, calls, convergeMs };

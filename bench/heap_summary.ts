@@ -1,7 +1,8 @@
 /**
  * A heap snapshot (`.heapsnapshot`, V8's JSON) summarised the way the
- * DevTools "Summary" view groups it: objects by constructor, everything else
- * by node type (strings, arrays, code, ...), with their count and shallow
+ * DevTools "Summary" view groups it: objects by constructor, V8's internal
+ * arrays by what they back, everything else by node type (strings, code,
+ * ...), with their count and shallow
  * size (the objects themselves, not what they keep alive: retained sizes
  * need the dominator tree, which is too slow for a benchmark at this size).
  *
@@ -14,7 +15,7 @@
 
 /** One group of the summary. */
 export interface HeapGroup {
-  /** Constructor name, or `(type)` for nodes that are not plain objects. */
+  /** Constructor name, `(array) <what it backs>`, or `(type)` for the other nodes. */
   name: string;
   /** Nodes in the group. */
   count: number;
@@ -87,7 +88,8 @@ export async function summarizeHeapSnapshot(path: string): Promise<HeapGroup[]> 
   for (let n = 0; n < count; n++) {
     const base = n * width;
     const type = types[nodes[base + typeAt]] ?? "unknown";
-    const byName = type === "object" || type === "native";
+    // Internal arrays are named by what they back ("(object elements)", a hash table, ...).
+    const byName = type === "object" || type === "native" || type === "array";
     const name = byName ? nodes[base + nameAt] : -1;
     const key = byName ? name * 64 + nodes[base + typeAt] : -1 - nodes[base + typeAt];
     let g = byKey.get(key);
@@ -106,7 +108,8 @@ export async function summarizeHeapSnapshot(path: string): Promise<HeapGroup[]> 
   // Constructors of the same name (one per realm or map) are one group, as in DevTools.
   const groups = new Map<string, HeapGroup>();
   for (const g of byKey.values()) {
-    const name = g.name >= 0 ? strings[g.name] ?? "?" : `(${g.type})`;
+    const named = g.name >= 0 ? strings[g.name] ?? "?" : "";
+    const name = g.type === "array" ? `(array) ${named}`.trim() : named || `(${g.type})`;
     const group = groups.get(name) ?? { name, count: 0, selfSize: 0 };
     group.count += g.count;
     group.selfSize += g.size;

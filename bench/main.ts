@@ -9,9 +9,11 @@
  * deno run -A bench/main.ts --render=/tmp/r.json           # the same from saved results
  * ```
  *
- * Each scenario runs in its own process (bench/run.ts) with `--expose-gc`
- * and `MALLOC_ARENA_MAX=1` (so native memory can be attributed, see
- * bench/malloc.ts). Exits non-zero only when a scenario crashed or found a
+ * Each scenario runs in its own process (bench/run.ts), which runs the agent
+ * in an agent host process (bench/agent_host.ts) with the agent's V8 flags,
+ * `--expose-gc` and `MALLOC_ARENA_MAX=1` (so native memory can be
+ * attributed, see bench/malloc.ts), and the API server in another. Exits
+ * non-zero only when a scenario crashed or found a
  * correctness failure (not converging, wrong HNS content); missed speed or
  * memory targets are reported, not fatal.
  *
@@ -96,6 +98,7 @@ export const FULL: readonly PlannedRun[] = [
       resyncs: 3,
       resyncPeriodMs: 5000,
       timeoutMs: 300_000,
+      heapSnapshot: true,
     },
   },
   {

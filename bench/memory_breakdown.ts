@@ -15,7 +15,7 @@
  * @module
  */
 
-import { AgentHost } from "./agent_host.ts";
+import { AgentHost, type MemorySample } from "./agent_host.ts";
 import { summarizeHeapSnapshot } from "./heap_summary.ts";
 import { mib } from "./procstat.ts";
 import type { ScenarioResult } from "./results.ts";
@@ -29,13 +29,15 @@ function hnsThreadCost(): Promise<number> {
 
 /**
  * Add the breakdown of `host`'s memory after the running agent's first sync
- * to `result` (and the heap snapshot's groups with `snapshot`).
+ * to `result` (and the heap snapshot's groups with `snapshot`); `idle` is
+ * the host's sample before the agent started.
  */
 export async function memoryBreakdown(
   host: AgentHost,
   result: ScenarioResult,
   label: string,
   phase: string,
+  idle: MemorySample,
   snapshot: boolean,
 ): Promise<void> {
   const m = await host.firstSyncMemory();
@@ -48,6 +50,14 @@ export async function memoryBreakdown(
   const threads = m.hnsThreads * perThread;
   const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads;
   const rows: (string | number)[][] = [
+    [
+      "agent host before the agent started, after a GC",
+      mib(idle.rss),
+      `runtime and loaded code: V8 heap ${mib(idle.heapPhysical)} MiB resident, malloc ` +
+      `${mib(idle.mallocInUse - idle.emulatorHeap)} MiB; emulated HNS ${
+        mib(idle.emulatorHeap)
+      } MiB`,
+    ],
     ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
     ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
     ["agent: RSS without the emulated HNS", mib(m.rss - m.emulatorHeap), ""],

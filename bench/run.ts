@@ -1,9 +1,10 @@
 /**
  * One scenario process: `deno run -A bench/run.ts <scenario> '<params JSON>'`.
- * Runs the scenario (agent in this process, API server in a child process,
- * HNS emulator library loaded here) and prints its results as one line
- * `RESULT <json>` on stdout. bench/main.ts starts one per scenario so that
- * each gets a fresh emulator, heap and peak-RSS count.
+ * Runs the scenario (the agent and the HNS emulator library in an agent
+ * host process, the API server in another; this process only drives and
+ * measures them) and prints its results as one line `RESULT <json>` on
+ * stdout. bench/main.ts starts one per scenario so that each gets fresh
+ * processes, emulator and peak-RSS count.
  *
  * @module
  */

@@ -1,0 +1,75 @@
+/**
+ * bench/agent_host.ts: the agent in its own process, driven and observed
+ * from here (real processes: the agent host and the fake API server).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { AgentHost } from "../../bench/agent_host.ts";
+import { ApiServerProcess } from "../../bench/apiserver.ts";
+import { withTimeout } from "../../bench/harness.ts";
+import { LatencyTracker } from "../../bench/latency.ts";
+import { expectedHns, issueSpec } from "../../bench/scenario.ts";
+
+Deno.test("agent host: the agent converges in the host, its syncs, writes and memory are reported", async () => {
+  const spec = issueSpec(20);
+  const expected = expectedHns(spec);
+  const api = ApiServerProcess.start();
+  const host = await AgentHost.start();
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.notEqual(host.pid, Deno.pid);
+    await host.seed(spec);
+    assert.equal((await host.hns()).endpoints, expected.localEndpoints);
+    const { url } = await api.seed(spec);
+    const idle = await host.memory(true);
+    assert.ok(idle.rss > 0 && idle.emulatorHeap > 0, JSON.stringify(idle));
+    assert.ok(host.resetPeakRss(), "the host's peak RSS can be reset from here");
+
+    const agent = await host.startAgent({ apiUrl: url, stateFile: `${dir}/state.json` });
+    const readyAt = await agent.ready(30_000);
+    assert.ok(readyAt >= agent.startedAt, "ready after the start, on one clock");
+    const convergedAt = await host.waitConverged(expected, 30_000);
+    assert.ok(convergedAt >= agent.startedAt);
+    assert.ok(agent.syncs.some((s) => s.kind === "start"), "the first sync was reported");
+    const first = await host.firstSyncMemory();
+    assert.ok(first, "a memory sample after the first sync");
+    assert.ok(first.heapPhysical > 0 && first.spaces.length > 0);
+    assert.ok(first.hnsThreads >= 1, "the agent's HNS threads are counted");
+    assert.ok(host.peakRss() >= idle.rss * 0.5 && host.cpu().processMs > 0);
+    assert.deepEqual(await host.verify(spec, expected, "20 services"), []);
+
+    // LB writes reach a tracker here, timed on the bench's clock.
+    const tracker = await LatencyTracker.attach(spec, host);
+    const done = tracker.track(3, performance.timeOrigin + performance.now(), 6);
+    await api.addEndpoint(3);
+    const ms = await withTimeout(done, 30_000);
+    assert.ok(ms > 0, `latency ${ms}`);
+    await host.onLbWrite(undefined);
+
+    const log = await agent.stop();
+    assert.equal(log.errors, 0, log.samples.join("\n"));
+    // Service 3 has one more backend now: the old expectation fails, the new one holds.
+    const failures = await host.verify(spec, expected, "20 services");
+    assert.match(failures.join("\n"), /20 services: LB 10\.96\.0\.19:80 of service 3/);
+    assert.deepEqual(await host.verify(spec, expected, "x", new Map([[3, 1]])), []);
+    assert.equal((await host.hns()).openHandles, 0, "the stopped agent closed its handles");
+  } finally {
+    await host.close();
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent host: a command that fails is answered with the host's error", async () => {
+  const host = await AgentHost.start();
+  try {
+    await assert.rejects(
+      host.writeHeapSnapshot("/nonexistent-dir/x.heapsnapshot"),
+      /agent host: heapSnapshot/,
+    );
+  } finally {
+    await host.close();
+  }
+});
