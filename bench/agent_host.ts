@@ -147,6 +147,42 @@ export class AgentHost {
     await this.#call("reset");
   }
 
+  /** Write every HNS object to `path`. */
+  async saveState(path: string): Promise<void> {
+    await this.#call("saveState", { path });
+  }
+
+  /** Replace every HNS object with those {@link saveState} wrote to `path`. */
+  async loadSavedState(path: string): Promise<void> {
+    await this.#call("loadState", { path });
+  }
+
+  /**
+   * A fresh host holding the same HNS objects, this one closed: what an
+   * agent restart on a node is (a new process, HNS as it was). Counters,
+   * latency settings and handles are not carried over. Throws if an agent
+   * still runs here.
+   */
+  async handOver(): Promise<AgentHost> {
+    if (this.#agent) throw new Error("agent host: stop the agent before handing HNS over");
+    const dir = await Deno.makeTempDir({ prefix: "hnsbench-hns-" });
+    try {
+      const path = `${dir}/hns.json`;
+      await this.saveState(path);
+      await this.close();
+      const next = await AgentHost.start();
+      try {
+        await next.loadSavedState(path);
+      } catch (err) {
+        await next.close();
+        throw err;
+      }
+      return next;
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
   /** Sleep this long in every HCN call. */
   async setLatencyMicros(us: number): Promise<void> {
     await this.#call("latency", { us });
@@ -188,7 +224,7 @@ export class AgentHost {
     return m.failures as string[];
   }
 
-  /** The host's memory now, optionally after a full GC. */
+  /** The host's memory now; with `gc`, after a full GC and giving free native memory back. */
   async memory(gc = false): Promise<MemorySample> {
     return (await this.#call("memory", { gc })).memory as MemorySample;
   }

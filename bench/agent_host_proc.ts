@@ -14,6 +14,10 @@
  *   of its own.
  * - Every time it reports is the bench's clock (procstat `now`), comparable
  *   with the bench's API write times.
+ * - Before an agent starts, the bench has the host collect garbage and give
+ *   free native memory back (`memory {gc}`): a started agent is a fresh
+ *   process on a node, so what an earlier agent or a heap snapshot freed is
+ *   not counted as the next agent's.
  * - After the first sync of each agent it takes a memory sample (V8 heap by
  *   space, malloc in use, the emulated HNS's heap, threads): the composition
  *   of memory at about the agent's peak, the first sync's garbage included.
@@ -22,7 +26,7 @@
  * `lb` (each LB write, while `lbWrites`), `listing` (each Enumerate, while
  * `listings`), `ready` (the agent's first programming is done).
  *
- * Commands: `hns`, `reset`, `latency {us}`, `latencyModel {baseUs, slopeNs,
+ * Commands: `hns`, `reset`, `saveState {path}`, `loadState {path}`, `latency {us}`, `latencyModel {baseUs, slopeNs,
  * serial}`, `seed {spec}`, `waitConverged {loadBalancers, endpoints,
  * timeoutMs}`, `waitQuiet {quietMs, timeoutMs}`, `start {options}`, `stop`,
  * `log`, `watch {lbWrites, listings, countsOnSync}`, `memory {gc}`,
@@ -49,7 +53,7 @@ import {
   waitUntil,
 } from "./harness.ts";
 import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
-import { mallocInUse } from "./malloc.ts";
+import { mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
 import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
@@ -230,6 +234,12 @@ async function main(): Promise<void> {
       case "reset":
         emulator.reset();
         return;
+      case "saveState":
+        emulator.saveState(c.path as string);
+        return;
+      case "loadState":
+        emulator.loadState(c.path as string);
+        return;
       case "latency":
         emulator.setLatencyMicros(c.us as number);
         return;
@@ -306,7 +316,10 @@ async function main(): Promise<void> {
         if (running) setWatch(running.probe, watch, out);
         return;
       case "memory":
-        if (c.gc) collectGarbage();
+        if (c.gc) {
+          collectGarbage();
+          mallocTrim();
+        }
         return { memory: memorySample(emulator) };
       case "firstSync":
         return { memory: running?.firstSync };

@@ -40,6 +40,8 @@ const SYMBOLS = {
   HnsEmuSetLatencyMicros: { parameters: ["u32"], result: "void" },
   HnsEmuSetLatencyModel: { parameters: ["u32", "u32", "i32"], result: "void" },
   HnsEmuHeapBytes: { parameters: [], result: "i64" },
+  HnsEmuSaveState: { parameters: ["buffer"], result: "i32" },
+  HnsEmuLoadState: { parameters: ["buffer"], result: "i32" },
   HnsEmuOpenHandles: { parameters: [], result: "i64" },
   HnsEmuOutstandingStrings: { parameters: [], result: "i64" },
   HnsEmuCallCount: { parameters: ["buffer"], result: "i64" },
@@ -105,6 +107,22 @@ export class Emulator {
   /** Bytes the emulated HNS holds on the heap now (its objects, indexes and buffers). */
   heapBytes(): number {
     return Number(this.#lib.symbols.HnsEmuHeapBytes());
+  }
+
+  /** Write every HNS object to `path`; throws when it cannot. */
+  saveState(path: string): void {
+    if (this.#lib.symbols.HnsEmuSaveState(cString(path)) !== 0) {
+      throw new Error(`the emulator could not save its state to ${path} (its stderr says why)`);
+    }
+  }
+
+  /** Replace every HNS object with those saved in `path`; throws when it cannot. */
+  loadState(path: string): void {
+    if (this.#lib.symbols.HnsEmuLoadState(cString(path)) !== 0) {
+      throw new Error(
+        `the emulator could not load a saved state from ${path} (its stderr says why)`,
+      );
+    }
   }
 
   /** The HNS version reported. */

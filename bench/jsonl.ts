@@ -44,24 +44,15 @@ export class JsonLinesChild {
   }
 
   async #read(): Promise<void> {
-    let buffer = "";
     try {
-      for await (const chunk of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (!line.trim()) continue;
-          const msg = JSON.parse(line) as Message;
-          if (typeof msg.id !== "number") {
-            this.onEvent(msg);
-            continue;
-          }
-          const resolve = this.#pending.get(msg.id);
-          this.#pending.delete(msg.id);
-          resolve?.(msg);
+      for await (const msg of messages(this.#child.stdout)) {
+        if (typeof msg.id !== "number") {
+          this.onEvent(msg);
+          continue;
         }
+        const resolve = this.#pending.get(msg.id);
+        this.#pending.delete(msg.id);
+        resolve?.(msg);
       }
     } finally {
       this.#exited = true;
@@ -124,21 +115,25 @@ export async function serveJsonLines(
     answer: (id, msg) => write({ id, ...msg }),
     close: () => out.close(),
   };
-  const decoder = new TextDecoderStream();
-  Deno.stdin.readable.pipeTo(decoder.writable).catch(() => {});
+  for await (const msg of messages(Deno.stdin.readable)) {
+    const c = msg as Message & { id: number; cmd: string };
+    void handle(c, server).then(
+      (value) => server.answer(c.id, { ok: true, ...(value ?? {}) }),
+      (err) => server.answer(c.id, { ok: false, error: errorMessage(err) }),
+    ).catch(() => {});
+  }
+}
+
+/** The JSON lines of `stream`, parsed, until it ends (blank lines skipped). */
+async function* messages(stream: ReadableStream<Uint8Array>): AsyncGenerator<Message> {
   let buffer = "";
-  for await (const chunk of decoder.readable) {
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buffer += chunk;
     let nl: number;
     while ((nl = buffer.indexOf("\n")) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (!line.trim()) continue;
-      const c = JSON.parse(line) as Message & { id: number; cmd: string };
-      void handle(c, server).then(
-        (value) => server.answer(c.id, { ok: true, ...(value ?? {}) }),
-        (err) => server.answer(c.id, { ok: false, error: errorMessage(err) }),
-      ).catch(() => {});
+      if (line.trim()) yield JSON.parse(line) as Message;
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Native heap in use (glibc `mallinfo2().uordblks`), to tell the emulated
- * HNS's memory apart from the agent's. glibc reports only the main arena,
+ * HNS's memory apart from the agent's, and giving its free memory back. glibc reports only the main arena,
  * so scenario processes run with `MALLOC_ARENA_MAX=1` (bench/main.ts sets
  * it) and every thread allocates there. NaN where glibc is not available.
  *
@@ -27,17 +27,38 @@ const MALLINFO2 = {
   },
 } as const;
 
-let libc: Deno.DynamicLibrary<typeof MALLINFO2> | null | undefined;
+const SYMBOLS = {
+  ...MALLINFO2,
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+} as const;
 
-/** Bytes allocated with malloc and not freed, or NaN when unknown. */
-export function mallocInUse(): number {
+let libc: Deno.DynamicLibrary<typeof SYMBOLS> | null | undefined;
+
+function glibc(): Deno.DynamicLibrary<typeof SYMBOLS> | null {
   if (libc === undefined) {
     try {
-      libc = Deno.build.os === "linux" ? Deno.dlopen("libc.so.6", MALLINFO2) : null;
+      libc = Deno.build.os === "linux" ? Deno.dlopen("libc.so.6", SYMBOLS) : null;
     } catch {
       libc = null;
     }
   }
+  return libc;
+}
+
+/**
+ * Give the free memory of the native heap back to the OS (`malloc_trim(0)`),
+ * as a fresh process would not hold it; false where glibc is not available.
+ */
+export function mallocTrim(): boolean {
+  const lib = glibc();
+  if (!lib) return false;
+  lib.symbols.malloc_trim(0n);
+  return true;
+}
+
+/** Bytes allocated with malloc and not freed, or NaN when unknown. */
+export function mallocInUse(): number {
+  const libc = glibc();
   if (!libc) return NaN;
   const raw = libc.symbols.mallinfo2() as Uint8Array;
   const fields = new BigUint64Array(raw.buffer, raw.byteOffset, 10);

@@ -65,7 +65,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
   );
   const label = `realistic HNS, ${n} services:`;
   const started = performance.now();
-  const host = await AgentHost.start();
+  let host = await AgentHost.start();
   const api = ApiServerProcess.start();
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   const stateFile = `${dir}/state.json`;
@@ -152,8 +152,10 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
       kubeProxyMs(p, kpChange, converged),
     );
 
-    // Restart with the cluster unchanged since the change.
+    // Restart with the cluster unchanged since the change: a new process over HNS as it was.
     await agent.stop();
+    host = await host.handOver();
+    await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
     const beforeRestart = await host.callCounts();
     let readyAt: number;
     ({ agent, readyAt } = await host.startAgentReady({

@@ -16,7 +16,7 @@ Deno.test("agent host: the agent converges in the host, its syncs, writes and me
   const spec = issueSpec(20);
   const expected = expectedHns(spec);
   const api = ApiServerProcess.start();
-  const host = await AgentHost.start();
+  let host = await AgentHost.start();
   const dir = await Deno.makeTempDir();
   try {
     assert.notEqual(host.pid, Deno.pid);
@@ -54,7 +54,18 @@ Deno.test("agent host: the agent converges in the host, its syncs, writes and me
     const failures = await host.verify(spec, expected, "20 services");
     assert.match(failures.join("\n"), /20 services: LB 10\.96\.0\.19:80 of service 3/);
     assert.deepEqual(await host.verify(spec, expected, "x", new Map([[3, 1]])), []);
-    assert.equal((await host.hns()).openHandles, 0, "the stopped agent closed its handles");
+    const held = await host.hns();
+    assert.equal(held.openHandles, 0, "the stopped agent closed its handles");
+
+    // A fresh host gets the same HNS (what a restart on a node is), the old one is gone.
+    const old = host.pid;
+    host = await host.handOver();
+    assert.notEqual(host.pid, old);
+    const handed = await host.hns();
+    assert.equal(handed.loadBalancers, held.loadBalancers);
+    assert.equal(handed.endpoints, held.endpoints);
+    assert.ok(handed.heapBytes > 0);
+    assert.deepEqual(await host.verify(spec, expected, "x", new Map([[3, 1]])), []);
   } finally {
     await host.close();
     await api.stop();
@@ -69,6 +80,16 @@ Deno.test("agent host: a command that fails is answered with the host's error", 
       host.writeHeapSnapshot("/nonexistent-dir/x.heapsnapshot"),
       /agent host: heapSnapshot/,
     );
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/bad.json`, "not json");
+      await assert.rejects(
+        host.loadSavedState(`${dir}/bad.json`),
+        /could not load a saved state from .*bad\.json/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   } finally {
     await host.close();
   }

@@ -732,6 +732,53 @@ EXPORT void HnsEmuReset(void) {
   plat_mutex_unlock();
 }
 
+/* Write every object to path (the state file's format); 0 ok, -1 when the file cannot be written. */
+EXPORT int32_t HnsEmuSaveState(const char *path) {
+  ensure_init();
+  plat_mutex_lock();
+  sbuf b;
+  sb_init(&b);
+  store_dump(&g_store, &b);
+  char err[400];
+  int rc = plat_write_atomic(path, b.p, b.n, err, sizeof err);
+  sb_free(&b);
+  plat_mutex_unlock();
+  if (rc != 0) fprintf(stderr, "hnsemu: HnsEmuSaveState: %s\n", err);
+  return rc == 0 ? 0 : -1;
+}
+
+/*
+ * Replace every object with those saved in path by HnsEmuSaveState (handles
+ * are dropped); 0 ok, -1 when the file cannot be read or is not a saved state.
+ */
+EXPORT int32_t HnsEmuLoadState(const char *path) {
+  ensure_init();
+  char *data = NULL;
+  size_t len = 0;
+  char err[400] = "no such file";
+  if (plat_read_file(path, &data, &len, err, sizeof err) != 0) {
+    fprintf(stderr, "hnsemu: HnsEmuLoadState %s: %s\n", path, err);
+    return -1;
+  }
+  jval *doc = json_parse(data, len, err, sizeof err);
+  xfree(data);
+  if (!doc) {
+    fprintf(stderr, "hnsemu: HnsEmuLoadState %s: invalid JSON: %s\n", path, err);
+    return -1;
+  }
+  plat_mutex_lock();
+  drop_handles();
+  int changed = 0;
+  int rc = store_load(&g_store, doc, &changed, err, sizeof err);
+  int64_t held = 0;
+  for (int k = 0; k < NKINDS; k++) held += (int64_t)g_store.count[k];
+  __atomic_store_n(&g_objects_held, held, __ATOMIC_RELAXED);
+  plat_mutex_unlock();
+  json_free(doc);
+  if (rc != 0) fprintf(stderr, "hnsemu: HnsEmuLoadState %s: %s\n", path, err);
+  return rc == 0 ? 0 : -1;
+}
+
 EXPORT void HnsEmuSetVersion(uint32_t major, uint32_t minor) {
   ensure_init();
   plat_mutex_lock();
