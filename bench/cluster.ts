@@ -3,7 +3,8 @@
  * process (bench/agent_host.ts): cold start (1), endpoint additions one at a
  * time (2), a restart with the cluster unchanged (3), periodic resyncs (4),
  * and kube-proxy's modelled calls for the same work (7). The phases share
- * the converged HNS, as on a node.
+ * the converged HNS, as on a node; the restart runs in a fresh host handed
+ * that HNS, as a restarted agent is a new process on a node.
  *
  * @module
  */
