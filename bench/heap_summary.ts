@@ -1,13 +1,14 @@
 /**
  * A heap snapshot (`.heapsnapshot`, V8's JSON) summarised the way the
  * DevTools "Summary" view groups it: objects by constructor, V8's internal
- * arrays by what they back, everything else by node type (strings, code,
- * ...), with their count and shallow
+ * arrays by what they back (named by V8, or by the edge from their first
+ * owner: `(array) table of Map`), everything else by node type (strings,
+ * code, ...), with their count and shallow
  * size (the objects themselves, not what they keep alive: retained sizes
  * need the dominator tree, which is too slow for a benchmark at this size).
  *
- * The file is read as bytes and only the node table and the string table
- * are decoded, so a snapshot of a few hundred MB does not need a string of
+ * The file is read as bytes and the node, edge and string tables are
+ * decoded apart, so a snapshot of a few hundred MB does not need a string of
  * that size.
  *
  * @module
@@ -43,6 +44,30 @@ function lastIndexOfBytes(haystack: Uint8Array, needle: string): number {
   return -1;
 }
 
+/**
+ * The unsigned integers of the JSON array that starts at `from` (just after
+ * its `[`), `count` of them, as V8 writes its node and edge tables.
+ */
+function readNumbers(bytes: Uint8Array, from: number, count: number): Float64Array {
+  const out = new Float64Array(count);
+  let k = 0;
+  let value = 0;
+  let inNumber = false;
+  for (let i = from; k < count && i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b >= 48 && b <= 57) {
+      value = value * 10 + (b - 48);
+      inNumber = true;
+    } else if (inNumber) {
+      out[k++] = value;
+      value = 0;
+      inNumber = false;
+    }
+    if (b === 93 /* ] */) break;
+  }
+  return out;
+}
+
 /** The groups of the snapshot at `path`, largest shallow size first. */
 export async function summarizeHeapSnapshot(path: string): Promise<HeapGroup[]> {
   const bytes = await Deno.readFile(path);
@@ -52,51 +77,38 @@ export async function summarizeHeapSnapshot(path: string): Promise<HeapGroup[]> 
     new TextDecoder().decode(bytes.subarray(0, nodesAt)).replace(/,\s*$/, "") + "}",
   ) as {
     snapshot: {
-      meta: { node_fields: string[]; node_types: [string[], ...unknown[]] };
+      meta: {
+        node_fields: string[];
+        node_types: [string[], ...unknown[]];
+        edge_fields: string[];
+        edge_types: [string[], ...unknown[]];
+      };
       node_count: number;
+      edge_count: number;
     };
   };
-  const fields = header.snapshot.meta.node_fields;
-  const width = fields.length;
-  const typeAt = fields.indexOf("type");
-  const nameAt = fields.indexOf("name");
-  const sizeAt = fields.indexOf("self_size");
-  const types = header.snapshot.meta.node_types[0];
+  const meta = header.snapshot.meta;
+  const width = meta.node_fields.length;
+  const typeAt = meta.node_fields.indexOf("type");
+  const nameAt = meta.node_fields.indexOf("name");
+  const sizeAt = meta.node_fields.indexOf("self_size");
+  const edgeCountAt = meta.node_fields.indexOf("edge_count");
+  const types = meta.node_types[0];
   const count = header.snapshot.node_count;
+  const nodes = readNumbers(bytes, nodesAt + `"nodes":[`.length, count * width);
 
-  // The node table: `count × width` unsigned integers, comma-separated.
-  const nodes = new Float64Array(count * width);
-  let k = 0;
-  let value = 0;
-  let inNumber = false;
-  let i = nodesAt + `"nodes":[`.length;
-  for (; k < nodes.length; i++) {
-    const b = bytes[i];
-    if (b >= 48 && b <= 57) {
-      value = value * 10 + (b - 48);
-      inNumber = true;
-    } else if (inNumber) {
-      nodes[k++] = value;
-      value = 0;
-      inNumber = false;
-    }
-    if (b === 93 /* ] */) break;
-  }
-
-  // Group by (type, name index) first; names are decoded only for what is shown.
-  const byKey = new Map<number, { type: string; name: number; count: number; size: number }>();
-  for (let n = 0; n < count; n++) {
-    const base = n * width;
-    const type = types[nodes[base + typeAt]] ?? "unknown";
-    // Internal arrays are named by what they back ("(object elements)", a hash table, ...).
-    const byName = type === "object" || type === "native" || type === "array";
-    const name = byName ? nodes[base + nameAt] : -1;
-    const key = byName ? name * 64 + nodes[base + typeAt] : -1 - nodes[base + typeAt];
-    let g = byKey.get(key);
-    if (!g) byKey.set(key, g = { type, name, count: 0, size: 0 });
-    g.count++;
-    g.size += nodes[base + sizeAt];
-  }
+  const edgesAt = indexOfBytes(bytes, `"edges":[`, nodesAt);
+  if (edgesAt < 0) throw new Error(`${path}: no "edges" in the heap snapshot`);
+  const edgeWidth = meta.edge_fields.length;
+  const edgeTypeAt = meta.edge_fields.indexOf("type");
+  const edgeNameAt = meta.edge_fields.indexOf("name_or_index");
+  const toAt = meta.edge_fields.indexOf("to_node");
+  const edgeTypes = meta.edge_types[0];
+  const edges = readNumbers(
+    bytes,
+    edgesAt + `"edges":[`.length,
+    header.snapshot.edge_count * edgeWidth,
+  );
 
   const stringsAt = lastIndexOfBytes(bytes, `"strings":[`);
   if (stringsAt < 0) throw new Error(`${path}: no "strings" in the heap snapshot`);
@@ -105,15 +117,41 @@ export async function summarizeHeapSnapshot(path: string): Promise<HeapGroup[]> 
       .replace(/\}\s*$/, ""),
   ) as string[];
 
+  const typeOf = (n: number) => types[nodes[n * width + typeAt]] ?? "unknown";
+  const nameOf = (n: number) => strings[nodes[n * width + nameAt]] ?? "?";
+  // Objects by constructor, internal arrays by what they back, the rest by type.
+  const ownName = (n: number) => {
+    const type = typeOf(n);
+    if (type === "object" || type === "native") return nameOf(n);
+    if (type === "array" && nameOf(n)) return `(array) ${nameOf(n)}`;
+    return `(${type})`;
+  };
+  // An internal array without a name (a Map's hash table, say) is named by its first owner.
+  const owner = new Int32Array(count).fill(-1);
+  const ownerEdge = new Int32Array(count).fill(-1);
+  for (let n = 0, e = 0; n < count; n++) {
+    const end = e + nodes[n * width + edgeCountAt] * edgeWidth;
+    for (; e < end; e += edgeWidth) {
+      const to = edges[e + toAt] / width;
+      if (owner[to] >= 0 || typeOf(to) !== "array" || nameOf(to)) continue;
+      owner[to] = n;
+      const edgeType = edgeTypes[edges[e + edgeTypeAt]];
+      ownerEdge[to] = edgeType === "element" || edgeType === "hidden" ? -1 : edges[e + edgeNameAt];
+    }
+  }
+
   // Constructors of the same name (one per realm or map) are one group, as in DevTools.
   const groups = new Map<string, HeapGroup>();
-  for (const g of byKey.values()) {
-    const named = g.name >= 0 ? strings[g.name] ?? "?" : "";
-    const name = g.type === "array" ? `(array) ${named}`.trim() : named || `(${g.type})`;
-    const group = groups.get(name) ?? { name, count: 0, selfSize: 0 };
-    group.count += g.count;
-    group.selfSize += g.size;
-    groups.set(name, group);
+  for (let n = 0; n < count; n++) {
+    let name = ownName(n);
+    if (name === "(array)" && owner[n] >= 0) {
+      const edge = ownerEdge[n] >= 0 ? strings[ownerEdge[n]] ?? "?" : "element";
+      name = `(array) ${edge} of ${ownName(owner[n])}`;
+    }
+    let group = groups.get(name);
+    if (!group) groups.set(name, group = { name, count: 0, selfSize: 0 });
+    group.count++;
+    group.selfSize += nodes[n * width + sizeAt];
   }
   return [...groups.values()].sort((a, b) => b.selfSize - a.selfSize);
 }
