@@ -90,12 +90,20 @@ export class AgentHost {
     child.onEvent = (m) => this.#event(m);
   }
 
-  /** Start a host (the emulator library is built first if need be). */
+  /**
+   * Start a host (the emulator library is built first if need be). For
+   * profiling the agent, env HNSBENCH_HOST_V8_FLAGS adds V8 flags (comma
+   * separated, e.g. `--trace-gc`) and HNSBENCH_HOST_ARGS `deno run` options
+   * (space separated, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+   */
   static async start(): Promise<AgentHost> {
     const library = await emulatorLibrary();
+    const v8Flags = (Deno.env.get("HNSBENCH_HOST_V8_FLAGS") ?? "").split(",").filter(Boolean);
+    const args = (Deno.env.get("HNSBENCH_HOST_ARGS") ?? "").split(" ").filter(Boolean);
     const child = new JsonLinesChild("agent host", [
       "-A",
-      v8FlagsArgument("--expose-gc"),
+      v8FlagsArgument("--expose-gc", ...v8Flags),
+      ...args,
       new URL("./agent_host_proc.ts", import.meta.url).pathname,
     ], { HNSPROXY_HNS_LIBRARY: library, MALLOC_ARENA_MAX: "1" });
     const host = new AgentHost(child, library);

@@ -63,6 +63,8 @@ import { contentFailures } from "./verify.ts";
 export interface MemorySample {
   /** When ({@link now}). */
   at: number;
+  /** The host's own clock then (`performance.now()`, ms since it began, as `--trace-gc`). */
+  uptimeMs: number;
   /** Resident set size. */
   rss: number;
   /** Peak RSS since the bench last reset it. */
@@ -93,6 +95,7 @@ function memorySample(emulator: Emulator): MemorySample {
   const threads = threadCounts();
   return {
     at: now(),
+    uptimeMs: performance.now(),
     rss: rssBytes(),
     peakRss: peakRssBytes(),
     spaces,

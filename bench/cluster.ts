@@ -247,14 +247,15 @@ async function incremental(
   measured: Measured,
 ): Promise<void> {
   // A full GC in the host now, at a known time: it lines the host's `--trace-gc` output (ms
-  // since its isolate began) up with the slow changes' write times, to tell GC pauses among them.
-  const gcAt = now();
+  // since its isolate began, HNSBENCH_HOST_V8_FLAGS=--trace-gc) up with the slow changes' write
+  // times (on the host's clock), to tell GC pauses among them.
   const hostMemory = await host.memory(true);
+  const hostOrigin = hostMemory.at - hostMemory.uptimeMs;
   result.notes.push(
-    `phase 2: a forced GC in the agent host (--trace-gc "testing") ${
-      (gcAt - agent.startedAt).toFixed(0)
-    } ms after the agent started (its heap then ${mib(hostMemory.heapUsed)} MiB used); ` +
-      `change times below are ms after the agent started`,
+    `phase 2: a forced GC in the agent host (--trace-gc "testing") at ${
+      hostMemory.uptimeMs.toFixed(0)
+    } ms of the host's clock (its heap then ${mib(hostMemory.heapUsed)} MiB used); ` +
+      `change times (@) below are on that clock`,
   );
   const tracker = await LatencyTracker.attach(spec, host);
   const random = prng(7);
@@ -351,7 +352,7 @@ async function incremental(
   ];
   result.figures.push(...figures);
   await host.onListing(undefined);
-  result.tables.push(slowChanges(arrivals, agent, listings));
+  result.tables.push(slowChanges(arrivals, agent, listings, hostOrigin));
   const examples = new Map<string, number>();
   for (const c of quiet) {
     const key = describeCallsKey(c.calls);
@@ -394,6 +395,7 @@ function slowChanges(
   arrivals: Arrival[],
   agent: BenchAgent,
   spans: readonly EnumerateSpan[],
+  hostOrigin: number,
 ): { title: string; header: string[]; rows: (string | number)[][] } {
   const slow = arrivals.map((a, k) => ({ ...a, k })).sort((a, b) => b.ms - a.ms).slice(0, 8);
   const f = (x: number) => x.toFixed(1);
@@ -405,7 +407,7 @@ function slowChanges(
     );
     const decoded = spans.filter((e) => e.endedAt > writtenAt - 50 && e.endedAt < end);
     return [
-      `${k} @${(writtenAt - agent.startedAt).toFixed(0)}`,
+      `${k} @${(writtenAt - hostOrigin).toFixed(0)}`,
       f(ms),
       f(cpuMs),
       run ? f(run.startedAt - writtenAt) : "-",

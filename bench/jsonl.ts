@@ -2,7 +2,8 @@
  * The benchmark's child processes (the API server, the agent host) are driven
  * by JSON lines: each command `{id, cmd, ...}` on the child's stdin gets one
  * answer `{id, ok, ...}` (or `{id, ok: false, error}`) on its stdout; lines
- * without an `id` are events the child sends on its own (`{ev, ...}`).
+ * without an `id` are events the child sends on its own (`{ev, ...}`); lines
+ * that are not JSON objects are passed on to stderr.
  * Commands may be answered out of order: each is handled as it arrives.
  *
  * @module
@@ -124,16 +125,21 @@ export async function serveJsonLines(
   }
 }
 
-/** The JSON lines of `stream`, parsed, until it ends (blank lines skipped). */
+/**
+ * The JSON lines of `stream`, parsed, until it ends. Other lines (V8 writes
+ * `--trace-gc` to stdout) go to our stderr as they are.
+ */
 async function* messages(stream: ReadableStream<Uint8Array>): AsyncGenerator<Message> {
   let buffer = "";
+  const encoder = new TextEncoder();
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buffer += chunk;
     let nl: number;
     while ((nl = buffer.indexOf("\n")) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line.trim()) yield JSON.parse(line) as Message;
+      if (line.startsWith("{")) yield JSON.parse(line) as Message;
+      else if (line.trim()) Deno.stderr.writeSync(encoder.encode(line + "\n"));
     }
   }
 }
