@@ -55,7 +55,14 @@ import {
 import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
 import { mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
-import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
+import {
+  collectGarbage,
+  now,
+  peakRssBytes,
+  rssByKind,
+  rssBytes,
+  threadCounts,
+} from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 import { contentFailures } from "./verify.ts";
 
@@ -67,6 +74,8 @@ export interface MemorySample {
   uptimeMs: number;
   /** Resident set size. */
   rss: number;
+  /** Of it, file-backed: the executable's code and data, shared libraries. */
+  rssFile: number;
   /** Peak RSS since the bench last reset it. */
   peakRss: number;
   /** V8 heap of the agent's isolate (the main thread) by space: used and resident. */
@@ -97,6 +106,7 @@ function memorySample(emulator: Emulator): MemorySample {
     at: now(),
     uptimeMs: performance.now(),
     rss: rssBytes(),
+    rssFile: rssByKind().file,
     peakRss: peakRssBytes(),
     spaces,
     heapPhysical: heap.total_physical_size,

@@ -2,8 +2,9 @@
  * Where the agent's memory is, as tables for a scenario's result: the agent
  * host's RSS right after the agent's first sync (about its peak) split into
  * the emulated HNS (not the agent), the V8 heap of the agent's isolate by
- * space, the native heap (malloc) beside it, the HNS threads, and the rest
- * (code, stacks, the runtime, free memory malloc has not given back); and,
+ * space, the native heap (malloc) beside it, the HNS threads, the mapped
+ * files (the executable's code), and the rest (stacks, the runtime's
+ * bookkeeping, free memory malloc has not given back); and,
  * when asked (slow: seconds at 10,000 services), the largest groups of a
  * heap snapshot by constructor.
  *
@@ -48,15 +49,15 @@ export async function memoryBreakdown(
   const perThread = await hnsThreadCost();
   const offHeap = m.mallocInUse - m.emulatorHeap;
   const threads = m.hnsThreads * perThread;
-  const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads;
+  const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads - m.rssFile;
   const rows: (string | number)[][] = [
     [
       "agent host before the agent started, after a GC",
       mib(idle.rss),
-      `runtime and loaded code: V8 heap ${mib(idle.heapPhysical)} MiB resident, malloc ` +
-      `${mib(idle.mallocInUse - idle.emulatorHeap)} MiB; emulated HNS ${
-        mib(idle.emulatorHeap)
-      } MiB`,
+      `runtime and loaded code: mapped files ${mib(idle.rssFile)} MiB, V8 heap ` +
+      `${mib(idle.heapPhysical)} MiB resident, malloc ${
+        mib(idle.mallocInUse - idle.emulatorHeap)
+      } MiB; emulated HNS ${mib(idle.emulatorHeap)} MiB`,
     ],
     ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
     ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
@@ -83,7 +84,12 @@ export async function memoryBreakdown(
       "measured apart, overlaps malloc a little)",
     ],
     [
-      "rest: code, stacks, runtime, free memory not returned",
+      "mapped files: the deno executable's code and data, shared libraries",
+      mib(m.rssFile),
+      "RssFile; the same for any process of this runtime",
+    ],
+    [
+      "rest: stacks, V8 and runtime bookkeeping, free memory not returned",
       mib(rest),
       `${m.threads} threads in the process`,
     ],

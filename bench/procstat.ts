@@ -80,6 +80,15 @@ function statusBytes(field: string, pid: number): number {
   }
 }
 
+/**
+ * Resident memory of process `pid` (default: this one) by kind, bytes:
+ * anonymous (heaps, stacks) and file-backed (the executable's code and
+ * data, shared libraries); NaN where /proc is missing.
+ */
+export function rssByKind(pid: number = Deno.pid): { anon: number; file: number } {
+  return { anon: statusBytes("RssAnon", pid), file: statusBytes("RssFile", pid) };
+}
+
 /** Current resident set size of process `pid` (default: this one), bytes. */
 export function rssBytes(pid: number = Deno.pid): number {
   return pid === Deno.pid ? Deno.memoryUsage().rss : statusBytes("VmRSS", pid);
