@@ -1,6 +1,7 @@
 /**
  * Scenario 6: cold start with emulated HNS latency per call, once per
- * `--hns-concurrency` value, to show what running HNS calls concurrently
+ * `--hns-concurrency` value (each in a fresh agent host), to show what
+ * running HNS calls concurrently
  * buys (and so which default the data supports). kube-proxy, which calls
  * HNS one call at a time, is put beside it: its modelled calls times the
  * latency.
@@ -11,7 +12,7 @@
 import { AgentHost } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import { totalCalls } from "./emulator.ts";
+import { type CallCounts, totalCalls } from "./emulator.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { newResult, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
@@ -38,7 +39,6 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
     `6. Cold start with ${ms} ms per HNS call, ${n} services`,
   );
   const started = performance.now();
-  const host = await AgentHost.start();
   const api = ApiServerProcess.start();
   const dir = await Deno.makeTempDir({ prefix: "hnsbench-" });
   const rows: (string | number)[][] = [];
@@ -46,24 +46,32 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
     const { url } = await api.seed(spec);
     let sequential = NaN;
     for (const c of p.concurrencies) {
-      await host.reset();
-      await host.seed(spec);
-      await host.setLatencyMicros(p.latencyUs);
-      const label = `${ms} ms/call, concurrency ${c}:`;
-      const { agent, convergeMs, calls } = await coldStart({
-        spec,
-        api,
-        apiUrl: url,
-        host,
-        stateFile: `${dir}/state-${c}.json`,
-        timeoutMs: p.timeoutMs,
-        label,
-        hnsConcurrency: c,
-        verify: false,
-      }, result);
-      await agent.stop();
-      await host.setLatencyMicros(0);
-      await verifyContent(host, spec, expectedHns(spec), result, label);
+      // Each cold start in a fresh host: a new process, no code warmed by the one before.
+      const host = await AgentHost.start();
+      let convergeMs: number;
+      let calls: CallCounts;
+      try {
+        await host.seed(spec);
+        await host.setLatencyMicros(p.latencyUs);
+        const label = `${ms} ms/call, concurrency ${c}:`;
+        const cold = await coldStart({
+          spec,
+          api,
+          apiUrl: url,
+          host,
+          stateFile: `${dir}/state-${c}.json`,
+          timeoutMs: p.timeoutMs,
+          label,
+          hnsConcurrency: c,
+          verify: false,
+        }, result);
+        await cold.agent.stop();
+        await host.setLatencyMicros(0);
+        await verifyContent(host, spec, expectedHns(spec), result, label);
+        ({ convergeMs, calls } = cold);
+      } finally {
+        await host.close();
+      }
       if (c === 1) sequential = convergeMs;
       rows.push([
         c,
@@ -92,7 +100,6 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
       });
     }
   } finally {
-    await host.close();
     await api.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
