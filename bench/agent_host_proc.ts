@@ -157,12 +157,19 @@ async function startObserved(
   });
   setWatch(probe, watch, out);
   const startedAt = now();
-  const agent = await startAgent(config, {
-    logger,
-    hcnApi: probe,
-    kubeClient,
-    serviceHealthChecks: false,
-  });
+  let agent: Agent;
+  try {
+    agent = await startAgent(config, {
+      logger,
+      hcnApi: probe,
+      kubeClient,
+      serviceHealthChecks: false,
+    });
+  } catch (err) {
+    kubeClient.close();
+    probe.dispose();
+    throw err;
+  }
   const running: Running = { agent, config, probe, kubeClient, logger, startedAt };
   // Observe every run of the syncer (the runner calls it through the property).
   const syncer = agent.syncer as unknown as { sync: () => Promise<SyncReport> };
