@@ -107,7 +107,8 @@ export const FULL: readonly PlannedRun[] = [
     params: {
       services: 10_000,
       ratePerSecond: 100,
-      durationS: 60,
+      // Issue 15: the agent's peak RSS after 10 minutes of churn (warm-up included).
+      durationS: 540,
       warmupS: 60,
       timeoutMs: 300_000,
     },
