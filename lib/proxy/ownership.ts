@@ -296,6 +296,12 @@ export class OwnershipRecord {
     return this.#lbs.has(n) || this.#eps.has(n);
   }
 
+  /** The kind of the owned object with this ID, if any (allocates nothing). */
+  kindOf(id: string): OwnedKind | undefined {
+    const n = normalizeId(id);
+    return this.#lbs.has(n) ? "LoadBalancer" : this.#eps.has(n) ? "Endpoint" : undefined;
+  }
+
   /** The owned object with this ID, if any (a fresh object each call). */
   get(id: string): OwnedObject | undefined {
     return this.#object(normalizeId(id));

@@ -39,7 +39,7 @@ import type {
   ObservedEndpoint,
   ObservedState,
 } from "./model.ts";
-import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
+import type { OwnershipRecord } from "./ownership.ts";
 import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
 import { resolvedLoadBalancerPayload } from "./reconcile.ts";
 
@@ -71,22 +71,85 @@ export type StartPlanning = (
 ) => { ctx: NodeContext; desired: DesiredState };
 
 /**
+ * What the trusted read takes from HNS before the cluster is known: the ID
+ * listings and the objects hnsproxy does not own (see {@link readUnowned}).
+ */
+export interface UnownedRead {
+  /** Every endpoint ID of the network HNS listed. */
+  endpointIds: string[];
+  /** Every load balancer ID HNS listed. */
+  lbIds: string[];
+  /** Listed endpoint IDs the record owns. */
+  ownedEps: string[];
+  /** Listed load balancer IDs the record owns. */
+  ownedLbs: string[];
+  /** The network's endpoints hnsproxy does not own, as HNS holds them. */
+  others: HcnEndpoint[];
+  /** The load balancers hnsproxy does not own, as HNS holds them. */
+  foreignLbs: HcnLoadBalancer[];
+}
+
+/**
+ * The part of the trusted read that does not depend on the cluster: the ID
+ * listings and a read of every listed object the record does not own. It
+ * may run while the cluster's lists come in.
+ */
+export async function readUnowned(
+  client: HnsClient,
+  net: NetworkInfo,
+  ownership: OwnershipRecord,
+): Promise<UnownedRead> {
+  const [endpointIds, lbIds] = await bothSettled([
+    client.listEndpointIds(net.id),
+    client.listLoadBalancerIds(),
+  ]);
+  const ownedEps: string[] = [];
+  const otherEps: string[] = [];
+  for (const id of endpointIds) {
+    (ownership.kindOf(id) === "Endpoint" ? ownedEps : otherEps).push(id);
+  }
+  const ownedLbs: string[] = [];
+  const otherLbs: string[] = [];
+  for (const id of lbIds) (ownership.kindOf(id) === "LoadBalancer" ? ownedLbs : otherLbs).push(id);
+  const [others, foreignLbs] = await bothSettled([
+    client.getEndpoints(otherEps),
+    client.getLoadBalancers(otherLbs),
+  ]);
+  return {
+    endpointIds,
+    lbIds,
+    ownedEps,
+    ownedLbs,
+    others: others.filter((ep) => onNetwork(ep, net.id)),
+    foreignLbs,
+  };
+}
+
+/**
+ * Both reads' results, once both have settled: a failed one throws only
+ * then, so that no read of the start is still in flight when it fails.
+ */
+export async function bothSettled<A, B>(reads: [Promise<A>, Promise<B>]): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled(reads);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
+}
+
+/**
  * Read HNS for a start, trusting the record's fingerprints (see the module
- * notes); `plan` derives the context and desired state.
+ * notes); `plan` derives the context and desired state. `unowned` is what
+ * {@link readUnowned} returned for this record, read now when absent.
  */
 export async function readTrusted(
   client: HnsClient,
   net: NetworkInfo,
   ownership: OwnershipRecord,
   plan: StartPlanning,
+  unowned?: UnownedRead,
 ): Promise<HnsRead> {
-  const endpointIds = await client.listEndpointIds(net.id);
-  const lbIds = await client.listLoadBalancerIds();
-  const ownedEps = ownedOf(ownership, endpointIds, "Endpoint");
-  const ownedLbs = ownedOf(ownership, lbIds, "LoadBalancer");
-
-  const others = (await client.getEndpoints(endpointIds.filter((id) => !ownedEps.has(id))))
-    .filter((ep) => onNetwork(ep, net.id));
+  const { endpointIds, ownedEps, ownedLbs, others, foreignLbs } = unowned ??
+    await readUnowned(client, net, ownership);
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
@@ -98,11 +161,11 @@ export async function readTrusted(
     if (payload && owned.fp === endpointFingerprint(payload)) endpoints.push(payload);
     else toRead.push(id);
   }
-  let trusted = ownedEps.size - toRead.length;
+  let trusted = ownedEps.length - toRead.length;
   for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
 
   const resolved = backendIndex(endpoints, ownership, desired);
-  const loadBalancers = await client.getLoadBalancers(lbIds.filter((id) => !ownedLbs.has(id)));
+  const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
     const owned = ownership.get(id)!;
@@ -162,9 +225,4 @@ function backendIndex(
     foreign.set(key, { key, id, hns });
   }
   return { endpoints: owned, foreignEndpoints: foreign };
-}
-
-/** The listed IDs the record owns as objects of this kind. */
-function ownedOf(ownership: OwnershipRecord, ids: readonly string[], kind: OwnedKind): Set<string> {
-  return new Set(ids.filter((id) => ownership.get(id)?.kind === kind));
 }
