@@ -228,6 +228,11 @@ export async function readStart(
     hostMacKnown: ctx.hostMac !== undefined,
     ...adopt,
   });
+  // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
+  for (const op of adoption.adopted) {
+    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase());
+    if (fp !== undefined) op.fp = fp;
+  }
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
     ctx,
@@ -236,7 +241,7 @@ export async function readStart(
     plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
     vanishedOwned: read.vanishedOwned,
     endpointIds: read.endpointIds,
-    trusted: read.trusted,
+    trusted: read.trusted.size,
   };
 }
 
@@ -262,6 +267,6 @@ async function readFull(
       !present.has(id.toLowerCase())
     ),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
-    trusted: 0,
+    trusted: new Map(),
   };
 }

@@ -57,8 +57,11 @@ export interface HnsRead {
   vanishedOwned: string[];
   /** Every endpoint ID of the network HNS listed. */
   endpointIds: string[];
-  /** Owned objects taken from the record without a read (0 for a full read). */
-  trusted: number;
+  /**
+   * Owned objects taken from the record without a read (none for a full
+   * read): upper-case ID → the fingerprint of the content taken.
+   */
+  trusted: Map<string, string>;
 }
 
 /**
@@ -153,15 +156,19 @@ export async function readTrusted(
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
+  const trusted = new Map<string, string>();
   const toRead: string[] = [];
   for (const id of ownedEps) {
     const owned = ownership.get(id)!;
     const want = desired.remoteEndpoints.get(owned.key);
     const payload = want && { ...endpointPayload(want), ID: owned.id };
-    if (payload && owned.fp === endpointFingerprint(payload)) endpoints.push(payload);
-    else toRead.push(id);
+    if (payload && owned.fp === endpointFingerprint(payload)) {
+      endpoints.push(payload);
+      trusted.set(owned.id.toUpperCase(), owned.fp);
+    } else {
+      toRead.push(id);
+    }
   }
-  let trusted = ownedEps.length - toRead.length;
   for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
 
   const resolved = backendIndex(endpoints, ownership, desired);
@@ -173,7 +180,7 @@ export async function readTrusted(
     const payload = want && resolvedLoadBalancerPayload(want, desired, resolved);
     if (payload && owned.fp === loadBalancerFingerprint(payload)) {
       loadBalancers.push({ ...payload, ID: owned.id });
-      trusted++;
+      trusted.set(owned.id.toUpperCase(), owned.fp);
     } else {
       toRead.push(id);
     }
