@@ -221,8 +221,8 @@ export async function readStart(
     : await readFull(client, net, ownership, plan, early?.mode === "full" ? early : undefined);
   const { ctx, desired } = read;
   const owned = {
-    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
-    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
+    loadBalancers: [...ownership.ids("LoadBalancer")],
+    endpoints: [...ownership.ids("Endpoint")],
   };
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
@@ -263,9 +263,7 @@ async function readFull(
     desired,
     endpoints,
     loadBalancers,
-    vanishedOwned: [...ownership.values()].map((o) => o.id).filter((id) =>
-      !present.has(id.toLowerCase())
-    ),
+    vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
     trusted: new Map(),
   };

@@ -158,13 +158,14 @@ export async function readTrusted(
   const endpoints = [...others];
   const trusted = new Map<string, string>();
   const toRead: string[] = [];
+  // Trusted objects carry the ID as HNS listed it, as a read would return it.
   for (const id of ownedEps) {
-    const owned = ownership.get(id)!;
-    const want = desired.remoteEndpoints.get(owned.key);
-    const payload = want && { ...endpointPayload(want), ID: owned.id };
-    if (payload && owned.fp === endpointFingerprint(payload)) {
+    const want = desired.remoteEndpoints.get(ownership.keyOf(id)!);
+    const fp = ownership.fingerprintOf(id);
+    const payload = want && fp !== undefined && { ...endpointPayload(want), ID: id };
+    if (payload && fp === endpointFingerprint(payload)) {
       endpoints.push(payload);
-      trusted.set(owned.id.toUpperCase(), owned.fp);
+      trusted.set(id.toUpperCase(), fp);
     } else {
       toRead.push(id);
     }
@@ -175,12 +176,13 @@ export async function readTrusted(
   const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
-    const owned = ownership.get(id)!;
-    const want = desired.loadBalancers.get(owned.key);
-    const payload = want && resolvedLoadBalancerPayload(want, desired, resolved);
-    if (payload && owned.fp === loadBalancerFingerprint(payload)) {
-      loadBalancers.push({ ...payload, ID: owned.id });
-      trusted.set(owned.id.toUpperCase(), owned.fp);
+    const want = desired.loadBalancers.get(ownership.keyOf(id)!);
+    const fp = ownership.fingerprintOf(id);
+    const payload = want && fp !== undefined &&
+      resolvedLoadBalancerPayload(want, desired, resolved);
+    if (payload && fp === loadBalancerFingerprint(payload)) {
+      loadBalancers.push({ ...payload, ID: id });
+      trusted.set(id.toUpperCase(), fp);
     } else {
       toRead.push(id);
     }
@@ -188,9 +190,7 @@ export async function readTrusted(
   for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
 
   const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
-  const vanishedOwned = [...ownership.values()].map((o) => o.id).filter((id) =>
-    !present.has(id.toUpperCase())
-  );
+  const vanishedOwned = [...ownership.ids()].filter((id) => !present.has(id.toUpperCase()));
   return {
     ctx,
     desired,
@@ -222,9 +222,9 @@ function backendIndex(
   const foreign = new Map<EpKey, ObservedEndpoint>();
   for (const hns of endpoints) {
     const id = String(hns.ID ?? "");
-    const mine = ownership.get(id);
-    if (mine?.kind === "Endpoint") {
-      if (!owned.has(mine.key)) owned.set(mine.key, { key: mine.key, id, hns });
+    if (ownership.kindOf(id) === "Endpoint") {
+      const key = ownership.keyOf(id)!;
+      if (!owned.has(key)) owned.set(key, { key, id, hns });
       continue;
     }
     const key = endpointKeyFromHns(hns, sourceVips);
