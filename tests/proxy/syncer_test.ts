@@ -882,7 +882,11 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   assert.deepEqual(w.api.dump(), before);
 });
 
-Deno.test("syncer: HNS changed after the early read: the resync a period after that read repairs it", async () => {
+/**
+ * A programmed node whose restarted syncer has read HNS early, after which
+ * hnsproxy's LB was deleted out of band.
+ */
+async function lbDeletedAfterEarlyRead() {
   const w = world();
   w.service("web", WEB, WEB_EPS);
   await converge(w);
@@ -890,9 +894,12 @@ Deno.test("syncer: HNS changed after the early read: the resync a period after t
   const restarted = w.newSyncer();
   restarted.readHnsEarly();
   await restarted.listingSettled();
-  // Out of band, after the early read: hnsproxy's LB is deleted.
-  const lb = w.api.dump().LoadBalancers[0];
-  await w.api.delete("LoadBalancer", lb.ID!);
+  await w.api.delete("LoadBalancer", w.api.dump().LoadBalancers[0].ID!);
+  return { w, table, restarted };
+}
+
+Deno.test("syncer: HNS changed after the early read: the resync a period after that read repairs it", async () => {
+  const { w, table, restarted } = await lbDeletedAfterEarlyRead();
   w.clock.t += 10_000;
   await converge(w, restarted);
   assert.deepEqual(lbTable(w), [], "the start planned with what the early read saw");
@@ -903,15 +910,7 @@ Deno.test("syncer: HNS changed after the early read: the resync a period after t
 });
 
 Deno.test("syncer: an early read older than a resync period is not used; the start reads afresh", async () => {
-  const w = world();
-  w.service("web", WEB, WEB_EPS);
-  await converge(w);
-  const table = lbTable(w);
-  const restarted = w.newSyncer();
-  restarted.readHnsEarly();
-  await restarted.listingSettled();
-  const lb = w.api.dump().LoadBalancers[0];
-  await w.api.delete("LoadBalancer", lb.ID!);
+  const { w, table, restarted } = await lbDeletedAfterEarlyRead();
   w.clock.t += 30_001;
   const listed = w.api.callCount("HcnEnumerateLoadBalancers");
   await converge(w, restarted);
