@@ -1,5 +1,5 @@
 /**
- * The agent: config → logger → HNS backend → ownership record → cluster watch
+ * The agent: config → logger → HNS backend → cluster watch → ownership record
  * → syncer and bounded-frequency runner → health and metrics servers, and a
  * graceful stop that closes the watches, compacts the ownership record and
  * leaves HNS as it is (traffic keeps flowing while hnsproxy is down).
@@ -10,6 +10,10 @@
  * runs in the background (the syncer's `resyncInBackground`): runs for
  * changes go on while it is in flight, and the run after it arrived compares
  * it with the cache.
+ *
+ * A start overlaps what does not depend on the cluster with the cluster's
+ * initial lists: the ownership record loads and the syncer reads HNS
+ * (`Syncer.readHnsEarly`) while the lists come in.
  *
  * @module
  */
@@ -206,7 +210,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   });
   const metrics = new ProxyMetrics({ version: VERSION });
   const health = new ProxyHealth({ healthTimeoutMs: 2 * config.syncPeriodMs });
-  const ownership = await OwnershipRecord.load(config.stateFile, { logger: log });
+  // Loaded while HNS opens and the cluster's lists come in.
+  const loading = OwnershipRecord.load(config.stateFile, { logger: log });
   const { api, client } = openHns(config, log, metrics, deps.hcnApi);
   const cleanups: Array<() => Promise<void> | void> = [() => client.close()];
   const closeAll = async () => {
@@ -220,7 +225,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   };
 
   try {
-    await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
     let kubeClient = deps.kubeClient;
     if (!kubeClient) {
       // The agent made it, so the agent releases its HTTP connections (after the watches).
@@ -255,6 +259,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;
+    await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
+    const ownership = await loading;
 
     const healthzServer = config.healthzBindAddress
       ? serveHealthz(config.healthzBindAddress, health, metrics)
@@ -302,11 +308,15 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       conflicts: {
         onReports: (reports) => {
           metrics.setConflicts(syncer.conflicts.countsByKind());
+          // What HNS holds is read while the lists come in; the first run plans with it.
+          syncer.readHnsEarly();
           if (recorder) recordConflicts(recorder, reports);
         },
       },
     });
     metrics.setConflicts(syncer.conflicts.countsByKind());
+    // What HNS holds is read while the lists come in; the first run plans with it.
+    syncer.readHnsEarly();
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));

@@ -225,6 +225,8 @@ export class FakeApiServer {
   #port = 0;
   readonly #resources = new Map<string, FakeResource>();
   readonly #objects = new Map<string, Map<string, FakeObject>>();
+  /** Each resource's keys sorted, while its set of keys is unchanged (a page costs its length). */
+  readonly #sortedKeys = new Map<string, string[]>();
   #history: HistoryEntry[] = [];
   #rv: number;
   #compactedBefore = 0;
@@ -364,6 +366,7 @@ export class FakeApiServer {
     const key = keyOf(stored);
     if (store.has(key)) throw new Error(`FakeApiServer: ${resource} "${key}" already exists`);
     store.set(key, stored);
+    this.#sortedKeys.delete(resource);
     this.#record(resource, key, undefined, stored);
     return clone(stored);
   }
@@ -393,6 +396,7 @@ export class FakeApiServer {
     const prev = store.get(key);
     if (!prev) throw new Error(`FakeApiServer: ${resource} "${key}" not found`);
     store.delete(key);
+    this.#sortedKeys.delete(resource);
     const rv = this.#record(resource, key, prev, undefined);
     const last = clone(prev);
     last.metadata.resourceVersion = String(rv);
@@ -503,6 +507,7 @@ export class FakeApiServer {
   ): void {
     this.#endMatching(undefined, "reset");
     for (const store of this.#objects.values()) store.clear();
+    this.#sortedKeys.clear();
     this.#history = [];
     this.#compactedBefore = 0;
     this.#rv = resourceVersion;
@@ -833,6 +838,16 @@ export class FakeApiServer {
     return true;
   }
 
+  /** The current keys of a resource, sorted (kept until one is added or deleted). */
+  #keysSorted(resource: string): string[] {
+    let keys = this.#sortedKeys.get(resource);
+    if (!keys) {
+      keys = [...this.#objects.get(resource)!.keys()].sort();
+      this.#sortedKeys.set(resource, keys);
+    }
+    return keys;
+  }
+
   /** The objects of a resource as they were at `rv` (undoing later history). */
   #stateAt(resource: string, rv: number): Map<string, FakeObject> {
     const state = new Map(this.#objects.get(resource)!);
@@ -881,23 +896,33 @@ export class FakeApiServer {
       snapshotRv = token.rv;
       start = token.start;
     }
-    const state = snapshotRv === this.#rv
+    const current = snapshotRv === this.#rv;
+    const state = current
       ? this.#objects.get(resource.plural)!
       : this.#stateAt(resource.plural, snapshotRv);
-    const keys = [...state.keys()].filter((k) => k >= start).sort();
-    const matching = keys.map((k) => state.get(k)!).filter(match);
+    const keys = current ? this.#keysSorted(resource.plural) : [...state.keys()].sort();
     // resourceVersion=0 is served from the watch cache, which ignores limit.
     const limit = query.resourceVersion === "0" ? 0 : Number(query.limit ?? 0);
-    const page = limit > 0 ? matching.slice(0, limit) : matching;
+    const counted = !query.labelSelector && !query.fieldSelector;
+    const page: FakeObject[] = [];
+    let remaining = 0;
+    for (let i = firstAtOrAfter(keys, start); i < keys.length; i++) {
+      const obj = state.get(keys[i])!;
+      if (!match(obj)) continue;
+      if (limit <= 0 || page.length < limit) {
+        page.push(obj);
+        continue;
+      }
+      remaining++;
+      if (!counted) break; // only whether there is more matters
+    }
     const metadata: Record<string, unknown> = { resourceVersion: String(snapshotRv) };
-    if (limit > 0 && matching.length > limit) {
+    if (remaining > 0) {
       const last = page[page.length - 1];
       metadata.continue = btoa(
         JSON.stringify({ v: "meta.k8s.io/v1", rv: snapshotRv, start: `${keyOf(last)}\u0000` }),
       );
-      if (!query.labelSelector && !query.fieldSelector) {
-        metadata.remainingItemCount = matching.length - limit;
-      }
+      if (counted) metadata.remainingItemCount = remaining;
     }
     const items = page.map((o) => {
       const { apiVersion: _a, kind: _k, ...rest } = o;
@@ -997,4 +1022,16 @@ export class FakeApiServer {
     if (w.silenced || w.res.writableEnded || w.res.destroyed) return;
     w.res.write(JSON.stringify(event) + "\n");
   }
+}
+
+/** The index of the first of the sorted `keys` that is `start` or after it. */
+function firstAtOrAfter(keys: readonly string[], start: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid] < start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

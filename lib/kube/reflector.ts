@@ -3,7 +3,8 @@
  * resource of the API server.
  *
  * - Lists with pagination (`limit` + `continue`); an expired continue token
- *   restarts the list without pagination.
+ *   restarts the list without pagination. The next page is asked for before
+ *   the handler gets the current one, so the server prepares it meanwhile.
  * - Watches from the list's resourceVersion with `allowWatchBookmarks=true`
  *   and a randomized `timeoutSeconds`; when a watch ends or breaks it resumes
  *   from the last resourceVersion seen (events and bookmarks), without a
@@ -410,15 +411,18 @@ export class Reflector {
     let listRv = "";
     let pages = 0;
     let everything = reason === "refresh";
+    const fetchPage = () =>
+      o.client.list(o.resource, {
+        labelSelector: o.labelSelector,
+        fieldSelector: o.fieldSelector,
+        limit,
+        continue: cont,
+      }, signal);
+    let next: Promise<KubeList> | undefined;
     while (true) {
       let page: KubeList;
       try {
-        page = await o.client.list(o.resource, {
-          labelSelector: o.labelSelector,
-          fieldSelector: o.fieldSelector,
-          limit,
-          continue: cont,
-        }, signal);
+        page = await (next ?? fetchPage());
       } catch (err) {
         if (err instanceof ApiError && err.isGone && cont !== undefined) {
           // The snapshot behind the continue token was compacted: take one
@@ -427,6 +431,7 @@ export class Reflector {
           seen = new Set();
           limit = undefined;
           cont = undefined;
+          next = undefined;
           listRv = "";
           continue;
         }
@@ -444,8 +449,11 @@ export class Reflector {
           everything = true;
         }
       }
-      for (const item of page.items ?? []) this.#apply(item, seen, everything);
       cont = page.metadata?.continue || undefined;
+      next = cont ? fetchPage() : undefined;
+      // Settled (and its failure handled) at the top of the loop.
+      next?.catch(() => {});
+      for (const item of page.items ?? []) this.#apply(item, seen, everything);
       if (!cont) break;
     }
     if (listRv === "") {

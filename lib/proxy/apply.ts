@@ -234,16 +234,16 @@ class ApplyRun {
     if (op.op === "adoptLoadBalancer") {
       const { observed } = this.#ctx;
       observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
-      const hns = observed.loadBalancerById(op.id)?.hns;
-      const fp = hns ? loadBalancerFingerprint(hns) : undefined;
+      const hns = op.fp === undefined ? observed.loadBalancerById(op.id)?.hns : undefined;
+      const fp = op.fp ?? (hns ? loadBalancerFingerprint(hns) : undefined);
       this.#ctx.ownership.add({ kind: "LoadBalancer", id: op.id, key: op.key, fp });
       return finish("ok");
     }
     if (op.op === "adoptEndpoint") {
       const { observed } = this.#ctx;
       observed.adoptEndpoint(op.key, op.id);
-      const hns = observed.endpointById(op.id)?.hns;
-      const fp = hns ? endpointFingerprint(hns) : undefined;
+      const hns = op.fp === undefined ? observed.endpointById(op.id)?.hns : undefined;
+      const fp = op.fp ?? (hns ? endpointFingerprint(hns) : undefined);
       this.#ctx.ownership.add({ kind: "Endpoint", id: op.id, key: op.key, fp });
       return finish("ok");
     }

@@ -457,6 +457,8 @@ export interface AdoptLoadBalancerOp {
   serviceKey: ObjectKey;
   /** Whether it was foreign (not in the ownership record) before. */
   wasForeign: boolean;
+  /** Its content's fingerprint when known without computing it (a trusted start's own objects). */
+  fp?: string;
 }
 
 /** Take over a remote endpoint found in HNS equal to the desired one (no HNS call). */
@@ -469,6 +471,8 @@ export interface AdoptEndpointOp {
   id: string;
   /** Whether it was foreign (not in the ownership record) before. */
   wasForeign: boolean;
+  /** Its content's fingerprint when known without computing it (a trusted start's own objects). */
+  fp?: string;
 }
 
 /** One operation of a plan. */

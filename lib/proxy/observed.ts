@@ -173,8 +173,11 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Move a foreign load balancer to the owned ones (adoption); false when unknown. */
   adoptLoadBalancer(key: LbKey, id: string, serviceKey?: string): boolean {
-    const lb = this.#foreignLbs.get(key) ?? this.#lbs.get(key);
+    const foreign = this.#foreignLbs.get(key);
+    const lb = foreign ?? this.#lbs.get(key);
     if (!lb || !sameId(lb.id, id)) return false;
+    // Already owned as it is (a start adopting its own objects): nothing to move.
+    if (!foreign && (serviceKey === undefined || serviceKey === lb.serviceKey)) return true;
     this.setLoadBalancer(
       serviceKey === undefined || serviceKey === lb.serviceKey ? lb : { ...lb, serviceKey },
     );
@@ -183,8 +186,10 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Move a foreign endpoint to the owned ones (adoption); false when unknown. */
   adoptEndpoint(key: EpKey, id: string): boolean {
-    const ep = this.#foreignEps.get(key) ?? this.#eps.get(key);
+    const foreign = this.#foreignEps.get(key);
+    const ep = foreign ?? this.#eps.get(key);
     if (!ep || !sameId(ep.id, id)) return false;
+    if (!foreign) return true; // already owned
     this.setEndpoint(ep);
     return true;
   }

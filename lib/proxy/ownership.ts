@@ -296,6 +296,35 @@ export class OwnershipRecord {
     return this.#lbs.has(n) || this.#eps.has(n);
   }
 
+  /** The kind of the owned object with this ID, if any (allocates nothing). */
+  kindOf(id: string): OwnedKind | undefined {
+    const n = normalizeId(id);
+    return this.#lbs.has(n) ? "LoadBalancer" : this.#eps.has(n) ? "Endpoint" : undefined;
+  }
+
+  /** The key of the owned object with this ID, if any (allocates nothing). */
+  keyOf(id: string): string | undefined {
+    const n = normalizeId(id);
+    return this.#lbs.get(n) ?? this.#eps.get(n);
+  }
+
+  /** The fingerprint recorded for the owned object with this ID, if any (allocates nothing). */
+  fingerprintOf(id: string): string | undefined {
+    return this.#fps.get(normalizeId(id));
+  }
+
+  /** The IDs (as given) of the owned objects, optionally of one kind, in no particular order. */
+  *ids(kind?: OwnedKind): IterableIterator<string> {
+    if (kind !== "Endpoint") {
+      for (const id of this.#lbs.keys()) {
+        yield this.#spelled.get(id) ?? id;
+      }
+    }
+    if (kind !== "LoadBalancer") {
+      for (const id of this.#eps.keys()) yield this.#spelled.get(id) ?? id;
+    }
+  }
+
   /** The owned object with this ID, if any (a fresh object each call). */
   get(id: string): OwnedObject | undefined {
     return this.#object(normalizeId(id));

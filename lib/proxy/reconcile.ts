@@ -502,8 +502,10 @@ export function adoptObserved(
   const adoptedLbs = new Map<LbKey, AdoptLoadBalancerOp>();
   const skipped: UnkeyedObject[] = [];
 
+  // Each ID's sort key is computed once (not at each of the n log n comparisons).
   const sortedById = <T extends { ID?: string }>(xs: readonly T[]) =>
-    [...xs].sort((a, b) => cmp(idKey(String(a?.ID ?? "")), idKey(String(b?.ID ?? ""))));
+    xs.map((x) => ({ x, id: idKey(String(x?.ID ?? "")) })).sort((a, b) => cmp(a.id, b.id))
+      .map((e) => e.x);
 
   for (const hns of sortedById(hnsEndpoints)) {
     const id = typeof hns?.ID === "string" ? hns.ID : "";

@@ -10,6 +10,11 @@
  *   trustworthy, else a full read of every object. Both yield the same
  *   observed state.
  *
+ * - The read of HNS that does not depend on the cluster ({@link prereadStart}:
+ *   the listings, and the objects the trusted read reads anyway) may begin
+ *   before the cluster's lists are in ({@link readEarly}); the start then
+ *   plans with it. HNS may change in between as it may just after any read;
+ *   the periodic resync, counted from when the read began, compares again.
  * - The network is found by name; none means "wait for it". Without a
  *   name it is a StartupError listing HNS's networks, unless detection is
  *   asked for (`--detect-network`): then the only Overlay, L2Bridge or
@@ -31,7 +36,7 @@
  * @module
  */
 
-import type { HcnNetwork, HnsClient } from "../hns/types.ts";
+import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns/types.ts";
 import type { ClusterView } from "../kube/model.ts";
 import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "./context.ts";
 import { desiredState } from "./desired.ts";
@@ -39,7 +44,14 @@ import type { DesiredState, NetworkInfo, NodeContext, Plan } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
 import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./reconcile.ts";
-import { type HnsRead, readTrusted, type StartPlanning } from "./trusted_start.ts";
+import {
+  bothSettled,
+  type HnsRead,
+  readTrusted,
+  readUnowned,
+  type StartPlanning,
+  type UnownedRead,
+} from "./trusted_start.ts";
 
 /** What the start reads and plans (also used by `plan`, which writes nothing). */
 export interface StartState {
@@ -100,11 +112,81 @@ export async function findNetwork(
   return detectNetwork(networks);
 }
 
+/** What a start reads of HNS before the cluster is known (see {@link prereadStart}). */
+export type HnsPreread =
+  | { mode: "full"; endpoints: HcnEndpoint[]; loadBalancers: HcnLoadBalancer[] }
+  | ({ mode: "trusted" } & UnownedRead);
+
+/**
+ * The part of a start's read of HNS that does not depend on the cluster: in
+ * full, every object of the network and every load balancer; trusted, the
+ * ID listings and the objects hnsproxy does not own.
+ */
+export async function prereadStart(
+  client: HnsClient,
+  network: HcnNetwork,
+  ownership: OwnershipRecord,
+  mode: StartReadMode,
+): Promise<HnsPreread> {
+  const net = networkInfo(network);
+  if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
+  if (mode.mode === "trusted") {
+    return { mode: "trusted", ...await readUnowned(client, net, ownership) };
+  }
+  return { mode: "full", ...await readEverything(client, net) };
+}
+
+/** Every endpoint of the network and every load balancer. */
+async function readEverything(
+  client: HnsClient,
+  net: NetworkInfo,
+): Promise<{ endpoints: HcnEndpoint[]; loadBalancers: HcnLoadBalancer[] }> {
+  const [endpoints, loadBalancers] = await bothSettled([
+    client.listEndpoints(net.id),
+    client.listLoadBalancers(),
+  ]);
+  return { endpoints: endpoints.filter((ep) => onNetwork(ep, net.id)), loadBalancers };
+}
+
+/** A start's read of HNS begun before the cluster is known. */
+export interface EarlyStart {
+  /** The network found. */
+  network: HcnNetwork;
+  /** How HNS was read. */
+  mode: StartReadMode;
+  /** What was read. */
+  preread: HnsPreread;
+}
+
+/**
+ * Begin a start's read of HNS while the cluster's lists come in: find the
+ * network, then {@link prereadStart}. Undefined when there is no network
+ * yet or a call failed: the start then reads (and reports) itself.
+ */
+export async function readEarly(
+  client: HnsClient,
+  networkName: string,
+  detect: boolean,
+  ownership: OwnershipRecord,
+  options: StartReadOptions,
+): Promise<EarlyStart | undefined> {
+  try {
+    const network = await findNetwork(client, networkName, detect);
+    if (!network) return undefined;
+    const mode = startReadMode(ownership, options);
+    return { network, mode, preread: await prereadStart(client, network, ownership, mode) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Read HNS once and plan the start: the network's endpoints and all load
  * balancers (every object, or the trusted read: see {@link startReadMode}),
  * the node context, the desired state, adoption (with `adopt`'s options,
- * e.g. takeover) and the full reconcile. Makes no HNS writes.
+ * e.g. takeover) and the full reconcile. Makes no HNS writes. `preread`
+ * is what {@link prereadStart} returned for this network and record; it is
+ * used when read in `mode`, else HNS is read now.
  */
 export async function readStart(
   client: HnsClient,
@@ -114,6 +196,7 @@ export async function readStart(
   settings: ContextSettings,
   adopt: AdoptOptions = {},
   mode: StartReadMode = { mode: "full", reason: "" },
+  preread?: HnsPreread,
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
@@ -132,18 +215,24 @@ export async function readStart(
     checkStartContext(ctx, settings);
     return { ctx, desired: desiredState(cluster, ctx) };
   };
+  const early = preread?.mode === mode.mode ? preread : undefined;
   const read = mode.mode === "trusted"
-    ? await readTrusted(client, net, ownership, plan)
-    : await readFull(client, net, ownership, plan);
+    ? await readTrusted(client, net, ownership, plan, early?.mode === "trusted" ? early : undefined)
+    : await readFull(client, net, ownership, plan, early?.mode === "full" ? early : undefined);
   const { ctx, desired } = read;
   const owned = {
-    loadBalancers: [...ownership.values("LoadBalancer")].map((o) => o.id),
-    endpoints: [...ownership.values("Endpoint")].map((o) => o.id),
+    loadBalancers: [...ownership.ids("LoadBalancer")],
+    endpoints: [...ownership.ids("Endpoint")],
   };
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
     ...adopt,
   });
+  // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
+  for (const op of adoption.adopted) {
+    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase());
+    if (fp !== undefined) op.fp = fp;
+  }
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
     ctx,
@@ -152,7 +241,7 @@ export async function readStart(
     plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
     vanishedOwned: read.vanishedOwned,
     endpointIds: read.endpointIds,
-    trusted: read.trusted,
+    trusted: read.trusted.size,
   };
 }
 
@@ -162,9 +251,9 @@ async function readFull(
   net: NetworkInfo,
   ownership: OwnershipRecord,
   plan: StartPlanning,
+  preread?: { endpoints: HcnEndpoint[]; loadBalancers: HcnLoadBalancer[] },
 ): Promise<HnsRead> {
-  const endpoints = (await client.listEndpoints(net.id)).filter((ep) => onNetwork(ep, net.id));
-  const loadBalancers = await client.listLoadBalancers();
+  const { endpoints, loadBalancers } = preread ?? await readEverything(client, net);
   const { ctx, desired } = plan(endpoints);
   const present = new Set(
     [...loadBalancers, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()),
@@ -174,10 +263,8 @@ async function readFull(
     desired,
     endpoints,
     loadBalancers,
-    vanishedOwned: [...ownership.values()].map((o) => o.id).filter((id) =>
-      !present.has(id.toLowerCase())
-    ),
+    vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
-    trusted: 0,
+    trusted: new Map(),
   };
 }

@@ -74,7 +74,7 @@ import {
   Resync,
   vanishedFrom,
 } from "./resync.ts";
-import { findNetwork, readStart, startReadMode } from "./start.ts";
+import { type EarlyStart, findNetwork, readEarly, readStart, startReadMode } from "./start.ts";
 import { errorMessage } from "../errors.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
@@ -225,6 +225,8 @@ export class Syncer {
   #lastWaitLog = -Infinity;
   /** Whether a start has read HNS (only the first one takes over). */
   #startedOnce = false;
+  /** The first start's read of HNS begun early ({@link readHnsEarly}), and when (clock ms). */
+  #early: { at: number; read: Promise<EarlyStart | undefined> } | undefined;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -291,10 +293,36 @@ export class Syncer {
   }
 
   /**
-   * Resolves once no background listing is in flight. Stop the runs first,
-   * then wait for this before closing the HNS client.
+   * Begin the first start's read of HNS now, while the cluster's lists come
+   * in (the parts that do not depend on the cluster: start.ts `readEarly`).
+   * The start uses it unless it began more than a resync period before.
+   */
+  readHnsEarly(): void {
+    if (this.#ctx || this.#early) return;
+    const { client, ownership } = this.#o;
+    this.#early = {
+      at: this.#clock.now(),
+      read: readEarly(client, this.#o.networkName, this.#o.detectNetwork ?? false, ownership, {
+        fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
+      }),
+    };
+  }
+
+  /** The early read for a start, if one was begun and is recent enough; taken once. */
+  async #takeEarly(): Promise<(EarlyStart & { at: number }) | undefined> {
+    const early = this.#early;
+    this.#early = undefined;
+    const read = await early?.read;
+    if (!early || !read || this.#clock.now() - early.at > this.#o.syncPeriodMs) return undefined;
+    return { ...read, at: early.at };
+  }
+
+  /**
+   * Resolves once no background listing (nor early read) is in flight. Stop
+   * the runs first, then wait for this before closing the HNS client.
    */
   async listingSettled(): Promise<void> {
+    await this.#early?.read;
     await this.#resync.settled();
   }
 
@@ -443,16 +471,18 @@ export class Syncer {
   /** Step 2: read HNS, adopt what matches, program the rest. */
   async #start(): Promise<SyncReport> {
     const { client, cluster, ownership } = this.#o;
-    const network = await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
+    const early = await this.#takeEarly();
+    const network = early?.network ??
+      await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
     if (!network) return this.#wait("network");
     this.#waiting = undefined;
     // Taken before reading so that changes arriving meanwhile make a later run.
     const changes = cluster.takeChanges();
-    const startedAt = this.#clock.now();
+    const startedAt = early?.at ?? this.#clock.now();
     const mode = startReadMode(ownership, {
       fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
     });
-    this.#log.info("Reading HNS", { ...mode });
+    this.#log.info("Reading HNS", { ...mode, early: early !== undefined });
     const start = await readStart(
       client,
       network,
@@ -461,6 +491,7 @@ export class Syncer {
       this.#o.settings,
       { takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce },
       mode,
+      early?.preread,
     );
     this.#startedOnce = true;
     this.#ctx = start.ctx;

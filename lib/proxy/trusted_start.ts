@@ -39,7 +39,7 @@ import type {
   ObservedEndpoint,
   ObservedState,
 } from "./model.ts";
-import type { OwnedKind, OwnershipRecord } from "./ownership.ts";
+import type { OwnershipRecord } from "./ownership.ts";
 import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
 import { resolvedLoadBalancerPayload } from "./reconcile.ts";
 
@@ -57,8 +57,11 @@ export interface HnsRead {
   vanishedOwned: string[];
   /** Every endpoint ID of the network HNS listed. */
   endpointIds: string[];
-  /** Owned objects taken from the record without a read (0 for a full read). */
-  trusted: number;
+  /**
+   * Owned objects taken from the record without a read (none for a full
+   * read): upper-case ID → the fingerprint of the content taken.
+   */
+  trusted: Map<string, string>;
 }
 
 /**
@@ -71,46 +74,115 @@ export type StartPlanning = (
 ) => { ctx: NodeContext; desired: DesiredState };
 
 /**
+ * What the trusted read takes from HNS before the cluster is known: the ID
+ * listings and the objects hnsproxy does not own (see {@link readUnowned}).
+ */
+export interface UnownedRead {
+  /** Every endpoint ID of the network HNS listed. */
+  endpointIds: string[];
+  /** Every load balancer ID HNS listed. */
+  lbIds: string[];
+  /** Listed endpoint IDs the record owns. */
+  ownedEps: string[];
+  /** Listed load balancer IDs the record owns. */
+  ownedLbs: string[];
+  /** The network's endpoints hnsproxy does not own, as HNS holds them. */
+  others: HcnEndpoint[];
+  /** The load balancers hnsproxy does not own, as HNS holds them. */
+  foreignLbs: HcnLoadBalancer[];
+}
+
+/**
+ * The part of the trusted read that does not depend on the cluster: the ID
+ * listings and a read of every listed object the record does not own. It
+ * may run while the cluster's lists come in.
+ */
+export async function readUnowned(
+  client: HnsClient,
+  net: NetworkInfo,
+  ownership: OwnershipRecord,
+): Promise<UnownedRead> {
+  const [endpointIds, lbIds] = await bothSettled([
+    client.listEndpointIds(net.id),
+    client.listLoadBalancerIds(),
+  ]);
+  const ownedEps: string[] = [];
+  const otherEps: string[] = [];
+  for (const id of endpointIds) {
+    (ownership.kindOf(id) === "Endpoint" ? ownedEps : otherEps).push(id);
+  }
+  const ownedLbs: string[] = [];
+  const otherLbs: string[] = [];
+  for (const id of lbIds) (ownership.kindOf(id) === "LoadBalancer" ? ownedLbs : otherLbs).push(id);
+  const [others, foreignLbs] = await bothSettled([
+    client.getEndpoints(otherEps),
+    client.getLoadBalancers(otherLbs),
+  ]);
+  return {
+    endpointIds,
+    lbIds,
+    ownedEps,
+    ownedLbs,
+    others: others.filter((ep) => onNetwork(ep, net.id)),
+    foreignLbs,
+  };
+}
+
+/**
+ * Both reads' results, once both have settled: a failed one throws only
+ * then, so that no read of the start is still in flight when it fails.
+ */
+export async function bothSettled<A, B>(reads: [Promise<A>, Promise<B>]): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled(reads);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
+}
+
+/**
  * Read HNS for a start, trusting the record's fingerprints (see the module
- * notes); `plan` derives the context and desired state.
+ * notes); `plan` derives the context and desired state. `unowned` is what
+ * {@link readUnowned} returned for this record, read now when absent.
  */
 export async function readTrusted(
   client: HnsClient,
   net: NetworkInfo,
   ownership: OwnershipRecord,
   plan: StartPlanning,
+  unowned?: UnownedRead,
 ): Promise<HnsRead> {
-  const endpointIds = await client.listEndpointIds(net.id);
-  const lbIds = await client.listLoadBalancerIds();
-  const ownedEps = ownedOf(ownership, endpointIds, "Endpoint");
-  const ownedLbs = ownedOf(ownership, lbIds, "LoadBalancer");
-
-  const others = (await client.getEndpoints(endpointIds.filter((id) => !ownedEps.has(id))))
-    .filter((ep) => onNetwork(ep, net.id));
+  const { endpointIds, ownedEps, ownedLbs, others, foreignLbs } = unowned ??
+    await readUnowned(client, net, ownership);
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
+  const trusted = new Map<string, string>();
   const toRead: string[] = [];
+  // Trusted objects carry the ID as HNS listed it, as a read would return it.
   for (const id of ownedEps) {
-    const owned = ownership.get(id)!;
-    const want = desired.remoteEndpoints.get(owned.key);
-    const payload = want && { ...endpointPayload(want), ID: owned.id };
-    if (payload && owned.fp === endpointFingerprint(payload)) endpoints.push(payload);
-    else toRead.push(id);
+    const want = desired.remoteEndpoints.get(ownership.keyOf(id)!);
+    const fp = ownership.fingerprintOf(id);
+    const payload = want && fp !== undefined && { ...endpointPayload(want), ID: id };
+    if (payload && fp === endpointFingerprint(payload)) {
+      endpoints.push(payload);
+      trusted.set(id.toUpperCase(), fp);
+    } else {
+      toRead.push(id);
+    }
   }
-  let trusted = ownedEps.size - toRead.length;
   for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
 
   const resolved = backendIndex(endpoints, ownership, desired);
-  const loadBalancers = await client.getLoadBalancers(lbIds.filter((id) => !ownedLbs.has(id)));
+  const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
-    const owned = ownership.get(id)!;
-    const want = desired.loadBalancers.get(owned.key);
-    const payload = want && resolvedLoadBalancerPayload(want, desired, resolved);
-    if (payload && owned.fp === loadBalancerFingerprint(payload)) {
-      loadBalancers.push({ ...payload, ID: owned.id });
-      trusted++;
+    const want = desired.loadBalancers.get(ownership.keyOf(id)!);
+    const fp = ownership.fingerprintOf(id);
+    const payload = want && fp !== undefined &&
+      resolvedLoadBalancerPayload(want, desired, resolved);
+    if (payload && fp === loadBalancerFingerprint(payload)) {
+      loadBalancers.push({ ...payload, ID: id });
+      trusted.set(id.toUpperCase(), fp);
     } else {
       toRead.push(id);
     }
@@ -118,9 +190,7 @@ export async function readTrusted(
   for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
 
   const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
-  const vanishedOwned = [...ownership.values()].map((o) => o.id).filter((id) =>
-    !present.has(id.toUpperCase())
-  );
+  const vanishedOwned = [...ownership.ids()].filter((id) => !present.has(id.toUpperCase()));
   return {
     ctx,
     desired,
@@ -152,9 +222,9 @@ function backendIndex(
   const foreign = new Map<EpKey, ObservedEndpoint>();
   for (const hns of endpoints) {
     const id = String(hns.ID ?? "");
-    const mine = ownership.get(id);
-    if (mine?.kind === "Endpoint") {
-      if (!owned.has(mine.key)) owned.set(mine.key, { key: mine.key, id, hns });
+    if (ownership.kindOf(id) === "Endpoint") {
+      const key = ownership.keyOf(id)!;
+      if (!owned.has(key)) owned.set(key, { key, id, hns });
       continue;
     }
     const key = endpointKeyFromHns(hns, sourceVips);
@@ -162,9 +232,4 @@ function backendIndex(
     foreign.set(key, { key, id, hns });
   }
   return { endpoints: owned, foreignEndpoints: foreign };
-}
-
-/** The listed IDs the record owns as objects of this kind. */
-function ownedOf(ownership: OwnershipRecord, ids: readonly string[], kind: OwnedKind): Set<string> {
-  return new Set(ids.filter((id) => ownership.get(id)?.kind === kind));
 }

@@ -227,6 +227,39 @@ for (const asHttp of [false, true]) {
   });
 }
 
+Deno.test("reflector: the next page is asked for before the handler gets the page before it", async () => {
+  const events: string[] = [];
+  await using t = await setup({
+    seed: seedServices(5),
+    wrap: (c) => ({
+      list: (resource, query, signal) => {
+        events.push(`list ${query.continue ? "next" : "first"}`);
+        return c.list(resource, query, signal);
+      },
+      watch: (resource, query, signal, onActivity) => c.watch(resource, query, signal, onActivity),
+    }),
+  });
+  const onAdd = t.handler.onAdd.bind(t.handler);
+  t.handler.onAdd = (obj) => {
+    events.push("add");
+    onAdd(obj);
+  };
+  t.reflector.start();
+  await t.reflector.synced;
+  // Pages of 2: each page's adds come after the request for the next page.
+  assert.deepEqual(events, [
+    "list first",
+    "list next",
+    "add",
+    "add",
+    "list next",
+    "add",
+    "add",
+    "add",
+  ]);
+  assert.equal(t.handler.objects.size, 5);
+});
+
 Deno.test("reflector: an expired continue token restarts the list without pagination", async () => {
   const ref: { server?: FakeApiServer } = {};
   let pages = 0;

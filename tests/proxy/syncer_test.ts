@@ -852,3 +852,68 @@ Deno.test("syncer: once HNS refused an in-place update, later plans replace the 
   assert.deepEqual(ops, ["deleteLoadBalancer", "createLoadBalancer"]);
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
 });
+
+Deno.test("syncer: a restart's HNS read begun before the lists are in is the one the start plans with", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", API, API_EPS);
+  await converge(w);
+  const before = w.api.dump();
+  const writes = w.writes();
+  const reads = (fns: string[]) => fns.reduce((n, fn) => n + w.api.callCount(fn), 0);
+  const listings = () => reads(["HcnEnumerateEndpoints", "HcnEnumerateLoadBalancers"]);
+  const opens = () => reads(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const listed0 = listings();
+  const opened0 = opens();
+
+  const restarted = w.newSyncer();
+  restarted.readHnsEarly();
+  await restarted.listingSettled();
+  assert.ok(listings() > listed0, "the listings ran early");
+  assert.ok(opens() > opened0, "the objects of others were read early");
+  const listed1 = listings();
+  const opened1 = opens();
+
+  const report = await converge(w, restarted);
+  assert.equal(report.kind, "start");
+  assert.equal(listings(), listed1, "the start lists nothing again");
+  assert.equal(opens(), opened1, "the start reads nothing again");
+  assert.equal(w.writes(), writes);
+  assert.deepEqual(w.api.dump(), before);
+});
+
+/**
+ * A programmed node whose restarted syncer has read HNS early, after which
+ * hnsproxy's LB was deleted out of band.
+ */
+async function lbDeletedAfterEarlyRead() {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const table = lbTable(w);
+  const restarted = w.newSyncer();
+  restarted.readHnsEarly();
+  await restarted.listingSettled();
+  await w.api.delete("LoadBalancer", w.api.dump().LoadBalancers[0].ID!);
+  return { w, table, restarted };
+}
+
+Deno.test("syncer: HNS changed after the early read: the resync a period after that read repairs it", async () => {
+  const { w, table, restarted } = await lbDeletedAfterEarlyRead();
+  w.clock.t += 10_000;
+  await converge(w, restarted);
+  assert.deepEqual(lbTable(w), [], "the start planned with what the early read saw");
+  // The periodic resync is due a period after the early read began, not after the start.
+  w.clock.t += 20_000;
+  await converge(w, restarted);
+  assert.deepEqual(lbTable(w), table);
+});
+
+Deno.test("syncer: an early read older than a resync period is not used; the start reads afresh", async () => {
+  const { w, table, restarted } = await lbDeletedAfterEarlyRead();
+  w.clock.t += 30_001;
+  const listed = w.api.callCount("HcnEnumerateLoadBalancers");
+  await converge(w, restarted);
+  assert.ok(w.api.callCount("HcnEnumerateLoadBalancers") > listed, "listed again");
+  assert.deepEqual(lbTable(w), table, "the vanished LB is recreated at once");
+});
