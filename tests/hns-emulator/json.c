@@ -146,6 +146,30 @@ static int parse_string_into(parser *ps, sbuf *b) {
   }
 }
 
+/*
+ * Parses a string literal (ps->p at the opening quote) into a new exact-size
+ * string: a literal without escapes is copied once, others go through
+ * parse_string_into. NULL on error.
+ */
+static char *parse_string(parser *ps, size_t *len) {
+  const char *q = ps->p + 1;
+  while (q < ps->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+  if (q < ps->end && *q == '"') {
+    *len = (size_t)(q - ps->p - 1);
+    char *s = xstrndup(ps->p + 1, *len);
+    ps->p = q + 1;
+    return s;
+  }
+  sbuf b;
+  sb_init(&b);
+  if (!parse_string_into(ps, &b)) {
+    sb_free(&b);
+    return NULL;
+  }
+  *len = b.n;
+  return sb_take(&b);
+}
+
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
 static jval *parse_number(parser *ps) {
@@ -238,35 +262,32 @@ static jval *parse_object(parser *ps, int depth) {
       fail(ps, "expected a string key");
       goto bad;
     }
-    sbuf key;
-    sb_init(&key);
-    if (!parse_string_into(ps, &key)) {
-      sb_free(&key);
-      goto bad;
-    }
+    size_t keylen;
+    char *key = parse_string(ps, &keylen);
+    if (!key) goto bad;
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p != ':') {
-      sb_free(&key);
+      xfree(key);
       fail(ps, "expected ':'");
       goto bad;
     }
     ps->p++;
     jval *item = parse_value(ps, depth + 1);
     if (!item) {
-      sb_free(&key);
+      xfree(key);
       goto bad;
     }
     /* Duplicate keys: the last one wins, as with most JSON decoders. */
     size_t i;
     for (i = 0; i < o->n; i++)
-      if (strcmp(o->keys[i], key.p) == 0) break;
+      if (strcmp(o->keys[i], key) == 0) break;
     if (i < o->n) {
       json_free(o->items[i]);
       o->items[i] = item;
-      sb_free(&key);
+      xfree(key);
     } else {
       grow(o);
-      o->keys[o->n] = sb_take(&key);
+      o->keys[o->n] = key;
       o->items[o->n++] = item;
     }
     skip_ws(ps);
@@ -300,15 +321,12 @@ static jval *parse_value(parser *ps, int depth) {
     case '{': return parse_object(ps, depth);
     case '[': return parse_array(ps, depth);
     case '"': {
-      sbuf b;
-      sb_init(&b);
-      if (!parse_string_into(ps, &b)) {
-        sb_free(&b);
-        return NULL;
-      }
+      size_t n;
+      char *s = parse_string(ps, &n);
+      if (!s) return NULL;
       jval *v = jnew(J_STR);
-      v->slen = b.n;
-      v->s = sb_take(&b);
+      v->slen = n;
+      v->s = s;
       return v;
     }
     case 't':
