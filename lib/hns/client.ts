@@ -7,7 +7,9 @@
  * - `get*` answers undefined when HNS does not have the object.
  * - Creates pass an ID the client makes (or the caller's `ID`) and are not
  *   read back: they answer the object as sent, with that ID in HNS's
- *   upper-case form. Create + Close, two calls per object.
+ *   upper-case form. Create + Close, two calls per object (one request where
+ *   the API runs both, {@link HcnApi.createAndClose}; reads likewise use
+ *   {@link HcnApi.openQueryClose}).
  * - Every handle is closed on every path, errors included. Inside
  *   {@link HnsClient.batch} endpoint creates share one network handle, closed
  *   when the batch ends.
@@ -153,6 +155,16 @@ class Client implements HnsClient {
 
   /** Open, query, close one object; undefined when it is gone or unusable. */
   async #fetch<T>(kind: HcnKind, id: string): Promise<T | undefined> {
+    if (this.#api.openQueryClose) {
+      let text: string;
+      try {
+        text = await this.#api.openQueryClose(kind, id, PROPERTIES_QUERY);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      return this.#parse<T>(kind, id, text);
+    }
     let handle: HcnHandle;
     try {
       handle = await this.#api.open(kind, id);
@@ -317,11 +329,23 @@ class Client implements HnsClient {
         const { ID: given, ...fields } = endpoint;
         const id = idForCreate(given);
         const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
-        const handle = await this.#api.create("Endpoint", id, JSON.stringify(sent), network);
-        await this.#api.close("Endpoint", handle);
+        await this.#createAndClose("Endpoint", id, JSON.stringify(sent), network);
         return sent;
       });
     });
+  }
+
+  /** Create and Close: one request where the API offers it (the same two HNS calls). */
+  async #createAndClose(
+    kind: HcnKind,
+    id: string,
+    settings: string,
+    network?: HcnHandle,
+  ): Promise<void> {
+    if (this.#api.createAndClose) {
+      return await this.#api.createAndClose(kind, id, settings, network);
+    }
+    await this.#api.close(kind, await this.#api.create(kind, id, settings, network));
   }
 
   /** Run `body` with an open handle of the network: the batch's, else one of its own. */
@@ -435,8 +459,7 @@ class Client implements HnsClient {
       const { ID: given, ...fields } = lb;
       const id = idForCreate(given);
       const sent: HcnLoadBalancer = { ID: id, ...fields };
-      const handle = await this.#api.create("LoadBalancer", id, JSON.stringify(sent));
-      await this.#api.close("LoadBalancer", handle);
+      await this.#createAndClose("LoadBalancer", id, JSON.stringify(sent));
       return sent;
     });
   }
