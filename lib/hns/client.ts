@@ -212,12 +212,17 @@ class Client implements HnsClient {
   }
 
   /** Wrap a failure with the client operation and object. */
-  async #context<T>(operation: string, object: string | undefined, body: () => Promise<T>) {
+  async #context<T>(
+    operation: string,
+    object: string | (() => string) | undefined,
+    body: () => Promise<T>,
+  ) {
     try {
       return await body();
     } catch (err) {
       if (err instanceof HnsError) {
-        throw err.withContext(`${operation} (${err.operation})`, object ?? err.object);
+        const named = typeof object === "function" ? object() : object;
+        throw err.withContext(`${operation} (${err.operation})`, named ?? err.object);
       }
       throw err;
     }
@@ -324,28 +329,25 @@ class Client implements HnsClient {
   }
 
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
-    return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
-      return await this.#withNetwork(networkId, async (network) => {
-        const { ID: given, ...fields } = endpoint;
-        const id = idForCreate(given);
-        const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
-        await this.#createAndClose("Endpoint", id, JSON.stringify(sent), network);
-        return sent;
-      });
-    });
+    // Described only for an error: a cold start creates tens of thousands.
+    return this.#context(
+      "createEndpoint",
+      () => describeEndpoint(endpoint),
+      () =>
+        this.#withNetwork(networkId, async (network) => {
+          const { ID: given, ...fields } = endpoint;
+          const id = idForCreate(given);
+          const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
+          await this.#createAndClose("Endpoint", id, JSON.stringify(sent), network);
+          return sent;
+        }),
+    );
   }
 
   /** Create and Close: one request where the API offers it (the same two HNS calls). */
-  async #createAndClose(
-    kind: HcnKind,
-    id: string,
-    settings: string,
-    network?: HcnHandle,
-  ): Promise<void> {
-    if (this.#api.createAndClose) {
-      return await this.#api.createAndClose(kind, id, settings, network);
-    }
-    await this.#api.close(kind, await this.#api.create(kind, id, settings, network));
+  #createAndClose(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void> {
+    if (this.#api.createAndClose) return this.#api.createAndClose(kind, id, settings, network);
+    return this.#api.create(kind, id, settings, network).then((h) => this.#api.close(kind, h));
   }
 
   /** Run `body` with an open handle of the network: the batch's, else one of its own. */
@@ -455,7 +457,7 @@ class Client implements HnsClient {
   }
 
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
-    return this.#context("createLoadBalancer", describeLoadBalancer(lb), async () => {
+    return this.#context("createLoadBalancer", () => describeLoadBalancer(lb), async () => {
       const { ID: given, ...fields } = lb;
       const id = idForCreate(given);
       const sent: HcnLoadBalancer = { ID: id, ...fields };
