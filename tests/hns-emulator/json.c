@@ -22,6 +22,16 @@ static jval *jnew(jtype t) {
   return v;
 }
 
+/* A string or number node whose text (n bytes, NUL added) lives in the node's own block. */
+static jval *jnew_text(jtype t, const char *text, size_t n) {
+  jval *v = xcalloc(1, sizeof *v + n + 1);
+  v->t = t;
+  v->s = (char *)(v + 1);
+  memcpy(v->s, text, n);
+  v->slen = n;
+  return v;
+}
+
 static void fail(parser *ps, const char *what) {
   if (ps->failed) return;
   ps->failed = 1;
@@ -147,19 +157,24 @@ static int parse_string_into(parser *ps, sbuf *b) {
 }
 
 /*
- * Parses a string literal (ps->p at the opening quote) into a new exact-size
- * string: a literal without escapes is copied once, others go through
- * parse_string_into. NULL on error.
+ * A string literal without escapes at ps->p (the opening quote): its text in
+ * the input and its length, the parser moved past it. 0, nothing moved, when
+ * it has escapes or is malformed (parse_string_into then says which).
  */
-static char *parse_string(parser *ps, size_t *len) {
+static int plain_string(parser *ps, const char **text, size_t *len) {
   const char *q = ps->p + 1;
   while (q < ps->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
-  if (q < ps->end && *q == '"') {
-    *len = (size_t)(q - ps->p - 1);
-    char *s = xstrndup(ps->p + 1, *len);
-    ps->p = q + 1;
-    return s;
-  }
+  if (q >= ps->end || *q != '"') return 0;
+  *text = ps->p + 1;
+  *len = (size_t)(q - ps->p - 1);
+  ps->p = q + 1;
+  return 1;
+}
+
+/* Parses a string literal (ps->p at the opening quote) into a new exact-size string. */
+static char *parse_string(parser *ps, size_t *len) {
+  const char *text;
+  if (plain_string(ps, &text, len)) return xstrndup(text, *len);
   sbuf b;
   sb_init(&b);
   if (!parse_string_into(ps, &b)) {
@@ -194,10 +209,7 @@ static jval *parse_number(parser *ps) {
     if (ps->p >= ps->end || !is_digit(*ps->p)) goto bad;
     while (ps->p < ps->end && is_digit(*ps->p)) ps->p++;
   }
-  jval *v = jnew(J_NUM);
-  v->slen = (size_t)(ps->p - s);
-  v->s = xstrndup(s, v->slen);
-  return v;
+  return jnew_text(J_NUM, s, (size_t)(ps->p - s));
 bad:
   fail(ps, "invalid number");
   return NULL;
@@ -321,12 +333,13 @@ static jval *parse_value(parser *ps, int depth) {
     case '{': return parse_object(ps, depth);
     case '[': return parse_array(ps, depth);
     case '"': {
+      const char *text;
       size_t n;
+      if (plain_string(ps, &text, &n)) return jnew_text(J_STR, text, n);
       char *s = parse_string(ps, &n);
       if (!s) return NULL;
-      jval *v = jnew(J_STR);
-      v->slen = n;
-      v->s = s;
+      jval *v = jnew_text(J_STR, s, n);
+      xfree(s);
       return v;
     }
     case 't':
@@ -371,18 +384,14 @@ void json_free(jval *v) {
   }
   xfree(v->items);
   xfree(v->keys);
-  xfree(v->s);
+  if (v->s != (char *)(v + 1)) xfree(v->s);
   xfree(v);
 }
 
 jval *json_clone(const jval *v) {
   if (!v) return NULL;
-  jval *c = jnew(v->t);
+  jval *c = v->s ? jnew_text(v->t, v->s, v->slen) : jnew(v->t);
   c->b = v->b;
-  if (v->s) {
-    c->s = xstrndup(v->s, v->slen);
-    c->slen = v->slen;
-  }
   if (v->n) {
     c->cap = c->n = v->n;
     c->items = xmalloc(v->n * sizeof *c->items);
@@ -480,22 +489,14 @@ void json_write(sbuf *b, const jval *v) {
 
 jval *json_new_null(void) { return jnew(J_NULL); }
 
-jval *json_new_strn(const char *s, size_t n) {
-  jval *v = jnew(J_STR);
-  v->s = xstrndup(s, n);
-  v->slen = n;
-  return v;
-}
+jval *json_new_strn(const char *s, size_t n) { return jnew_text(J_STR, s, n); }
 
 jval *json_new_str(const char *s) { return json_new_strn(s, strlen(s)); }
 
 jval *json_new_int(int64_t i) {
   char tmp[32];
   snprintf(tmp, sizeof tmp, "%lld", (long long)i);
-  jval *v = jnew(J_NUM);
-  v->s = xstrdup(tmp);
-  v->slen = strlen(tmp);
-  return v;
+  return jnew_text(J_NUM, tmp, strlen(tmp));
 }
 
 jval *json_new_arr(void) { return jnew(J_ARR); }
