@@ -98,6 +98,15 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
       await api.modify(kind, handle, settings);
       if (kind === "LoadBalancer") report(started, settings);
     },
+    // Compound requests (the same HNS calls as one request each), where the API has them.
+    createAndClose: api.createAndClose &&
+      (async (kind: HcnKind, id: string, settings: string, network?: HcnHandle) => {
+        const started = performance.now();
+        await api.createAndClose!(kind, id, settings, network);
+        if (kind === "LoadBalancer") report(started, settings);
+      }),
+    openQueryClose: api.openQueryClose &&
+      ((kind: HcnKind, id: string, query: string) => api.openQueryClose!(kind, id, query)),
     query: (kind, handle, query) => api.query(kind, handle, query),
     delete: (kind, id) => api.delete(kind, id),
     close: (kind, handle) => api.close(kind, handle),

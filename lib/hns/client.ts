@@ -7,7 +7,9 @@
  * - `get*` answers undefined when HNS does not have the object.
  * - Creates pass an ID the client makes (or the caller's `ID`) and are not
  *   read back: they answer the object as sent, with that ID in HNS's
- *   upper-case form. Create + Close, two calls per object.
+ *   upper-case form. Create + Close, two calls per object (one request where
+ *   the API runs both, {@link HcnApi.createAndClose}; reads likewise use
+ *   {@link HcnApi.openQueryClose}).
  * - Every handle is closed on every path, errors included. Inside
  *   {@link HnsClient.batch} endpoint creates share one network handle, closed
  *   when the batch ends.
@@ -153,6 +155,16 @@ class Client implements HnsClient {
 
   /** Open, query, close one object; undefined when it is gone or unusable. */
   async #fetch<T>(kind: HcnKind, id: string): Promise<T | undefined> {
+    if (this.#api.openQueryClose) {
+      let text: string;
+      try {
+        text = await this.#api.openQueryClose(kind, id, PROPERTIES_QUERY);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      return this.#parse<T>(kind, id, text);
+    }
     let handle: HcnHandle;
     try {
       handle = await this.#api.open(kind, id);
@@ -200,12 +212,17 @@ class Client implements HnsClient {
   }
 
   /** Wrap a failure with the client operation and object. */
-  async #context<T>(operation: string, object: string | undefined, body: () => Promise<T>) {
+  async #context<T>(
+    operation: string,
+    object: string | (() => string) | undefined,
+    body: () => Promise<T>,
+  ) {
     try {
       return await body();
     } catch (err) {
       if (err instanceof HnsError) {
-        throw err.withContext(`${operation} (${err.operation})`, object ?? err.object);
+        const named = typeof object === "function" ? object() : object;
+        throw err.withContext(`${operation} (${err.operation})`, named ?? err.object);
       }
       throw err;
     }
@@ -312,16 +329,25 @@ class Client implements HnsClient {
   }
 
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint> {
-    return this.#context("createEndpoint", describeEndpoint(endpoint), async () => {
-      return await this.#withNetwork(networkId, async (network) => {
-        const { ID: given, ...fields } = endpoint;
-        const id = idForCreate(given);
-        const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
-        const handle = await this.#api.create("Endpoint", id, JSON.stringify(sent), network);
-        await this.#api.close("Endpoint", handle);
-        return sent;
-      });
-    });
+    // Described only for an error: a cold start creates tens of thousands.
+    return this.#context(
+      "createEndpoint",
+      () => describeEndpoint(endpoint),
+      () =>
+        this.#withNetwork(networkId, async (network) => {
+          const { ID: given, ...fields } = endpoint;
+          const id = idForCreate(given);
+          const sent: HcnEndpoint = { ID: id, ...fields, HostComputeNetwork: networkId };
+          await this.#createAndClose("Endpoint", id, JSON.stringify(sent), network);
+          return sent;
+        }),
+    );
+  }
+
+  /** Create and Close: one request where the API offers it (the same two HNS calls). */
+  #createAndClose(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void> {
+    if (this.#api.createAndClose) return this.#api.createAndClose(kind, id, settings, network);
+    return this.#api.create(kind, id, settings, network).then((h) => this.#api.close(kind, h));
   }
 
   /** Run `body` with an open handle of the network: the batch's, else one of its own. */
@@ -431,12 +457,11 @@ class Client implements HnsClient {
   }
 
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
-    return this.#context("createLoadBalancer", describeLoadBalancer(lb), async () => {
+    return this.#context("createLoadBalancer", () => describeLoadBalancer(lb), async () => {
       const { ID: given, ...fields } = lb;
       const id = idForCreate(given);
       const sent: HcnLoadBalancer = { ID: id, ...fields };
-      const handle = await this.#api.create("LoadBalancer", id, JSON.stringify(sent));
-      await this.#api.close("LoadBalancer", handle);
+      await this.#createAndClose("LoadBalancer", id, JSON.stringify(sent));
       return sent;
     });
   }

@@ -414,6 +414,29 @@ export class HcnCalls {
     if (failure) throw failure;
   }
 
+  /** `HcnCreateX` then `HcnCloseX` of its handle (see {@link HcnApi.createAndClose}). */
+  createAndClose(kind: HcnKind, id: string, settings: string, network?: unknown): void {
+    this.close(kind, this.create(kind, id, settings, network));
+  }
+
+  /** `HcnOpenX`, `HcnQueryXProperties`, `HcnCloseX` (see {@link HcnApi.openQueryClose}). */
+  openQueryClose(kind: HcnKind, id: string, query: string): string {
+    const handle = this.open(kind, id);
+    let text: string;
+    try {
+      text = this.query(kind, handle, query);
+    } catch (err) {
+      try {
+        this.close(kind, handle);
+      } catch {
+        // The query's error is the one to report.
+      }
+      throw err;
+    }
+    this.close(kind, handle);
+    return text;
+  }
+
   /** `HNSCall(method, path, request)`: the response JSON. */
   hnsCall(method: string, path: string, request: string): string {
     const wide = (s: string) => this.#buffers.wide(s);

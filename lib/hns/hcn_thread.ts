@@ -49,6 +49,10 @@ function run(
       return calls.close(kind, a);
     case "hnsCall":
       return calls.hnsCall(a as string, b as string, c as string);
+    case "createAndClose":
+      return calls.createAndClose(kind, a as string, b as string, c);
+    case "openQueryClose":
+      return calls.openQueryClose(kind, a as string, b as string);
   }
   throw new Error(`unknown HNS thread operation ${op}`);
 }

@@ -85,6 +85,8 @@ const OPS = [
   "delete",
   "close",
   "hnsCall",
+  "createAndClose",
+  "openQueryClose",
 ] as const;
 
 /** An operation of {@link OPS}. */
@@ -110,6 +112,11 @@ export function opIndex(op: ThreadOp): number {
 /** The operation at `index` of a request. */
 export function opAt(index: number): ThreadOp | undefined {
   return OPS[index];
+}
+
+/** The HCN operation a thread operation starts with (a compound one makes several). */
+function firstCall(op: Exclude<ThreadOp, "hnsCall">): HcnOperation {
+  return op === "createAndClose" ? "create" : op === "openQueryClose" ? "open" : op;
 }
 
 interface Pending {
@@ -221,7 +228,7 @@ export class ThreadedHcnApi implements HcnApi {
     c?: unknown,
   ): Promise<T> {
     if (this.#closed !== undefined) {
-      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(op as HcnOperation, kind!);
+      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(firstCall(op), kind!);
       return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
     }
     const listing = op === "enumerate";
@@ -398,6 +405,14 @@ export class ThreadedHcnApi implements HcnApi {
 
   hnsCall(method: string, path: string, request: string): Promise<string> {
     return this.#call("hnsCall", undefined, method, path, request);
+  }
+
+  createAndClose(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void> {
+    return this.#call("createAndClose", kind, id, settings, network);
+  }
+
+  openQueryClose(kind: HcnKind, id: string, query: string): Promise<string> {
+    return this.#call("openQueryClose", kind, id, query);
   }
 
   /** HNS threads started so far. */

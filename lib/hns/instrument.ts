@@ -73,6 +73,31 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
 
   const name = (op: HcnOperation, kind: HcnKind) => hcnFunctionName(op, kind);
 
+  /**
+   * Run a compound request of `calls` (C function names, in order) and record
+   * each call it made: all of them on success, else those up to the one its
+   * error names (recorded as failed) and the final Close a handle gets after
+   * a failure in between.
+   */
+  async function timedCalls<T>(calls: readonly string[], body: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    let out: T;
+    try {
+      out = await body();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      const at = calls.indexOf((err as { operation?: string }).operation ?? "");
+      const failed = at < 0 ? 0 : at;
+      for (let i = 0; i < failed; i++) record(calls[i], started);
+      record(calls[failed], started, error);
+      // A Close made after a failed Query (the handle is always closed) is not in the error.
+      if (failed > 0 && failed < calls.length - 1) record(calls[calls.length - 1], started);
+      throw err;
+    }
+    for (const fn of calls) record(fn, started);
+    return out;
+  }
+
   return {
     get hasModifyLoadBalancer() {
       return api.hasModifyLoadBalancer;
@@ -94,6 +119,18 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
       timed(name("close", kind), () => api.close(kind, handle)),
     hnsCall: (method: string, path: string, request: string) =>
       timed(HNS_CALL, () => api.hnsCall(method, path, request)),
+    createAndClose: api.createAndClose &&
+      ((kind: HcnKind, id: string, settings: string, network?: HcnHandle) =>
+        timedCalls(
+          [name("create", kind), name("close", kind)],
+          () => api.createAndClose!(kind, id, settings, network),
+        )),
+    openQueryClose: api.openQueryClose &&
+      ((kind: HcnKind, id: string, query: string) =>
+        timedCalls(
+          [name("open", kind), name("query", kind), name("close", kind)],
+          () => api.openQueryClose!(kind, id, query),
+        )),
     dispose: () => api.dispose(),
     stats: () => Object.fromEntries([...stats].map(([k, v]) => [k, { ...v }])),
     totalCalls: () => [...stats.values()].reduce((n, s) => n + s.calls, 0),

@@ -181,6 +181,22 @@ export interface HcnApi {
   /** `HNSCall(method, path, request)`: the response JSON. */
   hnsCall(method: string, path: string, request: string): Promise<string>;
   /**
+   * `HcnCreateX` and, once it succeeded, `HcnCloseX` of the new handle, as
+   * one request: the same two HNS calls as {@link HcnApi.create} then
+   * {@link HcnApi.close}, for a backend that runs them where they are made
+   * (HNS threads) at the cost of one. Fails with the Create's error (nothing
+   * to close) or the Close's. Optional: callers fall back to the two calls.
+   */
+  createAndClose?(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void>;
+  /**
+   * `HcnOpenX(id)`, `HcnQueryXProperties(handle, query)`, `HcnCloseX` as one
+   * request: the object's JSON. A failure is the failing call's error (its
+   * `operation` names that C function); after a failed Query the handle is
+   * closed all the same (a failing Close then is not reported). Optional:
+   * callers fall back to the three calls.
+   */
+  openQueryClose?(kind: HcnKind, id: string, query: string): Promise<string>;
+  /**
    * How many calls a caller should keep in flight to keep this backend busy,
    * when that differs from how many HNS runs at once (the FFI backend queues
    * calls for its HNS threads). Undefined: as many as should run at once.

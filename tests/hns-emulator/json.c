@@ -22,6 +22,16 @@ static jval *jnew(jtype t) {
   return v;
 }
 
+/* A string or number node whose text (n bytes, NUL added) lives in the node's own block. */
+static jval *jnew_text(jtype t, const char *text, size_t n) {
+  jval *v = xcalloc(1, sizeof *v + n + 1);
+  v->t = t;
+  v->s = (char *)(v + 1);
+  memcpy(v->s, text, n);
+  v->slen = n;
+  return v;
+}
+
 static void fail(parser *ps, const char *what) {
   if (ps->failed) return;
   ps->failed = 1;
@@ -146,6 +156,35 @@ static int parse_string_into(parser *ps, sbuf *b) {
   }
 }
 
+/*
+ * A string literal without escapes at ps->p (the opening quote): its text in
+ * the input and its length, the parser moved past it. 0, nothing moved, when
+ * it has escapes or is malformed (parse_string_into then says which).
+ */
+static int plain_string(parser *ps, const char **text, size_t *len) {
+  const char *q = ps->p + 1;
+  while (q < ps->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+  if (q >= ps->end || *q != '"') return 0;
+  *text = ps->p + 1;
+  *len = (size_t)(q - ps->p - 1);
+  ps->p = q + 1;
+  return 1;
+}
+
+/* Parses a string literal (ps->p at the opening quote) into a new exact-size string. */
+static char *parse_string(parser *ps, size_t *len) {
+  const char *text;
+  if (plain_string(ps, &text, len)) return xstrndup(text, *len);
+  sbuf b;
+  sb_init(&b);
+  if (!parse_string_into(ps, &b)) {
+    sb_free(&b);
+    return NULL;
+  }
+  *len = b.n;
+  return sb_take(&b);
+}
+
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
 static jval *parse_number(parser *ps) {
@@ -170,10 +209,7 @@ static jval *parse_number(parser *ps) {
     if (ps->p >= ps->end || !is_digit(*ps->p)) goto bad;
     while (ps->p < ps->end && is_digit(*ps->p)) ps->p++;
   }
-  jval *v = jnew(J_NUM);
-  v->slen = (size_t)(ps->p - s);
-  v->s = xstrndup(s, v->slen);
-  return v;
+  return jnew_text(J_NUM, s, (size_t)(ps->p - s));
 bad:
   fail(ps, "invalid number");
   return NULL;
@@ -238,35 +274,32 @@ static jval *parse_object(parser *ps, int depth) {
       fail(ps, "expected a string key");
       goto bad;
     }
-    sbuf key;
-    sb_init(&key);
-    if (!parse_string_into(ps, &key)) {
-      sb_free(&key);
-      goto bad;
-    }
+    size_t keylen;
+    char *key = parse_string(ps, &keylen);
+    if (!key) goto bad;
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p != ':') {
-      sb_free(&key);
+      xfree(key);
       fail(ps, "expected ':'");
       goto bad;
     }
     ps->p++;
     jval *item = parse_value(ps, depth + 1);
     if (!item) {
-      sb_free(&key);
+      xfree(key);
       goto bad;
     }
     /* Duplicate keys: the last one wins, as with most JSON decoders. */
     size_t i;
     for (i = 0; i < o->n; i++)
-      if (strcmp(o->keys[i], key.p) == 0) break;
+      if (strcmp(o->keys[i], key) == 0) break;
     if (i < o->n) {
       json_free(o->items[i]);
       o->items[i] = item;
-      sb_free(&key);
+      xfree(key);
     } else {
       grow(o);
-      o->keys[o->n] = sb_take(&key);
+      o->keys[o->n] = key;
       o->items[o->n++] = item;
     }
     skip_ws(ps);
@@ -300,15 +333,13 @@ static jval *parse_value(parser *ps, int depth) {
     case '{': return parse_object(ps, depth);
     case '[': return parse_array(ps, depth);
     case '"': {
-      sbuf b;
-      sb_init(&b);
-      if (!parse_string_into(ps, &b)) {
-        sb_free(&b);
-        return NULL;
-      }
-      jval *v = jnew(J_STR);
-      v->slen = b.n;
-      v->s = sb_take(&b);
+      const char *text;
+      size_t n;
+      if (plain_string(ps, &text, &n)) return jnew_text(J_STR, text, n);
+      char *s = parse_string(ps, &n);
+      if (!s) return NULL;
+      jval *v = jnew_text(J_STR, s, n);
+      xfree(s);
       return v;
     }
     case 't':
@@ -353,18 +384,14 @@ void json_free(jval *v) {
   }
   xfree(v->items);
   xfree(v->keys);
-  xfree(v->s);
+  if (v->s != (char *)(v + 1)) xfree(v->s);
   xfree(v);
 }
 
 jval *json_clone(const jval *v) {
   if (!v) return NULL;
-  jval *c = jnew(v->t);
+  jval *c = v->s ? jnew_text(v->t, v->s, v->slen) : jnew(v->t);
   c->b = v->b;
-  if (v->s) {
-    c->s = xstrndup(v->s, v->slen);
-    c->slen = v->slen;
-  }
   if (v->n) {
     c->cap = c->n = v->n;
     c->items = xmalloc(v->n * sizeof *c->items);
@@ -462,22 +489,14 @@ void json_write(sbuf *b, const jval *v) {
 
 jval *json_new_null(void) { return jnew(J_NULL); }
 
-jval *json_new_strn(const char *s, size_t n) {
-  jval *v = jnew(J_STR);
-  v->s = xstrndup(s, n);
-  v->slen = n;
-  return v;
-}
+jval *json_new_strn(const char *s, size_t n) { return jnew_text(J_STR, s, n); }
 
 jval *json_new_str(const char *s) { return json_new_strn(s, strlen(s)); }
 
 jval *json_new_int(int64_t i) {
   char tmp[32];
   snprintf(tmp, sizeof tmp, "%lld", (long long)i);
-  jval *v = jnew(J_NUM);
-  v->s = xstrdup(tmp);
-  v->slen = strlen(tmp);
-  return v;
+  return jnew_text(J_NUM, tmp, strlen(tmp));
 }
 
 jval *json_new_arr(void) { return jnew(J_ARR); }

@@ -90,14 +90,14 @@ static int parse_v6(const char *s, const char *end, uint8_t out[16]) {
   return 1;
 }
 
-int ip_canonical(const char *text, char key[34]) {
+int ip_canonical(const char *text, char key[IP_KEY_SIZE]) {
   uint8_t b[16];
   const char *end = text + strlen(text);
   if (strchr(text, ':')) {
     if (!parse_v6(text, end, b)) return 0;
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(b, mapped, 12) == 0) {
-      snprintf(key, 34, "4:%02x%02x%02x%02x", b[12], b[13], b[14], b[15]);
+      snprintf(key, IP_KEY_SIZE, "4:%02x%02x%02x%02x", b[12], b[13], b[14], b[15]);
       return 1;
     }
     key[0] = '6';
@@ -106,6 +106,6 @@ int ip_canonical(const char *text, char key[34]) {
     return 1;
   }
   if (!parse_v4(text, end, b)) return 0;
-  snprintf(key, 34, "4:%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+  snprintf(key, IP_KEY_SIZE, "4:%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
   return 1;
 }

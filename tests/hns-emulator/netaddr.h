@@ -8,7 +8,10 @@
 #ifndef HNSEMU_NETADDR_H
 #define HNSEMU_NETADDR_H
 
-/* Parse an address; on success write a canonical key (at least 34 bytes) and return 1. */
-int ip_canonical(const char *text, char key[34]);
+/* Bytes of a canonical address key: "6:" and 32 hex digits, or "4:" and 8, and the NUL. */
+#define IP_KEY_SIZE 35
+
+/* Parse an address; on success write a canonical key (IP_KEY_SIZE bytes) and return 1. */
+int ip_canonical(const char *text, char key[IP_KEY_SIZE]);
 
 #endif

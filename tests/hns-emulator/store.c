@@ -278,7 +278,7 @@ static int32_t endpoint_ip_keys(const jval *doc, const char *net_key, int strict
     }
     const jval *ip = json_get(c, "IpAddress");
     if (is_absent(ip)) continue;
-    char canon[34];
+    char canon[IP_KEY_SIZE];
     if (ip->t != J_STR || !ip_canonical(ip->s, canon)) {
       if (strict) return HR_INVALID_IP;
       continue;
@@ -311,7 +311,7 @@ static int32_t lb_port_keys(const jval *doc, int strict, keylist *out) {
       if (strict) return HR_E_INVALIDARG;
     } else {
       for (size_t i = 0; i < fv->n; i++) {
-        char canon[34];
+        char canon[IP_KEY_SIZE];
         if (fv->items[i]->t != J_STR || !ip_canonical(fv->items[i]->s, canon)) {
           if (strict) {
             kl_free(&vips);

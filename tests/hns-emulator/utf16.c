@@ -3,45 +3,49 @@
 
 #include "util.h"
 
-char *utf16_to_utf8(const uint16_t *s, size_t *outlen) {
-  size_t n = 0;
-  while (s[n]) n++;
-  sbuf b;
-  sb_init(&b);
-  sb_putn(&b, "", 0);
-  for (size_t i = 0; i < n; i++) {
-    uint32_t cp = s[i];
-    if (cp >= 0xD800 && cp <= 0xDBFF && i + 1 < n && s[i + 1] >= 0xDC00 && s[i + 1] <= 0xDFFF) {
-      cp = 0x10000 + ((cp - 0xD800) << 10) + (s[i + 1] - 0xDC00u);
-      i++;
-    } else if (cp >= 0xD800 && cp <= 0xDFFF) {
-      cp = 0xFFFD;
-    }
-    char u[4];
-    size_t k;
-    if (cp < 0x80) {
-      u[0] = (char)cp;
-      k = 1;
-    } else if (cp < 0x800) {
-      u[0] = (char)(0xC0 | (cp >> 6));
-      u[1] = (char)(0x80 | (cp & 0x3F));
-      k = 2;
-    } else if (cp < 0x10000) {
-      u[0] = (char)(0xE0 | (cp >> 12));
-      u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-      u[2] = (char)(0x80 | (cp & 0x3F));
-      k = 3;
-    } else {
-      u[0] = (char)(0xF0 | (cp >> 18));
-      u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-      u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-      u[3] = (char)(0x80 | (cp & 0x3F));
-      k = 4;
-    }
-    sb_putn(&b, u, k);
+/* The code point at s[*i] (a lone surrogate is U+FFFD); advances *i past it. */
+static uint32_t next_code_point(const uint16_t *s, size_t n, size_t *i) {
+  uint32_t cp = s[*i];
+  if (cp >= 0xD800 && cp <= 0xDBFF && *i + 1 < n && s[*i + 1] >= 0xDC00 && s[*i + 1] <= 0xDFFF) {
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (s[*i + 1] - 0xDC00u);
+    (*i)++;
+  } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+    cp = 0xFFFD;
   }
-  if (outlen) *outlen = b.n;
-  return sb_take(&b);
+  (*i)++;
+  return cp;
+}
+
+static size_t utf8_width(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+/* Two passes: the exact length first, then one allocation (calls carry kilobytes of JSON). */
+char *utf16_to_utf8(const uint16_t *s, size_t *outlen) {
+  size_t n = 0, bytes = 0;
+  while (s[n]) n++;
+  for (size_t i = 0; i < n;) bytes += utf8_width(next_code_point(s, n, &i));
+  char *out = xmalloc(bytes + 1);
+  char *u = out;
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = next_code_point(s, n, &i);
+    if (cp < 0x80) {
+      *u++ = (char)cp;
+    } else if (cp < 0x800) {
+      *u++ = (char)(0xC0 | (cp >> 6));
+      *u++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      *u++ = (char)(0xE0 | (cp >> 12));
+      *u++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+      *u++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+      *u++ = (char)(0xF0 | (cp >> 18));
+      *u++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+      *u++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+      *u++ = (char)(0x80 | (cp & 0x3F));
+    }
+  }
+  *u = 0;
+  if (outlen) *outlen = bytes;
+  return out;
 }
 
 uint16_t *utf8_to_utf16(const char *str, size_t len) {

@@ -1,0 +1,184 @@
+/**
+ * Compound requests of the FFI binding (createAndClose, openQueryClose): the
+ * same HCN calls as their parts, made on an HNS thread as one request, with
+ * each part's errors, every handle closed, and each call counted by the
+ * instrumentation and used by the client.
+ */
+
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { createHnsClient } from "../../lib/hns/client.ts";
+import { HResult } from "../../lib/hns/errors.ts";
+import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
+import { newGuid } from "../../lib/hns/guid.ts";
+import { instrumentHcnApi } from "../../lib/hns/instrument.ts";
+import type { HcnApi } from "../../lib/hns/types.ts";
+import { assertNoLeaks, emulatorLibrary, type HnsControl, openEmulatorControl } from "./harness.ts";
+import { clusterIpLb, expectHnsError } from "./fixtures.ts";
+
+const E_ACCESSDENIED = 0x80070005;
+
+async function withEmulator(body: (api: HcnApi, control: HnsControl) => Promise<void>) {
+  const library = emulatorLibrary();
+  const control = openEmulatorControl(library);
+  control.reset();
+  const api = openFfiHcnApi({ library });
+  try {
+    await body(api, control);
+    assertNoLeaks(control);
+  } finally {
+    api.dispose();
+    control.close();
+  }
+}
+
+function counts(control: HnsControl, ...fns: string[]): Record<string, number> {
+  return Object.fromEntries(fns.map((fn) => [fn, control.callCount(fn)]));
+}
+
+const LB_FNS = [
+  "HcnCreateLoadBalancer",
+  "HcnOpenLoadBalancer",
+  "HcnQueryLoadBalancerProperties",
+  "HcnCloseLoadBalancer",
+];
+
+Deno.test("createAndClose: one request, the Create and the Close of its handle", async () => {
+  await withEmulator(async (api, control) => {
+    ok(api.createAndClose, "the FFI binding offers it");
+    const id = newGuid();
+    await api.createAndClose("LoadBalancer", id, JSON.stringify(clusterIpLb("10.0.0.1", 80, [])));
+    deepEqual(counts(control, ...LB_FNS), {
+      HcnCreateLoadBalancer: 1,
+      HcnOpenLoadBalancer: 0,
+      HcnQueryLoadBalancerProperties: 0,
+      HcnCloseLoadBalancer: 1,
+    });
+    equal(control.objectCount("LoadBalancer"), 1);
+  });
+});
+
+Deno.test("createAndClose: a refused Create is its error and nothing is closed", async () => {
+  await withEmulator(async (api, control) => {
+    const lb = JSON.stringify(clusterIpLb("10.0.0.1", 80, []));
+    await api.createAndClose!("LoadBalancer", newGuid(), lb);
+    const err = await expectHnsError(
+      api.createAndClose!("LoadBalancer", newGuid(), lb),
+      HResult.PORT_ALREADY_EXISTS,
+    );
+    equal(err.operation, "HcnCreateLoadBalancer");
+    equal(control.callCount("HcnCloseLoadBalancer"), 1, "only the first create's handle");
+  });
+});
+
+Deno.test("createAndClose: a failed Close is the Close's error; the object exists", async () => {
+  await withEmulator(async (api, control) => {
+    control.failCall("HcnCloseLoadBalancer", 1, E_ACCESSDENIED);
+    const lb = JSON.stringify(clusterIpLb("10.0.0.1", 80, []));
+    const err = await expectHnsError(
+      api.createAndClose!("LoadBalancer", newGuid(), lb),
+      E_ACCESSDENIED,
+    );
+    equal(err.operation, "HcnCloseLoadBalancer");
+    equal(control.objectCount("LoadBalancer"), 1);
+    // The emulator's handle stays open after a refused Close: release it for the leak check.
+    control.reset();
+  });
+});
+
+Deno.test("openQueryClose: the object's JSON, then its handle closed", async () => {
+  await withEmulator(async (api, control) => {
+    const id = newGuid();
+    await api.createAndClose!("LoadBalancer", id, JSON.stringify(clusterIpLb("10.0.0.1", 80, [])));
+    ok(api.openQueryClose, "the FFI binding offers it");
+    const text = await api.openQueryClose("LoadBalancer", id, "");
+    equal(JSON.parse(text).ID, id);
+    deepEqual(counts(control, ...LB_FNS), {
+      HcnCreateLoadBalancer: 1,
+      HcnOpenLoadBalancer: 1,
+      HcnQueryLoadBalancerProperties: 1,
+      HcnCloseLoadBalancer: 2,
+    });
+  });
+});
+
+Deno.test("openQueryClose: Open's not-found, or Query's error after which the handle is closed", async () => {
+  await withEmulator(async (api, control) => {
+    const missing = await expectHnsError(
+      api.openQueryClose!("LoadBalancer", newGuid(), ""),
+      HResult.ERROR_NOT_FOUND,
+    );
+    equal(missing.operation, "HcnOpenLoadBalancer");
+    equal(control.callCount("HcnQueryLoadBalancerProperties"), 0);
+
+    const id = newGuid();
+    await api.createAndClose!("LoadBalancer", id, JSON.stringify(clusterIpLb("10.0.0.1", 80, [])));
+    control.failCall("HcnQueryLoadBalancerProperties", 1, E_ACCESSDENIED);
+    const refused = await expectHnsError(
+      api.openQueryClose!("LoadBalancer", id, ""),
+      E_ACCESSDENIED,
+    );
+    equal(refused.operation, "HcnQueryLoadBalancerProperties");
+    equal(control.callCount("HcnCloseLoadBalancer"), 2, "the handle was closed all the same");
+  });
+});
+
+Deno.test("instrumentation counts each call a compound request made", async () => {
+  await withEmulator(async (api, control) => {
+    const counted = instrumentHcnApi(api);
+    const id = newGuid();
+    await counted.createAndClose!(
+      "LoadBalancer",
+      id,
+      JSON.stringify(clusterIpLb("10.0.0.1", 80, [])),
+    );
+    await counted.openQueryClose!("LoadBalancer", id, "");
+    control.failCall("HcnQueryLoadBalancerProperties", 1, E_ACCESSDENIED);
+    await counted.openQueryClose!("LoadBalancer", id, "").catch(() => {});
+    await counted.openQueryClose!("LoadBalancer", newGuid(), "").catch(() => {});
+    const stats = counted.stats();
+    const brief = Object.fromEntries(
+      Object.entries(stats).map(([fn, s]) => [fn, [s.calls, s.errors]]),
+    );
+    deepEqual(brief, {
+      HcnCreateLoadBalancer: [1, 0],
+      HcnCloseLoadBalancer: [3, 0],
+      HcnOpenLoadBalancer: [3, 1],
+      HcnQueryLoadBalancerProperties: [2, 1],
+    });
+    // The instrumentation counts what HNS saw.
+    for (const [fn, s] of Object.entries(stats)) equal(s.calls, control.callCount(fn), fn);
+  });
+});
+
+Deno.test("the client creates and reads through compound requests, with the same calls", async () => {
+  await withEmulator(async (api, control) => {
+    let parts = 0;
+    const spied: HcnApi = {
+      hasModifyLoadBalancer: api.hasModifyLoadBalancer,
+      enumerate: (kind, query) => api.enumerate(kind, query),
+      open: (kind, id) => (parts++, api.open(kind, id)),
+      create: (kind, id, settings, network) => (parts++, api.create(kind, id, settings, network)),
+      modify: (kind, handle, settings) => api.modify(kind, handle, settings),
+      query: (kind, handle, query) => api.query(kind, handle, query),
+      delete: (kind, id) => api.delete(kind, id),
+      close: (kind, handle) => api.close(kind, handle),
+      hnsCall: (method, path, request) => api.hnsCall(method, path, request),
+      createAndClose: (kind, id, settings, network) =>
+        api.createAndClose!(kind, id, settings, network),
+      openQueryClose: (kind, id, query) => api.openQueryClose!(kind, id, query),
+      dispose: () => {},
+    };
+    const client = createHnsClient(spied);
+    const lb = await client.createLoadBalancer(clusterIpLb("10.0.0.1", 80, []));
+    const read = await client.getLoadBalancer(lb.ID!);
+    equal(read?.ID, lb.ID);
+    equal(await client.getLoadBalancer(newGuid()), undefined, "a missing object is undefined");
+    equal(parts, 0, "no separate Create or Open");
+    deepEqual(counts(control, ...LB_FNS), {
+      HcnCreateLoadBalancer: 1,
+      HcnOpenLoadBalancer: 2,
+      HcnQueryLoadBalancerProperties: 1,
+      HcnCloseLoadBalancer: 2,
+    });
+  });
+});
