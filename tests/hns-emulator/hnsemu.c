@@ -793,7 +793,10 @@ EXPORT int32_t HnsEmuLoadState(const char *path) {
   int changed = 0;
   int rc = store_load(&g_store, doc, &changed, err, sizeof err);
   int64_t held = 0;
-  for (int k = 0; k < NKINDS; k++) held += (int64_t)g_store.count[k];
+  for (int k = 0; k < NKINDS; k++) {
+    held += (int64_t)g_store.count[k];
+    __atomic_store_n(&g_kind_held[k], (int64_t)g_store.count[k], __ATOMIC_RELAXED);
+  }
   __atomic_store_n(&g_objects_held, held, __ATOMIC_RELAXED);
   plat_mutex_unlock();
   json_free(doc);
