@@ -14,8 +14,10 @@
  *   wait for the one call after it; fast calls gather only on a thread whose
  *   calls are fast).
  * - Where a call goes follows how long calls on one object take (the
- *   fastest of each recent batch, so a thread the OS set aside does not make
- *   HNS look slow; listings, which grow with what HNS holds, do not count).
+ *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
+ *   OS set aside, even for a whole batch, does not make HNS look slow and
+ *   start threads for nothing; listings, which grow with what HNS holds, do
+ *   not count).
  *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
  *   takes it, the fullest such: while HNS answers in microseconds, calls
  *   gather on one thread and travel in large batches. Otherwise the thread
@@ -81,6 +83,9 @@ export const IDLE_END_MS = 60_000;
  * (a resync in the background) goes to another thread, started if need be.
  */
 export const LISTING_MICROS = 10_000;
+
+/** Batches whose fastest call tells how long a call takes (module notes). */
+export const TIMED_BATCHES = 8;
 
 /** Microtask rounds without a new call after which queued calls are sent. */
 const SEND_IDLE_ROUNDS = 8;
@@ -199,11 +204,14 @@ export class ThreadedHcnApi implements HcnApi {
   #rounds = 0;
   #idleRounds = 0;
   /**
-   * Recent duration of a call on a thread, µs: the fastest of each batch, so
-   * that a thread the OS set aside for a while does not make HNS look slow.
-   * None measured yet: calls gather on one thread.
+   * Recent duration of a call on a thread, µs: the fastest call of the last
+   * {@link TIMED_BATCHES} batches (`#batchMicros`, a ring), so that a thread
+   * the OS set aside for a while does not make HNS look slow. None measured
+   * yet: calls gather on one thread.
    */
   #callMicros = 0;
+  readonly #batchMicros: number[] = [];
+  #batchAt = 0;
   #closed: string | undefined;
   readonly #send = () => this.#sendAll();
 
@@ -379,7 +387,11 @@ export class ThreadedHcnApi implements HcnApi {
     const replies = data as unknown[];
     const fastest = replies[0] as number;
     // A new thread's first calls include compiling its code: not HNS's time.
-    if (fastest >= 0 && thread.warm) this.#callMicros = 0.7 * this.#callMicros + 0.3 * fastest;
+    if (fastest >= 0 && thread.warm) {
+      this.#batchMicros[this.#batchAt] = fastest;
+      this.#batchAt = (this.#batchAt + 1) % TIMED_BATCHES;
+      this.#callMicros = Math.min(...this.#batchMicros);
+    }
     thread.warm = true;
     for (let i = 1; i < replies.length; i += 2) {
       const p = thread.shift();

@@ -135,6 +135,27 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
   }
 });
 
+Deno.test("threads: one slow call among fast ones starts no thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    await api.enumerate("Network", ""); // the first answer (compiling) is not timed
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
+    for (let i = 0; i < 4; i++) await missing();
+    // A call that takes long once (a thread the OS set aside, say) …
+    emu.setLatencyMicros(50_000);
+    await missing();
+    emu.setLatencyMicros(0);
+    // … does not make the next burst of fast calls look like a queue of slow ones.
+    await Promise.all(Array.from({ length: 6 }, missing));
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
 Deno.test("threads: a slow listing alone starts no thread", async () => {
   const emu = openEmulator();
   const api = threaded(emu.library, 3);
