@@ -238,13 +238,8 @@ export class ThreadedHcnApi implements HcnApi {
 
   /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
   #spawn(): HnsThread {
-    const t = new HnsThread(
-      this.#init,
-      (t, d) => this.#answer(t, d),
-      (t, why) => this.#dead(t, why),
-    );
     this.#started++;
-    return t;
+    return new HnsThread(this.#init, (t, d) => this.#answer(t, d), (t, why) => this.#dead(t, why));
   }
 
   /** While more than one thread runs, look for idle ones now and then. */
@@ -255,7 +250,7 @@ export class ThreadedHcnApi implements HcnApi {
     this.#idleTimer = timer;
   }
 
-  /** End the threads idle for {@link IDLE_END_MS} or more, keeping at least one. */
+  /** End the threads idle for `#idleEndMs` or more, keeping at least one. */
   #endIdle(): void {
     const threads = this.#threads;
     const now = performance.now();
