@@ -238,8 +238,13 @@ export class ThreadedHcnApi implements HcnApi {
 
   /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
   #spawn(): HnsThread {
+    const thread = new HnsThread(
+      this.#init,
+      (t, d) => this.#answer(t, d),
+      (t, why) => this.#dead(t, why),
+    );
     this.#started++;
-    return new HnsThread(this.#init, (t, d) => this.#answer(t, d), (t, why) => this.#dead(t, why));
+    return thread;
   }
 
   /** While more than one thread runs, look for idle ones now and then. */
