@@ -14,8 +14,10 @@
  *   wait for the one call after it; fast calls gather only on a thread whose
  *   calls are fast).
  * - Where a call goes follows how long calls on one object take (the
- *   fastest of each recent batch, so a thread the OS set aside does not make
- *   HNS look slow; listings, which grow with what HNS holds, do not count).
+ *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
+ *   OS set aside, even for a whole batch, does not make HNS look slow and
+ *   start threads for nothing; listings, which grow with what HNS holds, do
+ *   not count).
  *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
  *   takes it, the fullest such: while HNS answers in microseconds, calls
  *   gather on one thread and travel in large batches. Otherwise the thread
@@ -26,7 +28,12 @@
  *   event's calls do not queue behind a resync. Listings may queue together.
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
- *   event loop for tens of milliseconds, once, and keeps its memory.
+ *   event loop for tens of milliseconds, once, and keeps its memory (an
+ *   isolate, about 10 MiB) while it runs.
+ * - A thread that has had no call for {@link IDLE_END_MS} ends, unless it is
+ *   the last one: after a start or a burst, the agent keeps one thread, and
+ *   starts others again when calls queue. The wait is longer than a resync
+ *   period, so a thread taken by every resync's listings stays.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
@@ -64,11 +71,21 @@ export const WAKE_MICROS = 200;
 export const SPAWN_MICROS = 5000;
 
 /**
+ * How long a thread may go without a call before it ends (unless it is the
+ * last one), ms: longer than the default sync period, so a thread that every
+ * periodic resync uses is not started again each time.
+ */
+export const IDLE_END_MS = 60_000;
+
+/**
  * What a pending listing is taken to cost the calls queued behind it, in µs:
  * more than {@link SPAWN_MICROS}, so that a call made while a thread lists
  * (a resync in the background) goes to another thread, started if need be.
  */
 export const LISTING_MICROS = 10_000;
+
+/** Batches whose fastest call tells how long a call takes (module notes). */
+export const TIMED_BATCHES = 8;
 
 /** Microtask rounds without a new call after which queued calls are sent. */
 const SEND_IDLE_ROUNDS = 8;
@@ -140,6 +157,8 @@ class HnsThread {
   ended = false;
   /** It has answered once (its code is compiled). */
   warm = false;
+  /** When it last had no call pending (`performance.now()`). */
+  idleSince = performance.now();
 
   constructor(
     init: ThreadInit,
@@ -167,6 +186,7 @@ class HnsThread {
     if (this.head === this.pending.length) {
       this.pending = [];
       this.head = 0;
+      this.idleSince = performance.now();
     }
     return p;
   }
@@ -177,8 +197,12 @@ export class ThreadedHcnApi implements HcnApi {
   readonly hasModifyLoadBalancer: boolean;
   /** Calls callers should keep in flight to keep the threads busy. */
   readonly callsInFlight: number;
+  /** The threads running (ended ones leave). */
   readonly #threads: HnsThread[];
   readonly #maxThreads: number;
+  readonly #idleEndMs: number;
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #started = 0;
   readonly #init: ThreadInit;
   readonly #release: () => void;
   #sendScheduled = false;
@@ -187,22 +211,26 @@ export class ThreadedHcnApi implements HcnApi {
   #rounds = 0;
   #idleRounds = 0;
   /**
-   * Recent duration of a call on a thread, µs: the fastest of each batch, so
-   * that a thread the OS set aside for a while does not make HNS look slow.
-   * None measured yet: calls gather on one thread.
+   * Recent duration of a call on a thread, µs: the fastest call of the last
+   * {@link TIMED_BATCHES} batches (`#batchMicros`, a ring), so that a thread
+   * the OS set aside for a while does not make HNS look slow. None measured
+   * yet: calls gather on one thread.
    */
   #callMicros = 0;
+  readonly #batchMicros: number[] = [];
+  #batchAt = 0;
   #closed: string | undefined;
   readonly #send = () => this.#sendAll();
 
   /**
    * Start one HNS thread that loads what `init` names; up to `threads` are
-   * started as calls need them (module notes). The caller has
+   * started as calls need them and end after `idleEndMs` without a call
+   * (default {@link IDLE_END_MS}; module notes). The caller has
    * loaded the same libraries (so a bad library failed already, with its
    * message) and `release` unloads them once the threads are gone.
    */
   constructor(
-    init: ThreadInit & { threads?: number },
+    init: ThreadInit & { threads?: number; idleEndMs?: number },
     hasModifyLoadBalancer: boolean,
     release: () => void,
   ) {
@@ -210,13 +238,49 @@ export class ThreadedHcnApi implements HcnApi {
     this.#release = release;
     this.#maxThreads = Math.max(1, Math.floor(init.threads ?? DEFAULT_HNS_THREADS));
     this.callsInFlight = this.#maxThreads * CALLS_IN_FLIGHT_PER_THREAD;
+    this.#idleEndMs = init.idleEndMs ?? IDLE_END_MS;
     this.#init = init.library ? { library: init.library } : {};
     this.#threads = [this.#spawn()];
   }
 
   /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
   #spawn(): HnsThread {
-    return new HnsThread(this.#init, (t, d) => this.#answer(t, d), (t, why) => this.#dead(t, why));
+    const thread = new HnsThread(
+      this.#init,
+      (t, d) => this.#answer(t, d),
+      (t, why) => this.#dead(t, why),
+    );
+    this.#started++;
+    return thread;
+  }
+
+  /** While more than one thread runs, look for idle ones now and then. */
+  #watchIdle(): void {
+    if (this.#idleTimer !== undefined || this.#threads.length < 2) return;
+    const timer = setInterval(() => this.#endIdle(), Math.max(1, this.#idleEndMs / 4));
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
+  }
+
+  /** End the threads idle for `#idleEndMs` or more, keeping at least one. */
+  #endIdle(): void {
+    const threads = this.#threads;
+    const now = performance.now();
+    for (let i = threads.length - 1; i >= 0 && threads.length > 1; i--) {
+      const t = threads[i];
+      if (t.outstanding === 0 && now - t.idleSince >= this.#idleEndMs) {
+        threads.splice(i, 1);
+        t.ended = true;
+        t.worker.terminate();
+      }
+    }
+    if (threads.length < 2 || this.#closed !== undefined) this.#stopWatchingIdle();
+  }
+
+  #stopWatchingIdle(): void {
+    if (this.#idleTimer === undefined) return;
+    clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 
   /** Queue one call; see the module notes for where it goes and when it is sent. */
@@ -286,6 +350,7 @@ export class ThreadedHcnApi implements HcnApi {
       try {
         best = this.#spawn();
         threads.push(best);
+        this.#watchIdle();
       } catch {
         // No further thread now: the busy ones take the call.
       }
@@ -329,7 +394,11 @@ export class ThreadedHcnApi implements HcnApi {
     const replies = data as unknown[];
     const fastest = replies[0] as number;
     // A new thread's first calls include compiling its code: not HNS's time.
-    if (fastest >= 0 && thread.warm) this.#callMicros = 0.7 * this.#callMicros + 0.3 * fastest;
+    if (fastest >= 0 && thread.warm) {
+      this.#batchMicros[this.#batchAt] = fastest;
+      this.#batchAt = (this.#batchAt + 1) % TIMED_BATCHES;
+      this.#callMicros = Math.min(...this.#batchMicros);
+    }
     thread.warm = true;
     for (let i = 1; i < replies.length; i += 2) {
       const p = thread.shift();
@@ -347,6 +416,7 @@ export class ThreadedHcnApi implements HcnApi {
    * the other threads end once they have answered what they were sent.
    */
   #dead(thread: HnsThread, why: string): void {
+    if (thread.ended) return;
     const message = `HNS thread failed: ${why}`;
     this.#close(message);
     while (thread.outstanding > 0) {
@@ -363,6 +433,7 @@ export class ThreadedHcnApi implements HcnApi {
   #close(reason: string): void {
     if (this.#closed !== undefined) return;
     this.#closed = reason;
+    this.#stopWatchingIdle();
     this.#sendNow();
     for (const t of this.#threads) if (t.outstanding === 0) this.#end(t);
   }
@@ -415,9 +486,14 @@ export class ThreadedHcnApi implements HcnApi {
     return this.#call("openQueryClose", kind, id, query);
   }
 
-  /** HNS threads started so far. */
+  /** HNS threads started so far (those that ended included). */
   get threadsStarted(): number {
-    return this.#threads.length;
+    return this.#started;
+  }
+
+  /** HNS threads running now. */
+  get threadsRunning(): number {
+    return this.#threads.filter((t) => !t.ended).length;
   }
 
   /** Refuse further calls; the threads end once every call made is answered (see #close). */

@@ -348,14 +348,14 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
       return typeof v === "boolean" ? v : r.fail(field, `must be true or false, got ${show(v)}`);
     };
     const ready = bool(cond.ready, `${f}.conditions.ready`, true);
-    const info: EndpointInfo = {
-      address,
-      ready,
-      serving: bool(cond.serving, `${f}.conditions.serving`, ready),
-      terminating: bool(cond.terminating, `${f}.conditions.terminating`, false),
-    };
+    const serving = bool(cond.serving, `${f}.conditions.serving`, ready);
+    const terminating = bool(cond.terminating, `${f}.conditions.terminating`, false);
     const nodeName = r.str(eo.nodeName, `${f}.nodeName`);
-    if (nodeName) info.nodeName = intern(nodeName);
+    // One literal with the node name: a property added later would need a
+    // second allocation per endpoint (the store keeps one per endpoint).
+    const info: EndpointInfo = nodeName
+      ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
+      : { address, ready, serving, terminating };
     const zone = r.str(eo.zone, `${f}.zone`);
     if (zone) info.zone = intern(zone);
     const hints = r.obj(eo.hints, `${f}.hints`, true);

@@ -18,7 +18,7 @@ import { PLACEMENT_UNKNOWN } from "./placement_waits.ts";
 /** What has been logged, per service and for the conflicts. */
 export class DiagnosticsLog {
   readonly #log: Logger;
-  /** Per service, the text of the diagnostics last logged. */
+  /** Per service, the text of the diagnostics last logged (none: nothing). */
   readonly #logged = new Map<ObjectKey, string>();
   #conflicts = "";
 
@@ -42,8 +42,10 @@ export class DiagnosticsLog {
       seen.add(sd.serviceKey);
       const diagnostics = sd.diagnostics.filter((d) => d.reason !== PLACEMENT_UNKNOWN);
       const text = diagnostics.map((d) => d.message).join("\n");
-      if (this.#logged.get(sd.serviceKey) === text) continue;
-      this.#logged.set(sd.serviceKey, text);
+      if ((this.#logged.get(sd.serviceKey) ?? "") === text) continue;
+      // Most services have nothing to say: only those that do take an entry.
+      if (text) this.#logged.set(sd.serviceKey, text);
+      else this.#logged.delete(sd.serviceKey);
       for (const d of diagnostics) this.#write(d);
     }
     const gone = changed

@@ -475,9 +475,11 @@ export function slimLoadBalancer(lb: ObservedLoadBalancer): ObservedLoadBalancer
   if (h.PortMappings !== undefined) hns.PortMappings = h.PortMappings;
   if (h.Flags !== undefined) hns.Flags = h.Flags;
   if (h.SourceVIP !== undefined) hns.SourceVIP = h.SourceVIP;
-  const out: ObservedLoadBalancer = { key: lb.key, id: lb.id, hns };
-  if (lb.serviceKey !== undefined) out.serviceKey = lb.serviceKey;
-  return out;
+  // One literal with the service key: a property added later would need a
+  // second allocation per load balancer.
+  return lb.serviceKey !== undefined
+    ? { key: lb.key, id: lb.id, hns, serviceKey: lb.serviceKey }
+    : { key: lb.key, id: lb.id, hns };
 }
 
 /**

@@ -34,6 +34,7 @@ import {
   RT,
 } from "../../scripts/pe.ts";
 import { compileCacheDir, extractFromTarGz, pickVersion } from "../../scripts/runtime.ts";
+import { AGENT_V8_FLAGS, v8FlagsArgument } from "../../lib/v8_flags.ts";
 
 const MAIN = join(ROOT, "main.ts");
 const enc = new TextEncoder();
@@ -138,7 +139,7 @@ function fakeExe(o: FakeOptions = {}): Uint8Array {
     app_name: "hnsproxy",
     app_version: o.appVersion ?? "0.1.0",
     v8_flags: o.v8Flags ??
-      ["UNUSED_BUT_NECESSARY_ARG0", "--max-semi-space-size=4", "--no-memory-reducer"],
+      ["UNUSED_BUT_NECESSARY_ARG0", ...AGENT_V8_FLAGS],
   }));
   const vfs = enc.encode(JSON.stringify(o.files ?? GOOD_FILES));
   const payload = concat(
@@ -294,7 +295,7 @@ Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, froze
       "--no-prompt",
       "--frozen",
       "--exclude-unused-npm",
-      "--v8-flags=--max-semi-space-size=4,--no-memory-reducer",
+      v8FlagsArgument(),
     ]
   ) {
     ok(args.includes(f), f);

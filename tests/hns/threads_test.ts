@@ -2,14 +2,15 @@
  * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
  * emulator library: answers and failures cross the thread boundary intact,
  * a call that blocks in HNS leaves the event loop turning, slow calls spread
- * over the threads, handles move between threads, dispose lets calls already
+ * over the threads, handles move between threads, idle threads end (never
+ * the last one, never one with calls pending), dispose lets calls already
  * made finish (nothing leaks), and the leak counters stay at zero.
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
+import { openFfiHcnApi, openHcnCalls } from "../../lib/hns/ffi.ts";
 import { ThreadedHcnApi } from "../../lib/hns/hcn_threads.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
 import { clusterIpLb, expectHnsError, makeNetwork } from "./fixtures.ts";
@@ -134,6 +135,27 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
   }
 });
 
+Deno.test("threads: one slow call among fast ones starts no thread", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library, 3);
+  try {
+    await api.enumerate("Network", ""); // the first answer (compiling) is not timed
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
+    for (let i = 0; i < 4; i++) await missing();
+    // A call that takes long once (a thread the OS set aside, say) …
+    emu.setLatencyMicros(50_000);
+    await missing();
+    emu.setLatencyMicros(0);
+    // … does not make the next burst of fast calls look like a queue of slow ones.
+    await Promise.all(Array.from({ length: 6 }, missing));
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
 Deno.test("threads: a slow listing alone starts no thread", async () => {
   const emu = openEmulator();
   const api = threaded(emu.library, 3);
@@ -163,6 +185,68 @@ Deno.test("threads: a call made while a thread lists goes to another thread", as
     equal(api.threadsStarted, 2);
     match(ids, new RegExp(net));
     await api.close("Network", handle);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+/** As openFfiHcnApi does, with threads that end after `idleEndMs` without a call. */
+function threadedIdleEnd(library: string, threads: number, idleEndMs: number): ThreadedHcnApi {
+  const calls = openHcnCalls({ library });
+  return new ThreadedHcnApi(
+    { library, threads, idleEndMs },
+    calls.hasModifyLoadBalancer,
+    () => calls.dispose(),
+  );
+}
+
+/** Resolves once `check` holds, looking every few milliseconds. */
+async function eventually(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+Deno.test("threads: idle threads end, the last one stays, and calls start them again", async () => {
+  const emu = openEmulator();
+  const api = threadedIdleEnd(emu.library, 2, 30);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    // A listing and a call in the same turn: the call gets a thread of its own.
+    const [, handle] = await Promise.all([api.enumerate("Network", ""), api.open("Network", net)]);
+    equal(api.threadsStarted, 2);
+    await eventually(() => api.threadsRunning === 1);
+    // The last thread stays: calls still run, on it, with no thread started.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    equal(api.threadsRunning, 1);
+    await api.close("Network", handle);
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    equal(api.threadsStarted, 2);
+    // Calls that queue start a thread again.
+    const [, again] = await Promise.all([api.enumerate("Network", ""), api.open("Network", net)]);
+    equal(api.threadsStarted, 3);
+    await api.close("Network", again);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a thread with calls pending does not end while they take long", async () => {
+  const emu = openEmulator();
+  const api = threadedIdleEnd(emu.library, 3, 20);
+  try {
+    await api.enumerate("Network", ""); // the first answer (compiling) is not timed
+    emu.setLatencyMicros(60_000);
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch((e) => e);
+    await missing();
+    // Each call takes three times the idle limit; every one is answered by HNS.
+    const errors = await Promise.all(Array.from({ length: 9 }, missing));
+    equal(api.threadsStarted, 3);
+    for (const err of errors) ok(err instanceof HnsError, String(err));
+    emu.setLatencyMicros(0);
+    await eventually(() => api.threadsRunning === 1);
     assertNoLeaks(emu.control);
   } finally {
     api.dispose();
