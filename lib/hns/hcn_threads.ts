@@ -17,7 +17,8 @@
  *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
  *   OS set aside, even for a whole batch, does not make HNS look slow and
  *   start threads for nothing; listings, which grow with what HNS holds, do
- *   not count).
+ *   not count). Until that many batches were timed, the first calls of a
+ *   start (code not yet compiled, say) start no thread.
  *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
  *   takes it, the fullest such: while HNS answers in microseconds, calls
  *   gather on one thread and travel in large batches. Otherwise the thread
@@ -84,7 +85,10 @@ export const IDLE_END_MS = 60_000;
  */
 export const LISTING_MICROS = 10_000;
 
-/** Batches whose fastest call tells how long a call takes (module notes). */
+/**
+ * Batches whose fastest call tells how long a call takes (module notes); a
+ * thread is started for the calls' time only once this many were timed.
+ */
 export const TIMED_BATCHES = 8;
 
 /** Microtask rounds without a new call after which queued calls are sent. */
@@ -219,6 +223,8 @@ export class ThreadedHcnApi implements HcnApi {
   #callMicros = 0;
   readonly #batchMicros: number[] = [];
   #batchAt = 0;
+  /** Batches timed so far (capped at {@link TIMED_BATCHES}). */
+  #timedBatches = 0;
   #closed: string | undefined;
   readonly #send = () => this.#sendAll();
 
@@ -316,6 +322,8 @@ export class ThreadedHcnApi implements HcnApi {
   #pick(listing: boolean): HnsThread {
     const threads = this.#threads;
     const callMicros = this.#callMicros;
+    // What a queue costs counts towards a new thread only once calls were timed often enough.
+    const spawnMicros = this.#timedBatches < TIMED_BATCHES ? 0 : callMicros;
     // A busy thread that finishes its queue within a wake-up takes the call:
     // the fullest such, so that fast calls travel in few, large batches.
     let fill: HnsThread | undefined;
@@ -335,18 +343,19 @@ export class ThreadedHcnApi implements HcnApi {
     // any call but another listing.
     let best = threads[0];
     let bestCost = Infinity;
+    let bestSpawnCost = Infinity;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
       const queued = t.outstanding;
-      const cost = queued === 0
-        ? WAKE_MICROS
-        : queued * callMicros + (!listing && t.listings > 0 ? LISTING_MICROS : 0);
+      const listingCost = !listing && t.listings > 0 ? LISTING_MICROS : 0;
+      const cost = queued === 0 ? WAKE_MICROS : queued * callMicros + listingCost;
       if (cost < bestCost) {
         best = t;
         bestCost = cost;
+        bestSpawnCost = queued === 0 ? WAKE_MICROS : queued * spawnMicros + listingCost;
       }
     }
-    if (bestCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
+    if (bestSpawnCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
       try {
         best = this.#spawn();
         threads.push(best);
@@ -397,6 +406,7 @@ export class ThreadedHcnApi implements HcnApi {
     if (fastest >= 0 && thread.warm) {
       this.#batchMicros[this.#batchAt] = fastest;
       this.#batchAt = (this.#batchAt + 1) % TIMED_BATCHES;
+      if (this.#timedBatches < TIMED_BATCHES) this.#timedBatches++;
       this.#callMicros = Math.min(...this.#batchMicros);
     }
     thread.warm = true;
