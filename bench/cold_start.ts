@@ -110,7 +110,8 @@ export async function coldStart(
       name: `${label} time to converge`,
       value: convergeMs,
       unit: "ms",
-      target: tenK ? { op: "<", value: 10_000 } : undefined,
+      // Issue 15: under 3 s at 0 ms per HNS call on 2 cores (issue 7 asked for 10 s).
+      target: tenK ? { op: "<", value: 3_000 } : undefined,
       note: "startAgent → HNS holds every expected LB and endpoint",
     },
     {
