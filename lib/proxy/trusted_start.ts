@@ -59,9 +59,18 @@ export interface HnsRead {
   endpointIds: string[];
   /**
    * Owned objects taken from the record without a read (none for a full
-   * read): upper-case ID → the fingerprint of the content taken.
+   * read): upper-case ID → the key whose desired payload they hold and the
+   * fingerprint of that content.
    */
-  trusted: Map<string, string>;
+  trusted: Map<string, TrustedObject>;
+}
+
+/** An owned object the trusted read took to be the desired payload of its key. */
+export interface TrustedObject {
+  /** The key (from the record) whose desired payload it holds. */
+  key: string;
+  /** The fingerprint of that payload (equal to the record's). */
+  fp: string;
 }
 
 /**
@@ -156,16 +165,17 @@ export async function readTrusted(
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
-  const trusted = new Map<string, string>();
+  const trusted = new Map<string, TrustedObject>();
   const toRead: string[] = [];
   // Trusted objects carry the ID as HNS listed it, as a read would return it.
   for (const id of ownedEps) {
-    const want = desired.remoteEndpoints.get(ownership.keyOf(id)!);
+    const key = ownership.keyOf(id)!;
+    const want = desired.remoteEndpoints.get(key);
     const fp = ownership.fingerprintOf(id);
     const payload = want && fp !== undefined && { ...endpointPayload(want), ID: id };
     if (payload && fp === endpointFingerprint(payload)) {
       endpoints.push(payload);
-      trusted.set(id.toUpperCase(), fp);
+      trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
     }
@@ -176,13 +186,14 @@ export async function readTrusted(
   const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
-    const want = desired.loadBalancers.get(ownership.keyOf(id)!);
+    const key = ownership.keyOf(id)!;
+    const want = desired.loadBalancers.get(key);
     const fp = ownership.fingerprintOf(id);
     const payload = want && fp !== undefined &&
       resolvedLoadBalancerPayload(want, desired, resolved);
     if (payload && fp === loadBalancerFingerprint(payload)) {
       loadBalancers.push({ ...payload, ID: id });
-      trusted.set(id.toUpperCase(), fp);
+      trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
     }
