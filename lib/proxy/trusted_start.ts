@@ -180,7 +180,8 @@ export async function readTrusted(
       toRead.push(id);
     }
   }
-  for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
+  const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
+  for (const ep of readEps) endpoints.push(ep);
 
   const resolved = backendIndex(endpoints, ownership, desired);
   const loadBalancers = [...foreignLbs];
@@ -198,9 +199,14 @@ export async function readTrusted(
       toRead.push(id);
     }
   }
-  for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
+  const readLbs = await client.getLoadBalancers(toRead);
+  for (const lb of readLbs) loadBalancers.push(lb);
 
-  const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
+  // Present: what was trusted (its ID as listed) and every object read.
+  const present = new Set(trusted.keys());
+  for (const objs of [others, readEps, foreignLbs, readLbs]) {
+    for (const o of objs) present.add(String(o.ID).toUpperCase());
+  }
   const vanishedOwned = [...ownership.ids()].filter((id) => !present.has(id.toUpperCase()));
   return {
     ctx,
