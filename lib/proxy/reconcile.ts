@@ -422,6 +422,13 @@ export interface AdoptOptions {
    * only: its MAC cannot be called wrong. Default true.
    */
   hostMacKnown?: boolean;
+  /**
+   * Owned objects known to hold exactly the desired payload of a key (the
+   * trusted start read took them from the ownership record): upper-case ID →
+   * that key. Each is kept under its key and adopted without examining its
+   * content; the reconcile that follows still compares it.
+   */
+  trusted?: ReadonlyMap<string, { key: string }>;
 }
 
 /** A foreign object that differs from what is desired, taken over to be replaced. */
@@ -476,6 +483,7 @@ export function adoptObserved(
   const takeOver = opts.takeOver ?? false;
   const adoptForeign = (opts.adoptForeign ?? true) || takeOver;
   const hostMacKnown = opts.hostMacKnown ?? true;
+  const trusted = opts.trusted;
   /** Whether a foreign remote endpoint holding a wanted IP must be replaced. */
   const wrong = (hns: HcnEndpoint, want: DesiredEndpoint) =>
     want.remote &&
@@ -510,7 +518,9 @@ export function adoptObserved(
   for (const hns of sortedById(hnsEndpoints)) {
     const id = typeof hns?.ID === "string" ? hns.ID : "";
     const isOwned = id !== "" && ownedEps.has(idKey(id));
-    const key = hns && id ? endpointKeyFromHns(hns, sourceVips) : { reason: "no ID" };
+    const trustedKey = isOwned ? trusted?.get(idKey(id))?.key : undefined;
+    const key = trustedKey ??
+      (hns && id ? endpointKeyFromHns(hns, sourceVips) : { reason: "no ID" });
     if (isKeyError(key)) {
       if (isOwned) strayEndpoints.set(id, { key: `stray/${id}`, id, hns });
       else skipped.push({ kind: "endpoint", id, owned: false, reason: key.reason });
@@ -530,7 +540,7 @@ export function adoptObserved(
         adoptedEps.delete(key);
       }
       endpoints.set(key, obs);
-      if (want && endpointSatisfies(hns, want)) {
+      if (want && (trustedKey !== undefined || endpointSatisfies(hns, want))) {
         adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: false });
       }
       continue;
@@ -562,14 +572,15 @@ export function adoptObserved(
   for (const hns of sortedById(hnsLbs)) {
     const id = typeof hns?.ID === "string" ? hns.ID : "";
     const isOwned = id !== "" && ownedLbs.has(idKey(id));
-    const key = hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" };
+    const trustedKey = isOwned ? trusted?.get(idKey(id))?.key : undefined;
+    const key = trustedKey ?? (hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" });
     if (isKeyError(key)) {
       if (isOwned) strayLoadBalancers.set(id, { key: `stray/${id}`, id, hns });
       else skipped.push({ kind: "loadBalancer", id, owned: false, reason: key.reason });
       continue;
     }
     const want = desired.loadBalancers.get(key);
-    const equal = equalToDesired(hns, want);
+    const equal = trustedKey !== undefined ? want !== undefined : equalToDesired(hns, want);
     const obs: ObservedLoadBalancer = { key, id, hns };
     if (want) obs.serviceKey = want.serviceKey;
     if (isOwned) {

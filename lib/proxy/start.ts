@@ -40,7 +40,14 @@ import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns
 import type { ClusterView } from "../kube/model.ts";
 import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "./context.ts";
 import { desiredState } from "./desired.ts";
-import type { DesiredState, NetworkInfo, NodeContext, Plan } from "./model.ts";
+import type {
+  DesiredState,
+  IndexedObservedState,
+  NetworkInfo,
+  NodeContext,
+  ObservedState,
+  Plan,
+} from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import { checkStartContext, detectNetwork, networkNameError } from "./preconditions.ts";
 import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./reconcile.ts";
@@ -186,7 +193,10 @@ export async function readEarly(
  * the node context, the desired state, adoption (with `adopt`'s options,
  * e.g. takeover) and the full reconcile. Makes no HNS writes. `preread`
  * is what {@link prereadStart} returned for this network and record; it is
- * used when read in `mode`, else HNS is read now.
+ * used when read in `mode`, else HNS is read now. `keep`, when given, takes
+ * the adoption's observed state and returns it indexed (the agent's observed
+ * cache, filled from it): the reconcile runs against that instead of an
+ * index built for it alone.
  */
 export async function readStart(
   client: HnsClient,
@@ -197,6 +207,7 @@ export async function readStart(
   adopt: AdoptOptions = {},
   mode: StartReadMode = { mode: "full", reason: "" },
   preread?: HnsPreread,
+  keep?: (observed: ObservedState) => IndexedObservedState,
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
@@ -226,14 +237,17 @@ export async function readStart(
   };
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
+    trusted: read.trusted,
     ...adopt,
   });
   // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
   for (const op of adoption.adopted) {
-    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase());
+    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase())?.fp;
     if (fp !== undefined) op.fp = fp;
   }
-  const reconciled = reconcile(desired, adoption.observed, { features });
+  const reconciled = reconcile(desired, keep?.(adoption.observed) ?? adoption.observed, {
+    features,
+  });
   return {
     ctx,
     desired,

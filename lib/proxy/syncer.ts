@@ -492,12 +492,15 @@ export class Syncer {
       { takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce },
       mode,
       early?.preread,
+      (observed) => {
+        this.#observed.replace(observed);
+        return this.#observed;
+      },
     );
     this.#startedOnce = true;
     this.#ctx = start.ctx;
     this.#networkName = start.ctx.network.name;
     this.#setDesired(start.desired);
-    this.#observed.replace(start.adoption.observed);
     this.#local.restart(start.endpointIds);
     if (isOverlay(start.ctx)) {
       // Kept open so that re-reading the routes costs one call (resync, waiting pods).

@@ -59,9 +59,18 @@ export interface HnsRead {
   endpointIds: string[];
   /**
    * Owned objects taken from the record without a read (none for a full
-   * read): upper-case ID → the fingerprint of the content taken.
+   * read): upper-case ID → the key whose desired payload they hold and the
+   * fingerprint of that content.
    */
-  trusted: Map<string, string>;
+  trusted: Map<string, TrustedObject>;
+}
+
+/** An owned object the trusted read took to be the desired payload of its key. */
+export interface TrustedObject {
+  /** The key (from the record) whose desired payload it holds. */
+  key: string;
+  /** The fingerprint of that payload (equal to the record's). */
+  fp: string;
 }
 
 /**
@@ -156,40 +165,48 @@ export async function readTrusted(
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
-  const trusted = new Map<string, string>();
+  const trusted = new Map<string, TrustedObject>();
   const toRead: string[] = [];
   // Trusted objects carry the ID as HNS listed it, as a read would return it.
   for (const id of ownedEps) {
-    const want = desired.remoteEndpoints.get(ownership.keyOf(id)!);
+    const key = ownership.keyOf(id)!;
+    const want = desired.remoteEndpoints.get(key);
     const fp = ownership.fingerprintOf(id);
     const payload = want && fp !== undefined && { ...endpointPayload(want), ID: id };
     if (payload && fp === endpointFingerprint(payload)) {
       endpoints.push(payload);
-      trusted.set(id.toUpperCase(), fp);
+      trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
     }
   }
-  for (const ep of await client.getEndpoints(toRead)) if (onNetwork(ep, net.id)) endpoints.push(ep);
+  const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
+  for (const ep of readEps) endpoints.push(ep);
 
   const resolved = backendIndex(endpoints, ownership, desired);
   const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
-    const want = desired.loadBalancers.get(ownership.keyOf(id)!);
+    const key = ownership.keyOf(id)!;
+    const want = desired.loadBalancers.get(key);
     const fp = ownership.fingerprintOf(id);
     const payload = want && fp !== undefined &&
       resolvedLoadBalancerPayload(want, desired, resolved);
     if (payload && fp === loadBalancerFingerprint(payload)) {
       loadBalancers.push({ ...payload, ID: id });
-      trusted.set(id.toUpperCase(), fp);
+      trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
     }
   }
-  for (const lb of await client.getLoadBalancers(toRead)) loadBalancers.push(lb);
+  const readLbs = await client.getLoadBalancers(toRead);
+  for (const lb of readLbs) loadBalancers.push(lb);
 
-  const present = new Set([...endpoints, ...loadBalancers].map((o) => String(o.ID).toUpperCase()));
+  // Present: what was trusted (its ID as listed) and every object read.
+  const present = new Set(trusted.keys());
+  for (const objs of [others, readEps, foreignLbs, readLbs]) {
+    for (const o of objs) present.add(String(o.ID).toUpperCase());
+  }
   const vanishedOwned = [...ownership.ids()].filter((id) => !present.has(id.toUpperCase()));
   return {
     ctx,

@@ -496,6 +496,37 @@ Deno.test("restart with an unchanged cluster: everything adopted, zero HNS write
   }
 });
 
+Deno.test("adoption of trusted objects: kept under their recorded key and adopted without examining their content", () => {
+  for (const c of [ctx(), overlayCtx()]) {
+    const w = world();
+    const { sim } = converged(c, w.services, w.slices);
+    const l = listing(sim);
+    const fresh = desiredState(view(w.services, w.slices), c);
+    const full = adoptObserved(l.lbs, l.eps, ownedOf(sim), fresh);
+    // What the trusted start read vouches for: every owned ID, with its key.
+    const trusted = new Map<string, { key: string }>();
+    for (
+      const o of [...full.observed.loadBalancers.values(), ...full.observed.endpoints.values()]
+    ) {
+      trusted.set(o.id.toUpperCase(), { key: o.key });
+    }
+    assert.equal(trusted.size, sim.lbs.size + sim.eps.size);
+    // Same content: the same adoption as the examining one.
+    assert.deepEqual(adoptObserved(l.lbs, l.eps, ownedOf(sim), fresh, { trusted }), full);
+    // Content that cannot be keyed (an ID alone): trusted, still adopted under its key.
+    const bare = <T extends { ID?: string }>(xs: T[]) => xs.map((x) => ({ ID: x.ID }) as T);
+    const a = adoptObserved(bare(l.lbs), bare(l.eps), ownedOf(sim), fresh, { trusted });
+    assert.deepEqual(a.adopted, full.adopted);
+    assert.deepEqual([...a.observed.loadBalancers.keys()], [...full.observed.loadBalancers.keys()]);
+    assert.deepEqual([...a.observed.endpoints.keys()], [...full.observed.endpoints.keys()]);
+    assert.equal(a.observed.strayLoadBalancers?.size ?? 0, 0);
+    assert.equal(a.observed.strayEndpoints?.size ?? 0, 0);
+    // Untrusted, the same bare objects are strays (not adopted).
+    const u = adoptObserved(bare(l.lbs), bare(l.eps), ownedOf(sim), fresh);
+    assert.deepEqual(u.adopted, []);
+  }
+});
+
 Deno.test("adoption without ownership record: equal foreign objects adopted (or conflicts when adoptForeign=false)", () => {
   const c = overlayCtx();
   const w = world();

@@ -239,6 +239,7 @@ async function startOn(
   ownership: OwnershipRecord,
   trusted: boolean,
   takeOver = false,
+  kept?: ObservedCache,
 ) {
   const client = createHnsClient(backend.api);
   const network = (await findNetwork(client, "vxlan0"))!;
@@ -254,6 +255,11 @@ async function startOn(
     SETTINGS,
     { takeOver },
     trusted ? { mode: "trusted" } : { mode: "full", reason: "test" },
+    undefined,
+    kept && ((observed) => {
+      kept.replace(observed);
+      return kept;
+    }),
   );
   return { start, calls: count(READ_CALLS) - before, opens: opened() - opensBefore };
 }
@@ -280,13 +286,21 @@ for (const n of [1, 2, 3, 4]) {
       assert.equal(same.start.trusted, ownership.size);
       assert.ok(full.calls > 3 * ownership.size, `${full.calls} calls of the full read`);
 
+      // Reconciled against the observed state kept (the agent's cache): the same plan.
+      const kept = new ObservedCache();
+      const keptStart = await startOn(backend, cluster, ownership, true, false, kept);
+      assert.deepEqual(dump(kept), dump(full.start.adoption.observed));
+      assertSamePlan(keptStart.start, full.start);
+
       // A takeover (kube-proxy's LB on a service's key) comes out the same.
-      const takeTrusted = await startOn(backend, cluster, ownership, true, true);
+      const takeKept = new ObservedCache();
+      const takeTrusted = await startOn(backend, cluster, ownership, true, true, takeKept);
       const takeFull = await startOn(backend, cluster, ownership, false, true);
       assert.deepEqual(
         dump(takeTrusted.start.adoption.observed),
         dump(takeFull.start.adoption.observed),
       );
+      assert.deepEqual(dump(takeKept), dump(takeFull.start.adoption.observed));
       assertSamePlan(takeTrusted.start, takeFull.start);
       assert.deepEqual(takeTrusted.start.adoption.takenOver, takeFull.start.adoption.takenOver);
       assert.ok(takeTrusted.start.adoption.takenOver.some((t) => t.id === KUBE_PROXY_LB.ID));
