@@ -31,6 +31,7 @@ import { LatencyTracker } from "./latency.ts";
 import { mallocInUse } from "./malloc.ts";
 import { collectGarbage, mib, peakRssBytes, resetPeakRss, rssBytes } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
+import type { HcnKind } from "../lib/hns/types.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
 import process from "node:process";
 import { prng } from "../tests/prng.ts";
@@ -407,17 +408,27 @@ interface EnumerateSpan {
 /** Record the agent's Enumerate calls (the resync's listings) until `stop`. */
 function traceListings(agent: BenchAgent): { spans: EnumerateSpan[]; stop(): void } {
   const probe = agent.probe;
-  const original = probe.enumerate;
+  const { enumerate, enumerateIds } = probe;
   const spans: EnumerateSpan[] = [];
-  probe.enumerate = async (kind, query) => {
-    const startedAt = performance.now();
-    try {
-      return await original.call(probe, kind, query);
-    } finally {
-      spans.push({ kind, startedAt, endedAt: performance.now() });
-    }
+  const traced =
+    <A extends unknown[], T>(call: (kind: HcnKind, ...a: A) => Promise<T>) =>
+    async (kind: HcnKind, ...a: A): Promise<T> => {
+      const startedAt = performance.now();
+      try {
+        return await call.call(probe, kind, ...a);
+      } finally {
+        spans.push({ kind, startedAt, endedAt: performance.now() });
+      }
+    };
+  probe.enumerate = traced(enumerate);
+  probe.enumerateIds = traced(enumerateIds);
+  return {
+    spans,
+    stop: () => {
+      probe.enumerate = enumerate;
+      probe.enumerateIds = enumerateIds;
+    },
   };
-  return { spans, stop: () => void (probe.enumerate = original) };
 }
 
 /**

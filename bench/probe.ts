@@ -64,6 +64,7 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
       return api.callsInFlight;
     },
     enumerate: (kind, query) => api.enumerate(kind, query),
+    enumerateIds: (kind, query) => api.enumerateIds(kind, query),
     open: (kind, id) => api.open(kind, id),
     async create(kind: HcnKind, id: string, settings: string, network?: HcnHandle) {
       const started = performance.now();

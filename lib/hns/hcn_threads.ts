@@ -42,8 +42,9 @@
  */
 
 import { HnsError, type HnsErrorInit } from "./errors.ts";
-import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
+import { hcnFunctionName, HNS_CALL } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+import type { IdListingData } from "./id_listing.ts";
 
 /** HNS threads when none are asked for. */
 export const DEFAULT_HNS_THREADS = 4;
@@ -85,6 +86,7 @@ const OPS = [
   "delete",
   "close",
   "hnsCall",
+  "enumerateIds",
 ] as const;
 
 /** An operation of {@link OPS}. */
@@ -221,10 +223,12 @@ export class ThreadedHcnApi implements HcnApi {
     c?: unknown,
   ): Promise<T> {
     if (this.#closed !== undefined) {
-      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(op as HcnOperation, kind!);
+      const name = op === "hnsCall"
+        ? HNS_CALL
+        : hcnFunctionName(op === "enumerateIds" ? "enumerate" : op, kind!);
       return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
     }
-    const listing = op === "enumerate";
+    const listing = op === "enumerate" || op === "enumerateIds";
     const thread = this.#pick(listing);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     if (listing) thread.listings++;
@@ -370,6 +374,10 @@ export class ThreadedHcnApi implements HcnApi {
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
     return this.#call("enumerate", kind, query);
+  }
+
+  enumerateIds(kind: HcnKind, query: string): Promise<IdListingData> {
+    return this.#call("enumerateIds", kind, query);
   }
 
   open(kind: HcnKind, id: string): Promise<HcnHandle> {

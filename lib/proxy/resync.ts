@@ -19,11 +19,16 @@
  *   but gone from the cache was deleted meanwhile, so it is not read as new.
  *   Which IDs were known then is told by journals of the IDs learnt and
  *   forgotten since ({@link IdMark}), not by a copy of every ID.
- * - The background work (building the listing's ID sets, finding the IDs
- *   that vanished or are new: O(cluster)) runs in slices of at most
- *   {@link SLICE_MS} between yields to the event loop, and never while a run
- *   is in flight ({@link Resync.runStarted}); the run that takes the result
- *   checks only those IDs again (O(what changed)).
+ * - A listing is read and parsed on the HNS thread that made the call and
+ *   handed over as an `IdListing` (lib/hns/id_listing.ts): typed arrays, so the event loop's
+ *   thread neither decodes the answer nor takes megabytes of strings and
+ *   sets into its heap (each would set off a mark-compact, whose marking
+ *   and pauses hold the runs).
+ * - The background work (finding the IDs that vanished or are new:
+ *   O(cluster)) runs in slices of at most {@link SLICE_MS} between yields to
+ *   the event loop, and never while a run is in flight
+ *   ({@link Resync.runStarted}); the run that takes the result checks only
+ *   those IDs again (O(what changed)).
  * - A failed listing is logged and retried with backoff (1 s doubling to
  *   30 s).
  * - IDs compare in the cache's index form ({@link idKey}), so the comparison
@@ -32,6 +37,7 @@
  * @module
  */
 
+import type { IdLookup } from "../hns/id_listing.ts";
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
@@ -49,9 +55,9 @@ export interface Listing {
   /** IDs of the networks with the configured name. */
   networkIds: string[];
   /** Load balancer IDs ({@link idKey} form). */
-  lbIds?: Set<string>;
-  /** Endpoint IDs ({@link idKey} form), in listing order. */
-  epIds?: Set<string>;
+  lbIds?: IdLookup;
+  /** Endpoint IDs ({@link idKey} form). */
+  epIds?: IdLookup;
   /** The network's RemoteSubnetRoute policies, when read ({@link ResyncOptions.readRoutes}). */
   routes?: RemoteSubnetRoute[];
 }
@@ -270,7 +276,7 @@ export class Resync {
     this.#pending = pending;
     const pace = new Pace(() => this.#run?.ended);
     const settled = (async () => {
-      const listing = await this.#list(networkName, networkId, pace, sources.observed);
+      const listing = await this.#list(networkName, networkId, pace);
       pending.listing = listing;
       if (listing.lbIds && listing.epIds && this.#pending === pending) {
         pending.candidates = await findCandidates(
@@ -327,12 +333,7 @@ export class Resync {
   }
 
   /** The three enumerations (network, LB and endpoint IDs). */
-  async #list(
-    networkName: string,
-    networkId: string,
-    pace?: Pace,
-    observed?: ObservedCache,
-  ): Promise<Listing> {
+  async #list(networkName: string, networkId: string, pace?: Pace): Promise<Listing> {
     const { client } = this.#o;
     const startedAt = this.#o.clock.now();
     const networkIds = this.#o.networkIds
@@ -341,10 +342,11 @@ export class Resync {
     if (!networkIds.some((id) => sameId(id, networkId))) {
       return { startedAt, networkId, networkIds };
     }
-    // One after the other: HNS serializes them anyway, and the first one's result is read on
-    // this thread while the second one runs.
-    const lbIds = await idSet(client, "LoadBalancer", pace, observed);
-    const epIds = await idSet(client, "Endpoint", pace, observed);
+    // One after the other (HNS serializes them anyway), each issued between runs.
+    await pace?.pause();
+    const lbIds = await client.listIds("LoadBalancer");
+    await pace?.pause();
+    const epIds = await client.listIds("Endpoint");
     const routes = await this.#o.readRoutes?.(networkId);
     return { startedAt, networkId, networkIds, lbIds, epIds, ...(routes ? { routes } : {}) };
   }
@@ -366,35 +368,14 @@ async function each<T>(items: Iterable<T>, pace: Pacer | undefined, fn: (item: T
 }
 
 /**
- * The {@link idKey} set of the IDs HNS lists of one kind, built as the
- * answer is parsed (no array of them is built), pausing between chunks by
- * `pace` when given. With `observed`, IDs the cache holds are kept as the
- * cache's strings, so the parsed copies die young instead of being promoted
- * while the comparison runs (60,000 IDs are some 3 MB of strings).
- */
-async function idSet(
-  client: HnsClient,
-  kind: "LoadBalancer" | "Endpoint",
-  pace?: Pace,
-  observed?: ObservedCache,
-): Promise<Set<string>> {
-  const out = new Set<string>();
-  await client.forEachId(kind, (id) => {
-    const key = idKey(id);
-    out.add(observed ? observed.sharedId(key) : key);
-  }, pace && (() => pace.pause()));
-  return out;
-}
-
-/**
  * Background: the IDs a comparison needs to look at (see {@link
  * Candidates}), found in paced slices while runs may change the state
  * between them. IDs learnt since the mark are left out here already; the
  * run checks every candidate again.
  */
 export async function findCandidates(
-  lbIds: ReadonlySet<string>,
-  epIds: ReadonlySet<string>,
+  lbIds: IdLookup,
+  epIds: IdLookup,
   mark: IdMark,
   sources: CompareSources,
   pace?: Pacer,
@@ -477,8 +458,8 @@ export function listingScan(since: { mark: IdMark; candidates: Candidates }): Li
  * those are looked at).
  */
 export function vanishedFrom(
-  lbIds: ReadonlySet<string>,
-  epIds: ReadonlySet<string>,
+  lbIds: IdLookup,
+  epIds: IdLookup,
   since: { mark: IdMark; candidates: Candidates } | undefined,
   observed: ObservedCache,
   ownership: OwnershipRecord,

@@ -50,6 +50,7 @@ class QueryHold {
         return api.hasModifyLoadBalancer;
       },
       enumerate: (kind, query) => api.enumerate(kind, query),
+      enumerateIds: (kind, query) => api.enumerateIds(kind, query),
       open: (kind, id) => api.open(kind, id),
       create: (kind, id, settings, network) => api.create(kind, id, settings, network),
       modify: (kind, handle, settings) => api.modify(kind, handle, settings),

@@ -9,6 +9,7 @@ import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
+import { IdListing } from "../../lib/hns/id_listing.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
@@ -585,9 +586,9 @@ function heldListings(inner: HnsClient) {
   const overrides: Partial<HnsClient> = {
     listEndpointIds: (networkId?: string) =>
       networkId ? inner.listEndpointIds(networkId) : hold(inner.listEndpointIds()),
-    forEachId: async (kind, each, pause) => {
-      if (kind !== "Endpoint") return await inner.forEachId(kind, each, pause);
-      for (const id of await hold(inner.listEndpointIds())) each(id);
+    listIds: async (kind) => {
+      if (kind !== "Endpoint") return await inner.listIds(kind);
+      return IdListing.of(await hold(inner.listEndpointIds()));
     },
   };
   const client = new Proxy(inner, {
