@@ -23,7 +23,10 @@
  *   calls take a millisecond or more, they run on every thread at once.
  * - A thread with a listing pending (a resync's Enumerate, whose time grows
  *   with what HNS holds) takes no other call that another thread can: an
- *   event's calls do not queue behind a resync. Listings may queue together.
+ *   event's calls do not queue behind a resync. Listings go to a thread of
+ *   their own (not the first, where calls gather) and may queue together
+ *   there; it is started as a listing is made, not by an event's call made
+ *   while a thread lists (starting one holds the event loop).
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
  *   event loop for tens of milliseconds, once, and keeps its memory.
@@ -248,6 +251,10 @@ export class ThreadedHcnApi implements HcnApi {
    */
   #pick(listing: boolean): HnsThread {
     const threads = this.#threads;
+    if (listing) {
+      const own = this.#listingThread();
+      if (own) return own;
+    }
     const callMicros = this.#callMicros;
     // A busy thread that finishes its queue within a wake-up takes the call:
     // the fullest such, so that fast calls travel in few, large batches.
@@ -288,6 +295,27 @@ export class ThreadedHcnApi implements HcnApi {
       }
     }
     return best;
+  }
+
+  /**
+   * The thread for a listing: one with nothing but listings queued, other
+   * than the first (where calls gather), else a new one started now, as the
+   * listing is made; undefined when no further thread may start.
+   */
+  #listingThread(): HnsThread | undefined {
+    const threads = this.#threads;
+    for (let i = threads.length - 1; i > 0; i--) {
+      if (threads[i].outstanding === threads[i].listings) return threads[i];
+    }
+    if (threads.length >= this.#maxThreads) return undefined;
+    try {
+      const t = this.#spawn();
+      threads.push(t);
+      return t;
+    } catch {
+      // No further thread now: the busy ones take the listing.
+      return undefined;
+    }
   }
 
   #sendAll(): void {

@@ -336,13 +336,15 @@ export class Resync {
   async #list(networkName: string, networkId: string, pace?: Pace): Promise<Listing> {
     const { client } = this.#o;
     const startedAt = this.#o.clock.now();
+    // Each call is made between runs (its HNS thread may have to be started).
+    await pace?.pause();
     const networkIds = this.#o.networkIds
       ? await this.#o.networkIds(networkName)
       : [(await client.findNetworkByName(networkName))?.ID ?? ""].filter((x) => x !== "");
     if (!networkIds.some((id) => sameId(id, networkId))) {
       return { startedAt, networkId, networkIds };
     }
-    // One after the other (HNS serializes them anyway), each issued between runs.
+    // One after the other: HNS serializes them anyway.
     await pace?.pause();
     const lbIds = await client.listIds("LoadBalancer");
     await pace?.pause();
