@@ -69,6 +69,12 @@ export interface Listing {
 export interface IdMark {
   /** Whether the ID ({@link idKey} form) was known at the mark. */
   existed(id: string): boolean;
+  /**
+   * Read what {@link existed} may need beyond the journals (the node
+   * context's local endpoint IDs at the mark) now, pausing by `pace`, so that
+   * it is never read in one go (a node may hold thousands of pods).
+   */
+  prepare(pace?: Pacer): Promise<void>;
   /** End the journals. */
   end(): void;
 }
@@ -390,6 +396,7 @@ export async function findCandidates(
     unlistedKnown: new Set(),
     unknownListed: new Set(),
   };
+  await mark.prepare(pace);
   await each(observed.idKeys("LoadBalancer"), pace, (id) => {
     if (!lbIds.has(id) && mark.existed(id)) out.loadBalancers.add(id);
   });
@@ -413,8 +420,9 @@ export async function findCandidates(
 /**
  * Mark the IDs known now: those of the cache, the classified endpoints
  * (`known`) and the node context's local endpoints (`localIds`: the
- * context's, which is replaced, never changed), by journals of what the
- * cache and `known` learn and forget from now on: O(1) now, O(change) later.
+ * context's, which is replaced, never changed; it may be iterated more than
+ * once), by journals of what the cache and `known` learn and forget from
+ * now on: O(1) now, O(change) later.
  */
 export function markKnownIds(
   observed: ObservedCache,
@@ -423,8 +431,8 @@ export function markKnownIds(
 ): IdMark {
   const cacheJournal = observed.markIds();
   const knownJournal = known.markIds();
-  // Built only when asked for an ID neither the cache nor `known` held (rare: local endpoints are
-  // classified too), as a node may hold thousands of pods.
+  // Built when asked for an ID neither the cache nor `known` held (an object created since, say),
+  // or by `prepare` in slices, as a node may hold thousands of pods.
   let local: Set<string> | undefined;
   const isLocal = (id: string) => {
     if (!local) {
@@ -437,6 +445,12 @@ export function markKnownIds(
     existed: (id) =>
       cacheJournal.heldAtMark(id, observed.hasId(id)) ||
       knownJournal.heldAtMark(id, known.knows(id)) || isLocal(id),
+    prepare: async (pace) => {
+      if (local) return;
+      const ids = new Set<string>();
+      await each(localIds, pace, (x) => ids.add(idKey(x)));
+      local ??= ids;
+    },
     end: () => {
       observed.unmarkIds(cacheJournal);
       known.unmarkIds(knownJournal);

@@ -755,7 +755,9 @@ export class Syncer {
    * then outlives one resync more, nothing worse.
    */
   #markIds(): IdMark {
-    return markKnownIds(this.#observed, this.#local, this.#ctx?.localEndpoints.values() ?? []);
+    // The context's map is replaced, never changed: its IDs are those at the mark, read later.
+    const local = this.#ctx?.localEndpoints ?? new Map<string, string>();
+    return markKnownIds(this.#observed, this.#local, { [Symbol.iterator]: () => local.values() });
   }
 
   #reset(): void {
