@@ -69,6 +69,43 @@ Deno.test("IdListing: membership, size and members as a Set of the upper-case ID
   }
 });
 
+Deno.test("IdListing: an answer of GUIDs only (read without JSON.parse) lists what JSON.parse reads, or is refused as it is", () => {
+  const rand = prng(11);
+  const ids = Array.from({ length: 500 }, () => guid(rand));
+  ids.push(ids[3], ids[7].toLowerCase());
+  const texts = [
+    JSON.stringify(ids),
+    JSON.stringify(ids, null, 2),
+    ` [ ${ids.map((id) => `"${id}"`).join(" ,\n\t")} ]\r\n`,
+    "[]",
+    " [ ] ",
+    JSON.stringify(ids.slice(0, 1)),
+  ];
+  const bad = [
+    `[${JSON.stringify(ids[0])},]`,
+    `[${JSON.stringify(ids[0])}`,
+    `${JSON.stringify(ids)}x`,
+    `[${JSON.stringify(ids[0])} ${JSON.stringify(ids[1])}]`,
+    `["${ids[0]}]`,
+    `[,"${ids[0]}"]`,
+    `["${ids[0]}"]]`,
+  ];
+  for (const text of [...texts, ...bad]) {
+    let expected: string[] | undefined;
+    try {
+      expected = [...new Set((JSON.parse(text) as string[]).map((id) => id.toUpperCase()))];
+    } catch {
+      expected = undefined;
+    }
+    if (expected === undefined) {
+      throws(() => idListingFromText(text), SyntaxError, text);
+      continue;
+    }
+    const listing = IdListing.from(idListingFromText(text));
+    deepEqual([...listing].sort(), expected.sort(), text.slice(0, 60));
+  }
+});
+
 Deno.test("IdListing: an answer that is not a JSON array of ID strings is INVALID_JSON, naming the call", () => {
   equal(IdListing.from(idListingFromText("")).size, 0, "an empty answer lists nothing");
   for (const answer of ["{}", '["A", 1]', "[not json", "null"]) {
