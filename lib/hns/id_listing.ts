@@ -28,6 +28,10 @@ export interface IdLookup extends Iterable<string> {
   has(id: string): boolean;
   /** How many IDs are held. */
   readonly size: number;
+  /** `has`, noting the ID found ({@link IdListing.touch}). */
+  touch?(id: string): boolean;
+  /** The IDs `touch` has not found, at least ({@link IdListing.untouched}). */
+  untouched?(): Iterable<string>;
 }
 
 /** The data of an {@link IdListing}, as built where the answer was read. */
@@ -282,6 +286,8 @@ export class IdListing implements IdLookup {
   readonly #index: Int32Array;
   readonly #count: number;
   readonly #others: ReadonlySet<string>;
+  /** Per GUID: whether {@link touch} found it. */
+  #touched: Uint8Array | undefined;
 
   private constructor(data: IdListingData) {
     this.#words = data.words;
@@ -309,6 +315,24 @@ export class IdListing implements IdLookup {
   has(id: string): boolean {
     if (!parseGuid(id)) return this.#others.has(id);
     return this.#index[slotOf(this.#words, this.#index)] !== 0;
+  }
+
+  /** {@link has}, noting a GUID found, so that {@link untouched} leaves it out. */
+  touch(id: string): boolean {
+    if (!parseGuid(id)) return this.#others.has(id);
+    const e = this.#index[slotOf(this.#words, this.#index)];
+    if (e === 0) return false;
+    (this.#touched ??= new Uint8Array(this.#count))[e - 1] = 1;
+    return true;
+  }
+
+  /** The IDs {@link touch} has not found (IDs that are not GUIDs: all of them). */
+  *untouched(): IterableIterator<string> {
+    const touched = this.#touched;
+    for (let i = 0; i < this.#count; i++) {
+      if (touched?.[i] !== 1) yield guidText(this.#words, i * 4);
+    }
+    yield* this.#others;
   }
 
   *[Symbol.iterator](): IterableIterator<string> {

@@ -118,3 +118,18 @@ Deno.test("IdListing: an answer that is not a JSON array of ID strings is INVALI
     });
   }
 });
+
+Deno.test("IdListing: untouched lists what touch has not found, and touch answers as has", () => {
+  const rand = prng(5);
+  const ids = Array.from({ length: 200 }, () => guid(rand).toUpperCase());
+  const listing = IdListing.of([...ids, "EP-1"]);
+  deepEqual([...listing.untouched()].sort(), [...ids, "EP-1"].sort(), "nothing touched yet");
+  const touched = ids.filter(() => rand() < 0.5);
+  for (const id of touched) ok(listing.touch(id));
+  equal(listing.touch(guid(rand).toUpperCase()), false, "not listed");
+  ok(listing.touch("EP-1"));
+  const rest = ids.filter((id) => !touched.includes(id));
+  // IDs that are not GUIDs stay among the untouched (a superset is what callers need).
+  deepEqual([...listing.untouched()].sort(), [...rest, "EP-1"].sort());
+  equal(listing.size, 201);
+});
