@@ -80,9 +80,8 @@ export interface IdMark {
 }
 
 /**
- * IDs a background comparison found worth a look ({@link idKey} form,
- * except `owned`: as the record spells them; each once, although an entry
- * changed between two slices may be seen twice). Each is checked again by the
+ * IDs a background comparison found worth a look ({@link idKey} form; each
+ * once, although an entry changed between two slices may be seen twice). Each is checked again by the
  * run that takes them, so the state may change after they were found.
  */
 export interface Candidates {
@@ -410,10 +409,11 @@ export async function findCandidates(
   await each(observed.idKeys("Endpoint"), pace, (id) => {
     if (!listedEp(id) && mark.existed(id)) out.endpoints.add(id);
   });
-  await each(ownership.values(), pace, (owned) => {
-    const id = idKey(owned.id);
-    const listed = owned.kind === "LoadBalancer" ? lbIds : epIds;
-    if (!listed.has(id) && mark.existed(id)) out.owned.add(owned.id);
+  await each(ownership.ids("LoadBalancer"), pace, (id) => {
+    if (!lbIds.has(id) && mark.existed(id)) out.owned.add(id);
+  });
+  await each(ownership.ids("Endpoint"), pace, (id) => {
+    if (!epIds.has(id) && mark.existed(id)) out.owned.add(id);
   });
   await each(sources.knownIds(), pace, (id) => {
     if (!listedEp(id) && mark.existed(id)) out.unlistedKnown.add(id);
