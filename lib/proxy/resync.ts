@@ -11,9 +11,12 @@
  *   decides, so they count as drift.
  * - A network ID other than the node context's (HNS restarted) means: read
  *   HNS afresh.
- * - In the background (the agent) the listing is not awaited by a run: the
- *   run that finds the resync due starts it as it ends, runs for changes go
- *   on meanwhile, and the first run after it was compared takes the result.
+ * - In the background (the agent) the listing is not awaited by a run: a
+ *   run that applied changes starts it as it ends once the resync is due (the
+ *   runner then holds the next change for minSyncPeriod, so HNS lists while
+ *   no event's run can start), or an idle run {@link LISTING_ALIGN_MS} later;
+ *   runs for changes go on meanwhile, and the first run after it was
+ *   compared takes the result.
  *   Only IDs known when it started can have vanished (what a later run
  *   created may be missing from the listing), and a listed ID known then
  *   but gone from the cache was deleted meanwhile, so it is not read as new.
@@ -159,6 +162,13 @@ export interface ResyncOptions {
   readRoutes?: (networkId: string) => Promise<RemoteSubnetRoute[] | undefined>;
 }
 
+/**
+ * How long a due background listing waits, ms, for a run that applied
+ * changes to start it as it ends (see {@link Resync.start}); after that an
+ * idle run starts it. At most a fifth of the sync period.
+ */
+export const LISTING_ALIGN_MS = 2_000;
+
 /** Longest run, ms, of background resync work between two yields to the event loop. */
 export const SLICE_MS = 1;
 /** Items a background slice handles between two looks at the time. */
@@ -225,11 +235,21 @@ export class Resync {
     return now - this.#last >= this.#o.periodMs && this.#backoff.ready();
   }
 
-  /** Milliseconds until the resync is due; undefined while a background listing is in flight. */
+  /**
+   * Milliseconds until a run should come for the resync (in the background:
+   * until an idle run would start the listing); undefined while a background
+   * listing is in flight.
+   */
   dueInMs(): number | undefined {
     if (this.#pending) return undefined;
     const now = this.#o.clock.now();
-    return Math.max(0, this.#last + this.#o.periodMs - now, this.#backoff.nextDelay() ?? 0);
+    const at = this.#last + this.#o.periodMs + (this.#o.inBackground ? this.#alignMs() : 0);
+    return Math.max(0, at - now, this.#backoff.nextDelay() ?? 0);
+  }
+
+  /** How long a due listing waits for a run that applied changes ({@link LISTING_ALIGN_MS}). */
+  #alignMs(): number {
+    return Math.min(LISTING_ALIGN_MS, this.#o.periodMs / 5);
   }
 
   /** HNS was read in full at `startedAt` (clock ms): the next resync is a period later. */
@@ -273,14 +293,23 @@ export class Resync {
    * flight. `mark` starts the journals of the IDs known now; `sources` is
    * what the comparison reads. Returns a promise that settles (never
    * rejects) once the listing arrived and was compared in slices.
+   *
+   * `afterChanges`: the run ending applied changes, so the runner holds the
+   * next change for minSyncPeriod and HNS lists while no event's run can
+   * start (HNS may serialize a listing with writes). Else the listing waits
+   * up to {@link LISTING_ALIGN_MS} (a fifth of the period at most) past due
+   * for such a run.
    */
   start(
     networkName: string,
     networkId: string,
     mark: () => IdMark,
     sources: CompareSources,
+    afterChanges = true,
   ): Promise<void> | undefined {
     if (this.#pending || !this.due()) return undefined;
+    const overdue = this.#o.clock.now() - (this.#last + this.#o.periodMs);
+    if (!afterChanges && overdue < this.#alignMs()) return undefined;
     const pending: Pending = { done: false, mark: mark() };
     this.#pending = pending;
     const pace = new Pace(() => this.#run?.ended);

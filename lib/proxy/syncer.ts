@@ -739,6 +739,7 @@ export class Syncer {
           knownIds: () => this.#local.knownIds(),
           knows: (id) => this.#local.knows(id),
         },
+        result !== undefined,
       );
       if (listing) next.listingArrived = listing;
     }

@@ -17,6 +17,7 @@ import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { MIN_READ_INTERVAL_MS } from "../../lib/proxy/placement_waits.ts";
+import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { modifyNetworkPolicies, remoteSubnetRoute } from "../agent/hns_tool.ts";
 import {
@@ -203,7 +204,7 @@ Deno.test("syncer/routes: a background resync's routes, read before a run read n
   const n = node({ inBackground: true });
   n.web(BASE);
   await n.syncer.sync();
-  n.clock.t += 3_600_000;
+  n.clock.t += 3_600_000 + LISTING_ALIGN_MS;
   // This run starts the background listing as it ends; its routes read is held back.
   const held = n.queries.hold();
   const due = await n.syncer.sync();
