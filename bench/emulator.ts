@@ -13,6 +13,7 @@
 import { fileURLToPath } from "node:url";
 import { createHnsClient } from "../lib/hns/client.ts";
 import { openHcnCalls } from "../lib/hns/ffi.ts";
+import { idListingOfAnswer } from "../lib/hns/id_listing.ts";
 import { allHcnFunctionNames, HNS_CALL } from "../lib/hns/names.ts";
 import type { HcnApi, HcnKind } from "../lib/hns/types.ts";
 import { buildEmulator } from "../tests/hns-emulator/build.ts";
@@ -192,6 +193,8 @@ export function openSyncHcnApi(library: string): HcnApi {
   return {
     hasModifyLoadBalancer: calls.hasModifyLoadBalancer,
     enumerate: (kind, query) => Promise.resolve(calls.enumerate(kind, query)),
+    enumerateIds: (kind, query) =>
+      Promise.resolve(idListingOfAnswer(kind, calls.enumerate(kind, query))),
     open: (kind, id) => Promise.resolve(calls.open(kind, id)),
     create: (kind, id, settings, network) =>
       Promise.resolve(calls.create(kind, id, settings, network)),

@@ -70,6 +70,16 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
       // Not our business to judge the agent's JSON; HNS already did.
     }
   };
+  // A listing's span goes to the listener once HNS answered (or failed).
+  const traced = async <T>(kind: HcnKind, call: () => Promise<T>): Promise<T> => {
+    if (!listings) return await call();
+    const startedAt = now();
+    try {
+      return await call();
+    } finally {
+      listings?.({ kind, startedAt, endedAt: now() });
+    }
+  };
   return {
     get hasModifyLoadBalancer() {
       return api.hasModifyLoadBalancer;
@@ -77,15 +87,8 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     get callsInFlight() {
       return api.callsInFlight;
     },
-    async enumerate(kind: HcnKind, query: string) {
-      if (!listings) return await api.enumerate(kind, query);
-      const startedAt = now();
-      try {
-        return await api.enumerate(kind, query);
-      } finally {
-        listings?.({ kind, startedAt, endedAt: now() });
-      }
-    },
+    enumerate: (kind, query) => traced(kind, () => api.enumerate(kind, query)),
+    enumerateIds: (kind, query) => traced(kind, () => api.enumerateIds(kind, query)),
     open: (kind, id) => api.open(kind, id),
     async create(kind: HcnKind, id: string, settings: string, network?: HcnHandle) {
       const started = now();

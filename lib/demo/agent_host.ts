@@ -72,6 +72,7 @@ export async function startDemoAgent(s: DemoAgentSettings, hns: HcnApi): Promise
       return hns.hasModifyLoadBalancer;
     },
     enumerate: (kind, query) => hns.enumerate(kind, query),
+    enumerateIds: (kind, query) => hns.enumerateIds(kind, query),
     open: (kind, id) => hns.open(kind, id),
     create: (kind, id, settings, network) => hns.create(kind, id, settings, network),
     modify: (kind, handle, settings) => hns.modify(kind, handle, settings),

@@ -124,6 +124,8 @@ export function recordHcnApi(
     },
     enumerate: (kind, query) =>
       call("enumerate", kind, () => undefined, () => inner.enumerate(kind, query)),
+    enumerateIds: (kind, query) =>
+      call("enumerate", kind, () => undefined, () => inner.enumerateIds(kind, query)),
     open: (kind, id) =>
       call(
         "open",

@@ -25,6 +25,7 @@
 import { HnsError, HResult, isNotFound, isUnsupported } from "./errors.ts";
 import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
+import { IdListing, invalidListing } from "./id_listing.ts";
 import { isGuid, isZeroGuid, newGuid, normalizeGuid } from "./guid.ts";
 import { kindWords } from "./names.ts";
 import type {
@@ -144,11 +145,7 @@ class Client implements HnsClient {
       ids = undefined;
     }
     if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
-      throw new HnsError({
-        hresult: HResult.INVALID_JSON,
-        operation: `HcnEnumerate${kind}s`,
-        hnsMessage: `expected a JSON array of IDs, got ${text.slice(0, 200)}`,
-      });
+      throw invalidListing(kind, text);
     }
     return ids as string[];
   }
@@ -404,31 +401,12 @@ class Client implements HnsClient {
     );
   }
 
-  forEachId(
-    kind: "LoadBalancer" | "Endpoint",
-    each: (id: string) => void,
-    pause?: () => Promise<void>,
-  ): Promise<void> {
+  listIds(kind: "LoadBalancer" | "Endpoint"): Promise<IdListing> {
     const lbs = kind === "LoadBalancer";
     return this.#context(
       lbs ? "listLoadBalancerIds" : "listEndpointIds",
       lbs ? "load balancers" : "endpoints",
-      async () => {
-        const text = await this.#api.enumerate(kind, enumerateQuery());
-        try {
-          await forEachInIdArray(text === "" ? "[]" : text, (id) => {
-            if (typeof id !== "string") throw new SyntaxError("not an ID");
-            each(id);
-          }, pause);
-        } catch (err) {
-          if (!(err instanceof SyntaxError)) throw err;
-          throw new HnsError({
-            hresult: HResult.INVALID_JSON,
-            operation: `HcnEnumerate${kind}s`,
-            hnsMessage: `expected a JSON array of IDs, got ${text.slice(0, 200)}`,
-          });
-        }
-      },
+      async () => IdListing.from(await this.#api.enumerateIds(kind, enumerateQuery())),
     );
   }
 
@@ -533,7 +511,7 @@ export function createHnsClient(api: HcnApi, options: HnsClientOptions = {}): Hn
   return new Client(api, options);
 }
 
-/** Characters of a listing parsed between two yields ({@link parseIdArray}, {@link forEachInIdArray}). */
+/** Characters of a listing parsed between two yields ({@link parseIdArray}). */
 const ID_ARRAY_CHUNK = 128 * 1024;
 
 /**
@@ -581,30 +559,4 @@ export async function parseIdArray(text: string): Promise<unknown> {
     for (const x of xs) out.push(x);
   }, yieldToEventLoop);
   return chunked ? out : JSON.parse(text);
-}
-
-/**
- * Hand each element of a JSON array (an Enumerate's answer) to `each`, in
- * order and once, parsing a large one in chunks with `pause` between them,
- * so that no array of all of them is ever built. Throws a SyntaxError when
- * the text is not a JSON array (elements before the fault may have been
- * handed over).
- */
-export async function forEachInIdArray(
-  text: string,
-  each: (element: unknown) => void,
-  pause: () => Promise<void> = yieldToEventLoop,
-): Promise<void> {
-  let handed = 0;
-  const chunked = await eachChunk(text, (xs) => {
-    for (const x of xs) {
-      each(x);
-      handed++;
-    }
-  }, pause);
-  if (chunked) return;
-  const all: unknown = JSON.parse(text);
-  if (!Array.isArray(all)) throw new SyntaxError("not a JSON array");
-  // Whole chunks handed over before a fallback are the array's first elements.
-  for (let i = handed; i < all.length; i++) each(all[i]);
 }

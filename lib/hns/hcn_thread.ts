@@ -14,12 +14,14 @@ import { HnsError } from "./errors.ts";
 import { type HcnCalls, openHcnCalls } from "./ffi.ts";
 import { opAt, opIndex, ReplyStatus, REQUEST_WIDTH, type ThreadInit } from "./hcn_threads.ts";
 import type { HcnKind } from "./types.ts";
+import { idListingBuffers, idListingOfAnswer, isIdListingData } from "./id_listing.ts";
 import { errorMessage } from "../errors.ts";
 
 /** How long a finished answer may wait for the rest of its batch, ms. */
 const HOLD_MS = 1;
 
 const ENUMERATE = opIndex("enumerate");
+const ENUMERATE_IDS = opIndex("enumerateIds");
 
 let calls: HcnCalls | undefined;
 let loadError: string | undefined;
@@ -35,6 +37,9 @@ function run(
   switch (op) {
     case "enumerate":
       return calls.enumerate(kind, a as string);
+    case "enumerateIds":
+      // Parsed here, so the event loop's thread takes a few typed arrays, not the text.
+      return idListingOfAnswer(kind, calls.enumerate(kind, a as string));
     case "open":
       return calls.open(kind, a as string);
     case "create":
@@ -63,6 +68,8 @@ function run(
  */
 function answer(batch: unknown[]): void {
   let replies: unknown[] = [0];
+  /** Buffers of the replies, handed over rather than copied. */
+  let transfer: ArrayBuffer[] = [];
   let fastest = Infinity;
   let firstReady = -1;
   for (let i = 0; i < batch.length; i += REQUEST_WIDTH) {
@@ -78,6 +85,7 @@ function answer(batch: unknown[]): void {
         batch[i + 4],
       );
       replies.push(ReplyStatus.Ok, value);
+      if (isIdListingData(value)) transfer.push(...idListingBuffers(value));
     } catch (err) {
       if (err instanceof HnsError) {
         replies.push(ReplyStatus.HnsFailure, {
@@ -93,19 +101,22 @@ function answer(batch: unknown[]): void {
     }
     const now = performance.now();
     // A listing's time grows with what HNS holds: it says nothing of a call on one object.
-    if (batch[i] !== ENUMERATE) fastest = Math.min(fastest, now - started);
+    if (batch[i] !== ENUMERATE && batch[i] !== ENUMERATE_IDS) {
+      fastest = Math.min(fastest, now - started);
+    }
     if (firstReady < 0) firstReady = now;
     if (now - firstReady >= HOLD_MS && i + REQUEST_WIDTH < batch.length) {
       replies[0] = fastest === Infinity ? -1 : fastest * 1000;
-      self.postMessage(replies);
+      self.postMessage(replies, transfer);
       // `fastest` runs on over the whole batch: the few calls after a hiccup
       // that made the thread answer early say nothing of HNS on their own.
       replies = [0];
+      transfer = [];
       firstReady = -1;
     }
   }
   replies[0] = fastest === Infinity ? -1 : fastest * 1000;
-  self.postMessage(replies);
+  self.postMessage(replies, transfer);
 }
 
 self.onmessage = (e: MessageEvent) => {

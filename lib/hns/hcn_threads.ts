@@ -26,7 +26,10 @@
  *   calls take a millisecond or more, they run on every thread at once.
  * - A thread with a listing pending (a resync's Enumerate, whose time grows
  *   with what HNS holds) takes no other call that another thread can: an
- *   event's calls do not queue behind a resync. Listings may queue together.
+ *   event's calls do not queue behind a resync. Listings go to a thread of
+ *   their own (not the first, where calls gather) and may queue together
+ *   there; it is started as a listing is made, not by an event's call made
+ *   while a thread lists (starting one holds the event loop).
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
  *   event loop for tens of milliseconds, once, and keeps its memory (an
@@ -52,6 +55,7 @@
 import { HnsError, type HnsErrorInit } from "./errors.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+import type { IdListingData } from "./id_listing.ts";
 
 /** HNS threads when none are asked for. */
 export const DEFAULT_HNS_THREADS = 4;
@@ -108,6 +112,7 @@ const OPS = [
   "hnsCall",
   "createAndClose",
   "openQueryClose",
+  "enumerateIds",
 ] as const;
 
 /** An operation of {@link OPS}. */
@@ -137,7 +142,13 @@ export function opAt(index: number): ThreadOp | undefined {
 
 /** The HCN operation a thread operation starts with (a compound one makes several). */
 function firstCall(op: Exclude<ThreadOp, "hnsCall">): HcnOperation {
-  return op === "createAndClose" ? "create" : op === "openQueryClose" ? "open" : op;
+  return op === "createAndClose"
+    ? "create"
+    : op === "openQueryClose"
+    ? "open"
+    : op === "enumerateIds"
+    ? "enumerate"
+    : op;
 }
 
 interface Pending {
@@ -301,7 +312,7 @@ export class ThreadedHcnApi implements HcnApi {
       const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(firstCall(op), kind!);
       return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
     }
-    const listing = op === "enumerate";
+    const listing = op === "enumerate" || op === "enumerateIds";
     const thread = this.#pick(listing);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     if (listing) thread.listings++;
@@ -321,6 +332,10 @@ export class ThreadedHcnApi implements HcnApi {
    */
   #pick(listing: boolean): HnsThread {
     const threads = this.#threads;
+    if (listing) {
+      const own = this.#listingThread();
+      if (own) return own;
+    }
     const callMicros = this.#callMicros;
     // What a queue costs counts towards a new thread only once calls were timed often enough.
     const spawnMicros = this.#timedBatches < TIMED_BATCHES ? 0 : callMicros;
@@ -365,6 +380,28 @@ export class ThreadedHcnApi implements HcnApi {
       }
     }
     return best;
+  }
+
+  /**
+   * The thread for a listing: one with nothing but listings queued, other
+   * than the first (where calls gather), else a new one started now, as the
+   * listing is made; undefined when no further thread may start.
+   */
+  #listingThread(): HnsThread | undefined {
+    const threads = this.#threads;
+    for (let i = threads.length - 1; i > 0; i--) {
+      if (threads[i].outstanding === threads[i].listings) return threads[i];
+    }
+    if (threads.length >= this.#maxThreads) return undefined;
+    try {
+      const t = this.#spawn();
+      threads.push(t);
+      this.#watchIdle();
+      return t;
+    } catch {
+      // No further thread now: the busy ones take the listing.
+      return undefined;
+    }
   }
 
   #sendAll(): void {
@@ -458,6 +495,10 @@ export class ThreadedHcnApi implements HcnApi {
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
     return this.#call("enumerate", kind, query);
+  }
+
+  enumerateIds(kind: HcnKind, query: string): Promise<IdListingData> {
+    return this.#call("enumerateIds", kind, query);
   }
 
   open(kind: HcnKind, id: string): Promise<HcnHandle> {

@@ -107,6 +107,8 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     },
     enumerate: (kind: HcnKind, query: string) =>
       timed(name("enumerate", kind), () => api.enumerate(kind, query)),
+    enumerateIds: (kind: HcnKind, query: string) =>
+      timed(name("enumerate", kind), () => api.enumerateIds(kind, query)),
     open: (kind: HcnKind, id: string) => timed(name("open", kind), () => api.open(kind, id)),
     create: (kind: HcnKind, id: string, settings: string, network?: HcnHandle) =>
       timed(name("create", kind), () => api.create(kind, id, settings, network)),

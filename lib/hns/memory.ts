@@ -33,6 +33,7 @@ import { hcnFailure, hnsCallFailure, invalidGuidError } from "./ffi.ts";
 import { isGuid, newGuid, normalizeGuid, ZERO_GUID } from "./guid.ts";
 import { canonicalIp } from "../net/ip.ts";
 import { allHcnFunctionNames, hcnFunctionName, HNS_CALL } from "./names.ts";
+import { type IdListingData, idListingOfAnswer } from "./id_listing.ts";
 import type {
   HcnApi,
   HcnEndpoint,
@@ -557,6 +558,10 @@ export class MemoryHcnApi implements HcnApi {
   }
 
   // ---- HcnApi ----
+
+  async enumerateIds(kind: HcnKind, query: string): Promise<IdListingData> {
+    return idListingOfAnswer(kind, await this.enumerate(kind, query));
+  }
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
     return this.#call(hcnFunctionName("enumerate", kind), undefined, () => {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { IdListing, IdListingData } from "./id_listing.ts";
+
 /** HCN schema version carried by every v2 object. */
 export interface HcnSchemaVersion {
   /** Major version; 2 for the v2 API. */
@@ -163,6 +165,12 @@ export interface HcnApi {
   readonly hasModifyLoadBalancer: boolean;
   /** `HcnEnumerateX(query)`: a JSON array of IDs as text. */
   enumerate(kind: HcnKind, query: string): Promise<string>;
+  /**
+   * `HcnEnumerateX(query)` parsed where the call ran (the FFI backend: on its
+   * HNS thread), so that only {@link IdListingData} reaches the caller: an
+   * `HnsError` INVALID_JSON when the answer is not a JSON array of IDs.
+   */
+  enumerateIds(kind: HcnKind, query: string): Promise<IdListingData>;
   /** `HcnOpenX(id)`: a handle the caller must close. */
   open(kind: HcnKind, id: string): Promise<HcnHandle>;
   /**
@@ -307,17 +315,11 @@ export interface HnsClient {
   /** IDs of all load balancers (one Enumerate call). */
   listLoadBalancerIds(): Promise<string[]>;
   /**
-   * The IDs of all load balancers or all endpoints (one Enumerate call),
-   * handed to `each` as a large answer is parsed chunk by chunk (awaiting
-   * `pause` between chunks, default a yield to the event loop), so that no
-   * array of them is ever built. Throws like the listings; IDs before a
-   * malformed part of the answer may have been handed over.
+   * The IDs of all load balancers or all endpoints (one Enumerate call), held
+   * compactly ({@link IdListing}) and parsed where the call ran
+   * ({@link HcnApi.enumerateIds}). Throws like the listings.
    */
-  forEachId(
-    kind: "LoadBalancer" | "Endpoint",
-    each: (id: string) => void,
-    pause?: () => Promise<void>,
-  ): Promise<void>;
+  listIds(kind: "LoadBalancer" | "Endpoint"): Promise<IdListing>;
   /** All load balancers with properties. */
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */

@@ -27,6 +27,7 @@
  * @module
  */
 
+import type { IdLookup } from "../hns/id_listing.ts";
 import type { HnsClient } from "../hns/types.ts";
 import type { HcnEndpoint } from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
@@ -237,7 +238,7 @@ export class LocalEndpoints {
   async refresh(
     ctx: NodeContext,
     desired: DesiredState | undefined,
-    present: ReadonlySet<string>,
+    present: IdLookup,
     networkOnly: boolean,
     since?: ListingScan,
   ): Promise<LookupResult> {

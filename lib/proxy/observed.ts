@@ -235,7 +235,7 @@ export class ObservedCache implements IndexedObservedState {
    * Load balancers (owned, foreign or stray) whose ID is not in `ids` (IDs in
    * {@link idKey} form, e.g. an HNS listing): what vanished from HNS.
    */
-  loadBalancersMissingFrom(ids: ReadonlySet<string>): ObservedLoadBalancer[] {
+  loadBalancersMissingFrom(ids: Pick<ReadonlySet<string>, "has">): ObservedLoadBalancer[] {
     const out: ObservedLoadBalancer[] = [];
     for (const id of this.#lbKeyById.keys()) {
       const lb = ids.has(id) ? undefined : this.loadBalancerById(id);
@@ -246,7 +246,7 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Endpoints (owned, foreign or stray) whose ID is not in `ids` ({@link idKey} form). */
-  endpointsMissingFrom(ids: ReadonlySet<string>): ObservedEndpoint[] {
+  endpointsMissingFrom(ids: Pick<ReadonlySet<string>, "has">): ObservedEndpoint[] {
     const out: ObservedEndpoint[] = [];
     for (const id of this.#epKeyById.keys()) {
       const ep = ids.has(id) ? undefined : this.endpointById(id);
@@ -279,16 +279,6 @@ export class ObservedCache implements IndexedObservedState {
   hasId(id: string): boolean {
     return this.#lbKeyById.has(id) || this.#epKeyById.has(id) || this.#strayLbs.has(id) ||
       this.#strayEps.has(id);
-  }
-
-  /**
-   * The string the cache holds for this ID ({@link idKey} form), or `id`
-   * itself when the cache lacks it: a listing kept as these strings holds no
-   * copy of an ID the cache already holds.
-   */
-  sharedId(id: string): string {
-    const found = this.loadBalancerById(id) ?? this.endpointById(id);
-    return found && found.id === id ? found.id : id;
   }
 
   /**

@@ -403,6 +403,14 @@ export class OwnershipRecord {
     }
   }
 
+  /**
+   * The IDs of the owned objects of one kind, upper case, in no particular
+   * order: read live (no copy, no object per entry).
+   */
+  upperCaseIds(kind: OwnedKind): IterableIterator<string> {
+    return (kind === "LoadBalancer" ? this.#lbs : this.#eps).keys();
+  }
+
   /** Number of owned objects of one kind, or of all (O(1)). */
   count(kind?: OwnedKind): number {
     return kind === "LoadBalancer"

@@ -11,19 +11,27 @@
  *   decides, so they count as drift.
  * - A network ID other than the node context's (HNS restarted) means: read
  *   HNS afresh.
- * - In the background (the agent) the listing is not awaited by a run: the
- *   run that finds the resync due starts it as it ends, runs for changes go
- *   on meanwhile, and the first run after it was compared takes the result.
+ * - In the background (the agent) the listing is not awaited by a run: a
+ *   run that applied changes starts it as it ends once the resync is due (the
+ *   runner then holds the next change for minSyncPeriod, so HNS lists while
+ *   no event's run can start), or an idle run {@link LISTING_ALIGN_MS} later;
+ *   runs for changes go on meanwhile, and the first run after it was
+ *   compared takes the result.
  *   Only IDs known when it started can have vanished (what a later run
  *   created may be missing from the listing), and a listed ID known then
  *   but gone from the cache was deleted meanwhile, so it is not read as new.
  *   Which IDs were known then is told by journals of the IDs learnt and
  *   forgotten since ({@link IdMark}), not by a copy of every ID.
- * - The background work (building the listing's ID sets, finding the IDs
- *   that vanished or are new: O(cluster)) runs in slices of at most
- *   {@link SLICE_MS} between yields to the event loop, and never while a run
- *   is in flight ({@link Resync.runStarted}); the run that takes the result
- *   checks only those IDs again (O(what changed)).
+ * - A listing is read and parsed on the HNS thread that made the call and
+ *   handed over as an `IdListing` (lib/hns/id_listing.ts): typed arrays, so the event loop's
+ *   thread neither decodes the answer nor takes megabytes of strings and
+ *   sets into its heap (each would set off a mark-compact, whose marking
+ *   and pauses hold the runs).
+ * - The background work (finding the IDs that vanished or are new:
+ *   O(cluster)) runs in slices of at most {@link SLICE_MS} between yields to
+ *   the event loop, and never while a run is in flight
+ *   ({@link Resync.runStarted}); the run that takes the result checks only
+ *   those IDs again (O(what changed)).
  * - A failed listing is logged and retried with backoff (1 s doubling to
  *   30 s).
  * - IDs compare in the cache's index form ({@link idKey}), so the comparison
@@ -32,6 +40,7 @@
  * @module
  */
 
+import type { IdLookup } from "../hns/id_listing.ts";
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
@@ -49,9 +58,9 @@ export interface Listing {
   /** IDs of the networks with the configured name. */
   networkIds: string[];
   /** Load balancer IDs ({@link idKey} form). */
-  lbIds?: Set<string>;
-  /** Endpoint IDs ({@link idKey} form), in listing order. */
-  epIds?: Set<string>;
+  lbIds?: IdLookup;
+  /** Endpoint IDs ({@link idKey} form). */
+  epIds?: IdLookup;
   /** The network's RemoteSubnetRoute policies, when read ({@link ResyncOptions.readRoutes}). */
   routes?: RemoteSubnetRoute[];
 }
@@ -63,14 +72,19 @@ export interface Listing {
 export interface IdMark {
   /** Whether the ID ({@link idKey} form) was known at the mark. */
   existed(id: string): boolean;
+  /**
+   * Read what {@link existed} may need beyond the journals (the node
+   * context's local endpoint IDs at the mark) now, pausing by `pace`, so that
+   * it is never read in one go (a node may hold thousands of pods).
+   */
+  prepare(pace?: Pacer): Promise<void>;
   /** End the journals. */
   end(): void;
 }
 
 /**
- * IDs a background comparison found worth a look ({@link idKey} form,
- * except `owned`: as the record spells them; each once, although an entry
- * changed between two slices may be seen twice). Each is checked again by the
+ * IDs a background comparison found worth a look ({@link idKey} form; each
+ * once, although an entry changed between two slices may be seen twice). Each is checked again by the
  * run that takes them, so the state may change after they were found.
  */
 export interface Candidates {
@@ -82,7 +96,11 @@ export interface Candidates {
   owned: Set<string>;
   /** Classified endpoint IDs (LocalEndpoints) that the listing lacks. */
   unlistedKnown: Set<string>;
-  /** Listed endpoint IDs neither classified nor in the cache. */
+  /**
+   * Listed endpoint IDs neither classified nor in the cache (those found
+   * classified or cached while the comparison ran are left out: one learnt
+   * and forgotten again meanwhile is found by the next resync).
+   */
   unknownListed: Set<string>;
 }
 
@@ -143,6 +161,13 @@ export interface ResyncOptions {
    */
   readRoutes?: (networkId: string) => Promise<RemoteSubnetRoute[] | undefined>;
 }
+
+/**
+ * How long a due background listing waits, ms, for a run that applied
+ * changes to start it as it ends (see {@link Resync.start}); after that an
+ * idle run starts it. At most a fifth of the sync period.
+ */
+export const LISTING_ALIGN_MS = 2_000;
 
 /** Longest run, ms, of background resync work between two yields to the event loop. */
 export const SLICE_MS = 1;
@@ -210,11 +235,21 @@ export class Resync {
     return now - this.#last >= this.#o.periodMs && this.#backoff.ready();
   }
 
-  /** Milliseconds until the resync is due; undefined while a background listing is in flight. */
+  /**
+   * Milliseconds until a run should come for the resync (in the background:
+   * until an idle run would start the listing); undefined while a background
+   * listing is in flight.
+   */
   dueInMs(): number | undefined {
     if (this.#pending) return undefined;
     const now = this.#o.clock.now();
-    return Math.max(0, this.#last + this.#o.periodMs - now, this.#backoff.nextDelay() ?? 0);
+    const at = this.#last + this.#o.periodMs + (this.#o.inBackground ? this.#alignMs() : 0);
+    return Math.max(0, at - now, this.#backoff.nextDelay() ?? 0);
+  }
+
+  /** How long a due listing waits for a run that applied changes ({@link LISTING_ALIGN_MS}). */
+  #alignMs(): number {
+    return Math.min(LISTING_ALIGN_MS, this.#o.periodMs / 5);
   }
 
   /** HNS was read in full at `startedAt` (clock ms): the next resync is a period later. */
@@ -258,19 +293,28 @@ export class Resync {
    * flight. `mark` starts the journals of the IDs known now; `sources` is
    * what the comparison reads. Returns a promise that settles (never
    * rejects) once the listing arrived and was compared in slices.
+   *
+   * `afterChanges`: the run ending applied changes, so the runner holds the
+   * next change for minSyncPeriod and HNS lists while no event's run can
+   * start (HNS may serialize a listing with writes). Else the listing waits
+   * up to {@link LISTING_ALIGN_MS} (a fifth of the period at most) past due
+   * for such a run.
    */
   start(
     networkName: string,
     networkId: string,
     mark: () => IdMark,
     sources: CompareSources,
+    afterChanges = true,
   ): Promise<void> | undefined {
     if (this.#pending || !this.due()) return undefined;
+    const overdue = this.#o.clock.now() - (this.#last + this.#o.periodMs);
+    if (!afterChanges && overdue < this.#alignMs()) return undefined;
     const pending: Pending = { done: false, mark: mark() };
     this.#pending = pending;
     const pace = new Pace(() => this.#run?.ended);
     const settled = (async () => {
-      const listing = await this.#list(networkName, networkId, pace, sources.observed);
+      const listing = await this.#list(networkName, networkId, pace);
       pending.listing = listing;
       if (listing.lbIds && listing.epIds && this.#pending === pending) {
         pending.candidates = await findCandidates(
@@ -327,24 +371,22 @@ export class Resync {
   }
 
   /** The three enumerations (network, LB and endpoint IDs). */
-  async #list(
-    networkName: string,
-    networkId: string,
-    pace?: Pace,
-    observed?: ObservedCache,
-  ): Promise<Listing> {
+  async #list(networkName: string, networkId: string, pace?: Pace): Promise<Listing> {
     const { client } = this.#o;
     const startedAt = this.#o.clock.now();
+    // Each call is made between runs (its HNS thread may have to be started).
+    await pace?.pause();
     const networkIds = this.#o.networkIds
       ? await this.#o.networkIds(networkName)
       : [(await client.findNetworkByName(networkName))?.ID ?? ""].filter((x) => x !== "");
     if (!networkIds.some((id) => sameId(id, networkId))) {
       return { startedAt, networkId, networkIds };
     }
-    // One after the other: HNS serializes them anyway, and the first one's result is read on
-    // this thread while the second one runs.
-    const lbIds = await idSet(client, "LoadBalancer", pace, observed);
-    const epIds = await idSet(client, "Endpoint", pace, observed);
+    // One after the other: HNS serializes them anyway.
+    await pace?.pause();
+    const lbIds = await client.listIds("LoadBalancer");
+    await pace?.pause();
+    const epIds = await client.listIds("Endpoint");
     const routes = await this.#o.readRoutes?.(networkId);
     return { startedAt, networkId, networkIds, lbIds, epIds, ...(routes ? { routes } : {}) };
   }
@@ -366,35 +408,14 @@ async function each<T>(items: Iterable<T>, pace: Pacer | undefined, fn: (item: T
 }
 
 /**
- * The {@link idKey} set of the IDs HNS lists of one kind, built as the
- * answer is parsed (no array of them is built), pausing between chunks by
- * `pace` when given. With `observed`, IDs the cache holds are kept as the
- * cache's strings, so the parsed copies die young instead of being promoted
- * while the comparison runs (60,000 IDs are some 3 MB of strings).
- */
-async function idSet(
-  client: HnsClient,
-  kind: "LoadBalancer" | "Endpoint",
-  pace?: Pace,
-  observed?: ObservedCache,
-): Promise<Set<string>> {
-  const out = new Set<string>();
-  await client.forEachId(kind, (id) => {
-    const key = idKey(id);
-    out.add(observed ? observed.sharedId(key) : key);
-  }, pace && (() => pace.pause()));
-  return out;
-}
-
-/**
  * Background: the IDs a comparison needs to look at (see {@link
  * Candidates}), found in paced slices while runs may change the state
  * between them. IDs learnt since the mark are left out here already; the
  * run checks every candidate again.
  */
 export async function findCandidates(
-  lbIds: ReadonlySet<string>,
-  epIds: ReadonlySet<string>,
+  lbIds: IdLookup,
+  epIds: IdLookup,
   mark: IdMark,
   sources: CompareSources,
   pace?: Pacer,
@@ -407,21 +428,26 @@ export async function findCandidates(
     unlistedKnown: new Set(),
     unknownListed: new Set(),
   };
+  await mark.prepare(pace);
+  // Listed endpoints found known or cached below are left out of the last scan (the run looks
+  // them up only when they were not known at the mark, and one known since was found in HNS).
+  const listedEp = (id: string) => epIds.touch ? epIds.touch(id) : epIds.has(id);
   await each(observed.idKeys("LoadBalancer"), pace, (id) => {
     if (!lbIds.has(id) && mark.existed(id)) out.loadBalancers.add(id);
   });
   await each(observed.idKeys("Endpoint"), pace, (id) => {
-    if (!epIds.has(id) && mark.existed(id)) out.endpoints.add(id);
+    if (!listedEp(id) && mark.existed(id)) out.endpoints.add(id);
   });
-  await each(ownership.values(), pace, (owned) => {
-    const id = idKey(owned.id);
-    const listed = owned.kind === "LoadBalancer" ? lbIds : epIds;
-    if (!listed.has(id) && mark.existed(id)) out.owned.add(owned.id);
+  await each(ownership.upperCaseIds("LoadBalancer"), pace, (id) => {
+    if (!lbIds.has(id) && mark.existed(id)) out.owned.add(id);
+  });
+  await each(ownership.upperCaseIds("Endpoint"), pace, (id) => {
+    if (!epIds.has(id) && mark.existed(id)) out.owned.add(id);
   });
   await each(sources.knownIds(), pace, (id) => {
-    if (!epIds.has(id) && mark.existed(id)) out.unlistedKnown.add(id);
+    if (!listedEp(id) && mark.existed(id)) out.unlistedKnown.add(id);
   });
-  await each(epIds, pace, (id) => {
+  await each(epIds.untouched?.() ?? epIds, pace, (id) => {
     if (!sources.knows(id) && !observed.hasId(id)) out.unknownListed.add(id);
   });
   return out;
@@ -430,8 +456,9 @@ export async function findCandidates(
 /**
  * Mark the IDs known now: those of the cache, the classified endpoints
  * (`known`) and the node context's local endpoints (`localIds`: the
- * context's, which is replaced, never changed), by journals of what the
- * cache and `known` learn and forget from now on: O(1) now, O(change) later.
+ * context's, which is replaced, never changed; it may be iterated more than
+ * once), by journals of what the cache and `known` learn and forget from
+ * now on: O(1) now, O(change) later.
  */
 export function markKnownIds(
   observed: ObservedCache,
@@ -440,8 +467,8 @@ export function markKnownIds(
 ): IdMark {
   const cacheJournal = observed.markIds();
   const knownJournal = known.markIds();
-  // Built only when asked for an ID neither the cache nor `known` held (rare: local endpoints are
-  // classified too), as a node may hold thousands of pods.
+  // Built when asked for an ID neither the cache nor `known` held (an object created since, say),
+  // or by `prepare` in slices, as a node may hold thousands of pods.
   let local: Set<string> | undefined;
   const isLocal = (id: string) => {
     if (!local) {
@@ -454,6 +481,12 @@ export function markKnownIds(
     existed: (id) =>
       cacheJournal.heldAtMark(id, observed.hasId(id)) ||
       knownJournal.heldAtMark(id, known.knows(id)) || isLocal(id),
+    prepare: async (pace) => {
+      if (local) return;
+      const ids = new Set<string>();
+      await each(localIds, pace, (x) => ids.add(idKey(x)));
+      local ??= ids;
+    },
     end: () => {
       observed.unmarkIds(cacheJournal);
       known.unmarkIds(knownJournal);
@@ -477,8 +510,8 @@ export function listingScan(since: { mark: IdMark; candidates: Candidates }): Li
  * those are looked at).
  */
 export function vanishedFrom(
-  lbIds: ReadonlySet<string>,
-  epIds: ReadonlySet<string>,
+  lbIds: IdLookup,
+  epIds: IdLookup,
   since: { mark: IdMark; candidates: Candidates } | undefined,
   observed: ObservedCache,
   ownership: OwnershipRecord,

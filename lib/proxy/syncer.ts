@@ -773,6 +773,7 @@ export class Syncer {
           knownIds: () => this.#local.knownIds(),
           knows: (id) => this.#local.knows(id),
         },
+        result !== undefined,
       );
       if (listing) next.listingArrived = listing;
     }
@@ -789,7 +790,9 @@ export class Syncer {
    * then outlives one resync more, nothing worse.
    */
   #markIds(): IdMark {
-    return markKnownIds(this.#observed, this.#local, this.#ctx?.localEndpoints.values() ?? []);
+    // The context's map is replaced, never changed: its IDs are those at the mark, read later.
+    const local = this.#ctx?.localEndpoints ?? new Map<string, string>();
+    return markKnownIds(this.#observed, this.#local, { [Symbol.iterator]: () => local.values() });
   }
 
   #reset(): void {

@@ -7,7 +7,8 @@
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { createHnsClient, type UnreadableObject } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
-import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { idListingOfAnswer } from "../../lib/hns/id_listing.ts";
+import type { HcnApi, HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { backendTest } from "./harness.ts";
 import { clusterIpLb, expectHnsError, GUID_RE, makeNetwork, nodePortLb } from "./fixtures.ts";
 
@@ -365,12 +366,13 @@ backendTest("load balancers: create, get, list, modify, delete", async ({ api })
   const np = await client.createLoadBalancer(nodePortLb(30080, [a, b]));
 
   deepEqual((await client.listLoadBalancerIds()).sort(), [lb.ID, np.ID].sort());
-  const handed: string[] = [];
-  await client.forEachId("LoadBalancer", (id) => handed.push(id));
-  deepEqual(handed, await client.listLoadBalancerIds(), "forEachId hands over the listing");
-  const eps: string[] = [];
-  await client.forEachId("Endpoint", (id) => eps.push(id));
-  deepEqual(eps, await client.listEndpointIds());
+  const upper = (ids: string[]) => ids.map((id) => id.toUpperCase()).sort();
+  const lbIds = await client.listIds("LoadBalancer");
+  deepEqual([...lbIds].sort(), upper(await client.listLoadBalancerIds()), "listIds: the listing");
+  equal(lbIds.size, 2);
+  ok(lbIds.has(lb.ID!.toUpperCase()) && !lbIds.has(a.toUpperCase()));
+  const epIds = await client.listIds("Endpoint");
+  deepEqual([...epIds].sort(), upper(await client.listEndpointIds()));
   deepEqual((await client.listLoadBalancers()).map((l) => l.ID).sort(), [lb.ID, np.ID].sort());
   deepEqual(await client.getLoadBalancer(lb.ID!), lb);
 
@@ -860,6 +862,7 @@ backendTest("objects that are not JSON objects are skipped and reported", async 
   const garbled: HcnApi = {
     hasModifyLoadBalancer: api.hasModifyLoadBalancer,
     enumerate: (kind, query) => api.enumerate(kind, query),
+    enumerateIds: (kind, query) => api.enumerateIds(kind, query),
     open: (kind, id) => api.open(kind, id),
     create: (kind, id, settings, network) => api.create(kind, id, settings, network),
     modify: (kind, handle, settings) => api.modify(kind, handle, settings),
@@ -882,14 +885,16 @@ backendTest("objects that are not JSON objects are skipped and reported", async 
   notEqual(await client.getEndpoint(a), undefined);
 });
 
-Deno.test("forEachId: an answer that is not a JSON array of IDs is INVALID_JSON, naming the listing", async () => {
+Deno.test("listIds: an answer that is not a JSON array of IDs is INVALID_JSON, naming the listing", async () => {
   for (const answer of ["{}", '["A", 1]', "[not json"]) {
+    // As the FFI backend's HNS thread parses the answer.
     const api = {
       hasModifyLoadBalancer: true,
-      enumerate: () => Promise.resolve(answer),
+      enumerateIds: (kind: HcnKind) =>
+        Promise.resolve().then(() => idListingOfAnswer(kind, answer)),
     } as unknown as HcnApi;
     const err = await expectHnsError(
-      createHnsClient(api).forEachId("Endpoint", () => {}),
+      createHnsClient(api).listIds("Endpoint"),
       HResult.INVALID_JSON,
     );
     match(err.message, /listEndpointIds/);

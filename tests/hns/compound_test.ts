@@ -156,6 +156,7 @@ Deno.test("the client creates and reads through compound requests, with the same
     const spied: HcnApi = {
       hasModifyLoadBalancer: api.hasModifyLoadBalancer,
       enumerate: (kind, query) => api.enumerate(kind, query),
+      enumerateIds: (kind, query) => api.enumerateIds(kind, query),
       open: (kind, id) => (parts++, api.open(kind, id)),
       create: (kind, id, settings, network) => (parts++, api.create(kind, id, settings, network)),
       modify: (kind, handle, settings) => api.modify(kind, handle, settings),

@@ -156,3 +156,16 @@ Deno.test("ownership: an in-memory record never touches the filesystem", async (
   await record.flush();
   assert.equal(record.dirty, false);
 });
+
+Deno.test("ownership: upperCaseIds lists the IDs of one kind, upper case, live", async () => {
+  const dir = await Deno.makeTempDir();
+  const record = await OwnershipRecord.load(join(dir, "state.json"));
+  record.add({ kind: "LoadBalancer", id: "ab-lb", key: "lb/1" });
+  record.add({ kind: "Endpoint", id: "Ab-Ep", key: "ep/1" });
+  record.add({ kind: "Endpoint", id: "CD-EP", key: "ep/2" });
+  assert.deepEqual([...record.upperCaseIds("LoadBalancer")], ["AB-LB"]);
+  assert.deepEqual([...record.upperCaseIds("Endpoint")].sort(), ["AB-EP", "CD-EP"]);
+  record.remove("cd-ep");
+  assert.deepEqual([...record.upperCaseIds("Endpoint")], ["AB-EP"]);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../../lib/hns/types.ts";
 import { nullLogger } from "../../lib/log/types.ts";
+import { IdListing } from "../../lib/hns/id_listing.ts";
 import { IdJournal } from "../../lib/proxy/id_journal.ts";
 import { LocalEndpoints } from "../../lib/proxy/local_endpoints.ts";
 import type { ObservedEndpoint, ObservedLoadBalancer } from "../../lib/proxy/model.ts";
@@ -206,8 +207,10 @@ Deno.test("background resync: a comparison in slices finds exactly what vanished
     // The listing starts: the IDs known now are marked, HNS's IDs are listed.
     const before = knownNow(w);
     const mark: IdMark = markKnownIds(w.cache, w.local, []);
-    const lbIds = new Set(w.hnsLbs);
-    const epIds = new Set(w.hnsEps);
+    // As HNS threads hand listings over (IdListing), or as plain sets.
+    const listing = (ids: Set<string>) => seed % 2 ? IdListing.of(ids) : new Set(ids);
+    const lbIds = listing(w.hnsLbs);
+    const epIds = listing(w.hnsEps);
     // Runs go on while the listing is in flight and while it is compared in slices.
     const inFlight = Math.floor(w.rand() * 6);
     for (let i = 0; i < inFlight; i++) await mutate(w);
@@ -254,4 +257,24 @@ Deno.test("background resync: a comparison in slices finds exactly what vanished
     }
     mark.end();
   }
+});
+
+Deno.test("background resync: the mark reads the node context's local endpoint IDs in paced slices, before the comparison asks", async () => {
+  const w = world(3);
+  const local = Array.from({ length: 1000 }, () => newId(w, "CNI"));
+  let iterations = 0;
+  const localIds = {
+    *[Symbol.iterator]() {
+      iterations++;
+      yield* local;
+    },
+  };
+  const mark = markKnownIds(w.cache, w.local, localIds);
+  let steps = 0;
+  await mark.prepare({ step: () => void steps++ });
+  assert.ok(steps >= local.length, "one pacer step per local endpoint");
+  for (const id of local) assert.equal(mark.existed(idKey(id)), true, id);
+  assert.equal(mark.existed(idKey(newId(w, "CNI"))), false, "created since");
+  assert.equal(iterations, 1, "read once, by prepare");
+  mark.end();
 });

@@ -17,6 +17,7 @@ import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { MIN_READ_INTERVAL_MS } from "../../lib/proxy/placement_waits.ts";
+import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { modifyNetworkPolicies, remoteSubnetRoute } from "../agent/hns_tool.ts";
 import {
@@ -50,6 +51,7 @@ class QueryHold {
         return api.hasModifyLoadBalancer;
       },
       enumerate: (kind, query) => api.enumerate(kind, query),
+      enumerateIds: (kind, query) => api.enumerateIds(kind, query),
       open: (kind, id) => api.open(kind, id),
       create: (kind, id, settings, network) => api.create(kind, id, settings, network),
       modify: (kind, handle, settings) => api.modify(kind, handle, settings),
@@ -202,7 +204,7 @@ Deno.test("syncer/routes: a background resync's routes, read before a run read n
   const n = node({ inBackground: true });
   n.web(BASE);
   await n.syncer.sync();
-  n.clock.t += 3_600_000;
+  n.clock.t += 3_600_000 + LISTING_ALIGN_MS;
   // This run starts the background listing as it ends; its routes read is held back.
   const held = n.queries.hold();
   const due = await n.syncer.sync();

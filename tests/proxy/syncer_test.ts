@@ -7,8 +7,10 @@ import { convertEndpointSlice, convertNode, convertService } from "../../lib/kub
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
+import { IdListing } from "../../lib/hns/id_listing.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import {
   type EndpointSpec,
@@ -585,9 +587,9 @@ function heldListings(inner: HnsClient) {
   const overrides: Partial<HnsClient> = {
     listEndpointIds: (networkId?: string) =>
       networkId ? inner.listEndpointIds(networkId) : hold(inner.listEndpointIds()),
-    forEachId: async (kind, each, pause) => {
-      if (kind !== "Endpoint") return await inner.forEachId(kind, each, pause);
-      for (const id of await hold(inner.listEndpointIds())) each(id);
+    listIds: async (kind) => {
+      if (kind !== "Endpoint") return await inner.listIds(kind);
+      return IdListing.of(await hold(inner.listEndpointIds()));
     },
   };
   const client = new Proxy(inner, {
@@ -609,7 +611,7 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   const web = w.api.dump().LoadBalancers[0];
   await w.client.deleteLoadBalancer(web.ID!);
 
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   const starting = await syncer.sync();
   assert.equal(starting.resynced, false, "the run only starts the listing");
   assert.ok(starting.next.listingArrived);
@@ -645,6 +647,32 @@ Deno.test("syncer/background resync: objects created while the listing is in fli
   assert.equal(remoteIps(w).join(","), "10.244.2.7,10.244.2.9", "no duplicate endpoint");
 });
 
+Deno.test("syncer/background resync: a due listing starts as a run that applied changes ends; an idle run starts it only LISTING_ALIGN_MS past due", async () => {
+  const w = world();
+  const syncer = w.newSyncer({ resyncInBackground: true });
+  w.service("web", WEB, WEB_EPS);
+  await converge(w, syncer);
+  w.clock.t += 30_000;
+  const idle = await syncer.sync();
+  assert.equal(idle.kind, "idle");
+  assert.equal(idle.next.listingArrived, undefined, "an idle run at due time does not list");
+  assert.equal(idle.next.periodicAfterMs, LISTING_ALIGN_MS, "an idle run lists then");
+  // A change's run lists as it ends: the runner holds the next change for minSyncPeriod.
+  w.service("api", API, API_EPS);
+  const change = await syncer.sync();
+  assert.equal(change.kind, "partial");
+  assert.ok(change.next.listingArrived, "the change's run started the listing");
+  await change.next.listingArrived;
+  assert.equal((await syncer.sync()).resynced, true);
+  // Without changes, the idle run LISTING_ALIGN_MS past due lists.
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
+  const late = await syncer.sync();
+  assert.ok(late.next.listingArrived, "the idle run past the wait started the listing");
+  await late.next.listingArrived;
+  assert.equal((await syncer.sync()).resynced, true);
+  await syncer.listingSettled();
+});
+
 Deno.test("syncer/background resync: a listing compared with no run in between repairs what vanished before it started", async () => {
   const w = world();
   const syncer = w.newSyncer({ resyncInBackground: true });
@@ -653,7 +681,7 @@ Deno.test("syncer/background resync: a listing compared with no run in between r
   await converge(w, syncer);
   const web = w.api.dump().LoadBalancers.find((l) => l.FrontendVIPs?.[0] === "10.96.0.10")!;
   await w.client.deleteLoadBalancer(web.ID!);
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   const starting = await syncer.sync();
   assert.equal(starting.resynced, false, "the run only starts the listing");
   await starting.next.listingArrived;
@@ -674,7 +702,7 @@ Deno.test("syncer/background resync: an ID deleted while the listing is in fligh
   w.service("web", WEB, WEB_EPS);
   w.service("api", API, API_EPS);
   await converge(w, syncer);
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   const starting = await syncer.sync();
   await held.listed;
   w.deleteService("api");
@@ -701,7 +729,7 @@ Deno.test("syncer/background resync: a failed listing is retried with backoff, c
   w.service("web", WEB, WEB_EPS);
   await converge(w, syncer);
   w.api.failCall("HcnEnumerateLoadBalancers", 1, HResult.MANAGER_STOPPED);
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   const starting = await syncer.sync();
   await starting.next.listingArrived;
   w.service("web", WEB, [...WEB_EPS, { ip: "10.244.2.8", node: "node-2" }]);
@@ -716,7 +744,11 @@ Deno.test("syncer/background resync: a failed listing is retried with backoff, c
   await again.next.listingArrived;
   const compared = await syncer.sync();
   assert.equal(compared.resynced, true);
-  assert.equal(compared.next.periodicAfterMs, 30_000, "the next resync a period after the listing");
+  assert.equal(
+    compared.next.periodicAfterMs,
+    30_000 + LISTING_ALIGN_MS,
+    "the next resync a period after the listing (an idle run lists then)",
+  );
 });
 
 Deno.test("syncer: a foreign LB on a new service's port is logged once, reminded per backoff step, cleared once", async () => {
@@ -756,7 +788,7 @@ Deno.test("syncer: a foreign LB on a new service's port is logged once, reminded
 
   // The other proxy goes away: the next resync notices, the service is programmed.
   await w.client.deleteLoadBalancer(foreign.ID!);
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   await converge(w, syncer);
   assert.ok(lbTable(w).includes("10.96.0.20:80->8080 [10.244.1.5,10.244.2.7]"));
   assert.equal(syncer.conflicts.size, 0);
@@ -823,7 +855,7 @@ Deno.test("syncer: takeOverForeign replaces a foreign LB on a claimed key at the
   state.Networks![0].ID = "6D6F6E6F-0000-4000-8000-0000000000AA";
   for (const ep of state.Endpoints!) ep.HostComputeNetwork = state.Networks![0].ID;
   w.api.load(state);
-  w.clock.t += 30_000;
+  w.clock.t += 30_000 + LISTING_ALIGN_MS;
   const again = await syncer.sync();
   assert.equal(again.kind, "start");
   assert.deepEqual(again.result!.conflicts.map((c) => c.foreignId), [

@@ -1,0 +1,135 @@
+/**
+ * IdListing holds a listing's IDs as a Set of their upper-case forms would:
+ * the same membership, size and members, for GUIDs in either case, IDs that
+ * are not GUIDs (or nearly are), and duplicates; and it survives the
+ * structured clone an HNS thread hands it over by.
+ *
+ * @module
+ */
+
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { HnsError, HResult } from "../../lib/hns/errors.ts";
+import {
+  IdListing,
+  idListingBuffers,
+  idListingFromText,
+  idListingOfAnswer,
+  isIdListingData,
+} from "../../lib/hns/id_listing.ts";
+import { prng } from "../prng.ts";
+
+const HEX = "0123456789abcdefABCDEF";
+
+function guid(rand: () => number): string {
+  let s = "";
+  for (let i = 0; i < 36; i++) {
+    s += i === 8 || i === 13 || i === 18 || i === 23 ? "-" : HEX[Math.floor(rand() * HEX.length)];
+  }
+  return s;
+}
+
+/** Strings that are GUIDs but for one character or their length. */
+function nearGuid(rand: () => number): string {
+  const g = guid(rand);
+  const i = Math.floor(rand() * 36);
+  const bad = ["g", "-", " ", "é", "\u0130", "0"][Math.floor(rand() * 6)];
+  return rand() < 0.2 ? g.slice(1) : rand() < 0.2 ? `{${g}}` : g.slice(0, i) + bad + g.slice(i + 1);
+}
+
+Deno.test("IdListing: membership, size and members as a Set of the upper-case IDs", () => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const rand = prng(seed);
+    const listed: string[] = [];
+    const n = Math.floor(rand() * (seed % 10 === 0 ? 3000 : 60));
+    for (let i = 0; i < n; i++) {
+      const r = rand();
+      if (r < 0.7) listed.push(guid(rand));
+      else if (r < 0.8) listed.push(nearGuid(rand));
+      else if (r < 0.9 && listed.length > 0) {
+        // Listed again, maybe in the other case.
+        const again = listed[Math.floor(rand() * listed.length)];
+        listed.push(rand() < 0.5 ? again : again.toLowerCase());
+      } else listed.push(`EP-${i}-${Math.floor(rand() * 1000)}`);
+    }
+    const expected = new Set(listed.map((id) => id.toUpperCase()));
+    const text = JSON.stringify(listed);
+    // Built on a thread and handed over: a structured clone, buffers transferred.
+    const data = idListingFromText(text);
+    const cloned = structuredClone(data, { transfer: idListingBuffers(data) });
+    ok(isIdListingData(cloned));
+    for (const listing of [IdListing.from(cloned), IdListing.of(listed)]) {
+      equal(listing.size, expected.size, `seed ${seed}`);
+      deepEqual([...listing].sort(), [...expected].sort(), `seed ${seed}`);
+      for (const id of expected) ok(listing.has(id), `seed ${seed}: ${id} listed`);
+      for (let i = 0; i < 50; i++) {
+        const other = (rand() < 0.5 ? guid(rand) : nearGuid(rand)).toUpperCase();
+        equal(listing.has(other), expected.has(other), `seed ${seed}: ${other}`);
+      }
+    }
+  }
+});
+
+Deno.test("IdListing: an answer of GUIDs only (read without JSON.parse) lists what JSON.parse reads, or is refused as it is", () => {
+  const rand = prng(11);
+  const ids = Array.from({ length: 500 }, () => guid(rand));
+  ids.push(ids[3], ids[7].toLowerCase());
+  const texts = [
+    JSON.stringify(ids),
+    JSON.stringify(ids, null, 2),
+    ` [ ${ids.map((id) => `"${id}"`).join(" ,\n\t")} ]\r\n`,
+    "[]",
+    " [ ] ",
+    JSON.stringify(ids.slice(0, 1)),
+  ];
+  const bad = [
+    `[${JSON.stringify(ids[0])},]`,
+    `[${JSON.stringify(ids[0])}`,
+    `${JSON.stringify(ids)}x`,
+    `[${JSON.stringify(ids[0])} ${JSON.stringify(ids[1])}]`,
+    `["${ids[0]}]`,
+    `[,"${ids[0]}"]`,
+    `["${ids[0]}"]]`,
+  ];
+  for (const text of [...texts, ...bad]) {
+    let expected: string[] | undefined;
+    try {
+      expected = [...new Set((JSON.parse(text) as string[]).map((id) => id.toUpperCase()))];
+    } catch {
+      expected = undefined;
+    }
+    if (expected === undefined) {
+      throws(() => idListingFromText(text), SyntaxError, text);
+      continue;
+    }
+    const listing = IdListing.from(idListingFromText(text));
+    deepEqual([...listing].sort(), expected.sort(), text.slice(0, 60));
+  }
+});
+
+Deno.test("IdListing: an answer that is not a JSON array of ID strings is INVALID_JSON, naming the call", () => {
+  equal(IdListing.from(idListingFromText("")).size, 0, "an empty answer lists nothing");
+  for (const answer of ["{}", '["A", 1]', "[not json", "null"]) {
+    throws(() => idListingFromText(answer), SyntaxError);
+    throws(() => idListingOfAnswer("Endpoint", answer), (err) => {
+      ok(err instanceof HnsError);
+      equal(err.hresult, HResult.INVALID_JSON);
+      match(err.message, /HcnEnumerateEndpoints/);
+      return true;
+    });
+  }
+});
+
+Deno.test("IdListing: untouched lists what touch has not found, and touch answers as has", () => {
+  const rand = prng(5);
+  const ids = Array.from({ length: 200 }, () => guid(rand).toUpperCase());
+  const listing = IdListing.of([...ids, "EP-1"]);
+  deepEqual([...listing.untouched()].sort(), [...ids, "EP-1"].sort(), "nothing touched yet");
+  const touched = ids.filter(() => rand() < 0.5);
+  for (const id of touched) ok(listing.touch(id));
+  equal(listing.touch(guid(rand).toUpperCase()), false, "not listed");
+  ok(listing.touch("EP-1"));
+  const rest = ids.filter((id) => !touched.includes(id));
+  // IDs that are not GUIDs stay among the untouched (a superset is what callers need).
+  deepEqual([...listing.untouched()].sort(), [...rest, "EP-1"].sort());
+  equal(listing.size, 201);
+});
