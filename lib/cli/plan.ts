@@ -124,7 +124,7 @@ export function renderText(start: StartState, owned: OwnershipRecord): string {
     ));
   }
   const writes = plan.ops.filter((op) => !op.op.startsWith("adopt"));
-  const adopts = plan.ops.length - writes.length;
+  const adopts = plan.ops.length - writes.length + start.adoption.kept;
   out.push("", `Plan: ${writes.length} HNS operations, ${adopts} objects adopted as they are`);
   if (plan.ops.length > 0) {
     out.push(table(["OP", "KEY", "DETAIL"], plan.ops.map((op) => [op.op, op.key, opDetail(op)])));

@@ -28,6 +28,7 @@ import type { ObjectKey } from "../kube/model.ts";
 import {
   endpointKeyFromHns,
   isKeyError,
+  type KeyError,
   loadBalancerKeyFromHns,
   remoteEndpointKey,
 } from "./keys.ts";
@@ -425,8 +426,11 @@ export interface AdoptOptions {
   /**
    * Owned objects known to hold exactly the desired payload of a key (the
    * trusted start read took them from the ownership record): upper-case ID →
-   * that key. Each is kept under its key and adopted without examining its
-   * content; the reconcile that follows still compares it.
+   * that key. Each is kept under its key without examining its content; the
+   * reconcile that follows still compares it. One that no other object
+   * claims the key of is kept as it is, without an adopt op (see
+   * {@link Adoption.kept}): the record already holds it under that key with
+   * the fingerprint of that payload, so adopting it would change nothing.
    */
   trusted?: ReadonlyMap<string, { key: string }>;
 }
@@ -451,6 +455,11 @@ export interface Adoption {
   observed: ObservedState;
   /** Objects kept as they are (no HNS call); foreign ones become owned. */
   adopted: Array<AdoptLoadBalancerOp | AdoptEndpointOp>;
+  /**
+   * Trusted objects on desired keys kept as they are without an adopt op
+   * (none claims their key but them): each counts as adopted.
+   */
+  kept: number;
   /** HNS objects that could not be interpreted, left alone (or strays when owned). */
   skipped: UnkeyedObject[];
   /**
@@ -510,17 +519,16 @@ export function adoptObserved(
   const adoptedLbs = new Map<LbKey, AdoptLoadBalancerOp>();
   const skipped: UnkeyedObject[] = [];
 
-  // Each ID's sort key is computed once (not at each of the n log n comparisons).
-  const sortedById = <T extends { ID?: string }>(xs: readonly T[]) =>
-    xs.map((x) => ({ x, id: idKey(String(x?.ID ?? "")) })).sort((a, b) => cmp(a.id, b.id))
-      .map((e) => e.x);
+  // Trusted objects alone on their key are kept as they are; the rest are examined in ID order.
+  const epKeyOf = (hns: HcnEndpoint) => endpointKeyFromHns(hns, sourceVips);
+  const eps = soleTrusted(hnsEndpoints, ownedEps, trusted, epKeyOf);
+  let kept = 0;
+  for (const { x: hns, id, key } of eps.sole) {
+    endpoints.set(key, { key, id, hns });
+    if (desired.remoteEndpoints.has(key)) kept++;
+  }
 
-  for (const hns of sortedById(hnsEndpoints)) {
-    const id = typeof hns?.ID === "string" ? hns.ID : "";
-    const isOwned = id !== "" && ownedEps.has(idKey(id));
-    const trustedKey = isOwned ? trusted?.get(idKey(id))?.key : undefined;
-    const key = trustedKey ??
-      (hns && id ? endpointKeyFromHns(hns, sourceVips) : { reason: "no ID" });
+  for (const { x: hns, id, key, isOwned, isTrusted } of eps.rest) {
     if (isKeyError(key)) {
       if (isOwned) strayEndpoints.set(id, { key: `stray/${id}`, id, hns });
       else skipped.push({ kind: "endpoint", id, owned: false, reason: key.reason });
@@ -540,7 +548,7 @@ export function adoptObserved(
         adoptedEps.delete(key);
       }
       endpoints.set(key, obs);
-      if (want && (trustedKey !== undefined || endpointSatisfies(hns, want))) {
+      if (want && (isTrusted || endpointSatisfies(hns, want))) {
         adoptedEps.set(key, { op: "adoptEndpoint", key, id, wasForeign: false });
       }
       continue;
@@ -569,18 +577,25 @@ export function adoptObserved(
     return payload !== undefined && sameLoadBalancer(hns, payload);
   };
 
-  for (const hns of sortedById(hnsLbs)) {
-    const id = typeof hns?.ID === "string" ? hns.ID : "";
-    const isOwned = id !== "" && ownedLbs.has(idKey(id));
-    const trustedKey = isOwned ? trusted?.get(idKey(id))?.key : undefined;
-    const key = trustedKey ?? (hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" });
+  const lbs = soleTrusted(hnsLbs, ownedLbs, trusted, loadBalancerKeyFromHns);
+  for (const { x: hns, id, key } of lbs.sole) {
+    const obs: ObservedLoadBalancer = { key, id, hns };
+    const want = desired.loadBalancers.get(key);
+    if (want) {
+      obs.serviceKey = want.serviceKey;
+      kept++;
+    }
+    loadBalancers.set(key, obs);
+  }
+
+  for (const { x: hns, id, key, isOwned, isTrusted } of lbs.rest) {
     if (isKeyError(key)) {
       if (isOwned) strayLoadBalancers.set(id, { key: `stray/${id}`, id, hns });
       else skipped.push({ kind: "loadBalancer", id, owned: false, reason: key.reason });
       continue;
     }
     const want = desired.loadBalancers.get(key);
-    const equal = trustedKey !== undefined ? want !== undefined : equalToDesired(hns, want);
+    const equal = isTrusted ? want !== undefined : equalToDesired(hns, want);
     const obs: ObservedLoadBalancer = { key, id, hns };
     if (want) obs.serviceKey = want.serviceKey;
     if (isOwned) {
@@ -644,9 +659,56 @@ export function adoptObserved(
       ...[...adoptedEps.values()].sort((a, b) => cmp(a.key, b.key)),
       ...[...adoptedLbs.values()].sort((a, b) => cmp(a.key, b.key)),
     ],
+    kept,
     skipped,
     takenOver: takenOver.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.key, b.key)),
   };
+}
+
+/** An HNS object at adoption, with what its ID and key say about it. */
+interface Candidate<T> {
+  x: T;
+  /** HNS ID ("" when it has none). */
+  id: string;
+  /** Its recorded key when trusted, else the key its content gives. */
+  key: string | KeyError;
+  isOwned: boolean;
+  isTrusted: boolean;
+}
+
+/**
+ * Split `xs` for adoption: `sole` are the trusted objects no other object
+ * claims the key of (kept as they are, no tie to break), `rest` every other
+ * object, sorted by ID (the order ties are broken in).
+ */
+function soleTrusted<T extends { ID?: string }>(
+  xs: readonly T[],
+  owned: ReadonlySet<string>,
+  trusted: ReadonlyMap<string, { key: string }> | undefined,
+  keyOf: (hns: T) => string | KeyError,
+): { sole: Array<Candidate<T> & { key: string }>; rest: Candidate<T>[] } {
+  const all: Candidate<T>[] = [];
+  const claims = new Map<string, number>();
+  for (const x of xs) {
+    const id = typeof x?.ID === "string" ? x.ID : "";
+    const upper = idKey(id);
+    const isOwned = id !== "" && owned.has(upper);
+    const trustedKey = isOwned ? trusted?.get(upper)?.key : undefined;
+    const key = trustedKey ?? (x && id ? keyOf(x) : { reason: "no ID" });
+    if (!isKeyError(key)) claims.set(key, (claims.get(key) ?? 0) + 1);
+    all.push({ x, id, key, isOwned, isTrusted: trustedKey !== undefined });
+  }
+  const isSole = (c: Candidate<T>): c is Candidate<T> & { key: string } =>
+    c.isTrusted && !isKeyError(c.key) && claims.get(c.key) === 1;
+  const sole: Array<Candidate<T> & { key: string }> = [];
+  const rest: { c: Candidate<T>; id: string }[] = [];
+  for (const c of all) {
+    if (isSole(c)) sole.push(c);
+    else rest.push({ c, id: idKey(c.id) });
+  }
+  // Each ID's sort key is computed once (not at each of the n log n comparisons).
+  rest.sort((a, b) => cmp(a.id, b.id));
+  return { sole, rest: rest.map((e) => e.c) };
 }
 
 /**

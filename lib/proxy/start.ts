@@ -8,7 +8,8 @@
  *   trusted read (trusted_start.ts: the ID listings, and reads of what
  *   hnsproxy does not own or cannot vouch for) when the ownership record is
  *   trustworthy, else a full read of every object. Both yield the same
- *   observed state.
+ *   observed state; the plan of a trusted read has no adopt op for a
+ *   trusted object alone on its key (the record already holds it as it is).
  *
  * - The read of HNS that does not depend on the cluster ({@link prereadStart}:
  *   the listings, and the objects the trusted read reads anyway) may begin

@@ -542,7 +542,7 @@ export class Syncer {
       type: start.ctx.network.type,
       loadBalancers: start.desired.loadBalancers.size,
       remoteEndpoints: start.desired.remoteEndpoints.size,
-      adopted: start.adoption.adopted.length,
+      adopted: start.adoption.adopted.length + start.adoption.kept,
       operations: start.plan.ops.length - start.adoption.adopted.length,
       takenOver: start.adoption.takenOver.length,
       trusted: start.trusted,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { desiredState } from "../../lib/proxy/desired.ts";
 import {
+  type Adoption,
   adoptObserved,
   reconcile,
   resolvedLoadBalancerPayload,
@@ -511,12 +512,15 @@ Deno.test("adoption of trusted objects: kept under their recorded key and adopte
       trusted.set(o.id.toUpperCase(), { key: o.key });
     }
     assert.equal(trusted.size, sim.lbs.size + sim.eps.size);
-    // Same content: the same adoption as the examining one.
-    assert.deepEqual(adoptObserved(l.lbs, l.eps, ownedOf(sim), fresh, { trusted }), full);
+    // Same content: the same adoption as the examining one, each kept without an adopt op.
+    const same = adoptObserved(l.lbs, l.eps, ownedOf(sim), fresh, { trusted });
+    assertKeptAdoption(same, full, trusted);
+    assert.equal(same.kept, full.adopted.length);
     // Content that cannot be keyed (an ID alone): trusted, still adopted under its key.
     const bare = <T extends { ID?: string }>(xs: T[]) => xs.map((x) => ({ ID: x.ID }) as T);
     const a = adoptObserved(bare(l.lbs), bare(l.eps), ownedOf(sim), fresh, { trusted });
-    assert.deepEqual(a.adopted, full.adopted);
+    assert.deepEqual(a.adopted, []);
+    assert.equal(a.kept, full.adopted.length);
     assert.deepEqual([...a.observed.loadBalancers.keys()], [...full.observed.loadBalancers.keys()]);
     assert.deepEqual([...a.observed.endpoints.keys()], [...full.observed.endpoints.keys()]);
     assert.equal(a.observed.strayLoadBalancers?.size ?? 0, 0);
@@ -632,4 +636,84 @@ Deno.test("resolvedLoadBalancerPayload: undefined until every backend exists", (
   assert.deepEqual(p.FrontendVIPs, ["10.96.0.1"]);
   assert.equal(p.HostComputeEndpoints.length, 2);
   assert.ok(p.HostComputeEndpoints.includes("LOCAL-0001"));
+});
+
+/**
+ * What adoption with `trusted` must yield: the examining adoption `full`,
+ * except that the owned objects trusted and alone on their key are kept
+ * without an adopt op (counted in `kept`).
+ */
+function assertKeptAdoption(
+  a: Adoption,
+  full: Adoption,
+  trusted: ReadonlyMap<string, { key: string }>,
+): void {
+  assert.deepEqual(a.observed, full.observed);
+  assert.deepEqual(a.skipped, full.skipped);
+  assert.deepEqual(a.takenOver, full.takenOver);
+  const ids = new Set(a.adopted.map((op) => op.id));
+  const dropped = full.adopted.filter((op) => !ids.has(op.id));
+  for (const op of dropped) {
+    assert.ok(!op.wasForeign && trusted.get(op.id.toUpperCase())?.key === op.key, op.key);
+  }
+  assert.deepEqual(a.adopted, full.adopted.filter((op) => ids.has(op.id)));
+  assert.equal(a.kept, dropped.length);
+}
+
+Deno.test("adoption of trusted objects: those alone on their key are kept without an adopt op; ties between duplicates and objects of others are broken as without trust", () => {
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const hex = (n: number) =>
+    Array.from({ length: n }, () => "0123456789abcdef"[Math.floor(random() * 16)]).join("");
+  const newId = () => {
+    const id = `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`;
+    return random() < 0.5 ? id.toUpperCase() : id;
+  };
+  const paths = { kept: 0, adopted: 0 };
+  for (let round = 0; round < 20; round++) {
+    for (const c of [ctx(), overlayCtx()]) {
+      const w = world();
+      const { sim } = converged(c, w.services, w.slices);
+      const l = listing(sim);
+      const owned = ownedOf(sim);
+      const fresh = desiredState(view(w.services, w.slices), c);
+      const sameContent = new Map<string, string>(); // a copy's ID → its original's
+      // Copies sharing keys: owned duplicates (as they are, or changed) and objects of others.
+      const copies = <T extends { ID?: string; MacAddress?: string }>(xs: T[], ids: string[]) => {
+        for (const x of [...xs]) {
+          const r = random();
+          if (r >= 0.45) continue;
+          const copy = { ...x, ID: newId() };
+          if (r < 0.15) {
+            ids.push(copy.ID);
+            sameContent.set(copy.ID.toUpperCase(), String(x.ID).toUpperCase());
+          } else if (r < 0.25) {
+            ids.push(copy.ID);
+            if ("MacAddress" in copy) copy.MacAddress = "02-00-00-00-00-01";
+            else Object.assign(copy, { Flags: 99 });
+          }
+          xs.push(copy); // r ≥ 0.25: of others
+        }
+      };
+      copies(l.eps, owned.endpoints as string[]);
+      copies(l.lbs, owned.loadBalancers as string[]);
+      for (const takeOver of [false, true]) {
+        const full = adoptObserved(l.lbs, l.eps, owned, fresh, { takeOver });
+        // What a trusted read vouches for: owned objects holding what is desired.
+        const trusted = new Map<string, { key: string }>();
+        for (const op of full.adopted) {
+          if (!op.wasForeign) trusted.set(op.id.toUpperCase(), { key: op.key });
+        }
+        for (const [copy, original] of sameContent) {
+          const t = trusted.get(original);
+          if (t && random() < 0.5) trusted.set(copy, t);
+        }
+        const a = adoptObserved(l.lbs, l.eps, owned, fresh, { takeOver, trusted });
+        assertKeptAdoption(a, full, trusted);
+        paths.kept += a.kept;
+        paths.adopted += a.adopted.length;
+      }
+    }
+  }
+  assert.ok(paths.kept > 0 && paths.adopted > 0, "both paths taken");
 });

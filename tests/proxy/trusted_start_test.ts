@@ -14,7 +14,7 @@ import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.t
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
-import type { ObservedState, Plan } from "../../lib/proxy/model.ts";
+import type { ObservedState, PlanOp } from "../../lib/proxy/model.ts";
 import { ObservedCache } from "../../lib/proxy/observed.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { findNetwork, readStart, startReadMode, type StartState } from "../../lib/proxy/start.ts";
@@ -205,19 +205,19 @@ function dump(state: ObservedState): unknown {
 
 /**
  * The trusted start's plan is the full read's, except that the adoptions of
- * what it trusted carry their fingerprint: the one apply would compute from
- * what the full read observed.
+ * what it trusted carry their fingerprint (the one apply would compute from
+ * what the full read observed), or are left out where the trusted object
+ * alone claimed its key: it is kept as it is (the record already holds it).
  */
 function assertSamePlan(trusted: StartState, full: StartState): void {
   const observed = new ObservedCache(full.adoption.observed);
-  const strip = (plan: Plan) => ({
-    ...plan,
-    ops: plan.ops.map((op) => {
+  const isAdopt = (op: PlanOp) => op.op === "adoptLoadBalancer" || op.op === "adoptEndpoint";
+  const strip = (ops: readonly PlanOp[]) =>
+    ops.map((op) => {
       if (op.op !== "adoptLoadBalancer" && op.op !== "adoptEndpoint") return op;
       const { fp: _fp, ...rest } = op;
       return rest;
-    }),
-  });
+    });
   let withFp = 0;
   for (const op of trusted.plan.ops) {
     if (op.op === "adoptLoadBalancer" && op.fp !== undefined) {
@@ -228,8 +228,24 @@ function assertSamePlan(trusted: StartState, full: StartState): void {
       withFp++;
     }
   }
-  assert.equal(withFp, trusted.trusted, "every trusted object's adoption carries its fingerprint");
-  assert.deepEqual(strip(trusted.plan), strip(full.plan));
+  assert.equal(
+    withFp + trusted.adoption.kept,
+    trusted.trusted,
+    "every trusted object is kept, or its adoption carries its fingerprint",
+  );
+  const adoptedIds = new Set(
+    trusted.plan.ops.flatMap((op) =>
+      op.op === "adoptLoadBalancer" || op.op === "adoptEndpoint" ? [op.id] : []
+    ),
+  );
+  const notKept = full.plan.ops.filter((op) => {
+    if (!isAdopt(op) || adoptedIds.has((op as { id: string }).id)) return true;
+    assert.ok(!(op as { wasForeign: boolean }).wasForeign, `kept ${op.key} was owned`);
+    return false;
+  });
+  assert.equal(full.plan.ops.length - notKept.length, trusted.adoption.kept);
+  assert.deepEqual(trusted.plan.conflicts, full.plan.conflicts);
+  assert.deepEqual(strip(trusted.plan.ops), strip(notKept));
 }
 
 /** Read HNS for a start (it writes nothing), counting its calls and its object reads. */
