@@ -40,8 +40,11 @@ export interface ColdStartOptions {
   label: string;
   /** Read HNS back and check every LB (default true). */
   verify?: boolean;
-  /** Hold the agent's peak RSS against the 150 MiB target at 10,000 services (default true). */
-  memoryTarget?: boolean;
+  /**
+   * Hold the figures against the targets at 10,000 services, which are set
+   * for 0 ms per HNS call (default true; false under an HNS latency model).
+   */
+  targets?: boolean;
   /** Add the memory breakdown table after the first sync (default false). */
   breakdown?: boolean;
   /** With the breakdown, also summarise a heap snapshot (slow at 10,000 services). */
@@ -103,7 +106,7 @@ export async function coldStart(
   const cpu = cpuDelta(cpu0, cpu1);
   const writes = writeCalls(calls);
   const firstSync = agent.syncs.find((s) => s.kind === "start");
-  const tenK = spec.services >= 10_000;
+  const targeted = spec.services >= 10_000 && opts.targets !== false;
 
   result.figures.push(
     {
@@ -111,7 +114,7 @@ export async function coldStart(
       value: convergeMs,
       unit: "ms",
       // Issue 15: under 3 s at 0 ms per HNS call on 2 cores (issue 7 asked for 10 s).
-      target: tenK ? { op: "<", value: 3_000 } : undefined,
+      target: targeted ? { op: "<", value: 3_000 } : undefined,
       note: "startAgent → HNS holds every expected LB and endpoint",
     },
     {
@@ -135,7 +138,7 @@ export async function coldStart(
       name: `${label} peak RSS`,
       value: mib(peak),
       unit: "MiB",
-      target: tenK ? { op: "<", value: 300 } : undefined,
+      target: targeted ? { op: "<", value: 300 } : undefined,
       note: `the agent host process, the emulated HNS's objects included; ${
         mib(idle.rss)
       } MiB before the agent started`,
@@ -144,7 +147,7 @@ export async function coldStart(
       name: `${label} peak RSS without the emulated HNS`,
       value: mib(peak - hnsAtPeak),
       unit: "MiB",
-      target: tenK && opts.memoryTarget !== false ? { op: "<", value: 150 } : undefined,
+      target: targeted ? { op: "<", value: 150 } : undefined,
       note:
         `the agent host's peak RSS minus the ${
           mib(hnsAtPeak)

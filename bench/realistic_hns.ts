@@ -101,7 +101,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
       label,
       hnsConcurrency: p.hnsConcurrency,
       verify: false,
-      memoryTarget: false,
+      targets: false,
     }, result);
     let agent = cold.agent;
     if (result.failures.length > 0) {

@@ -151,7 +151,7 @@ export function resultsMarkdown(
   out.push(`- memory: ${machine.memoryGiB} GiB`);
   out.push(`- OS: ${machine.os}`);
   out.push(`- runtime: ${machine.deno}`, "");
-  out.push("## Targets (issue 7)", "", targetsTable(results), "");
+  out.push("## Targets (issues 7 and 15)", "", targetsTable(results), "");
   if (extra.analysis) out.push(extra.analysis.trim(), "");
   for (const r of results) {
     out.push(`## ${r.title}`, "");

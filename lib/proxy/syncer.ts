@@ -197,6 +197,13 @@ const NETWORK_RETRY_MS = 5_000;
 const FLUSH_RETRY_MS = 1_000;
 const NO_REPAIRS: Repairs = { loadBalancers: 0, endpoints: 0 };
 
+/** The first start's read of HNS begun early, when it began and when it ended (clock ms). */
+interface EarlyRead {
+  at: number;
+  endedAt?: number;
+  read: Promise<EarlyStart | undefined>;
+}
+
 /** The sync loop's runs; see the module notes. One instance per agent. */
 export class Syncer {
   readonly #o: SyncerOptions;
@@ -225,8 +232,11 @@ export class Syncer {
   #lastWaitLog = -Infinity;
   /** Whether a start has read HNS (only the first one takes over). */
   #startedOnce = false;
-  /** The first start's read of HNS begun early ({@link readHnsEarly}), and when (clock ms). */
-  #early: { at: number; read: Promise<EarlyStart | undefined> } | undefined;
+  /**
+   * The first start's read of HNS begun early ({@link readHnsEarly}), when it
+   * began and when it ended (clock ms).
+   */
+  #early: EarlyRead | undefined;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -295,25 +305,28 @@ export class Syncer {
   /**
    * Begin the first start's read of HNS now, while the cluster's lists come
    * in (the parts that do not depend on the cluster: start.ts `readEarly`).
-   * The start uses it unless it began more than a resync period before.
+   * The start uses it unless it ended more than a resync period before (the
+   * lists took that long): a read that itself takes longer than a period, as
+   * on a node whose HNS is slow, is used, not made again.
    */
   readHnsEarly(): void {
     if (this.#ctx || this.#early) return;
     const { client, ownership } = this.#o;
-    this.#early = {
-      at: this.#clock.now(),
-      read: readEarly(client, this.#o.networkName, this.#o.detectNetwork ?? false, ownership, {
-        fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
-      }),
-    };
+    const read = readEarly(client, this.#o.networkName, this.#o.detectNetwork ?? false, ownership, {
+      fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
+    });
+    const early: EarlyRead = { at: this.#clock.now(), read };
+    read.finally(() => (early.endedAt = this.#clock.now())).catch(() => {});
+    this.#early = early;
   }
 
-  /** The early read for a start, if one was begun and is recent enough; taken once. */
+  /** The early read for a start, if one was begun and ended recently enough; taken once. */
   async #takeEarly(): Promise<(EarlyStart & { at: number }) | undefined> {
     const early = this.#early;
     this.#early = undefined;
     const read = await early?.read;
-    if (!early || !read || this.#clock.now() - early.at > this.#o.syncPeriodMs) return undefined;
+    const endedAt = early?.endedAt ?? this.#clock.now();
+    if (!early || !read || this.#clock.now() - endedAt > this.#o.syncPeriodMs) return undefined;
     return { ...read, at: early.at };
   }
 

@@ -941,11 +941,26 @@ Deno.test("syncer: HNS changed after the early read: the resync a period after t
   assert.deepEqual(lbTable(w), table);
 });
 
-Deno.test("syncer: an early read older than a resync period is not used; the start reads afresh", async () => {
+Deno.test("syncer: an early read that ended over a resync period ago is not used; the start reads afresh", async () => {
   const { w, table, restarted } = await lbDeletedAfterEarlyRead();
   w.clock.t += 30_001;
   const listed = w.api.callCount("HcnEnumerateLoadBalancers");
   await converge(w, restarted);
   assert.ok(w.api.callCount("HcnEnumerateLoadBalancers") > listed, "listed again");
   assert.deepEqual(lbTable(w), table, "the vanished LB is recreated at once");
+});
+
+Deno.test("syncer: an early read that itself took longer than a resync period (slow HNS) is used, not made again", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const restarted = w.newSyncer();
+  restarted.readHnsEarly();
+  // The read's calls answer only after this: it began over a period before it ended.
+  w.clock.t += 30_001;
+  await restarted.listingSettled();
+  const listed = w.api.callCount("HcnEnumerateLoadBalancers");
+  const report = await converge(w, restarted);
+  assert.equal(report.kind, "start");
+  assert.equal(w.api.callCount("HcnEnumerateLoadBalancers"), listed, "nothing listed again");
 });
