@@ -56,12 +56,26 @@ export interface AgentProcess {
   exited: Promise<number>;
 }
 
-/** A free TCP port on loopback (bound and released). */
+/**
+ * Ports handed to agents, below Linux's default ephemeral range
+ * (32768–60999): a port the kernel picked for us and we released could be
+ * given next to one of the many client connections the parallel tests make,
+ * and the agent's listen would then fail with "address already in use".
+ */
+const AGENT_PORTS = { first: 20_000, count: 12_000 };
+
+/** A TCP port on loopback outside the ephemeral range, free when checked (bound and released). */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = AGENT_PORTS.first + Math.floor(Math.random() * AGENT_PORTS.count);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error("no free loopback port found between 20000 and 31999");
 }
 
 /** The fake cluster, the HNS state file and the agent processes of one test. */
