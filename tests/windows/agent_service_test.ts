@@ -40,11 +40,16 @@ Deno.test("agent service: RUNNING once up, programs HNS, STOP stops the agent gr
     scm.start();
     await until(() => scm.last?.state === ServiceState.RUNNING, "RUNNING");
 
+    // The record lists each create before HNS is asked and adds its fingerprint once HNS
+    // answered: wait for the finished record, not the write-ahead one.
     await eventually(
       "the service's load balancers in HNS and in the ownership record",
-      async () =>
-        JSON.stringify(await world.lbTable()) === JSON.stringify(WANT_LBS) &&
-        (await world.owned()).filter((o) => o.kind === "LoadBalancer").length === WANT_LBS.length,
+      async () => {
+        const owned = await world.owned();
+        return JSON.stringify(await world.lbTable()) === JSON.stringify(WANT_LBS) &&
+          owned.filter((o) => o.kind === "LoadBalancer").length === WANT_LBS.length &&
+          owned.every((o) => o.fp !== undefined);
+      },
       async () => (await world.lbTable()).join("\n") + "\n" + lines.join(""),
     );
     const owned = await world.owned();

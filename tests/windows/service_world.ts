@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { OwnedObject } from "../../lib/proxy/ownership.ts";
 import { join } from "node:path";
 import { privateCopy } from "../hns-emulator/build.ts";
 import { builtEmulatorLibrary, lbLines } from "../agent/harness.ts";
@@ -30,11 +31,7 @@ export const WANT_LBS: readonly string[] = [
 ];
 
 /** One owned HNS object in the agent's ownership record. */
-export interface OwnedObject {
-  kind: string;
-  id: string;
-  key: string;
-}
+export type { OwnedObject };
 
 /** The fake cluster, the emulated HNS and the files of one service test. */
 export class ServiceWorld {
