@@ -35,16 +35,29 @@ function openEmulator() {
   };
 }
 
+/** Run `body` with a fresh emulator and the threaded API `open` makes over it; both closed after. */
+async function withThreads(
+  open: (library: string) => ThreadedHcnApi,
+  body: (emu: ReturnType<typeof openEmulator>, api: ThreadedHcnApi) => Promise<void>,
+): Promise<void> {
+  const emu = openEmulator();
+  const api = open(emu.library);
+  try {
+    await body(emu, api);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+}
+
 function threaded(library: string, threads?: number): ThreadedHcnApi {
   const api = openFfiHcnApi({ library, threads });
   ok(api instanceof ThreadedHcnApi);
   return api;
 }
 
-Deno.test("threads: objects, handles and strings cross threads intact; nothing leaks", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 3);
-  try {
+Deno.test("threads: objects, handles and strings cross threads intact; nothing leaks", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
     const client = createHnsClient(api, { listConcurrency: 16 });
     const net = await makeNetwork(api, { Name: "cbr0-ü" });
     const found = await client.findNetworkByName("cbr0-ü");
@@ -66,11 +79,7 @@ Deno.test("threads: objects, handles and strings cross threads intact; nothing l
     const handles = await Promise.all(created.map((e) => api.open("Endpoint", e.ID!)));
     await Promise.all(handles.map((h) => api.close("Endpoint", h)));
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
 Deno.test("threads: failures arrive as HnsErrors with every field", async () => {
   const emu = openEmulator();
@@ -98,10 +107,8 @@ Deno.test("threads: failures arrive as HnsErrors with every field", async () => 
   }
 });
 
-Deno.test("threads: a call blocking in HNS leaves timers running", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 1);
-  try {
+Deno.test("threads: a call blocking in HNS leaves timers running", () =>
+  withThreads((library) => threaded(library, 1), async (emu, api) => {
     await api.enumerate("Network", "");
     emu.setLatencyMicros(400_000);
     const order: string[] = [];
@@ -110,16 +117,10 @@ Deno.test("threads: a call blocking in HNS leaves timers running", async () => {
     await call;
     equal(order.join(","), "timer,call");
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: slow calls spread over every thread; no more threads than asked", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 3);
-  try {
+Deno.test("threads: slow calls spread over every thread; no more threads than asked", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
     equal(api.threadsStarted, 1);
     // Calls on one object (a listing's time says nothing of those): not found, after 50 ms.
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
@@ -131,16 +132,10 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
     await Promise.all(Array.from({ length: 6 }, missing));
     equal(api.threadsStarted, 3);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: a slow first call (code not yet compiled, say) starts no thread", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 3);
-  try {
+Deno.test("threads: a slow first call (code not yet compiled, say) starts no thread", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     emu.setLatencyMicros(50_000);
@@ -150,16 +145,10 @@ Deno.test("threads: a slow first call (code not yet compiled, say) starts no thr
     await Promise.all(Array.from({ length: 20 }, missing));
     equal(api.threadsStarted, 1);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: one slow call among fast ones starts no thread", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 3);
-  try {
+Deno.test("threads: one slow call among fast ones starts no thread", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     for (let i = 0; i < 4; i++) await missing();
@@ -171,31 +160,19 @@ Deno.test("threads: one slow call among fast ones starts no thread", async () =>
     await Promise.all(Array.from({ length: 6 }, missing));
     equal(api.threadsStarted, 1);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: listings take one thread of their own and queue together there", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 3);
-  try {
+Deno.test("threads: listings take one thread of their own and queue together there", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
     emu.setLatencyMicros(50_000);
     await api.enumerate("Network", "");
     await Promise.all(Array.from({ length: 3 }, () => api.enumerate("Network", "")));
     equal(api.threadsStarted, 2);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: a call made while a thread lists goes to another thread", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 2);
-  try {
+Deno.test("threads: a call made while a thread lists goes to another thread", () =>
+  withThreads((library) => threaded(library, 2), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     equal(api.threadsStarted, 1);
     // A resync's listing and an event's call, made in the same turn.
@@ -207,11 +184,7 @@ Deno.test("threads: a call made while a thread lists goes to another thread", as
     match(ids, new RegExp(net));
     await api.close("Network", handle);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
 /** As openFfiHcnApi does, with threads that end after `idleEndMs` without a call. */
 function threadedIdleEnd(library: string, threads: number, idleEndMs: number): ThreadedHcnApi {
@@ -228,10 +201,8 @@ async function eventually(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-Deno.test("threads: idle threads end, the last one stays, and a listing starts its thread again", async () => {
-  const emu = openEmulator();
-  const api = threadedIdleEnd(emu.library, 2, 30);
-  try {
+Deno.test("threads: idle threads end, the last one stays, and a listing starts its thread again", () =>
+  withThreads((library) => threadedIdleEnd(library, 2, 30), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     // A listing and a call in the same turn: the call gets a thread of its own.
     const [, handle] = await Promise.all([api.enumerate("Network", ""), api.open("Network", net)]);
@@ -246,16 +217,10 @@ Deno.test("threads: idle threads end, the last one stays, and a listing starts i
     match(await api.enumerate("Network", ""), new RegExp(net));
     equal(api.threadsStarted, 3);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: a thread with calls pending does not end while they take long", async () => {
-  const emu = openEmulator();
-  const api = threadedIdleEnd(emu.library, 3, 20);
-  try {
+Deno.test("threads: a thread with calls pending does not end while they take long", () =>
+  withThreads((library) => threadedIdleEnd(library, 3, 20), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch((e) => e);
     await missing(); // the thread's first answer (compiling) is not timed
     emu.setLatencyMicros(60_000);
@@ -267,16 +232,10 @@ Deno.test("threads: a thread with calls pending does not end while they take lon
     emu.setLatencyMicros(0);
     await eventually(() => api.threadsRunning === 1);
     assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
 
-Deno.test("threads: dispose lets calls already made finish, then refuses more", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library, 2);
-  try {
+Deno.test("threads: dispose lets calls already made finish, then refuses more", () =>
+  withThreads((library) => threaded(library, 2), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     emu.setLatencyMicros(100_000);
     const opening = api.open("Network", net);
@@ -291,8 +250,4 @@ Deno.test("threads: dispose lets calls already made finish, then refuses more", 
       /HNS library is closed; cannot call HcnCloseNetwork/,
     );
     equal(emu.control.openHandles(), 1, "the handle opened during dispose was handed over");
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+  }));
