@@ -136,6 +136,18 @@ Deno.test("emulator: every HNS rule holds, checked through the exported ABI", as
   assert.match(r.stdout, /^\d+ checks, 0 failed$/m);
 });
 
+Deno.test({
+  name: "emulator: HnsEmuHeapBytes is what malloc holds for it, chunk headers included (mallinfo2)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // Without the per-thread cache a freed block leaves malloc's in-use count at once, so the
+    // two counts must agree to the byte.
+    const r = await runCheck(["heap"], { GLIBC_TUNABLES: "glibc.malloc.tcache_count=0" });
+    assert.deepEqual(r.code, 0, `emulator_check heap failed:\n${r.stderr}${r.stdout}`);
+    assert.match(r.stdout, /^\d+ checks, 0 failed$/m);
+  },
+});
+
 Deno.test("emulator: HNSEMU_VERSION, HNSEMU_FAIL and HNSEMU_LATENCY_US configure a process", async () => {
   const r = await runCheck(["env"], {
     HNSEMU_VERSION: "9.3",
