@@ -8,6 +8,9 @@
  * when asked (slow: seconds at 10,000 services), the largest groups of a
  * heap snapshot by constructor.
  *
+ * A bare agent process (bench/bare_agent_proc.ts) is measured apart once,
+ * as the yardstick of the host's memory before its agent starts.
+ *
  * The cost of one HNS thread is measured apart, in a fresh host that starts
  * a few of them and runs no agent; a thread of the agent has served more
  * calls, so it is an estimate. Its native allocations are in malloc in use
@@ -16,12 +19,13 @@
  * @module
  */
 
-import { AgentHost, type MemorySample } from "./agent_host.ts";
+import { AgentHost, type BareAgentMemory, type MemorySample } from "./agent_host.ts";
 import { summarizeHeapSnapshot } from "./heap_summary.ts";
 import { mib } from "./procstat.ts";
 import type { ScenarioResult } from "./results.ts";
 
 let threadCost: Promise<number> | undefined;
+let bareAgent: Promise<BareAgentMemory> | undefined;
 
 /** The RSS of one HNS thread, measured once per process. */
 function hnsThreadCost(): Promise<number> {
@@ -47,6 +51,7 @@ export async function memoryBreakdown(
     return;
   }
   const perThread = await hnsThreadCost();
+  const bare = await (bareAgent ??= AgentHost.bareAgentMemory());
   const offHeap = m.mallocInUse - m.emulatorHeap;
   const threads = m.hnsThreads * perThread;
   const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads - m.rssFile;
@@ -54,10 +59,19 @@ export async function memoryBreakdown(
     [
       "agent host before the agent started, after a GC",
       mib(idle.rss),
-      `runtime and loaded code: mapped files ${mib(idle.rssFile)} MiB, V8 heap ` +
-      `${mib(idle.heapPhysical)} MiB resident, malloc ${
-        mib(idle.mallocInUse - idle.emulatorHeap)
-      } MiB; emulated HNS ${mib(idle.emulatorHeap)} MiB`,
+      `without the emulated HNS (${mib(idle.emulatorHeap)} MiB) ${
+        mib(idle.rss - idle.emulatorHeap)
+      } MiB: mapped files ${mib(idle.rssFile)} MiB, V8 heap ${
+        mib(idle.heapPhysical)
+      } MiB resident, malloc ${mib(idle.mallocInUse - idle.emulatorHeap)} MiB`,
+    ],
+    [
+      "a bare agent process before it starts, after a GC (what the row above compares with)",
+      mib(bare.rss),
+      `deno run of main.ts and its run command's modules, measured apart: mapped files ` +
+      `${mib(bare.rssFile)} MiB, V8 heap ${mib(bare.heapPhysical)} MiB resident, malloc ${
+        mib(bare.mallocInUse)
+      } MiB`,
     ],
     ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
     ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
