@@ -214,6 +214,37 @@ Deno.test("emulator: a hand-written state file seeds HNS, malformed LB included"
   });
 });
 
+Deno.test("emulator: HNSEMU_LOAD_STATE starts a process with a saved HNS; HNSEMU_HEAP_REPORT writes its heap at exit", async () => {
+  await withStateDir(async (file) => {
+    const seeded = seed();
+    await Deno.writeTextFile(file, JSON.stringify(seeded));
+    const report = `${file}.heap`;
+    const r = await runCheck(
+      ["ctl", "count", "network", "count", "endpoint", "count", "lb", "get", "network", NET_VXLAN],
+      { HNSEMU_LOAD_STATE: file, HNSEMU_HEAP_REPORT: report },
+    );
+    assert.deepEqual(r.code, 0, r.stderr);
+    const out = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as CtlLine);
+    assert.deepEqual(out.slice(0, 3).map((l) => l.count), [
+      seeded.Networks.length,
+      seeded.Endpoints.length,
+      seeded.LoadBalancers.length,
+    ]);
+    assert.deepEqual(JSON.parse(out[3].out!), seeded.Networks[0]);
+    // The process held the loaded objects when it exited; the file it loaded is left as it was.
+    const heap = JSON.parse(await Deno.readTextFile(report)) as { heapBytes: number };
+    assert.ok(heap.heapBytes > JSON.stringify(seeded).length, JSON.stringify(heap));
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(file)), seeded);
+
+    // A file that is not a saved state: HNS starts empty and stderr says why.
+    await Deno.writeTextFile(file, "not json");
+    const bad = await runCheck(["ctl", "count", "endpoint"], { HNSEMU_LOAD_STATE: file });
+    assert.deepEqual(bad.code, 0, bad.stderr);
+    assert.deepEqual(JSON.parse(bad.stdout.trim()).count, 0);
+    assert.match(bad.stderr, /HnsEmuLoadState .*hns\.json: invalid JSON/);
+  });
+});
+
 Deno.test("emulator: HNSEMU_VERSION decides in-place update and the HCN API of a process", async () => {
   await withStateDir(async (file) => {
     const run = async (version: string, ...cmds: string[]) => {
