@@ -360,13 +360,17 @@ export class AgentHost {
   /**
    * Resident memory of one HNS thread, bytes: measured in a fresh host
    * that starts `threads` of them (each loads the library and answers a
-   * batch of calls) and runs no agent.
+   * batch of calls) and runs no agent; `rss` in all, `malloc` the part of
+   * it in malloc (which a process's malloc in use counts too).
    */
-  static async threadCost(threads = 4): Promise<number> {
+  static async threadCost(threads = 4): Promise<{ rss: number; malloc: number }> {
     const host = await AgentHost.start();
     try {
       const m = await host.#call("threadCost", { threads });
-      return ((m.after as number) - (m.before as number)) / threads;
+      return {
+        rss: ((m.after as number) - (m.before as number)) / threads,
+        malloc: ((m.mallocAfter as number) - (m.mallocBefore as number)) / threads,
+      };
     } finally {
       await host.close();
     }

@@ -205,13 +205,16 @@ function setWatch(probe: ProbedHcnApi, watch: Watch, out: JsonLinesServer): void
 
 /**
  * Start `threads` HNS threads as the agent's FFI binding does (a worker
- * that loads the library and answers a batch of calls); RSS before and
- * after, for the cost of one thread. Only in a host that runs no agent.
+ * that loads the library and answers a batch of calls); RSS and malloc in
+ * use before and after, for the cost of one thread. Only in a host that
+ * runs no agent.
  */
 async function threadCost(library: string, threads: number) {
   collectGarbage();
+  mallocTrim();
   await sleep(100);
   const before = rssBytes();
+  const mallocBefore = mallocInUse();
   const workers: Worker[] = [];
   for (let k = 0; k < threads; k++) {
     const w = new Worker(new URL("../lib/hns/hcn_thread.ts", import.meta.url), {
@@ -229,7 +232,7 @@ async function threadCost(library: string, threads: number) {
     await answered;
   }
   await sleep(200);
-  return { before, after: rssBytes(), threads };
+  return { before, after: rssBytes(), mallocBefore, mallocAfter: mallocInUse(), threads };
 }
 
 async function main(): Promise<void> {

@@ -14,7 +14,7 @@
  * The cost of one HNS thread is measured apart, in a fresh host that starts
  * a few of them and runs no agent; a thread of the agent has served more
  * calls, so it is an estimate. Its native allocations are in malloc in use
- * too, so the two rows overlap by a little.
+ * too, so the threads' row counts only the rest (their V8 heaps, stacks).
  *
  * @module
  */
@@ -24,11 +24,11 @@ import { summarizeHeapSnapshot } from "./heap_summary.ts";
 import { mib } from "./procstat.ts";
 import type { ScenarioResult } from "./results.ts";
 
-let threadCost: Promise<number> | undefined;
+let threadCost: Promise<{ rss: number; malloc: number }> | undefined;
 let bareAgent: Promise<BareAgentMemory> | undefined;
 
-/** The RSS of one HNS thread, measured once per process. */
-function hnsThreadCost(): Promise<number> {
+/** The RSS of one HNS thread and its malloc part, measured once per process. */
+function hnsThreadCost(): Promise<{ rss: number; malloc: number }> {
   return threadCost ??= AgentHost.threadCost(4);
 }
 
@@ -53,7 +53,8 @@ export async function memoryBreakdown(
   const perThread = await hnsThreadCost();
   const bare = await (bareAgent ??= AgentHost.bareAgentMemory());
   const offHeap = m.mallocInUse - m.emulatorHeap;
-  const threads = m.hnsThreads * perThread;
+  // Their malloc is in malloc in use already.
+  const threads = m.hnsThreads * Math.max(0, perThread.rss - perThread.malloc);
   const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads - m.rssFile;
   const rows: (string | number)[][] = [
     [
@@ -94,8 +95,8 @@ export async function memoryBreakdown(
     [
       `HNS threads: ${m.hnsThreads} running`,
       mib(threads),
-      `about ${mib(perThread)} MiB each (a thread's isolate, stack and buffers; ` +
-      "measured apart, overlaps malloc a little)",
+      `about ${mib(perThread.rss)} MiB each (a thread's isolate, stack and buffers; measured ` +
+      `apart), less the ${mib(perThread.malloc)} MiB of it in malloc, counted above`,
     ],
     [
       "mapped files: the deno executable's code and data, shared libraries",
