@@ -16,6 +16,7 @@
  */
 
 import { v8FlagsArgument } from "../lib/v8_flags.ts";
+import { freePort } from "../tests/agent/harness.ts";
 import { AgentHost } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { emulatorLibrary } from "./emulator.ts";
@@ -39,14 +40,6 @@ export interface RealAgentFigures {
   peakRssWithoutHnsMiB: number;
   /** HNS calls the agent counted (its own metric). */
   hnsCalls: number;
-}
-
-/** A free TCP port on loopback. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Sum of a metric's samples in a Prometheus text page. */
