@@ -29,7 +29,7 @@ class PodEndpoint implements DesiredEndpoint {
   readonly ip: string;
   readonly family: IpFamily;
   readonly networkId: string;
-  readonly providerAddress?: string;
+  declare readonly providerAddress?: string;
 
   constructor(ip: string, family: IpFamily, networkId: string, providerAddress?: string) {
     this.key = remoteEndpointKey(ip);
