@@ -325,7 +325,6 @@ function selectBackends(
  */
 function backendKeys(
   s: ServiceScope,
-  family: IpFamily,
   present: readonly Candidate[],
   internalPort: number,
 ): { backends: EpKey[]; publicOrNode: boolean } {
@@ -352,7 +351,7 @@ function backendKeys(
     }
     let ep = s.endpoints.get(c.ip);
     if (!ep) {
-      ep = podEndpoint(ctx, c.ip, family, providerAddress);
+      ep = podEndpoint(ctx, c.ip, providerAddress);
       s.endpoints.set(c.ip, ep);
     }
     backends.push(ep.key);
@@ -436,7 +435,6 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
     if (selected) {
       ({ backends, publicOrNode } = backendKeys(
         s,
-        family,
         selected.present,
         selected.internalPort,
       ));

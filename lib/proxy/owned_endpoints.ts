@@ -10,8 +10,8 @@
  *   the host NIC's MAC.
  *
  * A pod's endpoint is the most numerous object of the desired state, so it
- * holds only what varies (key, IP, family, network, provider address); its
- * MAC is derived from the IP when read.
+ * holds only what varies (key, IP, network, provider address); its family and
+ * MAC are derived from the IP when read.
  *
  * @module
  */
@@ -26,21 +26,24 @@ import { isOverlay, nodeIpOf, primaryFamily } from "./placement.ts";
 /** The remote endpoint of a pod on another node (role `remote`). */
 class PodEndpoint implements DesiredEndpoint {
   readonly key: EpKey;
+  /** Canonical text, so that only IPv6 addresses hold a colon. */
   readonly ip: string;
-  readonly family: IpFamily;
   readonly networkId: string;
   declare readonly providerAddress?: string;
 
-  constructor(ip: string, family: IpFamily, networkId: string, providerAddress?: string) {
+  constructor(ip: string, networkId: string, providerAddress?: string) {
     this.key = remoteEndpointKey(ip);
     this.ip = ip;
-    this.family = family;
     this.networkId = networkId;
     if (providerAddress !== undefined) this.providerAddress = providerAddress;
   }
 
   get remote(): boolean {
     return true;
+  }
+
+  get family(): IpFamily {
+    return this.ip.includes(":") ? "IPv6" : "IPv4";
   }
 
   get mac(): string {
@@ -67,14 +70,16 @@ class PodEndpoint implements DesiredEndpoint {
   }
 }
 
-/** The remote endpoint of a pod on another node; `providerAddress` on overlay only. */
+/**
+ * The remote endpoint of a pod on another node; `ip` is canonical (its family
+ * follows from it), `providerAddress` on overlay only.
+ */
 export function podEndpoint(
   ctx: NodeContext,
   ip: string,
-  family: IpFamily,
   providerAddress: string | undefined,
 ): DesiredEndpoint {
-  return new PodEndpoint(ip, family, ctx.network.id, providerAddress);
+  return new PodEndpoint(ip, ctx.network.id, providerAddress);
 }
 
 /** The overlay remote endpoint of a cluster IP: the host NIC's MAC, this node as provider. */

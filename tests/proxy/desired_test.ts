@@ -967,4 +967,14 @@ Deno.test("a pod's endpoint reads and serializes with every field, its MAC deriv
   const l2 = desiredForService(svc(), [slice([ep("10.244.2.7")])], ctx()).remoteEndpoints[0];
   assert.equal(l2.providerAddress, undefined);
   assert.ok(!("providerAddress" in JSON.parse(JSON.stringify(l2))));
+  const v6 = desiredForService(
+    svc({ clusterIPs: ["fd00::a"], ipFamilies: ["IPv6"] }),
+    [slice([ep("fd00:2::7")], { addressType: "IPv6" })],
+    ctx(),
+  ).remoteEndpoints[0];
+  assert.deepEqual([v6.key, v6.family, v6.mac], [
+    "ep/remote/fd00:2::7",
+    "IPv6",
+    "02-11-07-00-00-00",
+  ]);
 });
