@@ -104,9 +104,23 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 60)}...` : s;
 }
 
-/** Field access with errors that name the object. */
+/**
+ * Field access with errors that name the object. The object's key and the
+ * field paths are built only for an error: converting a valid object
+ * allocates no text for them.
+ */
 class Reader {
-  constructor(readonly kind: string, readonly key: string) {}
+  constructor(
+    readonly kind: string,
+    readonly namespace: string | undefined,
+    readonly name: string | undefined,
+    readonly namespaced: boolean,
+  ) {}
+
+  get key(): string {
+    const name = this.name ?? "";
+    return this.namespaced ? `${this.namespace ?? ""}/${name}` : name;
+  }
 
   fail(field: string, problem: string): never {
     throw new ConvertError(this.kind, this.key, field, problem);
@@ -168,18 +182,19 @@ class Reader {
   }
 }
 
+const NO_FIELDS: Obj = Object.freeze({});
+
 function metaOf(kind: string, obj: unknown, namespaced: boolean) {
-  const pre = new Reader(kind, "");
+  const pre = new Reader(kind, undefined, undefined, false);
   const o = pre.obj(obj, "object")!;
   const meta = pre.obj(o.metadata, "metadata")!;
   const name = pre.str(meta.name, "metadata.name");
   const namespace = namespaced ? pre.str(meta.namespace, "metadata.namespace") : undefined;
-  const key = namespaced ? `${namespace ?? ""}/${name ?? ""}` : name ?? "";
-  const r = new Reader(kind, key);
+  const r = new Reader(kind, namespace, name, namespaced);
   if (!name) r.fail("metadata.name", "missing");
   if (namespaced && !namespace) r.fail("metadata.namespace", "missing");
-  const labels = r.obj(meta.labels, "metadata.labels", true) ?? {};
-  const annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? {};
+  const labels = r.obj(meta.labels, "metadata.labels", true) ?? NO_FIELDS;
+  const annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? NO_FIELDS;
   const rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
   return { o, r, name: name!, namespace: namespace ?? "", labels, annotations, rv };
 }
@@ -188,57 +203,80 @@ const PROTOCOLS = ["TCP", "UDP", "SCTP"] as const;
 const SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] as const;
 const POLICIES = ["Cluster", "Local"] as const;
 
+/** Whether `raw` (as listed) holds exactly the texts of `kept`. */
+function sameTexts(kept: readonly string[] | undefined, raw: readonly unknown[]): boolean {
+  if (kept === undefined || kept.length !== raw.length) return false;
+  for (let i = 0; i < raw.length; i++) if (kept[i] !== raw[i]) return false;
+  return true;
+}
+
+/** The IP families of canonical addresses, a shared list for the common ones. */
+function familiesOf(ips: readonly string[]): IpFamily[] {
+  const families = ips.map((ip) => ipFamilyOf(ip)!);
+  return (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
+}
+
 /**
  * Converts a Service. Returns `null` for services the proxy does not handle:
  * ExternalName and headless ones (no cluster IP), as kube-proxy skips them.
+ * `previous` is the record this object replaces, when there is one: lists of
+ * addresses that did not change are taken from it (the same strings).
  */
-export function convertService(obj: unknown): ServiceInfo | null {
+export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInfo | null {
   const { o, r, name, namespace, annotations, rv } = metaOf("Service", obj, true);
   const spec = r.obj(o.spec, "spec")!;
   const type = r.oneOf(spec.type, "spec.type", SERVICE_TYPES, "ClusterIP");
   if (type === "ExternalName") return null;
   let rawIPs = r.arr(spec.clusterIPs, "spec.clusterIPs");
-  let ipField = "spec.clusterIPs";
+  let single = false;
   if (rawIPs.length === 0) {
-    const single = r.str(spec.clusterIP, "spec.clusterIP");
-    rawIPs = single ? [single] : [];
-    ipField = "spec.clusterIP";
+    const ip = r.str(spec.clusterIP, "spec.clusterIP");
+    rawIPs = ip ? [ip] : [];
+    single = true;
   }
   if (rawIPs.length === 0 || rawIPs[0] === "None") return null;
-  const clusterIPs = rawIPs.map((ip, i) =>
-    r.ip(ip, ipField === "spec.clusterIP" ? ipField : `${ipField}[${i}]`)
-  );
-  const families = clusterIPs.map((ip) => ipFamilyOf(ip)!);
-  const ipFamilies = (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
+  const clusterIPs = sameTexts(previous?.clusterIPs, rawIPs)
+    ? previous!.clusterIPs
+    : rawIPs.map((ip, i) => r.ip(ip, single ? "spec.clusterIP" : `spec.clusterIPs[${i}]`));
+  const ipFamilies = clusterIPs === previous?.clusterIPs
+    ? previous.ipFamilies
+    : familiesOf(clusterIPs);
 
-  const names = new Set<string>();
-  const ports = r.arr(spec.ports, "spec.ports").map((p, i): ServicePortInfo => {
-    const f = `spec.ports[${i}]`;
-    const po = r.obj(p, f)!;
-    const portName = r.str(po.name, `${f}.name`) ?? "";
-    if (names.has(portName)) r.fail(`${f}.name`, `duplicate port name ${show(portName)}`);
-    names.add(portName);
-    const port = r.port(po.port, `${f}.port`);
+  const rawPorts = r.arr(spec.ports, "spec.ports");
+  const ports: ServicePortInfo[] = new Array(rawPorts.length);
+  for (let i = 0; i < rawPorts.length; i++) {
+    const f = (rest: string) => `spec.ports[${i}]${rest}`;
+    const p = rawPorts[i];
+    const po = isObj(p) ? p : r.obj(p, f(""))!;
+    const portName = optStr(po.name) ?? r.str(po.name, f(".name")) ?? "";
+    for (let j = 0; j < i; j++) {
+      if (ports[j].name === portName) r.fail(f(".name"), `duplicate port name ${show(portName)}`);
+    }
+    const port = r.port(po.port, f(".port"));
     let targetPort: number | string = port;
     const tp = po.targetPort;
     if (typeof tp === "string" && tp !== "") {
-      targetPort = /^\d+$/.test(tp) ? r.port(Number(tp), `${f}.targetPort`) : tp;
+      targetPort = /^\d+$/.test(tp) ? r.port(Number(tp), f(".targetPort")) : tp;
     } else if (tp !== undefined && tp !== null && tp !== 0 && tp !== "") {
-      targetPort = r.port(tp, `${f}.targetPort`);
+      targetPort = r.port(tp, f(".targetPort"));
     }
     const info: ServicePortInfo = {
       name: intern(portName),
-      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
+      protocol: po.protocol === "TCP"
+        ? "TCP"
+        : r.oneOf(po.protocol, f(".protocol"), PROTOCOLS, "TCP") as Protocol,
       port,
       targetPort: typeof targetPort === "string" ? intern(targetPort) : targetPort,
     };
-    const nodePort = r.optPort(po.nodePort, `${f}.nodePort`);
+    const nodePort = r.optPort(po.nodePort, f(".nodePort"));
     if (nodePort !== undefined) info.nodePort = nodePort;
-    return info;
-  });
+    ports[i] = info;
+  }
 
-  const externalIPs = r.arr(spec.externalIPs, "spec.externalIPs")
-    .map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
+  const rawExternal = r.arr(spec.externalIPs, "spec.externalIPs");
+  const externalIPs = sameTexts(previous?.externalIPs, rawExternal)
+    ? previous!.externalIPs
+    : rawExternal.map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
   const status = r.obj(o.status, "status", true);
   const lb = status ? r.obj(status.loadBalancer, "status.loadBalancer", true) : undefined;
   const ingress: IngressInfo[] = [];
@@ -309,10 +347,142 @@ export function convertService(obj: unknown): ServiceInfo | null {
 }
 
 /**
+ * The endpoints of the record an EndpointSlice replaces, found by address:
+ * at the same position first (an update usually keeps the order), else
+ * through an index built on the first miss.
+ */
+class PreviousEndpoints {
+  #byAddress?: Map<string, EndpointInfo>;
+  constructor(readonly slice: EndpointSliceInfo) {}
+
+  /** The previous endpoint whose address is `address` (the text as listed). */
+  find(address: unknown, at: number): EndpointInfo | undefined {
+    const eps = this.slice.endpoints;
+    const same = eps[at];
+    if (same !== undefined && same.address === address) return same;
+    if (typeof address !== "string") return undefined;
+    if (!this.#byAddress) {
+      this.#byAddress = new Map();
+      for (const ep of eps) {
+        if (!this.#byAddress.has(ep.address)) this.#byAddress.set(ep.address, ep);
+      }
+    }
+    return this.#byAddress.get(address);
+  }
+}
+
+/** The canonical text of `v` when it is an address of `family`; undefined otherwise. */
+function addressOf(v: unknown, family: IpFamily): string | undefined {
+  if (typeof v !== "string") return undefined;
+  const ip = canonicalIp(v);
+  // Canonical IPv6 text always holds a colon, canonical IPv4 text never does.
+  return ip !== undefined && (ip.includes(":") ? "IPv6" : "IPv4") === family ? ip : undefined;
+}
+
+/** A condition's value: `dflt` when unset, undefined when not a boolean. */
+function flag(v: unknown, dflt: boolean): boolean | undefined {
+  if (v === undefined || v === null) return dflt;
+  return typeof v === "boolean" ? v : undefined;
+}
+
+/** An optional string field: undefined when unset or not a string (the caller checks which). */
+function optStr(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+function sameZones(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Converts `endpoints[i]` of a slice. Field paths are built only on the way
+ * to an error (there are five endpoints per slice and 50,000 at 10,000
+ * services). An endpoint equal to its previous record is that record.
+ */
+function convertEndpoint(
+  e: unknown,
+  i: number,
+  r: Reader,
+  family: IpFamily,
+  before: PreviousEndpoints | undefined,
+): EndpointInfo {
+  const eo = isObj(e) ? e : r.obj(e, `endpoints[${i}]`)!;
+  const addresses = eo.addresses;
+  if (!Array.isArray(addresses) || addresses.length === 0) {
+    r.arr(addresses, `endpoints[${i}].addresses`);
+    r.fail(`endpoints[${i}].addresses`, "must hold at least one address");
+  }
+  const rawAddress = addresses[0];
+  const prev = before?.find(rawAddress, i);
+  const address = prev?.address ?? addressOf(rawAddress, family) ??
+    r.ip(rawAddress, `endpoints[${i}].addresses[0]`, family);
+
+  const c = eo.conditions;
+  const cond = c === undefined || c === null
+    ? NO_FIELDS
+    : isObj(c)
+    ? c
+    : r.obj(c, `endpoints[${i}].conditions`)!;
+  const ready = flag(cond.ready, true) ??
+    r.fail(`endpoints[${i}].conditions.ready`, `must be true or false, got ${show(cond.ready)}`);
+  const serving = flag(cond.serving, ready) ??
+    r.fail(
+      `endpoints[${i}].conditions.serving`,
+      `must be true or false, got ${show(cond.serving)}`,
+    );
+  const terminating = flag(cond.terminating, false) ??
+    r.fail(
+      `endpoints[${i}].conditions.terminating`,
+      `must be true or false, got ${show(cond.terminating)}`,
+    );
+  const nodeName = optStr(eo.nodeName) ?? r.str(eo.nodeName, `endpoints[${i}].nodeName`);
+  const zone = optStr(eo.zone) ?? r.str(eo.zone, `endpoints[${i}].zone`);
+  let hintZones: string[] | undefined;
+  const hints = eo.hints === undefined || eo.hints === null
+    ? undefined
+    : r.obj(eo.hints, `endpoints[${i}].hints`, true);
+  if (hints) {
+    const f = `endpoints[${i}]`;
+    const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
+      const zf = `${f}.hints.forZones[${j}]`;
+      const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
+      return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
+    });
+    if (zones.length > 0) hintZones = zones;
+  }
+  if (
+    prev !== undefined && prev.ready === ready && prev.serving === serving &&
+    prev.terminating === terminating && prev.nodeName === (nodeName || undefined) &&
+    prev.zone === (zone || undefined) && sameZones(prev.hintZones, hintZones)
+  ) {
+    return prev;
+  }
+  // One literal with the node name: a property added later would need a
+  // second allocation per endpoint (the store keeps one per endpoint).
+  const info: EndpointInfo = nodeName
+    ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
+    : { address, ready, serving, terminating };
+  if (zone) info.zone = intern(zone);
+  if (hintZones) info.hintZones = hintZones;
+  return info;
+}
+
+/**
  * Converts an EndpointSlice. Returns `null` for FQDN slices. Ports without a
  * number are dropped (the API allows them; they carry no traffic).
+ *
+ * `previous` is the record this object replaces, when there is one: an
+ * endpoint that did not change is its record from `previous` (the same
+ * object), and an address that stayed is the same string, so that an update
+ * leaves the store, and the state built from it, sharing what they shared.
  */
-export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
+export function convertEndpointSlice(
+  obj: unknown,
+  previous?: EndpointSliceInfo,
+): EndpointSliceInfo | null {
   const { o, r, name, namespace, labels, annotations, rv } = metaOf("EndpointSlice", obj, true);
   const serviceName = r.str(labels[LABEL_SERVICE_NAME], `metadata.labels[${LABEL_SERVICE_NAME}]`);
   if (!serviceName) r.fail(`metadata.labels[${LABEL_SERVICE_NAME}]`, "missing");
@@ -336,39 +506,15 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
     });
   });
 
-  const endpoints = r.arr(o.endpoints, "endpoints").map((e, i): EndpointInfo => {
-    const f = `endpoints[${i}]`;
-    const eo = r.obj(e, f)!;
-    const addresses = r.arr(eo.addresses, `${f}.addresses`);
-    if (addresses.length === 0) r.fail(`${f}.addresses`, "must hold at least one address");
-    const address = r.ip(addresses[0], `${f}.addresses[0]`, family);
-    const cond = r.obj(eo.conditions, `${f}.conditions`, true) ?? {};
-    const bool = (v: unknown, field: string, dflt: boolean): boolean => {
-      if (v === undefined || v === null) return dflt;
-      return typeof v === "boolean" ? v : r.fail(field, `must be true or false, got ${show(v)}`);
-    };
-    const ready = bool(cond.ready, `${f}.conditions.ready`, true);
-    const serving = bool(cond.serving, `${f}.conditions.serving`, ready);
-    const terminating = bool(cond.terminating, `${f}.conditions.terminating`, false);
-    const nodeName = r.str(eo.nodeName, `${f}.nodeName`);
-    // One literal with the node name: a property added later would need a
-    // second allocation per endpoint (the store keeps one per endpoint).
-    const info: EndpointInfo = nodeName
-      ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
-      : { address, ready, serving, terminating };
-    const zone = r.str(eo.zone, `${f}.zone`);
-    if (zone) info.zone = intern(zone);
-    const hints = r.obj(eo.hints, `${f}.hints`, true);
-    if (hints) {
-      const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
-        const zf = `${f}.hints.forZones[${j}]`;
-        const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
-        return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
-      });
-      if (zones.length > 0) info.hintZones = zones;
-    }
-    return info;
-  });
+  const raw = r.arr(o.endpoints, "endpoints");
+  const before = previous?.addressType === family ? new PreviousEndpoints(previous) : undefined;
+  const endpoints: EndpointInfo[] = new Array(raw.length);
+  let allKept = before !== undefined && raw.length === previous!.endpoints.length;
+  for (let i = 0; i < raw.length; i++) {
+    const ep = convertEndpoint(raw[i], i, r, family, before);
+    endpoints[i] = ep;
+    if (allKept && ep !== previous!.endpoints[i]) allKept = false;
+  }
 
   const info: EndpointSliceInfo = {
     namespace: intern(namespace),
@@ -377,7 +523,7 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
     resourceVersion: rv,
     addressType: family,
     ports: sharedPorts(ports),
-    endpoints,
+    endpoints: allKept ? previous!.endpoints : endpoints,
   };
   // The trigger time only feeds a metric: an unparsable one is ignored.
   const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
