@@ -260,17 +260,14 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
     } else if (tp !== undefined && tp !== null && tp !== 0 && tp !== "") {
       targetPort = r.port(tp, f(".targetPort"));
     }
-    const info: ServicePortInfo = {
-      name: intern(portName),
-      protocol: po.protocol === "TCP"
-        ? "TCP"
-        : r.oneOf(po.protocol, f(".protocol"), PROTOCOLS, "TCP") as Protocol,
-      port,
-      targetPort: typeof targetPort === "string" ? intern(targetPort) : targetPort,
-    };
+    const protocol = po.protocol === "TCP"
+      ? "TCP"
+      : r.oneOf(po.protocol, f(".protocol"), PROTOCOLS, "TCP") as Protocol;
+    if (typeof targetPort === "string") targetPort = intern(targetPort);
     const nodePort = r.optPort(po.nodePort, f(".nodePort"));
-    if (nodePort !== undefined) info.nodePort = nodePort;
-    ports[i] = info;
+    ports[i] = nodePort === undefined
+      ? { name: intern(portName), protocol, port, targetPort }
+      : { name: intern(portName), protocol, port, targetPort, nodePort };
   }
 
   const rawExternal = r.arr(spec.externalIPs, "spec.externalIPs");
@@ -516,19 +513,34 @@ export function convertEndpointSlice(
     if (allKept && ep !== previous!.endpoints[i]) allKept = false;
   }
 
-  const info: EndpointSliceInfo = {
-    namespace: intern(namespace),
-    name,
-    serviceName: intern(serviceName!),
-    resourceVersion: rv,
-    addressType: family,
-    ports: sharedPorts(ports),
-    endpoints: allKept ? previous!.endpoints : endpoints,
-  };
   // The trigger time only feeds a metric: an unparsable one is ignored.
   const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
-  if (Number.isFinite(trigger)) info.triggerTimeMs = trigger;
-  return info;
+  const ns = intern(namespace);
+  const svc = intern(serviceName!);
+  const kept = allKept ? previous!.endpoints : endpoints;
+  const sharedPortList = sharedPorts(ports);
+  // One literal per shape: a property added later would take a second
+  // allocation per slice.
+  return Number.isFinite(trigger)
+    ? {
+      namespace: ns,
+      name,
+      serviceName: svc,
+      resourceVersion: rv,
+      addressType: family,
+      ports: sharedPortList,
+      endpoints: kept,
+      triggerTimeMs: trigger,
+    }
+    : {
+      namespace: ns,
+      name,
+      serviceName: svc,
+      resourceVersion: rv,
+      addressType: family,
+      ports: sharedPortList,
+      endpoints: kept,
+    };
 }
 
 /** Converts a Node. InternalIPs come with the first address of each family first. */
