@@ -26,6 +26,7 @@ import type {
 
 /** Label naming the Service an EndpointSlice belongs to. */
 export const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
+const SERVICE_NAME_FIELD = `metadata.labels[${LABEL_SERVICE_NAME}]`;
 /** Annotation with the time of the change that triggered an EndpointSlice update. */
 export const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time";
 /** Annotation asking to keep the destination IP (DSR-style) on Windows load balancers. */
@@ -68,6 +69,7 @@ function intern(s: string): string {
  * (frozen: records are read-only for every consumer).
  */
 const EMPTY: readonly never[] = Object.freeze([]);
+const NO_FIELDS: Record<string, unknown> = Object.freeze({});
 const FAMILY_LISTS: Record<string, readonly IpFamily[]> = {
   IPv4: Object.freeze(["IPv4"]),
   IPv6: Object.freeze(["IPv6"]),
@@ -110,14 +112,20 @@ function show(v: unknown): string {
  * allocates no text for them.
  */
 class Reader {
-  constructor(
-    readonly kind: string,
-    readonly namespace: string | undefined,
-    readonly name: string | undefined,
-    readonly namespaced: boolean,
-  ) {}
+  /** Set once the object's name and namespace were read (its key is "" before). */
+  named = false;
+  namespace: string | undefined;
+  name: string | undefined;
+  /** The object and what {@linkcode metaOf} read of its metadata. */
+  o: Obj = NO_FIELDS;
+  labels: Obj = NO_FIELDS;
+  annotations: Obj = NO_FIELDS;
+  rv: string | undefined;
+
+  constructor(readonly kind: string, readonly namespaced: boolean) {}
 
   get key(): string {
+    if (!this.named) return "";
     const name = this.name ?? "";
     return this.namespaced ? `${this.namespace ?? ""}/${name}` : name;
   }
@@ -133,8 +141,9 @@ class Reader {
     return isObj(v) ? v : this.fail(field, `must be an object, got ${show(v)}`);
   }
 
-  arr(v: unknown, field: string): unknown[] {
-    if (v === undefined || v === null) return [];
+  /** A list field; a missing one is a shared empty list (never changed). */
+  arr(v: unknown, field: string): readonly unknown[] {
+    if (v === undefined || v === null) return EMPTY;
     return Array.isArray(v) ? v : this.fail(field, `must be a list, got ${show(v)}`);
   }
 
@@ -152,9 +161,7 @@ class Reader {
   }
 
   port(v: unknown, field: string): number {
-    return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
-      ? v as number
-      : this.fail(field, `must be a port number in 1..65535, got ${show(v)}`);
+    return isPort(v) ? v : this.fail(field, `must be a port number in 1..65535, got ${show(v)}`);
   }
 
   optPort(v: unknown, field: string): number | undefined {
@@ -182,26 +189,35 @@ class Reader {
   }
 }
 
-const NO_FIELDS: Obj = Object.freeze({});
-
+/**
+ * Reads an object's metadata into a {@linkcode Reader} for it (one
+ * allocation per object): name and namespace (required), labels,
+ * annotations, resourceVersion.
+ */
 function metaOf(kind: string, obj: unknown, namespaced: boolean) {
-  const pre = new Reader(kind, undefined, undefined, false);
-  const o = pre.obj(obj, "object")!;
-  const meta = pre.obj(o.metadata, "metadata")!;
-  const name = pre.str(meta.name, "metadata.name");
-  const namespace = namespaced ? pre.str(meta.namespace, "metadata.namespace") : undefined;
-  const r = new Reader(kind, namespace, name, namespaced);
+  const r = new Reader(kind, namespaced);
+  const o = r.o = r.obj(obj, "object")!;
+  const meta = r.obj(o.metadata, "metadata")!;
+  const name = r.name = r.str(meta.name, "metadata.name");
+  if (namespaced) r.namespace = r.str(meta.namespace, "metadata.namespace");
+  r.named = true;
   if (!name) r.fail("metadata.name", "missing");
-  if (namespaced && !namespace) r.fail("metadata.namespace", "missing");
-  const labels = r.obj(meta.labels, "metadata.labels", true) ?? NO_FIELDS;
-  const annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? NO_FIELDS;
-  const rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
-  return { o, r, name: name!, namespace: namespace ?? "", labels, annotations, rv };
+  if (namespaced && !r.namespace) r.fail("metadata.namespace", "missing");
+  r.labels = r.obj(meta.labels, "metadata.labels", true) ?? NO_FIELDS;
+  r.annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? NO_FIELDS;
+  r.rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
+  return r;
 }
 
 const PROTOCOLS = ["TCP", "UDP", "SCTP"] as const;
 const SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] as const;
 const POLICIES = ["Cluster", "Local"] as const;
+const SESSION_AFFINITIES = ["None", "ClientIP"] as const;
+const IP_MODES = ["VIP", "Proxy"] as const;
+
+function isPort(v: unknown): v is number {
+  return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+}
 
 /** Whether `raw` (as listed) holds exactly the texts of `kept`. */
 function sameTexts(kept: readonly string[] | undefined, raw: readonly unknown[]): boolean {
@@ -212,6 +228,7 @@ function sameTexts(kept: readonly string[] | undefined, raw: readonly unknown[])
 
 /** The IP families of canonical addresses, a shared list for the common ones. */
 function familiesOf(ips: readonly string[]): IpFamily[] {
+  if (ips.length === 1) return FAMILY_LISTS[ipFamilyOf(ips[0])!] as IpFamily[];
   const families = ips.map((ip) => ipFamilyOf(ip)!);
   return (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
 }
@@ -223,7 +240,9 @@ function familiesOf(ips: readonly string[]): IpFamily[] {
  * addresses that did not change are taken from it (the same strings).
  */
 export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInfo | null {
-  const { o, r, name, namespace, annotations, rv } = metaOf("Service", obj, true);
+  const r = metaOf("Service", obj, true);
+  const { o, annotations, rv } = r;
+  const name = r.name!, namespace = r.namespace!;
   const spec = r.obj(o.spec, "spec")!;
   const type = r.oneOf(spec.type, "spec.type", SERVICE_TYPES, "ClusterIP");
   if (type === "ExternalName") return null;
@@ -245,6 +264,7 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
   const rawPorts = r.arr(spec.ports, "spec.ports");
   const ports: ServicePortInfo[] = new Array(rawPorts.length);
   for (let i = 0; i < rawPorts.length; i++) {
+    // The field's path, made only for an error.
     const f = (rest: string) => `spec.ports[${i}]${rest}`;
     const p = rawPorts[i];
     const po = isObj(p) ? p : r.obj(p, f(""))!;
@@ -252,7 +272,7 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
     for (let j = 0; j < i; j++) {
       if (ports[j].name === portName) r.fail(f(".name"), `duplicate port name ${show(portName)}`);
     }
-    const port = r.port(po.port, f(".port"));
+    const port = isPort(po.port) ? po.port : r.port(po.port, f(".port"));
     let targetPort: number | string = port;
     const tp = po.targetPort;
     if (typeof tp === "string" && tp !== "") {
@@ -264,38 +284,41 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
       ? "TCP"
       : r.oneOf(po.protocol, f(".protocol"), PROTOCOLS, "TCP") as Protocol;
     if (typeof targetPort === "string") targetPort = intern(targetPort);
-    const nodePort = r.optPort(po.nodePort, f(".nodePort"));
+    const nodePort = po.nodePort === undefined ? undefined : r.optPort(po.nodePort, f(".nodePort"));
     ports[i] = nodePort === undefined
       ? { name: intern(portName), protocol, port, targetPort }
       : { name: intern(portName), protocol, port, targetPort, nodePort };
   }
 
   const rawExternal = r.arr(spec.externalIPs, "spec.externalIPs");
-  const externalIPs = sameTexts(previous?.externalIPs, rawExternal)
+  const externalIPs = rawExternal.length === 0
+    ? EMPTY as never as string[]
+    : sameTexts(previous?.externalIPs, rawExternal)
     ? previous!.externalIPs
     : rawExternal.map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
   const status = r.obj(o.status, "status", true);
   const lb = status ? r.obj(status.loadBalancer, "status.loadBalancer", true) : undefined;
-  const ingress: IngressInfo[] = [];
-  r.arr(lb?.ingress, "status.loadBalancer.ingress").forEach((ing, i) => {
+  const rawIngress = r.arr(lb?.ingress, "status.loadBalancer.ingress");
+  const ingress: IngressInfo[] = rawIngress.length === 0 ? EMPTY as never as IngressInfo[] : [];
+  for (let i = 0; i < rawIngress.length; i++) {
     const f = `status.loadBalancer.ingress[${i}]`;
-    const io = r.obj(ing, f)!;
-    if (io.ip === undefined || io.ip === null || io.ip === "") return; // hostname-only
+    const io = r.obj(rawIngress[i], f)!;
+    if (io.ip === undefined || io.ip === null || io.ip === "") continue; // hostname-only
     const entry: IngressInfo = { ip: r.ip(io.ip, `${f}.ip`) };
     if (io.ipMode !== undefined && io.ipMode !== null) {
-      entry.ipMode = r.oneOf(io.ipMode, `${f}.ipMode`, ["VIP", "Proxy"] as const, "VIP");
+      entry.ipMode = r.oneOf(io.ipMode, `${f}.ipMode`, IP_MODES, "VIP");
     }
     ingress.push(entry);
-  });
-  const loadBalancerSourceRanges = r.arr(
-    spec.loadBalancerSourceRanges,
-    "spec.loadBalancerSourceRanges",
-  ).map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
+  }
+  const rawRanges = r.arr(spec.loadBalancerSourceRanges, "spec.loadBalancerSourceRanges");
+  const loadBalancerSourceRanges = rawRanges.length === 0
+    ? EMPTY as never as string[]
+    : rawRanges.map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
 
   const sessionAffinity = r.oneOf(
     spec.sessionAffinity,
     "spec.sessionAffinity",
-    ["None", "ClientIP"] as const,
+    SESSION_AFFINITIES,
     "None",
   );
   const info: ServiceInfo = {
@@ -480,9 +503,11 @@ export function convertEndpointSlice(
   obj: unknown,
   previous?: EndpointSliceInfo,
 ): EndpointSliceInfo | null {
-  const { o, r, name, namespace, labels, annotations, rv } = metaOf("EndpointSlice", obj, true);
-  const serviceName = r.str(labels[LABEL_SERVICE_NAME], `metadata.labels[${LABEL_SERVICE_NAME}]`);
-  if (!serviceName) r.fail(`metadata.labels[${LABEL_SERVICE_NAME}]`, "missing");
+  const r = metaOf("EndpointSlice", obj, true);
+  const { o, labels, annotations, rv } = r;
+  const name = r.name!, namespace = r.namespace!;
+  const serviceName = r.str(labels[LABEL_SERVICE_NAME], SERVICE_NAME_FIELD);
+  if (!serviceName) r.fail(SERVICE_NAME_FIELD, "missing");
   const addressType = r.str(o.addressType, "addressType");
   if (!addressType) r.fail("addressType", "missing");
   if (addressType === "FQDN") return null;
@@ -492,16 +517,19 @@ export function convertEndpointSlice(
   const family = addressType as IpFamily;
 
   const ports: EndpointPortInfo[] = [];
-  r.arr(o.ports, "ports").forEach((p, i) => {
-    const f = `ports[${i}]`;
-    const po = r.obj(p, f)!;
-    if (po.port === undefined || po.port === null) return;
+  const rawPorts = r.arr(o.ports, "ports");
+  for (let i = 0; i < rawPorts.length; i++) {
+    const p = rawPorts[i];
+    const po = isObj(p) ? p : r.obj(p, `ports[${i}]`)!;
+    if (po.port === undefined || po.port === null) continue;
     ports.push({
-      name: intern(r.str(po.name, `${f}.name`) ?? ""),
-      port: r.port(po.port, `${f}.port`),
-      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
+      name: intern(optStr(po.name) ?? r.str(po.name, `ports[${i}].name`) ?? ""),
+      port: isPort(po.port) ? po.port : r.port(po.port, `ports[${i}].port`),
+      protocol: po.protocol === "TCP"
+        ? "TCP"
+        : r.oneOf(po.protocol, `ports[${i}].protocol`, PROTOCOLS, "TCP") as Protocol,
     });
-  });
+  }
 
   const raw = r.arr(o.endpoints, "endpoints");
   const before = previous?.addressType === family ? new PreviousEndpoints(previous) : undefined;
@@ -545,7 +573,9 @@ export function convertEndpointSlice(
 
 /** Converts a Node. InternalIPs come with the first address of each family first. */
 export function convertNode(obj: unknown): NodeInfo {
-  const { o, r, name, labels, rv } = metaOf("Node", obj, false);
+  const r = metaOf("Node", obj, false);
+  const { o, labels, rv } = r;
+  const name = r.name!;
   const spec = r.obj(o.spec, "spec", true) ?? {};
   const { internalIPs, podCIDRs } = nodeAddresses(o, r);
   const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
@@ -576,7 +606,8 @@ export function convertNode(obj: unknown): NodeInfo {
  * malformed). Throws {@linkcode ConvertError} naming the node and the field.
  */
 export function convertNodePlacement(obj: unknown): NodePlacement {
-  const { o, r, name } = metaOf("Node", obj, false);
+  const r = metaOf("Node", obj, false);
+  const name = r.name!, o = r.o;
   return { name, ...nodeAddresses(o, r) };
 }
 
