@@ -13,6 +13,11 @@
  * {@link slimEndpoint}) and indexes IDs upper-cased: HNS and hnsproxy's creates
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
  * so the cache, its indexes and the ownership record share one string per ID.
+ * The keys of the LBs referencing an endpoint are kept on the stored endpoint
+ * (no Map per relation), and a load balancer that replaces another under its
+ * key holds the strings the cache already holds where they are the same
+ * (backend IDs, VIPs, port mappings): an update read back from HNS is parsed
+ * afresh, and would otherwise keep copies.
  *
  * @module
  */
@@ -36,14 +41,18 @@ import { IdJournal } from "./id_journal.ts";
  */
 export class ObservedCache implements IndexedObservedState {
   readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #eps = new Map<EpKey, ObservedEndpoint>();
+  readonly #eps = new Map<EpKey, StoredEndpoint>();
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #foreignEps = new Map<EpKey, ObservedEndpoint>();
-  /** Upper-case ID → key, for owned and foreign objects alike. */
-  readonly #lbKeyById = new Map<string, LbKey>();
-  readonly #epKeyById = new Map<string, EpKey>();
-  /** Upper-case endpoint ID → keys of the owned LBs referencing it (see {@link KeyList}). */
-  readonly #refs = new Map<string, KeyList>();
+  readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
+  /** Upper-case ID → the object, for owned and foreign objects alike. */
+  readonly #lbById = new Map<string, ObservedLoadBalancer>();
+  readonly #epById = new Map<string, StoredEndpoint>();
+  /**
+   * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
+   * kept on the endpoint in {@link #epById}; here only for IDs not there
+   * (stray, or not known to the cache).
+   */
+  readonly #unknownRefs = new Map<string, KeyList>();
   /** Upper-case endpoint ID → number of foreign LBs referencing it. */
   readonly #foreignRefs = new Map<string, number>();
   /** Upper-case endpoint ID → number of stray LBs referencing it. */
@@ -102,10 +111,11 @@ export class ObservedCache implements IndexedObservedState {
     for (const ep of state.strayEndpoints?.values() ?? []) {
       this.#strayEps.set(idKey(ep.id), slimEndpoint(ep));
     }
-    for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
+    // Endpoints first: the LBs' references then land on them (see #share too).
     for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
-    for (const lb of state.loadBalancers.values()) this.setLoadBalancer(lb);
     for (const ep of state.endpoints.values()) this.setEndpoint(ep);
+    for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
+    for (const lb of state.loadBalancers.values()) this.setLoadBalancer(lb);
   }
 
   /** Forget everything (HNS restarted). A journal of {@link markIds} ends. */
@@ -115,9 +125,9 @@ export class ObservedCache implements IndexedObservedState {
     this.#eps.clear();
     this.#foreignLbs.clear();
     this.#foreignEps.clear();
-    this.#lbKeyById.clear();
-    this.#epKeyById.clear();
-    this.#refs.clear();
+    this.#lbById.clear();
+    this.#epById.clear();
+    this.#unknownRefs.clear();
     this.#foreignRefs.clear();
     this.#strayRefs.clear();
     this.#lbsByService.clear();
@@ -128,20 +138,31 @@ export class ObservedCache implements IndexedObservedState {
   /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
   setLoadBalancer(given: ObservedLoadBalancer): void {
     const lb = slimLoadBalancer(given);
+    const old = this.#lbs.get(lb.key);
+    this.#share(lb, old);
+    if (old !== undefined && old.id === lb.id) {
+      // Updated in place: every Map entry is overwritten, none deleted and added
+      // again (a deleted entry holds its place in a Map's table until a rehash).
+      this.#index(old, false, lb.serviceKey);
+      this.#lbs.set(lb.key, lb);
+      this.#lbById.set(idKey(lb.id), lb);
+      this.#index(lb, true, old.serviceKey);
+      return;
+    }
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
     this.#lbs.set(lb.key, lb);
-    this.#putId(this.#lbKeyById, idKey(lb.id), lb.key);
+    this.#putId(this.#lbById, idKey(lb.id), lb);
     this.#index(lb, true);
   }
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given);
+    const ep = slimEndpoint(given) as StoredEndpoint;
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
-    this.#putId(this.#epKeyById, idKey(ep.id), ep.key);
+    this.#putEp(ep);
   }
 
   /**
@@ -153,22 +174,22 @@ export class ObservedCache implements IndexedObservedState {
     if (this.#lbs.get(lb.key)?.id && sameId(this.#lbs.get(lb.key)!.id, lb.id)) return;
     const old = this.#foreignLbs.get(lb.key);
     if (old) {
-      this.#deleteId(this.#lbKeyById, idKey(old.id));
+      this.#deleteId(this.#lbById, idKey(old.id));
       countIds(this.#foreignRefs, old, -1);
     }
     this.#foreignLbs.set(lb.key, lb);
-    this.#putId(this.#lbKeyById, idKey(lb.id), lb.key);
+    this.#putId(this.#lbById, idKey(lb.id), lb);
     countIds(this.#foreignRefs, lb, +1);
   }
 
   /** Remember a remote endpoint of others holding `key`. */
   setForeignEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given);
+    const ep = slimEndpoint(given) as StoredEndpoint;
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
-    if (old) this.#deleteId(this.#epKeyById, idKey(old.id));
+    if (old) this.#deleteEp(idKey(old.id));
     this.#foreignEps.set(ep.key, ep);
-    this.#putId(this.#epKeyById, idKey(ep.id), ep.key);
+    this.#putEp(ep);
   }
 
   /** Move a foreign load balancer to the owned ones (adoption); false when unknown. */
@@ -213,22 +234,12 @@ export class ObservedCache implements IndexedObservedState {
 
   /** The load balancer (owned or foreign) with this ID, if any. */
   loadBalancerById(id: string): ObservedLoadBalancer | undefined {
-    const key = this.#lbKeyById.get(idKey(id));
-    if (key === undefined) return undefined;
-    const owned = this.#lbs.get(key);
-    if (owned && sameId(owned.id, id)) return owned;
-    const foreign = this.#foreignLbs.get(key);
-    return foreign && sameId(foreign.id, id) ? foreign : undefined;
+    return this.#lbById.get(idKey(id));
   }
 
   /** The endpoint (owned or foreign) with this ID, if any. */
   endpointById(id: string): ObservedEndpoint | undefined {
-    const key = this.#epKeyById.get(idKey(id));
-    if (key === undefined) return undefined;
-    const owned = this.#eps.get(key);
-    if (owned && sameId(owned.id, id)) return owned;
-    const foreign = this.#foreignEps.get(key);
-    return foreign && sameId(foreign.id, id) ? foreign : undefined;
+    return this.#epById.get(idKey(id));
   }
 
   /**
@@ -237,10 +248,7 @@ export class ObservedCache implements IndexedObservedState {
    */
   loadBalancersMissingFrom(ids: Pick<ReadonlySet<string>, "has">): ObservedLoadBalancer[] {
     const out: ObservedLoadBalancer[] = [];
-    for (const id of this.#lbKeyById.keys()) {
-      const lb = ids.has(id) ? undefined : this.loadBalancerById(id);
-      if (lb) out.push(lb);
-    }
+    for (const [id, lb] of this.#lbById) if (!ids.has(id)) out.push(lb);
     for (const [id, lb] of this.#strayLbs) if (!ids.has(id)) out.push(lb);
     return out;
   }
@@ -248,10 +256,7 @@ export class ObservedCache implements IndexedObservedState {
   /** Endpoints (owned, foreign or stray) whose ID is not in `ids` ({@link idKey} form). */
   endpointsMissingFrom(ids: Pick<ReadonlySet<string>, "has">): ObservedEndpoint[] {
     const out: ObservedEndpoint[] = [];
-    for (const id of this.#epKeyById.keys()) {
-      const ep = ids.has(id) ? undefined : this.endpointById(id);
-      if (ep) out.push(ep);
-    }
+    for (const [id, ep] of this.#epById) if (!ids.has(id)) out.push(ep);
     for (const [id, ep] of this.#strayEps) if (!ids.has(id)) out.push(ep);
     return out;
   }
@@ -268,8 +273,8 @@ export class ObservedCache implements IndexedObservedState {
 
   /** The ID of every object in the cache (owned, foreign, stray), in {@link idKey} form. */
   ids(): Set<string> {
-    const out = new Set<string>(this.#lbKeyById.keys());
-    for (const id of this.#epKeyById.keys()) out.add(id);
+    const out = new Set<string>(this.#lbById.keys());
+    for (const id of this.#epById.keys()) out.add(id);
     for (const id of this.#strayLbs.keys()) out.add(id);
     for (const id of this.#strayEps.keys()) out.add(id);
     return out;
@@ -277,7 +282,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Whether an object (owned, foreign or stray) has this ID ({@link idKey} form). */
   hasId(id: string): boolean {
-    return this.#lbKeyById.has(id) || this.#epKeyById.has(id) || this.#strayLbs.has(id) ||
+    return this.#lbById.has(id) || this.#epById.has(id) || this.#strayLbs.has(id) ||
       this.#strayEps.has(id);
   }
 
@@ -288,10 +293,10 @@ export class ObservedCache implements IndexedObservedState {
    */
   *idKeys(kind: "LoadBalancer" | "Endpoint"): IterableIterator<string> {
     if (kind === "LoadBalancer") {
-      yield* this.#lbKeyById.keys();
+      yield* this.#lbById.keys();
       yield* this.#strayLbs.keys();
     } else {
-      yield* this.#epKeyById.keys();
+      yield* this.#epById.keys();
       yield* this.#strayEps.keys();
     }
   }
@@ -313,12 +318,12 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Whether an owned load balancer references the endpoint with this ID. */
   endpointReferenced(id: string): boolean {
-    return this.#refs.has(idKey(id));
+    return this.#refsOf(idKey(id)) !== undefined;
   }
 
   /** Keys of the owned load balancers whose backends include this endpoint ID. */
   loadBalancersReferencing(endpointId: string): readonly LbKey[] {
-    return asList(this.#refs.get(idKey(endpointId)));
+    return asList(this.#refsOf(idKey(endpointId)));
   }
 
   /** Whether a foreign load balancer (or, with `includeStray`, a stray one) references this endpoint ID. */
@@ -342,7 +347,7 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#lbs.get(key);
     if (!old) return;
     this.#lbs.delete(key);
-    this.#deleteId(this.#lbKeyById, idKey(old.id));
+    this.#deleteId(this.#lbById, idKey(old.id));
     this.#index(old, false);
   }
 
@@ -350,7 +355,7 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#eps.get(key);
     if (!old) return;
     this.#eps.delete(key);
-    this.#deleteId(this.#epKeyById, idKey(old.id));
+    this.#deleteEp(idKey(old.id));
   }
 
   #dropLbId(id: string): ObservedLoadBalancer | undefined {
@@ -360,7 +365,7 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropLb(found.key);
     } else {
       this.#foreignLbs.delete(found.key);
-      this.#deleteId(this.#lbKeyById, idKey(id));
+      this.#deleteId(this.#lbById, idKey(id));
       countIds(this.#foreignRefs, found, -1);
     }
     return found;
@@ -373,7 +378,7 @@ export class ObservedCache implements IndexedObservedState {
       this.#dropEp(found.key);
     } else {
       this.#foreignEps.delete(found.key);
-      this.#deleteId(this.#epKeyById, idKey(id));
+      this.#deleteEp(idKey(id));
     }
     return found;
   }
@@ -390,13 +395,85 @@ export class ObservedCache implements IndexedObservedState {
     if (index.delete(id) && this.#journal && !this.hasId(id)) this.#journal.removed(id);
   }
 
-  /** Add an owned LB to (or take it out of) the reference and per-service indexes. */
-  #index(lb: ObservedLoadBalancer, add: boolean): void {
-    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
-      listEdit(this.#refs, ref, lb.key, add);
+  /** Index an endpoint by its ID, with the references to that ID known so far. */
+  #putEp(ep: StoredEndpoint): void {
+    const id = idKey(ep.id);
+    const old = this.#epById.get(id);
+    if (old !== undefined) {
+      ep.refs = old.refs;
+    } else {
+      ep.refs = this.#unknownRefs.get(id);
+      if (ep.refs !== undefined) this.#unknownRefs.delete(id);
     }
-    if (lb.serviceKey !== undefined) listEdit(this.#lbsByService, lb.serviceKey, lb.key, add);
+    this.#putId(this.#epById, id, ep);
   }
+
+  /** Unindex an endpoint ID; the references to it stay known. */
+  #deleteEp(id: string): void {
+    const old = this.#epById.get(id);
+    if (old?.refs !== undefined) this.#unknownRefs.set(id, old.refs);
+    this.#deleteId(this.#epById, id);
+  }
+
+  /** Keys of the owned LBs referencing an endpoint ID ({@link idKey} form). */
+  #refsOf(id: string): KeyList | undefined {
+    const ep = this.#epById.get(id);
+    return ep !== undefined ? ep.refs : this.#unknownRefs.get(id);
+  }
+
+  /**
+   * Add an owned LB to (or take it out of) the reference and per-service
+   * indexes; its service's entry is left as it is when `sameService` is its
+   * service key (an update that keeps it).
+   */
+  #index(lb: ObservedLoadBalancer, add: boolean, sameService?: string): void {
+    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
+      const list = listWith(this.#refsOf(ref), lb.key, add);
+      const ep = this.#epById.get(ref);
+      if (ep !== undefined) ep.refs = list;
+      else setOrDelete(this.#unknownRefs, ref, list);
+    }
+    if (lb.serviceKey !== undefined && lb.serviceKey !== sameService) {
+      const list = listWith(this.#lbsByService.get(lb.serviceKey), lb.key, add);
+      setOrDelete(this.#lbsByService, lb.serviceKey, list);
+    }
+  }
+
+  /**
+   * Make a load balancer about to be stored hold the strings the cache
+   * already holds: its backends' IDs as the endpoints spell them, and the
+   * VIPs and port mappings of the one it replaces where they are the same.
+   * An LB read back from HNS (a modify's answer) is parsed afresh, so without
+   * this every update would keep copies of strings held elsewhere.
+   */
+  #share(lb: ObservedLoadBalancer, old: ObservedLoadBalancer | undefined): void {
+    const h = lb.hns;
+    const backends = h.HostComputeEndpoints;
+    if (backends !== undefined) {
+      h.HostComputeEndpoints = backends.map((id) => {
+        const ep = typeof id === "string" ? this.#epById.get(idKey(id)) : undefined;
+        return ep !== undefined && ep.id === id ? ep.id : id;
+      });
+    }
+    if (old === undefined) return;
+    const o = old.hns;
+    if (h.FrontendVIPs !== undefined && sameStrings(h.FrontendVIPs, o.FrontendVIPs)) {
+      h.FrontendVIPs = o.FrontendVIPs;
+    }
+    if (h.SourceVIP !== undefined && h.SourceVIP === o.SourceVIP) h.SourceVIP = o.SourceVIP;
+    if (h.PortMappings !== undefined && samePortMappings(h.PortMappings, o.PortMappings)) {
+      h.PortMappings = o.PortMappings;
+    }
+  }
+}
+
+/**
+ * An endpoint as the cache stores it ({@link slimEndpoint}'s copy), with the
+ * keys of the owned LBs that reference its ID: one field instead of a Map
+ * entry per endpoint.
+ */
+interface StoredEndpoint extends ObservedEndpoint {
+  refs: KeyList | undefined;
 }
 
 /**
@@ -409,24 +486,47 @@ function asList(list: KeyList | undefined): readonly string[] {
   return list === undefined ? [] : typeof list === "string" ? [list] : list;
 }
 
-/** Add a value to (or remove it from) the list under a key; empty lists are dropped. */
-function listEdit<K>(m: Map<K, KeyList>, key: K, value: string, add: boolean): void {
-  const list = m.get(key);
+/** The list with a value added (or removed); undefined when empty. Arrays are edited in place. */
+function listWith(list: KeyList | undefined, value: string, add: boolean): KeyList | undefined {
   if (add) {
-    if (list === undefined) m.set(key, value);
-    else if (typeof list === "string") m.set(key, [list, value]);
-    else list.push(value);
-    return;
+    if (list === undefined) return value;
+    if (typeof list === "string") return [list, value];
+    list.push(value);
+    return list;
   }
-  if (list === undefined) return;
-  if (typeof list === "string") {
-    if (list === value) m.delete(key);
-    return;
-  }
+  if (list === undefined || typeof list === "string") return list === value ? undefined : list;
   const i = list.indexOf(value);
   if (i >= 0) list.splice(i, 1);
-  if (list.length === 1) m.set(key, list[0]);
-  else if (list.length === 0) m.delete(key);
+  return list.length === 1 ? list[0] : list.length === 0 ? undefined : list;
+}
+
+function setOrDelete<K, V>(m: Map<K, V>, key: K, value: V | undefined): void {
+  if (value === undefined) m.delete(key);
+  else m.set(key, value);
+}
+
+function sameStrings(a: readonly unknown[], b: readonly unknown[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two port mapping lists hold the same fields (those HNS and reconcile use). */
+function samePortMappings(
+  a: HcnLoadBalancer["PortMappings"],
+  b: HcnLoadBalancer["PortMappings"],
+): boolean {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as unknown as Record<string, unknown>;
+    const y = b[i] as unknown as Record<string, unknown>;
+    if (typeof x !== "object" || x === null || typeof y !== "object" || y === null) return false;
+    const keys = Object.keys(x);
+    if (keys.length !== Object.keys(y).length) return false;
+    for (const k of keys) if (x[k] !== y[k]) return false;
+  }
+  return true;
 }
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
@@ -508,7 +608,15 @@ export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
   if (h.MacAddress !== undefined) hns.MacAddress = h.MacAddress;
   if (h.Flags !== undefined) hns.Flags = h.Flags;
   if (h.Policies !== undefined) hns.Policies = h.Policies;
-  return { key: ep.key, id: ep.id, hns };
+  return new PlainEndpoint(ep.key, ep.id, hns);
+}
+
+/** An observed endpoint that is not flat (see {@link slimEndpoint}). */
+class PlainEndpoint implements StoredEndpoint {
+  /** See {@link StoredEndpoint}. */
+  refs: KeyList | undefined = undefined;
+
+  constructor(readonly key: EpKey, readonly id: string, readonly hns: HcnEndpoint) {}
 }
 
 const NO_CONFIGS = Symbol("no IpConfigurations");
@@ -518,7 +626,10 @@ const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
 const NO_SETTINGS = Symbol("no policy Settings");
 
 /** An observed endpoint as flat fields; `hns` is rebuilt (the same each time) when read. */
-class FlatEndpoint implements ObservedEndpoint {
+class FlatEndpoint implements StoredEndpoint {
+  /** See {@link StoredEndpoint}. */
+  refs: KeyList | undefined = undefined;
+
   constructor(
     readonly key: EpKey,
     readonly id: string,

@@ -118,3 +118,38 @@ Deno.test("ownership record keeps IDs as given and finds them in any case", () =
   record.remove("ab-ep");
   assert.equal(record.size, 1);
 });
+
+Deno.test("observed cache: an LB updated from HNS's answer holds what the answer says, shared or not", () => {
+  const cache = new ObservedCache();
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "AB-EP", hns: endpoints[1] });
+  cache.setEndpoint({ key: "ep/remote/10.244.2.8", id: "cd-ep", hns: endpoints[1] });
+  const key = "lb/tcp/10.96.0.10:80";
+  const first: HcnLoadBalancer = {
+    HostComputeEndpoints: ["AB-EP"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 80, ExternalPort: 80, DistributionType: 0 }],
+    SourceVIP: "10.244.0.2",
+    Flags: 0,
+  };
+  cache.setLoadBalancer({ key, id: "AB-LB", serviceKey: "default/a", hns: first });
+  // A modify's answer, parsed afresh: the same strings in new copies, and then changes.
+  const answers: HcnLoadBalancer[] = [
+    JSON.parse(JSON.stringify({ ...first, HostComputeEndpoints: ["AB-EP", "CD-EP", "ef-ep"] })),
+    JSON.parse(JSON.stringify(first)),
+    { ...first, FrontendVIPs: ["10.96.0.11"], SourceVIP: "10.244.0.3" },
+    { ...first, PortMappings: [{ ...first.PortMappings![0], InternalPort: 8080 }] },
+    { ...first, PortMappings: [{ ...first.PortMappings![0], Flags: 1 }] },
+    { ...first, PortMappings: [] },
+    { HostComputeEndpoints: [] },
+  ];
+  for (const hns of answers) {
+    cache.setLoadBalancer({ key, id: "AB-LB", serviceKey: "default/a", hns });
+    const held = cache.loadBalancers.get(key)!.hns;
+    assert.deepEqual(held, slimLoadBalancer({ key, id: "AB-LB", hns }).hns);
+    assert.deepEqual(
+      cache.loadBalancersReferencing("ab-ep").length,
+      held.HostComputeEndpoints!.length ? 1 : 0,
+    );
+  }
+  assert.deepEqual(cache.loadBalancersReferencing("cd-ep"), []);
+});
