@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { HcnEndpoint, HcnLoadBalancer, HcnPolicy } from "../hns/types.ts";
+import type { HcnEndpoint, HcnLoadBalancer, HcnPolicy, HcnPortMapping } from "../hns/types.ts";
 import type { ObjectKey } from "../kube/model.ts";
 import type {
   EpKey,
@@ -37,7 +37,9 @@ import { IdJournal } from "./id_journal.ts";
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
  * It stores slim copies of what it is given ({@link slimLoadBalancer},
- * {@link slimEndpoint}); the objects it hands out are those copies.
+ * {@link slimEndpoint}); the objects it hands out are those copies. Their
+ * `hns` may be an accessor that rebuilds it: copy one by its fields, never by
+ * spreading it.
  */
 export class ObservedCache implements IndexedObservedState {
   readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
@@ -137,9 +139,10 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
   setLoadBalancer(given: ObservedLoadBalancer): void {
-    const lb = slimLoadBalancer(given);
-    const old = this.#lbs.get(lb.key);
-    this.#share(lb, old);
+    const old = this.#lbs.get(given.key);
+    const hns = slimLoadBalancerHns(given.hns);
+    this.#share(hns, old);
+    const lb = storedLoadBalancer(given.key, given.id, given.serviceKey, hns);
     if (old !== undefined && old.id === lb.id) {
       // Updated in place: every Map entry is overwritten, none deleted and added
       // again (a deleted entry holds its place in a Map's table until a rehash).
@@ -200,7 +203,9 @@ export class ObservedCache implements IndexedObservedState {
     // Already owned as it is (a start adopting its own objects): nothing to move.
     if (!foreign && (serviceKey === undefined || serviceKey === lb.serviceKey)) return true;
     this.setLoadBalancer(
-      serviceKey === undefined || serviceKey === lb.serviceKey ? lb : { ...lb, serviceKey },
+      serviceKey === undefined || serviceKey === lb.serviceKey
+        ? lb
+        : { key: lb.key, id: lb.id, hns: lb.hns, serviceKey },
     );
     return true;
   }
@@ -427,7 +432,7 @@ export class ObservedCache implements IndexedObservedState {
    * service key (an update that keeps it).
    */
   #index(lb: ObservedLoadBalancer, add: boolean, sameService?: string): void {
-    for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
+    for (const ref of new Set((backendsOf(lb) ?? []).map((x) => idKey(String(x))))) {
       const list = listWith(this.#refsOf(ref), lb.key, add);
       const ep = this.#epById.get(ref);
       if (ep !== undefined) ep.refs = list;
@@ -446,8 +451,7 @@ export class ObservedCache implements IndexedObservedState {
    * An LB read back from HNS (a modify's answer) is parsed afresh, so without
    * this every update would keep copies of strings held elsewhere.
    */
-  #share(lb: ObservedLoadBalancer, old: ObservedLoadBalancer | undefined): void {
-    const h = lb.hns;
+  #share(h: HcnLoadBalancer, old: ObservedLoadBalancer | undefined): void {
     const backends = h.HostComputeEndpoints;
     if (backends !== undefined) {
       h.HostComputeEndpoints = backends.map((id) => {
@@ -456,6 +460,15 @@ export class ObservedCache implements IndexedObservedState {
       });
     }
     if (old === undefined) return;
+    if (old instanceof FlatLoadBalancer) {
+      // Its port mapping is numbers: only the strings are worth sharing.
+      const vips = h.FrontendVIPs;
+      if (Array.isArray(vips) && vips.length === 1 && vips[0] === old.vip) {
+        h.FrontendVIPs = [old.vip];
+      }
+      if (h.SourceVIP !== undefined && h.SourceVIP === old.sourceVip) h.SourceVIP = old.sourceVip;
+      return;
+    }
     const o = old.hns;
     if (h.FrontendVIPs !== undefined && sameStrings(h.FrontendVIPs, o.FrontendVIPs)) {
       h.FrontendVIPs = o.FrontendVIPs;
@@ -529,9 +542,14 @@ function samePortMappings(
   return true;
 }
 
+/** An LB's backend IDs (without rebuilding a flat one's `hns`). */
+function backendsOf(lb: ObservedLoadBalancer): readonly string[] | undefined {
+  return lb instanceof FlatLoadBalancer ? lb.backends : lb.hns.HostComputeEndpoints;
+}
+
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
 function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
-  for (const ref of new Set((lb.hns.HostComputeEndpoints ?? []).map((x) => idKey(String(x))))) {
+  for (const ref of new Set((backendsOf(lb) ?? []).map((x) => idKey(String(x))))) {
     const n = (counts.get(ref) ?? 0) + delta;
     if (n > 0) counts.set(ref, n);
     else counts.delete(ref);
@@ -555,21 +573,142 @@ export function idKey(id: string): string {
 /**
  * A copy of an observed load balancer with only what reconcile and the
  * indexes read (`sameLoadBalancer`, backend IDs, VIPs): HNS adds many fields
- * to what it returns, and hnsproxy's own creates carry the schema version.
+ * to what it returns, and hnsproxy's own creates carry the schema version. A
+ * well-formed one (at most one VIP, one port mapping of numbers) is kept as
+ * flat fields and its `hns` rebuilt on each read: ~150 bytes less for each of
+ * 12,000 load balancers.
  */
 export function slimLoadBalancer(lb: ObservedLoadBalancer): ObservedLoadBalancer {
-  const h = lb.hns;
+  return storedLoadBalancer(lb.key, lb.id, lb.serviceKey, slimLoadBalancerHns(lb.hns));
+}
+
+/** The fields of an HNS load balancer that {@link slimLoadBalancer} keeps, in a new object. */
+function slimLoadBalancerHns(h: HcnLoadBalancer): HcnLoadBalancer {
   const hns = {} as HcnLoadBalancer;
   if (h.HostComputeEndpoints !== undefined) hns.HostComputeEndpoints = h.HostComputeEndpoints;
   if (h.FrontendVIPs !== undefined) hns.FrontendVIPs = h.FrontendVIPs;
   if (h.PortMappings !== undefined) hns.PortMappings = h.PortMappings;
   if (h.Flags !== undefined) hns.Flags = h.Flags;
   if (h.SourceVIP !== undefined) hns.SourceVIP = h.SourceVIP;
+  return hns;
+}
+
+/** A load balancer to store: flat when its slim `hns` allows, else as it is. */
+function storedLoadBalancer(
+  key: LbKey,
+  id: string,
+  serviceKey: ObjectKey | undefined,
+  hns: HcnLoadBalancer,
+): ObservedLoadBalancer {
+  const vips = hns.FrontendVIPs;
+  const pms = hns.PortMappings;
+  const pm = Array.isArray(pms) && pms.length === 1 ? pms[0] : undefined;
+  const mask = pms === undefined
+    ? NO_PORT_MAPPINGS
+    : Array.isArray(pms) && pms.length === 0
+    ? EMPTY_PORT_MAPPINGS
+    : portMappingMask(pm);
+  const flat = mask !== NOT_FLAT &&
+    (vips === undefined ||
+      (Array.isArray(vips) &&
+        (vips.length === 0 || (vips.length === 1 && typeof vips[0] === "string")))) &&
+    (hns.Flags === undefined || typeof hns.Flags === "number") &&
+    (hns.SourceVIP === undefined || typeof hns.SourceVIP === "string");
+  if (flat) {
+    return new FlatLoadBalancer(
+      key,
+      id,
+      serviceKey,
+      hns.HostComputeEndpoints,
+      vips === undefined ? NO_VIPS : vips.length === 0 ? EMPTY_VIPS : vips[0],
+      hns.SourceVIP,
+      hns.Flags,
+      mask,
+      pm?.Protocol,
+      pm?.InternalPort,
+      pm?.ExternalPort,
+      pm?.DistributionType,
+      pm?.Flags,
+    );
+  }
   // One literal with the service key: a property added later would need a
   // second allocation per load balancer.
-  return lb.serviceKey !== undefined
-    ? { key: lb.key, id: lb.id, hns, serviceKey: lb.serviceKey }
-    : { key: lb.key, id: lb.id, hns };
+  return serviceKey !== undefined ? { key, id, hns, serviceKey } : { key, id, hns };
+}
+
+const NO_VIPS = Symbol("no FrontendVIPs");
+const EMPTY_VIPS = Symbol("empty FrontendVIPs");
+/** Port mapping masks beside a mask of present fields (0 to 31). */
+const NO_PORT_MAPPINGS = -1;
+const EMPTY_PORT_MAPPINGS = -2;
+const NOT_FLAT = -3;
+/** The fields of a port mapping a flat load balancer keeps, in the order it writes them. */
+const PORT_MAPPING_FIELDS = [
+  "Protocol",
+  "InternalPort",
+  "ExternalPort",
+  "DistributionType",
+  "Flags",
+] as const;
+
+/**
+ * The fields present in a port mapping as a bit mask (bit i: the i-th of
+ * {@link PORT_MAPPING_FIELDS}), when it holds nothing else, numbers only, in
+ * that order (so that it is rebuilt exactly); else {@link NOT_FLAT}.
+ */
+function portMappingMask(pm: unknown): number {
+  if (typeof pm !== "object" || pm === null || Array.isArray(pm)) return NOT_FLAT;
+  let mask = 0;
+  let next = 0;
+  for (const [field, value] of Object.entries(pm)) {
+    let i = next;
+    while (i < PORT_MAPPING_FIELDS.length && PORT_MAPPING_FIELDS[i] !== field) i++;
+    if (i === PORT_MAPPING_FIELDS.length) return NOT_FLAT;
+    if (value !== undefined && typeof value !== "number") return NOT_FLAT;
+    mask |= 1 << i;
+    next = i + 1;
+  }
+  return mask;
+}
+
+/** An observed load balancer as flat fields; `hns` is rebuilt (the same each time) when read. */
+class FlatLoadBalancer implements ObservedLoadBalancer {
+  constructor(
+    readonly key: LbKey,
+    readonly id: string,
+    readonly serviceKey: ObjectKey | undefined,
+    readonly backends: string[] | undefined,
+    readonly vip: string | typeof NO_VIPS | typeof EMPTY_VIPS,
+    readonly sourceVip: string | undefined,
+    readonly flags: number | undefined,
+    readonly portMapping: number,
+    readonly protocol: number | undefined,
+    readonly internalPort: number | undefined,
+    readonly externalPort: number | undefined,
+    readonly distributionType: number | undefined,
+    readonly portMappingFlags: number | undefined,
+  ) {}
+
+  get hns(): HcnLoadBalancer {
+    const hns = {} as HcnLoadBalancer;
+    if (this.backends !== undefined) hns.HostComputeEndpoints = this.backends;
+    if (this.vip === EMPTY_VIPS) hns.FrontendVIPs = [];
+    else if (this.vip !== NO_VIPS) hns.FrontendVIPs = [this.vip];
+    const mask = this.portMapping;
+    if (mask === EMPTY_PORT_MAPPINGS) hns.PortMappings = [];
+    else if (mask >= 0) {
+      const pm = {} as HcnPortMapping;
+      if (mask & 1) pm.Protocol = this.protocol!;
+      if (mask & 2) pm.InternalPort = this.internalPort!;
+      if (mask & 4) pm.ExternalPort = this.externalPort!;
+      if (mask & 8) pm.DistributionType = this.distributionType;
+      if (mask & 16) pm.Flags = this.portMappingFlags;
+      hns.PortMappings = [pm];
+    }
+    if (this.flags !== undefined) hns.Flags = this.flags;
+    if (this.sourceVip !== undefined) hns.SourceVIP = this.sourceVip;
+    return hns;
+  }
 }
 
 /**

@@ -153,3 +153,56 @@ Deno.test("observed cache: an LB updated from HNS's answer holds what the answer
   }
   assert.deepEqual(cache.loadBalancersReferencing("cd-ep"), []);
 });
+
+Deno.test("slim observed load balancers hold exactly the compared fields, flat or not", () => {
+  const base: HcnLoadBalancer = {
+    ID: "LB-1",
+    HostComputeEndpoints: ["EP-1", "ep-2"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{
+      Protocol: 6,
+      InternalPort: 80,
+      ExternalPort: 80,
+      DistributionType: 0,
+      Flags: undefined,
+    }],
+    Flags: 0,
+    SourceVIP: "10.244.0.2",
+    SchemaVersion: { Major: 2, Minor: 0 },
+    State: 1,
+  };
+  const pm = base.PortMappings[0];
+  const variants: HcnLoadBalancer[] = [
+    base,
+    { ...base, FrontendVIPs: [] },
+    { ...base, FrontendVIPs: undefined },
+    { ...base, FrontendVIPs: ["10.96.0.10", "fd00::10"] },
+    { ...base, FrontendVIPs: [7 as unknown as string] },
+    { ...base, PortMappings: [] },
+    { ...base, PortMappings: undefined as unknown as [] },
+    { ...base, PortMappings: [pm, pm] },
+    { ...base, PortMappings: [{ Protocol: 17, InternalPort: 53, ExternalPort: 53 }] },
+    { ...base, PortMappings: [{ InternalPort: 53, Protocol: 17, ExternalPort: 53 }] },
+    { ...base, PortMappings: [{ ...pm, Extra: 1 } as typeof pm] },
+    { ...base, PortMappings: [{ ...pm, Protocol: "6" as unknown as number }] },
+    { ...base, Flags: undefined, SourceVIP: undefined },
+    { ...base, Flags: "1" as unknown as number },
+    { ...base, HostComputeEndpoints: undefined as unknown as [] },
+  ];
+  for (const [i, hns] of variants.entries()) {
+    const expected: Record<string, unknown> = {};
+    for (
+      const field of ["HostComputeEndpoints", "FrontendVIPs", "PortMappings", "Flags", "SourceVIP"]
+    ) {
+      if (hns[field] !== undefined) expected[field] = hns[field];
+    }
+    for (const serviceKey of [undefined, "default/a"]) {
+      const slim = slimLoadBalancer({ key: "lb/tcp/10.96.0.10:80", id: "LB-1", hns, serviceKey });
+      assert.deepEqual(slim.hns, expected, `variant ${i}`);
+      assert.equal(JSON.stringify(slim.hns), JSON.stringify(expected), `variant ${i}: field order`);
+      assert.equal(slim.serviceKey, serviceKey);
+      assert.equal(slim.key, "lb/tcp/10.96.0.10:80");
+      assert.equal(slim.id, "LB-1");
+    }
+  }
+});
