@@ -473,7 +473,9 @@ export class OwnershipRecord {
   /** Write the whole current state as the next generation's record, then its empty journal. */
   async #compactNow(path: string): Promise<void> {
     const generation = this.#generation === undefined ? firstGeneration() : this.#generation + 1;
-    const text = recordText(generation, this.list()); // before any await: this state, no later one
+    // The order is this state's; each line is read as its chunk is written. A change
+    // made meanwhile is pending, so the next write puts it in the new journal too.
+    const text = recordChunks(generation, this.#table);
     await Deno.mkdir(dirname(path), { recursive: true });
     if (this.#preserveRecord) {
       await Deno.rename(path, path + ".corrupt").catch(() => {});
@@ -616,6 +618,22 @@ class OwnedTable {
     return object;
   }
 
+  /** The normalized IDs of one kind, in {@link compareObjects} order (a copy). */
+  sortedIds(kind: OwnedKind): string[] {
+    const ids: string[] = [];
+    const keys: string[] = [];
+    (kind === "LoadBalancer" ? this.#lbs : this.#eps).forEach((slot, id) => {
+      ids.push(id);
+      keys.push(this.#keys[slot]!);
+    });
+    const order = Uint32Array.from(ids.keys()).sort((a, b) => {
+      if (keys[a] !== keys[b]) return keys[a] < keys[b] ? -1 : 1;
+      const x = this.spelling(ids[a]), y = this.spelling(ids[b]);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    return Array.from(order, (i) => ids[i]);
+  }
+
   /** The normalized IDs, optionally of one kind, read live (no copy, no object per entry). */
   ids(kind?: OwnedKind): IterableIterator<string> {
     if (kind === "LoadBalancer") return this.#lbs.keys();
@@ -668,12 +686,18 @@ function fingerprintNumber(fp: string): number {
   return Number.isSafeInteger(n) && n >= 0 && n.toString(36) === fp ? n : TEXT_FP;
 }
 
-/** Write `text` to `path` atomically: temp file in the same directory, fsync, rename. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
+/**
+ * Write `text` (or its chunks, one after the other) to `path` atomically:
+ * temp file in the same directory, fsync, rename.
+ */
+export async function writeAtomic(path: string, text: string | Iterable<string>): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    await writeAll(file, new TextEncoder().encode(text));
+    const encoder = new TextEncoder();
+    for (const chunk of typeof text === "string" ? [text] : text) {
+      await writeAll(file, encoder.encode(chunk));
+    }
     await file.sync();
   } finally {
     file.close();
@@ -715,14 +739,29 @@ function firstGeneration(): number {
   return Date.now();
 }
 
-/** The record file's text: one object per line, so large records stay cheap to write and diff. */
-function recordText(generation: number, objects: readonly OwnedObject[]): string {
-  const head = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
-  if (objects.length === 0) return head + "]}\n";
-  const lines = objects.map((o) =>
-    JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp })
-  );
-  return head + "\n" + lines.join(",\n") + "\n]}\n";
+/**
+ * The record file's text, in chunks of about {@link RECORD_CHUNK} characters:
+ * one object per line, so large records stay cheap to write and diff, and a
+ * load can read them a line at a time. Objects are in {@link compareObjects}
+ * order as the table is when this starts; each is read (or skipped, when no
+ * longer owned) as its chunk is made.
+ */
+function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
+  const order = [...table.sortedIds("LoadBalancer"), ...table.sortedIds("Endpoint")];
+  let chunk = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
+  let none = true;
+  for (const id of order) {
+    const o = table.object(id);
+    if (o === undefined) continue;
+    chunk += (none ? "\n" : ",\n") +
+      JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp });
+    none = false;
+    if (chunk.length >= RECORD_CHUNK) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  yield chunk + (none ? "]}\n" : "\n]}\n");
 }
 
 function journalHeader(generation: number): string {
@@ -750,7 +789,7 @@ interface ParsedRecord {
 
 /**
  * Read and parse the record (format 1 to 3); a string result explains why it
- * is unusable. A record laid out as {@link recordText} writes it (one object
+ * is unusable. A record laid out as {@link recordChunks} writes it (one object
  * per line) is read in chunks and parsed a line at a time, straight into the
  * table, so the file is never in memory whole, as text or as objects; any
  * other layout is read and parsed whole. Throws when the file cannot be read.
@@ -816,7 +855,7 @@ function parseRecordText(text: string): ParsedRecord | string {
 }
 
 /**
- * A record of {@link recordText}'s layout parsed a line at a time: the header
+ * A record of {@link recordChunks}'s layout parsed a line at a time: the header
  * line, one entry per line (each but the last followed by a comma), and the
  * closing line. Once a line does not fit that layout it stops (then the
  * whole-text parse decides, and names any error).

@@ -274,3 +274,32 @@ Deno.test("ownership: a large record loads the same whatever its layout; a bad l
   assert.match((await OwnershipRecord.load(path)).loadError ?? "", /not JSON/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ownership: changes made while a large record is being compacted are all on disk after the next flush", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const record = await OwnershipRecord.load(path);
+  const id = (i: number) => `A1B2C3D4-0000-0000-0000-${String(i).padStart(12, "0")}`;
+  for (let i = 0; i < 5000; i++) {
+    record.add({
+      kind: "Endpoint",
+      id: id(i),
+      key: `ep/remote/10.0.${i >> 8}.${i & 255}`,
+      fp: "1x",
+    });
+  }
+  await record.flush();
+  const compacting = record.compact();
+  for (let step = 0; step < 50; step++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    record.remove(id(step * 97));
+    record.add({ kind: "LoadBalancer", id: id(10_000 + step), key: `lb/tcp/10.96.0.${step}:80` });
+    record.distrust([id(step * 89 + 1)]);
+  }
+  await compacting;
+  await record.flush();
+  const again = await OwnershipRecord.load(path);
+  assert.equal(again.untrusted, undefined);
+  assert.deepEqual(again.list(), record.list());
+  await Deno.remove(dir, { recursive: true });
+});
