@@ -33,6 +33,7 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
+import type { OwnershipRecord } from "./ownership.ts";
 
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
@@ -67,8 +68,18 @@ export class ObservedCache implements IndexedObservedState {
   /** Net ID changes since {@link markIds}, while a resync's listing is compared. */
   #journal: IdJournal | undefined;
 
-  /** A cache holding a copy of `state` (or nothing). */
-  constructor(state?: ObservedState) {
+  /**
+   * The string to keep for an ID (an equal one, e.g. the ownership record's,
+   * so that one string per ID is kept; see {@link OwnershipRecord.idString}).
+   */
+  readonly #sharedId: (id: string) => string;
+
+  /**
+   * A cache holding a copy of `state` (or nothing). `sharedId` gives, for an
+   * ID, an equal string held elsewhere to keep instead (default: the ID).
+   */
+  constructor(state?: ObservedState, sharedId: (id: string) => string = (id) => id) {
+    this.#sharedId = sharedId;
     if (state) this.replace(state);
   }
 
@@ -142,7 +153,8 @@ export class ObservedCache implements IndexedObservedState {
     const old = this.#lbs.get(given.key);
     const hns = slimLoadBalancerHns(given.hns);
     this.#share(hns, old);
-    const lb = storedLoadBalancer(given.key, given.id, given.serviceKey, hns);
+    const id = this.#sharedId(given.id);
+    const lb = storedLoadBalancer(given.key, id, given.serviceKey, hns);
     if (old !== undefined && old.id === lb.id) {
       // Updated in place: every Map entry is overwritten, none deleted and added
       // again (a deleted entry holds its place in a Map's table until a rehash).
@@ -161,7 +173,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given) as StoredEndpoint;
+    const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
@@ -717,7 +729,7 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
  * configuration object, policies a list) is kept as flat fields and its
  * `hns` rebuilt on each read: ~100 bytes less for each of 40,000 endpoints.
  */
-export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
+export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint {
   const h = ep.hns;
   const cfgs = h.IpConfigurations;
   const cfg = Array.isArray(cfgs) && cfgs.length > 0 ? cfgs[0] : undefined;
@@ -728,7 +740,7 @@ export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
     const pa = h.Policies === undefined ? undefined : providerAddressPolicies(h.Policies)[0];
     return new FlatEndpoint(
       ep.key,
-      ep.id,
+      id,
       h.HostComputeNetwork,
       cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress,
       h.MacAddress,
@@ -747,7 +759,7 @@ export function slimEndpoint(ep: ObservedEndpoint): ObservedEndpoint {
   if (h.MacAddress !== undefined) hns.MacAddress = h.MacAddress;
   if (h.Flags !== undefined) hns.Flags = h.Flags;
   if (h.Policies !== undefined) hns.Policies = h.Policies;
-  return new PlainEndpoint(ep.key, ep.id, hns);
+  return new PlainEndpoint(ep.key, id, hns);
 }
 
 /** An observed endpoint that is not flat (see {@link slimEndpoint}). */

@@ -306,6 +306,18 @@ export class OwnershipRecord {
     return slot === undefined ? undefined : this.#table.key(slot);
   }
 
+  /**
+   * The record's own string of this ID when it is owned and spelled exactly
+   * so, else `id` itself: holders of IDs that take it (the observed cache)
+   * share one string per ID with the record instead of keeping a copy.
+   */
+  idString(id: string): string {
+    const slot = this.#table.slot(normalizeId(id));
+    if (slot === undefined) return id;
+    const own = this.#table.spellingAt(slot);
+    return own === id ? own : id;
+  }
+
   /** The fingerprint recorded for the owned object with this ID, if any. */
   fingerprintOf(id: string): string | undefined {
     const slot = this.#table.slot(normalizeId(id));
@@ -530,6 +542,8 @@ class OwnedTable {
   readonly #lbs = new Map<string, number>();
   readonly #eps = new Map<string, number>();
   #keys: (string | undefined)[] = [];
+  /** Slot → normalized ID (the Map's own key string). */
+  #ids: (string | undefined)[] = [];
   #fps = new Float64Array(64).fill(NO_FP);
   readonly #textFps = new Map<number, string>();
   readonly #spelled = new Map<string, string>();
@@ -561,6 +575,11 @@ class OwnedTable {
     return this.#spelled.get(id) ?? id;
   }
 
+  /** The ID as given of the object in a slot (the table's own string). */
+  spellingAt(slot: number): string {
+    return this.spelling(this.#ids[slot]!);
+  }
+
   /** Whether the object with this normalized ID is owned as `object` says (kind, key, fingerprint). */
   holds(id: string, object: OwnedObject): boolean {
     const slot = (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).get(id);
@@ -580,6 +599,7 @@ class OwnedTable {
       if (slot !== undefined) other.delete(id);
       else slot = this.#newSlot();
       mine.set(id, slot);
+      this.#ids[slot] = id;
     }
     this.#keys[slot] = object.key;
     this.#setFingerprint(slot, object.fp);
@@ -593,6 +613,7 @@ class OwnedTable {
     if (slot === undefined) return false;
     if (!this.#lbs.delete(id)) this.#eps.delete(id);
     this.#keys[slot] = undefined;
+    this.#ids[slot] = undefined;
     this.#setFingerprint(slot, undefined);
     this.#spelled.delete(id);
     this.#free.push(slot);
@@ -655,6 +676,7 @@ class OwnedTable {
     if (reused !== undefined) return reused;
     const slot = this.#keys.length;
     this.#keys.push(undefined);
+    this.#ids.push(undefined);
     if (slot === this.#fps.length) {
       const grown = new Float64Array(this.#fps.length * 2).fill(NO_FP);
       grown.set(this.#fps);

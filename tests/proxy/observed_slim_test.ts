@@ -206,3 +206,26 @@ Deno.test("slim observed load balancers hold exactly the compared fields, flat o
     }
   }
 });
+
+Deno.test("observed cache: IDs taken through the record's strings keep the spelling they were given", () => {
+  const record = OwnershipRecord.inMemory([
+    { kind: "Endpoint", id: "AB-EP", key: "ep/remote/10.244.2.7" },
+    { kind: "LoadBalancer", id: "ab-lb", key: "lb/tcp/10.96.0.10:80" },
+  ]);
+  assert.equal(record.idString("AB-EP"), "AB-EP");
+  assert.equal(record.idString("ab-ep"), "ab-ep", "another spelling is kept as given");
+  assert.equal(record.idString("AB-LB"), "AB-LB");
+  assert.equal(record.idString("CD-EP"), "CD-EP");
+  const cache = new ObservedCache(undefined, (id) => record.idString(id));
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "ab-ep", hns: endpoints[1] });
+  cache.setLoadBalancer({
+    key: "lb/tcp/10.96.0.10:80",
+    id: "AB-LB",
+    hns: { HostComputeEndpoints: ["AB-EP"], PortMappings: [] } as HcnLoadBalancer,
+  });
+  assert.equal(cache.endpointById("AB-EP")?.id, "ab-ep");
+  assert.equal(cache.loadBalancerById("ab-lb")?.id, "AB-LB");
+  assert.deepEqual(cache.loadBalancers.get("lb/tcp/10.96.0.10:80")?.hns.HostComputeEndpoints, [
+    "AB-EP",
+  ]);
+});
