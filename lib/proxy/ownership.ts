@@ -318,10 +318,19 @@ export class OwnershipRecord {
     return own === id ? own : id;
   }
 
-  /** The fingerprint recorded for the owned object with this ID, if any. */
+  /**
+   * The fingerprint recorded for the owned object with this ID, if any (its
+   * text is made on each call; {@link hasFingerprint} compares without).
+   */
   fingerprintOf(id: string): string | undefined {
     const slot = this.#table.slot(normalizeId(id));
     return slot === undefined ? undefined : this.#table.fingerprint(slot);
+  }
+
+  /** Whether the owned object with this ID has the fingerprint `fp` recorded. */
+  hasFingerprint(id: string, fp: string): boolean {
+    const slot = this.#table.slot(normalizeId(id));
+    return slot !== undefined && this.#table.hasFingerprint(slot, fp);
   }
 
   /** The IDs (as given) of the owned objects, optionally of one kind, in no particular order. */
@@ -564,6 +573,12 @@ class OwnedTable {
     return this.#keys[slot]!;
   }
 
+  /** Whether a slot holds this fingerprint. */
+  hasFingerprint(slot: number, fp: string): boolean {
+    const n = fingerprintNumber(fp);
+    return this.#fps[slot] === n && (n !== TEXT_FP || this.#textFps.get(slot) === fp);
+  }
+
   /** The fingerprint in a slot, if any. */
   fingerprint(slot: number): string | undefined {
     const n = this.#fps[slot];
@@ -584,9 +599,9 @@ class OwnedTable {
   holds(id: string, object: OwnedObject): boolean {
     const slot = (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).get(id);
     if (slot === undefined || this.#keys[slot] !== object.key) return false;
-    if (object.fp === undefined) return this.#fps[slot] === NO_FP;
-    const n = fingerprintNumber(object.fp);
-    return this.#fps[slot] === n && (n !== TEXT_FP || this.#textFps.get(slot) === object.fp);
+    return object.fp === undefined
+      ? this.#fps[slot] === NO_FP
+      : this.hasFingerprint(slot, object.fp);
   }
 
   /** Own `object` under its normalized ID, replacing what was owned under it. */
@@ -703,9 +718,19 @@ function* concat<T>(a: Iterator<T>, b: Iterator<T>): IterableIterator<T> {
  * writes), or {@link TEXT_FP} when it is not exactly such a spelling.
  */
 function fingerprintNumber(fp: string): number {
-  if (fp.length === 0 || fp.length > 11) return TEXT_FP;
-  const n = parseInt(fp, 36);
-  return Number.isSafeInteger(n) && n >= 0 && n.toString(36) === fp ? n : TEXT_FP;
+  // Digits 0-9 a-z, no leading zero, at most 11 of them, a safe integer: exactly
+  // the spellings Number#toString(36) gives (parsed here; that is ~10× cheaper than
+  // parseInt and a round trip).
+  const length = fp.length;
+  if (length === 0 || length > 11 || (length > 1 && fp.charCodeAt(0) === 48)) return TEXT_FP;
+  let n = 0;
+  for (let i = 0; i < length; i++) {
+    const c = fp.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
+    if (digit < 0) return TEXT_FP;
+    n = n * 36 + digit;
+  }
+  return n <= Number.MAX_SAFE_INTEGER ? n : TEXT_FP;
 }
 
 /**

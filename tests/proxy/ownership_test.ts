@@ -194,7 +194,15 @@ Deno.test("ownership: fingerprints survive the file exactly, whatever their spel
   const record = await OwnershipRecord.load(path);
   for (const o of objects) record.add(o);
   record.add({ kind: "Endpoint", id: "A1B2C3D4-0000-0000-0000-0000000000FF", key: "k/none" });
-  for (const o of objects) assert.equal(record.fingerprintOf(o.id), o.fp, o.fp);
+  for (const o of objects) {
+    assert.equal(record.fingerprintOf(o.id), o.fp, o.fp);
+    assert.ok(record.hasFingerprint(o.id.toLowerCase(), o.fp), o.fp);
+    for (const other of fps) {
+      if (other !== o.fp) assert.ok(!record.hasFingerprint(o.id, other), `${o.fp} is not ${other}`);
+    }
+  }
+  assert.ok(!record.hasFingerprint("A1B2C3D4-0000-0000-0000-0000000000FF", "0"));
+  assert.ok(!record.hasFingerprint("A1B2C3D4-0000-0000-0000-0000000000EE", "0"));
   record.add({ ...objects[0] }); // the same: not a change
   await record.flush();
   record.add({ ...objects[0] });
