@@ -726,8 +726,9 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
 /**
  * A copy of an observed endpoint with only what `endpointSatisfies` reads (IP,
  * network, flags, MAC, provider address). A well-formed one (one IP
- * configuration object, policies a list) is kept as flat fields and its
- * `hns` rebuilt on each read: ~100 bytes less for each of 40,000 endpoints.
+ * configuration object, policies a list) is kept as flat fields, those it
+ * shares with many others in one {@link EndpointProfile}, and its `hns`
+ * rebuilt on each read: ~120 bytes less for each of 50,000 endpoints.
  */
 export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint {
   const h = ep.hns;
@@ -741,16 +742,18 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
     return new FlatEndpoint(
       ep.key,
       id,
-      h.HostComputeNetwork,
       cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress,
       h.MacAddress,
-      h.Flags,
-      h.Policies === undefined ? NO_POLICIES : pa === undefined ? EMPTY_POLICIES : pa.Type,
-      pa?.Settings === undefined
-        ? NO_SETTINGS
-        : pa.Settings === null
-        ? null
-        : pa.Settings.ProviderAddress,
+      endpointProfile(
+        h.HostComputeNetwork,
+        h.Flags,
+        h.Policies === undefined ? NO_POLICIES : pa === undefined ? EMPTY_POLICIES : pa.Type,
+        pa?.Settings === undefined
+          ? NO_SETTINGS
+          : pa.Settings === null
+          ? NULL_SETTINGS
+          : pa.Settings.ProviderAddress,
+      ),
     );
   }
   const hns: HcnEndpoint = {};
@@ -775,6 +778,7 @@ const EMPTY_CONFIGS = Symbol("empty IpConfigurations");
 const NO_POLICIES = Symbol("no Policies");
 const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
 const NO_SETTINGS = Symbol("no policy Settings");
+const NULL_SETTINGS = Symbol("policy Settings null");
 
 /** An observed endpoint as flat fields; `hns` is rebuilt (the same each time) when read. */
 class FlatEndpoint implements StoredEndpoint {
@@ -784,35 +788,87 @@ class FlatEndpoint implements StoredEndpoint {
   constructor(
     readonly key: EpKey,
     readonly id: string,
-    readonly network: string | undefined,
     readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
     readonly mac: string | undefined,
-    readonly flags: number | undefined,
-    readonly policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
-    readonly providerAddress: unknown,
+    readonly profile: EndpointProfile,
   ) {}
 
   get hns(): HcnEndpoint {
     const hns: HcnEndpoint = {};
-    if (this.network !== undefined) hns.HostComputeNetwork = this.network;
+    const p = this.profile;
+    if (p.network !== undefined) hns.HostComputeNetwork = p.network;
     if (this.ip === EMPTY_CONFIGS) hns.IpConfigurations = [];
     else if (this.ip !== NO_CONFIGS) hns.IpConfigurations = [{ IpAddress: this.ip }];
     if (this.mac !== undefined) hns.MacAddress = this.mac;
-    if (this.flags !== undefined) hns.Flags = this.flags;
-    if (this.policyType === EMPTY_POLICIES) hns.Policies = [];
-    else if (this.policyType !== NO_POLICIES) {
-      const pa = this.providerAddress;
+    if (p.flags !== undefined) hns.Flags = p.flags;
+    if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
+    else if (p.policyType !== NO_POLICIES) {
+      const pa = p.providerAddress;
       hns.Policies = [{
-        Type: this.policyType,
+        Type: p.policyType,
         Settings: pa === NO_SETTINGS
           ? undefined
-          : pa === null
+          : pa === NULL_SETTINGS
           ? null as unknown as undefined
           : { ProviderAddress: pa },
       }];
     }
     return hns;
   }
+}
+
+/**
+ * The fields of a flat endpoint that many endpoints share (network, flags,
+ * provider address policy: one value per node, not per pod), kept once per
+ * combination: 24 bytes less for each of 50,000 endpoints.
+ */
+class EndpointProfile {
+  constructor(
+    readonly network: string | undefined,
+    readonly flags: number | undefined,
+    readonly policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
+    readonly providerAddress: unknown,
+  ) {}
+}
+
+/** The profiles in use, by {@link profileKey}; forgotten whole past {@link MAX_PROFILES}. */
+const profiles = new Map<string, EndpointProfile>();
+const MAX_PROFILES = 4096;
+
+/** The profile of these fields: the one already made for them, where they are plain values. */
+function endpointProfile(
+  network: string | undefined,
+  flags: number | undefined,
+  policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
+  providerAddress: unknown,
+): EndpointProfile {
+  const key = profileKey([network, flags, policyType, providerAddress]);
+  let profile = key === undefined ? undefined : profiles.get(key);
+  if (profile === undefined) {
+    profile = new EndpointProfile(network, flags, policyType, providerAddress);
+    if (key !== undefined) {
+      if (profiles.size >= MAX_PROFILES) profiles.clear();
+      profiles.set(key, profile);
+    }
+  }
+  return profile;
+}
+
+/** A text telling these values apart from any others, or undefined when one is not a plain value. */
+function profileKey(values: unknown[]): string | undefined {
+  let key = "";
+  for (const v of values) {
+    if (typeof v === "string") key += `s${v.length}:${v}`;
+    else if (typeof v === "number" && !Object.is(v, -0)) key += `n${v};`;
+    else if (v === undefined) key += "u;";
+    else if (v === null) key += "z;";
+    else if (v === NO_POLICIES) key += "p;";
+    else if (v === EMPTY_POLICIES) key += "e;";
+    else if (v === NO_SETTINGS) key += "x;";
+    else if (v === NULL_SETTINGS) key += "y;";
+    else return undefined;
+  }
+  return key;
 }
 
 /** The first ProviderAddress policy (the only one `endpointSatisfies` reads), as a list. */

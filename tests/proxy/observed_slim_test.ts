@@ -229,3 +229,55 @@ Deno.test("observed cache: IDs taken through the record's strings keep the spell
     "AB-EP",
   ]);
 });
+
+Deno.test("slim observed endpoints that share a network, flags and provider address each keep their own", () => {
+  const pa = (
+    address: unknown,
+  ) => [{ Type: "ProviderAddress", Settings: { ProviderAddress: address } }];
+  const variants: HcnEndpoint[] = [];
+  for (const network of [NET, NET.toLowerCase(), undefined]) {
+    for (const flags of [1, 0, -0, undefined]) {
+      for (
+        const policies of [
+          pa("192.168.1.12"),
+          pa("192.168.1.13"),
+          pa(undefined),
+          pa(null),
+          pa(7),
+          pa({ a: 1 }),
+          [{ Type: "ProviderAddress", Settings: null }],
+          [{ Type: "ProviderAddress" }],
+          [{ Type: "providerAddress" }],
+          [],
+          undefined,
+        ] as HcnEndpoint["Policies"][]
+      ) {
+        variants.push({
+          HostComputeNetwork: network,
+          IpConfigurations: [{ IpAddress: `10.244.2.${variants.length % 250}` }],
+          MacAddress: "02-11-0A-F4-02-07",
+          Flags: flags,
+          Policies: policies,
+        });
+      }
+    }
+  }
+  // All at once, as the cache holds them, then each against its own source.
+  const slims = variants.map((hns) => slimEndpoint({ key: "ep/remote/x", id: "X", hns }));
+  for (const [i, hns] of variants.entries()) {
+    const expected: HcnEndpoint = {};
+    if (hns.HostComputeNetwork !== undefined) expected.HostComputeNetwork = hns.HostComputeNetwork;
+    expected.IpConfigurations = hns.IpConfigurations;
+    expected.MacAddress = hns.MacAddress;
+    if (hns.Flags !== undefined) expected.Flags = hns.Flags;
+    if (hns.Policies !== undefined) {
+      expected.Policies = hns.Policies.map((p) => ({
+        Type: p.Type,
+        Settings: p.Settings === undefined || p.Settings === null
+          ? p.Settings
+          : { ProviderAddress: p.Settings.ProviderAddress },
+      }));
+    }
+    assert.deepEqual(slims[i].hns, expected, `variant ${i}`);
+  }
+});
