@@ -33,7 +33,6 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
-import type { OwnershipRecord } from "./ownership.ts";
 
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
@@ -70,7 +69,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /**
    * The string to keep for an ID (an equal one, e.g. the ownership record's,
-   * so that one string per ID is kept; see {@link OwnershipRecord.idString}).
+   * so that one string per ID is kept; see `OwnershipRecord.idString`).
    */
   readonly #sharedId: (id: string) => string;
 
