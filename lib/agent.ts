@@ -339,10 +339,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     let listingsApart = false;
     // After a change's run the runner holds the next one for minSyncPeriod: the
     // time a ready agent has for a full GC, and for starting the listings' thread.
+    // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
+    const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
     const useHold = (heldUntil: number | undefined) => {
-      if (heldUntil === undefined) return;
-      heapCollector.afterRun(heldUntil);
-      if (!listingsApart && heldUntil - performance.now() >= WORKER_START_MS) {
+      if (heldUntil !== undefined) heapCollector.afterRun(heldUntil);
+      const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
+      if (!listingsApart && (fits || !holdsFitWorkerStart)) {
         listingsApart = true;
         api.keepListingsApart?.(true);
       }
