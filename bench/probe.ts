@@ -87,6 +87,7 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     get callsInFlight() {
       return api.callsInFlight;
     },
+    keepListingsApart: (apart) => api.keepListingsApart?.(apart),
     enumerate: (kind, query) => traced(kind, () => api.enumerate(kind, query)),
     enumerateIds: (kind, query) => traced(kind, () => api.enumerateIds(kind, query)),
     open: (kind, id) => api.open(kind, id),

@@ -15,6 +15,12 @@
  * initial lists: the ownership record loads and the syncer reads HNS
  * (`Syncer.readHnsEarly`) while the lists come in.
  *
+ * Once ready, what would hold a change's run happens only in the runner's
+ * holds (after a change's run, until minSyncPeriod from its start, when no
+ * change's run can start): full garbage collections (heap_collector.ts) and
+ * the start of the listings' HNS thread, whose listings share the calls'
+ * thread until then.
+ *
  * @module
  */
 
@@ -23,6 +29,8 @@ import { VERSION } from "./config/version.ts";
 import { createHnsClient } from "./hns/client.ts";
 import { HnsError } from "./hns/errors.ts";
 import { instrumentHcnApi } from "./hns/instrument.ts";
+import { WORKER_START_MS } from "./hns/hcn_threads.ts";
+import { HeapCollector } from "./heap_collector.ts";
 import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
@@ -213,6 +221,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   // Loaded while HNS opens and the cluster's lists come in.
   const loading = OwnershipRecord.load(config.stateFile, { logger: log });
   const { api, client } = openHns(config, log, metrics, deps.hcnApi);
+  // Until the agent is ready no event waits for HNS: listings share the calls'
+  // thread (a thread fewer at the start's peak) and take their own from then on.
+  api.keepListingsApart?.(false);
   const cleanups: Array<() => Promise<void> | void> = [() => client.close()];
   const closeAll = async () => {
     for (const fn of cleanups.reverse()) {
@@ -323,6 +334,21 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     let markFailed: (err: StartupError) => void = () => {};
     const failed = new Promise<StartupError>((resolve) => (markFailed = resolve));
     let stopped = false;
+    let serving = false;
+    const heapCollector = new HeapCollector();
+    let listingsApart = false;
+    // After a change's run the runner holds the next one for minSyncPeriod: the
+    // time a ready agent has for a full GC, and for starting the listings' thread.
+    // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
+    const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
+    const useHold = (heldUntil: number | undefined) => {
+      if (heldUntil !== undefined) heapCollector.afterRun(heldUntil);
+      const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
+      if (!listingsApart && (fits || !holdsFitWorkerStart)) {
+        listingsApart = true;
+        api.keepListingsApart?.(true);
+      }
+    };
     const runner = new BoundedFrequencyRunner(async () => {
       if (stopped) return;
       const started = performance.now();
@@ -342,11 +368,13 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       }
       record(report, (performance.now() - started) / 1000);
       if (report.kind !== "waiting") {
+        serving = true;
         health.updated();
         markReady();
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
       scheduleNext(report.next);
+      if (serving) useHold(runner.requestsHeldUntil);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
       // The syncer schedules the periodic resync itself (report.next).

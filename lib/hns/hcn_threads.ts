@@ -24,12 +24,16 @@
  *   gather on one thread and travel in large batches. Otherwise the thread
  *   expected to finish it first takes it, an idle one costing a wake-up: once
  *   calls take a millisecond or more, they run on every thread at once.
- * - A thread with a listing pending (a resync's Enumerate, whose time grows
- *   with what HNS holds) takes no other call that another thread can: an
- *   event's calls do not queue behind a resync. Listings go to a thread of
- *   their own (not the first, where calls gather) and may queue together
- *   there; it is started as a listing is made, not by an event's call made
- *   while a thread lists (starting one holds the event loop).
+ * - While listings are kept apart (the default; see
+ *   {@link ThreadedHcnApi.keepListingsApart}), a thread with a listing
+ *   pending (a resync's Enumerate, whose time grows with what HNS holds)
+ *   takes no other call that another thread can: an event's calls do not
+ *   queue behind a resync. Listings go to a thread of their own (not the
+ *   first, where calls gather) and may queue together there; it is started
+ *   as a listing is made, not by an event's call made while a thread lists
+ *   (starting one holds the event loop). While they are not kept apart (an
+ *   agent's start, when no event waits for its calls), a listing is a call
+ *   like any other: no thread is started for it, nor for the calls behind it.
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
  *   event loop for tens of milliseconds, once, and keeps its memory (an
@@ -74,6 +78,13 @@ export const WAKE_MICROS = 200;
  * costs memory for good, so only calls that queue for milliseconds get one.
  */
 export const SPAWN_MICROS = 5000;
+
+/**
+ * What starting a thread may hold the event loop for, ms: a new worker's
+ * isolate is made before `new Worker` returns (tens of ms on an idle machine,
+ * a few hundred on a busy one).
+ */
+export const WORKER_START_MS = 300;
 
 /**
  * How long a thread may go without a call before it ends (unless it is the
@@ -237,6 +248,8 @@ export class ThreadedHcnApi implements HcnApi {
   /** Batches timed so far (capped at {@link TIMED_BATCHES}). */
   #timedBatches = 0;
   #closed: string | undefined;
+  /** Listings take a thread of their own (module notes). */
+  #listingsApart = true;
   readonly #send = () => this.#sendAll();
 
   /**
@@ -332,7 +345,8 @@ export class ThreadedHcnApi implements HcnApi {
    */
   #pick(listing: boolean): HnsThread {
     const threads = this.#threads;
-    if (listing) {
+    const apart = this.#listingsApart;
+    if (listing && apart) {
       const own = this.#listingThread();
       if (own) return own;
     }
@@ -346,7 +360,8 @@ export class ThreadedHcnApi implements HcnApi {
       const t = threads[i];
       const queued = t.outstanding;
       if (
-        queued > 0 && (listing || t.listings === 0) && queued * callMicros < WAKE_MICROS &&
+        queued > 0 && (listing || !apart || t.listings === 0) &&
+        queued * callMicros < WAKE_MICROS &&
         queued > (fill?.outstanding ?? 0)
       ) {
         fill = t;
@@ -362,7 +377,7 @@ export class ThreadedHcnApi implements HcnApi {
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
       const queued = t.outstanding;
-      const listingCost = !listing && t.listings > 0 ? LISTING_MICROS : 0;
+      const listingCost = apart && !listing && t.listings > 0 ? LISTING_MICROS : 0;
       const cost = queued === 0 ? WAKE_MICROS : queued * callMicros + listingCost;
       if (cost < bestCost) {
         best = t;
@@ -535,6 +550,27 @@ export class ThreadedHcnApi implements HcnApi {
 
   openQueryClose(kind: HcnKind, id: string, query: string): Promise<string> {
     return this.#call("openQueryClose", kind, id, query);
+  }
+
+  /**
+   * Whether listings take a thread of their own (true until told otherwise;
+   * module notes). An agent starts with them on the calls' thread (no
+   * event's calls queue behind one, and a thread fewer keeps the start's
+   * peak memory down) and keeps them apart once it serves events. Told to
+   * keep them apart while only one thread runs, it starts their thread now
+   * (a worker start holds the event loop, so the caller picks the moment).
+   */
+  keepListingsApart(apart: boolean): void {
+    const was = this.#listingsApart;
+    this.#listingsApart = apart;
+    if (!apart || was || this.#closed !== undefined) return;
+    if (this.#threads.length > 1 || this.#threads.length >= this.#maxThreads) return;
+    try {
+      this.#threads.push(this.#spawn());
+      this.#watchIdle();
+    } catch {
+      // None now: the next listing starts it, as any listing would.
+    }
   }
 
   /** HNS threads started so far (those that ended included). */

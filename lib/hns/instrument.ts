@@ -105,6 +105,7 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     get callsInFlight() {
       return api.callsInFlight;
     },
+    keepListingsApart: (apart: boolean) => api.keepListingsApart?.(apart),
     enumerate: (kind: HcnKind, query: string) =>
       timed(name("enumerate", kind), () => api.enumerate(kind, query)),
     enumerateIds: (kind: HcnKind, query: string) =>

@@ -210,6 +210,13 @@ export interface HcnApi {
    * calls for its HNS threads). Undefined: as many as should run at once.
    */
   readonly callsInFlight?: number;
+  /**
+   * Whether a listing (an Enumerate) must not hold the calls made beside it
+   * (the FFI backend: it then takes an HNS thread of its own; see
+   * {@link import("./hcn_threads.ts").ThreadedHcnApi.keepListingsApart}).
+   * Optional: a backend without threads has nothing to keep apart.
+   */
+  keepListingsApart?(apart: boolean): void;
   /** Release the libraries (no further calls); the FFI backend's threads end. */
   dispose(): void;
 }

@@ -146,6 +146,15 @@ export class BoundedFrequencyRunner {
     return this.#runs;
   }
 
+  /**
+   * Until when no requested run can start (`minIntervalMs` after the last
+   * requested run's start), on the timers' clock; undefined before the first.
+   */
+  get requestsHeldUntil(): number | undefined {
+    const last = this.#lastRequestedStart;
+    return last === undefined ? undefined : last + this.#min;
+  }
+
   /** Whether a run is executing now. */
   get running(): boolean {
     return this.#inFlight !== undefined;

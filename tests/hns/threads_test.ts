@@ -2,7 +2,8 @@
  * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
  * emulator library: answers and failures cross the thread boundary intact,
  * a call that blocks in HNS leaves the event loop turning, slow calls spread
- * over the threads, handles move between threads, idle threads end (never
+ * over the threads, handles move between threads, listings take a thread of
+ * their own only while kept apart, idle threads end (never
  * the last one, never one with calls pending), dispose lets calls already
  * made finish (nothing leaks), and the leak counters stay at zero.
  */
@@ -183,6 +184,34 @@ Deno.test("threads: a call made while a thread lists goes to another thread", ()
     equal(api.threadsStarted, 2);
     match(ids, new RegExp(net));
     await api.close("Network", handle);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: listings not kept apart share the calls' thread; kept apart again, they take their own", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    api.keepListingsApart(false);
+    // A start: listings and calls in the same turn, slow ones, and nothing waits for an event.
+    emu.setLatencyMicros(20_000);
+    const [ids, handle] = await Promise.all([
+      api.enumerate("Network", ""),
+      api.open("Network", net),
+      api.enumerate("Network", ""),
+    ]);
+    match(ids, new RegExp(net));
+    equal(api.threadsStarted, 1);
+    emu.setLatencyMicros(0);
+    await api.close("Network", handle);
+    // Serving events: the listings' thread starts now, and a listing goes there.
+    api.keepListingsApart(true);
+    equal(api.threadsStarted, 2);
+    const [listed, again] = await Promise.all([
+      api.enumerate("Network", ""),
+      api.open("Network", net),
+    ]);
+    match(listed, new RegExp(net));
+    equal(api.threadsStarted, 2);
+    await api.close("Network", again);
     assertNoLeaks(emu.control);
   }));
 

@@ -146,6 +146,34 @@ Deno.test("runner: a periodic run (maxInterval) does not hold back the next requ
   await runner.stop();
 });
 
+Deno.test("runner: requestsHeldUntil says until when a change's run cannot start", async () => {
+  const timers = new ManualTimers();
+  const rec = recorder(timers);
+  const runner = new BoundedFrequencyRunner(rec.fn, {
+    minIntervalMs: 1000,
+    maxIntervalMs: 30_000,
+    timers,
+  });
+  assert.equal(runner.requestsHeldUntil, undefined, "before the first run");
+  runner.start();
+  await timers.advance(0);
+  assert.equal(runner.requestsHeldUntil, 1000);
+  // A periodic run serves no request: the hold is still the requested run's.
+  await timers.advance(30_100);
+  assert.deepEqual(rec.starts, [0, 30_000]);
+  assert.equal(runner.requestsHeldUntil, 1000);
+  runner.run();
+  await timers.advance(0);
+  assert.equal(runner.requestsHeldUntil, 31_100);
+  // A request made now waits exactly that long.
+  runner.run();
+  await timers.advance(999);
+  assert.deepEqual(rec.starts, [0, 30_000, 30_100]);
+  await timers.advance(1);
+  assert.deepEqual(rec.starts, [0, 30_000, 30_100, 31_100]);
+  await runner.stop();
+});
+
 Deno.test("runner: runAfter runs when due and does not count against minInterval", async () => {
   const { timers, rec, runner } = await started(1000, 30_000);
   runner.runAfter(5000);
