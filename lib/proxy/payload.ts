@@ -41,8 +41,11 @@ export function loadBalancerPayload(
   return out;
 }
 
-/** The HNS JSON to create a desired endpoint (HNS assigns the ID). */
-export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
+/**
+ * The HNS JSON to create a desired endpoint (HNS assigns the ID); with `id`,
+ * the endpoint as HNS holds it under that ID.
+ */
+export function endpointPayload(ep: DesiredEndpoint, id?: string): HcnEndpoint {
   const out: HcnEndpoint = {
     HostComputeNetwork: ep.networkId,
     IpConfigurations: [{ IpAddress: ep.ip }],
@@ -56,6 +59,7 @@ export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
       Settings: { ProviderAddress: ep.providerAddress },
     }];
   }
+  if (id !== undefined) out.ID = id;
   return out;
 }
 
@@ -92,14 +96,16 @@ export function normalizeLoadBalancer(lb: HcnLoadBalancer): NormalizedLoadBalanc
       pm.DistributionType ?? 0,
       pm.Flags ?? 0,
     ]),
-    backends: [
-      ...new Set(
-        (Array.isArray(lb.HostComputeEndpoints) ? lb.HostComputeEndpoints : []).map((id) =>
-          String(id).toUpperCase()
-        ),
-      ),
-    ].sort(),
+    backends: backendIdsNormalized(
+      Array.isArray(lb.HostComputeEndpoints) ? lb.HostComputeEndpoints : [],
+    ),
   };
+}
+
+/** Backend IDs upper case, unique, sorted: the form comparison and fingerprints use. */
+function backendIdsNormalized(ids: readonly unknown[]): string[] {
+  if (ids.length === 1) return [String(ids[0]).toUpperCase()];
+  return [...new Set(ids.map((id) => String(id).toUpperCase()))].sort();
 }
 
 /** Whether two HNS load balancers program the same thing. */
@@ -188,11 +194,48 @@ export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint):
  */
 export function loadBalancerFingerprint(lb: HcnLoadBalancer): string {
   const n = normalizeLoadBalancer(lb);
-  return hash53(
-    `lb|${n.vips.join(",")}|${n.sourceVip}|${n.flags}|${
-      n.portMappings.map((pm) => pm.join(":")).join(";")
-    }|${n.backends.join(",")}`,
+  return lbFingerprint(n.vips, n.sourceVip, n.flags, n.portMappings, n.backends);
+}
+
+/**
+ * The fingerprint of the load balancer {@link loadBalancerPayload} makes of
+ * `lb` and `backendIds`, computed from the desired fields without making it:
+ * always `loadBalancerFingerprint(loadBalancerPayload(lb, backendIds))`.
+ */
+export function desiredLoadBalancerFingerprint(
+  lb: DesiredLoadBalancer,
+  backendIds: readonly string[],
+): string {
+  return lbFingerprint(
+    lb.vip !== undefined ? [ipOrRaw(lb.vip)] : [],
+    lb.sourceVip ? ipOrRaw(lb.sourceVip) : "",
+    lb.flags ?? 0,
+    [[
+      lb.protocol ?? 0,
+      lb.internalPort ?? 0,
+      lb.externalPort ?? 0,
+      lb.distributionType ?? 0,
+      lb.portMappingFlags ?? 0,
+    ]],
+    backendIdsNormalized(backendIds),
   );
+}
+
+/** The load balancer fingerprint of normalized fields (see {@link NormalizedLoadBalancer}). */
+function lbFingerprint(
+  vips: readonly string[],
+  sourceVip: string,
+  flags: number,
+  portMappings: ReadonlyArray<readonly number[]>,
+  backends: readonly string[],
+): string {
+  const h = new Hash53().add("lb|");
+  addJoined(h, vips, ",").add("|").add(sourceVip).add("|").add(String(flags)).add("|");
+  for (let i = 0; i < portMappings.length; i++) {
+    if (i > 0) h.add(";");
+    addJoined(h, portMappings[i].map(String), ":");
+  }
+  return addJoined(h.add("|"), backends, ",").digest();
 }
 
 /**
@@ -202,23 +245,74 @@ export function loadBalancerFingerprint(lb: HcnLoadBalancer): string {
  */
 export function endpointFingerprint(ep: HcnEndpoint): string {
   const cfg = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0] : undefined;
-  const remote = ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0 ? 1 : 0;
-  return hash53(
-    `ep|${cfg ? ipOrRaw(cfg.IpAddress) : "-"}|${
-      String(ep.HostComputeNetwork ?? "").toLowerCase()
-    }|${remote}|${normalizeMac(ep.MacAddress)}|${providerAddressOf(ep.Policies)}`,
+  return epFingerprint(
+    cfg ? ipOrRaw(cfg.IpAddress) : "-",
+    String(ep.HostComputeNetwork ?? "").toLowerCase(),
+    ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0,
+    normalizeMac(ep.MacAddress),
+    providerAddressOf(ep.Policies),
   );
 }
 
-/** cyrb53: a fast 53-bit string hash, in base 36. */
-function hash53(text: string): string {
-  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
+/**
+ * The fingerprint of the endpoint {@link endpointPayload} makes of `ep`,
+ * computed from the desired fields without making it: always
+ * `endpointFingerprint(endpointPayload(ep))`.
+ */
+export function desiredEndpointFingerprint(ep: DesiredEndpoint): string {
+  return epFingerprint(
+    ipOrRaw(ep.ip),
+    String(ep.networkId ?? "").toLowerCase(),
+    ep.remote,
+    normalizeMac(ep.mac),
+    ep.remote && ep.providerAddress ? ipOrRaw(ep.providerAddress) : "",
+  );
+}
+
+/** The endpoint fingerprint of normalized fields. */
+function epFingerprint(
+  ip: string,
+  network: string,
+  remote: boolean,
+  mac: string,
+  providerAddress: string,
+): string {
+  return new Hash53().add("ep|").add(ip).add("|").add(network).add(remote ? "|1|" : "|0|")
+    .add(mac).add("|").add(providerAddress).digest();
+}
+
+function addJoined(h: Hash53, parts: readonly string[], sep: string): Hash53 {
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) h.add(sep);
+    h.add(parts[i]);
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+  return h;
+}
+
+/**
+ * cyrb53, a fast 53-bit string hash, fed in parts: the digest (base 36) is
+ * that of the parts' concatenation, without making it.
+ */
+class Hash53 {
+  h1 = 0xdeadbeef;
+  h2 = 0x41c6ce57;
+
+  add(text: string): this {
+    let h1 = this.h1, h2 = this.h2;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+    this.h1 = h1;
+    this.h2 = h2;
+    return this;
+  }
+
+  digest(): string {
+    let h1 = this.h1, h2 = this.h2;
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+  }
 }
