@@ -122,12 +122,28 @@ export function sameLoadBalancer(a: HcnLoadBalancer, b: HcnLoadBalancer): boolea
       (x.DistributionType ?? 0) !== (y.DistributionType ?? 0) || (x.Flags ?? 0) !== (y.Flags ?? 0)
     ) return false;
   }
-  const sa = a.SourceVIP ? ipOrRaw(a.SourceVIP) : "";
-  const sb = b.SourceVIP ? ipOrRaw(b.SourceVIP) : "";
-  if (sa !== sb) return false;
+  if (a.SourceVIP !== b.SourceVIP) {
+    const sa = a.SourceVIP ? ipOrRaw(a.SourceVIP) : "";
+    const sb = b.SourceVIP ? ipOrRaw(b.SourceVIP) : "";
+    if (sa !== sb) return false;
+  }
+  // The same lists in the same spelling and order are the same once normalized.
+  if (
+    sameRawList(a.FrontendVIPs, b.FrontendVIPs) &&
+    sameRawList(a.HostComputeEndpoints, b.HostComputeEndpoints)
+  ) return true;
   const na = normalizeLoadBalancer({ ...a, PortMappings: [] });
   const nb = normalizeLoadBalancer({ ...b, PortMappings: [] });
   return sameList(na.vips, nb.vips) && sameList(na.backends, nb.backends);
+}
+
+/** Whether two list fields are arrays of the same strings in the same order. */
+function sameRawList(a: unknown, b: unknown): boolean {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (typeof a[i] !== "string" || a[i] !== b[i]) return false;
+  }
+  return true;
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -139,12 +155,19 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** The provider address of an endpoint's ProviderAddress policy (canonical), or "". */
 export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
   for (const p of Array.isArray(policies) ? policies : []) {
-    if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
+    const type = p?.Type;
+    if (type === "ProviderAddress" || String(type ?? "").toLowerCase() === "provideraddress") {
       const pa = (p.Settings as Record<string, unknown> | undefined)?.ProviderAddress;
       return pa ? ipOrRaw(pa) : "";
     }
   }
   return "";
+}
+
+/** Whether an endpoint's network (absent: not said) is this one, in any case. */
+function sameNetwork(have: string | undefined, want: string): boolean {
+  return have === undefined || have === want ||
+    String(have).toLowerCase() === want.toLowerCase();
 }
 
 /**
@@ -158,11 +181,10 @@ export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
 export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
-  if (
-    hns.HostComputeNetwork !== undefined &&
-    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
-  ) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  if (!sameNetwork(hns.HostComputeNetwork, want.networkId)) return false;
+  if (hns.MacAddress !== want.mac && normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) {
+    return false;
+  }
   if (want.role !== "remote") return true;
   if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) return false;
   return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
@@ -176,13 +198,12 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): bool
 export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
-  if (
-    hns.HostComputeNetwork !== undefined &&
-    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
-  ) return false;
+  if (!sameNetwork(hns.HostComputeNetwork, want.networkId)) return false;
   const remote = ((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0;
   if (remote !== want.remote) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  if (hns.MacAddress !== want.mac && normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) {
+    return false;
+  }
   return !want.remote || providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
 }
 

@@ -177,8 +177,8 @@ export function reconcile(
   const replaceEps: DeleteEndpointOp[] = [];
   const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
   const replacedIds = new Set<string>();
-  const epKeys = full ? [...desired.remoteEndpoints.keys()] : [...epScope];
-  for (const key of epKeys.sort(cmp)) {
+  // Each key's decision is its own: keys are taken in any order, the ops sorted by key after.
+  for (const key of full ? desired.remoteEndpoints.keys() : epScope) {
     const want = desired.remoteEndpoints.get(key);
     if (!want) continue;
     const have = observed.endpoints.get(key);
@@ -193,6 +193,8 @@ export function reconcile(
     createEps.push(createOp(want));
     pending.add(key);
   }
+  byKey(replaceEps);
+  byKey(createEps);
 
   // LBs that reference a replaced endpoint must go before it and come back after.
   const forced = new Set<LbKey>();
@@ -204,7 +206,7 @@ export function reconcile(
   const deleteLbs: DeleteLoadBalancerOp[] = [];
   const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
   const conflicts: LoadBalancerConflict[] = [];
-  for (const key of [...lbScope].sort(cmp)) {
+  for (const key of lbScope) {
     const want = desired.loadBalancers.get(key);
     const have = observed.loadBalancers.get(key);
     if (!want) {
@@ -253,6 +255,8 @@ export function reconcile(
       });
     }
   }
+  byKey(upsertLbs);
+  byKey(conflicts);
   if (full) {
     for (const lb of observed.strayLoadBalancers?.values() ?? []) {
       deleteLbs.push(deleteLbOp(lb, "stray"));
@@ -316,6 +320,11 @@ export function reconcile(
     ...lateDeletes,
   ];
   return { ops, conflicts };
+}
+
+/** Sort in place by key (keys are unique in each list sorted). */
+function byKey<T extends { key: string }>(xs: T[]): void {
+  if (xs.length > 1) xs.sort((a, b) => cmp(a.key, b.key));
 }
 
 function isIndexed(observed: ObservedState): observed is IndexedObservedState {
