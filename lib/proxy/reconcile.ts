@@ -434,7 +434,8 @@ export interface AdoptOptions {
   hostMacKnown?: boolean;
   /**
    * Owned objects known to hold exactly the desired payload of a key (the
-   * trusted start read took them from the ownership record): upper-case ID →
+   * trusted start read took them from the ownership record; each is taken
+   * to be owned as what the list it is in holds): upper-case ID →
    * that key. Each is kept under its key without examining its content; the
    * reconcile that follows still compares it. One that no other object
    * claims the key of is kept as it is, without an adopt op (see
@@ -494,7 +495,7 @@ export interface Adoption {
 export function adoptObserved(
   hnsLbs: readonly HcnLoadBalancer[],
   hnsEndpoints: readonly HcnEndpoint[],
-  owned: OwnedIds,
+  owned: OwnedIds | OwnedLookup,
   desired: DesiredState,
   opts: AdoptOptions = {},
 ): Adoption {
@@ -508,10 +509,9 @@ export function adoptObserved(
     (hostMacKnown || want.role !== "serviceVip"
       ? !endpointMatchesExactly(hns, want)
       : providerAddressOf(hns.Policies) !== (want.providerAddress ?? ""));
-  const ownedLbs = new Set([...owned.loadBalancers].map(idKey));
-  const ownedEps = new Set([...owned.endpoints].map(idKey));
+  const { ownsLoadBalancer, ownsEndpoint } = ownedLookup(owned);
   // Endpoints that foreign LBs staying foreign reference: HNS refuses to delete them.
-  const pinned = takeOver ? pinnedByForeign(hnsLbs, ownedLbs, desired) : new Set<string>();
+  const pinned = takeOver ? pinnedByForeign(hnsLbs, ownsLoadBalancer, desired) : new Set<string>();
   const takenOver: TakenOver[] = [];
   const sourceVips = new Set<string>();
   for (const e of desired.remoteEndpoints.values()) {
@@ -530,10 +530,10 @@ export function adoptObserved(
 
   // Trusted objects alone on their key are kept as they are; the rest are examined in ID order.
   const epKeyOf = (hns: HcnEndpoint) => endpointKeyFromHns(hns, sourceVips);
-  const eps = soleTrusted(hnsEndpoints, ownedEps, trusted, epKeyOf);
+  const eps = soleTrusted(hnsEndpoints, ownsEndpoint, trusted, epKeyOf);
   let kept = 0;
-  for (const { x: hns, id, key } of eps.sole) {
-    endpoints.set(key, { key, id, hns });
+  for (const [key, hns] of eps.sole) {
+    endpoints.set(key, { key, id: hns.ID!, hns });
     if (desired.remoteEndpoints.has(key)) kept++;
   }
 
@@ -586,9 +586,9 @@ export function adoptObserved(
     return payload !== undefined && sameLoadBalancer(hns, payload);
   };
 
-  const lbs = soleTrusted(hnsLbs, ownedLbs, trusted, loadBalancerKeyFromHns);
-  for (const { x: hns, id, key } of lbs.sole) {
-    const obs: ObservedLoadBalancer = { key, id, hns };
+  const lbs = soleTrusted(hnsLbs, ownsLoadBalancer, trusted, loadBalancerKeyFromHns);
+  for (const [key, hns] of lbs.sole) {
+    const obs: ObservedLoadBalancer = { key, id: hns.ID!, hns };
     const want = desired.loadBalancers.get(key);
     if (want) {
       obs.serviceKey = want.serviceKey;
@@ -687,37 +687,66 @@ interface Candidate<T> {
 
 /**
  * Split `xs` for adoption: `sole` are the trusted objects no other object
- * claims the key of (kept as they are, no tie to break), `rest` every other
- * object, sorted by ID (the order ties are broken in).
+ * claims the key of (kept as they are, no tie to break), by key in listing
+ * order; `rest` every other object, sorted by ID (the order ties are broken
+ * in). A trusted object is owned (see {@link AdoptOptions.trusted}); whether
+ * another is owned is asked of `owns` with its upper-case ID.
  */
 function soleTrusted<T extends { ID?: string }>(
   xs: readonly T[],
-  owned: ReadonlySet<string>,
+  owns: (upperCaseId: string) => boolean,
   trusted: ReadonlyMap<string, { key: string }> | undefined,
   keyOf: (hns: T) => string | KeyError,
-): { sole: Array<Candidate<T> & { key: string }>; rest: Candidate<T>[] } {
-  const all: Candidate<T>[] = [];
-  const claims = new Map<string, number>();
+): { sole: Map<string, T>; rest: Candidate<T>[] } {
+  const sole = new Map<string, T>();
+  const rest: { c: Candidate<T>; id: string }[] = [];
+  const claimedByRest = new Set<string>();
+  const contested = new Set<string>(); // keys several trusted objects claim
+  const toRest = (x: T, id: string, upper: string, key: string) =>
+    rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
   for (const x of xs) {
     const id = typeof x?.ID === "string" ? x.ID : "";
     const upper = idKey(id);
-    const isOwned = id !== "" && owned.has(upper);
-    const trustedKey = isOwned ? trusted?.get(upper)?.key : undefined;
-    const key = trustedKey ?? (x && id ? keyOf(x) : { reason: "no ID" });
-    if (!isKeyError(key)) claims.set(key, (claims.get(key) ?? 0) + 1);
-    all.push({ x, id, key, isOwned, isTrusted: trustedKey !== undefined });
+    const trustedKey = id !== "" ? trusted?.get(upper)?.key : undefined;
+    if (trustedKey !== undefined) {
+      if (!sole.has(trustedKey) && !contested.has(trustedKey)) sole.set(trustedKey, x);
+      else {
+        contested.add(trustedKey);
+        toRest(x, id, upper, trustedKey);
+      }
+      continue;
+    }
+    const isOwned = id !== "" && owns(upper);
+    const key = x && id ? keyOf(x) : { reason: "no ID" };
+    if (!isKeyError(key)) claimedByRest.add(key);
+    rest.push({ c: { x, id, key, isOwned, isTrusted: false }, id: upper });
   }
-  const isSole = (c: Candidate<T>): c is Candidate<T> & { key: string } =>
-    c.isTrusted && !isKeyError(c.key) && claims.get(c.key) === 1;
-  const sole: Array<Candidate<T> & { key: string }> = [];
-  const rest: { c: Candidate<T>; id: string }[] = [];
-  for (const c of all) {
-    if (isSole(c)) sole.push(c);
-    else rest.push({ c, id: idKey(c.id) });
+  for (const keys of [contested, claimedByRest]) {
+    for (const key of keys) {
+      const x = sole.get(key);
+      if (x === undefined) continue;
+      sole.delete(key);
+      toRest(x, x.ID!, idKey(x.ID!), key);
+    }
   }
   // Each ID's sort key is computed once (not at each of the n log n comparisons).
   rest.sort((a, b) => cmp(a.id, b.id));
   return { sole, rest: rest.map((e) => e.c) };
+}
+
+/** Whether hnsproxy owns an object, by its upper-case ID (instead of lists of owned IDs). */
+export interface OwnedLookup {
+  /** Whether the load balancer with this upper-case ID is owned. */
+  ownsLoadBalancer(upperCaseId: string): boolean;
+  /** Whether the endpoint with this upper-case ID is owned. */
+  ownsEndpoint(upperCaseId: string): boolean;
+}
+
+function ownedLookup(owned: OwnedIds | OwnedLookup): OwnedLookup {
+  if ("ownsLoadBalancer" in owned) return owned;
+  const lbs = new Set([...owned.loadBalancers].map(idKey));
+  const eps = new Set([...owned.endpoints].map(idKey));
+  return { ownsLoadBalancer: (id) => lbs.has(id), ownsEndpoint: (id) => eps.has(id) };
 }
 
 /**
@@ -727,13 +756,13 @@ function soleTrusted<T extends { ID?: string }>(
  */
 function pinnedByForeign(
   hnsLbs: readonly HcnLoadBalancer[],
-  ownedLbs: ReadonlySet<string>,
+  ownsLoadBalancer: (upperCaseId: string) => boolean,
   desired: DesiredState,
 ): Set<string> {
   const pinned = new Set<string>();
   for (const hns of hnsLbs) {
     const id = typeof hns?.ID === "string" ? hns.ID : "";
-    if (id !== "" && ownedLbs.has(idKey(id))) continue;
+    if (id !== "" && ownsLoadBalancer(idKey(id))) continue;
     const key = hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" };
     if (!isKeyError(key) && desired.loadBalancers.has(key)) continue;
     const refs = Array.isArray(hns?.HostComputeEndpoints) ? hns.HostComputeEndpoints : [];
