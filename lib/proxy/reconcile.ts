@@ -518,10 +518,8 @@ export function adoptObserved(
     if (e.role === "sourceVip") sourceVips.add(e.ip);
   }
 
-  const endpoints = new Map<EpKey, ObservedEndpoint>();
   const foreignEndpoints = new Map<EpKey, ObservedEndpoint>();
   const strayEndpoints = new Map<string, ObservedEndpoint>();
-  const loadBalancers = new Map<LbKey, ObservedLoadBalancer>();
   const foreignLoadBalancers = new Map<LbKey, ObservedLoadBalancer>();
   const strayLoadBalancers = new Map<string, ObservedLoadBalancer>();
   const adoptedEps = new Map<EpKey, AdoptEndpointOp>();
@@ -530,12 +528,17 @@ export function adoptObserved(
 
   // Trusted objects alone on their key are kept as they are; the rest are examined in ID order.
   const epKeyOf = (hns: HcnEndpoint) => endpointKeyFromHns(hns, sourceVips);
-  const eps = soleTrusted(hnsEndpoints, ownsEndpoint, trusted, epKeyOf);
+  const eps = soleTrusted(
+    hnsEndpoints,
+    ownsEndpoint,
+    trusted,
+    epKeyOf,
+    (hns, id, key): ObservedEndpoint => ({ key, id, hns }),
+  );
+  // The trusted objects kept are the start of the observed maps; the rest is added below.
+  const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
   let kept = 0;
-  for (const [key, hns] of eps.sole) {
-    endpoints.set(key, { key, id: hns.ID!, hns });
-    if (desired.remoteEndpoints.has(key)) kept++;
-  }
+  for (const key of endpoints.keys()) if (desired.remoteEndpoints.has(key)) kept++;
 
   for (const { x: hns, id, key, isOwned, isTrusted } of eps.rest) {
     if (isKeyError(key)) {
@@ -586,16 +589,18 @@ export function adoptObserved(
     return payload !== undefined && sameLoadBalancer(hns, payload);
   };
 
-  const lbs = soleTrusted(hnsLbs, ownsLoadBalancer, trusted, loadBalancerKeyFromHns);
-  for (const [key, hns] of lbs.sole) {
-    const obs: ObservedLoadBalancer = { key, id: hns.ID!, hns };
-    const want = desired.loadBalancers.get(key);
-    if (want) {
-      obs.serviceKey = want.serviceKey;
-      kept++;
-    }
-    loadBalancers.set(key, obs);
-  }
+  const lbs = soleTrusted(
+    hnsLbs,
+    ownsLoadBalancer,
+    trusted,
+    loadBalancerKeyFromHns,
+    (hns, id, key): ObservedLoadBalancer => {
+      const serviceKey = desired.loadBalancers.get(key)?.serviceKey;
+      return serviceKey !== undefined ? { key, id, hns, serviceKey } : { key, id, hns };
+    },
+  );
+  const loadBalancers: Map<LbKey, ObservedLoadBalancer> = lbs.sole;
+  for (const key of loadBalancers.keys()) if (desired.loadBalancers.has(key)) kept++;
 
   for (const { x: hns, id, key, isOwned, isTrusted } of lbs.rest) {
     if (isKeyError(key)) {
@@ -687,18 +692,20 @@ interface Candidate<T> {
 
 /**
  * Split `xs` for adoption: `sole` are the trusted objects no other object
- * claims the key of (kept as they are, no tie to break), by key in listing
- * order; `rest` every other object, sorted by ID (the order ties are broken
- * in). A trusted object is owned (see {@link AdoptOptions.trusted}); whether
- * another is owned is asked of `owns` with its upper-case ID.
+ * claims the key of (kept as they are, no tie to break), observed (by
+ * `observe`) under their key in listing order; `rest` every other object,
+ * sorted by ID (the order ties are broken in). A trusted object is owned
+ * (see {@link AdoptOptions.trusted}); whether another is owned is asked of
+ * `owns` with its upper-case ID.
  */
-function soleTrusted<T extends { ID?: string }>(
+function soleTrusted<T extends { ID?: string }, O extends { id: string; hns: T }>(
   xs: readonly T[],
   owns: (upperCaseId: string) => boolean,
   trusted: ReadonlyMap<string, { key: string }> | undefined,
   keyOf: (hns: T) => string | KeyError,
-): { sole: Map<string, T>; rest: Candidate<T>[] } {
-  const sole = new Map<string, T>();
+  observe: (hns: T, id: string, key: string) => O,
+): { sole: Map<string, O>; rest: Candidate<T>[] } {
+  const sole = new Map<string, O>();
   const rest: { c: Candidate<T>; id: string }[] = [];
   const claimedByRest = new Set<string>();
   const contested = new Set<string>(); // keys several trusted objects claim
@@ -709,8 +716,9 @@ function soleTrusted<T extends { ID?: string }>(
     const upper = idKey(id);
     const trustedKey = id !== "" ? trusted?.get(upper)?.key : undefined;
     if (trustedKey !== undefined) {
-      if (!sole.has(trustedKey) && !contested.has(trustedKey)) sole.set(trustedKey, x);
-      else {
+      if (!sole.has(trustedKey) && !contested.has(trustedKey)) {
+        sole.set(trustedKey, observe(x, id, trustedKey));
+      } else {
         contested.add(trustedKey);
         toRest(x, id, upper, trustedKey);
       }
@@ -723,10 +731,10 @@ function soleTrusted<T extends { ID?: string }>(
   }
   for (const keys of [contested, claimedByRest]) {
     for (const key of keys) {
-      const x = sole.get(key);
-      if (x === undefined) continue;
+      const o = sole.get(key);
+      if (o === undefined) continue;
       sole.delete(key);
-      toRest(x, x.ID!, idKey(x.ID!), key);
+      toRest(o.hns, o.id, idKey(o.id), key);
     }
   }
   // Each ID's sort key is computed once (not at each of the n log n comparisons).
