@@ -334,6 +334,16 @@ class Hash53 {
     let h1 = this.h1, h2 = this.h2;
     h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
     h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+    // Base 36 of the 53-bit integer, as Number#toString(36) writes it (a few times faster).
+    let n = 4294967296 * (2097151 & h2) + (h1 >>> 0);
+    let out = "";
+    do {
+      const q = Math.floor(n / 36);
+      out = BASE36[n - q * 36] + out;
+      n = q;
+    } while (n > 0);
+    return out;
   }
 }
+
+const BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz";

@@ -215,26 +215,36 @@ export async function readTrusted(
   const readLbs = await client.getLoadBalancers(toRead);
   for (const lb of readLbs) loadBalancers.push(lb);
 
-  // Vanished: owned, neither trusted (its ID as listed) nor among the objects read.
-  const read = new Set<string>();
-  for (const objs of [others, readEps, foreignLbs, readLbs]) {
-    for (const o of objs) read.add(String(o.ID).toUpperCase());
-  }
-  const vanishedOwned: string[] = [];
-  for (const kind of ["LoadBalancer", "Endpoint"] as const) {
-    for (const upper of ownership.upperCaseIds(kind)) {
-      if (!trusted.has(upper) && !read.has(upper)) vanishedOwned.push(ownership.get(upper)!.id);
-    }
-  }
   return {
     ctx,
     desired,
     endpoints,
     loadBalancers,
-    vanishedOwned,
+    vanishedOwned: vanished(ownership, trusted, [others, readEps, foreignLbs, readLbs]),
     endpointIds,
     trusted,
   };
+}
+
+/**
+ * The owned IDs that are neither trusted (by upper-case ID) nor among the
+ * objects read. None when every owned object was trusted.
+ */
+function vanished(
+  ownership: OwnershipRecord,
+  trusted: ReadonlyMap<string, unknown>,
+  reads: ReadonlyArray<ReadonlyArray<{ ID?: string }>>,
+): string[] {
+  if (trusted.size === ownership.size) return []; // trusted IDs are distinct owned IDs
+  const read = new Set<string>();
+  for (const objs of reads) for (const o of objs) read.add(String(o.ID).toUpperCase());
+  const out: string[] = [];
+  for (const kind of ["LoadBalancer", "Endpoint"] as const) {
+    for (const upper of ownership.upperCaseIds(kind)) {
+      if (!trusted.has(upper) && !read.has(upper)) out.push(ownership.get(upper)!.id);
+    }
+  }
+  return out;
 }
 
 /**

@@ -245,3 +245,36 @@ Deno.test("fingerprints keep the values records on disk hold", () => {
   ];
   for (const [got, want] of golden) assert.equal(got, want);
 });
+
+/** cyrb53 with Number#toString(36): the fingerprint function records were written with. */
+function referenceHash(text: string): string {
+  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+}
+
+Deno.test("endpoint fingerprints are cyrb53 of the normalized fields in base 36, for any hash value", () => {
+  const rand = prng(11);
+  for (let i = 0; i < 2000; i++) {
+    const ip = `10.${i % 256}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}`;
+    const pa = rand() < 0.5 ? `192.168.${i % 256}.${Math.floor(rand() * 256)}` : undefined;
+    const e: DesiredEndpoint = {
+      key: `ep/remote/${ip}`,
+      ip,
+      remote: pa !== undefined,
+      family: "IPv4",
+      mac: `02-11-0a-${(i % 256).toString(16).padStart(2, "0")}-00-01`,
+      networkId: "6d6f6e6f-0000-4000-8000-000000000001",
+      role: "remote",
+    };
+    if (pa !== undefined) e.providerAddress = pa;
+    const text = `ep|${ip}|${e.networkId}|${e.remote ? 1 : 0}|${e.mac}|${pa ?? ""}`;
+    assert.equal(desiredEndpointFingerprint(e), referenceHash(text), text);
+  }
+});
