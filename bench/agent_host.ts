@@ -10,6 +10,7 @@
 
 import { v8FlagsArgument } from "../lib/v8_flags.ts";
 import type { MemorySample } from "./agent_host_proc.ts";
+import type { BareAgentMemory } from "./bare_agent_proc.ts";
 import { type CallCounts, emulatorLibrary } from "./emulator.ts";
 import { type BenchAgentOptions, type SyncRecord, withTimeout } from "./harness.ts";
 import { JsonLinesChild, type Message } from "./jsonl.ts";
@@ -18,6 +19,7 @@ import { type CpuTimes, cpuTimes, peakRssBytes, resetPeakRss, rssBytes } from ".
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 
 export type { MemorySample } from "./agent_host_proc.ts";
+export type { BareAgentMemory } from "./bare_agent_proc.ts";
 
 /** What the emulated HNS holds and has been asked. */
 export interface HnsState {
@@ -201,9 +203,28 @@ export class AgentHost {
     await this.#call("latencyModel", { baseUs, slopeNs, serial });
   }
 
-  /** Give the node its HNS before the agent: the network and the CNI's local endpoints. */
+  /**
+   * Give the node its HNS before the agent: the network and the CNI's local
+   * endpoints, replacing what this host's HNS holds. A throwaway host makes
+   * them (JS over the FFI binding, as the CNI would) and this one loads what
+   * it saved in C, so this host's heap and touched code stay those of a
+   * process that has only loaded the agent; its call counters stay at 0.
+   */
   async seed(spec: ScenarioSpec): Promise<void> {
-    await this.#call("seed", { spec });
+    const dir = await Deno.makeTempDir({ prefix: "hnsbench-seed-" });
+    try {
+      const path = `${dir}/hns.json`;
+      const seeder = await AgentHost.start();
+      try {
+        await seeder.#call("seed", { spec });
+        await seeder.saveState(path);
+      } finally {
+        await seeder.close();
+      }
+      await this.loadSavedState(path);
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
 
   /** Wait until HNS holds exactly the expected objects; when (procstat `now`). */
@@ -339,16 +360,46 @@ export class AgentHost {
   /**
    * Resident memory of one HNS thread, bytes: measured in a fresh host
    * that starts `threads` of them (each loads the library and answers a
-   * batch of calls) and runs no agent.
+   * batch of calls) and runs no agent; `rss` in all, `malloc` the part of
+   * it in malloc (which a process's malloc in use counts too).
    */
-  static async threadCost(threads = 4): Promise<number> {
+  static async threadCost(threads = 4): Promise<{ rss: number; malloc: number }> {
     const host = await AgentHost.start();
     try {
       const m = await host.#call("threadCost", { threads });
-      return ((m.after as number) - (m.before as number)) / threads;
+      return {
+        rss: ((m.after as number) - (m.before as number)) / threads,
+        malloc: ((m.mallocAfter as number) - (m.mallocBefore as number)) / threads,
+      };
     } finally {
       await host.close();
     }
+  }
+
+  /**
+   * The memory of a bare agent process before it starts (bench/bare_agent_proc.ts),
+   * run as the host is: what the host's memory before its agent starts,
+   * less the emulated HNS, compares with.
+   */
+  static async bareAgentMemory(): Promise<BareAgentMemory> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        v8FlagsArgument("--expose-gc"),
+        new URL("./bare_agent_proc.ts", import.meta.url).pathname,
+      ],
+      env: { MALLOC_ARENA_MAX: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    if (!out.success) {
+      throw new Error(
+        `bare agent process failed (exit ${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+      );
+    }
+    return JSON.parse(text) as BareAgentMemory;
   }
 
   /** End the host process (a running agent is not stopped gracefully). */

@@ -12,6 +12,11 @@
  *   bench does only before or after a measured window; both call the
  *   library synchronously on this thread, so the host starts no HNS threads
  *   of its own.
+ * - Before its agent starts it has loaded what the agent's process loads
+ *   and little else: the seeding and verifying code is imported on first
+ *   use (the bench seeds in a throwaway host and loads the saved state
+ *   here, bench/agent_host.ts), so its memory before the start is a bare
+ *   agent process's plus the emulated HNS.
  * - Every time it reports is the bench's clock (procstat `now`), comparable
  *   with the bench's API write times.
  * - Before an agent starts, the bench has the host collect garbage and give
@@ -43,7 +48,7 @@ import { openFfiHcnApi } from "../lib/hns/ffi.ts";
 import { opIndex } from "../lib/hns/hcn_threads.ts";
 import { KubeClient } from "../lib/kube/client.ts";
 import type { SyncReport } from "../lib/proxy/syncer.ts";
-import { Emulator, openSyncHcnApi, seedNodeHns, totalCalls } from "./emulator.ts";
+import { Emulator, openSyncHcnApi, totalCalls } from "./emulator.ts";
 import {
   type BenchAgentOptions,
   benchConfig,
@@ -64,7 +69,6 @@ import {
   threadCounts,
 } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
-import { contentFailures } from "./verify.ts";
 
 /** Memory of the host at one moment, bytes. */
 export interface MemorySample {
@@ -201,13 +205,16 @@ function setWatch(probe: ProbedHcnApi, watch: Watch, out: JsonLinesServer): void
 
 /**
  * Start `threads` HNS threads as the agent's FFI binding does (a worker
- * that loads the library and answers a batch of calls); RSS before and
- * after, for the cost of one thread. Only in a host that runs no agent.
+ * that loads the library and answers a batch of calls); RSS and malloc in
+ * use before and after, for the cost of one thread. Only in a host that
+ * runs no agent.
  */
 async function threadCost(library: string, threads: number) {
   collectGarbage();
+  mallocTrim();
   await sleep(100);
   const before = rssBytes();
+  const mallocBefore = mallocInUse();
   const workers: Worker[] = [];
   for (let k = 0; k < threads; k++) {
     const w = new Worker(new URL("../lib/hns/hcn_thread.ts", import.meta.url), {
@@ -225,7 +232,7 @@ async function threadCost(library: string, threads: number) {
     await answered;
   }
   await sleep(200);
-  return { before, after: rssBytes(), threads };
+  return { before, after: rssBytes(), mallocBefore, mallocAfter: mallocInUse(), threads };
 }
 
 async function main(): Promise<void> {
@@ -266,8 +273,10 @@ async function main(): Promise<void> {
       case "latencyModel":
         emulator.setLatencyModel(c.baseUs as number, c.slopeNs as number, c.serial as boolean);
         return;
-      case "seed":
+      case "seed": {
+        const { seedNodeHns } = await import("./seed.ts");
         return { networkId: await seedNodeHns(emulator, c.spec as ScenarioSpec) };
+      }
       case "waitConverged": {
         const lbs = c.loadBalancers as number;
         const eps = c.endpoints as number;
@@ -349,6 +358,7 @@ async function main(): Promise<void> {
         return { ms: performance.now() - started };
       }
       case "verify": {
+        const { contentFailures } = await import("./verify.ts");
         const api = openSyncHcnApi(emulator.library);
         try {
           const failures = await contentFailures(

@@ -1,8 +1,7 @@
 /**
  * The HNS emulator library as the benchmark uses it: its control exports
- * (object counts, per-function call counters, latency, reset) and the HNS
- * the node starts with (the network and the CNI's local pod endpoints),
- * created through the real FFI binding.
+ * (object counts, per-function call counters, latency, reset, saved state)
+ * and a synchronous HCN API over it for the bench's own reads and writes.
  *
  * One library file loaded into one process is one HNS, so the agent's FFI
  * binding (which dlopens the same path) and this control see the same state.
@@ -11,18 +10,10 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { createHnsClient } from "../lib/hns/client.ts";
 import { openHcnCalls } from "../lib/hns/ffi.ts";
 import { idListingOfAnswer } from "../lib/hns/id_listing.ts";
 import { allHcnFunctionNames, HNS_CALL } from "../lib/hns/names.ts";
 import type { HcnApi, HcnKind } from "../lib/hns/types.ts";
-import { buildEmulator } from "../tests/hns-emulator/build.ts";
-import {
-  localEndpointIps,
-  localEndpointSettings,
-  networkSettings,
-  type ScenarioSpec,
-} from "./scenario.ts";
 
 /** Calls per C function name. */
 export type CallCounts = Record<string, number>;
@@ -60,6 +51,8 @@ function cString(s: string): Uint8Array<ArrayBuffer> {
 export async function emulatorLibrary(): Promise<string> {
   const fromEnv = Deno.env.get("HNSPROXY_HNS_LIBRARY");
   if (fromEnv) return fromEnv;
+  // Loaded only here: the agent host gets the path from its environment and never builds.
+  const { buildEmulator } = await import("../tests/hns-emulator/build.ts");
   await buildEmulator();
   return fileURLToPath(new URL("../build/hnsemu.so", import.meta.url));
 }
@@ -205,32 +198,4 @@ export function openSyncHcnApi(library: string): HcnApi {
     hnsCall: (method, path, request) => Promise.resolve(calls.hnsCall(method, path, request)),
     dispose: () => calls.dispose(),
   };
-}
-
-/**
- * Give the emulated node the HNS it has before the agent runs: the network
- * and the CNI's endpoint for every local pod. Returns the network ID.
- */
-export async function seedNodeHns(emulator: Emulator, spec: ScenarioSpec): Promise<string> {
-  const api = openSyncHcnApi(emulator.library);
-  const client = createHnsClient(api);
-  try {
-    const net = await client.findNetworkByName(networkSettings().Name!) ??
-      await createNetwork(api, client);
-    // The CNI creates pods' endpoints one by one.
-    for (const ip of localEndpointIps(spec)) {
-      await client.createEndpoint(net.ID!, localEndpointSettings(ip, net.ID!));
-    }
-    return net.ID!;
-  } finally {
-    api.dispose();
-  }
-}
-
-async function createNetwork(api: HcnApi, client: ReturnType<typeof createHnsClient>) {
-  const handle = await api.create("Network", "", JSON.stringify(networkSettings()));
-  await api.close("Network", handle);
-  const net = await client.findNetworkByName(networkSettings().Name!);
-  if (!net?.ID) throw new Error("the emulator did not keep the benchmark network");
-  return net;
 }

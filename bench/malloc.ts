@@ -1,6 +1,8 @@
 /**
- * Native heap in use (glibc `mallinfo2().uordblks`), to tell the emulated
- * HNS's memory apart from the agent's, and giving its free memory back. glibc reports only the main arena,
+ * Native heap in use (glibc `mallinfo2()`: arena chunks in use plus chunks of
+ * their own mapping), to tell the emulated HNS's memory apart from the
+ * agent's (its HnsEmuHeapBytes counts the same chunks), and giving free
+ * memory back. glibc reports only the main arena,
  * so scenario processes run with `MALLOC_ARENA_MAX=1` (bench/main.ts sets
  * it) and every thread allocates there. NaN where glibc is not available.
  *
@@ -56,11 +58,15 @@ export function mallocTrim(): boolean {
   return true;
 }
 
-/** Bytes allocated with malloc and not freed, or NaN when unknown. */
+/**
+ * Bytes allocated with malloc and not freed, chunk headers included
+ * (`uordblks` + `hblkhd`), or NaN when unknown.
+ */
 export function mallocInUse(): number {
   const libc = glibc();
   if (!libc) return NaN;
   const raw = libc.symbols.mallinfo2() as Uint8Array;
   const fields = new BigUint64Array(raw.buffer, raw.byteOffset, 10);
-  return Number(fields[7]);
+  // struct mallinfo2: arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, ...
+  return Number(fields[7] + fields[4]);
 }

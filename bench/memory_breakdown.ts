@@ -8,23 +8,27 @@
  * when asked (slow: seconds at 10,000 services), the largest groups of a
  * heap snapshot by constructor.
  *
+ * A bare agent process (bench/bare_agent_proc.ts) is measured apart once,
+ * as the yardstick of the host's memory before its agent starts.
+ *
  * The cost of one HNS thread is measured apart, in a fresh host that starts
  * a few of them and runs no agent; a thread of the agent has served more
  * calls, so it is an estimate. Its native allocations are in malloc in use
- * too, so the two rows overlap by a little.
+ * too, so the threads' row counts only the rest (their V8 heaps, stacks).
  *
  * @module
  */
 
-import { AgentHost, type MemorySample } from "./agent_host.ts";
+import { AgentHost, type BareAgentMemory, type MemorySample } from "./agent_host.ts";
 import { summarizeHeapSnapshot } from "./heap_summary.ts";
 import { mib } from "./procstat.ts";
 import type { ScenarioResult } from "./results.ts";
 
-let threadCost: Promise<number> | undefined;
+let threadCost: Promise<{ rss: number; malloc: number }> | undefined;
+let bareAgent: Promise<BareAgentMemory> | undefined;
 
-/** The RSS of one HNS thread, measured once per process. */
-function hnsThreadCost(): Promise<number> {
+/** The RSS of one HNS thread and its malloc part, measured once per process. */
+function hnsThreadCost(): Promise<{ rss: number; malloc: number }> {
   return threadCost ??= AgentHost.threadCost(4);
 }
 
@@ -47,17 +51,28 @@ export async function memoryBreakdown(
     return;
   }
   const perThread = await hnsThreadCost();
+  const bare = await (bareAgent ??= AgentHost.bareAgentMemory());
   const offHeap = m.mallocInUse - m.emulatorHeap;
-  const threads = m.hnsThreads * perThread;
+  // Their malloc is in malloc in use already.
+  const threads = m.hnsThreads * Math.max(0, perThread.rss - perThread.malloc);
   const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads - m.rssFile;
   const rows: (string | number)[][] = [
     [
       "agent host before the agent started, after a GC",
       mib(idle.rss),
-      `runtime and loaded code: mapped files ${mib(idle.rssFile)} MiB, V8 heap ` +
-      `${mib(idle.heapPhysical)} MiB resident, malloc ${
-        mib(idle.mallocInUse - idle.emulatorHeap)
-      } MiB; emulated HNS ${mib(idle.emulatorHeap)} MiB`,
+      `without the emulated HNS (${mib(idle.emulatorHeap)} MiB) ${
+        mib(idle.rss - idle.emulatorHeap)
+      } MiB: mapped files ${mib(idle.rssFile)} MiB, V8 heap ${
+        mib(idle.heapPhysical)
+      } MiB resident, malloc ${mib(idle.mallocInUse - idle.emulatorHeap)} MiB`,
+    ],
+    [
+      "a bare agent process before it starts, after a GC (what the row above compares with)",
+      mib(bare.rss),
+      `deno run of main.ts and its run command's modules, measured apart: mapped files ` +
+      `${mib(bare.rssFile)} MiB, V8 heap ${mib(bare.heapPhysical)} MiB resident, malloc ${
+        mib(bare.mallocInUse)
+      } MiB`,
     ],
     ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
     ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
@@ -80,8 +95,8 @@ export async function memoryBreakdown(
     [
       `HNS threads: ${m.hnsThreads} running`,
       mib(threads),
-      `about ${mib(perThread)} MiB each (a thread's isolate, stack and buffers; ` +
-      "measured apart, overlaps malloc a little)",
+      `about ${mib(perThread.rss)} MiB each (a thread's isolate, stack and buffers; measured ` +
+      `apart), less the ${mib(perThread.malloc)} MiB of it in malloc, counted above`,
     ],
     [
       "mapped files: the deno executable's code and data, shared libraries",

@@ -102,10 +102,18 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
   const { client, nodeName, logger, pageSize, timing, resyncPeriodMs } = options;
   const store = options.store ?? new ClusterStore();
 
-  /** Converts; logs and returns undefined for malformed objects. */
-  function convert<T>(kind: string, obj: KubeObject, fn: (o: unknown) => T | null) {
+  /**
+   * Converts (handing the converter the record the object replaces); logs
+   * and returns null for malformed objects.
+   */
+  function convert<T>(
+    kind: string,
+    obj: KubeObject,
+    fn: (o: unknown, previous?: T) => T | null,
+    previous?: T,
+  ) {
     try {
-      const record = fn(obj);
+      const record = fn(obj, previous);
       if (record === null) {
         logger.debug(5, `${kind} not handled by the proxy`, { object: keyOf(obj) });
       }
@@ -126,15 +134,22 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
     store.markSynced(kind);
   };
 
+  // An update is converted against the record it replaces, so that what did
+  // not change stays shared (lib/kube/convert.ts).
   const serviceUpsert = (obj: KubeObject) => {
-    const info = convert("Service", obj, convertService);
     const key = keyOf(obj);
+    const info = convert("Service", obj, convertService, key ? store.service(key) : undefined);
     if (info) store.upsertService(info);
     else if (key) store.deleteService(key);
   };
   const sliceUpsert = (obj: KubeObject) => {
-    const info = convert("EndpointSlice", obj, convertEndpointSlice);
     const key = keyOf(obj);
+    const info = convert(
+      "EndpointSlice",
+      obj,
+      convertEndpointSlice,
+      key ? store.slice(key) : undefined,
+    );
     if (info) store.upsertSlice(info);
     else if (key) store.deleteSlice(key);
   };

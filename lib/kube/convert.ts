@@ -26,6 +26,7 @@ import type {
 
 /** Label naming the Service an EndpointSlice belongs to. */
 export const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
+const SERVICE_NAME_FIELD = `metadata.labels[${LABEL_SERVICE_NAME}]`;
 /** Annotation with the time of the change that triggered an EndpointSlice update. */
 export const ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time";
 /** Annotation asking to keep the destination IP (DSR-style) on Windows load balancers. */
@@ -68,6 +69,7 @@ function intern(s: string): string {
  * (frozen: records are read-only for every consumer).
  */
 const EMPTY: readonly never[] = Object.freeze([]);
+const NO_FIELDS: Record<string, unknown> = Object.freeze({});
 const FAMILY_LISTS: Record<string, readonly IpFamily[]> = {
   IPv4: Object.freeze(["IPv4"]),
   IPv6: Object.freeze(["IPv6"]),
@@ -104,9 +106,29 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 60)}...` : s;
 }
 
-/** Field access with errors that name the object. */
+/**
+ * Field access with errors that name the object. The object's key and the
+ * field paths are built only for an error: converting a valid object
+ * allocates no text for them.
+ */
 class Reader {
-  constructor(readonly kind: string, readonly key: string) {}
+  /** Set once the object's name and namespace were read (its key is "" before). */
+  named = false;
+  namespace: string | undefined;
+  name: string | undefined;
+  /** The object and what {@linkcode metaOf} read of its metadata. */
+  o: Obj = NO_FIELDS;
+  labels: Obj = NO_FIELDS;
+  annotations: Obj = NO_FIELDS;
+  rv: string | undefined;
+
+  constructor(readonly kind: string, readonly namespaced: boolean) {}
+
+  get key(): string {
+    if (!this.named) return "";
+    const name = this.name ?? "";
+    return this.namespaced ? `${this.namespace ?? ""}/${name}` : name;
+  }
 
   fail(field: string, problem: string): never {
     throw new ConvertError(this.kind, this.key, field, problem);
@@ -119,8 +141,9 @@ class Reader {
     return isObj(v) ? v : this.fail(field, `must be an object, got ${show(v)}`);
   }
 
-  arr(v: unknown, field: string): unknown[] {
-    if (v === undefined || v === null) return [];
+  /** A list field; a missing one is a shared empty list (never changed). */
+  arr(v: unknown, field: string): readonly unknown[] {
+    if (v === undefined || v === null) return EMPTY;
     return Array.isArray(v) ? v : this.fail(field, `must be a list, got ${show(v)}`);
   }
 
@@ -138,9 +161,7 @@ class Reader {
   }
 
   port(v: unknown, field: string): number {
-    return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
-      ? v as number
-      : this.fail(field, `must be a port number in 1..65535, got ${show(v)}`);
+    return isPort(v) ? v : this.fail(field, `must be a port number in 1..65535, got ${show(v)}`);
   }
 
   optPort(v: unknown, field: string): number | undefined {
@@ -168,99 +189,136 @@ class Reader {
   }
 }
 
+/**
+ * Reads an object's metadata into a {@linkcode Reader} for it (one
+ * allocation per object): name and namespace (required), labels,
+ * annotations, resourceVersion.
+ */
 function metaOf(kind: string, obj: unknown, namespaced: boolean) {
-  const pre = new Reader(kind, "");
-  const o = pre.obj(obj, "object")!;
-  const meta = pre.obj(o.metadata, "metadata")!;
-  const name = pre.str(meta.name, "metadata.name");
-  const namespace = namespaced ? pre.str(meta.namespace, "metadata.namespace") : undefined;
-  const key = namespaced ? `${namespace ?? ""}/${name ?? ""}` : name ?? "";
-  const r = new Reader(kind, key);
+  const r = new Reader(kind, namespaced);
+  const o = r.o = r.obj(obj, "object")!;
+  const meta = r.obj(o.metadata, "metadata")!;
+  const name = r.name = r.str(meta.name, "metadata.name");
+  if (namespaced) r.namespace = r.str(meta.namespace, "metadata.namespace");
+  r.named = true;
   if (!name) r.fail("metadata.name", "missing");
-  if (namespaced && !namespace) r.fail("metadata.namespace", "missing");
-  const labels = r.obj(meta.labels, "metadata.labels", true) ?? {};
-  const annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? {};
-  const rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
-  return { o, r, name: name!, namespace: namespace ?? "", labels, annotations, rv };
+  if (namespaced && !r.namespace) r.fail("metadata.namespace", "missing");
+  r.labels = r.obj(meta.labels, "metadata.labels", true) ?? NO_FIELDS;
+  r.annotations = r.obj(meta.annotations, "metadata.annotations", true) ?? NO_FIELDS;
+  r.rv = r.str(meta.resourceVersion, "metadata.resourceVersion");
+  return r;
 }
 
 const PROTOCOLS = ["TCP", "UDP", "SCTP"] as const;
 const SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] as const;
 const POLICIES = ["Cluster", "Local"] as const;
+const SESSION_AFFINITIES = ["None", "ClientIP"] as const;
+const IP_MODES = ["VIP", "Proxy"] as const;
+
+function isPort(v: unknown): v is number {
+  return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+}
+
+/** Whether `raw` (as listed) holds exactly the texts of `kept`. */
+function sameTexts(kept: readonly string[] | undefined, raw: readonly unknown[]): boolean {
+  if (kept === undefined || kept.length !== raw.length) return false;
+  for (let i = 0; i < raw.length; i++) if (kept[i] !== raw[i]) return false;
+  return true;
+}
+
+/** The IP families of canonical addresses, a shared list for the common ones. */
+function familiesOf(ips: readonly string[]): IpFamily[] {
+  if (ips.length === 1) return FAMILY_LISTS[ipFamilyOf(ips[0])!] as IpFamily[];
+  const families = ips.map((ip) => ipFamilyOf(ip)!);
+  return (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
+}
 
 /**
  * Converts a Service. Returns `null` for services the proxy does not handle:
  * ExternalName and headless ones (no cluster IP), as kube-proxy skips them.
+ * `previous` is the record this object replaces, when there is one: lists of
+ * addresses that did not change are taken from it (the same strings).
  */
-export function convertService(obj: unknown): ServiceInfo | null {
-  const { o, r, name, namespace, annotations, rv } = metaOf("Service", obj, true);
+export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInfo | null {
+  const r = metaOf("Service", obj, true);
+  const { o, annotations, rv } = r;
+  const name = r.name!, namespace = r.namespace!;
   const spec = r.obj(o.spec, "spec")!;
   const type = r.oneOf(spec.type, "spec.type", SERVICE_TYPES, "ClusterIP");
   if (type === "ExternalName") return null;
   let rawIPs = r.arr(spec.clusterIPs, "spec.clusterIPs");
-  let ipField = "spec.clusterIPs";
+  let single = false;
   if (rawIPs.length === 0) {
-    const single = r.str(spec.clusterIP, "spec.clusterIP");
-    rawIPs = single ? [single] : [];
-    ipField = "spec.clusterIP";
+    const ip = r.str(spec.clusterIP, "spec.clusterIP");
+    rawIPs = ip ? [ip] : [];
+    single = true;
   }
   if (rawIPs.length === 0 || rawIPs[0] === "None") return null;
-  const clusterIPs = rawIPs.map((ip, i) =>
-    r.ip(ip, ipField === "spec.clusterIP" ? ipField : `${ipField}[${i}]`)
-  );
-  const families = clusterIPs.map((ip) => ipFamilyOf(ip)!);
-  const ipFamilies = (FAMILY_LISTS[families.join(",")] ?? families) as IpFamily[];
+  const clusterIPs = sameTexts(previous?.clusterIPs, rawIPs)
+    ? previous!.clusterIPs
+    : rawIPs.map((ip, i) => r.ip(ip, single ? "spec.clusterIP" : `spec.clusterIPs[${i}]`));
+  const ipFamilies = clusterIPs === previous?.clusterIPs
+    ? previous.ipFamilies
+    : familiesOf(clusterIPs);
 
-  const names = new Set<string>();
-  const ports = r.arr(spec.ports, "spec.ports").map((p, i): ServicePortInfo => {
-    const f = `spec.ports[${i}]`;
-    const po = r.obj(p, f)!;
-    const portName = r.str(po.name, `${f}.name`) ?? "";
-    if (names.has(portName)) r.fail(`${f}.name`, `duplicate port name ${show(portName)}`);
-    names.add(portName);
-    const port = r.port(po.port, `${f}.port`);
+  const rawPorts = r.arr(spec.ports, "spec.ports");
+  const ports: ServicePortInfo[] = new Array(rawPorts.length);
+  for (let i = 0; i < rawPorts.length; i++) {
+    // The field's path, made only for an error.
+    const f = (rest: string) => `spec.ports[${i}]${rest}`;
+    const p = rawPorts[i];
+    const po = isObj(p) ? p : r.obj(p, f(""))!;
+    const portName = optStr(po.name) ?? r.str(po.name, f(".name")) ?? "";
+    for (let j = 0; j < i; j++) {
+      if (ports[j].name === portName) r.fail(f(".name"), `duplicate port name ${show(portName)}`);
+    }
+    const port = isPort(po.port) ? po.port : r.port(po.port, f(".port"));
     let targetPort: number | string = port;
     const tp = po.targetPort;
     if (typeof tp === "string" && tp !== "") {
-      targetPort = /^\d+$/.test(tp) ? r.port(Number(tp), `${f}.targetPort`) : tp;
+      targetPort = /^\d+$/.test(tp) ? r.port(Number(tp), f(".targetPort")) : tp;
     } else if (tp !== undefined && tp !== null && tp !== 0 && tp !== "") {
-      targetPort = r.port(tp, `${f}.targetPort`);
+      targetPort = r.port(tp, f(".targetPort"));
     }
-    const info: ServicePortInfo = {
-      name: intern(portName),
-      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
-      port,
-      targetPort: typeof targetPort === "string" ? intern(targetPort) : targetPort,
-    };
-    const nodePort = r.optPort(po.nodePort, `${f}.nodePort`);
-    if (nodePort !== undefined) info.nodePort = nodePort;
-    return info;
-  });
+    const protocol = po.protocol === "TCP"
+      ? "TCP"
+      : r.oneOf(po.protocol, f(".protocol"), PROTOCOLS, "TCP") as Protocol;
+    if (typeof targetPort === "string") targetPort = intern(targetPort);
+    const nodePort = po.nodePort === undefined ? undefined : r.optPort(po.nodePort, f(".nodePort"));
+    ports[i] = nodePort === undefined
+      ? { name: intern(portName), protocol, port, targetPort }
+      : { name: intern(portName), protocol, port, targetPort, nodePort };
+  }
 
-  const externalIPs = r.arr(spec.externalIPs, "spec.externalIPs")
-    .map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
+  const rawExternal = r.arr(spec.externalIPs, "spec.externalIPs");
+  const externalIPs = rawExternal.length === 0
+    ? EMPTY as never as string[]
+    : sameTexts(previous?.externalIPs, rawExternal)
+    ? previous!.externalIPs
+    : rawExternal.map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
   const status = r.obj(o.status, "status", true);
   const lb = status ? r.obj(status.loadBalancer, "status.loadBalancer", true) : undefined;
-  const ingress: IngressInfo[] = [];
-  r.arr(lb?.ingress, "status.loadBalancer.ingress").forEach((ing, i) => {
+  const rawIngress = r.arr(lb?.ingress, "status.loadBalancer.ingress");
+  const ingress: IngressInfo[] = rawIngress.length === 0 ? EMPTY as never as IngressInfo[] : [];
+  for (let i = 0; i < rawIngress.length; i++) {
     const f = `status.loadBalancer.ingress[${i}]`;
-    const io = r.obj(ing, f)!;
-    if (io.ip === undefined || io.ip === null || io.ip === "") return; // hostname-only
+    const io = r.obj(rawIngress[i], f)!;
+    if (io.ip === undefined || io.ip === null || io.ip === "") continue; // hostname-only
     const entry: IngressInfo = { ip: r.ip(io.ip, `${f}.ip`) };
     if (io.ipMode !== undefined && io.ipMode !== null) {
-      entry.ipMode = r.oneOf(io.ipMode, `${f}.ipMode`, ["VIP", "Proxy"] as const, "VIP");
+      entry.ipMode = r.oneOf(io.ipMode, `${f}.ipMode`, IP_MODES, "VIP");
     }
     ingress.push(entry);
-  });
-  const loadBalancerSourceRanges = r.arr(
-    spec.loadBalancerSourceRanges,
-    "spec.loadBalancerSourceRanges",
-  ).map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
+  }
+  const rawRanges = r.arr(spec.loadBalancerSourceRanges, "spec.loadBalancerSourceRanges");
+  const loadBalancerSourceRanges = rawRanges.length === 0
+    ? EMPTY as never as string[]
+    : rawRanges.map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
 
   const sessionAffinity = r.oneOf(
     spec.sessionAffinity,
     "spec.sessionAffinity",
-    ["None", "ClientIP"] as const,
+    SESSION_AFFINITIES,
     "None",
   );
   const info: ServiceInfo = {
@@ -309,13 +367,147 @@ export function convertService(obj: unknown): ServiceInfo | null {
 }
 
 /**
+ * The endpoints of the record an EndpointSlice replaces, found by address:
+ * at the same position first (an update usually keeps the order), else
+ * through an index built on the first miss.
+ */
+class PreviousEndpoints {
+  #byAddress?: Map<string, EndpointInfo>;
+  constructor(readonly slice: EndpointSliceInfo) {}
+
+  /** The previous endpoint whose address is `address` (the text as listed). */
+  find(address: unknown, at: number): EndpointInfo | undefined {
+    const eps = this.slice.endpoints;
+    const same = eps[at];
+    if (same !== undefined && same.address === address) return same;
+    if (typeof address !== "string") return undefined;
+    if (!this.#byAddress) {
+      this.#byAddress = new Map();
+      for (const ep of eps) {
+        if (!this.#byAddress.has(ep.address)) this.#byAddress.set(ep.address, ep);
+      }
+    }
+    return this.#byAddress.get(address);
+  }
+}
+
+/** The canonical text of `v` when it is an address of `family`; undefined otherwise. */
+function addressOf(v: unknown, family: IpFamily): string | undefined {
+  if (typeof v !== "string") return undefined;
+  const ip = canonicalIp(v);
+  // Canonical IPv6 text always holds a colon, canonical IPv4 text never does.
+  return ip !== undefined && (ip.includes(":") ? "IPv6" : "IPv4") === family ? ip : undefined;
+}
+
+/** A condition's value: `dflt` when unset, undefined when not a boolean. */
+function flag(v: unknown, dflt: boolean): boolean | undefined {
+  if (v === undefined || v === null) return dflt;
+  return typeof v === "boolean" ? v : undefined;
+}
+
+/** An optional string field: undefined when unset or not a string (the caller checks which). */
+function optStr(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+function sameZones(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Converts `endpoints[i]` of a slice. Field paths are built only on the way
+ * to an error (there are five endpoints per slice and 50,000 at 10,000
+ * services). An endpoint equal to its previous record is that record.
+ */
+function convertEndpoint(
+  e: unknown,
+  i: number,
+  r: Reader,
+  family: IpFamily,
+  before: PreviousEndpoints | undefined,
+): EndpointInfo {
+  const eo = isObj(e) ? e : r.obj(e, `endpoints[${i}]`)!;
+  const addresses = eo.addresses;
+  if (!Array.isArray(addresses) || addresses.length === 0) {
+    r.arr(addresses, `endpoints[${i}].addresses`);
+    r.fail(`endpoints[${i}].addresses`, "must hold at least one address");
+  }
+  const rawAddress = addresses[0];
+  const prev = before?.find(rawAddress, i);
+  const address = prev?.address ?? addressOf(rawAddress, family) ??
+    r.ip(rawAddress, `endpoints[${i}].addresses[0]`, family);
+
+  const c = eo.conditions;
+  const cond = c === undefined || c === null
+    ? NO_FIELDS
+    : isObj(c)
+    ? c
+    : r.obj(c, `endpoints[${i}].conditions`)!;
+  const ready = flag(cond.ready, true) ??
+    r.fail(`endpoints[${i}].conditions.ready`, `must be true or false, got ${show(cond.ready)}`);
+  const serving = flag(cond.serving, ready) ??
+    r.fail(
+      `endpoints[${i}].conditions.serving`,
+      `must be true or false, got ${show(cond.serving)}`,
+    );
+  const terminating = flag(cond.terminating, false) ??
+    r.fail(
+      `endpoints[${i}].conditions.terminating`,
+      `must be true or false, got ${show(cond.terminating)}`,
+    );
+  const nodeName = optStr(eo.nodeName) ?? r.str(eo.nodeName, `endpoints[${i}].nodeName`);
+  const zone = optStr(eo.zone) ?? r.str(eo.zone, `endpoints[${i}].zone`);
+  let hintZones: string[] | undefined;
+  const hints = eo.hints === undefined || eo.hints === null
+    ? undefined
+    : r.obj(eo.hints, `endpoints[${i}].hints`, true);
+  if (hints) {
+    const f = `endpoints[${i}]`;
+    const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
+      const zf = `${f}.hints.forZones[${j}]`;
+      const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
+      return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
+    });
+    if (zones.length > 0) hintZones = zones;
+  }
+  if (
+    prev !== undefined && prev.ready === ready && prev.serving === serving &&
+    prev.terminating === terminating && prev.nodeName === (nodeName || undefined) &&
+    prev.zone === (zone || undefined) && sameZones(prev.hintZones, hintZones)
+  ) {
+    return prev;
+  }
+  // One literal with the node name: a property added later would need a
+  // second allocation per endpoint (the store keeps one per endpoint).
+  const info: EndpointInfo = nodeName
+    ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
+    : { address, ready, serving, terminating };
+  if (zone) info.zone = intern(zone);
+  if (hintZones) info.hintZones = hintZones;
+  return info;
+}
+
+/**
  * Converts an EndpointSlice. Returns `null` for FQDN slices. Ports without a
  * number are dropped (the API allows them; they carry no traffic).
+ *
+ * `previous` is the record this object replaces, when there is one: an
+ * endpoint that did not change is its record from `previous` (the same
+ * object), and an address that stayed is the same string, so that an update
+ * leaves the store, and the state built from it, sharing what they shared.
  */
-export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
-  const { o, r, name, namespace, labels, annotations, rv } = metaOf("EndpointSlice", obj, true);
-  const serviceName = r.str(labels[LABEL_SERVICE_NAME], `metadata.labels[${LABEL_SERVICE_NAME}]`);
-  if (!serviceName) r.fail(`metadata.labels[${LABEL_SERVICE_NAME}]`, "missing");
+export function convertEndpointSlice(
+  obj: unknown,
+  previous?: EndpointSliceInfo,
+): EndpointSliceInfo | null {
+  const r = metaOf("EndpointSlice", obj, true);
+  const { o, labels, annotations, rv } = r;
+  const name = r.name!, namespace = r.namespace!;
+  const serviceName = r.str(labels[LABEL_SERVICE_NAME], SERVICE_NAME_FIELD);
+  if (!serviceName) r.fail(SERVICE_NAME_FIELD, "missing");
   const addressType = r.str(o.addressType, "addressType");
   if (!addressType) r.fail("addressType", "missing");
   if (addressType === "FQDN") return null;
@@ -325,69 +517,65 @@ export function convertEndpointSlice(obj: unknown): EndpointSliceInfo | null {
   const family = addressType as IpFamily;
 
   const ports: EndpointPortInfo[] = [];
-  r.arr(o.ports, "ports").forEach((p, i) => {
-    const f = `ports[${i}]`;
-    const po = r.obj(p, f)!;
-    if (po.port === undefined || po.port === null) return;
+  const rawPorts = r.arr(o.ports, "ports");
+  for (let i = 0; i < rawPorts.length; i++) {
+    const p = rawPorts[i];
+    const po = isObj(p) ? p : r.obj(p, `ports[${i}]`)!;
+    if (po.port === undefined || po.port === null) continue;
     ports.push({
-      name: intern(r.str(po.name, `${f}.name`) ?? ""),
-      port: r.port(po.port, `${f}.port`),
-      protocol: r.oneOf(po.protocol, `${f}.protocol`, PROTOCOLS, "TCP") as Protocol,
+      name: intern(optStr(po.name) ?? r.str(po.name, `ports[${i}].name`) ?? ""),
+      port: isPort(po.port) ? po.port : r.port(po.port, `ports[${i}].port`),
+      protocol: po.protocol === "TCP"
+        ? "TCP"
+        : r.oneOf(po.protocol, `ports[${i}].protocol`, PROTOCOLS, "TCP") as Protocol,
     });
-  });
+  }
 
-  const endpoints = r.arr(o.endpoints, "endpoints").map((e, i): EndpointInfo => {
-    const f = `endpoints[${i}]`;
-    const eo = r.obj(e, f)!;
-    const addresses = r.arr(eo.addresses, `${f}.addresses`);
-    if (addresses.length === 0) r.fail(`${f}.addresses`, "must hold at least one address");
-    const address = r.ip(addresses[0], `${f}.addresses[0]`, family);
-    const cond = r.obj(eo.conditions, `${f}.conditions`, true) ?? {};
-    const bool = (v: unknown, field: string, dflt: boolean): boolean => {
-      if (v === undefined || v === null) return dflt;
-      return typeof v === "boolean" ? v : r.fail(field, `must be true or false, got ${show(v)}`);
-    };
-    const ready = bool(cond.ready, `${f}.conditions.ready`, true);
-    const serving = bool(cond.serving, `${f}.conditions.serving`, ready);
-    const terminating = bool(cond.terminating, `${f}.conditions.terminating`, false);
-    const nodeName = r.str(eo.nodeName, `${f}.nodeName`);
-    // One literal with the node name: a property added later would need a
-    // second allocation per endpoint (the store keeps one per endpoint).
-    const info: EndpointInfo = nodeName
-      ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
-      : { address, ready, serving, terminating };
-    const zone = r.str(eo.zone, `${f}.zone`);
-    if (zone) info.zone = intern(zone);
-    const hints = r.obj(eo.hints, `${f}.hints`, true);
-    if (hints) {
-      const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
-        const zf = `${f}.hints.forZones[${j}]`;
-        const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
-        return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
-      });
-      if (zones.length > 0) info.hintZones = zones;
-    }
-    return info;
-  });
+  const raw = r.arr(o.endpoints, "endpoints");
+  const before = previous?.addressType === family ? new PreviousEndpoints(previous) : undefined;
+  const endpoints: EndpointInfo[] = new Array(raw.length);
+  let allKept = before !== undefined && raw.length === previous!.endpoints.length;
+  for (let i = 0; i < raw.length; i++) {
+    const ep = convertEndpoint(raw[i], i, r, family, before);
+    endpoints[i] = ep;
+    if (allKept && ep !== previous!.endpoints[i]) allKept = false;
+  }
 
-  const info: EndpointSliceInfo = {
-    namespace: intern(namespace),
-    name,
-    serviceName: intern(serviceName!),
-    resourceVersion: rv,
-    addressType: family,
-    ports: sharedPorts(ports),
-    endpoints,
-  };
   // The trigger time only feeds a metric: an unparsable one is ignored.
   const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
-  if (Number.isFinite(trigger)) info.triggerTimeMs = trigger;
-  return info;
+  const ns = intern(namespace);
+  const svc = intern(serviceName!);
+  const kept = allKept ? previous!.endpoints : endpoints;
+  const sharedPortList = sharedPorts(ports);
+  // One literal per shape: a property added later would take a second
+  // allocation per slice.
+  return Number.isFinite(trigger)
+    ? {
+      namespace: ns,
+      name,
+      serviceName: svc,
+      resourceVersion: rv,
+      addressType: family,
+      ports: sharedPortList,
+      endpoints: kept,
+      triggerTimeMs: trigger,
+    }
+    : {
+      namespace: ns,
+      name,
+      serviceName: svc,
+      resourceVersion: rv,
+      addressType: family,
+      ports: sharedPortList,
+      endpoints: kept,
+    };
 }
 
 /** Converts a Node. InternalIPs come with the first address of each family first. */
 export function convertNode(obj: unknown): NodeInfo {
-  const { o, r, name, labels, rv } = metaOf("Node", obj, false);
+  const r = metaOf("Node", obj, false);
+  const { o, labels, rv } = r;
+  const name = r.name!;
   const spec = r.obj(o.spec, "spec", true) ?? {};
   const { internalIPs, podCIDRs } = nodeAddresses(o, r);
   const info: NodeInfo = { name, internalIPs, podCIDRs, resourceVersion: rv };
@@ -418,7 +606,8 @@ export function convertNode(obj: unknown): NodeInfo {
  * malformed). Throws {@linkcode ConvertError} naming the node and the field.
  */
 export function convertNodePlacement(obj: unknown): NodePlacement {
-  const { o, r, name } = metaOf("Node", obj, false);
+  const r = metaOf("Node", obj, false);
+  const name = r.name!, o = r.o;
   return { name, ...nodeAddresses(o, r) };
 }
 

@@ -405,7 +405,11 @@ export class Reflector {
   async #list(signal: AbortSignal, reason: ListReason): Promise<void> {
     const o = this.#opts;
     const initial = !this.#synced;
+    // Which keys were listed matters only for finding the known ones that
+    // were not: with none known (the first list) nothing is tracked.
+    let track = this.#known.size > 0;
     let seen = new Set<string>();
+    let listed = 0;
     let limit: number | undefined = o.pageSize ?? 500;
     let cont: string | undefined;
     let listRv = "";
@@ -429,6 +433,8 @@ export class Reflector {
           // consistent list without pagination, as client-go's pager does.
           this.#logger.info("list continue token expired; listing again without pagination");
           seen = new Set();
+          listed = 0;
+          track = this.#known.size > 0;
           limit = undefined;
           cont = undefined;
           next = undefined;
@@ -453,25 +459,29 @@ export class Reflector {
       next = cont ? fetchPage() : undefined;
       // Settled (and its failure handled) at the top of the loop.
       next?.catch(() => {});
-      for (const item of page.items ?? []) this.#apply(item, seen, everything);
+      for (const item of page.items ?? []) {
+        if (this.#apply(item, track ? seen : undefined, everything)) listed++;
+      }
       if (!cont) break;
     }
     if (listRv === "") {
       throw new Error(`list ${o.resource.plural}: no resourceVersion in the answer`);
     }
     let deleted = 0;
-    for (const key of [...this.#known.keys()]) {
-      if (seen.has(key)) continue;
-      this.#known.delete(key);
-      deleted++;
-      this.#call("onDelete", key, () => o.handler.onDelete(key));
+    if (track) {
+      for (const key of [...this.#known.keys()]) {
+        if (seen.has(key)) continue;
+        this.#known.delete(key);
+        deleted++;
+        this.#call("onDelete", key, () => o.handler.onDelete(key));
+      }
     }
     this.#rv = listRv;
     this.#listedAt = this.#timing.now();
     this.#progress();
     if (!initial) this.#relists++;
     this.#logger.debug(2, "listed", {
-      objects: seen.size,
+      objects: listed,
       pages,
       deleted,
       resourceVersion: listRv,
@@ -486,33 +496,40 @@ export class Reflector {
 
   /**
    * Delivers a listed object: add, or update when its resourceVersion changed
-   * (or `always`), or nothing.
+   * (or `always`), or nothing. Adds its key to `seen` when given; returns
+   * whether the object had a key.
    */
-  #apply(obj: KubeObject, seen: Set<string>, always: boolean): void {
+  #apply(obj: KubeObject, seen: Set<string> | undefined, always: boolean): boolean {
     const key = keyOf(obj);
     if (!key) {
       this.#logger.warn("object without metadata.name skipped");
-      return;
+      return false;
     }
-    seen.add(key);
+    seen?.add(key);
     const rv = obj.metadata?.resourceVersion ?? "";
     const before = this.#known.get(key);
-    if (before === rv && rv !== "" && !always) return;
+    if (before === rv && rv !== "" && !always) return true;
     this.#known.set(key, rv);
-    if (before === undefined) this.#call("onAdd", key, () => this.#opts.handler.onAdd(obj));
-    else this.#call("onUpdate", key, () => this.#opts.handler.onUpdate(obj));
+    const h = this.#opts.handler;
+    try {
+      if (before === undefined) h.onAdd(obj);
+      else h.onUpdate(obj);
+    } catch (err) {
+      this.#handlerFailed(before === undefined ? "onAdd" : "onUpdate", key, err);
+    }
+    return true;
   }
 
   #call(what: string, key: string, fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      this.#logger.error("event handler failed", {
-        handler: what,
-        key,
-        error: errorMessage(err),
-      });
+      this.#handlerFailed(what, key, err);
     }
+  }
+
+  #handlerFailed(what: string, key: string, err: unknown): void {
+    this.#logger.error("event handler failed", { handler: what, key, error: errorMessage(err) });
   }
 
   /**

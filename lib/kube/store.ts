@@ -70,9 +70,13 @@ const NONE: readonly EndpointSliceInfo[] = Object.freeze([]);
 export class ClusterStore implements ClusterView {
   readonly #services = new Map<ObjectKey, ServiceInfo>();
   readonly #slices = new Map<ObjectKey, EndpointSliceInfo>();
-  // Most services have one slice: a small array per service costs less than a Map.
-  readonly #bySvc = new Map<ObjectKey, EndpointSliceInfo[]>();
-  readonly #sliceArrays = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
+  /**
+   * The slices of each service, sorted by name: a frozen array replaced
+   * (never changed) when one of them changes, so that it is what
+   * {@linkcode slicesFor} hands out. Most services have one slice: a small
+   * array per service costs less than a Map.
+   */
+  readonly #bySvc = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
   #node?: NodeInfo;
   readonly #placements = new Map<string, NodePlacement>();
 
@@ -105,13 +109,12 @@ export class ClusterStore implements ClusterView {
 
   /** The EndpointSlices of a service (`namespace/serviceName`), sorted by slice name. */
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[] {
-    let arr = this.#sliceArrays.get(serviceKey);
-    if (arr) return arr;
-    const list = this.#bySvc.get(serviceKey);
-    if (!list) return NONE;
-    arr = Object.freeze([...list].sort((a, b) => a.name < b.name ? -1 : 1));
-    this.#sliceArrays.set(serviceKey, arr);
-    return arr;
+    return this.#bySvc.get(serviceKey) ?? NONE;
+  }
+
+  /** One EndpointSlice by `namespace/sliceName`. */
+  slice(key: ObjectKey): EndpointSliceInfo | undefined {
+    return this.#slices.get(key);
   }
 
   /** The agent's node, once seen. */
@@ -177,30 +180,53 @@ export class ClusterStore implements ClusterView {
     const current = this.#slices.get(key);
     if (current === undefined && info === undefined) return;
     if (!this.#sliceBase.has(key)) this.#sliceBase.set(key, current);
-    if (current) {
-      const svc = objectKey(current.namespace, current.serviceName);
-      const list = this.#bySvc.get(svc);
-      const at = list ? list.indexOf(current) : -1;
-      if (at >= 0) list!.splice(at, 1);
-      if (list?.length === 0) this.#bySvc.delete(svc);
-      this.#sliceArrays.delete(svc);
-    }
+    const was = current && objectKey(current.namespace, current.serviceName);
+    const svc = info && objectKey(info.namespace, info.serviceName);
+    if (was !== undefined && was !== svc) this.#replaceInService(was, current, undefined);
     if (info) {
-      const svc = objectKey(info.namespace, info.serviceName);
       this.#slices.set(key, info);
-      const list = this.#bySvc.get(svc);
-      if (list) list.push(info);
-      else this.#bySvc.set(svc, [info]);
-      this.#sliceArrays.delete(svc);
+      this.#replaceInService(svc!, was === svc ? current : undefined, info);
       if (info.triggerTimeMs !== undefined) {
-        const t = this.#triggers.get(svc);
-        if (t === undefined || info.triggerTimeMs < t) this.#triggers.set(svc, info.triggerTimeMs);
+        const t = this.#triggers.get(svc!);
+        if (t === undefined || info.triggerTimeMs < t) this.#triggers.set(svc!, info.triggerTimeMs);
       }
     } else {
       this.#slices.delete(key);
     }
     if (sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
     if (!sameRecord(current, info)) this.#notify();
+  }
+
+  /**
+   * Replaces `current` (when given) with `info` (when given) among the
+   * slices of service `svc`, in a new sorted array.
+   */
+  #replaceInService(
+    svc: ObjectKey,
+    current: EndpointSliceInfo | undefined,
+    info: EndpointSliceInfo | undefined,
+  ): void {
+    const list = this.#bySvc.get(svc) ?? NONE;
+    const kept = list.length - (current !== undefined && list.includes(current) ? 1 : 0);
+    const size = kept + (info === undefined ? 0 : 1);
+    if (size === 0) {
+      this.#bySvc.delete(svc);
+      return;
+    }
+    // Built at its exact size: a grown array would keep spare capacity.
+    const next: EndpointSliceInfo[] = new Array(size);
+    let n = 0;
+    let placed = info === undefined;
+    for (const s of list) {
+      if (s === current) continue;
+      if (!placed && s.name > info!.name) {
+        next[n++] = info!;
+        placed = true;
+      }
+      next[n++] = s;
+    }
+    if (!placed) next[n] = info!;
+    this.#bySvc.set(svc, Object.freeze(next));
   }
 
   /** Sets (or clears) the node record. */

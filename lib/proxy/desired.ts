@@ -31,7 +31,7 @@ import type {
   ServicePortInfo,
 } from "../kube/model.ts";
 import { assembleDesired } from "./desired_join.ts";
-import { hostEndpointKey, loadBalancerKey, localEndpointKey, remoteEndpointKey } from "./keys.ts";
+import { hostEndpointKey, loadBalancerKey, localEndpointKey } from "./keys.ts";
 import { type Backends, LB_RULES, type LbRule, type ServicePolicy } from "./lb_rules.ts";
 import type {
   DesiredEndpoint,
@@ -40,6 +40,7 @@ import type {
   Diagnostic,
   DiagnosticLevel,
   EpKey,
+  ExistingEndpointRef,
   HealthCheckWanted,
   NodeContext,
   NoLocalEndpoints,
@@ -81,11 +82,20 @@ interface Candidate {
   hintZones?: string[];
 }
 
+/** The diagnostics of a service that has none (shared: most services have none). */
+const NO_DIAGNOSTICS: readonly Diagnostic[] = Object.freeze([]);
+
 /** Collects diagnostics of one service, one per (field, reason). */
 class Diagnostics {
-  readonly list: Diagnostic[] = [];
-  readonly #seen = new Set<string>();
+  #list: Diagnostic[] | undefined;
+  #seen: Set<string> | undefined;
   constructor(readonly serviceKey: ObjectKey) {}
+
+  /** The diagnostics collected so far. */
+  get list(): readonly Diagnostic[] {
+    return this.#list ?? NO_DIAGNOSTICS;
+  }
+
   add(
     level: DiagnosticLevel,
     field: string,
@@ -94,6 +104,7 @@ class Diagnostics {
     endpointIp?: string,
   ): void {
     const id = `${field}\u0000${reason}`;
+    this.#seen ??= new Set();
     if (this.#seen.has(id)) return;
     this.#seen.add(id);
     const d: Diagnostic = {
@@ -104,7 +115,7 @@ class Diagnostics {
       message: `service ${this.serviceKey}: ${field}: ${detail}`,
     };
     if (endpointIp !== undefined) d.endpointIp = endpointIp;
-    this.list.push(d);
+    (this.#list ??= []).push(d);
   }
 }
 
@@ -118,7 +129,8 @@ function sourceVipOf(ctx: NodeContext, family: IpFamily): string | undefined {
 }
 
 /** Ready endpoints; when none is ready, the serving-and-terminating ones. */
-function usable(set: readonly Candidate[]): Candidate[] {
+function usable(set: readonly Candidate[]): readonly Candidate[] {
+  if (set.every((c) => c.ready)) return set;
   const ready = set.filter((c) => c.ready);
   return ready.length > 0 ? ready : set.filter((c) => c.serving && c.terminating);
 }
@@ -127,7 +139,7 @@ function usable(set: readonly Candidate[]): Candidate[] {
  * Topology: when every endpoint carries zone hints and the node's zone is
  * known, keep the endpoints hinted for it (all of them when none is).
  */
-function byTopology(set: Candidate[], zone: string | undefined): Candidate[] {
+function byTopology(set: readonly Candidate[], zone: string | undefined): readonly Candidate[] {
   if (!zone || set.length === 0 || !set.every((c) => (c.hintZones?.length ?? 0) > 0)) return set;
   const mine = set.filter((c) => c.hintZones!.includes(zone));
   return mine.length > 0 ? mine : set;
@@ -153,8 +165,10 @@ interface ServiceScope {
   /** The context's placement facts (overlay), parsed when first needed. */
   placements: PlacementTable | undefined;
   lbs: Map<string, DesiredLoadBalancer>;
-  endpoints: Map<EpKey, DesiredEndpoint>;
-  existing: Map<EpKey, string>;
+  /** The service's own endpoints by IP (one object, hence one key string, per IP). */
+  endpoints: Map<string, DesiredEndpoint>;
+  /** Existing endpoints referenced, by IP (local ones) or by key (the host endpoint). */
+  existing: Map<string, ExistingEndpointRef>;
   diags: Diagnostics;
 }
 
@@ -189,7 +203,7 @@ function candidatesFor(
   diags: Diagnostics,
 ): Candidate[] {
   const byIp = new Map<string, Candidate>();
-  const sorted = [...slices].sort((a, b) => cmp(a.name, b.name));
+  const sorted = slices.length > 1 ? [...slices].sort((a, b) => cmp(a.name, b.name)) : slices;
   for (const slice of sorted) {
     if (slice.addressType !== family) continue;
     const sliceRef = `EndpointSlice ${slice.namespace}/${slice.name}`;
@@ -276,6 +290,9 @@ function selectBackends(
     present.push(c);
   }
   if (present.length === 0) return undefined;
+  if (present.every((c) => c.port === present[0].port)) {
+    return { present, internalPort: present[0].port };
+  }
   const counts = new Map<number, number>();
   for (const c of present) counts.set(c.port, (counts.get(c.port) ?? 0) + 1);
   let internalPort = 0, best = -1;
@@ -308,7 +325,6 @@ function selectBackends(
  */
 function backendKeys(
   s: ServiceScope,
-  family: IpFamily,
   present: readonly Candidate[],
   internalPort: number,
 ): { backends: EpKey[]; publicOrNode: boolean } {
@@ -319,22 +335,26 @@ function backendKeys(
   for (const c of present) {
     if (c.port !== internalPort) continue;
     if (c.local) {
-      const key = localEndpointKey(c.ip);
-      s.existing.set(key, ctx.localEndpoints.get(c.ip)!);
-      backends.push(key);
+      let ref = s.existing.get(c.ip);
+      if (!ref) {
+        ref = { key: localEndpointKey(c.ip), id: ctx.localEndpoints.get(c.ip)! };
+        s.existing.set(c.ip, ref);
+      }
+      backends.push(ref.key);
       continue;
     }
-    const key = remoteEndpointKey(c.ip);
     let providerAddress: string | undefined;
     if (overlay) {
       const placement = placeOnOverlay(placementsOf(s), c.ip, c.nodeName)!; // selected: placed
       publicOrNode ||= placement.publicIp || placement.nodeIp;
       providerAddress = placement.providerAddress;
     }
-    if (!s.endpoints.has(key)) {
-      s.endpoints.set(key, podEndpoint(ctx, c.ip, family, providerAddress));
+    let ep = s.endpoints.get(c.ip);
+    if (!ep) {
+      ep = podEndpoint(ctx, c.ip, providerAddress);
+      s.endpoints.set(c.ip, ep);
     }
-    backends.push(key);
+    backends.push(ep.key);
   }
   backends.sort(cmp);
   return { backends, publicOrNode };
@@ -415,13 +435,12 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
     if (selected) {
       ({ backends, publicOrNode } = backendKeys(
         s,
-        family,
         selected.present,
         selected.internalPort,
       ));
     } else {
       const host = hostEndpointKey(ctx.rootHnsEndpointName);
-      s.existing.set(host, ctx.rootHnsEndpointId!);
+      s.existing.set(host, { key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
     const lb: DesiredLoadBalancer = {
@@ -450,7 +469,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
 }
 
 /** Empty result for a service that programs nothing. */
-function emptyResult(serviceKey: ObjectKey, diagnostics: Diagnostic[] = []) {
+function emptyResult(serviceKey: ObjectKey, diagnostics: readonly Diagnostic[] = NO_DIAGNOSTICS) {
   return {
     serviceKey,
     loadBalancers: [],
@@ -774,8 +793,7 @@ export function desiredForService(
 
   if (isOverlay(ctx) && programmablePorts > 0) {
     for (const [family, [{ ip }]] of byFamily) {
-      const ep = serviceVipEndpoint(ctx, ip, family);
-      s.endpoints.set(ep.key, ep);
+      s.endpoints.set(ip, serviceVipEndpoint(ctx, ip, family));
     }
   }
 
@@ -784,9 +802,7 @@ export function desiredForService(
     serviceKey,
     loadBalancers: [...s.lbs.values()].sort((a, b) => cmp(a.key, b.key)),
     remoteEndpoints: [...s.endpoints.values()].sort((a, b) => cmp(a.key, b.key)),
-    existingEndpoints: [...s.existing].map(([key, id]) => ({ key, id })).sort((a, b) =>
-      cmp(a.key, b.key)
-    ),
+    existingEndpoints: [...s.existing.values()].sort((a, b) => cmp(a.key, b.key)),
     diagnostics: diags.list,
   };
   if (healthCheck) result.healthCheck = healthCheck;

@@ -16,6 +16,12 @@
  * equals {@link assembleDesired} of the same services. Pure: the bookkeeping
  * travels with the state the caller holds and passes back.
  *
+ * A remote endpoint key has one record (its winning object, its references,
+ * the services making them); the state's `remoteEndpoints` and `endpointRefs`
+ * are read-only views of those records. A service's backends are resolved
+ * against its own endpoint lists, which {@link ServiceDesired} keeps sorted
+ * by key.
+ *
  * @module
  */
 
@@ -43,17 +49,13 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 interface Join {
   services: Map<ObjectKey, ServiceDesired>;
   loadBalancers: Map<LbKey, DesiredLoadBalancer>;
-  remoteEndpoints: Map<EpKey, DesiredEndpoint>;
-  endpointRefs: Map<EpKey, number>;
+  /** Every remote endpoint key referenced at least once. */
+  remotes: Map<EpKey, RemoteEntry>;
+  /** {@link Join.remotes} seen as the state's `remoteEndpoints` and `endpointRefs`. */
+  remoteEndpoints: ReadonlyMap<EpKey, DesiredEndpoint>;
+  endpointRefs: ReadonlyMap<EpKey, number>;
   existingEndpoints: Map<EpKey, string>;
   healthChecks: Map<ObjectKey, HealthCheckWanted>;
-  /**
-   * The services referencing each remote endpoint: one service key (holding
-   * every reference not made by the context), or service → references when
-   * several services do. The service with the smallest key provides the
-   * endpoint object, as in a join in key order.
-   */
-  remoteOwners: Map<EpKey, ObjectKey | Map<ObjectKey, number>>;
   /** References to each existing endpoint by load balancers that won their key. */
   existingRefs: Map<EpKey, number>;
   /** Services whose claim of an LB key lost to a service with a smaller key, by LB key. */
@@ -75,15 +77,77 @@ interface Join {
   current?: DesiredState;
 }
 
+/** One remote endpoint key of the join. */
+interface RemoteEntry {
+  /** The winning object: the context's, else that of the referencing service with the smallest key. */
+  ep: DesiredEndpoint;
+  /** References by winning LBs, service VIPs and the context (at least 1 once settled). */
+  refs: number;
+  /**
+   * The services referencing it: one service key (holding every reference
+   * not made by the context), service → references when several services
+   * do, undefined when only the context does.
+   */
+  owners: ObjectKey | Map<ObjectKey, number> | undefined;
+}
+
+/** A read-only map over the remote entries, showing one field of each. */
+class RemoteView<V> implements ReadonlyMap<EpKey, V> {
+  readonly #entries: Map<EpKey, RemoteEntry>;
+  readonly #field: (e: RemoteEntry) => V;
+
+  constructor(entries: Map<EpKey, RemoteEntry>, field: (e: RemoteEntry) => V) {
+    this.#entries = entries;
+    this.#field = field;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: EpKey): V | undefined {
+    const e = this.#entries.get(key);
+    return e === undefined ? undefined : this.#field(e);
+  }
+
+  has(key: EpKey): boolean {
+    return this.#entries.has(key);
+  }
+
+  keys(): MapIterator<EpKey> {
+    return this.#entries.keys();
+  }
+
+  values(): MapIterator<V> {
+    return this.#entries.values().map(this.#field) as MapIterator<V>;
+  }
+
+  entries(): MapIterator<[EpKey, V]> {
+    const field = this.#field;
+    return this.#entries.entries().map(([k, e]) => [k, field(e)] as [EpKey, V]) as MapIterator<
+      [EpKey, V]
+    >;
+  }
+
+  [Symbol.iterator](): MapIterator<[EpKey, V]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: V, key: EpKey, map: ReadonlyMap<EpKey, V>) => void, thisArg?: unknown): void {
+    for (const [k, e] of this.#entries) fn.call(thisArg, this.#field(e), k, this);
+  }
+}
+
 function emptyJoin(): Join {
+  const remotes = new Map<EpKey, RemoteEntry>();
   return {
     services: new Map(),
     loadBalancers: new Map(),
-    remoteEndpoints: new Map(),
-    endpointRefs: new Map(),
+    remotes,
+    remoteEndpoints: new RemoteView(remotes, (e) => e.ep),
+    endpointRefs: new RemoteView(remotes, (e) => e.refs),
     existingEndpoints: new Map(),
     healthChecks: new Map(),
-    remoteOwners: new Map(),
     existingRefs: new Map(),
     lbLosers: new Map(),
     hcPorts: new Map(),
@@ -96,17 +160,17 @@ function emptyJoin(): Join {
   };
 }
 
-/** The endpoints a service names, by key, for resolving its LBs' backends. */
-interface ServiceLookups {
-  remotes: Map<EpKey, DesiredEndpoint>;
-  existing: Map<EpKey, string>;
-}
-
-function lookupsOf(sd: ServiceDesired): ServiceLookups {
-  return {
-    remotes: new Map(sd.remoteEndpoints.map((e) => [e.key, e])),
-    existing: new Map(sd.existingEndpoints.map((e) => [e.key, e.id])),
-  };
+/** The index of `key` in a list sorted by key, or -1. */
+function indexByKey(list: readonly { key: EpKey }[], key: EpKey): number {
+  let lo = 0, hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const k = list[mid].key;
+    if (k === key) return mid;
+    if (k < key) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 function minKey(keys: Iterable<ObjectKey>): ObjectKey {
@@ -116,64 +180,69 @@ function minKey(keys: Iterable<ObjectKey>): ObjectKey {
 }
 
 /** References to a remote endpoint made by services (not by the context). */
-function serviceRefs(j: Join, key: EpKey): number {
-  return (j.endpointRefs.get(key) ?? 0) - (j.contextRefs.get(key) ?? 0);
+function serviceRefs(j: Join, key: EpKey, e: RemoteEntry): number {
+  return e.refs - (j.contextRefs.get(key) ?? 0);
 }
 
-function bumpRefs(j: Join, key: EpKey, delta: number): void {
-  const n = (j.endpointRefs.get(key) ?? 0) + delta;
-  if (n > 0) j.endpointRefs.set(key, n);
-  else j.endpointRefs.delete(key);
-}
-
-/** Put the winning object of a remote endpoint key in place (context first, then the smallest service). */
-function settleRemote(j: Join, key: EpKey): void {
+/**
+ * Put the winning object of a remote endpoint key in place (context first,
+ * then the smallest service), or drop the key when nothing references it.
+ */
+function settleRemote(j: Join, key: EpKey, e: RemoteEntry): void {
+  if (e.refs <= 0) {
+    j.remotes.delete(key);
+    return;
+  }
   const fromContext = j.contextByKey.get(key);
   if (fromContext) {
-    j.remoteEndpoints.set(key, fromContext);
+    e.ep = fromContext;
     return;
   }
-  const owners = j.remoteOwners.get(key);
-  if (owners === undefined) {
-    j.remoteEndpoints.delete(key);
-    return;
-  }
-  const owner = typeof owners === "string" ? owners : minKey(owners.keys());
-  const ep = j.services.get(owner)?.remoteEndpoints.find((e) => e.key === key);
-  if (ep) j.remoteEndpoints.set(key, ep);
+  const owners = e.owners;
+  if (owners === undefined) return;
+  const list = j.services.get(typeof owners === "string" ? owners : minKey(owners.keys()))
+    ?.remoteEndpoints;
+  const i = list ? indexByKey(list, key) : -1;
+  if (i >= 0) e.ep = list![i];
 }
 
 function addRemoteRef(j: Join, serviceKey: ObjectKey, ep: DesiredEndpoint): void {
   const key = ep.key;
-  const before = serviceRefs(j, key);
-  bumpRefs(j, key, 1);
-  const owners = j.remoteOwners.get(key);
+  const e = j.remotes.get(key);
+  if (e === undefined) {
+    j.remotes.set(key, { ep, refs: 1, owners: serviceKey });
+    return;
+  }
+  const before = serviceRefs(j, key, e);
+  e.refs++;
+  const owners = e.owners;
   if (owners === undefined) {
-    j.remoteOwners.set(key, serviceKey);
-    if (!j.contextByKey.has(key)) j.remoteEndpoints.set(key, ep);
+    // Only the context referenced it: its object stays.
+    e.owners = serviceKey;
     return;
   }
   if (typeof owners === "string") {
     if (owners === serviceKey) return;
-    j.remoteOwners.set(key, new Map([[owners, before], [serviceKey, 1]]));
-    if (serviceKey < owners && !j.contextByKey.has(key)) j.remoteEndpoints.set(key, ep);
+    e.owners = new Map([[owners, before], [serviceKey, 1]]);
+    if (serviceKey < owners && !j.contextByKey.has(key)) e.ep = ep;
     return;
   }
   const had = owners.get(serviceKey);
   owners.set(serviceKey, (had ?? 0) + 1);
   if (had === undefined && !j.contextByKey.has(key) && minKey(owners.keys()) === serviceKey) {
-    j.remoteEndpoints.set(key, ep);
+    e.ep = ep;
   }
 }
 
 function dropRemoteRef(j: Join, serviceKey: ObjectKey, key: EpKey): void {
-  const owners = j.remoteOwners.get(key);
-  if (owners === undefined) return;
-  bumpRefs(j, key, -1);
+  const e = j.remotes.get(key);
+  const owners = e?.owners;
+  if (e === undefined || owners === undefined) return;
+  e.refs--;
   if (typeof owners === "string") {
-    if (serviceRefs(j, key) > 0) return;
-    j.remoteOwners.delete(key);
-    settleRemote(j, key);
+    if (serviceRefs(j, key, e) > 0) return;
+    e.owners = undefined;
+    settleRemote(j, key, e);
     return;
   }
   const n = (owners.get(serviceKey) ?? 0) - 1;
@@ -183,27 +252,23 @@ function dropRemoteRef(j: Join, serviceKey: ObjectKey, key: EpKey): void {
   }
   const wasFirst = minKey(owners.keys()) === serviceKey;
   owners.delete(serviceKey);
-  if (owners.size === 1) j.remoteOwners.set(key, [...owners.keys()][0]);
-  if (wasFirst) settleRemote(j, key);
+  if (owners.size === 1) e.owners = owners.keys().next().value!;
+  if (wasFirst) settleRemote(j, key, e);
 }
 
 /** Count (or uncount) the backends of a load balancer that won its key. */
-function countBackends(
-  j: Join,
-  serviceKey: ObjectKey,
-  lb: DesiredLoadBalancer,
-  look: ServiceLookups,
-  add: boolean,
-): void {
+function countBackends(j: Join, sd: ServiceDesired, lb: DesiredLoadBalancer, add: boolean): void {
+  const serviceKey = sd.serviceKey;
   for (const b of lb.backends) {
-    const remote = look.remotes.get(b);
-    if (remote) {
-      if (add) addRemoteRef(j, serviceKey, remote);
+    const r = indexByKey(sd.remoteEndpoints, b);
+    if (r >= 0) {
+      if (add) addRemoteRef(j, serviceKey, sd.remoteEndpoints[r]);
       else dropRemoteRef(j, serviceKey, b);
       continue;
     }
-    const id = look.existing.get(b);
-    if (id === undefined) continue;
+    const x = indexByKey(sd.existingEndpoints, b);
+    if (x < 0) continue;
+    const id = sd.existingEndpoints[x].id;
     const n = (j.existingRefs.get(b) ?? 0) + (add ? 1 : -1);
     if (n > 0) {
       j.existingRefs.set(b, n);
@@ -238,12 +303,7 @@ function dropLoser<K>(losers: Map<K, Set<ObjectKey>>, key: K, serviceKey: Object
   if (set.size === 0) losers.delete(key);
 }
 
-function claimLoadBalancer(
-  j: Join,
-  sd: ServiceDesired,
-  lb: DesiredLoadBalancer,
-  look: ServiceLookups,
-): void {
+function claimLoadBalancer(j: Join, sd: ServiceDesired, lb: DesiredLoadBalancer): void {
   const holder = j.loadBalancers.get(lb.key);
   if (holder && holder.serviceKey <= sd.serviceKey) {
     addLoser(j.lbLosers, lb.key, sd.serviceKey);
@@ -251,28 +311,22 @@ function claimLoadBalancer(
     return;
   }
   if (holder) {
-    const holderSd = j.services.get(holder.serviceKey)!;
-    countBackends(j, holder.serviceKey, holder, lookupsOf(holderSd), false);
+    countBackends(j, j.services.get(holder.serviceKey)!, holder, false);
     addLoser(j.lbLosers, lb.key, holder.serviceKey);
     j.conflictsStale = true;
   }
   j.loadBalancers.set(lb.key, lb);
-  countBackends(j, sd.serviceKey, lb, look, true);
+  countBackends(j, sd, lb, true);
 }
 
-function releaseLoadBalancer(
-  j: Join,
-  sd: ServiceDesired,
-  lb: DesiredLoadBalancer,
-  look: ServiceLookups,
-): void {
+function releaseLoadBalancer(j: Join, sd: ServiceDesired, lb: DesiredLoadBalancer): void {
   const holder = j.loadBalancers.get(lb.key);
   if (holder?.serviceKey !== sd.serviceKey) {
     dropLoser(j.lbLosers, lb.key, sd.serviceKey);
     j.conflictsStale = true;
     return;
   }
-  countBackends(j, sd.serviceKey, holder, look, false);
+  countBackends(j, sd, holder, false);
   const next = takeFirstLoser(j.lbLosers, lb.key);
   const nextSd = next !== undefined ? j.services.get(next) : undefined;
   const nextLb = nextSd?.loadBalancers.find((x) => x.key === lb.key);
@@ -282,7 +336,7 @@ function releaseLoadBalancer(
   }
   j.conflictsStale = true;
   j.loadBalancers.set(lb.key, nextLb);
-  countBackends(j, nextSd.serviceKey, nextLb, lookupsOf(nextSd), true);
+  countBackends(j, nextSd, nextLb, true);
 }
 
 function claimHealthCheck(j: Join, hc: HealthCheckWanted): void {
@@ -322,8 +376,7 @@ function releaseHealthCheck(j: Join, hc: HealthCheckWanted): void {
 /** Count a service in: its LB claims, their backends, its service-VIP endpoints, its health check. */
 function addService(j: Join, sd: ServiceDesired): void {
   j.services.set(sd.serviceKey, sd);
-  const look = lookupsOf(sd);
-  for (const lb of sd.loadBalancers) claimLoadBalancer(j, sd, lb, look);
+  for (const lb of sd.loadBalancers) claimLoadBalancer(j, sd, lb);
   for (const r of sd.remoteEndpoints) {
     if (r.role === "serviceVip") addRemoteRef(j, sd.serviceKey, r);
   }
@@ -334,8 +387,7 @@ function addService(j: Join, sd: ServiceDesired): void {
 function removeService(j: Join, serviceKey: ObjectKey): void {
   const sd = j.services.get(serviceKey);
   if (!sd) return;
-  const look = lookupsOf(sd);
-  for (const lb of sd.loadBalancers) releaseLoadBalancer(j, sd, lb, look);
+  for (const lb of sd.loadBalancers) releaseLoadBalancer(j, sd, lb);
   for (const r of sd.remoteEndpoints) {
     if (r.role === "serviceVip") dropRemoteRef(j, serviceKey, r.key);
   }
@@ -351,15 +403,19 @@ function setContextEndpoints(j: Join, ctx: NodeContext): void {
   j.context = next;
   j.contextByKey = new Map(next.map((e) => [e.key, e]));
   for (const e of old) {
-    bumpRefs(j, e.key, -1);
+    j.remotes.get(e.key)!.refs--;
     j.contextRefs.set(e.key, (j.contextRefs.get(e.key) ?? 1) - 1);
     if (j.contextRefs.get(e.key)! <= 0) j.contextRefs.delete(e.key);
   }
   for (const e of next) {
-    bumpRefs(j, e.key, 1);
+    const entry = j.remotes.get(e.key);
+    if (entry) entry.refs++;
+    else j.remotes.set(e.key, { ep: e, refs: 1, owners: undefined });
     j.contextRefs.set(e.key, (j.contextRefs.get(e.key) ?? 0) + 1);
   }
-  for (const key of new Set([...old, ...next].map((e) => e.key))) settleRemote(j, key);
+  for (const key of new Set([...old, ...next].map((e) => e.key))) {
+    settleRemote(j, key, j.remotes.get(key)!);
+  }
 }
 
 /**

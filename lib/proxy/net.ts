@@ -6,7 +6,42 @@
 
 import { parseIp } from "../net/ip.ts";
 
-const hex2 = (n: number) => n.toString(16).padStart(2, "0");
+/** Character codes of the lower-case hex digits. */
+const HEX = [..."0123456789abcdef"].map((c) => c.charCodeAt(0));
+
+/** `02-11-` and four bytes in lower-case hex, dash-separated, built as one flat string. */
+function macOf(a: number, b: number, c: number, d: number): string {
+  // deno-fmt-ignore
+  return String.fromCharCode(
+    48, 50, 45, 49, 49, 45, // "02-11-"
+    HEX[a >> 4], HEX[a & 15], 45, HEX[b >> 4], HEX[b & 15], 45,
+    HEX[c >> 4], HEX[c & 15], 45, HEX[d >> 4], HEX[d & 15],
+  );
+}
+
+/**
+ * The four bytes of a canonical dotted-quad IPv4 address as one number, or
+ * -1 for anything else (left to the full parser).
+ */
+function dottedQuad(ip: string): number {
+  let n = 0, part = 0, digits = 0, parts = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46; // a virtual final "."
+    if (c === 46) {
+      if (digits === 0 || ++parts > 4) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits === 1 && part === 0)) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  return parts === 4 ? n : -1;
+}
 
 /**
  * The MAC address of a remote endpoint, derived from its IP as kube-proxy
@@ -15,9 +50,10 @@ const hex2 = (n: number) => n.toString(16).padStart(2, "0");
  * `conjureMac`). Lower-case hex, dash-separated.
  */
 export function remoteEndpointMac(ip: string): string {
+  const q = dottedQuad(ip);
+  if (q >= 0) return macOf(q >>> 24, (q >>> 16) & 255, (q >>> 8) & 255, q & 255);
   const p = parseIp(ip);
   if (!p) return "02-11-22-33-44-55";
   const b = p.bytes;
-  const four = p.family === "IPv4" ? [b[0], b[1], b[2], b[3]] : [b[15], b[14], b[13], b[12]];
-  return ["02", "11", ...four.map(hex2)].join("-");
+  return p.family === "IPv4" ? macOf(b[0], b[1], b[2], b[3]) : macOf(b[15], b[14], b[13], b[12]);
 }

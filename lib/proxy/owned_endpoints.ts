@@ -9,24 +9,77 @@
  * - on overlay, the host endpoint holding `--source-vip` (not remote), with
  *   the host NIC's MAC.
  *
+ * A pod's endpoint is the most numerous object of the desired state, so it
+ * holds only what varies (key, IP, network, provider address); its family and
+ * MAC are derived from the IP when read.
+ *
  * @module
  */
 
 import type { IpFamily } from "../kube/model.ts";
 import { remoteEndpointKey, sourceVipEndpointKey } from "./keys.ts";
-import type { DesiredEndpoint, EndpointRole, NodeContext } from "./model.ts";
+import type { DesiredEndpoint, EndpointRole, EpKey, NodeContext } from "./model.ts";
 import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
 import { remoteEndpointMac } from "./net.ts";
 import { isOverlay, nodeIpOf, primaryFamily } from "./placement.ts";
 
-/** The remote endpoint of a pod on another node; `providerAddress` on overlay only. */
+/** The remote endpoint of a pod on another node (role `remote`). */
+class PodEndpoint implements DesiredEndpoint {
+  readonly key: EpKey;
+  /** Canonical text, so that only IPv6 addresses hold a colon. */
+  readonly ip: string;
+  readonly networkId: string;
+  declare readonly providerAddress?: string;
+
+  constructor(ip: string, networkId: string, providerAddress?: string) {
+    this.key = remoteEndpointKey(ip);
+    this.ip = ip;
+    this.networkId = networkId;
+    if (providerAddress !== undefined) this.providerAddress = providerAddress;
+  }
+
+  get remote(): boolean {
+    return true;
+  }
+
+  get family(): IpFamily {
+    return this.ip.includes(":") ? "IPv6" : "IPv4";
+  }
+
+  get mac(): string {
+    return remoteEndpointMac(this.ip);
+  }
+
+  get role(): EndpointRole {
+    return "remote";
+  }
+
+  /** The plain object of the same endpoint (as `JSON.stringify` shows it). */
+  toJSON(): DesiredEndpoint {
+    const ep: DesiredEndpoint = {
+      key: this.key,
+      ip: this.ip,
+      remote: true,
+      family: this.family,
+      mac: this.mac,
+      networkId: this.networkId,
+      role: "remote",
+    };
+    if (this.providerAddress !== undefined) ep.providerAddress = this.providerAddress;
+    return ep;
+  }
+}
+
+/**
+ * The remote endpoint of a pod on another node; `ip` is canonical (its family
+ * follows from it), `providerAddress` on overlay only.
+ */
 export function podEndpoint(
   ctx: NodeContext,
   ip: string,
-  family: IpFamily,
   providerAddress: string | undefined,
 ): DesiredEndpoint {
-  return remoteEndpoint(ctx, ip, family, remoteEndpointMac(ip), "remote", providerAddress);
+  return new PodEndpoint(ip, ctx.network.id, providerAddress);
 }
 
 /** The overlay remote endpoint of a cluster IP: the host NIC's MAC, this node as provider. */

@@ -62,6 +62,11 @@
  * all that matters. Records of format 1 (no journal) and 2 (no fingerprints)
  * still load, untrusted; the first write replaces them with format 3.
  *
+ * In memory the record keeps no object per owned object (see `OwnedTable`),
+ * and a load reads the record a chunk and a line at a time, so the file is
+ * never held whole, as text or as objects (other layouts of valid JSON, e.g.
+ * a record edited by hand, are parsed whole).
+ *
  * @module
  */
 
@@ -130,13 +135,7 @@ export class OwnershipRecord {
    */
   readonly untrusted?: string;
 
-  // Compact storage (one entry per object, no per-object record): normalized ID → key, by
-  // kind, and the ID as given only where it differs from its normalized (upper-case) form.
-  readonly #lbs = new Map<string, string>();
-  readonly #eps = new Map<string, string>();
-  readonly #spelled = new Map<string, string>();
-  /** Normalized ID → fingerprint, for owned objects whose content is known. */
-  readonly #fps = new Map<string, string>();
+  readonly #table: OwnedTable;
   /**
    * Normalized IDs changed since the last write. What is written for one is
    * its state at the write (owned: an add; not: a remove), i.e. its last change.
@@ -156,7 +155,7 @@ export class OwnershipRecord {
 
   private constructor(
     path: string | null,
-    objects: Iterable<OwnedObject>,
+    table: OwnedTable,
     state: {
       loadError?: string;
       untrusted?: string;
@@ -176,12 +175,14 @@ export class OwnershipRecord {
     this.#journalEntries = state.journalEntries ?? 0;
     this.#mustCompact = state.generation === undefined || state.appendable !== true;
     this.#compactAfter = Math.max(1, state.compactAfter ?? DEFAULT_COMPACT_AFTER);
-    for (const object of objects) this.#put(normalizeId(object.id), object);
+    this.#table = table;
   }
 
   /** An empty record that is never written anywhere. */
   static inMemory(objects: OwnedObject[] = []): OwnershipRecord {
-    return new OwnershipRecord(null, objects);
+    const table = new OwnedTable();
+    for (const object of objects) table.put(normalizeId(object.id), object);
+    return new OwnershipRecord(null, table);
   }
 
   /**
@@ -193,13 +194,13 @@ export class OwnershipRecord {
   static async load(path: string, options: OwnershipLoadOptions = {}): Promise<OwnershipRecord> {
     const logger = options.logger ?? nullLogger;
     const compactAfter = options.compactAfter;
-    let text: string;
+    let parsed: ParsedRecord | string;
     try {
-      text = await Deno.readTextFile(path);
+      parsed = await readRecord(path);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         logger.info("No ownership record yet; hnsproxy owns no HNS objects", { path });
-        return new OwnershipRecord(path, [], {
+        return new OwnershipRecord(path, new OwnedTable(), {
           untrusted: "no ownership record yet",
           compactAfter,
         });
@@ -209,20 +210,19 @@ export class OwnershipRecord {
         path,
         err: errorMessage(err),
       });
-      return new OwnershipRecord(path, [], {
+      return new OwnershipRecord(path, new OwnedTable(), {
         loadError: problem,
         untrusted: problem,
         compactAfter,
       });
     }
-    const parsed = parseRecord(text);
     if (typeof parsed === "string") {
       const problem = `corrupt ownership record ${path}: ${parsed}`;
       logger.error("Ownership record corrupt; owning nothing, deleting nothing", {
         path,
         problem: parsed,
       });
-      return new OwnershipRecord(path, [], {
+      return new OwnershipRecord(path, new OwnedTable(), {
         loadError: problem,
         untrusted: problem,
         compactAfter,
@@ -231,8 +231,7 @@ export class OwnershipRecord {
     for (const skipped of parsed.skipped) {
       logger.warn("Skipping malformed entry in ownership record", { path, entry: skipped });
     }
-    const objects = new Map<string, OwnedObject>();
-    for (const object of parsed.objects) objects.set(normalizeId(object.id), object);
+    const objects = parsed.table;
 
     const journal = journalPath(path);
     let journalText: string | undefined;
@@ -269,7 +268,7 @@ export class OwnershipRecord {
     }
     logger.info("Loaded ownership record", {
       path,
-      objects: objects.size,
+      objects: objects.count(),
       journalEntries: replayed?.applied ?? 0,
     });
     const untrusted = parsed.version !== OWNERSHIP_FORMAT_VERSION
@@ -279,7 +278,7 @@ export class OwnershipRecord {
       : parsed.skipped.length > 0 || (replayed?.skipped.length ?? 0) > 0
       ? "ownership record has malformed entries"
       : undefined;
-    return new OwnershipRecord(path, objects.values(), {
+    return new OwnershipRecord(path, objects, {
       untrusted,
       generation: parsed.generation,
       journalEntries: replayed?.applied ?? 0,
@@ -293,49 +292,62 @@ export class OwnershipRecord {
   /** Whether hnsproxy owns the HNS object with this ID. */
   owns(id: string): boolean {
     const n = normalizeId(id);
-    return this.#lbs.has(n) || this.#eps.has(n);
+    return this.#table.slot(n) !== undefined;
   }
 
   /** The kind of the owned object with this ID, if any (allocates nothing). */
   kindOf(id: string): OwnedKind | undefined {
-    const n = normalizeId(id);
-    return this.#lbs.has(n) ? "LoadBalancer" : this.#eps.has(n) ? "Endpoint" : undefined;
+    return this.#table.kindOf(normalizeId(id));
   }
 
   /** The key of the owned object with this ID, if any (allocates nothing). */
   keyOf(id: string): string | undefined {
-    const n = normalizeId(id);
-    return this.#lbs.get(n) ?? this.#eps.get(n);
+    const slot = this.#table.slot(normalizeId(id));
+    return slot === undefined ? undefined : this.#table.key(slot);
   }
 
-  /** The fingerprint recorded for the owned object with this ID, if any (allocates nothing). */
+  /**
+   * The record's own string of this ID when it is owned and spelled exactly
+   * so, else `id` itself: holders of IDs that take it (the observed cache)
+   * share one string per ID with the record instead of keeping a copy.
+   */
+  idString(id: string): string {
+    const slot = this.#table.slot(normalizeId(id));
+    if (slot === undefined) return id;
+    const own = this.#table.spellingAt(slot);
+    return own === id ? own : id;
+  }
+
+  /**
+   * The fingerprint recorded for the owned object with this ID, if any (its
+   * text is made on each call; {@link hasFingerprint} compares without).
+   */
   fingerprintOf(id: string): string | undefined {
-    return this.#fps.get(normalizeId(id));
+    const slot = this.#table.slot(normalizeId(id));
+    return slot === undefined ? undefined : this.#table.fingerprint(slot);
+  }
+
+  /** Whether the owned object with this ID has the fingerprint `fp` recorded. */
+  hasFingerprint(id: string, fp: string): boolean {
+    const slot = this.#table.slot(normalizeId(id));
+    return slot !== undefined && this.#table.hasFingerprint(slot, fp);
   }
 
   /** The IDs (as given) of the owned objects, optionally of one kind, in no particular order. */
   *ids(kind?: OwnedKind): IterableIterator<string> {
-    if (kind !== "Endpoint") {
-      for (const id of this.#lbs.keys()) {
-        yield this.#spelled.get(id) ?? id;
-      }
-    }
-    if (kind !== "LoadBalancer") {
-      for (const id of this.#eps.keys()) yield this.#spelled.get(id) ?? id;
-    }
+    for (const id of this.#table.ids(kind)) yield this.#table.spelling(id);
   }
 
   /** The owned object with this ID, if any (a fresh object each call). */
   get(id: string): OwnedObject | undefined {
-    return this.#object(normalizeId(id));
+    return this.#table.object(normalizeId(id));
   }
 
   /** Record that hnsproxy created (or adopted as its own) this object. */
   add(object: OwnedObject): void {
     const id = normalizeId(object.id);
-    const mine = object.kind === "LoadBalancer" ? this.#lbs : this.#eps;
-    if (mine.get(id) === object.key && this.#fps.get(id) === object.fp) return;
-    this.#put(id, object);
+    if (this.#table.holds(id, object)) return;
+    this.#table.put(id, object);
     this.#pending.add(id);
   }
 
@@ -371,7 +383,7 @@ export class OwnershipRecord {
     let dropped = false;
     for (const id of ids) {
       const normalized = normalizeId(id);
-      if (this.#fps.delete(normalized)) {
+      if (this.#table.dropFingerprint(normalized)) {
         this.#pending.add(normalized);
         dropped = true;
       }
@@ -382,9 +394,7 @@ export class OwnershipRecord {
   /** Forget an object (deleted, or vanished from HNS). */
   remove(id: string): void {
     const normalized = normalizeId(id);
-    if (!this.#lbs.delete(normalized) && !this.#eps.delete(normalized)) return;
-    this.#spelled.delete(normalized);
-    this.#fps.delete(normalized);
+    if (!this.#table.delete(normalized)) return;
     this.#pending.add(normalized);
   }
 
@@ -395,12 +405,7 @@ export class OwnershipRecord {
 
   /** The owned objects, optionally of one kind, in no particular order. */
   *values(kind?: OwnedKind): IterableIterator<OwnedObject> {
-    if (kind !== "Endpoint") {
-      for (const [id, key] of this.#lbs) yield this.#with(id, "LoadBalancer", key);
-    }
-    if (kind !== "LoadBalancer") {
-      for (const [id, key] of this.#eps) yield this.#with(id, "Endpoint", key);
-    }
+    for (const id of this.#table.ids(kind)) yield this.#table.object(id)!;
   }
 
   /**
@@ -408,21 +413,17 @@ export class OwnershipRecord {
    * order: read live (no copy, no object per entry).
    */
   upperCaseIds(kind: OwnedKind): IterableIterator<string> {
-    return (kind === "LoadBalancer" ? this.#lbs : this.#eps).keys();
+    return this.#table.ids(kind);
   }
 
   /** Number of owned objects of one kind, or of all (O(1)). */
   count(kind?: OwnedKind): number {
-    return kind === "LoadBalancer"
-      ? this.#lbs.size
-      : kind === "Endpoint"
-      ? this.#eps.size
-      : this.#lbs.size + this.#eps.size;
+    return this.#table.count(kind);
   }
 
   /** Number of owned objects. */
   get size(): number {
-    return this.#lbs.size + this.#eps.size;
+    return this.#table.count();
   }
 
   /** Whether there are changes not yet written. */
@@ -461,30 +462,6 @@ export class OwnershipRecord {
     return next;
   }
 
-  #put(normalized: string, object: OwnedObject): void {
-    (object.kind === "LoadBalancer" ? this.#eps : this.#lbs).delete(normalized);
-    (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).set(normalized, object.key);
-    if (object.id === normalized) this.#spelled.delete(normalized);
-    else this.#spelled.set(normalized, object.id);
-    if (object.fp === undefined) this.#fps.delete(normalized);
-    else this.#fps.set(normalized, object.fp);
-  }
-
-  #object(normalized: string): OwnedObject | undefined {
-    const lbKey = this.#lbs.get(normalized);
-    if (lbKey !== undefined) return this.#with(normalized, "LoadBalancer", lbKey);
-    const epKey = this.#eps.get(normalized);
-    return epKey === undefined ? undefined : this.#with(normalized, "Endpoint", epKey);
-  }
-
-  /** The owned object under a normalized ID, with its spelling and fingerprint. */
-  #with(normalized: string, kind: OwnedKind, key: string): OwnedObject {
-    const object: OwnedObject = { kind, id: this.#spelled.get(normalized) ?? normalized, key };
-    const fp = this.#fps.get(normalized);
-    if (fp !== undefined) object.fp = fp;
-    return object;
-  }
-
   /** When the journal is this long, the next write compacts instead. */
   #journalLimit(): number {
     return Math.max(this.#compactAfter, Math.ceil(this.size / 2));
@@ -517,7 +494,9 @@ export class OwnershipRecord {
   /** Write the whole current state as the next generation's record, then its empty journal. */
   async #compactNow(path: string): Promise<void> {
     const generation = this.#generation === undefined ? firstGeneration() : this.#generation + 1;
-    const text = recordText(generation, this.list()); // before any await: this state, no later one
+    // The order is this state's; each line is read as its chunk is written. A change
+    // made meanwhile is pending, so the next write puts it in the new journal too.
+    const text = recordChunks(generation, this.#table);
     await Deno.mkdir(dirname(path), { recursive: true });
     if (this.#preserveRecord) {
       await Deno.rename(path, path + ".corrupt").catch(() => {});
@@ -539,7 +518,7 @@ export class OwnershipRecord {
   /** Append the batch to the journal and fsync it. */
   async #append(path: string, batch: Set<string>): Promise<void> {
     let text = "";
-    for (const id of batch) text += journalLine(id, this.#object(id)) + "\n";
+    for (const id of batch) text += journalLine(id, this.#table.object(id)) + "\n";
     // A failed append may leave a partial line: the next write starts a fresh journal.
     this.#mustCompact = true;
     // No create: the journal exists since the last compaction (if it was removed, compact).
@@ -555,12 +534,217 @@ export class OwnershipRecord {
   }
 }
 
-/** Write `text` to `path` atomically: temp file in the same directory, fsync, rename. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
+/** A fingerprint slot's value when the object has none. */
+const NO_FP = -2;
+/** A fingerprint slot's value when the fingerprint is kept as text (not a base-36 number). */
+const TEXT_FP = -1;
+
+/**
+ * The owned objects, compactly: per kind a Map from normalized ID to a slot,
+ * and by slot the key and the fingerprint as a number (payload.ts writes a
+ * 53-bit hash in base 36, which a double holds exactly; any other text is kept
+ * apart as it is). The ID as given is kept only where it differs from its
+ * normalized form. No object per owned object: at 52,000 objects that is a
+ * Map entry and two array cells each.
+ */
+class OwnedTable {
+  readonly #lbs = new Map<string, number>();
+  readonly #eps = new Map<string, number>();
+  #keys: (string | undefined)[] = [];
+  /** Slot → normalized ID (the Map's own key string). */
+  #ids: (string | undefined)[] = [];
+  #fps = new Float64Array(64).fill(NO_FP);
+  readonly #textFps = new Map<number, string>();
+  readonly #spelled = new Map<string, string>();
+  readonly #free: number[] = [];
+
+  /** The slot of the object with this normalized ID, if owned. */
+  slot(id: string): number | undefined {
+    return this.#lbs.get(id) ?? this.#eps.get(id);
+  }
+
+  /** The kind of the owned object with this normalized ID, if any. */
+  kindOf(id: string): OwnedKind | undefined {
+    return this.#lbs.has(id) ? "LoadBalancer" : this.#eps.has(id) ? "Endpoint" : undefined;
+  }
+
+  /** The key in a slot. */
+  key(slot: number): string {
+    return this.#keys[slot]!;
+  }
+
+  /** Whether a slot holds this fingerprint. */
+  hasFingerprint(slot: number, fp: string): boolean {
+    const n = fingerprintNumber(fp);
+    return this.#fps[slot] === n && (n !== TEXT_FP || this.#textFps.get(slot) === fp);
+  }
+
+  /** The fingerprint in a slot, if any. */
+  fingerprint(slot: number): string | undefined {
+    const n = this.#fps[slot];
+    return n >= 0 ? n.toString(36) : n === TEXT_FP ? this.#textFps.get(slot) : undefined;
+  }
+
+  /** The ID as given of the object with this normalized ID. */
+  spelling(id: string): string {
+    return this.#spelled.get(id) ?? id;
+  }
+
+  /** The ID as given of the object in a slot (the table's own string). */
+  spellingAt(slot: number): string {
+    return this.spelling(this.#ids[slot]!);
+  }
+
+  /** Whether the object with this normalized ID is owned as `object` says (kind, key, fingerprint). */
+  holds(id: string, object: OwnedObject): boolean {
+    const slot = (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).get(id);
+    if (slot === undefined || this.#keys[slot] !== object.key) return false;
+    return object.fp === undefined
+      ? this.#fps[slot] === NO_FP
+      : this.hasFingerprint(slot, object.fp);
+  }
+
+  /** Own `object` under its normalized ID, replacing what was owned under it. */
+  put(id: string, object: OwnedObject): void {
+    const mine = object.kind === "LoadBalancer" ? this.#lbs : this.#eps;
+    const other = object.kind === "LoadBalancer" ? this.#eps : this.#lbs;
+    let slot = mine.get(id);
+    if (slot === undefined) {
+      slot = other.get(id);
+      if (slot !== undefined) other.delete(id);
+      else slot = this.#newSlot();
+      mine.set(id, slot);
+      this.#ids[slot] = id;
+    }
+    this.#keys[slot] = object.key;
+    this.#setFingerprint(slot, object.fp);
+    if (object.id === id) this.#spelled.delete(id);
+    else this.#spelled.set(id, object.id);
+  }
+
+  /** Forget the object with this normalized ID; false when it was not owned. */
+  delete(id: string): boolean {
+    const slot = this.#lbs.get(id) ?? this.#eps.get(id);
+    if (slot === undefined) return false;
+    if (!this.#lbs.delete(id)) this.#eps.delete(id);
+    this.#keys[slot] = undefined;
+    this.#ids[slot] = undefined;
+    this.#setFingerprint(slot, undefined);
+    this.#spelled.delete(id);
+    this.#free.push(slot);
+    return true;
+  }
+
+  /** Drop the fingerprint of the object with this normalized ID; whether it had one. */
+  dropFingerprint(id: string): boolean {
+    const slot = this.slot(id);
+    if (slot === undefined || this.#fps[slot] === NO_FP) return false;
+    this.#setFingerprint(slot, undefined);
+    return true;
+  }
+
+  /** The owned object with this normalized ID, if any (a fresh object each call). */
+  object(id: string): OwnedObject | undefined {
+    const kind = this.kindOf(id);
+    if (kind === undefined) return undefined;
+    const slot = this.slot(id)!;
+    const object: OwnedObject = { kind, id: this.spelling(id), key: this.#keys[slot]! };
+    const fp = this.fingerprint(slot);
+    if (fp !== undefined) object.fp = fp;
+    return object;
+  }
+
+  /** The normalized IDs of one kind, in {@link compareObjects} order (a copy). */
+  sortedIds(kind: OwnedKind): string[] {
+    const ids: string[] = [];
+    const keys: string[] = [];
+    (kind === "LoadBalancer" ? this.#lbs : this.#eps).forEach((slot, id) => {
+      ids.push(id);
+      keys.push(this.#keys[slot]!);
+    });
+    const order = Uint32Array.from(ids.keys()).sort((a, b) => {
+      if (keys[a] !== keys[b]) return keys[a] < keys[b] ? -1 : 1;
+      const x = this.spelling(ids[a]), y = this.spelling(ids[b]);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    return Array.from(order, (i) => ids[i]);
+  }
+
+  /** The normalized IDs, optionally of one kind, read live (no copy, no object per entry). */
+  ids(kind?: OwnedKind): IterableIterator<string> {
+    if (kind === "LoadBalancer") return this.#lbs.keys();
+    if (kind === "Endpoint") return this.#eps.keys();
+    return concat(this.#lbs.keys(), this.#eps.keys());
+  }
+
+  /** Number of owned objects, optionally of one kind. */
+  count(kind?: OwnedKind): number {
+    return kind === "LoadBalancer"
+      ? this.#lbs.size
+      : kind === "Endpoint"
+      ? this.#eps.size
+      : this.#lbs.size + this.#eps.size;
+  }
+
+  #newSlot(): number {
+    const reused = this.#free.pop();
+    if (reused !== undefined) return reused;
+    const slot = this.#keys.length;
+    this.#keys.push(undefined);
+    this.#ids.push(undefined);
+    if (slot === this.#fps.length) {
+      const grown = new Float64Array(this.#fps.length * 2).fill(NO_FP);
+      grown.set(this.#fps);
+      this.#fps = grown;
+    }
+    return slot;
+  }
+
+  #setFingerprint(slot: number, fp: string | undefined): void {
+    const n = fp === undefined ? NO_FP : fingerprintNumber(fp);
+    if (this.#fps[slot] === TEXT_FP) this.#textFps.delete(slot);
+    this.#fps[slot] = n;
+    if (n === TEXT_FP) this.#textFps.set(slot, fp!);
+  }
+}
+
+function* concat<T>(a: Iterator<T>, b: Iterator<T>): IterableIterator<T> {
+  for (let r = a.next(); !r.done; r = a.next()) yield r.value;
+  for (let r = b.next(); !r.done; r = b.next()) yield r.value;
+}
+
+/**
+ * A fingerprint as the number it spells in base 36 (the form payload.ts
+ * writes), or {@link TEXT_FP} when it is not exactly such a spelling.
+ */
+function fingerprintNumber(fp: string): number {
+  // Digits 0-9 a-z, no leading zero, at most 11 of them, a safe integer: exactly
+  // the spellings Number#toString(36) gives (parsed here; that is ~10× cheaper than
+  // parseInt and a round trip).
+  const length = fp.length;
+  if (length === 0 || length > 11 || (length > 1 && fp.charCodeAt(0) === 48)) return TEXT_FP;
+  let n = 0;
+  for (let i = 0; i < length; i++) {
+    const c = fp.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
+    if (digit < 0) return TEXT_FP;
+    n = n * 36 + digit;
+  }
+  return n <= Number.MAX_SAFE_INTEGER ? n : TEXT_FP;
+}
+
+/**
+ * Write `text` (or its chunks, one after the other) to `path` atomically:
+ * temp file in the same directory, fsync, rename.
+ */
+export async function writeAtomic(path: string, text: string | Iterable<string>): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    await writeAll(file, new TextEncoder().encode(text));
+    const encoder = new TextEncoder();
+    for (const chunk of typeof text === "string" ? [text] : text) {
+      await writeAll(file, encoder.encode(chunk));
+    }
     await file.sync();
   } finally {
     file.close();
@@ -602,14 +786,29 @@ function firstGeneration(): number {
   return Date.now();
 }
 
-/** The record file's text: one object per line, so large records stay cheap to write and diff. */
-function recordText(generation: number, objects: readonly OwnedObject[]): string {
-  const head = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
-  if (objects.length === 0) return head + "]}\n";
-  const lines = objects.map((o) =>
-    JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp })
-  );
-  return head + "\n" + lines.join(",\n") + "\n]}\n";
+/**
+ * The record file's text, in chunks of about {@link RECORD_CHUNK} characters:
+ * one object per line, so large records stay cheap to write and diff, and a
+ * load can read them a line at a time. Objects are in {@link compareObjects}
+ * order as the table is when this starts; each is read (or skipped, when no
+ * longer owned) as its chunk is made.
+ */
+function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
+  const order = [...table.sortedIds("LoadBalancer"), ...table.sortedIds("Endpoint")];
+  let chunk = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
+  let none = true;
+  for (const id of order) {
+    const o = table.object(id);
+    if (o === undefined) continue;
+    chunk += (none ? "\n" : ",\n") +
+      JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp });
+    none = false;
+    if (chunk.length >= RECORD_CHUNK) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  yield chunk + (none ? "]}\n" : "\n]}\n");
 }
 
 function journalHeader(generation: number): string {
@@ -630,26 +829,50 @@ interface ParsedRecord {
   version: number;
   /** Undefined for format 1, which had no journal. */
   generation: number | undefined;
-  objects: OwnedObject[];
+  /** The well-formed entries. */
+  table: OwnedTable;
   skipped: unknown[];
 }
 
-/** Parse the record's text (format 1 or 2); a string result explains why it is unusable. */
-function parseRecord(text: string): ParsedRecord | string {
-  let data: unknown;
+/**
+ * Read and parse the record (format 1 to 3); a string result explains why it
+ * is unusable. A record laid out as {@link recordChunks} writes it (one object
+ * per line) is read in chunks and parsed a line at a time, straight into the
+ * table, so the file is never in memory whole, as text or as objects; any
+ * other layout is read and parsed whole. Throws when the file cannot be read.
+ */
+async function readRecord(path: string): Promise<ParsedRecord | string> {
+  const lines = new RecordLines();
+  const file = await Deno.open(path, { read: true });
   try {
-    data = JSON.parse(text);
-  } catch (err) {
-    return `not JSON (${errorMessage(err)})`;
+    const decoder = new TextDecoder();
+    const chunk = new Uint8Array(RECORD_CHUNK);
+    let carry = "";
+    for (let n = await file.read(chunk); n !== null && lines.fits; n = await file.read(chunk)) {
+      const text = carry + decoder.decode(chunk.subarray(0, n), { stream: true });
+      let at = 0;
+      for (let end = text.indexOf("\n"); end >= 0 && lines.fits; end = text.indexOf("\n", at)) {
+        lines.line(text.slice(at, end));
+        at = end + 1;
+      }
+      carry = text.slice(at);
+    }
+    if (lines.fits) lines.line(carry + decoder.decode());
+  } finally {
+    file.close();
   }
+  return lines.result() ?? parseRecordText(await Deno.readTextFile(path));
+}
+
+/** Bytes read at a time by {@link readRecord}. */
+const RECORD_CHUNK = 64 * 1024;
+
+/** The record's header fields checked, or why they are unusable. */
+function recordHead(data: unknown): Omit<ParsedRecord, "table" | "skipped"> | string {
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     return "not a JSON object";
   }
-  const { version, generation, objects } = data as {
-    version?: unknown;
-    generation?: unknown;
-    objects?: unknown;
-  };
+  const { version, generation } = data as { version?: unknown; generation?: unknown };
   if (version !== 1 && version !== 2 && version !== OWNERSHIP_FORMAT_VERSION) {
     return `unsupported version ${
       JSON.stringify(version)
@@ -658,21 +881,75 @@ function parseRecord(text: string): ParsedRecord | string {
   if (version !== 1 && !isGeneration(generation)) {
     return `"generation" is not a non-negative integer`;
   }
+  return { version, generation: version === 1 ? undefined : generation as number };
+}
+
+/** Parse the whole text at once (any layout). */
+function parseRecordText(text: string): ParsedRecord | string {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    return `not JSON (${errorMessage(err)})`;
+  }
+  const head = recordHead(data);
+  if (typeof head === "string") return head;
+  const { objects } = data as { objects?: unknown };
   if (!Array.isArray(objects)) return `"objects" is not an array`;
-  const result: ParsedRecord = {
-    version,
-    generation: version === 1 ? undefined : generation as number,
-    objects: [],
-    skipped: [],
-  };
-  for (const entry of objects) {
-    if (isOwnedObject(entry)) {
-      result.objects.push(ownedObject(entry));
+  const result: ParsedRecord = { ...head, table: new OwnedTable(), skipped: [] };
+  for (const entry of objects) addEntry(result, entry);
+  return result;
+}
+
+/**
+ * A record of {@link recordChunks}'s layout parsed a line at a time: the header
+ * line, one entry per line (each but the last followed by a comma), and the
+ * closing line. Once a line does not fit that layout it stops (then the
+ * whole-text parse decides, and names any error).
+ */
+class RecordLines {
+  /** Whether every line so far fits the layout. */
+  fits = true;
+  #parsed: ParsedRecord | undefined;
+  #entries = 0;
+  #comma = false;
+  #closed = false;
+
+  /** Take the next line (without its newline). */
+  line(line: string): void {
+    if (!this.fits) return;
+    const parsed = this.#parsed;
+    if (parsed === undefined) {
+      const head = line.startsWith("{") && line.endsWith(`"objects":[`)
+        ? recordHead(parseJson(line + "]}"))
+        : "not the layout";
+      if (typeof head === "string") this.fits = false;
+      else this.#parsed = { ...head, table: new OwnedTable(), skipped: [] };
+    } else if (this.#closed) {
+      if (line.trim() !== "") this.fits = false;
+    } else if (line === "]}") {
+      if (this.#comma) this.fits = false;
+      this.#closed = true;
     } else {
-      result.skipped.push(entry);
+      if (this.#entries > 0 && !this.#comma) this.fits = false;
+      this.#comma = line.endsWith(",");
+      const entry = parseJson(this.#comma ? line.slice(0, -1) : line);
+      if (entry === undefined) this.fits = false;
+      else addEntry(parsed, entry);
+      this.#entries++;
     }
   }
-  return result;
+
+  /** The record, when all of it fitted the layout. */
+  result(): ParsedRecord | undefined {
+    return this.fits && this.#closed ? this.#parsed : undefined;
+  }
+}
+
+/** Put a record entry into the table, or note it as skipped when malformed. */
+function addEntry(result: ParsedRecord, entry: unknown): void {
+  if (isOwnedObject(entry)) result.table.put(normalizeId(entry.id), entry);
+  else result.skipped.push(entry);
 }
 
 function isGeneration(value: unknown): value is number {
@@ -701,7 +978,7 @@ function replayJournal(
   text: string,
   version: number,
   generation: number,
-  objects: Map<string, OwnedObject>,
+  objects: OwnedTable,
 ): ReplayResult {
   const result: ReplayResult = {
     stale: false,
@@ -725,7 +1002,7 @@ function replayJournal(
   for (const line of lines) {
     const entry = parseJson(line);
     if (isAddEntry(entry)) {
-      objects.set(normalizeId(entry.id), ownedObject(entry));
+      objects.put(normalizeId(entry.id), entry);
     } else if (isRemoveEntry(entry)) {
       objects.delete(normalizeId(entry.id));
     } else {
@@ -762,13 +1039,6 @@ function isOwnedObject(value: unknown): value is OwnedObject {
   return (v.kind === "LoadBalancer" || v.kind === "Endpoint") &&
     typeof v.id === "string" && v.id.length > 0 && typeof v.key === "string" &&
     (v.fp === undefined || typeof v.fp === "string");
-}
-
-/** The owned object of a parsed entry (only its own fields). */
-function ownedObject(entry: OwnedObject): OwnedObject {
-  const object: OwnedObject = { kind: entry.kind, id: entry.id, key: entry.key };
-  if (entry.fp !== undefined) object.fp = entry.fp;
-  return object;
 }
 
 /** Upper case: HNS spells GUIDs so, and `toUpperCase` then returns the string itself. */

@@ -210,7 +210,7 @@ export class Syncer {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #backoff: Backoff;
-  readonly #observed = new ObservedCache();
+  readonly #observed = new ObservedCache(undefined, (id) => this.#o.ownership.idString(id));
   readonly #uncertain = new Set<string>();
   readonly #resync: Resync;
   readonly #local: LocalEndpoints;

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { AgentHost } from "../../bench/agent_host.ts";
 import { ApiServerProcess } from "../../bench/apiserver.ts";
+import { totalCalls } from "../../bench/emulator.ts";
 import { withTimeout } from "../../bench/harness.ts";
 import { LatencyTracker } from "../../bench/latency.ts";
 import { expectedHns, issueSpec } from "../../bench/scenario.ts";
@@ -21,7 +22,10 @@ Deno.test("agent host: the agent converges in the host, its syncs, writes and me
   try {
     assert.notEqual(host.pid, Deno.pid);
     await host.seed(spec);
-    assert.equal((await host.hns()).endpoints, expected.localEndpoints);
+    const seeded = await host.hns();
+    assert.equal(seeded.endpoints, expected.localEndpoints);
+    // Another host made the objects: this one only loaded them, and has made no HNS call.
+    assert.equal(totalCalls(seeded.calls), 0, JSON.stringify(seeded.calls));
     const { url } = await api.seed(spec);
     const idle = await host.memory(true);
     assert.ok(idle.rss > 0 && idle.emulatorHeap > 0, JSON.stringify(idle));
@@ -71,6 +75,12 @@ Deno.test("agent host: the agent converges in the host, its syncs, writes and me
     await api.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("agent host: a bare agent process reports its memory before it starts", async () => {
+  const bare = await AgentHost.bareAgentMemory();
+  assert.ok(bare.rss > bare.rssFile && bare.rssFile > 0, JSON.stringify(bare));
+  assert.ok(bare.heapUsed > 0 && bare.heapPhysical >= bare.heapUsed, JSON.stringify(bare));
 });
 
 Deno.test("agent host: a command that fails is answered with the host's error", async () => {

@@ -5,6 +5,9 @@
  *
  *   emulator_check LIB rules      every HNS rule, in one process (no state file)
  *   emulator_check LIB env        the HNSEMU_* environment knobs (set by the caller)
+ *   emulator_check LIB heap       HnsEmuHeapBytes against glibc's own count (mallinfo2), run
+ *                                 with GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (freed
+ *                                 blocks then leave malloc's in-use count at once)
  *   emulator_check LIB ctl CMD... drive a state-file HNS from another process;
  *                                 prints one JSON line per command
  *   --env NAME=VALUE (before the mode, repeatable) sets a knob in-process, for
@@ -70,6 +73,7 @@ static struct {
   int64_t (*invalid_frees)(void);
   int64_t (*call_count)(const char *);
   int64_t (*object_count)(const char *);
+  int64_t (*heap_bytes)(void);
 } L;
 
 enum { NET = 0, EP = 1, LB = 2 };
@@ -129,6 +133,7 @@ static void load_library(const char *path) {
   *(void **)&L.invalid_frees = load_symbol(lib, "HnsEmuInvalidFrees");
   *(void **)&L.call_count = load_symbol(lib, "HnsEmuCallCount");
   *(void **)&L.object_count = load_symbol(lib, "HnsEmuObjectCount");
+  *(void **)&L.heap_bytes = load_symbol(lib, "HnsEmuHeapBytes");
 }
 
 /* ---- checking ------------------------------------------------------------------- */
@@ -1349,6 +1354,75 @@ static int run_rules(void) {
   return 0;
 }
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define HAVE_MALLINFO2 1
+
+/* Bytes malloc has handed out and not had back: arena chunks and chunks of their own mapping. */
+static int64_t malloc_in_use(void) {
+  struct mallinfo2 m = mallinfo2();
+  return (int64_t)(m.uordblks + m.hblkhd);
+}
+#endif
+
+/*
+ * The emulator's heap counter against glibc's: between two readings only the library holds
+ * new memory (this check keeps nothing: IDs are its own, every string and handle is freed at
+ * once), so malloc's in-use bytes must grow by exactly what HnsEmuHeapBytes says, and fall
+ * back when the library lets go. Objects enough for the store's tables to outgrow the mmap
+ * threshold, so chunks of their own mapping are counted too.
+ */
+static int run_heap(void) {
+#ifdef HAVE_MALLINFO2
+  enum { N = 20000 };
+  L.reset();
+  char *net = create_id(NET, NULL, NET_SETTINGS("heap0", "Overlay"), NULL);
+  guid_t gn = G(net);
+  res hn = open_(NET, &gn);
+  free(net);
+  int64_t m0 = malloc_in_use(), h0 = L.heap_bytes();
+  int bad = 0;
+  char ip[32], name[32], vip[32];
+  for (int i = 0; i < N; i++) {
+    guid_t ep = {0xE0000000u | (uint32_t)i, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+    snprintf(ip, sizeof ip, "10.%d.%d.%d", 100 + i / 65536, (i / 256) % 256, i % 256);
+    snprintf(name, sizeof name, "ep-%d", i);
+    char *s = ep_json(name, ip, 1);
+    res c = create(EP, hn.h, &ep, s);
+    free(s);
+    bad += c.hr != 0 || L.close[EP](c.h) != 0;
+    res_free(&c);
+    snprintf(vip, sizeof vip, "10.96.%d.%d", i / 256, i % 256);
+    char epid[40];
+    snprintf(epid, sizeof epid, "%08X-0001-0002-0304-05060708090A", 0xE0000000u | (unsigned)i);
+    s = lb_json(vip, 6, 80, epid, NULL);
+    guid_t lb = {0xB0000000u | (uint32_t)i, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+    c = create(LB, NULL, &lb, s);
+    free(s);
+    bad += c.hr != 0 || L.close[LB](c.h) != 0;
+    res_free(&c);
+  }
+  int64_t m1 = malloc_in_use(), h1 = L.heap_bytes();
+  CHECK_I64(bad, 0);
+  CHECK_I64(L.object_count("LoadBalancer"), N);
+  CHECK_MSG(h1 - h0 > (int64_t)N * 2 * 200, "heap grew by %lld bytes for %d objects",
+            (long long)(h1 - h0), 2 * N);
+  check_(m1 - m0 == h1 - h0, __LINE__, "malloc in use grew by %lld bytes, HnsEmuHeapBytes by %lld",
+         (long long)(m1 - m0), (long long)(h1 - h0));
+  CHECK_HR(L.close[NET](hn.h), 0);
+  res_free(&hn);
+  L.reset();
+  int64_t m2 = malloc_in_use(), h2 = L.heap_bytes();
+  check_(m1 - m2 == h1 - h2, __LINE__, "the reset gave malloc back %lld bytes, HnsEmuHeapBytes %lld",
+         (long long)(m1 - m2), (long long)(h1 - h2));
+  check_no_leaks(__LINE__);
+  return 0;
+#else
+  printf("skipped: needs glibc's mallinfo2\n");
+  return 0;
+#endif
+}
+
 /* Expects HNSEMU_VERSION=9.3 HNSEMU_LATENCY_US=1000
  * HNSEMU_FAIL=HcnCreateNetwork:2:0x803B0020,HcnDeleteNetwork:0:0x80070005,bogus. */
 static int run_env(void) {
@@ -1550,13 +1624,14 @@ int main(int argc, char **argv) {
     i += 2;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|ctl CMD...\n");
+    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|heap|ctl CMD...\n");
     return 2;
   }
   load_library(argv[1]);
   int rc;
   if (strcmp(argv[i], "rules") == 0) rc = run_rules();
   else if (strcmp(argv[i], "env") == 0) rc = run_env();
+  else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
   else if (strcmp(argv[i], "ctl") == 0) return run_ctl(argc, argv, i + 1);
   else {
     fprintf(stderr, "emulator_check: unknown mode %s\n", argv[i]);

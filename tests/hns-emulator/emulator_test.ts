@@ -136,6 +136,18 @@ Deno.test("emulator: every HNS rule holds, checked through the exported ABI", as
   assert.match(r.stdout, /^\d+ checks, 0 failed$/m);
 });
 
+Deno.test({
+  name: "emulator: HnsEmuHeapBytes is what malloc holds for it, chunk headers included (mallinfo2)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // Without the per-thread cache a freed block leaves malloc's in-use count at once, so the
+    // two counts must agree to the byte.
+    const r = await runCheck(["heap"], { GLIBC_TUNABLES: "glibc.malloc.tcache_count=0" });
+    assert.deepEqual(r.code, 0, `emulator_check heap failed:\n${r.stderr}${r.stdout}`);
+    assert.match(r.stdout, /^\d+ checks, 0 failed$/m);
+  },
+});
+
 Deno.test("emulator: HNSEMU_VERSION, HNSEMU_FAIL and HNSEMU_LATENCY_US configure a process", async () => {
   const r = await runCheck(["env"], {
     HNSEMU_VERSION: "9.3",
@@ -199,6 +211,37 @@ Deno.test("emulator: a hand-written state file seeds HNS, malformed LB included"
     const stored = JSON.parse(await Deno.readTextFile(file));
     assert.deepEqual(stored.Endpoints[1].ID, EP_POD_B.toUpperCase());
     assert.deepEqual(stored.LoadBalancers[1], seeded.LoadBalancers[1]);
+  });
+});
+
+Deno.test("emulator: HNSEMU_LOAD_STATE starts a process with a saved HNS; HNSEMU_HEAP_REPORT writes its heap at exit", async () => {
+  await withStateDir(async (file) => {
+    const seeded = seed();
+    await Deno.writeTextFile(file, JSON.stringify(seeded));
+    const report = `${file}.heap`;
+    const r = await runCheck(
+      ["ctl", "count", "network", "count", "endpoint", "count", "lb", "get", "network", NET_VXLAN],
+      { HNSEMU_LOAD_STATE: file, HNSEMU_HEAP_REPORT: report },
+    );
+    assert.deepEqual(r.code, 0, r.stderr);
+    const out = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as CtlLine);
+    assert.deepEqual(out.slice(0, 3).map((l) => l.count), [
+      seeded.Networks.length,
+      seeded.Endpoints.length,
+      seeded.LoadBalancers.length,
+    ]);
+    assert.deepEqual(JSON.parse(out[3].out!), seeded.Networks[0]);
+    // The process held the loaded objects when it exited; the file it loaded is left as it was.
+    const heap = JSON.parse(await Deno.readTextFile(report)) as { heapBytes: number };
+    assert.ok(heap.heapBytes > JSON.stringify(seeded).length, JSON.stringify(heap));
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(file)), seeded);
+
+    // A file that is not a saved state: HNS starts empty and stderr says why.
+    await Deno.writeTextFile(file, "not json");
+    const bad = await runCheck(["ctl", "count", "endpoint"], { HNSEMU_LOAD_STATE: file });
+    assert.deepEqual(bad.code, 0, bad.stderr);
+    assert.deepEqual(JSON.parse(bad.stdout.trim()).count, 0);
+    assert.match(bad.stderr, /HnsEmuLoadState .*hns\.json: invalid JSON/);
   });
 });
 

@@ -166,6 +166,21 @@ static uint32_t call_latency_us(void) {
   return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+static int32_t load_state(const char *path);
+static const char *g_heap_report;
+
+/* HNSEMU_HEAP_REPORT: the heap the emulated HNS holds as the process exits, for a process whose
+   memory is measured from outside (it calls no control export). */
+static void write_heap_report(void) {
+  FILE *f = fopen(g_heap_report, "w");
+  if (!f) {
+    fprintf(stderr, "hnsemu: HNSEMU_HEAP_REPORT: cannot write %s\n", g_heap_report);
+    return;
+  }
+  fprintf(f, "{\"heapBytes\":%lld}\n", (long long)heap_bytes());
+  fclose(f);
+}
+
 static void init_once(void) {
   store_init(&g_store);
   hm_init(&g_handles);
@@ -193,6 +208,18 @@ static void init_once(void) {
   const char *fail = knob("HNSEMU_FAIL");
   if (fail && *fail) parse_env_failures(fail);
   persist_configure(knob("HNSEMU_STATE_FILE"));
+  const char *seed = knob("HNSEMU_LOAD_STATE");
+  if (seed && *seed) {
+    if (persist_enabled())
+      fprintf(stderr, "hnsemu: ignoring HNSEMU_LOAD_STATE: HNSEMU_STATE_FILE holds the state\n");
+    else
+      load_state(seed); /* says why on stderr when it cannot; HNS then starts empty */
+  }
+  const char *report = knob("HNSEMU_HEAP_REPORT");
+  if (report && *report) {
+    g_heap_report = report;
+    atexit(write_heap_report);
+  }
 }
 
 static void ensure_init(void) { plat_once(init_once); }
@@ -773,8 +800,7 @@ EXPORT int32_t HnsEmuSaveState(const char *path) {
  * Replace every object with those saved in path by HnsEmuSaveState (handles
  * are dropped); 0 ok, -1 when the file cannot be read or is not a saved state.
  */
-EXPORT int32_t HnsEmuLoadState(const char *path) {
-  ensure_init();
+static int32_t load_state(const char *path) {
   char *data = NULL;
   size_t len = 0;
   char err[400] = "no such file";
@@ -802,6 +828,11 @@ EXPORT int32_t HnsEmuLoadState(const char *path) {
   json_free(doc);
   if (rc != 0) fprintf(stderr, "hnsemu: HnsEmuLoadState %s: %s\n", path, err);
   return rc == 0 ? 0 : -1;
+}
+
+EXPORT int32_t HnsEmuLoadState(const char *path) {
+  ensure_init();
+  return load_state(path);
 }
 
 EXPORT void HnsEmuSetVersion(uint32_t major, uint32_t minor) {

@@ -5,23 +5,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _WIN32
 #include <malloc.h>
-#define usable_size(p) _msize(p)
-#else
-#include <malloc.h>
-#define usable_size(p) malloc_usable_size(p)
-#endif
 
-/* Bytes the library holds in blocks from x*alloc, as the allocator sized them. */
+/*
+ * What one block costs the allocator, bytes. With glibc that is the chunk: the usable size
+ * plus the size word in front of it (two words for a chunk of its own mapping), exactly what
+ * mallinfo2 counts in use. Elsewhere (mingw's msvcrt, whose _msize is the size asked for) the
+ * heap's own overhead is not known, so only the usable size is counted.
+ */
+static size_t held_size(void *p) {
+#if defined(_WIN32)
+  return _msize(p);
+#elif defined(__GLIBC__)
+  /* The chunk's size word sits right before the block; its bit 1 (IS_MMAPPED) marks a chunk of
+     its own mapping. Read through an address, as the compiler rightly sees no object there. */
+  size_t word;
+  memcpy(&word, (const void *)((uintptr_t)p - sizeof word), sizeof word);
+  size_t header = (word & 2) ? 2 * sizeof(size_t) : sizeof(size_t);
+  return malloc_usable_size(p) + header;
+#else
+  return malloc_usable_size(p);
+#endif
+}
+
+/* Bytes the library holds in blocks from x*alloc, as the allocator pays for them. */
 static int64_t g_heap_bytes;
 
 static void heap_add(void *p) {
-  __atomic_add_fetch(&g_heap_bytes, (int64_t)usable_size(p), __ATOMIC_RELAXED);
+  __atomic_add_fetch(&g_heap_bytes, (int64_t)held_size(p), __ATOMIC_RELAXED);
 }
 
 static void heap_sub(void *p) {
-  __atomic_sub_fetch(&g_heap_bytes, (int64_t)usable_size(p), __ATOMIC_RELAXED);
+  __atomic_sub_fetch(&g_heap_bytes, (int64_t)held_size(p), __ATOMIC_RELAXED);
 }
 
 int64_t heap_bytes(void) { return __atomic_load_n(&g_heap_bytes, __ATOMIC_RELAXED); }

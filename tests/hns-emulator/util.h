@@ -18,7 +18,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Frees a block from x*alloc (NULL is fine); every block the library allocates goes back here. */
 void xfree(void *p);
-/* Bytes held in x*alloc blocks right now (the allocator's usable sizes): the emulated HNS's heap. */
+/* Bytes held in x*alloc blocks right now, as the allocator pays for them (with glibc: chunk
+   sizes, headers included; see util.c): the emulated HNS's heap. */
 int64_t heap_bytes(void);
 
 /* ASCII case-insensitive comparisons (JSON keys, GUIDs and names are ASCII). */

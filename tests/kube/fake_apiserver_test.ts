@@ -93,6 +93,35 @@ Deno.test("fake API server: lists carry kind, apiVersion, resourceVersion; items
   }
 });
 
+Deno.test("fake API server: a list shows every object as last written, in the text an API server sends", async () => {
+  const server = await new FakeApiServer().start();
+  try {
+    const empty = await fetch(server.url + "/api/v1/services").then((r) => r.text());
+    assert.match(empty, /"items":\[\]\}$/);
+    assert.deepEqual(JSON.parse(empty).items, []);
+    server.create("services", service("a", "one", "10.96.0.1"));
+    server.create("services", service("a", "two", "10.96.0.2"));
+    await get(server, "/api/v1/services");
+    server.update("services", service("a", "one", "10.96.0.1", { port: 443 }));
+    const text = await fetch(server.url + "/api/v1/services?limit=1").then((r) => r.text());
+    const body = JSON.parse(text);
+    const { apiVersion: _a, kind: _k, ...one } = server.get("services", "a/one")!;
+    assert.deepEqual(body.items, [one]);
+    assert.equal(body.items[0].spec.ports[0].port, 443);
+    assert.equal(
+      text,
+      JSON.stringify({
+        kind: "ServiceList",
+        apiVersion: "v1",
+        metadata: body.metadata,
+        items: [one],
+      }),
+    );
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("fake API server: pagination reads a consistent snapshot and expires with compaction", async () => {
   const server = await new FakeApiServer().start();
   try {

@@ -946,3 +946,35 @@ Deno.test("updateDesired: replaces one service's contribution, removal frees its
   assert.deepEqual(d2, assembleDesired([a, b], c));
   assert.throws(() => updateDesired(d1, new Map(), c), Error, "already updated");
 });
+
+Deno.test("a pod's endpoint reads and serializes with every field, its MAC derived from its IP", () => {
+  const sd = desiredForService(svc(), [slice([ep("10.244.2.7")])], overlayCtx());
+  const pod = sd.remoteEndpoints.find((e) => e.role === "remote")!;
+  const want = {
+    key: "ep/remote/10.244.2.7",
+    ip: "10.244.2.7",
+    remote: true,
+    family: "IPv4",
+    mac: "02-11-0a-f4-02-07",
+    networkId: overlayCtx().network.id,
+    role: "remote",
+    providerAddress: "192.168.1.11",
+  };
+  for (const [field, value] of Object.entries(want)) {
+    assert.equal(pod[field as keyof typeof pod], value, field);
+  }
+  assert.deepEqual(JSON.parse(JSON.stringify(pod)), want);
+  const l2 = desiredForService(svc(), [slice([ep("10.244.2.7")])], ctx()).remoteEndpoints[0];
+  assert.equal(l2.providerAddress, undefined);
+  assert.ok(!("providerAddress" in JSON.parse(JSON.stringify(l2))));
+  const v6 = desiredForService(
+    svc({ clusterIPs: ["fd00::a"], ipFamilies: ["IPv6"] }),
+    [slice([ep("fd00:2::7")], { addressType: "IPv6" })],
+    ctx(),
+  ).remoteEndpoints[0];
+  assert.deepEqual([v6.key, v6.family, v6.mac], [
+    "ep/remote/fd00:2::7",
+    "IPv6",
+    "02-11-07-00-00-00",
+  ]);
+});

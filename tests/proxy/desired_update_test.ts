@@ -290,3 +290,52 @@ Deno.test("updateDesired: a conflict's loser takes over the LB and its endpoints
   assert.equal(d2.endpointRefs.get("ep/remote/10.244.2.8"), 1);
   assert.equal(d2.endpointRefs.get("ep/remote/10.244.2.7"), 2);
 });
+
+Deno.test("updateDesired: remoteEndpoints and endpointRefs read as maps of the same keys, kept current by updates", () => {
+  const c = overlayCtx();
+  const a = svc({
+    name: "a",
+    clusterIPs: ["10.96.0.1"],
+    type: "NodePort",
+    ports: [port({ nodePort: 30080 })],
+  });
+  const b = svc({ name: "b", clusterIPs: ["10.96.0.2"] });
+  const sa = slice([ep("10.244.2.7"), ep("10.244.2.8")], { name: "a-1", serviceName: "a" });
+  const sb = slice([ep("10.244.2.8")], { name: "b-1", serviceName: "b" });
+  const check = (d: DesiredState, refs: Record<string, number>) => {
+    const keys = Object.keys(refs).sort();
+    assert.equal(d.remoteEndpoints.size, keys.length);
+    assert.equal(d.endpointRefs.size, keys.length);
+    assert.deepEqual([...d.remoteEndpoints.keys()].sort(), keys);
+    assert.deepEqual(Object.fromEntries(d.endpointRefs), refs);
+    assert.deepEqual(Object.fromEntries(d.endpointRefs.entries()), refs);
+    const seen: string[] = [];
+    d.remoteEndpoints.forEach((e, k, m) => {
+      assert.equal(e.key, k);
+      assert.equal(m, d.remoteEndpoints);
+      seen.push(k);
+    });
+    assert.deepEqual(seen.sort(), keys);
+    for (const [k, e] of d.remoteEndpoints) assert.equal(d.remoteEndpoints.get(k), e);
+    assert.deepEqual([...d.remoteEndpoints.values()].map((e) => e.key).sort(), keys);
+    assert.ok(!d.remoteEndpoints.has("ep/remote/10.244.9.9"));
+    assert.equal(d.remoteEndpoints.get("ep/remote/10.244.9.9"), undefined);
+    assert.equal(d.endpointRefs.get("ep/remote/10.244.9.9"), undefined);
+  };
+  const d0 = desiredState(view([a, b], [sa, sb]), c);
+  check(d0, {
+    "ep/remote/10.244.2.7": 2, // a's ClusterIP and NodePort LBs
+    "ep/remote/10.244.2.8": 3, // and b's ClusterIP LB
+    "ep/remote/10.96.0.1": 1,
+    "ep/remote/10.96.0.2": 1,
+    "ep/sourcevip/10.244.1.2": 1,
+  });
+  const d1 = updateDesired(d0, new Map([["default/a", undefined]]), c);
+  check(d1, {
+    "ep/remote/10.244.2.8": 1,
+    "ep/remote/10.96.0.2": 1,
+    "ep/sourcevip/10.244.1.2": 1,
+  });
+  const d2 = updateDesired(d1, new Map([["default/b", undefined]]), c);
+  check(d2, { "ep/sourcevip/10.244.1.2": 1 });
+});

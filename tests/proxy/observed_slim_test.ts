@@ -118,3 +118,166 @@ Deno.test("ownership record keeps IDs as given and finds them in any case", () =
   record.remove("ab-ep");
   assert.equal(record.size, 1);
 });
+
+Deno.test("observed cache: an LB updated from HNS's answer holds what the answer says, shared or not", () => {
+  const cache = new ObservedCache();
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "AB-EP", hns: endpoints[1] });
+  cache.setEndpoint({ key: "ep/remote/10.244.2.8", id: "cd-ep", hns: endpoints[1] });
+  const key = "lb/tcp/10.96.0.10:80";
+  const first: HcnLoadBalancer = {
+    HostComputeEndpoints: ["AB-EP"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 80, ExternalPort: 80, DistributionType: 0 }],
+    SourceVIP: "10.244.0.2",
+    Flags: 0,
+  };
+  cache.setLoadBalancer({ key, id: "AB-LB", serviceKey: "default/a", hns: first });
+  // A modify's answer, parsed afresh: the same strings in new copies, and then changes.
+  const answers: HcnLoadBalancer[] = [
+    JSON.parse(JSON.stringify({ ...first, HostComputeEndpoints: ["AB-EP", "CD-EP", "ef-ep"] })),
+    JSON.parse(JSON.stringify(first)),
+    { ...first, FrontendVIPs: ["10.96.0.11"], SourceVIP: "10.244.0.3" },
+    { ...first, PortMappings: [{ ...first.PortMappings![0], InternalPort: 8080 }] },
+    { ...first, PortMappings: [{ ...first.PortMappings![0], Flags: 1 }] },
+    { ...first, PortMappings: [] },
+    { HostComputeEndpoints: [] },
+  ];
+  for (const hns of answers) {
+    cache.setLoadBalancer({ key, id: "AB-LB", serviceKey: "default/a", hns });
+    const held = cache.loadBalancers.get(key)!.hns;
+    assert.deepEqual(held, slimLoadBalancer({ key, id: "AB-LB", hns }).hns);
+    assert.deepEqual(
+      cache.loadBalancersReferencing("ab-ep").length,
+      held.HostComputeEndpoints!.length ? 1 : 0,
+    );
+  }
+  assert.deepEqual(cache.loadBalancersReferencing("cd-ep"), []);
+});
+
+Deno.test("slim observed load balancers hold exactly the compared fields, flat or not", () => {
+  const base: HcnLoadBalancer = {
+    ID: "LB-1",
+    HostComputeEndpoints: ["EP-1", "ep-2"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{
+      Protocol: 6,
+      InternalPort: 80,
+      ExternalPort: 80,
+      DistributionType: 0,
+      Flags: undefined,
+    }],
+    Flags: 0,
+    SourceVIP: "10.244.0.2",
+    SchemaVersion: { Major: 2, Minor: 0 },
+    State: 1,
+  };
+  const pm = base.PortMappings[0];
+  const variants: HcnLoadBalancer[] = [
+    base,
+    { ...base, FrontendVIPs: [] },
+    { ...base, FrontendVIPs: undefined },
+    { ...base, FrontendVIPs: ["10.96.0.10", "fd00::10"] },
+    { ...base, FrontendVIPs: [7 as unknown as string] },
+    { ...base, PortMappings: [] },
+    { ...base, PortMappings: undefined as unknown as [] },
+    { ...base, PortMappings: [pm, pm] },
+    { ...base, PortMappings: [{ Protocol: 17, InternalPort: 53, ExternalPort: 53 }] },
+    { ...base, PortMappings: [{ InternalPort: 53, Protocol: 17, ExternalPort: 53 }] },
+    { ...base, PortMappings: [{ ...pm, Extra: 1 } as typeof pm] },
+    { ...base, PortMappings: [{ ...pm, Protocol: "6" as unknown as number }] },
+    { ...base, Flags: undefined, SourceVIP: undefined },
+    { ...base, Flags: "1" as unknown as number },
+    { ...base, HostComputeEndpoints: undefined as unknown as [] },
+  ];
+  for (const [i, hns] of variants.entries()) {
+    const expected: Record<string, unknown> = {};
+    for (
+      const field of ["HostComputeEndpoints", "FrontendVIPs", "PortMappings", "Flags", "SourceVIP"]
+    ) {
+      if (hns[field] !== undefined) expected[field] = hns[field];
+    }
+    for (const serviceKey of [undefined, "default/a"]) {
+      const slim = slimLoadBalancer({ key: "lb/tcp/10.96.0.10:80", id: "LB-1", hns, serviceKey });
+      assert.deepEqual(slim.hns, expected, `variant ${i}`);
+      assert.equal(JSON.stringify(slim.hns), JSON.stringify(expected), `variant ${i}: field order`);
+      assert.equal(slim.serviceKey, serviceKey);
+      assert.equal(slim.key, "lb/tcp/10.96.0.10:80");
+      assert.equal(slim.id, "LB-1");
+    }
+  }
+});
+
+Deno.test("observed cache: IDs taken through the record's strings keep the spelling they were given", () => {
+  const record = OwnershipRecord.inMemory([
+    { kind: "Endpoint", id: "AB-EP", key: "ep/remote/10.244.2.7" },
+    { kind: "LoadBalancer", id: "ab-lb", key: "lb/tcp/10.96.0.10:80" },
+  ]);
+  assert.equal(record.idString("AB-EP"), "AB-EP");
+  assert.equal(record.idString("ab-ep"), "ab-ep", "another spelling is kept as given");
+  assert.equal(record.idString("AB-LB"), "AB-LB");
+  assert.equal(record.idString("CD-EP"), "CD-EP");
+  const cache = new ObservedCache(undefined, (id) => record.idString(id));
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "ab-ep", hns: endpoints[1] });
+  cache.setLoadBalancer({
+    key: "lb/tcp/10.96.0.10:80",
+    id: "AB-LB",
+    hns: { HostComputeEndpoints: ["AB-EP"], PortMappings: [] } as HcnLoadBalancer,
+  });
+  assert.equal(cache.endpointById("AB-EP")?.id, "ab-ep");
+  assert.equal(cache.loadBalancerById("ab-lb")?.id, "AB-LB");
+  assert.deepEqual(cache.loadBalancers.get("lb/tcp/10.96.0.10:80")?.hns.HostComputeEndpoints, [
+    "AB-EP",
+  ]);
+});
+
+Deno.test("slim observed endpoints that share a network, flags and provider address each keep their own", () => {
+  const pa = (
+    address: unknown,
+  ) => [{ Type: "ProviderAddress", Settings: { ProviderAddress: address } }];
+  const variants: HcnEndpoint[] = [];
+  for (const network of [NET, NET.toLowerCase(), undefined]) {
+    for (const flags of [1, 0, -0, undefined]) {
+      for (
+        const policies of [
+          pa("192.168.1.12"),
+          pa("192.168.1.13"),
+          pa(undefined),
+          pa(null),
+          pa(7),
+          pa({ a: 1 }),
+          [{ Type: "ProviderAddress", Settings: null }],
+          [{ Type: "ProviderAddress" }],
+          [{ Type: "providerAddress" }],
+          [],
+          undefined,
+        ] as HcnEndpoint["Policies"][]
+      ) {
+        variants.push({
+          HostComputeNetwork: network,
+          IpConfigurations: [{ IpAddress: `10.244.2.${variants.length % 250}` }],
+          MacAddress: "02-11-0A-F4-02-07",
+          Flags: flags,
+          Policies: policies,
+        });
+      }
+    }
+  }
+  // All at once, as the cache holds them, then each against its own source.
+  const slims = variants.map((hns) => slimEndpoint({ key: "ep/remote/x", id: "X", hns }));
+  for (const [i, hns] of variants.entries()) {
+    const expected: HcnEndpoint = {};
+    if (hns.HostComputeNetwork !== undefined) expected.HostComputeNetwork = hns.HostComputeNetwork;
+    expected.IpConfigurations = hns.IpConfigurations;
+    expected.MacAddress = hns.MacAddress;
+    if (hns.Flags !== undefined) expected.Flags = hns.Flags;
+    if (hns.Policies !== undefined) {
+      expected.Policies = hns.Policies.map((p) => ({
+        Type: p.Type,
+        Settings: p.Settings === undefined || p.Settings === null
+          ? p.Settings
+          : { ProviderAddress: p.Settings.ProviderAddress },
+      }));
+    }
+    assert.deepEqual(slims[i].hns, expected, `variant ${i}`);
+  }
+});

@@ -169,3 +169,145 @@ Deno.test("ownership: upperCaseIds lists the IDs of one kind, upper case, live",
   assert.deepEqual([...record.upperCaseIds("Endpoint")], ["AB-EP"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ownership: fingerprints survive the file exactly, whatever their spelling", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const fps = [
+    "1x2y3z",
+    "0",
+    "2gosa7pa2gv",
+    "00",
+    "1X2Y",
+    "zzzzzzzzzzzz",
+    "-5",
+    "",
+    "not a hash",
+    "3.5",
+  ];
+  const objects = fps.map((fp, i) => ({
+    kind: i % 2 ? "Endpoint" as const : "LoadBalancer" as const,
+    id: `A1B2C3D4-0000-0000-0000-${String(i).padStart(12, "0")}`,
+    key: `k/${i}`,
+    fp,
+  }));
+  const record = await OwnershipRecord.load(path);
+  for (const o of objects) record.add(o);
+  record.add({ kind: "Endpoint", id: "A1B2C3D4-0000-0000-0000-0000000000FF", key: "k/none" });
+  for (const o of objects) {
+    assert.equal(record.fingerprintOf(o.id), o.fp, o.fp);
+    assert.ok(record.hasFingerprint(o.id.toLowerCase(), o.fp), o.fp);
+    for (const other of fps) {
+      if (other !== o.fp) assert.ok(!record.hasFingerprint(o.id, other), `${o.fp} is not ${other}`);
+    }
+  }
+  assert.ok(!record.hasFingerprint("A1B2C3D4-0000-0000-0000-0000000000FF", "0"));
+  assert.ok(!record.hasFingerprint("A1B2C3D4-0000-0000-0000-0000000000EE", "0"));
+  record.add({ ...objects[0] }); // the same: not a change
+  await record.flush();
+  record.add({ ...objects[0] });
+  assert.equal(record.dirty, false, "an unchanged fingerprint is no change");
+  record.add({ ...objects[1], fp: "00" });
+  assert.equal(record.dirty, true, "another spelling of the same number is a change");
+  await record.compact();
+  const again = await OwnershipRecord.load(path);
+  assert.equal(again.untrusted, undefined);
+  for (const [i, o] of objects.entries()) {
+    assert.equal(again.fingerprintOf(o.id), i === 1 ? "00" : o.fp, o.fp);
+  }
+  assert.equal(again.fingerprintOf("a1b2c3d4-0000-0000-0000-0000000000ff"), undefined);
+  assert.equal(again.get(objects[2].id)?.fp, objects[2].fp);
+  assert.ok(again.distrust([objects[2].id]));
+  assert.equal(again.fingerprintOf(objects[2].id), undefined);
+  assert.ok(!again.distrust([objects[2].id]), "nothing left to drop");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: a large record loads the same whatever its layout; a bad line makes it corrupt", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const objects = [];
+  // Past several read chunks, with multi-byte characters that straddle their boundaries.
+  for (let i = 0; i < 3000; i++) {
+    objects.push({
+      kind: i % 3 ? "Endpoint" as const : "LoadBalancer" as const,
+      id: `${i % 2 ? "a" : "A"}1B2C3D4-0000-0000-0000-${String(i).padStart(12, "0")}`,
+      key: `k/${"é€".repeat(i % 7)}/${i}`,
+      fp: (i * 7919).toString(36),
+    });
+  }
+  const record = await OwnershipRecord.load(path);
+  for (const o of objects) record.add(o);
+  await record.compact();
+  const written = await Deno.readTextFile(path);
+  assert.ok(written.split("\n").length > 3000, "one object per line");
+  const expected = (await OwnershipRecord.load(path)).list();
+  assert.equal(expected.length, 3000);
+  assert.deepEqual(expected, record.list());
+
+  const data = JSON.parse(written);
+  for (
+    const text of [
+      JSON.stringify(data), // one line
+      JSON.stringify(data, null, 2), // another layout
+      written.replaceAll("\n", "\r\n"), // edited on Windows
+      written.replace(/\n$/, ""), // no final newline
+    ]
+  ) {
+    await Deno.writeTextFile(path, text);
+    await Deno.remove(journalPath(path)).catch(() => {});
+    const loaded = await OwnershipRecord.load(path);
+    assert.equal(loaded.loadError, undefined);
+    assert.deepEqual(loaded.list(), expected);
+  }
+
+  const lines = written.split("\n");
+  lines[1500] = lines[1500].replace(/"fp":/, '"fp"');
+  await Deno.writeTextFile(path, lines.join("\n"));
+  const corrupt = await OwnershipRecord.load(path);
+  assert.equal(corrupt.size, 0, "owns nothing, so deletes nothing");
+  assert.match(corrupt.loadError ?? "", /not JSON/);
+
+  const skipped = written.split("\n");
+  skipped[10] = '{"kind":"Network","id":"x","key":"y"},';
+  await Deno.writeTextFile(path, skipped.join("\n"));
+  const logger = new RecordingLogger();
+  const partial = await OwnershipRecord.load(path, { logger });
+  assert.equal(partial.size, 2999);
+  assert.match(partial.untrusted ?? "", /malformed entries/);
+  assert.equal(logger.lines.filter((l) => l.level === "warn").length, 1);
+
+  const truncated = written.slice(0, written.indexOf("\n", written.length / 2));
+  await Deno.writeTextFile(path, truncated);
+  assert.match((await OwnershipRecord.load(path)).loadError ?? "", /not JSON/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: changes made while a large record is being compacted are all on disk after the next flush", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const record = await OwnershipRecord.load(path);
+  const id = (i: number) => `A1B2C3D4-0000-0000-0000-${String(i).padStart(12, "0")}`;
+  for (let i = 0; i < 5000; i++) {
+    record.add({
+      kind: "Endpoint",
+      id: id(i),
+      key: `ep/remote/10.0.${i >> 8}.${i & 255}`,
+      fp: "1x",
+    });
+  }
+  await record.flush();
+  const compacting = record.compact();
+  for (let step = 0; step < 50; step++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    record.remove(id(step * 97));
+    record.add({ kind: "LoadBalancer", id: id(10_000 + step), key: `lb/tcp/10.96.0.${step}:80` });
+    record.distrust([id(step * 89 + 1)]);
+  }
+  await compacting;
+  await record.flush();
+  const again = await OwnershipRecord.load(path);
+  assert.equal(again.untrusted, undefined);
+  assert.deepEqual(again.list(), record.list());
+  await Deno.remove(dir, { recursive: true });
+});

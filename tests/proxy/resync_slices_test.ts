@@ -129,7 +129,9 @@ async function mutate(w: World): Promise<void> {
     // A run modifies an LB in place (same ID).
     const id = pick(cachedLbs);
     const lb = w.cache.loadBalancerById(id);
-    if (lb && w.cache.ownsLoadBalancer(lb)) w.cache.setLoadBalancer({ ...lb });
+    if (lb && w.cache.ownsLoadBalancer(lb)) {
+      w.cache.setLoadBalancer({ key: lb.key, id: lb.id, serviceKey: lb.serviceKey, hns: lb.hns });
+    }
   } else if (cachedLbs.length > 0) {
     // A foreign LB is adopted... or replaced under its key by another.
     const id = newId(w, "LB");
