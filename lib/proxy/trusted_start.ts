@@ -178,8 +178,8 @@ export async function readTrusted(
   for (const id of ownedEps) {
     const key = ownership.keyOf(id)!;
     const want = desired.remoteEndpoints.get(key);
-    const fp = ownership.fingerprintOf(id);
-    if (want && fp !== undefined && fp === desiredEndpointFingerprint(want)) {
+    const fp = want ? desiredEndpointFingerprint(want) : undefined;
+    if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
       endpoints.push(endpointPayload(want, id));
       trusted.set(id.toUpperCase(), { key, fp });
       if (!ownedByKey.has(key)) ownedByKey.set(key, id);
@@ -201,10 +201,10 @@ export async function readTrusted(
   for (const id of ownedLbs) {
     const key = ownership.keyOf(id)!;
     const want = desired.loadBalancers.get(key);
-    const fp = ownership.fingerprintOf(id);
-    const ids = want && fp !== undefined ? backendIds(want) : undefined;
-    if (ids && fp === desiredLoadBalancerFingerprint(want!, ids)) {
-      const payload = loadBalancerPayload(want!, ids);
+    const ids = want ? backendIds(want) : undefined;
+    const fp = want && ids ? desiredLoadBalancerFingerprint(want, ids) : undefined;
+    if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
+      const payload = loadBalancerPayload(want, ids);
       payload.ID = id;
       loadBalancers.push(payload);
       trusted.set(id.toUpperCase(), { key, fp });
