@@ -9,6 +9,7 @@
 
 /** Normalize a MAC for comparison: lower case, dash-separated. */
 export function normalizeMac(mac: string | undefined): string {
+  if (typeof mac === "string" && isNormalMac(mac)) return mac;
   return (mac ?? "").trim().toLowerCase().replaceAll(":", "-");
 }
 
@@ -19,4 +20,13 @@ export function normalizeMac(mac: string | undefined): string {
 export function parseMac(text: string): string | undefined {
   if (!/^[0-9a-fA-F]{2}([-:])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(text)) return undefined;
   return normalizeMac(text);
+}
+
+/** Whether `mac` holds only what normalizing keeps as it is (0-9, a-f, `-`). */
+function isNormalMac(mac: string): boolean {
+  for (let i = 0; i < mac.length; i++) {
+    const c = mac.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || c === 45)) return false;
+  }
+  return true;
 }

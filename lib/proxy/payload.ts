@@ -41,8 +41,11 @@ export function loadBalancerPayload(
   return out;
 }
 
-/** The HNS JSON to create a desired endpoint (HNS assigns the ID). */
-export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
+/**
+ * The HNS JSON to create a desired endpoint (HNS assigns the ID); with `id`,
+ * the endpoint as HNS holds it under that ID.
+ */
+export function endpointPayload(ep: DesiredEndpoint, id?: string): HcnEndpoint {
   const out: HcnEndpoint = {
     HostComputeNetwork: ep.networkId,
     IpConfigurations: [{ IpAddress: ep.ip }],
@@ -56,6 +59,7 @@ export function endpointPayload(ep: DesiredEndpoint): HcnEndpoint {
       Settings: { ProviderAddress: ep.providerAddress },
     }];
   }
+  if (id !== undefined) out.ID = id;
   return out;
 }
 
@@ -92,14 +96,16 @@ export function normalizeLoadBalancer(lb: HcnLoadBalancer): NormalizedLoadBalanc
       pm.DistributionType ?? 0,
       pm.Flags ?? 0,
     ]),
-    backends: [
-      ...new Set(
-        (Array.isArray(lb.HostComputeEndpoints) ? lb.HostComputeEndpoints : []).map((id) =>
-          String(id).toUpperCase()
-        ),
-      ),
-    ].sort(),
+    backends: backendIdsNormalized(
+      Array.isArray(lb.HostComputeEndpoints) ? lb.HostComputeEndpoints : [],
+    ),
   };
+}
+
+/** Backend IDs upper case, unique, sorted: the form comparison and fingerprints use. */
+function backendIdsNormalized(ids: readonly unknown[]): string[] {
+  if (ids.length === 1) return [String(ids[0]).toUpperCase()];
+  return [...new Set(ids.map((id) => String(id).toUpperCase()))].sort();
 }
 
 /** Whether two HNS load balancers program the same thing. */
@@ -116,12 +122,28 @@ export function sameLoadBalancer(a: HcnLoadBalancer, b: HcnLoadBalancer): boolea
       (x.DistributionType ?? 0) !== (y.DistributionType ?? 0) || (x.Flags ?? 0) !== (y.Flags ?? 0)
     ) return false;
   }
-  const sa = a.SourceVIP ? ipOrRaw(a.SourceVIP) : "";
-  const sb = b.SourceVIP ? ipOrRaw(b.SourceVIP) : "";
-  if (sa !== sb) return false;
+  if (a.SourceVIP !== b.SourceVIP) {
+    const sa = a.SourceVIP ? ipOrRaw(a.SourceVIP) : "";
+    const sb = b.SourceVIP ? ipOrRaw(b.SourceVIP) : "";
+    if (sa !== sb) return false;
+  }
+  // The same lists in the same spelling and order are the same once normalized.
+  if (
+    sameRawList(a.FrontendVIPs, b.FrontendVIPs) &&
+    sameRawList(a.HostComputeEndpoints, b.HostComputeEndpoints)
+  ) return true;
   const na = normalizeLoadBalancer({ ...a, PortMappings: [] });
   const nb = normalizeLoadBalancer({ ...b, PortMappings: [] });
   return sameList(na.vips, nb.vips) && sameList(na.backends, nb.backends);
+}
+
+/** Whether two list fields are arrays of the same strings in the same order. */
+function sameRawList(a: unknown, b: unknown): boolean {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (typeof a[i] !== "string" || a[i] !== b[i]) return false;
+  }
+  return true;
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -133,12 +155,19 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** The provider address of an endpoint's ProviderAddress policy (canonical), or "". */
 export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
   for (const p of Array.isArray(policies) ? policies : []) {
-    if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
+    const type = p?.Type;
+    if (type === "ProviderAddress" || String(type ?? "").toLowerCase() === "provideraddress") {
       const pa = (p.Settings as Record<string, unknown> | undefined)?.ProviderAddress;
       return pa ? ipOrRaw(pa) : "";
     }
   }
   return "";
+}
+
+/** Whether an endpoint's network (absent: not said) is this one, in any case. */
+function sameNetwork(have: string | undefined, want: string): boolean {
+  return have === undefined || have === want ||
+    String(have).toLowerCase() === want.toLowerCase();
 }
 
 /**
@@ -152,11 +181,10 @@ export function providerAddressOf(policies: HcnPolicy[] | undefined): string {
 export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
-  if (
-    hns.HostComputeNetwork !== undefined &&
-    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
-  ) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  if (!sameNetwork(hns.HostComputeNetwork, want.networkId)) return false;
+  if (hns.MacAddress !== want.mac && normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) {
+    return false;
+  }
   if (want.role !== "remote") return true;
   if (((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) === 0) return false;
   return providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
@@ -170,13 +198,12 @@ export function endpointSatisfies(hns: HcnEndpoint, want: DesiredEndpoint): bool
 export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint): boolean {
   const cfg = Array.isArray(hns.IpConfigurations) ? hns.IpConfigurations[0] : undefined;
   if (!cfg || (cfg.IpAddress !== want.ip && ipOrRaw(cfg.IpAddress) !== want.ip)) return false;
-  if (
-    hns.HostComputeNetwork !== undefined &&
-    String(hns.HostComputeNetwork).toLowerCase() !== want.networkId.toLowerCase()
-  ) return false;
+  if (!sameNetwork(hns.HostComputeNetwork, want.networkId)) return false;
   const remote = ((hns.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0;
   if (remote !== want.remote) return false;
-  if (normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) return false;
+  if (hns.MacAddress !== want.mac && normalizeMac(hns.MacAddress) !== normalizeMac(want.mac)) {
+    return false;
+  }
   return !want.remote || providerAddressOf(hns.Policies) === (want.providerAddress ?? "");
 }
 
@@ -188,11 +215,48 @@ export function endpointMatchesExactly(hns: HcnEndpoint, want: DesiredEndpoint):
  */
 export function loadBalancerFingerprint(lb: HcnLoadBalancer): string {
   const n = normalizeLoadBalancer(lb);
-  return hash53(
-    `lb|${n.vips.join(",")}|${n.sourceVip}|${n.flags}|${
-      n.portMappings.map((pm) => pm.join(":")).join(";")
-    }|${n.backends.join(",")}`,
+  return lbFingerprint(n.vips, n.sourceVip, n.flags, n.portMappings, n.backends);
+}
+
+/**
+ * The fingerprint of the load balancer {@link loadBalancerPayload} makes of
+ * `lb` and `backendIds`, computed from the desired fields without making it:
+ * always `loadBalancerFingerprint(loadBalancerPayload(lb, backendIds))`.
+ */
+export function desiredLoadBalancerFingerprint(
+  lb: DesiredLoadBalancer,
+  backendIds: readonly string[],
+): string {
+  return lbFingerprint(
+    lb.vip !== undefined ? [ipOrRaw(lb.vip)] : [],
+    lb.sourceVip ? ipOrRaw(lb.sourceVip) : "",
+    lb.flags ?? 0,
+    [[
+      lb.protocol ?? 0,
+      lb.internalPort ?? 0,
+      lb.externalPort ?? 0,
+      lb.distributionType ?? 0,
+      lb.portMappingFlags ?? 0,
+    ]],
+    backendIdsNormalized(backendIds),
   );
+}
+
+/** The load balancer fingerprint of normalized fields (see {@link NormalizedLoadBalancer}). */
+function lbFingerprint(
+  vips: readonly string[],
+  sourceVip: string,
+  flags: number,
+  portMappings: ReadonlyArray<readonly number[]>,
+  backends: readonly string[],
+): string {
+  const h = new Hash53().add("lb|");
+  addJoined(h, vips, ",").add("|").add(sourceVip).add("|").add(String(flags)).add("|");
+  for (let i = 0; i < portMappings.length; i++) {
+    if (i > 0) h.add(";");
+    addJoined(h, portMappings[i].map(String), ":");
+  }
+  return addJoined(h.add("|"), backends, ",").digest();
 }
 
 /**
@@ -202,23 +266,84 @@ export function loadBalancerFingerprint(lb: HcnLoadBalancer): string {
  */
 export function endpointFingerprint(ep: HcnEndpoint): string {
   const cfg = Array.isArray(ep.IpConfigurations) ? ep.IpConfigurations[0] : undefined;
-  const remote = ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0 ? 1 : 0;
-  return hash53(
-    `ep|${cfg ? ipOrRaw(cfg.IpAddress) : "-"}|${
-      String(ep.HostComputeNetwork ?? "").toLowerCase()
-    }|${remote}|${normalizeMac(ep.MacAddress)}|${providerAddressOf(ep.Policies)}`,
+  return epFingerprint(
+    cfg ? ipOrRaw(cfg.IpAddress) : "-",
+    String(ep.HostComputeNetwork ?? "").toLowerCase(),
+    ((ep.Flags ?? 0) & EndpointFlags.RemoteEndpoint) !== 0,
+    normalizeMac(ep.MacAddress),
+    providerAddressOf(ep.Policies),
   );
 }
 
-/** cyrb53: a fast 53-bit string hash, in base 36. */
-function hash53(text: string): string {
-  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+/**
+ * The fingerprint of the endpoint {@link endpointPayload} makes of `ep`,
+ * computed from the desired fields without making it: always
+ * `endpointFingerprint(endpointPayload(ep))`.
+ */
+export function desiredEndpointFingerprint(ep: DesiredEndpoint): string {
+  return epFingerprint(
+    ipOrRaw(ep.ip),
+    String(ep.networkId ?? "").toLowerCase(),
+    ep.remote,
+    normalizeMac(ep.mac),
+    ep.remote && ep.providerAddress ? ipOrRaw(ep.providerAddress) : "",
+  );
 }
+
+/** The endpoint fingerprint of normalized fields. */
+function epFingerprint(
+  ip: string,
+  network: string,
+  remote: boolean,
+  mac: string,
+  providerAddress: string,
+): string {
+  return new Hash53().add("ep|").add(ip).add("|").add(network).add(remote ? "|1|" : "|0|")
+    .add(mac).add("|").add(providerAddress).digest();
+}
+
+function addJoined(h: Hash53, parts: readonly string[], sep: string): Hash53 {
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) h.add(sep);
+    h.add(parts[i]);
+  }
+  return h;
+}
+
+/**
+ * cyrb53, a fast 53-bit string hash, fed in parts: the digest (base 36) is
+ * that of the parts' concatenation, without making it.
+ */
+class Hash53 {
+  h1 = 0xdeadbeef;
+  h2 = 0x41c6ce57;
+
+  add(text: string): this {
+    let h1 = this.h1, h2 = this.h2;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+    this.h1 = h1;
+    this.h2 = h2;
+    return this;
+  }
+
+  digest(): string {
+    let h1 = this.h1, h2 = this.h2;
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    // Base 36 of the 53-bit integer, as Number#toString(36) writes it (a few times faster).
+    let n = 4294967296 * (2097151 & h2) + (h1 >>> 0);
+    let out = "";
+    do {
+      const q = Math.floor(n / 36);
+      out = BASE36[n - q * 36] + out;
+      n = q;
+    } while (n > 0);
+    return out;
+  }
+}
+
+const BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz";

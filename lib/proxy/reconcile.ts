@@ -177,8 +177,8 @@ export function reconcile(
   const replaceEps: DeleteEndpointOp[] = [];
   const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
   const replacedIds = new Set<string>();
-  const epKeys = full ? [...desired.remoteEndpoints.keys()] : [...epScope];
-  for (const key of epKeys.sort(cmp)) {
+  // Each key's decision is its own: keys are taken in any order, the ops sorted by key after.
+  for (const key of full ? desired.remoteEndpoints.keys() : epScope) {
     const want = desired.remoteEndpoints.get(key);
     if (!want) continue;
     const have = observed.endpoints.get(key);
@@ -193,6 +193,8 @@ export function reconcile(
     createEps.push(createOp(want));
     pending.add(key);
   }
+  byKey(replaceEps);
+  byKey(createEps);
 
   // LBs that reference a replaced endpoint must go before it and come back after.
   const forced = new Set<LbKey>();
@@ -204,7 +206,7 @@ export function reconcile(
   const deleteLbs: DeleteLoadBalancerOp[] = [];
   const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
   const conflicts: LoadBalancerConflict[] = [];
-  for (const key of [...lbScope].sort(cmp)) {
+  for (const key of lbScope) {
     const want = desired.loadBalancers.get(key);
     const have = observed.loadBalancers.get(key);
     if (!want) {
@@ -253,6 +255,8 @@ export function reconcile(
       });
     }
   }
+  byKey(upsertLbs);
+  byKey(conflicts);
   if (full) {
     for (const lb of observed.strayLoadBalancers?.values() ?? []) {
       deleteLbs.push(deleteLbOp(lb, "stray"));
@@ -316,6 +320,11 @@ export function reconcile(
     ...lateDeletes,
   ];
   return { ops, conflicts };
+}
+
+/** Sort in place by key (keys are unique in each list sorted). */
+function byKey<T extends { key: string }>(xs: T[]): void {
+  if (xs.length > 1) xs.sort((a, b) => cmp(a.key, b.key));
 }
 
 function isIndexed(observed: ObservedState): observed is IndexedObservedState {
@@ -425,7 +434,8 @@ export interface AdoptOptions {
   hostMacKnown?: boolean;
   /**
    * Owned objects known to hold exactly the desired payload of a key (the
-   * trusted start read took them from the ownership record): upper-case ID →
+   * trusted start read took them from the ownership record; each is taken
+   * to be owned as what the list it is in holds): upper-case ID →
    * that key. Each is kept under its key without examining its content; the
    * reconcile that follows still compares it. One that no other object
    * claims the key of is kept as it is, without an adopt op (see
@@ -485,7 +495,7 @@ export interface Adoption {
 export function adoptObserved(
   hnsLbs: readonly HcnLoadBalancer[],
   hnsEndpoints: readonly HcnEndpoint[],
-  owned: OwnedIds,
+  owned: OwnedIds | OwnedLookup,
   desired: DesiredState,
   opts: AdoptOptions = {},
 ): Adoption {
@@ -499,20 +509,17 @@ export function adoptObserved(
     (hostMacKnown || want.role !== "serviceVip"
       ? !endpointMatchesExactly(hns, want)
       : providerAddressOf(hns.Policies) !== (want.providerAddress ?? ""));
-  const ownedLbs = new Set([...owned.loadBalancers].map(idKey));
-  const ownedEps = new Set([...owned.endpoints].map(idKey));
+  const { ownsLoadBalancer, ownsEndpoint } = ownedLookup(owned);
   // Endpoints that foreign LBs staying foreign reference: HNS refuses to delete them.
-  const pinned = takeOver ? pinnedByForeign(hnsLbs, ownedLbs, desired) : new Set<string>();
+  const pinned = takeOver ? pinnedByForeign(hnsLbs, ownsLoadBalancer, desired) : new Set<string>();
   const takenOver: TakenOver[] = [];
   const sourceVips = new Set<string>();
   for (const e of desired.remoteEndpoints.values()) {
     if (e.role === "sourceVip") sourceVips.add(e.ip);
   }
 
-  const endpoints = new Map<EpKey, ObservedEndpoint>();
   const foreignEndpoints = new Map<EpKey, ObservedEndpoint>();
   const strayEndpoints = new Map<string, ObservedEndpoint>();
-  const loadBalancers = new Map<LbKey, ObservedLoadBalancer>();
   const foreignLoadBalancers = new Map<LbKey, ObservedLoadBalancer>();
   const strayLoadBalancers = new Map<string, ObservedLoadBalancer>();
   const adoptedEps = new Map<EpKey, AdoptEndpointOp>();
@@ -521,12 +528,17 @@ export function adoptObserved(
 
   // Trusted objects alone on their key are kept as they are; the rest are examined in ID order.
   const epKeyOf = (hns: HcnEndpoint) => endpointKeyFromHns(hns, sourceVips);
-  const eps = soleTrusted(hnsEndpoints, ownedEps, trusted, epKeyOf);
+  const eps = soleTrusted(
+    hnsEndpoints,
+    ownsEndpoint,
+    trusted,
+    epKeyOf,
+    (hns, id, key): ObservedEndpoint => ({ key, id, hns }),
+  );
+  // The trusted objects kept are the start of the observed maps; the rest is added below.
+  const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
   let kept = 0;
-  for (const { x: hns, id, key } of eps.sole) {
-    endpoints.set(key, { key, id, hns });
-    if (desired.remoteEndpoints.has(key)) kept++;
-  }
+  for (const key of endpoints.keys()) if (desired.remoteEndpoints.has(key)) kept++;
 
   for (const { x: hns, id, key, isOwned, isTrusted } of eps.rest) {
     if (isKeyError(key)) {
@@ -577,16 +589,18 @@ export function adoptObserved(
     return payload !== undefined && sameLoadBalancer(hns, payload);
   };
 
-  const lbs = soleTrusted(hnsLbs, ownedLbs, trusted, loadBalancerKeyFromHns);
-  for (const { x: hns, id, key } of lbs.sole) {
-    const obs: ObservedLoadBalancer = { key, id, hns };
-    const want = desired.loadBalancers.get(key);
-    if (want) {
-      obs.serviceKey = want.serviceKey;
-      kept++;
-    }
-    loadBalancers.set(key, obs);
-  }
+  const lbs = soleTrusted(
+    hnsLbs,
+    ownsLoadBalancer,
+    trusted,
+    loadBalancerKeyFromHns,
+    (hns, id, key): ObservedLoadBalancer => {
+      const serviceKey = desired.loadBalancers.get(key)?.serviceKey;
+      return serviceKey !== undefined ? { key, id, hns, serviceKey } : { key, id, hns };
+    },
+  );
+  const loadBalancers: Map<LbKey, ObservedLoadBalancer> = lbs.sole;
+  for (const key of loadBalancers.keys()) if (desired.loadBalancers.has(key)) kept++;
 
   for (const { x: hns, id, key, isOwned, isTrusted } of lbs.rest) {
     if (isKeyError(key)) {
@@ -678,37 +692,69 @@ interface Candidate<T> {
 
 /**
  * Split `xs` for adoption: `sole` are the trusted objects no other object
- * claims the key of (kept as they are, no tie to break), `rest` every other
- * object, sorted by ID (the order ties are broken in).
+ * claims the key of (kept as they are, no tie to break), observed (by
+ * `observe`) under their key in listing order; `rest` every other object,
+ * sorted by ID (the order ties are broken in). A trusted object is owned
+ * (see {@link AdoptOptions.trusted}); whether another is owned is asked of
+ * `owns` with its upper-case ID.
  */
-function soleTrusted<T extends { ID?: string }>(
+function soleTrusted<T extends { ID?: string }, O extends { id: string; hns: T }>(
   xs: readonly T[],
-  owned: ReadonlySet<string>,
+  owns: (upperCaseId: string) => boolean,
   trusted: ReadonlyMap<string, { key: string }> | undefined,
   keyOf: (hns: T) => string | KeyError,
-): { sole: Array<Candidate<T> & { key: string }>; rest: Candidate<T>[] } {
-  const all: Candidate<T>[] = [];
-  const claims = new Map<string, number>();
+  observe: (hns: T, id: string, key: string) => O,
+): { sole: Map<string, O>; rest: Candidate<T>[] } {
+  const sole = new Map<string, O>();
+  const rest: { c: Candidate<T>; id: string }[] = [];
+  const claimedByRest = new Set<string>();
+  const contested = new Set<string>(); // keys several trusted objects claim
+  const toRest = (x: T, id: string, upper: string, key: string) =>
+    rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
   for (const x of xs) {
     const id = typeof x?.ID === "string" ? x.ID : "";
     const upper = idKey(id);
-    const isOwned = id !== "" && owned.has(upper);
-    const trustedKey = isOwned ? trusted?.get(upper)?.key : undefined;
-    const key = trustedKey ?? (x && id ? keyOf(x) : { reason: "no ID" });
-    if (!isKeyError(key)) claims.set(key, (claims.get(key) ?? 0) + 1);
-    all.push({ x, id, key, isOwned, isTrusted: trustedKey !== undefined });
+    const trustedKey = id !== "" ? trusted?.get(upper)?.key : undefined;
+    if (trustedKey !== undefined) {
+      if (!sole.has(trustedKey) && !contested.has(trustedKey)) {
+        sole.set(trustedKey, observe(x, id, trustedKey));
+      } else {
+        contested.add(trustedKey);
+        toRest(x, id, upper, trustedKey);
+      }
+      continue;
+    }
+    const isOwned = id !== "" && owns(upper);
+    const key = x && id ? keyOf(x) : { reason: "no ID" };
+    if (!isKeyError(key)) claimedByRest.add(key);
+    rest.push({ c: { x, id, key, isOwned, isTrusted: false }, id: upper });
   }
-  const isSole = (c: Candidate<T>): c is Candidate<T> & { key: string } =>
-    c.isTrusted && !isKeyError(c.key) && claims.get(c.key) === 1;
-  const sole: Array<Candidate<T> & { key: string }> = [];
-  const rest: { c: Candidate<T>; id: string }[] = [];
-  for (const c of all) {
-    if (isSole(c)) sole.push(c);
-    else rest.push({ c, id: idKey(c.id) });
+  for (const keys of [contested, claimedByRest]) {
+    for (const key of keys) {
+      const o = sole.get(key);
+      if (o === undefined) continue;
+      sole.delete(key);
+      toRest(o.hns, o.id, idKey(o.id), key);
+    }
   }
   // Each ID's sort key is computed once (not at each of the n log n comparisons).
   rest.sort((a, b) => cmp(a.id, b.id));
   return { sole, rest: rest.map((e) => e.c) };
+}
+
+/** Whether hnsproxy owns an object, by its upper-case ID (instead of lists of owned IDs). */
+export interface OwnedLookup {
+  /** Whether the load balancer with this upper-case ID is owned. */
+  ownsLoadBalancer(upperCaseId: string): boolean;
+  /** Whether the endpoint with this upper-case ID is owned. */
+  ownsEndpoint(upperCaseId: string): boolean;
+}
+
+function ownedLookup(owned: OwnedIds | OwnedLookup): OwnedLookup {
+  if ("ownsLoadBalancer" in owned) return owned;
+  const lbs = new Set([...owned.loadBalancers].map(idKey));
+  const eps = new Set([...owned.endpoints].map(idKey));
+  return { ownsLoadBalancer: (id) => lbs.has(id), ownsEndpoint: (id) => eps.has(id) };
 }
 
 /**
@@ -718,13 +764,13 @@ function soleTrusted<T extends { ID?: string }>(
  */
 function pinnedByForeign(
   hnsLbs: readonly HcnLoadBalancer[],
-  ownedLbs: ReadonlySet<string>,
+  ownsLoadBalancer: (upperCaseId: string) => boolean,
   desired: DesiredState,
 ): Set<string> {
   const pinned = new Set<string>();
   for (const hns of hnsLbs) {
     const id = typeof hns?.ID === "string" ? hns.ID : "";
-    if (id !== "" && ownedLbs.has(idKey(id))) continue;
+    if (id !== "" && ownsLoadBalancer(idKey(id))) continue;
     const key = hns && id ? loadBalancerKeyFromHns(hns) : { reason: "no ID" };
     if (!isKeyError(key) && desired.loadBalancers.has(key)) continue;
     const refs = Array.isArray(hns?.HostComputeEndpoints) ? hns.HostComputeEndpoints : [];

@@ -233,8 +233,8 @@ export async function readStart(
     : await readFull(client, net, ownership, plan, early?.mode === "full" ? early : undefined);
   const { ctx, desired } = read;
   const owned = {
-    loadBalancers: [...ownership.ids("LoadBalancer")],
-    endpoints: [...ownership.ids("Endpoint")],
+    ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
+    ownsEndpoint: (id: string) => ownership.kindOf(id) === "Endpoint",
   };
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,

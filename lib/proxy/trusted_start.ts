@@ -32,16 +32,19 @@ import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { onNetwork } from "./context.ts";
 import { endpointKeyFromHns, isKeyError } from "./keys.ts";
 import type {
+  DesiredLoadBalancer,
   DesiredState,
   EpKey,
   NetworkInfo,
   NodeContext,
-  ObservedEndpoint,
-  ObservedState,
 } from "./model.ts";
 import type { OwnershipRecord } from "./ownership.ts";
-import { endpointFingerprint, endpointPayload, loadBalancerFingerprint } from "./payload.ts";
-import { resolvedLoadBalancerPayload } from "./reconcile.ts";
+import {
+  desiredEndpointFingerprint,
+  desiredLoadBalancerFingerprint,
+  endpointPayload,
+  loadBalancerPayload,
+} from "./payload.ts";
 
 /** What a start read of HNS yields (full or trusted). */
 export interface HnsRead {
@@ -167,33 +170,43 @@ export async function readTrusted(
   const endpoints = [...others];
   const trusted = new Map<string, TrustedObject>();
   const toRead: string[] = [];
-  // Trusted objects carry the ID as HNS listed it, as a read would return it.
+  // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
+  const ownedByKey = new Map<EpKey, string>();
+  // The fingerprint of what would be written for the key is computed from the desired object;
+  // the payload is made only for what is trusted, with the ID as HNS listed it (as a read
+  // would return it).
   for (const id of ownedEps) {
     const key = ownership.keyOf(id)!;
     const want = desired.remoteEndpoints.get(key);
-    const fp = ownership.fingerprintOf(id);
-    const payload = want && fp !== undefined && { ...endpointPayload(want), ID: id };
-    if (payload && fp === endpointFingerprint(payload)) {
-      endpoints.push(payload);
+    const fp = want ? desiredEndpointFingerprint(want) : undefined;
+    if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
+      endpoints.push(endpointPayload(want, id));
       trusted.set(id.toUpperCase(), { key, fp });
+      if (!ownedByKey.has(key)) ownedByKey.set(key, id);
     } else {
       toRead.push(id);
     }
   }
   const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
-  for (const ep of readEps) endpoints.push(ep);
+  for (const ep of readEps) {
+    endpoints.push(ep);
+    const id = String(ep.ID ?? "");
+    const key = ownership.kindOf(id) === "Endpoint" ? ownership.keyOf(id)! : undefined;
+    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, id);
+  }
 
-  const resolved = backendIndex(endpoints, ownership, desired);
+  const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
   toRead.length = 0;
   for (const id of ownedLbs) {
     const key = ownership.keyOf(id)!;
     const want = desired.loadBalancers.get(key);
-    const fp = ownership.fingerprintOf(id);
-    const payload = want && fp !== undefined &&
-      resolvedLoadBalancerPayload(want, desired, resolved);
-    if (payload && fp === loadBalancerFingerprint(payload)) {
-      loadBalancers.push({ ...payload, ID: id });
+    const ids = want ? backendIds(want) : undefined;
+    const fp = want && ids ? desiredLoadBalancerFingerprint(want, ids) : undefined;
+    if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
+      const payload = loadBalancerPayload(want, ids);
+      payload.ID = id;
+      loadBalancers.push(payload);
       trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
@@ -202,51 +215,79 @@ export async function readTrusted(
   const readLbs = await client.getLoadBalancers(toRead);
   for (const lb of readLbs) loadBalancers.push(lb);
 
-  // Present: what was trusted (its ID as listed) and every object read.
-  const present = new Set(trusted.keys());
-  for (const objs of [others, readEps, foreignLbs, readLbs]) {
-    for (const o of objs) present.add(String(o.ID).toUpperCase());
-  }
-  const vanishedOwned = [...ownership.ids()].filter((id) => !present.has(id.toUpperCase()));
   return {
     ctx,
     desired,
     endpoints,
     loadBalancers,
-    vanishedOwned,
+    vanishedOwned: vanished(ownership, trusted, [others, readEps, foreignLbs, readLbs]),
     endpointIds,
     trusted,
   };
 }
 
 /**
- * Endpoints by key, for resolving load balancer backends to IDs as reconcile
- * does: owned ones under their recorded key, others under the key HNS's
- * content gives (the CNI's own left out). Any choice among duplicates is
- * safe: a load balancer is trusted only when the fingerprint of the payload
- * built from it equals what HNS holds, so a wrong choice only costs a read.
+ * The owned IDs that are neither trusted (by upper-case ID) nor among the
+ * objects read. None when every owned object was trusted.
  */
-function backendIndex(
-  endpoints: readonly HcnEndpoint[],
+function vanished(
+  ownership: OwnershipRecord,
+  trusted: ReadonlyMap<string, unknown>,
+  reads: ReadonlyArray<ReadonlyArray<{ ID?: string }>>,
+): string[] {
+  if (trusted.size === ownership.size) return []; // trusted IDs are distinct owned IDs
+  const read = new Set<string>();
+  for (const objs of reads) for (const o of objs) read.add(String(o.ID).toUpperCase());
+  const out: string[] = [];
+  for (const kind of ["LoadBalancer", "Endpoint"] as const) {
+    for (const upper of ownership.upperCaseIds(kind)) {
+      if (!trusted.has(upper) && !read.has(upper)) out.push(ownership.get(upper)!.id);
+    }
+  }
+  return out;
+}
+
+/**
+ * The backend IDs of a desired LB as reconcile resolves them
+ * (`resolveEndpointId`), or undefined when one does not exist: an owned
+ * endpoint (`ownedByKey`), else one the desired state names, else one of
+ * others holding the key, indexed from `read` (the CNI's own left out) only
+ * when first needed. Any choice among duplicates is safe: a load balancer is
+ * trusted only when the fingerprint of the payload made with these IDs
+ * equals what HNS holds, so a wrong choice only costs a read.
+ */
+function backendResolver(
+  ownedByKey: ReadonlyMap<EpKey, string>,
+  read: ReadonlyArray<readonly HcnEndpoint[]>,
   ownership: OwnershipRecord,
   desired: DesiredState,
-): Pick<ObservedState, "endpoints" | "foreignEndpoints"> {
-  const sourceVips = new Set<string>();
-  for (const e of desired.remoteEndpoints.values()) {
-    if (e.role === "sourceVip") sourceVips.add(e.ip);
-  }
-  const owned = new Map<EpKey, ObservedEndpoint>();
-  const foreign = new Map<EpKey, ObservedEndpoint>();
-  for (const hns of endpoints) {
-    const id = String(hns.ID ?? "");
-    if (ownership.kindOf(id) === "Endpoint") {
-      const key = ownership.keyOf(id)!;
-      if (!owned.has(key)) owned.set(key, { key, id, hns });
-      continue;
+): (lb: DesiredLoadBalancer) => string[] | undefined {
+  let foreign: Map<EpKey, string> | undefined;
+  const foreignIndex = () => {
+    if (foreign) return foreign;
+    foreign = new Map();
+    const sourceVips = new Set<string>();
+    for (const e of desired.remoteEndpoints.values()) {
+      if (e.role === "sourceVip") sourceVips.add(e.ip);
     }
-    const key = endpointKeyFromHns(hns, sourceVips);
-    if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
-    foreign.set(key, { key, id, hns });
-  }
-  return { endpoints: owned, foreignEndpoints: foreign };
+    for (const eps of read) {
+      for (const hns of eps) {
+        const id = String(hns.ID ?? "");
+        if (ownership.kindOf(id) === "Endpoint") continue;
+        const key = endpointKeyFromHns(hns, sourceVips);
+        if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
+        foreign.set(key, id);
+      }
+    }
+    return foreign;
+  };
+  return (lb) => {
+    const ids: string[] = [];
+    for (const b of lb.backends) {
+      const id = ownedByKey.get(b) ?? desired.existingEndpoints.get(b) ?? foreignIndex().get(b);
+      if (id === undefined) return undefined;
+      ids.push(id);
+    }
+    return ids;
+  };
 }
