@@ -41,6 +41,7 @@
  * @module
  */
 
+import { Session } from "node:inspector";
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8";
 import { type Agent, startAgent } from "../lib/agent.ts";
 import type { Config } from "../lib/config/types.ts";
@@ -48,7 +49,7 @@ import { openFfiHcnApi } from "../lib/hns/ffi.ts";
 import { opIndex } from "../lib/hns/hcn_threads.ts";
 import { KubeClient } from "../lib/kube/client.ts";
 import type { SyncReport } from "../lib/proxy/syncer.ts";
-import { Emulator, openSyncHcnApi, totalCalls } from "./emulator.ts";
+import { Emulator, openSyncHcnApi, totalCalls, writeCalls } from "./emulator.ts";
 import {
   type BenchAgentOptions,
   benchConfig,
@@ -123,6 +124,106 @@ function memorySample(emulator: Emulator): MemorySample {
   };
 }
 
+/**
+ * With env HNSBENCH_MEM_TRACE naming a file, a started agent's memory is
+ * sampled every 50 ms for its first 30 s (RSS, V8 heap by space, malloc,
+ * the emulated HNS's heap, HNS calls and writes so far) and each info line
+ * the agent logs is a marked sample; the samples are written to the file,
+ * one JSON line each, when the agent stops. For finding when the peak
+ * happens and what it is made of; off by default (it costs the agent's
+ * thread a little every 50 ms).
+ */
+class MemoryTrace {
+  readonly #lines: string[] = [];
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #emulator: Emulator;
+  readonly #path: string;
+  #writes = 0;
+
+  constructor(path: string, emulator: Emulator) {
+    this.#path = path;
+    this.#emulator = emulator;
+    this.mark("agent start");
+    const until = performance.now() + 30_000;
+    this.#timer = setInterval(() => {
+      if (performance.now() > until) clearInterval(this.#timer);
+      else this.mark("");
+      const writes = writeCalls(this.#emulator.callCounts());
+      if (Math.floor(writes / 10_000) > Math.floor(this.#writes / 10_000)) {
+        this.mark(`${writes} writes`);
+      }
+      this.#writes = writes;
+    }, 50);
+  }
+
+  /** Take a sample, marked with `what` (empty for a timer's sample). */
+  mark(what: string): void {
+    if (what) this.#profile(what);
+    // HNSBENCH_MEM_SNAPSHOT=<dir>,<mark>,<mark>...: a heap snapshot at each info line beginning with a mark.
+    const [dir, ...marks] = (Deno.env.get("HNSBENCH_MEM_SNAPSHOT") ?? "").split(",");
+    if (dir && what && marks.some((m) => what.startsWith(m))) {
+      writeHeapSnapshot(`${dir}/${Deno.pid}-${what.replaceAll(" ", "_")}.heapsnapshot`);
+    }
+    // HNSBENCH_MEM_TRACE_GC=1: a full GC first at each mark, so that heapUsed is what is live.
+    if (what && Deno.env.get("HNSBENCH_MEM_TRACE_GC") === "1") collectGarbage();
+    const counts = this.#emulator.callCounts();
+    const heap = getHeapStatistics();
+    const spaces: Record<string, number> = {};
+    for (const s of getHeapSpaceStatistics()) {
+      if (s.space_used_size > 0) spaces[s.space_name.replace("_space", "")] = s.space_used_size;
+    }
+    this.#lines.push(JSON.stringify({
+      t: Math.round(performance.now()),
+      what,
+      rss: rssBytes(),
+      emu: this.#emulator.heapBytes(),
+      malloc: mallocInUse(),
+      heapUsed: heap.used_heap_size,
+      heapPhys: heap.total_physical_size,
+      external: heap.external_memory,
+      spaces,
+      calls: totalCalls(counts),
+      writes: writeCalls(counts),
+    }));
+  }
+
+  #session?: Session;
+
+  /**
+   * HNSBENCH_HEAP_PROFILE=<path>,<from mark>,<to mark>: a sampling heap
+   * profile of everything allocated (collected objects included) between
+   * the first info lines that begin with those marks, written to path.
+   */
+  #profile(what: string): void {
+    const [path, from, to] = (Deno.env.get("HNSBENCH_HEAP_PROFILE") ?? "").split(",");
+    if (!path) return;
+    if (!this.#session && what.startsWith(from)) {
+      this.#session = new Session();
+      this.#session.connect();
+      this.#session.post("HeapProfiler.enable");
+      this.#session.post("HeapProfiler.startSampling", {
+        samplingInterval: 8192,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    } else if (this.#session && what.startsWith(to)) {
+      const session = this.#session;
+      session.post("HeapProfiler.stopSampling", (err, r) => {
+        if (!err) Deno.writeTextFileSync(`${path}.${Date.now()}`, JSON.stringify(r.profile));
+        session.disconnect();
+      });
+      this.#session = undefined;
+      Deno.env.delete("HNSBENCH_HEAP_PROFILE");
+    }
+  }
+
+  /** Stop sampling and write the samples. */
+  close(): void {
+    clearInterval(this.#timer);
+    Deno.writeTextFileSync(this.#path, this.#lines.join("\n") + "\n", { append: true });
+  }
+}
+
 /** What the bench asked to be told about. */
 interface Watch {
   lbWrites: boolean;
@@ -140,6 +241,8 @@ interface Running {
   startedAt: number;
   /** The sample taken right after the first (`start`) sync. */
   firstSync?: MemorySample;
+  /** Memory samples over the start, with HNSBENCH_MEM_TRACE. */
+  trace?: MemoryTrace;
 }
 
 /** Start the agent under observation; see the module notes. */
@@ -151,6 +254,15 @@ async function startObserved(
 ): Promise<Running> {
   const config = benchConfig(opts, emulator.library);
   const logger = new CountingLogger();
+  const tracePath = Deno.env.get("HNSBENCH_MEM_TRACE");
+  const trace = tracePath ? new MemoryTrace(tracePath, emulator) : undefined;
+  if (trace) {
+    const info = logger.info.bind(logger);
+    logger.info = (message, fields) => {
+      trace.mark(message);
+      info(message, fields);
+    };
+  }
   const probe = probeHcnApi(
     openFfiHcnApi({ library: emulator.library, threads: config.hnsConcurrency }),
   );
@@ -174,7 +286,7 @@ async function startObserved(
     probe.dispose();
     throw err;
   }
-  const running: Running = { agent, config, probe, kubeClient, logger, startedAt };
+  const running: Running = { agent, config, probe, kubeClient, logger, startedAt, trace };
   // Observe every run of the syncer (the runner calls it through the property).
   const syncer = agent.syncer as unknown as { sync: () => Promise<SyncReport> };
   const original = syncer.sync.bind(agent.syncer);
@@ -189,7 +301,10 @@ async function startObserved(
       ops: report.plan?.ops.length ?? 0,
       writes: report.result?.writes ?? 0,
     };
-    if (report.kind === "start" && !running.firstSync) running.firstSync = memorySample(emulator);
+    if (report.kind === "start" && !running.firstSync) {
+      running.trace?.mark("first sync done");
+      running.firstSync = memorySample(emulator);
+    }
     if (watch.countsOnSync) record.calls = emulator.callCounts();
     out.emit({ ev: "sync", ...record });
     return report;
@@ -332,6 +447,7 @@ async function main(): Promise<void> {
         const summary = log();
         // Forget the agent first: nothing here keeps it alive once it has stopped.
         running = undefined;
+        r.trace?.close();
         await r.agent.stop();
         r.kubeClient.close();
         return summary;

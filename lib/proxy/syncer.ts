@@ -483,6 +483,30 @@ export class Syncer {
 
   /** Step 2: read HNS, adopt what matches, program the rest. */
   async #start(): Promise<SyncReport> {
+    // The start's read and plan happen in #readAndPlan, whose frame ends before apply: what
+    // HNS held as read (the adoption's observed state, the read's ID lists) is garbage by
+    // then, not kept alive beside the observed cache while 10,000s of writes are in flight.
+    const planned = await this.#readAndPlan();
+    if ("kind" in planned) return planned;
+    const { plan, services, changes, startedAt } = planned;
+    const result = await this.#apply(plan);
+    this.#resync.done(startedAt);
+    return {
+      kind: "start",
+      resynced: true,
+      plan,
+      result,
+      repaired: NO_REPAIRS,
+      services,
+      changes,
+      next: this.#next(result),
+    };
+  }
+
+  /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */
+  async #readAndPlan(): Promise<
+    SyncReport | { plan: Plan; services: number; changes: ChangeSet; startedAt: number }
+  > {
     const { client, cluster, ownership } = this.#o;
     const early = await this.#takeEarly();
     const network = early?.network ??
@@ -560,18 +584,7 @@ export class Syncer {
       takenOver: start.adoption.takenOver.length,
       trusted: start.trusted,
     });
-    const result = await this.#apply(start.plan);
-    this.#resync.done(startedAt);
-    return {
-      kind: "start",
-      resynced: true,
-      plan: start.plan,
-      result,
-      repaired: NO_REPAIRS,
-      services: start.desired.services.size,
-      changes,
-      next: this.#next(result),
-    };
+    return { plan: start.plan, services: start.desired.services.size, changes, startedAt };
   }
 
   /**
