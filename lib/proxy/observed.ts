@@ -730,6 +730,7 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
  * rebuilt on each read: ~120 bytes less for each of 50,000 endpoints.
  */
 export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint {
+  if (ep instanceof FlatEndpoint) return new FlatEndpoint(ep.key, id, ep.ip, ep.mac, ep.profile);
   const h = ep.hns;
   const cfgs = h.IpConfigurations;
   const cfg = Array.isArray(cfgs) && cfgs.length > 0 ? cfgs[0] : undefined;

@@ -443,6 +443,14 @@ export interface AdoptOptions {
    * the fingerprint of that payload, so adopting it would change nothing.
    */
   trusted?: ReadonlyMap<string, { key: string }>;
+  /**
+   * Trusted endpoints given as observed objects (e.g. the observed cache's
+   * slim form of their desired payload) instead of among the HNS endpoints:
+   * each is in {@link trusted} under its key, and taken before those.
+   */
+  trustedEndpoints?: readonly ObservedEndpoint[];
+  /** Trusted load balancers given as observed objects (see {@link trustedEndpoints}). */
+  trustedLoadBalancers?: readonly ObservedLoadBalancer[];
 }
 
 /** A foreign object that differs from what is desired, taken over to be replaced. */
@@ -534,6 +542,7 @@ export function adoptObserved(
     trusted,
     epKeyOf,
     (hns, id, key): ObservedEndpoint => ({ key, id, hns }),
+    opts.trustedEndpoints,
   );
   // The trusted objects kept are the start of the observed maps; the rest is added below.
   const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
@@ -598,6 +607,7 @@ export function adoptObserved(
       const serviceKey = desired.loadBalancers.get(key)?.serviceKey;
       return serviceKey !== undefined ? { key, id, hns, serviceKey } : { key, id, hns };
     },
+    opts.trustedLoadBalancers,
   );
   const loadBalancers: Map<LbKey, ObservedLoadBalancer> = lbs.sole;
   for (const key of loadBalancers.keys()) if (desired.loadBalancers.has(key)) kept++;
@@ -696,14 +706,19 @@ interface Candidate<T> {
  * `observe`) under their key in listing order; `rest` every other object,
  * sorted by ID (the order ties are broken in). A trusted object is owned
  * (see {@link AdoptOptions.trusted}); whether another is owned is asked of
- * `owns` with its upper-case ID.
+ * `owns` with its upper-case ID. `observedTrusted` are trusted objects
+ * already observed, taken first, as they are when sole on their key.
  */
-function soleTrusted<T extends { ID?: string }, O extends { id: string; hns: T }>(
+function soleTrusted<
+  T extends { ID?: string },
+  O extends { key: string; id: string; hns: T },
+>(
   xs: readonly T[],
   owns: (upperCaseId: string) => boolean,
   trusted: ReadonlyMap<string, { key: string }> | undefined,
   keyOf: (hns: T) => string | KeyError,
   observe: (hns: T, id: string, key: string) => O,
+  observedTrusted: readonly O[] = [],
 ): { sole: Map<string, O>; rest: Candidate<T>[] } {
   const sole = new Map<string, O>();
   const rest: { c: Candidate<T>; id: string }[] = [];
@@ -711,6 +726,13 @@ function soleTrusted<T extends { ID?: string }, O extends { id: string; hns: T }
   const contested = new Set<string>(); // keys several trusted objects claim
   const toRest = (x: T, id: string, upper: string, key: string) =>
     rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
+  for (const o of observedTrusted) {
+    if (!sole.has(o.key) && !contested.has(o.key)) sole.set(o.key, o);
+    else {
+      contested.add(o.key);
+      toRest(o.hns, o.id, idKey(o.id), o.key);
+    }
+  }
   for (const x of xs) {
     const id = typeof x?.ID === "string" ? x.ID : "";
     const upper = idKey(id);

@@ -239,6 +239,8 @@ export async function readStart(
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
     trusted: read.trusted,
+    trustedEndpoints: read.trustedEndpoints,
+    trustedLoadBalancers: read.trustedLoadBalancers,
     ...adopt,
   });
   // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
@@ -278,6 +280,8 @@ async function readFull(
     desired,
     endpoints,
     loadBalancers,
+    trustedEndpoints: [],
+    trustedLoadBalancers: [],
     vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
     trusted: new Map(),

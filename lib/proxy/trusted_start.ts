@@ -37,7 +37,10 @@ import type {
   EpKey,
   NetworkInfo,
   NodeContext,
+  ObservedEndpoint,
+  ObservedLoadBalancer,
 } from "./model.ts";
+import { slimEndpoint, slimLoadBalancer } from "./observed.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import {
   desiredEndpointFingerprint,
@@ -52,10 +55,20 @@ export interface HnsRead {
   ctx: NodeContext;
   /** The desired state. */
   desired: DesiredState;
-  /** The network's endpoints, as a full read returns them. */
+  /**
+   * The network's endpoints, as a full read returns them, but for those in
+   * {@link trustedEndpoints}.
+   */
   endpoints: HcnEndpoint[];
-  /** The load balancers, as a full read returns them. */
+  /** The load balancers, as a full read returns them, but for those in {@link trustedLoadBalancers}. */
   loadBalancers: HcnLoadBalancer[];
+  /**
+   * The trusted endpoints, each as the observed cache keeps the desired
+   * payload of its key ({@link slimEndpoint}; none for a full read).
+   */
+  trustedEndpoints: ObservedEndpoint[];
+  /** The trusted load balancers, as the observed cache keeps them ({@link slimLoadBalancer}). */
+  trustedLoadBalancers: ObservedLoadBalancer[];
   /** Owned IDs that HNS does not hold. */
   vanishedOwned: string[];
   /** Every endpoint ID of the network HNS listed. */
@@ -168,19 +181,21 @@ export async function readTrusted(
   const { ctx, desired } = plan(others);
 
   const endpoints = [...others];
+  const trustedEndpoints: ObservedEndpoint[] = [];
   const trusted = new Map<string, TrustedObject>();
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
   const ownedByKey = new Map<EpKey, string>();
   // The fingerprint of what would be written for the key is computed from the desired object;
   // the payload is made only for what is trusted, with the ID as HNS listed it (as a read
-  // would return it).
+  // would return it), and kept only in the observed cache's slim form: the full payloads of
+  // 10,000s of objects would all be alive at once until the cache is filled.
   for (const id of ownedEps) {
     const key = ownership.keyOf(id)!;
     const want = desired.remoteEndpoints.get(key);
     const fp = want ? desiredEndpointFingerprint(want) : undefined;
     if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
-      endpoints.push(endpointPayload(want, id));
+      trustedEndpoints.push(slimEndpoint({ key, id, hns: endpointPayload(want, id) }));
       trusted.set(id.toUpperCase(), { key, fp });
       if (!ownedByKey.has(key)) ownedByKey.set(key, id);
     } else {
@@ -197,6 +212,7 @@ export async function readTrusted(
 
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
+  const trustedLoadBalancers: ObservedLoadBalancer[] = [];
   toRead.length = 0;
   for (const id of ownedLbs) {
     const key = ownership.keyOf(id)!;
@@ -204,9 +220,8 @@ export async function readTrusted(
     const ids = want ? backendIds(want) : undefined;
     const fp = want && ids ? desiredLoadBalancerFingerprint(want, ids) : undefined;
     if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
-      const payload = loadBalancerPayload(want, ids);
-      payload.ID = id;
-      loadBalancers.push(payload);
+      const hns = loadBalancerPayload(want, ids);
+      trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
       trusted.set(id.toUpperCase(), { key, fp });
     } else {
       toRead.push(id);
@@ -220,6 +235,8 @@ export async function readTrusted(
     desired,
     endpoints,
     loadBalancers,
+    trustedEndpoints,
+    trustedLoadBalancers,
     vanishedOwned: vanished(ownership, trusted, [others, readEps, foreignLbs, readLbs]),
     endpointIds,
     trusted,

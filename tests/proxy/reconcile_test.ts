@@ -15,6 +15,7 @@ import type {
 } from "../../lib/proxy/model.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
+import { ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
 import {
   ALL_FEATURES,
   ctx,
@@ -660,6 +661,63 @@ function assertKeptAdoption(
   assert.equal(a.kept, dropped.length);
 }
 
+/**
+ * The adoption `a` comes out the same (as the observed cache holds it) when the
+ * trusted objects are handed over in the cache's slim form instead of in the lists.
+ */
+function assertSameWithSlimTrusted(
+  a: Adoption,
+  l: { lbs: HcnLoadBalancer[]; eps: HcnEndpoint[] },
+  owned: OwnedIds,
+  desired: DesiredState,
+  opts: { takeOver: boolean; trusted: ReadonlyMap<string, { key: string }> },
+): void {
+  const keyOf = (x: { ID?: string }) => opts.trusted.get(String(x.ID).toUpperCase())?.key;
+  const trustedEndpoints = l.eps.filter((x) => keyOf(x) !== undefined)
+    .map((hns) => slimEndpoint({ key: keyOf(hns)!, id: hns.ID!, hns }));
+  const trustedLoadBalancers = l.lbs.filter((x) => keyOf(x) !== undefined).map((hns) => {
+    const key = keyOf(hns)!;
+    return slimLoadBalancer({
+      key,
+      id: hns.ID!,
+      hns,
+      serviceKey: desired.loadBalancers.get(key)?.serviceKey,
+    });
+  });
+  const b = adoptObserved(
+    l.lbs.filter((x) => keyOf(x) === undefined),
+    l.eps.filter((x) => keyOf(x) === undefined),
+    owned,
+    desired,
+    { ...opts, trustedEndpoints, trustedLoadBalancers },
+  );
+  assert.deepEqual(cacheDump(b.observed), cacheDump(a.observed));
+  assert.deepEqual(b.adopted, a.adopted);
+  assert.equal(b.kept, a.kept);
+  assert.deepEqual(b.skipped, a.skipped);
+  assert.deepEqual(b.takenOver, a.takenOver);
+}
+
+/** An observed state as the observed cache holds it, as plain data in a stable order. */
+function cacheDump(state: ObservedState): unknown {
+  const cache = new ObservedCache(state);
+  const entries = (m: ReadonlyMap<string, { id: string; hns: unknown }>) =>
+    [...m.entries()].sort((x, y) => x[0] < y[0] ? -1 : 1).map(([k, o]) => [
+      k,
+      o.id,
+      (o as { serviceKey?: string }).serviceKey,
+      JSON.stringify(o.hns),
+    ]);
+  return [
+    cache.loadBalancers,
+    cache.endpoints,
+    cache.foreignLoadBalancers,
+    cache.foreignEndpoints,
+    cache.strayLoadBalancers,
+    cache.strayEndpoints,
+  ].map(entries);
+}
+
 Deno.test("adoption of trusted objects: those alone on their key are kept without an adopt op; ties between duplicates and objects of others are broken as without trust", () => {
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -723,6 +781,7 @@ Deno.test("adoption of trusted objects: those alone on their key are kept withou
         }
         const a = adoptObserved(l.lbs, l.eps, owned, fresh, { takeOver, trusted });
         assertKeptAdoption(a, full, trusted);
+        assertSameWithSlimTrusted(a, l, owned, fresh, { takeOver, trusted });
         paths.kept += a.kept;
         paths.adopted += a.adopted.length;
       }

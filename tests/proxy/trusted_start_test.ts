@@ -301,6 +301,13 @@ for (const n of [1, 2, 3, 4]) {
       assert.ok(same.calls <= 3 * UNOWNED + 10, `${same.calls} calls`);
       assert.equal(same.start.trusted, ownership.size);
       assert.ok(full.calls > 3 * ownership.size, `${full.calls} calls of the full read`);
+      // Every owned object was trusted: each is observed as the cache keeps it, never as the
+      // full payload of its key (what would be written, schema version included).
+      const adopted = same.start.adoption.observed;
+      for (const o of [...adopted.endpoints.values(), ...adopted.loadBalancers.values()]) {
+        assert.ok(!("SchemaVersion" in o.hns), `${o.key} observed as a full payload`);
+      }
+      assert.ok(adopted.endpoints.size > 0 && adopted.loadBalancers.size > 0);
 
       // Reconciled against the observed state kept (the agent's cache): the same plan.
       const kept = new ObservedCache();
