@@ -197,7 +197,7 @@ export async function readEarly(
  * used when read in `mode`, else HNS is read now. `keep`, when given, takes
  * the adoption's observed state and returns it indexed (the agent's observed
  * cache, filled from it): the reconcile runs against that instead of an
- * index built for it alone.
+ * index built for it alone, and the adoption's `observed` is that.
  */
 export async function readStart(
   client: HnsClient,
@@ -227,10 +227,15 @@ export async function readStart(
     checkStartContext(ctx, settings);
     return { ctx, desired: desiredState(cluster, ctx) };
   };
-  const early = preread?.mode === mode.mode ? preread : undefined;
+  let early = preread?.mode === mode.mode ? preread : undefined;
+  preread = undefined;
   const read = mode.mode === "trusted"
     ? await readTrusted(client, net, ownership, plan, early?.mode === "trusted" ? early : undefined)
     : await readFull(client, net, ownership, plan, early?.mode === "full" ? early : undefined);
+  // What HNS held as read is garbage once the adoption and the cache have what they keep of
+  // it, not alive till the plan is made: this frame lets go of it (the early read now, the
+  // read's lists after the adoption, the adoption's observed state once the cache holds it).
+  early = undefined;
   const { ctx, desired } = read;
   const owned = {
     ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
@@ -243,14 +248,16 @@ export async function readStart(
     trustedLoadBalancers: read.trustedLoadBalancers,
     ...adopt,
   });
+  read.endpoints = read.loadBalancers = [];
+  read.trustedEndpoints = [];
+  read.trustedLoadBalancers = [];
   // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
   for (const op of adoption.adopted) {
     const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase())?.fp;
     if (fp !== undefined) op.fp = fp;
   }
-  const reconciled = reconcile(desired, keep?.(adoption.observed) ?? adoption.observed, {
-    features,
-  });
+  if (keep) adoption.observed = keep(adoption.observed);
+  const reconciled = reconcile(desired, adoption.observed, { features });
   return {
     ctx,
     desired,

@@ -74,7 +74,14 @@ import {
   Resync,
   vanishedFrom,
 } from "./resync.ts";
-import { type EarlyStart, findNetwork, readEarly, readStart, startReadMode } from "./start.ts";
+import {
+  type EarlyStart,
+  findNetwork,
+  type HnsPreread,
+  readEarly,
+  readStart,
+  startReadMode,
+} from "./start.ts";
 import { errorMessage } from "../errors.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
@@ -321,7 +328,9 @@ export class Syncer {
   }
 
   /** The early read for a start, if one was begun and ended recently enough; taken once. */
-  async #takeEarly(): Promise<(EarlyStart & { at: number }) | undefined> {
+  async #takeEarly(): Promise<
+    (Omit<EarlyStart, "preread"> & { preread?: HnsPreread; at: number }) | undefined
+  > {
     const early = this.#early;
     this.#early = undefined;
     const read = await early?.read;
@@ -528,7 +537,7 @@ export class Syncer {
       this.#o.settings,
       { takeOver: (this.#o.takeOverForeign ?? false) && !this.#startedOnce },
       mode,
-      early?.preread,
+      takePreread(early),
       (observed) => {
         this.#observed.replace(observed);
         return this.#observed;
@@ -905,4 +914,14 @@ function countOps(ops: readonly PlanOp[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const op of ops) out[op.op] = (out[op.op] ?? 0) + 1;
   return out;
+}
+
+/**
+ * The early read's result, taken from `early` so that the start's frame does
+ * not hold it once the read start is done with it.
+ */
+function takePreread(early: { preread?: HnsPreread } | undefined): HnsPreread | undefined {
+  const preread = early?.preread;
+  if (early) early.preread = undefined;
+  return preread;
 }
