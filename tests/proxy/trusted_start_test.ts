@@ -314,6 +314,8 @@ for (const n of [1, 2, 3, 4]) {
       const keptStart = await startOn(backend, cluster, ownership, true, false, kept);
       assert.deepEqual(dump(kept), dump(full.start.adoption.observed));
       assertSamePlan(keptStart.start, full.start);
+      // Once the cache holds it, the adoption's observed state is the cache (no second copy).
+      assert.equal(keptStart.start.adoption.observed, kept);
 
       // A takeover (kube-proxy's LB on a service's key) comes out the same.
       const takeKept = new ObservedCache();
