@@ -104,7 +104,7 @@ export class AgentHost {
     const args = (Deno.env.get("HNSBENCH_HOST_ARGS") ?? "").split(" ").filter(Boolean);
     const child = new JsonLinesChild("agent host", [
       "-A",
-      v8FlagsArgument("--expose-gc", ...v8Flags),
+      v8FlagsArgument(...v8Flags),
       ...args,
       new URL("./agent_host_proc.ts", import.meta.url).pathname,
     ], { HNSPROXY_HNS_LIBRARY: library, MALLOC_ARENA_MAX: "1" });
@@ -386,7 +386,7 @@ export class AgentHost {
       args: [
         "run",
         "-A",
-        v8FlagsArgument("--expose-gc"),
+        v8FlagsArgument(),
         new URL("./bare_agent_proc.ts", import.meta.url).pathname,
       ],
       env: { MALLOC_ARENA_MAX: "1" },

@@ -155,7 +155,7 @@ async function runOne(run: PlannedRun): Promise<ScenarioResult[]> {
     args: [
       "run",
       "-A",
-      v8FlagsArgument("--expose-gc"),
+      v8FlagsArgument(),
       `${HERE}run.ts`,
       run.scenario,
       JSON.stringify(run.params),
@@ -182,7 +182,7 @@ async function runOne(run: PlannedRun): Promise<ScenarioResult[]> {
 async function kubeMemory(): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", v8FlagsArgument("--expose-gc"), `${HERE}kube_memory.ts`],
+      args: ["run", "-A", v8FlagsArgument(), `${HERE}kube_memory.ts`],
       cwd: REPO,
       stdout: "piped",
       stderr: "inherit",

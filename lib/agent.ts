@@ -342,7 +342,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
     const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
     const useHold = (heldUntil: number | undefined) => {
-      if (heldUntil !== undefined) heapCollector.afterRun(heldUntil);
+      if (heldUntil !== undefined && heapCollector.afterRun(heldUntil)) {
+        log.debug(2, "Collected the heap while changes were held", {
+          collections: heapCollector.collections,
+          heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
+        });
+      }
       const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
       if (!listingsApart && (fits || !holdsFitWorkerStart)) {
         listingsApart = true;

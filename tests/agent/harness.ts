@@ -16,6 +16,7 @@ import {
   type FakeObject,
 } from "../../lib/fake-apiserver/mod.ts";
 import { type OwnedObject, OwnershipRecord } from "../../lib/proxy/ownership.ts";
+import { v8FlagsArgument } from "../../lib/v8_flags.ts";
 import { fakeKubeconfig } from "./fixtures.ts";
 
 const RUN = fileURLToPath(new URL("../../lib/cli/run.ts", import.meta.url));
@@ -124,6 +125,9 @@ export class AgentWorld {
         "run",
         "-A",
         "--no-check",
+        // The V8 flags the compiled executable has baked in, so the agent's own
+        // full collections (heap_collector.ts) run here as on a node.
+        v8FlagsArgument(),
         RUN,
         "--kubeconfig",
         this.#kubeconfig,

@@ -159,7 +159,7 @@ Deno.test({
       args: [
         "run",
         "-A",
-        v8FlagsArgument("--expose-gc"),
+        v8FlagsArgument(),
         bench,
         "--services",
         "0",

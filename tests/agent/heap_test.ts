@@ -1,0 +1,47 @@
+/**
+ * The real agent process, run with the V8 flags the compiled executable has
+ * baked in: its first run's garbage is collected by the agent itself, inside
+ * the minSyncPeriod hold that follows the run, and changes are programmed as
+ * before afterwards.
+ */
+
+import assert from "node:assert/strict";
+import { AgentWorld, eventually } from "./harness.ts";
+import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+
+const web = serviceObject("web", {
+  clusterIP: "10.96.0.10",
+  ports: [{ port: 80, targetPort: 8080 }],
+});
+
+function webSlice(ips: string[]) {
+  return sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
+}
+
+Deno.test("agent/heap: the first run is followed by a full collection in its hold, and later changes are still programmed", async () => {
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    services: [web],
+    slices: [webSlice(["10.244.2.7"])],
+    node: nodeObject(),
+  });
+  try {
+    const agent = world.startAgent(OVERLAY_ARGS);
+    const describe = () => agent.log();
+    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+    await eventually(
+      "collected after the first run",
+      () => Promise.resolve(/Collected the heap while changes were held/.test(agent.log())),
+      describe,
+    );
+
+    world.api.update("endpointslices", webSlice(["10.244.2.7", "10.244.2.8", "10.244.2.9"]));
+    await eventually(
+      "the next change programmed",
+      async () => (await world.lbTable()).some((line) => line.includes("10.244.2.9")),
+      describe,
+    );
+  } finally {
+    await world.close();
+  }
+});
