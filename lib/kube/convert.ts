@@ -77,22 +77,22 @@ const FAMILY_LISTS: Record<string, readonly IpFamily[]> = {
   "IPv6,IPv4": Object.freeze(["IPv6", "IPv4"]),
 };
 
-function shared<T>(list: T[]): T[] {
-  return list.length === 0 ? EMPTY as never as T[] : list;
+function shared<T>(list: readonly T[]): readonly T[] {
+  return list.length === 0 ? EMPTY : list;
 }
 
 // Port lists repeat across services and slices (80/443, the same app's
 // ports): identical lists share one frozen copy.
 const portLists = new Map<string, readonly unknown[]>();
-function sharedPorts<T>(list: T[]): T[] {
-  if (list.length === 0) return EMPTY as never as T[];
+function sharedPorts<T>(list: T[]): readonly T[] {
+  if (list.length === 0) return EMPTY;
   const key = JSON.stringify(list);
   const hit = portLists.get(key);
-  if (hit) return hit as T[];
+  if (hit) return hit as readonly T[];
   if (portLists.size >= 10_000) portLists.clear();
   const frozen = Object.freeze(list.map((p) => Object.freeze(p)));
   portLists.set(key, frozen);
-  return frozen as T[];
+  return frozen;
 }
 
 type Obj = Record<string, unknown>;
@@ -291,15 +291,15 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
   }
 
   const rawExternal = r.arr(spec.externalIPs, "spec.externalIPs");
-  const externalIPs = rawExternal.length === 0
-    ? EMPTY as never as string[]
+  const externalIPs: readonly string[] = rawExternal.length === 0
+    ? EMPTY
     : sameTexts(previous?.externalIPs, rawExternal)
     ? previous!.externalIPs
     : rawExternal.map((ip, i) => r.ip(ip, `spec.externalIPs[${i}]`));
   const status = r.obj(o.status, "status", true);
   const lb = status ? r.obj(status.loadBalancer, "status.loadBalancer", true) : undefined;
   const rawIngress = r.arr(lb?.ingress, "status.loadBalancer.ingress");
-  const ingress: IngressInfo[] = rawIngress.length === 0 ? EMPTY as never as IngressInfo[] : [];
+  const ingress: IngressInfo[] = [];
   for (let i = 0; i < rawIngress.length; i++) {
     const f = `status.loadBalancer.ingress[${i}]`;
     const io = r.obj(rawIngress[i], f)!;
@@ -311,8 +311,8 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
     ingress.push(entry);
   }
   const rawRanges = r.arr(spec.loadBalancerSourceRanges, "spec.loadBalancerSourceRanges");
-  const loadBalancerSourceRanges = rawRanges.length === 0
-    ? EMPTY as never as string[]
+  const loadBalancerSourceRanges: readonly string[] = rawRanges.length === 0
+    ? EMPTY
     : rawRanges.map((c, i) => r.cidr(c, `spec.loadBalancerSourceRanges[${i}]`));
 
   const sessionAffinity = r.oneOf(
@@ -419,8 +419,8 @@ function sameZones(a: readonly string[] | undefined, b: readonly string[] | unde
 
 /**
  * Converts `endpoints[i]` of a slice. Field paths are built only on the way
- * to an error (there are five endpoints per slice and 50,000 at 10,000
- * services). An endpoint equal to its previous record is that record.
+ * to an error (endpoints are the most numerous objects converted). An
+ * endpoint equal to its previous record is that record.
  */
 function convertEndpoint(
   e: unknown,

@@ -48,17 +48,17 @@ export interface ServiceInfo {
   /** `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalName`. */
   type: "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName";
   /** Cluster IPs (one per family; `spec.clusterIPs`, falling back to `spec.clusterIP`). */
-  clusterIPs: string[];
+  clusterIPs: readonly string[];
   /** IP families of the cluster IPs. */
-  ipFamilies: IpFamily[];
+  ipFamilies: readonly IpFamily[];
   /** Service ports. */
-  ports: ServicePortInfo[];
+  ports: readonly ServicePortInfo[];
   /** `spec.externalIPs`. */
-  externalIPs: string[];
+  externalIPs: readonly string[];
   /** `status.loadBalancer.ingress` entries that carry an IP. */
-  ingress: IngressInfo[];
+  ingress: readonly IngressInfo[];
   /** `spec.loadBalancerSourceRanges`. */
-  loadBalancerSourceRanges: string[];
+  loadBalancerSourceRanges: readonly string[];
   /** `spec.externalTrafficPolicy` (Cluster when unset). */
   externalTrafficPolicy: "Cluster" | "Local";
   /** `spec.internalTrafficPolicy` (Cluster when unset). */
@@ -90,7 +90,7 @@ export interface EndpointInfo {
   /** `zone`, when set. */
   zone?: string;
   /** `hints.forZones[].name`, when set. */
-  hintZones?: string[];
+  hintZones?: readonly string[];
 }
 
 /** One port of an EndpointSlice. */
@@ -116,9 +116,9 @@ export interface EndpointSliceInfo {
   /** `IPv4` or `IPv6` (FQDN slices are dropped). */
   addressType: IpFamily;
   /** Ports. */
-  ports: EndpointPortInfo[];
+  ports: readonly EndpointPortInfo[];
   /** Endpoints. */
-  endpoints: EndpointInfo[];
+  endpoints: readonly EndpointInfo[];
   /**
    * Annotation `endpoints.kubernetes.io/last-change-trigger-time` in epoch
    * milliseconds, for the network programming latency metric.

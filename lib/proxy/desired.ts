@@ -79,7 +79,7 @@ interface Candidate {
   terminating: boolean;
   local: boolean;
   nodeName?: string;
-  hintZones?: string[];
+  hintZones?: readonly string[];
 }
 
 /** The diagnostics of a service that has none (shared: most services have none). */
