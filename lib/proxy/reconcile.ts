@@ -564,7 +564,8 @@ export function adoptObserved(
         const keepNew = want !== undefined && endpointSatisfies(hns, want) &&
           !endpointSatisfies(prev.hns, want);
         const loser = keepNew ? prev : obs;
-        strayEndpoints.set(loser.id, { ...loser, key: `stray/${loser.id}` });
+        // Fields copied one by one: a cached endpoint's `hns` may be an accessor, which a spread drops.
+        strayEndpoints.set(loser.id, { key: `stray/${loser.id}`, id: loser.id, hns: loser.hns });
         if (!keepNew) continue;
         adoptedEps.delete(key);
       }
@@ -627,7 +628,14 @@ export function adoptObserved(
       if (prev) {
         const keepNew = equal && !equalToDesired(prev.hns, want);
         const loser = keepNew ? prev : obs;
-        strayLoadBalancers.set(loser.id, { ...loser, key: `stray/${loser.id}` });
+        // Fields copied one by one: a cached LB's `hns` may be an accessor, which a spread drops.
+        const stray: ObservedLoadBalancer = {
+          key: `stray/${loser.id}`,
+          id: loser.id,
+          hns: loser.hns,
+        };
+        if (loser.serviceKey !== undefined) stray.serviceKey = loser.serviceKey;
+        strayLoadBalancers.set(loser.id, stray);
         if (!keepNew) continue;
         adoptedLbs.delete(key);
       }
