@@ -170,6 +170,8 @@ export type EndpointRole = "remote" | "serviceVip" | "sourceVip";
 /**
  * One endpoint hnsproxy wants to exist and owns: a remote endpoint (a pod on
  * another node, an overlay service VIP) or the overlay source-VIP endpoint.
+ * Some fields may be accessors derived from others (a pod's MAC from its IP):
+ * copy one field by field, never by spread or structuredClone.
  */
 export interface DesiredEndpoint {
   /** Stable key `ep/remote/<ip>` (or `ep/sourcevip/<ip>`). */

@@ -544,8 +544,8 @@ const TEXT_FP = -1;
  * and by slot the key and the fingerprint as a number (payload.ts writes a
  * 53-bit hash in base 36, which a double holds exactly; any other text is kept
  * apart as it is). The ID as given is kept only where it differs from its
- * normalized form. No object per owned object: at 52,000 objects that is a
- * Map entry and two array cells each.
+ * normalized form. No object per owned object: a Map entry and one cell in
+ * each slot array.
  */
 class OwnedTable {
   readonly #lbs = new Map<string, number>();
@@ -719,8 +719,8 @@ function* concat<T>(a: Iterator<T>, b: Iterator<T>): IterableIterator<T> {
  */
 function fingerprintNumber(fp: string): number {
   // Digits 0-9 a-z, no leading zero, at most 11 of them, a safe integer: exactly
-  // the spellings Number#toString(36) gives (parsed here; that is ~10× cheaper than
-  // parseInt and a round trip).
+  // the spellings Number#toString(36) gives (parsed here rather than by parseInt
+  // and a round trip, which allocate).
   const length = fp.length;
   if (length === 0 || length > 11 || (length > 1 && fp.charCodeAt(0) === 48)) return TEXT_FP;
   let n = 0;

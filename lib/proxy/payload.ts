@@ -334,7 +334,7 @@ class Hash53 {
     let h1 = this.h1, h2 = this.h2;
     h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
     h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-    // Base 36 of the 53-bit integer, as Number#toString(36) writes it (a few times faster).
+    // Base 36 of the 53-bit integer, as Number#toString(36) writes it, digit by digit.
     let n = 4294967296 * (2097151 & h2) + (h1 >>> 0);
     let out = "";
     do {
