@@ -97,11 +97,12 @@ export async function coldStart(
     return { agent, calls: callDelta(before, await host.callCounts()), convergeMs: NaN };
   }
   const cpu1 = host.cpu();
+  const convergeMs = convergedAt - agent.startedAt;
+  // Anything the agent does after convergence (it should do nothing) is counted too,
+  // in its calls and in its peak memory.
+  await host.waitQuiet(300, 30_000);
   const peak = host.peakRss();
   const hnsAtPeak = (await host.hns()).heapBytes;
-  const convergeMs = convergedAt - agent.startedAt;
-  // Anything the agent does after convergence (it should do nothing) is counted too.
-  await host.waitQuiet(300, 30_000);
   const calls = callDelta(before, await host.callCounts());
   const cpu = cpuDelta(cpu0, cpu1);
   const writes = writeCalls(calls);
