@@ -4,7 +4,7 @@
  * a full GC, gives free native memory back, and prints its memory as one
  * JSON line ({@link BareAgentMemory}). The yardstick of the agent host's
  * memory before its agent starts (bench/agent_host.ts `bareAgentMemory`);
- * run with `--v8-flags=--expose-gc` and the agent's V8 flags.
+ * run with the agent's V8 flags (`v8FlagsArgument()`, which expose `gc`).
  *
  * @module
  */

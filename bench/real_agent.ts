@@ -15,6 +15,7 @@
  * @module
  */
 
+import { parseExposition } from "../tests/serve/prom.ts";
 import { v8FlagsArgument } from "../lib/v8_flags.ts";
 import { freePort } from "../tests/agent/harness.ts";
 import { AgentHost } from "./agent_host.ts";
@@ -42,13 +43,11 @@ export interface RealAgentFigures {
   hnsCalls: number;
 }
 
-/** Sum of a metric's samples in a Prometheus text page. */
+/** Sum of a metric's samples (every label set) in a Prometheus text page. */
 function metricSum(page: string, name: string): number {
   let n = 0;
-  for (const line of page.split("\n")) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      n += Number(line.slice(line.lastIndexOf(" ") + 1));
-    }
+  for (const [sample, value] of parseExposition(page).samples) {
+    if (sample === name || sample.startsWith(`${name}{`)) n += value;
   }
   return n;
 }
