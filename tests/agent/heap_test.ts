@@ -5,7 +5,6 @@
  * before afterwards.
  */
 
-import assert from "node:assert/strict";
 import { AgentWorld, eventually } from "./harness.ts";
 import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
 
