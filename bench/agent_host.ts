@@ -73,6 +73,40 @@ export interface BenchAgent {
   stop(): Promise<AgentLog>;
 }
 
+/** How to run a process the bench measures as the agent; see {@link agentProcess}. */
+export interface AgentProcessOptions {
+  /** V8 flags besides the agent's own. */
+  v8Flags?: string[];
+  /** `deno run` options (e.g. `--cpu-prof`). */
+  denoArgs?: string[];
+  /** The script's arguments. */
+  scriptArgs?: string[];
+  /** Environment variables besides the bench's. */
+  env?: Record<string, string>;
+}
+
+/**
+ * The `deno run` arguments (without `run`) and the environment of a process
+ * the bench measures as the agent (the agent host, a bare agent process, the
+ * real agent process): every permission, the agent's V8 flags, and one
+ * malloc arena so that malloc in use counts every thread (bench/malloc.ts).
+ */
+export function agentProcess(
+  script: URL,
+  opts: AgentProcessOptions = {},
+): { args: string[]; env: Record<string, string> } {
+  return {
+    args: [
+      "-A",
+      v8FlagsArgument(...opts.v8Flags ?? []),
+      ...opts.denoArgs ?? [],
+      script.pathname,
+      ...opts.scriptArgs ?? [],
+    ],
+    env: { MALLOC_ARENA_MAX: "1", ...opts.env },
+  };
+}
+
 /** The host process; see the module notes. */
 export class AgentHost {
   /** The host's process ID (its /proc entry is the agent's CPU and memory). */
@@ -102,16 +136,16 @@ export class AgentHost {
     const library = await emulatorLibrary();
     const v8Flags = (Deno.env.get("HNSBENCH_HOST_V8_FLAGS") ?? "").split(",").filter(Boolean);
     const args = (Deno.env.get("HNSBENCH_HOST_ARGS") ?? "").split(" ").filter(Boolean);
-    const child = new JsonLinesChild("agent host", [
-      "-A",
-      v8FlagsArgument(...v8Flags),
-      ...args,
-      new URL("./agent_host_proc.ts", import.meta.url).pathname,
-    ], { HNSPROXY_HNS_LIBRARY: library, MALLOC_ARENA_MAX: "1" });
-    const host = new AgentHost(child, library);
+    const host = agentProcess(new URL("./agent_host_proc.ts", import.meta.url), {
+      v8Flags,
+      denoArgs: args,
+      env: { HNSPROXY_HNS_LIBRARY: library },
+    });
+    const child = new JsonLinesChild("agent host", host.args, host.env);
+    const agentHost = new AgentHost(child, library);
     // The first answer: the host has loaded everything it will load before an agent.
-    await host.hns();
-    return host;
+    await agentHost.hns();
+    return agentHost;
   }
 
   #event(m: Message): void {
@@ -214,16 +248,25 @@ export class AgentHost {
     const dir = await Deno.makeTempDir({ prefix: "hnsbench-seed-" });
     try {
       const path = `${dir}/hns.json`;
-      const seeder = await AgentHost.start();
-      try {
-        await seeder.#call("seed", { spec });
-        await seeder.saveState(path);
-      } finally {
-        await seeder.close();
-      }
+      await AgentHost.saveSeed(spec, path);
       await this.loadSavedState(path);
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Write the node's HNS before the agent (see {@link seed}) to `path`, as
+   * {@link saveState} does, made in a throwaway host: for a host's
+   * {@link loadSavedState} or a process's `HNSEMU_LOAD_STATE`.
+   */
+  static async saveSeed(spec: ScenarioSpec, path: string): Promise<void> {
+    const seeder = await AgentHost.start();
+    try {
+      await seeder.#call("seed", { spec });
+      await seeder.saveState(path);
+    } finally {
+      await seeder.close();
     }
   }
 
@@ -382,14 +425,10 @@ export class AgentHost {
    * less the emulated HNS, compares with.
    */
   static async bareAgentMemory(): Promise<BareAgentMemory> {
+    const bare = agentProcess(new URL("./bare_agent_proc.ts", import.meta.url));
     const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        v8FlagsArgument(),
-        new URL("./bare_agent_proc.ts", import.meta.url).pathname,
-      ],
-      env: { MALLOC_ARENA_MAX: "1" },
+      args: ["run", ...bare.args],
+      env: bare.env,
       stdout: "piped",
       stderr: "piped",
     }).output();

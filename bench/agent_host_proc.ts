@@ -61,38 +61,18 @@ import {
 import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
 import { mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
-import {
-  collectGarbage,
-  now,
-  peakRssBytes,
-  rssByKind,
-  rssBytes,
-  threadCounts,
-} from "./procstat.ts";
+import { type ProcessMemory, processMemory } from "./process_memory.ts";
+import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 
-/** Memory of the host at one moment, bytes. */
-export interface MemorySample {
+/** Memory of the host at one moment, bytes (its malloc in use includes the emulated HNS). */
+export interface MemorySample extends ProcessMemory {
   /** When ({@link now}). */
   at: number;
   /** The host's own clock then (`performance.now()`, ms since it began, as `--trace-gc`). */
   uptimeMs: number;
-  /** Resident set size. */
-  rss: number;
-  /** Of it, file-backed: the executable's code and data, shared libraries. */
-  rssFile: number;
   /** Peak RSS since the bench last reset it. */
   peakRss: number;
-  /** V8 heap of the agent's isolate (the main thread) by space: used and resident. */
-  spaces: { name: string; used: number; physical: number }[];
-  /** V8 heap resident in all (the spaces' sum). */
-  heapPhysical: number;
-  /** V8 heap in use. */
-  heapUsed: number;
-  /** Memory outside the heap that V8 knows JS objects hold (ArrayBuffers and the like). */
-  external: number;
-  /** Native heap in use (malloc; the emulated HNS's included), NaN when unknown. */
-  mallocInUse: number;
   /** What the emulated HNS holds on the native heap (HnsEmuHeapBytes). */
   emulatorHeap: number;
   /** Threads of the process. */
@@ -102,22 +82,12 @@ export interface MemorySample {
 }
 
 function memorySample(emulator: Emulator): MemorySample {
-  const spaces = getHeapSpaceStatistics()
-    .filter((s) => s.physical_space_size > 0 || s.space_used_size > 0)
-    .map((s) => ({ name: s.space_name, used: s.space_used_size, physical: s.physical_space_size }));
-  const heap = getHeapStatistics();
   const threads = threadCounts();
   return {
+    ...processMemory(),
     at: now(),
     uptimeMs: performance.now(),
-    rss: rssBytes(),
-    rssFile: rssByKind().file,
     peakRss: peakRssBytes(),
-    spaces,
-    heapPhysical: heap.total_physical_size,
-    heapUsed: heap.used_heap_size,
-    external: heap.external_memory,
-    mallocInUse: mallocInUse(),
     emulatorHeap: emulator.heapBytes(),
     threads: threads.all,
     hnsThreads: threads.workers,

@@ -11,35 +11,17 @@
 
 import "../main.ts";
 import "../lib/cli/run.ts";
+import type { ProcessMemory } from "./process_memory.ts";
 
 /** Memory of a bare agent process, bytes. */
-export interface BareAgentMemory {
-  /** Resident set size. */
-  rss: number;
-  /** Of it, file-backed (the executable's code and data, shared libraries). */
-  rssFile: number;
-  /** V8 heap resident. */
-  heapPhysical: number;
-  /** V8 heap in use. */
-  heapUsed: number;
-  /** Native heap in use (malloc), NaN when unknown. */
-  mallocInUse: number;
-}
+export type BareAgentMemory = ProcessMemory;
 
 if (import.meta.main) {
   // The measuring code is loaded only now, as the host loads its own before its sample.
-  const { getHeapStatistics } = await import("node:v8");
-  const { mallocInUse, mallocTrim } = await import("./malloc.ts");
-  const { collectGarbage, rssByKind, rssBytes } = await import("./procstat.ts");
+  const { mallocTrim } = await import("./malloc.ts");
+  const { collectGarbage } = await import("./procstat.ts");
+  const { processMemory } = await import("./process_memory.ts");
   collectGarbage();
   mallocTrim();
-  const heap = getHeapStatistics();
-  const sample: BareAgentMemory = {
-    rss: rssBytes(),
-    rssFile: rssByKind().file,
-    heapPhysical: heap.total_physical_size,
-    heapUsed: heap.used_heap_size,
-    mallocInUse: mallocInUse(),
-  };
-  console.log(JSON.stringify(sample));
+  console.log(JSON.stringify(processMemory()));
 }

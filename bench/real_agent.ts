@@ -16,9 +16,8 @@
  */
 
 import { parseExposition } from "../tests/serve/prom.ts";
-import { v8FlagsArgument } from "../lib/v8_flags.ts";
 import { freePort } from "../tests/agent/harness.ts";
-import { AgentHost } from "./agent_host.ts";
+import { AgentHost, agentProcess } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { emulatorLibrary } from "./emulator.ts";
 import { sleep } from "./harness.ts";
@@ -61,23 +60,13 @@ export async function measureRealAgent(services: number, timeoutMs = 300_000) {
   const api = ApiServerProcess.start();
   try {
     const seedFile = `${dir}/hns.json`;
-    const seeder = await AgentHost.start();
-    try {
-      await seeder.seed(spec);
-      await seeder.saveState(seedFile);
-    } finally {
-      await seeder.close();
-    }
+    await AgentHost.saveSeed(spec, seedFile);
     const { url } = await api.seed(spec);
     const metricsPort = freePort();
     const heapReport = `${dir}/heap.json`;
     const started = performance.now();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        v8FlagsArgument(),
-        new URL("../main.ts", import.meta.url).pathname,
+    const agent = agentProcess(new URL("../main.ts", import.meta.url), {
+      scriptArgs: [
         "run",
         `--master=${url}`,
         `--hostname-override=${NODE_NAME}`,
@@ -87,8 +76,11 @@ export async function measureRealAgent(services: number, timeoutMs = 300_000) {
         `--healthz-bind-address=127.0.0.1:${freePort()}`,
         `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       ],
-      // As the agent host runs: one malloc arena.
-      env: { MALLOC_ARENA_MAX: "1", HNSEMU_LOAD_STATE: seedFile, HNSEMU_HEAP_REPORT: heapReport },
+      env: { HNSEMU_LOAD_STATE: seedFile, HNSEMU_HEAP_REPORT: heapReport },
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...agent.args],
+      env: agent.env,
       stdout: "null",
       stderr: "piped",
     }).spawn();

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseIp } from "../net/ip.ts";
+import { canonicalIpv4Value, parseIp } from "../net/ip.ts";
 
 /** Character codes of the lower-case hex digits. */
 const HEX = [..."0123456789abcdef"].map((c) => c.charCodeAt(0));
@@ -20,37 +20,13 @@ function macOf(a: number, b: number, c: number, d: number): string {
 }
 
 /**
- * The four bytes of a canonical dotted-quad IPv4 address as one number, or
- * -1 for anything else (left to the full parser).
- */
-function dottedQuad(ip: string): number {
-  let n = 0, part = 0, digits = 0, parts = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i < ip.length ? ip.charCodeAt(i) : 46; // a virtual final "."
-    if (c === 46) {
-      if (digits === 0 || ++parts > 4) return -1;
-      n = n * 256 + part;
-      part = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits === 1 && part === 0)) {
-      part = part * 10 + (c - 48);
-      digits++;
-      if (part > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  return parts === 4 ? n : -1;
-}
-
-/**
  * The MAC address of a remote endpoint, derived from its IP as kube-proxy
  * does so that endpoints it created can be adopted: `02-11-` followed by the
  * four IPv4 bytes; for IPv6 the last four bytes in reverse order (kube-proxy's
  * `conjureMac`). Lower-case hex, dash-separated.
  */
 export function remoteEndpointMac(ip: string): string {
-  const q = dottedQuad(ip);
+  const q = canonicalIpv4Value(ip);
   if (q >= 0) return macOf(q >>> 24, (q >>> 16) & 255, (q >>> 8) & 255, q & 255);
   const p = parseIp(ip);
   if (!p) return "02-11-22-33-44-55";

@@ -5,7 +5,8 @@
  *
  *   emulator_check LIB rules      every HNS rule, in one process (no state file)
  *   emulator_check LIB env        the HNSEMU_* environment knobs (set by the caller)
- *   emulator_check LIB heap       HnsEmuHeapBytes against glibc's own count (mallinfo2), run
+ *   emulator_check LIB heap       HnsEmuHeapBytes: its unit (exact with _msize on Windows)
+ *                                 and, with glibc, against glibc's own count (mallinfo2), run
  *                                 with GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (freed
  *                                 blocks then leave malloc's in-use count at once)
  *   emulator_check LIB ctl CMD... drive a state-file HNS from another process;
@@ -1366,13 +1367,76 @@ static int64_t malloc_in_use(void) {
 #endif
 
 /*
- * The emulator's heap counter against glibc's: between two readings only the library holds
- * new memory (this check keeps nothing: IDs are its own, every string and handle is freed at
- * once), so malloc's in-use bytes must grow by exactly what HnsEmuHeapBytes says, and fall
- * back when the library lets go. Objects enough for the store's tables to outgrow the mmap
- * threshold, so chunks of their own mapping are counted too.
+ * What HnsEmuHeapBytes grows by while the library holds one network named `len` letters; with
+ * `returns`, the count must be back where it was once the network is deleted (the store's
+ * tables, made by the first object, stay).
+ */
+static int64_t heap_of_named_network(size_t len, int returns) {
+  static const char tmpl[] = "{\"Name\":\"%s\",\"Type\":\"NAT\",\"SchemaVersion\":{\"Major\":2,\"Minor\":0}}";
+  char *name = malloc(len + 1);
+  memset(name, 'n', len);
+  name[len] = 0;
+  char *settings = malloc(len + sizeof tmpl);
+  snprintf(settings, len + sizeof tmpl, tmpl, name);
+  guid_t g = {0xC0000000u | (uint32_t)len, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+  int64_t h0 = L.heap_bytes();
+  res c = create(NET, NULL, &g, settings);
+  CHECK_HR(c.hr, 0);
+  CHECK_HR(L.close[NET](c.h), 0);
+  res_free(&c);
+  int64_t held = L.heap_bytes() - h0;
+  res d = delete_(NET, &g);
+  CHECK_HR(d.hr, 0);
+  res_free(&d);
+  check_(!returns || L.heap_bytes() == h0, __LINE__, "after the delete HnsEmuHeapBytes is %lld, before the create %lld",
+         (long long)L.heap_bytes(), (long long)h0);
+  free(settings);
+  free(name);
+  return held;
+}
+
+/*
+ * The counter's unit, on every platform (the Windows build under Wine included, where no
+ * allocator-wide count is there to compare with): a network's name is a plain string, kept as
+ * one block of its document whose size is the text's plus a fixed part, so a name STEP bytes
+ * longer must cost STEP more. With _msize (mingw's msvcrt: the size asked for) that is exact,
+ * and STEP is odd so that a count of rounded or usable sizes would fail. With glibc's chunk
+ * sizes it holds only to within a few chunks: a block may get a free chunk up to 31 bytes
+ * larger than it asked for (run_heap's mallinfo2 comparison is the exact check there).
+ * Prints the figures, so that a runner can tell the check ran.
+ */
+static void heap_unit(void) {
+  enum { STEP = 1001 };
+  L.reset();
+  heap_of_named_network(8, 0);
+  int64_t base = heap_of_named_network(100, 1);
+  int64_t longer = heap_of_named_network(100 + STEP, 1);
+  int64_t diff = longer - base;
+  printf("heap unit: a network named 100 letters holds %lld bytes; a name %d bytes longer "
+         "costs %lld bytes more\n",
+         (long long)base, STEP, (long long)diff);
+  CHECK_MSG(base > 100, "a network named 100 letters holds %lld bytes", (long long)base);
+#ifdef _WIN32
+  check_(diff == STEP, __LINE__, "a name %d bytes longer costs %lld bytes more, not %d", STEP,
+         (long long)diff, STEP);
+#else
+  check_(diff > STEP - 64 && diff < STEP + 64, __LINE__,
+         "a name %d bytes longer costs %lld bytes more, not about %d", STEP, (long long)diff, STEP);
+#endif
+  L.reset();
+  check_no_leaks(__LINE__);
+}
+
+/*
+ * The emulator's heap counter: its unit on every platform (heap_unit), and against glibc's
+ * own count where there is one: between two readings only the library holds new memory (this
+ * check keeps nothing: IDs are its own, every string and handle is freed at once), so malloc's
+ * in-use bytes must grow by exactly what HnsEmuHeapBytes says, and fall back when the library
+ * lets go. Objects enough for the store's tables to outgrow the mmap threshold, so chunks of
+ * their own mapping are counted too.
  */
 static int run_heap(void) {
+  heap_unit();
 #ifdef HAVE_MALLINFO2
   enum { N = 20000 };
   L.reset();
@@ -1418,7 +1482,7 @@ static int run_heap(void) {
   check_no_leaks(__LINE__);
   return 0;
 #else
-  printf("skipped: needs glibc's mallinfo2\n");
+  printf("the comparison with malloc's own count skipped: needs glibc's mallinfo2\n");
   return 0;
 #endif
 }

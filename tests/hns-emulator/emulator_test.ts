@@ -145,6 +145,7 @@ Deno.test({
     const r = await runCheck(["heap"], { GLIBC_TUNABLES: "glibc.malloc.tcache_count=0" });
     assert.deepEqual(r.code, 0, `emulator_check heap failed:\n${r.stderr}${r.stdout}`);
     assert.doesNotMatch(r.stdout, /skipped/, "the check must compare against mallinfo2, not skip");
+    assert.match(r.stdout, /^heap unit: .* costs \d+ bytes more$/m);
     assert.match(r.stdout, /^[1-9]\d* checks, 0 failed$/m);
   },
 });

@@ -1,6 +1,7 @@
 /**
  * The emulator's Windows build under Wine: the mingw DLL keeps every rule
- * (the C check program, built for Windows, run under Wine) and two Windows
+ * (the C check program, built for Windows, run under Wine), its heap count
+ * (HnsEmuHeapBytes, from `_msize`) is the bytes asked for, and two Windows
  * processes sharing a state file serialize on its lock, while a Linux process
  * reads what they wrote.
  *
@@ -107,5 +108,20 @@ Deno.test({
     } finally {
       for (const f of [state, `${state}.lock`]) await Deno.remove(f).catch(() => {});
     }
+  },
+});
+
+Deno.test({
+  name: "emulator: the DLL's HnsEmuHeapBytes under Wine counts the bytes asked for (_msize)",
+  ignore: !inWineTier,
+  fn: async () => {
+    const exe = await buildCheckProgram({ windows: true });
+    const dll = await buildEmulator({ windows: true, output: join(exe, "..", "hnsemu.dll") });
+    const r = await wine([winPath(exe), winPath(dll), "heap"]);
+    assert.equal(r.code, 0, `heap under Wine failed:\n${r.stderr}${r.stdout}`);
+    // The check printed its figures (it ran, not skipped) and they hold to the byte: an odd
+    // number of bytes more in a name costs exactly that many more.
+    assert.match(r.stdout, /a name 1001 bytes longer costs 1001 bytes more/);
+    assert.match(r.stdout, /^[1-9]\d* checks, 0 failed/m);
   },
 });

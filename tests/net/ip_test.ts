@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   canonicalCidr,
   canonicalIp,
+  canonicalIpv4Value,
   cidrContains,
   ipFamilyOf,
   joinHostPort,
@@ -51,6 +52,26 @@ Deno.test("canonicalIp: one rule set (ParseIPSloppy's), RFC 5952 output", () => 
   for (const [input, want, why] of table) {
     assert.equal(canonicalIp(input), want, `${input}: ${why}`);
   }
+});
+
+Deno.test("canonicalIpv4Value: the four bytes of canonical IPv4 text only", () => {
+  const table: Array<[string, number]> = [
+    ["10.244.2.15", 0x0af4020f],
+    ["0.0.0.0", 0],
+    ["255.255.255.255", 0xffffffff],
+    ["192.168.0.1", 0xc0a80001],
+    ["010.0.0.1", -1], // an IPv4 address, but not canonical
+    ["10.0.0.01", -1],
+    ["256.1.1.1", -1],
+    ["1.2.3", -1],
+    ["1.2.3.4.5", -1],
+    ["1..2.3", -1],
+    [" 10.0.0.1", -1],
+    ["::ffff:10.0.0.1", -1],
+    ["fd00::1", -1],
+    ["", -1],
+  ];
+  for (const [input, want] of table) assert.equal(canonicalIpv4Value(input), want, input);
 });
 
 Deno.test("ipFamilyOf: an IPv4-mapped address is IPv4", () => {

@@ -19,6 +19,10 @@ import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 
 Deno.test("remote endpoint MAC: 02-11 + IPv4 bytes; IPv6 last four bytes reversed", () => {
   assert.equal(remoteEndpointMac("10.244.2.15"), "02-11-0a-f4-02-0f");
+  assert.equal(remoteEndpointMac("255.254.0.1"), "02-11-ff-fe-00-01");
+  // Other spellings of an IPv4 address give that address's MAC.
+  assert.equal(remoteEndpointMac("010.244.002.015"), "02-11-0a-f4-02-0f");
+  assert.equal(remoteEndpointMac("::ffff:10.244.2.15"), "02-11-0a-f4-02-0f");
   assert.equal(remoteEndpointMac("fd00::1:2:3:4"), "02-11-04-00-03-00");
   assert.equal(normalizeMac("02:11:0A:F4:02:0F"), "02-11-0a-f4-02-0f");
 });
