@@ -55,6 +55,8 @@ import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./re
 import {
   bothSettled,
   type HnsRead,
+  type ListedIds,
+  listIds,
   readTrusted,
   readUnowned,
   type StartPlanning,
@@ -128,31 +130,38 @@ export type HnsPreread =
 /**
  * The part of a start's read of HNS that does not depend on the cluster: in
  * full, every object of the network and every load balancer; trusted, the
- * ID listings and the objects hnsproxy does not own.
+ * ID listings and the objects hnsproxy does not own. `listed`, when given,
+ * is {@link listIds} made for this network (either mode reads from it).
  */
 export async function prereadStart(
   client: HnsClient,
   network: HcnNetwork,
   ownership: OwnershipRecord,
   mode: StartReadMode,
+  listed?: ListedIds,
 ): Promise<HnsPreread> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
   if (mode.mode === "trusted") {
-    return { mode: "trusted", ...await readUnowned(client, net, ownership) };
+    return { mode: "trusted", ...await readUnowned(client, net, ownership, listed) };
   }
-  return { mode: "full", ...await readEverything(client, net) };
+  return { mode: "full", ...await readEverything(client, net, listed) };
 }
 
-/** Every endpoint of the network and every load balancer. */
+/**
+ * Every endpoint of the network and every load balancer: those `listed`
+ * names (the same calls as listing and reading them at once), else listed now.
+ */
 async function readEverything(
   client: HnsClient,
   net: NetworkInfo,
+  listed?: ListedIds,
 ): Promise<{ endpoints: HcnEndpoint[]; loadBalancers: HcnLoadBalancer[] }> {
-  const [endpoints, loadBalancers] = await bothSettled([
-    client.listEndpoints(net.id),
-    client.listLoadBalancers(),
-  ]);
+  const [endpoints, loadBalancers] = await bothSettled(
+    listed
+      ? [client.getEndpoints(listed.endpointIds), client.getLoadBalancers(listed.lbIds)]
+      : [client.listEndpoints(net.id), client.listLoadBalancers()],
+  );
   return { endpoints: endpoints.filter((ep) => onNetwork(ep, net.id)), loadBalancers };
 }
 
@@ -168,21 +177,26 @@ export interface EarlyStart {
 
 /**
  * Begin a start's read of HNS while the cluster's lists come in: find the
- * network, then {@link prereadStart}. Undefined when there is no network
- * yet or a call failed: the start then reads (and reports) itself.
+ * network and list the IDs (neither needs the ownership record, which may
+ * still be loading), then {@link prereadStart} as the record decides.
+ * Undefined when there is no network yet, a call failed or the record did
+ * not load: the start then reads (and reports) itself. Settles only once no
+ * call it made is in flight.
  */
 export async function readEarly(
   client: HnsClient,
   networkName: string,
   detect: boolean,
-  ownership: OwnershipRecord,
+  ownership: OwnershipRecord | Promise<OwnershipRecord>,
   options: StartReadOptions,
 ): Promise<EarlyStart | undefined> {
   try {
     const network = await findNetwork(client, networkName, detect);
-    if (!network) return undefined;
-    const mode = startReadMode(ownership, options);
-    return { network, mode, preread: await prereadStart(client, network, ownership, mode) };
+    const net = network && networkInfo(network);
+    if (!network || !net) return undefined;
+    const [listed, record] = await bothSettled([listIds(client, net), Promise.resolve(ownership)]);
+    const mode = startReadMode(record, options);
+    return { network, mode, preread: await prereadStart(client, network, record, mode, listed) };
   } catch {
     return undefined;
   }

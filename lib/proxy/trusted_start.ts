@@ -102,11 +102,7 @@ export type StartPlanning = (
  * What the trusted read takes from HNS before the cluster is known: the ID
  * listings and the objects hnsproxy does not own (see {@link readUnowned}).
  */
-export interface UnownedRead {
-  /** Every endpoint ID of the network HNS listed. */
-  endpointIds: string[];
-  /** Every load balancer ID HNS listed. */
-  lbIds: string[];
+export interface UnownedRead extends ListedIds {
   /** Listed endpoint IDs the record owns. */
   ownedEps: string[];
   /** Listed load balancer IDs the record owns. */
@@ -117,20 +113,35 @@ export interface UnownedRead {
   foreignLbs: HcnLoadBalancer[];
 }
 
+/** The ID listings of a start: the network's endpoints and every load balancer. */
+export interface ListedIds {
+  /** Every endpoint ID of the network HNS listed. */
+  endpointIds: string[];
+  /** Every load balancer ID HNS listed. */
+  lbIds: string[];
+}
+
+/** List the IDs of the network's endpoints and of every load balancer (two calls). */
+export async function listIds(client: HnsClient, net: NetworkInfo): Promise<ListedIds> {
+  const [endpointIds, lbIds] = await bothSettled([
+    client.listEndpointIds(net.id),
+    client.listLoadBalancerIds(),
+  ]);
+  return { endpointIds, lbIds };
+}
+
 /**
  * The part of the trusted read that does not depend on the cluster: the ID
- * listings and a read of every listed object the record does not own. It
- * may run while the cluster's lists come in.
+ * listings (`listed`, else listed now) and a read of every listed object the
+ * record does not own. It may run while the cluster's lists come in.
  */
 export async function readUnowned(
   client: HnsClient,
   net: NetworkInfo,
   ownership: OwnershipRecord,
+  listed?: ListedIds,
 ): Promise<UnownedRead> {
-  const [endpointIds, lbIds] = await bothSettled([
-    client.listEndpointIds(net.id),
-    client.listLoadBalancerIds(),
-  ]);
+  const { endpointIds, lbIds } = listed ?? await listIds(client, net);
   const ownedEps: string[] = [];
   const otherEps: string[] = [];
   for (const id of endpointIds) {

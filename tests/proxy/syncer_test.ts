@@ -9,6 +9,7 @@ import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
+import { readEarly } from "../../lib/proxy/start.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
 import { IdListing } from "../../lib/hns/id_listing.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
@@ -912,6 +913,54 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   assert.equal(opens(), opened1, "the start reads nothing again");
   assert.equal(w.writes(), writes);
   assert.deepEqual(w.api.dump(), before);
+});
+
+Deno.test("syncer: a restart's early HNS read lists IDs while the ownership record still loads, reads the rest once it is in", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  w.service("api", API, API_EPS);
+  await converge(w);
+  const before = w.api.dump();
+  const writes = w.writes();
+  const reads = (fns: string[]) => fns.reduce((n, fn) => n + w.api.callCount(fn), 0);
+  const listings = () => reads(["HcnEnumerateEndpoints", "HcnEnumerateLoadBalancers"]);
+  const opens = () => reads(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const listed0 = listings();
+  const opened0 = opens();
+
+  let loaded!: (record: OwnershipRecord) => void;
+  const loading = new Promise<OwnershipRecord>((resolve) => (loaded = resolve));
+  const read = readEarly(w.client, "vxlan0", false, loading, { fullHnsReadOnStart: false });
+  for (let i = 0; i < 50 && listings() < listed0 + 2; i++) await new Promise((r) => setTimeout(r));
+  assert.equal(listings(), listed0 + 2, "both ID listings ran before the record was in");
+  assert.equal(opens(), opened0, "nothing is read before the record says what is not owned");
+  loaded(w.ownership);
+  const early = await read;
+  assert.equal(early?.mode.mode, "trusted");
+  assert.ok(opens() > opened0, "the objects of others were read once the record was in");
+  const listed1 = listings();
+  const opened1 = opens();
+
+  const restarted = w.newSyncer();
+  restarted.readHnsEarly({ read: Promise.resolve(early), at: w.clock.now() });
+  const report = await converge(w, restarted);
+  assert.equal(report.kind, "start");
+  assert.equal(listings(), listed1, "the start lists nothing again");
+  assert.equal(opens(), opened1, "the start reads nothing again");
+  assert.equal(w.writes(), writes);
+  assert.deepEqual(w.api.dump(), before);
+});
+
+Deno.test("syncer: an early read whose ownership record failed to load settles only after its listings, with nothing", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const listed0 = w.api.callCount("HcnEnumerateLoadBalancers");
+  const read = readEarly(w.client, "vxlan0", false, Promise.reject(new Error("unreadable")), {
+    fullHnsReadOnStart: false,
+  });
+  assert.equal(await read, undefined);
+  assert.equal(w.api.callCount("HcnEnumerateLoadBalancers"), listed0 + 1, "its listing had ended");
 });
 
 /**
