@@ -41,6 +41,7 @@ import type {
   ObservedLoadBalancer,
 } from "./model.ts";
 import { slimEndpoint, slimLoadBalancer } from "./observed.ts";
+import { type EndpointsByKey, resolveBackendIds } from "./reconcile.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import {
   desiredEndpointFingerprint,
@@ -196,7 +197,7 @@ export async function readTrusted(
   const trusted = new Map<string, TrustedObject>();
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
-  const ownedByKey = new Map<EpKey, string>();
+  const ownedByKey = new Map<EpKey, { id: string }>();
   // The fingerprint of what would be written for the key is computed from the desired object;
   // the payload is made only for what is trusted, with the ID as HNS listed it (as a read
   // would return it), and kept only in the observed cache's slim form: the full payloads of
@@ -206,9 +207,10 @@ export async function readTrusted(
     const want = desired.remoteEndpoints.get(key);
     const fp = want ? desiredEndpointFingerprint(want) : undefined;
     if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
-      trustedEndpoints.push(slimEndpoint({ key, id, hns: endpointPayload(want, id) }));
+      const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
+      trustedEndpoints.push(ep);
       trusted.set(id.toUpperCase(), { key, fp });
-      if (!ownedByKey.has(key)) ownedByKey.set(key, id);
+      if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
     }
@@ -218,7 +220,7 @@ export async function readTrusted(
     endpoints.push(ep);
     const id = String(ep.ID ?? "");
     const key = ownership.kindOf(id) === "Endpoint" ? ownership.keyOf(id)! : undefined;
-    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, id);
+    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, { id });
   }
 
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
@@ -277,20 +279,20 @@ function vanished(
 
 /**
  * The backend IDs of a desired LB as reconcile resolves them
- * (`resolveEndpointId`), or undefined when one does not exist: an owned
- * endpoint (`ownedByKey`), else one the desired state names, else one of
- * others holding the key, indexed from `read` (the CNI's own left out) only
- * when first needed. Any choice among duplicates is safe: a load balancer is
- * trusted only when the fingerprint of the payload made with these IDs
- * equals what HNS holds, so a wrong choice only costs a read.
+ * ({@link resolveBackendIds}), or undefined when one does not exist: the
+ * owned endpoints are `ownedByKey`, the foreign ones indexed from `read`
+ * (the CNI's own left out) only when first needed. Any choice among
+ * duplicates is safe: a load balancer is trusted only when the fingerprint
+ * of the payload made with these IDs equals what HNS holds, so a wrong
+ * choice only costs a read.
  */
 function backendResolver(
-  ownedByKey: ReadonlyMap<EpKey, string>,
+  ownedByKey: ReadonlyMap<EpKey, { id: string }>,
   read: ReadonlyArray<readonly HcnEndpoint[]>,
   ownership: OwnershipRecord,
   desired: DesiredState,
 ): (lb: DesiredLoadBalancer) => string[] | undefined {
-  let foreign: Map<EpKey, string> | undefined;
+  let foreign: Map<EpKey, { id: string }> | undefined;
   const foreignIndex = () => {
     if (foreign) return foreign;
     foreign = new Map();
@@ -304,18 +306,14 @@ function backendResolver(
         if (ownership.kindOf(id) === "Endpoint") continue;
         const key = endpointKeyFromHns(hns, sourceVips);
         if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
-        foreign.set(key, id);
+        foreign.set(key, { id });
       }
     }
     return foreign;
   };
-  return (lb) => {
-    const ids: string[] = [];
-    for (const b of lb.backends) {
-      const id = ownedByKey.get(b) ?? desired.existingEndpoints.get(b) ?? foreignIndex().get(b);
-      if (id === undefined) return undefined;
-      ids.push(id);
-    }
-    return ids;
+  const endpoints: EndpointsByKey = {
+    endpoints: ownedByKey,
+    foreignEndpoints: { get: (key) => foreignIndex().get(key) },
   };
+  return (lb) => resolveBackendIds(lb, desired, endpoints);
 }
