@@ -255,21 +255,20 @@ export async function readStart(
     ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
     ownsEndpoint: (id: string) => ownership.kindOf(id) === "Endpoint",
   };
+  // The objects read are never trusted ones: the trusted come observed, with no ID → key map.
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
-    trusted: read.trusted,
     trustedEndpoints: read.trustedEndpoints,
     trustedLoadBalancers: read.trustedLoadBalancers,
     ...adopt,
   });
+  const trusted = read.trustedEndpoints.length + read.trustedLoadBalancers.length;
+  carryTrustedFps(adoption.adopted, read);
   read.endpoints = read.loadBalancers = [];
   read.trustedEndpoints = [];
   read.trustedLoadBalancers = [];
-  // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
-  for (const op of adoption.adopted) {
-    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase())?.fp;
-    if (fp !== undefined) op.fp = fp;
-  }
+  read.trustedEndpointFps = [];
+  read.trustedLoadBalancerFps = [];
   if (keep) adoption.observed = keep(adoption.observed);
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
@@ -279,8 +278,25 @@ export async function readStart(
     plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
     vanishedOwned: read.vanishedOwned,
     endpointIds: read.endpointIds,
-    trusted: read.trusted.size,
+    trusted,
   };
+}
+
+/**
+ * A trusted object's adoption carries the fingerprint it was trusted by (its
+ * content's). Only trusted objects that share their key with another are
+ * adopted (one alone on its key is kept as it is), so the IDs are indexed
+ * only when an owned object was adopted at all.
+ */
+function carryTrustedFps(adopted: Adoption["adopted"], read: HnsRead): void {
+  if (!adopted.some((op) => !op.wasForeign)) return;
+  const fps = new Map<string, string>();
+  read.trustedEndpoints.forEach((o, i) => fps.set(o.id, read.trustedEndpointFps[i]));
+  read.trustedLoadBalancers.forEach((o, i) => fps.set(o.id, read.trustedLoadBalancerFps[i]));
+  for (const op of adopted) {
+    const fp = op.wasForeign ? undefined : fps.get(op.id);
+    if (fp !== undefined) op.fp = fp;
+  }
 }
 
 /** Read every object of the network and every load balancer. */
@@ -303,8 +319,9 @@ async function readFull(
     loadBalancers,
     trustedEndpoints: [],
     trustedLoadBalancers: [],
+    trustedEndpointFps: [],
+    trustedLoadBalancerFps: [],
     vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
-    trusted: new Map(),
   };
 }

@@ -75,19 +75,12 @@ export interface HnsRead {
   /** Every endpoint ID of the network HNS listed. */
   endpointIds: string[];
   /**
-   * Owned objects taken from the record without a read (none for a full
-   * read): upper-case ID → the key whose desired payload they hold and the
-   * fingerprint of that content.
+   * The fingerprint each trusted endpoint was trusted by (its content's,
+   * equal to the record's), in the order of {@link trustedEndpoints}.
    */
-  trusted: Map<string, TrustedObject>;
-}
-
-/** An owned object the trusted read took to be the desired payload of its key. */
-export interface TrustedObject {
-  /** The key (from the record) whose desired payload it holds. */
-  key: string;
-  /** The fingerprint of that payload (equal to the record's). */
-  fp: string;
+  trustedEndpointFps: string[];
+  /** The fingerprints of the {@link trustedLoadBalancers}, in their order. */
+  trustedLoadBalancerFps: string[];
 }
 
 /**
@@ -194,7 +187,7 @@ export async function readTrusted(
 
   const endpoints = [...others];
   const trustedEndpoints: ObservedEndpoint[] = [];
-  const trusted = new Map<string, TrustedObject>();
+  const trustedEndpointFps: string[] = [];
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
   const ownedByKey = new Map<EpKey, { id: string }>();
@@ -209,7 +202,7 @@ export async function readTrusted(
     if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
       const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
       trustedEndpoints.push(ep);
-      trusted.set(id.toUpperCase(), { key, fp });
+      trustedEndpointFps.push(fp);
       if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
@@ -226,6 +219,7 @@ export async function readTrusted(
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
   const trustedLoadBalancers: ObservedLoadBalancer[] = [];
+  const trustedLoadBalancerFps: string[] = [];
   toRead.length = 0;
   for (const id of ownedLbs) {
     const key = ownership.keyOf(id)!;
@@ -235,7 +229,7 @@ export async function readTrusted(
     if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
       const hns = loadBalancerPayload(want, ids);
       trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
-      trusted.set(id.toUpperCase(), { key, fp });
+      trustedLoadBalancerFps.push(fp);
     } else {
       toRead.push(id);
     }
@@ -250,28 +244,35 @@ export async function readTrusted(
     loadBalancers,
     trustedEndpoints,
     trustedLoadBalancers,
-    vanishedOwned: vanished(ownership, trusted, [others, readEps, foreignLbs, readLbs]),
+    vanishedOwned: vanished(
+      ownership,
+      [trustedEndpoints, trustedLoadBalancers],
+      [others, readEps, foreignLbs, readLbs],
+    ),
     endpointIds,
-    trusted,
+    trustedEndpointFps,
+    trustedLoadBalancerFps,
   };
 }
 
 /**
- * The owned IDs that are neither trusted (by upper-case ID) nor among the
- * objects read. None when every owned object was trusted.
+ * The owned IDs that are neither trusted nor among the objects read. None
+ * when every owned object was trusted.
  */
 function vanished(
   ownership: OwnershipRecord,
-  trusted: ReadonlyMap<string, unknown>,
+  trusted: ReadonlyArray<ReadonlyArray<{ id: string }>>,
   reads: ReadonlyArray<ReadonlyArray<{ ID?: string }>>,
 ): string[] {
-  if (trusted.size === ownership.size) return []; // trusted IDs are distinct owned IDs
-  const read = new Set<string>();
-  for (const objs of reads) for (const o of objs) read.add(String(o.ID).toUpperCase());
+  // Trusted IDs are distinct owned IDs.
+  if (trusted.reduce((n, objs) => n + objs.length, 0) === ownership.size) return [];
+  const seen = new Set<string>();
+  for (const objs of trusted) for (const o of objs) seen.add(o.id.toUpperCase());
+  for (const objs of reads) for (const o of objs) seen.add(String(o.ID).toUpperCase());
   const out: string[] = [];
   for (const kind of ["LoadBalancer", "Endpoint"] as const) {
     for (const upper of ownership.upperCaseIds(kind)) {
-      if (!trusted.has(upper) && !read.has(upper)) out.push(ownership.get(upper)!.id);
+      if (!seen.has(upper)) out.push(ownership.get(upper)!.id);
     }
   }
   return out;
