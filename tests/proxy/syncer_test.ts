@@ -886,7 +886,12 @@ Deno.test("syncer: once HNS refused an in-place update, later plans replace the 
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
 });
 
-Deno.test("syncer: a restart's HNS read begun before the lists are in is the one the start plans with", async () => {
+/**
+ * A node programmed with two services, with counters of its HNS listings and
+ * object reads, and a check that a restarted syncer's start, planned with its
+ * early read, lists and reads nothing again and writes nothing.
+ */
+async function programmedForRestart() {
   const w = world();
   w.service("web", WEB, WEB_EPS);
   w.service("api", API, API_EPS);
@@ -896,6 +901,21 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   const reads = (fns: string[]) => fns.reduce((n, fn) => n + w.api.callCount(fn), 0);
   const listings = () => reads(["HcnEnumerateEndpoints", "HcnEnumerateLoadBalancers"]);
   const opens = () => reads(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const startsFromEarlyRead = async (restarted: Syncer) => {
+    const listed = listings();
+    const opened = opens();
+    const report = await converge(w, restarted);
+    assert.equal(report.kind, "start");
+    assert.equal(listings(), listed, "the start lists nothing again");
+    assert.equal(opens(), opened, "the start reads nothing again");
+    assert.equal(w.writes(), writes);
+    assert.deepEqual(w.api.dump(), before);
+  };
+  return { w, listings, opens, startsFromEarlyRead };
+}
+
+Deno.test("syncer: a restart's HNS read begun before the lists are in is the one the start plans with", async () => {
+  const { w, listings, opens, startsFromEarlyRead } = await programmedForRestart();
   const listed0 = listings();
   const opened0 = opens();
 
@@ -904,27 +924,11 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   await restarted.listingSettled();
   assert.ok(listings() > listed0, "the listings ran early");
   assert.ok(opens() > opened0, "the objects of others were read early");
-  const listed1 = listings();
-  const opened1 = opens();
-
-  const report = await converge(w, restarted);
-  assert.equal(report.kind, "start");
-  assert.equal(listings(), listed1, "the start lists nothing again");
-  assert.equal(opens(), opened1, "the start reads nothing again");
-  assert.equal(w.writes(), writes);
-  assert.deepEqual(w.api.dump(), before);
+  await startsFromEarlyRead(restarted);
 });
 
 Deno.test("syncer: a restart's early HNS read lists IDs while the ownership record still loads, reads the rest once it is in", async () => {
-  const w = world();
-  w.service("web", WEB, WEB_EPS);
-  w.service("api", API, API_EPS);
-  await converge(w);
-  const before = w.api.dump();
-  const writes = w.writes();
-  const reads = (fns: string[]) => fns.reduce((n, fn) => n + w.api.callCount(fn), 0);
-  const listings = () => reads(["HcnEnumerateEndpoints", "HcnEnumerateLoadBalancers"]);
-  const opens = () => reads(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const { w, listings, opens, startsFromEarlyRead } = await programmedForRestart();
   const listed0 = listings();
   const opened0 = opens();
 
@@ -938,17 +942,9 @@ Deno.test("syncer: a restart's early HNS read lists IDs while the ownership reco
   const early = await read;
   assert.equal(early?.mode.mode, "trusted");
   assert.ok(opens() > opened0, "the objects of others were read once the record was in");
-  const listed1 = listings();
-  const opened1 = opens();
-
   const restarted = w.newSyncer();
   restarted.readHnsEarly({ read: Promise.resolve(early), at: w.clock.now() });
-  const report = await converge(w, restarted);
-  assert.equal(report.kind, "start");
-  assert.equal(listings(), listed1, "the start lists nothing again");
-  assert.equal(opens(), opened1, "the start reads nothing again");
-  assert.equal(w.writes(), writes);
-  assert.deepEqual(w.api.dump(), before);
+  await startsFromEarlyRead(restarted);
 });
 
 Deno.test("syncer: an early read whose ownership record failed to load settles only after its listings, with nothing", async () => {
