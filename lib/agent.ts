@@ -12,8 +12,9 @@
  * it with the cache.
  *
  * A start overlaps what does not depend on the cluster with the cluster's
- * initial lists: the ownership record loads and the syncer reads HNS
- * (`Syncer.readHnsEarly`) while the lists come in.
+ * initial lists: the ownership record loads and HNS is read (start.ts
+ * `readEarly`: the network and the ID listings before the record is in, the
+ * rest once it is; handed to `Syncer.readHnsEarly`) while the lists come in.
  *
  * Once ready, what would hold a change's run happens only in the runner's
  * holds (after a change's run, until minSyncPeriod from its start, when no
@@ -56,6 +57,8 @@ import { systemInterfaces } from "./net/host_mac.ts";
 import { OwnershipRecord } from "./proxy/ownership.ts";
 import { StartupError } from "./proxy/preconditions.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
+import { systemClock } from "./proxy/backoff.ts";
+import { readEarly } from "./proxy/start.ts";
 import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
@@ -271,6 +274,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     cleanups.push(() => watch.stop());
     const store = watch.store;
     await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
+    // What HNS holds is read while the record loads and the lists come in: the network and
+    // the ID listings at once, the rest as the record decides; the first run plans with it.
+    const early = {
+      at: systemClock.now(),
+      read: readEarly(client, config.networkName, config.detectNetwork, loading, {
+        fullHnsReadOnStart: config.fullHnsReadOnStart,
+      }),
+    };
+    // No HNS call of it may be in flight when the client closes (a failed start included).
+    cleanups.push(async () => void await early.read);
     const ownership = await loading;
 
     const healthzServer = config.healthzBindAddress
@@ -326,8 +339,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       },
     });
     metrics.setConflicts(syncer.conflicts.countsByKind());
-    // What HNS holds is read while the lists come in; the first run plans with it.
-    syncer.readHnsEarly();
+    syncer.readHnsEarly(early);
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));

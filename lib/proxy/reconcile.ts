@@ -85,6 +85,18 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const idKey = (id: string) => id.toUpperCase();
 
 /**
+ * Where backend keys resolve: the owned (or adopted) endpoints and the
+ * foreign ones, by key (an {@link ObservedState}'s maps, or lookups that
+ * behave as they do).
+ */
+export interface EndpointsByKey {
+  /** Owned (or adopted) endpoints by key. */
+  endpoints: { get(key: EpKey): { id: string } | undefined };
+  /** Foreign endpoints by key. */
+  foreignEndpoints: { get(key: EpKey): { id: string } | undefined };
+}
+
+/**
  * The HNS ID a backend key resolves to: an owned (or adopted) endpoint, an
  * existing endpoint named by the desired state (CNI, root host endpoint), or
  * a foreign endpoint holding the key. Undefined when it does not exist yet.
@@ -92,10 +104,28 @@ const idKey = (id: string) => id.toUpperCase();
 export function resolveEndpointId(
   key: EpKey,
   desired: Pick<DesiredState, "existingEndpoints">,
-  observed: Pick<ObservedState, "endpoints" | "foreignEndpoints">,
+  observed: EndpointsByKey,
 ): string | undefined {
   return observed.endpoints.get(key)?.id ?? desired.existingEndpoints.get(key) ??
     observed.foreignEndpoints.get(key)?.id;
+}
+
+/**
+ * The backend IDs of a desired LB in its backends' order ({@link resolveEndpointId}),
+ * or undefined when some backend endpoint does not exist yet.
+ */
+export function resolveBackendIds(
+  lb: DesiredLoadBalancer,
+  desired: Pick<DesiredState, "existingEndpoints">,
+  observed: EndpointsByKey,
+): string[] | undefined {
+  const ids: string[] = [];
+  for (const b of lb.backends) {
+    const id = resolveEndpointId(b, desired, observed);
+    if (id === undefined) return undefined;
+    ids.push(id);
+  }
+  return ids;
 }
 
 /**
@@ -105,15 +135,10 @@ export function resolveEndpointId(
 export function resolvedLoadBalancerPayload(
   lb: DesiredLoadBalancer,
   desired: Pick<DesiredState, "existingEndpoints">,
-  observed: Pick<ObservedState, "endpoints" | "foreignEndpoints">,
+  observed: EndpointsByKey,
 ): HcnLoadBalancer | undefined {
-  const ids: string[] = [];
-  for (const b of lb.backends) {
-    const id = resolveEndpointId(b, desired, observed);
-    if (id === undefined) return undefined;
-    ids.push(id);
-  }
-  return loadBalancerPayload(lb, ids);
+  const ids = resolveBackendIds(lb, desired, observed);
+  return ids && loadBalancerPayload(lb, ids);
 }
 
 /** What happens to an owned LB in the plan being built. */

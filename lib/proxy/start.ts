@@ -13,8 +13,9 @@
  *
  * - The read of HNS that does not depend on the cluster ({@link prereadStart}:
  *   the listings, and the objects the trusted read reads anyway) may begin
- *   before the cluster's lists are in ({@link readEarly}); the start then
- *   plans with it. HNS may change in between as it may just after any read;
+ *   before the cluster's lists are in ({@link readEarly}: the network and the
+ *   ID listings even before the ownership record is loaded, since either
+ *   read mode starts from them); the start then plans with it. HNS may change in between as it may just after any read;
  *   the periodic resync, counted from when the read began, compares again.
  * - The network is found by name; none means "wait for it". Without a
  *   name it is a StartupError listing HNS's networks, unless detection is
@@ -55,6 +56,8 @@ import { type Adoption, adoptObserved, type AdoptOptions, reconcile } from "./re
 import {
   bothSettled,
   type HnsRead,
+  type ListedIds,
+  listIds,
   readTrusted,
   readUnowned,
   type StartPlanning,
@@ -128,31 +131,38 @@ export type HnsPreread =
 /**
  * The part of a start's read of HNS that does not depend on the cluster: in
  * full, every object of the network and every load balancer; trusted, the
- * ID listings and the objects hnsproxy does not own.
+ * ID listings and the objects hnsproxy does not own. `listed`, when given,
+ * is {@link listIds} made for this network (either mode reads from it).
  */
 export async function prereadStart(
   client: HnsClient,
   network: HcnNetwork,
   ownership: OwnershipRecord,
   mode: StartReadMode,
+  listed?: ListedIds,
 ): Promise<HnsPreread> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
   if (mode.mode === "trusted") {
-    return { mode: "trusted", ...await readUnowned(client, net, ownership) };
+    return { mode: "trusted", ...await readUnowned(client, net, ownership, listed) };
   }
-  return { mode: "full", ...await readEverything(client, net) };
+  return { mode: "full", ...await readEverything(client, net, listed) };
 }
 
-/** Every endpoint of the network and every load balancer. */
+/**
+ * Every endpoint of the network and every load balancer: those `listed`
+ * names (the same calls as listing and reading them at once), else listed now.
+ */
 async function readEverything(
   client: HnsClient,
   net: NetworkInfo,
+  listed?: ListedIds,
 ): Promise<{ endpoints: HcnEndpoint[]; loadBalancers: HcnLoadBalancer[] }> {
-  const [endpoints, loadBalancers] = await bothSettled([
-    client.listEndpoints(net.id),
-    client.listLoadBalancers(),
-  ]);
+  const [endpoints, loadBalancers] = await bothSettled(
+    listed
+      ? [client.getEndpoints(listed.endpointIds), client.getLoadBalancers(listed.lbIds)]
+      : [client.listEndpoints(net.id), client.listLoadBalancers()],
+  );
   return { endpoints: endpoints.filter((ep) => onNetwork(ep, net.id)), loadBalancers };
 }
 
@@ -168,21 +178,26 @@ export interface EarlyStart {
 
 /**
  * Begin a start's read of HNS while the cluster's lists come in: find the
- * network, then {@link prereadStart}. Undefined when there is no network
- * yet or a call failed: the start then reads (and reports) itself.
+ * network and list the IDs (neither needs the ownership record, which may
+ * still be loading), then {@link prereadStart} as the record decides.
+ * Undefined when there is no network yet, a call failed or the record did
+ * not load: the start then reads (and reports) itself. Settles only once no
+ * call it made is in flight.
  */
 export async function readEarly(
   client: HnsClient,
   networkName: string,
   detect: boolean,
-  ownership: OwnershipRecord,
+  ownership: OwnershipRecord | Promise<OwnershipRecord>,
   options: StartReadOptions,
 ): Promise<EarlyStart | undefined> {
   try {
     const network = await findNetwork(client, networkName, detect);
-    if (!network) return undefined;
-    const mode = startReadMode(ownership, options);
-    return { network, mode, preread: await prereadStart(client, network, ownership, mode) };
+    const net = network && networkInfo(network);
+    if (!network || !net) return undefined;
+    const [listed, record] = await bothSettled([listIds(client, net), Promise.resolve(ownership)]);
+    const mode = startReadMode(record, options);
+    return { network, mode, preread: await prereadStart(client, network, record, mode, listed) };
   } catch {
     return undefined;
   }
@@ -241,21 +256,20 @@ export async function readStart(
     ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
     ownsEndpoint: (id: string) => ownership.kindOf(id) === "Endpoint",
   };
+  // The objects read are never trusted ones: the trusted come observed, with no ID → key map.
   const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
     hostMacKnown: ctx.hostMac !== undefined,
-    trusted: read.trusted,
     trustedEndpoints: read.trustedEndpoints,
     trustedLoadBalancers: read.trustedLoadBalancers,
     ...adopt,
   });
+  const trusted = read.trustedEndpoints.length + read.trustedLoadBalancers.length;
+  carryTrustedFps(adoption.adopted, read);
   read.endpoints = read.loadBalancers = [];
   read.trustedEndpoints = [];
   read.trustedLoadBalancers = [];
-  // A trusted object's adoption carries the fingerprint it was trusted by (its content's).
-  for (const op of adoption.adopted) {
-    const fp = op.wasForeign ? undefined : read.trusted.get(op.id.toUpperCase())?.fp;
-    if (fp !== undefined) op.fp = fp;
-  }
+  read.trustedEndpointFps = [];
+  read.trustedLoadBalancerFps = [];
   if (keep) adoption.observed = keep(adoption.observed);
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
@@ -265,8 +279,25 @@ export async function readStart(
     plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
     vanishedOwned: read.vanishedOwned,
     endpointIds: read.endpointIds,
-    trusted: read.trusted.size,
+    trusted,
   };
+}
+
+/**
+ * A trusted object's adoption carries the fingerprint it was trusted by (its
+ * content's). Only trusted objects that share their key with another are
+ * adopted (one alone on its key is kept as it is), so the IDs are indexed
+ * only when an owned object was adopted at all.
+ */
+function carryTrustedFps(adopted: Adoption["adopted"], read: HnsRead): void {
+  if (!adopted.some((op) => !op.wasForeign)) return;
+  const fps = new Map<string, string>();
+  read.trustedEndpoints.forEach((o, i) => fps.set(o.id, read.trustedEndpointFps[i]));
+  read.trustedLoadBalancers.forEach((o, i) => fps.set(o.id, read.trustedLoadBalancerFps[i]));
+  for (const op of adopted) {
+    const fp = op.wasForeign ? undefined : fps.get(op.id);
+    if (fp !== undefined) op.fp = fp;
+  }
 }
 
 /** Read every object of the network and every load balancer. */
@@ -289,8 +320,9 @@ async function readFull(
     loadBalancers,
     trustedEndpoints: [],
     trustedLoadBalancers: [],
+    trustedEndpointFps: [],
+    trustedLoadBalancerFps: [],
     vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
-    trusted: new Map(),
   };
 }

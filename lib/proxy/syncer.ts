@@ -311,18 +311,21 @@ export class Syncer {
 
   /**
    * Begin the first start's read of HNS now, while the cluster's lists come
-   * in (the parts that do not depend on the cluster: start.ts `readEarly`).
-   * The start uses it unless it ended more than a resync period before (the
-   * lists took that long): a read that itself takes longer than a period, as
-   * on a node whose HNS is slow, is used, not made again.
+   * in (the parts that do not depend on the cluster: start.ts `readEarly`),
+   * or take `begun`, such a read begun before this syncer was made (at
+   * `begun.at` on this syncer's clock; e.g. while the ownership record
+   * loaded). The start uses it unless it ended more than a resync period
+   * before (the lists took that long): a read that itself takes longer than
+   * a period, as on a node whose HNS is slow, is used, not made again.
    */
-  readHnsEarly(): void {
+  readHnsEarly(begun?: { read: Promise<EarlyStart | undefined>; at: number }): void {
     if (this.#ctx || this.#early) return;
     const { client, ownership } = this.#o;
-    const read = readEarly(client, this.#o.networkName, this.#o.detectNetwork ?? false, ownership, {
-      fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
-    });
-    const early: EarlyRead = { at: this.#clock.now(), read };
+    const read = begun?.read ??
+      readEarly(client, this.#o.networkName, this.#o.detectNetwork ?? false, ownership, {
+        fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
+      });
+    const early: EarlyRead = { at: begun?.at ?? this.#clock.now(), read };
     read.finally(() => (early.endedAt = this.#clock.now())).catch(() => {});
     this.#early = early;
   }

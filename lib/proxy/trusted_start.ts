@@ -41,6 +41,7 @@ import type {
   ObservedLoadBalancer,
 } from "./model.ts";
 import { slimEndpoint, slimLoadBalancer } from "./observed.ts";
+import { type EndpointsByKey, resolveBackendIds } from "./reconcile.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import {
   desiredEndpointFingerprint,
@@ -74,19 +75,12 @@ export interface HnsRead {
   /** Every endpoint ID of the network HNS listed. */
   endpointIds: string[];
   /**
-   * Owned objects taken from the record without a read (none for a full
-   * read): upper-case ID → the key whose desired payload they hold and the
-   * fingerprint of that content.
+   * The fingerprint each trusted endpoint was trusted by (its content's,
+   * equal to the record's), in the order of {@link trustedEndpoints}.
    */
-  trusted: Map<string, TrustedObject>;
-}
-
-/** An owned object the trusted read took to be the desired payload of its key. */
-export interface TrustedObject {
-  /** The key (from the record) whose desired payload it holds. */
-  key: string;
-  /** The fingerprint of that payload (equal to the record's). */
-  fp: string;
+  trustedEndpointFps: string[];
+  /** The fingerprints of the {@link trustedLoadBalancers}, in their order. */
+  trustedLoadBalancerFps: string[];
 }
 
 /**
@@ -102,11 +96,7 @@ export type StartPlanning = (
  * What the trusted read takes from HNS before the cluster is known: the ID
  * listings and the objects hnsproxy does not own (see {@link readUnowned}).
  */
-export interface UnownedRead {
-  /** Every endpoint ID of the network HNS listed. */
-  endpointIds: string[];
-  /** Every load balancer ID HNS listed. */
-  lbIds: string[];
+export interface UnownedRead extends ListedIds {
   /** Listed endpoint IDs the record owns. */
   ownedEps: string[];
   /** Listed load balancer IDs the record owns. */
@@ -117,20 +107,35 @@ export interface UnownedRead {
   foreignLbs: HcnLoadBalancer[];
 }
 
+/** The ID listings of a start: the network's endpoints and every load balancer. */
+export interface ListedIds {
+  /** Every endpoint ID of the network HNS listed. */
+  endpointIds: string[];
+  /** Every load balancer ID HNS listed. */
+  lbIds: string[];
+}
+
+/** List the IDs of the network's endpoints and of every load balancer (two calls). */
+export async function listIds(client: HnsClient, net: NetworkInfo): Promise<ListedIds> {
+  const [endpointIds, lbIds] = await bothSettled([
+    client.listEndpointIds(net.id),
+    client.listLoadBalancerIds(),
+  ]);
+  return { endpointIds, lbIds };
+}
+
 /**
  * The part of the trusted read that does not depend on the cluster: the ID
- * listings and a read of every listed object the record does not own. It
- * may run while the cluster's lists come in.
+ * listings (`listed`, else listed now) and a read of every listed object the
+ * record does not own. It may run while the cluster's lists come in.
  */
 export async function readUnowned(
   client: HnsClient,
   net: NetworkInfo,
   ownership: OwnershipRecord,
+  listed?: ListedIds,
 ): Promise<UnownedRead> {
-  const [endpointIds, lbIds] = await bothSettled([
-    client.listEndpointIds(net.id),
-    client.listLoadBalancerIds(),
-  ]);
+  const { endpointIds, lbIds } = listed ?? await listIds(client, net);
   const ownedEps: string[] = [];
   const otherEps: string[] = [];
   for (const id of endpointIds) {
@@ -182,10 +187,10 @@ export async function readTrusted(
 
   const endpoints = [...others];
   const trustedEndpoints: ObservedEndpoint[] = [];
-  const trusted = new Map<string, TrustedObject>();
+  const trustedEndpointFps: string[] = [];
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
-  const ownedByKey = new Map<EpKey, string>();
+  const ownedByKey = new Map<EpKey, { id: string }>();
   // The fingerprint of what would be written for the key is computed from the desired object;
   // the payload is made only for what is trusted, with the ID as HNS listed it (as a read
   // would return it), and kept only in the observed cache's slim form: the full payloads of
@@ -195,9 +200,10 @@ export async function readTrusted(
     const want = desired.remoteEndpoints.get(key);
     const fp = want ? desiredEndpointFingerprint(want) : undefined;
     if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
-      trustedEndpoints.push(slimEndpoint({ key, id, hns: endpointPayload(want, id) }));
-      trusted.set(id.toUpperCase(), { key, fp });
-      if (!ownedByKey.has(key)) ownedByKey.set(key, id);
+      const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
+      trustedEndpoints.push(ep);
+      trustedEndpointFps.push(fp);
+      if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
     }
@@ -207,12 +213,13 @@ export async function readTrusted(
     endpoints.push(ep);
     const id = String(ep.ID ?? "");
     const key = ownership.kindOf(id) === "Endpoint" ? ownership.keyOf(id)! : undefined;
-    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, id);
+    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, { id });
   }
 
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
   const trustedLoadBalancers: ObservedLoadBalancer[] = [];
+  const trustedLoadBalancerFps: string[] = [];
   toRead.length = 0;
   for (const id of ownedLbs) {
     const key = ownership.keyOf(id)!;
@@ -222,7 +229,7 @@ export async function readTrusted(
     if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
       const hns = loadBalancerPayload(want, ids);
       trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
-      trusted.set(id.toUpperCase(), { key, fp });
+      trustedLoadBalancerFps.push(fp);
     } else {
       toRead.push(id);
     }
@@ -237,28 +244,35 @@ export async function readTrusted(
     loadBalancers,
     trustedEndpoints,
     trustedLoadBalancers,
-    vanishedOwned: vanished(ownership, trusted, [others, readEps, foreignLbs, readLbs]),
+    vanishedOwned: vanished(
+      ownership,
+      [trustedEndpoints, trustedLoadBalancers],
+      [others, readEps, foreignLbs, readLbs],
+    ),
     endpointIds,
-    trusted,
+    trustedEndpointFps,
+    trustedLoadBalancerFps,
   };
 }
 
 /**
- * The owned IDs that are neither trusted (by upper-case ID) nor among the
- * objects read. None when every owned object was trusted.
+ * The owned IDs that are neither trusted nor among the objects read. None
+ * when every owned object was trusted.
  */
 function vanished(
   ownership: OwnershipRecord,
-  trusted: ReadonlyMap<string, unknown>,
+  trusted: ReadonlyArray<ReadonlyArray<{ id: string }>>,
   reads: ReadonlyArray<ReadonlyArray<{ ID?: string }>>,
 ): string[] {
-  if (trusted.size === ownership.size) return []; // trusted IDs are distinct owned IDs
-  const read = new Set<string>();
-  for (const objs of reads) for (const o of objs) read.add(String(o.ID).toUpperCase());
+  // Trusted IDs are distinct owned IDs.
+  if (trusted.reduce((n, objs) => n + objs.length, 0) === ownership.size) return [];
+  const seen = new Set<string>();
+  for (const objs of trusted) for (const o of objs) seen.add(o.id.toUpperCase());
+  for (const objs of reads) for (const o of objs) seen.add(String(o.ID).toUpperCase());
   const out: string[] = [];
   for (const kind of ["LoadBalancer", "Endpoint"] as const) {
     for (const upper of ownership.upperCaseIds(kind)) {
-      if (!trusted.has(upper) && !read.has(upper)) out.push(ownership.get(upper)!.id);
+      if (!seen.has(upper)) out.push(ownership.get(upper)!.id);
     }
   }
   return out;
@@ -266,20 +280,20 @@ function vanished(
 
 /**
  * The backend IDs of a desired LB as reconcile resolves them
- * (`resolveEndpointId`), or undefined when one does not exist: an owned
- * endpoint (`ownedByKey`), else one the desired state names, else one of
- * others holding the key, indexed from `read` (the CNI's own left out) only
- * when first needed. Any choice among duplicates is safe: a load balancer is
- * trusted only when the fingerprint of the payload made with these IDs
- * equals what HNS holds, so a wrong choice only costs a read.
+ * ({@link resolveBackendIds}), or undefined when one does not exist: the
+ * owned endpoints are `ownedByKey`, the foreign ones indexed from `read`
+ * (the CNI's own left out) only when first needed. Any choice among
+ * duplicates is safe: a load balancer is trusted only when the fingerprint
+ * of the payload made with these IDs equals what HNS holds, so a wrong
+ * choice only costs a read.
  */
 function backendResolver(
-  ownedByKey: ReadonlyMap<EpKey, string>,
+  ownedByKey: ReadonlyMap<EpKey, { id: string }>,
   read: ReadonlyArray<readonly HcnEndpoint[]>,
   ownership: OwnershipRecord,
   desired: DesiredState,
 ): (lb: DesiredLoadBalancer) => string[] | undefined {
-  let foreign: Map<EpKey, string> | undefined;
+  let foreign: Map<EpKey, { id: string }> | undefined;
   const foreignIndex = () => {
     if (foreign) return foreign;
     foreign = new Map();
@@ -293,18 +307,14 @@ function backendResolver(
         if (ownership.kindOf(id) === "Endpoint") continue;
         const key = endpointKeyFromHns(hns, sourceVips);
         if (isKeyError(key) || key.startsWith("ep/local/") || foreign.has(key)) continue;
-        foreign.set(key, id);
+        foreign.set(key, { id });
       }
     }
     return foreign;
   };
-  return (lb) => {
-    const ids: string[] = [];
-    for (const b of lb.backends) {
-      const id = ownedByKey.get(b) ?? desired.existingEndpoints.get(b) ?? foreignIndex().get(b);
-      if (id === undefined) return undefined;
-      ids.push(id);
-    }
-    return ids;
+  const endpoints: EndpointsByKey = {
+    endpoints: ownedByKey,
+    foreignEndpoints: { get: (key) => foreignIndex().get(key) },
   };
+  return (lb) => resolveBackendIds(lb, desired, endpoints);
 }

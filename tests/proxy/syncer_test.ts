@@ -9,6 +9,7 @@ import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
+import { readEarly } from "../../lib/proxy/start.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
 import { IdListing } from "../../lib/hns/id_listing.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
@@ -885,7 +886,12 @@ Deno.test("syncer: once HNS refused an in-place update, later plans replace the 
   assert.deepEqual(lbTable(w), ["10.96.0.10:80->8080 [10.244.1.5,10.244.2.7]"]);
 });
 
-Deno.test("syncer: a restart's HNS read begun before the lists are in is the one the start plans with", async () => {
+/**
+ * A node programmed with two services, with counters of its HNS listings and
+ * object reads, and a check that a restarted syncer's start, planned with its
+ * early read, lists and reads nothing again and writes nothing.
+ */
+async function programmedForRestart() {
   const w = world();
   w.service("web", WEB, WEB_EPS);
   w.service("api", API, API_EPS);
@@ -895,6 +901,21 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   const reads = (fns: string[]) => fns.reduce((n, fn) => n + w.api.callCount(fn), 0);
   const listings = () => reads(["HcnEnumerateEndpoints", "HcnEnumerateLoadBalancers"]);
   const opens = () => reads(["HcnOpenEndpoint", "HcnOpenLoadBalancer"]);
+  const startsFromEarlyRead = async (restarted: Syncer) => {
+    const listed = listings();
+    const opened = opens();
+    const report = await converge(w, restarted);
+    assert.equal(report.kind, "start");
+    assert.equal(listings(), listed, "the start lists nothing again");
+    assert.equal(opens(), opened, "the start reads nothing again");
+    assert.equal(w.writes(), writes);
+    assert.deepEqual(w.api.dump(), before);
+  };
+  return { w, listings, opens, startsFromEarlyRead };
+}
+
+Deno.test("syncer: a restart's HNS read begun before the lists are in is the one the start plans with", async () => {
+  const { w, listings, opens, startsFromEarlyRead } = await programmedForRestart();
   const listed0 = listings();
   const opened0 = opens();
 
@@ -903,15 +924,39 @@ Deno.test("syncer: a restart's HNS read begun before the lists are in is the one
   await restarted.listingSettled();
   assert.ok(listings() > listed0, "the listings ran early");
   assert.ok(opens() > opened0, "the objects of others were read early");
-  const listed1 = listings();
-  const opened1 = opens();
+  await startsFromEarlyRead(restarted);
+});
 
-  const report = await converge(w, restarted);
-  assert.equal(report.kind, "start");
-  assert.equal(listings(), listed1, "the start lists nothing again");
-  assert.equal(opens(), opened1, "the start reads nothing again");
-  assert.equal(w.writes(), writes);
-  assert.deepEqual(w.api.dump(), before);
+Deno.test("syncer: a restart's early HNS read lists IDs while the ownership record still loads, reads the rest once it is in", async () => {
+  const { w, listings, opens, startsFromEarlyRead } = await programmedForRestart();
+  const listed0 = listings();
+  const opened0 = opens();
+
+  let loaded!: (record: OwnershipRecord) => void;
+  const loading = new Promise<OwnershipRecord>((resolve) => (loaded = resolve));
+  const read = readEarly(w.client, "vxlan0", false, loading, { fullHnsReadOnStart: false });
+  for (let i = 0; i < 50 && listings() < listed0 + 2; i++) await new Promise((r) => setTimeout(r));
+  assert.equal(listings(), listed0 + 2, "both ID listings ran before the record was in");
+  assert.equal(opens(), opened0, "nothing is read before the record says what is not owned");
+  loaded(w.ownership);
+  const early = await read;
+  assert.equal(early?.mode.mode, "trusted");
+  assert.ok(opens() > opened0, "the objects of others were read once the record was in");
+  const restarted = w.newSyncer();
+  restarted.readHnsEarly({ read: Promise.resolve(early), at: w.clock.now() });
+  await startsFromEarlyRead(restarted);
+});
+
+Deno.test("syncer: an early read whose ownership record failed to load settles only after its listings, with nothing", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  await converge(w);
+  const listed0 = w.api.callCount("HcnEnumerateLoadBalancers");
+  const read = readEarly(w.client, "vxlan0", false, Promise.reject(new Error("unreadable")), {
+    fullHnsReadOnStart: false,
+  });
+  assert.equal(await read, undefined);
+  assert.equal(w.api.callCount("HcnEnumerateLoadBalancers"), listed0 + 1, "its listing had ended");
 });
 
 /**
