@@ -15,8 +15,9 @@
  *   the listings, and the objects the trusted read reads anyway) may begin
  *   before the cluster's lists are in ({@link readEarly}: the network and the
  *   ID listings even before the ownership record is loaded, since either
- *   read mode starts from them); the start then plans with it. HNS may change in between as it may just after any read;
- *   the periodic resync, counted from when the read began, compares again.
+ *   read mode starts from them); the start then plans with it. HNS may
+ *   change in between as it may just after any read; the periodic resync,
+ *   counted from when the read began, compares again.
  * - The network is found by name; none means "wait for it". Without a
  *   name it is a StartupError listing HNS's networks, unless detection is
  *   asked for (`--detect-network`): then the only Overlay, L2Bridge or
