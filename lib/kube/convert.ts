@@ -82,10 +82,12 @@ function shared<T>(list: readonly T[]): readonly T[] {
 }
 
 // Port lists repeat across services and slices (80/443, the same app's
-// ports): identical lists share one frozen copy.
+// ports): identical lists share one frozen copy. A service's node port is
+// its own, so a list holding one is kept as it is (no key made for it).
 const portLists = new Map<string, readonly unknown[]>();
-function sharedPorts<T>(list: T[]): readonly T[] {
+function sharedPorts<T extends object>(list: T[]): readonly T[] {
   if (list.length === 0) return EMPTY;
+  if (list.some((p) => "nodePort" in p)) return Object.freeze(list.map((p) => Object.freeze(p)));
   const key = JSON.stringify(list);
   const hit = portLists.get(key);
   if (hit) return hit as readonly T[];

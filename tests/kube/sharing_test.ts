@@ -108,6 +108,24 @@ Deno.test("sharing: a service update keeps its cluster IPs when they stayed", ()
   assert.deepEqual(moved.clusterIPs, ["fd00::b:1"]);
 });
 
+Deno.test("sharing: services with the same ports share one frozen list; a node port's list is its own", () => {
+  const convert = (name: string, ip: string, spec?: Record<string, unknown>) =>
+    convertService(JSON.parse(JSON.stringify(service("default", name, ip, { spec }))))!;
+  const a = convert("a", "10.96.0.1"), b = convert("b", "10.96.0.2");
+  assert.equal(a.ports, b.ports);
+  assert.ok(Object.isFrozen(a.ports) && Object.isFrozen(a.ports[0]));
+  const nodePorts = (port: number) => ({
+    type: "NodePort",
+    ports: [{ name: "http", port: 80, targetPort: 8080, protocol: "TCP", nodePort: port }],
+  });
+  const c = convert("c", "10.96.0.3", nodePorts(30001));
+  const d = convert("d", "10.96.0.4", nodePorts(30001));
+  assert.notEqual(c.ports, d.ports);
+  assert.deepEqual(c.ports, d.ports);
+  assert.equal(c.ports[0].nodePort, 30001);
+  assert.ok(Object.isFrozen(c.ports) && Object.isFrozen(c.ports[0]));
+});
+
 Deno.test("sharing: over the API server, a watched slice update that leaves the endpoints keeps their list", async () => {
   const server = await new FakeApiServer().start();
   server.create("services", service("default", "web", "10.96.0.10"));
