@@ -458,7 +458,6 @@ function convertEndpoint(
       `must be true or false, got ${show(cond.terminating)}`,
     );
   const nodeName = optStr(eo.nodeName) ?? r.str(eo.nodeName, `endpoints[${i}].nodeName`);
-  const zone = optStr(eo.zone) ?? r.str(eo.zone, `endpoints[${i}].zone`);
   const hintsObj = eo.hints === undefined || eo.hints === null
     ? undefined
     : r.obj(eo.hints, `endpoints[${i}].hints`, true);
@@ -482,7 +481,6 @@ function convertEndpoint(
     serving,
     terminating,
     nodeName ? intern(nodeName) : undefined,
-    zone ? intern(zone) : undefined,
   );
   return hints;
 }

@@ -87,16 +87,14 @@ export interface EndpointInfo {
   terminating: boolean;
   /** `nodeName`, when set. */
   nodeName?: string;
-  /** `zone`, when set. */
-  zone?: string;
-  /** `hints.forZones[].name`, when set. */
+  /** `hints.forZones[].name`, when set (topology follows hints, not an endpoint's zone). */
   hintZones?: readonly string[];
 }
 
 /** Bits of an endpoint's conditions in {@linkcode EndpointList.cells}. */
 const READY = 1, SERVING = 2, TERMINATING = 4;
 /** Cells per endpoint in {@linkcode EndpointList.cells}. */
-export const ENDPOINT_CELLS = 4;
+export const ENDPOINT_CELLS = 3;
 const STRIDE = ENDPOINT_CELLS;
 const NO_CELLS: readonly EndpointCell[] = Object.freeze([]);
 
@@ -105,7 +103,7 @@ export type EndpointCell = string | number | undefined;
 
 /**
  * The endpoints of an EndpointSlice, packed: one flat array holds, per
- * endpoint, its address, node name, zone and condition bits (no object per
+ * endpoint, its address, node name and condition bits (no object per
  * endpoint: slices hold most of the cluster store's records). Hint zones,
  * rare, sit in a second array only when some endpoint has them. Read-only:
  * read through the accessors by index; {@linkcode at} and iteration make
@@ -115,7 +113,7 @@ export class EndpointList implements Iterable<EndpointInfo> {
   /** The empty list (shared). */
   static readonly EMPTY: EndpointList = new EndpointList(NO_CELLS, undefined);
 
-  /** `address, nodeName, zone, condition bits` per endpoint, in slice order. */
+  /** `address, nodeName, condition bits` per endpoint, in slice order. */
   readonly cells: readonly EndpointCell[];
   /** Hint zones per endpoint, or undefined when no endpoint has any. */
   readonly hints: readonly (readonly string[] | undefined)[] | undefined;
@@ -135,7 +133,7 @@ export class EndpointList implements Iterable<EndpointInfo> {
     const cells: EndpointCell[] = new Array(endpoints.length * STRIDE);
     let hints: (readonly string[] | undefined)[] | undefined;
     endpoints.forEach((e, i) => {
-      EndpointList.pack(cells, i, e.address, e.ready, e.serving, e.terminating, e.nodeName, e.zone);
+      EndpointList.pack(cells, i, e.address, e.ready, e.serving, e.terminating, e.nodeName);
       if (e.hintZones !== undefined && e.hintZones.length > 0) {
         (hints ??= new Array(endpoints.length).fill(undefined))[i] = e.hintZones;
       }
@@ -152,13 +150,11 @@ export class EndpointList implements Iterable<EndpointInfo> {
     serving: boolean,
     terminating: boolean,
     nodeName: string | undefined,
-    zone: string | undefined,
   ): void {
     const at = i * STRIDE;
     cells[at] = address;
     cells[at + 1] = nodeName || undefined;
-    cells[at + 2] = zone || undefined;
-    cells[at + 3] = (ready ? READY : 0) | (serving ? SERVING : 0) |
+    cells[at + 2] = (ready ? READY : 0) | (serving ? SERVING : 0) |
       (terminating ? TERMINATING : 0);
   }
 
@@ -177,24 +173,19 @@ export class EndpointList implements Iterable<EndpointInfo> {
     return this.cells[i * STRIDE + 1] as string | undefined;
   }
 
-  /** The zone of endpoint `i`, when set. */
-  zone(i: number): string | undefined {
-    return this.cells[i * STRIDE + 2] as string | undefined;
-  }
-
   /** `conditions.ready` of endpoint `i`. */
   ready(i: number): boolean {
-    return ((this.cells[i * STRIDE + 3] as number) & READY) !== 0;
+    return ((this.cells[i * STRIDE + 2] as number) & READY) !== 0;
   }
 
   /** `conditions.serving` of endpoint `i`. */
   serving(i: number): boolean {
-    return ((this.cells[i * STRIDE + 3] as number) & SERVING) !== 0;
+    return ((this.cells[i * STRIDE + 2] as number) & SERVING) !== 0;
   }
 
   /** `conditions.terminating` of endpoint `i`. */
   terminating(i: number): boolean {
-    return ((this.cells[i * STRIDE + 3] as number) & TERMINATING) !== 0;
+    return ((this.cells[i * STRIDE + 2] as number) & TERMINATING) !== 0;
   }
 
   /** The hint zones of endpoint `i`, when it has any. */
@@ -206,9 +197,7 @@ export class EndpointList implements Iterable<EndpointInfo> {
   sameEndpoint(i: number, other: EndpointList, j: number): boolean {
     const a = this.cells, b = other.cells;
     const x = i * STRIDE, y = j * STRIDE;
-    if (a[x] !== b[y] || a[x + 1] !== b[y + 1] || a[x + 2] !== b[y + 2] || a[x + 3] !== b[y + 3]) {
-      return false;
-    }
+    if (a[x] !== b[y] || a[x + 1] !== b[y + 1] || a[x + 2] !== b[y + 2]) return false;
     const h = this.hintZones(i), g = other.hintZones(j);
     if (h === g) return true;
     if (h === undefined || g === undefined || h.length !== g.length) return false;
@@ -226,8 +215,6 @@ export class EndpointList implements Iterable<EndpointInfo> {
     };
     const node = this.nodeName(i);
     if (node !== undefined) info.nodeName = node;
-    const zone = this.zone(i);
-    if (zone !== undefined) info.zone = zone;
     const hints = this.hintZones(i);
     if (hints !== undefined) info.hintZones = hints;
     return info;

@@ -195,7 +195,6 @@ Deno.test("convertEndpointSlice: conditions with their nil defaults, topology an
       serving: true,
       terminating: false,
       nodeName: "n1",
-      zone: "z1",
     },
     { address: "10.244.2.6", ready: false, serving: true, terminating: true, hintZones: ["z2"] },
     { address: "10.244.2.7", ready: true, serving: true, terminating: false },
@@ -213,8 +212,8 @@ Deno.test("convertEndpointSlice: an update keeps the previous endpoint list when
   const changed = convertEndpointSlice(slice(eps(false)), first)!;
   assert.notEqual(changed.endpoints, first.endpoints);
   assert.deepEqual(
-    [changed.endpoints.ready(0), changed.endpoints.serving(0), changed.endpoints.zone(0)],
-    [false, false, "z1"],
+    [changed.endpoints.ready(0), changed.endpoints.serving(0), changed.endpoints.nodeName(0)],
+    [false, false, "n1"],
   );
   assert.equal(changed.endpoints.hintZones(1), first.endpoints.hintZones(1), "hints kept");
   assert.ok(changed.endpoints.sameEndpoint(1, first.endpoints, 1));
@@ -224,6 +223,9 @@ Deno.test("convertEndpointSlice: an update keeps the previous endpoint list when
   assert.ok(moved.endpoints.sameEndpoint(0, first.endpoints, 1));
   assert.ok(moved.endpoints.sameEndpoint(1, first.endpoints, 0));
   assert.equal(convertEndpointSlice(slice([]), first)!.endpoints.length, 0);
+  // An endpoint's zone is not read (topology follows the hints): a zone change changes nothing.
+  const rezoned = eps(true).map((e) => ({ ...e, zone: "z9" }));
+  assert.equal(convertEndpointSlice(slice(rezoned), first)!.endpoints, first.endpoints);
 });
 
 Deno.test("convertEndpointSlice: FQDN slices are ignored, malformed ones name the field", () => {
