@@ -10,8 +10,8 @@
  */
 
 import { canonicalIp, ipFamilyOf } from "../net/ip.ts";
+import { ENDPOINT_CELLS, type EndpointCell, EndpointList } from "./model.ts";
 import type {
-  EndpointInfo,
   EndpointPortInfo,
   EndpointSliceInfo,
   IngressInfo,
@@ -82,10 +82,12 @@ function shared<T>(list: readonly T[]): readonly T[] {
 }
 
 // Port lists repeat across services and slices (80/443, the same app's
-// ports): identical lists share one frozen copy.
+// ports): identical lists share one frozen copy. A service's node port is
+// its own, so a list holding one is kept as it is (no key made for it).
 const portLists = new Map<string, readonly unknown[]>();
-function sharedPorts<T>(list: T[]): readonly T[] {
+function sharedPorts<T extends object>(list: T[]): readonly T[] {
   if (list.length === 0) return EMPTY;
+  if (list.some((p) => "nodePort" in p)) return Object.freeze(list.map((p) => Object.freeze(p)));
   const key = JSON.stringify(list);
   const hit = portLists.get(key);
   if (hit) return hit as readonly T[];
@@ -372,22 +374,22 @@ export function convertService(obj: unknown, previous?: ServiceInfo): ServiceInf
  * through an index built on the first miss.
  */
 class PreviousEndpoints {
-  #byAddress?: Map<string, EndpointInfo>;
-  constructor(readonly slice: EndpointSliceInfo) {}
+  #byAddress?: Map<string, number>;
+  constructor(readonly list: EndpointList) {}
 
-  /** The previous endpoint whose address is `address` (the text as listed). */
-  find(address: unknown, at: number): EndpointInfo | undefined {
-    const eps = this.slice.endpoints;
-    const same = eps[at];
-    if (same !== undefined && same.address === address) return same;
-    if (typeof address !== "string") return undefined;
+  /** The index of the previous endpoint whose address is `address` (the text as listed), or -1. */
+  find(address: unknown, at: number): number {
+    const list = this.list;
+    if (at < list.length && list.address(at) === address) return at;
+    if (typeof address !== "string") return -1;
     if (!this.#byAddress) {
       this.#byAddress = new Map();
-      for (const ep of eps) {
-        if (!this.#byAddress.has(ep.address)) this.#byAddress.set(ep.address, ep);
+      for (let i = 0; i < list.length; i++) {
+        const a = list.address(i);
+        if (!this.#byAddress.has(a)) this.#byAddress.set(a, i);
       }
     }
-    return this.#byAddress.get(address);
+    return this.#byAddress.get(address) ?? -1;
   }
 }
 
@@ -410,17 +412,11 @@ function optStr(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-function sameZones(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === b) return true;
-  if (a === undefined || b === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
- * Converts `endpoints[i]` of a slice. Field paths are built only on the way
- * to an error (endpoints are the most numerous objects converted). An
- * endpoint equal to its previous record is that record.
+ * Converts `endpoints[i]` of a slice into `cells` (its hint zones into
+ * `hints`, returned, made on the first endpoint that has some). Field paths
+ * are built only on the way to an error (endpoints are the most numerous
+ * objects converted). An address that stayed is the previous record's string.
  */
 function convertEndpoint(
   e: unknown,
@@ -428,7 +424,10 @@ function convertEndpoint(
   r: Reader,
   family: IpFamily,
   before: PreviousEndpoints | undefined,
-): EndpointInfo {
+  cells: EndpointCell[],
+  hints: (readonly string[] | undefined)[] | undefined,
+  count: number,
+): (readonly string[] | undefined)[] | undefined {
   const eo = isObj(e) ? e : r.obj(e, `endpoints[${i}]`)!;
   const addresses = eo.addresses;
   if (!Array.isArray(addresses) || addresses.length === 0) {
@@ -436,9 +435,9 @@ function convertEndpoint(
     r.fail(`endpoints[${i}].addresses`, "must hold at least one address");
   }
   const rawAddress = addresses[0];
-  const prev = before?.find(rawAddress, i);
-  const address = prev?.address ?? addressOf(rawAddress, family) ??
-    r.ip(rawAddress, `endpoints[${i}].addresses[0]`, family);
+  const prev = before === undefined ? -1 : before.find(rawAddress, i);
+  const address = (prev >= 0 ? before!.list.address(prev) : undefined) ??
+    addressOf(rawAddress, family) ?? r.ip(rawAddress, `endpoints[${i}].addresses[0]`, family);
 
   const c = eo.conditions;
   const cond = c === undefined || c === null
@@ -459,35 +458,31 @@ function convertEndpoint(
       `must be true or false, got ${show(cond.terminating)}`,
     );
   const nodeName = optStr(eo.nodeName) ?? r.str(eo.nodeName, `endpoints[${i}].nodeName`);
-  const zone = optStr(eo.zone) ?? r.str(eo.zone, `endpoints[${i}].zone`);
-  let hintZones: string[] | undefined;
-  const hints = eo.hints === undefined || eo.hints === null
+  const hintsObj = eo.hints === undefined || eo.hints === null
     ? undefined
     : r.obj(eo.hints, `endpoints[${i}].hints`, true);
-  if (hints) {
+  if (hintsObj) {
     const f = `endpoints[${i}]`;
-    const zones = r.arr(hints.forZones, `${f}.hints.forZones`).map((z, j) => {
+    const zones = r.arr(hintsObj.forZones, `${f}.hints.forZones`).map((z, j) => {
       const zf = `${f}.hints.forZones[${j}]`;
       const zn = r.str(r.obj(z, zf)!.name, `${zf}.name`);
       return zn ? intern(zn) : r.fail(`${zf}.name`, "missing");
     });
-    if (zones.length > 0) hintZones = zones;
+    if (zones.length > 0) {
+      const kept = prev >= 0 ? before!.list.hintZones(prev) : undefined;
+      (hints ??= new Array(count).fill(undefined))[i] = sameTexts(kept, zones) ? kept : zones;
+    }
   }
-  if (
-    prev !== undefined && prev.ready === ready && prev.serving === serving &&
-    prev.terminating === terminating && prev.nodeName === (nodeName || undefined) &&
-    prev.zone === (zone || undefined) && sameZones(prev.hintZones, hintZones)
-  ) {
-    return prev;
-  }
-  // One literal with the node name: a property added later would need a
-  // second allocation per endpoint (the store keeps one per endpoint).
-  const info: EndpointInfo = nodeName
-    ? { address, ready, serving, terminating, nodeName: intern(nodeName) }
-    : { address, ready, serving, terminating };
-  if (zone) info.zone = intern(zone);
-  if (hintZones) info.hintZones = hintZones;
-  return info;
+  EndpointList.pack(
+    cells,
+    i,
+    address,
+    ready,
+    serving,
+    terminating,
+    nodeName ? intern(nodeName) : undefined,
+  );
+  return hints;
 }
 
 /**
@@ -495,9 +490,9 @@ function convertEndpoint(
  * number are dropped (the API allows them; they carry no traffic).
  *
  * `previous` is the record this object replaces, when there is one: an
- * endpoint that did not change is its record from `previous` (the same
- * object), and an address that stayed is the same string, so that an update
- * leaves the store, and the state built from it, sharing what they shared.
+ * address that stayed is the same string, and endpoints that all stayed as
+ * they were are the previous list itself, so that an update leaves the
+ * store, and the state built from it, sharing what they shared.
  */
 export function convertEndpointSlice(
   obj: unknown,
@@ -532,20 +527,24 @@ export function convertEndpointSlice(
   }
 
   const raw = r.arr(o.endpoints, "endpoints");
-  const before = previous?.addressType === family ? new PreviousEndpoints(previous) : undefined;
-  const endpoints: EndpointInfo[] = new Array(raw.length);
-  let allKept = before !== undefined && raw.length === previous!.endpoints.length;
+  const before = previous?.addressType === family && previous.endpoints.length > 0
+    ? new PreviousEndpoints(previous.endpoints)
+    : undefined;
+  const cells: EndpointCell[] = new Array(raw.length * ENDPOINT_CELLS);
+  let hints: (readonly string[] | undefined)[] | undefined;
   for (let i = 0; i < raw.length; i++) {
-    const ep = convertEndpoint(raw[i], i, r, family, before);
-    endpoints[i] = ep;
-    if (allKept && ep !== previous!.endpoints[i]) allKept = false;
+    hints = convertEndpoint(raw[i], i, r, family, before, cells, hints, raw.length);
   }
+  const endpoints = raw.length === 0
+    ? EndpointList.EMPTY
+    : before !== undefined && sameEndpoints(before.list, cells, hints)
+    ? before.list
+    : new EndpointList(cells, hints);
 
   // The trigger time only feeds a metric: an unparsable one is ignored.
   const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
   const ns = intern(namespace);
   const svc = intern(serviceName!);
-  const kept = allKept ? previous!.endpoints : endpoints;
   const sharedPortList = sharedPorts(ports);
   // One literal per shape: a property added later would take a second
   // allocation per slice.
@@ -557,7 +556,7 @@ export function convertEndpointSlice(
       resourceVersion: rv,
       addressType: family,
       ports: sharedPortList,
-      endpoints: kept,
+      endpoints,
       triggerTimeMs: trigger,
     }
     : {
@@ -567,8 +566,23 @@ export function convertEndpointSlice(
       resourceVersion: rv,
       addressType: family,
       ports: sharedPortList,
-      endpoints: kept,
+      endpoints,
     };
+}
+
+/** Whether packed `cells` and `hints` hold exactly the endpoints of `list`. */
+function sameEndpoints(
+  list: EndpointList,
+  cells: readonly EndpointCell[],
+  hints: readonly (readonly string[] | undefined)[] | undefined,
+): boolean {
+  const was = list.cells;
+  if (was.length !== cells.length) return false;
+  for (let i = 0; i < cells.length; i++) if (was[i] !== cells[i]) return false;
+  const had = list.hints;
+  if (had === undefined || hints === undefined) return had === hints;
+  for (let i = 0; i < hints.length; i++) if (had[i] !== hints[i]) return false;
+  return true;
 }
 
 /** Converts a Node. InternalIPs come with the first address of each family first. */

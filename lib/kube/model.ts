@@ -87,10 +87,153 @@ export interface EndpointInfo {
   terminating: boolean;
   /** `nodeName`, when set. */
   nodeName?: string;
-  /** `zone`, when set. */
-  zone?: string;
-  /** `hints.forZones[].name`, when set. */
+  /** `hints.forZones[].name`, when set (topology follows hints, not an endpoint's zone). */
   hintZones?: readonly string[];
+}
+
+/** Bits of an endpoint's conditions in {@linkcode EndpointList.cells}. */
+const READY = 1, SERVING = 2, TERMINATING = 4;
+/** Cells per endpoint in {@linkcode EndpointList.cells}. */
+export const ENDPOINT_CELLS = 3;
+const STRIDE = ENDPOINT_CELLS;
+const NO_CELLS: readonly EndpointCell[] = Object.freeze([]);
+
+/** One cell of {@linkcode EndpointList.cells}. */
+export type EndpointCell = string | number | undefined;
+
+/**
+ * The endpoints of an EndpointSlice, packed: one flat array holds, per
+ * endpoint, its address, node name and condition bits (no object per
+ * endpoint: slices hold most of the cluster store's records). Hint zones,
+ * rare, sit in a second array only when some endpoint has them. Read-only:
+ * read through the accessors by index; {@linkcode at} and iteration make
+ * {@linkcode EndpointInfo} objects, for readers off the hot paths.
+ */
+export class EndpointList implements Iterable<EndpointInfo> {
+  /** The empty list (shared). */
+  static readonly EMPTY: EndpointList = new EndpointList(NO_CELLS, undefined);
+
+  /** `address, nodeName, condition bits` per endpoint, in slice order. */
+  readonly cells: readonly EndpointCell[];
+  /** Hint zones per endpoint, or undefined when no endpoint has any. */
+  readonly hints: readonly (readonly string[] | undefined)[] | undefined;
+
+  /** A list over packed cells (see {@linkcode cells}); both arrays are kept as they are. */
+  constructor(
+    cells: readonly EndpointCell[],
+    hints: readonly (readonly string[] | undefined)[] | undefined,
+  ) {
+    this.cells = cells;
+    this.hints = hints;
+  }
+
+  /** The list of `endpoints` (from records: tests, builders). */
+  static of(endpoints: readonly EndpointInfo[]): EndpointList {
+    if (endpoints.length === 0) return EndpointList.EMPTY;
+    const cells: EndpointCell[] = new Array(endpoints.length * STRIDE);
+    let hints: (readonly string[] | undefined)[] | undefined;
+    endpoints.forEach((e, i) => {
+      EndpointList.pack(cells, i, e.address, e.ready, e.serving, e.terminating, e.nodeName);
+      if (e.hintZones !== undefined && e.hintZones.length > 0) {
+        (hints ??= new Array(endpoints.length).fill(undefined))[i] = e.hintZones;
+      }
+    });
+    return new EndpointList(cells, hints);
+  }
+
+  /** Writes endpoint `i` into `cells` (sized `STRIDE` × endpoints). */
+  static pack(
+    cells: EndpointCell[],
+    i: number,
+    address: string,
+    ready: boolean,
+    serving: boolean,
+    terminating: boolean,
+    nodeName: string | undefined,
+  ): void {
+    const at = i * STRIDE;
+    cells[at] = address;
+    cells[at + 1] = nodeName || undefined;
+    cells[at + 2] = (ready ? READY : 0) | (serving ? SERVING : 0) |
+      (terminating ? TERMINATING : 0);
+  }
+
+  /** Number of endpoints. */
+  get length(): number {
+    return this.cells.length / STRIDE;
+  }
+
+  /** The address of endpoint `i`. */
+  address(i: number): string {
+    return this.cells[i * STRIDE] as string;
+  }
+
+  /** The node name of endpoint `i`, when set. */
+  nodeName(i: number): string | undefined {
+    return this.cells[i * STRIDE + 1] as string | undefined;
+  }
+
+  /** `conditions.ready` of endpoint `i`. */
+  ready(i: number): boolean {
+    return ((this.cells[i * STRIDE + 2] as number) & READY) !== 0;
+  }
+
+  /** `conditions.serving` of endpoint `i`. */
+  serving(i: number): boolean {
+    return ((this.cells[i * STRIDE + 2] as number) & SERVING) !== 0;
+  }
+
+  /** `conditions.terminating` of endpoint `i`. */
+  terminating(i: number): boolean {
+    return ((this.cells[i * STRIDE + 2] as number) & TERMINATING) !== 0;
+  }
+
+  /** The hint zones of endpoint `i`, when it has any. */
+  hintZones(i: number): readonly string[] | undefined {
+    return this.hints?.[i];
+  }
+
+  /** Whether endpoint `i` of this list and endpoint `j` of `other` are equal. */
+  sameEndpoint(i: number, other: EndpointList, j: number): boolean {
+    const a = this.cells, b = other.cells;
+    const x = i * STRIDE, y = j * STRIDE;
+    if (a[x] !== b[y] || a[x + 1] !== b[y + 1] || a[x + 2] !== b[y + 2]) return false;
+    const h = this.hintZones(i), g = other.hintZones(j);
+    if (h === g) return true;
+    if (h === undefined || g === undefined || h.length !== g.length) return false;
+    for (let k = 0; k < h.length; k++) if (h[k] !== g[k]) return false;
+    return true;
+  }
+
+  /** Endpoint `i` as a record (a new object). */
+  at(i: number): EndpointInfo {
+    const info: EndpointInfo = {
+      address: this.address(i),
+      ready: this.ready(i),
+      serving: this.serving(i),
+      terminating: this.terminating(i),
+    };
+    const node = this.nodeName(i);
+    if (node !== undefined) info.nodeName = node;
+    const hints = this.hintZones(i);
+    if (hints !== undefined) info.hintZones = hints;
+    return info;
+  }
+
+  /** Every endpoint as a record (new objects). */
+  toArray(): EndpointInfo[] {
+    return Array.from({ length: this.length }, (_, i) => this.at(i));
+  }
+
+  /** The endpoints as records (new objects), in slice order. */
+  *[Symbol.iterator](): Iterator<EndpointInfo> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+
+  /** The records, as `JSON.stringify` shows the list. */
+  toJSON(): EndpointInfo[] {
+    return this.toArray();
+  }
 }
 
 /** One port of an EndpointSlice. */
@@ -117,8 +260,8 @@ export interface EndpointSliceInfo {
   addressType: IpFamily;
   /** Ports. */
   ports: readonly EndpointPortInfo[];
-  /** Endpoints. */
-  endpoints: readonly EndpointInfo[];
+  /** Endpoints, packed. */
+  endpoints: EndpointList;
   /**
    * Annotation `endpoints.kubernetes.io/last-change-trigger-time` in epoch
    * milliseconds, for the network programming latency metric.

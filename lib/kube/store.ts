@@ -66,6 +66,16 @@ export function sameRecord(a: unknown, b: unknown): boolean {
 
 const NONE: readonly EndpointSliceInfo[] = Object.freeze([]);
 
+/** Whether a slice has an endpoint on one of `nodes`. */
+function onNodes(slice: EndpointSliceInfo, nodes: ReadonlySet<string>): boolean {
+  const eps = slice.endpoints;
+  for (let i = 0; i < eps.length; i++) {
+    const node = eps.nodeName(i);
+    if (node !== undefined && nodes.has(node)) return true;
+  }
+  return false;
+}
+
 /** The cluster state with change tracking; fed by lib/kube/cluster.ts. */
 export class ClusterStore implements ClusterView {
   readonly #services = new Map<ObjectKey, ServiceInfo>();
@@ -331,9 +341,7 @@ export class ClusterStore implements ClusterView {
     if (nodes.size === 0) return;
     for (const [svc, slices] of this.#bySvc) {
       if (into.has(svc)) continue;
-      if (slices.some((s) => s.endpoints.some((e) => e.nodeName && nodes.has(e.nodeName)))) {
-        into.add(svc);
-      }
+      if (slices.some((s) => onNodes(s, nodes))) into.add(svc);
     }
   }
 

@@ -221,31 +221,33 @@ function candidatesFor(
       );
       continue;
     }
-    slice.endpoints.forEach((ep, i) => {
-      const ip = sharedCanonicalIp(ep.address);
+    const eps = slice.endpoints;
+    for (let i = 0; i < eps.length; i++) {
+      const address = eps.address(i);
+      const ip = sharedCanonicalIp(address);
       if (!ip || ipFamilyOf(ip) !== family) {
         diags.add(
           "warning",
           `${sliceRef} endpoints[${i}].addresses[0]`,
           "InvalidEndpointAddress",
-          `${JSON.stringify(ep.address)} is not an ${family} address; endpoint skipped`,
+          `${JSON.stringify(address)} is not an ${family} address; endpoint skipped`,
         );
-        return;
+        continue;
       }
+      const nodeName = eps.nodeName(i);
       const cand: Candidate = {
         ip,
         port,
-        ready: ep.ready,
-        serving: ep.serving,
-        terminating: ep.terminating,
-        local: ctx.localEndpoints.has(ip) ||
-          (ep.nodeName !== undefined && ep.nodeName === ctx.nodeName),
-        nodeName: ep.nodeName,
-        hintZones: ep.hintZones,
+        ready: eps.ready(i),
+        serving: eps.serving(i),
+        terminating: eps.terminating(i),
+        local: ctx.localEndpoints.has(ip) || (nodeName !== undefined && nodeName === ctx.nodeName),
+        nodeName,
+        hintZones: eps.hintZones(i),
       };
       const prev = byIp.get(ip);
       if (!prev || (!prev.ready && cand.ready)) byIp.set(ip, cand);
-    });
+    }
   }
   return [...byIp.values()].sort((a, b) => cmp(a.ip, b.ip));
 }
@@ -839,12 +841,12 @@ function healthCheckServer(
   }
   const readyLocal = new Set<string>();
   for (const slice of slices) {
-    for (const ep of slice.endpoints) {
-      const ip = sharedCanonicalIp(ep.address);
-      if (!ip || !ep.ready) continue;
-      if (
-        ctx.localEndpoints.has(ip) || (ep.nodeName !== undefined && ep.nodeName === ctx.nodeName)
-      ) {
+    const eps = slice.endpoints;
+    for (let i = 0; i < eps.length; i++) {
+      const ip = sharedCanonicalIp(eps.address(i));
+      if (!ip || !eps.ready(i)) continue;
+      const nodeName = eps.nodeName(i);
+      if (ctx.localEndpoints.has(ip) || (nodeName !== undefined && nodeName === ctx.nodeName)) {
         readyLocal.add(ip);
       }
     }

@@ -136,7 +136,7 @@ Deno.test("cluster: a burst of watch events becomes one piece of work per servic
   await waitFor(
     "last update applied",
     () =>
-      t.store.slicesFor("default/web")[0]?.endpoints[0].address === "10.244.1.19" &&
+      t.store.slicesFor("default/web")[0]?.endpoints.address(0) === "10.244.1.19" &&
       t.store.service("default/web")?.ports[0].port === 1009,
   );
   assert.equal(t.store.pendingServiceChanges(), 1);

@@ -188,18 +188,44 @@ Deno.test("convertEndpointSlice: conditions with their nil defaults, topology an
   assert.equal(info.serviceName, "web");
   assert.equal(info.triggerTimeMs, Date.parse("2024-05-01T10:00:00Z"));
   assert.deepEqual(info.ports, [{ name: "http", port: 8080, protocol: "TCP" }]);
-  assert.deepEqual(info.endpoints, [
+  assert.deepEqual([...info.endpoints], [
     {
       address: "10.244.1.5",
       ready: true,
       serving: true,
       terminating: false,
       nodeName: "n1",
-      zone: "z1",
     },
     { address: "10.244.2.6", ready: false, serving: true, terminating: true, hintZones: ["z2"] },
     { address: "10.244.2.7", ready: true, serving: true, terminating: false },
   ]);
+});
+
+Deno.test("convertEndpointSlice: an update keeps the previous endpoint list when no endpoint changed", () => {
+  const eps = (ready: boolean) => [
+    { addresses: ["10.244.1.5"], conditions: { ready }, nodeName: "n1", zone: "z1" },
+    { addresses: ["10.244.2.6"], hints: { forZones: [{ name: "z2" }] } },
+  ];
+  const first = convertEndpointSlice(slice(eps(true)))!;
+  const same = convertEndpointSlice(slice(eps(true)), first)!;
+  assert.equal(same.endpoints, first.endpoints, "nothing changed: the same list");
+  const changed = convertEndpointSlice(slice(eps(false)), first)!;
+  assert.notEqual(changed.endpoints, first.endpoints);
+  assert.deepEqual(
+    [changed.endpoints.ready(0), changed.endpoints.serving(0), changed.endpoints.nodeName(0)],
+    [false, false, "n1"],
+  );
+  assert.equal(changed.endpoints.hintZones(1), first.endpoints.hintZones(1), "hints kept");
+  assert.ok(changed.endpoints.sameEndpoint(1, first.endpoints, 1));
+  assert.ok(!changed.endpoints.sameEndpoint(0, first.endpoints, 0));
+  // Moved: found by address, not position.
+  const moved = convertEndpointSlice(slice([eps(true)[1], eps(true)[0]]), first)!;
+  assert.ok(moved.endpoints.sameEndpoint(0, first.endpoints, 1));
+  assert.ok(moved.endpoints.sameEndpoint(1, first.endpoints, 0));
+  assert.equal(convertEndpointSlice(slice([]), first)!.endpoints.length, 0);
+  // An endpoint's zone is not read (topology follows the hints): a zone change changes nothing.
+  const rezoned = eps(true).map((e) => ({ ...e, zone: "z9" }));
+  assert.equal(convertEndpointSlice(slice(rezoned), first)!.endpoints, first.endpoints);
 });
 
 Deno.test("convertEndpointSlice: FQDN slices are ignored, malformed ones name the field", () => {
@@ -304,7 +330,7 @@ Deno.test("convert: legacy IP spellings (leading zeros, IPv4-mapped, upper case)
   const s = convertEndpointSlice(slice([{ addresses: ["::ffff:10.244.1.5"] }, {
     addresses: ["010.244.001.006"],
   }]))!;
-  assert.deepEqual(s.endpoints.map((e) => e.address), ["10.244.1.5", "10.244.1.6"]);
+  assert.deepEqual([...s.endpoints].map((e) => e.address), ["10.244.1.5", "10.244.1.6"]);
   assert.throws(
     () => convertService(svc({ clusterIP: "fe80::1%eth0", ports: [{ port: 80 }] })),
     ConvertError,

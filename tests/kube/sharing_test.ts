@@ -1,7 +1,7 @@
 /**
  * An EndpointSlice or Service update shares what did not change with the
- * record it replaces: unchanged endpoints are the same records, and an
- * address that stayed is the same string in the heap, so that a consumer
+ * record it replaces: endpoints that all stayed are the same packed list, and
+ * an address that stayed is the same string in the heap, so that a consumer
  * that built its state from the old record (the desired state, the observed
  * cache) and the store after the update hold one copy of it, not two.
  *
@@ -74,13 +74,12 @@ Deno.test("sharing: after a slice update the heap holds one string per address t
   // 102 becomes not ready and moves first; 101 stays as it was; 103 goes; 104 comes.
   upsert(sliceText([102, 101, 104], 1));
   const after = store.slicesFor("default/web")[0].endpoints;
-  assert.deepEqual(after.map((e) => [e.address, e.ready]), [
+  assert.deepEqual([...after].map((e) => [e.address, e.ready]), [
     ["10.244.102.202", false],
     ["10.244.101.201", true],
     ["10.244.104.204", true],
   ]);
-  assert.equal(after[1], before[0].endpoints[0], "the unchanged endpoint is the same record");
-  assert.notEqual(after[0], before[0].endpoints[1], "the changed endpoint is a new record");
+  assert.notEqual(after, before[0].endpoints, "a changed slice has a new endpoint list");
   // As many strings for each address that stayed (the unchanged endpoint's, and the changed
   // endpoint's that kept its address) as for a new address, which the store alone holds: the
   // consumer's old records and the store share them (without sharing: 3, 3 and 2).
@@ -109,7 +108,25 @@ Deno.test("sharing: a service update keeps its cluster IPs when they stayed", ()
   assert.deepEqual(moved.clusterIPs, ["fd00::b:1"]);
 });
 
-Deno.test("sharing: over the API server, a watched slice update keeps the unchanged endpoints' records", async () => {
+Deno.test("sharing: services with the same ports share one frozen list; a node port's list is its own", () => {
+  const convert = (name: string, ip: string, spec?: Record<string, unknown>) =>
+    convertService(JSON.parse(JSON.stringify(service("default", name, ip, { spec }))))!;
+  const a = convert("a", "10.96.0.1"), b = convert("b", "10.96.0.2");
+  assert.equal(a.ports, b.ports);
+  assert.ok(Object.isFrozen(a.ports) && Object.isFrozen(a.ports[0]));
+  const nodePorts = (port: number) => ({
+    type: "NodePort",
+    ports: [{ name: "http", port: 80, targetPort: 8080, protocol: "TCP", nodePort: port }],
+  });
+  const c = convert("c", "10.96.0.3", nodePorts(30001));
+  const d = convert("d", "10.96.0.4", nodePorts(30001));
+  assert.notEqual(c.ports, d.ports);
+  assert.deepEqual(c.ports, d.ports);
+  assert.equal(c.ports[0].nodePort, 30001);
+  assert.ok(Object.isFrozen(c.ports) && Object.isFrozen(c.ports[0]));
+});
+
+Deno.test("sharing: over the API server, a watched slice update that leaves the endpoints keeps their list", async () => {
   const server = await new FakeApiServer().start();
   server.create("services", service("default", "web", "10.96.0.10"));
   server.create("endpointslices", slice("default", "web-1", "web", ["10.244.1.2", "10.244.1.3"]));
@@ -128,13 +145,21 @@ Deno.test("sharing: over the API server, a watched slice update keeps the unchan
     );
     await waitFor("update seen", () => watch.store.slicesFor("default/web")[0] !== before);
     const after = watch.store.slicesFor("default/web")[0];
-    assert.deepEqual(after.endpoints.map((e) => e.address), [
+    assert.deepEqual([...after.endpoints].map((e) => e.address), [
       "10.244.1.2",
       "10.244.1.3",
       "10.244.1.4",
     ]);
-    assert.equal(after.endpoints[0], before.endpoints[0]);
-    assert.equal(after.endpoints[1], before.endpoints[1]);
+    assert.notEqual(after.endpoints, before.endpoints);
+    // Only a label changes: the new record keeps the endpoint list it replaces.
+    server.update(
+      "endpointslices",
+      slice("default", "web-1", "web", ["10.244.1.2", "10.244.1.3", "10.244.1.4"], {
+        labels: { tier: "front" },
+      }),
+    );
+    await waitFor("relabel seen", () => watch.store.slicesFor("default/web")[0] !== after);
+    assert.equal(watch.store.slicesFor("default/web")[0].endpoints, after.endpoints);
   } finally {
     await watch.stop();
     client.close();

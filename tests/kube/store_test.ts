@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
+import { EndpointList, type EndpointSliceInfo, type ServiceInfo } from "../../lib/kube/model.ts";
 import { ClusterStore, sameRecord } from "../../lib/kube/store.ts";
 
 function svc(name: string, port = 80, rv = "1"): ServiceInfo {
@@ -33,7 +33,9 @@ function slc(
     serviceName: service,
     addressType: "IPv4",
     ports: [{ name: "", port: 8080, protocol: "TCP" }],
-    endpoints: ips.map((address) => ({ address, ready: true, serving: true, terminating: false })),
+    endpoints: EndpointList.of(
+      ips.map((address) => ({ address, ready: true, serving: true, terminating: false })),
+    ),
     ...(triggerTimeMs !== undefined ? { triggerTimeMs } : {}),
   };
 }

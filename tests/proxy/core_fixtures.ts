@@ -6,13 +6,14 @@
  */
 
 import type { HcnEndpoint, HcnLoadBalancer, HnsFeatures } from "../../lib/hns/types.ts";
-import type {
-  ClusterView,
-  EndpointInfo,
-  EndpointSliceInfo,
-  IpFamily,
-  ServiceInfo,
-  ServicePortInfo,
+import {
+  type ClusterView,
+  type EndpointInfo,
+  EndpointList,
+  type EndpointSliceInfo,
+  type IpFamily,
+  type ServiceInfo,
+  type ServicePortInfo,
 } from "../../lib/kube/model.ts";
 import type {
   DesiredState,
@@ -128,7 +129,7 @@ export function slice(
     serviceName: "web",
     addressType: "IPv4" as IpFamily,
     ports: [{ name: "http", port: portNumber ?? 8080, protocol: "TCP" }],
-    endpoints,
+    endpoints: EndpointList.of(endpoints),
     ...rest,
   };
 }
