@@ -341,6 +341,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // time a ready agent has for a full GC, and for starting the listings' thread.
     // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
     const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
+    // No such hold for a sync period (runs that fill minSyncPeriod, back to back):
+    // the thread starts after a run all the same, so that resyncs' listings do not
+    // share the calls' thread for good.
+    let servingSince: number | undefined;
     const useHold = (heldUntil: number | undefined) => {
       if (heldUntil !== undefined && heapCollector.afterRun(heldUntil)) {
         log.debug(2, "Collected the heap while changes were held", {
@@ -348,8 +352,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
           heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
         });
       }
-      const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
-      if (!listingsApart && (fits || !holdsFitWorkerStart)) {
+      const now = performance.now();
+      servingSince ??= now;
+      const fits = heldUntil !== undefined && heldUntil - now >= WORKER_START_MS;
+      const overdue = now - servingSince >= config.syncPeriodMs;
+      if (!listingsApart && (fits || overdue || !holdsFitWorkerStart)) {
         listingsApart = true;
         api.keepListingsApart?.(true);
       }
