@@ -86,15 +86,7 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     );
   }
 
-  // Made once per function: a name is a metric label and a key for every call.
-  const names = new Map<HcnKind, Map<HcnOperation, string>>();
-  const name = (op: HcnOperation, kind: HcnKind) => {
-    let byOp = names.get(kind);
-    if (byOp === undefined) names.set(kind, byOp = new Map());
-    let fn = byOp.get(op);
-    if (fn === undefined) byOp.set(op, fn = hcnFunctionName(op, kind));
-    return fn;
-  };
+  const name = (op: HcnOperation, kind: HcnKind) => hcnFunctionName(op, kind);
   /** The names of a compound request's calls, per kind, made once. */
   const compound = (ops: readonly HcnOperation[]) => {
     const byKind = new Map<HcnKind, readonly string[]>();
