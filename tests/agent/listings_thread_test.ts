@@ -66,8 +66,6 @@ Deno.test("agent: with no hold long enough for a thread's start, the listings st
         // worker start (300 ms), as when runs fill minSyncPeriod back to back.
         "--min-sync-period",
         "300ms",
-        "--sync-period",
-        "1s",
       ],
       {},
       Deno.readTextFileSync,
@@ -77,8 +75,26 @@ Deno.test("agent: with no hold long enough for a thread's start, the listings st
     try {
       await agent.ready;
       assert.deepEqual(hns.told, [false], "a start lists on the calls' thread");
+      // Changes, one run each.
+      for (let i = 1; i <= 3; i++) {
+        const ip = `10.96.0.${10 + i}`;
+        api.create(
+          "services",
+          serviceObject(`web-${i}`, { clusterIP: ip, ports: [{ port: 80, targetPort: 8080 }] }),
+        );
+        api.create(
+          "endpointslices",
+          sliceObject(`web-${i}`, [{ ip: `10.244.2.${10 + i}`, node: "node-2" }], {
+            port: 8080,
+          }),
+        );
+        await eventually(
+          `service web-${i} programmed`,
+          () => hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes(ip)),
+        );
+      }
       await eventually(
-        "the listings kept apart after a sync period without a long enough hold",
+        "the listings kept apart after changes' runs without a long enough hold",
         () => hns.told.length > 1,
         () => `told: ${JSON.stringify(hns.told)}`,
         10_000,
