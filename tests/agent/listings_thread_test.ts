@@ -14,13 +14,12 @@ import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
 import {
   fakeKubeconfig,
-  HOST_MAC,
   NODE,
   nodeObject,
+  OVERLAY_ARGS,
   overlayHns,
   serviceObject,
   sliceObject,
-  SOURCE_VIP,
 } from "./fixtures.ts";
 
 /** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told. */
@@ -52,12 +51,7 @@ Deno.test("agent: with no hold long enough for a thread's start, the listings st
         kubeconfig,
         "--hostname-override",
         NODE,
-        "--network-name",
-        "vxlan0",
-        "--source-vip",
-        SOURCE_VIP,
-        "--host-mac",
-        HOST_MAC,
+        ...OVERLAY_ARGS,
         "--state-file",
         join(dir, "state.json"),
         "--healthz-bind-address=",
