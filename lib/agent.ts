@@ -134,6 +134,12 @@ function portOf(address: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Changes' runs whose hold is too short for a worker start after which the
+ * listings' HNS thread starts after a run all the same (see startAgent).
+ */
+const SHORT_HOLDS_BEFORE_LISTINGS_THREAD = 3;
+
 /** The HNS backend the config names, instrumented into `metrics` when given. */
 export function openHns(
   config: Config,
@@ -353,6 +359,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // time a ready agent has for a full GC, and for starting the listings' thread.
     // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
     const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
+    // Changes' runs that leave no such hold (runs that fill minSyncPeriod, back to
+    // back): after a few, the thread starts after one all the same, so that the
+    // resyncs' listings do not share the calls' thread for good.
+    let shortHolds = 0;
+    let lastHold: number | undefined;
     const useHold = (heldUntil: number | undefined) => {
       if (heldUntil !== undefined && heapCollector.afterRun(heldUntil)) {
         log.debug(2, "Collected the heap while changes were held", {
@@ -361,7 +372,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         });
       }
       const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
-      if (!listingsApart && (fits || !holdsFitWorkerStart)) {
+      // A new hold: the run that ended was a change's (a periodic resync holds nothing).
+      if (heldUntil !== lastHold && !fits) shortHolds++;
+      lastHold = heldUntil;
+      const overdue = shortHolds >= SHORT_HOLDS_BEFORE_LISTINGS_THREAD;
+      if (!listingsApart && (fits || overdue || !holdsFitWorkerStart)) {
         listingsApart = true;
         api.keepListingsApart?.(true);
       }

@@ -26,7 +26,7 @@ import { HnsError, HResult, isNotFound, isUnsupported } from "./errors.ts";
 import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
 import { IdListing, invalidListing } from "./id_listing.ts";
-import { isGuid, isZeroGuid, newGuid, normalizeGuid } from "./guid.ts";
+import { canonicalGuid, newGuid, ZERO_GUID } from "./guid.ts";
 import { kindWords } from "./names.ts";
 import type {
   HcnApi,
@@ -209,20 +209,24 @@ class Client implements HnsClient {
   }
 
   /** Wrap a failure with the client operation and object. */
-  async #context<T>(
+  #context<T>(
     operation: string,
     object: string | (() => string) | undefined,
     body: () => Promise<T>,
-  ) {
+  ): Promise<T> {
+    let running: Promise<T>;
     try {
-      return await body();
+      running = body();
     } catch (err) {
+      running = Promise.reject(err);
+    }
+    return running.catch((err) => {
       if (err instanceof HnsError) {
         const named = typeof object === "function" ? object() : object;
         throw err.withContext(`${operation} (${err.operation})`, named ?? err.object);
       }
       throw err;
-    }
+    });
   }
 
   async version(): Promise<HnsVersion | null> {
@@ -502,8 +506,10 @@ class Client implements HnsClient {
  * (E_INVALIDARG) like any other.
  */
 function idForCreate(given: string | undefined): string {
-  if (given === undefined || isZeroGuid(given)) return newGuid();
-  return isGuid(given) ? normalizeGuid(given) : given;
+  if (given === undefined || given === "") return newGuid();
+  const id = canonicalGuid(given);
+  if (id === undefined) return given;
+  return id === ZERO_GUID ? newGuid() : id;
 }
 
 /** The typed client over `api`; see the module notes for its guarantees. */

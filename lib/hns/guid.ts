@@ -75,6 +75,27 @@ export function normalizeGuid(text: string): string {
   return text.slice(start, start + 36).toUpperCase();
 }
 
+/**
+ * The canonical upper-case text of a GUID (braces dropped; `text` itself
+ * when it is canonical already), or undefined when `text` is not a GUID:
+ * {@link isGuid} and {@link normalizeGuid} in one pass.
+ */
+export function canonicalGuid(text: string): string | undefined {
+  const start = guidStart(text);
+  if (start < 0) return undefined;
+  let lower = false;
+  for (let i = 0; i < 16; i++) {
+    const at = start + BYTE_AT[i];
+    const hi = text.charCodeAt(at);
+    const lo = text.charCodeAt(at + 1);
+    if (hexDigit(hi) < 0 || hexDigit(lo) < 0) return undefined;
+    if (hi >= 0x61 || lo >= 0x61) lower = true;
+  }
+  return lower || start > 0 || text.length > 36
+    ? text.slice(start, start + 36).toUpperCase()
+    : text;
+}
+
 /** True for the empty string and the all-zero GUID. */
 export function isZeroGuid(text: string): boolean {
   return text === "" || (isGuid(text) && normalizeGuid(text) === ZERO_GUID);

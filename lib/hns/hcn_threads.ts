@@ -39,9 +39,11 @@
  *   event loop for tens of milliseconds, once, and keeps its memory (an
  *   isolate, about 10 MiB) while it runs.
  * - A thread that has had no call for {@link IDLE_END_MS} ends, unless it is
- *   the last one: after a start or a burst, the agent keeps one thread, and
- *   starts others again when calls queue. The wait is longer than a resync
- *   period, so a thread taken by every resync's listings stays.
+ *   the last one, or, while listings are kept apart, the last but one (the
+ *   listings' thread: a listing is made inside a run, and starting its
+ *   thread again there would hold the event loop): after a start or a
+ *   burst, the agent keeps the calls' thread and the listings', and starts
+ *   others again when calls queue.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
@@ -87,9 +89,8 @@ export const SPAWN_MICROS = 5000;
 export const WORKER_START_MS = 300;
 
 /**
- * How long a thread may go without a call before it ends (unless it is the
- * last one), ms: longer than the default sync period, so a thread that every
- * periodic resync uses is not started again each time.
+ * How long a thread may go without a call before it ends (unless it is kept:
+ * the calls' thread, and the listings' while kept apart), ms.
  */
 export const IDLE_END_MS = 60_000;
 
@@ -284,19 +285,25 @@ export class ThreadedHcnApi implements HcnApi {
     return thread;
   }
 
-  /** While more than one thread runs, look for idle ones now and then. */
+  /** Threads that stay however long they are idle: the calls', and the listings' while kept apart. */
+  #keptThreads(): number {
+    return this.#listingsApart && this.#maxThreads > 1 ? 2 : 1;
+  }
+
+  /** While more threads run than are kept, look for idle ones now and then. */
   #watchIdle(): void {
-    if (this.#idleTimer !== undefined || this.#threads.length < 2) return;
+    if (this.#idleTimer !== undefined || this.#threads.length <= this.#keptThreads()) return;
     const timer = setInterval(() => this.#endIdle(), Math.max(1, this.#idleEndMs / 4));
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
   }
 
-  /** End the threads idle for `#idleEndMs` or more, keeping at least one. */
+  /** End the threads idle for `#idleEndMs` or more, keeping {@link #keptThreads}. */
   #endIdle(): void {
     const threads = this.#threads;
+    const kept = this.#keptThreads();
     const now = performance.now();
-    for (let i = threads.length - 1; i >= 0 && threads.length > 1; i--) {
+    for (let i = threads.length - 1; i >= 0 && threads.length > kept; i--) {
       const t = threads[i];
       if (t.outstanding === 0 && now - t.idleSince >= this.#idleEndMs) {
         threads.splice(i, 1);
@@ -304,7 +311,7 @@ export class ThreadedHcnApi implements HcnApi {
         t.worker.terminate();
       }
     }
-    if (threads.length < 2 || this.#closed !== undefined) this.#stopWatchingIdle();
+    if (threads.length <= kept || this.#closed !== undefined) this.#stopWatchingIdle();
   }
 
   #stopWatchingIdle(): void {
@@ -563,7 +570,12 @@ export class ThreadedHcnApi implements HcnApi {
   keepListingsApart(apart: boolean): void {
     const was = this.#listingsApart;
     this.#listingsApart = apart;
-    if (!apart || was || this.#closed !== undefined) return;
+    if (this.#closed !== undefined) return;
+    if (!apart) {
+      this.#watchIdle(); // one thread fewer is kept now
+      return;
+    }
+    if (was) return;
     if (this.#threads.length > 1 || this.#threads.length >= this.#maxThreads) return;
     try {
       this.#threads.push(this.#spawn());

@@ -38,18 +38,31 @@ export interface InstrumentedHcnApi extends HcnApi {
   onCall(hook: HcnCallHook): () => void;
 }
 
+/** `body()`, a synchronous throw turned into a rejection. */
+function settle<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return body();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Seconds from `started` (a `performance.now()`) to now. */
+function since(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
 /** Wrap `api` so every call is counted, timed and reported to `hook` (and later listeners). */
 export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedHcnApi {
   const stats = new Map<string, HcnCallStats>();
   const hooks = new Set<HcnCallHook>(hook ? [hook] : []);
 
-  const record = (fn: string, started: number, error?: Error) => {
-    const seconds = (performance.now() - started) / 1000;
-    const s = stats.get(fn) ?? { calls: 0, errors: 0, seconds: 0 };
+  const record = (fn: string, started: number, error?: Error, seconds = since(started)) => {
+    let s = stats.get(fn);
+    if (s === undefined) stats.set(fn, s = { calls: 0, errors: 0, seconds: 0 });
     s.calls++;
     if (error) s.errors++;
     s.seconds += seconds;
-    stats.set(fn, s);
     for (const h of hooks) {
       try {
         h(fn, seconds, error);
@@ -59,19 +72,32 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     }
   };
 
-  async function timed<T>(fn: string, body: () => Promise<T>): Promise<T> {
+  function timed<T>(fn: string, body: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    try {
-      const out = await body();
-      record(fn, started);
-      return out;
-    } catch (err) {
-      record(fn, started, err instanceof Error ? err : new Error(String(err)));
-      throw err;
-    }
+    return settle(body).then(
+      (out) => {
+        record(fn, started);
+        return out;
+      },
+      (err) => {
+        record(fn, started, err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      },
+    );
   }
 
   const name = (op: HcnOperation, kind: HcnKind) => hcnFunctionName(op, kind);
+  /** The names of a compound request's calls, per kind, made once. */
+  const compound = (ops: readonly HcnOperation[]) => {
+    const byKind = new Map<HcnKind, readonly string[]>();
+    return (kind: HcnKind) => {
+      let fns = byKind.get(kind);
+      if (fns === undefined) byKind.set(kind, fns = ops.map((op) => name(op, kind)));
+      return fns;
+    };
+  };
+  const createCloseNames = compound(["create", "close"]);
+  const openQueryCloseNames = compound(["open", "query", "close"]);
 
   /**
    * Run a compound request of `calls` (C function names, in order) and record
@@ -79,12 +105,14 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
    * error names (recorded as failed) and the final Close a handle gets after
    * a failure in between.
    */
-  async function timedCalls<T>(calls: readonly string[], body: () => Promise<T>): Promise<T> {
+  function timedCalls<T>(calls: readonly string[], body: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    let out: T;
-    try {
-      out = await body();
-    } catch (err) {
+    return settle(body).then((out) => {
+      // The request's time, once for all of its calls.
+      const seconds = since(started);
+      for (const fn of calls) record(fn, started, undefined, seconds);
+      return out;
+    }, (err) => {
       const error = err instanceof Error ? err : new Error(String(err));
       const at = calls.indexOf((err as { operation?: string }).operation ?? "");
       const failed = at < 0 ? 0 : at;
@@ -93,9 +121,7 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
       // A Close made after a failed Query (the handle is always closed) is not in the error.
       if (failed > 0 && failed < calls.length - 1) record(calls[calls.length - 1], started);
       throw err;
-    }
-    for (const fn of calls) record(fn, started);
-    return out;
+    });
   }
 
   return {
@@ -125,13 +151,13 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     createAndClose: api.createAndClose &&
       ((kind: HcnKind, id: string, settings: string, network?: HcnHandle) =>
         timedCalls(
-          [name("create", kind), name("close", kind)],
+          createCloseNames(kind),
           () => api.createAndClose!(kind, id, settings, network),
         )),
     openQueryClose: api.openQueryClose &&
       ((kind: HcnKind, id: string, query: string) =>
         timedCalls(
-          [name("open", kind), name("query", kind), name("close", kind)],
+          openQueryCloseNames(kind),
           () => api.openQueryClose!(kind, id, query),
         )),
     dispose: () => api.dispose(),

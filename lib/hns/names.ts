@@ -38,11 +38,23 @@ export const HNS_CALL = "HNSCall";
 /** The name of the string deallocator of ole32.dll. */
 export const CO_TASK_MEM_FREE = "CoTaskMemFree";
 
+/** The names made so far, by kind and operation: every HNS call looks one up. */
+const NAMES = new Map<HcnKind, Map<HcnOperation, string>>();
+
 /**
  * The C function behind an operation on a kind, e.g.
  * `hcnFunctionName("enumerate", "LoadBalancer")` is `HcnEnumerateLoadBalancers`.
+ * The same string each time (it keys symbol tables, counters and metric labels).
  */
 export function hcnFunctionName(op: HcnOperation, kind: HcnKind): string {
+  let byOp = NAMES.get(kind);
+  if (byOp === undefined) NAMES.set(kind, byOp = new Map());
+  let name = byOp.get(op);
+  if (name === undefined) byOp.set(op, name = functionName(op, kind));
+  return name;
+}
+
+function functionName(op: HcnOperation, kind: HcnKind): string {
   switch (op) {
     case "enumerate":
       return `HcnEnumerate${kind}s`;

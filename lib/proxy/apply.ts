@@ -208,9 +208,11 @@ class ApplyRun {
   }
 
   async #one(op: PlanOp): Promise<void> {
-    const started = performance.now();
+    // Timed only for a listener: a cold start runs tens of thousands of these.
+    const onOperation = this.#ctx.hooks?.onOperation;
+    const started = onOperation ? performance.now() : 0;
     const finish = (outcome: OpOutcome, error?: unknown) => {
-      this.#ctx.hooks?.onOperation?.(op, outcome, performance.now() - started, error);
+      onOperation?.(op, outcome, performance.now() - started, error);
       if (outcome === "ok") {
         this.#result.applied.push(op);
         this.#ctx.backoff.reset(op.key);
@@ -441,9 +443,10 @@ class ApplyRun {
     this.#ctx.ownership.remove(id);
   }
 
-  async #write<T>(call: () => Promise<T>): Promise<T> {
+  /** Count a write and make it (a throw of `call` is the caller's, as a rejection would be). */
+  #write<T>(call: () => Promise<T>): Promise<T> {
     this.#result.writes++;
-    return await call();
+    return call();
   }
 
   async #deleteLoadBalancer(op: DeleteLoadBalancerOp): Promise<OpOutcome> {

@@ -18,6 +18,7 @@ import {
 } from "../../lib/hns/ffi.ts";
 import {
   bytesToGuid,
+  canonicalGuid,
   guidToBytes,
   isZeroGuid,
   normalizeGuid,
@@ -228,6 +229,15 @@ Deno.test("GUID: struct layout is Data1/2/3 little-endian, Data4 in order", () =
     equal(bytesToGuid(guidToBytes(random)), random);
   }
   throws(() => normalizeGuid("cbr0"), /"cbr0" is not a GUID/);
+  // canonicalGuid: isGuid and normalizeGuid in one pass.
+  equal(canonicalGuid(id), id);
+  equal(canonicalGuid(id.toLowerCase()), id);
+  equal(canonicalGuid(`{${id.toLowerCase()}}`), id);
+  equal(canonicalGuid(`{${id}}`), id);
+  equal(canonicalGuid(ZERO_GUID), ZERO_GUID);
+  for (const bad of ["", "cbr0", `${id}0`, id.replace("-", "+"), id.slice(0, 35) + "G"]) {
+    equal(canonicalGuid(bad), undefined, bad);
+  }
   throws(() => guidToBytes("00112233-4455-6677-8899-AABBCCDDEEF"), TypeError);
 });
 

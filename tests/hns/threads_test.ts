@@ -4,7 +4,7 @@
  * a call that blocks in HNS leaves the event loop turning, slow calls spread
  * over the threads, handles move between threads, listings take a thread of
  * their own only while kept apart, idle threads end (never
- * the last one, never one with calls pending), dispose lets calls already
+ * the last one, nor the listings' while kept apart, nor one with calls pending), dispose lets calls already
  * made finish (nothing leaks), and the leak counters stay at zero.
  */
 
@@ -230,19 +230,28 @@ async function eventually(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-Deno.test("threads: idle threads end, the last one stays, and a listing starts its thread again", () =>
-  withThreads((library) => threadedIdleEnd(library, 2, 30), async (emu, api) => {
+Deno.test("threads: idle threads end, but never the calls' thread nor, while kept apart, the listings'", () =>
+  withThreads((library) => threadedIdleEnd(library, 3, 30), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
-    // A listing and a call in the same turn: the call gets a thread of its own.
+    // A listing and a call in the same turn: the listing gets a thread of its own.
     const [, handle] = await Promise.all([api.enumerate("Network", ""), api.open("Network", net)]);
     equal(api.threadsStarted, 2);
+    // Idle far longer than the limit, the listings' thread stays: a resync's
+    // listing, made inside a run, never starts a thread (which would hold the event loop).
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    equal(api.threadsRunning, 2);
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    equal(api.threadsStarted, 2);
+    // Listings not kept apart: only the last thread stays, and calls still run on it.
+    api.keepListingsApart(false);
     await eventually(() => api.threadsRunning === 1);
-    // The last thread stays: calls still run, on it, with no thread started.
     await new Promise((resolve) => setTimeout(resolve, 100));
     equal(api.threadsRunning, 1);
     await api.close("Network", handle);
     equal(api.threadsStarted, 2);
-    // A listing takes a thread of its own again.
+    // Kept apart again, their thread starts then (the caller's moment), not at the listing.
+    api.keepListingsApart(true);
+    equal(api.threadsStarted, 3);
     match(await api.enumerate("Network", ""), new RegExp(net));
     equal(api.threadsStarted, 3);
     assertNoLeaks(emu.control);
@@ -259,7 +268,8 @@ Deno.test("threads: a thread with calls pending does not end while they take lon
     equal(api.threadsStarted, 3);
     for (const err of errors) ok(err instanceof HnsError, String(err));
     emu.setLatencyMicros(0);
-    await eventually(() => api.threadsRunning === 1);
+    // The third ends; the calls' thread and the listings' (listings are kept apart) stay.
+    await eventually(() => api.threadsRunning === 2);
     assertNoLeaks(emu.control);
   }));
 

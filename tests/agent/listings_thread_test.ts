@@ -1,0 +1,104 @@
+/**
+ * The agent in this process (lib/agent.ts `startAgent`) against the fake API
+ * server and the in-memory HNS: when the listings take an HNS thread of their
+ * own (they share the calls' thread until the agent is ready).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startAgent } from "../../lib/agent.ts";
+import { parseConfig } from "../../lib/config/mod.ts";
+import { MemoryHcnApi } from "../../lib/hns/memory.ts";
+import { nullLogger } from "../../lib/log/types.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
+import { eventually } from "./harness.ts";
+import {
+  fakeKubeconfig,
+  NODE,
+  nodeObject,
+  OVERLAY_ARGS,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+} from "./fixtures.ts";
+
+/** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told. */
+class ThreadSwitchingHns extends MemoryHcnApi {
+  readonly told: boolean[] = [];
+  keepListingsApart(apart: boolean): void {
+    this.told.push(apart);
+  }
+}
+
+Deno.test("agent: with no hold long enough for a thread's start, the listings still get their thread", async () => {
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  try {
+    api.create(
+      "services",
+      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+    );
+    api.create(
+      "endpointslices",
+      sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
+    );
+    api.create("nodes", nodeObject());
+    const kubeconfig = join(dir, "kubeconfig");
+    await Deno.writeTextFile(kubeconfig, fakeKubeconfig(api.url));
+    const { config } = parseConfig(
+      [
+        "--kubeconfig",
+        kubeconfig,
+        "--hostname-override",
+        NODE,
+        ...OVERLAY_ARGS,
+        "--state-file",
+        join(dir, "state.json"),
+        "--healthz-bind-address=",
+        "--metrics-bind-address=",
+        // A hold after a run lasts minSyncPeriod less the run: never a whole
+        // worker start (300 ms), as when runs fill minSyncPeriod back to back.
+        "--min-sync-period",
+        "300ms",
+      ],
+      {},
+      Deno.readTextFileSync,
+    );
+    const hns = new ThreadSwitchingHns({ state: overlayHns() });
+    const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+    try {
+      await agent.ready;
+      assert.deepEqual(hns.told, [false], "a start lists on the calls' thread");
+      // Changes, one run each.
+      for (let i = 1; i <= 3; i++) {
+        const ip = `10.96.0.${10 + i}`;
+        api.create(
+          "services",
+          serviceObject(`web-${i}`, { clusterIP: ip, ports: [{ port: 80, targetPort: 8080 }] }),
+        );
+        api.create(
+          "endpointslices",
+          sliceObject(`web-${i}`, [{ ip: `10.244.2.${10 + i}`, node: "node-2" }], {
+            port: 8080,
+          }),
+        );
+        await eventually(
+          `service web-${i} programmed`,
+          () => hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes(ip)),
+        );
+      }
+      await eventually(
+        "the listings kept apart after changes' runs without a long enough hold",
+        () => hns.told.length > 1,
+        () => `told: ${JSON.stringify(hns.told)}`,
+        10_000,
+      );
+      assert.deepEqual(hns.told, [false, true]);
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
