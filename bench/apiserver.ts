@@ -42,6 +42,11 @@ export class ApiServerProcess {
     return this.#child.call(cmd, args);
   }
 
+  /** The process's ID (for its CPU time). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** Create the node, the services and their slices. */
   async seed(spec: ScenarioSpec): Promise<SeedResult> {
     const msg = await this.#call("seed", { spec });

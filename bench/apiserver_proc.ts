@@ -12,6 +12,8 @@
  */
 
 import { FakeApiServer } from "../lib/fake-apiserver/mod.ts";
+import { ENDPOINT_SLICES, type KubeList, SERVICES } from "../lib/kube/api.ts";
+import { ENDPOINT_SLICE_SELECTOR, SERVICE_SELECTOR } from "../lib/kube/cluster.ts";
 import {
   endpointsOf,
   extraEndpoint,
@@ -30,6 +32,35 @@ export type ApiCommand =
   | { id: number; cmd: "remove"; service: number }
   | { id: number; cmd: "stats" }
   | { id: number; cmd: "stop" };
+
+/**
+ * Lists Services and EndpointSlices once as the agent does (its selectors,
+ * pages of 500) and forgets the requests: a real API server has served many
+ * lists before a node's proxy starts, so the agent's first list should not
+ * pay for this process's first-use costs (compiling its list and HTTP code),
+ * which otherwise compete with the agent for the bench machine's cores.
+ */
+async function warmUp(server: FakeApiServer): Promise<void> {
+  const lists: [string, string][] = [
+    [SERVICES.path, SERVICE_SELECTOR],
+    [ENDPOINT_SLICES.path, ENDPOINT_SLICE_SELECTOR],
+  ];
+  const served = server.requests.length;
+  for (const [path, labelSelector] of lists) {
+    let cont = "";
+    do {
+      const url = new URL(server.url + path);
+      url.searchParams.set("labelSelector", labelSelector);
+      url.searchParams.set("limit", "500");
+      if (cont) url.searchParams.set("continue", cont);
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`warm-up list ${path}: ${response.status}`);
+      const page = await response.json() as KubeList;
+      cont = page.metadata?.continue ?? "";
+    } while (cont);
+  }
+  server.requests.splice(served);
+}
 
 async function serve(): Promise<void> {
   const server = await new FakeApiServer({ bookmarkIntervalMs: 0 }).start();
@@ -58,6 +89,7 @@ async function serve(): Promise<void> {
           endpoints.set(i, eps);
           server.create("endpointslices", sliceObject(spec, i, eps, now));
         }
+        await warmUp(server);
         return {
           url: server.url,
           seedMs: performance.now() - started,
