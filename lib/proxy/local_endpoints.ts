@@ -11,8 +11,12 @@
  * - The periodic resync hands its endpoint listing over, so vanished CNI
  *   endpoints are dropped and new ones read, with no extra call.
  * - Every endpoint ID already classified (ours, of others, local, of other
- *   networks) is remembered, so no ID is queried twice. Remote endpoints of
- *   others found this way go into the observed cache.
+ *   networks) is remembered, so no ID is queried twice. The observed cache
+ *   classifies the remote endpoints it holds (ours and others'), so only the
+ *   IDs it lacks are kept here ({@link LocalEndpoints.knows}): what is
+ *   classified is the union of both (the cache lets go of an ID only once
+ *   HNS no longer holds it). Remote endpoints of others found this way go
+ *   into the observed cache.
  * - The root host endpoint (`rootHnsEndpointName`, backend of the
  *   health-check VIP LBs) follows HNS too: a listing that no longer holds
  *   its ID drops it, and a new endpoint by that name found among the IDs
@@ -91,7 +95,10 @@ const LOOKUP_MAX_MS = 30_000;
 /** Lookups of CNI endpoints for new local pods. One per syncer. */
 export class LocalEndpoints {
   readonly #o: LocalEndpointsOptions;
-  /** IDs ({@link idKey} form) of every endpoint already classified. */
+  /**
+   * IDs ({@link idKey} form) of the endpoints already classified that the
+   * observed cache did not hold when they were (CNI, other networks, strays).
+   */
   readonly #known = new Set<string>();
   /** `LocalEndpointNotFound` diagnostics of the desired state, by service. */
   readonly #misses = new ServiceDiagnostics("LocalEndpointNotFound");
@@ -111,10 +118,17 @@ export class LocalEndpoints {
     });
   }
 
-  /** Start over with the endpoint IDs HNS listed at start. */
+  /**
+   * Start over with the endpoint IDs HNS listed at start (the observed cache
+   * filled from the same read: the IDs it holds are classified by it).
+   */
   restart(endpointIds: Iterable<string>): void {
     this.clear();
-    for (const id of endpointIds) this.#known.add(idKey(id));
+    const { observed } = this.#o;
+    for (const id of endpointIds) {
+      const k = idKey(id);
+      if (observed.endpointById(k) === undefined) this.#known.add(k);
+    }
   }
 
   /** Forget everything (HNS is read afresh). A journal of {@link markIds} ends. */
@@ -123,14 +137,25 @@ export class LocalEndpoints {
     this.#journal = undefined;
   }
 
-  /** The endpoint IDs already classified ({@link idKey} form; live, no copy). */
+  /**
+   * The endpoint IDs classified here ({@link idKey} form; live, no copy):
+   * with the observed cache's, every endpoint ID already classified.
+   */
   knownIds(): Iterable<string> {
     return this.#known;
   }
 
-  /** Whether this endpoint ID ({@link idKey} form) is already classified. */
+  /**
+   * Whether this endpoint ID ({@link idKey} form) is classified here (one
+   * the observed cache holds may not be: ask it too).
+   */
   knows(id: string): boolean {
     return this.#known.has(id);
+  }
+
+  /** How many endpoint IDs are classified here. */
+  get knownCount(): number {
+    return this.#known.size;
   }
 
   /**
@@ -270,11 +295,8 @@ export class LocalEndpoints {
     const fresh: HcnEndpoint[] = [];
     for (const id of since?.unknownListed ?? present) {
       if (known.has(id) || !present.has(id) || isLocal(id)) continue;
-      if (observed.endpointById(id) !== undefined) {
-        // Ours (or of others, already classified): no need to look it up again next time.
-        this.#learn(id);
-        continue;
-      }
+      // Ours, or of others already classified: the cache remembers it.
+      if (observed.endpointById(id) !== undefined) continue;
       if (since?.existed(id)) continue;
       const ep = await client.getEndpoint(id);
       this.#learn(id);
