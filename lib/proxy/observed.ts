@@ -448,10 +448,15 @@ export class ObservedCache implements IndexedObservedState {
    * service key (an update that keeps it).
    */
   #index(lb: ObservedLoadBalancer, add: boolean, sameService?: string): void {
-    eachReferencedId(lb, (ref) => {
+    eachReferencedId(lb, (ref, backends, at) => {
       const ep = this.#epById.get(ref);
-      if (ep !== undefined) ep.refs = listWith(ep.refs, lb.key, add);
-      else setOrDelete(this.#unknownRefs, ref, listWith(this.#unknownRefs.get(ref), lb.key, add));
+      if (ep !== undefined) {
+        ep.refs = listWith(ep.refs, lb.key, add);
+        // The stored LB's array: it holds the endpoint's string (an equal value).
+        if (add && backends[at] === ep.id) backends[at] = ep.id;
+      } else {
+        setOrDelete(this.#unknownRefs, ref, listWith(this.#unknownRefs.get(ref), lb.key, add));
+      }
     });
     if (lb.serviceKey !== undefined && lb.serviceKey !== sameService) {
       const list = listWith(this.#lbsByService.get(lb.serviceKey), lb.key, add);
@@ -460,26 +465,13 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /**
-   * Make backend IDs the strings the cache's endpoints hold where they are
-   * equal, in place (the array's values stay what they are).
-   */
-  #shareBackends(backends: string[]): void {
-    for (let i = 0; i < backends.length; i++) {
-      const id = backends[i];
-      const ep = typeof id === "string" ? this.#epById.get(idKey(id)) : undefined;
-      if (ep !== undefined && ep.id === id) backends[i] = ep.id;
-    }
-  }
-
-  /**
    * A flat load balancer to store for `given`, holding the strings the cache
-   * holds (see {@link #share}): its ID as the ownership record's, its
-   * backends as the endpoints' (in `given`'s array), its VIPs as those of `old`.
+   * holds (see {@link #share}): its ID as the ownership record's, its VIPs
+   * as those of `old`. It keeps `given`'s backend array, a cache-form copy
+   * already (slimLoadBalancer's, or the cache's own).
    */
   #sharedFlat(given: FlatLoadBalancer, old: ObservedLoadBalancer | undefined): FlatLoadBalancer {
     const flatOld = old instanceof FlatLoadBalancer ? old : undefined;
-    // A flat one's array is already a cache-form copy (slimLoadBalancer's, or the cache's own).
-    if (given.backends !== undefined) this.#shareBackends(given.backends);
     return new FlatLoadBalancer(
       given.key,
       this.#sharedId(given.id),
@@ -508,11 +500,8 @@ export class ObservedCache implements IndexedObservedState {
    */
   #share(h: HcnLoadBalancer, old: ObservedLoadBalancer | undefined): void {
     const backends = h.HostComputeEndpoints;
-    if (backends !== undefined) {
-      // A copy: the caller's array is not the cache's to keep.
-      h.HostComputeEndpoints = backends.slice();
-      this.#shareBackends(h.HostComputeEndpoints);
-    }
+    // A copy: the caller's array is not the cache's to keep (#index shares its strings).
+    if (backends !== undefined) h.HostComputeEndpoints = backends.slice();
     if (old === undefined) return;
     if (old instanceof FlatLoadBalancer) {
       // (A flat one given is shared by #sharedFlat.)
@@ -597,30 +586,37 @@ function samePortMappings(
   return true;
 }
 
-/** An LB's backend IDs (without rebuilding a flat one's `hns`). */
-function backendsOf(lb: ObservedLoadBalancer): readonly string[] | undefined {
+/** An LB's backend IDs, its own array (without rebuilding a flat one's `hns`). */
+function backendsOf(lb: ObservedLoadBalancer): string[] | undefined {
   return lb instanceof FlatLoadBalancer ? lb.backends : lb.hns.HostComputeEndpoints;
 }
 
 /** Backends past this many are told apart by a Set; fewer, by comparing with those before. */
 const FEW_BACKENDS = 16;
 
-/** `fn` for each endpoint ID an LB references ({@link idKey} form), once each. */
-function eachReferencedId(lb: ObservedLoadBalancer, fn: (ref: string) => void): void {
+/**
+ * `fn` for each endpoint ID an LB references ({@link idKey} form), once each,
+ * with its backend array and the index of the ID's first place in it.
+ */
+function eachReferencedId(
+  lb: ObservedLoadBalancer,
+  fn: (ref: string, backends: string[], at: number) => void,
+): void {
   const backends = backendsOf(lb);
   if (backends === undefined) return;
   const n = backends.length;
-  if (n > FEW_BACKENDS) {
-    for (const ref of new Set(backends.map((x) => idKey(String(x))))) fn(ref);
-    return;
-  }
-  const seen: string[] = [];
+  const many = n > FEW_BACKENDS ? new Set<string>() : undefined;
+  const few: string[] = [];
   for (let i = 0; i < n; i++) {
     const ref = idKey(String(backends[i]));
-    if (!seen.includes(ref)) {
-      seen.push(ref);
-      fn(ref);
+    if (many !== undefined) {
+      if (many.has(ref)) continue;
+      many.add(ref);
+    } else {
+      if (few.includes(ref)) continue;
+      few.push(ref);
     }
+    fn(ref, backends, i);
   }
 }
 
