@@ -504,7 +504,6 @@ export class ObservedCache implements IndexedObservedState {
     if (backends !== undefined) h.HostComputeEndpoints = backends.slice();
     if (old === undefined) return;
     if (old instanceof FlatLoadBalancer) {
-      // (A flat one given is shared by #sharedFlat.)
       // Its port mapping is numbers: only the strings are worth sharing.
       const vips = h.FrontendVIPs;
       if (Array.isArray(vips) && vips.length === 1 && vips[0] === old.vip) {
