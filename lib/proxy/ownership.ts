@@ -568,13 +568,14 @@ class OwnedTable {
   readonly #counts = [0, 0, 0];
   /**
    * What changed, in the order of the first change: the slot of an owned
-   * object, or the normalized ID of one no longer owned. An entry may be
-   * stale (its slot unmarked, its ID owned again): it is then skipped.
+   * object, or the normalized ID of one dropped (and maybe owned again since).
+   * A slot entry may be stale (unmarked since): it is then skipped. It holds
+   * each change once, however often an object is dropped and owned again.
    */
   #changes: (number | string)[] = [];
   /** Slot → 1 when its object's change is listed in {@link #changes} and not yet taken. */
   #marked = new Uint8Array(64);
-  /** Normalized IDs no longer owned whose change is listed and not yet taken. */
+  /** Normalized IDs dropped since the changes were taken (listed by ID in {@link #changes}). */
   #deleted = new Set<string>();
 
   /** The slot of the object with this normalized ID, if owned. */
@@ -633,8 +634,6 @@ class OwnedTable {
       slot = this.#newSlot();
       this.#slots.set(id, slot);
       this.#ids[slot] = id;
-      // Owned again: a change listed for it is its slot's from now on.
-      if (this.#deleted.size > 0) this.#deleted.delete(id);
     }
     this.#kinds[slot] = kind;
     this.#counts[kind]++;
@@ -672,9 +671,10 @@ class OwnedTable {
 
   /** Note that the object with this normalized ID changed (owned now or not). */
   changed(id: string): void {
+    // Listed by its ID since it was dropped (owned again or not): listed once.
+    if (this.#deleted.size > 0 && this.#deleted.has(id)) return;
     const slot = this.#slots.get(id);
     if (slot === undefined) {
-      if (this.#deleted.has(id)) return;
       this.#deleted.add(id);
       this.#changes.push(id);
     } else if (this.#marked[slot] === 0) {

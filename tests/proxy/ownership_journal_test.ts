@@ -305,7 +305,10 @@ Deno.test("ownership journal: each changed object is written once per write, as 
     await record.flush(); // the first write: a record, and an empty journal
     // In one batch: a removal undone, a re-key of a removed ID, a freed slot taken by
     // another object, removals of unowned IDs, and the same object changed many times.
-    record.remove("EP-0");
+    for (let i = 0; i < 100; i++) {
+      record.remove("EP-0");
+      record.add({ ...ep(0), fp: String(i) });
+    }
     record.add(ep(0));
     record.remove("ep-1");
     record.add(lb(9)); // takes EP-1's slot
