@@ -150,10 +150,15 @@ export class ObservedCache implements IndexedObservedState {
   /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
   setLoadBalancer(given: ObservedLoadBalancer): void {
     const old = this.#lbs.get(given.key);
-    const hns = slimLoadBalancerHns(given.hns);
-    this.#share(hns, old);
-    const id = this.#sharedId(given.id);
-    const lb = storedLoadBalancer(given.key, id, given.serviceKey, hns);
+    let lb: ObservedLoadBalancer;
+    if (given instanceof FlatLoadBalancer) {
+      // Already slim (e.g. a trusted start's): no `hns` to rebuild and slim again.
+      lb = this.#sharedFlat(given, old);
+    } else {
+      const hns = slimLoadBalancerHns(given.hns);
+      this.#share(hns, old);
+      lb = storedLoadBalancer(given.key, this.#sharedId(given.id), given.serviceKey, hns);
+    }
     if (old !== undefined && old.id === lb.id) {
       // Updated in place: every Map entry is overwritten, none deleted and added
       // again (a deleted entry holds its place in a Map's table until a rehash).
@@ -443,16 +448,47 @@ export class ObservedCache implements IndexedObservedState {
    * service key (an update that keeps it).
    */
   #index(lb: ObservedLoadBalancer, add: boolean, sameService?: string): void {
-    for (const ref of new Set((backendsOf(lb) ?? []).map((x) => idKey(String(x))))) {
-      const list = listWith(this.#refsOf(ref), lb.key, add);
+    eachReferencedId(lb, (ref, backends, at) => {
       const ep = this.#epById.get(ref);
-      if (ep !== undefined) ep.refs = list;
-      else setOrDelete(this.#unknownRefs, ref, list);
-    }
+      if (ep !== undefined) {
+        ep.refs = listWith(ep.refs, lb.key, add);
+        // The stored LB's array: it holds the endpoint's string (an equal value).
+        if (add && backends[at] === ep.id) backends[at] = ep.id;
+      } else {
+        setOrDelete(this.#unknownRefs, ref, listWith(this.#unknownRefs.get(ref), lb.key, add));
+      }
+    });
     if (lb.serviceKey !== undefined && lb.serviceKey !== sameService) {
       const list = listWith(this.#lbsByService.get(lb.serviceKey), lb.key, add);
       setOrDelete(this.#lbsByService, lb.serviceKey, list);
     }
+  }
+
+  /**
+   * A flat load balancer to store for `given`, holding the strings the cache
+   * holds (see {@link #share}): its ID as the ownership record's, its VIPs
+   * as those of `old`. It keeps `given`'s backend array, a cache-form copy
+   * already (slimLoadBalancer's, or the cache's own).
+   */
+  #sharedFlat(given: FlatLoadBalancer, old: ObservedLoadBalancer | undefined): FlatLoadBalancer {
+    const flatOld = old instanceof FlatLoadBalancer ? old : undefined;
+    return new FlatLoadBalancer(
+      given.key,
+      this.#sharedId(given.id),
+      given.serviceKey,
+      given.backends,
+      typeof given.vip === "string" && given.vip === flatOld?.vip ? flatOld.vip : given.vip,
+      given.sourceVip !== undefined && given.sourceVip === flatOld?.sourceVip
+        ? flatOld.sourceVip
+        : given.sourceVip,
+      given.flags,
+      given.portMapping,
+      given.protocol,
+      given.internalPort,
+      given.externalPort,
+      given.distributionType,
+      given.portMappingFlags,
+    );
   }
 
   /**
@@ -464,12 +500,8 @@ export class ObservedCache implements IndexedObservedState {
    */
   #share(h: HcnLoadBalancer, old: ObservedLoadBalancer | undefined): void {
     const backends = h.HostComputeEndpoints;
-    if (backends !== undefined) {
-      h.HostComputeEndpoints = backends.map((id) => {
-        const ep = typeof id === "string" ? this.#epById.get(idKey(id)) : undefined;
-        return ep !== undefined && ep.id === id ? ep.id : id;
-      });
-    }
+    // A copy: the caller's array is not the cache's to keep (#index shares its strings).
+    if (backends !== undefined) h.HostComputeEndpoints = backends.slice();
     if (old === undefined) return;
     if (old instanceof FlatLoadBalancer) {
       // Its port mapping is numbers: only the strings are worth sharing.
@@ -553,18 +585,47 @@ function samePortMappings(
   return true;
 }
 
-/** An LB's backend IDs (without rebuilding a flat one's `hns`). */
-function backendsOf(lb: ObservedLoadBalancer): readonly string[] | undefined {
+/** An LB's backend IDs, its own array (without rebuilding a flat one's `hns`). */
+function backendsOf(lb: ObservedLoadBalancer): string[] | undefined {
   return lb instanceof FlatLoadBalancer ? lb.backends : lb.hns.HostComputeEndpoints;
+}
+
+/** Backends past this many are told apart by a Set; fewer, by comparing with those before. */
+const FEW_BACKENDS = 16;
+
+/**
+ * `fn` for each endpoint ID an LB references ({@link idKey} form), once each,
+ * with its backend array and the index of the ID's first place in it.
+ */
+function eachReferencedId(
+  lb: ObservedLoadBalancer,
+  fn: (ref: string, backends: string[], at: number) => void,
+): void {
+  const backends = backendsOf(lb);
+  if (backends === undefined) return;
+  const n = backends.length;
+  const many = n > FEW_BACKENDS ? new Set<string>() : undefined;
+  const few: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const ref = idKey(String(backends[i]));
+    if (many !== undefined) {
+      if (many.has(ref)) continue;
+      many.add(ref);
+    } else {
+      if (few.includes(ref)) continue;
+      few.push(ref);
+    }
+    fn(ref, backends, i);
+  }
 }
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
 function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
-  for (const ref of new Set((backendsOf(lb) ?? []).map((x) => idKey(String(x))))) {
+  eachReferencedId(lb, (ref) => {
     const n = (counts.get(ref) ?? 0) + delta;
     if (n > 0) counts.set(ref, n);
     else counts.delete(ref);
-  }
+  });
 }
 
 /** Case-insensitive GUID comparison. */

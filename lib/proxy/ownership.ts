@@ -135,12 +135,8 @@ export class OwnershipRecord {
    */
   readonly untrusted?: string;
 
+  /** The owned objects, and which of them changed since the last write (see `OwnedTable`). */
   readonly #table: OwnedTable;
-  /**
-   * Normalized IDs changed since the last write. What is written for one is
-   * its state at the write (owned: an add; not: a remove), i.e. its last change.
-   */
-  #pending = new Set<string>();
   #writing: Promise<void> = Promise.resolve();
   /** Move the unusable record (journal) aside before the first write. */
   #preserveRecord: boolean;
@@ -346,9 +342,7 @@ export class OwnershipRecord {
   /** Record that hnsproxy created (or adopted as its own) this object. */
   add(object: OwnedObject): void {
     const id = normalizeId(object.id);
-    if (this.#table.holds(id, object)) return;
-    this.#table.put(id, object);
-    this.#pending.add(id);
+    if (this.#table.put(id, object)) this.#table.changed(id);
   }
 
   /**
@@ -384,7 +378,7 @@ export class OwnershipRecord {
     for (const id of ids) {
       const normalized = normalizeId(id);
       if (this.#table.dropFingerprint(normalized)) {
-        this.#pending.add(normalized);
+        this.#table.changed(normalized);
         dropped = true;
       }
     }
@@ -395,7 +389,7 @@ export class OwnershipRecord {
   remove(id: string): void {
     const normalized = normalizeId(id);
     if (!this.#table.delete(normalized)) return;
-    this.#pending.add(normalized);
+    this.#table.changed(normalized);
   }
 
   /** All owned objects, optionally of one kind, sorted by kind then key then ID (O(n log n)). */
@@ -428,7 +422,7 @@ export class OwnershipRecord {
 
   /** Whether there are changes not yet written. */
   get dirty(): boolean {
-    return this.#pending.size > 0;
+    return this.#table.hasChanges();
   }
 
   /**
@@ -450,7 +444,7 @@ export class OwnershipRecord {
    */
   compact(): Promise<void> {
     return this.#serialized(() => {
-      const needed = this.#pending.size > 0 || this.#journalEntries > 0 ||
+      const needed = this.#table.hasChanges() || this.#journalEntries > 0 ||
         (this.#mustCompact && this.#generation !== undefined);
       return this.#write(needed);
     });
@@ -469,16 +463,15 @@ export class OwnershipRecord {
 
   async #write(force: boolean): Promise<void> {
     if (this.path === null) {
-      this.#pending.clear();
+      this.#table.takeChanges();
       return;
     }
-    if (this.#pending.size === 0 && !force) return;
+    if (!this.#table.hasChanges() && !force) return;
     // Taken before the first await: later changes belong to the next write.
-    const batch = this.#pending;
-    this.#pending = new Set();
+    const batch = this.#table.takeChanges();
     try {
       if (
-        force || this.#mustCompact || this.#journalEntries + batch.size > this.#journalLimit()
+        force || this.#mustCompact || this.#journalEntries + batch.length > this.#journalLimit()
       ) {
         await this.#compactNow(this.path);
       } else {
@@ -486,7 +479,7 @@ export class OwnershipRecord {
       }
     } catch (err) {
       // Not written: the batch stays pending, under the changes made since.
-      for (const id of batch) this.#pending.add(id);
+      for (const id of batch) this.#table.changed(id);
       throw err;
     }
   }
@@ -516,9 +509,9 @@ export class OwnershipRecord {
   }
 
   /** Append the batch to the journal and fsync it. */
-  async #append(path: string, batch: Set<string>): Promise<void> {
+  async #append(path: string, batch: readonly string[]): Promise<void> {
     let text = "";
-    for (const id of batch) text += journalLine(id, this.#table.object(id)) + "\n";
+    for (const id of batch) text += journalLine(id, this.#table) + "\n";
     // A failed append may leave a partial line: the next write starts a fresh journal.
     this.#mustCompact = true;
     // No create: the journal exists since the last compaction (if it was removed, compact).
@@ -529,7 +522,7 @@ export class OwnershipRecord {
     } finally {
       file.close();
     }
-    this.#journalEntries += batch.size;
+    this.#journalEntries += batch.length;
     this.#mustCompact = false;
   }
 }
@@ -539,17 +532,32 @@ const NO_FP = -2;
 /** A fingerprint slot's value when the fingerprint is kept as text (not a base-36 number). */
 const TEXT_FP = -1;
 
+/** A kind slot's value when the slot is free, and for each kind. */
+const FREE = 0;
+const LOAD_BALANCER = 1;
+const ENDPOINT = 2;
+const KINDS = [undefined, "LoadBalancer", "Endpoint"] as const;
+
 /**
- * The owned objects, compactly: per kind a Map from normalized ID to a slot,
- * and by slot the key and the fingerprint as a number (payload.ts writes a
+ * The owned objects, compactly: one Map from normalized ID to a slot, and by
+ * slot the kind, the key and the fingerprint as a number (payload.ts writes a
  * 53-bit hash in base 36, which a double holds exactly; any other text is kept
  * apart as it is). The ID as given is kept only where it differs from its
  * normalized form. No object per owned object: a Map entry and one cell in
  * each slot array.
+ *
+ * It also keeps which objects changed since the changes were last taken
+ * ({@link changed}, {@link takeChanges}), in the order of their first change:
+ * a list of slots (owned objects) and IDs (objects no longer owned), with a
+ * mark per slot and a set of those IDs so that each is taken once. What is
+ * written for a change is the object's state when the changes are taken
+ * (owned: an add; not: a remove), i.e. its last change.
  */
 class OwnedTable {
-  readonly #lbs = new Map<string, number>();
-  readonly #eps = new Map<string, number>();
+  /** Normalized ID → slot, objects of both kinds. */
+  readonly #slots = new Map<string, number>();
+  /** Slot → {@link LOAD_BALANCER}, {@link ENDPOINT}, or {@link FREE}. */
+  #kinds = new Uint8Array(64);
   #keys: (string | undefined)[] = [];
   /** Slot → normalized ID (the Map's own key string). */
   #ids: (string | undefined)[] = [];
@@ -557,15 +565,28 @@ class OwnedTable {
   readonly #textFps = new Map<number, string>();
   readonly #spelled = new Map<string, string>();
   readonly #free: number[] = [];
+  readonly #counts = [0, 0, 0];
+  /**
+   * What changed, in the order of the first change: the slot of an owned
+   * object, or the normalized ID of one dropped (and maybe owned again since).
+   * A slot entry may be stale (unmarked since): it is then skipped. It holds
+   * each change once, however often an object is dropped and owned again.
+   */
+  #changes: (number | string)[] = [];
+  /** Slot → 1 when its object's change is listed in {@link #changes} and not yet taken. */
+  #marked = new Uint8Array(64);
+  /** Normalized IDs dropped since the changes were taken (listed by ID in {@link #changes}). */
+  #deleted = new Set<string>();
 
   /** The slot of the object with this normalized ID, if owned. */
   slot(id: string): number | undefined {
-    return this.#lbs.get(id) ?? this.#eps.get(id);
+    return this.#slots.get(id);
   }
 
   /** The kind of the owned object with this normalized ID, if any. */
   kindOf(id: string): OwnedKind | undefined {
-    return this.#lbs.has(id) ? "LoadBalancer" : this.#eps.has(id) ? "Endpoint" : undefined;
+    const slot = this.#slots.get(id);
+    return slot === undefined ? undefined : KINDS[this.#kinds[slot]];
   }
 
   /** The key in a slot. */
@@ -587,7 +608,7 @@ class OwnedTable {
 
   /** The ID as given of the object with this normalized ID. */
   spelling(id: string): string {
-    return this.#spelled.get(id) ?? id;
+    return this.#spelled.size === 0 ? id : this.#spelled.get(id) ?? id;
   }
 
   /** The ID as given of the object in a slot (the table's own string). */
@@ -595,42 +616,47 @@ class OwnedTable {
     return this.spelling(this.#ids[slot]!);
   }
 
-  /** Whether the object with this normalized ID is owned as `object` says (kind, key, fingerprint). */
-  holds(id: string, object: OwnedObject): boolean {
-    const slot = (object.kind === "LoadBalancer" ? this.#lbs : this.#eps).get(id);
-    if (slot === undefined || this.#keys[slot] !== object.key) return false;
-    return object.fp === undefined
-      ? this.#fps[slot] === NO_FP
-      : this.hasFingerprint(slot, object.fp);
-  }
-
-  /** Own `object` under its normalized ID, replacing what was owned under it. */
-  put(id: string, object: OwnedObject): void {
-    const mine = object.kind === "LoadBalancer" ? this.#lbs : this.#eps;
-    const other = object.kind === "LoadBalancer" ? this.#eps : this.#lbs;
-    let slot = mine.get(id);
-    if (slot === undefined) {
-      slot = other.get(id);
-      if (slot !== undefined) other.delete(id);
-      else slot = this.#newSlot();
-      mine.set(id, slot);
+  /**
+   * Own `object` under its normalized ID, replacing what was owned under it;
+   * whether that changed anything (kind, key or fingerprint: the ID's spelling
+   * alone is no change, and is then left as it was).
+   */
+  put(id: string, object: OwnedObject): boolean {
+    const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
+    let slot = this.#slots.get(id);
+    if (slot !== undefined) {
+      if (
+        this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
+        (object.fp === undefined ? this.#fps[slot] === NO_FP : this.hasFingerprint(slot, object.fp))
+      ) return false;
+      this.#counts[this.#kinds[slot]]--;
+    } else {
+      slot = this.#newSlot();
+      this.#slots.set(id, slot);
       this.#ids[slot] = id;
     }
+    this.#kinds[slot] = kind;
+    this.#counts[kind]++;
     this.#keys[slot] = object.key;
     this.#setFingerprint(slot, object.fp);
-    if (object.id === id) this.#spelled.delete(id);
-    else this.#spelled.set(id, object.id);
+    if (object.id !== id) this.#spelled.set(id, object.id);
+    else if (this.#spelled.size > 0) this.#spelled.delete(id);
+    return true;
   }
 
   /** Forget the object with this normalized ID; false when it was not owned. */
   delete(id: string): boolean {
-    const slot = this.#lbs.get(id) ?? this.#eps.get(id);
+    const slot = this.#slots.get(id);
     if (slot === undefined) return false;
-    if (!this.#lbs.delete(id)) this.#eps.delete(id);
+    this.#slots.delete(id);
+    this.#counts[this.#kinds[slot]]--;
+    this.#kinds[slot] = FREE;
+    // Its change (if listed) is now a removal; the slot's next object is another.
+    this.#marked[slot] = 0;
     this.#keys[slot] = undefined;
     this.#ids[slot] = undefined;
     this.#setFingerprint(slot, undefined);
-    this.#spelled.delete(id);
+    if (this.#spelled.size > 0) this.#spelled.delete(id);
     this.#free.push(slot);
     return true;
   }
@@ -643,47 +669,96 @@ class OwnedTable {
     return true;
   }
 
+  /** Note that the object with this normalized ID changed (owned now or not). */
+  changed(id: string): void {
+    // Listed by its ID since it was dropped (owned again or not): listed once.
+    if (this.#deleted.size > 0 && this.#deleted.has(id)) return;
+    const slot = this.#slots.get(id);
+    if (slot === undefined) {
+      this.#deleted.add(id);
+      this.#changes.push(id);
+    } else if (this.#marked[slot] === 0) {
+      this.#marked[slot] = 1;
+      this.#changes.push(slot);
+    }
+  }
+
+  /** Whether anything changed since the changes were last taken. */
+  hasChanges(): boolean {
+    return this.#changes.length > 0;
+  }
+
+  /** The normalized IDs that changed, each once, in the order of their first change; from now on none has. */
+  takeChanges(): string[] {
+    const out: string[] = [];
+    for (const change of this.#changes) {
+      if (typeof change === "string") {
+        if (this.#deleted.delete(change)) out.push(change);
+      } else if (this.#marked[change] === 1) {
+        this.#marked[change] = 0;
+        out.push(this.#ids[change]!);
+      }
+    }
+    this.#changes = [];
+    return out;
+  }
+
   /** The owned object with this normalized ID, if any (a fresh object each call). */
   object(id: string): OwnedObject | undefined {
-    const kind = this.kindOf(id);
-    if (kind === undefined) return undefined;
-    const slot = this.slot(id)!;
-    const object: OwnedObject = { kind, id: this.spelling(id), key: this.#keys[slot]! };
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return undefined;
+    const object: OwnedObject = {
+      kind: KINDS[this.#kinds[slot]]!,
+      id: this.spelling(id),
+      key: this.#keys[slot]!,
+    };
     const fp = this.fingerprint(slot);
     if (fp !== undefined) object.fp = fp;
     return object;
   }
 
-  /** The normalized IDs of one kind, in {@link compareObjects} order (a copy). */
-  sortedIds(kind: OwnedKind): string[] {
-    const ids: string[] = [];
-    const keys: string[] = [];
-    (kind === "LoadBalancer" ? this.#lbs : this.#eps).forEach((slot, id) => {
-      ids.push(id);
-      keys.push(this.#keys[slot]!);
-    });
-    const order = Uint32Array.from(ids.keys()).sort((a, b) => {
-      if (keys[a] !== keys[b]) return keys[a] < keys[b] ? -1 : 1;
-      const x = this.spelling(ids[a]), y = this.spelling(ids[b]);
-      return x < y ? -1 : x > y ? 1 : 0;
-    });
-    return Array.from(order, (i) => ids[i]);
+  /**
+   * The owned object with this normalized ID as the JSON text of its record
+   * entry, after `prefix` (e.g. a journal line's op), if owned: the text
+   * `JSON.stringify` gives for {@link object}'s result, without making it.
+   */
+  entryText(id: string, prefix = ""): string | undefined {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return undefined;
+    const n = this.#fps[slot];
+    const fp = n >= 0
+      ? `,"fp":"${n.toString(36)}"`
+      : n === TEXT_FP
+      ? `,"fp":${JSON.stringify(this.#textFps.get(slot))}`
+      : "";
+    return `{${prefix}"kind":"${KINDS[this.#kinds[slot]]}","id":${
+      JSON.stringify(this.spelling(id))
+    },"key":${JSON.stringify(this.#keys[slot])}${fp}}`;
   }
 
-  /** The normalized IDs, optionally of one kind, read live (no copy, no object per entry). */
-  ids(kind?: OwnedKind): IterableIterator<string> {
-    if (kind === "LoadBalancer") return this.#lbs.keys();
-    if (kind === "Endpoint") return this.#eps.keys();
-    return concat(this.#lbs.keys(), this.#eps.keys());
+  /**
+   * The normalized IDs, optionally of one kind, read live (no copy, no
+   * object per entry): an object owned throughout is visited once, one owned
+   * or dropped meanwhile may or may not be.
+   */
+  *ids(kind?: OwnedKind): IterableIterator<string> {
+    if (kind === undefined) {
+      yield* this.#slots.keys();
+      return;
+    }
+    const want = kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
+    for (let slot = 0; slot < this.#ids.length; slot++) {
+      if (this.#kinds[slot] === want) yield this.#ids[slot]!;
+    }
   }
 
   /** Number of owned objects, optionally of one kind. */
   count(kind?: OwnedKind): number {
     return kind === "LoadBalancer"
-      ? this.#lbs.size
+      ? this.#counts[LOAD_BALANCER]
       : kind === "Endpoint"
-      ? this.#eps.size
-      : this.#lbs.size + this.#eps.size;
+      ? this.#counts[ENDPOINT]
+      : this.#slots.size;
   }
 
   #newSlot(): number {
@@ -693,9 +768,15 @@ class OwnedTable {
     this.#keys.push(undefined);
     this.#ids.push(undefined);
     if (slot === this.#fps.length) {
-      const grown = new Float64Array(this.#fps.length * 2).fill(NO_FP);
-      grown.set(this.#fps);
-      this.#fps = grown;
+      const fps = new Float64Array(slot * 2).fill(NO_FP);
+      fps.set(this.#fps);
+      this.#fps = fps;
+      const kinds = new Uint8Array(slot * 2);
+      kinds.set(this.#kinds);
+      this.#kinds = kinds;
+      const marked = new Uint8Array(slot * 2);
+      marked.set(this.#marked);
+      this.#marked = marked;
     }
     return slot;
   }
@@ -706,11 +787,6 @@ class OwnedTable {
     this.#fps[slot] = n;
     if (n === TEXT_FP) this.#textFps.set(slot, fp!);
   }
-}
-
-function* concat<T>(a: Iterator<T>, b: Iterator<T>): IterableIterator<T> {
-  for (let r = a.next(); !r.done; r = a.next()) yield r.value;
-  for (let r = b.next(); !r.done; r = b.next()) yield r.value;
 }
 
 /**
@@ -789,19 +865,18 @@ function firstGeneration(): number {
 /**
  * The record file's text, in chunks of about {@link RECORD_CHUNK} characters:
  * one object per line, so large records stay cheap to write and diff, and a
- * load can read them a line at a time. Objects are in {@link compareObjects}
- * order as the table is when this starts; each is read (or skipped, when no
- * longer owned) as its chunk is made.
+ * load can read them a line at a time. Objects are in the table's order (the
+ * order they were first owned in, which a load keeps) as it is when this
+ * starts; each is read (or skipped, when no longer owned) as its chunk is made.
  */
 function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
-  const order = [...table.sortedIds("LoadBalancer"), ...table.sortedIds("Endpoint")];
+  const order = [...table.ids()];
   let chunk = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
   let none = true;
   for (const id of order) {
-    const o = table.object(id);
-    if (o === undefined) continue;
-    chunk += (none ? "\n" : ",\n") +
-      JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp });
+    const entry = table.entryText(id);
+    if (entry === undefined) continue;
+    chunk += (none ? "\n" : ",\n") + entry;
     none = false;
     if (chunk.length >= RECORD_CHUNK) {
       yield chunk;
@@ -815,13 +890,10 @@ function journalHeader(generation: number): string {
   return JSON.stringify({ version: OWNERSHIP_FORMAT_VERSION, generation }) + "\n";
 }
 
-/** The journal line of a change: the object now owned, or (undefined) its removal. */
-function journalLine(normalizedId: string, owned: OwnedObject | undefined): string {
-  return JSON.stringify(
-    owned
-      ? { op: "add", kind: owned.kind, id: owned.id, key: owned.key, fp: owned.fp }
-      : { op: "remove", id: normalizedId.toLowerCase() },
-  );
+/** The journal line of a change: the object now owned, or its removal. */
+function journalLine(normalizedId: string, table: OwnedTable): string {
+  return table.entryText(normalizedId, `"op":"add",`) ??
+    JSON.stringify({ op: "remove", id: normalizedId.toLowerCase() });
 }
 
 interface ParsedRecord {

@@ -281,3 +281,44 @@ Deno.test("slim observed endpoints that share a network, flags and provider addr
     assert.deepEqual(slims[i].hns, expected, `variant ${i}`);
   }
 });
+
+Deno.test("observed cache: a slim (flat) LB is stored as it is, without rebuilding its hns, and references index", () => {
+  const cache = new ObservedCache(undefined, (id) => id.toUpperCase());
+  cache.setEndpoint({ key: "ep/remote/10.244.2.7", id: "AB-EP", hns: endpoints[1] });
+  const key = "lb/tcp/10.96.0.10:80";
+  const hns: HcnLoadBalancer = {
+    HostComputeEndpoints: ["ab-ep", "AB-EP", "cd-ep"],
+    FrontendVIPs: ["10.96.0.10"],
+    PortMappings: [{ Protocol: 6, InternalPort: 80, ExternalPort: 80, DistributionType: 0 }],
+    SourceVIP: "10.244.0.2",
+    Flags: 0,
+  };
+  for (const serviceKey of ["default/a", "default/b", undefined]) {
+    const slim = slimLoadBalancer({ key, id: "ab-lb", serviceKey, hns });
+    const expected = slim.hns;
+    let reads = 0;
+    const get = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(slim), "hns")!.get!;
+    Object.defineProperty(slim, "hns", {
+      get() {
+        reads++;
+        return get.call(this);
+      },
+    });
+    cache.setLoadBalancer(slim);
+    assert.equal(reads, 0, "a flat LB is not rebuilt to be slimmed again");
+    const held = cache.loadBalancers.get(key)!;
+    assert.deepEqual(held.hns, expected);
+    assert.equal(held.id, "AB-LB", "the shared ID string");
+    assert.equal(held.serviceKey, serviceKey);
+    assert.deepEqual(cache.loadBalancersReferencing("AB-EP"), [key], "listed once");
+    assert.deepEqual(cache.loadBalancersReferencing("cd-ep"), [key]);
+    assert.deepEqual(
+      cache.loadBalancersOfService("default/a"),
+      serviceKey === "default/a" ? [key] : [],
+    );
+  }
+  cache.removeLoadBalancerById("AB-LB");
+  assert.deepEqual(cache.loadBalancersReferencing("AB-EP"), []);
+  assert.deepEqual(cache.loadBalancersReferencing("CD-EP"), []);
+  assert.equal(cache.loadBalancerById("ab-lb"), undefined);
+});

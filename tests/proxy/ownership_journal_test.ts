@@ -297,3 +297,117 @@ Deno.test("ownership journal: an intent that cannot be written is not listed and
     assert.equal(record.size, 0);
   });
 });
+
+Deno.test("ownership journal: each changed object is written once per write, as it is at the write", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    for (let i = 0; i < 4; i++) record.add(ep(i));
+    await record.flush(); // the first write: a record, and an empty journal
+    // In one batch: a removal undone, a re-key of a removed ID, a freed slot taken by
+    // another object, removals of unowned IDs, and the same object changed many times.
+    for (let i = 0; i < 100; i++) {
+      record.remove("EP-0");
+      record.add({ ...ep(0), fp: String(i) });
+    }
+    record.add(ep(0));
+    record.remove("ep-1");
+    record.add(lb(9)); // takes EP-1's slot
+    record.remove("EP-2");
+    record.add({ ...ep(2), key: "ep/remote/10.0.0.99" });
+    record.remove("EP-404");
+    record.add({ ...ep(3), fp: "1" });
+    record.add({ ...ep(3), fp: "2" });
+    record.remove("LB-9");
+    record.add({ ...lb(9), key: "lb/tcp/10.96.0.9:81" });
+    record.add(ep(7));
+    record.remove("EP-7"); // its slot stays free
+    await record.flush();
+    const entries = (await journalLines(path)).slice(1).map((l) => JSON.parse(l));
+    const ids = entries.map((e) => e.id.toUpperCase());
+    assert.deepEqual(
+      [...ids].sort(),
+      ["EP-0", "EP-1", "EP-2", "EP-3", "EP-7", "LB-9"],
+      "each once",
+    );
+    assert.deepEqual(entries.find((e) => e.id === "ep-7"), { op: "remove", id: "ep-7" });
+    assert.deepEqual(entries.find((e) => e.id === "ep-1"), { op: "remove", id: "ep-1" });
+    assert.deepEqual(entries.find((e) => e.id === "EP-3"), { op: "add", ...ep(3), fp: "2" });
+    assert.deepEqual(entries.find((e) => e.id === "LB-9"), {
+      op: "add",
+      ...lb(9),
+      key: "lb/tcp/10.96.0.9:81",
+    });
+    const again = await OwnershipRecord.load(path);
+    assert.equal(again.untrusted, undefined);
+    assert.deepEqual(again.list(), record.list());
+    assert.equal(again.get("EP-2")?.key, "ep/remote/10.0.0.99");
+  });
+});
+
+Deno.test("ownership journal: record and journal entries are the JSON of their objects, as every version wrote them", async () => {
+  await withDir(async (path) => {
+    const odd = [
+      {
+        kind: "LoadBalancer" as const,
+        id: 'lb-"quoted"\\',
+        key: "lb/\u2028\n\t\u0001é€😀",
+        fp: 'x"y',
+      },
+      { kind: "Endpoint" as const, id: "Ep-1", key: "ep/remote/10.0.0.1", fp: "2gosa7pa2gv" },
+      { kind: "Endpoint" as const, id: "EP-2", key: "", fp: "" },
+      { kind: "Endpoint" as const, id: "EP-3", key: "ep/remote/10.0.0.3" },
+    ];
+    const record = await OwnershipRecord.load(path);
+    for (const o of odd) record.add(o);
+    await record.flush(); // written whole
+    const text = await Deno.readTextFile(path);
+    const lines = text.split("\n");
+    const body = lines.slice(1, -2).map((l) => l.replace(/,$/, ""));
+    assert.deepEqual(
+      [...body].sort(),
+      odd.map((o) => JSON.stringify({ kind: o.kind, id: o.id, key: o.key, fp: o.fp })).sort(),
+    );
+    assert.equal(lines.at(-2), "]}");
+    const again = await OwnershipRecord.load(path);
+    assert.deepEqual(again.list(), record.list());
+
+    again.add({ ...odd[0], key: 'lb/2"' });
+    again.remove("ep-1");
+    again.add({ kind: "Endpoint", id: "ep-4", key: "k\\" });
+    await again.flush();
+    assert.deepEqual((await journalLines(path)).slice(1), [
+      JSON.stringify({ op: "add", kind: odd[0].kind, id: odd[0].id, key: 'lb/2"', fp: 'x"y' }),
+      JSON.stringify({ op: "remove", id: "ep-1" }),
+      JSON.stringify({ op: "add", kind: "Endpoint", id: "ep-4", key: "k\\" }),
+    ]);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), again.list());
+  });
+});
+
+Deno.test("ownership journal: a record in the order earlier versions wrote (sorted) loads, and takes appends", async () => {
+  await withDir(async (path) => {
+    // As written by a version that sorted by kind, key, then ID.
+    await Deno.writeTextFile(
+      path,
+      `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":7,"objects":[\n` +
+        `{"kind":"LoadBalancer","id":"LB-2","key":"lb/tcp/10.96.0.1:80","fp":"1"},\n` +
+        `{"kind":"LoadBalancer","id":"LB-1","key":"lb/tcp/10.96.0.2:80","fp":"2"},\n` +
+        `{"kind":"Endpoint","id":"EP-1","key":"ep/remote/10.0.0.1","fp":"3"}\n]}\n`,
+    );
+    await Deno.writeTextFile(
+      journalPath(path),
+      `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":7}\n` +
+        `{"op":"remove","id":"lb-2"}\n`,
+    );
+    const record = await OwnershipRecord.load(path);
+    assert.equal(record.untrusted, undefined);
+    assert.deepEqual(record.list(), [
+      { ...lb(1), key: "lb/tcp/10.96.0.2:80", fp: "2" },
+      { ...ep(1), fp: "3" },
+    ]);
+    record.add(ep(2));
+    await record.flush();
+    assert.equal((await journalLines(path)).length, 3, "appended to the same journal");
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), record.list());
+  });
+});
