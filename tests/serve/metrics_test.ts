@@ -348,3 +348,15 @@ hnsproxy_hns_call_duration_seconds_count{operation="HcnDeleteEndpoint"} 3`,
     "process_resident_memory_bytes",
   ], "families in the same order");
 });
+
+Deno.test("an HNS call with a duration that is not a number throws and is not counted", async () => {
+  const m = new ProxyMetrics();
+  m.observeHnsCall("HcnCreateEndpoint", 0.001);
+  assert.throws(() => m.observeHnsCall("HcnCreateEndpoint", Number.NaN), TypeError);
+  const { samples } = parseExposition(await m.text());
+  assert.equal(samples.get('hnsproxy_hns_calls_total{operation="HcnCreateEndpoint"}'), 1);
+  assert.equal(
+    samples.get('hnsproxy_hns_call_duration_seconds_count{operation="HcnCreateEndpoint"}'),
+    1,
+  );
+});
