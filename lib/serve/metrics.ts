@@ -11,6 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { formatHResult } from "../hns/errors.ts";
 import { type HttpServer, listen } from "./http.ts";
+import { LabeledHistogram } from "./labeled_histogram.ts";
 
 /** kube-proxy's IP family label values. */
 export type IPFamily = "IPv4" | "IPv6";
@@ -70,9 +71,8 @@ export class ProxyMetrics {
   readonly #noLocal: Gauge<"traffic_policy" | "ip_family">;
   readonly #healthz: Counter<"code">;
   readonly #livez: Counter<"code">;
-  readonly #hnsCalls: Counter<"operation">;
+  readonly #hnsCalls: LabeledHistogram;
   readonly #hnsErrors: Counter<"operation" | "hresult">;
-  readonly #hnsDuration: Histogram<"operation">;
   readonly #owned: Gauge<"kind">;
   readonly #plan: Histogram<"op">;
   readonly #planTotal: Counter<"op">;
@@ -166,22 +166,26 @@ export class ProxyMetrics {
       "Cumulative proxy livez HTTP status",
       ["code"],
     );
-    this.#hnsCalls = counter(
-      "hnsproxy_hns_calls_total",
-      "HNS (HCN API) calls made, by operation",
-      ["operation"],
-    );
+    // Every HNS call passes here: counted and timed without prom-client's per-call label hashing.
+    this.#hnsCalls = new LabeledHistogram({
+      labelName: "operation",
+      buckets: HNS_CALL_BUCKETS,
+      counter: {
+        name: "hnsproxy_hns_calls_total",
+        help: "HNS (HCN API) calls made, by operation",
+      },
+      histogram: {
+        name: "hnsproxy_hns_call_duration_seconds",
+        help: "HNS call latency in seconds, by operation",
+      },
+    });
+    this.#hnsCalls.registerCounter(this.registry);
     this.#hnsErrors = counter(
       "hnsproxy_hns_call_errors_total",
       "HNS calls that failed, by operation and HRESULT",
       ["operation", "hresult"],
     );
-    this.#hnsDuration = histogram(
-      "hnsproxy_hns_call_duration_seconds",
-      "HNS call latency in seconds, by operation",
-      HNS_CALL_BUCKETS,
-      ["operation"],
-    );
+    this.#hnsCalls.registerHistogram(this.registry);
     this.#owned = gauge(
       "hnsproxy_owned_objects",
       "HNS objects hnsproxy owns, by kind",
@@ -294,11 +298,11 @@ export class ProxyMetrics {
   /**
    * One HNS call: count it, observe its latency, and count it as an error
    * when `hresult` is a failure (negative as int32). `hresult` may be a
-   * number or an already formatted `0x803B0013`.
+   * number or an already formatted `0x803B0013`. A `seconds` that is not
+   * a finite number throws a TypeError and nothing is recorded.
    */
   observeHnsCall(operation: string, seconds: number, hresult?: number | string): void {
-    this.#hnsCalls.inc({ operation });
-    this.#hnsDuration.observe({ operation }, seconds);
+    this.#hnsCalls.observe(operation, seconds);
     if (hresult === undefined) return;
     const code = typeof hresult === "number" ? hresult : Number.parseInt(hresult, 16);
     if ((code | 0) < 0) this.#hnsErrors.inc({ operation, hresult: formatHResult(code) });

@@ -213,3 +213,150 @@ Deno.test("a busy or malformed address is a ListenError naming it", async () => 
     await first.close();
   }
 });
+
+/** HNS calls of three operations: every bucket edge, 0, beyond the last bucket, errors. */
+function observeHnsCalls(m: ProxyMetrics): void {
+  for (let i = 0; i < 15; i++) m.observeHnsCall("HcnCreateEndpoint", 0.0005 * 2 ** i);
+  m.observeHnsCall("HcnCreateEndpoint", 0);
+  m.observeHnsCall("HcnCreateEndpoint", 10);
+  m.observeHnsCall("HcnOpenLoadBalancer", 0.1);
+  m.observeHnsCall("HcnOpenLoadBalancer", 0.2);
+  m.observeHnsCall("HcnOpenLoadBalancer", 0.0007, 0x803b0013);
+  m.observeHnsCall("HcnDeleteEndpoint", 0.003, "0x80070490");
+  m.observeHnsCall("HcnDeleteEndpoint", 0.00051, 0);
+  m.observeHnsCall("HcnDeleteEndpoint", 0.00049, "error");
+}
+
+/** The HNS call families of an exposition, in order. */
+function hnsCallFamilies(text: string): string {
+  return text.split("\n\n").filter((f) => f.includes("hnsproxy_hns_call")).join("\n\n");
+}
+
+Deno.test("HNS call families: exact exposition text, as prom-client's Counter and Histogram wrote it", async () => {
+  const m = new ProxyMetrics();
+  assert.equal(
+    hnsCallFamilies(await m.text()),
+    `# HELP hnsproxy_hns_calls_total HNS (HCN API) calls made, by operation
+# TYPE hnsproxy_hns_calls_total counter
+
+# HELP hnsproxy_hns_call_errors_total HNS calls that failed, by operation and HRESULT
+# TYPE hnsproxy_hns_call_errors_total counter
+
+# HELP hnsproxy_hns_call_duration_seconds HNS call latency in seconds, by operation
+# TYPE hnsproxy_hns_call_duration_seconds histogram`,
+    "no calls yet: HELP and TYPE only",
+  );
+  observeHnsCalls(m);
+  assert.equal(
+    hnsCallFamilies(await m.text()),
+    `# HELP hnsproxy_hns_calls_total HNS (HCN API) calls made, by operation
+# TYPE hnsproxy_hns_calls_total counter
+hnsproxy_hns_calls_total{operation="HcnCreateEndpoint"} 17
+hnsproxy_hns_calls_total{operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_calls_total{operation="HcnDeleteEndpoint"} 3
+
+# HELP hnsproxy_hns_call_errors_total HNS calls that failed, by operation and HRESULT
+# TYPE hnsproxy_hns_call_errors_total counter
+hnsproxy_hns_call_errors_total{operation="HcnOpenLoadBalancer",hresult="0x803B0013"} 1
+hnsproxy_hns_call_errors_total{operation="HcnDeleteEndpoint",hresult="0x80070490"} 1
+
+# HELP hnsproxy_hns_call_duration_seconds HNS call latency in seconds, by operation
+# TYPE hnsproxy_hns_call_duration_seconds histogram
+hnsproxy_hns_call_duration_seconds_bucket{le="0.0005",operation="HcnCreateEndpoint"} 2
+hnsproxy_hns_call_duration_seconds_bucket{le="0.001",operation="HcnCreateEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.002",operation="HcnCreateEndpoint"} 4
+hnsproxy_hns_call_duration_seconds_bucket{le="0.004",operation="HcnCreateEndpoint"} 5
+hnsproxy_hns_call_duration_seconds_bucket{le="0.008",operation="HcnCreateEndpoint"} 6
+hnsproxy_hns_call_duration_seconds_bucket{le="0.016",operation="HcnCreateEndpoint"} 7
+hnsproxy_hns_call_duration_seconds_bucket{le="0.032",operation="HcnCreateEndpoint"} 8
+hnsproxy_hns_call_duration_seconds_bucket{le="0.064",operation="HcnCreateEndpoint"} 9
+hnsproxy_hns_call_duration_seconds_bucket{le="0.128",operation="HcnCreateEndpoint"} 10
+hnsproxy_hns_call_duration_seconds_bucket{le="0.256",operation="HcnCreateEndpoint"} 11
+hnsproxy_hns_call_duration_seconds_bucket{le="0.512",operation="HcnCreateEndpoint"} 12
+hnsproxy_hns_call_duration_seconds_bucket{le="1.024",operation="HcnCreateEndpoint"} 13
+hnsproxy_hns_call_duration_seconds_bucket{le="2.048",operation="HcnCreateEndpoint"} 14
+hnsproxy_hns_call_duration_seconds_bucket{le="4.096",operation="HcnCreateEndpoint"} 15
+hnsproxy_hns_call_duration_seconds_bucket{le="8.192",operation="HcnCreateEndpoint"} 16
+hnsproxy_hns_call_duration_seconds_bucket{le="+Inf",operation="HcnCreateEndpoint"} 17
+hnsproxy_hns_call_duration_seconds_sum{operation="HcnCreateEndpoint"} 26.3835
+hnsproxy_hns_call_duration_seconds_count{operation="HcnCreateEndpoint"} 17
+hnsproxy_hns_call_duration_seconds_bucket{le="0.0005",operation="HcnOpenLoadBalancer"} 0
+hnsproxy_hns_call_duration_seconds_bucket{le="0.001",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.002",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.004",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.008",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.016",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.032",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.064",operation="HcnOpenLoadBalancer"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.128",operation="HcnOpenLoadBalancer"} 2
+hnsproxy_hns_call_duration_seconds_bucket{le="0.256",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.512",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="1.024",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="2.048",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="4.096",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="8.192",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="+Inf",operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_sum{operation="HcnOpenLoadBalancer"} 0.3007
+hnsproxy_hns_call_duration_seconds_count{operation="HcnOpenLoadBalancer"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.0005",operation="HcnDeleteEndpoint"} 1
+hnsproxy_hns_call_duration_seconds_bucket{le="0.001",operation="HcnDeleteEndpoint"} 2
+hnsproxy_hns_call_duration_seconds_bucket{le="0.002",operation="HcnDeleteEndpoint"} 2
+hnsproxy_hns_call_duration_seconds_bucket{le="0.004",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.008",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.016",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.032",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.064",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.128",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.256",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="0.512",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="1.024",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="2.048",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="4.096",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="8.192",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_bucket{le="+Inf",operation="HcnDeleteEndpoint"} 3
+hnsproxy_hns_call_duration_seconds_sum{operation="HcnDeleteEndpoint"} 0.004
+hnsproxy_hns_call_duration_seconds_count{operation="HcnDeleteEndpoint"} 3`,
+  );
+  const types = (await m.text()).split("\n").filter((l) => l.startsWith("# TYPE "));
+  assert.deepEqual(types.map((l) => l.split(" ")[2]), [
+    "kubeproxy_sync_proxy_rules_duration_seconds",
+    "kubeproxy_sync_full_proxy_rules_duration_seconds",
+    "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+    "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+    "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+    "kubeproxy_network_programming_duration_seconds",
+    "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+    "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+    "kubeproxy_sync_proxy_rules_service_changes_pending",
+    "kubeproxy_sync_proxy_rules_service_changes_total",
+    "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+    "kubeproxy_proxy_healthz_total",
+    "kubeproxy_proxy_livez_total",
+    "hnsproxy_hns_calls_total",
+    "hnsproxy_hns_call_errors_total",
+    "hnsproxy_hns_call_duration_seconds",
+    "hnsproxy_owned_objects",
+    "hnsproxy_sync_plan_operations",
+    "hnsproxy_sync_plan_operations_total",
+    "hnsproxy_drift_repairs_total",
+    "hnsproxy_sync_failures_total",
+    "hnsproxy_endpoints_waiting_placement",
+    "hnsproxy_conflicts",
+    "hnsproxy_events_dropped_total",
+    "hnsproxy_build_info",
+    "process_start_time_seconds",
+    "process_resident_memory_bytes",
+  ], "families in the same order");
+});
+
+Deno.test("an HNS call with a duration that is not a number throws and is not counted", async () => {
+  const m = new ProxyMetrics();
+  m.observeHnsCall("HcnCreateEndpoint", 0.001);
+  assert.throws(() => m.observeHnsCall("HcnCreateEndpoint", Number.NaN), TypeError);
+  const { samples } = parseExposition(await m.text());
+  assert.equal(samples.get('hnsproxy_hns_calls_total{operation="HcnCreateEndpoint"}'), 1);
+  assert.equal(
+    samples.get('hnsproxy_hns_call_duration_seconds_count{operation="HcnCreateEndpoint"}'),
+    1,
+  );
+});
