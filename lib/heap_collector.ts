@@ -10,9 +10,11 @@
  * - Only in a window where the runner holds every change anyway: after a run
  *   that served a change, until `minSyncPeriod` after that run's start. A
  *   collection is made only when the window left is at least
- *   {@link WINDOW_FACTOR} times as long as the longest one made so far (the
- *   first is taken to last {@link FIRST_GUESS_MS}), so a change that arrives
- *   meanwhile starts its run no later than without it.
+ *   {@link WINDOW_FACTOR} times what it is expected to take, so a change
+ *   that arrives meanwhile starts its run no later than without it.
+ * - A collection's time grows with the heap it collects: it is expected to
+ *   take the used heap's size times the slowest time per MiB measured so far
+ *   ({@link FIRST_GUESS_MS_PER_MIB} before the first).
  * - The first window after a start collects what the start left behind;
  *   after that, only once the used heap has grown by {@link GROWTH} over
  *   what the last collection left (V8's own or this one's): each costs a
@@ -25,11 +27,13 @@
 /** The used heap's growth over the last collection's that makes one due (0.25: a quarter). */
 export const GROWTH = 0.25;
 
-/** How many times the longest collection so far a window must last to take one. */
+/** How many times a collection's expected time a window must last to take one. */
 export const WINDOW_FACTOR = 2;
 
-/** What the first collection is taken to last, ms, before one was timed. */
-export const FIRST_GUESS_MS = 100;
+/** What a collection is taken to last per MiB of used heap, ms, before one was timed. */
+export const FIRST_GUESS_MS_PER_MIB = 1.5;
+
+const MiB = 1 << 20;
 
 /** What {@link HeapCollector} reads and calls; the defaults are the runtime's. */
 export interface HeapCollectorOptions {
@@ -54,7 +58,8 @@ export class HeapCollector {
   readonly #now: () => number;
   /** Used heap after the last collection seen, bytes (0: none yet). */
   #floor = 0;
-  #longestMs = FIRST_GUESS_MS;
+  /** The slowest collection so far, ms per MiB of the heap it collected. */
+  #msPerMiB = FIRST_GUESS_MS_PER_MIB;
   #collections = 0;
 
   constructor(options: HeapCollectorOptions = {}) {
@@ -73,6 +78,11 @@ export class HeapCollector {
     return this.#collections;
   }
 
+  /** What a collection of a used heap of `bytes` is expected to take, ms. */
+  expectedMs(bytes: number): number {
+    return this.#msPerMiB * bytes / MiB;
+  }
+
   /**
    * A run ended; no change's run can start before `heldUntil` (on the
    * clock of `now`; undefined: one may start at once). Collect if one is
@@ -87,10 +97,10 @@ export class HeapCollector {
     // The first collection is due at once: the start's garbage.
     if (this.#floor > 0 && used < this.#floor * (1 + GROWTH)) return false;
     const started = this.#now();
-    if (heldUntil - started < WINDOW_FACTOR * this.#longestMs) return false;
+    if (heldUntil - started < WINDOW_FACTOR * this.expectedMs(used)) return false;
     collect();
-    const ms = this.#now() - started;
-    if (ms > this.#longestMs || this.#collections === 0) this.#longestMs = ms;
+    const msPerMiB = (this.#now() - started) / Math.max(used / MiB, 1);
+    if (msPerMiB > this.#msPerMiB || this.#collections === 0) this.#msPerMiB = msPerMiB;
     this.#collections++;
     this.#floor = this.#heapUsed();
     return true;

@@ -1,23 +1,28 @@
 /**
  * lib/heap_collector.ts: a collection only in a window the runner holds
- * changes for, long enough for the longest collection so far: the first one
- * at once, later ones once the heap grew over what the last collection left;
- * none without `gc`.
+ * changes for, long enough for what a collection of the heap's size is
+ * expected to take: the first one at once, later ones once the heap grew over
+ * what the last collection left; none without `gc`.
  */
 
 import { equal, ok } from "node:assert/strict";
-import { FIRST_GUESS_MS, GROWTH, HeapCollector, WINDOW_FACTOR } from "../lib/heap_collector.ts";
+import {
+  FIRST_GUESS_MS_PER_MIB,
+  GROWTH,
+  HeapCollector,
+  WINDOW_FACTOR,
+} from "../lib/heap_collector.ts";
 
 const MiB = 1 << 20;
 
-/** A heap and a clock by hand; a collection leaves `live` and takes `gcMs`. */
-function scene(opts: { live: number; gcMs: number }) {
-  const s = { used: opts.live, now: 1000, gcs: 0, live: opts.live, gcMs: opts.gcMs };
+/** A heap and a clock by hand; a collection leaves `live` and takes `msPerMiB` × the used heap. */
+function scene(opts: { live: number; msPerMiB: number }) {
+  const s = { used: opts.live, now: 1000, gcs: 0, live: opts.live, msPerMiB: opts.msPerMiB };
   const collector = new HeapCollector({
     collect: () => {
       s.gcs++;
+      s.now += s.msPerMiB * s.used / MiB;
       s.used = s.live;
-      s.now += s.gcMs;
     },
     heapUsed: () => s.used,
     now: () => s.now,
@@ -26,10 +31,10 @@ function scene(opts: { live: number; gcMs: number }) {
 }
 
 Deno.test("heap collector: collects once the heap grew, in a window long enough, then waits for growth again", () => {
-  const { s, collector } = scene({ live: 80 * MiB, gcMs: 30 });
-  const window = WINDOW_FACTOR * FIRST_GUESS_MS;
-  // The first window collects what the start left, if long enough for a first guess.
+  const { s, collector } = scene({ live: 80 * MiB, msPerMiB: 0.25 });
+  // The first window collects what the start left, if long enough for a first guess at 130 MiB.
   s.used = 130 * MiB;
+  const window = WINDOW_FACTOR * FIRST_GUESS_MS_PER_MIB * 130;
   equal(collector.afterRun(s.now + window - 1), false, "the window is too short for a first guess");
   equal(collector.afterRun(undefined), false, "no change is held: none");
   equal(collector.afterRun(s.now - 5), false, "the hold is over: none");
@@ -40,15 +45,49 @@ Deno.test("heap collector: collects once the heap grew, in a window long enough,
   equal(collector.afterRun(s.now + 1000), false);
   s.used = 80 * MiB * (1 + GROWTH) - 1;
   equal(collector.afterRun(s.now + 1000), false, "not grown enough yet");
-  // Once timed (30 ms), a window of twice that suffices.
+  // Once timed (0.25 ms per MiB), a window of twice that for the heap's size suffices.
   s.used = 80 * MiB * (1 + GROWTH);
-  equal(collector.afterRun(s.now + WINDOW_FACTOR * 30 - 1), false);
-  ok(collector.afterRun(s.now + WINDOW_FACTOR * 30));
+  const due = WINDOW_FACTOR * 0.25 * s.used / MiB;
+  equal(collector.afterRun(s.now + due - 1), false);
+  ok(collector.afterRun(s.now + due));
   equal(s.gcs, 2);
 });
 
+Deno.test("heap collector: the window a collection needs grows with the heap it collects", () => {
+  const { s, collector } = scene({ live: 40 * MiB, msPerMiB: 1 });
+  s.used = 50 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(50 * MiB), 50);
+  // Measured on 50 MiB; a heap twice the size is expected to take twice as long.
+  equal(collector.expectedMs(100 * MiB), 100);
+  s.live = 100 * MiB;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000), "the floor was 40 MiB: due");
+  s.used = 200 * MiB;
+  equal(collector.afterRun(s.now + WINDOW_FACTOR * 200 - 1), false, "too short for 200 MiB");
+  ok(collector.afterRun(s.now + WINDOW_FACTOR * 200));
+  equal(s.gcs, 3);
+});
+
+Deno.test("heap collector: the slowest collection per MiB so far sets the expectation", () => {
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 2 });
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 200);
+  // A faster collection does not lower it.
+  s.msPerMiB = 0.5;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 200);
+  // A slower one raises it.
+  s.msPerMiB = 3;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 300);
+});
+
 Deno.test("heap collector: what V8's own collection left lowers the floor", () => {
-  const { s, collector } = scene({ live: 60 * MiB, gcMs: 10 });
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 0.1 });
   s.used = 100 * MiB;
   ok(collector.afterRun(s.now + 1000));
   // The heap grew to 70 MiB, then V8 collected on its own: 50 MiB left, and growth counts from there.
