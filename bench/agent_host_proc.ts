@@ -127,7 +127,7 @@ function memorySample(emulator: Emulator): MemorySample {
 /**
  * With env HNSBENCH_MEM_TRACE naming a file, a started agent's memory is
  * sampled every 50 ms for its first 30 s (HNSBENCH_MEM_TRACE_S: that many
- * seconds instead; RSS and peak RSS, V8 heap by space, malloc in use and
+ * seconds instead; RSS and peak RSS, V8 heap by space (used, resident), malloc in use and
  * free, the emulated HNS's heap, HNS threads, HNS calls and writes so far)
  * and each info line
  * the agent logs is a marked sample; the samples are written to the file,
@@ -171,8 +171,11 @@ class MemoryTrace {
     const counts = this.#emulator.callCounts();
     const heap = getHeapStatistics();
     const spaces: Record<string, number> = {};
+    const spacesPhys: Record<string, number> = {};
     for (const s of getHeapSpaceStatistics()) {
-      if (s.space_used_size > 0) spaces[s.space_name.replace("_space", "")] = s.space_used_size;
+      const name = s.space_name.replace("_space", "");
+      if (s.space_used_size > 0) spaces[name] = s.space_used_size;
+      if (s.physical_space_size > 0) spacesPhys[name] = s.physical_space_size;
     }
     this.#lines.push(JSON.stringify({
       t: Math.round(performance.now()),
@@ -187,6 +190,7 @@ class MemoryTrace {
       heapPhys: heap.total_physical_size,
       external: heap.external_memory,
       spaces,
+      spacesPhys,
       calls: totalCalls(counts),
       writes: writeCalls(counts),
     }));
