@@ -59,7 +59,7 @@ import {
   waitUntil,
 } from "./harness.ts";
 import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
-import { mallocInUse, mallocTrim } from "./malloc.ts";
+import { mallocFree, mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
 import { type ProcessMemory, processMemory } from "./process_memory.ts";
 import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
@@ -96,8 +96,10 @@ function memorySample(emulator: Emulator): MemorySample {
 
 /**
  * With env HNSBENCH_MEM_TRACE naming a file, a started agent's memory is
- * sampled every 50 ms for its first 30 s (RSS, V8 heap by space, malloc,
- * the emulated HNS's heap, HNS calls and writes so far) and each info line
+ * sampled every 50 ms for its first 30 s (HNSBENCH_MEM_TRACE_S: that many
+ * seconds instead; RSS and peak RSS, V8 heap by space (used, resident), malloc in use and
+ * free, the emulated HNS's heap, HNS threads, HNS calls and writes so far)
+ * and each info line
  * the agent logs is a marked sample; the samples are written to the file,
  * one JSON line each, when the agent stops. For finding when the peak
  * happens and what it is made of; off by default (it costs the agent's
@@ -114,7 +116,7 @@ class MemoryTrace {
     this.#path = path;
     this.#emulator = emulator;
     this.mark("agent start");
-    const until = performance.now() + 30_000;
+    const until = performance.now() + 1000 * Number(Deno.env.get("HNSBENCH_MEM_TRACE_S") ?? 30);
     this.#timer = setInterval(() => {
       if (performance.now() > until) clearInterval(this.#timer);
       else this.mark("");
@@ -139,19 +141,26 @@ class MemoryTrace {
     const counts = this.#emulator.callCounts();
     const heap = getHeapStatistics();
     const spaces: Record<string, number> = {};
+    const spacesPhys: Record<string, number> = {};
     for (const s of getHeapSpaceStatistics()) {
-      if (s.space_used_size > 0) spaces[s.space_name.replace("_space", "")] = s.space_used_size;
+      const name = s.space_name.replace("_space", "");
+      if (s.space_used_size > 0) spaces[name] = s.space_used_size;
+      if (s.physical_space_size > 0) spacesPhys[name] = s.physical_space_size;
     }
     this.#lines.push(JSON.stringify({
       t: Math.round(performance.now()),
       what,
       rss: rssBytes(),
+      peak: peakRssBytes(),
       emu: this.#emulator.heapBytes(),
       malloc: mallocInUse(),
+      mallocFree: mallocFree(),
+      hnsThreads: threadCounts().workers,
       heapUsed: heap.used_heap_size,
       heapPhys: heap.total_physical_size,
       external: heap.external_memory,
       spaces,
+      spacesPhys,
       calls: totalCalls(counts),
       writes: writeCalls(counts),
     }));

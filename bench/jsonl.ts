@@ -127,7 +127,9 @@ export async function serveJsonLines(
 
 /**
  * The JSON lines of `stream`, parsed, until it ends. Other lines (V8 writes
- * `--trace-gc` to stdout) go to our stderr as they are.
+ * `--trace-gc` to stdout) go to our stderr as they are. V8 buffers what it
+ * writes, so a flush may end in the middle of its line and the child's next
+ * JSON line follow on the same line: a message is found after such a prefix.
  */
 async function* messages(stream: ReadableStream<Uint8Array>): AsyncGenerator<Message> {
   let buffer = "";
@@ -138,8 +140,17 @@ async function* messages(stream: ReadableStream<Uint8Array>): AsyncGenerator<Mes
     while ((nl = buffer.indexOf("\n")) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line.startsWith("{")) yield JSON.parse(line) as Message;
+      const json = line.startsWith("{") ? 0 : messageStart(line);
+      if (json > 0) Deno.stderr.writeSync(encoder.encode(line.slice(0, json) + "\n"));
+      if (json >= 0) yield JSON.parse(line.slice(json)) as Message;
       else if (line.trim()) Deno.stderr.writeSync(encoder.encode(line + "\n"));
     }
   }
+}
+
+/** Where a message (`{"id":` or `{"ev":`, as the child writes them) begins in `line`; -1: none. */
+function messageStart(line: string): number {
+  const id = line.indexOf('{"id":');
+  const ev = line.indexOf('{"ev":');
+  return id < 0 ? ev : ev < 0 ? id : Math.min(id, ev);
 }

@@ -70,3 +70,15 @@ export function mallocInUse(): number {
   // struct mallinfo2: arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, ...
   return Number(fields[7] + fields[4]);
 }
+
+/**
+ * Bytes of the native heap's arena that are free but not given back to the
+ * OS (`fordblks`): resident until reused, unless malloc_trim or the top of
+ * the arena lets them go. NaN when unknown.
+ */
+export function mallocFree(): number {
+  const libc = glibc();
+  if (!libc) return NaN;
+  const raw = libc.symbols.mallinfo2() as Uint8Array;
+  return Number(new BigUint64Array(raw.buffer, raw.byteOffset, 10)[8]);
+}

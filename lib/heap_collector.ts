@@ -10,14 +10,25 @@
  * - Only in a window where the runner holds every change anyway: after a run
  *   that served a change, until `minSyncPeriod` after that run's start. A
  *   collection is made only when the window left is at least
- *   {@link WINDOW_FACTOR} times as long as the longest one made so far (the
- *   first is taken to last {@link FIRST_GUESS_MS}), so a change that arrives
- *   meanwhile starts its run no later than without it.
+ *   {@link WINDOW_FACTOR} times what it is expected to take, so a change
+ *   that arrives meanwhile starts its run no later than without it.
+ * - A collection's time grows with the heap it collects: it is expected to
+ *   take the used heap's size times the slowest time per MiB measured so far
+ *   for its kind ({@link FIRST_GUESS_MS_PER_MIB} or
+ *   {@link FIRST_GUESS_COMPACT_MS_PER_MIB} before the first).
  * - The first window after a start collects what the start left behind;
  *   after that, only once the used heap has grown by {@link GROWTH} over
  *   what the last collection left (V8's own or this one's): each costs a
  *   full mark-compact on the event loop's thread, so they come as often as
  *   the agent allocates, not as often as it runs.
+ * - A regular full collection frees objects but keeps the pages they were
+ *   on, partly filled: as changes replace objects the resident heap creeps
+ *   up while the live heap stays level. A due collection is a compacting one
+ *   (V8's last-resort collection: objects moved together, free pages and
+ *   the young generation's spare room given back to the OS) when the
+ *   resident heap exceeds what the last collection left by
+ *   {@link COMPACT_ROOM}, and its longer expected time fits the window;
+ *   otherwise a regular one, if that fits.
  *
  * @module
  */
@@ -25,47 +36,80 @@
 /** The used heap's growth over the last collection's that makes one due (0.25: a quarter). */
 export const GROWTH = 0.25;
 
-/** How many times the longest collection so far a window must last to take one. */
+/** How many times a collection's expected time a window must last to take one. */
 export const WINDOW_FACTOR = 2;
 
-/** What the first collection is taken to last, ms, before one was timed. */
-export const FIRST_GUESS_MS = 100;
+/** What a regular collection is taken to last per MiB of used heap, ms, before one was timed. */
+export const FIRST_GUESS_MS_PER_MIB = 1.5;
+
+/** What a compacting collection is taken to last per MiB of used heap, ms, before one was timed. */
+export const FIRST_GUESS_COMPACT_MS_PER_MIB = 5;
+
+/** The resident heap's excess over what the last collection left that makes a due collection compact (0.3: 30%). */
+export const COMPACT_ROOM = 0.3;
+
+const MiB = 1 << 20;
 
 /** What {@link HeapCollector} reads and calls; the defaults are the runtime's. */
 export interface HeapCollectorOptions {
   /** A full, synchronous collection; undefined: none can be made. */
   collect?: () => void;
+  /** A full, synchronous collection that compacts and gives free memory back; undefined: none. */
+  compact?: () => void;
   /** The used heap now, bytes. */
   heapUsed?: () => number;
+  /** The heap's committed (resident) size now, bytes. */
+  heapResident?: () => number;
   /** Milliseconds on the runner's clock. */
   now?: () => number;
 }
 
+type Gc = (options?: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
+
 /** V8's `gc`, when the runtime exposes it. */
-function exposedGc(): (() => void) | undefined {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  return typeof gc === "function" ? () => gc() : undefined;
+function exposedGc(): Gc | undefined {
+  const gc = (globalThis as { gc?: Gc }).gc;
+  return typeof gc === "function" ? gc : undefined;
 }
+
+/** One kind of collection: how to make it and the slowest it was per MiB. */
+interface Kind {
+  run: () => void;
+  msPerMiB: number;
+  timed: boolean;
+}
+
+/** What a collection made in a window was. */
+export type Collected = "regular" | "compacting";
 
 /** Collects the heap in the windows the runner gives (module notes). */
 export class HeapCollector {
-  readonly #collect: (() => void) | undefined;
+  readonly #regular: Kind | undefined;
+  readonly #compacting: Kind | undefined;
   readonly #heapUsed: () => number;
+  readonly #heapResident: () => number;
   readonly #now: () => number;
   /** Used heap after the last collection seen, bytes (0: none yet). */
   #floor = 0;
-  #longestMs = FIRST_GUESS_MS;
   #collections = 0;
 
   constructor(options: HeapCollectorOptions = {}) {
-    this.#collect = "collect" in options ? options.collect : exposedGc();
+    const gc = exposedGc();
+    const collect = "collect" in options ? options.collect : gc && (() => gc());
+    const compact = "compact" in options
+      ? options.compact
+      : gc && (() => gc({ type: "major", execution: "sync", flavor: "last-resort" }));
+    this.#regular = collect && { run: collect, msPerMiB: FIRST_GUESS_MS_PER_MIB, timed: false };
+    this.#compacting = compact &&
+      { run: compact, msPerMiB: FIRST_GUESS_COMPACT_MS_PER_MIB, timed: false };
     this.#heapUsed = options.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
+    this.#heapResident = options.heapResident ?? (() => Deno.memoryUsage().heapTotal);
     this.#now = options.now ?? (() => performance.now());
   }
 
   /** Whether collections can be made at all. */
   get enabled(): boolean {
-    return this.#collect !== undefined;
+    return this.#regular !== undefined;
   }
 
   /** Collections made so far. */
@@ -73,26 +117,41 @@ export class HeapCollector {
     return this.#collections;
   }
 
+  /** What a collection of a used heap of `bytes` is expected to take, ms. */
+  expectedMs(bytes: number, kind: Collected = "regular"): number {
+    const k = kind === "regular" ? this.#regular : this.#compacting;
+    return (k?.msPerMiB ?? Infinity) * bytes / MiB;
+  }
+
   /**
    * A run ended; no change's run can start before `heldUntil` (on the
    * clock of `now`; undefined: one may start at once). Collect if one is
-   * due and fits the window. Returns whether it collected.
+   * due and fits the window. Returns what it made (undefined: none).
    */
-  afterRun(heldUntil: number | undefined): boolean {
-    const collect = this.#collect;
-    if (!collect || heldUntil === undefined) return false;
+  afterRun(heldUntil: number | undefined): Collected | undefined {
+    if (!this.#regular || heldUntil === undefined) return undefined;
     const used = this.#heapUsed();
     // V8 collected on its own since: what it left is the new floor.
     if (used < this.#floor) this.#floor = used;
     // The first collection is due at once: the start's garbage.
-    if (this.#floor > 0 && used < this.#floor * (1 + GROWTH)) return false;
+    if (this.#floor > 0 && used < this.#floor * (1 + GROWTH)) return undefined;
     const started = this.#now();
-    if (heldUntil - started < WINDOW_FACTOR * this.#longestMs) return false;
-    collect();
-    const ms = this.#now() - started;
-    if (ms > this.#longestMs || this.#collections === 0) this.#longestMs = ms;
+    const window = heldUntil - started;
+    const fits = (kind: Collected) => window >= WINDOW_FACTOR * this.expectedMs(used, kind);
+    const roomy = this.#floor > 0 && this.#heapResident() > this.#floor * (1 + COMPACT_ROOM);
+    const kind: Collected | undefined = roomy && this.#compacting && fits("compacting")
+      ? "compacting"
+      : fits("regular")
+      ? "regular"
+      : undefined;
+    if (!kind) return undefined;
+    const k = kind === "regular" ? this.#regular : this.#compacting!;
+    k.run();
+    const msPerMiB = (this.#now() - started) / Math.max(used / MiB, 1);
+    if (msPerMiB > k.msPerMiB || !k.timed) k.msPerMiB = msPerMiB;
+    k.timed = true;
     this.#collections++;
     this.#floor = this.#heapUsed();
-    return true;
+    return kind;
   }
 }

@@ -1,61 +1,130 @@
 /**
  * lib/heap_collector.ts: a collection only in a window the runner holds
- * changes for, long enough for the longest collection so far: the first one
- * at once, later ones once the heap grew over what the last collection left;
- * none without `gc`.
+ * changes for, long enough for what a collection of the heap's size is
+ * expected to take: the first one at once, later ones once the heap grew over
+ * what the last collection left; a compacting one when the resident heap has
+ * room to give back and the window fits it; none without `gc`.
  */
 
 import { equal, ok } from "node:assert/strict";
-import { FIRST_GUESS_MS, GROWTH, HeapCollector, WINDOW_FACTOR } from "../lib/heap_collector.ts";
+import {
+  COMPACT_ROOM,
+  FIRST_GUESS_COMPACT_MS_PER_MIB,
+  FIRST_GUESS_MS_PER_MIB,
+  GROWTH,
+  HeapCollector,
+  WINDOW_FACTOR,
+} from "../lib/heap_collector.ts";
 
 const MiB = 1 << 20;
 
-/** A heap and a clock by hand; a collection leaves `live` and takes `gcMs`. */
-function scene(opts: { live: number; gcMs: number }) {
-  const s = { used: opts.live, now: 1000, gcs: 0, live: opts.live, gcMs: opts.gcMs };
+/**
+ * A heap and a clock by hand; a collection leaves `live` and takes `msPerMiB`
+ * × the used heap (a compacting one `compactMsPerMiB`, and leaves the
+ * resident heap at `live`; none with `noCompact`); the resident heap is
+ * `resident` (0: the used heap).
+ */
+function scene(
+  opts: { live: number; msPerMiB: number; compactMsPerMiB?: number; noCompact?: boolean },
+) {
+  const s = {
+    used: opts.live,
+    resident: 0,
+    now: 1000,
+    gcs: 0,
+    compactions: 0,
+    live: opts.live,
+    msPerMiB: opts.msPerMiB,
+    compactMsPerMiB: opts.compactMsPerMiB ?? 4 * opts.msPerMiB,
+  };
   const collector = new HeapCollector({
     collect: () => {
       s.gcs++;
+      s.now += s.msPerMiB * s.used / MiB;
       s.used = s.live;
-      s.now += s.gcMs;
+    },
+    compact: opts.noCompact ? undefined : () => {
+      s.compactions++;
+      s.now += s.compactMsPerMiB * s.used / MiB;
+      s.used = s.live;
+      s.resident = s.live;
     },
     heapUsed: () => s.used,
+    heapResident: () => s.resident || s.used,
     now: () => s.now,
   });
   return { s, collector };
 }
 
 Deno.test("heap collector: collects once the heap grew, in a window long enough, then waits for growth again", () => {
-  const { s, collector } = scene({ live: 80 * MiB, gcMs: 30 });
-  const window = WINDOW_FACTOR * FIRST_GUESS_MS;
-  // The first window collects what the start left, if long enough for a first guess.
+  const { s, collector } = scene({ live: 80 * MiB, msPerMiB: 0.25, noCompact: true });
+  // The first window collects what the start left, if long enough for a first guess at 130 MiB.
   s.used = 130 * MiB;
-  equal(collector.afterRun(s.now + window - 1), false, "the window is too short for a first guess");
-  equal(collector.afterRun(undefined), false, "no change is held: none");
-  equal(collector.afterRun(s.now - 5), false, "the hold is over: none");
+  const window = WINDOW_FACTOR * FIRST_GUESS_MS_PER_MIB * 130;
+  equal(
+    collector.afterRun(s.now + window - 1),
+    undefined,
+    "the window is too short for a first guess",
+  );
+  equal(collector.afterRun(undefined), undefined, "no change is held: none");
+  equal(collector.afterRun(s.now - 5), undefined, "the hold is over: none");
   ok(collector.afterRun(s.now + window));
   equal(s.gcs, 1);
   equal(collector.collections, 1);
   // What it left is the floor: nothing is due until the heap grows by GROWTH.
-  equal(collector.afterRun(s.now + 1000), false);
+  equal(collector.afterRun(s.now + 1000), undefined);
   s.used = 80 * MiB * (1 + GROWTH) - 1;
-  equal(collector.afterRun(s.now + 1000), false, "not grown enough yet");
-  // Once timed (30 ms), a window of twice that suffices.
+  equal(collector.afterRun(s.now + 1000), undefined, "not grown enough yet");
+  // Once timed (0.25 ms per MiB), a window of twice that for the heap's size suffices.
   s.used = 80 * MiB * (1 + GROWTH);
-  equal(collector.afterRun(s.now + WINDOW_FACTOR * 30 - 1), false);
-  ok(collector.afterRun(s.now + WINDOW_FACTOR * 30));
+  const due = WINDOW_FACTOR * 0.25 * s.used / MiB;
+  equal(collector.afterRun(s.now + due - 1), undefined);
+  ok(collector.afterRun(s.now + due));
   equal(s.gcs, 2);
 });
 
+Deno.test("heap collector: the window a collection needs grows with the heap it collects", () => {
+  const { s, collector } = scene({ live: 40 * MiB, msPerMiB: 1, noCompact: true });
+  s.used = 50 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(50 * MiB), 50);
+  // Measured on 50 MiB; a heap twice the size is expected to take twice as long.
+  equal(collector.expectedMs(100 * MiB), 100);
+  s.live = 100 * MiB;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000), "the floor was 40 MiB: due");
+  s.used = 200 * MiB;
+  equal(collector.afterRun(s.now + WINDOW_FACTOR * 200 - 1), undefined, "too short for 200 MiB");
+  ok(collector.afterRun(s.now + WINDOW_FACTOR * 200));
+  equal(s.gcs, 3);
+});
+
+Deno.test("heap collector: the slowest collection per MiB so far sets the expectation", () => {
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 2, noCompact: true });
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 200);
+  // A faster collection does not lower it.
+  s.msPerMiB = 0.5;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 200);
+  // A slower one raises it.
+  s.msPerMiB = 3;
+  s.used = 100 * MiB;
+  ok(collector.afterRun(s.now + 10_000));
+  equal(collector.expectedMs(100 * MiB), 300);
+});
+
 Deno.test("heap collector: what V8's own collection left lowers the floor", () => {
-  const { s, collector } = scene({ live: 60 * MiB, gcMs: 10 });
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 0.1, noCompact: true });
   s.used = 100 * MiB;
   ok(collector.afterRun(s.now + 1000));
   // The heap grew to 70 MiB, then V8 collected on its own: 50 MiB left, and growth counts from there.
   s.used = 50 * MiB;
-  equal(collector.afterRun(s.now + 1000), false);
+  equal(collector.afterRun(s.now + 1000), undefined);
   s.used = 50 * MiB * (1 + GROWTH) - 1;
-  equal(collector.afterRun(s.now + 1000), false);
+  equal(collector.afterRun(s.now + 1000), undefined);
   s.used = 50 * MiB * (1 + GROWTH);
   ok(collector.afterRun(s.now + 1000));
   equal(s.gcs, 2);
@@ -64,6 +133,54 @@ Deno.test("heap collector: what V8's own collection left lowers the floor", () =
 Deno.test("heap collector: without gc exposed it never collects", () => {
   const collector = new HeapCollector({ collect: undefined, heapUsed: () => 1e12 });
   equal(collector.enabled, false);
-  equal(collector.afterRun(performance.now() + 1e6), false);
-  equal(collector.afterRun(performance.now() + 1e6), false);
+  equal(collector.afterRun(performance.now() + 1e6), undefined);
+  equal(collector.afterRun(performance.now() + 1e6), undefined);
+});
+
+Deno.test("heap collector: a due collection compacts when the resident heap has room to give back and the window fits it", () => {
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  // The first collection is a regular one, whatever the resident heap: no floor yet.
+  s.used = 80 * MiB;
+  s.resident = 200 * MiB;
+  equal(collector.afterRun(s.now + 10_000), "regular");
+  // Due again, the resident heap within COMPACT_ROOM of the floor: regular.
+  s.used = 80 * MiB;
+  s.resident = 60 * MiB * (1 + COMPACT_ROOM);
+  equal(collector.afterRun(s.now + 10_000), "regular");
+  equal(s.compactions, 0);
+  // Beyond it, with a window long enough for a first guess at a compacting one: compacting.
+  s.used = 80 * MiB;
+  s.resident = 60 * MiB * (1 + COMPACT_ROOM) + MiB;
+  const guess = WINDOW_FACTOR * FIRST_GUESS_COMPACT_MS_PER_MIB * 80;
+  equal(collector.afterRun(s.now + guess), "compacting");
+  equal(s.compactions, 1);
+  equal(s.resident, 60 * MiB, "the resident heap given back");
+  // Timed at 4 ms per MiB: a window that fits only a regular one gets a regular one.
+  s.used = 80 * MiB;
+  s.resident = 100 * MiB;
+  equal(collector.afterRun(s.now + WINDOW_FACTOR * 4 * 80 - 1), "regular");
+  s.used = 80 * MiB;
+  s.resident = 100 * MiB;
+  equal(collector.afterRun(s.now + WINDOW_FACTOR * 4 * 80), "compacting");
+  equal(s.compactions, 2);
+  equal(collector.collections, 5);
+});
+
+Deno.test("heap collector: without a compacting collection, only regular ones", () => {
+  const used = { v: 100 * MiB };
+  let gcs = 0;
+  const collector = new HeapCollector({
+    collect: () => {
+      gcs++;
+      used.v = 50 * MiB;
+    },
+    compact: undefined,
+    heapUsed: () => used.v,
+    heapResident: () => 500 * MiB,
+    now: () => 0,
+  });
+  equal(collector.afterRun(1e6), "regular");
+  used.v = 100 * MiB;
+  equal(collector.afterRun(1e6), "regular");
+  equal(gcs, 2);
 });
