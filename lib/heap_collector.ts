@@ -15,7 +15,8 @@
  * - A collection's time grows with the heap it collects: it is expected to
  *   take the used heap's size times the slowest time per MiB measured so far
  *   for its kind ({@link FIRST_GUESS_MS_PER_MIB} or
- *   {@link FIRST_GUESS_COMPACT_MS_PER_MIB} before the first).
+ *   {@link FIRST_GUESS_COMPACT_MS_PER_MIB} before the first), less what
+ *   windows it did not fit took off (below).
  * - The first window after a start collects what the start left behind;
  *   after that, only once the used heap has grown by {@link GROWTH} over
  *   what the last collection left (V8's own or this one's): each costs a
@@ -29,6 +30,9 @@
  *   resident heap exceeds what the last collection left by
  *   {@link COMPACT_ROOM}, and its longer expected time fits the window;
  *   otherwise a regular one, if that fits.
+ * - A kind that was due but did not fit a window expects {@link RELAX} of
+ *   its time at the next, down to its first guess: one collection slowed by
+ *   a busy moment does not stop that kind for the rest of the run.
  *
  * @module
  */
@@ -47,6 +51,9 @@ export const FIRST_GUESS_COMPACT_MS_PER_MIB = 5;
 
 /** The resident heap's excess over what the last collection left that makes a due collection compact (0.3: 30%). */
 export const COMPACT_ROOM = 0.3;
+
+/** What a due kind that did not fit a window expects of its time at the next (0.9: 10% less). */
+export const RELAX = 0.9;
 
 const MiB = 1 << 20;
 
@@ -76,7 +83,13 @@ function exposedGc(): Gc | undefined {
 interface Kind {
   run: () => void;
   msPerMiB: number;
+  firstGuess: number;
   timed: boolean;
+}
+
+/** A due collection of this kind did not fit its window: expect it a little faster next time. */
+function relax(k: Kind): void {
+  k.msPerMiB = Math.max(Math.min(k.firstGuess, k.msPerMiB), k.msPerMiB * RELAX);
 }
 
 /** What a collection made in a window was. */
@@ -99,9 +112,18 @@ export class HeapCollector {
     const compact = "compact" in options
       ? options.compact
       : gc && (() => gc({ type: "major", execution: "sync", flavor: "last-resort" }));
-    this.#regular = collect && { run: collect, msPerMiB: FIRST_GUESS_MS_PER_MIB, timed: false };
-    this.#compacting = compact &&
-      { run: compact, msPerMiB: FIRST_GUESS_COMPACT_MS_PER_MIB, timed: false };
+    this.#regular = collect && {
+      run: collect,
+      msPerMiB: FIRST_GUESS_MS_PER_MIB,
+      firstGuess: FIRST_GUESS_MS_PER_MIB,
+      timed: false,
+    };
+    this.#compacting = compact && {
+      run: compact,
+      msPerMiB: FIRST_GUESS_COMPACT_MS_PER_MIB,
+      firstGuess: FIRST_GUESS_COMPACT_MS_PER_MIB,
+      timed: false,
+    };
     this.#heapUsed = options.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
     this.#heapResident = options.heapResident ?? (() => Deno.memoryUsage().heapTotal);
     this.#now = options.now ?? (() => performance.now());
@@ -139,12 +161,17 @@ export class HeapCollector {
     const window = heldUntil - started;
     const fits = (kind: Collected) => window >= WINDOW_FACTOR * this.expectedMs(used, kind);
     const roomy = this.#floor > 0 && this.#heapResident() > this.#floor * (1 + COMPACT_ROOM);
-    const kind: Collected | undefined = roomy && this.#compacting && fits("compacting")
+    const compacting = roomy && this.#compacting !== undefined;
+    const kind: Collected | undefined = compacting && fits("compacting")
       ? "compacting"
       : fits("regular")
       ? "regular"
       : undefined;
-    if (!kind) return undefined;
+    if (compacting && kind !== "compacting") relax(this.#compacting!);
+    if (!kind) {
+      relax(this.#regular);
+      return undefined;
+    }
     const k = kind === "regular" ? this.#regular : this.#compacting!;
     k.run();
     const msPerMiB = (this.#now() - started) / Math.max(used / MiB, 1);

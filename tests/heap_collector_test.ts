@@ -13,6 +13,7 @@ import {
   FIRST_GUESS_MS_PER_MIB,
   GROWTH,
   HeapCollector,
+  RELAX,
   WINDOW_FACTOR,
 } from "../lib/heap_collector.ts";
 
@@ -164,6 +165,37 @@ Deno.test("heap collector: a due collection compacts when the resident heap has 
   equal(collector.afterRun(s.now + WINDOW_FACTOR * 4 * 80), "compacting");
   equal(s.compactions, 2);
   equal(collector.collections, 5);
+});
+
+Deno.test("heap collector: one slow compaction does not stop compactions for good: windows it did not fit relax its expectation", () => {
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 1, compactMsPerMiB: 10 });
+  s.used = 80 * MiB;
+  equal(collector.afterRun(s.now + 10_000), "regular");
+  // A compaction on a busy moment: 10 ms per MiB, twice the first guess.
+  s.used = 80 * MiB;
+  s.resident = 100 * MiB;
+  equal(collector.afterRun(s.now + 10_000), "compacting");
+  equal(collector.expectedMs(80 * MiB, "compacting"), 800);
+  // 1 s windows fit a regular collection but not that compaction; each one it is due and
+  // does not fit takes 10% off, until it fits again.
+  s.compactMsPerMiB = 4;
+  const kinds: (string | undefined)[] = [];
+  for (let i = 0; i < 8 && s.compactions < 2; i++) {
+    s.used = 80 * MiB;
+    s.resident = 100 * MiB;
+    kinds.push(collector.afterRun(s.now + 1000));
+  }
+  // 800 → 720 → 648 → 583 → 525 → 472 ms: 2 × 472 fits 1 s.
+  equal(kinds.join(), "regular,regular,regular,regular,regular,compacting");
+  equal(s.compactions, 2);
+  // Never below the first guess, however many windows it misses.
+  for (let i = 0; i < 50; i++) {
+    s.used = 80 * MiB;
+    s.resident = 100 * MiB;
+    collector.afterRun(s.now + 1);
+  }
+  equal(collector.expectedMs(MiB, "compacting"), FIRST_GUESS_COMPACT_MS_PER_MIB);
+  ok(RELAX < 1);
 });
 
 Deno.test("heap collector: without a compacting collection, only regular ones", () => {
