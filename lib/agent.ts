@@ -282,14 +282,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
     // What HNS holds is read while the record loads and the lists come in: the network and
     // the ID listings at once, the rest as the record decides; the first run plans with it.
-    const early = {
-      at: systemClock.now(),
-      read: readEarly(client, config.networkName, config.detectNetwork, loading, {
-        fullHnsReadOnStart: config.fullHnsReadOnStart,
-      }),
-    };
+    const earlyAt = systemClock.now();
+    const earlyRead = readEarly(client, config.networkName, config.detectNetwork, loading, {
+      fullHnsReadOnStart: config.fullHnsReadOnStart,
+    });
     // No HNS call of it may be in flight when the client closes (a failed start included).
-    cleanups.push(async () => void await early.read);
+    // The cleanup holds only its settling: a closure here shares this scope with the agent's
+    // long-lived closures, and what the read returned (every CNI endpoint as HNS gave it)
+    // must go once the start used it.
+    const earlySettled = earlyRead.then(() => {}, () => {});
+    cleanups.push(() => earlySettled);
     const ownership = await loading;
 
     const healthzServer = config.healthzBindAddress
@@ -345,7 +347,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       },
     });
     metrics.setConflicts(syncer.conflicts.countsByKind());
-    syncer.readHnsEarly(early);
+    syncer.readHnsEarly({ at: earlyAt, read: earlyRead });
 
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));

@@ -9,40 +9,13 @@
  */
 
 import assert from "node:assert/strict";
-import { writeHeapSnapshot } from "node:v8";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { watchCluster } from "../../lib/kube/cluster.ts";
 import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { RecordingLogger, service, slice, waitFor } from "./helpers.ts";
-
-/** How many string objects in this isolate's heap hold exactly each of `values`. */
-function stringsInHeap(...values: string[]): number[] {
-  const path = Deno.makeTempFileSync({ suffix: ".heapsnapshot" });
-  try {
-    writeHeapSnapshot(path);
-    const snap = JSON.parse(Deno.readTextFileSync(path));
-    const meta = snap.snapshot.meta;
-    const width = meta.node_fields.length;
-    const typeAt = meta.node_fields.indexOf("type");
-    const nameAt = meta.node_fields.indexOf("name");
-    const types: string[] = meta.node_types[typeAt];
-    const stringTypes = new Set(
-      ["string", "concatenated string", "sliced string"].map((t) => types.indexOf(t)),
-    );
-    const nodes: number[] = snap.nodes;
-    const counts = values.map(() => 0);
-    for (let i = 0; i < nodes.length; i += width) {
-      if (!stringTypes.has(nodes[i + typeAt])) continue;
-      const at = values.indexOf(snap.strings[nodes[i + nameAt]]);
-      if (at >= 0) counts[at]++;
-    }
-    return counts;
-  } finally {
-    Deno.removeSync(path);
-  }
-}
+import { stringsInHeap } from "../heap_strings.ts";
 
 /**
  * The JSON text of slice `web-1` with endpoints `10.244.<n>.<100+n>` for

@@ -1,0 +1,105 @@
+/**
+ * The agent in this process (lib/agent.ts `startAgent`) against the fake API
+ * server and the in-memory HNS: what the start's early read of HNS returned
+ * (every CNI endpoint as HNS gave it) is let go once the start used it; the
+ * agent keeps only what it derived (the node context's IP → ID map).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startAgent } from "../../lib/agent.ts";
+import { parseConfig } from "../../lib/config/mod.ts";
+import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import { nullLogger } from "../../lib/log/types.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
+import { stringsInHeap } from "../heap_strings.ts";
+import {
+  fakeKubeconfig,
+  NODE,
+  nodeObject,
+  OVERLAY_ARGS,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+} from "./fixtures.ts";
+
+const PODS = 20;
+
+/**
+ * The name of CNI endpoint `i`: longer than 10 characters (JSON.parse gives
+ * each its own string) and built from a number, so that this file holds no
+ * copy of it.
+ */
+function podName(i: number): string {
+  return `cni-endpoint-of-pod-${1000 + i}`;
+}
+
+/** The overlay node with {@link PODS} more CNI endpoints (built here, so that no caller keeps it). */
+function overlayWithPods(): MemoryHnsState {
+  const state = overlayHns();
+  const network = state.Networks![0].ID!;
+  for (let i = 0; i < PODS; i++) {
+    state.Endpoints!.push({
+      ID: `10CA1000-0000-4000-8000-0000000${String(1000 + i).padStart(5, "0")}`,
+      Name: podName(i),
+      HostComputeNetwork: network,
+      IpConfigurations: [{ IpAddress: `10.244.1.${20 + i}`, PrefixLength: 24 }],
+      MacAddress: `00-15-5D-01-01-${(20 + i).toString(16).padStart(2, "0")}`,
+      Flags: 0,
+      SchemaVersion: { Major: 2, Minor: 0 },
+    });
+  }
+  return state;
+}
+
+Deno.test("agent: after its start, nothing the early read of HNS returned stays in the heap", async () => {
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  try {
+    api.create(
+      "services",
+      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+    );
+    api.create(
+      "endpointslices",
+      sliceObject("web", [{ ip: "10.244.1.20", node: NODE }], { port: 8080 }),
+    );
+    api.create("nodes", nodeObject());
+    const kubeconfig = join(dir, "kubeconfig");
+    await Deno.writeTextFile(kubeconfig, fakeKubeconfig(api.url));
+    const { config } = parseConfig(
+      [
+        "--kubeconfig",
+        kubeconfig,
+        "--hostname-override",
+        NODE,
+        ...OVERLAY_ARGS,
+        "--state-file",
+        join(dir, "state.json"),
+        "--healthz-bind-address=",
+        "--metrics-bind-address=",
+      ],
+      {},
+      Deno.readTextFileSync,
+    );
+    const hns = new MemoryHcnApi({ state: overlayWithPods() });
+    const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+    try {
+      await agent.ready;
+      assert.ok(
+        hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes("10.96.0.10")),
+        "the service is programmed with its local pod",
+      );
+      // The in-memory HNS holds each name once; a control name that nothing else holds shows
+      // what the count's own arguments add. Any other copy is the agent's.
+      const names = Array.from({ length: PODS }, (_, i) => podName(i));
+      const [control, ...counts] = stringsInHeap(`${podName(-999)}`, ...names);
+      assert.deepEqual(counts, names.map(() => control + 1));
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
