@@ -4,23 +4,12 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { startAgent } from "../../lib/agent.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
-import {
-  fakeKubeconfig,
-  HOST_MAC,
-  NODE,
-  nodeObject,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-  SOURCE_VIP,
-} from "./fixtures.ts";
+import { inProcessConfig, nodeObject, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
 
 Deno.test("agent: stop releases the API client it made (no HTTP client left open)", async () => {
   // Count KubeClient.close calls (the real method still runs).
@@ -42,31 +31,7 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
       sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
     );
     api.create("nodes", nodeObject());
-    const kubeconfig = join(dir, "kubeconfig");
-    await Deno.writeTextFile(
-      kubeconfig,
-      fakeKubeconfig(api.url),
-    );
-    const { config } = parseConfig(
-      [
-        "--kubeconfig",
-        kubeconfig,
-        "--hostname-override",
-        NODE,
-        "--network-name",
-        "vxlan0",
-        "--source-vip",
-        SOURCE_VIP,
-        "--host-mac",
-        HOST_MAC,
-        "--state-file",
-        join(dir, "state.json"),
-        "--healthz-bind-address=",
-        "--metrics-bind-address=",
-      ],
-      {},
-      Deno.readTextFileSync,
-    );
+    const config = await inProcessConfig(api.url, dir);
     const hns = new MemoryHcnApi({ state: overlayHns() });
     const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
     await agent.ready;

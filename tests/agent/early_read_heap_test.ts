@@ -6,18 +6,15 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { startAgent } from "../../lib/agent.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
 import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { stringsInHeap } from "../heap_strings.ts";
 import {
-  fakeKubeconfig,
+  inProcessConfig,
   NODE,
   nodeObject,
-  OVERLAY_ARGS,
   overlayHns,
   serviceObject,
   sliceObject,
@@ -65,23 +62,7 @@ Deno.test("agent: after its start, nothing the early read of HNS returned stays 
       sliceObject("web", [{ ip: "10.244.1.20", node: NODE }], { port: 8080 }),
     );
     api.create("nodes", nodeObject());
-    const kubeconfig = join(dir, "kubeconfig");
-    await Deno.writeTextFile(kubeconfig, fakeKubeconfig(api.url));
-    const { config } = parseConfig(
-      [
-        "--kubeconfig",
-        kubeconfig,
-        "--hostname-override",
-        NODE,
-        ...OVERLAY_ARGS,
-        "--state-file",
-        join(dir, "state.json"),
-        "--healthz-bind-address=",
-        "--metrics-bind-address=",
-      ],
-      {},
-      Deno.readTextFileSync,
-    );
+    const config = await inProcessConfig(api.url, dir);
     const hns = new MemoryHcnApi({ state: overlayWithPods() });
     const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
     try {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { join } from "node:path";
+import { type Config, parseConfig } from "../../lib/config/mod.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
@@ -289,4 +291,35 @@ export function fakeKubeconfig(server: string): string {
     contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
     "current-context": "fake",
   });
+}
+
+/**
+ * The config of an agent run in this process (lib/agent.ts `startAgent`) on
+ * the overlay node of {@link overlayHns}, against the fake API server at
+ * `server`: a kubeconfig and the ownership record in `dir`, no health or
+ * metrics servers, then `extra` flags.
+ */
+export async function inProcessConfig(
+  server: string,
+  dir: string,
+  extra: string[] = [],
+): Promise<Config> {
+  const kubeconfig = join(dir, "kubeconfig");
+  await Deno.writeTextFile(kubeconfig, fakeKubeconfig(server));
+  return parseConfig(
+    [
+      "--kubeconfig",
+      kubeconfig,
+      "--hostname-override",
+      NODE,
+      ...OVERLAY_ARGS,
+      "--state-file",
+      join(dir, "state.json"),
+      "--healthz-bind-address=",
+      "--metrics-bind-address=",
+      ...extra,
+    ],
+    {},
+    Deno.readTextFileSync,
+  ).config;
 }

@@ -5,22 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { startAgent } from "../../lib/agent.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
-import {
-  fakeKubeconfig,
-  NODE,
-  nodeObject,
-  OVERLAY_ARGS,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-} from "./fixtures.ts";
+import { inProcessConfig, nodeObject, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
 
 /** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told. */
 class ThreadSwitchingHns extends MemoryHcnApi {
@@ -43,27 +33,12 @@ Deno.test("agent: with no hold long enough for a thread's start, the listings st
       sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
     );
     api.create("nodes", nodeObject());
-    const kubeconfig = join(dir, "kubeconfig");
-    await Deno.writeTextFile(kubeconfig, fakeKubeconfig(api.url));
-    const { config } = parseConfig(
-      [
-        "--kubeconfig",
-        kubeconfig,
-        "--hostname-override",
-        NODE,
-        ...OVERLAY_ARGS,
-        "--state-file",
-        join(dir, "state.json"),
-        "--healthz-bind-address=",
-        "--metrics-bind-address=",
-        // A hold after a run lasts minSyncPeriod less the run: never a whole
-        // worker start (300 ms), as when runs fill minSyncPeriod back to back.
-        "--min-sync-period",
-        "300ms",
-      ],
-      {},
-      Deno.readTextFileSync,
-    );
+    const config = await inProcessConfig(api.url, dir, [
+      // A hold after a run lasts minSyncPeriod less the run: never a whole
+      // worker start (300 ms), as when runs fill minSyncPeriod back to back.
+      "--min-sync-period",
+      "300ms",
+    ]);
     const hns = new ThreadSwitchingHns({ state: overlayHns() });
     const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
     try {

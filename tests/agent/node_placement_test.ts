@@ -7,19 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { startAgent } from "../../lib/agent.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
 import {
-  fakeKubeconfig,
+  inProcessConfig,
   NODE,
   NODE_IP,
   nodeObject,
-  OVERLAY_ARGS,
   overlayHns,
   serviceObject,
   sliceObject,
@@ -37,11 +34,6 @@ function otherNode(name: string, ip: string, cidr: string): FakeObject {
 Deno.test("agent/placement: pods on nodes that joined after start get their node's IP as provider address", async () => {
   const api = await new FakeApiServer().start();
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-placement-" });
-  const kubeconfig = join(dir, "kubeconfig");
-  await Deno.writeTextFile(
-    kubeconfig,
-    fakeKubeconfig(api.url),
-  );
   const hns = new MemoryHcnApi({ state: overlayHns() });
   const web = (eps: { ip: string; node: string }[]) => sliceObject("web", eps, { port: 8080 });
   api.create("nodes", nodeObject());
@@ -54,25 +46,12 @@ Deno.test("agent/placement: pods on nodes that joined after start get their node
     "endpointslices",
     web([{ ip: "10.244.1.5", node: NODE }, { ip: "10.244.2.7", node: "node-2" }]),
   );
-  const { config } = parseConfig(
-    [
-      "--kubeconfig",
-      kubeconfig,
-      "--hostname-override",
-      NODE,
-      ...OVERLAY_ARGS,
-      "--state-file",
-      join(dir, "state.json"),
-      "--healthz-bind-address=",
-      "--metrics-bind-address=",
-      "--sync-period",
-      "1h",
-      "--cluster-cidr",
-      "10.244.0.0/16",
-    ],
-    {},
-    Deno.readTextFileSync,
-  );
+  const config = await inProcessConfig(api.url, dir, [
+    "--sync-period",
+    "1h",
+    "--cluster-cidr",
+    "10.244.0.0/16",
+  ]);
   const agent = await startAgent(config, {
     logger: nullLogger,
     hcnApi: hns,
