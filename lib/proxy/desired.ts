@@ -78,9 +78,14 @@ interface Candidate {
   serving: boolean;
   terminating: boolean;
   local: boolean;
+  /** The HNS ID of the CNI's endpoint with this IP, when the node context has one. */
+  localId: string | undefined;
   nodeName?: string;
   hintZones?: readonly string[];
 }
+
+/** An empty list, shared by the services that have nothing in it. */
+const NONE: readonly never[] = Object.freeze([]);
 
 /** The diagnostics of a service that has none (shared: most services have none). */
 const NO_DIAGNOSTICS: readonly Diagnostic[] = Object.freeze([]);
@@ -154,6 +159,62 @@ interface Frontend {
 /** The VIP list of NodePort LBs: one LB, no VIP. */
 const NO_VIP: readonly (Frontend | undefined)[] = [undefined];
 
+/**
+ * Objects a service gathers by a string (an IP, a key), in the order added;
+ * indexed only once a lookup could find one: within a batch the caller adds
+ * distinct strings, so the first batch of a service (most services have one)
+ * makes no map.
+ */
+class Collected<V extends { key: EpKey }> {
+  readonly #list: V[] = [];
+  #by: Map<string, V> | undefined;
+  #strings: string[] = [];
+  /** Whether a lookup may find something: strings added before the current batch. */
+  #lookups = false;
+
+  /** The caller adds distinct strings from here on, which may repeat earlier ones. */
+  beginBatch(): void {
+    this.#lookups = this.#list.length > 0;
+  }
+
+  get(at: string): V | undefined {
+    return this.#lookups ? this.#index().get(at) : undefined;
+  }
+
+  /** Add an object at a string it does not hold yet. */
+  add(at: string, v: V): void {
+    this.#list.push(v);
+    this.#strings.push(at);
+    this.#by?.set(at, v);
+  }
+
+  /** Set the object at a string, replacing one there. */
+  put(at: string, v: V): void {
+    const i = this.#by !== undefined || this.#list.length > 0 ? this.#strings.indexOf(at) : -1;
+    if (i < 0) return this.add(at, v);
+    this.#list[i] = v;
+    this.#by?.set(at, v);
+  }
+
+  /** The objects sorted by key, in an array of their number (the service keeps it). */
+  sortedByKey(): readonly V[] {
+    const list = this.#list;
+    if (list.length === 0) return NONE;
+    for (let i = 1; i < list.length; i++) {
+      if (!(list[i - 1].key < list[i].key)) return list.sort((a, b) => cmp(a.key, b.key)).slice();
+    }
+    return list.slice();
+  }
+
+  #index(): Map<string, V> {
+    if (this.#by === undefined) {
+      this.#by = new Map();
+      for (let i = 0; i < this.#list.length; i++) this.#by.set(this.#strings[i], this.#list[i]);
+    }
+    return this.#by;
+  }
+}
+
 /** What the LBs of one service share, and what they gather. */
 interface ServiceScope {
   ctx: NodeContext;
@@ -166,9 +227,9 @@ interface ServiceScope {
   placements: PlacementTable | undefined;
   lbs: Map<string, DesiredLoadBalancer>;
   /** The service's own endpoints by IP (one object, hence one key string, per IP). */
-  endpoints: Map<string, DesiredEndpoint>;
+  endpoints: Collected<DesiredEndpoint>;
   /** Existing endpoints referenced, by IP (local ones) or by key (the host endpoint). */
-  existing: Map<string, ExistingEndpointRef>;
+  existing: Collected<ExistingEndpointRef>;
   diags: Diagnostics;
 }
 
@@ -187,6 +248,17 @@ interface PortFamily {
   all: readonly Candidate[];
   /** Usable endpoints on this node. */
   local: readonly Candidate[];
+  /** The backends each subset gives (null: none), when first needed; shared by the rules using it. */
+  allSelection?: Selection | null;
+  localSelection?: Selection | null;
+}
+
+/** The backends a subset of a port's endpoints gives an LB ({@link selectBackends}). */
+interface Selection {
+  present: Candidate[];
+  internalPort: number;
+  /** Its backend keys ({@link backendKeys}), made for the first LB that uses them. */
+  keys?: { backends: readonly EpKey[]; publicOrNode: boolean };
 }
 
 /**
@@ -202,7 +274,7 @@ function candidatesFor(
   ctx: NodeContext,
   diags: Diagnostics,
 ): Candidate[] {
-  const byIp = new Map<string, Candidate>();
+  const found: Candidate[] = [];
   const sorted = slices.length > 1 ? [...slices].sort((a, b) => cmp(a.name, b.name)) : slices;
   for (const slice of sorted) {
     if (slice.addressType !== family) continue;
@@ -225,7 +297,7 @@ function candidatesFor(
     for (let i = 0; i < eps.length; i++) {
       const address = eps.address(i);
       const ip = sharedCanonicalIp(address);
-      if (!ip || ipFamilyOf(ip) !== family) {
+      if (!ip || familyOfCanonical(ip) !== family) {
         diags.add(
           "warning",
           `${sliceRef} endpoints[${i}].addresses[0]`,
@@ -235,21 +307,40 @@ function candidatesFor(
         continue;
       }
       const nodeName = eps.nodeName(i);
-      const cand: Candidate = {
+      const localId = ctx.localEndpoints.get(ip);
+      found.push({
         ip,
         port,
         ready: eps.ready(i),
         serving: eps.serving(i),
         terminating: eps.terminating(i),
-        local: ctx.localEndpoints.has(ip) || (nodeName !== undefined && nodeName === ctx.nodeName),
+        local: localId !== undefined || (nodeName !== undefined && nodeName === ctx.nodeName),
+        localId,
         nodeName,
         hintZones: eps.hintZones(i),
-      };
-      const prev = byIp.get(ip);
-      if (!prev || (!prev.ready && cand.ready)) byIp.set(ip, cand);
+      });
     }
   }
-  return [...byIp.values()].sort((a, b) => cmp(a.ip, b.ip));
+  return byIpOnce(found);
+}
+
+const byCandidateIp = (a: Candidate, b: Candidate) => cmp(a.ip, b.ip);
+
+/**
+ * Candidates sorted by IP, each IP once: its first ready entry, else its
+ * first entry (the sort is stable, so "first" is in slice order).
+ */
+function byIpOnce(found: Candidate[]): Candidate[] {
+  if (found.length < 2) return found;
+  found.sort(byCandidateIp);
+  let n = 1;
+  for (let i = 1; i < found.length; i++) {
+    const c = found[i], prev = found[n - 1];
+    if (c.ip !== prev.ip) found[n++] = c;
+    else if (!prev.ready && c.ready) found[n - 1] = c;
+  }
+  found.length = n;
+  return found;
 }
 
 /**
@@ -279,7 +370,7 @@ function selectBackends(
       );
       continue;
     }
-    if (c.local && !ctx.localEndpoints.has(c.ip)) {
+    if (c.local && c.localId === undefined) {
       diags.add(
         "warning",
         `spec.ports[${spIndex}] endpoint ${c.ip}`,
@@ -329,20 +420,25 @@ function backendKeys(
   s: ServiceScope,
   present: readonly Candidate[],
   internalPort: number,
-): { backends: EpKey[]; publicOrNode: boolean } {
+): { backends: readonly EpKey[]; publicOrNode: boolean } {
   const { ctx } = s;
   const overlay = isOverlay(ctx);
-  const backends: EpKey[] = [];
+  // `present` is sorted by IP, and a key is a prefix and the IP: local keys
+  // ("ep/local/..") sort before remote ones ("ep/remote/.."), each in IP order.
+  const locals: EpKey[] = [];
+  const remotes: EpKey[] = [];
   let publicOrNode = false;
+  s.existing.beginBatch();
+  s.endpoints.beginBatch();
   for (const c of present) {
     if (c.port !== internalPort) continue;
     if (c.local) {
       let ref = s.existing.get(c.ip);
       if (!ref) {
-        ref = { key: localEndpointKey(c.ip), id: ctx.localEndpoints.get(c.ip)! };
-        s.existing.set(c.ip, ref);
+        ref = { key: localEndpointKey(c.ip), id: c.localId! };
+        s.existing.add(c.ip, ref);
       }
-      backends.push(ref.key);
+      locals.push(ref.key);
       continue;
     }
     let providerAddress: string | undefined;
@@ -354,17 +450,29 @@ function backendKeys(
     let ep = s.endpoints.get(c.ip);
     if (!ep) {
       ep = podEndpoint(ctx, c.ip, providerAddress);
-      s.endpoints.set(c.ip, ep);
+      s.endpoints.add(c.ip, ep);
     }
-    backends.push(ep.key);
+    remotes.push(ep.key);
   }
-  backends.sort(cmp);
-  return { backends, publicOrNode };
+  // In an array of its own size: an LB holds it for as long as it is desired.
+  return { backends: locals.length === 0 ? remotes.slice() : locals.concat(remotes), publicOrNode };
 }
 
 /** The context's placement table, built on first use when the caller gave none. */
 function placementsOf(s: ServiceScope): PlacementTable {
   return s.placements ??= placementTable(s.ctx);
+}
+
+/** The backends of a subset, selected once per port and family. */
+function selectionOf(s: ServiceScope, pf: PortFamily, b: "all" | "local"): Selection | undefined {
+  if (b === "local") {
+    if (pf.localSelection === undefined) {
+      pf.localSelection = selectBackends(s, pf, pf.local) ?? null;
+    }
+    return pf.localSelection ?? undefined;
+  }
+  if (pf.allSelection === undefined) pf.allSelection = selectBackends(s, pf, pf.all) ?? null;
+  return pf.allSelection ?? undefined;
 }
 
 /** The endpoints of a subset ("all" or "local"). */
@@ -412,11 +520,11 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
   const wanted = rule.backends(policy);
   const protocol = rule.protocol === "tcp" ? IpProtocol.TCP : pf.protocol;
   for (const vip of vipsOf(pf, rule)) {
-    let selected: { present: Candidate[]; internalPort: number } | undefined;
+    let selected: Selection | undefined;
     if (wanted === "rootHostEndpoint") {
       if (!ctx.rootHnsEndpointId) return;
     } else {
-      selected = selectBackends(s, pf, subset(pf, wanted));
+      selected = selectionOf(s, pf, wanted);
       if (!selected) continue;
     }
     const key = loadBalancerKey({ protocol, vip: vip?.ip, port: externalPort, family });
@@ -432,17 +540,14 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       }
       continue;
     }
-    let backends: EpKey[];
+    let backends: readonly EpKey[];
     let publicOrNode = false;
     if (selected) {
-      ({ backends, publicOrNode } = backendKeys(
-        s,
-        selected.present,
-        selected.internalPort,
-      ));
+      selected.keys ??= backendKeys(s, selected.present, selected.internalPort);
+      ({ backends, publicOrNode } = selected.keys);
     } else {
       const host = hostEndpointKey(ctx.rootHnsEndpointName);
-      s.existing.set(host, { key: host, id: ctx.rootHnsEndpointId! });
+      s.existing.put(host, { key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
     const lb: DesiredLoadBalancer = {
@@ -594,12 +699,19 @@ function warnUnsupported(svc: ServiceInfo, diags: Diagnostics): void {
   }
 }
 
+/** The frontends of a service without external or ingress IPs (most services): never written to. */
+const NO_FRONTENDS = {
+  external: new Map<IpFamily, Frontend[]>(),
+  ingress: new Map<IpFamily, Frontend[]>(),
+};
+
 /** The external and ingress IPs of a service by family (of the families it serves only). */
 function frontendsByFamily(
   svc: ServiceInfo,
   families: ReadonlyMap<IpFamily, readonly [Frontend] | null>,
   diags: Diagnostics,
 ): { external: Map<IpFamily, Frontend[]>; ingress: Map<IpFamily, Frontend[]> } {
+  if (!svc.externalIPs?.length && !svc.ingress?.length) return NO_FRONTENDS;
   const external = new Map<IpFamily, Frontend[]>();
   (svc.externalIPs ?? []).forEach((raw, i) => {
     const ip = canonicalIp(raw);
@@ -735,7 +847,17 @@ export function desiredForService(
   ctx: NodeContext,
   placements?: PlacementTable,
 ): ServiceDesired {
-  const serviceKey = `${svc.namespace}/${svc.name}`;
+  return desiredOf(svc, `${svc.namespace}/${svc.name}`, slices, ctx, placements);
+}
+
+/** {@link desiredForService} of a service whose key the caller has made. */
+function desiredOf(
+  svc: ServiceInfo,
+  serviceKey: ObjectKey,
+  slices: readonly EndpointSliceInfo[],
+  ctx: NodeContext,
+  placements: PlacementTable | undefined,
+): ServiceDesired {
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
@@ -751,8 +873,8 @@ export function desiredForService(
     healthCheckLbPort: healthCheckLbPort(svc, ctx),
     placements,
     lbs: new Map(),
-    endpoints: new Map(),
-    existing: new Map(),
+    endpoints: new Collected(),
+    existing: new Collected(),
     diags,
   };
   warnUnsupported(svc, diags);
@@ -795,7 +917,7 @@ export function desiredForService(
 
   if (isOverlay(ctx) && programmablePorts > 0) {
     for (const [family, [{ ip }]] of byFamily) {
-      s.endpoints.set(ip, serviceVipEndpoint(ctx, ip, family));
+      s.endpoints.put(ip, serviceVipEndpoint(ctx, ip, family));
     }
   }
 
@@ -803,8 +925,8 @@ export function desiredForService(
   const result: ServiceDesired = {
     serviceKey,
     loadBalancers: [...s.lbs.values()].sort((a, b) => cmp(a.key, b.key)),
-    remoteEndpoints: [...s.endpoints.values()].sort((a, b) => cmp(a.key, b.key)),
-    existingEndpoints: [...s.existing.values()].sort((a, b) => cmp(a.key, b.key)),
+    remoteEndpoints: s.endpoints.sortedByKey(),
+    existingEndpoints: s.existing.sortedByKey(),
     diagnostics: diags.list,
   };
   if (healthCheck) result.healthCheck = healthCheck;
@@ -863,10 +985,10 @@ export function safeDesiredForService(
   slices: readonly EndpointSliceInfo[],
   ctx: NodeContext,
   placements?: PlacementTable,
+  serviceKey: ObjectKey = `${svc?.namespace}/${svc?.name}`,
 ): ServiceDesired {
-  const serviceKey = `${svc?.namespace}/${svc?.name}`;
   try {
-    return desiredForService(svc, slices, ctx, placements);
+    return desiredOf(svc, serviceKey, slices, ctx, placements);
   } catch (e) {
     return emptyResult(serviceKey, [{
       level: "error",
@@ -883,8 +1005,8 @@ export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState 
   const placements = placementsFor(ctx);
   const out: ServiceDesired[] = [];
   for (const svc of view.services()) {
-    const slices = view.slicesFor(`${svc.namespace}/${svc.name}`);
-    out.push(safeDesiredForService(svc, slices, ctx, placements));
+    const key = `${svc.namespace}/${svc.name}`;
+    out.push(safeDesiredForService(svc, view.slicesFor(key), ctx, placements, key));
   }
   return assembleDesired(out, ctx);
 }
@@ -897,4 +1019,9 @@ export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState 
 function sharedCanonicalIp(raw: string): string | undefined {
   const ip = canonicalIp(raw);
   return ip === raw ? raw : ip;
+}
+
+/** The family of an IP in canonical text, where only IPv6 addresses hold a colon. */
+function familyOfCanonical(ip: string): IpFamily {
+  return ip.includes(":") ? "IPv6" : "IPv4";
 }
