@@ -84,6 +84,9 @@ interface Candidate {
   hintZones?: readonly string[];
 }
 
+const ipOf = (e: DesiredEndpoint) => e.ip;
+const keyOf = (e: ExistingEndpointRef) => e.key;
+
 /** An empty list, shared by the services that have nothing in it. */
 const NONE: readonly never[] = Object.freeze([]);
 
@@ -166,15 +169,20 @@ const NO_VIP: readonly (Frontend | undefined)[] = [undefined];
  * makes no map.
  */
 class Collected<V extends { key: EpKey }> {
-  readonly #list: V[] = [];
+  #list: V[] = [];
+  #n = 0;
   #by: Map<string, V> | undefined;
-  #strings: string[] = [];
   /** Whether a lookup may find something: strings added before the current batch. */
   #lookups = false;
 
-  /** The caller adds distinct strings from here on, which may repeat earlier ones. */
-  beginBatch(): void {
-    this.#lookups = this.#list.length > 0;
+  /** @param atOf the string an object is found at */
+  constructor(readonly atOf: (v: V) => string) {}
+
+  /** The caller adds distinct strings from here on (at most `size` of them), which may repeat earlier ones. */
+  beginBatch(size: number): void {
+    this.#lookups = this.#n > 0;
+    // The first batch fills an array of its size, the one the service keeps (most have one batch).
+    if (this.#n === 0) this.#list = new Array<V>(size);
   }
 
   get(at: string): V | undefined {
@@ -182,34 +190,41 @@ class Collected<V extends { key: EpKey }> {
   }
 
   /** Add an object at a string it does not hold yet. */
-  add(at: string, v: V): void {
-    this.#list.push(v);
-    this.#strings.push(at);
-    this.#by?.set(at, v);
+  add(v: V): void {
+    if (this.#n < this.#list.length) this.#list[this.#n] = v;
+    else this.#list.push(v);
+    this.#n++;
+    this.#by?.set(this.atOf(v), v);
   }
 
-  /** Set the object at a string, replacing one there. */
-  put(at: string, v: V): void {
-    const i = this.#by !== undefined || this.#list.length > 0 ? this.#strings.indexOf(at) : -1;
-    if (i < 0) return this.add(at, v);
-    this.#list[i] = v;
-    this.#by?.set(at, v);
+  /** Set the object at its string, replacing one there. */
+  put(v: V): void {
+    const at = this.atOf(v);
+    for (let i = 0; i < this.#n; i++) {
+      if (this.atOf(this.#list[i]) === at) {
+        this.#list[i] = v;
+        this.#by?.set(at, v);
+        return;
+      }
+    }
+    this.add(v);
   }
 
   /** The objects sorted by key, in an array of their number (the service keeps it). */
   sortedByKey(): readonly V[] {
-    const list = this.#list;
-    if (list.length === 0) return NONE;
-    for (let i = 1; i < list.length; i++) {
-      if (!(list[i - 1].key < list[i].key)) return list.sort((a, b) => cmp(a.key, b.key)).slice();
+    const n = this.#n;
+    if (n === 0) return NONE;
+    const list = n === this.#list.length ? this.#list : this.#list.slice(0, n);
+    for (let i = 1; i < n; i++) {
+      if (!(list[i - 1].key < list[i].key)) return list.sort((a, b) => cmp(a.key, b.key));
     }
-    return list.slice();
+    return list;
   }
 
   #index(): Map<string, V> {
     if (this.#by === undefined) {
       this.#by = new Map();
-      for (let i = 0; i < this.#list.length; i++) this.#by.set(this.#strings[i], this.#list[i]);
+      for (let i = 0; i < this.#n; i++) this.#by.set(this.atOf(this.#list[i]), this.#list[i]);
     }
     return this.#by;
   }
@@ -228,7 +243,7 @@ interface ServiceScope {
   lbs: Map<string, DesiredLoadBalancer>;
   /** The service's own endpoints by IP (one object, hence one key string, per IP). */
   endpoints: Collected<DesiredEndpoint>;
-  /** Existing endpoints referenced, by IP (local ones) or by key (the host endpoint). */
+  /** Existing endpoints referenced, by key. */
   existing: Collected<ExistingEndpointRef>;
   diags: Diagnostics;
 }
@@ -255,7 +270,7 @@ interface PortFamily {
 
 /** The backends a subset of a port's endpoints gives an LB ({@link selectBackends}). */
 interface Selection {
-  present: Candidate[];
+  present: readonly Candidate[];
   internalPort: number;
   /** Its backend keys ({@link backendKeys}), made for the first LB that uses them. */
   keys?: { backends: readonly EpKey[]; publicOrNode: boolean };
@@ -276,16 +291,17 @@ function candidatesFor(
 ): Candidate[] {
   const found: Candidate[] = [];
   const sorted = slices.length > 1 ? [...slices].sort((a, b) => cmp(a.name, b.name)) : slices;
-  for (const slice of sorted) {
+  for (let k = 0; k < sorted.length; k++) {
+    const slice = sorted[k];
     if (slice.addressType !== family) continue;
-    const sliceRef = `EndpointSlice ${slice.namespace}/${slice.name}`;
+    const sliceRef = () => `EndpointSlice ${slice.namespace}/${slice.name}`;
     const pIdx = slice.ports.findIndex((p) => p.name === sp.name && p.protocol === sp.protocol);
     if (pIdx < 0) continue;
     const port = slice.ports[pIdx].port;
     if (!validPort(port)) {
       diags.add(
         "warning",
-        `${sliceRef} ports[${pIdx}].port`,
+        `${sliceRef()} ports[${pIdx}].port`,
         "InvalidEndpointPort",
         `port ${
           JSON.stringify(port)
@@ -300,7 +316,7 @@ function candidatesFor(
       if (!ip || familyOfCanonical(ip) !== family) {
         diags.add(
           "warning",
-          `${sliceRef} endpoints[${i}].addresses[0]`,
+          `${sliceRef()} endpoints[${i}].addresses[0]`,
           "InvalidEndpointAddress",
           `${JSON.stringify(address)} is not an ${family} address; endpoint skipped`,
         );
@@ -354,13 +370,16 @@ function selectBackends(
   s: ServiceScope,
   pf: PortFamily,
   set: readonly Candidate[],
-): { present: Candidate[]; internalPort: number } | undefined {
+): { present: readonly Candidate[]; internalPort: number } | undefined {
   const { ctx, diags } = s;
   const { sp, spIndex } = pf;
   const overlay = isOverlay(ctx);
-  const present: Candidate[] = [];
-  for (const c of set) {
+  // The set itself while nothing is left out (the usual case), else a copy from the first left out.
+  let kept: Candidate[] | undefined;
+  for (let i = 0; i < set.length; i++) {
+    const c = set[i];
     if (overlay && !c.local && !placeOnOverlay(placementsOf(s), c.ip, c.nodeName)) {
+      kept ??= set.slice(0, i);
       diags.add(
         "warning",
         `endpoint ${c.ip}`,
@@ -371,6 +390,7 @@ function selectBackends(
       continue;
     }
     if (c.local && c.localId === undefined) {
+      kept ??= set.slice(0, i);
       diags.add(
         "warning",
         `spec.ports[${spIndex}] endpoint ${c.ip}`,
@@ -380,8 +400,9 @@ function selectBackends(
       );
       continue;
     }
-    present.push(c);
+    kept?.push(c);
   }
+  const present: readonly Candidate[] = kept ?? set;
   if (present.length === 0) return undefined;
   if (present.every((c) => c.port === present[0].port)) {
     return { present, internalPort: present[0].port };
@@ -425,20 +446,30 @@ function backendKeys(
   const overlay = isOverlay(ctx);
   // `present` is sorted by IP, and a key is a prefix and the IP: local keys
   // ("ep/local/..") sort before remote ones ("ep/remote/.."), each in IP order.
-  const locals: EpKey[] = [];
-  const remotes: EpKey[] = [];
+  let n = 0, nLocal = 0;
+  for (let i = 0; i < present.length; i++) {
+    const c = present[i];
+    if (c.port !== internalPort) continue;
+    n++;
+    if (c.local) nLocal++;
+  }
+  // In an array of its own size: an LB holds it for as long as it is desired.
+  const backends = new Array<EpKey>(n);
+  let l = 0, r = nLocal;
   let publicOrNode = false;
-  s.existing.beginBatch();
-  s.endpoints.beginBatch();
-  for (const c of present) {
+  s.existing.beginBatch(nLocal);
+  s.endpoints.beginBatch(n - nLocal);
+  for (let i = 0; i < present.length; i++) {
+    const c = present[i];
     if (c.port !== internalPort) continue;
     if (c.local) {
-      let ref = s.existing.get(c.ip);
+      const key = localEndpointKey(c.ip);
+      let ref = s.existing.get(key);
       if (!ref) {
-        ref = { key: localEndpointKey(c.ip), id: c.localId! };
-        s.existing.add(c.ip, ref);
+        ref = { key, id: c.localId! };
+        s.existing.add(ref);
       }
-      locals.push(ref.key);
+      backends[l++] = ref.key;
       continue;
     }
     let providerAddress: string | undefined;
@@ -450,12 +481,11 @@ function backendKeys(
     let ep = s.endpoints.get(c.ip);
     if (!ep) {
       ep = podEndpoint(ctx, c.ip, providerAddress);
-      s.endpoints.add(c.ip, ep);
+      s.endpoints.add(ep);
     }
-    remotes.push(ep.key);
+    backends[r++] = ep.key;
   }
-  // In an array of its own size: an LB holds it for as long as it is desired.
-  return { backends: locals.length === 0 ? remotes.slice() : locals.concat(remotes), publicOrNode };
+  return { backends, publicOrNode };
 }
 
 /** The context's placement table, built on first use when the caller gave none. */
@@ -519,7 +549,9 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
   if (readyIn !== undefined && !subset(pf, readyIn).some((c) => c.ready)) return;
   const wanted = rule.backends(policy);
   const protocol = rule.protocol === "tcp" ? IpProtocol.TCP : pf.protocol;
-  for (const vip of vipsOf(pf, rule)) {
+  const vips = vipsOf(pf, rule);
+  for (let v = 0; v < vips.length; v++) {
+    const vip = vips[v];
     let selected: Selection | undefined;
     if (wanted === "rootHostEndpoint") {
       if (!ctx.rootHnsEndpointId) return;
@@ -547,7 +579,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       ({ backends, publicOrNode } = selected.keys);
     } else {
       const host = hostEndpointKey(ctx.rootHnsEndpointName);
-      s.existing.put(host, { key: host, id: ctx.rootHnsEndpointId! });
+      s.existing.put({ key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
     const lb: DesiredLoadBalancer = {
@@ -595,11 +627,13 @@ function clusterIpsByFamily(
   svc: ServiceInfo,
   ctx: NodeContext,
   diags: Diagnostics,
-): Map<IpFamily, readonly [Frontend] | null> {
-  const out = new Map<IpFamily, readonly [Frontend] | null>();
+): ClusterIps {
+  const out: ClusterIps = {};
   const only = isOverlay(ctx) ? primaryFamily(ctx) : undefined;
-  (svc.clusterIPs ?? []).forEach((raw, i) => {
-    if (raw === "None" || raw === "") return;
+  const clusterIPs = svc.clusterIPs ?? [];
+  for (let i = 0; i < clusterIPs.length; i++) {
+    const raw = clusterIPs[i];
+    if (raw === "None" || raw === "") continue;
     const ip = sharedCanonicalIp(raw);
     if (!ip) {
       diags.add(
@@ -608,7 +642,7 @@ function clusterIpsByFamily(
         "InvalidClusterIP",
         `${JSON.stringify(raw)} is not an IP address`,
       );
-      return;
+      continue;
     }
     const family = ipFamilyOf(ip)!;
     if (family === "IPv6" && !ctx.features.ipv6DualStack) {
@@ -618,7 +652,7 @@ function clusterIpsByFamily(
         "IPv6Unsupported",
         `IPv6 cluster IP ${ip} skipped: this HNS does not support IPv6 dual-stack`,
       );
-      return;
+      continue;
     }
     if (only !== undefined && family !== only) {
       diags.add(
@@ -627,13 +661,19 @@ function clusterIpsByFamily(
         "OverlaySingleStack",
         `${family} cluster IP ${ip} skipped: overlay networks are single-stack (${only} on this node)`,
       );
-      out.set(family, null);
-      return;
+      out[family] = null;
+      continue;
     }
-    if (!out.has(family)) out.set(family, [{ ip, field: "spec.clusterIPs" }]);
-  });
+    if (out[family] === undefined) out[family] = [{ ip, field: "spec.clusterIPs" }];
+  }
   return out;
 }
+
+/** A service's cluster IP by family (`null`: a family overlay's single stack leaves out). */
+type ClusterIps = { [F in IpFamily]?: readonly [Frontend] | null };
+
+/** The families in the order a service's LBs are made. */
+const FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
 
 /** The service's traffic settings, with warnings where HNS lacks DSR. */
 function servicePolicy(svc: ServiceInfo, ctx: NodeContext, diags: Diagnostics): ServicePolicy {
@@ -708,7 +748,7 @@ const NO_FRONTENDS = {
 /** The external and ingress IPs of a service by family (of the families it serves only). */
 function frontendsByFamily(
   svc: ServiceInfo,
-  families: ReadonlyMap<IpFamily, readonly [Frontend] | null>,
+  families: ClusterIps,
   diags: Diagnostics,
 ): { external: Map<IpFamily, Frontend[]>; ingress: Map<IpFamily, Frontend[]> } {
   if (!svc.externalIPs?.length && !svc.ingress?.length) return NO_FRONTENDS;
@@ -726,8 +766,8 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
-    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
-    if (!families.has(f)) {
+    if (families[f] === null) return; // overlay single-stack, reported on the cluster IP
+    if (families[f] === undefined) {
       diags.add(
         "warning",
         field,
@@ -761,8 +801,8 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
-    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
-    if (!families.has(f)) {
+    if (families[f] === null) return; // overlay single-stack, reported on the cluster IP
+    if (families[f] === undefined) {
       diags.add(
         "warning",
         `${field}.ip`,
@@ -861,9 +901,11 @@ function desiredOf(
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  const byFamily = [...families]
-    .filter((e): e is [IpFamily, readonly [Frontend]] => e[1] !== null)
-    .sort((a, b) => cmp(a[0], b[0]));
+  const byFamily: [IpFamily, readonly [Frontend]][] = [];
+  for (const family of FAMILIES) {
+    const clusterIp = families[family];
+    if (clusterIp) byFamily.push([family, clusterIp]);
+  }
   if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
@@ -873,8 +915,8 @@ function desiredOf(
     healthCheckLbPort: healthCheckLbPort(svc, ctx),
     placements,
     lbs: new Map(),
-    endpoints: new Collected(),
-    existing: new Collected(),
+    endpoints: new Collected(ipOf),
+    existing: new Collected(keyOf),
     diags,
   };
   warnUnsupported(svc, diags);
@@ -883,11 +925,14 @@ function desiredOf(
   const noLocal: NoLocalEndpoints[] = [];
   let programmablePorts = 0;
 
-  (svc.ports ?? []).forEach((sp, spIndex) => {
+  const ports = svc.ports ?? [];
+  for (let spIndex = 0; spIndex < ports.length; spIndex++) {
+    const sp = ports[spIndex];
     const checked = checkPort(sp, spIndex, diags);
-    if (!checked) return;
+    if (!checked) continue;
     programmablePorts++;
-    for (const [family, clusterIp] of byFamily) {
+    for (let f = 0; f < byFamily.length; f++) {
+      const [family, clusterIp] = byFamily[f];
       const candidates = candidatesFor(sp, spIndex, family, slices, ctx, diags);
       const all = usable(candidates);
       const local = usable(candidates.filter((c) => c.local));
@@ -902,6 +947,8 @@ function desiredOf(
         nodePort: checked.nodePort,
         all: byTopology(all, ctx.zone),
         local,
+        allSelection: undefined,
+        localSelection: undefined,
       };
       if (local.length === 0 && all.length > 0) {
         // As kube-proxy: only when the service has endpoints elsewhere, and for
@@ -911,13 +958,13 @@ function desiredOf(
           pf.ingressIps.length > 0;
         if (etpLocal && reachable) noLocal.push({ trafficPolicy: "external", family });
       }
-      for (const rule of LB_RULES) applyRule(s, pf, rule);
+      for (let r = 0; r < LB_RULES.length; r++) applyRule(s, pf, LB_RULES[r]);
     }
-  });
+  }
 
   if (isOverlay(ctx) && programmablePorts > 0) {
     for (const [family, [{ ip }]] of byFamily) {
-      s.endpoints.put(ip, serviceVipEndpoint(ctx, ip, family));
+      s.endpoints.put(serviceVipEndpoint(ctx, ip, family));
     }
   }
 

@@ -265,7 +265,9 @@ function countBackends(j: Join, sd: ServiceDesired, lb: DesiredLoadBalancer, add
   // The backends and the service's lists are sorted by key alike: each
   // backend is most often the one after the last found in its list.
   let r = 0, x = 0;
-  for (const b of lb.backends) {
+  const backends = lb.backends;
+  for (let n = 0; n < backends.length; n++) {
+    const b = backends[n];
     if (r < remoteEndpoints.length && remoteEndpoints[r].key === b) {
       r = countRemote(j, sd, r, add);
       continue;
@@ -413,9 +415,12 @@ function releaseHealthCheck(j: Join, hc: HealthCheckWanted): void {
 /** Count a service in: its LB claims, their backends, its service-VIP endpoints, its health check. */
 function addService(j: Join, sd: ServiceDesired): void {
   j.services.set(sd.serviceKey, sd);
-  for (const lb of sd.loadBalancers) claimLoadBalancer(j, sd, lb);
-  for (const r of sd.remoteEndpoints) {
-    if (r.role === "serviceVip") addRemoteRef(j, sd.serviceKey, r);
+  const { loadBalancers, remoteEndpoints } = sd;
+  for (let i = 0; i < loadBalancers.length; i++) claimLoadBalancer(j, sd, loadBalancers[i]);
+  for (let i = 0; i < remoteEndpoints.length; i++) {
+    if (remoteEndpoints[i].role === "serviceVip") {
+      addRemoteRef(j, sd.serviceKey, remoteEndpoints[i]);
+    }
   }
   if (sd.healthCheck) claimHealthCheck(j, sd.healthCheck);
 }
@@ -550,9 +555,10 @@ export function assembleDesired(
   const j = emptyJoin();
   setContextEndpoints(j, ctx);
   // In key order, so that no claim is won and then lost again.
-  for (const sd of [...services].sort((a, b) => cmp(a.serviceKey, b.serviceKey))) {
-    removeService(j, sd.serviceKey);
-    addService(j, sd);
+  const sorted = [...services].sort((a, b) => cmp(a.serviceKey, b.serviceKey));
+  for (let i = 0; i < sorted.length; i++) {
+    removeService(j, sorted[i].serviceKey);
+    addService(j, sorted[i]);
   }
   return stateOf(j);
 }
