@@ -557,7 +557,10 @@ export function assembleDesired(
   // In key order, so that no claim is won and then lost again.
   const sorted = [...services].sort((a, b) => cmp(a.serviceKey, b.serviceKey));
   for (let i = 0; i < sorted.length; i++) {
-    removeService(j, sorted[i].serviceKey);
+    // The last of a key stands (the sort is stable): a key listed twice is adjacent.
+    if (i > 0 && sorted[i - 1].serviceKey === sorted[i].serviceKey) {
+      removeService(j, sorted[i].serviceKey);
+    }
     addService(j, sorted[i]);
   }
   return stateOf(j);
