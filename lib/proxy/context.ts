@@ -94,7 +94,8 @@ export function endpointIps(ep: HcnEndpoint): string[] {
 /** Whether an HNS endpoint is attached to the network with this ID. */
 export function onNetwork(ep: HcnEndpoint, networkId: string): boolean {
   const net = ep.HostComputeNetwork ?? (ep as Record<string, unknown>).VirtualNetwork;
-  return typeof net === "string" && net.toLowerCase() === networkId.toLowerCase();
+  return typeof net === "string" &&
+    (net === networkId || net.toLowerCase() === networkId.toLowerCase());
 }
 
 /**
@@ -112,6 +113,13 @@ export function localEndpointsOf(
   for (const ep of endpoints) {
     if (typeof ep.ID !== "string" || isRemoteEndpoint(ep) || owns(ep.ID)) continue;
     if (!onNetwork(ep, networkId)) continue;
+    const cfgs = ep.IpConfigurations;
+    if (Array.isArray(cfgs) && cfgs.length === 1) {
+      // One IP, the usual case: without the list of them.
+      const ip = cfgs[0]?.IpAddress ? canonicalIp(String(cfgs[0].IpAddress)) : undefined;
+      if (ip && !out.has(ip)) out.set(ip, ep.ID);
+      continue;
+    }
     for (const ip of endpointIps(ep)) if (!out.has(ip)) out.set(ip, ep.ID);
   }
   return out;

@@ -78,9 +78,17 @@ interface Candidate {
   serving: boolean;
   terminating: boolean;
   local: boolean;
+  /** The HNS ID of the CNI's endpoint with this IP, when the node context has one. */
+  localId: string | undefined;
   nodeName?: string;
   hintZones?: readonly string[];
 }
+
+const ipOf = (e: DesiredEndpoint) => e.ip;
+const keyOf = (e: ExistingEndpointRef) => e.key;
+
+/** An empty list, shared by the services that have nothing in it. */
+const NONE: readonly never[] = Object.freeze([]);
 
 /** The diagnostics of a service that has none (shared: most services have none). */
 const NO_DIAGNOSTICS: readonly Diagnostic[] = Object.freeze([]);
@@ -154,6 +162,74 @@ interface Frontend {
 /** The VIP list of NodePort LBs: one LB, no VIP. */
 const NO_VIP: readonly (Frontend | undefined)[] = [undefined];
 
+/**
+ * Objects a service gathers by a string (an IP, a key), in the order added;
+ * indexed only once a lookup could find one: within a batch the caller adds
+ * distinct strings, so the first batch of a service (most services have one)
+ * makes no map.
+ */
+class Collected<V extends { key: EpKey }> {
+  #list: V[] = [];
+  #n = 0;
+  #by: Map<string, V> | undefined;
+  /** Whether a lookup may find something: strings added before the current batch. */
+  #lookups = false;
+
+  /** @param atOf the string an object is found at */
+  constructor(readonly atOf: (v: V) => string) {}
+
+  /** The caller adds distinct strings from here on (at most `size` of them), which may repeat earlier ones. */
+  beginBatch(size: number): void {
+    this.#lookups = this.#n > 0;
+    // The first batch fills an array of its size, the one the service keeps (most have one batch).
+    if (this.#n === 0) this.#list = new Array<V>(size);
+  }
+
+  get(at: string): V | undefined {
+    return this.#lookups ? this.#index().get(at) : undefined;
+  }
+
+  /** Add an object at a string it does not hold yet. */
+  add(v: V): void {
+    if (this.#n < this.#list.length) this.#list[this.#n] = v;
+    else this.#list.push(v);
+    this.#n++;
+    this.#by?.set(this.atOf(v), v);
+  }
+
+  /** Set the object at its string, replacing one there. */
+  put(v: V): void {
+    const at = this.atOf(v);
+    for (let i = 0; i < this.#n; i++) {
+      if (this.atOf(this.#list[i]) === at) {
+        this.#list[i] = v;
+        this.#by?.set(at, v);
+        return;
+      }
+    }
+    this.add(v);
+  }
+
+  /** The objects sorted by key, in an array of their number (the service keeps it). */
+  sortedByKey(): readonly V[] {
+    const n = this.#n;
+    if (n === 0) return NONE;
+    const list = n === this.#list.length ? this.#list : this.#list.slice(0, n);
+    for (let i = 1; i < n; i++) {
+      if (!(list[i - 1].key < list[i].key)) return list.sort((a, b) => cmp(a.key, b.key));
+    }
+    return list;
+  }
+
+  #index(): Map<string, V> {
+    if (this.#by === undefined) {
+      this.#by = new Map();
+      for (let i = 0; i < this.#n; i++) this.#by.set(this.atOf(this.#list[i]), this.#list[i]);
+    }
+    return this.#by;
+  }
+}
+
 /** What the LBs of one service share, and what they gather. */
 interface ServiceScope {
   ctx: NodeContext;
@@ -166,9 +242,9 @@ interface ServiceScope {
   placements: PlacementTable | undefined;
   lbs: Map<string, DesiredLoadBalancer>;
   /** The service's own endpoints by IP (one object, hence one key string, per IP). */
-  endpoints: Map<string, DesiredEndpoint>;
-  /** Existing endpoints referenced, by IP (local ones) or by key (the host endpoint). */
-  existing: Map<string, ExistingEndpointRef>;
+  endpoints: Collected<DesiredEndpoint>;
+  /** Existing endpoints referenced, by key. */
+  existing: Collected<ExistingEndpointRef>;
   diags: Diagnostics;
 }
 
@@ -187,6 +263,17 @@ interface PortFamily {
   all: readonly Candidate[];
   /** Usable endpoints on this node. */
   local: readonly Candidate[];
+  /** The backends each subset gives (null: none), when first needed; shared by the rules using it. */
+  allSelection?: Selection | null;
+  localSelection?: Selection | null;
+}
+
+/** The backends a subset of a port's endpoints gives an LB ({@link selectBackends}). */
+interface Selection {
+  present: readonly Candidate[];
+  internalPort: number;
+  /** Its backend keys ({@link backendKeys}), made for the first LB that uses them. */
+  keys?: { backends: readonly EpKey[]; publicOrNode: boolean };
 }
 
 /**
@@ -202,18 +289,19 @@ function candidatesFor(
   ctx: NodeContext,
   diags: Diagnostics,
 ): Candidate[] {
-  const byIp = new Map<string, Candidate>();
+  const found: Candidate[] = [];
   const sorted = slices.length > 1 ? [...slices].sort((a, b) => cmp(a.name, b.name)) : slices;
-  for (const slice of sorted) {
+  for (let k = 0; k < sorted.length; k++) {
+    const slice = sorted[k];
     if (slice.addressType !== family) continue;
-    const sliceRef = `EndpointSlice ${slice.namespace}/${slice.name}`;
+    const sliceRef = () => `EndpointSlice ${slice.namespace}/${slice.name}`;
     const pIdx = slice.ports.findIndex((p) => p.name === sp.name && p.protocol === sp.protocol);
     if (pIdx < 0) continue;
     const port = slice.ports[pIdx].port;
     if (!validPort(port)) {
       diags.add(
         "warning",
-        `${sliceRef} ports[${pIdx}].port`,
+        `${sliceRef()} ports[${pIdx}].port`,
         "InvalidEndpointPort",
         `port ${
           JSON.stringify(port)
@@ -225,31 +313,50 @@ function candidatesFor(
     for (let i = 0; i < eps.length; i++) {
       const address = eps.address(i);
       const ip = sharedCanonicalIp(address);
-      if (!ip || ipFamilyOf(ip) !== family) {
+      if (!ip || familyOfCanonical(ip) !== family) {
         diags.add(
           "warning",
-          `${sliceRef} endpoints[${i}].addresses[0]`,
+          `${sliceRef()} endpoints[${i}].addresses[0]`,
           "InvalidEndpointAddress",
           `${JSON.stringify(address)} is not an ${family} address; endpoint skipped`,
         );
         continue;
       }
       const nodeName = eps.nodeName(i);
-      const cand: Candidate = {
+      const localId = ctx.localEndpoints.get(ip);
+      found.push({
         ip,
         port,
         ready: eps.ready(i),
         serving: eps.serving(i),
         terminating: eps.terminating(i),
-        local: ctx.localEndpoints.has(ip) || (nodeName !== undefined && nodeName === ctx.nodeName),
+        local: localId !== undefined || (nodeName !== undefined && nodeName === ctx.nodeName),
+        localId,
         nodeName,
         hintZones: eps.hintZones(i),
-      };
-      const prev = byIp.get(ip);
-      if (!prev || (!prev.ready && cand.ready)) byIp.set(ip, cand);
+      });
     }
   }
-  return [...byIp.values()].sort((a, b) => cmp(a.ip, b.ip));
+  return byIpOnce(found);
+}
+
+const byCandidateIp = (a: Candidate, b: Candidate) => cmp(a.ip, b.ip);
+
+/**
+ * Candidates sorted by IP, each IP once: its first ready entry, else its
+ * first entry (the sort is stable, so "first" is in slice order).
+ */
+function byIpOnce(found: Candidate[]): Candidate[] {
+  if (found.length < 2) return found;
+  found.sort(byCandidateIp);
+  let n = 1;
+  for (let i = 1; i < found.length; i++) {
+    const c = found[i], prev = found[n - 1];
+    if (c.ip !== prev.ip) found[n++] = c;
+    else if (!prev.ready && c.ready) found[n - 1] = c;
+  }
+  found.length = n;
+  return found;
 }
 
 /**
@@ -263,13 +370,16 @@ function selectBackends(
   s: ServiceScope,
   pf: PortFamily,
   set: readonly Candidate[],
-): { present: Candidate[]; internalPort: number } | undefined {
+): { present: readonly Candidate[]; internalPort: number } | undefined {
   const { ctx, diags } = s;
   const { sp, spIndex } = pf;
   const overlay = isOverlay(ctx);
-  const present: Candidate[] = [];
-  for (const c of set) {
+  // The set itself while nothing is left out (the usual case), else a copy from the first left out.
+  let kept: Candidate[] | undefined;
+  for (let i = 0; i < set.length; i++) {
+    const c = set[i];
     if (overlay && !c.local && !placeOnOverlay(placementsOf(s), c.ip, c.nodeName)) {
+      kept ??= set.slice(0, i);
       diags.add(
         "warning",
         `endpoint ${c.ip}`,
@@ -279,7 +389,8 @@ function selectBackends(
       );
       continue;
     }
-    if (c.local && !ctx.localEndpoints.has(c.ip)) {
+    if (c.local && c.localId === undefined) {
+      kept ??= set.slice(0, i);
       diags.add(
         "warning",
         `spec.ports[${spIndex}] endpoint ${c.ip}`,
@@ -289,8 +400,9 @@ function selectBackends(
       );
       continue;
     }
-    present.push(c);
+    kept?.push(c);
   }
+  const present: readonly Candidate[] = kept ?? set;
   if (present.length === 0) return undefined;
   if (present.every((c) => c.port === present[0].port)) {
     return { present, internalPort: present[0].port };
@@ -329,20 +441,35 @@ function backendKeys(
   s: ServiceScope,
   present: readonly Candidate[],
   internalPort: number,
-): { backends: EpKey[]; publicOrNode: boolean } {
+): { backends: readonly EpKey[]; publicOrNode: boolean } {
   const { ctx } = s;
   const overlay = isOverlay(ctx);
-  const backends: EpKey[] = [];
+  // `present` is sorted by IP, and a key is a prefix and the IP: local keys
+  // ("ep/local/..") sort before remote ones ("ep/remote/.."), each in IP order.
+  let n = 0, nLocal = 0;
+  for (let i = 0; i < present.length; i++) {
+    const c = present[i];
+    if (c.port !== internalPort) continue;
+    n++;
+    if (c.local) nLocal++;
+  }
+  // In an array of its own size: an LB holds it for as long as it is desired.
+  const backends = new Array<EpKey>(n);
+  let l = 0, r = nLocal;
   let publicOrNode = false;
-  for (const c of present) {
+  s.existing.beginBatch(nLocal);
+  s.endpoints.beginBatch(n - nLocal);
+  for (let i = 0; i < present.length; i++) {
+    const c = present[i];
     if (c.port !== internalPort) continue;
     if (c.local) {
-      let ref = s.existing.get(c.ip);
+      const key = localEndpointKey(c.ip);
+      let ref = s.existing.get(key);
       if (!ref) {
-        ref = { key: localEndpointKey(c.ip), id: ctx.localEndpoints.get(c.ip)! };
-        s.existing.set(c.ip, ref);
+        ref = { key, id: c.localId! };
+        s.existing.add(ref);
       }
-      backends.push(ref.key);
+      backends[l++] = ref.key;
       continue;
     }
     let providerAddress: string | undefined;
@@ -354,17 +481,28 @@ function backendKeys(
     let ep = s.endpoints.get(c.ip);
     if (!ep) {
       ep = podEndpoint(ctx, c.ip, providerAddress);
-      s.endpoints.set(c.ip, ep);
+      s.endpoints.add(ep);
     }
-    backends.push(ep.key);
+    backends[r++] = ep.key;
   }
-  backends.sort(cmp);
   return { backends, publicOrNode };
 }
 
 /** The context's placement table, built on first use when the caller gave none. */
 function placementsOf(s: ServiceScope): PlacementTable {
   return s.placements ??= placementTable(s.ctx);
+}
+
+/** The backends of a subset, selected once per port and family. */
+function selectionOf(s: ServiceScope, pf: PortFamily, b: "all" | "local"): Selection | undefined {
+  if (b === "local") {
+    if (pf.localSelection === undefined) {
+      pf.localSelection = selectBackends(s, pf, pf.local) ?? null;
+    }
+    return pf.localSelection ?? undefined;
+  }
+  if (pf.allSelection === undefined) pf.allSelection = selectBackends(s, pf, pf.all) ?? null;
+  return pf.allSelection ?? undefined;
 }
 
 /** The endpoints of a subset ("all" or "local"). */
@@ -411,12 +549,14 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
   if (readyIn !== undefined && !subset(pf, readyIn).some((c) => c.ready)) return;
   const wanted = rule.backends(policy);
   const protocol = rule.protocol === "tcp" ? IpProtocol.TCP : pf.protocol;
-  for (const vip of vipsOf(pf, rule)) {
-    let selected: { present: Candidate[]; internalPort: number } | undefined;
+  const vips = vipsOf(pf, rule);
+  for (let v = 0; v < vips.length; v++) {
+    const vip = vips[v];
+    let selected: Selection | undefined;
     if (wanted === "rootHostEndpoint") {
       if (!ctx.rootHnsEndpointId) return;
     } else {
-      selected = selectBackends(s, pf, subset(pf, wanted));
+      selected = selectionOf(s, pf, wanted);
       if (!selected) continue;
     }
     const key = loadBalancerKey({ protocol, vip: vip?.ip, port: externalPort, family });
@@ -432,17 +572,14 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       }
       continue;
     }
-    let backends: EpKey[];
+    let backends: readonly EpKey[];
     let publicOrNode = false;
     if (selected) {
-      ({ backends, publicOrNode } = backendKeys(
-        s,
-        selected.present,
-        selected.internalPort,
-      ));
+      selected.keys ??= backendKeys(s, selected.present, selected.internalPort);
+      ({ backends, publicOrNode } = selected.keys);
     } else {
       const host = hostEndpointKey(ctx.rootHnsEndpointName);
-      s.existing.set(host, { key: host, id: ctx.rootHnsEndpointId! });
+      s.existing.put({ key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
     const lb: DesiredLoadBalancer = {
@@ -490,11 +627,13 @@ function clusterIpsByFamily(
   svc: ServiceInfo,
   ctx: NodeContext,
   diags: Diagnostics,
-): Map<IpFamily, readonly [Frontend] | null> {
-  const out = new Map<IpFamily, readonly [Frontend] | null>();
+): ClusterIps {
+  const out: ClusterIps = {};
   const only = isOverlay(ctx) ? primaryFamily(ctx) : undefined;
-  (svc.clusterIPs ?? []).forEach((raw, i) => {
-    if (raw === "None" || raw === "") return;
+  const clusterIPs = svc.clusterIPs ?? [];
+  for (let i = 0; i < clusterIPs.length; i++) {
+    const raw = clusterIPs[i];
+    if (raw === "None" || raw === "") continue;
     const ip = sharedCanonicalIp(raw);
     if (!ip) {
       diags.add(
@@ -503,7 +642,7 @@ function clusterIpsByFamily(
         "InvalidClusterIP",
         `${JSON.stringify(raw)} is not an IP address`,
       );
-      return;
+      continue;
     }
     const family = ipFamilyOf(ip)!;
     if (family === "IPv6" && !ctx.features.ipv6DualStack) {
@@ -513,7 +652,7 @@ function clusterIpsByFamily(
         "IPv6Unsupported",
         `IPv6 cluster IP ${ip} skipped: this HNS does not support IPv6 dual-stack`,
       );
-      return;
+      continue;
     }
     if (only !== undefined && family !== only) {
       diags.add(
@@ -522,13 +661,19 @@ function clusterIpsByFamily(
         "OverlaySingleStack",
         `${family} cluster IP ${ip} skipped: overlay networks are single-stack (${only} on this node)`,
       );
-      out.set(family, null);
-      return;
+      out[family] = null;
+      continue;
     }
-    if (!out.has(family)) out.set(family, [{ ip, field: "spec.clusterIPs" }]);
-  });
+    if (out[family] === undefined) out[family] = [{ ip, field: "spec.clusterIPs" }];
+  }
   return out;
 }
+
+/** A service's cluster IP by family (`null`: a family overlay's single stack leaves out). */
+type ClusterIps = { [F in IpFamily]?: readonly [Frontend] | null };
+
+/** The families in the order a service's LBs are made. */
+const FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
 
 /** The service's traffic settings, with warnings where HNS lacks DSR. */
 function servicePolicy(svc: ServiceInfo, ctx: NodeContext, diags: Diagnostics): ServicePolicy {
@@ -594,12 +739,19 @@ function warnUnsupported(svc: ServiceInfo, diags: Diagnostics): void {
   }
 }
 
+/** The frontends of a service without external or ingress IPs (most services): never written to. */
+const NO_FRONTENDS = {
+  external: new Map<IpFamily, Frontend[]>(),
+  ingress: new Map<IpFamily, Frontend[]>(),
+};
+
 /** The external and ingress IPs of a service by family (of the families it serves only). */
 function frontendsByFamily(
   svc: ServiceInfo,
-  families: ReadonlyMap<IpFamily, readonly [Frontend] | null>,
+  families: ClusterIps,
   diags: Diagnostics,
 ): { external: Map<IpFamily, Frontend[]>; ingress: Map<IpFamily, Frontend[]> } {
+  if (!svc.externalIPs?.length && !svc.ingress?.length) return NO_FRONTENDS;
   const external = new Map<IpFamily, Frontend[]>();
   (svc.externalIPs ?? []).forEach((raw, i) => {
     const ip = canonicalIp(raw);
@@ -614,8 +766,8 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
-    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
-    if (!families.has(f)) {
+    if (families[f] === null) return; // overlay single-stack, reported on the cluster IP
+    if (families[f] === undefined) {
       diags.add(
         "warning",
         field,
@@ -649,8 +801,8 @@ function frontendsByFamily(
       return;
     }
     const f = ipFamilyOf(ip)!;
-    if (families.get(f) === null) return; // overlay single-stack, reported on the cluster IP
-    if (!families.has(f)) {
+    if (families[f] === null) return; // overlay single-stack, reported on the cluster IP
+    if (families[f] === undefined) {
       diags.add(
         "warning",
         `${field}.ip`,
@@ -735,13 +887,25 @@ export function desiredForService(
   ctx: NodeContext,
   placements?: PlacementTable,
 ): ServiceDesired {
-  const serviceKey = `${svc.namespace}/${svc.name}`;
+  return desiredOf(svc, `${svc.namespace}/${svc.name}`, slices, ctx, placements);
+}
+
+/** {@link desiredForService} of a service whose key the caller has made. */
+function desiredOf(
+  svc: ServiceInfo,
+  serviceKey: ObjectKey,
+  slices: readonly EndpointSliceInfo[],
+  ctx: NodeContext,
+  placements: PlacementTable | undefined,
+): ServiceDesired {
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  const byFamily = [...families]
-    .filter((e): e is [IpFamily, readonly [Frontend]] => e[1] !== null)
-    .sort((a, b) => cmp(a[0], b[0]));
+  const byFamily: [IpFamily, readonly [Frontend]][] = [];
+  for (const family of FAMILIES) {
+    const clusterIp = families[family];
+    if (clusterIp) byFamily.push([family, clusterIp]);
+  }
   if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
@@ -751,8 +915,8 @@ export function desiredForService(
     healthCheckLbPort: healthCheckLbPort(svc, ctx),
     placements,
     lbs: new Map(),
-    endpoints: new Map(),
-    existing: new Map(),
+    endpoints: new Collected(ipOf),
+    existing: new Collected(keyOf),
     diags,
   };
   warnUnsupported(svc, diags);
@@ -761,11 +925,14 @@ export function desiredForService(
   const noLocal: NoLocalEndpoints[] = [];
   let programmablePorts = 0;
 
-  (svc.ports ?? []).forEach((sp, spIndex) => {
+  const ports = svc.ports ?? [];
+  for (let spIndex = 0; spIndex < ports.length; spIndex++) {
+    const sp = ports[spIndex];
     const checked = checkPort(sp, spIndex, diags);
-    if (!checked) return;
+    if (!checked) continue;
     programmablePorts++;
-    for (const [family, clusterIp] of byFamily) {
+    for (let f = 0; f < byFamily.length; f++) {
+      const [family, clusterIp] = byFamily[f];
       const candidates = candidatesFor(sp, spIndex, family, slices, ctx, diags);
       const all = usable(candidates);
       const local = usable(candidates.filter((c) => c.local));
@@ -780,6 +947,8 @@ export function desiredForService(
         nodePort: checked.nodePort,
         all: byTopology(all, ctx.zone),
         local,
+        allSelection: undefined,
+        localSelection: undefined,
       };
       if (local.length === 0 && all.length > 0) {
         // As kube-proxy: only when the service has endpoints elsewhere, and for
@@ -789,13 +958,13 @@ export function desiredForService(
           pf.ingressIps.length > 0;
         if (etpLocal && reachable) noLocal.push({ trafficPolicy: "external", family });
       }
-      for (const rule of LB_RULES) applyRule(s, pf, rule);
+      for (let r = 0; r < LB_RULES.length; r++) applyRule(s, pf, LB_RULES[r]);
     }
-  });
+  }
 
   if (isOverlay(ctx) && programmablePorts > 0) {
     for (const [family, [{ ip }]] of byFamily) {
-      s.endpoints.set(ip, serviceVipEndpoint(ctx, ip, family));
+      s.endpoints.put(serviceVipEndpoint(ctx, ip, family));
     }
   }
 
@@ -803,8 +972,8 @@ export function desiredForService(
   const result: ServiceDesired = {
     serviceKey,
     loadBalancers: [...s.lbs.values()].sort((a, b) => cmp(a.key, b.key)),
-    remoteEndpoints: [...s.endpoints.values()].sort((a, b) => cmp(a.key, b.key)),
-    existingEndpoints: [...s.existing.values()].sort((a, b) => cmp(a.key, b.key)),
+    remoteEndpoints: s.endpoints.sortedByKey(),
+    existingEndpoints: s.existing.sortedByKey(),
     diagnostics: diags.list,
   };
   if (healthCheck) result.healthCheck = healthCheck;
@@ -863,10 +1032,10 @@ export function safeDesiredForService(
   slices: readonly EndpointSliceInfo[],
   ctx: NodeContext,
   placements?: PlacementTable,
+  serviceKey: ObjectKey = `${svc?.namespace}/${svc?.name}`,
 ): ServiceDesired {
-  const serviceKey = `${svc?.namespace}/${svc?.name}`;
   try {
-    return desiredForService(svc, slices, ctx, placements);
+    return desiredOf(svc, serviceKey, slices, ctx, placements);
   } catch (e) {
     return emptyResult(serviceKey, [{
       level: "error",
@@ -883,8 +1052,8 @@ export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState 
   const placements = placementsFor(ctx);
   const out: ServiceDesired[] = [];
   for (const svc of view.services()) {
-    const slices = view.slicesFor(`${svc.namespace}/${svc.name}`);
-    out.push(safeDesiredForService(svc, slices, ctx, placements));
+    const key = `${svc.namespace}/${svc.name}`;
+    out.push(safeDesiredForService(svc, view.slicesFor(key), ctx, placements, key));
   }
   return assembleDesired(out, ctx);
 }
@@ -897,4 +1066,9 @@ export function desiredState(view: ClusterView, ctx: NodeContext): DesiredState 
 function sharedCanonicalIp(raw: string): string | undefined {
   const ip = canonicalIp(raw);
   return ip === raw ? raw : ip;
+}
+
+/** The family of an IP in canonical text, where only IPv6 addresses hold a colon. */
+function familyOfCanonical(ip: string): IpFamily {
+  return ip.includes(":") ? "IPv6" : "IPv4";
 }

@@ -56,7 +56,10 @@ interface Join {
   endpointRefs: ReadonlyMap<EpKey, number>;
   existingEndpoints: Map<EpKey, string>;
   healthChecks: Map<ObjectKey, HealthCheckWanted>;
-  /** References to each existing endpoint by load balancers that won their key. */
+  /**
+   * References to each existing endpoint by load balancers that won their
+   * key, when more than one (a key in `existingEndpoints` and not here has one).
+   */
   existingRefs: Map<EpKey, number>;
   /** Services whose claim of an LB key lost to a service with a smaller key, by LB key. */
   lbLosers: Map<LbKey, Set<ObjectKey>>;
@@ -258,26 +261,62 @@ function dropRemoteRef(j: Join, serviceKey: ObjectKey, key: EpKey): void {
 
 /** Count (or uncount) the backends of a load balancer that won its key. */
 function countBackends(j: Join, sd: ServiceDesired, lb: DesiredLoadBalancer, add: boolean): void {
-  const serviceKey = sd.serviceKey;
-  for (const b of lb.backends) {
-    const r = indexByKey(sd.remoteEndpoints, b);
-    if (r >= 0) {
-      if (add) addRemoteRef(j, serviceKey, sd.remoteEndpoints[r]);
-      else dropRemoteRef(j, serviceKey, b);
+  const { remoteEndpoints, existingEndpoints } = sd;
+  // The backends and the service's lists are sorted by key alike: each
+  // backend is most often the one after the last found in its list.
+  let r = 0, x = 0;
+  const backends = lb.backends;
+  for (let n = 0; n < backends.length; n++) {
+    const b = backends[n];
+    if (r < remoteEndpoints.length && remoteEndpoints[r].key === b) {
+      r = countRemote(j, sd, r, add);
       continue;
     }
-    const x = indexByKey(sd.existingEndpoints, b);
-    if (x < 0) continue;
-    const id = sd.existingEndpoints[x].id;
-    const n = (j.existingRefs.get(b) ?? 0) + (add ? 1 : -1);
-    if (n > 0) {
-      j.existingRefs.set(b, n);
-      if (add) j.existingEndpoints.set(b, id);
-    } else {
-      j.existingRefs.delete(b);
-      j.existingEndpoints.delete(b);
+    if (x < existingEndpoints.length && existingEndpoints[x].key === b) {
+      x = countExisting(j, sd, x, add);
+      continue;
     }
+    const i = indexByKey(remoteEndpoints, b);
+    if (i >= 0) {
+      r = countRemote(j, sd, i, add);
+      continue;
+    }
+    const k = indexByKey(existingEndpoints, b);
+    if (k >= 0) x = countExisting(j, sd, k, add);
   }
+}
+
+/** Count (or uncount) a reference to the service's remote endpoint at `i`; the next index. */
+function countRemote(j: Join, sd: ServiceDesired, i: number, add: boolean): number {
+  const ep = sd.remoteEndpoints[i];
+  if (add) addRemoteRef(j, sd.serviceKey, ep);
+  else dropRemoteRef(j, sd.serviceKey, ep.key);
+  return i + 1;
+}
+
+/** Count (or uncount) a reference to the service's existing endpoint at `i`; the next index. */
+function countExisting(j: Join, sd: ServiceDesired, i: number, add: boolean): number {
+  const ref = sd.existingEndpoints[i];
+  if (add) countExistingIn(j, ref.key, ref.id);
+  else countExistingOut(j, ref.key);
+  return i + 1;
+}
+
+/** One more reference to an existing endpoint (its ID as the referencing service has it). */
+function countExistingIn(j: Join, key: EpKey, id: string): void {
+  const size = j.existingEndpoints.size;
+  j.existingEndpoints.set(key, id);
+  if (j.existingEndpoints.size === size) {
+    j.existingRefs.set(key, (j.existingRefs.get(key) ?? 1) + 1);
+  }
+}
+
+/** One reference less to an existing endpoint. */
+function countExistingOut(j: Join, key: EpKey): void {
+  const n = j.existingRefs.get(key);
+  if (n === undefined) j.existingEndpoints.delete(key);
+  else if (n > 2) j.existingRefs.set(key, n - 1);
+  else j.existingRefs.delete(key);
 }
 
 function addLoser<K>(losers: Map<K, Set<ObjectKey>>, key: K, serviceKey: ObjectKey): void {
@@ -376,9 +415,12 @@ function releaseHealthCheck(j: Join, hc: HealthCheckWanted): void {
 /** Count a service in: its LB claims, their backends, its service-VIP endpoints, its health check. */
 function addService(j: Join, sd: ServiceDesired): void {
   j.services.set(sd.serviceKey, sd);
-  for (const lb of sd.loadBalancers) claimLoadBalancer(j, sd, lb);
-  for (const r of sd.remoteEndpoints) {
-    if (r.role === "serviceVip") addRemoteRef(j, sd.serviceKey, r);
+  const { loadBalancers, remoteEndpoints } = sd;
+  for (let i = 0; i < loadBalancers.length; i++) claimLoadBalancer(j, sd, loadBalancers[i]);
+  for (let i = 0; i < remoteEndpoints.length; i++) {
+    if (remoteEndpoints[i].role === "serviceVip") {
+      addRemoteRef(j, sd.serviceKey, remoteEndpoints[i]);
+    }
   }
   if (sd.healthCheck) claimHealthCheck(j, sd.healthCheck);
 }
@@ -513,9 +555,13 @@ export function assembleDesired(
   const j = emptyJoin();
   setContextEndpoints(j, ctx);
   // In key order, so that no claim is won and then lost again.
-  for (const sd of [...services].sort((a, b) => cmp(a.serviceKey, b.serviceKey))) {
-    removeService(j, sd.serviceKey);
-    addService(j, sd);
+  const sorted = [...services].sort((a, b) => cmp(a.serviceKey, b.serviceKey));
+  for (let i = 0; i < sorted.length; i++) {
+    // The last of a key stands (the sort is stable): a key listed twice is adjacent.
+    if (i > 0 && sorted[i - 1].serviceKey === sorted[i].serviceKey) {
+      removeService(j, sorted[i].serviceKey);
+    }
+    addService(j, sorted[i]);
   }
   return stateOf(j);
 }

@@ -104,8 +104,14 @@ export function normalizeLoadBalancer(lb: HcnLoadBalancer): NormalizedLoadBalanc
 
 /** Backend IDs upper case, unique, sorted: the form comparison and fingerprints use. */
 function backendIdsNormalized(ids: readonly unknown[]): string[] {
-  if (ids.length === 1) return [String(ids[0]).toUpperCase()];
-  return [...new Set(ids.map((id) => String(id).toUpperCase()))].sort();
+  const out = new Array<string>(ids.length);
+  let ascending = true;
+  for (let i = 0; i < ids.length; i++) {
+    out[i] = String(ids[i]).toUpperCase();
+    if (i > 0 && !(out[i - 1] < out[i])) ascending = false;
+  }
+  // Strictly ascending is already unique and sorted (the usual case: IDs as HNS lists them).
+  return ascending ? out : [...new Set(out)].sort();
 }
 
 /** Whether two HNS load balancers program the same thing. */
@@ -283,11 +289,22 @@ export function endpointFingerprint(ep: HcnEndpoint): string {
 export function desiredEndpointFingerprint(ep: DesiredEndpoint): string {
   return epFingerprint(
     ipOrRaw(ep.ip),
-    String(ep.networkId ?? "").toLowerCase(),
+    lowerNetworkId(ep.networkId),
     ep.remote,
     normalizeMac(ep.mac),
     ep.remote && ep.providerAddress ? ipOrRaw(ep.providerAddress) : "",
   );
+}
+
+/** The last network ID lower-cased, and its lower case: desired endpoints share one network. */
+let lastNetworkId = "", lastNetworkIdLower = "";
+
+function lowerNetworkId(id: string | undefined): string {
+  if (id !== lastNetworkId) {
+    lastNetworkIdLower = String(id ?? "").toLowerCase();
+    lastNetworkId = String(id ?? "");
+  }
+  return lastNetworkIdLower;
 }
 
 /** The endpoint fingerprint of normalized fields. */

@@ -133,7 +133,8 @@ export interface PlacementTable {
 
 /** Whether the network is an overlay (VXLAN) network, where placement applies. */
 export function isOverlay(ctx: NodeContext): boolean {
-  return ctx.network.type.toLowerCase() === "overlay";
+  const type = ctx.network.type;
+  return type === "overlay" || (type.length === 7 && type.toLowerCase() === "overlay");
 }
 
 /**

@@ -978,3 +978,64 @@ Deno.test("a pod's endpoint reads and serializes with every field, its MAC deriv
     "02-11-07-00-00-00",
   ]);
 });
+
+Deno.test("several ports and kinds: one object per pod IP in the service's lists, sorted by key; each LB's backends sorted", () => {
+  // Two ports whose endpoints overlap in part, a local one on both, and IPs whose text order is
+  // not their numeric order: the second port's LBs find the first port's objects.
+  const both = [ep("10.244.10.1"), ep("10.244.9.1"), ep("10.244.1.5", { nodeName: "node-a" })];
+  const sd = desiredForService(
+    svc({
+      type: "NodePort",
+      ports: [port({ nodePort: 30080 }), port({ name: "admin", port: 81, targetPort: 9090 })],
+    }),
+    [
+      slice([...both, ep("10.244.2.3")]),
+      {
+        ...slice([ep("10.244.9.1"), ep("10.244.1.5", { nodeName: "node-a" }), ...both.slice(0, 1)]),
+        name: "web-admin",
+        ports: [{ name: "admin", port: 9090, protocol: "TCP" }],
+      },
+    ],
+    ctx(),
+  );
+  assert.deepEqual(sd.diagnostics, []);
+  assert.deepEqual(keys(sd), [
+    "lb/tcp/10.96.0.10:80",
+    "lb/tcp/10.96.0.10:81",
+    "lb/tcp/nodeport:30080",
+  ]);
+  const remote = ["ep/remote/10.244.10.1", "ep/remote/10.244.2.3", "ep/remote/10.244.9.1"];
+  assert.deepEqual(sd.remoteEndpoints.map((e) => e.key), remote);
+  assert.deepEqual(sd.existingEndpoints, [{ key: "ep/local/10.244.1.5", id: "LOCAL-0001" }]);
+  assert.deepEqual(lbByKey(sd, "lb/tcp/10.96.0.10:80").backends, [
+    "ep/local/10.244.1.5",
+    ...remote,
+  ]);
+  assert.deepEqual(lbByKey(sd, "lb/tcp/nodeport:30080").backends, [
+    "ep/local/10.244.1.5",
+    ...remote,
+  ]);
+  assert.deepEqual(lbByKey(sd, "lb/tcp/10.96.0.10:81").backends, [
+    "ep/local/10.244.1.5",
+    "ep/remote/10.244.10.1",
+    "ep/remote/10.244.9.1",
+  ]);
+  // The join counts one reference per LB that names a pod.
+  const d = assembleDesired([sd], ctx());
+  assert.deepEqual(
+    [...d.endpointRefs].sort(),
+    [["ep/remote/10.244.10.1", 3], ["ep/remote/10.244.2.3", 2], ["ep/remote/10.244.9.1", 3]],
+  );
+  assert.deepEqual([...d.existingEndpoints], [["ep/local/10.244.1.5", "LOCAL-0001"]]);
+  // Dropping one LB keeps the local endpoint (still named twice); dropping the service frees all.
+  const fewer = updateDesired(
+    d,
+    new Map([["default/web", { ...sd, loadBalancers: sd.loadBalancers.slice(1) }]]),
+    ctx(),
+  );
+  assert.deepEqual([...fewer.existingEndpoints], [["ep/local/10.244.1.5", "LOCAL-0001"]]);
+  assert.equal(fewer.endpointRefs.get("ep/remote/10.244.2.3"), 1);
+  const none = updateDesired(fewer, new Map([["default/web", undefined]]), ctx());
+  assert.equal(none.existingEndpoints.size, 0);
+  assert.equal(none.remoteEndpoints.size, 0);
+});
