@@ -63,9 +63,12 @@ function fmix(h: number): number {
 }
 
 function mixString(s: string): void {
-  mix(6);
-  mix(s.length);
-  for (let i = 0; i < s.length; i++) mix(s.charCodeAt(i));
+  const n = s.length;
+  mix(n + 0x60000000);
+  let i = 0;
+  // Two UTF-16 units per step.
+  for (; i + 1 < n; i += 2) mix(s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16));
+  if (i < n) mix(s.charCodeAt(i));
 }
 
 /** A value's hash as two 32-bit lanes, independent of any hash in progress. */

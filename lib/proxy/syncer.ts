@@ -25,6 +25,16 @@
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
+ * The synced-inputs digest (synced_inputs.ts): a run that writes HNS makes
+ * the recorded digest invalid on disk before its first write (and writes
+ * nothing if it cannot); a start, an idle run a sync period after the last
+ * write, and the agent's stop record it when the last run left everything
+ * applied and no cluster change waits. A first start whose early read and
+ * inputs match it is a fast start: the run reports the start (the agent is
+ * ready: HNS holds what the cluster asks for) without building anything,
+ * and the next run is the start proper from the same read, which must find
+ * nothing to write but the cluster's changes since (else a warning).
+ *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
  * {@link NextRun}: failed writes, an unwritten ownership record and pending
@@ -635,15 +645,17 @@ export class Syncer {
     const { client, cluster, ownership } = this.#o;
     const deferred = this.#deferredBuild;
     this.#deferredBuild = undefined;
+    // Taken before reading so that changes arriving meanwhile make a later run (a start that
+    // waits for the network drops them: the start that follows computes everything). The
+    // digest's cluster part describes the store as taken: hashed now, before any await, while
+    // the early read of HNS may still be in flight.
+    const changes = this.#takeChanges();
+    if (this.#o.syncedInputs && !this.#clusterDigest.built) this.#clusterDigest.build(cluster);
     const early = deferred?.early ?? await this.#takeEarly();
     const network = early?.network ??
       await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
     if (!network) return this.#wait("network");
     this.#waiting = undefined;
-    // Taken before reading so that changes arriving meanwhile make a later run.
-    const changes = this.#takeChanges();
-    // The digest's cluster part describes the store as taken: hashed now, before any await.
-    if (this.#o.syncedInputs && !this.#clusterDigest.built) this.#clusterDigest.build(cluster);
     const startedAt = early?.at ?? this.#clock.now();
     const mode = startReadMode(ownership, {
       fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
