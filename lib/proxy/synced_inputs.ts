@@ -37,6 +37,7 @@
 import type { ClusterView, ObjectKey } from "../kube/model.ts";
 import { EndpointList } from "../kube/model.ts";
 import type { NodeContext } from "./model.ts";
+import { dirname } from "node:path";
 import { writeAtomic } from "./ownership.ts";
 
 /** Fields of converted objects that do not shape the desired state. */
@@ -297,21 +298,21 @@ export class SyncedInputsFile {
   /** The recorded digest, if the file holds a valid one for this record. */
   async read(): Promise<SyncedInputs | undefined> {
     await this.#chain;
-    if (this.#known) return this.#current;
+    if (!this.#known) await this.#read().catch(() => {});
+    return this.#known ? this.#current : undefined;
+  }
+
+  async #read(): Promise<void> {
     let text: string;
     try {
       text = await Deno.readTextFile(this.path);
-    } catch {
+    } catch (err) {
+      // Absent is "none"; unreadable must not count as none for an invalidation.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
       text = "";
     }
     this.#current = parse(text, this.#record);
     this.#known = true;
-    return this.#current;
-  }
-
-  /** Whether a valid digest is on disk (as far as this process wrote or read it). */
-  get valid(): boolean {
-    return !this.#known || this.#current !== undefined;
   }
 
   /** Record `inputs` (atomically); a failure leaves no valid digest and is thrown. */
@@ -323,6 +324,7 @@ export class SyncedInputsFile {
       this.#known = true;
       this.#current = undefined;
       const line = JSON.stringify({ version: FILE_VERSION, record: this.#record, ...inputs });
+      await Deno.mkdir(dirname(this.path), { recursive: true });
       await writeAtomic(this.path, line + "\n");
       this.#current = { ...inputs };
     });
@@ -335,6 +337,7 @@ export class SyncedInputsFile {
    */
   invalidate(): Promise<void> {
     return this.#serial(async () => {
+      if (!this.#known) await this.#read().catch(() => {});
       if (this.#known && this.#current === undefined) return;
       await writeAtomic(this.path, "{}\n");
       this.#known = true;

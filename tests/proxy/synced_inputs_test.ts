@@ -197,7 +197,22 @@ Deno.test("synced inputs: the file records, invalidates, and names its record", 
   }
 });
 
-Deno.test("synced inputs: invalidating where the file cannot be written throws (HNS is then not written)", async () => {
-  const file = new SyncedInputsFile("/nonexistent-dir-for-test/state.json");
-  await assert.rejects(() => file.invalidate());
+Deno.test("synced inputs: invalidating with no digest on disk writes nothing; one that cannot be made throws", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "synced-inputs-" });
+  try {
+    // A first start: not even the record's directory exists yet.
+    const first = new SyncedInputsFile(join(dir, "owned", "state.json"));
+    await first.invalidate();
+    await assert.rejects(() => Deno.stat(join(dir, "owned")), Deno.errors.NotFound);
+    await first.record(INPUTS);
+    assert.deepEqual(await new SyncedInputsFile(join(dir, "owned", "state.json")).read(), INPUTS);
+    // Unreadable and not replaceable (a directory in its place): the invalidation fails, so
+    // the caller writes no HNS object.
+    const record = join(dir, "state.json");
+    await Deno.mkdir(join(dir, "state.json.synced", "x"), { recursive: true });
+    assert.equal(await new SyncedInputsFile(record).read(), undefined);
+    await assert.rejects(() => new SyncedInputsFile(record).invalidate());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
