@@ -99,6 +99,17 @@ function mixUnordered(items: Iterable<unknown>): void {
   mix(b);
 }
 
+/** An EndpointList's cells (strings, small integers, undefined), in one loop: most of the store. */
+function mixCells(cells: readonly unknown[]): void {
+  mix(cells.length);
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells[i];
+    if (typeof c === "string") mixString(c);
+    else if (c === undefined) mix(1);
+    else walk(c);
+  }
+}
+
 function walk(v: unknown): void {
   switch (typeof v) {
     case "undefined":
@@ -121,7 +132,7 @@ function walk(v: unknown): void {
   if (v === null) return mix(2);
   if (v instanceof EndpointList) {
     mix(10);
-    walk(v.cells);
+    mixCells(v.cells);
     return walk(v.hints);
   }
   if (Array.isArray(v)) {

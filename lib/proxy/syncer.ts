@@ -650,7 +650,14 @@ export class Syncer {
     // digest's cluster part describes the store as taken: hashed now, before any await, while
     // the early read of HNS may still be in flight.
     const changes = this.#takeChanges();
-    if (this.#o.syncedInputs && !this.#clusterDigest.built) this.#clusterDigest.build(cluster);
+    if (this.#o.syncedInputs && !this.#clusterDigest.built) {
+      const t = performance.now();
+      this.#clusterDigest.build(cluster);
+      this.#log.debug(2, "Hashed the cluster's synced inputs", {
+        services: this.#clusterDigest.value().split(":")[1],
+        ms: Math.round(performance.now() - t),
+      });
+    }
     const early = deferred?.early ?? await this.#takeEarly();
     const network = early?.network ??
       await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
@@ -755,6 +762,7 @@ export class Syncer {
     if (!si) return undefined;
     const { client, cluster, ownership, settings } = this.#o;
     const recorded = await si.file.read();
+    const t = performance.now();
     const check = recorded
       ? await fastStartCheck({
         client,
@@ -786,6 +794,7 @@ export class Syncer {
       startMode: "fast",
       owned: ownership.size,
       services: this.#clusterDigest.value().split(":")[1],
+      checkMs: Math.round(performance.now() - t),
     });
     return {
       kind: "start",
