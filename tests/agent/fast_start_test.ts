@@ -10,12 +10,19 @@
  */
 
 import assert from "node:assert/strict";
-import { type AgentProcess, AgentWorld, eventually, freePort } from "./harness.ts";
+import type { HcnEndpoint } from "../../lib/hns/types.ts";
+import {
+  afterFirstSync as ready,
+  type AgentProcess,
+  AgentWorld,
+  eventually,
+  freePort,
+  hnsCalls as calls,
+} from "./harness.ts";
 import {
   NODE,
   nodeObject,
   OVERLAY_ARGS as OVERLAY_FLAGS,
-  OVERLAY_NET,
   overlayHns,
   overlayWebCluster,
   serviceObject,
@@ -38,14 +45,6 @@ const OVERLAY_ARGS = [...OVERLAY_FLAGS, "--healthz-bind-address", `127.0.0.1:${f
 const FAST = /startMode="fast"/;
 const BUILT_FIRST = /"Building the state before ready" reason="([^"]*)"/;
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
-
-/** Sum of `hnsproxy_hns_calls_total` over the operations `fn` matches. */
-function calls(metrics: string, fn: RegExp): number {
-  return metrics.split("\n")
-    .filter((l) => l.startsWith("hnsproxy_hns_calls_total{"))
-    .filter((l) => fn.test(/operation="([^"]*)"/.exec(l)?.[1] ?? ""))
-    .reduce((n, l) => n + Number(l.trim().split(/\s+/).pop()), 0);
-}
 
 async function withWorld(body: (world: AgentWorld) => Promise<void>): Promise<void> {
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
@@ -85,20 +84,6 @@ async function firstLife(world: AgentWorld): Promise<void> {
   await eventually("digest recorded", async () => (await recorded(world)) !== undefined, first.log);
   assert.equal(await world.stopAgent(first), 0);
   assert.ok(await recorded(world), "still recorded after the stop");
-}
-
-/** Start an agent and wait until it is ready; returns its metrics then. */
-async function ready(world: AgentWorld, agent: AgentProcess): Promise<string> {
-  let text = "";
-  await eventually(
-    "ready",
-    async () => {
-      text = await world.metrics(agent).catch(() => "");
-      return /^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{[^}]*\} [1-9]/m.test(text);
-    },
-    agent.log,
-  );
-  return text;
 }
 
 /** The agent built the state before ready, for a reason matching `why`. */
@@ -187,42 +172,38 @@ Deno.test("agent/fast start: a flag changed between runs: the state is built fir
   });
 });
 
-Deno.test("agent/fast start: a CNI endpoint added on the node while it was down: the state is built first", async () => {
-  await withWorld(async (world) => {
-    await firstLife(world);
-    const hns = await world.hns();
-    hns.Endpoints.push({
-      ID: "10CA1000-0000-4000-8000-000000000007",
-      Name: "pod-c",
-      HostComputeNetwork: OVERLAY_NET,
-      IpConfigurations: [{ IpAddress: "10.244.1.7", PrefixLength: 24 }],
-      MacAddress: "00-15-5D-01-00-07",
-      Flags: 0,
-      SchemaVersion: { Major: 2, Minor: 0 },
+const CNI_CHANGES: [string, (eps: HcnEndpoint[]) => HcnEndpoint[]][] = [
+  ["added", (eps) => [...eps, { ...eps[0], ID: "10CA1000-0000-4000-8000-000000000007" }]],
+  // pod-b (10.244.1.6) backs no service: only the node context changes.
+  ["removed", (eps) => eps.filter((ep) => ep.Name !== "pod-b")],
+];
+for (const [what, change] of CNI_CHANGES) {
+  Deno.test(`agent/fast start: a CNI endpoint ${what} on the node while it was down: the state is built first`, async () => {
+    await withWorld(async (world) => {
+      await firstLife(world);
+      const hns = await world.hns();
+      const cni = hns.Endpoints.filter((ep) => ep.Flags === 0 && ep.Name?.startsWith("pod-"));
+      const others = hns.Endpoints.filter((ep) => !cni.includes(ep));
+      const changed = change(cni).map((ep, i) =>
+        i < cni.length ? ep : {
+          ...ep,
+          Name: "pod-c",
+          IpConfigurations: [{ IpAddress: "10.244.1.7", PrefixLength: 24 }],
+          MacAddress: "00-15-5D-01-00-07",
+        }
+      );
+      await Deno.writeTextFile(
+        world.hnsFile,
+        JSON.stringify({ ...hns, Endpoints: [...others, ...changed] }),
+      );
+      const second = world.startAgent(OVERLAY_ARGS);
+      await ready(world, second);
+      builtFirst(second, /context/);
+      await tableIs(world, WEB_TABLE, second);
+      assert.equal(await world.stopAgent(second), 0);
     });
-    await Deno.writeTextFile(world.hnsFile, JSON.stringify(hns));
-    const second = world.startAgent(OVERLAY_ARGS);
-    await ready(world, second);
-    builtFirst(second, /context/);
-    await tableIs(world, WEB_TABLE, second);
-    assert.equal(await world.stopAgent(second), 0);
   });
-});
-
-Deno.test("agent/fast start: a CNI endpoint removed on the node while it was down: the state is built first", async () => {
-  await withWorld(async (world) => {
-    await firstLife(world);
-    const hns = await world.hns();
-    // pod-b (10.244.1.6) backs no service: only the node context changes.
-    hns.Endpoints = hns.Endpoints.filter((ep) => ep.Name !== "pod-b");
-    await Deno.writeTextFile(world.hnsFile, JSON.stringify(hns));
-    const second = world.startAgent(OVERLAY_ARGS);
-    await ready(world, second);
-    builtFirst(second, /context/);
-    await tableIs(world, WEB_TABLE, second);
-    assert.equal(await world.stopAgent(second), 0);
-  });
-});
+}
 
 Deno.test("agent/fast start: an object of hnsproxy's deleted out of band while it was down: the state is built first and it is recreated", async () => {
   await withWorld(async (world) => {
