@@ -16,6 +16,11 @@
  * `readEarly`: the network and the ID listings before the record is in, the
  * rest once it is; handed to `Syncer.readHnsEarly`) while the lists come in.
  *
+ * A restart whose synced inputs (cluster, node context, config, record:
+ * proxy/synced_inputs.ts) equal those recorded after the last complete sync,
+ * with HNS as that sync left it, is ready before the state is built; the
+ * run after it builds the state from the same read (syncer.ts, the fast start).
+ *
  * Once ready, what would hold a change's run happens only in the runner's
  * holds (after a change's run, until minSyncPeriod from its start, when no
  * change's run can start): full garbage collections (heap_collector.ts) and
@@ -59,6 +64,7 @@ import { StartupError } from "./proxy/preconditions.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
 import { systemClock } from "./proxy/backoff.ts";
 import { readEarly } from "./proxy/start.ts";
+import { configDigest, SyncedInputsFile } from "./proxy/synced_inputs.ts";
 import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
@@ -194,6 +200,8 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
   const { client } = openHns(config, log, undefined, deps.hcnApi);
   let result: CleanupResult;
   try {
+    // What is deleted leaves HNS unlike any recorded sync.
+    await new SyncedInputsFile(config.stateFile).invalidate();
     result = await cleanupOwned(client, ownership, { logger: log });
   } finally {
     client.close();
@@ -334,6 +342,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       resyncInBackground: true,
       takeOverForeign: config.takeOverForeign,
       fullHnsReadOnStart: config.fullHnsReadOnStart,
+      syncedInputs: {
+        file: new SyncedInputsFile(config.stateFile),
+        config: configDigest(config, VERSION),
+      },
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
@@ -425,6 +437,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       await runner.stop();
       await syncer.listingSettled();
       await syncer.close();
+      // After the last run: a state left complete is recorded for the next start.
+      await syncer.recordSyncedInputs();
     });
 
     const record = (report: SyncReport, seconds: number) => {

@@ -30,6 +30,12 @@
  *   takeover (`--take-over-foreign`, the agent's first start only) foreign
  *   objects on keys the desired state claims that differ are adopted too,
  *   and the reconcile that follows replaces them.
+ * - The fast start ({@link fastStartCheck}; the digest is synced_inputs.ts,
+ *   the decision the syncer's): a trusted read's early part may show HNS as
+ *   the last complete sync left it, with nothing the full path would adopt
+ *   or act on. With the synced inputs equal to those recorded then, HNS
+ *   holds exactly what the cluster asks for, and the agent is ready before
+ *   the state is built (from the same read, right after).
  * - Ownership: every object the record lists that HNS holds is owned (then
  *   adopted, modified or deleted like any owned object), whatever sync it
  *   came from, finished or killed. The record lists each create before it is
@@ -41,7 +47,13 @@
 
 import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns/types.ts";
 import type { ClusterView } from "../kube/model.ts";
-import { buildNodeContext, type ContextSettings, networkInfo, onNetwork } from "./context.ts";
+import {
+  buildNodeContext,
+  type ContextSettings,
+  isRemoteEndpoint,
+  networkInfo,
+  onNetwork,
+} from "./context.ts";
 import { desiredState } from "./desired.ts";
 import type {
   DesiredState,
@@ -326,4 +338,63 @@ async function readFull(
     vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
   };
+}
+
+/** What {@link fastStartCheck} needs. */
+export interface FastStartInputs {
+  /** The HNS client (its features; no call). */
+  client: HnsClient;
+  /** The network the early read found. */
+  network: HcnNetwork;
+  /** The cluster (its Node and placements, for the node context). */
+  cluster: ClusterView;
+  /** The ownership record. */
+  ownership: OwnershipRecord;
+  /** The context settings. */
+  settings: ContextSettings;
+  /** How this start reads HNS. */
+  mode: StartReadMode;
+  /** The early read, if any. */
+  preread?: HnsPreread;
+}
+
+/**
+ * Whether a start may skip building the state before it is ready, but for
+ * the synced-inputs digest (the caller compares it): the node context it
+ * would build, else why not. Conservative: a full start, no early trusted
+ * read, an owned ID HNS does not list, a load balancer or a remote endpoint
+ * hnsproxy does not own (the full path would adopt, take over, replace or
+ * report it: without them a takeover has nothing to take), or a context the
+ * network type cannot use all say no.
+ */
+export async function fastStartCheck(
+  inputs: FastStartInputs,
+): Promise<{ ctx: NodeContext } | { reason: string }> {
+  const { mode, preread, ownership, network } = inputs;
+  if (mode.mode === "full") return { reason: mode.reason };
+  if (preread?.mode !== "trusted") return { reason: "no early read of HNS" };
+  if (preread.ownedEps.length + preread.ownedLbs.length !== ownership.size) {
+    return { reason: "owned objects HNS does not list" };
+  }
+  if (preread.foreignLbs.length > 0) return { reason: "load balancers hnsproxy does not own" };
+  if (preread.others.some(isRemoteEndpoint)) {
+    return { reason: "remote endpoints hnsproxy does not own" };
+  }
+  const net = networkInfo(network);
+  if (!net) return { reason: "network without ID" };
+  const ctx = buildNodeContext({
+    settings: inputs.settings,
+    network: net,
+    features: await inputs.client.features(),
+    endpoints: preread.others,
+    owns: (id) => ownership.owns(id),
+    node: inputs.cluster.node(),
+    placements: inputs.cluster.nodePlacements?.(),
+  });
+  try {
+    checkStartContext(ctx, inputs.settings);
+  } catch (err) {
+    return { reason: err instanceof Error ? err.message : String(err) };
+  }
+  return { ctx };
 }

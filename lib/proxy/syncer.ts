@@ -25,6 +25,16 @@
  * failures the next run reconciles everything from the cache, so retries
  * need no bookkeeping per service.
  *
+ * The synced-inputs digest (synced_inputs.ts): a run that writes HNS makes
+ * the recorded digest invalid on disk before its first write (and writes
+ * nothing if it cannot); a start, an idle run a sync period after the last
+ * write, and the agent's stop record it when the last run left everything
+ * applied and no cluster change waits. A first start whose early read and
+ * inputs match it is a fast start: the run reports the start (the agent is
+ * ready: HNS holds what the cluster asks for) without building anything,
+ * and the next run is the start proper from the same read, which must find
+ * nothing to write but the cluster's changes since (else a warning).
+ *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
  * {@link NextRun}: failed writes, an unwritten ownership record and pending
@@ -76,12 +86,21 @@ import {
 } from "./resync.ts";
 import {
   type EarlyStart,
+  fastStartCheck,
   findNetwork,
   type HnsPreread,
   readEarly,
   readStart,
+  type StartReadMode,
   startReadMode,
 } from "./start.ts";
+import {
+  ClusterDigest,
+  contextDigest,
+  differingParts,
+  type SyncedInputs,
+  type SyncedInputsFile,
+} from "./synced_inputs.ts";
 import { errorMessage } from "../errors.ts";
 
 /** What the syncer needs of the cluster store (lib/kube's ClusterStore provides it). */
@@ -92,6 +111,8 @@ export interface ClusterSource extends ClusterView {
   isSynced(kind: "services" | "endpointSlices" | "node"): boolean;
   /** Hand over the pending changes and start a new round. */
   takeChanges(): ChangeSet;
+  /** Whether changes wait to be taken (unknown: the synced-inputs digest is not recorded). */
+  hasPendingChanges?(): boolean;
 }
 
 /** Options of {@link Syncer}. */
@@ -143,7 +164,16 @@ export interface SyncerOptions {
   takeOverForeign?: boolean;
   /** `--full-hns-read-on-start`: read every HNS object at start, trusting no fingerprint. */
   fullHnsReadOnStart?: boolean;
+  /**
+   * The synced-inputs digest (synced_inputs.ts): where it is recorded and the
+   * config's part. Without it no digest is recorded and every start builds
+   * the state before it is ready.
+   */
+  syncedInputs?: { file: SyncedInputsFile; config: string };
 }
+
+/** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
+export type StartMode = "fast" | "trusted" | "full";
 
 /** Why a run did nothing yet. */
 export type WaitingFor = "cluster" | "node" | "network";
@@ -183,6 +213,8 @@ export interface SyncReport {
   services: number;
   /** The cluster changes this run took over, if any. */
   changes?: ChangeSet;
+  /** How a start read HNS (`kind` "start" only). */
+  startMode?: StartMode;
   /** When the next run should come. */
   next: NextRun;
 }
@@ -244,6 +276,19 @@ export class Syncer {
    * began and when it ended (clock ms).
    */
   #early: EarlyRead | undefined;
+  /** The cluster's part of the synced-inputs digest, updated as changes are taken. */
+  readonly #clusterDigest = new ClusterDigest();
+  /**
+   * After a fast start: the early read the state is built from by the next
+   * run (the start proper), and when that read began.
+   */
+  #deferredBuild:
+    | { early: Omit<EarlyStart, "preread"> & { preread?: HnsPreread; at: number } }
+    | undefined;
+  /** Whether the last run left HNS as the desired state asks (nothing failed, pending or waiting). */
+  #complete = false;
+  /** When (clock ms) a run last wrote HNS. */
+  #lastWriteAt = -Infinity;
 
   /** A syncer; nothing happens until {@link sync}. */
   constructor(options: SyncerOptions) {
@@ -381,12 +426,81 @@ export class Syncer {
     }
     if (!resync && this.#waits.readDue()) await this.#readRoutesForWaits();
     const report = await this.#run(resync ?? NO_REPAIRS, resync !== undefined);
-    return { ...report, next: this.#next(report.result) };
+    const next = this.#next(report.result);
+    this.#settled(report, next);
+    return { ...report, next };
+  }
+
+  /**
+   * After a run: whether it left everything applied; an idle run of a
+   * complete state records the synced-inputs digest when no run wrote HNS
+   * for a sync period (a run that writes makes it invalid first), so
+   * changes' runs pay for neither.
+   */
+  #settled(report: RunReport, next: NextRun): void {
+    const r = report.result;
+    const applied = r === undefined ||
+      r.failed.length + r.deferred.length + r.conflicts.length === 0;
+    this.#complete = this.#ctx !== undefined && (r !== undefined || this.#complete) && applied &&
+      next.retryAfterMs === undefined && !this.#needFull && this.#waits.count() === 0 &&
+      this.#conflictTracker.size === 0 && !this.#o.ownership.dirty;
+    const quiet = this.#clock.now() - this.#lastWriteAt >= this.#o.syncPeriodMs;
+    if (report.kind === "start" || (report.kind === "idle" && quiet)) {
+      void this.recordSyncedInputs();
+    }
+  }
+
+  /** The synced-inputs digest of the state now (the desired state's inputs as last taken). */
+  #syncedInputs(): SyncedInputs | undefined {
+    const si = this.#o.syncedInputs;
+    if (!si || !this.#ctx || !this.#clusterDigest.built) return undefined;
+    return {
+      cluster: this.#clusterDigest.value(),
+      context: contextDigest(this.#ctx),
+      config: si.config,
+      owned: this.#o.ownership.size,
+    };
+  }
+
+  /**
+   * Record the synced-inputs digest if the last run left everything applied
+   * (the agent calls it at stop too); never throws (a failure is logged).
+   */
+  async recordSyncedInputs(): Promise<void> {
+    const file = this.#o.syncedInputs?.file;
+    if (!file) return;
+    const pending = this.#o.cluster.hasPendingChanges?.() ?? true;
+    const inputs = this.#complete && !pending ? this.#syncedInputs() : undefined;
+    if (!inputs) {
+      this.#log.debug(2, "Not recording the synced-inputs digest", {
+        complete: this.#complete,
+        pendingChanges: pending,
+      });
+      return;
+    }
+    try {
+      await file.record(inputs);
+    } catch (err) {
+      this.#log.warn(
+        "Cannot record the synced-inputs digest; the next start builds the state first",
+        {
+          path: file.path,
+          err: errorMessage(err),
+        },
+      );
+    }
+  }
+
+  /** The cluster's changes, taken (the digest follows what is taken). */
+  #takeChanges(): ChangeSet {
+    const changes = this.#o.cluster.takeChanges();
+    this.#clusterDigest.update(this.#o.cluster, changes.services);
+    return changes;
   }
 
   /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
-    const changes = this.#o.cluster.takeChanges();
+    const changes = this.#takeChanges();
     await this.#updateContext(changes);
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
@@ -500,10 +614,10 @@ export class Syncer {
     // then, not kept alive beside the observed cache while 10,000s of writes are in flight.
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
-    const { plan, services, changes, startedAt } = planned;
+    const { plan, services, changes, startedAt, startMode } = planned;
     const result = await this.#apply(plan);
     this.#resync.done(startedAt);
-    return {
+    const report: RunReport = {
       kind: "start",
       resynced: true,
       plan,
@@ -511,26 +625,52 @@ export class Syncer {
       repaired: NO_REPAIRS,
       services,
       changes,
-      next: this.#next(result),
+      startMode,
     };
+    const next = this.#next(result);
+    this.#settled(report, next);
+    return { ...report, next };
   }
 
   /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */
   async #readAndPlan(): Promise<
-    SyncReport | { plan: Plan; services: number; changes: ChangeSet; startedAt: number }
+    SyncReport | {
+      plan: Plan;
+      services: number;
+      changes: ChangeSet;
+      startedAt: number;
+      startMode: StartMode;
+    }
   > {
     const { client, cluster, ownership } = this.#o;
-    const early = await this.#takeEarly();
+    const deferred = this.#deferredBuild;
+    this.#deferredBuild = undefined;
+    // Taken before reading so that changes arriving meanwhile make a later run (a start that
+    // waits for the network drops them: the start that follows computes everything). The
+    // digest's cluster part describes the store as taken: hashed now, before any await, while
+    // the early read of HNS may still be in flight.
+    const changes = this.#takeChanges();
+    if (this.#o.syncedInputs && !this.#clusterDigest.built) {
+      const t = performance.now();
+      this.#clusterDigest.build(cluster);
+      this.#log.debug(2, "Hashed the cluster's synced inputs", {
+        services: this.#clusterDigest.value().split(":")[1],
+        ms: Math.round(performance.now() - t),
+      });
+    }
+    const early = deferred?.early ?? await this.#takeEarly();
     const network = early?.network ??
       await findNetwork(client, this.#o.networkName, this.#o.detectNetwork);
     if (!network) return this.#wait("network");
     this.#waiting = undefined;
-    // Taken before reading so that changes arriving meanwhile make a later run.
-    const changes = cluster.takeChanges();
     const startedAt = early?.at ?? this.#clock.now();
     const mode = startReadMode(ownership, {
       fullHnsReadOnStart: this.#o.fullHnsReadOnStart ?? false,
     });
+    if (!deferred && early) {
+      const fast = await this.#fastStart(early, mode, changes);
+      if (fast) return fast;
+    }
     this.#log.info("Reading HNS", { ...mode, early: early !== undefined });
     const start = await readStart(
       client,
@@ -596,7 +736,92 @@ export class Syncer {
       takenOver: start.adoption.takenOver.length,
       trusted: start.trusted,
     });
-    return { plan: start.plan, services: start.desired.services.size, changes, startedAt };
+    if (deferred) this.#checkDeferredBuild(start.plan, changes);
+    return {
+      plan: start.plan,
+      services: start.desired.services.size,
+      changes,
+      startedAt,
+      startMode: mode.mode,
+    };
+  }
+
+  /**
+   * The fast start: when the early read shows HNS as the last complete run
+   * left it and the synced inputs (cluster, node context, config, record)
+   * equal the recorded digest, HNS holds exactly what the cluster asks for:
+   * the run reports a start (the agent is ready) and the next run builds the
+   * state from the same read. Undefined (logged why) when a full start is needed.
+   */
+  async #fastStart(
+    early: Omit<EarlyStart, "preread"> & { preread?: HnsPreread; at: number },
+    mode: StartReadMode,
+    changes: ChangeSet,
+  ): Promise<SyncReport | undefined> {
+    const si = this.#o.syncedInputs;
+    if (!si) return undefined;
+    const { client, cluster, ownership, settings } = this.#o;
+    const recorded = await si.file.read();
+    const t = performance.now();
+    const check = recorded
+      ? await fastStartCheck({
+        client,
+        network: early.network,
+        cluster,
+        ownership,
+        settings,
+        mode,
+        preread: early.preread,
+      })
+      : { reason: "no synced-inputs digest recorded" };
+    let reason = "reason" in check ? check.reason : undefined;
+    if (recorded && "ctx" in check) {
+      const now: SyncedInputs = {
+        cluster: this.#clusterDigest.value(),
+        context: contextDigest(check.ctx),
+        config: si.config,
+        owned: ownership.size,
+      };
+      const differ = differingParts(recorded, now);
+      if (differ.length > 0) reason = `changed since the last complete sync: ${differ.join(", ")}`;
+    }
+    if (reason !== undefined) {
+      this.#log.info("Building the state before ready", { reason });
+      return undefined;
+    }
+    this.#deferredBuild = { early };
+    this.#log.info("HNS holds what the synced inputs ask for; ready, building the state next", {
+      startMode: "fast",
+      owned: ownership.size,
+      services: this.#clusterDigest.value().split(":")[1],
+      checkMs: Math.round(performance.now() - t),
+    });
+    return {
+      kind: "start",
+      startMode: "fast",
+      resynced: false,
+      repaired: NO_REPAIRS,
+      services: 0,
+      changes,
+      next: { retryAfterMs: 0 },
+    };
+  }
+
+  /**
+   * The state built after a fast start must plan no HNS write unless the
+   * cluster changed since: any other write means the digest matched a state
+   * HNS did not hold (a warning; the writes are made).
+   */
+  #checkDeferredBuild(plan: Plan, changes: ChangeSet): void {
+    const writes = plan.ops.filter((op) => !op.op.startsWith("adopt")).length;
+    const changed = changes.services.size > 0 || changes.nodeChanged ||
+      changes.placementsChanged.size > 0;
+    if (writes > 0 && !changed) {
+      this.#log.warn("The state built after a fast start differs from HNS; programming it", {
+        writes,
+        ops: plan.ops.slice(0, 5).map((op) => op.op).join(","),
+      });
+    }
   }
 
   /**
@@ -846,6 +1071,21 @@ export class Syncer {
   }
 
   async #apply(plan: Plan): Promise<ApplyResult> {
+    if (plan.ops.some((op) => !op.op.startsWith("adopt"))) {
+      // HNS is about to change: no recorded digest may describe the state it leaves. If that
+      // cannot be made durable, nothing is written; the retry reconciles everything.
+      try {
+        await this.#o.syncedInputs?.file.invalidate();
+      } catch (err) {
+        this.#needFull = true;
+        this.#log.error("Cannot invalidate the synced-inputs digest; not writing HNS", {
+          path: this.#o.syncedInputs!.file.path,
+          err: errorMessage(err),
+        });
+        throw err;
+      }
+      this.#lastWriteAt = this.#clock.now();
+    }
     const result = await applyPlan(plan, {
       client: this.#o.client,
       observed: this.#observed,

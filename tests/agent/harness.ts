@@ -290,3 +290,25 @@ export async function eventually(
   }
   throw new Error(`not converged: ${what}\n${await describe()}`);
 }
+
+/** Sum of the agent's `hnsproxy_hns_calls_total` over the operations `fn` matches. */
+export function hnsCalls(metrics: string, fn: RegExp): number {
+  return metrics.split("\n")
+    .filter((l) => l.startsWith("hnsproxy_hns_calls_total{"))
+    .filter((l) => fn.test(/operation="([^"]*)"/.exec(l)?.[1] ?? ""))
+    .reduce((n, l) => n + Number(l.trim().split(/\s+/).pop()), 0);
+}
+
+/** Wait until the agent finished its first sync (it is ready), then return its metrics. */
+export async function afterFirstSync(world: AgentWorld, agent: AgentProcess): Promise<string> {
+  let text = "";
+  await eventually(
+    "first sync finished",
+    async () => {
+      text = await world.metrics(agent).catch(() => "");
+      return /^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{[^}]*\} [1-9]/m.test(text);
+    },
+    agent.log,
+  );
+  return text;
+}

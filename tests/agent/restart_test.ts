@@ -7,7 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { type AgentProcess, AgentWorld, eventually } from "./harness.ts";
+import {
+  afterFirstSync as afterStart,
+  AgentWorld,
+  eventually,
+  hnsCalls as calls,
+} from "./harness.ts";
 import {
   FOREIGN_EP,
   FOREIGN_LB,
@@ -31,32 +36,10 @@ const WEB_TABLE = [
 /** hnsproxy's objects for the web cluster: 3 LBs, remote pods 2.7 and 3.9, 2 cluster-IP endpoints, the source VIP. */
 const WEB_OWNED = 8;
 
-/** Sum of `hnsproxy_hns_calls_total` over the operations `fn` matches. */
-function calls(metrics: string, fn: RegExp): number {
-  return metrics.split("\n")
-    .filter((l) => l.startsWith("hnsproxy_hns_calls_total{"))
-    .filter((l) => fn.test(/operation="([^"]*)"/.exec(l)?.[1] ?? ""))
-    .reduce((n, l) => n + Number(l.trim().split(/\s+/).pop()), 0);
-}
-
 const ALL = /^Hcn/;
 const OPENS = /^HcnOpen(Endpoint|LoadBalancer)$/;
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 const DELETES = /^HcnDelete/;
-
-/** Wait until the agent finished its first sync, then return its metrics. */
-async function afterStart(world: AgentWorld, agent: AgentProcess): Promise<string> {
-  let text = "";
-  await eventually(
-    "first sync finished",
-    async () => {
-      text = await world.metrics(agent).catch(() => "");
-      return /^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{[^}]*\} [1-9]/m.test(text);
-    },
-    agent.log,
-  );
-  return text;
-}
 
 /** Program the web cluster with a first agent, then stop it (gracefully, or kill -9). */
 async function firstLife(world: AgentWorld, kill = false): Promise<void> {
