@@ -279,8 +279,10 @@ async function startObserved(
       resynced: report.resynced,
       ops: report.plan?.ops.length ?? 0,
       writes: report.result?.writes ?? 0,
+      startMode: report.startMode,
     };
-    if (report.kind === "start" && !running.firstSync) {
+    // After a fast start the state is built by the next start run: that is the first sync done.
+    if (report.kind === "start" && report.startMode !== "fast" && !running.firstSync) {
       running.trace?.mark("first sync done");
       running.firstSync = memorySample(emulator);
     }

@@ -98,6 +98,8 @@ export interface SyncRecord {
   writes: number;
   /** HNS calls so far when it ended, when asked for (`countsOnSync`). */
   calls?: CallCounts;
+  /** A start's mode (`fast`: ready before the state was built; the next start run builds it). */
+  startMode?: SyncReport["startMode"];
 }
 
 /** The agent's configuration for a benchmark run against `library`, through the real flag parser. */
