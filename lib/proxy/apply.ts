@@ -851,7 +851,7 @@ function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown)
 type CreateOp = CreateEndpointOp | CreateLoadBalancerOp;
 
 /** Creates per request of many ({@link ApplyRun.#createMany}). */
-const CREATE_CHUNK = 64;
+const CREATE_CHUNK = 48;
 /**
  * Requests of creates in flight at once: HNS works on the next ones while
  * the event loop's thread takes in the answers of one.
