@@ -303,11 +303,15 @@ class ApplyRun {
     if (intent === undefined) return undefined;
     if (op.op === "createEndpoint") {
       // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
-      return { ...(op.payload ?? endpointPayload(op.endpoint)), ID: intent.id };
+      return op.payload
+        ? { ...op.payload, ID: intent.id }
+        : endpointPayload(op.endpoint, intent.id);
     }
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) return undefined;
-    return { ...loadBalancerPayload(op.loadBalancer, ids), ID: intent.id };
+    const payload = loadBalancerPayload(op.loadBalancer, ids);
+    payload.ID = intent.id;
+    return payload;
   }
 
   /**
