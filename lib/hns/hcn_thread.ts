@@ -3,7 +3,8 @@
  * loads the HCN libraries named by its first message and runs each batch of
  * calls it is sent synchronously, in order, answering in order. Answers go
  * back when the batch is done, or after any call once the oldest unsent one
- * has waited 1 ms.
+ * has waited 1 ms. A request of many creates answers with its failed items
+ * only; its time per item counts as a call's.
  *
  * @module
  */

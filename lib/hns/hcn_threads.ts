@@ -13,6 +13,11 @@
  *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
  *   wait for the one call after it; fast calls gather only on a thread whose
  *   calls are fast).
+ * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany})
+ *   counts as that many calls wherever a queue's cost is weighed, and goes
+ *   in parts of as many items as a thread runs within half of
+ *   {@link SPAWN_MICROS} (one part while HNS answers in microseconds), each
+ *   part placed like a call: slow items spread over the threads.
  * - Where a call goes follows how long calls on one object take (the
  *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
  *   OS set aside, even for a whole batch, does not make HNS look slow and

@@ -142,7 +142,8 @@ export interface ApplyResult {
 
 /**
  * Execute `plan` in order. Consecutive operations of the same kind run up to
- * `concurrency` at a time; the steps themselves run one after the other.
+ * `concurrency` at a time, creates in requests of many (each object's
+ * outcome as if made alone); the steps themselves run one after the other.
  * Never throws for HNS failures: they are reported in the result.
  */
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
