@@ -329,6 +329,8 @@ class ApplyRun {
     failed?: unknown,
   ): void {
     const { failures, sent } = done;
+    // Looked up once: a cold start takes in tens of thousands of these.
+    const debug = this.#log.enabled(2);
     let f = 0;
     for (let i = 0; i < chunk.length; i++) {
       const op = chunk[i];
@@ -344,7 +346,7 @@ class ApplyRun {
       try {
         if (op.op === "createEndpoint") {
           this.#recordEndpoint(op.key, sent[i] as HcnEndpoint);
-          this.#log.debug(2, "Created endpoint", { key: op.key, id: intent.id });
+          if (debug) this.#log.debug(2, "Created endpoint", { key: op.key, id: intent.id });
         } else {
           this.#recordLoadBalancer(op, sent[i] as HcnLoadBalancer);
         }
@@ -721,6 +723,7 @@ class ApplyRun {
     this.#ctx.observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
     const fp = loadBalancerFingerprint(hns);
     this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key, fp });
+    if (!this.#log.enabled(2)) return;
     this.#log.debug(
       2,
       op.op === "modifyLoadBalancer" ? "Updated load balancer" : "Created load balancer",
