@@ -262,7 +262,14 @@ class ApplyRun {
       const payloads: (HcnEndpoint | HcnLoadBalancer)[] = [];
       for (; next < ops.length && chunk.length < CREATE_CHUNK; next++) {
         const op = ops[next];
-        const payload = this.#readyCreate(op);
+        // A request's endpoints are on one network.
+        if (chunk.length > 0 && !sameNetwork(chunk[0], op)) break;
+        let payload: HcnEndpoint | HcnLoadBalancer | undefined;
+        try {
+          payload = this.#readyCreate(op);
+        } catch {
+          payload = undefined; // the single path fails it with this error
+        }
         if (payload === undefined) {
           rest.push(op);
           continue;
@@ -857,6 +864,11 @@ function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown)
 
 /** An operation that creates an object (in a request of many where it can). */
 type CreateOp = CreateEndpointOp | CreateLoadBalancerOp;
+
+/** Whether two creates may share a request: load balancers, or endpoints on one network. */
+function sameNetwork(a: CreateOp, b: CreateOp): boolean {
+  return a.op !== "createEndpoint" || b.op !== "createEndpoint" || a.networkId === b.networkId;
+}
 
 /** Creates per request of many ({@link ApplyRun.#createMany}). */
 const CREATE_CHUNK = 48;

@@ -421,6 +421,43 @@ Deno.test("apply: a step's creates go to HNS in requests of many; a failed one a
   assert.equal(api.objectCount("LoadBalancer"), 2);
 });
 
+Deno.test("apply: endpoint creates on two networks each go to their own network", async () => {
+  const NET2 = "33333333-3333-3333-3333-333333333333";
+  const api = new MemoryHcnApi({
+    state: {
+      Networks: [{ ID: NET, Name: "vxlan0", Type: "Overlay" }, {
+        ID: NET2,
+        Name: "vxlan1",
+        Type: "Overlay",
+      }],
+    },
+  });
+  const client = createHnsClient(api);
+  const { ctx } = context(client);
+  const onNet2 = (ip: string) => {
+    const op = remoteEp(ip);
+    return {
+      ...op,
+      networkId: NET2,
+      endpoint: { ...op.endpoint, networkId: NET2 },
+      payload: { ...op.payload, HostComputeNetwork: NET2 },
+    };
+  };
+  const ops = [remoteEp("10.244.2.1"), onNet2("10.245.2.1"), remoteEp("10.244.2.2")];
+  const result = await applyPlan(plan(...ops), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  const networkOf = new Map(
+    api.dump().Endpoints.map((ep) => [ep.IpConfigurations![0].IpAddress, ep.HostComputeNetwork]),
+  );
+  assert.deepEqual(Object.fromEntries(networkOf), {
+    "10.244.2.1": NET,
+    "10.245.2.1": NET2,
+    "10.244.2.2": NET,
+  });
+  assert.equal(ctx.observed.endpoints.get("ep/remote/10.245.2.1")?.hns.HostComputeNetwork, NET2);
+  assert.equal(api.openHandles(), 0);
+});
+
 Deno.test("apply: a failed replace-delete blocks only that key's re-create", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);
