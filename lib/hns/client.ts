@@ -343,29 +343,44 @@ class Client implements HnsClient {
     );
   }
 
-  async createEndpoints(
+  createEndpoints(
     networkId: string,
     endpoints: readonly HcnEndpoint[],
   ): Promise<CreatedBatch<HcnEndpoint>> {
-    const n = endpoints.length;
-    const sent: HcnEndpoint[] = new Array(n);
+    return this.#createMany(
+      "Endpoint",
+      "createEndpoint",
+      endpoints,
+      describeEndpoint,
+      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields, HostComputeNetwork: networkId }),
+      (body) => this.#withNetwork(networkId, body),
+    );
+  }
+
+  /**
+   * Create each item as the single create of `operation` does (`send` makes
+   * what is sent under the item's ID), in one request where the API offers
+   * it; each failure named as that create names its own.
+   */
+  async #createMany<T extends { ID?: string }>(
+    kind: HcnKind,
+    operation: string,
+    items: readonly T[],
+    describe: (item: T) => string,
+    send: (id: string, item: T) => T,
+    around: (body: (network?: HcnHandle) => Promise<ItemFailure[]>) => Promise<ItemFailure[]>,
+  ): Promise<CreatedBatch<T>> {
+    const n = items.length;
+    const sent: T[] = new Array(n);
     const ids: string[] = new Array(n);
     const settings: string[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const { ID: given, ...fields } = endpoints[i];
-      const id = ids[i] = idForCreate(given);
-      sent[i] = { ID: id, ...fields, HostComputeNetwork: networkId };
+      const id = ids[i] = idForCreate(items[i].ID);
+      sent[i] = send(id, items[i]);
       settings[i] = JSON.stringify(sent[i]);
     }
-    const failures = await this.#createAndCloseMany(
-      "Endpoint",
-      ids,
-      settings,
-      (body) => this.#withNetwork(networkId, body),
-    );
-    for (const f of failures) {
-      f.error = named("createEndpoint", () => describeEndpoint(endpoints[f.index]), f.error);
-    }
+    const failures = await this.#createAndCloseMany(kind, ids, settings, around);
+    for (const f of failures) f.error = named(operation, () => describe(items[f.index]), f.error);
     return { sent, failures };
   }
 
@@ -505,29 +520,15 @@ class Client implements HnsClient {
     });
   }
 
-  async createLoadBalancers(
-    lbs: readonly HcnLoadBalancer[],
-  ): Promise<CreatedBatch<HcnLoadBalancer>> {
-    const n = lbs.length;
-    const sent: HcnLoadBalancer[] = new Array(n);
-    const ids: string[] = new Array(n);
-    const settings: string[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const { ID: given, ...fields } = lbs[i];
-      const id = ids[i] = idForCreate(given);
-      sent[i] = { ID: id, ...fields };
-      settings[i] = JSON.stringify(sent[i]);
-    }
-    const failures = await this.#createAndCloseMany(
+  createLoadBalancers(lbs: readonly HcnLoadBalancer[]): Promise<CreatedBatch<HcnLoadBalancer>> {
+    return this.#createMany(
       "LoadBalancer",
-      ids,
-      settings,
+      "createLoadBalancer",
+      lbs,
+      describeLoadBalancer,
+      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields }),
       (body) => body(),
     );
-    for (const f of failures) {
-      f.error = named("createLoadBalancer", () => describeLoadBalancer(lbs[f.index]), f.error);
-    }
-    return { sent, failures };
   }
 
   modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
