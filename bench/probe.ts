@@ -109,6 +109,19 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
         await api.createAndClose!(kind, id, settings, network);
         if (kind === "LoadBalancer") report(started, settings);
       }),
+    createAndCloseMany: api.createAndCloseMany &&
+      (async (kind: HcnKind, ids: readonly string[], settings: readonly string[], network) => {
+        const started = now();
+        const failures = await api.createAndCloseMany!(kind, ids, settings, network);
+        if (kind === "LoadBalancer" && listener) {
+          let f = 0;
+          for (let i = 0; i < ids.length; i++) {
+            if (f < failures.length && failures[f].index === i) f++;
+            else report(started, settings[i]);
+          }
+        }
+        return failures;
+      }),
     openQueryClose: api.openQueryClose &&
       ((kind: HcnKind, id: string, query: string) => api.openQueryClose!(kind, id, query)),
     query: (kind, handle, query) => api.query(kind, handle, query),

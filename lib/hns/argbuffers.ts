@@ -20,6 +20,10 @@ const SLAB_BYTES = 64 * 1024;
 /** Larger requests get an `ArrayBuffer` of their own instead of a slab region. */
 const OWN_BUFFER_ABOVE = SLAB_BYTES / 4;
 
+/** Strings this long or longer are encoded natively ({@link ArgBuffers.wide}). */
+const ENCODE_FROM = 32;
+const ENCODER = new TextEncoder();
+
 /** A bump allocator of zero-filled, 8-byte aligned argument buffers. */
 export class ArgBuffers {
   #slab = new ArrayBuffer(SLAB_BYTES);
@@ -52,9 +56,22 @@ export class ArgBuffers {
 
   /** `s` as a NUL-terminated UTF-16 buffer (a `PCWSTR`). */
   wide(s: string): Uint16Array<ArrayBuffer> {
-    const [buffer, at] = this.#region((s.length + 1) * 2);
-    const out = new Uint16Array(buffer, at, s.length + 1);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    const n = s.length;
+    const [buffer, at] = this.#region((n + 1) * 2);
+    const out = new Uint16Array(buffer, at, n + 1);
+    if (n >= ENCODE_FROM) {
+      // ASCII text (the JSON hnsproxy sends): encoded natively as UTF-8 into
+      // the region's upper half, then widened in place from the front (a
+      // unit is written below the bytes still to be read). Any other text
+      // encodes to more bytes than characters, or does not fit: char by char.
+      const bytes = new Uint8Array(buffer, at + n, n);
+      const { read, written } = ENCODER.encodeInto(s, bytes);
+      if (read === n && written === n) {
+        for (let i = 0; i < n; i++) out[i] = bytes[i];
+        return out;
+      }
+    }
+    for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
     return out;
   }
 }

@@ -29,6 +29,7 @@ import { IdListing, invalidListing } from "./id_listing.ts";
 import { canonicalGuid, newGuid, ZERO_GUID } from "./guid.ts";
 import { kindWords } from "./names.ts";
 import type {
+  CreatedBatch,
   HcnApi,
   HcnEndpoint,
   HcnHandle,
@@ -38,6 +39,7 @@ import type {
   HnsClient,
   HnsFeatures,
   HnsVersion,
+  ItemFailure,
   OpenNetwork,
 } from "./types.ts";
 import { yieldToEventLoop } from "./wstr.ts";
@@ -221,11 +223,7 @@ class Client implements HnsClient {
       running = Promise.reject(err);
     }
     return running.catch((err) => {
-      if (err instanceof HnsError) {
-        const named = typeof object === "function" ? object() : object;
-        throw err.withContext(`${operation} (${err.operation})`, named ?? err.object);
-      }
-      throw err;
+      throw named(operation, object, err);
     });
   }
 
@@ -345,6 +343,80 @@ class Client implements HnsClient {
     );
   }
 
+  createEndpoints(
+    networkId: string,
+    endpoints: readonly HcnEndpoint[],
+  ): Promise<CreatedBatch<HcnEndpoint>> {
+    return this.#createMany(
+      "Endpoint",
+      "createEndpoint",
+      endpoints,
+      describeEndpoint,
+      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields, HostComputeNetwork: networkId }),
+      (body) => this.#withNetwork(networkId, body),
+    );
+  }
+
+  /**
+   * Create each item as the single create of `operation` does (`send` makes
+   * what is sent under the item's ID), in one request where the API offers
+   * it; each failure named as that create names its own.
+   */
+  async #createMany<T extends { ID?: string }>(
+    kind: HcnKind,
+    operation: string,
+    items: readonly T[],
+    describe: (item: T) => string,
+    send: (id: string, item: T) => T,
+    around: (body: (network?: HcnHandle) => Promise<ItemFailure[]>) => Promise<ItemFailure[]>,
+  ): Promise<CreatedBatch<T>> {
+    const n = items.length;
+    const sent: T[] = new Array(n);
+    const ids: string[] = new Array(n);
+    const settings: string[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i] = idForCreate(items[i].ID);
+      sent[i] = send(id, items[i]);
+      settings[i] = JSON.stringify(sent[i]);
+    }
+    const failures = await this.#createAndCloseMany(kind, ids, settings, around);
+    for (const f of failures) f.error = named(operation, () => describe(items[f.index]), f.error);
+    return { sent, failures };
+  }
+
+  /**
+   * Create and Close each item, in one request where the API offers it;
+   * `around` runs the request (with the network's handle, for endpoints).
+   * When it fails as a whole (the network's Open, or the request refused),
+   * every item failed with that error.
+   */
+  async #createAndCloseMany(
+    kind: HcnKind,
+    ids: readonly string[],
+    settings: readonly string[],
+    around: (body: (network?: HcnHandle) => Promise<ItemFailure[]>) => Promise<ItemFailure[]>,
+  ): Promise<ItemFailure[]> {
+    const api = this.#api;
+    try {
+      return await around(async (network) => {
+        if (api.createAndCloseMany) {
+          return await api.createAndCloseMany(kind, ids, settings, network);
+        }
+        const settled = await Promise.allSettled(
+          ids.map((id, i) => this.#createAndClose(kind, id, settings[i], network)),
+        );
+        const failures: ItemFailure[] = [];
+        for (let index = 0; index < settled.length; index++) {
+          const s = settled[index];
+          if (s.status === "rejected") failures.push({ index, error: s.reason as Error });
+        }
+        return failures;
+      });
+    } catch (err) {
+      return ids.map((_, index) => ({ index, error: err as Error }));
+    }
+  }
+
   /** Create and Close: one request where the API offers it (the same two HNS calls). */
   #createAndClose(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void> {
     if (this.#api.createAndClose) return this.#api.createAndClose(kind, id, settings, network);
@@ -448,6 +520,17 @@ class Client implements HnsClient {
     });
   }
 
+  createLoadBalancers(lbs: readonly HcnLoadBalancer[]): Promise<CreatedBatch<HcnLoadBalancer>> {
+    return this.#createMany(
+      "LoadBalancer",
+      "createLoadBalancer",
+      lbs,
+      describeLoadBalancer,
+      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields }),
+      (body) => body(),
+    );
+  }
+
   modifyLoadBalancer(id: string, lb: HcnLoadBalancer): Promise<HcnLoadBalancer> {
     const object = `${describeLoadBalancer(lb)} (${id})`;
     return this.#context("modifyLoadBalancer", object, async () => {
@@ -495,6 +578,20 @@ class Client implements HnsClient {
     }
     return value as T;
   }
+}
+
+/**
+ * `err` named after the client operation and its object (an {@link HnsError}
+ * gets both; any other error is left as it is).
+ */
+function named(
+  operation: string,
+  object: string | (() => string) | undefined,
+  err: unknown,
+): Error {
+  if (!(err instanceof HnsError)) return err as Error;
+  const name = typeof object === "function" ? object() : object;
+  return err.withContext(`${operation} (${err.operation})`, name ?? err.object);
 }
 
 /**

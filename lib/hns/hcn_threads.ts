@@ -13,6 +13,11 @@
  *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
  *   wait for the one call after it; fast calls gather only on a thread whose
  *   calls are fast).
+ * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany})
+ *   counts as that many calls wherever a queue's cost is weighed, and goes
+ *   in parts of as many items as a thread runs within half of
+ *   {@link SPAWN_MICROS} (one part while HNS answers in microseconds), each
+ *   part placed like a call: slow items spread over the threads.
  * - Where a call goes follows how long calls on one object take (the
  *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
  *   OS set aside, even for a whole batch, does not make HNS look slow and
@@ -60,7 +65,7 @@
 
 import { HnsError, type HnsErrorInit } from "./errors.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
-import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+import type { HcnApi, HcnHandle, HcnKind, ItemFailure } from "./types.ts";
 import type { IdListingData } from "./id_listing.ts";
 
 /** HNS threads when none are asked for. */
@@ -125,6 +130,7 @@ const OPS = [
   "createAndClose",
   "openQueryClose",
   "enumerateIds",
+  "createAndCloseMany",
 ] as const;
 
 /** An operation of {@link OPS}. */
@@ -154,7 +160,7 @@ export function opAt(index: number): ThreadOp | undefined {
 
 /** The HCN operation a thread operation starts with (a compound one makes several). */
 function firstCall(op: Exclude<ThreadOp, "hnsCall">): HcnOperation {
-  return op === "createAndClose"
+  return op === "createAndClose" || op === "createAndCloseMany"
     ? "create"
     : op === "openQueryClose"
     ? "open"
@@ -168,6 +174,15 @@ interface Pending {
   reject(err: unknown): void;
   /** An Enumerate, whose time grows with what HNS holds. */
   listing: boolean;
+  /** The HNS calls' worth of work it is (a request of many items counts each). */
+  calls: number;
+}
+
+/** The error a failed call's reply (status and value; see {@link ReplyStatus}) stands for. */
+function replyError(status: number, value: unknown): Error {
+  return status === ReplyStatus.HnsFailure
+    ? new HnsError(value as HnsErrorInit)
+    : new Error(value as string);
 }
 
 /** One HNS thread as the event loop's thread sees it. */
@@ -180,6 +195,8 @@ class HnsThread {
   head = 0;
   /** Listings among the pending calls. */
   listings = 0;
+  /** The pending requests' calls (a request of many items counts each): what its queue costs. */
+  load = 0;
   /** Terminated. */
   ended = false;
   /** It has answered once (its code is compiled). */
@@ -210,6 +227,7 @@ class HnsThread {
   shift(): Pending {
     const p = this.pending[this.head++];
     if (p.listing) this.listings--;
+    this.load -= p.calls;
     if (this.head === this.pending.length) {
       this.pending = [];
       this.head = 0;
@@ -327,6 +345,7 @@ export class ThreadedHcnApi implements HcnApi {
     a: unknown,
     b?: unknown,
     c?: unknown,
+    calls = 1,
   ): Promise<T> {
     if (this.#closed !== undefined) {
       const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(firstCall(op), kind!);
@@ -336,7 +355,8 @@ export class ThreadedHcnApi implements HcnApi {
     const thread = this.#pick(listing);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     if (listing) thread.listings++;
-    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, listing });
+    thread.load += calls;
+    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, listing, calls });
     thread.outbox.push(OPS.indexOf(op), kind, a, b, c);
     this.#queuedSinceCheck = true;
     if (!this.#sendScheduled) {
@@ -365,11 +385,11 @@ export class ThreadedHcnApi implements HcnApi {
     let fill: HnsThread | undefined;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
-      const queued = t.outstanding;
+      const queued = t.load;
       if (
         queued > 0 && (listing || !apart || t.listings === 0) &&
         queued * callMicros < WAKE_MICROS &&
-        queued > (fill?.outstanding ?? 0)
+        queued > (fill?.load ?? 0)
       ) {
         fill = t;
       }
@@ -383,7 +403,7 @@ export class ThreadedHcnApi implements HcnApi {
     let bestSpawnCost = Infinity;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
-      const queued = t.outstanding;
+      const queued = t.load;
       const listingCost = apart && !listing && t.listings > 0 ? LISTING_MICROS : 0;
       const cost = queued === 0 ? WAKE_MICROS : queued * callMicros + listingCost;
       if (cost < bestCost) {
@@ -474,8 +494,7 @@ export class ThreadedHcnApi implements HcnApi {
       const status = replies[i];
       const value = replies[i + 1];
       if (status === ReplyStatus.Ok) p.resolve(value);
-      else if (status === ReplyStatus.HnsFailure) p.reject(new HnsError(value as HnsErrorInit));
-      else p.reject(new Error(value as string));
+      else p.reject(replyError(status as number, value));
     }
     if (this.#closed !== undefined && thread.outstanding === 0) this.#end(thread);
   }
@@ -557,6 +576,41 @@ export class ThreadedHcnApi implements HcnApi {
 
   openQueryClose(kind: HcnKind, id: string, query: string): Promise<string> {
     return this.#call("openQueryClose", kind, id, query);
+  }
+
+  /**
+   * The items go in requests of as many as a thread runs within half of
+   * {@link SPAWN_MICROS} (all of them while HNS answers in microseconds), each
+   * request placed like that many calls: slow calls spread over the threads.
+   */
+  async createAndCloseMany(
+    kind: HcnKind,
+    ids: readonly string[],
+    settings: readonly string[],
+    network?: HcnHandle,
+  ): Promise<ItemFailure[]> {
+    const n = ids.length;
+    const callMicros = this.#callMicros;
+    const per = callMicros > 0 ? Math.max(1, Math.floor(SPAWN_MICROS / (2 * callMicros))) : n;
+    const parts: Promise<unknown[]>[] = [];
+    for (let from = 0; from < n; from += per) {
+      const to = Math.min(n, from + per);
+      const part = from === 0 && to === n
+        ? [ids, settings]
+        : [ids.slice(from, to), settings.slice(from, to)];
+      parts.push(this.#call("createAndCloseMany", kind, part[0], part[1], network, to - from));
+    }
+    const failures: ItemFailure[] = [];
+    const answers = await Promise.all(parts);
+    for (let p = 0; p < answers.length; p++) {
+      // Per failed item: its index in the request, status and value.
+      const replies = answers[p];
+      for (let i = 0; i < replies.length; i += 3) {
+        const index = p * per + (replies[i] as number);
+        failures.push({ index, error: replyError(replies[i + 1] as number, replies[i + 2]) });
+      }
+    }
+    return failures;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
-import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
+import type { HcnApi, HcnHandle, HcnKind, ItemFailure } from "./types.ts";
 
 /**
  * Called after every call with the C function name, its duration in seconds
@@ -113,13 +113,51 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
       for (const fn of calls) record(fn, started, undefined, seconds);
       return out;
     }, (err) => {
+      recordFailed(calls, started, err, since(started));
+      throw err;
+    });
+  }
+
+  /** Record the calls of a compound request that failed with `err` (see {@link timedCalls}). */
+  function recordFailed(calls: readonly string[], started: number, err: unknown, seconds: number) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const at = calls.indexOf((err as { operation?: string }).operation ?? "");
+    const failed = at < 0 ? 0 : at;
+    for (let i = 0; i < failed; i++) record(calls[i], started, undefined, seconds);
+    record(calls[failed], started, error, seconds);
+    // A Close made after a failed Query (the handle is always closed) is not in the error.
+    if (failed > 0 && failed < calls.length - 1) {
+      record(calls[calls.length - 1], started, undefined, seconds);
+    }
+  }
+
+  /**
+   * Run a request of `items` compound requests of `calls` each and record
+   * every call of every item, as {@link timedCalls} records one item; each
+   * with the request's time. A rejected request tried no item: each is
+   * recorded as failed at its first call, as a refused single request is.
+   */
+  function timedItems(
+    calls: readonly string[],
+    items: number,
+    body: () => Promise<ItemFailure[]>,
+  ): Promise<ItemFailure[]> {
+    const started = performance.now();
+    return settle(body).then((failures) => {
+      const seconds = since(started);
+      let f = 0;
+      for (let i = 0; i < items; i++) {
+        if (f < failures.length && failures[f].index === i) {
+          recordFailed(calls, started, failures[f++].error, seconds);
+          continue;
+        }
+        for (const fn of calls) record(fn, started, undefined, seconds);
+      }
+      return failures;
+    }, (err) => {
+      const seconds = since(started);
       const error = err instanceof Error ? err : new Error(String(err));
-      const at = calls.indexOf((err as { operation?: string }).operation ?? "");
-      const failed = at < 0 ? 0 : at;
-      for (let i = 0; i < failed; i++) record(calls[i], started);
-      record(calls[failed], started, error);
-      // A Close made after a failed Query (the handle is always closed) is not in the error.
-      if (failed > 0 && failed < calls.length - 1) record(calls[calls.length - 1], started);
+      for (let i = 0; i < items; i++) record(calls[0], started, error, seconds);
       throw err;
     });
   }
@@ -153,6 +191,13 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
         timedCalls(
           createCloseNames(kind),
           () => api.createAndClose!(kind, id, settings, network),
+        )),
+    createAndCloseMany: api.createAndCloseMany &&
+      ((kind: HcnKind, ids: readonly string[], settings: readonly string[], network?: HcnHandle) =>
+        timedItems(
+          createCloseNames(kind),
+          ids.length,
+          () => api.createAndCloseMany!(kind, ids, settings, network),
         )),
     openQueryClose: api.openQueryClose &&
       ((kind: HcnKind, id: string, query: string) =>

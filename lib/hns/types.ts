@@ -205,6 +205,21 @@ export interface HcnApi {
    */
   openQueryClose?(kind: HcnKind, id: string, query: string): Promise<string>;
   /**
+   * {@link HcnApi.createAndClose} of each item, in order, as one request:
+   * `ids[i]` with `settings[i]` (endpoints on the open `network`). Answers
+   * only the items that failed, each with its own error as
+   * {@link HcnApi.createAndClose} would fail; a rejection means no item was
+   * tried. The same HNS calls as the items made one by one, for a backend
+   * where a request costs more than the calls it runs (HNS threads).
+   * Optional: callers fall back to one request per item.
+   */
+  createAndCloseMany?(
+    kind: HcnKind,
+    ids: readonly string[],
+    settings: readonly string[],
+    network?: HcnHandle,
+  ): Promise<ItemFailure[]>;
+  /**
    * How many calls a caller should keep in flight to keep this backend busy,
    * when that differs from how many HNS runs at once (the FFI backend queues
    * calls for its HNS threads). Undefined: as many as should run at once.
@@ -219,6 +234,27 @@ export interface HcnApi {
   keepListingsApart?(apart: boolean): void;
   /** Release the libraries (no further calls); the FFI backend's threads end. */
   dispose(): void;
+}
+
+/** An item of a batch request that failed: its index in the batch and its error. */
+export interface ItemFailure {
+  /** The item's index in the request. */
+  index: number;
+  /** Its error ({@link import("./errors.ts").HnsError} for HNS failures). */
+  error: Error;
+}
+
+/**
+ * What a batch of creates did ({@link HnsClient.createEndpoints}): every
+ * object as sent, under its ID, and the items that failed, by index, in
+ * order (an object in `sent` whose index failed was not made, or its answer
+ * was lost, as after a single create's failure).
+ */
+export interface CreatedBatch<T> {
+  /** Each object as sent, in the order given. */
+  sent: T[];
+  /** The failed items, in order of their index. */
+  failures: ItemFailure[];
 }
 
 /** HNS version as reported by `HNSCall GET /globals/version`. */
@@ -316,6 +352,17 @@ export interface HnsClient {
    * A duplicate ID is refused by HNS with ERROR_ALREADY_EXISTS.
    */
   createEndpoint(networkId: string, endpoint: HcnEndpoint): Promise<HcnEndpoint>;
+  /**
+   * {@link HnsClient.createEndpoint} of each endpoint, all on one network,
+   * their calls made together (one request where the API runs many,
+   * {@link HcnApi.createAndCloseMany}): the same HNS calls, Create and Close
+   * each (plus the network's Open outside a batch). Each failure is the
+   * error {@link HnsClient.createEndpoint} would have thrown for that item.
+   */
+  createEndpoints(
+    networkId: string,
+    endpoints: readonly HcnEndpoint[],
+  ): Promise<CreatedBatch<HcnEndpoint>>;
   /** Delete an endpoint by ID. */
   deleteEndpoint(id: string): Promise<void>;
 
@@ -340,6 +387,11 @@ export interface HnsClient {
    * A duplicate ID is refused by HNS with ERROR_ALREADY_EXISTS.
    */
   createLoadBalancer(lb: HcnLoadBalancer): Promise<HcnLoadBalancer>;
+  /**
+   * {@link HnsClient.createLoadBalancer} of each load balancer, their calls
+   * made together as {@link HnsClient.createEndpoints} makes its own.
+   */
+  createLoadBalancers(lbs: readonly HcnLoadBalancer[]): Promise<CreatedBatch<HcnLoadBalancer>>;
   /**
    * Replace a load balancer's settings in place (needs ModifyLoadbalancer).
    * A refusal as unsupported ({@link import("./errors.ts").isUnsupported}) sets

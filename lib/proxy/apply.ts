@@ -45,7 +45,7 @@
 
 import { HnsError, HResult, isNotFound, isPortConflict, isUnsupported } from "../hns/errors.ts";
 import { newGuid } from "../hns/guid.ts";
-import type { HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
+import type { CreatedBatch, HcnEndpoint, HcnLoadBalancer, HnsClient } from "../hns/types.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import type { Backoff } from "./backoff.ts";
 import { ConflictTracker } from "./conflicts.ts";
@@ -142,7 +142,8 @@ export interface ApplyResult {
 
 /**
  * Execute `plan` in order. Consecutive operations of the same kind run up to
- * `concurrency` at a time; the steps themselves run one after the other.
+ * `concurrency` at a time, creates in requests of many (each object's
+ * outcome as if made alone); the steps themselves run one after the other.
  * Never throws for HNS failures: they are reported in the result.
  */
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
@@ -168,6 +169,8 @@ class ApplyRun {
   readonly #unlisted = new Map<string, unknown>();
   /** IDs whose create call succeeded, or failed in a way that may have made the object. */
   readonly #issued = new Set<string>();
+  /** Creates whose first attempt failed in a request of many, by key: their failure. */
+  readonly #firstAttempts = new Map<string, unknown>();
   readonly #result: ApplyResult = {
     applied: [],
     failed: [],
@@ -191,7 +194,12 @@ class ApplyRun {
       await this.#listCreates(plan.ops, offset, batch[0]);
       await this.#writeDistrust(plan.ops, offset, batch[0]);
       offset += batch.length;
-      await pool(batch, concurrency, (op) => this.#one(op));
+      const kind = batch[0].op;
+      if (kind === "createEndpoint" || kind === "createLoadBalancer") {
+        await this.#createMany(batch as CreateOp[], concurrency);
+      } else {
+        await pool(batch, concurrency, (op) => this.#one(op));
+      }
     }
     // Listed creates never issued (deferred, blocked): nothing of theirs exists.
     for (const intent of this.#intents.values()) this.#ctx.ownership.remove(intent.id);
@@ -207,32 +215,159 @@ class ApplyRun {
     return this.#result;
   }
 
-  async #one(op: PlanOp): Promise<void> {
-    // Timed only for a listener: a cold start runs tens of thousands of these.
-    const onOperation = this.#ctx.hooks?.onOperation;
-    const started = onOperation ? performance.now() : 0;
-    const finish = (outcome: OpOutcome, error?: unknown) => {
-      onOperation?.(op, outcome, performance.now() - started, error);
-      if (outcome === "ok") {
-        this.#result.applied.push(op);
-        this.#ctx.backoff.reset(op.key);
-      } else if (outcome === "conflict") {
-        this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
-      } else if (outcome === "deferred") {
-        this.#result.deferred.push(op);
-        this.#blocked.add(op.key);
-      } else {
-        this.#result.failed.push({ op, error });
-        this.#blocked.add(op.key);
-        const retryInMs = this.#ctx.backoff.fail(op.key, error);
-        this.#log.warn("HNS operation failed; will retry", {
-          op: op.op,
-          key: op.key,
-          retryInMs,
-          err: errorMessage(error),
-        });
+  /** Time an operation from now, for a listener only: a cold start runs tens of thousands. */
+  #started(): number {
+    return this.#ctx.hooks?.onOperation ? performance.now() : 0;
+  }
+
+  /** The bookkeeping of an operation's outcome (`started`: {@link ApplyRun.#started}). */
+  #finish(op: PlanOp, started: number, outcome: OpOutcome, error?: unknown): void {
+    this.#ctx.hooks?.onOperation?.(op, outcome, performance.now() - started, error);
+    if (outcome === "ok") {
+      this.#result.applied.push(op);
+      this.#ctx.backoff.reset(op.key);
+    } else if (outcome === "conflict") {
+      this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
+    } else if (outcome === "deferred") {
+      this.#result.deferred.push(op);
+      this.#blocked.add(op.key);
+    } else {
+      this.#result.failed.push({ op, error });
+      this.#blocked.add(op.key);
+      const retryInMs = this.#ctx.backoff.fail(op.key, error);
+      this.#log.warn("HNS operation failed; will retry", {
+        op: op.op,
+        key: op.key,
+        retryInMs,
+        err: errorMessage(error),
+      });
+    }
+  }
+
+  /**
+   * Run a step of creates of one kind: those ready to go out under a listed
+   * GUID go in requests of {@link CREATE_CHUNK}, up to {@link CHUNKS_IN_FLIGHT}
+   * at a time, so that HNS works on the next while the answers of one are
+   * taken in; their outcomes are kept as {@link ApplyRun.#one}'s. The rest
+   * (deferred, blocked, not listed, and every create whose request failed,
+   * with that failure as its first attempt's) then go through
+   * {@link ApplyRun.#one}, `concurrency` at a time.
+   */
+  async #createMany(ops: readonly CreateOp[], concurrency: number): Promise<void> {
+    const rest: PlanOp[] = [];
+    const inFlight: Promise<void>[] = [];
+    let next = 0;
+    const submit = () => {
+      const chunk: CreateOp[] = [];
+      const payloads: (HcnEndpoint | HcnLoadBalancer)[] = [];
+      for (; next < ops.length && chunk.length < CREATE_CHUNK; next++) {
+        const op = ops[next];
+        // A request's endpoints are on one network.
+        if (chunk.length > 0 && !sameNetwork(chunk[0], op)) break;
+        let payload: HcnEndpoint | HcnLoadBalancer | undefined;
+        try {
+          payload = this.#readyCreate(op);
+        } catch {
+          payload = undefined; // the single path fails it with this error
+        }
+        if (payload === undefined) {
+          rest.push(op);
+          continue;
+        }
+        chunk.push(op);
+        payloads.push(payload);
       }
+      if (chunk.length === 0) return;
+      const started = this.#started();
+      this.#result.writes += chunk.length;
+      const { client } = this.#ctx;
+      const request = chunk[0].op === "createEndpoint"
+        ? client.createEndpoints((chunk[0] as CreateEndpointOp).networkId, payloads)
+        : client.createLoadBalancers(payloads as HcnLoadBalancer[]);
+      inFlight.push(request.then(
+        (done) => this.#settleCreates(chunk, done, started, rest),
+        (err) => this.#settleCreates(chunk, { sent: [], failures: [] }, started, rest, err),
+      ));
     };
+    while (next < ops.length || inFlight.length > 0) {
+      while (inFlight.length < CHUNKS_IN_FLIGHT && next < ops.length) submit();
+      if (inFlight.length === 0) break;
+      await inFlight.shift();
+    }
+    await pool(rest, concurrency, (op) => this.#one(op));
+  }
+
+  /**
+   * What to send for `op` now, in a request of many: undefined when it is
+   * not ready to go out under a GUID listed for it (backing off, blocked,
+   * not listed, or a load balancer with a backend that has no ID).
+   */
+  #readyCreate(op: CreateOp): HcnEndpoint | HcnLoadBalancer | undefined {
+    const key = op.key;
+    if (!this.#ctx.backoff.ready(key) || this.#blocked.has(key) || this.#unlisted.has(key)) {
+      return undefined;
+    }
+    const intent = this.#intents.get(key);
+    if (intent === undefined) return undefined;
+    if (op.op === "createEndpoint") {
+      // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
+      return op.payload
+        ? { ...op.payload, ID: intent.id }
+        : endpointPayload(op.endpoint, intent.id);
+    }
+    const ids = this.#backendIds(op.loadBalancer);
+    if (!Array.isArray(ids)) return undefined;
+    const payload = loadBalancerPayload(op.loadBalancer, ids);
+    payload.ID = intent.id;
+    return payload;
+  }
+
+  /**
+   * Take in the answers of a request of creates: a created object is
+   * recorded as {@link ApplyRun.#one} records it; a failed one goes to
+   * `rest`, its failure kept as the outcome of its first attempt (`failed`:
+   * the whole request failed).
+   */
+  #settleCreates(
+    chunk: readonly CreateOp[],
+    done: CreatedBatch<HcnEndpoint | HcnLoadBalancer>,
+    started: number,
+    rest: PlanOp[],
+    failed?: unknown,
+  ): void {
+    const { failures, sent } = done;
+    // Looked up once: a cold start takes in tens of thousands of these.
+    const debug = this.#log.enabled(2);
+    let f = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const op = chunk[i];
+      if (failed !== undefined || (f < failures.length && failures[f].index === i)) {
+        this.#firstAttempts.set(op.key, failed ?? failures[f++].error);
+        rest.push(op);
+        continue;
+      }
+      const intent = this.#intents.get(op.key)!;
+      this.#intents.delete(op.key);
+      this.#issued.add(intent.id);
+      this.#uncertain.delete(op.key);
+      try {
+        if (op.op === "createEndpoint") {
+          this.#recordEndpoint(op.key, sent[i] as HcnEndpoint);
+          if (debug) this.#log.debug(2, "Created endpoint", { key: op.key, id: intent.id });
+        } else {
+          this.#recordLoadBalancer(op, sent[i] as HcnLoadBalancer);
+        }
+        this.#finish(op, started, "ok");
+      } catch (err) {
+        this.#finish(op, started, "failed", err);
+      }
+    }
+  }
+
+  async #one(op: PlanOp): Promise<void> {
+    const started = this.#started();
+    const finish = (outcome: OpOutcome, error?: unknown) =>
+      this.#finish(op, started, outcome, error);
     if (op.op === "adoptLoadBalancer") {
       const { observed } = this.#ctx;
       observed.adoptLoadBalancer(op.key, op.id, op.serviceKey);
@@ -400,7 +535,7 @@ class ApplyRun {
     lookup: () => Promise<T | undefined>,
   ): Promise<T> {
     try {
-      const created = await this.#write(call);
+      const created = await this.#attempt(key, call);
       this.#issued.add(id);
       return created;
     } catch (err) {
@@ -441,6 +576,17 @@ class ApplyRun {
     if (kind === "LoadBalancer") this.#ctx.observed.removeLoadBalancerById(id);
     else this.#ctx.observed.removeEndpointById(id);
     this.#ctx.ownership.remove(id);
+  }
+
+  /**
+   * The first attempt of a create of `key`: its failure in a request of many,
+   * when it had one (the write counted there), else a write of `call`.
+   */
+  #attempt<T>(key: string, call: () => Promise<T>): Promise<T> {
+    const failure = this.#firstAttempts.get(key);
+    if (failure === undefined) return this.#write(call);
+    this.#firstAttempts.delete(key);
+    return Promise.reject(failure);
   }
 
   /** Count a write and make it (a throw of `call` is the caller's, as a rejection would be). */
@@ -560,7 +706,6 @@ class ApplyRun {
   }
 
   async #putLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp): Promise<OpOutcome> {
-    const { observed } = this.#ctx;
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) {
       if (this.#blocked.has(ids.missing) || !this.#ctx.backoff.ready(ids.missing)) {
@@ -575,10 +720,17 @@ class ApplyRun {
     } else {
       hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
     }
+    this.#recordLoadBalancer(op, hns);
+    return "ok";
+  }
+
+  /** Record a load balancer HNS now holds as `hns` (created or updated by `op`). */
+  #recordLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp, hns: HcnLoadBalancer): void {
     const id = requireId(hns, op.key);
-    observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
+    this.#ctx.observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
     const fp = loadBalancerFingerprint(hns);
     this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key, fp });
+    if (!this.#log.enabled(2)) return;
     this.#log.debug(
       2,
       op.op === "modifyLoadBalancer" ? "Updated load balancer" : "Created load balancer",
@@ -586,10 +738,9 @@ class ApplyRun {
         key: op.key,
         id,
         service: op.serviceKey,
-        backends: ids.length,
+        backends: hns.HostComputeEndpoints?.length ?? 0,
       },
     );
-    return "ok";
   }
 
   /**
@@ -710,6 +861,22 @@ function warnModifyUnsupportedOnce(client: HnsClient, log: Logger, err: unknown)
     { err: errorMessage(err) },
   );
 }
+
+/** An operation that creates an object (in a request of many where it can). */
+type CreateOp = CreateEndpointOp | CreateLoadBalancerOp;
+
+/** Whether two creates may share a request: load balancers, or endpoints on one network. */
+function sameNetwork(a: CreateOp, b: CreateOp): boolean {
+  return a.op !== "createEndpoint" || b.op !== "createEndpoint" || a.networkId === b.networkId;
+}
+
+/** Creates per request of many ({@link ApplyRun.#createMany}). */
+const CREATE_CHUNK = 48;
+/**
+ * Requests of creates in flight at once: HNS works on the next ones while
+ * the event loop's thread takes in the answers of one.
+ */
+const CHUNKS_IN_FLIGHT = 3;
 
 /** Group consecutive operations of the same kind: each group may run concurrently. */
 function batches(ops: readonly PlanOp[]): PlanOp[][] {

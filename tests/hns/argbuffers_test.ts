@@ -22,6 +22,25 @@ Deno.test("argbuffers: wide strings are NUL-terminated UTF-16 and never share me
   equal(views[0][0], 0);
 });
 
+Deno.test("argbuffers: long text, ASCII or not, comes out unit for unit", () => {
+  const buffers = new ArgBuffers();
+  const json = JSON.stringify({ IpConfigurations: [{ IpAddress: "10.244.2.7" }], Flags: 1 });
+  const texts = [
+    json,
+    json + "é", // one non-ASCII character at the very end
+    "€" + json,
+    json.slice(0, 20) + "😀" + json.slice(20),
+    json + "\ud800", // a lone surrogate is kept, not replaced
+    "\u007f".repeat(40) + "\u0080",
+  ];
+  for (const text of texts) {
+    const view = buffers.wide(text);
+    equal(view.length, text.length + 1);
+    equal(view[text.length], 0, "NUL terminator");
+    for (let i = 0; i < text.length; i++) equal(view[i], text.charCodeAt(i), `unit ${i}`);
+  }
+});
+
 Deno.test("argbuffers: out-parameters start NULL, GUIDs match guidToBytes, slabs roll over", () => {
   const buffers = new ArgBuffers();
   const seen = new Set<ArrayBufferLike>();

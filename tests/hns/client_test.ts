@@ -6,7 +6,7 @@
 
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { createHnsClient, type UnreadableObject } from "../../lib/hns/client.ts";
-import { HResult } from "../../lib/hns/errors.ts";
+import { type HnsError, HResult } from "../../lib/hns/errors.ts";
 import { idListingOfAnswer } from "../../lib/hns/id_listing.ts";
 import type { HcnApi, HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { backendTest } from "./harness.ts";
@@ -772,6 +772,78 @@ backendTest(
     ok(err.errorRecord?.includes(`"ErrorCode":2151350304`), String(err.errorRecord));
     match(err.message, /failed with 0x803B0020 \(HNS manager stopped\)/);
     equal(control.objectCount("LoadBalancer"), 0);
+  },
+);
+
+backendTest(
+  "createLoadBalancers: each made as createLoadBalancer makes it; a refused one fails alone, named as there",
+  async ({ api, control }) => {
+    const { client, a, b } = await node(api);
+    control.failCall("HcnCreateLoadBalancer", 2, HResult.MANAGER_STOPPED);
+    const given = clusterIpLb("10.96.0.12", 82, [a]);
+    const { sent, failures } = await client.createLoadBalancers([
+      clusterIpLb("10.96.0.10", 80, [a, b]),
+      clusterIpLb("10.96.0.11", 81, [b]),
+      { ...given, ID: "0a0b0c0d-0000-4000-8000-00000000000e" },
+      clusterIpLb("10.96.0.10", 80, [b]), // the first one's VIP and port
+    ]);
+    deepEqual(failures.map((f) => f.index), [1, 3]);
+    const [stopped, taken] = failures.map((f) => f.error as HnsError);
+    equal(stopped.hresult, HResult.MANAGER_STOPPED);
+    equal(stopped.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+    equal(stopped.object, "load balancer 10.96.0.11:81/TCP");
+    equal(taken.hresult, HResult.PORT_ALREADY_EXISTS);
+    equal(taken.object, "load balancer 10.96.0.10:80/TCP");
+    equal(sent.length, 4);
+    equal(sent[2].ID, "0A0B0C0D-0000-4000-8000-00000000000E", "the caller's ID, upper case");
+    for (const lb of sent) match(lb.ID!, GUID_RE);
+    equal(control.callCount("HcnCreateLoadBalancer"), 4);
+    equal(control.callCount("HcnCloseLoadBalancer"), 2, "a handle per object made");
+    const held = new Set((await client.listLoadBalancers()).map((lb) => lb.ID));
+    deepEqual(held, new Set([sent[0].ID, sent[2].ID]));
+  },
+);
+
+backendTest(
+  "createEndpoints: one open network handle, each made as createEndpoint makes it; a refused one fails alone",
+  async ({ api, control }) => {
+    const { client, networkId } = await node(api);
+    const opens = control.callCount("HcnOpenNetwork");
+    const { sent, failures } = await client.createEndpoints(networkId, [
+      remote("10.244.2.7", "192.168.1.12"),
+      remote("10.244.1.5", "192.168.1.12"), // pod-a's IP
+      remote("10.244.2.8", "192.168.1.12"),
+    ]);
+    deepEqual(failures.map((f) => f.index), [1]);
+    const taken = failures[0].error as HnsError;
+    equal(taken.hresult, HResult.ERROR_ALREADY_EXISTS);
+    match(taken.operation!, /^createEndpoint \(HcnCreateEndpoint\)$/);
+    match(taken.object!, /10\.244\.1\.5/);
+    equal(control.callCount("HcnOpenNetwork") - opens, 1, "one Open for the request");
+    for (const i of [0, 2]) {
+      const held = await client.getEndpoint(sent[i].ID!);
+      equal(held?.HostComputeNetwork?.toLowerCase(), networkId.toLowerCase());
+      equal(held?.IpConfigurations?.[0].IpAddress, sent[i].IpConfigurations?.[0].IpAddress);
+    }
+    equal(control.objectCount("Endpoint"), 4);
+  },
+);
+
+backendTest(
+  "createEndpoints: a network that cannot be opened fails every item with that error",
+  async ({ api, control }) => {
+    const { client, networkId } = await node(api);
+    control.failCall("HcnOpenNetwork", 1, HResult.ERROR_NOT_FOUND);
+    const { failures } = await client.createEndpoints(networkId, [
+      remote("10.244.2.7", "192.168.1.12"),
+      remote("10.244.2.8", "192.168.1.12"),
+    ]);
+    deepEqual(failures.map((f) => f.index), [0, 1]);
+    for (const f of failures) {
+      equal((f.error as HnsError).hresult, HResult.ERROR_NOT_FOUND);
+      equal((f.error as HnsError).operation, "createEndpoint (HcnOpenNetwork)");
+    }
+    equal(control.callCount("HcnCreateEndpoint"), 2, "the node's two only");
   },
 );
 

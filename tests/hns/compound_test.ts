@@ -7,7 +7,7 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
-import { HResult } from "../../lib/hns/errors.ts";
+import { type HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
 import { instrumentHcnApi } from "../../lib/hns/instrument.ts";
@@ -147,6 +147,68 @@ Deno.test("instrumentation counts each call a compound request made", async () =
     });
     // The instrumentation counts what HNS saw.
     for (const [fn, s] of Object.entries(stats)) equal(s.calls, control.callCount(fn), fn);
+  });
+});
+
+Deno.test("createAndCloseMany: each item's Create and Close in one request; a failed item fails alone", async () => {
+  await withEmulator(async (api, control) => {
+    ok(api.createAndCloseMany, "the FFI binding offers it");
+    control.failCall("HcnCloseLoadBalancer", 2, E_ACCESSDENIED);
+    const lbs = [80, 81, 80, 82, 83].map((port) =>
+      JSON.stringify(clusterIpLb("10.0.0.1", port, []))
+    );
+    const ids = lbs.map(() => newGuid());
+    ids[4] = "not-a-guid";
+    const failures = await api.createAndCloseMany("LoadBalancer", ids, lbs);
+    deepEqual(failures.map((f) => [f.index, (f.error as HnsError).hresult]), [
+      [1, E_ACCESSDENIED], // its Close failed: the object exists
+      [2, HResult.PORT_ALREADY_EXISTS],
+      [4, 0x80070057], // refused before any C call
+    ]);
+    deepEqual(failures.map((f) => (f.error as HnsError).operation), [
+      "HcnCloseLoadBalancer",
+      "HcnCreateLoadBalancer",
+      "HcnCreateLoadBalancer",
+    ]);
+    deepEqual(counts(control, ...LB_FNS), {
+      HcnCreateLoadBalancer: 4,
+      HcnOpenLoadBalancer: 0,
+      HcnQueryLoadBalancerProperties: 0,
+      HcnCloseLoadBalancer: 3,
+    });
+    equal(control.objectCount("LoadBalancer"), 3);
+    control.reset(); // the refused Close's handle stays open in the emulator
+  });
+});
+
+Deno.test("instrumentation counts each call of a request of many, each failure at its call", async () => {
+  await withEmulator(async (api, control) => {
+    const seen: string[] = [];
+    const counted = instrumentHcnApi(api, (fn, _seconds, error) => {
+      seen.push(error ? `${fn}!` : fn);
+    });
+    control.failCall("HcnCloseLoadBalancer", 2, E_ACCESSDENIED);
+    const lbs = [80, 81, 80].map((port) => JSON.stringify(clusterIpLb("10.0.0.1", port, [])));
+    await counted.createAndCloseMany!("LoadBalancer", lbs.map(() => newGuid()), lbs);
+    deepEqual(seen, [
+      "HcnCreateLoadBalancer",
+      "HcnCloseLoadBalancer",
+      "HcnCreateLoadBalancer",
+      "HcnCloseLoadBalancer!",
+      "HcnCreateLoadBalancer!",
+    ]);
+    const stats = counted.stats();
+    for (const [fn, s] of Object.entries(stats)) equal(s.calls, control.callCount(fn), fn);
+    // A request refused as a whole tried nothing: each item counts as a failed Create.
+    api.dispose();
+    await counted.createAndCloseMany!("LoadBalancer", [newGuid(), newGuid()], lbs.slice(0, 2))
+      .then(() => ok(false, "refused"), () => {});
+    deepEqual(counted.stats().HcnCreateLoadBalancer, {
+      ...counted.stats().HcnCreateLoadBalancer,
+      calls: 5,
+      errors: 3,
+    });
+    control.reset(); // the refused Close's handle stays open in the emulator
   });
 });
 

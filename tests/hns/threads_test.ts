@@ -13,6 +13,7 @@ import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi, openHcnCalls } from "../../lib/hns/ffi.ts";
 import { ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
+import { newGuid } from "../../lib/hns/guid.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
 import { clusterIpLb, expectHnsError, makeNetwork } from "./fixtures.ts";
 
@@ -132,6 +133,33 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
     equal(api.threadsStarted, 1);
     await Promise.all(Array.from({ length: 6 }, missing));
     equal(api.threadsStarted, 3);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: a request of many fast items stays on one thread; of slow ones spreads over every thread", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
+    const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
+    const lbs = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
+    await missing(); // the thread's first answer (compiling) is not timed
+    for (let i = 0; i < TIMED_BATCHES; i++) await missing();
+    const fast = lbs(1000, 20);
+    equal(
+      (await api.createAndCloseMany("LoadBalancer", fast.map(() => newGuid()), fast)).length,
+      0,
+    );
+    equal(api.threadsStarted, 1, "fast calls gather");
+    emu.setLatencyMicros(20_000);
+    for (let i = 0; i < TIMED_BATCHES; i++) await missing();
+    const slow = lbs(80, 6);
+    const ids = slow.map(() => newGuid());
+    ids[4] = "not-a-guid";
+    const failures = await api.createAndCloseMany("LoadBalancer", ids, slow);
+    equal(api.threadsStarted, 3, "slow items spread");
+    equal(failures.length, 1);
+    equal(failures[0].index, 4, "the item's index in the whole request");
+    equal((failures[0].error as HnsError).hresult, 0x80070057);
+    equal(emu.control.objectCount("LoadBalancer"), 25);
     assertNoLeaks(emu.control);
   }));
 

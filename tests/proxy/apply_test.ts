@@ -374,6 +374,90 @@ Deno.test("apply: a failed endpoint blocks only the LBs that need it; a retry co
   assert.equal(api.openHandles(), 0);
 });
 
+Deno.test("apply: a step's creates go to HNS in requests of many; a failed one alone is retried, the rest recorded", async () => {
+  const { api, client } = newHns();
+  const requests: string[] = [];
+  const createEndpoints = client.createEndpoints.bind(client);
+  client.createEndpoints = (networkId, endpoints) => {
+    requests.push(`ep ${endpoints.length}`);
+    return createEndpoints(networkId, endpoints);
+  };
+  const createLoadBalancers = client.createLoadBalancers.bind(client);
+  client.createLoadBalancers = (lbs) => {
+    requests.push(`lb ${lbs.length}`);
+    return createLoadBalancers(lbs);
+  };
+  const operations: string[] = [];
+  const { ctx } = context(client, {
+    hooks: { onOperation: (op, outcome) => operations.push(`${op.key} ${outcome}`) },
+  });
+  const eps = Array.from({ length: 100 }, (_, i) => remoteEp(`10.244.2.${i + 1}`));
+  // The 70th create fails and made nothing: the LB that needs it waits.
+  api.failCall("HcnCreateEndpoint", 70, HResult.MANAGER_STOPPED);
+  const a = lb("10.96.0.10", 80, ["ep/remote/10.244.2.7", "ep/local/10.244.1.5"]);
+  const b = lb("10.96.0.11", 81, ["ep/remote/10.244.2.70"]);
+  const result = await applyPlan(plan(...eps, createLb(a), createLb(b)), ctx);
+  assert.deepEqual(requests, ["ep 48", "ep 48", "ep 4", "lb 1"], "b waits for its endpoint");
+  assert.deepEqual(result.failed.map((f) => f.op.key), ["ep/remote/10.244.2.70"]);
+  const err = result.failed[0].error as HnsError;
+  assert.equal(err.hresult, HResult.MANAGER_STOPPED);
+  assert.equal(err.operation, "createEndpoint (HcnCreateEndpoint)");
+  assert.deepEqual(result.deferred.map((o) => o.key), [b.key]);
+  assert.equal(result.applied.length, 100);
+  assert.equal(result.writes, 101, "one per create tried; the look-up after the failure reads");
+  assert.equal(operations.length, 102, "each operation reported once");
+  assert.equal(api.objectCount("Endpoint"), 100, "the CNI's and 99 remote ones");
+  assert.equal(ctx.ownership.size, 100, "what HNS holds, nothing more");
+  for (const ep of eps.filter((e) => e.key !== "ep/remote/10.244.2.70")) {
+    const held = ctx.observed.endpoints.get(ep.key);
+    assert.ok(held && ctx.ownership.owns(held.id), ep.key);
+  }
+  assert.deepEqual(await lbsInHns(client), [{ vip: "10.96.0.10", port: 80, backends: 2 }]);
+  assert.equal(api.openHandles(), 0);
+
+  const later = { ...ctx, backoff: new Backoff({ jitter: 0 }) };
+  const retry = await applyPlan(plan(eps[69], createLb(b)), later);
+  assert.equal(retry.failed.length + retry.deferred.length, 0);
+  assert.equal(api.objectCount("LoadBalancer"), 2);
+});
+
+Deno.test("apply: endpoint creates on two networks each go to their own network", async () => {
+  const NET2 = "33333333-3333-3333-3333-333333333333";
+  const api = new MemoryHcnApi({
+    state: {
+      Networks: [{ ID: NET, Name: "vxlan0", Type: "Overlay" }, {
+        ID: NET2,
+        Name: "vxlan1",
+        Type: "Overlay",
+      }],
+    },
+  });
+  const client = createHnsClient(api);
+  const { ctx } = context(client);
+  const onNet2 = (ip: string) => {
+    const op = remoteEp(ip);
+    return {
+      ...op,
+      networkId: NET2,
+      endpoint: { ...op.endpoint, networkId: NET2 },
+      payload: { ...op.payload, HostComputeNetwork: NET2 },
+    };
+  };
+  const ops = [remoteEp("10.244.2.1"), onNet2("10.245.2.1"), remoteEp("10.244.2.2")];
+  const result = await applyPlan(plan(...ops), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  const networkOf = new Map(
+    api.dump().Endpoints.map((ep) => [ep.IpConfigurations![0].IpAddress, ep.HostComputeNetwork]),
+  );
+  assert.deepEqual(Object.fromEntries(networkOf), {
+    "10.244.2.1": NET,
+    "10.245.2.1": NET2,
+    "10.244.2.2": NET,
+  });
+  assert.equal(ctx.observed.endpoints.get("ep/remote/10.245.2.1")?.hns.HostComputeNetwork, NET2);
+  assert.equal(api.openHandles(), 0);
+});
+
 Deno.test("apply: a failed replace-delete blocks only that key's re-create", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);
