@@ -136,22 +136,16 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
 
   // An update is converted against the record it replaces, so that what did
   // not change stays shared (lib/kube/convert.ts).
-  const serviceUpsert = (obj: KubeObject) => {
-    const key = keyOf(obj);
-    const info = convert("Service", obj, convertService, key ? store.service(key) : undefined);
-    if (info) store.upsertService(info);
-    else if (key) store.deleteService(key);
+  // The reflector's key is the store's (`namespace/name`): one string per object.
+  const serviceUpsert = (obj: KubeObject, key: string) => {
+    const info = convert("Service", obj, convertService, store.service(key));
+    if (info) store.upsertService(info, key);
+    else store.deleteService(key);
   };
-  const sliceUpsert = (obj: KubeObject) => {
-    const key = keyOf(obj);
-    const info = convert(
-      "EndpointSlice",
-      obj,
-      convertEndpointSlice,
-      key ? store.slice(key) : undefined,
-    );
-    if (info) store.upsertSlice(info);
-    else if (key) store.deleteSlice(key);
+  const sliceUpsert = (obj: KubeObject, key: string) => {
+    const info = convert("EndpointSlice", obj, convertEndpointSlice, store.slice(key));
+    if (info) store.upsertSlice(info, key);
+    else store.deleteSlice(key);
   };
   const nodeUpsert = (obj: KubeObject) => {
     if (obj.metadata?.name !== nodeName) return;

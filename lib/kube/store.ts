@@ -154,9 +154,12 @@ export class ClusterStore implements ClusterView {
 
   // ---- mutations ----
 
-  /** Adds or replaces a service. */
-  upsertService(info: ServiceInfo): void {
-    this.#setService(objectKey(info.namespace, info.name), info);
+  /**
+   * Adds or replaces a service; `key`, when the caller has it, is its
+   * `namespace/name` (the same text, so the maps share one string).
+   */
+  upsertService(info: ServiceInfo, key: ObjectKey = objectKey(info.namespace, info.name)): void {
+    this.#setService(key, info);
   }
 
   /** Removes a service (`namespace/name`); no-op when absent. */
@@ -175,9 +178,12 @@ export class ClusterStore implements ClusterView {
     if (!sameRecord(current, info)) this.#notify();
   }
 
-  /** Adds or replaces an EndpointSlice. */
-  upsertSlice(info: EndpointSliceInfo): void {
-    this.#setSlice(objectKey(info.namespace, info.name), info);
+  /** Adds or replaces an EndpointSlice; `key` as for {@linkcode upsertService}. */
+  upsertSlice(
+    info: EndpointSliceInfo,
+    key: ObjectKey = objectKey(info.namespace, info.name),
+  ): void {
+    this.#setSlice(key, info);
   }
 
   /** Removes an EndpointSlice (`namespace/sliceName`); no-op when absent. */
