@@ -153,6 +153,8 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
     store.setNode(info ?? undefined);
   };
 
+  // Listeners hear a list page once, not once per object on it.
+  const onListPage = (deliver: () => void) => store.batch(deliver);
   const common = { client, logger, pageSize, timing, resyncPeriodMs };
   const services = new Reflector({
     ...common,
@@ -162,6 +164,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: serviceUpsert,
       onUpdate: serviceUpsert,
       onDelete: (key) => store.deleteService(key),
+      onListPage,
       onSynced: synced("services"),
     },
   });
@@ -173,6 +176,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: sliceUpsert,
       onUpdate: sliceUpsert,
       onDelete: (key) => store.deleteSlice(key),
+      onListPage,
       onSynced: synced("endpointSlices"),
     },
   });
@@ -202,6 +206,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: placementUpsert,
       onUpdate: placementUpsert,
       onDelete: (key) => store.deleteNodePlacement(key),
+      onListPage,
       onSynced: synced("nodes"),
     },
   });

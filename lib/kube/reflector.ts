@@ -78,6 +78,12 @@ export interface ReflectorHandler {
    * absent when a relist found it missing.
    */
   onDelete(key: string, obj?: KubeObject): void;
+  /**
+   * Delivers the objects of one list page: the handler calls `deliver`
+   * (which makes the page's onAdd/onUpdate calls) and may hold back what
+   * it does after each change until `deliver` returns.
+   */
+  onListPage?(deliver: () => void): void;
   /** The initial list was delivered completely (called once). */
   onSynced?(): void;
 }
@@ -462,9 +468,13 @@ export class Reflector {
       next = cont ? fetchPage() : undefined;
       // Settled (and its failure handled) at the top of the loop.
       next?.catch(() => {});
-      for (const item of page.items ?? []) {
-        if (this.#apply(item, track ? seen : undefined, everything)) listed++;
-      }
+      const deliver = () => {
+        for (const item of page.items ?? []) {
+          if (this.#apply(item, track ? seen : undefined, everything)) listed++;
+        }
+      };
+      if (o.handler.onListPage) this.#call("onListPage", "", () => o.handler.onListPage!(deliver));
+      else deliver();
       if (!cont) break;
     }
     if (listRv === "") {

@@ -98,6 +98,10 @@ export class ClusterStore implements ClusterView {
 
   readonly #synced = new Set<SyncedKind>();
   readonly #listeners = new Set<() => void>();
+  /** Nesting depth of {@linkcode batch} calls; listeners wait while it is above 0. */
+  #batching = 0;
+  /** Whether a change was made during the current batch. */
+  #changedInBatch = false;
   #syncWaiters: (() => void)[] = [];
 
   /** Service events received since start (for `..._service_changes_total`). */
@@ -303,14 +307,36 @@ export class ClusterStore implements ClusterView {
 
   /**
    * Calls `listener` after every change the proxy can see (a record that
-   * differs, an initial list completed); returns the unsubscribe function.
+   * differs, an initial list completed), once per {@linkcode batch};
+   * returns the unsubscribe function.
    */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Runs `fn` (changes to the store) and calls the listeners once at its
+   * end when something changed, instead of once per change: a page of a
+   * list is one batch.
+   */
+  batch<T>(fn: () => T): T {
+    this.#batching++;
+    try {
+      return fn();
+    } finally {
+      if (--this.#batching === 0 && this.#changedInBatch) {
+        this.#changedInBatch = false;
+        this.#notify();
+      }
+    }
+  }
+
   #notify(): void {
+    if (this.#batching > 0) {
+      this.#changedInBatch = true;
+      return;
+    }
     for (const l of this.#listeners) l();
   }
 
