@@ -154,7 +154,8 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
   };
 
   // Listeners hear a list page once, not once per object on it.
-  const onListPage = (deliver: () => void) => store.batch(deliver);
+  const onListPage = (at: "start" | "end") =>
+    at === "start" ? store.beginBatch() : store.endBatch();
   const common = { client, logger, pageSize, timing, resyncPeriodMs };
   const services = new Reflector({
     ...common,

@@ -79,11 +79,11 @@ export interface ReflectorHandler {
    */
   onDelete(key: string, obj?: KubeObject): void;
   /**
-   * Delivers the objects of one list page: the handler calls `deliver`
-   * (which makes the page's onAdd/onUpdate calls) and may hold back what
-   * it does after each change until `deliver` returns.
+   * Called before (`start`) and after (`end`) the onAdd/onUpdate calls of
+   * one list page: the handler may hold back what it does after each
+   * change until the page's end.
    */
-  onListPage?(deliver: () => void): void;
+  onListPage?(at: "start" | "end"): void;
   /** The initial list was delivered completely (called once). */
   onSynced?(): void;
 }
@@ -468,13 +468,16 @@ export class Reflector {
       next = cont ? fetchPage() : undefined;
       // Settled (and its failure handled) at the top of the loop.
       next?.catch(() => {});
-      const deliver = () => {
+      // Delivered in this loop, not from a callback the handler calls: the
+      // page's decoded objects then die young.
+      this.#call("onListPage", "", () => o.handler.onListPage?.("start"));
+      try {
         for (const item of page.items ?? []) {
           if (this.#apply(item, track ? seen : undefined, everything)) listed++;
         }
-      };
-      if (o.handler.onListPage) this.#call("onListPage", "", () => o.handler.onListPage!(deliver));
-      else deliver();
+      } finally {
+        this.#call("onListPage", "", () => o.handler.onListPage?.("end"));
+      }
       if (!cont) break;
     }
     if (listRv === "") {

@@ -321,14 +321,25 @@ export class ClusterStore implements ClusterView {
    * list is one batch.
    */
   batch<T>(fn: () => T): T {
-    this.#batching++;
+    this.beginBatch();
     try {
       return fn();
     } finally {
-      if (--this.#batching === 0 && this.#changedInBatch) {
-        this.#changedInBatch = false;
-        this.#notify();
-      }
+      this.endBatch();
+    }
+  }
+
+  /** Starts a batch that {@linkcode endBatch} ends (as {@linkcode batch}, for callers without a callback). */
+  beginBatch(): void {
+    this.#batching++;
+  }
+
+  /** Ends a batch started by {@linkcode beginBatch}; the outermost end calls the listeners. */
+  endBatch(): void {
+    if (this.#batching === 0) return;
+    if (--this.#batching === 0 && this.#changedInBatch) {
+      this.#changedInBatch = false;
+      this.#notify();
     }
   }
 
