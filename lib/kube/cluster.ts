@@ -136,22 +136,16 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
 
   // An update is converted against the record it replaces, so that what did
   // not change stays shared (lib/kube/convert.ts).
-  const serviceUpsert = (obj: KubeObject) => {
-    const key = keyOf(obj);
-    const info = convert("Service", obj, convertService, key ? store.service(key) : undefined);
-    if (info) store.upsertService(info);
-    else if (key) store.deleteService(key);
+  // The reflector's key is the store's (`namespace/name`): one string per object.
+  const serviceUpsert = (obj: KubeObject, key: string) => {
+    const info = convert("Service", obj, convertService, store.service(key));
+    if (info) store.upsertService(info, key);
+    else store.deleteService(key);
   };
-  const sliceUpsert = (obj: KubeObject) => {
-    const key = keyOf(obj);
-    const info = convert(
-      "EndpointSlice",
-      obj,
-      convertEndpointSlice,
-      key ? store.slice(key) : undefined,
-    );
-    if (info) store.upsertSlice(info);
-    else if (key) store.deleteSlice(key);
+  const sliceUpsert = (obj: KubeObject, key: string) => {
+    const info = convert("EndpointSlice", obj, convertEndpointSlice, store.slice(key));
+    if (info) store.upsertSlice(info, key);
+    else store.deleteSlice(key);
   };
   const nodeUpsert = (obj: KubeObject) => {
     if (obj.metadata?.name !== nodeName) return;
@@ -159,6 +153,9 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
     store.setNode(info ?? undefined);
   };
 
+  // Listeners hear a list page once, not once per object on it.
+  const onListPage = (at: "start" | "end") =>
+    at === "start" ? store.beginBatch() : store.endBatch();
   const common = { client, logger, pageSize, timing, resyncPeriodMs };
   const services = new Reflector({
     ...common,
@@ -168,6 +165,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: serviceUpsert,
       onUpdate: serviceUpsert,
       onDelete: (key) => store.deleteService(key),
+      onListPage,
       onSynced: synced("services"),
     },
   });
@@ -179,6 +177,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: sliceUpsert,
       onUpdate: sliceUpsert,
       onDelete: (key) => store.deleteSlice(key),
+      onListPage,
       onSynced: synced("endpointSlices"),
     },
   });
@@ -208,6 +207,7 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
       onAdd: placementUpsert,
       onUpdate: placementUpsert,
       onDelete: (key) => store.deleteNodePlacement(key),
+      onListPage,
       onSynced: synced("nodes"),
     },
   });

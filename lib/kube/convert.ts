@@ -85,10 +85,21 @@ function shared<T>(list: readonly T[]): readonly T[] {
 // ports): identical lists share one frozen copy. A service's node port is
 // its own, so a list holding one is kept as it is (no key made for it).
 const portLists = new Map<string, readonly unknown[]>();
-function sharedPorts<T extends object>(list: T[]): readonly T[] {
+function sharedPorts<T extends ServicePortInfo | EndpointPortInfo>(list: T[]): readonly T[] {
   if (list.length === 0) return EMPTY;
-  if (list.some((p) => "nodePort" in p)) return Object.freeze(list.map((p) => Object.freeze(p)));
-  const key = JSON.stringify(list);
+  // The key names the kind of list (service ports have a target port) and
+  // every field, texts with their length (so no two lists share a key).
+  let key = "";
+  for (const p of list) {
+    if ("nodePort" in p) return Object.freeze(list.map((p) => Object.freeze(p)));
+    key += `${p.name.length}:${p.name} ${p.protocol} ${p.port}`;
+    if ("targetPort" in p) {
+      const t = p.targetPort;
+      key += typeof t === "number" ? ` #${t};` : ` ${t.length}:${t};`;
+    } else {
+      key += ";";
+    }
+  }
   const hit = portLists.get(key);
   if (hit) return hit as readonly T[];
   if (portLists.size >= 10_000) portLists.clear();

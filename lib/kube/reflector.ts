@@ -66,15 +66,24 @@ export interface ReflectorClient {
 
 /** Receives the changes of one resource. */
 export interface ReflectorHandler {
-  /** An object appeared (in a list or an ADDED/MODIFIED event for an unknown key). */
-  onAdd(obj: KubeObject): void;
-  /** A known object changed (its resourceVersion differs). */
-  onUpdate(obj: KubeObject): void;
+  /**
+   * An object appeared (in a list or an ADDED/MODIFIED event for an unknown
+   * key); `key` is its `namespace/name` (or name), as {@linkcode keyOf} makes it.
+   */
+  onAdd(obj: KubeObject, key: string): void;
+  /** A known object changed (its resourceVersion differs); `key` as for onAdd. */
+  onUpdate(obj: KubeObject, key: string): void;
   /**
    * An object went away: `obj` is its last state from a DELETED event, or
    * absent when a relist found it missing.
    */
   onDelete(key: string, obj?: KubeObject): void;
+  /**
+   * Called before (`start`) and after (`end`) the onAdd/onUpdate calls of
+   * one list page: the handler may hold back what it does after each
+   * change until the page's end.
+   */
+  onListPage?(at: "start" | "end"): void;
   /** The initial list was delivered completely (called once). */
   onSynced?(): void;
 }
@@ -459,8 +468,15 @@ export class Reflector {
       next = cont ? fetchPage() : undefined;
       // Settled (and its failure handled) at the top of the loop.
       next?.catch(() => {});
-      for (const item of page.items ?? []) {
-        if (this.#apply(item, track ? seen : undefined, everything)) listed++;
+      // Delivered in this loop, not from a callback the handler calls: the
+      // page's decoded objects then die young.
+      this.#call("onListPage", "", () => o.handler.onListPage?.("start"));
+      try {
+        for (const item of page.items ?? []) {
+          if (this.#apply(item, track ? seen : undefined, everything)) listed++;
+        }
+      } finally {
+        this.#call("onListPage", "", () => o.handler.onListPage?.("end"));
       }
       if (!cont) break;
     }
@@ -512,8 +528,8 @@ export class Reflector {
     this.#known.set(key, rv);
     const h = this.#opts.handler;
     try {
-      if (before === undefined) h.onAdd(obj);
-      else h.onUpdate(obj);
+      if (before === undefined) h.onAdd(obj, key);
+      else h.onUpdate(obj, key);
     } catch (err) {
       this.#handlerFailed(before === undefined ? "onAdd" : "onUpdate", key, err);
     }
@@ -644,8 +660,8 @@ export class Reflector {
     } else {
       const before = this.#known.get(key);
       this.#known.set(key, rv ?? "");
-      if (before === undefined) this.#call("onAdd", key, () => h.onAdd(ev.object));
-      else if (before !== rv || !rv) this.#call("onUpdate", key, () => h.onUpdate(ev.object));
+      if (before === undefined) this.#call("onAdd", key, () => h.onAdd(ev.object, key));
+      else if (before !== rv || !rv) this.#call("onUpdate", key, () => h.onUpdate(ev.object, key));
     }
     if (rv) this.#rv = rv;
   }

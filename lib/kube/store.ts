@@ -98,6 +98,10 @@ export class ClusterStore implements ClusterView {
 
   readonly #synced = new Set<SyncedKind>();
   readonly #listeners = new Set<() => void>();
+  /** Nesting depth of {@linkcode batch} calls; listeners wait while it is above 0. */
+  #batching = 0;
+  /** Whether a change was made during the current batch. */
+  #changedInBatch = false;
   #syncWaiters: (() => void)[] = [];
 
   /** Service events received since start (for `..._service_changes_total`). */
@@ -154,9 +158,12 @@ export class ClusterStore implements ClusterView {
 
   // ---- mutations ----
 
-  /** Adds or replaces a service. */
-  upsertService(info: ServiceInfo): void {
-    this.#setService(objectKey(info.namespace, info.name), info);
+  /**
+   * Adds or replaces a service; `key`, when the caller has it, is its
+   * `namespace/name` (the same text, so the maps share one string).
+   */
+  upsertService(info: ServiceInfo, key: ObjectKey = objectKey(info.namespace, info.name)): void {
+    this.#setService(key, info);
   }
 
   /** Removes a service (`namespace/name`); no-op when absent. */
@@ -175,9 +182,12 @@ export class ClusterStore implements ClusterView {
     if (!sameRecord(current, info)) this.#notify();
   }
 
-  /** Adds or replaces an EndpointSlice. */
-  upsertSlice(info: EndpointSliceInfo): void {
-    this.#setSlice(objectKey(info.namespace, info.name), info);
+  /** Adds or replaces an EndpointSlice; `key` as for {@linkcode upsertService}. */
+  upsertSlice(
+    info: EndpointSliceInfo,
+    key: ObjectKey = objectKey(info.namespace, info.name),
+  ): void {
+    this.#setSlice(key, info);
   }
 
   /** Removes an EndpointSlice (`namespace/sliceName`); no-op when absent. */
@@ -297,14 +307,47 @@ export class ClusterStore implements ClusterView {
 
   /**
    * Calls `listener` after every change the proxy can see (a record that
-   * differs, an initial list completed); returns the unsubscribe function.
+   * differs, an initial list completed), once per {@linkcode batch};
+   * returns the unsubscribe function.
    */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Runs `fn` (changes to the store) and calls the listeners once at its
+   * end when something changed, instead of once per change: a page of a
+   * list is one batch.
+   */
+  batch<T>(fn: () => T): T {
+    this.beginBatch();
+    try {
+      return fn();
+    } finally {
+      this.endBatch();
+    }
+  }
+
+  /** Starts a batch that {@linkcode endBatch} ends (as {@linkcode batch}, for callers without a callback). */
+  beginBatch(): void {
+    this.#batching++;
+  }
+
+  /** Ends a batch started by {@linkcode beginBatch}; the outermost end calls the listeners. */
+  endBatch(): void {
+    if (this.#batching === 0) return;
+    if (--this.#batching === 0 && this.#changedInBatch) {
+      this.#changedInBatch = false;
+      this.#notify();
+    }
+  }
+
   #notify(): void {
+    if (this.#batching > 0) {
+      this.#changedInBatch = true;
+      return;
+    }
     for (const l of this.#listeners) l();
   }
 

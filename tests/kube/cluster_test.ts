@@ -169,3 +169,24 @@ Deno.test("cluster: a service that gains service-proxy-name leaves the store; no
   t.server.delete("nodes", "win-1");
   await waitFor("node gone", () => t.store.node() === undefined);
 });
+
+Deno.test("cluster: listeners hear a list page once, not once per object, and every later change", async () => {
+  const heard: number[] = [];
+  await using t = await start((s) => {
+    for (let i = 0; i < 7; i++) {
+      s.create("services", service("default", `svc-${i}`, `10.96.0.${10 + i}`));
+      s.create("endpointslices", slice("default", `svc-${i}-1`, `svc-${i}`, [`10.244.1.${i}`]));
+    }
+  }, { watchPlacements: false });
+  t.store.onChange(() => heard.push(t.store.serviceCount + t.store.sliceCount));
+  await t.watch.synced;
+  // Pages of 3: 3 pages per resource, each heard once, plus the synced
+  // marks (services, slices, node); once per object would be 14 and more.
+  assert.equal(t.store.serviceCount, 7);
+  assert.equal(t.store.sliceCount, 7);
+  assert.ok(heard.length <= 3 + 3 + 3, `heard ${heard.length} times: ${heard}`);
+  await waitFor("watches open", () => t.server.openWatches() === 3);
+  const before = heard.length;
+  t.server.update("services", service("default", "svc-1", "10.96.0.11", { port: 81 }));
+  await waitFor("the event is heard", () => heard.length === before + 1);
+});

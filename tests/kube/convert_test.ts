@@ -337,3 +337,44 @@ Deno.test("convert: legacy IP spellings (leading zeros, IPv4-mapped, upper case)
     "a zone ID is no service IP",
   );
 });
+
+Deno.test("convert: equal port lists are one shared list, lists that differ in any field are not", () => {
+  const ports = (list: unknown[]) =>
+    convertService(svc({ clusterIP: "10.96.0.1", ports: list }))!.ports;
+  const slicePorts = (list: unknown[]) =>
+    convertEndpointSlice({
+      metadata: {
+        name: "web-1",
+        namespace: "shop",
+        labels: { "kubernetes.io/service-name": "web" },
+      },
+      addressType: "IPv4",
+      ports: list,
+      endpoints: [],
+    })!.ports;
+  const base = [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080 }];
+  assert.equal(ports(base), ports(structuredClone(base)), "the same list is shared");
+  assert.equal(ports([{ ...base[0], targetPort: "8080" }]), ports(base), "8080 either way");
+  const variants: unknown[][] = [
+    [{ ...base[0], name: "https" }],
+    [{ ...base[0], protocol: "UDP" }],
+    [{ ...base[0], port: 81 }],
+    [{ ...base[0], targetPort: 8081 }],
+    [{ ...base[0], targetPort: "web" }],
+    // A name holding what would be the next field's text.
+    [{ ...base[0], name: "http TCP 80" }],
+    [base[0], base[0]].map((p, i) => ({ ...p, name: `p${i}` })),
+  ];
+  const seen = new Set([ports(base)]);
+  for (const v of variants) {
+    const got = ports(v);
+    assert.ok(!seen.has(got), `${JSON.stringify(v)} has its own list`);
+    seen.add(got);
+  }
+  // A slice's ports (no target port) never share a service's list.
+  const endpointPorts = slicePorts([{ name: "http", protocol: "TCP", port: 80 }]);
+  assert.ok(!seen.has(endpointPorts as never));
+  assert.deepEqual(endpointPorts, [{ name: "http", protocol: "TCP", port: 80 }]);
+  assert.equal(slicePorts([{ name: "http", protocol: "TCP", port: 80 }]), endpointPorts);
+  assert.ok(Object.isFrozen(endpointPorts) && Object.isFrozen(endpointPorts[0]));
+});

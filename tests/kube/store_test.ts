@@ -145,3 +145,27 @@ Deno.test("sameRecord: structural, ignores resourceVersion and undefined fields"
   assert.ok(!sameRecord({ a: [1] }, { a: [1, 2] }));
   assert.ok(!sameRecord({ a: 1 }, undefined));
 });
+
+Deno.test("store: a batch is heard once at its end, only when something changed", () => {
+  const store = new ClusterStore();
+  const heard: number[] = [];
+  store.onChange(() => heard.push(store.serviceCount));
+  store.batch(() => {
+    store.upsertService(svc("a"));
+    store.batch(() => store.upsertService(svc("b")));
+    assert.deepEqual(heard, [], "nothing heard inside the batch");
+    store.upsertService(svc("c"));
+  });
+  assert.deepEqual(heard, [3], "heard once, with every change made");
+  store.batch(() => store.upsertService(svc("a", 80, "9"))); // only the resourceVersion moved
+  assert.deepEqual(heard, [3]);
+  assert.throws(() =>
+    store.batch(() => {
+      store.deleteService("ns/a");
+      throw new Error("boom");
+    })
+  );
+  assert.deepEqual(heard, [3, 2], "a batch that throws is still heard");
+  store.upsertService(svc("d"));
+  assert.deepEqual(heard, [3, 2, 3], "outside a batch every change is heard at once");
+});
