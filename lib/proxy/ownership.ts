@@ -348,11 +348,6 @@ export class OwnershipRecord {
     return this.#table.key(handle);
   }
 
-  /** The record's own string of the ID (as given) of the owned object a {@link handle} names. */
-  idAt(handle: number): string {
-    return this.#table.spellingAt(handle);
-  }
-
   /**
    * Whether the owned object a {@link handle} names has the fingerprint whose
    * base-36 number is `value` (payload.ts `…FingerprintValue`) recorded.
@@ -678,35 +673,12 @@ class OwnedTable {
    * alone is no change, and is then left as it was).
    */
   put(id: string, object: OwnedObject): boolean {
-    const fp = object.fp === undefined ? NO_FP : fingerprintNumber(object.fp);
-    return this.putFields(
-      id,
-      object.id,
-      object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT,
-      object.key,
-      fp,
-      fp === TEXT_FP ? object.fp : undefined,
-    );
-  }
-
-  /**
-   * {@link put} by fields: the normalized ID, the ID as given, the kind
-   * ({@link LOAD_BALANCER} or {@link ENDPOINT}), the key, and the fingerprint
-   * as {@link fingerprintNumber} gives it (its text when {@link TEXT_FP}).
-   */
-  putFields(
-    id: string,
-    given: string,
-    kind: number,
-    key: string,
-    fp: number,
-    fpText: string | undefined,
-  ): boolean {
+    const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
     let slot = this.#slots.get(id);
     if (slot !== undefined) {
       if (
-        this.#kinds[slot] === kind && this.#keys[slot] === key && this.#fps[slot] === fp &&
-        (fp !== TEXT_FP || this.#textFps.get(slot) === fpText)
+        this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
+        (object.fp === undefined ? this.#fps[slot] === NO_FP : this.hasFingerprint(slot, object.fp))
       ) return false;
       this.#counts[this.#kinds[slot]]--;
     } else {
@@ -716,11 +688,9 @@ class OwnedTable {
     }
     this.#kinds[slot] = kind;
     this.#counts[kind]++;
-    this.#keys[slot] = key;
-    if (this.#fps[slot] === TEXT_FP) this.#textFps.delete(slot);
-    this.#fps[slot] = fp;
-    if (fp === TEXT_FP) this.#textFps.set(slot, fpText!);
-    if (given !== id) this.#spelled.set(id, given);
+    this.#keys[slot] = object.key;
+    this.#setFingerprint(slot, object.fp);
+    if (object.id !== id) this.#spelled.set(id, object.id);
     else if (this.#spelled.size > 0) this.#spelled.delete(id);
     return true;
   }
@@ -882,29 +852,12 @@ function fingerprintNumber(fp: string): number {
   if (length === 0 || length > 11 || (length > 1 && fp.charCodeAt(0) === 48)) return TEXT_FP;
   let n = 0;
   for (let i = 0; i < length; i++) {
-    const digit = base36Digit(fp.charCodeAt(i));
+    const c = fp.charCodeAt(i);
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
     if (digit < 0) return TEXT_FP;
     n = n * 36 + digit;
   }
   return n <= Number.MAX_SAFE_INTEGER ? n : TEXT_FP;
-}
-
-/** {@link fingerprintNumber} of the ASCII text in `bytes` from `start` to `end`. */
-function fingerprintNumberOfBytes(bytes: Uint8Array, start: number, end: number): number {
-  const length = end - start;
-  if (length === 0 || length > 11 || (length > 1 && bytes[start] === 48)) return TEXT_FP;
-  let n = 0;
-  for (let i = start; i < end; i++) {
-    const digit = base36Digit(bytes[i]);
-    if (digit < 0) return TEXT_FP;
-    n = n * 36 + digit;
-  }
-  return n <= Number.MAX_SAFE_INTEGER ? n : TEXT_FP;
-}
-
-/** The value of a lower-case base-36 digit's character code, or -1. */
-function base36Digit(c: number): number {
-  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 122 ? c - 87 : -1;
 }
 
 /**
@@ -1015,24 +968,19 @@ async function readRecord(path: string): Promise<ParsedRecord | string> {
   const lines = new RecordLines();
   const file = await Deno.open(path, { read: true });
   try {
-    let buffer = new Uint8Array(RECORD_CHUNK);
-    let filled = 0;
-    while (lines.fits) {
-      // A line longer than the buffer: a larger buffer (never for a record this module wrote).
-      if (filled === buffer.length) {
-        const larger = new Uint8Array(buffer.length * 2);
-        larger.set(buffer);
-        buffer = larger;
+    const decoder = new TextDecoder();
+    const chunk = new Uint8Array(RECORD_CHUNK);
+    let carry = "";
+    for (let n = await file.read(chunk); n !== null && lines.fits; n = await file.read(chunk)) {
+      const text = carry + decoder.decode(chunk.subarray(0, n), { stream: true });
+      let at = 0;
+      for (let end = text.indexOf("\n"); end >= 0 && lines.fits; end = text.indexOf("\n", at)) {
+        lines.line(text.slice(at, end));
+        at = end + 1;
       }
-      const n = await file.read(buffer.subarray(filled));
-      if (n === null) break;
-      const searched = filled;
-      filled += n;
-      const at = lines.chunk(buffer, searched, filled);
-      buffer.copyWithin(0, at, filled);
-      filled -= at;
+      carry = text.slice(at);
     }
-    if (lines.fits) lines.bytes(buffer, 0, filled);
+    if (lines.fits) lines.line(carry + decoder.decode());
   } finally {
     file.close();
   }
@@ -1041,7 +989,6 @@ async function readRecord(path: string): Promise<ParsedRecord | string> {
 
 /** Bytes read at a time by {@link readRecord}. */
 const RECORD_CHUNK = 64 * 1024;
-const NEWLINE = 0x0a;
 
 /** The record's header fields checked, or why they are unusable. */
 function recordHead(data: unknown): Omit<ParsedRecord, "table" | "skipped"> | string {
@@ -1082,11 +1029,6 @@ function parseRecordText(text: string): ParsedRecord | string {
  * line, one entry per line (each but the last followed by a comma), and the
  * closing line. Once a line does not fit that layout it stops (then the
  * whole-text parse decides, and names any error).
- *
- * An entry line exactly as {@link OwnedTable.entryText} writes it, with no
- * escapes and ASCII only, is read from its bytes: its ID and key decoded
- * alone and its fingerprint parsed as a number, with no JSON object or line
- * string made for it. Any other line is decoded and parsed as JSON.
  */
 class RecordLines {
   /** Whether every line so far fits the layout. */
@@ -1095,37 +1037,6 @@ class RecordLines {
   #entries = 0;
   #comma = false;
   #closed = false;
-  readonly #decoder = new TextDecoder();
-
-  /**
-   * Take the complete lines in `buffer` before `filled` (`from` on, none ends
-   * before); returns where the incomplete last one begins.
-   */
-  chunk(buffer: Uint8Array, from: number, filled: number): number {
-    let at = 0;
-    for (let end = buffer.indexOf(NEWLINE, from); end >= 0 && end < filled && this.fits;) {
-      this.bytes(buffer, at, end);
-      at = end + 1;
-      end = buffer.indexOf(NEWLINE, at);
-    }
-    return at;
-  }
-
-  /** Take the next line: `buffer` from `start` to `end` (its newline excluded). */
-  bytes(buffer: Uint8Array, start: number, end: number): void {
-    if (!this.fits) return;
-    const parsed = this.#parsed;
-    if (parsed !== undefined && !this.#closed && end > start) {
-      const comma = buffer[end - 1] === COMMA;
-      if (putEntryBytes(parsed.table, buffer, start, comma ? end - 1 : end, this.#decoder)) {
-        if (this.#entries > 0 && !this.#comma) this.fits = false;
-        this.#comma = comma;
-        this.#entries++;
-        return;
-      }
-    }
-    this.line(this.#decoder.decode(buffer.subarray(start, end)));
-  }
 
   /** Take the next line (without its newline). */
   line(line: string): void {
@@ -1156,87 +1067,6 @@ class RecordLines {
   result(): ParsedRecord | undefined {
     return this.fits && this.#closed ? this.#parsed : undefined;
   }
-}
-
-const COMMA = 0x2c;
-const QUOTE = 0x22;
-const CLOSE_BRACE = 0x7d;
-const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
-const ENDPOINT_START = ascii(`{"kind":"Endpoint","id":"`);
-const LOAD_BALANCER_START = ascii(`{"kind":"LoadBalancer","id":"`);
-const KEY_START = ascii(`","key":"`);
-const FP_START = ascii(`","fp":"`);
-
-/** Whether `buffer` holds `text` (ASCII bytes) at `at`, before `end`. */
-function bytesAt(buffer: Uint8Array, at: number, end: number, text: Uint8Array): boolean {
-  if (end - at < text.length) return false;
-  for (let i = 0; i < text.length; i++) if (buffer[at + i] !== text[i]) return false;
-  return true;
-}
-
-/**
- * Where the JSON string that starts at `at` ends (its closing quote), when it
- * holds printable ASCII only and no escape; else -1.
- */
-function plainStringEnd(buffer: Uint8Array, at: number, end: number): number {
-  for (let i = at; i < end; i++) {
-    const c = buffer[i];
-    if (c === QUOTE) return i;
-    if (c === 0x5c || c < 0x20 || c > 0x7e) return -1;
-  }
-  return -1;
-}
-
-/**
- * Put the entry `{"kind":…,"id":…,"key":…}` or `{…,"fp":…}` held in `buffer`
- * from `start` to `end` into the table, when it is spelled exactly as
- * {@link OwnedTable.entryText} writes it, with a non-empty ID and strings
- * {@link plainStringEnd} reads: what `JSON.parse` of it and
- * {@link addEntry} would put. False (and nothing put) for any other line.
- */
-function putEntryBytes(
-  table: OwnedTable,
-  buffer: Uint8Array,
-  start: number,
-  end: number,
-  decoder: TextDecoder,
-): boolean {
-  let kind: number;
-  let idAt: number;
-  if (bytesAt(buffer, start, end, ENDPOINT_START)) {
-    kind = ENDPOINT;
-    idAt = start + ENDPOINT_START.length;
-  } else if (bytesAt(buffer, start, end, LOAD_BALANCER_START)) {
-    kind = LOAD_BALANCER;
-    idAt = start + LOAD_BALANCER_START.length;
-  } else return false;
-  const idEnd = plainStringEnd(buffer, idAt, end);
-  if (idEnd <= idAt || !bytesAt(buffer, idEnd, end, KEY_START)) return false;
-  const keyAt = idEnd + KEY_START.length;
-  const keyEnd = plainStringEnd(buffer, keyAt, end);
-  if (keyEnd < 0) return false;
-  let fp = NO_FP;
-  let fpText: string | undefined;
-  let close = keyEnd + 1;
-  if (bytesAt(buffer, keyEnd, end, FP_START)) {
-    const fpAt = keyEnd + FP_START.length;
-    const fpEnd = plainStringEnd(buffer, fpAt, end);
-    if (fpEnd < 0) return false;
-    fp = fingerprintNumberOfBytes(buffer, fpAt, fpEnd);
-    if (fp === TEXT_FP) fpText = decoder.decode(buffer.subarray(fpAt, fpEnd));
-    close = fpEnd + 1;
-  }
-  if (close + 1 !== end || buffer[close] !== CLOSE_BRACE) return false;
-  const id = decoder.decode(buffer.subarray(idAt, idEnd));
-  table.putFields(
-    normalizeId(id),
-    id,
-    kind,
-    decoder.decode(buffer.subarray(keyAt, keyEnd)),
-    fp,
-    fpText,
-  );
-  return true;
 }
 
 /** Put a record entry into the table, or note it as skipped when malformed. */
