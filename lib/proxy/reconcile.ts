@@ -119,11 +119,12 @@ export function resolveBackendIds(
   desired: Pick<DesiredState, "existingEndpoints">,
   observed: EndpointsByKey,
 ): string[] | undefined {
-  const ids: string[] = [];
-  for (const b of lb.backends) {
-    const id = resolveEndpointId(b, desired, observed);
+  const backends = lb.backends;
+  const ids = new Array<string>(backends.length);
+  for (let i = 0; i < backends.length; i++) {
+    const id = resolveEndpointId(backends[i], desired, observed);
     if (id === undefined) return undefined;
-    ids.push(id);
+    ids[i] = id;
   }
   return ids;
 }
