@@ -126,7 +126,18 @@ export class ObservedCache implements IndexedObservedState {
     // Endpoints first: the LBs' references then land on them (see #share too). forEach, not
     // for-of: no iterator result per entry while this runs once, before it is optimized.
     state.foreignEndpoints.forEach((ep) => this.setForeignEndpoint(ep));
-    state.endpoints.forEach((ep) => this.setEndpoint(ep));
+    state.endpoints.forEach((given) => {
+      const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+      const id = idKey(ep.id);
+      // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
+      // and no journal (cleared): what #storeEndpoint does, without its lookups.
+      if (this.#unknownRefs.size === 0 && !this.#eps.has(ep.key) && !this.#epById.has(id)) {
+        this.#eps.set(ep.key, ep);
+        this.#epById.set(id, ep);
+      } else {
+        this.#storeEndpoint(ep);
+      }
+    });
     state.foreignLoadBalancers.forEach((lb) => this.setForeignLoadBalancer(lb));
     state.loadBalancers.forEach((lb) => this.setLoadBalancer(lb));
   }
@@ -178,7 +189,11 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+    this.#storeEndpoint(slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint);
+  }
+
+  /** Store a slim owned endpoint, replacing any under its key or with its ID. */
+  #storeEndpoint(ep: StoredEndpoint): void {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);

@@ -221,7 +221,8 @@ export function reconcile(
     createEps.push(createOp(want));
     pending.add(key);
   };
-  if (full) desired.remoteEndpoints.forEach((_, key) => decideEndpoint(key));
+  // The desired endpoints' own keys() (a view's forEach makes an entry per endpoint).
+  if (full) { for (const key of desired.remoteEndpoints.keys()) decideEndpoint(key); }
   else epScope.forEach(decideEndpoint);
   byKey(replaceEps);
   byKey(createEps);
@@ -552,9 +553,9 @@ export function adoptObserved(
   const pinned = takeOver ? pinnedByForeign(hnsLbs, ownsLoadBalancer, desired) : new Set<string>();
   const takenOver: TakenOver[] = [];
   const sourceVips = new Set<string>();
-  desired.remoteEndpoints.forEach((e) => {
+  for (const e of desired.remoteEndpoints.values()) {
     if (e.role === "sourceVip") sourceVips.add(e.ip);
-  });
+  }
 
   const foreignEndpoints = new Map<EpKey, ObservedEndpoint>();
   const strayEndpoints = new Map<string, ObservedEndpoint>();
