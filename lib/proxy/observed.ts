@@ -882,17 +882,7 @@ class FlatEndpoint implements StoredEndpoint {
     if (this.mac !== undefined) hns.MacAddress = this.mac;
     if (p.flags !== undefined) hns.Flags = p.flags;
     if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
-    else if (p.policyType !== NO_POLICIES) {
-      const pa = p.providerAddress;
-      hns.Policies = [{
-        Type: p.policyType,
-        Settings: pa === NO_SETTINGS
-          ? undefined
-          : pa === NULL_SETTINGS
-          ? null as unknown as undefined
-          : { ProviderAddress: pa },
-      }];
-    }
+    else if (p.policyType !== NO_POLICIES) hns.Policies = p.policies();
     return hns;
   }
 }
@@ -903,12 +893,34 @@ class FlatEndpoint implements StoredEndpoint {
  * combination.
  */
 class EndpointProfile {
+  #policies: HcnPolicy[] | undefined;
+
   constructor(
     readonly network: string | undefined,
     readonly flags: number | undefined,
     readonly policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
     readonly providerAddress: unknown,
   ) {}
+
+  /**
+   * The rebuilt `Policies` of its endpoints (with a policy type): made once
+   * and shared by every rebuilt `hns` of the profile, so frozen (nothing
+   * writes to an observed object's policies).
+   */
+  policies(): HcnPolicy[] {
+    if (this.#policies === undefined) {
+      const pa = this.providerAddress;
+      const settings = pa === NO_SETTINGS
+        ? undefined
+        : pa === NULL_SETTINGS
+        ? null as unknown as undefined
+        : Object.freeze({ ProviderAddress: pa as string });
+      this.#policies = Object.freeze([
+        Object.freeze({ Type: this.policyType as string, Settings: settings }),
+      ]) as HcnPolicy[];
+    }
+    return this.#policies;
+  }
 }
 
 /**

@@ -368,3 +368,22 @@ Deno.test("slim endpoints that share a profile rebuild their own fields, and onl
     }
   }
 });
+
+Deno.test("slim endpoints of one profile share their rebuilt policies, which cannot be written", () => {
+  const hns = (ip: string): HcnEndpoint => ({
+    HostComputeNetwork: NET,
+    IpConfigurations: [{ IpAddress: ip }],
+    MacAddress: "02-11-0a-f4-02-07",
+    Flags: 1,
+    Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.14" } }],
+  });
+  const a = slimEndpoint({ key: "ep/remote/10.244.4.1", id: "A", hns: hns("10.244.4.1") });
+  const b = slimEndpoint({ key: "ep/remote/10.244.4.2", id: "B", hns: hns("10.244.4.2") });
+  assert.equal(a.hns.Policies, b.hns.Policies);
+  assert.notEqual(a.hns.IpConfigurations, a.hns.IpConfigurations, "the rest is made per read");
+  assert.deepEqual(a.hns.Policies, hns("").Policies);
+  assert.throws(() => a.hns.Policies!.push({ Type: "X" }), TypeError);
+  assert.throws(() => {
+    (a.hns.Policies![0].Settings as { ProviderAddress: string }).ProviderAddress = "x";
+  }, TypeError);
+});
