@@ -123,11 +123,23 @@ export class ObservedCache implements IndexedObservedState {
     for (const ep of state.strayEndpoints?.values() ?? []) {
       this.#strayEps.set(idKey(ep.id), slimEndpoint(ep));
     }
-    // Endpoints first: the LBs' references then land on them (see #share too).
-    for (const ep of state.foreignEndpoints.values()) this.setForeignEndpoint(ep);
-    for (const ep of state.endpoints.values()) this.setEndpoint(ep);
-    for (const lb of state.foreignLoadBalancers.values()) this.setForeignLoadBalancer(lb);
-    for (const lb of state.loadBalancers.values()) this.setLoadBalancer(lb);
+    // Endpoints first: the LBs' references then land on them (see #share too). forEach, not
+    // for-of: no iterator result per entry while this runs once, before it is optimized.
+    state.foreignEndpoints.forEach((ep) => this.setForeignEndpoint(ep));
+    state.endpoints.forEach((given) => {
+      const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+      const id = idKey(ep.id);
+      // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
+      // and no journal (cleared): what #storeEndpoint does, without its lookups.
+      if (this.#unknownRefs.size === 0 && !this.#eps.has(ep.key) && !this.#epById.has(id)) {
+        this.#eps.set(ep.key, ep);
+        this.#epById.set(id, ep);
+      } else {
+        this.#storeEndpoint(ep);
+      }
+    });
+    state.foreignLoadBalancers.forEach((lb) => this.setForeignLoadBalancer(lb));
+    state.loadBalancers.forEach((lb) => this.setLoadBalancer(lb));
   }
 
   /** Forget everything (HNS restarted). A journal of {@link markIds} ends. */
@@ -177,7 +189,11 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+    this.#storeEndpoint(slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint);
+  }
+
+  /** Store a slim owned endpoint, replacing any under its key or with its ID. */
+  #storeEndpoint(ep: StoredEndpoint): void {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
     this.#eps.set(ep.key, ep);
@@ -732,7 +748,10 @@ function portMappingMask(pm: unknown): number {
   if (typeof pm !== "object" || pm === null || Array.isArray(pm)) return NOT_FLAT;
   let mask = 0;
   let next = 0;
-  for (const [field, value] of Object.entries(pm)) {
+  // for-in over own fields, not Object.entries: no arrays made per port mapping.
+  for (const field in pm) {
+    if (!Object.hasOwn(pm, field)) continue;
+    const value = (pm as Record<string, unknown>)[field];
     let i = next;
     while (i < PORT_MAPPING_FIELDS.length && PORT_MAPPING_FIELDS[i] !== field) i++;
     if (i === PORT_MAPPING_FIELDS.length) return NOT_FLAT;
@@ -799,7 +818,7 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
     (cfgs.length === 0 || (typeof cfg === "object" && cfg !== null)))) &&
     (h.Policies === undefined || Array.isArray(h.Policies));
   if (flat) {
-    const pa = h.Policies === undefined ? undefined : providerAddressPolicies(h.Policies)[0];
+    const pa = h.Policies === undefined ? undefined : providerAddressPolicy(h.Policies);
     return new FlatEndpoint(
       ep.key,
       id,
@@ -863,17 +882,7 @@ class FlatEndpoint implements StoredEndpoint {
     if (this.mac !== undefined) hns.MacAddress = this.mac;
     if (p.flags !== undefined) hns.Flags = p.flags;
     if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
-    else if (p.policyType !== NO_POLICIES) {
-      const pa = p.providerAddress;
-      hns.Policies = [{
-        Type: p.policyType,
-        Settings: pa === NO_SETTINGS
-          ? undefined
-          : pa === NULL_SETTINGS
-          ? null as unknown as undefined
-          : { ProviderAddress: pa },
-      }];
-    }
+    else if (p.policyType !== NO_POLICIES) hns.Policies = p.policies();
     return hns;
   }
 }
@@ -884,16 +893,43 @@ class FlatEndpoint implements StoredEndpoint {
  * combination.
  */
 class EndpointProfile {
+  #policies: HcnPolicy[] | undefined;
+
   constructor(
     readonly network: string | undefined,
     readonly flags: number | undefined,
     readonly policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
     readonly providerAddress: unknown,
   ) {}
+
+  /**
+   * The rebuilt `Policies` of its endpoints (with a policy type): made once
+   * and shared by every rebuilt `hns` of the profile, so frozen (nothing
+   * writes to an observed object's policies).
+   */
+  policies(): HcnPolicy[] {
+    if (this.#policies === undefined) {
+      const pa = this.providerAddress;
+      const settings = pa === NO_SETTINGS
+        ? undefined
+        : pa === NULL_SETTINGS
+        ? null as unknown as undefined
+        : Object.freeze({ ProviderAddress: pa as string });
+      this.#policies = Object.freeze([
+        Object.freeze({ Type: this.policyType as string, Settings: settings }),
+      ]) as HcnPolicy[];
+    }
+    return this.#policies;
+  }
 }
 
-/** The profiles in use, by {@link profileKey}; forgotten whole past {@link MAX_PROFILES}. */
-const profiles = new Map<string, EndpointProfile>();
+/**
+ * The profiles in use, by their fields' values in order (network, flags,
+ * policy type, provider address: a Map per field); forgotten whole past
+ * {@link MAX_PROFILES}.
+ */
+let profiles = new Map<unknown, Map<unknown, Map<unknown, Map<unknown, EndpointProfile>>>>();
+let profileCount = 0;
 const MAX_PROFILES = 4096;
 
 /** The profile of these fields: the one already made for them, where they are plain values. */
@@ -903,43 +939,47 @@ function endpointProfile(
   policyType: string | typeof NO_POLICIES | typeof EMPTY_POLICIES,
   providerAddress: unknown,
 ): EndpointProfile {
-  const key = profileKey([network, flags, policyType, providerAddress]);
-  let profile = key === undefined ? undefined : profiles.get(key);
-  if (profile === undefined) {
-    profile = new EndpointProfile(network, flags, policyType, providerAddress);
-    if (key !== undefined) {
-      if (profiles.size >= MAX_PROFILES) profiles.clear();
-      profiles.set(key, profile);
-    }
+  if (
+    !plainValue(network) || !plainValue(flags) || !plainValue(policyType) ||
+    !plainValue(providerAddress)
+  ) return new EndpointProfile(network, flags, policyType, providerAddress);
+  let byFlags = profiles.get(network);
+  let byType = byFlags?.get(flags);
+  let byAddress = byType?.get(policyType);
+  let profile = byAddress?.get(providerAddress);
+  if (profile !== undefined) return profile;
+  if (profileCount >= MAX_PROFILES) {
+    profiles = new Map();
+    profileCount = 0;
+    byFlags = byType = byAddress = undefined;
   }
+  if (byFlags === undefined) profiles.set(network, byFlags = new Map());
+  if (byType === undefined) byFlags.set(flags, byType = new Map());
+  if (byAddress === undefined) byType.set(policyType, byAddress = new Map());
+  profile = new EndpointProfile(network, flags, policyType, providerAddress);
+  byAddress.set(providerAddress, profile);
+  profileCount++;
   return profile;
 }
 
-/** A text telling these values apart from any others, or undefined when one is not a plain value. */
-function profileKey(values: unknown[]): string | undefined {
-  let key = "";
-  for (const v of values) {
-    if (typeof v === "string") key += `s${v.length}:${v}`;
-    else if (typeof v === "number" && !Object.is(v, -0)) key += `n${v};`;
-    else if (v === undefined) key += "u;";
-    else if (v === null) key += "z;";
-    else if (v === NO_POLICIES) key += "p;";
-    else if (v === EMPTY_POLICIES) key += "e;";
-    else if (v === NO_SETTINGS) key += "x;";
-    else if (v === NULL_SETTINGS) key += "y;";
-    else return undefined;
-  }
-  return key;
+/**
+ * Whether a profile field's value is told apart from every other by a Map
+ * (SameValueZero: all but -0, which it takes for 0) and is no object.
+ */
+function plainValue(v: unknown): boolean {
+  return typeof v === "string" || (typeof v === "number" && !Object.is(v, -0)) ||
+    v === undefined || v === null || v === NO_POLICIES || v === EMPTY_POLICIES ||
+    v === NO_SETTINGS || v === NULL_SETTINGS;
 }
 
-/** The first ProviderAddress policy (the only one `endpointSatisfies` reads), as a list. */
-function providerAddressPolicies(policies: HcnPolicy[]): HcnPolicy[] {
-  for (const p of policies) {
-    if (String(p?.Type ?? "").toLowerCase() === "provideraddress") {
-      return p.Settings === undefined || p.Settings === null
-        ? [{ Type: p.Type, Settings: p.Settings }]
-        : [{ Type: p.Type, Settings: { ProviderAddress: p.Settings.ProviderAddress } }];
+/** The first ProviderAddress policy (the only one `endpointSatisfies` reads), if any. */
+function providerAddressPolicy(policies: HcnPolicy[]): HcnPolicy | undefined {
+  for (let i = 0; i < policies.length; i++) {
+    const p = policies[i];
+    const type = p?.Type;
+    if (type === "ProviderAddress" || String(type ?? "").toLowerCase() === "provideraddress") {
+      return p;
     }
   }
-  return [];
+  return undefined;
 }

@@ -329,6 +329,42 @@ export class OwnershipRecord {
     return slot !== undefined && this.#table.hasFingerprint(slot, fp);
   }
 
+  /**
+   * A handle on the owned object with this ID for the `…At` reads (one
+   * lookup for several reads), or -1 when not owned. Valid until the object
+   * is removed.
+   */
+  handle(id: string): number {
+    return this.#table.slot(normalizeId(id)) ?? -1;
+  }
+
+  /** The kind of the owned object a {@link handle} names. */
+  kindAt(handle: number): OwnedKind {
+    return KINDS[this.#table.kindAt(handle)]!;
+  }
+
+  /** The key of the owned object a {@link handle} names. */
+  keyAt(handle: number): string {
+    return this.#table.key(handle);
+  }
+
+  /**
+   * Whether the owned object a {@link handle} names has the fingerprint whose
+   * base-36 number is `value` (payload.ts `…FingerprintValue`) recorded.
+   */
+  hasFingerprintValueAt(handle: number, value: number): boolean {
+    return value >= 0 && this.#table.fingerprintValue(handle) === value;
+  }
+
+  /**
+   * Keep `key` (held elsewhere, e.g. by the desired state) as the key string
+   * of the owned object a {@link handle} names, when it is equal to the one
+   * kept: one string per key instead of two. Changes nothing on disk.
+   */
+  shareKeyAt(handle: number, key: string): void {
+    this.#table.shareKey(handle, key);
+  }
+
   /** The IDs (as given) of the owned objects, optionally of one kind, in no particular order. */
   *ids(kind?: OwnedKind): IterableIterator<string> {
     for (const id of this.#table.ids(kind)) yield this.#table.spelling(id);
@@ -592,6 +628,21 @@ class OwnedTable {
   /** The key in a slot. */
   key(slot: number): string {
     return this.#keys[slot]!;
+  }
+
+  /** The kind in a slot ({@link LOAD_BALANCER} or {@link ENDPOINT}). */
+  kindAt(slot: number): number {
+    return this.#kinds[slot];
+  }
+
+  /** Keep `key` as the key string of a slot when it equals the one kept. */
+  shareKey(slot: number, key: string): void {
+    if (this.#keys[slot] === key) this.#keys[slot] = key;
+  }
+
+  /** The fingerprint in a slot as its number, or {@link TEXT_FP} or {@link NO_FP}. */
+  fingerprintValue(slot: number): number {
+    return this.#fps[slot];
   }
 
   /** Whether a slot holds this fingerprint. */

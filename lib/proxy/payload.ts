@@ -233,7 +233,22 @@ export function desiredLoadBalancerFingerprint(
   lb: DesiredLoadBalancer,
   backendIds: readonly string[],
 ): string {
-  return lbFingerprint(
+  return desiredLoadBalancerHash(lb, backendIds).digest();
+}
+
+/**
+ * {@link desiredLoadBalancerFingerprint} as the number its text spells in
+ * base 36, made without the text.
+ */
+export function desiredLoadBalancerFingerprintValue(
+  lb: DesiredLoadBalancer,
+  backendIds: readonly string[],
+): number {
+  return desiredLoadBalancerHash(lb, backendIds).value();
+}
+
+function desiredLoadBalancerHash(lb: DesiredLoadBalancer, backendIds: readonly string[]): Hash53 {
+  return lbHash(
     lb.vip !== undefined ? [ipOrRaw(lb.vip)] : [],
     lb.sourceVip ? ipOrRaw(lb.sourceVip) : "",
     lb.flags ?? 0,
@@ -256,13 +271,23 @@ function lbFingerprint(
   portMappings: ReadonlyArray<readonly number[]>,
   backends: readonly string[],
 ): string {
+  return lbHash(vips, sourceVip, flags, portMappings, backends).digest();
+}
+
+function lbHash(
+  vips: readonly string[],
+  sourceVip: string,
+  flags: number,
+  portMappings: ReadonlyArray<readonly number[]>,
+  backends: readonly string[],
+): Hash53 {
   const h = new Hash53().add("lb|");
   addJoined(h, vips, ",").add("|").add(sourceVip).add("|").add(String(flags)).add("|");
   for (let i = 0; i < portMappings.length; i++) {
     if (i > 0) h.add(";");
     addJoined(h, portMappings[i].map(String), ":");
   }
-  return addJoined(h.add("|"), backends, ",").digest();
+  return addJoined(h.add("|"), backends, ",");
 }
 
 /**
@@ -287,7 +312,19 @@ export function endpointFingerprint(ep: HcnEndpoint): string {
  * `endpointFingerprint(endpointPayload(ep))`.
  */
 export function desiredEndpointFingerprint(ep: DesiredEndpoint): string {
-  return epFingerprint(
+  return desiredEndpointHash(ep).digest();
+}
+
+/**
+ * {@link desiredEndpointFingerprint} as the number its text spells in base
+ * 36, made without the text.
+ */
+export function desiredEndpointFingerprintValue(ep: DesiredEndpoint): number {
+  return desiredEndpointHash(ep).value();
+}
+
+function desiredEndpointHash(ep: DesiredEndpoint): Hash53 {
+  return epHash(
     ipOrRaw(ep.ip),
     lowerNetworkId(ep.networkId),
     ep.remote,
@@ -315,8 +352,18 @@ function epFingerprint(
   mac: string,
   providerAddress: string,
 ): string {
+  return epHash(ip, network, remote, mac, providerAddress).digest();
+}
+
+function epHash(
+  ip: string,
+  network: string,
+  remote: boolean,
+  mac: string,
+  providerAddress: string,
+): Hash53 {
   return new Hash53().add("ep|").add(ip).add("|").add(network).add(remote ? "|1|" : "|0|")
-    .add(mac).add("|").add(providerAddress).digest();
+    .add(mac).add("|").add(providerAddress);
 }
 
 function addJoined(h: Hash53, parts: readonly string[], sep: string): Hash53 {
@@ -347,12 +394,17 @@ class Hash53 {
     return this;
   }
 
-  digest(): string {
+  /** The 53-bit hash as a number (what {@link digest} spells). */
+  value(): number {
     let h1 = this.h1, h2 = this.h2;
     h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
     h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+  }
+
+  digest(): string {
     // Base 36 of the 53-bit integer, as Number#toString(36) writes it, digit by digit.
-    let n = 4294967296 * (2097151 & h2) + (h1 >>> 0);
+    let n = this.value();
     let out = "";
     do {
       const q = Math.floor(n / 36);

@@ -119,11 +119,12 @@ export function resolveBackendIds(
   desired: Pick<DesiredState, "existingEndpoints">,
   observed: EndpointsByKey,
 ): string[] | undefined {
-  const ids: string[] = [];
-  for (const b of lb.backends) {
-    const id = resolveEndpointId(b, desired, observed);
+  const backends = lb.backends;
+  const ids = new Array<string>(backends.length);
+  for (let i = 0; i < backends.length; i++) {
+    const id = resolveEndpointId(backends[i], desired, observed);
     if (id === undefined) return undefined;
-    ids.push(id);
+    ids[i] = id;
   }
   return ids;
 }
@@ -168,9 +169,11 @@ export function reconcile(
   // LB keys in scope: on a partial reconcile, the desired LBs the dirty services hold and
   // the owned LBs recorded for them.
   const lbScope = new Set<LbKey>();
+  // forEach, not for-of, over what a full reconcile visits whole: no iterator result per
+  // entry in code that runs once (at start) before it is optimized.
   if (full) {
-    for (const k of desired.loadBalancers.keys()) lbScope.add(k);
-    for (const k of observed.loadBalancers.keys()) lbScope.add(k);
+    desired.loadBalancers.forEach((_, k) => lbScope.add(k));
+    observed.loadBalancers.forEach((_, k) => lbScope.add(k));
   } else {
     for (const s of dirty) {
       for (const lb of desired.services.get(s)?.loadBalancers ?? []) {
@@ -203,21 +206,24 @@ export function reconcile(
   const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
   const replacedIds = new Set<string>();
   // Each key's decision is its own: keys are taken in any order, the ops sorted by key after.
-  for (const key of full ? desired.remoteEndpoints.keys() : epScope) {
+  const decideEndpoint = (key: EpKey) => {
     const want = desired.remoteEndpoints.get(key);
-    if (!want) continue;
+    if (!want) return;
     const have = observed.endpoints.get(key);
     if (have) {
-      if (endpointSatisfies(have.hns, want)) continue;
-      if (referencedByOthers(have.id)) continue; // cannot free it; keep using it
+      if (endpointSatisfies(have.hns, want)) return;
+      if (referencedByOthers(have.id)) return; // cannot free it; keep using it
       replaceEps.push({ op: "deleteEndpoint", key, id: have.id, reason: "replace" });
       replacedIds.add(idKey(have.id));
     } else if (observed.foreignEndpoints.has(key)) {
-      continue; // a foreign endpoint holds the IP: use it, never touch it
+      return; // a foreign endpoint holds the IP: use it, never touch it
     }
     createEps.push(createOp(want));
     pending.add(key);
-  }
+  };
+  // The desired endpoints' own keys() (a view's forEach makes an entry per endpoint).
+  if (full) { for (const key of desired.remoteEndpoints.keys()) decideEndpoint(key); }
+  else epScope.forEach(decideEndpoint);
   byKey(replaceEps);
   byKey(createEps);
 
@@ -296,8 +302,8 @@ export function reconcile(
     staleCandidates.set(idKey(id), { key, id, reason });
   };
   if (full) {
-    for (const ep of observed.endpoints.values()) considerStale(ep.key, ep.id, "stale");
-    for (const ep of observed.strayEndpoints?.values() ?? []) considerStale(ep.key, ep.id, "stray");
+    observed.endpoints.forEach((ep) => considerStale(ep.key, ep.id, "stale"));
+    observed.strayEndpoints?.forEach((ep) => considerStale(ep.key, ep.id, "stray"));
   } else {
     for (const k of lbScope) {
       const have = observed.loadBalancers.get(k);
@@ -572,7 +578,10 @@ export function adoptObserved(
   // The trusted objects kept are the start of the observed maps; the rest is added below.
   const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
   let kept = 0;
-  for (const key of endpoints.keys()) if (desired.remoteEndpoints.has(key)) kept++;
+  // forEach, not for-of, here and below: no iterator result per entry in code that runs once.
+  endpoints.forEach((_, key) => {
+    if (desired.remoteEndpoints.has(key)) kept++;
+  });
 
   for (const { x: hns, id, key, isOwned, isTrusted } of eps.rest) {
     if (isKeyError(key)) {
@@ -636,7 +645,9 @@ export function adoptObserved(
     opts.trustedLoadBalancers,
   );
   const loadBalancers: Map<LbKey, ObservedLoadBalancer> = lbs.sole;
-  for (const key of loadBalancers.keys()) if (desired.loadBalancers.has(key)) kept++;
+  loadBalancers.forEach((_, key) => {
+    if (desired.loadBalancers.has(key)) kept++;
+  });
 
   for (const { x: hns, id, key, isOwned, isTrusted } of lbs.rest) {
     if (isKeyError(key)) {
@@ -759,14 +770,16 @@ function soleTrusted<
   const contested = new Set<string>(); // keys several trusted objects claim
   const toRest = (x: T, id: string, upper: string, key: string) =>
     rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
-  for (const o of observedTrusted) {
+  for (let i = 0; i < observedTrusted.length; i++) {
+    const o = observedTrusted[i];
     if (!sole.has(o.key) && !contested.has(o.key)) sole.set(o.key, o);
     else {
       contested.add(o.key);
       toRest(o.hns, o.id, idKey(o.id), o.key);
     }
   }
-  for (const x of xs) {
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
     const id = typeof x?.ID === "string" ? x.ID : "";
     const upper = idKey(id);
     const trustedKey = id !== "" ? trusted?.get(upper)?.key : undefined;

@@ -44,8 +44,8 @@ import { slimEndpoint, slimLoadBalancer } from "./observed.ts";
 import { type EndpointsByKey, resolveBackendIds } from "./reconcile.ts";
 import type { OwnershipRecord } from "./ownership.ts";
 import {
-  desiredEndpointFingerprint,
-  desiredLoadBalancerFingerprint,
+  desiredEndpointFingerprintValue,
+  desiredLoadBalancerFingerprintValue,
   endpointPayload,
   loadBalancerPayload,
 } from "./payload.ts";
@@ -138,12 +138,16 @@ export async function readUnowned(
   const { endpointIds, lbIds } = listed ?? await listIds(client, net);
   const ownedEps: string[] = [];
   const otherEps: string[] = [];
-  for (const id of endpointIds) {
+  for (let i = 0; i < endpointIds.length; i++) {
+    const id = endpointIds[i];
     (ownership.kindOf(id) === "Endpoint" ? ownedEps : otherEps).push(id);
   }
   const ownedLbs: string[] = [];
   const otherLbs: string[] = [];
-  for (const id of lbIds) (ownership.kindOf(id) === "LoadBalancer" ? ownedLbs : otherLbs).push(id);
+  for (let i = 0; i < lbIds.length; i++) {
+    const id = lbIds[i];
+    (ownership.kindOf(id) === "LoadBalancer" ? ownedLbs : otherLbs).push(id);
+  }
   const [others, foreignLbs] = await bothSettled([
     client.getEndpoints(otherEps),
     client.getLoadBalancers(otherLbs),
@@ -195,25 +199,32 @@ export async function readTrusted(
   // the payload is made only for what is trusted, with the ID as HNS listed it (as a read
   // would return it), and kept only in the observed cache's slim form: the full payloads of
   // 10,000s of objects would all be alive at once until the cache is filled.
-  for (const id of ownedEps) {
-    const key = ownership.keyOf(id)!;
-    const want = desired.remoteEndpoints.get(key);
-    const fp = want ? desiredEndpointFingerprint(want) : undefined;
-    if (want && fp !== undefined && ownership.hasFingerprint(id, fp)) {
+  for (let i = 0; i < ownedEps.length; i++) {
+    const id = ownedEps[i];
+    const owned = ownership.handle(id);
+    const want = owned < 0 ? undefined : desired.remoteEndpoints.get(ownership.keyAt(owned));
+    const fp = want ? desiredEndpointFingerprintValue(want) : -1;
+    if (want && ownership.hasFingerprintValueAt(owned, fp)) {
+      // The desired state's key string, kept by the record and the cache alike.
+      ownership.shareKeyAt(owned, want.key);
+      const key = ownership.keyAt(owned);
       const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
       trustedEndpoints.push(ep);
-      trustedEndpointFps.push(fp);
+      trustedEndpointFps.push(fp.toString(36));
       if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
     }
   }
   const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
-  for (const ep of readEps) {
+  for (let i = 0; i < readEps.length; i++) {
+    const ep = readEps[i];
     endpoints.push(ep);
     const id = String(ep.ID ?? "");
-    const key = ownership.kindOf(id) === "Endpoint" ? ownership.keyOf(id)! : undefined;
-    if (key !== undefined && !ownedByKey.has(key)) ownedByKey.set(key, { id });
+    const owned = ownership.handle(id);
+    if (owned < 0 || ownership.kindAt(owned) !== "Endpoint") continue;
+    const key = ownership.keyAt(owned);
+    if (!ownedByKey.has(key)) ownedByKey.set(key, { id });
   }
 
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
@@ -221,15 +232,18 @@ export async function readTrusted(
   const trustedLoadBalancers: ObservedLoadBalancer[] = [];
   const trustedLoadBalancerFps: string[] = [];
   toRead.length = 0;
-  for (const id of ownedLbs) {
-    const key = ownership.keyOf(id)!;
-    const want = desired.loadBalancers.get(key);
+  for (let i = 0; i < ownedLbs.length; i++) {
+    const id = ownedLbs[i];
+    const owned = ownership.handle(id);
+    const want = owned < 0 ? undefined : desired.loadBalancers.get(ownership.keyAt(owned));
     const ids = want ? backendIds(want) : undefined;
-    const fp = want && ids ? desiredLoadBalancerFingerprint(want, ids) : undefined;
-    if (want && ids && fp !== undefined && ownership.hasFingerprint(id, fp)) {
+    const fp = want && ids ? desiredLoadBalancerFingerprintValue(want, ids) : -1;
+    if (want && ids && ownership.hasFingerprintValueAt(owned, fp)) {
+      ownership.shareKeyAt(owned, want.key);
+      const key = ownership.keyAt(owned);
       const hns = loadBalancerPayload(want, ids);
       trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
-      trustedLoadBalancerFps.push(fp);
+      trustedLoadBalancerFps.push(fp.toString(36));
     } else {
       toRead.push(id);
     }

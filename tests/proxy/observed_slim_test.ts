@@ -322,3 +322,68 @@ Deno.test("observed cache: a slim (flat) LB is stored as it is, without rebuildi
   assert.deepEqual(cache.loadBalancersReferencing("CD-EP"), []);
   assert.equal(cache.loadBalancerById("ab-lb"), undefined);
 });
+
+Deno.test("slim endpoints that share a profile rebuild their own fields, and only equal values share", () => {
+  const base = {
+    HostComputeNetwork: NET,
+    MacAddress: "02-11-0a-f4-02-07",
+    Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.12" } }],
+  };
+  const variants: HcnEndpoint[] = [
+    { ...base, ID: "A", IpConfigurations: [{ IpAddress: "10.244.2.7" }], Flags: 1 },
+    { ...base, ID: "B", IpConfigurations: [{ IpAddress: "10.244.2.8" }], Flags: 1 },
+    { ...base, ID: "C", IpConfigurations: [{ IpAddress: "10.244.2.9" }], Flags: 0 },
+    { ...base, ID: "D", IpConfigurations: [{ IpAddress: "10.244.2.9" }], Flags: -0 },
+    { ...base, ID: "E", IpConfigurations: [{ IpAddress: "10.244.2.9" }], Flags: "1" as never },
+    { ...base, ID: "F", IpConfigurations: [{ IpAddress: "10.244.2.9" }], Policies: [] },
+    {
+      ...base,
+      ID: "G",
+      IpConfigurations: [{ IpAddress: "10.244.2.9" }],
+      Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.13" } }],
+    },
+    {
+      ...base,
+      ID: "H",
+      IpConfigurations: [{ IpAddress: "10.244.2.9" }],
+      Policies: [{ Type: "X" }],
+    },
+    {
+      ...base,
+      ID: "I",
+      IpConfigurations: [{ IpAddress: "10.244.2.9" }],
+      Policies: [{ Type: "ProviderAddress", Settings: null as never }],
+    },
+  ];
+  // Each twice, in turn: the second of each pair is made from the profile the first made.
+  for (const round of [0, 1]) {
+    for (const hns of variants) {
+      const slim = slimEndpoint({ key: "ep/remote/x", id: String(hns.ID), hns });
+      const { ID: _, ...expected } = hns;
+      // Only the ProviderAddress policy is kept.
+      if (hns.ID === "H") expected.Policies = [];
+      const rebuilt = slim.hns;
+      assert.deepEqual(rebuilt, expected, `${hns.ID} round ${round}`);
+      assert.ok(Object.is(rebuilt.Flags, hns.Flags), `${hns.ID}: Flags exactly`);
+    }
+  }
+});
+
+Deno.test("slim endpoints of one profile share their rebuilt policies, which cannot be written", () => {
+  const hns = (ip: string): HcnEndpoint => ({
+    HostComputeNetwork: NET,
+    IpConfigurations: [{ IpAddress: ip }],
+    MacAddress: "02-11-0a-f4-02-07",
+    Flags: 1,
+    Policies: [{ Type: "ProviderAddress", Settings: { ProviderAddress: "192.168.1.14" } }],
+  });
+  const a = slimEndpoint({ key: "ep/remote/10.244.4.1", id: "A", hns: hns("10.244.4.1") });
+  const b = slimEndpoint({ key: "ep/remote/10.244.4.2", id: "B", hns: hns("10.244.4.2") });
+  assert.equal(a.hns.Policies, b.hns.Policies);
+  assert.notEqual(a.hns.IpConfigurations, a.hns.IpConfigurations, "the rest is made per read");
+  assert.deepEqual(a.hns.Policies, hns("").Policies);
+  assert.throws(() => a.hns.Policies!.push({ Type: "X" }), TypeError);
+  assert.throws(() => {
+    (a.hns.Policies![0].Settings as { ProviderAddress: string }).ProviderAddress = "x";
+  }, TypeError);
+});

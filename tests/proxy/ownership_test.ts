@@ -170,6 +170,43 @@ Deno.test("ownership: upperCaseIds lists the IDs of one kind, upper case, live",
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("ownership: a handle reads kind, key and fingerprint value of an owned object after a load", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const first = await OwnershipRecord.load(path);
+  first.add({ ...LB, fp: "1x2y3z" });
+  first.add({ ...EP, fp: "Not-Base36" });
+  first.add({
+    kind: "Endpoint",
+    id: "C0FFEE00-0000-0000-0000-000000000003",
+    key: "ep/remote/10.0.0.3",
+  });
+  await first.compact();
+  const record = await OwnershipRecord.load(path);
+  assert.equal(record.handle("not-owned"), -1);
+  const lb = record.handle(LB.id.toLowerCase());
+  assert.ok(lb >= 0);
+  assert.equal(record.kindAt(lb), "LoadBalancer");
+  assert.equal(record.keyAt(lb), LB.key);
+  assert.ok(record.hasFingerprintValueAt(lb, parseInt("1x2y3z", 36)));
+  assert.ok(!record.hasFingerprintValueAt(lb, parseInt("1x2y3y", 36)));
+  const ep = record.handle(EP.id);
+  assert.equal(record.kindAt(ep), "Endpoint");
+  // A fingerprint that is no base-36 number, or none, matches no value.
+  assert.ok(!record.hasFingerprintValueAt(ep, -1));
+  assert.ok(!record.hasFingerprintValueAt(ep, 0));
+  const bare = record.handle("C0FFEE00-0000-0000-0000-000000000003");
+  assert.ok(!record.hasFingerprintValueAt(bare, -2) && !record.hasFingerprintValueAt(bare, 0));
+  // An equal key given to keep changes nothing that is read or written.
+  record.shareKeyAt(lb, ["lb/tcp/10.96.0.10", ":80"].join(""));
+  record.shareKeyAt(lb, "lb/other");
+  assert.equal(record.keyAt(lb), LB.key);
+  assert.ok(!record.dirty);
+  record.remove(LB.id);
+  assert.equal(record.handle(LB.id), -1);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("ownership: fingerprints survive the file exactly, whatever their spelling", async () => {
   const dir = await Deno.makeTempDir();
   const path = join(dir, "state.json");

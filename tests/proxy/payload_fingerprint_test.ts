@@ -11,7 +11,9 @@ import { desiredState } from "../../lib/proxy/desired.ts";
 import type { DesiredEndpoint, DesiredLoadBalancer, DesiredState } from "../../lib/proxy/model.ts";
 import {
   desiredEndpointFingerprint,
+  desiredEndpointFingerprintValue,
   desiredLoadBalancerFingerprint,
+  desiredLoadBalancerFingerprintValue,
   endpointFingerprint,
   endpointPayload,
   loadBalancerFingerprint,
@@ -31,12 +33,23 @@ function assertSameFingerprints(
       endpointFingerprint(endpointPayload(e)),
       JSON.stringify(e),
     );
+    // The number a trusted start compares with the record's is the one the text spells.
+    assert.equal(
+      desiredEndpointFingerprintValue(e),
+      parseInt(desiredEndpointFingerprint(e), 36),
+      JSON.stringify(e),
+    );
     n++;
   }
   for (const { lb, ids } of lbs) {
     assert.equal(
       desiredLoadBalancerFingerprint(lb, ids),
       loadBalancerFingerprint(loadBalancerPayload(lb, ids)),
+      JSON.stringify({ lb, ids }),
+    );
+    assert.equal(
+      desiredLoadBalancerFingerprintValue(lb, ids),
+      parseInt(desiredLoadBalancerFingerprint(lb, ids), 36),
       JSON.stringify({ lb, ids }),
     );
     n++;
