@@ -46,6 +46,17 @@ const FAST = /startMode="fast"/;
 const BUILT_FIRST = /"Building the state before ready" reason="([^"]*)"/;
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
+/** web's remote pod moves to node-2 (10.244.2.8). */
+function moveWebPod(world: AgentWorld): void {
+  world.api.update(
+    "endpointslices",
+    sliceObject("web", [
+      { ip: "10.244.1.5", node: NODE },
+      { ip: "10.244.2.8", node: "node-2" },
+    ], { port: 8080 }),
+  );
+}
+
 async function withWorld(body: (world: AgentWorld) => Promise<void>): Promise<void> {
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
@@ -109,13 +120,7 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
     assert.equal(await Deno.readTextFile(world.hnsFile), hnsBefore, "HNS unchanged");
     assert.equal(calls(await world.metrics(second), WRITES), 0);
 
-    world.api.update(
-      "endpointslices",
-      sliceObject("web", [
-        { ip: "10.244.1.5", node: NODE },
-        { ip: "10.244.2.8", node: "node-2" },
-      ], { port: 8080 }),
-    );
+    moveWebPod(world);
     await tableIs(world, [
       WEB_TABLE[0],
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
@@ -133,13 +138,7 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
 Deno.test("agent/fast start: a Service and a slice changed while it was down: the state is built first", async () => {
   await withWorld(async (world) => {
     await firstLife(world);
-    world.api.update(
-      "endpointslices",
-      sliceObject("web", [
-        { ip: "10.244.1.5", node: NODE },
-        { ip: "10.244.2.8", node: "node-2" },
-      ], { port: 8080 }),
-    );
+    moveWebPod(world);
     world.api.create(
       "services",
       serviceObject("db", { clusterIP: "10.96.0.30", ports: [{ port: 5432 }] }),
