@@ -124,6 +124,9 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
       }),
     openQueryClose: api.openQueryClose &&
       ((kind: HcnKind, id: string, query: string) => api.openQueryClose!(kind, id, query)),
+    openQueryCloseMany: api.openQueryCloseMany &&
+      ((kind: HcnKind, ids: readonly string[], query: string) =>
+        api.openQueryCloseMany!(kind, ids, query)),
     query: (kind, handle, query) => api.query(kind, handle, query),
     delete: (kind, id) => api.delete(kind, id),
     close: (kind, handle) => api.close(kind, handle),

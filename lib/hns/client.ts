@@ -56,6 +56,42 @@ export function enumerateQuery(filter?: Record<string, string>): string {
   });
 }
 
+/** Objects read per request where the API runs many ({@link HcnApi.openQueryCloseMany}). */
+export const READS_PER_REQUEST = 48;
+
+/**
+ * Requests of many reads kept in flight at least: the HNS thread runs the
+ * next while the event loop's thread takes in the answer of one.
+ */
+const READ_REQUESTS_IN_FLIGHT = 3;
+
+/**
+ * Run `task(0)` .. `task(count - 1)`, `width` at once, in order of index;
+ * after a failure no further task starts, and the first failure is thrown
+ * once every task started has settled (so no handle is left open).
+ */
+async function inParallel(
+  count: number,
+  width: number,
+  task: (index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < count) {
+      try {
+        await task(next++);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(width, count) }, worker));
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (rejected) throw rejected.reason;
+}
+
 /** An object HNS returned whose JSON the client could not read (left out of a list or `get*`), and why. */
 export interface UnreadableObject {
   /** The object's kind. */
@@ -186,27 +222,36 @@ class Client implements HnsClient {
     return await this.#fetchAll<T>(kind, await this.#enumerate(kind, filter));
   }
 
-  /** Open, query, close each object, `listConcurrency` at once; gone ones are left out. */
+  /**
+   * Open, query, close each object, `listConcurrency` at once, or in
+   * requests of {@link READS_PER_REQUEST} where the API runs many
+   * ({@link HcnApi.openQueryCloseMany}); gone ones are left out. The first
+   * other failure fails the read once everything in flight has settled.
+   */
   async #fetchAll<T>(kind: HcnKind, ids: readonly string[]): Promise<T[]> {
     const found: Array<T | undefined> = new Array(ids.length);
-    let next = 0;
-    let failed = false;
-    const worker = async () => {
-      while (!failed && next < ids.length) {
-        const i = next++;
-        try {
-          found[i] = await this.#fetch<T>(kind, ids[i]);
-        } catch (err) {
-          failed = true;
-          throw err;
+    const many = this.#api.openQueryCloseMany?.bind(this.#api);
+    if (many) {
+      const requests = Math.ceil(ids.length / READS_PER_REQUEST);
+      const inFlight = Math.max(
+        READ_REQUESTS_IN_FLIGHT,
+        Math.ceil(this.#concurrency / READS_PER_REQUEST),
+      );
+      await inParallel(requests, inFlight, async (r) => {
+        const from = r * READS_PER_REQUEST;
+        const to = Math.min(ids.length, from + READS_PER_REQUEST);
+        const read = await many(kind, ids.slice(from, to), PROPERTIES_QUERY);
+        for (let i = from; i < to; i++) {
+          const item = read[i - from];
+          if (typeof item === "string") found[i] = this.#parse<T>(kind, ids[i], item);
+          else if (!isNotFound(item)) throw item;
         }
-      }
-    };
-    const workers = Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker);
-    // Wait for every worker, so no handle is still open when the list fails.
-    const settled = await Promise.allSettled(workers);
-    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (rejected) throw rejected.reason;
+      });
+    } else {
+      await inParallel(ids.length, this.#concurrency, async (i) => {
+        found[i] = await this.#fetch<T>(kind, ids[i]);
+      });
+    }
     return found.filter((o): o is Awaited<T> => o !== undefined);
   }
 

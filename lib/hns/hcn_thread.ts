@@ -4,7 +4,8 @@
  * calls it is sent synchronously, in order, answering in order. Answers go
  * back when the batch is done, or after any call once the oldest unsent one
  * has waited 1 ms. A request of many creates answers with its failed items
- * only; its time per item counts as a call's.
+ * only, one of many reads with each item's status and value; its time per
+ * item counts as a call's.
  *
  * @module
  */
@@ -24,6 +25,7 @@ const HOLD_MS = 1;
 const ENUMERATE = opIndex("enumerate");
 const ENUMERATE_IDS = opIndex("enumerateIds");
 const CREATE_AND_CLOSE_MANY = opIndex("createAndCloseMany");
+const OPEN_QUERY_CLOSE_MANY = opIndex("openQueryCloseMany");
 
 let calls: HcnCalls | undefined;
 let loadError: string | undefined;
@@ -62,6 +64,8 @@ function run(
       return calls.openQueryClose(kind, a as string, b as string);
     case "createAndCloseMany":
       return createAndCloseMany(calls, kind, a as string[], b as string[], c);
+    case "openQueryCloseMany":
+      return openQueryCloseMany(calls, kind, a as string[], b as string);
   }
   throw new Error(`unknown HNS thread operation ${op}`);
 }
@@ -86,6 +90,28 @@ function createAndCloseMany(
     }
   }
   return failures;
+}
+
+/**
+ * Open, query and close each item: per item its status and value (the
+ * object's JSON, or its failure), in order.
+ */
+function openQueryCloseMany(
+  calls: HcnCalls,
+  kind: HcnKind,
+  ids: string[],
+  query: string,
+): unknown[] {
+  const replies: unknown[] = new Array(2 * ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    try {
+      replies[2 * i + 1] = calls.openQueryClose(kind, ids[i], query);
+      replies[2 * i] = ReplyStatus.Ok;
+    } catch (err) {
+      [replies[2 * i], replies[2 * i + 1]] = failureReply(err);
+    }
+  }
+  return replies;
 }
 
 /** A failed call's reply: its status and value (see {@link ReplyStatus}). */
@@ -132,7 +158,7 @@ function answer(batch: unknown[]): void {
     }
     const now = performance.now();
     // A listing's time grows with what HNS holds: it says nothing of a call on one object.
-    if (batch[i] === CREATE_AND_CLOSE_MANY) {
+    if (batch[i] === CREATE_AND_CLOSE_MANY || batch[i] === OPEN_QUERY_CLOSE_MANY) {
       // A request of many items: the time of one, on average.
       const items = (batch[i + 2] as unknown[]).length;
       if (items > 0) fastest = Math.min(fastest, (now - started) / items);

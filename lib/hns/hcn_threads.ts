@@ -13,8 +13,8 @@
  *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
  *   wait for the one call after it; fast calls gather only on a thread whose
  *   calls are fast).
- * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany})
- *   counts as that many calls wherever a queue's cost is weighed, and goes
+ * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany},
+ *   {@link ThreadedHcnApi.openQueryCloseMany}) counts as that many calls wherever a queue's cost is weighed, and goes
  *   in parts of as many items as a thread runs within half of
  *   {@link SPAWN_MICROS} (one part while HNS answers in microseconds), each
  *   part placed like a call: slow items spread over the threads.
@@ -131,6 +131,7 @@ const OPS = [
   "openQueryClose",
   "enumerateIds",
   "createAndCloseMany",
+  "openQueryCloseMany",
 ] as const;
 
 /** An operation of {@link OPS}. */
@@ -162,7 +163,7 @@ export function opAt(index: number): ThreadOp | undefined {
 function firstCall(op: Exclude<ThreadOp, "hnsCall">): HcnOperation {
   return op === "createAndClose" || op === "createAndCloseMany"
     ? "create"
-    : op === "openQueryClose"
+    : op === "openQueryClose" || op === "openQueryCloseMany"
     ? "open"
     : op === "enumerateIds"
     ? "enumerate"
@@ -579,9 +580,18 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * The items go in requests of as many as a thread runs within half of
-   * {@link SPAWN_MICROS} (all of them while HNS answers in microseconds), each
-   * request placed like that many calls: slow calls spread over the threads.
+   * Items per request of many: as many as a thread runs within half of
+   * {@link SPAWN_MICROS} (all `n` while HNS answers in microseconds), so
+   * that slow calls spread over the threads.
+   */
+  #itemsPerRequest(n: number): number {
+    const callMicros = this.#callMicros;
+    return callMicros > 0 ? Math.max(1, Math.floor(SPAWN_MICROS / (2 * callMicros))) : n;
+  }
+
+  /**
+   * The items go in requests of {@link #itemsPerRequest}, each request
+   * placed like that many calls.
    */
   async createAndCloseMany(
     kind: HcnKind,
@@ -590,8 +600,7 @@ export class ThreadedHcnApi implements HcnApi {
     network?: HcnHandle,
   ): Promise<ItemFailure[]> {
     const n = ids.length;
-    const callMicros = this.#callMicros;
-    const per = callMicros > 0 ? Math.max(1, Math.floor(SPAWN_MICROS / (2 * callMicros))) : n;
+    const per = this.#itemsPerRequest(n);
     const parts: Promise<unknown[]>[] = [];
     for (let from = 0; from < n; from += per) {
       const to = Math.min(n, from + per);
@@ -611,6 +620,38 @@ export class ThreadedHcnApi implements HcnApi {
       }
     }
     return failures;
+  }
+
+  /**
+   * The items go in requests of {@link #itemsPerRequest}, each request
+   * placed like that many calls.
+   */
+  async openQueryCloseMany(
+    kind: HcnKind,
+    ids: readonly string[],
+    query: string,
+  ): Promise<Array<string | Error>> {
+    const n = ids.length;
+    const per = this.#itemsPerRequest(n);
+    const parts: Promise<unknown[]>[] = [];
+    for (let from = 0; from < n; from += per) {
+      const to = Math.min(n, from + per);
+      const part = from === 0 && to === n ? ids : ids.slice(from, to);
+      parts.push(this.#call("openQueryCloseMany", kind, part, query, undefined, to - from));
+    }
+    const read: Array<string | Error> = new Array(n);
+    const answers = await Promise.all(parts);
+    let at = 0;
+    for (const replies of answers) {
+      // Per item: status and value.
+      for (let i = 0; i < replies.length; i += 2) {
+        const status = replies[i] as number;
+        read[at++] = status === ReplyStatus.Ok
+          ? replies[i + 1] as string
+          : replyError(status, replies[i + 1]);
+      }
+    }
+    return read;
   }
 
   /**

@@ -136,24 +136,23 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
    * every call of every item, as {@link timedCalls} records one item; each
    * with the request's time. A rejected request tried no item: each is
    * recorded as failed at its first call, as a refused single request is.
+   * `failureOf` gives, in order of index, each failed item's error.
    */
-  function timedItems(
+  function timedItems<R>(
     calls: readonly string[],
     items: number,
-    body: () => Promise<ItemFailure[]>,
-  ): Promise<ItemFailure[]> {
+    body: () => Promise<R>,
+    failureOf: (out: R, index: number) => Error | undefined,
+  ): Promise<R> {
     const started = performance.now();
-    return settle(body).then((failures) => {
+    return settle(body).then((out) => {
       const seconds = since(started);
-      let f = 0;
       for (let i = 0; i < items; i++) {
-        if (f < failures.length && failures[f].index === i) {
-          recordFailed(calls, started, failures[f++].error, seconds);
-          continue;
-        }
-        for (const fn of calls) record(fn, started, undefined, seconds);
+        const failure = failureOf(out, i);
+        if (failure) recordFailed(calls, started, failure, seconds);
+        else for (const fn of calls) record(fn, started, undefined, seconds);
       }
-      return failures;
+      return out;
     }, (err) => {
       const seconds = since(started);
       const error = err instanceof Error ? err : new Error(String(err));
@@ -161,6 +160,18 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
       throw err;
     });
   }
+
+  /** The failed item at `index` of a request of many creates, taken in order of index. */
+  const createFailures = () => {
+    let f = 0;
+    return (failures: ItemFailure[], index: number) =>
+      f < failures.length && failures[f].index === index ? failures[f++].error : undefined;
+  };
+  /** The error of the item at `index` of a request of many reads. */
+  const readFailure = (read: Array<string | Error>, index: number) => {
+    const item = read[index];
+    return typeof item === "string" ? undefined : item;
+  };
 
   return {
     get hasModifyLoadBalancer() {
@@ -198,12 +209,21 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
           createCloseNames(kind),
           ids.length,
           () => api.createAndCloseMany!(kind, ids, settings, network),
+          createFailures(),
         )),
     openQueryClose: api.openQueryClose &&
       ((kind: HcnKind, id: string, query: string) =>
         timedCalls(
           openQueryCloseNames(kind),
           () => api.openQueryClose!(kind, id, query),
+        )),
+    openQueryCloseMany: api.openQueryCloseMany &&
+      ((kind: HcnKind, ids: readonly string[], query: string) =>
+        timedItems(
+          openQueryCloseNames(kind),
+          ids.length,
+          () => api.openQueryCloseMany!(kind, ids, query),
+          readFailure,
         )),
     dispose: () => api.dispose(),
     stats: () => Object.fromEntries([...stats].map(([k, v]) => [k, { ...v }])),

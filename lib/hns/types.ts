@@ -205,6 +205,20 @@ export interface HcnApi {
    */
   openQueryClose?(kind: HcnKind, id: string, query: string): Promise<string>;
   /**
+   * {@link HcnApi.openQueryClose} of each ID, in order, as one request: per
+   * item the object's JSON, or the error that item's
+   * {@link HcnApi.openQueryClose} would have failed with (its handle closed
+   * all the same); a rejection means no item was tried. The same HNS calls as
+   * the items made one by one, for a backend where a request costs more than
+   * the calls it runs (HNS threads). Optional: callers fall back to one
+   * request per item.
+   */
+  openQueryCloseMany?(
+    kind: HcnKind,
+    ids: readonly string[],
+    query: string,
+  ): Promise<Array<string | Error>>;
+  /**
    * {@link HcnApi.createAndClose} of each item, in order, as one request:
    * `ids[i]` with `settings[i]` (endpoints on the open `network`). Answers
    * only the items that failed, each with its own error as

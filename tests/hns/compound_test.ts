@@ -181,6 +181,46 @@ Deno.test("createAndCloseMany: each item's Create and Close in one request; a fa
   });
 });
 
+Deno.test("openQueryCloseMany: per item its JSON or its own error, every handle closed", async () => {
+  await withEmulator(async (api, control) => {
+    ok(api.openQueryCloseMany, "the FFI binding offers it");
+    const ids = [newGuid(), newGuid(), newGuid()];
+    for (const [i, id] of ids.entries()) {
+      await api.createAndClose!(
+        "LoadBalancer",
+        id,
+        JSON.stringify(clusterIpLb("10.0.0.1", 80 + i, [])),
+      );
+    }
+    control.failCall("HcnQueryLoadBalancerProperties", 2, E_ACCESSDENIED);
+    const before = LB_FNS.map((fn) => control.callCount(fn));
+    const seen: string[] = [];
+    const counted = instrumentHcnApi(api, (fn, _s, error) => seen.push(error ? `${fn}!` : fn));
+    const read = await counted.openQueryCloseMany!("LoadBalancer", [
+      ids[0],
+      ids[1],
+      newGuid(),
+      ids[2],
+    ], "");
+    equal(JSON.parse(read[0] as string).ID, ids[0]);
+    equal((read[1] as HnsError).hresult, E_ACCESSDENIED);
+    equal((read[1] as HnsError).operation, "HcnQueryLoadBalancerProperties");
+    equal((read[2] as HnsError).hresult, HResult.ERROR_NOT_FOUND);
+    equal((read[2] as HnsError).operation, "HcnOpenLoadBalancer");
+    equal(JSON.parse(read[3] as string).ID, ids[2]);
+    deepEqual(seen.slice(3, 7), [
+      "HcnOpenLoadBalancer",
+      "HcnQueryLoadBalancerProperties!",
+      "HcnCloseLoadBalancer",
+      "HcnOpenLoadBalancer!",
+    ]);
+    const stats = counted.stats();
+    for (const [i, fn] of LB_FNS.entries()) {
+      equal(stats[fn]?.calls ?? 0, control.callCount(fn) - before[i], fn);
+    }
+  });
+});
+
 Deno.test("instrumentation counts each call of a request of many, each failure at its call", async () => {
   await withEmulator(async (api, control) => {
     const seen: string[] = [];
