@@ -9,6 +9,7 @@
 
 import { type Agent, startAgent } from "../agent.ts";
 import { parseConfig } from "../config/mod.ts";
+import { delegateHcnApi } from "../hns/delegate.ts";
 import type { HcnApi } from "../hns/types.ts";
 import type { ClusterStore } from "../kube/store.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
@@ -67,21 +68,8 @@ export async function startDemoAgent(s: DemoAgentSettings, hns: HcnApi): Promise
   });
   const logger: ClosableLogger = createLogger(loggerOptionsFrom(config.logging));
   // The agent disposes its HNS backend when it stops; the node's HNS lives on.
-  const lease: HcnApi = {
-    get hasModifyLoadBalancer() {
-      return hns.hasModifyLoadBalancer;
-    },
-    enumerate: (kind, query) => hns.enumerate(kind, query),
-    enumerateIds: (kind, query) => hns.enumerateIds(kind, query),
-    open: (kind, id) => hns.open(kind, id),
-    create: (kind, id, settings, network) => hns.create(kind, id, settings, network),
-    modify: (kind, handle, settings) => hns.modify(kind, handle, settings),
-    query: (kind, handle, query) => hns.query(kind, handle, query),
-    delete: (kind, id) => hns.delete(kind, id),
-    close: (kind, handle) => hns.close(kind, handle),
-    hnsCall: (method, path, request) => hns.hnsCall(method, path, request),
-    dispose: () => {},
-  };
+  const lease = delegateHcnApi(hns, { dispose: () => {} });
+
   let agent: Agent;
   try {
     agent = await startAgent(config, { logger, hcnApi: lease, serviceHealthChecks: false });

@@ -10,6 +10,7 @@ import { createHnsClient } from "../../lib/hns/client.ts";
 import { type HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
+import { delegateHcnApi } from "../../lib/hns/delegate.ts";
 import { instrumentHcnApi } from "../../lib/hns/instrument.ts";
 import type { HcnApi } from "../../lib/hns/types.ts";
 import { assertNoLeaks, emulatorLibrary, type HnsControl, openEmulatorControl } from "./harness.ts";
@@ -255,22 +256,12 @@ Deno.test("instrumentation counts each call of a request of many, each failure a
 Deno.test("the client creates and reads through compound requests, with the same calls", async () => {
   await withEmulator(async (api, control) => {
     let parts = 0;
-    const spied: HcnApi = {
-      hasModifyLoadBalancer: api.hasModifyLoadBalancer,
-      enumerate: (kind, query) => api.enumerate(kind, query),
-      enumerateIds: (kind, query) => api.enumerateIds(kind, query),
+    const spied = delegateHcnApi(api, {
       open: (kind, id) => (parts++, api.open(kind, id)),
       create: (kind, id, settings, network) => (parts++, api.create(kind, id, settings, network)),
-      modify: (kind, handle, settings) => api.modify(kind, handle, settings),
-      query: (kind, handle, query) => api.query(kind, handle, query),
-      delete: (kind, id) => api.delete(kind, id),
-      close: (kind, handle) => api.close(kind, handle),
-      hnsCall: (method, path, request) => api.hnsCall(method, path, request),
-      createAndClose: (kind, id, settings, network) =>
-        api.createAndClose!(kind, id, settings, network),
-      openQueryClose: (kind, id, query) => api.openQueryClose!(kind, id, query),
       dispose: () => {},
-    };
+    });
+
     const client = createHnsClient(spied);
     const lb = await client.createLoadBalancer(clusterIpLb("10.0.0.1", 80, []));
     const read = await client.getLoadBalancer(lb.ID!);

@@ -12,6 +12,7 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { createHnsClient, READS_PER_REQUEST, type UnreadableObject } from "../../lib/hns/client.ts";
 import type { HnsError } from "../../lib/hns/errors.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
+import { delegateHcnApi } from "../../lib/hns/delegate.ts";
 import { instrumentHcnApi } from "../../lib/hns/instrument.ts";
 import type { HcnApi, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { backendTest, type HnsControl } from "./harness.ts";
@@ -26,21 +27,11 @@ const LB_FNS = [
 
 /** `api` without its requests of many reads: the client reads one object per request. */
 function oneByOne(api: HcnApi): HcnApi {
-  return {
-    hasModifyLoadBalancer: api.hasModifyLoadBalancer,
-    enumerate: (kind, query) => api.enumerate(kind, query),
-    enumerateIds: (kind, query) => api.enumerateIds(kind, query),
-    open: (kind, id) => api.open(kind, id),
-    create: (kind, id, settings, network) => api.create(kind, id, settings, network),
-    modify: (kind, handle, settings) => api.modify(kind, handle, settings),
-    query: (kind, handle, query) => api.query(kind, handle, query),
-    delete: (kind, id) => api.delete(kind, id),
-    close: (kind, handle) => api.close(kind, handle),
-    hnsCall: (method, path, request) => api.hnsCall(method, path, request),
-    createAndClose: api.createAndClose?.bind(api),
-    openQueryClose: api.openQueryClose?.bind(api),
+  return delegateHcnApi(api, {
+    openQueryCloseMany: undefined,
+    createAndCloseMany: undefined,
     dispose: () => {},
-  };
+  });
 }
 
 /** `count` load balancers made in HNS; their IDs, in order. */

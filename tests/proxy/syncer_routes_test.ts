@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
+import { delegateHcnApi } from "../../lib/hns/delegate.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "../../lib/hns/types.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
@@ -46,15 +47,7 @@ class QueryHold {
     return { issued: issuedP, release };
   }
   wrap(api: MemoryHcnApi): HcnApi {
-    return {
-      get hasModifyLoadBalancer() {
-        return api.hasModifyLoadBalancer;
-      },
-      enumerate: (kind, query) => api.enumerate(kind, query),
-      enumerateIds: (kind, query) => api.enumerateIds(kind, query),
-      open: (kind, id) => api.open(kind, id),
-      create: (kind, id, settings, network) => api.create(kind, id, settings, network),
-      modify: (kind, handle, settings) => api.modify(kind, handle, settings),
+    return delegateHcnApi(api, {
       query: async (kind: HcnKind, handle: HcnHandle, q: string) => {
         const answer = await api.query(kind, handle, q);
         const held = kind === "Network" ? this.#held : undefined;
@@ -65,11 +58,7 @@ class QueryHold {
         }
         return answer;
       },
-      delete: (kind, id) => api.delete(kind, id),
-      close: (kind, handle) => api.close(kind, handle),
-      hnsCall: (method, path, request) => api.hnsCall(method, path, request),
-      dispose: () => api.dispose(),
-    };
+    });
   }
 }
 
