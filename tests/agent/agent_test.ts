@@ -9,7 +9,7 @@ import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
-import { inProcessConfig, nodeObject, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+import { inProcessConfig, nodeObject, overlayHns, webObjects } from "./fixtures.ts";
 
 Deno.test("agent: stop releases the API client it made (no HTTP client left open)", async () => {
   // Count KubeClient.close calls (the real method still runs).
@@ -22,14 +22,9 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
   const api = await new FakeApiServer().start();
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
   try {
-    api.create(
-      "services",
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-    );
-    api.create(
-      "endpointslices",
-      sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
-    );
+    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
+    api.create("services", web);
+    api.create("endpointslices", webSlice);
     api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir);
     const hns = new MemoryHcnApi({ state: overlayHns() });

@@ -11,14 +11,7 @@ import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { stringsInHeap } from "../heap_strings.ts";
-import {
-  inProcessConfig,
-  NODE,
-  nodeObject,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-} from "./fixtures.ts";
+import { inProcessConfig, NODE, nodeObject, overlayHns, webObjects } from "./fixtures.ts";
 
 const PODS = 20;
 
@@ -53,14 +46,9 @@ Deno.test("agent: after its start, nothing the early read of HNS returned stays 
   const api = await new FakeApiServer().start();
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
   try {
-    api.create(
-      "services",
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-    );
-    api.create(
-      "endpointslices",
-      sliceObject("web", [{ ip: "10.244.1.20", node: NODE }], { port: 8080 }),
-    );
+    const [web, webSlice] = webObjects("10.244.1.20", NODE);
+    api.create("services", web);
+    api.create("endpointslices", webSlice);
     api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir);
     const hns = new MemoryHcnApi({ state: overlayWithPods() });

@@ -242,6 +242,14 @@ export const OVERLAY_ARGS: string[] = [
   HOST_MAC,
 ];
 
+/** ClusterIP `web` (10.96.0.10:80 → 8080) with one pod at `ip` on `node`: its Service and slice. */
+export function webObjects(ip: string, node: string): [service: FakeObject, slice: FakeObject] {
+  return [
+    serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+    sliceObject("web", [{ ip, node }], { port: 8080 }),
+  ];
+}
+
 /**
  * A small overlay cluster: ClusterIP `web` (one local and one remote pod) and
  * NodePort `np` (one remote pod), with this node's Node object.

@@ -10,7 +10,14 @@ import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
-import { inProcessConfig, nodeObject, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+import {
+  inProcessConfig,
+  nodeObject,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+  webObjects,
+} from "./fixtures.ts";
 
 /** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told. */
 class ThreadSwitchingHns extends MemoryHcnApi {
@@ -24,14 +31,9 @@ Deno.test("agent: with no hold long enough for a thread's start, the listings st
   const api = await new FakeApiServer().start();
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
   try {
-    api.create(
-      "services",
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-    );
-    api.create(
-      "endpointslices",
-      sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 }),
-    );
+    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
+    api.create("services", web);
+    api.create("endpointslices", webSlice);
     api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir, [
       // A hold after a run lasts minSyncPeriod less the run: never a whole
