@@ -204,6 +204,26 @@ for (const [what, change] of CNI_CHANGES) {
   });
 }
 
+Deno.test("agent/fast start: a node joined the cluster while it was down: the state is built first and its pods get its address", async () => {
+  await withWorld(async (world) => {
+    await firstLife(world);
+    world.api.create("nodes", {
+      metadata: { name: "node-2" },
+      spec: { podCIDR: "10.244.2.0/24", podCIDRs: ["10.244.2.0/24"] },
+      status: { addresses: [{ type: "InternalIP", address: "192.168.1.12" }] },
+    });
+    const second = world.startAgent(OVERLAY_ARGS);
+    await ready(world, second);
+    builtFirst(second, /context/);
+    await tableIs(world, WEB_TABLE, second);
+    const providerAddress = (await world.hns()).Endpoints
+      .find((ep) => ep.IpConfigurations?.[0]?.IpAddress === "10.244.2.7")?.Policies
+      ?.find((p) => p.Type === "ProviderAddress")?.Settings?.ProviderAddress;
+    assert.equal(providerAddress, "192.168.1.12", "node-2's pod is reached through node-2");
+    assert.equal(await world.stopAgent(second), 0);
+  });
+});
+
 Deno.test("agent/fast start: an object of hnsproxy's deleted out of band while it was down: the state is built first and it is recreated", async () => {
   await withWorld(async (world) => {
     await firstLife(world);
