@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { IdListing, IdListingAnswer, IdListingData, Pacer } from "./id_listing.ts";
+import type { IdListing, IdListingAnswer, Pacer } from "./id_listing.ts";
 
 /** HCN schema version carried by every v2 object. */
 export interface HcnSchemaVersion {
@@ -167,7 +167,7 @@ export interface HcnApi {
   enumerate(kind: HcnKind, query: string): Promise<string>;
   /**
    * `HcnEnumerateX(query)` parsed where the call ran (the FFI backend: on its
-   * HNS thread), so that only {@link IdListingData} reaches the caller: an
+   * HNS thread), so that only the listing's typed arrays reach the caller: an
    * `HnsError` INVALID_JSON when the answer is not a JSON array of IDs. Or
    * the answer as HNS handed it over (the FFI backend while listings are kept
    * apart), which the caller must read with `IdListing.read` (that releases it).
