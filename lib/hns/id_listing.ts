@@ -26,7 +26,7 @@
 import { HnsError, HResult } from "./errors.ts";
 import { hcnFunctionName } from "./names.ts";
 import type { HcnKind } from "./types.ts";
-import { decodeWide } from "./wstr.ts";
+import { decodeWide, readWide } from "./wstr.ts";
 
 /** Something that tells whether it holds an ID (index form: upper case): a listing or a Set. */
 export interface IdLookup extends Iterable<string> {
@@ -313,20 +313,13 @@ function blank(u: Units, i: number): number {
 const PAGE = 4096;
 
 /**
- * The length in code units of the NUL-terminated UTF-16 answer at `ptr`,
+ * The length in code units of the NUL-terminated UTF-16 answer at `ptr` (2-byte aligned),
  * scanned a page per step of `pace`: the page holding the current position
  * is mapped (the answer is there), and the scan never reads past the page
  * in which the terminator lies.
  */
 async function answerLength(ptr: Deno.PointerObject, pace?: Pacer): Promise<number> {
   const address = BigInt(Deno.UnsafePointer.value(ptr));
-  if (address % 2n !== 0n) {
-    // Not 2-byte aligned (never so for HNS strings): read unit by unit.
-    const view = new Deno.UnsafePointerView(ptr);
-    let n = 0;
-    while (view.getUint16(n * 2) !== 0) n++;
-    return n;
-  }
   const first = PAGE - Number(address % BigInt(PAGE));
   for (let offset = 0, span = first;; offset += span, span = PAGE) {
     const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr, span, offset));
@@ -407,16 +400,14 @@ export class IdListing implements IdLookup {
     if (!isListingAnswer(data)) return new IdListing(data);
     try {
       const ptr = data.answer;
+      if (ptr && BigInt(Deno.UnsafePointer.value(ptr)) % 2n !== 0n) {
+        // Not 2-byte aligned (never so for HNS strings): copied out as text, read in one go.
+        return new IdListing(idListingOfAnswer(kind, readWide(ptr)));
+      }
       const n = ptr ? await answerLength(ptr, pace) : 0;
       if (n === 0) return new IdListing(idListingOfAnswer(kind, ""));
-      let units: Uint16Array;
-      if (BigInt(Deno.UnsafePointer.value(ptr)) % 2n === 0n) {
-        // A view of the answer where it is: valid until released below, not kept.
-        units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr!, n * 2));
-      } else {
-        units = new Uint16Array(n);
-        new Deno.UnsafePointerView(ptr!).copyInto(units);
-      }
+      // A view of the answer where it is: valid until released below, not kept.
+      const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr!, n * 2));
       const reader = new GuidArrayReader(units);
       while (reader.next()) {
         const wait = pace?.step();

@@ -9,17 +9,25 @@
 
 import type { ListingAnswer } from "../../lib/hns/id_listing.ts";
 
-/** `text` handed over; `releases` counts the releases. */
-export function handedOver(text: string): { answer: ListingAnswer; releases: () => number } {
-  const units = new Uint16Array(text.length + 1);
-  for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
+/**
+ * `text` handed over (at an odd address when `misaligned`, which HNS never
+ * does); `releases` counts the releases.
+ */
+export function handedOver(
+  text: string,
+  misaligned = false,
+): { answer: ListingAnswer; releases: () => number } {
+  const at = misaligned ? 1 : 0;
+  const bytes = new Uint8Array(at + 2 * (text.length + 1));
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < text.length; i++) view.setUint16(at + 2 * i, text.charCodeAt(i), true);
   let releases = 0;
   return {
     answer: {
-      answer: Deno.UnsafePointer.of(units),
+      answer: Deno.UnsafePointer.of(bytes.subarray(at)),
       release: () => {
         releases++;
-        units.fill(0);
+        bytes.fill(0);
       },
     },
     releases: () => releases,
