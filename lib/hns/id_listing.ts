@@ -73,8 +73,15 @@ export interface Pacer {
   step(): Promise<void> | undefined;
 }
 
-/** Code units of text: a string's as bytes (ASCII) or UTF-16 units. */
-type Units = Uint8Array | Uint16Array;
+/** UTF-16 code units of text. */
+type Units = Uint16Array;
+/** Text: a string, or its UTF-16 code units. */
+type Text = string | Units;
+
+/** The code unit at `i` of `t` (not a number past the end). */
+function codeAt(t: Text, i: number): number {
+  return typeof t === "string" ? t.charCodeAt(i) : t[i];
+}
 
 /** Hex digit values by char code, -1 for others. */
 const HEX = new Int8Array(128).fill(-1);
@@ -104,8 +111,14 @@ function word(u: Units, from: number, to: number): number {
 
 /** Parse a canonical GUID into {@link scratch}; false when `s` is not one. */
 function parseGuid(s: string): boolean {
-  if (s.length !== 36) return false;
-  for (let i = 0; i < 36; i++) idUnits[i] = s.charCodeAt(i);
+  return s.length === 36 && parseGuidIn(s, 0);
+}
+
+/** Parse the canonical GUID at `t[o, o + 36)` into {@link scratch}; false when there is none. */
+function parseGuidIn(t: Text, o: number): boolean {
+  if (o + 36 > t.length) return false;
+  if (typeof t !== "string") return parseGuidAt(t, o);
+  for (let i = 0; i < 36; i++) idUnits[i] = t.charCodeAt(o + i);
   return parseGuidAt(idUnits, 0);
 }
 
@@ -175,9 +188,9 @@ export class IdListingBuilder {
     else this.#others.add(id.toUpperCase());
   }
 
-  /** Add the canonical GUID at `units[at, at + 36)`; false when there is none. */
-  addGuidAt(units: Units, at: number): boolean {
-    if (at + 36 > units.length || !parseGuidAt(units, at)) return false;
+  /** Add the canonical GUID at `text[at, at + 36)`; false when there is none. */
+  addGuidAt(text: Text, at: number): boolean {
+    if (!parseGuidIn(text, at)) return false;
     this.#addParsed();
     return true;
   }
@@ -232,8 +245,7 @@ function capacityFor(n: number): number {
  * Throws a SyntaxError when it is not one.
  */
 export function idListingFromText(text: string): IdListingData {
-  // UTF-8: HNS's usual answer is ASCII, and any other character fails the GUID read.
-  const reader = new GuidArrayReader(new TextEncoder().encode(text));
+  const reader = new GuidArrayReader(text);
   while (reader.next());
   return reader.done() ?? idListingFromJson(text);
 }
@@ -256,18 +268,18 @@ function idListingFromJson(text: string): IdListingData {
  * ID), one ID per {@link next}; any other text is left to JSON.parse.
  */
 class GuidArrayReader {
-  readonly #u: Units;
+  readonly #u: Text;
   readonly #builder: IdListingBuilder;
   #i: number;
   /** 1: an ID is next; 0: read to its end; -1: not such an answer. */
   #state: number;
 
-  constructor(u: Units) {
+  constructor(u: Text) {
     this.#u = u;
     this.#builder = new IdListingBuilder(Math.floor(u.length / 39));
     const open = blank(u, 0);
     this.#i = blank(u, open + 1);
-    this.#state = u[open] !== 91 ? -1 : u[this.#i] === 93 ? this.#end(this.#i) : 1; // [ ]
+    this.#state = codeAt(u, open) !== 91 ? -1 : codeAt(u, this.#i) === 93 ? this.#end(this.#i) : 1; // [ ]
   }
 
   /** Read the next ID; false once the answer is read (or found not to be such). */
@@ -276,16 +288,16 @@ class GuidArrayReader {
     const u = this.#u;
     const at = this.#i;
     // "GUID"
-    if (u[at] !== 34 || u[at + 37] !== 34 || !this.#builder.addGuidAt(u, at + 1)) {
+    if (codeAt(u, at) !== 34 || codeAt(u, at + 37) !== 34 || !this.#builder.addGuidAt(u, at + 1)) {
       this.#state = -1;
       return false;
     }
     const i = blank(u, at + 38);
-    if (u[i] === 44) { // ,
+    if (codeAt(u, i) === 44) { // ,
       this.#i = blank(u, i + 1);
       return true;
     }
-    this.#state = u[i] === 93 ? this.#end(i) : -1; // ]
+    this.#state = codeAt(u, i) === 93 ? this.#end(i) : -1; // ]
     return false;
   }
 
@@ -301,9 +313,9 @@ class GuidArrayReader {
 }
 
 /** The index of the first non-whitespace character (JSON's) at or after `i`, or the end. */
-function blank(u: Units, i: number): number {
+function blank(u: Text, i: number): number {
   for (; i < u.length; i++) {
-    const c = u[i];
+    const c = codeAt(u, i);
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return i;
   }
   return u.length;
