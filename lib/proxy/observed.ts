@@ -12,7 +12,9 @@
  * each only what reconcile compares (see {@link slimLoadBalancer} and
  * {@link slimEndpoint}) and indexes IDs upper-cased: HNS and hnsproxy's creates
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
- * so the cache, its indexes and the ownership record share one string per ID.
+ * so the cache and the ownership record share one string per ID. The ID
+ * indexes of the owned and foreign objects are {@link IdMap}s: they hold no
+ * string or entry per ID, only a slot in a typed array.
  * The keys of the LBs referencing an endpoint are kept on the stored endpoint
  * (no Map per relation), and a load balancer that replaces another under its
  * key holds the strings the cache already holds where they are the same
@@ -33,6 +35,8 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
+import { IdMap } from "./slot_index.ts";
+import { remoteEndpointMac } from "./net.ts";
 
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
@@ -47,8 +51,8 @@ export class ObservedCache implements IndexedObservedState {
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /** Upper-case ID → the object, for owned and foreign objects alike. */
-  readonly #lbById = new Map<string, ObservedLoadBalancer>();
-  readonly #epById = new Map<string, StoredEndpoint>();
+  readonly #lbById = new IdMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
+  readonly #epById = new IdMap<StoredEndpoint>((ep) => idKey(ep.id));
   /**
    * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
    * kept on the endpoint in {@link #epById}; here only for IDs not there
@@ -421,14 +425,14 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Index an ID, noting it in the journal when it is new to the cache. */
-  #putId<V>(index: Map<string, V>, id: string, value: V): void {
+  #putId<V>(index: IdIndex<V>, id: string, value: V): void {
     const fresh = this.#journal !== undefined && !this.hasId(id);
     index.set(id, value);
     if (fresh) this.#journal!.added(id);
   }
 
   /** Unindex an ID, noting it in the journal when the cache no longer holds it. */
-  #deleteId(index: Map<string, unknown>, id: string): void {
+  #deleteId(index: IdIndex<never>, id: string): void {
     if (index.delete(id) && this.#journal && !this.hasId(id)) this.#journal.removed(id);
   }
 
@@ -537,6 +541,12 @@ export class ObservedCache implements IndexedObservedState {
       h.PortMappings = o.PortMappings;
     }
   }
+}
+
+/** An index by ID the cache keeps (a Map for the few stray objects, else an {@link IdMap}). */
+interface IdIndex<V> {
+  set(id: string, value: V): unknown;
+  delete(id: string): boolean;
 }
 
 /**
@@ -819,11 +829,15 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
     (h.Policies === undefined || Array.isArray(h.Policies));
   if (flat) {
     const pa = h.Policies === undefined ? undefined : providerAddressPolicy(h.Policies);
+    const ip = cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress;
+    const mac = h.MacAddress;
     return new FlatEndpoint(
       ep.key,
       id,
-      cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress,
-      h.MacAddress,
+      ip,
+      typeof ip === "string" && typeof mac === "string" && mac === remoteEndpointMac(ip)
+        ? DERIVED_MAC
+        : mac,
       endpointProfile(
         h.HostComputeNetwork,
         h.Flags,
@@ -855,6 +869,12 @@ class PlainEndpoint implements StoredEndpoint {
 
 const NO_CONFIGS = Symbol("no IpConfigurations");
 const EMPTY_CONFIGS = Symbol("empty IpConfigurations");
+/**
+ * A flat endpoint's MAC when it is the one `remoteEndpointMac` derives from
+ * its IP (every remote endpoint hnsproxy creates): made again when read
+ * instead of kept, one string fewer per endpoint.
+ */
+const DERIVED_MAC = Symbol("MAC derived from the IP");
 const NO_POLICIES = Symbol("no Policies");
 const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
 const NO_SETTINGS = Symbol("no policy Settings");
@@ -869,7 +889,8 @@ class FlatEndpoint implements StoredEndpoint {
     readonly key: EpKey,
     readonly id: string,
     readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
-    readonly mac: string | undefined,
+    /** {@link DERIVED_MAC} when it is the one derived from `ip` (as hnsproxy creates them). */
+    readonly mac: string | undefined | typeof DERIVED_MAC,
     readonly profile: EndpointProfile,
   ) {}
 
@@ -879,7 +900,8 @@ class FlatEndpoint implements StoredEndpoint {
     if (p.network !== undefined) hns.HostComputeNetwork = p.network;
     if (this.ip === EMPTY_CONFIGS) hns.IpConfigurations = [];
     else if (this.ip !== NO_CONFIGS) hns.IpConfigurations = [{ IpAddress: this.ip }];
-    if (this.mac !== undefined) hns.MacAddress = this.mac;
+    if (this.mac === DERIVED_MAC) hns.MacAddress = remoteEndpointMac(this.ip as string);
+    else if (this.mac !== undefined) hns.MacAddress = this.mac;
     if (p.flags !== undefined) hns.Flags = p.flags;
     if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
     else if (p.policyType !== NO_POLICIES) hns.Policies = p.policies();

@@ -62,6 +62,31 @@ Deno.test("slim observed endpoints compare as the HNS objects they came from", (
   }
 });
 
+Deno.test("slim observed endpoints give back their MAC as HNS spelled it, derived or not", () => {
+  const ip = "10.244.2.7";
+  for (
+    const mac of [
+      "02-11-0a-f4-02-07", // the one hnsproxy derives from the IP: not kept, made again
+      "02-11-0A-F4-02-07",
+      "02-11-0a-f4-02-08",
+      "00-15-5d-00-00-01",
+      undefined,
+    ]
+  ) {
+    const hns: HcnEndpoint = { IpConfigurations: [{ IpAddress: ip }], MacAddress: mac };
+    const slim = slimEndpoint({ key: `ep/remote/${ip}`, id: "X", hns });
+    assert.equal(slim.hns.MacAddress, mac);
+    assert.equal(slimEndpoint(slim, "Y").hns.MacAddress, mac, "a copy of a slim one too");
+  }
+  // The MAC of another IP is not the derived one of this IP.
+  const other = slimEndpoint({
+    key: "ep/remote/10.244.2.8",
+    id: "Z",
+    hns: { IpConfigurations: [{ IpAddress: "10.244.2.8" }], MacAddress: "02-11-0a-f4-02-07" },
+  });
+  assert.equal(other.hns.MacAddress, "02-11-0a-f4-02-07");
+});
+
 Deno.test("slim observed load balancers compare as the HNS objects they came from", () => {
   const full: HcnLoadBalancer = {
     ID: "LB-1",
