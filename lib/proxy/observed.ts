@@ -13,7 +13,7 @@
  * {@link slimEndpoint}) and indexes IDs upper-cased: HNS and hnsproxy's creates
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
  * so the cache and the ownership record share one string per ID. The ID
- * indexes of the owned and foreign objects are {@link IdMap}s: they hold no
+ * indexes of the owned and foreign objects are {@link SlotMap}s: they hold no
  * string or entry per ID, only a slot in a typed array.
  * The keys of the LBs referencing an endpoint are kept on the stored endpoint
  * (no Map per relation), and a load balancer that replaces another under its
@@ -35,7 +35,7 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
-import { IdMap } from "./slot_index.ts";
+import { SlotMap } from "./slot_index.ts";
 import { remoteEndpointMac } from "./net.ts";
 
 /**
@@ -46,13 +46,13 @@ import { remoteEndpointMac } from "./net.ts";
  * spreading it.
  */
 export class ObservedCache implements IndexedObservedState {
-  readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #eps = new Map<EpKey, StoredEndpoint>();
+  readonly #lbs = new SlotMap<ObservedLoadBalancer, LbKey>((lb) => lb.key);
+  readonly #eps = new SlotMap<StoredEndpoint, EpKey>((ep) => ep.key);
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /** Upper-case ID → the object, for owned and foreign objects alike. */
-  readonly #lbById = new IdMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
-  readonly #epById = new IdMap<StoredEndpoint>((ep) => idKey(ep.id));
+  readonly #lbById = new SlotMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
+  readonly #epById = new SlotMap<StoredEndpoint>((ep) => idKey(ep.id));
   /**
    * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
    * kept on the endpoint in {@link #epById}; here only for IDs not there
@@ -543,7 +543,7 @@ export class ObservedCache implements IndexedObservedState {
   }
 }
 
-/** An index by ID the cache keeps (a Map for the few stray objects, else an {@link IdMap}). */
+/** An index by ID the cache keeps (a Map for the few stray objects, else an {@link SlotMap}). */
 interface IdIndex<V> {
   set(id: string, value: V): unknown;
   delete(id: string): boolean;

@@ -8,7 +8,7 @@
  * strings: the caller keeps each slot's ID and gives it back through `idAt`,
  * so an index of n IDs costs 5-11 bytes per ID where a `Map<string, …>` costs
  * 28-56 (and a Map that doubles leaves its old table behind as garbage).
- * {@link IdMap} is a Map-like on top of it for values that carry their ID.
+ * {@link SlotMap} is a Map-like on top of it for values that carry their ID.
  *
  * Rules: IDs compare exactly, so callers normalize them first (upper case);
  * `idAt(slot)` must give the slot's ID for as long as the slot is in the
@@ -134,20 +134,21 @@ function cellsFor(entries: number): number {
 }
 
 /**
- * A Map from normalized ID to a value that carries its ID (`idOf(value)` is
- * its key): the values in an array by slot, found through a
- * {@link SlotIndex}. No entry object or table of strings per ID.
+ * A Map from a string key (an ID in normalized form, or a stable key) to a
+ * value that carries it (`keyOf(value)` is its key): the values in an array
+ * by slot, found through a {@link SlotIndex}. No entry object or table of
+ * strings per key. It is a `ReadonlyMap` to readers; iteration is by slot.
  */
-export class IdMap<V> {
+export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> {
   readonly #values: (V | undefined)[] = [];
   readonly #free: number[] = [];
   readonly #index: SlotIndex;
-  readonly #idOf: (value: V) => string;
+  readonly #keyOf: (value: V) => K;
 
-  /** An empty map whose value `v` is kept under `idOf(v)`. */
-  constructor(idOf: (value: V) => string) {
-    this.#idOf = idOf;
-    this.#index = new SlotIndex((slot) => idOf(this.#values[slot]!));
+  /** An empty map whose value `v` is kept under `keyOf(v)`. */
+  constructor(keyOf: (value: V) => K) {
+    this.#keyOf = keyOf;
+    this.#index = new SlotIndex((slot) => keyOf(this.#values[slot]!));
   }
 
   /** Number of entries. */
@@ -155,33 +156,33 @@ export class IdMap<V> {
     return this.#index.size;
   }
 
-  /** The value under this ID, if any. */
-  get(id: string): V | undefined {
-    const slot = this.#index.find(id);
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.#index.find(key);
     return slot < 0 ? undefined : this.#values[slot];
   }
 
-  /** Whether a value is kept under this ID. */
-  has(id: string): boolean {
-    return this.#index.find(id) >= 0;
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.#index.find(key) >= 0;
   }
 
-  /** Keep `value` under `id` (its `idOf`), replacing what was under it. */
-  set(id: string, value: V): this {
-    const slot = this.#index.find(id);
+  /** Keep `value` under `key` (its `keyOf`), replacing what was under it. */
+  set(key: K, value: V): this {
+    const slot = this.#index.find(key);
     if (slot >= 0) {
       this.#values[slot] = value;
       return this;
     }
     const fresh = this.#free.pop() ?? this.#values.length;
     this.#values[fresh] = value;
-    this.#index.insert(id, fresh);
+    this.#index.insert(key, fresh);
     return this;
   }
 
-  /** Drop the value under this ID; whether there was one. */
-  delete(id: string): boolean {
-    const slot = this.#index.remove(id);
+  /** Drop the value under this key; whether there was one. */
+  delete(key: K): boolean {
+    const slot = this.#index.remove(key);
     if (slot < 0) return false;
     this.#values[slot] = undefined;
     this.#free.push(slot);
@@ -196,7 +197,7 @@ export class IdMap<V> {
   }
 
   /** The values, by slot, read live (see the module notes). */
-  *values(): IterableIterator<V> {
+  *values(): MapIterator<V> {
     const values = this.#values;
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot];
@@ -204,18 +205,23 @@ export class IdMap<V> {
     }
   }
 
-  /** The IDs, by slot, read live. */
-  *keys(): IterableIterator<string> {
-    for (const value of this.values()) yield this.#idOf(value);
+  /** The keys, by slot, read live. */
+  *keys(): MapIterator<K> {
+    for (const value of this.values()) yield this.#keyOf(value);
   }
 
   /** The entries, by slot, read live. */
-  *entries(): IterableIterator<[string, V]> {
-    for (const value of this.values()) yield [this.#idOf(value), value];
+  *entries(): MapIterator<[K, V]> {
+    for (const value of this.values()) yield [this.#keyOf(value), value];
   }
 
   /** The entries, by slot, read live. */
-  [Symbol.iterator](): IterableIterator<[string, V]> {
+  [Symbol.iterator](): MapIterator<[K, V]> {
     return this.entries();
+  }
+
+  /** `fn` for each entry, by slot, read live. */
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
   }
 }

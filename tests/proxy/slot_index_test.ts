@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { idHash, IdMap, SlotIndex } from "../../lib/proxy/slot_index.ts";
+import { idHash, SlotIndex, SlotMap } from "../../lib/proxy/slot_index.ts";
 
 /** A deterministic pseudo-random sequence (xorshift32). */
 function random(seed: number): () => number {
@@ -79,8 +79,8 @@ Deno.test("slot index: IDs whose hashes collide are told apart, and removing one
   assert.equal(index.find(colliding[2]), -1);
 });
 
-Deno.test("id map: a Map of values that carry their ID; iteration is live and visits a value present throughout once", () => {
-  const map = new IdMap<{ id: string; n: number }>((v) => v.id);
+Deno.test("slot map: a Map of values that carry their ID; iteration is live and visits a value present throughout once", () => {
+  const map = new SlotMap<{ id: string; n: number }>((v) => v.id);
   for (let n = 0; n < 1000; n++) map.set(guid(n), { id: guid(n), n });
   assert.equal(map.size, 1000);
   assert.equal(map.get(guid(7))?.n, 7);
