@@ -820,7 +820,7 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
  * rebuilt on each read, so the cache holds no nested objects for it.
  */
 export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint {
-  if (ep instanceof FlatEndpoint) return new FlatEndpoint(ep.key, id, ep.ip, ep.mac, ep.profile);
+  if (ep instanceof FlatEndpoint) return flatEndpoint(ep.key, id, ep.ip, ep.mac, ep.profile);
   const h = ep.hns;
   const cfgs = h.IpConfigurations;
   const cfg = Array.isArray(cfgs) && cfgs.length > 0 ? cfgs[0] : undefined;
@@ -831,7 +831,7 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
     const pa = h.Policies === undefined ? undefined : providerAddressPolicy(h.Policies);
     const ip = cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress;
     const mac = h.MacAddress;
-    return new FlatEndpoint(
+    return flatEndpoint(
       ep.key,
       id,
       ip,
@@ -880,7 +880,24 @@ const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
 const NO_SETTINGS = Symbol("no policy Settings");
 const NULL_SETTINGS = Symbol("policy Settings null");
 
-/** An observed endpoint as flat fields; `hns` is rebuilt (the same each time) when read. */
+/** A flat endpoint: without a MAC field when its MAC is {@link DERIVED_MAC} (the most common). */
+function flatEndpoint(
+  key: EpKey,
+  id: string,
+  ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
+  mac: string | undefined | typeof DERIVED_MAC,
+  profile: EndpointProfile,
+): FlatEndpoint {
+  return mac === DERIVED_MAC
+    ? new FlatEndpoint(key, id, ip, profile)
+    : new FlatEndpointWithMac(key, id, ip, profile, mac);
+}
+
+/**
+ * An observed endpoint as flat fields; `hns` is rebuilt (the same each time)
+ * when read. Its MAC is the one derived from its IP ({@link DERIVED_MAC});
+ * {@link FlatEndpointWithMac} keeps any other.
+ */
 class FlatEndpoint implements StoredEndpoint {
   /** See {@link StoredEndpoint}. */
   refs: KeyList | undefined = undefined;
@@ -889,10 +906,13 @@ class FlatEndpoint implements StoredEndpoint {
     readonly key: EpKey,
     readonly id: string,
     readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
-    /** {@link DERIVED_MAC} when it is the one derived from `ip` (as hnsproxy creates them). */
-    readonly mac: string | undefined | typeof DERIVED_MAC,
     readonly profile: EndpointProfile,
   ) {}
+
+  /** The MAC as HNS spells it, or {@link DERIVED_MAC}. */
+  get mac(): string | undefined | typeof DERIVED_MAC {
+    return DERIVED_MAC;
+  }
 
   get hns(): HcnEndpoint {
     const hns: HcnEndpoint = {};
@@ -900,12 +920,33 @@ class FlatEndpoint implements StoredEndpoint {
     if (p.network !== undefined) hns.HostComputeNetwork = p.network;
     if (this.ip === EMPTY_CONFIGS) hns.IpConfigurations = [];
     else if (this.ip !== NO_CONFIGS) hns.IpConfigurations = [{ IpAddress: this.ip }];
-    if (this.mac === DERIVED_MAC) hns.MacAddress = remoteEndpointMac(this.ip as string);
-    else if (this.mac !== undefined) hns.MacAddress = this.mac;
+    const mac = this.mac;
+    if (mac === DERIVED_MAC) hns.MacAddress = remoteEndpointMac(this.ip as string);
+    else if (mac !== undefined) hns.MacAddress = mac;
     if (p.flags !== undefined) hns.Flags = p.flags;
     if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
     else if (p.policyType !== NO_POLICIES) hns.Policies = p.policies();
     return hns;
+  }
+}
+
+/** A flat endpoint whose MAC is not the one derived from its IP (or that has none). */
+class FlatEndpointWithMac extends FlatEndpoint {
+  readonly #mac: string | undefined;
+
+  constructor(
+    key: EpKey,
+    id: string,
+    ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
+    profile: EndpointProfile,
+    mac: string | undefined,
+  ) {
+    super(key, id, ip, profile);
+    this.#mac = mac;
+  }
+
+  override get mac(): string | undefined {
+    return this.#mac;
   }
 }
 
