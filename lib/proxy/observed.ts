@@ -41,7 +41,8 @@ import { remoteEndpointMac } from "./net.ts";
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
  * It stores slim copies of what it is given ({@link slimLoadBalancer},
- * {@link slimEndpoint}); the objects it hands out are those copies. Their
+ * {@link slimEndpoint}; a flat endpoint of `slimEndpoint`'s that no cache
+ * stores yet it keeps as it is); the objects it hands out are those it stores. Their
  * `hns` may be an accessor that rebuilds it: copy one by its fields, never by
  * spreading it.
  */
@@ -125,13 +126,13 @@ export class ObservedCache implements IndexedObservedState {
       countIds(this.#strayRefs, lb, +1);
     }
     for (const ep of state.strayEndpoints?.values() ?? []) {
-      this.#strayEps.set(idKey(ep.id), slimEndpoint(ep));
+      this.#strayEps.set(idKey(ep.id), storable(ep, ep.id));
     }
     // Endpoints first: the LBs' references then land on them (see #share too). forEach, not
     // for-of: no iterator result per entry while this runs once, before it is optimized.
     state.foreignEndpoints.forEach((ep) => this.setForeignEndpoint(ep));
     state.endpoints.forEach((given) => {
-      const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+      const ep = storable(given, this.#sharedId(given.id));
       const id = idKey(ep.id);
       // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
       // and no journal (cleared): what #storeEndpoint does, without its lookups.
@@ -193,7 +194,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    this.#storeEndpoint(slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint);
+    this.#storeEndpoint(storable(given, this.#sharedId(given.id)));
   }
 
   /** Store a slim owned endpoint, replacing any under its key or with its ID. */
@@ -223,7 +224,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Remember a remote endpoint of others holding `key`. */
   setForeignEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given) as StoredEndpoint;
+    const ep = storable(given, given.id);
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
     if (old) this.#deleteEp(idKey(old.id));
@@ -859,6 +860,30 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
   return new PlainEndpoint(ep.key, id, hns);
 }
 
+/**
+ * `given` as a cache stores it, under `id` (an equal string): the object
+ * itself when it is a flat endpoint no cache stores yet ({@link slimEndpoint}'s
+ * result, e.g. a start's: a copy would only be garbage), else a slim copy.
+ */
+function storable(given: ObservedEndpoint, id: string): StoredEndpoint {
+  let ep: StoredEndpoint;
+  if (given instanceof FlatEndpoint && given.refs === UNSTORED) {
+    ep = given;
+    given.id = id;
+  } else {
+    ep = slimEndpoint(given, id) as StoredEndpoint;
+  }
+  ep.refs = undefined;
+  return ep;
+}
+
+/**
+ * The `refs` of a flat endpoint until a cache stores it (so that a cache takes
+ * it as it is, and never one another cache holds): empty, and frozen so that
+ * it cannot be taken for a list of references.
+ */
+const UNSTORED = Object.freeze([]) as unknown as string[];
+
 /** An observed endpoint that is not flat (see {@link slimEndpoint}). */
 class PlainEndpoint implements StoredEndpoint {
   /** See {@link StoredEndpoint}. */
@@ -899,12 +924,13 @@ function flatEndpoint(
  * {@link FlatEndpointWithMac} keeps any other.
  */
 class FlatEndpoint implements StoredEndpoint {
-  /** See {@link StoredEndpoint}. */
-  refs: KeyList | undefined = undefined;
+  /** See {@link StoredEndpoint}; {@link UNSTORED} until a cache stores it. */
+  refs: KeyList | undefined = UNSTORED;
 
   constructor(
     readonly key: EpKey,
-    readonly id: string,
+    /** Set only by {@link storable}, to an equal string. */
+    public id: string,
     readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
     readonly profile: EndpointProfile,
   ) {}
