@@ -4,10 +4,12 @@
  *
  * {@link SlotIndex} finds the slot (a small integer the caller allocates) of
  * an ID through one Int32Array: open addressing with linear probing and
- * backward-shift deletion (no tombstones), at most 3/4 full. It holds no
- * strings: the caller keeps each slot's ID and gives it back through `idAt`,
- * so an index of n IDs costs 5-11 bytes per ID where a `Map<string, …>` costs
- * 28-56 (and a Map that doubles leaves its old table behind as garbage).
+ * backward-shift deletion (no tombstones), at most 3/4 full, and 8 bits of
+ * each slot's hash in a Uint8Array. It holds no strings: the caller keeps
+ * each slot's ID and gives it back through `idAt` (asked when those 8 bits
+ * match), so an index of n IDs costs 6-12 bytes per ID where a
+ * `Map<string, …>` costs 28-56 (and a Map that doubles leaves its old table
+ * behind as garbage).
  * {@link SlotMap} is a Map-like on top of it for values that carry their ID.
  *
  * Rules: IDs compare exactly, so callers normalize them first (upper case);
@@ -23,21 +25,22 @@
 /** Most entries per table cell, as a fraction (3/4). */
 const MAX_LOAD = 0.75;
 
-/** A hash of an ID's UTF-16 code units (FNV-1a, then mixed). */
+/** A hash of an ID's UTF-16 code units (FNV-1a, then mixed so that its low bits vary too). */
 export function idHash(id: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   return h ^ (h >>> 13);
 }
 
-/** ID → slot, in one typed array; see the module notes. */
+/** ID → slot, in typed arrays; see the module notes. */
 export class SlotIndex {
   /** Slot + 1 per cell; 0 is an empty cell. */
   #table: Int32Array;
   #mask: number;
   #size = 0;
+  /** Slot → the top 8 bits of its ID's {@link idHash}: most probes of other IDs stop at it. */
+  #tags = new Uint8Array(16);
   readonly #idAt: (slot: number) => string;
 
   /**
@@ -56,33 +59,43 @@ export class SlotIndex {
     return this.#size;
   }
 
-  /** The slot of this ID, or -1. */
-  find(id: string): number {
+  /** The slot of this ID, or -1; `hash` is its {@link idHash}. */
+  find(id: string, hash = idHash(id)): number {
     const t = this.#table;
+    const tags = this.#tags;
+    const tag = hash >>> 24;
     const mask = this.#mask;
-    for (let i = idHash(id) & mask;; i = (i + 1) & mask) {
+    for (let i = hash & mask;; i = (i + 1) & mask) {
       const e = t[i];
       if (e === 0) return -1;
-      if (this.#idAt(e - 1) === id) return e - 1;
+      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) return e - 1;
     }
   }
 
-  /** Index `slot` under `id`, which must not be indexed yet. */
-  insert(id: string, slot: number): void {
+  /** Index `slot` under `id`, which must not be indexed yet; `hash` is its {@link idHash}. */
+  insert(id: string, slot: number, hash = idHash(id)): void {
     if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#grow();
-    this.#place(idHash(id), slot + 1);
+    if (slot >= this.#tags.length) {
+      const tags = new Uint8Array(Math.max(slot + 1, this.#tags.length * 2));
+      tags.set(this.#tags);
+      this.#tags = tags;
+    }
+    this.#tags[slot] = hash >>> 24;
+    this.#place(hash, slot + 1);
     this.#size++;
   }
 
   /** Take this ID out of the index; its slot, or -1 when it was not in it. */
-  remove(id: string): number {
+  remove(id: string, hash = idHash(id)): number {
     const t = this.#table;
+    const tags = this.#tags;
+    const tag = hash >>> 24;
     const mask = this.#mask;
-    let i = idHash(id) & mask;
+    let i = hash & mask;
     for (;; i = (i + 1) & mask) {
       const e = t[i];
       if (e === 0) return -1;
-      if (this.#idAt(e - 1) === id) break;
+      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) break;
     }
     const slot = t[i] - 1;
     // Backward shift: move up each later entry of the run that may sit at i.
@@ -104,6 +117,7 @@ export class SlotIndex {
   clear(): void {
     this.#table = new Int32Array(cellsFor(0));
     this.#mask = this.#table.length - 1;
+    this.#tags = new Uint8Array(16);
     this.#size = 0;
   }
 
@@ -169,14 +183,15 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
 
   /** Keep `value` under `key` (its `keyOf`), replacing what was under it. */
   set(key: K, value: V): this {
-    const slot = this.#index.find(key);
+    const hash = idHash(key);
+    const slot = this.#index.find(key, hash);
     if (slot >= 0) {
       this.#values[slot] = value;
       return this;
     }
     const fresh = this.#free.pop() ?? this.#values.length;
     this.#values[fresh] = value;
-    this.#index.insert(key, fresh);
+    this.#index.insert(key, fresh, hash);
     return this;
   }
 
