@@ -278,6 +278,20 @@ export interface SyncedInputs {
   config: string;
   /** Objects the ownership record lists. */
   owned: number;
+  /**
+   * The IDs of the network's endpoints hnsproxy does not own that the node
+   * context names (CNI endpoints, the root endpoint; {@link contextEndpointIds}):
+   * not part of the digest, a hint for the next start, which may read them
+   * before it knows which endpoints are not owned.
+   */
+  endpointIds?: readonly string[];
+}
+
+/** The HNS endpoint IDs a node context names: its local endpoints and the root endpoint. */
+export function contextEndpointIds(ctx: NodeContext): string[] {
+  const ids = new Set(ctx.localEndpoints.values());
+  if (ctx.rootHnsEndpointId !== undefined) ids.add(ctx.rootHnsEndpointId);
+  return [...ids];
 }
 
 /** The parts in which `a` and `b` differ (empty: equal). */
@@ -299,6 +313,8 @@ export class SyncedInputsFile {
   /** What the file holds as far as this process knows (undefined: no valid digest). */
   #current: SyncedInputs | undefined;
   #known = false;
+  /** The file's endpoint IDs as read, until taken ({@link takeEndpointIds}). */
+  #endpointIds: readonly string[] | undefined;
 
   /** The file of the ownership record at `recordPath`. */
   constructor(recordPath: string) {
@@ -322,8 +338,22 @@ export class SyncedInputsFile {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       text = "";
     }
-    this.#current = parse(text, this.#record);
+    const parsed = parse(text, this.#record);
+    this.#endpointIds = parsed?.endpointIds;
+    if (parsed) delete parsed.endpointIds;
+    this.#current = parsed;
     this.#known = true;
+  }
+
+  /**
+   * The endpoint IDs the recorded digest names ({@link SyncedInputs.endpointIds}),
+   * once: later calls return undefined (they are a hint for the start).
+   */
+  async takeEndpointIds(): Promise<readonly string[] | undefined> {
+    await this.read();
+    const ids = this.#endpointIds;
+    this.#endpointIds = undefined;
+    return ids;
   }
 
   /** Record `inputs` (atomically); a failure leaves no valid digest and is thrown. */
@@ -337,7 +367,8 @@ export class SyncedInputsFile {
       const line = JSON.stringify({ version: FILE_VERSION, record: this.#record, ...inputs });
       await Deno.mkdir(dirname(this.path), { recursive: true });
       await writeAtomic(this.path, line + "\n");
-      this.#current = { ...inputs };
+      const { endpointIds: _, ...parts } = inputs;
+      this.#current = parts;
     });
   }
 
@@ -349,6 +380,7 @@ export class SyncedInputsFile {
   invalidate(): Promise<void> {
     return this.#serial(async () => {
       if (!this.#known) await this.#read().catch(() => {});
+      this.#endpointIds = undefined;
       if (this.#known && this.#current === undefined) return;
       await writeAtomic(this.path, "{}\n");
       this.#known = true;
@@ -371,7 +403,15 @@ function parse(text: string, record: string): SyncedInputs | undefined {
       typeof d.context !== "string" || typeof d.config !== "string" ||
       typeof d.owned !== "number"
     ) return undefined;
-    return { cluster: d.cluster, context: d.context, config: d.config, owned: d.owned };
+    const out: SyncedInputs = {
+      cluster: d.cluster,
+      context: d.context,
+      config: d.config,
+      owned: d.owned,
+    };
+    const ids = d.endpointIds;
+    if (Array.isArray(ids) && ids.every((id) => typeof id === "string")) out.endpointIds = ids;
+    return out;
   } catch {
     return undefined;
   }

@@ -13,6 +13,7 @@ import {
   configDigest,
   contentHash,
   contextDigest,
+  contextEndpointIds,
   differingParts,
   type SyncedInputs,
   SyncedInputsFile,
@@ -212,6 +213,34 @@ Deno.test("synced inputs: invalidating with no digest on disk writes nothing; on
     await Deno.mkdir(join(dir, "state.json.synced", "x"), { recursive: true });
     assert.equal(await new SyncedInputsFile(record).read(), undefined);
     await assert.rejects(() => new SyncedInputsFile(record).invalidate());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("synced inputs: the file carries the context's endpoint IDs as a hint, taken once, not part of the digest", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "synced-inputs-" });
+  try {
+    const record = join(dir, "state.json");
+    const c = overlayCtx();
+    const ids = contextEndpointIds(c);
+    assert.deepEqual(ids.toSorted(), [...new Set(c.localEndpoints.values())].toSorted());
+    assert.ok(ids.length > 0);
+    await new SyncedInputsFile(record).record({ ...INPUTS, endpointIds: ids });
+
+    const file = new SyncedInputsFile(record);
+    assert.deepEqual(await file.takeEndpointIds(), ids);
+    assert.equal(await file.takeEndpointIds(), undefined, "taken once");
+    assert.deepEqual(await file.read(), INPUTS, "the digest itself, without the hint");
+    assert.deepEqual(differingParts(INPUTS, { ...INPUTS, endpointIds: ["other"] }), []);
+
+    // A file of before the hint: a digest, no hint.
+    await new SyncedInputsFile(record).record(INPUTS);
+    assert.equal(await new SyncedInputsFile(record).takeEndpointIds(), undefined);
+    // An invalid digest gives no hint either.
+    await new SyncedInputsFile(record).record({ ...INPUTS, endpointIds: ids });
+    await new SyncedInputsFile(record).invalidate();
+    assert.equal(await new SyncedInputsFile(record).takeEndpointIds(), undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
