@@ -245,3 +245,17 @@ Deno.test("synced inputs: the file carries the context's endpoint IDs as a hint,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("synced inputs: a Map hashes as the unordered collection of its [key, value] pairs, as recorded digests were made", () => {
+  const pairs: [string, string][] = [
+    ["10.244.1.5", "10CA1000-0000-4000-8000-000000000005"],
+    ["fd00::5", "X"],
+  ];
+  const map = new Map(pairs);
+  assert.equal(contentHash(map), contentHash(new Map(pairs.toReversed())));
+  // The values digests recorded before were made with (a digest on disk stays comparable).
+  assert.equal(contentHash(map), "5cd12a06269cc8fc");
+  assert.equal(contentHash({ a: map, b: [1, "x"] }), "340e427e6ce746d1");
+  assert.notEqual(contentHash(map), contentHash(new Map([pairs[0], ["fd00::5", "Y"]])));
+  assert.notEqual(contentHash(map), contentHash(new Map([pairs[0]])));
+});
