@@ -291,8 +291,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // What HNS holds is read while the record loads and the lists come in: the network and
     // the ID listings at once, the rest as the record decides; the first run plans with it.
     const earlyAt = systemClock.now();
+    const syncedFile = new SyncedInputsFile(config.stateFile);
     const earlyRead = readEarly(client, config.networkName, config.detectNetwork, loading, {
       fullHnsReadOnStart: config.fullHnsReadOnStart,
+      endpointHint: syncedFile.takeEndpointIds(),
     });
     // No HNS call of it may be in flight when the client closes (a failed start included).
     // The cleanup holds only its settling: a closure here shares this scope with the agent's
@@ -343,7 +345,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       takeOverForeign: config.takeOverForeign,
       fullHnsReadOnStart: config.fullHnsReadOnStart,
       syncedInputs: {
-        file: new SyncedInputsFile(config.stateFile),
+        file: syncedFile,
         config: configDigest(config, VERSION),
       },
       applyHooks: {

@@ -97,6 +97,7 @@ import {
 import {
   ClusterDigest,
   contextDigest,
+  contextEndpointIds,
   differingParts,
   type SyncedInputs,
   type SyncedInputsFile,
@@ -459,6 +460,7 @@ export class Syncer {
       context: contextDigest(this.#ctx),
       config: si.config,
       owned: this.#o.ownership.size,
+      endpointIds: contextEndpointIds(this.#ctx),
     };
   }
 
