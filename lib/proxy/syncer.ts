@@ -33,7 +33,9 @@
  * inputs match it is a fast start: the run reports the start (the agent is
  * ready: HNS holds what the cluster asks for) without building anything,
  * and the next run is the start proper from the same read, which must find
- * nothing to write but the cluster's changes since (else a warning).
+ * nothing to write but the cluster's changes since (else a warning). That
+ * build collects the heap once before it fills the observed cache
+ * (`collectHeap`), so its peak holds no garbage of its earlier steps.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -170,6 +172,16 @@ export interface SyncerOptions {
    * the state before it is ready.
    */
   syncedInputs?: { file: SyncedInputsFile; config: string };
+  /**
+   * A full collection of the heap now (the agent's heap_collector.ts;
+   * `compacting`: one that also gives free pages back). Made only inside the
+   * state build after a fast start (the agent is ready; a change that comes
+   * meanwhile waits for the whole run anyway), before the observed cache is
+   * filled, so that the garbage of the read, the desired state and the
+   * adoption is gone before the build's largest step allocates. Without it
+   * none is made.
+   */
+  collectHeap?: (kind: "regular" | "compacting") => void;
 }
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
@@ -347,6 +359,11 @@ export class Syncer {
   /** The desired state of the last run, if any. */
   get desired(): DesiredState | undefined {
     return this.#desired;
+  }
+
+  /** Whether a fast start's state is still to be built (by the next run). */
+  get buildPending(): boolean {
+    return this.#deferredBuild !== undefined;
   }
 
   /** Whether the first programming has happened. */
@@ -682,6 +699,9 @@ export class Syncer {
       mode,
       takePreread(early),
       (observed) => {
+        // The build after a fast start (see collectHeap): its garbage so far goes before
+        // the cache fill, the last and largest step, adds to the heap.
+        if (deferred) this.#o.collectHeap?.("regular");
         this.#observed.replace(observed);
         return this.#observed;
       },
