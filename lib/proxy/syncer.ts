@@ -33,9 +33,10 @@
  * inputs match it is a fast start: the run reports the start (the agent is
  * ready: HNS holds what the cluster asks for) without building anything,
  * and the next run is the start proper from the same read, which must find
- * nothing to write but the cluster's changes since (else a warning). That
- * build collects the heap once before it fills the observed cache
- * (`collectHeap`), so its peak holds no garbage of its earlier steps.
+ * nothing to write but the cluster's changes since (else a warning). A
+ * restart's build (that one, or one before ready) collects the heap once
+ * before it fills the observed cache (`collectHeap`), so its peak holds no
+ * garbage of its earlier steps.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -174,12 +175,13 @@ export interface SyncerOptions {
   syncedInputs?: { file: SyncedInputsFile; config: string };
   /**
    * A full collection of the heap now (the agent's heap_collector.ts;
-   * `compacting`: one that also gives free pages back). Made only inside the
-   * state build after a fast start (the agent is ready; a change that comes
-   * meanwhile waits for the whole run anyway), before the observed cache is
-   * filled, so that the garbage of the read, the desired state and the
-   * adoption is gone before the build's largest step allocates. Without it
-   * none is made.
+   * `compacting`: one that also gives free pages back). Made only in a
+   * restart's state build (the record owns objects, or after a fast start),
+   * once, before the observed cache is filled: the garbage of the read, the
+   * desired state and the adoption is gone before the build's largest step
+   * allocates. After a fast start the agent is ready and a change that comes
+   * meanwhile waits for the whole run anyway; otherwise the agent is not
+   * ready yet. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
 }
@@ -699,9 +701,9 @@ export class Syncer {
       mode,
       takePreread(early),
       (observed) => {
-        // The build after a fast start (see collectHeap): its garbage so far goes before
-        // the cache fill, the last and largest step, adds to the heap.
-        if (deferred) this.#o.collectHeap?.("regular");
+        // A restart's build (see collectHeap): its garbage so far goes before the cache
+        // fill, the last and largest step, adds to the heap.
+        if (deferred || ownership.size > 0) this.#o.collectHeap?.("regular");
         this.#observed.replace(observed);
         return this.#observed;
       },

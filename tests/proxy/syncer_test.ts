@@ -1011,7 +1011,7 @@ Deno.test("syncer: an early read that itself took longer than a resync period (s
   assert.equal(w.api.callCount("HcnEnumerateLoadBalancers"), listed, "nothing listed again");
 });
 
-Deno.test("syncer: the state build after a fast start collects the heap once, before the observed cache is filled; other starts never", async () => {
+Deno.test("syncer: a restart's state build collects the heap once, before the observed cache is filled; a first start never", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
   try {
     const w = world();
@@ -1054,6 +1054,15 @@ Deno.test("syncer: the state build after a fast start collects the heap once, be
     w.service("api", API, API_EPS);
     await converge(w, restarted);
     assert.equal(collections.length, 1);
+
+    // A restart that builds the state before it is ready (no digest recorded): once too.
+    await file.invalidate();
+    const full: Syncer = w.newSyncer(options(() => full));
+    full.readHnsEarly();
+    const start = await converge(w, full);
+    assert.equal(start.kind, "start");
+    assert.equal(start.startMode, "trusted");
+    assert.deepEqual(collections.slice(1), [{ kind: "regular", cached: 0 }]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
