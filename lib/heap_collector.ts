@@ -33,8 +33,9 @@
  * - A kind that was due but did not fit a window expects {@link RELAX} of
  *   its time at the next, down to its first guess: one collection slowed by
  *   a busy moment does not stop that kind for the rest of the run.
- * - A caller that knows no change waits for it (the state build after a
- *   fast start, and its end) asks for a collection of a kind at once
+ * - A caller that knows no change's run waits for it now (a restart's
+ *   state build; the end of the build after a fast start, no change
+ *   pending) asks for a collection of a kind at once
  *   ({@link HeapCollector.collect}); it is timed and counted the same way.
  *
  * @module
@@ -149,10 +150,9 @@ export class HeapCollector {
   }
 
   /**
-   * A collection of `kind` now, whatever is due: for a caller that holds
-   * every change itself while it runs (a state build after a fast start),
-   * so nothing waits for it. Timed and counted like those of
-   * {@link afterRun}. Returns what it made (undefined: none can be made).
+   * A collection of `kind` now, whatever is due: for a caller that knows no
+   * change's run waits for it (module notes). Timed and counted like those
+   * of {@link afterRun}. Returns what it made (undefined: none can be made).
    */
   collect(kind: Collected = "regular"): Collected | undefined {
     const k = kind === "compacting" ? this.#compacting : this.#regular;

@@ -701,8 +701,8 @@ export class Syncer {
       mode,
       takePreread(early),
       (observed) => {
-        // A restart's build (see collectHeap): its garbage so far goes before the cache
-        // fill, the last and largest step, adds to the heap.
+        // A restart's build (see collectHeap): what its steps so far left behind is
+        // collected before the cache fill, its last and largest step, adds to the heap.
         if (deferred || ownership.size > 0) this.#o.collectHeap?.("regular");
         this.#observed.replace(observed);
         return this.#observed;
