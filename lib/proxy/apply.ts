@@ -443,22 +443,25 @@ class ApplyRun {
     if (kind === undefined || this.#listedPhases.has(kind)) return;
     this.#listedPhases.add(kind);
     const listed: OwnedObject[] = [];
-    /** Indices (in `ops`) of the listed creates. */
-    const at: number[] = [];
+    const intentIds = this.#intentIds;
     for (let i = offset; i < ops.length; i++) {
       const op = ops[i];
-      if (this.#createKind(op) !== kind || this.#intentIds[i] !== undefined) continue;
+      if (this.#createKind(op) !== kind || intentIds[i] !== undefined) continue;
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
-      listed.push({ kind, id: newGuid(), key: op.key });
-      at.push(i);
+      const id = newGuid();
+      listed.push({ kind, id, key: op.key });
+      intentIds[i] = id; // nothing is issued before the listing is written
     }
     if (listed.length === 0) return;
     // The same write drops the fingerprints of the plan's modifies.
     const modifies = this.#distrustModifies(ops, offset);
     try {
       await this.#ctx.ownership.intend(listed);
-      for (let j = 0; j < listed.length; j++) this.#intentIds[at[j]] = listed[j].id;
     } catch (err) {
+      // Not listed: none of them may be issued under these GUIDs.
+      for (let i = offset; i < ops.length; i++) {
+        if (this.#createKind(ops[i]) === kind) intentIds[i] = undefined;
+      }
       if (modifies.length > 0) this.#notWritten(modifies, err);
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
