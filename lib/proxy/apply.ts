@@ -172,7 +172,10 @@ class ApplyRun {
   #modifiesDistrusted = false;
   /** Keys of creates (modifies) whose listing (distrust) failed, with the error: not issued. */
   readonly #unlisted = new Map<string, unknown>();
-  /** IDs whose create call succeeded, or failed in a way that may have made the object. */
+  /**
+   * IDs whose single create call ({@link ApplyRun.#withIntent}) succeeded, or
+   * failed in a way that may have made the object.
+   */
   readonly #issued = new Set<string>();
   /** Creates whose first attempt failed in a request of many, by key: their failure. */
   readonly #firstAttempts = new Map<string, unknown>();
@@ -317,9 +320,10 @@ class ApplyRun {
   }
 
   /**
-   * What to send for `op` now, in a request of many: undefined when it is
-   * not ready to go out under a GUID listed for it (backing off, blocked,
-   * not listed, or a load balancer with a backend that has no ID).
+   * What to send for `op` (at `index` in the plan) now, in a request of
+   * many: undefined when it is not ready to go out under a GUID listed for it
+   * (backing off, blocked, not listed, or a load balancer with a backend that
+   * has no ID).
    */
   #readyCreate(op: CreateOp, index: number): HcnEndpoint | HcnLoadBalancer | undefined {
     const key = op.key;
