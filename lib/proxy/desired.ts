@@ -31,6 +31,7 @@ import type {
   ServicePortInfo,
 } from "../kube/model.ts";
 import { assembleDesired } from "./desired_join.ts";
+import { desiredLoadBalancer } from "./desired_lb.ts";
 import { hostEndpointKey, loadBalancerKey, localEndpointKey } from "./keys.ts";
 import { type Backends, LB_RULES, type LbRule, type ServicePolicy } from "./lb_rules.ts";
 import type {
@@ -240,7 +241,8 @@ interface ServiceScope {
   healthCheckLbPort: number | undefined;
   /** The context's placement facts (overlay), parsed when first needed. */
   placements: PlacementTable | undefined;
-  lbs: Map<string, DesiredLoadBalancer>;
+  /** The service's LBs so far, in the order made (a service has few: no map). */
+  lbs: DesiredLoadBalancer[];
   /** The service's own endpoints by IP (one object, hence one key string, per IP). */
   endpoints: Collected<DesiredEndpoint>;
   /** Existing endpoints referenced, by key. */
@@ -560,7 +562,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       if (!selected) continue;
     }
     const key = loadBalancerKey({ protocol, vip: vip?.ip, port: externalPort, family });
-    const holder = s.lbs.get(key);
+    const holder = lbWithKey(s.lbs, key);
     if (holder) {
       if (!(rule.perService && holder.kind === rule.kind)) {
         diags.add(
@@ -582,7 +584,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       s.existing.put({ key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
-    const lb: DesiredLoadBalancer = {
+    const lb = {
       key,
       kind: rule.kind,
       serviceKey: diags.serviceKey,
@@ -595,16 +597,24 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       portMappingFlags: rule.portMappingFlags(policy),
       distributionType: rule.affinity ? s.distributionType : DistributionType.None,
       backends,
+      vip: vip?.ip,
+      sourceVip: isOverlay(ctx)
+        ? (rule.sourceVip === "followBackends" && publicOrNode
+          ? nodeIpOf(ctx, family)
+          : sourceVipOf(ctx, family))
+        : undefined,
     };
-    if (vip !== undefined) lb.vip = vip.ip;
-    if (isOverlay(ctx)) {
-      const sv = rule.sourceVip === "followBackends" && publicOrNode
-        ? nodeIpOf(ctx, family)
-        : sourceVipOf(ctx, family);
-      if (sv !== undefined) lb.sourceVip = sv;
-    }
-    s.lbs.set(key, lb);
+    s.lbs.push(desiredLoadBalancer(lb));
   }
+}
+
+/** The LB with this key among a service's LBs (a short list: a linear search). */
+function lbWithKey(
+  lbs: readonly DesiredLoadBalancer[],
+  key: string,
+): DesiredLoadBalancer | undefined {
+  for (let i = 0; i < lbs.length; i++) if (lbs[i].key === key) return lbs[i];
+  return undefined;
 }
 
 /** Empty result for a service that programs nothing. */
@@ -914,7 +924,7 @@ function desiredOf(
     distributionType: distributionTypeOf(svc, ctx, diags),
     healthCheckLbPort: healthCheckLbPort(svc, ctx),
     placements,
-    lbs: new Map(),
+    lbs: [],
     endpoints: new Collected(ipOf),
     existing: new Collected(keyOf),
     diags,
@@ -971,7 +981,8 @@ function desiredOf(
   const healthCheck = healthCheckServer(svc, slices, ctx, diags);
   const result: ServiceDesired = {
     serviceKey,
-    loadBalancers: [...s.lbs.values()].sort((a, b) => cmp(a.key, b.key)),
+    // A copy of its exact size: the pushed-to list holds spare capacity.
+    loadBalancers: s.lbs.slice().sort((a, b) => cmp(a.key, b.key)),
     remoteEndpoints: s.endpoints.sortedByKey(),
     existingEndpoints: s.existing.sortedByKey(),
     diagnostics: diags.list,
