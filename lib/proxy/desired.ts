@@ -296,14 +296,13 @@ function candidatesFor(
   for (let k = 0; k < sorted.length; k++) {
     const slice = sorted[k];
     if (slice.addressType !== family) continue;
-    const sliceRef = () => `EndpointSlice ${slice.namespace}/${slice.name}`;
     const pIdx = slice.ports.findIndex((p) => p.name === sp.name && p.protocol === sp.protocol);
     if (pIdx < 0) continue;
     const port = slice.ports[pIdx].port;
     if (!validPort(port)) {
       diags.add(
         "warning",
-        `${sliceRef()} ports[${pIdx}].port`,
+        `${sliceRef(slice)} ports[${pIdx}].port`,
         "InvalidEndpointPort",
         `port ${
           JSON.stringify(port)
@@ -318,7 +317,7 @@ function candidatesFor(
       if (!ip || familyOfCanonical(ip) !== family) {
         diags.add(
           "warning",
-          `${sliceRef()} endpoints[${i}].addresses[0]`,
+          `${sliceRef(slice)} endpoints[${i}].addresses[0]`,
           "InvalidEndpointAddress",
           `${JSON.stringify(address)} is not an ${family} address; endpoint skipped`,
         );
@@ -343,6 +342,9 @@ function candidatesFor(
 }
 
 const byCandidateIp = (a: Candidate, b: Candidate) => cmp(a.ip, b.ip);
+
+/** How a diagnostic names a slice. */
+const sliceRef = (slice: EndpointSliceInfo) => `EndpointSlice ${slice.namespace}/${slice.name}`;
 
 /**
  * Candidates sorted by IP, each IP once: its first ready entry, else its
@@ -682,9 +684,6 @@ function clusterIpsByFamily(
 /** A service's cluster IP by family (`null`: a family overlay's single stack leaves out). */
 type ClusterIps = { [F in IpFamily]?: readonly [Frontend] | null };
 
-/** The families in the order a service's LBs are made. */
-const FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
-
 /** The service's traffic settings, with warnings where HNS lacks DSR. */
 function servicePolicy(svc: ServiceInfo, ctx: NodeContext, diags: Diagnostics): ServicePolicy {
   const dsr = ctx.features.dsr;
@@ -911,11 +910,15 @@ function desiredOf(
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  const byFamily: [IpFamily, readonly [Frontend]][] = [];
-  for (const family of FAMILIES) {
-    const clusterIp = families[family];
-    if (clusterIp) byFamily.push([family, clusterIp]);
-  }
+  const v4 = families.IPv4, v6 = families.IPv6;
+  // The families in the order the LBs are made, in a list of its size.
+  const byFamily: readonly (readonly [IpFamily, readonly [Frontend]])[] = v4 && v6
+    ? [["IPv4", v4], ["IPv6", v6]]
+    : v4
+    ? [["IPv4", v4]]
+    : v6
+    ? [["IPv6", v6]]
+    : NONE;
   if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
@@ -952,8 +955,8 @@ function desiredOf(
         family,
         protocol: checked.protocol,
         clusterIp,
-        externalIps: external.get(family) ?? [],
-        ingressIps: ingress.get(family) ?? [],
+        externalIps: external.get(family) ?? NONE,
+        ingressIps: ingress.get(family) ?? NONE,
         nodePort: checked.nodePort,
         all: byTopology(all, ctx.zone),
         local,
