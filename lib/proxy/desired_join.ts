@@ -106,6 +106,10 @@ type Remote = ObjectKey | RemoteEntry;
 /** The object of `key` in the remote endpoint list of service `owner` (which holds it). */
 function ownersObject(j: Join, owner: ObjectKey, key: EpKey): DesiredEndpoint {
   const list = j.services.get(owner)!.remoteEndpoints;
+  // Most services have a few endpoints: equality is cheaper than ordering.
+  if (list.length <= 8) {
+    for (let i = 0; i < list.length; i++) if (list[i].key === key) return list[i];
+  }
   return list[indexByKey(list, key)];
 }
 
@@ -142,8 +146,8 @@ class RemoteView<V> implements ReadonlyMap<EpKey, V> {
   }
 
   values(): MapIterator<V> {
-    const field = this.#field, entries = this.#entries;
-    return entries.keys().map((k) => field(entries.get(k)!, k)) as MapIterator<V>;
+    const field = this.#field;
+    return this.#entries.entries().map(([k, e]) => field(e, k)) as MapIterator<V>;
   }
 
   entries(): MapIterator<[EpKey, V]> {
