@@ -25,7 +25,10 @@
  * holds (after a change's run, until minSyncPeriod from its start, when no
  * change's run can start): full garbage collections (heap_collector.ts) and
  * the start of the listings' HNS thread, whose listings share the calls'
- * thread until then.
+ * thread until then. After a fast start the state build comes first: the
+ * listings' thread waits for it (a thread fewer during the build's peak),
+ * and as it ends with no change waiting, a compacting collection gives back
+ * the room the build grew the heap to, then the thread starts.
  *
  * @module
  */
@@ -291,8 +294,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // What HNS holds is read while the record loads and the lists come in: the network and
     // the ID listings at once, the rest as the record decides; the first run plans with it.
     const earlyAt = systemClock.now();
+    const syncedFile = new SyncedInputsFile(config.stateFile);
     const earlyRead = readEarly(client, config.networkName, config.detectNetwork, loading, {
       fullHnsReadOnStart: config.fullHnsReadOnStart,
+      endpointHint: syncedFile.takeEndpointIds(),
     });
     // No HNS call of it may be in flight when the client closes (a failed start included).
     // The cleanup holds only its settling: a closure here shares this scope with the agent's
@@ -328,6 +333,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       }
     });
 
+    const heapCollector = new HeapCollector();
     const syncer = new Syncer({
       client,
       cluster: store,
@@ -343,9 +349,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       takeOverForeign: config.takeOverForeign,
       fullHnsReadOnStart: config.fullHnsReadOnStart,
       syncedInputs: {
-        file: new SyncedInputsFile(config.stateFile),
+        file: syncedFile,
         config: configDigest(config, VERSION),
       },
+      collectHeap: (kind) => heapCollector.collect(kind),
       applyHooks: {
         onConflict: () => metrics.observePlan({ conflict: 1 }),
       },
@@ -367,7 +374,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     const failed = new Promise<StartupError>((resolve) => (markFailed = resolve));
     let stopped = false;
     let serving = false;
-    const heapCollector = new HeapCollector();
     let listingsApart = false;
     // After a change's run the runner holds the next one for minSyncPeriod: the
     // time a ready agent has for a full GC, and for starting the listings' thread.
@@ -378,7 +384,19 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // resyncs' listings do not share the calls' thread for good.
     let shortHolds = 0;
     let lastHold: number | undefined;
-    const useHold = (heldUntil: number | undefined) => {
+    const useHold = (heldUntil: number | undefined, built: boolean) => {
+      if (built && !listingsApart && !store.hasPendingChanges()) {
+        // The state build after a fast start ended and no change waits: the room its heap
+        // grew to is given back before the listings' thread adds its own.
+        if (heapCollector.collect("compacting")) {
+          log.debug(2, "Collected the heap after building the state", {
+            heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
+          });
+        }
+        listingsApart = true;
+        api.keepListingsApart?.(true);
+        return;
+      }
       if (heldUntil !== undefined && heapCollector.afterRun(heldUntil)) {
         log.debug(2, "Collected the heap while changes were held", {
           collections: heapCollector.collections,
@@ -390,7 +408,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       if (heldUntil !== lastHold && !fits) shortHolds++;
       lastHold = heldUntil;
       const overdue = shortHolds >= SHORT_HOLDS_BEFORE_LISTINGS_THREAD;
-      if (!listingsApart && (fits || overdue || !holdsFitWorkerStart)) {
+      if (!listingsApart && !syncer.buildPending && (fits || overdue || !holdsFitWorkerStart)) {
         listingsApart = true;
         api.keepListingsApart?.(true);
       }
@@ -398,6 +416,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     const runner = new BoundedFrequencyRunner(async () => {
       if (stopped) return;
       const started = performance.now();
+      const building = syncer.buildPending;
       let report: SyncReport;
       try {
         report = await syncer.sync();
@@ -420,7 +439,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
       scheduleNext(report.next);
-      if (serving) useHold(runner.requestsHeldUntil);
+      if (serving) useHold(runner.requestsHeldUntil, building && !syncer.buildPending);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
       // The syncer schedules the periodic resync itself (report.next).

@@ -33,6 +33,10 @@
  * - A kind that was due but did not fit a window expects {@link RELAX} of
  *   its time at the next, down to its first guess: one collection slowed by
  *   a busy moment does not stop that kind for the rest of the run.
+ * - A caller that knows no change's run waits for it now (a restart's
+ *   state build; the end of the build after a fast start, no change
+ *   pending) asks for a collection of a kind at once
+ *   ({@link HeapCollector.collect}); it is timed and counted the same way.
  *
  * @module
  */
@@ -146,6 +150,29 @@ export class HeapCollector {
   }
 
   /**
+   * A collection of `kind` now, whatever is due: for a caller that knows no
+   * change's run waits for it (module notes). Timed and counted like those
+   * of {@link afterRun}. Returns what it made (undefined: none can be made).
+   */
+  collect(kind: Collected = "regular"): Collected | undefined {
+    const k = kind === "compacting" ? this.#compacting : this.#regular;
+    if (!k) return undefined;
+    this.#run(k, this.#heapUsed());
+    return kind;
+  }
+
+  /** Make a collection of `k` on a used heap of `used` bytes: time it, count it, take the floor. */
+  #run(k: Kind, used: number): void {
+    const started = this.#now();
+    k.run();
+    const msPerMiB = (this.#now() - started) / Math.max(used / MiB, 1);
+    if (msPerMiB > k.msPerMiB || !k.timed) k.msPerMiB = msPerMiB;
+    k.timed = true;
+    this.#collections++;
+    this.#floor = this.#heapUsed();
+  }
+
+  /**
    * A run ended; no change's run can start before `heldUntil` (on the
    * clock of `now`; undefined: one may start at once). Collect if one is
    * due and fits the window. Returns what it made (undefined: none).
@@ -172,13 +199,7 @@ export class HeapCollector {
       relax(this.#regular);
       return undefined;
     }
-    const k = kind === "regular" ? this.#regular : this.#compacting!;
-    k.run();
-    const msPerMiB = (this.#now() - started) / Math.max(used / MiB, 1);
-    if (msPerMiB > k.msPerMiB || !k.timed) k.msPerMiB = msPerMiB;
-    k.timed = true;
-    this.#collections++;
-    this.#floor = this.#heapUsed();
+    this.#run(kind === "regular" ? this.#regular : this.#compacting!, used);
     return kind;
   }
 }

@@ -216,3 +216,24 @@ Deno.test("heap collector: without a compacting collection, only regular ones", 
   equal(collector.afterRun(1e6), "regular");
   equal(gcs, 2);
 });
+
+Deno.test("heap collector: a collection asked for is made at once, whatever is due, timed and counted", () => {
+  const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 2, compactMsPerMiB: 5 });
+  s.used = 61 * MiB;
+  equal(collector.collect(), "regular", "made though the heap has not grown");
+  equal(collector.collect("compacting"), "compacting", "no window needed");
+  equal(s.gcs, 1);
+  equal(s.compactions, 1);
+  equal(collector.collections, 2);
+  equal(collector.expectedMs(60 * MiB, "compacting"), 300, "timed: 5 ms per MiB");
+  // What it left is the floor of afterRun's growth rule.
+  s.used = 60 * MiB * (1 + GROWTH) - 1;
+  equal(collector.afterRun(s.now + 10_000), undefined);
+  // None without gc; a compacting one asked for where only regular ones exist: none either.
+  const none = new HeapCollector({ collect: undefined, compact: undefined });
+  equal(none.collect(), undefined);
+  equal(none.collect("compacting"), undefined);
+  const regularOnly = scene({ live: MiB, msPerMiB: 1, noCompact: true });
+  equal(regularOnly.collector.collect("compacting"), undefined);
+  equal(regularOnly.s.gcs, 0);
+});

@@ -6,9 +6,13 @@
  * 0.6 µs here); a view into a larger buffer is a few tens of nanoseconds.
  * Every HCN call takes two to four such buffers.
  *
- * Regions are never reused: a slab is collected once no view into it is left,
- * so a buffer stays valid (and unshared) for as long as its holder keeps it,
- * exactly as a fresh typed array would. Fresh regions are zero-filled.
+ * Until {@link ArgBuffers.reset}, regions are never reused: a slab is
+ * collected once no view into it is left, so a buffer stays valid (and
+ * unshared) for as long as its holder keeps it, exactly as a fresh typed
+ * array would. A holder whose buffers live only during one synchronous C call
+ * (the HNS threads' calls) resets before each call instead, so that the same
+ * slab serves every call and none is allocated, and later freed, per call.
+ * Every region is zero-filled when handed out, reused or not.
  *
  * @module
  */
@@ -27,7 +31,19 @@ const ENCODER = new TextEncoder();
 /** A bump allocator of zero-filled, 8-byte aligned argument buffers. */
 export class ArgBuffers {
   #slab = new ArrayBuffer(SLAB_BYTES);
+  /** The slab's bytes, for zeroing a region handed out before. */
+  #bytes = new Uint8Array(this.#slab);
   #used = 0;
+  /** Bytes of the slab handed out since it was made: beyond them it is still zero. */
+  #dirty = 0;
+
+  /**
+   * Hand out the regions of the current slab again: every buffer handed out
+   * so far may then be overwritten, so the caller must hold none of them.
+   */
+  reset(): void {
+    this.#used = 0;
+  }
 
   /** A zero-filled region of `bytes` bytes: its buffer and byte offset. */
   #region(bytes: number): [ArrayBuffer, number] {
@@ -35,10 +51,14 @@ export class ArgBuffers {
     if (size > OWN_BUFFER_ABOVE) return [new ArrayBuffer(size), 0];
     if (this.#used + size > SLAB_BYTES) {
       this.#slab = new ArrayBuffer(SLAB_BYTES);
+      this.#bytes = new Uint8Array(this.#slab);
       this.#used = 0;
+      this.#dirty = 0;
     }
     const at = this.#used;
     this.#used += size;
+    if (at < this.#dirty) this.#bytes.fill(0, at, Math.min(this.#used, this.#dirty));
+    if (this.#used > this.#dirty) this.#dirty = this.#used;
     return [this.#slab, at];
   }
 

@@ -397,7 +397,7 @@ class Client implements HnsClient {
       "createEndpoint",
       endpoints,
       describeEndpoint,
-      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields, HostComputeNetwork: networkId }),
+      (id, endpoint) => withId(id, { ID: id, ...endpoint, HostComputeNetwork: networkId }),
       (body) => this.#withNetwork(networkId, body),
     );
   }
@@ -571,7 +571,7 @@ class Client implements HnsClient {
       "createLoadBalancer",
       lbs,
       describeLoadBalancer,
-      (id, { ID: _given, ...fields }) => ({ ID: id, ...fields }),
+      (id, lb) => withId(id, { ID: id, ...lb }),
       (body) => body(),
     );
   }
@@ -623,6 +623,16 @@ class Client implements HnsClient {
     }
     return value as T;
   }
+}
+
+/**
+ * `sent` with its `ID` (its first property, overwritten by a spread) set to
+ * `id` again: what a destructuring `{ ID, ...fields }` would give, without
+ * the intermediate object (a cold start sends tens of thousands).
+ */
+function withId<T extends { ID?: string }>(id: string, sent: T): T {
+  sent.ID = id;
+  return sent;
 }
 
 /**

@@ -270,7 +270,11 @@ export class HcnCalls {
   readonly #libs: Library[];
   readonly #fns: Record<string, AnyFn | null> = {};
   readonly #modifySource: string;
-  /** Where the GUIDs, strings and out-parameters passed to C are carved from. */
+  /**
+   * Where the GUIDs, strings and out-parameters passed to C are carved from;
+   * {@link HcnCalls.#args} hands them out again for each call, as no buffer
+   * outlives the synchronous call it was made for.
+   */
   readonly #buffers = new ArgBuffers();
   #disposed = false;
 
@@ -279,6 +283,12 @@ export class HcnCalls {
     for (const lib of libs) Object.assign(this.#fns, lib.symbols);
     this.hasModifyLoadBalancer = this.#fns["HcnModifyLoadBalancer"] != null;
     this.#modifySource = modifySource;
+  }
+
+  /** The argument buffers for a new call: none of an earlier call is in use any more. */
+  #args(): ArgBuffers {
+    this.#buffers.reset();
+    return this.#buffers;
   }
 
   #fn(name: string): AnyFn {
@@ -360,21 +370,23 @@ export class HcnCalls {
 
   /** `HcnEnumerateX(query)`: the JSON array of IDs as text. */
   enumerate(kind: HcnKind, query: string): string {
-    const out = this.#buffers.pointerOut();
-    const args = [this.#buffers.wide(query)];
+    const buffers = this.#args();
+    const out = buffers.pointerOut();
+    const args = [buffers.wide(query)];
     return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out) ?? "";
   }
 
   /** `HcnOpenX(id)`. */
   open(kind: HcnKind, id: string): HandleAddress {
     const name = hcnFunctionName("open", kind);
-    return this.#callHandle(kind, name, id, [guidArg(this.#buffers, name, id)]);
+    return this.#callHandle(kind, name, id, [guidArg(this.#args(), name, id)]);
   }
 
   /** `HcnCreateX(id, settings)`; endpoints take the network handle. */
   create(kind: HcnKind, id: string, settings: string, network?: unknown): HandleAddress {
     const name = hcnFunctionName("create", kind);
-    const args: unknown[] = [guidArg(this.#buffers, name, id), this.#buffers.wide(settings)];
+    const buffers = this.#args();
+    const args: unknown[] = [guidArg(buffers, name, id), buffers.wide(settings)];
     if (kind === "Endpoint") args.unshift(asPointer(network));
     return this.#callHandle(kind, name, id || undefined, args);
   }
@@ -389,21 +401,22 @@ export class HcnCalls {
         hnsMessage: `${this.#modifySource} does not export ${name}`,
       });
     }
-    this.#callString(name, undefined, [asPointer(handle), this.#buffers.wide(settings)]);
+    this.#callString(name, undefined, [asPointer(handle), this.#args().wide(settings)]);
   }
 
   /** `HcnQueryXProperties(handle, query)`: the object's JSON. */
   query(kind: HcnKind, handle: unknown, query: string): string {
-    const out = this.#buffers.pointerOut();
+    const buffers = this.#args();
+    const out = buffers.pointerOut();
     const name = hcnFunctionName("query", kind);
-    const args = [asPointer(handle), this.#buffers.wide(query)];
+    const args = [asPointer(handle), buffers.wide(query)];
     return this.#callString(name, undefined, args, out) ?? "";
   }
 
   /** `HcnDeleteX(id)`. */
   delete(kind: HcnKind, id: string): void {
     const name = hcnFunctionName("delete", kind);
-    this.#callString(name, id, [guidArg(this.#buffers, name, id)]);
+    this.#callString(name, id, [guidArg(this.#args(), name, id)]);
   }
 
   /** `HcnCloseX(handle)`. */
@@ -439,9 +452,9 @@ export class HcnCalls {
 
   /** `HNSCall(method, path, request)`: the response JSON. */
   hnsCall(method: string, path: string, request: string): string {
-    const wide = (s: string) => this.#buffers.wide(s);
-    const args = [wide(method), wide(path), wide(request)];
-    const out = this.#buffers.pointerOut();
+    const buffers = this.#args();
+    const args = [buffers.wide(method), buffers.wide(path), buffers.wide(request)];
+    const out = buffers.pointerOut();
     const hr = this.#fn(HNS_CALL)(...args, out) as number;
     const response = this.#take(out) ?? "";
     if ((hr | 0) < 0) throw hnsCallFailure(hr, response, method, path);

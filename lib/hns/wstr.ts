@@ -62,13 +62,38 @@ function wideLength(ptr: Deno.PointerObject): number {
 /**
  * Copy the NUL-terminated UTF-16 string at `ptr` out of foreign memory.
  * The result owns its storage, so the foreign buffer may be freed right after.
+ * The units are read where they lie (no copy of them is made), and ASCII is
+ * narrowed into one scratch buffer reused by every read: an HNS thread reads
+ * tens of thousands of objects at a start, and per-read typed arrays would be
+ * memory for malloc to hand out and the GC to take back.
  */
 export function readWide(ptr: Deno.PointerObject): string {
   const n = wideLength(ptr);
-  const units = new Uint16Array(n);
-  if (n > 0) new Deno.UnsafePointerView(ptr).copyInto(units);
-  return isAscii(units) ? utf8.decode(new Uint8Array(units)) : decodeWide(units);
+  if (n === 0) return "";
+  if (BigInt(Deno.UnsafePointer.value(ptr)) % 2n !== 0n) {
+    // Not 2-byte aligned (never so for HNS strings): a copy, for a Uint16Array.
+    const units = new Uint16Array(n);
+    new Deno.UnsafePointerView(ptr).copyInto(units);
+    return decodeWide(units);
+  }
+  const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr, n * 2));
+  if (!isAscii(units)) return decodeWide(units);
+  let bytes: Uint8Array;
+  if (n > SCRATCH_MAX) {
+    bytes = new Uint8Array(n); // an ID listing, say: not kept for the thread's life
+  } else {
+    if (scratch.length < n) scratch = new Uint8Array(Math.min(SCRATCH_MAX, 2 * n));
+    bytes = scratch.subarray(0, n);
+  }
+  bytes.set(units);
+  return utf8.decode(bytes);
 }
+
+/** The longest text {@link readWide} narrows in its scratch buffer. */
+const SCRATCH_MAX = 64 * 1024;
+
+/** Where {@link readWide} narrows ASCII text (grown as longer text comes, up to {@link SCRATCH_MAX}). */
+let scratch = new Uint8Array(4096);
 
 const utf8 = new TextDecoder();
 

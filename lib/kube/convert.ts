@@ -555,7 +555,9 @@ export function convertEndpointSlice(
   // The trigger time only feeds a metric: an unparsable one is ignored.
   const trigger = Date.parse(String(annotations[ANNOTATION_TRIGGER_TIME] ?? ""));
   const ns = intern(namespace);
-  const svc = intern(serviceName!);
+  // The service name is not interned: most services have one slice, so a
+  // table entry per service would cost more than the copies it saves.
+  const svc = serviceName!;
   const sharedPortList = sharedPorts(ports);
   // One literal per shape: a property added later would take a second
   // allocation per slice.

@@ -66,6 +66,15 @@ export function sameRecord(a: unknown, b: unknown): boolean {
 
 const NONE: readonly EndpointSliceInfo[] = Object.freeze([]);
 
+/** The slices of one service as the store keeps them: the slice alone, or several sorted by name. */
+type ServiceSlices = EndpointSliceInfo | readonly EndpointSliceInfo[];
+
+/** The slices kept for a service as a list (a new one-slice list for a lone slice). */
+function listOf(slices: ServiceSlices | undefined): readonly EndpointSliceInfo[] {
+  if (slices === undefined) return NONE;
+  return Array.isArray(slices) ? slices : [slices as EndpointSliceInfo];
+}
+
 /** Whether a slice has an endpoint on one of `nodes`. */
 function onNodes(slice: EndpointSliceInfo, nodes: ReadonlySet<string>): boolean {
   const eps = slice.endpoints;
@@ -81,12 +90,11 @@ export class ClusterStore implements ClusterView {
   readonly #services = new Map<ObjectKey, ServiceInfo>();
   readonly #slices = new Map<ObjectKey, EndpointSliceInfo>();
   /**
-   * The slices of each service, sorted by name: a frozen array replaced
-   * (never changed) when one of them changes, so that it is what
-   * {@linkcode slicesFor} hands out. Most services have one slice: a small
-   * array per service costs less than a Map.
+   * The slices of each service, sorted by name: the slice itself when it is
+   * the only one (most services: no array kept per service), else a frozen
+   * array replaced (never changed) when one of them changes.
    */
-  readonly #bySvc = new Map<ObjectKey, readonly EndpointSliceInfo[]>();
+  readonly #bySvc = new Map<ObjectKey, ServiceSlices>();
   #node?: NodeInfo;
   readonly #placements = new Map<string, NodePlacement>();
 
@@ -123,7 +131,7 @@ export class ClusterStore implements ClusterView {
 
   /** The EndpointSlices of a service (`namespace/serviceName`), sorted by slice name. */
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[] {
-    return this.#bySvc.get(serviceKey) ?? NONE;
+    return listOf(this.#bySvc.get(serviceKey));
   }
 
   /** One EndpointSlice by `namespace/sliceName`. */
@@ -226,7 +234,7 @@ export class ClusterStore implements ClusterView {
     current: EndpointSliceInfo | undefined,
     info: EndpointSliceInfo | undefined,
   ): void {
-    const list = this.#bySvc.get(svc) ?? NONE;
+    const list = listOf(this.#bySvc.get(svc));
     const kept = list.length - (current !== undefined && list.includes(current) ? 1 : 0);
     const size = kept + (info === undefined ? 0 : 1);
     if (size === 0) {
@@ -246,7 +254,7 @@ export class ClusterStore implements ClusterView {
       next[n++] = s;
     }
     if (!placed) next[n] = info!;
-    this.#bySvc.set(svc, Object.freeze(next));
+    this.#bySvc.set(svc, size === 1 ? next[0] : Object.freeze(next));
   }
 
   /** Sets (or clears) the node record. */
@@ -384,7 +392,7 @@ export class ClusterStore implements ClusterView {
     if (nodes.size === 0) return;
     for (const [svc, slices] of this.#bySvc) {
       if (into.has(svc)) continue;
-      if (slices.some((s) => onNodes(s, nodes))) into.add(svc);
+      if (listOf(slices).some((s) => onNodes(s, nodes))) into.add(svc);
     }
   }
 

@@ -51,6 +51,7 @@ import type { Backoff } from "./backoff.ts";
 import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
+  desiredEndpointFingerprint,
   endpointFingerprint,
   endpointPayload,
   endpointSatisfies,
@@ -159,15 +160,22 @@ class ApplyRun {
   readonly #tracker: ConflictTracker;
   /** Keys whose earlier operation in this plan failed or was deferred. */
   readonly #blocked = new Set<string>();
-  /** Creates listed in the record and not yet issued, by key. */
-  readonly #intents = new Map<string, OwnedObject>();
+  /**
+   * The GUIDs listed in the record for creates not yet issued, by the
+   * operation's index in the plan (one array, not a Map: a cold start lists
+   * tens of thousands, whose Map tables would grow and shrink as garbage).
+   */
+  #intentIds: Array<string | undefined> = [];
   /** Create phases (by the kind they create) already listed. */
   readonly #listedPhases = new Set<OwnedKind>();
   /** Whether the plan's modifies had their fingerprints dropped on disk. */
   #modifiesDistrusted = false;
   /** Keys of creates (modifies) whose listing (distrust) failed, with the error: not issued. */
   readonly #unlisted = new Map<string, unknown>();
-  /** IDs whose create call succeeded, or failed in a way that may have made the object. */
+  /**
+   * IDs whose single create call ({@link ApplyRun.#withIntent}) succeeded, or
+   * failed in a way that may have made the object.
+   */
   readonly #issued = new Set<string>();
   /** Creates whose first attempt failed in a request of many, by key: their failure. */
   readonly #firstAttempts = new Map<string, unknown>();
@@ -189,21 +197,26 @@ class ApplyRun {
   async execute(plan: Plan): Promise<ApplyResult> {
     for (const conflict of plan.conflicts) this.#conflict(conflict);
     const concurrency = Math.max(1, Math.floor(this.#ctx.concurrency ?? 1));
-    let offset = 0;
-    for (const batch of batches(plan.ops)) {
-      await this.#listCreates(plan.ops, offset, batch[0]);
-      await this.#writeDistrust(plan.ops, offset, batch[0]);
-      offset += batch.length;
-      const kind = batch[0].op;
+    const ops = plan.ops;
+    this.#intentIds = new Array(ops.length);
+    for (let from = 0, to = 0; from < ops.length; from = to) {
+      to = stepEnd(ops, from);
+      await this.#listCreates(ops, from);
+      await this.#writeDistrust(ops, from);
+      const kind = ops[from].op;
       if (kind === "createEndpoint" || kind === "createLoadBalancer") {
-        await this.#createMany(batch as CreateOp[], concurrency);
+        await this.#createMany(ops, from, to, concurrency);
       } else {
-        await pool(batch, concurrency, (op) => this.#one(op));
+        await pool(to - from, concurrency, (j) => this.#one(ops[from + j], from + j));
       }
     }
     // Listed creates never issued (deferred, blocked): nothing of theirs exists.
-    for (const intent of this.#intents.values()) this.#ctx.ownership.remove(intent.id);
-    this.#intents.clear();
+    const intentIds = this.#intentIds;
+    for (let i = 0; i < intentIds.length; i++) {
+      const id = intentIds[i];
+      if (id !== undefined) this.#ctx.ownership.remove(id);
+    }
+    this.#intentIds = [];
     this.#tracker.note(this.#result.conflicts);
     const delays: number[] = [];
     if (this.#result.failed.length + this.#result.deferred.length > 0) {
@@ -253,72 +266,80 @@ class ApplyRun {
    * with that failure as its first attempt's) then go through
    * {@link ApplyRun.#one}, `concurrency` at a time.
    */
-  async #createMany(ops: readonly CreateOp[], concurrency: number): Promise<void> {
-    const rest: PlanOp[] = [];
+  async #createMany(
+    ops: readonly PlanOp[],
+    from: number,
+    to: number,
+    concurrency: number,
+  ): Promise<void> {
+    /** Indices (in `ops`) of the creates left to the single path. */
+    const rest: number[] = [];
     const inFlight: Promise<void>[] = [];
-    let next = 0;
+    let next = from;
     const submit = () => {
-      const chunk: CreateOp[] = [];
+      /** Indices (in `ops`) of the request's creates. */
+      const chunk: number[] = [];
       const payloads: (HcnEndpoint | HcnLoadBalancer)[] = [];
-      for (; next < ops.length && chunk.length < CREATE_CHUNK; next++) {
-        const op = ops[next];
+      let first: CreateOp | undefined;
+      for (; next < to && chunk.length < CREATE_CHUNK; next++) {
+        const op = ops[next] as CreateOp;
         // A request's endpoints are on one network.
-        if (chunk.length > 0 && !sameNetwork(chunk[0], op)) break;
+        if (first !== undefined && !sameNetwork(first, op)) break;
         let payload: HcnEndpoint | HcnLoadBalancer | undefined;
         try {
-          payload = this.#readyCreate(op);
+          payload = this.#readyCreate(op, next);
         } catch {
           payload = undefined; // the single path fails it with this error
         }
         if (payload === undefined) {
-          rest.push(op);
+          rest.push(next);
           continue;
         }
-        chunk.push(op);
+        first ??= op;
+        chunk.push(next);
         payloads.push(payload);
       }
-      if (chunk.length === 0) return;
+      if (first === undefined) return;
       const started = this.#started();
       this.#result.writes += chunk.length;
       const { client } = this.#ctx;
-      const request = chunk[0].op === "createEndpoint"
-        ? client.createEndpoints((chunk[0] as CreateEndpointOp).networkId, payloads)
+      const request = first.op === "createEndpoint"
+        ? client.createEndpoints(first.networkId, payloads)
         : client.createLoadBalancers(payloads as HcnLoadBalancer[]);
       inFlight.push(request.then(
-        (done) => this.#settleCreates(chunk, done, started, rest),
-        (err) => this.#settleCreates(chunk, { sent: [], failures: [] }, started, rest, err),
+        (done) => this.#settleCreates(ops, chunk, done, started, rest),
+        (err) => this.#settleCreates(ops, chunk, { sent: [], failures: [] }, started, rest, err),
       ));
     };
-    while (next < ops.length || inFlight.length > 0) {
-      while (inFlight.length < CHUNKS_IN_FLIGHT && next < ops.length) submit();
+    while (next < to || inFlight.length > 0) {
+      while (inFlight.length < CHUNKS_IN_FLIGHT && next < to) submit();
       if (inFlight.length === 0) break;
       await inFlight.shift();
     }
-    await pool(rest, concurrency, (op) => this.#one(op));
+    await pool(rest.length, concurrency, (j) => this.#one(ops[rest[j]], rest[j]));
   }
 
   /**
-   * What to send for `op` now, in a request of many: undefined when it is
-   * not ready to go out under a GUID listed for it (backing off, blocked,
-   * not listed, or a load balancer with a backend that has no ID).
+   * What to send for `op` (at `index` in the plan) now, in a request of
+   * many: undefined when it is not ready to go out under a GUID listed for it
+   * (backing off, blocked, not listed, or a load balancer with a backend that
+   * has no ID).
    */
-  #readyCreate(op: CreateOp): HcnEndpoint | HcnLoadBalancer | undefined {
+  #readyCreate(op: CreateOp, index: number): HcnEndpoint | HcnLoadBalancer | undefined {
     const key = op.key;
     if (!this.#ctx.backoff.ready(key) || this.#blocked.has(key) || this.#unlisted.has(key)) {
       return undefined;
     }
-    const intent = this.#intents.get(key);
-    if (intent === undefined) return undefined;
+    const id = this.#intentIds[index];
+    if (id === undefined) return undefined;
     if (op.op === "createEndpoint") {
       // Built now, not in the plan: a first sync's plan holds tens of thousands of creates.
-      return op.payload
-        ? { ...op.payload, ID: intent.id }
-        : endpointPayload(op.endpoint, intent.id);
+      return op.payload ? { ...op.payload, ID: id } : endpointPayload(op.endpoint, id);
     }
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) return undefined;
     const payload = loadBalancerPayload(op.loadBalancer, ids);
-    payload.ID = intent.id;
+    payload.ID = id;
     return payload;
   }
 
@@ -329,10 +350,11 @@ class ApplyRun {
    * the whole request failed).
    */
   #settleCreates(
-    chunk: readonly CreateOp[],
+    ops: readonly PlanOp[],
+    chunk: readonly number[],
     done: CreatedBatch<HcnEndpoint | HcnLoadBalancer>,
     started: number,
-    rest: PlanOp[],
+    rest: number[],
     failed?: unknown,
   ): void {
     const { failures, sent } = done;
@@ -340,20 +362,23 @@ class ApplyRun {
     const debug = this.#log.enabled(2);
     let f = 0;
     for (let i = 0; i < chunk.length; i++) {
-      const op = chunk[i];
+      const index = chunk[i];
+      const op = ops[index] as CreateOp;
       if (failed !== undefined || (f < failures.length && failures[f].index === i)) {
         this.#firstAttempts.set(op.key, failed ?? failures[f++].error);
-        rest.push(op);
+        rest.push(index);
         continue;
       }
-      const intent = this.#intents.get(op.key)!;
-      this.#intents.delete(op.key);
-      this.#issued.add(intent.id);
+      // Issued: its listing stays (no #withIntent sees this index again, so
+      // it need not be remembered in #issued).
+      const id = this.#intentIds[index]!;
+      this.#intentIds[index] = undefined;
       this.#uncertain.delete(op.key);
       try {
         if (op.op === "createEndpoint") {
-          this.#recordEndpoint(op.key, sent[i] as HcnEndpoint);
-          if (debug) this.#log.debug(2, "Created endpoint", { key: op.key, id: intent.id });
+          const ep = sent[i] as HcnEndpoint;
+          this.#recordEndpoint(op.key, ep, sentEndpointFingerprint(op, ep));
+          if (debug) this.#log.debug(2, "Created endpoint", { key: op.key, id });
         } else {
           this.#recordLoadBalancer(op, sent[i] as HcnLoadBalancer);
         }
@@ -364,7 +389,8 @@ class ApplyRun {
     }
   }
 
-  async #one(op: PlanOp): Promise<void> {
+  /** Run `op`, the operation at `index` in the plan. */
+  async #one(op: PlanOp, index: number): Promise<void> {
     const started = this.#started();
     const finish = (outcome: OpOutcome, error?: unknown) =>
       this.#finish(op, started, outcome, error);
@@ -395,11 +421,11 @@ class ApplyRun {
           outcome = await this.#deleteEndpoint(op);
           break;
         case "createEndpoint":
-          outcome = await this.#createEndpoint(op);
+          outcome = await this.#createEndpoint(op, index);
           break;
         case "createLoadBalancer":
         case "modifyLoadBalancer":
-          outcome = await this.#putLoadBalancer(op);
+          outcome = await this.#putLoadBalancer(op, index);
           break;
       }
       finish(outcome);
@@ -416,24 +442,30 @@ class ApplyRun {
    * (A create that becomes due later in the phase is listed alone by
    * {@link ApplyRun.#withIntent}.)
    */
-  async #listCreates(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
-    const kind = this.#createKind(first);
+  async #listCreates(ops: readonly PlanOp[], offset: number): Promise<void> {
+    const kind = this.#createKind(ops[offset]);
     if (kind === undefined || this.#listedPhases.has(kind)) return;
     this.#listedPhases.add(kind);
     const listed: OwnedObject[] = [];
+    const intentIds = this.#intentIds;
     for (let i = offset; i < ops.length; i++) {
       const op = ops[i];
-      if (this.#createKind(op) !== kind || this.#intents.has(op.key)) continue;
+      if (this.#createKind(op) !== kind || intentIds[i] !== undefined) continue;
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
-      listed.push({ kind, id: newGuid(), key: op.key });
+      const id = newGuid();
+      listed.push({ kind, id, key: op.key });
+      intentIds[i] = id; // nothing is issued before the listing is written
     }
     if (listed.length === 0) return;
     // The same write drops the fingerprints of the plan's modifies.
     const modifies = this.#distrustModifies(ops, offset);
     try {
       await this.#ctx.ownership.intend(listed);
-      for (const intent of listed) this.#intents.set(intent.key, intent);
     } catch (err) {
+      // Not listed: none of them may be issued under these GUIDs.
+      for (let i = offset; i < ops.length; i++) {
+        if (this.#createKind(ops[i]) === kind) intentIds[i] = undefined;
+      }
       if (modifies.length > 0) this.#notWritten(modifies, err);
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
@@ -463,9 +495,11 @@ class ApplyRun {
   #distrustModifies(ops: readonly PlanOp[], offset: number): ModifyLoadBalancerOp[] {
     if (this.#modifiesDistrusted || this.#ctx.client.modifyUnsupported) return [];
     this.#modifiesDistrusted = true;
-    const modifies = ops.slice(offset).filter((op): op is ModifyLoadBalancerOp =>
-      op.op === "modifyLoadBalancer"
-    );
+    const modifies: ModifyLoadBalancerOp[] = [];
+    for (let i = offset; i < ops.length; i++) {
+      const op = ops[i];
+      if (op.op === "modifyLoadBalancer") modifies.push(op);
+    }
     return this.#ctx.ownership.distrust(modifies.map((op) => op.id)) ? modifies : [];
   }
 
@@ -475,8 +509,8 @@ class ApplyRun {
    * one write before any modify is issued. If that write fails, none of them
    * is issued (they fail and retry).
    */
-  async #writeDistrust(ops: readonly PlanOp[], offset: number, first: PlanOp): Promise<void> {
-    if (first.op !== "modifyLoadBalancer") return;
+  async #writeDistrust(ops: readonly PlanOp[], offset: number): Promise<void> {
+    if (ops[offset].op !== "modifyLoadBalancer") return;
     const modifies = this.#distrustModifies(ops, offset);
     if (modifies.length === 0) return;
     try {
@@ -497,27 +531,28 @@ class ApplyRun {
   }
 
   /**
-   * Run a create of `key` under the GUID listed for it (listed now when its
-   * phase did not). Afterwards the listing stays only when HNS holds, or may
-   * hold, an object under that GUID.
+   * Run a create of `key` (by the operation at `index` in the plan) under the
+   * GUID listed for it (listed now when its phase did not). Afterwards the
+   * listing stays only when HNS holds, or may hold, an object under that GUID.
    */
   async #withIntent<T>(
     kind: OwnedKind,
     key: string,
+    index: number,
     create: (id: string) => Promise<T>,
   ): Promise<T> {
     const unlisted = this.#unlisted.get(key);
     if (unlisted !== undefined) throw unlisted;
-    let intent = this.#intents.get(key);
-    this.#intents.delete(key);
-    if (!intent) {
-      intent = { kind, id: newGuid(), key };
-      await this.#ctx.ownership.intend([intent]);
+    let id = this.#intentIds[index];
+    this.#intentIds[index] = undefined;
+    if (id === undefined) {
+      id = newGuid();
+      await this.#ctx.ownership.intend([{ kind, id, key }]);
     }
     try {
-      return await create(intent.id);
+      return await create(id);
     } finally {
-      if (!this.#issued.has(intent.id)) this.#ctx.ownership.remove(intent.id);
+      if (!this.#issued.has(id)) this.#ctx.ownership.remove(id);
     }
   }
 
@@ -616,8 +651,13 @@ class ApplyRun {
     return "ok";
   }
 
-  async #createEndpoint(op: CreateEndpointOp): Promise<OpOutcome> {
-    const created = await this.#withIntent("Endpoint", op.key, (id) => this.#makeEndpoint(op, id));
+  async #createEndpoint(op: CreateEndpointOp, index: number): Promise<OpOutcome> {
+    const created = await this.#withIntent(
+      "Endpoint",
+      op.key,
+      index,
+      (id) => this.#makeEndpoint(op, id),
+    );
     this.#uncertain.delete(op.key);
     this.#recordEndpoint(op.key, created);
     this.#log.debug(2, "Created endpoint", { key: op.key, id: created.ID });
@@ -683,10 +723,11 @@ class ApplyRun {
     return undefined;
   }
 
-  #recordEndpoint(key: EpKey, hns: HcnEndpoint): void {
+  /** Record an endpoint HNS now holds as `hns` (`fp`: its fingerprint, when known already). */
+  #recordEndpoint(key: EpKey, hns: HcnEndpoint, fp = endpointFingerprint(hns)): void {
     const id = requireId(hns, key);
     this.#ctx.observed.setEndpoint({ key, id, hns });
-    this.#ctx.ownership.add({ kind: "Endpoint", id, key, fp: endpointFingerprint(hns) });
+    this.#ctx.ownership.add({ kind: "Endpoint", id, key, fp });
   }
 
   /**
@@ -705,7 +746,10 @@ class ApplyRun {
     return ids;
   }
 
-  async #putLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp): Promise<OpOutcome> {
+  async #putLoadBalancer(
+    op: CreateLoadBalancerOp | ModifyLoadBalancerOp,
+    index: number,
+  ): Promise<OpOutcome> {
     const ids = this.#backendIds(op.loadBalancer);
     if (!Array.isArray(ids)) {
       if (this.#blocked.has(ids.missing) || !this.#ctx.backoff.ready(ids.missing)) {
@@ -716,9 +760,9 @@ class ApplyRun {
     const payload = loadBalancerPayload(op.loadBalancer, ids);
     let hns: HcnLoadBalancer;
     if (op.op === "modifyLoadBalancer") {
-      hns = await this.#modifyOrReplace(op, payload);
+      hns = await this.#modifyOrReplace(op, index, payload);
     } else {
-      hns = await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+      hns = await this.#createLoadBalancer(op.key, index, payload, op.serviceKey);
     }
     this.#recordLoadBalancer(op, hns);
     return "ok";
@@ -752,6 +796,7 @@ class ApplyRun {
    */
   async #modifyOrReplace(
     op: ModifyLoadBalancerOp,
+    index: number,
     payload: HcnLoadBalancer,
   ): Promise<HcnLoadBalancer> {
     const { client } = this.#ctx;
@@ -764,7 +809,7 @@ class ApplyRun {
         if (isNotFound(err)) {
           // It vanished out of band: forget it and create it afresh.
           this.#forget("LoadBalancer", op.id);
-          return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+          return await this.#createLoadBalancer(op.key, index, payload, op.serviceKey);
         }
         if (!isUnsupported(err)) throw err;
         warnModifyUnsupportedOnce(client, this.#log, err);
@@ -776,18 +821,20 @@ class ApplyRun {
       id: op.id,
       reason: "replace",
     });
-    return await this.#createLoadBalancer(op.key, payload, op.serviceKey);
+    return await this.#createLoadBalancer(op.key, index, payload, op.serviceKey);
   }
 
   /** Create a load balancer for `key` under a listed GUID (see {@link ApplyRun.#makeLoadBalancer}). */
   async #createLoadBalancer(
     key: string,
+    index: number,
     payload: HcnLoadBalancer,
     serviceKey?: string,
   ): Promise<HcnLoadBalancer> {
     const created = await this.#withIntent(
       "LoadBalancer",
       key,
+      index,
       (id) => this.#makeLoadBalancer(key, { ...payload, ID: id }, serviceKey),
     );
     this.#uncertain.delete(key);
@@ -878,24 +925,36 @@ const CREATE_CHUNK = 48;
  */
 const CHUNKS_IN_FLIGHT = 3;
 
-/** Group consecutive operations of the same kind: each group may run concurrently. */
-function batches(ops: readonly PlanOp[]): PlanOp[][] {
-  const out: PlanOp[][] = [];
-  for (const op of ops) {
-    const last = out[out.length - 1];
-    if (last && last[0].op === op.op) last.push(op);
-    else out.push([op]);
-  }
-  return out;
+/**
+ * The end of the step that begins at `from`: the index after the last of the
+ * consecutive operations of `ops[from]`'s kind (a step may run concurrently).
+ */
+function stepEnd(ops: readonly PlanOp[], from: number): number {
+  const kind = ops[from].op;
+  let to = from + 1;
+  while (to < ops.length && ops[to].op === kind) to++;
+  return to;
 }
 
-/** Run `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Run `fn(0)` .. `fn(count - 1)` with at most `limit` in flight. */
+async function pool(count: number, limit: number, fn: (j: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
+    while (next < count) await fn(next++);
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+}
+
+/**
+ * The fingerprint of `sent`, the endpoint a request of creates sent for
+ * `op`: for a payload built from the desired endpoint on its own network,
+ * made from the desired fields (the same text, without normalizing the
+ * payload's fields again).
+ */
+function sentEndpointFingerprint(op: CreateEndpointOp, sent: HcnEndpoint): string {
+  return op.payload === undefined && op.networkId === op.endpoint.networkId
+    ? desiredEndpointFingerprint(op.endpoint)
+    : endpointFingerprint(sent);
 }
 
 /** A create refused because a foreign load balancer holds the key (a conflict, not a failure). */

@@ -31,6 +31,7 @@ import type {
   ServicePortInfo,
 } from "../kube/model.ts";
 import { assembleDesired } from "./desired_join.ts";
+import { desiredLoadBalancer } from "./desired_lb.ts";
 import { hostEndpointKey, loadBalancerKey, localEndpointKey } from "./keys.ts";
 import { type Backends, LB_RULES, type LbRule, type ServicePolicy } from "./lb_rules.ts";
 import type {
@@ -240,7 +241,8 @@ interface ServiceScope {
   healthCheckLbPort: number | undefined;
   /** The context's placement facts (overlay), parsed when first needed. */
   placements: PlacementTable | undefined;
-  lbs: Map<string, DesiredLoadBalancer>;
+  /** The service's LBs so far, in the order made (a service has few: no map). */
+  lbs: DesiredLoadBalancer[];
   /** The service's own endpoints by IP (one object, hence one key string, per IP). */
   endpoints: Collected<DesiredEndpoint>;
   /** Existing endpoints referenced, by key. */
@@ -294,14 +296,13 @@ function candidatesFor(
   for (let k = 0; k < sorted.length; k++) {
     const slice = sorted[k];
     if (slice.addressType !== family) continue;
-    const sliceRef = () => `EndpointSlice ${slice.namespace}/${slice.name}`;
     const pIdx = slice.ports.findIndex((p) => p.name === sp.name && p.protocol === sp.protocol);
     if (pIdx < 0) continue;
     const port = slice.ports[pIdx].port;
     if (!validPort(port)) {
       diags.add(
         "warning",
-        `${sliceRef()} ports[${pIdx}].port`,
+        `${sliceRef(slice)} ports[${pIdx}].port`,
         "InvalidEndpointPort",
         `port ${
           JSON.stringify(port)
@@ -316,7 +317,7 @@ function candidatesFor(
       if (!ip || familyOfCanonical(ip) !== family) {
         diags.add(
           "warning",
-          `${sliceRef()} endpoints[${i}].addresses[0]`,
+          `${sliceRef(slice)} endpoints[${i}].addresses[0]`,
           "InvalidEndpointAddress",
           `${JSON.stringify(address)} is not an ${family} address; endpoint skipped`,
         );
@@ -341,6 +342,9 @@ function candidatesFor(
 }
 
 const byCandidateIp = (a: Candidate, b: Candidate) => cmp(a.ip, b.ip);
+
+/** How a diagnostic names a slice. */
+const sliceRef = (slice: EndpointSliceInfo) => `EndpointSlice ${slice.namespace}/${slice.name}`;
 
 /**
  * Candidates sorted by IP, each IP once: its first ready entry, else its
@@ -560,7 +564,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       if (!selected) continue;
     }
     const key = loadBalancerKey({ protocol, vip: vip?.ip, port: externalPort, family });
-    const holder = s.lbs.get(key);
+    const holder = lbWithKey(s.lbs, key);
     if (holder) {
       if (!(rule.perService && holder.kind === rule.kind)) {
         diags.add(
@@ -582,7 +586,7 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       s.existing.put({ key: host, id: ctx.rootHnsEndpointId! });
       backends = [host];
     }
-    const lb: DesiredLoadBalancer = {
+    const lb = {
       key,
       kind: rule.kind,
       serviceKey: diags.serviceKey,
@@ -595,16 +599,24 @@ function applyRule(s: ServiceScope, pf: PortFamily, rule: LbRule): void {
       portMappingFlags: rule.portMappingFlags(policy),
       distributionType: rule.affinity ? s.distributionType : DistributionType.None,
       backends,
+      vip: vip?.ip,
+      sourceVip: isOverlay(ctx)
+        ? (rule.sourceVip === "followBackends" && publicOrNode
+          ? nodeIpOf(ctx, family)
+          : sourceVipOf(ctx, family))
+        : undefined,
     };
-    if (vip !== undefined) lb.vip = vip.ip;
-    if (isOverlay(ctx)) {
-      const sv = rule.sourceVip === "followBackends" && publicOrNode
-        ? nodeIpOf(ctx, family)
-        : sourceVipOf(ctx, family);
-      if (sv !== undefined) lb.sourceVip = sv;
-    }
-    s.lbs.set(key, lb);
+    s.lbs.push(desiredLoadBalancer(lb));
   }
+}
+
+/** The LB with this key among a service's LBs (a short list: a linear search). */
+function lbWithKey(
+  lbs: readonly DesiredLoadBalancer[],
+  key: string,
+): DesiredLoadBalancer | undefined {
+  for (let i = 0; i < lbs.length; i++) if (lbs[i].key === key) return lbs[i];
+  return undefined;
 }
 
 /** Empty result for a service that programs nothing. */
@@ -671,9 +683,6 @@ function clusterIpsByFamily(
 
 /** A service's cluster IP by family (`null`: a family overlay's single stack leaves out). */
 type ClusterIps = { [F in IpFamily]?: readonly [Frontend] | null };
-
-/** The families in the order a service's LBs are made. */
-const FAMILIES: readonly IpFamily[] = ["IPv4", "IPv6"];
 
 /** The service's traffic settings, with warnings where HNS lacks DSR. */
 function servicePolicy(svc: ServiceInfo, ctx: NodeContext, diags: Diagnostics): ServicePolicy {
@@ -901,11 +910,15 @@ function desiredOf(
   const diags = new Diagnostics(serviceKey);
   if (svc.type === "ExternalName") return emptyResult(serviceKey);
   const families = clusterIpsByFamily(svc, ctx, diags);
-  const byFamily: [IpFamily, readonly [Frontend]][] = [];
-  for (const family of FAMILIES) {
-    const clusterIp = families[family];
-    if (clusterIp) byFamily.push([family, clusterIp]);
-  }
+  const v4 = families.IPv4, v6 = families.IPv6;
+  // The families in the order the LBs are made, in a list of its size.
+  const byFamily: readonly (readonly [IpFamily, readonly [Frontend]])[] = v4 && v6
+    ? [["IPv4", v4], ["IPv6", v6]]
+    : v4
+    ? [["IPv4", v4]]
+    : v6
+    ? [["IPv6", v6]]
+    : NONE;
   if (byFamily.length === 0) return emptyResult(serviceKey, diags.list);
 
   const s: ServiceScope = {
@@ -914,7 +927,7 @@ function desiredOf(
     distributionType: distributionTypeOf(svc, ctx, diags),
     healthCheckLbPort: healthCheckLbPort(svc, ctx),
     placements,
-    lbs: new Map(),
+    lbs: [],
     endpoints: new Collected(ipOf),
     existing: new Collected(keyOf),
     diags,
@@ -942,8 +955,8 @@ function desiredOf(
         family,
         protocol: checked.protocol,
         clusterIp,
-        externalIps: external.get(family) ?? [],
-        ingressIps: ingress.get(family) ?? [],
+        externalIps: external.get(family) ?? NONE,
+        ingressIps: ingress.get(family) ?? NONE,
         nodePort: checked.nodePort,
         all: byTopology(all, ctx.zone),
         local,
@@ -971,7 +984,8 @@ function desiredOf(
   const healthCheck = healthCheckServer(svc, slices, ctx, diags);
   const result: ServiceDesired = {
     serviceKey,
-    loadBalancers: [...s.lbs.values()].sort((a, b) => cmp(a.key, b.key)),
+    // A copy of its exact size: the pushed-to list holds spare capacity.
+    loadBalancers: s.lbs.slice().sort((a, b) => cmp(a.key, b.key)),
     remoteEndpoints: s.endpoints.sortedByKey(),
     existingEndpoints: s.existing.sortedByKey(),
     diagnostics: diags.list,

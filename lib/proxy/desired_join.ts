@@ -18,9 +18,11 @@
  *
  * A remote endpoint key has one record (its winning object, its references,
  * the services making them); the state's `remoteEndpoints` and `endpointRefs`
- * are read-only views of those records. A service's backends are resolved
- * against its own endpoint lists, which {@link ServiceDesired} keeps sorted
- * by key.
+ * are read-only views of those records. A key one service references once,
+ * and the context not at all (most pod endpoints), is recorded as that
+ * service's key alone: its object is the one in that service's list. A
+ * service's backends are resolved against its own endpoint lists, which
+ * {@link ServiceDesired} keeps sorted by key.
  *
  * @module
  */
@@ -50,7 +52,7 @@ interface Join {
   services: Map<ObjectKey, ServiceDesired>;
   loadBalancers: Map<LbKey, DesiredLoadBalancer>;
   /** Every remote endpoint key referenced at least once. */
-  remotes: Map<EpKey, RemoteEntry>;
+  remotes: Map<EpKey, Remote>;
   /** {@link Join.remotes} seen as the state's `remoteEndpoints` and `endpointRefs`. */
   remoteEndpoints: ReadonlyMap<EpKey, DesiredEndpoint>;
   endpointRefs: ReadonlyMap<EpKey, number>;
@@ -94,12 +96,34 @@ interface RemoteEntry {
   owners: ObjectKey | Map<ObjectKey, number> | undefined;
 }
 
-/** A read-only map over the remote entries, showing one field of each. */
-class RemoteView<V> implements ReadonlyMap<EpKey, V> {
-  readonly #entries: Map<EpKey, RemoteEntry>;
-  readonly #field: (e: RemoteEntry) => V;
+/**
+ * The record of a remote endpoint key: the key of the one service that
+ * references it once (the context not at all), its object being the one in
+ * that service's list; else a full entry.
+ */
+type Remote = ObjectKey | RemoteEntry;
 
-  constructor(entries: Map<EpKey, RemoteEntry>, field: (e: RemoteEntry) => V) {
+/** The object of `key` in the remote endpoint list of service `owner` (which holds it). */
+function ownersObject(j: Join, owner: ObjectKey, key: EpKey): DesiredEndpoint {
+  const list = j.services.get(owner)!.remoteEndpoints;
+  // Most services have a few endpoints: equality is cheaper than ordering.
+  if (list.length <= 8) {
+    for (let i = 0; i < list.length; i++) if (list[i].key === key) return list[i];
+  }
+  return list[indexByKey(list, key)];
+}
+
+/** The full entry of a remote record (made from the short form when it is one). */
+function fullEntry(j: Join, key: EpKey, r: Remote): RemoteEntry {
+  return typeof r === "string" ? { ep: ownersObject(j, r, key), refs: 1, owners: r } : r;
+}
+
+/** A read-only map over the remote records, showing one field of each. */
+class RemoteView<V> implements ReadonlyMap<EpKey, V> {
+  readonly #entries: Map<EpKey, Remote>;
+  readonly #field: (r: Remote, key: EpKey) => V;
+
+  constructor(entries: Map<EpKey, Remote>, field: (r: Remote, key: EpKey) => V) {
     this.#entries = entries;
     this.#field = field;
   }
@@ -110,7 +134,7 @@ class RemoteView<V> implements ReadonlyMap<EpKey, V> {
 
   get(key: EpKey): V | undefined {
     const e = this.#entries.get(key);
-    return e === undefined ? undefined : this.#field(e);
+    return e === undefined ? undefined : this.#field(e, key);
   }
 
   has(key: EpKey): boolean {
@@ -122,12 +146,13 @@ class RemoteView<V> implements ReadonlyMap<EpKey, V> {
   }
 
   values(): MapIterator<V> {
-    return this.#entries.values().map(this.#field) as MapIterator<V>;
+    const field = this.#field;
+    return this.#entries.entries().map(([k, e]) => field(e, k)) as MapIterator<V>;
   }
 
   entries(): MapIterator<[EpKey, V]> {
     const field = this.#field;
-    return this.#entries.entries().map(([k, e]) => [k, field(e)] as [EpKey, V]) as MapIterator<
+    return this.#entries.entries().map(([k, e]) => [k, field(e, k)] as [EpKey, V]) as MapIterator<
       [EpKey, V]
     >;
   }
@@ -137,18 +162,21 @@ class RemoteView<V> implements ReadonlyMap<EpKey, V> {
   }
 
   forEach(fn: (value: V, key: EpKey, map: ReadonlyMap<EpKey, V>) => void, thisArg?: unknown): void {
-    for (const [k, e] of this.#entries) fn.call(thisArg, this.#field(e), k, this);
+    for (const [k, e] of this.#entries) fn.call(thisArg, this.#field(e, k), k, this);
   }
 }
 
 function emptyJoin(): Join {
-  const remotes = new Map<EpKey, RemoteEntry>();
-  return {
+  const remotes = new Map<EpKey, Remote>();
+  const j: Join = {
     services: new Map(),
     loadBalancers: new Map(),
     remotes,
-    remoteEndpoints: new RemoteView(remotes, (e) => e.ep),
-    endpointRefs: new RemoteView(remotes, (e) => e.refs),
+    remoteEndpoints: new RemoteView(
+      remotes,
+      (r, key) => typeof r === "string" ? ownersObject(j, r, key) : r.ep,
+    ),
+    endpointRefs: new RemoteView(remotes, (r) => typeof r === "string" ? 1 : r.refs),
     existingEndpoints: new Map(),
     healthChecks: new Map(),
     existingRefs: new Map(),
@@ -161,6 +189,7 @@ function emptyJoin(): Join {
     conflicts: [],
     conflictsStale: false,
   };
+  return j;
 }
 
 /** The index of `key` in a list sorted by key, or -1. */
@@ -211,11 +240,14 @@ function settleRemote(j: Join, key: EpKey, e: RemoteEntry): void {
 
 function addRemoteRef(j: Join, serviceKey: ObjectKey, ep: DesiredEndpoint): void {
   const key = ep.key;
-  const e = j.remotes.get(key);
-  if (e === undefined) {
-    j.remotes.set(key, { ep, refs: 1, owners: serviceKey });
+  const r = j.remotes.get(key);
+  if (r === undefined) {
+    // `ep` is in the list of `serviceKey`, which the join holds.
+    j.remotes.set(key, serviceKey);
     return;
   }
+  const e = fullEntry(j, key, r);
+  if (e !== r) j.remotes.set(key, e);
   const before = serviceRefs(j, key, e);
   e.refs++;
   const owners = e.owners;
@@ -238,12 +270,20 @@ function addRemoteRef(j: Join, serviceKey: ObjectKey, ep: DesiredEndpoint): void
 }
 
 function dropRemoteRef(j: Join, serviceKey: ObjectKey, key: EpKey): void {
-  const e = j.remotes.get(key);
+  const r = j.remotes.get(key);
+  if (typeof r === "string") {
+    j.remotes.delete(key);
+    return;
+  }
+  const e = r;
   const owners = e?.owners;
   if (e === undefined || owners === undefined) return;
   e.refs--;
   if (typeof owners === "string") {
-    if (serviceRefs(j, key, e) > 0) return;
+    if (serviceRefs(j, key, e) > 0) {
+      shorten(j, key, e);
+      return;
+    }
     e.owners = undefined;
     settleRemote(j, key, e);
     return;
@@ -257,6 +297,14 @@ function dropRemoteRef(j: Join, serviceKey: ObjectKey, key: EpKey): void {
   owners.delete(serviceKey);
   if (owners.size === 1) e.owners = owners.keys().next().value!;
   if (wasFirst) settleRemote(j, key, e);
+  shorten(j, key, e);
+}
+
+/** Record an entry in the short form when it fits it (one service, one reference, no context). */
+function shorten(j: Join, key: EpKey, e: RemoteEntry): void {
+  if (e.refs === 1 && typeof e.owners === "string" && !j.contextRefs.has(key)) {
+    j.remotes.set(key, e.owners);
+  }
 }
 
 /** Count (or uncount) the backends of a load balancer that won its key. */
@@ -445,18 +493,24 @@ function setContextEndpoints(j: Join, ctx: NodeContext): void {
   j.context = next;
   j.contextByKey = new Map(next.map((e) => [e.key, e]));
   for (const e of old) {
-    j.remotes.get(e.key)!.refs--;
+    (j.remotes.get(e.key) as RemoteEntry).refs--; // the context's references make full entries
     j.contextRefs.set(e.key, (j.contextRefs.get(e.key) ?? 1) - 1);
     if (j.contextRefs.get(e.key)! <= 0) j.contextRefs.delete(e.key);
   }
   for (const e of next) {
-    const entry = j.remotes.get(e.key);
-    if (entry) entry.refs++;
-    else j.remotes.set(e.key, { ep: e, refs: 1, owners: undefined });
+    const r = j.remotes.get(e.key);
+    if (r === undefined) j.remotes.set(e.key, { ep: e, refs: 1, owners: undefined });
+    else {
+      const entry = fullEntry(j, e.key, r);
+      entry.refs++;
+      j.remotes.set(e.key, entry);
+    }
     j.contextRefs.set(e.key, (j.contextRefs.get(e.key) ?? 0) + 1);
   }
   for (const key of new Set([...old, ...next].map((e) => e.key))) {
-    settleRemote(j, key, j.remotes.get(key)!);
+    const e = j.remotes.get(key) as RemoteEntry;
+    settleRemote(j, key, e);
+    if (j.remotes.get(key) === e) shorten(j, key, e);
   }
 }
 

@@ -12,7 +12,9 @@
  * each only what reconcile compares (see {@link slimLoadBalancer} and
  * {@link slimEndpoint}) and indexes IDs upper-cased: HNS and hnsproxy's creates
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
- * so the cache, its indexes and the ownership record share one string per ID.
+ * so the cache and the ownership record share one string per ID. The ID
+ * indexes of the owned and foreign objects are {@link SlotMap}s: they hold no
+ * string or entry per ID, only a slot in a typed array.
  * The keys of the LBs referencing an endpoint are kept on the stored endpoint
  * (no Map per relation), and a load balancer that replaces another under its
  * key holds the strings the cache already holds where they are the same
@@ -33,22 +35,25 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
+import { SlotMap } from "./slot_index.ts";
+import { remoteEndpointMac } from "./net.ts";
 
 /**
  * Mutable {@link ObservedState} with ID lookups. IDs compare case-insensitively.
  * It stores slim copies of what it is given ({@link slimLoadBalancer},
- * {@link slimEndpoint}); the objects it hands out are those copies. Their
+ * {@link slimEndpoint}; a flat endpoint of `slimEndpoint`'s that no cache
+ * stores yet it keeps as it is); the objects it hands out are those it stores. Their
  * `hns` may be an accessor that rebuilds it: copy one by its fields, never by
  * spreading it.
  */
 export class ObservedCache implements IndexedObservedState {
-  readonly #lbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #eps = new Map<EpKey, StoredEndpoint>();
+  readonly #lbs = new SlotMap<ObservedLoadBalancer, LbKey>((lb) => lb.key);
+  readonly #eps = new SlotMap<StoredEndpoint, EpKey>((ep) => ep.key);
   readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
   readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /** Upper-case ID → the object, for owned and foreign objects alike. */
-  readonly #lbById = new Map<string, ObservedLoadBalancer>();
-  readonly #epById = new Map<string, StoredEndpoint>();
+  readonly #lbById = new SlotMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
+  readonly #epById = new SlotMap<StoredEndpoint>((ep) => idKey(ep.id));
   /**
    * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
    * kept on the endpoint in {@link #epById}; here only for IDs not there
@@ -121,13 +126,13 @@ export class ObservedCache implements IndexedObservedState {
       countIds(this.#strayRefs, lb, +1);
     }
     for (const ep of state.strayEndpoints?.values() ?? []) {
-      this.#strayEps.set(idKey(ep.id), slimEndpoint(ep));
+      this.#strayEps.set(idKey(ep.id), storable(ep, ep.id));
     }
     // Endpoints first: the LBs' references then land on them (see #share too). forEach, not
     // for-of: no iterator result per entry while this runs once, before it is optimized.
     state.foreignEndpoints.forEach((ep) => this.setForeignEndpoint(ep));
     state.endpoints.forEach((given) => {
-      const ep = slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint;
+      const ep = storable(given, this.#sharedId(given.id));
       const id = idKey(ep.id);
       // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
       // and no journal (cleared): what #storeEndpoint does, without its lookups.
@@ -189,7 +194,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Record an owned remote endpoint (created or adopted), replacing any under its key. */
   setEndpoint(given: ObservedEndpoint): void {
-    this.#storeEndpoint(slimEndpoint(given, this.#sharedId(given.id)) as StoredEndpoint);
+    this.#storeEndpoint(storable(given, this.#sharedId(given.id)));
   }
 
   /** Store a slim owned endpoint, replacing any under its key or with its ID. */
@@ -219,7 +224,7 @@ export class ObservedCache implements IndexedObservedState {
 
   /** Remember a remote endpoint of others holding `key`. */
   setForeignEndpoint(given: ObservedEndpoint): void {
-    const ep = slimEndpoint(given) as StoredEndpoint;
+    const ep = storable(given, given.id);
     if (this.#eps.get(ep.key)?.id && sameId(this.#eps.get(ep.key)!.id, ep.id)) return;
     const old = this.#foreignEps.get(ep.key);
     if (old) this.#deleteEp(idKey(old.id));
@@ -421,14 +426,14 @@ export class ObservedCache implements IndexedObservedState {
   }
 
   /** Index an ID, noting it in the journal when it is new to the cache. */
-  #putId<V>(index: Map<string, V>, id: string, value: V): void {
+  #putId<V>(index: IdIndex<V>, id: string, value: V): void {
     const fresh = this.#journal !== undefined && !this.hasId(id);
     index.set(id, value);
     if (fresh) this.#journal!.added(id);
   }
 
   /** Unindex an ID, noting it in the journal when the cache no longer holds it. */
-  #deleteId(index: Map<string, unknown>, id: string): void {
+  #deleteId(index: IdIndex<never>, id: string): void {
     if (index.delete(id) && this.#journal && !this.hasId(id)) this.#journal.removed(id);
   }
 
@@ -537,6 +542,12 @@ export class ObservedCache implements IndexedObservedState {
       h.PortMappings = o.PortMappings;
     }
   }
+}
+
+/** An index by ID the cache keeps (a Map for the few stray objects, else an {@link SlotMap}). */
+interface IdIndex<V> {
+  set(id: string, value: V): unknown;
+  delete(id: string): boolean;
 }
 
 /**
@@ -810,7 +821,7 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
  * rebuilt on each read, so the cache holds no nested objects for it.
  */
 export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint {
-  if (ep instanceof FlatEndpoint) return new FlatEndpoint(ep.key, id, ep.ip, ep.mac, ep.profile);
+  if (ep instanceof FlatEndpoint) return flatEndpoint(ep.key, id, ep.ip, ep.mac, ep.profile);
   const h = ep.hns;
   const cfgs = h.IpConfigurations;
   const cfg = Array.isArray(cfgs) && cfgs.length > 0 ? cfgs[0] : undefined;
@@ -819,11 +830,15 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
     (h.Policies === undefined || Array.isArray(h.Policies));
   if (flat) {
     const pa = h.Policies === undefined ? undefined : providerAddressPolicy(h.Policies);
-    return new FlatEndpoint(
+    const ip = cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress;
+    const mac = h.MacAddress;
+    return flatEndpoint(
       ep.key,
       id,
-      cfgs === undefined ? NO_CONFIGS : cfg === undefined ? EMPTY_CONFIGS : cfg.IpAddress,
-      h.MacAddress,
+      ip,
+      typeof ip === "string" && typeof mac === "string" && mac === remoteEndpointMac(ip)
+        ? DERIVED_MAC
+        : mac,
       endpointProfile(
         h.HostComputeNetwork,
         h.Flags,
@@ -845,6 +860,30 @@ export function slimEndpoint(ep: ObservedEndpoint, id = ep.id): ObservedEndpoint
   return new PlainEndpoint(ep.key, id, hns);
 }
 
+/**
+ * `given` as a cache stores it, under `id` (an equal string): the object
+ * itself when it is a flat endpoint no cache stores yet ({@link slimEndpoint}'s
+ * result, e.g. a start's: a copy would only be garbage), else a slim copy.
+ */
+function storable(given: ObservedEndpoint, id: string): StoredEndpoint {
+  let ep: StoredEndpoint;
+  if (given instanceof FlatEndpoint && given.refs === UNSTORED) {
+    ep = given;
+    given.id = id;
+  } else {
+    ep = slimEndpoint(given, id) as StoredEndpoint;
+  }
+  ep.refs = undefined;
+  return ep;
+}
+
+/**
+ * The `refs` of a flat endpoint until a cache stores it (so that a cache takes
+ * it as it is, and never one another cache holds): empty, and frozen so that
+ * it cannot be taken for a list of references.
+ */
+const UNSTORED = Object.freeze([]) as unknown as string[];
+
 /** An observed endpoint that is not flat (see {@link slimEndpoint}). */
 class PlainEndpoint implements StoredEndpoint {
   /** See {@link StoredEndpoint}. */
@@ -855,23 +894,51 @@ class PlainEndpoint implements StoredEndpoint {
 
 const NO_CONFIGS = Symbol("no IpConfigurations");
 const EMPTY_CONFIGS = Symbol("empty IpConfigurations");
+/**
+ * A flat endpoint's MAC when it is the one `remoteEndpointMac` derives from
+ * its IP (every remote endpoint hnsproxy creates): made again when read
+ * instead of kept, one string fewer per endpoint.
+ */
+const DERIVED_MAC = Symbol("MAC derived from the IP");
 const NO_POLICIES = Symbol("no Policies");
 const EMPTY_POLICIES = Symbol("no ProviderAddress policy");
 const NO_SETTINGS = Symbol("no policy Settings");
 const NULL_SETTINGS = Symbol("policy Settings null");
 
-/** An observed endpoint as flat fields; `hns` is rebuilt (the same each time) when read. */
+/** A flat endpoint: without a MAC field when its MAC is {@link DERIVED_MAC} (the most common). */
+function flatEndpoint(
+  key: EpKey,
+  id: string,
+  ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
+  mac: string | undefined | typeof DERIVED_MAC,
+  profile: EndpointProfile,
+): FlatEndpoint {
+  return mac === DERIVED_MAC
+    ? new FlatEndpoint(key, id, ip, profile)
+    : new FlatEndpointWithMac(key, id, ip, profile, mac);
+}
+
+/**
+ * An observed endpoint as flat fields; `hns` is rebuilt (the same each time)
+ * when read. Its MAC is the one derived from its IP ({@link DERIVED_MAC});
+ * {@link FlatEndpointWithMac} keeps any other.
+ */
 class FlatEndpoint implements StoredEndpoint {
-  /** See {@link StoredEndpoint}. */
-  refs: KeyList | undefined = undefined;
+  /** See {@link StoredEndpoint}; {@link UNSTORED} until a cache stores it. */
+  refs: KeyList | undefined = UNSTORED;
 
   constructor(
     readonly key: EpKey,
-    readonly id: string,
+    /** Set only by {@link storable}, to an equal string. */
+    public id: string,
     readonly ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
-    readonly mac: string | undefined,
     readonly profile: EndpointProfile,
   ) {}
+
+  /** The MAC as HNS spells it, or {@link DERIVED_MAC}. */
+  get mac(): string | undefined | typeof DERIVED_MAC {
+    return DERIVED_MAC;
+  }
 
   get hns(): HcnEndpoint {
     const hns: HcnEndpoint = {};
@@ -879,11 +946,33 @@ class FlatEndpoint implements StoredEndpoint {
     if (p.network !== undefined) hns.HostComputeNetwork = p.network;
     if (this.ip === EMPTY_CONFIGS) hns.IpConfigurations = [];
     else if (this.ip !== NO_CONFIGS) hns.IpConfigurations = [{ IpAddress: this.ip }];
-    if (this.mac !== undefined) hns.MacAddress = this.mac;
+    const mac = this.mac;
+    if (mac === DERIVED_MAC) hns.MacAddress = remoteEndpointMac(this.ip as string);
+    else if (mac !== undefined) hns.MacAddress = mac;
     if (p.flags !== undefined) hns.Flags = p.flags;
     if (p.policyType === EMPTY_POLICIES) hns.Policies = [];
     else if (p.policyType !== NO_POLICIES) hns.Policies = p.policies();
     return hns;
+  }
+}
+
+/** A flat endpoint whose MAC is not the one derived from its IP (or that has none). */
+class FlatEndpointWithMac extends FlatEndpoint {
+  readonly #mac: string | undefined;
+
+  constructor(
+    key: EpKey,
+    id: string,
+    ip: string | typeof NO_CONFIGS | typeof EMPTY_CONFIGS,
+    profile: EndpointProfile,
+    mac: string | undefined,
+  ) {
+    super(key, id, ip, profile);
+    this.#mac = mac;
+  }
+
+  override get mac(): string | undefined {
+    return this.#mac;
   }
 }
 

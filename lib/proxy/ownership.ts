@@ -73,6 +73,7 @@
 import { dirname } from "node:path";
 import { type Logger, nullLogger } from "../log/types.ts";
 import { errorMessage } from "../errors.ts";
+import { SlotIndex } from "./slot_index.ts";
 
 /** The HNS object kinds hnsproxy creates. */
 export type OwnedKind = "LoadBalancer" | "Endpoint";
@@ -575,12 +576,14 @@ const ENDPOINT = 2;
 const KINDS = [undefined, "LoadBalancer", "Endpoint"] as const;
 
 /**
- * The owned objects, compactly: one Map from normalized ID to a slot, and by
- * slot the kind, the key and the fingerprint as a number (payload.ts writes a
- * 53-bit hash in base 36, which a double holds exactly; any other text is kept
- * apart as it is). The ID as given is kept only where it differs from its
- * normalized form. No object per owned object: a Map entry and one cell in
- * each slot array.
+ * The owned objects, compactly: a {@link SlotIndex} from normalized ID to a
+ * slot, and by slot the ID, the kind, the key and the fingerprint as a number
+ * (payload.ts writes a 53-bit hash in base 36, which a double holds exactly;
+ * any other text is kept apart as it is). The ID as given is kept only where
+ * it differs from its normalized form. No object or Map entry per owned
+ * object: one cell in each slot array and in the index's table. A slot freed
+ * by a removal is reused, so the table's order is its slots' (a load keeps
+ * the file's order).
  *
  * It also keeps which objects changed since the changes were last taken
  * ({@link changed}, {@link takeChanges}), in the order of their first change:
@@ -591,7 +594,7 @@ const KINDS = [undefined, "LoadBalancer", "Endpoint"] as const;
  */
 class OwnedTable {
   /** Normalized ID → slot, objects of both kinds. */
-  readonly #slots = new Map<string, number>();
+  readonly #slots = new SlotIndex((slot) => this.#ids[slot]!);
   /** Slot → {@link LOAD_BALANCER}, {@link ENDPOINT}, or {@link FREE}. */
   #kinds = new Uint8Array(64);
   #keys: (string | undefined)[] = [];
@@ -616,12 +619,12 @@ class OwnedTable {
 
   /** The slot of the object with this normalized ID, if owned. */
   slot(id: string): number | undefined {
-    return this.#slots.get(id);
+    return this.#find(id);
   }
 
   /** The kind of the owned object with this normalized ID, if any. */
   kindOf(id: string): OwnedKind | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#find(id);
     return slot === undefined ? undefined : KINDS[this.#kinds[slot]];
   }
 
@@ -674,7 +677,7 @@ class OwnedTable {
    */
   put(id: string, object: OwnedObject): boolean {
     const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
-    let slot = this.#slots.get(id);
+    let slot = this.#find(id);
     if (slot !== undefined) {
       if (
         this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
@@ -683,8 +686,8 @@ class OwnedTable {
       this.#counts[this.#kinds[slot]]--;
     } else {
       slot = this.#newSlot();
-      this.#slots.set(id, slot);
       this.#ids[slot] = id;
+      this.#slots.insert(id, slot);
     }
     this.#kinds[slot] = kind;
     this.#counts[kind]++;
@@ -697,9 +700,8 @@ class OwnedTable {
 
   /** Forget the object with this normalized ID; false when it was not owned. */
   delete(id: string): boolean {
-    const slot = this.#slots.get(id);
-    if (slot === undefined) return false;
-    this.#slots.delete(id);
+    const slot = this.#slots.remove(id);
+    if (slot < 0) return false;
     this.#counts[this.#kinds[slot]]--;
     this.#kinds[slot] = FREE;
     // Its change (if listed) is now a removal; the slot's next object is another.
@@ -724,7 +726,7 @@ class OwnedTable {
   changed(id: string): void {
     // Listed by its ID since it was dropped (owned again or not): listed once.
     if (this.#deleted.size > 0 && this.#deleted.has(id)) return;
-    const slot = this.#slots.get(id);
+    const slot = this.#find(id);
     if (slot === undefined) {
       this.#deleted.add(id);
       this.#changes.push(id);
@@ -756,7 +758,7 @@ class OwnedTable {
 
   /** The owned object with this normalized ID, if any (a fresh object each call). */
   object(id: string): OwnedObject | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#find(id);
     if (slot === undefined) return undefined;
     const object: OwnedObject = {
       kind: KINDS[this.#kinds[slot]]!,
@@ -774,7 +776,7 @@ class OwnedTable {
    * `JSON.stringify` gives for {@link object}'s result, without making it.
    */
   entryText(id: string, prefix = ""): string | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#find(id);
     if (slot === undefined) return undefined;
     const n = this.#fps[slot];
     const fp = n >= 0
@@ -793,13 +795,10 @@ class OwnedTable {
    * or dropped meanwhile may or may not be.
    */
   *ids(kind?: OwnedKind): IterableIterator<string> {
-    if (kind === undefined) {
-      yield* this.#slots.keys();
-      return;
-    }
-    const want = kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
+    const want = kind === undefined ? FREE : kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
     for (let slot = 0; slot < this.#ids.length; slot++) {
-      if (this.#kinds[slot] === want) yield this.#ids[slot]!;
+      const k = this.#kinds[slot];
+      if (want === FREE ? k !== FREE : k === want) yield this.#ids[slot]!;
     }
   }
 
@@ -810,6 +809,12 @@ class OwnedTable {
       : kind === "Endpoint"
       ? this.#counts[ENDPOINT]
       : this.#slots.size;
+  }
+
+  /** The slot of the object with this normalized ID, if owned. */
+  #find(id: string): number | undefined {
+    const slot = this.#slots.find(id);
+    return slot < 0 ? undefined : slot;
   }
 
   #newSlot(): number {
@@ -916,9 +921,8 @@ function firstGeneration(): number {
 /**
  * The record file's text, in chunks of about {@link RECORD_CHUNK} characters:
  * one object per line, so large records stay cheap to write and diff, and a
- * load can read them a line at a time. Objects are in the table's order (the
- * order they were first owned in, which a load keeps) as it is when this
- * starts; each is read (or skipped, when no longer owned) as its chunk is made.
+ * load can read them a line at a time. Objects are in the table's order (see
+ * `OwnedTable`) as it is when this starts; each is read (or skipped, when no longer owned) as its chunk is made.
  */
 function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
   const order = [...table.ids()];

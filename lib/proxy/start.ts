@@ -15,7 +15,9 @@
  *   the listings, and the objects the trusted read reads anyway) may begin
  *   before the cluster's lists are in ({@link readEarly}: the network and the
  *   ID listings even before the ownership record is loaded, since either
- *   read mode starts from them); the start then plans with it. HNS may
+ *   read mode starts from them, and the endpoints the last complete sync's
+ *   node context named, the likely CNI endpoints, whose early answers serve
+ *   only endpoints the listing shows); the start then plans with it. HNS may
  *   change in between as it may just after any read; the periodic resync,
  *   counted from when the read began, compares again.
  * - The network is found by name; none means "wait for it". Without a
@@ -189,6 +191,16 @@ export interface EarlyStart {
   preread: HnsPreread;
 }
 
+/** What {@link readEarly} needs beyond {@link StartReadOptions}. */
+export interface EarlyReadOptions extends StartReadOptions {
+  /**
+   * Endpoint IDs the start will likely read (those the last complete sync's
+   * node context named: SyncedInputsFile.takeEndpointIds), read at once
+   * beside the ID listings rather than once the record has loaded.
+   */
+  endpointHint?: Promise<readonly string[] | undefined>;
+}
+
 /**
  * Begin a start's read of HNS while the cluster's lists come in: find the
  * network and list the IDs (neither needs the ownership record, which may
@@ -196,24 +208,93 @@ export interface EarlyStart {
  * Undefined when there is no network yet, a call failed or the record did
  * not load: the start then reads (and reports) itself. Settles only once no
  * call it made is in flight.
+ *
+ * The hinted endpoints (`endpointHint`) are read beside the listings: the
+ * read of an endpoint takes that early answer when the endpoint was hinted
+ * and HNS had it then (read a moment earlier, as any read may be followed by
+ * a change); any other endpoint it asks for is read then. Hinted endpoints
+ * nothing asks for cost their read only.
  */
 export async function readEarly(
   client: HnsClient,
   networkName: string,
   detect: boolean,
   ownership: OwnershipRecord | Promise<OwnershipRecord>,
-  options: StartReadOptions,
+  options: EarlyReadOptions,
 ): Promise<EarlyStart | undefined> {
+  let prefetched: Promise<Map<string, HcnEndpoint>> | undefined;
   try {
     const network = await findNetwork(client, networkName, detect);
     const net = network && networkInfo(network);
     if (!network || !net) return undefined;
-    const [listed, record] = await bothSettled([listIds(client, net), Promise.resolve(ownership)]);
+    const listing = listIds(client, net);
+    prefetched = prefetchEndpoints(client, options.endpointHint);
+    const [listed, record] = await bothSettled([listing, Promise.resolve(ownership)]);
     const mode = startReadMode(record, options);
-    return { network, mode, preread: await prereadStart(client, network, record, mode, listed) };
+    const reader = readingPrefetched(client, prefetched);
+    return { network, mode, preread: await prereadStart(reader, network, record, mode, listed) };
   } catch {
     return undefined;
+  } finally {
+    // Settled, and what no read took let go of.
+    (await prefetched)?.clear();
   }
+}
+
+/** The hinted endpoints as HNS holds them, by upper-case ID (none when there is no hint or the read failed). */
+async function prefetchEndpoints(
+  client: HnsClient,
+  hint: Promise<readonly string[] | undefined> | undefined,
+): Promise<Map<string, HcnEndpoint>> {
+  const out = new Map<string, HcnEndpoint>();
+  const ids = await hint?.catch(() => undefined);
+  if (!ids || ids.length === 0) return out;
+  try {
+    for (const ep of await client.getEndpoints(ids)) out.set(String(ep.ID ?? "").toUpperCase(), ep);
+  } catch {
+    out.clear();
+  }
+  return out;
+}
+
+/**
+ * `client`, but for `getEndpoints`: each endpoint asked for that `prefetched`
+ * holds is taken from it (once), the others read; the answer is in the
+ * order asked, as the client's.
+ */
+function readingPrefetched(
+  client: HnsClient,
+  prefetched: Promise<Map<string, HcnEndpoint>>,
+): HnsClient {
+  const getEndpoints = async (ids: readonly string[]): Promise<HcnEndpoint[]> => {
+    const have = await prefetched;
+    if (have.size === 0) return await client.getEndpoints(ids);
+    const found: (HcnEndpoint | undefined)[] = new Array(ids.length);
+    const rest: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const key = ids[i].toUpperCase();
+      const ep = have.get(key);
+      if (ep) have.delete(key);
+      else rest.push(ids[i]);
+      found[i] = ep;
+    }
+    const read = rest.length > 0 ? await client.getEndpoints(rest) : [];
+    if (read.length === 0) return found.filter((ep) => ep !== undefined);
+    const byId = new Map(read.map((ep) => [String(ep.ID ?? "").toUpperCase(), ep]));
+    const out: HcnEndpoint[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const ep = found[i] ?? byId.get(ids[i].toUpperCase());
+      if (ep) out.push(ep);
+    }
+    return out;
+  };
+  return new Proxy(client, {
+    get(target, key) {
+      if (key === "getEndpoints") return getEndpoints;
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 /**

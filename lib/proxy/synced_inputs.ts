@@ -99,6 +99,33 @@ function mixUnordered(items: Iterable<unknown>): void {
   mix(b);
 }
 
+/**
+ * Mix a Map as {@link mixUnordered} mixes its entries (each the pair
+ * `[key, value]`), without making the pairs: the node context's CNI
+ * endpoints are 10,000s of them.
+ */
+function mixUnorderedMap(m: ReadonlyMap<unknown, unknown>): void {
+  const sa = ha, sb = hb;
+  let a = 0, b = 0;
+  m.forEach((value, key) => {
+    ha = 0x811c9dc5;
+    hb = 0x9747b28c;
+    // walk([key, value])
+    mix(7);
+    mix(2);
+    walk(key);
+    walk(value);
+    a = (a + fmix(ha)) >>> 0;
+    b = (b + fmix(hb ^ 0x5bd1e995)) >>> 0;
+  });
+  ha = sa;
+  hb = sb;
+  mix(8);
+  mix(m.size);
+  mix(a);
+  mix(b);
+}
+
 /** An EndpointList's cells (strings, small integers, undefined), in one loop: most of the store. */
 function mixCells(cells: readonly unknown[]): void {
   mix(cells.length);
@@ -141,7 +168,7 @@ function walk(v: unknown): void {
     for (const x of v) walk(x);
     return;
   }
-  if (v instanceof Map) return mixUnordered(v.entries());
+  if (v instanceof Map) return mixUnorderedMap(v);
   if (v instanceof Set) return mixUnordered(v.values());
   mix(9);
   const o = v as Record<string, unknown>;
@@ -278,6 +305,20 @@ export interface SyncedInputs {
   config: string;
   /** Objects the ownership record lists. */
   owned: number;
+  /**
+   * The IDs of the network's endpoints hnsproxy does not own that the node
+   * context names (CNI endpoints, the root endpoint; {@link contextEndpointIds}):
+   * not part of the digest, a hint for the next start, which may read them
+   * before it knows which endpoints are not owned.
+   */
+  endpointIds?: readonly string[];
+}
+
+/** The HNS endpoint IDs a node context names: its local endpoints and the root endpoint. */
+export function contextEndpointIds(ctx: NodeContext): string[] {
+  const ids = new Set(ctx.localEndpoints.values());
+  if (ctx.rootHnsEndpointId !== undefined) ids.add(ctx.rootHnsEndpointId);
+  return [...ids];
 }
 
 /** The parts in which `a` and `b` differ (empty: equal). */
@@ -299,6 +340,8 @@ export class SyncedInputsFile {
   /** What the file holds as far as this process knows (undefined: no valid digest). */
   #current: SyncedInputs | undefined;
   #known = false;
+  /** The file's endpoint IDs as read, until taken ({@link takeEndpointIds}). */
+  #endpointIds: readonly string[] | undefined;
 
   /** The file of the ownership record at `recordPath`. */
   constructor(recordPath: string) {
@@ -322,8 +365,22 @@ export class SyncedInputsFile {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       text = "";
     }
-    this.#current = parse(text, this.#record);
+    const parsed = parse(text, this.#record);
+    this.#endpointIds = parsed?.endpointIds;
+    if (parsed) delete parsed.endpointIds;
+    this.#current = parsed;
     this.#known = true;
+  }
+
+  /**
+   * The endpoint IDs the recorded digest names ({@link SyncedInputs.endpointIds}),
+   * once: later calls return undefined (they are a hint for the start).
+   */
+  async takeEndpointIds(): Promise<readonly string[] | undefined> {
+    await this.read();
+    const ids = this.#endpointIds;
+    this.#endpointIds = undefined;
+    return ids;
   }
 
   /** Record `inputs` (atomically); a failure leaves no valid digest and is thrown. */
@@ -337,7 +394,8 @@ export class SyncedInputsFile {
       const line = JSON.stringify({ version: FILE_VERSION, record: this.#record, ...inputs });
       await Deno.mkdir(dirname(this.path), { recursive: true });
       await writeAtomic(this.path, line + "\n");
-      this.#current = { ...inputs };
+      const { endpointIds: _, ...parts } = inputs;
+      this.#current = parts;
     });
   }
 
@@ -349,6 +407,7 @@ export class SyncedInputsFile {
   invalidate(): Promise<void> {
     return this.#serial(async () => {
       if (!this.#known) await this.#read().catch(() => {});
+      this.#endpointIds = undefined;
       if (this.#known && this.#current === undefined) return;
       await writeAtomic(this.path, "{}\n");
       this.#known = true;
@@ -371,7 +430,15 @@ function parse(text: string, record: string): SyncedInputs | undefined {
       typeof d.context !== "string" || typeof d.config !== "string" ||
       typeof d.owned !== "number"
     ) return undefined;
-    return { cluster: d.cluster, context: d.context, config: d.config, owned: d.owned };
+    const out: SyncedInputs = {
+      cluster: d.cluster,
+      context: d.context,
+      config: d.config,
+      owned: d.owned,
+    };
+    const ids = d.endpointIds;
+    if (Array.isArray(ids) && ids.every((id) => typeof id === "string")) out.endpointIds = ids;
+    return out;
   } catch {
     return undefined;
   }

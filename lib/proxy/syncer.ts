@@ -33,7 +33,10 @@
  * inputs match it is a fast start: the run reports the start (the agent is
  * ready: HNS holds what the cluster asks for) without building anything,
  * and the next run is the start proper from the same read, which must find
- * nothing to write but the cluster's changes since (else a warning).
+ * nothing to write but the cluster's changes since (else a warning). A
+ * restart's build (that one, or one before ready) collects the heap once
+ * before it fills the observed cache (`collectHeap`), so its peak holds no
+ * garbage of its earlier steps.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -97,6 +100,7 @@ import {
 import {
   ClusterDigest,
   contextDigest,
+  contextEndpointIds,
   differingParts,
   type SyncedInputs,
   type SyncedInputsFile,
@@ -170,6 +174,17 @@ export interface SyncerOptions {
    * the state before it is ready.
    */
   syncedInputs?: { file: SyncedInputsFile; config: string };
+  /**
+   * A full collection of the heap now (the agent's heap_collector.ts;
+   * `compacting`: one that also gives free pages back). Made only in a
+   * restart's state build (the record owns objects, or after a fast start),
+   * once, before the observed cache is filled: the garbage of the read, the
+   * desired state and the adoption is gone before the build's largest step
+   * allocates. After a fast start the agent is ready and a change that comes
+   * meanwhile waits for the whole run anyway; otherwise the agent is not
+   * ready yet. Without it none is made.
+   */
+  collectHeap?: (kind: "regular" | "compacting") => void;
 }
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
@@ -349,6 +364,11 @@ export class Syncer {
     return this.#desired;
   }
 
+  /** Whether a fast start's state is still to be built (by the next run). */
+  get buildPending(): boolean {
+    return this.#deferredBuild !== undefined;
+  }
+
   /** Whether the first programming has happened. */
   get started(): boolean {
     return this.#ctx !== undefined;
@@ -459,6 +479,7 @@ export class Syncer {
       context: contextDigest(this.#ctx),
       config: si.config,
       owned: this.#o.ownership.size,
+      endpointIds: contextEndpointIds(this.#ctx),
     };
   }
 
@@ -682,6 +703,9 @@ export class Syncer {
       mode,
       takePreread(early),
       (observed) => {
+        // A restart's build (see collectHeap): what its steps so far left behind is
+        // collected before the cache fill, its last and largest step, adds to the heap.
+        if (deferred || ownership.size > 0) this.#o.collectHeap?.("regular");
         this.#observed.replace(observed);
         return this.#observed;
       },

@@ -20,6 +20,8 @@ import {
   hnsCalls as calls,
 } from "./harness.ts";
 import {
+  LOCAL_EP_5,
+  LOCAL_EP_6,
   NODE,
   nodeObject,
   OVERLAY_ARGS as OVERLAY_FLAGS,
@@ -108,6 +110,11 @@ function builtFirst(agent: AgentProcess, why: RegExp): void {
 Deno.test("agent/fast start: nothing changed: ready with no write before the state is built, built right after, a change then applied", async () => {
   await withWorld(async (world) => {
     await firstLife(world);
+    // The CNI endpoints, named for the next start to read at once.
+    assert.deepEqual(((await recorded(world))?.endpointIds as string[]).toSorted(), [
+      LOCAL_EP_5,
+      LOCAL_EP_6,
+    ]);
     const hnsBefore = await Deno.readTextFile(world.hnsFile);
     const second = world.startAgent(OVERLAY_ARGS);
     const metrics = await ready(world, second);
@@ -118,7 +125,9 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
     assert.match(second.log(), /"Programming HNS".*operations=0/);
     assert.doesNotMatch(second.log(), /differs from HNS/);
     assert.equal(await Deno.readTextFile(world.hnsFile), hnsBefore, "HNS unchanged");
-    assert.equal(calls(await world.metrics(second), WRITES), 0);
+    const built = await world.metrics(second);
+    assert.equal(calls(built, WRITES), 0);
+    assert.equal(calls(built, /^HcnOpenEndpoint$/), 2, "each CNI endpoint read once, nothing else");
 
     moveWebPod(world);
     await tableIs(world, [

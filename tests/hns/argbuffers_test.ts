@@ -63,3 +63,25 @@ Deno.test("argbuffers: out-parameters start NULL, GUIDs match guidToBytes, slabs
   ok(a.buffer !== b.buffer || a.byteOffset !== b.byteOffset, "two GUIDs, two regions");
   throws(() => buffers.guid("cbr0"), TypeError);
 });
+
+Deno.test("argbuffers: after a reset the slab's regions are handed out again, zero-filled", () => {
+  const buffers = new ArgBuffers();
+  const out = buffers.pointerOut();
+  out[0] = 0xdeadn;
+  const long = buffers.wide("x".repeat(100));
+  const id = buffers.guid("00112233-4455-6677-8899-aabbccddeeff");
+  buffers.reset();
+  const again = buffers.pointerOut();
+  equal(again.buffer, out.buffer, "the same slab");
+  equal(again.byteOffset, out.byteOffset, "the same region");
+  equal(again[0], 0n, "NULL again");
+  // Shorter text over the longer one's memory: terminated, nothing of the old text left.
+  const short = buffers.wide("ab");
+  equal(short.buffer, long.buffer);
+  deepEqual([...short], [0x61, 0x62, 0]);
+  const inOldText = buffers.pointerOut();
+  equal(inOldText.buffer, long.buffer);
+  equal(inOldText[0], 0n, "an out-parameter where the old text was starts NULL");
+  deepEqual([...buffers.guid("")], new Array(16).fill(0));
+  ok(id.some((b) => b !== 0), "a buffer held over a reset is not freed (only overwritten later)");
+});

@@ -253,6 +253,10 @@ Deno.test("UTF-16: encode, read back from foreign memory, decode", () => {
     '\u007f\u0001["ID"]',
     "x".repeat(9_000) + "\u0080",
     "x".repeat(9_000) + "\u0100",
+    // Longer than the scratch buffer ASCII is narrowed in, then shorter again.
+    "y".repeat(70_000),
+    "z".repeat(5_000),
+    "cbr1",
   ];
   for (const s of cases) {
     const wide = encodeWide(s);

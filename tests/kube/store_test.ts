@@ -169,3 +169,40 @@ Deno.test("store: a batch is heard once at its end, only when something changed"
   store.upsertService(svc("d"));
   assert.deepEqual(heard, [3, 2, 3], "outside a batch every change is heard at once");
 });
+
+Deno.test("store: a service's lone slice and its several slices read alike as they come and go", () => {
+  const store = new ClusterStore();
+  const names = (key: string) => store.slicesFor(key).map((s) => s.name);
+  store.upsertSlice(slc("a-2", "a", ["10.0.0.2"]));
+  assert.deepEqual(names("ns/a"), ["a-2"]);
+  const replaced = slc("a-2", "a", ["10.0.0.3"]);
+  store.upsertSlice(replaced);
+  assert.deepEqual(store.slicesFor("ns/a"), [replaced], "the lone slice replaced");
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"]));
+  store.upsertSlice(slc("a-3", "a", ["10.0.0.4"]));
+  assert.deepEqual(names("ns/a"), ["a-1", "a-2", "a-3"]);
+  store.deleteSlice("ns/a-1");
+  store.deleteSlice("ns/a-3");
+  assert.deepEqual(store.slicesFor("ns/a"), [replaced], "back to one");
+  store.deleteSlice("ns/a-2");
+  assert.deepEqual(store.slicesFor("ns/a"), []);
+  // A node's placement change finds a service by its lone slice's endpoints.
+  store.upsertSlice({
+    ...slc("b-1", "b", []),
+    endpoints: EndpointList.of([{
+      address: "10.0.1.1",
+      ready: true,
+      serving: true,
+      terminating: false,
+      nodeName: "node-1",
+    }]),
+  });
+  store.upsertSlice(slc("c-1", "c", ["10.0.2.1"]));
+  store.takeChanges();
+  store.upsertNodePlacement({
+    name: "node-1",
+    podCIDRs: ["10.0.1.0/24"],
+    internalIPs: ["192.168.1.1"],
+  });
+  assert.deepEqual([...store.takeChanges().services], ["ns/b"]);
+});

@@ -14,6 +14,7 @@ import type {
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
+import { endpointFingerprint } from "../../lib/proxy/payload.ts";
 import type { HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
 
@@ -232,6 +233,32 @@ Deno.test("apply: an endpoint create without a payload sends the desired endpoin
   assert.equal(inHns.MacAddress, payload.MacAddress);
   assert.equal(inHns.Flags, payload.Flags);
   assert.deepEqual(inHns.Policies, payload.Policies);
+});
+
+Deno.test("apply: endpoints created in requests of many are recorded with the fingerprint of what HNS holds", async () => {
+  const { api, client } = newHns();
+  const { ctx } = context(client);
+  // As reconcile plans them (no payload), one on its network as the desired endpoint names it,
+  // one whose op names the network in upper case, one with no provider address, one not remote (a source VIP).
+  const ops: CreateEndpointOp[] = ["10.244.2.7", "10.244.2.8", "10.244.2.9", "10.244.1.9"]
+    .map((ip) => {
+      const { payload: _, ...bare } = remoteEp(ip);
+      return bare;
+    });
+  ops[1] = { ...ops[1], networkId: NET.toUpperCase() };
+  ops[2] = { ...ops[2], endpoint: { ...ops[2].endpoint, providerAddress: undefined } };
+  ops[3] = { ...ops[3], endpoint: { ...ops[3].endpoint, remote: false, role: "sourceVip" } };
+  const result = await applyPlan(plan(...ops), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  assert.equal(result.writes, 4);
+  const held = await client.listEndpoints(NET);
+  for (const op of ops) {
+    const id = ctx.observed.endpoints.get(op.key)?.id;
+    const inHns = held.find((e) => e.ID === id);
+    assert.ok(id && inHns, op.key);
+    assert.equal(ctx.ownership.get(id)?.fp, endpointFingerprint(inHns), op.key);
+  }
+  assert.equal(api.openHandles(), 0);
 });
 
 Deno.test("apply: an LB backend held by a foreign endpoint resolves to it; the endpoint stays foreign", async () => {

@@ -339,3 +339,42 @@ Deno.test("updateDesired: remoteEndpoints and endpointRefs read as maps of the s
   const d2 = updateDesired(d1, new Map([["default/b", undefined]]), c);
   check(d2, { "ep/sourcevip/10.244.1.2": 1 });
 });
+
+Deno.test("updateDesired: a pod endpoint passes from one service to several and back, each time with the winner's object and its count", () => {
+  const c = ctx();
+  const a = svc({ name: "a", clusterIPs: ["10.96.0.1"] });
+  const b = svc({
+    name: "b",
+    clusterIPs: ["10.96.0.2"],
+    type: "NodePort",
+    ports: [port({ nodePort: 30080 })],
+  });
+  const key = "ep/remote/10.244.2.8";
+  const sa = slice([ep("10.244.2.8")], { name: "a-1", serviceName: "a" });
+  const sb = slice([ep("10.244.2.8")], { name: "b-1", serviceName: "b" });
+  const objectOf = (d: DesiredState, service: string) =>
+    d.services.get(service)!.remoteEndpoints.find((e) => e.key === key);
+  // One service, one reference.
+  const d0 = desiredState(view([b], [sb]), c);
+  const d1 = updateDesired(d0, new Map([["default/b", desiredForService(b, [], c)]]), c);
+  assert.equal(d1.remoteEndpoints.get(key), undefined);
+  const d2 = updateDesired(d1, new Map([["default/a", desiredForService(a, [sa], c)]]), c);
+  assert.equal(d2.remoteEndpoints.get(key), objectOf(d2, "default/a"));
+  assert.equal(d2.endpointRefs.get(key), 1);
+  // A second service with two LBs on it: the smallest service's object wins.
+  const d3 = updateDesired(d2, new Map([["default/b", desiredForService(b, [sb], c)]]), c);
+  assert.equal(d3.remoteEndpoints.get(key), objectOf(d3, "default/a"));
+  assert.equal(d3.endpointRefs.get(key), 3);
+  // The first goes: the other's object, its two references.
+  const d4 = updateDesired(d3, new Map([["default/a", undefined]]), c);
+  assert.equal(d4.remoteEndpoints.get(key), objectOf(d4, "default/b"));
+  assert.equal(d4.endpointRefs.get(key), 2);
+  // Back to one reference of one service, recomputed: its new object.
+  const b1 = svc({ name: "b", clusterIPs: ["10.96.0.2"] });
+  const d5 = updateDesired(d4, new Map([["default/b", desiredForService(b1, [sb], c)]]), c);
+  assert.equal(d5.remoteEndpoints.get(key), objectOf(d5, "default/b"));
+  assert.equal(d5.endpointRefs.get(key), 1);
+  assert.deepEqual([...d5.remoteEndpoints.values()], [objectOf(d5, "default/b")]);
+  const d6 = updateDesired(d5, new Map([["default/b", undefined]]), c);
+  assert.equal(d6.remoteEndpoints.size, 0);
+});

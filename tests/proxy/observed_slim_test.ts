@@ -62,6 +62,70 @@ Deno.test("slim observed endpoints compare as the HNS objects they came from", (
   }
 });
 
+Deno.test("slim observed endpoints give back their MAC as HNS spelled it, derived or not", () => {
+  const ip = "10.244.2.7";
+  for (
+    const mac of [
+      "02-11-0a-f4-02-07", // the one hnsproxy derives from the IP: not kept, made again
+      "02-11-0A-F4-02-07",
+      "02-11-0a-f4-02-08",
+      "00-15-5d-00-00-01",
+      undefined,
+    ]
+  ) {
+    const hns: HcnEndpoint = { IpConfigurations: [{ IpAddress: ip }], MacAddress: mac };
+    const slim = slimEndpoint({ key: `ep/remote/${ip}`, id: "X", hns });
+    assert.equal(slim.hns.MacAddress, mac);
+    assert.equal(slimEndpoint(slim, "Y").hns.MacAddress, mac, "a copy of a slim one too");
+  }
+  // The MAC of another IP is not the derived one of this IP.
+  const other = slimEndpoint({
+    key: "ep/remote/10.244.2.8",
+    id: "Z",
+    hns: { IpConfigurations: [{ IpAddress: "10.244.2.8" }], MacAddress: "02-11-0a-f4-02-07" },
+  });
+  assert.equal(other.hns.MacAddress, "02-11-0a-f4-02-07");
+});
+
+Deno.test("observed cache: keeps a slim endpoint no cache stores as it is, and copies one another cache stores", () => {
+  const key = "ep/remote/10.244.2.7";
+  const lbKey = "lb/tcp/10.96.0.10:80";
+  const slim = slimEndpoint({ key, id: "EP-1", hns: endpoints[1] });
+  const a = new ObservedCache();
+  a.setEndpoint(slim);
+  assert.equal(a.endpoints.get(key), slim, "no copy made");
+  const lb = { key: lbKey, id: "LB-1", hns: { HostComputeEndpoints: ["EP-1"] } as HcnLoadBalancer };
+  a.setLoadBalancer(lb);
+  assert.deepEqual(a.loadBalancersReferencing("EP-1"), [lbKey]);
+
+  // Another cache given a's endpoint (or the same slim one) keeps its own copy: the
+  // references of one are not the other's.
+  const b = new ObservedCache();
+  b.setEndpoint(a.endpoints.get(key)!);
+  b.setEndpoint(slim);
+  assert.notEqual(b.endpoints.get(key), slim);
+  assert.equal(b.endpoints.get(key)?.hns.MacAddress, slim.hns.MacAddress);
+  assert.deepEqual(b.loadBalancersReferencing("EP-1"), []);
+  b.setLoadBalancer({ ...lb, key: "lb/udp/10.96.0.10:53" });
+  assert.deepEqual(a.loadBalancersReferencing("EP-1"), [lbKey]);
+  a.removeLoadBalancerById("LB-1");
+  assert.ok(!a.endpointReferenced("EP-1"));
+  assert.deepEqual(b.loadBalancersReferencing("EP-1"), ["lb/udp/10.96.0.10:53"]);
+
+  // Through replace (a start's state) too, under the shared ID string.
+  const fresh = slimEndpoint({ key, id: "ep-1", hns: endpoints[1] });
+  const c = new ObservedCache(undefined, (id) => id.toUpperCase());
+  c.replace({
+    loadBalancers: new Map(),
+    endpoints: new Map([[key, fresh]]),
+    foreignLoadBalancers: new Map(),
+    foreignEndpoints: new Map(),
+  });
+  assert.equal(c.endpoints.get(key), fresh);
+  assert.equal(fresh.id, "EP-1");
+  assert.equal(c.endpointById("ep-1"), fresh);
+});
+
 Deno.test("slim observed load balancers compare as the HNS objects they came from", () => {
   const full: HcnLoadBalancer = {
     ID: "LB-1",

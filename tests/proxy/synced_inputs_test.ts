@@ -13,6 +13,7 @@ import {
   configDigest,
   contentHash,
   contextDigest,
+  contextEndpointIds,
   differingParts,
   type SyncedInputs,
   SyncedInputsFile,
@@ -215,4 +216,46 @@ Deno.test("synced inputs: invalidating with no digest on disk writes nothing; on
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("synced inputs: the file carries the context's endpoint IDs as a hint, taken once, not part of the digest", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "synced-inputs-" });
+  try {
+    const record = join(dir, "state.json");
+    const c = overlayCtx();
+    const ids = contextEndpointIds(c);
+    assert.deepEqual(ids.toSorted(), [...new Set(c.localEndpoints.values())].toSorted());
+    assert.ok(ids.length > 0);
+    await new SyncedInputsFile(record).record({ ...INPUTS, endpointIds: ids });
+
+    const file = new SyncedInputsFile(record);
+    assert.deepEqual(await file.takeEndpointIds(), ids);
+    assert.equal(await file.takeEndpointIds(), undefined, "taken once");
+    assert.deepEqual(await file.read(), INPUTS, "the digest itself, without the hint");
+    assert.deepEqual(differingParts(INPUTS, { ...INPUTS, endpointIds: ["other"] }), []);
+
+    // A file of before the hint: a digest, no hint.
+    await new SyncedInputsFile(record).record(INPUTS);
+    assert.equal(await new SyncedInputsFile(record).takeEndpointIds(), undefined);
+    // An invalid digest gives no hint either.
+    await new SyncedInputsFile(record).record({ ...INPUTS, endpointIds: ids });
+    await new SyncedInputsFile(record).invalidate();
+    assert.equal(await new SyncedInputsFile(record).takeEndpointIds(), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("synced inputs: a Map hashes as the unordered collection of its [key, value] pairs, as recorded digests were made", () => {
+  const pairs: [string, string][] = [
+    ["10.244.1.5", "10CA1000-0000-4000-8000-000000000005"],
+    ["fd00::5", "X"],
+  ];
+  const map = new Map(pairs);
+  assert.equal(contentHash(map), contentHash(new Map(pairs.toReversed())));
+  // The values digests recorded before were made with (a digest on disk stays comparable).
+  assert.equal(contentHash(map), "5cd12a06269cc8fc");
+  assert.equal(contentHash({ a: map, b: [1, "x"] }), "340e427e6ce746d1");
+  assert.notEqual(contentHash(map), contentHash(new Map([pairs[0], ["fd00::5", "Y"]])));
+  assert.notEqual(contentHash(map), contentHash(new Map([pairs[0]])));
 });

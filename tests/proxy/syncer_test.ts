@@ -10,6 +10,7 @@ import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import { readEarly } from "../../lib/proxy/start.ts";
+import { SyncedInputsFile } from "../../lib/proxy/synced_inputs.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
 import { IdListing } from "../../lib/hns/id_listing.ts";
 import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
@@ -1008,4 +1009,62 @@ Deno.test("syncer: an early read that itself took longer than a resync period (s
   const report = await converge(w, restarted);
   assert.equal(report.kind, "start");
   assert.equal(w.api.callCount("HcnEnumerateLoadBalancers"), listed, "nothing listed again");
+});
+
+Deno.test("syncer: a restart's state build collects the heap once, before the observed cache is filled; a first start never", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
+  try {
+    const w = world();
+    w.service("web", WEB, WEB_EPS);
+    const file = new SyncedInputsFile(`${dir}/owned.json`);
+    const collections: { kind: string; cached: number }[] = [];
+    const options = (syncer: () => Syncer): Partial<SyncerOptions> => ({
+      syncedInputs: { file, config: "c1" },
+      collectHeap: (kind) => {
+        const observed = syncer().observed;
+        collections.push({ kind, cached: observed.endpoints.size + observed.loadBalancers.size });
+      },
+    });
+    // The first start builds the state before it is ready (no digest recorded): none.
+    const first: Syncer = w.newSyncer(options(() => first));
+    const cold = await converge(w, first);
+    assert.equal(cold.kind, "start");
+    assert.notEqual(cold.startMode, "fast");
+    await first.recordSyncedInputs();
+    assert.deepEqual(collections, []);
+    const owned = first.observed.endpoints.size + first.observed.loadBalancers.size;
+    assert.ok(owned > 0);
+
+    const restarted: Syncer = w.newSyncer(options(() => restarted));
+    restarted.readHnsEarly();
+    const fast = await restarted.sync();
+    assert.equal(fast.startMode, "fast");
+    assert.ok(restarted.buildPending);
+    assert.deepEqual(collections, [], "none before ready");
+    const built = await restarted.sync();
+    assert.equal(built.kind, "start");
+    assert.equal(restarted.buildPending, false);
+    assert.deepEqual(collections, [{ kind: "regular", cached: 0 }], "once, the cache still empty");
+    assert.equal(
+      restarted.observed.endpoints.size + restarted.observed.loadBalancers.size,
+      owned,
+      "then filled",
+    );
+    // Runs after it: none.
+    w.service("api", API, API_EPS);
+    await converge(w, restarted);
+    assert.equal(collections.length, 1);
+
+    // A restart that builds the state before it is ready (no digest recorded): once too.
+    await file.invalidate();
+    const full: Syncer = w.newSyncer(options(() => full));
+    full.readHnsEarly();
+    const start = await converge(w, full);
+    assert.equal(start.kind, "start");
+    assert.equal(start.startMode, "trusted");
+    assert.deepEqual(collections.slice(1), [{ kind: "regular", cached: 0 }]);
+    await file.read(); // after the digest the start records in the background
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,242 @@
+/**
+ * Compact indexes of HNS IDs for the tables that hold tens of thousands of
+ * them (the ownership record, the observed cache).
+ *
+ * {@link SlotIndex} finds the slot (a small integer the caller allocates) of
+ * an ID through one Int32Array: open addressing with linear probing and
+ * backward-shift deletion (no tombstones), at most 3/4 full, and 8 bits of
+ * each slot's hash in a Uint8Array. It holds no strings: the caller keeps
+ * each slot's ID and gives it back through `idAt` (asked when those 8 bits
+ * match), so an index of n IDs costs 6-12 bytes per ID where a
+ * `Map<string, …>` costs 28-56 (and a Map that doubles leaves its old table
+ * behind as garbage).
+ * {@link SlotMap} is a Map-like on top of it for values that carry their ID.
+ *
+ * Rules: IDs compare exactly, so callers normalize them first (upper case);
+ * `idAt(slot)` must give the slot's ID for as long as the slot is in the
+ * index (remove it from the index before forgetting its ID); iteration is by
+ * slot, read live, so an entry present throughout is visited once however
+ * the map changes meanwhile (like a Map's), and an entry added or removed
+ * meanwhile may or may not be.
+ *
+ * @module
+ */
+
+/** Most entries per table cell, as a fraction (3/4). */
+const MAX_LOAD = 0.75;
+
+/** A hash of an ID's UTF-16 code units (FNV-1a, then mixed so that its low bits vary too). */
+export function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  return h ^ (h >>> 13);
+}
+
+/** ID → slot, in typed arrays; see the module notes. */
+export class SlotIndex {
+  /** Slot + 1 per cell; 0 is an empty cell. */
+  #table: Int32Array;
+  #mask: number;
+  #size = 0;
+  /** Slot → the top 8 bits of its ID's {@link idHash}: most probes of other IDs stop at it. */
+  #tags = new Uint8Array(16);
+  readonly #idAt: (slot: number) => string;
+
+  /**
+   * An empty index; `idAt` gives the ID of a slot in it, `capacity` the
+   * entries expected (it grows past that as needed).
+   */
+  constructor(idAt: (slot: number) => string, capacity = 0) {
+    this.#idAt = idAt;
+    const cells = cellsFor(capacity);
+    this.#table = new Int32Array(cells);
+    this.#mask = cells - 1;
+  }
+
+  /** Number of IDs indexed. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The slot of this ID, or -1; `hash` is its {@link idHash}. */
+  find(id: string, hash = idHash(id)): number {
+    const t = this.#table;
+    const tags = this.#tags;
+    const tag = hash >>> 24;
+    const mask = this.#mask;
+    for (let i = hash & mask;; i = (i + 1) & mask) {
+      const e = t[i];
+      if (e === 0) return -1;
+      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) return e - 1;
+    }
+  }
+
+  /** Index `slot` under `id`, which must not be indexed yet; `hash` is its {@link idHash}. */
+  insert(id: string, slot: number, hash = idHash(id)): void {
+    if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#grow();
+    if (slot >= this.#tags.length) {
+      const tags = new Uint8Array(Math.max(slot + 1, this.#tags.length * 2));
+      tags.set(this.#tags);
+      this.#tags = tags;
+    }
+    this.#tags[slot] = hash >>> 24;
+    this.#place(hash, slot + 1);
+    this.#size++;
+  }
+
+  /** Take this ID out of the index; its slot, or -1 when it was not in it. */
+  remove(id: string, hash = idHash(id)): number {
+    const t = this.#table;
+    const tags = this.#tags;
+    const tag = hash >>> 24;
+    const mask = this.#mask;
+    let i = hash & mask;
+    for (;; i = (i + 1) & mask) {
+      const e = t[i];
+      if (e === 0) return -1;
+      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) break;
+    }
+    const slot = t[i] - 1;
+    // Backward shift: move up each later entry of the run that may sit at i.
+    for (let j = (i + 1) & mask;; j = (j + 1) & mask) {
+      const e = t[j];
+      if (e === 0) break;
+      const home = idHash(this.#idAt(e - 1)) & mask;
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        t[i] = e;
+        i = j;
+      }
+    }
+    t[i] = 0;
+    this.#size--;
+    return slot;
+  }
+
+  /** Forget every ID. */
+  clear(): void {
+    this.#table = new Int32Array(cellsFor(0));
+    this.#mask = this.#table.length - 1;
+    this.#tags = new Uint8Array(16);
+    this.#size = 0;
+  }
+
+  #place(hash: number, entry: number): void {
+    const t = this.#table;
+    const mask = this.#mask;
+    let i = hash & mask;
+    while (t[i] !== 0) i = (i + 1) & mask;
+    t[i] = entry;
+  }
+
+  #grow(): void {
+    const old = this.#table;
+    this.#table = new Int32Array(old.length * 2);
+    this.#mask = this.#table.length - 1;
+    for (let i = 0; i < old.length; i++) {
+      const e = old[i];
+      if (e !== 0) this.#place(idHash(this.#idAt(e - 1)), e);
+    }
+  }
+}
+
+/** Table cells (a power of two) for `entries` at most {@link MAX_LOAD} full. */
+function cellsFor(entries: number): number {
+  let cells = 16;
+  while (entries > cells * MAX_LOAD) cells *= 2;
+  return cells;
+}
+
+/**
+ * A Map from a string key (an ID in normalized form, or a stable key) to a
+ * value that carries it (`keyOf(value)` is its key): the values in an array
+ * by slot, found through a {@link SlotIndex}. No entry object or table of
+ * strings per key. It is a `ReadonlyMap` to readers; iteration is by slot.
+ */
+export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> {
+  readonly #values: (V | undefined)[] = [];
+  readonly #free: number[] = [];
+  readonly #index: SlotIndex;
+  readonly #keyOf: (value: V) => K;
+
+  /** An empty map whose value `v` is kept under `keyOf(v)`. */
+  constructor(keyOf: (value: V) => K) {
+    this.#keyOf = keyOf;
+    this.#index = new SlotIndex((slot) => keyOf(this.#values[slot]!));
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.#index.find(key);
+    return slot < 0 ? undefined : this.#values[slot];
+  }
+
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.#index.find(key) >= 0;
+  }
+
+  /** Keep `value` under `key` (its `keyOf`), replacing what was under it. */
+  set(key: K, value: V): this {
+    const hash = idHash(key);
+    const slot = this.#index.find(key, hash);
+    if (slot >= 0) {
+      this.#values[slot] = value;
+      return this;
+    }
+    const fresh = this.#free.pop() ?? this.#values.length;
+    this.#values[fresh] = value;
+    this.#index.insert(key, fresh, hash);
+    return this;
+  }
+
+  /** Drop the value under this key; whether there was one. */
+  delete(key: K): boolean {
+    const slot = this.#index.remove(key);
+    if (slot < 0) return false;
+    this.#values[slot] = undefined;
+    this.#free.push(slot);
+    return true;
+  }
+
+  /** Drop everything. */
+  clear(): void {
+    this.#index.clear();
+    this.#values.length = 0;
+    this.#free.length = 0;
+  }
+
+  /** The values, by slot, read live (see the module notes). */
+  *values(): MapIterator<V> {
+    const values = this.#values;
+    for (let slot = 0; slot < values.length; slot++) {
+      const value = values[slot];
+      if (value !== undefined) yield value;
+    }
+  }
+
+  /** The keys, by slot, read live. */
+  *keys(): MapIterator<K> {
+    for (const value of this.values()) yield this.#keyOf(value);
+  }
+
+  /** The entries, by slot, read live. */
+  *entries(): MapIterator<[K, V]> {
+    for (const value of this.values()) yield [this.#keyOf(value), value];
+  }
+
+  /** The entries, by slot, read live. */
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /** `fn` for each entry, by slot, read live. */
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The agent in this process (lib/agent.ts `startAgent`) against the fake API
+ * server and the in-memory HNS, restarted over the HNS it left: after a fast
+ * start the listings' HNS thread waits until the state is built (a thread
+ * fewer during the build), then starts; a change then is applied.
+ */
+
+import assert from "node:assert/strict";
+import { startAgent } from "../../lib/agent.ts";
+import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import { nullLogger } from "../../lib/log/types.ts";
+import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
+import type { Syncer } from "../../lib/proxy/syncer.ts";
+import { eventually } from "./harness.ts";
+import {
+  inProcessConfig,
+  nodeObject,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+  webObjects,
+} from "./fixtures.ts";
+
+/** The in-memory HNS, recording each switch of the listings' thread and whether the state was built then. */
+class ThreadSwitchingHns extends MemoryHcnApi {
+  readonly told: { apart: boolean; built: boolean }[] = [];
+  syncer: Syncer | undefined;
+  keepListingsApart(apart: boolean): void {
+    this.told.push({ apart, built: this.syncer?.desired !== undefined });
+  }
+}
+
+Deno.test("agent: after a fast start the listings' thread starts once the state is built, not at ready", async () => {
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  try {
+    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
+    api.create("services", web);
+    api.create("endpointslices", webSlice);
+    api.create("nodes", nodeObject());
+    const config = await inProcessConfig(api.url, dir);
+    let state: MemoryHnsState = overlayHns();
+    {
+      const hns = new ThreadSwitchingHns({ state });
+      const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+      await agent.ready;
+      await agent.idle();
+      await agent.stop();
+      state = hns.dump();
+    }
+    const hns = new ThreadSwitchingHns({ state });
+    const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+    hns.syncer = agent.syncer;
+    try {
+      await agent.ready;
+      assert.equal(
+        agent.syncer.desired,
+        undefined,
+        "a fast start: ready before the state is built",
+      );
+      await eventually("the state built", () => agent.syncer.desired !== undefined);
+      await eventually("the listings' thread started", () => hns.told.length > 1);
+      assert.deepEqual(hns.told, [{ apart: false, built: false }, { apart: true, built: true }]);
+      // A change after it is applied.
+      api.create(
+        "services",
+        serviceObject("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }),
+      );
+      api.create(
+        "endpointslices",
+        sliceObject("api", [{ ip: "10.244.2.9", node: "node-2" }], { port: 8080 }),
+      );
+      await eventually(
+        "service api programmed",
+        () => hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes("10.96.0.11")),
+      );
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,113 @@
+import * as assert from "node:assert/strict";
+import { idHash, SlotIndex, SlotMap } from "../../lib/proxy/slot_index.ts";
+
+/** A deterministic pseudo-random sequence (xorshift32). */
+function random(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+}
+
+function guid(n: number): string {
+  const hex = (n * 2654435761 >>> 0).toString(16).toUpperCase().padStart(8, "0");
+  return `${hex}-0000-4000-8000-${String(n).padStart(12, "0")}`;
+}
+
+Deno.test("slot index: finds, inserts and removes as a Map does, through growth and long probe runs", () => {
+  for (const seed of [1, 2, 3]) {
+    const next = random(seed);
+    const ids: (string | undefined)[] = [];
+    const index = new SlotIndex((slot) => ids[slot]!);
+    const model = new Map<string, number>();
+    const free: number[] = [];
+    for (let step = 0; step < 20_000; step++) {
+      // Few distinct IDs at first (many removes of present IDs), more later (growth).
+      const id = guid(Math.floor(next() * (step < 10_000 ? 300 : 5_000)));
+      const r = next();
+      if (r < 0.55) {
+        if (model.has(id)) continue;
+        const slot = free.pop() ?? ids.length;
+        ids[slot] = id;
+        index.insert(id, slot);
+        model.set(id, slot);
+      } else if (r < 0.85) {
+        const slot = index.remove(id);
+        assert.equal(slot, model.get(id) ?? -1, `remove ${id} at step ${step}`);
+        if (slot >= 0) {
+          ids[slot] = undefined;
+          free.push(slot);
+          model.delete(id);
+        }
+      } else {
+        assert.equal(index.find(id), model.get(id) ?? -1, `find ${id} at step ${step}`);
+      }
+      assert.equal(index.size, model.size);
+    }
+    for (const [id, slot] of model) assert.equal(index.find(id), slot);
+    assert.equal(index.find("not there"), -1);
+  }
+});
+
+Deno.test("slot index: IDs whose hashes collide are told apart, and removing one keeps the rest found", () => {
+  // Every ID in one home cell: a single probe run through the whole table.
+  const ids = Array.from({ length: 11 }, (_, i) => `id-${i}`);
+  const cells = 16;
+  const home = (id: string) => idHash(id) & (cells - 1);
+  const colliding: string[] = [];
+  for (let n = 0; colliding.length < 11; n++) {
+    const id = `x${n}`;
+    if (home(id) === home(ids[0])) colliding.push(id);
+  }
+  const index = new SlotIndex((slot) => colliding[slot], 11);
+  colliding.forEach((id, slot) => index.insert(id, slot));
+  for (const [slot, id] of colliding.entries()) assert.equal(index.find(id), slot);
+  for (const gone of [0, 5, 10, 1]) {
+    assert.equal(index.remove(colliding[gone]), gone);
+    assert.equal(index.find(colliding[gone]), -1);
+    assert.equal(index.remove(colliding[gone]), -1);
+  }
+  for (const [slot, id] of colliding.entries()) {
+    if (![0, 5, 10, 1].includes(slot)) assert.equal(index.find(id), slot, id);
+  }
+  assert.equal(index.size, 7);
+  index.clear();
+  assert.equal(index.size, 0);
+  assert.equal(index.find(colliding[2]), -1);
+});
+
+Deno.test("slot map: a Map of values that carry their ID; iteration is live and visits a value present throughout once", () => {
+  const map = new SlotMap<{ id: string; n: number }>((v) => v.id);
+  for (let n = 0; n < 1000; n++) map.set(guid(n), { id: guid(n), n });
+  assert.equal(map.size, 1000);
+  assert.equal(map.get(guid(7))?.n, 7);
+  map.set(guid(7), { id: guid(7), n: -7 });
+  assert.equal(map.get(guid(7))?.n, -7);
+  assert.equal(map.size, 1000);
+  assert.ok(map.delete(guid(8)));
+  assert.ok(!map.delete(guid(8)));
+  assert.ok(!map.has(guid(8)) && map.has(guid(9)));
+
+  // Entries dropped and added while iterating: those present throughout are seen once.
+  const seen = new Map<string, number>();
+  let added = 1000;
+  for (const [id, value] of map) {
+    assert.equal(value.id, id);
+    seen.set(id, (seen.get(id) ?? 0) + 1);
+    if (value.n % 3 === 0 && value.n < 999) map.delete(guid(value.n + 1));
+    if (added < 1500) map.set(guid(added), { id: guid(added), n: added++ });
+  }
+  for (let n = 0; n < 1000; n++) {
+    if (n === 8 || n % 3 === 1) continue; // dropped (maybe before they were reached)
+    assert.equal(seen.get(guid(n)), 1, guid(n));
+  }
+  assert.equal(map.size, 1500 - 1 - 333);
+  for (let n = 1000; n < 1500; n++) assert.equal(map.get(guid(n))?.n, n);
+  assert.equal([...map.keys()].length, map.size);
+  map.clear();
+  assert.equal(map.size, 0);
+  assert.deepEqual([...map.values()], []);
+});
