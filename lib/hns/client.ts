@@ -25,7 +25,7 @@
 import { HnsError, HResult, isNotFound, isUnsupported } from "./errors.ts";
 import { describeEndpoint, describeLoadBalancer } from "./describe.ts";
 import { featuresOf } from "./features.ts";
-import { IdListing, invalidListing } from "./id_listing.ts";
+import { IdListing, invalidListing, type Pacer } from "./id_listing.ts";
 import { canonicalGuid, newGuid, ZERO_GUID } from "./guid.ts";
 import { kindWords } from "./names.ts";
 import type {
@@ -522,12 +522,12 @@ class Client implements HnsClient {
     );
   }
 
-  listIds(kind: "LoadBalancer" | "Endpoint"): Promise<IdListing> {
+  listIds(kind: "LoadBalancer" | "Endpoint", pace?: Pacer): Promise<IdListing> {
     const lbs = kind === "LoadBalancer";
     return this.#context(
       lbs ? "listLoadBalancerIds" : "listEndpointIds",
       lbs ? "load balancers" : "endpoints",
-      async () => IdListing.from(await this.#api.enumerateIds(kind, enumerateQuery())),
+      async () => IdListing.read(kind, await this.#api.enumerateIds(kind, enumerateQuery()), pace),
     );
   }
 

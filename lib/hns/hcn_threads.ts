@@ -1,7 +1,8 @@
 /**
  * {@link HcnApi} whose calls run on HNS threads: Deno workers that each load
  * the HCN libraries and call them synchronously (see {@link HcnCalls}), so the
- * event loop's thread never waits for HNS and does no marshalling.
+ * event loop's thread never waits for HNS and does no marshalling; listings
+ * kept apart run on the runtime's blocking pool instead ({@link PoolListings}).
  *
  * Rules:
  * - A call is queued on one thread and sent once the microtask queue has gone
@@ -30,25 +31,22 @@
  *   expected to finish it first takes it, an idle one costing a wake-up: once
  *   calls take a millisecond or more, they run on every thread at once.
  * - While listings are kept apart (the default; see
- *   {@link ThreadedHcnApi.keepListingsApart}), a thread with a listing
- *   pending (a resync's Enumerate, whose time grows with what HNS holds)
- *   takes no other call that another thread can: an event's calls do not
- *   queue behind a resync. Listings go to a thread of their own (not the
- *   first, where calls gather) and may queue together there; it is started
- *   as a listing is made, not by an event's call made while a thread lists
- *   (starting one holds the event loop). While they are not kept apart (an
- *   agent's start, when no event waits for its calls), a listing is a call
- *   like any other: no thread is started for it, nor for the calls behind it.
+ *   {@link ThreadedHcnApi.keepListingsApart}), a listing (a resync's
+ *   Enumerate, whose time grows with what HNS holds) goes to no HNS thread:
+ *   it is called nonblocking from the event loop's thread and runs on a
+ *   thread of the runtime's blocking pool (no isolate, no worker start), so
+ *   an event's calls never queue behind it. `enumerateIds` then answers the
+ *   answer itself, which the caller reads in place in slices
+ *   ({@link import("./id_listing.ts").IdListing.read}). While they are not
+ *   kept apart (an agent's start, when no event waits for its calls), a
+ *   listing is a call like any other, parsed on its thread.
  * - Threads start when needed, up to the number asked for: another one once
  *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
  *   event loop for tens of milliseconds, once, and keeps its memory (an
  *   isolate, about 10 MiB) while it runs.
  * - A thread that has had no call for {@link IDLE_END_MS} ends, unless it is
- *   the last one, or, while listings are kept apart, the last but one (the
- *   listings' thread: a listing is made inside a run, and starting its
- *   thread again there would hold the event loop): after a start or a
- *   burst, the agent keeps the calls' thread and the listings', and starts
- *   others again when calls queue.
+ *   the last one: after a start or a burst, the agent keeps the calls'
+ *   thread, and starts others again when calls queue.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
@@ -58,7 +56,8 @@
  *   fails its unanswered calls, and the API refuses later ones.
  * - Dispose refuses further calls; calls already made still run and are
  *   answered (whatever they open or allocate is handed over or freed), then
- *   the threads end and the libraries are released.
+ *   the threads end and, once every listing answered was released, the
+ *   libraries are released.
  *
  * @module
  */
@@ -66,7 +65,8 @@
 import { HnsError, type HnsErrorInit } from "./errors.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind, ItemFailure } from "./types.ts";
-import type { IdListingData } from "./id_listing.ts";
+import type { IdListingAnswer } from "./id_listing.ts";
+import { PoolListings } from "./pool_listings.ts";
 
 /** HNS threads when none are asked for. */
 export const DEFAULT_HNS_THREADS = 4;
@@ -93,18 +93,8 @@ export const SPAWN_MICROS = 5000;
  */
 export const WORKER_START_MS = 300;
 
-/**
- * How long a thread may go without a call before it ends (unless it is kept:
- * the calls' thread, and the listings' while kept apart), ms.
- */
+/** How long a thread may go without a call before it ends (unless it is the last), ms. */
 export const IDLE_END_MS = 60_000;
-
-/**
- * What a pending listing is taken to cost the calls queued behind it, in µs:
- * more than {@link SPAWN_MICROS}, so that a call made while a thread lists
- * (a resync in the background) goes to another thread, started if need be.
- */
-export const LISTING_MICROS = 10_000;
 
 /**
  * Batches whose fastest call tells how long a call takes (module notes); a
@@ -173,8 +163,6 @@ function firstCall(op: Exclude<ThreadOp, "hnsCall">): HcnOperation {
 interface Pending {
   resolve(value: unknown): void;
   reject(err: unknown): void;
-  /** An Enumerate, whose time grows with what HNS holds. */
-  listing: boolean;
   /** The HNS calls' worth of work it is (a request of many items counts each). */
   calls: number;
 }
@@ -194,8 +182,6 @@ class HnsThread {
   /** Calls sent or queued and not answered, oldest first, from `head`. */
   pending: Pending[] = [];
   head = 0;
-  /** Listings among the pending calls. */
-  listings = 0;
   /** The pending requests' calls (a request of many items counts each): what its queue costs. */
   load = 0;
   /** Terminated. */
@@ -227,7 +213,6 @@ class HnsThread {
   /** The oldest pending call, removed. */
   shift(): Pending {
     const p = this.pending[this.head++];
-    if (p.listing) this.listings--;
     this.load -= p.calls;
     if (this.head === this.pending.length) {
       this.pending = [];
@@ -268,8 +253,10 @@ export class ThreadedHcnApi implements HcnApi {
   /** Batches timed so far (capped at {@link TIMED_BATCHES}). */
   #timedBatches = 0;
   #closed: string | undefined;
-  /** Listings take a thread of their own (module notes). */
+  /** Listings run on the runtime's blocking pool (module notes). */
   #listingsApart = true;
+  readonly #pool: PoolListings;
+  #released = false;
   readonly #send = () => this.#sendAll();
 
   /**
@@ -290,7 +277,14 @@ export class ThreadedHcnApi implements HcnApi {
     this.callsInFlight = this.#maxThreads * CALLS_IN_FLIGHT_PER_THREAD;
     this.#idleEndMs = init.idleEndMs ?? IDLE_END_MS;
     this.#init = init.library ? { library: init.library } : {};
-    this.#threads = [this.#spawn()];
+    this.#pool = PoolListings.open(init.library);
+    this.#pool.onIdle = () => this.#releaseOnceDone();
+    try {
+      this.#threads = [this.#spawn()];
+    } catch (err) {
+      this.#pool.close();
+      throw err;
+    }
   }
 
   /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
@@ -304,23 +298,18 @@ export class ThreadedHcnApi implements HcnApi {
     return thread;
   }
 
-  /** Threads that stay however long they are idle: the calls', and the listings' while kept apart. */
-  #keptThreads(): number {
-    return this.#listingsApart && this.#maxThreads > 1 ? 2 : 1;
-  }
-
-  /** While more threads run than are kept, look for idle ones now and then. */
+  /** While more threads run than the one kept, look for idle ones now and then. */
   #watchIdle(): void {
-    if (this.#idleTimer !== undefined || this.#threads.length <= this.#keptThreads()) return;
+    if (this.#idleTimer !== undefined || this.#threads.length <= 1) return;
     const timer = setInterval(() => this.#endIdle(), Math.max(1, this.#idleEndMs / 4));
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
   }
 
-  /** End the threads idle for `#idleEndMs` or more, keeping {@link #keptThreads}. */
+  /** End the threads idle for `#idleEndMs` or more, keeping one. */
   #endIdle(): void {
     const threads = this.#threads;
-    const kept = this.#keptThreads();
+    const kept = 1;
     const now = performance.now();
     for (let i = threads.length - 1; i >= 0 && threads.length > kept; i--) {
       const t = threads[i];
@@ -348,16 +337,11 @@ export class ThreadedHcnApi implements HcnApi {
     c?: unknown,
     calls = 1,
   ): Promise<T> {
-    if (this.#closed !== undefined) {
-      const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(firstCall(op), kind!);
-      return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
-    }
-    const listing = op === "enumerate" || op === "enumerateIds";
-    const thread = this.#pick(listing);
+    if (this.#closed !== undefined) return this.#refused(op, kind);
+    const thread = this.#pick();
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    if (listing) thread.listings++;
     thread.load += calls;
-    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, listing, calls });
+    thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, calls });
     thread.outbox.push(OPS.indexOf(op), kind, a, b, c);
     this.#queuedSinceCheck = true;
     if (!this.#sendScheduled) {
@@ -367,17 +351,18 @@ export class ThreadedHcnApi implements HcnApi {
     return promise;
   }
 
+  /** A call refused after dispose. */
+  #refused<T>(op: ThreadOp, kind: HcnKind | undefined): Promise<T> {
+    const name = op === "hnsCall" ? HNS_CALL : hcnFunctionName(firstCall(op), kind!);
+    return Promise.reject(new Error(`${this.#closed}; cannot call ${name}`));
+  }
+
   /**
    * The thread expected to finish a new call first. A thread not started yet
    * counts as idle; it is started when it would be picked.
    */
-  #pick(listing: boolean): HnsThread {
+  #pick(): HnsThread {
     const threads = this.#threads;
-    const apart = this.#listingsApart;
-    if (listing && apart) {
-      const own = this.#listingThread();
-      if (own) return own;
-    }
     const callMicros = this.#callMicros;
     // What a queue costs counts towards a new thread only once calls were timed often enough.
     const spawnMicros = this.#timedBatches < TIMED_BATCHES ? 0 : callMicros;
@@ -387,30 +372,23 @@ export class ThreadedHcnApi implements HcnApi {
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
       const queued = t.load;
-      if (
-        queued > 0 && (listing || !apart || t.listings === 0) &&
-        queued * callMicros < WAKE_MICROS &&
-        queued > (fill?.load ?? 0)
-      ) {
+      if (queued > 0 && queued * callMicros < WAKE_MICROS && queued > (fill?.load ?? 0)) {
         fill = t;
       }
     }
     if (fill) return fill;
-    // Else the thread expected to finish it first; an idle one costs a
-    // wake-up, and a listing (a resync's, say) as much as a new thread, to
-    // any call but another listing.
+    // Else the thread expected to finish it first; an idle one costs a wake-up.
     let best = threads[0];
     let bestCost = Infinity;
     let bestSpawnCost = Infinity;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
       const queued = t.load;
-      const listingCost = apart && !listing && t.listings > 0 ? LISTING_MICROS : 0;
-      const cost = queued === 0 ? WAKE_MICROS : queued * callMicros + listingCost;
+      const cost = queued === 0 ? WAKE_MICROS : queued * callMicros;
       if (cost < bestCost) {
         best = t;
         bestCost = cost;
-        bestSpawnCost = queued === 0 ? WAKE_MICROS : queued * spawnMicros + listingCost;
+        bestSpawnCost = queued === 0 ? WAKE_MICROS : queued * spawnMicros;
       }
     }
     if (bestSpawnCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
@@ -423,28 +401,6 @@ export class ThreadedHcnApi implements HcnApi {
       }
     }
     return best;
-  }
-
-  /**
-   * The thread for a listing: one with nothing but listings queued, other
-   * than the first (where calls gather), else a new one started now, as the
-   * listing is made; undefined when no further thread may start.
-   */
-  #listingThread(): HnsThread | undefined {
-    const threads = this.#threads;
-    for (let i = threads.length - 1; i > 0; i--) {
-      if (threads[i].outstanding === threads[i].listings) return threads[i];
-    }
-    if (threads.length >= this.#maxThreads) return undefined;
-    try {
-      const t = this.#spawn();
-      threads.push(t);
-      this.#watchIdle();
-      return t;
-    } catch {
-      // No further thread now: the busy ones take the listing.
-      return undefined;
-    }
   }
 
   #sendAll(): void {
@@ -527,20 +483,40 @@ export class ThreadedHcnApi implements HcnApi {
     for (const t of this.#threads) if (t.outstanding === 0) this.#end(t);
   }
 
-  /** End `thread`; the libraries are released when the last thread has ended. */
+  /** End `thread`; the libraries are released once the last thread has ended. */
   #end(thread: HnsThread): void {
     if (thread.ended) return;
     thread.ended = true;
     thread.worker.terminate();
-    if (this.#threads.every((t) => t.ended)) this.#release();
+    this.#releaseOnceDone();
+  }
+
+  /**
+   * Once closed, with every thread ended and no listing in flight or
+   * unreleased: release the libraries (once).
+   */
+  #releaseOnceDone(): void {
+    if (this.#released || this.#closed === undefined || this.#pool.busy > 0) return;
+    if (!this.#threads.every((t) => t.ended)) return;
+    this.#released = true;
+    this.#pool.close();
+    this.#release();
   }
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
-    return this.#call("enumerate", kind, query);
+    if (!this.#listingsApart) return this.#call("enumerate", kind, query);
+    if (this.#closed !== undefined) return this.#refused("enumerate", kind);
+    return this.#pool.text(kind, query);
   }
 
-  enumerateIds(kind: HcnKind, query: string): Promise<IdListingData> {
-    return this.#call("enumerateIds", kind, query);
+  /**
+   * The listing, parsed on an HNS thread; while listings are kept apart, the
+   * answer itself, to read with {@link import("./id_listing.ts").IdListing.read}.
+   */
+  enumerateIds(kind: HcnKind, query: string): Promise<IdListingAnswer> {
+    if (!this.#listingsApart) return this.#call("enumerateIds", kind, query);
+    if (this.#closed !== undefined) return this.#refused("enumerateIds", kind);
+    return this.#pool.answer(kind, query);
   }
 
   open(kind: HcnKind, id: string): Promise<HcnHandle> {
@@ -655,29 +631,15 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * Whether listings take a thread of their own (true until told otherwise;
-   * module notes). An agent starts with them on the calls' thread (no
-   * event's calls queue behind one, and a thread fewer keeps the start's
-   * peak memory down) and keeps them apart once it serves events. Told to
-   * keep them apart while only one thread runs, it starts their thread now
-   * (a worker start holds the event loop, so the caller picks the moment).
+   * Whether listings run apart from the calls, on the runtime's blocking
+   * pool (true until told otherwise; module notes). An agent starts with
+   * them on the calls' thread (no event's calls queue behind one, and the
+   * thread parses the answer while the event loop's thread reads the
+   * cluster) and keeps them apart once it serves events. No thread starts
+   * either way.
    */
   keepListingsApart(apart: boolean): void {
-    const was = this.#listingsApart;
     this.#listingsApart = apart;
-    if (this.#closed !== undefined) return;
-    if (!apart) {
-      this.#watchIdle(); // one thread fewer is kept now
-      return;
-    }
-    if (was) return;
-    if (this.#threads.length > 1 || this.#threads.length >= this.#maxThreads) return;
-    try {
-      this.#threads.push(this.#spawn());
-      this.#watchIdle();
-    } catch {
-      // None now: the next listing starts it, as any listing would.
-    }
   }
 
   /** HNS threads started so far (those that ended included). */

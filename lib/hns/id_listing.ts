@@ -14,6 +14,11 @@
  * - {@link IdListingData} is structured-cloneable: an HNS thread builds it
  *   from the answer (lib/hns/hcn_thread.ts) and hands over only that, its
  *   buffers transferred; {@link IdListing.from} wraps it without a copy.
+ * - An answer still in the memory HNS put it in ({@link ListingAnswer}: a
+ *   listing made from the event loop's thread) is read in place by
+ *   {@link IdListing.read}, no string made of it, and freed once read; the
+ *   read steps a {@link Pacer} per page scanned and per ID, so that it runs
+ *   in slices between other work.
  *
  * @module
  */
@@ -21,6 +26,7 @@
 import { HnsError, HResult } from "./errors.ts";
 import { hcnFunctionName } from "./names.ts";
 import type { HcnKind } from "./types.ts";
+import { decodeWide, readWide } from "./wstr.ts";
 
 /** Something that tells whether it holds an ID (index form: upper case): a listing or a Set. */
 export interface IdLookup extends Iterable<string> {
@@ -46,6 +52,37 @@ export interface IdListingData {
   others: string[];
 }
 
+/**
+ * An Enumerate answer still in the memory HNS handed it over in: a
+ * NUL-terminated UTF-16 string the receiver must {@link ListingAnswer.release}
+ * exactly once (it is not read after). {@link IdListing.read} does both.
+ */
+export interface ListingAnswer {
+  /** The answer's first code unit; null for no answer (an empty listing). */
+  readonly answer: Deno.PointerObject | null;
+  /** Free the answer. */
+  release(): void;
+}
+
+/** What {@link import("./types.ts").HcnApi.enumerateIds} answers: the listing's data, or the answer to read. */
+export type IdListingAnswer = IdListingData | ListingAnswer;
+
+/** Something that paces a loop: call `step` once per item; a promise means: await it first. */
+export interface Pacer {
+  /** Called once per item; a promise means: await it before the next item. */
+  step(): Promise<void> | undefined;
+}
+
+/** UTF-16 code units of text. */
+type Units = Uint16Array;
+/** Text: a string, or its UTF-16 code units. */
+type Text = string | Units;
+
+/** The code unit at `i` of `t` (not a number past the end). */
+function codeAt(t: Text, i: number): number {
+  return typeof t === "string" ? t.charCodeAt(i) : t[i];
+}
+
 /** Hex digit values by char code, -1 for others. */
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 10; i++) HEX[48 + i] = i;
@@ -56,13 +93,15 @@ const DIGIT_AT = [...Array(36).keys()].filter((i) => i !== 8 && i !== 13 && i !=
 
 /** Words of the GUID parsed last (JS runs one thing at a time per thread). */
 const scratch = new Uint32Array(4);
+/** The code units of the ID looked up last. */
+const idUnits = new Uint16Array(36);
 
-/** Hex digits of `s[from, to)` into a 32-bit word, or -1 (as any negative) for a non-digit. */
-function word(s: string, from: number, to: number): number {
+/** Hex digits of `u[from, to)` into a 32-bit word, or -1 (as any negative) for a non-digit. */
+function word(u: Units, from: number, to: number): number {
   let v = 0;
   let bad = 0;
   for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
+    const c = u[i];
     const d = HEX[c & 127] | (c >> 7 !== 0 ? -1 : 0);
     bad |= d;
     v = (v << 4) | (d & 15);
@@ -72,35 +111,38 @@ function word(s: string, from: number, to: number): number {
 
 /** Parse a canonical GUID into {@link scratch}; false when `s` is not one. */
 function parseGuid(s: string): boolean {
-  return s.length === 36 && parseGuidAt(s, 0);
+  return s.length === 36 && parseGuidIn(s, 0);
 }
 
-/** Parse the canonical GUID at `s[o, o + 36)` into {@link scratch}; false when there is none. */
-function parseGuidAt(s: string, o: number): boolean {
-  if (
-    s.charCodeAt(o + 8) !== 45 || s.charCodeAt(o + 13) !== 45 ||
-    s.charCodeAt(o + 18) !== 45 || s.charCodeAt(o + 23) !== 45
-  ) {
-    return false;
-  }
+/** Parse the canonical GUID at `t[o, o + 36)` into {@link scratch}; false when there is none. */
+function parseGuidIn(t: Text, o: number): boolean {
+  if (o + 36 > t.length) return false;
+  if (typeof t !== "string") return parseGuidAt(t, o);
+  for (let i = 0; i < 36; i++) idUnits[i] = t.charCodeAt(o + i);
+  return parseGuidAt(idUnits, 0);
+}
+
+/** Parse the canonical GUID at `u[o, o + 36)` into {@link scratch}; false when there is none. */
+function parseGuidAt(u: Units, o: number): boolean {
+  if (u[o + 8] !== 45 || u[o + 13] !== 45 || u[o + 18] !== 45 || u[o + 23] !== 45) return false;
   // Words as int32 (a GUID's upper bit makes them negative): -1 is a valid word, so each
   // part is checked for non-digits apart.
-  const b1 = word(s, o + 9, o + 13);
-  const b2 = word(s, o + 14, o + 18);
-  const c1 = word(s, o + 19, o + 23);
-  const c2 = word(s, o + 24, o + 28);
-  if ((b1 | b2 | c1 | c2) < 0 || !digits(s, o, o + 8) || !digits(s, o + 28, o + 36)) return false;
-  scratch[0] = word(s, o, o + 8);
+  const b1 = word(u, o + 9, o + 13);
+  const b2 = word(u, o + 14, o + 18);
+  const c1 = word(u, o + 19, o + 23);
+  const c2 = word(u, o + 24, o + 28);
+  if ((b1 | b2 | c1 | c2) < 0 || !digits(u, o, o + 8) || !digits(u, o + 28, o + 36)) return false;
+  scratch[0] = word(u, o, o + 8);
   scratch[1] = (b1 << 16) | b2;
   scratch[2] = (c1 << 16) | c2;
-  scratch[3] = word(s, o + 28, o + 36);
+  scratch[3] = word(u, o + 28, o + 36);
   return true;
 }
 
-/** Whether `s[from, to)` holds hex digits only. */
-function digits(s: string, from: number, to: number): boolean {
+/** Whether `u[from, to)` holds hex digits only. */
+function digits(u: Units, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
+    const c = u[i];
     if (c > 127 || HEX[c] < 0) return false;
   }
   return true;
@@ -147,8 +189,8 @@ export class IdListingBuilder {
   }
 
   /** Add the canonical GUID at `text[at, at + 36)`; false when there is none. */
-  addGuidAt(text: string, at: number): boolean {
-    if (!parseGuidAt(text, at)) return false;
+  addGuidAt(text: Text, at: number): boolean {
+    if (!parseGuidIn(text, at)) return false;
     this.#addParsed();
     return true;
   }
@@ -203,8 +245,13 @@ function capacityFor(n: number): number {
  * Throws a SyntaxError when it is not one.
  */
 export function idListingFromText(text: string): IdListingData {
-  const read = guidsFromText(text);
-  if (read) return read;
+  const reader = new GuidArrayReader(text);
+  while (reader.next());
+  return reader.done() ?? idListingFromJson(text);
+}
+
+/** The data of a listing from a JSON array of IDs, by JSON.parse; a SyntaxError when it is not one. */
+function idListingFromJson(text: string): IdListingData {
   const all: unknown = JSON.parse(text === "" ? "[]" : text);
   if (!Array.isArray(all)) throw new SyntaxError("not a JSON array");
   const builder = new IdListingBuilder(all.length);
@@ -216,34 +263,88 @@ export function idListingFromText(text: string): IdListingData {
 }
 
 /**
- * The listing of HNS's usual answer, a JSON array of canonical GUIDs with
- * nothing but whitespace between the tokens, read from the text directly (no
- * string per ID); undefined for any other text, which JSON.parse then reads.
+ * Reads HNS's usual answer, a JSON array of canonical GUIDs with nothing but
+ * whitespace between the tokens, from its code units directly (no string per
+ * ID), one ID per {@link next}; any other text is left to JSON.parse.
  */
-function guidsFromText(text: string): IdListingData | undefined {
-  const builder = new IdListingBuilder(Math.floor(text.length / 39));
-  let i = blank(text, 0);
-  if (text.charCodeAt(i) !== 91) return undefined; // [
-  i = blank(text, i + 1);
-  if (text.charCodeAt(i) !== 93) {
-    for (;;) {
-      if (text.charCodeAt(i) !== 34 || text.charCodeAt(i + 37) !== 34) return undefined; // "
-      if (!builder.addGuidAt(text, i + 1)) return undefined;
-      i = blank(text, i + 38);
-      if (text.charCodeAt(i) !== 44) break; // ,
-      i = blank(text, i + 1);
-    }
-    if (text.charCodeAt(i) !== 93) return undefined; // ]
+class GuidArrayReader {
+  readonly #u: Text;
+  readonly #builder: IdListingBuilder;
+  #i: number;
+  /** 1: an ID is next; 0: read to its end; -1: not such an answer. */
+  #state: number;
+
+  constructor(u: Text) {
+    this.#u = u;
+    this.#builder = new IdListingBuilder(Math.floor(u.length / 39));
+    const open = blank(u, 0);
+    this.#i = blank(u, open + 1);
+    this.#state = codeAt(u, open) !== 91 ? -1 : codeAt(u, this.#i) === 93 ? this.#end(this.#i) : 1; // [ ]
   }
-  return blank(text, i + 1) === text.length ? builder.done() : undefined;
+
+  /** Read the next ID; false once the answer is read (or found not to be such). */
+  next(): boolean {
+    if (this.#state !== 1) return false;
+    const u = this.#u;
+    const at = this.#i;
+    // "GUID"
+    if (codeAt(u, at) !== 34 || codeAt(u, at + 37) !== 34 || !this.#builder.addGuidAt(u, at + 1)) {
+      this.#state = -1;
+      return false;
+    }
+    const i = blank(u, at + 38);
+    if (codeAt(u, i) === 44) { // ,
+      this.#i = blank(u, i + 1);
+      return true;
+    }
+    this.#state = codeAt(u, i) === 93 ? this.#end(i) : -1; // ]
+    return false;
+  }
+
+  /** The state after the closing bracket at `i`: the answer ends there, but for whitespace. */
+  #end(i: number): number {
+    return blank(this.#u, i + 1) === this.#u.length ? 0 : -1;
+  }
+
+  /** The listing read; undefined when the answer is not such (or not read to its end). */
+  done(): IdListingData | undefined {
+    return this.#state === 0 ? this.#builder.done() : undefined;
+  }
 }
 
-/** The index of the first non-whitespace character (JSON's) at or after `i`. */
-function blank(s: string, i: number): number {
-  for (;; i++) {
-    const c = s.charCodeAt(i);
+/** The index of the first non-whitespace character (JSON's) at or after `i`, or the end. */
+function blank(u: Text, i: number): number {
+  for (; i < u.length; i++) {
+    const c = codeAt(u, i);
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return i;
   }
+  return u.length;
+}
+
+/** Bytes in the smallest memory page of the platforms Deno runs on. */
+const PAGE = 4096;
+
+/**
+ * The length in code units of the NUL-terminated UTF-16 answer at `ptr` (2-byte aligned),
+ * scanned a page per step of `pace`: the page holding the current position
+ * is mapped (the answer is there), and the scan never reads past the page
+ * in which the terminator lies.
+ */
+async function answerLength(ptr: Deno.PointerObject, pace?: Pacer): Promise<number> {
+  const address = BigInt(Deno.UnsafePointer.value(ptr));
+  const first = PAGE - Number(address % BigInt(PAGE));
+  for (let offset = 0, span = first;; offset += span, span = PAGE) {
+    const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr, span, offset));
+    const at = units.indexOf(0);
+    if (at >= 0) return offset / 2 + at;
+    const wait = pace?.step();
+    if (wait) await wait;
+  }
+}
+
+/** Whether `data` is an answer still to read ({@link ListingAnswer}). */
+function isListingAnswer(data: IdListingAnswer): data is ListingAnswer {
+  return typeof (data as ListingAnswer).release === "function";
 }
 
 /**
@@ -299,6 +400,35 @@ export class IdListing implements IdLookup {
   /** The listing of `data` (not copied). */
   static from(data: IdListingData): IdListing {
     return new IdListing(data);
+  }
+
+  /**
+   * The listing of what an Enumerate of `kind` answered: its data, or the
+   * answer itself, read in place a page and an ID per step of `pace` (in one
+   * go without), then released, whatever happens. An answer that is not a
+   * JSON array of IDs is an {@link HnsError} INVALID_JSON naming the call.
+   */
+  static async read(kind: HcnKind, data: IdListingAnswer, pace?: Pacer): Promise<IdListing> {
+    if (!isListingAnswer(data)) return new IdListing(data);
+    try {
+      const ptr = data.answer;
+      if (ptr && BigInt(Deno.UnsafePointer.value(ptr)) % 2n !== 0n) {
+        // Not 2-byte aligned (never so for HNS strings): copied out as text, read in one go.
+        return new IdListing(idListingOfAnswer(kind, readWide(ptr)));
+      }
+      const n = ptr ? await answerLength(ptr, pace) : 0;
+      if (n === 0) return new IdListing(idListingOfAnswer(kind, ""));
+      // A view of the answer where it is: valid until released below, not kept.
+      const units = new Uint16Array(Deno.UnsafePointerView.getArrayBuffer(ptr!, n * 2));
+      const reader = new GuidArrayReader(units);
+      while (reader.next()) {
+        const wait = pace?.step();
+        if (wait) await wait;
+      }
+      return new IdListing(reader.done() ?? idListingOfAnswer(kind, decodeWide(units)));
+    } finally {
+      data.release();
+    }
   }
 
   /** The listing of these IDs. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { IdListing, IdListingData } from "./id_listing.ts";
+import type { IdListing, IdListingAnswer, Pacer } from "./id_listing.ts";
 
 /** HCN schema version carried by every v2 object. */
 export interface HcnSchemaVersion {
@@ -167,10 +167,12 @@ export interface HcnApi {
   enumerate(kind: HcnKind, query: string): Promise<string>;
   /**
    * `HcnEnumerateX(query)` parsed where the call ran (the FFI backend: on its
-   * HNS thread), so that only {@link IdListingData} reaches the caller: an
-   * `HnsError` INVALID_JSON when the answer is not a JSON array of IDs.
+   * HNS thread), so that only the listing's typed arrays reach the caller: an
+   * `HnsError` INVALID_JSON when the answer is not a JSON array of IDs. Or
+   * the answer as HNS handed it over (the FFI backend while listings are kept
+   * apart), which the caller must read with `IdListing.read` (that releases it).
    */
-  enumerateIds(kind: HcnKind, query: string): Promise<IdListingData>;
+  enumerateIds(kind: HcnKind, query: string): Promise<IdListingAnswer>;
   /** `HcnOpenX(id)`: a handle the caller must close. */
   open(kind: HcnKind, id: string): Promise<HcnHandle>;
   /**
@@ -385,9 +387,10 @@ export interface HnsClient {
   /**
    * The IDs of all load balancers or all endpoints (one Enumerate call), held
    * compactly ({@link IdListing}) and parsed where the call ran
-   * ({@link HcnApi.enumerateIds}). Throws like the listings.
+   * ({@link HcnApi.enumerateIds}), or here, a page and an ID per step of
+   * `pace` ({@link IdListing.read}). Throws like the listings.
    */
-  listIds(kind: "LoadBalancer" | "Endpoint"): Promise<IdListing>;
+  listIds(kind: "LoadBalancer" | "Endpoint", pace?: Pacer): Promise<IdListing>;
   /** All load balancers with properties. */
   listLoadBalancers(): Promise<HcnLoadBalancer[]>;
   /** One load balancer, or undefined when HNS does not have it. */

@@ -22,13 +22,13 @@
  *   but gone from the cache was deleted meanwhile, so it is not read as new.
  *   Which IDs were known then is told by journals of the IDs learnt and
  *   forgotten since ({@link IdMark}), not by a copy of every ID.
- * - A listing is read and parsed on the HNS thread that made the call and
- *   handed over as an `IdListing` (lib/hns/id_listing.ts): typed arrays, so the event loop's
- *   thread neither decodes the answer nor takes megabytes of strings and
+ * - A listing is held as an `IdListing` (lib/hns/id_listing.ts): typed
+ *   arrays, so the event loop's thread takes no megabytes of strings and
  *   sets into its heap (each would set off a mark-compact, whose marking
- *   and pauses hold the runs).
- * - The background work (finding the IDs that vanished or are new:
- *   O(cluster)) runs in slices of at most {@link SLICE_MS} between yields to
+ *   and pauses hold the runs). In the background the answer is read where
+ *   HNS put it (no string made of it), paced like the comparison below.
+ * - The background work (reading the listings, finding the IDs that
+ *   vanished or are new: O(cluster)) runs in slices of at most {@link SLICE_MS} between yields to
  *   the event loop, and never while a run is in flight
  *   ({@link Resync.runStarted}); the run that takes the result checks only
  *   those IDs again (O(what changed)).
@@ -40,7 +40,7 @@
  * @module
  */
 
-import type { IdLookup } from "../hns/id_listing.ts";
+import type { IdLookup, Pacer } from "../hns/id_listing.ts";
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type Clock, RetryBackoff } from "./backoff.ts";
@@ -384,19 +384,16 @@ export class Resync {
     }
     // One after the other: HNS serializes them anyway.
     await pace?.pause();
-    const lbIds = await client.listIds("LoadBalancer");
+    const lbIds = await client.listIds("LoadBalancer", pace);
     await pace?.pause();
-    const epIds = await client.listIds("Endpoint");
+    const epIds = await client.listIds("Endpoint", pace);
     const routes = await this.#o.readRoutes?.(networkId);
     return { startedAt, networkId, networkIds, lbIds, epIds, ...(routes ? { routes } : {}) };
   }
 }
 
 /** Something that paces a loop: {@link Pace}, or a test's stand-in. */
-export interface Pacer {
-  /** Call once per item; a promise means: await it before the next item. */
-  step(): Promise<void> | undefined;
-}
+export type { Pacer };
 
 /** `fn` for each item, pausing when `pace` says so. */
 async function each<T>(items: Iterable<T>, pace: Pacer | undefined, fn: (item: T) => void) {

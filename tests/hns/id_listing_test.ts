@@ -2,7 +2,9 @@
  * IdListing holds a listing's IDs as a Set of their upper-case forms would:
  * the same membership, size and members, for GUIDs in either case, IDs that
  * are not GUIDs (or nearly are), and duplicates; and it survives the
- * structured clone an HNS thread hands it over by.
+ * structured clone an HNS thread hands it over by; an answer read in place
+ * (as HNS hands it over to the event loop's thread) lists the same, is
+ * released once, and is read in steps of a pacer that may make it wait.
  *
  * @module
  */
@@ -15,7 +17,9 @@ import {
   idListingFromText,
   idListingOfAnswer,
   isIdListingData,
+  type Pacer,
 } from "../../lib/hns/id_listing.ts";
+import { handedOver } from "./handed_over.ts";
 import { prng } from "../prng.ts";
 
 const HEX = "0123456789abcdefABCDEF";
@@ -132,4 +136,75 @@ Deno.test("IdListing: untouched lists what touch has not found, and touch answer
   // IDs that are not GUIDs stay among the untouched (a superset is what callers need).
   deepEqual([...listing.untouched()].sort(), [...rest, "EP-1"].sort());
   equal(listing.size, 201);
+});
+
+Deno.test("IdListing.read: an answer handed over is read in place as its text would be, and released once", async () => {
+  const rand = prng(21);
+  // Long enough to span many memory pages (39 units, 78 bytes per ID).
+  const ids = Array.from({ length: 2000 }, () => guid(rand));
+  const texts = [
+    JSON.stringify(ids),
+    ` [ ${ids.slice(0, 50).map((id) => `"${id}"`).join(" ,\n\t")} ]\r\n`,
+    "[]",
+    "",
+    JSON.stringify([...ids.slice(0, 20), "EP-1", "Ünïcode"]),
+    `["${ids[0]}", "${ids[1]}"`,
+    '["A", 1]',
+    "{}",
+  ];
+  for (const [n, text] of [...texts, JSON.stringify(ids.slice(0, 300))].entries()) {
+    // The last one at an odd address, as HNS never hands one over: read all the same.
+    const { answer, releases } = handedOver(text, n === texts.length);
+    let expected: IdListing | Error;
+    try {
+      expected = IdListing.from(idListingOfAnswer("Endpoint", text));
+    } catch (err) {
+      expected = err as Error;
+    }
+    let read: IdListing | Error;
+    try {
+      read = await IdListing.read("Endpoint", answer);
+    } catch (err) {
+      read = err as Error;
+    }
+    if (expected instanceof Error) {
+      ok(read instanceof HnsError, text.slice(0, 40));
+      equal(read.hresult, HResult.INVALID_JSON);
+      equal(read.message, expected.message);
+    } else {
+      ok(read instanceof IdListing, text.slice(0, 40));
+      deepEqual([...read].sort(), [...expected].sort(), text.slice(0, 40));
+    }
+    equal(releases(), 1, `released once: ${text.slice(0, 40)}`);
+  }
+  const none = { answer: null, release: () => nulls++ };
+  let nulls = 0;
+  equal((await IdListing.read("LoadBalancer", none)).size, 0, "no answer lists nothing");
+  equal(nulls, 1);
+});
+
+Deno.test("IdListing.read: the read steps the pacer per page and per ID, and waits whenever it says so", async () => {
+  const rand = prng(22);
+  const ids = Array.from({ length: 5000 }, () => guid(rand));
+  const { answer, releases } = handedOver(JSON.stringify(ids));
+  let steps = 0;
+  let waits = 0;
+  let between = 0;
+  const pace: Pacer = {
+    step: () => {
+      if (++steps % 100 !== 0) return undefined;
+      waits++;
+      // Work the event loop runs while the read waits (a run, say).
+      return new Promise((resolve) => setTimeout(() => (between++, resolve()), 0));
+    },
+  };
+  const listing = await IdListing.read("Endpoint", answer, pace);
+  equal(listing.size, 5000);
+  for (const id of ids) ok(listing.has(id.toUpperCase()));
+  // A step after each ID but the last, and after each page scanned but the terminator's:
+  // 390,000 bytes span at least 95 pages.
+  ok(steps >= 4999 + 94, `steps: ${steps}`);
+  equal(waits, Math.floor(steps / 100));
+  equal(between, waits, "each wait let the event loop run before the read went on");
+  equal(releases(), 1);
 });

@@ -2,10 +2,12 @@
  * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
  * emulator library: answers and failures cross the thread boundary intact,
  * a call that blocks in HNS leaves the event loop turning, slow calls spread
- * over the threads, handles move between threads, listings take a thread of
- * their own only while kept apart, idle threads end (never
- * the last one, nor the listings' while kept apart, nor one with calls pending), dispose lets calls already
- * made finish (nothing leaks), and the leak counters stay at zero.
+ * over the threads, handles move between threads, listings kept apart run on
+ * no HNS thread (the runtime's pool: no thread starts for them, no call
+ * queues behind them) and are read on the event loop's thread in paced
+ * slices, idle threads end (never the last one, nor one with calls pending),
+ * dispose lets calls already made finish and keeps the libraries until every
+ * listing is released (nothing leaks), and the leak counters stay at zero.
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
@@ -14,6 +16,7 @@ import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi, openHcnCalls } from "../../lib/hns/ffi.ts";
 import { ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
+import { IdListing, type IdListingAnswer, isIdListingData } from "../../lib/hns/id_listing.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
 import { clusterIpLb, expectHnsError, makeNetwork } from "./fixtures.ts";
 
@@ -191,55 +194,96 @@ Deno.test("threads: one slow call among fast ones starts no thread", () =>
     assertNoLeaks(emu.control);
   }));
 
-Deno.test("threads: listings take one thread of their own and queue together there", () =>
+Deno.test("threads: listings kept apart start no thread, however many run at once", () =>
   withThreads((library) => threaded(library, 3), async (emu, api) => {
+    const net = await makeNetwork(api, { Name: "cbr0" });
     emu.setLatencyMicros(50_000);
-    await api.enumerate("Network", "");
-    await Promise.all(Array.from({ length: 3 }, () => api.enumerate("Network", "")));
-    equal(api.threadsStarted, 2);
+    const listed = await Promise.all(Array.from({ length: 4 }, () => api.enumerate("Network", "")));
+    for (const ids of listed) match(ids, new RegExp(net));
+    equal(api.threadsStarted, 1);
     assertNoLeaks(emu.control);
   }));
 
-Deno.test("threads: a call made while a thread lists goes to another thread", () =>
+Deno.test("threads: an event's calls do not queue behind a listing kept apart", () =>
+  withThreads((library) => threaded(library, 1), async (emu, api) => {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(200_000);
+    // An event's two calls on the one HNS thread, and a resync's listing, made in the same turn:
+    // on that thread the listing would run after both calls.
+    const order: string[] = [];
+    const [first, second] = await Promise.all([
+      api.open("Network", net).then((h) => (order.push("first call"), h)),
+      api.open("Network", net).then((h) => (order.push("second call"), h)),
+      api.enumerate("Network", "").then(() => order.push("listing")),
+    ]);
+    ok(order.indexOf("listing") < order.indexOf("second call"), order.join(", "));
+    emu.setLatencyMicros(0);
+    await api.close("Network", first);
+    await api.close("Network", second);
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: listings not kept apart are parsed on the calls' thread; kept apart, they are answered to read here", () =>
+  withThreads((library) => threaded(library, 3), async (emu, api) => {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    const client = createHnsClient(api);
+    const created = await Promise.all(
+      Array.from(
+        { length: 30 },
+        (_, i) =>
+          client.createEndpoint(net, { IpConfigurations: [{ IpAddress: `10.1.0.${i + 2}` }] }),
+      ),
+    );
+    const expected = created.map((e) => e.ID!.toUpperCase()).sort();
+    api.keepListingsApart(false);
+    const parsed = await api.enumerateIds("Endpoint", "");
+    ok(isIdListingData(parsed), "parsed on the thread");
+    equal([...IdListing.from(parsed)].sort().join(), expected.join());
+    // Serving events: no thread starts, and the answer comes as HNS handed it over.
+    api.keepListingsApart(true);
+    const answer: IdListingAnswer = await api.enumerateIds("Endpoint", "");
+    ok(!isIdListingData(answer), "the answer itself");
+    equal(emu.control.outstandingStrings(), 1, "held until read");
+    const read = await IdListing.read("Endpoint", answer);
+    equal([...read].sort().join(), expected.join());
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: a listing kept apart is read on the event loop's thread in paced slices", () =>
   withThreads((library) => threaded(library, 2), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
-    equal(api.threadsStarted, 1);
-    // A resync's listing and an event's call, made in the same turn.
-    const [ids, handle] = await Promise.all([
-      api.enumerate("Network", ""),
-      api.open("Network", net),
-    ]);
-    equal(api.threadsStarted, 2);
-    match(ids, new RegExp(net));
+    const client = createHnsClient(api);
+    const ids = Array.from({ length: 3000 }, () => newGuid());
+    const settings = ids.map((_, i) =>
+      JSON.stringify({
+        HostComputeNetwork: net,
+        IpConfigurations: [{ IpAddress: `10.2.${i >> 7}.${(i & 127) + 1}` }],
+        SchemaVersion: { Major: 2, Minor: 0 },
+      })
+    );
+    const handle = await api.open("Network", net);
+    equal((await api.createAndCloseMany("Endpoint", ids, settings, handle)).length, 0);
     await api.close("Network", handle);
-    assertNoLeaks(emu.control);
-  }));
-
-Deno.test("threads: listings not kept apart share the calls' thread; kept apart again, they take their own", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
-    const net = await makeNetwork(api, { Name: "cbr0" });
-    api.keepListingsApart(false);
-    // A start: listings and calls in the same turn, slow ones, and nothing waits for an event.
-    emu.setLatencyMicros(20_000);
-    const [ids, handle] = await Promise.all([
-      api.enumerate("Network", ""),
-      api.open("Network", net),
-      api.enumerate("Network", ""),
-    ]);
-    match(ids, new RegExp(net));
+    // A pacer that yields every 256 steps, as a resync's does once its slice is spent.
+    let steps = 0;
+    let yields = 0;
+    let timersRan = 0;
+    const pace = {
+      step: () => {
+        if (++steps % 256 !== 0) return undefined;
+        yields++;
+        setTimeout(() => timersRan++, 0);
+        return new Promise<void>((resolve) => setTimeout(resolve, 0));
+      },
+    };
+    const listing = await client.listIds("Endpoint", pace);
+    equal(listing.size, 3000);
+    for (const id of ids) ok(listing.has(id.toUpperCase()), id);
+    ok(steps >= 3000, `a step per ID (${steps})`);
+    ok(yields >= 11 && timersRan >= 11, "the event loop turned between slices");
     equal(api.threadsStarted, 1);
-    emu.setLatencyMicros(0);
-    await api.close("Network", handle);
-    // Serving events: the listings' thread starts now, and a listing goes there.
-    api.keepListingsApart(true);
-    equal(api.threadsStarted, 2);
-    const [listed, again] = await Promise.all([
-      api.enumerate("Network", ""),
-      api.open("Network", net),
-    ]);
-    match(listed, new RegExp(net));
-    equal(api.threadsStarted, 2);
-    await api.close("Network", again);
     assertNoLeaks(emu.control);
   }));
 
@@ -258,33 +302,6 @@ async function eventually(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
-Deno.test("threads: idle threads end, but never the calls' thread nor, while kept apart, the listings'", () =>
-  withThreads((library) => threadedIdleEnd(library, 3, 30), async (emu, api) => {
-    const net = await makeNetwork(api, { Name: "cbr0" });
-    // A listing and a call in the same turn: the listing gets a thread of its own.
-    const [, handle] = await Promise.all([api.enumerate("Network", ""), api.open("Network", net)]);
-    equal(api.threadsStarted, 2);
-    // Idle far longer than the limit, the listings' thread stays: a resync's
-    // listing, made inside a run, never starts a thread (which would hold the event loop).
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    equal(api.threadsRunning, 2);
-    match(await api.enumerate("Network", ""), new RegExp(net));
-    equal(api.threadsStarted, 2);
-    // Listings not kept apart: only the last thread stays, and calls still run on it.
-    api.keepListingsApart(false);
-    await eventually(() => api.threadsRunning === 1);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    equal(api.threadsRunning, 1);
-    await api.close("Network", handle);
-    equal(api.threadsStarted, 2);
-    // Kept apart again, their thread starts then (the caller's moment), not at the listing.
-    api.keepListingsApart(true);
-    equal(api.threadsStarted, 3);
-    match(await api.enumerate("Network", ""), new RegExp(net));
-    equal(api.threadsStarted, 3);
-    assertNoLeaks(emu.control);
-  }));
-
 Deno.test("threads: a thread with calls pending does not end while they take long", () =>
   withThreads((library) => threadedIdleEnd(library, 3, 20), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch((e) => e);
@@ -296,8 +313,13 @@ Deno.test("threads: a thread with calls pending does not end while they take lon
     equal(api.threadsStarted, 3);
     for (const err of errors) ok(err instanceof HnsError, String(err));
     emu.setLatencyMicros(0);
-    // The third ends; the calls' thread and the listings' (listings are kept apart) stay.
-    await eventually(() => api.threadsRunning === 2);
+    // The others end; the last thread stays, and a listing (kept apart) starts none.
+    await eventually(() => api.threadsRunning === 1);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    equal(api.threadsRunning, 1);
+    match(await api.enumerate("Network", ""), /^\[/);
+    equal(api.threadsStarted, 3);
+    ok((await missing()) instanceof HnsError, "calls still run on the last thread");
     assertNoLeaks(emu.control);
   }));
 
@@ -318,3 +340,27 @@ Deno.test("threads: dispose lets calls already made finish, then refuses more", 
     );
     equal(emu.control.openHandles(), 1, "the handle opened during dispose was handed over");
   }));
+
+Deno.test("threads: dispose keeps the libraries until every listing answered is released", async () => {
+  const emu = openEmulator();
+  const calls = openHcnCalls({ library: emu.library });
+  let released = 0;
+  const api = new ThreadedHcnApi({ library: emu.library }, calls.hasModifyLoadBalancer, () => {
+    released++;
+    calls.dispose();
+  });
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    const answer = await api.enumerateIds("Network", "");
+    api.dispose();
+    equal(api.threadsRunning, 0, "no call was pending: the threads ended");
+    equal(released, 0, "the answer still lives in HNS's memory");
+    const listing = await IdListing.read("Network", answer);
+    ok(listing.has(net.toUpperCase()));
+    equal(released, 1, "released with the answer");
+    equal(emu.control.outstandingStrings(), 0, "the answer was freed");
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});

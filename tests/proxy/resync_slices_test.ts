@@ -22,10 +22,12 @@ import {
   type IdMark,
   markKnownIds,
   type Pacer,
+  Resync,
   type Vanished,
   vanishedFrom,
 } from "../../lib/proxy/resync.ts";
 import { ctx } from "./core_fixtures.ts";
+import { handedOver } from "../hns/handed_over.ts";
 import { prng } from "../prng.ts";
 
 Deno.test("id journal: tells which IDs were held at the mark, over random add/remove sequences", () => {
@@ -279,4 +281,45 @@ Deno.test("background resync: the mark reads the node context's local endpoint I
   assert.equal(mark.existed(idKey(newId(w, "CNI"))), false, "created since");
   assert.equal(iterations, 1, "read once, by prepare");
   mark.end();
+});
+
+Deno.test("background resync: the listings are read in paced slices that wait while a run is in flight", async () => {
+  const w = world(4);
+  const network = "0F3E4A1C-6B2D-4C8E-9A7F-1D2E3F4A5B6C";
+  const epIds = Array.from({ length: 3000 }, () => crypto.randomUUID().toUpperCase());
+  const answers = { LoadBalancer: handedOver("[]"), Endpoint: handedOver(JSON.stringify(epIds)) };
+  const resync: Resync = new Resync({
+    client: {
+      listIds: (kind: "LoadBalancer" | "Endpoint", pace?: Pacer) => {
+        // A change's run begins while HNS lists the endpoints.
+        if (kind === "Endpoint") resync.runStarted();
+        return IdListing.read(kind, answers[kind].answer, pace);
+      },
+    } as unknown as HnsClient,
+    periodMs: 1000,
+    clock: { now: () => 0 },
+    logger: nullLogger,
+    inBackground: true,
+    networkIds: () => Promise.resolve([network]),
+  });
+  const settled = resync.start("cbr0", network, () => markKnownIds(w.cache, w.local, []), {
+    observed: w.cache,
+    ownership: w.record,
+    knownIds: () => w.local.knownIds(),
+    knows: (id) => w.local.knows(id),
+  });
+  assert.ok(settled);
+  let done = false;
+  settled.then(() => (done = true));
+  for (let i = 0; i < 30; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(done, false, "the read waits for the run's end");
+  assert.equal(answers.Endpoint.releases(), 0, "the answer is not read yet");
+  resync.runEnded();
+  await settled;
+  assert.equal(answers.Endpoint.releases(), 1);
+  assert.equal(answers.LoadBalancer.releases(), 1);
+  const arrived = resync.take(network);
+  assert.equal(arrived?.listing.epIds?.size, 3000);
+  for (const id of epIds) assert.ok(arrived!.listing.epIds!.has(id), id);
+  arrived?.since?.mark.end();
 });
