@@ -23,12 +23,13 @@
  *
  * Once ready, what would hold a change's run happens only in the runner's
  * holds (after a change's run, until minSyncPeriod from its start, when no
- * change's run can start): full garbage collections (heap_collector.ts) and
- * the start of the listings' HNS thread, whose listings share the calls'
- * thread until then. After a fast start the state build comes first: the
- * listings' thread waits for it (a thread fewer during the build's peak),
- * and as it ends with no change waiting, a compacting collection gives back
- * the room the build grew the heap to, then the thread starts.
+ * change's run can start): full garbage collections (heap_collector.ts). The
+ * resync's listings share the calls' HNS thread until the agent is ready, and
+ * from then on run on the runtime's blocking pool, read in paced slices
+ * (hns/pool_listings.ts). After a fast start, as the state build ends with no
+ * change waiting, a compacting collection gives back the room the build grew
+ * the heap to. What follows the run that made the agent ready waits until
+ * those waiting for ready have heard it.
  *
  * @module
  */
@@ -38,7 +39,6 @@ import { VERSION } from "./config/version.ts";
 import { createHnsClient } from "./hns/client.ts";
 import { HnsError } from "./hns/errors.ts";
 import { instrumentHcnApi } from "./hns/instrument.ts";
-import { WORKER_START_MS } from "./hns/hcn_threads.ts";
 import { HeapCollector } from "./heap_collector.ts";
 import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
@@ -143,12 +143,6 @@ function portOf(address: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/**
- * Changes' runs whose hold is too short for a worker start after which the
- * listings' HNS thread starts after a run all the same (see startAgent).
- */
-const SHORT_HOLDS_BEFORE_LISTINGS_THREAD = 3;
-
 /** The HNS backend the config names, instrumented into `metrics` when given. */
 export function openHns(
   config: Config,
@@ -242,7 +236,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   const loading = OwnershipRecord.load(config.stateFile, { logger: log });
   const { api, client } = openHns(config, log, metrics, deps.hcnApi);
   // Until the agent is ready no event waits for HNS: listings share the calls'
-  // thread (a thread fewer at the start's peak) and take their own from then on.
+  // thread (parsed there, off the main thread) and leave it once ready.
   api.keepListingsApart?.(false);
   const cleanups: Array<() => Promise<void> | void> = [() => client.close()];
   const closeAll = async () => {
@@ -374,27 +368,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     const failed = new Promise<StartupError>((resolve) => (markFailed = resolve));
     let stopped = false;
     let serving = false;
-    let listingsApart = false;
-    // After a change's run the runner holds the next one for minSyncPeriod: the
-    // time a ready agent has for a full GC, and for starting the listings' thread.
-    // A minSyncPeriod too short to hold a thread's start: the listings take their thread once ready.
-    const holdsFitWorkerStart = config.minSyncPeriodMs >= WORKER_START_MS;
-    // Changes' runs that leave no such hold (runs that fill minSyncPeriod, back to
-    // back): after a few, the thread starts after one all the same, so that the
-    // resyncs' listings do not share the calls' thread for good.
-    let shortHolds = 0;
-    let lastHold: number | undefined;
+    let afterReady: ReturnType<typeof setTimeout> | undefined;
     const useHold = (heldUntil: number | undefined, built: boolean) => {
-      if (built && !listingsApart && !store.hasPendingChanges()) {
+      if (built && !store.hasPendingChanges()) {
         // The state build after a fast start ended and no change waits: the room its heap
-        // grew to is given back before the listings' thread adds its own.
+        // grew to is given back.
         if (heapCollector.collect("compacting")) {
           log.debug(2, "Collected the heap after building the state", {
             heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
           });
         }
-        listingsApart = true;
-        api.keepListingsApart?.(true);
         return;
       }
       if (heldUntil !== undefined && heapCollector.afterRun(heldUntil)) {
@@ -402,15 +385,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
           collections: heapCollector.collections,
           heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
         });
-      }
-      const fits = heldUntil !== undefined && heldUntil - performance.now() >= WORKER_START_MS;
-      // A new hold: the run that ended was a change's (a periodic resync holds nothing).
-      if (heldUntil !== lastHold && !fits) shortHolds++;
-      lastHold = heldUntil;
-      const overdue = shortHolds >= SHORT_HOLDS_BEFORE_LISTINGS_THREAD;
-      if (!listingsApart && !syncer.buildPending && (fits || overdue || !holdsFitWorkerStart)) {
-        listingsApart = true;
-        api.keepListingsApart?.(true);
       }
     };
     const runner = new BoundedFrequencyRunner(async () => {
@@ -432,14 +406,26 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
         throw err;
       }
       record(report, (performance.now() - started) / 1000);
+      const becameReady = report.kind !== "waiting" && !serving;
       if (report.kind !== "waiting") {
         serving = true;
         health.updated();
         markReady();
+        // Once ready, an event may wait for HNS: the listings leave the calls' thread.
+        if (becameReady) api.keepListingsApart?.(true);
         if (healthChecks && syncer.desired) await healthChecks.update(syncer.desired.healthChecks);
       }
       scheduleNext(report.next);
-      if (serving) useHold(runner.requestsHeldUntil, building && !syncer.buildPending);
+      if (!serving) return;
+      const heldUntil = runner.requestsHeldUntil;
+      const built = building && !syncer.buildPending;
+      // Ready is heard before the hold's collection.
+      if (becameReady) {
+        afterReady = setTimeout(() => {
+          afterReady = undefined;
+          useHold(heldUntil, built);
+        }, 0);
+      } else useHold(heldUntil, built);
     }, {
       minIntervalMs: config.minSyncPeriodMs,
       // The syncer schedules the periodic resync itself (report.next).
@@ -453,6 +439,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     };
     // The resync's listing runs outside the runner's runs: let it finish before HNS is closed.
     cleanups.push(async () => {
+      clearTimeout(afterReady);
       await runner.stop();
       await syncer.listingSettled();
       await syncer.close();
