@@ -1,12 +1,14 @@
 /**
  * The agent in this process (lib/agent.ts `startAgent`) against the fake API
  * server and the in-memory HNS: when the listings leave the calls' HNS thread
- * (they share it until the agent is ready, and only then).
+ * (they share it until the agent is ready, and only then), after a cold start
+ * and after a fast start (ready before its state is built).
  */
 
 import assert from "node:assert/strict";
 import { startAgent } from "../../lib/agent.ts";
-import { MemoryHcnApi } from "../../lib/hns/memory.ts";
+import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import type { Syncer } from "../../lib/proxy/syncer.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
@@ -19,11 +21,14 @@ import {
   webObjects,
 } from "./fixtures.ts";
 
-/** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told. */
+/** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told and whether the state was built then. */
 class ThreadSwitchingHns extends MemoryHcnApi {
   readonly told: boolean[] = [];
+  readonly built: boolean[] = [];
+  syncer: Syncer | undefined;
   keepListingsApart(apart: boolean): void {
     this.told.push(apart);
+    this.built.push(this.syncer?.desired !== undefined);
   }
 }
 
@@ -64,6 +69,60 @@ Deno.test("agent: the listings leave the calls' thread once ready, and only then
         );
       }
       assert.deepEqual(hns.told, [false, true]);
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await api.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent: after a fast start the listings leave the calls' thread at ready, the state is built after it", async () => {
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  try {
+    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
+    api.create("services", web);
+    api.create("endpointslices", webSlice);
+    api.create("nodes", nodeObject());
+    const config = await inProcessConfig(api.url, dir);
+    let state: MemoryHnsState = overlayHns();
+    {
+      const hns = new ThreadSwitchingHns({ state });
+      const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+      await agent.ready;
+      await agent.idle();
+      await agent.stop();
+      state = hns.dump();
+    }
+    const hns = new ThreadSwitchingHns({ state });
+    const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
+    hns.syncer = agent.syncer;
+    try {
+      await agent.ready;
+      assert.equal(
+        agent.syncer.desired,
+        undefined,
+        "a fast start: ready before the state is built",
+      );
+      assert.deepEqual(hns.told, [false, true]);
+      assert.deepEqual(hns.built, [false, false], "switched at ready, before the build");
+      await eventually("the state built", () => agent.syncer.desired !== undefined);
+      assert.equal(hns.told.length, 2, "no switch after the build");
+      // A change after it is applied.
+      api.create(
+        "services",
+        serviceObject("api", { clusterIP: "10.96.0.11", ports: [{ port: 80, targetPort: 8080 }] }),
+      );
+      api.create(
+        "endpointslices",
+        sliceObject("api", [{ ip: "10.244.2.9", node: "node-2" }], { port: 8080 }),
+      );
+      await eventually(
+        "service api programmed",
+        () => hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes("10.96.0.11")),
+      );
     } finally {
       await agent.stop();
     }
