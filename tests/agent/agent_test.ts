@@ -8,8 +8,7 @@ import { startAgent } from "../../lib/agent.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { nullLogger } from "../../lib/log/types.ts";
-import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
-import { inProcessConfig, nodeObject, overlayHns, webObjects } from "./fixtures.ts";
+import { inProcessConfig, overlayHns, webWorld } from "./fixtures.ts";
 
 Deno.test("agent: stop releases the API client it made (no HTTP client left open)", async () => {
   // Count KubeClient.close calls (the real method still runs).
@@ -19,13 +18,8 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
     closed++;
     realClose.call(this);
   };
-  const api = await new FakeApiServer().start();
-  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  const { api, dir, close } = await webWorld();
   try {
-    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
-    api.create("services", web);
-    api.create("endpointslices", webSlice);
-    api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir);
     const hns = new MemoryHcnApi({ state: overlayHns() });
     const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
@@ -38,7 +32,6 @@ Deno.test("agent: stop releases the API client it made (no HTTP client left open
     assert.equal(closed, 1, "stop is idempotent");
   } finally {
     KubeClient.prototype.close = realClose;
-    await api.stop();
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { type Config, parseConfig } from "../../lib/config/mod.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
-import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import { FakeApiServer, type FakeObject } from "../../lib/fake-apiserver/mod.ts";
 import type { ContextSettings } from "../../lib/proxy/context.ts";
 
 /** This node. */
@@ -248,6 +248,30 @@ export function webObjects(ip: string, node: string): [service: FakeObject, slic
     serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
     sliceObject("web", [{ ip, node }], { port: 8080 }),
   ];
+}
+
+/**
+ * A fake API server serving the one-pod web Service ({@link webObjects}, its
+ * pod on node-2) and this node, and a temporary directory for the agent's
+ * files; `close` stops the server and removes the directory.
+ */
+export async function webWorld(): Promise<
+  { api: FakeApiServer; dir: string; close(): Promise<void> }
+> {
+  const api = await new FakeApiServer().start();
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  const [web, webSlice] = webObjects("10.244.2.7", "node-2");
+  api.create("services", web);
+  api.create("endpointslices", webSlice);
+  api.create("nodes", nodeObject());
+  return {
+    api,
+    dir,
+    close: async () => {
+      await api.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
 }
 
 /**

@@ -10,16 +10,8 @@ import { startAgent } from "../../lib/agent.ts";
 import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { Syncer } from "../../lib/proxy/syncer.ts";
 import { nullLogger } from "../../lib/log/types.ts";
-import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { eventually } from "./harness.ts";
-import {
-  inProcessConfig,
-  nodeObject,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-  webObjects,
-} from "./fixtures.ts";
+import { inProcessConfig, overlayHns, serviceObject, sliceObject, webWorld } from "./fixtures.ts";
 
 /** The in-memory HNS, with the threaded backend's switch for listings, recording what it was told and whether the state was built then. */
 class ThreadSwitchingHns extends MemoryHcnApi {
@@ -33,13 +25,8 @@ class ThreadSwitchingHns extends MemoryHcnApi {
 }
 
 Deno.test("agent: the listings leave the calls' thread once ready, and only then, whatever the holds", async () => {
-  const api = await new FakeApiServer().start();
-  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  const { api, dir, close } = await webWorld();
   try {
-    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
-    api.create("services", web);
-    api.create("endpointslices", webSlice);
-    api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir, [
       // Holds shorter than a worker's start, as when runs fill minSyncPeriod back to back.
       "--min-sync-period",
@@ -73,19 +60,13 @@ Deno.test("agent: the listings leave the calls' thread once ready, and only then
       await agent.stop();
     }
   } finally {
-    await api.stop();
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
 
 Deno.test("agent: after a fast start the listings leave the calls' thread at ready, the state is built after it", async () => {
-  const api = await new FakeApiServer().start();
-  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
+  const { api, dir, close } = await webWorld();
   try {
-    const [web, webSlice] = webObjects("10.244.2.7", "node-2");
-    api.create("services", web);
-    api.create("endpointslices", webSlice);
-    api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir);
     let state: MemoryHnsState = overlayHns();
     {
@@ -127,7 +108,6 @@ Deno.test("agent: after a fast start the listings leave the calls' thread at rea
       await agent.stop();
     }
   } finally {
-    await api.stop();
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
