@@ -20,9 +20,10 @@ import {
   hnsCalls as calls,
 } from "./harness.ts";
 import {
+  createDb,
   LOCAL_EP_5,
   LOCAL_EP_6,
-  NODE,
+  moveWebPod,
   nodeObject,
   OVERLAY_ARGS as OVERLAY_FLAGS,
   overlayHns,
@@ -47,17 +48,6 @@ const OVERLAY_ARGS = [...OVERLAY_FLAGS, "--healthz-bind-address", `127.0.0.1:${f
 const FAST = /startMode="fast"/;
 const BUILT_FIRST = /"Building the state before ready" reason="([^"]*)"/;
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
-
-/** web's remote pod moves to node-2 (10.244.2.8). */
-function moveWebPod(world: AgentWorld): void {
-  world.api.update(
-    "endpointslices",
-    sliceObject("web", [
-      { ip: "10.244.1.5", node: NODE },
-      { ip: "10.244.2.8", node: "node-2" },
-    ], { port: 8080 }),
-  );
-}
 
 async function withWorld(body: (world: AgentWorld) => Promise<void>): Promise<void> {
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
@@ -129,7 +119,7 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
     assert.equal(calls(built, WRITES), 0);
     assert.equal(calls(built, /^HcnOpenEndpoint$/), 2, "each CNI endpoint read once, nothing else");
 
-    moveWebPod(world);
+    moveWebPod(world.api);
     await tableIs(world, [
       WEB_TABLE[0],
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
@@ -147,15 +137,8 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
 Deno.test("agent/fast start: a Service and a slice changed while it was down: the state is built first", async () => {
   await withWorld(async (world) => {
     await firstLife(world);
-    moveWebPod(world);
-    world.api.create(
-      "services",
-      serviceObject("db", { clusterIP: "10.96.0.30", ports: [{ port: 5432 }] }),
-    );
-    world.api.create(
-      "endpointslices",
-      sliceObject("db", [{ ip: "10.244.3.4", node: "node-3" }], { port: 5432 }),
-    );
+    moveWebPod(world.api);
+    createDb(world.api, "10.244.3.4");
     const second = world.startAgent(OVERLAY_ARGS);
     await ready(world, second);
     builtFirst(second, /cluster/);

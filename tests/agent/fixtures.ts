@@ -250,6 +250,23 @@ export function webObjects(ip: string, node: string): [service: FakeObject, slic
   ];
 }
 
+/** web's remote pod (of {@link overlayWebCluster}) moves to node-2 (10.244.2.8). */
+export function moveWebPod(api: FakeApiServer): void {
+  api.update(
+    "endpointslices",
+    sliceObject("web", [
+      { ip: "10.244.1.5", node: NODE },
+      { ip: "10.244.2.8", node: "node-2" },
+    ], { port: 8080 }),
+  );
+}
+
+/** The db Service (10.96.0.30:5432) created, with its one pod `podIp` on node-3. */
+export function createDb(api: FakeApiServer, podIp: string): void {
+  api.create("services", serviceObject("db", { clusterIP: "10.96.0.30", ports: [{ port: 5432 }] }));
+  api.create("endpointslices", sliceObject("db", [{ ip: podIp, node: "node-3" }], { port: 5432 }));
+}
+
 /**
  * A fake API server serving the one-pod web Service ({@link webObjects}, its
  * pod on node-2) and this node, and a temporary directory for the agent's

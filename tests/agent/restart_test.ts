@@ -14,14 +14,13 @@ import {
   hnsCalls as calls,
 } from "./harness.ts";
 import {
+  createDb,
   FOREIGN_EP,
   FOREIGN_LB,
-  NODE,
+  moveWebPod,
   OVERLAY_ARGS,
   overlayWebCluster,
   seededOverlayHns,
-  serviceObject,
-  sliceObject,
 } from "./fixtures.ts";
 
 /** Objects in HNS hnsproxy does not own: two CNI pods, a foreign LB and a foreign endpoint. */
@@ -99,23 +98,10 @@ Deno.test("agent/restart: the cluster changed while it was down (killed): exactl
   await withWorld(async (world) => {
     await firstLife(world, true);
     // While down: web's remote pod moved, np deleted, db added.
-    world.api.update(
-      "endpointslices",
-      sliceObject("web", [
-        { ip: "10.244.1.5", node: NODE },
-        { ip: "10.244.2.8", node: "node-2" },
-      ], { port: 8080 }),
-    );
+    moveWebPod(world.api);
     world.api.delete("services", "default/np");
     world.api.delete("endpointslices", "default/np-abc");
-    world.api.create(
-      "services",
-      serviceObject("db", { clusterIP: "10.96.0.30", ports: [{ port: 5432 }] }),
-    );
-    world.api.create(
-      "endpointslices",
-      sliceObject("db", [{ ip: "10.244.3.20", node: "node-3" }], { port: 5432 }),
-    );
+    createDb(world.api, "10.244.3.20");
 
     const second = world.startAgent(OVERLAY_ARGS);
     const want = [
