@@ -86,13 +86,6 @@ export const WAKE_MICROS = 200;
  */
 export const SPAWN_MICROS = 5000;
 
-/**
- * What starting a thread may hold the event loop for, ms: a new worker's
- * isolate is made before `new Worker` returns (tens of ms on an idle machine,
- * a few hundred on a busy one).
- */
-export const WORKER_START_MS = 300;
-
 /** How long a thread may go without a call before it ends (unless it is the last), ms. */
 export const IDLE_END_MS = 60_000;
 
