@@ -2,11 +2,13 @@
  * The agent in this process (lib/agent.ts `startAgent`) against the fake API
  * server and the in-memory HNS: when the listings leave the calls' HNS thread
  * (they share it until the agent is ready, and only then), after a cold start
- * and after a fast start (ready before its state is built).
+ * and after a fast start (ready before its state is built); and the hold's
+ * collection after the first ready run, which waits until ready is heard.
  */
 
 import assert from "node:assert/strict";
 import { startAgent } from "../../lib/agent.ts";
+import { HeapCollector } from "../../lib/heap_collector.ts";
 import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { Syncer } from "../../lib/proxy/syncer.ts";
 import { nullLogger } from "../../lib/log/types.ts";
@@ -104,6 +106,37 @@ Deno.test("agent: after a fast start the listings leave the calls' thread at rea
         "service api programmed",
         () => hns.dump().LoadBalancers.some((lb) => lb.FrontendVIPs?.includes("10.96.0.11")),
       );
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("agent: the collection in the hold after the first ready run comes after ready is heard", async () => {
+  const { api, dir, close } = await webWorld();
+  try {
+    const config = await inProcessConfig(api.url, dir);
+    let readyHeard = false;
+    const heardAtCollection: boolean[] = [];
+    const heapCollector = new HeapCollector({
+      collect: () => heardAtCollection.push(readyHeard),
+      compact: () => heardAtCollection.push(readyHeard),
+    });
+    const hns = new ThreadSwitchingHns({ state: overlayHns() });
+    // No health-check servers: their update would yield after ready, hiding the order.
+    const agent = await startAgent(config, {
+      logger: nullLogger,
+      hcnApi: hns,
+      heapCollector,
+      serviceHealthChecks: false,
+    });
+    try {
+      agent.ready.then(() => (readyHeard = true));
+      await agent.ready;
+      await eventually("the first hold's collection", () => heardAtCollection.length > 0);
+      assert.equal(heardAtCollection[0], true, "ready was heard before the collection");
     } finally {
       await agent.stop();
     }
