@@ -69,6 +69,7 @@ function wholeGraph(info: Info): Set<string> {
 const NOT_ON_THE_RUN_PATH: [string, (s: string) => boolean][] = [
   ["the YAML package (loaded for YAML files only)", (s) => s.startsWith("npm:/yaml@")],
   ["@kubernetes/client-node", (s) => s.includes("@kubernetes/client-node")],
+  ["prom-client (lib/serve/exposition.ts writes the metrics)", (s) => s.includes("prom-client")],
   ["node:http", (s) => s === "node:http" || s === "node:https"],
   ["the demo", (s) => s.includes("/lib/demo/")],
   ["the fake API server", (s) => s.includes("/lib/fake-apiserver/")],
