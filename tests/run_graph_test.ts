@@ -70,7 +70,10 @@ const NOT_ON_THE_RUN_PATH: [string, (s: string) => boolean][] = [
   ["the YAML package (loaded for YAML files only)", (s) => s.startsWith("npm:/yaml@")],
   ["@kubernetes/client-node", (s) => s.includes("@kubernetes/client-node")],
   ["prom-client (lib/serve/exposition.ts writes the metrics)", (s) => s.includes("prom-client")],
-  ["node:http", (s) => s === "node:http" || s === "node:https"],
+  [
+    "node: built-ins (Node compatibility; lib/path.ts has the path operations)",
+    (s) => s.startsWith("node:"),
+  ],
   ["the demo", (s) => s.includes("/lib/demo/")],
   ["the fake API server", (s) => s.includes("/lib/fake-apiserver/")],
   ["the service installer", (s) => s.endsWith("/lib/windows/install.ts")],

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from "../path.ts";
 import { parseYamlOrJson, YamlNotLoaded } from "../config/yaml.ts";
 
 /** Where the in-cluster service account files live. */
