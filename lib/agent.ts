@@ -36,6 +36,7 @@
 
 import type { Config } from "./config/types.ts";
 import { VERSION } from "./config/version.ts";
+import { withYaml } from "./config/yaml.ts";
 import { createHnsClient } from "./hns/client.ts";
 import { HnsError } from "./hns/errors.ts";
 import { instrumentHcnApi } from "./hns/instrument.ts";
@@ -255,11 +256,13 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     let kubeClient = deps.kubeClient;
     if (!kubeClient) {
       // The agent made it, so the agent releases its HTTP connections (after the watches).
-      const own = KubeClient.connect({
-        kubeconfig: config.kubeconfig || undefined,
-        master: config.master || undefined,
-        logger: log,
-      });
+      const own = await withYaml(() =>
+        KubeClient.connect({
+          kubeconfig: config.kubeconfig || undefined,
+          master: config.master || undefined,
+          logger: log,
+        })
+      );
       cleanups.push(() => own.close());
       kubeClient = own;
     }

@@ -12,6 +12,7 @@ import type { Config } from "../config/types.ts";
 import { distributionWords, loadBalancerFlagWords, portMappingFlagWords } from "../hns/describe.ts";
 import { watchCluster } from "../kube/cluster.ts";
 import { KubeClient } from "../kube/client.ts";
+import { withYaml } from "../config/yaml.ts";
 import type { ClusterStore } from "../kube/store.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import type { Logger } from "../log/types.ts";
@@ -198,11 +199,13 @@ async function readCluster(
   config: Config,
   log: Logger,
 ): Promise<{ store: ClusterStore; stop(): Promise<void> }> {
-  const client = KubeClient.connect({
-    kubeconfig: config.kubeconfig || undefined,
-    master: config.master || undefined,
-    logger: log,
-  });
+  const client = await withYaml(() =>
+    KubeClient.connect({
+      kubeconfig: config.kubeconfig || undefined,
+      master: config.master || undefined,
+      logger: log,
+    })
+  );
   const watch = watchCluster({ client, nodeName: config.hostnameOverride, logger: log });
   const stop = async () => {
     await watch.stop();
@@ -237,7 +240,7 @@ async function readCluster(
 
 /** Run `plan` with these arguments; resolves to the process exit code. */
 export async function planCommand(args: string[]): Promise<number> {
-  const parsed = parseArgs(args);
+  const parsed = await parseArgs(args);
   if (typeof parsed === "number") return parsed;
   const { config } = parsed;
   const log = createLogger({ ...loggerOptionsFrom(config.logging), file: undefined, stderr: true });

@@ -16,16 +16,20 @@ import {
   versionText,
 } from "../config/mod.ts";
 import type { ParseResult } from "../config/mod.ts";
+import { loadYaml, withYaml } from "../config/yaml.ts";
 import { createLogger, loggerOptionsFrom } from "../log/mod.ts";
 import { failWindowsService, runAgentAsWindowsService } from "../windows/agent_service.ts";
 import { isWindowsServiceMode } from "../windows/scm.ts";
 import { errorMessage } from "../errors.ts";
 
-/** Parse the command line; prints and returns an exit code when there is nothing to run. */
-export function parseArgs(args: readonly string[]): ParseResult | number {
+/**
+ * Parse the command line; prints and returns an exit code when there is nothing to run.
+ * The YAML parser is loaded only for a `--config` file in YAML.
+ */
+export async function parseArgs(args: readonly string[]): Promise<ParseResult | number> {
   let parsed: ParseResult;
   try {
-    parsed = parseConfig(args, Deno.env.toObject(), Deno.readTextFileSync);
+    parsed = await withYaml(() => parseConfig(args, Deno.env.toObject(), Deno.readTextFileSync));
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`hnsproxy: ${err.message}`);
@@ -66,7 +70,7 @@ function stopSignal(): { promise: Promise<string>; dispose(): void } {
 
 /** Run the agent with these arguments; resolves to the process exit code. */
 export async function runCommand(args: string[]): Promise<number> {
-  const parsed = parseArgs(args);
+  const parsed = await parseArgs(args);
   if (typeof parsed === "number") {
     // A service that exits without reporting leaves the SCM waiting: report the failure.
     return parsed !== 0 && isWindowsServiceMode(args)
@@ -75,6 +79,7 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const { config } = parsed;
   if (config.writeConfigTo) {
+    await loadYaml();
     await Deno.writeTextFile(config.writeConfigTo, renderConfigFile(config));
     return 0;
   }

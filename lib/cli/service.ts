@@ -18,6 +18,7 @@
 
 import { win32 } from "node:path";
 import { ConfigError, parseConfig } from "../config/mod.ts";
+import { withYaml } from "../config/yaml.ts";
 import type { Config } from "../config/types.ts";
 import {
   DEFAULT_SERVICE_NAME,
@@ -178,7 +179,10 @@ export async function serviceCommand(
       stdout(SERVICE_USAGE);
       return 0;
     }
-    if (parsed.action === "install") checked = checkAgentArgs(parsed.agentArgs, "windows");
+    if (parsed.action === "install") {
+      const agentArgs = parsed.agentArgs;
+      checked = await withYaml(() => checkAgentArgs(agentArgs, "windows"));
+    }
   } catch (err) {
     if (err instanceof UsageError) {
       stderr(`hnsproxy: service: ${err.message}\n`);

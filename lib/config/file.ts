@@ -17,7 +17,7 @@
  * @module
  */
 
-import { parse, stringify } from "yaml";
+import { loadedYaml, parseYamlOrJson, YamlNotLoaded } from "./yaml.ts";
 import { ConfigError } from "./errors.ts";
 import { checkProxyMode, closestName } from "./flags.ts";
 import { formatDuration } from "./duration.ts";
@@ -134,15 +134,17 @@ const SCHEMA: Schema = {
 };
 
 /**
- * Read a KubeProxyConfiguration from its text. `path` prefixes every error.
- * Throws {@link ConfigError} for unparsable text, a wrong apiVersion or
+ * Read a KubeProxyConfiguration from its text (JSON, or YAML once
+ * lib/config/yaml.ts `loadYaml` has run: {@link YamlNotLoaded} before).
+ * `path` prefixes every error. Throws {@link ConfigError} for unparsable text, a wrong apiVersion or
  * kind, an unknown field and bad field values.
  */
 export function parseConfigFile(path: string, text: string): { layer: Layer } {
   let doc: unknown;
   try {
-    doc = parse(text, { uniqueKeys: true, prettyErrors: false });
+    doc = parseYamlOrJson(text, { uniqueKeys: true });
   } catch (e) {
+    if (e instanceof YamlNotLoaded) throw e;
     const reason = (errorMessage(e)).split("\n")[0];
     throw new ConfigError(path, `is not valid YAML or JSON: ${reason}`, undefined, { cause: e });
   }
@@ -204,7 +206,8 @@ function unknownField(path: string, field: string, schema: Schema, prefix: strin
 /**
  * The effective configuration as a KubeProxyConfiguration document (YAML),
  * for `--write-config-to`. hnsproxy-only settings (HNS backend, state file,
- * log file) have no place in it and are left out.
+ * log file) have no place in it and are left out. Needs the YAML parser
+ * loaded (lib/config/yaml.ts `loadYaml`).
  */
 export function renderConfigFile(config: Config): string {
   const doc = {
@@ -238,5 +241,5 @@ export function renderConfigFile(config: Config): string {
       forwardHealthCheckVip: config.forwardHealthCheckVip,
     },
   };
-  return stringify(doc);
+  return loadedYaml().stringify(doc);
 }

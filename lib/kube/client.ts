@@ -114,7 +114,10 @@ export class KubeClient {
     }
   }
 
-  /** Loads the configuration ({@linkcode loadKubeConfig}) and makes a client for it. */
+  /**
+   * Loads the configuration ({@linkcode loadKubeConfig}) and makes a client for it.
+   * A YAML kubeconfig needs the YAML parser loaded (run it under lib/config/yaml.ts `withYaml`).
+   */
   static connect(options: ConnectionOptions & KubeClientOptions = {}): KubeClient {
     const { config, source } = loadKubeConfig(options);
     const client = new KubeClient(config, options);

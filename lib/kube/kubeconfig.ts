@@ -10,14 +10,16 @@
  * the field, e.g. `kubeconfig /x: user "proxy": client-key-data is not valid
  * base64`.
  *
- * Only the `yaml` parser is loaded here; `@kubernetes/client-node` is not
- * (see lib/kube/auth.ts for the one lazy exception, `auth-provider`).
+ * Files are JSON or YAML (lib/config/yaml.ts: YAML needs its parser loaded,
+ * {@link loadKubeConfig} throws `YamlNotLoaded` before; run it under
+ * `withYaml`). `@kubernetes/client-node` is not loaded (see lib/kube/auth.ts
+ * for the one lazy exception, `auth-provider`).
  *
  * @module
  */
 
-import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from "../path.ts";
+import { parseYamlOrJson, YamlNotLoaded } from "../config/yaml.ts";
 
 /** Where the in-cluster service account files live. */
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -150,7 +152,8 @@ export interface LoadedConfig {
  * `~/.kube/config` (home: `$HOME`, then `%HOMEDRIVE%%HOMEPATH%` and
  * `%USERPROFILE%`), and finally `master` alone without credentials. `master`
  * overrides the server URL of whichever configuration was found. Throws an
- * error explaining what was tried when nothing fits.
+ * error explaining what was tried when nothing fits, and `YamlNotLoaded`
+ * (lib/config/yaml.ts) when a file is YAML and the YAML parser is not loaded.
  */
 export function loadKubeConfig(options: ConnectionOptions = {}): LoadedConfig {
   const env = options.env ?? Deno.env;
@@ -229,8 +232,9 @@ function readKubeconfig(path: string, required: boolean): KubeconfigFile | undef
   }
   let doc: unknown;
   try {
-    doc = text.trim() === "" ? {} : parseYaml(text);
+    doc = text.trim() === "" ? {} : parseYamlOrJson(text);
   } catch (err) {
+    if (err instanceof YamlNotLoaded) throw err;
     throw new Error(`${where}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
   }
   if (doc === null || doc === undefined) doc = {};

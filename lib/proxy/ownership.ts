@@ -70,7 +70,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import { errorMessage } from "../errors.ts";
 import { SlotIndex } from "./slot_index.ts";

@@ -37,7 +37,7 @@
 import type { ClusterView, ObjectKey } from "../kube/model.ts";
 import { EndpointList } from "../kube/model.ts";
 import type { NodeContext } from "./model.ts";
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import { writeAtomic } from "./ownership.ts";
 
 /** Fields of converted objects that do not shape the desired state. */

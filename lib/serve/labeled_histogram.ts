@@ -1,21 +1,21 @@
 /**
  * A histogram with one label, and the counter of its observations, for hot
  * paths: observing one value is a Map lookup, a bucket search and three
- * additions. prom-client's Counter and Histogram hash and validate a label
- * object on every call; here the exposition values are built only when
- * the registry is scraped.
+ * additions. The Counter and Histogram of ./exposition.ts key and validate
+ * a label object on every call; here the exposition values are built only
+ * when the registry is scraped.
  *
  * Rules: the exposition (names, help, types, label names and order, `le`
  * values, cumulative bucket counts, sums, counts, series order) is exactly
- * what a prom-client `Histogram` with these buckets and a `Counter`
- * incremented by 1 at each observation would give. A value lands in the
+ * what a `Histogram` (./exposition.ts, or prom-client's) with these buckets
+ * and a `Counter` incremented by 1 at each observation would give. A value lands in the
  * first bucket whose upper bound is `>=` it; above the last bound it is
  * counted in `+Inf` only.
  *
  * @module
  */
 
-import type { Metric, Registry } from "prom-client";
+import type { Registry } from "./exposition.ts";
 
 /** The observations of one label value. */
 interface Series {
@@ -130,8 +130,7 @@ export class LabeledHistogram {
       get: () => Promise.resolve({ name, help, type, values: samples(), aggregator: "sum" }),
       reset: () => this.#series.clear(),
     };
-    // The Registry reads only the fields above; its type names prom-client's classes.
-    registry.registerMetric(metric as unknown as Metric);
+    registry.registerMetric(metric);
   }
 
   #counterSamples(): Sample[] {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "./exposition.ts";
 import { formatHResult } from "../hns/errors.ts";
 import { type HttpServer, listen } from "./http.ts";
 import { LabeledHistogram } from "./labeled_histogram.ts";
@@ -54,7 +54,7 @@ const PLAN_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1
  * can make as many as they like.
  */
 export class ProxyMetrics {
-  /** The prom-client registry holding every metric below. */
+  /** The registry holding every metric below. */
   readonly registry: Registry = new Registry();
   readonly #now: () => number;
 

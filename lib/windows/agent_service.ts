@@ -18,8 +18,7 @@ import type { Agent, AgentDeps } from "../agent.ts";
 import { startAgent } from "../agent.ts";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import { DEFAULT_SERVICE_NAME } from "./install.ts";
-import { runAsWindowsService, type WindowsServiceOptions } from "./scm.ts";
+import { DEFAULT_SERVICE_NAME, runAsWindowsService, type WindowsServiceOptions } from "./scm.ts";
 import { errorMessage } from "../errors.ts";
 
 /** Options of {@link runAgentAsWindowsService}. */

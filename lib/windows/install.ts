@@ -12,10 +12,9 @@
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Logger, nullLogger } from "../log/types.ts";
-import { WINDOWS_SERVICE_FLAG } from "./scm.ts";
+import { DEFAULT_SERVICE_NAME, WINDOWS_SERVICE_FLAG } from "./scm.ts";
 
-/** The default service name. */
-export const DEFAULT_SERVICE_NAME = "hnsproxy";
+export { DEFAULT_SERVICE_NAME };
 
 /** Win32 errors sc.exe exits with that install and uninstall handle. */
 export const ScExit = {

@@ -24,6 +24,9 @@ import {
   Win32Error,
 } from "./advapi32.ts";
 
+/** The default service name. */
+export const DEFAULT_SERVICE_NAME = "hnsproxy";
+
 /** The command-line flag that tells hnsproxy the SCM started it. */
 export const WINDOWS_SERVICE_FLAG = "--windows-service";
 

@@ -9,6 +9,10 @@ import {
   renderConfigFile,
 } from "../../lib/config/mod.ts";
 import { hasMessage } from "./helpers.ts";
+import { loadYaml } from "../../lib/config/yaml.ts";
+
+// These files are YAML: the parser is loaded, as the agent loads it for a YAML file.
+await loadYaml();
 
 const host = { hostname: () => "WinNode-01", os: "linux" };
 const noFile = (path: string): string => {

@@ -12,6 +12,10 @@ import { parseAllDocuments } from "yaml";
 import { parseConfig } from "../../lib/config/mod.ts";
 import { splitHostPort } from "../../lib/net/ip.ts";
 import { ProxyHealth, serveHealthz } from "../../lib/serve/healthz.ts";
+import { loadYaml } from "../../lib/config/yaml.ts";
+
+// These files are YAML: the parser is loaded, as the agent loads it for a YAML file.
+await loadYaml();
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DEPLOY = join(ROOT, "deploy");

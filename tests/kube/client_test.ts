@@ -5,6 +5,10 @@ import { type Env, KubeClient, loadKubeConfig } from "../../lib/kube/client.ts";
 import { FakeApiServer, type FakeApiServerOptions } from "../../lib/fake-apiserver/mod.ts";
 import { hasOpenssl, makePki } from "./pki.ts";
 import { RecordingLogger, service } from "./helpers.ts";
+import { loadYaml } from "../../lib/config/yaml.ts";
+
+// These files are YAML: the parser is loaded, as the agent loads it for a YAML file.
+await loadYaml();
 
 function envOf(vars: Record<string, string>): Env {
   return { get: (name) => vars[name] };

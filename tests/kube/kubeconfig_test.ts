@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { delimiter, join } from "node:path";
 import { type Env, loadKubeConfig } from "../../lib/kube/kubeconfig.ts";
+import { loadYaml } from "../../lib/config/yaml.ts";
+
+// These files are YAML: the parser is loaded, as the agent loads it for a YAML file.
+await loadYaml();
 
 function envOf(vars: Record<string, string>): Env {
   return { get: (name) => vars[name] };
