@@ -35,7 +35,7 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
-import { SlotMap } from "./slot_index.ts";
+import { SlotMap, SlotStringMap } from "./slot_index.ts";
 import { remoteEndpointMac } from "./net.ts";
 
 /**
@@ -59,13 +59,13 @@ export class ObservedCache implements IndexedObservedState {
    * kept on the endpoint in {@link #epById}; here only for IDs not there
    * (stray, or not known to the cache).
    */
-  readonly #unknownRefs = new Map<string, KeyList>();
+  readonly #unknownRefs = new SlotStringMap<string, KeyList>();
   /** Upper-case endpoint ID → number of foreign LBs referencing it. */
-  readonly #foreignRefs = new Map<string, number>();
+  readonly #foreignRefs = new SlotStringMap<string, number>();
   /** Upper-case endpoint ID → number of stray LBs referencing it. */
-  readonly #strayRefs = new Map<string, number>();
+  readonly #strayRefs = new SlotStringMap<string, number>();
   /** Service key → keys of the owned LBs recorded for it. */
-  readonly #lbsByService = new Map<ObjectKey, KeyList>();
+  readonly #lbsByService = new SlotStringMap<ObjectKey, KeyList>();
   /** Owned objects without a usable key, by upper-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
@@ -583,7 +583,11 @@ function listWith(list: KeyList | undefined, value: string, add: boolean): KeyLi
   return list.length === 1 ? list[0] : list.length === 0 ? undefined : list;
 }
 
-function setOrDelete<K, V>(m: Map<K, V>, key: K, value: V | undefined): void {
+function setOrDelete<K extends string, V>(
+  m: SlotStringMap<K, V>,
+  key: K,
+  value: V | undefined,
+): void {
   if (value === undefined) m.delete(key);
   else m.set(key, value);
 }
@@ -647,7 +651,11 @@ function eachReferencedId(
 }
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
-function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
+function countIds(
+  counts: SlotStringMap<string, number>,
+  lb: ObservedLoadBalancer,
+  delta: number,
+): void {
   eachReferencedId(lb, (ref) => {
     const n = (counts.get(ref) ?? 0) + delta;
     if (n > 0) counts.set(ref, n);

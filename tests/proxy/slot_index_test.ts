@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { idHash, SlotIndex, SlotMap } from "../../lib/proxy/slot_index.ts";
+import { idHash, SlotIndex, SlotMap, SlotStringMap } from "../../lib/proxy/slot_index.ts";
 
 /** A deterministic pseudo-random sequence (xorshift32). */
 function random(seed: number): () => number {
@@ -111,3 +111,40 @@ Deno.test("slot map: a Map of values that carry their ID; iteration is live and 
   assert.equal(map.size, 0);
   assert.deepEqual([...map.values()], []);
 });
+
+Deno.test("slot string map: gets, sets, replaces and deletes as a Map does, through growth and reuse of slots", () => {
+  for (const seed of [7, 8, 9]) {
+    const next = random(seed);
+    const map = new SlotStringMap<string, number | string>();
+    const model = new Map<string, number | string>();
+    for (let step = 0; step < 20_000; step++) {
+      // Service keys and IDs alike; few distinct at first, more later.
+      const n = Math.floor(next() * (step < 10_000 ? 200 : 4_000));
+      const key = n % 3 === 0 ? `ns-${n % 17}/svc-${n}` : guid(n);
+      const r = next();
+      if (r < 0.45) {
+        const value = r < 0.2 ? `lb/${n}/${step}` : step;
+        map.set(key, value);
+        model.set(key, value);
+      } else if (r < 0.75) {
+        assert.equal(map.delete(key), model.delete(key), `delete ${key} at step ${step}`);
+      } else if (r < 0.999) {
+        assert.equal(map.get(key), model.get(key), `get ${key} at step ${step}`);
+        assert.equal(map.has(key), model.has(key), `has ${key} at step ${step}`);
+      } else {
+        map.clear();
+        model.clear();
+      }
+      assert.equal(map.size, model.size);
+      if (step % 997 === 0) {
+        assert.deepEqual(sortedEntries(map), sortedEntries(model), `step ${step}`);
+      }
+    }
+    assert.deepEqual(sortedEntries(map), sortedEntries(model));
+    assert.equal(map.get("not there"), undefined);
+  }
+});
+
+function sortedEntries<V>(map: Iterable<[string, V]>): [string, V][] {
+  return [...map].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+}
