@@ -502,13 +502,9 @@ export class ObservedCache implements IndexedObservedState {
       given.sourceVip !== undefined && given.sourceVip === flatOld?.sourceVip
         ? flatOld.sourceVip
         : given.sourceVip,
-      given.flags,
-      given.portMapping,
-      given.protocol,
+      given.shape,
       given.internalPort,
       given.externalPort,
-      given.distributionType,
-      given.portMappingFlags,
     );
   }
 
@@ -715,12 +711,13 @@ function storedLoadBalancer(
     : Array.isArray(pms) && pms.length === 0
     ? EMPTY_PORT_MAPPINGS
     : portMappingMask(pm);
-  const flat = mask !== NOT_FLAT &&
+  const shape = mask === NOT_FLAT ? NOT_FLAT : packShape(mask, pm, hns.Flags);
+  const flat = shape !== NOT_FLAT &&
     (vips === undefined ||
       (Array.isArray(vips) &&
         (vips.length === 0 || (vips.length === 1 && typeof vips[0] === "string")))) &&
-    (hns.Flags === undefined || typeof hns.Flags === "number") &&
-    (hns.SourceVIP === undefined || typeof hns.SourceVIP === "string");
+    (hns.SourceVIP === undefined || typeof hns.SourceVIP === "string") &&
+    packable(pm?.InternalPort, NO_PORT) && packable(pm?.ExternalPort, NO_PORT);
   if (flat) {
     return new FlatLoadBalancer(
       key,
@@ -729,13 +726,9 @@ function storedLoadBalancer(
       hns.HostComputeEndpoints,
       vips === undefined ? NO_VIPS : vips.length === 0 ? EMPTY_VIPS : vips[0],
       hns.SourceVIP,
-      hns.Flags,
-      mask,
-      pm?.Protocol,
-      pm?.InternalPort,
-      pm?.ExternalPort,
-      pm?.DistributionType,
-      pm?.Flags,
+      shape,
+      pm?.InternalPort ?? -1,
+      pm?.ExternalPort ?? -1,
     );
   }
   // One literal with the service key: a property added later would need a
@@ -781,7 +774,68 @@ function portMappingMask(pm: unknown): number {
   return mask;
 }
 
-/** An observed load balancer as flat fields; `hns` is rebuilt (the same each time) when read. */
+/**
+ * A flat load balancer's small numbers in one field (a small integer, so no
+ * number object): the port mapping's mask of present fields, or none, or
+ * empty ({@link SHAPE_NO_PORT_MAPPINGS}, {@link SHAPE_EMPTY_PORT_MAPPINGS}),
+ * and its protocol, distribution type and flags and the load balancer's
+ * flags, each in its bits ({@link SHAPE_FIELDS}) with its largest value
+ * meaning undefined. {@link NOT_FLAT} when a value does not fit.
+ */
+function packShape(mask: number, pm: HcnPortMapping | undefined, flags: unknown): number {
+  const code = mask === NO_PORT_MAPPINGS
+    ? SHAPE_NO_PORT_MAPPINGS
+    : mask === EMPTY_PORT_MAPPINGS
+    ? SHAPE_EMPTY_PORT_MAPPINGS
+    : mask;
+  const values = [pm?.Protocol, pm?.DistributionType, pm?.Flags, flags];
+  let shape = code;
+  for (let i = 0; i < SHAPE_FIELDS.length; i++) {
+    const [shift, none] = SHAPE_FIELDS[i];
+    const value = values[i];
+    if (!packable(value, none)) return NOT_FLAT;
+    shape += (value === undefined ? none : value) * 2 ** shift;
+  }
+  return shape;
+}
+
+/** Whether `value` is undefined or an integer from 0 to below `none` (no -0). */
+function packable(value: unknown, none: number): value is number | undefined {
+  return value === undefined ||
+    (Number.isInteger(value) && (value as number) >= 0 && (value as number) < none &&
+      !Object.is(value, -0));
+}
+
+/** A packed field of {@link packShape}: its value, or undefined for its largest. */
+function unpack(shape: number, field: number): number | undefined {
+  const [shift, none] = SHAPE_FIELDS[field];
+  const value = Math.floor(shape / 2 ** shift) % (none + 1);
+  return value === none ? undefined : value;
+}
+
+/** Port mapping codes of a shape beside a mask of present fields (0 to 31). */
+const SHAPE_NO_PORT_MAPPINGS = 32;
+const SHAPE_EMPTY_PORT_MAPPINGS = 33;
+/**
+ * The bits of a shape after its 6 of port mapping code: [shift, largest
+ * value (undefined)] of the protocol, distribution type, port mapping flags,
+ * load balancer flags; 30 bits in all, a small integer on every V8.
+ */
+const SHAPE_FIELDS: readonly (readonly [number, number])[] = [[6, 255], [14, 7], [17, 255], [
+  25,
+  31,
+]];
+const SHAPE_PROTOCOL = 0;
+const SHAPE_DISTRIBUTION_TYPE = 1;
+const SHAPE_PORT_MAPPING_FLAGS = 2;
+const SHAPE_FLAGS = 3;
+/** A port's bound: a flat load balancer keeps ports 0-65535, else -1 for undefined. */
+const NO_PORT = 65536;
+
+/**
+ * An observed load balancer as flat fields, its numbers packed ({@link
+ * packShape}); `hns` is rebuilt (the same each time) when read.
+ */
 class FlatLoadBalancer implements ObservedLoadBalancer {
   constructor(
     readonly key: LbKey,
@@ -790,13 +844,11 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
     readonly backends: string[] | undefined,
     readonly vip: string | typeof NO_VIPS | typeof EMPTY_VIPS,
     readonly sourceVip: string | undefined,
-    readonly flags: number | undefined,
-    readonly portMapping: number,
-    readonly protocol: number | undefined,
-    readonly internalPort: number | undefined,
-    readonly externalPort: number | undefined,
-    readonly distributionType: number | undefined,
-    readonly portMappingFlags: number | undefined,
+    readonly shape: number,
+    /** -1 for undefined. */
+    readonly internalPort: number,
+    /** -1 for undefined. */
+    readonly externalPort: number,
   ) {}
 
   get hns(): HcnLoadBalancer {
@@ -804,21 +856,27 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
     if (this.backends !== undefined) hns.HostComputeEndpoints = this.backends;
     if (this.vip === EMPTY_VIPS) hns.FrontendVIPs = [];
     else if (this.vip !== NO_VIPS) hns.FrontendVIPs = [this.vip];
-    const mask = this.portMapping;
-    if (mask === EMPTY_PORT_MAPPINGS) hns.PortMappings = [];
-    else if (mask >= 0) {
+    const shape = this.shape;
+    const mask = shape % 64;
+    if (mask === SHAPE_EMPTY_PORT_MAPPINGS) hns.PortMappings = [];
+    else if (mask !== SHAPE_NO_PORT_MAPPINGS) {
       const pm = {} as HcnPortMapping;
-      if (mask & 1) pm.Protocol = this.protocol!;
-      if (mask & 2) pm.InternalPort = this.internalPort!;
-      if (mask & 4) pm.ExternalPort = this.externalPort!;
-      if (mask & 8) pm.DistributionType = this.distributionType;
-      if (mask & 16) pm.Flags = this.portMappingFlags;
+      if (mask & 1) pm.Protocol = unpack(shape, SHAPE_PROTOCOL)!;
+      if (mask & 2) pm.InternalPort = port(this.internalPort)!;
+      if (mask & 4) pm.ExternalPort = port(this.externalPort)!;
+      if (mask & 8) pm.DistributionType = unpack(shape, SHAPE_DISTRIBUTION_TYPE);
+      if (mask & 16) pm.Flags = unpack(shape, SHAPE_PORT_MAPPING_FLAGS);
       hns.PortMappings = [pm];
     }
-    if (this.flags !== undefined) hns.Flags = this.flags;
+    const flags = unpack(shape, SHAPE_FLAGS);
+    if (flags !== undefined) hns.Flags = flags;
     if (this.sourceVip !== undefined) hns.SourceVIP = this.sourceVip;
     return hns;
   }
+}
+
+function port(value: number): number | undefined {
+  return value < 0 ? undefined : value;
 }
 
 /**
