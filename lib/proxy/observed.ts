@@ -14,7 +14,8 @@
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
  * so the cache and the ownership record share one string per ID. The ID
  * indexes of the owned and foreign objects are {@link SlotMap}s: they hold no
- * string or entry per ID, only a slot in a typed array.
+ * string or entry per ID, only a slot in a typed array; the owned objects by
+ * key are subsets of them (no second array of objects).
  * The keys of the LBs referencing an endpoint are kept on the stored endpoint
  * (no Map per relation), and a load balancer that replaces another under its
  * key holds the strings the cache already holds where they are the same
@@ -47,13 +48,18 @@ import { remoteEndpointMac } from "./net.ts";
  * spreading it.
  */
 export class ObservedCache implements IndexedObservedState {
-  readonly #lbs = new SlotMap<ObservedLoadBalancer, LbKey>((lb) => lb.key);
-  readonly #eps = new SlotMap<StoredEndpoint, EpKey>((ep) => ep.key);
-  readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /** Upper-case ID → the object, for owned and foreign objects alike. */
   readonly #lbById = new SlotMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
   readonly #epById = new SlotMap<StoredEndpoint>((ep) => idKey(ep.id));
+  /**
+   * The owned objects by key: subsets of the ID indexes (their slots, no
+   * second array of objects), so an object is put there after its ID is
+   * indexed, and leaves them when its ID's entry is dropped or replaced.
+   */
+  readonly #lbs = this.#lbById.subset<LbKey>((lb) => lb.key);
+  readonly #eps = this.#epById.subset<EpKey>((ep) => ep.key);
+  readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
+  readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /**
    * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
    * kept on the endpoint in {@link #epById}; here only for IDs not there
@@ -137,8 +143,8 @@ export class ObservedCache implements IndexedObservedState {
       // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
       // and no journal (cleared): what #storeEndpoint does, without its lookups.
       if (this.#unknownRefs.size === 0 && !this.#eps.has(ep.key) && !this.#epById.has(id)) {
-        this.#eps.set(ep.key, ep);
         this.#epById.set(id, ep);
+        this.#eps.set(ep.key, ep);
       } else {
         this.#storeEndpoint(ep);
       }
@@ -177,18 +183,18 @@ export class ObservedCache implements IndexedObservedState {
       lb = storedLoadBalancer(given.key, this.#sharedId(given.id), given.serviceKey, hns);
     }
     if (old !== undefined && old.id === lb.id) {
-      // Updated in place: every Map entry is overwritten, none deleted and added
-      // again (a deleted entry holds its place in a Map's table until a rehash).
+      // Updated in place: the ID's entry is overwritten (its slot kept), which
+      // takes the old one out of the owned subset; the new one goes in.
       this.#index(old, false, lb.serviceKey);
-      this.#lbs.set(lb.key, lb);
       this.#lbById.set(idKey(lb.id), lb);
+      this.#lbs.set(lb.key, lb);
       this.#index(lb, true, old.serviceKey);
       return;
     }
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
-    this.#lbs.set(lb.key, lb);
     this.#putId(this.#lbById, idKey(lb.id), lb);
+    this.#lbs.set(lb.key, lb);
     this.#index(lb, true);
   }
 
@@ -201,8 +207,8 @@ export class ObservedCache implements IndexedObservedState {
   #storeEndpoint(ep: StoredEndpoint): void {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
-    this.#eps.set(ep.key, ep);
     this.#putEp(ep);
+    this.#eps.set(ep.key, ep);
   }
 
   /**

@@ -10,7 +10,9 @@
  * match), so an index of n IDs costs 6-12 bytes per ID where a
  * `Map<string, …>` costs 28-56 (and a Map that doubles leaves its old table
  * behind as garbage).
- * {@link SlotMap} is a Map-like on top of it for values that carry their ID.
+ * {@link SlotMap} is a Map-like on top of it for values that carry their ID,
+ * {@link SlotSubset} a second index of some of a SlotMap's values by another
+ * key (in the SlotMap's slots), {@link SlotStringMap} one for any values.
  *
  * Rules: IDs compare exactly, so callers normalize them first (upper case);
  * `idAt(slot)` must give the slot's ID for as long as the slot is in the
@@ -158,6 +160,8 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
   readonly #free: number[] = [];
   readonly #index: SlotIndex;
   readonly #keyOf: (value: V) => K;
+  /** The {@link subset}, if one was made. */
+  #subset: SlotSubset<V, string> | undefined;
 
   /** An empty map whose value `v` is kept under `keyOf(v)`. */
   constructor(keyOf: (value: V) => K) {
@@ -186,6 +190,7 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
     const hash = idHash(key);
     const slot = this.#index.find(key, hash);
     if (slot >= 0) {
+      if (this.#values[slot] !== value) this.#subset?.leave(slot);
       this.#values[slot] = value;
       return this;
     }
@@ -197,8 +202,16 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
 
   /** Drop the value under this key; whether there was one. */
   delete(key: K): boolean {
-    const slot = this.#index.remove(key);
-    if (slot < 0) return false;
+    let slot: number;
+    if (this.#subset === undefined) {
+      slot = this.#index.remove(key);
+      if (slot < 0) return false;
+    } else {
+      slot = this.#index.find(key);
+      if (slot < 0) return false;
+      this.#subset.leave(slot);
+      this.#index.remove(key);
+    }
     this.#values[slot] = undefined;
     this.#free.push(slot);
     return true;
@@ -206,9 +219,30 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
 
   /** Drop everything. */
   clear(): void {
+    this.#subset?.clear();
     this.#index.clear();
     this.#values.length = 0;
     this.#free.length = 0;
+  }
+
+  /**
+   * A map of some of this map's values under another key (`keyOf2(v)`),
+   * kept in this map's slots: one array of values for both. A value leaves
+   * it when it leaves this map or is replaced in it. One per map.
+   */
+  subset<K2 extends string>(keyOf2: (value: V) => K2): SlotSubset<V, K2> {
+    if (this.#subset !== undefined) throw new Error("a SlotMap has one subset");
+    const subset = new SlotSubset<V, K2>(
+      keyOf2,
+      (slot) => this.#values[slot],
+      (value) => {
+        const slot = this.#index.find(this.#keyOf(value));
+        return slot >= 0 && this.#values[slot] === value ? slot : -1;
+      },
+      () => this.#values.length,
+    );
+    this.#subset = subset as unknown as SlotSubset<V, string>;
+    return subset;
   }
 
   /** The values, by slot, read live (see the module notes). */
@@ -217,6 +251,121 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot];
       if (value !== undefined) yield value;
+    }
+  }
+
+  /** The keys, by slot, read live. */
+  *keys(): MapIterator<K> {
+    for (const value of this.values()) yield this.#keyOf(value);
+  }
+
+  /** The entries, by slot, read live. */
+  *entries(): MapIterator<[K, V]> {
+    for (const value of this.values()) yield [this.#keyOf(value), value];
+  }
+
+  /** The entries, by slot, read live. */
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /** `fn` for each entry, by slot, read live. */
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+  }
+}
+
+/**
+ * Some of a {@link SlotMap}'s values by another key (see
+ * {@link SlotMap.subset}): an index of their slots in the SlotMap, and a
+ * flag per slot; no array of values of its own. A value is added by
+ * {@link set} once it is in the SlotMap. It is a `ReadonlyMap` to readers;
+ * iteration is by slot, read live.
+ */
+export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
+  readonly #index: SlotIndex;
+  #member = new Uint8Array(16);
+  readonly #keyOf: (value: V) => K;
+  readonly #valueAt: (slot: number) => V | undefined;
+  readonly #slotOf: (value: V) => number;
+  readonly #slots: () => number;
+
+  /** Made by {@link SlotMap.subset} only. */
+  constructor(
+    keyOf: (value: V) => K,
+    valueAt: (slot: number) => V | undefined,
+    slotOf: (value: V) => number,
+    slots: () => number,
+  ) {
+    this.#keyOf = keyOf;
+    this.#valueAt = valueAt;
+    this.#slotOf = slotOf;
+    this.#slots = slots;
+    this.#index = new SlotIndex((slot) => keyOf(valueAt(slot)!));
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.#index.find(key);
+    return slot < 0 ? undefined : this.#valueAt(slot);
+  }
+
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.#index.find(key) >= 0;
+  }
+
+  /**
+   * Keep `value`, which the SlotMap holds, under `key` (its `keyOf`),
+   * replacing what was under it. Throws when the SlotMap does not hold it.
+   */
+  set(key: K, value: V): this {
+    const slot = this.#slotOf(value);
+    if (slot < 0) throw new Error(`SlotSubset: the value under ${key} is not in its SlotMap`);
+    const hash = idHash(key);
+    const held = this.#index.find(key, hash);
+    if (held === slot) return this;
+    if (held >= 0) this.delete(key);
+    if (slot >= this.#member.length) {
+      const member = new Uint8Array(Math.max(slot + 1, this.#member.length * 2));
+      member.set(this.#member);
+      this.#member = member;
+    }
+    this.#member[slot] = 1;
+    this.#index.insert(key, slot, hash);
+    return this;
+  }
+
+  /** Drop the value under this key (it stays in the SlotMap); whether there was one. */
+  delete(key: K): boolean {
+    const slot = this.#index.remove(key);
+    if (slot < 0) return false;
+    this.#member[slot] = 0;
+    return true;
+  }
+
+  /** Drop the slot's value, if it is in this subset (the SlotMap is about to drop or replace it). */
+  leave(slot: number): void {
+    if (slot < this.#member.length && this.#member[slot] === 1) {
+      this.delete(this.#keyOf(this.#valueAt(slot)!));
+    }
+  }
+
+  /** Drop everything (the SlotMap keeps its values). */
+  clear(): void {
+    this.#index.clear();
+    this.#member = new Uint8Array(16);
+  }
+
+  /** The values, by slot, read live (see the module notes). */
+  *values(): MapIterator<V> {
+    for (let slot = 0; slot < this.#slots(); slot++) {
+      if (slot < this.#member.length && this.#member[slot] === 1) yield this.#valueAt(slot)!;
     }
   }
 
