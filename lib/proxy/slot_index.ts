@@ -150,53 +150,98 @@ function cellsFor(entries: number): number {
 }
 
 /**
+ * Values by slot, found by key through a {@link SlotIndex}: what
+ * {@link SlotMap} and {@link SlotStringMap} share. `keyAt(slot)` gives a
+ * slot's key.
+ */
+abstract class SlotValues<K extends string, V> {
+  protected readonly slotValues: (V | undefined)[] = [];
+  protected readonly index = new SlotIndex((slot) => this.keyAt(slot));
+  readonly #free: number[] = [];
+
+  /** The key of a slot in the index. */
+  protected abstract keyAt(slot: number): string;
+
+  /** Number of entries. */
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.index.find(key);
+    return slot < 0 ? undefined : this.slotValues[slot];
+  }
+
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.index.find(key) >= 0;
+  }
+
+  /**
+   * Keep `value` under `key`: in the slot of the key, after `replacing(slot)`,
+   * or in a free slot, after `naming(slot)` (so that `keyAt` gives its key).
+   */
+  protected put(
+    key: K,
+    value: V,
+    replacing?: (slot: number) => void,
+    naming?: (slot: number) => void,
+  ): void {
+    const hash = idHash(key);
+    const slot = this.index.find(key, hash);
+    if (slot >= 0) {
+      replacing?.(slot);
+      this.slotValues[slot] = value;
+      return;
+    }
+    const fresh = this.#free.pop() ?? this.slotValues.length;
+    naming?.(fresh);
+    this.slotValues[fresh] = value;
+    this.index.insert(key, fresh, hash);
+  }
+
+  /** Free a slot taken out of the index. */
+  protected release(slot: number): void {
+    this.slotValues[slot] = undefined;
+    this.#free.push(slot);
+  }
+
+  /** Drop every entry. */
+  protected clearSlots(): void {
+    this.index.clear();
+    this.slotValues.length = 0;
+    this.#free.length = 0;
+  }
+}
+
+/**
  * A Map from a string key (an ID in normalized form, or a stable key) to a
  * value that carries it (`keyOf(value)` is its key): the values in an array
  * by slot, found through a {@link SlotIndex}. No entry object or table of
  * strings per key. It is a `ReadonlyMap` to readers; iteration is by slot.
  */
-export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> {
-  readonly #values: (V | undefined)[] = [];
-  readonly #free: number[] = [];
-  readonly #index: SlotIndex;
+export class SlotMap<V, K extends string = string> extends SlotValues<K, V>
+  implements ReadonlyMap<K, V> {
   readonly #keyOf: (value: V) => K;
   /** The {@link subset}, if one was made. */
   #subset: SlotSubset<V, string> | undefined;
 
   /** An empty map whose value `v` is kept under `keyOf(v)`. */
   constructor(keyOf: (value: V) => K) {
+    super();
     this.#keyOf = keyOf;
-    this.#index = new SlotIndex((slot) => keyOf(this.#values[slot]!));
   }
 
-  /** Number of entries. */
-  get size(): number {
-    return this.#index.size;
-  }
-
-  /** The value under this key, if any. */
-  get(key: K): V | undefined {
-    const slot = this.#index.find(key);
-    return slot < 0 ? undefined : this.#values[slot];
-  }
-
-  /** Whether a value is kept under this key. */
-  has(key: K): boolean {
-    return this.#index.find(key) >= 0;
+  protected keyAt(slot: number): string {
+    return this.#keyOf(this.slotValues[slot]!);
   }
 
   /** Keep `value` under `key` (its `keyOf`), replacing what was under it. */
   set(key: K, value: V): this {
-    const hash = idHash(key);
-    const slot = this.#index.find(key, hash);
-    if (slot >= 0) {
-      if (this.#values[slot] !== value) this.#subset?.leave(slot);
-      this.#values[slot] = value;
-      return this;
-    }
-    const fresh = this.#free.pop() ?? this.#values.length;
-    this.#values[fresh] = value;
-    this.#index.insert(key, fresh, hash);
+    this.put(key, value, (slot) => {
+      if (this.slotValues[slot] !== value) this.#subset?.leave(slot);
+    });
     return this;
   }
 
@@ -204,25 +249,22 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
   delete(key: K): boolean {
     let slot: number;
     if (this.#subset === undefined) {
-      slot = this.#index.remove(key);
+      slot = this.index.remove(key);
       if (slot < 0) return false;
     } else {
-      slot = this.#index.find(key);
+      slot = this.index.find(key);
       if (slot < 0) return false;
       this.#subset.leave(slot);
-      this.#index.remove(key);
+      this.index.remove(key);
     }
-    this.#values[slot] = undefined;
-    this.#free.push(slot);
+    this.release(slot);
     return true;
   }
 
   /** Drop everything. */
   clear(): void {
     this.#subset?.clear();
-    this.#index.clear();
-    this.#values.length = 0;
-    this.#free.length = 0;
+    this.clearSlots();
   }
 
   /**
@@ -234,12 +276,12 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
     if (this.#subset !== undefined) throw new Error("a SlotMap has one subset");
     const subset = new SlotSubset<V, K2>(
       keyOf2,
-      (slot) => this.#values[slot],
+      (slot) => this.slotValues[slot],
       (value) => {
-        const slot = this.#index.find(this.#keyOf(value));
-        return slot >= 0 && this.#values[slot] === value ? slot : -1;
+        const slot = this.index.find(this.#keyOf(value));
+        return slot >= 0 && this.slotValues[slot] === value ? slot : -1;
       },
-      () => this.#values.length,
+      () => this.slotValues.length,
     );
     this.#subset = subset as unknown as SlotSubset<V, string>;
     return subset;
@@ -247,7 +289,7 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
 
   /** The values, by slot, read live (see the module notes). */
   *values(): MapIterator<V> {
-    const values = this.#values;
+    const values = this.slotValues;
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot];
       if (value !== undefined) yield value;
@@ -398,59 +440,32 @@ export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
  * Iteration is by slot, read live (see the module notes), not in insertion
  * order.
  */
-export class SlotStringMap<K extends string, V> {
+export class SlotStringMap<K extends string, V> extends SlotValues<K, V> {
   readonly #keys: (K | undefined)[] = [];
-  readonly #values: (V | undefined)[] = [];
-  readonly #free: number[] = [];
-  readonly #index = new SlotIndex((slot) => this.#keys[slot]!);
 
-  /** Number of entries. */
-  get size(): number {
-    return this.#index.size;
-  }
-
-  /** The value under this key, if any. */
-  get(key: K): V | undefined {
-    const slot = this.#index.find(key);
-    return slot < 0 ? undefined : this.#values[slot];
-  }
-
-  /** Whether an entry has this key. */
-  has(key: K): boolean {
-    return this.#index.find(key) >= 0;
+  protected keyAt(slot: number): string {
+    return this.#keys[slot]!;
   }
 
   /** Keep `value` under `key`, replacing what was under it. */
   set(key: K, value: V): this {
-    const hash = idHash(key);
-    const slot = this.#index.find(key, hash);
-    if (slot >= 0) {
-      this.#values[slot] = value;
-      return this;
-    }
-    const fresh = this.#free.pop() ?? this.#keys.length;
-    this.#keys[fresh] = key;
-    this.#values[fresh] = value;
-    this.#index.insert(key, fresh, hash);
+    this.put(key, value, undefined, (slot) => this.#keys[slot] = key);
     return this;
   }
 
   /** Drop the entry under this key; whether there was one. */
   delete(key: K): boolean {
-    const slot = this.#index.remove(key);
+    const slot = this.index.remove(key);
     if (slot < 0) return false;
     this.#keys[slot] = undefined;
-    this.#values[slot] = undefined;
-    this.#free.push(slot);
+    this.release(slot);
     return true;
   }
 
   /** Drop everything. */
   clear(): void {
-    this.#index.clear();
+    this.clearSlots();
     this.#keys.length = 0;
-    this.#values.length = 0;
-    this.#free.length = 0;
   }
 
   /** The entries, by slot, read live. */
@@ -458,7 +473,7 @@ export class SlotStringMap<K extends string, V> {
     const keys = this.#keys;
     for (let slot = 0; slot < keys.length; slot++) {
       const key = keys[slot];
-      if (key !== undefined) yield [key, this.#values[slot] as V];
+      if (key !== undefined) yield [key, this.slotValues[slot] as V];
     }
   }
 
