@@ -14,7 +14,8 @@
  * spell GUIDs in upper case, and `toUpperCase` returns such a string itself,
  * so the cache and the ownership record share one string per ID. The ID
  * indexes of the owned and foreign objects are {@link SlotMap}s: they hold no
- * string or entry per ID, only a slot in a typed array.
+ * string or entry per ID, only a slot in a typed array; the owned objects by
+ * key are subsets of them (no second array of objects).
  * The keys of the LBs referencing an endpoint are kept on the stored endpoint
  * (no Map per relation), and a load balancer that replaces another under its
  * key holds the strings the cache already holds where they are the same
@@ -35,7 +36,7 @@ import type {
   ObservedState,
 } from "./model.ts";
 import { IdJournal } from "./id_journal.ts";
-import { SlotMap } from "./slot_index.ts";
+import { SlotMap, SlotStringMap } from "./slot_index.ts";
 import { remoteEndpointMac } from "./net.ts";
 
 /**
@@ -47,25 +48,30 @@ import { remoteEndpointMac } from "./net.ts";
  * spreading it.
  */
 export class ObservedCache implements IndexedObservedState {
-  readonly #lbs = new SlotMap<ObservedLoadBalancer, LbKey>((lb) => lb.key);
-  readonly #eps = new SlotMap<StoredEndpoint, EpKey>((ep) => ep.key);
-  readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
-  readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /** Upper-case ID → the object, for owned and foreign objects alike. */
   readonly #lbById = new SlotMap<ObservedLoadBalancer>((lb) => idKey(lb.id));
   readonly #epById = new SlotMap<StoredEndpoint>((ep) => idKey(ep.id));
+  /**
+   * The owned objects by key: subsets of the ID indexes (their slots, no
+   * second array of objects), so an object is put there after its ID is
+   * indexed, and leaves them when its ID's entry is dropped or replaced.
+   */
+  readonly #lbs = this.#lbById.subset<LbKey>((lb) => lb.key);
+  readonly #eps = this.#epById.subset<EpKey>((ep) => ep.key);
+  readonly #foreignLbs = new Map<LbKey, ObservedLoadBalancer>();
+  readonly #foreignEps = new Map<EpKey, StoredEndpoint>();
   /**
    * Keys of the owned LBs referencing an endpoint ID (see {@link KeyList}) are
    * kept on the endpoint in {@link #epById}; here only for IDs not there
    * (stray, or not known to the cache).
    */
-  readonly #unknownRefs = new Map<string, KeyList>();
+  readonly #unknownRefs = new SlotStringMap<string, KeyList>();
   /** Upper-case endpoint ID → number of foreign LBs referencing it. */
-  readonly #foreignRefs = new Map<string, number>();
+  readonly #foreignRefs = new SlotStringMap<string, number>();
   /** Upper-case endpoint ID → number of stray LBs referencing it. */
-  readonly #strayRefs = new Map<string, number>();
+  readonly #strayRefs = new SlotStringMap<string, number>();
   /** Service key → keys of the owned LBs recorded for it. */
-  readonly #lbsByService = new Map<ObjectKey, KeyList>();
+  readonly #lbsByService = new SlotStringMap<ObjectKey, KeyList>();
   /** Owned objects without a usable key, by upper-case ID. */
   readonly #strayLbs = new Map<string, ObservedLoadBalancer>();
   readonly #strayEps = new Map<string, ObservedEndpoint>();
@@ -137,8 +143,8 @@ export class ObservedCache implements IndexedObservedState {
       // Neither its key nor its ID held yet, no references known (no owned LB is in yet)
       // and no journal (cleared): what #storeEndpoint does, without its lookups.
       if (this.#unknownRefs.size === 0 && !this.#eps.has(ep.key) && !this.#epById.has(id)) {
-        this.#eps.set(ep.key, ep);
         this.#epById.set(id, ep);
+        this.#eps.set(ep.key, ep);
       } else {
         this.#storeEndpoint(ep);
       }
@@ -177,18 +183,18 @@ export class ObservedCache implements IndexedObservedState {
       lb = storedLoadBalancer(given.key, this.#sharedId(given.id), given.serviceKey, hns);
     }
     if (old !== undefined && old.id === lb.id) {
-      // Updated in place: every Map entry is overwritten, none deleted and added
-      // again (a deleted entry holds its place in a Map's table until a rehash).
+      // Updated in place: the ID's entry is overwritten (its slot kept), which
+      // takes the old one out of the owned subset; the new one goes in.
       this.#index(old, false, lb.serviceKey);
-      this.#lbs.set(lb.key, lb);
       this.#lbById.set(idKey(lb.id), lb);
+      this.#lbs.set(lb.key, lb);
       this.#index(lb, true, old.serviceKey);
       return;
     }
     this.#dropLb(lb.key);
     this.#dropLbId(lb.id);
-    this.#lbs.set(lb.key, lb);
     this.#putId(this.#lbById, idKey(lb.id), lb);
+    this.#lbs.set(lb.key, lb);
     this.#index(lb, true);
   }
 
@@ -201,8 +207,8 @@ export class ObservedCache implements IndexedObservedState {
   #storeEndpoint(ep: StoredEndpoint): void {
     this.#dropEp(ep.key);
     this.#dropEpId(ep.id);
-    this.#eps.set(ep.key, ep);
     this.#putEp(ep);
+    this.#eps.set(ep.key, ep);
   }
 
   /**
@@ -502,13 +508,9 @@ export class ObservedCache implements IndexedObservedState {
       given.sourceVip !== undefined && given.sourceVip === flatOld?.sourceVip
         ? flatOld.sourceVip
         : given.sourceVip,
-      given.flags,
-      given.portMapping,
-      given.protocol,
+      given.shape,
       given.internalPort,
       given.externalPort,
-      given.distributionType,
-      given.portMappingFlags,
     );
   }
 
@@ -583,7 +585,11 @@ function listWith(list: KeyList | undefined, value: string, add: boolean): KeyLi
   return list.length === 1 ? list[0] : list.length === 0 ? undefined : list;
 }
 
-function setOrDelete<K, V>(m: Map<K, V>, key: K, value: V | undefined): void {
+function setOrDelete<K extends string, V>(
+  m: SlotStringMap<K, V>,
+  key: K,
+  value: V | undefined,
+): void {
   if (value === undefined) m.delete(key);
   else m.set(key, value);
 }
@@ -647,7 +653,11 @@ function eachReferencedId(
 }
 
 /** Count (delta +1) or uncount (-1) the endpoint IDs an LB references. */
-function countIds(counts: Map<string, number>, lb: ObservedLoadBalancer, delta: number): void {
+function countIds(
+  counts: SlotStringMap<string, number>,
+  lb: ObservedLoadBalancer,
+  delta: number,
+): void {
   eachReferencedId(lb, (ref) => {
     const n = (counts.get(ref) ?? 0) + delta;
     if (n > 0) counts.set(ref, n);
@@ -707,12 +717,13 @@ function storedLoadBalancer(
     : Array.isArray(pms) && pms.length === 0
     ? EMPTY_PORT_MAPPINGS
     : portMappingMask(pm);
-  const flat = mask !== NOT_FLAT &&
+  const shape = mask === NOT_FLAT ? NOT_FLAT : packShape(mask, pm, hns.Flags);
+  const flat = shape !== NOT_FLAT &&
     (vips === undefined ||
       (Array.isArray(vips) &&
         (vips.length === 0 || (vips.length === 1 && typeof vips[0] === "string")))) &&
-    (hns.Flags === undefined || typeof hns.Flags === "number") &&
-    (hns.SourceVIP === undefined || typeof hns.SourceVIP === "string");
+    (hns.SourceVIP === undefined || typeof hns.SourceVIP === "string") &&
+    packable(pm?.InternalPort, NO_PORT) && packable(pm?.ExternalPort, NO_PORT);
   if (flat) {
     return new FlatLoadBalancer(
       key,
@@ -721,13 +732,9 @@ function storedLoadBalancer(
       hns.HostComputeEndpoints,
       vips === undefined ? NO_VIPS : vips.length === 0 ? EMPTY_VIPS : vips[0],
       hns.SourceVIP,
-      hns.Flags,
-      mask,
-      pm?.Protocol,
-      pm?.InternalPort,
-      pm?.ExternalPort,
-      pm?.DistributionType,
-      pm?.Flags,
+      shape,
+      pm?.InternalPort ?? -1,
+      pm?.ExternalPort ?? -1,
     );
   }
   // One literal with the service key: a property added later would need a
@@ -773,7 +780,68 @@ function portMappingMask(pm: unknown): number {
   return mask;
 }
 
-/** An observed load balancer as flat fields; `hns` is rebuilt (the same each time) when read. */
+/**
+ * A flat load balancer's small numbers in one field (a small integer, so no
+ * number object): the port mapping's mask of present fields, or none, or
+ * empty ({@link SHAPE_NO_PORT_MAPPINGS}, {@link SHAPE_EMPTY_PORT_MAPPINGS}),
+ * and its protocol, distribution type and flags and the load balancer's
+ * flags, each in its bits ({@link SHAPE_FIELDS}) with its largest value
+ * meaning undefined. {@link NOT_FLAT} when a value does not fit.
+ */
+function packShape(mask: number, pm: HcnPortMapping | undefined, flags: unknown): number {
+  const code = mask === NO_PORT_MAPPINGS
+    ? SHAPE_NO_PORT_MAPPINGS
+    : mask === EMPTY_PORT_MAPPINGS
+    ? SHAPE_EMPTY_PORT_MAPPINGS
+    : mask;
+  const values = [pm?.Protocol, pm?.DistributionType, pm?.Flags, flags];
+  let shape = code;
+  for (let i = 0; i < SHAPE_FIELDS.length; i++) {
+    const [shift, none] = SHAPE_FIELDS[i];
+    const value = values[i];
+    if (!packable(value, none)) return NOT_FLAT;
+    shape += (value === undefined ? none : value) * 2 ** shift;
+  }
+  return shape;
+}
+
+/** Whether `value` is undefined or an integer from 0 to below `none` (no -0). */
+function packable(value: unknown, none: number): value is number | undefined {
+  return value === undefined ||
+    (Number.isInteger(value) && (value as number) >= 0 && (value as number) < none &&
+      !Object.is(value, -0));
+}
+
+/** A packed field of {@link packShape}: its value, or undefined for its largest. */
+function unpack(shape: number, field: number): number | undefined {
+  const [shift, none] = SHAPE_FIELDS[field];
+  const value = Math.floor(shape / 2 ** shift) % (none + 1);
+  return value === none ? undefined : value;
+}
+
+/** Port mapping codes of a shape beside a mask of present fields (0 to 31). */
+const SHAPE_NO_PORT_MAPPINGS = 32;
+const SHAPE_EMPTY_PORT_MAPPINGS = 33;
+/**
+ * The bits of a shape after its 6 of port mapping code: [shift, largest
+ * value (undefined)] of the protocol, distribution type, port mapping flags,
+ * load balancer flags; 30 bits in all, a small integer on every V8.
+ */
+const SHAPE_FIELDS: readonly (readonly [number, number])[] = [[6, 255], [14, 7], [17, 255], [
+  25,
+  31,
+]];
+const SHAPE_PROTOCOL = 0;
+const SHAPE_DISTRIBUTION_TYPE = 1;
+const SHAPE_PORT_MAPPING_FLAGS = 2;
+const SHAPE_FLAGS = 3;
+/** A port's bound: a flat load balancer keeps ports 0-65535, else -1 for undefined. */
+const NO_PORT = 65536;
+
+/**
+ * An observed load balancer as flat fields, its numbers packed ({@link
+ * packShape}); `hns` is rebuilt (the same each time) when read.
+ */
 class FlatLoadBalancer implements ObservedLoadBalancer {
   constructor(
     readonly key: LbKey,
@@ -782,13 +850,11 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
     readonly backends: string[] | undefined,
     readonly vip: string | typeof NO_VIPS | typeof EMPTY_VIPS,
     readonly sourceVip: string | undefined,
-    readonly flags: number | undefined,
-    readonly portMapping: number,
-    readonly protocol: number | undefined,
-    readonly internalPort: number | undefined,
-    readonly externalPort: number | undefined,
-    readonly distributionType: number | undefined,
-    readonly portMappingFlags: number | undefined,
+    readonly shape: number,
+    /** -1 for undefined. */
+    readonly internalPort: number,
+    /** -1 for undefined. */
+    readonly externalPort: number,
   ) {}
 
   get hns(): HcnLoadBalancer {
@@ -796,21 +862,27 @@ class FlatLoadBalancer implements ObservedLoadBalancer {
     if (this.backends !== undefined) hns.HostComputeEndpoints = this.backends;
     if (this.vip === EMPTY_VIPS) hns.FrontendVIPs = [];
     else if (this.vip !== NO_VIPS) hns.FrontendVIPs = [this.vip];
-    const mask = this.portMapping;
-    if (mask === EMPTY_PORT_MAPPINGS) hns.PortMappings = [];
-    else if (mask >= 0) {
+    const shape = this.shape;
+    const mask = shape % 64;
+    if (mask === SHAPE_EMPTY_PORT_MAPPINGS) hns.PortMappings = [];
+    else if (mask !== SHAPE_NO_PORT_MAPPINGS) {
       const pm = {} as HcnPortMapping;
-      if (mask & 1) pm.Protocol = this.protocol!;
-      if (mask & 2) pm.InternalPort = this.internalPort!;
-      if (mask & 4) pm.ExternalPort = this.externalPort!;
-      if (mask & 8) pm.DistributionType = this.distributionType;
-      if (mask & 16) pm.Flags = this.portMappingFlags;
+      if (mask & 1) pm.Protocol = unpack(shape, SHAPE_PROTOCOL)!;
+      if (mask & 2) pm.InternalPort = port(this.internalPort)!;
+      if (mask & 4) pm.ExternalPort = port(this.externalPort)!;
+      if (mask & 8) pm.DistributionType = unpack(shape, SHAPE_DISTRIBUTION_TYPE);
+      if (mask & 16) pm.Flags = unpack(shape, SHAPE_PORT_MAPPING_FLAGS);
       hns.PortMappings = [pm];
     }
-    if (this.flags !== undefined) hns.Flags = this.flags;
+    const flags = unpack(shape, SHAPE_FLAGS);
+    if (flags !== undefined) hns.Flags = flags;
     if (this.sourceVip !== undefined) hns.SourceVIP = this.sourceVip;
     return hns;
   }
+}
+
+function port(value: number): number | undefined {
+  return value < 0 ? undefined : value;
 }
 
 /**

@@ -10,7 +10,9 @@
  * match), so an index of n IDs costs 6-12 bytes per ID where a
  * `Map<string, …>` costs 28-56 (and a Map that doubles leaves its old table
  * behind as garbage).
- * {@link SlotMap} is a Map-like on top of it for values that carry their ID.
+ * {@link SlotMap} is a Map-like on top of it for values that carry their ID,
+ * {@link SlotSubset} a second index of some of a SlotMap's values by another
+ * key (in the SlotMap's slots), {@link SlotStringMap} one for any values.
  *
  * Rules: IDs compare exactly, so callers normalize them first (upper case);
  * `idAt(slot)` must give the slot's ID for as long as the slot is in the
@@ -148,72 +150,146 @@ function cellsFor(entries: number): number {
 }
 
 /**
+ * Values by slot, found by key through a {@link SlotIndex}: what
+ * {@link SlotMap} and {@link SlotStringMap} share. `keyAt(slot)` gives a
+ * slot's key.
+ */
+abstract class SlotValues<K extends string, V> {
+  protected readonly slotValues: (V | undefined)[] = [];
+  protected readonly index = new SlotIndex((slot) => this.keyAt(slot));
+  readonly #free: number[] = [];
+
+  /** The key of a slot in the index. */
+  protected abstract keyAt(slot: number): string;
+
+  /** Number of entries. */
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.index.find(key);
+    return slot < 0 ? undefined : this.slotValues[slot];
+  }
+
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.index.find(key) >= 0;
+  }
+
+  /**
+   * Keep `value` under `key`: in the slot of the key, after `replacing(slot)`,
+   * or in a free slot, after `naming(slot)` (so that `keyAt` gives its key).
+   */
+  protected put(
+    key: K,
+    value: V,
+    replacing?: (slot: number) => void,
+    naming?: (slot: number) => void,
+  ): void {
+    const hash = idHash(key);
+    const slot = this.index.find(key, hash);
+    if (slot >= 0) {
+      replacing?.(slot);
+      this.slotValues[slot] = value;
+      return;
+    }
+    const fresh = this.#free.pop() ?? this.slotValues.length;
+    naming?.(fresh);
+    this.slotValues[fresh] = value;
+    this.index.insert(key, fresh, hash);
+  }
+
+  /** Free a slot taken out of the index. */
+  protected release(slot: number): void {
+    this.slotValues[slot] = undefined;
+    this.#free.push(slot);
+  }
+
+  /** Drop every entry. */
+  protected clearSlots(): void {
+    this.index.clear();
+    this.slotValues.length = 0;
+    this.#free.length = 0;
+  }
+}
+
+/**
  * A Map from a string key (an ID in normalized form, or a stable key) to a
  * value that carries it (`keyOf(value)` is its key): the values in an array
  * by slot, found through a {@link SlotIndex}. No entry object or table of
  * strings per key. It is a `ReadonlyMap` to readers; iteration is by slot.
  */
-export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> {
-  readonly #values: (V | undefined)[] = [];
-  readonly #free: number[] = [];
-  readonly #index: SlotIndex;
+export class SlotMap<V, K extends string = string> extends SlotValues<K, V>
+  implements ReadonlyMap<K, V> {
   readonly #keyOf: (value: V) => K;
+  /** The {@link subset}, if one was made. */
+  #subset: SlotSubset<V, string> | undefined;
 
   /** An empty map whose value `v` is kept under `keyOf(v)`. */
   constructor(keyOf: (value: V) => K) {
+    super();
     this.#keyOf = keyOf;
-    this.#index = new SlotIndex((slot) => keyOf(this.#values[slot]!));
   }
 
-  /** Number of entries. */
-  get size(): number {
-    return this.#index.size;
-  }
-
-  /** The value under this key, if any. */
-  get(key: K): V | undefined {
-    const slot = this.#index.find(key);
-    return slot < 0 ? undefined : this.#values[slot];
-  }
-
-  /** Whether a value is kept under this key. */
-  has(key: K): boolean {
-    return this.#index.find(key) >= 0;
+  protected keyAt(slot: number): string {
+    return this.#keyOf(this.slotValues[slot]!);
   }
 
   /** Keep `value` under `key` (its `keyOf`), replacing what was under it. */
   set(key: K, value: V): this {
-    const hash = idHash(key);
-    const slot = this.#index.find(key, hash);
-    if (slot >= 0) {
-      this.#values[slot] = value;
-      return this;
-    }
-    const fresh = this.#free.pop() ?? this.#values.length;
-    this.#values[fresh] = value;
-    this.#index.insert(key, fresh, hash);
+    this.put(key, value, (slot) => {
+      if (this.slotValues[slot] !== value) this.#subset?.leave(slot);
+    });
     return this;
   }
 
   /** Drop the value under this key; whether there was one. */
   delete(key: K): boolean {
-    const slot = this.#index.remove(key);
-    if (slot < 0) return false;
-    this.#values[slot] = undefined;
-    this.#free.push(slot);
+    let slot: number;
+    if (this.#subset === undefined) {
+      slot = this.index.remove(key);
+      if (slot < 0) return false;
+    } else {
+      slot = this.index.find(key);
+      if (slot < 0) return false;
+      this.#subset.leave(slot);
+      this.index.remove(key);
+    }
+    this.release(slot);
     return true;
   }
 
   /** Drop everything. */
   clear(): void {
-    this.#index.clear();
-    this.#values.length = 0;
-    this.#free.length = 0;
+    this.#subset?.clear();
+    this.clearSlots();
+  }
+
+  /**
+   * A map of some of this map's values under another key (`keyOf2(v)`),
+   * kept in this map's slots: one array of values for both. A value leaves
+   * it when it leaves this map or is replaced in it. One per map.
+   */
+  subset<K2 extends string>(keyOf2: (value: V) => K2): SlotSubset<V, K2> {
+    if (this.#subset !== undefined) throw new Error("a SlotMap has one subset");
+    const subset = new SlotSubset<V, K2>(
+      keyOf2,
+      (slot) => this.slotValues[slot],
+      (value) => {
+        const slot = this.index.find(this.#keyOf(value));
+        return slot >= 0 && this.slotValues[slot] === value ? slot : -1;
+      },
+      () => this.slotValues.length,
+    );
+    this.#subset = subset as unknown as SlotSubset<V, string>;
+    return subset;
   }
 
   /** The values, by slot, read live (see the module notes). */
   *values(): MapIterator<V> {
-    const values = this.#values;
+    const values = this.slotValues;
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot];
       if (value !== undefined) yield value;
@@ -238,5 +314,171 @@ export class SlotMap<V, K extends string = string> implements ReadonlyMap<K, V> 
   /** `fn` for each entry, by slot, read live. */
   forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
     for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+  }
+}
+
+/**
+ * Some of a {@link SlotMap}'s values by another key (see
+ * {@link SlotMap.subset}): an index of their slots in the SlotMap, and a
+ * flag per slot; no array of values of its own. A value is added by
+ * {@link set} once it is in the SlotMap. It is a `ReadonlyMap` to readers;
+ * iteration is by slot, read live.
+ */
+export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
+  readonly #index: SlotIndex;
+  #member = new Uint8Array(16);
+  readonly #keyOf: (value: V) => K;
+  readonly #valueAt: (slot: number) => V | undefined;
+  readonly #slotOf: (value: V) => number;
+  readonly #slots: () => number;
+
+  /** Made by {@link SlotMap.subset} only. */
+  constructor(
+    keyOf: (value: V) => K,
+    valueAt: (slot: number) => V | undefined,
+    slotOf: (value: V) => number,
+    slots: () => number,
+  ) {
+    this.#keyOf = keyOf;
+    this.#valueAt = valueAt;
+    this.#slotOf = slotOf;
+    this.#slots = slots;
+    this.#index = new SlotIndex((slot) => keyOf(valueAt(slot)!));
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** The value under this key, if any. */
+  get(key: K): V | undefined {
+    const slot = this.#index.find(key);
+    return slot < 0 ? undefined : this.#valueAt(slot);
+  }
+
+  /** Whether a value is kept under this key. */
+  has(key: K): boolean {
+    return this.#index.find(key) >= 0;
+  }
+
+  /**
+   * Keep `value`, which the SlotMap holds, under `key` (its `keyOf`),
+   * replacing what was under it. Throws when the SlotMap does not hold it.
+   */
+  set(key: K, value: V): this {
+    const slot = this.#slotOf(value);
+    if (slot < 0) throw new Error(`SlotSubset: the value under ${key} is not in its SlotMap`);
+    const hash = idHash(key);
+    const held = this.#index.find(key, hash);
+    if (held === slot) return this;
+    if (held >= 0) this.delete(key);
+    if (slot >= this.#member.length) {
+      const member = new Uint8Array(Math.max(slot + 1, this.#member.length * 2));
+      member.set(this.#member);
+      this.#member = member;
+    }
+    this.#member[slot] = 1;
+    this.#index.insert(key, slot, hash);
+    return this;
+  }
+
+  /** Drop the value under this key (it stays in the SlotMap); whether there was one. */
+  delete(key: K): boolean {
+    const slot = this.#index.remove(key);
+    if (slot < 0) return false;
+    this.#member[slot] = 0;
+    return true;
+  }
+
+  /** Drop the slot's value, if it is in this subset (the SlotMap is about to drop or replace it). */
+  leave(slot: number): void {
+    if (slot < this.#member.length && this.#member[slot] === 1) {
+      this.delete(this.#keyOf(this.#valueAt(slot)!));
+    }
+  }
+
+  /** Drop everything (the SlotMap keeps its values). */
+  clear(): void {
+    this.#index.clear();
+    this.#member = new Uint8Array(16);
+  }
+
+  /** The values, by slot, read live (see the module notes). */
+  *values(): MapIterator<V> {
+    for (let slot = 0; slot < this.#slots(); slot++) {
+      if (slot < this.#member.length && this.#member[slot] === 1) yield this.#valueAt(slot)!;
+    }
+  }
+
+  /** The keys, by slot, read live. */
+  *keys(): MapIterator<K> {
+    for (const value of this.values()) yield this.#keyOf(value);
+  }
+
+  /** The entries, by slot, read live. */
+  *entries(): MapIterator<[K, V]> {
+    for (const value of this.values()) yield [this.#keyOf(value), value];
+  }
+
+  /** The entries, by slot, read live. */
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /** `fn` for each entry, by slot, read live. */
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+  }
+}
+
+/**
+ * A Map from a string key to any value, for maps of tens of thousands of
+ * entries: the keys and values in arrays by slot, found through a
+ * {@link SlotIndex}. No entry per key: ~20-30 bytes per entry where a `Map`
+ * takes ~45-56 (its table at the next power of two, three words per entry).
+ * Iteration is by slot, read live (see the module notes), not in insertion
+ * order.
+ */
+export class SlotStringMap<K extends string, V> extends SlotValues<K, V> {
+  readonly #keys: (K | undefined)[] = [];
+
+  protected keyAt(slot: number): string {
+    return this.#keys[slot]!;
+  }
+
+  /** Keep `value` under `key`, replacing what was under it. */
+  set(key: K, value: V): this {
+    this.put(key, value, undefined, (slot) => this.#keys[slot] = key);
+    return this;
+  }
+
+  /** Drop the entry under this key; whether there was one. */
+  delete(key: K): boolean {
+    const slot = this.index.remove(key);
+    if (slot < 0) return false;
+    this.#keys[slot] = undefined;
+    this.release(slot);
+    return true;
+  }
+
+  /** Drop everything. */
+  clear(): void {
+    this.clearSlots();
+    this.#keys.length = 0;
+  }
+
+  /** The entries, by slot, read live. */
+  *entries(): IterableIterator<[K, V]> {
+    const keys = this.#keys;
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key !== undefined) yield [key, this.slotValues[slot] as V];
+    }
+  }
+
+  /** The entries, by slot, read live. */
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
   }
 }

@@ -451,3 +451,74 @@ Deno.test("slim endpoints of one profile share their rebuilt policies, which can
     (a.hns.Policies![0].Settings as { ProviderAddress: string }).ProviderAddress = "x";
   }, TypeError);
 });
+
+Deno.test("slim load balancers rebuild exactly the fields they were given, for any values", () => {
+  // xorshift32: a deterministic pseudo-random sequence.
+  let x = 12345;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+  const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)];
+  const numbers = [
+    0,
+    1,
+    2,
+    6,
+    7,
+    17,
+    30,
+    31,
+    32,
+    80,
+    254,
+    255,
+    256,
+    30080,
+    65535,
+    65536,
+    -1,
+    -0,
+    1.5,
+    NaN,
+    2 ** 40,
+  ];
+  const field = () => pick<unknown>([...numbers, undefined, "6"]);
+  const fields = ["Protocol", "InternalPort", "ExternalPort", "DistributionType", "Flags"];
+  for (let i = 0; i < 5000; i++) {
+    const given: Record<string, unknown> = {};
+    if (next() < 0.9) {
+      given.HostComputeEndpoints = ["EP-1", "EP-2"].slice(0, Math.floor(next() * 3));
+    }
+    if (next() < 0.9) given.FrontendVIPs = pick([[], ["10.96.0.10"], ["10.96.0.10", "10.96.0.11"]]);
+    if (next() < 0.5) given.Flags = field();
+    if (next() < 0.5) given.SourceVIP = "10.244.0.2";
+    if (next() < 0.95) {
+      const pms: Record<string, unknown>[] = [];
+      for (let n = pick([0, 1, 1, 1, 1, 2]); n > 0; n--) {
+        const pm: Record<string, unknown> = {};
+        // Mostly in order, now and then out of it or with another field.
+        const order = next() < 0.9 ? fields : [...fields].reverse();
+        for (const f of order) if (next() < 0.8) pm[f] = field();
+        if (next() < 0.02) pm.Other = 1;
+        pms.push(pm);
+      }
+      given.PortMappings = pms;
+    }
+    const hns = given as HcnLoadBalancer;
+    const expected: Record<string, unknown> = {};
+    for (
+      const f of ["HostComputeEndpoints", "FrontendVIPs", "PortMappings", "Flags", "SourceVIP"]
+    ) {
+      if (given[f] !== undefined) expected[f] = given[f];
+    }
+    const slim = slimLoadBalancer({ key: "lb/tcp/10.96.0.10:80", id: "LB-1", hns });
+    assert.deepStrictEqual(slim.hns, expected, `load balancer ${i}: ${JSON.stringify(given)}`);
+    assert.deepStrictEqual(slim.hns, slim.hns, "the same on every read");
+    const cache = new ObservedCache();
+    cache.setLoadBalancer(slim);
+    assert.deepStrictEqual(cache.loadBalancers.get(slim.key)!.hns, expected, `stored ${i}`);
+  }
+});

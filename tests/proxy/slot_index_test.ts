@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { idHash, SlotIndex, SlotMap } from "../../lib/proxy/slot_index.ts";
+import { idHash, SlotIndex, SlotMap, SlotStringMap } from "../../lib/proxy/slot_index.ts";
 
 /** A deterministic pseudo-random sequence (xorshift32). */
 function random(seed: number): () => number {
@@ -110,4 +110,102 @@ Deno.test("slot map: a Map of values that carry their ID; iteration is live and 
   map.clear();
   assert.equal(map.size, 0);
   assert.deepEqual([...map.values()], []);
+});
+
+Deno.test("slot string map: gets, sets, replaces and deletes as a Map does, through growth and reuse of slots", () => {
+  for (const seed of [7, 8, 9]) {
+    const next = random(seed);
+    const map = new SlotStringMap<string, number | string>();
+    const model = new Map<string, number | string>();
+    for (let step = 0; step < 20_000; step++) {
+      // Service keys and IDs alike; few distinct at first, more later.
+      const n = Math.floor(next() * (step < 10_000 ? 200 : 4_000));
+      const key = n % 3 === 0 ? `ns-${n % 17}/svc-${n}` : guid(n);
+      const r = next();
+      if (r < 0.45) {
+        const value = r < 0.2 ? `lb/${n}/${step}` : step;
+        map.set(key, value);
+        model.set(key, value);
+      } else if (r < 0.75) {
+        assert.equal(map.delete(key), model.delete(key), `delete ${key} at step ${step}`);
+      } else if (r < 0.999) {
+        assert.equal(map.get(key), model.get(key), `get ${key} at step ${step}`);
+        assert.equal(map.has(key), model.has(key), `has ${key} at step ${step}`);
+      } else {
+        map.clear();
+        model.clear();
+      }
+      assert.equal(map.size, model.size);
+      if (step % 997 === 0) {
+        assert.deepEqual(sortedEntries(map), sortedEntries(model), `step ${step}`);
+      }
+    }
+    assert.deepEqual(sortedEntries(map), sortedEntries(model));
+    assert.equal(map.get("not there"), undefined);
+  }
+});
+
+function sortedEntries<V>(map: Iterable<[string, V]>): [string, V][] {
+  return [...map].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+}
+
+Deno.test("slot map subset: holds what two Maps would, its values leaving with the map's", () => {
+  interface Obj {
+    id: string;
+    key: string;
+  }
+  for (const seed of [11, 12, 13]) {
+    const next = random(seed);
+    const map = new SlotMap<Obj>((o) => o.id);
+    const subset = map.subset<string>((o) => o.key);
+    // The reference: a Map by ID, and a Map by key of some of its values.
+    const byId = new Map<string, Obj>();
+    const byKey = new Map<string, Obj>();
+    const leave = (o: Obj | undefined) => {
+      if (o !== undefined && byKey.get(o.key) === o) byKey.delete(o.key);
+    };
+    for (let step = 0; step < 20_000; step++) {
+      const scale = step < 10_000 ? 150 : 3_000;
+      const id = guid(Math.floor(next() * scale));
+      const key = `lb/tcp/10.96.${Math.floor(next() * scale)}:80`;
+      const r = next();
+      if (r < 0.3) {
+        // A new object under an ID (a replaced one leaves the subset), or the same again.
+        const old = byId.get(id);
+        const o = old !== undefined && next() < 0.2 ? old : { id, key };
+        if (o !== old) leave(old);
+        map.set(id, o);
+        byId.set(id, o);
+      } else if (r < 0.5) {
+        leave(byId.get(id));
+        assert.equal(map.delete(id), byId.delete(id), `delete ${id} at step ${step}`);
+      } else if (r < 0.7) {
+        const o = byId.get(id);
+        if (o === undefined) {
+          assert.throws(() => subset.set(key, { id, key }), /not in its SlotMap/);
+          continue;
+        }
+        subset.set(o.key, o);
+        byKey.set(o.key, o);
+      } else if (r < 0.8) {
+        assert.equal(subset.delete(key), byKey.delete(key), `subset delete ${key} at step ${step}`);
+      } else if (r < 0.9995) {
+        assert.equal(subset.get(key), byKey.get(key), `get ${key} at step ${step}`);
+        assert.equal(subset.has(key), byKey.has(key));
+        assert.equal(map.get(id), byId.get(id), `map get ${id} at step ${step}`);
+      } else {
+        map.clear();
+        byId.clear();
+        byKey.clear();
+      }
+      assert.equal(subset.size, byKey.size, `subset size at step ${step}`);
+      assert.equal(map.size, byId.size);
+      if (step % 997 === 0) {
+        assert.deepEqual(sortedEntries(subset), sortedEntries(byKey), `step ${step}`);
+        assert.deepEqual(sortedEntries(map), sortedEntries(byId), `step ${step}`);
+      }
+    }
+    assert.deepEqual(sortedEntries(subset), sortedEntries(byKey));
+    assert.throws(() => map.subset((o) => o.key), /one subset/);
+  }
 });
