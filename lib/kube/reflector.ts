@@ -472,7 +472,12 @@ export class Reflector {
       // page's decoded objects then die young.
       this.#call("onListPage", "", () => o.handler.onListPage?.("start"));
       try {
-        for (const item of page.items ?? []) {
+        const items = page.items ?? [];
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i];
+          // Dropped once delivered: a collection during the rest of the
+          // page then keeps only the objects not yet converted.
+          (items as unknown[])[i] = undefined;
           if (this.#apply(item, track ? seen : undefined, everything)) listed++;
         }
       } finally {
