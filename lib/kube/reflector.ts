@@ -53,7 +53,10 @@ import { errorMessage } from "../errors.ts";
 
 /** What a reflector needs of the API client ({@linkcode KubeClient} provides it). */
 export interface ReflectorClient {
-  /** Lists one page. */
+  /**
+   * Lists one page: a new object each time, which the reflector owns (it
+   * clears the page's `items` as it delivers them).
+   */
   list(resource: ResourceInfo, params: ListParams, signal?: AbortSignal): Promise<KubeList>;
   /** Opens a watch; resolves once the server accepted it. */
   watch(
