@@ -147,10 +147,15 @@ export class KubeClient {
     what: string,
     signal?: AbortSignal,
   ): Promise<Response> {
-    const url = new URL(this.#server + path);
-    for (const [k, v] of Object.entries(query)) {
-      if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
+    // The query is encoded apart and the URL parsed once: each change made
+    // through `url.searchParams` reparses the whole URL.
+    const params = new URLSearchParams();
+    for (const k in query) {
+      const v = query[k];
+      if (v !== undefined && v !== "") params.set(k, String(v));
     }
+    const search = params.toString();
+    const url = new URL(search === "" ? this.#server + path : `${this.#server}${path}?${search}`);
     const credentials = await this.#auth.credentials();
     const client = this.#clientFor(credentials);
     const headers = new Headers(credentials.headers);

@@ -53,7 +53,10 @@ import { errorMessage } from "../errors.ts";
 
 /** What a reflector needs of the API client ({@linkcode KubeClient} provides it). */
 export interface ReflectorClient {
-  /** Lists one page. */
+  /**
+   * Lists one page: a new object each time, which the reflector owns (it
+   * clears the page's `items` as it delivers them).
+   */
   list(resource: ResourceInfo, params: ListParams, signal?: AbortSignal): Promise<KubeList>;
   /** Opens a watch; resolves once the server accepted it. */
   watch(
@@ -472,7 +475,12 @@ export class Reflector {
       // page's decoded objects then die young.
       this.#call("onListPage", "", () => o.handler.onListPage?.("start"));
       try {
-        for (const item of page.items ?? []) {
+        const items = page.items ?? [];
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i];
+          // Dropped once delivered: a collection during the rest of the
+          // page then keeps only the objects not yet converted.
+          (items as unknown[])[i] = undefined;
           if (this.#apply(item, track ? seen : undefined, everything)) listed++;
         }
       } finally {

@@ -34,11 +34,54 @@
  * @module
  */
 
-import type { ClusterView, ObjectKey } from "../kube/model.ts";
+import type { ClusterView, EndpointSliceInfo, ObjectKey, ServiceInfo } from "../kube/model.ts";
 import { EndpointList } from "../kube/model.ts";
 import type { NodeContext } from "./model.ts";
 import { dirname } from "../path.ts";
 import { writeAtomic } from "./ownership.ts";
+
+/**
+ * The fields of a Service and of an EndpointSlice record, each marked hashed
+ * or not: a field added to the record type must be added here (the type
+ * checker insists), and is then hashed unless marked false. The cluster
+ * part hashes these in this order, each under its index, instead of walking
+ * each record's keys by name.
+ */
+const SERVICE_FIELDS = {
+  namespace: true,
+  name: true,
+  resourceVersion: false,
+  type: true,
+  clusterIPs: true,
+  ipFamilies: true,
+  ports: true,
+  externalIPs: true,
+  ingress: true,
+  loadBalancerSourceRanges: true,
+  externalTrafficPolicy: true,
+  internalTrafficPolicy: true,
+  sessionAffinity: true,
+  sessionAffinityTimeoutSeconds: true,
+  healthCheckNodePort: true,
+  trafficDistribution: true,
+  preserveDestination: true,
+} satisfies Record<keyof ServiceInfo, boolean>;
+const SLICE_FIELDS = {
+  namespace: true,
+  name: true,
+  serviceName: true,
+  resourceVersion: false,
+  addressType: true,
+  ports: true,
+  endpoints: true,
+  triggerTimeMs: false,
+} satisfies Record<keyof EndpointSliceInfo, boolean>;
+
+function hashedFields<T>(fields: Record<string, boolean>): readonly (keyof T)[] {
+  return Object.keys(fields).filter((k) => fields[k]) as (keyof T)[];
+}
+const SERVICE_KEYS = hashedFields<ServiceInfo>(SERVICE_FIELDS);
+const SLICE_KEYS = hashedFields<EndpointSliceInfo>(SLICE_FIELDS);
 
 /** Fields of converted objects that do not shape the desired state. */
 const SKIPPED_KEYS = new Set(["resourceVersion", "triggerTimeMs"]);
@@ -157,16 +200,16 @@ function walk(v: unknown): void {
       return mix(2); // functions, symbols, bigints: not content the desired state reads
   }
   if (v === null) return mix(2);
+  if (Array.isArray(v)) {
+    mix(7);
+    mix(v.length);
+    for (let i = 0; i < v.length; i++) walk(v[i]);
+    return;
+  }
   if (v instanceof EndpointList) {
     mix(10);
     mixCells(v.cells);
     return walk(v.hints);
-  }
-  if (Array.isArray(v)) {
-    mix(7);
-    mix(v.length);
-    for (const x of v) walk(x);
-    return;
   }
   if (v instanceof Map) return mixUnorderedMap(v);
   if (v instanceof Set) return mixUnordered(v.values());
@@ -179,6 +222,42 @@ function walk(v: unknown): void {
     if (UNORDERED_KEYS.has(key) && Array.isArray(x)) mixUnordered(x);
     else walk(x);
   }
+}
+
+/** Mix a record's `keys` (each under its index; unset ones left out). */
+function mixFields<T>(record: T, keys: readonly (keyof T)[]): void {
+  mix(11);
+  for (let i = 0; i < keys.length; i++) {
+    const x = record[keys[i]];
+    if (x === undefined) continue;
+    mix(0x100 + i);
+    walk(x);
+  }
+}
+
+/** The hash of a Service record under its key (two 32-bit lanes). */
+function serviceHash(key: ObjectKey, svc: ServiceInfo): [number, number] {
+  const sa = ha, sb = hb;
+  ha = 0x811c9dc5;
+  hb = 0x9747b28c;
+  mixString(key);
+  mixFields(svc, SERVICE_KEYS);
+  const out: [number, number] = [fmix(ha), fmix(hb ^ 0x5bd1e995)];
+  ha = sa;
+  hb = sb;
+  return out;
+}
+
+/** The hash of an EndpointSlice record (two 32-bit lanes). */
+function sliceHash(slice: EndpointSliceInfo): [number, number] {
+  const sa = ha, sb = hb;
+  ha = 0x811c9dc5;
+  hb = 0x9747b28c;
+  mixFields(slice, SLICE_KEYS);
+  const out: [number, number] = [fmix(ha), fmix(hb ^ 0x5bd1e995)];
+  ha = sa;
+  hb = sb;
+  return out;
 }
 
 /** Hex of two 32-bit lanes. */
@@ -256,7 +335,7 @@ export class ClusterDigest {
     this.#entries.clear();
     this.#a = this.#b = 0;
     for (const svc of cluster.services()) {
-      this.#set(`${svc.namespace}/${svc.name}`, cluster);
+      this.#set(`${svc.namespace}/${svc.name}`, cluster, svc);
     }
     this.#built = true;
   }
@@ -275,12 +354,11 @@ export class ClusterDigest {
     }
   }
 
-  #set(key: ObjectKey, cluster: ClusterView): void {
-    const svc = cluster.service(key);
+  #set(key: ObjectKey, cluster: ClusterView, svc = cluster.service(key)): void {
     if (!svc) return;
-    let [a, b] = hashOf([key, svc]);
+    let [a, b] = serviceHash(key, svc);
     for (const slice of cluster.slicesFor(key)) {
-      const [x, y] = hashOf(slice);
+      const [x, y] = sliceHash(slice);
       a = (a + x) >>> 0;
       b = (b + y) >>> 0;
     }
