@@ -19,7 +19,7 @@ import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { memoryBreakdown } from "./memory_breakdown.ts";
 import type { EnumerateSpan } from "./probe.ts";
-import { liveThreadsCpuMs, mib, now } from "./procstat.ts";
+import { liveThreadsCpuMs, mainThreadSchedMs, mib, now } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -277,6 +277,7 @@ async function incremental(
     if (now() < freeAt) await sleep(freeAt - now());
     const before = await host.callCounts();
     const cpuBefore = liveThreadsCpuMs(host.pid);
+    const mainBefore = mainThreadSchedMs(host.pid);
     const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
@@ -288,7 +289,14 @@ async function incremental(
     }
     latencies.push(ms);
     writtenAts.push(writtenAt);
-    arrivals.push({ writtenAt, ms, cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore });
+    const mainAfter = mainThreadSchedMs(host.pid);
+    arrivals.push({
+      writtenAt,
+      ms,
+      cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore,
+      mainCpuMs: mainAfter.cpuMs - mainBefore.cpuMs,
+      mainWaitMs: mainAfter.waitMs - mainBefore.waitMs,
+    });
     await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
     const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
     perChange.push({
@@ -381,12 +389,18 @@ interface Arrival {
   ms: number;
   /** CPU time the agent host (all its threads) used from the write until programmed. */
   cpuMs: number;
+  /** CPU time of the agent host's main thread (the agent's JavaScript) meanwhile. */
+  mainCpuMs: number;
+  /** Time the main thread waited for a CPU while runnable meanwhile (the machine's load). */
+  mainWaitMs: number;
 }
 
 /**
- * The slowest changes, each with what it waited for: the CPU time the
- * agent host process used meanwhile (far below the latency: it waited for a CPU, not
- * for its own work), the time from the API write to the start of the run
+ * The slowest changes and the first three after the start (code that runs for
+ * the first time), each with what it waited for: the CPU time the agent host
+ * process used meanwhile (far below the latency: it waited for a CPU, not for
+ * its own work), its main thread's share and the time that thread waited for
+ * a CPU, the time from the API write to the start of the run
  * that programmed it (watch delivery and the runner), that run's duration and kind, the runs that were in flight when
  * it arrived, and whether a listing's Enumerate ended within 50 ms before
  * the run (its decoding then ran on this thread).
@@ -397,9 +411,11 @@ function slowChanges(
   spans: readonly EnumerateSpan[],
   hostOrigin: number,
 ): { title: string; header: string[]; rows: (string | number)[][] } {
-  const slow = arrivals.map((a, k) => ({ ...a, k })).sort((a, b) => b.ms - a.ms).slice(0, 8);
+  const indexed = arrivals.map((a, k) => ({ ...a, k }));
+  const slow = indexed.toSorted((a, b) => b.ms - a.ms).slice(0, 8);
+  for (const first of indexed.slice(0, 3)) if (!slow.includes(first)) slow.push(first);
   const f = (x: number) => x.toFixed(1);
-  const rows = slow.map(({ writtenAt, ms, k, cpuMs }) => {
+  const rows = slow.map(({ writtenAt, ms, k, cpuMs, mainCpuMs, mainWaitMs }) => {
     const end = writtenAt + ms;
     const run = agent.syncs.find((s) => s.startedAt > writtenAt && s.startedAt < end);
     const busy = agent.syncs.filter((s) =>
@@ -410,6 +426,7 @@ function slowChanges(
       `${k} @${(writtenAt - hostOrigin).toFixed(0)}`,
       f(ms),
       f(cpuMs),
+      `${f(mainCpuMs)} / ${f(mainWaitMs)}`,
       run ? f(run.startedAt - writtenAt) : "-",
       run ? `${f(run.ms)} ${run.kind}${run.resynced ? " +resync" : ""}` : "-",
       busy.map((s) => `${s.kind}${s.resynced ? "+resync" : ""} ${f(s.ms)}`).join(", ") || "-",
@@ -417,11 +434,13 @@ function slowChanges(
     ];
   });
   return {
-    title: "Slowest changes: what each waited for (ms; times relative to the API write)",
+    title: "Slowest changes, then the first three if not among them: what each waited for " +
+      "(ms; times relative to the API write)",
     header: [
       "change @write",
       "latency",
       "CPU used",
+      "main thread CPU / waited for a CPU",
       "run began",
       "its run",
       "runs in flight at the write",

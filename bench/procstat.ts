@@ -64,6 +64,20 @@ export function liveThreadsCpuMs(pid: number = Deno.pid): number {
   }
 }
 
+/**
+ * CPU time of the main thread of process `pid` so far, ms, and the time it
+ * waited for a CPU while runnable, from /proc/<pid>/task/<pid>/schedstat
+ * (nanoseconds); NaN where unavailable.
+ */
+export function mainThreadSchedMs(pid: number = Deno.pid): { cpuMs: number; waitMs: number } {
+  try {
+    const [run, wait] = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/schedstat`).split(" ");
+    return { cpuMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return { cpuMs: NaN, waitMs: NaN };
+  }
+}
+
 /** CPU used between two readings. */
 export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   return { processMs: b.processMs - a.processMs, mainThreadMs: b.mainThreadMs - a.mainThreadMs };
