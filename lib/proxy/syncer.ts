@@ -522,6 +522,10 @@ export class Syncer {
   /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
     const changes = this.#takeChanges();
+    // Changed services are most likely written to HNS: the digest's invalidation (its
+    // fsyncs; a no-op once invalid) starts now, under the computation, and #apply waits for
+    // it (and reports its failure) before the first write.
+    if (changes.services.size > 0) this.#o.syncedInputs?.file.invalidate().catch(() => {});
     await this.#updateContext(changes);
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.

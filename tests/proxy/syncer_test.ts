@@ -1068,3 +1068,46 @@ Deno.test("syncer: a restart's state build collects the heap once, before the ob
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("syncer: a change's run begins the digest's invalidation before it computes the desired state, and writes HNS only once it is made", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
+  try {
+    const w = world();
+    w.service("web", WEB, WEB_EPS);
+    // What the run had computed when the invalidation began, and whether HNS was written then.
+    const begun: { apiDesired: boolean; lbs: number }[] = [];
+    let syncer: Syncer | undefined;
+    class WatchedFile extends SyncedInputsFile {
+      override invalidate(): Promise<void> {
+        const desired = syncer?.desired;
+        begun.push({
+          apiDesired: [...desired?.services.keys() ?? []].some((k) => k.includes("api")),
+          lbs: w.api.callCount("HcnCreateLoadBalancer"),
+        });
+        return super.invalidate();
+      }
+    }
+    const file = new WatchedFile(`${dir}/owned.json`);
+    syncer = w.newSyncer({ syncedInputs: { file, config: "c1" } });
+    const start = await converge(w, syncer);
+    assert.equal(start.kind, "start");
+    await syncer.recordSyncedInputs();
+    assert.ok(await file.read(), "a digest is recorded after the start");
+    begun.length = 0;
+    const lbsBefore = w.api.callCount("HcnCreateLoadBalancer");
+
+    w.service("api", API, API_EPS);
+    const report = await syncer.sync();
+    assert.equal(report.kind, "partial");
+    assert.ok(w.api.callCount("HcnCreateLoadBalancer") > lbsBefore, "the change was written");
+    assert.ok(begun.length >= 1);
+    assert.deepEqual(
+      begun[0],
+      { apiDesired: false, lbs: lbsBefore },
+      "begun before the changed service was computed, and before any write",
+    );
+    assert.equal(await file.read(), undefined, "no digest on disk once HNS was written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
