@@ -19,7 +19,7 @@ import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
 import { memoryBreakdown } from "./memory_breakdown.ts";
 import type { EnumerateSpan } from "./probe.ts";
-import { liveThreadsCpuMs, mainThreadSchedMs, mib, now } from "./procstat.ts";
+import { liveThreadsCpuMs, mainThreadSchedMs, mib, now, otherThreadsCpuMs } from "./procstat.ts";
 import { type Figure, newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec, nodePortOf, type ScenarioSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -283,6 +283,7 @@ async function incremental(
     const before = await host.callCounts();
     const cpuBefore = liveThreadsCpuMs(host.pid);
     const mainBefore = mainThreadSchedMs(host.pid);
+    const othersBefore = otherThreadsCpuMs(host.pid);
     const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
     await api.addEndpoint(i);
@@ -301,6 +302,10 @@ async function incremental(
       cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore,
       mainCpuMs: mainAfter.cpuMs - mainBefore.cpuMs,
       mainWaitMs: mainAfter.waitMs - mainBefore.waitMs,
+      others: [...otherThreadsCpuMs(host.pid)]
+        .map(([name, ms]): [string, number] => [name, ms - (othersBefore.get(name) ?? 0)])
+        .filter(([, ms]) => ms >= 1)
+        .sort((a, b) => b[1] - a[1]),
     });
     await waitUntil(() => agent.syncs.some((s) => s.startedAt > writtenAt), 15_000, "sync end");
     const sync = agent.syncs.find((s) => s.startedAt > writtenAt)!;
@@ -398,6 +403,8 @@ interface Arrival {
   mainCpuMs: number;
   /** Time the main thread waited for a CPU while runnable meanwhile (the machine's load). */
   mainWaitMs: number;
+  /** CPU time of the other threads meanwhile, by thread name (1 ms or more), most first. */
+  others: [string, number][];
 }
 
 /**
@@ -420,7 +427,7 @@ function slowChanges(
   const slow = indexed.toSorted((a, b) => b.ms - a.ms).slice(0, 8);
   for (const first of indexed.slice(0, 3)) if (!slow.includes(first)) slow.push(first);
   const f = (x: number) => x.toFixed(1);
-  const rows = slow.map(({ writtenAt, ms, k, cpuMs, mainCpuMs, mainWaitMs }) => {
+  const rows = slow.map(({ writtenAt, ms, k, cpuMs, mainCpuMs, mainWaitMs, others }) => {
     const end = writtenAt + ms;
     const run = agent.syncs.find((s) => s.startedAt > writtenAt && s.startedAt < end);
     const busy = agent.syncs.filter((s) =>
@@ -432,6 +439,7 @@ function slowChanges(
       f(ms),
       f(cpuMs),
       `${f(mainCpuMs)} / ${f(mainWaitMs)}`,
+      others.map(([name, ms]) => `${name} ${f(ms)}`).join(", ") || "-",
       run ? f(run.startedAt - writtenAt) : "-",
       run ? `${f(run.ms)} ${run.kind}${run.resynced ? " +resync" : ""}` : "-",
       busy.map((s) => `${s.kind}${s.resynced ? "+resync" : ""} ${f(s.ms)}`).join(", ") || "-",
@@ -446,6 +454,7 @@ function slowChanges(
       "latency",
       "CPU used",
       "main thread CPU / waited for a CPU",
+      "other threads' CPU",
       "run began",
       "its run",
       "runs in flight at the write",
