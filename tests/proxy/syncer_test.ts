@@ -1076,10 +1076,10 @@ Deno.test("syncer: a change's run begins the digest's invalidation before it com
     w.service("web", WEB, WEB_EPS);
     // What the run had computed when the invalidation began, and whether HNS was written then.
     const begun: { apiDesired: boolean; lbs: number }[] = [];
-    let syncer: Syncer | undefined;
+    const runs: { syncer?: Syncer } = {};
     class WatchedFile extends SyncedInputsFile {
       override invalidate(): Promise<void> {
-        const desired = syncer?.desired;
+        const desired = runs.syncer?.desired;
         begun.push({
           apiDesired: [...desired?.services.keys() ?? []].some((k) => k.includes("api")),
           lbs: w.api.callCount("HcnCreateLoadBalancer"),
@@ -1088,7 +1088,8 @@ Deno.test("syncer: a change's run begins the digest's invalidation before it com
       }
     }
     const file = new WatchedFile(`${dir}/owned.json`);
-    syncer = w.newSyncer({ syncedInputs: { file, config: "c1" } });
+    const syncer = w.newSyncer({ syncedInputs: { file, config: "c1" } });
+    runs.syncer = syncer;
     const start = await converge(w, syncer);
     assert.equal(start.kind, "start");
     await syncer.recordSyncedInputs();
