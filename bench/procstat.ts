@@ -64,6 +64,46 @@ export function liveThreadsCpuMs(pid: number = Deno.pid): number {
   }
 }
 
+/**
+ * CPU time of the main thread of process `pid` so far, ms, and the time it
+ * waited for a CPU while runnable, from /proc/<pid>/task/<pid>/schedstat
+ * (nanoseconds); NaN where unavailable.
+ */
+export function mainThreadSchedMs(pid: number = Deno.pid): { cpuMs: number; waitMs: number } {
+  try {
+    const [run, wait] = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/schedstat`).split(" ");
+    return { cpuMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return { cpuMs: NaN, waitMs: NaN };
+  }
+}
+
+/**
+ * CPU time of the threads of process `pid` other than its main thread, ms,
+ * summed by thread name (`V8 DefaultWorke`: V8's GC and compiler helpers,
+ * `tokio-runtime-w`: the runtime's I/O and blocking pool, `worker-N`: Deno
+ * Workers), from schedstat; empty where unavailable.
+ */
+export function otherThreadsCpuMs(pid: number = Deno.pid): Map<string, number> {
+  const byName = new Map<string, number>();
+  try {
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      if (t.name === String(pid)) continue;
+      try {
+        const dir = `/proc/${pid}/task/${t.name}`;
+        const name = Deno.readTextFileSync(`${dir}/comm`).trim();
+        const ms = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]) / 1e6;
+        byName.set(name, (byName.get(name) ?? 0) + ms);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc.
+  }
+  return byName;
+}
+
 /** CPU used between two readings. */
 export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   return { processMs: b.processMs - a.processMs, mainThreadMs: b.mainThreadMs - a.mainThreadMs };

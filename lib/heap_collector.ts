@@ -19,9 +19,14 @@
  *   windows it did not fit took off (below).
  * - The first window after a start collects what the start left behind;
  *   after that, only once the used heap has grown by {@link GROWTH} over
- *   what the last collection left (V8's own or this one's): each costs a
- *   full mark-compact on the event loop's thread, so they come as often as
- *   the agent allocates, not as often as it runs.
+ *   what the last collection left (V8's own or this one's), or the used heap
+ *   and the memory V8 counts outside it (ArrayBuffers: the HNS listings'
+ *   buffers) together by as much: V8 starts marking on its
+ *   own, on the event loop's thread and inside changes' runs, when either
+ *   nears its limit (30% over what its last collection left, with
+ *   `--heap-growing-percent=30`), so a due collection comes before that.
+ *   Each costs a full mark-compact on the event loop's thread, so they come
+ *   as often as the agent allocates, not as often as it runs.
  * - A regular full collection frees objects but keeps the pages they were
  *   on, partly filled: as changes replace objects the resident heap creeps
  *   up while the live heap stays level. A due collection is a compacting one
@@ -41,8 +46,12 @@
  * @module
  */
 
-/** The used heap's growth over the last collection's that makes one due (0.25: a quarter). */
-export const GROWTH = 0.25;
+/**
+ * The growth over the last collection's of the used heap, or of it and the
+ * memory outside it together, that makes one due (0.2: a fifth; V8 starts
+ * marking 22–30% over).
+ */
+export const GROWTH = 0.2;
 
 /** How many times a collection's expected time a window must last to take one. */
 export const WINDOW_FACTOR = 2;
@@ -69,6 +78,8 @@ export interface HeapCollectorOptions {
   compact?: () => void;
   /** The used heap now, bytes. */
   heapUsed?: () => number;
+  /** Memory outside the heap that V8 counts against its limits (ArrayBuffers), bytes. */
+  external?: () => number;
   /** The heap's committed (resident) size now, bytes. */
   heapResident?: () => number;
   /** Milliseconds on the runner's clock. */
@@ -104,10 +115,13 @@ export class HeapCollector {
   readonly #regular: Kind | undefined;
   readonly #compacting: Kind | undefined;
   readonly #heapUsed: () => number;
+  readonly #external: () => number;
   readonly #heapResident: () => number;
   readonly #now: () => number;
   /** Used heap after the last collection seen, bytes (0: none yet). */
   #floor = 0;
+  /** Used heap and external memory after the last collection seen, bytes. */
+  #globalFloor = 0;
   #collections = 0;
 
   constructor(options: HeapCollectorOptions = {}) {
@@ -129,6 +143,7 @@ export class HeapCollector {
       timed: false,
     };
     this.#heapUsed = options.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
+    this.#external = options.external ?? (() => Deno.memoryUsage().external);
     this.#heapResident = options.heapResident ?? (() => Deno.memoryUsage().heapTotal);
     this.#now = options.now ?? (() => performance.now());
   }
@@ -170,6 +185,7 @@ export class HeapCollector {
     k.timed = true;
     this.#collections++;
     this.#floor = this.#heapUsed();
+    this.#globalFloor = this.#floor + this.#external();
   }
 
   /**
@@ -180,10 +196,15 @@ export class HeapCollector {
   afterRun(heldUntil: number | undefined): Collected | undefined {
     if (!this.#regular || heldUntil === undefined) return undefined;
     const used = this.#heapUsed();
+    const global = used + this.#external();
     // V8 collected on its own since: what it left is the new floor.
     if (used < this.#floor) this.#floor = used;
+    if (global < this.#globalFloor) this.#globalFloor = global;
     // The first collection is due at once: the start's garbage.
-    if (this.#floor > 0 && used < this.#floor * (1 + GROWTH)) return undefined;
+    if (
+      this.#floor > 0 && used < this.#floor * (1 + GROWTH) &&
+      global < this.#globalFloor * (1 + GROWTH)
+    ) return undefined;
     const started = this.#now();
     const window = heldUntil - started;
     const fits = (kind: Collected) => window >= WINDOW_FACTOR * this.expectedMs(used, kind);

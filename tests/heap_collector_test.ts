@@ -30,6 +30,7 @@ function scene(
 ) {
   const s = {
     used: opts.live,
+    external: 0,
     resident: 0,
     now: 1000,
     gcs: 0,
@@ -51,6 +52,7 @@ function scene(
       s.resident = s.live;
     },
     heapUsed: () => s.used,
+    external: () => s.external,
     heapResident: () => s.resident || s.used,
     now: () => s.now,
   });
@@ -236,4 +238,23 @@ Deno.test("heap collector: a collection asked for is made at once, whatever is d
   const regularOnly = scene({ live: MiB, msPerMiB: 1, noCompact: true });
   equal(regularOnly.collector.collect("compacting"), undefined);
   equal(regularOnly.s.gcs, 0);
+});
+
+Deno.test("heap collector: memory V8 counts outside the heap (ArrayBuffers) makes a collection due as the heap does", () => {
+  const { s, collector } = scene({ live: 50 * MiB, msPerMiB: 0.1, noCompact: true });
+  s.external = 10 * MiB;
+  ok(collector.afterRun(s.now + 1000), "the first: the start's garbage");
+  // The heap stays level; buffers outside it pile up (garbage only a full collection frees).
+  s.used = 51 * MiB;
+  s.external = 60 * MiB * (1 + GROWTH) - 51 * MiB - 1;
+  equal(collector.afterRun(s.now + 1000), undefined, "not grown enough yet");
+  s.external += 1;
+  ok(collector.afterRun(s.now + 1000), "heap and buffers together grew by GROWTH");
+  equal(s.gcs, 2);
+  // A collection of V8's own that freed the buffers lowers that floor too.
+  s.external = 5 * MiB;
+  s.used = 50 * MiB;
+  equal(collector.afterRun(s.now + 1000), undefined);
+  s.external = 55 * MiB * (1 + GROWTH) - 50 * MiB;
+  ok(collector.afterRun(s.now + 1000));
 });

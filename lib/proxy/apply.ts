@@ -112,6 +112,14 @@ export interface ApplyContext {
   uncertain?: Set<string>;
   /** Conflicts across syncs (default: one for this apply, which reports each conflict). */
   conflicts?: ConflictTracker;
+  /**
+   * What must be durable before HNS is written (the synced-inputs digest made
+   * invalid): awaited after the plan's first record write, so the two
+   * overlap, and before any HNS call. If it rejects, nothing is written to
+   * HNS, the creates listed are dropped from the record again, and
+   * {@link applyPlan} rejects with its error.
+   */
+  writesAllowed?: Promise<void>;
 }
 
 /** One operation that failed. */
@@ -199,10 +207,21 @@ class ApplyRun {
     const concurrency = Math.max(1, Math.floor(this.#ctx.concurrency ?? 1));
     const ops = plan.ops;
     this.#intentIds = new Array(ops.length);
+    let gate = this.#ctx.writesAllowed;
     for (let from = 0, to = 0; from < ops.length; from = to) {
       to = stepEnd(ops, from);
       await this.#listCreates(ops, from);
       await this.#writeDistrust(ops, from);
+      if (gate) {
+        const allowed = gate;
+        gate = undefined;
+        try {
+          await allowed;
+        } catch (err) {
+          this.#dropIntents();
+          throw err;
+        }
+      }
       const kind = ops[from].op;
       if (kind === "createEndpoint" || kind === "createLoadBalancer") {
         await this.#createMany(ops, from, to, concurrency);
@@ -210,13 +229,7 @@ class ApplyRun {
         await pool(to - from, concurrency, (j) => this.#one(ops[from + j], from + j));
       }
     }
-    // Listed creates never issued (deferred, blocked): nothing of theirs exists.
-    const intentIds = this.#intentIds;
-    for (let i = 0; i < intentIds.length; i++) {
-      const id = intentIds[i];
-      if (id !== undefined) this.#ctx.ownership.remove(id);
-    }
-    this.#intentIds = [];
+    this.#dropIntents();
     this.#tracker.note(this.#result.conflicts);
     const delays: number[] = [];
     if (this.#result.failed.length + this.#result.deferred.length > 0) {
@@ -226,6 +239,16 @@ class ApplyRun {
     if (conflictStep !== undefined) delays.push(conflictStep);
     if (delays.length > 0) this.#result.retryAfterMs = Math.min(...delays);
     return this.#result;
+  }
+
+  /** Listed creates never issued (deferred, blocked, not allowed): nothing of theirs exists. */
+  #dropIntents(): void {
+    const intentIds = this.#intentIds;
+    for (let i = 0; i < intentIds.length; i++) {
+      const id = intentIds[i];
+      if (id !== undefined) this.#ctx.ownership.remove(id);
+    }
+    this.#intentIds = [];
   }
 
   /** Time an operation from now, for a listener only: a cold start runs tens of thousands. */

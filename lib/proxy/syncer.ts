@@ -522,6 +522,10 @@ export class Syncer {
   /** Steps 4 to 9 of a run: take the changes, the context, recompute, reconcile, apply. */
   async #run(repaired: Repairs, resynced: boolean): Promise<RunReport> {
     const changes = this.#takeChanges();
+    // Changed services are most likely written to HNS: the digest's invalidation (its
+    // fsyncs; a no-op once invalid) starts now, under the computation, and #apply waits for
+    // it (and reports its failure) before the first write.
+    if (changes.services.size > 0) this.#o.syncedInputs?.file.invalidate().catch(() => {});
     await this.#updateContext(changes);
     if (!this.#needFull && this.#desired && changes.services.size === 0) {
       // Nothing to apply, but a resync may have changed the record, or an earlier write failed.
@@ -1095,33 +1099,44 @@ export class Syncer {
   }
 
   async #apply(plan: Plan): Promise<ApplyResult> {
+    let writesAllowed: Promise<void> | undefined;
+    let notAllowed: { err: unknown } | undefined;
     if (plan.ops.some((op) => !op.op.startsWith("adopt"))) {
       // HNS is about to change: no recorded digest may describe the state it leaves. If that
-      // cannot be made durable, nothing is written; the retry reconciles everything.
-      try {
-        await this.#o.syncedInputs?.file.invalidate();
-      } catch (err) {
+      // cannot be made durable, nothing is written; the retry reconciles everything. Apply
+      // waits for it before its first HNS call, its own record write meanwhile.
+      writesAllowed = this.#o.syncedInputs?.file.invalidate().catch((err) => {
+        notAllowed = { err };
+        throw err;
+      });
+      writesAllowed?.catch(() => {});
+      this.#lastWriteAt = this.#clock.now();
+    }
+    let result: ApplyResult;
+    try {
+      result = await applyPlan(plan, {
+        client: this.#o.client,
+        observed: this.#observed,
+        ownership: this.#o.ownership,
+        backoff: this.#backoff,
+        existingEndpoints: this.#desired?.existingEndpoints ?? new Map(),
+        logger: this.#log,
+        concurrency: this.#o.concurrency,
+        hooks: this.#o.applyHooks,
+        uncertain: this.#uncertain,
+        conflicts: this.#conflictTracker,
+        writesAllowed,
+      });
+    } catch (err) {
+      if (notAllowed !== undefined && notAllowed.err === err) {
         this.#needFull = true;
         this.#log.error("Cannot invalidate the synced-inputs digest; not writing HNS", {
           path: this.#o.syncedInputs!.file.path,
           err: errorMessage(err),
         });
-        throw err;
       }
-      this.#lastWriteAt = this.#clock.now();
+      throw err;
     }
-    const result = await applyPlan(plan, {
-      client: this.#o.client,
-      observed: this.#observed,
-      ownership: this.#o.ownership,
-      backoff: this.#backoff,
-      existingEndpoints: this.#desired?.existingEndpoints ?? new Map(),
-      logger: this.#log,
-      concurrency: this.#o.concurrency,
-      hooks: this.#o.applyHooks,
-      uncertain: this.#uncertain,
-      conflicts: this.#conflictTracker,
-    });
     this.#settleConflicts();
     // A conflict needs no full run: it ends when the holder vanishes (a resync) or the service changes.
     const pending = result.failed.length + result.deferred.length;

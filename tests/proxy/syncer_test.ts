@@ -1068,3 +1068,129 @@ Deno.test("syncer: a restart's state build collects the heap once, before the ob
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("syncer: a change's run begins the digest's invalidation before it computes the desired state, and writes HNS only once it is made", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
+  try {
+    const w = world();
+    w.service("web", WEB, WEB_EPS);
+    // What the run had computed when the invalidation began, and whether HNS was written then.
+    const begun: { apiDesired: boolean; lbs: number }[] = [];
+    const runs: { syncer?: Syncer } = {};
+    class WatchedFile extends SyncedInputsFile {
+      override invalidate(): Promise<void> {
+        const desired = runs.syncer?.desired;
+        begun.push({
+          apiDesired: [...desired?.services.keys() ?? []].some((k) => k.includes("api")),
+          lbs: w.api.callCount("HcnCreateLoadBalancer"),
+        });
+        return super.invalidate();
+      }
+    }
+    const file = new WatchedFile(`${dir}/owned.json`);
+    const syncer = w.newSyncer({ syncedInputs: { file, config: "c1" } });
+    runs.syncer = syncer;
+    const start = await converge(w, syncer);
+    assert.equal(start.kind, "start");
+    await syncer.recordSyncedInputs();
+    assert.ok(await file.read(), "a digest is recorded after the start");
+    begun.length = 0;
+    const lbsBefore = w.api.callCount("HcnCreateLoadBalancer");
+
+    w.service("api", API, API_EPS);
+    const report = await syncer.sync();
+    assert.equal(report.kind, "partial");
+    assert.ok(w.api.callCount("HcnCreateLoadBalancer") > lbsBefore, "the change was written");
+    assert.ok(begun.length >= 1);
+    assert.deepEqual(
+      begun[0],
+      { apiDesired: false, lbs: lbsBefore },
+      "begun before the changed service was computed, and before any write",
+    );
+    assert.equal(await file.read(), undefined, "no digest on disk once HNS was written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("syncer: the record's listing of a change's creates is written while the digest's invalidation is still being made; HNS only after both", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
+  try {
+    const w = world();
+    w.service("web", WEB, WEB_EPS);
+    let intended: () => void = () => {};
+    const intendCalled = new Promise<void>((resolve) => (intended = resolve));
+    let invalidated = false;
+    class SlowFile extends SyncedInputsFile {
+      override async invalidate(): Promise<void> {
+        await super.invalidate();
+        // Made durable only once the listing was asked for (or, where the listing waits for
+        // it, after many turns of the event loop).
+        let turns = 0;
+        let listed = false;
+        void intendCalled.then(() => (listed = true));
+        while (!listed && turns++ < 200) await new Promise((r) => setTimeout(r, 0));
+        invalidated = true;
+      }
+    }
+    const file = new SlowFile(`${dir}/owned.json`);
+    const syncer = w.newSyncer({ syncedInputs: { file, config: "c1" } });
+    await converge(w, syncer);
+    await syncer.recordSyncedInputs();
+    assert.ok(await file.read(), "a digest is recorded after the start");
+
+    const seen: { invalidated: boolean; writes: number }[] = [];
+    const intend = w.ownership.intend.bind(w.ownership);
+    w.ownership.intend = (objects) => {
+      seen.push({ invalidated, writes: w.writes() });
+      intended();
+      return intend(objects);
+    };
+    const writes = w.writes();
+    invalidated = false;
+    w.service("api", API, API_EPS);
+    const report = await syncer.sync();
+    assert.equal(report.kind, "partial");
+    assert.ok(w.writes() > writes, "the change was written");
+    assert.deepEqual(
+      seen[0],
+      { invalidated: false, writes },
+      "listed before the invalidation ended",
+    );
+    assert.equal(await file.read(), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("syncer: a digest that cannot be made invalid stops the change before any HNS write, and its listed creates leave the record", async () => {
+  const w = world();
+  w.service("web", WEB, WEB_EPS);
+  let refuse = false;
+  class RefusingFile extends SyncedInputsFile {
+    override async invalidate(): Promise<void> {
+      if (refuse) throw new Error("disk full");
+      await super.invalidate();
+    }
+  }
+  const dir = await Deno.makeTempDir({ prefix: "hnsproxy-syncer-" });
+  try {
+    const file = new RefusingFile(`${dir}/owned.json`);
+    const logger = new RecordingLogger();
+    const syncer = w.newSyncer({ syncedInputs: { file, config: "c1" }, logger });
+    await converge(w, syncer);
+    const owned = w.ownership.size;
+    const writes = w.writes();
+    refuse = true;
+    w.service("api", API, API_EPS);
+    await assert.rejects(() => syncer.sync(), /disk full/);
+    assert.equal(w.writes(), writes, "nothing written to HNS");
+    assert.equal(w.ownership.size, owned, "the listed creates were dropped again");
+    assert.ok(logger.lines.some((l) => l.message.includes("Cannot invalidate")));
+    refuse = false;
+    await converge(w, syncer);
+    assert.ok(w.writes() > writes, "written once the invalidation is made");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
