@@ -23,8 +23,8 @@
  *   free native memory back (`memory {gc}`): a started agent is a fresh
  *   process on a node, so what an earlier agent or a heap snapshot freed is
  *   not counted as the next agent's.
- * - After the first sync of each agent it takes a memory sample (V8 heap by
- *   space, malloc in use, the emulated HNS's heap, threads): the composition
+ * - After the first sync of each agent it takes a memory sample (V8 heap,
+ *   malloc in use, the emulated HNS's heap, threads): the composition
  *   of memory at about the agent's peak, the first sync's garbage included.
  * - It loads no `node:` built-in (Node compatibility, ~4 MiB RSS, which
  *   the agent's process does not load) unless a diagnostic needs it: the
