@@ -23,9 +23,14 @@
  *   free native memory back (`memory {gc}`): a started agent is a fresh
  *   process on a node, so what an earlier agent or a heap snapshot freed is
  *   not counted as the next agent's.
- * - After the first sync of each agent it takes a memory sample (V8 heap by
- *   space, malloc in use, the emulated HNS's heap, threads): the composition
+ * - After the first sync of each agent it takes a memory sample (V8 heap,
+ *   malloc in use, the emulated HNS's heap, threads): the composition
  *   of memory at about the agent's peak, the first sync's garbage included.
+ * - It loads no `node:` built-in (Node compatibility, ~4 MiB RSS, which
+ *   the agent's process does not load) unless a diagnostic needs it: the
+ *   memory trace (node:v8 for the heap by space, node:inspector for
+ *   HNSBENCH_HEAP_PROFILE) and heap snapshots. So its memory samples have
+ *   no V8 heap by space without a trace (bench/process_memory.ts).
  *
  * Events: `sync` (each sync, with the HNS call counts when `countsOnSync`),
  * `lb` (each LB write, while `lbWrites`), `listing` (each Enumerate, while
@@ -41,8 +46,6 @@
  * @module
  */
 
-import { Session } from "node:inspector";
-import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8";
 import { type Agent, startAgent } from "../lib/agent.ts";
 import type { Config } from "../lib/config/types.ts";
 import { openFfiHcnApi } from "../lib/hns/ffi.ts";
@@ -61,9 +64,12 @@ import {
 import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
 import { mallocFree, mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
-import { type ProcessMemory, processMemory } from "./process_memory.ts";
+import { loadHeapSpaceStatistics, type ProcessMemory, processMemory } from "./process_memory.ts";
 import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
+
+type NodeV8 = typeof import("node:v8");
+type NodeInspector = typeof import("node:inspector");
 
 /** Memory of the host at one moment, bytes (its malloc in use includes the emulated HNS). */
 export interface MemorySample extends ProcessMemory {
@@ -103,18 +109,25 @@ function memorySample(emulator: Emulator): MemorySample {
  * the agent logs is a marked sample; the samples are written to the file,
  * one JSON line each, when the agent stops. For finding when the peak
  * happens and what it is made of; off by default (it costs the agent's
- * thread a little every 50 ms).
+ * thread a little every 50 ms, and it loads node:v8, and node:inspector
+ * with HNSBENCH_HEAP_PROFILE, before the agent starts: Node compatibility,
+ * ~4 MiB more RSS in every sample and peak, which a bare agent does not have).
  */
 class MemoryTrace {
   readonly #lines: string[] = [];
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #emulator: Emulator;
   readonly #path: string;
+  readonly #v8: NodeV8;
+  readonly #inspector?: NodeInspector;
   #writes = 0;
 
-  constructor(path: string, emulator: Emulator) {
+  /** Start tracing; create with {@link MemoryTrace.start}, which loads what it needs. */
+  private constructor(path: string, emulator: Emulator, v8: NodeV8, inspector?: NodeInspector) {
     this.#path = path;
     this.#emulator = emulator;
+    this.#v8 = v8;
+    this.#inspector = inspector;
     this.mark("agent start");
     const until = performance.now() + 1000 * Number(Deno.env.get("HNSBENCH_MEM_TRACE_S") ?? 30);
     this.#timer = setInterval(() => {
@@ -128,21 +141,31 @@ class MemoryTrace {
     }, 50);
   }
 
+  /** Load node:v8 (and node:inspector for HNSBENCH_HEAP_PROFILE), then start tracing. */
+  static async start(path: string, emulator: Emulator): Promise<MemoryTrace> {
+    await loadHeapSpaceStatistics();
+    const v8 = await import("node:v8");
+    const inspector = Deno.env.get("HNSBENCH_HEAP_PROFILE")
+      ? await import("node:inspector")
+      : undefined;
+    return new MemoryTrace(path, emulator, v8, inspector);
+  }
+
   /** Take a sample, marked with `what` (empty for a timer's sample). */
   mark(what: string): void {
     if (what) this.#profile(what);
     // HNSBENCH_MEM_SNAPSHOT=<dir>,<mark>,<mark>...: a heap snapshot at each info line beginning with a mark.
     const [dir, ...marks] = (Deno.env.get("HNSBENCH_MEM_SNAPSHOT") ?? "").split(",");
     if (dir && what && marks.some((m) => what.startsWith(m))) {
-      writeHeapSnapshot(`${dir}/${Deno.pid}-${what.replaceAll(" ", "_")}.heapsnapshot`);
+      this.#v8.writeHeapSnapshot(`${dir}/${Deno.pid}-${what.replaceAll(" ", "_")}.heapsnapshot`);
     }
     // HNSBENCH_MEM_TRACE_GC=1: a full GC first at each mark, so that heapUsed is what is live.
     if (what && Deno.env.get("HNSBENCH_MEM_TRACE_GC") === "1") collectGarbage();
     const counts = this.#emulator.callCounts();
-    const heap = getHeapStatistics();
+    const heap = this.#v8.getHeapStatistics();
     const spaces: Record<string, number> = {};
     const spacesPhys: Record<string, number> = {};
-    for (const s of getHeapSpaceStatistics()) {
+    for (const s of this.#v8.getHeapSpaceStatistics()) {
       const name = s.space_name.replace("_space", "");
       if (s.space_used_size > 0) spaces[name] = s.space_used_size;
       if (s.physical_space_size > 0) spacesPhys[name] = s.physical_space_size;
@@ -166,7 +189,7 @@ class MemoryTrace {
     }));
   }
 
-  #session?: Session;
+  #session?: InstanceType<NodeInspector["Session"]>;
 
   /**
    * HNSBENCH_HEAP_PROFILE=<path>,<from mark>,<to mark>: a sampling heap
@@ -175,9 +198,9 @@ class MemoryTrace {
    */
   #profile(what: string): void {
     const [path, from, to] = (Deno.env.get("HNSBENCH_HEAP_PROFILE") ?? "").split(",");
-    if (!path) return;
+    if (!path || !this.#inspector) return;
     if (!this.#session && what.startsWith(from)) {
-      this.#session = new Session();
+      this.#session = new this.#inspector.Session();
       this.#session.connect();
       this.#session.post("HeapProfiler.enable");
       this.#session.post("HeapProfiler.startSampling", {
@@ -234,7 +257,7 @@ async function startObserved(
   const config = benchConfig(opts, emulator.library);
   const logger = new CountingLogger();
   const tracePath = Deno.env.get("HNSBENCH_MEM_TRACE");
-  const trace = tracePath ? new MemoryTrace(tracePath, emulator) : undefined;
+  const trace = tracePath ? await MemoryTrace.start(tracePath, emulator) : undefined;
   if (trace) {
     const info = logger.info.bind(logger);
     logger.info = (message, fields) => {
@@ -451,6 +474,7 @@ async function main(): Promise<void> {
         return { memory: running?.firstSync };
       case "heapSnapshot": {
         const started = performance.now();
+        const { writeHeapSnapshot } = await import("node:v8");
         writeHeapSnapshot(c.path as string);
         return { ms: performance.now() - started };
       }

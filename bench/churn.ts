@@ -247,10 +247,10 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         value: mib(rssEnd - rssStart),
         unit: "MiB",
         note: `RSS after a GC ${mib(rssStart)} → ${mib(rssEnd)} MiB, highest 1 s sample ` +
-          `${mib(rssPeak)} MiB (the agent host, incl. the emulated HNS); V8 heap resident ${
-            mib(memStart.heapPhysical)
+          `${mib(rssPeak)} MiB (the agent host, incl. the emulated HNS); V8 heap committed ${
+            mib(memStart.heapTotal)
           } → ` +
-          `${mib(memEnd.heapPhysical)} MiB, native malloc in use ${mib(memStart.mallocInUse)} → ${
+          `${mib(memEnd.heapTotal)} MiB, native malloc in use ${mib(memStart.mallocInUse)} → ${
             mib(memEnd.mallocInUse)
           } MiB`,
       },

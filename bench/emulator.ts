@@ -9,7 +9,6 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
 import { openHcnCalls } from "../lib/hns/ffi.ts";
 import { idListingOfAnswer } from "../lib/hns/id_listing.ts";
 import { allHcnFunctionNames, HNS_CALL } from "../lib/hns/names.ts";
@@ -54,7 +53,8 @@ export async function emulatorLibrary(): Promise<string> {
   // Loaded only here: the agent host gets the path from its environment and never builds.
   const { buildEmulator } = await import("../tests/hns-emulator/build.ts");
   await buildEmulator();
-  return fileURLToPath(new URL("../build/hnsemu.so", import.meta.url));
+  // Not node:url: the agent host loads no node: built-in (bench/agent_host_proc.ts).
+  return decodeURIComponent(new URL("../build/hnsemu.so", import.meta.url).pathname);
 }
 
 /** The emulator's control surface. */

@@ -1,8 +1,9 @@
 /**
  * Where the agent's memory is, as tables for a scenario's result: the agent
  * host's RSS right after the agent's first sync (about its peak) split into
- * the emulated HNS (not the agent), the V8 heap of the agent's isolate by
- * space, the native heap (malloc) beside it, the HNS threads, the mapped
+ * the emulated HNS (not the agent), the V8 heap of the agent's isolate (by
+ * space only with a memory trace, HNSBENCH_MEM_TRACE, which loads node:v8
+ * in the host: bench/process_memory.ts), the native heap (malloc) beside it, the HNS threads, the mapped
  * files (the executable's code), and the rest (stacks, the runtime's
  * bookkeeping, free memory malloc has not given back); and,
  * when asked (slow: seconds at 10,000 services), the largest groups of a
@@ -55,7 +56,7 @@ export async function memoryBreakdown(
   const offHeap = m.mallocInUse - m.emulatorHeap;
   // Their malloc is in malloc in use already.
   const threads = m.hnsThreads * Math.max(0, perThread.rss - perThread.malloc);
-  const rest = m.rss - m.emulatorHeap - m.heapPhysical - offHeap - threads - m.rssFile;
+  const rest = m.rss - m.emulatorHeap - m.heapTotal - offHeap - threads - m.rssFile;
   const rows: (string | number)[][] = [
     [
       "agent host before the agent started, after a GC",
@@ -63,14 +64,14 @@ export async function memoryBreakdown(
       `without the emulated HNS (${mib(idle.emulatorHeap)} MiB) ${
         mib(idle.rss - idle.emulatorHeap)
       } MiB: mapped files ${mib(idle.rssFile)} MiB, V8 heap ${
-        mib(idle.heapPhysical)
-      } MiB resident, malloc ${mib(idle.mallocInUse - idle.emulatorHeap)} MiB`,
+        mib(idle.heapTotal)
+      } MiB committed, malloc ${mib(idle.mallocInUse - idle.emulatorHeap)} MiB`,
     ],
     [
       "a bare agent process before it starts, after a GC (what the row above compares with)",
       mib(bare.rss),
       `deno run of main.ts and its run command's modules, measured apart: mapped files ` +
-      `${mib(bare.rssFile)} MiB, V8 heap ${mib(bare.heapPhysical)} MiB resident, malloc ${
+      `${mib(bare.rssFile)} MiB, V8 heap ${mib(bare.heapTotal)} MiB committed, malloc ${
         mib(bare.mallocInUse)
       } MiB`,
     ],
@@ -84,8 +85,11 @@ export async function memoryBreakdown(
     ]),
     [
       "V8 heap of the agent's isolate, in all",
-      mib(m.heapPhysical),
-      `${mib(m.heapUsed)} MiB used (garbage of the first sync included)`,
+      mib(m.heapTotal),
+      `committed; ${mib(m.heapUsed)} MiB used (garbage of the first sync included)` +
+      (m.spaces.length > 0
+        ? ""
+        : "; by space only with HNSBENCH_MEM_TRACE (it loads node:v8, ~4 MiB)"),
     ],
     [
       "off-heap: malloc in use, minus the emulated HNS",

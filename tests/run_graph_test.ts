@@ -8,62 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-interface Dependency {
-  code?: { specifier: string };
-  isDynamic?: boolean;
-}
-
-interface InfoModule {
-  specifier: string;
-  dependencies?: Dependency[];
-}
-
-interface Info {
-  modules: InfoModule[];
-  redirects: Record<string, string>;
-}
-
-async function denoInfo(entry: string): Promise<Info> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", entry],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
-/** The modules `from` loads before it runs (static imports only), redirects followed. */
-function staticClosure(info: Info, from: string): Set<string> {
-  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
-  const seen = new Set<string>();
-  const todo = [from];
-  while (todo.length > 0) {
-    const name = todo.pop()!;
-    const resolved = info.redirects[name] ?? name;
-    if (seen.has(resolved)) continue;
-    seen.add(resolved);
-    for (const dep of byName.get(resolved)?.dependencies ?? []) {
-      if (dep.code && !dep.isDynamic) todo.push(dep.code.specifier);
-    }
-  }
-  return seen;
-}
-
-/** Specifiers anywhere in the graph (dynamic imports included), redirects followed. */
-function wholeGraph(info: Info): Set<string> {
-  const all = new Set(info.modules.map((m) => m.specifier));
-  for (const [from, to] of Object.entries(info.redirects)) {
-    all.add(from);
-    all.add(to);
-  }
-  return all;
-}
+import { denoInfo, staticClosure, wholeGraph } from "./module_graph.ts";
 
 /** Modules the run command must not load; each is what makes the match. */
 const NOT_ON_THE_RUN_PATH: [string, (s: string) => boolean][] = [
