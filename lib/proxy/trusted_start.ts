@@ -188,6 +188,9 @@ export async function readTrusted(
   const { endpointIds, ownedEps, ownedLbs, others, foreignLbs } = unowned ??
     await readUnowned(client, net, ownership);
   const { ctx, desired } = plan(others);
+  // Owned IDs spelled as the record spells them: the cache keeps the record's strings, so the
+  // listing's copies are garbage before the cache is filled, not alive beside it.
+  for (let i = 0; i < endpointIds.length; i++) endpointIds[i] = ownership.idString(endpointIds[i]);
 
   const endpoints = [...others];
   const trustedEndpoints: ObservedEndpoint[] = [];
@@ -200,7 +203,7 @@ export async function readTrusted(
   // would return it), and kept only in the observed cache's slim form: the full payloads of
   // 10,000s of objects would all be alive at once until the cache is filled.
   for (let i = 0; i < ownedEps.length; i++) {
-    const id = ownedEps[i];
+    const id = ownership.idString(ownedEps[i]);
     const owned = ownership.handle(id);
     const want = owned < 0 ? undefined : desired.remoteEndpoints.get(ownership.keyAt(owned));
     const fp = want ? desiredEndpointFingerprintValue(want) : -1;
@@ -233,7 +236,7 @@ export async function readTrusted(
   const trustedLoadBalancerFps: string[] = [];
   toRead.length = 0;
   for (let i = 0; i < ownedLbs.length; i++) {
-    const id = ownedLbs[i];
+    const id = ownership.idString(ownedLbs[i]);
     const owned = ownership.handle(id);
     const want = owned < 0 ? undefined : desired.loadBalancers.get(ownership.keyAt(owned));
     const ids = want ? backendIds(want) : undefined;

@@ -52,6 +52,18 @@ function overlayWithPods(): MemoryHnsState {
   return state;
 }
 
+/** What {@link restartCounting} found. */
+interface RestartCounts {
+  /** How the restart started. */
+  mode?: StartMode;
+  /** Each CNI endpoint name's copies in the heap at the cache fill, less the control name's. */
+  extra: number[];
+  /** Each owned ID's copies in the heap at the cache fill. */
+  idsAtFill: number[];
+  /** Each owned ID's copies once the state is built. */
+  idsAfter: number[];
+}
+
 /**
  * Program a node with services on remote pods, record its synced inputs,
  * then restart a syncer on it (the in-memory HNS and ownership record kept,
@@ -59,7 +71,7 @@ function overlayWithPods(): MemoryHnsState {
  * how the restart started and, for each name, how many copies were in the
  * heap when the cache was about to be filled, less the control's.
  */
-async function restartCounting(fast: boolean): Promise<{ mode?: StartMode; extra: number[] }> {
+async function restartCounting(fast: boolean): Promise<RestartCounts> {
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-build-heap-" });
   try {
     const api = new MemoryHcnApi({ state: overlayWithPods() });
@@ -87,6 +99,8 @@ async function restartCounting(fast: boolean): Promise<{ mode?: StartMode; extra
     const file = new SyncedInputsFile(`${dir}/owned.json`);
     const ownership = OwnershipRecord.inMemory();
     let counted: number[] | undefined;
+    let ids: string[] = [];
+    let idsAtFill: number[] = [];
     const newSyncer = (count: boolean) =>
       new Syncer({
         client,
@@ -103,6 +117,7 @@ async function restartCounting(fast: boolean): Promise<{ mode?: StartMode; extra
           if (!count) return;
           const names = Array.from({ length: PODS }, (_, i) => podName(i));
           counted = stringsInHeap(podName(-999), ...names);
+          idsAtFill = stringsInHeap(...ids);
         },
       });
     const first = newSyncer(false);
@@ -110,6 +125,7 @@ async function restartCounting(fast: boolean): Promise<{ mode?: StartMode; extra
     assert.equal(report.kind, "start");
     assert.ok(ownership.size > 0, "hnsproxy owns objects");
     await first.recordSyncedInputs();
+    ids = [...ownership.ids()];
     await first.close();
     if (!fast) await file.invalidate();
 
@@ -124,7 +140,12 @@ async function restartCounting(fast: boolean): Promise<{ mode?: StartMode; extra
     await file.read(); // after the digest the start records in the background
     assert.ok(counted, "the build collected the heap before filling the cache");
     const [control, ...counts] = counted;
-    return { mode, extra: counts.map((n) => n - control) };
+    return {
+      mode,
+      extra: counts.map((n) => n - control),
+      idsAtFill,
+      idsAfter: stringsInHeap(...ids),
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -143,4 +164,14 @@ Deno.test("start build: a trusted restart's early read is garbage before the cac
   const { mode, extra } = await restartCounting(false);
   assert.equal(mode, "trusted");
   assert.deepEqual(extra, extra.map(() => 1));
+});
+
+Deno.test("start build: a trusted restart spells owned IDs as the record does; the listing's copies are garbage before the cache fill", async () => {
+  for (const fast of [true, false]) {
+    const { idsAtFill, idsAfter } = await restartCounting(fast);
+    assert.ok(idsAfter.length > 0);
+    // Once built, the cache holds the record's strings: any more at the fill is a copy kept
+    // only until the fill.
+    assert.deepEqual(idsAtFill, idsAfter, fast ? "fast start" : "trusted start");
+  }
 });
