@@ -307,6 +307,8 @@ function readingPrefetched(
  * the adoption's observed state and returns it indexed (the agent's observed
  * cache, filled from it): the reconcile runs against that instead of an
  * index built for it alone, and the adoption's `observed` is that.
+ * `collect`, when given, is called where the trusted read has left the most
+ * garbage (after its endpoints; a full collection of the heap).
  */
 export function readStart(
   client: HnsClient,
@@ -318,10 +320,22 @@ export function readStart(
   mode: StartReadMode = { mode: "full", reason: "" },
   preread?: HnsPreread,
   keep?: (observed: ObservedState) => IndexedObservedState,
+  collect?: () => void,
 ): Promise<StartState> {
   // Not async: an async function's arguments stay alive (its generator holds them) until it
   // returns, and the early read is garbage once read and adopted, before the cache is filled.
-  return planStart(client, network, cluster, ownership, settings, adopt, mode, { preread }, keep);
+  return planStart(
+    client,
+    network,
+    cluster,
+    ownership,
+    settings,
+    adopt,
+    mode,
+    { preread },
+    keep,
+    collect,
+  );
 }
 
 /** {@link readStart}, with the early read in a box that the read empties. */
@@ -335,6 +349,7 @@ async function planStart(
   mode: StartReadMode,
   early: { preread?: HnsPreread },
   keep?: (observed: ObservedState) => IndexedObservedState,
+  collect?: () => void,
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
@@ -364,6 +379,7 @@ async function planStart(
     mode,
     early,
     adopt,
+    collect,
   );
   const { ctx, desired } = read;
   if (keep) adoption.observed = keep(adoption.observed);
@@ -392,6 +408,7 @@ async function readAndAdopt(
   mode: StartReadMode,
   early: { preread?: HnsPreread },
   adopt: AdoptOptions,
+  collect?: () => void,
 ): Promise<{ read: HnsRead; adoption: Adoption; trusted: number }> {
   const preread = early.preread?.mode === mode.mode ? early.preread : undefined;
   early.preread = undefined;
@@ -402,6 +419,7 @@ async function readAndAdopt(
       ownership,
       plan,
       preread?.mode === "trusted" ? preread : undefined,
+      collect,
     )
     : await readFull(client, net, ownership, plan, preread?.mode === "full" ? preread : undefined);
   const owned = {

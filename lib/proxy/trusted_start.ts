@@ -177,6 +177,9 @@ export async function bothSettled<A, B>(reads: [Promise<A>, Promise<B>]): Promis
  * Read HNS for a start, trusting the record's fingerprints (see the module
  * notes); `plan` derives the context and desired state. `unowned` is what
  * {@link readUnowned} returned for this record, read now when absent.
+ * `collect`, when given, is called once the owned endpoints are trusted or
+ * not (a full collection of the heap: the garbage of their payloads and
+ * fingerprints is gone before the load balancers' and the adoption's).
  */
 export async function readTrusted(
   client: HnsClient,
@@ -184,6 +187,7 @@ export async function readTrusted(
   ownership: OwnershipRecord,
   plan: StartPlanning,
   unowned?: UnownedRead,
+  collect?: () => void,
 ): Promise<HnsRead> {
   const { endpointIds, ownedEps, ownedLbs, others, foreignLbs } = unowned ??
     await readUnowned(client, net, ownership);
@@ -219,6 +223,7 @@ export async function readTrusted(
       toRead.push(id);
     }
   }
+  collect?.();
   const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
   for (let i = 0; i < readEps.length; i++) {
     const ep = readEps[i];
