@@ -19,7 +19,6 @@ import { SyncedInputsFile } from "../../lib/proxy/synced_inputs.ts";
 import { stringsInHeap } from "../heap_strings.ts";
 import {
   manualClock,
-  NODE,
   nodeObject,
   OVERLAY_SETTINGS,
   overlayHns,
