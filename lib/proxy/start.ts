@@ -451,12 +451,12 @@ async function readAndAdopt(
  */
 function carryTrustedFps(adopted: Adoption["adopted"], read: HnsRead): void {
   if (!adopted.some((op) => !op.wasForeign)) return;
-  const fps = new Map<string, string>();
+  const fps = new Map<string, number>();
   read.trustedEndpoints.forEach((o, i) => fps.set(o.id, read.trustedEndpointFps[i]));
   read.trustedLoadBalancers.forEach((o, i) => fps.set(o.id, read.trustedLoadBalancerFps[i]));
   for (const op of adopted) {
     const fp = op.wasForeign ? undefined : fps.get(op.id);
-    if (fp !== undefined) op.fp = fp;
+    if (fp !== undefined) op.fp = fp.toString(36);
   }
 }
 

@@ -76,11 +76,12 @@ export interface HnsRead {
   endpointIds: string[];
   /**
    * The fingerprint each trusted endpoint was trusted by (its content's,
-   * equal to the record's), in the order of {@link trustedEndpoints}.
+   * equal to the record's), in the order of {@link trustedEndpoints}: its
+   * value (payload.ts `…FingerprintValue`; the fingerprint is its base-36 text).
    */
-  trustedEndpointFps: string[];
-  /** The fingerprints of the {@link trustedLoadBalancers}, in their order. */
-  trustedLoadBalancerFps: string[];
+  trustedEndpointFps: number[];
+  /** The fingerprint values of the {@link trustedLoadBalancers}, in their order. */
+  trustedLoadBalancerFps: number[];
 }
 
 /**
@@ -198,7 +199,9 @@ export async function readTrusted(
 
   const endpoints = [...others];
   const trustedEndpoints: ObservedEndpoint[] = [];
-  const trustedEndpointFps: string[] = [];
+  // Fingerprint values, not their text: an array of numbers, not 10,000s of strings, alive
+  // until the adoption (which needs the text only for a trusted object it adopts).
+  const trustedEndpointFps: number[] = [];
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
   const ownedByKey = new Map<EpKey, { id: string }>();
@@ -217,7 +220,7 @@ export async function readTrusted(
       const key = ownership.keyAt(owned);
       const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
       trustedEndpoints.push(ep);
-      trustedEndpointFps.push(fp.toString(36));
+      trustedEndpointFps.push(fp);
       if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
@@ -238,7 +241,7 @@ export async function readTrusted(
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
   const trustedLoadBalancers: ObservedLoadBalancer[] = [];
-  const trustedLoadBalancerFps: string[] = [];
+  const trustedLoadBalancerFps: number[] = [];
   toRead.length = 0;
   for (let i = 0; i < ownedLbs.length; i++) {
     const id = ownership.idString(ownedLbs[i]);
@@ -251,7 +254,7 @@ export async function readTrusted(
       const key = ownership.keyAt(owned);
       const hns = loadBalancerPayload(want, ids);
       trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
-      trustedLoadBalancerFps.push(fp.toString(36));
+      trustedLoadBalancerFps.push(fp);
     } else {
       toRead.push(id);
     }
