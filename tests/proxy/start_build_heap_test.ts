@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
-import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
 import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
@@ -21,7 +21,7 @@ import {
   manualClock,
   nodeObject,
   OVERLAY_SETTINGS,
-  overlayHns,
+  overlayHnsWithPods,
   serviceObject,
   sliceObject,
 } from "../agent/fixtures.ts";
@@ -31,24 +31,6 @@ const PODS = 20;
 /** CNI endpoint `i`'s name: over 10 characters (JSON.parse gives each its own string), not in this file. */
 function podName(i: number): string {
   return `cni-endpoint-of-build-pod-${1000 + i}`;
-}
-
-/** The overlay node with {@link PODS} more CNI endpoints (built here, so that no caller keeps it). */
-function overlayWithPods(): MemoryHnsState {
-  const state = overlayHns();
-  const network = state.Networks![0].ID!;
-  for (let i = 0; i < PODS; i++) {
-    state.Endpoints!.push({
-      ID: `10CA2000-0000-4000-8000-0000000${String(1000 + i).padStart(5, "0")}`,
-      Name: podName(i),
-      HostComputeNetwork: network,
-      IpConfigurations: [{ IpAddress: `10.244.1.${40 + i}`, PrefixLength: 24 }],
-      MacAddress: `00-15-5D-01-01-${(40 + i).toString(16).padStart(2, "0")}`,
-      Flags: 0,
-      SchemaVersion: { Major: 2, Minor: 0 },
-    });
-  }
-  return state;
 }
 
 /** What {@link restartCounting} found. */
@@ -73,7 +55,7 @@ interface RestartCounts {
 async function restartCounting(fast: boolean): Promise<RestartCounts> {
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-build-heap-" });
   try {
-    const api = new MemoryHcnApi({ state: overlayWithPods() });
+    const api = new MemoryHcnApi({ state: overlayHnsWithPods(PODS, podName, 40) });
     const client = createHnsClient(api);
     const store = new ClusterStore();
     store.setNode(convertNode(nodeObject()));
