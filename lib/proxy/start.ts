@@ -307,8 +307,10 @@ function readingPrefetched(
  * the adoption's observed state and returns it indexed (the agent's observed
  * cache, filled from it): the reconcile runs against that instead of an
  * index built for it alone, and the adoption's `observed` is that.
+ * `collect`, when given, is called where the trusted read has left the most
+ * garbage (after its endpoints; a full collection of the heap).
  */
-export async function readStart(
+export function readStart(
   client: HnsClient,
   network: HcnNetwork,
   cluster: ClusterView,
@@ -318,6 +320,36 @@ export async function readStart(
   mode: StartReadMode = { mode: "full", reason: "" },
   preread?: HnsPreread,
   keep?: (observed: ObservedState) => IndexedObservedState,
+  collect?: () => void,
+): Promise<StartState> {
+  // Not async: an async function's arguments stay alive (its generator holds them) until it
+  // returns, and the early read is garbage once read and adopted, before the cache is filled.
+  return planStart(
+    client,
+    network,
+    cluster,
+    ownership,
+    settings,
+    adopt,
+    mode,
+    { preread },
+    keep,
+    collect,
+  );
+}
+
+/** {@link readStart}, with the early read in a box that the read empties. */
+async function planStart(
+  client: HnsClient,
+  network: HcnNetwork,
+  cluster: ClusterView,
+  ownership: OwnershipRecord,
+  settings: ContextSettings,
+  adopt: AdoptOptions,
+  mode: StartReadMode,
+  early: { preread?: HnsPreread },
+  keep?: (observed: ObservedState) => IndexedObservedState,
+  collect?: () => void,
 ): Promise<StartState> {
   const net = networkInfo(network);
   if (!net) throw new Error(`HNS network ${JSON.stringify(network.Name)} has no ID`);
@@ -336,34 +368,20 @@ export async function readStart(
     checkStartContext(ctx, settings);
     return { ctx, desired: desiredState(cluster, ctx) };
   };
-  let early = preread?.mode === mode.mode ? preread : undefined;
-  preread = undefined;
-  const read = mode.mode === "trusted"
-    ? await readTrusted(client, net, ownership, plan, early?.mode === "trusted" ? early : undefined)
-    : await readFull(client, net, ownership, plan, early?.mode === "full" ? early : undefined);
   // What HNS held as read is garbage once the adoption and the cache have what they keep of
-  // it, not alive till the plan is made: this frame lets go of it (the early read now, the
-  // read's lists after the adoption, the adoption's observed state once the cache holds it).
-  early = undefined;
+  // it: read and adopted in a frame that ends before the cache is filled (the temporaries of a
+  // frame still running are kept alive with it).
+  const { read, adoption, trusted } = await readAndAdopt(
+    client,
+    net,
+    ownership,
+    plan,
+    mode,
+    early,
+    adopt,
+    collect,
+  );
   const { ctx, desired } = read;
-  const owned = {
-    ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
-    ownsEndpoint: (id: string) => ownership.kindOf(id) === "Endpoint",
-  };
-  // The objects read are never trusted ones: the trusted come observed, with no ID → key map.
-  const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, desired, {
-    hostMacKnown: ctx.hostMac !== undefined,
-    trustedEndpoints: read.trustedEndpoints,
-    trustedLoadBalancers: read.trustedLoadBalancers,
-    ...adopt,
-  });
-  const trusted = read.trustedEndpoints.length + read.trustedLoadBalancers.length;
-  carryTrustedFps(adoption.adopted, read);
-  read.endpoints = read.loadBalancers = [];
-  read.trustedEndpoints = [];
-  read.trustedLoadBalancers = [];
-  read.trustedEndpointFps = [];
-  read.trustedLoadBalancerFps = [];
   if (keep) adoption.observed = keep(adoption.observed);
   const reconciled = reconcile(desired, adoption.observed, { features });
   return {
@@ -378,6 +396,54 @@ export async function readStart(
 }
 
 /**
+ * Read HNS (the early read in `early`, taken from it, when read in `mode`)
+ * and adopt what it holds; the read's objects are let go of (only its
+ * context, desired state, vanished and endpoint IDs are left in it).
+ */
+async function readAndAdopt(
+  client: HnsClient,
+  net: NetworkInfo,
+  ownership: OwnershipRecord,
+  plan: StartPlanning,
+  mode: StartReadMode,
+  early: { preread?: HnsPreread },
+  adopt: AdoptOptions,
+  collect?: () => void,
+): Promise<{ read: HnsRead; adoption: Adoption; trusted: number }> {
+  const preread = early.preread?.mode === mode.mode ? early.preread : undefined;
+  early.preread = undefined;
+  const read = mode.mode === "trusted"
+    ? await readTrusted(
+      client,
+      net,
+      ownership,
+      plan,
+      preread?.mode === "trusted" ? preread : undefined,
+      collect,
+    )
+    : await readFull(client, net, ownership, plan, preread?.mode === "full" ? preread : undefined);
+  const owned = {
+    ownsLoadBalancer: (id: string) => ownership.kindOf(id) === "LoadBalancer",
+    ownsEndpoint: (id: string) => ownership.kindOf(id) === "Endpoint",
+  };
+  // The objects read are never trusted ones: the trusted come observed, with no ID → key map.
+  const adoption = adoptObserved(read.loadBalancers, read.endpoints, owned, read.desired, {
+    hostMacKnown: read.ctx.hostMac !== undefined,
+    trustedEndpoints: read.trustedEndpoints,
+    trustedLoadBalancers: read.trustedLoadBalancers,
+    ...adopt,
+  });
+  const trusted = read.trustedEndpoints.length + read.trustedLoadBalancers.length;
+  carryTrustedFps(adoption.adopted, read);
+  read.endpoints = read.loadBalancers = [];
+  read.trustedEndpoints = [];
+  read.trustedLoadBalancers = [];
+  read.trustedEndpointFps = [];
+  read.trustedLoadBalancerFps = [];
+  return { read, adoption, trusted };
+}
+
+/**
  * A trusted object's adoption carries the fingerprint it was trusted by (its
  * content's). Only trusted objects that share their key with another are
  * adopted (one alone on its key is kept as it is), so the IDs are indexed
@@ -385,12 +451,12 @@ export async function readStart(
  */
 function carryTrustedFps(adopted: Adoption["adopted"], read: HnsRead): void {
   if (!adopted.some((op) => !op.wasForeign)) return;
-  const fps = new Map<string, string>();
+  const fps = new Map<string, number>();
   read.trustedEndpoints.forEach((o, i) => fps.set(o.id, read.trustedEndpointFps[i]));
   read.trustedLoadBalancers.forEach((o, i) => fps.set(o.id, read.trustedLoadBalancerFps[i]));
   for (const op of adopted) {
     const fp = op.wasForeign ? undefined : fps.get(op.id);
-    if (fp !== undefined) op.fp = fp;
+    if (fp !== undefined) op.fp = fp.toString(36);
   }
 }
 

@@ -34,9 +34,12 @@
  * ready: HNS holds what the cluster asks for) without building anything,
  * and the next run is the start proper from the same read, which must find
  * nothing to write but the cluster's changes since (else a warning). A
- * restart's build (that one, or one before ready) collects the heap once
- * before it fills the observed cache (`collectHeap`), so its peak holds no
- * garbage of its earlier steps.
+ * restart's build (that one, or one before ready) collects the heap before
+ * it fills the observed cache (`collectHeap`), so that the fill, its largest
+ * step, adds nothing to the garbage of the steps before; after a fast start
+ * (ready, no time until ready at stake) also once its trusted read has the
+ * owned endpoints (trusted_start.ts), before the load balancers and the
+ * adoption add to their garbage.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -178,11 +181,13 @@ export interface SyncerOptions {
    * A full collection of the heap now (the agent's heap_collector.ts;
    * `compacting`: one that also gives free pages back). Made only in a
    * restart's state build (the record owns objects, or after a fast start),
-   * once, before the observed cache is filled: the garbage of the read, the
-   * desired state and the adoption is gone before the build's largest step
-   * allocates. After a fast start the agent is ready and a change that comes
-   * meanwhile waits for the whole run anyway; otherwise the agent is not
-   * ready yet. Without it none is made.
+   * before the observed cache is filled: the garbage of the read, the desired
+   * state and the adoption is gone before the build's largest step
+   * allocates. After a fast start also once the trusted read has the owned
+   * endpoints: their garbage is gone before the load balancers and the
+   * adoption allocate. After a fast start the agent is ready and a change
+   * that comes meanwhile waits for the whole run anyway; otherwise the agent
+   * is not ready yet. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
 }
@@ -713,6 +718,7 @@ export class Syncer {
         this.#observed.replace(observed);
         return this.#observed;
       },
+      deferred ? () => this.#o.collectHeap?.("regular") : undefined,
     );
     this.#startedOnce = true;
     this.#ctx = start.ctx;

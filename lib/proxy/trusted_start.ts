@@ -76,11 +76,12 @@ export interface HnsRead {
   endpointIds: string[];
   /**
    * The fingerprint each trusted endpoint was trusted by (its content's,
-   * equal to the record's), in the order of {@link trustedEndpoints}.
+   * equal to the record's), in the order of {@link trustedEndpoints}: its
+   * value (payload.ts `…FingerprintValue`; the fingerprint is its base-36 text).
    */
-  trustedEndpointFps: string[];
-  /** The fingerprints of the {@link trustedLoadBalancers}, in their order. */
-  trustedLoadBalancerFps: string[];
+  trustedEndpointFps: number[];
+  /** The fingerprint values of the {@link trustedLoadBalancers}, in their order. */
+  trustedLoadBalancerFps: number[];
 }
 
 /**
@@ -177,6 +178,9 @@ export async function bothSettled<A, B>(reads: [Promise<A>, Promise<B>]): Promis
  * Read HNS for a start, trusting the record's fingerprints (see the module
  * notes); `plan` derives the context and desired state. `unowned` is what
  * {@link readUnowned} returned for this record, read now when absent.
+ * `collect`, when given, is called once the owned endpoints are trusted or
+ * not (a full collection of the heap: the garbage of their payloads and
+ * fingerprints is gone before the load balancers' and the adoption's).
  */
 export async function readTrusted(
   client: HnsClient,
@@ -184,14 +188,20 @@ export async function readTrusted(
   ownership: OwnershipRecord,
   plan: StartPlanning,
   unowned?: UnownedRead,
+  collect?: () => void,
 ): Promise<HnsRead> {
   const { endpointIds, ownedEps, ownedLbs, others, foreignLbs } = unowned ??
     await readUnowned(client, net, ownership);
   const { ctx, desired } = plan(others);
+  // Owned IDs spelled as the record spells them: the cache keeps the record's strings, so the
+  // listing's copies are garbage before the cache is filled, not alive beside it.
+  for (let i = 0; i < endpointIds.length; i++) endpointIds[i] = ownership.idString(endpointIds[i]);
 
   const endpoints = [...others];
   const trustedEndpoints: ObservedEndpoint[] = [];
-  const trustedEndpointFps: string[] = [];
+  // Fingerprint values, not their text: an array of numbers, not 10,000s of strings, alive
+  // until the adoption (which needs the text only for a trusted object it adopts).
+  const trustedEndpointFps: number[] = [];
   const toRead: string[] = [];
   // Owned endpoints by key (the first listed wins), for resolving LB backends as reconcile does.
   const ownedByKey = new Map<EpKey, { id: string }>();
@@ -200,7 +210,7 @@ export async function readTrusted(
   // would return it), and kept only in the observed cache's slim form: the full payloads of
   // 10,000s of objects would all be alive at once until the cache is filled.
   for (let i = 0; i < ownedEps.length; i++) {
-    const id = ownedEps[i];
+    const id = ownership.idString(ownedEps[i]);
     const owned = ownership.handle(id);
     const want = owned < 0 ? undefined : desired.remoteEndpoints.get(ownership.keyAt(owned));
     const fp = want ? desiredEndpointFingerprintValue(want) : -1;
@@ -210,12 +220,13 @@ export async function readTrusted(
       const key = ownership.keyAt(owned);
       const ep = slimEndpoint({ key, id, hns: endpointPayload(want, id) });
       trustedEndpoints.push(ep);
-      trustedEndpointFps.push(fp.toString(36));
+      trustedEndpointFps.push(fp);
       if (!ownedByKey.has(key)) ownedByKey.set(key, ep);
     } else {
       toRead.push(id);
     }
   }
+  collect?.();
   const readEps = (await client.getEndpoints(toRead)).filter((ep) => onNetwork(ep, net.id));
   for (let i = 0; i < readEps.length; i++) {
     const ep = readEps[i];
@@ -230,10 +241,10 @@ export async function readTrusted(
   const backendIds = backendResolver(ownedByKey, [others, readEps], ownership, desired);
   const loadBalancers = [...foreignLbs];
   const trustedLoadBalancers: ObservedLoadBalancer[] = [];
-  const trustedLoadBalancerFps: string[] = [];
+  const trustedLoadBalancerFps: number[] = [];
   toRead.length = 0;
   for (let i = 0; i < ownedLbs.length; i++) {
-    const id = ownedLbs[i];
+    const id = ownership.idString(ownedLbs[i]);
     const owned = ownership.handle(id);
     const want = owned < 0 ? undefined : desired.loadBalancers.get(ownership.keyAt(owned));
     const ids = want ? backendIds(want) : undefined;
@@ -243,7 +254,7 @@ export async function readTrusted(
       const key = ownership.keyAt(owned);
       const hns = loadBalancerPayload(want, ids);
       trustedLoadBalancers.push(slimLoadBalancer({ key, id, hns, serviceKey: want.serviceKey }));
-      trustedLoadBalancerFps.push(fp.toString(36));
+      trustedLoadBalancerFps.push(fp);
     } else {
       toRead.push(id);
     }

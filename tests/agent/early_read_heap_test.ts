@@ -7,11 +7,11 @@
 
 import assert from "node:assert/strict";
 import { startAgent } from "../../lib/agent.ts";
-import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
+import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { nullLogger } from "../../lib/log/types.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
 import { stringsInHeap } from "../heap_strings.ts";
-import { inProcessConfig, NODE, nodeObject, overlayHns, webObjects } from "./fixtures.ts";
+import { inProcessConfig, NODE, nodeObject, overlayHnsWithPods, webObjects } from "./fixtures.ts";
 
 const PODS = 20;
 
@@ -24,24 +24,6 @@ function podName(i: number): string {
   return `cni-endpoint-of-pod-${1000 + i}`;
 }
 
-/** The overlay node with {@link PODS} more CNI endpoints (built here, so that no caller keeps it). */
-function overlayWithPods(): MemoryHnsState {
-  const state = overlayHns();
-  const network = state.Networks![0].ID!;
-  for (let i = 0; i < PODS; i++) {
-    state.Endpoints!.push({
-      ID: `10CA1000-0000-4000-8000-0000000${String(1000 + i).padStart(5, "0")}`,
-      Name: podName(i),
-      HostComputeNetwork: network,
-      IpConfigurations: [{ IpAddress: `10.244.1.${20 + i}`, PrefixLength: 24 }],
-      MacAddress: `00-15-5D-01-01-${(20 + i).toString(16).padStart(2, "0")}`,
-      Flags: 0,
-      SchemaVersion: { Major: 2, Minor: 0 },
-    });
-  }
-  return state;
-}
-
 Deno.test("agent: after its start, nothing the early read of HNS returned stays in the heap", async () => {
   const api = await new FakeApiServer().start();
   const dir = await Deno.makeTempDir({ prefix: "hnsproxy-agent-" });
@@ -51,7 +33,7 @@ Deno.test("agent: after its start, nothing the early read of HNS returned stays 
     api.create("endpointslices", webSlice);
     api.create("nodes", nodeObject());
     const config = await inProcessConfig(api.url, dir);
-    const hns = new MemoryHcnApi({ state: overlayWithPods() });
+    const hns = new MemoryHcnApi({ state: overlayHnsWithPods(PODS, podName, 20) });
     const agent = await startAgent(config, { logger: nullLogger, hcnApi: hns });
     try {
       await agent.ready;

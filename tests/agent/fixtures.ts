@@ -83,6 +83,33 @@ export function overlayHns(extra: { LoadBalancers?: HcnLoadBalancer[] } = {}): M
   };
 }
 
+/**
+ * {@link overlayHns} with `count` more CNI endpoints: endpoint `i` named
+ * `name(i)`, at 10.244.1.(`first` + i). Built on each call, so that no caller
+ * keeps it (heap tests count the copies of the names).
+ */
+export function overlayHnsWithPods(
+  count: number,
+  name: (i: number) => string,
+  first: number,
+): MemoryHnsState {
+  const state = overlayHns();
+  const network = state.Networks![0].ID!;
+  for (let i = 0; i < count; i++) {
+    const n = first + i;
+    state.Endpoints!.push({
+      ID: `10CA1000-0000-4000-8000-0000000${String(1000 + n).padStart(5, "0")}`,
+      Name: name(i),
+      HostComputeNetwork: network,
+      IpConfigurations: [{ IpAddress: `10.244.1.${n}`, PrefixLength: 24 }],
+      MacAddress: `00-15-5D-01-01-${n.toString(16).padStart(2, "0")}`,
+      Flags: 0,
+      SchemaVersion: { Major: 2, Minor: 0 },
+    });
+  }
+  return state;
+}
+
 /** An l2bridge node (cbr0) with the host endpoint and two CNI pods. */
 export function l2bridgeHns(): MemoryHnsState {
   return {
