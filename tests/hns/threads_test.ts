@@ -13,7 +13,8 @@
 import { equal, match, ok, rejects } from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import { openFfiHcnApi, openHcnCalls } from "../../lib/hns/ffi.ts";
+import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
+import { PoolCalls } from "../../lib/hns/pool_calls.ts";
 import { ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
 import { IdListing, type IdListingAnswer, isIdListingData } from "../../lib/hns/id_listing.ts";
@@ -59,6 +60,11 @@ function threaded(library: string, threads?: number): ThreadedHcnApi {
   const api = openFfiHcnApi({ library, threads });
   ok(api instanceof ThreadedHcnApi);
   return api;
+}
+
+/** Every call on the HNS threads (work of one operation is already a batch). */
+function allOnThreads(library: string, threads: number): ThreadedHcnApi {
+  return new ThreadedHcnApi({ library, threads, threadFrom: 1 }, PoolCalls.open(library));
 }
 
 Deno.test("threads: objects, handles and strings cross threads intact; nothing leaks", () =>
@@ -125,8 +131,8 @@ Deno.test("threads: a call blocking in HNS leaves timers running", () =>
   }));
 
 Deno.test("threads: slow calls spread over every thread; no more threads than asked", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
-    equal(api.threadsStarted, 1);
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
+    equal(api.threadsStarted, 0);
     // Calls on one object (a listing's time says nothing of those): not found, after 50 ms.
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
@@ -140,7 +146,7 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
   }));
 
 Deno.test("threads: a request of many fast items stays on one thread; of slow ones spreads over every thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     const lbs = (from: number, n: number) =>
       Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
@@ -167,7 +173,7 @@ Deno.test("threads: a request of many fast items stays on one thread; of slow on
   }));
 
 Deno.test("threads: a slow first call (code not yet compiled, say) starts no thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     emu.setLatencyMicros(50_000);
@@ -180,7 +186,7 @@ Deno.test("threads: a slow first call (code not yet compiled, say) starts no thr
   }));
 
 Deno.test("threads: one slow call among fast ones starts no thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     for (let i = 0; i < 4; i++) await missing();
@@ -200,12 +206,12 @@ Deno.test("threads: listings kept apart start no thread, however many run at onc
     emu.setLatencyMicros(50_000);
     const listed = await Promise.all(Array.from({ length: 4 }, () => api.enumerate("Network", "")));
     for (const ids of listed) match(ids, new RegExp(net));
-    equal(api.threadsStarted, 1);
+    equal(api.threadsStarted, 0);
     assertNoLeaks(emu.control);
   }));
 
 Deno.test("threads: an event's calls do not queue behind a listing kept apart", () =>
-  withThreads((library) => threaded(library, 1), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 1), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     emu.setLatencyMicros(200_000);
     // An event's two calls on the one HNS thread, and a resync's listing, made in the same turn:
@@ -289,11 +295,9 @@ Deno.test("threads: a listing kept apart is read on the event loop's thread in p
 
 /** As openFfiHcnApi does, with threads that end after `idleEndMs` without a call. */
 function threadedIdleEnd(library: string, threads: number, idleEndMs: number): ThreadedHcnApi {
-  const calls = openHcnCalls({ library });
   return new ThreadedHcnApi(
-    { library, threads, idleEndMs },
-    calls.hasModifyLoadBalancer,
-    () => calls.dispose(),
+    { library, threads, idleEndMs, threadFrom: 1 },
+    PoolCalls.open(library),
   );
 }
 
@@ -313,13 +317,12 @@ Deno.test("threads: a thread with calls pending does not end while they take lon
     equal(api.threadsStarted, 3);
     for (const err of errors) ok(err instanceof HnsError, String(err));
     emu.setLatencyMicros(0);
-    // The others end; the last thread stays, and a listing (kept apart) starts none.
-    await eventually(() => api.threadsRunning === 1);
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    equal(api.threadsRunning, 1);
+    // Idle, they end, the last one too, and a listing (kept apart) starts none.
+    await eventually(() => api.threadsRunning === 0);
     match(await api.enumerate("Network", ""), /^\[/);
     equal(api.threadsStarted, 3);
-    ok((await missing()) instanceof HnsError, "calls still run on the last thread");
+    ok((await missing()) instanceof HnsError, "a later call starts a thread again");
+    equal(api.threadsStarted, 4);
     assertNoLeaks(emu.control);
   }));
 
@@ -343,21 +346,16 @@ Deno.test("threads: dispose lets calls already made finish, then refuses more", 
 
 Deno.test("threads: dispose keeps the libraries until every listing answered is released", async () => {
   const emu = openEmulator();
-  const calls = openHcnCalls({ library: emu.library });
-  let released = 0;
-  const api = new ThreadedHcnApi({ library: emu.library }, calls.hasModifyLoadBalancer, () => {
-    released++;
-    calls.dispose();
-  });
+  const api = new ThreadedHcnApi({ library: emu.library }, PoolCalls.open(emu.library));
   try {
     const net = await makeNetwork(api, { Name: "cbr0" });
     const answer = await api.enumerateIds("Network", "");
     api.dispose();
     equal(api.threadsRunning, 0, "no call was pending: the threads ended");
-    equal(released, 0, "the answer still lives in HNS's memory");
+    equal(api.released, false, "the answer still lives in HNS's memory");
     const listing = await IdListing.read("Network", answer);
     ok(listing.has(net.toUpperCase()));
-    equal(released, 1, "released with the answer");
+    equal(api.released, true, "released with the answer");
     equal(emu.control.outstandingStrings(), 0, "the answer was freed");
   } finally {
     api.dispose();
