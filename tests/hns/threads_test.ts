@@ -15,7 +15,7 @@ import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { PoolCalls } from "../../lib/hns/pool_calls.ts";
-import { ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
+import { THREAD_FROM_OPS, ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
 import { IdListing, type IdListingAnswer, isIdListingData } from "../../lib/hns/id_listing.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
@@ -92,31 +92,45 @@ Deno.test("threads: objects, handles and strings cross threads intact; nothing l
     assertNoLeaks(emu.control);
   }));
 
-Deno.test("threads: failures arrive as HnsErrors with every field", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library);
-  try {
-    const invalid = await expectHnsError(api.open("Endpoint", "cbr0"), HResult.E_INVALIDARG);
-    equal(invalid.operation, "HcnOpenEndpoint");
-    equal(invalid.object, "cbr0");
-    match(invalid.hnsMessage ?? "", /is not a GUID/);
-    await expectHnsError(api.close("Endpoint", 12345n), HResult.E_HANDLE);
-    await expectHnsError(api.close("Endpoint", "not a handle"), HResult.E_HANDLE);
-    emu.control.failCall("HcnCreateLoadBalancer", 1, 0x803b0013 | 0);
-    const client = createHnsClient(api);
-    const err = await expectHnsError(
-      client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [])),
-      0x803b0013,
-    );
-    ok(err instanceof HnsError);
-    equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
-    ok(err.errorRecord, "the error record crosses the thread boundary");
-    assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+for (
+  const [path, open] of [
+    ["the pool", (library: string) => threaded(library)],
+    ["an HNS thread", (library: string) => allOnThreads(library, 1)],
+  ] as const
+) {
+  Deno.test(`threads: failures on ${path} arrive as HnsErrors with every field`, async () => {
+    const emu = openEmulator();
+    const api = open(emu.library);
+    try {
+      const invalid = await expectHnsError(api.open("Endpoint", "cbr0"), HResult.E_INVALIDARG);
+      equal(invalid.operation, "HcnOpenEndpoint");
+      equal(invalid.object, "cbr0");
+      match(invalid.hnsMessage ?? "", /is not a GUID/);
+      await expectHnsError(api.close("Endpoint", 12345n), HResult.E_HANDLE);
+      await expectHnsError(api.close("Endpoint", "not a handle"), HResult.E_HANDLE);
+      emu.control.failCall("HcnCreateLoadBalancer", 1, 0x803b0013 | 0);
+      const client = createHnsClient(api);
+      const err = await expectHnsError(
+        client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [])),
+        0x803b0013,
+      );
+      ok(err instanceof HnsError);
+      equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+      ok(err.errorRecord, "the error record crosses the thread boundary");
+      // A failed Query after a good Open: the handle is closed all the same.
+      const net = await makeNetwork(api, { Name: "cbr0" });
+      emu.control.failCall("HcnQueryNetworkProperties", 1, 0x80070005 | 0);
+      const read = await api.openQueryCloseMany!("Network", [net, net], "");
+      ok(read[0] instanceof HnsError && read[0].hresult === 0x80070005, String(read[0]));
+      match(String(read[1]), new RegExp(net, "i"));
+      equal(api.threadsStarted, path === "the pool" ? 0 : 1);
+      assertNoLeaks(emu.control);
+    } finally {
+      api.dispose();
+      emu.close();
+    }
+  });
+}
 
 Deno.test("threads: a call blocking in HNS leaves timers running", () =>
   withThreads((library) => threaded(library, 1), async (emu, api) => {
@@ -293,17 +307,26 @@ Deno.test("threads: a listing kept apart is read on the event loop's thread in p
     assertNoLeaks(emu.control);
   }));
 
-/** As openFfiHcnApi does, with threads that end after `idleEndMs` without a call. */
-function threadedIdleEnd(library: string, threads: number, idleEndMs: number): ThreadedHcnApi {
-  return new ThreadedHcnApi(
-    { library, threads, idleEndMs, threadFrom: 1 },
-    PoolCalls.open(library),
-  );
+/**
+ * As openFfiHcnApi does, with threads that end after `idleEndMs` without a
+ * call; every call on the threads unless `threadFrom` is given.
+ */
+function threadedIdleEnd(
+  library: string,
+  threads: number,
+  idleEndMs: number,
+  threadFrom = 1,
+): ThreadedHcnApi {
+  return new ThreadedHcnApi({ library, threads, idleEndMs, threadFrom }, PoolCalls.open(library));
 }
 
-/** Resolves once `check` holds, looking every few milliseconds. */
+/** Resolves once `check` holds, looking every few milliseconds; fails after 20 s. */
 async function eventually(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+  const until = performance.now() + 20_000;
+  while (!check()) {
+    ok(performance.now() < until, "never came true");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 Deno.test("threads: a thread with calls pending does not end while they take long", () =>
@@ -357,6 +380,83 @@ Deno.test("threads: dispose keeps the libraries until every listing answered is 
     ok(listing.has(net.toUpperCase()));
     equal(api.released, true, "released with the answer");
     equal(emu.control.outstandingStrings(), 0, "the answer was freed");
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+/** `n` load balancer settings on ports from `from`. */
+function lbSettings(from: number, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
+}
+
+Deno.test("threads: a change's calls run on the pool: no HNS thread starts", () =>
+  withThreads((library) => threaded(library), async (emu, api) => {
+    const client = createHnsClient(api);
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    await client.version();
+    const eps = await client.createEndpoints(net, [
+      { IpConfigurations: [{ IpAddress: "10.1.0.2" }] },
+      { IpConfigurations: [{ IpAddress: "10.1.0.3" }] },
+    ]);
+    equal(eps.failures.length, 0);
+    const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [eps.sent[0].ID!]));
+    await client.modifyLoadBalancer(
+      lb.ID!,
+      clusterIpLb("10.96.0.1", 80, eps.sent.map((e) => e.ID!)),
+    );
+    equal((await client.getLoadBalancer(lb.ID!))?.HostComputeEndpoints.length, 2);
+    equal((await client.getEndpoints(eps.sent.map((e) => e.ID!))).length, 2);
+    await client.deleteLoadBalancer(lb.ID!);
+    await client.deleteEndpoint(eps.sent[1].ID!);
+    equal(emu.control.objectCount("Endpoint"), 1);
+    equal(api.threadsStarted, 0, "no worker for small work");
+    equal(api.threadsRunning, 0);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: a large batch starts a thread, which ends once idle; the next batch starts another", () =>
+  withThreads((library) => threadedIdleEnd(library, 2, 30, THREAD_FROM_OPS), async (emu, api) => {
+    const ids = (n: number) => Array.from({ length: n }, () => newGuid());
+    equal((await api.createAndCloseMany("LoadBalancer", ids(48), lbSettings(1000, 48))).length, 0);
+    equal(api.threadsStarted, 1, "a request of 48 creates is a batch");
+    equal(api.threadsRunning, 1);
+    await eventually(() => api.threadsRunning === 0);
+    // Small work in between starts none.
+    equal((await api.createAndCloseMany("LoadBalancer", ids(3), lbSettings(2000, 3))).length, 0);
+    equal(api.threadsStarted, 1);
+    // A burst of single calls is a batch too.
+    const missing = () => api.open("Endpoint", newGuid()).catch((e) => e);
+    const errors = await Promise.all(Array.from({ length: 40 }, missing));
+    for (const err of errors) ok(err instanceof HnsError, String(err));
+    equal(api.threadsStarted, 2, "a new thread for the next batch");
+    await eventually(() => api.threadsRunning === 0);
+    equal(emu.control.objectCount("LoadBalancer"), 51);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: dispose releases the libraries only once the pool's and the threads' calls answered", async () => {
+  const emu = openEmulator();
+  const api = new ThreadedHcnApi(
+    { library: emu.library, threadFrom: 4 },
+    PoolCalls.open(emu.library),
+  );
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(50_000);
+    const small = api.openQueryClose("Network", net, "");
+    const large = api.openQueryCloseMany("Network", [net, net, net, net, net], "");
+    equal(api.threadsStarted, 1, "the request of five ran on a thread");
+    api.dispose();
+    await rejects(api.open("Network", net), /HNS library is closed; cannot call HcnOpenNetwork/);
+    equal(api.released, false, "calls are in flight");
+    match(await small, new RegExp(net, "i"));
+    equal((await large).length, 5);
+    await eventually(() => api.released);
+    equal(api.threadsRunning, 0);
+    emu.setLatencyMicros(0);
+    assertNoLeaks(emu.control);
   } finally {
     api.dispose();
     emu.close();
