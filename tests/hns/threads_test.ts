@@ -1,13 +1,15 @@
 /**
- * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
- * emulator library: answers and failures cross the thread boundary intact,
- * a call that blocks in HNS leaves the event loop turning, slow calls spread
- * over the threads, handles move between threads, listings kept apart run on
- * no HNS thread (the runtime's pool: no thread starts for them, no call
- * queues behind them) and are read on the event loop's thread in paced
- * slices, idle threads end (never the last one, nor one with calls pending),
- * dispose lets calls already made finish and keeps the libraries until every
- * listing is released (nothing leaks), and the leak counters stay at zero.
+ * The FFI binding's two paths (lib/hns/hcn_threads.ts) against the emulator
+ * library: small work runs nonblocking on the runtime's blocking pool with no
+ * worker, large batches (a request of many, a burst) on HNS threads started
+ * for them and ended once idle, the last one too; answers and failures are
+ * the same on both paths; a call that blocks in HNS leaves the event loop
+ * turning, slow calls spread over the threads, handles move between threads,
+ * listings kept apart start no thread and queue behind no call and are read
+ * on the event loop's thread in paced slices; dispose lets calls already made
+ * finish on both paths and keeps the libraries until every one answered and
+ * every listing was released (nothing leaks), and the leak counters stay at
+ * zero.
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
