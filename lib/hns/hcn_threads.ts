@@ -726,10 +726,20 @@ export class ThreadedHcnApi implements HcnApi {
    * them on an HNS thread (no event's calls queue behind one, and the
    * thread parses the answer while the event loop's thread reads the
    * cluster; the start's reads need the thread anyway) and keeps them apart
-   * once it serves events.
+   * once it serves events. Not kept apart, a thread is started at once (it
+   * ends when idle like any other).
    */
   keepListingsApart(apart: boolean): void {
     this.#listingsApart = apart;
+    // A start's listings and reads are a batch: its thread starts now, while the agent
+    // reads the cluster, rather than in the way of the first listing.
+    if (!apart && this.#threads.length === 0 && this.#closed === undefined) {
+      try {
+        this.#spawn();
+      } catch {
+        // The first listing starts one, or runs on the pool.
+      }
+    }
   }
 
   /** HNS threads started so far (those that ended included). */

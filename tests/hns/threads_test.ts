@@ -247,7 +247,7 @@ Deno.test("threads: an event's calls do not queue behind a listing kept apart", 
   }));
 
 Deno.test("threads: listings not kept apart are parsed on the calls' thread; kept apart, they are answered to read here", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => threadedIdleEnd(library, 3, 30, THREAD_FROM_OPS), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     const client = createHnsClient(api);
     const created = await Promise.all(
@@ -258,7 +258,10 @@ Deno.test("threads: listings not kept apart are parsed on the calls' thread; kep
       ),
     );
     const expected = created.map((e) => e.ID!.toUpperCase()).sort();
+    await eventually(() => api.threadsRunning === 0);
+    const started = api.threadsStarted;
     api.keepListingsApart(false);
+    equal(api.threadsStarted, started + 1, "a start's reads: a thread starts now");
     const parsed = await api.enumerateIds("Endpoint", "");
     ok(isIdListingData(parsed), "parsed on the thread");
     equal([...IdListing.from(parsed)].sort().join(), expected.join());
@@ -269,7 +272,7 @@ Deno.test("threads: listings not kept apart are parsed on the calls' thread; kep
     equal(emu.control.outstandingStrings(), 1, "held until read");
     const read = await IdListing.read("Endpoint", answer);
     equal([...read].sort().join(), expected.join());
-    equal(api.threadsStarted, 1);
+    equal(api.threadsStarted, started + 1);
     assertNoLeaks(emu.control);
   }));
 
