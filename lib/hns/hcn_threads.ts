@@ -354,6 +354,8 @@ export class ThreadedHcnApi implements HcnApi {
       return await op();
     } finally {
       this.#poolOps -= ops;
+      // A request of many leaves the pool idle between its items: released only after the last.
+      if (this.#poolOps === 0) this.#releaseOnceDone();
     }
   }
 
@@ -532,7 +534,8 @@ export class ThreadedHcnApi implements HcnApi {
    * or unreleased: release the libraries (once).
    */
   #releaseOnceDone(): void {
-    if (this.#released || this.#closed === undefined || this.#pool.busy > 0) return;
+    if (this.#released || this.#closed === undefined) return;
+    if (this.#pool.busy > 0 || this.#poolOps > 0) return;
     if (this.#threads.length > 0) return;
     this.#released = true;
     this.#pool.unload();

@@ -467,3 +467,25 @@ Deno.test("threads: dispose releases the libraries only once the pool's and the 
     emu.close();
   }
 });
+
+Deno.test("threads: dispose keeps the libraries between the items of a request of many on the pool", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(20_000);
+    // On the pool, one item after the other: nothing runs there between them.
+    const pooled = api.openQueryCloseMany("Network", [net, net, net], "");
+    api.dispose();
+    const read = await pooled;
+    equal(read.length, 3);
+    for (const item of read) match(String(item), new RegExp(net, "i"));
+    equal(api.threadsStarted, 0);
+    equal(api.released, true);
+    emu.setLatencyMicros(0);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
