@@ -10,16 +10,17 @@
  * isolate (about 10 MiB) while it runs, so none runs when no batch does.
  *
  * Rules:
- * - Where an operation goes: to an HNS thread while one has calls pending (a
- *   batch runs: the work joins it), or when it would make the operations on
- *   the pool {@link THREAD_FROM_OPS} or more (a request of many items counts
- *   each; a single request that large is a batch by itself); else to the
- *   pool. A request of many on the pool runs its items in order, one after
- *   the other.
- * - While listings are not kept apart (an agent's start, when no event waits
- *   for HNS; see {@link ThreadedHcnApi.keepListingsApart}), a listing goes
- *   to an HNS thread, which parses the answer off the event loop's thread.
- *   Kept apart (the default), it runs on the pool like any small call, and
+ * - Where an operation goes: while listings are not kept apart (an agent's
+ *   start, when no event waits for HNS; see
+ *   {@link ThreadedHcnApi.keepListingsApart}), to an HNS thread: a start's
+ *   listings, reads and first creates are one large batch, and the thread
+ *   parses the listings off the event loop's thread. Else to a thread while
+ *   one runs (a batch's thread: what comes within its idle time joins it,
+ *   as the continuations of its answers do), or once the operations made
+ *   since HNS was last idle reach {@link THREAD_FROM_OPS} (a request of many
+ *   items counts each: a large step of a sync, a burst); else to the pool. A request of many on the pool runs its items in order,
+ *   one after the other.
+ * - Kept apart, a listing runs on the pool like any small call, and
  *   `enumerateIds` answers the answer itself, which the caller reads in
  *   place in slices ({@link import("./id_listing.ts").IdListing.read}).
  * - On the threads, a call is queued on one thread and sent once the
@@ -101,12 +102,13 @@ export const SPAWN_MICROS = 5000;
 export const IDLE_END_MS = 250;
 
 /**
- * Operations on the pool at once (a request of many counts its items) from
- * which work is a large batch and goes to an HNS thread: on the pool each
- * costs the event loop's thread a round trip, on a thread a share of a
- * message.
+ * Operations made since HNS was last idle (a request of many counts its
+ * items) from which work is a large batch and goes to an HNS thread: on the
+ * pool each costs the event loop's thread a round trip, on a thread a share
+ * of a message, and a thread's start costs a few milliseconds and its
+ * memory; a change's run, even of a hundred changes, stays below.
  */
-export const THREAD_FROM_OPS = 24;
+export const THREAD_FROM_OPS = 1000;
 
 /**
  * Batches whose fastest call tells how long a call takes (module notes); a
@@ -270,6 +272,8 @@ export class ThreadedHcnApi implements HcnApi {
   readonly #pool: PoolCalls;
   /** Operations on the pool now (a request of many counts its items). */
   #poolOps = 0;
+  /** Operations made since HNS was last idle (module notes). */
+  #burstOps = 0;
   #released = false;
   readonly #send = () => this.#sendAll();
 
@@ -339,12 +343,15 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * Whether `ops` operations go to an HNS thread: one has calls pending (a
-   * batch runs), or they make the pool's work a batch (module notes).
+   * Whether `ops` operations go to an HNS thread: at a start, while one
+   * runs, or once the work since HNS was last idle is a batch (module notes).
    */
   #onThread(ops: number): boolean {
-    for (const t of this.#threads) if (t.load > 0) return true;
-    return this.#poolOps + ops >= this.#threadFrom;
+    if (!this.#listingsApart || this.#threads.length > 0) return true;
+    // No thread, and nothing on the pool: a new burst begins.
+    if (this.#poolOps === 0) this.#burstOps = 0;
+    this.#burstOps += ops;
+    return this.#burstOps >= this.#threadFrom;
   }
 
   /** Run `op` on the pool, counted as `ops` operations there while it runs. */

@@ -422,7 +422,8 @@ Deno.test("threads: a change's calls run on the pool: no HNS thread starts", () 
   }));
 
 Deno.test("threads: a large batch starts a thread, which ends once idle; the next batch starts another", () =>
-  withThreads((library) => threadedIdleEnd(library, 2, 30, THREAD_FROM_OPS), async (emu, api) => {
+  withThreads((library) => threadedIdleEnd(library, 2, 30, 24), async (emu, api) => {
+    // A batch from 24 operations made since HNS was last idle.
     const ids = (n: number) => Array.from({ length: n }, () => newGuid());
     equal((await api.createAndCloseMany("LoadBalancer", ids(48), lbSettings(1000, 48))).length, 0);
     equal(api.threadsStarted, 1, "a request of 48 creates is a batch");
