@@ -53,7 +53,9 @@
  *   would wait more than {@link SPAWN_MICROS}, up to the number asked for. A
  *   new worker holds the event loop for a few milliseconds, once.
  * - A thread that has had no call for {@link IDLE_END_MS} ends, the last one
- *   too: after a start's reads or a first sync's creates no thread is left.
+ *   too, but for the start's: that one ends when listings are kept apart
+ *   again (the agent is ready), once its calls are answered. No thread is
+ *   left to a restart's state build or to the changes served after a start.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
@@ -321,13 +323,16 @@ export class ThreadedHcnApi implements HcnApi {
     this.#idleTimer = timer;
   }
 
-  /** End the threads idle for `#idleEndMs` or more. */
-  #endIdle(): void {
+  /**
+   * End the threads idle for `idleMs` (default `#idleEndMs`) or more; none
+   * while listings are not kept apart (a start: one batch, gaps and all).
+   */
+  #endIdle(idleMs = this.#idleEndMs): void {
     const threads = this.#threads;
     const now = performance.now();
-    for (let i = threads.length - 1; i >= 0; i--) {
+    for (let i = threads.length - 1; i >= 0 && this.#listingsApart; i--) {
       const t = threads[i];
-      if (t.outstanding === 0 && t.outbox.length === 0 && now - t.idleSince >= this.#idleEndMs) {
+      if (t.outstanding === 0 && t.outbox.length === 0 && now - t.idleSince >= idleMs) {
         threads.splice(i, 1);
         t.ended = true;
         t.worker.terminate();
@@ -736,11 +741,15 @@ export class ThreadedHcnApi implements HcnApi {
    * them on an HNS thread (no event's calls queue behind one, and the
    * thread parses the answer while the event loop's thread reads the
    * cluster; the start's reads need the thread anyway) and keeps them apart
-   * once it serves events. Not kept apart, a thread is started at once (it
-   * ends when idle like any other).
+   * once it serves events. Not kept apart, a thread is started at once and
+   * kept through the gaps of the start (planning between its reads and its
+   * creates); kept apart again, the threads with no call pending end at
+   * once, the others when idle.
    */
   keepListingsApart(apart: boolean): void {
     this.#listingsApart = apart;
+    // The start's batch is over: a thread with nothing pending ends now.
+    if (apart) this.#endIdle(0);
     // A start's listings and reads are a batch: its thread starts now, while the agent
     // reads the cluster, rather than in the way of the first listing.
     if (!apart && this.#threads.length === 0 && this.#closed === undefined) {

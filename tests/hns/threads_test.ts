@@ -490,3 +490,22 @@ Deno.test("threads: dispose keeps the libraries between the items of a request o
     emu.close();
   }
 });
+
+Deno.test("threads: a start's thread outlives the start's gaps and ends when the agent serves events", () =>
+  withThreads((library) => threadedIdleEnd(library, 2, 20, THREAD_FROM_OPS), async (emu, api) => {
+    api.keepListingsApart(false);
+    equal(api.threadsRunning, 1, "started for the start's reads");
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    // Planning between the reads and the creates: longer than the idle limit.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    equal(api.threadsRunning, 1, "kept through the start's gaps");
+    equal(api.threadsStarted, 1, "the start's calls all went to that thread");
+    api.keepListingsApart(true);
+    equal(api.threadsRunning, 0, "ready: nothing pending, so it ends at once");
+    // Serving events: small work runs with no thread.
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    await makeNetwork(api, { Name: "cbr1" });
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  }));
