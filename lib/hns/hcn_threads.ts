@@ -98,8 +98,8 @@ export const SPAWN_MICROS = 5000;
 
 /**
  * How long a thread may go without a call before it ends, ms: long enough
- * for the gaps within one batch (a start's lists between its reads), short
- * enough that a restart's reads leave no thread to its state build.
+ * for the gaps within one batch (between a sync's steps), short enough that
+ * no worker outlives it by much (a start's thread ends at ready instead).
  */
 export const IDLE_END_MS = 250;
 
