@@ -24,9 +24,9 @@
  * Once ready, what would hold a change's run happens only in the runner's
  * holds (after a change's run, until minSyncPeriod from its start, when no
  * change's run can start): full garbage collections (heap_collector.ts). The
- * resync's listings share the calls' HNS thread until the agent is ready, and
- * from then on run on the runtime's blocking pool, read in paced slices
- * (hns/pool_listings.ts). After a fast start, as the state build ends with no
+ * resync's listings go to an HNS thread until the agent is ready, and from
+ * then on run on the runtime's blocking pool, read in paced slices
+ * (hns/pool_calls.ts). After a fast start, as the state build ends with no
  * change waiting, a compacting collection gives back the room the build grew
  * the heap to. What follows the run that made the agent ready waits until
  * those waiting for ready have heard it.

@@ -11,9 +11,12 @@
  * - out-parameters are 8-byte buffers read back as pointers;
  * - a failed HRESULT or a non-empty error record is an {@link HnsError}.
  *
- * The functions are bound blocking and called by {@link HcnCalls} on the HNS
- * threads of {@link import("./hcn_threads.ts")}: an HCN call can take
- * milliseconds, so the event loop's thread never makes one.
+ * Each operation is written once, as the C calls it makes
+ * ({@link HcnOperations}); two runners make them: {@link HcnCalls}, bound
+ * blocking, on the HNS threads of {@link import("./hcn_threads.ts")}, and
+ * lib/hns/pool_calls.ts, bound `nonblocking`, from the event loop's thread
+ * (each call then runs on the runtime's blocking pool). An HCN call can take
+ * milliseconds, so the event loop's thread never waits for one.
  *
  * @module
  */
@@ -30,6 +33,7 @@ import {
   HNS_CALL,
 } from "./names.ts";
 import { ThreadedHcnApi } from "./hcn_threads.ts";
+import { PoolCalls } from "./pool_calls.ts";
 import type { HcnApi, HcnKind } from "./types.ts";
 import { readWide } from "./wstr.ts";
 import { errorMessage } from "../errors.ts";
@@ -66,9 +70,12 @@ export interface FfiHcnOptions {
 
 type Params = Deno.NativeType[];
 
-/** Every function is bound blocking: the HNS threads call them, never the event loop's thread. */
-function fn(parameters: Params, optional = false): Deno.ForeignFunction {
-  return { parameters, result: "i32", optional };
+/**
+ * A function bound blocking (the HNS threads call it) or `nonblocking` (the
+ * event loop's thread calls it, and it runs on the runtime's blocking pool).
+ */
+function fn(parameters: Params, optional = false, nonblocking = false): Deno.ForeignFunction {
+  return { parameters, result: "i32", optional, nonblocking };
 }
 
 /** C parameter lists per operation (the endpoint create takes the network handle first). */
@@ -93,21 +100,24 @@ function hcnParams(op: HcnOperation, kind: HcnKind): Params {
   }
 }
 
-/** The computenetwork.dll symbol table; HcnModifyLoadBalancer is optional (HNS 15.5–15.x, 16.0+). */
-export function hcnSymbols(): Record<string, Deno.ForeignFunction> {
+/**
+ * The computenetwork.dll symbol table; HcnModifyLoadBalancer is optional
+ * (HNS 15.5–15.x, 16.0+). Bound blocking unless `nonblocking`.
+ */
+export function hcnSymbols(nonblocking = false): Record<string, Deno.ForeignFunction> {
   const out: Record<string, Deno.ForeignFunction> = {};
   for (const kind of HCN_KINDS) {
     for (const op of HCN_OPERATIONS) {
       const name = hcnFunctionName(op, kind);
-      out[name] = fn(hcnParams(op, kind), name === "HcnModifyLoadBalancer");
+      out[name] = fn(hcnParams(op, kind), name === "HcnModifyLoadBalancer", nonblocking);
     }
   }
   return out;
 }
 
 /** The vmcompute.dll symbol table: `HNSCall(PCWSTR method, PCWSTR path, PCWSTR request, PWSTR* response)`. */
-export function hnsCallSymbols(): Record<string, Deno.ForeignFunction> {
-  return { [HNS_CALL]: fn(["buffer", "buffer", "buffer", "buffer"]) };
+export function hnsCallSymbols(nonblocking = false): Record<string, Deno.ForeignFunction> {
+  return { [HNS_CALL]: fn(["buffer", "buffer", "buffer", "buffer"], false, nonblocking) };
 }
 
 /** The ole32.dll symbol table: `void CoTaskMemFree(void*)`. */
@@ -115,8 +125,10 @@ export function coTaskMemSymbols(): Record<string, Deno.ForeignFunction> {
   return { [CO_TASK_MEM_FREE]: { parameters: ["pointer"], result: "void" } };
 }
 
-type AnyFn = (...args: unknown[]) => unknown;
-type Library = { close(): void; symbols: Record<string, AnyFn | null> };
+/** A bound C function. */
+export type AnyFn = (...args: unknown[]) => unknown;
+/** A loaded library and its bound functions. */
+export type Library = { close(): void; symbols: Record<string, AnyFn | null> };
 
 /** The last, most specific part of Deno's "Could not open library: ..." message, on one line. */
 function loadCause(err: unknown, path: string): string {
@@ -259,43 +271,42 @@ export function hnsCallFailure(hr: number, response: string, method: string, pat
 /** A handle as the worker threads carry it: the pointer's address (0n is NULL). */
 export type HandleAddress = bigint;
 
+/** One C call of an operation: the bound function's name and its arguments. */
+export type CCall = readonly [name: string, args: unknown[]];
+
 /**
- * The HCN C API with its marshalling, called synchronously: what each HNS
- * thread runs (see {@link import("./hcn_threads.ts")}). Handles are pointer
- * addresses; anything that is not a bigint is passed as NULL (HNS then says
- * E_HANDLE). Failures throw {@link HnsError}.
+ * An HCN operation as the C calls it makes: each call is yielded, its result
+ * (the HRESULT) sent back, and the operation returns its value or throws its
+ * {@link HnsError}. A runner makes the calls: {@link HcnCalls} synchronously
+ * (the HNS threads), lib/hns/pool_calls.ts `nonblocking` from the event
+ * loop's thread; a call that throws is thrown into the steps.
  */
-export class HcnCalls {
-  readonly hasModifyLoadBalancer: boolean;
-  readonly #libs: Library[];
-  readonly #fns: Record<string, AnyFn | null> = {};
-  readonly #modifySource: string;
+export type HcnSteps<T> = Generator<CCall, T, unknown>;
+
+/** What the steps of an operation take from their runner. */
+export interface StepRunner {
   /**
-   * Where the GUIDs, strings and out-parameters passed to C are carved from;
-   * {@link HcnCalls.#args} hands them out again for each call, as no buffer
-   * outlives the synchronous call it was made for.
+   * The argument buffers for the next C call: valid until that call has
+   * returned (a synchronous runner hands out the same regions again).
    */
-  readonly #buffers = new ArgBuffers();
-  #disposed = false;
+  args(): ArgBuffers;
+  /** `CoTaskMemFree`: free a string HNS handed over (called synchronously). */
+  free(ptr: Deno.PointerObject): void;
+  /** Whether `HcnModifyLoadBalancer` is bound. */
+  readonly hasModifyLoadBalancer: boolean;
+  /** The library `HcnModifyLoadBalancer` would come from, for the E_NOTIMPL message. */
+  readonly modifySource: string;
+}
 
-  constructor(libs: Library[], modifySource: string) {
-    this.#libs = libs;
-    for (const lib of libs) Object.assign(this.#fns, lib.symbols);
-    this.hasModifyLoadBalancer = this.#fns["HcnModifyLoadBalancer"] != null;
-    this.#modifySource = modifySource;
-  }
+/**
+ * The HCN operations as {@link HcnSteps}: every marshalling rule of the
+ * module notes, the same whichever runner makes the calls.
+ */
+export class HcnOperations {
+  readonly #run: StepRunner;
 
-  /** The argument buffers for a new call: none of an earlier call is in use any more. */
-  #args(): ArgBuffers {
-    this.#buffers.reset();
-    return this.#buffers;
-  }
-
-  #fn(name: string): AnyFn {
-    if (this.#disposed) throw new Error(`HNS library is closed; cannot call ${name}`);
-    const f = this.#fns[name];
-    if (!f) throw new Error(`${name} is not bound`);
-    return f;
+  constructor(runner: StepRunner) {
+    this.#run = runner;
   }
 
   /** Copy out and free the string an out-parameter points to; undefined for NULL. */
@@ -308,23 +319,25 @@ export class HcnCalls {
     try {
       return readWide(ptr);
     } finally {
-      this.#fn(CO_TASK_MEM_FREE)(ptr);
+      this.#run.free(ptr);
     }
   }
 
   /**
-   * Run an HCN function whose last parameter is the error record and, when
+   * Call an HCN function whose last parameter is the error record and, when
    * `result` is given, whose result is a string out-parameter; free both.
    */
-  #callString(
+  *#callString(
+    buffers: ArgBuffers,
     name: string,
     object: string | undefined,
     args: unknown[],
     result?: BigUint64Array,
-  ): string | undefined {
-    const f = this.#fn(name);
-    const errOut = this.#buffers.pointerOut();
-    const hr = (result ? f(...args, result, errOut) : f(...args, errOut)) as number;
+  ): HcnSteps<string | undefined> {
+    const errOut = buffers.pointerOut();
+    if (result) args.push(result);
+    args.push(errOut);
+    const hr = (yield [name, args]) as number;
     let record: string | undefined;
     let text: string | undefined;
     try {
@@ -337,12 +350,18 @@ export class HcnCalls {
     return text;
   }
 
-  /** Run an HCN function returning a handle through an out-parameter before the error record. */
-  #callHandle(kind: HcnKind, name: string, object: string | undefined, args: unknown[]) {
-    const f = this.#fn(name);
-    const handleOut = this.#buffers.pointerOut();
-    const errOut = this.#buffers.pointerOut();
-    const hr = f(...args, handleOut, errOut) as number;
+  /** Call an HCN function returning a handle through an out-parameter before the error record. */
+  *#callHandle(
+    buffers: ArgBuffers,
+    kind: HcnKind,
+    name: string,
+    object: string | undefined,
+    args: unknown[],
+  ): HcnSteps<HandleAddress> {
+    const handleOut = buffers.pointerOut();
+    const errOut = buffers.pointerOut();
+    args.push(handleOut, errOut);
+    const hr = (yield [name, args]) as number;
     const handle = handleOut[0];
     const record = this.#take(errOut);
     const failure = hcnFailure(name, hr, record, object);
@@ -350,7 +369,7 @@ export class HcnCalls {
       // A handle handed out alongside an error is still ours to close; the call's error wins.
       if (handle !== 0n) {
         try {
-          this.close(kind, handle);
+          yield* this.close(kind, handle);
         } catch {
           // The call's error is the one to report.
         }
@@ -369,96 +388,236 @@ export class HcnCalls {
   }
 
   /** `HcnEnumerateX(query)`: the JSON array of IDs as text. */
-  enumerate(kind: HcnKind, query: string): string {
-    const buffers = this.#args();
+  *enumerate(kind: HcnKind, query: string): HcnSteps<string> {
+    const buffers = this.#run.args();
     const out = buffers.pointerOut();
-    const args = [buffers.wide(query)];
-    return this.#callString(hcnFunctionName("enumerate", kind), undefined, args, out) ?? "";
+    const name = hcnFunctionName("enumerate", kind);
+    return (yield* this.#callString(buffers, name, undefined, [buffers.wide(query)], out)) ?? "";
+  }
+
+  /**
+   * `HcnEnumerateX(query)`: the answer where HNS put it (null for none), which
+   * the caller frees; the error record is read and freed here.
+   */
+  *enumerateAnswer(kind: HcnKind, query: string): HcnSteps<Deno.PointerObject | null> {
+    const buffers = this.#run.args();
+    const out = buffers.pointerOut();
+    const errOut = buffers.pointerOut();
+    const name = hcnFunctionName("enumerate", kind);
+    const hr = (yield [name, [buffers.wide(query), out, errOut]]) as number;
+    const answer = out[0] === 0n ? null : Deno.UnsafePointer.create(out[0]);
+    let failure: HnsError | undefined;
+    try {
+      failure = hcnFailure(name, hr, this.#take(errOut));
+    } finally {
+      if (failure && answer) this.#run.free(answer);
+    }
+    if (failure) throw failure;
+    return answer;
   }
 
   /** `HcnOpenX(id)`. */
-  open(kind: HcnKind, id: string): HandleAddress {
+  *open(kind: HcnKind, id: string): HcnSteps<HandleAddress> {
     const name = hcnFunctionName("open", kind);
-    return this.#callHandle(kind, name, id, [guidArg(this.#args(), name, id)]);
+    const buffers = this.#run.args();
+    return yield* this.#callHandle(buffers, kind, name, id, [guidArg(buffers, name, id)]);
   }
 
   /** `HcnCreateX(id, settings)`; endpoints take the network handle. */
-  create(kind: HcnKind, id: string, settings: string, network?: unknown): HandleAddress {
+  *create(kind: HcnKind, id: string, settings: string, network?: unknown): HcnSteps<HandleAddress> {
     const name = hcnFunctionName("create", kind);
-    const buffers = this.#args();
+    const buffers = this.#run.args();
     const args: unknown[] = [guidArg(buffers, name, id), buffers.wide(settings)];
     if (kind === "Endpoint") args.unshift(asPointer(network));
-    return this.#callHandle(kind, name, id || undefined, args);
+    return yield* this.#callHandle(buffers, kind, name, id || undefined, args);
   }
 
   /** `HcnModifyX(handle, settings)`; E_NOTIMPL when the library lacks the LB modify. */
-  modify(kind: HcnKind, handle: unknown, settings: string): void {
+  *modify(kind: HcnKind, handle: unknown, settings: string): HcnSteps<void> {
     const name = hcnFunctionName("modify", kind);
-    if (kind === "LoadBalancer" && !this.hasModifyLoadBalancer) {
+    if (kind === "LoadBalancer" && !this.#run.hasModifyLoadBalancer) {
       throw new HnsError({
         hresult: 0x80004001,
         operation: name,
-        hnsMessage: `${this.#modifySource} does not export ${name}`,
+        hnsMessage: `${this.#run.modifySource} does not export ${name}`,
       });
     }
-    this.#callString(name, undefined, [asPointer(handle), this.#args().wide(settings)]);
+    const buffers = this.#run.args();
+    yield* this.#callString(buffers, name, undefined, [asPointer(handle), buffers.wide(settings)]);
   }
 
   /** `HcnQueryXProperties(handle, query)`: the object's JSON. */
-  query(kind: HcnKind, handle: unknown, query: string): string {
-    const buffers = this.#args();
+  *query(kind: HcnKind, handle: unknown, query: string): HcnSteps<string> {
+    const buffers = this.#run.args();
     const out = buffers.pointerOut();
     const name = hcnFunctionName("query", kind);
     const args = [asPointer(handle), buffers.wide(query)];
-    return this.#callString(name, undefined, args, out) ?? "";
+    return (yield* this.#callString(buffers, name, undefined, args, out)) ?? "";
   }
 
   /** `HcnDeleteX(id)`. */
-  delete(kind: HcnKind, id: string): void {
+  *delete(kind: HcnKind, id: string): HcnSteps<void> {
     const name = hcnFunctionName("delete", kind);
-    this.#callString(name, id, [guidArg(this.#args(), name, id)]);
+    const buffers = this.#run.args();
+    yield* this.#callString(buffers, name, id, [guidArg(buffers, name, id)]);
   }
 
   /** `HcnCloseX(handle)`. */
-  close(kind: HcnKind, handle: unknown): void {
+  *close(kind: HcnKind, handle: unknown): HcnSteps<void> {
     const name = hcnFunctionName("close", kind);
-    const hr = this.#fn(name)(asPointer(handle)) as number;
+    const hr = (yield [name, [asPointer(handle)]]) as number;
     const failure = hcnFailure(name, hr, undefined);
     if (failure) throw failure;
   }
 
   /** `HcnCreateX` then `HcnCloseX` of its handle (see {@link HcnApi.createAndClose}). */
-  createAndClose(kind: HcnKind, id: string, settings: string, network?: unknown): void {
-    this.close(kind, this.create(kind, id, settings, network));
+  *createAndClose(kind: HcnKind, id: string, settings: string, network?: unknown): HcnSteps<void> {
+    yield* this.close(kind, yield* this.create(kind, id, settings, network));
   }
 
   /** `HcnOpenX`, `HcnQueryXProperties`, `HcnCloseX` (see {@link HcnApi.openQueryClose}). */
-  openQueryClose(kind: HcnKind, id: string, query: string): string {
-    const handle = this.open(kind, id);
+  *openQueryClose(kind: HcnKind, id: string, query: string): HcnSteps<string> {
+    const handle = yield* this.open(kind, id);
     let text: string;
     try {
-      text = this.query(kind, handle, query);
+      text = yield* this.query(kind, handle, query);
     } catch (err) {
       try {
-        this.close(kind, handle);
+        yield* this.close(kind, handle);
       } catch {
         // The query's error is the one to report.
       }
       throw err;
     }
-    this.close(kind, handle);
+    yield* this.close(kind, handle);
     return text;
   }
 
   /** `HNSCall(method, path, request)`: the response JSON. */
-  hnsCall(method: string, path: string, request: string): string {
-    const buffers = this.#args();
+  *hnsCall(method: string, path: string, request: string): HcnSteps<string> {
+    const buffers = this.#run.args();
     const args = [buffers.wide(method), buffers.wide(path), buffers.wide(request)];
     const out = buffers.pointerOut();
-    const hr = this.#fn(HNS_CALL)(...args, out) as number;
+    const hr = (yield [HNS_CALL, [...args, out]]) as number;
     const response = this.#take(out) ?? "";
     if ((hr | 0) < 0) throw hnsCallFailure(hr, response, method, path);
     return response;
+  }
+}
+
+/**
+ * The HCN C API with its marshalling ({@link HcnOperations}), called
+ * synchronously: what each HNS thread runs (see
+ * {@link import("./hcn_threads.ts")}). Handles are pointer addresses;
+ * anything that is not a bigint is passed as NULL (HNS then says E_HANDLE).
+ * Failures throw {@link HnsError}.
+ */
+export class HcnCalls implements StepRunner {
+  readonly hasModifyLoadBalancer: boolean;
+  readonly modifySource: string;
+  readonly #libs: Library[];
+  readonly #fns: Record<string, AnyFn | null> = {};
+  readonly #ops: HcnOperations;
+  /**
+   * Where the GUIDs, strings and out-parameters passed to C are carved from;
+   * {@link HcnCalls.args} hands them out again for each call, as no buffer
+   * outlives the synchronous call it was made for.
+   */
+  readonly #buffers = new ArgBuffers();
+  readonly #free: AnyFn;
+  #disposed = false;
+
+  constructor(libs: Library[], modifySource: string) {
+    this.#libs = libs;
+    for (const lib of libs) Object.assign(this.#fns, lib.symbols);
+    this.hasModifyLoadBalancer = this.#fns["HcnModifyLoadBalancer"] != null;
+    this.modifySource = modifySource;
+    this.#free = this.#fns[CO_TASK_MEM_FREE]!;
+    this.#ops = new HcnOperations(this);
+  }
+
+  /** The argument buffers for a new call: none of an earlier call is in use any more. */
+  args(): ArgBuffers {
+    this.#buffers.reset();
+    return this.#buffers;
+  }
+
+  free(ptr: Deno.PointerObject): void {
+    this.#free(ptr);
+  }
+
+  /** Make the steps' C calls, one after the other, on this thread. */
+  #run<T>(steps: HcnSteps<T>): T {
+    let step = steps.next();
+    while (!step.done) {
+      const [name, args] = step.value;
+      let hr: unknown;
+      try {
+        hr = this.#fn(name)(...args);
+      } catch (err) {
+        step = steps.throw(err);
+        continue;
+      }
+      step = steps.next(hr);
+    }
+    return step.value;
+  }
+
+  #fn(name: string): AnyFn {
+    if (this.#disposed) throw new Error(`HNS library is closed; cannot call ${name}`);
+    const f = this.#fns[name];
+    if (!f) throw new Error(`${name} is not bound`);
+    return f;
+  }
+
+  /** `HcnEnumerateX(query)`: the JSON array of IDs as text. */
+  enumerate(kind: HcnKind, query: string): string {
+    return this.#run(this.#ops.enumerate(kind, query));
+  }
+
+  /** `HcnOpenX(id)`. */
+  open(kind: HcnKind, id: string): HandleAddress {
+    return this.#run(this.#ops.open(kind, id));
+  }
+
+  /** `HcnCreateX(id, settings)`; endpoints take the network handle. */
+  create(kind: HcnKind, id: string, settings: string, network?: unknown): HandleAddress {
+    return this.#run(this.#ops.create(kind, id, settings, network));
+  }
+
+  /** `HcnModifyX(handle, settings)`; E_NOTIMPL when the library lacks the LB modify. */
+  modify(kind: HcnKind, handle: unknown, settings: string): void {
+    this.#run(this.#ops.modify(kind, handle, settings));
+  }
+
+  /** `HcnQueryXProperties(handle, query)`: the object's JSON. */
+  query(kind: HcnKind, handle: unknown, query: string): string {
+    return this.#run(this.#ops.query(kind, handle, query));
+  }
+
+  /** `HcnDeleteX(id)`. */
+  delete(kind: HcnKind, id: string): void {
+    this.#run(this.#ops.delete(kind, id));
+  }
+
+  /** `HcnCloseX(handle)`. */
+  close(kind: HcnKind, handle: unknown): void {
+    this.#run(this.#ops.close(kind, handle));
+  }
+
+  /** `HcnCreateX` then `HcnCloseX` of its handle (see {@link HcnApi.createAndClose}). */
+  createAndClose(kind: HcnKind, id: string, settings: string, network?: unknown): void {
+    this.#run(this.#ops.createAndClose(kind, id, settings, network));
+  }
+
+  /** `HcnOpenX`, `HcnQueryXProperties`, `HcnCloseX` (see {@link HcnApi.openQueryClose}). */
+  openQueryClose(kind: HcnKind, id: string, query: string): string {
+    return this.#run(this.#ops.openQueryClose(kind, id, query));
+  }
+
+  /** `HNSCall(method, path, request)`: the response JSON. */
+  hnsCall(method: string, path: string, request: string): string {
+    return this.#run(this.#ops.hnsCall(method, path, request));
   }
 
   /** Close the libraries (no further calls). */
@@ -474,21 +633,28 @@ function asPointer(handle: unknown): Deno.PointerValue {
   return typeof handle === "bigint" ? Deno.UnsafePointer.create(handle) : null;
 }
 
+/** The libraries {@link openHcnLibraries} loaded, and where `HcnModifyLoadBalancer` comes from. */
+export interface HcnLibraries {
+  libs: Library[];
+  /** The library that exports (or would export) the HCN functions. */
+  source: string;
+}
+
 /**
- * Load the HCN functions for calling them synchronously, on the calling
- * thread. With `library`, every symbol comes from that one file; otherwise,
- * on Windows, from computenetwork.dll, vmcompute.dll and ole32.dll in
- * System32. Throws {@link HnsLibraryError} (one line) when a library does not
- * load or lacks a required symbol.
+ * Load the HCN functions, bound blocking or `nonblocking` (`CoTaskMemFree`
+ * always blocking). With `library`, every symbol comes from that one file;
+ * otherwise, on Windows, from computenetwork.dll, vmcompute.dll and
+ * ole32.dll in System32. Throws {@link HnsLibraryError} (one line) when a
+ * library does not load or lacks a required symbol.
  */
-export function openHcnCalls(options: FfiHcnOptions = {}): HcnCalls {
+export function openHcnLibraries(options: FfiHcnOptions, nonblocking: boolean): HcnLibraries {
   if (options.library) {
     const lib = openLibrary(options.library, {
-      ...hcnSymbols(),
-      ...hnsCallSymbols(),
+      ...hcnSymbols(nonblocking),
+      ...hnsCallSymbols(nonblocking),
       ...coTaskMemSymbols(),
     });
-    return new HcnCalls([lib], options.library);
+    return { libs: [lib], source: options.library };
   }
   if (Deno.build.os !== "windows") {
     throw new HnsLibraryError(
@@ -500,10 +666,10 @@ export function openHcnCalls(options: FfiHcnOptions = {}): HcnCalls {
   const libs: Library[] = [];
   try {
     const computenetwork = system32Path("computenetwork.dll");
-    libs.push(openLibrary(computenetwork, hcnSymbols()));
-    libs.push(openLibrary(system32Path("vmcompute.dll"), hnsCallSymbols()));
+    libs.push(openLibrary(computenetwork, hcnSymbols(nonblocking)));
+    libs.push(openLibrary(system32Path("vmcompute.dll"), hnsCallSymbols(nonblocking)));
     libs.push(openLibrary(system32Path("ole32.dll"), coTaskMemSymbols()));
-    return new HcnCalls(libs, computenetwork);
+    return { libs, source: computenetwork };
   } catch (err) {
     for (const lib of libs) lib.close();
     throw err;
@@ -511,17 +677,27 @@ export function openHcnCalls(options: FfiHcnOptions = {}): HcnCalls {
 }
 
 /**
- * Load the HCN API as an {@link HcnApi} whose calls run on `threads` HNS
- * threads (see {@link import("./hcn_threads.ts")}). The libraries are loaded
+ * Load the HCN functions for calling them synchronously, on the calling
+ * thread (see {@link openHcnLibraries}).
+ */
+export function openHcnCalls(options: FfiHcnOptions = {}): HcnCalls {
+  const { libs, source } = openHcnLibraries(options, false);
+  return new HcnCalls(libs, source);
+}
+
+/**
+ * Load the HCN API as an {@link HcnApi} whose calls run `nonblocking` on the
+ * runtime's blocking pool, or on up to `threads` HNS threads for large
+ * batches (see {@link import("./hcn_threads.ts")}). The libraries are loaded
  * here first, so a library that cannot be used fails now, with the one-line
  * {@link HnsLibraryError}, and stays loaded until the API is disposed.
  */
 export function openFfiHcnApi(options: FfiHcnOptions = {}): HcnApi {
-  const calls = openHcnCalls(options);
+  const pool = PoolCalls.open(options.library);
   try {
-    return new ThreadedHcnApi(options, calls.hasModifyLoadBalancer, () => calls.dispose());
+    return new ThreadedHcnApi(options, pool);
   } catch (err) {
-    calls.dispose();
+    pool.unload();
     throw err;
   }
 }

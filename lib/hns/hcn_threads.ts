@@ -1,52 +1,61 @@
 /**
- * {@link HcnApi} whose calls run on HNS threads: Deno workers that each load
- * the HCN libraries and call them synchronously (see {@link HcnCalls}), so the
- * event loop's thread never waits for HNS and does no marshalling; listings
- * kept apart run on the runtime's blocking pool instead ({@link PoolListings}).
+ * {@link HcnApi} over the HCN libraries in two ways: small work (a change's
+ * few calls, a resync, single creates, retries) is called `nonblocking` from
+ * the event loop's thread and runs on the runtime's blocking pool
+ * (lib/hns/pool_calls.ts: no isolate, nothing started); large batches (a start's
+ * reads, a first sync's creates, any burst of many calls) run on HNS
+ * threads: Deno workers that each load the HCN libraries and call them
+ * synchronously (lib/hns/ffi.ts `HcnCalls`), so that the event loop's thread does
+ * no marshalling and pays no per-call cost for them. A worker costs an
+ * isolate (about 10 MiB) while it runs, so none runs when no batch does.
  *
  * Rules:
- * - A call is queued on one thread and sent once the microtask queue has gone
- *   round a few times without a new call, together with the calls queued
- *   beside it (the continuations of one batch of answers make their next
- *   calls a few microtasks apart): a call never waits for others to arrive.
- *   A thread runs what it is sent in order and answers in batches: when the
- *   batch is done, or after any call once its oldest unsent answer has
- *   waited 1 ms (a call in progress cannot be interrupted, so an answer can
- *   wait for the one call after it; fast calls gather only on a thread whose
- *   calls are fast).
+ * - Where an operation goes: while listings are not kept apart (an agent's
+ *   start, when no event waits for HNS; see
+ *   {@link ThreadedHcnApi.keepListingsApart}), to an HNS thread: a start's
+ *   listings, reads and first creates are one large batch, and the thread
+ *   parses the listings off the event loop's thread. Else to a thread while
+ *   one runs (a batch's thread: what comes within its idle time joins it,
+ *   as the continuations of its answers do), or once the operations made
+ *   since HNS was last idle reach {@link THREAD_FROM_OPS} (a request of many
+ *   items counts each: a large step of a sync, a burst); else to the pool. A request of many on the pool runs its items in order,
+ *   one after the other.
+ * - Kept apart, a listing runs on the pool like any small call, and
+ *   `enumerateIds` answers the answer itself, which the caller reads in
+ *   place in slices ({@link import("./id_listing.ts").IdListing.read}).
+ * - On the threads, a call is queued on one thread and sent once the
+ *   microtask queue has gone round a few times without a new call, together
+ *   with the calls queued beside it (the continuations of one batch of
+ *   answers make their next calls a few microtasks apart): a call never
+ *   waits for others to arrive. A thread runs what it is sent in order and
+ *   answers in batches: when the batch is done, or after any call once its
+ *   oldest unsent answer has waited 1 ms (a call in progress cannot be
+ *   interrupted, so an answer can wait for the one call after it; fast calls
+ *   gather only on a thread whose calls are fast).
  * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany},
- *   {@link ThreadedHcnApi.openQueryCloseMany}) counts as that many calls wherever a queue's cost is weighed, and goes
- *   in parts of as many items as a thread runs within half of
- *   {@link SPAWN_MICROS} (one part while HNS answers in microseconds), each
- *   part placed like a call: slow items spread over the threads.
- * - Where a call goes follows how long calls on one object take (the
+ *   {@link ThreadedHcnApi.openQueryCloseMany}) on the threads counts as that
+ *   many calls wherever a queue's cost is weighed, and goes in parts of as
+ *   many items as a thread runs within half of {@link SPAWN_MICROS} (one
+ *   part while HNS answers in microseconds), each part placed like a call:
+ *   slow items spread over the threads.
+ * - Which thread takes a call follows how long calls on one object take (the
  *   fastest call of the last {@link TIMED_BATCHES} batches, so a thread the
  *   OS set aside, even for a whole batch, does not make HNS look slow and
  *   start threads for nothing; listings, which grow with what HNS holds, do
  *   not count). Until that many batches were timed, the first calls of a
- *   start (code not yet compiled, say) start no thread.
+ *   batch (code not yet compiled, say) start no further thread.
  *   A busy thread that will be done within a wake-up ({@link WAKE_MICROS})
  *   takes it, the fullest such: while HNS answers in microseconds, calls
  *   gather on one thread and travel in large batches. Otherwise the thread
  *   expected to finish it first takes it, an idle one costing a wake-up: once
  *   calls take a millisecond or more, they run on every thread at once.
- * - While listings are kept apart (the default; see
- *   {@link ThreadedHcnApi.keepListingsApart}), a listing (a resync's
- *   Enumerate, whose time grows with what HNS holds) goes to no HNS thread:
- *   it is called nonblocking from the event loop's thread and runs on a
- *   thread of the runtime's blocking pool (no isolate, no worker start), so
- *   an event's calls never queue behind it. `enumerateIds` then answers the
- *   answer itself, which the caller reads in place in slices
- *   ({@link import("./id_listing.ts").IdListing.read}). While they are not
- *   kept apart (an agent's start, when no event waits for its calls), a
- *   listing is a call like any other, parsed on its thread.
- * - Threads start when needed, up to the number asked for: another one once
- *   a call would wait more than {@link SPAWN_MICROS}. A new worker holds the
- *   event loop for tens of milliseconds, once, and keeps its memory (an
- *   isolate, about 10 MiB) while it runs.
- * - A thread that has had no call for {@link IDLE_END_MS} ends, unless it is
- *   the last one: after a start or a burst, the agent keeps the calls'
- *   thread, and starts others again when calls queue.
+ * - The first thread starts when a batch needs one; another one once a call
+ *   would wait more than {@link SPAWN_MICROS}, up to the number asked for. A
+ *   new worker holds the event loop for a few milliseconds, once.
+ * - A thread that has had no call for {@link IDLE_END_MS} ends, the last one
+ *   too, but for the start's: that one ends when listings are kept apart
+ *   again (the agent is ready), once its calls are answered. No thread is
+ *   left to a restart's state build or to the changes served after a start.
  * - Threads answer in the order they were asked, so each keeps a queue of
  *   pending calls, no IDs.
  * - Handles travel as pointer addresses (bigint); the HNS objects and their
@@ -55,9 +64,9 @@
  *   cannot load the library fails each call with that error; one that dies
  *   fails its unanswered calls, and the API refuses later ones.
  * - Dispose refuses further calls; calls already made still run and are
- *   answered (whatever they open or allocate is handed over or freed), then
- *   the threads end and, once every listing answered was released, the
- *   libraries are released.
+ *   answered (whatever they open or allocate is handed over or freed), on
+ *   the threads and on the pool; then the threads end and, once every
+ *   listing answered was released, the libraries are released.
  *
  * @module
  */
@@ -66,7 +75,7 @@ import { HnsError, type HnsErrorInit } from "./errors.ts";
 import { hcnFunctionName, type HcnOperation, HNS_CALL } from "./names.ts";
 import type { HcnApi, HcnHandle, HcnKind, ItemFailure } from "./types.ts";
 import type { IdListingAnswer } from "./id_listing.ts";
-import { PoolListings } from "./pool_listings.ts";
+import type { PoolCalls } from "./pool_calls.ts";
 
 /** HNS threads when none are asked for. */
 export const DEFAULT_HNS_THREADS = 4;
@@ -82,12 +91,26 @@ export const WAKE_MICROS = 200;
 
 /**
  * The expected wait, in µs, above which another thread is started: a thread
- * costs memory for good, so only calls that queue for milliseconds get one.
+ * costs memory while it runs, so only calls that queue for milliseconds get
+ * one.
  */
 export const SPAWN_MICROS = 5000;
 
-/** How long a thread may go without a call before it ends (unless it is the last), ms. */
-export const IDLE_END_MS = 60_000;
+/**
+ * How long a thread may go without a call before it ends, ms: long enough
+ * for the gaps within one batch (between a sync's steps), short enough that
+ * no worker outlives it by much (a start's thread ends at ready instead).
+ */
+export const IDLE_END_MS = 250;
+
+/**
+ * Operations made since HNS was last idle (a request of many counts its
+ * items) from which work is a large batch and goes to an HNS thread: on the
+ * pool each costs the event loop's thread a round trip, on a thread a share
+ * of a message, and a thread's start costs a few milliseconds and its
+ * memory; a change's run, even of a hundred changes, stays below.
+ */
+export const THREAD_FROM_OPS = 1000;
 
 /**
  * Batches whose fastest call tells how long a call takes (module notes); a
@@ -216,19 +239,19 @@ class HnsThread {
   }
 }
 
-/** {@link HcnApi} over HNS threads; see the module notes. */
+/** {@link HcnApi} over the blocking pool and HNS threads; see the module notes. */
 export class ThreadedHcnApi implements HcnApi {
   readonly hasModifyLoadBalancer: boolean;
   /** Calls callers should keep in flight to keep the threads busy. */
   readonly callsInFlight: number;
   /** The threads running (ended ones leave). */
-  readonly #threads: HnsThread[];
+  readonly #threads: HnsThread[] = [];
   readonly #maxThreads: number;
   readonly #idleEndMs: number;
+  readonly #threadFrom: number;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #started = 0;
   readonly #init: ThreadInit;
-  readonly #release: () => void;
   #sendScheduled = false;
   /** Whether a call was queued since the scheduled send last looked. */
   #queuedSinceCheck = false;
@@ -248,39 +271,38 @@ export class ThreadedHcnApi implements HcnApi {
   #closed: string | undefined;
   /** Listings run on the runtime's blocking pool (module notes). */
   #listingsApart = true;
-  readonly #pool: PoolListings;
+  readonly #pool: PoolCalls;
+  /** Operations on the pool now (a request of many counts its items). */
+  #poolOps = 0;
+  /** Operations made since HNS was last idle (module notes). */
+  #burstOps = 0;
   #released = false;
   readonly #send = () => this.#sendAll();
 
   /**
-   * Start one HNS thread that loads what `init` names; up to `threads` are
-   * started as calls need them and end after `idleEndMs` without a call
-   * (default {@link IDLE_END_MS}; module notes). The caller has
-   * loaded the same libraries (so a bad library failed already, with its
-   * message) and `release` unloads them once the threads are gone.
+   * Calls on `pool` (whose libraries the caller loaded, so a bad library
+   * failed already, with its message), and on up to `threads` HNS threads
+   * that load what `init` names, started as batches need them and ended
+   * after `idleEndMs` without a call (default {@link IDLE_END_MS}); work is a
+   * batch from `threadFrom` operations (default {@link THREAD_FROM_OPS};
+   * module notes). The pool's libraries are unloaded once disposed and
+   * everything made was answered.
    */
   constructor(
-    init: ThreadInit & { threads?: number; idleEndMs?: number },
-    hasModifyLoadBalancer: boolean,
-    release: () => void,
+    init: ThreadInit & { threads?: number; idleEndMs?: number; threadFrom?: number },
+    pool: PoolCalls,
   ) {
-    this.hasModifyLoadBalancer = hasModifyLoadBalancer;
-    this.#release = release;
+    this.#pool = pool;
+    this.hasModifyLoadBalancer = pool.hasModifyLoadBalancer;
     this.#maxThreads = Math.max(1, Math.floor(init.threads ?? DEFAULT_HNS_THREADS));
     this.callsInFlight = this.#maxThreads * CALLS_IN_FLIGHT_PER_THREAD;
     this.#idleEndMs = init.idleEndMs ?? IDLE_END_MS;
+    this.#threadFrom = Math.max(1, init.threadFrom ?? THREAD_FROM_OPS);
     this.#init = init.library ? { library: init.library } : {};
-    this.#pool = PoolListings.open(init.library);
     this.#pool.onIdle = () => this.#releaseOnceDone();
-    try {
-      this.#threads = [this.#spawn()];
-    } catch (err) {
-      this.#pool.close();
-      throw err;
-    }
   }
 
-  /** Start one more thread (a new Worker holds the event loop for tens of ms, once). */
+  /** Start one more thread (a new Worker holds the event loop for a few ms, once). */
   #spawn(): HnsThread {
     const thread = new HnsThread(
       this.#init,
@@ -288,31 +310,35 @@ export class ThreadedHcnApi implements HcnApi {
       (t, why) => this.#dead(t, why),
     );
     this.#started++;
+    this.#threads.push(thread);
+    this.#watchIdle();
     return thread;
   }
 
-  /** While more threads run than the one kept, look for idle ones now and then. */
+  /** While threads run, look for idle ones now and then. */
   #watchIdle(): void {
-    if (this.#idleTimer !== undefined || this.#threads.length <= 1) return;
+    if (this.#idleTimer !== undefined) return;
     const timer = setInterval(() => this.#endIdle(), Math.max(1, this.#idleEndMs / 4));
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
   }
 
-  /** End the threads idle for `#idleEndMs` or more, keeping one. */
-  #endIdle(): void {
+  /**
+   * End the threads idle for `idleMs` (default `#idleEndMs`) or more; none
+   * while listings are not kept apart (a start: one batch, gaps and all).
+   */
+  #endIdle(idleMs = this.#idleEndMs): void {
     const threads = this.#threads;
-    const kept = 1;
     const now = performance.now();
-    for (let i = threads.length - 1; i >= 0 && threads.length > kept; i--) {
+    for (let i = threads.length - 1; i >= 0 && this.#listingsApart; i--) {
       const t = threads[i];
-      if (t.outstanding === 0 && now - t.idleSince >= this.#idleEndMs) {
+      if (t.outstanding === 0 && t.outbox.length === 0 && now - t.idleSince >= idleMs) {
         threads.splice(i, 1);
         t.ended = true;
         t.worker.terminate();
       }
     }
-    if (threads.length <= kept || this.#closed !== undefined) this.#stopWatchingIdle();
+    if (threads.length === 0 || this.#closed !== undefined) this.#stopWatchingIdle();
   }
 
   #stopWatchingIdle(): void {
@@ -321,7 +347,31 @@ export class ThreadedHcnApi implements HcnApi {
     this.#idleTimer = undefined;
   }
 
-  /** Queue one call; see the module notes for where it goes and when it is sent. */
+  /**
+   * Whether `ops` operations go to an HNS thread: at a start, while one
+   * runs, or once the work since HNS was last idle is a batch (module notes).
+   */
+  #onThread(ops: number): boolean {
+    if (!this.#listingsApart || this.#threads.length > 0) return true;
+    // No thread, and nothing on the pool: a new burst begins.
+    if (this.#poolOps === 0) this.#burstOps = 0;
+    this.#burstOps += ops;
+    return this.#burstOps >= this.#threadFrom;
+  }
+
+  /** Run `op` on the pool, counted as `ops` operations there while it runs. */
+  async #onPool<T>(op: () => Promise<T>, ops = 1): Promise<T> {
+    this.#poolOps += ops;
+    try {
+      return await op();
+    } finally {
+      this.#poolOps -= ops;
+      // A request of many leaves the pool idle between its items: released only after the last.
+      if (this.#poolOps === 0) this.#releaseOnceDone();
+    }
+  }
+
+  /** Queue one call on a thread; see the module notes for which and when it is sent. */
   #call<T>(
     op: ThreadOp,
     kind: HcnKind | undefined,
@@ -331,7 +381,12 @@ export class ThreadedHcnApi implements HcnApi {
     calls = 1,
   ): Promise<T> {
     if (this.#closed !== undefined) return this.#refused(op, kind);
-    const thread = this.#pick();
+    let thread: HnsThread;
+    try {
+      thread = this.#pick();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     thread.load += calls;
     thread.pending.push({ resolve: resolve as (v: unknown) => void, reject, calls });
@@ -351,11 +406,12 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * The thread expected to finish a new call first. A thread not started yet
-   * counts as idle; it is started when it would be picked.
+   * The thread expected to finish a new call first; the first thread is
+   * started here, further ones when a call would wait long (module notes).
    */
   #pick(): HnsThread {
     const threads = this.#threads;
+    if (threads.length === 0) return this.#spawn();
     const callMicros = this.#callMicros;
     // What a queue costs counts towards a new thread only once calls were timed often enough.
     const spawnMicros = this.#timedBatches < TIMED_BATCHES ? 0 : callMicros;
@@ -387,8 +443,6 @@ export class ThreadedHcnApi implements HcnApi {
     if (bestSpawnCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
       try {
         best = this.#spawn();
-        threads.push(best);
-        this.#watchIdle();
       } catch {
         // No further thread now: the busy ones take the call.
       }
@@ -473,7 +527,8 @@ export class ThreadedHcnApi implements HcnApi {
     this.#closed = reason;
     this.#stopWatchingIdle();
     this.#sendNow();
-    for (const t of this.#threads) if (t.outstanding === 0) this.#end(t);
+    for (const t of [...this.#threads]) if (t.outstanding === 0) this.#end(t);
+    this.#releaseOnceDone();
   }
 
   /** End `thread`; the libraries are released once the last thread has ended. */
@@ -481,25 +536,44 @@ export class ThreadedHcnApi implements HcnApi {
     if (thread.ended) return;
     thread.ended = true;
     thread.worker.terminate();
+    const at = this.#threads.indexOf(thread);
+    if (at >= 0) this.#threads.splice(at, 1);
     this.#releaseOnceDone();
   }
 
   /**
-   * Once closed, with every thread ended and no listing in flight or
-   * unreleased: release the libraries (once).
+   * Once closed, with every thread ended and nothing in flight on the pool
+   * or unreleased: release the libraries (once).
    */
   #releaseOnceDone(): void {
-    if (this.#released || this.#closed === undefined || this.#pool.busy > 0) return;
-    if (!this.#threads.every((t) => t.ended)) return;
+    if (this.#released || this.#closed === undefined) return;
+    if (this.#pool.busy > 0 || this.#poolOps > 0) return;
+    if (this.#threads.length > 0) return;
     this.#released = true;
-    this.#pool.close();
-    this.#release();
+    this.#pool.unload();
+  }
+
+  /**
+   * One operation: on a thread (`op` with `a`, `b`, `c`) or on the pool
+   * (`onPool`), as the module notes say.
+   */
+  #one<T>(
+    op: ThreadOp,
+    kind: HcnKind | undefined,
+    onPool: () => Promise<T>,
+    a: unknown,
+    b?: unknown,
+    c?: unknown,
+  ): Promise<T> {
+    if (this.#closed !== undefined) return this.#refused(op, kind);
+    if (this.#onThread(1)) return this.#call(op, kind, a, b, c);
+    return this.#onPool(onPool);
   }
 
   enumerate(kind: HcnKind, query: string): Promise<string> {
     if (!this.#listingsApart) return this.#call("enumerate", kind, query);
     if (this.#closed !== undefined) return this.#refused("enumerate", kind);
-    return this.#pool.text(kind, query);
+    return this.#onPool(() => this.#pool.enumerate(kind, query));
   }
 
   /**
@@ -509,43 +583,53 @@ export class ThreadedHcnApi implements HcnApi {
   enumerateIds(kind: HcnKind, query: string): Promise<IdListingAnswer> {
     if (!this.#listingsApart) return this.#call("enumerateIds", kind, query);
     if (this.#closed !== undefined) return this.#refused("enumerateIds", kind);
-    return this.#pool.answer(kind, query);
+    return this.#onPool(() => this.#pool.answer(kind, query));
   }
 
   open(kind: HcnKind, id: string): Promise<HcnHandle> {
-    return this.#call("open", kind, id);
+    return this.#one("open", kind, () => this.#pool.open(kind, id), id);
   }
 
   create(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<HcnHandle> {
-    return this.#call("create", kind, id, settings, network);
+    const onPool = () => this.#pool.create(kind, id, settings, network);
+    return this.#one("create", kind, onPool, id, settings, network);
   }
 
   modify(kind: HcnKind, handle: HcnHandle, settings: string): Promise<void> {
-    return this.#call("modify", kind, handle, settings);
+    return this.#one(
+      "modify",
+      kind,
+      () => this.#pool.modify(kind, handle, settings),
+      handle,
+      settings,
+    );
   }
 
   query(kind: HcnKind, handle: HcnHandle, query: string): Promise<string> {
-    return this.#call("query", kind, handle, query);
+    return this.#one("query", kind, () => this.#pool.query(kind, handle, query), handle, query);
   }
 
   delete(kind: HcnKind, id: string): Promise<void> {
-    return this.#call("delete", kind, id);
+    return this.#one("delete", kind, () => this.#pool.delete(kind, id), id);
   }
 
   close(kind: HcnKind, handle: HcnHandle): Promise<void> {
-    return this.#call("close", kind, handle);
+    return this.#one("close", kind, () => this.#pool.close(kind, handle), handle);
   }
 
   hnsCall(method: string, path: string, request: string): Promise<string> {
-    return this.#call("hnsCall", undefined, method, path, request);
+    const onPool = () => this.#pool.hnsCall(method, path, request);
+    return this.#one("hnsCall", undefined, onPool, method, path, request);
   }
 
   createAndClose(kind: HcnKind, id: string, settings: string, network?: HcnHandle): Promise<void> {
-    return this.#call("createAndClose", kind, id, settings, network);
+    const onPool = () => this.#pool.createAndClose(kind, id, settings, network);
+    return this.#one("createAndClose", kind, onPool, id, settings, network);
   }
 
   openQueryClose(kind: HcnKind, id: string, query: string): Promise<string> {
-    return this.#call("openQueryClose", kind, id, query);
+    const onPool = () => this.#pool.openQueryClose(kind, id, query);
+    return this.#one("openQueryClose", kind, onPool, id, query);
   }
 
   /**
@@ -559,8 +643,8 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * The items go in requests of {@link #itemsPerRequest}, each request
-   * placed like that many calls.
+   * On the pool, the items one after the other; on the threads, in requests
+   * of {@link #itemsPerRequest}, each request placed like that many calls.
    */
   async createAndCloseMany(
     kind: HcnKind,
@@ -569,6 +653,20 @@ export class ThreadedHcnApi implements HcnApi {
     network?: HcnHandle,
   ): Promise<ItemFailure[]> {
     const n = ids.length;
+    if (this.#closed !== undefined) return this.#refused("createAndCloseMany", kind);
+    if (!this.#onThread(n)) {
+      return await this.#onPool(async () => {
+        const failures: ItemFailure[] = [];
+        for (let index = 0; index < n; index++) {
+          try {
+            await this.#pool.createAndClose(kind, ids[index], settings[index], network);
+          } catch (err) {
+            failures.push({ index, error: err as Error });
+          }
+        }
+        return failures;
+      }, n);
+    }
     const per = this.#itemsPerRequest(n);
     const parts: Promise<unknown[]>[] = [];
     for (let from = 0; from < n; from += per) {
@@ -592,8 +690,8 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * The items go in requests of {@link #itemsPerRequest}, each request
-   * placed like that many calls.
+   * On the pool, the items one after the other; on the threads, in requests
+   * of {@link #itemsPerRequest}, each request placed like that many calls.
    */
   async openQueryCloseMany(
     kind: HcnKind,
@@ -601,6 +699,20 @@ export class ThreadedHcnApi implements HcnApi {
     query: string,
   ): Promise<Array<string | Error>> {
     const n = ids.length;
+    if (this.#closed !== undefined) return this.#refused("openQueryCloseMany", kind);
+    if (!this.#onThread(n)) {
+      return await this.#onPool(async () => {
+        const read: Array<string | Error> = new Array(n);
+        for (let i = 0; i < n; i++) {
+          try {
+            read[i] = await this.#pool.openQueryClose(kind, ids[i], query);
+          } catch (err) {
+            read[i] = err as Error;
+          }
+        }
+        return read;
+      }, n);
+    }
     const per = this.#itemsPerRequest(n);
     const parts: Promise<unknown[]>[] = [];
     for (let from = 0; from < n; from += per) {
@@ -626,13 +738,27 @@ export class ThreadedHcnApi implements HcnApi {
   /**
    * Whether listings run apart from the calls, on the runtime's blocking
    * pool (true until told otherwise; module notes). An agent starts with
-   * them on the calls' thread (no event's calls queue behind one, and the
+   * them on an HNS thread (no event's calls queue behind one, and the
    * thread parses the answer while the event loop's thread reads the
-   * cluster) and keeps them apart once it serves events. No thread starts
-   * either way.
+   * cluster; the start's reads need the thread anyway) and keeps them apart
+   * once it serves events. Not kept apart, a thread is started at once and
+   * kept through the gaps of the start (planning between its reads and its
+   * creates); kept apart again, the threads with no call pending end at
+   * once, the others when idle.
    */
   keepListingsApart(apart: boolean): void {
     this.#listingsApart = apart;
+    // The start's batch is over: a thread with nothing pending ends now.
+    if (apart) this.#endIdle(0);
+    // A start's listings and reads are a batch: its thread starts now, while the agent
+    // reads the cluster, rather than in the way of the first listing.
+    if (!apart && this.#threads.length === 0 && this.#closed === undefined) {
+      try {
+        this.#spawn();
+      } catch {
+        // The first listing starts one, or runs on the pool.
+      }
+    }
   }
 
   /** HNS threads started so far (those that ended included). */
@@ -642,7 +768,12 @@ export class ThreadedHcnApi implements HcnApi {
 
   /** HNS threads running now. */
   get threadsRunning(): number {
-    return this.#threads.filter((t) => !t.ended).length;
+    return this.#threads.length;
+  }
+
+  /** Whether the libraries were released (disposed, and everything made was answered). */
+  get released(): boolean {
+    return this.#released;
   }
 
   /** Refuse further calls; the threads end once every call made is answered (see #close). */

@@ -243,7 +243,8 @@ export interface HcnApi {
   readonly callsInFlight?: number;
   /**
    * Whether a listing (an Enumerate) must not hold the calls made beside it
-   * (the FFI backend: it then takes an HNS thread of its own; see
+   * (the FFI backend: it then runs on the runtime's blocking pool, not on an
+   * HNS thread; see
    * {@link import("./hcn_threads.ts").ThreadedHcnApi.keepListingsApart}).
    * Optional: a backend without threads has nothing to keep apart.
    */

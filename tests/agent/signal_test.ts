@@ -23,7 +23,8 @@ Deno.test("agent: SIGINT stops the agent gracefully; the record and HNS stay as 
       "the service programmed and recorded",
       async () =>
         JSON.stringify(await world.lbTable()) === JSON.stringify(want) &&
-        (await world.owned()).some((o) => o.kind === "LoadBalancer"),
+        // Recorded with its fingerprint: the create's answer was journaled too.
+        (await world.owned()).some((o) => o.kind === "LoadBalancer" && o.fp !== undefined),
       async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
     );
     const owned = await world.owned();

@@ -1,20 +1,23 @@
 /**
- * The HNS threads behind the FFI binding (lib/hns/hcn_threads.ts) against the
- * emulator library: answers and failures cross the thread boundary intact,
- * a call that blocks in HNS leaves the event loop turning, slow calls spread
- * over the threads, handles move between threads, listings kept apart run on
- * no HNS thread (the runtime's pool: no thread starts for them, no call
- * queues behind them) and are read on the event loop's thread in paced
- * slices, idle threads end (never the last one, nor one with calls pending),
- * dispose lets calls already made finish and keeps the libraries until every
- * listing is released (nothing leaks), and the leak counters stay at zero.
+ * The FFI binding's two paths (lib/hns/hcn_threads.ts) against the emulator
+ * library: small work runs nonblocking on the runtime's blocking pool with no
+ * worker, large batches (a request of many, a burst) on HNS threads started
+ * for them and ended once idle, the last one too; answers and failures are
+ * the same on both paths; a call that blocks in HNS leaves the event loop
+ * turning, slow calls spread over the threads, handles move between threads,
+ * listings kept apart start no thread and queue behind no call and are read
+ * on the event loop's thread in paced slices; dispose lets calls already made
+ * finish on both paths and keeps the libraries until every one answered and
+ * every listing was released (nothing leaks), and the leak counters stay at
+ * zero.
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import { openFfiHcnApi, openHcnCalls } from "../../lib/hns/ffi.ts";
-import { ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
+import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
+import { PoolCalls } from "../../lib/hns/pool_calls.ts";
+import { THREAD_FROM_OPS, ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
 import { IdListing, type IdListingAnswer, isIdListingData } from "../../lib/hns/id_listing.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
@@ -61,6 +64,11 @@ function threaded(library: string, threads?: number): ThreadedHcnApi {
   return api;
 }
 
+/** Every call on the HNS threads (work of one operation is already a batch). */
+function allOnThreads(library: string, threads: number): ThreadedHcnApi {
+  return new ThreadedHcnApi({ library, threads, threadFrom: 1 }, PoolCalls.open(library));
+}
+
 Deno.test("threads: objects, handles and strings cross threads intact; nothing leaks", () =>
   withThreads((library) => threaded(library, 3), async (emu, api) => {
     const client = createHnsClient(api, { listConcurrency: 16 });
@@ -86,31 +94,45 @@ Deno.test("threads: objects, handles and strings cross threads intact; nothing l
     assertNoLeaks(emu.control);
   }));
 
-Deno.test("threads: failures arrive as HnsErrors with every field", async () => {
-  const emu = openEmulator();
-  const api = threaded(emu.library);
-  try {
-    const invalid = await expectHnsError(api.open("Endpoint", "cbr0"), HResult.E_INVALIDARG);
-    equal(invalid.operation, "HcnOpenEndpoint");
-    equal(invalid.object, "cbr0");
-    match(invalid.hnsMessage ?? "", /is not a GUID/);
-    await expectHnsError(api.close("Endpoint", 12345n), HResult.E_HANDLE);
-    await expectHnsError(api.close("Endpoint", "not a handle"), HResult.E_HANDLE);
-    emu.control.failCall("HcnCreateLoadBalancer", 1, 0x803b0013 | 0);
-    const client = createHnsClient(api);
-    const err = await expectHnsError(
-      client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [])),
-      0x803b0013,
-    );
-    ok(err instanceof HnsError);
-    equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
-    ok(err.errorRecord, "the error record crosses the thread boundary");
-    assertNoLeaks(emu.control);
-  } finally {
-    api.dispose();
-    emu.close();
-  }
-});
+for (
+  const [path, open] of [
+    ["the pool", (library: string) => threaded(library)],
+    ["an HNS thread", (library: string) => allOnThreads(library, 1)],
+  ] as const
+) {
+  Deno.test(`threads: failures on ${path} arrive as HnsErrors with every field`, async () => {
+    const emu = openEmulator();
+    const api = open(emu.library);
+    try {
+      const invalid = await expectHnsError(api.open("Endpoint", "cbr0"), HResult.E_INVALIDARG);
+      equal(invalid.operation, "HcnOpenEndpoint");
+      equal(invalid.object, "cbr0");
+      match(invalid.hnsMessage ?? "", /is not a GUID/);
+      await expectHnsError(api.close("Endpoint", 12345n), HResult.E_HANDLE);
+      await expectHnsError(api.close("Endpoint", "not a handle"), HResult.E_HANDLE);
+      emu.control.failCall("HcnCreateLoadBalancer", 1, 0x803b0013 | 0);
+      const client = createHnsClient(api);
+      const err = await expectHnsError(
+        client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [])),
+        0x803b0013,
+      );
+      ok(err instanceof HnsError);
+      equal(err.operation, "createLoadBalancer (HcnCreateLoadBalancer)");
+      ok(err.errorRecord, "the error record crosses the thread boundary");
+      // A failed Query after a good Open: the handle is closed all the same.
+      const net = await makeNetwork(api, { Name: "cbr0" });
+      emu.control.failCall("HcnQueryNetworkProperties", 1, 0x80070005 | 0);
+      const read = await api.openQueryCloseMany!("Network", [net, net], "");
+      ok(read[0] instanceof HnsError && read[0].hresult === 0x80070005, String(read[0]));
+      match(String(read[1]), new RegExp(net, "i"));
+      equal(api.threadsStarted, path === "the pool" ? 0 : 1);
+      assertNoLeaks(emu.control);
+    } finally {
+      api.dispose();
+      emu.close();
+    }
+  });
+}
 
 Deno.test("threads: a call blocking in HNS leaves timers running", () =>
   withThreads((library) => threaded(library, 1), async (emu, api) => {
@@ -125,8 +147,8 @@ Deno.test("threads: a call blocking in HNS leaves timers running", () =>
   }));
 
 Deno.test("threads: slow calls spread over every thread; no more threads than asked", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
-    equal(api.threadsStarted, 1);
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
+    equal(api.threadsStarted, 0);
     // Calls on one object (a listing's time says nothing of those): not found, after 50 ms.
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
@@ -140,7 +162,7 @@ Deno.test("threads: slow calls spread over every thread; no more threads than as
   }));
 
 Deno.test("threads: a request of many fast items stays on one thread; of slow ones spreads over every thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     const lbs = (from: number, n: number) =>
       Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
@@ -167,7 +189,7 @@ Deno.test("threads: a request of many fast items stays on one thread; of slow on
   }));
 
 Deno.test("threads: a slow first call (code not yet compiled, say) starts no thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     emu.setLatencyMicros(50_000);
@@ -180,7 +202,7 @@ Deno.test("threads: a slow first call (code not yet compiled, say) starts no thr
   }));
 
 Deno.test("threads: one slow call among fast ones starts no thread", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
     await missing(); // the thread's first answer (compiling) is not timed
     for (let i = 0; i < 4; i++) await missing();
@@ -200,12 +222,12 @@ Deno.test("threads: listings kept apart start no thread, however many run at onc
     emu.setLatencyMicros(50_000);
     const listed = await Promise.all(Array.from({ length: 4 }, () => api.enumerate("Network", "")));
     for (const ids of listed) match(ids, new RegExp(net));
-    equal(api.threadsStarted, 1);
+    equal(api.threadsStarted, 0);
     assertNoLeaks(emu.control);
   }));
 
 Deno.test("threads: an event's calls do not queue behind a listing kept apart", () =>
-  withThreads((library) => threaded(library, 1), async (emu, api) => {
+  withThreads((library) => allOnThreads(library, 1), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     emu.setLatencyMicros(200_000);
     // An event's two calls on the one HNS thread, and a resync's listing, made in the same turn:
@@ -225,7 +247,7 @@ Deno.test("threads: an event's calls do not queue behind a listing kept apart", 
   }));
 
 Deno.test("threads: listings not kept apart are parsed on the calls' thread; kept apart, they are answered to read here", () =>
-  withThreads((library) => threaded(library, 3), async (emu, api) => {
+  withThreads((library) => threadedIdleEnd(library, 3, 30, THREAD_FROM_OPS), async (emu, api) => {
     const net = await makeNetwork(api, { Name: "cbr0" });
     const client = createHnsClient(api);
     const created = await Promise.all(
@@ -236,7 +258,10 @@ Deno.test("threads: listings not kept apart are parsed on the calls' thread; kep
       ),
     );
     const expected = created.map((e) => e.ID!.toUpperCase()).sort();
+    await eventually(() => api.threadsRunning === 0);
+    const started = api.threadsStarted;
     api.keepListingsApart(false);
+    equal(api.threadsStarted, started + 1, "a start's reads: a thread starts now");
     const parsed = await api.enumerateIds("Endpoint", "");
     ok(isIdListingData(parsed), "parsed on the thread");
     equal([...IdListing.from(parsed)].sort().join(), expected.join());
@@ -247,7 +272,7 @@ Deno.test("threads: listings not kept apart are parsed on the calls' thread; kep
     equal(emu.control.outstandingStrings(), 1, "held until read");
     const read = await IdListing.read("Endpoint", answer);
     equal([...read].sort().join(), expected.join());
-    equal(api.threadsStarted, 1);
+    equal(api.threadsStarted, started + 1);
     assertNoLeaks(emu.control);
   }));
 
@@ -287,19 +312,26 @@ Deno.test("threads: a listing kept apart is read on the event loop's thread in p
     assertNoLeaks(emu.control);
   }));
 
-/** As openFfiHcnApi does, with threads that end after `idleEndMs` without a call. */
-function threadedIdleEnd(library: string, threads: number, idleEndMs: number): ThreadedHcnApi {
-  const calls = openHcnCalls({ library });
-  return new ThreadedHcnApi(
-    { library, threads, idleEndMs },
-    calls.hasModifyLoadBalancer,
-    () => calls.dispose(),
-  );
+/**
+ * As openFfiHcnApi does, with threads that end after `idleEndMs` without a
+ * call; every call on the threads unless `threadFrom` is given.
+ */
+function threadedIdleEnd(
+  library: string,
+  threads: number,
+  idleEndMs: number,
+  threadFrom = 1,
+): ThreadedHcnApi {
+  return new ThreadedHcnApi({ library, threads, idleEndMs, threadFrom }, PoolCalls.open(library));
 }
 
-/** Resolves once `check` holds, looking every few milliseconds. */
+/** Resolves once `check` holds, looking every few milliseconds; fails after 20 s. */
 async function eventually(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+  const until = performance.now() + 20_000;
+  while (!check()) {
+    ok(performance.now() < until, "never came true");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 Deno.test("threads: a thread with calls pending does not end while they take long", () =>
@@ -313,13 +345,12 @@ Deno.test("threads: a thread with calls pending does not end while they take lon
     equal(api.threadsStarted, 3);
     for (const err of errors) ok(err instanceof HnsError, String(err));
     emu.setLatencyMicros(0);
-    // The others end; the last thread stays, and a listing (kept apart) starts none.
-    await eventually(() => api.threadsRunning === 1);
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    equal(api.threadsRunning, 1);
+    // Idle, they end, the last one too, and a listing (kept apart) starts none.
+    await eventually(() => api.threadsRunning === 0);
     match(await api.enumerate("Network", ""), /^\[/);
     equal(api.threadsStarted, 3);
-    ok((await missing()) instanceof HnsError, "calls still run on the last thread");
+    ok((await missing()) instanceof HnsError, "a later call starts a thread again");
+    equal(api.threadsStarted, 4);
     assertNoLeaks(emu.control);
   }));
 
@@ -343,24 +374,138 @@ Deno.test("threads: dispose lets calls already made finish, then refuses more", 
 
 Deno.test("threads: dispose keeps the libraries until every listing answered is released", async () => {
   const emu = openEmulator();
-  const calls = openHcnCalls({ library: emu.library });
-  let released = 0;
-  const api = new ThreadedHcnApi({ library: emu.library }, calls.hasModifyLoadBalancer, () => {
-    released++;
-    calls.dispose();
-  });
+  const api = new ThreadedHcnApi({ library: emu.library }, PoolCalls.open(emu.library));
   try {
     const net = await makeNetwork(api, { Name: "cbr0" });
     const answer = await api.enumerateIds("Network", "");
     api.dispose();
     equal(api.threadsRunning, 0, "no call was pending: the threads ended");
-    equal(released, 0, "the answer still lives in HNS's memory");
+    equal(api.released, false, "the answer still lives in HNS's memory");
     const listing = await IdListing.read("Network", answer);
     ok(listing.has(net.toUpperCase()));
-    equal(released, 1, "released with the answer");
+    equal(api.released, true, "released with the answer");
     equal(emu.control.outstandingStrings(), 0, "the answer was freed");
   } finally {
     api.dispose();
     emu.close();
   }
 });
+
+/** `n` load balancer settings on ports from `from`. */
+function lbSettings(from: number, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
+}
+
+Deno.test("threads: a change's calls run on the pool: no HNS thread starts", () =>
+  withThreads((library) => threaded(library), async (emu, api) => {
+    const client = createHnsClient(api);
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    await client.version();
+    const eps = await client.createEndpoints(net, [
+      { IpConfigurations: [{ IpAddress: "10.1.0.2" }] },
+      { IpConfigurations: [{ IpAddress: "10.1.0.3" }] },
+    ]);
+    equal(eps.failures.length, 0);
+    const lb = await client.createLoadBalancer(clusterIpLb("10.96.0.1", 80, [eps.sent[0].ID!]));
+    await client.modifyLoadBalancer(
+      lb.ID!,
+      clusterIpLb("10.96.0.1", 80, eps.sent.map((e) => e.ID!)),
+    );
+    equal((await client.getLoadBalancer(lb.ID!))?.HostComputeEndpoints.length, 2);
+    equal((await client.getEndpoints(eps.sent.map((e) => e.ID!))).length, 2);
+    await client.deleteLoadBalancer(lb.ID!);
+    await client.deleteEndpoint(eps.sent[1].ID!);
+    equal(emu.control.objectCount("Endpoint"), 1);
+    equal(api.threadsStarted, 0, "no worker for small work");
+    equal(api.threadsRunning, 0);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: a large batch starts a thread, which ends once idle; the next batch starts another", () =>
+  withThreads((library) => threadedIdleEnd(library, 2, 30, 24), async (emu, api) => {
+    // A batch from 24 operations made since HNS was last idle.
+    const ids = (n: number) => Array.from({ length: n }, () => newGuid());
+    equal((await api.createAndCloseMany("LoadBalancer", ids(48), lbSettings(1000, 48))).length, 0);
+    equal(api.threadsStarted, 1, "a request of 48 creates is a batch");
+    equal(api.threadsRunning, 1);
+    await eventually(() => api.threadsRunning === 0);
+    // Small work in between starts none.
+    equal((await api.createAndCloseMany("LoadBalancer", ids(3), lbSettings(2000, 3))).length, 0);
+    equal(api.threadsStarted, 1);
+    // A burst of single calls is a batch too.
+    const missing = () => api.open("Endpoint", newGuid()).catch((e) => e);
+    const errors = await Promise.all(Array.from({ length: 40 }, missing));
+    for (const err of errors) ok(err instanceof HnsError, String(err));
+    equal(api.threadsStarted, 2, "a new thread for the next batch");
+    await eventually(() => api.threadsRunning === 0);
+    equal(emu.control.objectCount("LoadBalancer"), 51);
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: dispose releases the libraries only once the pool's and the threads' calls answered", async () => {
+  const emu = openEmulator();
+  const api = new ThreadedHcnApi(
+    { library: emu.library, threadFrom: 4 },
+    PoolCalls.open(emu.library),
+  );
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(50_000);
+    const small = api.openQueryClose("Network", net, "");
+    const large = api.openQueryCloseMany("Network", [net, net, net, net, net], "");
+    equal(api.threadsStarted, 1, "the request of five ran on a thread");
+    api.dispose();
+    await rejects(api.open("Network", net), /HNS library is closed; cannot call HcnOpenNetwork/);
+    equal(api.released, false, "calls are in flight");
+    match(await small, new RegExp(net, "i"));
+    equal((await large).length, 5);
+    await eventually(() => api.released);
+    equal(api.threadsRunning, 0);
+    emu.setLatencyMicros(0);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: dispose keeps the libraries between the items of a request of many on the pool", async () => {
+  const emu = openEmulator();
+  const api = threaded(emu.library);
+  try {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(20_000);
+    // On the pool, one item after the other: nothing runs there between them.
+    const pooled = api.openQueryCloseMany("Network", [net, net, net], "");
+    api.dispose();
+    const read = await pooled;
+    equal(read.length, 3);
+    for (const item of read) match(String(item), new RegExp(net, "i"));
+    equal(api.threadsStarted, 0);
+    equal(api.released, true);
+    emu.setLatencyMicros(0);
+    assertNoLeaks(emu.control);
+  } finally {
+    api.dispose();
+    emu.close();
+  }
+});
+
+Deno.test("threads: a start's thread outlives the start's gaps and ends when the agent serves events", () =>
+  withThreads((library) => threadedIdleEnd(library, 2, 20, THREAD_FROM_OPS), async (emu, api) => {
+    api.keepListingsApart(false);
+    equal(api.threadsRunning, 1, "started for the start's reads");
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    // Planning between the reads and the creates: longer than the idle limit.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    equal(api.threadsRunning, 1, "kept through the start's gaps");
+    equal(api.threadsStarted, 1, "the start's calls all went to that thread");
+    api.keepListingsApart(true);
+    equal(api.threadsRunning, 0, "ready: nothing pending, so it ends at once");
+    // Serving events: small work runs with no thread.
+    match(await api.enumerate("Network", ""), new RegExp(net));
+    await makeNetwork(api, { Name: "cbr1" });
+    equal(api.threadsStarted, 1);
+    assertNoLeaks(emu.control);
+  }));
