@@ -19,7 +19,9 @@
  *   as the continuations of its answers do), or once the operations made
  *   since HNS was last idle reach {@link THREAD_FROM_OPS} (a request of many
  *   items counts each: a large step of a sync, a burst); else to the pool. A request of many on the pool runs its items in order,
- *   one after the other.
+ *   one after the other. On the pool, as on the threads, at most `threads`
+ *   calls (`--hns-concurrency`) run at once; the others wait their turn in
+ *   the order they were made (a listing is not counted: it never waits).
  * - Kept apart, a listing runs on the pool like any small call, and
  *   `enumerateIds` answers the answer itself, which the caller reads in
  *   place in slices ({@link import("./id_listing.ts").IdListing.read}).
@@ -274,6 +276,12 @@ export class ThreadedHcnApi implements HcnApi {
   readonly #pool: PoolCalls;
   /** Operations on the pool now (a request of many counts its items). */
   #poolOps = 0;
+  /** Calls (not listings) running on the pool now, at most `#maxThreads`. */
+  #poolCalls = 0;
+  /** The most calls that ran on the pool at once. */
+  #poolCallsPeak = 0;
+  /** Calls waiting for a turn on the pool, first come first served. */
+  readonly #poolWaiting: Array<() => void> = [];
   /** Operations made since HNS was last idle (module notes). */
   #burstOps = 0;
   #released = false;
@@ -359,16 +367,44 @@ export class ThreadedHcnApi implements HcnApi {
     return this.#burstOps >= this.#threadFrom;
   }
 
-  /** Run `op` on the pool, counted as `ops` operations there while it runs. */
-  async #onPool<T>(op: () => Promise<T>, ops = 1): Promise<T> {
+  /**
+   * Run `op` on the pool, counted as `ops` operations there while it runs.
+   * Calls (a listing is not one) run at most `threads` at once, as on the
+   * threads (`--hns-concurrency`); the others wait their turn in order.
+   */
+  async #onPool<T>(op: () => Promise<T>, ops = 1, listing = false): Promise<T> {
     this.#poolOps += ops;
     try {
-      return await op();
+      if (listing) return await op();
+      const turn = this.#poolTurn();
+      if (turn) await turn;
+      try {
+        return await op();
+      } finally {
+        this.#passPoolTurn();
+      }
     } finally {
       this.#poolOps -= ops;
       // A request of many leaves the pool idle between its items: released only after the last.
       if (this.#poolOps === 0) this.#releaseOnceDone();
     }
+  }
+
+  /** A turn on the pool: none to wait for while fewer than `threads` calls run there. */
+  #poolTurn(): Promise<void> | undefined {
+    if (this.#poolCalls < this.#maxThreads) {
+      this.#poolCalls++;
+      if (this.#poolCalls > this.#poolCallsPeak) this.#poolCallsPeak = this.#poolCalls;
+      return undefined;
+    }
+    return new Promise((resolve) => this.#poolWaiting.push(resolve));
+  }
+
+  /** A call on the pool is done: its turn passes to the first waiting, if any. */
+  #passPoolTurn(): void {
+    const next = this.#poolWaiting.shift();
+    if (next) next();
+    else this.#poolCalls--;
   }
 
   /** Queue one call on a thread; see the module notes for which and when it is sent. */
@@ -573,7 +609,7 @@ export class ThreadedHcnApi implements HcnApi {
   enumerate(kind: HcnKind, query: string): Promise<string> {
     if (!this.#listingsApart) return this.#call("enumerate", kind, query);
     if (this.#closed !== undefined) return this.#refused("enumerate", kind);
-    return this.#onPool(() => this.#pool.enumerate(kind, query));
+    return this.#onPool(() => this.#pool.enumerate(kind, query), 1, true);
   }
 
   /**
@@ -583,7 +619,7 @@ export class ThreadedHcnApi implements HcnApi {
   enumerateIds(kind: HcnKind, query: string): Promise<IdListingAnswer> {
     if (!this.#listingsApart) return this.#call("enumerateIds", kind, query);
     if (this.#closed !== undefined) return this.#refused("enumerateIds", kind);
-    return this.#onPool(() => this.#pool.answer(kind, query));
+    return this.#onPool(() => this.#pool.answer(kind, query), 1, true);
   }
 
   open(kind: HcnKind, id: string): Promise<HcnHandle> {
@@ -759,6 +795,11 @@ export class ThreadedHcnApi implements HcnApi {
         // The first listing starts one, or runs on the pool.
       }
     }
+  }
+
+  /** The most calls (listings aside) that ran on the blocking pool at once: at most `threads`. */
+  get poolCallsPeak(): number {
+    return this.#poolCallsPeak;
   }
 
   /** HNS threads started so far (those that ended included). */

@@ -509,3 +509,28 @@ Deno.test("threads: a start's thread outlives the start's gaps and ends when the
     equal(api.threadsStarted, 1);
     assertNoLeaks(emu.control);
   }));
+
+Deno.test("threads: on the pool, no more calls run at once than threads asked for; the others wait their turn in order", () =>
+  withThreads((library) => threaded(library, 2), async (emu, api) => {
+    const net = await makeNetwork(api, { Name: "cbr0" });
+    emu.setLatencyMicros(20_000);
+    // Eight calls of one change's size, made in one turn (small work, so on the pool), and a
+    // resync's listing: the listing takes no turn, so it is not held behind the calls.
+    const order: string[] = [];
+    const calls = Array.from(
+      { length: 8 },
+      (_, i) => api.open("Network", net).then((h) => (order.push(`call ${i}`), h)),
+    );
+    const listed = api.enumerate("Network", "").then(() => order.push("listing"));
+    const handles = await Promise.all(calls);
+    await listed;
+    emu.setLatencyMicros(0);
+    for (const h of handles) await api.close("Network", h);
+    equal(api.threadsStarted, 0, "small work: no worker");
+    equal(api.poolCallsPeak, 2, "at most --hns-concurrency calls at once");
+    // Turns go in the order the calls were made: the first two end before the last two.
+    const at = (what: string) => order.indexOf(what);
+    ok(at("call 0") < at("call 7") && at("call 1") < at("call 6"), order.join(", "));
+    ok(at("listing") < at("call 7"), order.join(", "));
+    assertNoLeaks(emu.control);
+  }));
