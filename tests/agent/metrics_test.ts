@@ -7,8 +7,18 @@
 import assert from "node:assert/strict";
 import { ANNOTATION_TRIGGER_TIME } from "../../lib/kube/convert.ts";
 import { parseExposition } from "../serve/prom.ts";
-import { AgentWorld, eventually } from "./harness.ts";
-import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+import { join } from "../../lib/path.ts";
+import { API_VERSION, KIND } from "../../lib/config/file.ts";
+import { afterFirstSync, AgentWorld, eventually } from "./harness.ts";
+import {
+  HOST_MAC,
+  nodeObject,
+  OVERLAY_ARGS,
+  overlayHns,
+  serviceObject,
+  sliceObject,
+  SOURCE_VIP,
+} from "./fixtures.ts";
 
 const web = serviceObject("web", {
   clusterIP: "10.96.0.10",
@@ -110,6 +120,52 @@ Deno.test("agent/metrics: every successful run stamps the last-sync gauge and th
       before("kubeproxy_sync_proxy_rules_endpoint_changes_total"),
       "no change was synced meanwhile",
     );
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("agent/metrics: a node's YAML kubeconfig and YAML config file are read (the parser loaded when needed), and the metrics served", async () => {
+  const world = await webWorld();
+  try {
+    // The usual files on a node: YAML, which `run` parses only after loading the YAML package.
+    await Deno.writeTextFile(
+      join(world.dir, "kubeconfig"),
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "  - name: fake",
+        "    cluster:",
+        `      server: ${world.api.url}`,
+        "users:",
+        "  - name: fake",
+        "    user: {}",
+        "contexts:",
+        "  - name: fake",
+        "    context: {cluster: fake, user: fake}",
+        "current-context: fake",
+      ].join("\n"),
+    );
+    const config = join(world.dir, "config.yaml");
+    await Deno.writeTextFile(
+      config,
+      [
+        "# The winkernel section, as kube-proxy's ConfigMap would carry it.",
+        `apiVersion: ${API_VERSION}`,
+        `kind: ${KIND}`,
+        "winkernel:",
+        "  networkName: vxlan0",
+        `  sourceVip: ${SOURCE_VIP}`,
+      ].join("\n"),
+    );
+    const agent = world.startAgent(["--config", config, "--host-mac", HOST_MAC]);
+    await eventually("programmed", async () => (await world.lbTable()).length === 1, agent.log);
+    // The network is the config file's, not a detected one.
+    assert.match(agent.log(), /Starting hnsproxy.*vxlan0/);
+    const text = await afterFirstSync(world, agent);
+    assert.match(text, /^kubeproxy_sync_proxy_rules_duration_seconds_count(\{[^}]*\})? [1-9]/m);
+    assert.equal(await world.stopAgent(agent), 0);
   } finally {
     await world.close();
   }
