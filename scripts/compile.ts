@@ -128,9 +128,9 @@ export const PERMISSION_FLAGS: readonly string[] = PERMISSIONS.map((p) => p.flag
 
 /**
  * Top-level folders of npm packages that are never loaded at run time and
- * are left out of the executable. Besides size, this avoids a crash: Deno
- * 2.9's compile overflows its stack analysing bintrees' `test/perf/100k`
- * (prom-client → tdigest → bintrees), 2 MB of newline-separated numbers.
+ * are left out of the executable: besides their size, Deno 2.9's compile
+ * can overflow its stack analysing a package's large test data files (it
+ * did on bintrees' `test/perf/100k`, 2 MB of newline-separated numbers).
  */
 export const NPM_NON_RUNTIME_DIRS: readonly string[] = [
   "test",
