@@ -15,6 +15,12 @@
  *   enabled, the server-side timeout (`timeoutSeconds`), and an ERROR event
  *   with a 410 `Status` for a compacted resourceVersion (or, on a knob, an
  *   HTTP 410).
+ * - Response compression as kube-apiserver's (APIResponseCompression, on
+ *   by default since v1.16): a get or list answer (each page of a paginated
+ *   list on its own) whose body is larger than 128 KiB is sent gzipped at
+ *   level 1 (`Content-Encoding: gzip`, `Vary: Accept-Encoding`) when the
+ *   request's Accept-Encoding allows it ({@linkcode acceptsGzip}); smaller
+ *   answers, watch streams and non-API paths are never compressed.
  * - One resourceVersion counter across all resources.
  * - Errors are `Status` objects: 400 for bad selectors, 401 without a valid
  *   bearer token or client certificate (when tokens are configured), 404,
@@ -37,6 +43,7 @@ import http from "node:http";
 import https from "node:https";
 import { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
+import zlib from "node:zlib";
 import type { TLSSocket } from "node:tls";
 import {
   type Matcher,
@@ -86,6 +93,8 @@ export interface RequestRecord {
   status: number;
   /** `token`, `cert:<CN>` or `anonymous`. */
   user: string;
+  /** `gzip` when the answer was compressed. */
+  contentEncoding?: "gzip";
 }
 
 /** A failure to inject into upcoming requests. */
@@ -131,6 +140,39 @@ export interface FakeApiServerOptions {
    * the API server's watch cache window: older history is compacted.
    */
   historyLimit?: number;
+}
+
+/**
+ * kube-apiserver's compression threshold: only a response body of more than
+ * this many bytes is gzipped (smaller ones cost more to compress than they save).
+ */
+export const GZIP_THRESHOLD_BYTES = 128 * 1024;
+
+/**
+ * kube-apiserver's gzip level: 1 (best speed) since v1.26 and the patch
+ * releases of v1.22-v1.25 (kubernetes/kubernetes#112296), 4 before.
+ */
+export const GZIP_LEVEL = 1;
+
+/**
+ * Whether kube-apiserver may gzip an answer to a request with this
+ * Accept-Encoding (the first such header only): one of its comma-separated
+ * tokens, trimmed, must be exactly `gzip`. Like the real server it parses no
+ * parameters, so `gzip;q=0` (and `gzip;q=1`) does not ask for gzip, and
+ * `identity`, `br` or no header asks for none.
+ */
+export function acceptsGzip(acceptEncoding: string | undefined): boolean {
+  if (!acceptEncoding) return false;
+  return acceptEncoding.split(",").some((token) => token.trim() === "gzip");
+}
+
+/** The first Accept-Encoding header of a request (Node joins repeated ones). */
+function firstAcceptEncoding(req: http.IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === "accept-encoding") return raw[i + 1];
+  }
+  return undefined;
 }
 
 /** The resources served out of the box. */
@@ -675,8 +717,7 @@ export class FakeApiServer {
         )));
         return;
       }
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify(obj));
+      this.#sendObject(req, res, record, JSON.stringify(obj));
       return;
     }
 
@@ -684,7 +725,7 @@ export class FakeApiServer {
       (!route.namespace || o.metadata.namespace === route.namespace) && labels(o) && fields(o);
     if (!watch && this.#tooLargeResourceVersion(query, record, res)) return;
     if (watch) return this.#startWatch(route, query, scoped, labels, fields, res, record);
-    this.#serveList(route.resource, query, scoped, res, record);
+    this.#serveList(route.resource, query, scoped, req, res, record);
   }
 
   /**
@@ -885,6 +926,7 @@ export class FakeApiServer {
     resource: FakeResource,
     query: Record<string, string>,
     match: (o: FakeObject) => boolean,
+    req: http.IncomingMessage,
     res: http.ServerResponse,
     record: RequestRecord,
   ): void {
@@ -952,8 +994,38 @@ export class FakeApiServer {
     });
     // The same text as JSON.stringify of the whole list with `items` last.
     const items = page.map((o) => this.#itemText(o)).join(",");
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(`${head.slice(0, -1)},"items":[${items}]}`);
+    this.#sendObject(req, res, record, `${head.slice(0, -1)},"items":[${items}]}`);
+  }
+
+  /**
+   * Sends a 200 answer of the API (an object or a list page), gzipped as
+   * kube-apiserver does: when it is larger than
+   * {@linkcode GZIP_THRESHOLD_BYTES} and the request accepts gzip. The
+   * compressed body streams out as it is made (chunked, no length).
+   */
+  #sendObject(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: RequestRecord,
+    text: string,
+  ): void {
+    if (
+      !acceptsGzip(firstAcceptEncoding(req)) || Buffer.byteLength(text) <= GZIP_THRESHOLD_BYTES
+    ) {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(text);
+      return;
+    }
+    record.contentEncoding = "gzip";
+    res.writeHead(200, {
+      "Content-Type": "application/json",
+      "Content-Encoding": "gzip",
+      "Vary": "Accept-Encoding",
+    });
+    const gzip = zlib.createGzip({ level: GZIP_LEVEL });
+    gzip.on("error", () => res.destroy());
+    gzip.pipe(res);
+    gzip.end(text);
   }
 
   #startWatch(
