@@ -93,6 +93,8 @@ export interface RequestRecord {
   status: number;
   /** `token`, `cert:<CN>` or `anonymous`. */
   user: string;
+  /** The request's (first) Accept-Encoding header, when it had one. */
+  acceptEncoding?: string;
   /** `gzip` when the answer was compressed. */
   contentEncoding?: "gzip";
 }
@@ -144,7 +146,7 @@ export interface FakeApiServerOptions {
 
 /**
  * kube-apiserver's compression threshold: only a response body of more than
- * this many bytes is gzipped (smaller ones cost more to compress than they save).
+ * this many bytes is gzipped (kubernetes/kubernetes#77449).
  */
 export const GZIP_THRESHOLD_BYTES = 128 * 1024;
 
@@ -633,6 +635,8 @@ export class FakeApiServer {
       status: 200,
       user: "anonymous",
     };
+    const acceptEncoding = firstAcceptEncoding(req);
+    if (acceptEncoding !== undefined) record.acceptEncoding = acceptEncoding;
     this.requests.push(record);
     const fail = (
       code: number,
@@ -717,7 +721,7 @@ export class FakeApiServer {
         )));
         return;
       }
-      this.#sendObject(req, res, record, JSON.stringify(obj));
+      this.#sendObject(res, record, JSON.stringify(obj));
       return;
     }
 
@@ -725,7 +729,7 @@ export class FakeApiServer {
       (!route.namespace || o.metadata.namespace === route.namespace) && labels(o) && fields(o);
     if (!watch && this.#tooLargeResourceVersion(query, record, res)) return;
     if (watch) return this.#startWatch(route, query, scoped, labels, fields, res, record);
-    this.#serveList(route.resource, query, scoped, req, res, record);
+    this.#serveList(route.resource, query, scoped, res, record);
   }
 
   /**
@@ -926,7 +930,6 @@ export class FakeApiServer {
     resource: FakeResource,
     query: Record<string, string>,
     match: (o: FakeObject) => boolean,
-    req: http.IncomingMessage,
     res: http.ServerResponse,
     record: RequestRecord,
   ): void {
@@ -994,7 +997,7 @@ export class FakeApiServer {
     });
     // The same text as JSON.stringify of the whole list with `items` last.
     const items = page.map((o) => this.#itemText(o)).join(",");
-    this.#sendObject(req, res, record, `${head.slice(0, -1)},"items":[${items}]}`);
+    this.#sendObject(res, record, `${head.slice(0, -1)},"items":[${items}]}`);
   }
 
   /**
@@ -1004,14 +1007,11 @@ export class FakeApiServer {
    * compressed body streams out as it is made (chunked, no length).
    */
   #sendObject(
-    req: http.IncomingMessage,
     res: http.ServerResponse,
     record: RequestRecord,
     text: string,
   ): void {
-    if (
-      !acceptsGzip(firstAcceptEncoding(req)) || Buffer.byteLength(text) <= GZIP_THRESHOLD_BYTES
-    ) {
+    if (!acceptsGzip(record.acceptEncoding) || Buffer.byteLength(text) <= GZIP_THRESHOLD_BYTES) {
       res.writeHead(200, { "Content-Type": "application/json" });
       res.end(text);
       return;
