@@ -15,6 +15,12 @@
  *   enabled, the server-side timeout (`timeoutSeconds`), and an ERROR event
  *   with a 410 `Status` for a compacted resourceVersion (or, on a knob, an
  *   HTTP 410).
+ * - Response compression as kube-apiserver's (APIResponseCompression, on
+ *   by default since v1.16): a get or list answer (each page of a paginated
+ *   list on its own) whose body is larger than 128 KiB is sent gzipped at
+ *   level 1 (`Content-Encoding: gzip`, `Vary: Accept-Encoding`) when the
+ *   request's Accept-Encoding allows it ({@linkcode acceptsGzip}); smaller
+ *   answers, watch streams and non-API paths are never compressed.
  * - One resourceVersion counter across all resources.
  * - Errors are `Status` objects: 400 for bad selectors, 401 without a valid
  *   bearer token or client certificate (when tokens are configured), 404,
@@ -37,6 +43,7 @@ import http from "node:http";
 import https from "node:https";
 import { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
+import zlib from "node:zlib";
 import type { TLSSocket } from "node:tls";
 import {
   type Matcher,
@@ -86,6 +93,10 @@ export interface RequestRecord {
   status: number;
   /** `token`, `cert:<CN>` or `anonymous`. */
   user: string;
+  /** The request's (first) Accept-Encoding header, when it had one. */
+  acceptEncoding?: string;
+  /** `gzip` when the answer was compressed. */
+  contentEncoding?: "gzip";
 }
 
 /** A failure to inject into upcoming requests. */
@@ -131,6 +142,39 @@ export interface FakeApiServerOptions {
    * the API server's watch cache window: older history is compacted.
    */
   historyLimit?: number;
+}
+
+/**
+ * kube-apiserver's compression threshold: only a response body of more than
+ * this many bytes is gzipped (kubernetes/kubernetes#77449).
+ */
+export const GZIP_THRESHOLD_BYTES = 128 * 1024;
+
+/**
+ * kube-apiserver's gzip level: 1 (best speed) since v1.26 and the patch
+ * releases of v1.22-v1.25 (kubernetes/kubernetes#112296), 4 before.
+ */
+export const GZIP_LEVEL = 1;
+
+/**
+ * Whether kube-apiserver may gzip an answer to a request with this
+ * Accept-Encoding (the first such header only): one of its comma-separated
+ * tokens, trimmed, must be exactly `gzip`. Like the real server it parses no
+ * parameters, so `gzip;q=0` (and `gzip;q=1`) does not ask for gzip, and
+ * `identity`, `br` or no header asks for none.
+ */
+export function acceptsGzip(acceptEncoding: string | undefined): boolean {
+  if (!acceptEncoding) return false;
+  return acceptEncoding.split(",").some((token) => token.trim() === "gzip");
+}
+
+/** The first Accept-Encoding header of a request (Node joins repeated ones). */
+function firstAcceptEncoding(req: http.IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].toLowerCase() === "accept-encoding") return raw[i + 1];
+  }
+  return undefined;
 }
 
 /** The resources served out of the box. */
@@ -591,6 +635,8 @@ export class FakeApiServer {
       status: 200,
       user: "anonymous",
     };
+    const acceptEncoding = firstAcceptEncoding(req);
+    if (acceptEncoding !== undefined) record.acceptEncoding = acceptEncoding;
     this.requests.push(record);
     const fail = (
       code: number,
@@ -675,8 +721,7 @@ export class FakeApiServer {
         )));
         return;
       }
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify(obj));
+      this.#sendObject(res, record, JSON.stringify(obj));
       return;
     }
 
@@ -952,8 +997,35 @@ export class FakeApiServer {
     });
     // The same text as JSON.stringify of the whole list with `items` last.
     const items = page.map((o) => this.#itemText(o)).join(",");
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(`${head.slice(0, -1)},"items":[${items}]}`);
+    this.#sendObject(res, record, `${head.slice(0, -1)},"items":[${items}]}`);
+  }
+
+  /**
+   * Sends a 200 answer of the API (an object or a list page), gzipped as
+   * kube-apiserver does: when it is larger than
+   * {@linkcode GZIP_THRESHOLD_BYTES} and the request accepts gzip. The
+   * compressed body streams out as it is made (chunked, no length).
+   */
+  #sendObject(
+    res: http.ServerResponse,
+    record: RequestRecord,
+    text: string,
+  ): void {
+    if (!acceptsGzip(record.acceptEncoding) || Buffer.byteLength(text) <= GZIP_THRESHOLD_BYTES) {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(text);
+      return;
+    }
+    record.contentEncoding = "gzip";
+    res.writeHead(200, {
+      "Content-Type": "application/json",
+      "Content-Encoding": "gzip",
+      "Vary": "Accept-Encoding",
+    });
+    const gzip = zlib.createGzip({ level: GZIP_LEVEL });
+    gzip.on("error", () => res.destroy());
+    gzip.pipe(res);
+    gzip.end(text);
   }
 
   #startWatch(

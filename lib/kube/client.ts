@@ -161,6 +161,8 @@ export class KubeClient {
     const headers = new Headers(credentials.headers);
     headers.set("Accept", "application/json");
     headers.set("User-Agent", this.#userAgent);
+    // Deno's fetch otherwise asks for gzip and br; "identity" also keeps it from decompressing.
+    if (this.#config.cluster.disableCompression) headers.set("Accept-Encoding", "identity");
     this.#logger.debug(4, "API request", { method: "GET", url: url.pathname + url.search });
     const response = await fetch(url, { headers, signal, client });
     this.#logger.debug(4, "API response", { url: url.pathname, status: response.status });
@@ -240,6 +242,7 @@ export class KubeClient {
     headers.set("Accept", "application/json");
     headers.set("Content-Type", options.contentType ?? "application/json");
     headers.set("User-Agent", this.#userAgent);
+    if (this.#config.cluster.disableCompression) headers.set("Accept-Encoding", "identity");
     this.#logger.debug(4, "API request", { method, url: url.pathname });
     // An explicit controller rather than AbortSignal.any(), as in list().
     const local = new AbortController();

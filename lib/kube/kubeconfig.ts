@@ -68,7 +68,11 @@ export interface ClusterConfig {
   tlsServerName?: string;
   /** `proxy-url` (http, https or socks5). */
   proxyUrl?: string;
-  /** `disable-compression` (passed on to exec plugins only). */
+  /**
+   * `disable-compression`: ask the API server for uncompressed answers
+   * (`Accept-Encoding: identity`) instead of gzip, as client-go does; also
+   * passed on to exec plugins.
+   */
   disableCompression?: boolean;
   /** The `client.authentication.k8s.io/exec` extension, for `provideClusterInfo`. */
   execExtension?: unknown;

@@ -342,6 +342,10 @@ Deno.test("kubeconfig: errors name the file, the entry and the field", async () 
         `${file}: cluster "k": tls-server-name "kubernetes" is not supported`,
       ],
       [
+        single({ "disable-compression": "yes" }, {}),
+        `${file}: cluster "k": disable-compression must be true or false`,
+      ],
+      [
         single({ server: "k.example" }, {}),
         `${file}: cluster "k" server: "k.example" is not a URL`,
       ],
