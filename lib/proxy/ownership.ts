@@ -547,14 +547,15 @@ export class OwnershipRecord {
 
   /** Append the batch to the journal and fsync it. */
   async #append(path: string, batch: readonly string[]): Promise<void> {
-    let text = "";
-    for (const id of batch) text += journalLine(id, this.#table) + "\n";
     // A failed append may leave a partial line: the next write starts a fresh journal.
     this.#mustCompact = true;
     // No create: the journal exists since the last compaction (if it was removed, compact).
     const file = await Deno.open(journalPath(path), { write: true, append: true });
     try {
-      await writeAll(file, new TextEncoder().encode(text));
+      const out = new EncodedChunks();
+      for (const chunk of journalChunks(batch, this.#table)) {
+        for (const bytes of out.encode(chunk)) await writeAll(file, bytes);
+      }
       await file.syncData();
     } finally {
       file.close();
@@ -873,9 +874,9 @@ export async function writeAtomic(path: string, text: string | Iterable<string>)
   const tmp = `${path}.tmp-${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    const encoder = new TextEncoder();
+    const out = new EncodedChunks();
     for (const chunk of typeof text === "string" ? [text] : text) {
-      await writeAll(file, encoder.encode(chunk));
+      for (const bytes of out.encode(chunk)) await writeAll(file, bytes);
     }
     await file.sync();
   } finally {
@@ -889,6 +890,32 @@ export async function writeAtomic(path: string, text: string | Iterable<string>)
   }
   await syncDirectory(dirname(path));
 }
+
+/**
+ * Text encoded as UTF-8 into one buffer, reused for every piece: a record of
+ * many chunks allocates no buffer per chunk, so writing one (at the end of a
+ * start's creates, the agent's memory peak) leaves no trail of dead native
+ * buffers for the next collection to free.
+ */
+class EncodedChunks {
+  readonly #encoder = new TextEncoder();
+  readonly #buffer = new Uint8Array(ENCODE_BUFFER);
+
+  /** The UTF-8 bytes of `text`, in views of the one buffer, each valid until the next is taken. */
+  *encode(text: string): Generator<Uint8Array> {
+    // encodeInto stops before a character that does not fit (a pair is never split): a
+    // buffer of more than 4 bytes always makes progress.
+    let rest = text;
+    while (rest.length > 0) {
+      const { read, written } = this.#encoder.encodeInto(rest, this.#buffer);
+      yield this.#buffer.subarray(0, written);
+      rest = rest.slice(read);
+    }
+  }
+}
+
+/** Bytes of {@link EncodedChunks}' buffer. */
+const ENCODE_BUFFER = 256 * 1024;
 
 /** fsync a directory so a rename survives a crash; not possible on Windows, so best effort. */
 async function syncDirectory(dir: string): Promise<void> {
@@ -939,6 +966,19 @@ function* recordChunks(generation: number, table: OwnedTable): Generator<string>
     }
   }
   yield chunk + (none ? "]}\n" : "\n]}\n");
+}
+
+/** The journal lines of `batch` (IDs of changed objects), in chunks of about {@link RECORD_CHUNK} characters. */
+function* journalChunks(batch: readonly string[], table: OwnedTable): Generator<string> {
+  let chunk = "";
+  for (const id of batch) {
+    chunk += journalLine(id, table) + "\n";
+    if (chunk.length >= RECORD_CHUNK) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 function journalHeader(generation: number): string {

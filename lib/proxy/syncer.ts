@@ -39,7 +39,13 @@
  * step, adds nothing to the garbage of the steps before; after a fast start
  * (ready, no time until ready at stake) also once its trusted read has the
  * owned endpoints (trusted_start.ts), before the load balancers and the
- * adoption add to their garbage.
+ * adoption add to their garbage. A start that creates many objects (from
+ * `startCollectFrom`) makes one compacting collection once
+ * {@link START_COLLECT_AT} of its creates are done: the end of a start's
+ * creates is the agent's memory peak, and what V8 let its heap grow to
+ * before that depends on where its own last collection fell; compacted
+ * there, the few creates left and the record's write fit in what the
+ * collection left, whatever came before.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -187,10 +193,22 @@ export interface SyncerOptions {
    * endpoints: their garbage is gone before the load balancers and the
    * adoption allocate. After a fast start the agent is ready and a change
    * that comes meanwhile waits for the whole run anyway; otherwise the agent
-   * is not ready yet. Without it none is made.
+   * is not ready yet. Without it none is made. A start with many creates
+   * also makes a compacting one near their end (module notes).
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
+  /**
+   * Creates from which a start makes a compacting collection near their end
+   * (module notes; default {@link START_COLLECT_FROM}).
+   */
+  startCollectFrom?: number;
 }
+
+/** Creates in a start's plan from which it collects near their end (module notes). */
+export const START_COLLECT_FROM = 5_000;
+
+/** The share of a start's creates done at which it collects (module notes). */
+export const START_COLLECT_AT = 0.95;
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
 export type StartMode = "fast" | "trusted" | "full";
@@ -645,7 +663,7 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    const result = await this.#apply(plan);
+    const result = await this.#apply(plan, this.#startHooks(plan));
     this.#resync.done(startedAt);
     const report: RunReport = {
       kind: "start",
@@ -660,6 +678,29 @@ export class Syncer {
     const next = this.#next(result);
     this.#settled(report, next);
     return { ...report, next };
+  }
+
+  /**
+   * The apply hooks of a start: the agent's, and with many creates, one
+   * compacting collection once {@link START_COLLECT_AT} of them are done
+   * (module notes).
+   */
+  #startHooks(plan: Plan): ApplyHooks | undefined {
+    const hooks = this.#o.applyHooks;
+    const collect = this.#o.collectHeap;
+    if (!collect) return hooks;
+    let creates = 0;
+    for (const op of plan.ops) if (isCreate(op)) creates++;
+    if (creates < (this.#o.startCollectFrom ?? START_COLLECT_FROM)) return hooks;
+    const at = Math.ceil(creates * START_COLLECT_AT);
+    let done = 0;
+    return {
+      ...hooks,
+      onOperation: (op, outcome, durationMs, error) => {
+        hooks?.onOperation?.(op, outcome, durationMs, error);
+        if (isCreate(op) && ++done === at) collect("compacting");
+      },
+    };
   }
 
   /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */
@@ -1104,7 +1145,7 @@ export class Syncer {
     void this.#routes.close();
   }
 
-  async #apply(plan: Plan): Promise<ApplyResult> {
+  async #apply(plan: Plan, hooks = this.#o.applyHooks): Promise<ApplyResult> {
     let writesAllowed: Promise<void> | undefined;
     let notAllowed: { err: unknown } | undefined;
     if (plan.ops.some((op) => !op.op.startsWith("adopt"))) {
@@ -1128,7 +1169,7 @@ export class Syncer {
         existingEndpoints: this.#desired?.existingEndpoints ?? new Map(),
         logger: this.#log,
         concurrency: this.#o.concurrency,
-        hooks: this.#o.applyHooks,
+        hooks,
         uncertain: this.#uncertain,
         conflicts: this.#conflictTracker,
         writesAllowed,
@@ -1195,6 +1236,10 @@ export class Syncer {
 
 function networkGone(err: unknown): boolean {
   return err instanceof HnsError && err.hresult === HResult.NETWORK_NOT_FOUND;
+}
+
+function isCreate(op: PlanOp): boolean {
+  return op.op === "createEndpoint" || op.op === "createLoadBalancer";
 }
 
 /** Operation counts by kind, for log lines. */

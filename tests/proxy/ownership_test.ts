@@ -348,3 +348,44 @@ Deno.test("ownership: changes made while a large record is being compacted are a
   assert.deepEqual(again.list(), record.list());
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ownership: a large record and a large journal append are encoded into one reused buffer, not a buffer per chunk", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  const id = (i: number) => `A1B2C3D4-0000-0000-0000-${String(i).padStart(12, "0")}`;
+  const record = await OwnershipRecord.load(path);
+  for (let i = 0; i < 3000; i++) {
+    // Multi-byte keys, one longer than the encoding buffer: a chunk is encoded in parts.
+    const key = i === 1234 ? `ep/${"€".repeat(100_000)}` : `ep/remote/é€/${i}`;
+    record.add({ kind: "Endpoint", id: id(i), key, fp: (i * 7919).toString(36) });
+  }
+  const encode = TextEncoder.prototype.encode;
+  let encoded = 0;
+  TextEncoder.prototype.encode = function (this: TextEncoder, input?: string) {
+    encoded++;
+    return encode.call(this, input);
+  };
+  try {
+    await record.compact();
+    // Below the journal's limit: appended, several chunks of lines.
+    for (let i = 0; i < 1200; i++) {
+      record.add({
+        kind: "LoadBalancer",
+        id: id(10_000 + i),
+        key: `lb/tcp/10.96.${i >> 8}.${i & 255}:80`,
+      });
+    }
+    await record.flush();
+  } finally {
+    TextEncoder.prototype.encode = encode;
+  }
+  assert.equal(encoded, 0, "no buffer made per chunk");
+  const journal = await Deno.readTextFile(journalPath(path));
+  assert.equal(journal.trim().split("\n").length, 1 + 1200, "appended, not compacted");
+  const again = await OwnershipRecord.load(path);
+  assert.equal(again.loadError, undefined);
+  assert.equal(again.untrusted, undefined);
+  assert.deepEqual(again.list(), record.list());
+  assert.equal(again.get(id(1234))?.key.length, 3 + 100_000);
+  await Deno.remove(dir, { recursive: true });
+});
