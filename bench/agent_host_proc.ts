@@ -66,6 +66,7 @@ import { mallocFree, mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
 import { loadHeapSpaceStatistics, type ProcessMemory, processMemory } from "./process_memory.ts";
 import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
+import { mainThreadSchedMs } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 
 type NodeV8 = typeof import("node:v8");
@@ -186,6 +187,8 @@ class MemoryTrace {
       spacesPhys,
       calls: totalCalls(counts),
       writes: writeCalls(counts),
+      // The main thread's CPU and its wait for a CPU so far (ms): the start's CPU until ready.
+      main: mainThreadSchedMs(),
     }));
   }
 

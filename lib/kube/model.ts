@@ -324,6 +324,12 @@ export interface ClusterView {
   services(): Iterable<ServiceInfo>;
   /** One service by `namespace/name`. */
   service(key: ObjectKey): ServiceInfo | undefined;
+  /**
+   * Calls `fn` for every service with its key (`namespace/name`: the view's
+   * own string, so looking it up again does not build and hash a new one).
+   * Optional: without it, keys are made from {@linkcode services}.
+   */
+  forEachService?(fn: (svc: ServiceInfo, key: ObjectKey) => void): void;
   /** The EndpointSlices of one service (`namespace/serviceName`). */
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[];
   /** The agent's own node, once seen. */

@@ -129,6 +129,11 @@ export class ClusterStore implements ClusterView {
     return this.#services.get(key);
   }
 
+  /** Every service with its key (the store's own string). */
+  forEachService(fn: (svc: ServiceInfo, key: ObjectKey) => void): void {
+    this.#services.forEach(fn);
+  }
+
   /** The EndpointSlices of a service (`namespace/serviceName`), sorted by slice name. */
   slicesFor(serviceKey: ObjectKey): readonly EndpointSliceInfo[] {
     return listOf(this.#bySvc.get(serviceKey));

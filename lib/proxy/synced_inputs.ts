@@ -334,8 +334,10 @@ export class ClusterDigest {
   build(cluster: ClusterView): void {
     this.#entries.clear();
     this.#a = this.#b = 0;
-    for (const svc of cluster.services()) {
-      this.#set(`${svc.namespace}/${svc.name}`, cluster, svc);
+    if (cluster.forEachService) {
+      cluster.forEachService((svc, key) => this.#set(key, cluster, svc));
+    } else {
+      for (const svc of cluster.services()) this.#set(`${svc.namespace}/${svc.name}`, cluster, svc);
     }
     this.#built = true;
   }

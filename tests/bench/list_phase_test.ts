@@ -22,12 +22,19 @@ Deno.test("API server process: its warm-up lists after seeding are not counted a
   }
 });
 
-Deno.test("list phase: each run lists every page until synced and reports its CPU", async () => {
-  const runs = await measureListPhase(30, 2, 7);
-  assert.equal(runs.length, 2);
-  for (const run of runs) {
-    assert.ok(run.wallMs > 0, JSON.stringify(run));
-    assert.ok(run.processMs > 0 && run.apiServerMs > 0, JSON.stringify(run));
-    assert.ok(run.mainThreadMs >= 0, JSON.stringify(run));
-  }
-});
+for (const compressed of [true, false]) {
+  Deno.test(`list phase: each run lists every page until synced and reports its CPU (${compressed ? "gzip" : "uncompressed"})`, async () => {
+    const runs = await measureListPhase(30, 2, 7, compressed);
+    assert.equal(runs.length, 2);
+    for (const run of runs) {
+      assert.equal(run.objects, 60, "every Service and EndpointSlice listed");
+      assert.ok(run.wallMs > 0, JSON.stringify(run));
+      assert.ok(run.processMs > 0 && run.apiServerMs > 0, JSON.stringify(run));
+      assert.ok(run.mainThreadMs >= 0 && run.mainThreadWaitMs >= 0, JSON.stringify(run));
+      assert.ok(
+        Math.abs(run.wallMs - run.mainThreadMs - run.mainThreadWaitMs - run.idleMs) < 1e-6,
+        JSON.stringify(run),
+      );
+    }
+  });
+}

@@ -206,3 +206,15 @@ Deno.test("store: a service's lone slice and its several slices read alike as th
   });
   assert.deepEqual([...store.takeChanges().services], ["ns/b"]);
 });
+
+Deno.test("store: forEachService visits every service once with its namespace/name key", () => {
+  const store = new ClusterStore();
+  store.upsertService(svc("a"));
+  store.upsertService(svc("b"));
+  store.upsertService(svc("c"));
+  store.deleteService("ns/b");
+  store.upsertService(svc("a", 81, "2"));
+  const seen: [string, number][] = [];
+  store.forEachService((s, key) => seen.push([key, s.ports[0].port]));
+  assert.deepEqual(seen.sort(), [["ns/a", 81], ["ns/c", 80]]);
+});

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
+import { ClusterStore } from "../../lib/kube/store.ts";
 import {
   ClusterDigest,
   configDigest,
@@ -87,6 +88,18 @@ Deno.test("synced inputs: the cluster digest follows content, not resourceVersio
   for (const s of slices) {
     assert.notEqual(clusterValue([WEB], [s]), base, JSON.stringify(s));
   }
+});
+
+Deno.test("synced inputs: the cluster digest of a store (its own keys) equals that of a view of the same records", () => {
+  const store = new ClusterStore();
+  for (const s of [WEB, DB]) store.upsertService(s);
+  for (const s of [WEB_SLICE, WEB_SLICE_2, DB_SLICE]) store.upsertSlice(s);
+  const fromStore = new ClusterDigest();
+  fromStore.build(store);
+  assert.equal(fromStore.value(), clusterValue([WEB, DB], [WEB_SLICE, WEB_SLICE_2, DB_SLICE]));
+  store.deleteSlice("default/web-def");
+  fromStore.build(store);
+  assert.equal(fromStore.value(), clusterValue([WEB, DB], [WEB_SLICE, DB_SLICE]));
 });
 
 Deno.test("synced inputs: the cluster digest kept per changed Service equals one built afresh", () => {
