@@ -13,6 +13,7 @@ import {
   FIRST_GUESS_MS_PER_MIB,
   GROWTH,
   HeapCollector,
+  MIN_GROWTH,
   RELAX,
   WINDOW_FACTOR,
 } from "../lib/heap_collector.ts";
@@ -142,10 +143,13 @@ Deno.test("heap collector: without gc exposed it never collects", () => {
 
 Deno.test("heap collector: a due collection compacts when the resident heap has room to give back and the window fits it", () => {
   const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
-  // The first collection is a regular one, whatever the resident heap: no floor yet.
+  // The first collection is a regular one when its window fits no compaction.
   s.used = 80 * MiB;
   s.resident = 200 * MiB;
-  equal(collector.afterRun(s.now + 10_000), "regular");
+  equal(
+    collector.afterRun(s.now + WINDOW_FACTOR * FIRST_GUESS_COMPACT_MS_PER_MIB * 80 - 1),
+    "regular",
+  );
   // Due again, the resident heap within COMPACT_ROOM of the floor: regular.
   s.used = 80 * MiB;
   s.resident = 60 * MiB * (1 + COMPACT_ROOM);
@@ -172,7 +176,8 @@ Deno.test("heap collector: a due collection compacts when the resident heap has 
 Deno.test("heap collector: one slow compaction does not stop compactions for good: windows it did not fit relax its expectation", () => {
   const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 1, compactMsPerMiB: 10 });
   s.used = 80 * MiB;
-  equal(collector.afterRun(s.now + 10_000), "regular");
+  equal(collector.afterRun(s.now + 1), undefined, "no window");
+  collector.collect();
   // A compaction on a busy moment: 10 ms per MiB, twice the first guess.
   s.used = 80 * MiB;
   s.resident = 100 * MiB;
@@ -257,4 +262,35 @@ Deno.test("heap collector: memory V8 counts outside the heap (ArrayBuffers) make
   equal(collector.afterRun(s.now + 1000), undefined);
   s.external = 55 * MiB * (1 + GROWTH) - 50 * MiB;
   ok(collector.afterRun(s.now + 1000));
+});
+
+Deno.test("heap collector: the first window compacts what the start left when it fits one", () => {
+  const { s, collector } = scene({ live: 50 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  s.used = 70 * MiB;
+  s.resident = 90 * MiB;
+  equal(
+    collector.afterRun(s.now + WINDOW_FACTOR * FIRST_GUESS_COMPACT_MS_PER_MIB * 70),
+    "compacting",
+  );
+  equal(s.resident, 50 * MiB, "the start's room given back");
+  equal(s.gcs, 0);
+});
+
+Deno.test("heap collector: due at a tenth's growth over the floor, never at less than MIN_GROWTH", () => {
+  const { s, collector } = scene({ live: 50 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  ok(collector.afterRun(s.now + 10_000));
+  // 11% over a 50 MiB floor, the resident heap 22% over it: a compacting collection.
+  s.used = 55.5 * MiB;
+  s.resident = 61 * MiB;
+  equal(collector.afterRun(s.now + 10_000), "compacting");
+  equal(GROWTH, 0.1);
+  equal(COMPACT_ROOM, 0.2);
+  // A small heap: its young generation's garbage alone (under MIN_GROWTH) makes none due.
+  const small = scene({ live: 8 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  ok(small.collector.afterRun(small.s.now + 10_000));
+  small.s.used = 8 * MiB + MIN_GROWTH - 1;
+  equal(small.collector.afterRun(small.s.now + 10_000), undefined, "under MIN_GROWTH");
+  small.s.used = 8 * MiB + MIN_GROWTH;
+  ok(small.collector.afterRun(small.s.now + 10_000));
+  equal(small.s.gcs + small.s.compactions, 2);
 });
