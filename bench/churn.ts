@@ -6,7 +6,11 @@
  * backlog (changes written but not yet in HNS) sampled every 100 ms, HNS
  * calls per change, and memory of the agent host process (the agent and the
  * emulated HNS): the agent's heap after a forced GC at the start, middle and
- * end, and RSS every second.
+ * end, RSS every second, and the agent's peak RSS without the emulated HNS
+ * over the churn, the host's RSS paired with the emulated HNS's heap of the
+ * same moment (bench/memory_peak.ts). The bench's own collections inside
+ * the churn are left out of that peak and give no free native memory back
+ * (a node's agent never does).
  *
  * An optional warm-up churns at the same rate before the measured window.
  * A JS Map's hash table doubles once when it first fills with live and
@@ -177,7 +181,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     await host.onLbWrite(undefined);
     const churnPeak = await host.readPeak(true);
     const calls = callDelta(before, await host.callCounts());
-    heap.push(await heapAfterGc(host, "end"));
+    heap.push(await heapAfterGc(host, "end", false));
     const memEnd = await host.memory();
     const rssEnd = memEnd.rss;
     const syncs = agent.syncs.slice(syncsBefore);
