@@ -30,7 +30,7 @@ import { coldStart, verifyContent } from "./cold_start.ts";
 import { callDelta, totalCalls, writeCalls } from "./emulator.ts";
 import { sleep, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
-import { mib, now } from "./procstat.ts";
+import { cpuDelta, mib, now } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -123,6 +123,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     await host.startPeak();
     const t0 = performance.now();
     let measuredFrom = t0;
+    let cpuFrom = host.cpu();
     const backlogTimer = setInterval(() => backlog.push(tracker.backlog), 100);
     const rssTimer = setInterval(
       () => rss.push({ t: performance.now() - t0, bytes: host.rss() }),
@@ -141,6 +142,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
           syncsBefore = agent.syncs.length;
           before = await host.callCounts();
           measuredFrom = performance.now();
+          cpuFrom = host.cpu();
         }
         if (k === warm + Math.floor(measured / 2)) {
           heap.push(await heapAfterGc(host, "middle", false));
@@ -168,6 +170,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     }
     const endedAt = now();
     const endedAtMono = performance.now();
+    const cpu = cpuDelta(cpuFrom, host.cpu());
     const backlogAtEnd = tracker.backlog;
     let drainMs = NaN;
     try {
@@ -212,6 +215,14 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         value: backlogAtEnd,
         unit: "changes",
         note: `drained ${Number.isFinite(drainMs) ? Math.round(drainMs) : "never"} ms later`,
+      },
+      {
+        name: `${label} CPU of the agent host's main thread`,
+        value: cpu.mainThreadMs / ((endedAtMono - measuredFrom) / 1000),
+        unit: "ms/s",
+        note: `over the measured window; the whole process ${
+          Math.round(cpu.processMs / ((endedAtMono - measuredFrom) / 1000))
+        } ms/s (the emulated HNS's calls included)`,
       },
       {
         name: `${label} syncs`,
