@@ -282,7 +282,9 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         `the emulated HNS held at the same moment (HnsEmuHeapBytes, every 50 ms): ` +
         `${mib(churnPeak.rss)} − ${mib(churnPeak.emu)} MiB; the host's own peak ${
           mib(churnPeak.hostPeak)
-        } MiB, the emulated HNS ${mib(coldHns)} → ${mib(memEnd.emulatorHeap)} MiB`,
+        } MiB (less the emulated HNS at the end: ${
+          mib(churnPeak.hostPeak - memEnd.emulatorHeap)
+        } MiB), the emulated HNS ${mib(coldHns)} → ${mib(memEnd.emulatorHeap)} MiB`,
     }, {
       name: `${label} peak RSS without the emulated HNS at the cold start before the churn`,
       value: mib(coldPeak?.agent ?? NaN),

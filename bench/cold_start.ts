@@ -107,6 +107,7 @@ export async function coldStart(
   await host.waitQuiet(300, 30_000);
   const agentPeak = await host.readPeak(true);
   const peak = agentPeak.hostPeak;
+  const hnsAtEnd = (await host.hns()).heapBytes;
   const calls = callDelta(before, await host.callCounts());
   const cpu = cpuDelta(cpu0, cpu1);
   const writes = writeCalls(calls);
@@ -156,7 +157,9 @@ export async function coldStart(
       note: `the highest of the agent host's RSS minus what the emulated HNS held on its heap ` +
         `at the same moment (HnsEmuHeapBytes, every 50 ms): ${mib(agentPeak.rss)} − ${
           mib(agentPeak.emu)
-        } MiB; the host alone held ${mib(idle.rss - idle.emulatorHeap)} MiB ` +
+        } MiB (the host's peak less what the emulated HNS held at convergence: ${
+          mib(peak - hnsAtEnd)
+        } MiB); the host alone held ${mib(idle.rss - idle.emulatorHeap)} MiB ` +
         `before the agent started (Deno runtime and loaded code)`,
     },
     {
