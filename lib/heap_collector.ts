@@ -17,9 +17,10 @@
  *   for its kind ({@link FIRST_GUESS_MS_PER_MIB} or
  *   {@link FIRST_GUESS_COMPACT_MS_PER_MIB} before the first), less what
  *   windows it did not fit took off (below).
- * - The first window after a start collects what the start left behind, a
- *   compacting collection when its window fits one (the start's heap is
- *   all room to give back); after that, only once the used heap has grown
+ * - The first window after a start collects what the start left behind (a
+ *   regular collection: a start that is built asks for a compacting one
+ *   itself, {@link HeapCollector.collect}); after that, only once the used
+ *   heap has grown
  *   by {@link GROWTH} over what the last collection left (V8's own or this
  *   one's), but by no less than {@link MIN_GROWTH}, or the used heap and
  *   the memory V8 counts outside it (ArrayBuffers: the HNS listings'
@@ -224,7 +225,7 @@ export class HeapCollector {
     const started = this.#now();
     const window = heldUntil - started;
     const fits = (kind: Collected) => window >= WINDOW_FACTOR * this.expectedMs(used, kind);
-    const roomy = this.#floor === 0 || this.#heapResident() > this.#floor * (1 + COMPACT_ROOM);
+    const roomy = this.#floor > 0 && this.#heapResident() > this.#floor * (1 + COMPACT_ROOM);
     const compacting = roomy && this.#compacting !== undefined;
     const kind: Collected | undefined = compacting && fits("compacting")
       ? "compacting"
