@@ -14,12 +14,14 @@ import type { BareAgentMemory } from "./bare_agent_proc.ts";
 import { type CallCounts, emulatorLibrary } from "./emulator.ts";
 import { type BenchAgentOptions, type SyncRecord, withTimeout } from "./harness.ts";
 import { JsonLinesChild, type Message } from "./jsonl.ts";
+import type { AgentPeakFigure } from "./memory_peak.ts";
 import type { EnumerateSpan, LbWrite, LbWriteListener } from "./probe.ts";
 import { type CpuTimes, cpuTimes, peakRssBytes, resetPeakRss, rssBytes } from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 
 export type { MemorySample } from "./agent_host_proc.ts";
 export type { BareAgentMemory } from "./bare_agent_proc.ts";
+export type { AgentPeakFigure } from "./memory_peak.ts";
 
 /** What the emulated HNS holds and has been asked. */
 export interface HnsState {
@@ -296,9 +298,28 @@ export class AgentHost {
     return m.failures as string[];
   }
 
-  /** The host's memory now; with `gc`, after a full GC and giving free native memory back. */
-  async memory(gc = false): Promise<MemorySample> {
-    return (await this.#call("memory", { gc })).memory as MemorySample;
+  /**
+   * The host's memory now; with `gc`, after a full GC and giving free native
+   * memory back (not with `trim` false: a node's agent never gives it back).
+   * In a peak window ({@link startPeak}) a GC here is not counted in the peak.
+   */
+  async memory(gc = false, trim = true): Promise<MemorySample> {
+    return (await this.#call("memory", { gc, trim })).memory as MemorySample;
+  }
+
+  /**
+   * Reset the host's peak RSS and start a peak window: from now, the host
+   * reads its RSS, high-water mark and the emulated HNS's heap together
+   * every `intervalMs`, for the agent's peak without the emulated HNS
+   * (bench/memory_peak.ts); see {@link readPeak}.
+   */
+  async startPeak(intervalMs = 50): Promise<void> {
+    await this.#call("peakStart", { intervalMs });
+  }
+
+  /** The agent's peak of the window {@link startPeak} began so far; with `stop`, ending it. */
+  async readPeak(stop = false): Promise<AgentPeakFigure> {
+    return (await this.#call("peakRead", { stop })).peak as AgentPeakFigure;
   }
 
   /** The sample taken after the running agent's first sync, if any yet. */

@@ -39,7 +39,8 @@
  * Commands: `hns`, `reset`, `saveState {path}`, `loadState {path}`, `latency {us}`, `latencyModel {baseUs, slopeNs,
  * serial}`, `seed {spec}`, `waitConverged {loadBalancers, endpoints,
  * timeoutMs}`, `waitQuiet {quietMs, timeoutMs}`, `start {options}`, `stop`,
- * `log`, `watch {lbWrites, listings, countsOnSync}`, `memory {gc}`,
+ * `log`, `watch {lbWrites, listings, countsOnSync}`, `memory {gc, trim}`,
+ * `peakStart {intervalMs}`, `peakRead {stop}`,
  * `firstSync`, `heapSnapshot {path}`, `verify {spec, expected, label,
  * extras}`, `threadCost {threads}`, `exit`.
  *
@@ -65,8 +66,16 @@ import { type JsonLinesServer, type Message, serveJsonLines } from "./jsonl.ts";
 import { mallocFree, mallocInUse, mallocTrim } from "./malloc.ts";
 import { type ProbedHcnApi, probeHcnApi } from "./probe.ts";
 import { loadHeapSpaceStatistics, type ProcessMemory, processMemory } from "./process_memory.ts";
-import { collectGarbage, now, peakRssBytes, rssBytes, threadCounts } from "./procstat.ts";
-import { mainThreadSchedMs } from "./procstat.ts";
+import { AgentPeak, type AgentPeakFigure } from "./memory_peak.ts";
+import {
+  collectGarbage,
+  mainThreadSchedMs,
+  now,
+  peakRssBytes,
+  resetPeakRss,
+  rssBytes,
+  threadCounts,
+} from "./procstat.ts";
 import type { ExpectedHns, ScenarioSpec } from "./scenario.ts";
 
 type NodeV8 = typeof import("node:v8");
@@ -229,6 +238,50 @@ class MemoryTrace {
   }
 }
 
+/**
+ * The agent's peak RSS without the emulated HNS over a window (`peakStart`
+ * to `peakRead`): the host's RSS, high-water mark and the emulator's heap
+ * read together every `intervalMs` (bench/memory_peak.ts). The bench's own
+ * forced collections and heap snapshots in the window are not the agent's:
+ * a reading is taken before one and the high-water mark is reset after it.
+ */
+class PeakWatch {
+  readonly #peak = new AgentPeak();
+  readonly #emulator: Emulator;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  /** Reset the high-water mark and start reading. */
+  constructor(emulator: Emulator, intervalMs: number) {
+    this.#emulator = emulator;
+    resetPeakRss();
+    this.read();
+    this.#timer = setInterval(() => this.read(), intervalMs);
+  }
+
+  /** Take a reading now; the peak so far. */
+  read(): AgentPeakFigure {
+    this.#peak.add({ rss: rssBytes(), hwm: peakRssBytes(), emu: this.#emulator.heapBytes() });
+    return this.#peak.figure;
+  }
+
+  /** Run the bench's own `fn` outside the window: read before it, reset the mark after it. */
+  async aside<T>(fn: () => T | Promise<T>): Promise<T> {
+    this.read();
+    try {
+      return await fn();
+    } finally {
+      resetPeakRss();
+      this.read();
+    }
+  }
+
+  /** Stop reading; the peak. */
+  stop(): AgentPeakFigure {
+    clearInterval(this.#timer);
+    return this.read();
+  }
+}
+
 /** What the bench asked to be told about. */
 interface Watch {
   lbWrites: boolean;
@@ -360,6 +413,7 @@ async function threadCost(library: string, threads: number) {
 async function main(): Promise<void> {
   const emulator = await Emulator.open();
   let running: Running | undefined;
+  let peak: PeakWatch | undefined;
   const watch: Watch = { lbWrites: false, listings: false, countsOnSync: false };
   const log = () =>
     running
@@ -467,19 +521,36 @@ async function main(): Promise<void> {
         watch.countsOnSync = c.countsOnSync === true;
         if (running) setWatch(running.probe, watch, out);
         return;
-      case "memory":
-        if (c.gc) {
-          collectGarbage();
-          mallocTrim();
-        }
-        return { memory: memorySample(emulator) };
+      case "memory": {
+        const sample = () => {
+          if (c.gc) {
+            collectGarbage();
+            if (c.trim !== false) mallocTrim();
+          }
+          return { memory: memorySample(emulator) };
+        };
+        return c.gc && peak ? await peak.aside(sample) : sample();
+      }
+      case "peakStart":
+        peak?.stop();
+        peak = new PeakWatch(emulator, c.intervalMs as number);
+        return;
+      case "peakRead": {
+        if (!peak) throw new Error("no peak window started (peakStart)");
+        const figure = c.stop ? peak.stop() : peak.read();
+        if (c.stop) peak = undefined;
+        return { peak: figure };
+      }
       case "firstSync":
         return { memory: running?.firstSync };
       case "heapSnapshot": {
-        const started = performance.now();
-        const { writeHeapSnapshot } = await import("node:v8");
-        writeHeapSnapshot(c.path as string);
-        return { ms: performance.now() - started };
+        const write = async () => {
+          const started = performance.now();
+          const { writeHeapSnapshot } = await import("node:v8");
+          writeHeapSnapshot(c.path as string);
+          return { ms: performance.now() - started };
+        };
+        return peak ? await peak.aside(write) : await write();
       }
       case "verify": {
         const { contentFailures } = await import("./verify.ts");

@@ -6,7 +6,11 @@
  * backlog (changes written but not yet in HNS) sampled every 100 ms, HNS
  * calls per change, and memory of the agent host process (the agent and the
  * emulated HNS): the agent's heap after a forced GC at the start, middle and
- * end, and RSS every second.
+ * end, RSS every second, and the agent's peak RSS without the emulated HNS
+ * over the churn, the host's RSS paired with the emulated HNS's heap of the
+ * same moment (bench/memory_peak.ts). The bench's own collections inside
+ * the churn are left out of that peak and give no free native memory back
+ * (a node's agent never does).
  *
  * An optional warm-up churns at the same rate before the measured window.
  * A JS Map's hash table doubles once when it first fills with live and
@@ -26,7 +30,7 @@ import { coldStart, verifyContent } from "./cold_start.ts";
 import { callDelta, totalCalls, writeCalls } from "./emulator.ts";
 import { sleep, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
-import { mib, now } from "./procstat.ts";
+import { cpuDelta, mib, now } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
 import { prng } from "../tests/prng.ts";
@@ -51,11 +55,12 @@ export interface ChurnParams {
 const SNAPSHOT_DIR = Deno.env.get("HNSBENCH_HEAP_SNAPSHOTS");
 
 /**
- * The agent's heap after a full GC in the host, bytes; with
+ * The agent's heap after a full GC in the host, bytes (`trim`: free native
+ * memory given back too, which only the bench ever does); with
  * HNSBENCH_HEAP_SNAPSHOTS set, a heap snapshot `churn-<label>.heapsnapshot` too.
  */
-async function heapAfterGc(host: AgentHost, label: string): Promise<number> {
-  const used = (await host.memory(true)).heapUsed;
+async function heapAfterGc(host: AgentHost, label: string, trim = true): Promise<number> {
+  const used = (await host.memory(true, trim)).heapUsed;
   if (SNAPSHOT_DIR) {
     await host.writeHeapSnapshot(`${SNAPSHOT_DIR}/churn-${label}.heapsnapshot`);
   }
@@ -76,7 +81,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     await host.seed(spec);
     const { url } = await api.seed(spec);
     const setup = newResult("setup", "setup");
-    const { agent } = await coldStart({
+    const { agent, peak: coldPeak } = await coldStart({
       spec,
       api,
       apiUrl: url,
@@ -93,8 +98,6 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
       return [result];
     }
     await host.waitQuiet(300, 30_000);
-    // The cold start's peak is the setup's; churn's own peak is read from the 1 s samples.
-    const coldPeak = host.peakRss();
     const coldHns = (await host.hns()).heapBytes;
 
     const tracker = await LatencyTracker.attach(spec, host);
@@ -115,9 +118,12 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     let rssStart = host.rss();
     let syncsBefore = agent.syncs.length;
     let before = await host.callCounts();
-    host.resetPeakRss();
+    // The peak pairs the host's RSS with the emulated HNS's heap of the same moment; the bench's
+    // own collections in the window (warm-up's end, middle) are left out of it.
+    await host.startPeak();
     const t0 = performance.now();
     let measuredFrom = t0;
+    let cpuFrom = host.cpu();
     const backlogTimer = setInterval(() => backlog.push(tracker.backlog), 100);
     const rssTimer = setInterval(
       () => rss.push({ t: performance.now() - t0, bytes: host.rss() }),
@@ -131,13 +137,16 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         if (wait > 0) await sleep(wait);
         else if (wait < -interval && k >= warm) late++;
         if (k === warm && warm > 0) {
-          heap.push(await heapAfterGc(host, "warm"));
+          heap.push(await heapAfterGc(host, "warm", false));
           rssStart = host.rss();
           syncsBefore = agent.syncs.length;
           before = await host.callCounts();
           measuredFrom = performance.now();
+          cpuFrom = host.cpu();
         }
-        if (k === warm + Math.floor(measured / 2)) heap.push(await heapAfterGc(host, "middle"));
+        if (k === warm + Math.floor(measured / 2)) {
+          heap.push(await heapAfterGc(host, "middle", false));
+        }
         let i: number;
         let delta: number;
         if (outstanding.length >= lag && k % 2 === 1) {
@@ -161,6 +170,7 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     }
     const endedAt = now();
     const endedAtMono = performance.now();
+    const cpu = cpuDelta(cpuFrom, host.cpu());
     const backlogAtEnd = tracker.backlog;
     let drainMs = NaN;
     try {
@@ -172,9 +182,9 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     clearInterval(backlogTimer);
     await host.waitQuiet(300, 30_000);
     await host.onLbWrite(undefined);
-    const churnPeak = host.peakRss();
+    const churnPeak = await host.readPeak(true);
     const calls = callDelta(before, await host.callCounts());
-    heap.push(await heapAfterGc(host, "end"));
+    heap.push(await heapAfterGc(host, "end", false));
     const memEnd = await host.memory();
     const rssEnd = memEnd.rss;
     const syncs = agent.syncs.slice(syncsBefore);
@@ -205,6 +215,14 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
         value: backlogAtEnd,
         unit: "changes",
         note: `drained ${Number.isFinite(drainMs) ? Math.round(drainMs) : "never"} ms later`,
+      },
+      {
+        name: `${label} CPU of the agent host's main thread`,
+        value: cpu.mainThreadMs / ((endedAtMono - measuredFrom) / 1000),
+        unit: "ms/s",
+        note: `over the measured window; the whole process ${
+          Math.round(cpu.processMs / ((endedAtMono - measuredFrom) / 1000))
+        } ms/s (the emulated HNS's calls included)`,
       },
       {
         name: `${label} syncs`,
@@ -255,15 +273,24 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
           } MiB`,
       },
     );
-    const hnsBytes = memEnd.emulatorHeap;
     result.figures.push({
       name: `${label} peak RSS without the emulated HNS`,
-      value: mib(Math.max(churnPeak - hnsBytes, coldPeak - coldHns)),
+      value: mib(churnPeak.agent),
       unit: "MiB",
       target: spec.services >= 10_000 ? { op: "<", value: 150 } : undefined,
-      note: `the agent host's peak RSS minus what the emulated HNS held (HnsEmuHeapBytes), ` +
-        `the higher of the cold start (${mib(coldPeak)} − ${mib(coldHns)} MiB) and the churn ` +
-        `(${mib(churnPeak)} − ${mib(hnsBytes)} MiB at its end)`,
+      note: `over the churn (warm-up included), the highest of the agent host's RSS minus what ` +
+        `the emulated HNS held at the same moment (HnsEmuHeapBytes, every 50 ms): ` +
+        `${mib(churnPeak.rss)} − ${mib(churnPeak.emu)} MiB; the host's own peak ${
+          mib(churnPeak.hostPeak)
+        } MiB (less the emulated HNS at the end: ${
+          mib(churnPeak.hostPeak - memEnd.emulatorHeap)
+        } MiB), the emulated HNS ${mib(coldHns)} → ${mib(memEnd.emulatorHeap)} MiB`,
+    }, {
+      name: `${label} peak RSS without the emulated HNS at the cold start before the churn`,
+      value: mib(coldPeak?.agent ?? NaN),
+      unit: "MiB",
+      note: `${mib(coldPeak?.rss ?? NaN)} − ${mib(coldPeak?.emu ?? NaN)} MiB, paired as ` +
+        "the churn's; the cold start's own scenario has this figure's target",
     });
     await agent.stop();
     const extras = new Map([...counts].filter(([, c]) => c !== 0));

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { AgentHost, BenchAgent } from "./agent_host.ts";
+import type { AgentHost, AgentPeakFigure, BenchAgent } from "./agent_host.ts";
 import type { ApiServerProcess } from "./apiserver.ts";
 import { type CallCounts, callDelta, writeCalls } from "./emulator.ts";
 import { memoryBreakdown } from "./memory_breakdown.ts";
@@ -59,13 +59,16 @@ export interface ColdStartOutcome {
   calls: CallCounts;
   /** Time to converge, ms. */
   convergeMs: number;
+  /** The agent's peak without the emulated HNS up to convergence (absent: it did not converge). */
+  peak?: AgentPeakFigure;
 }
 
 /**
  * Run a cold start and add its figures to `result`; the agent is left
  * running. The agent's memory is the host's peak RSS, reset after a GC just
- * before the start, minus what the emulated HNS holds at convergence (it
- * only grows during a cold start, so that is its peak).
+ * before the start, minus what the emulated HNS held at the same moment
+ * (bench/memory_peak.ts): its heap grows through the creates, so what it
+ * holds at convergence would hide a peak of the agent before them.
  */
 export async function coldStart(
   opts: ColdStartOptions,
@@ -74,7 +77,7 @@ export async function coldStart(
   const { spec, host, label } = opts;
   const expected = expectedHns(spec);
   const idle = await host.memory(true);
-  host.resetPeakRss();
+  await host.startPeak();
   const before = await host.callCounts();
   const cpu0 = host.cpu();
   const agent = await host.startAgent({
@@ -94,6 +97,7 @@ export async function coldStart(
           (err as Error).message
         }; agent log: ${log.samples.slice(0, 3).join(" | ")}`,
     );
+    await host.readPeak(true);
     return { agent, calls: callDelta(before, await host.callCounts()), convergeMs: NaN };
   }
   const cpu1 = host.cpu();
@@ -101,8 +105,9 @@ export async function coldStart(
   // Anything the agent does after convergence (it should do nothing) is counted too,
   // in its calls and in its peak memory.
   await host.waitQuiet(300, 30_000);
-  const peak = host.peakRss();
-  const hnsAtPeak = (await host.hns()).heapBytes;
+  const agentPeak = await host.readPeak(true);
+  const peak = agentPeak.hostPeak;
+  const hnsAtEnd = (await host.hns()).heapBytes;
   const calls = callDelta(before, await host.callCounts());
   const cpu = cpuDelta(cpu0, cpu1);
   const writes = writeCalls(calls);
@@ -146,16 +151,16 @@ export async function coldStart(
     },
     {
       name: `${label} peak RSS without the emulated HNS`,
-      value: mib(peak - hnsAtPeak),
+      value: mib(agentPeak.agent),
       unit: "MiB",
       target: targeted ? { op: "<", value: 150 } : undefined,
-      note:
-        `the agent host's peak RSS minus the ${
-          mib(hnsAtPeak)
-        } MiB the emulated HNS held on its heap ` +
-        `at convergence (HnsEmuHeapBytes, its peak); the host alone held ${
-          mib(idle.rss - idle.emulatorHeap)
-        } MiB ` + `before the agent started (Deno runtime and loaded code)`,
+      note: `the highest of the agent host's RSS minus what the emulated HNS held on its heap ` +
+        `at the same moment (HnsEmuHeapBytes, every 50 ms): ${mib(agentPeak.rss)} − ${
+          mib(agentPeak.emu)
+        } MiB (the host's peak less what the emulated HNS held at convergence: ${
+          mib(peak - hnsAtEnd)
+        } MiB); the host alone held ${mib(idle.rss - idle.emulatorHeap)} MiB ` +
+        `before the agent started (Deno runtime and loaded code)`,
     },
     {
       name: `${label} agent host RSS before the agent started`,
@@ -192,7 +197,7 @@ export async function coldStart(
     await memoryBreakdown(host, result, label, "cold start", idle, opts.heapSnapshot === true);
   }
   if (opts.verify !== false) await verifyContent(host, spec, expected, result, label);
-  return { agent, calls, convergeMs };
+  return { agent, calls, convergeMs, peak: agentPeak };
 }
 
 function round2(n: number): number {

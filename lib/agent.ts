@@ -376,8 +376,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     let afterReady: ReturnType<typeof setTimeout> | undefined;
     const useHold = (heldUntil: number | undefined, built: boolean) => {
       if (built && !store.hasPendingChanges()) {
-        // The state build after a fast start ended and no change waits: the room its heap
-        // grew to is given back.
+        // The state was built and no change waits: the room the start's heap grew to is
+        // given back.
         if (heapCollector.collect("compacting")) {
           log.debug(2, "Collected the heap after building the state", {
             heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 1048576),
@@ -423,7 +423,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       scheduleNext(report.next);
       if (!serving) return;
       const heldUntil = runner.requestsHeldUntil;
-      const built = building && !syncer.buildPending;
+      // The state is built: by this run at a start that is not fast (ready), or by the
+      // build that follows a fast start.
+      const built = (building || becameReady) && !syncer.buildPending;
       // Ready is heard before the hold's collection.
       if (becameReady) {
         afterReady = setTimeout(() => {

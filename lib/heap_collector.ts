@@ -17,16 +17,21 @@
  *   for its kind ({@link FIRST_GUESS_MS_PER_MIB} or
  *   {@link FIRST_GUESS_COMPACT_MS_PER_MIB} before the first), less what
  *   windows it did not fit took off (below).
- * - The first window after a start collects what the start left behind;
- *   after that, only once the used heap has grown by {@link GROWTH} over
- *   what the last collection left (V8's own or this one's), or the used heap
- *   and the memory V8 counts outside it (ArrayBuffers: the HNS listings'
- *   buffers) together by as much: V8 starts marking on its
- *   own, on the event loop's thread and inside changes' runs, when either
- *   nears its limit (30% over what its last collection left, with
- *   `--heap-growing-percent=30`), so a due collection comes before that.
- *   Each costs a full mark-compact on the event loop's thread, so they come
- *   as often as the agent allocates, not as often as it runs.
+ * - The first window after a start collects what the start left behind (a
+ *   regular collection: a start that is built asks for a compacting one
+ *   itself, {@link HeapCollector.collect}); after that, only once the used
+ *   heap has grown
+ *   by {@link GROWTH} over what the last collection left (V8's own or this
+ *   one's), but by no less than {@link MIN_GROWTH}, or the used heap and
+ *   the memory V8 counts outside it (ArrayBuffers: the HNS listings'
+ *   buffers) together by as much. The resident heap, which is the agent's
+ *   memory, peaks just before a due collection, so the growth is a small
+ *   part of the heap: well before V8 starts marking on its own, on the
+ *   event loop's thread and inside changes' runs, when either nears its
+ *   limit (30% over what its last collection left, with
+ *   `--heap-growing-percent=30`). Each costs a full mark-compact on the
+ *   event loop's thread, so they come as often as the agent allocates, not
+ *   as often as it runs.
  * - A regular full collection frees objects but keeps the pages they were
  *   on, partly filled: as changes replace objects the resident heap creeps
  *   up while the live heap stays level. A due collection is a compacting one
@@ -48,10 +53,18 @@
 
 /**
  * The growth over the last collection's of the used heap, or of it and the
- * memory outside it together, that makes one due (0.2: a fifth; V8 starts
+ * memory outside it together, that makes one due (0.1: a tenth; V8 starts
  * marking 22–30% over).
  */
-export const GROWTH = 0.2;
+export const GROWTH = 0.1;
+
+/**
+ * The least growth that makes a collection due, bytes: the young generation
+ * holds up to about this much (`--max-semi-space-size=4`, lib/v8_flags.ts),
+ * so that its garbage alone does not make one due after every run of a
+ * small heap.
+ */
+export const MIN_GROWTH = 4 * 1024 * 1024;
 
 /** How many times a collection's expected time a window must last to take one. */
 export const WINDOW_FACTOR = 2;
@@ -62,8 +75,8 @@ export const FIRST_GUESS_MS_PER_MIB = 1.5;
 /** What a compacting collection is taken to last per MiB of used heap, ms, before one was timed. */
 export const FIRST_GUESS_COMPACT_MS_PER_MIB = 5;
 
-/** The resident heap's excess over what the last collection left that makes a due collection compact (0.3: 30%). */
-export const COMPACT_ROOM = 0.3;
+/** The resident heap's excess over what the last collection left that makes a due collection compact (0.2: 20%). */
+export const COMPACT_ROOM = 0.2;
 
 /** What a due kind that did not fit a window expects of its time at the next (0.9: 10% less). */
 export const RELAX = 0.9;
@@ -100,6 +113,11 @@ interface Kind {
   msPerMiB: number;
   firstGuess: number;
   timed: boolean;
+}
+
+/** What a heap that a collection left at `floor` bytes grows to before the next is due, bytes. */
+function grown(floor: number): number {
+  return floor + Math.max(floor * GROWTH, MIN_GROWTH);
 }
 
 /** A due collection of this kind did not fit its window: expect it a little faster next time. */
@@ -201,10 +219,9 @@ export class HeapCollector {
     if (used < this.#floor) this.#floor = used;
     if (global < this.#globalFloor) this.#globalFloor = global;
     // The first collection is due at once: the start's garbage.
-    if (
-      this.#floor > 0 && used < this.#floor * (1 + GROWTH) &&
-      global < this.#globalFloor * (1 + GROWTH)
-    ) return undefined;
+    if (this.#floor > 0 && used < grown(this.#floor) && global < grown(this.#globalFloor)) {
+      return undefined;
+    }
     const started = this.#now();
     const window = heldUntil - started;
     const fits = (kind: Collected) => window >= WINDOW_FACTOR * this.expectedMs(used, kind);

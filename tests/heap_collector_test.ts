@@ -13,6 +13,7 @@ import {
   FIRST_GUESS_MS_PER_MIB,
   GROWTH,
   HeapCollector,
+  MIN_GROWTH,
   RELAX,
   WINDOW_FACTOR,
 } from "../lib/heap_collector.ts";
@@ -172,7 +173,8 @@ Deno.test("heap collector: a due collection compacts when the resident heap has 
 Deno.test("heap collector: one slow compaction does not stop compactions for good: windows it did not fit relax its expectation", () => {
   const { s, collector } = scene({ live: 60 * MiB, msPerMiB: 1, compactMsPerMiB: 10 });
   s.used = 80 * MiB;
-  equal(collector.afterRun(s.now + 10_000), "regular");
+  equal(collector.afterRun(s.now + 1), undefined, "no window");
+  collector.collect();
   // A compaction on a busy moment: 10 ms per MiB, twice the first guess.
   s.used = 80 * MiB;
   s.resident = 100 * MiB;
@@ -257,4 +259,23 @@ Deno.test("heap collector: memory V8 counts outside the heap (ArrayBuffers) make
   equal(collector.afterRun(s.now + 1000), undefined);
   s.external = 55 * MiB * (1 + GROWTH) - 50 * MiB;
   ok(collector.afterRun(s.now + 1000));
+});
+
+Deno.test("heap collector: due at a tenth's growth over the floor, never at less than MIN_GROWTH", () => {
+  const { s, collector } = scene({ live: 50 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  ok(collector.afterRun(s.now + 10_000));
+  // 11% over a 50 MiB floor, the resident heap 22% over it: a compacting collection.
+  s.used = 55.5 * MiB;
+  s.resident = 61 * MiB;
+  equal(collector.afterRun(s.now + 10_000), "compacting");
+  equal(GROWTH, 0.1);
+  equal(COMPACT_ROOM, 0.2);
+  // A small heap: its young generation's garbage alone (under MIN_GROWTH) makes none due.
+  const small = scene({ live: 8 * MiB, msPerMiB: 1, compactMsPerMiB: 4 });
+  ok(small.collector.afterRun(small.s.now + 10_000));
+  small.s.used = 8 * MiB + MIN_GROWTH - 1;
+  equal(small.collector.afterRun(small.s.now + 10_000), undefined, "under MIN_GROWTH");
+  small.s.used = 8 * MiB + MIN_GROWTH;
+  ok(small.collector.afterRun(small.s.now + 10_000));
+  equal(small.s.gcs + small.s.compactions, 2);
 });

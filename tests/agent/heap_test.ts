@@ -1,8 +1,9 @@
 /**
  * The real agent process, run with the V8 flags the compiled executable has
- * baked in: its first run's garbage is collected by the agent itself, inside
- * the minSyncPeriod hold that follows the run, and changes are programmed as
- * before afterwards.
+ * baked in: its first run's garbage is collected by the agent itself once
+ * the run made it ready (a compacting collection when no change waits,
+ * otherwise in the minSyncPeriod hold that follows the run), and changes are
+ * programmed as before afterwards.
  */
 
 import { AgentWorld, eventually } from "./harness.ts";
@@ -17,7 +18,7 @@ function webSlice(ips: string[]) {
   return sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
 }
 
-Deno.test("agent/heap: the first run is followed by a full collection in its hold, and later changes are still programmed", async () => {
+Deno.test("agent/heap: the first run is followed by a full collection once ready, and later changes are still programmed", async () => {
   const world = await AgentWorld.create({
     hns: overlayHns(),
     services: [web],
@@ -30,7 +31,7 @@ Deno.test("agent/heap: the first run is followed by a full collection in its hol
     await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
     await eventually(
       "collected after the first run",
-      () => Promise.resolve(/Collected the heap while changes were held/.test(agent.log())),
+      () => Promise.resolve(/Collected the heap after building the state/.test(agent.log())),
       describe,
     );
 

@@ -77,6 +77,28 @@ Deno.test("agent host: the agent converges in the host, its syncs, writes and me
   }
 });
 
+Deno.test("agent host: a peak window pairs the host's RSS with the emulated HNS's heap of the moment", async () => {
+  const spec = issueSpec(20);
+  const host = await AgentHost.start();
+  try {
+    await assert.rejects(host.readPeak(), /no peak window started/);
+    await host.seed(spec);
+    await host.startPeak(10);
+    // The bench's own collection in the window is taken aside, not counted against the agent.
+    await host.memory(true, false);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const held = (await host.hns()).heapBytes;
+    const f = await host.readPeak(true);
+    assert.ok(f.readings >= 4, JSON.stringify(f));
+    assert.equal(f.emu, held, "the emulated HNS's heap subtracted is its own at a reading");
+    assert.equal(f.agent, f.rss - f.emu);
+    assert.ok(f.agent > 0 && f.hostPeak >= f.rss, JSON.stringify(f));
+    await assert.rejects(host.readPeak(), /no peak window started/, "the window ended");
+  } finally {
+    await host.close();
+  }
+});
+
 Deno.test("agent host: a bare agent process reports its memory before it starts", async () => {
   const bare = await AgentHost.bareAgentMemory();
   assert.ok(bare.rss > bare.rssFile && bare.rssFile > 0, JSON.stringify(bare));
