@@ -619,6 +619,9 @@ class OwnedTable {
   #marked: Uint8Array;
   /** Normalized IDs dropped since the changes were taken (listed by ID in {@link #changes}). */
   #deleted = new Set<string>();
+  /** The normalized ID last found by {@link slot} and its slot (forgotten when it is dropped). */
+  #lastId: string | undefined;
+  #lastSlot = -1;
 
   /**
    * An empty table; `capacity` is the objects expected (e.g. a record's, by
@@ -636,12 +639,19 @@ class OwnedTable {
 
   /** The slot of the object with this normalized ID, if owned. */
   slot(id: string): number | undefined {
-    return this.#find(id);
+    // The same ID is often asked for again at once (its spelling, then a handle on it).
+    if (id === this.#lastId) return this.#lastSlot;
+    const slot = this.#find(id);
+    if (slot !== undefined) {
+      this.#lastId = this.#ids[slot];
+      this.#lastSlot = slot;
+    }
+    return slot;
   }
 
   /** The kind of the owned object with this normalized ID, if any. */
   kindOf(id: string): OwnedKind | undefined {
-    const slot = this.#find(id);
+    const slot = this.slot(id);
     return slot === undefined ? undefined : KINDS[this.#kinds[slot]];
   }
 
@@ -720,6 +730,7 @@ class OwnedTable {
   delete(id: string): boolean {
     const slot = this.#slots.remove(id);
     if (slot < 0) return false;
+    if (slot === this.#lastSlot) this.#lastId = undefined;
     this.#counts[this.#kinds[slot]]--;
     this.#kinds[slot] = FREE;
     // Its change (if listed) is now a removal; the slot's next object is another.

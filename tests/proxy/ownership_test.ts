@@ -419,3 +419,18 @@ Deno.test("ownership: a loaded record holds, removes and adds objects past the s
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ownership: an ID asked for again after its removal is not owned, even when its slot is reused", () => {
+  const record = OwnershipRecord.inMemory([LB]);
+  assert.equal(record.idString(LB.id), LB.id);
+  assert.notEqual(record.handle(LB.id), -1);
+  record.remove(LB.id);
+  record.add(EP);
+  assert.equal(record.owns(LB.id), false);
+  assert.equal(record.handle(LB.id), -1);
+  assert.equal(record.kindOf(LB.id.toLowerCase()), undefined);
+  assert.equal(record.kindOf(EP.id), "Endpoint");
+  assert.equal(record.keyAt(record.handle(EP.id.toUpperCase())), EP.key);
+  record.add({ ...LB, key: "lb/other" });
+  assert.equal(record.keyOf(LB.id), "lb/other");
+});
