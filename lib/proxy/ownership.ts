@@ -73,7 +73,7 @@
 import { dirname } from "../path.ts";
 import { type Logger, nullLogger } from "../log/types.ts";
 import { errorMessage } from "../errors.ts";
-import { SlotIndex } from "./slot_index.ts";
+import { idHash, SlotIndex } from "./slot_index.ts";
 
 /** The HNS object kinds hnsproxy creates. */
 export type OwnedKind = "LoadBalancer" | "Endpoint";
@@ -595,16 +595,18 @@ const KINDS = [undefined, "LoadBalancer", "Endpoint"] as const;
  */
 class OwnedTable {
   /** Normalized ID → slot, objects of both kinds. */
-  readonly #slots = new SlotIndex((slot) => this.#ids[slot]!);
+  readonly #slots: SlotIndex;
   /** Slot → {@link LOAD_BALANCER}, {@link ENDPOINT}, or {@link FREE}. */
-  #kinds = new Uint8Array(64);
-  #keys: (string | undefined)[] = [];
+  #kinds: Uint8Array;
+  #keys: (string | undefined)[];
   /** Slot → normalized ID (the Map's own key string). */
-  #ids: (string | undefined)[] = [];
-  #fps = new Float64Array(64).fill(NO_FP);
+  #ids: (string | undefined)[];
+  #fps: Float64Array;
   readonly #textFps = new Map<number, string>();
   readonly #spelled = new Map<string, string>();
   readonly #free: number[] = [];
+  /** Slots ever used: the free ones among them are in {@link #free}. */
+  #end = 0;
   readonly #counts = [0, 0, 0];
   /**
    * What changed, in the order of the first change: the slot of an owned
@@ -614,18 +616,42 @@ class OwnedTable {
    */
   #changes: (number | string)[] = [];
   /** Slot → 1 when its object's change is listed in {@link #changes} and not yet taken. */
-  #marked = new Uint8Array(64);
+  #marked: Uint8Array;
   /** Normalized IDs dropped since the changes were taken (listed by ID in {@link #changes}). */
   #deleted = new Set<string>();
+  /** The normalized ID last found by {@link slot} and its slot (forgotten when it is dropped). */
+  #lastId: string | undefined;
+  #lastSlot = -1;
+
+  /**
+   * An empty table; `capacity` is the objects expected (e.g. a record's, by
+   * its size), so that a load fills it without growing it step by step.
+   */
+  constructor(capacity = 0) {
+    const slots = Math.max(64, capacity);
+    this.#slots = new SlotIndex((slot) => this.#ids[slot]!, capacity);
+    this.#keys = new Array(slots);
+    this.#ids = new Array(slots);
+    this.#kinds = new Uint8Array(slots);
+    this.#fps = new Float64Array(slots).fill(NO_FP);
+    this.#marked = new Uint8Array(slots);
+  }
 
   /** The slot of the object with this normalized ID, if owned. */
   slot(id: string): number | undefined {
-    return this.#find(id);
+    // The same ID is often asked for again at once (its spelling, then a handle on it).
+    if (id === this.#lastId) return this.#lastSlot;
+    const slot = this.#find(id);
+    if (slot !== undefined) {
+      this.#lastId = this.#ids[slot];
+      this.#lastSlot = slot;
+    }
+    return slot;
   }
 
   /** The kind of the owned object with this normalized ID, if any. */
   kindOf(id: string): OwnedKind | undefined {
-    const slot = this.#find(id);
+    const slot = this.slot(id);
     return slot === undefined ? undefined : KINDS[this.#kinds[slot]];
   }
 
@@ -678,7 +704,8 @@ class OwnedTable {
    */
   put(id: string, object: OwnedObject): boolean {
     const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
-    let slot = this.#find(id);
+    const hash = idHash(id);
+    let slot = this.#find(id, hash);
     if (slot !== undefined) {
       if (
         this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
@@ -688,7 +715,7 @@ class OwnedTable {
     } else {
       slot = this.#newSlot();
       this.#ids[slot] = id;
-      this.#slots.insert(id, slot);
+      this.#slots.insert(id, slot, hash);
     }
     this.#kinds[slot] = kind;
     this.#counts[kind]++;
@@ -703,6 +730,7 @@ class OwnedTable {
   delete(id: string): boolean {
     const slot = this.#slots.remove(id);
     if (slot < 0) return false;
+    if (slot === this.#lastSlot) this.#lastId = undefined;
     this.#counts[this.#kinds[slot]]--;
     this.#kinds[slot] = FREE;
     // Its change (if listed) is now a removal; the slot's next object is another.
@@ -797,7 +825,7 @@ class OwnedTable {
    */
   *ids(kind?: OwnedKind): IterableIterator<string> {
     const want = kind === undefined ? FREE : kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
-    for (let slot = 0; slot < this.#ids.length; slot++) {
+    for (let slot = 0; slot < this.#end; slot++) {
       const k = this.#kinds[slot];
       if (want === FREE ? k !== FREE : k === want) yield this.#ids[slot]!;
     }
@@ -813,17 +841,15 @@ class OwnedTable {
   }
 
   /** The slot of the object with this normalized ID, if owned. */
-  #find(id: string): number | undefined {
-    const slot = this.#slots.find(id);
+  #find(id: string, hash = idHash(id)): number | undefined {
+    const slot = this.#slots.find(id, hash);
     return slot < 0 ? undefined : slot;
   }
 
   #newSlot(): number {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
-    const slot = this.#keys.length;
-    this.#keys.push(undefined);
-    this.#ids.push(undefined);
+    const slot = this.#end++;
     if (slot === this.#fps.length) {
       const fps = new Float64Array(slot * 2).fill(NO_FP);
       fps.set(this.#fps);
@@ -1009,9 +1035,11 @@ interface ParsedRecord {
  * other layout is read and parsed whole. Throws when the file cannot be read.
  */
 async function readRecord(path: string): Promise<ParsedRecord | string> {
-  const lines = new RecordLines();
   const file = await Deno.open(path, { read: true });
+  let lines: RecordLines;
   try {
+    const size = (await file.stat()).size;
+    lines = new RecordLines(Math.min(MAX_PRESIZE, Math.floor(size / RECORD_BYTES_PER_ENTRY)));
     const decoder = new TextDecoder();
     const chunk = new Uint8Array(RECORD_CHUNK);
     let carry = "";
@@ -1033,6 +1061,15 @@ async function readRecord(path: string): Promise<ParsedRecord | string> {
 
 /** Bytes read at a time by {@link readRecord}. */
 const RECORD_CHUNK = 64 * 1024;
+
+/**
+ * About the fewest bytes of a record line (a GUID, a key of a few addresses,
+ * a fingerprint): a record's size divided by it is the table's first capacity.
+ */
+const RECORD_BYTES_PER_ENTRY = 100;
+
+/** Most entries a table is sized for up front (a larger record grows it as it loads). */
+const MAX_PRESIZE = 256 * 1024;
 
 /** The record's header fields checked, or why they are unusable. */
 function recordHead(data: unknown): Omit<ParsedRecord, "table" | "skipped"> | string {
@@ -1081,6 +1118,12 @@ class RecordLines {
   #entries = 0;
   #comma = false;
   #closed = false;
+  readonly #capacity: number;
+
+  /** Lines of a record of about `capacity` entries. */
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
 
   /** Take the next line (without its newline). */
   line(line: string): void {
@@ -1091,7 +1134,7 @@ class RecordLines {
         ? recordHead(parseJson(line + "]}"))
         : "not the layout";
       if (typeof head === "string") this.fits = false;
-      else this.#parsed = { ...head, table: new OwnedTable(), skipped: [] };
+      else this.#parsed = { ...head, table: new OwnedTable(this.#capacity), skipped: [] };
     } else if (this.#closed) {
       if (line.trim() !== "") this.fits = false;
     } else if (line === "]}") {

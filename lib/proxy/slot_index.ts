@@ -42,7 +42,7 @@ export class SlotIndex {
   #mask: number;
   #size = 0;
   /** Slot → the top 8 bits of its ID's {@link idHash}: most probes of other IDs stop at it. */
-  #tags = new Uint8Array(16);
+  #tags: Uint8Array;
   readonly #idAt: (slot: number) => string;
 
   /**
@@ -54,6 +54,7 @@ export class SlotIndex {
     const cells = cellsFor(capacity);
     this.#table = new Int32Array(cells);
     this.#mask = cells - 1;
+    this.#tags = new Uint8Array(Math.max(16, capacity));
   }
 
   /** Number of IDs indexed. */

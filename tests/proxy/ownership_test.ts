@@ -389,3 +389,48 @@ Deno.test("ownership: a large record and a large journal append are encoded into
   assert.equal(again.get(id(1234))?.key.length, 3 + 100_000);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ownership: a loaded record holds, removes and adds objects past the size its file suggested", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "state.json");
+  // Short lines (the load sizes its table for fewer objects than it reads) and
+  // long ones (for more): both load whole, and grow past that size after.
+  for (const keyLength of [1, 400]) {
+    const record = await OwnershipRecord.load(path);
+    for (let i = 0; i < 2500; i++) {
+      record.add({ kind: "Endpoint", id: `E${i}`, key: `${"k".repeat(keyLength)}${i}` });
+    }
+    await record.compact();
+    const loaded = await OwnershipRecord.load(path);
+    assert.deepEqual(loaded.list(), record.list());
+    for (let i = 0; i < 2500; i += 2) loaded.remove(`E${i}`);
+    for (let i = 0; i < 5000; i++) {
+      loaded.add({ kind: "LoadBalancer", id: `L${i}`, key: `lb/${i}`, fp: i.toString(36) });
+    }
+    assert.equal(loaded.count("Endpoint"), 1250);
+    assert.equal([...loaded.upperCaseIds("Endpoint")].length, 1250);
+    assert.equal([...loaded.upperCaseIds("LoadBalancer")].length, 5000);
+    assert.equal(loaded.keyOf("e2499"), `${"k".repeat(keyLength)}2499`);
+    assert.equal(loaded.fingerprintOf("L4999"), (4999).toString(36));
+    await loaded.flush();
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), loaded.list());
+    await Deno.remove(path);
+    await Deno.remove(journalPath(path));
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: an ID asked for again after its removal is not owned, even when its slot is reused", () => {
+  const record = OwnershipRecord.inMemory([LB]);
+  assert.equal(record.idString(LB.id), LB.id);
+  assert.notEqual(record.handle(LB.id), -1);
+  record.remove(LB.id);
+  record.add(EP);
+  assert.equal(record.owns(LB.id), false);
+  assert.equal(record.handle(LB.id), -1);
+  assert.equal(record.kindOf(LB.id.toLowerCase()), undefined);
+  assert.equal(record.kindOf(EP.id), "Endpoint");
+  assert.equal(record.keyAt(record.handle(EP.id.toUpperCase())), EP.key);
+  record.add({ ...LB, key: "lb/other" });
+  assert.equal(record.keyOf(LB.id), "lb/other");
+});
