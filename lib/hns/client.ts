@@ -66,30 +66,41 @@ export const READS_PER_REQUEST = 48;
 const READ_REQUESTS_IN_FLIGHT = 3;
 
 /**
- * Run `task(0)` .. `task(count - 1)`, `width` at once, in order of index;
- * after a failure no further task starts, and the first failure is thrown
- * once every task started has settled (so no handle is left open).
+ * Run `task(0)` .. `task(count - 1)`, `width()` at once (asked again as each
+ * task ends: the width may grow or shrink), in order of index; after a
+ * failure no further task starts, and the first failure is thrown once
+ * every task started has settled (so no handle is left open).
  */
 async function inParallel(
   count: number,
-  width: number,
+  width: () => number,
   task: (index: number) => Promise<void>,
 ): Promise<void> {
   let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < count) {
-      try {
-        await task(next++);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
+  let running = 0;
+  let failure: { reason: unknown } | undefined;
+  const started: Promise<void>[] = [];
+  const fill = () => {
+    while (failure === undefined && next < count && running < Math.max(1, width())) {
+      running++;
+      started.push(
+        task(next++).then(
+          () => {
+            running--;
+            fill();
+          },
+          (reason) => {
+            running--;
+            failure ??= { reason };
+          },
+        ),
+      );
     }
   };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(width, count) }, worker));
-  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (rejected) throw rejected.reason;
+  fill();
+  // A task's end starts the next ones before its own promise settles: `started` grows meanwhile.
+  for (let i = 0; i < started.length; i++) await started[i];
+  if (failure !== undefined) throw failure.reason;
 }
 
 /** An object HNS returned whose JSON the client could not read (left out of a list or `get*`), and why. */
@@ -233,10 +244,12 @@ class Client implements HnsClient {
     const many = this.#api.openQueryCloseMany?.bind(this.#api);
     if (many) {
       const requests = Math.ceil(ids.length / READS_PER_REQUEST);
-      const inFlight = Math.max(
-        READ_REQUESTS_IN_FLIGHT,
-        Math.ceil(this.#concurrency / READS_PER_REQUEST),
-      );
+      // Asked as the read goes: a backend may want more ahead once it has timed its calls.
+      const inFlight = () =>
+        Math.max(
+          READ_REQUESTS_IN_FLIGHT,
+          Math.ceil(Math.max(this.#concurrency, this.#api.readsInFlight ?? 0) / READS_PER_REQUEST),
+        );
       await inParallel(requests, inFlight, async (r) => {
         const from = r * READS_PER_REQUEST;
         const to = Math.min(ids.length, from + READS_PER_REQUEST);
@@ -248,7 +261,7 @@ class Client implements HnsClient {
         }
       });
     } else {
-      await inParallel(ids.length, this.#concurrency, async (i) => {
+      await inParallel(ids.length, () => this.#concurrency, async (i) => {
         found[i] = await this.#fetch<T>(kind, ids[i]);
       });
     }

@@ -242,6 +242,14 @@ export interface HcnApi {
    */
   readonly callsInFlight?: number;
   /**
+   * How many objects a reader of many ({@link HcnApi.openQueryCloseMany})
+   * should keep in flight now, when that differs from
+   * {@link HcnApi.callsInFlight}: it may change as the backend times its
+   * calls (the FFI backend keeps a start's fast reads far ahead on its one
+   * HNS thread). Undefined: {@link HcnApi.callsInFlight}.
+   */
+  readonly readsInFlight?: number;
+  /**
    * Whether a listing (an Enumerate) must not hold the calls made beside it
    * (the FFI backend: it then runs on the runtime's blocking pool, not on an
    * HNS thread; see
