@@ -41,6 +41,7 @@ import type {
   HnsVersion,
   ItemFailure,
   OpenNetwork,
+  ReadOptions,
 } from "./types.ts";
 import { yieldToEventLoop } from "./wstr.ts";
 
@@ -236,20 +237,19 @@ class Client implements HnsClient {
   /**
    * Open, query, close each object, `listConcurrency` at once, or in
    * requests of {@link READS_PER_REQUEST} where the API runs many
-   * ({@link HcnApi.openQueryCloseMany}); gone ones are left out. The first
-   * other failure fails the read once everything in flight has settled.
+   * ({@link HcnApi.openQueryCloseMany}), read `ahead` as far as the API asks
+   * ({@link ReadOptions}); gone ones are left out. The first other failure
+   * fails the read once everything in flight has settled.
    */
-  async #fetchAll<T>(kind: HcnKind, ids: readonly string[]): Promise<T[]> {
+  async #fetchAll<T>(kind: HcnKind, ids: readonly string[], ahead = false): Promise<T[]> {
     const found: Array<T | undefined> = new Array(ids.length);
     const many = this.#api.openQueryCloseMany?.bind(this.#api);
     if (many) {
       const requests = Math.ceil(ids.length / READS_PER_REQUEST);
       // Asked as the read goes: a backend may want more ahead once it has timed its calls.
+      const reads = () => Math.max(this.#concurrency, (ahead && this.#api.readsInFlight) || 0);
       const inFlight = () =>
-        Math.max(
-          READ_REQUESTS_IN_FLIGHT,
-          Math.ceil(Math.max(this.#concurrency, this.#api.readsInFlight ?? 0) / READS_PER_REQUEST),
-        );
+        Math.max(READ_REQUESTS_IN_FLIGHT, Math.ceil(reads() / READS_PER_REQUEST));
       await inParallel(requests, inFlight, async (r) => {
         const from = r * READS_PER_REQUEST;
         const to = Math.min(ids.length, from + READS_PER_REQUEST);
@@ -377,11 +377,11 @@ class Client implements HnsClient {
     return this.#context("getEndpoint", `endpoint ${id}`, () => this.#fetch("Endpoint", id));
   }
 
-  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]> {
+  getEndpoints(ids: readonly string[], options?: ReadOptions): Promise<HcnEndpoint[]> {
     return this.#context(
       "getEndpoints",
       `${ids.length} endpoints`,
-      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids),
+      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids, options?.ahead),
     );
   }
 
@@ -552,11 +552,11 @@ class Client implements HnsClient {
     );
   }
 
-  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]> {
+  getLoadBalancers(ids: readonly string[], options?: ReadOptions): Promise<HcnLoadBalancer[]> {
     return this.#context(
       "getLoadBalancers",
       `${ids.length} load balancers`,
-      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids),
+      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids, options?.ahead),
     );
   }
 

@@ -126,7 +126,7 @@ export const THREAD_FROM_OPS = 1000;
  * longer than the event loop's thread is busy with one page of a cluster
  * listing, so that the thread does not run dry meanwhile.
  */
-export const READ_AHEAD_MICROS = 100_000;
+export const READ_AHEAD_MICROS = 50_000;
 
 /**
  * Batches whose fastest call tells how long a call takes (module notes); a
