@@ -54,12 +54,14 @@
  * - The first thread starts when a batch needs one; another one once a call
  *   would wait more than {@link SPAWN_MICROS}, up to the number asked for. A
  *   new worker holds the event loop for a few milliseconds, once.
- * - A start's read of many objects, while its items are fast (under
- *   {@link WAKE_MICROS} each, timed), is kept {@link READ_AHEAD_MICROS} ahead
- *   ({@link ThreadedHcnApi.readsInFlight}) and starts no further thread: its
- *   queue is depth for the one thread to work through while the event loop's
- *   thread reads the cluster, not calls waiting to be answered. Slow items,
- *   or not yet timed ones, are kept in flight and spread like other calls.
+ * - At a start, while items are fast (under {@link WAKE_MICROS} each,
+ *   timed), a reader of many may keep {@link READ_AHEAD_MICROS} of them
+ *   ahead ({@link ThreadedHcnApi.readsInFlight}; the client does for a read
+ *   ahead, a restart's early read), and a read of many starts no further
+ *   thread: its queue is depth for the one thread to work through while the
+ *   event loop's thread reads the cluster, not calls waiting to be answered.
+ *   Slow items, or not yet timed ones, are kept in flight and spread like
+ *   other calls.
  * - A thread that has had no call for {@link IDLE_END_MS} ends, the last one
  *   too, but for the start's: that one ends when listings are kept apart
  *   again (the agent is ready), once its calls are answered. No thread is
@@ -121,7 +123,7 @@ export const IDLE_END_MS = 250;
 export const THREAD_FROM_OPS = 1000;
 
 /**
- * How much work, µs, a start's read of many objects keeps queued on its
+ * How much work, µs, a read ahead at a start keeps queued on its
  * thread while items are fast ({@link ThreadedHcnApi.readsInFlight}):
  * longer than the event loop's thread is busy with one page of a cluster
  * listing, so that the thread does not run dry meanwhile.
