@@ -87,6 +87,9 @@ export function probeHcnApi(api: HcnApi): ProbedHcnApi {
     get callsInFlight() {
       return api.callsInFlight;
     },
+    get readsInFlight() {
+      return api.readsInFlight;
+    },
     keepListingsApart: (apart) => api.keepListingsApart?.(apart),
     enumerate: (kind, query) => traced(kind, () => api.enumerate(kind, query)),
     enumerateIds: (kind, query) => traced(kind, () => api.enumerateIds(kind, query)),

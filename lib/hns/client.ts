@@ -41,6 +41,7 @@ import type {
   HnsVersion,
   ItemFailure,
   OpenNetwork,
+  ReadOptions,
 } from "./types.ts";
 import { yieldToEventLoop } from "./wstr.ts";
 
@@ -66,30 +67,41 @@ export const READS_PER_REQUEST = 48;
 const READ_REQUESTS_IN_FLIGHT = 3;
 
 /**
- * Run `task(0)` .. `task(count - 1)`, `width` at once, in order of index;
- * after a failure no further task starts, and the first failure is thrown
- * once every task started has settled (so no handle is left open).
+ * Run `task(0)` .. `task(count - 1)`, `width()` at once (asked again as each
+ * task ends: the width may grow or shrink), in order of index; after a
+ * failure no further task starts, and the first failure is thrown once
+ * every task started has settled (so no handle is left open).
  */
 async function inParallel(
   count: number,
-  width: number,
+  width: () => number,
   task: (index: number) => Promise<void>,
 ): Promise<void> {
   let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < count) {
-      try {
-        await task(next++);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
+  let running = 0;
+  let failure: { reason: unknown } | undefined;
+  const started: Promise<void>[] = [];
+  const fill = () => {
+    while (failure === undefined && next < count && running < Math.max(1, width())) {
+      running++;
+      started.push(
+        task(next++).then(
+          () => {
+            running--;
+            fill();
+          },
+          (reason) => {
+            running--;
+            failure ??= { reason };
+          },
+        ),
+      );
     }
   };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(width, count) }, worker));
-  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-  if (rejected) throw rejected.reason;
+  fill();
+  // A task's end starts the next ones before its own promise settles: `started` grows meanwhile.
+  for (let i = 0; i < started.length; i++) await started[i];
+  if (failure !== undefined) throw failure.reason;
 }
 
 /** An object HNS returned whose JSON the client could not read (left out of a list or `get*`), and why. */
@@ -225,18 +237,19 @@ class Client implements HnsClient {
   /**
    * Open, query, close each object, `listConcurrency` at once, or in
    * requests of {@link READS_PER_REQUEST} where the API runs many
-   * ({@link HcnApi.openQueryCloseMany}); gone ones are left out. The first
-   * other failure fails the read once everything in flight has settled.
+   * ({@link HcnApi.openQueryCloseMany}), read `ahead` as far as the API asks
+   * ({@link ReadOptions}); gone ones are left out. The first other failure
+   * fails the read once everything in flight has settled.
    */
-  async #fetchAll<T>(kind: HcnKind, ids: readonly string[]): Promise<T[]> {
+  async #fetchAll<T>(kind: HcnKind, ids: readonly string[], ahead = false): Promise<T[]> {
     const found: Array<T | undefined> = new Array(ids.length);
     const many = this.#api.openQueryCloseMany?.bind(this.#api);
     if (many) {
       const requests = Math.ceil(ids.length / READS_PER_REQUEST);
-      const inFlight = Math.max(
-        READ_REQUESTS_IN_FLIGHT,
-        Math.ceil(this.#concurrency / READS_PER_REQUEST),
-      );
+      // Asked as the read goes: a backend may want more ahead once it has timed its calls.
+      const reads = () => Math.max(this.#concurrency, (ahead && this.#api.readsInFlight) || 0);
+      const inFlight = () =>
+        Math.max(READ_REQUESTS_IN_FLIGHT, Math.ceil(reads() / READS_PER_REQUEST));
       await inParallel(requests, inFlight, async (r) => {
         const from = r * READS_PER_REQUEST;
         const to = Math.min(ids.length, from + READS_PER_REQUEST);
@@ -248,7 +261,7 @@ class Client implements HnsClient {
         }
       });
     } else {
-      await inParallel(ids.length, this.#concurrency, async (i) => {
+      await inParallel(ids.length, () => this.#concurrency, async (i) => {
         found[i] = await this.#fetch<T>(kind, ids[i]);
       });
     }
@@ -364,11 +377,11 @@ class Client implements HnsClient {
     return this.#context("getEndpoint", `endpoint ${id}`, () => this.#fetch("Endpoint", id));
   }
 
-  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]> {
+  getEndpoints(ids: readonly string[], options?: ReadOptions): Promise<HcnEndpoint[]> {
     return this.#context(
       "getEndpoints",
       `${ids.length} endpoints`,
-      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids),
+      () => this.#fetchAll<HcnEndpoint>("Endpoint", ids, options?.ahead),
     );
   }
 
@@ -539,11 +552,11 @@ class Client implements HnsClient {
     );
   }
 
-  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]> {
+  getLoadBalancers(ids: readonly string[], options?: ReadOptions): Promise<HcnLoadBalancer[]> {
     return this.#context(
       "getLoadBalancers",
       `${ids.length} load balancers`,
-      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids),
+      () => this.#fetchAll<HcnLoadBalancer>("LoadBalancer", ids, options?.ahead),
     );
   }
 

@@ -15,7 +15,8 @@ import type { HcnApi, HcnHandle, HcnKind } from "./types.ts";
 
 /** Members of {@link HcnApi} to replace (`undefined`: an optional member taken away). */
 export type HcnApiOverrides = {
-  [K in Exclude<keyof HcnApi, "hasModifyLoadBalancer" | "callsInFlight">]?: HcnApi[K];
+  [K in Exclude<keyof HcnApi, "hasModifyLoadBalancer" | "callsInFlight" | "readsInFlight">]?:
+    HcnApi[K];
 };
 
 /** `api` with `overrides` in place of its own members; everything else goes to `api`. */
@@ -26,6 +27,9 @@ export function delegateHcnApi(api: HcnApi, overrides: HcnApiOverrides = {}): Hc
     },
     get callsInFlight() {
       return api.callsInFlight;
+    },
+    get readsInFlight() {
+      return api.readsInFlight;
     },
     enumerate: (kind: HcnKind, query: string) => api.enumerate(kind, query),
     enumerateIds: (kind: HcnKind, query: string) => api.enumerateIds(kind, query),

@@ -54,6 +54,14 @@
  * - The first thread starts when a batch needs one; another one once a call
  *   would wait more than {@link SPAWN_MICROS}, up to the number asked for. A
  *   new worker holds the event loop for a few milliseconds, once.
+ * - At a start, while items are fast (under {@link WAKE_MICROS} each,
+ *   timed), a reader of many may keep {@link READ_AHEAD_MICROS} of them
+ *   ahead ({@link ThreadedHcnApi.readsInFlight}; the client does for a read
+ *   ahead, a restart's early read), and a read of many starts no further
+ *   thread: its queue is depth for the one thread to work through while the
+ *   event loop's thread reads the cluster, not calls waiting to be answered.
+ *   Slow items, or not yet timed ones, are kept in flight and spread like
+ *   other calls.
  * - A thread that has had no call for {@link IDLE_END_MS} ends, the last one
  *   too, but for the start's: that one ends when listings are kept apart
  *   again (the agent is ready), once its calls are answered. No thread is
@@ -113,6 +121,14 @@ export const IDLE_END_MS = 250;
  * memory; a change's run, even of a hundred changes, stays below.
  */
 export const THREAD_FROM_OPS = 1000;
+
+/**
+ * How much work, µs, a read ahead at a start keeps queued on its
+ * thread while items are fast ({@link ThreadedHcnApi.readsInFlight}):
+ * longer than the event loop's thread is busy with one page of a cluster
+ * listing, so that the thread does not run dry meanwhile.
+ */
+export const READ_AHEAD_MICROS = 50_000;
 
 /**
  * Batches whose fastest call tells how long a call takes (module notes); a
@@ -419,7 +435,7 @@ export class ThreadedHcnApi implements HcnApi {
     if (this.#closed !== undefined) return this.#refused(op, kind);
     let thread: HnsThread;
     try {
-      thread = this.#pick();
+      thread = this.#pick(op === "openQueryCloseMany" && this.#readingAhead());
     } catch (err) {
       return Promise.reject(err);
     }
@@ -442,10 +458,19 @@ export class ThreadedHcnApi implements HcnApi {
   }
 
   /**
-   * The thread expected to finish a new call first; the first thread is
-   * started here, further ones when a call would wait long (module notes).
+   * Whether a start's read of many is kept far ahead: at a start, while its
+   * items are timed fast (module notes).
    */
-  #pick(): HnsThread {
+  #readingAhead(): boolean {
+    return !this.#listingsApart && this.#callMicros > 0 && this.#callMicros < WAKE_MICROS;
+  }
+
+  /**
+   * The thread expected to finish a new call first; the first thread is
+   * started here, further ones when a call would wait long (module notes),
+   * but for a read kept ahead (`readAhead`).
+   */
+  #pick(readAhead = false): HnsThread {
     const threads = this.#threads;
     if (threads.length === 0) return this.#spawn();
     const callMicros = this.#callMicros;
@@ -476,7 +501,7 @@ export class ThreadedHcnApi implements HcnApi {
         bestSpawnCost = queued === 0 ? WAKE_MICROS : queued * spawnMicros;
       }
     }
-    if (bestSpawnCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
+    if (!readAhead && bestSpawnCost > SPAWN_MICROS && threads.length < this.#maxThreads) {
       try {
         best = this.#spawn();
       } catch {
@@ -795,6 +820,16 @@ export class ThreadedHcnApi implements HcnApi {
         // The first listing starts one, or runs on the pool.
       }
     }
+  }
+
+  /**
+   * Objects a reader of many ({@link openQueryCloseMany}) should keep in
+   * flight now: {@link READ_AHEAD_MICROS} of them during a start while items
+   * are fast, else {@link callsInFlight} (module notes).
+   */
+  get readsInFlight(): number {
+    if (!this.#readingAhead()) return this.callsInFlight;
+    return Math.max(this.callsInFlight, Math.ceil(READ_AHEAD_MICROS / this.#callMicros));
   }
 
   /** The most calls (listings aside) that ran on the blocking pool at once: at most `threads`. */

@@ -180,6 +180,9 @@ export function instrumentHcnApi(api: HcnApi, hook?: HcnCallHook): InstrumentedH
     get callsInFlight() {
       return api.callsInFlight;
     },
+    get readsInFlight() {
+      return api.readsInFlight;
+    },
     keepListingsApart: (apart: boolean) => api.keepListingsApart?.(apart),
     enumerate: (kind: HcnKind, query: string) =>
       timed(name("enumerate", kind), () => api.enumerate(kind, query)),

@@ -242,6 +242,14 @@ export interface HcnApi {
    */
   readonly callsInFlight?: number;
   /**
+   * How many objects a reader of many ({@link HcnApi.openQueryCloseMany})
+   * should keep in flight now, when that differs from
+   * {@link HcnApi.callsInFlight}: it may change as the backend times its
+   * calls (the FFI backend keeps a start's fast reads far ahead on its one
+   * HNS thread). Undefined: {@link HcnApi.callsInFlight}.
+   */
+  readonly readsInFlight?: number;
+  /**
    * Whether a listing (an Enumerate) must not hold the calls made beside it
    * (the FFI backend: it then runs on the runtime's blocking pool, not on an
    * HNS thread; see
@@ -318,6 +326,18 @@ export interface OpenNetwork {
  * handle it needs on every path and throws a typed
  * {@link import("./errors.ts").HnsError} on failure.
  */
+/** How {@link HnsClient.getEndpoints} and {@link HnsClient.getLoadBalancers} read. */
+export interface ReadOptions {
+  /**
+   * Keep as many reads in flight as the backend asks for
+   * ({@link HcnApi.readsInFlight}: a start's fast reads, far ahead on one
+   * HNS thread), for a read made while the caller is busy elsewhere (a
+   * restart's early read, beside the cluster's lists): its answers wait,
+   * in memory, until taken. Else as many as a listing reads.
+   */
+  ahead?: boolean;
+}
+
 export interface HnsClient {
   /** HNS version, or null when it cannot be read. */
   version(): Promise<HnsVersion | null>;
@@ -357,9 +377,10 @@ export interface HnsClient {
   getEndpoint(id: string): Promise<HcnEndpoint | undefined>;
   /**
    * These endpoints (Open, Query, Close each, as many at once as a listing
-   * reads); those HNS does not have are left out.
+   * reads, or read ahead: {@link ReadOptions}); those HNS does not have are
+   * left out.
    */
-  getEndpoints(ids: readonly string[]): Promise<HcnEndpoint[]>;
+  getEndpoints(ids: readonly string[], options?: ReadOptions): Promise<HcnEndpoint[]>;
   /**
    * Create an endpoint on a network under its `ID` when the caller set one,
    * else under a new random GUID the client makes; HNS takes the caller's ID
@@ -397,7 +418,7 @@ export interface HnsClient {
   /** One load balancer, or undefined when HNS does not have it. */
   getLoadBalancer(id: string): Promise<HcnLoadBalancer | undefined>;
   /** These load balancers, as {@link HnsClient.getEndpoints} reads endpoints. */
-  getLoadBalancers(ids: readonly string[]): Promise<HcnLoadBalancer[]>;
+  getLoadBalancers(ids: readonly string[], options?: ReadOptions): Promise<HcnLoadBalancer[]>;
   /**
    * Create a load balancer under its `ID` when the caller set one, else under
    * a new random GUID the client makes. Returns it as sent (with that ID,

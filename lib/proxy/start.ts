@@ -47,7 +47,13 @@
  * @module
  */
 
-import type { HcnEndpoint, HcnLoadBalancer, HcnNetwork, HnsClient } from "../hns/types.ts";
+import type {
+  HcnEndpoint,
+  HcnLoadBalancer,
+  HcnNetwork,
+  HnsClient,
+  ReadOptions,
+} from "../hns/types.ts";
 import type { ClusterView } from "../kube/model.ts";
 import {
   buildNodeContext,
@@ -250,7 +256,9 @@ async function prefetchEndpoints(
   const ids = await hint?.catch(() => undefined);
   if (!ids || ids.length === 0) return out;
   try {
-    for (const ep of await client.getEndpoints(ids)) out.set(String(ep.ID ?? "").toUpperCase(), ep);
+    // Read ahead: the HNS thread works through it while this thread converts the cluster's lists.
+    const read = await client.getEndpoints(ids, { ahead: true });
+    for (const ep of read) out.set(String(ep.ID ?? "").toUpperCase(), ep);
   } catch {
     out.clear();
   }
@@ -266,9 +274,12 @@ function readingPrefetched(
   client: HnsClient,
   prefetched: Promise<Map<string, HcnEndpoint>>,
 ): HnsClient {
-  const getEndpoints = async (ids: readonly string[]): Promise<HcnEndpoint[]> => {
+  const getEndpoints = async (
+    ids: readonly string[],
+    options?: ReadOptions,
+  ): Promise<HcnEndpoint[]> => {
     const have = await prefetched;
-    if (have.size === 0) return await client.getEndpoints(ids);
+    if (have.size === 0) return await client.getEndpoints(ids, options);
     const found: (HcnEndpoint | undefined)[] = new Array(ids.length);
     const rest: string[] = [];
     for (let i = 0; i < ids.length; i++) {
@@ -278,7 +289,7 @@ function readingPrefetched(
       else rest.push(ids[i]);
       found[i] = ep;
     }
-    const read = rest.length > 0 ? await client.getEndpoints(rest) : [];
+    const read = rest.length > 0 ? await client.getEndpoints(rest, options) : [];
     if (read.length === 0) return found.filter((ep) => ep !== undefined);
     const byId = new Map(read.map((ep) => [String(ep.ID ?? "").toUpperCase(), ep]));
     const out: HcnEndpoint[] = [];

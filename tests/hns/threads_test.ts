@@ -13,12 +13,13 @@
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
-import { createHnsClient } from "../../lib/hns/client.ts";
+import { createHnsClient, READS_PER_REQUEST } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import { openFfiHcnApi } from "../../lib/hns/ffi.ts";
 import { PoolCalls } from "../../lib/hns/pool_calls.ts";
 import { THREAD_FROM_OPS, ThreadedHcnApi, TIMED_BATCHES } from "../../lib/hns/hcn_threads.ts";
 import { newGuid } from "../../lib/hns/guid.ts";
+import { delegateHcnApi } from "../../lib/hns/delegate.ts";
 import { IdListing, type IdListingAnswer, isIdListingData } from "../../lib/hns/id_listing.ts";
 import { assertNoLeaks, emulatorLibrary, openEmulatorControl } from "./harness.ts";
 import { clusterIpLb, expectHnsError, makeNetwork } from "./fixtures.ts";
@@ -532,5 +533,48 @@ Deno.test("threads: on the pool, no more calls run at once than threads asked fo
     const at = (what: string) => order.indexOf(what);
     ok(at("call 0") < at("call 7") && at("call 1") < at("call 6"), order.join(", "));
     ok(at("listing") < at("call 7"), order.join(", "));
+    assertNoLeaks(emu.control);
+  }));
+
+Deno.test("threads: a start's read ahead of many fast objects is kept far ahead on its one thread; other reads, and once ready, as before", () =>
+  withThreads((library) => threaded(library, 4), async (emu, api) => {
+    const made = Array.from({ length: 2000 }, (_, i) => clusterIpLb("10.0.0.1", 1000 + i, []));
+    const { sent, failures } = await createHnsClient(api).createLoadBalancers(made);
+    equal(failures.length, 0);
+    const ids = sent.map((lb) => lb.ID!);
+    let inFlight = 0;
+    let most = 0;
+    const counted = delegateHcnApi(api, {
+      async openQueryCloseMany(kind, items, query) {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await api.openQueryCloseMany(kind, items, query);
+        } finally {
+          inFlight--;
+        }
+      },
+      dispose: () => {},
+    });
+    const client = createHnsClient(counted, { listConcurrency: api.callsInFlight });
+    api.keepListingsApart(false); // a start
+    const started = api.threadsStarted;
+    const kept = Math.ceil(api.callsInFlight / READS_PER_REQUEST);
+    // The first requests time the items; from then on a read ahead is kept far ahead.
+    for (let round = 0; round < 3; round++) {
+      equal((await client.getLoadBalancers(ids, { ahead: true })).length, ids.length);
+    }
+    ok(api.readsInFlight > api.callsInFlight, "fast items: read far ahead at a start");
+    ok(most > Math.max(3, kept), `requests in flight: ${most}`);
+    equal(api.threadsStarted, started, "a queue kept ahead starts no further thread");
+    equal(api.threadsRunning, 1);
+    most = 0;
+    equal((await client.getLoadBalancers(ids)).length, ids.length);
+    ok(most <= Math.max(3, kept), `requests in flight, not read ahead: ${most}`);
+    api.keepListingsApart(true); // ready
+    equal(api.readsInFlight, api.callsInFlight, "once ready, as many as calls");
+    most = 0;
+    equal((await client.getLoadBalancers(ids, { ahead: true })).length, ids.length);
+    ok(most <= Math.max(3, kept), `requests in flight once ready: ${most}`);
+    equal(emu.control.objectCount("LoadBalancer"), ids.length);
     assertNoLeaks(emu.control);
   }));

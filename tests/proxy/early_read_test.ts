@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
-import type { HcnEndpoint } from "../../lib/hns/types.ts";
+import type { HcnEndpoint, ReadOptions } from "../../lib/hns/types.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { type EarlyStart, readEarly } from "../../lib/proxy/start.ts";
 import { LOCAL_EP_5, LOCAL_EP_6, OVERLAY_NET, overlayHns } from "../agent/fixtures.ts";
@@ -122,4 +122,27 @@ Deno.test("start/early read: a hinted read that fails leaves the read to the sta
   assert.deepEqual(yielded(early), plain.early);
   assert.equal(opens(api), 2 + 3, "the failed hinted read, then the read as without a hint");
   assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("start/early read: the hinted endpoints are read ahead (beside the lists); the start's other reads are not", async () => {
+  const { client, record } = node();
+  const ahead: Array<boolean | undefined> = [];
+  const spied = new Proxy(client, {
+    get(target, key) {
+      if (key === "getEndpoints") {
+        return (ids: readonly string[], options?: ReadOptions) => {
+          ahead.push(options?.ahead);
+          return target.getEndpoints(ids, options);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const early = await readEarly(spied, "vxlan0", false, record, {
+    fullHnsReadOnStart: false,
+    endpointHint: Promise.resolve([LOCAL_EP_5, LOCAL_EP_6]),
+  });
+  assert.deepEqual(yielded(early), (await withoutHint()).early);
+  assert.deepEqual(ahead, [true, undefined], "the hinted read, then the endpoint it did not name");
 });
