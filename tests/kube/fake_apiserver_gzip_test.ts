@@ -6,6 +6,7 @@
  * and decompress), with explicit headers.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { gunzipSync } from "node:zlib";
 import { acceptsGzip, FakeApiServer, GZIP_THRESHOLD_BYTES } from "../../lib/fake-apiserver/mod.ts";
 import { service } from "./helpers.ts";
@@ -15,16 +16,6 @@ interface RawAnswer {
   status: number;
   headers: Map<string, string>;
   body: Uint8Array;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function indexOf(bytes: Uint8Array, needle: string, from = 0): number {
@@ -43,7 +34,7 @@ function dechunk(bytes: Uint8Array): Uint8Array {
     const eol = indexOf(bytes, "\r\n", at);
     assert.ok(eol >= 0, "chunked body: a chunk size line");
     const size = parseInt(new TextDecoder().decode(bytes.subarray(at, eol)), 16);
-    if (size === 0) return concat(parts);
+    if (size === 0) return Buffer.concat(parts);
     parts.push(bytes.subarray(eol + 2, eol + 2 + size));
     at = eol + 2 + size + 2;
   }
@@ -62,7 +53,7 @@ async function rawGet(
   await conn.write(new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"));
   const parts: Uint8Array[] = [];
   for await (const chunk of conn.readable) parts.push(chunk);
-  const all = concat(parts);
+  const all = Buffer.concat(parts);
   const end = indexOf(all, "\r\n\r\n");
   assert.ok(end > 0, "an HTTP answer");
   const [statusLine, ...headerLines] = new TextDecoder().decode(all.subarray(0, end)).split("\r\n");
@@ -71,7 +62,7 @@ async function rawGet(
     const colon = line.indexOf(":");
     answerHeaders.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
-  let body = all.subarray(end + 4);
+  let body: Uint8Array = all.subarray(end + 4);
   if (answerHeaders.get("transfer-encoding") === "chunked") body = dechunk(body);
   return { status: Number(statusLine.split(" ")[1]), headers: answerHeaders, body };
 }
