@@ -216,6 +216,16 @@ abstract class SlotValues<K extends string, V> {
   }
 }
 
+/** The keys of values that carry their key (`keyOf`), in the values' order. */
+function* keysOf<K, V>(values: Iterable<V>, keyOf: (value: V) => K): MapIterator<K> {
+  for (const value of values) yield keyOf(value);
+}
+
+/** The entries of values that carry their key (`keyOf`), in the values' order. */
+function* entriesOf<K, V>(values: Iterable<V>, keyOf: (value: V) => K): MapIterator<[K, V]> {
+  for (const value of values) yield [keyOf(value), value];
+}
+
 /**
  * A Map from a string key (an ID in normalized form, or a stable key) to a
  * value that carries it (`keyOf(value)` is its key): the values in an array
@@ -298,13 +308,13 @@ export class SlotMap<V, K extends string = string> extends SlotValues<K, V>
   }
 
   /** The keys, by slot, read live. */
-  *keys(): MapIterator<K> {
-    for (const value of this.values()) yield this.#keyOf(value);
+  keys(): MapIterator<K> {
+    return keysOf(this.values(), this.#keyOf);
   }
 
   /** The entries, by slot, read live. */
-  *entries(): MapIterator<[K, V]> {
-    for (const value of this.values()) yield [this.#keyOf(value), value];
+  entries(): MapIterator<[K, V]> {
+    return entriesOf(this.values(), this.#keyOf);
   }
 
   /** The entries, by slot, read live. */
@@ -314,7 +324,7 @@ export class SlotMap<V, K extends string = string> extends SlotValues<K, V>
 
   /** `fn` for each entry, by slot, read live. */
   forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
-    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+    for (const [key, value] of this.entries()) fn.call(thisArg, value, key, this);
   }
 }
 
@@ -413,13 +423,13 @@ export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
   }
 
   /** The keys, by slot, read live. */
-  *keys(): MapIterator<K> {
-    for (const value of this.values()) yield this.#keyOf(value);
+  keys(): MapIterator<K> {
+    return keysOf(this.values(), this.#keyOf);
   }
 
   /** The entries, by slot, read live. */
-  *entries(): MapIterator<[K, V]> {
-    for (const value of this.values()) yield [this.#keyOf(value), value];
+  entries(): MapIterator<[K, V]> {
+    return entriesOf(this.values(), this.#keyOf);
   }
 
   /** The entries, by slot, read live. */
@@ -429,7 +439,7 @@ export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
 
   /** `fn` for each entry, by slot, read live. */
   forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
-    for (const value of this.values()) fn.call(thisArg, value, this.#keyOf(value), this);
+    for (const [key, value] of this.entries()) fn.call(thisArg, value, key, this);
   }
 }
 
