@@ -321,11 +321,6 @@ export interface OpenNetwork {
   close(): Promise<void>;
 }
 
-/**
- * Typed HNS operations used by hnsproxy. Every method opens and closes any
- * handle it needs on every path and throws a typed
- * {@link import("./errors.ts").HnsError} on failure.
- */
 /** How {@link HnsClient.getEndpoints} and {@link HnsClient.getLoadBalancers} read. */
 export interface ReadOptions {
   /**
@@ -338,6 +333,11 @@ export interface ReadOptions {
   ahead?: boolean;
 }
 
+/**
+ * Typed HNS operations used by hnsproxy. Every method opens and closes any
+ * handle it needs on every path and throws a typed
+ * {@link import("./errors.ts").HnsError} on failure.
+ */
 export interface HnsClient {
   /** HNS version, or null when it cannot be read. */
   version(): Promise<HnsVersion | null>;
