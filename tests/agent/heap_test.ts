@@ -31,7 +31,12 @@ Deno.test("agent/heap: the first run is followed by a full collection once ready
     await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
     await eventually(
       "collected after the first run",
-      () => Promise.resolve(/Collected the heap after building the state/.test(agent.log())),
+      // Either as the module notes say: a change that came meanwhile makes it the hold's (the
+      // at-ready compaction alone is tests/agent/ready_compaction_test.ts's).
+      () =>
+        Promise.resolve(
+          /Collected the heap (after building the state|while changes were held)/.test(agent.log()),
+        ),
       describe,
     );
 
