@@ -33,6 +33,8 @@
  * - Faults: {@linkcode FakeApiServer.compactBefore},
  *   {@linkcode FakeApiServer.disconnectWatches} (connection reset mid-stream),
  *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection),
+ *   {@linkcode FakeApiServer.freezeConnections} (connections that went
+ *   dead without a reset, all their HTTP/2 streams with them),
  *   {@linkcode FakeApiServer.goAway} (HTTP/2 GOAWAY, as a terminating
  *   kube-apiserver or its `--goaway-chance` sends),
  *   {@linkcode FakeApiServer.outage} (connections refused until
@@ -264,6 +266,8 @@ interface Watcher {
   fields: Matcher;
   bookmarks: boolean;
   silenced: boolean;
+  /** The connection carrying the watch ({@linkcode RequestRecord.connection}). */
+  connection: number;
   res: Response;
   timer?: ReturnType<typeof setTimeout>;
 }
@@ -321,6 +325,10 @@ export class FakeApiServer {
   /** Connection numbers by socket (HTTP/1.1) or session (HTTP/2). */
   readonly #connectionIds = new WeakMap<object, number>();
   #connections = 0;
+  /** Connections open now, by number. */
+  readonly #openConnections = new Set<number>();
+  /** Connections that answer nothing more ({@linkcode FakeApiServer.freezeConnections}). */
+  readonly #frozen = new Set<number>();
   #url = "";
   readonly #watchers = new Set<Watcher>();
   readonly #failures: (InjectedFailure & { status: number })[] = [];
@@ -387,8 +395,13 @@ export class FakeApiServer {
       : req.socket;
     let id = this.#connectionIds.get(conn);
     if (id === undefined) {
-      id = ++this.#connections;
-      this.#connectionIds.set(conn, id);
+      const opened = id = ++this.#connections;
+      this.#connectionIds.set(conn, opened);
+      this.#openConnections.add(opened);
+      (conn as { once(event: "close", listener: () => void): unknown }).once("close", () => {
+        this.#openConnections.delete(opened);
+        this.#frozen.delete(opened);
+      });
     }
     return id;
   }
@@ -597,6 +610,23 @@ export class FakeApiServer {
   }
 
   /**
+   * Freezes every open connection, as one a load balancer or a network
+   * fault dropped without a reset: it stays open, but its watches get
+   * nothing more and its new requests (HTTP/2 streams) are never answered
+   * nor seen; new connections are served as usual. (The frozen connections
+   * still answer HTTP/2 PINGs.) Returns how many connections froze.
+   */
+  freezeConnections(): number {
+    for (const id of this.#openConnections) this.#frozen.add(id);
+    for (const w of this.#watchers) {
+      if (!this.#frozen.has(w.connection)) continue;
+      w.silenced = true;
+      clearTimeout(w.timer);
+    }
+    return this.#openConnections.size;
+  }
+
+  /**
    * Sends GOAWAY on every open HTTP/2 connection, as a terminating
    * kube-apiserver does (and a running one, after a request, with
    * `--goaway-chance`): the streams open on it go on to their end, new
@@ -707,6 +737,8 @@ export class FakeApiServer {
   // ---- HTTP ----
 
   #handle(req: Request, res: Response): void {
+    const connection = this.#connectionOf(req);
+    if (this.#frozen.has(connection)) return; // never answered, closed with the connection
     const url = new URL(req.url ?? "/", "http://fake");
     const query = Object.fromEntries(url.searchParams);
     const route = this.#route(url.pathname);
@@ -726,7 +758,7 @@ export class FakeApiServer {
       status: 200,
       user: "anonymous",
       protocol: req.httpVersion === "2.0" ? "h2" : "http/1.1",
-      connection: this.#connectionOf(req),
+      connection,
     };
     const acceptEncoding = firstAcceptEncoding(req);
     if (acceptEncoding !== undefined) record.acceptEncoding = acceptEncoding;
@@ -1159,6 +1191,7 @@ export class FakeApiServer {
       fields,
       bookmarks: query.allowWatchBookmarks === "true",
       silenced: false,
+      connection: record.connection,
       res,
     };
     if (expired) {
