@@ -311,25 +311,37 @@ Deno.test({
 });
 
 Deno.test({
-  name: "h2: a silent watch stream is detected and resumed on the same connection",
+  name: "h2: a silent watch stream is resumed on a new connection; streams on the old one go on",
   ignore: !hasOpenssl,
   async fn() {
     await using t = await tlsWorld();
     t.server.create("services", service("default", "a", "10.96.0.1"));
     const { handler, logger, reflector } = reflectorOf(t, 150);
     reflector.start();
+    const ac = new AbortController();
     try {
       await reflector.synced;
       await waitFor("watch opened", () => t.server.openWatches() === 1);
-      t.server.silenceWatches();
+      // Another watch on the same connection, healthy throughout.
+      const slices = await t.client.watch(ENDPOINT_SLICES, {
+        resourceVersion: t.server.resourceVersion,
+      }, ac.signal);
+      const [first, other] = watches(t.server);
+      assert.equal(other.connection, first.connection);
+
+      t.server.silenceWatches("services");
       t.server.create("services", service("default", "during-silence", "10.96.0.2"));
       await waitFor("the missed event", () => handler.names.has("during-silence"));
       assert.ok(logger.lines.some((l) => /went silent/.test(l.message)));
       assert.equal(t.server.count("list"), 1);
-      const all = watches(t.server);
-      assert.ok(all.length >= 2);
-      assert.ok(all.every((r) => r.protocol === "h2" && r.connection === all[0].connection));
+      const resumed = watches(t.server, "services").at(-1)!;
+      assert.equal(resumed.protocol, "h2");
+      assert.notEqual(resumed.connection, first.connection, "a silent connection is not reused");
+
+      t.server.create("endpointslices", slice("default", "a-1", "a", ["10.244.1.1"]));
+      assert.equal(nameOf(await next(slices)), "ADDED a-1", "the other stream goes on");
     } finally {
+      ac.abort();
       await reflector.stop();
     }
   },
@@ -377,6 +389,58 @@ Deno.test({
       await again.body?.cancel();
     } finally {
       http1.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "h2: after its connection froze (no reset), the reflector resumes on a new connection",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using t = await tlsWorld();
+    t.server.create("services", service("default", "a", "10.96.0.1"));
+    const { handler, logger, reflector } = reflectorOf(t, 150);
+    reflector.start();
+    try {
+      await reflector.synced;
+      await waitFor("watch opened", () => t.server.openWatches() === 1);
+      const frozen = watches(t.server)[0].connection;
+      assert.equal(t.server.freezeConnections(), 1);
+      t.server.create("services", service("default", "after-freeze", "10.96.0.2"));
+      await waitFor("the event after the freeze", () => handler.names.has("after-freeze"));
+      assert.ok(logger.lines.some((l) => /went silent/.test(l.message)));
+      const resumed = watches(t.server).at(-1)!;
+      assert.equal(resumed.protocol, "h2");
+      assert.notEqual(resumed.connection, frozen);
+      assert.equal(t.server.count("list"), 1, "no relist");
+    } finally {
+      await reflector.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "h2: a list that timed out on a frozen connection; the next one opens a new connection",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using t = await tlsWorld();
+    const client = new KubeClient({
+      cluster: { name: "fake", server: t.server.url, caPem: t.pki.ca },
+      user: { name: "node", token: "a-token" },
+    }, { requestTimeoutMs: 200 });
+    try {
+      await client.list(SERVICES, {});
+      const first = t.server.requests.at(-1)!;
+      assert.equal(t.server.freezeConnections(), 1);
+      await assert.rejects(client.list(SERVICES, {}), (e: Error) => e.name === "TimeoutError");
+      assert.equal(t.server.requests.length, 1, "the frozen connection saw nothing");
+      const list = await client.list(SERVICES, {});
+      assert.equal(list.kind, "ServiceList");
+      const second = t.server.requests.at(-1)!;
+      assert.equal(second.protocol, "h2");
+      assert.notEqual(second.connection, first.connection);
+    } finally {
+      client.close();
     }
   },
 });
