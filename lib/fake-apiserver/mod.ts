@@ -375,6 +375,8 @@ export class FakeApiServer {
       cert: tls.cert,
       key: tls.key,
       allowHTTP1: true,
+      // Go's HTTP/2 default, which kube-apiserver keeps (--http2-max-streams-per-connection=0).
+      settings: { maxConcurrentStreams: 250 },
       ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
     }, (req, res) => this.#handle(req, res as unknown as Response));
     server.on("secureConnection", (socket: Socket) => {
