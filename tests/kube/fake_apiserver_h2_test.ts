@@ -5,7 +5,8 @@
  * connection. These tests check that every behaviour the agent relies on
  * holds there (authentication, errors, gzip, concurrent watches, bookmarks,
  * the server-side timeout, a reset stream, GOAWAY, a restart, a silent
- * stream) and that an HTTP/1.1-only client is still served.
+ * stream, a frozen connection, a restore from backup) and that an
+ * HTTP/1.1-only client is still served.
  */
 import assert from "node:assert/strict";
 import {
@@ -441,6 +442,33 @@ Deno.test({
       assert.notEqual(second.connection, first.connection);
     } finally {
       client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "h2: a restore from backup resets the watch streams; the connection serves the restored objects",
+  ignore: !hasOpenssl,
+  async fn() {
+    await using t = await tlsWorld();
+    t.server.create("services", service("default", "a", "10.96.0.1"));
+    const ac = new AbortController();
+    try {
+      const events = await t.client.watch(SERVICES, {
+        resourceVersion: t.server.resourceVersion,
+      }, ac.signal);
+      const held = Number(t.server.resourceVersion);
+      t.server.restoreFromBackup({ services: [service("default", "b", "10.96.0.2")] }, 100);
+      await assert.rejects(next(events), (e: Error) => !/within 10 s/.test(e.message));
+      const list = await t.client.list(SERVICES, {});
+      assert.deepEqual(list.items?.map((s) => s.metadata?.name), ["b"]);
+      assert.ok(Number(list.metadata!.resourceVersion) < held, "resourceVersions went back");
+      const [watch, relist] = t.server.requests;
+      assert.equal(relist.protocol, "h2");
+      assert.equal(relist.connection, watch.connection, "only the stream was reset");
+    } finally {
+      ac.abort();
     }
   },
 });
