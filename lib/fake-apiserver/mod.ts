@@ -108,7 +108,7 @@ export interface RequestRecord {
   contentEncoding?: "gzip";
   /** The request's protocol: `h2` or `http/1.1`. */
   protocol: "h2" | "http/1.1";
-  /** Which connection carried the request (numbered from 1 in the order they were accepted). */
+  /** Which connection carried the request (numbered from 1 in the order of their first requests). */
   connection: number;
 }
 
@@ -325,7 +325,7 @@ export class FakeApiServer {
   /** Connection numbers by socket (HTTP/1.1) or session (HTTP/2). */
   readonly #connectionIds = new WeakMap<object, number>();
   #connections = 0;
-  /** Connections open now, by number. */
+  /** Connections open now that carried a request, by number. */
   readonly #openConnections = new Set<number>();
   /** Connections that answer nothing more ({@linkcode FakeApiServer.freezeConnections}). */
   readonly #frozen = new Set<number>();
@@ -612,7 +612,7 @@ export class FakeApiServer {
   }
 
   /**
-   * Freezes every open connection, as one a load balancer or a network
+   * Freezes every open connection that carried a request, as one a load balancer or a network
    * fault dropped without a reset: it stays open, but its watches get
    * nothing more and its new requests (HTTP/2 streams) are never answered
    * nor seen; new connections are served as usual. (The frozen connections
