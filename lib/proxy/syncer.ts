@@ -40,12 +40,12 @@
  * (ready, no time until ready at stake) also once its trusted read has the
  * owned endpoints (trusted_start.ts), before the load balancers and the
  * adoption add to their garbage. A start that creates many objects (from
- * `startCollectFrom`) makes one compacting collection once
- * {@link START_COLLECT_AT} of its creates are done: the end of a start's
- * creates is the agent's memory peak, and what V8 let its heap grow to
- * before that depends on where its own last collection fell; compacted
- * there, the few creates left and the record's write fit in what the
- * collection left, whatever came before.
+ * `startCollectFrom`) makes one compacting collection once its plan is
+ * made, before the creates are listed in the record: building the desired
+ * state and the plan leaves its garbage (much of it promoted, and the
+ * outgrown stores of large arrays and tables) in pages V8 keeps, and the
+ * creates (their listing, the observed cache, the record) would otherwise
+ * grow the heap from there; compacted, they start from what is live.
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -194,21 +194,18 @@ export interface SyncerOptions {
    * adoption allocate. After a fast start the agent is ready and a change
    * that comes meanwhile waits for the whole run anyway; otherwise the agent
    * is not ready yet. Without it none is made. A start with many creates
-   * also makes a compacting one near their end (module notes).
+   * also makes a compacting one before issuing them (module notes).
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
   /**
-   * Creates from which a start makes a compacting collection near their end
-   * (module notes; default {@link START_COLLECT_FROM}).
+   * Creates from which a start makes a compacting collection once its plan
+   * is made (module notes; default {@link START_COLLECT_FROM}).
    */
   startCollectFrom?: number;
 }
 
-/** Creates in a start's plan from which it collects near their end (module notes). */
+/** Creates in a start's plan from which it collects before issuing them (module notes). */
 export const START_COLLECT_FROM = 5_000;
-
-/** The share of a start's creates done at which it collects (module notes). */
-export const START_COLLECT_AT = 0.95;
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
 export type StartMode = "fast" | "trusted" | "full";
@@ -663,7 +660,8 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    const result = await this.#apply(plan, this.#startHooks(plan));
+    this.#collectBeforeCreates(plan);
+    const result = await this.#apply(plan);
     this.#resync.done(startedAt);
     const report: RunReport = {
       kind: "start",
@@ -681,26 +679,15 @@ export class Syncer {
   }
 
   /**
-   * The apply hooks of a start: the agent's, and with many creates, one
-   * compacting collection once {@link START_COLLECT_AT} of them are done
-   * (module notes).
+   * A start with many creates: one compacting collection now, its plan made
+   * and nothing of it issued yet (module notes).
    */
-  #startHooks(plan: Plan): ApplyHooks | undefined {
-    const hooks = this.#o.applyHooks;
+  #collectBeforeCreates(plan: Plan): void {
     const collect = this.#o.collectHeap;
-    if (!collect) return hooks;
+    if (!collect) return;
     let creates = 0;
     for (const op of plan.ops) if (isCreate(op)) creates++;
-    if (creates < (this.#o.startCollectFrom ?? START_COLLECT_FROM)) return hooks;
-    const at = Math.ceil(creates * START_COLLECT_AT);
-    let done = 0;
-    return {
-      ...hooks,
-      onOperation: (op, outcome, durationMs, error) => {
-        hooks?.onOperation?.(op, outcome, durationMs, error);
-        if (isCreate(op) && ++done === at) collect("compacting");
-      },
-    };
+    if (creates >= (this.#o.startCollectFrom ?? START_COLLECT_FROM)) collect("compacting");
   }
 
   /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */

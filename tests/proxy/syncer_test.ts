@@ -8,7 +8,7 @@ import { ClusterStore } from "../../lib/kube/store.ts";
 import { Backoff } from "../../lib/proxy/backoff.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
-import { START_COLLECT_AT, Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
+import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
 import { readEarly } from "../../lib/proxy/start.ts";
 import { SyncedInputsFile } from "../../lib/proxy/synced_inputs.ts";
 import type { HnsClient } from "../../lib/hns/types.ts";
@@ -1199,7 +1199,7 @@ Deno.test("syncer: a digest that cannot be made invalid stops the change before 
   }
 });
 
-Deno.test("syncer: a start with many creates makes one compacting collection once 95% of them are done; smaller starts and later runs none", async () => {
+Deno.test("syncer: a start with many creates makes one compacting collection once planned, before any create; smaller starts and later runs none", async () => {
   const creates = (w: World) =>
     w.api.callCount("HcnCreateEndpoint") + w.api.callCount("HcnCreateLoadBalancer");
   const services = (w: World, n: number) => {
@@ -1229,10 +1229,7 @@ Deno.test("syncer: a start with many creates makes one compacting collection onc
   assert.equal(creates(w), planned);
   assert.equal(collections.length, 1, "once");
   assert.equal(collections[0].kind, "compacting");
-  assert.ok(
-    collections[0].created >= Math.ceil(planned * START_COLLECT_AT),
-    `after ${collections[0].created} of ${planned} creates`,
-  );
+  assert.equal(collections[0].created, 0, "before the first create");
   // A later run with as many creates: none.
   const before = creates(w);
   services(w, 80);
