@@ -342,15 +342,23 @@ export function reconcile(
     });
   }
 
-  const ops: PlanOp[] = [
-    ...deleteLbs.sort((a, b) => cmp(a.key, b.key) || cmp(a.id, b.id)),
-    ...replaceEps,
-    ...earlyDeletes,
-    ...createEps,
-    ...upsertLbs,
-    ...lateDeletes,
-  ];
+  deleteLbs.sort((a, b) => cmp(a.key, b.key) || cmp(a.id, b.id));
+  const ops = inOrder(deleteLbs, replaceEps, earlyDeletes, createEps, upsertLbs, lateDeletes);
   return { ops, conflicts };
+}
+
+/**
+ * The phases' operations in one array made at its final length: a start's
+ * plan holds tens of thousands, and an array grown by appending leaves its
+ * outgrown stores (large objects, freed only by a full collection) behind.
+ */
+function inOrder(...phases: readonly PlanOp[][]): PlanOp[] {
+  let n = 0;
+  for (const phase of phases) n += phase.length;
+  const ops = new Array<PlanOp>(n);
+  let i = 0;
+  for (const phase of phases) for (let j = 0; j < phase.length; j++) ops[i++] = phase[j];
+  return ops;
 }
 
 /** Sort in place by key (keys are unique in each list sorted). */
