@@ -39,13 +39,11 @@
  * step, adds nothing to the garbage of the steps before; after a fast start
  * (ready, no time until ready at stake) also once its trusted read has the
  * owned endpoints (trusted_start.ts), before the load balancers and the
- * adoption add to their garbage. A start that creates many objects (from
- * `startCollectFrom`) makes one compacting collection once its plan is
- * made, before the creates are listed in the record: building the desired
- * state and the plan leaves its garbage (much of it promoted, and the
- * outgrown stores of large arrays and tables) in pages V8 keeps, and the
- * creates (their listing, the observed cache, the record) would otherwise
- * grow the heap from there; compacted, they start from what is live.
+ * adoption add to their garbage. A start's creates have no collection of
+ * their own: a compacting one is long at that heap (on the main thread, in
+ * the start's time) and, while it moves the live objects, holds both copies,
+ * a memory peak of its own; V8 collects meanwhile as it needs, and the agent
+ * compacts once the start is done (lib/agent.ts).
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -193,19 +191,10 @@ export interface SyncerOptions {
    * endpoints: their garbage is gone before the load balancers and the
    * adoption allocate. After a fast start the agent is ready and a change
    * that comes meanwhile waits for the whole run anyway; otherwise the agent
-   * is not ready yet. Without it none is made. A start with many creates
-   * also makes a compacting one before issuing them (module notes).
+   * is not ready yet. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
-  /**
-   * Creates from which a start makes a compacting collection once its plan
-   * is made (module notes; default {@link START_COLLECT_FROM}).
-   */
-  startCollectFrom?: number;
 }
-
-/** Creates in a start's plan from which it collects before issuing them (module notes). */
-export const START_COLLECT_FROM = 5_000;
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
 export type StartMode = "fast" | "trusted" | "full";
@@ -660,7 +649,6 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    this.#collectBeforeCreates(plan);
     const result = await this.#apply(plan);
     this.#resync.done(startedAt);
     const report: RunReport = {
@@ -676,18 +664,6 @@ export class Syncer {
     const next = this.#next(result);
     this.#settled(report, next);
     return { ...report, next };
-  }
-
-  /**
-   * A start with many creates: one compacting collection now, its plan made
-   * and nothing of it issued yet (module notes).
-   */
-  #collectBeforeCreates(plan: Plan): void {
-    const collect = this.#o.collectHeap;
-    if (!collect) return;
-    let creates = 0;
-    for (const op of plan.ops) if (isCreate(op)) creates++;
-    if (creates >= (this.#o.startCollectFrom ?? START_COLLECT_FROM)) collect("compacting");
   }
 
   /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */
@@ -1223,10 +1199,6 @@ export class Syncer {
 
 function networkGone(err: unknown): boolean {
   return err instanceof HnsError && err.hresult === HResult.NETWORK_NOT_FOUND;
-}
-
-function isCreate(op: PlanOp): boolean {
-  return op.op === "createEndpoint" || op.op === "createLoadBalancer";
 }
 
 /** Operation counts by kind, for log lines. */
