@@ -187,6 +187,8 @@ class ApplyRun {
   readonly #issued = new Set<string>();
   /** Creates whose first attempt failed in a request of many, by key: their failure. */
   readonly #firstAttempts = new Map<string, unknown>();
+  /** Operations done so far: the filled part of the result's `applied`. */
+  #appliedCount = 0;
   readonly #result: ApplyResult = {
     applied: [],
     failed: [],
@@ -207,6 +209,9 @@ class ApplyRun {
     const concurrency = Math.max(1, Math.floor(this.#ctx.concurrency ?? 1));
     const ops = plan.ops;
     this.#intentIds = new Array(ops.length);
+    // Made at its largest length and cut to what was done: a start's applies tens of
+    // thousands, and an array grown by appending leaves its outgrown stores behind.
+    this.#result.applied = new Array(ops.length);
     let gate = this.#ctx.writesAllowed;
     for (let from = 0, to = 0; from < ops.length; from = to) {
       to = stepEnd(ops, from);
@@ -230,6 +235,7 @@ class ApplyRun {
       }
     }
     this.#dropIntents();
+    this.#result.applied.length = this.#appliedCount;
     this.#tracker.note(this.#result.conflicts);
     const delays: number[] = [];
     if (this.#result.failed.length + this.#result.deferred.length > 0) {
@@ -260,7 +266,7 @@ class ApplyRun {
   #finish(op: PlanOp, started: number, outcome: OpOutcome, error?: unknown): void {
     this.#ctx.hooks?.onOperation?.(op, outcome, performance.now() - started, error);
     if (outcome === "ok") {
-      this.#result.applied.push(op);
+      this.#result.applied[this.#appliedCount++] = op;
       this.#ctx.backoff.reset(op.key);
     } else if (outcome === "conflict") {
       this.#blocked.add(op.key); // reported by #conflict; the tracker says when to speak again
@@ -469,17 +475,20 @@ class ApplyRun {
     const kind = this.#createKind(ops[offset]);
     if (kind === undefined || this.#listedPhases.has(kind)) return;
     this.#listedPhases.add(kind);
-    const listed: OwnedObject[] = [];
+    // Made at its largest length and cut to what is listed (as the result's `applied`).
+    const listed: OwnedObject[] = new Array(ops.length - offset);
+    let count = 0;
     const intentIds = this.#intentIds;
     for (let i = offset; i < ops.length; i++) {
       const op = ops[i];
       if (this.#createKind(op) !== kind || intentIds[i] !== undefined) continue;
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
       const id = newGuid();
-      listed.push({ kind, id, key: op.key });
+      listed[count++] = { kind, id, key: op.key };
       intentIds[i] = id; // nothing is issued before the listing is written
     }
-    if (listed.length === 0) return;
+    listed.length = count;
+    if (count === 0) return;
     // The same write drops the fingerprints of the plan's modifies.
     const modifies = this.#distrustModifies(ops, offset);
     try {

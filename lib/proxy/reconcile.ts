@@ -143,7 +143,7 @@ export function resolvedLoadBalancerPayload(
 }
 
 /** What happens to an owned LB in the plan being built. */
-type LbFate = "delete" | "recreate" | "modify" | "create";
+type LbFate = "delete" | "recreate" | "modify";
 
 /**
  * The smallest ordered plan that turns `observed` into `desired`. Unchanged
@@ -201,9 +201,14 @@ export function reconcile(
   }
 
   // Endpoint decisions.
-  const createEps: CreateEndpointOp[] = [];
+  // A full reconcile's creates are at most the desired endpoints: made at that length, cut after.
+  const createEps: CreateEndpointOp[] = full ? new Array(desired.remoteEndpoints.size) : [];
+  let creates = 0;
   const replaceEps: DeleteEndpointOp[] = [];
-  const pending = new Set<EpKey>(); // keys whose ID is only known after this plan's creates
+  // Keys whose ID is only known after this plan's creates: asked only about the backends of
+  // LBs HNS holds, so not kept when it holds none (a first start's tens of thousands).
+  const pending = new Set<EpKey>();
+  const trackPending = observed.loadBalancers.size > 0;
   const replacedIds = new Set<string>();
   // Each key's decision is its own: keys are taken in any order, the ops sorted by key after.
   const decideEndpoint = (key: EpKey) => {
@@ -218,12 +223,13 @@ export function reconcile(
     } else if (observed.foreignEndpoints.has(key)) {
       return; // a foreign endpoint holds the IP: use it, never touch it
     }
-    createEps.push(createOp(want));
-    pending.add(key);
+    createEps[creates++] = createOp(want);
+    if (trackPending) pending.add(key);
   };
   // The desired endpoints' own keys() (a view's forEach makes an entry per endpoint).
   if (full) { for (const key of desired.remoteEndpoints.keys()) decideEndpoint(key); }
   else epScope.forEach(decideEndpoint);
+  createEps.length = creates;
   byKey(replaceEps);
   byKey(createEps);
 
@@ -232,7 +238,7 @@ export function reconcile(
   for (const id of replacedIds) for (const k of index.loadBalancersReferencing(id)) forced.add(k);
   for (const k of forced) lbScope.add(k);
 
-  // LB decisions.
+  // LB decisions (a created LB has no fate: HNS holds no LB of it that references an endpoint).
   const fate = new Map<LbKey, LbFate>();
   const deleteLbs: DeleteLoadBalancerOp[] = [];
   const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
@@ -253,7 +259,6 @@ export function reconcile(
         conflicts.push({ key, serviceKey: want.serviceKey, foreignId: foreign.id });
         continue;
       }
-      fate.set(key, "create");
       upsertLbs.push({
         op: "createLoadBalancer",
         key,
@@ -342,15 +347,23 @@ export function reconcile(
     });
   }
 
-  const ops: PlanOp[] = [
-    ...deleteLbs.sort((a, b) => cmp(a.key, b.key) || cmp(a.id, b.id)),
-    ...replaceEps,
-    ...earlyDeletes,
-    ...createEps,
-    ...upsertLbs,
-    ...lateDeletes,
-  ];
+  deleteLbs.sort((a, b) => cmp(a.key, b.key) || cmp(a.id, b.id));
+  const ops = inOrder(deleteLbs, replaceEps, earlyDeletes, createEps, upsertLbs, lateDeletes);
   return { ops, conflicts };
+}
+
+/**
+ * The phases' operations in one array made at its final length: a start's
+ * plan holds tens of thousands, and an array grown by appending leaves its
+ * outgrown stores (large objects, freed only by a full collection) behind.
+ */
+function inOrder(...phases: readonly PlanOp[][]): PlanOp[] {
+  let n = 0;
+  for (const phase of phases) n += phase.length;
+  const ops = new Array<PlanOp>(n);
+  let i = 0;
+  for (const phase of phases) for (let j = 0; j < phase.length; j++) ops[i++] = phase[j];
+  return ops;
 }
 
 /** Sort in place by key (keys are unique in each list sorted). */

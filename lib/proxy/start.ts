@@ -399,11 +399,24 @@ async function planStart(
     ctx,
     desired,
     adoption,
-    plan: { ops: [...adoption.adopted, ...reconciled.ops], conflicts: reconciled.conflicts },
+    plan: { ops: joined(adoption.adopted, reconciled.ops), conflicts: reconciled.conflicts },
     vanishedOwned: read.vanishedOwned,
     endpointIds: read.endpointIds,
     trusted,
   };
+}
+
+/**
+ * `first` then `rest` in one array: `rest` itself when `first` is empty (a
+ * cold start's tens of thousands of creates are not copied), else an array
+ * made at its final length (no outgrown stores left as garbage).
+ */
+function joined<T>(first: readonly T[], rest: readonly T[]): readonly T[] {
+  if (first.length === 0) return rest;
+  const out = new Array<T>(first.length + rest.length);
+  for (let i = 0; i < first.length; i++) out[i] = first[i];
+  for (let i = 0; i < rest.length; i++) out[first.length + i] = rest[i];
+  return out;
 }
 
 /**

@@ -39,13 +39,11 @@
  * step, adds nothing to the garbage of the steps before; after a fast start
  * (ready, no time until ready at stake) also once its trusted read has the
  * owned endpoints (trusted_start.ts), before the load balancers and the
- * adoption add to their garbage. A start that creates many objects (from
- * `startCollectFrom`) makes one compacting collection once
- * {@link START_COLLECT_AT} of its creates are done: the end of a start's
- * creates is the agent's memory peak, and what V8 let its heap grow to
- * before that depends on where its own last collection fell; compacted
- * there, the few creates left and the record's write fit in what the
- * collection left, whatever came before.
+ * adoption add to their garbage. A start's creates have no collection of
+ * their own: a compacting one is long at that heap (on the main thread, in
+ * the start's time) and, while it moves the live objects, holds both copies,
+ * a memory peak of its own; V8 collects meanwhile as it needs, and the agent
+ * compacts once the start is done (lib/agent.ts).
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -193,22 +191,10 @@ export interface SyncerOptions {
    * endpoints: their garbage is gone before the load balancers and the
    * adoption allocate. After a fast start the agent is ready and a change
    * that comes meanwhile waits for the whole run anyway; otherwise the agent
-   * is not ready yet. Without it none is made. A start with many creates
-   * also makes a compacting one near their end (module notes).
+   * is not ready yet. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
-  /**
-   * Creates from which a start makes a compacting collection near their end
-   * (module notes; default {@link START_COLLECT_FROM}).
-   */
-  startCollectFrom?: number;
 }
-
-/** Creates in a start's plan from which it collects near their end (module notes). */
-export const START_COLLECT_FROM = 5_000;
-
-/** The share of a start's creates done at which it collects (module notes). */
-export const START_COLLECT_AT = 0.95;
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
 export type StartMode = "fast" | "trusted" | "full";
@@ -663,7 +649,7 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    const result = await this.#apply(plan, this.#startHooks(plan));
+    const result = await this.#apply(plan);
     this.#resync.done(startedAt);
     const report: RunReport = {
       kind: "start",
@@ -678,29 +664,6 @@ export class Syncer {
     const next = this.#next(result);
     this.#settled(report, next);
     return { ...report, next };
-  }
-
-  /**
-   * The apply hooks of a start: the agent's, and with many creates, one
-   * compacting collection once {@link START_COLLECT_AT} of them are done
-   * (module notes).
-   */
-  #startHooks(plan: Plan): ApplyHooks | undefined {
-    const hooks = this.#o.applyHooks;
-    const collect = this.#o.collectHeap;
-    if (!collect) return hooks;
-    let creates = 0;
-    for (const op of plan.ops) if (isCreate(op)) creates++;
-    if (creates < (this.#o.startCollectFrom ?? START_COLLECT_FROM)) return hooks;
-    const at = Math.ceil(creates * START_COLLECT_AT);
-    let done = 0;
-    return {
-      ...hooks,
-      onOperation: (op, outcome, durationMs, error) => {
-        hooks?.onOperation?.(op, outcome, durationMs, error);
-        if (isCreate(op) && ++done === at) collect("compacting");
-      },
-    };
   }
 
   /** The start up to its plan: find the network, read HNS, adopt, plan (or wait for the network). */
@@ -1236,10 +1199,6 @@ export class Syncer {
 
 function networkGone(err: unknown): boolean {
   return err instanceof HnsError && err.hresult === HResult.NETWORK_NOT_FOUND;
-}
-
-function isCreate(op: PlanOp): boolean {
-  return op.op === "createEndpoint" || op.op === "createLoadBalancer";
 }
 
 /** Operation counts by kind, for log lines. */
