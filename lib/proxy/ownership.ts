@@ -10,10 +10,9 @@
  *   ({@link OwnershipRecord.intend}: appended and fsync'd, once for a whole
  *   batch of creates, with every other pending change that must precede a
  *   write: those of objects owned without a fingerprint) before it asks HNS
- *   to create it. A listed object that
- *   HNS does not hold is a create that never happened (or failed, or an
- *   object deleted since): at start it is dropped, and `--cleanup-and-exit`
- *   counts it as absent.
+ *   to create it. A listed object that HNS does not hold is a create that
+ *   never happened (or failed, or an object deleted since): at start it is
+ *   dropped, and `--cleanup-and-exit` counts it as absent.
  * - Delete: an object stays listed until HNS confirmed its delete (or said it
  *   is not there); only then is its removal written. Killed in between, the
  *   object is still listed, so at start it is still owned: adopted if it is
