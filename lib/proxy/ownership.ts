@@ -8,10 +8,11 @@
  *
  * - Create: hnsproxy picks the object's GUID itself and lists the object
  *   ({@link OwnershipRecord.intend}: appended and fsync'd, once for a whole
- *   batch of creates) before it asks HNS to create it. A listed object that
- *   HNS does not hold is a create that never happened (or failed, or an
- *   object deleted since): at start it is dropped, and `--cleanup-and-exit`
- *   counts it as absent.
+ *   batch of creates, with every other pending change that must precede a
+ *   write: those of objects owned without a fingerprint) before it asks HNS
+ *   to create it. A listed object that HNS does not hold is a create that
+ *   never happened (or failed, or an object deleted since): at start it is
+ *   dropped, and `--cleanup-and-exit` counts it as absent.
  * - Delete: an object stays listed until HNS confirmed its delete (or said it
  *   is not there); only then is its removal written. Killed in between, the
  *   object is still listed, so at start it is still owned: adopted if it is
@@ -379,13 +380,18 @@ export class OwnershipRecord {
   /** Record that hnsproxy created (or adopted as its own) this object. */
   add(object: OwnedObject): void {
     const id = normalizeId(object.id);
-    if (this.#table.put(id, object)) this.#table.changed(id);
+    const slot = this.#table.put(id, object);
+    if (slot >= 0) this.#table.changedAt(id, slot);
   }
 
   /**
    * List objects hnsproxy is about to create, and write them to disk now
-   * (with any other pending change: one append and fsync for all), so that
-   * the creates may be issued. Call it before the create calls, never after:
+   * (with the other pending changes of objects owned without a fingerprint,
+   * e.g. fingerprints dropped by {@link distrust}: one append and fsync for
+   * all), so that the creates may be issued. The other pending changes
+   * (fingerprints written after a create or modify, removals) wait for the
+   * next {@link flush}: until then the record on disk vouches for less, never
+   * for more. Call it before the create calls, never after:
    * an object HNS holds and the record lacks is foreign for good. An object
    * whose create then certainly failed is {@link remove}d again. Throws when
    * the files cannot be written; the objects are then not listed (issue none
@@ -394,7 +400,7 @@ export class OwnershipRecord {
   async intend(objects: readonly OwnedObject[]): Promise<void> {
     for (const object of objects) this.add(object);
     try {
-      await this.flush();
+      await this.flush(false, true);
     } catch (err) {
       for (const object of objects) this.remove(object.id);
       throw err;
@@ -467,10 +473,13 @@ export class OwnershipRecord {
    * whole record even when nothing changed): appended to the journal, or as
    * a compaction when one is due. Concurrent calls are serialized. Throws
    * when the files cannot be written (the changes stay pending so the next
-   * flush tries again). A no-op for in-memory records.
+   * flush tries again). A no-op for in-memory records. With
+   * `unfingerprinted`, an append writes only the changes of objects owned
+   * without a fingerprint (what {@link intend} must have on disk); the others
+   * stay pending.
    */
-  flush(force = false): Promise<void> {
-    return this.#serialized(() => this.#write(force));
+  flush(force = false, unfingerprinted = false): Promise<void> {
+    return this.#serialized(() => this.#write(force, unfingerprinted));
   }
 
   /**
@@ -498,18 +507,24 @@ export class OwnershipRecord {
     return Math.max(this.#compactAfter, Math.ceil(this.size / 2));
   }
 
-  async #write(force: boolean): Promise<void> {
+  /**
+   * Write the pending changes: with `unfingerprinted`, only those of objects
+   * owned without a fingerprint (what {@link intend} needs on disk) when they
+   * can be appended; a compaction writes everything.
+   */
+  async #write(force: boolean, unfingerprinted = false): Promise<void> {
     if (this.path === null) {
       this.#table.takeChanges();
       return;
     }
     if (!this.#table.hasChanges() && !force) return;
     // Taken before the first await: later changes belong to the next write.
-    const batch = this.#table.takeChanges();
+    const compact = force || this.#mustCompact;
+    let batch = this.#table.takeChanges(unfingerprinted && !compact);
     try {
-      if (
-        force || this.#mustCompact || this.#journalEntries + batch.length > this.#journalLimit()
-      ) {
+      if (compact || this.#journalEntries + batch.length > this.#journalLimit()) {
+        // The whole record is written: every pending change with it.
+        if (unfingerprinted && !compact) batch = batch.concat(this.#table.takeChanges());
         await this.#compactNow(this.path);
       } else {
         await this.#append(this.path, batch);
@@ -699,10 +714,10 @@ class OwnedTable {
 
   /**
    * Own `object` under its normalized ID, replacing what was owned under it;
-   * whether that changed anything (kind, key or fingerprint: the ID's spelling
-   * alone is no change, and is then left as it was).
+   * its slot when that changed anything (kind, key or fingerprint: the ID's
+   * spelling alone is no change, and is then left as it was), else -1.
    */
-  put(id: string, object: OwnedObject): boolean {
+  put(id: string, object: OwnedObject): number {
     const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
     const hash = idHash(id);
     let slot = this.#find(id, hash);
@@ -710,7 +725,7 @@ class OwnedTable {
       if (
         this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
         (object.fp === undefined ? this.#fps[slot] === NO_FP : this.hasFingerprint(slot, object.fp))
-      ) return false;
+      ) return -1;
       this.#counts[this.#kinds[slot]]--;
     } else {
       slot = this.#newSlot();
@@ -723,7 +738,7 @@ class OwnedTable {
     this.#setFingerprint(slot, object.fp);
     if (object.id !== id) this.#spelled.set(id, object.id);
     else if (this.#spelled.size > 0) this.#spelled.delete(id);
-    return true;
+    return slot;
   }
 
   /** Forget the object with this normalized ID; false when it was not owned. */
@@ -765,24 +780,53 @@ class OwnedTable {
     }
   }
 
+  /** {@link changed} for an owned object whose slot is known (no lookup). */
+  changedAt(id: string, slot: number): void {
+    if (this.#deleted.size > 0 && this.#deleted.has(id)) return;
+    if (this.#marked[slot] === 0) {
+      this.#marked[slot] = 1;
+      this.#changes.push(slot);
+    }
+  }
+
   /** Whether anything changed since the changes were last taken. */
   hasChanges(): boolean {
     return this.#changes.length > 0;
   }
 
-  /** The normalized IDs that changed, each once, in the order of their first change; from now on none has. */
-  takeChanges(): string[] {
+  /**
+   * The normalized IDs that changed, each once, in the order of their first
+   * change; from now on none has. With `unfingerprinted`, only those of
+   * objects now owned without a fingerprint: the others stay pending.
+   */
+  takeChanges(unfingerprinted = false): string[] {
     const out: string[] = [];
+    const kept: (number | string)[] = [];
     for (const change of this.#changes) {
       if (typeof change === "string") {
-        if (this.#deleted.delete(change)) out.push(change);
+        if (!this.#deleted.has(change)) continue;
+        if (unfingerprinted && !this.#unfingerprinted(this.#find(change))) {
+          kept.push(change);
+          continue;
+        }
+        this.#deleted.delete(change);
+        out.push(change);
       } else if (this.#marked[change] === 1) {
+        if (unfingerprinted && !this.#unfingerprinted(change)) {
+          kept.push(change);
+          continue;
+        }
         this.#marked[change] = 0;
         out.push(this.#ids[change]!);
       }
     }
-    this.#changes = [];
+    this.#changes = kept;
     return out;
+  }
+
+  /** Whether a slot holds an owned object without a fingerprint. */
+  #unfingerprinted(slot: number | undefined): boolean {
+    return slot !== undefined && this.#kinds[slot] !== FREE && this.#fps[slot] === NO_FP;
   }
 
   /** The owned object with this normalized ID, if any (a fresh object each call). */
@@ -806,7 +850,18 @@ class OwnedTable {
    */
   entryText(id: string, prefix = ""): string | undefined {
     const slot = this.#find(id);
-    if (slot === undefined) return undefined;
+    return slot === undefined ? undefined : this.#entryTextAt(slot, id, prefix);
+  }
+
+  /**
+   * {@link entryText} of the object `id` names by `slot` when it is still
+   * there (no lookup), else as {@link entryText} finds it.
+   */
+  entryTextIn(slot: number, id: string): string | undefined {
+    return this.#ids[slot] === id ? this.#entryTextAt(slot, id, "") : this.entryText(id);
+  }
+
+  #entryTextAt(slot: number, id: string, prefix: string): string {
     const n = this.#fps[slot];
     const fp = n >= 0
       ? `,"fp":"${n.toString(36)}"`
@@ -829,6 +884,19 @@ class OwnedTable {
       const k = this.#kinds[slot];
       if (want === FREE ? k !== FREE : k === want) yield this.#ids[slot]!;
     }
+  }
+
+  /** The slots of the owned objects, in order, and their normalized IDs. */
+  snapshot(): { slots: Int32Array; ids: string[] } {
+    const slots = new Int32Array(this.#slots.size);
+    const ids: string[] = new Array(slots.length);
+    let n = 0;
+    for (let slot = 0; slot < this.#end && n < slots.length; slot++) {
+      if (this.#kinds[slot] === FREE) continue;
+      slots[n] = slot;
+      ids[n++] = this.#ids[slot]!;
+    }
+    return { slots, ids };
   }
 
   /** Number of owned objects, optionally of one kind. */
@@ -978,11 +1046,11 @@ function firstGeneration(): number {
  * `OwnedTable`) as it is when this starts; each is read (or skipped, when no longer owned) as its chunk is made.
  */
 function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
-  const order = [...table.ids()];
+  const { slots, ids } = table.snapshot();
   let chunk = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
   let none = true;
-  for (const id of order) {
-    const entry = table.entryText(id);
+  for (let i = 0; i < ids.length; i++) {
+    const entry = table.entryTextIn(slots[i], ids[i]);
     if (entry === undefined) continue;
     chunk += (none ? "\n" : ",\n") + entry;
     none = false;

@@ -167,9 +167,9 @@ Deno.test("apply: every create is on disk in the ownership record before HNS is 
     const { ctx } = context(client, { ownership: await OwnershipRecord.load(path) });
     let writes = 0;
     const flush = ctx.ownership.flush.bind(ctx.ownership);
-    ctx.ownership.flush = (force) => {
+    ctx.ownership.flush = (...args) => {
       writes++;
-      return flush(force);
+      return flush(...args);
     };
     const unlisted: string[] = [];
     const create = api.create.bind(api);
@@ -667,9 +667,9 @@ Deno.test("apply: where HNS cannot modify, a plan's replacing modifies are liste
   assert.equal(client.modifyUnsupported, true);
   let writes = 0;
   const flush = ctx.ownership.flush.bind(ctx.ownership);
-  ctx.ownership.flush = (force) => {
+  ctx.ownership.flush = (...args) => {
     writes++;
-    return flush(force);
+    return flush(...args);
   };
   const result = await applyPlan(plan(modify(lbs[1]), modify(lbs[2])), ctx);
   assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
@@ -834,9 +834,9 @@ Deno.test("apply: a modify's old fingerprint is off the disk before HNS is asked
     // The pod moved: a create of its new endpoint, and a modify of the LB.
     let writes = 0;
     const flush = ctx.ownership.flush.bind(ctx.ownership);
-    ctx.ownership.flush = (force) => {
+    ctx.ownership.flush = (...args) => {
       writes++;
-      return flush(force);
+      return flush(...args);
     };
     const onDisk: Array<string | undefined> = [];
     const modify = api.modify.bind(api);

@@ -273,18 +273,37 @@ Deno.test("ownership journal: changes made while a write is in flight are writte
   });
 });
 
-Deno.test("ownership journal: intend writes the objects (and pending changes) to disk before it returns", async () => {
+Deno.test("ownership journal: intend writes the objects and the dropped fingerprints before it returns; other changes wait", async () => {
   await withDir(async (path) => {
     const record = await OwnershipRecord.load(path);
     record.add(ep(1));
+    record.add({ ...lb(7), fp: "abc" });
     await record.flush();
     record.remove("EP-1"); // a delete HNS confirmed, not yet written
+    record.add({ ...ep(2), fp: "1x2y" }); // a create done, its fingerprint not yet written
+    record.distrust(["LB-7"]); // about to be modified: must be on disk first
     await record.intend([lb(1), lb(2)]);
-    assert.equal(record.dirty, false);
     const lines = await journalLines(path);
-    assert.equal(lines.length, 1 + 3, "one append: the removal and both intents");
+    assert.equal(lines.length, 1 + 3, "one append: the dropped fingerprint and both intents");
     const onDisk = await OwnershipRecord.load(path);
-    assert.deepEqual(onDisk.list(), [lb(1), lb(2)]);
+    assert.deepEqual(onDisk.list(), [lb(1), lb(2), lb(7), ep(1)]);
+    assert.equal(record.dirty, true, "the removal and the fingerprint are still to write");
+
+    await record.flush();
+    assert.equal(record.dirty, false);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), record.list());
+    assert.deepEqual(record.list(), [lb(1), lb(2), lb(7), { ...ep(2), fp: "1x2y" }]);
+  });
+});
+
+Deno.test("ownership journal: an intend that compacts writes every pending change", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path); // no record yet: the first write compacts
+    record.add({ ...ep(1), fp: "1" });
+    await record.intend([lb(1)]);
+    assert.equal(record.dirty, false);
+    assert.deepEqual((await recordFileObjects(path)).length, 2);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), record.list());
   });
 });
 
