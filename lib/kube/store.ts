@@ -239,7 +239,13 @@ export class ClusterStore implements ClusterView {
     current: EndpointSliceInfo | undefined,
     info: EndpointSliceInfo | undefined,
   ): void {
-    const list = listOf(this.#bySvc.get(svc));
+    const had = this.#bySvc.get(svc);
+    if (had === undefined) {
+      // The service's first slice (every slice of an initial list but a few).
+      if (info !== undefined) this.#bySvc.set(svc, info);
+      return;
+    }
+    const list = listOf(had);
     const kept = list.length - (current !== undefined && list.includes(current) ? 1 : 0);
     const size = kept + (info === undefined ? 0 : 1);
     if (size === 0) {
