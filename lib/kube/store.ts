@@ -410,7 +410,8 @@ export class ClusterStore implements ClusterView {
   /** Hands over the pending changes and starts a new round. */
   takeChanges(): ChangeSet {
     const endpointSvcs = this.#endpointServices();
-    const services = new Set<ObjectKey>([...this.#svcBase.keys(), ...endpointSvcs]);
+    const services = new Set<ObjectKey>(this.#svcBase.keys());
+    for (const svc of endpointSvcs) services.add(svc);
     const placementsChanged = new Set(this.#placementBase.keys());
     this.#servicesOnNodes(placementsChanged, services);
     const triggerTimes = new Map<ObjectKey, number>();
