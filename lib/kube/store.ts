@@ -424,7 +424,8 @@ export class ClusterStore implements ClusterView {
     const services = new Set<ObjectKey>(this.#fresh ? this.#services.keys() : this.#svcBase.keys());
     for (const svc of endpointSvcs) services.add(svc);
     const placementsChanged = new Set(this.#placementBase.keys());
-    this.#servicesOnNodes(placementsChanged, services);
+    // Fresh, every service with a slice is taken already.
+    if (!this.#fresh) this.#servicesOnNodes(placementsChanged, services);
     const triggerTimes = new Map<ObjectKey, number>();
     for (const svc of endpointSvcs) {
       const t = this.#triggers.get(svc);
