@@ -43,6 +43,7 @@ import { instrumentHcnApi } from "./hns/instrument.ts";
 import { HeapCollector } from "./heap_collector.ts";
 import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
+import { yieldToEventLoop } from "./hns/wstr.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
 import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";
@@ -238,9 +239,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
   // Loaded while HNS opens and the cluster's lists come in.
   const loading = OwnershipRecord.load(config.stateFile, { logger: log });
   const { api, client } = openHns(config, log, metrics, deps.hcnApi);
-  // Until the agent is ready no event waits for HNS: listings share the calls'
-  // thread (parsed there, off the main thread) and leave it once ready.
-  api.keepListingsApart?.(false);
   const cleanups: Array<() => Promise<void> | void> = [() => client.close()];
   const closeAll = async () => {
     for (const fn of cleanups.reverse()) {
@@ -289,6 +287,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;
+    // The lists' requests go out before the HNS thread starts (starting it holds this thread),
+    // so that the API server prepares their first pages meanwhile.
+    await yieldToEventLoop();
+    // Until the agent is ready no event waits for HNS: listings share the calls'
+    // thread (parsed there, off the main thread) and leave it once ready.
+    api.keepListingsApart?.(false);
     await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
     // What HNS holds is read while the record loads and the lists come in: the network and
     // the ID listings at once, the rest as the record decides; the first run plans with it.

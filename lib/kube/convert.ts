@@ -85,8 +85,15 @@ function shared<T>(list: readonly T[]): readonly T[] {
 // ports): identical lists share one frozen copy. A service's node port is
 // its own, so a list holding one is kept as it is (no key made for it).
 const portLists = new Map<string, readonly unknown[]>();
+// The list shared last, per kind (service ports, slice ports): consecutive
+// objects mostly repeat it, so it is compared field by field before any key
+// is made.
+const lastShared: [readonly ServicePortInfo[], readonly EndpointPortInfo[]] = [EMPTY, EMPTY];
 function sharedPorts<T extends ServicePortInfo | EndpointPortInfo>(list: T[]): readonly T[] {
   if (list.length === 0) return EMPTY;
+  const kind = "targetPort" in list[0] ? 0 : 1;
+  const last = lastShared[kind] as readonly T[];
+  if (samePorts(list, last)) return last;
   // The key names the kind of list (service ports have a target port) and
   // every field, texts with their length (so no two lists share a key).
   let key = "";
@@ -100,12 +107,30 @@ function sharedPorts<T extends ServicePortInfo | EndpointPortInfo>(list: T[]): r
       key += ";";
     }
   }
-  const hit = portLists.get(key);
-  if (hit) return hit as readonly T[];
-  if (portLists.size >= 10_000) portLists.clear();
-  const frozen = Object.freeze(list.map((p) => Object.freeze(p)));
-  portLists.set(key, frozen);
-  return frozen;
+  let shared = portLists.get(key) as readonly T[] | undefined;
+  if (shared === undefined) {
+    if (portLists.size >= 10_000) portLists.clear();
+    shared = Object.freeze(list.map((p) => Object.freeze(p)));
+    portLists.set(key, shared);
+  }
+  lastShared[kind] = shared as readonly ServicePortInfo[] & readonly EndpointPortInfo[];
+  return shared;
+}
+
+/** Whether two port lists of one kind hold the same ports (none with a node port in `shared`). */
+function samePorts(
+  list: readonly (ServicePortInfo | EndpointPortInfo)[],
+  shared: readonly (ServicePortInfo | EndpointPortInfo)[],
+): boolean {
+  if (list.length !== shared.length) return false;
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i] as Partial<ServicePortInfo>, q = shared[i] as Partial<ServicePortInfo>;
+    if (
+      p.name !== q.name || p.protocol !== q.protocol || p.port !== q.port ||
+      p.targetPort !== q.targetPort || p.nodePort !== undefined
+    ) return false;
+  }
+  return true;
 }
 
 type Obj = Record<string, unknown>;

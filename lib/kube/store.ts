@@ -100,6 +100,12 @@ export class ClusterStore implements ClusterView {
 
   readonly #svcBase = new Map<ObjectKey, ServiceInfo | undefined>();
   readonly #sliceBase = new Map<ObjectKey, EndpointSliceInfo | undefined>();
+  /**
+   * Until the first {@linkcode takeChanges}: every Service and EndpointSlice
+   * was absent at the last take, so what is pending is what the store holds,
+   * and no base is recorded per object (the initial lists fill the store).
+   */
+  #fresh = true;
   readonly #triggers = new Map<ObjectKey, number>();
   #nodeBase?: { value: NodeInfo | undefined };
   readonly #placementBase = new Map<string, NodePlacement | undefined>();
@@ -188,10 +194,11 @@ export class ClusterStore implements ClusterView {
     this.serviceChangesTotal++;
     const current = this.#services.get(key);
     if (current === undefined && info === undefined) return;
-    if (!this.#svcBase.has(key)) this.#svcBase.set(key, current);
+    const tracked = !this.#fresh;
+    if (tracked && !this.#svcBase.has(key)) this.#svcBase.set(key, current);
     if (info) this.#services.set(key, info);
     else this.#services.delete(key);
-    if (sameRecord(this.#svcBase.get(key), info)) this.#svcBase.delete(key);
+    if (tracked && sameRecord(this.#svcBase.get(key), info)) this.#svcBase.delete(key);
     if (!sameRecord(current, info)) this.#notify();
   }
 
@@ -212,7 +219,8 @@ export class ClusterStore implements ClusterView {
     this.endpointChangesTotal++;
     const current = this.#slices.get(key);
     if (current === undefined && info === undefined) return;
-    if (!this.#sliceBase.has(key)) this.#sliceBase.set(key, current);
+    const tracked = !this.#fresh;
+    if (tracked && !this.#sliceBase.has(key)) this.#sliceBase.set(key, current);
     const was = current && objectKey(current.namespace, current.serviceName);
     const svc = info && objectKey(info.namespace, info.serviceName);
     if (was !== undefined && was !== svc) this.#replaceInService(was, current, undefined);
@@ -226,7 +234,7 @@ export class ClusterStore implements ClusterView {
     } else {
       this.#slices.delete(key);
     }
-    if (sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
+    if (tracked && sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
     if (!sameRecord(current, info)) this.#notify();
   }
 
@@ -239,7 +247,13 @@ export class ClusterStore implements ClusterView {
     current: EndpointSliceInfo | undefined,
     info: EndpointSliceInfo | undefined,
   ): void {
-    const list = listOf(this.#bySvc.get(svc));
+    const had = this.#bySvc.get(svc);
+    if (had === undefined) {
+      // The service's first slice (every slice of an initial list but a few).
+      if (info !== undefined) this.#bySvc.set(svc, info);
+      return;
+    }
+    const list = listOf(had);
     const kept = list.length - (current !== undefined && list.includes(current) ? 1 : 0);
     const size = kept + (info === undefined ? 0 : 1);
     if (size === 0) {
@@ -368,7 +382,7 @@ export class ClusterStore implements ClusterView {
 
   /** Services with pending service changes (`..._service_changes_pending`). */
   pendingServiceChanges(): number {
-    return this.#svcBase.size;
+    return this.#fresh ? this.#services.size : this.#svcBase.size;
   }
 
   /** Services with pending endpoint changes (`..._endpoint_changes_pending`). */
@@ -378,11 +392,14 @@ export class ClusterStore implements ClusterView {
 
   /** Whether anything is pending. */
   hasPendingChanges(): boolean {
+    if (this.#fresh && (this.#services.size > 0 || this.#slices.size > 0)) return true;
     return this.#svcBase.size > 0 || this.#sliceBase.size > 0 || this.#nodeBase !== undefined ||
       this.#placementBase.size > 0;
   }
 
   #endpointServices(): Set<ObjectKey> {
+    // Fresh: every slice held is pending, and the services they name are the ones kept per service.
+    if (this.#fresh) return new Set(this.#bySvc.keys());
     const out = new Set<ObjectKey>();
     for (const [key, base] of this.#sliceBase) {
       if (base) out.add(objectKey(base.namespace, base.serviceName));
@@ -404,9 +421,11 @@ export class ClusterStore implements ClusterView {
   /** Hands over the pending changes and starts a new round. */
   takeChanges(): ChangeSet {
     const endpointSvcs = this.#endpointServices();
-    const services = new Set<ObjectKey>([...this.#svcBase.keys(), ...endpointSvcs]);
+    const services = new Set<ObjectKey>(this.#fresh ? this.#services.keys() : this.#svcBase.keys());
+    for (const svc of endpointSvcs) services.add(svc);
     const placementsChanged = new Set(this.#placementBase.keys());
-    this.#servicesOnNodes(placementsChanged, services);
+    // Fresh, every service with a slice is taken already.
+    if (!this.#fresh) this.#servicesOnNodes(placementsChanged, services);
     const triggerTimes = new Map<ObjectKey, number>();
     for (const svc of endpointSvcs) {
       const t = this.#triggers.get(svc);
@@ -414,12 +433,13 @@ export class ClusterStore implements ClusterView {
     }
     const changes: ChangeSet = {
       services,
-      serviceChanges: this.#svcBase.size,
+      serviceChanges: this.pendingServiceChanges(),
       endpointChanges: endpointSvcs.size,
       triggerTimes,
       nodeChanged: this.#nodeBase !== undefined,
       placementsChanged,
     };
+    this.#fresh = false;
     this.#svcBase.clear();
     this.#sliceBase.clear();
     this.#triggers.clear();

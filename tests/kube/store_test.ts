@@ -218,3 +218,44 @@ Deno.test("store: forEachService visits every service once with its namespace/na
   store.forEachService((s, key) => seen.push([key, s.ports[0].port]));
   assert.deepEqual(seen.sort(), [["ns/a", 81], ["ns/c", 80]]);
 });
+
+Deno.test("store: before the first take, what is pending is what the store holds, as after one", () => {
+  // The same events on a new store and on one whose earlier changes were taken (all then
+  // removed, and taken again): the pending changes and the change set agree.
+  const events = (store: ClusterStore) => {
+    store.upsertService(svc("a"));
+    store.upsertSlice(slc("s1", "a", ["10.0.0.1"], 3000));
+    store.upsertService(svc("c"));
+    store.deleteService("ns/c");
+    store.upsertSlice(slc("s1", "b", ["10.0.0.1"], 2000)); // moved to service b
+    store.upsertSlice(slc("s2", "d", ["10.0.0.2"]));
+    store.deleteSlice("ns/s2");
+    store.deleteService("ns/a");
+    store.upsertService(svc("e"));
+  };
+  const fresh = new ClusterStore();
+  const used = new ClusterStore();
+  used.upsertService(svc("x"));
+  used.upsertSlice(slc("s9", "x", ["10.0.0.9"]));
+  used.takeChanges();
+  used.deleteService("ns/x");
+  used.deleteSlice("ns/s9");
+  used.takeChanges();
+  for (const store of [fresh, used]) {
+    events(store);
+    assert.equal(store.pendingServiceChanges(), 1, "e (a and c came and went)");
+    assert.equal(store.pendingEndpointChanges(), 1, "b (s2 came and went)");
+    assert.equal(store.hasPendingChanges(), true);
+    const changes = store.takeChanges();
+    assert.deepEqual([...changes.services].sort(), ["ns/b", "ns/e"]);
+    assert.equal(changes.serviceChanges, 1);
+    assert.equal(changes.endpointChanges, 1);
+    assert.deepEqual([...changes.triggerTimes], [["ns/b", 2000]]);
+    assert.equal(store.hasPendingChanges(), false);
+    // Taken: later changes are tracked against what the store holds now.
+    store.upsertService(svc("e"));
+    assert.equal(store.hasPendingChanges(), false, "e unchanged");
+    store.upsertSlice(slc("s1", "b", ["10.0.0.3"]));
+    assert.deepEqual([...store.takeChanges().services], ["ns/b"]);
+  }
+});
