@@ -1136,8 +1136,10 @@ function* journalChunks(
     const slot = table.slot(id);
     if (slot === undefined) {
       const line = JSON.stringify({ op: "remove", id: id.toLowerCase() }) + "\n";
-      if (out.room < 3 * line.length) yield out.take();
-      out.text(line);
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      if (out.room < 3 * line.length && out.length > 0) yield out.take();
+      if (out.room < 3 * line.length) yield line;
+      else out.text(line);
       continue;
     }
     const bound = table.entryBound(slot) + 1;
@@ -1156,7 +1158,7 @@ function* journalChunks(
 const ENTRY_PREFIX_MAX = 16;
 
 /** Most bytes of an entry besides its strings' characters: its fixed text, prefix, quotes and a fingerprint number. */
-const ENTRY_FIXED_MAX = 64 + ENTRY_PREFIX_MAX;
+const ENTRY_FIXED_MAX = 80 + ENTRY_PREFIX_MAX;
 
 /**
  * UTF-8 bytes of JSON text written into one buffer, reused for every piece
