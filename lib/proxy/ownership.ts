@@ -567,10 +567,7 @@ export class OwnershipRecord {
     // No create: the journal exists since the last compaction (if it was removed, compact).
     const file = await Deno.open(journalPath(path), { write: true, append: true });
     try {
-      const out = new EncodedChunks();
-      for (const chunk of journalChunks(batch, this.#table)) {
-        for (const bytes of out.encode(chunk)) await writeAll(file, bytes);
-      }
+      await writeChunks(file, journalChunks(batch, this.#table));
       await file.syncData();
     } finally {
       file.close();
@@ -844,24 +841,29 @@ class OwnedTable {
   }
 
   /**
-   * The owned object with this normalized ID as the JSON text of its record
-   * entry, after `prefix` (e.g. a journal line's op), if owned: the text
-   * `JSON.stringify` gives for {@link object}'s result, without making it.
+   * The slot of the object `id` names by `slot` when it is still there (no
+   * lookup), else the slot the table finds for `id`; -1 when not owned.
    */
-  entryText(id: string, prefix = ""): string | undefined {
-    const slot = this.#find(id);
-    return slot === undefined ? undefined : this.#entryTextAt(slot, id, prefix);
+  slotOf(slot: number, id: string): number {
+    return this.#ids[slot] === id ? slot : this.#find(id) ?? -1;
   }
 
   /**
-   * {@link entryText} of the object `id` names by `slot` when it is still
-   * there (no lookup), else as {@link entryText} finds it.
+   * Most bytes the record entry in a slot takes as UTF-8 after a prefix of
+   * at most {@link ENTRY_PREFIX_MAX} characters: JSON writes a UTF-16 unit
+   * of a string in at most 6 bytes (`\u001f`, a lone surrogate).
    */
-  entryTextIn(slot: number, id: string): string | undefined {
-    return this.#ids[slot] === id ? this.#entryTextAt(slot, id, "") : this.entryText(id);
+  entryBound(slot: number): number {
+    const text = this.#fps[slot] === TEXT_FP ? this.#textFps.get(slot)!.length : 0;
+    return ENTRY_FIXED_MAX + 6 * (this.spellingAt(slot).length + this.#keys[slot]!.length + text);
   }
 
-  #entryTextAt(slot: number, id: string, prefix: string): string {
+  /**
+   * The owned object in a slot as the JSON text of its record entry, after
+   * `prefix` (e.g. a journal line's op): the text `JSON.stringify` gives for
+   * {@link object}'s result, without making it.
+   */
+  entryTextAt(slot: number, prefix: string): string {
     const n = this.#fps[slot];
     const fp = n >= 0
       ? `,"fp":"${n.toString(36)}"`
@@ -869,8 +871,35 @@ class OwnedTable {
       ? `,"fp":${JSON.stringify(this.#textFps.get(slot))}`
       : "";
     return `{${prefix}"kind":"${KINDS[this.#kinds[slot]]}","id":${
-      JSON.stringify(this.spelling(id))
+      JSON.stringify(this.spellingAt(slot))
     },"key":${JSON.stringify(this.#keys[slot])}${fp}}`;
+  }
+
+  /**
+   * {@link entryTextAt}'s text written as UTF-8 to `out`, which must have
+   * {@link entryBound} bytes of room: no string is made.
+   */
+  writeEntry(out: JsonBytes, slot: number, prefix: string): void {
+    out.ascii("{");
+    out.ascii(prefix);
+    out.ascii(
+      this.#kinds[slot] === LOAD_BALANCER
+        ? `"kind":"LoadBalancer","id":`
+        : `"kind":"Endpoint","id":`,
+    );
+    out.json(this.spellingAt(slot));
+    out.ascii(`,"key":`);
+    out.json(this.#keys[slot]!);
+    const n = this.#fps[slot];
+    if (n >= 0) {
+      out.ascii(`,"fp":"`);
+      out.base36(n);
+      out.ascii(`"`);
+    } else if (n === TEXT_FP) {
+      out.ascii(`,"fp":`);
+      out.json(this.#textFps.get(slot)!);
+    }
+    out.ascii("}");
   }
 
   /**
@@ -961,17 +990,17 @@ function fingerprintNumber(fp: string): number {
 }
 
 /**
- * Write `text` (or its chunks, one after the other) to `path` atomically:
- * temp file in the same directory, fsync, rename.
+ * Write `text` (or its chunks, text or UTF-8 bytes, one after the other) to
+ * `path` atomically: temp file in the same directory, fsync, rename.
  */
-export async function writeAtomic(path: string, text: string | Iterable<string>): Promise<void> {
+export async function writeAtomic(
+  path: string,
+  text: string | Iterable<string | Uint8Array>,
+): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    const out = new EncodedChunks();
-    for (const chunk of typeof text === "string" ? [text] : text) {
-      for (const bytes of out.encode(chunk)) await writeAll(file, bytes);
-    }
+    await writeChunks(file, typeof text === "string" ? [text] : text);
     await file.sync();
   } finally {
     file.close();
@@ -986,11 +1015,26 @@ export async function writeAtomic(path: string, text: string | Iterable<string>)
 }
 
 /**
- * Text encoded as UTF-8 into one buffer, reused for every piece: a record of
- * many chunks allocates no buffer per chunk, so writing one (at the end of a
- * start's creates, the agent's memory peak) leaves no trail of dead native
- * buffers for the next collection to free.
+ * Write `chunks` to `file` in order: bytes as they are (each written before
+ * the next is taken), text encoded as UTF-8 into one buffer reused for every
+ * piece, so that a file of many chunks allocates no buffer per chunk.
  */
+async function writeChunks(
+  file: Deno.FsFile,
+  chunks: Iterable<string | Uint8Array>,
+): Promise<void> {
+  let out: EncodedChunks | undefined;
+  for (const chunk of chunks) {
+    if (typeof chunk !== "string") {
+      await writeAll(file, chunk);
+      continue;
+    }
+    out ??= new EncodedChunks();
+    for (const bytes of out.encode(chunk)) await writeAll(file, bytes);
+  }
+}
+
+/** Text encoded as UTF-8 into one buffer, reused for every piece. */
 class EncodedChunks {
   readonly #encoder = new TextEncoder();
   readonly #buffer = new Uint8Array(ENCODE_BUFFER);
@@ -1040,49 +1084,154 @@ function firstGeneration(): number {
 }
 
 /**
- * The record file's text, in chunks of about {@link RECORD_CHUNK} characters:
- * one object per line, so large records stay cheap to write and diff, and a
- * load can read them a line at a time. Objects are in the table's order (see
- * `OwnedTable`) as it is when this starts; each is read (or skipped, when no longer owned) as its chunk is made.
+ * The record file's bytes (UTF-8), in pieces of up to {@link ENCODE_BUFFER}
+ * bytes (views of one buffer, each valid until the next is taken): one
+ * object per line, so large records stay cheap to write and diff, and a load
+ * can read them a line at a time. Objects are in the table's order (see
+ * `OwnedTable`) as it is when this starts; each is read (or skipped, when no
+ * longer owned) as its piece is made. Entries are written as bytes, not made
+ * as strings: a record of tens of thousands of objects is written at a
+ * start's memory peaks, and strings per entry would be most of what it
+ * allocates. An entry too large for the buffer comes as its text.
  */
-function* recordChunks(generation: number, table: OwnedTable): Generator<string> {
+function* recordChunks(generation: number, table: OwnedTable): Generator<Uint8Array | string> {
   const { slots, ids } = table.snapshot();
-  let chunk = `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`;
+  const out = new JsonBytes();
+  out.ascii(`{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${generation},"objects":[`);
   let none = true;
   for (let i = 0; i < ids.length; i++) {
-    const entry = table.entryTextIn(slots[i], ids[i]);
-    if (entry === undefined) continue;
-    chunk += (none ? "\n" : ",\n") + entry;
+    const slot = table.slotOf(slots[i], ids[i]);
+    if (slot < 0) continue;
+    const lead = none ? "\n" : ",\n";
     none = false;
-    if (chunk.length >= RECORD_CHUNK) {
-      yield chunk;
-      chunk = "";
+    const bound = lead.length + table.entryBound(slot);
+    if (out.room < bound && out.length > 0) yield out.take();
+    if (out.room < bound) {
+      yield lead + table.entryTextAt(slot, "");
+      continue;
     }
+    out.ascii(lead);
+    table.writeEntry(out, slot, "");
   }
-  yield chunk + (none ? "]}\n" : "\n]}\n");
+  const end = none ? "]}\n" : "\n]}\n";
+  if (out.room < end.length) yield out.take();
+  out.ascii(end);
+  yield out.take();
 }
 
-/** The journal lines of `batch` (IDs of changed objects), in chunks of about {@link RECORD_CHUNK} characters. */
-function* journalChunks(batch: readonly string[], table: OwnedTable): Generator<string> {
-  let chunk = "";
+/** A journal line's prefix of an add. */
+const ADD_PREFIX = `"op":"add",`;
+
+/**
+ * The journal lines of `batch` (IDs of changed objects) as UTF-8, in pieces
+ * as {@link recordChunks} makes them: an add per object now owned, a removal
+ * per one not.
+ */
+function* journalChunks(
+  batch: readonly string[],
+  table: OwnedTable,
+): Generator<Uint8Array | string> {
+  const out = new JsonBytes();
   for (const id of batch) {
-    chunk += journalLine(id, table) + "\n";
-    if (chunk.length >= RECORD_CHUNK) {
-      yield chunk;
-      chunk = "";
+    const slot = table.slot(id);
+    if (slot === undefined) {
+      const line = JSON.stringify({ op: "remove", id: id.toLowerCase() }) + "\n";
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      if (out.room < 3 * line.length && out.length > 0) yield out.take();
+      if (out.room < 3 * line.length) yield line;
+      else out.text(line);
+      continue;
     }
+    const bound = table.entryBound(slot) + 1;
+    if (out.room < bound && out.length > 0) yield out.take();
+    if (out.room < bound) {
+      yield table.entryTextAt(slot, ADD_PREFIX) + "\n";
+      continue;
+    }
+    table.writeEntry(out, slot, ADD_PREFIX);
+    out.ascii("\n");
   }
-  if (chunk.length > 0) yield chunk;
+  if (out.length > 0) yield out.take();
+}
+
+/** Longest prefix {@link OwnedTable.writeEntry} is given ({@link ADD_PREFIX}). */
+const ENTRY_PREFIX_MAX = 16;
+
+/** Most bytes of an entry besides its strings' characters: its fixed text, prefix, quotes and a fingerprint number. */
+const ENTRY_FIXED_MAX = 80 + ENTRY_PREFIX_MAX;
+
+/**
+ * UTF-8 bytes of JSON text written into one buffer, reused for every piece
+ * taken: plain ASCII is copied a character at a time, so writing an entry
+ * makes no string. The caller keeps within {@link JsonBytes.room}.
+ */
+class JsonBytes {
+  readonly #buffer = new Uint8Array(ENCODE_BUFFER);
+  readonly #encoder = new TextEncoder();
+  #length = 0;
+
+  /** Bytes written and not yet taken. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Bytes that can still be written before the next take. */
+  get room(): number {
+    return this.#buffer.length - this.#length;
+  }
+
+  /** The bytes written since the last take, as a view valid until the next write; empties the buffer. */
+  take(): Uint8Array {
+    const bytes = this.#buffer.subarray(0, this.#length);
+    this.#length = 0;
+    return bytes;
+  }
+
+  /** Text of ASCII characters only (the format's own text), as it is. */
+  ascii(text: string): void {
+    const buffer = this.#buffer;
+    let n = this.#length;
+    for (let i = 0; i < text.length; i++) buffer[n++] = text.charCodeAt(i);
+    this.#length = n;
+  }
+
+  /** Any text, as it is. */
+  text(text: string): void {
+    this.#length += this.#encoder.encodeInto(text, this.#buffer.subarray(this.#length)).written;
+  }
+
+  /** `text` as a JSON string, as `JSON.stringify` writes it. */
+  json(text: string): void {
+    const buffer = this.#buffer;
+    let n = this.#length;
+    buffer[n++] = 34; // "
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      // Anything JSON escapes, or that UTF-8 writes in more than a byte.
+      if (c < 0x20 || c > 0x7e || c === 34 || c === 92) return this.text(JSON.stringify(text));
+      buffer[n++] = c;
+    }
+    buffer[n++] = 34;
+    this.#length = n;
+  }
+
+  /** A non-negative safe integer in base 36, as `Number#toString(36)` writes it. */
+  base36(value: number): void {
+    let digits = 1;
+    for (let rest = Math.floor(value / 36); rest > 0; rest = Math.floor(rest / 36)) digits++;
+    const buffer = this.#buffer;
+    let rest = value;
+    for (let i = this.#length + digits - 1; i >= this.#length; i--) {
+      const digit = rest % 36;
+      buffer[i] = digit < 10 ? 48 + digit : 87 + digit;
+      rest = Math.floor(rest / 36);
+    }
+    this.#length += digits;
+  }
 }
 
 function journalHeader(generation: number): string {
   return JSON.stringify({ version: OWNERSHIP_FORMAT_VERSION, generation }) + "\n";
-}
-
-/** The journal line of a change: the object now owned, or its removal. */
-function journalLine(normalizedId: string, table: OwnedTable): string {
-  return table.entryText(normalizedId, `"op":"add",`) ??
-    JSON.stringify({ op: "remove", id: normalizedId.toLowerCase() });
 }
 
 interface ParsedRecord {

@@ -403,6 +403,52 @@ Deno.test("ownership journal: record and journal entries are the JSON of their o
   });
 });
 
+Deno.test("ownership journal: a record and a journal larger than the write buffer, with an entry larger than it, are written exactly", async () => {
+  await withDir(async (path) => {
+    // Fingerprints across base 36's digits and lengths; keys of every width of UTF-8.
+    const fps = ["0", "z", "10", "zz", "2gosa7pa2gv", "1x2y3z", "abc", "9zz"];
+    const keys = ["ep/remote/10.0.0.1", "é", "€", "😀", "\u0001", '"', "\\", ""];
+    const objects: OwnedObject[] = [];
+    for (let i = 0; i < 6000; i++) {
+      objects.push({
+        kind: i % 3 === 0 ? "LoadBalancer" : "Endpoint",
+        id: `${(0x10000000 + i).toString(16).toUpperCase()}-1234-5678-9ABC-DEF012345678`,
+        key: `${keys[i % keys.length]}/${i}`,
+        ...(i % 5 === 4 ? {} : { fp: fps[i % fps.length] }),
+      });
+    }
+    // Larger than the whole write buffer (256 KiB) even as one-byte characters.
+    objects[3000] = { ...objects[3000], key: "k".repeat(300_000) + "é" };
+    const expected = (o: OwnedObject, op?: string) =>
+      JSON.stringify({ ...(op ? { op } : {}), kind: o.kind, id: o.id, key: o.key, fp: o.fp });
+
+    const record = await OwnershipRecord.load(path);
+    for (const o of objects.slice(0, 4000)) record.add(o);
+    await record.flush(); // written whole
+    const text = await Deno.readTextFile(path);
+    assert.equal(
+      text,
+      `{"version":${OWNERSHIP_FORMAT_VERSION},"generation":${
+        JSON.parse(text.slice(0, text.indexOf("\n")) + "]}").generation
+      },"objects":[\n` + objects.slice(0, 4000).map((o) => expected(o)).join(",\n") + "\n]}\n",
+    );
+
+    for (const o of objects.slice(4000)) record.add(o);
+    record.remove(objects[7].id);
+    await record.flush(); // appended
+    assert.deepEqual(
+      (await journalLines(path)).slice(1),
+      [
+        ...objects.slice(4000).map((o) => expected(o, "add")),
+        JSON.stringify({ op: "remove", id: objects[7].id.toLowerCase() }),
+      ],
+    );
+    const again = await OwnershipRecord.load(path);
+    assert.equal(again.untrusted, undefined);
+    assert.deepEqual(again.list(), record.list());
+  });
+});
+
 Deno.test("ownership journal: a record in the order earlier versions wrote (sorted) loads, and takes appends", async () => {
   await withDir(async (path) => {
     // As written by a version that sorted by kind, key, then ID.
