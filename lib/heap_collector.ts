@@ -60,7 +60,7 @@ export const GROWTH = 0.1;
 
 /**
  * The least growth that makes a collection due, bytes: the young generation
- * holds up to about this much (`--max-semi-space-size=4`, lib/v8_flags.ts),
+ * holds up to about this much (`--max-semi-space-size`, lib/v8_flags.ts),
  * so that its garbage alone does not make one due after every run of a
  * small heap.
  */

@@ -282,7 +282,7 @@ Deno.test("inspect: a good image passes; each deviation from the intent is named
     /allow_hrtime is granted \(\[\]\) but not intended/,
   );
   match(problems({ permissions: { ...GOOD_PERMISSIONS, prompt: true } }), /prompts/);
-  match(problems({ v8Flags: [] }), /V8 flag --max-semi-space-size=4 is not baked in/);
+  match(problems({ v8Flags: [] }), /V8 flag --max-semi-space-size=2 is not baked in/);
 });
 
 Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, frozen lock", () => {
