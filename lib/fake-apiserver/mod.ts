@@ -21,11 +21,6 @@
  *   level 1 (`Content-Encoding: gzip`, `Vary: Accept-Encoding`) when the
  *   request's Accept-Encoding allows it ({@linkcode acceptsGzip}); smaller
  *   answers, watch streams and non-API paths are never compressed.
- * - Protocols as kube-apiserver's: over TLS the fake offers HTTP/2 and
- *   HTTP/1.1 by ALPN (`h2` preferred), so a client that negotiates h2 runs
- *   its lists and watches as streams multiplexed on one connection; plain
- *   HTTP is HTTP/1.1 only, like the old insecure port. Each request records
- *   its protocol and connection ({@linkcode RequestRecord}).
  * - One resourceVersion counter across all resources.
  * - Errors are `Status` objects: 400 for bad selectors, 401 without a valid
  *   bearer token or client certificate (when tokens are configured), 404,
@@ -33,10 +28,6 @@
  * - Faults: {@linkcode FakeApiServer.compactBefore},
  *   {@linkcode FakeApiServer.disconnectWatches} (connection reset mid-stream),
  *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection),
- *   {@linkcode FakeApiServer.freezeConnections} (connections that went
- *   dead without a reset, all their HTTP/2 streams with them),
- *   {@linkcode FakeApiServer.goAway} (HTTP/2 GOAWAY, as a terminating
- *   kube-apiserver or its `--goaway-chance` sends),
  *   {@linkcode FakeApiServer.outage} (connections refused until
  *   {@linkcode FakeApiServer.endOutage}) and
  *   {@linkcode FakeApiServer.restoreFromBackup} (storage gone back in time).
@@ -49,9 +40,9 @@
  */
 
 import http from "node:http";
-import http2 from "node:http2";
+import https from "node:https";
 import { Buffer } from "node:buffer";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
 import type { TLSSocket } from "node:tls";
 import {
@@ -106,10 +97,6 @@ export interface RequestRecord {
   acceptEncoding?: string;
   /** `gzip` when the answer was compressed. */
   contentEncoding?: "gzip";
-  /** The request's protocol: `h2` or `http/1.1`. */
-  protocol: "h2" | "http/1.1";
-  /** Which connection carried the request (numbered from 1 in the order of their first requests). */
-  connection: number;
 }
 
 /** A failure to inject into upcoming requests. */
@@ -181,34 +168,8 @@ export function acceptsGzip(acceptEncoding: string | undefined): boolean {
   return acceptEncoding.split(",").some((token) => token.trim() === "gzip");
 }
 
-/** A request of either protocol. */
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
-
-/**
- * An answer of either protocol, typed as HTTP/1.1's: the HTTP/2
- * compatibility API has the same methods the fake uses (writeHead, write,
- * end, the close event, writableEnded, destroyed).
- */
-type Response = http.ServerResponse;
-
-/** Whether an answer goes out over HTTP/2. */
-function isH2(res: Response): boolean {
-  return (res as unknown as Partial<http2.Http2ServerResponse>).stream !== undefined;
-}
-
-/**
- * Resets one answer mid-stream, as a failing kube-apiserver handler does:
- * over HTTP/2 its stream (RST_STREAM INTERNAL_ERROR; the connection's other
- * streams go on), over HTTP/1.1 its connection.
- */
-function resetAnswer(res: Response): void {
-  const stream = (res as unknown as Partial<http2.Http2ServerResponse>).stream;
-  if (stream) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-  else res.socket?.destroy();
-}
-
 /** The first Accept-Encoding header of a request (Node joins repeated ones). */
-function firstAcceptEncoding(req: Request): string | undefined {
+function firstAcceptEncoding(req: http.IncomingMessage): string | undefined {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].toLowerCase() === "accept-encoding") return raw[i + 1];
@@ -266,9 +227,7 @@ interface Watcher {
   fields: Matcher;
   bookmarks: boolean;
   silenced: boolean;
-  /** The connection carrying the watch ({@linkcode RequestRecord.connection}). */
-  connection: number;
-  res: Response;
+  res: http.ServerResponse;
   timer?: ReturnType<typeof setTimeout>;
 }
 
@@ -317,24 +276,13 @@ export class FakeApiServer {
   #history: HistoryEntry[] = [];
   #rv: number;
   #compactedBefore = 0;
-  #server?: http.Server | http2.Http2SecureServer;
-  /** Open TLS connections, reset by an outage. */
-  readonly #sockets = new Set<Socket>();
-  /** Open HTTP/2 sessions, for GOAWAY. */
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
-  /** Connection numbers by socket (HTTP/1.1) or session (HTTP/2). */
-  readonly #connectionIds = new WeakMap<object, number>();
-  #connections = 0;
-  /** Connections open now that carried a request, by number. */
-  readonly #openConnections = new Set<number>();
-  /** Connections that answer nothing more ({@linkcode FakeApiServer.freezeConnections}). */
-  readonly #frozen = new Set<number>();
+  #server?: http.Server;
   #url = "";
   readonly #watchers = new Set<Watcher>();
   readonly #failures: (InjectedFailure & { status: number })[] = [];
   #bookmarkTimer?: ReturnType<typeof setInterval>;
   #stallEvents = false;
-  readonly #stalled = new Set<Response>();
+  readonly #stalled = new Set<http.ServerResponse>();
   #uid = 0;
   /** Every request served, oldest first. */
   readonly requests: RequestRecord[] = [];
@@ -354,7 +302,8 @@ export class FakeApiServer {
 
   /** Starts listening on 127.0.0.1 on a free port. */
   async start(): Promise<this> {
-    this.#server = this.#createServer();
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
+    this.#server = this.#createServer(handler);
     await this.#listen(0);
     const { port } = this.#server.address() as AddressInfo;
     this.#port = port;
@@ -364,60 +313,17 @@ export class FakeApiServer {
     return this;
   }
 
-  /**
-   * Over TLS an HTTP/2 server that also speaks HTTP/1.1 (ALPN `h2`,
-   * `http/1.1`), as kube-apiserver is; otherwise plain HTTP/1.1.
-   */
-  #createServer(): http.Server | http2.Http2SecureServer {
+  #createServer(
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  ): http.Server {
     const tls = this.#opts.tls;
-    if (!tls) return http.createServer((req, res) => this.#handle(req, res));
-    const server = http2.createSecureServer({
-      cert: tls.cert,
-      key: tls.key,
-      allowHTTP1: true,
-      // Go's HTTP/2 default, which kube-apiserver keeps (--http2-max-streams-per-connection=0).
-      settings: { maxConcurrentStreams: 250 },
-      ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
-    }, (req, res) => this.#handle(req, res as unknown as Response));
-    server.on("secureConnection", (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.on("close", () => this.#sockets.delete(socket));
-    });
-    server.on("session", (session: http2.ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.on("close", () => this.#sessions.delete(session));
-    });
-    return server;
-  }
-
-  /** The number of the connection that carried `req`. */
-  #connectionOf(req: Request): number {
-    const conn = req.httpVersion === "2.0"
-      ? (req as http2.Http2ServerRequest).stream.session ?? req.socket
-      : req.socket;
-    let id = this.#connectionIds.get(conn);
-    if (id === undefined) {
-      const opened = id = ++this.#connections;
-      this.#connectionIds.set(conn, opened);
-      this.#openConnections.add(opened);
-      (conn as { once(event: "close", listener: () => void): unknown }).once("close", () => {
-        this.#openConnections.delete(opened);
-        this.#frozen.delete(opened);
-      });
-    }
-    return id;
-  }
-
-  /** Resets every open connection (a crashed server's) and closes the listening port. */
-  #closeServer(server: http.Server | http2.Http2SecureServer): Promise<void> {
-    return new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      if (server instanceof http.Server) server.closeAllConnections();
-      for (const socket of this.#sockets) socket.destroy();
-      this.#sockets.clear();
-      for (const session of this.#sessions) session.destroy();
-      this.#sessions.clear();
-    });
+    return tls
+      ? https.createServer({
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      }, handler)
+      : http.createServer(handler);
   }
 
   #listen(port: number): Promise<void> {
@@ -446,7 +352,10 @@ export class FakeApiServer {
     const server = this.#server;
     this.#server = undefined;
     if (!server) return;
-    await this.#closeServer(server);
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   }
 
   // ---- objects ----
@@ -582,7 +491,7 @@ export class FakeApiServer {
    */
   stallEventWrites(on: boolean): void {
     this.#stallEvents = on;
-    if (!on) { for (const r of this.#stalled) resetAnswer(r); }
+    if (!on) { for (const r of this.#stalled) r.socket?.destroy(); }
     if (!on) this.#stalled.clear();
   }
 
@@ -612,41 +521,6 @@ export class FakeApiServer {
   }
 
   /**
-   * Freezes every open connection that carried a request, as one a load balancer or a network
-   * fault dropped without a reset: it stays open, but its watches get
-   * nothing more and its new requests (HTTP/2 streams) are never answered
-   * nor seen; new connections are served as usual. (The frozen connections
-   * still answer HTTP/2 PINGs.) Returns how many connections froze.
-   */
-  freezeConnections(): number {
-    for (const id of this.#openConnections) this.#frozen.add(id);
-    for (const w of this.#watchers) {
-      if (!this.#frozen.has(w.connection)) continue;
-      w.silenced = true;
-      clearTimeout(w.timer);
-    }
-    return this.#openConnections.size;
-  }
-
-  /**
-   * Sends GOAWAY on every open HTTP/2 connection, as a terminating
-   * kube-apiserver does (and a running one, after a request, with
-   * `--goaway-chance`): the streams open on it go on to their end, new
-   * requests must open a new connection, and the connection closes once its
-   * last stream ended. HTTP/1.1 connections are left alone. Returns how many
-   * connections were told.
-   */
-  goAway(): number {
-    let n = 0;
-    for (const session of this.#sessions) {
-      if (session.closed || session.destroyed) continue;
-      session.close();
-      n++;
-    }
-    return n;
-  }
-
-  /**
    * An outage: open connections are reset and new ones refused (the port is
    * closed) until {@linkcode endOutage}. Objects can still be changed meanwhile.
    */
@@ -655,13 +529,16 @@ export class FakeApiServer {
     if (!server) throw new Error("FakeApiServer: not started");
     this.#endMatching(undefined, "reset");
     this.#server = undefined;
-    await this.#closeServer(server);
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   }
 
   /** Ends an {@linkcode outage}: serves again on the same port. */
   async endOutage(): Promise<void> {
     if (this.#server) return;
-    this.#server = this.#createServer();
+    this.#server = this.#createServer((req, res) => this.#handle(req, res));
     await this.#listen(this.#port);
   }
 
@@ -732,15 +609,13 @@ export class FakeApiServer {
   #endWatch(w: Watcher, how: "reset" | "close"): void {
     clearTimeout(w.timer);
     this.#watchers.delete(w);
-    if (how === "reset") resetAnswer(w.res);
+    if (how === "reset") w.res.socket?.destroy();
     else w.res.end();
   }
 
   // ---- HTTP ----
 
-  #handle(req: Request, res: Response): void {
-    const connection = this.#connectionOf(req);
-    if (this.#frozen.has(connection)) return; // never answered, closed with the connection
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://fake");
     const query = Object.fromEntries(url.searchParams);
     const route = this.#route(url.pathname);
@@ -759,8 +634,6 @@ export class FakeApiServer {
       query,
       status: 200,
       user: "anonymous",
-      protocol: req.httpVersion === "2.0" ? "h2" : "http/1.1",
-      connection,
     };
     const acceptEncoding = firstAcceptEncoding(req);
     if (acceptEncoding !== undefined) record.acceptEncoding = acceptEncoding;
@@ -865,8 +738,8 @@ export class FakeApiServer {
    * writes the fake serves over HTTP.
    */
   #handleEventWrite(
-    req: Request,
-    res: Response,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
     path: string,
     record: RequestRecord,
     fail: (code: number, message: string, reason?: string) => void,
@@ -996,7 +869,7 @@ export class FakeApiServer {
   #tooLargeResourceVersion(
     query: Record<string, string>,
     record: RequestRecord,
-    res: Response,
+    res: http.ServerResponse,
   ): boolean {
     const asked = query.resourceVersion;
     if (!asked || asked === "0" || query.continue || Number(asked) <= this.#rv) return false;
@@ -1057,7 +930,7 @@ export class FakeApiServer {
     resource: FakeResource,
     query: Record<string, string>,
     match: (o: FakeObject) => boolean,
-    res: Response,
+    res: http.ServerResponse,
     record: RequestRecord,
   ): void {
     let snapshotRv = this.#rv;
@@ -1134,7 +1007,7 @@ export class FakeApiServer {
    * compressed body streams out as it is made (chunked, no length).
    */
   #sendObject(
-    res: Response,
+    res: http.ServerResponse,
     record: RequestRecord,
     text: string,
   ): void {
@@ -1161,7 +1034,7 @@ export class FakeApiServer {
     match: (o: FakeObject) => boolean,
     labels: Matcher,
     fields: Matcher,
-    res: Response,
+    res: http.ServerResponse,
     record: RequestRecord,
   ): void {
     const resource = route.resource;
@@ -1179,11 +1052,10 @@ export class FakeApiServer {
       res.end(JSON.stringify(gone));
       return;
     }
-    // HTTP/2 frames the stream itself and forbids Transfer-Encoding.
     res.writeHead(200, {
       "Content-Type": "application/json",
       "Cache-Control": "no-cache, private",
-      ...(isH2(res) ? {} : { "Transfer-Encoding": "chunked" }),
+      "Transfer-Encoding": "chunked",
     });
     const w: Watcher = {
       resource: resource.plural,
@@ -1193,7 +1065,6 @@ export class FakeApiServer {
       fields,
       bookmarks: query.allowWatchBookmarks === "true",
       silenced: false,
-      connection: record.connection,
       res,
     };
     if (expired) {
@@ -1207,8 +1078,7 @@ export class FakeApiServer {
     });
     const timeout = Number(query.timeoutSeconds ?? this.#opts.defaultWatchTimeoutSeconds ?? 1800);
     w.timer = setTimeout(() => this.#endWatch(w, "close"), timeout * 1000);
-    // (HTTP/2's writeHead sends the headers at once.)
-    if (!isH2(res)) res.flushHeaders();
+    res.flushHeaders();
     if (fromRv === undefined) {
       for (const obj of this.list(resource.plural)) {
         if (match(obj)) this.#write(w, { type: "ADDED", object: obj });

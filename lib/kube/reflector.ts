@@ -589,8 +589,7 @@ export class Reflector {
       clearTimeout(timer);
       timer = setTimeout(() => {
         ended = "silent";
-        // A TimeoutError makes the client open a new connection (client.ts).
-        local.abort(new DOMException("watch stream went silent", "TimeoutError"));
+        local.abort();
       }, silenceMs);
     };
     // Checked when due and re-armed for what is left: events move the
