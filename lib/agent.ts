@@ -43,7 +43,7 @@ import { instrumentHcnApi } from "./hns/instrument.ts";
 import { HeapCollector } from "./heap_collector.ts";
 import { openHnsBackend } from "./hns/open.ts";
 import { checkHnsSupport } from "./hns/requirements.ts";
-import { yieldToEventLoop } from "./hns/wstr.ts";
+import { yieldToEventLoop } from "./event_loop.ts";
 import type { HcnApi, HnsClient } from "./hns/types.ts";
 import { enumerateQuery } from "./hns/client.ts";
 import { reflectorTimingFromEnv, watchCluster } from "./kube/cluster.ts";

@@ -43,7 +43,7 @@ import type {
   OpenNetwork,
   ReadOptions,
 } from "./types.ts";
-import { yieldToEventLoop } from "./wstr.ts";
+import { yieldToEventLoop } from "../event_loop.ts";
 
 /** The query every QueryXProperties call sends (schema 2.0, no flags, no filter). */
 export const PROPERTIES_QUERY = JSON.stringify({ SchemaVersion: { Major: 2, Minor: 0 }, Flags: 0 });

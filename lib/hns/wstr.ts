@@ -106,8 +106,3 @@ function isAscii(units: Uint16Array): boolean {
   for (let i = 0; i < units.length; i++) if (units[i] > 0x7f) return false;
   return true;
 }
-
-/** Yield to the event loop (a macrotask: timers and I/O callbacks run in between). */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}

@@ -40,6 +40,7 @@
  * @module
  */
 
+import { yieldToEventLoop } from "../event_loop.ts";
 import type { IdLookup, Pacer } from "../hns/id_listing.ts";
 import type { HnsClient } from "../hns/types.ts";
 import type { Logger } from "../log/types.ts";
@@ -206,7 +207,7 @@ class Pace implements Pacer {
 
   /** Yield to the event loop, then wait while a run is in flight. */
   async pause(): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await yieldToEventLoop();
     for (let end = this.#runEnd(); end; end = this.#runEnd()) await end;
     this.#sliceStart = performance.now();
   }
