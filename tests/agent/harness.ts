@@ -116,6 +116,20 @@ export class AgentWorld {
     return world;
   }
 
+  /** The flags that tie a command to this world: its kubeconfig, node, HNS library and ownership record. */
+  #connectionArgs(): string[] {
+    return [
+      "--kubeconfig",
+      this.#kubeconfig,
+      "--hostname-override",
+      "node-1",
+      "--hns-library",
+      builtEmulatorLibrary(),
+      "--state-file",
+      this.stateFile,
+    ];
+  }
+
   /** Start an agent process with the standard flags plus `args`. */
   startAgent(args: string[] = [], env: Record<string, string> = {}): AgentProcess {
     const metricsPort = freePort();
@@ -129,14 +143,7 @@ export class AgentWorld {
         // full collections (heap_collector.ts) run here as on a node.
         v8FlagsArgument(),
         RUN,
-        "--kubeconfig",
-        this.#kubeconfig,
-        "--hostname-override",
-        "node-1",
-        "--hns-library",
-        builtEmulatorLibrary(),
-        "--state-file",
-        this.stateFile,
+        ...this.#connectionArgs(),
         "--metrics-bind-address",
         `127.0.0.1:${metricsPort}`,
         "--healthz-bind-address",
@@ -189,14 +196,7 @@ export class AgentWorld {
         "-A",
         "--no-check",
         PLAN,
-        "--kubeconfig",
-        this.#kubeconfig,
-        "--hostname-override",
-        "node-1",
-        "--hns-library",
-        builtEmulatorLibrary(),
-        "--state-file",
-        this.stateFile,
+        ...this.#connectionArgs(),
         ...args,
       ],
       env: { HNSEMU_STATE_FILE: this.hnsFile, NO_COLOR: "1" },
