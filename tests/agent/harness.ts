@@ -209,14 +209,8 @@ export class AgentWorld {
   }
 
   /** What HNS holds now. */
-  async hns(): Promise<Required<MemoryHnsState>> {
-    const text = await Deno.readTextFile(this.hnsFile);
-    const state = text.trim() === "" ? {} : JSON.parse(text);
-    return {
-      Networks: state.Networks ?? [],
-      Endpoints: state.Endpoints ?? [],
-      LoadBalancers: state.LoadBalancers ?? [],
-    };
+  hns(): Promise<Required<MemoryHnsState>> {
+    return readHnsStateFile(this.hnsFile);
   }
 
   /** Load balancers as sorted `vip:port/proto->internal [backend IPs] flags` lines. */
@@ -256,6 +250,17 @@ export class AgentWorld {
     await this.api.stop();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** What the emulator's state file at `path` holds: every kind, empty where the file has none (or is empty). */
+export async function readHnsStateFile(path: string): Promise<Required<MemoryHnsState>> {
+  const text = await Deno.readTextFile(path);
+  const state = text.trim() === "" ? {} : JSON.parse(text);
+  return {
+    Networks: state.Networks ?? [],
+    Endpoints: state.Endpoints ?? [],
+    LoadBalancers: state.LoadBalancers ?? [],
+  };
 }
 
 /** `vip:port/proto->internal [backend IPs] flags=F pm=P dt=D` lines, sorted. */
