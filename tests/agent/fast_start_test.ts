@@ -26,17 +26,14 @@ import {
   moveWebPod,
   nodeObject,
   OVERLAY_ARGS as OVERLAY_FLAGS,
+  OVERLAY_WEB_LBS,
   overlayHns,
   overlayWebCluster,
   serviceObject,
   sliceObject,
 } from "./fixtures.ts";
 
-const WEB_TABLE = [
-  "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-  "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-];
+const WEB_TABLE = OVERLAY_WEB_LBS;
 
 /**
  * The overlay flags, with one healthz port for every agent of the file: the
@@ -68,7 +65,11 @@ async function recorded(world: AgentWorld): Promise<Record<string, unknown> | un
   }
 }
 
-async function tableIs(world: AgentWorld, table: string[], agent: AgentProcess): Promise<void> {
+async function tableIs(
+  world: AgentWorld,
+  table: readonly string[],
+  agent: AgentProcess,
+): Promise<void> {
   await eventually(
     "HNS as the cluster asks",
     async () => JSON.stringify(await world.lbTable()) === JSON.stringify(table),

@@ -7,10 +7,13 @@ import assert from "node:assert/strict";
 import { AgentWorld, eventually } from "./harness.ts";
 import { normalizeMac } from "../../lib/net/mac.ts";
 import {
+  FOREIGN_LB,
+  FOREIGN_LB_LINE,
   HOST_MAC,
   LOCAL_EP_5,
   NODE,
   OVERLAY_ARGS,
+  OVERLAY_WEB_LBS,
   overlayHns,
   overlayWebCluster,
   sliceObject,
@@ -21,11 +24,7 @@ Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresse
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const agent = world.startAgent(OVERLAY_ARGS);
-    const want = [
-      "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-      "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-      "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-    ];
+    const want = OVERLAY_WEB_LBS;
     await eventually(
       "ClusterIP + NodePort LBs",
       async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
@@ -200,14 +199,8 @@ Deno.test("agent/overlay: an LB deleted out of band is recreated within one resy
 });
 
 Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or foreign-deleted object", async () => {
-  const foreign = {
-    ID: "F0F0F0F0-0000-4000-8000-000000000001",
-    HostComputeEndpoints: [LOCAL_EP_5],
-    FrontendVIPs: ["10.99.0.1"],
-    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-  };
   const world = await AgentWorld.create({
-    hns: overlayHns({ LoadBalancers: [foreign] }),
+    hns: overlayHns({ LoadBalancers: [FOREIGN_LB] }),
     ...overlayWebCluster(),
   });
   try {
@@ -219,12 +212,7 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
         "HcnEnumerateLoadBalancers:1:0x803B0020",
       ].join(","),
     });
-    const want = [
-      "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-      "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-      "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-      "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
-    ];
+    const want = [...OVERLAY_WEB_LBS, FOREIGN_LB_LINE];
     await eventually(
       "converged despite faults",
       async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
@@ -237,7 +225,11 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
     await eventually("record complete", async () => (await world.owned()).length === 3 + 5);
     const owned = new Set((await world.owned()).map((o) => o.id.toUpperCase()));
     for (const lb of hns.LoadBalancers) {
-      assert.equal(owned.has(lb.ID!.toUpperCase()), lb.ID !== foreign.ID, `ownership of ${lb.ID}`);
+      assert.equal(
+        owned.has(lb.ID!.toUpperCase()),
+        lb.ID !== FOREIGN_LB.ID,
+        `ownership of ${lb.ID}`,
+      );
     }
     for (const ep of hns.Endpoints.filter((e) => e.Flags === 1)) {
       assert.ok(owned.has(ep.ID!.toUpperCase()), `remote endpoint ${ep.ID} is owned (not leaked)`);
@@ -250,14 +242,8 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
 });
 
 Deno.test("agent/overlay: --cleanup-and-exit removes what hnsproxy owns and nothing else", async () => {
-  const foreign = {
-    ID: "F0F0F0F0-0000-4000-8000-000000000001",
-    HostComputeEndpoints: [LOCAL_EP_5],
-    FrontendVIPs: ["10.99.0.1"],
-    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-  };
   const world = await AgentWorld.create({
-    hns: overlayHns({ LoadBalancers: [foreign] }),
+    hns: overlayHns({ LoadBalancers: [FOREIGN_LB] }),
     ...overlayWebCluster(),
   });
   try {
@@ -269,7 +255,7 @@ Deno.test("agent/overlay: --cleanup-and-exit removes what hnsproxy owns and noth
     const { code, log } = await world.runAgent([...OVERLAY_ARGS, "--cleanup-and-exit"]);
     assert.equal(code, 0, log);
     const hns = await world.hns();
-    assert.deepEqual(hns.LoadBalancers.map((l) => l.ID), [foreign.ID]);
+    assert.deepEqual(hns.LoadBalancers.map((l) => l.ID), [FOREIGN_LB.ID]);
     assert.deepEqual(
       hns.Endpoints.map((e) => e.IpConfigurations?.[0].IpAddress).sort(),
       ["10.244.1.5", "10.244.1.6"],

@@ -17,8 +17,10 @@ import {
   createDb,
   FOREIGN_EP,
   FOREIGN_LB,
+  FOREIGN_LB_LINE,
   moveWebPod,
   OVERLAY_ARGS,
+  OVERLAY_WEB_LBS,
   overlayWebCluster,
   seededOverlayHns,
 } from "./fixtures.ts";
@@ -26,12 +28,7 @@ import {
 /** Objects in HNS hnsproxy does not own: two CNI pods, a foreign LB and a foreign endpoint. */
 const UNOWNED = 4;
 
-const WEB_TABLE = [
-  "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-  "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-  "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
-];
+const WEB_TABLE = [...OVERLAY_WEB_LBS, FOREIGN_LB_LINE];
 /** hnsproxy's objects for the web cluster: 3 LBs, remote pods 2.7 and 3.9, 2 cluster-IP endpoints, the source VIP. */
 const WEB_OWNED = 8;
 
@@ -107,7 +104,7 @@ Deno.test("agent/restart: the cluster changed while it was down (killed): exactl
     const want = [
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
       "10.96.0.30:5432/tcp->5432 [10.244.3.20] flags=0 pm=0 dt=0",
-      "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
+      FOREIGN_LB_LINE,
     ];
     await eventually(
       "exactly the desired state",
