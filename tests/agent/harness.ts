@@ -296,6 +296,25 @@ export async function eventually(
   throw new Error(`not converged: ${what}\n${await describe()}`);
 }
 
+/**
+ * Wait until HNS's load balancers ({@link AgentWorld.lbTable}) are exactly
+ * `want`; past the deadline fail with the table and `agent`'s log.
+ */
+export async function lbTableIs(
+  world: AgentWorld,
+  want: readonly string[],
+  agent: AgentProcess,
+  what = "HNS as the cluster asks",
+  deadlineMs?: number,
+): Promise<void> {
+  await eventually(
+    what,
+    async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
+    async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log(),
+    deadlineMs,
+  );
+}
+
 /** Sum of the agent's `hnsproxy_hns_calls_total` over the operations `fn` matches. */
 export function hnsCalls(metrics: string, fn: RegExp): number {
   return metrics.split("\n")

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AgentWorld, eventually } from "./harness.ts";
+import { AgentWorld, eventually, lbTableIs } from "./harness.ts";
 import { normalizeMac } from "../../lib/net/mac.ts";
 import {
   FOREIGN_LB,
@@ -24,12 +24,7 @@ Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresse
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const agent = world.startAgent(OVERLAY_ARGS);
-    const want = OVERLAY_WEB_LBS;
-    await eventually(
-      "ClusterIP + NodePort LBs",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, OVERLAY_WEB_LBS, agent, "ClusterIP + NodePort LBs");
     const hns = await world.hns();
     const byIp = new Map(hns.Endpoints.map((e) => [e.IpConfigurations?.[0]?.IpAddress, e]));
     const pa = (ip: string) =>
@@ -176,11 +171,7 @@ Deno.test("agent/overlay: an LB deleted out of band is recreated within one resy
     )!;
     await world.hnsTool("delete-lb", victim.ID!);
     assert.equal((await world.lbTable()).length, 2);
-    await eventually(
-      "LB recreated",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, want, agent, "LB recreated");
     assert.match(agent.log(), /Load balancer vanished from HNS; recreating it/);
     // The repair is counted when the sync that recreated the LB finishes, just after the LB shows.
     const repairs = async () =>
@@ -213,12 +204,7 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
       ].join(","),
     });
     const want = [...OVERLAY_WEB_LBS, FOREIGN_LB_LINE];
-    await eventually(
-      "converged despite faults",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-      60_000,
-    );
+    await lbTableIs(world, want, agent, "converged despite faults", 60_000);
     const hns = await world.hns();
     const ips = hns.Endpoints.map((e) => e.IpConfigurations?.[0].IpAddress).sort();
     assert.equal(new Set(ips).size, ips.length, "no duplicate endpoints");

@@ -12,6 +12,7 @@ import {
   AgentWorld,
   eventually,
   hnsCalls as calls,
+  lbTableIs,
 } from "./harness.ts";
 import {
   createDb,
@@ -40,11 +41,7 @@ const DELETES = /^HcnDelete/;
 /** Program the web cluster with a first agent, then stop it (gracefully, or kill -9). */
 async function firstLife(world: AgentWorld, kill = false): Promise<void> {
   const first = world.startAgent(OVERLAY_ARGS);
-  await eventually(
-    "first life programmed",
-    async () => JSON.stringify(await world.lbTable()) === JSON.stringify(WEB_TABLE),
-    async () => (await world.lbTable()).join("\n") + first.log(),
-  );
+  await lbTableIs(world, WEB_TABLE, first, "first life programmed");
   await eventually(
     "record with fingerprints written",
     async () => {
@@ -106,11 +103,7 @@ Deno.test("agent/restart: the cluster changed while it was down (killed): exactl
       "10.96.0.30:5432/tcp->5432 [10.244.3.20] flags=0 pm=0 dt=0",
       FOREIGN_LB_LINE,
     ];
-    await eventually(
-      "exactly the desired state",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + second.log(),
-    );
+    await lbTableIs(world, want, second, "exactly the desired state");
     const metrics = await afterStart(world, second);
     assert.match(second.log(), /"Reading HNS" mode="trusted"/);
     // Read: web's LB and its old remote pod; np's two LBs, its pod and its cluster-IP endpoint.
@@ -149,11 +142,7 @@ Deno.test("agent/restart: an object of hnsproxy's deleted out of band while it w
     )!;
     await world.hnsTool("delete-lb", victim.ID!);
     const second = world.startAgent(OVERLAY_ARGS);
-    await eventually(
-      "LB recreated",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(WEB_TABLE),
-      async () => (await world.lbTable()).join("\n") + second.log(),
-    );
+    await lbTableIs(world, WEB_TABLE, second, "LB recreated");
     const metrics = await afterStart(world, second);
     assert.match(second.log(), /"Reading HNS" mode="trusted"/);
     assert.equal(calls(metrics, OPENS), UNOWNED, "nothing of hnsproxy's read");
