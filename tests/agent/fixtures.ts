@@ -272,12 +272,19 @@ export const OVERLAY_ARGS: string[] = [
   HOST_MAC,
 ];
 
+/** ClusterIP `web`: 10.96.0.10:80 → 8080. */
+export function webService(): FakeObject {
+  return serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] });
+}
+
+/** {@link webService}'s EndpointSlice with a pod at each of `ips`, all on node-2. */
+export function remoteWebSlice(ips: string[]): FakeObject {
+  return sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
+}
+
 /** ClusterIP `web` (10.96.0.10:80 → 8080) with one pod at `ip` on `node`: its Service and slice. */
 export function webObjects(ip: string, node: string): [service: FakeObject, slice: FakeObject] {
-  return [
-    serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-    sliceObject("web", [{ ip, node }], { port: 8080 }),
-  ];
+  return [webService(), sliceObject("web", [{ ip, node }], { port: 8080 })];
 }
 
 /** web's remote pod (of {@link overlayWebCluster}) moves to node-2 (10.244.2.8). */
@@ -332,7 +339,7 @@ export function overlayWebCluster(): {
 } {
   return {
     services: [
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+      webService(),
       serviceObject("np", {
         type: "NodePort",
         clusterIP: "10.96.0.20",
