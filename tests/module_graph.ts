@@ -22,8 +22,9 @@ interface InfoModule {
   dependencies?: Dependency[];
 }
 
-/** `deno info --json` output, the parts read here. */
+/** `deno info --json` output, the parts read here and by scripts/compile.ts's `readGraph`. */
 export interface Info {
+  roots: string[];
   modules: InfoModule[];
   redirects: Record<string, string>;
 }

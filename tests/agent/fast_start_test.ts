@@ -18,6 +18,7 @@ import {
   eventually,
   freePort,
   hnsCalls as calls,
+  lbTableIs,
 } from "./harness.ts";
 import {
   createDb,
@@ -26,17 +27,12 @@ import {
   moveWebPod,
   nodeObject,
   OVERLAY_ARGS as OVERLAY_FLAGS,
+  OVERLAY_WEB_LBS,
   overlayHns,
   overlayWebCluster,
   serviceObject,
   sliceObject,
 } from "./fixtures.ts";
-
-const WEB_TABLE = [
-  "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-  "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-];
 
 /**
  * The overlay flags, with one healthz port for every agent of the file: the
@@ -68,14 +64,6 @@ async function recorded(world: AgentWorld): Promise<Record<string, unknown> | un
   }
 }
 
-async function tableIs(world: AgentWorld, table: string[], agent: AgentProcess): Promise<void> {
-  await eventually(
-    "HNS as the cluster asks",
-    async () => JSON.stringify(await world.lbTable()) === JSON.stringify(table),
-    async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log(),
-  );
-}
-
 /**
  * Program the web cluster with a first agent and wait until it recorded the
  * synced inputs (the sync period's quiet run after the last write, or the
@@ -83,7 +71,7 @@ async function tableIs(world: AgentWorld, table: string[], agent: AgentProcess):
  */
 async function firstLife(world: AgentWorld): Promise<void> {
   const first = world.startAgent([...OVERLAY_ARGS, "--sync-period", "1s"]);
-  await tableIs(world, WEB_TABLE, first);
+  await lbTableIs(world, OVERLAY_WEB_LBS, first);
   await eventually("digest recorded", async () => (await recorded(world)) !== undefined, first.log);
   assert.equal(await world.stopAgent(first), 0);
   assert.ok(await recorded(world), "still recorded after the stop");
@@ -120,10 +108,10 @@ Deno.test("agent/fast start: nothing changed: ready with no write before the sta
     assert.equal(calls(built, /^HcnOpenEndpoint$/), 2, "each CNI endpoint read once, nothing else");
 
     moveWebPod(world.api);
-    await tableIs(world, [
-      WEB_TABLE[0],
+    await lbTableIs(world, [
+      OVERLAY_WEB_LBS[0],
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
-      WEB_TABLE[2],
+      OVERLAY_WEB_LBS[2],
     ], second);
     assert.equal(await world.stopAgent(second), 0);
     // Recorded again at the stop, for the state after the change: the third start is fast too.
@@ -142,10 +130,10 @@ Deno.test("agent/fast start: a Service and a slice changed while it was down: th
     const second = world.startAgent(OVERLAY_ARGS);
     await ready(world, second);
     builtFirst(second, /cluster/);
-    await tableIs(world, [
-      WEB_TABLE[0],
+    await lbTableIs(world, [
+      OVERLAY_WEB_LBS[0],
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
-      WEB_TABLE[2],
+      OVERLAY_WEB_LBS[2],
       "10.96.0.30:5432/tcp->5432 [10.244.3.4] flags=0 pm=0 dt=0",
     ], second);
     assert.equal(await world.stopAgent(second), 0);
@@ -158,7 +146,7 @@ Deno.test("agent/fast start: a flag changed between runs: the state is built fir
     const second = world.startAgent([...OVERLAY_ARGS, "--bind-address-hard-fail"]);
     await ready(world, second);
     builtFirst(second, /config/);
-    await tableIs(world, WEB_TABLE, second);
+    await lbTableIs(world, OVERLAY_WEB_LBS, second);
     assert.equal(await world.stopAgent(second), 0);
   });
 });
@@ -190,7 +178,7 @@ for (const [what, change] of CNI_CHANGES) {
       const second = world.startAgent(OVERLAY_ARGS);
       await ready(world, second);
       builtFirst(second, /context/);
-      await tableIs(world, WEB_TABLE, second);
+      await lbTableIs(world, OVERLAY_WEB_LBS, second);
       assert.equal(await world.stopAgent(second), 0);
     });
   });
@@ -207,7 +195,7 @@ Deno.test("agent/fast start: a node joined the cluster while it was down: the st
     const second = world.startAgent(OVERLAY_ARGS);
     await ready(world, second);
     builtFirst(second, /context/);
-    await tableIs(world, WEB_TABLE, second);
+    await lbTableIs(world, OVERLAY_WEB_LBS, second);
     const providerAddress = (await world.hns()).Endpoints
       .find((ep) => ep.IpConfigurations?.[0]?.IpAddress === "10.244.2.7")?.Policies
       ?.find((p) => p.Type === "ProviderAddress")?.Settings?.ProviderAddress;
@@ -221,11 +209,11 @@ Deno.test("agent/fast start: an object of hnsproxy's deleted out of band while i
     await firstLife(world);
     const lb = (await world.hns()).LoadBalancers[0];
     await world.hnsTool("delete-lb", lb.ID!);
-    assert.equal((await world.lbTable()).length, WEB_TABLE.length - 1);
+    assert.equal((await world.lbTable()).length, OVERLAY_WEB_LBS.length - 1);
     const second = world.startAgent(OVERLAY_ARGS);
     await ready(world, second);
     builtFirst(second, /owned objects HNS does not list/);
-    await tableIs(world, WEB_TABLE, second);
+    await lbTableIs(world, OVERLAY_WEB_LBS, second);
     assert.equal(await world.stopAgent(second), 0);
   });
 });
@@ -258,13 +246,13 @@ Deno.test("agent/fast start: killed in the middle of a sync, the API server rest
     for (const s of more.slices) world.api.create("endpointslices", s);
     await eventually(
       "the sync is under way",
-      async () => (await world.lbTable()).length > WEB_TABLE.length,
+      async () => (await world.lbTable()).length > OVERLAY_WEB_LBS.length,
       second.log,
     );
     second.child.kill("SIGKILL");
     await second.exited;
     const partial = (await world.lbTable()).length;
-    assert.ok(partial < WEB_TABLE.length + 20, `killed midway (${partial} LBs)`);
+    assert.ok(partial < OVERLAY_WEB_LBS.length + 20, `killed midway (${partial} LBs)`);
 
     // The cluster as it was when the digest was recorded: same content, other resourceVersions.
     world.api.restoreFromBackup({
@@ -275,7 +263,7 @@ Deno.test("agent/fast start: killed in the middle of a sync, the API server rest
     const third = world.startAgent(OVERLAY_ARGS);
     await ready(world, third);
     builtFirst(third, /synced-inputs digest/);
-    await tableIs(world, WEB_TABLE, third);
+    await lbTableIs(world, OVERLAY_WEB_LBS, third);
     assert.equal(await world.stopAgent(third), 0);
   });
 });

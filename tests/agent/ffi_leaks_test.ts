@@ -6,26 +6,17 @@
  */
 
 import assert from "node:assert/strict";
-import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import type { HcnApi } from "../../lib/hns/types.ts";
-import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
-import { ClusterStore } from "../../lib/kube/store.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
+import type { ClusterStore } from "../../lib/kube/store.ts";
 import { cleanupOwned } from "../../lib/proxy/cleanup.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { Syncer } from "../../lib/proxy/syncer.ts";
 import { backendTest } from "../hns/harness.ts";
-import {
-  manualClock,
-  NODE,
-  nodeObject,
-  OVERLAY_SETTINGS,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-} from "./fixtures.ts";
+import { overlaySyncerOptions, syncedNodeStore } from "../proxy/syncer_fixtures.ts";
+import { manualClock, NODE, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
 
 /** Create the overlay fixture's network and CNI endpoints through the API itself. */
 async function seed(api: HcnApi): Promise<string> {
@@ -60,8 +51,7 @@ async function seed(api: HcnApi): Promise<string> {
 }
 
 function cluster(): ClusterStore {
-  const store = new ClusterStore();
-  store.setNode(convertNode(nodeObject()));
+  const store = syncedNodeStore();
   for (let i = 0; i < 5; i++) {
     store.upsertService(
       convertService(
@@ -75,7 +65,6 @@ function cluster(): ClusterStore {
       ], { port: 80 }))!,
     );
   }
-  for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
   return store;
 }
 
@@ -87,15 +76,7 @@ backendTest(
     const clock = manualClock();
     const ownership = OwnershipRecord.inMemory();
     const syncer = new Syncer({
-      client,
-      cluster: cluster(),
-      ownership,
-      networkName: "vxlan0",
-      settings: OVERLAY_SETTINGS,
-      syncPeriodMs: 30_000,
-      clock,
-      backoff: new Backoff({ clock, jitter: 0 }),
-      networkIds: networkIdsByName(b.api),
+      ...overlaySyncerOptions({ client, cluster: cluster(), ownership, clock, api: b.api }),
       concurrency: 2,
     });
     const fail = HResult.MANAGER_STOPPED;

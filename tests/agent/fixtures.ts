@@ -230,6 +230,9 @@ export const FOREIGN_LB: HcnLoadBalancer = {
   PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
 };
 
+/** {@link FOREIGN_LB} as `lbTable` shows it (tests/agent/harness.ts). */
+export const FOREIGN_LB_LINE = "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0";
+
 /** A remote endpoint someone else made (no service uses its IP). */
 export const FOREIGN_EP: HcnEndpoint = {
   ID: "F0F0F0F0-0000-4000-8000-000000000002",
@@ -269,12 +272,19 @@ export const OVERLAY_ARGS: string[] = [
   HOST_MAC,
 ];
 
+/** ClusterIP `web`: 10.96.0.10:80 → 8080. */
+export function webService(): FakeObject {
+  return serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] });
+}
+
+/** {@link webService}'s EndpointSlice with a pod at each of `ips`, all on node-2. */
+export function remoteWebSlice(ips: string[]): FakeObject {
+  return sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
+}
+
 /** ClusterIP `web` (10.96.0.10:80 → 8080) with one pod at `ip` on `node`: its Service and slice. */
 export function webObjects(ip: string, node: string): [service: FakeObject, slice: FakeObject] {
-  return [
-    serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
-    sliceObject("web", [{ ip, node }], { port: 8080 }),
-  ];
+  return [webService(), sliceObject("web", [{ ip, node }], { port: 8080 })];
 }
 
 /** web's remote pod (of {@link overlayWebCluster}) moves to node-2 (10.244.2.8). */
@@ -329,7 +339,7 @@ export function overlayWebCluster(): {
 } {
   return {
     services: [
-      serviceObject("web", { clusterIP: "10.96.0.10", ports: [{ port: 80, targetPort: 8080 }] }),
+      webService(),
       serviceObject("np", {
         type: "NodePort",
         clusterIP: "10.96.0.20",
@@ -346,6 +356,13 @@ export function overlayWebCluster(): {
     node: nodeObject(),
   };
 }
+
+/** The load balancers of {@link overlayWebCluster} on the overlay node, as `lbTable` shows them. */
+export const OVERLAY_WEB_LBS: readonly string[] = [
+  "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
+  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
+  "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
+];
 
 /** A clock for in-process syncers that moves only when a test sets `t` (ms). */
 export function manualClock(): { t: number; now(): number } {

@@ -116,6 +116,20 @@ export class AgentWorld {
     return world;
   }
 
+  /** The flags that tie a command to this world: its kubeconfig, node, HNS library and ownership record. */
+  #connectionArgs(): string[] {
+    return [
+      "--kubeconfig",
+      this.#kubeconfig,
+      "--hostname-override",
+      "node-1",
+      "--hns-library",
+      builtEmulatorLibrary(),
+      "--state-file",
+      this.stateFile,
+    ];
+  }
+
   /** Start an agent process with the standard flags plus `args`. */
   startAgent(args: string[] = [], env: Record<string, string> = {}): AgentProcess {
     const metricsPort = freePort();
@@ -129,14 +143,7 @@ export class AgentWorld {
         // full collections (heap_collector.ts) run here as on a node.
         v8FlagsArgument(),
         RUN,
-        "--kubeconfig",
-        this.#kubeconfig,
-        "--hostname-override",
-        "node-1",
-        "--hns-library",
-        builtEmulatorLibrary(),
-        "--state-file",
-        this.stateFile,
+        ...this.#connectionArgs(),
         "--metrics-bind-address",
         `127.0.0.1:${metricsPort}`,
         "--healthz-bind-address",
@@ -189,14 +196,7 @@ export class AgentWorld {
         "-A",
         "--no-check",
         PLAN,
-        "--kubeconfig",
-        this.#kubeconfig,
-        "--hostname-override",
-        "node-1",
-        "--hns-library",
-        builtEmulatorLibrary(),
-        "--state-file",
-        this.stateFile,
+        ...this.#connectionArgs(),
         ...args,
       ],
       env: { HNSEMU_STATE_FILE: this.hnsFile, NO_COLOR: "1" },
@@ -209,14 +209,8 @@ export class AgentWorld {
   }
 
   /** What HNS holds now. */
-  async hns(): Promise<Required<MemoryHnsState>> {
-    const text = await Deno.readTextFile(this.hnsFile);
-    const state = text.trim() === "" ? {} : JSON.parse(text);
-    return {
-      Networks: state.Networks ?? [],
-      Endpoints: state.Endpoints ?? [],
-      LoadBalancers: state.LoadBalancers ?? [],
-    };
+  hns(): Promise<Required<MemoryHnsState>> {
+    return readHnsStateFile(this.hnsFile);
   }
 
   /** Load balancers as sorted `vip:port/proto->internal [backend IPs] flags` lines. */
@@ -258,6 +252,17 @@ export class AgentWorld {
   }
 }
 
+/** What the emulator's state file at `path` holds: every kind, empty where the file has none (or is empty). */
+export async function readHnsStateFile(path: string): Promise<Required<MemoryHnsState>> {
+  const text = await Deno.readTextFile(path);
+  const state = text.trim() === "" ? {} : JSON.parse(text);
+  return {
+    Networks: state.Networks ?? [],
+    Endpoints: state.Endpoints ?? [],
+    LoadBalancers: state.LoadBalancers ?? [],
+  };
+}
+
 /** `vip:port/proto->internal [backend IPs] flags=F pm=P dt=D` lines, sorted. */
 export function lbLines(state: Required<MemoryHnsState>): string[] {
   const ipOf = new Map(
@@ -289,6 +294,25 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`not converged: ${what}\n${await describe()}`);
+}
+
+/**
+ * Wait until HNS's load balancers ({@link AgentWorld.lbTable}) are exactly
+ * `want`; past the deadline fail with the table and `agent`'s log.
+ */
+export async function lbTableIs(
+  world: AgentWorld,
+  want: readonly string[],
+  agent: AgentProcess,
+  what = "HNS as the cluster asks",
+  deadlineMs?: number,
+): Promise<void> {
+  await eventually(
+    what,
+    async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
+    async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log(),
+    deadlineMs,
+  );
 }
 
 /** Sum of the agent's `hnsproxy_hns_calls_total` over the operations `fn` matches. */

@@ -15,29 +15,17 @@ import {
   serviceObject,
   sliceObject,
 } from "./fixtures.ts";
+import { startProgrammed, webAgentWorld } from "./web_agent.ts";
 
 async function get(agent: AgentProcess, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${agent.healthzPort}${path}`);
   return { status: res.status, body: await res.text() };
 }
 
-const web = serviceObject("web", {
-  clusterIP: "10.96.0.10",
-  ports: [{ port: 80, targetPort: 8080 }],
-});
-const webSlice = sliceObject("web", [{ ip: "10.244.2.7", node: "node-2" }], { port: 8080 });
-
 Deno.test("agent/health: /healthz is 503 while the node is tainted for deletion or being deleted", async () => {
-  const world = await AgentWorld.create({
-    hns: overlayHns(),
-    services: [web],
-    slices: [webSlice],
-    node: nodeObject(),
-  });
+  const world = await webAgentWorld();
   try {
-    const agent = world.startAgent(OVERLAY_ARGS);
-    const describe = () => agent.log();
-    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+    const { agent, describe } = await startProgrammed(world);
     await eventually(
       "healthy",
       async () => (await get(agent, "/healthz")).status === 200,

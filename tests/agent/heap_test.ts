@@ -6,29 +6,14 @@
  * programmed as before afterwards.
  */
 
-import { AgentWorld, eventually } from "./harness.ts";
-import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
-
-const web = serviceObject("web", {
-  clusterIP: "10.96.0.10",
-  ports: [{ port: 80, targetPort: 8080 }],
-});
-
-function webSlice(ips: string[]) {
-  return sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
-}
+import { eventually } from "./harness.ts";
+import { remoteWebSlice } from "./fixtures.ts";
+import { startProgrammed, webAgentWorld } from "./web_agent.ts";
 
 Deno.test("agent/heap: the first run is followed by a full collection once ready, and later changes are still programmed", async () => {
-  const world = await AgentWorld.create({
-    hns: overlayHns(),
-    services: [web],
-    slices: [webSlice(["10.244.2.7"])],
-    node: nodeObject(),
-  });
+  const world = await webAgentWorld();
   try {
-    const agent = world.startAgent(OVERLAY_ARGS);
-    const describe = () => agent.log();
-    await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+    const { agent, describe } = await startProgrammed(world);
     await eventually(
       "collected after the first run",
       // Either as the module notes say: a change that came meanwhile makes it the hold's (the
@@ -40,7 +25,7 @@ Deno.test("agent/heap: the first run is followed by a full collection once ready
       describe,
     );
 
-    world.api.update("endpointslices", webSlice(["10.244.2.7", "10.244.2.8", "10.244.2.9"]));
+    world.api.update("endpointslices", remoteWebSlice(["10.244.2.7", "10.244.2.8", "10.244.2.9"]));
     await eventually(
       "the next change programmed",
       async () => (await world.lbTable()).some((line) => line.includes("10.244.2.9")),

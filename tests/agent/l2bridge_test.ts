@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AgentWorld, eventually, freePort } from "./harness.ts";
+import { AgentWorld, eventually, freePort, lbTableIs } from "./harness.ts";
 import { l2bridgeHns, NODE, nodeObject, serviceObject, sliceObject } from "./fixtures.ts";
 
 Deno.test("agent/l2bridge: every service address type converges; ETP Local health check answers", async () => {
@@ -70,11 +70,7 @@ Deno.test("agent/l2bridge: every service address type converges; ETP Local healt
       "10.96.0.40:53/udp->5353 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
       "198.51.100.4:53/udp->5353 [10.244.1.5] flags=1 pm=28 dt=0",
     ].sort();
-    await eventually(
-      "all service addresses",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, want, agent, "all service addresses");
     const hns = await world.hns();
     for (const lb of hns.LoadBalancers) {
       assert.equal(lb.SourceVIP, undefined, "no SourceVIP on l2bridge");
@@ -186,11 +182,7 @@ Deno.test("agent/l2bridge: DSR, dual-stack, ITP Local, terminating fallback and 
       "10.96.0.70:80/tcp->8080 [10.244.2.10] flags=1 pm=0 dt=0",
       "10.96.0.80:80/tcp->8080 [10.244.2.20] flags=1 pm=0 dt=0",
     ].sort();
-    await eventually(
-      "converged",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, want, agent, "converged");
     assert.equal(await world.stopAgent(agent), 0);
   } finally {
     await world.close();

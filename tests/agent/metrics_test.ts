@@ -9,24 +9,13 @@ import { ANNOTATION_TRIGGER_TIME } from "../../lib/kube/convert.ts";
 import { parseExposition } from "../serve/prom.ts";
 import { join } from "../../lib/path.ts";
 import { API_VERSION, KIND } from "../../lib/config/file.ts";
-import { afterFirstSync, AgentWorld, eventually } from "./harness.ts";
-import {
-  HOST_MAC,
-  nodeObject,
-  OVERLAY_ARGS,
-  overlayHns,
-  serviceObject,
-  sliceObject,
-  SOURCE_VIP,
-} from "./fixtures.ts";
+import { afterFirstSync, type AgentWorld, eventually } from "./harness.ts";
+import { HOST_MAC, remoteWebSlice, SOURCE_VIP } from "./fixtures.ts";
+import { startProgrammed, webAgentWorld } from "./web_agent.ts";
+import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
 
-const web = serviceObject("web", {
-  clusterIP: "10.96.0.10",
-  ports: [{ port: 80, targetPort: 8080 }],
-});
-
-function webSlice(ips: string[], triggerTime: Date): ReturnType<typeof sliceObject> {
-  const slice = sliceObject("web", ips.map((ip) => ({ ip, node: "node-2" })), { port: 8080 });
+function webSlice(ips: string[], triggerTime: Date): FakeObject {
+  const slice = remoteWebSlice(ips);
   (slice.metadata as Record<string, unknown>).annotations = {
     [ANNOTATION_TRIGGER_TIME]: triggerTime.toISOString(),
   };
@@ -35,19 +24,12 @@ function webSlice(ips: string[], triggerTime: Date): ReturnType<typeof sliceObje
 
 /** The overlay node serving `web` with one remote pod. */
 function webWorld(): Promise<AgentWorld> {
-  return AgentWorld.create({
-    hns: overlayHns(),
-    services: [web],
-    slices: [webSlice(["10.244.2.7"], new Date())],
-    node: nodeObject(),
-  });
+  return webAgentWorld(webSlice(["10.244.2.7"], new Date()));
 }
 
 /** Start the agent (overlay flags plus `args`) and wait until it programmed `web`. */
 async function programmed(world: AgentWorld, args: string[] = []) {
-  const agent = world.startAgent([...OVERLAY_ARGS, ...args]);
-  const describe = () => agent.log();
-  await eventually("programmed", async () => (await world.lbTable()).length === 1, describe);
+  const { agent, describe } = await startProgrammed(world, args);
   /** The metrics now, as a lookup by sample name (0 when absent). */
   const sample = async () => {
     const { samples } = parseExposition(await world.metrics(agent));

@@ -4,13 +4,16 @@
  */
 
 import assert from "node:assert/strict";
-import { AgentWorld, eventually } from "./harness.ts";
+import { AgentWorld, eventually, lbTableIs } from "./harness.ts";
 import { normalizeMac } from "../../lib/net/mac.ts";
 import {
+  FOREIGN_LB,
+  FOREIGN_LB_LINE,
   HOST_MAC,
   LOCAL_EP_5,
   NODE,
   OVERLAY_ARGS,
+  OVERLAY_WEB_LBS,
   overlayHns,
   overlayWebCluster,
   sliceObject,
@@ -21,16 +24,7 @@ Deno.test("agent/overlay: ClusterIP and NodePort converge with provider addresse
   const world = await AgentWorld.create({ hns: overlayHns(), ...overlayWebCluster() });
   try {
     const agent = world.startAgent(OVERLAY_ARGS);
-    const want = [
-      "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-      "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-      "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-    ];
-    await eventually(
-      "ClusterIP + NodePort LBs",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, OVERLAY_WEB_LBS, agent, "ClusterIP + NodePort LBs");
     const hns = await world.hns();
     const byIp = new Map(hns.Endpoints.map((e) => [e.IpConfigurations?.[0]?.IpAddress, e]));
     const pa = (ip: string) =>
@@ -177,11 +171,7 @@ Deno.test("agent/overlay: an LB deleted out of band is recreated within one resy
     )!;
     await world.hnsTool("delete-lb", victim.ID!);
     assert.equal((await world.lbTable()).length, 2);
-    await eventually(
-      "LB recreated",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-    );
+    await lbTableIs(world, want, agent, "LB recreated");
     assert.match(agent.log(), /Load balancer vanished from HNS; recreating it/);
     // The repair is counted when the sync that recreated the LB finishes, just after the LB shows.
     const repairs = async () =>
@@ -200,14 +190,8 @@ Deno.test("agent/overlay: an LB deleted out of band is recreated within one resy
 });
 
 Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or foreign-deleted object", async () => {
-  const foreign = {
-    ID: "F0F0F0F0-0000-4000-8000-000000000001",
-    HostComputeEndpoints: [LOCAL_EP_5],
-    FrontendVIPs: ["10.99.0.1"],
-    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-  };
   const world = await AgentWorld.create({
-    hns: overlayHns({ LoadBalancers: [foreign] }),
+    hns: overlayHns({ LoadBalancers: [FOREIGN_LB] }),
     ...overlayWebCluster(),
   });
   try {
@@ -219,25 +203,19 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
         "HcnEnumerateLoadBalancers:1:0x803B0020",
       ].join(","),
     });
-    const want = [
-      "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-      "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-      "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-      "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
-    ];
-    await eventually(
-      "converged despite faults",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + "\n" + agent.log(),
-      60_000,
-    );
+    const want = [...OVERLAY_WEB_LBS, FOREIGN_LB_LINE];
+    await lbTableIs(world, want, agent, "converged despite faults", 60_000);
     const hns = await world.hns();
     const ips = hns.Endpoints.map((e) => e.IpConfigurations?.[0].IpAddress).sort();
     assert.equal(new Set(ips).size, ips.length, "no duplicate endpoints");
     await eventually("record complete", async () => (await world.owned()).length === 3 + 5);
     const owned = new Set((await world.owned()).map((o) => o.id.toUpperCase()));
     for (const lb of hns.LoadBalancers) {
-      assert.equal(owned.has(lb.ID!.toUpperCase()), lb.ID !== foreign.ID, `ownership of ${lb.ID}`);
+      assert.equal(
+        owned.has(lb.ID!.toUpperCase()),
+        lb.ID !== FOREIGN_LB.ID,
+        `ownership of ${lb.ID}`,
+      );
     }
     for (const ep of hns.Endpoints.filter((e) => e.Flags === 1)) {
       assert.ok(owned.has(ep.ID!.toUpperCase()), `remote endpoint ${ep.ID} is owned (not leaked)`);
@@ -250,14 +228,8 @@ Deno.test("agent/overlay: HNS faults converge with no leaked, duplicate or forei
 });
 
 Deno.test("agent/overlay: --cleanup-and-exit removes what hnsproxy owns and nothing else", async () => {
-  const foreign = {
-    ID: "F0F0F0F0-0000-4000-8000-000000000001",
-    HostComputeEndpoints: [LOCAL_EP_5],
-    FrontendVIPs: ["10.99.0.1"],
-    PortMappings: [{ Protocol: 6, InternalPort: 1, ExternalPort: 1 }],
-  };
   const world = await AgentWorld.create({
-    hns: overlayHns({ LoadBalancers: [foreign] }),
+    hns: overlayHns({ LoadBalancers: [FOREIGN_LB] }),
     ...overlayWebCluster(),
   });
   try {
@@ -269,7 +241,7 @@ Deno.test("agent/overlay: --cleanup-and-exit removes what hnsproxy owns and noth
     const { code, log } = await world.runAgent([...OVERLAY_ARGS, "--cleanup-and-exit"]);
     assert.equal(code, 0, log);
     const hns = await world.hns();
-    assert.deepEqual(hns.LoadBalancers.map((l) => l.ID), [foreign.ID]);
+    assert.deepEqual(hns.LoadBalancers.map((l) => l.ID), [FOREIGN_LB.ID]);
     assert.deepEqual(
       hns.Endpoints.map((e) => e.IpConfigurations?.[0].IpAddress).sort(),
       ["10.244.1.5", "10.244.1.6"],

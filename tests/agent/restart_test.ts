@@ -12,13 +12,16 @@ import {
   AgentWorld,
   eventually,
   hnsCalls as calls,
+  lbTableIs,
 } from "./harness.ts";
 import {
   createDb,
   FOREIGN_EP,
   FOREIGN_LB,
+  FOREIGN_LB_LINE,
   moveWebPod,
   OVERLAY_ARGS,
+  OVERLAY_WEB_LBS,
   overlayWebCluster,
   seededOverlayHns,
 } from "./fixtures.ts";
@@ -26,12 +29,7 @@ import {
 /** Objects in HNS hnsproxy does not own: two CNI pods, a foreign LB and a foreign endpoint. */
 const UNOWNED = 4;
 
-const WEB_TABLE = [
-  "*:30080/tcp->9090 [10.244.3.9] flags=0 pm=18 dt=0",
-  "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.7] flags=0 pm=0 dt=0",
-  "10.96.0.20:80/tcp->9090 [10.244.3.9] flags=0 pm=0 dt=0",
-  "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
-];
+const WEB_TABLE = [...OVERLAY_WEB_LBS, FOREIGN_LB_LINE];
 /** hnsproxy's objects for the web cluster: 3 LBs, remote pods 2.7 and 3.9, 2 cluster-IP endpoints, the source VIP. */
 const WEB_OWNED = 8;
 
@@ -43,11 +41,7 @@ const DELETES = /^HcnDelete/;
 /** Program the web cluster with a first agent, then stop it (gracefully, or kill -9). */
 async function firstLife(world: AgentWorld, kill = false): Promise<void> {
   const first = world.startAgent(OVERLAY_ARGS);
-  await eventually(
-    "first life programmed",
-    async () => JSON.stringify(await world.lbTable()) === JSON.stringify(WEB_TABLE),
-    async () => (await world.lbTable()).join("\n") + first.log(),
-  );
+  await lbTableIs(world, WEB_TABLE, first, "first life programmed");
   await eventually(
     "record with fingerprints written",
     async () => {
@@ -107,13 +101,9 @@ Deno.test("agent/restart: the cluster changed while it was down (killed): exactl
     const want = [
       "10.96.0.10:80/tcp->8080 [10.244.1.5,10.244.2.8] flags=0 pm=0 dt=0",
       "10.96.0.30:5432/tcp->5432 [10.244.3.20] flags=0 pm=0 dt=0",
-      "10.99.0.1:1/tcp->1 [10.244.1.5] flags=0 pm=0 dt=0",
+      FOREIGN_LB_LINE,
     ];
-    await eventually(
-      "exactly the desired state",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(want),
-      async () => (await world.lbTable()).join("\n") + second.log(),
-    );
+    await lbTableIs(world, want, second, "exactly the desired state");
     const metrics = await afterStart(world, second);
     assert.match(second.log(), /"Reading HNS" mode="trusted"/);
     // Read: web's LB and its old remote pod; np's two LBs, its pod and its cluster-IP endpoint.
@@ -152,11 +142,7 @@ Deno.test("agent/restart: an object of hnsproxy's deleted out of band while it w
     )!;
     await world.hnsTool("delete-lb", victim.ID!);
     const second = world.startAgent(OVERLAY_ARGS);
-    await eventually(
-      "LB recreated",
-      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(WEB_TABLE),
-      async () => (await world.lbTable()).join("\n") + second.log(),
-    );
+    await lbTableIs(world, WEB_TABLE, second, "LB recreated");
     const metrics = await afterStart(world, second);
     assert.match(second.log(), /"Reading HNS" mode="trusted"/);
     assert.equal(calls(metrics, OPENS), UNOWNED, "nothing of hnsproxy's read");

@@ -35,6 +35,7 @@ import {
 } from "../../scripts/pe.ts";
 import { compileCacheDir, extractFromTarGz, pickVersion } from "../../scripts/runtime.ts";
 import { AGENT_V8_FLAGS, v8FlagsArgument } from "../../lib/v8_flags.ts";
+import { denoInfo } from "../module_graph.ts";
 
 const MAIN = join(ROOT, "main.ts");
 const enc = new TextEncoder();
@@ -323,14 +324,7 @@ Deno.test("compile args: Windows x64, the baked-in permissions, no prompt, froze
 });
 
 Deno.test("graph: main.ts's runtime modules, the dynamically imported subcommands among them", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", ENTRY],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  equal(out.code, 0, dec.decode(out.stderr));
-  const graph = readGraph(JSON.parse(dec.decode(out.stdout)), ROOT);
+  const graph = readGraph(await denoInfo(ENTRY), ROOT);
   ok(graph.localModules.includes("main.ts"));
   ok(graph.localModules.includes("deno.json"), "version.ts imports deno.json");
   // Every literal `import("./lib/…")` of main.ts is in the graph, as dynamic.
@@ -358,20 +352,8 @@ Deno.test("graph: every worker entry of lib/ is included explicitly; its imports
   const args = compileArgs({ output: "out.exe" });
   for (const w of WORKER_MODULES) {
     ok(args.join(" ").includes(`--include ${w}`), `${w} is included`);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", w],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    equal(out.code, 0, dec.decode(out.stderr));
-    const main = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", ENTRY],
-      cwd: ROOT,
-      stdout: "piped",
-    }).output();
-    const inMain = readGraph(JSON.parse(dec.decode(main.stdout)), ROOT).localModules;
-    const own = readGraph(JSON.parse(dec.decode(out.stdout)), ROOT).localModules;
+    const own = readGraph(await denoInfo(w), ROOT).localModules;
+    const inMain = readGraph(await denoInfo(ENTRY), ROOT).localModules;
     deepEqual(
       own.filter((m) => m !== w && !inMain.includes(m)),
       [],

@@ -35,6 +35,9 @@ export const ALL_FEATURES: HnsFeatures = {
   modifyLoadBalancer: true,
 };
 
+/** Every HNS feature on but ModifyLoadBalancer: a changed LB is deleted and created again. */
+export const NO_MODIFY_FEATURES: HnsFeatures = { ...ALL_FEATURES, modifyLoadBalancer: false };
+
 /** Every optional HNS feature off. */
 export const NO_FEATURES: HnsFeatures = {
   api: true,

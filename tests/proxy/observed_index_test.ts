@@ -18,6 +18,7 @@ import {
   ctx,
   emptyObserved,
   ep,
+  NO_MODIFY_FEATURES,
   overlayCtx,
   simulate,
   slice,
@@ -212,7 +213,7 @@ Deno.test("reconcile: the same plan from the observed cache as from a plain obse
   for (const overlay of [false, true]) {
     const { desired, observed } = changedWorld(overlay);
     const cache = new ObservedCache(observed);
-    for (const features of [ALL_FEATURES, { ...ALL_FEATURES, modifyLoadBalancer: false }]) {
+    for (const features of [ALL_FEATURES, NO_MODIFY_FEATURES]) {
       const dirtySets = [
         undefined,
         new Set(["default/a"]),

@@ -35,6 +35,23 @@ async function journalLines(path: string): Promise<string[]> {
   return (await Deno.readTextFile(journalPath(path))).split("\n").filter((l) => l !== "");
 }
 
+/** The record at `path` written whole with LB-1, then EP-1 appended to its journal. */
+async function recordWithJournal(path: string): Promise<OwnershipRecord> {
+  const record = await OwnershipRecord.load(path);
+  record.add(lb(1));
+  await record.flush();
+  record.add(ep(1));
+  await record.flush();
+  return record;
+}
+
+/** The record at `path` loaded with a logger, and the lines it logged. */
+async function loadLogged(path: string) {
+  const logger = new RecordingLogger();
+  const loaded = await OwnershipRecord.load(path, { logger });
+  return { loaded, lines: logger.lines };
+}
+
 Deno.test("ownership journal: a flush after the first appends only the changes; load replays them", async () => {
   await withDir(async (path) => {
     const record = await OwnershipRecord.load(path);
@@ -85,18 +102,12 @@ Deno.test("ownership journal: a crash before compaction (no stop) loses nothing 
 
 Deno.test("ownership journal: a torn last line is ignored, and the next write starts a fresh journal", async () => {
   await withDir(async (path) => {
-    const record = await OwnershipRecord.load(path);
-    record.add(lb(1));
-    await record.flush();
-    record.add(ep(1));
-    await record.flush();
+    await recordWithJournal(path);
     // A crash in the middle of appending the next batch.
     await Deno.writeTextFile(journalPath(path), '{"op":"add","kind":"Endpoint","id":"EP-2"', {
       append: true,
     });
-    const logger = new RecordingLogger();
-    const { lines } = logger;
-    const loaded = await OwnershipRecord.load(path, { logger });
+    const { loaded, lines } = await loadLogged(path);
     assert.equal(loaded.loadError, undefined);
     assert.deepEqual(loaded.list(), [lb(1), ep(1)]);
     assert.ok(lines.some((l) => l.level === "warn" && /incomplete last line/.test(l.message)));
@@ -111,17 +122,11 @@ Deno.test("ownership journal: a torn last line is ignored, and the next write st
 
 Deno.test("ownership journal: a malformed line in the middle is skipped with a warning", async () => {
   await withDir(async (path) => {
-    const record = await OwnershipRecord.load(path);
-    record.add(lb(1));
-    await record.flush();
-    record.add(ep(1));
-    await record.flush();
+    const record = await recordWithJournal(path);
     await Deno.writeTextFile(journalPath(path), "garbage\n", { append: true });
     record.add(ep(2));
     await record.flush();
-    const logger = new RecordingLogger();
-    const { lines } = logger;
-    const loaded = await OwnershipRecord.load(path, { logger });
+    const { loaded, lines } = await loadLogged(path);
     assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
     assert.ok(lines.some((l) => l.level === "warn" && l.fields?.entry === "garbage"));
   });
@@ -171,9 +176,7 @@ Deno.test("ownership journal: a crash between the two writes of a compaction los
     await record.compact();
     // The crash: the new record is in place, the old journal was not yet replaced.
     await Deno.writeTextFile(journalPath(path), oldJournal);
-    const logger = new RecordingLogger();
-    const { lines } = logger;
-    const loaded = await OwnershipRecord.load(path, { logger });
+    const { loaded, lines } = await loadLogged(path);
     assert.deepEqual(loaded.list(), [lb(1), ep(1), ep(2)]);
     assert.ok(lines.some((l) => /older record; ignored/.test(l.message)));
     // And the next write does not append to the old journal.
@@ -207,11 +210,7 @@ Deno.test("ownership journal: a format 1 record loads, and the first write upgra
 
 Deno.test("ownership journal: a journal without its record is not replayed", async () => {
   await withDir(async (path) => {
-    const record = await OwnershipRecord.load(path);
-    record.add(lb(1));
-    await record.flush();
-    record.add(ep(1));
-    await record.flush();
+    await recordWithJournal(path);
     await Deno.remove(path);
     const loaded = await OwnershipRecord.load(path);
     assert.equal(loaded.size, 0, "no record: hnsproxy owns nothing");
@@ -223,11 +222,7 @@ Deno.test("ownership journal: a journal without its record is not replayed", asy
 
 Deno.test("ownership journal: a corrupt record keeps its journal aside too", async () => {
   await withDir(async (path) => {
-    const record = await OwnershipRecord.load(path);
-    record.add(lb(1));
-    await record.flush();
-    record.add(ep(1));
-    await record.flush();
+    await recordWithJournal(path);
     const journal = await Deno.readTextFile(journalPath(path));
     await Deno.writeTextFile(path, "{not json");
     const loaded = await OwnershipRecord.load(path);

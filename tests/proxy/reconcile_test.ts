@@ -17,11 +17,12 @@ import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import type { HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { ObservedCache, slimEndpoint, slimLoadBalancer } from "../../lib/proxy/observed.ts";
 import {
-  ALL_FEATURES,
+  ALL_FEATURES as MODIFY,
   ctx,
   emptyObserved,
   ep,
   NO_FEATURES,
+  NO_MODIFY_FEATURES as NO_MODIFY,
   opList,
   overlayCtx,
   type SimHns,
@@ -30,9 +31,6 @@ import {
   svc,
   view,
 } from "./core_fixtures.ts";
-
-const MODIFY = ALL_FEATURES;
-const NO_MODIFY = { ...ALL_FEATURES, modifyLoadBalancer: false };
 
 /** Phase of each op kind; a plan's phases must never go backwards. */
 function assertOrdered(plan: Plan): void {

@@ -7,24 +7,15 @@
  */
 
 import assert from "node:assert/strict";
-import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
-import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
-import { ClusterStore } from "../../lib/kube/store.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { type StartMode, Syncer } from "../../lib/proxy/syncer.ts";
 import { SyncedInputsFile } from "../../lib/proxy/synced_inputs.ts";
 import { stringsInHeap } from "../heap_strings.ts";
-import {
-  manualClock,
-  nodeObject,
-  OVERLAY_SETTINGS,
-  overlayHnsWithPods,
-  serviceObject,
-  sliceObject,
-} from "../agent/fixtures.ts";
+import { manualClock, overlayHnsWithPods, serviceObject, sliceObject } from "../agent/fixtures.ts";
+import { overlaySyncerOptions, syncedNodeStore } from "./syncer_fixtures.ts";
 
 const PODS = 20;
 
@@ -57,9 +48,7 @@ async function restartCounting(fast: boolean): Promise<RestartCounts> {
   try {
     const api = new MemoryHcnApi({ state: overlayHnsWithPods(PODS, podName, 40) });
     const client = createHnsClient(api);
-    const store = new ClusterStore();
-    store.setNode(convertNode(nodeObject()));
-    for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
+    const store = syncedNodeStore();
     for (let s = 0; s < 3; s++) {
       const name = `svc-${s}`;
       const port = 8080 + s;
@@ -84,15 +73,7 @@ async function restartCounting(fast: boolean): Promise<RestartCounts> {
     let idsAtFill: number[] = [];
     const newSyncer = (count: boolean) =>
       new Syncer({
-        client,
-        cluster: store,
-        ownership,
-        networkName: "vxlan0",
-        settings: OVERLAY_SETTINGS,
-        syncPeriodMs: 30_000,
-        clock,
-        backoff: new Backoff({ clock, jitter: 0 }),
-        networkIds: networkIdsByName(api),
+        ...overlaySyncerOptions({ client, cluster: store, ownership, clock, api }),
         syncedInputs: { file, config: "c1" },
         collectHeap: () => {
           if (!count) return;

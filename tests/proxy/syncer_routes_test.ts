@@ -7,15 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import { delegateHcnApi } from "../../lib/hns/delegate.ts";
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import type { HcnApi, HcnHandle, HcnKind } from "../../lib/hns/types.ts";
-import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
-import { ClusterStore } from "../../lib/kube/store.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { MIN_READ_INTERVAL_MS } from "../../lib/proxy/placement_waits.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
@@ -25,7 +22,6 @@ import {
   type EndpointSpec,
   manualClock,
   NODE,
-  nodeObject,
   OVERLAY_NET,
   OVERLAY_SETTINGS,
   overlayHns,
@@ -34,6 +30,7 @@ import {
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
+import { overlaySyncerOptions, syncedNodeStore } from "./syncer_fixtures.ts";
 
 /** Holds back the answer of the next network Query (read before the hold) until released. */
 class QueryHold {
@@ -65,21 +62,19 @@ class QueryHold {
 function node(options: { inBackground?: boolean } = {}) {
   const api = new MemoryHcnApi({ state: overlayHns() });
   const queries = new QueryHold();
-  const store = new ClusterStore();
-  store.setNode(convertNode(nodeObject()));
-  for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
+  const store = syncedNodeStore();
   const clock = manualClock();
   const logger = new RecordingLogger();
   const syncer = new Syncer({
-    client: createHnsClient(queries.wrap(api)),
-    cluster: store,
-    ownership: OwnershipRecord.inMemory(),
-    networkName: "vxlan0",
+    ...overlaySyncerOptions({
+      client: createHnsClient(queries.wrap(api)),
+      cluster: store,
+      ownership: OwnershipRecord.inMemory(),
+      clock,
+      api,
+    }),
     settings: { ...OVERLAY_SETTINGS, clusterCidrs: ["10.244.0.0/16"] },
     syncPeriodMs: 3_600_000,
-    clock,
-    backoff: new Backoff({ clock, jitter: 0 }),
-    networkIds: networkIdsByName(api),
     logger,
     resyncInBackground: options.inBackground ?? false,
   });

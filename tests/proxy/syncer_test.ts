@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { networkIdsByName } from "../../lib/agent.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HResult } from "../../lib/hns/errors.ts";
 import { MemoryHcnApi, type MemoryHnsState } from "../../lib/hns/memory.ts";
-import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
-import { ClusterStore } from "../../lib/kube/store.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { LISTING_ALIGN_MS } from "../../lib/proxy/resync.ts";
 import { Syncer, type SyncerOptions } from "../../lib/proxy/syncer.ts";
@@ -22,7 +19,6 @@ import {
   LOCAL_EP_5,
   manualClock,
   NODE,
-  nodeObject,
   OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
@@ -31,6 +27,7 @@ import {
   SOURCE_VIP,
 } from "../agent/fixtures.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
+import { overlaySyncerOptions, syncedNodeStore } from "./syncer_fixtures.ts";
 
 const WRITES = /^Hcn(Create|Modify|Delete)(LoadBalancer|Endpoint)$/;
 
@@ -45,22 +42,12 @@ async function assertHandlesClosedAtStop(w: ReturnType<typeof world>): Promise<v
 function world(state: MemoryHnsState = overlayHns(), ownership = OwnershipRecord.inMemory()) {
   const api = new MemoryHcnApi({ state });
   const client = createHnsClient(api);
-  const store = new ClusterStore();
-  store.setNode(convertNode(nodeObject()));
-  for (const kind of ["services", "endpointSlices", "node"] as const) store.markSynced(kind);
+  const store = syncedNodeStore();
   const clock = manualClock();
   const settings = OVERLAY_SETTINGS;
   const newSyncer = (extra: Partial<SyncerOptions> = {}) =>
     new Syncer({
-      client,
-      cluster: store,
-      ownership,
-      networkName: "vxlan0",
-      settings,
-      syncPeriodMs: 30_000,
-      clock,
-      backoff: new Backoff({ clock, jitter: 0 }),
-      networkIds: networkIdsByName(api),
+      ...overlaySyncerOptions({ client, cluster: store, ownership, clock, api }),
       ...extra,
     });
   const writes = () =>

@@ -11,9 +11,10 @@ import { adoptObserved, type AdoptOptions, reconcile } from "../../lib/proxy/rec
 import type { DesiredState, NodeContext, OwnedIds } from "../../lib/proxy/model.ts";
 import type { EndpointSliceInfo, ServiceInfo } from "../../lib/kube/model.ts";
 import {
-  ALL_FEATURES,
+  ALL_FEATURES as MODIFY,
   ep,
   NET_ID,
+  NO_MODIFY_FEATURES as NO_MODIFY,
   opList,
   overlayCtx,
   type SimHns,
@@ -23,8 +24,6 @@ import {
   view,
 } from "./core_fixtures.ts";
 
-const MODIFY = ALL_FEATURES;
-const NO_MODIFY = { ...ALL_FEATURES, modifyLoadBalancer: false };
 const NONE: OwnedIds = { loadBalancers: [], endpoints: [] };
 /** Provider addresses of the overlay context's routes. */
 const NODE_B = "192.168.1.11";

@@ -11,9 +11,7 @@ import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
 import type { MemoryHnsState } from "../../lib/hns/memory.ts";
 import type { HcnApi, HcnEndpoint, HcnLoadBalancer } from "../../lib/hns/types.ts";
-import { convertEndpointSlice, convertNode, convertService } from "../../lib/kube/convert.ts";
-import { ClusterStore } from "../../lib/kube/store.ts";
-import { Backoff } from "../../lib/proxy/backoff.ts";
+import { convertEndpointSlice, convertService } from "../../lib/kube/convert.ts";
 import type { ObservedState, PlanOp } from "../../lib/proxy/model.ts";
 import { ObservedCache } from "../../lib/proxy/observed.ts";
 import { OwnershipRecord } from "../../lib/proxy/ownership.ts";
@@ -23,7 +21,6 @@ import { Syncer } from "../../lib/proxy/syncer.ts";
 import {
   type EndpointSpec,
   NODE,
-  nodeObject,
   OVERLAY_SETTINGS,
   overlayHns,
   serviceObject,
@@ -31,6 +28,7 @@ import {
 } from "../agent/fixtures.ts";
 import { prng } from "../prng.ts";
 import { type Backend, BACKENDS, backendTest } from "../hns/harness.ts";
+import { overlaySyncerOptions, syncedNodeStore } from "./syncer_fixtures.ts";
 
 const SETTINGS = OVERLAY_SETTINGS;
 
@@ -58,17 +56,13 @@ const FOREIGN_EP: HcnEndpoint = {
 
 /** A random cluster: services with random local and remote endpoints. */
 class RandomCluster {
-  readonly store = new ClusterStore();
+  readonly store = syncedNodeStore();
   readonly #rand: () => number;
   #next = 0;
   readonly names: string[] = [];
 
   constructor(seed: number, services: number) {
     this.#rand = prng(seed);
-    this.store.setNode(convertNode(nodeObject()));
-    for (const kind of ["services", "endpointSlices", "node"] as const) {
-      this.store.markSynced(kind);
-    }
     for (let i = 0; i < services; i++) this.add();
   }
 
@@ -161,16 +155,14 @@ const READ_CALLS = ["Network", "Endpoint", "LoadBalancer"].flatMap((kind) => [
 
 function syncerOn(api: HcnApi, cluster: RandomCluster, ownership: OwnershipRecord): Syncer {
   const clock = { now: () => 0 };
-  return new Syncer({
-    client: createHnsClient(api),
-    cluster: cluster.store,
-    ownership,
-    networkName: "vxlan0",
-    settings: SETTINGS,
-    syncPeriodMs: 30_000,
-    clock,
-    backoff: new Backoff({ clock, jitter: 0 }),
-  });
+  return new Syncer(
+    overlaySyncerOptions({
+      client: createHnsClient(api),
+      cluster: cluster.store,
+      ownership,
+      clock,
+    }),
+  );
 }
 
 /** Program HNS from scratch with a syncer, as the agent's first life does. */

@@ -10,9 +10,13 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../../lib/config/mod.ts";
-import { createLogger } from "../../lib/log/mod.ts";
+import { type ClosableLogger, createLogger } from "../../lib/log/mod.ts";
 import { ServiceControl, ServiceState, Win32Error } from "../../lib/windows/advapi32.ts";
-import { failWindowsService, runAgentAsWindowsService } from "../../lib/windows/agent_service.ts";
+import {
+  type AgentServiceOptions,
+  failWindowsService,
+  runAgentAsWindowsService,
+} from "../../lib/windows/agent_service.ts";
 import { eventually } from "../agent/harness.ts";
 import { FakeScm } from "./doubles.ts";
 import { ServiceWorld, WANT_LBS } from "./service_world.ts";
@@ -25,19 +29,40 @@ function configFor(args: string[]) {
   return parseConfig(args, {}, Deno.readTextFileSync).config;
 }
 
-Deno.test("agent service: RUNNING once up, programs HNS, STOP stops the agent gracefully, then STOPPED", async () => {
+/** A service world and a logger that keeps its lines (at `verbosity`); both are closed after `body`. */
+async function withWorld(
+  body: (world: ServiceWorld, logger: ClosableLogger, lines: string[]) => Promise<void>,
+  verbosity?: number,
+): Promise<void> {
   const world = await ServiceWorld.create();
   const lines: string[] = [];
-  const logger = createLogger({ stderr: false, verbosity: 2, write: (l) => lines.push(l) });
+  const logger = createLogger({ stderr: false, verbosity, write: (l) => lines.push(l) });
   try {
-    const scm = new FakeScm();
-    const exit = runAgentAsWindowsService(configFor(world.agentArgs()), {
-      logger,
-      name: "hnsproxy-test",
-      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
-    });
-    await until(() => scm.handlers !== undefined, "the dispatcher");
-    scm.start();
+    await body(world, logger, lines);
+  } finally {
+    logger.close();
+    await world.close();
+  }
+}
+
+/** Run the agent with `args` as a service under a fake SCM, which starts it once it is dispatched. */
+async function startService(
+  args: string[],
+  options: Omit<AgentServiceOptions, "scm">,
+): Promise<{ scm: FakeScm; exit: Promise<number> }> {
+  const scm = new FakeScm();
+  const exit = runAgentAsWindowsService(configFor(args), {
+    ...options,
+    scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
+  });
+  await until(() => scm.handlers !== undefined, "the dispatcher");
+  scm.start();
+  return { scm, exit };
+}
+
+Deno.test("agent service: RUNNING once up, programs HNS, STOP stops the agent gracefully, then STOPPED", async () => {
+  await withWorld(async (world, logger, lines) => {
+    const { scm, exit } = await startService(world.agentArgs(), { logger, name: "hnsproxy-test" });
     await until(() => scm.last?.state === ServiceState.RUNNING, "RUNNING");
 
     // The record lists each create before HNS is asked and adds its fingerprint once HNS
@@ -75,51 +100,27 @@ Deno.test("agent service: RUNNING once up, programs HNS, STOP stops the agent gr
     assert.match(log, /Service stop requested/);
     assert.match(log, /Stopping hnsproxy; HNS is left as it is/);
     assert.ok(log.indexOf('Stopped"') < log.indexOf("Service stopped"), log);
-  } finally {
-    logger.close();
-    await world.close();
-  }
+  }, 2);
 });
 
 Deno.test("agent service: an agent that cannot start is STOPPED with service-specific exit code 1", async () => {
-  const world = await ServiceWorld.create();
-  const lines: string[] = [];
-  const logger = createLogger({ stderr: false, write: (l) => lines.push(l) });
-  try {
-    const scm = new FakeScm();
+  await withWorld(async (world, logger, lines) => {
     const args = world.agentArgs();
     args[args.indexOf("--hns-library") + 1] = `${world.dir}/no-such-library.dll`;
-    const exit = runAgentAsWindowsService(configFor(args), {
-      logger,
-      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
-    });
-    await until(() => scm.handlers !== undefined, "the dispatcher");
-    scm.start();
+    const { scm, exit } = await startService(args, { logger });
     assert.equal(await exit, 1);
     assert.deepEqual(scm.stateSequence, [ServiceState.START_PENDING, ServiceState.STOPPED]);
     assert.equal(scm.last?.win32ExitCode, Win32Error.ERROR_SERVICE_SPECIFIC_ERROR);
     assert.equal(scm.last?.serviceSpecificExitCode, 1);
     assert.match(lines.join(""), /service failed/);
-  } finally {
-    logger.close();
-    await world.close();
-  }
+  });
 });
 
 Deno.test("agent service: a node the agent cannot run on (no network name) ends RUNNING as STOPPED, exit code 1", async () => {
-  const world = await ServiceWorld.create();
-  const lines: string[] = [];
-  const logger = createLogger({ stderr: false, write: (l) => lines.push(l) });
-  try {
-    const scm = new FakeScm();
+  await withWorld(async (world, logger, lines) => {
     const args = world.agentArgs();
     args.splice(args.indexOf("--network-name"), 2);
-    const exit = runAgentAsWindowsService(configFor(args), {
-      logger,
-      scm: { backend: scm, progressIntervalMs: 20, readyTimeoutMs: 0 },
-    });
-    await until(() => scm.handlers !== undefined, "the dispatcher");
-    scm.start();
+    const { scm, exit } = await startService(args, { logger });
     assert.equal(await exit, 1);
     assert.deepEqual(scm.stateSequence, [
       ServiceState.START_PENDING,
@@ -129,10 +130,7 @@ Deno.test("agent service: a node the agent cannot run on (no network name) ends 
     assert.equal(scm.last?.win32ExitCode, Win32Error.ERROR_SERVICE_SPECIFIC_ERROR);
     assert.equal(scm.last?.serviceSpecificExitCode, 1);
     assert.match(lines.join(""), /No HNS network is named/);
-  } finally {
-    logger.close();
-    await world.close();
-  }
+  });
 });
 
 Deno.test("agent service: a command line that cannot run reports its exit code to the SCM", async () => {

@@ -11,7 +11,7 @@
 import type { OwnedObject } from "../../lib/proxy/ownership.ts";
 import { join } from "node:path";
 import { privateCopy } from "../hns-emulator/build.ts";
-import { builtEmulatorLibrary, lbLines } from "../agent/harness.ts";
+import { builtEmulatorLibrary, lbLines, readHnsStateFile } from "../agent/harness.ts";
 import {
   fakeKubeconfig,
   l2bridgeHns,
@@ -114,14 +114,8 @@ export class ServiceWorld {
   }
 
   /** What HNS holds now, read from the emulator's state file. */
-  async hns(): Promise<Required<MemoryHnsState>> {
-    const text = await Deno.readTextFile(this.hnsFile);
-    const state = text.trim() === "" ? {} : JSON.parse(text);
-    return {
-      Networks: state.Networks ?? [],
-      Endpoints: state.Endpoints ?? [],
-      LoadBalancers: state.LoadBalancers ?? [],
-    };
+  hns(): Promise<Required<MemoryHnsState>> {
+    return readHnsStateFile(this.hnsFile);
   }
 
   /** HNS load balancers as sorted `vip:port/proto->internal [backends] ...` lines. */
