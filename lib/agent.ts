@@ -293,17 +293,14 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // Until the agent is ready no event waits for HNS: listings share the calls'
     // thread (parsed there, off the main thread) and leave it once ready.
     api.keepListingsApart?.(false);
-    const supported = checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
-    // What HNS holds is read while the record loads and the lists come in: the endpoints the
-    // last complete sync used at once (each call of the check first would wait for a turn of
-    // this thread, busy with the lists), once HNS is supported the network and the ID
-    // listings, the rest as the record decides; the first run plans with it.
+    await checkHnsSupport(client, { enableDSR: config.enableDSR }, log);
+    // What HNS holds is read while the record loads and the lists come in: the network and
+    // the ID listings at once, the rest as the record decides; the first run plans with it.
     const earlyAt = systemClock.now();
     const syncedFile = new SyncedInputsFile(config.stateFile);
     const earlyRead = readEarly(client, config.networkName, config.detectNetwork, loading, {
       fullHnsReadOnStart: config.fullHnsReadOnStart,
       endpointHint: syncedFile.takeEndpointIds(),
-      after: supported,
     });
     // No HNS call of it may be in flight when the client closes (a failed start included).
     // The cleanup holds only its settling: a closure here shares this scope with the agent's
@@ -311,7 +308,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     // must go once the start used it.
     const earlySettled = earlyRead.then(() => {}, () => {});
     cleanups.push(() => earlySettled);
-    await supported;
     const ownership = await loading;
 
     const healthzServer = config.healthzBindAddress

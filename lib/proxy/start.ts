@@ -201,16 +201,10 @@ export interface EarlyStart {
 export interface EarlyReadOptions extends StartReadOptions {
   /**
    * Endpoint IDs the start will likely read (those the last complete sync's
-   * node context named: SyncedInputsFile.takeEndpointIds), read at once,
-   * before the network is found and the IDs listed, rather than once the
-   * record has loaded.
+   * node context named: SyncedInputsFile.takeEndpointIds), read at once
+   * beside the ID listings rather than once the record has loaded.
    */
   endpointHint?: Promise<readonly string[] | undefined>;
-  /**
-   * What must succeed before anything but the hinted endpoints is read (the
-   * agent's check that HNS supports it); when it fails, nothing more is.
-   */
-  after?: Promise<unknown>;
 }
 
 /**
@@ -221,12 +215,11 @@ export interface EarlyReadOptions extends StartReadOptions {
  * not load: the start then reads (and reports) itself. Settles only once no
  * call it made is in flight.
  *
- * The hinted endpoints (`endpointHint`) are read at once, before `after`
- * settles and the network is found: the read of an endpoint takes that early
- * answer when the endpoint was hinted and HNS had it then (read a moment
- * earlier, as any read may be followed by a change); any other endpoint it
- * asks for is read then. Hinted endpoints nothing asks for cost their read
- * only (as when `after` fails: the start then fails too).
+ * The hinted endpoints (`endpointHint`) are read beside the listings: the
+ * read of an endpoint takes that early answer when the endpoint was hinted
+ * and HNS had it then (read a moment earlier, as any read may be followed by
+ * a change); any other endpoint it asks for is read then. Hinted endpoints
+ * nothing asks for cost their read only.
  */
 export async function readEarly(
   client: HnsClient,
@@ -235,15 +228,13 @@ export async function readEarly(
   ownership: OwnershipRecord | Promise<OwnershipRecord>,
   options: EarlyReadOptions,
 ): Promise<EarlyStart | undefined> {
-  // The hinted endpoints need no network: their read starts before it is found, which takes
-  // calls of its own, each a turn of this thread's event loop while the lists are converted.
-  const prefetched = prefetchEndpoints(client, options.endpointHint);
+  let prefetched: Promise<Map<string, HcnEndpoint>> | undefined;
   try {
-    await options.after;
     const network = await findNetwork(client, networkName, detect);
     const net = network && networkInfo(network);
     if (!network || !net) return undefined;
     const listing = listIds(client, net);
+    prefetched = prefetchEndpoints(client, options.endpointHint);
     const [listed, record] = await bothSettled([listing, Promise.resolve(ownership)]);
     const mode = startReadMode(record, options);
     const reader = readingPrefetched(client, prefetched);
@@ -252,7 +243,7 @@ export async function readEarly(
     return undefined;
   } finally {
     // Settled, and what no read took let go of.
-    (await prefetched).clear();
+    (await prefetched)?.clear();
   }
 }
 
