@@ -11,6 +11,8 @@
  *                                 blocks then leave malloc's in-use count at once)
  *   emulator_check LIB ctl CMD... drive a state-file HNS from another process;
  *                                 prints one JSON line per command
+ *   emulator_check LIB cost [ROUNDS]  the library's own CPU time per call at a cold start's
+ *                                 scale (a measurement for bench/analysis.md, not a check)
  *   --env NAME=VALUE (before the mode, repeatable) sets a knob in-process, for
  *   runners that pass no environment (Wine).
  *
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef _WIN32
 #define WIN32_LEAN_AND_MEAN
@@ -1680,6 +1683,126 @@ static int run_ctl(int argc, char **argv, int i) {
   return 0;
 }
 
+/* ---- cost: the library's CPU per call ------------------------------------------------ */
+
+/* A remote endpoint's settings, as the agent sends them (bench/seed.ts's node, 10,000 services). */
+static char *remote_ep_json(int i) {
+  char *s = malloc(256);
+  snprintf(s, 256,
+           "{\"IpConfigurations\":[{\"IpAddress\":\"10.%d.%d.%d\"}],"
+           "\"MacAddress\":\"02-11-0a-%02x-%02x-%02x\",\"Flags\":1,"
+           "\"SchemaVersion\":{\"Major\":2,\"Minor\":0}}",
+           128 + i / 65536, i / 256 % 256, i % 256, 128 + i / 65536, i / 256 % 256, i % 256);
+  return s;
+}
+
+/* A load balancer's settings: a ClusterIP with 5 of the remote endpoints, as the agent sends. */
+static char *cost_lb_json(int i, int nremote) {
+  char eps[5 * 40 + 8] = "[";
+  for (int j = 0; j < 5; j++) {
+    snprintf(eps + strlen(eps), sizeof eps - strlen(eps), "%s\"%08X-0001-0002-0304-05060708090A\"",
+             j ? "," : "", 0xE0000000u | (unsigned)((i * 5 + j) % nremote));
+  }
+  strcat(eps, "]");
+  char *s = malloc(1024);
+  snprintf(s, 1024,
+           "{\"HostComputeEndpoints\":%s,\"FrontendVIPs\":[\"10.96.%d.%d\"],"
+           "\"PortMappings\":[{\"Protocol\":6,\"InternalPort\":8080,\"ExternalPort\":80,"
+           "\"DistributionType\":0,\"Flags\":0}],\"Flags\":0,"
+           "\"SchemaVersion\":{\"Major\":2,\"Minor\":0}}",
+           eps, i / 256, i % 256);
+  return s;
+}
+
+static double cpu_us(void) { return (double)clock() * 1e6 / CLOCKS_PER_SEC; }
+
+/*
+ * What the emulated HNS itself costs per call at issue 15's 10,000 services: the node's 10,000
+ * CNI endpoints (not timed), then a cold start's creates (40,000 remote endpoints, 12,000 load
+ * balancers, each handle closed at once), then a restart's reads (Open, Query, Close of each CNI
+ * endpoint, in three passes as the agent makes them). Settings are converted to UTF-16 before the
+ * clock starts, so the times are the library's (process CPU time; wall time where clock() is).
+ */
+static int run_cost(int rounds) {
+  enum { NCNI = 10000, NREMOTE = 40000, NLB = 12000 };
+  wch **cni = malloc(NCNI * sizeof *cni), **remote = malloc(NREMOTE * sizeof *remote);
+  wch **lbs = malloc(NLB * sizeof *lbs);
+  guid_t *cni_ids = malloc(NCNI * sizeof *cni_ids);
+  HND *h = malloc(NCNI * sizeof *h);
+  wch **props = malloc(NCNI * sizeof *props);
+  char ip[32], name[48];
+  for (int i = 0; i < NCNI; i++) {
+    snprintf(ip, sizeof ip, "10.200.%d.%d", i / 250, 2 + i % 250);
+    snprintf(name, sizeof name, "pod-%s_eth0", ip);
+    char *t = ep_json(name, ip, 0);
+    cni[i] = W(t);
+    free(t);
+    cni_ids[i] = (guid_t){0xC0000000u | (uint32_t)i, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+  }
+  for (int i = 0; i < NREMOTE; i++) {
+    char *t = remote_ep_json(i);
+    remote[i] = W(t);
+    free(t);
+  }
+  for (int i = 0; i < NLB; i++) {
+    char *t = cost_lb_json(i, NREMOTE);
+    lbs[i] = W(t);
+    free(t);
+  }
+  wch *empty_query = W("{}");
+  double t_ep = 0, t_lb = 0, t_open = 0, t_query = 0, t_close = 0;
+  int bad = 0;
+  for (int r = 0; r < rounds; r++) {
+    L.reset();
+    char *net = create_id(NET, NULL, NET_SETTINGS("cost", "L2Bridge"), NULL);
+    guid_t gn = G(net);
+    free(net);
+    res hn = open_(NET, &gn);
+    wch *err = NULL;
+    HND one;
+    for (int i = 0; i < NCNI; i++) {
+      bad += L.create_ep(hn.h, &cni_ids[i], cni[i], &one, &err) != 0 || L.close[EP](one) != 0;
+    }
+    double t0 = cpu_us();
+    for (int i = 0; i < NREMOTE; i++) {
+      guid_t id = {0xE0000000u | (uint32_t)i, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+      bad += L.create_ep(hn.h, &id, remote[i], &one, &err) != 0 || L.close[EP](one) != 0;
+    }
+    double t1 = cpu_us();
+    for (int i = 0; i < NLB; i++) {
+      guid_t id = {0xB0000000u | (uint32_t)i, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+      bad += L.create_lb(&id, lbs[i], &one, &err) != 0 || L.close[LB](one) != 0;
+    }
+    double t2 = cpu_us();
+    for (int i = 0; i < NCNI; i++) bad += L.open[EP](&cni_ids[i], &h[i], &err) != 0;
+    double t3 = cpu_us();
+    for (int i = 0; i < NCNI; i++) bad += L.query[EP](h[i], empty_query, &props[i], &err) != 0;
+    double t4 = cpu_us();
+    for (int i = 0; i < NCNI; i++) bad += L.close[EP](h[i]) != 0;
+    double t5 = cpu_us();
+    for (int i = 0; i < NCNI; i++) L.free_(props[i]);
+    t_ep += t1 - t0;
+    t_lb += t2 - t1;
+    t_open += t3 - t2;
+    t_query += t4 - t3;
+    t_close += t5 - t4;
+    CHECK_HR(L.close[NET](hn.h), 0);
+    res_free(&hn);
+  }
+  CHECK_I64(bad, 0);
+  printf("{\"rounds\":%d,\"heapBytes\":%lld,\"usPerCall\":{\"createEndpointAndClose\":%.2f,"
+         "\"createLoadBalancerAndClose\":%.2f,\"openEndpoint\":%.2f,\"queryEndpoint\":%.2f,"
+         "\"closeEndpoint\":%.2f}}\n",
+         rounds, (long long)L.heap_bytes(), t_ep / rounds / NREMOTE, t_lb / rounds / NLB,
+         t_open / rounds / NCNI, t_query / rounds / NCNI, t_close / rounds / NCNI);
+  L.reset();
+  for (int i = 0; i < NCNI; i++) free(cni[i]);
+  for (int i = 0; i < NREMOTE; i++) free(remote[i]);
+  for (int i = 0; i < NLB; i++) free(lbs[i]);
+  free(cni), free(remote), free(lbs), free(cni_ids), free(h), free(props), free(empty_query);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   /* --env NAME=VALUE sets a knob before the library first reads it (Wine passes no environment). */
   int i = 2;
@@ -1688,7 +1811,7 @@ int main(int argc, char **argv) {
     i += 2;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|heap|ctl CMD...\n");
+    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|heap|cost [N]|ctl CMD...\n");
     return 2;
   }
   load_library(argv[1]);
@@ -1697,6 +1820,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[i], "env") == 0) rc = run_env();
   else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
   else if (strcmp(argv[i], "ctl") == 0) return run_ctl(argc, argv, i + 1);
+  else if (strcmp(argv[i], "cost") == 0) rc = run_cost(i + 1 < argc ? atoi(argv[i + 1]) : 1);
   else {
     fprintf(stderr, "emulator_check: unknown mode %s\n", argv[i]);
     return 2;

@@ -588,12 +588,8 @@ static int32_t do_query(obj_kind k, HANDLE_T h, const wch *query, wch **props, w
     c.hr = store_not_found(k);
     return call_end(&c, err);
   }
-  sbuf out;
-  sb_init(&out);
-  json_write(&out, o->doc);
   call_commit(&c);
-  if (c.hr == HR_OK) *props = out_string(out.p, out.n);
-  sb_free(&out);
+  if (c.hr == HR_OK) *props = out_string(o->text, o->text_len);
   return call_end(&c, err);
 }
 

@@ -101,7 +101,7 @@ void store_init(store *s) {
 }
 
 static void free_obj(obj *o) {
-  json_free(o->doc);
+  xfree(o->text);
   xfree(o->id_json);
   xfree(o->net_val);
   xfree(o->key);
@@ -150,24 +150,54 @@ static void entry_net(listent *e, const obj *o) {
   if (o->net_val && o->net_val_len <= LIST_INLINE) memcpy(e->net, o->net_val, o->net_val_len);
 }
 
+/* The object's document, parsed from its text (the caller frees it). */
+static jval *obj_doc(const obj *o) {
+  char err[200];
+  jval *doc = json_parse(o->text, o->text_len, err, sizeof err);
+  if (!doc) {
+    fprintf(stderr, "hnsemu: an object's own text does not parse: %s\n", err);
+    abort();
+  }
+  return doc;
+}
+
+/* Keep doc (which stays the caller's) as the object's text: exactly what json_write makes. */
+static void set_text(obj *o, const jval *doc) {
+  sbuf b;
+  sb_init(&b);
+  json_write(&b, doc);
+  xfree(o->text);
+  o->text = xstrndup(b.p, b.n);
+  o->text_len = b.n;
+  sb_free(&b);
+}
+
+/* The object's "ID" value, from its cached literal (the caller frees it). */
+static jval *obj_id(const obj *o) {
+  char err[200];
+  jval *id = json_parse(o->id_json, o->id_json_len, err, sizeof err);
+  if (!id) abort(); /* cache_id_json wrote a string literal */
+  return id;
+}
+
 /* The endpoint's network value as the filter reads it (see matches). */
-static void cache_net_val(obj *o) {
+static void cache_net_val(obj *o, const jval *doc) {
   xfree(o->net_val);
   o->net_val = NULL;
   o->net_val_len = 0;
   if (o->kind != K_ENDPOINT) return;
-  const jval *have = json_get(o->doc, "HostComputeNetwork");
-  if (!have) have = json_get(o->doc, "VirtualNetwork");
+  const jval *have = json_get(doc, "HostComputeNetwork");
+  if (!have) have = json_get(doc, "VirtualNetwork");
   if (!have || have->t != J_STR) return;
   o->net_val = xstrndup(have->s, have->slen);
   o->net_val_len = have->slen;
 }
 
 /* The ID as Enumerate writes it: the doc's "ID" string, else the key. */
-static void cache_id_json(obj *o) {
+static void cache_id_json(obj *o, const jval *doc) {
   sbuf b;
   sb_init(&b);
-  const jval *id = json_get(o->doc, "ID");
+  const jval *id = json_get(doc, "ID");
   if (id && id->t == J_STR) json_write_str(&b, id->s, id->slen);
   else json_write_str(&b, o->key, strlen(o->key));
   xfree(o->id_json);
@@ -205,9 +235,11 @@ static void list_remove(store *s, obj *o) {
   s->ndead[k] = 0;
 }
 
-static void link_obj(store *s, obj *o) {
-  cache_id_json(o);
-  cache_net_val(o);
+/* Link o with doc (which stays the caller's) as its content. */
+static void link_obj(store *s, obj *o, const jval *doc) {
+  set_text(o, doc);
+  cache_id_json(o, doc);
+  cache_net_val(o, doc);
   list_add(s, o);
   s->id_json_bytes[o->kind] += o->id_json_len;
   o->prev = s->tail[o->kind];
@@ -410,7 +442,7 @@ int32_t store_create(store *s, obj_kind k, const char *id, const char *net_key, 
   if (k == K_ENDPOINT) {
     if ((hr = endpoint_ip_keys(settings, net->key, 1, &idx)) != HR_OK) goto fail;
     if ((hr = check_free(&s->ep_ip, &idx, NULL, HR_ALREADY_EXISTS)) != HR_OK) goto fail;
-    json_set(settings, "HostComputeNetwork", json_new_str(json_str(json_get(net->doc, "ID"))));
+    json_set(settings, "HostComputeNetwork", obj_id(net));
   } else if (k == K_LB) {
     if ((hr = lb_port_keys(settings, 1, &idx)) != HR_OK) goto fail;
     if ((hr = lb_endpoint_keys(s, settings, 1, &eps)) != HR_OK) goto fail;
@@ -420,14 +452,14 @@ int32_t store_create(store *s, obj_kind k, const char *id, const char *net_key, 
   obj *o = xcalloc(1, sizeof *o);
   o->kind = k;
   o->key = xstrdup(idbuf);
-  o->doc = settings;
   o->idx = idx.v;
   o->nidx = idx.n;
   o->ep_keys = eps.v;
   o->nep = eps.n;
   if (net) o->net_key = xstrdup(net->key);
-  link_obj(s, o);
+  link_obj(s, o, settings);
   attach(s, o);
+  json_free(settings);
   *out = o;
   return HR_OK;
 fail:
@@ -449,9 +481,9 @@ static int32_t modify_lb(store *s, obj *o, jval *settings) {
     return hr;
   }
   detach(s, o);
-  json_set_first(settings, "ID", json_clone(json_get(o->doc, "ID")));
-  json_free(o->doc);
-  o->doc = settings;
+  json_set_first(settings, "ID", obj_id(o));
+  set_text(o, settings);
+  json_free(settings);
   free_keys(o->idx, o->nidx);
   free_keys(o->ep_keys, o->nep);
   o->idx = idx.v;
@@ -467,7 +499,7 @@ static int32_t modify_lb(store *s, obj *o, jval *settings) {
  * form hcsshim sends: {"ResourceType":"Policy","RequestType":"Add|Remove|Update|Refresh",
  * "Settings":{"Policies":[...]}}.
  */
-static int32_t modify_policies(obj *o, const jval *settings) {
+static int32_t modify_policies(jval *doc, const jval *settings) {
   const jval *req = json_get(settings, "RequestType");
   const jval *policies;
   const char *mode = "Update";
@@ -482,10 +514,10 @@ static int32_t modify_policies(obj *o, const jval *settings) {
     policies = json_get(settings, "Policies");
   }
   if (!policies || policies->t != J_ARR) return HR_E_INVALIDARG;
-  jval *cur = json_get(o->doc, "Policies");
+  jval *cur = json_get(doc, "Policies");
   if (!cur || cur->t != J_ARR) {
-    json_set(o->doc, "Policies", json_new_arr());
-    cur = json_get(o->doc, "Policies");
+    json_set(doc, "Policies", json_new_arr());
+    cur = json_get(doc, "Policies");
   }
   if (ascii_casecmp(mode, "Add") == 0) {
     for (size_t i = 0; i < policies->n; i++) json_push(cur, json_clone(policies->items[i]));
@@ -497,7 +529,7 @@ static int32_t modify_policies(obj *o, const jval *settings) {
           break;
         }
   } else if (ascii_casecmp(mode, "Update") == 0 || ascii_casecmp(mode, "Refresh") == 0) {
-    json_set(o->doc, "Policies", json_clone(policies));
+    json_set(doc, "Policies", json_clone(policies));
   } else {
     return HR_E_INVALIDARG;
   }
@@ -510,9 +542,13 @@ int32_t store_modify(store *s, obj *o, jval *settings) {
     return HR_INVALID_JSON;
   }
   if (o->kind == K_LB) return modify_lb(s, o, settings);
-  int32_t hr = modify_policies(o, settings);
+  /* What modify_policies changed stays changed when it then fails, as it always has. */
+  jval *doc = obj_doc(o);
+  int32_t hr = modify_policies(doc, settings);
   json_free(settings);
-  cache_net_val(o);
+  set_text(o, doc);
+  cache_net_val(o, doc);
+  json_free(doc);
   entry_net(&s->list[o->kind][o->slot], o);
   return hr;
 }
@@ -537,13 +573,15 @@ static int value_matches(const jval *have, const jval *want) {
 static int matches(const listent *e, const jval *filter) {
   const obj *o = e->o;
   if (!filter) return 1;
-  for (size_t i = 0; i < filter->n; i++) {
+  jval *doc = NULL; /* parsed from the text when a filter key needs it */
+  int ok = 1;
+  for (size_t i = 0; i < filter->n && ok; i++) {
     const char *key = filter->keys[i];
-    const jval *have;
+    const char *field;
     if (ascii_casecmp(key, "ID") == 0) {
-      have = json_get(o->doc, "ID");
+      field = "ID";
     } else if (ascii_casecmp(key, "Name") == 0) {
-      have = json_get(o->doc, "Name");
+      field = "Name";
     } else if (o->kind == K_ENDPOINT && (ascii_casecmp(key, "VirtualNetwork") == 0 ||
                                          ascii_casecmp(key, "HostComputeNetwork") == 0)) {
       const jval *want = filter->items[i];
@@ -551,17 +589,20 @@ static int matches(const listent *e, const jval *filter) {
         /* The cached string: value_matches without reading the doc. */
         const char *net = e->netlen <= LIST_INLINE ? e->net : o->net_val;
         if (e->netlen == want->slen && memcmp(net, want->s, want->slen) == 0) continue;
-        if (ascii_casecmp_n(net, e->netlen, want->s, want->slen) != 0) return 0;
+        if (ascii_casecmp_n(net, e->netlen, want->s, want->slen) != 0) ok = 0;
         continue;
       }
-      have = json_get(o->doc, "HostComputeNetwork");
-      if (!have) have = json_get(o->doc, "VirtualNetwork");
+      field = NULL;
     } else {
       continue; /* HNS ignores filter keys it does not know */
     }
-    if (!value_matches(have, filter->items[i])) return 0;
+    if (!doc) doc = obj_doc(o);
+    const jval *have = field ? json_get(doc, field) : json_get(doc, "HostComputeNetwork");
+    if (!field && !have) have = json_get(doc, "VirtualNetwork");
+    if (!value_matches(have, filter->items[i])) ok = 0;
   }
-  return 1;
+  json_free(doc);
+  return ok;
 }
 
 static void write_id(sbuf *out, const listent *e, int *first) {
@@ -598,7 +639,7 @@ void store_dump(const store *s, sbuf *out) {
     sb_printf(out, "\"%s\":[", kind_array_names[k]);
     for (const obj *o = s->head[k]; o; o = o->next) {
       if (o != s->head[k]) sb_putc(out, ',');
-      json_write(out, o->doc);
+      sb_putn(out, o->text, o->text_len);
     }
     sb_putc(out, ']');
   }
@@ -655,7 +696,6 @@ int store_load(store *s, const jval *doc, int *changed, char *err, size_t errlen
       obj *o = xcalloc(1, sizeof *o);
       o->kind = (obj_kind)k;
       o->key = key;
-      o->doc = d;
       keylist idx = {0}, eps = {0};
       if (k == K_ENDPOINT) {
         const jval *nv = json_get(d, "HostComputeNetwork");
@@ -674,8 +714,9 @@ int store_load(store *s, const jval *doc, int *changed, char *err, size_t errlen
       o->nidx = idx.n;
       o->ep_keys = eps.v;
       o->nep = eps.n;
-      link_obj(s, o);
+      link_obj(s, o, d);
       attach(s, o);
+      json_free(d);
     }
   }
   return 0;

@@ -3,7 +3,9 @@
  * the rules real HNS enforces (ID assignment, duplicate endpoint IPs, LB port
  * conflicts, references that block deletes, not-found codes).
  *
- * Every object is kept as the JSON document HNS would return. Lookups go
+ * Every object is kept as the JSON text HNS would return (the compact
+ * serialization of its document, made once when it is written): a Query copies
+ * it, and the rules parse it only to change it. Lookups go
  * through hash maps (ID, endpoint IP per network, LB frontend key), so a
  * call costs the same with 60,000 objects as with ten; only enumerate scans.
  * The store is not thread-safe; the caller holds the global lock.
@@ -42,7 +44,8 @@ typedef enum { K_NETWORK = 0, K_ENDPOINT = 1, K_LB = 2 } obj_kind;
 typedef struct obj {
   obj_kind kind;
   char *key;   /* upper-case ID: the index key */
-  jval *doc;   /* the object as HNS returns it, "ID" first */
+  char *text;  /* the object as HNS returns it, "ID" first: its document, serialized */
+  size_t text_len;
   struct obj *prev, *next;
   int64_t refs; /* network: endpoints in it; endpoint: LBs referencing it */
   char *net_key; /* endpoint: the network it is counted in, or NULL */
