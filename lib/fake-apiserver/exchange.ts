@@ -73,6 +73,14 @@ export function nodeExchange(req: http.IncomingMessage, res: http.ServerResponse
   };
 }
 
+/** Why a {@linkcode FetchAnswer} destroyed without an error aborts its body. */
+export class AnswerReset extends Error {
+  constructor() {
+    super("the fake API server reset the answer");
+    this.name = "AnswerReset";
+  }
+}
+
 /** Hop-by-hop headers that `Deno.serve` sets itself (and HTTP/2 forbids). */
 const HOP_BY_HOP = new Set(["transfer-encoding", "connection", "keep-alive"]);
 
@@ -136,7 +144,7 @@ export class FetchAnswer extends Writable implements Answer {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void) {
     this.flushHeaders();
-    this.#body?.error(error ?? new Error("answer reset"));
+    this.#body?.error(error ?? new AnswerReset());
     this.#body = undefined;
     callback(error);
   }
@@ -159,7 +167,6 @@ export function fetchExchange(
 ): Exchange & { answer: FetchAnswer } {
   const url = new URL(request.url);
   const answer = new FetchAnswer();
-  request.signal.addEventListener("abort", () => answer.destroy(), { once: true });
   return {
     method: request.method,
     target: url.pathname + url.search,

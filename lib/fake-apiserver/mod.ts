@@ -55,6 +55,7 @@ import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
 import {
   type Answer,
+  AnswerReset,
   type Exchange,
   type FetchAnswer,
   fetchExchange,
@@ -348,20 +349,28 @@ export class FakeApiServer {
    * port, speaking HTTP/2 or HTTP/1.1 as each connection starts.
    */
   #serveBackend(): Deno.HttpServer<Deno.NetAddr> {
-    return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request, info) => {
-      const connection = this.#front?.connectionFrom(info.remoteAddr.port);
-      if (!connection) return new Response("not through the TLS front", { status: 421 });
-      const exchange = fetchExchange(request, connection);
-      const answer = exchange.answer;
-      this.#fetchAnswers.add(answer);
-      answer.once("close", () => this.#fetchAnswers.delete(answer));
-      try {
-        this.#handle(exchange);
-      } catch (err) {
-        answer.destroy(err as Error);
-      }
-      return answer.response;
-    });
+    const onError = (err: unknown) => {
+      // A reset is an answer aborted on purpose; anything else is a bug of the fake.
+      if (!(err instanceof AnswerReset)) console.error("FakeApiServer:", err);
+      return new Response(null, { status: 500 });
+    };
+    return Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {}, onError },
+      (request, info) => {
+        const connection = this.#front?.connectionFrom(info.remoteAddr.port);
+        if (!connection) return new Response("not through the TLS front", { status: 421 });
+        const exchange = fetchExchange(request, connection);
+        const answer = exchange.answer;
+        this.#fetchAnswers.add(answer);
+        answer.once("close", () => this.#fetchAnswers.delete(answer));
+        try {
+          this.#handle(exchange);
+        } catch (err) {
+          answer.destroy(err as Error);
+        }
+        return answer.response;
+      },
+    );
   }
 
   /** Listens on `port` (0: a free one): the TLS front, or the plain HTTP server. */
