@@ -589,7 +589,8 @@ export class Reflector {
       clearTimeout(timer);
       timer = setTimeout(() => {
         ended = "silent";
-        local.abort();
+        // A TimeoutError makes the client open a new connection (client.ts).
+        local.abort(new DOMException("watch stream went silent", "TimeoutError"));
       }, silenceMs);
     };
     // Checked when due and re-armed for what is left: events move the
