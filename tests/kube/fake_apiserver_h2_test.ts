@@ -253,7 +253,12 @@ class Mirror implements ReflectorHandler {
   onSynced() {}
 }
 
-function reflectorOf(t: TlsWorld, silenceMs?: number) {
+/**
+ * A reflector of services over `t`'s client, started on one service ("a")
+ * and synced with its watch open; disposing of it stops it.
+ */
+async function watchingReflector(t: TlsWorld, silenceMs?: number) {
+  t.server.create("services", service("default", "a", "10.96.0.1"));
   const handler = new Mirror();
   const logger = new RecordingLogger();
   const reflector = new Reflector({
@@ -269,7 +274,20 @@ function reflectorOf(t: TlsWorld, silenceMs?: number) {
       ...(silenceMs ? { silenceMs } : {}),
     },
   });
-  return { handler, logger, reflector };
+  reflector.start();
+  const watching = {
+    handler,
+    logger,
+    [Symbol.asyncDispose]: () => reflector.stop(),
+  };
+  try {
+    await reflector.synced;
+    await waitFor("watch opened", () => t.server.openWatches() === 1);
+  } catch (err) {
+    await reflector.stop();
+    throw err;
+  }
+  return watching;
 }
 
 Deno.test({
@@ -277,37 +295,30 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using t = await tlsWorld();
-    t.server.create("services", service("default", "a", "10.96.0.1"));
-    const { handler, reflector } = reflectorOf(t);
-    reflector.start();
-    try {
-      await reflector.synced;
-      await waitFor("watch opened", () => t.server.openWatches() === 1);
-      const before = watches(t.server)[0];
-      assert.equal(before.protocol, "h2");
+    await using watching = await watchingReflector(t);
+    const { handler } = watching;
+    const before = watches(t.server)[0];
+    assert.equal(before.protocol, "h2");
 
-      // A restart as kube-apiserver's: GOAWAY, watches closed, the port closed.
-      t.server.goAway();
-      t.server.closeWatches();
-      await t.server.outage();
-      t.server.create("services", service("default", "during", "10.96.0.2"));
-      await t.server.endOutage();
-      await waitFor("the change made while down", () => handler.names.has("during"));
-      const after = watches(t.server).at(-1)!;
-      assert.equal(after.protocol, "h2");
-      assert.notEqual(after.connection, before.connection);
-      assert.equal(t.server.count("list"), 1, "no relist");
+    // A restart as kube-apiserver's: GOAWAY, watches closed, the port closed.
+    t.server.goAway();
+    t.server.closeWatches();
+    await t.server.outage();
+    t.server.create("services", service("default", "during", "10.96.0.2"));
+    await t.server.endOutage();
+    await waitFor("the change made while down", () => handler.names.has("during"));
+    const after = watches(t.server).at(-1)!;
+    assert.equal(after.protocol, "h2");
+    assert.notEqual(after.connection, before.connection);
+    assert.equal(t.server.count("list"), 1, "no relist");
 
-      // A crash: connections reset without GOAWAY.
-      await t.server.outage();
-      await t.server.endOutage();
-      t.server.create("services", service("default", "after-crash", "10.96.0.3"));
-      await waitFor("the change after the crash", () => handler.names.has("after-crash"));
-      assert.equal(watches(t.server).at(-1)!.protocol, "h2");
-      assert.equal(t.server.count("list"), 1, "no relist");
-    } finally {
-      await reflector.stop();
-    }
+    // A crash: connections reset without GOAWAY.
+    await t.server.outage();
+    await t.server.endOutage();
+    t.server.create("services", service("default", "after-crash", "10.96.0.3"));
+    await waitFor("the change after the crash", () => handler.names.has("after-crash"));
+    assert.equal(watches(t.server).at(-1)!.protocol, "h2");
+    assert.equal(t.server.count("list"), 1, "no relist");
   },
 });
 
@@ -316,13 +327,10 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using t = await tlsWorld();
-    t.server.create("services", service("default", "a", "10.96.0.1"));
-    const { handler, logger, reflector } = reflectorOf(t, 150);
-    reflector.start();
+    await using watching = await watchingReflector(t, 150);
+    const { handler, logger } = watching;
     const ac = new AbortController();
     try {
-      await reflector.synced;
-      await waitFor("watch opened", () => t.server.openWatches() === 1);
       // Another watch on the same connection, healthy throughout.
       const slices = await t.client.watch(ENDPOINT_SLICES, {
         resourceVersion: t.server.resourceVersion,
@@ -343,7 +351,6 @@ Deno.test({
       assert.equal(nameOf(await next(slices)), "ADDED a-1", "the other stream goes on");
     } finally {
       ac.abort();
-      await reflector.stop();
     }
   },
 });
@@ -399,24 +406,17 @@ Deno.test({
   ignore: !hasOpenssl,
   async fn() {
     await using t = await tlsWorld();
-    t.server.create("services", service("default", "a", "10.96.0.1"));
-    const { handler, logger, reflector } = reflectorOf(t, 150);
-    reflector.start();
-    try {
-      await reflector.synced;
-      await waitFor("watch opened", () => t.server.openWatches() === 1);
-      const frozen = watches(t.server)[0].connection;
-      assert.equal(t.server.freezeConnections(), 1);
-      t.server.create("services", service("default", "after-freeze", "10.96.0.2"));
-      await waitFor("the event after the freeze", () => handler.names.has("after-freeze"));
-      assert.ok(logger.lines.some((l) => /went silent/.test(l.message)));
-      const resumed = watches(t.server).at(-1)!;
-      assert.equal(resumed.protocol, "h2");
-      assert.notEqual(resumed.connection, frozen);
-      assert.equal(t.server.count("list"), 1, "no relist");
-    } finally {
-      await reflector.stop();
-    }
+    await using watching = await watchingReflector(t, 150);
+    const { handler, logger } = watching;
+    const frozen = watches(t.server)[0].connection;
+    assert.equal(t.server.freezeConnections(), 1);
+    t.server.create("services", service("default", "after-freeze", "10.96.0.2"));
+    await waitFor("the event after the freeze", () => handler.names.has("after-freeze"));
+    assert.ok(logger.lines.some((l) => /went silent/.test(l.message)));
+    const resumed = watches(t.server).at(-1)!;
+    assert.equal(resumed.protocol, "h2");
+    assert.notEqual(resumed.connection, frozen);
+    assert.equal(t.server.count("list"), 1, "no relist");
   },
 });
 
