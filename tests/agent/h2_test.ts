@@ -3,7 +3,8 @@
  * as kube-apiserver does: its lists, watches and event writes run as HTTP/2
  * streams on one connection, authenticated by its client certificate, and a
  * restart of the API server (GOAWAY, watches closed, the port closed while
- * the cluster changes) is ridden out without a relist.
+ * the cluster changes) is ridden out without a relist; a connection that
+ * goes dead without a reset is left for a new one.
  */
 
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ import {
   sliceObject,
 } from "./fixtures.ts";
 import { hasOpenssl, makePki, type Pki } from "../kube/pki.ts";
+import { WATCH_PROGRESS_TIMEOUT_ENV } from "../../lib/kube/cluster.ts";
 
 const INITIAL_LBS = 3;
 
@@ -43,20 +45,26 @@ function tlsKubeconfig(pki: Pki): (server: string) => string {
     });
 }
 
+/** A world whose API server is over TLS and authenticates the agent by its client certificate. */
+async function tlsWorld(pki: Pki, api: { bookmarkIntervalMs?: number } = {}): Promise<AgentWorld> {
+  return await AgentWorld.create({
+    hns: overlayHns(),
+    ...overlayWebCluster(),
+    api: {
+      tls: { cert: pki.serverCert, key: pki.serverKey, clientCA: pki.ca },
+      tokens: ["not-the-agents"],
+      ...api,
+    },
+    kubeconfig: tlsKubeconfig(pki),
+  });
+}
+
 Deno.test({
   name: "agent/h2: over TLS the agent speaks HTTP/2 on one connection and rides out a restart",
   ignore: !hasOpenssl,
   async fn() {
     const pki = await makePki();
-    const world = await AgentWorld.create({
-      hns: overlayHns(),
-      ...overlayWebCluster(),
-      api: {
-        tls: { cert: pki.serverCert, key: pki.serverKey, clientCA: pki.ca },
-        tokens: ["not-the-agents"],
-      },
-      kubeconfig: tlsKubeconfig(pki),
-    });
+    const world = await tlsWorld(pki);
     try {
       const agent = world.startAgent([...OVERLAY_ARGS]);
       const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
@@ -109,6 +117,58 @@ Deno.test({
       for (const r of after) assert.equal(r.protocol, "h2");
       assert.ok(after.every((r) => r.connection !== watches[0].connection), "a new connection");
       assert.equal(world.api.count("list"), lists, "no relist");
+      assert.equal(await world.stopAgent(agent), 0);
+    } finally {
+      await world.close();
+      await Deno.remove(pki.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "agent/h2: its API-server connection frozen (dead without a reset), the agent moves to a new one and keeps up",
+  ignore: !hasOpenssl,
+  async fn() {
+    const pki = await makePki();
+    // A healthy server's bookmarks: the progress limit fires only on the frozen connection.
+    const world = await tlsWorld(pki, { bookmarkIntervalMs: 200 });
+    try {
+      const agent = world.startAgent([...OVERLAY_ARGS, "--config-sync-period", "0"], {
+        [WATCH_PROGRESS_TIMEOUT_ENV]: "2s",
+      });
+      const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+      await eventually(
+        "initial",
+        async () => (await world.lbTable()).length === INITIAL_LBS,
+        table,
+      );
+      await eventually("watches open", () => Promise.resolve(world.api.openWatches() >= 3), table);
+      const first = world.api.requests.at(-1)!.connection;
+
+      // The connection goes dead: every stream on it with it, and nothing tells the agent.
+      assert.equal(world.api.freezeConnections(), 1);
+      world.api.create(
+        "services",
+        serviceObject("late", { clusterIP: "10.96.0.40", ports: [{ port: 80, targetPort: 8080 }] }),
+      );
+      world.api.create(
+        "endpointslices",
+        sliceObject("late", [{ ip: "10.244.1.6", node: NODE }], { port: 8080 }),
+      );
+      // The progress limit (2 s) ends the silent watches; the relist and the
+      // watches after it must not wait on the dead connection (a list's own
+      // timeout is a minute, past this deadline).
+      await eventually(
+        "the change made after the freeze",
+        async () => (await world.lbTable()).some((l) => l.startsWith("10.96.0.40:")),
+        table,
+      );
+      assert.match(agent.log(), /progress limit/);
+      const after = world.api.requests.filter((r) => r.connection !== first);
+      assert.ok(after.some((r) => r.verb === "list") && after.some((r) => r.verb === "watch"));
+      assert.equal(new Set(after.map((r) => r.connection)).size, 1, "one new connection");
+      for (const r of after) assert.equal(r.protocol, "h2");
       assert.equal(await world.stopAgent(agent), 0);
     } finally {
       await world.close();
