@@ -326,8 +326,9 @@ Deno.test({
   name: "h2: a silent watch stream is resumed on a new connection; streams on the old one go on",
   ignore: !hasOpenssl,
   async fn() {
-    await using t = await tlsWorld();
-    await using watching = await watchingReflector(t, 150);
+    // A healthy server's bookmarks keep the watch from going silent before the fault.
+    await using t = await tlsWorld({ bookmarkIntervalMs: 100 });
+    await using watching = await watchingReflector(t, 1000);
     const { handler, logger } = watching;
     const ac = new AbortController();
     try {
@@ -405,8 +406,9 @@ Deno.test({
   name: "h2: after its connection froze (no reset), the reflector resumes on a new connection",
   ignore: !hasOpenssl,
   async fn() {
-    await using t = await tlsWorld();
-    await using watching = await watchingReflector(t, 150);
+    // A healthy server's bookmarks keep the watch from going silent before the fault.
+    await using t = await tlsWorld({ bookmarkIntervalMs: 100 });
+    await using watching = await watchingReflector(t, 1000);
     const { handler, logger } = watching;
     const frozen = watches(t.server)[0].connection;
     assert.equal(t.server.freezeConnections(), 1);
@@ -428,7 +430,7 @@ Deno.test({
     const client = new KubeClient({
       cluster: { name: "fake", server: t.server.url, caPem: t.pki.ca },
       user: { name: "node", token: "a-token" },
-    }, { requestTimeoutMs: 200 });
+    }, { requestTimeoutMs: 1000 });
     try {
       await client.list(SERVICES, {});
       const first = t.server.requests.at(-1)!;
