@@ -59,6 +59,15 @@ async function tlsWorld(pki: Pki, api: { bookmarkIntervalMs?: number } = {}): Pr
   });
 }
 
+/** Starts the agent and waits for its first sync and its three watches; `table` describes it. */
+async function startWatching(world: AgentWorld, args: string[], env: Record<string, string> = {}) {
+  const agent = world.startAgent(args, env);
+  const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+  await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
+  await eventually("watches open", () => Promise.resolve(world.api.openWatches() >= 3), table);
+  return { agent, table };
+}
+
 Deno.test({
   name: "agent/h2: over TLS the agent speaks HTTP/2 on one connection and rides out a restart",
   ignore: !hasOpenssl,
@@ -66,14 +75,7 @@ Deno.test({
     const pki = await makePki();
     const world = await tlsWorld(pki);
     try {
-      const agent = world.startAgent([...OVERLAY_ARGS]);
-      const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
-      await eventually(
-        "initial",
-        async () => (await world.lbTable()).length === INITIAL_LBS,
-        table,
-      );
-      await eventually("watches open", () => Promise.resolve(world.api.openWatches() >= 3), table);
+      const { agent, table } = await startWatching(world, [...OVERLAY_ARGS]);
       const before = world.api.requests.slice();
       assert.ok(before.length > 0);
       for (const r of before) {
@@ -134,16 +136,11 @@ Deno.test({
     // A healthy server's bookmarks: the progress limit fires only on the frozen connection.
     const world = await tlsWorld(pki, { bookmarkIntervalMs: 200 });
     try {
-      const agent = world.startAgent([...OVERLAY_ARGS, "--config-sync-period", "0"], {
-        [WATCH_PROGRESS_TIMEOUT_ENV]: "2s",
-      });
-      const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
-      await eventually(
-        "initial",
-        async () => (await world.lbTable()).length === INITIAL_LBS,
-        table,
+      const { agent, table } = await startWatching(
+        world,
+        [...OVERLAY_ARGS, "--config-sync-period", "0"],
+        { [WATCH_PROGRESS_TIMEOUT_ENV]: "2s" },
       );
-      await eventually("watches open", () => Promise.resolve(world.api.openWatches() >= 3), table);
       const first = world.api.requests.at(-1)!.connection;
 
       // The connection goes dead: every stream on it with it, and nothing tells the agent.
