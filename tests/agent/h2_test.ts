@@ -68,6 +68,18 @@ async function startWatching(world: AgentWorld, args: string[], env: Record<stri
   return { agent, table };
 }
 
+/** A service "late" (10.96.0.40) with one local endpoint. */
+function createLate(world: AgentWorld): void {
+  world.api.create(
+    "services",
+    serviceObject("late", { clusterIP: "10.96.0.40", ports: [{ port: 80, targetPort: 8080 }] }),
+  );
+  world.api.create(
+    "endpointslices",
+    sliceObject("late", [{ ip: "10.244.1.6", node: NODE }], { port: 8080 }),
+  );
+}
+
 Deno.test({
   name: "agent/h2: over TLS the agent speaks HTTP/2 on one connection and rides out a restart",
   ignore: !hasOpenssl,
@@ -95,14 +107,7 @@ Deno.test({
       assert.ok(world.api.goAway() >= 1);
       world.api.closeWatches();
       await world.api.outage();
-      world.api.create(
-        "services",
-        serviceObject("late", { clusterIP: "10.96.0.40", ports: [{ port: 80, targetPort: 8080 }] }),
-      );
-      world.api.create(
-        "endpointslices",
-        sliceObject("late", [{ ip: "10.244.1.6", node: NODE }], { port: 8080 }),
-      );
+      createLate(world);
       world.api.delete("services", "default/np");
       await world.api.endOutage();
       await eventually(
@@ -146,14 +151,7 @@ Deno.test({
 
       // The connection goes dead: every stream on it with it, and nothing tells the agent.
       assert.equal(world.api.freezeConnections(), 1);
-      world.api.create(
-        "services",
-        serviceObject("late", { clusterIP: "10.96.0.40", ports: [{ port: 80, targetPort: 8080 }] }),
-      );
-      world.api.create(
-        "endpointslices",
-        sliceObject("late", [{ ip: "10.244.1.6", node: NODE }], { port: 8080 }),
-      );
+      createLate(world);
       // The progress limit (2 s) ends the silent watches; the relist and the
       // watches after it must not wait on the dead connection (a list's own
       // timeout is a minute, past this deadline).
