@@ -21,6 +21,12 @@
  *   level 1 (`Content-Encoding: gzip`, `Vary: Accept-Encoding`) when the
  *   request's Accept-Encoding allows it ({@linkcode acceptsGzip}); smaller
  *   answers, watch streams and non-API paths are never compressed.
+ * - Protocols as kube-apiserver's: over TLS the fake offers HTTP/2 and
+ *   HTTP/1.1 by ALPN (`h2` preferred), so a client that negotiates h2 runs
+ *   its lists and watches as streams multiplexed on one connection
+ *   (lib/fake-apiserver/tls_front.ts relays them to `Deno.serve`); plain
+ *   HTTP is HTTP/1.1 only (node:http), like the old insecure port. Each
+ *   request records its protocol and connection ({@linkcode RequestRecord}).
  * - One resourceVersion counter across all resources.
  * - Errors are `Status` objects: 400 for bad selectors, 401 without a valid
  *   bearer token or client certificate (when tokens are configured), 404,
@@ -28,6 +34,10 @@
  * - Faults: {@linkcode FakeApiServer.compactBefore},
  *   {@linkcode FakeApiServer.disconnectWatches} (connection reset mid-stream),
  *   {@linkcode FakeApiServer.silenceWatches} (a half-open connection),
+ *   {@linkcode FakeApiServer.freezeConnections} (TLS connections that went
+ *   dead without a reset, all their HTTP/2 streams with them),
+ *   {@linkcode FakeApiServer.goAway} (HTTP/2 GOAWAY, as a terminating
+ *   kube-apiserver or its `--goaway-chance` sends),
  *   {@linkcode FakeApiServer.outage} (connections refused until
  *   {@linkcode FakeApiServer.endOutage}) and
  *   {@linkcode FakeApiServer.restoreFromBackup} (storage gone back in time).
@@ -40,11 +50,19 @@
  */
 
 import http from "node:http";
-import https from "node:https";
 import { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
 import zlib from "node:zlib";
-import type { TLSSocket } from "node:tls";
+import {
+  type Answer,
+  AnswerReset,
+  type Exchange,
+  type FetchAnswer,
+  fetchExchange,
+  nodeExchange,
+  resetAnswer,
+} from "./exchange.ts";
+import { TlsFront } from "./tls_front.ts";
 import {
   type Matcher,
   parseFieldSelector,
@@ -97,6 +115,10 @@ export interface RequestRecord {
   acceptEncoding?: string;
   /** `gzip` when the answer was compressed. */
   contentEncoding?: "gzip";
+  /** The request's protocol: `h2` or `http/1.1`. */
+  protocol: "h2" | "http/1.1";
+  /** Which connection carried the request (numbered from 1 in the order of their first requests). */
+  connection: number;
 }
 
 /** A failure to inject into upcoming requests. */
@@ -168,15 +190,6 @@ export function acceptsGzip(acceptEncoding: string | undefined): boolean {
   return acceptEncoding.split(",").some((token) => token.trim() === "gzip");
 }
 
-/** The first Accept-Encoding header of a request (Node joins repeated ones). */
-function firstAcceptEncoding(req: http.IncomingMessage): string | undefined {
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].toLowerCase() === "accept-encoding") return raw[i + 1];
-  }
-  return undefined;
-}
-
 /** The resources served out of the box. */
 export const BUILTIN_RESOURCES: readonly FakeResource[] = [
   { plural: "services", group: "", version: "v1", kind: "Service", namespaced: true },
@@ -227,7 +240,9 @@ interface Watcher {
   fields: Matcher;
   bookmarks: boolean;
   silenced: boolean;
-  res: http.ServerResponse;
+  /** The connection carrying the watch ({@linkcode RequestRecord.connection}). */
+  connection: number;
+  res: Answer;
   timer?: ReturnType<typeof setTimeout>;
 }
 
@@ -276,13 +291,28 @@ export class FakeApiServer {
   #history: HistoryEntry[] = [];
   #rv: number;
   #compactedBefore = 0;
+  /** The plain HTTP/1.1 server (without TLS). */
   #server?: http.Server;
+  /** Over TLS: the front that accepts the connections ... */
+  #front?: TlsFront;
+  /** ... and the server that answers them (replaced by {@linkcode goAway}). */
+  #backend?: Deno.HttpServer<Deno.NetAddr>;
+  /** Backends shutting down after a GOAWAY, until their last stream ended. */
+  readonly #draining: Promise<void>[] = [];
+  /** Answers of the backends not ended yet (ended at {@linkcode stop}). */
+  readonly #fetchAnswers = new Set<FetchAnswer>();
+  #listening = false;
+  /** Connection numbers by connection. */
+  readonly #connectionIds = new WeakMap<object, number>();
+  #connections = 0;
+  /** Connections frozen by {@linkcode freezeConnections}, by number. */
+  readonly #frozen = new Set<number>();
   #url = "";
   readonly #watchers = new Set<Watcher>();
   readonly #failures: (InjectedFailure & { status: number })[] = [];
   #bookmarkTimer?: ReturnType<typeof setInterval>;
   #stallEvents = false;
-  readonly #stalled = new Set<http.ServerResponse>();
+  readonly #stalled = new Set<Answer>();
   #uid = 0;
   /** Every request served, oldest first. */
   readonly requests: RequestRecord[] = [];
@@ -302,35 +332,84 @@ export class FakeApiServer {
 
   /** Starts listening on 127.0.0.1 on a free port. */
   async start(): Promise<this> {
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
-    this.#server = this.#createServer(handler);
+    const tls = this.#opts.tls;
+    if (tls) {
+      this.#backend = this.#serveBackend();
+      this.#front = new TlsFront(tls, () => this.#backend!.addr.port);
+    }
     await this.#listen(0);
-    const { port } = this.#server.address() as AddressInfo;
-    this.#port = port;
-    this.#url = `${this.#opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+    this.#url = `${tls ? "https" : "http"}://127.0.0.1:${this.#port}`;
     const every = this.#opts.bookmarkIntervalMs ?? 0;
     if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
     return this;
   }
 
-  #createServer(
-    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-  ): http.Server {
-    const tls = this.#opts.tls;
-    return tls
-      ? https.createServer({
-        cert: tls.cert,
-        key: tls.key,
-        ...(tls.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
-      }, handler)
-      : http.createServer(handler);
+  /**
+   * The server behind the TLS front: `Deno.serve` (hyper) on a loopback
+   * port, speaking HTTP/2 or HTTP/1.1 as each connection starts.
+   */
+  #serveBackend(): Deno.HttpServer<Deno.NetAddr> {
+    const onError = (err: unknown) => {
+      // A reset is an answer aborted on purpose; anything else is a bug of the fake.
+      if (!(err instanceof AnswerReset)) console.error("FakeApiServer:", err);
+      return new Response(null, { status: 500 });
+    };
+    return Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {}, onError },
+      (request, info) => {
+        const connection = this.#front?.connectionFrom(info.remoteAddr.port);
+        if (!connection) return new Response("not through the TLS front", { status: 421 });
+        const exchange = fetchExchange(request, connection);
+        const answer = exchange.answer;
+        this.#fetchAnswers.add(answer);
+        answer.once("close", () => this.#fetchAnswers.delete(answer));
+        try {
+          this.#handle(exchange);
+        } catch (err) {
+          answer.destroy(err as Error);
+        }
+        return answer.response;
+      },
+    );
   }
 
-  #listen(port: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#server!.once("error", reject);
-      this.#server!.listen(port, "127.0.0.1", () => resolve());
+  /** Listens on `port` (0: a free one): the TLS front, or the plain HTTP server. */
+  async #listen(port: number): Promise<void> {
+    if (this.#front) {
+      this.#port = await this.#front.listen(port);
+    } else {
+      const server = http.createServer((req, res) => this.#handle(nodeExchange(req, res)));
+      this.#server = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, "127.0.0.1", () => resolve());
+      });
+      this.#port = (server.address() as AddressInfo).port;
+    }
+    this.#listening = true;
+  }
+
+  /** Stops listening and resets every open connection (a crashed server's). */
+  async #closeListener(): Promise<void> {
+    this.#listening = false;
+    if (this.#front) return await this.#front.close();
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
     });
+  }
+
+  /** The number of the connection that carried a request. */
+  #connectionNumber(connection: object): number {
+    let id = this.#connectionIds.get(connection);
+    if (id === undefined) {
+      id = ++this.#connections;
+      this.#connectionIds.set(connection, id);
+    }
+    return id;
   }
 
   /** The base URL, e.g. `http://127.0.0.1:41234`. */
@@ -349,13 +428,12 @@ export class FakeApiServer {
     if (this.#bookmarkTimer !== undefined) clearInterval(this.#bookmarkTimer);
     this.stallEventWrites(false);
     for (const w of this.#watchers) this.#endWatch(w, "close");
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    if (this.#listening) await this.#closeListener();
+    for (const answer of this.#fetchAnswers) answer.destroy();
+    const backend = this.#backend;
+    this.#backend = undefined;
+    if (backend) this.#draining.push(backend.shutdown());
+    await Promise.all(this.#draining.splice(0));
   }
 
   // ---- objects ----
@@ -491,7 +569,7 @@ export class FakeApiServer {
    */
   stallEventWrites(on: boolean): void {
     this.#stallEvents = on;
-    if (!on) { for (const r of this.#stalled) r.socket?.destroy(); }
+    if (!on) { for (const r of this.#stalled) resetAnswer(r); }
     if (!on) this.#stalled.clear();
   }
 
@@ -521,24 +599,62 @@ export class FakeApiServer {
   }
 
   /**
+   * Freezes every open TLS connection that carried a request, as one a load
+   * balancer or a network fault dropped without a reset: it stays open, but
+   * its watches get nothing more and its new requests (HTTP/2 streams) are
+   * never answered nor seen; new connections are served as usual. Returns
+   * how many connections froze (none over plain HTTP).
+   */
+  freezeConnections(): number {
+    let n = 0;
+    for (const connection of this.#front?.connections() ?? []) {
+      const id = this.#connectionIds.get(connection);
+      if (id === undefined || connection.frozen) continue;
+      this.#front!.freeze(connection);
+      this.#frozen.add(id);
+      n++;
+    }
+    for (const w of this.#watchers) {
+      if (!this.#frozen.has(w.connection)) continue;
+      w.silenced = true;
+      clearTimeout(w.timer);
+    }
+    return n;
+  }
+
+  /**
+   * Sends GOAWAY on every open HTTP/2 connection, as a terminating
+   * kube-apiserver does (and a running one, after a request, with
+   * `--goaway-chance`): the streams open on it go on to their end, new
+   * requests must open a new connection, and the connection closes once its
+   * last stream ended (an HTTP/1.1 connection over TLS, once its answer in
+   * flight ended). Returns how many HTTP/2 connections were told.
+   */
+  goAway(): number {
+    const old = this.#backend;
+    if (!this.#front || !old) return 0;
+    const told =
+      this.#front.connections().filter((c) =>
+        c.protocol === "h2" && !c.frozen && c.backendPort === old.addr.port
+      ).length;
+    this.#backend = this.#serveBackend();
+    this.#draining.push(old.shutdown());
+    return told;
+  }
+
+  /**
    * An outage: open connections are reset and new ones refused (the port is
    * closed) until {@linkcode endOutage}. Objects can still be changed meanwhile.
    */
   async outage(): Promise<void> {
-    const server = this.#server;
-    if (!server) throw new Error("FakeApiServer: not started");
+    if (!this.#listening) throw new Error("FakeApiServer: not started");
     this.#endMatching(undefined, "reset");
-    this.#server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await this.#closeListener();
   }
 
   /** Ends an {@linkcode outage}: serves again on the same port. */
   async endOutage(): Promise<void> {
-    if (this.#server) return;
-    this.#server = this.#createServer((req, res) => this.#handle(req, res));
+    if (this.#listening) return;
     await this.#listen(this.#port);
   }
 
@@ -609,14 +725,18 @@ export class FakeApiServer {
   #endWatch(w: Watcher, how: "reset" | "close"): void {
     clearTimeout(w.timer);
     this.#watchers.delete(w);
-    if (how === "reset") w.res.socket?.destroy();
+    if (how === "reset") resetAnswer(w.res);
     else w.res.end();
   }
 
   // ---- HTTP ----
 
-  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? "/", "http://fake");
+  #handle(exchange: Exchange): void {
+    const res = exchange.answer;
+    const connection = this.#connectionNumber(exchange.connection);
+    // Relayed before the freeze took hold: never answered, as none after it.
+    if (this.#frozen.has(connection)) return void resetAnswer(res);
+    const url = new URL(exchange.target, "http://fake");
     const query = Object.fromEntries(url.searchParams);
     const route = this.#route(url.pathname);
     const watch = query.watch === "true" || query.watch === "1";
@@ -634,8 +754,10 @@ export class FakeApiServer {
       query,
       status: 200,
       user: "anonymous",
+      protocol: exchange.protocol,
+      connection,
     };
-    const acceptEncoding = firstAcceptEncoding(req);
+    const acceptEncoding = exchange.header("accept-encoding");
     if (acceptEncoding !== undefined) record.acceptEncoding = acceptEncoding;
     this.requests.push(record);
     const fail = (
@@ -650,12 +772,10 @@ export class FakeApiServer {
     };
 
     // Authentication: a verified client certificate or a known bearer token.
-    const socket = req.socket as TLSSocket;
-    if (this.#opts.tls?.clientCA && socket.authorized) {
-      const cn = socket.getPeerCertificate?.()?.subject?.CN;
-      record.user = `cert:${cn ?? ""}`;
+    if (exchange.verifiedClient) {
+      record.user = `cert:${exchange.verifiedClient.cn ?? ""}`;
     } else {
-      const auth = req.headers.authorization ?? "";
+      const auth = exchange.header("authorization") ?? "";
       const token = auth.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
       if (token && this.#opts.tokens?.includes(token)) record.user = "token";
       else if (this.#opts.tokens && this.#opts.tokens.length > 0) {
@@ -663,10 +783,10 @@ export class FakeApiServer {
       }
     }
 
-    if (req.method === "POST" || req.method === "PATCH") {
-      return this.#handleEventWrite(req, res, url.pathname, record, fail);
+    if (exchange.method === "POST" || exchange.method === "PATCH") {
+      return this.#handleEventWrite(exchange, url.pathname, record, fail);
     }
-    if (req.method !== "GET") {
+    if (exchange.method !== "GET") {
       return fail(405, `the server does not allow this method on the requested resource`);
     }
     if (url.pathname === "/version") {
@@ -738,8 +858,7 @@ export class FakeApiServer {
    * writes the fake serves over HTTP.
    */
   #handleEventWrite(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
+    exchange: Exchange,
     path: string,
     record: RequestRecord,
     fail: (code: number, message: string, reason?: string) => void,
@@ -748,7 +867,8 @@ export class FakeApiServer {
     if (route?.resource.plural !== EVENTS_RESOURCE.plural || !route.namespace) {
       return fail(405, "the server does not allow this method on the requested resource");
     }
-    const create = req.method === "POST";
+    const res = exchange.answer;
+    const create = exchange.method === "POST";
     record.verb = create ? "create" : "patch";
     const injected = this.#takeFailure(EVENTS_RESOURCE.plural, record.verb);
     if (injected) {
@@ -763,12 +883,10 @@ export class FakeApiServer {
       res.on("close", () => this.#stalled.delete(res));
       return;
     }
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    exchange.body().then((text) => {
       let body: FakeObject;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        body = JSON.parse(text.toString("utf8"));
       } catch {
         return fail(400, "the request body is not JSON");
       }
@@ -800,7 +918,7 @@ export class FakeApiServer {
         }
         return reply(201, this.create(EVENTS_RESOURCE.plural, body));
       }
-      const type = String(req.headers["content-type"] ?? "").split(";")[0].trim();
+      const type = (exchange.header("content-type") ?? "").split(";")[0].trim();
       if (!EVENT_PATCH_TYPES.includes(type)) {
         return fail(
           415,
@@ -823,7 +941,7 @@ export class FakeApiServer {
         return fail(422, `Event "${route.name}" is invalid: ${problems.join(", ")}`, "Invalid");
       }
       reply(200, this.update(EVENTS_RESOURCE.plural, patched));
-    });
+    }, () => resetAnswer(res));
   }
 
   #route(
@@ -869,7 +987,7 @@ export class FakeApiServer {
   #tooLargeResourceVersion(
     query: Record<string, string>,
     record: RequestRecord,
-    res: http.ServerResponse,
+    res: Answer,
   ): boolean {
     const asked = query.resourceVersion;
     if (!asked || asked === "0" || query.continue || Number(asked) <= this.#rv) return false;
@@ -930,7 +1048,7 @@ export class FakeApiServer {
     resource: FakeResource,
     query: Record<string, string>,
     match: (o: FakeObject) => boolean,
-    res: http.ServerResponse,
+    res: Answer,
     record: RequestRecord,
   ): void {
     let snapshotRv = this.#rv;
@@ -1007,7 +1125,7 @@ export class FakeApiServer {
    * compressed body streams out as it is made (chunked, no length).
    */
   #sendObject(
-    res: http.ServerResponse,
+    res: Answer,
     record: RequestRecord,
     text: string,
   ): void {
@@ -1034,7 +1152,7 @@ export class FakeApiServer {
     match: (o: FakeObject) => boolean,
     labels: Matcher,
     fields: Matcher,
-    res: http.ServerResponse,
+    res: Answer,
     record: RequestRecord,
   ): void {
     const resource = route.resource;
@@ -1055,6 +1173,7 @@ export class FakeApiServer {
     res.writeHead(200, {
       "Content-Type": "application/json",
       "Cache-Control": "no-cache, private",
+      // (Over HTTP/2 and Deno.serve the server frames the stream itself.)
       "Transfer-Encoding": "chunked",
     });
     const w: Watcher = {
@@ -1065,6 +1184,7 @@ export class FakeApiServer {
       fields,
       bookmarks: query.allowWatchBookmarks === "true",
       silenced: false,
+      connection: record.connection,
       res,
     };
     if (expired) {

@@ -7,7 +7,8 @@
  * lib/kube/kubeconfig.ts; the credentials (tokens and token files that
  * rotate, client certificates, basic auth, exec plugins) are
  * lib/kube/auth.ts. Requests go through a `Deno.HttpClient` holding the TLS
- * material, rebuilt only when that material changes. Credentials never reach
+ * material, rebuilt only when that material changes or when a request was
+ * given up for silence. Credentials never reach
  * a log line: only methods, paths and status codes are logged.
  *
  * @module
@@ -137,7 +138,9 @@ export class KubeClient {
 
   /**
    * Sends a GET request and returns the response once its headers arrived;
-   * the body is left to the caller (it may be a stream). Throws
+   * the body is left to the caller (it may be a stream). Aborting `signal`
+   * with a `TimeoutError` reason (the server went silent) retires the
+   * connections in use, see {@linkcode KubeClient.watch}. Throws
    * {@linkcode ApiError} for non-2xx answers, with the `Status` reason and
    * message, and the fetch error for transport failures.
    */
@@ -158,6 +161,7 @@ export class KubeClient {
     const url = new URL(search === "" ? this.#server + path : `${this.#server}${path}?${search}`);
     const credentials = await this.#auth.credentials();
     const client = this.#clientFor(credentials);
+    this.#retireOnTimeout(client, signal);
     const headers = new Headers(credentials.headers);
     headers.set("Accept", "application/json");
     headers.set("User-Agent", this.#userAgent);
@@ -205,7 +209,11 @@ export class KubeClient {
   /**
    * Opens a watch and resolves once the server accepted it (HTTP errors
    * throw here); the events are then read from the returned stream.
-   * `onActivity` is called for every chunk received.
+   * `onActivity` is called for every chunk received. A caller that finds
+   * the stream silent aborts `signal` with a `TimeoutError` reason: the
+   * connection may be dead without a reset, and over HTTP/2 every later
+   * request would be multiplexed onto it, so the next request opens a new
+   * connection (streams open on the old one go on until they end).
    */
   async watch(
     resource: ResourceInfo,
@@ -249,6 +257,7 @@ export class KubeClient {
     const forward = () => local.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", forward);
     if (options.signal?.aborted) forward();
+    this.#retireOnTimeout(client, local.signal);
     const timer = setTimeout(
       () => local.abort(new DOMException(`${options.what} timed out`, "TimeoutError")),
       options.timeoutMs ?? this.#requestTimeoutMs,
@@ -276,6 +285,21 @@ export class KubeClient {
     this.#httpClient?.close();
     this.#httpClient = undefined;
     this.#tlsKey = "";
+  }
+
+  /**
+   * When `signal` aborts for a timeout, stops using `client` for new
+   * requests: a connection that went dead without a reset would otherwise
+   * keep them all (client-go pings HTTP/2 connections for this,
+   * kubernetes/kubernetes#95981; fetch cannot).
+   */
+  #retireOnTimeout(client: Deno.HttpClient, signal: AbortSignal | undefined): void {
+    signal?.addEventListener("abort", () => {
+      if ((signal.reason as Error | undefined)?.name !== "TimeoutError") return;
+      if (this.#httpClient !== client) return;
+      this.#logger.debug(2, "a request timed out; new requests open a new connection");
+      this.close();
+    }, { once: true });
   }
 
   #clientFor(credentials: RequestCredentials): Deno.HttpClient {

@@ -589,7 +589,8 @@ export class Reflector {
       clearTimeout(timer);
       timer = setTimeout(() => {
         ended = "silent";
-        local.abort();
+        // A TimeoutError makes the client open a new connection (client.ts).
+        local.abort(new DOMException("watch stream went silent", "TimeoutError"));
       }, silenceMs);
     };
     // Checked when due and re-armed for what is left: events move the
@@ -600,7 +601,13 @@ export class Reflector {
       const left = at - t.now();
       if (left <= 0) {
         ended = outcome;
-        local.abort();
+        // Nothing for the progress limit may also be a dead connection: a
+        // TimeoutError makes the relist go over a new one.
+        local.abort(
+          outcome === "stalled"
+            ? new DOMException("no progress from the API server", "TimeoutError")
+            : undefined,
+        );
         return;
       }
       deadlineTimer = setTimeout(armDeadline, Math.min(left, 2 ** 31 - 1));

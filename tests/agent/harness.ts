@@ -41,6 +41,8 @@ export interface WorldOptions {
   node?: FakeObject;
   /** Options of the fake API server. */
   api?: FakeApiServerOptions;
+  /** The agent's kubeconfig for the server's URL (default {@link fakeKubeconfig}). */
+  kubeconfig?: (server: string) => string;
 }
 
 /** A running agent process. */
@@ -111,7 +113,7 @@ export class AgentWorld {
     await Deno.writeTextFile(world.hnsFile, JSON.stringify(options.hns));
     await Deno.writeTextFile(
       world.#kubeconfig,
-      fakeKubeconfig(api.url),
+      (options.kubeconfig ?? fakeKubeconfig)(api.url),
     );
     return world;
   }
