@@ -398,6 +398,7 @@ export class OwnershipRecord {
    * of the creates). For an in-memory record this is {@link add}.
    */
   async intend(objects: readonly OwnedObject[]): Promise<void> {
+    this.#table.reserve(objects.length);
     for (const object of objects) this.add(object);
     try {
       await this.flush(false, true);
@@ -947,18 +948,31 @@ class OwnedTable {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
     const slot = this.#end++;
-    if (slot === this.#fps.length) {
-      const fps = new Float64Array(slot * 2).fill(NO_FP);
-      fps.set(this.#fps);
-      this.#fps = fps;
-      const kinds = new Uint8Array(slot * 2);
-      kinds.set(this.#kinds);
-      this.#kinds = kinds;
-      const marked = new Uint8Array(slot * 2);
-      marked.set(this.#marked);
-      this.#marked = marked;
-    }
+    if (slot === this.#fps.length) this.#growSlots(slot * 2);
     return slot;
+  }
+
+  /**
+   * Make room for `more` objects beyond those owned, so that adding them
+   * grows nothing step by step (a cold start lists tens of thousands at once).
+   */
+  reserve(more: number): void {
+    this.#slots.reserve(this.#slots.size + more);
+    const slots = this.#end + Math.max(0, more - this.#free.length);
+    if (slots > this.#fps.length) this.#growSlots(slots);
+  }
+
+  /** The slot arrays at `slots` slots (more than now). */
+  #growSlots(slots: number): void {
+    const fps = new Float64Array(slots).fill(NO_FP);
+    fps.set(this.#fps);
+    this.#fps = fps;
+    const kinds = new Uint8Array(slots);
+    kinds.set(this.#kinds);
+    this.#kinds = kinds;
+    const marked = new Uint8Array(slots);
+    marked.set(this.#marked);
+    this.#marked = marked;
   }
 
   #setFingerprint(slot: number, fp: string | undefined): void {

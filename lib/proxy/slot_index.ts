@@ -116,6 +116,21 @@ export class SlotIndex {
     return slot;
   }
 
+  /**
+   * Make room for `entries` IDs in all, so that indexing up to that many
+   * rehashes nothing: a table grown one doubling at a time rehashes every ID
+   * it holds at each step (about twice the final count in all).
+   */
+  reserve(entries: number): void {
+    const cells = cellsFor(entries);
+    if (cells > this.#table.length) this.#rehash(cells);
+    if (entries > this.#tags.length) {
+      const tags = new Uint8Array(entries);
+      tags.set(this.#tags);
+      this.#tags = tags;
+    }
+  }
+
   /** Forget every ID. */
   clear(): void {
     this.#table = new Int32Array(cellsFor(0));
@@ -133,8 +148,13 @@ export class SlotIndex {
   }
 
   #grow(): void {
+    this.#rehash(this.#table.length * 2);
+  }
+
+  /** Move every entry into a table of `cells` cells (a power of two, more than now). */
+  #rehash(cells: number): void {
     const old = this.#table;
-    this.#table = new Int32Array(old.length * 2);
+    this.#table = new Int32Array(cells);
     this.#mask = this.#table.length - 1;
     for (let i = 0; i < old.length; i++) {
       const e = old[i];
@@ -177,6 +197,11 @@ abstract class SlotValues<K extends string, V> {
   /** Whether a value is kept under this key. */
   has(key: K): boolean {
     return this.index.find(key) >= 0;
+  }
+
+  /** Make room for `more` entries beyond those held ({@link SlotIndex.reserve}). */
+  reserve(more: number): void {
+    this.index.reserve(this.index.size + more);
   }
 
   /**
@@ -371,6 +396,11 @@ export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
   /** Whether a value is kept under this key. */
   has(key: K): boolean {
     return this.#index.find(key) >= 0;
+  }
+
+  /** Make room for `more` entries beyond those held ({@link SlotIndex.reserve}). */
+  reserve(more: number): void {
+    this.#index.reserve(this.#index.size + more);
   }
 
   /**

@@ -52,6 +52,44 @@ Deno.test("slot index: finds, inserts and removes as a Map does, through growth 
   }
 });
 
+Deno.test("slot index: reserving room keeps every ID found and later inserts in place", () => {
+  const ids: string[] = [];
+  const index = new SlotIndex((slot) => ids[slot]);
+  for (let n = 0; n < 100; n++) {
+    ids.push(guid(n));
+    index.insert(guid(n), n);
+  }
+  index.reserve(5_000);
+  index.reserve(10); // less than held: nothing changes
+  for (let n = 0; n < 100; n++) assert.equal(index.find(guid(n)), n);
+  for (let n = 100; n < 5_000; n++) {
+    ids.push(guid(n));
+    index.insert(guid(n), n);
+  }
+  assert.equal(index.size, 5_000);
+  for (let n = 0; n < 5_000; n += 7) assert.equal(index.find(guid(n)), n);
+  assert.equal(index.remove(guid(42)), 42);
+  assert.equal(index.find(guid(42)), -1);
+  assert.equal(index.find(guid(4_999)), 4_999);
+
+  const map = new SlotMap<{ id: string; key: string }>((v) => v.id);
+  const byKey = map.subset((v) => v.key);
+  map.set("A", { id: "A", key: "a" });
+  byKey.set("a", map.get("A")!);
+  map.reserve(1_000);
+  byKey.reserve(1_000);
+  for (let n = 0; n < 1_000; n++) {
+    const value = { id: guid(n), key: `k${n}` };
+    map.set(value.id, value);
+    byKey.set(value.key, value);
+  }
+  assert.equal(map.get("A")?.key, "a");
+  assert.equal(byKey.get("a")?.id, "A");
+  assert.equal(byKey.get("k999")?.id, guid(999));
+  assert.equal(map.size, 1_001);
+  assert.equal(byKey.size, 1_001);
+});
+
 Deno.test("slot index: IDs whose hashes collide are told apart, and removing one keeps the rest found", () => {
   // Every ID in one home cell: a single probe run through the whole table.
   const ids = Array.from({ length: 11 }, (_, i) => `id-${i}`);
