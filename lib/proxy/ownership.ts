@@ -798,27 +798,35 @@ class OwnedTable {
    * objects now owned without a fingerprint: the others stay pending.
    */
   takeChanges(unfingerprinted = false): string[] {
-    const out: string[] = [];
-    const kept: (number | string)[] = [];
-    for (const change of this.#changes) {
+    const changes = this.#changes;
+    // Made at its largest length and cut to what is taken, and the changes left pending moved
+    // to the front in place: a start's listings take and leave tens of thousands, and arrays
+    // grown by appending leave their outgrown stores behind.
+    const out: string[] = new Array(changes.length);
+    let taken = 0;
+    let kept = 0;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i];
       if (typeof change === "string") {
         if (!this.#deleted.has(change)) continue;
         if (unfingerprinted && !this.#unfingerprinted(this.#find(change))) {
-          kept.push(change);
+          changes[kept++] = change;
           continue;
         }
         this.#deleted.delete(change);
-        out.push(change);
+        out[taken++] = change;
       } else if (this.#marked[change] === 1) {
         if (unfingerprinted && !this.#unfingerprinted(change)) {
-          kept.push(change);
+          changes[kept++] = change;
           continue;
         }
         this.#marked[change] = 0;
-        out.push(this.#ids[change]!);
+        out[taken++] = this.#ids[change]!;
       }
     }
-    this.#changes = kept;
+    if (kept === 0) this.#changes = [];
+    else changes.length = kept;
+    out.length = taken;
     return out;
   }
 
