@@ -489,7 +489,6 @@ class ApplyRun {
     }
     listed.length = count;
     if (count === 0) return;
-    this.#ctx.observed.reserve(kind, count);
     // The same write drops the fingerprints of the plan's modifies.
     const modifies = this.#distrustModifies(ops, offset);
     try {

@@ -170,18 +170,6 @@ export class ObservedCache implements IndexedObservedState {
     this.#strayEps.clear();
   }
 
-  /**
-   * Make room for `more` owned objects of a kind beyond those held, so that
-   * recording them rehashes no index step by step (a cold start's creates).
-   */
-  reserve(kind: "LoadBalancer" | "Endpoint", more: number): void {
-    const [byId, byKey] = kind === "LoadBalancer"
-      ? [this.#lbById, this.#lbs]
-      : [this.#epById, this.#eps];
-    byId.reserve(more);
-    byKey.reserve(more);
-  }
-
   /** Record an owned load balancer (created, modified or adopted), replacing any under its key. */
   setLoadBalancer(given: ObservedLoadBalancer): void {
     const old = this.#lbs.get(given.key);

@@ -199,11 +199,6 @@ abstract class SlotValues<K extends string, V> {
     return this.index.find(key) >= 0;
   }
 
-  /** Make room for `more` entries beyond those held ({@link SlotIndex.reserve}). */
-  reserve(more: number): void {
-    this.index.reserve(this.index.size + more);
-  }
-
   /**
    * Keep `value` under `key`: in the slot of the key, after `replacing(slot)`,
    * or in a free slot, after `naming(slot)` (so that `keyAt` gives its key).
@@ -396,11 +391,6 @@ export class SlotSubset<V, K extends string> implements ReadonlyMap<K, V> {
   /** Whether a value is kept under this key. */
   has(key: K): boolean {
     return this.#index.find(key) >= 0;
-  }
-
-  /** Make room for `more` entries beyond those held ({@link SlotIndex.reserve}). */
-  reserve(more: number): void {
-    this.#index.reserve(this.#index.size + more);
   }
 
   /**
