@@ -967,7 +967,10 @@ class OwnedTable {
   reserve(more: number): void {
     this.#slots.reserve(this.#slots.size + more);
     const slots = this.#end + Math.max(0, more - this.#free.length);
-    if (slots > this.#fps.length) this.#growSlots(slots);
+    // At least half as large again: a change's single create reserves one at a time.
+    if (slots > this.#fps.length) {
+      this.#growSlots(Math.max(slots, Math.ceil(this.#fps.length * 1.5)));
+    }
   }
 
   /** The slot arrays at `slots` slots (more than now). */

@@ -125,7 +125,8 @@ export class SlotIndex {
     const cells = cellsFor(entries);
     if (cells > this.#table.length) this.#rehash(cells);
     if (entries > this.#tags.length) {
-      const tags = new Uint8Array(entries);
+      // At least half as large again: reserving one more at a time stays amortized.
+      const tags = new Uint8Array(Math.max(entries, Math.ceil(this.#tags.length * 1.5)));
       tags.set(this.#tags);
       this.#tags = tags;
     }
