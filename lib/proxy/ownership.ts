@@ -398,7 +398,6 @@ export class OwnershipRecord {
    * of the creates). For an in-memory record this is {@link add}.
    */
   async intend(objects: readonly OwnedObject[]): Promise<void> {
-    this.#table.reserve(objects.length);
     for (const object of objects) this.add(object);
     try {
       await this.flush(false, true);
@@ -798,35 +797,27 @@ class OwnedTable {
    * objects now owned without a fingerprint: the others stay pending.
    */
   takeChanges(unfingerprinted = false): string[] {
-    const changes = this.#changes;
-    // Made at its largest length and cut to what is taken, and the changes left pending moved
-    // to the front in place: a start's listings take and leave tens of thousands, and arrays
-    // grown by appending leave their outgrown stores behind.
-    const out: string[] = new Array(changes.length);
-    let taken = 0;
-    let kept = 0;
-    for (let i = 0; i < changes.length; i++) {
-      const change = changes[i];
+    const out: string[] = [];
+    const kept: (number | string)[] = [];
+    for (const change of this.#changes) {
       if (typeof change === "string") {
         if (!this.#deleted.has(change)) continue;
         if (unfingerprinted && !this.#unfingerprinted(this.#find(change))) {
-          changes[kept++] = change;
+          kept.push(change);
           continue;
         }
         this.#deleted.delete(change);
-        out[taken++] = change;
+        out.push(change);
       } else if (this.#marked[change] === 1) {
         if (unfingerprinted && !this.#unfingerprinted(change)) {
-          changes[kept++] = change;
+          kept.push(change);
           continue;
         }
         this.#marked[change] = 0;
-        out[taken++] = this.#ids[change]!;
+        out.push(this.#ids[change]!);
       }
     }
-    if (kept === 0) this.#changes = [];
-    else changes.length = kept;
-    out.length = taken;
+    this.#changes = kept;
     return out;
   }
 
@@ -956,34 +947,18 @@ class OwnedTable {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
     const slot = this.#end++;
-    if (slot === this.#fps.length) this.#growSlots(slot * 2);
-    return slot;
-  }
-
-  /**
-   * Make room for `more` objects beyond those owned, so that adding them
-   * grows nothing step by step (a cold start lists tens of thousands at once).
-   */
-  reserve(more: number): void {
-    this.#slots.reserve(this.#slots.size + more);
-    const slots = this.#end + Math.max(0, more - this.#free.length);
-    // At least half as large again: a change's single create reserves one at a time.
-    if (slots > this.#fps.length) {
-      this.#growSlots(Math.max(slots, Math.ceil(this.#fps.length * 1.5)));
+    if (slot === this.#fps.length) {
+      const fps = new Float64Array(slot * 2).fill(NO_FP);
+      fps.set(this.#fps);
+      this.#fps = fps;
+      const kinds = new Uint8Array(slot * 2);
+      kinds.set(this.#kinds);
+      this.#kinds = kinds;
+      const marked = new Uint8Array(slot * 2);
+      marked.set(this.#marked);
+      this.#marked = marked;
     }
-  }
-
-  /** The slot arrays at `slots` slots (more than now). */
-  #growSlots(slots: number): void {
-    const fps = new Float64Array(slots).fill(NO_FP);
-    fps.set(this.#fps);
-    this.#fps = fps;
-    const kinds = new Uint8Array(slots);
-    kinds.set(this.#kinds);
-    this.#kinds = kinds;
-    const marked = new Uint8Array(slots);
-    marked.set(this.#marked);
-    this.#marked = marked;
+    return slot;
   }
 
   #setFingerprint(slot: number, fp: string | undefined): void {

@@ -116,22 +116,6 @@ export class SlotIndex {
     return slot;
   }
 
-  /**
-   * Make room for `entries` IDs in all, so that indexing up to that many
-   * rehashes nothing: a table grown one doubling at a time rehashes every ID
-   * it holds at each step (about twice the final count in all).
-   */
-  reserve(entries: number): void {
-    const cells = cellsFor(entries);
-    if (cells > this.#table.length) this.#rehash(cells);
-    if (entries > this.#tags.length) {
-      // At least half as large again: reserving one more at a time stays amortized.
-      const tags = new Uint8Array(Math.max(entries, Math.ceil(this.#tags.length * 1.5)));
-      tags.set(this.#tags);
-      this.#tags = tags;
-    }
-  }
-
   /** Forget every ID. */
   clear(): void {
     this.#table = new Int32Array(cellsFor(0));
@@ -149,13 +133,8 @@ export class SlotIndex {
   }
 
   #grow(): void {
-    this.#rehash(this.#table.length * 2);
-  }
-
-  /** Move every entry into a table of `cells` cells (a power of two, more than now). */
-  #rehash(cells: number): void {
     const old = this.#table;
-    this.#table = new Int32Array(cells);
+    this.#table = new Int32Array(old.length * 2);
     this.#mask = this.#table.length - 1;
     for (let i = 0; i < old.length; i++) {
       const e = old[i];
