@@ -402,17 +402,25 @@ class Hash53 {
     return 4294967296 * (2097151 & h2) + (h1 >>> 0);
   }
 
+  /** The 53-bit hash in base 36, as `Number#toString(36)` writes it. */
   digest(): string {
-    // Base 36 of the 53-bit integer, as Number#toString(36) writes it, digit by digit.
-    let n = this.value();
-    let out = "";
-    do {
+    const value = this.value();
+    let digits = 0;
+    for (let n = value; n > 0 || digits === 0; n = Math.floor(n / 36)) digits++;
+    // The digits' codes into a reused array of their count, made into the text by one call:
+    // a string per digit prepended would allocate ~250 bytes per fingerprint, this ~50.
+    const codes = DIGIT_CODES[digits];
+    for (let i = digits - 1, n = value; i >= 0; i--) {
       const q = Math.floor(n / 36);
-      out = BASE36[n - q * 36] + out;
+      codes[i] = BASE36_CODES[n - q * 36];
       n = q;
-    } while (n > 0);
-    return out;
+    }
+    return String.fromCharCode.apply(null, codes);
   }
 }
 
-const BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz";
+/** The character codes of the base-36 digits 0-9 a-z. */
+const BASE36_CODES = Array.from("0123456789abcdefghijklmnopqrstuvwxyz", (c) => c.charCodeAt(0));
+
+/** By digit count (1–11, what a 53-bit number has in base 36), an array of that length to reuse. */
+const DIGIT_CODES: number[][] = Array.from({ length: 12 }, (_, k) => new Array<number>(k).fill(0));
