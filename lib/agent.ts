@@ -57,7 +57,7 @@ import {
 } from "./agent_events.ts";
 import type { ReflectorClient, ReflectorTiming } from "./kube/reflector.ts";
 import type { IpFamily } from "./kube/model.ts";
-import type { ClusterStore } from "./kube/store.ts";
+import { ClusterStore } from "./kube/store.ts";
 import type { Logger } from "./log/types.ts";
 import { cleanupOwned, type CleanupResult } from "./proxy/cleanup.ts";
 import type { ContextSettings } from "./proxy/context.ts";
@@ -226,6 +226,8 @@ export async function runCleanup(config: Config, deps: AgentDeps): Promise<numbe
 
 /** Start the agent. Throws when a part cannot start (bad kubeconfig, unusable HNS library, port taken). */
 export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent> {
+  // Network programming latency is observed only for changes made after this (kube-proxy's rule).
+  const startedAtMs = Date.now();
   const log = deps.logger;
   log.info("Starting hnsproxy", {
     version: VERSION,
@@ -280,6 +282,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     }
     const watch = watchCluster({
       client: kubeClient,
+      store: new ClusterStore({ trackingSinceMs: startedAtMs }),
       nodeName: config.hostnameOverride,
       logger: log,
       resyncPeriodMs: config.configSyncPeriodMs,

@@ -33,8 +33,9 @@ export interface ChangeSet {
   endpointChanges: number;
   /**
    * Per service with endpoint changes, the earliest EndpointSlice
-   * last-change-trigger-time (epoch ms), for the network programming
-   * latency metric.
+   * last-change-trigger-time (epoch ms) after the store started tracking,
+   * for the network programming latency metric (none for a service whose
+   * slice was removed: kube-proxy's rule, see the store's `#triggers`).
    */
   triggerTimes: Map<ObjectKey, number>;
   /** Whether the node record changed. */
@@ -85,6 +86,16 @@ function onNodes(slice: EndpointSliceInfo, nodes: ReadonlySet<string>): boolean 
   return false;
 }
 
+/** Options of {@linkcode ClusterStore}. */
+export interface ClusterStoreOptions {
+  /**
+   * When tracking started (epoch ms; default: the store's construction):
+   * only trigger times after it are reported. The agent passes its own
+   * start.
+   */
+  trackingSinceMs?: number;
+}
+
 /** The cluster state with change tracking; fed by lib/kube/cluster.ts. */
 export class ClusterStore implements ClusterView {
   readonly #services = new Map<ObjectKey, ServiceInfo>();
@@ -106,7 +117,18 @@ export class ClusterStore implements ClusterView {
    * and no base is recorded per object (the initial lists fill the store).
    */
   #fresh = true;
+  /**
+   * Per service, the earliest pending EndpointSlice trigger time after
+   * {@linkcode #trackingSinceMs}, as kube-proxy's EndpointsChangeTracker
+   * keeps them: the annotation of a slice listed at start, or received for a
+   * change made before, is the time of a change this proxy never waited for
+   * (hours or days old after a restart), so it is not a latency; and a
+   * slice's removal drops its service's pending times, as a removed slice's
+   * annotation is the time of its last update, not of the removal. Empty
+   * after a start's lists, then as small as the changes.
+   */
   readonly #triggers = new Map<ObjectKey, number>();
+  readonly #trackingSinceMs: number;
   #nodeBase?: { value: NodeInfo | undefined };
   readonly #placementBase = new Map<string, NodePlacement | undefined>();
 
@@ -122,6 +144,11 @@ export class ClusterStore implements ClusterView {
   serviceChangesTotal = 0;
   /** EndpointSlice events received since start (for `..._endpoint_changes_total`). */
   endpointChangesTotal = 0;
+
+  /** A store tracking changes from `options.trackingSinceMs` (default: now). */
+  constructor(options: ClusterStoreOptions = {}) {
+    this.#trackingSinceMs = options.trackingSinceMs ?? Date.now();
+  }
 
   // ---- ClusterView ----
 
@@ -224,18 +251,21 @@ export class ClusterStore implements ClusterView {
     const was = current && objectKey(current.namespace, current.serviceName);
     const svc = info && objectKey(info.namespace, info.serviceName);
     if (was !== undefined && was !== svc) this.#replaceInService(was, current, undefined);
+    const changed = !sameRecord(current, info);
     if (info) {
       this.#slices.set(key, info);
       this.#replaceInService(svc!, was === svc ? current : undefined, info);
-      if (info.triggerTimeMs !== undefined) {
+      const at = info.triggerTimeMs;
+      if (changed && at !== undefined && at > this.#trackingSinceMs) {
         const t = this.#triggers.get(svc!);
-        if (t === undefined || info.triggerTimeMs < t) this.#triggers.set(svc!, info.triggerTimeMs);
+        if (t === undefined || at < t) this.#triggers.set(svc!, at);
       }
     } else {
       this.#slices.delete(key);
+      this.#triggers.delete(was!);
     }
     if (tracked && sameRecord(this.#sliceBase.get(key), info)) this.#sliceBase.delete(key);
-    if (!sameRecord(current, info)) this.#notify();
+    if (changed) this.#notify();
   }
 
   /**
@@ -427,9 +457,11 @@ export class ClusterStore implements ClusterView {
     // Fresh, every service with a slice is taken already.
     if (!this.#fresh) this.#servicesOnNodes(placementsChanged, services);
     const triggerTimes = new Map<ObjectKey, number>();
-    for (const svc of endpointSvcs) {
-      const t = this.#triggers.get(svc);
-      if (t !== undefined) triggerTimes.set(svc, t);
+    if (this.#triggers.size > 0) {
+      for (const svc of endpointSvcs) {
+        const t = this.#triggers.get(svc);
+        if (t !== undefined) triggerTimes.set(svc, t);
+      }
     }
     const changes: ChangeSet = {
       services,

@@ -7,6 +7,7 @@ import {
   type WatchClusterOptions,
 } from "../../lib/kube/cluster.ts";
 import { FakeApiServer } from "../../lib/fake-apiserver/mod.ts";
+import { ClusterStore } from "../../lib/kube/store.ts";
 import { node, RecordingLogger, service, slice, waitFor } from "./helpers.ts";
 
 async function start(seed: (s: FakeApiServer) => void, extra: Partial<WatchClusterOptions> = {}) {
@@ -114,22 +115,27 @@ Deno.test("cluster: hasSynced stays false until EndpointSlices listed too", asyn
 });
 
 Deno.test("cluster: a burst of watch events becomes one piece of work per service", async () => {
+  const trigger = "endpoints.kubernetes.io/last-change-trigger-time";
   await using t = await start((s) => {
     s.create("services", service("default", "web", "10.96.0.10"));
     s.create("services", service("default", "api", "10.96.0.20"));
-    s.create("endpointslices", slice("default", "web-1", "web", ["10.244.1.2"]));
-  });
+    s.create(
+      "endpointslices",
+      slice("default", "web-1", "web", ["10.244.1.2"], {
+        annotations: { [trigger]: "2024-05-01T09:59:00Z" },
+      }),
+    );
+  }, { store: new ClusterStore({ trackingSinceMs: Date.parse("2024-05-01T10:00:00Z") }) });
   await t.watch.synced;
   await waitFor("watches open", () => t.server.openWatches() === 4);
-  t.store.takeChanges();
+  const listed = t.store.takeChanges();
+  assert.equal(listed.triggerTimes.size, 0, "a change from before the start is not measured");
   for (let i = 0; i < 10; i++) {
     t.server.update("services", service("default", "web", "10.96.0.10", { port: 1000 + i }));
     t.server.update(
       "endpointslices",
       slice("default", "web-1", "web", [`10.244.1.${10 + i}`], {
-        annotations: {
-          "endpoints.kubernetes.io/last-change-trigger-time": `2024-05-01T10:00:${10 + i}Z`,
-        },
+        annotations: { [trigger]: `2024-05-01T10:00:${10 + i}Z` },
       }),
     );
   }

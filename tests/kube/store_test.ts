@@ -92,7 +92,7 @@ Deno.test("store: slicesFor groups slices by service and follows moves and delet
 });
 
 Deno.test("store: the earliest trigger time per service with endpoint changes", () => {
-  const store = new ClusterStore();
+  const store = new ClusterStore({ trackingSinceMs: 1000 });
   store.upsertSlice(slc("a-1", "a", ["10.0.0.1"], 5000));
   store.upsertSlice(slc("a-2", "a", ["10.0.0.2"], 3000));
   store.upsertSlice(slc("a-1", "a", ["10.0.0.3"], 7000));
@@ -101,6 +101,61 @@ Deno.test("store: the earliest trigger time per service with endpoint changes", 
   const changes = store.takeChanges();
   assert.deepEqual([...changes.triggerTimes], [["ns/a", 3000]]);
   assert.equal(store.takeChanges().triggerTimes.size, 0);
+});
+
+Deno.test("store: only trigger times after the store started tracking are reported (kube-proxy's rule)", () => {
+  const store = new ClusterStore({ trackingSinceMs: 1000 });
+  // The initial list: changes made before the start, one of them at the start itself.
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"], 500));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.1"], 1000));
+  store.upsertSlice(slc("c-1", "c", ["10.0.2.1"], 1001));
+  let changes = store.takeChanges();
+  assert.deepEqual([...changes.services].sort(), ["ns/a", "ns/b", "ns/c"]);
+  assert.deepEqual([...changes.triggerTimes], [["ns/c", 1001]]);
+  // A change made after the start is; an event still carrying an older time is not.
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.2"], 4000));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.2"], 900));
+  changes = store.takeChanges();
+  assert.deepEqual([...changes.services].sort(), ["ns/a", "ns/b"]);
+  assert.deepEqual([...changes.triggerTimes], [["ns/a", 4000]]);
+});
+
+Deno.test("store: by default tracking starts when the store is made", () => {
+  const store = new ClusterStore();
+  const now = Date.now();
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"], now - 60_000));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.1"], now + 60_000));
+  assert.deepEqual([...store.takeChanges().triggerTimes], [["ns/b", now + 60_000]]);
+});
+
+Deno.test("store: removing a slice forgets its service's pending trigger time", () => {
+  const store = new ClusterStore({ trackingSinceMs: 0 });
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"]));
+  store.upsertSlice(slc("a-2", "a", ["10.0.0.2"]));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.1"]));
+  store.takeChanges();
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.3"], 2000));
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.2"], 2000));
+  // Its annotation is the time of the slice's last update, not of its removal.
+  store.deleteSlice("ns/a-2");
+  let changes = store.takeChanges();
+  assert.deepEqual([...changes.services].sort(), ["ns/a", "ns/b"]);
+  assert.deepEqual([...changes.triggerTimes], [["ns/b", 2000]]);
+  // A change after the removal is measured again.
+  store.deleteSlice("ns/b-1");
+  store.upsertSlice(slc("b-1", "b", ["10.0.1.3"], 3000));
+  changes = store.takeChanges();
+  assert.deepEqual([...changes.triggerTimes], [["ns/b", 3000]]);
+});
+
+Deno.test("store: a slice received again unchanged does not re-arm its trigger time", () => {
+  const store = new ClusterStore({ trackingSinceMs: 0 });
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.1"], 2000));
+  assert.deepEqual([...store.takeChanges().triggerTimes], [["ns/a", 2000]]);
+  // A relist brings the same slice (a new resourceVersion at most), then a later change comes.
+  store.upsertSlice({ ...slc("a-1", "a", ["10.0.0.1"], 2000), resourceVersion: "7" });
+  store.upsertSlice(slc("a-1", "a", ["10.0.0.2"], 5000));
+  assert.deepEqual([...store.takeChanges().triggerTimes], [["ns/a", 5000]]);
 });
 
 Deno.test("store: hasSynced only after both Services and EndpointSlices listed", async () => {
@@ -233,8 +288,8 @@ Deno.test("store: before the first take, what is pending is what the store holds
     store.deleteService("ns/a");
     store.upsertService(svc("e"));
   };
-  const fresh = new ClusterStore();
-  const used = new ClusterStore();
+  const fresh = new ClusterStore({ trackingSinceMs: 0 });
+  const used = new ClusterStore({ trackingSinceMs: 0 });
   used.upsertService(svc("x"));
   used.upsertSlice(slc("s9", "x", ["10.0.0.9"]));
   used.takeChanges();
