@@ -293,7 +293,7 @@ async function incremental(
     const othersBefore = otherThreadsCpuMs(host.pid);
     const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
-    await api.addEndpoint(i);
+    const api_ = await api.addEndpointTimed(i);
     extras.set(i, 1);
     const ms = await withTimeout(done, 15_000);
     if (Number.isNaN(ms)) {
@@ -306,6 +306,8 @@ async function incremental(
     arrivals.push({
       writtenAt,
       ms,
+      apiTakenMs: api_.takenAt - writtenAt,
+      apiWrittenMs: api_.writtenAt - writtenAt,
       cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore,
       mainCpuMs: mainAfter.cpuMs - mainBefore.cpuMs,
       mainWaitMs: mainAfter.waitMs - mainBefore.waitMs,
@@ -404,6 +406,10 @@ async function incremental(
 interface Arrival {
   writtenAt: number;
   ms: number;
+  /** From the write until the API server process took the command. */
+  apiTakenMs: number;
+  /** From the write until it had written the slice and queued its watch events. */
+  apiWrittenMs: number;
   /** CPU time the agent host (all its threads) used from the write until programmed. */
   cpuMs: number;
   /** CPU time of the agent host's main thread (the agent's JavaScript) meanwhile. */
@@ -419,7 +425,9 @@ interface Arrival {
  * the first time), each with what it waited for: the CPU time the agent host
  * process used meanwhile (far below the latency: it waited for a CPU, not for
  * its own work), its main thread's share and the time that thread waited for
- * a CPU, the time from the API write to the start of the run
+ * a CPU, when the API server process took the command and when it had
+ * written the slice and queued its watch events (its own delays: the pipe,
+ * its event loop, its garbage collection), the time from the API write to the start of the run
  * that programmed it (watch delivery and the runner), that run's duration and kind, the runs that were in flight when
  * it arrived, and whether a listing's Enumerate ended within 50 ms before
  * the run (its decoding then ran on this thread).
@@ -434,7 +442,9 @@ function slowChanges(
   const slow = indexed.toSorted((a, b) => b.ms - a.ms).slice(0, 8);
   for (const first of indexed.slice(0, 3)) if (!slow.includes(first)) slow.push(first);
   const f = (x: number) => x.toFixed(1);
-  const rows = slow.map(({ writtenAt, ms, k, cpuMs, mainCpuMs, mainWaitMs, others }) => {
+  const rows = slow.map((
+    { writtenAt, ms, k, cpuMs, mainCpuMs, mainWaitMs, others, apiTakenMs, apiWrittenMs },
+  ) => {
     const end = writtenAt + ms;
     const run = agent.syncs.find((s) => s.startedAt > writtenAt && s.startedAt < end);
     const busy = agent.syncs.filter((s) =>
@@ -447,6 +457,7 @@ function slowChanges(
       f(cpuMs),
       `${f(mainCpuMs)} / ${f(mainWaitMs)}`,
       others.map(([name, ms]) => `${name} ${f(ms)}`).join(", ") || "-",
+      `${f(apiTakenMs)} / ${f(apiWrittenMs)}`,
       run ? f(run.startedAt - writtenAt) : "-",
       run ? `${f(run.ms)} ${run.kind}${run.resynced ? " +resync" : ""}` : "-",
       busy.map((s) => `${s.kind}${s.resynced ? "+resync" : ""} ${f(s.ms)}`).join(", ") || "-",
@@ -462,6 +473,7 @@ function slowChanges(
       "CPU used",
       "main thread CPU / waited for a CPU",
       "other threads' CPU",
+      "API server took / wrote it",
       "run began",
       "its run",
       "runs in flight at the write",
