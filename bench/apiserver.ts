@@ -55,7 +55,17 @@ export class ApiServerProcess {
 
   /** Add one new remote endpoint to service `i`; resolves with its IP once written. */
   async addEndpoint(i: number): Promise<string> {
-    return (await this.#call("add", { service: i })).ip as string;
+    return (await this.addEndpointTimed(i)).ip;
+  }
+
+  /**
+   * {@link addEndpoint}, with when the server process took the command and
+   * when it had written the slice and queued its watch events (the bench's
+   * clock, bench/procstat.ts `now`).
+   */
+  async addEndpointTimed(i: number): Promise<{ ip: string; takenAt: number; writtenAt: number }> {
+    const m = await this.#call("add", { service: i });
+    return { ip: m.ip as string, takenAt: m.takenAt as number, writtenAt: m.writtenAt as number };
   }
 
   /** Remove the oldest added endpoint of service `i`; resolves with its IP once written. */

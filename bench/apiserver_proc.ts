@@ -24,6 +24,7 @@ import {
   sliceObject,
 } from "./scenario.ts";
 import { serveJsonLines } from "./jsonl.ts";
+import { now } from "./procstat.ts";
 
 /** One command line. */
 export type ApiCommand =
@@ -97,13 +98,14 @@ async function serve(): Promise<void> {
         };
       }
       case "add": {
+        const takenAt = now();
         const ep = extraEndpoint(nextExtra++);
         endpoints.get(c.service)!.push(ep);
         const list = extras.get(c.service) ?? [];
         list.push(ep);
         extras.set(c.service, list);
         writeSlice(c.service);
-        return { ip: ep.ip };
+        return { ip: ep.ip, takenAt, writtenAt: now() };
       }
       case "remove": {
         const ep = extras.get(c.service)?.shift();
