@@ -297,22 +297,22 @@ async function incremental(
     const othersBefore = otherThreadsCpuMs(host.pid);
     const writtenAt = now();
     const done = tracker.track(i, writtenAt, spec.endpointsPerService + 1);
-    const api_ = await api.addEndpointTimed(i);
+    const written = await api.addEndpointTimed(i);
     extras.set(i, 1);
     const ms = await withTimeout(done, 15_000);
     if (Number.isNaN(ms)) {
       result.failures.push(`${label} change ${k} (service ${i}) not programmed within 15 s`);
       return;
     }
-    latencies.push(ms - (api_.writtenAt - writtenAt));
+    latencies.push(ms - (written.writtenAt - writtenAt));
     commandLatencies.push(ms);
-    eventAts.push(api_.writtenAt);
+    eventAts.push(written.writtenAt);
     const mainAfter = mainThreadSchedMs(host.pid);
     arrivals.push({
       writtenAt,
       ms,
-      apiTakenMs: api_.takenAt - writtenAt,
-      apiWrittenMs: api_.writtenAt - writtenAt,
+      apiTakenMs: written.takenAt - writtenAt,
+      apiWrittenMs: written.writtenAt - writtenAt,
       cpuMs: liveThreadsCpuMs(host.pid) - cpuBefore,
       mainCpuMs: mainAfter.cpuMs - mainBefore.cpuMs,
       mainWaitMs: mainAfter.waitMs - mainBefore.waitMs,
@@ -421,9 +421,9 @@ async function incremental(
 interface Arrival {
   writtenAt: number;
   ms: number;
-  /** From the write until the API server process took the command. */
+  /** From the bench's command (`writtenAt`) until the API server process took it. */
   apiTakenMs: number;
-  /** From the write until it had written the slice and queued its watch events. */
+  /** From the bench's command until that process had written the slice (its watch event). */
   apiWrittenMs: number;
   /** CPU time the agent host (all its threads) used from the write until programmed. */
   cpuMs: number;
