@@ -442,10 +442,11 @@ interface Arrival {
  * its own work), its main thread's share and the time that thread waited for
  * a CPU, when the API server process took the command and when it had
  * written the slice and queued its watch events (its own delays: the pipe,
- * its event loop, its garbage collection), the time from the command to the start of the run
- * that programmed it (watch delivery and the runner), that run's duration and kind, the runs that were in flight when
- * it arrived, and whether a listing's Enumerate ended within 50 ms before
- * the run (its decoding then ran on this thread).
+ * its event loop, its garbage collection), the time from the command to the
+ * start of the run that programmed it (watch delivery and the runner), that
+ * run's duration and kind, the runs that were in flight when it arrived, and
+ * whether a listing's Enumerate ended within 50 ms before the run (its
+ * decoding then ran on this thread).
  */
 function slowChanges(
   arrivals: Arrival[],
