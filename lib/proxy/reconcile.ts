@@ -167,14 +167,10 @@ export function reconcile(
   const referencedByOthers = (id: string) => index.referencedByOthers(id, !full);
 
   // LB keys in scope: on a partial reconcile, the desired LBs the dirty services hold and
-  // the owned LBs recorded for them.
+  // the owned LBs recorded for them. A full reconcile takes every desired and owned LB, visited
+  // in place (no set of their keys: a start has tens of thousands).
   const lbScope = new Set<LbKey>();
-  // forEach, not for-of, over what a full reconcile visits whole: no iterator result per
-  // entry in code that runs once (at start) before it is optimized.
-  if (full) {
-    desired.loadBalancers.forEach((_, k) => lbScope.add(k));
-    observed.loadBalancers.forEach((_, k) => lbScope.add(k));
-  } else {
+  if (!full) {
     for (const s of dirty) {
       for (const lb of desired.services.get(s)?.loadBalancers ?? []) {
         if (desired.loadBalancers.get(lb.key)?.serviceKey === s) lbScope.add(lb.key);
@@ -236,14 +232,16 @@ export function reconcile(
   // LBs that reference a replaced endpoint must go before it and come back after.
   const forced = new Set<LbKey>();
   for (const id of replacedIds) for (const k of index.loadBalancersReferencing(id)) forced.add(k);
-  for (const k of forced) lbScope.add(k);
+  // (A full reconcile decides every desired and owned LB: a forced key is one of them, or names
+  // nothing to decide.)
+  if (!full) { for (const k of forced) lbScope.add(k); }
 
   // LB decisions (a created LB has no fate: HNS holds no LB of it that references an endpoint).
   const fate = new Map<LbKey, LbFate>();
   const deleteLbs: DeleteLoadBalancerOp[] = [];
   const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
   const conflicts: LoadBalancerConflict[] = [];
-  for (const key of lbScope) {
+  const decideLoadBalancer = (key: LbKey) => {
     const want = desired.loadBalancers.get(key);
     const have = observed.loadBalancers.get(key);
     if (!want) {
@@ -251,13 +249,13 @@ export function reconcile(
         fate.set(key, "delete");
         deleteLbs.push(deleteLbOp(have, "stale"));
       }
-      continue;
+      return;
     }
     if (!have) {
       const foreign = observed.foreignLoadBalancers.get(key);
       if (foreign) {
         conflicts.push({ key, serviceKey: want.serviceKey, foreignId: foreign.id });
-        continue;
+        return;
       }
       upsertLbs.push({
         op: "createLoadBalancer",
@@ -265,11 +263,11 @@ export function reconcile(
         serviceKey: want.serviceKey,
         loadBalancer: want,
       });
-      continue;
+      return;
     }
     if (!forced.has(key) && !want.backends.some((b) => pending.has(b))) {
       const payload = resolvedLoadBalancerPayload(want, desired, observed);
-      if (payload && sameLoadBalancer(have.hns, payload)) continue;
+      if (payload && sameLoadBalancer(have.hns, payload)) return;
     }
     if (opts.features.modifyLoadBalancer && !forced.has(key)) {
       fate.set(key, "modify");
@@ -290,6 +288,16 @@ export function reconcile(
         loadBalancer: want,
       });
     }
+  };
+  // forEach, not for-of, over what a full reconcile visits whole: no iterator result per
+  // entry in code that runs once (at start) before it is optimized.
+  if (full) {
+    desired.loadBalancers.forEach((_, k) => decideLoadBalancer(k));
+    observed.loadBalancers.forEach((_, k) => {
+      if (!desired.loadBalancers.has(k)) decideLoadBalancer(k);
+    });
+  } else {
+    lbScope.forEach((k) => decideLoadBalancer(k));
   }
   byKey(upsertLbs);
   byKey(conflicts);
@@ -779,7 +787,6 @@ function soleTrusted<
 ): { sole: Map<string, O>; rest: Candidate<T>[] } {
   const sole = new Map<string, O>();
   const rest: { c: Candidate<T>; id: string }[] = [];
-  const claimedByRest = new Set<string>();
   const contested = new Set<string>(); // keys several trusted objects claim
   const toRest = (x: T, id: string, upper: string, key: string) =>
     rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
@@ -807,15 +814,23 @@ function soleTrusted<
     }
     const isOwned = id !== "" && owns(upper);
     const key = x && id ? keyOf(x) : { reason: "no ID" };
-    if (!isKeyError(key)) claimedByRest.add(key);
     rest.push({ c: { x, id, key, isOwned, isTrusted: false }, id: upper });
   }
-  for (const keys of [contested, claimedByRest]) {
-    for (const key of keys) {
-      const o = sole.get(key);
-      if (o === undefined) continue;
-      sole.delete(key);
-      toRest(o.hns, o.id, idKey(o.id), key);
+  const toRestIfSole = (key: string) => {
+    const o = sole.get(key);
+    if (o === undefined) return;
+    sole.delete(key);
+    toRest(o.hns, o.id, idKey(o.id), key);
+  };
+  contested.forEach(toRestIfSole);
+  // Then the keys the other objects claim, in their order, looked up one by one rather than
+  // gathered in a set: a cold start has no trusted object, and a restart lists thousands of
+  // others for a few keys they share with one.
+  if (sole.size > 0) {
+    const others = rest.length;
+    for (let i = 0; i < others; i++) {
+      const c = rest[i].c;
+      if (!c.isTrusted && !isKeyError(c.key)) toRestIfSole(c.key);
     }
   }
   // Each ID's sort key is computed once (not at each of the n log n comparisons).
