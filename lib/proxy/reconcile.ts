@@ -595,6 +595,7 @@ export function adoptObserved(
     epKeyOf,
     (hns, id, key): ObservedEndpoint => ({ key, id, hns }),
     opts.trustedEndpoints,
+    (key, isOwned) => !isOwned && key.startsWith("ep/local/"),
   );
   // The trusted objects kept are the start of the observed maps; the rest is added below.
   const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
@@ -773,6 +774,8 @@ interface Candidate<T> {
  * (see {@link AdoptOptions.trusted}); whether another is owned is asked of
  * `owns` with its upper-case ID. `observedTrusted` are trusted objects
  * already observed, taken first, as they are when sole on their key.
+ * Objects adoption passes over (`ignored`: by key and whether owned) are
+ * left out of `rest` when nothing is trusted.
  */
 function soleTrusted<
   T extends { ID?: string },
@@ -784,7 +787,11 @@ function soleTrusted<
   keyOf: (hns: T) => string | KeyError,
   observe: (hns: T, id: string, key: string) => O,
   observedTrusted: readonly O[] = [],
+  ignored?: (key: string, isOwned: boolean) => boolean,
 ): { sole: Map<string, O>; rest: Candidate<T>[] } {
+  // Objects adoption passes over matter only for the trusted keys they claim: with no trusted
+  // object (a cold start, its thousands of CNI endpoints) they are not sorted with the rest.
+  const ignore = observedTrusted.length === 0 && !trusted?.size ? ignored : undefined;
   const sole = new Map<string, O>();
   const rest: { c: Candidate<T>; id: string }[] = [];
   const contested = new Set<string>(); // keys several trusted objects claim
@@ -814,6 +821,7 @@ function soleTrusted<
     }
     const isOwned = id !== "" && owns(upper);
     const key = x && id ? keyOf(x) : { reason: "no ID" };
+    if (ignore && !isKeyError(key) && ignore(key, isOwned)) continue;
     rest.push({ c: { x, id, key, isOwned, isTrusted: false }, id: upper });
   }
   const toRestIfSole = (key: string) => {
