@@ -475,32 +475,24 @@ class ApplyRun {
     const kind = this.#createKind(ops[offset]);
     if (kind === undefined || this.#listedPhases.has(kind)) return;
     this.#listedPhases.add(kind);
-    // The plan indices listed, not an object per create (a start lists tens of thousands, all
-    // of them garbage once written): the record is handed views made as it reads them.
-    const listed = new Uint32Array(ops.length - offset);
+    // Made at its largest length and cut to what is listed (as the result's `applied`).
+    const listed: OwnedObject[] = new Array(ops.length - offset);
     let count = 0;
     const intentIds = this.#intentIds;
     for (let i = offset; i < ops.length; i++) {
       const op = ops[i];
       if (this.#createKind(op) !== kind || intentIds[i] !== undefined) continue;
       if (!this.#ctx.backoff.ready(op.key) || this.#blocked.has(op.key)) continue;
-      intentIds[i] = newGuid(); // nothing is issued before the listing is written
-      listed[count++] = i;
+      const id = newGuid();
+      listed[count++] = { kind, id, key: op.key };
+      intentIds[i] = id; // nothing is issued before the listing is written
     }
+    listed.length = count;
     if (count === 0) return;
-    const indices = listed.subarray(0, count);
-    const intents: Iterable<OwnedObject> = {
-      *[Symbol.iterator]() {
-        for (let n = 0; n < indices.length; n++) {
-          const i = indices[n];
-          yield { kind, id: intentIds[i]!, key: ops[i].key };
-        }
-      },
-    };
     // The same write drops the fingerprints of the plan's modifies.
     const modifies = this.#distrustModifies(ops, offset);
     try {
-      await this.#ctx.ownership.intend(intents);
+      await this.#ctx.ownership.intend(listed);
     } catch (err) {
       // Not listed: none of them may be issued under these GUIDs.
       for (let i = offset; i < ops.length; i++) {
@@ -509,10 +501,10 @@ class ApplyRun {
       if (modifies.length > 0) this.#notWritten(modifies, err);
       this.#log.error("Cannot write the ownership record; not creating HNS objects", {
         path: this.#ctx.ownership.path,
-        creates: count,
+        creates: listed.length,
         err: errorMessage(err),
       });
-      for (let n = 0; n < indices.length; n++) this.#unlisted.set(ops[indices[n]].key, err);
+      for (const intent of listed) this.#unlisted.set(intent.key, err);
     }
   }
 

@@ -36,12 +36,10 @@ export class DiagnosticsLog {
     changed?: ReadonlyMap<ObjectKey, ServiceDesired | undefined>,
   ): void {
     const services = changed ? changed.values() : desired.services.values();
+    const seen = new Set<ObjectKey>();
     for (const sd of services) {
       if (!sd) continue;
-      if (sd.diagnostics.length === 0) {
-        this.#logged.delete(sd.serviceKey); // nothing to say, and nothing to log for it
-        continue;
-      }
+      seen.add(sd.serviceKey);
       const diagnostics = sd.diagnostics.filter((d) => d.reason !== PLACEMENT_UNKNOWN);
       const text = diagnostics.map((d) => d.message).join("\n");
       if ((this.#logged.get(sd.serviceKey) ?? "") === text) continue;
@@ -52,7 +50,7 @@ export class DiagnosticsLog {
     }
     const gone = changed
       ? [...changed].filter(([, sd]) => !sd).map(([key]) => key)
-      : [...this.#logged.keys()].filter((key) => !desired.services.has(key));
+      : [...this.#logged.keys()].filter((key) => !seen.has(key));
     for (const key of gone) this.#logged.delete(key);
     const text = desired.conflicts.map((d) => d.message).join("\n");
     if (text !== this.#conflicts) {

@@ -395,10 +395,9 @@ export class OwnershipRecord {
    * an object HNS holds and the record lacks is foreign for good. An object
    * whose create then certainly failed is {@link remove}d again. Throws when
    * the files cannot be written; the objects are then not listed (issue none
-   * of the creates). For an in-memory record this is {@link add}. `objects`
-   * is iterated once more, to remove them, when the write fails.
+   * of the creates). For an in-memory record this is {@link add}.
    */
-  async intend(objects: Iterable<OwnedObject>): Promise<void> {
+  async intend(objects: readonly OwnedObject[]): Promise<void> {
     for (const object of objects) this.add(object);
     try {
       await this.flush(false, true);

@@ -167,10 +167,14 @@ export function reconcile(
   const referencedByOthers = (id: string) => index.referencedByOthers(id, !full);
 
   // LB keys in scope: on a partial reconcile, the desired LBs the dirty services hold and
-  // the owned LBs recorded for them. A full reconcile takes every desired and owned LB, visited
-  // in place (no set of their keys: a start has tens of thousands).
+  // the owned LBs recorded for them.
   const lbScope = new Set<LbKey>();
-  if (!full) {
+  // forEach, not for-of, over what a full reconcile visits whole: no iterator result per
+  // entry in code that runs once (at start) before it is optimized.
+  if (full) {
+    desired.loadBalancers.forEach((_, k) => lbScope.add(k));
+    observed.loadBalancers.forEach((_, k) => lbScope.add(k));
+  } else {
     for (const s of dirty) {
       for (const lb of desired.services.get(s)?.loadBalancers ?? []) {
         if (desired.loadBalancers.get(lb.key)?.serviceKey === s) lbScope.add(lb.key);
@@ -232,16 +236,14 @@ export function reconcile(
   // LBs that reference a replaced endpoint must go before it and come back after.
   const forced = new Set<LbKey>();
   for (const id of replacedIds) for (const k of index.loadBalancersReferencing(id)) forced.add(k);
-  // (A full reconcile decides every desired and owned LB: a forced key is one of them, or names
-  // nothing to decide.)
-  if (!full) { for (const k of forced) lbScope.add(k); }
+  for (const k of forced) lbScope.add(k);
 
   // LB decisions (a created LB has no fate: HNS holds no LB of it that references an endpoint).
   const fate = new Map<LbKey, LbFate>();
   const deleteLbs: DeleteLoadBalancerOp[] = [];
   const upsertLbs: Array<CreateLoadBalancerOp | ModifyLoadBalancerOp> = [];
   const conflicts: LoadBalancerConflict[] = [];
-  const decideLoadBalancer = (key: LbKey) => {
+  for (const key of lbScope) {
     const want = desired.loadBalancers.get(key);
     const have = observed.loadBalancers.get(key);
     if (!want) {
@@ -249,13 +251,13 @@ export function reconcile(
         fate.set(key, "delete");
         deleteLbs.push(deleteLbOp(have, "stale"));
       }
-      return;
+      continue;
     }
     if (!have) {
       const foreign = observed.foreignLoadBalancers.get(key);
       if (foreign) {
         conflicts.push({ key, serviceKey: want.serviceKey, foreignId: foreign.id });
-        return;
+        continue;
       }
       upsertLbs.push({
         op: "createLoadBalancer",
@@ -263,11 +265,11 @@ export function reconcile(
         serviceKey: want.serviceKey,
         loadBalancer: want,
       });
-      return;
+      continue;
     }
     if (!forced.has(key) && !want.backends.some((b) => pending.has(b))) {
       const payload = resolvedLoadBalancerPayload(want, desired, observed);
-      if (payload && sameLoadBalancer(have.hns, payload)) return;
+      if (payload && sameLoadBalancer(have.hns, payload)) continue;
     }
     if (opts.features.modifyLoadBalancer && !forced.has(key)) {
       fate.set(key, "modify");
@@ -288,16 +290,6 @@ export function reconcile(
         loadBalancer: want,
       });
     }
-  };
-  // forEach, not for-of, over what a full reconcile visits whole: no iterator result per
-  // entry in code that runs once (at start) before it is optimized.
-  if (full) {
-    desired.loadBalancers.forEach((_, k) => decideLoadBalancer(k));
-    observed.loadBalancers.forEach((_, k) => {
-      if (!desired.loadBalancers.has(k)) decideLoadBalancer(k);
-    });
-  } else {
-    lbScope.forEach((k) => decideLoadBalancer(k));
   }
   byKey(upsertLbs);
   byKey(conflicts);
@@ -595,7 +587,6 @@ export function adoptObserved(
     epKeyOf,
     (hns, id, key): ObservedEndpoint => ({ key, id, hns }),
     opts.trustedEndpoints,
-    (key, isOwned) => !isOwned && key.startsWith("ep/local/"),
   );
   // The trusted objects kept are the start of the observed maps; the rest is added below.
   const endpoints: Map<EpKey, ObservedEndpoint> = eps.sole;
@@ -774,8 +765,6 @@ interface Candidate<T> {
  * (see {@link AdoptOptions.trusted}); whether another is owned is asked of
  * `owns` with its upper-case ID. `observedTrusted` are trusted objects
  * already observed, taken first, as they are when sole on their key.
- * Objects adoption passes over (`ignored`: by key and whether owned) are
- * left out of `rest` when nothing is trusted.
  */
 function soleTrusted<
   T extends { ID?: string },
@@ -787,13 +776,10 @@ function soleTrusted<
   keyOf: (hns: T) => string | KeyError,
   observe: (hns: T, id: string, key: string) => O,
   observedTrusted: readonly O[] = [],
-  ignored?: (key: string, isOwned: boolean) => boolean,
 ): { sole: Map<string, O>; rest: Candidate<T>[] } {
-  // Objects adoption passes over matter only for the trusted keys they claim: with no trusted
-  // object (a cold start, its thousands of CNI endpoints) they are not sorted with the rest.
-  const ignore = observedTrusted.length === 0 && !trusted?.size ? ignored : undefined;
   const sole = new Map<string, O>();
   const rest: { c: Candidate<T>; id: string }[] = [];
+  const claimedByRest = new Set<string>();
   const contested = new Set<string>(); // keys several trusted objects claim
   const toRest = (x: T, id: string, upper: string, key: string) =>
     rest.push({ c: { x, id, key, isOwned: true, isTrusted: true }, id: upper });
@@ -821,24 +807,15 @@ function soleTrusted<
     }
     const isOwned = id !== "" && owns(upper);
     const key = x && id ? keyOf(x) : { reason: "no ID" };
-    if (ignore && !isKeyError(key) && ignore(key, isOwned)) continue;
+    if (!isKeyError(key)) claimedByRest.add(key);
     rest.push({ c: { x, id, key, isOwned, isTrusted: false }, id: upper });
   }
-  const toRestIfSole = (key: string) => {
-    const o = sole.get(key);
-    if (o === undefined) return;
-    sole.delete(key);
-    toRest(o.hns, o.id, idKey(o.id), key);
-  };
-  contested.forEach(toRestIfSole);
-  // Then the keys the other objects claim, in their order, looked up one by one rather than
-  // gathered in a set: a cold start has no trusted object, and a restart lists thousands of
-  // others for a few keys they share with one.
-  if (sole.size > 0) {
-    const others = rest.length;
-    for (let i = 0; i < others; i++) {
-      const c = rest[i].c;
-      if (!c.isTrusted && !isKeyError(c.key)) toRestIfSole(c.key);
+  for (const keys of [contested, claimedByRest]) {
+    for (const key of keys) {
+      const o = sole.get(key);
+      if (o === undefined) continue;
+      sole.delete(key);
+      toRest(o.hns, o.id, idKey(o.id), key);
     }
   }
   // Each ID's sort key is computed once (not at each of the n log n comparisons).

@@ -31,7 +31,7 @@ export class ServiceDiagnostics {
     else for (const key of changed.keys()) this.#byService.delete(key);
     const services = changed ? changed.values() : desired?.services.values() ?? [];
     for (const sd of services) {
-      if (!sd || sd.diagnostics.length === 0) continue;
+      if (!sd) continue;
       const found = sd.diagnostics.filter((d) => d.reason === this.#reason);
       if (found.length > 0) this.#byService.set(sd.serviceKey, found);
     }

@@ -494,6 +494,9 @@ async function readFull(
 ): Promise<HnsRead> {
   const { endpoints, loadBalancers } = preread ?? await readEverything(client, net);
   const { ctx, desired } = plan(endpoints);
+  const present = new Set(
+    [...loadBalancers, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()),
+  );
   return {
     ctx,
     desired,
@@ -503,25 +506,9 @@ async function readFull(
     trustedLoadBalancers: [],
     trustedEndpointFps: [],
     trustedLoadBalancerFps: [],
-    vanishedOwned: notListed(ownership, loadBalancers, endpoints),
+    vanishedOwned: [...ownership.ids()].filter((id) => !present.has(id.toLowerCase())),
     endpointIds: endpoints.map((ep) => String(ep.ID ?? "")).filter((id) => id !== ""),
   };
-}
-
-/**
- * The owned IDs (as the record spells them) that HNS does not list. A record
- * that owns nothing (a cold start) makes no set of the IDs listed.
- */
-function notListed(
-  ownership: OwnershipRecord,
-  loadBalancers: readonly HcnLoadBalancer[],
-  endpoints: readonly HcnEndpoint[],
-): string[] {
-  if (ownership.size === 0) return [];
-  const present = new Set(
-    [...loadBalancers, ...endpoints].map((o) => String(o.ID ?? "").toLowerCase()),
-  );
-  return [...ownership.ids()].filter((id) => !present.has(id.toLowerCase()));
 }
 
 /** What {@link fastStartCheck} needs. */

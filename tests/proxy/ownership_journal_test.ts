@@ -312,25 +312,6 @@ Deno.test("ownership journal: an intent that cannot be written is not listed and
   });
 });
 
-Deno.test("ownership journal: intents given as an iterable are read again to take them back when the write fails", async () => {
-  await withDir(async (path) => {
-    await Deno.writeTextFile(path + "-dir", "a file");
-    const record = await OwnershipRecord.load(`${path}-dir/state.json`);
-    let reads = 0;
-    const intents = {
-      *[Symbol.iterator]() {
-        reads++;
-        yield lb(1);
-        yield ep(2);
-      },
-    };
-    await assert.rejects(() => record.intend(intents));
-    assert.equal(reads, 2, "once to list them, once to take them back");
-    assert.ok(!record.owns("LB-1") && !record.owns("EP-2"));
-    assert.equal(record.size, 0);
-  });
-});
-
 Deno.test("ownership journal: each changed object is written once per write, as it is at the write", async () => {
   await withDir(async (path) => {
     const record = await OwnershipRecord.load(path);
