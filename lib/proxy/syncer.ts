@@ -180,7 +180,12 @@ export interface SyncerOptions {
    * config's part. Without it no digest is recorded and every start builds
    * the state before it is ready.
    */
-  syncedInputs?: { file: SyncedInputsFile; config: string };
+  syncedInputs?: {
+    file: SyncedInputsFile;
+    config: string;
+    /** The cluster part, its records maybe hashed ahead as the lists came in (default: a new one). */
+    cluster?: ClusterDigest;
+  };
   /**
    * A full collection of the heap now (the agent's heap_collector.ts;
    * `compacting`: one that also gives free pages back). Made only in a
@@ -301,7 +306,7 @@ export class Syncer {
    */
   #early: EarlyRead | undefined;
   /** The cluster's part of the synced-inputs digest, updated as changes are taken. */
-  readonly #clusterDigest = new ClusterDigest();
+  readonly #clusterDigest: ClusterDigest;
   /**
    * After a fast start: the early read the state is built from by the next
    * run (the start proper), and when that read began.
@@ -319,6 +324,7 @@ export class Syncer {
     this.#o = options;
     this.#log = options.logger ?? nullLogger;
     this.#clock = options.clock ?? systemClock;
+    this.#clusterDigest = options.syncedInputs?.cluster ?? new ClusterDigest();
     this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
     this.#conflictTracker = new ConflictTracker({
       ...options.conflicts,
