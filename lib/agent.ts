@@ -69,7 +69,7 @@ import { StartupError } from "./proxy/preconditions.ts";
 import { BoundedFrequencyRunner } from "./proxy/runner.ts";
 import { systemClock } from "./proxy/backoff.ts";
 import { readEarly } from "./proxy/start.ts";
-import { ClusterDigest, configDigest, SyncedInputsFile } from "./proxy/synced_inputs.ts";
+import { configDigest, SyncedInputsFile } from "./proxy/synced_inputs.ts";
 import { type NextRun, nextRunInMs, Syncer, type SyncReport } from "./proxy/syncer.ts";
 import { isNodeEligible, ProxyHealth, serveHealthz } from "./serve/healthz.ts";
 import type { HttpServer } from "./serve/http.ts";
@@ -280,9 +280,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       cleanups.push(() => recorder.close());
       recordStarting(recorder, config.hostnameOverride);
     }
-    // The cluster's synced inputs are hashed record by record as the lists come in, between
-    // their pages, rather than all at once after the last one, just before ready.
-    const clusterDigest = new ClusterDigest();
     const watch = watchCluster({
       client: kubeClient,
       store: new ClusterStore({ trackingSinceMs: startedAtMs }),
@@ -290,10 +287,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       logger: log,
       resyncPeriodMs: config.configSyncPeriodMs,
       timing: { ...reflectorTimingFromEnv((name) => Deno.env.get(name)), ...deps.reflectorTiming },
-      onStored: {
-        service: (svc, key) => clusterDigest.hashServiceAhead(svc, key),
-        slice: (slice) => clusterDigest.hashSliceAhead(slice),
-      },
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;
@@ -364,7 +357,6 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
       syncedInputs: {
         file: syncedFile,
         config: configDigest(config, VERSION),
-        cluster: clusterDigest,
       },
       collectHeap: (kind) => heapCollector.collect(kind),
       applyHooks: {

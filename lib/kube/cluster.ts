@@ -19,7 +19,6 @@ import {
   convertNodePlacement,
   convertService,
 } from "./convert.ts";
-import type { EndpointSliceInfo, ObjectKey, ServiceInfo } from "./model.ts";
 import { Reflector, type ReflectorClient, type ReflectorTiming } from "./reflector.ts";
 import { ClusterStore, type SyncedKind } from "./store.ts";
 
@@ -57,16 +56,6 @@ export interface WatchClusterOptions {
   resyncPeriodMs?: number;
   /** Reflector timer overrides (tests). */
   timing?: Partial<ReflectorTiming>;
-  /** Told each Service and EndpointSlice record as the store takes it (lists and events). */
-  onStored?: StoredRecords;
-}
-
-/** What {@linkcode WatchClusterOptions.onStored} is told. */
-export interface StoredRecords {
-  /** The store now holds `svc` under `key`. */
-  service(svc: ServiceInfo, key: ObjectKey): void;
-  /** The store now holds `slice`. */
-  slice(slice: EndpointSliceInfo): void;
 }
 
 /**
@@ -110,7 +99,7 @@ export interface ClusterWatch {
 
 /** Starts watching Services, EndpointSlices and the node into a store. */
 export function watchCluster(options: WatchClusterOptions): ClusterWatch {
-  const { client, nodeName, logger, pageSize, timing, resyncPeriodMs, onStored } = options;
+  const { client, nodeName, logger, pageSize, timing, resyncPeriodMs } = options;
   const store = options.store ?? new ClusterStore();
 
   /**
@@ -150,17 +139,13 @@ export function watchCluster(options: WatchClusterOptions): ClusterWatch {
   // The reflector's key is the store's (`namespace/name`): one string per object.
   const serviceUpsert = (obj: KubeObject, key: string) => {
     const info = convert("Service", obj, convertService, store.service(key));
-    if (info) {
-      store.upsertService(info, key);
-      onStored?.service(info, key);
-    } else store.deleteService(key);
+    if (info) store.upsertService(info, key);
+    else store.deleteService(key);
   };
   const sliceUpsert = (obj: KubeObject, key: string) => {
     const info = convert("EndpointSlice", obj, convertEndpointSlice, store.slice(key));
-    if (info) {
-      store.upsertSlice(info, key);
-      onStored?.slice(info);
-    } else store.deleteSlice(key);
+    if (info) store.upsertSlice(info, key);
+    else store.deleteSlice(key);
   };
   const nodeUpsert = (obj: KubeObject) => {
     if (obj.metadata?.name !== nodeName) return;

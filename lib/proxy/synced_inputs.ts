@@ -335,47 +335,23 @@ export function configDigest(config: object, version: string): string {
   return contentHash({ version, config: Object.fromEntries(shaping) });
 }
 
-/** A record's hash made ahead of the build ({@link ClusterDigest.hashServiceAhead}); a Service's under its key. */
-type AheadHash = readonly [a: number, b: number, key?: ObjectKey];
-
 /**
  * The cluster's part of the digest: per Service, the hash of its converted
  * fields and its EndpointSlices' (in any order), summed over the Services.
  * Built from the store in full once, then updated per changed Service.
- *
- * Before the build, each record may be hashed as the store takes it
- * ({@link hashServiceAhead}, {@link hashSliceAhead}: a start's lists, hashed
- * between their pages rather than all at once after the last one); the build
- * then takes a record's hash made ahead when the store still holds that very
- * record (records are replaced, never changed), else hashes it. Either way
- * each record's hash is the same function of it, so the digest is the same.
  */
 export class ClusterDigest {
   readonly #entries = new Map<ObjectKey, [number, number]>();
   #a = 0;
   #b = 0;
   #built = false;
-  /** Hashes made ahead, by record, until the build. */
-  #ahead: WeakMap<object, AheadHash> | undefined = new WeakMap();
 
   /** Whether {@link build} ran. */
   get built(): boolean {
     return this.#built;
   }
 
-  /** Hash a Service record the store now holds under `key`, for the build (nothing once built). */
-  hashServiceAhead(svc: ServiceInfo, key: ObjectKey): void {
-    if (this.#ahead === undefined) return;
-    const [a, b] = serviceHash(key, svc);
-    this.#ahead.set(svc, [a, b, key]);
-  }
-
-  /** Hash an EndpointSlice record the store now holds, for the build (nothing once built). */
-  hashSliceAhead(slice: EndpointSliceInfo): void {
-    this.#ahead?.set(slice, sliceHash(slice));
-  }
-
-  /** Hash every Service of `cluster` (and its slices) afresh, but for the records hashed ahead. */
+  /** Hash every Service of `cluster` (and its slices) afresh. */
   build(cluster: ClusterView): void {
     this.#entries.clear();
     this.#a = this.#b = 0;
@@ -385,8 +361,6 @@ export class ClusterDigest {
       for (const svc of cluster.services()) this.#set(`${svc.namespace}/${svc.name}`, cluster, svc);
     }
     this.#built = true;
-    // Later changes are hashed as they are taken.
-    this.#ahead = undefined;
   }
 
   /** Rehash these Services (gone ones drop out); nothing before {@link build}. */
@@ -405,11 +379,9 @@ export class ClusterDigest {
 
   #set(key: ObjectKey, cluster: ClusterView, svc = cluster.service(key)): void {
     if (!svc) return;
-    const ahead = this.#ahead;
-    const made = ahead?.get(svc);
-    let [a, b] = made !== undefined && made[2] === key ? made : serviceHash(key, svc);
+    let [a, b] = serviceHash(key, svc);
     for (const slice of cluster.slicesFor(key)) {
-      const [x, y] = ahead?.get(slice) ?? sliceHash(slice);
+      const [x, y] = sliceHash(slice);
       a = (a + x) >>> 0;
       b = (b + y) >>> 0;
     }

@@ -180,12 +180,7 @@ export interface SyncerOptions {
    * config's part. Without it no digest is recorded and every start builds
    * the state before it is ready.
    */
-  syncedInputs?: {
-    file: SyncedInputsFile;
-    config: string;
-    /** The cluster part, its records maybe hashed ahead as the lists came in (default: a new one). */
-    cluster?: ClusterDigest;
-  };
+  syncedInputs?: { file: SyncedInputsFile; config: string };
   /**
    * A full collection of the heap now (the agent's heap_collector.ts;
    * `compacting`: one that also gives free pages back). Made only in a
@@ -306,7 +301,7 @@ export class Syncer {
    */
   #early: EarlyRead | undefined;
   /** The cluster's part of the synced-inputs digest, updated as changes are taken. */
-  readonly #clusterDigest: ClusterDigest;
+  readonly #clusterDigest = new ClusterDigest();
   /**
    * After a fast start: the early read the state is built from by the next
    * run (the start proper), and when that read began.
@@ -324,7 +319,6 @@ export class Syncer {
     this.#o = options;
     this.#log = options.logger ?? nullLogger;
     this.#clock = options.clock ?? systemClock;
-    this.#clusterDigest = options.syncedInputs?.cluster ?? new ClusterDigest();
     this.#backoff = options.backoff ?? new Backoff({ clock: this.#clock });
     this.#conflictTracker = new ConflictTracker({
       ...options.conflicts,

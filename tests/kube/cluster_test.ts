@@ -176,30 +176,6 @@ Deno.test("cluster: a service that gains service-proxy-name leaves the store; no
   await waitFor("node gone", () => t.store.node() === undefined);
 });
 
-Deno.test("cluster: onStored is told each Service and EndpointSlice record the store takes, listed or changed", async () => {
-  const told: string[] = [];
-  await using t = await start(seedMixed, {
-    watchPlacements: false,
-    onStored: {
-      service: (svc, key) => {
-        assert.equal(t.store.service(key), svc, "told once the store holds it");
-        told.push(`svc ${key}`);
-      },
-      slice: (s) => {
-        assert.equal(t.store.slice(`${s.namespace}/${s.name}`), s);
-        told.push(`slice ${s.namespace}/${s.name}`);
-      },
-    },
-  });
-  await t.watch.synced;
-  // Only what the store took: not the malformed, headless or other-proxy objects.
-  assert.deepEqual(told.sort(), ["slice default/web-1", "svc default/web"]);
-  await waitFor("watches open", () => t.server.openWatches() === 3);
-  t.server.update("services", service("default", "web", "10.96.0.10", { port: 81 }));
-  await waitFor("the change is told", () => told.length === 3);
-  assert.equal(told[2], "svc default/web");
-});
-
 Deno.test("cluster: listeners hear a list page once, not once per object, and every later change", async () => {
   const heard: number[] = [];
   await using t = await start((s) => {

@@ -117,57 +117,6 @@ Deno.test("synced inputs: the cluster digest kept per changed Service equals one
   assert.notEqual(kept.value(), clusterValue([WEB, DB], [WEB_SLICE, DB_SLICE]));
 });
 
-Deno.test("synced inputs: the cluster digest of records hashed ahead as the store took them equals one built at once", () => {
-  const store = new ClusterStore();
-  const digest = new ClusterDigest();
-  const take = (s: ServiceInfo) => {
-    store.upsertService(s);
-    digest.hashServiceAhead(s, `${s.namespace}/${s.name}`);
-  };
-  const takeSlice = (s: EndpointSliceInfo) => {
-    store.upsertSlice(s);
-    digest.hashSliceAhead(s);
-  };
-  // Slices before their Service, a slice of a Service never listed, a Service replaced
-  // after it was hashed, one hashed ahead under another key.
-  takeSlice(WEB_SLICE);
-  take(WEB);
-  take(DB);
-  takeSlice(DB_SLICE);
-  takeSlice(slice([ep("10.244.9.9")], { name: "gone-abc", serviceName: "gone" }));
-  const moved = slice([ep("10.244.2.9")]);
-  store.upsertSlice(moved); // replaces WEB_SLICE, not hashed ahead
-  const api = svc({ name: "api", clusterIPs: ["10.96.0.30"] });
-  store.upsertService(api);
-  digest.hashServiceAhead(api, "default/web");
-  digest.build(store);
-  assert.equal(digest.value(), clusterValue([WEB, DB, api], [moved, DB_SLICE]));
-  assert.notEqual(digest.value(), clusterValue([WEB, DB, api], [WEB_SLICE, DB_SLICE]));
-
-  // Once built, nothing is hashed ahead: changes count as they are taken (update).
-  const db2 = svc({ name: "db", clusterIPs: ["10.96.0.21"] });
-  store.upsertService(db2);
-  digest.hashServiceAhead(db2, "default/db");
-  assert.equal(digest.value(), clusterValue([WEB, DB, api], [moved, DB_SLICE]));
-  digest.update(store, ["default/db"]);
-  assert.equal(digest.value(), clusterValue([WEB, db2, api], [moved, DB_SLICE]));
-});
-
-Deno.test("synced inputs: the build takes a record's hash made ahead instead of hashing it again", () => {
-  // Records are replaced, never changed: one changed in place after it was hashed ahead
-  // (against that rule) shows which hash the build used.
-  const web = { ...WEB, clusterIPs: [...WEB.clusterIPs] };
-  const webSlice = { ...WEB_SLICE };
-  const digest = new ClusterDigest();
-  digest.hashServiceAhead(web, "default/web");
-  digest.hashSliceAhead(webSlice);
-  web.clusterIPs[0] = "10.96.0.99";
-  webSlice.ports = [];
-  digest.build(view([web], [webSlice]));
-  assert.equal(digest.value(), clusterValue([WEB], [WEB_SLICE]));
-  assert.notEqual(digest.value(), clusterValue([web], [webSlice]));
-});
-
 Deno.test("synced inputs: the context digest ignores the order of CNI endpoints and placements, and sees each fact", () => {
   const placements = [
     { nodeName: "node-b", podCidrs: ["10.244.2.0/24"], providerAddress: "192.168.1.11" },
