@@ -289,6 +289,8 @@ export class FakeApiServer {
   /** Each resource's keys sorted, while its set of keys is unchanged (a page costs its length). */
   readonly #sortedKeys = new Map<string, string[]>();
   #history: HistoryEntry[] = [];
+  /** Per resource, the resourceVersion of its latest write. */
+  readonly #writtenAt = new Map<string, number>();
   #rv: number;
   #compactedBefore = 0;
   /** The plain HTTP/1.1 server (without TLS). */
@@ -451,6 +453,7 @@ export class FakeApiServer {
 
   #record(resource: string, key: string, prev?: FakeObject, next?: FakeObject): number {
     const rv = ++this.#rv;
+    this.#writtenAt.set(resource, rv);
     const entry: HistoryEntry = { rv, resource, key, prev, next };
     this.#history.push(entry);
     const limit = this.#opts.historyLimit ?? 100_000;
@@ -673,6 +676,7 @@ export class FakeApiServer {
     for (const store of this.#objects.values()) store.clear();
     this.#sortedKeys.clear();
     this.#history = [];
+    this.#writtenAt.clear();
     this.#compactedBefore = 0;
     this.#rv = resourceVersion;
     for (const [resource, list] of Object.entries(objects)) {
@@ -1080,7 +1084,9 @@ export class FakeApiServer {
       snapshotRv = token.rv;
       start = token.start;
     }
-    const current = snapshotRv === this.#rv;
+    // The snapshot is the current state when nothing of this resource was written since
+    // (writes to others, e.g. the agent's Events, leave its pages as cheap as the first).
+    const current = (this.#writtenAt.get(resource.plural) ?? -Infinity) <= snapshotRv;
     const state = current
       ? this.#objects.get(resource.plural)!
       : this.#stateAt(resource.plural, snapshotRv);

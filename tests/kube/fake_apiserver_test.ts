@@ -122,6 +122,35 @@ Deno.test("fake API server: a list shows every object as last written, in the te
   }
 });
 
+Deno.test("fake API server: a list's later pages read its snapshot whatever else is written meanwhile", async () => {
+  const server = await new FakeApiServer().start();
+  const names = (p: { body: { items: { metadata: { name: string } }[] } }) =>
+    p.body.items.map((i) => i.metadata.name);
+  const next = (p: { body: { metadata: { continue: string } } }) =>
+    get(
+      server,
+      `/api/v1/services?limit=2&continue=${encodeURIComponent(p.body.metadata.continue)}`,
+    );
+  try {
+    for (let i = 0; i < 6; i++) {
+      server.create("services", service("ns", `s${i}`, `10.96.0.${i + 1}`));
+    }
+    const p1 = await get(server, "/api/v1/services?limit=2");
+    // Another resource written (as the agent's Events are): the services are as listed.
+    server.create("endpointslices", slice("ns", "s0-a", "s0", ["10.244.1.2"]));
+    const p2 = await next(p1);
+    assert.deepEqual(names(p2), ["s2", "s3"]);
+    assert.equal(p2.body.metadata.resourceVersion, p1.body.metadata.resourceVersion);
+    // Then a service: the last page still shows the snapshot, not the change.
+    server.delete("services", "ns/s5");
+    const p3 = await next(p2);
+    assert.deepEqual(names(p3), ["s4", "s5"]);
+    assert.equal(p3.body.metadata.continue, undefined);
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("fake API server: pagination reads a consistent snapshot and expires with compaction", async () => {
   const server = await new FakeApiServer().start();
   try {
