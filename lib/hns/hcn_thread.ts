@@ -2,10 +2,12 @@
  * An HNS thread (a Deno worker; see {@link import("./hcn_threads.ts")}): it
  * loads the HCN libraries named by its first message and runs each batch of
  * calls it is sent synchronously, in order, answering in order. Answers go
- * back when the batch is done, or after any call once the oldest unsent one
- * has waited 1 ms. A request of many creates answers with its failed items
- * only, one of many reads with each item's status and value; its time per
- * item counts as a call's.
+ * back when the batch is done, right after a request of many items, or
+ * after any call once the oldest unsent one has waited 1 ms: the caller
+ * takes in one request's answer while the thread runs the next, rather than
+ * both waiting on each other. A request of many creates answers with its
+ * failed items only, one of many reads with each item's status and value;
+ * its time per item counts as a call's.
  *
  * @module
  */
@@ -157,8 +159,9 @@ function answer(batch: unknown[]): void {
       replies.push(...failureReply(err));
     }
     const now = performance.now();
+    const many = batch[i] === CREATE_AND_CLOSE_MANY || batch[i] === OPEN_QUERY_CLOSE_MANY;
     // A listing's time grows with what HNS holds: it says nothing of a call on one object.
-    if (batch[i] === CREATE_AND_CLOSE_MANY || batch[i] === OPEN_QUERY_CLOSE_MANY) {
+    if (many) {
       // A request of many items: the time of one, on average.
       const items = (batch[i + 2] as unknown[]).length;
       if (items > 0) fastest = Math.min(fastest, (now - started) / items);
@@ -166,7 +169,7 @@ function answer(batch: unknown[]): void {
       fastest = Math.min(fastest, now - started);
     }
     if (firstReady < 0) firstReady = now;
-    if (now - firstReady >= HOLD_MS && i + REQUEST_WIDTH < batch.length) {
+    if ((many || now - firstReady >= HOLD_MS) && i + REQUEST_WIDTH < batch.length) {
       replies[0] = fastest === Infinity ? -1 : fastest * 1000;
       self.postMessage(replies, transfer);
       // `fastest` runs on over the whole batch: the few calls after a hiccup

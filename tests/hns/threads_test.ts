@@ -189,6 +189,32 @@ Deno.test("threads: a request of many fast items stays on one thread; of slow on
     assertNoLeaks(emu.control);
   }));
 
+Deno.test("threads: a request of many is answered once done, while the requests sent with it still run", () =>
+  withThreads((library) => allOnThreads(library, 1), async (emu, api) => {
+    const lbs = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => JSON.stringify(clusterIpLb("10.0.0.1", from + i, [])));
+    emu.setLatencyMicros(20_000);
+    // Two requests made in one turn travel to the one thread in one batch.
+    const first = lbs(1000, 2);
+    const second = lbs(2000, 6);
+    let createdWhenFirstAnswered = -1;
+    const answered = api.createAndCloseMany("LoadBalancer", first.map(() => newGuid()), first)
+      .then((failures) => {
+        createdWhenFirstAnswered = emu.control.objectCount("LoadBalancer");
+        return failures;
+      });
+    const later = api.createAndCloseMany("LoadBalancer", second.map(() => newGuid()), second);
+    equal((await answered).length, 0);
+    equal((await later).length, 0);
+    // The caller takes in the first answer while HNS works on the second request.
+    ok(
+      createdWhenFirstAnswered >= 2 && createdWhenFirstAnswered < 8,
+      `${createdWhenFirstAnswered} of 8 created when the first request was answered`,
+    );
+    equal(emu.control.objectCount("LoadBalancer"), 8);
+    assertNoLeaks(emu.control);
+  }));
+
 Deno.test("threads: a slow first call (code not yet compiled, say) starts no thread", () =>
   withThreads((library) => allOnThreads(library, 3), async (emu, api) => {
     const missing = () => api.open("Endpoint", crypto.randomUUID()).catch(() => undefined);
