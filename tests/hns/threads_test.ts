@@ -196,7 +196,8 @@ Deno.test("threads: a request of many is answered once done, while the requests 
     emu.setLatencyMicros(20_000);
     // Two requests made in one turn travel to the one thread in one batch.
     const first = lbs(1000, 2);
-    const second = lbs(2000, 6);
+    // 300 ms: the first answer is taken in before it ends, on a busy machine too.
+    const second = lbs(2000, 15);
     let createdWhenFirstAnswered = -1;
     const answered = api.createAndCloseMany("LoadBalancer", first.map(() => newGuid()), first)
       .then((failures) => {
@@ -208,10 +209,10 @@ Deno.test("threads: a request of many is answered once done, while the requests 
     equal((await later).length, 0);
     // The caller takes in the first answer while HNS works on the second request.
     ok(
-      createdWhenFirstAnswered >= 2 && createdWhenFirstAnswered < 8,
-      `${createdWhenFirstAnswered} of 8 created when the first request was answered`,
+      createdWhenFirstAnswered >= 2 && createdWhenFirstAnswered < 17,
+      `${createdWhenFirstAnswered} of 17 created when the first request was answered`,
     );
-    equal(emu.control.objectCount("LoadBalancer"), 8);
+    equal(emu.control.objectCount("LoadBalancer"), 17);
     assertNoLeaks(emu.control);
   }));
 
