@@ -4,7 +4,8 @@
  * worker, large batches (a request of many, a burst) on HNS threads started
  * for them and ended once idle, the last one too; answers and failures are
  * the same on both paths; a call that blocks in HNS leaves the event loop
- * turning, slow calls spread over the threads, handles move between threads,
+ * turning, a request of many is answered while the thread runs the next,
+ * slow calls spread over the threads, handles move between threads,
  * listings kept apart start no thread and queue behind no call and are read
  * on the event loop's thread in paced slices; dispose lets calls already made
  * finish on both paths and keeps the libraries until every one answered and
