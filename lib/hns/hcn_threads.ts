@@ -30,10 +30,11 @@
  *   with the calls queued beside it (the continuations of one batch of
  *   answers make their next calls a few microtasks apart): a call never
  *   waits for others to arrive. A thread runs what it is sent in order and
- *   answers in batches: when the batch is done, or after any call once its
- *   oldest unsent answer has waited 1 ms (a call in progress cannot be
- *   interrupted, so an answer can wait for the one call after it; fast calls
- *   gather only on a thread whose calls are fast).
+ *   answers in batches: when the batch is done, right after a request of
+ *   many items, or after any call once its oldest unsent answer has waited
+ *   1 ms (a call in progress cannot be interrupted, so an answer can wait for
+ *   the one call after it; fast calls gather only on a thread whose calls
+ *   are fast).
  * - A request of many items ({@link ThreadedHcnApi.createAndCloseMany},
  *   {@link ThreadedHcnApi.openQueryCloseMany}) on the threads counts as that
  *   many calls wherever a queue's cost is weighed, and goes in parts of as
