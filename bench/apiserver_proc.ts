@@ -6,7 +6,8 @@
  * where the API server lives elsewhere.
  *
  * Commands: `seed {spec}`, `add {service}` (one more remote endpoint),
- * `remove {service}` (drop the oldest added endpoint), `stats`, `stop`.
+ * `remove {service}` (drop the oldest added endpoint), `collect` (a full
+ * garbage collection), `stats`, `stop`.
  *
  * @module
  */
@@ -31,6 +32,7 @@ export type ApiCommand =
   | { id: number; cmd: "seed"; spec: ScenarioSpec }
   | { id: number; cmd: "add"; service: number }
   | { id: number; cmd: "remove"; service: number }
+  | { id: number; cmd: "collect" }
   | { id: number; cmd: "stats" }
   | { id: number; cmd: "stop" };
 
@@ -114,6 +116,14 @@ async function serve(): Promise<void> {
         eps.splice(eps.indexOf(ep), 1);
         writeSlice(c.service);
         return { ip: ep.ip };
+      }
+      case "collect": {
+        // A real API server's collections run on its own machine, never on the node's cores.
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (!gc) throw new Error("the API server process runs without --expose-gc");
+        const started = performance.now();
+        gc();
+        return { ms: performance.now() - started };
       }
       case "stats":
         return {

@@ -75,6 +75,7 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
 
     const cold = newResult(`cold-${p.services}`, `1. Cold start, ${n} services`);
     results.push(cold);
+    await api.collectGarbage();
     let t = performance.now();
     // `agent` is the only reference to the running agent: cleared before the
     // restart so that the stopped agent's heap is not counted against the new one.
@@ -125,6 +126,8 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
       agent = undefined;
       // A restart on a node is a new process over HNS as it was: a fresh host gets the HNS.
       host = await host.handOver();
+      // What the changes and the cold agent's resyncs left in the API server's heap.
+      await api.collectGarbage();
       const restarted = await restartAgent(
         spec,
         url,
