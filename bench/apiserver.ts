@@ -77,7 +77,7 @@ export class ApiServerProcess {
   /**
    * Collect the process's garbage (a full collection), so that a collection
    * of what earlier steps left does not run on the cores while an agent is
-   * measured: a real API server's run on its own machine. Resolves with
+   * measured: a real API server's collections run on its own machine. Resolves with
    * the collection's time, ms.
    */
   async collectGarbage(): Promise<number> {
