@@ -44,7 +44,10 @@
  * - A resourceVersion newer than the server's, as clients of a restored
  *   server ask for: a list answers 504 "Too large resource version"; a watch
  *   is accepted and stays silent (no events, no bookmarks) until the
- *   server's resourceVersion passes it, as a v1.26 watch cache does.
+ *   server's resourceVersion passes it, as a v1.26 watch cache does; a
+ *   continue token minted before a restore, at a resourceVersion the server
+ *   has not reached, answers 500 (etcd's "required revision is a future
+ *   revision", passed on as is).
  *
  * @module
  */
@@ -1079,6 +1082,20 @@ export class FakeApiServer {
             "You can start a new list without the continue parameter.",
           "Expired",
         )));
+        return;
+      }
+      if (token.rv > this.#rv) {
+        // A token from before a restore: kube-apiserver hands a continued list to etcd,
+        // which refuses the future revision; the apiserver passes that error on as is.
+        // (Its Status has no reason: Go's StatusReasonUnknown is "", omitted.)
+        const status = statusObject(
+          500,
+          "etcdserver: mvcc: required revision is a future revision",
+        );
+        delete status.reason;
+        record.status = 500;
+        res.writeHead(500, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(status));
         return;
       }
       snapshotRv = token.rv;

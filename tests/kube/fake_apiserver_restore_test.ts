@@ -80,6 +80,32 @@ Deno.test("fake apiserver: a list at a newer resourceVersion answers 504 Too lar
   }
 });
 
+Deno.test("fake apiserver: a continue token from before a restore (a future revision) answers 500; one the restored server has reached still pages", async () => {
+  await using server = await started();
+  for (const n of ["a", "b", "c"]) server.create("services", service("default", n, "10.96.0.1"));
+  const first = await (await fetch(`${server.url}${SVCS}?limit=1`)).json();
+  const token = first.metadata.continue;
+  assert.ok(token);
+  server.restoreFromBackup({ services: [service("default", "z", "10.96.0.9")] }, 10);
+  const res = await fetch(`${server.url}${SVCS}?limit=1&continue=${encodeURIComponent(token)}`);
+  assert.equal(res.status, 500);
+  const body = await res.json();
+  assert.equal(body.kind, "Status");
+  assert.equal(body.code, 500);
+  assert.equal(body.message, "etcdserver: mvcc: required revision is a future revision");
+  assert.equal("reason" in body, false, "Go's StatusReasonUnknown is omitted");
+  // A list from scratch, and its own continue token, work on the restored server.
+  server.create("services", service("default", "y", "10.96.0.8"));
+  const fresh = await (await fetch(`${server.url}${SVCS}?limit=1`)).json();
+  assert.deepEqual(fresh.items.map((o: { metadata: { name: string } }) => o.metadata.name), ["y"]);
+  const next = await fetch(
+    `${server.url}${SVCS}?limit=1&continue=${encodeURIComponent(fresh.metadata.continue)}`,
+  );
+  assert.equal(next.status, 200);
+  const rest = await next.json();
+  assert.deepEqual(rest.items.map((o: { metadata: { name: string } }) => o.metadata.name), ["z"]);
+});
+
 Deno.test("fake apiserver: a watch from a newer resourceVersion is silent (no events, no bookmarks) until the server passes it", async () => {
   await using server = await started({ bookmarkIntervalMs: 10 });
   server.create("services", service("default", "a", "10.96.0.1"));

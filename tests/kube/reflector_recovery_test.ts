@@ -232,6 +232,42 @@ Deno.test("reflector: bookmarks from a healthy server keep the progress limit fr
   assert.equal(t.server.count("list"), 1);
 });
 
+Deno.test("reflector: a server restored between two pages of a list (its continue token now a future revision, 500) is listed again from scratch", async () => {
+  let lists = 0;
+  let server: FakeApiServer | undefined;
+  await using t = await world({
+    seed: (s) => {
+      for (const n of ["a", "b", "c", "d", "e"]) {
+        s.create("services", service("default", n, "10.96.0.1"));
+      }
+    },
+    timing: { backoffInitialMs: 5, backoffMaxMs: 20 },
+    wrap: (c) => ({
+      async list(resource, params, signal) {
+        const page = await c.list(resource, params, signal);
+        // Restored right after the first page was served: the next page's token is stale.
+        if (++lists === 1) {
+          server!.restoreFromBackup({
+            services: [service("default", "b", "10.96.9.2"), service("default", "x", "10.96.9.9")],
+          }, 10);
+        }
+        return page;
+      },
+      watch: c.watch.bind(c),
+    }),
+  });
+  server = t.server;
+  t.reflector.start();
+  await t.reflector.synced;
+  assert.deepEqual(t.mirror.ips(), { "default/b": "10.96.9.2", "default/x": "10.96.9.9" });
+  const listed = t.server.requests.filter((r) => r.verb === "list");
+  assert.equal(listed[1].status, 500, "the stale token's page");
+  assert.equal(listed[1].query.continue !== undefined, true);
+  assert.equal(listed[2].query.continue, undefined, "listed again from the start");
+  assert.equal(t.reflector.lastSyncResourceVersion(), t.server.resourceVersion);
+  assert.ok(t.logger.lines.some((l) => /list services failed/.test(l.message)));
+});
+
 Deno.test('reflector: "Too large resource version" on a watch relists from scratch', async () => {
   let watches = 0;
   await using t = await world({
