@@ -89,6 +89,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     await host.seed(spec);
     const { url } = await api.seed(spec);
     await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
+    await api.collectGarbage();
 
     // Cold start.
     const cold = await coldStart({
@@ -156,6 +157,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     await agent.stop();
     host = await host.handOver();
     await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
+    await api.collectGarbage();
     const beforeRestart = await host.callCounts();
     let readyAt: number;
     ({ agent, readyAt } = await host.startAgentReady({
