@@ -80,7 +80,7 @@ Deno.test("fake apiserver: a list at a newer resourceVersion answers 504 Too lar
   }
 });
 
-Deno.test("fake apiserver: a continue token from before a restore (a future revision) answers 500; one the restored server has reached still pages", async () => {
+Deno.test("fake apiserver: a continue token from before a restore (a future revision) answers 500; a list started after the restore pages as usual", async () => {
   await using server = await started();
   for (const n of ["a", "b", "c"]) server.create("services", service("default", n, "10.96.0.1"));
   const first = await (await fetch(`${server.url}${SVCS}?limit=1`)).json();
