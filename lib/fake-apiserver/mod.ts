@@ -275,7 +275,8 @@ export function statusObject(
     metadata: {},
     status: "Failure",
     message,
-    reason,
+    // Go's StatusReasonUnknown is "", and the field is omitempty.
+    ...(reason ? { reason } : {}),
     ...(details ? { details } : {}),
     code,
   };
@@ -1086,16 +1087,13 @@ export class FakeApiServer {
       }
       if (token.rv > this.#rv) {
         // A token from before a restore: kube-apiserver hands a continued list to etcd,
-        // which refuses the future revision; the apiserver passes that error on as is.
-        // (Its Status has no reason: Go's StatusReasonUnknown is "", omitted.)
-        const status = statusObject(
-          500,
-          "etcdserver: mvcc: required revision is a future revision",
-        );
-        delete status.reason;
+        // which refuses the future revision; the apiserver passes that error on as is,
+        // with no reason.
         record.status = 500;
         res.writeHead(500, { "Content-Type": "application/json" });
-        res.end(JSON.stringify(status));
+        res.end(JSON.stringify(
+          statusObject(500, "etcdserver: mvcc: required revision is a future revision", ""),
+        ));
         return;
       }
       snapshotRv = token.rv;
