@@ -316,6 +316,8 @@ export class FakeApiServer {
   #url = "";
   readonly #watchers = new Set<Watcher>();
   readonly #failures: (InjectedFailure & { status: number })[] = [];
+  /** What runs once right after the next list page of a resource is answered. */
+  readonly #afterListPage = new Map<string, () => void>();
   #bookmarkTimer?: ReturnType<typeof setInterval>;
   #stallEvents = false;
   readonly #stalled = new Set<Answer>();
@@ -563,6 +565,15 @@ export class FakeApiServer {
   /** Makes the next matching request(s) fail with `status` and a Status body. */
   failNext(status: number, failure: InjectedFailure = {}): void {
     this.#failures.push({ status, count: 1, ...failure });
+  }
+
+  /**
+   * Runs `action` once, right after the next list page of `resource` is
+   * answered: a fault that lands between two pages of a client's list (a
+   * restore from backup, say), before the client can ask for the next.
+   */
+  afterNextListPage(resource: string, action: () => void): void {
+    this.#afterListPage.set(resource, action);
   }
 
   /** Drops every failure injected with {@linkcode failNext} that has not fired yet. */
@@ -1137,6 +1148,11 @@ export class FakeApiServer {
     // The same text as JSON.stringify of the whole list with `items` last.
     const items = page.map((o) => this.#itemText(o)).join(",");
     this.#sendObject(res, record, `${head.slice(0, -1)},"items":[${items}]}`);
+    const after = this.#afterListPage.get(resource.plural);
+    if (after) {
+      this.#afterListPage.delete(resource.plural);
+      after();
+    }
   }
 
   /**

@@ -116,3 +116,49 @@ Deno.test("agent/restore: --config-sync-period relists in full and repairs a res
     await world.close();
   }
 });
+
+Deno.test("agent/restore: a restore between two pages of the agent's first list (its continue token now a future revision) is listed again from scratch, and HNS matches the restored cluster", async () => {
+  const cluster = overlayWebCluster();
+  // More services than one page of the agent's lists (500), so the services list has a second page.
+  const extra = Array.from(
+    { length: 520 },
+    (_, i) =>
+      serviceObject(`svc-${String(i).padStart(3, "0")}`, {
+        clusterIP: `10.96.${2 + Math.floor(i / 250)}.${1 + i % 250}`,
+        ports: [{ port: 80, targetPort: 8080 }],
+      }),
+  );
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    ...cluster,
+    services: [...cluster.services, ...extra],
+  });
+  try {
+    // The server is restored right after it answered the services list's first page.
+    world.api.afterNextListPage(
+      "services",
+      () => world.api.restoreFromBackup(restoredCluster(), 100),
+    );
+    const agent = world.startAgent([...OVERLAY_ARGS, "--config-sync-period", "0"]);
+    const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+    await eventually(
+      "HNS matches the restored cluster",
+      async () => JSON.stringify(await world.lbTable()) === JSON.stringify(RESTORED_LBS),
+      table,
+    );
+    const lists = world.api.requests.filter((r) =>
+      r.verb === "list" && r.path.endsWith("/services")
+    );
+    const refused = lists.findIndex((r) => r.status === 500);
+    assert.ok(refused > 0, `a continued page was refused: ${JSON.stringify(lists)}`);
+    assert.ok(lists[refused].query.continue, "the refused page continued the first list");
+    assert.ok(
+      lists.slice(refused + 1).some((r) => r.status === 200 && r.query.continue === undefined),
+      "the services were listed again from the first page",
+    );
+    assert.match(agent.log(), /list services failed/);
+    assert.equal(await world.stopAgent(agent), 0);
+  } finally {
+    await world.close();
+  }
+});
