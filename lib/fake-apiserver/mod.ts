@@ -39,8 +39,10 @@
  *   {@linkcode FakeApiServer.goAway} (HTTP/2 GOAWAY, as a terminating
  *   kube-apiserver or its `--goaway-chance` sends),
  *   {@linkcode FakeApiServer.outage} (connections refused until
- *   {@linkcode FakeApiServer.endOutage}) and
- *   {@linkcode FakeApiServer.restoreFromBackup} (storage gone back in time).
+ *   {@linkcode FakeApiServer.endOutage}),
+ *   {@linkcode FakeApiServer.restoreFromBackup} (storage gone back in time)
+ *   and {@linkcode FakeApiServer.afterNextListPage} (a fault between two
+ *   pages of a list).
  * - A resourceVersion newer than the server's, as clients of a restored
  *   server ask for: a list answers 504 "Too large resource version"; a watch
  *   is accepted and stays silent (no events, no bookmarks) until the
