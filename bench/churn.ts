@@ -81,7 +81,6 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
     await host.seed(spec);
     const { url } = await api.seed(spec);
     const setup = newResult("setup", "setup");
-    await api.collectGarbage();
     const { agent, peak: coldPeak } = await coldStart({
       spec,
       api,

@@ -75,7 +75,6 @@ export async function runCluster(p: ClusterParams): Promise<ScenarioResult[]> {
 
     const cold = newResult(`cold-${p.services}`, `1. Cold start, ${n} services`);
     results.push(cold);
-    await api.collectGarbage();
     let t = performance.now();
     // `agent` is the only reference to the running agent: cleared before the
     // restart so that the stopped agent's heap is not counted against the new one.

@@ -53,8 +53,6 @@ export async function runHnsLatency(p: HnsLatencyParams): Promise<ScenarioResult
       try {
         await host.seed(spec);
         await host.setLatencyMicros(p.latencyUs);
-        // What the seed, its warm-up lists and the agent before left in the API server's heap.
-        await api.collectGarbage();
         const label = `${ms} ms/call, concurrency ${c}:`;
         const cold = await coldStart({
           spec,

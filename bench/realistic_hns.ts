@@ -89,7 +89,6 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     await host.seed(spec);
     const { url } = await api.seed(spec);
     await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
-    await api.collectGarbage();
 
     // Cold start.
     const cold = await coldStart({
@@ -157,6 +156,7 @@ export async function runRealisticHns(p: RealisticHnsParams): Promise<ScenarioRe
     await agent.stop();
     host = await host.handOver();
     await host.setLatencyModel(p.baseUs, p.slopeNs, p.serial);
+    // As before a cold start (cold_start.ts): the API server's garbage is collected first.
     await api.collectGarbage();
     const beforeRestart = await host.callCounts();
     let readyAt: number;
