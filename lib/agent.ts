@@ -290,8 +290,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Agent
     });
     cleanups.push(() => watch.stop());
     const store = watch.store;
-    // The lists' requests go out before the HNS thread starts (starting it holds this thread),
-    // so that the API server prepares their first pages meanwhile.
+    // The lists' requests are made before the HNS thread starts: starting it holds this thread
+    // for tens of ms, and this thread also writes them to the sockets, so they reach the API
+    // server once it has started. Waiting for them to be written first brings no gain
+    // (bench/analysis.md, restart section): the main thread is the bottleneck either way.
     await yieldToEventLoop();
     // Until the agent is ready no event waits for HNS: listings share the calls'
     // thread (parsed there, off the main thread) and leave it once ready.
