@@ -15,7 +15,7 @@
  * yet, as at a cold start and at a restart, which is a new process); later
  * runs in the same process show the compiled code's cost. Run with the
  * agent's V8 flags:
- * `deno run -A --v8-flags=--expose-gc,--max-semi-space-size=2,--no-memory-reducer,--heap-growing-percent=30 bench/list_phase.ts --services 10000 --runs 3 [--identity]`
+ * `deno run -A --v8-flags=--expose-gc,--max-semi-space-size=2,--no-memory-reducer,--heap-growing-percent=30,--max-opt=2 bench/list_phase.ts --services 10000 --runs 3 [--identity]`
  *
  * @module
  */
