@@ -233,9 +233,6 @@ Deno.test("reflector: bookmarks from a healthy server keep the progress limit fr
 });
 
 Deno.test("reflector: a server restored between two pages of a list (its continue token now a future revision, 500) is listed again from scratch", async () => {
-  let lists = 0;
-  // Set once the world is made; the wrapped client uses it only when the reflector runs.
-  const made: { server?: FakeApiServer } = {};
   await using t = await world({
     seed: (s) => {
       for (const n of ["a", "b", "c", "d", "e"]) {
@@ -243,21 +240,12 @@ Deno.test("reflector: a server restored between two pages of a list (its continu
       }
     },
     timing: { backoffInitialMs: 5, backoffMaxMs: 20 },
-    wrap: (c) => ({
-      async list(resource, params, signal) {
-        const page = await c.list(resource, params, signal);
-        // Restored right after the first page was served: the next page's token is stale.
-        if (++lists === 1) {
-          made.server!.restoreFromBackup({
-            services: [service("default", "b", "10.96.9.2"), service("default", "x", "10.96.9.9")],
-          }, 10);
-        }
-        return page;
-      },
-      watch: c.watch.bind(c),
-    }),
   });
-  made.server = t.server;
+  // Restored right after the first page was served: the next page's token is stale.
+  t.server.afterNextListPage("services", () =>
+    t.server.restoreFromBackup({
+      services: [service("default", "b", "10.96.9.2"), service("default", "x", "10.96.9.9")],
+    }, 10));
   t.reflector.start();
   await t.reflector.synced;
   assert.deepEqual(t.mirror.ips(), { "default/b": "10.96.9.2", "default/x": "10.96.9.9" });
