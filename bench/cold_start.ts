@@ -65,8 +65,9 @@ export interface ColdStartOutcome {
 
 /**
  * Run a cold start and add its figures to `result`; the agent is left
- * running. The API server process collects its garbage first. The agent's memory is the host's peak RSS, reset after a GC just
- * before the start, minus what the emulated HNS held at the same moment
+ * running. The API server process collects its garbage first. The agent's
+ * memory is the host's peak RSS, reset after a GC just before the start,
+ * minus what the emulated HNS held at the same moment
  * (bench/memory_peak.ts): its heap grows through the creates, so what it
  * holds at convergence would hide a peak of the agent before them.
  */
