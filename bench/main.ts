@@ -12,7 +12,9 @@
  * Each scenario runs in its own process (bench/run.ts), which runs the agent
  * in an agent host process (bench/agent_host.ts) with the agent's V8 flags,
  * `--expose-gc` and `MALLOC_ARENA_MAX=1` (so native memory can be
- * attributed, see bench/malloc.ts), and the API server in another. Exits
+ * attributed, see bench/malloc.ts), and the API server in another. Before
+ * and after each, bench/machine_probe.ts times a fixed piece of work, so that
+ * a time can be read against how fast the shared machine was then. Exits
  * non-zero only when a scenario crashed or found a
  * correctness failure (not converging, wrong HNS content); missed speed or
  * memory targets are reported, not fatal.
@@ -33,6 +35,7 @@ import {
 } from "./report.ts";
 import { fmt, meets, newResult, type ScenarioResult, targetText, verdict } from "./results.ts";
 import { RESULT_PREFIX } from "./run.ts";
+import { probeMachine } from "./machine_probe.ts";
 import { v8FlagsArgument } from "../lib/v8_flags.ts";
 
 /** One scenario process to run. */
@@ -260,9 +263,15 @@ async function main(): Promise<number> {
   const started = performance.now();
   console.log(`hnsproxy bench, ${mode} mode: ${plan.map((r) => r.name).join(", ")}`);
   const results: ScenarioResult[] = [];
+  let probe = await probeMachine();
   for (const run of plan) {
     const rs = await runOne(run);
-    for (const r of rs) console.log(consoleLines(r).join("\n"));
+    const before = probe;
+    probe = await probeMachine();
+    for (const r of rs) {
+      r.machineProbeMs = { before, after: probe };
+      console.log(consoleLines(r).join("\n"));
+    }
     results.push(...rs);
   }
   const memory = full && !only ? await kubeMemory() : undefined;

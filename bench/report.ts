@@ -85,9 +85,23 @@ function value(f: Figure): string {
   } ${f.unit}`;
 }
 
+/**
+ * The sentence on the machine probe around a scenario (bench/machine_probe.ts),
+ * or "" when it did not run.
+ */
+export function machineProbeText(r: ScenarioResult): string {
+  const p = r.machineProbeMs;
+  if (p?.before === undefined && p?.after === undefined) return "";
+  const ms = (v: number | undefined) => v === undefined ? "—" : `${fmt(v, 0)} ms`;
+  return `Machine probe (bench/machine_probe.ts: the same fixed work in a fresh process, lower is ` +
+    `faster): ${ms(p.before)} before the scenario, ${ms(p.after)} after.`;
+}
+
 /** Console lines for one scenario. */
 export function consoleLines(r: ScenarioResult): string[] {
   const lines = [`\n== ${r.title} (${fmt(r.wallMs / 1000)} s)`];
+  const probe = machineProbeText(r);
+  if (probe) lines.push(`  ${probe}`);
   for (const f of r.figures) {
     const t = f.target ? `  [target ${targetText(f)}: ${verdict(f)}]` : "";
     lines.push(`  ${f.name.padEnd(64)} ${value(f).padStart(16)}${t}`);
@@ -155,7 +169,8 @@ export function resultsMarkdown(
   if (extra.analysis) out.push(extra.analysis.trim(), "");
   for (const r of results) {
     out.push(`## ${r.title}`, "");
-    out.push(`Scenario wall time ${fmt(r.wallMs / 1000)} s.`, "");
+    const probe = machineProbeText(r);
+    out.push(`Scenario wall time ${fmt(r.wallMs / 1000)} s.${probe ? ` ${probe}` : ""}`, "");
     if (r.figures.length > 0) {
       out.push(
         mdTable({

@@ -58,6 +58,11 @@ export interface ScenarioResult {
   failures: string[];
   /** Wall time of the scenario, ms. */
   wallMs: number;
+  /**
+   * bench/machine_probe.ts's time just before and just after the scenario's
+   * process, ms (set by bench/main.ts; absent when it did not run).
+   */
+  machineProbeMs?: { before?: number; after?: number };
 }
 
 /** Whether a figure meets its target (true when it has none). */

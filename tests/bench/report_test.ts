@@ -1,6 +1,6 @@
 /**
  * bench/report.ts: the README's copy of the targets table, as `--full`
- * writes it.
+ * writes it, and the machine probe beside each scenario.
  *
  * @module
  */
@@ -8,9 +8,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
+  consoleLines,
   type MachineInfo,
+  machineProbeText,
   README_TARGETS_END,
   README_TARGETS_START,
+  resultsMarkdown,
   targetsTable,
   withReadmeTargets,
 } from "../../bench/report.ts";
@@ -70,4 +73,19 @@ Deno.test("README targets: the repository's README has the markers", async () =>
   const start = readme.indexOf(README_TARGETS_START);
   assert.ok(start >= 0 && readme.indexOf(README_TARGETS_END) > start);
   assert.ok(readme.slice(0, start).includes("## Performance"), "inside the Performance section");
+});
+
+Deno.test("machine probe: its times stand beside the scenario in RESULTS.md and on the console", () => {
+  const [r] = results();
+  assert.equal(machineProbeText(r), "", "no probe, no sentence");
+  assert.ok(!resultsMarkdown(MACHINE, "full", [r], { commandLine: "x" }).includes("Machine probe"));
+  r.machineProbeMs = { before: 412.4, after: 871.6 };
+  const md = resultsMarkdown(MACHINE, "full", [r], { commandLine: "x" });
+  assert.match(
+    md,
+    /Scenario wall time .* s\. Machine probe .*: 412 ms before the scenario, 872 ms after\./,
+  );
+  assert.ok(consoleLines(r).some((l) => l.includes("412 ms before the scenario, 872 ms after")));
+  r.machineProbeMs = { after: 500 };
+  assert.match(machineProbeText(r), /— before the scenario, 500 ms after/);
 });
