@@ -5,12 +5,12 @@
  * scenario and prints its time beside the scenario's figures.
  *
  * Why: on the shared 2-core machines the benchmark runs on, the same cold
- * start has taken 1,650–2,960 ms of main-thread CPU within one hour: the CPU
+ * start has taken 1,680–2,960 ms of main-thread CPU within one hour: the CPU
  * time a process is charged grows when the host is busy, and no steal time
- * is reported to show it. The probe's time moves with it (it ranged
- * 480–870 ms over the same hour), so a missed time target can be read
- * against how fast the machine was at the time. It reads the machine; it is
- * not a target.
+ * is reported to show it. A first version of this work took 480–870 ms in
+ * that hour, so a missed time target can be read against how fast the
+ * machine was around it. It reads the machine only loosely (its half second
+ * is not the scenario's minutes), and it is not a target.
  *
  * `deno run bench/machine_probe.ts` prints the work's wall time in ms.
  *

@@ -86,15 +86,19 @@ function value(f: Figure): string {
 }
 
 /**
- * The sentence on the machine probe around a scenario (bench/machine_probe.ts),
- * or "" when it did not run.
+ * The sentence on the machine probe around the scenario process that
+ * measured a result (bench/machine_probe.ts), or "" when it did not run.
+ * One process measures several sections (the cluster scenario's cold start,
+ * changes, restart and resync), so the sentence names the process, not the
+ * section.
  */
 export function machineProbeText(r: ScenarioResult): string {
   const p = r.machineProbeMs;
   if (p?.before === undefined && p?.after === undefined) return "";
   const ms = (v: number | undefined) => v === undefined ? "—" : `${fmt(v, 0)} ms`;
   return `Machine probe (bench/machine_probe.ts: the same fixed work in a fresh process, lower is ` +
-    `faster): ${ms(p.before)} before the scenario, ${ms(p.after)} after.`;
+    `faster) around the scenario process that measured this: ${ms(p.before)} before it started, ` +
+    `${ms(p.after)} after it ended.`;
 }
 
 /** Console lines for one scenario. */

@@ -83,9 +83,9 @@ Deno.test("machine probe: its times stand beside the scenario in RESULTS.md and 
   const md = resultsMarkdown(MACHINE, "full", [r], { commandLine: "x" });
   assert.match(
     md,
-    /Scenario wall time .* s\. Machine probe .*: 412 ms before the scenario, 872 ms after\./,
+    /Scenario wall time .* s\. Machine probe .*: 412 ms before it started, 872 ms after it ended\./,
   );
-  assert.ok(consoleLines(r).some((l) => l.includes("412 ms before the scenario, 872 ms after")));
+  assert.ok(consoleLines(r).some((l) => l.includes("412 ms before it started, 872 ms after it")));
   r.machineProbeMs = { after: 500 };
-  assert.match(machineProbeText(r), /— before the scenario, 500 ms after/);
+  assert.match(machineProbeText(r), /— before it started, 500 ms after it ended/);
 });
