@@ -6,8 +6,9 @@
  *
  * Why: on the shared 2-core machines the benchmark runs on, the same cold
  * start has taken 1,680–2,960 ms of main-thread CPU within one hour: the CPU
- * time a process is charged grows when the host is busy, and no steal time
- * is reported to show it. A first version of this work took 480–870 ms in
+ * time charged for the same work moves with the host's other load, as far
+ * as can be told (the guest reports no steal time). A first version of this
+ * work took 480–870 ms in
  * that hour, so a missed time target can be read against how fast the
  * machine was around it. It reads the machine only loosely (its half second
  * is not the scenario's minutes), and it is not a target.
