@@ -13,8 +13,8 @@
  * in an agent host process (bench/agent_host.ts) with the agent's V8 flags,
  * `--expose-gc` and `MALLOC_ARENA_MAX=1` (so native memory can be
  * attributed, see bench/malloc.ts), and the API server in another. Before
- * and after each, bench/machine_probe.ts times a fixed piece of work, so that
- * a time can be read against how fast the shared machine was then. Exits
+ * and after each, bench/machine_probe.ts times two fixed pieces of work, so
+ * that a time can be read against how fast the shared machine was then. Exits
  * non-zero only when a scenario crashed or found a
  * correctness failure (not converging, wrong HNS content); missed speed or
  * memory targets are reported, not fatal.
@@ -269,7 +269,8 @@ async function main(): Promise<number> {
     const before = probe;
     probe = await probeMachine();
     for (const r of rs) {
-      r.machineProbeMs = { before, after: probe };
+      r.machineProbeMs = { before: before.compute, after: probe.compute };
+      r.memoryProbeMs = { before: before.memory, after: probe.memory };
       console.log(consoleLines(r).join("\n"));
     }
     results.push(...rs);

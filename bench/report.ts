@@ -93,12 +93,17 @@ function value(f: Figure): string {
  * section.
  */
 export function machineProbeText(r: ScenarioResult): string {
-  const p = r.machineProbeMs;
-  if (p?.before === undefined && p?.after === undefined) return "";
   const ms = (v: number | undefined) => v === undefined ? "—" : `${fmt(v, 0)} ms`;
+  const times = (p: { before?: number; after?: number } | undefined) =>
+    p?.before === undefined && p?.after === undefined
+      ? undefined
+      : `${ms(p.before)} before it started, ${ms(p.after)} after it ended`;
+  const compute = times(r.machineProbeMs);
+  const memory = times(r.memoryProbeMs);
+  if (!compute && !memory) return "";
+  const what = [compute && `compute ${compute}`, memory && `memory ${memory}`].filter(Boolean);
   return `Machine probe (bench/machine_probe.ts: the same fixed work in a fresh process, lower is ` +
-    `faster) around the scenario process that measured this: ${ms(p.before)} before it started, ` +
-    `${ms(p.after)} after it ended.`;
+    `faster) around the scenario process that measured this: ${what.join("; ")}.`;
 }
 
 /** Console lines for one scenario. */

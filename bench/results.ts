@@ -59,10 +59,13 @@ export interface ScenarioResult {
   /** Wall time of the scenario, ms. */
   wallMs: number;
   /**
-   * bench/machine_probe.ts's time just before and just after the scenario's
-   * process, ms (set by bench/main.ts; absent when it did not run).
+   * bench/machine_probe.ts's compute probe: its time just before and just
+   * after the scenario's process, ms (set by bench/main.ts; absent when it
+   * did not run).
    */
   machineProbeMs?: { before?: number; after?: number };
+  /** The same for its memory probe. */
+  memoryProbeMs?: { before?: number; after?: number };
 }
 
 /** Whether a figure meets its target (true when it has none). */

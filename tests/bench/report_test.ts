@@ -83,9 +83,15 @@ Deno.test("machine probe: its times stand beside the scenario in RESULTS.md and 
   const md = resultsMarkdown(MACHINE, "full", [r], { commandLine: "x" });
   assert.match(
     md,
-    /Scenario wall time .* s\. Machine probe .*: 412 ms before it started, 872 ms after it ended\./,
+    /Scenario wall time .* s\. Machine probe .*: compute 412 ms before it started, 872 ms after it ended\./,
   );
   assert.ok(consoleLines(r).some((l) => l.includes("412 ms before it started, 872 ms after it")));
+  r.memoryProbeMs = { before: 1703, after: 2210 };
+  assert.match(
+    machineProbeText(r),
+    /compute 412 ms before it started, 872 ms after it ended; memory 1,703 ms before it started, 2,210 ms after it ended\.$/,
+  );
   r.machineProbeMs = { after: 500 };
-  assert.match(machineProbeText(r), /— before it started, 500 ms after it ended/);
+  r.memoryProbeMs = undefined;
+  assert.match(machineProbeText(r), /compute — before it started, 500 ms after it ended\.$/);
 });
