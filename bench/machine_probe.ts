@@ -3,23 +3,22 @@
  * timed in a fresh process: the compute probe does work of the agent's kind
  * on data that stays in the caches (parse a JSON list of services, key them
  * in a Map, walk it); the memory probe follows a chain of 2,000,000 objects
- * in a shuffled order, one cache miss per step, about the agent's heap at
- * its peak. bench/main.ts runs both before and after each scenario process
- * and prints their times beside the scenario's figures.
+ * in a shuffled order, one cache miss per step, over a heap about the size
+ * of the agent's at its peak. bench/main.ts runs both before and after each
+ * scenario process and prints their times beside the scenario's figures.
  *
  * Why: on the shared 2-core machines the benchmark runs on, the same cold
  * start has taken 1,680–2,960 ms of main-thread CPU within one hour: the CPU
  * time charged for the same work moves with the host's other load, as far
- * as can be told (the guest reports no steal time). A first version of this
- * work took 480–870 ms in
- * that hour, so a missed time target can be read against how fast the
- * machine was around it. It reads the machine only loosely (its half second
- * is not the scenario's minutes), and it is not a target. In nine cold
- * starts at 10,000 services, each between two runs of both probes (the same
- * day), the main thread's CPU followed the memory probe more closely than
- * the compute probe (correlation 0.85 against 0.75; 0.57 against 0.24
- * without the slowest round): the cold start misses the caches as the
- * memory probe does.
+ * as can be told (the guest reports no steal time). A first version of the
+ * compute probe took 480–870 ms in that hour. The probes let a missed time
+ * target be read against how fast the machine was around it, but only
+ * loosely (a second or two is not the scenario's minutes), and they are not
+ * targets. In nine cold starts at 10,000 services, each between two runs of
+ * both probes (the same day), the main thread's CPU followed the memory
+ * probe more closely than the compute probe (correlation 0.85 against 0.75;
+ * 0.57 against 0.24 without the slowest round), which fits a cold start
+ * that misses the caches as the memory probe does.
  *
  * `deno run bench/machine_probe.ts` prints the two wall times in ms: the
  * compute probe's, then the memory probe's.
