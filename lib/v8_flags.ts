@@ -23,10 +23,12 @@
  *   at 10,000 services runs most of its code once or a few times, and TurboFan
  *   compiled it on V8's helper threads (~700 ms of CPU of a cold start's ~4.4
  *   s), competing with the main thread and the HNS thread for the cores, and
- *   held its compile zones in malloc: without it the cold start takes ~7% more
- *   main-thread CPU but no longer, and its peak is ~5 MiB lower. Code that runs
- *   often is Maglev's, slower: a periodic resync's run at 10,000 services takes
- *   ~3 ms more (8 against 5-6 ms).
+ *   held its compile zones in malloc. Without TurboFan the cold start takes
+ *   ~7-10% more main-thread CPU but no longer (the helpers' CPU it frees makes
+ *   up for it), and its peak and a restart's are ~4-5 MiB lower (alternated
+ *   runs of the cold start as the full benchmark runs it). Code that runs
+ *   often is Maglev's, slower: a periodic resync's run at 10,000 services
+ *   takes ~3 ms more (7-9 against 5-6 ms).
  * - `--expose-gc`: lets the agent make full collections itself, only where the
  *   runner holds every change anyway (lib/heap_collector.ts), so that its heap
  *   is collected before it grows to V8's limit; without it the agent makes
