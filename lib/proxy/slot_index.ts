@@ -4,10 +4,12 @@
  *
  * {@link SlotIndex} finds the slot (a small integer the caller allocates) of
  * an ID through one Int32Array: open addressing with linear probing and
- * backward-shift deletion (no tombstones), at most 3/4 full, and 8 bits of
- * each slot's hash in a Uint8Array. It holds no strings: the caller keeps
- * each slot's ID and gives it back through `idAt` (asked when those 8 bits
- * match), so an index of n IDs costs 6-12 bytes per ID where a
+ * backward-shift deletion (no tombstones), at most 3/4 full; each cell keeps
+ * 8 bits of its ID's hash beside the slot, and each slot its whole hash in a
+ * second Int32Array, so that growing the table or shifting an entry back
+ * never reads an ID again. It holds no strings: the caller keeps each
+ * slot's ID and gives it back through `idAt` (asked only when a cell's 8
+ * bits match), so an index of n IDs costs 9-15 bytes per ID where a
  * `Map<string, …>` costs 28-56 (and a Map that doubles leaves its old table
  * behind as garbage).
  * {@link SlotMap} is a Map-like on top of it for values that carry their ID,
@@ -26,6 +28,10 @@
 
 /** Most entries per table cell, as a fraction (3/4). */
 const MAX_LOAD = 0.75;
+/** The bits of a cell that hold its slot + 1; the top 8 hold its ID's hash's top 8. */
+const SLOT_BITS = 0xffffff;
+/** Slots an index can hold: a slot + 1 must fit {@link SLOT_BITS}. */
+const MAX_SLOTS = SLOT_BITS;
 
 /** A hash of an ID's UTF-16 code units (FNV-1a, then mixed so that its low bits vary too). */
 export function idHash(id: string): number {
@@ -35,14 +41,23 @@ export function idHash(id: string): number {
   return h ^ (h >>> 13);
 }
 
+/** The top 8 bits of `hash`, where a cell keeps them. */
+function tagOf(hash: number): number {
+  return hash & ~SLOT_BITS;
+}
+
 /** ID → slot, in typed arrays; see the module notes. */
 export class SlotIndex {
-  /** Slot + 1 per cell; 0 is an empty cell. */
+  /**
+   * Per cell, 0 when empty, else the slot + 1 in {@link SLOT_BITS} and the
+   * top 8 bits of its ID's hash above them: most probes of other IDs stop
+   * at the cell itself.
+   */
   #table: Int32Array;
   #mask: number;
   #size = 0;
-  /** Slot → the top 8 bits of its ID's {@link idHash}: most probes of other IDs stop at it. */
-  #tags: Uint8Array;
+  /** Slot → its ID's {@link idHash}: a grow or a backward shift places it without its ID. */
+  #hashes: Int32Array;
   readonly #idAt: (slot: number) => string;
 
   /**
@@ -54,7 +69,7 @@ export class SlotIndex {
     const cells = cellsFor(capacity);
     this.#table = new Int32Array(cells);
     this.#mask = cells - 1;
-    this.#tags = new Uint8Array(Math.max(16, capacity));
+    this.#hashes = new Int32Array(Math.max(16, capacity));
   }
 
   /** Number of IDs indexed. */
@@ -65,47 +80,46 @@ export class SlotIndex {
   /** The slot of this ID, or -1; `hash` is its {@link idHash}. */
   find(id: string, hash = idHash(id)): number {
     const t = this.#table;
-    const tags = this.#tags;
-    const tag = hash >>> 24;
+    const tag = tagOf(hash);
     const mask = this.#mask;
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const e = t[i];
       if (e === 0) return -1;
-      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) return e - 1;
+      if (tagOf(e) === tag) {
+        const slot = (e & SLOT_BITS) - 1;
+        if (this.#idAt(slot) === id) return slot;
+      }
     }
   }
 
   /** Index `slot` under `id`, which must not be indexed yet; `hash` is its {@link idHash}. */
   insert(id: string, slot: number, hash = idHash(id)): void {
+    if (slot >= MAX_SLOTS) throw new RangeError(`SlotIndex: slot ${slot} of ${id} is too large`);
     if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#grow();
-    if (slot >= this.#tags.length) {
-      const tags = new Uint8Array(Math.max(slot + 1, this.#tags.length * 2));
-      tags.set(this.#tags);
-      this.#tags = tags;
+    if (slot >= this.#hashes.length) {
+      const hashes = new Int32Array(Math.max(slot + 1, this.#hashes.length * 2));
+      hashes.set(this.#hashes);
+      this.#hashes = hashes;
     }
-    this.#tags[slot] = hash >>> 24;
-    this.#place(hash, slot + 1);
+    this.#hashes[slot] = hash;
+    this.#place(hash, tagOf(hash) | (slot + 1));
     this.#size++;
   }
 
   /** Take this ID out of the index; its slot, or -1 when it was not in it. */
   remove(id: string, hash = idHash(id)): number {
+    const slot = this.find(id, hash);
+    if (slot < 0) return -1;
     const t = this.#table;
-    const tags = this.#tags;
-    const tag = hash >>> 24;
+    const hashes = this.#hashes;
     const mask = this.#mask;
     let i = hash & mask;
-    for (;; i = (i + 1) & mask) {
-      const e = t[i];
-      if (e === 0) return -1;
-      if (tags[e - 1] === tag && this.#idAt(e - 1) === id) break;
-    }
-    const slot = t[i] - 1;
+    while ((t[i] & SLOT_BITS) !== slot + 1) i = (i + 1) & mask;
     // Backward shift: move up each later entry of the run that may sit at i.
     for (let j = (i + 1) & mask;; j = (j + 1) & mask) {
       const e = t[j];
       if (e === 0) break;
-      const home = idHash(this.#idAt(e - 1)) & mask;
+      const home = hashes[(e & SLOT_BITS) - 1] & mask;
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         t[i] = e;
         i = j;
@@ -120,25 +134,26 @@ export class SlotIndex {
   clear(): void {
     this.#table = new Int32Array(cellsFor(0));
     this.#mask = this.#table.length - 1;
-    this.#tags = new Uint8Array(16);
+    this.#hashes = new Int32Array(16);
     this.#size = 0;
   }
 
-  #place(hash: number, entry: number): void {
+  #place(hash: number, cell: number): void {
     const t = this.#table;
     const mask = this.#mask;
     let i = hash & mask;
     while (t[i] !== 0) i = (i + 1) & mask;
-    t[i] = entry;
+    t[i] = cell;
   }
 
   #grow(): void {
     const old = this.#table;
+    const hashes = this.#hashes;
     this.#table = new Int32Array(old.length * 2);
     this.#mask = this.#table.length - 1;
     for (let i = 0; i < old.length; i++) {
       const e = old[i];
-      if (e !== 0) this.#place(idHash(this.#idAt(e - 1)), e);
+      if (e !== 0) this.#place(hashes[(e & SLOT_BITS) - 1], e);
     }
   }
 }

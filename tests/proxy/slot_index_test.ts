@@ -79,6 +79,38 @@ Deno.test("slot index: IDs whose hashes collide are told apart, and removing one
   assert.equal(index.find(colliding[2]), -1);
 });
 
+Deno.test("slot index: IDs with the same home cell and hash bits in their cells are told apart by their IDs, through growth", () => {
+  // A cell keeps 8 bits of its ID's hash: these IDs agree in those and in
+  // their home cell of a 16-cell table, so only their IDs tell them apart.
+  const cellBits = (id: string) => idHash(id) & 0xff00000f;
+  const alike: string[] = [];
+  for (let n = 0; alike.length < 8; n++) {
+    const id = `y${n}`;
+    if (alike.length === 0 || cellBits(id) === cellBits(alike[0])) alike.push(id);
+  }
+  const ids = [...alike];
+  const index = new SlotIndex((slot) => ids[slot]);
+  alike.forEach((id, slot) => index.insert(id, slot));
+  for (const [slot, id] of alike.entries()) assert.equal(index.find(id), slot);
+  assert.equal(index.remove(alike[3]), 3);
+  assert.equal(index.find(alike[3]), -1);
+  // Growth re-places every cell from the kept hashes (16 cells → 4,096).
+  for (let n = 0; n < 2_000; n++) {
+    ids.push(guid(n));
+    index.insert(guid(n), ids.length - 1);
+  }
+  for (const [slot, id] of alike.entries()) assert.equal(index.find(id), slot === 3 ? -1 : slot);
+  for (let n = 0; n < 2_000; n++) assert.equal(index.find(guid(n)), alike.length + n);
+  assert.equal(index.size, 2_007);
+});
+
+Deno.test("slot index: a slot past what a cell can hold is refused, naming the ID", () => {
+  const index = new SlotIndex(() => "A");
+  assert.throws(() => index.insert("A", 0xffffff), /slot 16777215 of A is too large/);
+  assert.equal(index.size, 0);
+  assert.equal(index.find("A"), -1);
+});
+
 Deno.test("slot map: a Map of values that carry their ID; iteration is live and visits a value present throughout once", () => {
   const map = new SlotMap<{ id: string; n: number }>((v) => v.id);
   for (let n = 0; n < 1000; n++) map.set(guid(n), { id: guid(n), n });
