@@ -11,8 +11,8 @@
  *
  * Each scenario runs in its own process (bench/run.ts), which runs the agent
  * in an agent host process (bench/agent_host.ts) with the agent's V8 flags,
- * `--expose-gc` and `MALLOC_ARENA_MAX=1` (so native memory can be
- * attributed, see bench/malloc.ts), and the API server in another. Before
+ * `--expose-gc` and `MALLOC_ARENA_MAX=1` (one malloc arena for every thread,
+ * see bench/malloc.ts), and the API server in another. Before
  * and after each, bench/machine_probe.ts times two fixed pieces of work, so
  * that a time can be read against how fast the shared machine was then. Exits
  * non-zero only when a scenario crashed or found a
