@@ -79,16 +79,19 @@ export class SlotIndex {
 
   /** The slot of this ID, or -1; `hash` is its {@link idHash}. */
   find(id: string, hash = idHash(id)): number {
+    const cell = this.#cellOf(id, hash);
+    return cell < 0 ? -1 : (this.#table[cell] & SLOT_BITS) - 1;
+  }
+
+  /** The table cell that holds this ID, or -1; `hash` is its {@link idHash}. */
+  #cellOf(id: string, hash: number): number {
     const t = this.#table;
     const tag = tagOf(hash);
     const mask = this.#mask;
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const e = t[i];
       if (e === 0) return -1;
-      if (tagOf(e) === tag) {
-        const slot = (e & SLOT_BITS) - 1;
-        if (this.#idAt(slot) === id) return slot;
-      }
+      if (tagOf(e) === tag && this.#idAt((e & SLOT_BITS) - 1) === id) return i;
     }
   }
 
@@ -108,13 +111,12 @@ export class SlotIndex {
 
   /** Take this ID out of the index; its slot, or -1 when it was not in it. */
   remove(id: string, hash = idHash(id)): number {
-    const slot = this.find(id, hash);
-    if (slot < 0) return -1;
+    let i = this.#cellOf(id, hash);
+    if (i < 0) return -1;
     const t = this.#table;
     const hashes = this.#hashes;
     const mask = this.#mask;
-    let i = hash & mask;
-    while ((t[i] & SLOT_BITS) !== slot + 1) i = (i + 1) & mask;
+    const slot = (t[i] & SLOT_BITS) - 1;
     // Backward shift: move up each later entry of the run that may sit at i.
     for (let j = (i + 1) & mask;; j = (j + 1) & mask) {
       const e = t[j];
