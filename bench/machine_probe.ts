@@ -27,6 +27,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { prng } from "../tests/prng.ts";
 
 /** Services in the probe's list. */
 const PROBE_SERVICES = 20_000;
@@ -113,10 +114,9 @@ export function shuffledChain(n: number): ChainLink {
   for (let i = 0; i < n; i++) links[i] = { next: undefined!, value: i };
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  let seed = 12345;
+  const random = prng(12345);
   for (let i = n - 1; i > 0; i--) {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    const j = seed % (i + 1);
+    const j = Math.floor(random() * (i + 1));
     const t = order[i];
     order[i] = order[j];
     order[j] = t;
