@@ -31,8 +31,10 @@ export interface HnsState {
   loadBalancers: number;
   /** Endpoints held. */
   endpoints: number;
-  /** The emulator's heap (HnsEmuHeapBytes). */
+  /** The emulator's heap: the pages it holds (HnsEmuHeapBytes). */
   heapBytes: number;
+  /** Bytes in its blocks in use (HnsEmuHeapInUse). */
+  heapInUse: number;
   /** Handles not closed. */
   openHandles: number;
   /** Strings not freed. */
@@ -91,7 +93,7 @@ export interface AgentProcessOptions {
  * The `deno run` arguments (without `run`) and the environment of a process
  * the bench measures as the agent (the agent host, a bare agent process, the
  * real agent process): every permission, the agent's V8 flags, and one
- * malloc arena so that malloc in use counts every thread (bench/malloc.ts).
+ * malloc arena for every thread (bench/malloc.ts says why).
  */
 export function agentProcess(
   script: URL,

@@ -432,6 +432,7 @@ async function main(): Promise<void> {
           loadBalancers: emulator.objectCount("LoadBalancer"),
           endpoints: emulator.objectCount("Endpoint"),
           heapBytes: emulator.heapBytes(),
+          heapInUse: emulator.heapInUse(),
           ...emulator.leaks(),
         };
       case "reset":

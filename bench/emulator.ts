@@ -31,6 +31,7 @@ const SYMBOLS = {
   HnsEmuSetLatencyMicros: { parameters: ["u32"], result: "void" },
   HnsEmuSetLatencyModel: { parameters: ["u32", "u32", "i32"], result: "void" },
   HnsEmuHeapBytes: { parameters: [], result: "i64" },
+  HnsEmuHeapInUse: { parameters: [], result: "i64" },
   HnsEmuSaveState: { parameters: ["buffer"], result: "i32" },
   HnsEmuLoadState: { parameters: ["buffer"], result: "i32" },
   HnsEmuOpenHandles: { parameters: [], result: "i64" },
@@ -98,9 +99,17 @@ export class Emulator {
     this.#lib.symbols.HnsEmuSetLatencyModel(baseUs, slopeNs, serial ? 1 : 0);
   }
 
-  /** Bytes the emulated HNS holds on the heap now (its objects, indexes and buffers). */
+  /**
+   * The memory the emulated HNS holds now (its objects, indexes and buffers):
+   * on Linux the pages it mapped for its blocks, off malloc and resident.
+   */
   heapBytes(): number {
     return Number(this.#lib.symbols.HnsEmuHeapBytes());
+  }
+
+  /** Bytes asked for in the emulated HNS's blocks in use now. */
+  heapInUse(): number {
+    return Number(this.#lib.symbols.HnsEmuHeapInUse());
   }
 
   /** Write every HNS object to `path`; throws when it cannot. */

@@ -1,14 +1,16 @@
 /**
  * Native heap in use (glibc `mallinfo2()`: chunks in use in every arena plus
- * chunks of their own mapping), to tell the emulated HNS's memory apart from
- * the agent's (its HnsEmuHeapBytes counts the same chunks), and giving free
- * memory back. NaN where glibc is not available.
+ * chunks of their own mapping), and giving free memory back. NaN where glibc
+ * is not available. The emulated HNS is not in it: its blocks are on pages of
+ * its own (HnsEmuHeapBytes, tests/hns-emulator/README.md), as a separate HNS's
+ * would be.
  *
  * Scenario processes run with `MALLOC_ARENA_MAX=1` (bench/main.ts and
  * bench/agent_host.ts set it): one arena for every thread, so that memory one
  * thread frees is reused by the next that allocates and the host's RSS stays
- * near what its blocks need. It costs time: the event loop's thread and the
- * HNS thread take turns at that arena's lock (bench/analysis.md, cold start).
+ * near what its blocks need. It costs some time: the event loop's thread and
+ * the HNS thread take turns at that arena's lock (bench/analysis.md, cold
+ * start).
  *
  * @module
  */

@@ -53,7 +53,8 @@ export async function memoryBreakdown(
   }
   const perThread = await hnsThreadCost();
   const bare = await (bareAgent ??= AgentHost.bareAgentMemory());
-  const offHeap = m.mallocInUse - m.emulatorHeap;
+  // The emulated HNS's blocks are on pages of their own, not in malloc (its README).
+  const offHeap = m.mallocInUse;
   // Their malloc is in malloc in use already.
   const threads = m.hnsThreads * Math.max(0, perThread.rss - perThread.malloc);
   const rest = m.rss - m.emulatorHeap - m.heapTotal - offHeap - threads - m.rssFile;
@@ -65,7 +66,7 @@ export async function memoryBreakdown(
         mib(idle.rss - idle.emulatorHeap)
       } MiB: mapped files ${mib(idle.rssFile)} MiB, V8 heap ${
         mib(idle.heapTotal)
-      } MiB committed, malloc ${mib(idle.mallocInUse - idle.emulatorHeap)} MiB`,
+      } MiB committed, malloc ${mib(idle.mallocInUse)} MiB`,
     ],
     [
       "a bare agent process before it starts, after a GC (what the row above compares with)",
@@ -76,7 +77,11 @@ export async function memoryBreakdown(
       } MiB`,
     ],
     ["agent host RSS", mib(m.rss), `peak so far ${mib(m.peakRss)} MiB`],
-    ["emulated HNS (not the agent)", mib(m.emulatorHeap), "HnsEmuHeapBytes"],
+    [
+      "emulated HNS (not the agent)",
+      mib(m.emulatorHeap),
+      "HnsEmuHeapBytes: pages of its own, off malloc",
+    ],
     ["agent: RSS without the emulated HNS", mib(m.rss - m.emulatorHeap), ""],
     ...m.spaces.map((s) => [
       `V8 heap: ${s.name}`,
@@ -92,7 +97,7 @@ export async function memoryBreakdown(
         : "; by space only with HNSBENCH_MEM_TRACE (it loads node:v8, ~4 MiB)"),
     ],
     [
-      "off-heap: malloc in use, minus the emulated HNS",
+      "off-heap: malloc in use (the emulated HNS is not in it)",
       mib(offHeap),
       `V8 counts ${mib(m.external)} MiB of it as held by JS objects (ArrayBuffers and the like)`,
     ],

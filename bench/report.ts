@@ -163,7 +163,8 @@ export function resultsMarkdown(
       "bench/agent_host_proc.ts), the fake API server in another over HTTP, HNS through the real " +
       "FFI binding and HNS threads against the C emulator library loaded in the agent's process " +
       "(zero latency unless stated). CPU and RSS are the agent process's; the agent's memory is " +
-      "its RSS minus the emulated HNS's own heap (HnsEmuHeapBytes). HNS calls are the " +
+      "its RSS minus the emulated HNS's own heap (HnsEmuHeapBytes: pages the emulator maps for " +
+      "itself, off the process's malloc, as a separate HNS's memory would be). HNS calls are the " +
       "emulator's own per-function counters.",
     "",
   );

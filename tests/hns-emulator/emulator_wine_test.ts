@@ -1,7 +1,8 @@
 /**
  * The emulator's Windows build under Wine: the mingw DLL keeps every rule
- * (the C check program, built for Windows, run under Wine), its heap count
- * (HnsEmuHeapBytes, from `_msize`) is the bytes asked for, and two Windows
+ * (the C check program, built for Windows, run under Wine), its heap counts
+ * (HnsEmuHeapBytes and HnsEmuHeapInUse, from `_msize`) are the bytes asked
+ * for, and two Windows
  * processes sharing a state file serialize on its lock, while a Linux process
  * reads what they wrote.
  *
@@ -112,7 +113,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "emulator: the DLL's HnsEmuHeapBytes under Wine counts the bytes asked for (_msize)",
+  name: "emulator: the DLL's heap counters under Wine count the bytes asked for (_msize)",
   ignore: !inWineTier,
   fn: async () => {
     const exe = await buildCheckProgram({ windows: true });

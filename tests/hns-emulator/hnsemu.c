@@ -900,6 +900,11 @@ EXPORT int64_t HnsEmuHeapBytes(void) {
   return heap_bytes();
 }
 
+EXPORT int64_t HnsEmuHeapInUse(void) {
+  ensure_init();
+  return heap_in_use();
+}
+
 EXPORT int64_t HnsEmuObjectCount(const char *kind) {
   static const char *const names[NKINDS] = {"Network", "Endpoint", "LoadBalancer"};
   int k;

@@ -16,7 +16,7 @@ const CONTROL = {
   HnsEmuReset: { parameters: [], result: "void" },
   HnsEmuSetLatencyModel: { parameters: ["u32", "u32", "i32"], result: "void" },
   HnsEmuNextLatencyMicros: { parameters: [], result: "u32" },
-  HnsEmuHeapBytes: { parameters: [], result: "i64" },
+  HnsEmuHeapInUse: { parameters: [], result: "i64" },
 } as const;
 
 /** A private emulator (its own HNS), its control exports and a typed client over FFI. */
@@ -75,18 +75,18 @@ Deno.test("emulator: serialised latency still answers every concurrent call corr
   });
 });
 
-Deno.test("emulator: its heap counter follows the objects it holds and returns to the start", async () => {
+Deno.test("emulator: its in-use counter follows the objects it holds and returns to the start", async () => {
   await withEmulator(async (control, client) => {
-    const empty = Number(control.HnsEmuHeapBytes());
+    const empty = Number(control.HnsEmuHeapInUse());
     const ids: string[] = [];
     for (let port = 1; port <= 200; port++) {
       ids.push((await client.createLoadBalancer(lb(port))).ID!);
     }
-    const full = Number(control.HnsEmuHeapBytes());
+    const full = Number(control.HnsEmuHeapInUse());
     // Each LB keeps its settings, ID and indexes: well over 100 bytes apiece.
     assert.ok(full - empty > 200 * 100, `heap grew by ${full - empty} bytes for 200 LBs`);
     for (const id of ids) await client.deleteLoadBalancer(id);
-    const after = Number(control.HnsEmuHeapBytes());
+    const after = Number(control.HnsEmuHeapInUse());
     // Emptied lists and hash tables keep their capacity; objects are all gone.
     assert.ok(after - empty < (full - empty) / 4, `heap after deletes: ${after}, empty ${empty}`);
   });

@@ -5,74 +5,209 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
 #include <malloc.h>
+#endif
 
 /*
- * What one block costs the allocator, bytes. With glibc that is the chunk: the usable size
- * plus the size word in front of it (two words for a chunk of its own mapping), exactly what
- * mallinfo2 counts in use. Elsewhere (mingw's msvcrt, whose _msize is the size asked for) the
- * heap's own overhead is not known, so only the usable size is counted.
+ * The emulated HNS's memory. On a node HNS is a service of its own: none of its memory is the
+ * agent's, and it takes no lock the agent's allocations take. Loaded into the agent's process,
+ * on malloc its blocks would fill the holes the agent's frees leave in the shared arena (the
+ * process's RSS less the emulator's count then reads low for the agent), and the agent's
+ * threads and the emulator would take turns at the arena's lock. So where pages can be mapped
+ * (POSIX) the library keeps its blocks on pages of its own: size classes with free lists on
+ * 1 MiB chunks, larger blocks on mappings of their own, every page populated when mapped, so
+ * what it maps is resident. On Windows (the DLL under Wine, for the FFI paths) blocks come from
+ * the CRT's heap.
+ *
+ * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
+ * block) and the bytes asked for in blocks in use (heap_in_use, on every platform).
  */
-static size_t held_size(void *p) {
-#if defined(_WIN32)
-  return _msize(p);
-#elif defined(__GLIBC__)
-  /* The chunk's size word sits right before the block; its bit 1 (IS_MMAPPED) marks a chunk of
-     its own mapping. Read through an address, as the compiler rightly sees no object there. */
-  size_t word;
-  memcpy(&word, (const void *)((uintptr_t)p - sizeof word), sizeof word);
-  size_t header = (word & 2) ? 2 * sizeof(size_t) : sizeof(size_t);
-  return malloc_usable_size(p) + header;
-#else
-  return malloc_usable_size(p);
-#endif
-}
-
-/* Bytes the library holds in blocks from x*alloc, as the allocator pays for them. */
-static int64_t g_heap_bytes;
-
-static void heap_add(void *p) {
-  __atomic_add_fetch(&g_heap_bytes, (int64_t)held_size(p), __ATOMIC_RELAXED);
-}
-
-static void heap_sub(void *p) {
-  __atomic_sub_fetch(&g_heap_bytes, (int64_t)held_size(p), __ATOMIC_RELAXED);
-}
-
-int64_t heap_bytes(void) { return __atomic_load_n(&g_heap_bytes, __ATOMIC_RELAXED); }
-
-void xfree(void *p) {
-  if (!p) return;
-  heap_sub(p);
-  free(p);
-}
+static int64_t g_held;   /* heap_bytes */
+static int64_t g_in_use; /* heap_in_use */
 
 static void oom(size_t n) {
   fprintf(stderr, "hnsemu: out of memory allocating %lu bytes\n", (unsigned long)n);
   abort();
 }
 
+int64_t heap_bytes(void) { return __atomic_load_n(&g_held, __ATOMIC_RELAXED); }
+
+int64_t heap_in_use(void) { return __atomic_load_n(&g_in_use, __ATOMIC_RELAXED); }
+
+#if defined(_WIN32)
+
+static void count(void *p, int sign) {
+  int64_t n = sign * (int64_t)_msize(p);
+  __atomic_add_fetch(&g_held, n, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&g_in_use, n, __ATOMIC_RELAXED);
+}
+
+void xfree(void *p) {
+  if (!p) return;
+  count(p, -1);
+  free(p);
+}
+
 void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p) oom(n);
-  heap_add(p);
+  count(p, 1);
   return p;
 }
 
-void *xcalloc(size_t count, size_t size) {
-  void *p = calloc(count ? count : 1, size ? size : 1);
-  if (!p) oom(count * size);
-  heap_add(p);
+void *xcalloc(size_t count_, size_t size) {
+  void *p = calloc(count_ ? count_ : 1, size ? size : 1);
+  if (!p) oom(count_ * size);
+  count(p, 1);
   return p;
 }
 
 void *xrealloc(void *p, size_t n) {
-  if (p) heap_sub(p);
+  if (p) count(p, -1);
   void *q = realloc(p, n ? n : 1);
   if (!q) oom(n);
-  heap_add(q);
+  count(q, 1);
   return q;
 }
+
+#else
+
+#include <pthread.h>
+#include <sys/mman.h>
+#ifndef MAP_POPULATE
+#define MAP_POPULATE 0
+#endif
+
+/* A block's header: its size class (BIG_BLOCK: a mapping of its own) and the bytes asked for. */
+typedef struct block_head {
+  uint32_t cls;
+  uint32_t pad;
+  size_t asked;
+} block_head;
+
+#define HEAD sizeof(block_head)
+#define CHUNK ((size_t)1 << 20)
+#define LARGEST ((size_t)256 << 10) /* the largest class; larger blocks get mappings of their own */
+#define BIG_BLOCK UINT32_MAX
+#define NCLASSES 96
+
+static pthread_mutex_t g_alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t g_class_size[NCLASSES]; /* header included */
+static int g_nclasses;
+static void *g_free_list[NCLASSES];
+static char *g_chunk_next, *g_chunk_end;
+
+/* Classes every 16 bytes to 1 KiB, then four per power of two (5/4, 6/4, 7/4, 8/4 of the one
+   before) to LARGEST. */
+static void init_classes(void) {
+  int n = 0;
+  for (size_t s = 32; s <= 1024; s += 16) g_class_size[n++] = s;
+  for (int p = 9; n < NCLASSES; p++) {
+    for (size_t k = 5; k <= 8 && n < NCLASSES; k++) {
+      size_t s = k << (p - 1);
+      if (s > LARGEST) break;
+      g_class_size[n++] = s;
+    }
+    if (g_class_size[n - 1] >= LARGEST) break;
+  }
+  g_nclasses = n;
+}
+
+static int class_of(size_t total) {
+  if (total <= 1024) return total <= 32 ? 0 : (int)((total - 32 + 15) / 16);
+  int c = (1024 - 32) / 16 + 1;
+  while (c < g_nclasses && g_class_size[c] < total) c++;
+  return c < g_nclasses ? c : -1;
+}
+
+static void *map_pages(size_t len, size_t asked) {
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) oom(asked);
+  __atomic_add_fetch(&g_held, (int64_t)len, __ATOMIC_RELAXED);
+  return p;
+}
+
+static size_t big_length(size_t asked) { return (asked + HEAD + 4095) & ~(size_t)4095; }
+
+static void *alloc_block(size_t asked) {
+  size_t total = asked + HEAD;
+  block_head *h;
+  pthread_mutex_lock(&g_alloc_lock);
+  if (!g_nclasses) init_classes();
+  int c = total <= LARGEST ? class_of(total) : -1;
+  if (c < 0) {
+    h = map_pages(big_length(asked), asked);
+    h->cls = BIG_BLOCK;
+  } else if (g_free_list[c]) {
+    h = g_free_list[c];
+    g_free_list[c] = *(void **)(h + 1);
+  } else {
+    size_t size = g_class_size[c];
+    if ((size_t)(g_chunk_end - g_chunk_next) < size) {
+      /* The rest of the old chunk is left unused: counted as held, as it is mapped. */
+      g_chunk_next = map_pages(CHUNK, asked);
+      g_chunk_end = g_chunk_next + CHUNK;
+    }
+    h = (block_head *)g_chunk_next;
+    g_chunk_next += size;
+  }
+  if (c >= 0) h->cls = (uint32_t)c;
+  h->asked = asked;
+  __atomic_add_fetch(&g_in_use, (int64_t)asked, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&g_alloc_lock);
+  return h + 1;
+}
+
+/* Bytes the block can hold. */
+static size_t capacity(const block_head *h) {
+  return h->cls == BIG_BLOCK ? big_length(h->asked) - HEAD : g_class_size[h->cls] - HEAD;
+}
+
+void xfree(void *p) {
+  if (!p) return;
+  block_head *h = (block_head *)p - 1;
+  __atomic_sub_fetch(&g_in_use, (int64_t)h->asked, __ATOMIC_RELAXED);
+  if (h->cls == BIG_BLOCK) {
+    size_t len = big_length(h->asked);
+    __atomic_sub_fetch(&g_held, (int64_t)len, __ATOMIC_RELAXED);
+    munmap(h, len);
+    return;
+  }
+  uint32_t c = h->cls;
+  pthread_mutex_lock(&g_alloc_lock);
+  /* A free block links to the next of its class from where its bytes would be. */
+  *(void **)(h + 1) = g_free_list[c];
+  g_free_list[c] = h;
+  pthread_mutex_unlock(&g_alloc_lock);
+}
+
+void *xmalloc(size_t n) { return alloc_block(n ? n : 1); }
+
+void *xcalloc(size_t count_, size_t size) {
+  size_t n = count_ * size;
+  if (size && n / size != count_) oom(n);
+  void *p = alloc_block(n ? n : 1);
+  memset(p, 0, n);
+  return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+  if (!p) return xmalloc(n);
+  if (!n) n = 1;
+  block_head *h = (block_head *)p - 1;
+  if (n <= capacity(h) && h->cls != BIG_BLOCK) {
+    __atomic_add_fetch(&g_in_use, (int64_t)n - (int64_t)h->asked, __ATOMIC_RELAXED);
+    h->asked = n;
+    return p;
+  }
+  void *q = alloc_block(n);
+  memcpy(q, p, h->asked < n ? h->asked : n);
+  xfree(p);
+  return q;
+}
+
+#endif
 
 char *xstrndup(const char *s, size_t n) {
   char *d = xmalloc(n + 1);

@@ -18,9 +18,11 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Frees a block from x*alloc (NULL is fine); every block the library allocates goes back here. */
 void xfree(void *p);
-/* Bytes held in x*alloc blocks right now, as the allocator pays for them (with glibc: chunk
-   sizes, headers included; see util.c): the emulated HNS's heap. */
+/* The memory the emulated HNS holds now: the pages it mapped for its blocks (POSIX; resident,
+   see util.c), or on Windows the CRT heap's _msize of each block. */
 int64_t heap_bytes(void);
+/* Bytes asked for in x*alloc blocks in use now (every platform): what its objects take. */
+int64_t heap_in_use(void);
 
 /* ASCII case-insensitive comparisons (JSON keys, GUIDs and names are ASCII). */
 int ascii_casecmp(const char *a, const char *b);
