@@ -98,8 +98,8 @@ static int g_nclasses;
 static void *g_free_list[NCLASSES];
 static char *g_chunk_next, *g_chunk_end;
 
-/* Classes every 16 bytes to 1 KiB, then four per power of two (5/4, 6/4, 7/4, 8/4 of the one
-   before) to LARGEST. */
+/* Classes every 16 bytes to 1 KiB, then four per power of two (5/4, 6/4, 7/4 and 2 times the
+   power of two below) to LARGEST. */
 static void init_classes(void) {
   int n = 0;
   for (size_t s = 32; s <= 1024; s += 16) g_class_size[n++] = s;
