@@ -89,7 +89,7 @@ export interface MemorySample extends ProcessMemory {
   uptimeMs: number;
   /** Peak RSS since the bench last reset it. */
   peakRss: number;
-  /** What the emulated HNS holds on the native heap (HnsEmuHeapBytes). */
+  /** The pages the emulated HNS holds, off malloc (HnsEmuHeapBytes). */
   emulatorHeap: number;
   /** Threads of the process. */
   threads: number;
