@@ -28,7 +28,7 @@
  *   up for it), and its peak and a restart's are ~4-5 MiB lower (alternated
  *   runs of the cold start as the full benchmark runs it). Code that runs
  *   often is Maglev's, slower: a periodic resync's run at 10,000 services
- *   takes 1-4 ms more (6.7-9.4 against 5-6 ms).
+ *   takes 1-7 ms more (6.7-11.9 ms in the full runs since, against 5-6 ms).
  * - `--expose-gc`: lets the agent make full collections itself, only where the
  *   runner holds every change anyway (lib/heap_collector.ts), so that its heap
  *   is collected before it grows to V8's limit; without it the agent makes
