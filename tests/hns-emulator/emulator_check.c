@@ -1424,6 +1424,15 @@ static void heap_unit(void) {
   CHECK_MSG(base > 100, "a network named 100 letters holds %lld bytes", (long long)base);
   check_(diff == STEP, __LINE__, "a name %d bytes longer costs %lld bytes more, not %d", STEP,
          (long long)diff, STEP);
+  /* The same past the largest size class (POSIX: blocks on mappings of their own, unmapped when
+     freed; a document grown past it is moved, not grown in place). */
+  int64_t big = heap_of_named_network(300000, 1);
+  int64_t big_diff = heap_of_named_network(300000 + STEP, 1) - big;
+  printf("heap unit: a network named 300000 letters holds %lld bytes; a name %d bytes longer "
+         "costs %lld bytes more\n",
+         (long long)big, STEP, (long long)big_diff);
+  check_(big_diff == STEP, __LINE__, "a name of 300000 letters %d bytes longer costs %lld bytes more, not %d",
+         STEP, (long long)big_diff, STEP);
 #ifdef _WIN32
   check_(L.heap_bytes() == L.heap_in_use(), __LINE__, "HnsEmuHeapBytes %lld, HnsEmuHeapInUse %lld",
          (long long)L.heap_bytes(), (long long)L.heap_in_use());

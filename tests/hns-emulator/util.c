@@ -16,8 +16,9 @@
  * process's RSS less the emulator's count then reads low for the agent), and the agent's
  * threads and the emulator would take turns at the arena's lock. So where pages can be mapped
  * (POSIX) the library keeps its blocks on pages of its own: size classes with free lists on
- * 1 MiB chunks, larger blocks on mappings of their own, every page populated when mapped, so
- * what it maps is resident. On Windows (the DLL under Wine, for the FFI paths) blocks come from
+ * 1 MiB chunks, larger blocks on mappings of their own, every page populated when mapped
+ * (MAP_POPULATE, Linux: elsewhere pages become resident as they are touched), so on Linux what
+ * it maps is resident. On Windows (the DLL under Wine, for the FFI paths) blocks come from
  * the CRT's heap.
  *
  * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
