@@ -10,7 +10,12 @@
  *                                 does not move while it creates 40,000 objects) on pages
  *                                 HnsEmuHeapBytes counts and that are resident; run with
  *                                 GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (freed blocks
- *                                 then leave malloc's in-use count at once)
+  *                                 then leave malloc's in-use count at once)
+ *   emulator_check LIB reserve    HnsEmuReserveHeap: on Linux, what the library holds does not
+ *                                 move while its blocks fit the reserve (large ones and a
+ *                                 reset included), and grows past it; on Windows, nothing
+ *                                 is reserved
+
  *   emulator_check LIB ctl CMD... drive a state-file HNS from another process;
  *                                 prints one JSON line per command
  *   emulator_check LIB cost [ROUNDS]  the library's own CPU time per call at a cold start's
@@ -81,7 +86,8 @@ static struct {
   int64_t (*call_count)(const char *);
   int64_t (*object_count)(const char *);
   int64_t (*heap_bytes)(void);
-  int64_t (*heap_in_use)(void);
+    int64_t (*heap_in_use)(void);
+  int64_t (*reserve_heap)(int64_t);
 } L;
 
 enum { NET = 0, EP = 1, LB = 2 };
@@ -142,7 +148,8 @@ static void load_library(const char *path) {
   *(void **)&L.call_count = load_symbol(lib, "HnsEmuCallCount");
   *(void **)&L.object_count = load_symbol(lib, "HnsEmuObjectCount");
   *(void **)&L.heap_bytes = load_symbol(lib, "HnsEmuHeapBytes");
-  *(void **)&L.heap_in_use = load_symbol(lib, "HnsEmuHeapInUse");
+    *(void **)&L.heap_in_use = load_symbol(lib, "HnsEmuHeapInUse");
+  *(void **)&L.reserve_heap = load_symbol(lib, "HnsEmuReserveHeap");
 }
 
 /* ---- checking ------------------------------------------------------------------- */
@@ -1547,6 +1554,67 @@ static int run_heap(void) {
 #endif
 }
 
+/*
+ * The reserve (HnsEmuReserveHeap; tests/hns-emulator/util.c): on Linux a reserve of whole MiB,
+ * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
+ * block past the largest size class and a reset go through it, HnsEmuHeapBytes must not move
+ * and the process's RSS must stay within a few MiB (what the check itself allocates); objects
+ * that outgrow it map pages as before. On Windows (blocks on the CRT's heap) nothing is reserved.
+ */
+static int run_reserve(void) {
+  const int64_t mib = 1 << 20;
+  L.reset();
+  int64_t h0 = L.heap_bytes();
+#if defined(_WIN32)
+  CHECK_I64(L.reserve_heap(64 * mib), 0);
+  CHECK_I64(L.heap_bytes(), h0);
+  printf("reserve: none on Windows\n");
+  return 0;
+#elif defined(HAVE_MALLINFO2)
+  enum { N = 20000 };
+  int64_t r0 = resident_bytes();
+  int64_t got = L.reserve_heap(64 * mib + 1);
+  int64_t h1 = L.heap_bytes(), r1 = resident_bytes();
+  printf("reserve: %lld bytes reserved, pages %+lld, RSS %+lld\n", (long long)got,
+         (long long)(h1 - h0), (long long)(r1 - r0));
+  CHECK_I64(got, 65 * mib);
+  CHECK_I64(h1 - h0, got);
+  check_(r0 < 0 || r1 - r0 >= got / 10 * 9, __LINE__, "RSS grew by %lld bytes for a reserve of %lld",
+         (long long)(r1 - r0), (long long)got);
+  CHECK_I64(L.reserve_heap(mib), 0);
+  CHECK_I64(create_pairs(N), 0);
+  int64_t u2 = L.heap_in_use(), h2 = L.heap_bytes(), r2 = resident_bytes();
+  heap_of_named_network(300000, 1);
+  L.reset();
+  CHECK_I64(create_pairs(N), 0);
+  int64_t h3 = L.heap_bytes(), r3 = resident_bytes();
+  printf("reserve: %d objects (%lld bytes in use): pages %+lld, RSS %+lld; again after a reset: "
+         "pages %+lld, RSS %+lld\n",
+         2 * N + 1, (long long)u2, (long long)(h2 - h1), (long long)(r2 - r1), (long long)(h3 - h1),
+         (long long)(r3 - r1));
+  check_(u2 > (int64_t)N * 2 * 200, __LINE__, "only %lld bytes in use for %d objects", (long long)u2,
+         2 * N);
+  CHECK_I64(h2, h1);
+  CHECK_I64(h3, h1);
+  check_(r0 < 0 || (r2 - r1 < 4 * mib && r3 - r1 < 4 * mib), __LINE__,
+         "RSS moved by %lld and %lld bytes while the objects fit the reserve", (long long)(r2 - r1),
+         (long long)(r3 - r1));
+  L.reset();
+  CHECK_I64(create_pairs(2 * N), 0);
+  int64_t h4 = L.heap_bytes();
+  printf("reserve: %d objects outgrow it: pages %+lld\n", 4 * N + 1, (long long)(h4 - h1));
+  check_(h4 > h1, __LINE__, "%d objects took no pages beyond a reserve of %lld bytes", 4 * N + 1,
+         (long long)got);
+  L.reset();
+  check_no_leaks(__LINE__);
+  return 0;
+#else
+  (void)h0;
+  printf("the reserve's check skipped: needs Linux (glibc)\n");
+  return 0;
+#endif
+}
+
 /* Expects HNSEMU_VERSION=9.3 HNSEMU_LATENCY_US=1000
  * HNSEMU_FAIL=HcnCreateNetwork:2:0x803B0020,HcnDeleteNetwork:0:0x80070005,bogus. */
 static int run_env(void) {
@@ -1868,14 +1936,15 @@ int main(int argc, char **argv) {
     i += 2;
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|heap|cost [N]|ctl CMD...\n");
+    fprintf(stderr, "usage: emulator_check LIB [--env NAME=VALUE]... rules|env|heap|reserve|cost [N]|ctl CMD...\n");
     return 2;
   }
   load_library(argv[1]);
   int rc;
   if (strcmp(argv[i], "rules") == 0) rc = run_rules();
   else if (strcmp(argv[i], "env") == 0) rc = run_env();
-  else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
+    else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
+  else if (strcmp(argv[i], "reserve") == 0) rc = run_reserve();
   else if (strcmp(argv[i], "ctl") == 0) return run_ctl(argc, argv, i + 1);
   else if (strcmp(argv[i], "cost") == 0) rc = run_cost(i + 1 < argc ? atoi(argv[i + 1]) : 1);
   else {

@@ -152,6 +152,21 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "emulator: a heap reserve holds its blocks, large ones and a reset included, without HnsEmuHeapBytes moving; past it pages are mapped",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const r = await runCheck(["reserve"]);
+    assert.deepEqual(r.code, 0, `emulator_check reserve failed:\n${r.stderr}${r.stdout}`);
+    assert.doesNotMatch(r.stdout, /skipped/, "the check must run on Linux, not skip");
+    assert.match(r.stdout, /^reserve: 68157440 bytes reserved, pages \+68157440, /m);
+    assert.match(r.stdout, /^reserve: 40001 objects .*: pages \+0, .* pages \+0, /m);
+    assert.match(r.stdout, /^reserve: 80001 objects outgrow it: pages \+[1-9]\d*$/m);
+    assert.match(r.stdout, /^[1-9]\d* checks, 0 failed$/m);
+  },
+});
+
 Deno.test("emulator: HNSEMU_VERSION, HNSEMU_FAIL and HNSEMU_LATENCY_US configure a process", async () => {
   const r = await runCheck(["env"], {
     HNSEMU_VERSION: "9.3",

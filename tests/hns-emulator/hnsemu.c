@@ -905,6 +905,11 @@ EXPORT int64_t HnsEmuHeapInUse(void) {
   return heap_in_use();
 }
 
+EXPORT int64_t HnsEmuReserveHeap(int64_t bytes) {
+  ensure_init();
+  return bytes > 0 ? heap_reserve((size_t)bytes) : 0;
+}
+
 EXPORT int64_t HnsEmuObjectCount(const char *kind) {
   static const char *const names[NKINDS] = {"Network", "Endpoint", "LoadBalancer"};
   int k;

@@ -21,8 +21,15 @@
  * it maps is resident. On Windows (the DLL under Wine, for the FFI paths) blocks come from
  * the CRT's heap.
  *
- * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
+  * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
  * block) and the bytes asked for in blocks in use (heap_in_use, on every platform).
+ *
+ * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
+ * then on, from which chunks and larger blocks are carved first and to which larger blocks go
+ * back when freed. While the library's needs fit it, what it holds does not move at all, its
+ * own transients included (a larger block grown by moving holds the old and the new block for
+ * a moment): a reader that subtracts heap_bytes() from the process's RSS, or from its
+ * high-water mark, then subtracts the library's exact figure of every moment.
  */
 static int64_t g_held;   /* heap_bytes */
 static int64_t g_in_use; /* heap_in_use */
@@ -37,6 +44,13 @@ int64_t heap_bytes(void) { return __atomic_load_n(&g_held, __ATOMIC_RELAXED); }
 int64_t heap_in_use(void) { return __atomic_load_n(&g_in_use, __ATOMIC_RELAXED); }
 
 #if defined(_WIN32)
+
+/* Blocks come from the CRT's heap: there are no pages of the library's own to reserve. */
+int64_t heap_reserve(size_t bytes) {
+  (void)bytes;
+  return 0;
+}
+
 
 static void count(void *p, int sign) {
   int64_t n = sign * (int64_t)_msize(p);
@@ -131,14 +145,88 @@ static void *map_pages(size_t len, size_t asked) {
 
 static size_t big_length(size_t asked) { return (asked + HEAD + 4095) & ~(size_t)4095; }
 
+/* The reserve (see the notes above): its free ranges, by address, merged where they touch. */
+#define MAX_RANGES 1024
+typedef struct free_range {
+  char *p;
+  size_t len;
+} free_range;
+static free_range g_ranges[MAX_RANGES];
+static int g_nranges;
+static char *g_reserve_lo, *g_reserve_hi;
+
+int64_t heap_reserve(size_t bytes) {
+  size_t len = (bytes + CHUNK - 1) & ~(CHUNK - 1);
+  pthread_mutex_lock(&g_alloc_lock);
+  if (g_reserve_lo || len == 0) {
+    pthread_mutex_unlock(&g_alloc_lock);
+    return 0;
+  }
+  g_reserve_lo = map_pages(len, len);
+  g_reserve_hi = g_reserve_lo + len;
+  g_ranges[0] = (free_range){g_reserve_lo, len};
+  g_nranges = 1;
+  pthread_mutex_unlock(&g_alloc_lock);
+  return (int64_t)len;
+}
+
+static void drop_range(int i) {
+  memmove(&g_ranges[i], &g_ranges[i + 1], (size_t)(g_nranges - i - 1) * sizeof *g_ranges);
+  g_nranges--;
+}
+
+/* `len` bytes (whole pages) of the reserve, first fit, or NULL. Under g_alloc_lock. */
+static void *reserve_take(size_t len) {
+  for (int i = 0; i < g_nranges; i++) {
+    if (g_ranges[i].len < len) continue;
+    char *p = g_ranges[i].p;
+    g_ranges[i].p += len;
+    g_ranges[i].len -= len;
+    if (g_ranges[i].len == 0) drop_range(i);
+    return p;
+  }
+  return NULL;
+}
+
+/* Give `len` bytes at p back to the reserve: 0 when they are not the reserve's. Under g_alloc_lock.
+   A range that cannot be listed (the list is full) stays taken: held, never reused. */
+static int reserve_give(char *p, size_t len) {
+  if (p < g_reserve_lo || p >= g_reserve_hi) return 0;
+  int i = 0;
+  while (i < g_nranges && g_ranges[i].p < p) i++;
+  int joins_prev = i > 0 && g_ranges[i - 1].p + g_ranges[i - 1].len == p;
+  int joins_next = i < g_nranges && p + len == g_ranges[i].p;
+  if (joins_prev && joins_next) {
+    g_ranges[i - 1].len += len + g_ranges[i].len;
+    drop_range(i);
+  } else if (joins_prev) {
+    g_ranges[i - 1].len += len;
+  } else if (joins_next) {
+    g_ranges[i].p = p;
+    g_ranges[i].len += len;
+  } else if (g_nranges < MAX_RANGES) {
+    memmove(&g_ranges[i + 1], &g_ranges[i], (size_t)(g_nranges - i) * sizeof *g_ranges);
+    g_ranges[i] = (free_range){p, len};
+    g_nranges++;
+  }
+  return 1;
+}
+
+/* Pages for a chunk or a larger block: from the reserve while it has room, else mapped. */
+static void *take_pages(size_t len, size_t asked) {
+  void *p = reserve_take(len);
+  return p ? p : map_pages(len, asked);
+}
+
+
 static void *alloc_block(size_t asked) {
   size_t total = asked + HEAD;
   block_head *h;
   pthread_mutex_lock(&g_alloc_lock);
   if (!g_nclasses) init_classes();
   int c = total <= LARGEST ? class_of(total) : -1;
-  if (c < 0) {
-    h = map_pages(big_length(asked), asked);
+    if (c < 0) {
+    h = take_pages(big_length(asked), asked);
     h->cls = BIG_BLOCK;
   } else if (g_free_list[c]) {
     h = g_free_list[c];
@@ -147,7 +235,7 @@ static void *alloc_block(size_t asked) {
     size_t size = g_class_size[c];
     if ((size_t)(g_chunk_end - g_chunk_next) < size) {
       /* The rest of the old chunk is left unused: counted as held, as it is mapped. */
-      g_chunk_next = map_pages(CHUNK, asked);
+            g_chunk_next = take_pages(CHUNK, asked);
       g_chunk_end = g_chunk_next + CHUNK;
     }
     h = (block_head *)g_chunk_next;
@@ -169,8 +257,12 @@ void xfree(void *p) {
   if (!p) return;
   block_head *h = (block_head *)p - 1;
   __atomic_sub_fetch(&g_in_use, (int64_t)h->asked, __ATOMIC_RELAXED);
-  if (h->cls == BIG_BLOCK) {
+    if (h->cls == BIG_BLOCK) {
     size_t len = big_length(h->asked);
+    pthread_mutex_lock(&g_alloc_lock);
+    int kept = reserve_give((char *)h, len);
+    pthread_mutex_unlock(&g_alloc_lock);
+    if (kept) return;
     __atomic_sub_fetch(&g_held, (int64_t)len, __ATOMIC_RELAXED);
     munmap(h, len);
     return;
