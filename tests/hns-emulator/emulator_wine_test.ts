@@ -1,7 +1,7 @@
 /**
  * The emulator's Windows build under Wine: the mingw DLL keeps every rule
  * (the C check program, built for Windows, run under Wine), its heap counts
-  * (HnsEmuHeapBytes and HnsEmuHeapInUse, from `_msize`) are the bytes asked
+ * (HnsEmuHeapBytes and HnsEmuHeapInUse, from `_msize`) are the bytes asked
  * for (and HnsEmuReserveHeap reserves nothing), and two Windows
  * processes sharing a state file serialize on its lock, while a Linux process
  * reads what they wrote.
@@ -122,7 +122,7 @@ Deno.test({
     assert.equal(r.code, 0, `heap under Wine failed:\n${r.stderr}${r.stdout}`);
     // The check printed its figures (it ran, not skipped) and they hold to the byte: an odd
     // number of bytes more in a name costs exactly that many more.
-        assert.match(r.stdout, /a name 1001 bytes longer costs 1001 bytes more/);
+    assert.match(r.stdout, /a name 1001 bytes longer costs 1001 bytes more/);
     assert.match(r.stdout, /^[1-9]\d* checks, 0 failed/m);
     // HnsEmuReserveHeap: the DLL's blocks are the CRT heap's, so nothing is reserved or counted.
     const reserve = await wine([winPath(exe), winPath(dll), "reserve"]);
