@@ -10,7 +10,7 @@
  *                                 does not move while it creates 40,000 objects) on pages
  *                                 HnsEmuHeapBytes counts and that are resident; run with
  *                                 GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (freed blocks
-  *                                 then leave malloc's in-use count at once)
+ *                                 then leave malloc's in-use count at once)
  *   emulator_check LIB reserve    HnsEmuReserveHeap: on Linux, what the library holds does not
  *                                 move while its blocks fit the reserve (large ones and a
  *                                 reset included), and grows past it; on Windows, nothing

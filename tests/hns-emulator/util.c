@@ -21,7 +21,7 @@
  * it maps is resident. On Windows (the DLL under Wine, for the FFI paths) blocks come from
  * the CRT's heap.
  *
-  * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
+ * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
  * block) and the bytes asked for in blocks in use (heap_in_use, on every platform).
  *
  * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
