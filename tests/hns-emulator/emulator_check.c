@@ -1556,8 +1556,9 @@ static int run_heap(void) {
 
 /*
  * The reserve (HnsEmuReserveHeap; tests/hns-emulator/util.c): on Linux a reserve of whole MiB,
- * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
- * block past the largest size class and a reset go through it, HnsEmuHeapBytes must not move
+  * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
+ * block past the largest size class, the free of one mapped before the reserve and a reset go
+ * through it, HnsEmuHeapBytes must not move
  * and the process's RSS must stay within a few MiB (what the check itself allocates); objects
  * that outgrow it map pages as before. On Windows (blocks on the CRT's heap) nothing is reserved.
  */
@@ -1571,7 +1572,20 @@ static int run_reserve(void) {
   printf("reserve: none on Windows\n");
   return 0;
 #elif defined(HAVE_MALLINFO2)
-  enum { N = 20000 };
+    enum { N = 20000 };
+  /* A network whose document is past the largest size class, made before the reserve. */
+  size_t len = 300000;
+  char *settings = malloc(len + 100);
+  int at = snprintf(settings, 100, "{\"Name\":\"");
+  memset(settings + at, 'n', len);
+  snprintf(settings + at + len, 100, "\",\"Type\":\"NAT\",\"SchemaVersion\":{\"Major\":2,\"Minor\":0}}");
+  guid_t big = {0xC1000000u, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
+  res c = create(NET, NULL, &big, settings);
+  CHECK_HR(c.hr, 0);
+  CHECK_HR(L.close[NET](c.h), 0);
+  res_free(&c);
+  free(settings);
+  h0 = L.heap_bytes();
   int64_t r0 = resident_bytes();
   int64_t got = L.reserve_heap(64 * mib + 1);
   int64_t h1 = L.heap_bytes(), r1 = resident_bytes();
@@ -1581,7 +1595,11 @@ static int run_reserve(void) {
   CHECK_I64(h1 - h0, got);
   check_(r0 < 0 || r1 - r0 >= got / 10 * 9, __LINE__, "RSS grew by %lld bytes for a reserve of %lld",
          (long long)(r1 - r0), (long long)got);
-  CHECK_I64(L.reserve_heap(mib), 0);
+    CHECK_I64(L.reserve_heap(mib), 0);
+  res d = delete_(NET, &big);
+  CHECK_HR(d.hr, 0);
+  res_free(&d);
+  CHECK_I64(L.heap_bytes(), h1);
   CHECK_I64(create_pairs(N), 0);
   int64_t u2 = L.heap_in_use(), h2 = L.heap_bytes(), r2 = resident_bytes();
   heap_of_named_network(300000, 1);

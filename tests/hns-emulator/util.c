@@ -24,12 +24,13 @@
  * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
  * block) and the bytes asked for in blocks in use (heap_in_use, on every platform).
  *
- * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
- * then on, from which chunks and larger blocks are carved first and to which larger blocks go
- * back when freed. While the library's needs fit it, what it holds does not move at all, its
- * own transients included (a larger block grown by moving holds the old and the new block for
- * a moment): a reader that subtracts heap_bytes() from the process's RSS, or from its
- * high-water mark, then subtracts the library's exact figure of every moment.
+  * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
+ * then on, from which chunks and larger blocks are carved first. Once it exists a freed larger
+ * block is kept, mapped, for reuse (one mapped before the reserve too), never unmapped. While the
+ * library's needs fit, what it holds does not move at all, its own transients included (a larger
+ * block grown by moving holds the old and the new block for a moment): a reader that subtracts
+ * heap_bytes() from the process's RSS, or from its high-water mark, then subtracts the
+ * library's exact figure of every moment.
  */
 static int64_t g_held;   /* heap_bytes */
 static int64_t g_in_use; /* heap_in_use */
@@ -145,7 +146,8 @@ static void *map_pages(size_t len, size_t asked) {
 
 static size_t big_length(size_t asked) { return (asked + HEAD + 4095) & ~(size_t)4095; }
 
-/* The reserve (see the notes above): its free ranges, by address, merged where they touch. */
+/* The reserve (see the notes above): its free ranges, by address, merged where they touch
+   (ranges of two mappings that happen to touch too: both stay mapped for good). */
 #define MAX_RANGES 1024
 typedef struct free_range {
   char *p;
@@ -153,7 +155,7 @@ typedef struct free_range {
 } free_range;
 static free_range g_ranges[MAX_RANGES];
 static int g_nranges;
-static char *g_reserve_lo, *g_reserve_hi;
+static char *g_reserve_lo;
 
 int64_t heap_reserve(size_t bytes) {
   size_t len = (bytes + CHUNK - 1) & ~(CHUNK - 1);
@@ -163,7 +165,6 @@ int64_t heap_reserve(size_t bytes) {
     return 0;
   }
   g_reserve_lo = map_pages(len, len);
-  g_reserve_hi = g_reserve_lo + len;
   g_ranges[0] = (free_range){g_reserve_lo, len};
   g_nranges = 1;
   pthread_mutex_unlock(&g_alloc_lock);
@@ -188,10 +189,10 @@ static void *reserve_take(size_t len) {
   return NULL;
 }
 
-/* Give `len` bytes at p back to the reserve: 0 when they are not the reserve's. Under g_alloc_lock.
-   A range that cannot be listed (the list is full) stays taken: held, never reused. */
+/* Keep `len` freed bytes at p for reuse: 0 when there is no reserve (unmap them). Under
+   g_alloc_lock. A range that cannot be listed (the list is full) stays held, never reused. */
 static int reserve_give(char *p, size_t len) {
-  if (p < g_reserve_lo || p >= g_reserve_hi) return 0;
+  if (!g_reserve_lo) return 0;
   int i = 0;
   while (i < g_nranges && g_ranges[i].p < p) i++;
   int joins_prev = i > 0 && g_ranges[i - 1].p + g_ranges[i - 1].len == p;

@@ -24,8 +24,9 @@ int64_t heap_bytes(void);
 /* Bytes asked for in x*alloc blocks in use now (every platform): what its objects take. */
 int64_t heap_in_use(void);
 /* POSIX: map `bytes` (whole MiB) of populated pages at once as a reserve that chunks and larger
-   blocks are taken from first (see util.c), counted in heap_bytes from now; the bytes reserved,
-   0 when a reserve exists already or on Windows (blocks come from the CRT's heap there). */
+   blocks are taken from first, larger blocks freed from then on kept for reuse (see util.c),
+   counted in heap_bytes from now; the bytes reserved, 0 when a reserve exists already or on
+   Windows (blocks come from the CRT's heap there). */
 int64_t heap_reserve(size_t bytes);
 
 /* ASCII case-insensitive comparisons (JSON keys, GUIDs and names are ASCII). */
