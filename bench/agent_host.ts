@@ -190,6 +190,16 @@ export class AgentHost {
     return (await this.hns()).calls;
   }
 
+  /**
+   * Give the emulated HNS a reserve of `bytes` (bench/emulator.ts
+   * `reserveHeap`), before an agent is measured: while its blocks fit it,
+   * the pages it holds do not move, so the host's RSS and high-water mark
+   * less them are the agent's exactly. The bytes reserved (0: reserved before).
+   */
+  async reserveEmulatorHeap(bytes: number): Promise<number> {
+    return (await this.#call("reserveHeap", { bytes })).reserved as number;
+  }
+
   /** Forget every HNS object, handle and counter. */
   async reset(): Promise<void> {
     await this.#call("reset");

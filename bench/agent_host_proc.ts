@@ -36,7 +36,7 @@
  * `lb` (each LB write, while `lbWrites`), `listing` (each Enumerate, while
  * `listings`), `ready` (the agent's first programming is done).
  *
- * Commands: `hns`, `reset`, `saveState {path}`, `loadState {path}`, `latency {us}`, `latencyModel {baseUs, slopeNs,
+ * Commands: `hns`, `reset`, `reserveHeap {bytes}`, `saveState {path}`, `loadState {path}`, `latency {us}`, `latencyModel {baseUs, slopeNs,
  * serial}`, `seed {spec}`, `waitConverged {loadBalancers, endpoints,
  * timeoutMs}`, `waitQuiet {quietMs, timeoutMs}`, `start {options}`, `stop`,
  * `log`, `watch {lbWrites, listings, countsOnSync}`, `memory {gc, trim}`,
@@ -438,6 +438,8 @@ async function main(): Promise<void> {
       case "reset":
         emulator.reset();
         return;
+      case "reserveHeap":
+        return { reserved: emulator.reserveHeap(c.bytes as number) };
       case "saveState":
         emulator.saveState(c.path as string);
         return;

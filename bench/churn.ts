@@ -30,6 +30,7 @@ import { coldStart, verifyContent } from "./cold_start.ts";
 import { callDelta, totalCalls, writeCalls } from "./emulator.ts";
 import { sleep, waitUntil } from "./harness.ts";
 import { LatencyTracker } from "./latency.ts";
+import { pairingNote } from "./memory_peak.ts";
 import { cpuDelta, mib, now } from "./procstat.ts";
 import { newResult, percentile, type ScenarioResult } from "./results.ts";
 import { expectedHns, issueSpec } from "./scenario.ts";
@@ -284,7 +285,9 @@ export async function runChurn(p: ChurnParams): Promise<ScenarioResult[]> {
           mib(churnPeak.hostPeak)
         } MiB (less the emulated HNS at the end: ${
           mib(churnPeak.hostPeak - memEnd.emulatorHeap)
-        } MiB), the emulated HNS ${mib(coldHns)} → ${mib(memEnd.emulatorHeap)} MiB`,
+        } MiB), the emulated HNS ${mib(coldHns)} → ${mib(memEnd.emulatorHeap)} MiB; ${
+          pairingNote(churnPeak)
+        }`,
     }, {
       name: `${label} peak RSS without the emulated HNS at the cold start before the churn`,
       value: mib(coldPeak?.agent ?? NaN),

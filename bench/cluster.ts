@@ -13,7 +13,13 @@ import { summarizeCalls } from "../lib/demo/calls.ts";
 import { AgentHost, type BenchAgent } from "./agent_host.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { coldStart, verifyContent } from "./cold_start.ts";
-import { type CallCounts, callDelta, totalCalls, writeCalls } from "./emulator.ts";
+import {
+  type CallCounts,
+  callDelta,
+  emulatorReserveBytes,
+  totalCalls,
+  writeCalls,
+} from "./emulator.ts";
 import { sleep, type SyncRecord, waitUntil, withTimeout } from "./harness.ts";
 import { kubeProxyModelCalls } from "./kube_proxy.ts";
 import { LatencyTracker } from "./latency.ts";
@@ -529,6 +535,8 @@ async function restartAgent(
   const owned = (await OwnershipRecord.load(stateFile)).size;
   const held = await host.hns();
   const unowned = held.endpoints + held.loadBalancers - owned;
+  // Room for the listings' buffers, so that the pages the emulated HNS holds do not move.
+  await host.reserveEmulatorHeap(emulatorReserveBytes(0));
   const idle = await host.memory(true);
   host.resetPeakRss();
   const before = await host.callCounts();
@@ -609,7 +617,11 @@ async function restartAgent(
       note:
         `the agent host's peak minus the ${
           mib(hnsBytes)
-        } MiB the emulated HNS holds (HnsEmuHeapBytes); ` +
+        } MiB the emulated HNS holds (HnsEmuHeapBytes; ${
+          hnsBytes === idle.emulatorHeap
+            ? "the same before the restart: it held still in its reserve, so the pairing is exact"
+            : `${mib(idle.emulatorHeap)} MiB before the restart: an estimate`
+        }); ` +
         `${mib(idle.rss - idle.emulatorHeap)} MiB of the fresh host's RSS before the restart was ` +
         "not the emulated HNS (runtime and loaded code)",
     },

@@ -12,8 +12,9 @@
 
 import type { AgentHost, AgentPeakFigure, BenchAgent } from "./agent_host.ts";
 import type { ApiServerProcess } from "./apiserver.ts";
-import { type CallCounts, callDelta, writeCalls } from "./emulator.ts";
+import { type CallCounts, callDelta, emulatorReserveBytes, writeCalls } from "./emulator.ts";
 import { memoryBreakdown } from "./memory_breakdown.ts";
+import { pairingNote } from "./memory_peak.ts";
 import { cpuDelta, mib } from "./procstat.ts";
 import type { ScenarioResult } from "./results.ts";
 import { type ExpectedHns, expectedHns, type ScenarioSpec } from "./scenario.ts";
@@ -80,6 +81,8 @@ export async function coldStart(
   // What seeding, warm-up lists and any agent before left in the API server's heap is
   // collected now, not while this agent is measured (its collections are not the node's).
   await opts.api.collectGarbage();
+  // Room for what the agent creates, so that the pages the emulated HNS holds do not move.
+  await host.reserveEmulatorHeap(emulatorReserveBytes(expected.minimumColdWrites));
   const idle = await host.memory(true);
   await host.startPeak();
   const before = await host.callCounts();
@@ -163,8 +166,9 @@ export async function coldStart(
           mib(agentPeak.emu)
         } MiB (the host's peak less what the emulated HNS held at convergence: ${
           mib(peak - hnsAtEnd)
-        } MiB); the host alone held ${mib(idle.rss - idle.emulatorHeap)} MiB ` +
-        `before the agent started (Deno runtime and loaded code)`,
+        } MiB); ${pairingNote(agentPeak)}; the host alone held ${
+          mib(idle.rss - idle.emulatorHeap)
+        } MiB before the agent started (Deno runtime and loaded code)`,
     },
     {
       name: `${label} agent host RSS before the agent started`,
@@ -173,7 +177,7 @@ export async function coldStart(
       note: `Deno runtime, the agent's loaded code, and the emulated HNS holding the network ` +
         `and ${expected.localEndpoints} CNI endpoints (${
           mib(idle.emulatorHeap)
-        } MiB HnsEmuHeapBytes); after a GC`,
+        } MiB HnsEmuHeapBytes, its reserve for the creates included); after a GC`,
     },
   );
   if (firstSync) {

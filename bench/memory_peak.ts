@@ -16,6 +16,9 @@
  *   heap is not known in between). A mark no higher than the reading's RSS
  *   is that reading's own.
  * - A mark that did not move was counted when it was set.
+ * - The figure says how far the emulator's heap moved over the window: not
+ *   at all when the emulator had a reserve that held its blocks
+ *   (bench/emulator.ts `reserveHeap`), and every pairing is then exact.
  *
  * @module
  */
@@ -42,12 +45,24 @@ export interface AgentPeakFigure {
   hostPeak: number;
   /** Readings taken. */
   readings: number;
+  /** The smallest emulated HNS's heap read in the window (NaN: no reading yet). */
+  emuLow: number;
+  /** The largest one: equal to {@link emuLow} when it never moved (every pairing exact). */
+  emuHigh: number;
 }
 
 /** Accumulates {@link PeakReading}s into the agent's peak; see the module notes. */
 export class AgentPeak {
   #last: PeakReading | undefined;
-  #best: AgentPeakFigure = { agent: NaN, rss: NaN, emu: NaN, hostPeak: 0, readings: 0 };
+  #best: AgentPeakFigure = {
+    agent: NaN,
+    rss: NaN,
+    emu: NaN,
+    hostPeak: 0,
+    readings: 0,
+    emuLow: NaN,
+    emuHigh: NaN,
+  };
 
   /** Count a reading taken now. */
   add(r: PeakReading): void {
@@ -58,6 +73,8 @@ export class AgentPeak {
     }
     this.#best.hostPeak = Math.max(this.#best.hostPeak, r.hwm, r.rss);
     this.#best.readings++;
+    if (!(r.emu >= this.#best.emuLow)) this.#best.emuLow = r.emu;
+    if (!(r.emu <= this.#best.emuHigh)) this.#best.emuHigh = r.emu;
     this.#last = r;
   }
 
@@ -70,4 +87,16 @@ export class AgentPeak {
   get figure(): AgentPeakFigure {
     return { ...this.#best };
   }
+}
+
+/**
+ * How exact a figure's pairing is, for a note: the emulated HNS's heap held
+ * still over the window (a reserve), or how far it moved.
+ */
+export function pairingNote(f: AgentPeakFigure): string {
+  const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
+  return f.emuLow === f.emuHigh
+    ? `the emulated HNS held ${mib(f.emuLow)} MiB at every reading (a reserve): each pairing exact`
+    : `the emulated HNS held ${mib(f.emuLow)}–${mib(f.emuHigh)} MiB over the window: a mark ` +
+      `set between two readings counts less the smaller of their heaps (an upper bound)`;
 }

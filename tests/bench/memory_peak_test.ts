@@ -29,6 +29,8 @@ Deno.test("agent peak: a host peak before the emulated HNS grew is the agent's, 
   assert.equal(f.emu, 25 * MiB);
   assert.equal(f.hostPeak, 308 * MiB);
   assert.equal(f.readings, 4);
+  assert.equal(f.emuLow, 25 * MiB);
+  assert.equal(f.emuHigh, 157 * MiB);
 });
 
 Deno.test("agent peak: a host peak while the emulated HNS held less counts against that heap, not the end's", () => {
@@ -54,6 +56,20 @@ Deno.test("agent peak: a high-water mark set between readings counts against the
   assert.equal(peak.figure.agent, 185 * MiB);
 });
 
+Deno.test("agent peak: with the emulated HNS's heap held still (a reserve), a mark between readings is exact", () => {
+  const peak = new AgentPeak();
+  peak.add(reading(250, 250, 111));
+  // A transient between the readings: the heap is the same at every moment, so the mark less it.
+  peak.add(reading(255, 262, 111));
+  peak.add(reading(258, 262, 111));
+  const f = peak.figure;
+  assert.equal(f.agent, 151 * MiB);
+  assert.equal(f.emu, 111 * MiB);
+  assert.equal(f.emuLow, f.emuHigh);
+});
+
 Deno.test("agent peak: no reading, no figure", () => {
-  assert.ok(Number.isNaN(new AgentPeak().figure.agent));
+  const f = new AgentPeak().figure;
+  assert.ok(Number.isNaN(f.agent));
+  assert.ok(Number.isNaN(f.emuLow) && Number.isNaN(f.emuHigh));
 });
