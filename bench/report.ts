@@ -164,7 +164,9 @@ export function resultsMarkdown(
       "FFI binding and HNS threads against the C emulator library loaded in the agent's process " +
       "(zero latency unless stated). CPU and RSS are the agent process's; the agent's memory is " +
       "its RSS minus the emulated HNS's own heap (HnsEmuHeapBytes: pages the emulator maps for " +
-      "itself, off the process's malloc, as a separate HNS's memory would be). HNS calls are the " +
+      "itself, off the process's malloc, as a separate HNS's memory would be; given a reserve " +
+      "before each measured agent, so that it does not move while the agent runs and the " +
+      "subtraction is exact at every moment). HNS calls are the " +
       "emulator's own per-function counters.",
     "",
   );
