@@ -86,7 +86,7 @@ static struct {
   int64_t (*call_count)(const char *);
   int64_t (*object_count)(const char *);
   int64_t (*heap_bytes)(void);
-    int64_t (*heap_in_use)(void);
+  int64_t (*heap_in_use)(void);
   int64_t (*reserve_heap)(int64_t);
 } L;
 
@@ -148,7 +148,7 @@ static void load_library(const char *path) {
   *(void **)&L.call_count = load_symbol(lib, "HnsEmuCallCount");
   *(void **)&L.object_count = load_symbol(lib, "HnsEmuObjectCount");
   *(void **)&L.heap_bytes = load_symbol(lib, "HnsEmuHeapBytes");
-    *(void **)&L.heap_in_use = load_symbol(lib, "HnsEmuHeapInUse");
+  *(void **)&L.heap_in_use = load_symbol(lib, "HnsEmuHeapInUse");
   *(void **)&L.reserve_heap = load_symbol(lib, "HnsEmuReserveHeap");
 }
 
@@ -1556,11 +1556,10 @@ static int run_heap(void) {
 
 /*
  * The reserve (HnsEmuReserveHeap; tests/hns-emulator/util.c): on Linux a reserve of whole MiB,
-  * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
+ * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
  * block past the largest size class, the free of one mapped before the reserve and a reset go
- * through it, HnsEmuHeapBytes must not move
- * and the process's RSS must stay within a few MiB (what the check itself allocates); objects
- * that outgrow it map pages as before. On Windows (blocks on the CRT's heap) nothing is reserved.
+ * through it, HnsEmuHeapBytes must not move and the process's RSS must stay within a few MiB
+ * (what the check itself allocates); objects that outgrow it map pages as before. On Windows (blocks on the CRT's heap) nothing is reserved.
  */
 static int run_reserve(void) {
   const int64_t mib = 1 << 20;
@@ -1572,7 +1571,7 @@ static int run_reserve(void) {
   printf("reserve: none on Windows\n");
   return 0;
 #elif defined(HAVE_MALLINFO2)
-    enum { N = 20000 };
+  enum { N = 20000 };
   /* A network whose document is past the largest size class, made before the reserve. */
   size_t len = 300000;
   char *settings = malloc(len + 100);
@@ -1595,7 +1594,7 @@ static int run_reserve(void) {
   CHECK_I64(h1 - h0, got);
   check_(r0 < 0 || r1 - r0 >= got / 10 * 9, __LINE__, "RSS grew by %lld bytes for a reserve of %lld",
          (long long)(r1 - r0), (long long)got);
-    CHECK_I64(L.reserve_heap(mib), 0);
+  CHECK_I64(L.reserve_heap(mib), 0);
   res d = delete_(NET, &big);
   CHECK_HR(d.hr, 0);
   res_free(&d);
@@ -1961,7 +1960,7 @@ int main(int argc, char **argv) {
   int rc;
   if (strcmp(argv[i], "rules") == 0) rc = run_rules();
   else if (strcmp(argv[i], "env") == 0) rc = run_env();
-    else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
+  else if (strcmp(argv[i], "heap") == 0) rc = run_heap();
   else if (strcmp(argv[i], "reserve") == 0) rc = run_reserve();
   else if (strcmp(argv[i], "ctl") == 0) return run_ctl(argc, argv, i + 1);
   else if (strcmp(argv[i], "cost") == 0) rc = run_cost(i + 1 < argc ? atoi(argv[i + 1]) : 1);

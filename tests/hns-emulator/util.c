@@ -24,7 +24,7 @@
  * Two counts: the memory it holds (heap_bytes: the pages it mapped; on Windows, _msize of each
  * block) and the bytes asked for in blocks in use (heap_in_use, on every platform).
  *
-  * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
+ * A reserve (heap_reserve, POSIX): pages mapped and populated at once, counted as held from
  * then on, from which chunks and larger blocks are carved first. Once it exists a freed larger
  * block is kept, mapped, for reuse (one mapped before the reserve too), never unmapped. While the
  * library's needs fit, what it holds does not move at all, its own transients included (a larger
@@ -51,7 +51,6 @@ int64_t heap_reserve(size_t bytes) {
   (void)bytes;
   return 0;
 }
-
 
 static void count(void *p, int sign) {
   int64_t n = sign * (int64_t)_msize(p);
@@ -219,14 +218,13 @@ static void *take_pages(size_t len, size_t asked) {
   return p ? p : map_pages(len, asked);
 }
 
-
 static void *alloc_block(size_t asked) {
   size_t total = asked + HEAD;
   block_head *h;
   pthread_mutex_lock(&g_alloc_lock);
   if (!g_nclasses) init_classes();
   int c = total <= LARGEST ? class_of(total) : -1;
-    if (c < 0) {
+  if (c < 0) {
     h = take_pages(big_length(asked), asked);
     h->cls = BIG_BLOCK;
   } else if (g_free_list[c]) {
@@ -236,7 +234,7 @@ static void *alloc_block(size_t asked) {
     size_t size = g_class_size[c];
     if ((size_t)(g_chunk_end - g_chunk_next) < size) {
       /* The rest of the old chunk is left unused: counted as held, as it is mapped. */
-            g_chunk_next = take_pages(CHUNK, asked);
+      g_chunk_next = take_pages(CHUNK, asked);
       g_chunk_end = g_chunk_next + CHUNK;
     }
     h = (block_head *)g_chunk_next;
@@ -258,7 +256,7 @@ void xfree(void *p) {
   if (!p) return;
   block_head *h = (block_head *)p - 1;
   __atomic_sub_fetch(&g_in_use, (int64_t)h->asked, __ATOMIC_RELAXED);
-    if (h->cls == BIG_BLOCK) {
+  if (h->cls == BIG_BLOCK) {
     size_t len = big_length(h->asked);
     pthread_mutex_lock(&g_alloc_lock);
     int kept = reserve_give((char *)h, len);
