@@ -23,6 +23,8 @@
  * @module
  */
 
+import { mib } from "./procstat.ts";
+
 /** One reading of the agent host, bytes. */
 export interface PeakReading {
   /** The host's RSS now. */
@@ -94,7 +96,6 @@ export class AgentPeak {
  * still over the window (a reserve), or how far it moved.
  */
 export function pairingNote(f: AgentPeakFigure): string {
-  const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
   return f.emuLow === f.emuHigh
     ? `the emulated HNS held ${mib(f.emuLow)} MiB at every reading (a reserve): each pairing exact`
     : `the emulated HNS held ${mib(f.emuLow)}–${mib(f.emuHigh)} MiB over the window: a mark ` +

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AgentPeak } from "../../bench/memory_peak.ts";
+import { AgentPeak, pairingNote } from "../../bench/memory_peak.ts";
 
 const MiB = 1 << 20;
 const reading = (rss: number, hwm: number, emu: number) => ({
@@ -15,14 +15,16 @@ const reading = (rss: number, hwm: number, emu: number) => ({
   emu: emu * MiB,
 });
 
+/** A peak fed these readings (RSS, high-water mark, emulated HNS's heap; MiB), in order. */
+function peakOf(...readings: [number, number, number][]): AgentPeak {
+  const peak = new AgentPeak();
+  for (const [rss, hwm, emu] of readings) peak.add(reading(rss, hwm, emu));
+  return peak;
+}
+
 Deno.test("agent peak: a host peak before the emulated HNS grew is the agent's, not net of the later heap", () => {
   // A cold start: the agent peaks while planning, then the creates fill the emulated HNS.
-  const peak = new AgentPeak();
-  peak.add(reading(100, 100, 25));
-  peak.add(reading(185, 185, 25));
-  peak.add(reading(250, 250, 100));
-  peak.add(reading(308, 308, 157));
-  const f = peak.figure;
+  const f = peakOf([100, 100, 25], [185, 185, 25], [250, 250, 100], [308, 308, 157]).figure;
   // Host peak 308 minus the heap at its end (157) would say 151.
   assert.equal(f.agent, 160 * MiB);
   assert.equal(f.rss, 185 * MiB);
@@ -35,16 +37,11 @@ Deno.test("agent peak: a host peak before the emulated HNS grew is the agent's, 
 
 Deno.test("agent peak: a host peak while the emulated HNS held less counts against that heap, not the end's", () => {
   // Churn: the host's RSS is flat while the emulated HNS's heap grows under it.
-  const peak = new AgentPeak();
-  peak.add(reading(310, 310, 157));
-  peak.add(reading(312, 312, 158));
-  peak.add(reading(312, 312, 165));
-  assert.equal(peak.figure.agent, 154 * MiB);
+  assert.equal(peakOf([310, 310, 157], [312, 312, 158], [312, 312, 165]).figure.agent, 154 * MiB);
 });
 
 Deno.test("agent peak: a high-water mark set between readings counts against the smaller heap of the two", () => {
-  const peak = new AgentPeak();
-  peak.add(reading(300, 300, 150));
+  const peak = peakOf([300, 300, 150]);
   // RSS went up to 320 and back between the readings while the heap went from 150 to 160.
   peak.add(reading(305, 320, 160));
   assert.equal(peak.figure.agent, 170 * MiB);
@@ -57,15 +54,20 @@ Deno.test("agent peak: a high-water mark set between readings counts against the
 });
 
 Deno.test("agent peak: with the emulated HNS's heap held still (a reserve), a mark between readings is exact", () => {
-  const peak = new AgentPeak();
-  peak.add(reading(250, 250, 111));
-  // A transient between the readings: the heap is the same at every moment, so the mark less it.
-  peak.add(reading(255, 262, 111));
-  peak.add(reading(258, 262, 111));
-  const f = peak.figure;
+  // A transient between the first and the second reading: the heap is the same at every moment.
+  const f = peakOf([250, 250, 111], [255, 262, 111], [258, 262, 111]).figure;
   assert.equal(f.agent, 151 * MiB);
   assert.equal(f.emu, 111 * MiB);
   assert.equal(f.emuLow, f.emuHigh);
+  assert.equal(
+    pairingNote(f),
+    "the emulated HNS held 111 MiB at every reading (a reserve): each pairing exact",
+  );
+});
+
+Deno.test("agent peak: a heap that moved is named with its range, and the figure as an upper bound", () => {
+  const note = pairingNote(peakOf([300, 300, 97], [305, 320, 98.6]).figure);
+  assert.match(note, /^the emulated HNS held 97–98\.6 MiB over the window: .*\(an upper bound\)$/);
 });
 
 Deno.test("agent peak: no reading, no figure", () => {
