@@ -66,7 +66,7 @@ async function warmUp(server: FakeApiServer): Promise<void> {
 }
 
 async function serve(): Promise<void> {
-  const server = await new FakeApiServer({ bookmarkIntervalMs: 0 }).start();
+  const server = await new FakeApiServer().start();
   let spec: ScenarioSpec | undefined;
   /** Endpoints of each service, as last written. */
   const endpoints = new Map<number, GeneratedEndpoint[]>();

@@ -280,6 +280,7 @@ async function incremental(
       `after it (the bench's GC is not the agent's, and its aftermath is left to settle)`,
   );
   const tracker = await LatencyTracker.attach(spec, host);
+  const listsBefore = (await api.stats()).lists;
   const random = prng(7);
   /** Per change, from the API server's write of the slice (the watch event) until programmed. */
   const latencies: number[] = [];
@@ -339,6 +340,16 @@ async function incremental(
       syncMs: sync.ms,
     });
   }
+  // The API server keeps quiet watches alive with bookmarks, as a real one does: a list now
+  // is a relist of a whole resource, which a node never needs between two config syncs.
+  const relists = (await api.stats()).lists - listsBefore;
+  if (relists > 0) {
+    result.failures.push(
+      `${label}: the agent listed ${relists} times during the changes: it relisted a resource ` +
+        `whose watch the API server kept alive`,
+    );
+  }
+  result.notes.push(`phase 2: API lists during the changes: ${relists}`);
   // Changes that came within minSyncPeriod after a periodic resync started wait for the runner.
   const resyncStarts = agent.syncs.filter((s) => s.resynced).map((s) => s.startedAt);
   const held = eventAts.map((w) => resyncStarts.some((r) => r <= w && w - r < minSync));

@@ -11,8 +11,9 @@
  * - Watches: a chunked `application/json` stream of newline-delimited
  *   `{"type","object"}` frames; replay from a resourceVersion, synthetic
  *   ADDED events when started without one, `DELETED`/`ADDED` when an update
- *   moves an object out of/into the selector, BOOKMARKs when asked for and
- *   enabled, the server-side timeout (`timeoutSeconds`), and an ERROR event
+ *   moves an object out of/into the selector, BOOKMARKs to watches that allow
+ *   them (about every minute, as the watch cache sends them, and on demand),
+ *   the server-side timeout (`timeoutSeconds`), and an ERROR event
  *   with a 410 `Status` for a compacted resourceVersion (or, on a knob, an
  *   HTTP 410).
  * - Response compression as kube-apiserver's (APIResponseCompression, on
@@ -150,13 +151,25 @@ export interface FakeTlsOptions {
   clientCA?: string;
 }
 
+/**
+ * How often a watch that allows bookmarks gets one by default, ms: about every
+ * minute, as kube-apiserver's watch cache sends them (its
+ * `defaultBookmarkFrequency`). A client that relists a watch that brought
+ * nothing for a while must see the progress a real server shows.
+ */
+export const DEFAULT_BOOKMARK_INTERVAL_MS = 60_000;
+
 /** Options of {@linkcode FakeApiServer}. */
 export interface FakeApiServerOptions {
   /** Bearer tokens accepted; when set, requests without one (or a client cert) get 401. */
   tokens?: string[];
   /** Serve HTTPS. */
   tls?: FakeTlsOptions;
-  /** Send BOOKMARK events this often to watches that allow them (0: only on demand). */
+  /**
+   * Send BOOKMARK events this often to watches that allow them (default
+   * {@linkcode DEFAULT_BOOKMARK_INTERVAL_MS}, as kube-apiserver's watch cache;
+   * 0: only on demand, as a server that sends none).
+   */
   bookmarkIntervalMs?: number;
   /** Server-side timeout of watches that send no `timeoutSeconds` (default 1800). */
   defaultWatchTimeoutSeconds?: number;
@@ -349,7 +362,7 @@ export class FakeApiServer {
     }
     await this.#listen(0);
     this.#url = `${tls ? "https" : "http"}://127.0.0.1:${this.#port}`;
-    const every = this.#opts.bookmarkIntervalMs ?? 0;
+    const every = this.bookmarkIntervalMs;
     if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
     return this;
   }
@@ -426,6 +439,11 @@ export class FakeApiServer {
   get url(): string {
     if (!this.#url) throw new Error("FakeApiServer: not started");
     return this.#url;
+  }
+
+  /** How often watches that allow bookmarks get one, ms (0: only on demand). */
+  get bookmarkIntervalMs(): number {
+    return this.#opts.bookmarkIntervalMs ?? DEFAULT_BOOKMARK_INTERVAL_MS;
   }
 
   /** The current (latest handed out) resourceVersion. */

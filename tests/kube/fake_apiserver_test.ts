@@ -253,3 +253,27 @@ Deno.test("fake API server: watch replays from a resourceVersion, follows select
     await server.stop();
   }
 });
+
+Deno.test("fake API server: bookmarks come about every minute by default, as from kube-apiserver's watch cache, to watches that allow them", async () => {
+  const quiet = new FakeApiServer({ bookmarkIntervalMs: 0 });
+  assert.equal(new FakeApiServer().bookmarkIntervalMs, 60_000);
+  assert.equal(quiet.bookmarkIntervalMs, 0);
+  const server = await new FakeApiServer({ bookmarkIntervalMs: 30 }).start();
+  try {
+    server.create("services", service("default", "a", "10.96.0.1"));
+    const rv = server.resourceVersion;
+    const watch = (bookmarks: boolean) =>
+      fetch(
+        `${server.url}/api/v1/services?watch=1&resourceVersion=${rv}&timeoutSeconds=1` +
+          (bookmarks ? "&allowWatchBookmarks=true" : ""),
+      ).then((r) => r.text());
+    const [withBookmarks, without] = await Promise.all([watch(true), watch(false)]);
+    const types = (text: string) =>
+      text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).type);
+    // A 1 s watch spans many 30 ms ticks; the server's own timer sent them, nothing else.
+    assert.ok(types(withBookmarks).filter((t) => t === "BOOKMARK").length >= 5, withBookmarks);
+    assert.deepEqual(types(without), []);
+  } finally {
+    await server.stop();
+  }
+});
