@@ -12,7 +12,8 @@
  *   `{"type","object"}` frames; replay from a resourceVersion, synthetic
  *   ADDED events when started without one, `DELETED`/`ADDED` when an update
  *   moves an object out of/into the selector, BOOKMARKs to watches that allow
- *   them (about every minute, as the watch cache sends them, and on demand),
+ *   them (about every minute once the resource was written since the server
+ *   started, as the watch cache sends them, and on demand),
  *   the server-side timeout (`timeoutSeconds`), and an ERROR event
  *   with a 410 `Status` for a compacted resourceVersion (or, on a knob, an
  *   HTTP 410).
@@ -166,9 +167,11 @@ export interface FakeApiServerOptions {
   /** Serve HTTPS. */
   tls?: FakeTlsOptions;
   /**
-   * Send BOOKMARK events this often to watches that allow them (default
-   * {@linkcode DEFAULT_BOOKMARK_INTERVAL_MS}, as kube-apiserver's watch cache;
-   * 0: only on demand, as a server that sends none).
+   * Send BOOKMARK events this often to watches that allow them, of the
+   * resources written since the server (re)started (default
+   * {@linkcode DEFAULT_BOOKMARK_INTERVAL_MS}, as kube-apiserver's watch cache,
+   * which sends none before it has seen an event of its resource; 0: only on
+   * demand, as a server that sends none).
    */
   bookmarkIntervalMs?: number;
   /** Server-side timeout of watches that send no `timeoutSeconds` (default 1800). */
@@ -310,6 +313,12 @@ export class FakeApiServer {
   #history: HistoryEntry[] = [];
   /** Per resource, the resourceVersion of its latest write. */
   readonly #writtenAt = new Map<string, number>();
+  /**
+   * Resources written since the server started (or restarted: an outage's
+   * end, a restore): as a watch cache, which sends its periodic bookmarks
+   * only once it has seen an event of its resource.
+   */
+  readonly #eventsSinceStart = new Set<string>();
   #rv: number;
   #compactedBefore = 0;
   /** The plain HTTP/1.1 server (without TLS). */
@@ -363,7 +372,9 @@ export class FakeApiServer {
     await this.#listen(0);
     this.#url = `${tls ? "https" : "http"}://127.0.0.1:${this.#port}`;
     const every = this.bookmarkIntervalMs;
-    if (every > 0) this.#bookmarkTimer = setInterval(() => this.sendBookmarks(), every);
+    if (every > 0) {
+      this.#bookmarkTimer = setInterval(() => this.#sendBookmarks(this.#eventsSinceStart), every);
+    }
     return this;
   }
 
@@ -480,6 +491,7 @@ export class FakeApiServer {
   #record(resource: string, key: string, prev?: FakeObject, next?: FakeObject): number {
     const rv = ++this.#rv;
     this.#writtenAt.set(resource, rv);
+    this.#eventsSinceStart.add(resource);
     const entry: HistoryEntry = { rv, resource, key, prev, next };
     this.#history.push(entry);
     const limit = this.#opts.historyLimit ?? 100_000;
@@ -693,6 +705,8 @@ export class FakeApiServer {
   /** Ends an {@linkcode outage}: serves again on the same port. */
   async endOutage(): Promise<void> {
     if (this.#listening) return;
+    // Restarted: its watch caches start afresh.
+    this.#eventsSinceStart.clear();
     await this.#listen(this.#port);
   }
 
@@ -717,11 +731,19 @@ export class FakeApiServer {
     for (const [resource, list] of Object.entries(objects)) {
       for (const obj of list) this.create(resource, obj);
     }
+    // The restarted caches list what the backup holds: no event of it.
+    this.#eventsSinceStart.clear();
   }
 
   /** Sends a BOOKMARK with the current resourceVersion to every watch that allows them. */
   sendBookmarks(): void {
+    this.#sendBookmarks();
+  }
+
+  /** {@link sendBookmarks}, to the watches of `resources` only when given. */
+  #sendBookmarks(resources?: ReadonlySet<string>): void {
     for (const w of this.#watchers) {
+      if (resources && !resources.has(w.resource)) continue;
       // A watch cache sends no bookmark older than the watch's own
       // resourceVersion. (One at the same resourceVersion stands for the
       // progress a live cluster always makes.)

@@ -254,25 +254,45 @@ Deno.test("fake API server: watch replays from a resourceVersion, follows select
   }
 });
 
-Deno.test("fake API server: bookmarks come about every minute by default, as from kube-apiserver's watch cache, to watches that allow them", async () => {
+Deno.test("fake API server: bookmarks come about every minute by default, as from kube-apiserver's watch cache, to watches that allow them, once their resource was written since the server (re)started", async () => {
   const quiet = new FakeApiServer({ bookmarkIntervalMs: 0 });
   assert.equal(new FakeApiServer().bookmarkIntervalMs, 60_000);
   assert.equal(quiet.bookmarkIntervalMs, 0);
   const server = await new FakeApiServer({ bookmarkIntervalMs: 30 }).start();
   try {
     server.create("services", service("default", "a", "10.96.0.1"));
-    const rv = server.resourceVersion;
-    const watch = (bookmarks: boolean) =>
+    /** The event types a 1 s watch of `path` gets (it spans many 30 ms ticks). */
+    const watch = (path: string, bookmarks = true) =>
       fetch(
-        `${server.url}/api/v1/services?watch=1&resourceVersion=${rv}&timeoutSeconds=1` +
+        `${server.url}${path}?watch=1&resourceVersion=${server.resourceVersion}&timeoutSeconds=1` +
           (bookmarks ? "&allowWatchBookmarks=true" : ""),
-      ).then((r) => r.text());
-    const [withBookmarks, without] = await Promise.all([watch(true), watch(false)]);
-    const types = (text: string) =>
-      text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).type);
-    // A 1 s watch spans many 30 ms ticks; the server's own timer sent them, nothing else.
-    assert.ok(types(withBookmarks).filter((t) => t === "BOOKMARK").length >= 5, withBookmarks);
-    assert.deepEqual(types(without), []);
+      ).then(async (r) =>
+        (await r.text()).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).type)
+      );
+    const bookmarks = (types: string[]) => types.filter((t) => t === "BOOKMARK").length;
+    const [services, without, nodes] = await Promise.all([
+      watch("/api/v1/services"),
+      watch("/api/v1/services", false),
+      // No node was ever written: its watch cache has seen no event.
+      watch("/api/v1/nodes"),
+    ]);
+    assert.ok(bookmarks(services) >= 5, services.join());
+    assert.deepEqual(without, []);
+    assert.deepEqual(nodes, []);
+    // A restarted server's caches start afresh: no bookmark until the resource is written again.
+    await server.outage();
+    await server.endOutage();
+    const afterRestart = watch("/api/v1/services");
+    const writtenNodes = watch("/api/v1/nodes");
+    await new Promise((r) => setTimeout(r, 200));
+    server.create("nodes", { metadata: { name: "n1" } });
+    assert.deepEqual(await afterRestart, []);
+    const nodeTypes = await writtenNodes;
+    assert.equal(nodeTypes[0], "ADDED");
+    assert.ok(bookmarks(nodeTypes) >= 5, nodeTypes.join());
+    // So do a restored server's: what the backup holds is listed, not an event.
+    server.restoreFromBackup({ services: [service("default", "b", "10.96.0.2")] });
+    assert.deepEqual(await watch("/api/v1/services"), []);
   } finally {
     await server.stop();
   }
