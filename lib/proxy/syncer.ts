@@ -42,8 +42,13 @@
  * adoption add to their garbage. A start's creates have no collection of
  * their own: a compacting one is long at that heap (on the main thread, in
  * the start's time) and, while it moves the live objects, holds both copies,
- * a memory peak of its own; V8 collects meanwhile as it needs, and the agent
- * compacts once the start is done (lib/agent.ts).
+ * a memory peak of its own; V8 collects meanwhile as it needs. Once a start
+ * of {@link START_COLLECT_OPS} operations or more has made its writes, a
+ * regular collection comes before the ownership record's write: the heap is
+ * then at V8's limit with the writes' garbage, and what follows (the record,
+ * the synced inputs, the end of the run) would otherwise grow it past the
+ * peak of the creates. The agent compacts once the start is done
+ * (lib/agent.ts).
  *
  * When the next run should come without a cluster change is decided in one
  * place, {@link Syncer}'s `#next`, and handed to the runner as
@@ -183,18 +188,26 @@ export interface SyncerOptions {
   syncedInputs?: { file: SyncedInputsFile; config: string };
   /**
    * A full collection of the heap now (the agent's heap_collector.ts;
-   * `compacting`: one that also gives free pages back). Made only in a
-   * restart's state build (the record owns objects, or after a fast start),
-   * before the observed cache is filled: the garbage of the read, the desired
-   * state and the adoption is gone before the build's largest step
-   * allocates. After a fast start also once the trusted read has the owned
-   * endpoints: their garbage is gone before the load balancers and the
-   * adoption allocate. After a fast start the agent is ready and a change
+   * `compacting`: one that also gives free pages back). Made in a restart's
+   * state build (the record owns objects, or after a fast start), before the
+   * observed cache is filled: the garbage of the read, the desired state and
+   * the adoption is gone before the build's largest step allocates; and
+   * after the writes of a start of {@link START_COLLECT_OPS} operations or
+   * more, before the ownership record's write (module notes). After a fast
+   * start also once the trusted read has the owned endpoints: their garbage
+   * is gone before the load balancers and the adoption allocate. After a fast start the agent is ready and a change
    * that comes meanwhile waits for the whole run anyway; otherwise the agent
    * is not ready yet. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
 }
+
+/**
+ * Fewest operations in a start's plan for a collection after its writes
+ * (module notes): a start of a few thousand services, whose garbage at V8's
+ * limit is worth a collection of tens of milliseconds.
+ */
+const START_COLLECT_OPS = 10_000;
 
 /** How a start became ready (`fast`: the recorded synced inputs matched; the state is built next). */
 export type StartMode = "fast" | "trusted" | "full";
@@ -649,7 +662,7 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    const result = await this.#apply(plan);
+    const result = await this.#apply(plan, undefined, plan.ops.length >= START_COLLECT_OPS);
     this.#resync.done(startedAt);
     const report: RunReport = {
       kind: "start",
@@ -1108,7 +1121,11 @@ export class Syncer {
     void this.#routes.close();
   }
 
-  async #apply(plan: Plan, hooks = this.#o.applyHooks): Promise<ApplyResult> {
+  async #apply(
+    plan: Plan,
+    hooks = this.#o.applyHooks,
+    collectBeforeFlush = false,
+  ): Promise<ApplyResult> {
     let writesAllowed: Promise<void> | undefined;
     let notAllowed: { err: unknown } | undefined;
     if (plan.ops.some((op) => !op.op.startsWith("adopt"))) {
@@ -1157,6 +1174,9 @@ export class Syncer {
     }
     this.#local.settle();
     this.#waits.settle();
+    // A large start's writes are done and its garbage is at the heap's limit: collected before
+    // the record's write and what follows allocate on top of it.
+    if (collectBeforeFlush) this.#o.collectHeap?.("regular");
     await this.#flush();
     if (plan.ops.length > 0 || pending + result.conflicts.length > 0) {
       this.#log.info("Applied HNS changes", {

@@ -1186,28 +1186,42 @@ Deno.test("syncer: a digest that cannot be made invalid stops the change before 
   }
 });
 
-Deno.test("syncer: a first start with many creates makes no collection of its own (the agent compacts once it is done)", async () => {
+Deno.test("syncer: a first start of 10,000 operations or more collects the heap once, after its writes and before the ownership record's write; a smaller one never", async () => {
   const creates = (w: World) =>
     w.api.callCount("HcnCreateEndpoint") + w.api.callCount("HcnCreateLoadBalancer");
-  const w = world();
-  // As many creates as a start once compacted at (5,000; a collection of over 100 ms at 10,000
-  // services, and a peak of its own while it moved the heap).
-  for (let i = 0; i < 2_000; i++) {
-    const [hi, lo] = [Math.floor(i / 250), i % 250];
-    w.service(`s${i}`, {
-      clusterIP: `10.96.${hi}.${lo}`,
-      ports: [{ port: 80, targetPort: 8080 }],
-    }, [
-      { ip: `10.244.${2 * hi}.${lo}`, node: "node-2" },
-      { ip: `10.244.${2 * hi + 1}.${lo}`, node: "node-3" },
-    ]);
+  /** A cluster of `services` ClusterIP services, each with two remote endpoints. */
+  const cluster = (services: number) => {
+    const w = world();
+    for (let i = 0; i < services; i++) {
+      const [hi, lo] = [Math.floor(i / 250), i % 250];
+      w.service(`s${i}`, {
+        clusterIP: `10.96.${hi}.${lo}`,
+        ports: [{ port: 80, targetPort: 8080 }],
+      }, [
+        { ip: `10.244.${2 * hi}.${lo}`, node: "node-2" },
+        { ip: `10.244.${2 * hi + 1}.${lo}`, node: "node-3" },
+      ]);
+    }
+    return w;
+  };
+  for (const [services, collected] of [[2_600, true], [2_400, false]] as const) {
+    const w = cluster(services);
+    const collections: { kind: string; creates: number; recordPending: boolean }[] = [];
+    const syncer = w.newSyncer({
+      collectHeap: (kind) =>
+        collections.push({ kind, creates: creates(w), recordPending: w.ownership.dirty }),
+    });
+    const report = await converge(w, syncer);
+    assert.equal(report.kind, "start");
+    const ops = report.plan?.ops.length ?? 0;
+    assert.equal(ops >= 10_000, collected, `${ops} operations`);
+    const planned = report.plan?.ops.filter((op) => op.op.startsWith("create")).length ?? 0;
+    assert.equal(creates(w), planned);
+    assert.deepEqual(
+      collections,
+      collected ? [{ kind: "regular", creates: planned, recordPending: true }] : [],
+      `${ops} operations`,
+    );
+    assert.equal(w.ownership.dirty, false, "the record written after it");
   }
-  const collections: string[] = [];
-  const syncer = w.newSyncer({ collectHeap: (kind) => collections.push(kind) });
-  const report = await converge(w, syncer);
-  assert.equal(report.kind, "start");
-  const planned = report.plan?.ops.filter((op) => op.op.startsWith("create")).length ?? 0;
-  assert.ok(planned >= 6_000, `a start of ${planned} creates`);
-  assert.equal(creates(w), planned);
-  assert.deepEqual(collections, []);
 });
