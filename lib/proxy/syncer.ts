@@ -195,9 +195,11 @@ export interface SyncerOptions {
    * after the writes of a start of {@link START_COLLECT_OPS} operations or
    * more, before the ownership record's write (module notes). After a fast
    * start also once the trusted read has the owned endpoints: their garbage
-   * is gone before the load balancers and the adoption allocate. After a fast start the agent is ready and a change
-   * that comes meanwhile waits for the whole run anyway; otherwise the agent
-   * is not ready yet. Without it none is made.
+   * is gone before the load balancers and the adoption allocate. Each is in
+   * a run a change would wait for anyway: after a fast start the agent is
+   * ready and the build holds every change; otherwise the agent is not ready
+   * yet, or a start (a new network) is re-programming HNS. Without it none is
+   * made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
 }
