@@ -162,3 +162,50 @@ Deno.test("agent/restore: a restore between two pages of the agent's first list 
     await world.close();
   }
 });
+
+Deno.test("agent/restore: after an API server restart its watches get no bookmark until their resources change; the progress limit relists them and HNS is left as it is", async () => {
+  const world = await AgentWorld.create({
+    hns: overlayHns(),
+    ...overlayWebCluster(),
+    api: { bookmarkIntervalMs: 200 },
+  });
+  try {
+    const agent = world.startAgent(
+      [...OVERLAY_ARGS, "--config-sync-period", "0", "--sync-period", "1h"],
+      { [WATCH_PROGRESS_TIMEOUT_ENV]: "2s" },
+    );
+    const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
+    await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
+    const lbIds = async () => (await world.hns()).LoadBalancers.map((lb) => lb.ID).sort();
+    const before = await lbIds();
+    // A healthy server's bookmarks: past the progress limit, and still no relist.
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.ok(!/progress limit/.test(agent.log()), agent.log());
+    const listsBefore = world.api.count("list");
+
+    // Restarted: the watches resume from the resourceVersions they hold, and the server's
+    // caches, which have seen no event since, send no bookmark.
+    await world.api.outage();
+    await world.api.endOutage();
+    await eventually(
+      "relisted by the progress limit",
+      () =>
+        Promise.resolve(
+          /progress limit/.test(agent.log()) && world.api.count("list") > listsBefore,
+        ),
+      table,
+    );
+    assert.deepEqual(await lbIds(), before, "the relist found nothing to change in HNS");
+
+    // A change after the restart still arrives.
+    world.api.delete("services", "default/web");
+    await eventually(
+      "web's load balancer removed",
+      async () => (await world.lbTable()).length === INITIAL_LBS - 1,
+      table,
+    );
+    assert.equal(await world.stopAgent(agent), 0);
+  } finally {
+    await world.close();
+  }
+});
