@@ -664,7 +664,7 @@ export class Syncer {
     const planned = await this.#readAndPlan();
     if ("kind" in planned) return planned;
     const { plan, services, changes, startedAt, startMode } = planned;
-    const result = await this.#apply(plan, undefined, plan.ops.length >= START_COLLECT_OPS);
+    const result = await this.#apply(plan, plan.ops.length >= START_COLLECT_OPS);
     this.#resync.done(startedAt);
     const report: RunReport = {
       kind: "start",
@@ -1123,11 +1123,8 @@ export class Syncer {
     void this.#routes.close();
   }
 
-  async #apply(
-    plan: Plan,
-    hooks = this.#o.applyHooks,
-    collectBeforeFlush = false,
-  ): Promise<ApplyResult> {
+  async #apply(plan: Plan, collectBeforeFlush = false): Promise<ApplyResult> {
+    const hooks = this.#o.applyHooks;
     let writesAllowed: Promise<void> | undefined;
     let notAllowed: { err: unknown } | undefined;
     if (plan.ops.some((op) => !op.op.startsWith("adopt"))) {
