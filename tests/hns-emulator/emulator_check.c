@@ -1559,7 +1559,8 @@ static int run_heap(void) {
  * counted in HnsEmuHeapBytes and resident at once; one per process. While 40,001 objects, a
  * block past the largest size class, the free of one mapped before the reserve and a reset go
  * through it, HnsEmuHeapBytes must not move and the process's RSS must stay within a few MiB
- * (what the check itself allocates); objects that outgrow it map pages as before. On Windows (blocks on the CRT's heap) nothing is reserved.
+ * (what the check itself allocates); objects that outgrow it map pages as before. On Windows
+ * (blocks on the CRT's heap) nothing is reserved.
  */
 static int run_reserve(void) {
   const int64_t mib = 1 << 20;
