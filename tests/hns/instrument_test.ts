@@ -59,3 +59,22 @@ Deno.test("instrument: the hook gets the HnsError; listeners come and go; a thro
   deepEqual(api.stats(), {});
   equal(api.hasModifyLoadBalancer, true);
 });
+
+Deno.test("instrument: a listener that leaves during a call does not cost the others that call; one added twice hears once", async () => {
+  const api = instrumentHcnApi(new MemoryHcnApi());
+  const heard: string[] = [];
+  const stopFirst = api.onCall(() => {
+    heard.push("first");
+    stopFirst();
+  });
+  const second = () => heard.push("second");
+  api.onCall(second);
+  const stopSecond = api.onCall(second);
+  await api.enumerate("Network", "");
+  deepEqual(heard, ["first", "second"]);
+  await api.enumerate("Network", "");
+  deepEqual(heard, ["first", "second", "second"]);
+  stopSecond();
+  await api.enumerate("Network", "");
+  equal(heard.length, 3, "removed once, gone");
+});
