@@ -39,7 +39,9 @@ function guidStart(text: string): number {
   if (text.charCodeAt(0) === OPEN_BRACE) start = 1;
   if (end > start && text.charCodeAt(end - 1) === CLOSE_BRACE) end--;
   if (end - start !== 36) return -1;
-  for (const at of DASH_AT) if (text.charCodeAt(start + at) !== DASH) return -1;
+  for (let i = 0; i < DASH_AT.length; i++) {
+    if (text.charCodeAt(start + DASH_AT[i]) !== DASH) return -1;
+  }
   return start;
 }
 

@@ -794,15 +794,22 @@ function packShape(mask: number, pm: HcnPortMapping | undefined, flags: unknown)
     : mask === EMPTY_PORT_MAPPINGS
     ? SHAPE_EMPTY_PORT_MAPPINGS
     : mask;
-  const values = [pm?.Protocol, pm?.DistributionType, pm?.Flags, flags];
-  let shape = code;
-  for (let i = 0; i < SHAPE_FIELDS.length; i++) {
-    const [shift, none] = SHAPE_FIELDS[i];
-    const value = values[i];
-    if (!packable(value, none)) return NOT_FLAT;
-    shape += (value === undefined ? none : value) * 2 ** shift;
-  }
-  return shape;
+  // Field by field, without an array of the values or a destructured pair per field: a cold
+  // start packs one shape per load balancer it creates.
+  const protocol = packField(pm?.Protocol, SHAPE_PROTOCOL);
+  const distribution = packField(pm?.DistributionType, SHAPE_DISTRIBUTION_TYPE);
+  const portMappingFlags = packField(pm?.Flags, SHAPE_PORT_MAPPING_FLAGS);
+  const lbFlags = packField(flags, SHAPE_FLAGS);
+  if (protocol < 0 || distribution < 0 || portMappingFlags < 0 || lbFlags < 0) return NOT_FLAT;
+  return code + protocol + distribution + portMappingFlags + lbFlags;
+}
+
+/** Field `field` of a shape holding `value` ({@link packShape}), or -1 when it cannot hold it. */
+function packField(value: unknown, field: number): number {
+  const spec = SHAPE_FIELDS[field];
+  const none = spec[1];
+  if (!packable(value, none)) return -1;
+  return (value === undefined ? none : value) * 2 ** spec[0];
 }
 
 /** Whether `value` is undefined or an integer from 0 to below `none` (no -0). */

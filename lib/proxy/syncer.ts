@@ -1223,7 +1223,7 @@ function networkGone(err: unknown): boolean {
 /** Operation counts by kind, for log lines. */
 function countOps(ops: readonly PlanOp[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const op of ops) out[op.op] = (out[op.op] ?? 0) + 1;
+  for (let i = 0; i < ops.length; i++) out[ops[i].op] = (out[ops[i].op] ?? 0) + 1;
   return out;
 }
 
