@@ -51,7 +51,8 @@ import type { Backoff } from "./backoff.ts";
 import { ConflictTracker } from "./conflicts.ts";
 import { loadBalancerKeyFromHns } from "./keys.ts";
 import {
-  desiredEndpointFingerprint,
+  desiredEndpointFingerprintValue,
+  desiredLoadBalancerFingerprintValue,
   endpointFingerprint,
   endpointPayload,
   endpointSatisfies,
@@ -208,6 +209,10 @@ class ApplyRun {
     for (const conflict of plan.conflicts) this.#conflict(conflict);
     const concurrency = Math.max(1, Math.floor(this.#ctx.concurrency ?? 1));
     const ops = plan.ops;
+    let creates = 0;
+    for (let i = 0; i < ops.length; i++) if (this.#createKind(ops[i]) !== undefined) creates++;
+    // Room for every object the plan creates, made once before the first is listed.
+    if (creates > 0) this.#ctx.ownership.reserve(creates);
     this.#intentIds = new Array(ops.length);
     // Made at its largest length and cut to what was done: a start's applies tens of
     // thousands, and an array grown by appending leaves its outgrown stores behind.
@@ -409,7 +414,8 @@ class ApplyRun {
           this.#recordEndpoint(op.key, ep, sentEndpointFingerprint(op, ep));
           if (debug) this.#log.debug(2, "Created endpoint", { key: op.key, id });
         } else {
-          this.#recordLoadBalancer(op, sent[i] as HcnLoadBalancer);
+          const lb = sent[i] as HcnLoadBalancer;
+          this.#recordLoadBalancer(op, lb, sentLoadBalancerFingerprint(op, lb));
         }
         this.#finish(op, started, "ok");
       } catch (err) {
@@ -755,11 +761,20 @@ class ApplyRun {
     return undefined;
   }
 
-  /** Record an endpoint HNS now holds as `hns` (`fp`: its fingerprint, when known already). */
-  #recordEndpoint(key: EpKey, hns: HcnEndpoint, fp = endpointFingerprint(hns)): void {
+  /**
+   * Record an endpoint HNS now holds as `hns` (`fp`: its fingerprint when
+   * known already, as text or as the number the text spells).
+   */
+  #recordEndpoint(key: EpKey, hns: HcnEndpoint, fp: Fingerprint = endpointFingerprint(hns)): void {
     const id = requireId(hns, key);
     this.#ctx.observed.setEndpoint({ key, id, hns });
-    this.#ctx.ownership.add({ kind: "Endpoint", id, key, fp });
+    this.#own("Endpoint", id, key, fp);
+  }
+
+  /** Record in the ownership record that hnsproxy owns this object, with this fingerprint. */
+  #own(kind: OwnedKind, id: string, key: string, fp: Fingerprint): void {
+    if (typeof fp === "number") this.#ctx.ownership.addFingerprinted(kind, id, key, fp);
+    else this.#ctx.ownership.add({ kind, id, key, fp });
   }
 
   /**
@@ -801,11 +816,14 @@ class ApplyRun {
   }
 
   /** Record a load balancer HNS now holds as `hns` (created or updated by `op`). */
-  #recordLoadBalancer(op: CreateLoadBalancerOp | ModifyLoadBalancerOp, hns: HcnLoadBalancer): void {
+  #recordLoadBalancer(
+    op: CreateLoadBalancerOp | ModifyLoadBalancerOp,
+    hns: HcnLoadBalancer,
+    fp: Fingerprint = loadBalancerFingerprint(hns),
+  ): void {
     const id = requireId(hns, op.key);
     this.#ctx.observed.setLoadBalancer({ key: op.key, id, serviceKey: op.serviceKey, hns });
-    const fp = loadBalancerFingerprint(hns);
-    this.#ctx.ownership.add({ kind: "LoadBalancer", id, key: op.key, fp });
+    this.#own("LoadBalancer", id, op.key, fp);
     if (!this.#log.enabled(2)) return;
     this.#log.debug(
       2,
@@ -983,10 +1001,30 @@ async function pool(count: number, limit: number, fn: (j: number) => Promise<voi
  * made from the desired fields (the same text, without normalizing the
  * payload's fields again).
  */
-function sentEndpointFingerprint(op: CreateEndpointOp, sent: HcnEndpoint): string {
+function sentEndpointFingerprint(op: CreateEndpointOp, sent: HcnEndpoint): Fingerprint {
   return op.payload === undefined && op.networkId === op.endpoint.networkId
-    ? desiredEndpointFingerprint(op.endpoint)
+    ? desiredEndpointFingerprintValue(op.endpoint)
     : endpointFingerprint(sent);
+}
+
+/**
+ * An object's fingerprint for the ownership record: its text (payload.ts
+ * `…Fingerprint`), or the number that text spells (`…FingerprintValue`),
+ * which costs no string.
+ */
+type Fingerprint = string | number;
+
+/**
+ * The fingerprint of a load balancer sent in a request of creates, which
+ * {@link loadBalancerPayload} made of `op`'s desired load balancer and the
+ * backend IDs it sent: computed from those fields, without normalizing the
+ * payload (a cold start sends tens of thousands).
+ */
+function sentLoadBalancerFingerprint(
+  op: CreateLoadBalancerOp,
+  sent: HcnLoadBalancer,
+): Fingerprint {
+  return desiredLoadBalancerFingerprintValue(op.loadBalancer, sent.HostComputeEndpoints);
 }
 
 /** A create refused because a foreign load balancer holds the key (a conflict, not a failure). */

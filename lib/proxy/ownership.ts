@@ -385,6 +385,20 @@ export class OwnershipRecord {
   }
 
   /**
+   * {@link add} of an object whose fingerprint is known as the number it
+   * spells (payload.ts `…FingerprintValue`): the same as adding it with the
+   * fingerprint `value.toString(36)`, without making or reading that text.
+   */
+  addFingerprinted(kind: OwnedKind, id: string, key: string, value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`fingerprint value ${value} of ${id} is not a safe integer ≥ 0`);
+    }
+    const normalized = normalizeId(id);
+    const slot = this.#table.putNumbered(normalized, { kind, id, key }, value, undefined);
+    if (slot >= 0) this.#table.changedAt(normalized, slot);
+  }
+
+  /**
    * List objects hnsproxy is about to create, and write them to disk now
    * (with the other pending changes of objects owned without a fingerprint,
    * e.g. fingerprints dropped by {@link distrust}: one append and fsync for
@@ -398,13 +412,22 @@ export class OwnershipRecord {
    * of the creates). For an in-memory record this is {@link add}.
    */
   async intend(objects: readonly OwnedObject[]): Promise<void> {
-    for (const object of objects) this.add(object);
+    this.#table.reserve(objects.length);
+    for (let i = 0; i < objects.length; i++) this.add(objects[i]);
     try {
       await this.flush(false, true);
     } catch (err) {
-      for (const object of objects) this.remove(object.id);
+      for (let i = 0; i < objects.length; i++) this.remove(objects[i].id);
       throw err;
     }
+  }
+
+  /**
+   * Make room for `n` more owned objects (e.g. the creates of a plan) before
+   * they are listed: the record then takes them without growing step by step.
+   */
+  reserve(n: number): void {
+    this.#table.reserve(n);
   }
 
   /**
@@ -715,13 +738,23 @@ class OwnedTable {
    * spelling alone is no change, and is then left as it was), else -1.
    */
   put(id: string, object: OwnedObject): number {
+    const fp = object.fp;
+    return this.putNumbered(id, object, fp === undefined ? NO_FP : fingerprintNumber(fp), fp);
+  }
+
+  /**
+   * {@link put} with the fingerprint given as its number `fp`
+   * ({@link fingerprintNumber}; {@link NO_FP} for none) and `text`, its text
+   * when that is {@link TEXT_FP}; `object.fp` is not read.
+   */
+  putNumbered(id: string, object: OwnedObject, fp: number, text: string | undefined): number {
     const kind = object.kind === "LoadBalancer" ? LOAD_BALANCER : ENDPOINT;
     const hash = idHash(id);
     let slot = this.#find(id, hash);
     if (slot !== undefined) {
       if (
-        this.#kinds[slot] === kind && this.#keys[slot] === object.key &&
-        (object.fp === undefined ? this.#fps[slot] === NO_FP : this.hasFingerprint(slot, object.fp))
+        this.#kinds[slot] === kind && this.#keys[slot] === object.key && this.#fps[slot] === fp &&
+        (fp !== TEXT_FP || this.#textFps.get(slot) === text)
       ) return -1;
       this.#counts[this.#kinds[slot]]--;
     } else {
@@ -732,7 +765,7 @@ class OwnedTable {
     this.#kinds[slot] = kind;
     this.#counts[kind]++;
     this.#keys[slot] = object.key;
-    this.#setFingerprint(slot, object.fp);
+    this.#setFingerprintNumber(slot, fp, text);
     if (object.id !== id) this.#spelled.set(id, object.id);
     else if (this.#spelled.size > 0) this.#spelled.delete(id);
     return slot;
@@ -797,27 +830,36 @@ class OwnedTable {
    * objects now owned without a fingerprint: the others stay pending.
    */
   takeChanges(unfingerprinted = false): string[] {
-    const out: string[] = [];
-    const kept: (number | string)[] = [];
-    for (const change of this.#changes) {
+    const changes = this.#changes;
+    // Made at their largest and cut to what they hold, and walked by index: a start takes
+    // tens of thousands of changes, and arrays grown by push leave their outgrown stores
+    // behind (iterators, in code V8 does not optimize fully, their results).
+    const out: string[] = new Array(changes.length);
+    let taken = 0;
+    let kept = 0;
+    for (let c = 0; c < changes.length; c++) {
+      const change = changes[c];
       if (typeof change === "string") {
         if (!this.#deleted.has(change)) continue;
         if (unfingerprinted && !this.#unfingerprinted(this.#find(change))) {
-          kept.push(change);
+          changes[kept++] = change;
           continue;
         }
         this.#deleted.delete(change);
-        out.push(change);
+        out[taken++] = change;
       } else if (this.#marked[change] === 1) {
         if (unfingerprinted && !this.#unfingerprinted(change)) {
-          kept.push(change);
+          changes[kept++] = change;
           continue;
         }
         this.#marked[change] = 0;
-        out.push(this.#ids[change]!);
+        out[taken++] = this.#ids[change]!;
       }
     }
-    this.#changes = kept;
+    // What stays pending keeps its order, at the front of the same array.
+    if (kept === 0) this.#changes = [];
+    else changes.length = kept;
+    out.length = taken;
     return out;
   }
 
@@ -943,29 +985,58 @@ class OwnedTable {
     return slot < 0 ? undefined : slot;
   }
 
+  /**
+   * Make room for `n` more owned objects at once: adding them then grows
+   * nothing step by step (a cold start owns tens of thousands, and each step
+   * would leave its outgrown arrays behind as garbage).
+   */
+  reserve(n: number): void {
+    const slots = this.#end + Math.max(0, n - this.#free.length);
+    if (slots > this.#fps.length) this.#resize(slots);
+    this.#slots.reserve(this.#slots.size + n, slots);
+  }
+
   #newSlot(): number {
     const reused = this.#free.pop();
     if (reused !== undefined) return reused;
     const slot = this.#end++;
-    if (slot === this.#fps.length) {
-      const fps = new Float64Array(slot * 2).fill(NO_FP);
-      fps.set(this.#fps);
-      this.#fps = fps;
-      const kinds = new Uint8Array(slot * 2);
-      kinds.set(this.#kinds);
-      this.#kinds = kinds;
-      const marked = new Uint8Array(slot * 2);
-      marked.set(this.#marked);
-      this.#marked = marked;
-    }
+    if (slot === this.#fps.length) this.#resize(slot * 2);
     return slot;
   }
 
+  /** Grow every per-slot array to `slots` slots. */
+  #resize(slots: number): void {
+    const end = this.#end;
+    const fps = new Float64Array(slots).fill(NO_FP);
+    fps.set(this.#fps.subarray(0, Math.min(end, this.#fps.length)));
+    this.#fps = fps;
+    const kinds = new Uint8Array(slots);
+    kinds.set(this.#kinds.subarray(0, Math.min(end, this.#kinds.length)));
+    this.#kinds = kinds;
+    const marked = new Uint8Array(slots);
+    marked.set(this.#marked.subarray(0, Math.min(end, this.#marked.length)));
+    this.#marked = marked;
+    // Made at their full length, as the constructor makes them: V8 would otherwise grow
+    // them itself, by half at a time, as slots past their end are written.
+    const keys: (string | undefined)[] = new Array(slots);
+    const ids: (string | undefined)[] = new Array(slots);
+    for (let slot = 0; slot < end; slot++) {
+      keys[slot] = this.#keys[slot];
+      ids[slot] = this.#ids[slot];
+    }
+    this.#keys = keys;
+    this.#ids = ids;
+  }
+
   #setFingerprint(slot: number, fp: string | undefined): void {
-    const n = fp === undefined ? NO_FP : fingerprintNumber(fp);
+    this.#setFingerprintNumber(slot, fp === undefined ? NO_FP : fingerprintNumber(fp), fp);
+  }
+
+  /** Set a slot's fingerprint as its number, `text` its text when that is {@link TEXT_FP}. */
+  #setFingerprintNumber(slot: number, n: number, text: string | undefined): void {
     if (this.#fps[slot] === TEXT_FP) this.#textFps.delete(slot);
     this.#fps[slot] = n;
-    if (n === TEXT_FP) this.#textFps.set(slot, fp!);
+    if (n === TEXT_FP) this.#textFps.set(slot, text!);
   }
 }
 
@@ -1132,7 +1203,8 @@ function* journalChunks(
   table: OwnedTable,
 ): Generator<Uint8Array | string> {
   const out = new JsonBytes();
-  for (const id of batch) {
+  for (let b = 0; b < batch.length; b++) {
+    const id = batch[b];
     const slot = table.slot(id);
     if (slot === undefined) {
       const line = JSON.stringify({ op: "remove", id: id.toLowerCase() }) + "\n";

@@ -95,6 +95,19 @@ export class SlotIndex {
     }
   }
 
+  /**
+   * Make room for `entries` IDs in all, in slots below `slots`, at once:
+   * inserting up to that many then grows nothing.
+   */
+  reserve(entries: number, slots = entries): void {
+    if (entries > (this.#mask + 1) * MAX_LOAD) this.#grow(cellsFor(entries));
+    if (slots > this.#hashes.length) {
+      const hashes = new Int32Array(slots);
+      hashes.set(this.#hashes);
+      this.#hashes = hashes;
+    }
+  }
+
   /** Index `slot` under `id`, which must not be indexed yet; `hash` is its {@link idHash}. */
   insert(id: string, slot: number, hash = idHash(id)): void {
     if (slot >= MAX_SLOTS) throw new RangeError(`SlotIndex: slot ${slot} of ${id} is too large`);
@@ -148,10 +161,10 @@ export class SlotIndex {
     t[i] = cell;
   }
 
-  #grow(): void {
+  #grow(cells = this.#table.length * 2): void {
     const old = this.#table;
     const hashes = this.#hashes;
-    this.#table = new Int32Array(old.length * 2);
+    this.#table = new Int32Array(cells);
     this.#mask = this.#table.length - 1;
     for (let i = 0; i < old.length; i++) {
       const e = old[i];

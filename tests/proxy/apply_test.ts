@@ -14,7 +14,7 @@ import type {
 import { MemoryHcnApi } from "../../lib/hns/memory.ts";
 import { createHnsClient } from "../../lib/hns/client.ts";
 import { HnsError, HResult } from "../../lib/hns/errors.ts";
-import { endpointFingerprint } from "../../lib/proxy/payload.ts";
+import { endpointFingerprint, loadBalancerFingerprint } from "../../lib/proxy/payload.ts";
 import type { HcnEndpoint, HcnKind, HcnLoadBalancer } from "../../lib/hns/types.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
 
@@ -259,6 +259,38 @@ Deno.test("apply: endpoints created in requests of many are recorded with the fi
     assert.equal(ctx.ownership.get(id)?.fp, endpointFingerprint(inHns), op.key);
   }
   assert.equal(api.openHandles(), 0);
+});
+
+Deno.test("apply: load balancers created in requests of many are recorded with the fingerprint of what HNS holds", async () => {
+  const { client } = newHns();
+  const { ctx } = context(client);
+  const eps = ["10.244.2.7", "10.244.2.8"].map((ip) => remoteEp(ip));
+  const backends = [...eps.map((e) => e.key), "ep/local/10.244.1.5"];
+  // Shapes whose fingerprints differ in every field the fingerprint covers: a VIP spelled as
+  // HNS would not (IPv6, upper case), no VIP (a NodePort's), no source VIP, DSR and port
+  // mapping flags, another protocol and distribution, no backends.
+  const lbs = [
+    lb("10.96.0.10", 80, backends),
+    lb("FD00::A", 81, backends, { family: "IPv6", key: "lb/tcp/[fd00::a]:81" }),
+    lb("10.96.0.12", 82, backends.slice(0, 1), { vip: undefined, key: "lb/tcp/nodeport:82" }),
+    lb("10.96.0.13", 83, backends, { sourceVip: undefined, flags: 1, portMappingFlags: 2 }),
+    lb("10.96.0.14", 84, backends, { protocol: 17, distributionType: 1, key: "lb/udp/x:84" }),
+    lb("10.96.0.15", 85, []),
+  ];
+  const result = await applyPlan(plan(...eps, ...lbs.map(createLb)), ctx);
+  assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+  const held = await client.listLoadBalancers();
+  assert.equal(held.length, lbs.length);
+  const fps = new Set<string>();
+  for (const want of lbs) {
+    const id = ctx.observed.loadBalancers.get(want.key)?.id;
+    const inHns = held.find((l) => l.ID === id);
+    assert.ok(id && inHns, want.key);
+    const fp = ctx.ownership.get(id)?.fp;
+    assert.equal(fp, loadBalancerFingerprint(inHns), want.key);
+    fps.add(fp!);
+  }
+  assert.equal(fps.size, lbs.length, "each shape has its own fingerprint");
 });
 
 Deno.test("apply: an LB backend held by a foreign endpoint resolves to it; the endpoint stays foreign", async () => {

@@ -291,6 +291,26 @@ Deno.test("ownership journal: intend writes the objects and the dropped fingerpr
   });
 });
 
+Deno.test("ownership journal: what an intend leaves pending is written by the next flush, in the order it changed", async () => {
+  await withDir(async (path) => {
+    const record = await OwnershipRecord.load(path);
+    for (let i = 0; i < 6; i++) record.add(ep(i));
+    await record.flush();
+    // Interleaved: changes that wait for the next flush, and intents written at once.
+    record.add({ ...ep(4), fp: "4" });
+    record.remove("EP-1");
+    record.add(lb(1));
+    record.add({ ...ep(2), fp: "2" });
+    await record.intend([lb(2), lb(3)]);
+    const ids = async () => (await journalLines(path)).slice(1).map((l) => JSON.parse(l).id);
+    assert.deepEqual(await ids(), ["LB-1", "LB-2", "LB-3"]);
+    record.add({ ...ep(0), fp: "0" });
+    await record.flush();
+    assert.deepEqual(await ids(), ["LB-1", "LB-2", "LB-3", "EP-4", "ep-1", "EP-2", "EP-0"]);
+    assert.deepEqual((await OwnershipRecord.load(path)).list(), record.list());
+  });
+});
+
 Deno.test("ownership journal: an intend that compacts writes every pending change", async () => {
   await withDir(async (path) => {
     const record = await OwnershipRecord.load(path); // no record yet: the first write compacts

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { journalPath, OwnershipRecord } from "../../lib/proxy/ownership.ts";
 import { RecordingLogger } from "../kube/helpers.ts";
+import { prng } from "../prng.ts";
 
 const LB = {
   kind: "LoadBalancer" as const,
@@ -417,6 +418,49 @@ Deno.test("ownership: a loaded record holds, removes and adds objects past the s
     await Deno.remove(path);
     await Deno.remove(journalPath(path));
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ownership: room reserved ahead, as a plan's creates reserve it, holds and writes what a record grown step by step does", async () => {
+  const dir = await Deno.makeTempDir();
+  const paths = [join(dir, "grown.json"), join(dir, "reserved.json")];
+  const [grown, reserved] = await Promise.all(paths.map((p) => OwnershipRecord.load(p)));
+  const both = [grown, reserved];
+  const next = prng(15);
+  let made = 0;
+  const owned: string[] = [];
+  for (let round = 0; round < 6; round++) {
+    // Removals first: their slots are free for the adds that follow (a reserve counts them).
+    for (let i = 0; i < owned.length / 3; i++) {
+      const [id] = owned.splice(Math.floor(next() * owned.length), 1);
+      for (const r of both) r.remove(id);
+    }
+    const adds = 50 + Math.floor(next() * 1500);
+    // Reserved for more or fewer than come: the record still takes them all.
+    reserved.reserve(Math.floor(adds * (0.5 + next())));
+    const intents = [];
+    for (let i = 0; i < adds; i++) {
+      const id = `${made++}-${Math.floor(next() * 1e9)}`;
+      owned.push(id);
+      const kind = next() < 0.5 ? "LoadBalancer" as const : "Endpoint" as const;
+      const object = { kind, id, key: `${kind}/${id}` };
+      if (next() < 0.5) intents.push(object);
+      else {
+        const fp = Math.floor(next() * 1e9).toString(36);
+        for (const r of both) r.add({ ...object, fp });
+      }
+    }
+    for (const r of both) await r.intend(intents);
+    for (const r of both) await r.flush();
+  }
+  assert.equal(reserved.size, owned.length);
+  assert.deepEqual(reserved.list(), grown.list());
+  for (const id of owned) assert.ok(reserved.owns(id), id);
+  const journals = await Promise.all(
+    paths.map(async (p) => (await Deno.readTextFile(journalPath(p))).split("\n").slice(1)),
+  );
+  assert.deepEqual(journals[1], journals[0], "the same changes written, in the same order");
+  assert.deepEqual((await OwnershipRecord.load(paths[1])).list(), grown.list());
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -52,6 +52,44 @@ Deno.test("slot index: finds, inserts and removes as a Map does, through growth 
   }
 });
 
+Deno.test("slot index: room reserved at any point keeps every ID found; inserts past it grow on", () => {
+  const next = random(7);
+  const ids: (string | undefined)[] = [];
+  const index = new SlotIndex((slot) => ids[slot]!);
+  const model = new Map<string, number>();
+  const free: number[] = [];
+  for (let step = 0; step < 30_000; step++) {
+    if (next() < 0.002) {
+      // For more entries and slots than come, or fewer (then inserts grow the index again).
+      index.reserve(
+        model.size + Math.floor(next() * 6_000),
+        ids.length + Math.floor(next() * 6_000),
+      );
+    }
+    const id = guid(Math.floor(next() * 12_000));
+    const r = next();
+    if (r < 0.6) {
+      if (model.has(id)) continue;
+      const slot = free.pop() ?? ids.length;
+      ids[slot] = id;
+      index.insert(id, slot);
+      model.set(id, slot);
+    } else if (r < 0.8) {
+      const slot = index.remove(id);
+      assert.equal(slot, model.get(id) ?? -1, `remove ${id} at step ${step}`);
+      if (slot >= 0) {
+        ids[slot] = undefined;
+        free.push(slot);
+        model.delete(id);
+      }
+    } else {
+      assert.equal(index.find(id), model.get(id) ?? -1, `find ${id} at step ${step}`);
+    }
+  }
+  assert.equal(index.size, model.size);
+  for (const [id, slot] of model) assert.equal(index.find(id), slot);
+});
+
 Deno.test("slot index: IDs whose hashes collide are told apart, and removing one keeps the rest found", () => {
   // Every ID in one home cell: a single probe run through the whole table.
   const ids = Array.from({ length: 11 }, (_, i) => `id-${i}`);
