@@ -464,6 +464,34 @@ Deno.test("ownership: room reserved ahead, as a plan's creates reserve it, holds
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("ownership: a fingerprint given as its number is owned and written as its text would be", async () => {
+  const dir = await Deno.makeTempDir();
+  const [byText, byNumber] = await Promise.all(
+    ["text.json", "number.json"].map((name) => OwnershipRecord.load(join(dir, name))),
+  );
+  const values = [0, 35, 36, 2 ** 31, Number.MAX_SAFE_INTEGER];
+  for (const [i, value] of values.entries()) {
+    const kind = i % 2 ? "LoadBalancer" as const : "Endpoint" as const;
+    byText.add({ kind, id: `id-${i}`, key: `key/${i}`, fp: value.toString(36) });
+    byNumber.addFingerprinted(kind, `id-${i}`, `key/${i}`, value);
+  }
+  // Changing only the fingerprint of an owned object is a change, and the same one.
+  byText.add({ kind: "Endpoint", id: "ID-0", key: "key/0", fp: (7).toString(36) });
+  byNumber.addFingerprinted("Endpoint", "ID-0", "key/0", 7);
+  assert.deepEqual(byNumber.list(), byText.list());
+  assert.ok(byNumber.hasFingerprint("id-4", Number.MAX_SAFE_INTEGER.toString(36)));
+  await Promise.all([byText.flush(), byNumber.flush()]);
+  assert.deepEqual(
+    (await OwnershipRecord.load(join(dir, "number.json"))).list(),
+    (await OwnershipRecord.load(join(dir, "text.json"))).list(),
+  );
+  for (const bad of [-1, 0.5, 2 ** 53, NaN]) {
+    assert.throws(() => byNumber.addFingerprinted("Endpoint", "id-bad", "k", bad), /id-bad/);
+  }
+  assert.ok(!byNumber.owns("id-bad"));
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("ownership: an ID asked for again after its removal is not owned, even when its slot is reused", () => {
   const record = OwnershipRecord.inMemory([LB]);
   assert.equal(record.idString(LB.id), LB.id);
