@@ -121,6 +121,12 @@ export interface ApplyContext {
    * {@link applyPlan} rejects with its error.
    */
   writesAllowed?: Promise<void>;
+  /**
+   * Called once the plan's step of endpoint creates is done, before any
+   * later step (the load balancers that use them): a large start collects
+   * its heap there (the syncer's `collectHeap`).
+   */
+  afterEndpointCreates?: () => void;
 }
 
 /** One operation that failed. */
@@ -235,6 +241,7 @@ class ApplyRun {
       const kind = ops[from].op;
       if (kind === "createEndpoint" || kind === "createLoadBalancer") {
         await this.#createMany(ops, from, to, concurrency);
+        if (kind === "createEndpoint" && to < ops.length) this.#ctx.afterEndpointCreates?.();
       } else {
         await pool(to - from, concurrency, (j) => this.#one(ops[from + j], from + j));
       }

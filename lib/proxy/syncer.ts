@@ -39,15 +39,17 @@
  * step, adds nothing to the garbage of the steps before; after a fast start
  * (ready, no time until ready at stake) also once its trusted read has the
  * owned endpoints (trusted_start.ts), before the load balancers and the
- * adoption add to their garbage. A start's creates have no collection of
- * their own: a compacting one is long at that heap (on the main thread, in
- * the start's time) and, while it moves the live objects, holds both copies,
- * a memory peak of its own; V8 collects meanwhile as it needs. Once a start
- * of {@link START_COLLECT_OPS} operations or more has made its writes, a
- * regular collection comes before the ownership record's write: the heap is
- * then at V8's limit with the writes' garbage, and what follows (the record,
- * the synced inputs, the end of the run) would otherwise grow it past the
- * peak of the creates. The agent compacts once the start is done
+ * adoption add to their garbage. A start's creates have no compacting
+ * collection: one is long at that heap (on the main thread, in the start's
+ * time) and, while it moves the live objects, holds both copies, a memory
+ * peak of its own; V8 collects meanwhile as it needs. A start of
+ * {@link START_COLLECT_OPS} operations or more makes two regular ones: once
+ * its endpoints are created, before its load balancers (which then fill the
+ * pages the endpoints' garbage leaves rather than grow the heap past it), and
+ * once all its writes are made, before the ownership record's write: the
+ * heap is then at V8's limit with the writes' garbage, and what follows (the
+ * record, the synced inputs, the end of the run) would otherwise grow it past
+ * the peak of the creates. The agent compacts once the start is done
  * (lib/agent.ts).
  *
  * When the next run should come without a cluster change is decided in one
@@ -191,23 +193,24 @@ export interface SyncerOptions {
    * `compacting`: one that also gives free pages back). Made in a restart's
    * state build (the record owns objects, or after a fast start), before the
    * observed cache is filled: the garbage of the read, the desired state and
-   * the adoption is gone before the build's largest step allocates; and
-   * after the writes of a start of {@link START_COLLECT_OPS} operations or
-   * more, before the ownership record's write (module notes). After a fast
-   * start also once the trusted read has the owned endpoints: their garbage
-   * is gone before the load balancers and the adoption allocate. Each is in
-   * a run a change would wait for anyway: after a fast start the agent is
-   * ready and the build holds every change; otherwise the agent is not ready
-   * yet, or a start (a new network) is re-programming HNS. Without it none is
-   * made.
+   * the adoption is gone before the build's largest step allocates; and in
+   * a start of {@link START_COLLECT_OPS} operations or more, after its
+   * endpoint creates and after its writes, before the ownership record's
+   * write (module notes). After a fast start also once the trusted read has
+   * the owned endpoints: their garbage is gone before the load balancers and
+   * the adoption allocate. Each is in a run a change would wait for anyway:
+   * after a fast start the agent is ready and the build holds every change;
+   * otherwise the agent is not ready yet, or a start (a new network) is
+   * re-programming HNS. Without it none is made.
    */
   collectHeap?: (kind: "regular" | "compacting") => void;
 }
 
 /**
- * Fewest operations in a start's plan for a collection after its writes
- * (module notes): a start of a few thousand services, whose garbage at V8's
- * limit is worth a collection of tens of milliseconds.
+ * Fewest operations in a start's plan for its collections after its
+ * endpoint creates and after its writes (module notes): a start of a few
+ * thousand services, whose garbage at V8's limit is worth a collection of
+ * tens of milliseconds.
  */
 const START_COLLECT_OPS = 10_000;
 
@@ -1124,6 +1127,9 @@ export class Syncer {
   }
 
   async #apply(plan: Plan, collectBeforeFlush = false): Promise<ApplyResult> {
+    const collect = collectBeforeFlush && this.#o.collectHeap
+      ? () => this.#o.collectHeap!("regular")
+      : undefined;
     const hooks = this.#o.applyHooks;
     let writesAllowed: Promise<void> | undefined;
     let notAllowed: { err: unknown } | undefined;
@@ -1152,6 +1158,9 @@ export class Syncer {
         uncertain: this.#uncertain,
         conflicts: this.#conflictTracker,
         writesAllowed,
+        // A large start's endpoints are made: their garbage goes before the load balancers add
+        // theirs on top of it, and the load balancers fill the pages it frees.
+        afterEndpointCreates: collect,
       });
     } catch (err) {
       if (notAllowed !== undefined && notAllowed.err === err) {
@@ -1175,7 +1184,7 @@ export class Syncer {
     this.#waits.settle();
     // A large start's writes are done and its garbage is at the heap's limit: collected before
     // the record's write and what follows allocate on top of it.
-    if (collectBeforeFlush) this.#o.collectHeap?.("regular");
+    collect?.();
     await this.#flush();
     if (plan.ops.length > 0 || pending + result.conflicts.length > 0) {
       this.#log.info("Applied HNS changes", {

@@ -293,6 +293,33 @@ Deno.test("apply: load balancers created in requests of many are recorded with t
   assert.equal(fps.size, lbs.length, "each shape has its own fingerprint");
 });
 
+Deno.test("apply: afterEndpointCreates comes once, between the endpoint creates and the later steps", async () => {
+  const eps = ["10.244.2.7", "10.244.2.8", "10.244.2.9"].map((ip) => remoteEp(ip));
+  const lbOps = [80, 81].map((port) => createLb(lb("10.96.0.10", port, eps.map((e) => e.key))));
+  const cases: { ops: PlanOp[]; seen: string[] }[] = [
+    // Each call notes how many endpoints and load balancers HNS held at that moment.
+    { ops: [...eps, ...lbOps], seen: ["3 endpoints, 0 LBs"] },
+    { ops: eps, seen: [] }, // nothing after them: the apply's end is the caller's
+    { ops: [lbOps[0]].map((op) => createLb({ ...op.loadBalancer, backends: [] })), seen: [] },
+  ];
+  for (const { ops, seen } of cases) {
+    const { api, client } = newHns();
+    const calls: string[] = [];
+    const { ctx } = context(client, {
+      afterEndpointCreates: () =>
+        calls.push(
+          `${api.callCounts().HcnCreateEndpoint ?? 0} endpoints, ${
+            api.callCounts().HcnCreateLoadBalancer ?? 0
+          } LBs`,
+        ),
+    });
+    const result = await applyPlan(plan(...ops), ctx);
+    assert.equal(result.failed.length, 0, String(result.failed[0]?.error));
+    assert.equal(result.applied.length, ops.length);
+    assert.deepEqual(calls, seen);
+  }
+});
+
 Deno.test("apply: an LB backend held by a foreign endpoint resolves to it; the endpoint stays foreign", async () => {
   const { api, client } = newHns();
   const { ctx } = context(client);

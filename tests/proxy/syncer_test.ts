@@ -1186,9 +1186,10 @@ Deno.test("syncer: a digest that cannot be made invalid stops the change before 
   }
 });
 
-Deno.test("syncer: a first start of 10,000 operations or more collects the heap once, after its writes and before the ownership record's write; a smaller one never", async () => {
+Deno.test("syncer: a first start of 10,000 operations or more collects the heap after its endpoints and after its writes, before the ownership record's write; a smaller one never", async () => {
   const creates = (w: World) =>
     w.api.callCount("HcnCreateEndpoint") + w.api.callCount("HcnCreateLoadBalancer");
+  const lbCreates = (w: World) => w.api.callCount("HcnCreateLoadBalancer");
   /** A cluster of `services` ClusterIP services, each with two remote endpoints. */
   const cluster = (services: number) => {
     const w = world();
@@ -1206,20 +1207,42 @@ Deno.test("syncer: a first start of 10,000 operations or more collects the heap 
   };
   for (const [services, collected] of [[2_600, true], [2_400, false]] as const) {
     const w = cluster(services);
-    const collections: { kind: string; creates: number; recordPending: boolean }[] = [];
+    const collections: {
+      kind: string;
+      creates: number;
+      lbCreates: number;
+      recordPending: boolean;
+    }[] = [];
     const syncer = w.newSyncer({
       collectHeap: (kind) =>
-        collections.push({ kind, creates: creates(w), recordPending: w.ownership.dirty }),
+        collections.push({
+          kind,
+          creates: creates(w),
+          lbCreates: lbCreates(w),
+          recordPending: w.ownership.dirty,
+        }),
     });
     const report = await converge(w, syncer);
     assert.equal(report.kind, "start");
     const ops = report.plan?.ops.length ?? 0;
     assert.equal(ops >= 10_000, collected, `${ops} operations`);
     const planned = report.plan?.ops.filter((op) => op.op.startsWith("create")).length ?? 0;
+    const plannedEps = report.plan?.ops.filter((op) => op.op === "createEndpoint").length ?? 0;
     assert.equal(creates(w), planned);
     assert.deepEqual(
       collections,
-      collected ? [{ kind: "regular", creates: planned, recordPending: true }] : [],
+      collected
+        ? [
+          // Every endpoint made, no load balancer yet; then every write made, none recorded.
+          { kind: "regular", creates: plannedEps, lbCreates: 0, recordPending: true },
+          {
+            kind: "regular",
+            creates: planned,
+            lbCreates: planned - plannedEps,
+            recordPending: true,
+          },
+        ]
+        : [],
       `${ops} operations`,
     );
     assert.equal(w.ownership.dirty, false, "the record written after it");
