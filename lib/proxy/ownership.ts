@@ -831,9 +831,10 @@ class OwnedTable {
    */
   takeChanges(unfingerprinted = false): string[] {
     const changes = this.#changes;
-    // Made at their largest and cut to what they hold, and walked by index: a start takes
-    // tens of thousands of changes, and arrays grown by push leave their outgrown stores
-    // behind (iterators, in code V8 does not optimize fully, their results).
+    // Made at its largest and cut to what it holds, the pending ones kept in place, and
+    // walked by index: a start takes tens of thousands of changes, an array grown by push
+    // leaves its outgrown stores behind, and without TurboFan (lib/v8_flags.ts) a for-of loop
+    // allocates an iterator result per element.
     const out: string[] = new Array(changes.length);
     let taken = 0;
     let kept = 0;
