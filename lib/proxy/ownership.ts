@@ -430,6 +430,11 @@ export class OwnershipRecord {
     this.#table.reserve(n);
   }
 
+  /** Objects the record holds without growing its tables. */
+  get capacity(): number {
+    return this.#table.capacity;
+  }
+
   /**
    * Drop the fingerprints of owned objects about to be modified, so that a
    * modify whose answer is lost, or that the process does not live to
@@ -993,8 +998,17 @@ class OwnedTable {
    */
   reserve(n: number): void {
     const slots = this.#end + Math.max(0, n - this.#free.length);
-    if (slots > this.#fps.length) this.#resize(slots);
-    this.#slots.reserve(this.#slots.size + n, slots);
+    // Doubled until it fits, as adding one at a time grows it: reserving one more object at
+    // a time (a change's create) then costs a copy of the table only at each doubling.
+    let capacity = this.#fps.length;
+    while (capacity < slots) capacity *= 2;
+    if (capacity > this.#fps.length) this.#resize(capacity);
+    this.#slots.reserve(this.#slots.size + n, capacity);
+  }
+
+  /** Objects the table holds without growing. */
+  get capacity(): number {
+    return this.#fps.length;
   }
 
   #newSlot(): number {

@@ -97,12 +97,15 @@ export class SlotIndex {
 
   /**
    * Make room for `entries` IDs in all, in slots below `slots`, at once:
-   * inserting up to that many then grows nothing.
+   * inserting up to that many then grows nothing. Grown as inserting grows
+   * it (doubling), so that reserving a little at a time costs no more.
    */
   reserve(entries: number, slots = entries): void {
     if (entries > (this.#mask + 1) * MAX_LOAD) this.#grow(cellsFor(entries));
     if (slots > this.#hashes.length) {
-      const hashes = new Int32Array(slots);
+      let length = this.#hashes.length;
+      while (length < slots) length *= 2;
+      const hashes = new Int32Array(length);
       hashes.set(this.#hashes);
       this.#hashes = hashes;
     }

@@ -464,6 +464,25 @@ Deno.test("ownership: room reserved ahead, as a plan's creates reserve it, holds
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("ownership: room reserved one object at a time, as each change's create reserves it, grows by doubling", () => {
+  const started = OwnershipRecord.inMemory();
+  started.reserve(52_000); // a cold start's creates, at once
+  assert.ok(started.capacity >= 52_000 && started.capacity < 2 * 52_000, `${started.capacity}`);
+  const record = OwnershipRecord.inMemory();
+  const capacities = [record.capacity];
+  for (let i = 0; i < 10_000; i++) {
+    record.reserve(1);
+    record.add({ kind: "Endpoint", id: `E${i}`, key: `ep/${i}` });
+    if (record.capacity !== capacities.at(-1)) capacities.push(record.capacity);
+  }
+  assert.equal(record.size, 10_000);
+  // A copy of the table per doubling, not per object.
+  for (let i = 1; i < capacities.length; i++) {
+    assert.ok(capacities[i] >= 2 * capacities[i - 1], capacities.join(" → "));
+  }
+  assert.ok(capacities.length <= 9, `${capacities.length} sizes`);
+});
+
 Deno.test("ownership: a fingerprint given as its number is owned and written as its text would be", async () => {
   const dir = await Deno.makeTempDir();
   const [byText, byNumber] = await Promise.all(
