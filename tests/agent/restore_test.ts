@@ -44,21 +44,37 @@ const RESTORED_LBS = [
 
 const INITIAL_LBS = 3;
 
-Deno.test("agent/restore: a restored API server (silent watches, lower resourceVersions) is noticed by the progress limit and HNS matches it", async () => {
+/**
+ * The overlay web cluster behind an API server that sends bookmarks every
+ * 200 ms (a healthy one: no relist while nothing is wrong), and the agent on
+ * it with a 2 s progress limit, no periodic relist and no periodic HNS
+ * resync (only the progress limit can notice a silent watch), once it has
+ * programmed the initial load balancers. `table` shows HNS and the agent's
+ * log for a failed wait.
+ */
+async function agentOnBookmarkingServer() {
   const world = await AgentWorld.create({
     hns: overlayHns(),
     ...overlayWebCluster(),
-    // A healthy server's bookmarks: no relist while nothing is wrong.
     api: { bookmarkIntervalMs: 200 },
   });
   try {
-    // No periodic relist and no periodic HNS resync: only the detection can repair it.
     const agent = world.startAgent(
       [...OVERLAY_ARGS, "--config-sync-period", "0", "--sync-period", "1h"],
       { [WATCH_PROGRESS_TIMEOUT_ENV]: "2s" },
     );
     const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
     await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
+    return { world, agent, table };
+  } catch (err) {
+    await world.close();
+    throw err;
+  }
+}
+
+Deno.test("agent/restore: a restored API server (silent watches, lower resourceVersions) is noticed by the progress limit and HNS matches it", async () => {
+  const { world, agent, table } = await agentOnBookmarkingServer();
+  try {
     const listsBefore = world.api.count("list");
     assert.ok(!/progress limit/.test(agent.log()));
 
@@ -164,18 +180,8 @@ Deno.test("agent/restore: a restore between two pages of the agent's first list 
 });
 
 Deno.test("agent/restore: after an API server restart its watches get no bookmark until their resources change; the progress limit relists them and HNS is left as it is", async () => {
-  const world = await AgentWorld.create({
-    hns: overlayHns(),
-    ...overlayWebCluster(),
-    api: { bookmarkIntervalMs: 200 },
-  });
+  const { world, agent, table } = await agentOnBookmarkingServer();
   try {
-    const agent = world.startAgent(
-      [...OVERLAY_ARGS, "--config-sync-period", "0", "--sync-period", "1h"],
-      { [WATCH_PROGRESS_TIMEOUT_ENV]: "2s" },
-    );
-    const table = async () => (await world.lbTable()).join("\n") + "\n---\n" + agent.log();
-    await eventually("initial", async () => (await world.lbTable()).length === INITIAL_LBS, table);
     const lbIds = async () => (await world.hns()).LoadBalancers.map((lb) => lb.ID).sort();
     const before = await lbIds();
     // A healthy server's bookmarks: past the progress limit, and still no relist.
