@@ -17,77 +17,84 @@ function guid(n: number): string {
   return `${hex}-0000-4000-8000-${String(n).padStart(12, "0")}`;
 }
 
+/**
+ * A SlotIndex beside a Map model of it, slots allocated as its callers do
+ * (freed ones first): each operation is made on both and checked against the
+ * model.
+ */
+class ModelledIndex {
+  readonly ids: (string | undefined)[] = [];
+  readonly index = new SlotIndex((slot) => this.ids[slot]!);
+  readonly model = new Map<string, number>();
+  readonly #free: number[] = [];
+
+  /** Index `id` in a free slot, unless it is indexed already. */
+  insert(id: string): void {
+    if (this.model.has(id)) return;
+    const slot = this.#free.pop() ?? this.ids.length;
+    this.ids[slot] = id;
+    this.index.insert(id, slot);
+    this.model.set(id, slot);
+  }
+
+  /** Remove `id`; `where` names the step in a failure. */
+  remove(id: string, where: string): void {
+    const slot = this.index.remove(id);
+    assert.equal(slot, this.model.get(id) ?? -1, `remove ${id} at ${where}`);
+    if (slot < 0) return;
+    this.ids[slot] = undefined;
+    this.#free.push(slot);
+    this.model.delete(id);
+  }
+
+  /** Find `id`; `where` names the step in a failure. */
+  find(id: string, where: string): void {
+    assert.equal(this.index.find(id), this.model.get(id) ?? -1, `find ${id} at ${where}`);
+  }
+
+  /** Every ID of the model found in its slot, and as many in the index. */
+  checkAll(): void {
+    assert.equal(this.index.size, this.model.size);
+    for (const [id, slot] of this.model) assert.equal(this.index.find(id), slot);
+  }
+}
+
 Deno.test("slot index: finds, inserts and removes as a Map does, through growth and long probe runs", () => {
   for (const seed of [1, 2, 3]) {
     const next = random(seed);
-    const ids: (string | undefined)[] = [];
-    const index = new SlotIndex((slot) => ids[slot]!);
-    const model = new Map<string, number>();
-    const free: number[] = [];
+    const m = new ModelledIndex();
     for (let step = 0; step < 20_000; step++) {
       // Few distinct IDs at first (many removes of present IDs), more later (growth).
       const id = guid(Math.floor(next() * (step < 10_000 ? 300 : 5_000)));
       const r = next();
-      if (r < 0.55) {
-        if (model.has(id)) continue;
-        const slot = free.pop() ?? ids.length;
-        ids[slot] = id;
-        index.insert(id, slot);
-        model.set(id, slot);
-      } else if (r < 0.85) {
-        const slot = index.remove(id);
-        assert.equal(slot, model.get(id) ?? -1, `remove ${id} at step ${step}`);
-        if (slot >= 0) {
-          ids[slot] = undefined;
-          free.push(slot);
-          model.delete(id);
-        }
-      } else {
-        assert.equal(index.find(id), model.get(id) ?? -1, `find ${id} at step ${step}`);
-      }
-      assert.equal(index.size, model.size);
+      if (r < 0.55) m.insert(id);
+      else if (r < 0.85) m.remove(id, `step ${step}`);
+      else m.find(id, `step ${step}`);
+      assert.equal(m.index.size, m.model.size);
     }
-    for (const [id, slot] of model) assert.equal(index.find(id), slot);
-    assert.equal(index.find("not there"), -1);
+    m.checkAll();
+    assert.equal(m.index.find("not there"), -1);
   }
 });
 
 Deno.test("slot index: room reserved at any point keeps every ID found; inserts past it grow on", () => {
   const next = random(7);
-  const ids: (string | undefined)[] = [];
-  const index = new SlotIndex((slot) => ids[slot]!);
-  const model = new Map<string, number>();
-  const free: number[] = [];
+  const m = new ModelledIndex();
   for (let step = 0; step < 30_000; step++) {
     if (next() < 0.002) {
       // For more entries and slots than come, or fewer (then inserts grow the index again).
-      index.reserve(
-        model.size + Math.floor(next() * 6_000),
-        ids.length + Math.floor(next() * 6_000),
+      m.index.reserve(
+        m.model.size + Math.floor(next() * 6_000),
+        m.ids.length + Math.floor(next() * 6_000),
       );
     }
     const id = guid(Math.floor(next() * 12_000));
     const r = next();
-    if (r < 0.6) {
-      if (model.has(id)) continue;
-      const slot = free.pop() ?? ids.length;
-      ids[slot] = id;
-      index.insert(id, slot);
-      model.set(id, slot);
-    } else if (r < 0.8) {
-      const slot = index.remove(id);
-      assert.equal(slot, model.get(id) ?? -1, `remove ${id} at step ${step}`);
-      if (slot >= 0) {
-        ids[slot] = undefined;
-        free.push(slot);
-        model.delete(id);
-      }
-    } else {
-      assert.equal(index.find(id), model.get(id) ?? -1, `find ${id} at step ${step}`);
-    }
+    if (r < 0.6) m.insert(id);
+    else if (r < 0.8) m.remove(id, `step ${step}`);
+    else m.find(id, `step ${step}`);
   }
-  assert.equal(index.size, model.size);
-  for (const [id, slot] of model) assert.equal(index.find(id), slot);
+  m.checkAll();
 });
 
 Deno.test("slot index: IDs whose hashes collide are told apart, and removing one keeps the rest found", () => {
