@@ -1126,8 +1126,13 @@ export class Syncer {
     void this.#routes.close();
   }
 
-  async #apply(plan: Plan, collectBeforeFlush = false): Promise<ApplyResult> {
-    const collect = collectBeforeFlush && this.#o.collectHeap
+  /**
+   * Apply `plan` and write the record. `largeStart`: a start of
+   * {@link START_COLLECT_OPS} operations or more, which collects the heap
+   * after its endpoint creates and after its writes (module notes).
+   */
+  async #apply(plan: Plan, largeStart = false): Promise<ApplyResult> {
+    const collect = largeStart && this.#o.collectHeap
       ? () => this.#o.collectHeap!("regular")
       : undefined;
     const hooks = this.#o.applyHooks;
