@@ -15,6 +15,7 @@
 import { FakeApiServer } from "../lib/fake-apiserver/mod.ts";
 import { ENDPOINT_SLICES, type KubeList, SERVICES } from "../lib/kube/api.ts";
 import { ENDPOINT_SLICE_SELECTOR, SERVICE_SELECTOR } from "../lib/kube/cluster.ts";
+import { LIST_PAGE_SIZE } from "../lib/kube/reflector.ts";
 import {
   endpointsOf,
   extraEndpoint,
@@ -38,7 +39,7 @@ export type ApiCommand =
 
 /**
  * Lists Services and EndpointSlices once as the agent does (its selectors,
- * pages of 500) and forgets the requests: a real API server has served many
+ * its page size) and forgets the requests: a real API server has served many
  * lists before a node's proxy starts, so the agent's first list should not
  * pay for this process's first-use costs (compiling its list and HTTP code),
  * which otherwise compete with the agent for the bench machine's cores.
@@ -54,7 +55,7 @@ async function warmUp(server: FakeApiServer): Promise<void> {
     do {
       const url = new URL(server.url + path);
       url.searchParams.set("labelSelector", labelSelector);
-      url.searchParams.set("limit", "500");
+      url.searchParams.set("limit", String(LIST_PAGE_SIZE));
       if (cont) url.searchParams.set("continue", cont);
       const response = await fetch(url);
       if (!response.ok) throw new Error(`warm-up list ${path}: ${response.status}`);

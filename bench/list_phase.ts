@@ -23,6 +23,7 @@
 import { parseArgs } from "node:util";
 import { KubeClient } from "../lib/kube/client.ts";
 import { watchCluster } from "../lib/kube/cluster.ts";
+import { LIST_PAGE_SIZE } from "../lib/kube/reflector.ts";
 import { nullLogger } from "../lib/log/types.ts";
 import { ApiServerProcess } from "./apiserver.ts";
 import { liveThreadsCpuMs, mainThreadSchedMs } from "./procstat.ts";
@@ -53,7 +54,7 @@ export interface ListPhaseRun {
 export async function measureListPhase(
   services: number,
   runs: number,
-  pageSize = 500,
+  pageSize = LIST_PAGE_SIZE,
   compressed = true,
 ): Promise<ListPhaseRun[]> {
   const api = ApiServerProcess.start();
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
     options: {
       services: { type: "string", default: "10000" },
       runs: { type: "string", default: "3" },
-      "page-size": { type: "string", default: "500" },
+      "page-size": { type: "string", default: String(LIST_PAGE_SIZE) },
       identity: { type: "boolean", default: false },
     },
   });

@@ -48,7 +48,7 @@ export interface WatchClusterOptions {
   logger: Logger;
   /** Store to fill (a new one by default). */
   store?: ClusterStore;
-  /** List page size (default 500). */
+  /** List page size (default reflector.ts `LIST_PAGE_SIZE`). */
   pageSize?: number;
   /** Watch every Node's placement (default true). */
   watchPlacements?: boolean;

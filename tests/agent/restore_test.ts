@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { AgentWorld, eventually } from "./harness.ts";
+import { LIST_PAGE_SIZE } from "../../lib/kube/reflector.ts";
 import {
   NODE,
   nodeObject,
@@ -126,7 +127,7 @@ Deno.test("agent/restore: --config-sync-period relists in full and repairs a res
       table,
     );
     const lists = world.api.requests.filter((r) => r.verb === "list");
-    for (const r of lists) assert.equal(r.query.limit, "500", "paginated");
+    for (const r of lists) assert.equal(r.query.limit, String(LIST_PAGE_SIZE), "paginated");
     assert.equal(await world.stopAgent(agent), 0);
   } finally {
     await world.close();
@@ -135,9 +136,9 @@ Deno.test("agent/restore: --config-sync-period relists in full and repairs a res
 
 Deno.test("agent/restore: a restore between two pages of the agent's first list (its continue token now a future revision) is listed again from scratch, and HNS matches the restored cluster", async () => {
   const cluster = overlayWebCluster();
-  // More services than one page of the agent's lists (500), so the services list has a second page.
+  // More services than one page of the agent's lists, so the services list has a second page.
   const extra = Array.from(
-    { length: 520 },
+    { length: LIST_PAGE_SIZE + 20 },
     (_, i) =>
       serviceObject(`svc-${String(i).padStart(3, "0")}`, {
         clusterIP: `10.96.${2 + Math.floor(i / 250)}.${1 + i % 250}`,
