@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { KubeClient } from "../lib/kube/client.ts";
 import { watchCluster } from "../lib/kube/cluster.ts";
+import { LIST_PAGE_SIZE } from "../lib/kube/reflector.ts";
 import { convertEndpointSlice, convertNodePlacement, convertService } from "../lib/kube/convert.ts";
 import { ClusterStore } from "../lib/kube/store.ts";
 import { nullLogger } from "../lib/log/types.ts";
@@ -402,7 +403,7 @@ async function main(): Promise<void> {
       perPair(r.watcherBytes)
     } B per service + slice)`,
   );
-  console.log(`  initial sync over HTTP (pages of 500)  ${Math.round(r.syncMs)} ms`);
+  console.log(`  initial sync over HTTP (pages of ${LIST_PAGE_SIZE})  ${Math.round(r.syncMs)} ms`);
   const perNode = (b: number) => Math.round(b / n.nodes);
   console.log(`node placements: ${n.nodes} Nodes`);
   console.log(`  Node objects as JSON text         ${mb(n.apiJsonBytes)}`);
@@ -421,7 +422,7 @@ async function main(): Promise<void> {
       perNode(n.watcherBytes)
     } B per node)`,
   );
-  console.log(`  initial sync over HTTP (pages of 500)  ${Math.round(n.syncMs)} ms`);
+  console.log(`  initial sync over HTTP (pages of ${LIST_PAGE_SIZE})  ${Math.round(n.syncMs)} ms`);
 }
 
 if (import.meta.main) await main();
