@@ -7,9 +7,17 @@
 
 import assert from "node:assert/strict";
 import { join } from "../../lib/path.ts";
-import type { FakeObject } from "../../lib/fake-apiserver/mod.ts";
+import { type FakeObject, GZIP_THRESHOLD_BYTES } from "../../lib/fake-apiserver/mod.ts";
+import { LIST_PAGE_SIZE } from "../../lib/kube/reflector.ts";
 import { afterFirstSync, AgentWorld } from "./harness.ts";
 import { nodeObject, OVERLAY_ARGS, overlayHns, serviceObject, sliceObject } from "./fixtures.ts";
+
+/**
+ * An annotation long enough that a full page of the agent's Services is over
+ * the size from which the API server compresses, whatever else a Service
+ * holds (real ones often carry kubectl's last-applied-configuration).
+ */
+const NOTE = "x".repeat(Math.ceil(GZIP_THRESHOLD_BYTES / LIST_PAGE_SIZE));
 
 /** Service `svc-i` and its slice with one remote pod. */
 function objects(i: number): [FakeObject, FakeObject] {
@@ -18,6 +26,7 @@ function objects(i: number): [FakeObject, FakeObject] {
     serviceObject(name, {
       clusterIP: `10.96.${i >> 8}.${i & 255}`,
       ports: [{ port: 80, targetPort: 8080 }],
+      annotations: { "example.com/note": NOTE },
     }),
     sliceObject(name, [{ ip: `10.244.${2 + (i >> 8)}.${i & 255}`, node: "node-2" }], {
       port: 8080,
@@ -25,7 +34,8 @@ function objects(i: number): [FakeObject, FakeObject] {
   ];
 }
 
-const COUNT = 600;
+/** More than two full pages of the agent's lists. */
+const COUNT = 2 * LIST_PAGE_SIZE + 100;
 
 Deno.test("agent/compression: lists arrive gzipped by default and uncompressed with the kubeconfig's disable-compression", async () => {
   const all = Array.from({ length: COUNT }, (_, i) => objects(i));
