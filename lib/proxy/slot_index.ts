@@ -102,24 +102,24 @@ export class SlotIndex {
    */
   reserve(entries: number, slots = entries): void {
     if (entries > (this.#mask + 1) * MAX_LOAD) this.#grow(cellsFor(entries));
-    if (slots > this.#hashes.length) {
-      let length = this.#hashes.length;
-      while (length < slots) length *= 2;
-      const hashes = new Int32Array(length);
-      hashes.set(this.#hashes);
-      this.#hashes = hashes;
-    }
+    this.#hashRoom(slots);
+  }
+
+  /** Keep the hashes of slots below `slots`, the array doubled until it fits. */
+  #hashRoom(slots: number): void {
+    if (slots <= this.#hashes.length) return;
+    let length = this.#hashes.length;
+    while (length < slots) length *= 2;
+    const hashes = new Int32Array(length);
+    hashes.set(this.#hashes);
+    this.#hashes = hashes;
   }
 
   /** Index `slot` under `id`, which must not be indexed yet; `hash` is its {@link idHash}. */
   insert(id: string, slot: number, hash = idHash(id)): void {
     if (slot >= MAX_SLOTS) throw new RangeError(`SlotIndex: slot ${slot} of ${id} is too large`);
     if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#grow();
-    if (slot >= this.#hashes.length) {
-      const hashes = new Int32Array(Math.max(slot + 1, this.#hashes.length * 2));
-      hashes.set(this.#hashes);
-      this.#hashes = hashes;
-    }
+    this.#hashRoom(slot + 1);
     this.#hashes[slot] = hash;
     this.#place(hash, tagOf(hash) | (slot + 1));
     this.#size++;
